@@ -1,0 +1,7 @@
+//! This machine (probe, roofline) and the machines a plan may run on
+//! (target catalog, projection).
+
+pub mod catalog;
+pub mod target;
+
+pub use target::{TargetKind, TargetSpec};

@@ -1,0 +1,6 @@
+//! workbench: measure, project, simulate and recommend how to serve an ML model.
+//!
+//! One pipeline, two front ends: the CLI (`workbench run`) and the TUI call
+//! the same library functions. See `docs/` and DESIGN.md for the layout.
+
+pub mod hardware;
