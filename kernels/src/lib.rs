@@ -4,7 +4,10 @@
 //! This crate is the only place in the workspace where `unsafe` and SIMD are
 //! allowed; every `unsafe` block carries a SAFETY comment.
 
+pub mod cost;
 pub mod spec;
+
+pub use cost::OpCost;
 
 pub use spec::{
     Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec, Precision, TransformerSpec,
