@@ -10,5 +10,6 @@ pub mod spec;
 pub use cost::OpCost;
 
 pub use spec::{
-    Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec, Precision, TransformerSpec,
+    conv_output_size, Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec,
+    Precision, SpecCounts, TransformerSpec,
 };

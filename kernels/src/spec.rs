@@ -159,3 +159,272 @@ impl std::fmt::Display for Precision {
         f.write_str(self.name())
     }
 }
+
+/// Spatial output size of a convolution with padding `kernel / 2`.
+pub fn conv_output_size(input: usize, kernel: usize, stride: usize) -> usize {
+    let padded = input + 2 * (kernel / 2);
+    if padded < kernel || stride == 0 {
+        return 0;
+    }
+    (padded - kernel) / stride + 1
+}
+
+/// Sizes derived from a spec without building the graph, so absurd models can
+/// be refused before any memory is allocated. All counts saturate instead of
+/// overflowing, so a 10^12-wide layer reports a huge number rather than wrapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpecCounts {
+    /// Weights and biases.
+    pub params: u64,
+    /// FLOPs for one sample: 2 per multiply-accumulate of dense/conv/attention
+    /// matmuls plus one per element for elementwise, normalisation, pooling and softmax ops.
+    pub flops_per_sample: f64,
+    /// Elements of the largest intermediate tensor for one sample.
+    pub max_activation_elems: u64,
+}
+
+impl SpecCounts {
+    pub fn weight_bytes(&self, precision: Precision) -> u64 {
+        self.params.saturating_mul(precision.weight_bytes() as u64)
+    }
+}
+
+impl ModelSpec {
+    /// Parameter count, FLOPs per sample and largest activation, computed from the spec alone.
+    /// The graph builders construct exactly these layers (tests pin the two together).
+    pub fn counts(&self) -> SpecCounts {
+        match self {
+            ModelSpec::Mlp(m) => mlp_counts(m),
+            ModelSpec::Convnet(c) => convnet_counts(c),
+            ModelSpec::Transformer(t) => transformer_counts(t),
+        }
+    }
+
+    /// Elements of one input sample.
+    pub fn input_len(&self) -> usize {
+        match self {
+            ModelSpec::Mlp(m) => m.input,
+            ModelSpec::Convnet(c) => c.channels.saturating_mul(c.height).saturating_mul(c.width),
+            ModelSpec::Transformer(t) => t.seq_len.saturating_mul(t.d_model),
+        }
+    }
+
+    /// Elements of one output sample.
+    pub fn output_len(&self) -> usize {
+        match self {
+            ModelSpec::Mlp(m) => m.output,
+            ModelSpec::Convnet(c) => c.classes,
+            ModelSpec::Transformer(t) if t.classes > 0 => t.classes,
+            ModelSpec::Transformer(t) => t.seq_len.saturating_mul(t.d_model),
+        }
+    }
+
+    /// Whether the output is a vector of class scores (accuracy is then top-1 agreement).
+    pub fn is_classifier(&self) -> bool {
+        match self {
+            ModelSpec::Mlp(_) | ModelSpec::Convnet(_) => true,
+            ModelSpec::Transformer(t) => t.classes > 0,
+        }
+    }
+}
+
+fn sat(a: u64, b: u64) -> u64 {
+    a.saturating_mul(b)
+}
+
+/// Running totals while walking the layers of a spec.
+#[derive(Default)]
+struct Tally {
+    params: u64,
+    flops: f64,
+    max_act: u64,
+}
+
+impl Tally {
+    /// A dense layer `inputs -> outputs` applied to `rows` rows, with bias.
+    fn dense(&mut self, rows: u64, inputs: u64, outputs: u64) {
+        self.params = self
+            .params
+            .saturating_add(sat(inputs, outputs).saturating_add(outputs));
+        self.flops += 2.0 * rows as f64 * inputs as f64 * outputs as f64;
+        self.activation(sat(rows, outputs));
+    }
+
+    /// An elementwise-like op over `elems` elements (activation, add, norm, softmax, pool).
+    fn elementwise(&mut self, elems: u64) {
+        self.flops += elems as f64;
+    }
+
+    fn activation(&mut self, elems: u64) {
+        self.max_act = self.max_act.max(elems);
+    }
+
+    fn finish(self) -> SpecCounts {
+        SpecCounts {
+            params: self.params,
+            flops_per_sample: self.flops,
+            max_activation_elems: self.max_act,
+        }
+    }
+}
+
+fn mlp_counts(m: &MlpSpec) -> SpecCounts {
+    let mut t = Tally::default();
+    t.activation(m.input as u64);
+    let mut width = m.input as u64;
+    for &h in &m.hidden {
+        t.dense(1, width, h as u64);
+        t.elementwise(h as u64); // activation
+        width = h as u64;
+    }
+    t.dense(1, width, m.output as u64);
+    t.finish()
+}
+
+fn convnet_counts(c: &ConvnetSpec) -> SpecCounts {
+    let mut t = Tally::default();
+    let (mut h, mut w, mut ch) = (c.height as u64, c.width as u64, c.channels as u64);
+    t.activation(sat(sat(h, w), ch));
+    for block in &c.blocks {
+        match *block {
+            ConvBlock::Standard {
+                out_channels,
+                kernel,
+                stride,
+            } => {
+                let (k, oc) = (kernel as u64, out_channels as u64);
+                h = conv_output_size(h as usize, kernel, stride) as u64;
+                w = conv_output_size(w as usize, kernel, stride) as u64;
+                t.params = t
+                    .params
+                    .saturating_add(sat(sat(sat(k, k), ch), oc).saturating_add(oc));
+                t.flops += 2.0 * (h * w) as f64 * oc as f64 * (k * k) as f64 * ch as f64;
+                let out = sat(sat(h, w), oc);
+                t.elementwise(out);
+                t.activation(out);
+                ch = oc;
+            }
+            ConvBlock::DepthwiseSeparable {
+                out_channels,
+                kernel,
+                stride,
+            } => {
+                let (k, oc) = (kernel as u64, out_channels as u64);
+                h = conv_output_size(h as usize, kernel, stride) as u64;
+                w = conv_output_size(w as usize, kernel, stride) as u64;
+                // depthwise k x k, then activation
+                t.params = t
+                    .params
+                    .saturating_add(sat(sat(k, k), ch).saturating_add(ch));
+                t.flops += 2.0 * (h * w) as f64 * ch as f64 * (k * k) as f64;
+                let dw_out = sat(sat(h, w), ch);
+                t.elementwise(dw_out);
+                t.activation(dw_out);
+                // pointwise 1x1, then activation
+                t.params = t.params.saturating_add(sat(ch, oc).saturating_add(oc));
+                t.flops += 2.0 * (h * w) as f64 * ch as f64 * oc as f64;
+                let pw_out = sat(sat(h, w), oc);
+                t.elementwise(pw_out);
+                t.activation(pw_out);
+                ch = oc;
+            }
+        }
+    }
+    t.elementwise(sat(sat(h, w), ch)); // global average pool
+    t.dense(1, ch, c.classes as u64);
+    t.finish()
+}
+
+fn transformer_counts(s: &TransformerSpec) -> SpecCounts {
+    let mut t = Tally::default();
+    let (seq, d, f) = (s.seq_len as u64, s.d_model as u64, s.ffn as u64);
+    let tokens = sat(seq, d);
+    t.activation(tokens);
+    for _ in 0..s.layers {
+        t.dense(seq, d, sat(3, d)); // fused Q/K/V projection (three d x d matrices)
+        let scores = sat(sat(s.heads as u64, seq), seq);
+        t.flops += 2.0 * seq as f64 * seq as f64 * d as f64; // Q K^T over all heads
+        t.activation(scores);
+        t.elementwise(scores); // softmax
+        t.flops += 2.0 * seq as f64 * seq as f64 * d as f64; // softmax(QK^T) V
+        t.dense(seq, d, d); // output projection
+        t.elementwise(tokens); // residual add
+        t.elementwise(tokens); // layer norm
+        t.params = t.params.saturating_add(sat(2, d)); // layer norm gamma, beta
+        t.dense(seq, d, f);
+        t.elementwise(sat(seq, f)); // GELU
+        t.dense(seq, f, d);
+        t.elementwise(tokens); // residual add
+        t.elementwise(tokens); // layer norm
+        t.params = t.params.saturating_add(sat(2, d));
+    }
+    if s.classes > 0 {
+        t.elementwise(tokens); // mean pool over the sequence
+        t.dense(1, d, s.classes as u64);
+    }
+    t.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlp_1024_counts() {
+        let spec = ModelSpec::Mlp(MlpSpec {
+            input: 1024,
+            hidden: vec![1024, 1024],
+            output: 10,
+            activation: Activation::Relu,
+        });
+        let c = spec.counts();
+        assert_eq!(c.params, 2 * (1024 * 1024 + 1024) + 1024 * 10 + 10);
+        let macs = 2.0 * 1024.0 * 1024.0 + 1024.0 * 10.0;
+        assert_eq!(c.flops_per_sample, 2.0 * macs + 2048.0);
+        assert_eq!(c.weight_bytes(Precision::Int8), c.params);
+    }
+
+    #[test]
+    fn convnet_224_shapes() {
+        assert_eq!(conv_output_size(224, 3, 2), 112);
+        assert_eq!(conv_output_size(7, 3, 1), 7);
+        assert_eq!(conv_output_size(1, 3, 2), 1);
+        let spec = ModelSpec::Convnet(ConvnetSpec {
+            height: 224,
+            width: 224,
+            channels: 3,
+            blocks: vec![
+                ConvBlock::Standard {
+                    out_channels: 32,
+                    kernel: 3,
+                    stride: 2,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 64,
+                    kernel: 3,
+                    stride: 1,
+                },
+            ],
+            classes: 10,
+            activation: Activation::Relu,
+        });
+        let c = spec.counts();
+        let conv = 3 * 3 * 3 * 32 + 32;
+        let dw = 9 * 32 + 32;
+        let pw = 32 * 64 + 64;
+        let fc = 64 * 10 + 10;
+        assert_eq!(c.params, (conv + dw + pw + fc) as u64);
+        assert_eq!(c.max_activation_elems, 112 * 112 * 64);
+    }
+
+    #[test]
+    fn absurd_sizes_saturate_instead_of_overflowing() {
+        let spec = ModelSpec::Mlp(MlpSpec {
+            input: usize::MAX / 2,
+            hidden: vec![usize::MAX / 2],
+            output: 10,
+            activation: Activation::Relu,
+        });
+        assert_eq!(spec.counts().params, u64::MAX);
+    }
+}
