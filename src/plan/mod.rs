@@ -1,4 +1,290 @@
 //! The planner: candidate plans, constraints, ranking, Pareto front, sensitivity, rationale.
+//!
+//! `plan` is a pure function of the scenario, the measured/projected compute
+//! profiles, the what-if changes and the options (seeded simulation), so the
+//! CLI and the TUI get the same answer for the same inputs.
 
+pub mod candidate;
+pub mod evaluate;
 pub mod pareto;
+pub mod profile;
+pub mod rationale;
+pub mod search;
 pub mod sensitivity;
+pub mod whatif;
+
+use std::collections::BTreeSet;
+
+pub use candidate::Candidate;
+pub use evaluate::{Evaluation, SimBudget};
+pub use profile::{ComputeProfile, ProfileSet};
+pub use whatif::WhatIf;
+
+use crate::report::{ConstraintCheck, SensitivityLine};
+use crate::scenario::Scenario;
+use evaluate::Context;
+use sensitivity::{stable_factor, StableRange};
+
+/// How hard the planner works.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanOptions {
+    pub seed: u64,
+    /// Simulated requests per candidate while screening.
+    pub screening_requests: u64,
+    /// Simulated requests for the finalists (the reported figures).
+    pub final_requests: u64,
+    /// How many feasible plans are re-simulated at `final_requests`.
+    pub finalists: usize,
+    /// Compute how far traffic, RTT and price can move.
+    pub sensitivity: bool,
+}
+
+impl PlanOptions {
+    pub fn standard(seed: u64) -> Self {
+        Self {
+            seed,
+            screening_requests: 8_000,
+            final_requests: 100_000,
+            finalists: 5,
+            sensitivity: true,
+        }
+    }
+
+    pub fn quick(seed: u64) -> Self {
+        Self {
+            seed,
+            screening_requests: 4_000,
+            final_requests: 40_000,
+            finalists: 3,
+            sensitivity: true,
+        }
+    }
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOutcome {
+    /// Every evaluated plan: feasible ones first in ranking order (the first is
+    /// the recommendation), then rejected ones by how close they came.
+    pub evaluations: Vec<Evaluation>,
+    pub feasible: bool,
+    pub rationale: Vec<String>,
+    pub constraints: Vec<ConstraintCheck>,
+    pub sensitivity: Vec<SensitivityLine>,
+}
+
+impl PlanOutcome {
+    pub fn recommended(&self) -> Option<&Evaluation> {
+        self.evaluations.first().filter(|e| e.feasible())
+    }
+}
+
+/// Plan a scenario under the given what-if changes.
+pub fn plan(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    what_if: &WhatIf,
+    options: &PlanOptions,
+) -> PlanOutcome {
+    let scenario = what_if.apply(scenario);
+    let mut evaluations = ranked_evaluations(&scenario, profiles, options, None);
+    mark_pareto(&mut evaluations);
+    let feasible = evaluations.first().is_some_and(Evaluation::feasible);
+    let sensitivity = if options.sensitivity && feasible {
+        sensitivity_lines(&scenario, profiles, options, &evaluations)
+    } else {
+        Vec::new()
+    };
+    let rationale = rationale::explain(&scenario, profiles, &evaluations);
+    let constraints = rationale::constraint_checks(&scenario, evaluations.first());
+    PlanOutcome {
+        evaluations,
+        feasible,
+        rationale,
+        constraints,
+        sensitivity,
+    }
+}
+
+/// Screen every candidate, re-simulate the finalists with more requests, rank.
+fn ranked_evaluations(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    options: &PlanOptions,
+    only: Option<&BTreeSet<String>>,
+) -> Vec<Evaluation> {
+    let ctx = Context {
+        scenario,
+        profiles,
+        only,
+    };
+    let screening = SimBudget {
+        requests: options.screening_requests,
+        seed: options.seed,
+    };
+    let mut all = search::evaluate_all(&ctx, &screening);
+    all.retain(|e| ctx.allows(&e.candidate));
+    rank(scenario, &mut all);
+    // Finalists: the best feasible plans, simulated again for the reported figures.
+    let finalists = all
+        .iter()
+        .take_while(|e| e.feasible())
+        .take(options.finalists)
+        .count();
+    if finalists > 0 && options.final_requests > options.screening_requests {
+        let final_budget = SimBudget {
+            requests: options.final_requests,
+            seed: options.seed,
+        };
+        let resimulated: Vec<Evaluation> = all
+            .drain(..finalists)
+            .map(|e| resimulate(&ctx, e, &final_budget))
+            .collect();
+        all.splice(0..0, resimulated);
+        rank(scenario, &mut all);
+    }
+    all
+}
+
+/// Run the same candidate again with a different budget (same mapping, more requests).
+fn resimulate(ctx: &Context<'_>, e: Evaluation, budget: &SimBudget) -> Evaluation {
+    search::reevaluate(ctx, &e.candidate, budget).unwrap_or(e)
+}
+
+/// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
+/// plans (simulated before pruned, fewest reasons first, cheapest first).
+pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
+    let w = scenario.objectives.cost_weight.clamp(0.0, 1.0);
+    let feasible = evaluations.iter().filter(|e| e.feasible());
+    let min_cost = feasible
+        .clone()
+        .map(|e| e.plan.cost_usd_per_month)
+        .fold(f64::INFINITY, f64::min);
+    let min_p99 = feasible
+        .map(|e| e.plan.latency_ms.p99)
+        .fold(f64::INFINITY, f64::min);
+    let score = |e: &Evaluation| {
+        // +$1 keeps near-free edge plans from dividing by zero.
+        let cost = (e.plan.cost_usd_per_month + 1.0) / (min_cost + 1.0);
+        let latency = e.plan.latency_ms.p99 / min_p99.max(1e-6);
+        w * cost + (1.0 - w) * latency
+    };
+    evaluations.sort_by(|a, b| {
+        b.feasible()
+            .cmp(&a.feasible())
+            .then_with(|| {
+                if a.feasible() {
+                    score(a).total_cmp(&score(b))
+                } else {
+                    b.simulated
+                        .cmp(&a.simulated)
+                        .then(a.rejected.len().cmp(&b.rejected.len()))
+                        .then(a.plan.cost_usd_per_month.total_cmp(&b.plan.cost_usd_per_month))
+                }
+            })
+            .then(a.plan.latency_ms.p99.total_cmp(&b.plan.latency_ms.p99))
+            .then_with(|| a.plan.id.cmp(&b.plan.id))
+    });
+}
+
+/// Pareto front over cost, p99 latency and accuracy loss, among feasible plans.
+fn mark_pareto(evaluations: &mut [Evaluation]) {
+    let feasible: Vec<usize> = (0..evaluations.len())
+        .filter(|&i| evaluations[i].feasible())
+        .collect();
+    let points: Vec<[f64; 3]> = feasible
+        .iter()
+        .map(|&i| {
+            let p = &evaluations[i].plan;
+            [
+                p.cost_usd_per_month,
+                p.latency_ms.p99,
+                1.0 - p.accuracy_agreement,
+            ]
+        })
+        .collect();
+    for k in pareto::pareto_front(&points) {
+        evaluations[feasible[k]].plan.on_pareto_front = true;
+    }
+}
+
+/// How far traffic, RTT and instance price can move before the recommendation changes.
+fn sensitivity_lines(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    options: &PlanOptions,
+    evaluations: &[Evaluation],
+) -> Vec<SensitivityLine> {
+    let Some(best) = evaluations.first() else {
+        return Vec::new();
+    };
+    let families: BTreeSet<String> = evaluations
+        .iter()
+        .filter(|e| e.feasible())
+        .take(8)
+        .map(|e| e.candidate.family())
+        .collect();
+    let quick = PlanOptions {
+        screening_requests: options.screening_requests.min(4_000),
+        final_requests: 0,
+        finalists: 0,
+        sensitivity: false,
+        ..*options
+    };
+    let replan = |what_if: WhatIf| -> Option<Evaluation> {
+        let s = what_if.apply(scenario);
+        ranked_evaluations(&s, profiles, &quick, Some(&families))
+            .into_iter()
+            .next()
+            .filter(Evaluation::feasible)
+    };
+    let base_id = best.plan.id.clone();
+    let params: [(&str, fn(f64) -> WhatIf); 3] = [
+        ("traffic", |f| WhatIf {
+            traffic_factor: f,
+            ..WhatIf::default()
+        }),
+        ("network RTT", |f| WhatIf {
+            rtt_factor: f,
+            ..WhatIf::default()
+        }),
+        ("instance price", |f| WhatIf {
+            price_factor: f,
+            ..WhatIf::default()
+        }),
+    ];
+    let mut lines = Vec::new();
+    for (name, make) in params {
+        let range = stable_factor(
+            |f| replan(make(f)).is_some_and(|e| e.plan.id == base_id),
+            10.0,
+            4,
+        );
+        let line = match range {
+            StableRange::AtLeast(limit) => SensitivityLine {
+                parameter: name.to_string(),
+                stays_best_up_to_factor: None,
+                summary: format!("stays best up to at least {limit:.0}x {name}"),
+            },
+            StableRange::ChangesAt {
+                last_same,
+                first_different,
+            } => {
+                let next = replan(make(first_different));
+                let then = match next {
+                    Some(e) => rationale::difference(&best.candidate, &e.candidate),
+                    None => "no plan meets every constraint".to_string(),
+                };
+                SensitivityLine {
+                    parameter: name.to_string(),
+                    stays_best_up_to_factor: Some(last_same),
+                    summary: format!(
+                        "stays best up to {last_same:.1}x {name}; above that, {then}"
+                    ),
+                }
+            }
+        };
+        lines.push(line);
+    }
+    lines
+}

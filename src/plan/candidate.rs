@@ -1,0 +1,133 @@
+//! One candidate serving plan: every dimension the planner chooses.
+
+use workbench_kernels::{BackendKind, Precision};
+
+use crate::scenario::{Mode, Placement};
+
+/// A point in the plan space, before it is simulated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub mode: Mode,
+    pub placement: Placement,
+    /// Where the model runs: cloud instance type, or edge device class.
+    pub target: String,
+    /// Hybrid placement: the cloud instance type serving the fallback.
+    pub fallback_target: Option<String>,
+    /// Cloud replicas serving online (or batch-job instances for batch mode).
+    pub replicas: u32,
+    pub variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    pub max_batch: u32,
+    pub max_delay_ms: f64,
+    /// Hybrid precompute: share of the distinct inputs precomputed.
+    pub precompute_fraction: Option<f64>,
+}
+
+impl Candidate {
+    /// Stable identifier built from every dimension (links CSV rows, CDFs, baselines).
+    pub fn id(&self) -> String {
+        let mut id = format!(
+            "{}/{}/{}",
+            self.mode.name(),
+            self.placement.name(),
+            self.target
+        );
+        if let Some(fallback) = &self.fallback_target {
+            id.push('+');
+            id.push_str(fallback);
+        }
+        id.push_str(&format!(
+            "/x{}/{}/{}-{}/b{}-d{}",
+            self.replicas,
+            self.variant,
+            self.backend.name(),
+            self.precision.name(),
+            self.max_batch,
+            trim_float(self.max_delay_ms)
+        ));
+        if let Some(f) = self.precompute_fraction {
+            id.push_str(&format!("/pre{}", trim_float(f * 100.0)));
+        }
+        id
+    }
+
+    /// The identifier without the replica count: plans that differ only in how
+    /// many replicas they run belong to one family.
+    pub fn family(&self) -> String {
+        let mut c = self.clone();
+        c.replicas = 0;
+        c.id()
+    }
+
+    /// What a person reads: "online-http on cloud: aws-c7i.xlarge x3, base tiled f32, batch 8 / 2 ms".
+    pub fn describe(&self) -> String {
+        let target = match &self.fallback_target {
+            Some(cloud) => format!("{} + {} x{}", self.target, cloud, self.replicas),
+            None if self.placement == Placement::Cloud => {
+                format!("{} x{}", self.target, self.replicas)
+            }
+            None => self.target.clone(),
+        };
+        let mut text = format!(
+            "{} on {}: {}, {} {} {}",
+            self.mode.name(),
+            self.placement.name(),
+            target,
+            self.variant,
+            self.backend.name(),
+            self.precision.name()
+        );
+        if self.mode != Mode::Batch {
+            text.push_str(&format!(
+                ", batch {} / {} ms",
+                self.max_batch,
+                trim_float(self.max_delay_ms)
+            ));
+        }
+        if let Some(f) = self.precompute_fraction {
+            text.push_str(&format!(", top {}% precomputed", trim_float(f * 100.0)));
+        }
+        text
+    }
+}
+
+/// `2.0` -> "2", `0.5` -> "0.5": compact and stable for identifiers.
+pub fn trim_float(x: f64) -> String {
+    let s = format!("{x:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_every_dimension() {
+        let c = Candidate {
+            mode: Mode::OnlineHttp,
+            placement: Placement::Cloud,
+            target: "aws-c7i.xlarge".into(),
+            fallback_target: None,
+            replicas: 3,
+            variant: "base".into(),
+            backend: BackendKind::Tiled,
+            precision: Precision::Int8,
+            max_batch: 8,
+            max_delay_ms: 2.5,
+            precompute_fraction: None,
+        };
+        assert_eq!(
+            c.id(),
+            "online-http/cloud/aws-c7i.xlarge/x3/base/tiled-int8/b8-d2.5"
+        );
+        assert!(c.describe().contains("aws-c7i.xlarge x3"));
+        assert_eq!(trim_float(10.0), "10");
+        assert_eq!(trim_float(0.0), "0");
+    }
+}

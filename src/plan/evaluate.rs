@@ -1,0 +1,748 @@
+//! From a candidate to simulated metrics and the reasons it fails, if it does.
+//!
+//! Each candidate is mapped onto the simulator's plain config (arrivals, link,
+//! broker, pool, edge devices, lookup path), simulated with the scenario's seed,
+//! priced, and checked against every constraint and objective.
+
+use workbench_kernels::Precision;
+
+use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
+use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
+use crate::sim::{
+    self, cost, ArrivalProcess, Balancer, BatchJobConfig, Batching, Broker, EdgeDevices,
+    LatencyFit, LookupPath, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload,
+    RunControl, ServiceTime, ServingPool, SimConfig, SimOutcome, Transport,
+};
+
+use super::candidate::Candidate;
+use super::profile::{ComputeProfile, ProfileSet};
+
+/// Prices the scenario format does not carry (published list prices, 2026).
+pub const EGRESS_USD_PER_GB: f64 = 0.09;
+/// A small managed Kafka cluster (3 brokers, smallest instance class), per month.
+pub const BROKER_USD_PER_MONTH: f64 = 220.0;
+pub const BROKER_USD_PER_GB: f64 = 0.01;
+pub const ENERGY_USD_PER_KWH: f64 = 0.15;
+/// Replica sizing aims at this utilisation before simulation decides.
+pub const TARGET_UTILISATION: f64 = 0.85;
+/// Per-replica queue bound (also bounds the simulator's memory).
+const QUEUE_CAPACITY: u32 = 4096;
+/// Edge fleets larger than this are simulated as this many devices, each
+/// taking its share of the traffic (per-device load is then overstated, not understated).
+const MAX_SIMULATED_DEVICES: u64 = 4096;
+/// Mean length of an offline period when the scenario has devices offline part of the time.
+const MEAN_OFFLINE_S: f64 = 120.0;
+
+/// How much simulation each candidate gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimBudget {
+    pub requests: u64,
+    pub seed: u64,
+}
+
+/// A candidate with its metrics and, if it fails any constraint, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub candidate: Candidate,
+    pub plan: report::Plan,
+    /// Reasons a person can check; empty = meets every constraint.
+    pub rejected: Vec<String>,
+    /// Simulated latency CDF (empty when pruned before simulation).
+    pub cdf: Vec<report::CdfPoint>,
+    /// False when pruned analytically (metrics are then lower bounds).
+    pub simulated: bool,
+    /// Capacity of the plan, predictions per second (for the throughput objective).
+    pub capacity_rps: f64,
+}
+
+impl Evaluation {
+    pub fn feasible(&self) -> bool {
+        self.rejected.is_empty()
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        (!self.rejected.is_empty()).then(|| self.rejected.join("; "))
+    }
+}
+
+/// Everything about the scenario the evaluation needs, looked up once.
+pub struct Context<'a> {
+    pub scenario: &'a Scenario,
+    pub profiles: &'a ProfileSet,
+    /// When set, only candidates of these families (see [`Candidate::family`]) are
+    /// evaluated: sensitivity re-plans the front-runners only.
+    pub only: Option<&'a std::collections::BTreeSet<String>>,
+}
+
+impl Context<'_> {
+    pub fn allows(&self, c: &Candidate) -> bool {
+        self.only.is_none_or(|only| only.contains(&c.family()))
+    }
+
+    fn rate(&self) -> f64 {
+        self.scenario.traffic.rate_per_s
+    }
+
+    fn reference_variant(&self) -> &str {
+        &self.scenario.model.reference_variant().name
+    }
+
+    fn slo_s(&self) -> f64 {
+        self.scenario.objectives.latency_ms / 1000.0
+    }
+
+    fn timeout_s(&self) -> f64 {
+        (self.slo_s() * 10.0).max(1.0)
+    }
+
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.scenario.targets.find(name)
+    }
+
+    /// Declared agreement of `variant` with the reference, times the measured
+    /// agreement of `precision` with f32.
+    pub fn accuracy(&self, variant: &str, precision: Precision) -> f64 {
+        let declared = |name: &str| {
+            self.scenario
+                .model
+                .variants
+                .iter()
+                .find(|v| v.name == name)
+                .and_then(|v| v.accuracy)
+        };
+        let variant_agreement = match (declared(variant), declared(self.reference_variant())) {
+            (Some(v), Some(r)) if r > 0.0 => (v / r).min(1.0),
+            _ => 1.0,
+        };
+        let precision_agreement = self.profiles.accuracy_of(variant, precision).unwrap_or(1.0);
+        variant_agreement * precision_agreement
+    }
+
+    /// Client <-> target link, with the scenario's offline periods.
+    fn link(&self, target: &Target) -> NetworkLink {
+        let s = self.scenario;
+        let named = target
+            .link
+            .as_deref()
+            .and_then(|n| s.targets.link(n))
+            .or_else(|| s.targets.links.first());
+        let mut link = match named {
+            Some(l) => NetworkLink {
+                rtt: LatencyFit {
+                    median_s: l.rtt_median_ms / 1000.0,
+                    p99_s: l.rtt_p99_ms.max(l.rtt_median_ms) / 1000.0,
+                },
+                bandwidth_bps: l.bandwidth_mbps * 1e6,
+                loss_probability: l.loss_fraction.clamp(0.0, 0.5),
+                ..NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY)
+            },
+            None => NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
+        };
+        let offline = s.constraints.offline_fraction;
+        if offline > 0.0 && offline < 1.0 {
+            link.offline = Offline::Random {
+                mean_online_s: MEAN_OFFLINE_S * (1.0 - offline) / offline,
+                mean_offline_s: MEAN_OFFLINE_S,
+            };
+            link.offline_policy = OfflinePolicy::Fail;
+        } else if offline >= 1.0 {
+            link.offline = Offline::Windows(vec![(0.0, f64::MAX / 4.0)]);
+            link.offline_policy = OfflinePolicy::Fail;
+        }
+        link
+    }
+
+    /// The scenario's arrivals, scaled to a share of the traffic.
+    fn arrivals(&self, share: f64) -> ArrivalProcess {
+        let t = &self.scenario.traffic;
+        let rate = t.rate_per_s * share;
+        match &t.process {
+            scenario::ArrivalProcess::Poisson => ArrivalProcess::Poisson { rate_per_s: rate },
+            scenario::ArrivalProcess::Constant => ArrivalProcess::Constant { rate_per_s: rate },
+            scenario::ArrivalProcess::Bursty { on_s, off_s } => ArrivalProcess::BurstyOnOff {
+                on_rate_per_s: rate * (on_s + off_s) / on_s,
+                off_rate_per_s: 0.0,
+                mean_on_s: *on_s,
+                mean_off_s: *off_s,
+            },
+            // A planning run is far shorter than a day: size for the peak.
+            scenario::ArrivalProcess::Diurnal { peak_factor, .. } => ArrivalProcess::Poisson {
+                rate_per_s: rate * peak_factor,
+            },
+            scenario::ArrivalProcess::Trace { timestamps_s, .. } => ArrivalProcess::Trace {
+                timestamps_s: timestamps_s.clone(),
+            },
+        }
+    }
+
+    fn run_control(&self, budget: &SimBudget) -> RunControl {
+        let rate = self.scenario.traffic.peak_rate_per_s().max(1e-9);
+        let duration = (budget.requests as f64 / rate).min(self.scenario.traffic.duration_s);
+        RunControl {
+            duration_s: duration,
+            max_requests: Some(budget.requests),
+            warmup_s: duration * 0.05,
+            early_stop: None,
+        }
+    }
+
+    fn payload(&self) -> Payload {
+        Payload {
+            request_bytes: self.scenario.inputs.request_bytes,
+            response_bytes: self.scenario.inputs.response_bytes,
+        }
+    }
+
+    fn broker(&self) -> Option<Broker> {
+        self.scenario.targets.broker.as_ref().map(|b| {
+            let hop = b.per_hop_ms / 1000.0 * f64::from(b.hops.max(1));
+            Broker {
+                partitions: b.partitions.max(1),
+                produce: LatencyFit {
+                    median_s: hop / 2.0,
+                    p99_s: hop * 1.5,
+                },
+                consume: LatencyFit {
+                    median_s: hop / 2.0,
+                    p99_s: hop * 1.5,
+                },
+            }
+        })
+    }
+
+    /// Model bytes on a device at a precision: weights plus the largest activation at batch 1.
+    pub fn model_bytes(&self, variant: &str, precision: Precision) -> u64 {
+        self.scenario
+            .model
+            .variants
+            .iter()
+            .find(|v| v.name == variant)
+            .map_or(0, |v| {
+                let c = v.counts();
+                c.weight_bytes(precision)
+                    .saturating_add(c.max_activation_elems.saturating_mul(4))
+            })
+    }
+}
+
+
+fn pool(profile: &ComputeProfile, replicas: u32, batching: Batching) -> ServingPool {
+    ServingPool {
+        replicas,
+        balancer: Balancer::LeastOutstanding,
+        batching,
+        service: ServiceTime::Profile(profile.points.clone()),
+        queue_capacity: QUEUE_CAPACITY,
+        cold_start: None,
+    }
+}
+
+fn batching(c: &Candidate) -> Batching {
+    Batching {
+        max_batch_size: c.max_batch.max(1),
+        max_queue_delay_s: c.max_delay_ms / 1000.0,
+    }
+}
+
+/// A plan row with the candidate's dimensions and empty metrics.
+fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Plan {
+    report::Plan {
+        id: c.id(),
+        mode: c.mode,
+        placement: c.placement,
+        target: match &c.fallback_target {
+            Some(cloud) => format!("{} + {}", c.target, cloud),
+            None => c.target.clone(),
+        },
+        replicas: c.replicas,
+        model_variant: c.variant.clone(),
+        backend: c.backend,
+        precision: c.precision,
+        max_batch: c.max_batch,
+        max_delay_ms: c.max_delay_ms,
+        latency_ms: LatencyPercentiles::default(),
+        latency_source: source,
+        throughput_rps: 0.0,
+        cost_usd_per_month: 0.0,
+        cost_usd_per_million: 0.0,
+        cost_breakdown: Vec::new(),
+        accuracy_agreement: accuracy,
+        utilisation: 0.0,
+        failure_rate: 0.0,
+        staleness_s: None,
+        energy_mj_per_prediction: None,
+        on_pareto_front: false,
+    }
+}
+
+/// A candidate rejected before simulation; metrics are analytic lower bounds.
+pub fn pruned(
+    c: Candidate,
+    source: FigureSource,
+    accuracy: f64,
+    latency_floor_s: f64,
+    reason: String,
+) -> Evaluation {
+    let mut plan = blank_plan(&c, source, accuracy);
+    let ms = latency_floor_s * 1000.0;
+    plan.latency_ms = LatencyPercentiles {
+        p50: ms,
+        p90: ms,
+        p99: ms,
+        p999: ms,
+    };
+    Evaluation {
+        candidate: c,
+        plan,
+        rejected: vec![format!("{reason} (not simulated)")],
+        cdf: Vec::new(),
+        simulated: false,
+        capacity_rps: 0.0,
+    }
+}
+
+/// What the sim-based evaluation needs besides the candidate.
+pub struct SimPlan {
+    pub mode: sim::Mode,
+    pub rates: cost::CostRates,
+    pub usage: UsageExtras,
+    pub source: FigureSource,
+    pub accuracy: f64,
+    pub capacity_rps: f64,
+    /// Reasons known before simulating (they are still simulated, to show the metrics).
+    pub rejected: Vec<String>,
+}
+
+/// Usage the simulation outcome does not capture.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageExtras {
+    pub replicas: f64,
+    pub batch_job: Option<sim::BatchJobPlan>,
+    pub broker_bytes_per_message: Option<f64>,
+    pub devices_per_simulated_device: f64,
+    /// Extra energy (J per month) not in the outcome, e.g. an on-device batch job.
+    pub extra_energy_j: f64,
+}
+
+/// Simulate, price and check one candidate.
+pub fn simulate_candidate(
+    ctx: &Context<'_>,
+    c: Candidate,
+    plan: SimPlan,
+    budget: &SimBudget,
+) -> Evaluation {
+    if !ctx.allows(&c) {
+        return pruned(c, plan.source, plan.accuracy, 0.0, "outside the families re-planned".into());
+    }
+    let config = SimConfig {
+        seed: budget.seed,
+        arrivals: ctx.arrivals(1.0),
+        payload: ctx.payload(),
+        timeout_s: Some(ctx.timeout_s()),
+        mode: plan.mode,
+        run: ctx.run_control(budget),
+    };
+    let mut row = blank_plan(&c, plan.source, plan.accuracy);
+    let mut rejected = plan.rejected;
+    let outcome = match sim::simulate(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            rejected.push(format!("cannot simulate: {e}"));
+            return Evaluation {
+                candidate: c,
+                plan: row,
+                rejected,
+                cdf: Vec::new(),
+                simulated: false,
+                capacity_rps: plan.capacity_rps,
+            };
+        }
+    };
+    fill_metrics(&mut row, &outcome);
+    let usage_inputs = cost::UsageInputs {
+        replicas: plan.usage.replicas,
+        batch_job: plan.usage.batch_job.as_ref(),
+        broker_bytes_per_message: plan.usage.broker_bytes_per_message,
+        devices_per_simulated_device: plan.usage.devices_per_simulated_device,
+    };
+    let mut usage = cost::monthly_usage(&outcome, &usage_inputs);
+    usage.edge_energy_j += plan.usage.extra_energy_j;
+    match cost::estimate(&usage, &plan.rates) {
+        Ok(estimate) => {
+            row.cost_usd_per_month = estimate.monthly_usd;
+            row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
+            row.cost_breakdown = estimate
+                .lines
+                .iter()
+                .map(|l| CostLine {
+                    item: format!("{} ({:.1} {})", l.item, l.quantity, l.unit),
+                    usd_per_month: l.monthly_usd,
+                })
+                .collect();
+        }
+        Err(e) => rejected.push(format!("cannot price: {e}")),
+    }
+    rejected.extend(check(ctx, &row, &outcome, plan.capacity_rps));
+    let cdf = outcome
+        .latency
+        .cdf
+        .iter()
+        .map(|p| report::CdfPoint {
+            latency_ms: p.latency_s * 1000.0,
+            fraction: p.fraction,
+        })
+        .collect();
+    Evaluation {
+        candidate: c,
+        plan: row,
+        rejected,
+        cdf,
+        simulated: true,
+        capacity_rps: plan.capacity_rps,
+    }
+}
+
+fn fill_metrics(row: &mut report::Plan, o: &SimOutcome) {
+    let l = &o.latency;
+    row.latency_ms = LatencyPercentiles {
+        p50: l.p50_s * 1000.0,
+        p90: l.p90_s * 1000.0,
+        p99: l.p99_s * 1000.0,
+        p999: l.p999_s * 1000.0,
+    };
+    row.throughput_rps = o.throughput_per_s;
+    row.utilisation = o
+        .cloud
+        .as_ref()
+        .or(o.edge.as_ref())
+        .map_or(0.0, |p| p.mean_utilisation);
+    row.failure_rate = if o.measured_requests > 0 {
+        o.failures.total() as f64 / o.measured_requests as f64
+    } else {
+        0.0
+    };
+    row.staleness_s = o.staleness.map(|s| s.mean_age_s);
+    row.energy_mj_per_prediction = o.energy.map(|e| e.energy_per_prediction_j * 1000.0);
+}
+
+/// Latency at percentile `q` (0..100) of all measured requests, failures counted
+/// as infinitely slow; `None` when more than `100 - q` percent failed.
+pub fn latency_at_percentile_ms(o: &SimOutcome, q: f64) -> Option<f64> {
+    let measured = o.measured_requests.max(1) as f64;
+    let fail = o.failures.total() as f64 / measured;
+    let target = q / 100.0;
+    if fail >= 1.0 - target + 1e-12 && fail > 0.0 {
+        return None;
+    }
+    // The q-quantile over all requests is this quantile over completed ones.
+    let among_completed = (target / (1.0 - fail)).min(1.0);
+    Some(quantile_from_cdf(&o.latency, among_completed) * 1000.0)
+}
+
+fn quantile_from_cdf(l: &sim::LatencySummary, q: f64) -> f64 {
+    // Exact summary percentiles where they apply; else interpolate the CDF.
+    for (p, v) in [
+        (0.5, l.p50_s),
+        (0.9, l.p90_s),
+        (0.99, l.p99_s),
+        (0.999, l.p999_s),
+    ] {
+        if (q - p).abs() < 1e-9 {
+            return v;
+        }
+    }
+    let pts = &l.cdf;
+    match pts.iter().position(|p| p.fraction >= q) {
+        Some(0) => pts.first().map_or(0.0, |p| p.latency_s),
+        Some(i) => {
+            let (a, b) = (&pts[i - 1], &pts[i]);
+            let span = b.fraction - a.fraction;
+            if span <= 0.0 {
+                b.latency_s
+            } else {
+                a.latency_s + (q - a.fraction) / span * (b.latency_s - a.latency_s)
+            }
+        }
+        None => l.max_s,
+    }
+}
+
+/// Every constraint and objective that needs the simulated metrics.
+fn check(ctx: &Context<'_>, row: &report::Plan, o: &SimOutcome, capacity: f64) -> Vec<String> {
+    let s = ctx.scenario;
+    let obj = &s.objectives;
+    let mut reasons = Vec::new();
+    let q = obj.latency_percentile;
+    match latency_at_percentile_ms(o, q) {
+        None => {
+            if o.failures.offline > 0 && o.failures.offline * 2 >= o.failures.total() {
+                reasons.push(format!(
+                    "needs connectivity; device offline {}% of the time",
+                    fmt_pct(s.constraints.offline_fraction)
+                ));
+            } else {
+                reasons.push(format!(
+                    "{}% of requests fail ({} timed out, {} hit a full queue, {} offline)",
+                    fmt_pct(row.failure_rate),
+                    o.failures.timeout,
+                    o.failures.queue_full,
+                    o.failures.offline
+                ));
+            }
+        }
+        Some(ms) if ms > obj.latency_ms => reasons.push(format!(
+            "{} {} > SLO {}",
+            percentile_name(q),
+            fmt_ms(ms),
+            fmt_ms(obj.latency_ms)
+        )),
+        Some(_) => {}
+    }
+    if obj.min_throughput_per_s > 0.0 && capacity < obj.min_throughput_per_s {
+        reasons.push(format!(
+            "capacity {:.0}/s < required {:.0}/s",
+            capacity, obj.min_throughput_per_s
+        ));
+    }
+    if let Some(budget) = obj.monthly_budget_usd {
+        if row.cost_usd_per_month > budget {
+            reasons.push(format!(
+                "over budget by {}/month",
+                fmt_usd(row.cost_usd_per_month - budget)
+            ));
+        }
+    }
+    reasons
+}
+
+/// Checks that need no simulation: privacy, accuracy, memory, power, precision.
+pub fn static_checks(
+    ctx: &Context<'_>,
+    placement_uses_cloud: bool,
+    variant: &str,
+    precision: workbench_kernels::Precision,
+    accuracy: f64,
+    device: Option<&Target>,
+) -> Vec<String> {
+    let s = ctx.scenario;
+    let mut reasons = Vec::new();
+    if placement_uses_cloud && !s.constraints.data_may_leave_device {
+        reasons.push("data may not leave the device".to_string());
+    }
+    if accuracy + 1e-12 < s.objectives.accuracy_floor {
+        reasons.push(format!(
+            "accuracy agreement {}% < floor {}%",
+            fmt_pct(accuracy),
+            fmt_pct(s.objectives.accuracy_floor)
+        ));
+    }
+    if let Some(device) = device {
+        let needs = ctx.model_bytes(variant, precision);
+        let limit = match s.constraints.max_device_memory_bytes {
+            Some(m) => m.min(device.spec.memory_bytes),
+            None => device.spec.memory_bytes,
+        };
+        if needs > limit {
+            reasons.push(format!(
+                "needs {}, device has {}",
+                scenario::format_bytes(needs as f64),
+                scenario::format_bytes(limit as f64)
+            ));
+        }
+        if let Some(max_w) = s.constraints.max_device_power_watts {
+            if device.spec.power_watts > max_w {
+                reasons.push(format!(
+                    "draws {:.1} W, limit {:.1} W",
+                    device.spec.power_watts, max_w
+                ));
+            }
+        }
+    }
+    reasons
+}
+
+pub fn percentile_name(q: f64) -> String {
+    format!("p{}", super::candidate::trim_float(q))
+}
+
+pub fn fmt_ms(ms: f64) -> String {
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+pub fn fmt_pct(fraction: f64) -> String {
+    let pct = fraction * 100.0;
+    if (pct - pct.round()).abs() < 1e-9 {
+        format!("{pct:.0}")
+    } else {
+        format!("{pct:.1}")
+    }
+}
+
+/// "$1,200" style, whole dollars above $100, cents below.
+pub fn fmt_usd(usd: f64) -> String {
+    if usd.abs() < 100.0 {
+        return format!("${usd:.2}");
+    }
+    let whole = usd.round() as i64;
+    let digits = whole.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if whole < 0 {
+        format!("-${out}")
+    } else {
+        format!("${out}")
+    }
+}
+
+/// Cost rates for a plan whose serving instances cost `instance_per_hour`.
+pub fn rates(instance_per_hour: f64, batch_instance_per_hour: f64, storage: f64) -> cost::CostRates {
+    cost::CostRates {
+        instance_per_hour,
+        batch_instance_per_hour,
+        egress_per_gb: EGRESS_USD_PER_GB,
+        broker_per_month: BROKER_USD_PER_MONTH,
+        broker_per_gb: BROKER_USD_PER_GB,
+        storage_per_gb_month: storage,
+        energy_per_kwh: ENERGY_USD_PER_KWH,
+    }
+}
+
+/// The cloud online path for a candidate.
+pub fn online_path(
+    ctx: &Context<'_>,
+    target: &Target,
+    profile: &ComputeProfile,
+    c: &Candidate,
+    stream: bool,
+) -> Option<OnlinePath> {
+    let transport = if stream {
+        Transport::Stream(ctx.broker()?)
+    } else {
+        Transport::Http
+    };
+    Some(OnlinePath {
+        link: ctx.link(target),
+        transport,
+        pool: pool(profile, c.replicas, batching(c)),
+    })
+}
+
+/// Edge devices for a candidate: the fleet (capped) sharing the traffic.
+pub fn edge_devices(
+    ctx: &Context<'_>,
+    device: &Target,
+    profile: &ComputeProfile,
+    c: &Candidate,
+) -> (EdgeDevices, f64) {
+    let fleet = device.fleet_size.unwrap_or(1).max(1);
+    let simulated = fleet.min(MAX_SIMULATED_DEVICES);
+    let _ = ctx;
+    (
+        EdgeDevices {
+            devices: simulated as u32,
+            batching: batching(c),
+            service: ServiceTime::Profile(profile.points.clone()),
+            queue_capacity: QUEUE_CAPACITY,
+            busy_power_w: device.spec.power_watts,
+            idle_power_w: 0.0,
+            throttling: None,
+        },
+        fleet as f64 / simulated as f64,
+    )
+}
+
+/// Lookup path for precomputed predictions: storage read plus, for cloud storage, the link.
+pub fn lookup_path(
+    ctx: &Context<'_>,
+    link_target: Option<&Target>,
+    job: &sim::BatchJobPlan,
+) -> LookupPath {
+    let lookup_ms = ctx
+        .scenario
+        .targets
+        .storage
+        .as_ref()
+        .map_or(1.0, |s| s.lookup_ms);
+    LookupPath {
+        link: link_target.map(|t| ctx.link(t)),
+        lookup: LatencyFit {
+            median_s: lookup_ms / 1000.0,
+            p99_s: lookup_ms * 3.0 / 1000.0,
+        },
+        job: job.schedule,
+    }
+}
+
+/// Plan a periodic job scoring `items` with the given per-instance throughput,
+/// using the fewest instances (up to `max_instances`) that finish within the period.
+/// The period is half the freshness, so an answer is never older than the freshness.
+pub fn batch_job(
+    ctx: &Context<'_>,
+    items: u64,
+    throughput_per_instance: f64,
+    max_instances: u32,
+    startup_s: f64,
+) -> Result<sim::BatchJobPlan, String> {
+    let inputs = &ctx.scenario.inputs;
+    if inputs.freshness_s <= 0.0 {
+        return Err("predictions must be computed on request (freshness 0 s): cannot precompute"
+            .to_string());
+    }
+    let mut last = String::new();
+    for instances in 1..=max_instances.max(1) {
+        let config = BatchJobConfig {
+            input_space: sim::InputSpace::Finite { items },
+            throughput_per_instance_per_s: throughput_per_instance,
+            instances,
+            period_s: inputs.freshness_s / 2.0,
+            startup_s,
+            prediction_bytes: inputs.response_bytes.max(1) + 16,
+        };
+        match sim::plan_batch_job(&config) {
+            Ok(plan) => return Ok(plan),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("{last} even with {} instances", max_instances.max(1)))
+}
+
+/// Distinct inputs, or why precomputing is impossible.
+pub fn finite_inputs(s: &Scenario) -> Result<u64, String> {
+    match s.inputs.space {
+        InputSpace::Finite { distinct_inputs } => Ok(distinct_inputs),
+        InputSpace::Unbounded => Err("inputs unbounded: cannot precompute".to_string()),
+    }
+}
+
+/// Whether a mode/placement pair sends data off the device.
+pub fn uses_cloud(mode: Mode, placement: Placement) -> bool {
+    let _ = mode;
+    placement != Placement::Edge
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_percent_formatting() {
+        assert_eq!(fmt_usd(1200.4), "$1,200");
+        assert_eq!(fmt_usd(1234567.0), "$1,234,567");
+        assert_eq!(fmt_usd(12.345), "$12.35");
+        assert_eq!(fmt_pct(0.3), "30");
+        assert_eq!(fmt_pct(0.975), "97.5");
+        assert_eq!(fmt_ms(212.4), "212 ms");
+        assert_eq!(percentile_name(99.9), "p99.9");
+    }
+}

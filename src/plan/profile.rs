@@ -1,0 +1,170 @@
+//! What the planner knows about compute: latency by batch size of each compiled
+//! configuration on each target, and each configuration's accuracy.
+
+use std::collections::BTreeMap;
+
+use workbench_kernels::{BackendKind, Precision};
+
+use crate::report::FigureSource;
+use crate::sim::{interpolate_profile, ProfilePoint};
+
+/// Latency of one (model variant, backend, precision) on one target, by batch size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputeProfile {
+    pub variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    pub target: String,
+    /// Timed on this machine, or projected onto `target`.
+    pub source: FigureSource,
+    /// Sorted by batch size; seconds per batch.
+    pub points: Vec<ProfilePoint>,
+    /// Why the configuration cannot run on the target (memory, precision); `None` if it can.
+    pub infeasible: Option<String>,
+}
+
+impl ComputeProfile {
+    /// Median seconds for one batch of `batch` requests (interpolated between measured sizes).
+    pub fn median_s(&self, batch: u32) -> f64 {
+        interpolate_profile(&self.points, batch).median_s
+    }
+
+    /// Predictions per second one replica sustains with full batches of `batch`.
+    pub fn capacity_per_s(&self, batch: u32) -> f64 {
+        let t = self.median_s(batch);
+        if t > 0.0 {
+            f64::from(batch) / t
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// The largest batch size measured (batch jobs run at it).
+    pub fn largest_batch(&self) -> u32 {
+        self.points.last().map_or(1, |p| p.batch_size)
+    }
+}
+
+/// Everything measured and projected for one scenario.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileSet {
+    pub profiles: Vec<ComputeProfile>,
+    /// Agreement with the reference model at f32, by (variant, precision), 0..=1.
+    pub accuracy: BTreeMap<(String, Precision), f64>,
+}
+
+impl ProfileSet {
+    pub fn find(
+        &self,
+        variant: &str,
+        backend: BackendKind,
+        precision: Precision,
+        target: &str,
+    ) -> Option<&ComputeProfile> {
+        self.profiles.iter().find(|p| {
+            p.variant == variant
+                && p.backend == backend
+                && p.precision == precision
+                && p.target == target
+        })
+    }
+
+    /// The fastest feasible backend for a variant and precision on a target: the one
+    /// with the lowest median at the most batch sizes (ties: lower at batch 1).
+    /// Other backends are dominated for planning purposes.
+    pub fn best_backend(
+        &self,
+        variant: &str,
+        precision: Precision,
+        target: &str,
+        allowed: &[BackendKind],
+    ) -> Option<&ComputeProfile> {
+        let options: Vec<&ComputeProfile> = self
+            .profiles
+            .iter()
+            .filter(|p| {
+                p.variant == variant
+                    && p.precision == precision
+                    && p.target == target
+                    && allowed.contains(&p.backend)
+                    && !p.points.is_empty()
+            })
+            .collect();
+        let score = |p: &ComputeProfile| -> (usize, f64) {
+            let wins = p
+                .points
+                .iter()
+                .filter(|pt| {
+                    options
+                        .iter()
+                        .all(|o| o.median_s(pt.batch_size) >= pt.median_s)
+                })
+                .count();
+            (wins, -p.median_s(1))
+        };
+        options.into_iter().max_by(|a, b| {
+            let (wa, ta) = score(a);
+            let (wb, tb) = score(b);
+            wa.cmp(&wb)
+                .then(ta.total_cmp(&tb))
+                .then(b.backend.cmp(&a.backend))
+        })
+    }
+
+    pub fn accuracy_of(&self, variant: &str, precision: Precision) -> Option<f64> {
+        self.accuracy
+            .get(&(variant.to_string(), precision))
+            .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(backend: BackendKind, medians: &[(u32, f64)]) -> ComputeProfile {
+        ComputeProfile {
+            variant: "base".into(),
+            backend,
+            precision: Precision::F32,
+            target: "t".into(),
+            source: FigureSource::Measured,
+            points: medians
+                .iter()
+                .map(|&(b, m)| ProfilePoint {
+                    batch_size: b,
+                    median_s: m,
+                    p99_s: m * 1.2,
+                })
+                .collect(),
+            infeasible: None,
+        }
+    }
+
+    #[test]
+    fn best_backend_is_fastest_at_most_batch_sizes() {
+        let set = ProfileSet {
+            profiles: vec![
+                profile(BackendKind::Naive, &[(1, 1.0), (8, 8.0)]),
+                profile(BackendKind::Tiled, &[(1, 0.2), (8, 0.5)]),
+                profile(BackendKind::Fused, &[(1, 0.1), (8, 0.9)]),
+            ],
+            accuracy: BTreeMap::new(),
+        };
+        let all = BackendKind::ALL;
+        let best = set.best_backend("base", Precision::F32, "t", &all);
+        // Tiled wins at batch 8, fused at batch 1: a tie on wins, broken by batch-1 latency.
+        assert_eq!(best.map(|p| p.backend), Some(BackendKind::Fused));
+        let best = set.best_backend("base", Precision::F32, "t", &[BackendKind::Naive, BackendKind::Tiled]);
+        assert_eq!(best.map(|p| p.backend), Some(BackendKind::Tiled));
+        assert!(set.best_backend("other", Precision::F32, "t", &all).is_none());
+    }
+
+    #[test]
+    fn capacity_uses_full_batches() {
+        let p = profile(BackendKind::Tiled, &[(1, 0.001), (16, 0.004)]);
+        assert!((p.capacity_per_s(16) - 4000.0).abs() < 1e-6);
+        assert!((p.capacity_per_s(1) - 1000.0).abs() < 1e-6);
+        assert_eq!(p.largest_batch(), 16);
+    }
+}

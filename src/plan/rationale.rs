@@ -1,0 +1,294 @@
+//! Sentences computed from the numbers: why this plan, why not the others.
+
+use std::collections::BTreeMap;
+
+use workbench_kernels::{BackendKind, Precision};
+
+use crate::report::ConstraintCheck;
+use crate::scenario::{Placement, Scenario};
+
+use super::candidate::Candidate;
+use super::evaluate::{fmt_ms, fmt_pct, fmt_usd, percentile_name, Evaluation};
+use super::profile::ProfileSet;
+
+/// A few sentences explaining the recommendation (or why nothing is feasible).
+pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]) -> Vec<String> {
+    let Some(best) = ranked.first().filter(|e| e.feasible()) else {
+        return explain_infeasible(ranked);
+    };
+    let p = &best.plan;
+    let c = &best.candidate;
+    let obj = &scenario.objectives;
+    let mut out = vec![format!(
+        "Recommended: {}. {} {} against an SLO of {} at {:.0} req/s, {}/month ({}/1M predictions).",
+        c.describe(),
+        percentile_name(obj.latency_percentile),
+        fmt_ms(latency_at(p, obj.latency_percentile)),
+        fmt_ms(obj.latency_ms),
+        scenario.traffic.rate_per_s,
+        fmt_usd(p.cost_usd_per_month),
+        fmt_usd(p.cost_usd_per_million),
+    )];
+    out.push(compare_dimension(
+        "mode",
+        ranked,
+        best,
+        |e| e.candidate.mode.name().to_string(),
+        &scenario.search.modes.iter().map(|m| m.name().to_string()).collect::<Vec<_>>(),
+    ));
+    out.push(compare_dimension(
+        "placement",
+        ranked,
+        best,
+        |e| e.candidate.placement.name().to_string(),
+        &scenario
+            .search
+            .placements
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect::<Vec<_>>(),
+    ));
+    if let Some(s) = backend_sentence(profiles, c) {
+        out.push(s);
+    }
+    if c.precision != Precision::F32 {
+        out.push(format!(
+            "{} keeps {}% agreement with the f32 reference (floor {}%).",
+            c.precision.name(),
+            fmt_pct(p.accuracy_agreement),
+            fmt_pct(obj.accuracy_floor)
+        ));
+    }
+    if let Some(runner) = ranked.iter().skip(1).find(|e| e.feasible() && e.candidate.family() != c.family()) {
+        let r = &runner.plan;
+        let extra = r.cost_usd_per_month - p.cost_usd_per_month;
+        let pct = if p.cost_usd_per_month > 0.0 {
+            format!(" ({:+.0}%)", extra / p.cost_usd_per_month * 100.0)
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "Runner-up: {}: {}/month{}, p99 {} vs {}.",
+            runner.candidate.describe(),
+            fmt_usd(r.cost_usd_per_month),
+            pct,
+            fmt_ms(r.latency_ms.p99),
+            fmt_ms(p.latency_ms.p99)
+        ));
+    }
+    out
+}
+
+fn latency_at(p: &crate::report::Plan, q: f64) -> f64 {
+    let l = &p.latency_ms;
+    if q <= 50.0 {
+        l.p50
+    } else if q <= 90.0 {
+        l.p90
+    } else if q <= 99.0 {
+        l.p99
+    } else {
+        l.p999
+    }
+}
+
+/// "Why this mode/placement": the best plan of each other value, or the
+/// commonest reason that value was rejected.
+fn compare_dimension(
+    what: &str,
+    ranked: &[Evaluation],
+    best: &Evaluation,
+    key: impl Fn(&Evaluation) -> String,
+    values: &[String],
+) -> String {
+    let chosen = key(best);
+    let mut parts = Vec::new();
+    for value in values.iter().filter(|v| **v != chosen) {
+        let of_value: Vec<&Evaluation> = ranked.iter().filter(|e| key(e) == *value).collect();
+        if of_value.is_empty() {
+            continue;
+        }
+        if let Some(alt) = of_value.iter().find(|e| e.feasible()) {
+            let extra = alt.plan.cost_usd_per_month - best.plan.cost_usd_per_month;
+            parts.push(format!(
+                "{value} also works but costs {} {} per month (p99 {})",
+                fmt_usd(extra.abs()),
+                if extra >= 0.0 { "more" } else { "less" },
+                fmt_ms(alt.plan.latency_ms.p99)
+            ));
+        } else {
+            parts.push(format!("{value} is ruled out: {}", commonest_reason(&of_value)));
+        }
+    }
+    if parts.is_empty() {
+        format!("Only {chosen} was considered for the {what}.")
+    } else {
+        format!("Why {chosen}: {}.", parts.join("; "))
+    }
+}
+
+/// The reason given most often (ties: the first seen), for a compact summary.
+fn commonest_reason(evaluations: &[&Evaluation]) -> String {
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (order, e) in evaluations.iter().enumerate() {
+        for reason in &e.rejected {
+            let general = generalise(reason);
+            let entry = counts.entry(general).or_insert((0, order));
+            entry.0 += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+        .map_or_else(|| "no candidate".to_string(), |(r, _)| r)
+}
+
+/// Strip the "(not simulated)" suffix so equal reasons group together.
+fn generalise(reason: &str) -> String {
+    reason.trim_end_matches(" (not simulated)").to_string()
+}
+
+fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
+    let chosen = profiles.find(&c.variant, c.backend, c.precision, &c.target)?;
+    let batch = c.max_batch.max(1);
+    let t = chosen.median_s(batch);
+    let naive = profiles.find(&c.variant, BackendKind::Naive, Precision::F32, &c.target);
+    let mut s = format!(
+        "{} {} runs a batch of {} in {} on {} ({})",
+        c.backend.name(),
+        c.precision.name(),
+        batch,
+        fmt_ms(t * 1000.0),
+        c.target,
+        chosen.source.name()
+    );
+    if let Some(n) = naive.filter(|_| !(c.backend == BackendKind::Naive && c.precision == Precision::F32)) {
+        let tn = n.median_s(batch);
+        if t > 0.0 {
+            s.push_str(&format!(
+                ", {:.1}x faster than naive f32 ({})",
+                tn / t,
+                fmt_ms(tn * 1000.0)
+            ));
+        }
+    }
+    s.push('.');
+    Some(s)
+}
+
+fn explain_infeasible(ranked: &[Evaluation]) -> Vec<String> {
+    let mut out = vec!["No plan meets every constraint.".to_string()];
+    let all: Vec<&Evaluation> = ranked.iter().collect();
+    if !all.is_empty() {
+        out.push(format!("Commonest reason: {}.", commonest_reason(&all)));
+    }
+    if let Some(closest) = ranked.first() {
+        out.push(format!(
+            "Closest: {}: {}.",
+            closest.candidate.describe(),
+            closest.reason().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// The scenario's constraints checked against a plan.
+pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<ConstraintCheck> {
+    let Some(e) = plan else {
+        return Vec::new();
+    };
+    let p = &e.plan;
+    let obj = &scenario.objectives;
+    let q = obj.latency_percentile;
+    let lat = latency_at(p, q);
+    let mut checks = vec![
+        ConstraintCheck {
+            name: format!("{} latency", percentile_name(q)),
+            required: format!("<= {}", fmt_ms(obj.latency_ms)),
+            achieved: fmt_ms(lat),
+            ok: lat <= obj.latency_ms && !e.rejected.iter().any(|r| r.contains("SLO")),
+        },
+        ConstraintCheck {
+            name: "accuracy agreement".to_string(),
+            required: format!(">= {}%", fmt_pct(obj.accuracy_floor)),
+            achieved: format!("{}%", fmt_pct(p.accuracy_agreement)),
+            ok: p.accuracy_agreement + 1e-12 >= obj.accuracy_floor,
+        },
+    ];
+    if obj.min_throughput_per_s > 0.0 {
+        checks.push(ConstraintCheck {
+            name: "throughput capacity".to_string(),
+            required: format!(">= {:.0}/s", obj.min_throughput_per_s),
+            achieved: format!("{:.0}/s", e.capacity_rps),
+            ok: e.capacity_rps >= obj.min_throughput_per_s,
+        });
+    }
+    if let Some(budget) = obj.monthly_budget_usd {
+        checks.push(ConstraintCheck {
+            name: "monthly budget".to_string(),
+            required: format!("<= {}", fmt_usd(budget)),
+            achieved: fmt_usd(p.cost_usd_per_month),
+            ok: p.cost_usd_per_month <= budget,
+        });
+    }
+    if !scenario.constraints.data_may_leave_device {
+        checks.push(ConstraintCheck {
+            name: "data stays on device".to_string(),
+            required: "edge only".to_string(),
+            achieved: p.placement.name().to_string(),
+            ok: p.placement == Placement::Edge,
+        });
+    }
+    if scenario.constraints.offline_fraction > 0.0 {
+        checks.push(ConstraintCheck {
+            name: "works offline".to_string(),
+            required: format!(
+                "devices offline {}% of the time",
+                fmt_pct(scenario.constraints.offline_fraction)
+            ),
+            achieved: format!("{}% of requests fail", fmt_pct(p.failure_rate)),
+            ok: e.feasible(),
+        });
+    }
+    checks
+}
+
+/// What changed between two plans, in a few words ("2 more replicas", "edge phone-flagship").
+pub fn difference(from: &Candidate, to: &Candidate) -> String {
+    if from.family() == to.family() {
+        let d = i64::from(to.replicas) - i64::from(from.replicas);
+        return match d {
+            0 => "the same plan".to_string(),
+            d if d > 0 => format!("{d} more replica{}", if d == 1 { "" } else { "s" }),
+            d => format!("{} fewer replica{}", -d, if d == -1 { "" } else { "s" }),
+        };
+    }
+    let mut parts = Vec::new();
+    if from.mode != to.mode || from.placement != to.placement {
+        parts.push(format!("{} on {}", to.mode.name(), to.placement.name()));
+    }
+    if from.target != to.target || from.fallback_target != to.fallback_target {
+        parts.push(match &to.fallback_target {
+            Some(f) => format!("{} + {}", to.target, f),
+            None => to.target.clone(),
+        });
+    }
+    if from.replicas != to.replicas && to.placement != Placement::Edge {
+        parts.push(format!("{} replicas", to.replicas));
+    }
+    if from.variant != to.variant {
+        parts.push(format!("variant {}", to.variant));
+    }
+    if from.backend != to.backend || from.precision != to.precision {
+        parts.push(format!("{} {}", to.backend.name(), to.precision.name()));
+    }
+    if from.max_batch != to.max_batch || from.max_delay_ms != to.max_delay_ms {
+        parts.push(format!("batch {} / {} ms", to.max_batch, to.max_delay_ms));
+    }
+    if parts.is_empty() {
+        to.describe()
+    } else {
+        parts.join(", ")
+    }
+}
+

@@ -1,0 +1,653 @@
+//! Enumerate candidate plans within the scenario's search space, prune what
+//! cannot win, and simulate the rest.
+
+use workbench_kernels::{BackendKind, Precision};
+
+use crate::report::FigureSource;
+use crate::scenario::{Mode, Placement, Target};
+use crate::sim;
+
+use super::candidate::Candidate;
+use super::evaluate::{
+    self, batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
+    simulate_candidate, static_checks, Context, Evaluation, SimBudget, SimPlan, UsageExtras,
+    TARGET_UTILISATION,
+};
+use super::profile::ComputeProfile;
+
+/// Shares of the distinct inputs a hybrid plan precomputes.
+const PRECOMPUTE_FRACTIONS: [f64; 2] = [0.01, 0.1];
+/// Replica counts tried above the analytic minimum before giving up on a config.
+const EXTRA_REPLICAS: u32 = 2;
+/// Share of requests a small edge model defers to the cloud when the scenario does not say.
+pub const DEFAULT_FALLBACK_FRACTION: f64 = 0.1;
+
+/// Every (variant, precision) pair the search space allows, with the backends it may use.
+fn model_configs(ctx: &Context<'_>) -> Vec<(String, Precision)> {
+    let search = &ctx.scenario.search;
+    let mut out = Vec::new();
+    for v in &ctx.scenario.model.variants {
+        for &p in &search.precisions {
+            out.push((v.name.clone(), p));
+        }
+    }
+    out
+}
+
+fn targets<'a>(ctx: &'a Context<'_>, edge: bool) -> Vec<&'a Target> {
+    let s = ctx.scenario;
+    let list = if edge {
+        &s.targets.edge
+    } else {
+        &s.targets.cloud
+    };
+    list.iter()
+        .filter(|t| s.search.targets.is_empty() || s.search.targets.contains(&t.spec.name))
+        .collect()
+}
+
+/// (max batch, max delay ms) pairs: batch 1 never waits.
+fn batchings(ctx: &Context<'_>) -> Vec<(u32, f64)> {
+    let search = &ctx.scenario.search;
+    let mut out = Vec::new();
+    for &b in &search.batch_sizes {
+        let b = b.max(1) as u32;
+        if b == 1 {
+            out.push((1, 0.0));
+        } else {
+            for &d in &search.max_queue_delay_ms {
+                if d > 0.0 {
+                    out.push((b, d));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push((1, 0.0));
+    }
+    out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    out
+}
+
+fn best<'a>(
+    ctx: &'a Context<'_>,
+    variant: &str,
+    precision: Precision,
+    target: &str,
+) -> Option<&'a ComputeProfile> {
+    ctx.profiles
+        .best_backend(variant, precision, target, &ctx.scenario.search.backends)
+}
+
+fn source_of(profile: &ComputeProfile) -> FigureSource {
+    profile.source
+}
+
+struct Base {
+    mode: Mode,
+    placement: Placement,
+}
+
+impl Base {
+    fn candidate(&self, target: &str, profile: &ComputeProfile) -> Candidate {
+        Candidate {
+            mode: self.mode,
+            placement: self.placement,
+            target: target.to_string(),
+            fallback_target: None,
+            replicas: 1,
+            variant: profile.variant.clone(),
+            backend: profile.backend,
+            precision: profile.precision,
+            max_batch: 1,
+            max_delay_ms: 0.0,
+            precompute_fraction: None,
+        }
+    }
+}
+
+/// Run the whole search.
+pub fn evaluate_all(ctx: &Context<'_>, budget: &SimBudget) -> Vec<Evaluation> {
+    let s = ctx.scenario;
+    let mut out = Vec::new();
+    for &mode in &s.search.modes {
+        for &placement in &s.search.placements {
+            match (mode, placement) {
+                (Mode::OnlineHttp | Mode::OnlineStream, Placement::Cloud) => {
+                    online_cloud(ctx, budget, mode, &mut out)
+                }
+                (Mode::Batch, Placement::Cloud) => batch_cloud(ctx, budget, &mut out),
+                (Mode::Hybrid, Placement::Cloud) => precompute_hybrid(ctx, budget, &mut out),
+                (Mode::OnlineHttp, Placement::Edge) => edge_online(ctx, budget, &mut out),
+                (Mode::Batch, Placement::Edge) => edge_batch(ctx, budget, &mut out),
+                (Mode::Hybrid, Placement::Hybrid) => edge_with_fallback(ctx, budget, &mut out),
+                // Streaming through a broker, or a hybrid edge model, need the other half.
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Replica counts to try for a load of `rate` requests/s at `capacity` per replica.
+fn replica_range(ctx: &Context<'_>, rate: f64, capacity: f64) -> Result<Vec<u32>, String> {
+    let search = &ctx.scenario.search;
+    let (lo, hi) = (search.min_replicas.max(1), search.max_replicas.max(1));
+    let needed = (rate / (capacity * TARGET_UTILISATION)).ceil();
+    let max_util = rate / (capacity * f64::from(hi));
+    if max_util >= 1.0 {
+        return Err(format!(
+            "utilisation {max_util:.2} >= 1 even with {hi} replicas at {rate:.0} req/s"
+        ));
+    }
+    let first = if needed.is_finite() && needed >= 1.0 {
+        (needed as u32).clamp(lo, hi)
+    } else {
+        lo
+    };
+    Ok((first..=(first + EXTRA_REPLICAS).min(hi)).collect())
+}
+
+fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec<Evaluation>) {
+    let s = ctx.scenario;
+    let stream = mode == Mode::OnlineStream;
+    let base = Base {
+        mode,
+        placement: Placement::Cloud,
+    };
+    let peak = s.traffic.peak_rate_per_s();
+    for target in targets(ctx, false) {
+        for (variant, precision) in model_configs(ctx) {
+            let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
+                continue;
+            };
+            let accuracy = ctx.accuracy(&variant, precision);
+            let mut static_reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
+            if let Some(why) = &profile.infeasible {
+                static_reasons.push(why.clone());
+            }
+            if stream && s.targets.broker.is_none() {
+                static_reasons.push("no broker among the targets".to_string());
+            }
+            for (max_batch, delay) in batchings(ctx) {
+                let mut c = base.candidate(&target.spec.name, profile);
+                c.max_batch = max_batch;
+                c.max_delay_ms = delay;
+                if !static_reasons.is_empty() {
+                    out.push(pruned(
+                        c,
+                        source_of(profile),
+                        accuracy,
+                        profile.median_s(1),
+                        static_reasons.join("; "),
+                    ));
+                    continue;
+                }
+                let capacity = profile.capacity_per_s(max_batch);
+                let replicas = match replica_range(ctx, peak, capacity) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        c.replicas = s.search.max_replicas.max(1);
+                        out.push(pruned(c, source_of(profile), accuracy, profile.median_s(1), why));
+                        continue;
+                    }
+                };
+                for r in replicas {
+                    let mut c = c.clone();
+                    c.replicas = r;
+                    let Some(path) = online_path(ctx, target, profile, &c, stream) else {
+                        continue;
+                    };
+                    let plan = SimPlan {
+                        mode: sim::Mode::Online(path),
+                        rates: rates(target.spec.usd_per_hour, 0.0, 0.0),
+                        usage: UsageExtras {
+                            replicas: f64::from(r),
+                            broker_bytes_per_message: stream.then(|| {
+                                (s.inputs.request_bytes + s.inputs.response_bytes) as f64
+                            }),
+                            devices_per_simulated_device: 1.0,
+                            ..UsageExtras::default()
+                        },
+                        source: source_of(profile),
+                        accuracy,
+                        capacity_rps: capacity * f64::from(r),
+                        rejected: Vec::new(),
+                    };
+                    let e = simulate_candidate(ctx, c, plan, budget);
+                    let done = e.feasible();
+                    out.push(e);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+    let s = ctx.scenario;
+    let base = Base {
+        mode: Mode::Batch,
+        placement: Placement::Cloud,
+    };
+    for target in targets(ctx, false) {
+        for (variant, precision) in model_configs(ctx) {
+            let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
+                continue;
+            };
+            let accuracy = ctx.accuracy(&variant, precision);
+            let mut c = base.candidate(&target.spec.name, profile);
+            c.max_batch = profile.largest_batch();
+            let mut reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
+            if let Some(why) = &profile.infeasible {
+                reasons.push(why.clone());
+            }
+            if s.targets.storage.is_none() {
+                reasons.push("no prediction storage among the targets".to_string());
+            }
+            let items = match finite_inputs(s) {
+                Ok(n) => n,
+                Err(why) => {
+                    reasons.push(why);
+                    0
+                }
+            };
+            let job = if reasons.is_empty() {
+                batch_job(
+                    ctx,
+                    items,
+                    profile.capacity_per_s(c.max_batch),
+                    s.search.max_replicas,
+                    target.spec.cold_start_ms / 1000.0,
+                )
+            } else {
+                Err(String::new())
+            };
+            let job = match job {
+                Ok(job) => job,
+                Err(why) => {
+                    if !why.is_empty() {
+                        reasons.push(why);
+                    }
+                    out.push(pruned(c, source_of(profile), accuracy, 0.0, reasons.join("; ")));
+                    continue;
+                }
+            };
+            c.replicas = job_instances(&job, profile.capacity_per_s(c.max_batch), items);
+            let storage_price = s.targets.storage.as_ref().map_or(0.0, |x| x.usd_per_gb_month);
+            let plan = SimPlan {
+                mode: sim::Mode::BatchLookup(lookup_path(ctx, Some(target), &job)),
+                rates: rates(0.0, target.spec.usd_per_hour, storage_price),
+                usage: UsageExtras {
+                    batch_job: Some(job),
+                    devices_per_simulated_device: 1.0,
+                    ..UsageExtras::default()
+                },
+                source: source_of(profile),
+                accuracy,
+                capacity_rps: f64::INFINITY,
+                rejected: Vec::new(),
+            };
+            out.push(simulate_candidate(ctx, c, plan, budget));
+        }
+    }
+}
+
+/// Instances a batch job plan uses (recovered from its instance-hours).
+fn job_instances(job: &sim::BatchJobPlan, per_instance: f64, items: u64) -> u32 {
+    if job.duration_s <= 0.0 || per_instance <= 0.0 {
+        return 1;
+    }
+    let hours_per_instance = job.duration_s / 3600.0;
+    let n = (job.instance_hours_per_run / hours_per_instance).round();
+    let _ = items;
+    if n.is_finite() && n >= 1.0 {
+        n as u32
+    } else {
+        1
+    }
+}
+
+fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+    let s = ctx.scenario;
+    let base = Base {
+        mode: Mode::Hybrid,
+        placement: Placement::Cloud,
+    };
+    let peak = s.traffic.peak_rate_per_s();
+    let batchings = batchings(ctx);
+    for target in targets(ctx, false) {
+        for (variant, precision) in model_configs(ctx) {
+            let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
+                continue;
+            };
+            let accuracy = ctx.accuracy(&variant, precision);
+            let mut reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
+            if let Some(why) = &profile.infeasible {
+                reasons.push(why.clone());
+            }
+            if s.targets.storage.is_none() {
+                reasons.push("no prediction storage among the targets".to_string());
+            }
+            let items = match finite_inputs(s) {
+                Ok(n) => n,
+                Err(why) => {
+                    reasons.push(why);
+                    0
+                }
+            };
+            // The batching that serves the misses best at the least replicas: the largest.
+            let (max_batch, delay) = batchings.last().copied().unwrap_or((1, 0.0));
+            for fraction in PRECOMPUTE_FRACTIONS {
+                let mut c = base.candidate(&target.spec.name, profile);
+                c.max_batch = max_batch;
+                c.max_delay_ms = delay;
+                c.precompute_fraction = Some(fraction);
+                if !reasons.is_empty() {
+                    out.push(pruned(c, source_of(profile), accuracy, 0.0, reasons.join("; ")));
+                    continue;
+                }
+                let cached = ((items as f64) * fraction).ceil() as u64;
+                let hit = match sim::zipf_hit_rate(items, cached, s.inputs.zipf_exponent) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        out.push(pruned(c, source_of(profile), accuracy, 0.0, e.to_string()));
+                        continue;
+                    }
+                };
+                let job = match batch_job(
+                    ctx,
+                    cached,
+                    profile.capacity_per_s(profile.largest_batch()),
+                    s.search.max_replicas,
+                    target.spec.cold_start_ms / 1000.0,
+                ) {
+                    Ok(j) => j,
+                    Err(why) => {
+                        out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
+                        continue;
+                    }
+                };
+                let capacity = profile.capacity_per_s(max_batch);
+                let miss_rate = peak * (1.0 - hit);
+                let replicas = match replica_range(ctx, miss_rate, capacity) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
+                        continue;
+                    }
+                };
+                let storage_price = s.targets.storage.as_ref().map_or(0.0, |x| x.usd_per_gb_month);
+                for r in replicas {
+                    let mut c = c.clone();
+                    c.replicas = r;
+                    let Some(online) = online_path(ctx, target, profile, &c, false) else {
+                        continue;
+                    };
+                    let plan = SimPlan {
+                        mode: sim::Mode::PrecomputeHybrid {
+                            lookup: lookup_path(ctx, Some(target), &job),
+                            hit_rate: hit,
+                            online,
+                        },
+                        rates: rates(target.spec.usd_per_hour, target.spec.usd_per_hour, storage_price),
+                        usage: UsageExtras {
+                            replicas: f64::from(r),
+                            batch_job: Some(job),
+                            devices_per_simulated_device: 1.0,
+                            ..UsageExtras::default()
+                        },
+                        source: source_of(profile),
+                        accuracy,
+                        capacity_rps: capacity * f64::from(r) / (1.0 - hit).max(1e-9),
+                        rejected: Vec::new(),
+                    };
+                    let e = simulate_candidate(ctx, c, plan, budget);
+                    let done = e.feasible();
+                    out.push(e);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+    let base = Base {
+        mode: Mode::OnlineHttp,
+        placement: Placement::Edge,
+    };
+    for device in targets(ctx, true) {
+        for (variant, precision) in model_configs(ctx) {
+            let Some(profile) = best(ctx, &variant, precision, &device.spec.name) else {
+                continue;
+            };
+            let accuracy = ctx.accuracy(&variant, precision);
+            let mut c = base.candidate(&device.spec.name, profile);
+            let mut reasons = static_checks(ctx, false, &variant, precision, accuracy, Some(device));
+            if let Some(why) = &profile.infeasible {
+                reasons.push(why.clone());
+            }
+            if !reasons.is_empty() {
+                out.push(pruned(c, source_of(profile), accuracy, profile.median_s(1), reasons.join("; ")));
+                continue;
+            }
+            c.replicas = 1;
+            let (devices, scale) = edge_devices(ctx, device, profile, &c);
+            let fleet = device.fleet_size.unwrap_or(1).max(1) as f64;
+            let plan = SimPlan {
+                mode: sim::Mode::Edge(devices),
+                rates: rates(0.0, 0.0, 0.0),
+                usage: UsageExtras {
+                    devices_per_simulated_device: scale,
+                    ..UsageExtras::default()
+                },
+                source: source_of(profile),
+                accuracy,
+                capacity_rps: profile.capacity_per_s(1) * fleet,
+                rejected: Vec::new(),
+            };
+            out.push(simulate_candidate(ctx, c, plan, budget));
+        }
+    }
+}
+
+fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+    let s = ctx.scenario;
+    let base = Base {
+        mode: Mode::Batch,
+        placement: Placement::Edge,
+    };
+    for device in targets(ctx, true) {
+        for (variant, precision) in model_configs(ctx) {
+            let Some(profile) = best(ctx, &variant, precision, &device.spec.name) else {
+                continue;
+            };
+            let accuracy = ctx.accuracy(&variant, precision);
+            let mut c = base.candidate(&device.spec.name, profile);
+            c.max_batch = profile.largest_batch();
+            let mut reasons = static_checks(ctx, false, &variant, precision, accuracy, Some(device));
+            if let Some(why) = &profile.infeasible {
+                reasons.push(why.clone());
+            }
+            let fleet = device.fleet_size.unwrap_or(1).max(1);
+            let items = match finite_inputs(s) {
+                Ok(n) => n.div_ceil(fleet),
+                Err(why) => {
+                    reasons.push(why);
+                    0
+                }
+            };
+            let job = if reasons.is_empty() {
+                batch_job(
+                    ctx,
+                    items,
+                    profile.capacity_per_s(c.max_batch),
+                    1,
+                    device.spec.cold_start_ms / 1000.0,
+                )
+            } else {
+                Err(String::new())
+            };
+            let job = match job {
+                Ok(j) => j,
+                Err(why) => {
+                    if !why.is_empty() {
+                        reasons.push(why);
+                    }
+                    out.push(pruned(c, source_of(profile), accuracy, 0.0, reasons.join("; ")));
+                    continue;
+                }
+            };
+            // The job's energy on every device of the fleet, per month.
+            let job_energy_j =
+                job.instance_hours_per_month * 3600.0 * device.spec.power_watts * fleet as f64;
+            let plan = SimPlan {
+                mode: sim::Mode::BatchLookup(lookup_path(ctx, None, &job)),
+                rates: rates(0.0, 0.0, 0.0),
+                usage: UsageExtras {
+                    devices_per_simulated_device: 1.0,
+                    extra_energy_j: job_energy_j,
+                    ..UsageExtras::default()
+                },
+                source: source_of(profile),
+                accuracy,
+                capacity_rps: f64::INFINITY,
+                rejected: Vec::new(),
+            };
+            out.push(simulate_candidate(ctx, c, plan, budget));
+        }
+    }
+}
+
+fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+    let s = ctx.scenario;
+    let base = Base {
+        mode: Mode::Hybrid,
+        placement: Placement::Hybrid,
+    };
+    let peak = s.traffic.peak_rate_per_s();
+    let reference = s.model.reference_variant().name.clone();
+    let (max_batch, delay) = batchings(ctx).last().copied().unwrap_or((1, 0.0));
+    for device in targets(ctx, true) {
+        for (variant, precision) in model_configs(ctx) {
+            // The small model runs on the device; the reference serves the fallback.
+            if variant == reference && s.model.variants.len() > 1 {
+                continue;
+            }
+            let Some(edge_profile) = best(ctx, &variant, precision, &device.spec.name) else {
+                continue;
+            };
+            let fallback = s
+                .model
+                .variants
+                .iter()
+                .find(|v| v.name == variant)
+                .and_then(|v| v.fallback_fraction)
+                .unwrap_or(DEFAULT_FALLBACK_FRACTION);
+            for cloud in targets(ctx, false) {
+                let Some(cloud_profile) = best(ctx, &reference, Precision::F32, &cloud.spec.name)
+                    .or_else(|| best(ctx, &reference, precision, &cloud.spec.name))
+                else {
+                    continue;
+                };
+                let accuracy = (1.0 - fallback) * ctx.accuracy(&variant, precision)
+                    + fallback * ctx.accuracy(&reference, cloud_profile.precision);
+                let mut c = base.candidate(&device.spec.name, edge_profile);
+                c.fallback_target = Some(cloud.spec.name.clone());
+                c.max_batch = max_batch;
+                c.max_delay_ms = delay;
+                let mut reasons =
+                    static_checks(ctx, true, &variant, precision, accuracy, Some(device));
+                for why in [&edge_profile.infeasible, &cloud_profile.infeasible]
+                    .into_iter()
+                    .flatten()
+                {
+                    reasons.push(why.clone());
+                }
+                if !reasons.is_empty() {
+                    out.push(pruned(
+                        c,
+                        source_of(edge_profile),
+                        accuracy,
+                        edge_profile.median_s(1),
+                        reasons.join("; "),
+                    ));
+                    continue;
+                }
+                let capacity = cloud_profile.capacity_per_s(max_batch);
+                let replicas = match replica_range(ctx, peak * fallback, capacity) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        out.push(pruned(c, source_of(edge_profile), accuracy, 0.0, why));
+                        continue;
+                    }
+                };
+                for r in replicas {
+                    let mut c = c.clone();
+                    c.replicas = r;
+                    let Some(online) = online_path(ctx, cloud, cloud_profile, &c, false) else {
+                        continue;
+                    };
+                    let (edge, scale) = edge_devices(ctx, device, edge_profile, &{
+                        let mut e = c.clone();
+                        e.max_batch = 1;
+                        e.max_delay_ms = 0.0;
+                        e
+                    });
+                    let plan = SimPlan {
+                        mode: sim::Mode::EdgeWithFallback {
+                            edge,
+                            fallback_rate: fallback,
+                            online,
+                        },
+                        rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
+                        usage: UsageExtras {
+                            replicas: f64::from(r),
+                            devices_per_simulated_device: scale,
+                            ..UsageExtras::default()
+                        },
+                        source: FigureSource::Projected,
+                        accuracy,
+                        capacity_rps: capacity * f64::from(r) / fallback.max(1e-9),
+                        rejected: Vec::new(),
+                    };
+                    let e = simulate_candidate(ctx, c, plan, budget);
+                    let done = e.feasible();
+                    out.push(e);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backends allowed for a precision: quantized storage needs the quantized backend.
+pub fn backend_allows(backend: BackendKind, precision: Precision) -> bool {
+    match precision {
+        Precision::F32 => backend != BackendKind::Quantized,
+        _ => backend == BackendKind::Quantized,
+    }
+}
+
+
+/// The same candidate simulated again with another budget (e.g. more requests for
+/// the reported figures). `None` if the search no longer produces it.
+pub fn reevaluate(ctx: &Context<'_>, c: &Candidate, budget: &SimBudget) -> Option<Evaluation> {
+    let only: std::collections::BTreeSet<String> = [c.family()].into_iter().collect();
+    let narrowed = Context {
+        scenario: ctx.scenario,
+        profiles: ctx.profiles,
+        only: Some(&only),
+    };
+    let id = c.id();
+    evaluate_all(&narrowed, budget)
+        .into_iter()
+        .find(|e| e.plan.id == id)
+}
