@@ -5,3 +5,4 @@
 
 pub mod hardware;
 pub mod plan;
+pub mod sim;

@@ -1,0 +1,1170 @@
+//! The event loop.
+//!
+//! Time is integer nanoseconds. Arrivals are generated lazily (one pending
+//! send time outside the heap); every other event sits in a binary heap
+//! ordered by (time, sequence number). A send tied with a heap event is
+//! processed first. Per-request state lives only while the request is in
+//! flight (heap, replica queues), so memory is bounded by the in-flight
+//! population, not by the number of requests.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+
+use super::arrivals::{self, Arrivals};
+use super::config::{
+    Balancer, EdgeDevices, JobSchedule, LookupPath, Mode, OnlinePath, ServingPool, SimConfig,
+    Throttling, Transport,
+};
+use super::dist::{check_fit, unit, FitSampler, ServiceSampler};
+use super::network::{LinkSampler, Send};
+use super::stats::{
+    EnergyStats, Failures, LagStats, LatencyRecorder, Level, LittlesLaw, PathCounts, PoolStats,
+    ReplicaStats, SimOutcome, StalenessStats,
+};
+use super::SimError;
+
+const NS_PER_S: f64 = 1e9;
+/// Times beyond this (about 3 years) are clamped; keeps sums far from overflow.
+const MAX_NS: u64 = 1 << 56;
+
+#[inline]
+fn to_ns(seconds: f64) -> u64 {
+    if seconds.is_nan() || seconds <= 0.0 {
+        0
+    } else {
+        let ns = (seconds * NS_PER_S).round();
+        if ns >= MAX_NS as f64 {
+            MAX_NS
+        } else {
+            ns as u64
+        }
+    }
+}
+
+#[inline]
+fn to_s(ns: u64) -> f64 {
+    ns as f64 / NS_PER_S
+}
+
+const MEASURED: u8 = 1;
+const EGRESS: u8 = 2;
+
+/// A request in flight.
+#[derive(Debug, Clone, Copy)]
+struct Req {
+    /// Client send time.
+    sent: u64,
+    /// Entry into the serving stage (pool or lookup).
+    entered: u64,
+    /// Delay from leaving the serving stage to the client receiving.
+    back: u64,
+    flags: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Enter { pool: u8, req: Req },
+    Timer { pool: u8, replica: u32, gen: u32 },
+    Done { pool: u8, replica: u32 },
+    Ready { pool: u8, replica: u32 },
+    LookupStart { req: Req },
+    LookupDone { req: Req },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    time: u64,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    // reversed: BinaryHeap is a max-heap, we want the earliest first
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.time, other.seq).cmp(&(self.time, self.seq))
+    }
+}
+
+#[derive(Default)]
+struct Events {
+    heap: BinaryHeap<Event>,
+    seq: u64,
+    peak_len: usize,
+}
+
+impl Events {
+    #[inline]
+    fn push(&mut self, time: u64, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Event {
+            time,
+            seq: self.seq,
+            kind,
+        });
+        self.peak_len = self.peak_len.max(self.heap.len());
+    }
+}
+
+struct Replica {
+    queue: VecDeque<Req>,
+    in_service: Vec<Req>,
+    busy: bool,
+    ready: bool,
+    cold_first_batch: bool,
+    timer_armed: bool,
+    timer_gen: u32,
+    busy_since: u64,
+    busy_ns: u64,
+    batches: u64,
+    served: u64,
+    max_batch: u32,
+    thermal: f64,
+    thermal_at: u64,
+}
+
+impl Replica {
+    fn new(ready: bool) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            in_service: Vec::new(),
+            busy: false,
+            ready,
+            cold_first_batch: !ready,
+            timer_armed: false,
+            timer_gen: 0,
+            busy_since: 0,
+            busy_ns: 0,
+            batches: 0,
+            served: 0,
+            max_batch: 0,
+            thermal: 0.0,
+            thermal_at: 0,
+        }
+    }
+}
+
+struct Pool {
+    replicas: Vec<Replica>,
+    balancer: Balancer,
+    partitions: Option<u32>,
+    max_batch: usize,
+    max_delay_ns: u64,
+    service: ServiceSampler,
+    capacity: usize,
+    rr_next: usize,
+    ready_count: usize,
+    first_batch_extra_s: f64,
+    throttle: Option<Throttling>,
+    throttled_batches: u64,
+    queued: Level,
+    wait_sum_ns: f64,
+    wait_count: u64,
+}
+
+impl Pool {
+    fn cloud(
+        pool: &ServingPool,
+        transport: &Transport,
+    ) -> Result<(Self, Vec<(u32, f64)>), SimError> {
+        check_pool_shape(
+            pool.replicas,
+            pool.batching.max_batch_size,
+            pool.batching.max_queue_delay_s,
+            pool.queue_capacity,
+            "cloud pool",
+        )?;
+        let partitions = match transport {
+            Transport::Http => None,
+            Transport::Stream(b) => {
+                if b.partitions == 0 {
+                    return Err(SimError::invalid("broker.partitions", 0, ">= 1"));
+                }
+                check_fit(&b.produce, "broker.produce")?;
+                check_fit(&b.consume, "broker.consume")?;
+                Some(b.partitions)
+            }
+        };
+        let n = pool.replicas as usize;
+        let mut ready_at = Vec::new();
+        let mut extra = 0.0;
+        let mut replicas: Vec<Replica> = (0..n).map(|_| Replica::new(true)).collect();
+        if let Some(c) = &pool.cold_start {
+            let ok = |x: f64| x.is_finite() && x >= 0.0;
+            if c.cold_replicas > pool.replicas
+                || !ok(c.scale_out_at_s)
+                || !ok(c.startup_s)
+                || !ok(c.first_batch_extra_s)
+            {
+                return Err(SimError::invalid(
+                    "cloud pool.cold_start",
+                    format!("{c:?}"),
+                    "cold_replicas <= replicas, times finite >= 0",
+                ));
+            }
+            extra = c.first_batch_extra_s;
+            for (i, r) in replicas
+                .iter_mut()
+                .enumerate()
+                .skip(n - c.cold_replicas as usize)
+            {
+                *r = Replica::new(false);
+                ready_at.push((i as u32, c.scale_out_at_s + c.startup_s));
+            }
+        }
+        let ready_count = replicas.iter().filter(|r| r.ready).count();
+        Ok((
+            Self {
+                replicas,
+                balancer: pool.balancer,
+                partitions,
+                max_batch: pool.batching.max_batch_size as usize,
+                max_delay_ns: to_ns(pool.batching.max_queue_delay_s),
+                service: ServiceSampler::new(
+                    &pool.service,
+                    pool.batching.max_batch_size,
+                    "cloud pool.service",
+                )?,
+                capacity: pool.queue_capacity as usize,
+                rr_next: 0,
+                ready_count,
+                first_batch_extra_s: extra,
+                throttle: None,
+                throttled_batches: 0,
+                queued: Level::default(),
+                wait_sum_ns: 0.0,
+                wait_count: 0,
+            },
+            ready_at,
+        ))
+    }
+
+    fn edge(edge: &EdgeDevices) -> Result<Self, SimError> {
+        check_pool_shape(
+            edge.devices,
+            edge.batching.max_batch_size,
+            edge.batching.max_queue_delay_s,
+            edge.queue_capacity,
+            "edge",
+        )?;
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        if !ok(edge.busy_power_w) || !ok(edge.idle_power_w) {
+            return Err(SimError::invalid(
+                "edge.power_w",
+                edge.busy_power_w,
+                "finite >= 0",
+            ));
+        }
+        if let Some(t) = &edge.throttling {
+            if !(t.time_constant_s > 0.0 && t.time_constant_s.is_finite())
+                || !(0.0..=1.0).contains(&t.threshold)
+                || !(t.slowdown >= 1.0 && t.slowdown.is_finite())
+            {
+                return Err(SimError::invalid(
+                    "edge.throttling",
+                    format!("{t:?}"),
+                    "time_constant_s > 0, threshold in [0, 1], slowdown >= 1",
+                ));
+            }
+        }
+        Ok(Self {
+            replicas: (0..edge.devices).map(|_| Replica::new(true)).collect(),
+            balancer: Balancer::Random,
+            partitions: None,
+            max_batch: edge.batching.max_batch_size as usize,
+            max_delay_ns: to_ns(edge.batching.max_queue_delay_s),
+            service: ServiceSampler::new(
+                &edge.service,
+                edge.batching.max_batch_size,
+                "edge.service",
+            )?,
+            capacity: edge.queue_capacity as usize,
+            rr_next: 0,
+            ready_count: edge.devices as usize,
+            first_batch_extra_s: 0.0,
+            throttle: edge.throttling,
+            throttled_batches: 0,
+            queued: Level::default(),
+            wait_sum_ns: 0.0,
+            wait_count: 0,
+        })
+    }
+
+    fn pick(&mut self, rng: &mut Pcg64Mcg) -> usize {
+        let n = self.replicas.len();
+        if let Some(p) = self.partitions {
+            let partition = ((unit(rng) * f64::from(p)) as u32).min(p - 1);
+            return partition as usize % n;
+        }
+        let any = self.ready_count == 0;
+        match self.balancer {
+            Balancer::Random => ((unit(rng) * n as f64) as usize).min(n - 1),
+            Balancer::RoundRobin => {
+                for _ in 0..n {
+                    let i = self.rr_next;
+                    self.rr_next = if i + 1 == n { 0 } else { i + 1 };
+                    if any || self.replicas[i].ready {
+                        return i;
+                    }
+                }
+                0
+            }
+            Balancer::LeastOutstanding => {
+                let mut best = 0;
+                let mut best_load = usize::MAX;
+                for (i, r) in self.replicas.iter().enumerate() {
+                    if !(any || r.ready) {
+                        continue;
+                    }
+                    let load = r.queue.len() + r.in_service.len();
+                    if load < best_load {
+                        best = i;
+                        best_load = load;
+                    }
+                }
+                best
+            }
+        }
+    }
+
+    fn stats(&self, end_ns: u64) -> PoolStats {
+        let replicas: Vec<ReplicaStats> = self
+            .replicas
+            .iter()
+            .map(|r| ReplicaStats {
+                utilisation: if end_ns == 0 {
+                    0.0
+                } else {
+                    r.busy_ns as f64 / end_ns as f64
+                },
+                batches: r.batches,
+                served: r.served,
+                max_batch_size: r.max_batch,
+            })
+            .collect();
+        let batches: u64 = replicas.iter().map(|r| r.batches).sum();
+        let served: u64 = replicas.iter().map(|r| r.served).sum();
+        PoolStats {
+            mean_utilisation: replicas.iter().map(|r| r.utilisation).sum::<f64>()
+                / replicas.len().max(1) as f64,
+            mean_queue_len: self.queued.mean(end_ns),
+            max_queue_len: self.queued.max,
+            batches,
+            mean_batch_size: if batches == 0 {
+                0.0
+            } else {
+                served as f64 / batches as f64
+            },
+            max_batch_size: replicas.iter().map(|r| r.max_batch_size).max().unwrap_or(0),
+            served,
+            replicas,
+        }
+    }
+}
+
+fn check_pool_shape(
+    replicas: u32,
+    max_batch: u32,
+    max_delay_s: f64,
+    capacity: u32,
+    field: &'static str,
+) -> Result<(), SimError> {
+    if replicas == 0 {
+        return Err(SimError::invalid(
+            field,
+            "replicas = 0",
+            "replicas/devices >= 1",
+        ));
+    }
+    if max_batch == 0 || max_batch > 65_536 {
+        return Err(SimError::invalid(
+            field,
+            max_batch,
+            "max_batch_size in 1..=65536",
+        ));
+    }
+    if !(max_delay_s.is_finite() && max_delay_s >= 0.0) {
+        return Err(SimError::invalid(
+            field,
+            max_delay_s,
+            "max_queue_delay_s finite >= 0",
+        ));
+    }
+    if capacity == 0 {
+        return Err(SimError::invalid(field, 0, "queue_capacity >= 1"));
+    }
+    Ok(())
+}
+
+/// Counters shared by all stages.
+struct Tally {
+    timeout_ns: u64,
+    recorder: LatencyRecorder,
+    failures: Failures,
+    completed: u64,
+    egress_per_response: u64,
+    egress_bytes: u64,
+    system: Level,
+    entries: u64,
+    sojourn_sum_ns: f64,
+    last_ns: u64,
+    staleness_sum_s: f64,
+    staleness_max_s: f64,
+    staleness_n: u64,
+}
+
+impl Tally {
+    #[inline]
+    fn leave_stage(&mut self, now: u64, req: &Req) {
+        self.system.sub(now, 1);
+        self.sojourn_sum_ns += (now - req.entered) as f64;
+        self.last_ns = self.last_ns.max(now);
+    }
+
+    /// Response reaches the client at `now + back`.
+    #[inline]
+    fn respond(&mut self, now: u64, req: &Req) -> bool {
+        let arrive = now.saturating_add(req.back);
+        self.last_ns = self.last_ns.max(arrive);
+        if req.flags & MEASURED == 0 {
+            return false;
+        }
+        let latency = arrive - req.sent;
+        if latency > self.timeout_ns {
+            self.failures.timeout += 1;
+            return false;
+        }
+        self.recorder.record(latency);
+        self.completed += 1;
+        if req.flags & EGRESS != 0 {
+            self.egress_bytes += self.egress_per_response;
+        }
+        true
+    }
+
+    #[inline]
+    fn fail_in_stage(&mut self, now: u64, req: &Req, timeout: bool) {
+        self.leave_stage(now, req);
+        if req.flags & MEASURED != 0 {
+            if timeout {
+                self.failures.timeout += 1;
+            } else {
+                self.failures.queue_full += 1;
+            }
+        }
+    }
+}
+
+fn enter_pool(
+    pool: &mut Pool,
+    pi: u8,
+    req: Req,
+    now: u64,
+    ev: &mut Events,
+    rng: &mut Pcg64Mcg,
+    tally: &mut Tally,
+) {
+    tally.system.add(now, 1);
+    tally.entries += 1;
+    let r = pool.pick(rng);
+    if pool.replicas[r].queue.len() >= pool.capacity {
+        tally.fail_in_stage(now, &req, false);
+        return;
+    }
+    pool.replicas[r].queue.push_back(req);
+    pool.queued.add(now, 1);
+    try_dispatch(pool, pi, r, now, ev, rng, tally);
+}
+
+#[inline]
+fn try_dispatch(
+    pool: &mut Pool,
+    pi: u8,
+    r: usize,
+    now: u64,
+    ev: &mut Events,
+    rng: &mut Pcg64Mcg,
+    tally: &mut Tally,
+) {
+    let max_batch = pool.max_batch;
+    let max_delay = pool.max_delay_ns;
+    let rep = &mut pool.replicas[r];
+    if rep.busy || !rep.ready {
+        return;
+    }
+    let Some(oldest) = rep.queue.front() else {
+        return;
+    };
+    let due = oldest.entered.saturating_add(max_delay);
+    if rep.queue.len() >= max_batch || due <= now {
+        start_batch(pool, pi, r, now, ev, rng, tally);
+    } else if !rep.timer_armed {
+        rep.timer_armed = true;
+        rep.timer_gen = rep.timer_gen.wrapping_add(1);
+        ev.push(
+            due,
+            Kind::Timer {
+                pool: pi,
+                replica: r as u32,
+                gen: rep.timer_gen,
+            },
+        );
+    }
+}
+
+fn start_batch(
+    pool: &mut Pool,
+    pi: u8,
+    r: usize,
+    now: u64,
+    ev: &mut Events,
+    rng: &mut Pcg64Mcg,
+    tally: &mut Tally,
+) {
+    let max_batch = pool.max_batch;
+    let rep = &mut pool.replicas[r];
+    rep.timer_armed = false;
+    let mut taken = 0u64;
+    while rep.in_service.len() < max_batch {
+        let Some(req) = rep.queue.pop_front() else {
+            break;
+        };
+        taken += 1;
+        // the server checks the deadline before spending work on it
+        if now.saturating_sub(req.sent) > tally.timeout_ns {
+            tally.fail_in_stage(now, &req, true);
+            continue;
+        }
+        if req.flags & MEASURED != 0 {
+            pool.wait_sum_ns += (now - req.entered) as f64;
+            pool.wait_count += 1;
+        }
+        rep.in_service.push(req);
+    }
+    pool.queued.sub(now, taken);
+    let b = rep.in_service.len();
+    if b == 0 {
+        return;
+    }
+    let mut service_s = pool.service.sample(b as u32, rng);
+    if rep.cold_first_batch {
+        rep.cold_first_batch = false;
+        service_s += pool.first_batch_extra_s;
+    }
+    if let Some(t) = &pool.throttle {
+        let idle = (now - rep.thermal_at) as f64 / NS_PER_S;
+        rep.thermal *= (-idle / t.time_constant_s).exp();
+        rep.thermal_at = now;
+        if rep.thermal > t.threshold {
+            service_s *= t.slowdown;
+            pool.throttled_batches += 1;
+        }
+    }
+    rep.busy = true;
+    rep.busy_since = now;
+    rep.batches += 1;
+    rep.served += b as u64;
+    rep.max_batch = rep.max_batch.max(b as u32);
+    ev.push(
+        now + to_ns(service_s),
+        Kind::Done {
+            pool: pi,
+            replica: r as u32,
+        },
+    );
+}
+
+fn finish_batch(
+    pool: &mut Pool,
+    pi: u8,
+    r: usize,
+    now: u64,
+    ev: &mut Events,
+    rng: &mut Pcg64Mcg,
+    tally: &mut Tally,
+) {
+    let throttle = pool.throttle;
+    let rep = &mut pool.replicas[r];
+    rep.busy = false;
+    rep.busy_ns += now - rep.busy_since;
+    if let Some(t) = throttle {
+        let busy = (now - rep.thermal_at) as f64 / NS_PER_S;
+        rep.thermal = 1.0 - (1.0 - rep.thermal) * (-busy / t.time_constant_s).exp();
+        rep.thermal_at = now;
+    }
+    for req in rep.in_service.drain(..) {
+        tally.leave_stage(now, &req);
+        tally.respond(now, &req);
+    }
+    try_dispatch(pool, pi, r, now, ev, rng, tally);
+}
+
+/// Which stage a request goes to.
+#[derive(Clone, Copy)]
+enum Route {
+    Cloud,
+    Edge,
+    Lookup,
+}
+
+struct CloudPath {
+    pool: u8,
+    link: LinkSampler,
+    produce: Option<FitSampler>,
+    consume: Option<FitSampler>,
+}
+
+struct Lookup {
+    link: Option<LinkSampler>,
+    latency: FitSampler,
+    job: JobSchedule,
+}
+
+fn build_cloud(
+    online: &OnlinePath,
+    config: &SimConfig,
+    pools: &mut Vec<Pool>,
+    rng: &mut Pcg64Mcg,
+) -> Result<(CloudPath, Vec<(u32, f64)>), SimError> {
+    let (pool, ready_at) = Pool::cloud(&online.pool, &online.transport)?;
+    pools.push(pool);
+    let (produce, consume) = match &online.transport {
+        Transport::Http => (None, None),
+        Transport::Stream(b) => (
+            Some(FitSampler::new(&b.produce)),
+            Some(FitSampler::new(&b.consume)),
+        ),
+    };
+    Ok((
+        CloudPath {
+            pool: (pools.len() - 1) as u8,
+            link: LinkSampler::new(&online.link, &config.payload, rng, "online.link")?,
+            produce,
+            consume,
+        },
+        ready_at,
+    ))
+}
+
+fn build_lookup(
+    path: &LookupPath,
+    config: &SimConfig,
+    rng: &mut Pcg64Mcg,
+) -> Result<Lookup, SimError> {
+    check_fit(&path.lookup, "lookup.lookup")?;
+    let j = path.job;
+    if !(j.period_s > 0.0
+        && j.period_s.is_finite()
+        && j.duration_s >= 0.0
+        && j.duration_s <= j.period_s)
+    {
+        return Err(SimError::invalid(
+            "lookup.job",
+            format!("period {} s, duration {} s", j.period_s, j.duration_s),
+            "period > 0 and 0 <= duration <= period (see plan_batch_job)",
+        ));
+    }
+    Ok(Lookup {
+        link: match &path.link {
+            Some(l) => Some(LinkSampler::new(l, &config.payload, rng, "lookup.link")?),
+            None => None,
+        },
+        latency: FitSampler::new(&path.lookup),
+        job: j,
+    })
+}
+
+fn check_rate(x: f64, field: &'static str) -> Result<f64, SimError> {
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(SimError::invalid(field, x, "a probability in [0, 1]"))
+    }
+}
+
+/// Runs one simulation. Pure: same config, same outcome.
+pub fn simulate(config: &SimConfig) -> Result<SimOutcome, SimError> {
+    run(config).map(|(o, _)| o)
+}
+
+/// Sizes of the simulator's internal state after a run (for memory tests).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateFootprint {
+    pub peak_events: usize,
+    pub event_heap_capacity: usize,
+    pub queue_capacity_total: usize,
+    pub histogram_bytes: usize,
+}
+
+#[doc(hidden)]
+pub fn simulate_with_footprint(
+    config: &SimConfig,
+) -> Result<(SimOutcome, StateFootprint), SimError> {
+    run(config)
+}
+
+fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
+    arrivals::validate(&config.arrivals)?;
+    let rc = &config.run;
+    if !(rc.duration_s.is_finite() && rc.duration_s > 0.0) {
+        return Err(SimError::invalid(
+            "run.duration_s",
+            rc.duration_s,
+            "finite > 0",
+        ));
+    }
+    if !(rc.warmup_s.is_finite() && rc.warmup_s >= 0.0 && rc.warmup_s < rc.duration_s) {
+        return Err(SimError::invalid(
+            "run.warmup_s",
+            rc.warmup_s,
+            "0 <= warmup_s < duration_s",
+        ));
+    }
+    if let Some(e) = &rc.early_stop {
+        if !(e.relative_half_width > 0.0) || e.batch_requests < 100 {
+            return Err(SimError::invalid(
+                "run.early_stop",
+                format!("{e:?}"),
+                "relative_half_width > 0, batch_requests >= 100",
+            ));
+        }
+    }
+    let timeout_ns = match config.timeout_s {
+        None => u64::MAX,
+        Some(t) if t.is_finite() && t > 0.0 => to_ns(t),
+        Some(t) => return Err(SimError::invalid("timeout_s", t, "finite > 0 or none")),
+    };
+
+    let mut rng = Pcg64Mcg::seed_from_u64(config.seed);
+    let mut pools: Vec<Pool> = Vec::new();
+    let mut cloud: Option<CloudPath> = None;
+    let mut edge_pool: Option<u8> = None;
+    let mut lookup: Option<Lookup> = None;
+    let mut ready_at = Vec::new();
+    // (probability of the alternative route, default route, alternative)
+    let (alt_p, default_route, alt_route) = match &config.mode {
+        Mode::Online(o) => {
+            let (c, r) = build_cloud(o, config, &mut pools, &mut rng)?;
+            cloud = Some(c);
+            ready_at = r;
+            (0.0, Route::Cloud, Route::Cloud)
+        }
+        Mode::Edge(e) => {
+            pools.push(Pool::edge(e)?);
+            edge_pool = Some(0);
+            (0.0, Route::Edge, Route::Edge)
+        }
+        Mode::BatchLookup(l) => {
+            lookup = Some(build_lookup(l, config, &mut rng)?);
+            (0.0, Route::Lookup, Route::Lookup)
+        }
+        Mode::PrecomputeHybrid {
+            lookup: l,
+            hit_rate,
+            online,
+        } => {
+            let p = check_rate(*hit_rate, "hit_rate")?;
+            lookup = Some(build_lookup(l, config, &mut rng)?);
+            let (c, r) = build_cloud(online, config, &mut pools, &mut rng)?;
+            cloud = Some(c);
+            ready_at = r;
+            (p, Route::Cloud, Route::Lookup)
+        }
+        Mode::EdgeWithFallback {
+            edge,
+            fallback_rate,
+            online,
+        } => {
+            let p = check_rate(*fallback_rate, "fallback_rate")?;
+            pools.push(Pool::edge(edge)?);
+            edge_pool = Some(0);
+            let (c, r) = build_cloud(online, config, &mut pools, &mut rng)?;
+            cloud = Some(c);
+            ready_at = r;
+            (p, Route::Edge, Route::Cloud)
+        }
+    };
+
+    let mut ev = Events::default();
+    if let Some(c) = &cloud {
+        for (replica, at) in ready_at {
+            ev.push(
+                to_ns(at),
+                Kind::Ready {
+                    pool: c.pool,
+                    replica,
+                },
+            );
+        }
+    }
+    let mut tally = Tally {
+        timeout_ns,
+        recorder: LatencyRecorder::new(rc.early_stop)?,
+        failures: Failures::default(),
+        completed: 0,
+        egress_per_response: config.payload.response_bytes,
+        egress_bytes: 0,
+        system: Level::default(),
+        entries: 0,
+        sojourn_sum_ns: 0.0,
+        last_ns: 0,
+        staleness_sum_s: 0.0,
+        staleness_max_s: 0.0,
+        staleness_n: 0,
+    };
+    let mut gen = Arrivals::new(&config.arrivals, &mut rng);
+    let horizon_ns = to_ns(rc.duration_s);
+    let warmup_ns = to_ns(rc.warmup_s);
+    let max_requests = rc.max_requests.unwrap_or(u64::MAX);
+    let mut simulated = 0u64;
+    let mut measured = 0u64;
+    let mut last_send = 0u64;
+    let mut paths = PathCounts::default();
+    let mut stopped_early = false;
+
+    let mut next_send =
+        |simulated: u64, rng: &mut Pcg64Mcg, tally: &Tally, stopped: &mut bool| -> Option<u64> {
+            if simulated >= max_requests {
+                return None;
+            }
+            if tally.recorder.early_stop_satisfied() {
+                *stopped = true;
+                return None;
+            }
+            gen.next(rng).map(to_ns).filter(|&t| t < horizon_ns)
+        };
+    let mut pending = next_send(0, &mut rng, &tally, &mut stopped_early);
+
+    loop {
+        let send_first = match (pending, ev.heap.peek()) {
+            (Some(t), Some(e)) => t <= e.time,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if send_first {
+            let Some(now) = pending else { break };
+            simulated += 1;
+            last_send = now;
+            let is_measured = now >= warmup_ns;
+            if is_measured {
+                measured += 1;
+            }
+            let route = if alt_p > 0.0 && unit(&mut rng) < alt_p {
+                alt_route
+            } else {
+                default_route
+            };
+            let mut req = Req {
+                sent: now,
+                entered: now,
+                back: 0,
+                flags: if is_measured { MEASURED } else { 0 },
+            };
+            let deadline_s = to_s(now.saturating_add(timeout_ns).min(MAX_NS));
+            match route {
+                Route::Cloud => {
+                    if is_measured {
+                        paths.cloud += 1;
+                    }
+                    if let Some(c) = &mut cloud {
+                        match c.link.send(to_s(now), deadline_s, &mut rng) {
+                            Send::Offline => {
+                                if is_measured {
+                                    tally.failures.offline += 1;
+                                }
+                            }
+                            Send::Delays(mut up, mut down) => {
+                                if let (Some(p), Some(q)) = (&c.produce, &c.consume) {
+                                    up += p.sample(&mut rng) + q.sample(&mut rng);
+                                    down += p.sample(&mut rng);
+                                }
+                                req.flags |= EGRESS;
+                                req.back = to_ns(down);
+                                let up_ns = to_ns(up);
+                                let pi = c.pool;
+                                if up_ns == 0 {
+                                    enter_pool(
+                                        &mut pools[pi as usize],
+                                        pi,
+                                        req,
+                                        now,
+                                        &mut ev,
+                                        &mut rng,
+                                        &mut tally,
+                                    );
+                                } else {
+                                    req.entered = now + up_ns;
+                                    ev.push(req.entered, Kind::Enter { pool: pi, req });
+                                }
+                            }
+                        }
+                    }
+                }
+                Route::Edge => {
+                    if is_measured {
+                        paths.edge += 1;
+                    }
+                    if let Some(pi) = edge_pool {
+                        enter_pool(
+                            &mut pools[pi as usize],
+                            pi,
+                            req,
+                            now,
+                            &mut ev,
+                            &mut rng,
+                            &mut tally,
+                        );
+                    }
+                }
+                Route::Lookup => {
+                    if is_measured {
+                        paths.lookup += 1;
+                    }
+                    if let Some(l) = &mut lookup {
+                        let mut up_ns = 0;
+                        let mut ok = true;
+                        if let Some(link) = &mut l.link {
+                            match link.send(to_s(now), deadline_s, &mut rng) {
+                                Send::Offline => {
+                                    ok = false;
+                                    if is_measured {
+                                        tally.failures.offline += 1;
+                                    }
+                                }
+                                Send::Delays(up, down) => {
+                                    req.flags |= EGRESS;
+                                    req.back = to_ns(down);
+                                    up_ns = to_ns(up);
+                                }
+                            }
+                        }
+                        if ok {
+                            req.entered = now + up_ns;
+                            if up_ns == 0 {
+                                start_lookup(l, req, now, &mut ev, &mut rng, &mut tally);
+                            } else {
+                                ev.push(req.entered, Kind::LookupStart { req });
+                            }
+                        }
+                    }
+                }
+            }
+            pending = next_send(simulated, &mut rng, &tally, &mut stopped_early);
+            continue;
+        }
+        let Some(event) = ev.heap.pop() else { break };
+        let now = event.time;
+        match event.kind {
+            Kind::Enter { pool, req } => {
+                enter_pool(
+                    &mut pools[pool as usize],
+                    pool,
+                    req,
+                    now,
+                    &mut ev,
+                    &mut rng,
+                    &mut tally,
+                );
+            }
+            Kind::Timer { pool, replica, gen } => {
+                let p = &mut pools[pool as usize];
+                let rep = &mut p.replicas[replica as usize];
+                if rep.timer_armed && rep.timer_gen == gen {
+                    rep.timer_armed = false;
+                    try_dispatch(
+                        p,
+                        pool,
+                        replica as usize,
+                        now,
+                        &mut ev,
+                        &mut rng,
+                        &mut tally,
+                    );
+                }
+            }
+            Kind::Done { pool, replica } => {
+                finish_batch(
+                    &mut pools[pool as usize],
+                    pool,
+                    replica as usize,
+                    now,
+                    &mut ev,
+                    &mut rng,
+                    &mut tally,
+                );
+            }
+            Kind::Ready { pool, replica } => {
+                let p = &mut pools[pool as usize];
+                p.replicas[replica as usize].ready = true;
+                p.ready_count += 1;
+                try_dispatch(
+                    p,
+                    pool,
+                    replica as usize,
+                    now,
+                    &mut ev,
+                    &mut rng,
+                    &mut tally,
+                );
+            }
+            Kind::LookupStart { req } => {
+                if let Some(l) = &lookup {
+                    start_lookup(l, req, now, &mut ev, &mut rng, &mut tally);
+                }
+            }
+            Kind::LookupDone { req } => {
+                tally.leave_stage(now, &req);
+                if tally.respond(now, &req) {
+                    if let Some(l) = &lookup {
+                        let age = staleness_s(to_s(now), &l.job, unit(&mut rng));
+                        tally.staleness_sum_s += age;
+                        tally.staleness_max_s = tally.staleness_max_s.max(age);
+                        tally.staleness_n += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let end_ns = tally.last_ns.max(last_send).max(1);
+    let stage_end = end_ns;
+    tally.system.advance(stage_end);
+    let window_s = (to_s(last_send) - rc.warmup_s).max(0.0);
+    let cloud_stats = cloud.as_ref().map(|c| pools[c.pool as usize].stats(end_ns));
+    let edge_stats = edge_pool.map(|i| pools[i as usize].stats(end_ns));
+    let consumer_lag = cloud.as_ref().filter(|c| c.produce.is_some()).map(|c| {
+        let p = &pools[c.pool as usize];
+        LagStats {
+            mean_messages: p.queued.mean(end_ns),
+            max_messages: p.queued.max,
+            mean_lag_s: mean_or_zero(p.wait_sum_ns, p.wait_count) / NS_PER_S,
+        }
+    });
+    let energy = match (&config.mode, edge_pool) {
+        (Mode::Edge(e), Some(i)) | (Mode::EdgeWithFallback { edge: e, .. }, Some(i)) => {
+            let p = &pools[i as usize];
+            let busy_s: f64 = p.replicas.iter().map(|r| to_s(r.busy_ns)).sum();
+            let total_s = to_s(end_ns) * p.replicas.len() as f64;
+            let served: u64 = p.replicas.iter().map(|r| r.served).sum();
+            let batches: u64 = p.replicas.iter().map(|r| r.batches).sum();
+            let busy_j = busy_s * e.busy_power_w;
+            Some(EnergyStats {
+                busy_energy_j: busy_j,
+                idle_energy_j: (total_s - busy_s).max(0.0) * e.idle_power_w,
+                energy_per_prediction_j: if served == 0 {
+                    0.0
+                } else {
+                    busy_j / served as f64
+                },
+                throttled_batch_fraction: if batches == 0 {
+                    0.0
+                } else {
+                    p.throttled_batches as f64 / batches as f64
+                },
+            })
+        }
+        _ => None,
+    };
+    let (wait_sum, wait_n) = pools.iter().fold((0.0, 0u64), |(s, n), p| {
+        (s + p.wait_sum_ns, n + p.wait_count)
+    });
+    let stage_s = to_s(stage_end);
+    let outcome = SimOutcome {
+        simulated_requests: simulated,
+        measured_requests: measured,
+        completed: tally.completed,
+        failures: tally.failures,
+        latency: tally.recorder.summary(),
+        mean_queue_wait_s: mean_or_zero(wait_sum, wait_n) / NS_PER_S,
+        throughput_per_s: if window_s > 0.0 {
+            tally.completed as f64 / window_s
+        } else {
+            0.0
+        },
+        simulated_time_s: to_s(end_ns),
+        measured_window_s: window_s,
+        cloud: cloud_stats,
+        edge: edge_stats,
+        consumer_lag,
+        staleness: lookup.as_ref().map(|_| StalenessStats {
+            served: tally.staleness_n,
+            mean_age_s: if tally.staleness_n == 0 {
+                0.0
+            } else {
+                tally.staleness_sum_s / tally.staleness_n as f64
+            },
+            max_age_s: tally.staleness_max_s,
+        }),
+        energy,
+        egress_bytes: tally.egress_bytes,
+        paths,
+        littles_law: LittlesLaw {
+            time_avg_in_system: tally.system.mean(stage_end),
+            arrival_rate_per_s: if stage_s > 0.0 {
+                tally.entries as f64 / stage_s
+            } else {
+                0.0
+            },
+            mean_sojourn_s: mean_or_zero(tally.sojourn_sum_ns, tally.entries) / NS_PER_S,
+        },
+        early_stop: tally.recorder.early_report(stopped_early),
+    };
+    let footprint = StateFootprint {
+        peak_events: ev.peak_len,
+        event_heap_capacity: ev.heap.capacity(),
+        queue_capacity_total: pools
+            .iter()
+            .flat_map(|p| p.replicas.iter())
+            .map(|r| r.queue.capacity() + r.in_service.capacity())
+            .sum(),
+        histogram_bytes: tally.recorder.footprint_bytes(),
+    };
+    Ok((outcome, footprint))
+}
+
+fn mean_or_zero(sum: f64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+fn start_lookup(
+    l: &Lookup,
+    req: Req,
+    now: u64,
+    ev: &mut Events,
+    rng: &mut Pcg64Mcg,
+    tally: &mut Tally,
+) {
+    tally.system.add(now, 1);
+    tally.entries += 1;
+    let done = now + to_ns(l.latency.sample(rng));
+    ev.push(done, Kind::LookupDone { req });
+}
+
+/// Age of a prediction read at `t` (see [`JobSchedule`]): time since the
+/// last job published, plus how long before publishing it was scored
+/// (`u` uniform in [0, 1) places the input within the job's sweep).
+fn staleness_s(t: f64, job: &JobSchedule, u: f64) -> f64 {
+    let (p, d) = (job.period_s, job.duration_s);
+    let k = ((t - d) / p).floor();
+    let published = k * p + d;
+    (t - published) + (1.0 - u) * d
+}

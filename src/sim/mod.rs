@@ -1,0 +1,72 @@
+//! Discrete-event serving simulator and cost model.
+//!
+//! [`simulate`] runs one [`SimConfig`] (arrivals, network, broker, serving
+//! pool with dynamic batching, edge devices, precomputed lookups) and returns
+//! a [`SimOutcome`]: latency percentiles from a streaming histogram,
+//! throughput, utilisation, queue lengths, failures by reason, staleness,
+//! energy, egress and Little's-law inputs. Memory does not grow with the
+//! number of simulated requests: statistics are streaming, queues bounded.
+//!
+//! Determinism: the simulation owns a PCG RNG seeded from `config.seed`;
+//! events are ordered by (time in integer nanoseconds, sequence number),
+//! so ties resolve the same way every run and the serialized outcome is
+//! identical byte for byte for the same config.
+//!
+//! Analytic helpers: [`plan_batch_job`] (periodic batch prediction job:
+//! duration, instance-hours, storage, staleness, feasibility),
+//! [`zipf_hit_rate`] (hybrid precompute hit rate) and [`cost`] (monthly
+//! cost and $/1M predictions).
+
+mod arrivals;
+mod batch;
+mod config;
+pub mod cost;
+mod dist;
+mod engine;
+mod network;
+mod stats;
+
+pub use arrivals::{parse_trace_csv, TraceError};
+pub use batch::{plan_batch_job, BatchInfeasible, BatchJobConfig, BatchJobPlan, InputSpace};
+pub use config::{
+    ArrivalProcess, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices, JobSchedule,
+    LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload,
+    ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
+};
+pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf_hit_rate};
+pub use engine::simulate;
+#[doc(hidden)]
+pub use engine::{simulate_with_footprint, StateFootprint};
+pub use stats::{
+    CdfPoint, EarlyStopReport, EnergyStats, Failures, HistogramBucket, LagStats, LatencySummary,
+    LittlesLaw, PathCounts, PoolStats, ReplicaStats, SimOutcome, StalenessStats,
+};
+
+use thiserror::Error;
+
+/// Why a simulation could not run.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SimError {
+    #[error("invalid simulation config: {field} = {value}; expected {expected}")]
+    InvalidConfig {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("latency histogram: {0}")]
+    Histogram(String),
+}
+
+impl SimError {
+    pub(crate) fn invalid(
+        field: &'static str,
+        value: impl std::fmt::Display,
+        expected: &'static str,
+    ) -> Self {
+        SimError::InvalidConfig {
+            field,
+            value: value.to_string(),
+            expected,
+        }
+    }
+}

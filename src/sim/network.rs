@@ -1,0 +1,277 @@
+//! Network link sampling: RTT, serialisation, loss, offline periods.
+
+use rand_distr::{Binomial, Distribution, Exp1};
+use rand_pcg::Pcg64Mcg;
+
+use super::config::{NetworkLink, Offline, OfflinePolicy, Payload};
+use super::dist::{check_fit, FitSampler};
+use super::SimError;
+
+pub(crate) fn validate(link: &NetworkLink, field: &'static str) -> Result<(), SimError> {
+    check_fit(&link.rtt, field)?;
+    if !(link.bandwidth_bps > 0.0) || link.bandwidth_bps.is_nan() {
+        return Err(SimError::invalid(
+            field,
+            link.bandwidth_bps,
+            "bandwidth_bps > 0",
+        ));
+    }
+    if !(0.0..1.0).contains(&link.loss_probability) {
+        return Err(SimError::invalid(
+            field,
+            link.loss_probability,
+            "loss_probability in [0, 1)",
+        ));
+    }
+    if !(link.retransmit_timeout_s.is_finite() && link.retransmit_timeout_s >= 0.0) {
+        return Err(SimError::invalid(
+            field,
+            link.retransmit_timeout_s,
+            "retransmit_timeout_s finite >= 0",
+        ));
+    }
+    if link.mss_bytes == 0 {
+        return Err(SimError::invalid(field, 0, "mss_bytes >= 1"));
+    }
+    match &link.offline {
+        Offline::Never => {}
+        Offline::Random {
+            mean_online_s,
+            mean_offline_s,
+        } => {
+            let ok = |x: f64| x.is_finite() && x > 0.0;
+            if !ok(*mean_online_s) || !ok(*mean_offline_s) {
+                return Err(SimError::invalid(
+                    field,
+                    format!("{mean_online_s}/{mean_offline_s}"),
+                    "offline mean_online_s and mean_offline_s > 0",
+                ));
+            }
+        }
+        Offline::Windows(w) => {
+            let mut prev = f64::NEG_INFINITY;
+            for &(a, b) in w {
+                if !(a.is_finite() && b.is_finite() && a >= prev && b >= a) {
+                    return Err(SimError::invalid(
+                        field,
+                        format!("({a}, {b})"),
+                        "offline windows sorted, start <= end, not overlapping",
+                    ));
+                }
+                prev = b;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Connectivity state, advanced lazily with non-decreasing query times.
+#[derive(Debug, Clone)]
+enum Connectivity {
+    Always,
+    Random {
+        mean_online_s: f64,
+        mean_offline_s: f64,
+        /// current offline window `[start, end)`; the next one is drawn
+        /// once the query time passes `end`
+        start: f64,
+        end: f64,
+    },
+    Windows {
+        windows: Vec<(f64, f64)>,
+        next: usize,
+    },
+}
+
+impl Connectivity {
+    fn new(offline: &Offline, rng: &mut Pcg64Mcg) -> Self {
+        match offline {
+            Offline::Never => Connectivity::Always,
+            Offline::Random {
+                mean_online_s,
+                mean_offline_s,
+            } => {
+                let start = exp(rng) * mean_online_s;
+                let end = start + exp(rng) * mean_offline_s;
+                Connectivity::Random {
+                    mean_online_s: *mean_online_s,
+                    mean_offline_s: *mean_offline_s,
+                    start,
+                    end,
+                }
+            }
+            Offline::Windows(w) => Connectivity::Windows {
+                windows: w.clone(),
+                next: 0,
+            },
+        }
+    }
+
+    /// `None` if online at `t`, else the time the link comes back.
+    fn offline_until(&mut self, t: f64, rng: &mut Pcg64Mcg) -> Option<f64> {
+        match self {
+            Connectivity::Always => None,
+            Connectivity::Random {
+                mean_online_s,
+                mean_offline_s,
+                start,
+                end,
+            } => {
+                while t >= *end {
+                    *start = *end + exp(rng) * *mean_online_s;
+                    *end = *start + exp(rng) * *mean_offline_s;
+                }
+                (t >= *start).then_some(*end)
+            }
+            Connectivity::Windows { windows, next } => {
+                while windows.get(*next).is_some_and(|w| t >= w.1) {
+                    *next += 1;
+                }
+                windows
+                    .get(*next)
+                    .and_then(|&(a, b)| (t >= a && t < b).then_some(b))
+            }
+        }
+    }
+}
+
+/// Result of sending a request over the link at time `t`.
+pub(crate) enum Send {
+    /// (uplink delay incl. any wait for reconnect, downlink delay) seconds.
+    Delays(f64, f64),
+    /// Offline and the policy (or the deadline) says fail.
+    Offline,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LinkSampler {
+    rtt: FitSampler,
+    up_serialise_s: f64,
+    down_serialise_s: f64,
+    rto_s: f64,
+    up_loss: Option<Binomial>,
+    down_loss: Option<Binomial>,
+    connectivity: Connectivity,
+    policy: OfflinePolicy,
+}
+
+impl LinkSampler {
+    pub fn new(
+        link: &NetworkLink,
+        payload: &Payload,
+        rng: &mut Pcg64Mcg,
+        field: &'static str,
+    ) -> Result<Self, SimError> {
+        validate(link, field)?;
+        let bits = |b: u64| b as f64 * 8.0 / link.bandwidth_bps;
+        let loss = |bytes: u64| -> Result<Option<Binomial>, SimError> {
+            if link.loss_probability == 0.0 {
+                return Ok(None);
+            }
+            let packets = bytes.div_ceil(link.mss_bytes).max(1);
+            Binomial::new(packets, link.loss_probability)
+                .map(Some)
+                .map_err(|_| SimError::invalid(field, link.loss_probability, "loss in [0, 1)"))
+        };
+        Ok(Self {
+            rtt: FitSampler::new(&link.rtt),
+            up_serialise_s: bits(payload.request_bytes),
+            down_serialise_s: bits(payload.response_bytes),
+            rto_s: link.retransmit_timeout_s,
+            up_loss: loss(payload.request_bytes)?,
+            down_loss: loss(payload.response_bytes)?,
+            connectivity: Connectivity::new(&link.offline, rng),
+            policy: link.offline_policy,
+        })
+    }
+
+    /// Draws the delays of a request sent at `t` (non-decreasing across
+    /// calls) with the given absolute deadline.
+    pub fn send(&mut self, t: f64, deadline: f64, rng: &mut Pcg64Mcg) -> Send {
+        let mut wait = 0.0;
+        if let Some(back) = self.connectivity.offline_until(t, rng) {
+            match self.policy {
+                OfflinePolicy::Fail => return Send::Offline,
+                OfflinePolicy::WaitForReconnect if back > deadline => return Send::Offline,
+                OfflinePolicy::WaitForReconnect => wait = back - t,
+            }
+        }
+        let half_rtt = self.rtt.sample(rng) * 0.5;
+        let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| {
+            b.as_ref().map_or(0.0, |d| d.sample(rng) as f64)
+        };
+        let up = wait + half_rtt + self.up_serialise_s + lost(&self.up_loss, rng) * self.rto_s;
+        let down = half_rtt + self.down_serialise_s + lost(&self.down_loss, rng) * self.rto_s;
+        Send::Delays(up, down)
+    }
+}
+
+#[inline]
+fn exp(rng: &mut Pcg64Mcg) -> f64 {
+    Exp1.sample(rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::config::LatencyFit;
+    use rand::SeedableRng;
+
+    #[test]
+    fn serialisation_and_rtt_add_up() {
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        let link = NetworkLink::simple(LatencyFit::constant(0.040), 8e6);
+        let payload = Payload {
+            request_bytes: 10_000,
+            response_bytes: 1_000,
+        };
+        let mut s = LinkSampler::new(&link, &payload, &mut rng, "link").expect("valid");
+        match s.send(0.0, f64::INFINITY, &mut rng) {
+            Send::Delays(up, down) => {
+                assert!((up - (0.020 + 0.010)).abs() < 1e-12);
+                assert!((down - (0.020 + 0.001)).abs() < 1e-12);
+            }
+            Send::Offline => panic!("online link"),
+        }
+    }
+
+    #[test]
+    fn offline_windows_fail_or_wait() {
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        let mut link = NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY);
+        link.offline = Offline::Windows(vec![(1.0, 2.0), (5.0, 6.0)]);
+        let payload = Payload {
+            request_bytes: 0,
+            response_bytes: 0,
+        };
+        let mut fail = LinkSampler::new(&link, &payload, &mut rng, "l").expect("valid");
+        assert!(matches!(fail.send(0.5, 9.0, &mut rng), Send::Delays(..)));
+        assert!(matches!(fail.send(1.5, 9.0, &mut rng), Send::Offline));
+        assert!(matches!(fail.send(2.0, 9.0, &mut rng), Send::Delays(..)));
+        link.offline_policy = OfflinePolicy::WaitForReconnect;
+        let mut wait = LinkSampler::new(&link, &payload, &mut rng, "l").expect("valid");
+        match wait.send(5.25, 9.0, &mut rng) {
+            Send::Delays(up, _) => assert!((up - 0.75).abs() < 1e-12),
+            Send::Offline => panic!("should wait"),
+        }
+        assert!(matches!(wait.send(5.5, 5.9, &mut rng), Send::Offline));
+    }
+
+    #[test]
+    fn random_offline_fraction_matches() {
+        let mut rng = Pcg64Mcg::seed_from_u64(9);
+        let mut c = Connectivity::new(
+            &Offline::Random {
+                mean_online_s: 7.0,
+                mean_offline_s: 3.0,
+            },
+            &mut rng,
+        );
+        let n = 200_000;
+        let off = (0..n)
+            .filter(|i| c.offline_until(*i as f64 * 0.1, &mut rng).is_some())
+            .count();
+        let frac = off as f64 / n as f64;
+        assert!((frac - 0.3).abs() < 0.03, "{frac}");
+    }
+}

@@ -1,0 +1,413 @@
+//! Streaming statistics and the simulation outcome.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::config::EarlyStop;
+use super::SimError;
+
+/// Largest recordable latency: values above saturate (about 2.8 hours).
+const MAX_RECORDABLE_NS: u64 = 10_000_000_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+const HISTOGRAM_BUCKETS: usize = 40;
+const CDF_QUANTILES: [f64; 21] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999,
+    0.9995, 0.9999, 0.99999, 1.0,
+];
+
+/// Everything a run produced. Times in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimOutcome {
+    /// Requests generated (simulated), warm-up included.
+    pub simulated_requests: u64,
+    /// Requests sent after the warm-up (measured): completed + failed.
+    pub measured_requests: u64,
+    /// Measured requests answered within their deadline.
+    pub completed: u64,
+    pub failures: Failures,
+    /// End-to-end latency (client send -> response) of completed requests.
+    pub latency: LatencySummary,
+    /// Mean time measured requests waited in a replica queue (served ones).
+    pub mean_queue_wait_s: f64,
+    /// Completed measured requests per second of the measured window.
+    pub throughput_per_s: f64,
+    /// Simulated time at which the last request left (drained).
+    pub simulated_time_s: f64,
+    /// Length of the measured send window (arrivals after the warm-up).
+    pub measured_window_s: f64,
+    /// Cloud pool (`None` if the mode has none).
+    pub cloud: Option<PoolStats>,
+    /// Edge devices (`None` if the mode has none).
+    pub edge: Option<PoolStats>,
+    /// Streaming only: messages waiting at consumers.
+    pub consumer_lag: Option<LagStats>,
+    /// Lookup paths only: age of served predictions.
+    pub staleness: Option<StalenessStats>,
+    /// Edge only.
+    pub energy: Option<EnergyStats>,
+    /// Response bytes sent from the cloud to clients (measured requests).
+    pub egress_bytes: u64,
+    /// Which path measured requests took.
+    pub paths: PathCounts,
+    /// Little's law over the serving stage (entry to a pool or lookup ->
+    /// leaving it), whole run: `time_avg_in_system ~= arrival_rate * mean_sojourn_s`.
+    pub littles_law: LittlesLaw,
+    pub early_stop: EarlyStopReport,
+}
+
+/// Failures of measured requests, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failures {
+    /// Not answered within `timeout_s` (queued too long or too slow).
+    pub timeout: u64,
+    /// Arrived at a full replica queue.
+    pub queue_full: u64,
+    /// Needed the network while offline.
+    pub offline: u64,
+}
+
+impl Failures {
+    pub fn total(&self) -> u64 {
+        self.timeout + self.queue_full + self.offline
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    pub p99_s: f64,
+    pub p999_s: f64,
+    /// Log-spaced buckets between min and max (counts sum to `count`).
+    pub histogram: Vec<HistogramBucket>,
+    /// (latency, fraction of requests at or below it) for plotting.
+    pub cdf: Vec<CdfPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistogramBucket {
+    pub lower_s: f64,
+    pub upper_s: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CdfPoint {
+    pub latency_s: f64,
+    pub fraction: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolStats {
+    /// Per replica (or device), whole run.
+    pub replicas: Vec<ReplicaStats>,
+    pub mean_utilisation: f64,
+    /// Time-average and maximum of requests waiting (all queues together).
+    pub mean_queue_len: f64,
+    pub max_queue_len: u64,
+    pub batches: u64,
+    pub mean_batch_size: f64,
+    pub max_batch_size: u32,
+    /// Requests served (whole run, warm-up included).
+    pub served: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStats {
+    /// Busy time / simulated time.
+    pub utilisation: f64,
+    pub batches: u64,
+    pub served: u64,
+    pub max_batch_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LagStats {
+    pub mean_messages: f64,
+    pub max_messages: u64,
+    /// Mean time a message waits at its consumer before processing.
+    pub mean_lag_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StalenessStats {
+    pub served: u64,
+    pub mean_age_s: f64,
+    pub max_age_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EnergyStats {
+    /// Busy power x busy time over all devices, whole run.
+    pub busy_energy_j: f64,
+    pub idle_energy_j: f64,
+    /// Busy energy / predictions served on the devices.
+    pub energy_per_prediction_j: f64,
+    /// Share of device batches started while throttled.
+    pub throttled_batch_fraction: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathCounts {
+    pub cloud: u64,
+    pub edge: u64,
+    pub lookup: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LittlesLaw {
+    /// Integral of the number in the serving stage over time / run length.
+    pub time_avg_in_system: f64,
+    /// Entries into the serving stage / run length.
+    pub arrival_rate_per_s: f64,
+    /// Mean time in the serving stage per entry.
+    pub mean_sojourn_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopReport {
+    pub enabled: bool,
+    /// True if arrivals stopped because the p99 CI was narrow enough.
+    pub stopped_early: bool,
+    /// Batches of completions used by the batch-means estimate.
+    pub batches: u64,
+    /// Last 95% CI half-width of the p99 relative to the p99.
+    pub p99_relative_half_width: Option<f64>,
+}
+
+pub(crate) fn new_histogram() -> Result<Histogram<u64>, SimError> {
+    Histogram::new_with_bounds(1, MAX_RECORDABLE_NS, SIGNIFICANT_DIGITS)
+        .map_err(|e| SimError::Histogram(e.to_string()))
+}
+
+/// Latency recorder: one bounded histogram, plus batch-means state for the
+/// early stop (a second histogram reset per batch; Welford over batch p99s).
+pub(crate) struct LatencyRecorder {
+    pub all: Histogram<u64>,
+    early: Option<EarlyState>,
+    sum_ns: f64,
+}
+
+struct EarlyState {
+    config: EarlyStop,
+    batch: Histogram<u64>,
+    batches: u64,
+    mean: f64,
+    m2: f64,
+    last_rel: Option<f64>,
+    satisfied: bool,
+}
+
+impl LatencyRecorder {
+    pub fn new(early: Option<EarlyStop>) -> Result<Self, SimError> {
+        let early = match early {
+            Some(config) => Some(EarlyState {
+                config,
+                batch: new_histogram()?,
+                batches: 0,
+                mean: 0.0,
+                m2: 0.0,
+                last_rel: None,
+                satisfied: false,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            all: new_histogram()?,
+            early,
+            sum_ns: 0.0,
+        })
+    }
+
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        let v = ns.max(1);
+        self.all.saturating_record(v);
+        self.sum_ns += ns as f64;
+        if let Some(e) = &mut self.early {
+            e.batch.saturating_record(v);
+            if e.batch.len() >= e.config.batch_requests {
+                let p = e.batch.value_at_quantile(0.99) as f64;
+                e.batch.reset();
+                e.batches += 1;
+                let d = p - e.mean;
+                e.mean += d / e.batches as f64;
+                e.m2 += d * (p - e.mean);
+                if e.batches >= e.config.min_batches.max(2) {
+                    let k = e.batches as f64;
+                    let sd = (e.m2 / (k - 1.0)).sqrt();
+                    let half = t975(k - 1.0) * sd / k.sqrt();
+                    let p99 = self.all.value_at_quantile(0.99) as f64;
+                    let rel = if p99 > 0.0 { half / p99 } else { f64::INFINITY };
+                    e.last_rel = Some(rel);
+                    e.satisfied = rel <= e.config.relative_half_width;
+                }
+            }
+        }
+    }
+
+    pub fn early_stop_satisfied(&self) -> bool {
+        self.early.as_ref().is_some_and(|e| e.satisfied)
+    }
+
+    pub fn early_report(&self, stopped_early: bool) -> EarlyStopReport {
+        match &self.early {
+            None => EarlyStopReport {
+                enabled: false,
+                stopped_early: false,
+                batches: 0,
+                p99_relative_half_width: None,
+            },
+            Some(e) => EarlyStopReport {
+                enabled: true,
+                stopped_early,
+                batches: e.batches,
+                p99_relative_half_width: e.last_rel,
+            },
+        }
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let h = &self.all;
+        let s = |ns: u64| ns as f64 * 1e-9;
+        let count = h.len();
+        if count == 0 {
+            return LatencySummary {
+                count: 0,
+                mean_s: 0.0,
+                min_s: 0.0,
+                max_s: 0.0,
+                p50_s: 0.0,
+                p90_s: 0.0,
+                p99_s: 0.0,
+                p999_s: 0.0,
+                histogram: Vec::new(),
+                cdf: Vec::new(),
+            };
+        }
+        let (lo, hi) = (h.min().max(1) as f64, h.max().max(1) as f64);
+        let ratio = (hi / lo).max(1.0 + 1e-9);
+        let step = ratio.ln() / HISTOGRAM_BUCKETS as f64;
+        let edges: Vec<f64> = (0..=HISTOGRAM_BUCKETS)
+            .map(|i| lo * (step * i as f64).exp())
+            .collect();
+        let mut counts = vec![0u64; HISTOGRAM_BUCKETS];
+        for v in h.iter_recorded() {
+            let x = h.highest_equivalent(v.value_iterated_to()) as f64;
+            let i = (((x / lo).ln() / step).floor().max(0.0) as usize).min(HISTOGRAM_BUCKETS - 1);
+            counts[i] += v.count_since_last_iteration();
+        }
+        let histogram = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| HistogramBucket {
+                lower_s: edges[i] * 1e-9,
+                upper_s: edges[i + 1] * 1e-9,
+                count,
+            })
+            .collect();
+        let cdf = CDF_QUANTILES
+            .iter()
+            .map(|&q| CdfPoint {
+                latency_s: s(h.value_at_quantile(q)),
+                fraction: q,
+            })
+            .collect();
+        LatencySummary {
+            count,
+            mean_s: self.sum_ns / count as f64 * 1e-9,
+            min_s: s(h.min()),
+            max_s: s(h.max()),
+            p50_s: s(h.value_at_quantile(0.5)),
+            p90_s: s(h.value_at_quantile(0.9)),
+            p99_s: s(h.value_at_quantile(0.99)),
+            p999_s: s(h.value_at_quantile(0.999)),
+            histogram,
+            cdf,
+        }
+    }
+
+    /// Heap bytes held by the histograms (constant for a run).
+    pub fn footprint_bytes(&self) -> usize {
+        let one = self.all.distinct_values() * std::mem::size_of::<u64>();
+        one * if self.early.is_some() { 2 } else { 1 }
+    }
+}
+
+/// 97.5% quantile of Student's t with `nu` degrees of freedom
+/// (Cornish–Fisher expansion, within 0.3% for nu >= 5).
+fn t975(nu: f64) -> f64 {
+    let z: f64 = 1.959_963_985;
+    let z3 = z.powi(3);
+    let z5 = z.powi(5);
+    z + (z3 + z) / (4.0 * nu) + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * nu * nu)
+}
+
+/// Time-weighted integral of an integer level (queue length, number in
+/// system) with its maximum.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Level {
+    pub level: u64,
+    pub max: u64,
+    last_ns: u64,
+    area: f64,
+}
+
+impl Level {
+    #[inline]
+    pub fn advance(&mut self, now: u64) {
+        if now > self.last_ns {
+            self.area += self.level as f64 * (now - self.last_ns) as f64;
+            self.last_ns = now;
+        }
+    }
+    #[inline]
+    pub fn add(&mut self, now: u64, delta: u64) {
+        self.advance(now);
+        self.level += delta;
+        self.max = self.max.max(self.level);
+    }
+    #[inline]
+    pub fn sub(&mut self, now: u64, delta: u64) {
+        self.advance(now);
+        self.level = self.level.saturating_sub(delta);
+    }
+    /// Time average over [0, end].
+    pub fn mean(&self, end_ns: u64) -> f64 {
+        if end_ns == 0 {
+            0.0
+        } else {
+            self.area / end_ns as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_quantile_close_to_tables() {
+        assert!((t975(9.0) - 2.262).abs() < 0.01);
+        assert!((t975(29.0) - 2.045).abs() < 0.003);
+    }
+
+    #[test]
+    fn histogram_buckets_partition_counts_and_cdf_is_monotone() {
+        let mut r = LatencyRecorder::new(None).expect("histogram");
+        for i in 1..=10_000u64 {
+            r.record(i * 1_000);
+        }
+        let s = r.summary();
+        assert_eq!(s.count, 10_000);
+        assert_eq!(s.histogram.iter().map(|b| b.count).sum::<u64>(), 10_000);
+        assert!(s.cdf.windows(2).all(|w| w[0].latency_s <= w[1].latency_s));
+        assert!((s.p50_s / 5e-3 - 1.0).abs() < 0.002);
+        assert!((s.p99_s / 9.9e-3 - 1.0).abs() < 0.002);
+        assert!((s.mean_s - 5.0005e-3).abs() < 1e-9);
+    }
+}
