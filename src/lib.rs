@@ -6,3 +6,4 @@
 pub mod hardware;
 pub mod plan;
 pub mod sim;
+pub mod report;
