@@ -79,9 +79,6 @@ impl Context<'_> {
         self.only.is_none_or(|only| only.contains(&c.family()))
     }
 
-    fn rate(&self) -> f64 {
-        self.scenario.traffic.rate_per_s
-    }
 
     fn reference_variant(&self) -> &str {
         &self.scenario.model.reference_variant().name

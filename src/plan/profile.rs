@@ -102,13 +102,16 @@ impl ProfileSet {
                 .count();
             (wins, -p.median_s(1))
         };
-        options.into_iter().max_by(|a, b| {
-            let (wa, ta) = score(a);
-            let (wb, tb) = score(b);
-            wa.cmp(&wb)
-                .then(ta.total_cmp(&tb))
-                .then(b.backend.cmp(&a.backend))
-        })
+        let scored: Vec<(&ComputeProfile, (usize, f64))> =
+            options.iter().map(|p| (*p, score(p))).collect();
+        scored
+            .into_iter()
+            .max_by(|(a, (wa, ta)), (b, (wb, tb))| {
+                wa.cmp(wb)
+                    .then(ta.total_cmp(tb))
+                    .then(b.backend.cmp(&a.backend))
+            })
+            .map(|(p, _)| p)
     }
 
     pub fn accuracy_of(&self, variant: &str, precision: Precision) -> Option<f64> {

@@ -9,7 +9,7 @@ use crate::sim;
 
 use super::candidate::Candidate;
 use super::evaluate::{
-    self, batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
+    batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
     simulate_candidate, static_checks, Context, Evaluation, SimBudget, SimPlan, UsageExtras,
     TARGET_UTILISATION,
 };

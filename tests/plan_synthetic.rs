@@ -1,0 +1,156 @@
+//! Planner behaviour on shipped scenarios with synthetic, roofline-shaped compute
+//! profiles (no timing): constraints, ranking, determinism, what-if.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use workbench::plan::{self, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
+use workbench::report::FigureSource;
+use workbench::scenario::{self, Placement, Scenario};
+use workbench::sim::ProfilePoint;
+use workbench_kernels::{BackendKind, Precision};
+
+fn load(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    match scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Latency = 20 us + FLOPs / (a share of the target's peak); int8 twice as fast as tiled.
+fn synthetic_profiles(s: &Scenario) -> ProfileSet {
+    let mut set = ProfileSet::default();
+    let targets = s.targets.cloud.iter().chain(&s.targets.edge);
+    for target in targets {
+        for v in &s.model.variants {
+            let flops = v.counts().flops_per_sample;
+            for (backend, precision, speed) in [
+                (BackendKind::Naive, Precision::F32, 0.05),
+                (BackendKind::Tiled, Precision::F32, 0.3),
+                (BackendKind::Quantized, Precision::Int8, 0.6),
+            ] {
+                let rate = target.spec.peak_gflops_f32 * 1e9 * speed;
+                let points = [1u32, 4, 8, 16, 32, 64]
+                    .iter()
+                    .map(|&b| {
+                        let m = 20e-6 + flops * f64::from(b) / rate;
+                        ProfilePoint {
+                            batch_size: b,
+                            median_s: m,
+                            p99_s: m * 1.3,
+                        }
+                    })
+                    .collect();
+                set.profiles.push(ComputeProfile {
+                    variant: v.name.clone(),
+                    backend,
+                    precision,
+                    target: target.spec.name.clone(),
+                    source: FigureSource::Projected,
+                    points,
+                    infeasible: None,
+                });
+                let agreement = if precision == Precision::Int8 {
+                    0.995
+                } else {
+                    1.0
+                };
+                set.accuracy.insert((v.name.clone(), precision), agreement);
+            }
+        }
+    }
+    set
+}
+
+fn quick() -> PlanOptions {
+    PlanOptions {
+        sensitivity: false,
+        ..PlanOptions::quick(7)
+    }
+}
+
+#[test]
+fn privacy_keeps_predictive_text_on_the_device() {
+    let s = load("predictive-text");
+    let out = plan::plan(&s, &synthetic_profiles(&s), &WhatIf::default(), &quick());
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(best.plan.placement, Placement::Edge);
+    let cloud: Vec<_> = out
+        .evaluations
+        .iter()
+        .filter(|e| e.plan.placement == Placement::Cloud)
+        .collect();
+    assert!(!cloud.is_empty());
+    for e in cloud {
+        let why = e.reason().unwrap_or_default();
+        assert!(why.contains("data may not leave the device"), "{why}");
+    }
+}
+
+#[test]
+fn planning_is_deterministic_for_a_seed() {
+    let s = load("card-fraud-stream");
+    let profiles = synthetic_profiles(&s);
+    let a = plan::plan(&s, &profiles, &WhatIf::default(), &quick());
+    let b = plan::plan(&s, &profiles, &WhatIf::default(), &quick());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn more_traffic_needs_more_capacity() {
+    let s = load("rare-language-translation");
+    let profiles = synthetic_profiles(&s);
+    let base = plan::plan(&s, &profiles, &WhatIf::default(), &quick());
+    let busy = plan::plan(
+        &s,
+        &profiles,
+        &WhatIf {
+            traffic_factor: 4.0,
+            ..WhatIf::default()
+        },
+        &quick(),
+    );
+    let (a, b) = (
+        base.recommended().expect("base"),
+        busy.recommended().expect("busy"),
+    );
+    assert!(
+        b.capacity_rps >= a.capacity_rps * 3.0,
+        "capacity {} -> {}",
+        a.capacity_rps,
+        b.capacity_rps
+    );
+    assert!(b.plan.cost_usd_per_month > a.plan.cost_usd_per_month);
+}
+
+#[test]
+fn a_tight_slo_is_reported_per_plan() {
+    let s = load("rare-language-translation");
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles(&s),
+        &WhatIf {
+            slo_ms: Some(0.01),
+            ..WhatIf::default()
+        },
+        &quick(),
+    );
+    assert!(!out.feasible);
+    assert!(out.recommended().is_none());
+    let reasons: BTreeMap<String, usize> = out
+        .evaluations
+        .iter()
+        .filter_map(|e| e.reason())
+        .fold(BTreeMap::new(), |mut m, r| {
+            *m.entry(r).or_default() += 1;
+            m
+        });
+    assert!(
+        reasons.keys().any(|r| r.contains("> SLO 0.01 ms")),
+        "{reasons:?}"
+    );
+    assert!(out.rationale[0].contains("No plan meets every constraint"));
+}
