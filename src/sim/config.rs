@@ -216,6 +216,10 @@ pub enum Balancer {
     LeastOutstanding,
     /// Uniformly at random (e.g. which user's device a request belongs to).
     Random,
+    /// One FIFO shared by all replicas; an idle replica pulls the next
+    /// batch (a worker pool; M/M/c when unbatched). `queue_capacity` then
+    /// bounds the shared queue.
+    SharedQueue,
 }
 
 /// Dynamic batching: a replica dispatches a batch when `max_batch_size`

@@ -67,7 +67,7 @@ struct Req {
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Enter { pool: u8, req: Req },
-    Timer { pool: u8, replica: u32, gen: u32 },
+    Timer { pool: u8, queue: u32, gen: u32 },
     Done { pool: u8, replica: u32 },
     Ready { pool: u8, replica: u32 },
     LookupStart { req: Req },
@@ -119,14 +119,19 @@ impl Events {
     }
 }
 
+/// A FIFO of waiting requests: one per replica, or one shared by all.
+#[derive(Default)]
+struct WaitQueue {
+    items: VecDeque<Req>,
+    timer_armed: bool,
+    timer_gen: u32,
+}
+
 struct Replica {
-    queue: VecDeque<Req>,
     in_service: Vec<Req>,
     busy: bool,
     ready: bool,
     cold_first_batch: bool,
-    timer_armed: bool,
-    timer_gen: u32,
     busy_since: u64,
     busy_ns: u64,
     batches: u64,
@@ -139,13 +144,10 @@ struct Replica {
 impl Replica {
     fn new(ready: bool) -> Self {
         Self {
-            queue: VecDeque::new(),
             in_service: Vec::new(),
             busy: false,
             ready,
             cold_first_batch: !ready,
-            timer_armed: false,
-            timer_gen: 0,
             busy_since: 0,
             busy_ns: 0,
             batches: 0,
@@ -159,6 +161,8 @@ impl Replica {
 
 struct Pool {
     replicas: Vec<Replica>,
+    /// `replicas.len()` queues, or one with `Balancer::SharedQueue`.
+    queues: Vec<WaitQueue>,
     balancer: Balancer,
     partitions: Option<u32>,
     max_batch: usize,
@@ -226,8 +230,10 @@ impl Pool {
             }
         }
         let ready_count = replicas.iter().filter(|r| r.ready).count();
+        let shared = partitions.is_none() && pool.balancer == Balancer::SharedQueue;
         Ok((
             Self {
+                queues: queues_for(n, shared),
                 replicas,
                 balancer: pool.balancer,
                 partitions,
@@ -269,10 +275,12 @@ impl Pool {
             ));
         }
         if let Some(t) = &edge.throttling {
-            if !(t.time_constant_s > 0.0 && t.time_constant_s.is_finite())
-                || !(0.0..=1.0).contains(&t.threshold)
-                || !(t.slowdown >= 1.0 && t.slowdown.is_finite())
-            {
+            let valid = t.time_constant_s > 0.0
+                && t.time_constant_s.is_finite()
+                && (0.0..=1.0).contains(&t.threshold)
+                && t.slowdown >= 1.0
+                && t.slowdown.is_finite();
+            if !valid {
                 return Err(SimError::invalid(
                     "edge.throttling",
                     format!("{t:?}"),
@@ -282,6 +290,7 @@ impl Pool {
         }
         Ok(Self {
             replicas: (0..edge.devices).map(|_| Replica::new(true)).collect(),
+            queues: queues_for(edge.devices as usize, false),
             balancer: Balancer::Random,
             partitions: None,
             max_batch: edge.batching.max_batch_size as usize,
@@ -303,8 +312,27 @@ impl Pool {
         })
     }
 
+    #[inline]
+    fn shared(&self) -> bool {
+        self.queues.len() == 1 && self.replicas.len() > 1
+    }
+
+    /// Queue index serving replica `r`.
+    #[inline]
+    fn queue_of(&self, r: usize) -> usize {
+        if self.queues.len() == 1 {
+            0
+        } else {
+            r
+        }
+    }
+
+    /// Queue index for a new request.
     fn pick(&mut self, rng: &mut Pcg64Mcg) -> usize {
         let n = self.replicas.len();
+        if self.shared() {
+            return 0;
+        }
         if let Some(p) = self.partitions {
             let partition = ((unit(rng) * f64::from(p)) as u32).min(p - 1);
             return partition as usize % n;
@@ -312,6 +340,7 @@ impl Pool {
         let any = self.ready_count == 0;
         match self.balancer {
             Balancer::Random => ((unit(rng) * n as f64) as usize).min(n - 1),
+            Balancer::SharedQueue => 0,
             Balancer::RoundRobin => {
                 for _ in 0..n {
                     let i = self.rr_next;
@@ -329,7 +358,7 @@ impl Pool {
                     if !(any || r.ready) {
                         continue;
                     }
-                    let load = r.queue.len() + r.in_service.len();
+                    let load = self.queues[i].items.len() + r.in_service.len();
                     if load < best_load {
                         best = i;
                         best_load = load;
@@ -373,6 +402,16 @@ impl Pool {
             replicas,
         }
     }
+}
+
+fn queues_for(replicas: usize, shared: bool) -> Vec<WaitQueue> {
+    let n = if shared { 1 } else { replicas };
+    (0..n).map(|_| WaitQueue::default()).collect()
+}
+
+/// A ready, idle replica pulling from shared queue (lowest index first).
+fn idle_replica(pool: &Pool) -> Option<usize> {
+    pool.replicas.iter().position(|r| r.ready && !r.busy)
 }
 
 fn check_pool_shape(
@@ -479,13 +518,21 @@ fn enter_pool(
 ) {
     tally.system.add(now, 1);
     tally.entries += 1;
-    let r = pool.pick(rng);
-    if pool.replicas[r].queue.len() >= pool.capacity {
+    let q = pool.pick(rng);
+    if pool.queues[q].items.len() >= pool.capacity {
         tally.fail_in_stage(now, &req, false);
         return;
     }
-    pool.replicas[r].queue.push_back(req);
+    pool.queues[q].items.push_back(req);
     pool.queued.add(now, 1);
+    let r = if pool.shared() {
+        match idle_replica(pool) {
+            Some(r) => r,
+            None => return, // all busy: the next to finish pulls it
+        }
+    } else {
+        q
+    };
     try_dispatch(pool, pi, r, now, ev, rng, tally);
 }
 
@@ -501,25 +548,27 @@ fn try_dispatch(
 ) {
     let max_batch = pool.max_batch;
     let max_delay = pool.max_delay_ns;
-    let rep = &mut pool.replicas[r];
+    let qi = pool.queue_of(r);
+    let rep = &pool.replicas[r];
     if rep.busy || !rep.ready {
         return;
     }
-    let Some(oldest) = rep.queue.front() else {
+    let queue = &mut pool.queues[qi];
+    let Some(oldest) = queue.items.front() else {
         return;
     };
     let due = oldest.entered.saturating_add(max_delay);
-    if rep.queue.len() >= max_batch || due <= now {
+    if queue.items.len() >= max_batch || due <= now {
         start_batch(pool, pi, r, now, ev, rng, tally);
-    } else if !rep.timer_armed {
-        rep.timer_armed = true;
-        rep.timer_gen = rep.timer_gen.wrapping_add(1);
+    } else if !queue.timer_armed {
+        queue.timer_armed = true;
+        queue.timer_gen = queue.timer_gen.wrapping_add(1);
         ev.push(
             due,
             Kind::Timer {
                 pool: pi,
-                replica: r as u32,
-                gen: rep.timer_gen,
+                queue: qi as u32,
+                gen: queue.timer_gen,
             },
         );
     }
@@ -535,11 +584,13 @@ fn start_batch(
     tally: &mut Tally,
 ) {
     let max_batch = pool.max_batch;
+    let qi = pool.queue_of(r);
+    let queue = &mut pool.queues[qi];
+    queue.timer_armed = false;
     let rep = &mut pool.replicas[r];
-    rep.timer_armed = false;
     let mut taken = 0u64;
     while rep.in_service.len() < max_batch {
-        let Some(req) = rep.queue.pop_front() else {
+        let Some(req) = queue.items.pop_front() else {
             break;
         };
         taken += 1;
@@ -735,7 +786,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         ));
     }
     if let Some(e) = &rc.early_stop {
-        if !(e.relative_half_width > 0.0) || e.batch_requests < 100 {
+        if e.relative_half_width.is_nan() || e.relative_half_width <= 0.0 || e.batch_requests < 100
+        {
             return Err(SimError::invalid(
                 "run.early_stop",
                 format!("{e:?}"),
@@ -981,20 +1033,19 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     &mut tally,
                 );
             }
-            Kind::Timer { pool, replica, gen } => {
+            Kind::Timer { pool, queue, gen } => {
                 let p = &mut pools[pool as usize];
-                let rep = &mut p.replicas[replica as usize];
-                if rep.timer_armed && rep.timer_gen == gen {
-                    rep.timer_armed = false;
-                    try_dispatch(
-                        p,
-                        pool,
-                        replica as usize,
-                        now,
-                        &mut ev,
-                        &mut rng,
-                        &mut tally,
-                    );
+                let q = &mut p.queues[queue as usize];
+                if q.timer_armed && q.timer_gen == gen {
+                    q.timer_armed = false;
+                    let target = if p.shared() {
+                        idle_replica(p)
+                    } else {
+                        Some(queue as usize)
+                    };
+                    if let Some(r) = target {
+                        try_dispatch(p, pool, r, now, &mut ev, &mut rng, &mut tally);
+                    }
                 }
             }
             Kind::Done { pool, replica } => {
@@ -1129,8 +1180,13 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         event_heap_capacity: ev.heap.capacity(),
         queue_capacity_total: pools
             .iter()
-            .flat_map(|p| p.replicas.iter())
-            .map(|r| r.queue.capacity() + r.in_service.capacity())
+            .map(|p| {
+                p.queues.iter().map(|q| q.items.capacity()).sum::<usize>()
+                    + p.replicas
+                        .iter()
+                        .map(|r| r.in_service.capacity())
+                        .sum::<usize>()
+            })
             .sum(),
         histogram_bytes: tally.recorder.footprint_bytes(),
     };
