@@ -178,7 +178,8 @@ pub enum Offline {
     Windows(Vec<(f64, f64)>),
 }
 
-/// What happens to a request sent while the link is offline.
+/// What happens to a request sent while the link is offline (connectivity
+/// is checked when the request is sent; a response in flight is not cut).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OfflinePolicy {
     /// Fails at once (failure reason `offline`).

@@ -35,7 +35,8 @@ fn to_ns(seconds: f64) -> u64 {
     if seconds.is_nan() || seconds <= 0.0 {
         0
     } else {
-        let ns = (seconds * NS_PER_S).round();
+        // + 0.5 then truncate: rounds positives without a libm call
+        let ns = seconds * NS_PER_S + 0.5;
         if ns >= MAX_NS as f64 {
             MAX_NS
         } else {
