@@ -52,6 +52,7 @@ fn plan(rate: f64, link: NetworkLink, batching: Batching, replicas: u32) -> SimC
                 ]),
                 queue_capacity: 10_000,
                 cold_start: None,
+                autoscale: None,
             },
         }),
         run: RunControl {

@@ -57,6 +57,7 @@ fn pool(
         service,
         queue_capacity: 100_000,
         cold_start: None,
+        autoscale: None,
     }
 }
 
@@ -781,4 +782,52 @@ fn cost_from_a_simulated_plan() {
     assert!((c.monthly_usd - instances - egress).abs() < 1e-6);
     assert_eq!(c.lines.len(), 2);
     assert!(c.usd_per_million_predictions.expect("predictions") > 0.0);
+}
+
+#[test]
+fn autoscaler_launches_cold_replicas_under_load_only() {
+    let make = |rate: f64| {
+        let mut p = pool(
+            1,
+            Balancer::LeastOutstanding,
+            Batching::NONE,
+            ServiceTime::Deterministic { seconds: 0.001 },
+        );
+        p.autoscale = Some(workbench::sim::Autoscale {
+            max_replicas: 4,
+            interval_s: 1.0,
+            target_outstanding_per_replica: 5.0,
+            startup_s: 2.0,
+            first_batch_extra_s: 0.1,
+        });
+        let mut c = base(
+            Mode::Online(online(no_link(), Transport::Http, p)),
+            poisson(rate),
+            30.0,
+        );
+        c.timeout_s = None;
+        c
+    };
+    let hot = simulate(&make(2_500.0)).expect("valid");
+    accounted(&hot);
+    let pool = hot.cloud.expect("pool");
+    assert!(
+        pool.scale_outs >= 2 && pool.scale_outs <= 3,
+        "{}",
+        pool.scale_outs
+    );
+    assert!(
+        pool.mean_replicas > 2.5 && pool.mean_replicas < 4.0,
+        "{}",
+        pool.mean_replicas
+    );
+    assert_eq!(pool.replicas.len(), 4);
+    assert!(pool.replicas[2].served > 0);
+    // the backlog built while replicas start shows in the tail
+    assert!(hot.latency.max_s > 1.0, "{}", hot.latency.max_s);
+    let calm = simulate(&make(300.0)).expect("valid");
+    let pool = calm.cloud.expect("pool");
+    assert_eq!(pool.scale_outs, 0);
+    assert!((pool.mean_replicas - 1.0).abs() < 1e-9);
+    assert_eq!(pool.replicas[1].served, 0);
 }

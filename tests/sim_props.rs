@@ -3,9 +3,9 @@
 
 use proptest::prelude::*;
 use workbench::sim::{
-    simulate, ArrivalProcess, Balancer, Batching, Broker, ColdStart, EdgeDevices, JobSchedule,
-    LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload,
-    ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
+    simulate, ArrivalProcess, Autoscale, Balancer, Batching, Broker, ColdStart, EdgeDevices,
+    JobSchedule, LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath,
+    Payload, ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
 };
 
 fn fit() -> impl Strategy<Value = LatencyFit> {
@@ -74,9 +74,10 @@ fn pool() -> impl Strategy<Value = ServingPool> {
         service(),
         1u32..200,
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(replicas, balancer, b, d, service, cap, cold)| ServingPool {
+            |(replicas, balancer, b, d, service, cap, cold, scale)| ServingPool {
                 replicas,
                 balancer,
                 batching: Batching {
@@ -90,6 +91,13 @@ fn pool() -> impl Strategy<Value = ServingPool> {
                     scale_out_at_s: 0.5,
                     startup_s: 1.0,
                     first_batch_extra_s: 0.2,
+                }),
+                autoscale: scale.then_some(Autoscale {
+                    max_replicas: replicas + 3,
+                    interval_s: 0.1,
+                    target_outstanding_per_replica: 2.0,
+                    startup_s: 0.3,
+                    first_batch_extra_s: 0.05,
                 }),
             },
         )

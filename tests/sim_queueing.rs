@@ -38,6 +38,7 @@ fn config(seed: u64, rho: f64, servers: u32, service: ServiceTime, n: u64, warm:
                 service,
                 queue_capacity: u32::MAX,
                 cold_start: None,
+                autoscale: None,
             },
         }),
         run: RunControl {

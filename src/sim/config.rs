@@ -291,6 +291,23 @@ pub struct ServingPool {
     /// `queue_full`. Also bounds the simulator's memory.
     pub queue_capacity: u32,
     pub cold_start: Option<ColdStart>,
+    /// Reactive scale-out; `replicas` is then the initial count.
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Reactive scale-out (no scale-in): every `interval_s`, if the requests
+/// queued or in service exceed `target_outstanding_per_replica` per
+/// launched replica, one more replica is launched (up to `max_replicas`);
+/// it starts cold: ready `startup_s` later, `first_batch_extra_s` slower
+/// on its first batch. Billing follows launched replicas
+/// (`PoolStats::mean_replicas`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Autoscale {
+    pub max_replicas: u32,
+    pub interval_s: f64,
+    pub target_outstanding_per_replica: f64,
+    pub startup_s: f64,
+    pub first_batch_extra_s: f64,
 }
 
 /// Cloud online path (HTTP or streaming).

@@ -15,8 +15,8 @@ use rand_pcg::Pcg64Mcg;
 
 use super::arrivals::{self, Arrivals};
 use super::config::{
-    Balancer, EdgeDevices, JobSchedule, LookupPath, Mode, OnlinePath, ServingPool, SimConfig,
-    Throttling, Transport,
+    Autoscale, Balancer, EdgeDevices, JobSchedule, LookupPath, Mode, OnlinePath, ServingPool,
+    SimConfig, Throttling, Transport,
 };
 use super::dist::{check_fit, unit, FitSampler, ServiceSampler};
 use super::network::{LinkSampler, Send};
@@ -71,6 +71,7 @@ enum Kind {
     Timer { pool: u8, queue: u32, gen: u32 },
     Done { pool: u8, replica: u32 },
     Ready { pool: u8, replica: u32 },
+    Scale { pool: u8 },
     LookupStart { req: Req },
     LookupDone { req: Req },
 }
@@ -132,7 +133,8 @@ struct Replica {
     in_service: Vec<Req>,
     busy: bool,
     ready: bool,
-    cold_first_batch: bool,
+    /// Added to the next batch (cold start), then 0.
+    first_batch_extra_s: f64,
     busy_since: u64,
     busy_ns: u64,
     batches: u64,
@@ -143,12 +145,12 @@ struct Replica {
 }
 
 impl Replica {
-    fn new(ready: bool) -> Self {
+    fn new(ready: bool, first_batch_extra_s: f64) -> Self {
         Self {
             in_service: Vec::new(),
             busy: false,
             ready,
-            cold_first_batch: !ready,
+            first_batch_extra_s,
             busy_since: 0,
             busy_ns: 0,
             batches: 0,
@@ -172,7 +174,11 @@ struct Pool {
     capacity: usize,
     rr_next: usize,
     ready_count: usize,
-    first_batch_extra_s: f64,
+    /// Launched replicas: the prefix `replicas[..active]`.
+    active: usize,
+    active_level: Level,
+    autoscale: Option<Autoscale>,
+    scale_outs: u64,
     throttle: Option<Throttling>,
     throttled_batches: u64,
     queued: Level,
@@ -205,8 +211,35 @@ impl Pool {
         };
         let n = pool.replicas as usize;
         let mut ready_at = Vec::new();
-        let mut extra = 0.0;
-        let mut replicas: Vec<Replica> = (0..n).map(|_| Replica::new(true)).collect();
+        let mut slots = n;
+        if let Some(a) = &pool.autoscale {
+            let ok = |x: f64| x.is_finite() && x >= 0.0;
+            let valid = a.max_replicas >= pool.replicas
+                && a.max_replicas <= 4_096
+                && a.interval_s.is_finite()
+                && a.interval_s > 0.0
+                && ok(a.target_outstanding_per_replica)
+                && ok(a.startup_s)
+                && ok(a.first_batch_extra_s);
+            if !valid {
+                return Err(SimError::invalid(
+                    "cloud pool.autoscale",
+                    format!("{a:?}"),
+                    "replicas <= max_replicas <= 4096, interval_s > 0, others finite >= 0",
+                ));
+            }
+            slots = a.max_replicas as usize;
+        }
+        let launch_extra = pool.autoscale.map_or(0.0, |a| a.first_batch_extra_s);
+        let mut replicas: Vec<Replica> = (0..slots)
+            .map(|i| {
+                if i < n {
+                    Replica::new(true, 0.0)
+                } else {
+                    Replica::new(false, launch_extra)
+                }
+            })
+            .collect();
         if let Some(c) = &pool.cold_start {
             let ok = |x: f64| x.is_finite() && x >= 0.0;
             if c.cold_replicas > pool.replicas
@@ -220,21 +253,23 @@ impl Pool {
                     "cold_replicas <= replicas, times finite >= 0",
                 ));
             }
-            extra = c.first_batch_extra_s;
             for (i, r) in replicas
                 .iter_mut()
                 .enumerate()
+                .take(n)
                 .skip(n - c.cold_replicas as usize)
             {
-                *r = Replica::new(false);
+                *r = Replica::new(false, c.first_batch_extra_s);
                 ready_at.push((i as u32, c.scale_out_at_s + c.startup_s));
             }
         }
         let ready_count = replicas.iter().filter(|r| r.ready).count();
         let shared = partitions.is_none() && pool.balancer == Balancer::SharedQueue;
+        let mut active_level = Level::default();
+        active_level.add(0, n as u64);
         Ok((
             Self {
-                queues: queues_for(n, shared),
+                queues: queues_for(slots, shared),
                 replicas,
                 balancer: pool.balancer,
                 partitions,
@@ -248,7 +283,10 @@ impl Pool {
                 capacity: pool.queue_capacity as usize,
                 rr_next: 0,
                 ready_count,
-                first_batch_extra_s: extra,
+                active: n,
+                active_level,
+                autoscale: pool.autoscale,
+                scale_outs: 0,
                 throttle: None,
                 throttled_batches: 0,
                 queued: Level::default(),
@@ -289,8 +327,10 @@ impl Pool {
                 ));
             }
         }
+        let mut active_level = Level::default();
+        active_level.add(0, u64::from(edge.devices));
         Ok(Self {
-            replicas: (0..edge.devices).map(|_| Replica::new(true)).collect(),
+            replicas: (0..edge.devices).map(|_| Replica::new(true, 0.0)).collect(),
             queues: queues_for(edge.devices as usize, false),
             balancer: Balancer::Random,
             partitions: None,
@@ -304,7 +344,10 @@ impl Pool {
             capacity: edge.queue_capacity as usize,
             rr_next: 0,
             ready_count: edge.devices as usize,
-            first_batch_extra_s: 0.0,
+            active: edge.devices as usize,
+            active_level,
+            autoscale: None,
+            scale_outs: 0,
             throttle: edge.throttling,
             throttled_batches: 0,
             queued: Level::default(),
@@ -330,7 +373,7 @@ impl Pool {
 
     /// Queue index for a new request.
     fn pick(&mut self, rng: &mut Pcg64Mcg) -> usize {
-        let n = self.replicas.len();
+        let n = self.active;
         if self.shared() {
             return 0;
         }
@@ -345,7 +388,7 @@ impl Pool {
             Balancer::RoundRobin => {
                 for _ in 0..n {
                     let i = self.rr_next;
-                    self.rr_next = if i + 1 == n { 0 } else { i + 1 };
+                    self.rr_next = if i + 1 >= n { 0 } else { i + 1 };
                     if any || self.replicas[i].ready {
                         return i;
                     }
@@ -355,7 +398,7 @@ impl Pool {
             Balancer::LeastOutstanding => {
                 let mut best = 0;
                 let mut best_load = usize::MAX;
-                for (i, r) in self.replicas.iter().enumerate() {
+                for (i, r) in self.replicas.iter().enumerate().take(n) {
                     if !(any || r.ready) {
                         continue;
                     }
@@ -387,9 +430,18 @@ impl Pool {
             .collect();
         let batches: u64 = replicas.iter().map(|r| r.batches).sum();
         let served: u64 = replicas.iter().map(|r| r.served).sum();
+        let mut launched = self.active_level;
+        launched.advance(end_ns);
+        let mean_replicas = launched.mean(end_ns);
+        let busy_ns: f64 = self.replicas.iter().map(|r| r.busy_ns as f64).sum();
         PoolStats {
-            mean_utilisation: replicas.iter().map(|r| r.utilisation).sum::<f64>()
-                / replicas.len().max(1) as f64,
+            mean_utilisation: if mean_replicas > 0.0 {
+                busy_ns / (mean_replicas * end_ns as f64)
+            } else {
+                0.0
+            },
+            mean_replicas,
+            scale_outs: self.scale_outs,
             mean_queue_len: self.queued.mean(end_ns),
             max_queue_len: self.queued.max,
             batches,
@@ -612,10 +664,8 @@ fn start_batch(
         return;
     }
     let mut service_s = pool.service.sample(b as u32, rng);
-    if rep.cold_first_batch {
-        rep.cold_first_batch = false;
-        service_s += pool.first_batch_extra_s;
-    }
+    service_s += rep.first_batch_extra_s;
+    rep.first_batch_extra_s = 0.0;
     if let Some(t) = &pool.throttle {
         let idle = (now - rep.thermal_at) as f64 / NS_PER_S;
         rep.thermal *= (-idle / t.time_constant_s).exp();
@@ -863,6 +913,9 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                 },
             );
         }
+        if let Some(a) = pools[c.pool as usize].autoscale {
+            ev.push(to_ns(a.interval_s), Kind::Scale { pool: c.pool });
+        }
     }
     let mut tally = Tally {
         timeout_ns,
@@ -1073,6 +1126,35 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     &mut rng,
                     &mut tally,
                 );
+            }
+            Kind::Scale { pool } => {
+                let p = &mut pools[pool as usize];
+                if let Some(a) = p.autoscale {
+                    let in_service: usize = p.replicas[..p.active]
+                        .iter()
+                        .map(|r| r.in_service.len())
+                        .sum();
+                    let outstanding = p.queued.level as f64 + in_service as f64;
+                    if p.active < p.replicas.len()
+                        && outstanding > a.target_outstanding_per_replica * p.active as f64
+                    {
+                        let i = p.active;
+                        p.active += 1;
+                        p.active_level.add(now, 1);
+                        p.scale_outs += 1;
+                        ev.push(
+                            now + to_ns(a.startup_s),
+                            Kind::Ready {
+                                pool,
+                                replica: i as u32,
+                            },
+                        );
+                    }
+                    // keep looking while there is traffic to come or in flight
+                    if pending.is_some() || tally.system.level > 0 {
+                        ev.push(now + to_ns(a.interval_s), Kind::Scale { pool });
+                    }
+                }
             }
             Kind::LookupStart { req } => {
                 if let Some(l) = &lookup {

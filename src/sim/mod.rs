@@ -43,9 +43,9 @@ mod stats;
 pub use arrivals::{parse_trace_csv, TraceError};
 pub use batch::{plan_batch_job, BatchInfeasible, BatchJobConfig, BatchJobPlan, InputSpace};
 pub use config::{
-    ArrivalProcess, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices, JobSchedule,
-    LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload,
-    ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
+    ArrivalProcess, Autoscale, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices,
+    JobSchedule, LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath,
+    Payload, ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
 };
 pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf_hit_rate};
 pub use engine::simulate;
