@@ -178,7 +178,8 @@ pub enum Offline {
     Windows(Vec<(f64, f64)>),
 }
 
-/// What happens to a request sent while the link is offline.
+/// What happens to a request sent while the link is offline (connectivity
+/// is checked when the request is sent; a response in flight is not cut).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OfflinePolicy {
     /// Fails at once (failure reason `offline`).
@@ -216,6 +217,10 @@ pub enum Balancer {
     LeastOutstanding,
     /// Uniformly at random (e.g. which user's device a request belongs to).
     Random,
+    /// One FIFO shared by all replicas; an idle replica pulls the next
+    /// batch (a worker pool; M/M/c when unbatched). `queue_capacity` then
+    /// bounds the shared queue.
+    SharedQueue,
 }
 
 /// Dynamic batching: a replica dispatches a batch when `max_batch_size`
@@ -286,6 +291,23 @@ pub struct ServingPool {
     /// `queue_full`. Also bounds the simulator's memory.
     pub queue_capacity: u32,
     pub cold_start: Option<ColdStart>,
+    /// Reactive scale-out; `replicas` is then the initial count.
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Reactive scale-out (no scale-in): every `interval_s`, if the requests
+/// queued or in service exceed `target_outstanding_per_replica` per
+/// launched replica, one more replica is launched (up to `max_replicas`);
+/// it starts cold: ready `startup_s` later, `first_batch_extra_s` slower
+/// on its first batch. Billing follows launched replicas
+/// (`PoolStats::mean_replicas`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Autoscale {
+    pub max_replicas: u32,
+    pub interval_s: f64,
+    pub target_outstanding_per_replica: f64,
+    pub startup_s: f64,
+    pub first_batch_extra_s: f64,
 }
 
 /// Cloud online path (HTTP or streaming).

@@ -152,7 +152,8 @@ pub fn estimate(usage: &Usage, rates: &CostRates) -> Result<CostEstimate, CostEr
 /// What the outcome alone does not know.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UsageInputs<'a> {
-    /// Serving replicas billed (the pool size).
+    /// Serving replicas billed: the pool size, or `PoolStats::mean_replicas`
+    /// of the outcome when the pool autoscales.
     pub replicas: f64,
     /// Batch job feeding lookups, if any.
     pub batch_job: Option<&'a BatchJobPlan>,

@@ -15,8 +15,8 @@ use rand_pcg::Pcg64Mcg;
 
 use super::arrivals::{self, Arrivals};
 use super::config::{
-    Balancer, EdgeDevices, JobSchedule, LookupPath, Mode, OnlinePath, ServingPool, SimConfig,
-    Throttling, Transport,
+    Autoscale, Balancer, EdgeDevices, JobSchedule, LookupPath, Mode, OnlinePath, ServingPool,
+    SimConfig, Throttling, Transport,
 };
 use super::dist::{check_fit, unit, FitSampler, ServiceSampler};
 use super::network::{LinkSampler, Send};
@@ -35,7 +35,8 @@ fn to_ns(seconds: f64) -> u64 {
     if seconds.is_nan() || seconds <= 0.0 {
         0
     } else {
-        let ns = (seconds * NS_PER_S).round();
+        // + 0.5 then truncate: rounds positives without a libm call
+        let ns = seconds * NS_PER_S + 0.5;
         if ns >= MAX_NS as f64 {
             MAX_NS
         } else {
@@ -67,9 +68,10 @@ struct Req {
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Enter { pool: u8, req: Req },
-    Timer { pool: u8, replica: u32, gen: u32 },
+    Timer { pool: u8, queue: u32, gen: u32 },
     Done { pool: u8, replica: u32 },
     Ready { pool: u8, replica: u32 },
+    Scale { pool: u8 },
     LookupStart { req: Req },
     LookupDone { req: Req },
 }
@@ -119,14 +121,20 @@ impl Events {
     }
 }
 
+/// A FIFO of waiting requests: one per replica, or one shared by all.
+#[derive(Default)]
+struct WaitQueue {
+    items: VecDeque<Req>,
+    timer_armed: bool,
+    timer_gen: u32,
+}
+
 struct Replica {
-    queue: VecDeque<Req>,
     in_service: Vec<Req>,
     busy: bool,
     ready: bool,
-    cold_first_batch: bool,
-    timer_armed: bool,
-    timer_gen: u32,
+    /// Added to the next batch (cold start), then 0.
+    first_batch_extra_s: f64,
     busy_since: u64,
     busy_ns: u64,
     batches: u64,
@@ -137,15 +145,12 @@ struct Replica {
 }
 
 impl Replica {
-    fn new(ready: bool) -> Self {
+    fn new(ready: bool, first_batch_extra_s: f64) -> Self {
         Self {
-            queue: VecDeque::new(),
             in_service: Vec::new(),
             busy: false,
             ready,
-            cold_first_batch: !ready,
-            timer_armed: false,
-            timer_gen: 0,
+            first_batch_extra_s,
             busy_since: 0,
             busy_ns: 0,
             batches: 0,
@@ -159,6 +164,8 @@ impl Replica {
 
 struct Pool {
     replicas: Vec<Replica>,
+    /// `replicas.len()` queues, or one with `Balancer::SharedQueue`.
+    queues: Vec<WaitQueue>,
     balancer: Balancer,
     partitions: Option<u32>,
     max_batch: usize,
@@ -167,7 +174,11 @@ struct Pool {
     capacity: usize,
     rr_next: usize,
     ready_count: usize,
-    first_batch_extra_s: f64,
+    /// Launched replicas: the prefix `replicas[..active]`.
+    active: usize,
+    active_level: Level,
+    autoscale: Option<Autoscale>,
+    scale_outs: u64,
     throttle: Option<Throttling>,
     throttled_batches: u64,
     queued: Level,
@@ -200,8 +211,35 @@ impl Pool {
         };
         let n = pool.replicas as usize;
         let mut ready_at = Vec::new();
-        let mut extra = 0.0;
-        let mut replicas: Vec<Replica> = (0..n).map(|_| Replica::new(true)).collect();
+        let mut slots = n;
+        if let Some(a) = &pool.autoscale {
+            let ok = |x: f64| x.is_finite() && x >= 0.0;
+            let valid = a.max_replicas >= pool.replicas
+                && a.max_replicas <= 4_096
+                && a.interval_s.is_finite()
+                && a.interval_s > 0.0
+                && ok(a.target_outstanding_per_replica)
+                && ok(a.startup_s)
+                && ok(a.first_batch_extra_s);
+            if !valid {
+                return Err(SimError::invalid(
+                    "cloud pool.autoscale",
+                    format!("{a:?}"),
+                    "replicas <= max_replicas <= 4096, interval_s > 0, others finite >= 0",
+                ));
+            }
+            slots = a.max_replicas as usize;
+        }
+        let launch_extra = pool.autoscale.map_or(0.0, |a| a.first_batch_extra_s);
+        let mut replicas: Vec<Replica> = (0..slots)
+            .map(|i| {
+                if i < n {
+                    Replica::new(true, 0.0)
+                } else {
+                    Replica::new(false, launch_extra)
+                }
+            })
+            .collect();
         if let Some(c) = &pool.cold_start {
             let ok = |x: f64| x.is_finite() && x >= 0.0;
             if c.cold_replicas > pool.replicas
@@ -215,19 +253,23 @@ impl Pool {
                     "cold_replicas <= replicas, times finite >= 0",
                 ));
             }
-            extra = c.first_batch_extra_s;
             for (i, r) in replicas
                 .iter_mut()
                 .enumerate()
+                .take(n)
                 .skip(n - c.cold_replicas as usize)
             {
-                *r = Replica::new(false);
+                *r = Replica::new(false, c.first_batch_extra_s);
                 ready_at.push((i as u32, c.scale_out_at_s + c.startup_s));
             }
         }
         let ready_count = replicas.iter().filter(|r| r.ready).count();
+        let shared = partitions.is_none() && pool.balancer == Balancer::SharedQueue;
+        let mut active_level = Level::default();
+        active_level.add(0, n as u64);
         Ok((
             Self {
+                queues: queues_for(slots, shared),
                 replicas,
                 balancer: pool.balancer,
                 partitions,
@@ -241,7 +283,10 @@ impl Pool {
                 capacity: pool.queue_capacity as usize,
                 rr_next: 0,
                 ready_count,
-                first_batch_extra_s: extra,
+                active: n,
+                active_level,
+                autoscale: pool.autoscale,
+                scale_outs: 0,
                 throttle: None,
                 throttled_batches: 0,
                 queued: Level::default(),
@@ -269,10 +314,12 @@ impl Pool {
             ));
         }
         if let Some(t) = &edge.throttling {
-            if !(t.time_constant_s > 0.0 && t.time_constant_s.is_finite())
-                || !(0.0..=1.0).contains(&t.threshold)
-                || !(t.slowdown >= 1.0 && t.slowdown.is_finite())
-            {
+            let valid = t.time_constant_s > 0.0
+                && t.time_constant_s.is_finite()
+                && (0.0..=1.0).contains(&t.threshold)
+                && t.slowdown >= 1.0
+                && t.slowdown.is_finite();
+            if !valid {
                 return Err(SimError::invalid(
                     "edge.throttling",
                     format!("{t:?}"),
@@ -280,8 +327,11 @@ impl Pool {
                 ));
             }
         }
+        let mut active_level = Level::default();
+        active_level.add(0, u64::from(edge.devices));
         Ok(Self {
-            replicas: (0..edge.devices).map(|_| Replica::new(true)).collect(),
+            replicas: (0..edge.devices).map(|_| Replica::new(true, 0.0)).collect(),
+            queues: queues_for(edge.devices as usize, false),
             balancer: Balancer::Random,
             partitions: None,
             max_batch: edge.batching.max_batch_size as usize,
@@ -294,7 +344,10 @@ impl Pool {
             capacity: edge.queue_capacity as usize,
             rr_next: 0,
             ready_count: edge.devices as usize,
-            first_batch_extra_s: 0.0,
+            active: edge.devices as usize,
+            active_level,
+            autoscale: None,
+            scale_outs: 0,
             throttle: edge.throttling,
             throttled_batches: 0,
             queued: Level::default(),
@@ -303,8 +356,27 @@ impl Pool {
         })
     }
 
+    #[inline]
+    fn shared(&self) -> bool {
+        self.queues.len() == 1 && self.replicas.len() > 1
+    }
+
+    /// Queue index serving replica `r`.
+    #[inline]
+    fn queue_of(&self, r: usize) -> usize {
+        if self.queues.len() == 1 {
+            0
+        } else {
+            r
+        }
+    }
+
+    /// Queue index for a new request.
     fn pick(&mut self, rng: &mut Pcg64Mcg) -> usize {
-        let n = self.replicas.len();
+        let n = self.active;
+        if self.shared() {
+            return 0;
+        }
         if let Some(p) = self.partitions {
             let partition = ((unit(rng) * f64::from(p)) as u32).min(p - 1);
             return partition as usize % n;
@@ -312,10 +384,11 @@ impl Pool {
         let any = self.ready_count == 0;
         match self.balancer {
             Balancer::Random => ((unit(rng) * n as f64) as usize).min(n - 1),
+            Balancer::SharedQueue => 0,
             Balancer::RoundRobin => {
                 for _ in 0..n {
                     let i = self.rr_next;
-                    self.rr_next = if i + 1 == n { 0 } else { i + 1 };
+                    self.rr_next = if i + 1 >= n { 0 } else { i + 1 };
                     if any || self.replicas[i].ready {
                         return i;
                     }
@@ -325,11 +398,11 @@ impl Pool {
             Balancer::LeastOutstanding => {
                 let mut best = 0;
                 let mut best_load = usize::MAX;
-                for (i, r) in self.replicas.iter().enumerate() {
+                for (i, r) in self.replicas.iter().enumerate().take(n) {
                     if !(any || r.ready) {
                         continue;
                     }
-                    let load = r.queue.len() + r.in_service.len();
+                    let load = self.queues[i].items.len() + r.in_service.len();
                     if load < best_load {
                         best = i;
                         best_load = load;
@@ -357,9 +430,18 @@ impl Pool {
             .collect();
         let batches: u64 = replicas.iter().map(|r| r.batches).sum();
         let served: u64 = replicas.iter().map(|r| r.served).sum();
+        let mut launched = self.active_level;
+        launched.advance(end_ns);
+        let mean_replicas = launched.mean(end_ns);
+        let busy_ns: f64 = self.replicas.iter().map(|r| r.busy_ns as f64).sum();
         PoolStats {
-            mean_utilisation: replicas.iter().map(|r| r.utilisation).sum::<f64>()
-                / replicas.len().max(1) as f64,
+            mean_utilisation: if mean_replicas > 0.0 {
+                busy_ns / (mean_replicas * end_ns as f64)
+            } else {
+                0.0
+            },
+            mean_replicas,
+            scale_outs: self.scale_outs,
             mean_queue_len: self.queued.mean(end_ns),
             max_queue_len: self.queued.max,
             batches,
@@ -373,6 +455,16 @@ impl Pool {
             replicas,
         }
     }
+}
+
+fn queues_for(replicas: usize, shared: bool) -> Vec<WaitQueue> {
+    let n = if shared { 1 } else { replicas };
+    (0..n).map(|_| WaitQueue::default()).collect()
+}
+
+/// A ready, idle replica pulling from shared queue (lowest index first).
+fn idle_replica(pool: &Pool) -> Option<usize> {
+    pool.replicas.iter().position(|r| r.ready && !r.busy)
 }
 
 fn check_pool_shape(
@@ -479,13 +571,21 @@ fn enter_pool(
 ) {
     tally.system.add(now, 1);
     tally.entries += 1;
-    let r = pool.pick(rng);
-    if pool.replicas[r].queue.len() >= pool.capacity {
+    let q = pool.pick(rng);
+    if pool.queues[q].items.len() >= pool.capacity {
         tally.fail_in_stage(now, &req, false);
         return;
     }
-    pool.replicas[r].queue.push_back(req);
+    pool.queues[q].items.push_back(req);
     pool.queued.add(now, 1);
+    let r = if pool.shared() {
+        match idle_replica(pool) {
+            Some(r) => r,
+            None => return, // all busy: the next to finish pulls it
+        }
+    } else {
+        q
+    };
     try_dispatch(pool, pi, r, now, ev, rng, tally);
 }
 
@@ -501,25 +601,27 @@ fn try_dispatch(
 ) {
     let max_batch = pool.max_batch;
     let max_delay = pool.max_delay_ns;
-    let rep = &mut pool.replicas[r];
+    let qi = pool.queue_of(r);
+    let rep = &pool.replicas[r];
     if rep.busy || !rep.ready {
         return;
     }
-    let Some(oldest) = rep.queue.front() else {
+    let queue = &mut pool.queues[qi];
+    let Some(oldest) = queue.items.front() else {
         return;
     };
     let due = oldest.entered.saturating_add(max_delay);
-    if rep.queue.len() >= max_batch || due <= now {
+    if queue.items.len() >= max_batch || due <= now {
         start_batch(pool, pi, r, now, ev, rng, tally);
-    } else if !rep.timer_armed {
-        rep.timer_armed = true;
-        rep.timer_gen = rep.timer_gen.wrapping_add(1);
+    } else if !queue.timer_armed {
+        queue.timer_armed = true;
+        queue.timer_gen = queue.timer_gen.wrapping_add(1);
         ev.push(
             due,
             Kind::Timer {
                 pool: pi,
-                replica: r as u32,
-                gen: rep.timer_gen,
+                queue: qi as u32,
+                gen: queue.timer_gen,
             },
         );
     }
@@ -535,11 +637,13 @@ fn start_batch(
     tally: &mut Tally,
 ) {
     let max_batch = pool.max_batch;
+    let qi = pool.queue_of(r);
+    let queue = &mut pool.queues[qi];
+    queue.timer_armed = false;
     let rep = &mut pool.replicas[r];
-    rep.timer_armed = false;
     let mut taken = 0u64;
     while rep.in_service.len() < max_batch {
-        let Some(req) = rep.queue.pop_front() else {
+        let Some(req) = queue.items.pop_front() else {
             break;
         };
         taken += 1;
@@ -560,10 +664,8 @@ fn start_batch(
         return;
     }
     let mut service_s = pool.service.sample(b as u32, rng);
-    if rep.cold_first_batch {
-        rep.cold_first_batch = false;
-        service_s += pool.first_batch_extra_s;
-    }
+    service_s += rep.first_batch_extra_s;
+    rep.first_batch_extra_s = 0.0;
     if let Some(t) = &pool.throttle {
         let idle = (now - rep.thermal_at) as f64 / NS_PER_S;
         rep.thermal *= (-idle / t.time_constant_s).exp();
@@ -735,7 +837,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         ));
     }
     if let Some(e) = &rc.early_stop {
-        if !(e.relative_half_width > 0.0) || e.batch_requests < 100 {
+        if e.relative_half_width.is_nan() || e.relative_half_width <= 0.0 || e.batch_requests < 100
+        {
             return Err(SimError::invalid(
                 "run.early_stop",
                 format!("{e:?}"),
@@ -809,6 +912,9 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     replica,
                 },
             );
+        }
+        if let Some(a) = pools[c.pool as usize].autoscale {
+            ev.push(to_ns(a.interval_s), Kind::Scale { pool: c.pool });
         }
     }
     let mut tally = Tally {
@@ -981,20 +1087,19 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     &mut tally,
                 );
             }
-            Kind::Timer { pool, replica, gen } => {
+            Kind::Timer { pool, queue, gen } => {
                 let p = &mut pools[pool as usize];
-                let rep = &mut p.replicas[replica as usize];
-                if rep.timer_armed && rep.timer_gen == gen {
-                    rep.timer_armed = false;
-                    try_dispatch(
-                        p,
-                        pool,
-                        replica as usize,
-                        now,
-                        &mut ev,
-                        &mut rng,
-                        &mut tally,
-                    );
+                let q = &mut p.queues[queue as usize];
+                if q.timer_armed && q.timer_gen == gen {
+                    q.timer_armed = false;
+                    let target = if p.shared() {
+                        idle_replica(p)
+                    } else {
+                        Some(queue as usize)
+                    };
+                    if let Some(r) = target {
+                        try_dispatch(p, pool, r, now, &mut ev, &mut rng, &mut tally);
+                    }
                 }
             }
             Kind::Done { pool, replica } => {
@@ -1021,6 +1126,35 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     &mut rng,
                     &mut tally,
                 );
+            }
+            Kind::Scale { pool } => {
+                let p = &mut pools[pool as usize];
+                if let Some(a) = p.autoscale {
+                    let in_service: usize = p.replicas[..p.active]
+                        .iter()
+                        .map(|r| r.in_service.len())
+                        .sum();
+                    let outstanding = p.queued.level as f64 + in_service as f64;
+                    if p.active < p.replicas.len()
+                        && outstanding > a.target_outstanding_per_replica * p.active as f64
+                    {
+                        let i = p.active;
+                        p.active += 1;
+                        p.active_level.add(now, 1);
+                        p.scale_outs += 1;
+                        ev.push(
+                            now + to_ns(a.startup_s),
+                            Kind::Ready {
+                                pool,
+                                replica: i as u32,
+                            },
+                        );
+                    }
+                    // keep looking while there is traffic to come or in flight
+                    if pending.is_some() || tally.system.level > 0 {
+                        ev.push(now + to_ns(a.interval_s), Kind::Scale { pool });
+                    }
+                }
             }
             Kind::LookupStart { req } => {
                 if let Some(l) = &lookup {
@@ -1129,8 +1263,13 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         event_heap_capacity: ev.heap.capacity(),
         queue_capacity_total: pools
             .iter()
-            .flat_map(|p| p.replicas.iter())
-            .map(|r| r.queue.capacity() + r.in_service.capacity())
+            .map(|p| {
+                p.queues.iter().map(|q| q.items.capacity()).sum::<usize>()
+                    + p.replicas
+                        .iter()
+                        .map(|r| r.in_service.capacity())
+                        .sum::<usize>()
+            })
             .sum(),
         histogram_bytes: tally.recorder.footprint_bytes(),
     };

@@ -12,6 +12,20 @@
 //! so ties resolve the same way every run and the serialized outcome is
 //! identical byte for byte for the same config.
 //!
+//! Mapping a candidate plan (what the planner does):
+//! - online-http: `Mode::Online` with `Transport::Http`, the region's
+//!   [`NetworkLink`] (RTT median/p99 from the scenario), a [`ServingPool`]
+//!   with the instance count, balancer, batching and the projected
+//!   [`ServiceTime::Profile`] (batch size -> median, p99);
+//! - online-stream: the same with `Transport::Stream(Broker { .. })`;
+//! - batch: [`plan_batch_job`] for feasibility, cost and staleness, then
+//!   `Mode::BatchLookup` with its `schedule` for request-time latency;
+//! - hybrid precompute: [`zipf_hit_rate`] for the hit rate, a batch job over
+//!   the cached items, `Mode::PrecomputeHybrid`;
+//! - edge / edge + cloud fallback: `Mode::Edge` / `Mode::EdgeWithFallback`
+//!   with the device's projected profile and power;
+//! - cost: [`cost::monthly_usage`] of the outcome, priced by [`cost::estimate`].
+//!
 //! Analytic helpers: [`plan_batch_job`] (periodic batch prediction job:
 //! duration, instance-hours, storage, staleness, feasibility),
 //! [`zipf_hit_rate`] (hybrid precompute hit rate) and [`cost`] (monthly
@@ -29,9 +43,9 @@ mod stats;
 pub use arrivals::{parse_trace_csv, TraceError};
 pub use batch::{plan_batch_job, BatchInfeasible, BatchJobConfig, BatchJobPlan, InputSpace};
 pub use config::{
-    ArrivalProcess, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices, JobSchedule,
-    LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload,
-    ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
+    ArrivalProcess, Autoscale, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices,
+    JobSchedule, LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath,
+    Payload, ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
 };
 pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf_hit_rate};
 pub use engine::simulate;

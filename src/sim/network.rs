@@ -9,7 +9,7 @@ use super::SimError;
 
 pub(crate) fn validate(link: &NetworkLink, field: &'static str) -> Result<(), SimError> {
     check_fit(&link.rtt, field)?;
-    if !(link.bandwidth_bps > 0.0) || link.bandwidth_bps.is_nan() {
+    if link.bandwidth_bps.is_nan() || link.bandwidth_bps <= 0.0 {
         return Err(SimError::invalid(
             field,
             link.bandwidth_bps,

@@ -105,7 +105,12 @@ pub struct CdfPoint {
 pub struct PoolStats {
     /// Per replica (or device), whole run.
     pub replicas: Vec<ReplicaStats>,
+    /// Busy time / launched replica time.
     pub mean_utilisation: f64,
+    /// Time-average number of launched replicas (what is billed).
+    pub mean_replicas: f64,
+    /// Replicas launched by the autoscaler.
+    pub scale_outs: u64,
     /// Time-average and maximum of requests waiting (all queues together).
     pub mean_queue_len: f64,
     pub max_queue_len: u64,
