@@ -58,9 +58,8 @@ fn rate(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}/s")
     } else {
-        format!("{r:.3}/s")
-            .trim_end_matches('0')
-            .replace("./s", "/s")
+        let text = format!("{r:.3}");
+        format!("{}/s", text.trim_end_matches('0').trim_end_matches('.'))
     }
 }
 
