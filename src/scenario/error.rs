@@ -147,8 +147,8 @@ mod tests {
         let text = "a = 1\nbé = 2\n";
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
-        // 'é' is two bytes: the '=' after "bé " is at character 4.
-        assert_eq!(line_col(text, 10), (2, 5));
+        // 'é' is two bytes: the '=' (byte 10) is the 4th character of "bé = 2".
+        assert_eq!(line_col(text, 10), (2, 4));
         assert_eq!(line_col(text, 999), (3, 1));
         // inside the two-byte character: clamped back to its start
         assert_eq!(line_col(text, 8), (2, 2));

@@ -20,6 +20,9 @@ use crate::hardware::{catalog, TargetKind, TargetSpec};
 /// Most schema errors reported for one file before giving up.
 const MAX_SCHEMA_ERRORS: usize = 100;
 
+/// Most transformer layers accepted (real encoders have tens).
+const MAX_LAYERS: usize = 1_000;
+
 /// Most arrivals read from a trace CSV.
 const MAX_TRACE_EVENTS: usize = 10_000_000;
 
@@ -33,13 +36,24 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors>
     let mut collector = Collector::new(text, path);
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
-        for e in syntax_errors {
-            let span = e.span().unwrap_or(0..0);
-            collector.push(
-                span,
-                "",
-                format!("TOML syntax error: {}", e.message().trim()),
-            );
+        // After the first syntax error the parser's recovery produces a
+        // cascade of follow-on errors; only the first is reliable.
+        let further = syntax_errors.len() - 1;
+        if let Some(first) = syntax_errors.first() {
+            let mut message = format!("TOML syntax error: {}", first.message().trim());
+            if further > 0 {
+                message.push_str(&format!(
+                    " ({further} further syntax error(s) may follow from this one)"
+                ));
+            }
+            let span = first.span().unwrap_or(0..0);
+            // Name the key for "duplicate key"; the span covers it.
+            let key = if first.message().contains("duplicate key") {
+                text.get(span.clone()).unwrap_or("").trim().to_string()
+            } else {
+                String::new()
+            };
+            collector.push(span, key, message);
         }
         collector.finish()?;
         return Err(ScenarioErrors::whole_file(path, "TOML syntax error"));
@@ -894,6 +908,18 @@ impl Validator<'_> {
             "layers",
             "encoder layers (at least 1), e.g. layers = 2",
         );
+        // Counting walks the layers one by one: bound them before counting.
+        let layers = match (layers, &v.layers) {
+            (Some(n), Some(raw)) if n > MAX_LAYERS => {
+                self.err(
+                    raw.span(),
+                    &join(key, "layers"),
+                    format!("value {n} is not accepted: at most {MAX_LAYERS} layers"),
+                );
+                None
+            }
+            (other, _) => other,
+        };
         let classes = match &v.classes {
             Some(c) => self
                 .int_at_least(
@@ -2132,10 +2158,12 @@ fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
                 out.push(t);
                 seen_data = true;
             }
-            Ok(t) => return Err(format!(
+            Ok(t) => {
+                return Err(format!(
                 "line {}: timestamp {t} is not accepted: must be a finite number of seconds >= 0",
                 i + 1
-            )),
+            ))
+            }
             Err(_) if !seen_data && out.is_empty() && i == 0 => {} // header line
             Err(_) => {
                 return Err(format!(
