@@ -1602,6 +1602,11 @@ impl Validator<'_> {
     ) -> Option<Target> {
         let span = target.span();
         let t = target.get_ref();
+        // A misspelt or mistyped `catalog` was already reported; without it
+        // every figure would be reported missing too.
+        if t.catalog.is_none() && self.removed.contains(&join(key, "catalog")) {
+            return None;
+        }
         let kind_name = match kind {
             TargetKind::Cloud => "cloud",
             TargetKind::Edge => "edge",
