@@ -62,8 +62,11 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn reference_variant(&self) -> &ModelVariant {
-        &self.variants[self.reference.min(self.variants.len().saturating_sub(1))]
+    /// The reference variant (`None` only for a hand-built model without variants).
+    pub fn reference_variant(&self) -> Option<&ModelVariant> {
+        self.variants
+            .get(self.reference)
+            .or_else(|| self.variants.first())
     }
 }
 

@@ -69,7 +69,10 @@ pub(super) fn render(s: &Scenario) -> String {
     if !s.description.is_empty() {
         let _ = writeln!(out, "  {}", s.description);
     }
-    let reference = s.model.reference_variant().name.clone();
+    let reference = s
+        .model
+        .reference_variant()
+        .map_or_else(String::new, |v| v.name.clone());
     let _ = writeln!(
         out,
         "model       {}{} variant(s), reference `{reference}`",
@@ -259,8 +262,13 @@ pub(super) fn render(s: &Scenario) -> String {
 }
 
 pub(super) fn one_line(s: &Scenario) -> String {
-    let v = s.model.reference_variant();
-    let c = v.counts();
+    let (family, params, flops) = match s.model.reference_variant() {
+        Some(v) => {
+            let c = v.counts();
+            (v.family(), c.params as f64, c.flops_per_sample)
+        }
+        None => ("-", 0.0, 0.0),
+    };
     let expect = s
         .expect
         .map(|e| format!("expect {}/{}", e.mode, e.placement))
@@ -268,9 +276,9 @@ pub(super) fn one_line(s: &Scenario) -> String {
     format!(
         "{:<28} {:<12} {:>9} params {:>9} FLOPs  {:<9} {:>9}  p{} <= {} ms  {}",
         s.name,
-        v.family(),
-        format_count(c.params as f64),
-        format_count(c.flops_per_sample),
+        family,
+        format_count(params),
+        format_count(flops),
         s.traffic.process.name(),
         rate(s.traffic.rate_per_s),
         s.objectives.latency_percentile,
