@@ -3,7 +3,9 @@
 //! One pipeline, two front ends: the CLI (`workbench run`) and the TUI call
 //! the same library functions. See `docs/` and DESIGN.md for the layout.
 
+pub mod cli;
 pub mod hardware;
 pub mod plan;
 pub mod sim;
 pub mod report;
+pub mod scenario;
