@@ -5,6 +5,7 @@
 //! allowed; every `unsafe` block carries a SAFETY comment.
 
 pub mod cost;
+pub mod probe;
 pub mod spec;
 
 pub use cost::OpCost;
