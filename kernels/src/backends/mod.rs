@@ -1,0 +1,3 @@
+//! One file per backend.
+
+pub mod naive;
