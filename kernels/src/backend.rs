@@ -82,8 +82,8 @@ pub trait Executable: Send {
 pub fn backend_for(kind: BackendKind) -> Option<Box<dyn Backend>> {
     match kind {
         BackendKind::Naive => Some(Box::new(crate::backends::naive::NaiveBackend)),
-        // Fused and tiled land in the next commits.
-        BackendKind::Fused | BackendKind::Tiled => None,
+        BackendKind::Fused => Some(Box::new(crate::backends::fused::FusedBackend::default())),
+        BackendKind::Tiled => Some(Box::new(crate::backends::tiled::TiledBackend::default())),
         BackendKind::Quantized | BackendKind::Autotuned => None,
     }
 }

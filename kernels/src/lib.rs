@@ -10,6 +10,8 @@ pub mod backends;
 pub mod builders;
 pub mod cost;
 pub mod error;
+pub(crate) mod exec;
+pub mod fusion;
 pub mod gemm;
 pub mod graph;
 pub mod models;
