@@ -27,6 +27,8 @@ fn options(dir: &std::path::Path) -> MeasureOptions {
             max_samples: 20,
             ..HarnessConfig::default()
         },
+        hardware_fingerprint: None,
+        roofline: None,
     }
 }
 

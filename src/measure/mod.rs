@@ -3,9 +3,13 @@
 //! [`measure_jobs`] is the engine (generic over how a workload is built, so tests
 //! can count calls); `measure_model` drives it with the kernels crate's backends.
 
+pub mod bench;
 pub mod cache;
 pub mod harness;
+pub mod model;
 pub mod stats;
+
+pub use model::measure_model;
 
 use crate::hardware::roofline::Roofline;
 use harness::{time_workload, HarnessConfig, Timing, Workload};
@@ -36,6 +40,10 @@ pub struct MeasureOptions {
     pub fresh: bool,
     pub cache_dir: PathBuf,
     pub harness: HarnessConfig,
+    /// Key of this machine in the cache; `None` = probe it (`LocalHardware::detect`).
+    pub hardware_fingerprint: Option<String>,
+    /// This machine's roofline, for each measurement's fraction of peak.
+    pub roofline: Option<Roofline>,
 }
 
 impl MeasureOptions {
@@ -46,6 +54,8 @@ impl MeasureOptions {
             fresh: false,
             cache_dir: cache::default_cache_dir(),
             harness: HarnessConfig::default(),
+            hardware_fingerprint: None,
+            roofline: None,
         }
     }
 
