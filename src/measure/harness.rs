@@ -72,16 +72,20 @@ pub fn time_workload(
     let start = Instant::now();
     let min_samples = cfg.min_samples.max(2);
 
-    // Warm-up; also the first estimate of the time per call.
+    // Warm-up; also the first estimate of the time per call. The fastest call is
+    // the estimate: on a shared machine any single call may have been preempted.
     let mut calls = 0u64;
+    let mut fastest = f64::INFINITY;
     while calls == 0 || start.elapsed() < cfg.warmup.min(budget / 4) {
+        let t = Instant::now();
         workload.run(batch)?;
+        fastest = fastest.min(t.elapsed().as_secs_f64());
         calls += 1;
     }
-    let mut per_call = start.elapsed().as_secs_f64() / calls as f64;
 
     // Raise the iterations until one sample lasts min_sample.
-    let mut iters = ((cfg.min_sample.as_secs_f64() / per_call.max(1e-9)).ceil() as u64).max(1);
+    let mut iters = ((cfg.min_sample.as_secs_f64() / fastest.max(1e-9)).ceil() as u64).max(1);
+    let mut per_call;
     loop {
         let t = Instant::now();
         for _ in 0..iters {
