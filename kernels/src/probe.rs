@@ -84,44 +84,6 @@ impl Int8Path {
     }
 }
 
-/// Names of the SIMD-relevant CPU features detected at run time, in a fixed order.
-pub fn cpu_features() -> Vec<&'static str> {
-    let mut found = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! check {
-            ($($name:tt),*) => {
-                $(if std::arch::is_x86_feature_detected!($name) { found.push($name); })*
-            };
-        }
-        check!(
-            "sse2",
-            "sse4.1",
-            "sse4.2",
-            "avx",
-            "avx2",
-            "fma",
-            "f16c",
-            "avx512f",
-            "avx512bw",
-            "avx512vl",
-            "avx512vnni",
-            "avx512bf16",
-            "avxvnni"
-        );
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        if std::arch::is_aarch64_feature_detected!("neon") {
-            found.push("neon");
-        }
-        if std::arch::is_aarch64_feature_detected!("dotprod") {
-            found.push("dotprod");
-        }
-    }
-    found
-}
-
 /// Independent accumulator chains: enough to cover FMA latency (4 cycles) times
 /// issue width (2 per cycle) with room to spare.
 const CHAINS: usize = 12;
@@ -412,11 +374,5 @@ mod tests {
         let mut out = vec![0.0; 999];
         assert_eq!(triad(&mut out, &src, &src, 2.0), 999);
         assert!(out.iter().enumerate().all(|(i, &v)| v == 3.0 * i as f32));
-    }
-
-    #[test]
-    fn features_include_the_baseline() {
-        #[cfg(target_arch = "x86_64")]
-        assert!(cpu_features().contains(&"sse2"));
     }
 }

@@ -63,7 +63,7 @@ impl LocalHardware {
         let os = sysinfo::System::long_os_version()
             .or_else(sysinfo::System::name)
             .unwrap_or_else(|| std::env::consts::OS.to_string());
-        let features = workbench_kernels::probe::cpu_features()
+        let features = workbench_kernels::simd::cpu_features()
             .into_iter()
             .map(str::to_string)
             .collect();
