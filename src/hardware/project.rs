@@ -333,23 +333,75 @@ pub fn project_latency(
     })
 }
 
-/// latency(batch) = overhead + per_sample * batch, fitted on measured batch sizes
-/// by least squares on *relative* error (weights 1/latency²), so small and large
-/// batches count alike and the fit extrapolates in both directions. The fixed
-/// part is what a batch pays once (weights streamed from memory, dispatch); the
-/// per-sample part is the compute and activation traffic that grows with it.
+/// Time to stream `weight_bytes` once from the smallest memory level of this
+/// machine that holds them: the floor under any batch's latency when each call
+/// reads every weight (ns, since bytes / (GB/s) = ns).
+pub fn weight_streaming_floor_ns(weight_bytes: u64, roofline: &Roofline) -> f64 {
+    let bw = roofline.bandwidth_for_footprint(weight_bytes);
+    if bw > 0.0 {
+        weight_bytes as f64 / bw
+    } else {
+        0.0
+    }
+}
+
+/// Roofline-shaped latency(batch) model fitted on measured batch sizes:
+///
+/// `latency(b) = max(floor, overhead + per_sample * b)`
+///
+/// `floor` is the memory-bound regime of small batches (every call streams the
+/// weights whatever the batch); `overhead + per_sample * b` the regime where
+/// the work grows with the batch. Fitting tries every split of the sorted
+/// points into a floor-bound prefix (floor = their mean) and a linear rest
+/// (least squares on *relative* error, weights 1/latency², coefficients kept
+/// non-negative) and keeps the split with the smallest relative error. A floor
+/// hint (e.g. [`weight_streaming_floor_ns`]) raises the floor when the measured
+/// points never reached it, as when extrapolating from large batches down to 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyFit {
+    pub floor_ns: f64,
     pub overhead_ns: f64,
     pub per_sample_ns: f64,
     pub from_batches: Vec<usize>,
 }
 
+/// Weighted (1/y²) least squares `y = a + s * b` with a, s >= 0.
+fn linear_fit(pts: &[(f64, f64, f64)]) -> (f64, f64) {
+    let sum = |f: &dyn Fn(f64, f64) -> f64| pts.iter().map(|&(b, y, w)| w * f(b, y)).sum::<f64>();
+    let sw = sum(&|_, _| 1.0);
+    let sb = sum(&|b, _| b);
+    let sbb = sum(&|b, _| b * b);
+    let sy = sum(&|_, y| y);
+    let sby = sum(&|b, y| b * y);
+    let det = sw * sbb - sb * sb;
+    let distinct = pts.windows(2).any(|w| w[0].0 != w[1].0);
+    let through_origin = || (0.0, if sbb > 0.0 { sby / sbb } else { 0.0 });
+    let (mut a, mut s) = if distinct && det > 1e-12 * sw * sbb {
+        ((sbb * sy - sb * sby) / det, (sw * sby - sb * sy) / det)
+    } else {
+        through_origin()
+    };
+    if a < 0.0 {
+        (a, s) = through_origin();
+    }
+    if s < 0.0 {
+        (a, s) = (if sw > 0.0 { sy / sw } else { 0.0 }, 0.0);
+    }
+    (a, s)
+}
+
 impl LatencyFit {
     /// Fit on `(batch, latency_ns)` points; `None` without a usable point.
-    /// Both coefficients are kept non-negative.
     pub fn fit(points: &[(usize, f64)]) -> Option<LatencyFit> {
-        let pts: Vec<(f64, f64, f64)> = points
+        LatencyFit::fit_with_floor(points, None)
+    }
+
+    /// As [`LatencyFit::fit`], with a lower bound on the floor.
+    pub fn fit_with_floor(
+        points: &[(usize, f64)],
+        floor_hint_ns: Option<f64>,
+    ) -> Option<LatencyFit> {
+        let mut pts: Vec<(f64, f64, f64)> = points
             .iter()
             .filter(|(b, y)| *b > 0 && y.is_finite() && *y > 0.0)
             .map(|&(b, y)| (b as f64, y, 1.0 / (y * y)))
@@ -357,42 +409,45 @@ impl LatencyFit {
         if pts.is_empty() {
             return None;
         }
-        let mut from_batches: Vec<usize> = points
-            .iter()
-            .filter(|(b, y)| *b > 0 && y.is_finite() && *y > 0.0)
-            .map(|p| p.0)
-            .collect();
-        from_batches.sort_unstable();
+        pts.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let mut from_batches: Vec<usize> = pts.iter().map(|p| p.0 as usize).collect();
         from_batches.dedup();
-        let sum =
-            |f: &dyn Fn(f64, f64) -> f64| pts.iter().map(|&(b, y, w)| w * f(b, y)).sum::<f64>();
-        let sw = sum(&|_, _| 1.0);
-        let sb = sum(&|b, _| b);
-        let sbb = sum(&|b, _| b * b);
-        let sy = sum(&|_, y| y);
-        let sby = sum(&|b, y| b * y);
-        let det = sw * sbb - sb * sb;
-        let through_origin = || (0.0, sby / sbb);
-        let (mut overhead, mut per_sample) = if from_batches.len() >= 2 && det > 1e-12 * sw * sbb {
-            ((sbb * sy - sb * sby) / det, (sw * sby - sb * sy) / det)
-        } else {
-            through_origin()
-        };
-        if overhead < 0.0 {
-            (overhead, per_sample) = through_origin();
+        let hint = floor_hint_ns
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .unwrap_or(0.0);
+        let mut best: Option<(f64, LatencyFit)> = None;
+        for split in 0..pts.len() {
+            let prefix = &pts[..split];
+            let floor_fit = if prefix.is_empty() {
+                0.0
+            } else {
+                prefix.iter().map(|p| p.1).sum::<f64>() / prefix.len() as f64
+            };
+            let (overhead, per_sample) = linear_fit(&pts[split..]);
+            let candidate = LatencyFit {
+                floor_ns: floor_fit.max(hint),
+                overhead_ns: overhead,
+                per_sample_ns: per_sample,
+                from_batches: from_batches.clone(),
+            };
+            let err: f64 = pts
+                .iter()
+                .map(|&(b, y, w)| w * (candidate.predict_ns(b as usize) - y).powi(2))
+                .sum();
+            // Prefer fewer floor-bound points unless the fit clearly improves.
+            if best
+                .as_ref()
+                .is_none_or(|(e, _)| err < e * (1.0 - 1e-6) - 1e-12)
+            {
+                best = Some((err, candidate));
+            }
         }
-        if per_sample < 0.0 {
-            (overhead, per_sample) = (sy / sw, 0.0);
-        }
-        Some(LatencyFit {
-            overhead_ns: overhead,
-            per_sample_ns: per_sample,
-            from_batches,
-        })
+        best.map(|(_, fit)| fit)
     }
 
     pub fn predict_ns(&self, batch: usize) -> f64 {
-        self.overhead_ns + self.per_sample_ns * batch as f64
+        self.floor_ns
+            .max(self.overhead_ns + self.per_sample_ns * batch as f64)
     }
 
     pub fn provenance(&self) -> Provenance {
@@ -577,6 +632,45 @@ mod tests {
         let fit = LatencyFit::fit(&large).unwrap();
         assert!((fit.predict_ns(1) / truth(1) - 1.0).abs() < 1e-9, "{fit:?}");
         assert_eq!(fit.from_batches, vec![8, 16, 32, 64]);
+    }
+
+    #[test]
+    fn fit_follows_a_memory_floor_then_compute_slope() {
+        // Weights streamed once per call (100 us) until the compute (41 us per sample) dominates.
+        let truth = |b: usize| (100_000.0f64).max(2_000.0 + 41_000.0 * b as f64);
+        let pts = |bs: &[usize]| bs.iter().map(|&b| (b, truth(b))).collect::<Vec<_>>();
+        let up = LatencyFit::fit(&pts(&[1, 2, 4, 8])).unwrap();
+        assert!((up.predict_ns(64) / truth(64) - 1.0).abs() < 1e-6, "{up:?}");
+        assert!((up.predict_ns(1) / truth(1) - 1.0).abs() < 1e-6, "{up:?}");
+        // From large batches the floor is invisible: the roofline hint supplies it.
+        let down = LatencyFit::fit(&pts(&[8, 16, 32, 64])).unwrap();
+        assert!(down.predict_ns(1) < 0.5 * truth(1), "{down:?}");
+        let down = LatencyFit::fit_with_floor(&pts(&[8, 16, 32, 64]), Some(100_000.0)).unwrap();
+        assert!(
+            (down.predict_ns(1) / truth(1) - 1.0).abs() < 1e-6,
+            "{down:?}"
+        );
+        assert!(
+            (down.predict_ns(64) / truth(64) - 1.0).abs() < 1e-6,
+            "{down:?}"
+        );
+        // A linear model with a fixed part is still recovered exactly (no floor).
+        let lin = |b: usize| 300_000.0 + 40_000.0 * b as f64;
+        let fit = LatencyFit::fit(&[1, 2, 4, 8].map(|b| (b, lin(b)))).unwrap();
+        assert!((fit.predict_ns(64) / lin(64) - 1.0).abs() < 1e-9, "{fit:?}");
+        let mut here = roofline(100.0, 0.0, 10.0);
+        here.bandwidth = vec![crate::hardware::roofline::LevelBandwidth {
+            level: "L3".into(),
+            working_set_bytes: 1 << 20,
+            capacity_bytes: 4 << 20,
+            read_gbs: 50.0,
+            copy_gbs: 40.0,
+            triad_gbs: 30.0,
+        }];
+        assert!((weight_streaming_floor_ns(4_000_000, &here) - 100_000.0).abs() < 1e-6);
+        assert!(
+            (weight_streaming_floor_ns(8 << 20, &here) - (8u64 << 20) as f64 / 10.0).abs() < 1e-6
+        );
     }
 
     #[test]

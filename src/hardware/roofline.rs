@@ -26,6 +26,9 @@ pub struct LevelBandwidth {
     /// `L1`, `L2`, `L3` or `DRAM`.
     pub level: String,
     pub working_set_bytes: u64,
+    /// Size of the cache at this level (0 for DRAM: unbounded).
+    #[serde(default)]
+    pub capacity_bytes: u64,
     /// Sum of a buffer (4 bytes per element).
     pub read_gbs: f64,
     /// `dst = src` (8 bytes per element: read + write).
@@ -122,7 +125,16 @@ impl Roofline {
         }
         let bandwidth = working_sets(hw)
             .into_iter()
-            .map(|(level, bytes)| measure_level(level, bytes, opts.per_probe))
+            .map(|(level, bytes)| {
+                let mut b = measure_level(level, bytes, opts.per_probe);
+                b.capacity_bytes = match level {
+                    "L1" => hw.cache_bytes(1).unwrap_or(0),
+                    "L2" => hw.cache_bytes(2).unwrap_or(0),
+                    "L3" => hw.cache_bytes(3).unwrap_or(0),
+                    _ => 0,
+                };
+                b
+            })
             .collect::<Vec<_>>();
         let best = |v: &[PathPeak]| v.iter().map(|p| p.giga_per_s).fold(0.0, f64::max);
         let dram_gbs = bandwidth.last().map(|b| b.copy_gbs).unwrap_or(0.0);
@@ -167,6 +179,17 @@ impl Roofline {
             .iter()
             .find(|b| b.level == level)
             .map(|b| b.copy_gbs)
+    }
+
+    /// Bandwidth (copy, GB/s) of the smallest level that holds `bytes`
+    /// (DRAM when none does, or when the levels are unknown).
+    pub fn bandwidth_for_footprint(&self, bytes: u64) -> f64 {
+        self.bandwidth
+            .iter()
+            .find(|b| b.capacity_bytes > 0 && bytes <= b.capacity_bytes)
+            .map(|b| b.copy_gbs)
+            .filter(|&bw| bw > 0.0)
+            .unwrap_or(self.dram_gbs)
     }
 
     /// Compute peak (G ops/s) this machine reaches at `precision` on one core:
@@ -252,6 +275,7 @@ fn measure_level(level: &str, working_set: u64, budget: Duration) -> LevelBandwi
     LevelBandwidth {
         level: level.to_string(),
         working_set_bytes: working_set,
+        capacity_bytes: 0,
         read_gbs,
         copy_gbs,
         triad_gbs,
@@ -259,10 +283,11 @@ fn measure_level(level: &str, working_set: u64, budget: Duration) -> LevelBandwi
 }
 
 /// Best rate (work units per second) of `run(reps)` (which returns the work it did)
-/// over `budget`: reps are doubled until one run lasts 2 ms, then repeated; the
-/// fastest run wins (a peak probe wants the undisturbed figure).
+/// over `budget`: reps are doubled until one run lasts 0.5 ms, then repeated; the
+/// fastest run wins (a peak probe wants the undisturbed figure, and short runs
+/// have a better chance of escaping preemption on a shared machine).
 fn best_rate(budget: Duration, mut run: impl FnMut(u64) -> f64) -> f64 {
-    const MIN_RUN: Duration = Duration::from_millis(2);
+    const MIN_RUN: Duration = Duration::from_micros(500);
     let start = Instant::now();
     let mut reps: u64 = 1;
     let mut best = 0.0f64;
