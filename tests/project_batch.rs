@@ -52,6 +52,8 @@ fn points(ms: &[KernelMeasurement], batches: &[usize]) -> Vec<(usize, f64)> {
         .collect()
 }
 
+type PointPicker = dyn Fn(&[KernelMeasurement], &[usize]) -> Vec<(usize, f64)>;
+
 fn min_points(ms: &[KernelMeasurement], batches: &[usize]) -> Vec<(usize, f64)> {
     ms.iter()
         .filter(|m| batches.contains(&m.batch))
@@ -191,7 +193,7 @@ fn mlp_1024_batch_64_from_1_to_8_and_back() {
     let roofline = Roofline::probe(&LocalHardware::detect(), ProbeOptions::default());
     let floor = weight_streaming_floor_ns(graph.weight_bytes(Precision::F32), &roofline);
     println!("weight-streaming floor from the roofline: {floor:.0} ns");
-    let fits = |pick: &dyn Fn(&[KernelMeasurement], &[usize]) -> Vec<(usize, f64)>| {
+    let fits = |pick: &PointPicker| {
         (
             LatencyFit::fit_with_floor(&pick(&ms, &[1, 2, 4, 8]), Some(floor)).unwrap(),
             LatencyFit::fit_with_floor(&pick(&ms, &[8, 16, 32, 64]), Some(floor)).unwrap(),
