@@ -352,7 +352,9 @@ pub fn weight_streaming_floor_ns(weight_bytes: u64, roofline: &Roofline) -> f64 
 /// `floor` is the memory-bound regime of small batches (every call streams the
 /// weights whatever the batch); `overhead + per_sample * b` the regime where
 /// the work grows with the batch. Fitting tries every split of the sorted
-/// points into a floor-bound prefix (floor = their mean) and a linear rest
+/// points into a floor-bound prefix (floor = their mean; accepted only when at
+/// least two batch sizes are flat within 25% and sit 5% above the line of the
+/// rest) and a linear rest
 /// (least squares on *relative* error, weights 1/latency², coefficients kept
 /// non-negative) and keeps the split with the smallest relative error. A floor
 /// hint (e.g. [`weight_streaming_floor_ns`]) raises the floor when the measured
@@ -424,6 +426,17 @@ impl LatencyFit {
                 prefix.iter().map(|p| p.1).sum::<f64>() / prefix.len() as f64
             };
             let (overhead, per_sample) = linear_fit(&pts[split..]);
+            // A floor needs evidence: at least two flat points (within 25%) that sit
+            // clearly (5%) above the line the larger batches follow.
+            if let (Some(first), Some(last)) = (prefix.first(), prefix.last()) {
+                let (lo, hi) = prefix.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+                    (lo.min(p.1), hi.max(p.1))
+                });
+                let flat = prefix.len() >= 2 && first.0 < last.0 && hi <= 1.25 * lo;
+                if !flat || floor_fit <= 1.05 * (overhead + per_sample * last.0) {
+                    continue;
+                }
+            }
             let candidate = LatencyFit {
                 floor_ns: floor_fit.max(hint),
                 overhead_ns: overhead,
