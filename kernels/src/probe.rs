@@ -139,12 +139,16 @@ pub fn dot_i8_ops_per_iter(path: Int8Path) -> f64 {
     let products = match path {
         Int8Path::Avx512Vnni => 64,
         Int8Path::Avx2 => 32,
-        Int8Path::Portable => PORTABLE_I8_LANES,
+        Int8Path::Portable => PORTABLE_I32_LANES * 4,
     };
     (CHAINS * products * 2) as f64
 }
 
-const PORTABLE_I8_LANES: usize = 32;
+/// i32 accumulator lanes of the portable path (4 u8 x i8 products each).
+const PORTABLE_I32_LANES: usize = 8;
+
+/// Starting value of every i32 lane of the byte-sum recurrence (AVX2 and portable paths).
+const DOT_SEED: i32 = 1000;
 
 /// Runs `iters` iterations of `CHAINS` independent u8 x i8 dot-product accumulations.
 /// Returns a checksum, or `None` when the CPU lacks the path.
@@ -164,13 +168,20 @@ pub fn dot_i8(path: Int8Path, iters: u64) -> Option<i32> {
 }
 
 fn dot_portable(iters: u64) -> i32 {
-    let a = black_box([3u8; PORTABLE_I8_LANES]);
-    let b = black_box([-1i8; PORTABLE_I8_LANES]);
-    let mut acc = [[0i32; PORTABLE_I8_LANES]; CHAINS];
+    // The same recurrence as the AVX2 path: each i32 lane adds its own four bytes
+    // (as u8) times -1. Feeding the accumulator back in keeps the products from
+    // being hoisted out of the loop as loop-invariant.
+    let weight = i32::from(black_box(-1i8));
+    let mut acc = [[DOT_SEED; PORTABLE_I32_LANES]; CHAINS];
     for _ in 0..iters {
         for chain in acc.iter_mut() {
-            for ((lane, &x), &y) in chain.iter_mut().zip(a.iter()).zip(b.iter()) {
-                *lane = lane.wrapping_add(i32::from(x) * i32::from(y));
+            for lane in chain.iter_mut() {
+                let dot: i32 = lane
+                    .to_le_bytes()
+                    .iter()
+                    .map(|&x| i32::from(x) * weight)
+                    .sum();
+                *lane = lane.wrapping_add(dot);
             }
         }
     }
@@ -299,13 +310,14 @@ mod x86 {
     /// The CPU must support avx2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn dot_avx2(iters: u64) -> i32 {
-        let a = _mm256_set1_epi8(black_box(3));
+        // u8 inputs are the accumulator's own bytes: a loop-invariant input would
+        // let the compiler hoist the multiplies and time only the adds.
         let b = _mm256_set1_epi8(black_box(-1));
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_si256(); CHAINS];
+        let mut acc = [_mm256_set1_epi32(super::DOT_SEED); CHAINS];
         for _ in 0..iters {
             for v in acc.iter_mut() {
-                let pairs = _mm256_maddubs_epi16(a, b);
+                let pairs = _mm256_maddubs_epi16(*v, b);
                 *v = _mm256_add_epi32(*v, _mm256_madd_epi16(pairs, ones));
             }
         }
@@ -353,14 +365,25 @@ mod tests {
     }
 
     #[test]
-    fn every_available_int8_path_computes_the_same_dot_product() {
-        for path in Int8Path::ALL {
+    fn every_available_int8_path_computes_the_expected_dot_products() {
+        // VNNI: constant inputs 3 x -1, accumulated 10 times per product lane.
+        if let Some(sum) = dot_i8(Int8Path::Avx512Vnni, 10) {
+            let products = (dot_i8_ops_per_iter(Int8Path::Avx512Vnni) / 2.0) as i32;
+            assert_eq!(sum, -3 * 10 * products);
+        }
+        // AVX2 and portable run the byte-sum recurrence: compare per i32 lane with a scalar model.
+        let mut lane = DOT_SEED;
+        for _ in 0..10 {
+            let dot: i32 = lane.to_le_bytes().iter().map(|&x| -i32::from(x)).sum();
+            lane = lane.wrapping_add(dot);
+        }
+        for path in [Int8Path::Avx2, Int8Path::Portable] {
             let Some(sum) = dot_i8(path, 10) else {
+                assert_ne!(path, Int8Path::Portable, "portable path must always run");
                 continue;
             };
-            // 3 * -1 per product, 10 iterations, ops/2 products per iteration.
-            let products = (dot_i8_ops_per_iter(path) / 2.0) as i32;
-            assert_eq!(sum, -3 * 10 * products, "{path:?}");
+            let lanes = (dot_i8_ops_per_iter(path) / 2.0) as i32 / 4;
+            assert_eq!(sum, lane.wrapping_mul(lanes), "{path:?}");
         }
     }
 
