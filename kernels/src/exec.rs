@@ -598,8 +598,9 @@ fn valid_range(g: &ConvGeom, k: usize, size: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
-/// Depthwise conv: per channel and kernel tap, one strided axpy over the valid
-/// output columns of each row (no bounds checks in the inner loop).
+/// Depthwise conv: per channel and output row, the kernel taps as strided axpys
+/// over the valid output columns (no bounds checks in the inner loop); the row
+/// stays in L1 while all taps accumulate into it.
 fn depthwise_direct(
     x: &[f32],
     g: &ConvGeom,
@@ -609,24 +610,26 @@ fn depthwise_direct(
 ) {
     let plane_in = g.h * g.w;
     let plane_out = g.oh * g.ow;
+    let ranges: Vec<(usize, usize)> = (0..g.kw).map(|kx| valid_range(g, kx, g.w)).collect();
     for c in 0..g.in_c {
         let o = &mut out[c * plane_out..(c + 1) * plane_out];
         let b0 = bias.map_or(0.0, |b| b[c]);
-        o.iter_mut().for_each(|v| *v = b0);
         let xin = &x[c * plane_in..(c + 1) * plane_in];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let wv = weight[(c * g.kh + ky) * g.kw + kx];
-                let (lo, hi) = valid_range(g, kx, g.w);
-                if lo >= hi {
+        let wc = &weight[c * g.kh * g.kw..(c + 1) * g.kh * g.kw];
+        for oy in 0..g.oh {
+            let dst_row = &mut o[oy * g.ow..(oy + 1) * g.ow];
+            dst_row.iter_mut().for_each(|v| *v = b0);
+            for ky in 0..g.kh {
+                let Some(iy) = g.src(oy, ky, g.h) else {
                     continue;
-                }
-                for oy in 0..g.oh {
-                    let Some(iy) = g.src(oy, ky, g.h) else {
+                };
+                let src = &xin[iy * g.w..(iy + 1) * g.w];
+                for (kx, &(lo, hi)) in ranges.iter().enumerate() {
+                    if lo >= hi {
                         continue;
-                    };
-                    let src = &xin[iy * g.w..(iy + 1) * g.w];
-                    let dst = &mut o[oy * g.ow + lo..oy * g.ow + hi];
+                    }
+                    let wv = wc[ky * g.kw + kx];
+                    let dst = &mut dst_row[lo..hi];
                     let first = lo * g.stride + kx - g.pad;
                     if g.stride == 1 {
                         dst.iter_mut()
