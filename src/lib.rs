@@ -9,3 +9,4 @@ pub mod plan;
 pub mod sim;
 pub mod report;
 pub mod scenario;
+pub mod measure;

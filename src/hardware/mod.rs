@@ -5,3 +5,9 @@ pub mod catalog;
 pub mod target;
 
 pub use target::{TargetKind, TargetSpec};
+pub mod probe;
+pub mod project;
+pub mod roofline;
+
+pub use probe::LocalHardware;
+pub use roofline::Roofline;

@@ -1,0 +1,712 @@
+//! Projecting latencies measured here onto a target machine with a roofline
+//! model, checking that a model fits the target, and fitting latency(batch).
+//!
+//! # Method
+//! 1. *Apportion.* The whole-model latency `T` measured here at batch `b` is
+//!    shared among the ops in proportion to their roofline-predicted local time
+//!    `t_i = c_i + m_i`, with `c_i = flops_i / P_local` (compute) and
+//!    `m_i = bytes_i / B_local` (memory). `P_local` is this machine's single-core
+//!    peak at the precision (int8 uses the int8 peak; f16/bf16 compute in f32);
+//!    `B_local` is the DRAM bandwidth (the target publishes one sustained figure,
+//!    so both sides use main-memory bandwidth). Op bytes are counted at f32 and
+//!    scaled by the precision's bytes per weight.
+//! 2. *Split.* Op `i`'s share `T_i = T * t_i / sum(t)` splits into a compute part
+//!    `T_i * c_i / t_i` and a memory part `T_i * m_i / t_i`. The measured time thus
+//!    keeps the kernel's real efficiency; only the ratio between the two
+//!    bottlenecks comes from the roofline.
+//! 3. *Rescale.* Compute parts scale by `P_local / P_target`, memory parts by
+//!    `B_local / B_target`. Projecting onto this machine's own roofline returns
+//!    the measured time (up to rounding).
+
+use super::roofline::Roofline;
+use super::target::TargetSpec;
+use serde::{Deserialize, Serialize};
+use workbench_kernels::{OpCost, Precision};
+
+/// Where a figure comes from; shown wherever the figure is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Provenance {
+    /// Timed on this machine.
+    Measured,
+    /// From a latency(batch) model fitted on measurements at these batch sizes.
+    Fitted { from_batches: Vec<usize> },
+    /// Rescaled from local measurements to `target` by the roofline model.
+    Projected { target: String },
+}
+
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Provenance::Measured => f.write_str("measured"),
+            Provenance::Fitted { from_batches } => write!(f, "fitted on batches {from_batches:?}"),
+            Provenance::Projected { target } => write!(f, "projected to {target}"),
+        }
+    }
+}
+
+/// Throughput and bandwidth one side of the projection runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// G ops/s at the precision.
+    pub compute_giga_per_s: f64,
+    pub bandwidth_gbs: f64,
+}
+
+impl Rates {
+    pub fn local(roofline: &Roofline, precision: Precision) -> Rates {
+        Rates {
+            compute_giga_per_s: roofline.compute_peak(precision),
+            bandwidth_gbs: roofline.dram_gbs,
+        }
+    }
+
+    /// The target's rates; int8 without int8 acceleration runs at the f32 peak.
+    pub fn target(target: &TargetSpec, precision: Precision) -> Rates {
+        let compute = match precision {
+            Precision::Int8 if target.peak_gops_int8 > 0.0 => target.peak_gops_int8,
+            _ => target.peak_gflops_f32,
+        };
+        Rates {
+            compute_giga_per_s: compute,
+            bandwidth_gbs: target.mem_bandwidth_gbs,
+        }
+    }
+
+    fn usable(&self) -> bool {
+        self.compute_giga_per_s.is_finite()
+            && self.compute_giga_per_s > 0.0
+            && self.bandwidth_gbs.is_finite()
+            && self.bandwidth_gbs > 0.0
+    }
+}
+
+/// One op's share of the measured time, split by bottleneck, and its projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpProjection {
+    pub name: String,
+    pub kind: String,
+    pub flops: f64,
+    pub bytes: f64,
+    /// Share of the measured latency (apportioned, see the module docs).
+    pub local_ns: f64,
+    pub local_compute_ns: f64,
+    pub local_memory_ns: f64,
+    pub projected_ns: f64,
+}
+
+/// A latency projected onto one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectedLatency {
+    pub target: String,
+    pub precision: Precision,
+    pub batch: usize,
+    pub measured_ns: f64,
+    /// Provenance of `measured_ns` (measured or fitted).
+    pub source: Provenance,
+    pub latency_ns: f64,
+    /// Always `Projected { target }`.
+    pub provenance: Provenance,
+    /// Fraction of the projected time that is compute-bound.
+    pub compute_fraction: f64,
+    pub ops: Vec<OpProjection>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum ProjectError {
+    #[error("{0}")]
+    Infeasible(Infeasible),
+    #[error("the graph has no ops with a cost to apportion the measured time over")]
+    NoOps,
+    #[error("measured latency {0} ns is not a positive number")]
+    BadMeasurement(f64),
+    #[error("this machine's roofline has no usable compute or bandwidth figure")]
+    BadLocalRoofline,
+}
+
+/// Why a model cannot run on a target; `Display` reads as a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Infeasible {
+    PrecisionUnsupported {
+        target: String,
+        precision: Precision,
+        supported: Vec<Precision>,
+    },
+    DoesNotFit {
+        target: String,
+        needed_bytes: u64,
+        available_bytes: u64,
+    },
+    MissingFigures {
+        target: String,
+    },
+}
+
+impl std::fmt::Display for Infeasible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Infeasible::PrecisionUnsupported {
+                target,
+                precision,
+                supported,
+            } => {
+                let names: Vec<&str> = supported.iter().map(|p| p.name()).collect();
+                write!(
+                    f,
+                    "{target} cannot run {precision} (supports {})",
+                    names.join(", ")
+                )
+            }
+            Infeasible::DoesNotFit {
+                target,
+                needed_bytes,
+                available_bytes,
+            } => write!(
+                f,
+                "model needs {}, {target} has {}",
+                human_bytes(*needed_bytes),
+                human_bytes(*available_bytes)
+            ),
+            Infeasible::MissingFigures { target } => write!(
+                f,
+                "{target} has no positive peak throughput or memory bandwidth figure"
+            ),
+        }
+    }
+}
+
+/// `310 MB`, `1.5 GB`: decimal units, as device datasheets use.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// Memory a model needs on a device: weights at the precision plus peak activations.
+pub fn memory_needed(weight_bytes: u64, peak_activation_bytes: u64) -> u64 {
+    weight_bytes.saturating_add(peak_activation_bytes)
+}
+
+/// Whether a model with these footprints can run at `precision` on `target`.
+pub fn check_feasible(
+    weight_bytes: u64,
+    peak_activation_bytes: u64,
+    precision: Precision,
+    target: &TargetSpec,
+) -> Result<(), Infeasible> {
+    if !target.precisions.contains(&precision) {
+        return Err(Infeasible::PrecisionUnsupported {
+            target: target.name.clone(),
+            precision,
+            supported: target.precisions.clone(),
+        });
+    }
+    let needed = memory_needed(weight_bytes, peak_activation_bytes);
+    if needed > target.memory_bytes {
+        return Err(Infeasible::DoesNotFit {
+            target: target.name.clone(),
+            needed_bytes: needed,
+            available_bytes: target.memory_bytes,
+        });
+    }
+    if !Rates::target(target, precision).usable() {
+        return Err(Infeasible::MissingFigures {
+            target: target.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of an op at `precision` (op costs count f32).
+fn bytes_at(bytes: f64, precision: Precision) -> f64 {
+    bytes * precision.weight_bytes() as f64 / 4.0
+}
+
+/// Share `measured_ns` among `ops` by their roofline-predicted time at `local`
+/// and split each share into compute and memory parts (steps 1 and 2 of the method).
+pub fn apportion(
+    ops: &[OpCost],
+    measured_ns: f64,
+    local: Rates,
+    precision: Precision,
+) -> Result<Vec<OpProjection>, ProjectError> {
+    if !(measured_ns.is_finite() && measured_ns > 0.0) {
+        return Err(ProjectError::BadMeasurement(measured_ns));
+    }
+    if !local.usable() {
+        return Err(ProjectError::BadLocalRoofline);
+    }
+    // Predicted seconds-ish (units cancel): flops / (G/s) and bytes / (GB/s) are both ns.
+    let predicted: Vec<(f64, f64)> = ops
+        .iter()
+        .map(|op| {
+            let c = op.flops.max(0.0) / local.compute_giga_per_s;
+            let m = bytes_at(op.bytes.max(0.0), precision) / local.bandwidth_gbs;
+            (c, m)
+        })
+        .collect();
+    let total: f64 = predicted.iter().map(|(c, m)| c + m).sum();
+    if !(total.is_finite() && total > 0.0) {
+        return Err(ProjectError::NoOps);
+    }
+    Ok(ops
+        .iter()
+        .zip(predicted)
+        .map(|(op, (c, m))| {
+            let share = measured_ns * (c + m) / total;
+            let (compute, memory) = if c + m > 0.0 {
+                (share * c / (c + m), share * m / (c + m))
+            } else {
+                (0.0, 0.0)
+            };
+            OpProjection {
+                name: op.name.clone(),
+                kind: op.kind.clone(),
+                flops: op.flops,
+                bytes: op.bytes,
+                local_ns: share,
+                local_compute_ns: compute,
+                local_memory_ns: memory,
+                projected_ns: share,
+            }
+        })
+        .collect())
+}
+
+/// Project a latency measured here (`measured_ns` at `batch`, over `ops` = the
+/// graph's op costs at that batch) onto `target` (step 3 of the method).
+/// Feasibility of memory is checked separately ([`check_feasible`]); this
+/// checks the precision and the target's figures.
+pub fn project_latency(
+    ops: &[OpCost],
+    measured_ns: f64,
+    source: Provenance,
+    batch: usize,
+    local_roofline: &Roofline,
+    precision: Precision,
+    target: &TargetSpec,
+) -> Result<ProjectedLatency, ProjectError> {
+    if !target.precisions.contains(&precision) {
+        return Err(ProjectError::Infeasible(Infeasible::PrecisionUnsupported {
+            target: target.name.clone(),
+            precision,
+            supported: target.precisions.clone(),
+        }));
+    }
+    let local = Rates::local(local_roofline, precision);
+    let remote = Rates::target(target, precision);
+    if !remote.usable() {
+        return Err(ProjectError::Infeasible(Infeasible::MissingFigures {
+            target: target.name.clone(),
+        }));
+    }
+    let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
+    let memory_scale = local.bandwidth_gbs / remote.bandwidth_gbs;
+    let mut ops = apportion(ops, measured_ns, local, precision)?;
+    let (mut compute, mut total) = (0.0, 0.0);
+    for op in &mut ops {
+        let c = op.local_compute_ns * compute_scale;
+        op.projected_ns = c + op.local_memory_ns * memory_scale;
+        compute += c;
+        total += op.projected_ns;
+    }
+    Ok(ProjectedLatency {
+        target: target.name.clone(),
+        precision,
+        batch,
+        measured_ns,
+        source,
+        latency_ns: total,
+        provenance: Provenance::Projected {
+            target: target.name.clone(),
+        },
+        compute_fraction: if total > 0.0 { compute / total } else { 0.0 },
+        ops,
+    })
+}
+
+/// Time to stream `weight_bytes` once from the smallest memory level of this
+/// machine that holds them: the floor under any batch's latency when each call
+/// reads every weight (ns, since bytes / (GB/s) = ns).
+pub fn weight_streaming_floor_ns(weight_bytes: u64, roofline: &Roofline) -> f64 {
+    let bw = roofline.bandwidth_for_footprint(weight_bytes);
+    if bw > 0.0 {
+        weight_bytes as f64 / bw
+    } else {
+        0.0
+    }
+}
+
+/// Roofline-shaped latency(batch) model fitted on measured batch sizes:
+///
+/// `latency(b) = max(floor, overhead + per_sample * b)`
+///
+/// `floor` is the memory-bound regime of small batches (every call streams the
+/// weights whatever the batch); `overhead + per_sample * b` the regime where
+/// the work grows with the batch. Fitting tries every split of the sorted
+/// points into a floor-bound prefix (floor = their mean; accepted only when at
+/// least two batch sizes are flat within 25% and sit 5% above the line of the
+/// rest) and a linear rest
+/// (least squares on *relative* error, weights 1/latency², coefficients kept
+/// non-negative) and keeps the split with the smallest relative error. A floor
+/// hint (e.g. [`weight_streaming_floor_ns`]) raises the floor when the measured
+/// points never reached it, as when extrapolating from large batches down to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyFit {
+    pub floor_ns: f64,
+    pub overhead_ns: f64,
+    pub per_sample_ns: f64,
+    pub from_batches: Vec<usize>,
+}
+
+/// Weighted (1/y²) least squares `y = a + s * b` with a, s >= 0.
+fn linear_fit(pts: &[(f64, f64, f64)]) -> (f64, f64) {
+    let sum = |f: &dyn Fn(f64, f64) -> f64| pts.iter().map(|&(b, y, w)| w * f(b, y)).sum::<f64>();
+    let sw = sum(&|_, _| 1.0);
+    let sb = sum(&|b, _| b);
+    let sbb = sum(&|b, _| b * b);
+    let sy = sum(&|_, y| y);
+    let sby = sum(&|b, y| b * y);
+    let det = sw * sbb - sb * sb;
+    let distinct = pts.windows(2).any(|w| w[0].0 != w[1].0);
+    let through_origin = || (0.0, if sbb > 0.0 { sby / sbb } else { 0.0 });
+    let (mut a, mut s) = if distinct && det > 1e-12 * sw * sbb {
+        ((sbb * sy - sb * sby) / det, (sw * sby - sb * sy) / det)
+    } else {
+        through_origin()
+    };
+    if a < 0.0 {
+        (a, s) = through_origin();
+    }
+    if s < 0.0 {
+        (a, s) = (if sw > 0.0 { sy / sw } else { 0.0 }, 0.0);
+    }
+    (a, s)
+}
+
+impl LatencyFit {
+    /// Fit on `(batch, latency_ns)` points; `None` without a usable point.
+    pub fn fit(points: &[(usize, f64)]) -> Option<LatencyFit> {
+        LatencyFit::fit_with_floor(points, None)
+    }
+
+    /// As [`LatencyFit::fit`], with a lower bound on the floor.
+    pub fn fit_with_floor(
+        points: &[(usize, f64)],
+        floor_hint_ns: Option<f64>,
+    ) -> Option<LatencyFit> {
+        let mut pts: Vec<(f64, f64, f64)> = points
+            .iter()
+            .filter(|(b, y)| *b > 0 && y.is_finite() && *y > 0.0)
+            .map(|&(b, y)| (b as f64, y, 1.0 / (y * y)))
+            .collect();
+        if pts.is_empty() {
+            return None;
+        }
+        pts.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let mut from_batches: Vec<usize> = pts.iter().map(|p| p.0 as usize).collect();
+        from_batches.dedup();
+        let hint = floor_hint_ns
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .unwrap_or(0.0);
+        let mut best: Option<(f64, LatencyFit)> = None;
+        for split in 0..pts.len() {
+            let prefix = &pts[..split];
+            let floor_fit = if prefix.is_empty() {
+                0.0
+            } else {
+                prefix.iter().map(|p| p.1).sum::<f64>() / prefix.len() as f64
+            };
+            let (overhead, per_sample) = linear_fit(&pts[split..]);
+            // A floor needs evidence: at least two flat points (within 25%) that sit
+            // clearly (5%) above the line the larger batches follow.
+            if let (Some(first), Some(last)) = (prefix.first(), prefix.last()) {
+                let (lo, hi) = prefix.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+                    (lo.min(p.1), hi.max(p.1))
+                });
+                let flat = prefix.len() >= 2 && first.0 < last.0 && hi <= 1.25 * lo;
+                if !flat || floor_fit <= 1.05 * (overhead + per_sample * last.0) {
+                    continue;
+                }
+            }
+            let candidate = LatencyFit {
+                floor_ns: floor_fit.max(hint),
+                overhead_ns: overhead,
+                per_sample_ns: per_sample,
+                from_batches: from_batches.clone(),
+            };
+            let err: f64 = pts
+                .iter()
+                .map(|&(b, y, w)| w * (candidate.predict_ns(b as usize) - y).powi(2))
+                .sum();
+            // Prefer fewer floor-bound points unless the fit clearly improves.
+            if best
+                .as_ref()
+                .is_none_or(|(e, _)| err < e * (1.0 - 1e-6) - 1e-12)
+            {
+                best = Some((err, candidate));
+            }
+        }
+        best.map(|(_, fit)| fit)
+    }
+
+    pub fn predict_ns(&self, batch: usize) -> f64 {
+        self.floor_ns
+            .max(self.overhead_ns + self.per_sample_ns * batch as f64)
+    }
+
+    pub fn provenance(&self) -> Provenance {
+        Provenance::Fitted {
+            from_batches: self.from_batches.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::target::TargetKind;
+
+    pub(crate) fn roofline(gflops: f64, gops_int8: f64, dram: f64) -> Roofline {
+        Roofline {
+            hardware_fingerprint: "test".into(),
+            peak_gflops_f32: gflops,
+            peak_gops_int8: gops_int8,
+            f32_by_path: vec![],
+            int8_by_path: vec![],
+            bandwidth: vec![],
+            dram_gbs: dram,
+            cores: 1,
+            memory_bytes: 1 << 30,
+            probe_ms: 0.0,
+        }
+    }
+
+    fn target(name: &str, gflops: f64, int8: f64, bw: f64, mem: u64) -> TargetSpec {
+        TargetSpec {
+            name: name.into(),
+            kind: TargetKind::Edge,
+            cores: 4,
+            memory_bytes: mem,
+            peak_gflops_f32: gflops,
+            peak_gops_int8: int8,
+            mem_bandwidth_gbs: bw,
+            precisions: vec![Precision::F32, Precision::Int8],
+            usd_per_hour: 0.0,
+            cold_start_ms: 0.0,
+            power_watts: 5.0,
+            source: "test".into(),
+        }
+    }
+
+    fn op(name: &str, flops: f64, bytes: f64) -> OpCost {
+        OpCost {
+            name: name.into(),
+            kind: "matmul".into(),
+            flops,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn apportioning_follows_the_roofline_and_conserves_time() {
+        // 100 GFLOP/s, 10 GB/s: op a predicts 10 ns compute + 0 memory, op b 0 + 30 ns.
+        let ops = [op("a", 1000.0, 0.0), op("b", 0.0, 300.0)];
+        let local = Rates::local(&roofline(100.0, 0.0, 10.0), Precision::F32);
+        let parts = apportion(&ops, 400.0, local, Precision::F32).unwrap();
+        assert!((parts[0].local_ns - 100.0).abs() < 1e-9);
+        assert!((parts[1].local_ns - 300.0).abs() < 1e-9);
+        assert!((parts[0].local_compute_ns - 100.0).abs() < 1e-9);
+        assert!((parts[1].local_memory_ns - 300.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rescales_compute_and_memory_parts_separately() {
+        let ops = [op("a", 1000.0, 0.0), op("b", 0.0, 300.0)];
+        let here = roofline(100.0, 0.0, 10.0);
+        // Target: 2x the compute, half the bandwidth: 100/2 + 300*2 = 650.
+        let t = target("t", 200.0, 0.0, 5.0, 1 << 30);
+        let p = project_latency(
+            &ops,
+            400.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::F32,
+            &t,
+        )
+        .unwrap();
+        assert!((p.latency_ns - 650.0).abs() < 1e-9, "{p:?}");
+        assert!((p.compute_fraction - 50.0 / 650.0).abs() < 1e-12);
+        assert_eq!(p.provenance, Provenance::Projected { target: "t".into() });
+        // int8 uses the int8 peaks on both sides: 400 G ops here, 100 there -> compute x4.
+        let here8 = roofline(100.0, 400.0, 10.0);
+        let t8 = target("t8", 200.0, 100.0, 10.0, 1 << 30);
+        let ops8 = [op("a", 4000.0, 0.0)];
+        let p8 = project_latency(
+            &ops8,
+            10.0,
+            Provenance::Measured,
+            1,
+            &here8,
+            Precision::Int8,
+            &t8,
+        )
+        .unwrap();
+        assert!((p8.latency_ns - 40.0).abs() < 1e-9, "{p8:?}");
+    }
+
+    #[test]
+    fn identity_projection_returns_the_measured_time() {
+        let here = roofline(160.0, 630.0, 20.0);
+        let ops = [
+            op("dense0", 2.1e6, 4.2e6),
+            op("relu", 1024.0, 8192.0),
+            op("dense1", 2.1e6, 4.2e6),
+        ];
+        for precision in [Precision::F32, Precision::Int8] {
+            let p = project_latency(
+                &ops,
+                123_456.0,
+                Provenance::Measured,
+                1,
+                &here,
+                precision,
+                &here.as_target("here"),
+            )
+            .unwrap();
+            assert!((p.latency_ns - 123_456.0).abs() < 1e-6, "{p:?}");
+            for o in &p.ops {
+                assert!((o.projected_ns - o.local_ns).abs() <= 1e-9 * o.local_ns);
+            }
+        }
+    }
+
+    #[test]
+    fn infeasible_targets_say_why() {
+        let t = target("pi", 10.0, 0.0, 4.0, 256_000_000);
+        let err = check_feasible(300_000_000, 10_000_000, Precision::F32, &t).unwrap_err();
+        assert_eq!(err.to_string(), "model needs 310 MB, pi has 256 MB");
+        let err = check_feasible(1, 1, Precision::F16, &t).unwrap_err();
+        assert_eq!(err.to_string(), "pi cannot run f16 (supports f32, int8)");
+        assert!(check_feasible(1, 1, Precision::F32, &t).is_ok());
+        let broken = target("x", 0.0, 0.0, 4.0, 1 << 30);
+        assert!(matches!(
+            check_feasible(1, 1, Precision::F32, &broken),
+            Err(Infeasible::MissingFigures { .. })
+        ));
+        let here = roofline(100.0, 0.0, 10.0);
+        let r = project_latency(
+            &[op("a", 1.0, 1.0)],
+            5.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::F16,
+            &t,
+        );
+        assert!(matches!(r, Err(ProjectError::Infeasible(_))));
+        assert!(matches!(
+            project_latency(&[], 5.0, Provenance::Measured, 1, &here, Precision::F32, &t),
+            Err(ProjectError::NoOps)
+        ));
+        assert!(matches!(
+            project_latency(
+                &[op("a", 1.0, 1.0)],
+                f64::NAN,
+                Provenance::Measured,
+                1,
+                &here,
+                Precision::F32,
+                &t
+            ),
+            Err(ProjectError::BadMeasurement(_))
+        ));
+    }
+
+    #[test]
+    fn fit_recovers_a_linear_latency_model_and_extrapolates_both_ways() {
+        let truth = |b: usize| 300_000.0 + 40_000.0 * b as f64;
+        let small: Vec<(usize, f64)> = [1, 2, 4, 8].iter().map(|&b| (b, truth(b))).collect();
+        let fit = LatencyFit::fit(&small).unwrap();
+        assert!(
+            (fit.predict_ns(64) / truth(64) - 1.0).abs() < 1e-9,
+            "{fit:?}"
+        );
+        let large: Vec<(usize, f64)> = [8, 16, 32, 64].iter().map(|&b| (b, truth(b))).collect();
+        let fit = LatencyFit::fit(&large).unwrap();
+        assert!((fit.predict_ns(1) / truth(1) - 1.0).abs() < 1e-9, "{fit:?}");
+        assert_eq!(fit.from_batches, vec![8, 16, 32, 64]);
+    }
+
+    #[test]
+    fn fit_follows_a_memory_floor_then_compute_slope() {
+        // Weights streamed once per call (100 us) until the compute (41 us per sample) dominates.
+        let truth = |b: usize| (100_000.0f64).max(2_000.0 + 41_000.0 * b as f64);
+        let pts = |bs: &[usize]| bs.iter().map(|&b| (b, truth(b))).collect::<Vec<_>>();
+        let up = LatencyFit::fit(&pts(&[1, 2, 4, 8])).unwrap();
+        assert!((up.predict_ns(64) / truth(64) - 1.0).abs() < 1e-6, "{up:?}");
+        assert!((up.predict_ns(1) / truth(1) - 1.0).abs() < 1e-6, "{up:?}");
+        // From large batches the floor is invisible: the roofline hint supplies it.
+        let down = LatencyFit::fit(&pts(&[8, 16, 32, 64])).unwrap();
+        assert!(down.predict_ns(1) < 0.5 * truth(1), "{down:?}");
+        let down = LatencyFit::fit_with_floor(&pts(&[8, 16, 32, 64]), Some(100_000.0)).unwrap();
+        assert!(
+            (down.predict_ns(1) / truth(1) - 1.0).abs() < 1e-6,
+            "{down:?}"
+        );
+        assert!(
+            (down.predict_ns(64) / truth(64) - 1.0).abs() < 1e-6,
+            "{down:?}"
+        );
+        // A linear model with a fixed part is still recovered exactly (no floor).
+        let lin = |b: usize| 300_000.0 + 40_000.0 * b as f64;
+        let fit = LatencyFit::fit(&[1, 2, 4, 8].map(|b| (b, lin(b)))).unwrap();
+        assert!((fit.predict_ns(64) / lin(64) - 1.0).abs() < 1e-9, "{fit:?}");
+        let mut here = roofline(100.0, 0.0, 10.0);
+        here.bandwidth = vec![crate::hardware::roofline::LevelBandwidth {
+            level: "L3".into(),
+            working_set_bytes: 1 << 20,
+            capacity_bytes: 4 << 20,
+            read_gbs: 50.0,
+            copy_gbs: 40.0,
+            triad_gbs: 30.0,
+        }];
+        assert!((weight_streaming_floor_ns(4_000_000, &here) - 100_000.0).abs() < 1e-6);
+        assert!(
+            (weight_streaming_floor_ns(8 << 20, &here) - (8u64 << 20) as f64 / 10.0).abs() < 1e-6
+        );
+    }
+
+    #[test]
+    fn fit_with_noise_stays_within_25_percent_and_keeps_signs() {
+        // +-10% deterministic "noise" on a model with a large fixed part.
+        let truth = |b: usize| 500_000.0 + 30_000.0 * b as f64;
+        let noise = [1.1, 0.9, 1.05, 0.95];
+        let pts: Vec<(usize, f64)> = [1usize, 2, 4, 8]
+            .iter()
+            .zip(noise)
+            .map(|(&b, n)| (b, truth(b) * n))
+            .collect();
+        let fit = LatencyFit::fit(&pts).unwrap();
+        assert!(
+            (fit.predict_ns(64) / truth(64) - 1.0).abs() < 0.25,
+            "{fit:?}"
+        );
+        // Latency falling with batch cannot give a negative per-sample time.
+        let fit = LatencyFit::fit(&[(1, 100.0), (8, 90.0)]).unwrap();
+        assert!(fit.per_sample_ns >= 0.0 && fit.overhead_ns >= 0.0);
+        // A single batch size: proportional model through the origin.
+        let fit = LatencyFit::fit(&[(4, 400.0)]).unwrap();
+        assert_eq!(fit.predict_ns(8), 800.0);
+        assert!(LatencyFit::fit(&[(0, 1.0), (3, f64::NAN)]).is_none());
+    }
+}

@@ -1,0 +1,338 @@
+//! This machine's roofline: peak f32 and int8 throughput of one core and the
+//! memory bandwidth at each cache level, from short probes (about 2 s in all),
+//! cached on disk keyed by the hardware fingerprint.
+
+use super::probe::LocalHardware;
+use super::target::{TargetKind, TargetSpec};
+use crate::measure::cache::{self, CacheError};
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use workbench_kernels::probe::{self as kprobe, Int8Path, SimdPath};
+use workbench_kernels::Precision;
+
+/// Peak throughput of one SIMD path, one core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathPeak {
+    pub path: String,
+    /// GFLOP/s (f32) or G ops/s (int8).
+    pub giga_per_s: f64,
+}
+
+/// Bandwidth of one core at one working-set size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelBandwidth {
+    /// `L1`, `L2`, `L3` or `DRAM`.
+    pub level: String,
+    pub working_set_bytes: u64,
+    /// Size of the cache at this level (0 for DRAM: unbounded).
+    #[serde(default)]
+    pub capacity_bytes: u64,
+    /// Sum of a buffer (4 bytes per element).
+    pub read_gbs: f64,
+    /// `dst = src` (8 bytes per element: read + write).
+    pub copy_gbs: f64,
+    /// `a = b + s * c` (12 bytes per element).
+    pub triad_gbs: f64,
+}
+
+/// This machine's roofline. Throughputs are single-thread: the backends are
+/// timed on one thread, and the projection compares like with like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Roofline {
+    pub hardware_fingerprint: String,
+    /// Best f32 path, GFLOP/s on one core.
+    pub peak_gflops_f32: f64,
+    /// Best int8 path, G ops/s on one core (a multiply-add counts as 2).
+    pub peak_gops_int8: f64,
+    pub f32_by_path: Vec<PathPeak>,
+    pub int8_by_path: Vec<PathPeak>,
+    /// L1, L2, L3, DRAM, in that order.
+    pub bandwidth: Vec<LevelBandwidth>,
+    /// Sustained DRAM bandwidth used by the projection: the DRAM copy figure.
+    pub dram_gbs: f64,
+    /// Cores of this machine (the single-core peaks above do not multiply by it).
+    pub cores: u32,
+    pub memory_bytes: u64,
+    /// Wall time the probe took.
+    pub probe_ms: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RooflineError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// How long each probe runs; `quick` is for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeOptions {
+    /// Time spent on each (path or level x kernel) probe.
+    pub per_probe: Duration,
+}
+
+impl Default for ProbeOptions {
+    /// 3 f32 + 3 int8 paths + 4 levels x 3 kernels = 18 probes x ~100 ms ≈ 2 s.
+    fn default() -> Self {
+        ProbeOptions {
+            per_probe: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ProbeOptions {
+    pub fn quick() -> Self {
+        ProbeOptions {
+            per_probe: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Roofline {
+    /// Run every probe now (no cache).
+    pub fn probe(hw: &LocalHardware, opts: ProbeOptions) -> Roofline {
+        let start = Instant::now();
+        let mut f32_by_path = Vec::new();
+        for path in SimdPath::ALL {
+            if !path.is_available() {
+                continue;
+            }
+            let per_iter = kprobe::fma_flops_per_iter(path);
+            let rate = best_rate(opts.per_probe, |iters| {
+                black_box(kprobe::fma_f32(path, iters));
+                per_iter * iters as f64
+            });
+            f32_by_path.push(PathPeak {
+                path: path.name().to_string(),
+                giga_per_s: rate / 1e9,
+            });
+        }
+        let mut int8_by_path = Vec::new();
+        for path in Int8Path::ALL {
+            if !path.is_available() {
+                continue;
+            }
+            let per_iter = kprobe::dot_i8_ops_per_iter(path);
+            let rate = best_rate(opts.per_probe, |iters| {
+                black_box(kprobe::dot_i8(path, iters));
+                per_iter * iters as f64
+            });
+            int8_by_path.push(PathPeak {
+                path: path.name().to_string(),
+                giga_per_s: rate / 1e9,
+            });
+        }
+        let bandwidth = working_sets(hw)
+            .into_iter()
+            .map(|(level, bytes)| {
+                let mut b = measure_level(level, bytes, opts.per_probe);
+                b.capacity_bytes = match level {
+                    "L1" => hw.cache_bytes(1).unwrap_or(0),
+                    "L2" => hw.cache_bytes(2).unwrap_or(0),
+                    "L3" => hw.cache_bytes(3).unwrap_or(0),
+                    _ => 0,
+                };
+                b
+            })
+            .collect::<Vec<_>>();
+        let best = |v: &[PathPeak]| v.iter().map(|p| p.giga_per_s).fold(0.0, f64::max);
+        let dram_gbs = bandwidth.last().map(|b| b.copy_gbs).unwrap_or(0.0);
+        Roofline {
+            hardware_fingerprint: hw.fingerprint.clone(),
+            peak_gflops_f32: best(&f32_by_path),
+            peak_gops_int8: best(&int8_by_path),
+            f32_by_path,
+            int8_by_path,
+            bandwidth,
+            dram_gbs,
+            cores: hw.physical_cores,
+            memory_bytes: hw.memory_bytes,
+            probe_ms: start.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+
+    /// The cached roofline for `hw` under `cache_dir`, probing (and caching) when
+    /// there is none or `fresh` is set. Returns the roofline and whether it came from the cache.
+    pub fn load_or_probe(
+        hw: &LocalHardware,
+        cache_dir: &Path,
+        fresh: bool,
+        opts: ProbeOptions,
+    ) -> Result<(Roofline, bool), RooflineError> {
+        let path = cache_dir.join(format!("roofline-{}.json", hw.fingerprint));
+        if !fresh {
+            if let Some(cached) = cache::read_json::<Roofline>(&path) {
+                if cached.hardware_fingerprint == hw.fingerprint {
+                    return Ok((cached, true));
+                }
+            }
+        }
+        let roofline = Roofline::probe(hw, opts);
+        cache::write_json_atomic(&path, &roofline)?;
+        Ok((roofline, false))
+    }
+
+    /// Bandwidth figure (copy) at `level` (`L1`, `L2`, `L3`, `DRAM`).
+    pub fn bandwidth_gbs(&self, level: &str) -> Option<f64> {
+        self.bandwidth
+            .iter()
+            .find(|b| b.level == level)
+            .map(|b| b.copy_gbs)
+    }
+
+    /// Bandwidth (copy, GB/s) of the smallest level that holds `bytes`
+    /// (DRAM when none does, or when the levels are unknown).
+    pub fn bandwidth_for_footprint(&self, bytes: u64) -> f64 {
+        self.bandwidth
+            .iter()
+            .find(|b| b.capacity_bytes > 0 && bytes <= b.capacity_bytes)
+            .map(|b| b.copy_gbs)
+            .filter(|&bw| bw > 0.0)
+            .unwrap_or(self.dram_gbs)
+    }
+
+    /// Compute peak (G ops/s) this machine reaches at `precision` on one core:
+    /// int8 uses the int8 path, f16/bf16 are computed in f32.
+    pub fn compute_peak(&self, precision: Precision) -> f64 {
+        match precision {
+            Precision::Int8 if self.peak_gops_int8 > 0.0 => self.peak_gops_int8,
+            _ => self.peak_gflops_f32,
+        }
+    }
+
+    /// This machine as a projection target with the single-core figures: projecting
+    /// onto it must return the measured times (the identity projection).
+    pub fn as_target(&self, name: &str) -> TargetSpec {
+        TargetSpec {
+            name: name.to_string(),
+            kind: TargetKind::Edge,
+            cores: 1,
+            memory_bytes: self.memory_bytes,
+            peak_gflops_f32: self.peak_gflops_f32,
+            peak_gops_int8: self.peak_gops_int8,
+            mem_bandwidth_gbs: self.dram_gbs,
+            precisions: Precision::ALL.to_vec(),
+            usd_per_hour: 0.0,
+            cold_start_ms: 0.0,
+            power_watts: 0.0,
+            source: "measured on this machine by the roofline probe".to_string(),
+        }
+    }
+}
+
+/// Working-set sizes that sit in each level: half of L1 and L2 (room for the
+/// rest of the process), a quarter of a shared L3, and DRAM at twice L3 (at least 64 MiB).
+pub fn working_sets(hw: &LocalHardware) -> Vec<(&'static str, u64)> {
+    let l1 = hw.cache_bytes(1).unwrap_or(32 << 10);
+    let l2 = hw.cache_bytes(2).unwrap_or(1 << 20);
+    let l3 = hw.cache_bytes(3).unwrap_or(32 << 20);
+    vec![
+        ("L1", l1 / 2),
+        ("L2", l2 / 2),
+        ("L3", (l3 / 4).max(l2 * 2)),
+        ("DRAM", (l3 * 2).max(64 << 20)),
+    ]
+}
+
+fn measure_level(level: &str, working_set: u64, budget: Duration) -> LevelBandwidth {
+    let elems = usize::try_from(working_set / 4)
+        .unwrap_or(usize::MAX)
+        .max(64);
+    // read: one buffer of the whole working set.
+    let read_buf: Vec<f32> = (0..elems).map(|i| (i % 7) as f32).collect();
+    let read_gbs = best_rate(budget, |reps| {
+        for _ in 0..reps {
+            black_box(kprobe::read_sum(black_box(&read_buf)));
+        }
+        (reps as usize * elems * 4) as f64
+    }) / 1e9;
+    drop(read_buf);
+    // copy: two buffers sharing the working set.
+    let half = (elems / 2).max(16);
+    let src = vec![1.0f32; half];
+    let mut dst = vec![0.0f32; half];
+    let copy_gbs = best_rate(budget, |reps| {
+        let mut n = 0;
+        for _ in 0..reps {
+            n += kprobe::copy(black_box(&mut dst), black_box(&src));
+        }
+        (n * 8) as f64
+    }) / 1e9;
+    drop((src, dst));
+    // triad: three buffers sharing the working set.
+    let third = (elems / 3).max(16);
+    let b = vec![1.0f32; third];
+    let c = vec![2.0f32; third];
+    let mut a = vec![0.0f32; third];
+    let triad_gbs = best_rate(budget, |reps| {
+        let mut n = 0;
+        for _ in 0..reps {
+            n += kprobe::triad(black_box(&mut a), black_box(&b), black_box(&c), 0.5);
+        }
+        (n * 12) as f64
+    }) / 1e9;
+    LevelBandwidth {
+        level: level.to_string(),
+        working_set_bytes: working_set,
+        capacity_bytes: 0,
+        read_gbs,
+        copy_gbs,
+        triad_gbs,
+    }
+}
+
+/// Best rate (work units per second) of `run(reps)` (which returns the work it did)
+/// over `budget`: reps are doubled until one run lasts 0.5 ms, then repeated; the
+/// fastest run wins (a peak probe wants the undisturbed figure, and short runs
+/// have a better chance of escaping preemption on a shared machine).
+fn best_rate(budget: Duration, mut run: impl FnMut(u64) -> f64) -> f64 {
+    const MIN_RUN: Duration = Duration::from_micros(500);
+    let start = Instant::now();
+    let mut reps: u64 = 1;
+    let mut best = 0.0f64;
+    loop {
+        let t = Instant::now();
+        let work = run(reps);
+        let elapsed = t.elapsed();
+        if elapsed >= MIN_RUN || reps >= 1 << 40 {
+            best = best.max(work / elapsed.as_secs_f64().max(1e-9));
+            if start.elapsed() >= budget {
+                return best;
+            }
+        } else {
+            reps = reps.saturating_mul(2);
+            if start.elapsed() >= budget * 4 {
+                return best.max(work / elapsed.as_secs_f64().max(1e-9));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_sets_grow_by_level() {
+        let hw = LocalHardware::detect();
+        let ws = working_sets(&hw);
+        assert_eq!(
+            ws.iter().map(|w| w.0).collect::<Vec<_>>(),
+            ["L1", "L2", "L3", "DRAM"]
+        );
+        assert!(ws.windows(2).all(|w| w[0].1 < w[1].1), "{ws:?}");
+    }
+
+    #[test]
+    fn best_rate_reports_work_per_second() {
+        // 1 unit per rep, each rep sleeping 1 ms: at most 1000 units/s.
+        let rate = best_rate(Duration::from_millis(20), |reps| {
+            for _ in 0..reps {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            reps as f64
+        });
+        assert!(rate > 100.0 && rate <= 1000.0, "{rate}");
+    }
+}

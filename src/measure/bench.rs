@@ -1,0 +1,555 @@
+//! `workbench bench [SCENARIO] [--json] [--quick] [--fresh]`: probe this machine,
+//! time the reference workloads per backend x precision x batch, and (with a
+//! scenario's model and targets) project the latencies onto each target.
+
+use super::{measure_model, MeasureError, MeasureOptions, MeasureProgress, SkippedConfig};
+use crate::hardware::probe::LocalHardware;
+use crate::hardware::project::{check_feasible, project_latency, Provenance};
+use crate::hardware::roofline::{ProbeOptions, Roofline, RooflineError};
+use crate::hardware::target::TargetSpec;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use workbench_kernels::{models, BackendKind, Graph, KernelError, Precision};
+
+/// A scenario's model and targets, as the caller (CLI/TUI) resolved them.
+#[derive(Debug, Clone)]
+pub struct BenchScenario {
+    pub name: String,
+    pub graph: Graph,
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// About 10 s in all instead of about 60 s.
+    pub quick: bool,
+    /// Ignore cached probes and measurements.
+    pub fresh: bool,
+    pub cache_dir: PathBuf,
+    pub scenario: Option<BenchScenario>,
+    /// Override the time budget of the measurements (tests); `None` = 10 s quick / 60 s.
+    pub budget: Option<Duration>,
+    /// Override the roofline probe's per-probe time (tests).
+    pub probe: Option<ProbeOptions>,
+    /// Time the reference workloads (sgemm, chain, mlp-1024, convnet-224); tests
+    /// turn this off to time only a small scenario model.
+    pub reference_workloads: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            quick: false,
+            fresh: false,
+            cache_dir: super::cache::default_cache_dir(),
+            scenario: None,
+            budget: None,
+            probe: None,
+            reference_workloads: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    #[error(transparent)]
+    Roofline(#[from] RooflineError),
+    #[error("building workload {workload}: {source}")]
+    Kernel {
+        workload: String,
+        source: KernelError,
+    },
+    #[error("encoding the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The `hardware` object of the JSON report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardwareSummary {
+    pub cpu: String,
+    pub arch: String,
+    pub physical_cores: u32,
+    pub logical_cpus: u32,
+    pub frequency_mhz: u64,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub features: Vec<String>,
+    /// Data/unified cache sizes by level (L1, L2, L3).
+    pub caches: Vec<crate::hardware::probe::CacheLevel>,
+    pub fingerprint: String,
+    /// Single-core peaks from the roofline probe.
+    pub peak_gflops_f32: f64,
+    pub peak_gops_int8: f64,
+    pub dram_gbs: f64,
+}
+
+/// One measured (workload, backend, precision, batch): a record of `kernels`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelRecord {
+    pub backend: BackendKind,
+    pub precision: Precision,
+    /// `sgemm`, `chain`, `mlp-1024`, `convnet-224`, or the scenario's model name.
+    pub workload: String,
+    /// Human-readable shape (`256x256x256`, `1024-1024-1024-10`, `3x224x224`).
+    pub shape: String,
+    pub batch: usize,
+    pub median_ns: f64,
+    pub mean_ns: f64,
+    pub p90_ns: f64,
+    pub p99_ns: f64,
+    pub min_ns: f64,
+    pub max_ns: f64,
+    pub std_dev_ns: f64,
+    pub median_ci_low_ns: f64,
+    pub median_ci_high_ns: f64,
+    pub cv: f64,
+    pub samples: usize,
+    pub high_variance: bool,
+    pub throughput_per_s: f64,
+    pub gflops: f64,
+    pub fraction_of_peak: Option<f64>,
+    pub from_cache: bool,
+    pub provenance: Provenance,
+}
+
+/// The projected latency of a scenario measurement on one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionRecord {
+    pub target: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    pub batch: usize,
+    pub measured_ns: f64,
+    /// `None` when infeasible.
+    pub projected_ns: Option<f64>,
+    pub compute_fraction: Option<f64>,
+    pub infeasible: Option<String>,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub hardware: HardwareSummary,
+    pub roofline: Roofline,
+    pub roofline_from_cache: bool,
+    pub kernels: Vec<KernelRecord>,
+    pub skipped: Vec<SkippedConfig>,
+    pub scenario: Option<String>,
+    pub projections: Vec<ProjectionRecord>,
+    pub quick: bool,
+}
+
+struct Job {
+    workload: &'static str,
+    shape: String,
+    graph: Graph,
+    configs: Vec<(BackendKind, Precision)>,
+    batches: Vec<usize>,
+}
+
+const F32_BACKENDS: [BackendKind; 3] = [BackendKind::Naive, BackendKind::Fused, BackendKind::Tiled];
+
+fn configs(backends: &[BackendKind], precisions: &[Precision]) -> Vec<(BackendKind, Precision)> {
+    backends
+        .iter()
+        .flat_map(|&b| precisions.iter().map(move |&p| (b, p)))
+        .collect()
+}
+
+fn kernel_err(workload: &str) -> impl FnOnce(KernelError) -> BenchError + '_ {
+    move |source| BenchError::Kernel {
+        workload: workload.to_string(),
+        source,
+    }
+}
+
+/// The reference workloads: quick keeps the naive backend to small batches
+/// (it is the slowest by far) and the sizes the planner reads most.
+fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
+    let all = configs(&F32_BACKENDS, &[Precision::F32]);
+    let extra = configs(
+        &[BackendKind::Quantized, BackendKind::Autotuned],
+        &[Precision::Int8, Precision::F32],
+    );
+    let mut jobs = Vec::new();
+    let sgemm_sizes: &[usize] = if quick { &[256] } else { &[256, 512] };
+    for &n in sgemm_sizes {
+        jobs.push(Job {
+            workload: "sgemm",
+            shape: format!("{n}x{n}x{n}"),
+            graph: models::sgemm_graph(n, n, n, 1).map_err(kernel_err("sgemm"))?,
+            configs: all.clone(),
+            batches: vec![1],
+        });
+    }
+    let chain_len = if quick { 1 << 20 } else { 1 << 22 };
+    jobs.push(Job {
+        workload: "chain",
+        shape: format!("{chain_len}"),
+        graph: models::elementwise_chain(chain_len, 1).map_err(kernel_err("chain"))?,
+        configs: all.clone(),
+        batches: vec![1],
+    });
+    let mlp = models::mlp_1024(1).map_err(kernel_err("mlp-1024"))?;
+    let mlp_batches = if quick {
+        vec![1, 8, 64]
+    } else {
+        vec![1, 2, 4, 8, 16, 32, 64]
+    };
+    jobs.push(Job {
+        workload: "mlp-1024",
+        shape: "1024-1024-1024-10".into(),
+        graph: mlp.clone(),
+        configs: configs(&[BackendKind::Fused, BackendKind::Tiled], &[Precision::F32])
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect(),
+        batches: mlp_batches,
+    });
+    jobs.push(Job {
+        workload: "mlp-1024",
+        shape: "1024-1024-1024-10".into(),
+        graph: mlp,
+        configs: vec![(BackendKind::Naive, Precision::F32)],
+        batches: if quick { vec![1, 8] } else { vec![1, 8, 64] },
+    });
+    jobs.push(Job {
+        workload: "convnet-224",
+        shape: "3x224x224".into(),
+        graph: models::convnet_224(1).map_err(kernel_err("convnet-224"))?,
+        configs: all,
+        batches: if quick { vec![1] } else { vec![1, 8] },
+    });
+    Ok(jobs)
+}
+
+/// Probe, measure and (with a scenario) project. Progress events of every
+/// workload go to `progress` in order.
+pub fn run(
+    opts: &BenchOptions,
+    progress: &mut dyn FnMut(MeasureProgress),
+) -> Result<BenchReport, BenchError> {
+    let start = Instant::now();
+    let hw = LocalHardware::detect();
+    let probe_opts = opts.probe.unwrap_or_default();
+    let (roofline, roofline_from_cache) =
+        Roofline::load_or_probe(&hw, &opts.cache_dir, opts.fresh, probe_opts)?;
+    let budget = opts.budget.unwrap_or(if opts.quick {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(60)
+    });
+    let base = if opts.quick {
+        MeasureOptions::quick()
+    } else {
+        MeasureOptions::standard()
+    };
+    let mut jobs = if opts.reference_workloads {
+        reference_jobs(opts.quick)?
+    } else {
+        Vec::new()
+    };
+    let scenario_index = opts.scenario.as_ref().map(|s| {
+        jobs.push(Job {
+            workload: "scenario",
+            shape: s.graph.name().to_string(),
+            graph: s.graph.clone(),
+            configs: configs(
+                &[
+                    BackendKind::Fused,
+                    BackendKind::Tiled,
+                    BackendKind::Quantized,
+                ],
+                &[Precision::F32, Precision::Int8],
+            ),
+            batches: if opts.quick {
+                vec![1, 8]
+            } else {
+                vec![1, 8, 64]
+            },
+        });
+        jobs.len() - 1
+    });
+    let job_count = |j: &Job| j.configs.len() * j.batches.len();
+    let mut jobs_left: usize = jobs.iter().map(job_count).sum();
+
+    let mut report = BenchReport {
+        hardware: HardwareSummary {
+            cpu: hw.cpu_brand.clone(),
+            arch: hw.arch.clone(),
+            physical_cores: hw.physical_cores,
+            logical_cpus: hw.logical_cpus,
+            frequency_mhz: hw.frequency_mhz,
+            memory_bytes: hw.memory_bytes,
+            os: hw.os.clone(),
+            features: hw.features.clone(),
+            caches: hw.caches.clone(),
+            fingerprint: hw.fingerprint.clone(),
+            peak_gflops_f32: roofline.peak_gflops_f32,
+            peak_gops_int8: roofline.peak_gops_int8,
+            dram_gbs: roofline.dram_gbs,
+        },
+        roofline: roofline.clone(),
+        roofline_from_cache,
+        kernels: Vec::new(),
+        skipped: Vec::new(),
+        scenario: opts.scenario.as_ref().map(|s| s.name.clone()),
+        projections: Vec::new(),
+        quick: opts.quick,
+    };
+    for (index, job) in jobs.iter().enumerate() {
+        // Each workload gets the budget left in proportion to its share of the jobs left.
+        let left = budget.saturating_sub(start.elapsed());
+        let share = left.mul_f64(job_count(job) as f64 / jobs_left.max(1) as f64);
+        jobs_left = jobs_left.saturating_sub(job_count(job));
+        let mopts = MeasureOptions {
+            budget: share,
+            fresh: opts.fresh,
+            cache_dir: opts.cache_dir.clone(),
+            hardware_fingerprint: Some(hw.fingerprint.clone()),
+            roofline: Some(roofline.clone()),
+            ..base.clone()
+        };
+        let outcome = measure_model(&job.graph, &job.configs, &job.batches, &mopts, progress)?;
+        let workload = if Some(index) == scenario_index {
+            job.graph.name().to_string()
+        } else {
+            job.workload.to_string()
+        };
+        for s in outcome.skipped {
+            if !report.skipped.contains(&s) {
+                report.skipped.push(s);
+            }
+        }
+        for m in &outcome.measurements {
+            report.kernels.push(KernelRecord {
+                backend: m.backend,
+                precision: m.precision,
+                workload: workload.clone(),
+                shape: job.shape.clone(),
+                batch: m.batch,
+                median_ns: m.stats.median_ns,
+                mean_ns: m.stats.mean_ns,
+                p90_ns: m.stats.p90_ns,
+                p99_ns: m.stats.p99_ns,
+                min_ns: m.stats.min_ns,
+                max_ns: m.stats.max_ns,
+                std_dev_ns: m.stats.std_dev_ns,
+                median_ci_low_ns: m.stats.median_ci_low_ns,
+                median_ci_high_ns: m.stats.median_ci_high_ns,
+                cv: m.stats.cv,
+                samples: m.stats.samples,
+                high_variance: m.high_variance,
+                throughput_per_s: m.throughput_per_s(),
+                gflops: m.gflops,
+                fraction_of_peak: m.fraction_of_peak,
+                from_cache: m.from_cache,
+                provenance: Provenance::Measured,
+            });
+        }
+        if let (Some(s), true) = (&opts.scenario, Some(index) == scenario_index) {
+            for m in &outcome.measurements {
+                let ops = job.graph.op_costs(m.batch);
+                for target in &s.targets {
+                    let fit = check_feasible(
+                        job.graph.weight_bytes(m.precision),
+                        job.graph.peak_activation_bytes(m.batch),
+                        m.precision,
+                        target,
+                    );
+                    let projected = fit.map_err(|e| e.to_string()).and_then(|()| {
+                        project_latency(
+                            &ops,
+                            m.stats.median_ns,
+                            Provenance::Measured,
+                            m.batch,
+                            &roofline,
+                            m.precision,
+                            target,
+                        )
+                        .map_err(|e| e.to_string())
+                    });
+                    report.projections.push(ProjectionRecord {
+                        target: target.name.clone(),
+                        backend: m.backend,
+                        precision: m.precision,
+                        batch: m.batch,
+                        measured_ns: m.stats.median_ns,
+                        projected_ns: projected.as_ref().ok().map(|p| p.latency_ns),
+                        compute_fraction: projected.as_ref().ok().map(|p| p.compute_fraction),
+                        infeasible: projected.err(),
+                        provenance: Provenance::Projected {
+                            target: target.name.clone(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `1.23 ms`, `456 µs`, `789 ns`.
+pub fn human_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+impl BenchReport {
+    pub fn to_json(&self) -> Result<String, BenchError> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Plain-text tables: hardware, roofline, measurements, projections.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let h = &self.hardware;
+        let _ = writeln!(out, "Hardware");
+        let _ = writeln!(
+            out,
+            "  CPU        {} ({}, {} cores / {} threads, {} MHz)",
+            h.cpu, h.arch, h.physical_cores, h.logical_cpus, h.frequency_mhz
+        );
+        let _ = writeln!(
+            out,
+            "  memory     {:.1} GiB, {}",
+            h.memory_bytes as f64 / (1u64 << 30) as f64,
+            h.os
+        );
+        let _ = writeln!(out, "  features   {}", h.features.join(" "));
+        let caches: Vec<String> = h
+            .caches
+            .iter()
+            .map(|c| format!("L{} {} {} KiB", c.level, c.kind, c.size_bytes / 1024))
+            .collect();
+        let _ = writeln!(out, "  caches     {}", caches.join(", "));
+        let _ = writeln!(out, "  fingerprint {}", h.fingerprint);
+        let r = &self.roofline;
+        let _ = writeln!(
+            out,
+            "\nRoofline (one core{}, probe {:.0} ms)",
+            if self.roofline_from_cache {
+                ", cached"
+            } else {
+                ""
+            },
+            r.probe_ms
+        );
+        for p in &r.f32_by_path {
+            let _ = writeln!(out, "  f32 {:<12} {:>8.1} GFLOP/s", p.path, p.giga_per_s);
+        }
+        for p in &r.int8_by_path {
+            let _ = writeln!(out, "  int8 {:<11} {:>8.1} G ops/s", p.path, p.giga_per_s);
+        }
+        let _ = writeln!(
+            out,
+            "  {:<6} {:>10} {:>9} {:>9} {:>9}",
+            "level", "set", "read", "copy", "triad"
+        );
+        for b in &r.bandwidth {
+            let _ = writeln!(
+                out,
+                "  {:<6} {:>6} KiB {:>5.1} GB/s {:>5.1} GB/s {:>5.1} GB/s",
+                b.level,
+                b.working_set_bytes / 1024,
+                b.read_gbs,
+                b.copy_gbs,
+                b.triad_gbs
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nMeasured (single thread; * = high variance, c = from cache)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<13} {:<18} {:<9} {:<5} {:>5} {:>11} {:>12} {:>9} {:>6}",
+            "workload",
+            "shape",
+            "backend",
+            "prec",
+            "batch",
+            "median",
+            "samples/s",
+            "GFLOP/s",
+            "peak"
+        );
+        for k in &self.kernels {
+            let flags = format!(
+                "{}{}",
+                if k.high_variance { "*" } else { "" },
+                if k.from_cache { "c" } else { "" }
+            );
+            let _ = writeln!(
+                out,
+                "  {:<13} {:<18} {:<9} {:<5} {:>5} {:>11} {:>12.1} {:>9.2} {:>5.1}% {}",
+                k.workload,
+                k.shape,
+                k.backend.name(),
+                k.precision.name(),
+                k.batch,
+                human_ns(k.median_ns),
+                k.throughput_per_s,
+                k.gflops,
+                k.fraction_of_peak.unwrap_or(0.0) * 100.0,
+                flags
+            );
+        }
+        for s in &self.skipped {
+            let _ = writeln!(
+                out,
+                "  skipped {} {}: {}",
+                s.backend.name(),
+                s.precision.name(),
+                s.reason
+            );
+        }
+        if let Some(name) = &self.scenario {
+            let _ = writeln!(
+                out,
+                "\nProjected onto the targets of {name} (roofline rescaling of the measured median)"
+            );
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<9} {:<5} {:>5} {:>11} {:>11}  note",
+                "target", "backend", "prec", "batch", "measured", "projected"
+            );
+            for p in &self.projections {
+                let (value, note) = match (&p.projected_ns, &p.infeasible) {
+                    (Some(ns), _) => (
+                        human_ns(*ns),
+                        format!(
+                            "{:.0}% compute-bound",
+                            p.compute_fraction.unwrap_or(0.0) * 100.0
+                        ),
+                    ),
+                    (None, Some(reason)) => ("-".to_string(), format!("infeasible: {reason}")),
+                    (None, None) => ("-".to_string(), String::new()),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<24} {:<9} {:<5} {:>5} {:>11} {:>11}  {}",
+                    p.target,
+                    p.backend.name(),
+                    p.precision.name(),
+                    p.batch,
+                    human_ns(p.measured_ns),
+                    value,
+                    note
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,213 @@
+//! Timing one workload at one batch size: warm-up, auto-raised iterations per
+//! sample, at least `min_samples` samples, re-measurement when the spread is high.
+
+use super::stats::{summarize, SampleStats};
+use super::MeasureError;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Something the harness can call: one inference at `batch`.
+pub trait Workload {
+    fn run(&mut self, batch: usize) -> Result<(), MeasureError>;
+}
+
+impl<F: FnMut(usize) -> Result<(), MeasureError>> Workload for F {
+    fn run(&mut self, batch: usize) -> Result<(), MeasureError> {
+        self(batch)
+    }
+}
+
+/// Knobs of the harness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HarnessConfig {
+    /// Warm-up time before any sample (at least one call).
+    pub warmup: Duration,
+    /// A sample (iters_per_sample calls) must last at least this long to be timed well.
+    pub min_sample: Duration,
+    pub min_samples: usize,
+    pub max_samples: usize,
+    /// Coefficient of variation above which the measurement is repeated.
+    pub cv_limit: f64,
+    pub max_remeasures: u32,
+    /// Seed of the bootstrap resampling.
+    pub seed: u64,
+}
+
+impl Default for HarnessConfig {
+    fn default() -> Self {
+        HarnessConfig {
+            warmup: Duration::from_millis(50),
+            min_sample: Duration::from_millis(1),
+            min_samples: 10,
+            max_samples: 200,
+            cv_limit: 0.10,
+            max_remeasures: 2,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Result of timing one workload at one batch size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Per-call times (ns), one value per sample.
+    pub stats: SampleStats,
+    pub iters_per_sample: u64,
+    /// How many times the samples were thrown away and taken again for high spread.
+    pub remeasures: u32,
+    /// The coefficient of variation stayed above the limit after the re-measurements.
+    pub high_variance: bool,
+    /// Wall time spent, warm-up included (ms).
+    pub spent_ms: f64,
+}
+
+/// Time `workload` at `batch` within about `budget` (the minimum sample count
+/// is honoured even when a single call is slower than the budget allows).
+pub fn time_workload(
+    workload: &mut dyn Workload,
+    batch: usize,
+    budget: Duration,
+    cfg: &HarnessConfig,
+) -> Result<Timing, MeasureError> {
+    let start = Instant::now();
+    let min_samples = cfg.min_samples.max(2);
+
+    // Warm-up; also the first estimate of the time per call. The fastest call is
+    // the estimate: on a shared machine any single call may have been preempted.
+    let mut calls = 0u64;
+    let mut fastest = f64::INFINITY;
+    while calls == 0 || start.elapsed() < cfg.warmup.min(budget / 4) {
+        let t = Instant::now();
+        workload.run(batch)?;
+        fastest = fastest.min(t.elapsed().as_secs_f64());
+        calls += 1;
+    }
+
+    // Raise the iterations until one sample lasts min_sample.
+    let mut iters = ((cfg.min_sample.as_secs_f64() / fastest.max(1e-9)).ceil() as u64).max(1);
+    let mut per_call;
+    loop {
+        let t = Instant::now();
+        for _ in 0..iters {
+            workload.run(batch)?;
+        }
+        let took = t.elapsed();
+        per_call = took.as_secs_f64() / iters as f64;
+        if took >= cfg.min_sample || iters >= 1 << 32 {
+            break;
+        }
+        iters = iters.saturating_mul(2);
+    }
+
+    let mut best: Option<SampleStats> = None;
+    let mut remeasures = 0;
+    loop {
+        let left = budget.saturating_sub(start.elapsed()).as_secs_f64();
+        // Leave room for re-measurements while they are still allowed.
+        let rounds_left = f64::from(cfg.max_remeasures - remeasures + 1);
+        let affordable = (left / rounds_left / (per_call * iters as f64)).floor() as usize;
+        let n = affordable.clamp(min_samples, cfg.max_samples.max(min_samples));
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            for _ in 0..iters {
+                workload.run(batch)?;
+            }
+            samples.push(t.elapsed().as_nanos() as f64 / iters as f64);
+        }
+        let stats = summarize(&samples, cfg.seed.wrapping_add(u64::from(remeasures)))
+            .ok_or(MeasureError::NoSamples)?;
+        per_call = stats.median_ns / 1e9;
+        let keep = best.as_ref().is_none_or(|b| stats.cv < b.cv);
+        let cv = stats.cv;
+        if keep {
+            best = Some(stats);
+        }
+        let time_for_another = start.elapsed()
+            + Duration::from_secs_f64(per_call * (iters * min_samples as u64) as f64)
+            <= budget;
+        if cv <= cfg.cv_limit || remeasures >= cfg.max_remeasures || !time_for_another {
+            break;
+        }
+        remeasures += 1;
+    }
+    let stats = best.ok_or(MeasureError::NoSamples)?;
+    Ok(Timing {
+        high_variance: stats.cv > cfg.cv_limit,
+        stats,
+        iters_per_sample: iters,
+        remeasures,
+        spent_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spin(d: Duration) {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn times_a_known_workload_and_raises_iterations() {
+        let mut calls = 0u64;
+        let mut work = |_batch: usize| {
+            calls += 1;
+            spin(Duration::from_micros(100));
+            Ok(())
+        };
+        let cfg = HarnessConfig {
+            warmup: Duration::from_millis(5),
+            ..HarnessConfig::default()
+        };
+        let t = time_workload(&mut work, 1, Duration::from_millis(200), &cfg).unwrap();
+        // 100 us per call: about 10 calls per 1 ms sample.
+        assert!(t.iters_per_sample >= 8, "{t:?}");
+        assert!(t.stats.samples >= 10);
+        assert!(t.stats.median_ns >= 100_000.0, "{t:?}");
+        assert!(t.stats.median_ns < 1_000_000.0, "{t:?}");
+        assert!(calls >= t.iters_per_sample * 10);
+        assert!(t.spent_ms < 2_000.0);
+    }
+
+    #[test]
+    fn noisy_workload_is_remeasured_then_flagged() {
+        let mut i = 0u64;
+        // Every other call takes 20x longer, one call per sample: CV stays far above 10%.
+        let mut work = |_batch: usize| {
+            i += 1;
+            spin(Duration::from_micros(if i.is_multiple_of(2) {
+                2_000
+            } else {
+                100
+            }));
+            Ok(())
+        };
+        let cfg = HarnessConfig {
+            warmup: Duration::from_millis(1),
+            min_sample: Duration::from_micros(1),
+            min_samples: 10,
+            max_samples: 10,
+            ..HarnessConfig::default()
+        };
+        let t = time_workload(&mut work, 1, Duration::from_secs(2), &cfg).unwrap();
+        assert_eq!(t.remeasures, cfg.max_remeasures, "{t:?}");
+        assert!(t.high_variance);
+    }
+
+    #[test]
+    fn errors_from_the_workload_propagate() {
+        let mut work = |_batch: usize| Err(MeasureError::Workload("boom".into()));
+        let r = time_workload(
+            &mut work,
+            1,
+            Duration::from_millis(10),
+            &HarnessConfig::default(),
+        );
+        assert!(matches!(r, Err(MeasureError::Workload(m)) if m == "boom"));
+    }
+}

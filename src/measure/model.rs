@@ -1,0 +1,92 @@
+//! Measuring a kernels-crate graph: compile per (backend, precision), run at each batch size.
+
+use super::harness::Workload;
+use super::{
+    measure_jobs, MeasureError, MeasureOptions, MeasureOutcome, MeasureProgress, MeasureSubject,
+};
+use crate::hardware::probe::LocalHardware;
+use workbench_kernels::{
+    backend_for, compile, BackendKind, CompileOptions, Executable, Graph, KernelError, Precision,
+};
+
+/// A compiled executable with an input buffer large enough for the largest batch.
+struct ExecutableWorkload {
+    exe: Box<dyn Executable>,
+    input: Vec<f32>,
+    input_len: usize,
+}
+
+impl Workload for ExecutableWorkload {
+    fn run(&mut self, batch: usize) -> Result<(), MeasureError> {
+        let needed = batch.saturating_mul(self.input_len);
+        if self.input.len() < needed {
+            self.input = deterministic_input(needed);
+        }
+        let out = self
+            .exe
+            .run(&self.input[..needed], batch)
+            .map_err(|e| MeasureError::Workload(e.to_string()))?;
+        std::hint::black_box(out);
+        Ok(())
+    }
+}
+
+/// Inputs in [-1, 1] from a fixed formula: same data every run, no RNG state needed.
+fn deterministic_input(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) % 2001) as f32 / 1000.0) - 1.0)
+        .collect()
+}
+
+/// Time `graph` compiled by each backend at each precision and batch size
+/// (single thread). Results come from the cache when present (unless
+/// `opts.fresh`); a backend this build lacks, or a precision it refuses, is
+/// reported in `skipped` with the reason rather than failing the run.
+pub fn measure_model(
+    graph: &Graph,
+    configs: &[(BackendKind, Precision)],
+    batches: &[usize],
+    opts: &MeasureOptions,
+    progress: &mut dyn FnMut(MeasureProgress),
+) -> Result<MeasureOutcome, MeasureError> {
+    let hardware_fingerprint = match &opts.hardware_fingerprint {
+        Some(fp) => fp.clone(),
+        None => LocalHardware::detect().fingerprint,
+    };
+    let subject = MeasureSubject {
+        hardware_fingerprint,
+        graph_fingerprint: graph.fingerprint(),
+        workload: graph.name().to_string(),
+        flops_per_sample: graph.flops_per_sample(),
+        roofline: opts.roofline.clone(),
+    };
+    let input_len = graph.input_len();
+    let max_batch = batches.iter().copied().max().unwrap_or(1);
+    let mut factory = |backend: BackendKind,
+                       precision: Precision|
+     -> Result<Result<Box<dyn Workload>, String>, MeasureError> {
+        if backend_for(backend).is_none() {
+            return Ok(Err(format!(
+                "backend {backend} is not available in this build"
+            )));
+        }
+        let copts = CompileOptions {
+            precision,
+            threads: 1,
+            ..CompileOptions::default()
+        };
+        match compile(graph, backend, &copts) {
+            Ok(exe) => Ok(Ok(Box::new(ExecutableWorkload {
+                exe,
+                input: deterministic_input(max_batch.saturating_mul(input_len)),
+                input_len,
+            }))),
+            Err(e @ KernelError::Unsupported { .. }) => Ok(Err(e.to_string())),
+            Err(e) => Err(MeasureError::Workload(format!(
+                "compiling {} with {backend} at {precision}: {e}",
+                graph.name()
+            ))),
+        }
+    };
+    measure_jobs(&subject, configs, batches, opts, &mut factory, progress)
+}

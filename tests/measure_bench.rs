@@ -1,0 +1,148 @@
+//! The bench report: probe + measure + project, JSON shape and table.
+
+use std::time::Duration;
+use workbench::hardware::roofline::ProbeOptions;
+use workbench::hardware::{TargetKind, TargetSpec};
+use workbench::measure::bench::{run, BenchOptions, BenchScenario};
+use workbench_kernels::{Activation, Graph, MlpSpec, ModelSpec, Precision};
+
+fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
+    TargetSpec {
+        name: name.into(),
+        kind: TargetKind::Edge,
+        cores: 1,
+        memory_bytes,
+        peak_gflops_f32: gflops,
+        peak_gops_int8: 0.0,
+        mem_bandwidth_gbs: 5.0,
+        precisions: vec![Precision::F32],
+        usd_per_hour: 0.0,
+        cold_start_ms: 0.0,
+        power_watts: 2.0,
+        source: "test".into(),
+    }
+}
+
+fn small_scenario() -> BenchScenario {
+    let spec = ModelSpec::Mlp(MlpSpec {
+        input: 32,
+        hidden: vec![32],
+        output: 4,
+        activation: Activation::Relu,
+    });
+    BenchScenario {
+        name: "tiny-mlp".into(),
+        graph: Graph::from_spec(&spec, 3).unwrap(),
+        targets: vec![
+            target("roomy", 1 << 30, 10.0),
+            target("roomy-2x", 1 << 30, 20.0),
+            target("cramped", 1000, 10.0),
+        ],
+    }
+}
+
+#[test]
+fn bench_with_a_scenario_reports_measured_and_projected_figures() {
+    let dir = std::env::temp_dir().join(format!("wb-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = BenchOptions {
+        quick: true,
+        fresh: false,
+        cache_dir: dir.clone(),
+        scenario: Some(small_scenario()),
+        budget: Some(Duration::from_secs(2)),
+        probe: Some(ProbeOptions::quick()),
+        reference_workloads: false,
+    };
+    let mut events = 0;
+    let report = run(&opts, &mut |_| events += 1).unwrap();
+    assert!(events > 0);
+    assert!(report.hardware.peak_gflops_f32 > 0.0);
+    assert_eq!(report.roofline.bandwidth.len(), 4);
+    assert!(!report.roofline_from_cache);
+    // fused + tiled at f32, batches 1 and 8; int8 and quantized are skipped with reasons.
+    assert_eq!(report.kernels.len(), 4, "{:?}", report.kernels);
+    assert!(report
+        .kernels
+        .iter()
+        .all(|k| k.median_ns > 0.0 && k.gflops > 0.0));
+    assert!(!report.skipped.is_empty());
+    assert!(report.skipped.iter().all(|s| !s.reason.is_empty()));
+
+    // Every measurement is projected onto every target; the cramped one is infeasible.
+    assert_eq!(report.projections.len(), 4 * 3);
+    for p in &report.projections {
+        if p.target == "cramped" {
+            assert!(p.projected_ns.is_none());
+            assert!(
+                p.infeasible.as_deref().unwrap().contains("model needs"),
+                "{p:?}"
+            );
+        } else {
+            assert!(p.projected_ns.unwrap() > 0.0, "{p:?}");
+        }
+    }
+    // Twice the compute on the same bandwidth is never slower.
+    for (a, b) in report
+        .projections
+        .iter()
+        .filter(|p| p.target == "roomy")
+        .zip(report.projections.iter().filter(|p| p.target == "roomy-2x"))
+    {
+        assert!(b.projected_ns.unwrap() <= a.projected_ns.unwrap());
+    }
+
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    assert!(json["hardware"]["cpu"].is_string());
+    assert!(json["hardware"]["features"].is_array());
+    assert!(json["hardware"]["peak_gflops_f32"].as_f64().unwrap() > 0.0);
+    assert!(json["roofline"]["dram_gbs"].is_number());
+    let k = &json["kernels"][0];
+    for key in [
+        "backend",
+        "precision",
+        "workload",
+        "shape",
+        "batch",
+        "median_ns",
+        "gflops",
+    ] {
+        assert!(!k[key].is_null(), "kernels[0].{key} missing: {k}");
+    }
+    assert_eq!(k["provenance"]["kind"], "measured");
+    assert_eq!(json["projections"][0]["provenance"]["kind"], "projected");
+
+    let table = report.render_table();
+    for needle in [
+        "Hardware",
+        "Roofline",
+        "GFLOP/s",
+        "tiny-mlp",
+        "infeasible: model needs",
+        "roomy-2x",
+    ] {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+
+    // Second run: roofline and measurements come from the cache.
+    let again = run(&opts, &mut |_| {}).unwrap();
+    assert!(again.roofline_from_cache);
+    assert_eq!(again.roofline, report.roofline);
+    assert!(again.kernels.iter().all(|k| k.from_cache));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Prints the quick bench (probe figures and reference workloads) for a person to read:
+/// `cargo test --release --test measure_bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "slow: runs the full quick bench; for reading, not asserting"]
+fn print_quick_bench() {
+    let opts = BenchOptions {
+        quick: true,
+        fresh: true,
+        cache_dir: std::env::temp_dir().join("wb-bench-print"),
+        ..BenchOptions::default()
+    };
+    let report = run(&opts, &mut |_| {}).unwrap();
+    println!("{}", report.render_table());
+}

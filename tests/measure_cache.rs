@@ -1,0 +1,157 @@
+//! The measurement cache: a second run over the same subject does no timing,
+//! `fresh` times again, and a different graph or hardware misses.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+use workbench::measure::harness::{HarnessConfig, Workload};
+use workbench::measure::{
+    measure_jobs, MeasureError, MeasureOptions, MeasureProgress, MeasureSubject,
+};
+use workbench_kernels::{BackendKind, Precision};
+
+fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+fn options(dir: &std::path::Path) -> MeasureOptions {
+    MeasureOptions {
+        budget: Duration::from_millis(600),
+        fresh: false,
+        cache_dir: dir.to_path_buf(),
+        harness: HarnessConfig {
+            warmup: Duration::from_millis(2),
+            min_sample: Duration::from_micros(200),
+            max_samples: 20,
+            ..HarnessConfig::default()
+        },
+        hardware_fingerprint: None,
+        roofline: None,
+    }
+}
+
+fn subject(graph: u64) -> MeasureSubject {
+    MeasureSubject {
+        hardware_fingerprint: "0123456789abcdef".into(),
+        graph_fingerprint: graph,
+        workload: "synthetic".into(),
+        flops_per_sample: 1e6,
+        roofline: None,
+    }
+}
+
+/// Runs the jobs with workloads that count their calls; quantized is "not built".
+fn run(
+    subject: &MeasureSubject,
+    opts: &MeasureOptions,
+    calls: &Cell<u64>,
+    events: &mut Vec<MeasureProgress>,
+) -> workbench::measure::MeasureOutcome {
+    let configs = [
+        (BackendKind::Naive, Precision::F32),
+        (BackendKind::Quantized, Precision::Int8),
+        (BackendKind::Fused, Precision::F32),
+    ];
+    let mut factory = |backend: BackendKind,
+                       _p: Precision|
+     -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
+        if backend == BackendKind::Quantized {
+            return Ok(Err("quantized backend not built yet".into()));
+        }
+        let w = move |batch: usize| -> Result<(), MeasureError> {
+            calls.set(calls.get() + 1);
+            spin(Duration::from_micros(20 * batch as u64));
+            Ok(())
+        };
+        Ok(Ok(Box::new(w)))
+    };
+    measure_jobs(subject, &configs, &[1, 4], opts, &mut factory, &mut |e| {
+        events.push(e)
+    })
+    .unwrap()
+}
+
+#[test]
+fn second_run_is_served_from_the_cache_without_timing() {
+    let dir = std::env::temp_dir().join(format!("wb-measure-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = options(&dir);
+    let calls = Cell::new(0);
+    let mut events = Vec::new();
+
+    let first = run(&subject(7), &opts, &calls, &mut events);
+    assert!(calls.get() > 0);
+    assert_eq!(first.measurements.len(), 4);
+    assert!(first.measurements.iter().all(|m| !m.from_cache));
+    assert_eq!(first.skipped.len(), 1);
+    assert_eq!(first.skipped[0].backend, BackendKind::Quantized);
+    assert!(first.skipped[0].reason.contains("not built"));
+    // Batch 4 spins 4x longer per call than batch 1.
+    let naive: Vec<_> = first
+        .measurements
+        .iter()
+        .filter(|m| m.backend == BackendKind::Naive)
+        .collect();
+    assert!(
+        naive[1].stats.median_ns > 2.0 * naive[0].stats.median_ns,
+        "{naive:?}"
+    );
+    assert!(events.contains(&MeasureProgress::Planned {
+        total: 6,
+        cached: 0
+    }));
+
+    let before = calls.get();
+    events.clear();
+    let second = run(&subject(7), &opts, &calls, &mut events);
+    assert_eq!(calls.get(), before, "re-planning must not time anything");
+    assert!(second.measurements.iter().all(|m| m.from_cache));
+    for (a, b) in first.measurements.iter().zip(&second.measurements) {
+        assert_eq!(a.stats, b.stats);
+        assert_eq!(
+            (a.backend, a.precision, a.batch),
+            (b.backend, b.precision, b.batch)
+        );
+    }
+    assert!(events.contains(&MeasureProgress::Planned {
+        total: 6,
+        cached: 4
+    }));
+
+    // A different graph is a different key.
+    run(&subject(8), &opts, &calls, &mut events);
+    assert!(calls.get() > before);
+
+    // fresh ignores the cache.
+    let before = calls.get();
+    let fresh = MeasureOptions {
+        fresh: true,
+        ..opts.clone()
+    };
+    let third = run(&subject(7), &fresh, &calls, &mut events);
+    assert!(calls.get() > before);
+    assert!(third.measurements.iter().all(|m| !m.from_cache));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn zero_batch_is_an_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!("wb-measure-zero-{}", std::process::id()));
+    let opts = options(&dir);
+    let mut factory = |_b: BackendKind,
+                       _p: Precision|
+     -> Result<Result<Box<dyn Workload>, String>, MeasureError> {
+        Ok(Err("unused".into()))
+    };
+    let r = measure_jobs(
+        &subject(1),
+        &[(BackendKind::Naive, Precision::F32)],
+        &[1, 0],
+        &opts,
+        &mut factory,
+        &mut |_| {},
+    );
+    assert!(matches!(r, Err(MeasureError::ZeroBatch(0))));
+}
