@@ -22,6 +22,97 @@ pub(crate) enum Engine {
 /// Elements per block when evaluating an elementwise chain (stack stays in L1).
 const CHAIN_BLOCK: usize = 1024;
 
+/// Distinct inputs one chain may read.
+const MAX_CHAIN_INPUTS: usize = 16;
+
+/// Deepest operand stack a chain may need.
+const MAX_CHAIN_DEPTH: usize = 32;
+
+/// Where a chain value lives: still in an input (not yet read) or in a stack block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Input(usize),
+    Stack(usize),
+}
+
+/// Evaluate one block of a chain. Loads are lazy: a right operand is read
+/// straight from its input, a left operand is copied once into its stack block
+/// (the read the op needs anyway), so `(A + s*B) * C` reads A, B and C once
+/// from memory and writes R once.
+fn run_chain_block(
+    program: &[ChainOp],
+    ins: &[&[f32]],
+    start: usize,
+    blen: usize,
+    stack: &mut [f32],
+    out: &mut [f32],
+) {
+    // Fixed-size slot stack: no allocation per block (depth checked at compile time).
+    let mut slots = [Slot::Stack(0); MAX_CHAIN_DEPTH];
+    let mut top = 0usize;
+    for op in program {
+        if let ChainOp::Load(i) = op {
+            if top == MAX_CHAIN_DEPTH {
+                return;
+            }
+            slots[top] = Slot::Input(*i);
+            top += 1;
+            continue;
+        }
+        let binary = matches!(op, ChainOp::Add | ChainOp::Mul);
+        let rhs = if binary && top > 0 {
+            top -= 1;
+            Some(slots[top])
+        } else {
+            None
+        };
+        if top == 0 {
+            return;
+        }
+        top -= 1;
+        let lhs = slots[top];
+        let pos = top;
+        let (below, above) = stack.split_at_mut((pos + 1) * CHAIN_BLOCK);
+        let dst = &mut below[pos * CHAIN_BLOCK..pos * CHAIN_BLOCK + blen];
+        if let Slot::Input(i) = lhs {
+            dst.copy_from_slice(&ins[i][start..start + blen]);
+        }
+        match op {
+            ChainOp::Add | ChainOp::Mul => {
+                let r: &[f32] = match rhs {
+                    Some(Slot::Input(i)) => &ins[i][start..start + blen],
+                    // The right operand was pushed after the left one: it sits just above.
+                    Some(Slot::Stack(_)) => &above[..blen],
+                    None => &[],
+                };
+                if matches!(op, ChainOp::Add) {
+                    dst.iter_mut().zip(r).for_each(|(d, &b)| *d += b);
+                } else {
+                    dst.iter_mut().zip(r).for_each(|(d, &b)| *d *= b);
+                }
+            }
+            ChainOp::Scale(f) => dst.iter_mut().for_each(|v| *v *= f),
+            ChainOp::Act(a) => act::apply_slice(*a, dst),
+            ChainOp::BiasAdd(bias) => {
+                let nb = bias.len();
+                dst.iter_mut()
+                    .enumerate()
+                    .for_each(|(e, v)| *v += bias[(start + e) % nb]);
+            }
+            ChainOp::Load(_) => {}
+        }
+        slots[top] = Slot::Stack(pos);
+        top += 1;
+    }
+    match slots[..top].last() {
+        Some(Slot::Stack(p)) => {
+            out[..blen].copy_from_slice(&stack[p * CHAIN_BLOCK..p * CHAIN_BLOCK + blen])
+        }
+        Some(Slot::Input(i)) => out[..blen].copy_from_slice(&ins[*i][start..start + blen]),
+        None => {}
+    }
+}
+
 pub(crate) struct LoweredExecutable {
     kind: BackendKind,
     lowered: Lowered,
@@ -60,7 +151,24 @@ impl LoweredExecutable {
                 (StepKind::Conv2d { geom, .. }, Engine::Tiled { .. }) => {
                     im2col_len = im2col_len.max(geom.in_c * geom.kh * geom.kw * geom.oh * geom.ow);
                 }
-                (StepKind::Chain { stack_depth, .. }, _) => stack = stack.max(*stack_depth),
+                (
+                    StepKind::Chain {
+                        stack_depth,
+                        inputs,
+                        ..
+                    },
+                    _,
+                ) => {
+                    if *stack_depth > MAX_CHAIN_DEPTH || inputs.len() > MAX_CHAIN_INPUTS {
+                        return Err(KernelError::Unsupported {
+                            backend: kind.name().into(),
+                            what: format!(
+                                "elementwise chains deeper than {MAX_CHAIN_DEPTH} or with more than {MAX_CHAIN_INPUTS} inputs"
+                            ),
+                        });
+                    }
+                    stack = stack.max(*stack_depth);
+                }
                 _ => {}
             }
             packed.push(p);
@@ -102,30 +210,48 @@ impl LoweredExecutable {
         let input_buf = self.lowered.input;
         check_input(input, batch, self.lowered.buffers[input_buf].numel)?;
         self.prepare(batch);
-        self.buffers[input_buf].copy_from_slice(input);
         for si in 0..self.lowered.steps.len() {
             let out_id = self.lowered.steps[si].out;
             // Take the output buffer out so inputs can be borrowed alongside (no allocation).
             let mut out = std::mem::take(&mut self.buffers[out_id]);
-            let result = self.run_step(si, batch, &mut out);
+            let result = self.run_step(si, batch, input, &mut out);
             self.buffers[out_id] = out;
             result?;
         }
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
+        if out == input_buf {
+            // Identity graph (e.g. only a reshape): the output is the input.
+            self.buffers[out][..len].copy_from_slice(input);
+        }
         Ok(&self.buffers[out][..len])
     }
 
-    fn run_step(&mut self, si: usize, batch: usize, out: &mut [f32]) -> Result<(), KernelError> {
+    fn run_step(
+        &mut self,
+        si: usize,
+        batch: usize,
+        input: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
         let step = &self.lowered.steps[si];
-        let bufs = &self.buffers;
         let infos = &self.lowered.buffers;
+        let input_id = self.lowered.input;
+        let all = &self.buffers;
+        // The graph input is read in place from the caller's slice (no copy).
+        let bufs = |id: BufId| -> &[f32] {
+            if id == input_id {
+                input
+            } else {
+                &all[id]
+            }
+        };
         let sample = |id: BufId, s: usize| -> &[f32] {
             let n = infos[id].numel;
             if infos[id].constant.is_some() {
-                &bufs[id][..n]
+                &bufs(id)[..n]
             } else {
-                &bufs[id][s * n..(s + 1) * n]
+                &bufs(id)[s * n..(s + 1) * n]
             }
         };
         match (&step.kind, self.engine) {
@@ -143,7 +269,7 @@ impl LoweredExecutable {
                 engine,
             ) => {
                 let m = rows * batch;
-                let xb = &bufs[*x][..m * k];
+                let xb = &bufs(*x)[..m * k];
                 match engine {
                     Engine::Simple => {
                         dense_simple(xb, m, *k, *n, weight, bias.as_deref(), *act, out)
@@ -300,59 +426,25 @@ impl LoweredExecutable {
             ) => {
                 let stack = &mut self.chain_stack[..(*stack_depth).max(1) * CHAIN_BLOCK];
                 for s in 0..batch {
+                    let ins: [&[f32]; MAX_CHAIN_INPUTS] =
+                        std::array::from_fn(|i| inputs.get(i).map_or(&[][..], |&b| sample(b, s)));
                     let os = &mut out[s * len..(s + 1) * len];
                     let mut start = 0;
                     while start < *len {
                         let blen = CHAIN_BLOCK.min(len - start);
-                        let mut top = 0;
-                        for op in program {
-                            match op {
-                                ChainOp::Load(i) => {
-                                    let src = &sample(inputs[*i], s)[start..start + blen];
-                                    stack[top * CHAIN_BLOCK..top * CHAIN_BLOCK + blen]
-                                        .copy_from_slice(src);
-                                    top += 1;
-                                }
-                                ChainOp::Add | ChainOp::Mul => {
-                                    let (lo, hi) = stack.split_at_mut((top - 1) * CHAIN_BLOCK);
-                                    let a = &mut lo
-                                        [(top - 2) * CHAIN_BLOCK..(top - 2) * CHAIN_BLOCK + blen];
-                                    let b = &hi[..blen];
-                                    if matches!(op, ChainOp::Add) {
-                                        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                                    } else {
-                                        a.iter_mut().zip(b).for_each(|(a, b)| *a *= b);
-                                    }
-                                    top -= 1;
-                                }
-                                ChainOp::Scale(f) => {
-                                    let t = &mut stack
-                                        [(top - 1) * CHAIN_BLOCK..(top - 1) * CHAIN_BLOCK + blen];
-                                    t.iter_mut().for_each(|v| *v *= f);
-                                }
-                                ChainOp::Act(a) => {
-                                    act::apply_slice(
-                                        *a,
-                                        &mut stack[(top - 1) * CHAIN_BLOCK
-                                            ..(top - 1) * CHAIN_BLOCK + blen],
-                                    );
-                                }
-                                ChainOp::BiasAdd(bias) => {
-                                    let t = &mut stack
-                                        [(top - 1) * CHAIN_BLOCK..(top - 1) * CHAIN_BLOCK + blen];
-                                    let nb = bias.len();
-                                    t.iter_mut()
-                                        .enumerate()
-                                        .for_each(|(e, v)| *v += bias[(start + e) % nb]);
-                                }
-                            }
-                        }
-                        os[start..start + blen].copy_from_slice(&stack[..blen]);
+                        run_chain_block(
+                            program,
+                            &ins,
+                            start,
+                            blen,
+                            stack,
+                            &mut os[start..start + blen],
+                        );
                         start += blen;
                     }
                 }
             }
-            (StepKind::Softmax { x, d }, _) => r::softmax(&bufs[*x][..out.len()], *d, out),
+            (StepKind::Softmax { x, d }, _) => r::softmax(&bufs(*x)[..out.len()], *d, out),
             (
                 StepKind::LayerNorm {
                     x,
@@ -361,7 +453,7 @@ impl LoweredExecutable {
                     eps,
                 },
                 _,
-            ) => r::layer_norm(&bufs[*x][..out.len()], gamma, beta, *eps, out),
+            ) => r::layer_norm(&bufs(*x)[..out.len()], gamma, beta, *eps, out),
             (StepKind::GlobalAvgPool { x, c, hw }, _) => {
                 for s in 0..batch {
                     r::global_avg_pool(sample(*x, s), *c, *hw, &mut out[s * c..(s + 1) * c]);
@@ -384,8 +476,8 @@ impl LoweredExecutable {
             ) => {
                 let per = heads * seq * seq;
                 for s in 0..batch {
-                    let (qb, qv) = view_sample(bufs, infos, *q, s);
-                    let (kb, kv) = view_sample(bufs, infos, *k, s);
+                    let (qb, qv) = view_sample(bufs(q.buf), infos, *q, s);
+                    let (kb, kv) = view_sample(bufs(k.buf), infos, *k, s);
                     let os = &mut out[s * per..(s + 1) * per];
                     match engine {
                         Engine::Simple => r::attention_scores(qb, qv, kb, kv, *seq, *d, *heads, os),
@@ -429,7 +521,7 @@ impl LoweredExecutable {
                 let per = seq * d;
                 for s in 0..batch {
                     let ps = sample(*p, s);
-                    let (vb, vv) = view_sample(bufs, infos, *v, s);
+                    let (vb, vv) = view_sample(bufs(v.buf), infos, *v, s);
                     let os = &mut out[s * per..(s + 1) * per];
                     match engine {
                         Engine::Simple => r::attention_context(ps, vb, vv, *seq, *d, *heads, os),
@@ -482,16 +574,16 @@ impl LoweredExecutable {
 
 /// The buffer slice of sample `s` holding a view, and the view relative to it.
 fn view_sample<'a>(
-    bufs: &'a [Vec<f32>],
+    buf: &'a [f32],
     infos: &[crate::fusion::BufferInfo],
     v: View,
     s: usize,
 ) -> (&'a [f32], RowView) {
     let n = infos[v.buf].numel;
     if infos[v.buf].constant.is_some() {
-        (&bufs[v.buf][..n], v.rows)
+        (&buf[..n], v.rows)
     } else {
-        (&bufs[v.buf][s * n..(s + 1) * n], v.rows)
+        (&buf[s * n..(s + 1) * n], v.rows)
     }
 }
 

@@ -362,3 +362,15 @@ proptest! {
         check_against_naive(&Graph::from_spec(&spec, 5).unwrap(), &[2], TOL);
     }
 }
+
+#[test]
+fn reshape_only_graph_returns_its_input() {
+    let mut g = GraphBuilder::new("flatten", vec![3, 5]).unwrap();
+    let y = g.push("flat", Op::Reshape(vec![15]), &[0]).unwrap();
+    let g = g.finish(y, false, 0).unwrap();
+    let x = common::input(30, 4);
+    for kind in [BackendKind::Naive, BackendKind::Fused, BackendKind::Tiled] {
+        let mut exe = compile(&g, kind, &CompileOptions::default()).unwrap();
+        assert_eq!(exe.run(&x, 2).unwrap(), &x[..], "{kind}");
+    }
+}
