@@ -27,9 +27,9 @@ pub const ENERGY_USD_PER_KWH: f64 = 0.15;
 pub const TARGET_UTILISATION: f64 = 0.85;
 /// Per-replica queue bound (also bounds the simulator's memory).
 const QUEUE_CAPACITY: u32 = 4096;
-/// Edge fleets larger than this are simulated as this many devices, each
-/// taking its share of the traffic (per-device load is then overstated, not understated).
-const MAX_SIMULATED_DEVICES: u64 = 4096;
+/// Edge fleets larger than this are simulated as a sample of this many devices,
+/// each with its real per-device share of the traffic.
+const MAX_SIMULATED_DEVICES: u64 = 256;
 /// Mean length of an offline period when the scenario has devices offline part of the time.
 const MEAN_OFFLINE_S: f64 = 120.0;
 
@@ -81,7 +81,10 @@ impl Context<'_> {
 
 
     fn reference_variant(&self) -> &str {
-        &self.scenario.model.reference_variant().name
+        self.scenario
+            .model
+            .reference_variant()
+            .map_or("", |v| v.name.as_str())
     }
 
     fn slo_s(&self) -> f64 {
@@ -172,8 +175,8 @@ impl Context<'_> {
         }
     }
 
-    fn run_control(&self, budget: &SimBudget) -> RunControl {
-        let rate = self.scenario.traffic.peak_rate_per_s().max(1e-9);
+    fn run_control(&self, budget: &SimBudget, share: f64) -> RunControl {
+        let rate = (self.scenario.traffic.peak_rate_per_s() * share).max(1e-9);
         let duration = (budget.requests as f64 / rate).min(self.scenario.traffic.duration_s);
         RunControl {
             duration_s: duration,
@@ -231,6 +234,7 @@ fn pool(profile: &ComputeProfile, replicas: u32, batching: Batching) -> ServingP
         service: ServiceTime::Profile(profile.points.clone()),
         queue_capacity: QUEUE_CAPACITY,
         cold_start: None,
+        autoscale: None,
     }
 }
 
@@ -308,6 +312,8 @@ pub struct SimPlan {
     pub capacity_rps: f64,
     /// Reasons known before simulating (they are still simulated, to show the metrics).
     pub rejected: Vec<String>,
+    /// Share of the scenario's traffic simulated (edge fleets simulate a sample of devices).
+    pub arrival_share: f64,
 }
 
 /// Usage the simulation outcome does not capture.
@@ -333,11 +339,11 @@ pub fn simulate_candidate(
     }
     let config = SimConfig {
         seed: budget.seed,
-        arrivals: ctx.arrivals(1.0),
+        arrivals: ctx.arrivals(plan.arrival_share),
         payload: ctx.payload(),
         timeout_s: Some(ctx.timeout_s()),
         mode: plan.mode,
-        run: ctx.run_control(budget),
+        run: ctx.run_control(budget, plan.arrival_share),
     };
     let mut row = blank_plan(&c, plan.source, plan.accuracy);
     let mut rejected = plan.rejected;
@@ -364,6 +370,9 @@ pub fn simulate_candidate(
     };
     let mut usage = cost::monthly_usage(&outcome, &usage_inputs);
     usage.edge_energy_j += plan.usage.extra_energy_j;
+    // A simulated slice of the traffic stands for all of it.
+    usage.predictions /= plan.arrival_share;
+    usage.egress_bytes /= plan.arrival_share;
     match cost::estimate(&usage, &plan.rates) {
         Ok(estimate) => {
             row.cost_usd_per_month = estimate.monthly_usd;
@@ -466,24 +475,49 @@ fn quantile_from_cdf(l: &sim::LatencySummary, q: f64) -> f64 {
 
 /// Every constraint and objective that needs the simulated metrics.
 fn check(ctx: &Context<'_>, row: &report::Plan, o: &SimOutcome, capacity: f64) -> Vec<String> {
+    let q = ctx.scenario.objectives.latency_percentile;
+    let failed = FailureSummary {
+        offline_dominated: o.failures.offline > 0
+            && o.failures.offline * 2 >= o.failures.total(),
+        text: format!(
+            "{} timed out, {} hit a full queue, {} offline",
+            o.failures.timeout, o.failures.queue_full, o.failures.offline
+        ),
+    };
+    check_metrics(ctx, row, latency_at_percentile_ms(o, q), &failed, capacity)
+}
+
+/// How requests failed, for the reason text.
+pub struct FailureSummary {
+    pub offline_dominated: bool,
+    pub text: String,
+}
+
+/// The checks on metrics: latency at the SLO percentile (`None`: too many
+/// failures to reach it), capacity, budget.
+fn check_metrics(
+    ctx: &Context<'_>,
+    row: &report::Plan,
+    latency_at_q_ms: Option<f64>,
+    failed: &FailureSummary,
+    capacity: f64,
+) -> Vec<String> {
     let s = ctx.scenario;
     let obj = &s.objectives;
     let mut reasons = Vec::new();
     let q = obj.latency_percentile;
-    match latency_at_percentile_ms(o, q) {
+    match latency_at_q_ms {
         None => {
-            if o.failures.offline > 0 && o.failures.offline * 2 >= o.failures.total() {
+            if failed.offline_dominated {
                 reasons.push(format!(
                     "needs connectivity; device offline {}% of the time",
                     fmt_pct(s.constraints.offline_fraction)
                 ));
             } else {
                 reasons.push(format!(
-                    "{}% of requests fail ({} timed out, {} hit a full queue, {} offline)",
+                    "{}% of requests fail ({})",
                     fmt_pct(row.failure_rate),
-                    o.failures.timeout,
-                    o.failures.queue_full,
-                    o.failures.offline
+                    failed.text
                 ));
             }
         }
@@ -510,6 +544,189 @@ fn check(ctx: &Context<'_>, row: &report::Plan, o: &SimOutcome, capacity: f64) -
         }
     }
     reasons
+}
+
+/// Fraction of completed requests at or below `x` seconds, from the outcome's CDF points.
+fn cdf_at(l: &sim::LatencySummary, x: f64) -> f64 {
+    let pts = &l.cdf;
+    if l.count == 0 || x < 0.0 {
+        return 0.0;
+    }
+    match pts.iter().position(|p| p.latency_s >= x) {
+        None => 1.0,
+        Some(0) => {
+            let first = &pts[0];
+            if x >= first.latency_s {
+                first.fraction
+            } else {
+                0.0
+            }
+        }
+        Some(i) => {
+            let (a, b) = (&pts[i - 1], &pts[i]);
+            let span = b.latency_s - a.latency_s;
+            if span <= 0.0 {
+                b.fraction
+            } else {
+                a.fraction + (x - a.latency_s) / span * (b.fraction - a.fraction)
+            }
+        }
+    }
+}
+
+/// Smallest x with `cdf(x) >= q`, by bisection on [0, hi].
+fn mixture_quantile(cdf: &dyn Fn(f64) -> f64, q: f64, hi: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0_f64, hi.max(1e-9));
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) >= q {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// An edge model with cloud fallback: every request runs on the device; a share
+/// (its least confident inputs) is then also sent to the cloud model while online.
+pub struct FallbackPlan {
+    pub edge: EdgeDevices,
+    /// Share of the traffic the sampled devices receive, and real devices per sampled one.
+    pub edge_share: f64,
+    pub devices_per_simulated_device: f64,
+    pub online: OnlinePath,
+    /// Share of all requests answered by the cloud (deferred and online).
+    pub cloud_share: f64,
+    pub rates: cost::CostRates,
+    pub replicas: u32,
+    pub source: FigureSource,
+    pub accuracy: f64,
+    pub capacity_rps: f64,
+}
+
+/// Simulate the device and the cloud fallback separately (a fleet of millions cannot be
+/// simulated device by device, the cloud must see all fallback traffic), then combine:
+/// latency is the device's for the (1 - share) answered locally, device + cloud for the rest.
+pub fn simulate_fallback(
+    ctx: &Context<'_>,
+    c: Candidate,
+    p: FallbackPlan,
+    budget: &SimBudget,
+) -> Evaluation {
+    if !ctx.allows(&c) {
+        return pruned(c, p.source, p.accuracy, 0.0, "outside the families re-planned".into());
+    }
+    let config = |mode: sim::Mode, share: f64, seed: u64| SimConfig {
+        seed,
+        arrivals: ctx.arrivals(share),
+        payload: ctx.payload(),
+        timeout_s: Some(ctx.timeout_s()),
+        mode,
+        run: ctx.run_control(budget, share),
+    };
+    let mut row = blank_plan(&c, p.source, p.accuracy);
+    let edge_cfg = config(sim::Mode::Edge(p.edge), p.edge_share, budget.seed);
+    let cloud_cfg = config(
+        sim::Mode::Online(p.online),
+        p.cloud_share.max(1e-9),
+        budget.seed.wrapping_add(1),
+    );
+    let (e, k) = match (sim::simulate(&edge_cfg), sim::simulate(&cloud_cfg)) {
+        (Ok(e), Ok(k)) => (e, k),
+        (Err(err), _) | (_, Err(err)) => {
+            let mut ev = pruned(c, p.source, p.accuracy, 0.0, format!("cannot simulate: {err}"));
+            ev.capacity_rps = p.capacity_rps;
+            return ev;
+        }
+    };
+    let w = p.cloud_share;
+    let shift = e.latency.mean_s;
+    let mixture = |x: f64| (1.0 - w) * cdf_at(&e.latency, x) + w * cdf_at(&k.latency, x - shift);
+    let hi = e.latency.max_s + k.latency.max_s + shift;
+    let q = |f: f64| mixture_quantile(&mixture, f, hi);
+    row.latency_ms = LatencyPercentiles {
+        p50: q(0.5) * 1000.0,
+        p90: q(0.9) * 1000.0,
+        p99: q(0.99) * 1000.0,
+        p999: q(0.999) * 1000.0,
+    };
+    let cloud_fail = if k.measured_requests > 0 {
+        k.failures.total() as f64 / k.measured_requests as f64
+    } else {
+        0.0
+    };
+    row.failure_rate = w * cloud_fail;
+    row.throughput_rps = ctx.scenario.traffic.rate_per_s * (1.0 - row.failure_rate);
+    row.utilisation = k.cloud.as_ref().map_or(0.0, |x| x.mean_utilisation);
+    row.energy_mj_per_prediction = e.energy.map(|x| x.energy_per_prediction_j * 1000.0);
+    let edge_usage = cost::monthly_usage(
+        &e,
+        &cost::UsageInputs {
+            replicas: 0.0,
+            batch_job: None,
+            broker_bytes_per_message: None,
+            devices_per_simulated_device: p.devices_per_simulated_device,
+        },
+    );
+    let cloud_usage = cost::monthly_usage(
+        &k,
+        &cost::UsageInputs {
+            replicas: f64::from(p.replicas),
+            batch_job: None,
+            broker_bytes_per_message: None,
+            devices_per_simulated_device: 1.0,
+        },
+    );
+    let usage = cost::Usage {
+        replicas: f64::from(p.replicas),
+        egress_bytes: cloud_usage.egress_bytes,
+        edge_energy_j: edge_usage.edge_energy_j,
+        predictions: edge_usage.predictions / p.edge_share.max(1e-12),
+        ..cost::Usage::default()
+    };
+    let mut rejected = Vec::new();
+    match cost::estimate(&usage, &p.rates) {
+        Ok(estimate) => {
+            row.cost_usd_per_month = estimate.monthly_usd;
+            row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
+            row.cost_breakdown = estimate
+                .lines
+                .iter()
+                .map(|l| CostLine {
+                    item: format!("{} ({:.1} {})", l.item, l.quantity, l.unit),
+                    usd_per_month: l.monthly_usd,
+                })
+                .collect();
+        }
+        Err(err) => rejected.push(format!("cannot price: {err}")),
+    }
+    let slo_q = ctx.scenario.objectives.latency_percentile / 100.0;
+    let lat = (row.failure_rate < 1.0 - slo_q)
+        .then(|| q((slo_q / (1.0 - row.failure_rate)).min(1.0)) * 1000.0);
+    let failed = FailureSummary {
+        offline_dominated: false,
+        text: format!(
+            "{} timed out, {} hit a full queue in the cloud",
+            k.failures.timeout, k.failures.queue_full
+        ),
+    };
+    rejected.extend(check_metrics(ctx, &row, lat, &failed, p.capacity_rps));
+    let cdf = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0]
+        .iter()
+        .map(|&f| report::CdfPoint {
+            latency_ms: if f >= 1.0 { hi * 1000.0 } else { q(f) * 1000.0 },
+            fraction: f,
+        })
+        .collect();
+    Evaluation {
+        candidate: c,
+        plan: row,
+        rejected,
+        cdf,
+        simulated: true,
+        capacity_rps: p.capacity_rps,
+    }
 }
 
 /// Checks that need no simulation: privacy, accuracy, memory, power, precision.
@@ -635,16 +852,12 @@ pub fn online_path(
     })
 }
 
-/// Edge devices for a candidate: the fleet (capped) sharing the traffic.
-pub fn edge_devices(
-    ctx: &Context<'_>,
-    device: &Target,
-    profile: &ComputeProfile,
-    c: &Candidate,
-) -> (EdgeDevices, f64) {
+/// Edge devices for a candidate: a sample of the fleet, returned with the share of
+/// the traffic it receives (each device sees its real per-device rate) and the
+/// number of real devices each simulated one stands for.
+pub fn edge_devices(device: &Target, profile: &ComputeProfile, c: &Candidate) -> (EdgeDevices, f64, f64) {
     let fleet = device.fleet_size.unwrap_or(1).max(1);
     let simulated = fleet.min(MAX_SIMULATED_DEVICES);
-    let _ = ctx;
     (
         EdgeDevices {
             devices: simulated as u32,
@@ -655,6 +868,7 @@ pub fn edge_devices(
             idle_power_w: 0.0,
             throttling: None,
         },
+        simulated as f64 / fleet as f64,
         fleet as f64 / simulated as f64,
     )
 }

@@ -10,8 +10,8 @@ use crate::sim;
 use super::candidate::Candidate;
 use super::evaluate::{
     batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
-    simulate_candidate, static_checks, Context, Evaluation, SimBudget, SimPlan, UsageExtras,
-    TARGET_UTILISATION,
+    simulate_candidate, simulate_fallback, static_checks, Context, Evaluation, FallbackPlan,
+    SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -21,6 +21,9 @@ const PRECOMPUTE_FRACTIONS: [f64; 2] = [0.01, 0.1];
 const EXTRA_REPLICAS: u32 = 2;
 /// Share of requests a small edge model defers to the cloud when the scenario does not say.
 pub const DEFAULT_FALLBACK_FRACTION: f64 = 0.1;
+/// Share of a small model's deferred inputs it would have answered wrongly (assumption,
+/// stated in every report that uses it).
+pub const DEFERRAL_PRECISION: f64 = 0.7;
 
 /// Every (variant, precision) pair the search space allows, with the backends it may use.
 fn model_configs(ctx: &Context<'_>) -> Vec<(String, Precision)> {
@@ -120,7 +123,7 @@ pub fn evaluate_all(ctx: &Context<'_>, budget: &SimBudget) -> Vec<Evaluation> {
                 (Mode::Hybrid, Placement::Cloud) => precompute_hybrid(ctx, budget, &mut out),
                 (Mode::OnlineHttp, Placement::Edge) => edge_online(ctx, budget, &mut out),
                 (Mode::Batch, Placement::Edge) => edge_batch(ctx, budget, &mut out),
-                (Mode::Hybrid, Placement::Hybrid) => edge_with_fallback(ctx, budget, &mut out),
+                (Mode::OnlineHttp, Placement::Hybrid) => edge_with_fallback(ctx, budget, &mut out),
                 // Streaming through a broker, or a hybrid edge model, need the other half.
                 _ => {}
             }
@@ -213,6 +216,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         accuracy,
                         capacity_rps: capacity * f64::from(r),
                         rejected: Vec::new(),
+                        arrival_share: 1.0,
                     };
                     let e = simulate_candidate(ctx, c, plan, budget);
                     let done = e.feasible();
@@ -289,6 +293,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 accuracy,
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
+                arrival_share: 1.0,
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -403,6 +408,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         accuracy,
                         capacity_rps: capacity * f64::from(r) / (1.0 - hit).max(1e-9),
                         rejected: Vec::new(),
+                        arrival_share: 1.0,
                     };
                     let e = simulate_candidate(ctx, c, plan, budget);
                     let done = e.feasible();
@@ -437,7 +443,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 continue;
             }
             c.replicas = 1;
-            let (devices, scale) = edge_devices(ctx, device, profile, &c);
+            let (devices, share, scale) = edge_devices(device, profile, &c);
             let fleet = device.fleet_size.unwrap_or(1).max(1) as f64;
             let plan = SimPlan {
                 mode: sim::Mode::Edge(devices),
@@ -450,6 +456,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 accuracy,
                 capacity_rps: profile.capacity_per_s(1) * fleet,
                 rejected: Vec::new(),
+                arrival_share: share,
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -518,6 +525,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 accuracy,
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
+                arrival_share: 1.0,
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -531,7 +539,10 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
         placement: Placement::Hybrid,
     };
     let peak = s.traffic.peak_rate_per_s();
-    let reference = s.model.reference_variant().name.clone();
+    let reference = s
+        .model
+        .reference_variant()
+        .map_or_else(String::new, |v| v.name.clone());
     let (max_batch, delay) = batchings(ctx).last().copied().unwrap_or((1, 0.0));
     for device in targets(ctx, true) {
         for (variant, precision) in model_configs(ctx) {
@@ -555,8 +566,14 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 else {
                     continue;
                 };
-                let accuracy = (1.0 - fallback) * ctx.accuracy(&variant, precision)
-                    + fallback * ctx.accuracy(&reference, cloud_profile.precision);
+                // Deferred inputs are the small model's least confident ones, where
+                // its disagreements concentrate: assume DEFERRAL_PRECISION of the
+                // deferred share would have been wrong locally. Offline, nothing is deferred.
+                let cloud_share = fallback * (1.0 - s.constraints.offline_fraction);
+                let small = ctx.accuracy(&variant, precision);
+                let caught = cloud_share.min(1.0 - small) * DEFERRAL_PRECISION;
+                let accuracy =
+                    (small + caught * ctx.accuracy(&reference, cloud_profile.precision)).min(1.0);
                 let mut c = base.candidate(&device.spec.name, edge_profile);
                 c.fallback_target = Some(cloud.spec.name.clone());
                 c.max_batch = max_batch;
@@ -580,7 +597,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                     continue;
                 }
                 let capacity = cloud_profile.capacity_per_s(max_batch);
-                let replicas = match replica_range(ctx, peak * fallback, capacity) {
+                let replicas = match replica_range(ctx, peak * cloud_share, capacity) {
                     Ok(r) => r,
                     Err(why) => {
                         out.push(pruned(c, source_of(edge_profile), accuracy, 0.0, why));
@@ -590,33 +607,29 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 for r in replicas {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(online) = online_path(ctx, cloud, cloud_profile, &c, false) else {
+                    let Some(mut online) = online_path(ctx, cloud, cloud_profile, &c, false)
+                    else {
                         continue;
                     };
-                    let (edge, scale) = edge_devices(ctx, device, edge_profile, &{
-                        let mut e = c.clone();
-                        e.max_batch = 1;
-                        e.max_delay_ms = 0.0;
-                        e
-                    });
-                    let plan = SimPlan {
-                        mode: sim::Mode::EdgeWithFallback {
-                            edge,
-                            fallback_rate: fallback,
-                            online,
-                        },
+                    // While offline the device's own answer stands: no failure, no fallback.
+                    online.link.offline = sim::Offline::Never;
+                    let mut local = c.clone();
+                    local.max_batch = 1;
+                    local.max_delay_ms = 0.0;
+                    let (edge, edge_share, scale) = edge_devices(device, edge_profile, &local);
+                    let plan = FallbackPlan {
+                        edge,
+                        edge_share,
+                        devices_per_simulated_device: scale,
+                        online,
+                        cloud_share: cloud_share,
                         rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
-                        usage: UsageExtras {
-                            replicas: f64::from(r),
-                            devices_per_simulated_device: scale,
-                            ..UsageExtras::default()
-                        },
+                        replicas: r,
                         source: FigureSource::Projected,
                         accuracy,
-                        capacity_rps: capacity * f64::from(r) / fallback.max(1e-9),
-                        rejected: Vec::new(),
+                        capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
                     };
-                    let e = simulate_candidate(ctx, c, plan, budget);
+                    let e = simulate_fallback(ctx, c, plan, budget);
                     let done = e.feasible();
                     out.push(e);
                     if done {

@@ -9,80 +9,9 @@
 use serde::{Deserialize, Serialize};
 use workbench_kernels::{BackendKind, Precision};
 
-/// How predictions are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServingMode {
-    /// Precompute on a schedule, store, look up on request.
-    Batch,
-    /// Synchronous request/response.
-    OnlineHttp,
-    /// Event-driven through a broker.
-    OnlineStream,
-    /// Precompute the common inputs and serve the rest online, or a small edge
-    /// model with cloud fallback.
-    Hybrid,
-}
-
-impl ServingMode {
-    pub const ALL: [ServingMode; 4] = [
-        ServingMode::Batch,
-        ServingMode::OnlineHttp,
-        ServingMode::OnlineStream,
-        ServingMode::Hybrid,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ServingMode::Batch => "batch",
-            ServingMode::OnlineHttp => "online-http",
-            ServingMode::OnlineStream => "online-stream",
-            ServingMode::Hybrid => "hybrid",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<ServingMode> {
-        ServingMode::ALL.into_iter().find(|m| m.name() == name)
-    }
-}
-
-impl std::fmt::Display for ServingMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Placement {
-    Cloud,
-    Edge,
-    /// Edge and cloud together (e.g. edge model with cloud fallback).
-    Hybrid,
-}
-
-impl Placement {
-    pub const ALL: [Placement; 3] = [Placement::Cloud, Placement::Edge, Placement::Hybrid];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Placement::Cloud => "cloud",
-            Placement::Edge => "edge",
-            Placement::Hybrid => "hybrid",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Placement> {
-        Placement::ALL.into_iter().find(|p| p.name() == name)
-    }
-}
-
-impl std::fmt::Display for Placement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// Serving mode and placement are the scenario's own types (one definition
+/// for the scenario's search space, the planner and every export).
+pub use crate::scenario::{Mode as ServingMode, Placement};
 
 /// Whether a figure was timed on this machine or projected to another one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

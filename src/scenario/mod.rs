@@ -14,7 +14,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use workbench_kernels::{BackendKind, ModelSpec, Precision, SpecCounts};
 
 use crate::hardware::TargetSpec;
@@ -76,6 +76,9 @@ pub struct ModelVariant {
     pub spec: ModelSpec,
     /// Accuracy the author declares for this variant (fraction in (0, 1]), if any.
     pub accuracy: Option<f64>,
+    /// As the small on-device model of an edge + cloud hybrid: the share of
+    /// requests it defers to the cloud reference model (its least confident ones).
+    pub fallback_fraction: Option<f64>,
 }
 
 impl ModelVariant {
@@ -259,7 +262,7 @@ impl Targets {
 }
 
 /// How predictions are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Precompute on a schedule, store, look up on request.
@@ -301,7 +304,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Placement {
     Cloud,

@@ -40,6 +40,7 @@ pub(crate) struct RawVariant {
     pub name: Opt<String>,
     pub family: Opt<String>,
     pub accuracy: Opt<f64>,
+    pub fallback_fraction: Opt<f64>,
     pub activation: Opt<String>,
     // mlp
     pub input: Opt<i64>,

@@ -611,6 +611,16 @@ impl Validator<'_> {
             )
         });
         let accuracy_ok = v.accuracy.is_none() || accuracy.is_some();
+        let fallback_fraction = v.fallback_fraction.as_ref().and_then(|f| {
+            self.in_range(
+                f,
+                &join(key, "fallback_fraction"),
+                (0.0, false),
+                (1.0, false),
+                "share of requests deferred to the cloud (a fraction, e.g. 0.1)",
+            )
+        });
+        let fallback_ok = v.fallback_fraction.is_none() || fallback_fraction.is_some();
         let activation = match &v.activation {
             Some(a) => self.choice(a, &join(key, "activation"), "activation", &ACTIVATIONS),
             None => Some(Activation::Relu),
@@ -679,13 +689,14 @@ impl Validator<'_> {
             "convnet" => self.convnet(v, &span, key, activation?),
             _ => self.transformer(v, &span, key),
         };
-        if foreign || !accuracy_ok {
+        if foreign || !accuracy_ok || !fallback_ok {
             return None;
         }
         Some(ModelVariant {
             name: name?,
             spec: spec?,
             accuracy,
+            fallback_fraction,
         })
     }
 
