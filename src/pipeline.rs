@@ -1,0 +1,441 @@
+//! The one pipeline both front ends call: measure a scenario's model variants on
+//! this machine, project them onto its targets, plan, and assemble the report.
+//!
+//! `measure_scenario` is the only stage that touches the hardware (and it is
+//! cached); `plan_scenario` is a pure function of the scenario, the
+//! measurements, the what-if changes and the seed.
+
+use std::path::PathBuf;
+
+use workbench_kernels::{accuracy, BackendKind, Graph, Precision};
+
+use crate::hardware::project::{check_feasible, project_latency, Provenance};
+use crate::hardware::{LocalHardware, ProbeOptions, Roofline};
+use crate::measure::{self, MeasureOptions, MeasureProgress};
+use crate::plan::{self, search::backend_allows, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
+use crate::report::{
+    self, Alternative, Assumptions, BandwidthRoof, FigureSource, LatencyCdf, Report,
+    RooflinePoint,
+};
+use crate::scenario::{Mode, Scenario, Target};
+use crate::sim::ProfilePoint;
+
+/// Seed used for synthetic weights and accuracy inputs (the scenario seed drives simulation).
+const MODEL_SEED: u64 = 0x5EED;
+/// Inputs used to measure the agreement of reduced precisions with f32.
+const ACCURACY_SAMPLES: usize = 64;
+/// Batch size batch jobs are measured at.
+const BATCH_JOB_BATCH: usize = 64;
+
+/// How the pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Short measurement budget and lighter simulation.
+    pub quick: bool,
+    /// Ignore cached measurements and the cached roofline.
+    pub fresh: bool,
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Where measurements, the roofline and tuning logs are cached.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            quick: false,
+            fresh: false,
+            seed: None,
+            cache_dir: measure::cache::default_cache_dir(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("model variant `{variant}`: {message}")]
+    Model { variant: String, message: String },
+    #[error("measuring `{variant}`: {source}")]
+    Measure {
+        variant: String,
+        source: measure::MeasureError,
+    },
+    #[error("probing this machine: {0}")]
+    Probe(String),
+}
+
+/// Everything measured for one scenario, ready to plan from (and re-plan, for what-if).
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub hardware: LocalHardware,
+    pub roofline: Roofline,
+    pub profiles: ProfileSet,
+    /// Local measurements and projections, as the reports show them.
+    pub kernels: Vec<report::KernelMeasurement>,
+    pub roofline_points: Vec<RooflinePoint>,
+    /// Backends or precisions that could not be measured, and why.
+    pub skipped: Vec<String>,
+    /// Measurements timed in this run (the rest came from the cache).
+    pub timed: usize,
+}
+
+/// The seed a run uses: the command line's, else the scenario's.
+pub fn seed_for(scenario: &Scenario, options: &PipelineOptions) -> u64 {
+    options.seed.unwrap_or(scenario.search.seed)
+}
+
+/// (backend, precision) pairs the scenario's search space allows.
+pub fn configs(scenario: &Scenario) -> Vec<(BackendKind, Precision)> {
+    let mut out = Vec::new();
+    for &b in &scenario.search.backends {
+        for &p in &scenario.search.precisions {
+            if backend_allows(b, p) {
+                out.push((b, p));
+            }
+        }
+    }
+    out
+}
+
+/// Batch sizes measured: 1, the search's batch sizes, and a large one for batch jobs.
+pub fn batches(scenario: &Scenario) -> Vec<usize> {
+    let mut b: Vec<usize> = std::iter::once(1)
+        .chain(scenario.search.batch_sizes.iter().copied())
+        .collect();
+    if scenario
+        .search
+        .modes
+        .iter()
+        .any(|m| matches!(m, Mode::Batch | Mode::Hybrid))
+    {
+        b.push(BATCH_JOB_BATCH);
+    }
+    b.sort_unstable();
+    b.dedup();
+    b
+}
+
+/// Probe this machine (cached), time every variant x backend x precision x batch
+/// (cached), measure reduced-precision agreement, and project onto every target.
+pub fn measure_scenario(
+    scenario: &Scenario,
+    options: &PipelineOptions,
+    progress: &mut dyn FnMut(MeasureProgress),
+) -> Result<Measured, PipelineError> {
+    let hardware = LocalHardware::detect();
+    let (roofline, _) = Roofline::load_or_probe(
+        &hardware,
+        &options.cache_dir,
+        options.fresh,
+        ProbeOptions::default(),
+    )
+    .map_err(|e| PipelineError::Probe(e.to_string()))?;
+    let mut measure_options = if options.quick {
+        MeasureOptions::quick()
+    } else {
+        MeasureOptions::standard()
+    };
+    let variants = scenario.model.variants.len().max(1) as u32;
+    let budget = measure_options
+        .budget
+        .min(std::time::Duration::from_secs_f64(
+            scenario.search.measurement_budget_s.max(1.0),
+        ));
+    measure_options.budget = budget / variants;
+    measure_options.fresh = options.fresh;
+    measure_options.cache_dir = options.cache_dir.clone();
+    measure_options.hardware_fingerprint = Some(hardware.fingerprint.clone());
+    measure_options.roofline = Some(roofline.clone());
+
+    let configs = configs(scenario);
+    let batches = batches(scenario);
+    let mut profiles = ProfileSet::default();
+    let mut kernels = Vec::new();
+    let mut points = Vec::new();
+    let mut skipped = Vec::new();
+    let mut timed = 0;
+    for variant in &scenario.model.variants {
+        let graph = Graph::from_spec(&variant.spec, MODEL_SEED).map_err(|e| PipelineError::Model {
+            variant: variant.name.clone(),
+            message: e.to_string(),
+        })?;
+        let outcome = measure::measure_model(&graph, &configs, &batches, &measure_options, progress)
+            .map_err(|source| PipelineError::Measure {
+                variant: variant.name.clone(),
+                source,
+            })?;
+        for s in &outcome.skipped {
+            skipped.push(format!(
+                "{} {} {}: {}",
+                variant.name, s.backend, s.precision, s.reason
+            ));
+        }
+        timed += outcome.measurements.iter().filter(|m| !m.from_cache).count();
+        for &precision in &scenario.search.precisions {
+            let agreement = if precision == Precision::F32 {
+                1.0
+            } else {
+                match accuracy::agreement(&graph, precision, MODEL_SEED, ACCURACY_SAMPLES) {
+                    Ok(a) => a.top1.unwrap_or(1.0 - a.rel_error.min(1.0)),
+                    Err(e) => {
+                        skipped.push(format!("{} {precision} accuracy: {e}", variant.name));
+                        continue;
+                    }
+                }
+            };
+            profiles
+                .accuracy
+                .insert((variant.name.clone(), precision), agreement);
+        }
+        let local_name = format!("this machine ({})", hardware.cpu_brand);
+        for &(backend, precision) in &configs {
+            let mut ms: Vec<&measure::KernelMeasurement> = outcome
+                .measurements
+                .iter()
+                .filter(|m| m.backend == backend && m.precision == precision)
+                .collect();
+            if ms.is_empty() {
+                continue;
+            }
+            ms.sort_by_key(|m| m.batch);
+            for m in &ms {
+                kernels.push(report::KernelMeasurement {
+                    backend,
+                    precision,
+                    batch: m.batch as u32,
+                    workload: variant.name.clone(),
+                    median_ns: m.stats.median_ns,
+                    p90_ns: m.stats.p90_ns,
+                    p99_ns: m.stats.p99_ns,
+                    gflops: m.gflops,
+                    fraction_of_peak: m.fraction_of_peak.unwrap_or(0.0),
+                    source: FigureSource::Measured,
+                    target: local_name.clone(),
+                });
+                let costs = graph.op_costs(m.batch);
+                let bytes: f64 = costs.iter().map(|c| c.bytes).sum();
+                let flops: f64 = costs.iter().map(|c| c.flops).sum();
+                if bytes > 0.0 && (m.batch == 1 || Some(&m.batch) == batches.last()) {
+                    points.push(RooflinePoint {
+                        label: format!("{} {} {} b{}", variant.name, backend, precision, m.batch),
+                        arithmetic_intensity: flops / bytes.max(1.0),
+                        achieved_gflops: m.gflops,
+                        source: FigureSource::Measured,
+                    });
+                }
+            }
+            for target in scenario.targets.cloud.iter().chain(&scenario.targets.edge) {
+                let (profile, projected) =
+                    project_onto(&graph, &ms, &roofline, backend, precision, target, &variant.name);
+                kernels.extend(projected);
+                profiles.profiles.push(profile);
+            }
+        }
+    }
+    Ok(Measured {
+        hardware,
+        roofline,
+        profiles,
+        kernels,
+        roofline_points: points,
+        skipped,
+        timed,
+    })
+}
+
+/// Latency by batch size of one configuration on one target, and the report rows.
+fn project_onto(
+    graph: &Graph,
+    measured: &[&measure::KernelMeasurement],
+    roofline: &Roofline,
+    backend: BackendKind,
+    precision: Precision,
+    target: &Target,
+    variant: &str,
+) -> (ComputeProfile, Vec<report::KernelMeasurement>) {
+    let spec = &target.spec;
+    let infeasible = check_feasible(
+        graph.weight_bytes(precision),
+        graph.peak_activation_bytes(1),
+        precision,
+        spec,
+    )
+    .err()
+    .map(|e| e.to_string());
+    let mut points = Vec::new();
+    let mut rows = Vec::new();
+    for m in measured {
+        let median = m.stats.median_ns;
+        let spread = if median > 0.0 {
+            (m.stats.p99_ns / median).max(1.0)
+        } else {
+            1.0
+        };
+        let projected_ns = match target.speed_factor {
+            Some(f) if f > 0.0 => Some(median / f),
+            _ => project_latency(
+                &graph.op_costs(m.batch),
+                median,
+                Provenance::Measured,
+                m.batch,
+                roofline,
+                precision,
+                spec,
+            )
+            .ok()
+            .map(|p| p.latency_ns),
+        };
+        let Some(ns) = projected_ns else {
+            continue;
+        };
+        points.push(ProfilePoint {
+            batch_size: m.batch as u32,
+            median_s: ns / 1e9,
+            p99_s: ns * spread / 1e9,
+        });
+        let flops = graph.flops_per_sample() * m.batch as f64;
+        let peak = match precision {
+            Precision::Int8 if spec.peak_gops_int8 > 0.0 => spec.peak_gops_int8,
+            _ => spec.peak_gflops_f32,
+        };
+        let gflops = if ns > 0.0 { flops / ns } else { 0.0 };
+        rows.push(report::KernelMeasurement {
+            backend,
+            precision,
+            batch: m.batch as u32,
+            workload: variant.to_string(),
+            median_ns: ns,
+            p90_ns: ns * (m.stats.p90_ns / median.max(1e-9)).max(1.0),
+            p99_ns: ns * spread,
+            gflops,
+            fraction_of_peak: if peak > 0.0 { gflops / peak } else { 0.0 },
+            source: FigureSource::Projected,
+            target: spec.name.clone(),
+        });
+    }
+    let infeasible = infeasible.or_else(|| {
+        points
+            .is_empty()
+            .then(|| format!("no projection onto {} (missing figures)", spec.name))
+    });
+    (
+        ComputeProfile {
+            variant: variant.to_string(),
+            backend,
+            precision,
+            target: spec.name.clone(),
+            source: FigureSource::Projected,
+            points,
+            infeasible,
+        },
+        rows,
+    )
+}
+
+/// Plan options for a run.
+pub fn plan_options(scenario: &Scenario, options: &PipelineOptions) -> PlanOptions {
+    let seed = seed_for(scenario, options);
+    if options.quick {
+        PlanOptions::quick(seed)
+    } else {
+        PlanOptions::standard(seed)
+    }
+}
+
+/// Plan from measurements and assemble the report (pure: no timing, no I/O).
+pub fn plan_scenario(
+    scenario: &Scenario,
+    measured: &Measured,
+    what_if: &WhatIf,
+    options: &PlanOptions,
+    generated_at: &str,
+) -> Report {
+    let outcome = plan::plan(scenario, &measured.profiles, what_if, options);
+    let recommended = outcome.recommended().map(|e| e.plan.clone());
+    let skip = usize::from(recommended.is_some());
+    let alternatives = outcome
+        .evaluations
+        .iter()
+        .skip(skip)
+        .map(|e| Alternative {
+            plan: e.plan.clone(),
+            rejected_because: e.reason(),
+        })
+        .collect();
+    let latency_cdfs = outcome
+        .evaluations
+        .iter()
+        .filter(|e| e.feasible() && !e.cdf.is_empty())
+        .take(3)
+        .map(|e| LatencyCdf {
+            plan_id: e.plan.id.clone(),
+            points: e.cdf.clone(),
+        })
+        .collect();
+    let r = &measured.roofline;
+    let mut notes = vec![
+        format!(
+            "traffic: {} at {:.0} req/s mean ({:.0} req/s peak)",
+            scenario.traffic.process.name(),
+            scenario.traffic.rate_per_s,
+            scenario.traffic.peak_rate_per_s()
+        ),
+        "cloud targets are projected from single-core measurements to the whole instance's published peak (the model is assumed to use every core)".to_string(),
+        format!(
+            "prices: instance list prices from the scenario or catalog; egress ${}/GB, broker ${}/month, energy ${}/kWh",
+            plan::evaluate::EGRESS_USD_PER_GB,
+            plan::evaluate::BROKER_USD_PER_MONTH,
+            plan::evaluate::ENERGY_USD_PER_KWH
+        ),
+        "edge fleets are simulated as a sample of devices, each at its real per-device request rate".to_string(),
+        format!(
+            "an edge model with cloud fallback is assumed to defer its least confident inputs, {:.0}% of which it would have got wrong",
+            plan::search::DEFERRAL_PRECISION * 100.0
+        ),
+        "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
+    ];
+    notes.extend(what_if.describe().into_iter().map(|w| format!("what-if: {w}")));
+    notes.extend(measured.skipped.iter().map(|s| format!("not measured: {s}")));
+    Report {
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        feasible: outcome.feasible,
+        recommended,
+        alternatives,
+        rationale: outcome.rationale,
+        constraints: outcome.constraints,
+        sensitivity: outcome.sensitivity,
+        kernels: measured.kernels.clone(),
+        roofline: report::Roofline {
+            machine: measured.hardware.cpu_brand.clone(),
+            peak_gflops: r.peak_gflops_f32,
+            bandwidths: r
+                .bandwidth
+                .iter()
+                .map(|b| BandwidthRoof {
+                    name: b.level.clone(),
+                    gb_per_s: b.read_gbs,
+                })
+                .collect(),
+            points: measured.roofline_points.clone(),
+        },
+        latency_cdfs,
+        assumptions: Assumptions {
+            hardware_fingerprint: measured.hardware.fingerprint.clone(),
+            cpu: measured.hardware.cpu_brand.clone(),
+            seed: options.seed,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            measured: vec![
+                "kernel latency of every model variant x backend x precision x batch size, single thread, on this machine".to_string(),
+                "agreement of reduced precisions with f32 on seeded inputs".to_string(),
+                "this machine's roofline (peak FLOP/s and bandwidth probes)".to_string(),
+            ],
+            projected: vec![
+                "latency on every cloud instance and edge device, from the local measurements by the roofline model".to_string(),
+                "end-to-end latency, throughput and cost of every plan, by the seeded discrete-event simulator".to_string(),
+            ],
+            notes,
+            generated_at: generated_at.to_string(),
+        },
+    }
+}
