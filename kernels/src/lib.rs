@@ -4,7 +4,9 @@
 //! This crate is the only place in the workspace where `unsafe` and SIMD are
 //! allowed; every `unsafe` block carries a SAFETY comment.
 
+pub mod autotune;
 pub mod cost;
+pub mod quant;
 pub mod spec;
 
 pub use cost::OpCost;
