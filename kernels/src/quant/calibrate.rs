@@ -105,7 +105,7 @@ impl Calibrator {
             self.min = self.min.min(x);
             self.max = self.max.max(x);
             if matches!(self.method, CalibrationMethod::Percentile(_)) {
-                if self.seen % self.stride == 0 {
+                if self.seen.is_multiple_of(self.stride) {
                     self.values.push(x);
                     if self.values.len() >= self.cap {
                         // Keep every other value and halve the sampling rate.
