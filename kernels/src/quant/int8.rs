@@ -20,6 +20,7 @@ pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
 
 const VNNI_NR: usize = 32;
 const VNNI_MR: usize = 8;
+const VNNI_KC: usize = 256;
 const AVX2_NR: usize = 16;
 const AVX2_MR: usize = 4;
 
@@ -422,7 +423,7 @@ pub fn gemm_u8s8_f32(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR};
+    use super::{AVX2_MR, AVX2_NR, VNNI_KC, VNNI_MR, VNNI_NR};
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -441,68 +442,76 @@ mod x86 {
         ldc: usize,
     ) {
         let panels = n.div_ceil(VNNI_NR);
-        for p in 0..panels {
-            let col0 = p * VNNI_NR;
-            let cols = (n - col0).min(VNNI_NR);
-            let m0: u16 = if cols >= 16 {
-                0xffff
-            } else {
-                (1u16 << cols) - 1
-            };
-            let m1: u16 = if cols >= 32 {
-                0xffff
-            } else if cols > 16 {
-                (1u16 << (cols - 16)) - 1
-            } else {
-                0
-            };
-            // SAFETY (whole block): offsets stay inside the buffers described above.
-            unsafe {
-                let bp = b.add(p * kp * VNNI_NR);
-                let mut i = 0;
-                while i < m {
-                    let rows = (m - i).min(VNNI_MR);
-                    let ap = a.add(i * lda);
-                    let cp = c.add(i * ldc + col0);
-                    match rows {
-                        8 => vnni_tile::<8>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        7 => vnni_tile::<7>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        6 => vnni_tile::<6>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        5 => vnni_tile::<5>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        4 => vnni_tile::<4>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        3 => vnni_tile::<3>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        2 => vnni_tile::<2>(ap, lda, bp, kp, cp, ldc, m0, m1),
-                        _ => vnni_tile::<1>(ap, lda, bp, kp, cp, ldc, m0, m1),
+        // k blocks of VNNI_KC keep one B micro-panel (KC x 32 bytes) in L1
+        // while every row block of A streams past it.
+        let mut k0 = 0;
+        while k0 < kp {
+            let kc = (kp - k0).min(VNNI_KC);
+            let accumulate = k0 > 0;
+            for p in 0..panels {
+                let col0 = p * VNNI_NR;
+                let cols = (n - col0).min(VNNI_NR);
+                let m0: u16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
+                let m1: u16 = if cols >= 32 {
+                    0xffff
+                } else if cols > 16 {
+                    (1u16 << (cols - 16)) - 1
+                } else {
+                    0
+                };
+                // SAFETY (whole block): offsets stay inside the buffers described above.
+                unsafe {
+                    let bp = b.add(p * kp * VNNI_NR + k0 * VNNI_NR);
+                    let mut i = 0;
+                    while i < m {
+                        let rows = (m - i).min(VNNI_MR);
+                        let ap = a.add(i * lda + k0);
+                        let cp = c.add(i * ldc + col0);
+                        let t = (lda, kc, ldc, m0, m1, accumulate);
+                        match rows {
+                            8 => vnni_tile::<8>(ap, bp, cp, t),
+                            7 => vnni_tile::<7>(ap, bp, cp, t),
+                            6 => vnni_tile::<6>(ap, bp, cp, t),
+                            5 => vnni_tile::<5>(ap, bp, cp, t),
+                            4 => vnni_tile::<4>(ap, bp, cp, t),
+                            3 => vnni_tile::<3>(ap, bp, cp, t),
+                            2 => vnni_tile::<2>(ap, bp, cp, t),
+                            _ => vnni_tile::<1>(ap, bp, cp, t),
+                        }
+                        i += rows;
                     }
-                    i += rows;
                 }
             }
+            k0 += kc;
         }
     }
 
-    /// One MR x 32 tile over the full (padded) k.
+    /// One MR x 32 tile over `kc` (a multiple of 4) k-steps; adds to C when `accumulate`.
     ///
     /// # Safety
-    /// As for [`vnni_gemm`], restricted to MR rows and one panel.
+    /// As for [`vnni_gemm`], restricted to MR rows, one panel and one k block.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn vnni_tile<const MR: usize>(
         a: *const u8,
-        lda: usize,
         b: *const i8,
-        kp: usize,
         c: *mut i32,
-        ldc: usize,
-        m0: u16,
-        m1: u16,
+        (lda, kc, ldc, m0, m1, accumulate): (usize, usize, usize, u16, u16, bool),
     ) {
         let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-        let mut kk = 0;
-        // SAFETY (whole block): kk < kp, so every A read of 4 bytes at kk is in
-        // the row, and every B read of 64 bytes is inside the panel.
+        // SAFETY (whole block): kk < kc, so every A read of 4 bytes at kk is in
+        // the row, every B read of 64 bytes is inside the panel, and C is
+        // accessed only under the column masks.
         unsafe {
-            while kk < kp {
+            if accumulate {
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let cr = c.add(r * ldc);
+                    acc_r[0] = _mm512_maskz_loadu_epi32(m0, cr);
+                    acc_r[1] = _mm512_maskz_loadu_epi32(m1, cr.add(16));
+                }
+            }
+            let mut kk = 0;
+            while kk < kc {
                 let bk = b.add(kk * VNNI_NR);
                 let b0 = _mm512_loadu_si512(bk as *const __m512i);
                 let b1 = _mm512_loadu_si512(bk.add(64) as *const __m512i);
