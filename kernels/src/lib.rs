@@ -4,12 +4,31 @@
 //! This crate is the only place in the workspace where `unsafe` and SIMD are
 //! allowed; every `unsafe` block carries a SAFETY comment.
 
+pub mod act;
 pub mod autotune;
+pub mod backend;
+pub mod backends;
+pub mod builders;
 pub mod cost;
+pub mod error;
+pub(crate) mod exec;
+pub mod fusion;
+pub mod gemm;
+pub mod graph;
+pub mod models;
 pub mod quant;
+pub mod reference;
+pub mod simd;
 pub mod spec;
+pub mod tile;
 
+pub use backend::{backend_for, compile, Backend, CompileOptions, Executable};
 pub use cost::OpCost;
+pub use error::KernelError;
+pub use gemm::{sgemm, sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB};
+pub use graph::{DType, Graph, GraphBuilder, Node, NodeId, Op, Tensor};
+pub use simd::SimdLevel;
+pub use tile::TileParams;
 
 pub use spec::{
     conv_output_size, Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec,

@@ -1,0 +1,139 @@
+//! The backend trait every kernel backend implements, and compile options.
+
+use crate::error::KernelError;
+use crate::graph::Graph;
+use crate::simd::SimdLevel;
+use crate::spec::{BackendKind, Precision};
+use crate::tile::TileParams;
+
+/// How to compile a graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileOptions {
+    pub precision: Precision,
+    /// Threads a backend may use (1 = single thread).
+    pub threads: usize,
+    /// SIMD level; `None` = `simd::detect()` (honours `WORKBENCH_SIMD`).
+    pub simd: Option<SimdLevel>,
+    /// GEMM blocking; `None` = `TileParams::for_this_machine()`.
+    pub tile: Option<TileParams>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions {
+            precision: Precision::F32,
+            threads: 1,
+            simd: None,
+            tile: None,
+        }
+    }
+}
+
+impl CompileOptions {
+    /// The SIMD level to use; an explicitly requested level the CPU lacks is an error.
+    pub fn resolved_simd(&self) -> Result<SimdLevel, KernelError> {
+        match self.simd {
+            None => Ok(crate::simd::detect()),
+            Some(level) if level.is_supported() => Ok(level),
+            Some(level) => Err(KernelError::Unsupported {
+                backend: "tiled".into(),
+                what: format!("SIMD level {level} on this CPU"),
+            }),
+        }
+    }
+
+    /// Tile parameters adapted to `simd`, with `threads` from these options.
+    pub fn resolved_tile(&self, simd: SimdLevel) -> Result<TileParams, KernelError> {
+        let tile = match self.tile {
+            Some(t) => t,
+            None => TileParams::for_this_machine().adapted_to(simd),
+        };
+        let tile = TileParams {
+            threads: self.threads.max(1),
+            ..tile
+        };
+        tile.validate(simd)?;
+        Ok(tile)
+    }
+}
+
+/// A compiler from graphs to executables.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    fn compile(
+        &self,
+        graph: &Graph,
+        opts: &CompileOptions,
+    ) -> Result<Box<dyn Executable>, KernelError>;
+}
+
+/// A compiled graph. Buffers are allocated on the first run with a given batch
+/// size and reused afterwards.
+pub trait Executable: Send {
+    /// Run on `batch` samples laid out one after another; returns `batch * output_len` values.
+    fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError>;
+    /// The lowered program, printable.
+    fn lowered(&self) -> String;
+    fn backend(&self) -> BackendKind;
+    fn precision(&self) -> Precision;
+}
+
+/// The backend of a kind, if this build has it.
+pub fn backend_for(kind: BackendKind) -> Option<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Naive => Some(Box::new(crate::backends::naive::NaiveBackend)),
+        BackendKind::Fused => Some(Box::new(crate::backends::fused::FusedBackend::default())),
+        BackendKind::Tiled => Some(Box::new(crate::backends::tiled::TiledBackend::default())),
+        BackendKind::Quantized | BackendKind::Autotuned => None,
+    }
+}
+
+/// Compile `graph` with the backend of `kind`.
+pub fn compile(
+    graph: &Graph,
+    kind: BackendKind,
+    opts: &CompileOptions,
+) -> Result<Box<dyn Executable>, KernelError> {
+    let backend = backend_for(kind).ok_or_else(|| KernelError::Unsupported {
+        backend: kind.name().into(),
+        what: "this build (backend not available)".into(),
+    })?;
+    backend.compile(graph, opts)
+}
+
+/// Only f32 is implemented by the naive, fused and tiled backends.
+pub(crate) fn require_f32(kind: BackendKind, opts: &CompileOptions) -> Result<(), KernelError> {
+    if opts.precision != Precision::F32 {
+        return Err(KernelError::Unsupported {
+            backend: kind.name().into(),
+            what: format!(
+                "precision {} (accepted: f32; use the quantized backend for f16/bf16/int8)",
+                opts.precision
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Check `input` against batch and per-sample length.
+pub(crate) fn check_input(
+    input: &[f32],
+    batch: usize,
+    per_sample: usize,
+) -> Result<(), KernelError> {
+    if batch == 0 {
+        return Err(KernelError::Batch(batch));
+    }
+    let expected = batch
+        .checked_mul(per_sample)
+        .ok_or(KernelError::Batch(batch))?;
+    if input.len() != expected {
+        return Err(KernelError::InputLength {
+            got: input.len(),
+            batch,
+            per_sample,
+            expected,
+        });
+    }
+    Ok(())
+}

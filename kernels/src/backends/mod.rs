@@ -1,0 +1,5 @@
+//! One file per backend.
+
+pub mod fused;
+pub mod naive;
+pub mod tiled;

@@ -1,0 +1,644 @@
+//! Runs a lowered (fused) program. The fused backend uses the simple kernels;
+//! the tiled backend swaps in the blocked GEMM (dense, conv via im2col,
+//! pointwise, attention) and a direct depthwise kernel.
+
+use crate::act;
+use crate::backend::check_input;
+use crate::error::KernelError;
+use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
+use crate::gemm::{sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB};
+use crate::reference::{self as r, ConvGeom, RowView};
+use crate::simd::SimdLevel;
+use crate::spec::{Activation, BackendKind, Precision};
+use crate::tile::TileParams;
+
+/// Kernel family used for the heavy steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Engine {
+    Simple,
+    Tiled { simd: SimdLevel, tile: TileParams },
+}
+
+/// Elements per block when evaluating an elementwise chain (stack stays in L1).
+const CHAIN_BLOCK: usize = 1024;
+
+pub(crate) struct LoweredExecutable {
+    kind: BackendKind,
+    lowered: Lowered,
+    engine: Engine,
+    /// Pre-packed weights of each dense step (tiled engine).
+    packed: Vec<Option<PackedB>>,
+    buffers: Vec<Vec<f32>>,
+    batch: usize,
+    ws: GemmWorkspace,
+    /// im2col columns of one sample.
+    im2col: Vec<f32>,
+    chain_stack: Vec<f32>,
+}
+
+impl LoweredExecutable {
+    pub(crate) fn new(
+        kind: BackendKind,
+        lowered: Lowered,
+        engine: Engine,
+    ) -> Result<LoweredExecutable, KernelError> {
+        let mut packed = Vec::with_capacity(lowered.steps.len());
+        let mut im2col_len = 0;
+        let mut stack = 0;
+        for step in &lowered.steps {
+            let mut p = None;
+            match (&step.kind, engine) {
+                (StepKind::Dense { k, n, weight, .. }, Engine::Tiled { tile, .. }) => {
+                    p = Some(PackedB::pack(
+                        MatRef::row_major(weight, *n),
+                        *k,
+                        *n,
+                        tile.kc,
+                        tile.nr,
+                    )?);
+                }
+                (StepKind::Conv2d { geom, .. }, Engine::Tiled { .. }) => {
+                    im2col_len = im2col_len.max(geom.in_c * geom.kh * geom.kw * geom.oh * geom.ow);
+                }
+                (StepKind::Chain { stack_depth, .. }, _) => stack = stack.max(*stack_depth),
+                _ => {}
+            }
+            packed.push(p);
+        }
+        Ok(LoweredExecutable {
+            kind,
+            lowered,
+            engine,
+            packed,
+            buffers: Vec::new(),
+            batch: 0,
+            ws: GemmWorkspace::new(),
+            im2col: vec![0.0; im2col_len],
+            chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
+        })
+    }
+
+    pub(crate) fn lowered_program(&self) -> &Lowered {
+        &self.lowered
+    }
+
+    fn prepare(&mut self, batch: usize) {
+        if self.batch == batch && self.buffers.len() == self.lowered.buffers.len() {
+            return;
+        }
+        self.buffers = self
+            .lowered
+            .buffers
+            .iter()
+            .map(|b| match &b.constant {
+                Some(data) => data.to_vec(),
+                None => vec![0.0; b.numel * batch],
+            })
+            .collect();
+        self.batch = batch;
+    }
+
+    pub(crate) fn run_impl(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
+        let input_buf = self.lowered.input;
+        check_input(input, batch, self.lowered.buffers[input_buf].numel)?;
+        self.prepare(batch);
+        self.buffers[input_buf].copy_from_slice(input);
+        for si in 0..self.lowered.steps.len() {
+            let out_id = self.lowered.steps[si].out;
+            // Take the output buffer out so inputs can be borrowed alongside (no allocation).
+            let mut out = std::mem::take(&mut self.buffers[out_id]);
+            let result = self.run_step(si, batch, &mut out);
+            self.buffers[out_id] = out;
+            result?;
+        }
+        let out = self.lowered.output;
+        let len = self.lowered.buffers[out].numel * batch;
+        Ok(&self.buffers[out][..len])
+    }
+
+    fn run_step(&mut self, si: usize, batch: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        let step = &self.lowered.steps[si];
+        let bufs = &self.buffers;
+        let infos = &self.lowered.buffers;
+        let sample = |id: BufId, s: usize| -> &[f32] {
+            let n = infos[id].numel;
+            if infos[id].constant.is_some() {
+                &bufs[id][..n]
+            } else {
+                &bufs[id][s * n..(s + 1) * n]
+            }
+        };
+        match (&step.kind, self.engine) {
+            (
+                StepKind::Dense {
+                    x,
+                    rows,
+                    k,
+                    n,
+                    weight,
+                    bias,
+                    act,
+                    ..
+                },
+                engine,
+            ) => {
+                let m = rows * batch;
+                let xb = &bufs[*x][..m * k];
+                match engine {
+                    Engine::Simple => {
+                        dense_simple(xb, m, *k, *n, weight, bias.as_deref(), *act, out)
+                    }
+                    Engine::Tiled { simd, tile } => {
+                        let packed = self.packed[si]
+                            .as_ref()
+                            .ok_or_else(|| KernelError::Gemm("weights not packed".into()))?;
+                        let epi = Epilogue {
+                            bias: bias.as_deref().map_or(Bias::None, Bias::PerColumn),
+                            activation: *act,
+                        };
+                        sgemm_with(
+                            &mut self.ws,
+                            &tile,
+                            simd,
+                            m,
+                            *n,
+                            *k,
+                            MatRef::row_major(xb, *k),
+                            BOperand::Packed(packed),
+                            out,
+                            *n,
+                            epi,
+                        )?;
+                    }
+                }
+            }
+            (
+                StepKind::Conv2d {
+                    x,
+                    geom,
+                    weight,
+                    bias,
+                    act,
+                },
+                engine,
+            ) => {
+                let out_len = geom.out_c * geom.oh * geom.ow;
+                for s in 0..batch {
+                    let xs = sample(*x, s);
+                    let os = &mut out[s * out_len..(s + 1) * out_len];
+                    match engine {
+                        Engine::Simple => {
+                            r::conv2d(xs, geom, weight, bias.as_deref(), os);
+                            apply_act(*act, os);
+                        }
+                        Engine::Tiled { simd, tile } => {
+                            let kdim = geom.in_c * geom.kh * geom.kw;
+                            let ohw = geom.oh * geom.ow;
+                            let direct =
+                                geom.kh == 1 && geom.kw == 1 && geom.stride == 1 && geom.pad == 0;
+                            let cols: &[f32] = if direct {
+                                xs
+                            } else {
+                                im2col(xs, geom, &mut self.im2col[..kdim * ohw]);
+                                &self.im2col[..kdim * ohw]
+                            };
+                            let epi = Epilogue {
+                                bias: bias.as_deref().map_or(Bias::None, Bias::PerRow),
+                                activation: *act,
+                            };
+                            sgemm_with(
+                                &mut self.ws,
+                                &tile,
+                                simd,
+                                geom.out_c,
+                                ohw,
+                                kdim,
+                                MatRef::row_major(weight, kdim),
+                                BOperand::Mat(MatRef::row_major(cols, ohw)),
+                                os,
+                                ohw,
+                                epi,
+                            )?;
+                        }
+                    }
+                }
+            }
+            (
+                StepKind::Depthwise {
+                    x,
+                    geom,
+                    weight,
+                    bias,
+                    act,
+                },
+                engine,
+            ) => {
+                let out_len = geom.out_c * geom.oh * geom.ow;
+                for s in 0..batch {
+                    let xs = sample(*x, s);
+                    let os = &mut out[s * out_len..(s + 1) * out_len];
+                    match engine {
+                        Engine::Simple => r::depthwise(xs, geom, weight, bias.as_deref(), os),
+                        Engine::Tiled { .. } => {
+                            depthwise_direct(xs, geom, weight, bias.as_deref(), os)
+                        }
+                    }
+                    apply_act(*act, os);
+                }
+            }
+            (
+                StepKind::Pointwise {
+                    x,
+                    ic,
+                    hw,
+                    oc,
+                    weight,
+                    bias,
+                    act,
+                },
+                engine,
+            ) => {
+                let out_len = oc * hw;
+                for s in 0..batch {
+                    let xs = sample(*x, s);
+                    let os = &mut out[s * out_len..(s + 1) * out_len];
+                    match engine {
+                        Engine::Simple => {
+                            pointwise_simple(xs, *ic, *hw, weight, *oc, bias.as_deref(), os);
+                            apply_act(*act, os);
+                        }
+                        Engine::Tiled { simd, tile } => {
+                            let epi = Epilogue {
+                                bias: bias.as_deref().map_or(Bias::None, Bias::PerRow),
+                                activation: *act,
+                            };
+                            sgemm_with(
+                                &mut self.ws,
+                                &tile,
+                                simd,
+                                *oc,
+                                *hw,
+                                *ic,
+                                MatRef::row_major(weight, *ic),
+                                BOperand::Mat(MatRef::row_major(xs, *hw)),
+                                os,
+                                *hw,
+                                epi,
+                            )?;
+                        }
+                    }
+                }
+            }
+            (
+                StepKind::Chain {
+                    inputs,
+                    program,
+                    len,
+                    stack_depth,
+                },
+                _,
+            ) => {
+                let stack = &mut self.chain_stack[..(*stack_depth).max(1) * CHAIN_BLOCK];
+                for s in 0..batch {
+                    let os = &mut out[s * len..(s + 1) * len];
+                    let mut start = 0;
+                    while start < *len {
+                        let blen = CHAIN_BLOCK.min(len - start);
+                        let mut top = 0;
+                        for op in program {
+                            match op {
+                                ChainOp::Load(i) => {
+                                    let src = &sample(inputs[*i], s)[start..start + blen];
+                                    stack[top * CHAIN_BLOCK..top * CHAIN_BLOCK + blen]
+                                        .copy_from_slice(src);
+                                    top += 1;
+                                }
+                                ChainOp::Add | ChainOp::Mul => {
+                                    let (lo, hi) = stack.split_at_mut((top - 1) * CHAIN_BLOCK);
+                                    let a = &mut lo
+                                        [(top - 2) * CHAIN_BLOCK..(top - 2) * CHAIN_BLOCK + blen];
+                                    let b = &hi[..blen];
+                                    if matches!(op, ChainOp::Add) {
+                                        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                                    } else {
+                                        a.iter_mut().zip(b).for_each(|(a, b)| *a *= b);
+                                    }
+                                    top -= 1;
+                                }
+                                ChainOp::Scale(f) => {
+                                    let t = &mut stack
+                                        [(top - 1) * CHAIN_BLOCK..(top - 1) * CHAIN_BLOCK + blen];
+                                    t.iter_mut().for_each(|v| *v *= f);
+                                }
+                                ChainOp::Act(a) => {
+                                    act::apply_slice(
+                                        *a,
+                                        &mut stack[(top - 1) * CHAIN_BLOCK
+                                            ..(top - 1) * CHAIN_BLOCK + blen],
+                                    );
+                                }
+                                ChainOp::BiasAdd(bias) => {
+                                    let t = &mut stack
+                                        [(top - 1) * CHAIN_BLOCK..(top - 1) * CHAIN_BLOCK + blen];
+                                    let nb = bias.len();
+                                    t.iter_mut()
+                                        .enumerate()
+                                        .for_each(|(e, v)| *v += bias[(start + e) % nb]);
+                                }
+                            }
+                        }
+                        os[start..start + blen].copy_from_slice(&stack[..blen]);
+                        start += blen;
+                    }
+                }
+            }
+            (StepKind::Softmax { x, d }, _) => r::softmax(&bufs[*x][..out.len()], *d, out),
+            (
+                StepKind::LayerNorm {
+                    x,
+                    gamma,
+                    beta,
+                    eps,
+                },
+                _,
+            ) => r::layer_norm(&bufs[*x][..out.len()], gamma, beta, *eps, out),
+            (StepKind::GlobalAvgPool { x, c, hw }, _) => {
+                for s in 0..batch {
+                    r::global_avg_pool(sample(*x, s), *c, *hw, &mut out[s * c..(s + 1) * c]);
+                }
+            }
+            (StepKind::MeanPool { x, s: seq, d }, _) => {
+                for s in 0..batch {
+                    r::mean_pool(sample(*x, s), *seq, *d, &mut out[s * d..(s + 1) * d]);
+                }
+            }
+            (
+                StepKind::AttnScores {
+                    q,
+                    k,
+                    s: seq,
+                    d,
+                    heads,
+                },
+                engine,
+            ) => {
+                let per = heads * seq * seq;
+                for s in 0..batch {
+                    let (qb, qv) = view_sample(bufs, infos, *q, s);
+                    let (kb, kv) = view_sample(bufs, infos, *k, s);
+                    let os = &mut out[s * per..(s + 1) * per];
+                    match engine {
+                        Engine::Simple => r::attention_scores(qb, qv, kb, kv, *seq, *d, *heads, os),
+                        Engine::Tiled { simd, tile } => {
+                            let dh = d / heads;
+                            let scale = 1.0 / (dh as f32).sqrt();
+                            for h in 0..*heads {
+                                let a = MatRef::row_major(&qb[qv.offset + h * dh..], qv.ld);
+                                // K_h^T: element (t, j) = k[j, h*dh + t].
+                                let b = MatRef::transposed(&kb[kv.offset + h * dh..], kv.ld);
+                                let c = &mut os[h * seq * seq..(h + 1) * seq * seq];
+                                sgemm_with(
+                                    &mut self.ws,
+                                    &tile,
+                                    simd,
+                                    *seq,
+                                    *seq,
+                                    dh,
+                                    a,
+                                    BOperand::Mat(b),
+                                    c,
+                                    *seq,
+                                    Epilogue::NONE,
+                                )?;
+                                c.iter_mut().for_each(|v| *v *= scale);
+                            }
+                        }
+                    }
+                }
+            }
+            (
+                StepKind::AttnContext {
+                    p,
+                    v,
+                    s: seq,
+                    d,
+                    heads,
+                },
+                engine,
+            ) => {
+                let per = seq * d;
+                for s in 0..batch {
+                    let ps = sample(*p, s);
+                    let (vb, vv) = view_sample(bufs, infos, *v, s);
+                    let os = &mut out[s * per..(s + 1) * per];
+                    match engine {
+                        Engine::Simple => r::attention_context(ps, vb, vv, *seq, *d, *heads, os),
+                        Engine::Tiled { simd, tile } => {
+                            let dh = d / heads;
+                            for h in 0..*heads {
+                                let a = MatRef::row_major(&ps[h * seq * seq..], *seq);
+                                let b = MatRef::row_major(&vb[vv.offset + h * dh..], vv.ld);
+                                sgemm_with(
+                                    &mut self.ws,
+                                    &tile,
+                                    simd,
+                                    *seq,
+                                    dh,
+                                    *seq,
+                                    a,
+                                    BOperand::Mat(b),
+                                    &mut os[h * dh..],
+                                    *d,
+                                    Epilogue::NONE,
+                                )?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    pub(crate) fn precision(&self) -> Precision {
+        Precision::F32
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let engine = match self.engine {
+            Engine::Simple => "simple kernels".to_string(),
+            Engine::Tiled { simd, tile } => format!(
+                "tiled kernels, {simd}, mc {} nc {} kc {} mr {} nr {}, {} thread(s)",
+                tile.mc, tile.nc, tile.kc, tile.mr, tile.nr, tile.threads
+            ),
+        };
+        format!("{} ({engine})\n{}", self.kind, self.lowered)
+    }
+}
+
+/// The buffer slice of sample `s` holding a view, and the view relative to it.
+fn view_sample<'a>(
+    bufs: &'a [Vec<f32>],
+    infos: &[crate::fusion::BufferInfo],
+    v: View,
+    s: usize,
+) -> (&'a [f32], RowView) {
+    let n = infos[v.buf].numel;
+    if infos[v.buf].constant.is_some() {
+        (&bufs[v.buf][..n], v.rows)
+    } else {
+        (&bufs[v.buf][s * n..(s + 1) * n], v.rows)
+    }
+}
+
+fn apply_act(act: Option<Activation>, xs: &mut [f32]) {
+    if let Some(a) = act {
+        act::apply_slice(a, xs);
+    }
+}
+
+/// Row-times-matrix in i-k-j order (contiguous, vectorisable) with the epilogue fused.
+#[allow(clippy::too_many_arguments)]
+fn dense_simple(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Option<Activation>,
+    out: &mut [f32],
+) {
+    for i in 0..m {
+        let row = &mut out[i * n..(i + 1) * n];
+        match bias {
+            Some(b) => row.copy_from_slice(&b[..n]),
+            None => row.iter_mut().for_each(|v| *v = 0.0),
+        }
+        for p in 0..k {
+            let a = x[i * k + p];
+            let wr = &w[p * n..(p + 1) * n];
+            row.iter_mut().zip(wr).for_each(|(c, &b)| *c += a * b);
+        }
+        apply_act(act, row);
+    }
+}
+
+/// 1x1 conv as rows of axpys over contiguous pixel rows.
+fn pointwise_simple(
+    x: &[f32],
+    ic: usize,
+    hw: usize,
+    w: &[f32],
+    oc: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    for o in 0..oc {
+        let row = &mut out[o * hw..(o + 1) * hw];
+        let b0 = bias.map_or(0.0, |b| b[o]);
+        row.iter_mut().for_each(|v| *v = b0);
+        for i in 0..ic {
+            let wv = w[o * ic + i];
+            row.iter_mut()
+                .zip(&x[i * hw..(i + 1) * hw])
+                .for_each(|(c, &v)| *c += wv * v);
+        }
+    }
+}
+
+/// Unfold patches: `cols[(ic*kh + ky)*kw + kx, oy*ow + ox] = x[ic, oy*s + ky - pad, ox*s + kx - pad]` (0 outside).
+pub(crate) fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
+    let ohw = g.oh * g.ow;
+    for ic in 0..g.in_c {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = ((ic * g.kh + ky) * g.kw + kx) * ohw;
+                let (lo, hi) = valid_range(g, kx, g.w);
+                for oy in 0..g.oh {
+                    let dst = &mut cols[row + oy * g.ow..row + (oy + 1) * g.ow];
+                    let Some(iy) = g.src(oy, ky, g.h) else {
+                        dst.iter_mut().for_each(|v| *v = 0.0);
+                        continue;
+                    };
+                    let src = &x[(ic * g.h + iy) * g.w..(ic * g.h + iy + 1) * g.w];
+                    dst[..lo].iter_mut().for_each(|v| *v = 0.0);
+                    dst[hi..].iter_mut().for_each(|v| *v = 0.0);
+                    if g.stride == 1 {
+                        let first = lo + kx - g.pad;
+                        dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                            *d = src[ox * g.stride + kx - g.pad];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output columns `lo..hi` whose input column `ox*stride + k - pad` lies inside `0..size`.
+fn valid_range(g: &ConvGeom, k: usize, size: usize) -> (usize, usize) {
+    let lo = if g.pad > k {
+        (g.pad - k).div_ceil(g.stride)
+    } else {
+        0
+    };
+    // ox*stride + k - pad <= size - 1  <=>  ox <= (size - 1 + pad - k) / stride
+    let hi = if size + g.pad > k {
+        ((size - 1 + g.pad - k) / g.stride + 1).min(g.ow)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Depthwise conv: per channel and kernel tap, one strided axpy over the valid
+/// output columns of each row (no bounds checks in the inner loop).
+fn depthwise_direct(
+    x: &[f32],
+    g: &ConvGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let plane_in = g.h * g.w;
+    let plane_out = g.oh * g.ow;
+    for c in 0..g.in_c {
+        let o = &mut out[c * plane_out..(c + 1) * plane_out];
+        let b0 = bias.map_or(0.0, |b| b[c]);
+        o.iter_mut().for_each(|v| *v = b0);
+        let xin = &x[c * plane_in..(c + 1) * plane_in];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let wv = weight[(c * g.kh + ky) * g.kw + kx];
+                let (lo, hi) = valid_range(g, kx, g.w);
+                if lo >= hi {
+                    continue;
+                }
+                for oy in 0..g.oh {
+                    let Some(iy) = g.src(oy, ky, g.h) else {
+                        continue;
+                    };
+                    let src = &xin[iy * g.w..(iy + 1) * g.w];
+                    let dst = &mut o[oy * g.ow + lo..oy * g.ow + hi];
+                    let first = lo * g.stride + kx - g.pad;
+                    if g.stride == 1 {
+                        dst.iter_mut()
+                            .zip(&src[first..first + (hi - lo)])
+                            .for_each(|(d, &s)| *d += wv * s);
+                    } else {
+                        dst.iter_mut()
+                            .zip(src[first..].iter().step_by(g.stride))
+                            .for_each(|(d, &s)| *d += wv * s);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,753 @@
+//! Goto/BLIS-style single-precision GEMM: `C = epilogue(A . B)`.
+//!
+//! Loop nest: columns of C in `nc` blocks (B packed, sized for L3), K in `kc`
+//! slices, rows in `mc` blocks (A packed, sized for L2), then `mr x nr` register
+//! tiles computed by a micro-kernel (AVX-512, AVX2+FMA or portable, picked at
+//! run time). The epilogue (bias per row or column, activation) is applied to
+//! each register tile right after its last K slice, while it is still in L1.
+//! Weights used as B can be packed once (`PackedB`) and reused across runs.
+
+use crate::act;
+use crate::error::KernelError;
+use crate::simd::SimdLevel;
+use crate::spec::Activation;
+use crate::tile::TileParams;
+
+/// A strided read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// Row-major with leading dimension `ld`.
+    pub fn row_major(data: &'a [f32], ld: usize) -> MatRef<'a> {
+        MatRef {
+            data,
+            rs: ld,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with leading dimension `ld`.
+    pub fn transposed(data: &'a [f32], ld: usize) -> MatRef<'a> {
+        MatRef {
+            data,
+            rs: 1,
+            cs: ld,
+        }
+    }
+
+    fn check(&self, rows: usize, cols: usize, what: &str) -> Result<(), KernelError> {
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let last = (rows - 1).checked_mul(self.rs).and_then(|r| {
+            (cols - 1)
+                .checked_mul(self.cs)
+                .and_then(|c| r.checked_add(c))
+        });
+        match last {
+            Some(l) if l < self.data.len() => Ok(()),
+            _ => Err(KernelError::Gemm(format!(
+                "{what}: {rows}x{cols} with strides ({}, {}) does not fit in {} elements",
+                self.rs,
+                self.cs,
+                self.data.len()
+            ))),
+        }
+    }
+}
+
+/// Bias added in the epilogue.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Bias<'a> {
+    #[default]
+    None,
+    /// `C[i, j] += bias[j]` (dense layers).
+    PerColumn(&'a [f32]),
+    /// `C[i, j] += bias[i]` (convolutions as `W . im2col`).
+    PerRow(&'a [f32]),
+}
+
+/// What happens to each element of C after the products are summed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub bias: Bias<'a>,
+    pub activation: Option<Activation>,
+}
+
+impl<'a> Epilogue<'a> {
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: Bias::None,
+        activation: None,
+    };
+
+    fn is_none(&self) -> bool {
+        matches!(self.bias, Bias::None) && self.activation.is_none()
+    }
+
+    /// Apply to the `rows x cols` tile of C starting at (i0, j0); `c` starts at that tile.
+    fn apply(&self, c: &mut [f32], ldc: usize, i0: usize, j0: usize, rows: usize, cols: usize) {
+        if self.is_none() {
+            return;
+        }
+        for r in 0..rows {
+            let row = &mut c[r * ldc..r * ldc + cols];
+            match self.bias {
+                Bias::None => {}
+                Bias::PerColumn(b) => row
+                    .iter_mut()
+                    .zip(&b[j0..j0 + cols])
+                    .for_each(|(x, b)| *x += b),
+                Bias::PerRow(b) => {
+                    let bi = b[i0 + r];
+                    row.iter_mut().for_each(|x| *x += bi);
+                }
+            }
+            if let Some(a) = self.activation {
+                act::apply_slice(a, row);
+            }
+        }
+    }
+}
+
+/// B packed once for a given `kc` and `nr` (weights reused across runs).
+/// Layout: for each K slice starting at `p0` (depth `kc_eff`), the slivers of
+/// `nr` columns, each `kc_eff x nr`, at `p0 * n_padded + s * kc_eff * nr`.
+#[derive(Debug, Clone)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    kc: usize,
+    nr: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    pub fn pack(
+        b: MatRef<'_>,
+        k: usize,
+        n: usize,
+        kc: usize,
+        nr: usize,
+    ) -> Result<PackedB, KernelError> {
+        if kc == 0 || nr == 0 {
+            return Err(KernelError::Gemm("kc and nr must be > 0".into()));
+        }
+        b.check(k, n, "B")?;
+        let n_padded = n.div_ceil(nr) * nr;
+        let mut data = vec![0.0; k * n_padded];
+        let mut p0 = 0;
+        while p0 < k {
+            let kc_eff = kc.min(k - p0);
+            pack_b(b, p0, kc_eff, 0, n, nr, &mut data[p0 * n_padded..]);
+            p0 += kc_eff;
+        }
+        Ok(PackedB { k, n, kc, nr, data })
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Whether this packing fits a GEMM run with `params`.
+    pub fn matches(&self, params: &TileParams) -> bool {
+        self.kc == params.kc && self.nr == params.nr
+    }
+}
+
+/// The B operand: a strided view (packed per call) or pre-packed weights.
+#[derive(Debug, Clone, Copy)]
+pub enum BOperand<'a> {
+    Mat(MatRef<'a>),
+    Packed(&'a PackedB),
+}
+
+/// Packing buffers of one thread.
+#[derive(Debug, Default, Clone)]
+struct PackBuffers {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// Reusable packing buffers: after the first call with given blocking, GEMM allocates nothing.
+#[derive(Debug, Default, Clone)]
+pub struct GemmWorkspace {
+    threads: Vec<PackBuffers>,
+}
+
+impl GemmWorkspace {
+    pub fn new() -> GemmWorkspace {
+        GemmWorkspace::default()
+    }
+}
+
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// Pack rows `i0..i0+rows` x cols `p0..p0+kc` of A into `mr`-row slivers, each
+/// `kc x mr` (the last, partial sliver is `kc x rows_left`, compact).
+fn pack_a(a: MatRef<'_>, i0: usize, rows: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    let mut t = 0;
+    while t * mr < rows {
+        let r0 = t * mr;
+        let re = mr.min(rows - r0);
+        let base = t * mr * kc;
+        let out = &mut dst[base..base + re * kc];
+        for r in 0..re {
+            let row_start = (i0 + r0 + r) * a.rs + p0 * a.cs;
+            if a.cs == 1 {
+                let src = &a.data[row_start..row_start + kc];
+                for (p, &x) in src.iter().enumerate() {
+                    out[p * re + r] = x;
+                }
+            } else {
+                for p in 0..kc {
+                    out[p * re + r] = a.data[row_start + p * a.cs];
+                }
+            }
+        }
+        t += 1;
+    }
+}
+
+/// Pack rows `p0..p0+kc` x cols `j0..j0+cols` of B into `nr`-column slivers, each `kc x nr`,
+/// zero-padded on the right.
+fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
+    let slivers = cols.div_ceil(nr);
+    for s in 0..slivers {
+        let c0 = s * nr;
+        let ce = nr.min(cols - c0);
+        let out = &mut dst[s * kc * nr..(s + 1) * kc * nr];
+        for p in 0..kc {
+            let row = &mut out[p * nr..(p + 1) * nr];
+            let start = (p0 + p) * b.rs + (j0 + c0) * b.cs;
+            if b.cs == 1 {
+                row[..ce].copy_from_slice(&b.data[start..start + ce]);
+            } else {
+                for (j, x) in row[..ce].iter_mut().enumerate() {
+                    *x = b.data[start + j * b.cs];
+                }
+            }
+            row[ce..].iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+}
+
+/// Micro-kernel: `C[0..MR, 0..nr_eff] (+)= A_sliver (kc x MR) . B_sliver (kc x NR)`.
+type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool);
+
+mod portable {
+    /// Plain loops over fixed-size arrays; the compiler vectorises them for the baseline ISA.
+    ///
+    /// # Safety
+    /// `a` must hold `kc * MR` floats, `b` `kc * NR`, and `c` must be writable at
+    /// `r * ldc + j` for `r < MR`, `j < nr_eff <= NR`.
+    pub unsafe fn kernel<const MR: usize, const NR: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nr_eff: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller guarantees the packed slivers hold kc*MR and kc*NR floats.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, kc * MR),
+                std::slice::from_raw_parts(b, kc * NR),
+            )
+        };
+        let mut acc = [[0.0f32; NR]; MR];
+        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            for r in 0..MR {
+                let x = ap[r];
+                for j in 0..NR {
+                    acc[r][j] += x * bp[j];
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate().take(nr_eff) {
+                // SAFETY: r < MR and j < nr_eff, inside the tile the caller owns.
+                unsafe {
+                    let p = c.add(r * ldc + j);
+                    *p = if accumulate { *p + v } else { v };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    ///
+    /// # Safety
+    /// CPU must support AVX-512F; `a` holds `kc * MR` floats, `b` `kc * 16 * NV`,
+    /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nr_eff: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // SAFETY: bp points at a row of NV*16 packed floats.
+                *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: ap points at a row of MR packed floats.
+                let av = _mm512_set1_ps(unsafe { *ap.add(r) });
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm512_fmadd_ps(av, bv[v], *x);
+                }
+            }
+            // SAFETY: advancing within the packed slivers (kc rows each).
+            unsafe {
+                ap = ap.add(MR);
+                bp = bp.add(16 * NV);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let lo = 16 * v;
+                if lo >= nr_eff {
+                    break;
+                }
+                let count = (nr_eff - lo).min(16);
+                let mask: __mmask16 = if count == 16 {
+                    0xffff
+                } else {
+                    (1u16 << count) - 1
+                };
+                // SAFETY: the mask limits loads and stores to columns < nr_eff of row r < MR.
+                unsafe {
+                    let cp = c.add(r * ldc + lo);
+                    let out = if accumulate {
+                        _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, cp))
+                    } else {
+                        x
+                    };
+                    _mm512_mask_storeu_ps(cp, mask, out);
+                }
+            }
+        }
+    }
+
+    /// AVX2+FMA micro-kernel: MR rows x (8 * NV) columns in ymm registers.
+    ///
+    /// # Safety
+    /// CPU must support AVX2 and FMA; same buffer requirements as `avx512`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nr_eff: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [_mm256_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // SAFETY: bp points at a row of NV*8 packed floats.
+                *x = unsafe { _mm256_loadu_ps(bp.add(8 * v)) };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: ap points at a row of MR packed floats.
+                let av = _mm256_set1_ps(unsafe { *ap.add(r) });
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm256_fmadd_ps(av, bv[v], *x);
+                }
+            }
+            // SAFETY: advancing within the packed slivers (kc rows each).
+            unsafe {
+                ap = ap.add(MR);
+                bp = bp.add(8 * NV);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let lo = 8 * v;
+                if lo >= nr_eff {
+                    break;
+                }
+                let count = (nr_eff - lo).min(8);
+                // SAFETY: row r < MR; full vectors only when all 8 columns are < nr_eff,
+                // otherwise element by element.
+                unsafe {
+                    let cp = c.add(r * ldc + lo);
+                    if count == 8 {
+                        let out = if accumulate {
+                            _mm256_add_ps(x, _mm256_loadu_ps(cp))
+                        } else {
+                            x
+                        };
+                        _mm256_storeu_ps(cp, out);
+                    } else {
+                        let mut tmp = [0.0f32; 8];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), x);
+                        for (j, &t) in tmp.iter().enumerate().take(count) {
+                            let p = cp.add(j);
+                            *p = if accumulate { *p + t } else { t };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+macro_rules! pick {
+    ($mr:expr, $m:ident :: $f:ident, $c:expr; $($n:literal)*) => {
+        match $mr {
+            $($n => Some($m::$f::<$n, $c> as MicroKernel),)*
+            _ => None,
+        }
+    };
+}
+
+/// The micro-kernel for `simd` and an `mr x nr` tile, if compiled.
+fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
+    if !simd.is_supported() {
+        return None;
+    }
+    match (simd, nr) {
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32) => pick!(mr, x86::avx512, 2; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16) => pick!(mr, x86::avx512, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2Fma, 16) => pick!(mr, x86::avx2, 2; 1 2 3 4 5 6),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2Fma, 8) => pick!(mr, x86::avx2, 1; 1 2 3 4 5 6),
+        (SimdLevel::Portable, 16) => pick!(mr, portable::kernel, 16; 1 2 3 4 5 6 7 8),
+        (SimdLevel::Portable, 8) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
+        _ => None,
+    }
+}
+
+/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
+fn kernels_up_to(simd: SimdLevel, mr: usize, nr: usize) -> Result<Vec<MicroKernel>, KernelError> {
+    (1..=mr)
+        .map(|m| {
+            micro_kernel(simd, m, nr).ok_or_else(|| {
+                KernelError::Gemm(format!(
+                    "no {simd} micro-kernel for a {m}x{nr} tile on this CPU"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Raw pointer to C shared by threads writing disjoint column ranges.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+// SAFETY: threads only write disjoint column ranges of C (see `sgemm_with`).
+unsafe impl Send for CPtr {}
+// SAFETY: as above; no two threads touch the same element.
+unsafe impl Sync for CPtr {}
+
+/// Below this many FLOPs a GEMM runs on one thread (spawning costs more than it saves).
+pub const PARALLEL_MIN_FLOPS: f64 = 8.0e6;
+
+/// `C[m x n] = epilogue(A[m x k] . B[k x n])`, row-major C with leading dimension `ldc`.
+/// Convenience entry with row-major A and B; allocates its packing buffers.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    params: &TileParams,
+    simd: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: Epilogue<'_>,
+) -> Result<(), KernelError> {
+    let mut ws = GemmWorkspace::new();
+    sgemm_with(
+        &mut ws,
+        params,
+        simd,
+        m,
+        n,
+        k,
+        MatRef::row_major(a, lda),
+        BOperand::Mat(MatRef::row_major(b, ldb)),
+        c,
+        ldc,
+        epilogue,
+    )
+}
+
+/// General entry: strided A, strided or pre-packed B, reusable workspace.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_with(
+    ws: &mut GemmWorkspace,
+    params: &TileParams,
+    simd: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: BOperand<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: Epilogue<'_>,
+) -> Result<(), KernelError> {
+    params.validate(simd)?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if ldc < n
+        || (m - 1)
+            .checked_mul(ldc)
+            .and_then(|x| x.checked_add(n))
+            .is_none_or(|need| need > c.len())
+    {
+        return Err(KernelError::Gemm(format!(
+            "C: {m}x{n} with ldc {ldc} does not fit in {} elements",
+            c.len()
+        )));
+    }
+    match epilogue.bias {
+        Bias::PerColumn(bias) if bias.len() < n => {
+            return Err(KernelError::Gemm(format!(
+                "bias has {} < n = {n} entries",
+                bias.len()
+            )))
+        }
+        Bias::PerRow(bias) if bias.len() < m => {
+            return Err(KernelError::Gemm(format!(
+                "bias has {} < m = {m} entries",
+                bias.len()
+            )))
+        }
+        _ => {}
+    }
+    if k == 0 {
+        for i in 0..m {
+            c[i * ldc..i * ldc + n].iter_mut().for_each(|x| *x = 0.0);
+        }
+        epilogue.apply(c, ldc, 0, 0, m, n);
+        return Ok(());
+    }
+    a.check(m, k, "A")?;
+    match b {
+        BOperand::Mat(bm) => bm.check(k, n, "B")?,
+        BOperand::Packed(p) => {
+            if p.k != k || p.n != n || !p.matches(params) {
+                return Err(KernelError::Gemm(format!(
+                    "packed B is {}x{} (kc {}, nr {}), GEMM wants {k}x{n} (kc {}, nr {})",
+                    p.k, p.n, p.kc, p.nr, params.kc, params.nr
+                )));
+            }
+        }
+    }
+    let kernels = kernels_up_to(simd, params.mr, params.nr)?;
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    let slivers = n.div_ceil(params.nr);
+    let threads = if flops < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        params.threads.min(slivers).max(1)
+    };
+    if ws.threads.len() < threads {
+        ws.threads.resize(threads, PackBuffers::default());
+    }
+    let cptr = CPtr(c.as_mut_ptr());
+    if threads == 1 {
+        // SAFETY: arguments validated above; C covers (m-1)*ldc + n elements.
+        unsafe {
+            gemm_serial(
+                &mut ws.threads[0],
+                params,
+                &kernels,
+                m,
+                n,
+                k,
+                a,
+                b,
+                cptr,
+                ldc,
+                0,
+                n,
+                &epilogue,
+            )
+        };
+        return Ok(());
+    }
+    // Split the columns into sliver-aligned ranges, one per thread.
+    let per = slivers.div_ceil(threads);
+    let kernels = &kernels;
+    let epilogue = &epilogue;
+    std::thread::scope(|scope| {
+        for (t, buffers) in ws.threads.iter_mut().take(threads).enumerate() {
+            let j_lo = (t * per * params.nr).min(n);
+            let j_hi = ((t + 1) * per * params.nr).min(n);
+            if j_lo >= j_hi {
+                continue;
+            }
+            scope.spawn(move || {
+                let cptr = cptr;
+                // SAFETY: validated above; each thread writes only columns j_lo..j_hi of C.
+                unsafe {
+                    gemm_serial(
+                        buffers, params, kernels, m, n, k, a, b, cptr, ldc, j_lo, j_hi, epilogue,
+                    )
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Columns `j_lo..j_hi` (`j_lo` a multiple of nr) of the product.
+///
+/// # Safety
+/// A, B, C and the epilogue's bias must have been validated for an m x n x k GEMM with `ldc`;
+/// no other thread may touch columns `j_lo..j_hi` of C meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_serial(
+    buf: &mut PackBuffers,
+    params: &TileParams,
+    kernels: &[MicroKernel],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: BOperand<'_>,
+    c: CPtr,
+    ldc: usize,
+    j_lo: usize,
+    j_hi: usize,
+    epilogue: &Epilogue<'_>,
+) {
+    let TileParams {
+        mc, nc, kc, mr, nr, ..
+    } = *params;
+    let nc = nc.div_ceil(nr) * nr;
+    let mc = mc.div_ceil(mr) * mr;
+    grow(&mut buf.a, mc * kc);
+    if matches!(b, BOperand::Mat(_)) {
+        grow(&mut buf.b, nc * kc);
+    }
+    let n_padded = n.div_ceil(nr) * nr;
+    let mut jc = j_lo;
+    while jc < j_hi {
+        let nc_eff = nc.min(j_hi - jc);
+        let mut pc = 0;
+        while pc < k {
+            let kc_eff = kc.min(k - pc);
+            let last_slice = pc + kc_eff == k;
+            let b_panel: &[f32] = match b {
+                BOperand::Mat(bm) => {
+                    pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
+                    &buf.b
+                }
+                BOperand::Packed(p) => {
+                    let start = pc * n_padded + (jc / nr) * kc_eff * nr;
+                    &p.data[start..]
+                }
+            };
+            let mut ic = 0;
+            while ic < m {
+                let mc_eff = mc.min(m - ic);
+                pack_a(a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                let mut jr = 0;
+                while jr < nc_eff {
+                    let nr_eff = nr.min(nc_eff - jr);
+                    let b_sliver = b_panel[(jr / nr) * kc_eff * nr..].as_ptr();
+                    let mut ir = 0;
+                    while ir < mc_eff {
+                        let mr_eff = mr.min(mc_eff - ir);
+                        let a_sliver = buf.a[(ir / mr) * mr * kc_eff..].as_ptr();
+                        let (row, col) = (ic + ir, jc + jr);
+                        // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C;
+                        // the slivers hold kc_eff * mr_eff and kc_eff * nr floats.
+                        unsafe {
+                            let cp = c.0.add(row * ldc + col);
+                            kernels[mr_eff - 1](
+                                kc_eff,
+                                a_sliver,
+                                b_sliver,
+                                cp,
+                                ldc,
+                                nr_eff,
+                                pc > 0,
+                            );
+                            if last_slice {
+                                let len = (mr_eff - 1) * ldc + nr_eff;
+                                let tile = std::slice::from_raw_parts_mut(cp, len);
+                                epilogue.apply(tile, ldc, row, col, mr_eff, nr_eff);
+                            }
+                        }
+                        ir += mr_eff;
+                    }
+                    jr += nr_eff;
+                }
+                ic += mc_eff;
+            }
+            pc += kc_eff;
+        }
+        jc += nc_eff;
+    }
+}
+
+/// Reference GEMM (plain triple loop) used by tests and the naive backend's dense op.
+pub fn sgemm_reference(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for p in 0..k {
+                acc += a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs];
+            }
+            c[i * ldc + j] = acc;
+        }
+    }
+}
+
+/// Register tiles this build has micro-kernels for at `simd` (tests iterate over all of them).
+pub fn supported_tiles_for_tests(simd: SimdLevel) -> Vec<(usize, usize)> {
+    crate::tile::supported_micro_tiles(simd)
+        .into_iter()
+        .filter(|&(mr, nr)| micro_kernel(simd, mr, nr).is_some())
+        .collect()
+}

@@ -1,0 +1,765 @@
+//! Graph IR: a topologically ordered list of nodes, each producing one f32
+//! tensor. Shapes are per sample; the batch is the implicit leading dimension
+//! chosen at run time. Dense ops apply to the last axis (rows = the other axes);
+//! conv ops take `[channels, height, width]` per sample (NCHW with the batch).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::act;
+use crate::cost::OpCost;
+use crate::error::KernelError;
+use crate::spec::{Activation, Precision};
+
+/// Index of a node (and of the tensor it produces) in `Graph::nodes`.
+pub type NodeId = usize;
+
+/// Storage type of a tensor. Activations are f32 in every backend here;
+/// weights may be stored narrower by the quantized backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    Bf16,
+    I8,
+}
+
+/// A constant tensor (weights, biases, norms, constants of elementwise chains).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub data: Arc<[f32]>,
+}
+
+impl Tensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor, KernelError> {
+        let numel = checked_numel(&shape)
+            .ok_or_else(|| KernelError::InvalidSpec(format!("tensor shape {shape:?} overflows")))?;
+        if numel != data.len() {
+            return Err(KernelError::InvalidSpec(format!(
+                "tensor shape {shape:?} needs {numel} elements, got {}",
+                data.len()
+            )));
+        }
+        Ok(Tensor {
+            shape,
+            dtype: DType::F32,
+            data: data.into(),
+        })
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Product of the dimensions, `None` on overflow.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// Operations of the IR. Weights are stored in the op.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// The graph input (node 0).
+    Input,
+    /// A constant with the same per-sample shape as the values it is combined with.
+    Constant(Tensor),
+    /// `y[.., n] = x[.., k] . weight[k, n] (+ bias[n])` (weight row-major `[k, n]`).
+    Dense {
+        weight: Tensor,
+        bias: Option<Tensor>,
+    },
+    /// `y[.., n] = x[.., n] + bias[n]`.
+    BiasAdd {
+        bias: Tensor,
+    },
+    Activation(Activation),
+    /// Softmax over the last axis.
+    Softmax,
+    /// Layer norm over the last axis with learned scale and shift.
+    LayerNorm {
+        gamma: Tensor,
+        beta: Tensor,
+        eps: f32,
+    },
+    /// Conv2d, weight `[out, in, kh, kw]`, bias `[out]`, on `[in, h, w]`.
+    Conv2d {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: usize,
+    },
+    /// Depthwise conv2d, weight `[c, kh, kw]`, bias `[c]`.
+    DepthwiseConv2d {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: usize,
+    },
+    /// 1x1 conv, weight `[out, in]`, bias `[out]`.
+    PointwiseConv {
+        weight: Tensor,
+        bias: Option<Tensor>,
+    },
+    /// `[c, h, w] -> [c]`, mean over the spatial axes.
+    GlobalAvgPool,
+    /// `[s, d] -> [d]`, mean over the first axis (sequence pooling).
+    MeanPool,
+    /// Elementwise sum of two tensors of the same shape (residual add).
+    Add,
+    /// Elementwise product of two tensors of the same shape.
+    Mul,
+    /// Multiply every element by a constant.
+    Scale(f32),
+    /// Same data, new shape (flatten is `Reshape(vec![numel])`).
+    Reshape(Vec<usize>),
+    /// Inputs q `[s, d]`, k `[s, d]`: per head `q_h k_h^T / sqrt(d / heads)`, output `[heads, s, s]`.
+    AttentionScores {
+        heads: usize,
+    },
+    /// Inputs p `[heads, s, s]`, v `[s, d]`: per head `p_h v_h`, heads concatenated, output `[s, d]`.
+    AttentionContext {
+        heads: usize,
+    },
+}
+
+impl Op {
+    /// Short kind name used in costs, errors and the lowered form.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Constant(_) => "constant",
+            Op::Dense { .. } => "matmul",
+            Op::BiasAdd { .. } => "bias_add",
+            Op::Activation(a) => act::name(*a),
+            Op::Softmax => "softmax",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Conv2d { .. } => "conv2d",
+            Op::DepthwiseConv2d { .. } => "depthwise_conv2d",
+            Op::PointwiseConv { .. } => "pointwise_conv",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::MeanPool => "mean_pool",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::Scale(_) => "scale",
+            Op::Reshape(_) => "reshape",
+            Op::AttentionScores { .. } => "attention_scores",
+            Op::AttentionContext { .. } => "attention_context",
+        }
+    }
+
+    /// The weight tensors of this op (what `param_count` sums).
+    pub fn params(&self) -> Vec<&Tensor> {
+        match self {
+            Op::Constant(t) => vec![t],
+            Op::Dense { weight, bias }
+            | Op::Conv2d { weight, bias, .. }
+            | Op::DepthwiseConv2d { weight, bias, .. }
+            | Op::PointwiseConv { weight, bias } => {
+                let mut v = vec![weight];
+                v.extend(bias.iter());
+                v
+            }
+            Op::BiasAdd { bias } => vec![bias],
+            Op::LayerNorm { gamma, beta, .. } => vec![gamma, beta],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Number of value inputs the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Input | Op::Constant(_) => 0,
+            Op::Add | Op::Mul | Op::AttentionScores { .. } | Op::AttentionContext { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Elementwise ops: one output element from the same-index element of each input.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Add | Op::Mul | Op::Scale(_) | Op::Activation(_) | Op::BiasAdd { .. }
+        )
+    }
+}
+
+/// One node: an op applied to earlier nodes' outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    /// Per-sample output shape (inferred).
+    pub shape: Vec<usize>,
+}
+
+impl Node {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A validated model graph.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub(crate) name: String,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) output: NodeId,
+    pub(crate) classifier: bool,
+    pub(crate) seed: u64,
+}
+
+/// Builds a graph node by node, inferring and checking shapes as it goes.
+#[derive(Debug)]
+pub struct GraphBuilder {
+    name: String,
+    nodes: Vec<Node>,
+}
+
+fn shape_err(node: &str, op: &Op, detail: String) -> KernelError {
+    KernelError::Shape {
+        node: node.to_string(),
+        op: op.kind(),
+        detail,
+    }
+}
+
+fn conv_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = input.checked_add(padding.checked_mul(2)?)?;
+    if stride == 0 || padded < kernel {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
+
+/// Infer the per-sample output shape of `op` on inputs of shapes `ins`.
+pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, KernelError> {
+    let err = |d: String| shape_err(name, op, d);
+    if ins.len() != op.arity() {
+        return Err(err(format!(
+            "expects {} inputs, got {}",
+            op.arity(),
+            ins.len()
+        )));
+    }
+    let last = |s: &[usize]| s.last().copied();
+    let shape = match op {
+        Op::Input => return Err(err("input node must be the first node".into())),
+        Op::Constant(t) => t.shape.clone(),
+        Op::Dense { weight, bias } => {
+            let x = ins[0];
+            if weight.shape.len() != 2 {
+                return Err(err(format!(
+                    "weight must be [k, n], got {:?}",
+                    weight.shape
+                )));
+            }
+            let (k, n) = (weight.shape[0], weight.shape[1]);
+            if last(x) != Some(k) {
+                return Err(err(format!(
+                    "input {x:?} last axis must equal weight rows {k} (weight [{k}, {n}])"
+                )));
+            }
+            if let Some(b) = bias {
+                if b.shape != [n] {
+                    return Err(err(format!("bias must be [{n}], got {:?}", b.shape)));
+                }
+            }
+            let mut s = x.to_vec();
+            if let Some(l) = s.last_mut() {
+                *l = n;
+            }
+            s
+        }
+        Op::BiasAdd { bias } => {
+            let x = ins[0];
+            if last(x) != Some(bias.numel()) || bias.shape.len() != 1 {
+                return Err(err(format!(
+                    "bias {:?} must match the last axis of {x:?}",
+                    bias.shape
+                )));
+            }
+            x.to_vec()
+        }
+        Op::Activation(_) | Op::Scale(_) => ins[0].to_vec(),
+        Op::Softmax => {
+            if ins[0].is_empty() {
+                return Err(err("softmax needs at least one axis".into()));
+            }
+            ins[0].to_vec()
+        }
+        Op::LayerNorm { gamma, beta, eps } => {
+            let x = ins[0];
+            let d = last(x).unwrap_or(0);
+            if gamma.shape != [d] || beta.shape != [d] {
+                return Err(err(format!(
+                    "gamma {:?} and beta {:?} must be [{d}] for input {x:?}",
+                    gamma.shape, beta.shape
+                )));
+            }
+            if eps.is_nan() || *eps <= 0.0 {
+                return Err(err(format!("eps must be > 0, got {eps}")));
+            }
+            x.to_vec()
+        }
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            let x = ins[0];
+            let [c, h, w] = x else {
+                return Err(err(format!("input must be [c, h, w], got {x:?}")));
+            };
+            let [oc, ic, kh, kw] = weight.shape[..] else {
+                return Err(err(format!(
+                    "weight must be [out, in, kh, kw], got {:?}",
+                    weight.shape
+                )));
+            };
+            if ic != *c {
+                return Err(err(format!(
+                    "weight expects {ic} input channels, input has {c}"
+                )));
+            }
+            check_bias(bias, oc).map_err(&err)?;
+            let (oh, ow) = (
+                conv_out(*h, kh, *stride, *padding),
+                conv_out(*w, kw, *stride, *padding),
+            );
+            match (oh, ow) {
+                (Some(oh), Some(ow)) if oh > 0 && ow > 0 => vec![oc, oh, ow],
+                _ => {
+                    return Err(err(format!(
+                    "kernel {kh}x{kw} stride {stride} padding {padding} does not fit input {h}x{w}"
+                )))
+                }
+            }
+        }
+        Op::DepthwiseConv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            let x = ins[0];
+            let [c, h, w] = x else {
+                return Err(err(format!("input must be [c, h, w], got {x:?}")));
+            };
+            let [wc, kh, kw] = weight.shape[..] else {
+                return Err(err(format!(
+                    "weight must be [c, kh, kw], got {:?}",
+                    weight.shape
+                )));
+            };
+            if wc != *c {
+                return Err(err(format!("weight has {wc} channels, input has {c}")));
+            }
+            check_bias(bias, wc).map_err(&err)?;
+            match (
+                conv_out(*h, kh, *stride, *padding),
+                conv_out(*w, kw, *stride, *padding),
+            ) {
+                (Some(oh), Some(ow)) if oh > 0 && ow > 0 => vec![wc, oh, ow],
+                _ => {
+                    return Err(err(format!(
+                    "kernel {kh}x{kw} stride {stride} padding {padding} does not fit input {h}x{w}"
+                )))
+                }
+            }
+        }
+        Op::PointwiseConv { weight, bias } => {
+            let x = ins[0];
+            let [c, h, w] = x else {
+                return Err(err(format!("input must be [c, h, w], got {x:?}")));
+            };
+            let [oc, ic] = weight.shape[..] else {
+                return Err(err(format!(
+                    "weight must be [out, in], got {:?}",
+                    weight.shape
+                )));
+            };
+            if ic != *c {
+                return Err(err(format!(
+                    "weight expects {ic} input channels, input has {c}"
+                )));
+            }
+            check_bias(bias, oc).map_err(&err)?;
+            vec![oc, *h, *w]
+        }
+        Op::GlobalAvgPool => match ins[0] {
+            [c, h, w] if h * w > 0 => vec![*c],
+            x => {
+                return Err(err(format!(
+                    "input must be [c, h, w] with h*w > 0, got {x:?}"
+                )))
+            }
+        },
+        Op::MeanPool => match ins[0] {
+            [s, d] if *s > 0 => vec![*d],
+            x => return Err(err(format!("input must be [s, d] with s > 0, got {x:?}"))),
+        },
+        Op::Add | Op::Mul => {
+            if ins[0] != ins[1] {
+                return Err(err(format!(
+                    "operands must have the same shape, got {:?} and {:?}",
+                    ins[0], ins[1]
+                )));
+            }
+            ins[0].to_vec()
+        }
+        Op::Reshape(to) => {
+            let from_n = checked_numel(ins[0]);
+            if from_n != checked_numel(to) {
+                return Err(err(format!(
+                    "cannot reshape {:?} to {to:?}: element counts differ",
+                    ins[0]
+                )));
+            }
+            to.clone()
+        }
+        Op::AttentionScores { heads } => {
+            let (q, k) = (ins[0], ins[1]);
+            let [s, d] = q else {
+                return Err(err(format!("q must be [s, d], got {q:?}")));
+            };
+            if q != k {
+                return Err(err(format!("q {q:?} and k {k:?} must have the same shape")));
+            }
+            if *heads == 0 || d % heads != 0 {
+                return Err(err(format!(
+                    "d_model {d} is not divisible by {heads} heads"
+                )));
+            }
+            vec![*heads, *s, *s]
+        }
+        Op::AttentionContext { heads } => {
+            let (p, v) = (ins[0], ins[1]);
+            let [s, d] = v else {
+                return Err(err(format!("v must be [s, d], got {v:?}")));
+            };
+            if p != [*heads, *s, *s] {
+                return Err(err(format!(
+                    "probabilities must be [{heads}, {s}, {s}], got {p:?}"
+                )));
+            }
+            if *heads == 0 || d % heads != 0 {
+                return Err(err(format!(
+                    "d_model {d} is not divisible by {heads} heads"
+                )));
+            }
+            vec![*s, *d]
+        }
+    };
+    if checked_numel(&shape).is_none() {
+        return Err(err(format!("output shape {shape:?} overflows")));
+    }
+    Ok(shape)
+}
+
+fn check_bias(bias: &Option<Tensor>, n: usize) -> Result<(), String> {
+    match bias {
+        Some(b) if b.shape != [n] => Err(format!("bias must be [{n}], got {:?}", b.shape)),
+        _ => Ok(()),
+    }
+}
+
+impl GraphBuilder {
+    /// Start a graph whose input has the given per-sample shape.
+    pub fn new(name: &str, input_shape: Vec<usize>) -> Result<GraphBuilder, KernelError> {
+        if checked_numel(&input_shape).is_none_or(|n| n == 0) {
+            return Err(KernelError::InvalidSpec(format!(
+                "input shape {input_shape:?} is empty or overflows"
+            )));
+        }
+        Ok(GraphBuilder {
+            name: name.to_string(),
+            nodes: vec![Node {
+                name: "input".into(),
+                op: Op::Input,
+                inputs: Vec::new(),
+                shape: input_shape,
+            }],
+        })
+    }
+
+    pub fn input(&self) -> NodeId {
+        0
+    }
+
+    pub fn shape(&self, id: NodeId) -> &[usize] {
+        self.nodes
+            .get(id)
+            .map(|n| n.shape.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Append a node; infers and validates its shape.
+    pub fn push(&mut self, name: &str, op: Op, inputs: &[NodeId]) -> Result<NodeId, KernelError> {
+        let mut shapes = Vec::with_capacity(inputs.len());
+        for &i in inputs {
+            match self.nodes.get(i) {
+                Some(n) => shapes.push(n.shape.as_slice()),
+                None => {
+                    return Err(shape_err(
+                        name,
+                        &op,
+                        format!("input node {i} does not exist"),
+                    ))
+                }
+            }
+        }
+        let shape = infer_shape(name, &op, &shapes)?;
+        self.nodes.push(Node {
+            name: name.to_string(),
+            op,
+            inputs: inputs.to_vec(),
+            shape,
+        });
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Finish with `output` as the graph output.
+    pub fn finish(self, output: NodeId, classifier: bool, seed: u64) -> Result<Graph, KernelError> {
+        if output >= self.nodes.len() {
+            return Err(KernelError::InvalidSpec(format!(
+                "output node {output} does not exist"
+            )));
+        }
+        Ok(Graph {
+            name: self.name,
+            nodes: self.nodes,
+            output,
+            classifier,
+            seed,
+        })
+    }
+}
+
+impl Graph {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn output_node(&self) -> NodeId {
+        self.output
+    }
+
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.nodes[0].shape
+    }
+
+    /// Elements per sample of the input.
+    pub fn input_len(&self) -> usize {
+        self.nodes[0].numel()
+    }
+
+    /// Elements per sample of the output.
+    pub fn output_len(&self) -> usize {
+        self.nodes[self.output].numel()
+    }
+
+    pub fn is_classifier(&self) -> bool {
+        self.classifier
+    }
+
+    /// Seed the synthetic weights were drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Weights, biases, norm parameters and constants.
+    pub fn param_count(&self) -> u64 {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.op.params())
+            .map(|t| t.numel() as u64)
+            .sum()
+    }
+
+    pub fn weight_bytes(&self, p: Precision) -> u64 {
+        self.param_count().saturating_mul(p.weight_bytes() as u64)
+    }
+
+    pub fn flops_per_sample(&self) -> f64 {
+        self.op_costs(1).iter().map(|c| c.flops).sum()
+    }
+
+    /// FLOPs and bytes (at f32) of every node except the input, at batch `batch`.
+    pub fn op_costs(&self, batch: usize) -> Vec<OpCost> {
+        let b = batch as f64;
+        self.nodes
+            .iter()
+            .filter(|n| !matches!(n.op, Op::Input))
+            .map(|n| {
+                let out = n.numel() as f64;
+                let in_elems: f64 = n.inputs.iter().map(|&i| self.nodes[i].numel() as f64).sum();
+                let params: f64 = n.op.params().iter().map(|t| t.numel() as f64).sum();
+                let in0 = n
+                    .inputs
+                    .first()
+                    .map(|&i| self.nodes[i].shape.as_slice())
+                    .unwrap_or(&[]);
+                let flops = match &n.op {
+                    Op::Input | Op::Constant(_) | Op::Reshape(_) => 0.0,
+                    Op::Dense { weight, .. } => 2.0 * weight.shape[0] as f64 * out,
+                    Op::Conv2d { weight, .. } => {
+                        let per_out: usize = weight.shape[1..].iter().product();
+                        2.0 * per_out as f64 * out
+                    }
+                    Op::DepthwiseConv2d { weight, .. } => {
+                        2.0 * (weight.shape[1] * weight.shape[2]) as f64 * out
+                    }
+                    Op::PointwiseConv { weight, .. } => 2.0 * weight.shape[1] as f64 * out,
+                    Op::GlobalAvgPool | Op::MeanPool => in0.iter().product::<usize>() as f64,
+                    Op::AttentionScores { .. } => {
+                        // [h, s, s] outputs, each a dot product of length d / h.
+                        let (s, d) = (in0[0] as f64, in0[1] as f64);
+                        2.0 * s * s * d
+                    }
+                    Op::AttentionContext { .. } => {
+                        let s = n.shape[0] as f64;
+                        let d = n.shape[1] as f64;
+                        2.0 * s * s * d
+                    }
+                    _ => out,
+                };
+                // Constants are read like weights; reshape is free.
+                let bytes = match &n.op {
+                    Op::Input | Op::Reshape(_) | Op::Constant(_) => 0.0,
+                    _ => 4.0 * (b * (in_elems + out) + params),
+                };
+                OpCost {
+                    name: n.name.clone(),
+                    kind: n.op.kind().to_string(),
+                    flops: flops * b,
+                    bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// Largest sum of live activation tensors (f32) while running node by node,
+    /// a value being live from its producer to its last consumer.
+    pub fn peak_activation_bytes(&self, batch: usize) -> u64 {
+        let n = self.nodes.len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &inp in &node.inputs {
+                last_use[inp] = last_use[inp].max(i);
+            }
+        }
+        last_use[self.output] = n;
+        let mut peak = 0u64;
+        for step in 0..n {
+            let live: u64 = (0..=step)
+                .filter(|&v| last_use[v] >= step && !matches!(self.nodes[v].op, Op::Constant(_)))
+                .map(|v| self.nodes[v].numel() as u64)
+                .sum();
+            peak = peak.max(live);
+        }
+        peak.saturating_mul(batch as u64).saturating_mul(4)
+    }
+
+    /// Stable 64-bit FNV-1a hash of the structure, shapes, op parameters, the
+    /// weight seed and a sample of every weight tensor. Same graph, same value
+    /// on every run and Rust version (no `std::hash`).
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = Fnv::new();
+        h.bytes(self.name.as_bytes());
+        h.u64(self.seed);
+        h.u64(self.output as u64);
+        h.u64(self.classifier as u64);
+        for n in &self.nodes {
+            h.bytes(n.name.as_bytes());
+            h.bytes(n.op.kind().as_bytes());
+            for &i in &n.inputs {
+                h.u64(i as u64);
+            }
+            for &d in &n.shape {
+                h.u64(d as u64);
+            }
+            match &n.op {
+                Op::Scale(s) => h.u64(s.to_bits() as u64),
+                Op::LayerNorm { eps, .. } => h.u64(eps.to_bits() as u64),
+                Op::Conv2d {
+                    stride, padding, ..
+                }
+                | Op::DepthwiseConv2d {
+                    stride, padding, ..
+                } => {
+                    h.u64(*stride as u64);
+                    h.u64(*padding as u64);
+                }
+                Op::AttentionScores { heads } | Op::AttentionContext { heads } => {
+                    h.u64(*heads as u64)
+                }
+                Op::Reshape(s) => s.iter().for_each(|&d| h.u64(d as u64)),
+                _ => {}
+            }
+            for t in n.op.params() {
+                for &d in &t.shape {
+                    h.u64(d as u64);
+                }
+                // A bounded sample keeps this cheap on big models while still
+                // telling apart graphs with different weights.
+                let step = (t.numel() / 256).max(1);
+                for x in t.data.iter().step_by(step) {
+                    h.u64(x.to_bits() as u64);
+                }
+            }
+        }
+        h.finish()
+    }
+}
+
+/// 64-bit FNV-1a.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // Separator so ("ab","c") and ("a","bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "graph {} ({} nodes)", self.name, self.nodes.len())?;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let ins: Vec<String> = n.inputs.iter().map(|i| format!("%{i}")).collect();
+            writeln!(
+                f,
+                "  %{i} = {}({}) {:?}  # {}",
+                n.op.kind(),
+                ins.join(", "),
+                n.shape,
+                n.name
+            )?;
+        }
+        write!(f, "  output %{}", self.output)
+    }
+}

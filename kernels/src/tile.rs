@@ -1,0 +1,197 @@
+//! Tile (blocking) parameters of the tiled GEMM: the one place they live.
+//! The autotuner searches over these fields.
+
+use crate::error::KernelError;
+use crate::simd::SimdLevel;
+
+/// Goto/BLIS blocking: C is computed in `mc x nc` blocks over `kc`-deep slices of K,
+/// each block as `mr x nr` register tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileParams {
+    /// Rows of A packed per block (sized for L2).
+    pub mc: usize,
+    /// Columns of B packed per block (sized for L3).
+    pub nc: usize,
+    /// Depth of a packed slice (sized so a `kc x nr` sliver of B stays in L1).
+    pub kc: usize,
+    /// Register tile rows.
+    pub mr: usize,
+    /// Register tile columns.
+    pub nr: usize,
+    /// Threads for one GEMM (1 = serial; small GEMMs always run serially).
+    pub threads: usize,
+}
+
+/// Data cache sizes in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    pub l1d: usize,
+    pub l2: usize,
+    pub l3: usize,
+}
+
+impl CacheSizes {
+    /// Used when sysfs is not readable: the smallest common x86 figures.
+    pub const FALLBACK: CacheSizes = CacheSizes {
+        l1d: 32 << 10,
+        l2: 256 << 10,
+        l3: 8 << 20,
+    };
+
+    /// Read `/sys/devices/system/cpu/cpu0/cache/index*/{level,type,size}`; falls back per level.
+    pub fn detect() -> CacheSizes {
+        let mut sizes = CacheSizes::FALLBACK;
+        let base = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+        for index in 0..8 {
+            let dir = base.join(format!("index{index}"));
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+            else {
+                continue;
+            };
+            let Some(bytes) = parse_cache_size(&size) else {
+                continue;
+            };
+            match (level.trim(), kind.trim()) {
+                ("1", "Data") | ("1", "Unified") => sizes.l1d = bytes,
+                ("2", _) => sizes.l2 = bytes,
+                ("3", _) => sizes.l3 = bytes,
+                _ => {}
+            }
+        }
+        sizes
+    }
+}
+
+/// Parse sysfs sizes like `32K`, `1024K`, `32768K`, `8M`.
+pub fn parse_cache_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let (digits, mult) = match t.chars().last()? {
+        'K' | 'k' => (&t[..t.len() - 1], 1 << 10),
+        'M' | 'm' => (&t[..t.len() - 1], 1 << 20),
+        'G' | 'g' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    digits.trim().parse::<usize>().ok()?.checked_mul(mult)
+}
+
+/// Register tiles (mr, nr) the micro-kernels of a SIMD level are compiled for.
+pub fn supported_micro_tiles(simd: SimdLevel) -> Vec<(usize, usize)> {
+    let (nrs, max_mr): (&[usize], usize) = match simd {
+        SimdLevel::Avx512 => (&[16, 32], 14),
+        SimdLevel::Avx2Fma => (&[8, 16], 6),
+        SimdLevel::Portable => (&[8, 16], 8),
+    };
+    nrs.iter()
+        .flat_map(|&nr| (1..=max_mr).map(move |mr| (mr, nr)))
+        .collect()
+}
+
+/// Default register tile of a SIMD level.
+pub fn default_micro_tile(simd: SimdLevel) -> (usize, usize) {
+    match simd {
+        SimdLevel::Avx512 => (12, 32),
+        SimdLevel::Avx2Fma => (6, 16),
+        SimdLevel::Portable => (4, 16),
+    }
+}
+
+impl TileParams {
+    /// Blocking derived from cache sizes for the given SIMD level's default register tile.
+    pub fn for_caches(caches: CacheSizes, simd: SimdLevel) -> TileParams {
+        let (mr, nr) = default_micro_tile(simd);
+        // A kc x nr sliver of B plus an mr x kc sliver of A in about half of L1.
+        let kc = (caches.l1d / 2 / (4 * (mr + nr))).clamp(64, 512) / 8 * 8;
+        // The packed mc x kc block of A in about half of L2.
+        let mc = ((caches.l2 / 2 / (4 * kc)).clamp(mr, 1024) / mr).max(1) * mr;
+        // The packed kc x nc block of B in a quarter of L3 (it is shared).
+        let nc = ((caches.l3 / 4 / (4 * kc)).clamp(nr, 4096) / nr).max(1) * nr;
+        TileParams {
+            mc,
+            nc,
+            kc,
+            mr,
+            nr,
+            threads: 1,
+        }
+    }
+
+    /// Blocking for this machine's caches and detected SIMD level.
+    pub fn for_this_machine() -> TileParams {
+        TileParams::for_caches(CacheSizes::detect(), crate::simd::detect())
+    }
+
+    /// Check the fields against what the micro-kernels of `simd` support.
+    pub fn validate(&self, simd: SimdLevel) -> Result<(), KernelError> {
+        if self.mc == 0 || self.nc == 0 || self.kc == 0 || self.threads == 0 {
+            return Err(KernelError::Gemm(format!(
+                "tile parameters must be > 0, got {self:?}"
+            )));
+        }
+        if !supported_micro_tiles(simd).contains(&(self.mr, self.nr)) {
+            return Err(KernelError::Gemm(format!(
+                "register tile {}x{} not available for {simd} (accepted: mr 1..=max with nr in {:?})",
+                self.mr,
+                self.nr,
+                supported_micro_tiles(simd)
+                    .iter()
+                    .map(|t| t.1)
+                    .collect::<std::collections::BTreeSet<_>>()
+            )));
+        }
+        Ok(())
+    }
+
+    /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
+    pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
+        if supported_micro_tiles(simd).contains(&(self.mr, self.nr)) {
+            return *self;
+        }
+        let (mr, nr) = default_micro_tile(simd);
+        TileParams {
+            mc: (self.mc / mr).max(1) * mr,
+            nc: (self.nc / nr).max(1) * nr,
+            mr,
+            nr,
+            ..*self
+        }
+    }
+}
+
+impl Default for TileParams {
+    fn default() -> TileParams {
+        TileParams::for_this_machine()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sysfs_sizes() {
+        assert_eq!(parse_cache_size("32K\n"), Some(32 << 10));
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("8M"), Some(8 << 20));
+        assert_eq!(parse_cache_size("junk"), None);
+    }
+
+    #[test]
+    fn blocking_follows_caches() {
+        let zen4 = CacheSizes {
+            l1d: 32 << 10,
+            l2: 1 << 20,
+            l3: 32 << 20,
+        };
+        for simd in SimdLevel::ALL {
+            let t = TileParams::for_caches(zen4, simd);
+            t.validate(simd).unwrap();
+            assert_eq!(t.mc % t.mr, 0);
+            assert_eq!(t.nc % t.nr, 0);
+            assert!(4 * t.kc * t.nr <= zen4.l1d, "{t:?}");
+            assert!(4 * t.kc * t.mc <= zen4.l2, "{t:?}");
+            let small = TileParams::for_caches(CacheSizes::FALLBACK, simd);
+            assert!(small.mc <= t.mc && small.nc <= t.nc);
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Every backend agrees with naive on every op and on the three model families,
+//! at odd shapes (1, 3, 7, 63, 65, 257) and batch sizes 1 to 64, on every SIMD path.
+//! Tolerance (f32): relative error of the output norm <= 1e-5.
+
+mod common;
+
+use common::check_against_naive;
+use proptest::prelude::*;
+use workbench_kernels::{
+    compile, Activation, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Graph, GraphBuilder,
+    MlpSpec, ModelSpec, Op, Tensor, TransformerSpec,
+};
+
+const TOL: f64 = 1e-5;
+const ACTS: [Activation; 4] = [
+    Activation::Relu,
+    Activation::Gelu,
+    Activation::Sigmoid,
+    Activation::Tanh,
+];
+
+fn tensor(shape: Vec<usize>, seed: u64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape, common::input(n, seed)).unwrap()
+}
+
+#[test]
+fn dense_bias_activation_at_odd_shapes() {
+    for (i, &(rows, k, n)) in [
+        (1, 1, 1),
+        (3, 7, 63),
+        (1, 65, 257),
+        (7, 257, 3),
+        (2, 63, 65),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let act = ACTS[i % 4];
+        let mut g = GraphBuilder::new("dense", vec![rows, k]).unwrap();
+        let y = g
+            .push(
+                "fc",
+                Op::Dense {
+                    weight: tensor(vec![k, n], 1),
+                    bias: None,
+                },
+                &[0],
+            )
+            .unwrap();
+        let y = g
+            .push(
+                "bias",
+                Op::BiasAdd {
+                    bias: tensor(vec![n], 2),
+                },
+                &[y],
+            )
+            .unwrap();
+        let y = g.push("act", Op::Activation(act), &[y]).unwrap();
+        // A second dense with its own bias, consuming the first (epilogue = activation only).
+        let y = g
+            .push(
+                "fc2",
+                Op::Dense {
+                    weight: tensor(vec![n, 5], 3),
+                    bias: Some(tensor(vec![5], 4)),
+                },
+                &[y],
+            )
+            .unwrap();
+        let y = g
+            .push("act2", Op::Activation(ACTS[(i + 1) % 4]), &[y])
+            .unwrap();
+        check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 3, 64], TOL);
+    }
+}
+
+#[test]
+fn convolutions_at_odd_shapes() {
+    // (in_c, h, w, out_c, kernel, stride, padding)
+    for &(c, h, w, oc, k, s, p) in &[
+        (3, 7, 9, 5, 3, 1, 1),
+        (3, 7, 9, 5, 3, 2, 1),
+        (1, 1, 1, 3, 3, 1, 1),
+        (4, 13, 6, 7, 1, 1, 0),
+        (2, 9, 11, 3, 5, 2, 0),
+        (2, 8, 8, 3, 1, 2, 0),
+    ] {
+        let mut g =
+            GraphBuilder::new(&format!("conv{c}x{h}x{w}-k{k}s{s}p{p}"), vec![c, h, w]).unwrap();
+        let op = Op::Conv2d {
+            weight: tensor(vec![oc, c, k, k], 1),
+            bias: Some(tensor(vec![oc], 2)),
+            stride: s,
+            padding: p,
+        };
+        let y = g.push("conv", op, &[0]).unwrap();
+        let y = g
+            .push("relu", Op::Activation(Activation::Relu), &[y])
+            .unwrap();
+        let op = Op::DepthwiseConv2d {
+            weight: tensor(vec![oc, k, k], 3),
+            bias: Some(tensor(vec![oc], 4)),
+            stride: s,
+            padding: k / 2,
+        };
+        let y = g.push("dw", op, &[y]).unwrap();
+        let y = g
+            .push("tanh", Op::Activation(Activation::Tanh), &[y])
+            .unwrap();
+        let op = Op::PointwiseConv {
+            weight: tensor(vec![3, oc], 5),
+            bias: None,
+        };
+        let y = g.push("pw", op, &[y]).unwrap();
+        let y = g.push("pool", Op::GlobalAvgPool, &[y]).unwrap();
+        check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 2, 7], TOL);
+    }
+}
+
+#[test]
+fn depthwise_alone_with_wide_rows() {
+    for &(c, h, w, k, s) in &[
+        (3, 5, 65, 3, 1),
+        (2, 7, 63, 3, 2),
+        (1, 3, 257, 5, 2),
+        (3, 1, 7, 3, 1),
+    ] {
+        let mut g = GraphBuilder::new("dw", vec![c, h, w]).unwrap();
+        let op = Op::DepthwiseConv2d {
+            weight: tensor(vec![c, k, k], 1),
+            bias: None,
+            stride: s,
+            padding: k / 2,
+        };
+        let y = g.push("dw", op, &[0]).unwrap();
+        check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 3], TOL);
+    }
+}
+
+#[test]
+fn normalisation_pooling_reshape_and_chains() {
+    let (s, d) = (7, 65);
+    let mut g = GraphBuilder::new("misc", vec![s, d]).unwrap();
+    let c = g
+        .push("c", Op::Constant(tensor(vec![s, d], 9)), &[])
+        .unwrap();
+    let a = g.push("scale", Op::Scale(-0.75), &[0]).unwrap();
+    let a = g.push("add", Op::Add, &[a, c]).unwrap();
+    let a = g
+        .push("gelu", Op::Activation(Activation::Gelu), &[a])
+        .unwrap();
+    let b = g
+        .push(
+            "bias",
+            Op::BiasAdd {
+                bias: tensor(vec![d], 3),
+            },
+            &[0],
+        )
+        .unwrap();
+    let m = g.push("mul", Op::Mul, &[a, b]).unwrap();
+    let n = g
+        .push(
+            "norm",
+            Op::LayerNorm {
+                gamma: tensor(vec![d], 4),
+                beta: tensor(vec![d], 5),
+                eps: 1e-5,
+            },
+            &[m],
+        )
+        .unwrap();
+    let sm = g.push("softmax", Op::Softmax, &[n]).unwrap();
+    let r = g.push("residual", Op::Add, &[sm, n]).unwrap();
+    let flat = g.push("flatten", Op::Reshape(vec![s * d]), &[r]).unwrap();
+    let back = g
+        .push("unflatten", Op::Reshape(vec![s, d]), &[flat])
+        .unwrap();
+    let pool = g.push("pool", Op::MeanPool, &[back]).unwrap();
+    let y = g
+        .push("sigmoid", Op::Activation(Activation::Sigmoid), &[pool])
+        .unwrap();
+    check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 3, 64], TOL);
+}
+
+#[test]
+fn attention_with_and_without_horizontal_fusion() {
+    for &(s, d, heads) in &[(1, 3, 1), (7, 12, 3), (65, 16, 2)] {
+        let mut g = GraphBuilder::new("attn", vec![s, d]).unwrap();
+        let q = g
+            .push(
+                "q",
+                Op::Dense {
+                    weight: tensor(vec![d, d], 1),
+                    bias: Some(tensor(vec![d], 2)),
+                },
+                &[0],
+            )
+            .unwrap();
+        let k = g
+            .push(
+                "k",
+                Op::Dense {
+                    weight: tensor(vec![d, d], 3),
+                    bias: None,
+                },
+                &[0],
+            )
+            .unwrap();
+        let v = g
+            .push(
+                "v",
+                Op::Dense {
+                    weight: tensor(vec![d, d], 4),
+                    bias: Some(tensor(vec![d], 5)),
+                },
+                &[0],
+            )
+            .unwrap();
+        let sc = g
+            .push("scores", Op::AttentionScores { heads }, &[q, k])
+            .unwrap();
+        let p = g.push("softmax", Op::Softmax, &[sc]).unwrap();
+        let y = g
+            .push("context", Op::AttentionContext { heads }, &[p, v])
+            .unwrap();
+        // q also feeds a non-attention op in the second graph, so it must not be fused horizontally.
+        check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 3], TOL);
+    }
+}
+
+fn family_specs() -> Vec<ModelSpec> {
+    vec![
+        ModelSpec::Mlp(MlpSpec {
+            input: 63,
+            hidden: vec![257, 65, 7],
+            output: 3,
+            activation: Activation::Relu,
+        }),
+        ModelSpec::Mlp(MlpSpec {
+            input: 1,
+            hidden: vec![],
+            output: 1,
+            activation: Activation::Gelu,
+        }),
+        ModelSpec::Convnet(ConvnetSpec {
+            height: 9,
+            width: 7,
+            channels: 3,
+            blocks: vec![
+                ConvBlock::Standard {
+                    out_channels: 7,
+                    kernel: 3,
+                    stride: 2,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 65,
+                    kernel: 3,
+                    stride: 1,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 3,
+                    kernel: 5,
+                    stride: 2,
+                },
+            ],
+            classes: 7,
+            activation: Activation::Relu,
+        }),
+        ModelSpec::Transformer(TransformerSpec {
+            seq_len: 7,
+            d_model: 12,
+            heads: 3,
+            ffn: 65,
+            layers: 2,
+            classes: 3,
+        }),
+        ModelSpec::Transformer(TransformerSpec {
+            seq_len: 3,
+            d_model: 8,
+            heads: 1,
+            ffn: 7,
+            layers: 1,
+            classes: 0,
+        }),
+    ]
+}
+
+#[test]
+fn model_families_at_odd_shapes_and_batches() {
+    for spec in family_specs() {
+        let g = Graph::from_spec(&spec, 42).unwrap();
+        check_against_naive(&g, &[1, 2, 7, 64], TOL);
+    }
+}
+
+#[test]
+fn reference_mlp_1024_and_transformer_block() {
+    check_against_naive(
+        &workbench_kernels::models::mlp_1024(1).unwrap(),
+        &[1, 5],
+        TOL,
+    );
+    check_against_naive(
+        &workbench_kernels::models::transformer_block(1).unwrap(),
+        &[1],
+        TOL,
+    );
+}
+
+#[test]
+fn runs_reuse_buffers_and_accept_batch_changes() {
+    let g = Graph::from_spec(&family_specs()[0], 3).unwrap();
+    for kind in [BackendKind::Naive, BackendKind::Fused, BackendKind::Tiled] {
+        let mut exe = compile(&g, kind, &CompileOptions::default()).unwrap();
+        let x = common::input(g.input_len() * 4, 1);
+        let first = exe.run(&x, 4).unwrap().to_vec();
+        let ptr = exe.run(&x, 4).unwrap().as_ptr();
+        assert_eq!(
+            exe.run(&x, 4).unwrap(),
+            &first[..],
+            "{kind}: not deterministic"
+        );
+        assert_eq!(
+            exe.run(&x, 4).unwrap().as_ptr(),
+            ptr,
+            "{kind}: output buffer moved between runs"
+        );
+        let one = exe.run(&x[..g.input_len()], 1).unwrap().to_vec();
+        assert_eq!(&one[..], &first[..g.output_len()]);
+        assert!(exe.run(&x[..3], 1).is_err());
+        assert_eq!(exe.backend(), kind);
+        let bad = CompileOptions {
+            precision: workbench_kernels::Precision::Int8,
+            ..CompileOptions::default()
+        };
+        assert!(compile(&g, kind, &bad).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    #[test]
+    fn random_mlps_agree(input in 1usize..80, hidden in proptest::collection::vec(1usize..80, 0..3),
+                         output in 1usize..20, act in 0usize..4, batch in 1usize..9) {
+        let spec = ModelSpec::Mlp(MlpSpec { input, hidden, output, activation: ACTS[act] });
+        check_against_naive(&Graph::from_spec(&spec, 5).unwrap(), &[batch], TOL);
+    }
+
+    #[test]
+    fn random_convnets_agree(h in 1usize..12, w in 1usize..12, c in 1usize..4, oc in 1usize..9,
+                             k in 0usize..3, stride in 1usize..3, dw in proptest::bool::ANY) {
+        let kernel = 2 * k + 1;
+        let block = if dw {
+            ConvBlock::DepthwiseSeparable { out_channels: oc, kernel, stride }
+        } else {
+            ConvBlock::Standard { out_channels: oc, kernel, stride }
+        };
+        let spec = ModelSpec::Convnet(ConvnetSpec { height: h, width: w, channels: c, blocks: vec![block], classes: 3, activation: Activation::Relu });
+        check_against_naive(&Graph::from_spec(&spec, 5).unwrap(), &[2], TOL);
+    }
+}

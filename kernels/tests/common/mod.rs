@@ -1,0 +1,113 @@
+//! Helpers shared by the backend tests.
+#![allow(dead_code)]
+
+use workbench_kernels::{compile, BackendKind, CompileOptions, Graph, SimdLevel, TileParams};
+
+/// Deterministic input in [-1, 1).
+pub fn input(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `||got - want|| / ||want||`.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    if norm == 0.0 {
+        diff.sqrt()
+    } else {
+        (diff / norm).sqrt()
+    }
+}
+
+/// Every (backend, options) combination that must agree with naive: fused, and tiled
+/// on every SIMD level this CPU supports, with default and deliberately small blocking,
+/// single and two threads.
+pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
+    let mut v = vec![(
+        "fused".to_string(),
+        BackendKind::Fused,
+        CompileOptions::default(),
+    )];
+    for simd in SimdLevel::supported() {
+        let (mr, nr) = workbench_kernels::tile::default_micro_tile(simd);
+        let small = TileParams {
+            mc: 2 * mr,
+            nc: 2 * nr,
+            kc: 16,
+            mr,
+            nr,
+            threads: 1,
+        };
+        v.push((
+            format!("tiled/{simd}"),
+            BackendKind::Tiled,
+            CompileOptions {
+                simd: Some(simd),
+                ..CompileOptions::default()
+            },
+        ));
+        v.push((
+            format!("tiled/{simd}/small-blocks"),
+            BackendKind::Tiled,
+            CompileOptions {
+                simd: Some(simd),
+                tile: Some(small),
+                ..CompileOptions::default()
+            },
+        ));
+    }
+    v.push((
+        "tiled/2-threads".to_string(),
+        BackendKind::Tiled,
+        CompileOptions {
+            threads: 2,
+            ..CompileOptions::default()
+        },
+    ));
+    v
+}
+
+/// Run `graph` on every variant at each batch size and compare with naive.
+pub fn check_against_naive(graph: &Graph, batches: &[usize], tol: f64) {
+    let mut naive = compile(graph, BackendKind::Naive, &CompileOptions::default()).unwrap();
+    let variants = variants();
+    let mut exes: Vec<_> = variants
+        .iter()
+        .map(|(name, kind, opts)| (name, compile(graph, *kind, opts).unwrap()))
+        .collect();
+    for &batch in batches {
+        let x = input(graph.input_len() * batch, batch as u64 + 11);
+        let want = naive.run(&x, batch).unwrap().to_vec();
+        assert_eq!(want.len(), graph.output_len() * batch);
+        assert!(
+            want.iter().all(|v| v.is_finite()),
+            "{}: naive produced non-finite values",
+            graph.name()
+        );
+        for (name, exe) in exes.iter_mut() {
+            let got = exe.run(&x, batch).unwrap();
+            let err = rel_err(got, &want);
+            assert!(
+                err <= tol,
+                "{} batch {batch} on {name}: relative error {err:e} > {tol:e}\n{}",
+                graph.name(),
+                exe.lowered()
+            );
+        }
+    }
+}

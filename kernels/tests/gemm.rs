@@ -1,0 +1,265 @@
+//! Tiled sgemm against the reference triple loop, for every SIMD path this CPU
+//! has, every register tile, odd shapes, strided and pre-packed operands,
+//! epilogues and threads.
+
+use proptest::prelude::*;
+use workbench_kernels::gemm::{sgemm_reference, supported_tiles_for_tests};
+use workbench_kernels::{
+    sgemm, sgemm_with, Activation, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB,
+    SimdLevel, TileParams,
+};
+
+fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            (((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97)) % 1000) as f32 / 500.0
+                - 1.0
+        })
+        .collect()
+}
+
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    (diff / norm.max(1e-30)).sqrt()
+}
+
+fn small_tile(simd: SimdLevel, mr: usize, nr: usize) -> TileParams {
+    // Small blocks so odd shapes cross every block boundary.
+    TileParams {
+        mc: 2 * mr + mr / 2 + 1,
+        nc: 2 * nr + 1,
+        kc: 7,
+        mr,
+        nr,
+        threads: 1,
+    }
+    .adapted_to(simd)
+}
+
+fn check(simd: SimdLevel, tile: TileParams, m: usize, n: usize, k: usize) {
+    let a = data(m * k, 1);
+    let b = data(k * n, 2);
+    let mut want = vec![0.0; m * n];
+    sgemm_reference(
+        m,
+        n,
+        k,
+        MatRef::row_major(&a, k),
+        MatRef::row_major(&b, n),
+        &mut want,
+        n,
+    );
+    let mut got = vec![f32::NAN; m * n];
+    sgemm(
+        &tile,
+        simd,
+        m,
+        n,
+        k,
+        &a,
+        k,
+        &b,
+        n,
+        &mut got,
+        n,
+        Epilogue::NONE,
+    )
+    .unwrap();
+    assert!(
+        rel_err(&got, &want) <= 1e-5,
+        "{simd} {tile:?} {m}x{n}x{k}: {}",
+        rel_err(&got, &want)
+    );
+}
+
+#[test]
+fn every_simd_path_and_tile_on_odd_shapes() {
+    for simd in SimdLevel::supported() {
+        for (mr, nr) in supported_tiles_for_tests(simd) {
+            let tile = TileParams {
+                mc: (3 * mr).max(1),
+                nc: 2 * nr,
+                kc: 5,
+                mr,
+                nr,
+                threads: 1,
+            };
+            for &(m, n, k) in &[(1, 1, 1), (mr + 1, nr + 3, 7), (3, 2 * nr - 1, 13)] {
+                check(simd, tile, m, n, k);
+            }
+        }
+        for &s in &[1, 3, 7, 63, 65] {
+            let (mr, nr) = workbench_kernels::tile::default_micro_tile(simd);
+            check(simd, small_tile(simd, mr, nr), s, s, s);
+            check(
+                simd,
+                TileParams::for_this_machine().adapted_to(simd),
+                s,
+                2 * s + 1,
+                s + 2,
+            );
+        }
+    }
+}
+
+#[test]
+fn large_default_blocking_and_threads() {
+    for simd in SimdLevel::supported() {
+        let mut tile = TileParams::for_this_machine().adapted_to(simd);
+        check(simd, tile, 257, 257, 257);
+        tile.threads = 2;
+        check(simd, tile, 130, 257, 300);
+    }
+}
+
+#[test]
+fn strided_packed_and_epilogue() {
+    let (m, n, k) = (37, 45, 29);
+    let a_t = data(k * m, 3); // A stored transposed: a_t[p * m + i]
+    let b = data(k * n, 4);
+    let bias_c = data(n, 5);
+    let bias_r = data(m, 6);
+    let mut plain = vec![0.0; m * n];
+    sgemm_reference(
+        m,
+        n,
+        k,
+        MatRef::transposed(&a_t, m),
+        MatRef::row_major(&b, n),
+        &mut plain,
+        n,
+    );
+    for simd in SimdLevel::supported() {
+        let (mr, nr) = workbench_kernels::tile::default_micro_tile(simd);
+        let tile = small_tile(simd, mr, nr);
+        let packed = PackedB::pack(MatRef::row_major(&b, n), k, n, tile.kc, tile.nr).unwrap();
+        let mut ws = GemmWorkspace::new();
+        for (bias, act) in [
+            (Bias::PerColumn(&bias_c[..]), Some(Activation::Relu)),
+            (Bias::PerRow(&bias_r[..]), Some(Activation::Gelu)),
+            (Bias::None, Some(Activation::Sigmoid)),
+        ] {
+            let want: Vec<f32> = (0..m * n)
+                .map(|idx| {
+                    let (i, j) = (idx / n, idx % n);
+                    let bv = match bias {
+                        Bias::PerColumn(b) => b[j],
+                        Bias::PerRow(b) => b[i],
+                        Bias::None => 0.0,
+                    };
+                    workbench_kernels::act::apply(act.unwrap(), plain[idx] + bv)
+                })
+                .collect();
+            // ldc > n: the padding columns must stay untouched.
+            let ldc = n + 3;
+            for b_op in [
+                BOperand::Mat(MatRef::row_major(&b, n)),
+                BOperand::Packed(&packed),
+            ] {
+                let mut c = vec![-7.0; m * ldc];
+                let epi = Epilogue {
+                    bias,
+                    activation: act,
+                };
+                sgemm_with(
+                    &mut ws,
+                    &tile,
+                    simd,
+                    m,
+                    n,
+                    k,
+                    MatRef::transposed(&a_t, m),
+                    b_op,
+                    &mut c,
+                    ldc,
+                    epi,
+                )
+                .unwrap();
+                let got: Vec<f32> = (0..m * n).map(|idx| c[(idx / n) * ldc + idx % n]).collect();
+                assert!(rel_err(&got, &want) <= 1e-5, "{simd} {bias:?}");
+                assert!((0..m).all(|i| c[i * ldc + n..i * ldc + ldc].iter().all(|&v| v == -7.0)));
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    let simd = SimdLevel::Portable;
+    let tile = TileParams {
+        mc: 8,
+        nc: 16,
+        kc: 8,
+        mr: 4,
+        nr: 16,
+        threads: 1,
+    };
+    let a = vec![0.0; 6];
+    let b = vec![0.0; 6];
+    let mut c = vec![0.0; 3];
+    assert!(sgemm(
+        &tile,
+        simd,
+        2,
+        2,
+        3,
+        &a,
+        3,
+        &b,
+        2,
+        &mut c,
+        2,
+        Epilogue::NONE
+    )
+    .is_err());
+    let mut c = vec![0.0; 4];
+    assert!(sgemm(
+        &tile,
+        simd,
+        2,
+        2,
+        4,
+        &a,
+        3,
+        &b,
+        2,
+        &mut c,
+        2,
+        Epilogue::NONE
+    )
+    .is_err());
+    let bad = TileParams { mr: 99, ..tile };
+    assert!(sgemm(&bad, simd, 2, 2, 3, &a, 3, &b, 2, &mut c, 2, Epilogue::NONE).is_err());
+    let bias = [1.0];
+    let epi = Epilogue {
+        bias: Bias::PerColumn(&bias),
+        activation: None,
+    };
+    assert!(sgemm(&tile, simd, 2, 2, 3, &a, 3, &b, 2, &mut c, 2, epi).is_err());
+    // k = 0: C = epilogue(0).
+    let epi = Epilogue {
+        bias: Bias::PerRow(&[1.0, -1.0]),
+        activation: Some(Activation::Relu),
+    };
+    sgemm(&tile, simd, 2, 2, 0, &[], 0, &[], 2, &mut c, 2, epi).unwrap();
+    assert_eq!(c, vec![1.0, 1.0, 0.0, 0.0]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn random_shapes_and_blocking(m in 1usize..40, n in 1usize..70, k in 1usize..40, kc in 1usize..20,
+                                  mc_mult in 1usize..4, nc_mult in 1usize..4, level in 0usize..3, tile_idx in 0usize..64) {
+        let supported = SimdLevel::supported();
+        let simd = supported[level % supported.len()];
+        let tiles = supported_tiles_for_tests(simd);
+        let (mr, nr) = tiles[tile_idx % tiles.len()];
+        let tile = TileParams { mc: mr * mc_mult, nc: nr * nc_mult, kc, mr, nr, threads: 1 };
+        check(simd, tile, m, n, k);
+    }
+}
