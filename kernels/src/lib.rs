@@ -27,6 +27,7 @@ pub use cost::OpCost;
 pub use error::KernelError;
 pub use gemm::{sgemm, sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB};
 pub use graph::{DType, Graph, GraphBuilder, Node, NodeId, Op, Tensor};
+pub use quant::accuracy;
 pub use simd::SimdLevel;
 pub use tile::TileParams;
 

@@ -2,4 +2,5 @@
 
 pub mod fused;
 pub mod naive;
+pub mod quantized;
 pub mod tiled;

@@ -451,7 +451,11 @@ mod x86 {
             for p in 0..panels {
                 let col0 = p * VNNI_NR;
                 let cols = (n - col0).min(VNNI_NR);
-                let m0: u16 = if cols >= 16 { 0xffff } else { (1u16 << cols) - 1 };
+                let m0: u16 = if cols >= 16 {
+                    0xffff
+                } else {
+                    (1u16 << cols) - 1
+                };
                 let m1: u16 = if cols >= 32 {
                     0xffff
                 } else if cols > 16 {

@@ -9,6 +9,7 @@
 //! - [`half_gemm`]: GEMV/GEMM over f16/bf16 (or f32) weight panels converted
 //!   on the fly, for memory-bound batch-1 work.
 
+pub mod accuracy;
 pub mod calibrate;
 pub mod half_gemm;
 pub mod int8;
