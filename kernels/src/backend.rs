@@ -87,7 +87,9 @@ pub fn backend_for(kind: BackendKind) -> Option<Box<dyn Backend>> {
         BackendKind::Quantized => Some(Box::new(
             crate::backends::quantized::QuantizedBackend::default(),
         )),
-        BackendKind::Autotuned => None,
+        BackendKind::Autotuned => Some(Box::new(
+            crate::backends::autotuned::AutotunedBackend::default(),
+        )),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct TuneOptions {
     pub remeasure_top: usize,
     pub boost: BoostParams,
     pub fingerprint: String,
+    /// Configurations measured first when they are in the space (e.g. the
+    /// current default, so the result is never worse than it as measured).
+    pub initial: Vec<Params>,
 }
 
 impl TuneOptions {
@@ -65,6 +68,7 @@ impl TuneOptions {
             remeasure_top: 3,
             boost: BoostParams::default(),
             fingerprint: fingerprint.to_string(),
+            initial: Vec::new(),
         }
     }
 }
@@ -217,11 +221,23 @@ impl Search<'_> {
 
     fn run(&mut self) -> Result<(), TuneError> {
         let none = BTreeSet::new();
-        let first = self
-            .space
-            .random(&mut self.rng)
-            .ok_or(TuneError::EmptySpace)?;
-        self.trial(first)?;
+        for p in &self.opts.initial {
+            if self.out_of_budget() {
+                break;
+            }
+            if let Some(c) = self.space.config_of(p).filter(|c| self.space.is_valid(c)) {
+                if !self.measured.contains_key(&c) {
+                    self.trial(c)?;
+                }
+            }
+        }
+        if self.history.is_empty() {
+            let first = self
+                .space
+                .random(&mut self.rng)
+                .ok_or(TuneError::EmptySpace)?;
+            self.trial(first)?;
+        }
         let initial = match self.opts.strategy {
             Strategy::Random => usize::MAX,
             Strategy::Guided => self.opts.initial_random.max(2),
