@@ -7,10 +7,46 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
+use workbench_kernels::backends::quantized::seeded_inputs;
+use workbench_kernels::models::mlp_1024;
 use workbench_kernels::quant::int8::k_padded;
 use workbench_kernels::quant::{
     gemm_u8s8_i32, HalfPath, Int8Path, PackedPanelWeights, PackedWeightsS8, WeightStorage,
 };
+use workbench_kernels::{
+    compile, sgemm_with, BOperand, BackendKind, CompileOptions, Epilogue, GemmWorkspace, MatRef,
+    PackedB, Precision, TileParams,
+};
+
+/// Tiled f32 GEMM with pre-packed B, as the tiled backend runs dense layers.
+fn tiled_f32(m: usize, n: usize, k: usize) -> impl FnMut() {
+    let simd = workbench_kernels::simd::detect();
+    let tile = TileParams::for_this_machine().adapted_to(simd);
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let packed = match PackedB::pack(MatRef::row_major(&b, n), k, n, tile.kc, tile.nr) {
+        Ok(p) => p,
+        Err(e) => panic!("pack: {e}"),
+    };
+    let mut c = vec![0.0f32; m * n];
+    let mut ws = GemmWorkspace::new();
+    move || {
+        let r = sgemm_with(
+            &mut ws,
+            &tile,
+            simd,
+            m,
+            n,
+            k,
+            MatRef::row_major(black_box(&a), k),
+            BOperand::Packed(&packed),
+            &mut c,
+            n,
+            Epilogue::NONE,
+        );
+        black_box(r.is_ok());
+    }
+}
 
 fn int8_gemm(c: &mut Criterion) {
     let n = 1024;
@@ -22,6 +58,8 @@ fn int8_gemm(c: &mut Criterion) {
     let mut g = c.benchmark_group("int8_gemm_n1024");
     g.sample_size(10);
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
+    let mut f32_gemm = tiled_f32(n, n, n);
+    g.bench_function("tiled_f32", |bch| bch.iter(&mut f32_gemm));
     for path in Int8Path::supported() {
         let packed = match PackedWeightsS8::pack(path, n, n, &b, n) {
             Ok(p) => p,
@@ -58,8 +96,46 @@ fn half_gemv(c: &mut Criterion) {
             })
         });
     }
+    drop(w);
+    let mut tiled = tiled_f32(1, n, k);
+    g.bench_function("tiled_f32_sgemm", |bch| bch.iter(&mut tiled));
     g.finish();
 }
 
-criterion_group!(benches, int8_gemm, half_gemv);
+fn mlp(c: &mut Criterion) {
+    let graph = match mlp_1024(1) {
+        Ok(g) => g,
+        Err(e) => panic!("mlp-1024: {e}"),
+    };
+    for batch in [1usize, 64] {
+        let x = seeded_inputs(graph.input_len(), batch, 3);
+        let mut g = c.benchmark_group(format!("mlp-1024_batch{batch}"));
+        g.sample_size(20);
+        let variants = [
+            ("tiled_f32", BackendKind::Tiled, Precision::F32),
+            ("quantized_int8", BackendKind::Quantized, Precision::Int8),
+            ("quantized_f16", BackendKind::Quantized, Precision::F16),
+        ];
+        for (name, kind, precision) in variants {
+            let opts = CompileOptions {
+                precision,
+                threads: 1,
+                simd: Some(workbench_kernels::simd::detect()),
+                tile: None,
+            };
+            let mut exe = match compile(&graph, kind, &opts) {
+                Ok(e) => e,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            g.bench_function(name, |bch| {
+                bch.iter(|| {
+                    black_box(exe.run(black_box(&x), batch).is_ok());
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, int8_gemm, mlp, half_gemv);
 criterion_main!(benches);

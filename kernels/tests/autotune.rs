@@ -279,3 +279,90 @@ fn gbt_fits_a_step_function_and_a_smooth_one() {
     assert!(mse < 0.01, "mse {mse}");
     assert!(m.predict(&[10.0, 0.0]) < 1.5 && m.predict(&[90.0, 0.0]) > 2.5);
 }
+
+/// The same efficiency check on the real tiled GEMM (64x1024x1024, pre-packed B,
+/// the mlp-1024 hidden layer at batch 64): every tile in the space is timed
+/// once (min of 5), then guided and random searches run against that table.
+/// Slow and timing-dependent: `cargo test --release -p workbench-kernels --test autotune -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn guided_search_efficiency_on_the_real_gemm() {
+    use std::collections::BTreeMap;
+    use workbench_kernels::backends::autotuned::{tile_space, time_gemm, GemmShape};
+    use workbench_kernels::TileParams;
+    let simd = workbench_kernels::simd::detect();
+    let default = TileParams::for_this_machine().adapted_to(simd);
+    let space = tile_space(simd, &default, 1);
+    let shape = GemmShape {
+        m: 64,
+        n: 1024,
+        k: 1024,
+        packed_b: true,
+    };
+    let all = space.enumerate();
+    let mut table: BTreeMap<Params, f64> = BTreeMap::new();
+    for c in &all {
+        let p = space.params(c);
+        let g = |k: &str| p[k] as usize;
+        let tile = TileParams {
+            mc: g("mc"),
+            nc: g("nc"),
+            kc: g("kc"),
+            mr: g("mr"),
+            nr: g("nr"),
+            threads: g("threads"),
+        };
+        let t = time_gemm(shape, &tile, simd, 5).expect("time");
+        table.insert(p, t);
+    }
+    let best = table.values().copied().fold(f64::INFINITY, f64::min);
+    let default_ns = table
+        .iter()
+        .find(|(p, _)| {
+            p["mc"] as usize == default.mc
+                && p["kc"] as usize == default.kc
+                && p["nc"] as usize == default.nc
+                && p["mr"] as usize == default.mr
+                && p["nr"] as usize == default.nr
+        })
+        .map(|(_, t)| *t);
+    let target = best * 1.05;
+    let near = table.values().filter(|t| **t <= target).count();
+    let size = all.len();
+    let budget = size / 10;
+    let run = |strategy: Strategy, seed: u64, budget: usize| {
+        let key = TuneKey {
+            op: "sgemm-packed".into(),
+            shape: vec![64, 1024, 1024],
+        };
+        let mut opts = TuneOptions::new("table", budget, seed);
+        opts.strategy = strategy;
+        opts.remeasure_top = 0;
+        let mut log = TuningLog::in_memory();
+        tune(
+            &space,
+            &key,
+            &mut log,
+            &opts,
+            &mut |p| Ok(table[p]),
+            &mut |_| {},
+        )
+        .expect("tune")
+        .history
+    };
+    let (mut guided, mut random) = (Vec::new(), Vec::new());
+    for seed in 0..5 {
+        guided.push(
+            trials_to_within(&run(Strategy::Guided, seed, budget), target).unwrap_or(usize::MAX),
+        );
+        random.push(
+            trials_to_within(&run(Strategy::Random, seed, size), target).unwrap_or(usize::MAX),
+        );
+    }
+    let (gm, rm) = (median(guided.clone()), median(random.clone()));
+    println!(
+        "real gemm 64x1024x1024 ({simd}): space {size}, best {best:.0} ns, default {default_ns:?} ns, within-5% {near}; guided {guided:?} (median {gm}), random {random:?} (median {rm}), budget {budget}"
+    );
+    assert!(gm <= budget);
+    assert!(2 * gm <= rm);
+}
