@@ -100,9 +100,26 @@ fn int8_rejects_bad_buffers() {
 }
 
 #[test]
-fn detect_picks_a_supported_path() {
+fn detect_picks_a_supported_path_and_honours_the_override() {
     assert!(Int8Path::detect().is_supported());
     assert!(HalfPath::detect().is_supported());
+    // Only this test in this binary touches WORKBENCH_SIMD.
+    std::env::set_var("WORKBENCH_SIMD", "portable");
+    assert_eq!(Int8Path::detect(), Int8Path::Portable);
+    assert_eq!(HalfPath::detect(), HalfPath::Portable);
+    std::env::set_var("WORKBENCH_SIMD", "avx2");
+    let avx2 = Int8Path::Avx2.is_supported();
+    assert_eq!(Int8Path::detect() == Int8Path::Avx2, avx2);
+    assert!(Int8Path::detect() <= Int8Path::Avx2);
+    assert!(HalfPath::detect() <= HalfPath::Avx2);
+    std::env::remove_var("WORKBENCH_SIMD");
+    assert_eq!(
+        Int8Path::detect(),
+        Int8Path::supported()
+            .into_iter()
+            .max()
+            .unwrap_or(Int8Path::Portable)
+    );
 }
 
 #[test]

@@ -153,3 +153,16 @@ fn f32_is_rejected_and_bad_input_is_an_error() {
     let mut exe = compile(&g, BackendKind::Quantized, &opts(Precision::F16)).expect("compile");
     assert!(exe.run(&[0.0; 3], 1).is_err());
 }
+
+#[test]
+fn compile_options_simd_caps_the_int8_path() {
+    let g = mlp();
+    let mut o = opts(Precision::Int8);
+    o.simd = Some(workbench_kernels::SimdLevel::Portable);
+    let exe = compile(&g, BackendKind::Quantized, &o).expect("compile");
+    assert!(
+        exe.lowered().contains("int8 path portable"),
+        "{}",
+        exe.lowered()
+    );
+}

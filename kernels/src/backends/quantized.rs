@@ -24,6 +24,7 @@ use crate::quant::{
     WeightStorage,
 };
 use crate::reference::{self as r, ConvGeom, RowView};
+use crate::simd::SimdLevel;
 use crate::spec::{BackendKind, Precision};
 
 fn qerr(e: QuantError) -> KernelError {
@@ -86,8 +87,18 @@ impl Backend for QuantizedBackend {
                 ))
             }
         };
-        let int8_path = self.int8_path.unwrap_or_else(Int8Path::detect);
-        let half_path = self.half_path.unwrap_or_else(HalfPath::detect);
+        // An explicit SIMD level in the options caps the kernel paths like WORKBENCH_SIMD does.
+        let (int8_cap, half_cap) = match opts.simd {
+            Some(SimdLevel::Portable) => (Int8Path::Portable, HalfPath::Portable),
+            Some(SimdLevel::Avx2Fma) => (Int8Path::Avx2, HalfPath::Avx2),
+            _ => (Int8Path::Vnni512, HalfPath::Avx512),
+        };
+        let int8_path = self
+            .int8_path
+            .unwrap_or_else(|| Int8Path::detect().min(int8_cap));
+        let half_path = self
+            .half_path
+            .unwrap_or_else(|| HalfPath::detect().min(half_cap));
         if !int8_path.is_supported() || !half_path.is_supported() {
             return Err(unsupported(format!(
                 "kernel path {}/{} on this CPU",
