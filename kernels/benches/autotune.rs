@@ -94,6 +94,7 @@ fn autotuned_vs_default(c: &mut Criterion) {
         Err(e) => panic!("{e}"),
     };
     let mut opts = TuneOptions::new(&hardware_fingerprint(), 40, 1);
+    opts.incumbent_margin = 0.02;
     opts.initial = vec![[
         ("mc", default.mc),
         ("nc", default.nc),

@@ -14,6 +14,9 @@ use super::log::{RecordKind, TrialRecord, TuningLog, LOG_VERSION};
 use super::space::{Config, Params, SearchSpace};
 use super::TuneError;
 
+/// Times each finalist is measured again before committing.
+const REMEASURE_ROUNDS: usize = 2;
+
 /// What is being tuned: an op name and its shape (e.g. `sgemm`, `[m, n, k]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TuneKey {
@@ -52,6 +55,9 @@ pub struct TuneOptions {
     /// Configurations measured first when they are in the space (e.g. the
     /// current default, so the result is never worse than it as measured).
     pub initial: Vec<Params>,
+    /// A challenger must beat the incumbent (`initial[0]`) by this fraction
+    /// (e.g. 0.02) after re-measurement, or the incumbent is committed.
+    pub incumbent_margin: f64,
 }
 
 impl TuneOptions {
@@ -69,6 +75,7 @@ impl TuneOptions {
             boost: BoostParams::default(),
             fingerprint: fingerprint.to_string(),
             initial: Vec::new(),
+            incumbent_margin: 0.0,
         }
     }
 }
@@ -342,31 +349,68 @@ impl Search<'_> {
 
     /// Re-measures the top few and commits the best (lowest mean) to the log.
     fn commit(mut self) -> Result<TuneOutcome, TuneError> {
+        let mean = |t: &Vec<f64>| t.iter().sum::<f64>() / t.len().max(1) as f64;
         let mut ranked: Vec<(Config, f64)> = self
             .measured
             .iter()
-            .map(|(c, t)| (c.clone(), t.iter().sum::<f64>() / t.len() as f64))
+            .map(|(c, t)| (c.clone(), mean(t)))
             .collect();
         ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+        // The incumbent (first initial configuration, e.g. the current default)
+        // is re-measured with the top few, interleaved, so slow drift in the
+        // machine's speed affects them alike.
+        let incumbent = self
+            .opts
+            .initial
+            .first()
+            .and_then(|p| self.space.config_of(p))
+            .filter(|c| self.measured.contains_key(c));
+        let mut finalists: Vec<Config> = ranked
+            .iter()
+            .take(self.opts.remeasure_top)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if let Some(inc) = &incumbent {
+            if self.opts.remeasure_top > 0 && !finalists.contains(inc) {
+                finalists.push(inc.clone());
+            }
+        }
         let mut remeasured = 0;
-        for (c, _) in ranked.iter().take(self.opts.remeasure_top) {
-            let t = (self.measure)(&self.space.params(c))?;
-            if t.is_finite() && t >= 0.0 {
-                self.record(c, t, RecordKind::Remeasure)?;
-                self.measured.entry(c.clone()).or_default().push(t);
-                remeasured += 1;
+        for _round in 0..REMEASURE_ROUNDS {
+            for c in &finalists {
+                let t = (self.measure)(&self.space.params(c))?;
+                if t.is_finite() && t >= 0.0 {
+                    self.record(c, t, RecordKind::Remeasure)?;
+                    self.measured.entry(c.clone()).or_default().push(t);
+                    remeasured += 1;
+                }
             }
         }
         // Commit among the re-measured candidates (lowest mean), so one lucky
         // sample cannot win; without re-measurement, the best single trial.
-        let min_samples = if remeasured > 0 { 2 } else { 1 };
-        let (config, best_ns) = self
-            .measured
+        let pool: Vec<(Config, f64)> = if remeasured > 0 {
+            finalists
+                .iter()
+                .filter_map(|c| self.measured.get(c).map(|t| (c.clone(), mean(t))))
+                .collect()
+        } else {
+            ranked
+        };
+        let (mut config, mut best_ns) = pool
             .iter()
-            .filter(|(_, t)| t.len() >= min_samples)
-            .map(|(c, t)| (c.clone(), t.iter().sum::<f64>() / t.len() as f64))
             .min_by(|a, b| a.1.total_cmp(&b.1))
+            .cloned()
             .ok_or(TuneError::NoSuccessfulTrial)?;
+        // Keep the incumbent unless the winner beats it by the margin.
+        if let Some((inc, inc_ns)) = incumbent
+            .as_ref()
+            .and_then(|c| pool.iter().find(|(p, _)| p == c))
+        {
+            if best_ns > inc_ns * (1.0 - self.opts.incumbent_margin) {
+                config = inc.clone();
+                best_ns = *inc_ns;
+            }
+        }
         self.record(&config, best_ns, RecordKind::Best)?;
         Ok(TuneOutcome {
             params: self.space.params(&config),

@@ -87,6 +87,8 @@ pub struct AutotunedBackend {
     pub fingerprint: Option<String>,
     /// Timed repetitions per trial (the minimum is kept).
     pub reps: usize,
+    /// A tuned tile must beat the default by this fraction after re-measurement.
+    pub incumbent_margin: f64,
 }
 
 impl Default for AutotunedBackend {
@@ -101,6 +103,7 @@ impl Default for AutotunedBackend {
             seed: 1,
             fingerprint: None,
             reps: 3,
+            incumbent_margin: 0.02,
         }
     }
 }
@@ -286,6 +289,7 @@ impl AutotunedBackend {
         let mut topts = TuneOptions::new(&fingerprint, self.budget.max_trials, self.seed);
         topts.budget = self.budget;
         topts.initial = vec![params_of(&default_tile)];
+        topts.incumbent_margin = self.incumbent_margin;
         let mut shapes = Vec::new();
         for (shape, _) in gemm_shapes(graph, self.tune_batch.max(1)) {
             let key = TuneKey {
