@@ -84,7 +84,12 @@ pub fn backend_for(kind: BackendKind) -> Option<Box<dyn Backend>> {
         BackendKind::Naive => Some(Box::new(crate::backends::naive::NaiveBackend)),
         BackendKind::Fused => Some(Box::new(crate::backends::fused::FusedBackend::default())),
         BackendKind::Tiled => Some(Box::new(crate::backends::tiled::TiledBackend::default())),
-        BackendKind::Quantized | BackendKind::Autotuned => None,
+        BackendKind::Quantized => Some(Box::new(
+            crate::backends::quantized::QuantizedBackend::default(),
+        )),
+        BackendKind::Autotuned => Some(Box::new(
+            crate::backends::autotuned::AutotunedBackend::default(),
+        )),
     }
 }
 

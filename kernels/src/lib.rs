@@ -5,6 +5,7 @@
 //! allowed; every `unsafe` block carries a SAFETY comment.
 
 pub mod act;
+pub mod autotune;
 pub mod backend;
 pub mod backends;
 pub mod builders;
@@ -16,6 +17,7 @@ pub mod gemm;
 pub mod graph;
 pub mod models;
 pub mod probe;
+pub mod quant;
 pub mod reference;
 pub mod simd;
 pub mod spec;
@@ -26,6 +28,7 @@ pub use cost::OpCost;
 pub use error::KernelError;
 pub use gemm::{sgemm, sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB};
 pub use graph::{DType, Graph, GraphBuilder, Node, NodeId, Op, Tensor};
+pub use quant::accuracy;
 pub use simd::SimdLevel;
 pub use tile::TileParams;
 

@@ -1,0 +1,174 @@
+//! Autotuned tile vs the tiled defaults, per GEMM shape, side by side
+//! (single thread). Tuning results are logged to the default tuning log
+//! (`$WORKBENCH_CACHE_DIR` or `.workbench-cache/`), so a re-run only benches.
+//!
+//! `cargo bench -p workbench-kernels --bench autotune`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use workbench_kernels::autotune::{hardware_fingerprint, tune, TuneKey, TuneOptions, TuningLog};
+use workbench_kernels::backends::autotuned::{default_log_path, tile_space, time_gemm, GemmShape};
+use workbench_kernels::{
+    sgemm_with, BOperand, Epilogue, GemmWorkspace, MatRef, PackedB, SimdLevel, TileParams,
+};
+
+const SHAPES: [GemmShape; 5] = [
+    // mlp-1024 hidden layer at batch 64
+    GemmShape {
+        m: 64,
+        n: 1024,
+        k: 1024,
+        packed_b: true,
+    },
+    GemmShape {
+        m: 256,
+        n: 256,
+        k: 256,
+        packed_b: true,
+    },
+    GemmShape {
+        m: 512,
+        n: 512,
+        k: 512,
+        packed_b: true,
+    },
+    // convnet-224: first conv (W . im2col) and the pointwise conv
+    GemmShape {
+        m: 32,
+        n: 12544,
+        k: 27,
+        packed_b: false,
+    },
+    GemmShape {
+        m: 64,
+        n: 12544,
+        k: 32,
+        packed_b: false,
+    },
+];
+
+fn runner(shape: GemmShape, tile: TileParams, simd: SimdLevel) -> impl FnMut() {
+    let GemmShape { m, n, k, packed_b } = shape;
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let packed = if packed_b {
+        match PackedB::pack(MatRef::row_major(&b, n), k, n, tile.kc, tile.nr) {
+            Ok(p) => Some(p),
+            Err(e) => panic!("pack: {e}"),
+        }
+    } else {
+        None
+    };
+    let mut c = vec![0.0f32; m * n];
+    let mut ws = GemmWorkspace::new();
+    move || {
+        let operand = match &packed {
+            Some(p) => BOperand::Packed(p),
+            None => BOperand::Mat(MatRef::row_major(&b, n)),
+        };
+        let r = sgemm_with(
+            &mut ws,
+            &tile,
+            simd,
+            m,
+            n,
+            k,
+            MatRef::row_major(black_box(&a), k),
+            operand,
+            &mut c,
+            n,
+            Epilogue::NONE,
+        );
+        black_box(r.is_ok());
+    }
+}
+
+fn autotuned_vs_default(c: &mut Criterion) {
+    let simd = workbench_kernels::simd::detect();
+    let default = TileParams::for_this_machine().adapted_to(simd);
+    let space = tile_space(simd, &default, 1);
+    let path = default_log_path();
+    let mut log = match TuningLog::open(&path) {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let mut opts = TuneOptions::new(&hardware_fingerprint(), 40, 1);
+    opts.incumbent_margin = 0.02;
+    opts.initial = vec![[
+        ("mc", default.mc),
+        ("nc", default.nc),
+        ("kc", default.kc),
+        ("mr", default.mr),
+        ("nr", default.nr),
+        ("threads", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v as i64))
+    .collect()];
+    for shape in SHAPES {
+        let key = TuneKey {
+            op: if shape.packed_b {
+                "sgemm-packed"
+            } else {
+                "sgemm"
+            }
+            .into(),
+            shape: vec![shape.m, shape.n, shape.k],
+        };
+        let out = tune(
+            &space,
+            &key,
+            &mut log,
+            &opts,
+            &mut |p| {
+                let g = |k: &str| p.get(k).copied().unwrap_or(1) as usize;
+                let tile = TileParams {
+                    mc: g("mc"),
+                    nc: g("nc"),
+                    kc: g("kc"),
+                    mr: g("mr"),
+                    nr: g("nr"),
+                    threads: g("threads"),
+                };
+                time_gemm(shape, &tile, simd, 3)
+                    .map_err(|e| workbench_kernels::autotune::TuneError::Measure(e.to_string()))
+            },
+            &mut |_| {},
+        );
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => panic!("tune: {e}"),
+        };
+        let g = |k: &str| out.params.get(k).copied().unwrap_or(1) as usize;
+        let tuned = TileParams {
+            mc: g("mc"),
+            nc: g("nc"),
+            kc: g("kc"),
+            mr: g("mr"),
+            nr: g("nr"),
+            threads: g("threads"),
+        };
+        println!(
+            "shape {}x{}x{}: {} trials{}, tuned {:?}, default {:?}",
+            shape.m,
+            shape.n,
+            shape.k,
+            out.trials,
+            if out.from_log { " (from log)" } else { "" },
+            tuned,
+            default
+        );
+        let mut grp = c.benchmark_group(format!("gemm_{}x{}x{}", shape.m, shape.n, shape.k));
+        grp.sample_size(20);
+        grp.throughput(Throughput::Elements(shape.flops() as u64));
+        let mut d = runner(shape, default, simd);
+        grp.bench_function("tiled_default", |b| b.iter(&mut d));
+        let mut t = runner(shape, tuned, simd);
+        grp.bench_function("autotuned", |b| b.iter(&mut t));
+        grp.finish();
+    }
+}
+
+criterion_group!(benches, autotuned_vs_default);
+criterion_main!(benches);

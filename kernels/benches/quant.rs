@@ -1,0 +1,141 @@
+//! int8 GEMM and half-precision GEMV, side by side (single thread).
+//!
+//! `cargo bench -p workbench-kernels --bench quant`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use workbench_kernels::backends::quantized::seeded_inputs;
+use workbench_kernels::models::mlp_1024;
+use workbench_kernels::quant::int8::k_padded;
+use workbench_kernels::quant::{
+    gemm_u8s8_i32, HalfPath, Int8Path, PackedPanelWeights, PackedWeightsS8, WeightStorage,
+};
+use workbench_kernels::{
+    compile, sgemm_with, BOperand, BackendKind, CompileOptions, Epilogue, GemmWorkspace, MatRef,
+    PackedB, Precision, TileParams,
+};
+
+/// Tiled f32 GEMM with pre-packed B, as the tiled backend runs dense layers.
+fn tiled_f32(m: usize, n: usize, k: usize) -> impl FnMut() {
+    let simd = workbench_kernels::simd::detect();
+    let tile = TileParams::for_this_machine().adapted_to(simd);
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let packed = match PackedB::pack(MatRef::row_major(&b, n), k, n, tile.kc, tile.nr) {
+        Ok(p) => p,
+        Err(e) => panic!("pack: {e}"),
+    };
+    let mut c = vec![0.0f32; m * n];
+    let mut ws = GemmWorkspace::new();
+    move || {
+        let r = sgemm_with(
+            &mut ws,
+            &tile,
+            simd,
+            m,
+            n,
+            k,
+            MatRef::row_major(black_box(&a), k),
+            BOperand::Packed(&packed),
+            &mut c,
+            n,
+            Epilogue::NONE,
+        );
+        black_box(r.is_ok());
+    }
+}
+
+fn int8_gemm(c: &mut Criterion) {
+    let n = 1024;
+    let mut rng = Pcg64::seed_from_u64(1);
+    let kp = k_padded(n);
+    let a: Vec<u8> = (0..n * kp).map(|_| rng.random()).collect();
+    let b: Vec<i8> = (0..n * n).map(|_| rng.random()).collect();
+    let mut out = vec![0i32; n * n];
+    let mut g = c.benchmark_group("int8_gemm_n1024");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((2 * n * n * n) as u64));
+    let mut f32_gemm = tiled_f32(n, n, n);
+    g.bench_function("tiled_f32", |bch| bch.iter(&mut f32_gemm));
+    for path in Int8Path::supported() {
+        let packed = match PackedWeightsS8::pack(path, n, n, &b, n) {
+            Ok(p) => p,
+            Err(e) => panic!("pack {path}: {e}"),
+        };
+        g.bench_function(path.name(), |bch| {
+            bch.iter(|| {
+                gemm_u8s8_i32(black_box(&a), kp, n, 3, &packed, &mut out, n).ok();
+            })
+        });
+    }
+    g.finish();
+}
+
+fn half_gemv(c: &mut Criterion) {
+    // 8192 x 8192: 256 MiB in f32, 128 MiB in f16/bf16, both far beyond the 32 MiB L3.
+    let (k, n) = (8192, 8192);
+    let mut rng = Pcg64::seed_from_u64(2);
+    let w: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let x: Vec<f32> = (0..k).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let mut y = vec![0.0f32; n];
+    let path = HalfPath::detect();
+    let mut g = c.benchmark_group("gemv_8192x8192_batch1");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((2 * k * n) as u64));
+    for storage in [WeightStorage::F32, WeightStorage::F16, WeightStorage::Bf16] {
+        let packed = match PackedPanelWeights::pack(storage, k, n, &w, n) {
+            Ok(p) => p,
+            Err(e) => panic!("pack: {e}"),
+        };
+        g.bench_function(format!("{storage:?}"), |bch| {
+            bch.iter(|| {
+                packed.gemm(path, black_box(&x), k, 1, None, &mut y, n).ok();
+            })
+        });
+    }
+    drop(w);
+    let mut tiled = tiled_f32(1, n, k);
+    g.bench_function("tiled_f32_sgemm", |bch| bch.iter(&mut tiled));
+    g.finish();
+}
+
+fn mlp(c: &mut Criterion) {
+    let graph = match mlp_1024(1) {
+        Ok(g) => g,
+        Err(e) => panic!("mlp-1024: {e}"),
+    };
+    for batch in [1usize, 64] {
+        let x = seeded_inputs(graph.input_len(), batch, 3);
+        let mut g = c.benchmark_group(format!("mlp-1024_batch{batch}"));
+        g.sample_size(20);
+        let variants = [
+            ("tiled_f32", BackendKind::Tiled, Precision::F32),
+            ("quantized_int8", BackendKind::Quantized, Precision::Int8),
+            ("quantized_f16", BackendKind::Quantized, Precision::F16),
+        ];
+        for (name, kind, precision) in variants {
+            let opts = CompileOptions {
+                precision,
+                threads: 1,
+                simd: Some(workbench_kernels::simd::detect()),
+                tile: None,
+            };
+            let mut exe = match compile(&graph, kind, &opts) {
+                Ok(e) => e,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            g.bench_function(name, |bch| {
+                bch.iter(|| {
+                    black_box(exe.run(black_box(&x), batch).is_ok());
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, int8_gemm, mlp, half_gemv);
+criterion_main!(benches);

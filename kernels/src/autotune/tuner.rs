@@ -1,0 +1,425 @@
+//! The search: random initial trials, then rounds of (fit the cost model on
+//! all trials, run simulated-annealing chains over the model's predictions,
+//! measure the best-predicted unmeasured candidates), then re-measure the top
+//! few and commit the best to the log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+use super::gbt::{BoostParams, Gbt};
+use super::log::{RecordKind, TrialRecord, TuningLog, LOG_VERSION};
+use super::space::{Config, Params, SearchSpace};
+use super::TuneError;
+
+/// Times each finalist is measured again before committing.
+const REMEASURE_ROUNDS: usize = 2;
+
+/// What is being tuned: an op name and its shape (e.g. `sgemm`, `[m, n, k]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TuneKey {
+    pub op: String,
+    pub shape: Vec<usize>,
+}
+
+/// Stop after this many trials or this many seconds, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TuneBudget {
+    pub max_trials: usize,
+    pub max_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Cost-model guided simulated annealing.
+    Guided,
+    /// Uniform random sampling (the baseline the guided search must beat).
+    Random,
+}
+
+#[derive(Debug, Clone)]
+pub struct TuneOptions {
+    pub budget: TuneBudget,
+    pub seed: u64,
+    pub strategy: Strategy,
+    /// Random trials before the model is first fitted.
+    pub initial_random: usize,
+    /// Candidates measured per round.
+    pub batch: usize,
+    /// Top configurations measured again before committing.
+    pub remeasure_top: usize,
+    pub boost: BoostParams,
+    pub fingerprint: String,
+    /// Configurations measured first when they are in the space (e.g. the
+    /// current default, so the result is never worse than it as measured).
+    pub initial: Vec<Params>,
+    /// A challenger must beat the incumbent (`initial[0]`) by this fraction
+    /// (e.g. 0.02) after re-measurement, or the incumbent is committed.
+    pub incumbent_margin: f64,
+}
+
+impl TuneOptions {
+    pub fn new(fingerprint: &str, max_trials: usize, seed: u64) -> TuneOptions {
+        TuneOptions {
+            budget: TuneBudget {
+                max_trials,
+                max_seconds: None,
+            },
+            seed,
+            strategy: Strategy::Guided,
+            initial_random: 8,
+            batch: 4,
+            remeasure_top: 3,
+            boost: BoostParams::default(),
+            fingerprint: fingerprint.to_string(),
+            initial: Vec::new(),
+            incumbent_margin: 0.0,
+        }
+    }
+}
+
+/// Reported after every trial (and once when a result comes from the log).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneProgress {
+    pub trials: usize,
+    pub max_trials: usize,
+    pub best_ns: Option<f64>,
+    pub best: Option<Params>,
+    pub from_log: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TuneOutcome {
+    pub params: Params,
+    pub config: Config,
+    /// Committed time: mean of the best configuration's measurements.
+    pub best_ns: f64,
+    /// Search trials run (re-measurements not counted); 0 when from the log.
+    pub trials: usize,
+    pub remeasured: usize,
+    pub from_log: bool,
+    /// Every search trial in order.
+    pub history: Vec<(Config, f64)>,
+}
+
+/// Tunes `key` over `space`, reusing a committed result from `log` when one
+/// exists for this fingerprint, otherwise measuring with `measure` and logging
+/// every trial.
+pub fn tune(
+    space: &SearchSpace,
+    key: &TuneKey,
+    log: &mut TuningLog,
+    opts: &TuneOptions,
+    measure: &mut dyn FnMut(&Params) -> Result<f64, TuneError>,
+    progress: &mut dyn FnMut(TuneProgress),
+) -> Result<TuneOutcome, TuneError> {
+    if let Some(rec) = log.best_for(&key.op, &key.shape, &space.name, &opts.fingerprint) {
+        if let Some(config) = space.config_of(&rec.params).filter(|c| space.is_valid(c)) {
+            progress(TuneProgress {
+                trials: 0,
+                max_trials: opts.budget.max_trials,
+                best_ns: Some(rec.time_ns),
+                best: Some(rec.params.clone()),
+                from_log: true,
+            });
+            return Ok(TuneOutcome {
+                params: rec.params.clone(),
+                config,
+                best_ns: rec.time_ns,
+                trials: 0,
+                remeasured: 0,
+                from_log: true,
+                history: Vec::new(),
+            });
+        }
+    }
+    let mut search = Search {
+        space,
+        key,
+        log,
+        opts,
+        measure,
+        progress,
+        rng: Pcg64::seed_from_u64(opts.seed),
+        measured: BTreeMap::new(),
+        history: Vec::new(),
+        start: Instant::now(),
+    };
+    search.run()?;
+    search.commit()
+}
+
+struct Search<'a> {
+    space: &'a SearchSpace,
+    key: &'a TuneKey,
+    log: &'a mut TuningLog,
+    opts: &'a TuneOptions,
+    measure: &'a mut dyn FnMut(&Params) -> Result<f64, TuneError>,
+    progress: &'a mut dyn FnMut(TuneProgress),
+    rng: Pcg64,
+    /// Every measurement of each configuration.
+    measured: BTreeMap<Config, Vec<f64>>,
+    history: Vec<(Config, f64)>,
+    start: Instant,
+}
+
+impl Search<'_> {
+    fn out_of_budget(&self) -> bool {
+        self.history.len() >= self.opts.budget.max_trials
+            || self
+                .opts
+                .budget
+                .max_seconds
+                .is_some_and(|s| self.start.elapsed().as_secs_f64() >= s)
+    }
+
+    fn record(&mut self, c: &Config, time_ns: f64, kind: RecordKind) -> Result<(), TuneError> {
+        self.log.append(TrialRecord {
+            version: LOG_VERSION,
+            fingerprint: self.opts.fingerprint.clone(),
+            space: self.space.name.clone(),
+            op: self.key.op.clone(),
+            shape: self.key.shape.clone(),
+            params: self.space.params(c),
+            time_ns,
+            kind,
+        })
+    }
+
+    fn best(&self) -> Option<(&Config, f64)> {
+        self.measured
+            .iter()
+            .map(|(c, t)| (c, t.iter().sum::<f64>() / t.len().max(1) as f64))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    fn trial(&mut self, c: Config) -> Result<(), TuneError> {
+        let params = self.space.params(&c);
+        let t = (self.measure)(&params)?;
+        if !t.is_finite() || t < 0.0 {
+            return Err(TuneError::Measure(format!("time {t} for {params:?}")));
+        }
+        self.record(&c, t, RecordKind::Trial)?;
+        self.measured.entry(c.clone()).or_default().push(t);
+        self.history.push((c, t));
+        let best = self.best().map(|(c, t)| (self.space.params(c), t));
+        (self.progress)(TuneProgress {
+            trials: self.history.len(),
+            max_trials: self.opts.budget.max_trials,
+            best_ns: best.as_ref().map(|b| b.1),
+            best: best.map(|b| b.0),
+            from_log: false,
+        });
+        Ok(())
+    }
+
+    /// A random configuration not measured yet.
+    fn fresh_random(&mut self, exclude: &BTreeSet<Config>) -> Option<Config> {
+        for _ in 0..200 {
+            let c = self.space.random(&mut self.rng)?;
+            if !self.measured.contains_key(&c) && !exclude.contains(&c) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn run(&mut self) -> Result<(), TuneError> {
+        let none = BTreeSet::new();
+        for p in &self.opts.initial {
+            if self.out_of_budget() {
+                break;
+            }
+            if let Some(c) = self.space.config_of(p).filter(|c| self.space.is_valid(c)) {
+                if !self.measured.contains_key(&c) {
+                    self.trial(c)?;
+                }
+            }
+        }
+        if self.history.is_empty() {
+            let first = self
+                .space
+                .random(&mut self.rng)
+                .ok_or(TuneError::EmptySpace)?;
+            self.trial(first)?;
+        }
+        let initial = match self.opts.strategy {
+            Strategy::Random => usize::MAX,
+            Strategy::Guided => self.opts.initial_random.max(2),
+        };
+        while self.history.len() < initial && !self.out_of_budget() {
+            match self.fresh_random(&none) {
+                Some(c) => self.trial(c)?,
+                None => return Ok(()),
+            }
+        }
+        while !self.out_of_budget() {
+            let picks = self.propose();
+            if picks.is_empty() {
+                return Ok(());
+            }
+            for c in picks {
+                if self.out_of_budget() {
+                    break;
+                }
+                self.trial(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fits the model and returns up to `batch` unmeasured candidates.
+    fn propose(&mut self) -> Vec<Config> {
+        let shape = self.key.shape.clone();
+        let xs: Vec<Vec<f64>> = self
+            .history
+            .iter()
+            .map(|(c, _)| self.space.features(c, &shape))
+            .collect();
+        let ys: Vec<f64> = self.history.iter().map(|(_, t)| t.max(1e-9).ln()).collect();
+        let model = Gbt::fit(&xs, &ys, self.opts.boost);
+        let predict = |s: &SearchSpace, c: &Config| model.predict(&s.features(c, &shape));
+        let mean = ys.iter().sum::<f64>() / ys.len() as f64;
+        let spread = (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / ys.len() as f64)
+            .sqrt()
+            .max(1e-6);
+
+        // Chains start from the best measured configurations and a few random ones.
+        let mut ranked: Vec<(&Config, f64)> = self
+            .measured
+            .iter()
+            .map(|(c, t)| (c, t.iter().sum::<f64>() / t.len() as f64))
+            .collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut starts: Vec<Config> = ranked.iter().take(4).map(|(c, _)| (*c).clone()).collect();
+        for _ in 0..4 {
+            if let Some(c) = self.space.random(&mut self.rng) {
+                starts.push(c);
+            }
+        }
+        let mut pool: BTreeMap<Config, f64> = BTreeMap::new();
+        const STEPS: usize = 60;
+        for start in starts {
+            let mut cur = start;
+            let mut cur_pred = predict(self.space, &cur);
+            for step in 0..STEPS {
+                let temp = spread * 0.5 * (0.02f64).powf(step as f64 / STEPS as f64);
+                let next = self.space.mutate(&cur, &mut self.rng);
+                if !self.space.is_valid(&next) {
+                    continue;
+                }
+                let pred = predict(self.space, &next);
+                if !self.measured.contains_key(&next) {
+                    pool.insert(next.clone(), pred);
+                }
+                if pred <= cur_pred
+                    || self
+                        .rng
+                        .random_bool((-(pred - cur_pred) / temp).exp().min(1.0))
+                {
+                    cur = next;
+                    cur_pred = pred;
+                }
+            }
+        }
+        let mut cands: Vec<(Config, f64)> = pool.into_iter().collect();
+        cands.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut picks: Vec<Config> = Vec::new();
+        let mut chosen: BTreeSet<Config> = BTreeSet::new();
+        let mut model_iter = cands.into_iter().map(|(c, _)| c);
+        while picks.len() < self.opts.batch.max(1) {
+            // A little exploration keeps the model honest away from its favourites.
+            let pick = if self.rng.random_bool(0.1) {
+                self.fresh_random(&chosen)
+            } else {
+                model_iter.next().or_else(|| self.fresh_random(&chosen))
+            };
+            match pick {
+                Some(c) => {
+                    chosen.insert(c.clone());
+                    picks.push(c);
+                }
+                None => break,
+            }
+        }
+        picks
+    }
+
+    /// Re-measures the top few and commits the best (lowest mean) to the log.
+    fn commit(mut self) -> Result<TuneOutcome, TuneError> {
+        let mean = |t: &Vec<f64>| t.iter().sum::<f64>() / t.len().max(1) as f64;
+        let mut ranked: Vec<(Config, f64)> = self
+            .measured
+            .iter()
+            .map(|(c, t)| (c.clone(), mean(t)))
+            .collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+        // The incumbent (first initial configuration, e.g. the current default)
+        // is re-measured with the top few, interleaved, so slow drift in the
+        // machine's speed affects them alike.
+        let incumbent = self
+            .opts
+            .initial
+            .first()
+            .and_then(|p| self.space.config_of(p))
+            .filter(|c| self.measured.contains_key(c));
+        let mut finalists: Vec<Config> = ranked
+            .iter()
+            .take(self.opts.remeasure_top)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if let Some(inc) = &incumbent {
+            if self.opts.remeasure_top > 0 && !finalists.contains(inc) {
+                finalists.push(inc.clone());
+            }
+        }
+        let mut remeasured = 0;
+        for _round in 0..REMEASURE_ROUNDS {
+            for c in &finalists {
+                let t = (self.measure)(&self.space.params(c))?;
+                if t.is_finite() && t >= 0.0 {
+                    self.record(c, t, RecordKind::Remeasure)?;
+                    self.measured.entry(c.clone()).or_default().push(t);
+                    remeasured += 1;
+                }
+            }
+        }
+        // Commit among the re-measured candidates (lowest mean), so one lucky
+        // sample cannot win; without re-measurement, the best single trial.
+        let pool: Vec<(Config, f64)> = if remeasured > 0 {
+            finalists
+                .iter()
+                .filter_map(|c| self.measured.get(c).map(|t| (c.clone(), mean(t))))
+                .collect()
+        } else {
+            ranked
+        };
+        let (mut config, mut best_ns) = pool
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .cloned()
+            .ok_or(TuneError::NoSuccessfulTrial)?;
+        // Keep the incumbent unless the winner beats it by the margin.
+        if let Some((inc, inc_ns)) = incumbent
+            .as_ref()
+            .and_then(|c| pool.iter().find(|(p, _)| p == c))
+        {
+            if best_ns > inc_ns * (1.0 - self.opts.incumbent_margin) {
+                config = inc.clone();
+                best_ns = *inc_ns;
+            }
+        }
+        self.record(&config, best_ns, RecordKind::Best)?;
+        Ok(TuneOutcome {
+            params: self.space.params(&config),
+            config,
+            best_ns,
+            trials: self.history.len(),
+            remeasured,
+            from_log: false,
+            history: self.history,
+        })
+    }
+}

@@ -1,0 +1,653 @@
+//! Quantized backend: dense, conv2d and pointwise conv run as int8 GEMMs
+//! (u8 activations x per-channel s8 weights, i32 accumulation, dequantized to
+//! f32 at the op boundary) or as f16/bf16-weight GEMMs with f32 accumulation;
+//! every other op runs in f32 with the reference kernels.
+//!
+//! int8 activation ranges are calibrated at compile time on seeded sample
+//! inputs (percentile 99.99 by default, min-max on request). Convolutions go
+//! through a patch-major im2col so the output channels are the GEMM columns
+//! the weight scales belong to.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+use crate::backend::{check_input, Backend, CompileOptions, Executable};
+use crate::backends::naive::conv_geom;
+use crate::error::KernelError;
+use crate::graph::{Graph, Op};
+use crate::quant::int8::k_padded;
+use crate::quant::{
+    gemm_u8s8_f32, quantize_weights_per_channel, ActivationQuant, CalibrationMethod, Calibrator,
+    HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError,
+    WeightStorage,
+};
+use crate::reference::{self as r, ConvGeom, RowView};
+use crate::simd::SimdLevel;
+use crate::spec::{BackendKind, Precision};
+
+fn qerr(e: QuantError) -> KernelError {
+    KernelError::Gemm(format!("quantized: {e}"))
+}
+
+/// Options of the quantized backend; the precision comes from `CompileOptions`.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantizedBackend {
+    pub calibration: CalibrationMethod,
+    /// Seeded sample inputs run through the f32 model to calibrate int8 ranges.
+    pub calibration_samples: usize,
+    pub calibration_seed: u64,
+    /// Force a kernel path (tests); `None` = detection (honours `WORKBENCH_SIMD`).
+    pub int8_path: Option<Int8Path>,
+    pub half_path: Option<HalfPath>,
+}
+
+impl Default for QuantizedBackend {
+    fn default() -> Self {
+        QuantizedBackend {
+            calibration: CalibrationMethod::Percentile(99.99),
+            calibration_samples: 16,
+            calibration_seed: 0x5eed_ca1b,
+            int8_path: None,
+            half_path: None,
+        }
+    }
+}
+
+/// Seeded inputs in [-1, 1), `samples * len` values.
+pub fn seeded_inputs(len: usize, samples: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Pcg64::seed_from_u64(seed);
+    (0..len * samples)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect()
+}
+
+impl Backend for QuantizedBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Quantized
+    }
+
+    fn compile(
+        &self,
+        graph: &Graph,
+        opts: &CompileOptions,
+    ) -> Result<Box<dyn Executable>, KernelError> {
+        let unsupported = |what: String| KernelError::Unsupported {
+            backend: "quantized".into(),
+            what,
+        };
+        let storage = match opts.precision {
+            Precision::Int8 => None,
+            Precision::F16 => Some(WeightStorage::F16),
+            Precision::Bf16 => Some(WeightStorage::Bf16),
+            Precision::F32 => {
+                return Err(unsupported(
+                    "precision f32 (accepted: int8, f16, bf16)".into(),
+                ))
+            }
+        };
+        // An explicit SIMD level in the options caps the kernel paths like WORKBENCH_SIMD does.
+        let (int8_cap, half_cap) = match opts.simd {
+            Some(SimdLevel::Portable) => (Int8Path::Portable, HalfPath::Portable),
+            Some(SimdLevel::Avx2Fma) => (Int8Path::Avx2, HalfPath::Avx2),
+            _ => (Int8Path::Vnni512, HalfPath::Avx512),
+        };
+        let int8_path = self
+            .int8_path
+            .unwrap_or_else(|| Int8Path::detect().min(int8_cap));
+        let half_path = self
+            .half_path
+            .unwrap_or_else(|| HalfPath::detect().min(half_cap));
+        if !int8_path.is_supported() || !half_path.is_supported() {
+            return Err(unsupported(format!(
+                "kernel path {}/{} on this CPU",
+                int8_path.name(),
+                half_path.name()
+            )));
+        }
+        let mut exe = QuantizedExecutable {
+            graph: graph.clone(),
+            precision: opts.precision,
+            gemms: BTreeMap::new(),
+            buffers: Vec::new(),
+            batch: 0,
+            int8_path,
+            half_path,
+            scratch: Scratch::default(),
+        };
+        // Activation parameters for int8: run the f32 model on seeded inputs
+        // and observe the input of every GEMM node.
+        let mut acts: BTreeMap<usize, ActivationQuant> = BTreeMap::new();
+        if storage.is_none() {
+            let samples = self.calibration_samples.max(1);
+            let inputs = seeded_inputs(graph.input_len(), samples, self.calibration_seed);
+            let mut cal: BTreeMap<usize, Calibrator> = BTreeMap::new();
+            for (i, node) in graph.nodes.iter().enumerate() {
+                if is_gemm(&node.op) {
+                    cal.insert(i, Calibrator::new(self.calibration).map_err(qerr)?);
+                }
+            }
+            // One sample at a time keeps the calibration buffers small.
+            for s in 0..samples {
+                let len = graph.input_len();
+                exe.run_nodes(&inputs[s * len..(s + 1) * len], 1, Some(&mut cal))?;
+            }
+            for (i, c) in cal {
+                // A GEMM whose input never varied (e.g. all zeros) still gets valid parameters.
+                let q = c.finish().unwrap_or(ActivationQuant {
+                    scale: 1.0,
+                    zero_point: 0,
+                });
+                acts.insert(i, q);
+            }
+        }
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let Some((wt, k, n, bias)) = gemm_weights(&node.op) else {
+                continue;
+            };
+            let weights = match storage {
+                Some(st) => {
+                    GemmWeights::Half(PackedPanelWeights::pack(st, k, n, &wt, n).map_err(qerr)?)
+                }
+                None => {
+                    let q = quantize_weights_per_channel(&wt, k, n).map_err(qerr)?;
+                    GemmWeights::Int8 {
+                        packed: PackedWeightsS8::pack(int8_path, k, n, &q.values, n)
+                            .map_err(qerr)?,
+                        scales: q.scales,
+                        act: acts.get(&i).copied().unwrap_or(ActivationQuant {
+                            scale: 1.0,
+                            zero_point: 0,
+                        }),
+                    }
+                }
+            };
+            exe.gemms.insert(
+                i,
+                GemmNode {
+                    weights,
+                    bias,
+                    k,
+                    n,
+                },
+            );
+        }
+        exe.buffers.clear();
+        exe.batch = 0;
+        Ok(Box::new(exe))
+    }
+}
+
+fn is_gemm(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Dense { .. } | Op::Conv2d { .. } | Op::PointwiseConv { .. }
+    )
+}
+
+/// The GEMM view of a node's weights: `B` as k x n row-major, plus bias.
+#[allow(clippy::type_complexity)]
+fn gemm_weights(op: &Op) -> Option<(Vec<f32>, usize, usize, Option<Vec<f32>>)> {
+    let transpose = |w: &[f32], rows: usize, cols: usize| -> Vec<f32> {
+        let mut t = vec![0.0; rows * cols];
+        for i in 0..rows {
+            for j in 0..cols {
+                t[j * rows + i] = w[i * cols + j];
+            }
+        }
+        t
+    };
+    match op {
+        Op::Dense { weight, bias } => Some((
+            weight.data.to_vec(),
+            weight.shape[0],
+            weight.shape[1],
+            bias.as_ref().map(|b| b.data.to_vec()),
+        )),
+        // W [out, in*kh*kw] -> B = W^T [in*kh*kw, out].
+        Op::Conv2d { weight, bias, .. } => {
+            let oc = weight.shape[0];
+            let kk = weight.shape[1] * weight.shape[2] * weight.shape[3];
+            Some((
+                transpose(&weight.data, oc, kk),
+                kk,
+                oc,
+                bias.as_ref().map(|b| b.data.to_vec()),
+            ))
+        }
+        Op::PointwiseConv { weight, bias } => {
+            let (oc, ic) = (weight.shape[0], weight.shape[1]);
+            Some((
+                transpose(&weight.data, oc, ic),
+                ic,
+                oc,
+                bias.as_ref().map(|b| b.data.to_vec()),
+            ))
+        }
+        _ => None,
+    }
+}
+
+enum GemmWeights {
+    Int8 {
+        packed: PackedWeightsS8,
+        scales: Vec<f32>,
+        act: ActivationQuant,
+    },
+    Half(PackedPanelWeights),
+}
+
+struct GemmNode {
+    weights: GemmWeights,
+    bias: Option<Vec<f32>>,
+    k: usize,
+    n: usize,
+}
+
+#[derive(Default)]
+struct Scratch {
+    a_u8: Vec<u8>,
+    a_f32: Vec<f32>,
+    acc: Vec<i32>,
+    out_t: Vec<f32>,
+}
+
+pub struct QuantizedExecutable {
+    graph: Graph,
+    precision: Precision,
+    gemms: BTreeMap<usize, GemmNode>,
+    buffers: Vec<Vec<f32>>,
+    batch: usize,
+    int8_path: Int8Path,
+    half_path: HalfPath,
+    scratch: Scratch,
+}
+
+/// `rows x k` f32 rows -> quantized u8 rows of stride `k_padded(k)`.
+fn quantize_rows(x: &[f32], rows: usize, k: usize, act: ActivationQuant, dst: &mut Vec<u8>) {
+    let lda = k_padded(k);
+    dst.resize(rows * lda, act.zero_point);
+    for (src, d) in x.chunks_exact(k).zip(dst.chunks_exact_mut(lda)).take(rows) {
+        act.quantize_slice(src, &mut d[..k]);
+    }
+}
+
+/// Patch-major im2col of one sample: row p = output pixel, column = (ic, ky, kx).
+fn im2col_patches(x: &[f32], g: &ConvGeom, cols: &mut Vec<f32>) {
+    let kk = g.in_c * g.kh * g.kw;
+    cols.resize(g.oh * g.ow * kk, 0.0);
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let row = &mut cols[(oy * g.ow + ox) * kk..(oy * g.ow + ox + 1) * kk];
+            let mut q = 0;
+            for ic in 0..g.in_c {
+                for ky in 0..g.kh {
+                    let iy = g.src(oy, ky, g.h);
+                    for kx in 0..g.kw {
+                        row[q] = match (iy, g.src(ox, kx, g.w)) {
+                            (Some(iy), Some(ix)) => x[(ic * g.h + iy) * g.w + ix],
+                            _ => 0.0,
+                        };
+                        q += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl GemmNode {
+    /// `out[rows x n] = a[rows x k] . B + bias` through this node's kernel.
+    fn run(
+        &self,
+        a: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+        half_path: HalfPath,
+    ) -> Result<(), KernelError> {
+        match &self.weights {
+            GemmWeights::Half(w) => w
+                .gemm(
+                    half_path,
+                    a,
+                    self.k,
+                    rows,
+                    self.bias.as_deref(),
+                    out,
+                    self.n,
+                )
+                .map_err(qerr),
+            GemmWeights::Int8 {
+                packed,
+                scales,
+                act,
+            } => {
+                quantize_rows(a, rows, self.k, *act, &mut scratch.a_u8);
+                let ep = Int8Epilogue {
+                    act: *act,
+                    weight_scales: scales,
+                    bias: self.bias.as_deref(),
+                    relu: false,
+                };
+                gemm_u8s8_f32(
+                    &scratch.a_u8,
+                    k_padded(self.k),
+                    rows,
+                    packed,
+                    ep,
+                    &mut scratch.acc,
+                    out,
+                    self.n,
+                )
+                .map_err(qerr)
+            }
+        }
+    }
+}
+
+impl QuantizedExecutable {
+    fn prepare(&mut self, batch: usize) {
+        if self.batch == batch && self.buffers.len() == self.graph.nodes.len() {
+            return;
+        }
+        self.buffers = self
+            .graph
+            .nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Constant(t) => t.data.to_vec(),
+                _ => vec![0.0; n.numel() * batch],
+            })
+            .collect();
+        self.batch = batch;
+    }
+
+    /// Runs every node; GEMM nodes without a compiled kernel run in f32 and,
+    /// when `observe` is given, their inputs are recorded for calibration.
+    fn run_nodes(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        mut observe: Option<&mut BTreeMap<usize, Calibrator>>,
+    ) -> Result<(), KernelError> {
+        check_input(input, batch, self.graph.input_len())?;
+        self.prepare(batch);
+        self.buffers[0].copy_from_slice(input);
+        let nodes = &self.graph.nodes;
+        for (i, node) in nodes.iter().enumerate().skip(1) {
+            if matches!(node.op, Op::Constant(_)) {
+                continue;
+            }
+            let (before, rest) = self.buffers.split_at_mut(i);
+            let out_all = &mut rest[0];
+            let out_len = node.numel();
+            let in_len: Vec<usize> = node.inputs.iter().map(|&j| nodes[j].numel()).collect();
+            let in_const: Vec<bool> = node
+                .inputs
+                .iter()
+                .map(|&j| matches!(nodes[j].op, Op::Constant(_)))
+                .collect();
+            let first = node.inputs.first().copied().unwrap_or(0);
+            let in_shape = &nodes[first].shape;
+            if let Some(obs) = observe.as_deref_mut().and_then(|o| o.get_mut(&i)) {
+                obs.observe(&before[first][..in_len[0] * batch]);
+            }
+            if let Some(g) = self.gemms.get(&i) {
+                match &node.op {
+                    Op::Dense { .. } => {
+                        let rows = batch * in_len[0] / g.k;
+                        g.run(
+                            &before[first],
+                            rows,
+                            out_all,
+                            &mut self.scratch,
+                            self.half_path,
+                        )?;
+                    }
+                    Op::Conv2d {
+                        weight,
+                        stride,
+                        padding,
+                        ..
+                    } => {
+                        let geom = conv_geom(
+                            in_shape,
+                            &node.shape,
+                            weight.shape[2],
+                            weight.shape[3],
+                            *stride,
+                            *padding,
+                        );
+                        for s in 0..batch {
+                            let x = &before[first][s * in_len[0]..(s + 1) * in_len[0]];
+                            let mut cols = std::mem::take(&mut self.scratch.a_f32);
+                            im2col_patches(x, &geom, &mut cols);
+                            let hw = geom.oh * geom.ow;
+                            let res = gemm_transposed(
+                                g,
+                                &cols,
+                                hw,
+                                out_all,
+                                s * out_len,
+                                &mut self.scratch,
+                                self.half_path,
+                            );
+                            self.scratch.a_f32 = cols;
+                            res?;
+                        }
+                    }
+                    Op::PointwiseConv { .. } => {
+                        let (ic, hw) = (g.k, in_len[0] / g.k);
+                        for s in 0..batch {
+                            let x = &before[first][s * in_len[0]..(s + 1) * in_len[0]];
+                            // [ic, hw] -> patch rows [hw, ic]
+                            let mut cols = std::mem::take(&mut self.scratch.a_f32);
+                            cols.resize(hw * ic, 0.0);
+                            for c in 0..ic {
+                                for p in 0..hw {
+                                    cols[p * ic + c] = x[c * hw + p];
+                                }
+                            }
+                            let res = gemm_transposed(
+                                g,
+                                &cols,
+                                hw,
+                                out_all,
+                                s * out_len,
+                                &mut self.scratch,
+                                self.half_path,
+                            );
+                            self.scratch.a_f32 = cols;
+                            res?;
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            for s in 0..batch {
+                let x = |slot: usize| {
+                    let len = in_len[slot];
+                    let buf = &before[node.inputs[slot]];
+                    if in_const[slot] {
+                        &buf[..len]
+                    } else {
+                        &buf[s * len..(s + 1) * len]
+                    }
+                };
+                let out = &mut out_all[s * out_len..(s + 1) * out_len];
+                reference_op(&node.op, in_shape, &node.shape, &in_len, x, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `cols [hw x k] . B` into the scratch and writes it transposed
+/// (`[n x hw]`, channel-major) at `out[offset..]`.
+fn gemm_transposed(
+    g: &GemmNode,
+    cols: &[f32],
+    hw: usize,
+    out: &mut [f32],
+    offset: usize,
+    scratch: &mut Scratch,
+    half_path: HalfPath,
+) -> Result<(), KernelError> {
+    let mut t = std::mem::take(&mut scratch.out_t);
+    t.resize(hw * g.n, 0.0);
+    let res = g.run(cols, hw, &mut t, scratch, half_path);
+    if res.is_ok() {
+        for p in 0..hw {
+            for c in 0..g.n {
+                out[offset + c * hw + p] = t[p * g.n + c];
+            }
+        }
+    }
+    scratch.out_t = t;
+    res
+}
+
+/// One op on one sample with the reference kernels (same semantics as naive).
+fn reference_op<'a>(
+    op: &Op,
+    in_shape: &[usize],
+    out_shape: &[usize],
+    in_len: &[usize],
+    x: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+) {
+    match op {
+        Op::Input | Op::Constant(_) => {}
+        Op::Dense { weight, bias } => {
+            let (k, n) = (weight.shape[0], weight.shape[1]);
+            r::dense(
+                x(0),
+                in_len[0] / k,
+                k,
+                n,
+                &weight.data,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::BiasAdd { bias } => r::bias_add(x(0), &bias.data, out),
+        Op::Activation(a) => r::activation(*a, x(0), out),
+        Op::Softmax => r::softmax(x(0), out_shape[out_shape.len() - 1], out),
+        Op::LayerNorm { gamma, beta, eps } => {
+            r::layer_norm(x(0), &gamma.data, &beta.data, *eps, out)
+        }
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            let g = conv_geom(
+                in_shape,
+                out_shape,
+                weight.shape[2],
+                weight.shape[3],
+                *stride,
+                *padding,
+            );
+            r::conv2d(
+                x(0),
+                &g,
+                &weight.data,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::DepthwiseConv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            let g = conv_geom(
+                in_shape,
+                out_shape,
+                weight.shape[1],
+                weight.shape[2],
+                *stride,
+                *padding,
+            );
+            r::depthwise(
+                x(0),
+                &g,
+                &weight.data,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::PointwiseConv { weight, bias } => {
+            let (oc, ic) = (weight.shape[0], weight.shape[1]);
+            r::pointwise(
+                x(0),
+                ic,
+                in_len[0] / ic,
+                &weight.data,
+                oc,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::GlobalAvgPool => r::global_avg_pool(x(0), in_shape[0], in_len[0] / in_shape[0], out),
+        Op::MeanPool => r::mean_pool(x(0), in_shape[0], in_shape[1], out),
+        Op::Add => r::add(x(0), x(1), out),
+        Op::Mul => r::mul(x(0), x(1), out),
+        Op::Scale(f) => r::scale(*f, x(0), out),
+        Op::Reshape(_) => out.copy_from_slice(x(0)),
+        Op::AttentionScores { heads } => {
+            let (sq, d) = (in_shape[0], in_shape[1]);
+            let view = RowView { offset: 0, ld: d };
+            r::attention_scores(x(0), view, x(1), view, sq, d, *heads, out)
+        }
+        Op::AttentionContext { heads } => {
+            let (sq, d) = (out_shape[0], out_shape[1]);
+            r::attention_context(x(0), x(1), RowView { offset: 0, ld: d }, sq, d, *heads, out)
+        }
+    }
+}
+
+impl Executable for QuantizedExecutable {
+    fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
+        self.run_nodes(input, batch, None)?;
+        let out_len = self.graph.output_len() * batch;
+        Ok(&self.buffers[self.graph.output][..out_len])
+    }
+
+    fn lowered(&self) -> String {
+        let mut s = format!(
+            "quantized ({}; int8 path {}, half path {})\n",
+            self.precision,
+            self.int8_path.name(),
+            self.half_path.name()
+        );
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let how = match self.gemms.get(&i).map(|g| &g.weights) {
+                Some(GemmWeights::Int8 { act, .. }) => format!(
+                    "int8 gemm (u8 act scale {:.3e} zp {}, s8 per-channel weights)",
+                    act.scale, act.zero_point
+                ),
+                Some(GemmWeights::Half(w)) => {
+                    format!("{:?}-weight gemm, f32 accumulate", w.storage())
+                }
+                None => "f32".to_string(),
+            };
+            s.push_str(&format!("  {} {}: {}\n", node.name, node.op.kind(), how));
+        }
+        s
+    }
+
+    fn backend(&self) -> BackendKind {
+        BackendKind::Quantized
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+}

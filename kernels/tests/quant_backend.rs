@@ -1,0 +1,168 @@
+//! The quantized backend against naive f32: accuracy bounds per precision,
+//! every int8 kernel path, batching.
+
+use workbench_kernels::accuracy::agreement;
+use workbench_kernels::backends::quantized::{seeded_inputs, QuantizedBackend};
+use workbench_kernels::quant::Int8Path;
+use workbench_kernels::{
+    compile, Activation, Backend, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Graph,
+    MlpSpec, ModelSpec, Precision, TransformerSpec,
+};
+
+fn mlp() -> Graph {
+    Graph::from_spec(
+        &ModelSpec::Mlp(MlpSpec {
+            input: 64,
+            hidden: vec![128, 96],
+            output: 10,
+            activation: Activation::Relu,
+        }),
+        7,
+    )
+    .expect("mlp")
+}
+
+fn convnet() -> Graph {
+    Graph::from_spec(
+        &ModelSpec::Convnet(ConvnetSpec {
+            height: 15,
+            width: 17,
+            channels: 3,
+            blocks: vec![
+                ConvBlock::Standard {
+                    out_channels: 8,
+                    kernel: 3,
+                    stride: 1,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 16,
+                    kernel: 3,
+                    stride: 2,
+                },
+            ],
+            classes: 10,
+            activation: Activation::Relu,
+        }),
+        11,
+    )
+    .expect("convnet")
+}
+
+fn transformer() -> Graph {
+    Graph::from_spec(
+        &ModelSpec::Transformer(TransformerSpec {
+            seq_len: 8,
+            d_model: 32,
+            heads: 4,
+            ffn: 64,
+            layers: 1,
+            classes: 0,
+        }),
+        3,
+    )
+    .expect("transformer")
+}
+
+fn opts(p: Precision) -> CompileOptions {
+    CompileOptions {
+        precision: p,
+        ..CompileOptions::default()
+    }
+}
+
+/// Documented bounds (relative output norm vs f32): int8 <= 5%, bf16 <= 2%, f16 <= 0.5%;
+/// int8 top-1 agreement >= 99% on the classifier families.
+#[test]
+fn classifiers_meet_documented_bounds_per_precision() {
+    for (name, g) in [("mlp", mlp()), ("convnet", convnet())] {
+        for (p, bound) in [
+            (Precision::Int8, 0.05),
+            (Precision::Bf16, 0.02),
+            (Precision::F16, 0.005),
+        ] {
+            let a = agreement(&g, p, 42, 200).expect("agreement");
+            println!(
+                "{name} {p}: top1 {:?} rel_error {:.2e}",
+                a.top1, a.rel_error
+            );
+            assert!(a.rel_error <= bound, "{name} {p}: {}", a.rel_error);
+            assert!(
+                a.rel_error > 0.0,
+                "{name} {p}: reduced precision cannot be exact"
+            );
+            let top1 = a.top1.expect("classifier");
+            assert!(top1 >= 0.99, "{name} {p}: top1 {top1}");
+        }
+    }
+}
+
+#[test]
+fn transformer_runs_quantized_with_bounded_error() {
+    let g = transformer();
+    for p in [Precision::Int8, Precision::F16, Precision::Bf16] {
+        let a = agreement(&g, p, 1, 8).expect("agreement");
+        assert!(a.top1.is_none());
+        assert!(a.rel_error < 0.1, "{p}: {}", a.rel_error);
+    }
+}
+
+#[test]
+fn every_int8_path_gives_identical_outputs() {
+    for g in [mlp(), convnet()] {
+        let x = seeded_inputs(g.input_len(), 5, 9);
+        let mut outs = Vec::new();
+        for path in Int8Path::supported() {
+            let backend = QuantizedBackend {
+                int8_path: Some(path),
+                ..QuantizedBackend::default()
+            };
+            let mut exe = backend
+                .compile(&g, &opts(Precision::Int8))
+                .expect("compile");
+            assert!(exe.lowered().contains(path.name()));
+            outs.push(exe.run(&x, 5).expect("run").to_vec());
+        }
+        // Integer GEMMs are exact, so every path must agree bit for bit.
+        assert!(outs.windows(2).all(|w| w[0] == w[1]));
+    }
+}
+
+#[test]
+fn batched_run_equals_per_sample_runs() {
+    let g = convnet();
+    let mut exe = compile(&g, BackendKind::Quantized, &opts(Precision::Int8)).expect("compile");
+    assert_eq!(exe.backend(), BackendKind::Quantized);
+    assert_eq!(exe.precision(), Precision::Int8);
+    let (len, b) = (g.input_len(), 4);
+    let x = seeded_inputs(len, b, 5);
+    let all = exe.run(&x, b).expect("run").to_vec();
+    let out = g.output_len();
+    for s in 0..b {
+        let one = exe
+            .run(&x[s * len..(s + 1) * len], 1)
+            .expect("run")
+            .to_vec();
+        assert_eq!(&all[s * out..(s + 1) * out], &one[..]);
+    }
+}
+
+#[test]
+fn f32_is_rejected_and_bad_input_is_an_error() {
+    let g = mlp();
+    assert!(compile(&g, BackendKind::Quantized, &opts(Precision::F32)).is_err());
+    let mut exe = compile(&g, BackendKind::Quantized, &opts(Precision::F16)).expect("compile");
+    assert!(exe.run(&[0.0; 3], 1).is_err());
+}
+
+#[test]
+fn compile_options_simd_caps_the_int8_path() {
+    let g = mlp();
+    let mut o = opts(Precision::Int8);
+    o.simd = Some(workbench_kernels::SimdLevel::Portable);
+    let exe = compile(&g, BackendKind::Quantized, &o).expect("compile");
+    assert!(
+        exe.lowered().contains("int8 path portable"),
+        "{}",
+        exe.lowered()
+    );
+}
