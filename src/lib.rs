@@ -10,3 +10,4 @@ pub mod sim;
 pub mod report;
 pub mod scenario;
 pub mod measure;
+pub mod pipeline;

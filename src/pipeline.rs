@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use workbench_kernels::{accuracy, BackendKind, Graph, Precision};
 
 use crate::hardware::project::{check_feasible, project_latency, Provenance};
-use crate::hardware::{LocalHardware, ProbeOptions, Roofline};
+use crate::hardware::roofline::ProbeOptions;
+use crate::hardware::{LocalHardware, Roofline};
 use crate::measure::{self, MeasureOptions, MeasureProgress};
 use crate::plan::{self, search::backend_allows, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
 use crate::report::{
