@@ -19,6 +19,10 @@ pub enum ReportError {
     UnsupportedSchema { found: u32, supported: u32 },
     #[error("scenario name {0:?} cannot be used as a directory name (use letters, digits, '-', '_' or '.')")]
     BadScenarioName(String),
+    #[error("report has figures that cannot be exported: {0}")]
+    NonFinite(String),
+    #[error("unknown report format {0:?} (expected md, csv, json or all)")]
+    UnknownFormat(String),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

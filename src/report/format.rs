@@ -1,0 +1,238 @@
+//! Number formatting with units and aligned Markdown tables, shared by the
+//! Markdown exporter and (for consistency) by other front ends.
+
+/// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms".
+pub fn ms(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    let abs = value.abs();
+    if abs < 10.0 {
+        format!("{value:.2} ms")
+    } else if abs < 100.0 {
+        format!("{value:.1} ms")
+    } else {
+        format!("{value:.0} ms")
+    }
+}
+
+/// Nanoseconds shown in the most readable unit: "412 ns", "61.0 µs", "1.20 ms".
+pub fn duration_ns(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    if value < 1e3 {
+        format!("{value:.0} ns")
+    } else if value < 1e6 {
+        significant(value / 1e3, "µs")
+    } else if value < 1e9 {
+        significant(value / 1e6, "ms")
+    } else {
+        significant(value / 1e9, "s")
+    }
+}
+
+/// Three significant figures for values in 1..1000, with a unit.
+fn significant(value: f64, unit: &str) -> String {
+    if value < 10.0 {
+        format!("{value:.2} {unit}")
+    } else if value < 100.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.0} {unit}")
+    }
+}
+
+/// Dollars with cents and thousands separators: "$1,425.60".
+pub fn usd(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    let cents = (value.abs() * 100.0).round();
+    let whole = (cents / 100.0).trunc();
+    let frac = cents - whole * 100.0;
+    let sign = if value < 0.0 && cents > 0.0 { "-" } else { "" };
+    format!("{sign}${}.{frac:02.0}", thousands(whole))
+}
+
+/// Small dollar amounts (per million predictions) with four significant figures: "$0.1375".
+pub fn usd_small(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    if value.abs() >= 100.0 {
+        return usd(value);
+    }
+    let magnitude = if value == 0.0 {
+        0
+    } else {
+        value.abs().log10().floor() as i32
+    };
+    let decimals = (3 - magnitude).clamp(2, 8) as usize;
+    format!("${value:.decimals$}")
+}
+
+fn thousands(whole: f64) -> String {
+    let digits = format!("{whole:.0}");
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A fraction in 0..=1 as a percentage: "99.62%", "41%".
+pub fn percent(fraction: f64, decimals: usize) -> String {
+    if !fraction.is_finite() {
+        return "n/a".to_string();
+    }
+    format!("{:.decimals$}%", fraction * 100.0)
+}
+
+/// Throughput: "400 req/s", "12.5 req/s".
+pub fn rps(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    if value >= 100.0 {
+        format!("{} req/s", thousands(value.round()))
+    } else {
+        format!("{value:.1} req/s")
+    }
+}
+
+/// GFLOP/s with three significant figures.
+pub fn gflops(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    if value >= 1000.0 {
+        format!("{} GFLOP/s", thousands(value.round()))
+    } else {
+        significant(value, "GFLOP/s")
+    }
+}
+
+/// Seconds as the largest sensible unit: "45 s", "12.0 min", "12.0 h", "2.5 d".
+pub fn age_s(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "n/a".to_string();
+    }
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else if seconds < 172_800.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} d", seconds / 86_400.0)
+    }
+}
+
+/// Column alignment in a Markdown table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// Render a Markdown table whose columns are padded to equal width, so it
+/// reads well as plain text too. Pipes in cells are escaped.
+pub fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let escaped: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| cell.replace('|', "\\|").replace(['\n', '\r'], " "))
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|(h, _)| h.chars().count().max(3))
+        .collect();
+    for row in &escaped {
+        for (i, cell) in row.iter().enumerate().take(widths.len()) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let pad = |text: &str, width: usize, align: Align| {
+        let fill = " ".repeat(width.saturating_sub(text.chars().count()));
+        match align {
+            Align::Left => format!("{text}{fill}"),
+            Align::Right => format!("{fill}{text}"),
+        }
+    };
+    let mut out = String::new();
+    let header_cells: Vec<String> = headers
+        .iter()
+        .zip(&widths)
+        .map(|((h, a), w)| pad(h, *w, *a))
+        .collect();
+    out.push_str(&format!("| {} |\n", header_cells.join(" | ")));
+    let rule: Vec<String> = headers
+        .iter()
+        .zip(&widths)
+        .map(|((_, a), w)| match a {
+            Align::Left => "-".repeat(*w),
+            Align::Right => format!("{}:", "-".repeat(w - 1)),
+        })
+        .collect();
+    out.push_str(&format!("| {} |\n", rule.join(" | ")));
+    for row in &escaped {
+        let cells: Vec<String> = headers
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, ((_, a), w))| pad(row.get(i).map_or("", String::as_str), *w, *a))
+            .collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_has_separators_and_cents() {
+        assert_eq!(usd(1425.6), "$1,425.60");
+        assert_eq!(usd(0.004), "$0.00");
+        assert_eq!(usd(1_000_000.0), "$1,000,000.00");
+        assert_eq!(usd(-12.345), "-$12.35");
+        assert_eq!(usd_small(0.137_5), "$0.1375");
+        assert_eq!(usd_small(0.000_123_4), "$0.0001234");
+        assert_eq!(usd_small(12.5), "$12.50");
+    }
+
+    #[test]
+    fn durations_pick_units() {
+        assert_eq!(ms(2.345), "2.35 ms");
+        assert_eq!(ms(28.34), "28.3 ms");
+        assert_eq!(ms(212.4), "212 ms");
+        assert_eq!(ms(f64::NAN), "n/a");
+        assert_eq!(duration_ns(412.0), "412 ns");
+        assert_eq!(duration_ns(61_000.0), "61.0 µs");
+        assert_eq!(duration_ns(1_200_000.0), "1.20 ms");
+        assert_eq!(age_s(43_200.0), "12.0 h");
+    }
+
+    #[test]
+    fn table_columns_are_aligned() {
+        let text = table(
+            &[("name", Align::Left), ("value", Align::Right)],
+            &[
+                vec!["a".to_string(), "1".to_string()],
+                vec!["long|name".to_string(), "12345".to_string()],
+            ],
+        );
+        let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
+        assert!(text.contains("long\\|name"));
+        assert!(text.lines().nth(1).is_some_and(|l| l.ends_with(":|")));
+    }
+}

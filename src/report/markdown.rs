@@ -1,0 +1,528 @@
+//! `report.md`: the serving plan for people, with the SVG pictures beside it.
+
+use std::fmt::Write as _;
+
+use super::format::{self, table, Align};
+use super::model::{FigureSource, Plan, Report};
+use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
+
+fn yes_no(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+fn latency_label(plan: &Plan) -> &'static str {
+    match plan.latency_source {
+        FigureSource::Measured => "simulated; compute measured",
+        FigureSource::Projected => "simulated; compute projected",
+    }
+}
+
+fn batching(plan: &Plan) -> String {
+    if plan.max_batch <= 1 {
+        "none (batch 1)".to_string()
+    } else {
+        format!(
+            "up to {} requests, wait at most {}",
+            plan.max_batch,
+            format::ms(plan.max_delay_ms)
+        )
+    }
+}
+
+fn headline(plan: &Plan) -> String {
+    format!(
+        "**{}** in the **{}** on **{} x {}**, {} {}, model `{}`",
+        plan.mode,
+        plan.placement,
+        plan.replicas,
+        plan.target,
+        plan.backend,
+        plan.precision,
+        plan.model_variant
+    )
+}
+
+/// Every plan of the report: recommended first, then alternatives, with
+/// whether it is feasible and its rejection reason.
+fn all_plans(report: &Report) -> Vec<(&Plan, bool, Option<&str>)> {
+    let mut plans: Vec<(&Plan, bool, Option<&str>)> = Vec::new();
+    if let Some(plan) = &report.recommended {
+        plans.push((plan, true, None));
+    }
+    for alt in &report.alternatives {
+        plans.push((
+            &alt.plan,
+            alt.rejected_because.is_none(),
+            alt.rejected_because.as_deref(),
+        ));
+    }
+    plans
+}
+
+fn plan_row(plan: &Plan, recommended: bool) -> Vec<String> {
+    let marker = if recommended { " (recommended)" } else { "" };
+    vec![
+        format!("`{}`{marker}", plan.id),
+        format::ms(plan.latency_ms.p99),
+        format::usd(plan.cost_usd_per_month),
+        format::usd_small(plan.cost_usd_per_million),
+        format::percent(plan.accuracy_agreement, 2),
+        plan.latency_source.to_string(),
+    ]
+}
+
+const PLAN_HEADERS: [(&str, Align); 6] = [
+    ("Plan", Align::Left),
+    ("p99", Align::Right),
+    ("Cost/month", Align::Right),
+    ("Cost/1M pred.", Align::Right),
+    ("Agreement", Align::Right),
+    ("Latency figure", Align::Left),
+];
+
+fn section_summary(out: &mut String, report: &Report) {
+    let plans = all_plans(report);
+    let feasible = plans.iter().filter(|(_, ok, _)| *ok).count();
+    let on_front = plans.iter().filter(|(p, _, _)| p.on_pareto_front).count();
+    out.push_str("## Summary\n\n");
+    match (&report.recommended, report.feasible) {
+        (Some(plan), true) => {
+            let _ = writeln!(out, "- Recommended: {}.", headline(plan));
+            let _ = writeln!(
+                out,
+                "- p99 latency {} ({}), {} per month ({} per million predictions), {} agreement with the f32 model.",
+                format::ms(plan.latency_ms.p99),
+                latency_label(plan),
+                format::usd(plan.cost_usd_per_month),
+                format::usd_small(plan.cost_usd_per_million),
+                format::percent(plan.accuracy_agreement, 2)
+            );
+        }
+        (Some(plan), false) => {
+            let _ = writeln!(
+                out,
+                "- **No plan meets every constraint.** Closest: {}.",
+                headline(plan)
+            );
+        }
+        (None, _) => out.push_str("- **No plan meets every constraint.**\n"),
+    }
+    let _ = writeln!(
+        out,
+        "- {} plans evaluated: {} feasible, {} rejected, {} on the Pareto front (cost, p99 latency, accuracy loss).",
+        plans.len(),
+        feasible,
+        plans.len() - feasible,
+        on_front
+    );
+    out.push('\n');
+}
+
+fn section_recommended(out: &mut String, plan: &Plan) {
+    out.push_str("## Recommended plan\n\n");
+    let source = latency_label(plan);
+    let l = plan.latency_ms;
+    let mut rows = vec![
+        vec!["Plan".to_string(), format!("`{}`", plan.id)],
+        vec!["Mode".to_string(), plan.mode.to_string()],
+        vec!["Placement".to_string(), plan.placement.to_string()],
+        vec!["Target".to_string(), plan.target.clone()],
+        vec!["Replicas".to_string(), plan.replicas.to_string()],
+        vec!["Model variant".to_string(), plan.model_variant.clone()],
+        vec!["Backend".to_string(), plan.backend.to_string()],
+        vec!["Precision".to_string(), plan.precision.to_string()],
+        vec!["Dynamic batching".to_string(), batching(plan)],
+        vec![
+            "Latency p50 / p90 / p99 / p99.9".to_string(),
+            format!(
+                "{} / {} / {} / {} ({source})",
+                format::ms(l.p50),
+                format::ms(l.p90),
+                format::ms(l.p99),
+                format::ms(l.p999)
+            ),
+        ],
+        vec!["Throughput".to_string(), format::rps(plan.throughput_rps)],
+        vec![
+            "Cost".to_string(),
+            format!(
+                "{}/month, {} per million predictions",
+                format::usd(plan.cost_usd_per_month),
+                format::usd_small(plan.cost_usd_per_million)
+            ),
+        ],
+        vec![
+            "Accuracy agreement with f32".to_string(),
+            format::percent(plan.accuracy_agreement, 2),
+        ],
+        vec![
+            "Utilisation".to_string(),
+            format::percent(plan.utilisation, 0),
+        ],
+        vec![
+            "Failed or dropped requests".to_string(),
+            format::percent(plan.failure_rate, 2),
+        ],
+    ];
+    if let Some(staleness) = plan.staleness_s {
+        rows.push(vec![
+            "Staleness of precomputed predictions".to_string(),
+            format::age_s(staleness),
+        ]);
+    }
+    if let Some(energy) = plan.energy_mj_per_prediction {
+        rows.push(vec![
+            "Energy per prediction (device)".to_string(),
+            format!("{energy:.2} mJ"),
+        ]);
+    }
+    out.push_str(&table(&[("", Align::Left), ("", Align::Left)], &rows));
+    out.push('\n');
+    if !plan.cost_breakdown.is_empty() {
+        out.push_str("Cost breakdown:\n\n");
+        let mut rows: Vec<Vec<String>> = plan
+            .cost_breakdown
+            .iter()
+            .map(|line| vec![line.item.clone(), format::usd(line.usd_per_month)])
+            .collect();
+        rows.push(vec![
+            "**total**".to_string(),
+            format!("**{}**", format::usd(plan.cost_usd_per_month)),
+        ]);
+        out.push_str(&table(
+            &[("Item", Align::Left), ("USD/month", Align::Right)],
+            &rows,
+        ));
+        out.push('\n');
+    }
+}
+
+fn section_list(out: &mut String, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## {title}\n");
+    for item in items {
+        let _ = writeln!(out, "- {item}");
+    }
+    out.push('\n');
+}
+
+fn section_constraints(out: &mut String, report: &Report) {
+    if report.constraints.is_empty() {
+        return;
+    }
+    out.push_str("## Constraints\n\n");
+    let rows: Vec<Vec<String>> = report
+        .constraints
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.required.clone(),
+                c.achieved.clone(),
+                yes_no(c.ok).to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("Constraint", Align::Left),
+            ("Required", Align::Left),
+            ("Achieved", Align::Left),
+            ("Met", Align::Left),
+        ],
+        &rows,
+    ));
+    out.push('\n');
+}
+
+fn section_sensitivity(out: &mut String, report: &Report) {
+    if report.sensitivity.is_empty() {
+        return;
+    }
+    out.push_str("## Sensitivity\n\n");
+    for line in &report.sensitivity {
+        let _ = writeln!(out, "- **{}**: {}", line.parameter, line.summary);
+    }
+    out.push('\n');
+}
+
+fn section_pareto(out: &mut String, report: &Report) {
+    out.push_str("## Pareto front\n\n");
+    let _ = writeln!(
+        out,
+        "![Cost per month vs p99 latency of every plan]({PARETO_SVG})\n"
+    );
+    let rows: Vec<Vec<String>> = all_plans(report)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (plan, _, _))| plan.on_pareto_front)
+        .map(|(i, (plan, feasible, _))| {
+            let mut row = plan_row(plan, i == 0 && report.recommended.is_some());
+            row.push(yes_no(feasible).to_string());
+            row
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("No plan is on the Pareto front.\n\n");
+        return;
+    }
+    let mut headers = PLAN_HEADERS.to_vec();
+    headers.push(("Feasible", Align::Left));
+    out.push_str(&table(&headers, &rows));
+    out.push('\n');
+}
+
+fn section_alternatives(out: &mut String, report: &Report) {
+    let feasible: Vec<Vec<String>> = report
+        .alternatives
+        .iter()
+        .filter(|a| a.rejected_because.is_none())
+        .map(|a| plan_row(&a.plan, false))
+        .collect();
+    if !feasible.is_empty() {
+        out.push_str("## Feasible alternatives (ranked)\n\n");
+        out.push_str(&table(&PLAN_HEADERS, &feasible));
+        out.push('\n');
+    }
+    let rejected: Vec<Vec<String>> = report
+        .alternatives
+        .iter()
+        .filter_map(|a| {
+            a.rejected_because.as_ref().map(|reason| {
+                let mut row = plan_row(&a.plan, false);
+                row.push(reason.clone());
+                row
+            })
+        })
+        .collect();
+    if !rejected.is_empty() {
+        out.push_str("## Rejected plans\n\n");
+        let mut headers = PLAN_HEADERS.to_vec();
+        headers.push(("Rejected because", Align::Left));
+        out.push_str(&table(&headers, &rejected));
+        out.push('\n');
+    }
+}
+
+fn section_latency(out: &mut String, report: &Report) {
+    out.push_str("## Simulated latency\n\n");
+    let _ = writeln!(out, "![Latency CDF of the top plans]({CDF_SVG})\n");
+    let plans = all_plans(report);
+    let shown: Vec<&Plan> = plans
+        .iter()
+        .map(|(plan, _, _)| *plan)
+        .filter(|plan| {
+            report.recommended.as_ref().is_some_and(|r| r.id == plan.id)
+                || report.latency_cdfs.iter().any(|c| c.plan_id == plan.id)
+        })
+        .collect();
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|plan| {
+            vec![
+                format!("`{}`", plan.id),
+                format::ms(plan.latency_ms.p50),
+                format::ms(plan.latency_ms.p90),
+                format::ms(plan.latency_ms.p99),
+                format::ms(plan.latency_ms.p999),
+                latency_label(plan).to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("No latency was simulated.\n\n");
+        return;
+    }
+    out.push_str(&table(
+        &[
+            ("Plan", Align::Left),
+            ("p50", Align::Right),
+            ("p90", Align::Right),
+            ("p99", Align::Right),
+            ("p99.9", Align::Right),
+            ("Figure", Align::Left),
+        ],
+        &rows,
+    ));
+    out.push('\n');
+}
+
+fn section_kernels(out: &mut String, report: &Report) {
+    out.push_str("## Kernel measurements\n\n");
+    if report.kernels.is_empty() {
+        out.push_str("No kernels were measured.\n\n");
+        return;
+    }
+    let rows: Vec<Vec<String>> = report
+        .kernels
+        .iter()
+        .map(|k| {
+            vec![
+                k.workload.clone(),
+                k.backend.to_string(),
+                k.precision.to_string(),
+                k.batch.to_string(),
+                format::duration_ns(k.median_ns),
+                format::duration_ns(k.p90_ns),
+                format::duration_ns(k.p99_ns),
+                format::gflops(k.gflops),
+                format::percent(k.fraction_of_peak, 1),
+                format!(
+                    "{} {} {}",
+                    k.source,
+                    match k.source {
+                        FigureSource::Measured => "on",
+                        FigureSource::Projected => "to",
+                    },
+                    k.target
+                ),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("Workload", Align::Left),
+            ("Backend", Align::Left),
+            ("Precision", Align::Left),
+            ("Batch", Align::Right),
+            ("Median", Align::Right),
+            ("p90", Align::Right),
+            ("p99", Align::Right),
+            ("Achieved", Align::Right),
+            ("Of peak", Align::Right),
+            ("Figure", Align::Left),
+        ],
+        &rows,
+    ));
+    out.push('\n');
+}
+
+fn section_roofline(out: &mut String, report: &Report) {
+    let roof = &report.roofline;
+    out.push_str("## Roofline\n\n");
+    let _ = writeln!(
+        out,
+        "![Roofline of {} with the measured kernels]({ROOFLINE_SVG})\n",
+        roof.machine
+    );
+    let _ = writeln!(
+        out,
+        "- Machine: {}; compute roof {} (f32).",
+        roof.machine,
+        format::gflops(roof.peak_gflops)
+    );
+    for bw in &roof.bandwidths {
+        let ridge = if bw.gb_per_s > 0.0 {
+            format!("{:.1} FLOP/byte", roof.peak_gflops / bw.gb_per_s)
+        } else {
+            "n/a".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "- {} bandwidth {:.1} GB/s; ridge point {ridge}.",
+            bw.name, bw.gb_per_s
+        );
+    }
+    out.push('\n');
+    if roof.points.is_empty() {
+        return;
+    }
+    // The lowest bandwidth roof is the one a kernel streaming from memory meets.
+    let slowest = roof
+        .bandwidths
+        .iter()
+        .map(|b| b.gb_per_s)
+        .filter(|b| *b > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let rows: Vec<Vec<String>> = roof
+        .points
+        .iter()
+        .map(|p| {
+            let attainable = roof.peak_gflops.min(p.arithmetic_intensity * slowest);
+            let (bound, of_roof) = if attainable.is_finite() && attainable > 0.0 {
+                let bound = if attainable < roof.peak_gflops {
+                    "memory"
+                } else {
+                    "compute"
+                };
+                (bound, format::percent(p.achieved_gflops / attainable, 1))
+            } else {
+                ("n/a", "n/a".to_string())
+            };
+            vec![
+                p.label.clone(),
+                format!("{:.2}", p.arithmetic_intensity),
+                format::gflops(p.achieved_gflops),
+                bound.to_string(),
+                of_roof,
+                p.source.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("Kernel", Align::Left),
+            ("FLOP/byte", Align::Right),
+            ("Achieved", Align::Right),
+            ("Bound", Align::Left),
+            ("Of roof", Align::Right),
+            ("Figure", Align::Left),
+        ],
+        &rows,
+    ));
+    out.push('\n');
+}
+
+fn section_assumptions(out: &mut String, report: &Report) {
+    let a = &report.assumptions;
+    out.push_str("## Assumptions\n\n");
+    let _ = writeln!(out, "- Hardware fingerprint: `{}`", a.hardware_fingerprint);
+    let _ = writeln!(out, "- CPU: {}", a.cpu);
+    let _ = writeln!(out, "- Seed: {}", a.seed);
+    let _ = writeln!(out, "- workbench version: {}", a.tool_version);
+    for item in &a.measured {
+        let _ = writeln!(out, "- Measured: {item}");
+    }
+    for item in &a.projected {
+        let _ = writeln!(out, "- Projected: {item}");
+    }
+    for item in &a.notes {
+        let _ = writeln!(out, "- {item}");
+    }
+    // The only line that differs between two runs with the same inputs.
+    let _ = writeln!(
+        out,
+        "- Generated at: {}",
+        a.generated_at.replace(['\n', '\r'], " ")
+    );
+}
+
+/// Render `report.md`. Pictures are linked by relative path (`pareto.svg`,
+/// `latency-cdf.svg`, `roofline.svg`), written beside it by `write_report`.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Serving plan: {}\n", report.scenario);
+    if !report.description.is_empty() {
+        let _ = writeln!(out, "> {}\n", report.description.replace('\n', " "));
+    }
+    section_summary(&mut out, report);
+    if let Some(plan) = &report.recommended {
+        section_recommended(&mut out, plan);
+    }
+    section_list(&mut out, "Rationale", &report.rationale);
+    section_constraints(&mut out, report);
+    section_sensitivity(&mut out, report);
+    section_pareto(&mut out, report);
+    section_alternatives(&mut out, report);
+    section_latency(&mut out, report);
+    section_kernels(&mut out, report);
+    section_roofline(&mut out, report);
+    section_assumptions(&mut out, report);
+    out
+}

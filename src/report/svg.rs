@@ -1,0 +1,398 @@
+//! SVG pictures drawn with plotters into a `String`: cost vs p99 Pareto
+//! scatter, latency CDF of the top plans, roofline with the measured kernels.
+//! Text is emitted as SVG `<text>` (no font files are read).
+
+use plotters::coord::ranged1d::AsRangedCoord;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::error::ReportError;
+use super::model::{FigureSource, Plan, Report};
+
+const SIZE: (u32, u32) = (900, 560);
+const FONT: &str = "sans-serif";
+
+fn svg_error<E: std::fmt::Display>(plot: &'static str) -> impl Fn(E) -> ReportError {
+    move |err| ReportError::Svg {
+        plot,
+        message: err.to_string(),
+    }
+}
+
+/// A padded, non-degenerate linear range covering `values` (and `floor` if given).
+fn linear_range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> std::ops::Range<f64> {
+    let (mut lo, mut hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if let Some(f) = floor {
+        lo = lo.min(f);
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        return 0.0..1.0;
+    }
+    if hi - lo < 1e-12 {
+        hi = lo + lo.abs().max(1.0);
+    }
+    let pad = (hi - lo) * 0.08;
+    let lo = match floor {
+        Some(f) if lo - pad < f => f,
+        _ => lo - pad,
+    };
+    lo..hi + pad
+}
+
+/// A range in log space covering the positive `values`, widened by `factor` each side.
+fn log_range(values: impl Iterator<Item = f64>, factor: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() || !hi.is_finite() {
+        return 0.1..100.0;
+    }
+    lo / factor..hi * factor
+}
+
+fn with_svg<F>(plot: &'static str, draw: F) -> Result<String, ReportError>
+where
+    F: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), ReportError>,
+{
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(svg_error(plot))?;
+        draw(&root)?;
+        root.present().map_err(svg_error(plot))?;
+    }
+    Ok(text)
+}
+
+fn chart<'a, 'b, X, Y>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    plot: &'static str,
+    caption: &str,
+    x: X,
+    y: Y,
+) -> Result<
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<X::CoordDescType, Y::CoordDescType>>,
+    ReportError,
+>
+where
+    X: AsRangedCoord,
+    Y: AsRangedCoord,
+{
+    ChartBuilder::on(root)
+        .caption(caption, (FONT, 22))
+        .margin(18)
+        .x_label_area_size(48)
+        .y_label_area_size(78)
+        .build_cartesian_2d(x, y)
+        .map_err(svg_error(plot))
+}
+
+fn draw_legend<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    plot: &'static str,
+    position: SeriesLabelPosition,
+) -> Result<(), ReportError>
+where
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(svg_error(plot))
+}
+
+fn all_plans(report: &Report) -> Vec<(&Plan, bool)> {
+    let mut plans: Vec<(&Plan, bool)> = Vec::new();
+    if let Some(plan) = &report.recommended {
+        plans.push((plan, report.feasible));
+    }
+    plans.extend(
+        report
+            .alternatives
+            .iter()
+            .map(|a| (&a.plan, a.rejected_because.is_none())),
+    );
+    plans
+}
+
+fn finite_point(plan: &Plan) -> Option<(f64, f64)> {
+    let point = (plan.latency_ms.p99, plan.cost_usd_per_month);
+    (point.0.is_finite() && point.1.is_finite()).then_some(point)
+}
+
+/// Cost per month against p99 latency of every plan; feasible and rejected
+/// plans in different markers, the Pareto front joined and highlighted, the
+/// recommended plan marked.
+pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
+    const PLOT: &str = "pareto.svg";
+    let plans = all_plans(report);
+    let x = linear_range(
+        plans
+            .iter()
+            .filter_map(|(p, _)| finite_point(p))
+            .map(|p| p.0),
+        Some(0.0),
+    );
+    let y = linear_range(
+        plans
+            .iter()
+            .filter_map(|(p, _)| finite_point(p))
+            .map(|p| p.1),
+        Some(0.0),
+    );
+    with_svg(PLOT, |root| {
+        let mut chart = chart(root, PLOT, "Cost vs p99 latency of every plan", x, y)?;
+        chart
+            .configure_mesh()
+            .x_desc("p99 latency (ms, simulated)")
+            .y_desc("cost (USD/month)")
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(svg_error(PLOT))?;
+
+        let mut front: Vec<(f64, f64)> = plans
+            .iter()
+            .filter(|(p, _)| p.on_pareto_front)
+            .filter_map(|(p, _)| finite_point(p))
+            .collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let front_style = ShapeStyle::from(&RGBColor(230, 120, 20)).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(front.clone(), front_style))
+            .map_err(svg_error(PLOT))?
+            .label("Pareto front (cost, p99, accuracy loss)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], front_style));
+        chart
+            .draw_series(
+                front
+                    .iter()
+                    .map(|p| Circle::new(*p, 8, RGBColor(230, 120, 20).stroke_width(2))),
+            )
+            .map_err(svg_error(PLOT))?;
+
+        let feasible_color = RGBColor(31, 119, 180);
+        let rejected_color = RGBColor(150, 150, 150);
+        let feasible: Vec<(f64, f64)> = plans
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .filter_map(|(p, _)| finite_point(p))
+            .collect();
+        let rejected: Vec<(f64, f64)> = plans
+            .iter()
+            .filter(|(_, ok)| !*ok)
+            .filter_map(|(p, _)| finite_point(p))
+            .collect();
+        chart
+            .draw_series(
+                feasible
+                    .iter()
+                    .map(|p| Circle::new(*p, 4, feasible_color.filled())),
+            )
+            .map_err(svg_error(PLOT))?
+            .label("feasible plan")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, feasible_color.filled()));
+        chart
+            .draw_series(
+                rejected
+                    .iter()
+                    .map(|p| Cross::new(*p, 4, rejected_color.stroke_width(2))),
+            )
+            .map_err(svg_error(PLOT))?
+            .label("rejected plan")
+            .legend(move |(x, y)| Cross::new((x + 10, y), 4, rejected_color.stroke_width(2)));
+        if let Some(point) = report.recommended.as_ref().and_then(finite_point) {
+            let color = RGBColor(214, 39, 40);
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new(
+                    point,
+                    9,
+                    color.filled(),
+                )))
+                .map_err(svg_error(PLOT))?
+                .label("recommended")
+                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
+        }
+        draw_legend(&mut chart, PLOT, SeriesLabelPosition::UpperRight)
+    })
+}
+
+/// Simulated end-to-end latency CDF of the top plans (those with a CDF in the report).
+pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
+    const PLOT: &str = "latency-cdf.svg";
+    let x = linear_range(
+        report
+            .latency_cdfs
+            .iter()
+            .flat_map(|c| c.points.iter().map(|p| p.latency_ms)),
+        Some(0.0),
+    );
+    with_svg(PLOT, |root| {
+        let mut chart = chart(
+            root,
+            PLOT,
+            "Simulated end-to-end latency of the top plans",
+            x,
+            0.0..1.0,
+        )?;
+        chart
+            .configure_mesh()
+            .x_desc("latency (ms, simulated)")
+            .y_desc("fraction of requests at or below")
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(svg_error(PLOT))?;
+        for (i, cdf) in report.latency_cdfs.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            let points: Vec<(f64, f64)> = cdf
+                .points
+                .iter()
+                .filter(|p| p.latency_ms.is_finite() && p.fraction.is_finite())
+                .map(|p| (p.latency_ms, p.fraction))
+                .collect();
+            let recommended = report
+                .recommended
+                .as_ref()
+                .is_some_and(|r| r.id == cdf.plan_id);
+            let label = if recommended {
+                format!("{} (recommended)", cdf.plan_id)
+            } else {
+                cdf.plan_id.clone()
+            };
+            chart
+                .draw_series(LineSeries::new(points, style))
+                .map_err(svg_error(PLOT))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        draw_legend(&mut chart, PLOT, SeriesLabelPosition::LowerRight)
+    })
+}
+
+fn log_ticks_formatter(value: &f64) -> String {
+    if *value >= 1.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Roofline of the measuring machine (log-log): compute roof, one roof per
+/// bandwidth, and the kernels at their arithmetic intensity.
+pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
+    const PLOT: &str = "roofline.svg";
+    let roof = &report.roofline;
+    let ridges: Vec<f64> = roof
+        .bandwidths
+        .iter()
+        .filter(|b| b.gb_per_s > 0.0)
+        .map(|b| roof.peak_gflops / b.gb_per_s)
+        .collect();
+    let x = log_range(
+        roof.points
+            .iter()
+            .map(|p| p.arithmetic_intensity)
+            .chain(ridges.iter().copied()),
+        4.0,
+    );
+    let y = log_range(
+        roof.points
+            .iter()
+            .map(|p| p.achieved_gflops)
+            .chain(std::iter::once(roof.peak_gflops)),
+        3.0,
+    );
+    let (x_lo, x_hi) = (x.start, x.end);
+    with_svg(PLOT, |root| {
+        let caption = format!("Roofline of {}", roof.machine);
+        let mut chart = chart(root, PLOT, &caption, x.log_scale(), y.log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("arithmetic intensity (FLOP/byte)")
+            .y_desc("achieved GFLOP/s")
+            .x_label_formatter(&log_ticks_formatter)
+            .y_label_formatter(&log_ticks_formatter)
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(svg_error(PLOT))?;
+
+        // Sample each roof evenly in log space so the knee is drawn sharply.
+        let samples: Vec<f64> = (0..=64)
+            .map(|i| (x_lo.ln() + (x_hi.ln() - x_lo.ln()) * f64::from(i) / 64.0).exp())
+            .chain(ridges.iter().copied())
+            .collect();
+        for (i, bw) in roof.bandwidths.iter().enumerate() {
+            if bw.gb_per_s <= 0.0 || !bw.gb_per_s.is_finite() {
+                continue;
+            }
+            let mut line: Vec<(f64, f64)> = samples
+                .iter()
+                .map(|ai| (*ai, roof.peak_gflops.min(ai * bw.gb_per_s)))
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let color = Palette99::pick(i + 1).to_rgba();
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(line, style))
+                .map_err(svg_error(PLOT))?
+                .label(format!(
+                    "{} roof {:.1} GB/s, peak {:.0} GFLOP/s",
+                    bw.name, bw.gb_per_s, roof.peak_gflops
+                ))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+
+        for (source, label) in [
+            (FigureSource::Measured, "kernel (measured)"),
+            (FigureSource::Projected, "kernel (projected)"),
+        ] {
+            let points: Vec<(f64, f64, &str)> = roof
+                .points
+                .iter()
+                .filter(|p| p.source == source)
+                .filter(|p| p.arithmetic_intensity > 0.0 && p.achieved_gflops > 0.0)
+                .filter(|p| p.arithmetic_intensity.is_finite() && p.achieved_gflops.is_finite())
+                .map(|p| (p.arithmetic_intensity, p.achieved_gflops, p.label.as_str()))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let color = RGBColor(20, 20, 20);
+            let filled = source == FigureSource::Measured;
+            let style = if filled {
+                color.filled()
+            } else {
+                color.stroke_width(2)
+            };
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|(x, y, _)| Circle::new((*x, *y), 5, style)),
+                )
+                .map_err(svg_error(PLOT))?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, style));
+            chart
+                .draw_series(points.iter().map(|(x, y, name)| {
+                    Text::new(name.to_string(), (*x * 1.15, *y), (FONT, 13).into_font())
+                }))
+                .map_err(svg_error(PLOT))?;
+        }
+        draw_legend(&mut chart, PLOT, SeriesLabelPosition::LowerRight)
+    })
+}

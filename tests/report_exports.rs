@@ -1,0 +1,427 @@
+//! Exporters: snapshots of the Markdown, JSON and CSV of the sample report,
+//! the plan.json round trip, baseline comparison, SVG well-formedness and the
+//! atomic writer.
+
+use std::fs;
+use std::path::Path;
+
+use workbench::report::fixtures::sample_report;
+use workbench::report::*;
+
+#[test]
+fn markdown_snapshot() {
+    insta::assert_snapshot!("report_md", markdown(&sample_report()));
+}
+
+#[test]
+fn plan_json_snapshot() {
+    insta::assert_snapshot!("plan_json", plan_json(&sample_report()));
+}
+
+#[test]
+fn csv_snapshots() {
+    let report = sample_report();
+    insta::assert_snapshot!("candidates_csv", candidates_csv(&report).unwrap());
+    insta::assert_snapshot!("kernels_csv", kernels_csv(&report).unwrap());
+    insta::assert_snapshot!("latency_csv", latency_csv(&report).unwrap());
+}
+
+#[test]
+fn candidates_csv_has_one_row_per_plan_with_reasons() {
+    let report = sample_report();
+    let text = candidates_csv(&report).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 1 + report.alternatives.len());
+    assert!(lines[0].starts_with("id,recommended,mode,placement,target,replicas"));
+    assert!(lines[0].ends_with("on_pareto_front,feasible,rejected_because"));
+    assert!(lines[1].contains(",true,online-http,cloud,c7i.large,2,"));
+    assert!(text.contains("p99 212 ms > SLO 50 ms"));
+    // Quoted because the reason contains commas.
+    assert!(text.contains("\"over budget by $925.60/month ($1,425.60 > $500.00)\""));
+}
+
+#[test]
+fn plan_json_has_the_documented_fields() {
+    let report = sample_report();
+    let value: serde_json::Value = serde_json::from_str(&plan_json(&report)).unwrap();
+    assert_eq!(value["schema_version"], PLAN_SCHEMA_VERSION);
+    assert_eq!(value["scenario"], "fraud-scoring");
+    assert_eq!(value["feasible"], true);
+    let rec = &value["recommended"];
+    for key in [
+        "mode",
+        "placement",
+        "target",
+        "replicas",
+        "backend",
+        "precision",
+        "max_batch",
+        "max_delay_ms",
+        "throughput_rps",
+        "cost_usd_per_month",
+        "cost_usd_per_million",
+        "accuracy_agreement",
+    ] {
+        assert!(!rec[key].is_null(), "recommended.{key} missing");
+    }
+    assert_eq!(rec["mode"], "online-http");
+    assert_eq!(rec["placement"], "cloud");
+    assert_eq!(rec["backend"], "tiled");
+    assert_eq!(rec["precision"], "int8");
+    assert_eq!(rec["latency_ms"]["p99"], 28.3);
+    assert_eq!(rec["latency_ms"]["p50"], 11.4);
+    assert_eq!(rec["latency_ms"]["p90"], 16.9);
+    let alternatives = value["alternatives"].as_array().unwrap();
+    assert_eq!(alternatives.len(), report.alternatives.len());
+    assert!(alternatives[0]["rejected_because"].is_null());
+    assert_eq!(
+        alternatives[5]["rejected_because"],
+        "p99 212 ms > SLO 50 ms"
+    );
+    assert_eq!(alternatives[5]["backend"], "naive");
+    assert_eq!(value["assumptions"]["seed"], 42);
+    assert!(value["assumptions"]["hardware_fingerprint"].is_string());
+    assert!(value["assumptions"]["measured"].is_array());
+    assert!(value["assumptions"]["projected"].is_array());
+    assert!(value["rationale"].as_array().is_some_and(|r| !r.is_empty()));
+}
+
+#[test]
+fn plan_json_round_trips_through_read_plan() {
+    let report = sample_report();
+    let parsed = read_plan(&plan_json(&report)).unwrap();
+    assert_eq!(parsed, PlanFile::from_report(&report));
+    assert_eq!(parsed.recommended, report.recommended);
+}
+
+#[test]
+fn read_plan_rejects_other_versions_and_garbage() {
+    let text = plan_json(&sample_report()).replacen(
+        &format!("\"schema_version\": {PLAN_SCHEMA_VERSION}"),
+        "\"schema_version\": 99",
+        1,
+    );
+    assert!(matches!(
+        read_plan(&text),
+        Err(ReportError::UnsupportedSchema { found: 99, .. })
+    ));
+    assert!(matches!(
+        read_plan("{\"scenario\": \"x\"}"),
+        Err(ReportError::PlanFormat(_))
+    ));
+    assert!(matches!(
+        read_plan("not json"),
+        Err(ReportError::PlanFormat(_))
+    ));
+    let missing_field = plan_json(&sample_report()).replacen("\"feasible\": true,", "", 1);
+    assert!(matches!(
+        read_plan(&missing_field),
+        Err(ReportError::PlanFormat(_))
+    ));
+}
+
+fn with_recommended(edit: impl FnOnce(&mut Plan)) -> Report {
+    let mut report = sample_report();
+    if let Some(plan) = report.recommended.as_mut() {
+        edit(plan);
+    }
+    report
+}
+
+#[test]
+fn baseline_flags_a_20_percent_p99_regression_but_not_5_percent() {
+    let baseline = PlanFile::from_report(&sample_report());
+    let slower = with_recommended(|p| p.latency_ms.p99 *= 1.20);
+    let findings = compare_with_baseline(&baseline, &slower, 0.10);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    match &findings[0] {
+        Regression::P99Latency {
+            old_ms,
+            new_ms,
+            relative_change,
+        } => {
+            assert_eq!(*old_ms, 28.3);
+            assert!((new_ms - 28.3 * 1.2).abs() < 1e-9);
+            assert!((relative_change - 0.20).abs() < 1e-9);
+        }
+        other => panic!("expected a p99 regression, got {other:?}"),
+    }
+    assert!(findings[0].fails());
+    assert!(findings[0].describe().contains("+20.0%"));
+
+    let slightly_slower = with_recommended(|p| p.latency_ms.p99 *= 1.05);
+    assert!(compare_with_baseline(&baseline, &slightly_slower, 0.10).is_empty());
+    // Faster is never a regression.
+    let faster = with_recommended(|p| p.latency_ms.p99 *= 0.5);
+    assert!(compare_with_baseline(&baseline, &faster, 0.10).is_empty());
+}
+
+#[test]
+fn baseline_flags_cost_and_lists_plan_changes_without_failing_on_them() {
+    let baseline = PlanFile::from_report(&sample_report());
+    let pricier = with_recommended(|p| {
+        p.cost_usd_per_month *= 1.5;
+        p.replicas = 3;
+        p.precision = workbench_kernels::Precision::F16;
+    });
+    let findings = compare_with_baseline(&baseline, &pricier, 0.10);
+    let failing: Vec<&Regression> = findings.iter().filter(|f| f.fails()).collect();
+    assert_eq!(failing.len(), 1, "{findings:?}");
+    assert!(matches!(failing[0], Regression::Cost { .. }));
+    let changed: Vec<String> = findings
+        .iter()
+        .filter(|f| !f.fails())
+        .map(Regression::describe)
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            "plan changed: replicas 2 -> 3".to_string(),
+            "plan changed: precision int8 -> f16".to_string()
+        ]
+    );
+}
+
+#[test]
+fn baseline_flags_lost_feasibility() {
+    let baseline = PlanFile::from_report(&sample_report());
+    let mut infeasible = sample_report();
+    infeasible.feasible = false;
+    infeasible.recommended = None;
+    let findings = compare_with_baseline(&baseline, &infeasible, 0.10);
+    assert!(findings.contains(&Regression::NoLongerFeasible));
+    assert!(findings.iter().any(|f| f.fails()));
+}
+
+fn parse_svg(text: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("SVG is not well-formed: {e}"))
+}
+
+fn svg_texts(doc: &roxmltree::Document<'_>) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn svgs_are_well_formed_and_labelled() {
+    let report = sample_report();
+
+    let pareto = pareto_svg(&report).unwrap();
+    let doc = parse_svg(&pareto);
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts = svg_texts(&doc);
+    for label in [
+        "Pareto front (cost, p99, accuracy loss)",
+        "feasible plan",
+        "rejected plan",
+        "recommended",
+        "p99 latency (ms, simulated)",
+        "cost (USD/month)",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "pareto.svg lacks {label:?}: {texts:?}"
+        );
+    }
+
+    let cdf = latency_cdf_svg(&report).unwrap();
+    let texts = svg_texts(&parse_svg(&cdf));
+    let recommended_id = &report.recommended.as_ref().unwrap().id;
+    assert!(texts.contains(&format!("{recommended_id} (recommended)")));
+    for cdf in &report.latency_cdfs[1..] {
+        assert!(texts.contains(&cdf.plan_id), "{texts:?}");
+    }
+    assert!(texts.iter().any(|t| t == "latency (ms, simulated)"));
+    // One polyline per plan.
+    let polylines = parse_svg(&cdf)
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .count();
+    assert!(polylines >= report.latency_cdfs.len());
+
+    let roofline = roofline_svg(&report).unwrap();
+    let texts = svg_texts(&parse_svg(&roofline));
+    for label in [
+        "DRAM roof 20.0 GB/s, peak 165 GFLOP/s",
+        "L2 roof 180.0 GB/s, peak 165 GFLOP/s",
+        "kernel (measured)",
+        "tiled f32 b8",
+        "arithmetic intensity (FLOP/byte)",
+        "achieved GFLOP/s",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "roofline.svg lacks {label:?}: {texts:?}"
+        );
+    }
+}
+
+#[test]
+fn svgs_render_for_an_empty_report() {
+    let mut report = sample_report();
+    report.recommended = None;
+    report.feasible = false;
+    report.alternatives.clear();
+    report.latency_cdfs.clear();
+    report.kernels.clear();
+    report.roofline.points.clear();
+    parse_svg(&pareto_svg(&report).unwrap());
+    parse_svg(&latency_cdf_svg(&report).unwrap());
+    parse_svg(&roofline_svg(&report).unwrap());
+    let md = markdown(&report);
+    assert!(md.contains("No plan meets every constraint."));
+    assert!(candidates_csv(&report).unwrap().lines().count() == 1);
+}
+
+#[test]
+fn markdown_labels_figures_and_links_pictures() {
+    let md = markdown(&sample_report());
+    for link in ["](pareto.svg)", "](latency-cdf.svg)", "](roofline.svg)"] {
+        assert!(md.contains(link), "missing link {link}");
+    }
+    assert!(md.contains("simulated; compute projected"));
+    assert!(md.contains("measured on local (AMD EPYC 9R14)"));
+    assert!(md.contains("inputs unbounded: cannot precompute"));
+    assert!(md.contains("$142.56/month"));
+    // Every table row of a table has the same width (aligned columns).
+    let mut block: Vec<usize> = Vec::new();
+    for line in md.lines().chain(std::iter::once("")) {
+        if line.starts_with('|') {
+            block.push(line.chars().count());
+        } else if !block.is_empty() {
+            assert!(
+                block.windows(2).all(|w| w[0] == w[1]),
+                "ragged table in\n{md}"
+            );
+            block.clear();
+        }
+    }
+}
+
+#[test]
+fn output_is_deterministic_apart_from_the_timestamp_line() {
+    let first = sample_report();
+    let mut second = sample_report();
+    second.assumptions.generated_at = "2026-02-03T04:05:06Z".to_string();
+    let formats = Formats::all();
+    let a = render_files(&first, &formats).unwrap();
+    let b = render_files(&second, &formats).unwrap();
+    let again = render_files(&first, &formats).unwrap();
+    assert_eq!(a, again, "same report must give byte-identical output");
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let differing: Vec<(&str, &str)> =
+            x.lines().zip(y.lines()).filter(|(l, r)| l != r).collect();
+        let expected = usize::from(*name == REPORT_MD || *name == PLAN_JSON);
+        assert_eq!(differing.len(), expected, "{name}: {differing:?}");
+        assert_eq!(x.lines().count(), y.lines().count());
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn writer_writes_every_file_and_no_temp_files() {
+    let out = tempfile::tempdir().unwrap();
+    let report = sample_report();
+    let written = write_report(&report, out.path(), &Formats::all()).unwrap();
+    let dir = out.path().join("fraud-scoring");
+    assert_eq!(written.len(), 8);
+    assert!(written.iter().all(|p| p.parent() == Some(dir.as_path())));
+    assert_eq!(
+        entries(&dir),
+        vec![
+            "candidates.csv",
+            "kernels.csv",
+            "latency-cdf.svg",
+            "latency.csv",
+            "pareto.svg",
+            "plan.json",
+            "report.md",
+            "roofline.svg"
+        ]
+    );
+    let plan = read_plan(&fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan, PlanFile::from_report(&report));
+    assert_eq!(
+        fs::read_to_string(dir.join("report.md")).unwrap(),
+        markdown(&report)
+    );
+
+    // Rewriting replaces files in place; a subset of formats writes only those.
+    let json_only = Formats::parse("json").unwrap();
+    let written = write_report(&report, out.path(), &json_only).unwrap();
+    assert_eq!(written, vec![dir.join("plan.json")]);
+    assert_eq!(entries(&dir).len(), 8);
+}
+
+#[test]
+fn writer_writes_nothing_when_rendering_fails() {
+    let out = tempfile::tempdir().unwrap();
+    let mut report = sample_report();
+    report.alternatives[2].plan.latency_ms.p99 = f64::NAN;
+    let err = write_report(&report, out.path(), &Formats::all()).unwrap_err();
+    assert!(matches!(err, ReportError::NonFinite(_)), "{err}");
+    assert!(err.to_string().contains("latency_ms.p99"));
+    assert!(entries(out.path()).is_empty(), "{:?}", entries(out.path()));
+}
+
+#[test]
+fn writer_removes_its_temp_files_when_a_write_fails() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("fraud-scoring");
+    fs::create_dir_all(&dir).unwrap();
+    // A directory where the last temp file (plan.json's) should go makes its creation fail
+    // after every other file has been staged.
+    let blocker = format!(".plan.json.{}.tmp", std::process::id());
+    fs::create_dir(dir.join(&blocker)).unwrap();
+    let err = write_report(&sample_report(), out.path(), &Formats::all()).unwrap_err();
+    assert!(matches!(err, ReportError::Io { .. }), "{err}");
+    assert_eq!(entries(&dir), vec![blocker]);
+}
+
+#[test]
+fn writer_refuses_unsafe_scenario_names() {
+    let out = tempfile::tempdir().unwrap();
+    for name in ["../escape", "", "a/b", ".."] {
+        let mut report = sample_report();
+        report.scenario = name.to_string();
+        assert!(matches!(
+            write_report(&report, out.path(), &Formats::all()),
+            Err(ReportError::BadScenarioName(_))
+        ));
+    }
+    assert!(entries(out.path()).is_empty());
+}
+
+#[test]
+fn formats_parse() {
+    assert_eq!(Formats::parse("md,csv,json").unwrap(), Formats::all());
+    assert_eq!(Formats::parse("all").unwrap(), Formats::all());
+    let md = Formats::parse("markdown").unwrap();
+    assert!(md.markdown && !md.csv && !md.json);
+    assert!(matches!(
+        Formats::parse("md,pdf"),
+        Err(ReportError::UnknownFormat(f)) if f == "pdf"
+    ));
+}
+
+#[test]
+fn report_round_trips_through_serde() {
+    let report = sample_report();
+    let text = serde_json::to_string(&report).unwrap();
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, report);
+}
