@@ -1,8 +1,7 @@
 //! The `workbench` command line (clap derive). `main.rs` only calls [`main`].
 //!
-//! Until the measure/plan stages land, `run` validates its scenarios and then
-//! stops with exit code 3 naming the missing stage; it never prints an
-//! invented plan and writes nothing under `--out`.
+//! `run` validates every scenario first (bad input exits 2 with nothing
+//! written), then measures, plans and writes the reports of each.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::measure::MeasureProgress;
+use crate::pipeline::{self, PipelineOptions};
+use crate::plan::WhatIf;
+use crate::report;
 use crate::scenario::{self, Scenario, ScenarioErrors};
 
 const EXIT_CODES: &str = "\
@@ -293,43 +296,244 @@ fn run_scenarios(args: &RunArgs) -> Exit {
     let Ok(files) = expand(&args.paths) else {
         return Exit::BadInput;
     };
-    if let Some(baseline) = &args.baseline {
-        if !baseline.is_file() {
-            err(&format!(
-                "{}: baseline plan not found (expected a plan.json from an earlier `workbench run`)\n",
-                baseline.display()
-            ));
-            return Exit::BadInput;
-        }
-    }
+    let baseline = match &args.baseline {
+        Some(path) => match read_baseline(path) {
+            Ok(b) => Some(b),
+            Err(message) => {
+                err(&format!("{}: {message}\n", path.display()));
+                return Exit::BadInput;
+            }
+        },
+        None => None,
+    };
     let Ok(scenarios) = load_all(&files) else {
         return Exit::BadInput;
     };
-    if !args.quiet {
-        for s in &scenarios {
-            out(&format!("validated {}  ({})\n", s.name, s.path.display()));
+    let formats = report::Formats {
+        markdown: args.format.contains(&Format::Md),
+        csv: args.format.contains(&Format::Csv),
+        json: args.format.contains(&Format::Json),
+    };
+    let options = PipelineOptions {
+        quick: args.quick,
+        fresh: args.fresh,
+        seed: args.seed,
+        ..PipelineOptions::default()
+    };
+    let mut verdict = Exit::Success;
+    for s in &scenarios {
+        match run_one(s, args, &options, &formats, baseline.as_ref()) {
+            Ok(Exit::Success) => {}
+            Ok(other) => {
+                if verdict == Exit::Success {
+                    verdict = other;
+                }
+            }
+            Err(message) => {
+                err(&format!("{}: {message}\n", s.path.display()));
+                return Exit::BadInput;
+            }
         }
     }
-    err(&format!(
-        "workbench run: {} scenario(s) valid, but the measure and plan stages are not available in this build yet; \
-         no plan was produced and nothing was written under {}\n",
-        scenarios.len(),
-        args.out.display()
-    ));
-    Exit::NotAvailable
+    verdict
+}
+
+fn read_baseline(path: &Path) -> Result<report::PlanFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read baseline plan ({e}); expected a plan.json from an earlier `workbench run`")
+    })?;
+    report::read_plan(&text).map_err(|e| format!("not a plan.json: {e}"))
+}
+
+/// Measure, plan, write the reports and judge one scenario.
+fn run_one(
+    s: &Scenario,
+    args: &RunArgs,
+    options: &PipelineOptions,
+    formats: &report::Formats,
+    baseline: Option<&report::PlanFile>,
+) -> Result<Exit, String> {
+    let bar = progress_bar(args.quiet, &s.name);
+    let mut on_progress = |p: MeasureProgress| {
+        if let (Some(bar), MeasureProgress::Planned { total, .. }) = (&bar, &p) {
+            bar.set_length(*total as u64);
+        }
+        if let (Some(bar), MeasureProgress::Finished { backend, precision, batch, .. }) = (&bar, &p) {
+            bar.inc(1);
+            bar.set_message(format!("{}: {backend} {precision} batch {batch}", s.name));
+        }
+    };
+    let measured = pipeline::measure_scenario(s, options, &mut on_progress).map_err(|e| e.to_string())?;
+    if let Some(bar) = &bar {
+        bar.set_message(format!("{}: simulating candidate plans", s.name));
+    }
+    let plan_options = pipeline::plan_options(s, options);
+    let mut report = pipeline::plan_scenario(
+        s,
+        &measured,
+        &WhatIf::default(),
+        &plan_options,
+        &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    );
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut verdict = Exit::Success;
+    let mut lines = Vec::new();
+    if let Some(old) = baseline.filter(|b| b.scenario == s.name) {
+        let findings = report::compare_with_baseline(old, &report, args.tolerance / 100.0);
+        for f in &findings {
+            report.rationale.push(format!("Against the baseline: {}.", f.describe()));
+            if f.fails() {
+                verdict = Exit::Failure;
+                lines.push(format!("REGRESSION {}", f.describe()));
+            }
+        }
+    }
+    let written = report::write_report(&report, &args.out, formats).map_err(|e| e.to_string())?;
+    match report.recommended.as_ref() {
+        Some(p) => lines.insert(
+            0,
+            format!(
+                "{}: {} on {} ({} x{}), {} {}, p99 {:.1} ms, ${:.0}/month",
+                s.name,
+                p.mode,
+                p.placement,
+                p.target,
+                p.replicas,
+                p.backend,
+                p.precision,
+                p.latency_ms.p99,
+                p.cost_usd_per_month
+            ),
+        ),
+        None => {
+            lines.insert(0, format!("{}: NO FEASIBLE PLAN: {}", s.name, report.rationale.join(" ")));
+            if args.check {
+                verdict = Exit::Failure;
+            }
+        }
+    }
+    if args.check {
+        if let (Some(expect), Some(p)) = (&s.expect, report.recommended.as_ref()) {
+            if expect.mode != p.mode || expect.placement != p.placement {
+                verdict = Exit::Failure;
+                lines.push(format!(
+                    "CHECK FAILED: expected {} on {}, planned {} on {}",
+                    expect.mode, expect.placement, p.mode, p.placement
+                ));
+            } else {
+                lines.push(format!("check ok: {} on {} as expected", p.mode, p.placement));
+            }
+        }
+    }
+    if !args.quiet {
+        for r in &report.rationale {
+            lines.push(format!("  {r}"));
+        }
+        lines.push(format!(
+            "  wrote {} file(s) under {} ({} measurement(s) timed, the rest cached)",
+            written.len(),
+            args.out.join(&report.scenario).display(),
+            measured.timed
+        ));
+    }
+    let text = lines.join("\n");
+    if verdict == Exit::Success {
+        out(&format!("{text}\n"));
+    } else {
+        err(&format!("{text}\n"));
+    }
+    Ok(verdict)
+}
+
+fn progress_bar(quiet: bool, name: &str) -> Option<indicatif::ProgressBar> {
+    if quiet {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(0),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} measuring [{bar:30}] {pos}/{len} {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(name.to_string());
+    Some(bar)
 }
 
 fn bench(args: &BenchArgs) -> Exit {
+    let mut options = crate::measure::bench::BenchOptions {
+        quick: args.quick,
+        fresh: args.fresh,
+        ..Default::default()
+    };
     if let Some(path) = &args.scenario {
         let Ok(files) = expand(std::slice::from_ref(path)) else {
             return Exit::BadInput;
         };
-        if load_all(&files).is_err() {
+        let Ok(scenarios) = load_all(&files) else {
             return Exit::BadInput;
+        };
+        // The reference variant of the (first) scenario, projected onto its targets.
+        if let Some(s) = scenarios.first() {
+            let Some(variant) = s.model.reference_variant() else {
+                return Exit::BadInput;
+            };
+            let graph = match workbench_kernels::Graph::from_spec(&variant.spec, 0x5EED) {
+                Ok(g) => g,
+                Err(e) => {
+                    err(&format!("{}: model variant `{}`: {e}\n", s.path.display(), variant.name));
+                    return Exit::BadInput;
+                }
+            };
+            options.scenario = Some(crate::measure::bench::BenchScenario {
+                name: format!("{}/{}", s.name, variant.name),
+                graph,
+                targets: s
+                    .targets
+                    .cloud
+                    .iter()
+                    .chain(&s.targets.edge)
+                    .map(|t| t.spec.clone())
+                    .collect(),
+            });
         }
     }
-    err("workbench bench: not available yet in this build (the measurement stage is not wired in)\n");
-    Exit::NotAvailable
+    let bar = progress_bar(args.json, "bench");
+    let mut on_progress = |p: MeasureProgress| {
+        if let (Some(bar), MeasureProgress::Planned { total, .. }) = (&bar, &p) {
+            bar.set_length(*total as u64);
+        }
+        if let (Some(bar), MeasureProgress::Finished { backend, precision, batch, .. }) = (&bar, &p) {
+            bar.inc(1);
+            bar.set_message(format!("{backend} {precision} batch {batch}"));
+        }
+    };
+    let report = match crate::measure::bench::run(&options, &mut on_progress) {
+        Ok(r) => r,
+        Err(e) => {
+            err(&format!("workbench bench: {e}\n"));
+            return Exit::Failure;
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        match report.to_json() {
+            Ok(json) => out(&format!("{json}\n")),
+            Err(e) => {
+                err(&format!("workbench bench: {e}\n"));
+                return Exit::Failure;
+            }
+        }
+    } else {
+        out(&report.render_table());
+    }
+    Exit::Success
 }
 
 #[cfg(test)]
