@@ -395,7 +395,7 @@ pub fn plan_scenario(
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
     ];
-    notes.extend(what_if.describe().into_iter().map(|w| format!("what-if: {w}")));
+    notes.extend(what_if.changes().into_iter().map(|w| format!("what-if: {w}")));
     notes.extend(measured.skipped.iter().map(|s| format!("not measured: {s}")));
     Report {
         scenario: scenario.name.clone(),

@@ -108,7 +108,7 @@ fn more_traffic_needs_more_capacity() {
         &s,
         &profiles,
         &WhatIf {
-            traffic_factor: 4.0,
+            traffic: 4.0,
             ..WhatIf::default()
         },
         &quick(),
@@ -133,7 +133,7 @@ fn a_tight_slo_is_reported_per_plan() {
         &s,
         &synthetic_profiles(&s),
         &WhatIf {
-            slo_ms: Some(0.01),
+            slo: 0.01 / 500.0,
             ..WhatIf::default()
         },
         &quick(),

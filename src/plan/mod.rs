@@ -241,15 +241,15 @@ fn sensitivity_lines(
     let base_id = best.plan.id.clone();
     let params: [(&str, fn(f64) -> WhatIf); 3] = [
         ("traffic", |f| WhatIf {
-            traffic_factor: f,
+            traffic: f,
             ..WhatIf::default()
         }),
         ("network RTT", |f| WhatIf {
-            rtt_factor: f,
+            rtt: f,
             ..WhatIf::default()
         }),
         ("instance price", |f| WhatIf {
-            price_factor: f,
+            instance_price: f,
             ..WhatIf::default()
         }),
     ];

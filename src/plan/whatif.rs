@@ -4,37 +4,39 @@ use serde::{Deserialize, Serialize};
 
 use crate::scenario::{ArrivalProcess, Scenario};
 
-/// Changes applied to a scenario before planning. `Default` changes nothing.
+/// Changes applied to a scenario before planning. Multipliers are relative to
+/// the scenario's own value (1.0 = unchanged); `Default` changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WhatIf {
     /// Multiplies the arrival rate.
-    pub traffic_factor: f64,
+    pub traffic: f64,
     /// Multiplies every link's RTT (median and p99).
-    pub rtt_factor: f64,
+    pub rtt: f64,
+    /// Multiplies the latency SLO.
+    pub slo: f64,
+    /// Multiplies the monthly budget (if the scenario has one).
+    pub budget: f64,
     /// Multiplies every cloud instance's price.
-    pub price_factor: f64,
-    /// Replaces the latency SLO (ms).
-    pub slo_ms: Option<f64>,
-    /// Replaces the monthly budget (USD).
-    pub budget_usd: Option<f64>,
-    /// Replaces the fraction of time devices are offline.
+    pub instance_price: f64,
+    /// Replaces the fraction of time devices are offline (0..=1).
     pub offline_fraction: Option<f64>,
 }
 
 impl Default for WhatIf {
     fn default() -> Self {
         Self {
-            traffic_factor: 1.0,
-            rtt_factor: 1.0,
-            price_factor: 1.0,
-            slo_ms: None,
-            budget_usd: None,
+            traffic: 1.0,
+            rtt: 1.0,
+            slo: 1.0,
+            budget: 1.0,
+            instance_price: 1.0,
             offline_fraction: None,
         }
     }
 }
 
 impl WhatIf {
+    /// True when nothing is changed: the plan is the scenario's own plan.
     pub fn is_identity(&self) -> bool {
         *self == WhatIf::default()
     }
@@ -42,26 +44,24 @@ impl WhatIf {
     /// The scenario as it would be under these assumptions.
     pub fn apply(&self, scenario: &Scenario) -> Scenario {
         let mut s = scenario.clone();
-        if self.traffic_factor != 1.0 {
-            s.traffic.rate_per_s *= self.traffic_factor;
+        if self.traffic != 1.0 {
+            s.traffic.rate_per_s *= self.traffic;
             if let ArrivalProcess::Trace { timestamps_s, .. } = &mut s.traffic.process {
                 for t in timestamps_s.iter_mut() {
-                    *t /= self.traffic_factor;
+                    *t /= self.traffic;
                 }
             }
         }
         for link in &mut s.targets.links {
-            link.rtt_median_ms *= self.rtt_factor;
-            link.rtt_p99_ms *= self.rtt_factor;
+            link.rtt_median_ms *= self.rtt;
+            link.rtt_p99_ms *= self.rtt;
         }
         for target in &mut s.targets.cloud {
-            target.spec.usd_per_hour *= self.price_factor;
+            target.spec.usd_per_hour *= self.instance_price;
         }
-        if let Some(slo) = self.slo_ms {
-            s.objectives.latency_ms = slo;
-        }
-        if let Some(budget) = self.budget_usd {
-            s.objectives.monthly_budget_usd = Some(budget);
+        s.objectives.latency_ms *= self.slo;
+        if let Some(budget) = &mut s.objectives.monthly_budget_usd {
+            *budget *= self.budget;
         }
         if let Some(offline) = self.offline_fraction {
             s.constraints.offline_fraction = offline.clamp(0.0, 1.0);
@@ -69,26 +69,51 @@ impl WhatIf {
         s
     }
 
-    /// Lines describing what differs from the scenario, for reports and the TUI.
-    pub fn describe(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let factor = |name: &str, f: f64, lines: &mut Vec<String>| {
-            if f != 1.0 {
-                lines.push(format!("{name} x{f:.2}"));
+    /// Each change in words ("traffic x2.00"), for reports and the TUI.
+    pub fn changes(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        for (name, value) in [
+            ("traffic", self.traffic),
+            ("RTT", self.rtt),
+            ("SLO", self.slo),
+            ("budget", self.budget),
+            ("price", self.instance_price),
+        ] {
+            if (value - 1.0).abs() > 1e-9 {
+                parts.push(format!("{name} x{value:.2}"));
             }
+        }
+        if let Some(offline) = self.offline_fraction {
+            parts.push(format!("offline {:.0}%", offline * 100.0));
+        }
+        parts
+    }
+
+    /// Short description of what differs from the scenario ("traffic x2.00, SLO x0.80").
+    pub fn describe(&self) -> String {
+        let parts = self.changes();
+        if parts.is_empty() {
+            "as in the scenario".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_changes_nothing_and_says_so() {
+        let w = WhatIf::default();
+        assert!(w.is_identity());
+        assert_eq!(w.describe(), "as in the scenario");
+        let w = WhatIf {
+            traffic: 2.0,
+            offline_fraction: Some(0.3),
+            ..WhatIf::default()
         };
-        factor("traffic", self.traffic_factor, &mut lines);
-        factor("RTT", self.rtt_factor, &mut lines);
-        factor("instance price", self.price_factor, &mut lines);
-        if let Some(v) = self.slo_ms {
-            lines.push(format!("SLO {v:.1} ms"));
-        }
-        if let Some(v) = self.budget_usd {
-            lines.push(format!("budget ${v:.0}/month"));
-        }
-        if let Some(v) = self.offline_fraction {
-            lines.push(format!("offline {:.0}%", v * 100.0));
-        }
-        lines
+        assert_eq!(w.describe(), "traffic x2.00, offline 30%");
     }
 }
