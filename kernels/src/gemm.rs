@@ -518,16 +518,30 @@ fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
 }
 
 /// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
-fn kernels_up_to(simd: SimdLevel, mr: usize, nr: usize) -> Result<Vec<MicroKernel>, KernelError> {
-    (1..=mr)
-        .map(|m| {
-            micro_kernel(simd, m, nr).ok_or_else(|| {
-                KernelError::Gemm(format!(
-                    "no {simd} micro-kernel for a {m}x{nr} tile on this CPU"
-                ))
-            })
-        })
-        .collect()
+/// Largest `mr` any micro-kernel is compiled for.
+const MAX_MR: usize = 14;
+
+/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
+/// A fixed array, so a GEMM call allocates nothing.
+fn kernels_up_to(
+    simd: SimdLevel,
+    mr: usize,
+    nr: usize,
+) -> Result<([MicroKernel; MAX_MR], usize), KernelError> {
+    let missing = |m: usize| {
+        KernelError::Gemm(format!(
+            "no {simd} micro-kernel for a {m}x{nr} tile on this CPU"
+        ))
+    };
+    if mr == 0 || mr > MAX_MR {
+        return Err(missing(mr));
+    }
+    let first = micro_kernel(simd, 1, nr).ok_or_else(|| missing(1))?;
+    let mut table = [first; MAX_MR];
+    for (m, slot) in table.iter_mut().enumerate().take(mr).skip(1) {
+        *slot = micro_kernel(simd, m + 1, nr).ok_or_else(|| missing(m + 1))?;
+    }
+    Ok((table, mr))
 }
 
 /// Raw pointer to C shared by threads writing disjoint column ranges.
@@ -638,7 +652,8 @@ pub fn sgemm_with(
             }
         }
     }
-    let kernels = kernels_up_to(simd, params.mr, params.nr)?;
+    let (table, count) = kernels_up_to(simd, params.mr, params.nr)?;
+    let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
     let threads = if flops < PARALLEL_MIN_FLOPS {
@@ -656,7 +671,7 @@ pub fn sgemm_with(
             gemm_serial(
                 &mut ws.threads[0],
                 params,
-                &kernels,
+                kernels,
                 m,
                 n,
                 k,
@@ -673,7 +688,6 @@ pub fn sgemm_with(
     }
     // Split the columns into sliver-aligned ranges, one per thread.
     let per = slivers.div_ceil(threads);
-    let kernels = &kernels;
     let epilogue = &epilogue;
     std::thread::scope(|scope| {
         for (t, buffers) in ws.threads.iter_mut().take(threads).enumerate() {
