@@ -702,7 +702,6 @@ fn depthwise_direct(
 ) {
     let plane_in = g.h * g.w;
     let plane_out = g.oh * g.ow;
-    let ranges: Vec<(usize, usize)> = (0..g.kw).map(|kx| valid_range(g, kx, g.w)).collect();
     for c in 0..g.in_c {
         let o = &mut out[c * plane_out..(c + 1) * plane_out];
         let b0 = bias.map_or(0.0, |b| b[c]);
@@ -716,7 +715,8 @@ fn depthwise_direct(
                     continue;
                 };
                 let src = &xin[iy * g.w..(iy + 1) * g.w];
-                for (kx, &(lo, hi)) in ranges.iter().enumerate() {
+                for kx in 0..g.kw {
+                    let (lo, hi) = valid_range(g, kx, g.w);
                     if lo >= hi {
                         continue;
                     }

@@ -244,8 +244,28 @@ fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize
     }
 }
 
-/// Micro-kernel: `C[0..MR, 0..nr_eff] (+)= A_sliver (kc x MR) . B_sliver (kc x NR)`.
-type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool);
+/// Bias and ReLU the micro-kernel applies in registers before storing a tile
+/// (after the last K slice only). Null pointers mean "no bias".
+#[derive(Clone, Copy)]
+pub(crate) struct TileEpilogue {
+    /// `bias[col..]`: one value per column of the tile.
+    bias_col: *const f32,
+    /// `bias[row..]`: one value per row of the tile.
+    bias_row: *const f32,
+    relu: bool,
+}
+
+impl TileEpilogue {
+    const NONE: TileEpilogue = TileEpilogue {
+        bias_col: std::ptr::null(),
+        bias_row: std::ptr::null(),
+        relu: false,
+    };
+}
+
+/// Micro-kernel: `C[0..MR, 0..nr_eff] = epi(C (if accumulate) + A_sliver (kc x MR) . B_sliver (kc x NR))`.
+type MicroKernel =
+    unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
 
 mod portable {
     /// Plain loops over fixed-size arrays; the compiler vectorises them for the baseline ISA.
@@ -253,6 +273,7 @@ mod portable {
     /// # Safety
     /// `a` must hold `kc * MR` floats, `b` `kc * NR`, and `c` must be writable at
     /// `r * ldc + j` for `r < MR`, `j < nr_eff <= NR`.
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel<const MR: usize, const NR: usize>(
         kc: usize,
         a: *const f32,
@@ -261,6 +282,7 @@ mod portable {
         ldc: usize,
         nr_eff: usize,
         accumulate: bool,
+        epi: super::TileEpilogue,
     ) {
         // SAFETY: the caller guarantees the packed slivers hold kc*MR and kc*NR floats.
         let (a, b) = unsafe {
@@ -280,10 +302,21 @@ mod portable {
         }
         for (r, row) in acc.iter().enumerate() {
             for (j, &v) in row.iter().enumerate().take(nr_eff) {
-                // SAFETY: r < MR and j < nr_eff, inside the tile the caller owns.
+                // SAFETY: r < MR and j < nr_eff, inside the tile the caller owns; bias
+                // pointers (when not null) cover the tile's columns / rows.
                 unsafe {
                     let p = c.add(r * ldc + j);
-                    *p = if accumulate { *p + v } else { v };
+                    let mut out = if accumulate { *p + v } else { v };
+                    if !epi.bias_col.is_null() {
+                        out += *epi.bias_col.add(j);
+                    }
+                    if !epi.bias_row.is_null() {
+                        out += *epi.bias_row.add(r);
+                    }
+                    if epi.relu {
+                        out = out.max(0.0);
+                    }
+                    *p = out;
                 }
             }
         }
@@ -300,6 +333,7 @@ mod x86 {
     /// CPU must support AVX-512F; `a` holds `kc * MR` floats, `b` `kc * 16 * NV`,
     /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn avx512<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
@@ -308,6 +342,7 @@ mod x86 {
         ldc: usize,
         nr_eff: usize,
         accumulate: bool,
+        epi: super::TileEpilogue,
     ) {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
@@ -345,11 +380,20 @@ mod x86 {
                 // SAFETY: the mask limits loads and stores to columns < nr_eff of row r < MR.
                 unsafe {
                     let cp = c.add(r * ldc + lo);
-                    let out = if accumulate {
+                    let mut out = if accumulate {
                         _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, cp))
                     } else {
                         x
                     };
+                    if !epi.bias_col.is_null() {
+                        out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, epi.bias_col.add(lo)));
+                    }
+                    if !epi.bias_row.is_null() {
+                        out = _mm512_add_ps(out, _mm512_set1_ps(*epi.bias_row.add(r)));
+                    }
+                    if epi.relu {
+                        out = _mm512_max_ps(out, _mm512_setzero_ps());
+                    }
                     _mm512_mask_storeu_ps(cp, mask, out);
                 }
             }
@@ -361,6 +405,7 @@ mod x86 {
     /// # Safety
     /// CPU must support AVX2 and FMA; same buffer requirements as `avx512`.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn avx2<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
@@ -369,6 +414,7 @@ mod x86 {
         ldc: usize,
         nr_eff: usize,
         accumulate: bool,
+        epi: super::TileEpilogue,
     ) {
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
@@ -403,18 +449,37 @@ mod x86 {
                 unsafe {
                     let cp = c.add(r * ldc + lo);
                     if count == 8 {
-                        let out = if accumulate {
+                        let mut out = if accumulate {
                             _mm256_add_ps(x, _mm256_loadu_ps(cp))
                         } else {
                             x
                         };
+                        if !epi.bias_col.is_null() {
+                            out = _mm256_add_ps(out, _mm256_loadu_ps(epi.bias_col.add(lo)));
+                        }
+                        if !epi.bias_row.is_null() {
+                            out = _mm256_add_ps(out, _mm256_set1_ps(*epi.bias_row.add(r)));
+                        }
+                        if epi.relu {
+                            out = _mm256_max_ps(out, _mm256_setzero_ps());
+                        }
                         _mm256_storeu_ps(cp, out);
                     } else {
                         let mut tmp = [0.0f32; 8];
                         _mm256_storeu_ps(tmp.as_mut_ptr(), x);
                         for (j, &t) in tmp.iter().enumerate().take(count) {
                             let p = cp.add(j);
-                            *p = if accumulate { *p + t } else { t };
+                            let mut out = if accumulate { *p + t } else { t };
+                            if !epi.bias_col.is_null() {
+                                out += *epi.bias_col.add(lo + j);
+                            }
+                            if !epi.bias_row.is_null() {
+                                out += *epi.bias_row.add(r);
+                            }
+                            if epi.relu {
+                                out = out.max(0.0);
+                            }
+                            *p = out;
                         }
                     }
                 }
@@ -453,16 +518,30 @@ fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
 }
 
 /// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
-fn kernels_up_to(simd: SimdLevel, mr: usize, nr: usize) -> Result<Vec<MicroKernel>, KernelError> {
-    (1..=mr)
-        .map(|m| {
-            micro_kernel(simd, m, nr).ok_or_else(|| {
-                KernelError::Gemm(format!(
-                    "no {simd} micro-kernel for a {m}x{nr} tile on this CPU"
-                ))
-            })
-        })
-        .collect()
+/// Largest `mr` any micro-kernel is compiled for.
+const MAX_MR: usize = 14;
+
+/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
+/// A fixed array, so a GEMM call allocates nothing.
+fn kernels_up_to(
+    simd: SimdLevel,
+    mr: usize,
+    nr: usize,
+) -> Result<([MicroKernel; MAX_MR], usize), KernelError> {
+    let missing = |m: usize| {
+        KernelError::Gemm(format!(
+            "no {simd} micro-kernel for a {m}x{nr} tile on this CPU"
+        ))
+    };
+    if mr == 0 || mr > MAX_MR {
+        return Err(missing(mr));
+    }
+    let first = micro_kernel(simd, 1, nr).ok_or_else(|| missing(1))?;
+    let mut table = [first; MAX_MR];
+    for (m, slot) in table.iter_mut().enumerate().take(mr).skip(1) {
+        *slot = micro_kernel(simd, m + 1, nr).ok_or_else(|| missing(m + 1))?;
+    }
+    Ok((table, mr))
 }
 
 /// Raw pointer to C shared by threads writing disjoint column ranges.
@@ -573,7 +652,8 @@ pub fn sgemm_with(
             }
         }
     }
-    let kernels = kernels_up_to(simd, params.mr, params.nr)?;
+    let (table, count) = kernels_up_to(simd, params.mr, params.nr)?;
+    let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
     let threads = if flops < PARALLEL_MIN_FLOPS {
@@ -591,7 +671,7 @@ pub fn sgemm_with(
             gemm_serial(
                 &mut ws.threads[0],
                 params,
-                &kernels,
+                kernels,
                 m,
                 n,
                 k,
@@ -608,7 +688,6 @@ pub fn sgemm_with(
     }
     // Split the columns into sliver-aligned ranges, one per thread.
     let per = slivers.div_ceil(threads);
-    let kernels = &kernels;
     let epilogue = &epilogue;
     std::thread::scope(|scope| {
         for (t, buffers) in ws.threads.iter_mut().take(threads).enumerate() {
@@ -662,6 +741,11 @@ unsafe fn gemm_serial(
         grow(&mut buf.b, nc * kc);
     }
     let n_padded = n.div_ceil(nr) * nr;
+    // What the micro-kernel cannot do in registers: activations other than ReLU.
+    let post_activation = Epilogue {
+        bias: Bias::None,
+        activation: epilogue.activation.filter(|a| *a != Activation::Relu),
+    };
     let mut jc = j_lo;
     while jc < j_hi {
         let nc_eff = nc.min(j_hi - jc);
@@ -692,8 +776,24 @@ unsafe fn gemm_serial(
                         let mr_eff = mr.min(mc_eff - ir);
                         let a_sliver = buf.a[(ir / mr) * mr * kc_eff..].as_ptr();
                         let (row, col) = (ic + ir, jc + jr);
-                        // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C;
-                        // the slivers hold kc_eff * mr_eff and kc_eff * nr floats.
+                        // Bias and ReLU are applied in registers; other activations after the store.
+                        let tile_epi = if last_slice {
+                            TileEpilogue {
+                                bias_col: match epilogue.bias {
+                                    Bias::PerColumn(b) => b[col..].as_ptr(),
+                                    _ => std::ptr::null(),
+                                },
+                                bias_row: match epilogue.bias {
+                                    Bias::PerRow(b) => b[row..].as_ptr(),
+                                    _ => std::ptr::null(),
+                                },
+                                relu: epilogue.activation == Some(Activation::Relu),
+                            }
+                        } else {
+                            TileEpilogue::NONE
+                        };
+                        // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
+                        // and the bias lengths; the slivers hold kc_eff * mr_eff and kc_eff * nr floats.
                         unsafe {
                             let cp = c.0.add(row * ldc + col);
                             kernels[mr_eff - 1](
@@ -704,11 +804,12 @@ unsafe fn gemm_serial(
                                 ldc,
                                 nr_eff,
                                 pc > 0,
+                                tile_epi,
                             );
-                            if last_slice {
+                            if last_slice && post_activation.activation.is_some() {
                                 let len = (mr_eff - 1) * ldc + nr_eff;
                                 let tile = std::slice::from_raw_parts_mut(cp, len);
-                                epilogue.apply(tile, ldc, row, col, mr_eff, nr_eff);
+                                post_activation.apply(tile, ldc, row, col, mr_eff, nr_eff);
                             }
                         }
                         ir += mr_eff;

@@ -75,13 +75,24 @@ pub fn parse_cache_size(text: &str) -> Option<usize> {
     digits.trim().parse::<usize>().ok()?.checked_mul(mult)
 }
 
-/// Register tiles (mr, nr) the micro-kernels of a SIMD level are compiled for.
-pub fn supported_micro_tiles(simd: SimdLevel) -> Vec<(usize, usize)> {
-    let (nrs, max_mr): (&[usize], usize) = match simd {
+/// Column widths and largest row count of the micro-kernels of a SIMD level.
+fn micro_tile_shapes(simd: SimdLevel) -> (&'static [usize], usize) {
+    match simd {
         SimdLevel::Avx512 => (&[16, 32], 14),
         SimdLevel::Avx2Fma => (&[8, 16], 6),
         SimdLevel::Portable => (&[8, 16], 8),
-    };
+    }
+}
+
+/// Whether a micro-kernel exists for an `mr x nr` tile at `simd` (no allocation).
+pub fn micro_tile_supported(simd: SimdLevel, mr: usize, nr: usize) -> bool {
+    let (nrs, max_mr) = micro_tile_shapes(simd);
+    nrs.contains(&nr) && (1..=max_mr).contains(&mr)
+}
+
+/// Register tiles (mr, nr) the micro-kernels of a SIMD level are compiled for.
+pub fn supported_micro_tiles(simd: SimdLevel) -> Vec<(usize, usize)> {
+    let (nrs, max_mr) = micro_tile_shapes(simd);
     nrs.iter()
         .flat_map(|&nr| (1..=max_mr).map(move |mr| (mr, nr)))
         .collect()
@@ -130,7 +141,7 @@ impl TileParams {
                 "tile parameters must be > 0, got {self:?}"
             )));
         }
-        if !supported_micro_tiles(simd).contains(&(self.mr, self.nr)) {
+        if !micro_tile_supported(simd, self.mr, self.nr) {
             return Err(KernelError::Gemm(format!(
                 "register tile {}x{} not available for {simd} (accepted: mr 1..=max with nr in {:?})",
                 self.mr,
@@ -146,7 +157,7 @@ impl TileParams {
 
     /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
     pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
-        if supported_micro_tiles(simd).contains(&(self.mr, self.nr)) {
+        if micro_tile_supported(simd, self.mr, self.nr) {
             return *self;
         }
         let (mr, nr) = default_micro_tile(simd);

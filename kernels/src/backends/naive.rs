@@ -98,12 +98,13 @@ impl Executable for NaiveExecutable {
             let (before, rest) = self.buffers.split_at_mut(i);
             let out_all = &mut rest[0];
             let out_len = node.numel();
-            let in_len: Vec<usize> = node.inputs.iter().map(|&j| nodes[j].numel()).collect();
-            let in_const: Vec<bool> = node
-                .inputs
-                .iter()
-                .map(|&j| matches!(nodes[j].op, Op::Constant(_)))
-                .collect();
+            // At most two inputs per op: fixed arrays, no allocation per run.
+            let mut in_len = [0usize; 2];
+            let mut in_const = [false; 2];
+            for (slot, &j) in node.inputs.iter().enumerate().take(2) {
+                in_len[slot] = nodes[j].numel();
+                in_const[slot] = matches!(nodes[j].op, Op::Constant(_));
+            }
             for s in 0..batch {
                 let x = |slot: usize| {
                     sample(&before[node.inputs[slot]], in_const[slot], s, in_len[slot])
