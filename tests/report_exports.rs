@@ -200,7 +200,7 @@ fn parse_svg(text: &str) -> roxmltree::Document<'_> {
 fn svg_texts(doc: &roxmltree::Document<'_>) -> Vec<String> {
     doc.descendants()
         .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text().map(str::to_string))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
         .collect()
 }
 

@@ -157,6 +157,8 @@ pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
             .configure_mesh()
             .x_desc("p99 latency (ms, simulated)")
             .y_desc("cost (USD/month)")
+            .x_label_formatter(&linear_ticks_formatter)
+            .y_label_formatter(&linear_ticks_formatter)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13))
             .draw()
@@ -250,6 +252,8 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
             .configure_mesh()
             .x_desc("latency (ms, simulated)")
             .y_desc("fraction of requests at or below")
+            .x_label_formatter(&linear_ticks_formatter)
+            .y_label_formatter(&linear_ticks_formatter)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13))
             .draw()
@@ -280,6 +284,18 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
         }
         draw_legend(&mut chart, PLOT, SeriesLabelPosition::LowerRight)
     })
+}
+
+/// Linear axis ticks without spurious decimals: "200", "12.5", "0.25".
+fn linear_ticks_formatter(value: &f64) -> String {
+    let v = *value;
+    if v.abs() >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 fn log_ticks_formatter(value: &f64) -> String {
