@@ -213,7 +213,7 @@ fn svgs_are_well_formed_and_labelled() {
     assert_eq!(doc.root_element().tag_name().name(), "svg");
     let texts = svg_texts(&doc);
     for label in [
-        "Pareto front (cost, p99, accuracy loss)",
+        "on Pareto front (cost, p99, accuracy loss)",
         "feasible plan",
         "rejected plan",
         "recommended",
