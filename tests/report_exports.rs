@@ -200,7 +200,7 @@ fn parse_svg(text: &str) -> roxmltree::Document<'_> {
 fn svg_texts(doc: &roxmltree::Document<'_>) -> Vec<String> {
     doc.descendants()
         .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text().map(str::to_string))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
         .collect()
 }
 
@@ -213,7 +213,7 @@ fn svgs_are_well_formed_and_labelled() {
     assert_eq!(doc.root_element().tag_name().name(), "svg");
     let texts = svg_texts(&doc);
     for label in [
-        "Pareto front (cost, p99, accuracy loss)",
+        "on Pareto front (cost, p99, accuracy loss)",
         "feasible plan",
         "rejected plan",
         "recommended",
@@ -424,4 +424,29 @@ fn report_round_trips_through_serde() {
     let text = serde_json::to_string(&report).unwrap();
     let back: Report = serde_json::from_str(&text).unwrap();
     assert_eq!(back, report);
+}
+
+#[test]
+fn markdown_reports_the_baseline_comparison() {
+    let baseline = PlanFile::from_report(&sample_report());
+    let mut report = with_recommended(|p| {
+        p.latency_ms.p99 *= 1.2;
+        p.replicas = 3;
+    });
+    report.baseline = Some(BaselineComparison {
+        baseline: "old/fraud-scoring/plan.json".to_string(),
+        tolerance: 0.10,
+        findings: compare_with_baseline(&baseline, &report, 0.10),
+    });
+    let md = markdown(&report);
+    assert!(md.contains("## Against the baseline"));
+    assert!(md
+        .contains("Baseline `old/fraud-scoring/plan.json`, tolerance 10.0%: **1 regression(s)**."));
+    assert!(md.contains("- FAIL: p99 latency regressed 28.3 ms -> 34.0 ms (+20.0%)"));
+    assert!(md.contains("- changed: plan changed: replicas 2 -> 3"));
+    // Without a baseline there is no such section.
+    assert!(!markdown(&sample_report()).contains("Against the baseline"));
+    // The comparison survives a serde round trip of the whole report.
+    let back: Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(back.baseline, report.baseline);
 }

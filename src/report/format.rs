@@ -233,6 +233,6 @@ mod tests {
         let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
         assert!(text.contains("long\\|name"));
-        assert!(text.lines().nth(1).is_some_and(|l| l.ends_with(":|")));
+        assert!(text.lines().nth(1).is_some_and(|l| l.ends_with(": |")));
     }
 }

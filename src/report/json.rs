@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ReportError;
 use super::format;
-use super::model::{Assumptions, ConstraintCheck, Plan, Report, SensitivityLine};
+use super::model::{Assumptions, ConstraintCheck, Plan, Regression, Report, SensitivityLine};
 
 /// Version of the `plan.json` schema this workbench writes and reads.
 /// Bumped when a field is removed, renamed or changes meaning or unit;
@@ -100,33 +100,6 @@ pub fn read_plan(text: &str) -> Result<PlanFile, ReportError> {
         });
     }
     serde_json::from_value(value).map_err(|e| ReportError::PlanFormat(e.to_string()))
-}
-
-/// One finding of a baseline comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Regression {
-    /// The recommended plan's p99 latency grew by more than the tolerance.
-    P99Latency {
-        old_ms: f64,
-        new_ms: f64,
-        /// (new - old) / old.
-        relative_change: f64,
-    },
-    /// The recommended plan's monthly cost grew by more than the tolerance.
-    Cost {
-        old_usd_per_month: f64,
-        new_usd_per_month: f64,
-        relative_change: f64,
-    },
-    /// The baseline had a feasible plan; the new run has none.
-    NoLongerFeasible,
-    /// A dimension of the recommended plan changed (informational).
-    PlanChanged {
-        field: String,
-        old: String,
-        new: String,
-    },
 }
 
 impl Regression {

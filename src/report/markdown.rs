@@ -122,6 +122,33 @@ fn section_summary(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
+fn section_baseline(out: &mut String, report: &Report) {
+    let Some(comparison) = &report.baseline else {
+        return;
+    };
+    out.push_str("## Against the baseline\n\n");
+    let failing = comparison.findings.iter().filter(|f| f.fails()).count();
+    let _ = writeln!(
+        out,
+        "Baseline `{}`, tolerance {}: {}.\n",
+        comparison.baseline,
+        format::percent(comparison.tolerance, 1),
+        if failing == 0 {
+            "no regression".to_string()
+        } else {
+            format!("**{failing} regression(s)**")
+        }
+    );
+    for finding in &comparison.findings {
+        let tag = if finding.fails() { "FAIL" } else { "changed" };
+        let _ = writeln!(out, "- {tag}: {}", finding.describe());
+    }
+    if comparison.findings.is_empty() {
+        out.push_str("- the recommended plan is unchanged\n");
+    }
+    out.push('\n');
+}
+
 fn section_recommended(out: &mut String, plan: &Plan) {
     out.push_str("## Recommended plan\n\n");
     let source = latency_label(plan);
@@ -512,6 +539,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "> {}\n", report.description.replace('\n', " "));
     }
     section_summary(&mut out, report);
+    section_baseline(&mut out, report);
     if let Some(plan) = &report.recommended {
         section_recommended(&mut out, plan);
     }

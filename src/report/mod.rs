@@ -15,8 +15,7 @@ pub mod writer;
 pub use csv::{candidates_csv, kernels_csv, latency_csv};
 pub use error::ReportError;
 pub use json::{
-    compare_with_baseline, plan_json, read_plan, PlanFile, PlanFileAlternative, Regression,
-    PLAN_SCHEMA_VERSION,
+    compare_with_baseline, plan_json, read_plan, PlanFile, PlanFileAlternative, PLAN_SCHEMA_VERSION,
 };
 pub use markdown::markdown;
 pub use model::*;

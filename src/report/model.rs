@@ -219,6 +219,45 @@ pub struct Assumptions {
     pub generated_at: String,
 }
 
+/// One finding of a baseline comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Regression {
+    /// The recommended plan's p99 latency grew by more than the tolerance.
+    P99Latency {
+        old_ms: f64,
+        new_ms: f64,
+        /// (new - old) / old.
+        relative_change: f64,
+    },
+    /// The recommended plan's monthly cost grew by more than the tolerance.
+    Cost {
+        old_usd_per_month: f64,
+        new_usd_per_month: f64,
+        relative_change: f64,
+    },
+    /// The baseline had a feasible plan; the new run has none.
+    NoLongerFeasible,
+    /// A dimension of the recommended plan changed (informational).
+    PlanChanged {
+        field: String,
+        old: String,
+        new: String,
+    },
+}
+
+/// The result of comparing this run with a baseline `plan.json`
+/// (`workbench run --baseline`), shown in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineComparison {
+    /// The baseline file as given on the command line.
+    pub baseline: String,
+    /// Allowed relative growth of p99 latency and cost (0.10 = 10%).
+    pub tolerance: f64,
+    /// From `compare_with_baseline`; empty when nothing changed.
+    pub findings: Vec<Regression>,
+}
+
 /// Everything the exporters render for one scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -242,4 +281,7 @@ pub struct Report {
     /// Latency CDFs of the top plans (recommended first).
     pub latency_cdfs: Vec<LatencyCdf>,
     pub assumptions: Assumptions,
+    /// Set by the CLI when run with `--baseline`; `None` otherwise.
+    #[serde(default)]
+    pub baseline: Option<BaselineComparison>,
 }

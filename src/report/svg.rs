@@ -12,6 +12,22 @@ use super::model::{FigureSource, Plan, Report};
 const SIZE: (u32, u32) = (900, 560);
 const FONT: &str = "sans-serif";
 
+/// Distinct, readable line colours (matplotlib's tab10).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(127, 127, 127),
+];
+
+fn palette(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
 fn svg_error<E: std::fmt::Display>(plot: &'static str) -> impl Fn(E) -> ReportError {
     move |err| ReportError::Svg {
         plot,
@@ -70,16 +86,20 @@ where
     Ok(text)
 }
 
+/// A chart over an SVG drawing area with the coordinates of ranges `X` and `Y`.
+type SvgChart<'a, 'b, X, Y> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
 fn chart<'a, 'b, X, Y>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     plot: &'static str,
     caption: &str,
     x: X,
     y: Y,
-) -> Result<
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<X::CoordDescType, Y::CoordDescType>>,
-    ReportError,
->
+) -> Result<SvgChart<'a, 'b, X, Y>, ReportError>
 where
     X: AsRangedCoord,
     Y: AsRangedCoord,
@@ -157,30 +177,26 @@ pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
             .configure_mesh()
             .x_desc("p99 latency (ms, simulated)")
             .y_desc("cost (USD/month)")
+            .x_label_formatter(&linear_ticks_formatter)
+            .y_label_formatter(&linear_ticks_formatter)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13))
             .draw()
             .map_err(svg_error(PLOT))?;
 
-        let mut front: Vec<(f64, f64)> = plans
+        // The front is over three objectives (cost, p99, accuracy loss), so its
+        // members are ringed rather than joined: a 2-D line would zig-zag.
+        let front: Vec<(f64, f64)> = plans
             .iter()
             .filter(|(p, _)| p.on_pareto_front)
             .filter_map(|(p, _)| finite_point(p))
             .collect();
-        front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let front_style = ShapeStyle::from(&RGBColor(230, 120, 20)).stroke_width(2);
+        let front_style = ShapeStyle::from(&RGBColor(255, 127, 14)).stroke_width(2);
         chart
-            .draw_series(LineSeries::new(front.clone(), front_style))
+            .draw_series(front.iter().map(|p| Circle::new(*p, 9, front_style)))
             .map_err(svg_error(PLOT))?
-            .label("Pareto front (cost, p99, accuracy loss)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], front_style));
-        chart
-            .draw_series(
-                front
-                    .iter()
-                    .map(|p| Circle::new(*p, 8, RGBColor(230, 120, 20).stroke_width(2))),
-            )
-            .map_err(svg_error(PLOT))?;
+            .label("on Pareto front (cost, p99, accuracy loss)")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 6, front_style));
 
         let feasible_color = RGBColor(31, 119, 180);
         let rejected_color = RGBColor(150, 150, 150);
@@ -250,12 +266,14 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
             .configure_mesh()
             .x_desc("latency (ms, simulated)")
             .y_desc("fraction of requests at or below")
+            .x_label_formatter(&linear_ticks_formatter)
+            .y_label_formatter(&linear_ticks_formatter)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13))
             .draw()
             .map_err(svg_error(PLOT))?;
         for (i, cdf) in report.latency_cdfs.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = palette(i);
             let style = ShapeStyle::from(&color).stroke_width(2);
             let points: Vec<(f64, f64)> = cdf
                 .points
@@ -280,6 +298,18 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
         }
         draw_legend(&mut chart, PLOT, SeriesLabelPosition::LowerRight)
     })
+}
+
+/// Linear axis ticks without spurious decimals: "200", "12.5", "0.25".
+fn linear_ticks_formatter(value: &f64) -> String {
+    let v = *value;
+    if v.abs() >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 fn log_ticks_formatter(value: &f64) -> String {
@@ -344,7 +374,7 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
                 .map(|ai| (*ai, roof.peak_gflops.min(ai * bw.gb_per_s)))
                 .collect();
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = Palette99::pick(i + 1).to_rgba();
+            let color = palette(i + 1);
             let style = ShapeStyle::from(&color).stroke_width(2);
             chart
                 .draw_series(LineSeries::new(line, style))
