@@ -322,7 +322,8 @@ fn run_scenarios(args: &RunArgs) -> Exit {
     };
     let mut verdict = Exit::Success;
     for s in &scenarios {
-        match run_one(s, args, &options, &formats, baseline.as_ref()) {
+        let baseline = args.baseline.as_deref().zip(baseline.as_ref());
+        match run_one(s, args, &options, &formats, baseline) {
             Ok(Exit::Success) => {}
             Ok(other) => {
                 if verdict == Exit::Success {
@@ -351,7 +352,7 @@ fn run_one(
     args: &RunArgs,
     options: &PipelineOptions,
     formats: &report::Formats,
-    baseline: Option<&report::PlanFile>,
+    baseline: Option<(&Path, &report::PlanFile)>,
 ) -> Result<Exit, String> {
     let bar = progress_bar(args.quiet, &s.name);
     let mut on_progress = |p: MeasureProgress| {
@@ -380,15 +381,18 @@ fn run_one(
     }
     let mut verdict = Exit::Success;
     let mut lines = Vec::new();
-    if let Some(old) = baseline.filter(|b| b.scenario == s.name) {
-        let findings = report::compare_with_baseline(old, &report, args.tolerance / 100.0);
-        for f in &findings {
-            report.rationale.push(format!("Against the baseline: {}.", f.describe()));
-            if f.fails() {
-                verdict = Exit::Failure;
-                lines.push(format!("REGRESSION {}", f.describe()));
-            }
+    if let Some((path, old)) = baseline.filter(|(_, b)| b.scenario == s.name) {
+        let tolerance = args.tolerance / 100.0;
+        let findings = report::compare_with_baseline(old, &report, tolerance);
+        for f in findings.iter().filter(|f| f.fails()) {
+            verdict = Exit::Failure;
+            lines.push(format!("REGRESSION against {}: {}", path.display(), f.describe()));
         }
+        report.baseline = Some(report::BaselineComparison {
+            baseline: path.display().to_string(),
+            tolerance,
+            findings,
+        });
     }
     let written = report::write_report(&report, &args.out, formats).map_err(|e| e.to_string())?;
     match report.recommended.as_ref() {

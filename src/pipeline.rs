@@ -421,6 +421,7 @@ pub fn plan_scenario(
             points: measured.roofline_points.clone(),
         },
         latency_cdfs,
+        baseline: None,
         assumptions: Assumptions {
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),
