@@ -6,6 +6,7 @@
 
 use workbench_kernels::Precision;
 
+pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd};
 use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
 use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
 use crate::sim::{
@@ -60,8 +61,16 @@ impl Evaluation {
         self.rejected.is_empty()
     }
 
+    /// Every reason, joined; pruned plans say they were not simulated.
     pub fn reason(&self) -> Option<String> {
-        (!self.rejected.is_empty()).then(|| self.rejected.join("; "))
+        (!self.rejected.is_empty()).then(|| {
+            let reasons = self.rejected.join("; ");
+            if self.simulated {
+                reasons
+            } else {
+                format!("{reasons} (not simulated)")
+            }
+        })
     }
 }
 
@@ -295,7 +304,7 @@ pub fn pruned(
     Evaluation {
         candidate: c,
         plan,
-        rejected: vec![format!("{reason} (not simulated)")],
+        rejected: reason.split("; ").map(str::to_string).collect(),
         cdf: Vec::new(),
         simulated: false,
         capacity_rps: 0.0,
@@ -314,6 +323,9 @@ pub struct SimPlan {
     pub rejected: Vec<String>,
     /// Share of the scenario's traffic simulated (edge fleets simulate a sample of devices).
     pub arrival_share: f64,
+    /// Edge: the device's power while running the model (the average it draws is
+    /// checked against the scenario's power limit).
+    pub device_power_w: Option<f64>,
 }
 
 /// Usage the simulation outcome does not capture.
@@ -389,6 +401,10 @@ pub fn simulate_candidate(
         Err(e) => rejected.push(format!("cannot price: {e}")),
     }
     rejected.extend(check(ctx, &row, &outcome, plan.capacity_rps));
+    if let Some(busy_w) = plan.device_power_w {
+        let edge_util = outcome.edge.as_ref().map_or(0.0, |p| p.mean_utilisation);
+        rejected.extend(power_check(ctx, busy_w, edge_util));
+    }
     let cdf = outcome
         .latency
         .cdf
@@ -603,6 +619,7 @@ pub struct FallbackPlan {
     pub source: FigureSource,
     pub accuracy: f64,
     pub capacity_rps: f64,
+    pub edge_busy_power_w: f64,
 }
 
 /// Simulate the device and the cloud fallback separately (a fleet of millions cannot be
@@ -712,6 +729,8 @@ pub fn simulate_fallback(
         ),
     };
     rejected.extend(check_metrics(ctx, &row, lat, &failed, p.capacity_rps));
+    let edge_util = e.edge.as_ref().map_or(0.0, |x| x.mean_utilisation);
+    rejected.extend(power_check(ctx, p.edge_busy_power_w, edge_util));
     let cdf = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0]
         .iter()
         .map(|&f| report::CdfPoint {
@@ -727,6 +746,18 @@ pub fn simulate_fallback(
         simulated: true,
         capacity_rps: p.capacity_rps,
     }
+}
+
+/// The average power a device spends on the model against the scenario's limit.
+fn power_check(ctx: &Context<'_>, busy_w: f64, utilisation: f64) -> Option<String> {
+    let limit = ctx.scenario.constraints.max_device_power_watts?;
+    let average = busy_w * utilisation;
+    (average > limit).then(|| {
+        format!(
+            "draws {average:.2} W on average ({busy_w:.1} W busy {}% of the time), limit {limit:.1} W",
+            fmt_pct(utilisation)
+        )
+    })
 }
 
 /// Checks that need no simulation: privacy, accuracy, memory, power, precision.
@@ -763,14 +794,6 @@ pub fn static_checks(
                 scenario::format_bytes(limit as f64)
             ));
         }
-        if let Some(max_w) = s.constraints.max_device_power_watts {
-            if device.spec.power_watts > max_w {
-                reasons.push(format!(
-                    "draws {:.1} W, limit {:.1} W",
-                    device.spec.power_watts, max_w
-                ));
-            }
-        }
     }
     reasons
 }
@@ -779,43 +802,12 @@ pub fn percentile_name(q: f64) -> String {
     format!("p{}", super::candidate::trim_float(q))
 }
 
-pub fn fmt_ms(ms: f64) -> String {
-    if ms >= 100.0 {
-        format!("{ms:.0} ms")
-    } else if ms >= 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.2} ms")
-    }
-}
-
 pub fn fmt_pct(fraction: f64) -> String {
     let pct = fraction * 100.0;
     if (pct - pct.round()).abs() < 1e-9 {
         format!("{pct:.0}")
     } else {
         format!("{pct:.1}")
-    }
-}
-
-/// "$1,200" style, whole dollars above $100, cents below.
-pub fn fmt_usd(usd: f64) -> String {
-    if usd.abs() < 100.0 {
-        return format!("${usd:.2}");
-    }
-    let whole = usd.round() as i64;
-    let digits = whole.abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if whole < 0 {
-        format!("-${out}")
-    } else {
-        format!("${out}")
     }
 }
 
@@ -947,13 +939,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn money_and_percent_formatting() {
-        assert_eq!(fmt_usd(1200.4), "$1,200");
-        assert_eq!(fmt_usd(1234567.0), "$1,234,567");
-        assert_eq!(fmt_usd(12.345), "$12.35");
+    fn percent_and_percentile_formatting() {
         assert_eq!(fmt_pct(0.3), "30");
         assert_eq!(fmt_pct(0.975), "97.5");
-        assert_eq!(fmt_ms(212.4), "212 ms");
         assert_eq!(percentile_name(99.9), "p99.9");
     }
 }

@@ -27,7 +27,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         fmt_ms(obj.latency_ms),
         scenario.traffic.rate_per_s,
         fmt_usd(p.cost_usd_per_month),
-        fmt_usd(p.cost_usd_per_million),
+        crate::report::format::usd_small(p.cost_usd_per_million),
     )];
     out.push(compare_dimension(
         "mode",
@@ -132,8 +132,7 @@ fn commonest_reason(evaluations: &[&Evaluation]) -> String {
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (order, e) in evaluations.iter().enumerate() {
         for reason in &e.rejected {
-            let general = generalise(reason);
-            let entry = counts.entry(general).or_insert((0, order));
+            let entry = counts.entry(reason.clone()).or_insert((0, order));
             entry.0 += 1;
         }
     }
@@ -141,11 +140,6 @@ fn commonest_reason(evaluations: &[&Evaluation]) -> String {
         .into_iter()
         .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
         .map_or_else(|| "no candidate".to_string(), |(r, _)| r)
-}
-
-/// Strip the "(not simulated)" suffix so equal reasons group together.
-fn generalise(reason: &str) -> String {
-    reason.trim_end_matches(" (not simulated)").to_string()
 }
 
 fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {

@@ -217,6 +217,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         capacity_rps: capacity * f64::from(r),
                         rejected: Vec::new(),
                         arrival_share: 1.0,
+                        device_power_w: None,
                     };
                     let e = simulate_candidate(ctx, c, plan, budget);
                     let done = e.feasible();
@@ -294,6 +295,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
                 arrival_share: 1.0,
+                device_power_w: None,
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -409,6 +411,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         capacity_rps: capacity * f64::from(r) / (1.0 - hit).max(1e-9),
                         rejected: Vec::new(),
                         arrival_share: 1.0,
+                        device_power_w: None,
                     };
                     let e = simulate_candidate(ctx, c, plan, budget);
                     let done = e.feasible();
@@ -457,6 +460,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 capacity_rps: profile.capacity_per_s(1) * fleet,
                 rejected: Vec::new(),
                 arrival_share: share,
+                device_power_w: Some(device.spec.power_watts),
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -526,6 +530,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
                 arrival_share: 1.0,
+                device_power_w: None,
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -628,6 +633,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         source: FigureSource::Projected,
                         accuracy,
                         capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
+                        edge_busy_power_w: device.spec.power_watts,
                     };
                     let e = simulate_fallback(ctx, c, plan, budget);
                     let done = e.feasible();
