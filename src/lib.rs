@@ -4,3 +4,4 @@
 //! the same library functions. See `docs/` and DESIGN.md for the layout.
 
 pub mod hardware;
+pub mod tui;

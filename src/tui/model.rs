@@ -1,0 +1,143 @@
+//! What the Simulation, Plan and Export views show: a flat view of the
+//! planner's report, so the views do not depend on every detail of it.
+
+/// One candidate serving plan with its simulated figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRow {
+    /// Short unique label, e.g. "online-http cloud c7i.xlarge x3 tiled int8 b8".
+    pub label: String,
+    pub mode: String,
+    pub placement: String,
+    pub target: String,
+    pub replicas: u32,
+    pub backend: String,
+    pub precision: String,
+    pub max_batch: u32,
+    pub max_delay_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub throughput_rps: f64,
+    pub cost_usd_per_month: f64,
+    /// Mean replica utilisation 0..=1 (simulated).
+    pub utilisation: f64,
+    /// Fraction of requests dropped or failed (simulated).
+    pub failure_rate: f64,
+    /// Age of precomputed predictions served, minutes (batch and hybrid modes).
+    pub staleness_min: Option<f64>,
+    /// `None` when the plan meets every constraint.
+    pub rejected_because: Option<String>,
+    /// On the cost / p99 / accuracy Pareto front.
+    pub pareto: bool,
+}
+
+impl CandidateRow {
+    pub fn feasible(&self) -> bool {
+        self.rejected_because.is_none()
+    }
+}
+
+/// Latency CDF of one plan: (latency ms, cumulative fraction 0..=1), increasing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdfSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The planner's answer for one scenario, as the TUI shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanView {
+    pub scenario: String,
+    /// Index into `candidates` of the recommended plan; `None` when nothing is feasible.
+    pub recommended: Option<usize>,
+    pub candidates: Vec<CandidateRow>,
+    /// A few sentences computed from the numbers.
+    pub rationale: Vec<String>,
+    /// Latency CDFs of the top plans (recommended first).
+    pub cdfs: Vec<CdfSeries>,
+    /// The scenario's p99 SLO after the what-if, ms (drawn on the charts).
+    pub slo_p99_ms: Option<f64>,
+}
+
+impl PlanView {
+    pub fn recommended_row(&self) -> Option<&CandidateRow> {
+        self.recommended.and_then(|i| self.candidates.get(i))
+    }
+}
+
+/// Columns the Plan view's candidate table can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Rank,
+    Cost,
+    P99,
+    Throughput,
+    Feasible,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Rank => SortKey::Cost,
+            SortKey::Cost => SortKey::P99,
+            SortKey::P99 => SortKey::Throughput,
+            SortKey::Throughput => SortKey::Feasible,
+            SortKey::Feasible => SortKey::Rank,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Rank => "rank",
+            SortKey::Cost => "cost",
+            SortKey::P99 => "p99",
+            SortKey::Throughput => "throughput",
+            SortKey::Feasible => "feasible first",
+        }
+    }
+}
+
+/// Candidate indices in display order for `key` (stable, so ties keep the planner's rank).
+pub fn sorted_indices(plan: &PlanView, key: SortKey) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plan.candidates.len()).collect();
+    let c = &plan.candidates;
+    match key {
+        SortKey::Rank => {}
+        SortKey::Cost => {
+            order.sort_by(|&a, &b| c[a].cost_usd_per_month.total_cmp(&c[b].cost_usd_per_month))
+        }
+        SortKey::P99 => order.sort_by(|&a, &b| c[a].p99_ms.total_cmp(&c[b].p99_ms)),
+        SortKey::Throughput => {
+            order.sort_by(|&a, &b| c[b].throughput_rps.total_cmp(&c[a].throughput_rps))
+        }
+        SortKey::Feasible => order.sort_by_key(|&i| !c[i].feasible()),
+    }
+    order
+}
+
+/// Which fields of the recommendation changed between the original plan and a what-if plan.
+pub fn changed_fields(original: &CandidateRow, now: &CandidateRow) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if original.mode != now.mode {
+        changed.push("mode");
+    }
+    if original.placement != now.placement {
+        changed.push("placement");
+    }
+    if original.target != now.target {
+        changed.push("target");
+    }
+    if original.replicas != now.replicas {
+        changed.push("replicas");
+    }
+    if original.backend != now.backend {
+        changed.push("backend");
+    }
+    if original.precision != now.precision {
+        changed.push("precision");
+    }
+    if original.max_batch != now.max_batch {
+        changed.push("batch");
+    }
+    changed
+}
