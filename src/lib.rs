@@ -4,4 +4,5 @@
 //! the same library functions. See `docs/` and DESIGN.md for the layout.
 
 pub mod hardware;
+pub mod report;
 pub mod tui;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
 use super::worker::{Job, JobId, JobKind, WorkerEvent};
+use crate::report::Report;
 
 /// The tabs, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +134,12 @@ pub struct App {
     pub kernel_progress: BTreeMap<String, (u32, u32)>,
     pub tuning: Option<TuningStatus>,
     pub measurements: Option<Measurements>,
-    /// The plan with the scenario's own assumptions.
+    /// The planner's report with the scenario's own assumptions.
+    pub original_report: Option<Report>,
+    /// The report shown (equal to the original until a what-if is applied).
+    pub report: Option<Report>,
+    /// Views of the two reports above, derived when they arrive.
     pub original_plan: Option<PlanView>,
-    /// The plan shown (equal to the original until a what-if is applied).
     pub plan: Option<PlanView>,
     /// The what-if the user asked for.
     pub what_if: WhatIf,
@@ -175,6 +179,8 @@ impl App {
             kernel_progress: BTreeMap::new(),
             tuning: None,
             measurements: None,
+            original_report: None,
+            report: None,
             original_plan: None,
             plan: None,
             what_if: WhatIf::default(),
@@ -331,6 +337,8 @@ fn run_selected(app: &mut App) -> Option<Job> {
     app.kernel_progress.clear();
     app.tuning = None;
     app.measurements = None;
+    app.original_report = None;
+    app.report = None;
     app.original_plan = None;
     app.plan = None;
     app.what_if = WhatIf::default();
@@ -365,7 +373,7 @@ fn replan(app: &mut App) -> Option<Job> {
 }
 
 fn export(app: &mut App) -> Option<Job> {
-    let (Some(scenario), Some(plan)) = (app.active.clone(), app.plan.clone()) else {
+    let (Some(scenario), Some(report)) = (app.active.clone(), app.report.clone()) else {
         app.message = Some(Message::Error(
             "nothing to export yet: run a scenario first (Enter)".to_string(),
         ));
@@ -375,7 +383,7 @@ fn export(app: &mut App) -> Option<Job> {
     let out_dir = app.out_dir.clone();
     Some(app.start_job(JobKind::Export {
         scenario,
-        plan: Box::new(plan),
+        report: Box::new(report),
         out_dir,
     }))
 }
@@ -445,10 +453,13 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
         WorkerEvent::Planned {
             what_if, result, ..
         } => match result {
-            Ok(plan) => {
+            Ok(report) => {
+                let plan = PlanView::from_report(&report);
                 if what_if.is_identity() {
                     app.original_plan = Some(plan.clone());
+                    app.original_report = Some(report.clone());
                 }
+                app.report = Some(report);
                 app.message = Some(Message::Info(match plan.recommended_row() {
                     Some(best) => format!("plan ({}): {}", what_if.describe(), best.label),
                     None => format!("plan ({}): no feasible plan", what_if.describe()),

@@ -7,8 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::model::{CandidateRow, CdfSeries, PlanView};
 use super::pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+use crate::report::{
+    Alternative, Assumptions, BandwidthRoof, CdfPoint, ConstraintCheck, CostLine, FigureSource,
+    KernelMeasurement, LatencyCdf, LatencyPercentiles, Placement, Plan, Report, Roofline,
+    RooflinePoint, ServingMode,
+};
+use workbench_kernels::{BackendKind, Precision};
 
 /// The fake pipeline. `step_delay` slows measuring down so progress is visible.
 #[derive(Debug, Clone, Default)]
@@ -249,7 +254,7 @@ impl Pipeline for FakePipeline {
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
         cancel: &AtomicBool,
-    ) -> Result<PlanView, String> {
+    ) -> Result<Report, String> {
         let cache = measurements
             .cache
             .downcast_ref::<FakeCache>()
@@ -258,47 +263,46 @@ impl Pipeline for FakePipeline {
         if cancel.load(Ordering::Relaxed) {
             return Err("cancelled".to_string());
         }
-        Ok(fake_plan(&scenario.name, cache, what_if))
+        Ok(fake_report(&scenario.name, measurements, cache, what_if))
     }
 
     fn export(
         &self,
         scenario: &ScenarioEntry,
-        plan: &PlanView,
+        report: &Report,
         out_dir: &Path,
     ) -> Result<Vec<PathBuf>, String> {
         let dir = out_dir.join(&scenario.name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let best = plan
-            .recommended_row()
-            .map_or("none".to_string(), |c| c.label.clone());
-        let mut csv = String::from("label,p99_ms,cost_usd_per_month,feasible,rejected_because\n");
-        for c in &plan.candidates {
+        let best = report
+            .recommended
+            .as_ref()
+            .map_or("none".to_string(), |p| p.id.clone());
+        let mut csv = String::from("id,p99_ms,cost_usd_per_month,feasible,rejected_because\n");
+        let rows = report.recommended.iter().map(|p| (p, None)).chain(
+            report
+                .alternatives
+                .iter()
+                .map(|a| (&a.plan, a.rejected_because.as_ref())),
+        );
+        for (plan, reason) in rows {
             csv.push_str(&format!(
                 "{},{:.3},{:.2},{},{}\n",
-                c.label,
-                c.p99_ms,
-                c.cost_usd_per_month,
-                c.feasible(),
-                c.rejected_because.clone().unwrap_or_default()
+                plan.id,
+                plan.latency_ms.p99,
+                plan.cost_usd_per_month,
+                reason.is_none(),
+                reason.cloned().unwrap_or_default()
             ));
         }
+        let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
         let files = [
             (
                 "report.md",
-                format!("# {}\n\nRecommended: {best}\n", plan.scenario),
+                format!("# {}\n\nRecommended: {best}\n", report.scenario),
             ),
             ("candidates.csv", csv),
-            (
-                "plan.json",
-                serde_json::json!({
-                    "schema_version": 0,
-                    "scenario": plan.scenario,
-                    "feasible": plan.recommended.is_some(),
-                    "recommended": best,
-                })
-                .to_string(),
-            ),
+            ("plan.json", json),
         ];
         let mut written = Vec::new();
         for (name, contents) in files {
@@ -346,20 +350,33 @@ const TARGETS: [Target; 4] = [
 
 const HOURS_PER_MONTH: f64 = 730.0;
 
-fn fake_plan(scenario: &str, cache: &FakeCache, what_if: &WhatIf) -> PlanView {
+/// Simulated figures of one fake candidate.
+struct Figures {
+    p99_ms: f64,
+    cost_usd_per_month: f64,
+    throughput_rps: f64,
+    utilisation: f64,
+}
+
+fn fake_report(
+    scenario: &str,
+    measurements: &Measurements,
+    cache: &FakeCache,
+    what_if: &WhatIf,
+) -> Report {
     let traffic = 200.0 * what_if.traffic;
-    // Scale the measured service times to a realistic model size (8 ms per f32
-    // sample on one core), keeping the measured int8/f32 ratio.
-    let scale = 8.0 / cache.service_ms_f32.max(1e-9);
     let slo = 50.0 * what_if.slo;
     let budget = 600.0 * what_if.budget;
     let rtt = 20.0 * what_if.rtt;
     let offline = what_if.offline_fraction.unwrap_or(0.1);
-    let mut candidates = Vec::new();
+    // Scale the measured service times to a realistic model size (8 ms per f32
+    // sample on one core), keeping the measured int8/f32 ratio.
+    let scale = 8.0 / cache.service_ms_f32.max(1e-9);
+    let mut candidates: Vec<(Plan, Option<String>)> = Vec::new();
     for target in &TARGETS {
-        for precision in ["f32", "int8"] {
+        for precision in [Precision::F32, Precision::Int8] {
             let one_core_ms = scale
-                * if precision == "int8" {
+                * if precision == Precision::Int8 {
                     cache.service_ms_int8
                 } else {
                     cache.service_ms_f32
@@ -367,15 +384,14 @@ fn fake_plan(scenario: &str, cache: &FakeCache, what_if: &WhatIf) -> PlanView {
             if target.cloud {
                 for replicas in [1u32, 2, 4] {
                     // Each core serves one request at a time; a replica is `cores` servers.
-                    let service_ms = one_core_ms;
-                    let capacity = f64::from(replicas) * target.cores * 1000.0 / service_ms;
+                    let capacity = f64::from(replicas) * target.cores * 1000.0 / one_core_ms;
                     let utilisation = traffic / capacity;
                     let cost = f64::from(replicas)
                         * target.usd_per_hour
                         * what_if.instance_price
                         * HOURS_PER_MONTH;
                     let p99 = if utilisation < 1.0 {
-                        rtt + service_ms * (1.0 + 4.6 * utilisation / (1.0 - utilisation))
+                        rtt + one_core_ms * (1.0 + 4.6 * utilisation / (1.0 - utilisation))
                     } else {
                         f64::INFINITY // overloaded: the queue grows without bound
                     };
@@ -390,101 +406,146 @@ fn fake_plan(scenario: &str, cache: &FakeCache, what_if: &WhatIf) -> PlanView {
                     } else {
                         None
                     };
-                    candidates.push(row(
-                        "online-http",
-                        "cloud",
-                        target.name,
-                        replicas,
-                        precision,
-                        (p99, cost, traffic.min(capacity), utilisation.min(1.0)),
+                    let figures = Figures {
+                        p99_ms: p99,
+                        cost_usd_per_month: cost,
+                        throughput_rps: traffic.min(capacity),
+                        utilisation: utilisation.min(1.0),
+                    };
+                    candidates.push((
+                        plan(
+                            ServingMode::OnlineHttp,
+                            Placement::Cloud,
+                            target.name,
+                            replicas,
+                            precision,
+                            figures,
+                        ),
                         reason,
                     ));
                 }
             } else {
                 let p99 = one_core_ms * 20.0; // a phone core is ~20x slower
-                let reason = if precision == "f32" {
+                let too_big = precision == Precision::F32;
+                let reason = if too_big {
                     Some("model needs 310 MB, device has 256 MB".to_string())
                 } else if p99 > slo {
                     Some(format!("p99 {p99:.0} ms > SLO {slo:.0} ms"))
                 } else {
                     None
                 };
-                candidates.push(row(
-                    "online-http",
-                    "edge",
-                    target.name,
-                    1,
-                    precision,
-                    (p99, 0.0, 1000.0 / p99, 0.3),
+                let figures = Figures {
+                    p99_ms: p99,
+                    cost_usd_per_month: 0.0,
+                    throughput_rps: 1000.0 / p99,
+                    utilisation: 0.3,
+                };
+                candidates.push((
+                    plan(
+                        ServingMode::OnlineHttp,
+                        Placement::Edge,
+                        target.name,
+                        1,
+                        precision,
+                        figures,
+                    ),
                     reason,
                 ));
+                let hybrid_p99 = p99 * 0.8 + rtt;
                 let hybrid_reason = if offline > 0.2 {
                     Some(format!(
                         "needs connectivity; device offline {:.0}% of the time",
                         offline * 100.0
                     ))
-                } else if precision == "f32" {
+                } else if too_big {
                     Some("model needs 310 MB, device has 256 MB".to_string())
-                } else if p99 * 0.8 + rtt > slo {
-                    Some(format!("p99 {:.0} ms > SLO {slo:.0} ms", p99 * 0.8 + rtt))
+                } else if hybrid_p99 > slo {
+                    Some(format!("p99 {hybrid_p99:.0} ms > SLO {slo:.0} ms"))
                 } else {
                     None
                 };
-                candidates.push(row(
-                    "hybrid",
-                    "hybrid",
-                    target.name,
-                    1,
-                    precision,
-                    (
-                        p99 * 0.8 + rtt,
-                        90.0 * what_if.instance_price,
-                        1000.0 / p99,
-                        0.4,
+                let figures = Figures {
+                    p99_ms: hybrid_p99,
+                    cost_usd_per_month: 90.0 * what_if.instance_price,
+                    throughput_rps: 1000.0 / p99,
+                    utilisation: 0.4,
+                };
+                candidates.push((
+                    plan(
+                        ServingMode::Hybrid,
+                        Placement::Hybrid,
+                        target.name,
+                        1,
+                        precision,
+                        figures,
                     ),
                     hybrid_reason,
                 ));
             }
         }
     }
-    candidates.push(CandidateRow {
-        staleness_min: Some(60.0),
-        ..row(
-            "batch",
-            "cloud",
-            "c7i.large",
-            1,
-            "f32",
-            (2.0, 70.0, traffic, 0.1),
-            Some("inputs unbounded: cannot precompute".to_string()),
-        )
-    });
+    let mut batch = plan(
+        ServingMode::Batch,
+        Placement::Cloud,
+        "c7i.large",
+        1,
+        Precision::F32,
+        Figures {
+            p99_ms: 2.0,
+            cost_usd_per_month: 70.0,
+            throughput_rps: traffic,
+            utilisation: 0.1,
+        },
+    );
+    batch.staleness_s = Some(3600.0);
+    candidates.push((
+        batch,
+        Some("inputs unbounded: cannot precompute".to_string()),
+    ));
 
-    // Rank: feasible by cost then p99; rejected after, by p99.
-    candidates.sort_by(|a, b| {
-        b.feasible()
-            .cmp(&a.feasible())
+    // Rank: feasible by cost then p99; rejected after them, in the same order.
+    candidates.sort_by(|(a, ra), (b, rb)| {
+        ra.is_some()
+            .cmp(&rb.is_some())
             .then(a.cost_usd_per_month.total_cmp(&b.cost_usd_per_month))
-            .then(a.p99_ms.total_cmp(&b.p99_ms))
+            .then(a.latency_ms.p99.total_cmp(&b.latency_ms.p99))
     });
-    let pareto: Vec<bool> = candidates
+    let on_front: Vec<bool> = candidates
         .iter()
-        .map(|c| {
-            c.feasible()
-                && !candidates.iter().any(|o| {
-                    o.feasible()
+        .map(|(c, reason)| {
+            reason.is_none()
+                && !candidates.iter().any(|(o, other_reason)| {
+                    other_reason.is_none()
                         && o.cost_usd_per_month <= c.cost_usd_per_month
-                        && o.p99_ms <= c.p99_ms
-                        && (o.cost_usd_per_month < c.cost_usd_per_month || o.p99_ms < c.p99_ms)
+                        && o.latency_ms.p99 <= c.latency_ms.p99
+                        && (o.cost_usd_per_month < c.cost_usd_per_month
+                            || o.latency_ms.p99 < c.latency_ms.p99)
                 })
         })
         .collect();
-    for (c, on_front) in candidates.iter_mut().zip(pareto) {
-        c.pareto = on_front;
+    for ((plan, _), front) in candidates.iter_mut().zip(on_front) {
+        plan.on_pareto_front = front;
     }
-    let recommended = candidates.first().filter(|c| c.feasible()).map(|_| 0);
+    let feasible = candidates
+        .first()
+        .is_some_and(|(_, reason)| reason.is_none());
+    let mut rest = candidates.into_iter();
+    let recommended = if feasible {
+        rest.next().map(|(plan, _)| plan)
+    } else {
+        None
+    };
+    let alternatives: Vec<Alternative> = rest
+        .map(|(plan, rejected_because)| Alternative {
+            plan,
+            rejected_because,
+        })
+        .collect();
+
     let mut rationale = Vec::new();
-    if let Some(best) = recommended.and_then(|i| candidates.get(i)) {
+    let p99_achieved;
+    if let Some(best) = &recommended {
+        p99_achieved = best.latency_ms.p99;
         rationale.push(format!(
             "Cheapest plan with p99 <= {slo:.0} ms within ${budget:.0}/month at {traffic:.0} req/s: {} {} on {} x{}.",
             best.mode, best.placement, best.target, best.replicas
@@ -493,79 +554,163 @@ fn fake_plan(scenario: &str, cache: &FakeCache, what_if: &WhatIf) -> PlanView {
             "int8 serves a request {:.1}x faster than f32 on this machine.",
             cache.service_ms_f32 / cache.service_ms_int8
         ));
-        if let Some(runner_up) = candidates.get(1).filter(|c| c.feasible()) {
+        if let Some(runner_up) = alternatives.iter().find(|a| a.rejected_because.is_none()) {
             rationale.push(format!(
                 "Runner-up: {} at ${:.0}/month (+${:.0}).",
-                runner_up.label,
-                runner_up.cost_usd_per_month,
-                runner_up.cost_usd_per_month - best.cost_usd_per_month
+                runner_up.plan.id,
+                runner_up.plan.cost_usd_per_month,
+                runner_up.plan.cost_usd_per_month - best.cost_usd_per_month
             ));
         }
     } else {
+        p99_achieved = f64::INFINITY;
         rationale.push(format!(
             "No candidate meets p99 <= {slo:.0} ms within ${budget:.0}/month at {traffic:.0} req/s."
         ));
     }
-    let top: Vec<&CandidateRow> = candidates.iter().filter(|c| c.feasible()).take(3).collect();
-    let cdfs = top
+    let latency_cdfs = recommended
         .iter()
-        .map(|c| CdfSeries {
-            label: c.label.clone(),
-            points: cdf_points(c.p50_ms, c.p99_ms),
+        .chain(
+            alternatives
+                .iter()
+                .filter(|a| a.rejected_because.is_none())
+                .map(|a| &a.plan),
+        )
+        .take(3)
+        .map(|plan| LatencyCdf {
+            plan_id: plan.id.clone(),
+            points: cdf_points(plan.latency_ms.p50, plan.latency_ms.p99),
         })
         .collect();
-    PlanView {
+    let kernels = measurements
+        .kernels
+        .iter()
+        .map(|k| KernelMeasurement {
+            backend: BackendKind::parse(&k.backend).unwrap_or(BackendKind::Naive),
+            precision: Precision::parse(&k.precision).unwrap_or(Precision::F32),
+            batch: k.batch,
+            workload: "fake model".to_string(),
+            median_ns: k.latency_ms * 1e6,
+            p90_ns: k.latency_ms * 1.1e6,
+            p99_ns: k.latency_ms * 1.3e6,
+            gflops: k.gflops,
+            fraction_of_peak: k.fraction_of_peak,
+            source: FigureSource::Measured,
+            target: "this machine".to_string(),
+        })
+        .collect();
+    let roofline = Roofline {
+        machine: "this machine".to_string(),
+        peak_gflops: measurements.peak_gflops,
+        bandwidths: vec![BandwidthRoof {
+            name: "DRAM".to_string(),
+            gb_per_s: measurements.bandwidth_gbs,
+        }],
+        points: measurements
+            .kernels
+            .iter()
+            .map(|k| RooflinePoint {
+                label: k.key(),
+                arithmetic_intensity: k.arithmetic_intensity,
+                achieved_gflops: k.gflops,
+                source: FigureSource::Measured,
+            })
+            .collect(),
+    };
+    Report {
         scenario: scenario.to_string(),
+        description: "fake pipeline".to_string(),
+        feasible,
         recommended,
-        candidates,
+        alternatives,
         rationale,
-        cdfs,
-        slo_p99_ms: Some(slo),
+        constraints: vec![ConstraintCheck {
+            name: "p99 latency".to_string(),
+            required: format!("<= {slo:.0} ms"),
+            achieved: format!("{p99_achieved:.1} ms"),
+            ok: feasible,
+        }],
+        sensitivity: vec![],
+        kernels,
+        roofline,
+        latency_cdfs,
+        assumptions: Assumptions {
+            hardware_fingerprint: "fake".to_string(),
+            cpu: "fake".to_string(),
+            seed: 0,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            measured: vec![],
+            projected: vec![],
+            notes: vec![format!("what-if: {}", what_if.describe())],
+            generated_at: "1970-01-01T00:00:00Z".to_string(),
+        },
     }
 }
 
 /// Shifted-exponential latency CDF through the given p50 and p99.
-fn cdf_points(p50: f64, p99: f64) -> Vec<(f64, f64)> {
+fn cdf_points(p50: f64, p99: f64) -> Vec<CdfPoint> {
     let scale = ((p99 - p50) / (100f64.ln() - 2f64.ln())).max(1e-6);
     let shift = p50 - scale * 2f64.ln();
     (0..=40)
         .map(|i| {
-            let q = f64::from(i) / 40.0 * 0.995;
-            (shift - scale * (1.0 - q).ln(), q)
+            let fraction = f64::from(i) / 40.0 * 0.995;
+            CdfPoint {
+                latency_ms: shift - scale * (1.0 - fraction).ln(),
+                fraction,
+            }
         })
         .collect()
 }
 
-fn row(
-    mode: &str,
-    placement: &str,
+fn plan(
+    mode: ServingMode,
+    placement: Placement,
     target: &str,
     replicas: u32,
-    precision: &str,
-    (p99, cost, throughput, utilisation): (f64, f64, f64, f64),
-    rejected_because: Option<String>,
-) -> CandidateRow {
-    let backend = "autotuned";
-    let max_batch = if mode == "batch" { 256 } else { 8 };
-    CandidateRow {
-        label: format!("{mode} {placement} {target} x{replicas} {precision} b{max_batch}"),
-        mode: mode.to_string(),
-        placement: placement.to_string(),
+    precision: Precision,
+    figures: Figures,
+) -> Plan {
+    let backend = BackendKind::Autotuned;
+    let max_batch = if mode == ServingMode::Batch { 256 } else { 8 };
+    let monthly = figures.throughput_rps * 3600.0 * HOURS_PER_MONTH;
+    Plan {
+        id: format!("{mode} {placement} {target} x{replicas} {precision} b{max_batch}"),
+        mode,
+        placement,
         target: target.to_string(),
         replicas,
-        backend: backend.to_string(),
-        precision: precision.to_string(),
+        model_variant: "base".to_string(),
+        backend,
+        precision,
         max_batch,
         max_delay_ms: 2.0,
-        p50_ms: p99 * 0.45,
-        p90_ms: p99 * 0.7,
-        p99_ms: p99,
-        throughput_rps: throughput,
-        cost_usd_per_month: cost,
-        utilisation,
-        failure_rate: if utilisation > 0.9 { 0.01 } else { 0.0 },
-        staleness_min: None,
-        rejected_because,
-        pareto: false,
+        latency_ms: LatencyPercentiles {
+            p50: figures.p99_ms * 0.45,
+            p90: figures.p99_ms * 0.7,
+            p99: figures.p99_ms,
+            p999: figures.p99_ms * 1.3,
+        },
+        latency_source: FigureSource::Projected,
+        throughput_rps: figures.throughput_rps,
+        cost_usd_per_month: figures.cost_usd_per_month,
+        cost_usd_per_million: if monthly > 0.0 {
+            figures.cost_usd_per_month / monthly * 1e6
+        } else {
+            0.0
+        },
+        cost_breakdown: vec![CostLine {
+            item: format!("{replicas} x {target}"),
+            usd_per_month: figures.cost_usd_per_month,
+        }],
+        accuracy_agreement: if precision == Precision::Int8 {
+            0.995
+        } else {
+            1.0
+        },
+        utilisation: figures.utilisation,
+        failure_rate: if figures.utilisation > 0.9 { 0.01 } else { 0.0 },
+        staleness_s: None,
+        energy_mj_per_prediction: None,
+        on_pareto_front: false,
     }
 }

@@ -1,6 +1,8 @@
 //! What the Simulation, Plan and Export views show: a flat view of the
 //! planner's report, so the views do not depend on every detail of it.
 
+use crate::report::{ConstraintCheck, Plan, Report};
+
 /// One candidate serving plan with its simulated figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateRow {
@@ -140,4 +142,90 @@ pub fn changed_fields(original: &CandidateRow, now: &CandidateRow) -> Vec<&'stat
         changed.push("batch");
     }
     changed
+}
+
+impl CandidateRow {
+    /// The view of one planner plan; `rejected_because` from its alternative entry.
+    pub fn from_plan(plan: &Plan, rejected_because: Option<String>) -> CandidateRow {
+        CandidateRow {
+            label: plan.id.clone(),
+            mode: plan.mode.name().to_string(),
+            placement: plan.placement.name().to_string(),
+            target: plan.target.clone(),
+            replicas: plan.replicas,
+            backend: plan.backend.name().to_string(),
+            precision: plan.precision.name().to_string(),
+            max_batch: plan.max_batch,
+            max_delay_ms: plan.max_delay_ms,
+            p50_ms: plan.latency_ms.p50,
+            p90_ms: plan.latency_ms.p90,
+            p99_ms: plan.latency_ms.p99,
+            throughput_rps: plan.throughput_rps,
+            cost_usd_per_month: plan.cost_usd_per_month,
+            utilisation: plan.utilisation,
+            failure_rate: plan.failure_rate,
+            staleness_min: plan.staleness_s.map(|s| s / 60.0),
+            rejected_because,
+            pareto: plan.on_pareto_front,
+        }
+    }
+}
+
+impl PlanView {
+    /// Flattens the planner's report: the recommended plan first, then the
+    /// alternatives in ranking order (feasible runners-up and rejected plans).
+    pub fn from_report(report: &Report) -> PlanView {
+        let mut candidates = Vec::with_capacity(report.alternatives.len() + 1);
+        if let Some(best) = &report.recommended {
+            candidates.push(CandidateRow::from_plan(best, None));
+        }
+        candidates.extend(
+            report
+                .alternatives
+                .iter()
+                .map(|alt| CandidateRow::from_plan(&alt.plan, alt.rejected_because.clone())),
+        );
+        let cdfs = report
+            .latency_cdfs
+            .iter()
+            .map(|cdf| CdfSeries {
+                label: cdf.plan_id.clone(),
+                points: cdf
+                    .points
+                    .iter()
+                    .map(|p| (p.latency_ms, p.fraction))
+                    .collect(),
+            })
+            .collect();
+        PlanView {
+            scenario: report.scenario.clone(),
+            recommended: report.recommended.as_ref().map(|_| 0),
+            candidates,
+            rationale: report.rationale.clone(),
+            cdfs,
+            slo_p99_ms: p99_slo_ms(&report.constraints),
+        }
+    }
+}
+
+/// The p99 SLO in ms from the constraint checks ("p99 latency", "<= 50 ms"), if stated.
+fn p99_slo_ms(constraints: &[ConstraintCheck]) -> Option<f64> {
+    let check = constraints
+        .iter()
+        .find(|c| c.name.to_ascii_lowercase().contains("p99"))?;
+    let number: String = check
+        .required
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let value: f64 = number.parse().ok()?;
+    let unit = check.required.trim_end().to_ascii_lowercase();
+    if unit.ends_with("ms") {
+        Some(value)
+    } else if unit.ends_with('s') {
+        Some(value * 1000.0)
+    } else {
+        Some(value)
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use super::model::PlanView;
+use crate::report::{KernelMeasurement, Report, Roofline};
 
 /// One scenario file as listed in the Scenarios view. A file that fails to
 /// parse is still listed, with its errors, so a bad file never crashes the TUI.
@@ -67,6 +67,59 @@ pub struct KernelRow {
 impl KernelRow {
     pub fn key(&self) -> String {
         format!("{} {} b{}", self.backend, self.precision, self.batch)
+    }
+
+    /// The row for one report kernel; the arithmetic intensity comes from the
+    /// roofline point with the same label ("tiled f32 b32"), 0 (not plotted) if none.
+    pub fn from_measurement(kernel: &KernelMeasurement, roofline: &Roofline) -> KernelRow {
+        let label = format!(
+            "{} {} b{}",
+            kernel.backend.name(),
+            kernel.precision.name(),
+            kernel.batch
+        );
+        let arithmetic_intensity = roofline
+            .points
+            .iter()
+            .find(|p| p.label == label)
+            .map_or(0.0, |p| p.arithmetic_intensity);
+        let latency_ms = kernel.median_ns / 1e6;
+        KernelRow {
+            backend: kernel.backend.name().to_string(),
+            precision: kernel.precision.name().to_string(),
+            batch: kernel.batch,
+            latency_ms,
+            throughput_per_s: if latency_ms > 0.0 {
+                f64::from(kernel.batch) * 1000.0 / latency_ms
+            } else {
+                0.0
+            },
+            gflops: kernel.gflops,
+            fraction_of_peak: kernel.fraction_of_peak,
+            arithmetic_intensity,
+        }
+    }
+}
+
+impl Measurements {
+    /// Builds the Kernels view's data from report-shaped measurements (the
+    /// kernels and roofline the real pipeline also puts in its `Report`).
+    pub fn from_report_parts(
+        kernels: &[KernelMeasurement],
+        roofline: &Roofline,
+        tuned: Option<String>,
+        cache: Arc<dyn Any + Send + Sync>,
+    ) -> Measurements {
+        Measurements {
+            kernels: kernels
+                .iter()
+                .map(|k| KernelRow::from_measurement(k, roofline))
+                .collect(),
+            peak_gflops: roofline.peak_gflops,
+            bandwidth_gbs: roofline.bandwidths.first().map_or(0.0, |b| b.gb_per_s),
+            tuned,
+            cache,
+        }
     }
 }
 
@@ -173,13 +226,13 @@ pub trait Pipeline: Send + Sync {
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
         cancel: &AtomicBool,
-    ) -> Result<PlanView, String>;
+    ) -> Result<Report, String>;
 
     /// Writes the same Markdown/CSV/JSON as `workbench run` under `out_dir`; returns the paths written.
     fn export(
         &self,
         scenario: &ScenarioEntry,
-        plan: &PlanView,
+        report: &Report,
         out_dir: &Path,
     ) -> Result<Vec<PathBuf>, String>;
 }

@@ -308,6 +308,9 @@ fn render_kernel_progress(app: &App, frame: &mut Frame, area: Rect) {
         let gauge = LineGauge::default()
             .ratio(ratio)
             .label(format!("{key:<20} {done:>4}/{total:<4}"))
+            // Distinct glyphs so progress reads without colour (tmux captures, mono terminals).
+            .filled_symbol("█")
+            .unfilled_symbol("░")
             .filled_style(Style::new().fg(if ratio >= 1.0 { Color::Green } else { ACCENT }));
         frame.render_widget(gauge, *row);
     }

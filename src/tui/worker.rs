@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::model::PlanView;
 use super::pipeline::{Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+use crate::report::Report;
 
 pub type JobId = u64;
 
@@ -29,7 +29,7 @@ pub enum JobKind {
     /// Write the reports for a plan.
     Export {
         scenario: ScenarioEntry,
-        plan: Box<PlanView>,
+        report: Box<Report>,
         out_dir: PathBuf,
     },
 }
@@ -66,7 +66,7 @@ pub enum WorkerEvent {
     Planned {
         job: JobId,
         what_if: WhatIf,
-        result: Result<PlanView, String>,
+        result: Result<Report, String>,
     },
     Exported {
         job: JobId,
@@ -226,10 +226,10 @@ pub fn run_job(
         }
         JobKind::Export {
             scenario,
-            plan,
+            report,
             out_dir,
         } => {
-            let result = pipeline.export(scenario, plan, out_dir);
+            let result = pipeline.export(scenario, report, out_dir);
             send(WorkerEvent::Exported { job: id, result })?;
         }
     }

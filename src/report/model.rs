@@ -1,0 +1,316 @@
+//! The data every exporter renders: plain data filled by the planner
+//! (`src/plan/`), rendered by the exporters in this module and by the TUI.
+//!
+//! Units are in the field names (`_ms`, `_usd_per_month`, `_ns`, ...).
+//! Fractions (`accuracy_agreement`, `utilisation`, `failure_rate`,
+//! `fraction_of_peak`) are in 0..=1. Order of every `Vec` is the order the
+//! exporters print, so the planner decides it (deterministic output).
+
+use serde::{Deserialize, Serialize};
+use workbench_kernels::{BackendKind, Precision};
+
+/// How predictions are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServingMode {
+    /// Precompute on a schedule, store, look up on request.
+    Batch,
+    /// Synchronous request/response.
+    OnlineHttp,
+    /// Event-driven through a broker.
+    OnlineStream,
+    /// Precompute the common inputs and serve the rest online, or a small edge
+    /// model with cloud fallback.
+    Hybrid,
+}
+
+impl ServingMode {
+    pub const ALL: [ServingMode; 4] = [
+        ServingMode::Batch,
+        ServingMode::OnlineHttp,
+        ServingMode::OnlineStream,
+        ServingMode::Hybrid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServingMode::Batch => "batch",
+            ServingMode::OnlineHttp => "online-http",
+            ServingMode::OnlineStream => "online-stream",
+            ServingMode::Hybrid => "hybrid",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ServingMode> {
+        ServingMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl std::fmt::Display for ServingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    Cloud,
+    Edge,
+    /// Edge and cloud together (e.g. edge model with cloud fallback).
+    Hybrid,
+}
+
+impl Placement {
+    pub const ALL: [Placement; 3] = [Placement::Cloud, Placement::Edge, Placement::Hybrid];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Cloud => "cloud",
+            Placement::Edge => "edge",
+            Placement::Hybrid => "hybrid",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Placement> {
+        Placement::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether a figure was timed on this machine or projected to another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FigureSource {
+    Measured,
+    Projected,
+}
+
+impl FigureSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            FigureSource::Measured => "measured",
+            FigureSource::Projected => "projected",
+        }
+    }
+}
+
+impl std::fmt::Display for FigureSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// End-to-end latency percentiles of one plan, milliseconds (network, queueing,
+/// batching and compute included).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencyPercentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+}
+
+/// One line of a plan's monthly cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostLine {
+    /// What is paid for, e.g. "3 x c7i.xlarge on-demand", "Kafka broker", "egress".
+    pub item: String,
+    pub usd_per_month: f64,
+}
+
+/// One candidate serving plan with its simulated metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Stable, unique identifier within the report (the planner builds it from
+    /// the dimensions); used to link CDFs, CSV rows and baseline comparisons.
+    pub id: String,
+    pub mode: ServingMode,
+    pub placement: Placement,
+    /// Cloud instance type or edge device class (hybrid: "edge-device + cloud-instance").
+    pub target: String,
+    /// Cloud replicas (edge: 1 per device).
+    pub replicas: u32,
+    /// Model variant name, e.g. "base", "distilled", "pruned-50".
+    pub model_variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    /// Dynamic batching: most requests per batch.
+    pub max_batch: u32,
+    /// Dynamic batching: longest a request waits for a batch to fill.
+    pub max_delay_ms: f64,
+    pub latency_ms: LatencyPercentiles,
+    /// Whether the compute part of the latency was measured here or projected to `target`.
+    pub latency_source: FigureSource,
+    /// Sustained predictions per second the plan serves.
+    pub throughput_rps: f64,
+    pub cost_usd_per_month: f64,
+    pub cost_usd_per_million: f64,
+    /// Lines summing to `cost_usd_per_month`.
+    pub cost_breakdown: Vec<CostLine>,
+    /// Fraction of predictions agreeing with the f32 reference model, 0..=1.
+    pub accuracy_agreement: f64,
+    /// Busy fraction of the serving replicas (or devices), 0..=1.
+    pub utilisation: f64,
+    /// Fraction of requests dropped, timed out or failed (e.g. device offline), 0..=1.
+    pub failure_rate: f64,
+    /// Batch and hybrid modes: age of the precomputed predictions served, seconds
+    /// (mean). `None` when every prediction is computed on request.
+    pub staleness_s: Option<f64>,
+    /// Edge: energy per prediction on the device, millijoules. `None` in the cloud.
+    pub energy_mj_per_prediction: Option<f64>,
+    /// On the Pareto front over cost, p99 latency and accuracy loss.
+    pub on_pareto_front: bool,
+}
+
+/// A plan that was not recommended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    pub plan: Plan,
+    /// Why the plan fails a constraint, in words a person can check
+    /// ("p99 212 ms > SLO 50 ms"). `None`: the plan meets every constraint
+    /// but ranked below the recommendation.
+    pub rejected_because: Option<String>,
+}
+
+/// One constraint of the scenario checked against the recommended plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintCheck {
+    /// e.g. "p99 latency", "budget", "accuracy agreement", "data stays on device".
+    pub name: String,
+    /// Human-readable requirement with unit, e.g. "<= 50 ms".
+    pub required: String,
+    /// Human-readable achieved value with unit, e.g. "38.2 ms".
+    pub achieved: String,
+    pub ok: bool,
+}
+
+/// How far one input can move before the recommendation changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensitivityLine {
+    /// What moves: "traffic", "network RTT", "instance price", ...
+    pub parameter: String,
+    /// Largest multiple of the scenario's value for which the plan stays best
+    /// (`None`: stays best over the whole range explored).
+    pub stays_best_up_to_factor: Option<f64>,
+    /// The sentence shown, e.g. "stays best up to 3.2x traffic; above that, 2 more replicas".
+    pub summary: String,
+}
+
+/// One timed (or projected) kernel run: a compiled model at one batch size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelMeasurement {
+    pub backend: BackendKind,
+    pub precision: Precision,
+    pub batch: u32,
+    /// What ran, e.g. "mlp 256-512-512-10" or the model variant name.
+    pub workload: String,
+    pub median_ns: f64,
+    pub p90_ns: f64,
+    pub p99_ns: f64,
+    /// Achieved GFLOP/s (int8: G ops/s) at the median.
+    pub gflops: f64,
+    /// Achieved over the machine's peak for this precision, 0..=1.
+    pub fraction_of_peak: f64,
+    pub source: FigureSource,
+    /// Machine the figure is for: this machine's name when measured, the target when projected.
+    pub target: String,
+}
+
+/// A memory or cache bandwidth roof.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BandwidthRoof {
+    /// e.g. "DRAM", "L2".
+    pub name: String,
+    pub gb_per_s: f64,
+}
+
+/// One kernel placed on the roofline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RooflinePoint {
+    /// Legend label, e.g. "tiled f32 b32".
+    pub label: String,
+    /// FLOPs per byte moved.
+    pub arithmetic_intensity: f64,
+    pub achieved_gflops: f64,
+    pub source: FigureSource,
+}
+
+/// Roofline of the machine the kernels were measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Roofline {
+    pub machine: String,
+    /// Compute roof, GFLOP/s (f32).
+    pub peak_gflops: f64,
+    pub bandwidths: Vec<BandwidthRoof>,
+    pub points: Vec<RooflinePoint>,
+}
+
+/// One point of an empirical latency CDF.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CdfPoint {
+    pub latency_ms: f64,
+    /// Fraction of requests at or below `latency_ms`, 0..=1, non-decreasing.
+    pub fraction: f64,
+}
+
+/// Simulated end-to-end latency distribution of one plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyCdf {
+    /// `Plan::id` of the plan.
+    pub plan_id: String,
+    pub points: Vec<CdfPoint>,
+}
+
+/// What the figures rest on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assumptions {
+    /// Fingerprint the measurement cache is keyed by.
+    pub hardware_fingerprint: String,
+    /// CPU model string of this machine.
+    pub cpu: String,
+    /// Seed of the simulator and every other random choice.
+    pub seed: u64,
+    /// workbench version that produced the report.
+    pub tool_version: String,
+    /// Which figures were timed on this machine, one entry per kind of figure.
+    pub measured: Vec<String>,
+    /// Which figures were projected (and from what), one entry per kind of figure.
+    pub projected: Vec<String>,
+    /// Other assumptions in words (prices, traffic model, network RTT, ...).
+    pub notes: Vec<String>,
+    /// When the report was generated (RFC 3339, UTC). The only field that may
+    /// differ between two runs with the same inputs.
+    pub generated_at: String,
+}
+
+/// Everything the exporters render for one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Scenario name; also the output directory name.
+    pub scenario: String,
+    pub description: String,
+    /// At least one plan meets every constraint.
+    pub feasible: bool,
+    /// The chosen plan; `None` when nothing is feasible.
+    pub recommended: Option<Plan>,
+    /// Every other evaluated plan, in ranking order.
+    pub alternatives: Vec<Alternative>,
+    /// A few sentences computed from the numbers.
+    pub rationale: Vec<String>,
+    /// The scenario's constraints checked against the recommended plan (or,
+    /// when infeasible, against the closest plan).
+    pub constraints: Vec<ConstraintCheck>,
+    pub sensitivity: Vec<SensitivityLine>,
+    pub kernels: Vec<KernelMeasurement>,
+    pub roofline: Roofline,
+    /// Latency CDFs of the top plans (recommended first).
+    pub latency_cdfs: Vec<LatencyCdf>,
+    pub assumptions: Assumptions,
+}
