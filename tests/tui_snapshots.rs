@@ -149,3 +149,57 @@ fn help_overlay() {
     act_all(&mut app, Action::ToggleHelp);
     snapshot("help", &app);
 }
+
+/// The report module's hand-built fixture, fed in as if the worker had produced it.
+fn app_with_fixture_report() -> App {
+    use std::sync::Arc;
+    use workbench::report::fixtures::sample_report;
+    use workbench::tui::Measurements;
+
+    let report = sample_report();
+    let mut app = new_app();
+    let job = update(&mut app, Action::Run).expect("a run job");
+    let measurements =
+        Measurements::from_report_parts(&report.kernels, &report.roofline, None, Arc::new(()));
+    update(
+        &mut app,
+        Action::Worker(WorkerEvent::Measured {
+            job: job.id,
+            result: Ok(measurements),
+        }),
+    );
+    update(
+        &mut app,
+        Action::Worker(WorkerEvent::Planned {
+            job: job.id,
+            what_if: workbench::tui::WhatIf::default(),
+            result: Ok(report),
+        }),
+    );
+    update(
+        &mut app,
+        Action::Worker(WorkerEvent::Finished {
+            job: job.id,
+            cancelled: false,
+        }),
+    );
+    assert!(!app.busy());
+    app
+}
+
+#[test]
+fn views_of_the_report_fixture() {
+    let mut app = app_with_fixture_report();
+    let plan = app.plan.clone().expect("plan view");
+    let report = app.report.clone().expect("report kept");
+    assert_eq!(plan.candidates.len(), report.alternatives.len() + 1);
+    assert_eq!(
+        plan.recommended_row().map(|c| c.label.clone()),
+        report.recommended.as_ref().map(|p| p.id.clone())
+    );
+    assert_eq!(plan.slo_p99_ms, Some(50.0));
+    for view in [View::Kernels, View::Simulation, View::Plan] {
+        act_all(&mut app, Action::ShowView(view));
+        snapshot(&format!("fixture_{}", view.title().to_lowercase()), &app);
+    }
+}

@@ -116,7 +116,13 @@ impl Measurements {
                 .map(|k| KernelRow::from_measurement(k, roofline))
                 .collect(),
             peak_gflops: roofline.peak_gflops,
-            bandwidth_gbs: roofline.bandwidths.first().map_or(0.0, |b| b.gb_per_s),
+            // The slowest roof (DRAM) is the one a kernel streaming its weights meets.
+            bandwidth_gbs: roofline
+                .bandwidths
+                .iter()
+                .map(|b| b.gb_per_s)
+                .reduce(f64::min)
+                .unwrap_or(0.0),
             tuned,
             cache,
         }
