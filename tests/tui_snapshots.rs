@@ -173,7 +173,7 @@ fn app_with_fixture_report() -> App {
         Action::Worker(WorkerEvent::Planned {
             job: job.id,
             what_if: workbench::tui::WhatIf::default(),
-            result: Ok(report),
+            result: Ok(Box::new(report)),
         }),
     );
     update(

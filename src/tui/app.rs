@@ -457,9 +457,9 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
                 let plan = PlanView::from_report(&report);
                 if what_if.is_identity() {
                     app.original_plan = Some(plan.clone());
-                    app.original_report = Some(report.clone());
+                    app.original_report = Some((*report).clone());
                 }
-                app.report = Some(report);
+                app.report = Some(*report);
                 app.message = Some(Message::Info(match plan.recommended_row() {
                     Some(best) => format!("plan ({}): {}", what_if.describe(), best.label),
                     None => format!("plan ({}): no feasible plan", what_if.describe()),

@@ -66,7 +66,8 @@ pub enum WorkerEvent {
     Planned {
         job: JobId,
         what_if: WhatIf,
-        result: Result<Report, String>,
+        /// Boxed: a report is large and events are moved through a channel.
+        result: Result<Box<Report>, String>,
     },
     Exported {
         job: JobId,
@@ -202,8 +203,9 @@ pub fn run_job(
             if let Some(measurements) = measurements {
                 if !cancelled() {
                     let what_if = WhatIf::default();
-                    let result =
-                        pipeline.plan(scenario, &measurements, &what_if, &progress, cancel);
+                    let result = pipeline
+                        .plan(scenario, &measurements, &what_if, &progress, cancel)
+                        .map(Box::new);
                     send(WorkerEvent::Planned {
                         job: id,
                         what_if,
@@ -217,7 +219,9 @@ pub fn run_job(
             measurements,
             what_if,
         } => {
-            let result = pipeline.plan(scenario, measurements, what_if, &progress, cancel);
+            let result = pipeline
+                .plan(scenario, measurements, what_if, &progress, cancel)
+                .map(Box::new);
             send(WorkerEvent::Planned {
                 job: id,
                 what_if: *what_if,
