@@ -3,6 +3,8 @@
 //! One pipeline, two front ends: the CLI (`workbench run`) and the TUI call
 //! the same library functions. See `docs/` and DESIGN.md for the layout.
 
+pub mod cli;
 pub mod hardware;
 pub mod report;
+pub mod scenario;
 pub mod tui;

@@ -336,25 +336,44 @@ fn run_loop_with_scripted_keys_then_a_resize() {
 #[test]
 fn loading_paths_lists_bad_files_with_their_errors() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("good.toml"),
-        "name = \"good\"\n[traffic]\nrps = 5\n",
-    )
-    .unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/wake-word.toml");
+    std::fs::copy(&shipped, dir.path().join("good.toml")).unwrap();
     std::fs::write(dir.path().join("bad.toml"), "name = \n").unwrap();
     std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
     let missing = PathBuf::from("/nonexistent/x.toml");
     let entries = FakePipeline::new().load_scenarios(&[dir.path().to_path_buf(), missing]);
-    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["bad", "good", "x"]);
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    assert_eq!(entries[0].name, "bad");
     assert!(!entries[0].is_valid());
-    assert!(entries[1].is_valid());
-    assert!(entries[2].errors[0].contains("cannot read"));
-    // The app shows them all without crashing, including the errors.
+    assert!(
+        entries[0].errors[0].contains("bad.toml:1:"),
+        "{:?}",
+        entries[0].errors
+    );
+    assert!(entries[1].is_valid(), "{:?}", entries[1].errors);
+    assert!(!entries[1].summary.is_empty());
+    assert_eq!(entries[2].name, "x");
+    assert!(!entries[2].is_valid());
+    // The app shows them all without crashing; a bad file is not run.
     let mut app = App::new(entries, dir.path().to_path_buf());
     let worker = Worker::spawn(Arc::new(FakePipeline::new())).unwrap();
     dispatch(&mut app, &worker, Action::Run).unwrap();
     assert!(app.job.is_none(), "a bad file is not run");
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|frame| workbench::tui::ui::render(&app, frame))
+        .unwrap();
+    assert!(terminal.backend().to_string().contains("error(s)"));
+}
+
+#[test]
+fn every_shipped_scenario_is_listed_and_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let entries = workbench::tui::scenario_entries(&[dir]);
+    assert!(entries.len() >= 5, "{}", entries.len());
+    for entry in &entries {
+        assert!(entry.is_valid(), "{}: {:?}", entry.name, entry.errors);
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+use super::scenarios::scenario_entries;
 use crate::report::{
     Alternative, Assumptions, BandwidthRoof, CdfPoint, ConstraintCheck, CostLine, FigureSource,
     KernelMeasurement, LatencyCdf, LatencyPercentiles, Placement, Plan, Report, Roofline,
@@ -94,66 +95,15 @@ fn scenario_seed(name: &str) -> u64 {
     })
 }
 
-fn entry_for_file(path: &Path) -> ScenarioEntry {
-    let name = path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |s| s.to_string_lossy().into_owned(),
-    );
-    let (summary, errors) = match std::fs::read_to_string(path) {
-        Err(error) => (
-            vec![],
-            vec![format!("{}: cannot read: {error}", path.display())],
-        ),
-        Ok(text) => match text.parse::<toml::Table>() {
-            Err(error) => (
-                vec![],
-                vec![format!("{}: {}", path.display(), error.message())],
-            ),
-            Ok(table) => (
-                vec![
-                    format!(
-                        "{} top-level keys (fake pipeline: no real parsing)",
-                        table.len()
-                    ),
-                    format!(
-                        "keys: {}",
-                        table.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ],
-                vec![],
-            ),
-        },
-    };
-    ScenarioEntry {
-        path: path.to_path_buf(),
-        name,
-        summary,
-        errors,
-    }
-}
-
 impl Pipeline for FakePipeline {
+    /// No paths: three built-in entries (one broken). Otherwise the real
+    /// scenario parser lists the files, errors and all.
     fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
         if paths.is_empty() {
-            return builtin_scenarios();
+            builtin_scenarios()
+        } else {
+            scenario_entries(paths)
         }
-        let mut entries = Vec::new();
-        for path in paths {
-            if path.is_dir() {
-                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                    .map(|dir| {
-                        dir.filter_map(|e| e.ok().map(|e| e.path()))
-                            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                files.sort();
-                entries.extend(files.iter().map(|p| entry_for_file(p)));
-            } else {
-                entries.push(entry_for_file(path));
-            }
-        }
-        entries
     }
 
     fn measure(

@@ -1,0 +1,486 @@
+//! Scenarios: the problem a user describes in TOML (model, traffic, inputs,
+//! objectives, constraints, targets, optional search space and expectation).
+//! The planner chooses the answer; a scenario never states it, except as an
+//! `expect` block that `workbench run --check` compares against.
+//!
+//! `load` / `parse_str` return either a fully checked [`Scenario`] or every
+//! problem in the file at once ([`ScenarioErrors`]). The format is documented
+//! in `docs/scenarios.md`.
+
+mod error;
+mod raw;
+mod summary;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use workbench_kernels::{BackendKind, ModelSpec, Precision, SpecCounts};
+
+use crate::hardware::TargetSpec;
+
+pub use error::{did_you_mean, line_col, ScenarioError, ScenarioErrors};
+
+/// Largest scenario file read, so a stray multi-gigabyte file is refused
+/// instead of read into memory.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Memory a model may need to be measured on this machine (f32 weights plus
+/// activations at the largest batch size); larger models are refused up front.
+pub const MAX_MEASURE_BYTES: u64 = 8 << 30;
+
+/// FLOPs per sample above which measuring one batch would take seconds.
+pub const MAX_FLOPS_PER_SAMPLE: f64 = 2e11;
+
+/// A parsed and checked scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// `name` key, or the file stem.
+    pub name: String,
+    pub description: String,
+    /// The file it was read from (as given).
+    pub path: PathBuf,
+    pub model: Model,
+    pub traffic: Traffic,
+    pub inputs: Inputs,
+    pub objectives: Objectives,
+    pub constraints: Constraints,
+    pub targets: Targets,
+    pub search: SearchSpace,
+    pub expect: Option<Expect>,
+}
+
+/// The model and its variants (e.g. full model and distilled student).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model {
+    pub task: String,
+    /// At least one; names are unique.
+    pub variants: Vec<ModelVariant>,
+    /// Index into `variants` of the reference model whose f32 outputs define
+    /// accuracy agreement (`model.reference`, default the first variant).
+    pub reference: usize,
+}
+
+impl Model {
+    /// The reference variant (`None` only for a hand-built model without variants).
+    pub fn reference_variant(&self) -> Option<&ModelVariant> {
+        self.variants
+            .get(self.reference)
+            .or_else(|| self.variants.first())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelVariant {
+    pub name: String,
+    pub spec: ModelSpec,
+    /// Accuracy the author declares for this variant (fraction in (0, 1]), if any.
+    pub accuracy: Option<f64>,
+}
+
+impl ModelVariant {
+    pub fn counts(&self) -> SpecCounts {
+        self.spec.counts()
+    }
+
+    pub fn family(&self) -> &'static str {
+        match self.spec {
+            ModelSpec::Mlp(_) => "mlp",
+            ModelSpec::Convnet(_) => "convnet",
+            ModelSpec::Transformer(_) => "transformer",
+        }
+    }
+}
+
+/// How requests arrive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "process")]
+pub enum ArrivalProcess {
+    Poisson,
+    Constant,
+    /// On/off: all traffic arrives during `on_s` windows separated by `off_s`
+    /// of silence; the mean over a cycle is `Traffic::rate_per_s`.
+    Bursty {
+        on_s: f64,
+        off_s: f64,
+    },
+    /// Sinusoidal daily cycle whose peak is `peak_factor` x the mean rate.
+    Diurnal {
+        peak_factor: f64,
+        period_s: f64,
+    },
+    /// Replay of recorded arrival times (seconds, non-decreasing).
+    Trace {
+        path: PathBuf,
+        timestamps_s: Vec<f64>,
+    },
+}
+
+impl ArrivalProcess {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ArrivalProcess::Poisson => "poisson",
+            ArrivalProcess::Constant => "constant",
+            ArrivalProcess::Bursty { .. } => "bursty",
+            ArrivalProcess::Diurnal { .. } => "diurnal",
+            ArrivalProcess::Trace { .. } => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Traffic {
+    pub process: ArrivalProcess,
+    /// Mean arrival rate, requests per second (derived from the trace for `trace`).
+    pub rate_per_s: f64,
+    /// Simulated duration, seconds.
+    pub duration_s: f64,
+}
+
+impl Traffic {
+    /// Highest instantaneous rate the process produces (mean for poisson/constant/trace).
+    pub fn peak_rate_per_s(&self) -> f64 {
+        match &self.process {
+            ArrivalProcess::Bursty { on_s, off_s } => self.rate_per_s * (on_s + off_s) / on_s,
+            ArrivalProcess::Diurnal { peak_factor, .. } => self.rate_per_s * peak_factor,
+            _ => self.rate_per_s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "space")]
+pub enum InputSpace {
+    /// A known, countable set of inputs (e.g. users x items): precomputable.
+    Finite { distinct_inputs: u64 },
+    /// Free-form inputs (text, audio, transactions): cannot be precomputed.
+    Unbounded,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inputs {
+    pub space: InputSpace,
+    /// How stale a prediction may be when served, seconds (0 = computed per request).
+    pub freshness_s: f64,
+    /// Zipf exponent of input popularity (0 = uniform).
+    pub zipf_exponent: f64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Objectives {
+    /// Percentile in (0, 100) the latency SLO applies to, e.g. 99.
+    pub latency_percentile: f64,
+    /// Latency SLO at that percentile, milliseconds, end to end.
+    pub latency_ms: f64,
+    /// Minimum sustained throughput, predictions per second (0 = none).
+    pub min_throughput_per_s: f64,
+    /// Minimum top-1 agreement with the f32 reference model, fraction in (0, 1].
+    pub accuracy_floor: f64,
+    pub monthly_budget_usd: Option<f64>,
+    /// 0 = only latency matters, 1 = only cost matters, among feasible plans.
+    pub cost_weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Constraints {
+    /// false = privacy: the input may not leave the user's device.
+    pub data_may_leave_device: bool,
+    /// Fraction of time edge devices have no connectivity, [0, 1].
+    pub offline_fraction: f64,
+    /// Memory the model may use on a device.
+    pub max_device_memory_bytes: Option<u64>,
+    pub max_device_power_watts: Option<f64>,
+}
+
+/// A target after catalog lookup and overrides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub spec: TargetSpec,
+    /// The catalog entry it started from, if any.
+    pub catalog: Option<String>,
+    /// Speed relative to this machine; when set, projection scales local
+    /// measurements by it instead of using the peak figures.
+    pub speed_factor: Option<f64>,
+    /// Edge: number of devices in the fleet.
+    pub fleet_size: Option<u64>,
+    /// Name of the link (in `Targets::links`) between the client and this target.
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Link {
+    pub name: String,
+    pub rtt_median_ms: f64,
+    pub rtt_p99_ms: f64,
+    pub bandwidth_mbps: f64,
+    /// Packet loss, fraction [0, 1).
+    pub loss_fraction: f64,
+}
+
+/// Message broker for streaming (Kafka-like).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Broker {
+    pub per_hop_ms: f64,
+    /// Broker hops between producer and the model's consumer (and back).
+    pub hops: u32,
+    pub partitions: u32,
+}
+
+/// Prediction store for batch mode (key-value lookup).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Storage {
+    pub lookup_ms: f64,
+    pub usd_per_gb_month: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Targets {
+    pub cloud: Vec<Target>,
+    pub edge: Vec<Target>,
+    pub links: Vec<Link>,
+    pub broker: Option<Broker>,
+    pub storage: Option<Storage>,
+}
+
+impl Targets {
+    /// The target called `name` (cloud or edge).
+    pub fn find(&self, name: &str) -> Option<&Target> {
+        self.cloud
+            .iter()
+            .chain(&self.edge)
+            .find(|t| t.spec.name == name)
+    }
+
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+/// How predictions are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Precompute on a schedule, store, look up on request.
+    Batch,
+    /// Synchronous request/response.
+    OnlineHttp,
+    /// Event-driven through a broker.
+    OnlineStream,
+    /// Precompute the popular inputs, compute the rest online.
+    Hybrid,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Batch,
+        Mode::OnlineHttp,
+        Mode::OnlineStream,
+        Mode::Hybrid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Batch => "batch",
+            Mode::OnlineHttp => "online-http",
+            Mode::OnlineStream => "online-stream",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    Cloud,
+    Edge,
+    /// Edge model with cloud fallback (or cloud-precomputed results cached on device).
+    Hybrid,
+}
+
+impl Placement {
+    pub const ALL: [Placement; 3] = [Placement::Cloud, Placement::Edge, Placement::Hybrid];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Cloud => "cloud",
+            Placement::Edge => "edge",
+            Placement::Hybrid => "hybrid",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Placement> {
+        Placement::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the planner may consider (defaults: everything).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchSpace {
+    pub modes: Vec<Mode>,
+    pub placements: Vec<Placement>,
+    pub backends: Vec<BackendKind>,
+    pub precisions: Vec<Precision>,
+    /// Maximum batch sizes for dynamic batching, ascending.
+    pub batch_sizes: Vec<usize>,
+    /// Maximum queue delays for dynamic batching, milliseconds, ascending.
+    pub max_queue_delay_ms: Vec<f64>,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// Target names to consider (default: all targets of the scenario).
+    pub targets: Vec<String>,
+    /// Wall-clock budget for measuring, seconds (`--quick` shortens it).
+    pub measurement_budget_s: f64,
+    pub seed: u64,
+}
+
+/// What the author expects the planner to choose (`workbench run --check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Expect {
+    pub mode: Mode,
+    pub placement: Placement,
+}
+
+impl Scenario {
+    /// One screen: model size and FLOPs per variant, traffic, inputs, SLO,
+    /// constraints, targets, search space and expectation.
+    pub fn summary(&self) -> String {
+        summary::render(self)
+    }
+
+    /// One line: name, model family and size, traffic, SLO, expectation.
+    pub fn one_line(&self) -> String {
+        summary::one_line(self)
+    }
+}
+
+/// Read and check a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ScenarioErrors::whole_file(path, format!("cannot read scenario file: {e}")))?;
+    if meta.is_dir() {
+        return Err(ScenarioErrors::whole_file(
+            path,
+            "is a directory, not a scenario file (pass the directory to `run` or `list` to use every *.toml in it)",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ScenarioErrors::whole_file(
+            path,
+            format!(
+                "file is {} bytes; scenario files are at most {} bytes",
+                meta.len(),
+                MAX_FILE_BYTES
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| ScenarioErrors::whole_file(path, format!("cannot read scenario file: {e}")))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            let (line, col) = line_col(&text, valid);
+            return Err(ScenarioErrors {
+                path: path.to_path_buf(),
+                errors: vec![ScenarioError {
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                    key: String::new(),
+                    message: format!(
+                        "not UTF-8 text (invalid byte at offset {valid}); is this a binary file? A scenario is a TOML text file"
+                    ),
+                }],
+            });
+        }
+    };
+    parse_str(&text, path)
+}
+
+/// Parse and check scenario text; `path` names it in errors and is the base
+/// for relative paths inside it (`traffic.trace_csv`).
+pub fn parse_str(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
+    validate::parse(text, path)
+}
+
+/// Expand the command line's files and directories into scenario files:
+/// a directory contributes its `*.toml` files (sorted, not recursive), a file
+/// is kept as given (even if missing, so `load` reports it).
+pub fn discover<P: AsRef<Path>>(paths: &[P]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        if path.is_dir() {
+            found.extend(scenarios_in_dir(path));
+        } else {
+            found.push(path.to_path_buf());
+        }
+    }
+    found
+}
+
+/// The `*.toml` files directly inside `dir`, sorted (empty if unreadable).
+pub fn scenarios_in_dir(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+/// Human-readable byte count (powers of 1000: kB, MB, GB, TB).
+pub fn format_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Human-readable count with SI suffix (k, M, G, T).
+pub fn format_count(count: f64) -> String {
+    const UNITS: [&str; 6] = ["", " k", " M", " G", " T", " P"];
+    let mut value = count;
+    let mut unit = 0;
+    while value.abs() >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}

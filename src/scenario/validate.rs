@@ -1,0 +1,2192 @@
+//! Text -> `Scenario`: TOML syntax, schema (serde, unknown keys, types), then
+//! semantic checks. Every stage collects all of its problems before giving up.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, Deserializer};
+use toml::Spanned;
+use workbench_kernels::{
+    Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec, Precision, TransformerSpec,
+};
+
+use super::error::{did_you_mean, not_accepted, Collector};
+use super::raw::*;
+use super::*;
+use crate::hardware::{catalog, TargetKind, TargetSpec};
+
+/// Most schema errors reported for one file before giving up.
+const MAX_SCHEMA_ERRORS: usize = 100;
+
+/// Most transformer layers accepted (real encoders have tens).
+const MAX_LAYERS: usize = 1_000;
+
+/// Most arrivals read from a trace CSV.
+const MAX_TRACE_EVENTS: usize = 10_000_000;
+
+pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
+    if text.trim().is_empty() {
+        return Err(ScenarioErrors::whole_file(
+            path,
+            "file is empty: a scenario needs at least [model], [traffic], [inputs], [objectives] and [targets] (see docs/scenarios.md)",
+        ));
+    }
+    let mut collector = Collector::new(text, path);
+    let (doc, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // After the first syntax error the parser's recovery produces a
+        // cascade of follow-on errors; only the first is reliable.
+        let further = syntax_errors.len() - 1;
+        if let Some(first) = syntax_errors.first() {
+            let mut message = format!("TOML syntax error: {}", first.message().trim());
+            if further > 0 {
+                message.push_str(&format!(
+                    " ({further} further syntax error(s) may follow from this one)"
+                ));
+            }
+            let span = first.span().unwrap_or(0..0);
+            // Name the key for "duplicate key"; the span covers it.
+            let key = if first.message().contains("duplicate key") {
+                text.get(span.clone()).unwrap_or("").trim().to_string()
+            } else {
+                String::new()
+            };
+            collector.push(span, key, message);
+        }
+        collector.finish()?;
+        return Err(ScenarioErrors::whole_file(path, "TOML syntax error"));
+    }
+    let (raw, removed) = deserialize_collecting(doc, &mut collector);
+    let Some(raw) = raw else {
+        collector.finish()?;
+        return Err(ScenarioErrors::whole_file(path, "could not read the file"));
+    };
+    let mut v = Validator {
+        c: collector,
+        removed,
+        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let scenario = v.scenario(raw, path);
+    v.c.finish()?;
+    scenario.ok_or_else(|| ScenarioErrors::whole_file(path, "scenario is incomplete"))
+}
+
+/// Deserialize with serde; on each error (unknown key, wrong type) record it,
+/// remove the offending key from the document and try again, so that every
+/// schema error is reported, not just the first. Returns the keys removed.
+fn deserialize_collecting(
+    mut doc: Spanned<DeTable<'_>>,
+    c: &mut Collector<'_>,
+) -> (Option<RawScenario>, BTreeSet<String>) {
+    let mut removed = BTreeSet::new();
+    for _ in 0..MAX_SCHEMA_ERRORS {
+        let attempt = RawScenario::deserialize(Deserializer::from(doc.clone()));
+        let err = match attempt {
+            Ok(raw) => return (Some(raw), removed),
+            Err(err) => err,
+        };
+        let span = err.span().unwrap_or(0..0);
+        let found = find_key(doc.get_ref(), &span);
+        let key = found
+            .as_ref()
+            .map(|segs| path_string(segs))
+            .unwrap_or_default();
+        let (message, suggestion) = rewrite_serde_message(err.message());
+        c.push(span, key.clone(), message);
+        match found {
+            Some(segs) if remove_key(doc.get_mut(), &segs) => {
+                // A misspelt key is reported once, not again as the missing key it was meant to be.
+                if let Some(meant) = suggestion {
+                    let parent = path_string(&segs[..segs.len().saturating_sub(1)]);
+                    removed.insert(join(&parent, &meant));
+                }
+                removed.insert(key);
+            }
+            _ => return (None, removed),
+        }
+    }
+    (None, removed)
+}
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path_string(segs: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end && outer.start < outer.end
+}
+
+/// Path of the deepest key whose name or value contains `span`.
+fn find_key(table: &DeTable<'_>, span: &Range<usize>) -> Option<Vec<Seg>> {
+    for (k, v) in table.iter() {
+        let name = Seg::Key(k.get_ref().to_string());
+        if k.span() == *span {
+            return Some(vec![name]);
+        }
+        if let Some(mut inner) = find_in_value(v, span) {
+            inner.insert(0, name);
+            return Some(inner);
+        }
+        if contains(&v.span(), span) || contains(&k.span(), span) {
+            return Some(vec![name]);
+        }
+    }
+    None
+}
+
+fn find_in_value(value: &Spanned<DeValue<'_>>, span: &Range<usize>) -> Option<Vec<Seg>> {
+    match value.get_ref() {
+        DeValue::Table(t) => find_key(t, span),
+        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            if let DeValue::Table(t) = item.get_ref() {
+                find_key(t, span).map(|mut inner| {
+                    inner.insert(0, Seg::Index(i));
+                    inner
+                })
+            } else {
+                None
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn remove_key(table: &mut DeTable<'_>, segs: &[Seg]) -> bool {
+    match segs {
+        [Seg::Key(k)] => table.remove(k.as_str()).is_some(),
+        [Seg::Key(k), rest @ ..] => {
+            for (key, value) in table.iter_mut() {
+                if key.get_ref().as_ref() == k.as_str() {
+                    return remove_in_value(value.get_mut(), rest);
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+fn remove_in_value(value: &mut DeValue<'_>, segs: &[Seg]) -> bool {
+    match (value, segs) {
+        (DeValue::Table(t), _) => remove_key(t, segs),
+        (DeValue::Array(items), [Seg::Index(i), rest @ ..]) => match items.get_mut(*i) {
+            Some(item) => remove_in_value(item.get_mut(), rest),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// serde's messages, in the scenario's vocabulary; for an unknown key, also
+/// the key it was probably meant to be.
+fn rewrite_serde_message(message: &str) -> (String, Option<String>) {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        if let Some((got, accepted)) = names.split_first() {
+            let mut msg = format!("unknown key `{got}`");
+            let best = did_you_mean(got, accepted.iter().copied());
+            if let Some(best) = best {
+                msg.push_str(&format!("; did you mean `{best}`?"));
+            }
+            if !accepted.is_empty() {
+                msg.push_str(&format!(" (accepted keys: {})", accepted.join(", ")));
+            }
+            return (msg, best.map(str::to_string));
+        }
+    }
+    let mut msg = message.trim().to_string();
+    for (from, to) in [
+        ("expected f64", "expected a number"),
+        ("expected i64", "expected an integer"),
+        ("expected a sequence", "expected an array"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        msg = msg.replace(from, to);
+    }
+    if let Some(i) = msg.find("expected struct ") {
+        msg.truncate(i);
+        msg.push_str("expected a table");
+    }
+    (msg, None)
+}
+
+struct Validator<'a> {
+    c: Collector<'a>,
+    /// Keys already reported (and removed) by the schema stage: not "missing".
+    removed: BTreeSet<String>,
+    base_dir: PathBuf,
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+const FAMILIES: [&str; 3] = ["mlp", "convnet", "transformer"];
+const MLP_KEYS: [&str; 4] = ["input", "hidden", "output", "activation"];
+const CONVNET_KEYS: [&str; 5] = ["input_hwc", "blocks", "pooling", "classes", "activation"];
+const TRANSFORMER_KEYS: [&str; 6] = ["seq_len", "d_model", "heads", "ffn", "layers", "classes"];
+const ACTIVATIONS: [(&str, Activation); 4] = [
+    ("relu", Activation::Relu),
+    ("gelu", Activation::Gelu),
+    ("sigmoid", Activation::Sigmoid),
+    ("tanh", Activation::Tanh),
+];
+
+impl Validator<'_> {
+    fn err(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        self.c.push(span, key, message);
+    }
+
+    /// Report `key` missing from the table at `parent_span` unless the schema
+    /// stage already reported (and removed) it.
+    fn missing(&mut self, parent_span: Range<usize>, key: &str, what: &str) {
+        if !self.removed.contains(key) {
+            self.err(parent_span, key, format!("missing required key: {what}"));
+        }
+    }
+
+    fn required<'r, T>(
+        &mut self,
+        field: &'r Opt<T>,
+        parent_span: &Range<usize>,
+        key: &str,
+        what: &str,
+    ) -> Option<&'r S<T>> {
+        if field.is_none() {
+            self.missing(parent_span.clone(), key, what);
+        }
+        field.as_ref()
+    }
+
+    /// A finite number `> 0`.
+    fn positive(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
+        let v = *value.get_ref();
+        if v.is_finite() && v > 0.0 {
+            Some(v)
+        } else {
+            self.err(
+                value.span(),
+                key,
+                format!("value {v} is not accepted: {what} must be a number > 0"),
+            );
+            None
+        }
+    }
+
+    /// A finite number `>= 0`.
+    fn non_negative(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
+        let v = *value.get_ref();
+        if v.is_finite() && v >= 0.0 {
+            Some(v)
+        } else {
+            self.err(
+                value.span(),
+                key,
+                format!("value {v} is not accepted: {what} must be a number >= 0"),
+            );
+            None
+        }
+    }
+
+    /// A number in `[lo, hi]` (closed) or `(lo, hi)` per the flags.
+    fn in_range(
+        &mut self,
+        value: &S<f64>,
+        key: &str,
+        (lo, lo_open): (f64, bool),
+        (hi, hi_open): (f64, bool),
+        what: &str,
+    ) -> Option<f64> {
+        let v = *value.get_ref();
+        let above = if lo_open { v > lo } else { v >= lo };
+        let below = if hi_open { v < hi } else { v <= hi };
+        if v.is_finite() && above && below {
+            Some(v)
+        } else {
+            let open = if lo_open { '(' } else { '[' };
+            let close = if hi_open { ')' } else { ']' };
+            self.err(
+                value.span(),
+                key,
+                format!("value {v} is not accepted: {what} must be in {open}{lo}, {hi}{close}"),
+            );
+            None
+        }
+    }
+
+    /// An integer `>= min`.
+    fn int_at_least(&mut self, value: &S<i64>, key: &str, min: i64, what: &str) -> Option<u64> {
+        let v = *value.get_ref();
+        if v >= min {
+            u64::try_from(v).ok()
+        } else {
+            self.err(
+                value.span(),
+                key,
+                format!("value {v} is not accepted: {what} must be an integer >= {min}"),
+            );
+            None
+        }
+    }
+
+    fn dim(&mut self, value: &S<i64>, key: &str, what: &str) -> Option<usize> {
+        self.int_at_least(value, key, 1, what)
+            .and_then(|v| usize::try_from(v).ok())
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        value: &S<String>,
+        key: &str,
+        what: &str,
+        table: &[(&str, T)],
+    ) -> Option<T> {
+        let got = value.get_ref().as_str();
+        if let Some((_, t)) = table.iter().find(|(name, _)| *name == got) {
+            return Some(*t);
+        }
+        let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        self.err(value.span(), key, not_accepted(what, got, &names));
+        None
+    }
+
+    /// A list of names, each from `table`, without duplicates; `None` field -> default.
+    fn choice_list<T: Copy + PartialEq>(
+        &mut self,
+        field: &Opt<Vec<S<String>>>,
+        key: &str,
+        what: &str,
+        table: &[(&str, T)],
+    ) -> Option<Vec<T>> {
+        let Some(list) = field else {
+            return Some(table.iter().map(|(_, t)| *t).collect());
+        };
+        if list.get_ref().is_empty() {
+            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            self.err(
+                list.span(),
+                key,
+                format!(
+                    "empty list is not accepted: list at least one {what} (accepted: {}), or omit the key to consider all",
+                    names.join(", ")
+                ),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in list.get_ref().iter().enumerate() {
+            match self.choice(item, &format!("{key}[{i}]"), what, table) {
+                Some(t) if out.contains(&t) => {
+                    self.err(
+                        item.span(),
+                        &format!("{key}[{i}]"),
+                        format!("`{}` is listed twice", item.get_ref()),
+                    );
+                    ok = false;
+                }
+                Some(t) => out.push(t),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn scenario(&mut self, raw: RawScenario, path: &Path) -> Option<Scenario> {
+        let name = raw
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "scenario".into())
+            });
+        let description = raw.description.map(|d| d.into_inner()).unwrap_or_default();
+        let top = 0..0;
+        let model = match self.required(
+            &raw.model,
+            &top,
+            "model",
+            "the [model] section with at least one [[model.variants]]",
+        ) {
+            Some(m) => self.model(m),
+            None => None,
+        };
+        let traffic = match self.required(
+            &raw.traffic,
+            &top,
+            "traffic",
+            "the [traffic] section (process, rate_per_s, duration_s)",
+        ) {
+            Some(t) => self.traffic(t),
+            None => None,
+        };
+        let inputs = match self.required(
+            &raw.inputs,
+            &top,
+            "inputs",
+            "the [inputs] section (space, request_bytes, response_bytes)",
+        ) {
+            Some(i) => self.inputs(i),
+            None => None,
+        };
+        let objectives = match self.required(
+            &raw.objectives,
+            &top,
+            "objectives",
+            "the [objectives] section (latency_percentile, latency_ms)",
+        ) {
+            Some(o) => self.objectives(o),
+            None => None,
+        };
+        let constraints = match &raw.constraints {
+            Some(c) => self.constraints(c),
+            None => Some(Constraints {
+                data_may_leave_device: true,
+                offline_fraction: 0.0,
+                max_device_memory_bytes: None,
+                max_device_power_watts: None,
+            }),
+        };
+        let targets = match self.required(
+            &raw.targets,
+            &top,
+            "targets",
+            "the [targets] section with at least one [[targets.cloud]] or [[targets.edge]]",
+        ) {
+            Some(t) => self.targets(t),
+            None => None,
+        };
+        let search = self.search(raw.search.as_ref(), targets.as_ref());
+        let expect = raw
+            .expect
+            .as_ref()
+            .and_then(|e| self.expect(e, search.as_ref(), targets.as_ref()));
+        if let (Some(model), Some(search)) = (&model, &search) {
+            self.check_model_resources(model, search, raw.model.as_ref());
+        }
+        Some(Scenario {
+            name,
+            description,
+            path: path.to_path_buf(),
+            model: model?,
+            traffic: traffic?,
+            inputs: inputs?,
+            objectives: objectives?,
+            constraints: constraints?,
+            targets: targets?,
+            search: search?,
+            expect: if raw.expect.is_some() {
+                Some(expect?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn model(&mut self, model: &S<RawModel>) -> Option<Model> {
+        let span = model.span();
+        let m = model.get_ref();
+        let task = m
+            .task
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default();
+        let Some(variants) = &m.variants else {
+            self.missing(
+                span,
+                "model.variants",
+                "at least one [[model.variants]] table (name, family, and the family's keys)",
+            );
+            return None;
+        };
+        if variants.is_empty() {
+            self.err(
+                span,
+                "model.variants",
+                "no variants: add at least one [[model.variants]]",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut names: Vec<String> = Vec::new();
+        for (i, variant) in variants.iter().enumerate() {
+            let key = format!("model.variants[{i}]");
+            match self.variant(variant, &key) {
+                Some(v) => {
+                    if names.contains(&v.name) {
+                        let span = variant
+                            .get_ref()
+                            .name
+                            .as_ref()
+                            .map_or(variant.span(), |n| n.span());
+                        self.err(
+                            span,
+                            &join(&key, "name"),
+                            format!(
+                                "variant name `{}` is used twice; names must be unique",
+                                v.name
+                            ),
+                        );
+                        ok = false;
+                    }
+                    names.push(v.name.clone());
+                    out.push(v);
+                }
+                None => ok = false,
+            }
+        }
+        let reference = match &m.reference {
+            Some(r) => match names.iter().position(|n| n == r.get_ref()) {
+                Some(i) => i,
+                None => {
+                    let accepted: Vec<&str> = names.iter().map(String::as_str).collect();
+                    self.err(
+                        r.span(),
+                        "model.reference",
+                        not_accepted("reference variant", r.get_ref(), &accepted),
+                    );
+                    ok = false;
+                    0
+                }
+            },
+            None => 0,
+        };
+        ok.then_some(Model {
+            task,
+            variants: out,
+            reference,
+        })
+    }
+
+    fn variant(&mut self, variant: &S<RawVariant>, key: &str) -> Option<ModelVariant> {
+        let span = variant.span();
+        let v = variant.get_ref();
+        let name = self.required(
+            &v.name,
+            &span,
+            &join(key, "name"),
+            "a name for this variant, e.g. \"full\" or \"distilled\"",
+        );
+        let name = name.map(|n| n.get_ref().clone());
+        if let Some(n) = &v.name {
+            if n.get_ref().trim().is_empty() {
+                self.err(n.span(), &join(key, "name"), "empty name is not accepted");
+            }
+        }
+        let accuracy = v.accuracy.as_ref().and_then(|a| {
+            self.in_range(
+                a,
+                &join(key, "accuracy"),
+                (0.0, true),
+                (1.0, false),
+                "declared accuracy (a fraction, e.g. 0.92)",
+            )
+        });
+        let accuracy_ok = v.accuracy.is_none() || accuracy.is_some();
+        let activation = match &v.activation {
+            Some(a) => self.choice(a, &join(key, "activation"), "activation", &ACTIVATIONS),
+            None => Some(Activation::Relu),
+        };
+        let family_field = self.required(
+            &v.family,
+            &span,
+            &join(key, "family"),
+            "one of mlp, convnet, transformer",
+        );
+        let family_name = family_field.map(|f| f.get_ref().as_str());
+        let family = match (family_field, family_name) {
+            (Some(_), Some(name)) if FAMILIES.contains(&name) => Some(name),
+            (Some(f), Some(name)) => {
+                self.err(
+                    f.span(),
+                    &join(key, "family"),
+                    not_accepted("model family", name, &FAMILIES),
+                );
+                None
+            }
+            _ => None,
+        };
+        let family = family?;
+        // Keys that belong to another family are errors, so a typo'd family
+        // never silently drops the layer description.
+        let present: Vec<(&str, Range<usize>)> = [
+            ("input", v.input.as_ref().map(|x| x.span())),
+            ("hidden", v.hidden.as_ref().map(|x| x.span())),
+            ("output", v.output.as_ref().map(|x| x.span())),
+            ("input_hwc", v.input_hwc.as_ref().map(|x| x.span())),
+            ("blocks", v.blocks.as_ref().map(|x| x.span())),
+            ("pooling", v.pooling.as_ref().map(|x| x.span())),
+            ("classes", v.classes.as_ref().map(|x| x.span())),
+            ("seq_len", v.seq_len.as_ref().map(|x| x.span())),
+            ("d_model", v.d_model.as_ref().map(|x| x.span())),
+            ("heads", v.heads.as_ref().map(|x| x.span())),
+            ("ffn", v.ffn.as_ref().map(|x| x.span())),
+            ("layers", v.layers.as_ref().map(|x| x.span())),
+            ("activation", v.activation.as_ref().map(|x| x.span())),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+        let allowed: &[&str] = match family {
+            "mlp" => &MLP_KEYS,
+            "convnet" => &CONVNET_KEYS,
+            _ => &TRANSFORMER_KEYS,
+        };
+        let mut foreign = false;
+        for (k, s) in &present {
+            if !allowed.contains(k) {
+                self.err(
+                    s.clone(),
+                    &join(key, k),
+                    format!(
+                        "key `{k}` does not apply to family = \"{family}\" ({family} keys: {})",
+                        allowed.join(", ")
+                    ),
+                );
+                foreign = true;
+            }
+        }
+        let spec = match family {
+            "mlp" => self.mlp(v, &span, key, activation?),
+            "convnet" => self.convnet(v, &span, key, activation?),
+            _ => self.transformer(v, &span, key),
+        };
+        if foreign || !accuracy_ok {
+            return None;
+        }
+        Some(ModelVariant {
+            name: name?,
+            spec: spec?,
+            accuracy,
+        })
+    }
+
+    fn dims_list(&mut self, list: &S<Vec<S<i64>>>, key: &str, what: &str) -> Option<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in list.get_ref().iter().enumerate() {
+            match self.dim(item, &format!("{key}[{i}]"), what) {
+                Some(d) => out.push(d),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn mlp(
+        &mut self,
+        v: &RawVariant,
+        span: &Range<usize>,
+        key: &str,
+        activation: Activation,
+    ) -> Option<ModelSpec> {
+        let input = self
+            .required(
+                &v.input,
+                span,
+                &join(key, "input"),
+                "input width (features per sample), e.g. input = 256",
+            )
+            .and_then(|x| self.dim(x, &join(key, "input"), "input width"));
+        let output = self
+            .required(
+                &v.output,
+                span,
+                &join(key, "output"),
+                "output width (classes or scores), e.g. output = 2",
+            )
+            .and_then(|x| self.dim(x, &join(key, "output"), "output width"));
+        let hidden = match self.required(
+            &v.hidden,
+            span,
+            &join(key, "hidden"),
+            "hidden layer widths, e.g. hidden = [512, 256]",
+        ) {
+            Some(h) if h.get_ref().is_empty() => {
+                self.err(h.span(), &join(key, "hidden"), "empty layer list is not accepted: give at least one hidden layer width, e.g. hidden = [256]");
+                None
+            }
+            Some(h) => self.dims_list(h, &join(key, "hidden"), "hidden layer width"),
+            None => None,
+        };
+        Some(ModelSpec::Mlp(MlpSpec {
+            input: input?,
+            hidden: hidden?,
+            output: output?,
+            activation,
+        }))
+    }
+
+    fn convnet(
+        &mut self,
+        v: &RawVariant,
+        span: &Range<usize>,
+        key: &str,
+        activation: Activation,
+    ) -> Option<ModelSpec> {
+        let hwc_key = join(key, "input_hwc");
+        let hwc = match self.required(
+            &v.input_hwc,
+            span,
+            &hwc_key,
+            "input height, width and channels, e.g. input_hwc = [32, 32, 3]",
+        ) {
+            Some(list) if list.get_ref().len() != 3 => {
+                self.err(
+                    list.span(),
+                    &hwc_key,
+                    format!(
+                        "{} values given; expected exactly 3: [height, width, channels]",
+                        list.get_ref().len()
+                    ),
+                );
+                None
+            }
+            Some(list) => self.dims_list(list, &hwc_key, "input dimension"),
+            None => None,
+        };
+        let classes = self
+            .required(
+                &v.classes,
+                span,
+                &join(key, "classes"),
+                "number of output classes, e.g. classes = 10",
+            )
+            .and_then(|x| self.dim(x, &join(key, "classes"), "classes"));
+        if let Some(p) = &v.pooling {
+            if p.get_ref() != "global-average" {
+                self.err(
+                    p.span(),
+                    &join(key, "pooling"),
+                    not_accepted("pooling", p.get_ref(), &["global-average"]),
+                );
+            }
+        }
+        let blocks_key = join(key, "blocks");
+        let blocks = match self.required(&v.blocks, span, &blocks_key, "conv blocks, e.g. blocks = [{ kind = \"standard\", out_channels = 16, kernel = 3, stride = 2 }]") {
+            Some(list) if list.get_ref().is_empty() => {
+                self.err(list.span(), &blocks_key, "empty layer list is not accepted: give at least one conv block");
+                None
+            }
+            Some(list) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, block) in list.get_ref().iter().enumerate() {
+                    match self.block(block, &format!("{blocks_key}[{i}]")) {
+                        Some(b) => out.push(b),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            None => None,
+        };
+        let hwc = hwc?;
+        Some(ModelSpec::Convnet(ConvnetSpec {
+            height: hwc[0],
+            width: hwc[1],
+            channels: hwc[2],
+            blocks: blocks?,
+            classes: classes?,
+            activation,
+        }))
+    }
+
+    fn block(&mut self, block: &S<RawBlock>, key: &str) -> Option<ConvBlock> {
+        let span = block.span();
+        let b = block.get_ref();
+        #[derive(Clone, Copy)]
+        enum Kind {
+            Standard,
+            Separable,
+        }
+        let kind = self
+            .required(
+                &b.kind,
+                &span,
+                &join(key, "kind"),
+                "\"standard\" or \"depthwise-separable\"",
+            )
+            .and_then(|k| {
+                self.choice(
+                    k,
+                    &join(key, "kind"),
+                    "conv block kind",
+                    &[
+                        ("standard", Kind::Standard),
+                        ("depthwise-separable", Kind::Separable),
+                    ],
+                )
+            });
+        let out_channels = self
+            .required(
+                &b.out_channels,
+                &span,
+                &join(key, "out_channels"),
+                "output channels, e.g. out_channels = 32",
+            )
+            .and_then(|x| self.dim(x, &join(key, "out_channels"), "output channels"));
+        let kernel = match &b.kernel {
+            Some(k) => match self.dim(k, &join(key, "kernel"), "kernel size") {
+                Some(size) if size % 2 == 0 => {
+                    self.err(k.span(), &join(key, "kernel"), format!("value {size} is not accepted: kernel size must be odd (1, 3, 5, 7, ...) so that padding kernel/2 keeps the spatial size"));
+                    None
+                }
+                other => other,
+            },
+            None => Some(3),
+        };
+        let stride = match &b.stride {
+            Some(s) => self.dim(s, &join(key, "stride"), "stride"),
+            None => Some(1),
+        };
+        let (out_channels, kernel, stride) = (out_channels?, kernel?, stride?);
+        Some(match kind? {
+            Kind::Standard => ConvBlock::Standard {
+                out_channels,
+                kernel,
+                stride,
+            },
+            Kind::Separable => ConvBlock::DepthwiseSeparable {
+                out_channels,
+                kernel,
+                stride,
+            },
+        })
+    }
+
+    fn transformer(&mut self, v: &RawVariant, span: &Range<usize>, key: &str) -> Option<ModelSpec> {
+        let field = |this: &mut Self, f: &Opt<i64>, name: &str, what: &str| {
+            this.required(f, span, &join(key, name), what)
+                .and_then(|x| this.dim(x, &join(key, name), name))
+        };
+        let seq_len = field(
+            self,
+            &v.seq_len,
+            "seq_len",
+            "tokens per sample, e.g. seq_len = 32",
+        );
+        let d_model = field(
+            self,
+            &v.d_model,
+            "d_model",
+            "model width, e.g. d_model = 128",
+        );
+        let heads = field(self, &v.heads, "heads", "attention heads, e.g. heads = 4");
+        let ffn = field(self, &v.ffn, "ffn", "feed-forward width, e.g. ffn = 512");
+        let layers = field(
+            self,
+            &v.layers,
+            "layers",
+            "encoder layers (at least 1), e.g. layers = 2",
+        );
+        // Counting walks the layers one by one: bound them before counting.
+        let layers = match (layers, &v.layers) {
+            (Some(n), Some(raw)) if n > MAX_LAYERS => {
+                self.err(
+                    raw.span(),
+                    &join(key, "layers"),
+                    format!("value {n} is not accepted: at most {MAX_LAYERS} layers"),
+                );
+                None
+            }
+            (other, _) => other,
+        };
+        let classes = match &v.classes {
+            Some(c) => self
+                .int_at_least(
+                    c,
+                    &join(key, "classes"),
+                    0,
+                    "classes (0 = no classifier head)",
+                )
+                .and_then(|c| usize::try_from(c).ok()),
+            None => Some(0),
+        };
+        if let (Some(d), Some(h), Some(hs)) = (d_model, heads, &v.heads) {
+            if d % h != 0 {
+                self.err(
+                    hs.span(),
+                    &join(key, "heads"),
+                    format!(
+                        "value {h} is not accepted: heads must divide d_model = {d} (e.g. {})",
+                        divisors_hint(d)
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(ModelSpec::Transformer(TransformerSpec {
+            seq_len: seq_len?,
+            d_model: d_model?,
+            heads: heads?,
+            ffn: ffn?,
+            layers: layers?,
+            classes: classes?,
+        }))
+    }
+
+    /// Refuse models that could not be measured here, before anything allocates.
+    fn check_model_resources(
+        &mut self,
+        model: &Model,
+        search: &SearchSpace,
+        raw: Option<&S<RawModel>>,
+    ) {
+        let max_batch = search.batch_sizes.iter().copied().max().unwrap_or(1) as f64;
+        for (i, variant) in model.variants.iter().enumerate() {
+            let counts = variant.counts();
+            let weights = counts.weight_bytes(Precision::F32) as f64;
+            // Two activation buffers (input and output of the widest layer) per sample.
+            let activations = counts.max_activation_elems as f64 * 4.0 * 2.0 * max_batch;
+            let needed = weights + activations;
+            let span = raw
+                .and_then(|m| m.get_ref().variants.as_ref())
+                .and_then(|v| v.get(i))
+                .map_or(0..0, |v| v.span());
+            let key = format!("model.variants[{i}]");
+            if needed > MAX_MEASURE_BYTES as f64 {
+                self.err(
+                    span.clone(),
+                    &key,
+                    format!(
+                        "variant `{}` is too large to measure: it needs {} ({} parameters = {} of f32 weights, plus {} of activations at batch {}); the limit is {}",
+                        variant.name,
+                        format_bytes(needed),
+                        format_count(counts.params as f64),
+                        format_bytes(weights),
+                        format_bytes(activations),
+                        max_batch,
+                        format_bytes(MAX_MEASURE_BYTES as f64)
+                    ),
+                );
+            } else if counts.flops_per_sample > MAX_FLOPS_PER_SAMPLE {
+                self.err(
+                    span,
+                    &key,
+                    format!(
+                        "variant `{}` needs {} FLOPs per sample; the limit is {} (measuring would take seconds per sample)",
+                        variant.name,
+                        format_count(counts.flops_per_sample),
+                        format_count(MAX_FLOPS_PER_SAMPLE)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn traffic(&mut self, traffic: &S<RawTraffic>) -> Option<Traffic> {
+        let span = traffic.span();
+        let t = traffic.get_ref();
+        const PROCESSES: [&str; 5] = ["poisson", "constant", "bursty", "diurnal", "trace"];
+        let process_name = self
+            .required(
+                &t.process,
+                &span,
+                "traffic.process",
+                "one of poisson, constant, bursty, diurnal, trace",
+            )
+            .and_then(|p| {
+                let name = p.get_ref().as_str();
+                if PROCESSES.contains(&name) {
+                    Some(name)
+                } else {
+                    self.err(
+                        p.span(),
+                        "traffic.process",
+                        not_accepted("arrival process", name, &PROCESSES),
+                    );
+                    None
+                }
+            });
+        // Keys that only apply to one process.
+        let specific: [(&str, Option<Range<usize>>, &str); 5] = [
+            (
+                "burst_on_s",
+                t.burst_on_s.as_ref().map(|x| x.span()),
+                "bursty",
+            ),
+            (
+                "burst_off_s",
+                t.burst_off_s.as_ref().map(|x| x.span()),
+                "bursty",
+            ),
+            (
+                "peak_factor",
+                t.peak_factor.as_ref().map(|x| x.span()),
+                "diurnal",
+            ),
+            ("period_s", t.period_s.as_ref().map(|x| x.span()), "diurnal"),
+            ("trace_csv", t.trace_csv.as_ref().map(|x| x.span()), "trace"),
+        ];
+        let mut ok = true;
+        if let Some(name) = process_name {
+            for (k, s, owner) in &specific {
+                if let Some(s) = s {
+                    if name != *owner {
+                        self.err(
+                            s.clone(),
+                            &format!("traffic.{k}"),
+                            format!(
+                                "key `{k}` applies only to process = \"{owner}\", not \"{name}\""
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+        let is_trace = process_name == Some("trace");
+        let rate = match &t.rate_per_s {
+            Some(r) => self.positive(
+                r,
+                "traffic.rate_per_s",
+                "mean arrival rate (requests per second)",
+            ),
+            None if is_trace => Some(0.0),
+            None => {
+                self.missing(
+                    span.clone(),
+                    "traffic.rate_per_s",
+                    "mean arrival rate in requests per second, e.g. rate_per_s = 200",
+                );
+                None
+            }
+        };
+        let duration = match &t.duration_s {
+            Some(d) => self.positive(d, "traffic.duration_s", "simulated duration (seconds)"),
+            None if is_trace => Some(0.0),
+            None => Some(60.0),
+        };
+        let process = match process_name? {
+            "poisson" => Some(ArrivalProcess::Poisson),
+            "constant" => Some(ArrivalProcess::Constant),
+            "bursty" => {
+                let on = self
+                    .required(
+                        &t.burst_on_s,
+                        &span,
+                        "traffic.burst_on_s",
+                        "length of each burst in seconds, e.g. burst_on_s = 2",
+                    )
+                    .and_then(|x| self.positive(x, "traffic.burst_on_s", "burst length (seconds)"));
+                let off = self
+                    .required(
+                        &t.burst_off_s,
+                        &span,
+                        "traffic.burst_off_s",
+                        "silence between bursts in seconds, e.g. burst_off_s = 8",
+                    )
+                    .and_then(|x| {
+                        self.non_negative(
+                            x,
+                            "traffic.burst_off_s",
+                            "silence between bursts (seconds)",
+                        )
+                    });
+                Some(ArrivalProcess::Bursty {
+                    on_s: on?,
+                    off_s: off?,
+                })
+            }
+            "diurnal" => {
+                let peak = self
+                    .required(
+                        &t.peak_factor,
+                        &span,
+                        "traffic.peak_factor",
+                        "peak rate / mean rate, e.g. peak_factor = 2.5",
+                    )
+                    .and_then(|x| {
+                        self.in_range(
+                            x,
+                            "traffic.peak_factor",
+                            (1.0, false),
+                            (1000.0, false),
+                            "peak rate / mean rate",
+                        )
+                    });
+                let period = match &t.period_s {
+                    Some(p) => self.positive(p, "traffic.period_s", "cycle length (seconds)"),
+                    None => Some(86_400.0),
+                };
+                Some(ArrivalProcess::Diurnal {
+                    peak_factor: peak?,
+                    period_s: period?,
+                })
+            }
+            _ => {
+                let csv = self.required(
+                    &t.trace_csv,
+                    &span,
+                    "traffic.trace_csv",
+                    "path of a CSV of arrival timestamps in seconds, relative to this file",
+                )?;
+                let path = self.base_dir.join(csv.get_ref());
+                match read_trace(&path) {
+                    Ok(ts) => Some(ArrivalProcess::Trace {
+                        path,
+                        timestamps_s: ts,
+                    }),
+                    Err(msg) => {
+                        self.err(
+                            csv.span(),
+                            "traffic.trace_csv",
+                            format!("`{}`: {msg}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let process = process?;
+        let (mut rate, mut duration) = (rate?, duration?);
+        if let ArrivalProcess::Trace { timestamps_s, .. } = &process {
+            let last = timestamps_s.last().copied().unwrap_or(0.0);
+            let first = timestamps_s.first().copied().unwrap_or(0.0);
+            if duration == 0.0 {
+                duration = last.max(1e-3);
+            }
+            if rate == 0.0 {
+                rate = timestamps_s.len() as f64 / (last - first).max(1e-3);
+            }
+        }
+        ok.then_some(Traffic {
+            process,
+            rate_per_s: rate,
+            duration_s: duration,
+        })
+    }
+
+    fn inputs(&mut self, inputs: &S<RawInputs>) -> Option<Inputs> {
+        let span = inputs.span();
+        let i = inputs.get_ref();
+        #[derive(Clone, Copy, PartialEq)]
+        enum Space {
+            Finite,
+            Unbounded,
+        }
+        let space = self
+            .required(
+                &i.space,
+                &span,
+                "inputs.space",
+                "\"finite\" (a countable set such as users x items) or \"unbounded\"",
+            )
+            .and_then(|s| {
+                self.choice(
+                    s,
+                    "inputs.space",
+                    "input space",
+                    &[("finite", Space::Finite), ("unbounded", Space::Unbounded)],
+                )
+            });
+        let space = match (space, &i.distinct_inputs) {
+            (Some(Space::Finite), Some(d)) => self
+                .int_at_least(d, "inputs.distinct_inputs", 1, "number of distinct inputs")
+                .map(|distinct_inputs| InputSpace::Finite { distinct_inputs }),
+            (Some(Space::Finite), None) => {
+                self.missing(span.clone(), "inputs.distinct_inputs", "how many distinct inputs a finite space has, e.g. distinct_inputs = 50_000_000");
+                None
+            }
+            (Some(Space::Unbounded), Some(d)) => {
+                self.err(
+                    d.span(),
+                    "inputs.distinct_inputs",
+                    "key `distinct_inputs` applies only to space = \"finite\"",
+                );
+                None
+            }
+            (Some(Space::Unbounded), None) => Some(InputSpace::Unbounded),
+            (None, _) => None,
+        };
+        let freshness = match &i.freshness_s {
+            Some(f) => self.non_negative(
+                f,
+                "inputs.freshness_s",
+                "how stale a prediction may be (seconds)",
+            ),
+            None => Some(0.0),
+        };
+        let zipf = match &i.zipf_exponent {
+            Some(z) => self.in_range(
+                z,
+                "inputs.zipf_exponent",
+                (0.0, false),
+                (10.0, false),
+                "Zipf exponent",
+            ),
+            None => Some(0.0),
+        };
+        let request = self
+            .required(
+                &i.request_bytes,
+                &span,
+                "inputs.request_bytes",
+                "request payload size in bytes, e.g. request_bytes = 1024",
+            )
+            .and_then(|x| {
+                self.int_at_least(x, "inputs.request_bytes", 0, "request payload (bytes)")
+            });
+        let response = self
+            .required(
+                &i.response_bytes,
+                &span,
+                "inputs.response_bytes",
+                "response payload size in bytes, e.g. response_bytes = 64",
+            )
+            .and_then(|x| {
+                self.int_at_least(x, "inputs.response_bytes", 0, "response payload (bytes)")
+            });
+        Some(Inputs {
+            space: space?,
+            freshness_s: freshness?,
+            zipf_exponent: zipf?,
+            request_bytes: request?,
+            response_bytes: response?,
+        })
+    }
+
+    fn objectives(&mut self, objectives: &S<RawObjectives>) -> Option<Objectives> {
+        let span = objectives.span();
+        let o = objectives.get_ref();
+        let percentile = self
+            .required(
+                &o.latency_percentile,
+                &span,
+                "objectives.latency_percentile",
+                "percentile the SLO applies to, e.g. latency_percentile = 99",
+            )
+            .and_then(|x| {
+                self.in_range(
+                    x,
+                    "objectives.latency_percentile",
+                    (0.0, true),
+                    (100.0, true),
+                    "latency percentile",
+                )
+            });
+        let latency = self
+            .required(
+                &o.latency_ms,
+                &span,
+                "objectives.latency_ms",
+                "latency SLO in milliseconds, e.g. latency_ms = 50",
+            )
+            .and_then(|x| self.positive(x, "objectives.latency_ms", "latency SLO (milliseconds)"));
+        let throughput = match &o.min_throughput_per_s {
+            Some(t) => self.non_negative(
+                t,
+                "objectives.min_throughput_per_s",
+                "minimum throughput (predictions per second)",
+            ),
+            None => Some(0.0),
+        };
+        let floor = match &o.accuracy_floor {
+            Some(a) => self.in_range(
+                a,
+                "objectives.accuracy_floor",
+                (0.0, true),
+                (1.0, false),
+                "accuracy floor (agreement with the f32 reference)",
+            ),
+            None => Some(0.99),
+        };
+        let budget = match &o.monthly_budget_usd {
+            Some(b) => self
+                .positive(b, "objectives.monthly_budget_usd", "monthly budget (USD)")
+                .map(Some),
+            None => Some(None),
+        };
+        let weight = match &o.cost_weight {
+            Some(w) => self.in_range(
+                w,
+                "objectives.cost_weight",
+                (0.0, false),
+                (1.0, false),
+                "cost weight",
+            ),
+            None => Some(0.5),
+        };
+        Some(Objectives {
+            latency_percentile: percentile?,
+            latency_ms: latency?,
+            min_throughput_per_s: throughput?,
+            accuracy_floor: floor?,
+            monthly_budget_usd: budget?,
+            cost_weight: weight?,
+        })
+    }
+
+    fn constraints(&mut self, constraints: &S<RawConstraints>) -> Option<Constraints> {
+        let c = constraints.get_ref();
+        let offline = match &c.offline_fraction {
+            Some(f) => self.in_range(
+                f,
+                "constraints.offline_fraction",
+                (0.0, false),
+                (1.0, false),
+                "fraction of time offline",
+            ),
+            None => Some(0.0),
+        };
+        let memory = match &c.max_device_memory_mb {
+            Some(m) => self
+                .positive(
+                    m,
+                    "constraints.max_device_memory_mb",
+                    "device memory limit (MB)",
+                )
+                .map(|mb| Some((mb * 1e6) as u64)),
+            None => Some(None),
+        };
+        let power = match &c.max_device_power_watts {
+            Some(p) => self
+                .positive(
+                    p,
+                    "constraints.max_device_power_watts",
+                    "device power limit (watts)",
+                )
+                .map(Some),
+            None => Some(None),
+        };
+        Some(Constraints {
+            data_may_leave_device: c
+                .data_may_leave_device
+                .as_ref()
+                .is_none_or(|d| *d.get_ref()),
+            offline_fraction: offline?,
+            max_device_memory_bytes: memory?,
+            max_device_power_watts: power?,
+        })
+    }
+
+    fn targets(&mut self, targets: &S<RawTargets>) -> Option<Targets> {
+        let span = targets.span();
+        let t = targets.get_ref();
+        let mut ok = true;
+        let mut links = Vec::new();
+        for (i, link) in t.links.iter().flatten().enumerate() {
+            match self.link(link, &format!("targets.links[{i}]")) {
+                Some(l) => links.push(l),
+                None => ok = false,
+            }
+        }
+        let link_names: Vec<String> = t
+            .links
+            .iter()
+            .flatten()
+            .filter_map(|l| l.get_ref().name.as_ref().map(|n| n.get_ref().clone()))
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        let mut resolve_all = |this: &mut Self,
+                               list: &Option<Vec<S<RawTarget>>>,
+                               kind: TargetKind,
+                               section: &str| {
+            let mut out = Vec::new();
+            for (i, target) in list.iter().flatten().enumerate() {
+                let key = format!("targets.{section}[{i}]");
+                match this.target(target, kind, &key, &link_names) {
+                    Some(resolved) => {
+                        if names.contains(&resolved.spec.name) {
+                            let s = target
+                                .get_ref()
+                                .name
+                                .as_ref()
+                                .or(target.get_ref().catalog.as_ref())
+                                .map_or(target.span(), |n| n.span());
+                            this.err(s, &key, format!("target name `{}` is used twice; give each target a unique `name`", resolved.spec.name));
+                            ok = false;
+                        }
+                        names.push(resolved.spec.name.clone());
+                        out.push(resolved);
+                    }
+                    None => ok = false,
+                }
+            }
+            out
+        };
+        let cloud = resolve_all(self, &t.cloud, TargetKind::Cloud, "cloud");
+        let edge = resolve_all(self, &t.edge, TargetKind::Edge, "edge");
+        let cloud_count = t.cloud.as_ref().map_or(0, Vec::len);
+        let edge_count = t.edge.as_ref().map_or(0, Vec::len);
+        if cloud_count + edge_count == 0
+            && !self.removed.contains("targets.cloud")
+            && !self.removed.contains("targets.edge")
+        {
+            self.err(span, "targets", "no targets: add at least one [[targets.cloud]] or [[targets.edge]] (e.g. catalog = \"aws-c7i.xlarge\")");
+            ok = false;
+        }
+        let broker = match &t.broker {
+            Some(b) => {
+                let bs = b.span();
+                let b = b.get_ref();
+                let per_hop = self
+                    .required(
+                        &b.per_hop_ms,
+                        &bs,
+                        "targets.broker.per_hop_ms",
+                        "broker latency per hop in ms, e.g. per_hop_ms = 2",
+                    )
+                    .and_then(|x| {
+                        self.non_negative(x, "targets.broker.per_hop_ms", "per-hop latency (ms)")
+                    });
+                let hops = match &b.hops {
+                    Some(h) => self.int_at_least(h, "targets.broker.hops", 1, "broker hops"),
+                    None => Some(2),
+                };
+                let partitions = match &b.partitions {
+                    Some(p) => self.int_at_least(p, "targets.broker.partitions", 1, "partitions"),
+                    None => Some(1),
+                };
+                match (per_hop, hops, partitions) {
+                    (Some(per_hop_ms), Some(h), Some(p)) => Some(Broker {
+                        per_hop_ms,
+                        hops: u32::try_from(h).unwrap_or(u32::MAX),
+                        partitions: u32::try_from(p).unwrap_or(u32::MAX),
+                    }),
+                    _ => {
+                        ok = false;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let storage = match &t.storage {
+            Some(s) => {
+                let ss = s.span();
+                let s = s.get_ref();
+                let lookup = self
+                    .required(
+                        &s.lookup_ms,
+                        &ss,
+                        "targets.storage.lookup_ms",
+                        "lookup latency in ms, e.g. lookup_ms = 1.5",
+                    )
+                    .and_then(|x| {
+                        self.non_negative(x, "targets.storage.lookup_ms", "lookup latency (ms)")
+                    });
+                let price = self
+                    .required(
+                        &s.usd_per_gb_month,
+                        &ss,
+                        "targets.storage.usd_per_gb_month",
+                        "storage price, e.g. usd_per_gb_month = 0.25",
+                    )
+                    .and_then(|x| {
+                        self.non_negative(
+                            x,
+                            "targets.storage.usd_per_gb_month",
+                            "storage price (USD per GB-month)",
+                        )
+                    });
+                match (lookup, price) {
+                    (Some(lookup_ms), Some(usd_per_gb_month)) => Some(Storage {
+                        lookup_ms,
+                        usd_per_gb_month,
+                    }),
+                    _ => {
+                        ok = false;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        ok.then_some(Targets {
+            cloud,
+            edge,
+            links,
+            broker,
+            storage,
+        })
+    }
+
+    fn link(&mut self, link: &S<RawLink>, key: &str) -> Option<Link> {
+        let span = link.span();
+        let l = link.get_ref();
+        let name = self.required(
+            &l.name,
+            &span,
+            &join(key, "name"),
+            "a name other keys refer to, e.g. name = \"mobile-4g\"",
+        );
+        let median = self
+            .required(
+                &l.rtt_median_ms,
+                &span,
+                &join(key, "rtt_median_ms"),
+                "median round-trip time in ms",
+            )
+            .and_then(|x| self.non_negative(x, &join(key, "rtt_median_ms"), "median RTT (ms)"));
+        let p99 = self
+            .required(
+                &l.rtt_p99_ms,
+                &span,
+                &join(key, "rtt_p99_ms"),
+                "99th percentile round-trip time in ms",
+            )
+            .and_then(|x| self.non_negative(x, &join(key, "rtt_p99_ms"), "p99 RTT (ms)"));
+        if let (Some(m), Some(p), Some(ps)) = (median, p99, &l.rtt_p99_ms) {
+            if p < m {
+                self.err(
+                    ps.span(),
+                    &join(key, "rtt_p99_ms"),
+                    format!("value {p} is not accepted: p99 RTT must be >= rtt_median_ms = {m}"),
+                );
+                return None;
+            }
+        }
+        let bandwidth = self
+            .required(
+                &l.bandwidth_mbps,
+                &span,
+                &join(key, "bandwidth_mbps"),
+                "bandwidth in megabits per second",
+            )
+            .and_then(|x| self.positive(x, &join(key, "bandwidth_mbps"), "bandwidth (Mbit/s)"));
+        let loss = match &l.loss_fraction {
+            Some(x) => self.in_range(
+                x,
+                &join(key, "loss_fraction"),
+                (0.0, false),
+                (1.0, true),
+                "packet loss fraction",
+            ),
+            None => Some(0.0),
+        };
+        Some(Link {
+            name: name?.get_ref().clone(),
+            rtt_median_ms: median?,
+            rtt_p99_ms: p99?,
+            bandwidth_mbps: bandwidth?,
+            loss_fraction: loss?,
+        })
+    }
+
+    fn target(
+        &mut self,
+        target: &S<RawTarget>,
+        kind: TargetKind,
+        key: &str,
+        link_names: &[String],
+    ) -> Option<Target> {
+        let span = target.span();
+        let t = target.get_ref();
+        // A misspelt or mistyped `catalog` was already reported; without it
+        // every figure would be reported missing too.
+        if t.catalog.is_none() && self.removed.contains(&join(key, "catalog")) {
+            return None;
+        }
+        let kind_name = match kind {
+            TargetKind::Cloud => "cloud",
+            TargetKind::Edge => "edge",
+        };
+        let base: Option<TargetSpec> = match &t.catalog {
+            Some(c) => match catalog::find(c.get_ref()) {
+                Some(entry) if entry.kind == kind => Some(entry),
+                Some(_) => {
+                    let other = if kind == TargetKind::Cloud {
+                        "edge"
+                    } else {
+                        "cloud"
+                    };
+                    self.err(c.span(), &join(key, "catalog"), format!("`{}` is an {other} catalog entry; list it under [[targets.{other}]], not [[targets.{kind_name}]]", c.get_ref()));
+                    return None;
+                }
+                None => {
+                    let names: Vec<String> = catalog::entries()
+                        .into_iter()
+                        .filter(|e| e.kind == kind)
+                        .map(|e| e.name)
+                        .collect();
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    self.err(
+                        c.span(),
+                        &join(key, "catalog"),
+                        not_accepted(&format!("{kind_name} catalog entry"), c.get_ref(), &names),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let name = match (&t.name, &base) {
+            (Some(n), _) if n.get_ref().trim().is_empty() => {
+                self.err(n.span(), &join(key, "name"), "empty name is not accepted");
+                None
+            }
+            (Some(n), _) => Some(n.get_ref().clone()),
+            (None, Some(b)) => Some(b.name.clone()),
+            (None, None) => {
+                self.missing(
+                    span.clone(),
+                    &join(key, "name"),
+                    "a name (or catalog = \"...\" to start from a built-in entry)",
+                );
+                None
+            }
+        };
+        let has_base = base.is_some();
+        let speed_factor = match &t.speed_factor {
+            Some(s) => Some(self.positive(
+                s,
+                &join(key, "speed_factor"),
+                "speed relative to this machine",
+            )?),
+            None => None,
+        };
+        // Without a catalog entry the figures are required, unless a speed
+        // factor stands in for the peaks.
+        let need = |field_present: bool| has_base || field_present;
+        let mut ok = true;
+        let mut num = |this: &mut Self,
+                       field: &Opt<f64>,
+                       k: &str,
+                       what: &str,
+                       required: bool,
+                       allow_zero: bool|
+         -> Option<f64> {
+            match field {
+                Some(v) if allow_zero => this.non_negative(v, &join(key, k), what),
+                Some(v) => this.positive(v, &join(key, k), what),
+                None if required => {
+                    this.missing(
+                        span.clone(),
+                        &join(key, k),
+                        &format!("{what} (no catalog entry to take it from)"),
+                    );
+                    ok = false;
+                    None
+                }
+                None => None,
+            }
+        };
+        let peaks_required = !has_base && speed_factor.is_none();
+        let memory_gb = num(
+            self,
+            &t.memory_gb,
+            "memory_gb",
+            "memory in GB",
+            !has_base,
+            false,
+        );
+        let peak = num(
+            self,
+            &t.peak_gflops_f32,
+            "peak_gflops_f32",
+            "peak f32 GFLOP/s",
+            peaks_required,
+            false,
+        );
+        let int8 = num(
+            self,
+            &t.peak_gops_int8,
+            "peak_gops_int8",
+            "peak int8 G ops/s",
+            false,
+            true,
+        );
+        let bandwidth = num(
+            self,
+            &t.mem_bandwidth_gbs,
+            "mem_bandwidth_gbs",
+            "memory bandwidth in GB/s",
+            peaks_required,
+            false,
+        );
+        let price = num(
+            self,
+            &t.usd_per_hour,
+            "usd_per_hour",
+            "on-demand price in USD per hour",
+            !has_base && kind == TargetKind::Cloud,
+            true,
+        );
+        let cold = num(
+            self,
+            &t.cold_start_ms,
+            "cold_start_ms",
+            "cold start in ms",
+            false,
+            true,
+        );
+        let power = num(
+            self,
+            &t.power_watts,
+            "power_watts",
+            "power draw under load in watts",
+            false,
+            true,
+        );
+        let cores = match &t.cores {
+            Some(c) => self.int_at_least(c, &join(key, "cores"), 1, "cores (vCPUs)"),
+            None if need(false) => base.as_ref().map(|b| u64::from(b.cores)),
+            None => {
+                self.missing(
+                    span.clone(),
+                    &join(key, "cores"),
+                    "cores (vCPUs) available to the model (no catalog entry to take it from)",
+                );
+                None
+            }
+        };
+        let precisions = match &t.precisions {
+            Some(list) => self.choice_list(
+                &Some(list.clone()),
+                &join(key, "precisions"),
+                "precision",
+                &precision_table(),
+            ),
+            None => Some(
+                base.as_ref()
+                    .map_or(vec![Precision::F32], |b| b.precisions.clone()),
+            ),
+        };
+        let fleet_size = match (&t.fleet_size, kind) {
+            (Some(f), TargetKind::Edge) => Some(Some(self.int_at_least(
+                f,
+                &join(key, "fleet_size"),
+                1,
+                "fleet size (devices)",
+            )?)),
+            (Some(f), TargetKind::Cloud) => {
+                self.err(f.span(), &join(key, "fleet_size"), "key `fleet_size` applies only to [[targets.edge]] (cloud replicas are chosen by the planner)");
+                return None;
+            }
+            (None, TargetKind::Edge) => Some(Some(1)),
+            (None, TargetKind::Cloud) => Some(None),
+        };
+        let link = match &t.link {
+            Some(l) if link_names.iter().any(|n| n == l.get_ref()) => Some(l.get_ref().clone()),
+            Some(l) => {
+                let accepted: Vec<&str> = link_names.iter().map(String::as_str).collect();
+                let msg = if accepted.is_empty() {
+                    format!("link `{}` is not defined: add a [[targets.links]] table with name = \"{}\"", l.get_ref(), l.get_ref())
+                } else {
+                    not_accepted("link", l.get_ref(), &accepted)
+                        .replace("is not accepted", "is not defined in [[targets.links]]")
+                };
+                self.err(l.span(), &join(key, "link"), msg);
+                return None;
+            }
+            None => None,
+        };
+        if !ok {
+            return None;
+        }
+        let b = base.clone();
+        let pick = |v: Option<f64>, from_base: fn(&TargetSpec) -> f64| {
+            v.or_else(|| b.as_ref().map(from_base)).unwrap_or(0.0)
+        };
+        let spec = TargetSpec {
+            name: name?,
+            kind,
+            cores: u32::try_from(cores?).unwrap_or(u32::MAX),
+            memory_bytes: match memory_gb {
+                Some(gb) => (gb * 1e9) as u64,
+                None => base.as_ref().map_or(0, |b| b.memory_bytes),
+            },
+            peak_gflops_f32: pick(peak, |b| b.peak_gflops_f32),
+            peak_gops_int8: pick(int8, |b| b.peak_gops_int8),
+            mem_bandwidth_gbs: pick(bandwidth, |b| b.mem_bandwidth_gbs),
+            precisions: precisions?,
+            usd_per_hour: pick(price, |b| b.usd_per_hour),
+            cold_start_ms: pick(cold, |b| b.cold_start_ms),
+            power_watts: pick(power, |b| b.power_watts),
+            source: match (&t.source, &base) {
+                (Some(s), _) => s.get_ref().clone(),
+                (None, Some(b)) if t.has_overrides() => {
+                    format!("{} (with scenario overrides)", b.source)
+                }
+                (None, Some(b)) => b.source.clone(),
+                (None, None) => "scenario file".to_string(),
+            },
+        };
+        Some(Target {
+            spec,
+            catalog: t.catalog.as_ref().map(|c| c.get_ref().clone()),
+            speed_factor,
+            fleet_size: fleet_size?,
+            link,
+        })
+    }
+
+    fn search(
+        &mut self,
+        search: Option<&S<RawSearch>>,
+        targets: Option<&Targets>,
+    ) -> Option<SearchSpace> {
+        let mode_table: Vec<(&str, Mode)> = Mode::ALL.iter().map(|m| (m.name(), *m)).collect();
+        let placement_table: Vec<(&str, Placement)> =
+            Placement::ALL.iter().map(|p| (p.name(), *p)).collect();
+        let backend_table: Vec<(&str, BackendKind)> =
+            BackendKind::ALL.iter().map(|b| (b.name(), *b)).collect();
+        let default_batches = vec![1, 8, 32, 128];
+        let Some(search) = search else {
+            return Some(SearchSpace {
+                modes: Mode::ALL.to_vec(),
+                placements: Placement::ALL.to_vec(),
+                backends: BackendKind::ALL.to_vec(),
+                precisions: Precision::ALL.to_vec(),
+                batch_sizes: default_batches,
+                max_queue_delay_ms: vec![0.0, 2.0, 10.0],
+                min_replicas: 1,
+                max_replicas: 64,
+                targets: targets.map(all_target_names).unwrap_or_default(),
+                measurement_budget_s: 20.0,
+                seed: 0,
+            });
+        };
+        let s = search.get_ref();
+        let modes = self.choice_list(&s.modes, "search.modes", "mode", &mode_table);
+        let placements = self.choice_list(
+            &s.placements,
+            "search.placements",
+            "placement",
+            &placement_table,
+        );
+        let backends = self.choice_list(&s.backends, "search.backends", "backend", &backend_table);
+        let precisions = self.choice_list(
+            &s.precisions,
+            "search.precisions",
+            "precision",
+            &precision_table(),
+        );
+        let batch_sizes = match &s.batch_sizes {
+            Some(list) if list.get_ref().is_empty() => {
+                self.err(
+                    list.span(),
+                    "search.batch_sizes",
+                    "empty list is not accepted: give at least one batch size, e.g. [1, 8, 32]",
+                );
+                None
+            }
+            Some(list) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, b) in list.get_ref().iter().enumerate() {
+                    let k = format!("search.batch_sizes[{i}]");
+                    match self.int_at_least(b, &k, 1, "batch size") {
+                        Some(v) if v > 65_536 => {
+                            self.err(
+                                b.span(),
+                                &k,
+                                format!("value {v} is not accepted: batch size must be <= 65536"),
+                            );
+                            ok = false;
+                        }
+                        Some(v) => out.push(v as usize),
+                        None => ok = false,
+                    }
+                }
+                out.sort_unstable();
+                out.dedup();
+                ok.then_some(out)
+            }
+            None => Some(default_batches),
+        };
+        let delays = match &s.max_queue_delay_ms {
+            Some(list) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, d) in list.get_ref().iter().enumerate() {
+                    match self.non_negative(
+                        d,
+                        &format!("search.max_queue_delay_ms[{i}]"),
+                        "queue delay (ms)",
+                    ) {
+                        Some(v) => out.push(v),
+                        None => ok = false,
+                    }
+                }
+                out.sort_by(f64::total_cmp);
+                out.dedup();
+                if out.is_empty() && ok {
+                    out.push(0.0);
+                }
+                ok.then_some(out)
+            }
+            None => Some(vec![0.0, 2.0, 10.0]),
+        };
+        let min_replicas = match &s.min_replicas {
+            Some(m) => self.int_at_least(m, "search.min_replicas", 1, "minimum replicas"),
+            None => Some(1),
+        };
+        let max_replicas = match &s.max_replicas {
+            Some(m) => self.int_at_least(m, "search.max_replicas", 1, "maximum replicas"),
+            None => Some(64),
+        };
+        if let (Some(lo), Some(hi), Some(hs)) = (min_replicas, max_replicas, &s.max_replicas) {
+            if hi < lo {
+                self.err(
+                    hs.span(),
+                    "search.max_replicas",
+                    format!("value {hi} is not accepted: must be >= min_replicas = {lo}"),
+                );
+                return None;
+            }
+        }
+        let target_names = match (&s.targets, targets) {
+            (Some(list), Some(t)) => {
+                let defined = all_target_names(t);
+                let accepted: Vec<&str> = defined.iter().map(String::as_str).collect();
+                let mut ok = true;
+                for (i, name) in list.get_ref().iter().enumerate() {
+                    if !defined.contains(name.get_ref()) {
+                        self.err(
+                            name.span(),
+                            &format!("search.targets[{i}]"),
+                            not_accepted("target", name.get_ref(), &accepted)
+                                .replace("is not accepted", "is not defined in [targets]"),
+                        );
+                        ok = false;
+                    }
+                }
+                ok.then(|| list.get_ref().iter().map(|n| n.get_ref().clone()).collect())
+            }
+            (None, Some(t)) => Some(all_target_names(t)),
+            (_, None) => Some(Vec::new()),
+        };
+        let budget = match &s.measurement_budget_s {
+            Some(b) => self.positive(
+                b,
+                "search.measurement_budget_s",
+                "measurement budget (seconds)",
+            ),
+            None => Some(20.0),
+        };
+        let seed = match &s.seed {
+            Some(v) => self.int_at_least(v, "search.seed", 0, "seed"),
+            None => Some(0),
+        };
+        Some(SearchSpace {
+            modes: modes?,
+            placements: placements?,
+            backends: backends?,
+            precisions: precisions?,
+            batch_sizes: batch_sizes?,
+            max_queue_delay_ms: delays?,
+            min_replicas: u32::try_from(min_replicas?).unwrap_or(u32::MAX),
+            max_replicas: u32::try_from(max_replicas?).unwrap_or(u32::MAX),
+            targets: target_names?,
+            measurement_budget_s: budget?,
+            seed: seed?,
+        })
+    }
+
+    fn expect(
+        &mut self,
+        expect: &S<RawExpect>,
+        search: Option<&SearchSpace>,
+        targets: Option<&Targets>,
+    ) -> Option<Expect> {
+        let span = expect.span();
+        let e = expect.get_ref();
+        let mode_table: Vec<(&str, Mode)> = Mode::ALL.iter().map(|m| (m.name(), *m)).collect();
+        let placement_table: Vec<(&str, Placement)> =
+            Placement::ALL.iter().map(|p| (p.name(), *p)).collect();
+        let mode = self
+            .required(
+                &e.mode,
+                &span,
+                "expect.mode",
+                "batch, online-http, online-stream or hybrid",
+            )
+            .and_then(|m| self.choice(m, "expect.mode", "mode", &mode_table));
+        let placement = self
+            .required(
+                &e.placement,
+                &span,
+                "expect.placement",
+                "cloud, edge or hybrid",
+            )
+            .and_then(|p| self.choice(p, "expect.placement", "placement", &placement_table));
+        let (mode, placement) = (mode?, placement?);
+        let mode_span = e.mode.as_ref().map_or(span.clone(), |m| m.span());
+        let placement_span = e.placement.as_ref().map_or(span.clone(), |p| p.span());
+        let mut ok = true;
+        if let Some(s) = search {
+            if !s.modes.contains(&mode) {
+                self.err(
+                    mode_span.clone(),
+                    "expect.mode",
+                    format!(
+                        "expected mode `{mode}` is not in search.modes ({})",
+                        join_names(s.modes.iter().map(|m| m.name()))
+                    ),
+                );
+                ok = false;
+            }
+            if !s.placements.contains(&placement) {
+                self.err(
+                    placement_span.clone(),
+                    "expect.placement",
+                    format!(
+                        "expected placement `{placement}` is not in search.placements ({})",
+                        join_names(s.placements.iter().map(|p| p.name()))
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if let Some(t) = targets {
+            let needs_cloud = matches!(placement, Placement::Cloud | Placement::Hybrid);
+            let needs_edge = matches!(placement, Placement::Edge | Placement::Hybrid);
+            if needs_cloud && t.cloud.is_empty() {
+                self.err(
+                    placement_span.clone(),
+                    "expect.placement",
+                    format!("placement `{placement}` needs at least one [[targets.cloud]]"),
+                );
+                ok = false;
+            }
+            if needs_edge && t.edge.is_empty() {
+                self.err(
+                    placement_span,
+                    "expect.placement",
+                    format!("placement `{placement}` needs at least one [[targets.edge]]"),
+                );
+                ok = false;
+            }
+            if mode == Mode::OnlineStream && t.broker.is_none() {
+                self.err(
+                    mode_span.clone(),
+                    "expect.mode",
+                    "mode `online-stream` needs a [targets.broker] table (per_hop_ms, partitions)",
+                );
+                ok = false;
+            }
+            if matches!(mode, Mode::Batch | Mode::Hybrid) && t.storage.is_none() {
+                self.err(mode_span, "expect.mode", format!("mode `{mode}` stores predictions: it needs a [targets.storage] table (lookup_ms, usd_per_gb_month)"));
+                ok = false;
+            }
+        }
+        ok.then_some(Expect { mode, placement })
+    }
+}
+
+impl RawTarget {
+    fn has_overrides(&self) -> bool {
+        self.cores.is_some()
+            || self.memory_gb.is_some()
+            || self.peak_gflops_f32.is_some()
+            || self.peak_gops_int8.is_some()
+            || self.mem_bandwidth_gbs.is_some()
+            || self.precisions.is_some()
+            || self.usd_per_hour.is_some()
+            || self.cold_start_ms.is_some()
+            || self.power_watts.is_some()
+    }
+}
+
+fn precision_table() -> Vec<(&'static str, Precision)> {
+    Precision::ALL.iter().map(|p| (p.name(), *p)).collect()
+}
+
+fn all_target_names(t: &Targets) -> Vec<String> {
+    t.cloud
+        .iter()
+        .chain(&t.edge)
+        .map(|t| t.spec.name.clone())
+        .collect()
+}
+
+fn join_names<'n>(names: impl Iterator<Item = &'n str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+fn divisors_hint(d: usize) -> String {
+    let divisors: Vec<String> = [1, 2, 4, 8, 12, 16]
+        .into_iter()
+        .filter(|h| d % h == 0)
+        .map(|h| h.to_string())
+        .collect();
+    divisors.join(", ")
+}
+
+/// Arrival timestamps (seconds) from a CSV: first column, optional header
+/// line, `#` comments; non-decreasing, finite, >= 0, at least one.
+fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read trace: {e}"))?;
+    if meta.len() > 512 << 20 {
+        return Err(format!(
+            "trace is {} bytes; the limit is 512 MiB",
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read trace: {e}"))?;
+    let mut out = Vec::new();
+    let mut seen_data = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cell = line.split(',').next().unwrap_or("").trim();
+        match cell.parse::<f64>() {
+            Ok(t) if t.is_finite() && t >= 0.0 => {
+                if let Some(&prev) = out.last() {
+                    if t < prev {
+                        return Err(format!("line {}: timestamp {t} is before the previous one ({prev}); timestamps must be non-decreasing", i + 1));
+                    }
+                }
+                out.push(t);
+                seen_data = true;
+            }
+            Ok(t) => {
+                return Err(format!(
+                "line {}: timestamp {t} is not accepted: must be a finite number of seconds >= 0",
+                i + 1
+            ))
+            }
+            Err(_) if !seen_data && out.is_empty() && i == 0 => {} // header line
+            Err(_) => {
+                return Err(format!(
+                    "line {}: `{cell}` is not a timestamp in seconds",
+                    i + 1
+                ))
+            }
+        }
+        if out.len() > MAX_TRACE_EVENTS {
+            return Err(format!(
+                "more than {MAX_TRACE_EVENTS} arrivals; the limit is {MAX_TRACE_EVENTS}"
+            ));
+        }
+    }
+    if out.is_empty() {
+        return Err(
+            "trace has no timestamps (expected one arrival time in seconds per line)".into(),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,272 @@
+//! The real `workbench` binary against shipped scenarios and fixtures:
+//! exit codes, error positions and messages, and that nothing is written on
+//! bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn workbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the workbench binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixture directory exists")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A fresh, not-yet-existing directory under cargo's per-test temp dir.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn assert_no_panic(out: &Output) {
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "the binary panicked:\n{stderr}"
+    );
+}
+
+#[test]
+fn every_shipped_scenario_validates_and_has_an_expectation() {
+    let files = files_with_extension(&root().join("scenarios"), "toml");
+    assert!(
+        files.len() >= 10,
+        "at least 10 shipped scenarios, found {}",
+        files.len()
+    );
+    let mut quadrants = std::collections::BTreeSet::new();
+    for file in &files {
+        let scenario = workbench::scenario::load(file)
+            .unwrap_or_else(|e| panic!("{} does not validate:\n{e}", file.display()));
+        let expect = scenario
+            .expect
+            .unwrap_or_else(|| panic!("{} has no [expect] block", file.display()));
+        quadrants.insert((expect.mode.name(), expect.placement.name()));
+    }
+    for needed in [
+        ("batch", "cloud"),
+        ("online-http", "cloud"),
+        ("online-stream", "cloud"),
+        ("online-http", "edge"),
+        ("batch", "edge"),
+        ("hybrid", "cloud"),
+        ("online-http", "hybrid"),
+    ] {
+        assert!(
+            quadrants.contains(&needed),
+            "no shipped scenario expects {needed:?}; have {quadrants:?}"
+        );
+    }
+    let out = workbench(&["validate", "scenarios"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("{} scenario(s) valid", files.len())));
+    assert!(stdout.contains("FLOPs/sample"));
+}
+
+#[test]
+fn valid_fixtures_validate() {
+    let out = workbench(&["validate", "tests/fixtures/valid"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("500 arrivals"));
+}
+
+/// Each `tests/fixtures/invalid/X.toml` has `X.expected`: one line
+/// `LINE:COL|KEY|fragment` per error the file must report, and no others.
+#[test]
+fn invalid_fixtures_exit_2_with_position_key_and_message() {
+    let dir = root().join("tests/fixtures/invalid");
+    let fixtures = files_with_extension(&dir, "toml");
+    assert!(fixtures.len() >= 15, "found {} fixtures", fixtures.len());
+    for fixture in fixtures {
+        let rel = fixture.strip_prefix(root()).expect("under the root");
+        let rel = rel.to_str().expect("utf-8 path");
+        let expected = std::fs::read_to_string(fixture.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{rel} has no .expected file"));
+        let expected: Vec<&str> = expected
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .collect();
+        let out = workbench(&["validate", rel]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "{rel}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        let reported: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("{rel}:")))
+            .collect();
+        for want in &expected {
+            let mut parts = want.splitn(3, '|');
+            let (pos, key, fragment) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let prefix = if key.is_empty() {
+                format!("{rel}:{pos}: ")
+            } else {
+                format!("{rel}:{pos}: {key}: ")
+            };
+            assert!(
+                reported
+                    .iter()
+                    .any(|line| line.starts_with(&prefix) && line.contains(fragment)),
+                "{rel}: expected an error `{prefix}...{fragment}...`, got:\n{stderr}"
+            );
+        }
+        assert_eq!(
+            reported.len(),
+            expected.len(),
+            "{rel}: reported errors differ from the .expected file:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_to_run_writes_nothing_under_out() {
+    let out_dir = scratch_dir("bad-run");
+    let out_str = out_dir.to_str().expect("utf-8 path");
+    for bad in [
+        "tests/fixtures/invalid/negative-rate.toml",
+        "tests/fixtures/invalid/binary-garbage.toml",
+        "tests/fixtures/invalid/empty-file.toml",
+        "no/such/file.toml",
+    ] {
+        let out = workbench(&["run", bad, "--out", out_str]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+        assert!(!out_dir.exists(), "{bad}: run wrote {}", out_dir.display());
+    }
+    // One bad file among good ones fails the whole run before anything is written.
+    let out = workbench(&[
+        "run",
+        "scenarios",
+        "tests/fixtures/invalid/unknown-key-typo.toml",
+        "--out",
+        out_str,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out_dir.exists());
+}
+
+#[test]
+fn run_on_valid_scenarios_stops_at_the_missing_stage_with_exit_3() {
+    let out_dir = scratch_dir("good-run");
+    let out = workbench(&[
+        "run",
+        "scenarios/card-fraud-stream.toml",
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+        "--quick",
+        "--seed",
+        "3",
+        "--check",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not available"));
+    // Never an invented plan, never a report.
+    assert!(!text(&out.stdout).to_lowercase().contains("plan:"));
+    assert!(!out_dir.exists());
+}
+
+#[test]
+fn missing_file_and_empty_directory_exit_2() {
+    let out = workbench(&["validate", "no/such/scenario.toml"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no/such/scenario.toml"));
+
+    let empty = scratch_dir("empty");
+    std::fs::create_dir_all(&empty).expect("create scratch dir");
+    std::fs::write(empty.join("notes.txt"), "not a scenario").expect("write");
+    for command in ["validate", "run", "list"] {
+        let out = workbench(&[command, empty.to_str().expect("utf-8 path")]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(
+            text(&out.stderr).contains("contains no scenario files"),
+            "{command}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_codes() {
+    for args in [
+        &["run"][..],
+        &["run", "scenarios", "--format", "pdf"],
+        &["run", "scenarios", "--tolerance", "lots"],
+        &["--no-such-flag"],
+        &["frobnicate"],
+    ] {
+        let out = workbench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = workbench(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for needle in [
+        "Exit codes",
+        "0  success",
+        "1  no feasible plan",
+        "2  bad input",
+        "3  a stage",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let out = workbench(&["run", "--help"]);
+    assert!(text(&out.stdout).contains("--baseline"));
+}
+
+#[test]
+fn no_arguments_says_what_to_run_instead() {
+    let out = workbench(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("workbench run scenarios/"));
+}
+
+#[test]
+fn list_prints_one_line_per_scenario() {
+    let out = workbench(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let count = files_with_extension(&root().join("scenarios"), "toml").len();
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), count, "{stdout}");
+    assert!(stdout.contains("card-fraud-stream") && stdout.contains("expect online-stream/cloud"));
+
+    let out = workbench(&["list", "tests/fixtures/invalid"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stdout).contains("INVALID"));
+}
+
+#[test]
+fn bench_is_not_available_yet() {
+    let out = workbench(&["bench", "scenarios/wake-word.toml", "--json", "--quick"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = workbench(&["bench", "tests/fixtures/invalid/empty-file.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,280 @@
+//! The scenario library API: model specs, catalog overrides, derived figures,
+//! discovery.
+
+use std::path::{Path, PathBuf};
+
+use workbench::hardware::{catalog, TargetKind};
+use workbench::scenario::{self, ArrivalProcess, InputSpace, Mode, Placement, ScenarioErrors};
+use workbench_kernels::{ConvBlock, ModelSpec, Precision};
+
+const BASE: &str = r#"
+[model]
+[[model.variants]]
+name = "m"
+family = "mlp"
+input = 16
+hidden = [32, 8]
+output = 4
+
+[traffic]
+process = "poisson"
+rate_per_s = 100
+
+[inputs]
+space = "unbounded"
+request_bytes = 100
+response_bytes = 10
+
+[objectives]
+latency_percentile = 99
+latency_ms = 50
+
+[targets]
+[[targets.cloud]]
+catalog = "aws-c7i.large"
+"#;
+
+fn parse(text: &str) -> Result<scenario::Scenario, ScenarioErrors> {
+    scenario::parse_str(text, Path::new("mem.toml"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn model_section_becomes_a_model_spec_with_counts() {
+    let s = parse(BASE).expect("valid");
+    let v = &s.model.variants[0];
+    let ModelSpec::Mlp(m) = &v.spec else {
+        panic!("not an mlp: {:?}", v.spec)
+    };
+    assert_eq!((m.input, m.hidden.clone(), m.output), (16, vec![32, 8], 4));
+    let c = v.counts();
+    assert_eq!(c.params, (16 * 32 + 32) + (32 * 8 + 8) + (8 * 4 + 4));
+    assert_eq!(c.weight_bytes(Precision::F16), 2 * c.params);
+    // Defaults.
+    assert_eq!(s.name, "mem");
+    assert_eq!(s.traffic.duration_s, 60.0);
+    assert_eq!(s.objectives.accuracy_floor, 0.99);
+    assert!(s.constraints.data_may_leave_device);
+    assert_eq!(s.search.modes, Mode::ALL.to_vec());
+    assert_eq!(s.search.targets, vec!["aws-c7i.large".to_string()]);
+    assert!(s.expect.is_none());
+    let summary = s.summary();
+    assert!(summary.contains("mlp 16-32-8-4"), "{summary}");
+    assert!(summary.contains("p99 <= 50 ms"), "{summary}");
+}
+
+#[test]
+fn convnet_blocks_and_defaults() {
+    let text = BASE.replace(
+        "family = \"mlp\"\ninput = 16\nhidden = [32, 8]\noutput = 4",
+        "family = \"convnet\"\ninput_hwc = [12, 10, 3]\nclasses = 5\nblocks = [{ kind = \"standard\", out_channels = 8, stride = 2 }, { kind = \"depthwise-separable\", out_channels = 16, kernel = 5 }]",
+    );
+    let s = parse(&text).expect("valid");
+    let ModelSpec::Convnet(c) = &s.model.variants[0].spec else {
+        panic!("not a convnet")
+    };
+    assert_eq!((c.height, c.width, c.channels, c.classes), (12, 10, 3, 5));
+    assert_eq!(
+        c.blocks,
+        vec![
+            ConvBlock::Standard {
+                out_channels: 8,
+                kernel: 3,
+                stride: 2
+            },
+            ConvBlock::DepthwiseSeparable {
+                out_channels: 16,
+                kernel: 5,
+                stride: 1
+            },
+        ]
+    );
+}
+
+#[test]
+fn catalog_entries_are_overridden_field_by_field() {
+    let text = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "name = \"cheap\"\ncatalog = \"aws-c7i.large\"\nusd_per_hour = 0.05\nmemory_gb = 2",
+    );
+    let s = parse(&text).expect("valid");
+    let t = &s.targets.cloud[0];
+    let base = catalog::find("aws-c7i.large").expect("catalog entry");
+    assert_eq!(t.spec.name, "cheap");
+    assert_eq!(t.spec.kind, TargetKind::Cloud);
+    assert_eq!(t.spec.usd_per_hour, 0.05);
+    assert_eq!(t.spec.memory_bytes, 2_000_000_000);
+    assert_eq!(t.spec.peak_gflops_f32, base.peak_gflops_f32);
+    assert_eq!(t.spec.cores, base.cores);
+    assert!(t.spec.source.contains("overrides"));
+    assert_eq!(t.catalog.as_deref(), Some("aws-c7i.large"));
+}
+
+#[test]
+fn target_without_catalog_must_give_its_figures() {
+    let text = BASE.replace("catalog = \"aws-c7i.large\"", "name = \"mystery\"");
+    let errs = errors(&text);
+    for key in [
+        "cores",
+        "memory_gb",
+        "peak_gflops_f32",
+        "mem_bandwidth_gbs",
+        "usd_per_hour",
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.contains(&format!("targets.cloud[0].{key}: missing required key"))),
+            "no missing-{key} error in {errs:#?}"
+        );
+    }
+    // A speed factor stands in for the peaks.
+    let text = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "name = \"box\"\ncores = 2\nmemory_gb = 4\nusd_per_hour = 0.1\nspeed_factor = 1.5",
+    );
+    let s = parse(&text).expect("valid with speed_factor");
+    assert_eq!(s.targets.cloud[0].speed_factor, Some(1.5));
+}
+
+#[test]
+fn traffic_shapes_and_peaks() {
+    let bursty = BASE.replace(
+        "process = \"poisson\"",
+        "process = \"bursty\"\nburst_on_s = 1\nburst_off_s = 3",
+    );
+    let s = parse(&bursty).expect("valid");
+    assert_eq!(
+        s.traffic.process,
+        ArrivalProcess::Bursty {
+            on_s: 1.0,
+            off_s: 3.0
+        }
+    );
+    assert_eq!(s.traffic.peak_rate_per_s(), 400.0);
+    let diurnal = BASE.replace(
+        "process = \"poisson\"",
+        "process = \"diurnal\"\npeak_factor = 3",
+    );
+    let s = parse(&diurnal).expect("valid");
+    assert_eq!(s.traffic.peak_rate_per_s(), 300.0);
+    // A key of another process is an error, not silently ignored.
+    let wrong = BASE.replace(
+        "process = \"poisson\"",
+        "process = \"poisson\"\npeak_factor = 3",
+    );
+    let errs = errors(&wrong);
+    assert!(
+        errs[0].contains(
+            "traffic.peak_factor: key `peak_factor` applies only to process = \"diurnal\""
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn trace_is_read_relative_to_the_scenario_file() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/valid/trace-replay-custom-target.toml");
+    let s = scenario::load(&path).expect("valid");
+    let ArrivalProcess::Trace { timestamps_s, .. } = &s.traffic.process else {
+        panic!("not a trace")
+    };
+    assert_eq!(timestamps_s.len(), 500);
+    assert!(timestamps_s.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(
+        s.traffic.duration_s,
+        *timestamps_s.last().expect("non-empty")
+    );
+    assert_eq!(
+        s.inputs.space,
+        InputSpace::Finite {
+            distinct_inputs: 10_000
+        }
+    );
+    assert_eq!(s.search.batch_sizes, vec![1, 8]);
+    assert_eq!(
+        s.expect.map(|e| (e.mode, e.placement)),
+        Some((Mode::Batch, Placement::Cloud))
+    );
+
+    // A trace out of order is refused with its line.
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(dir.join("t.csv"), "t\n0.5\n0.2\n").expect("write trace");
+    let text = BASE.replace(
+        "process = \"poisson\"\nrate_per_s = 100",
+        "process = \"trace\"\ntrace_csv = \"t.csv\"",
+    );
+    let err = scenario::parse_str(&text, &dir.join("s.toml")).expect_err("unordered trace");
+    assert!(
+        err.to_string()
+            .contains("line 3: timestamp 0.2 is before the previous one"),
+        "{err}"
+    );
+}
+
+#[test]
+fn absurd_models_are_refused_with_the_memory_they_need() {
+    let text = BASE.replace("hidden = [32, 8]", "hidden = [1_000_000_000_000]");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("too large to measure"), "{errs:?}");
+    assert!(errs[0].contains("TB"), "{errs:?}");
+    // i64::MAX widths saturate rather than overflow.
+    let text = BASE.replace(
+        "hidden = [32, 8]",
+        "hidden = [9223372036854775807, 9223372036854775807]",
+    );
+    assert!(errors(&text)[0].contains("too large to measure"));
+}
+
+#[test]
+fn errors_are_all_reported_in_file_order() {
+    let text = BASE
+        .replace("rate_per_s = 100", "rate_per_s = -1\nduraton_s = 5")
+        .replace("latency_ms = 50", "latency_ms = 0")
+        .replace("output = 4", "output = 0");
+    let err = parse(&text).expect_err("invalid");
+    let lines: Vec<usize> = err.errors.iter().map(|e| e.line).collect();
+    assert_eq!(err.errors.len(), 4, "{err}");
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    assert!(err.to_string().contains("did you mean `duration_s`?"));
+}
+
+#[test]
+fn discover_expands_directories_and_keeps_files() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let found = scenario::discover(&[root.join("scenarios"), root.join("no-such.toml")]);
+    assert!(found.len() >= 11);
+    assert!(found
+        .iter()
+        .all(|p| p.extension().is_some_and(|e| e == "toml")));
+    let mut sorted = found[..found.len() - 1].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, found[..found.len() - 1]);
+    assert_eq!(found.last(), Some(&root.join("no-such.toml")));
+    assert!(scenario::discover(&[root.join("tests/fixtures/valid/traces")]).is_empty());
+}
+
+#[test]
+fn expectation_must_be_reachable() {
+    let text = format!("{BASE}\n[search]\nmodes = [\"online-http\"]\n\n[expect]\nmode = \"online-stream\"\nplacement = \"edge\"\n");
+    let errs = errors(&text);
+    let joined = errs.join("\n");
+    assert!(
+        joined.contains("expect.mode: expected mode `online-stream` is not in search.modes"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("placement `edge` needs at least one [[targets.edge]]"),
+        "{joined}"
+    );
+    assert!(joined.contains("needs a [targets.broker]"), "{joined}");
+}
