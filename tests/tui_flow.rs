@@ -386,3 +386,59 @@ fn what_if_describes_changes() {
     };
     assert_eq!(w.describe(), "traffic x2.00, offline 30%");
 }
+
+/// Fake pipeline whose measuring panics.
+struct PanicsInMeasure(FakePipeline);
+
+impl Pipeline for PanicsInMeasure {
+    fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
+        self.0.load_scenarios(paths)
+    }
+    fn measure(
+        &self,
+        _: &ScenarioEntry,
+        _: &dyn Fn(Progress),
+        _: &AtomicBool,
+    ) -> Result<workbench::tui::Measurements, String> {
+        panic!("boom in measure")
+    }
+    fn plan(
+        &self,
+        scenario: &ScenarioEntry,
+        measurements: &workbench::tui::Measurements,
+        what_if: &WhatIf,
+        progress: &dyn Fn(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<workbench::report::Report, String> {
+        self.0
+            .plan(scenario, measurements, what_if, progress, cancel)
+    }
+    fn export(
+        &self,
+        scenario: &ScenarioEntry,
+        report: &workbench::report::Report,
+        out_dir: &std::path::Path,
+    ) -> Result<Vec<PathBuf>, String> {
+        self.0.export(scenario, report, out_dir)
+    }
+}
+
+#[test]
+fn a_pipeline_panic_fails_the_job_and_the_tui_carries_on() {
+    let pipeline = Arc::new(PanicsInMeasure(FakePipeline::new()));
+    let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
+    let worker = Worker::spawn(pipeline).unwrap();
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    settle(&mut app, &worker, WAIT).unwrap();
+    assert!(!app.busy());
+    match &app.message {
+        Some(workbench::tui::app::Message::Error(text)) => {
+            assert!(text.contains("boom in measure"), "{text}")
+        }
+        other => panic!("expected an error message, got {other:?}"),
+    }
+    // The worker is still alive: the next job runs (and fails the same way).
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    settle(&mut app, &worker, WAIT).unwrap();
+    assert!(!app.busy());
+}

@@ -477,6 +477,11 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
             }
             Err(error) => app.message = Some(Message::Error(format!("export failed: {error}"))),
         },
+        WorkerEvent::Failed { error, .. } => {
+            app.job = None;
+            app.stage = None;
+            app.message = Some(Message::Error(error));
+        }
         WorkerEvent::Finished { cancelled, .. } => {
             if let Some(job) = app.job.take() {
                 if cancelled {

@@ -152,14 +152,16 @@ pub fn run_loop<B: Backend, E: EventSource>(
     events: &mut E,
 ) -> Result<(), TuiError> {
     loop {
+        // Worker events first: if the worker died (a panic in the pipeline; the
+        // panic hook has already restored the terminal) stop before drawing again.
+        while let Some(event) = worker.try_recv()? {
+            dispatch(app, worker, Action::Worker(event))?;
+        }
         terminal
             .draw(|frame| ui::render(app, frame))
             .map_err(|e| TuiError::Terminal(e.to_string()))?;
         if app.should_quit {
             return Ok(());
-        }
-        while let Some(event) = worker.try_recv()? {
-            dispatch(app, worker, Action::Worker(event))?;
         }
         let timeout = if app.busy() {
             Duration::from_millis(30)
@@ -202,5 +204,14 @@ pub fn run_tui_with_out_dir(
     // hook that restores the terminal before the panic message is printed.
     let mut terminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
+    // The worker catches pipeline panics and reports them in the status line;
+    // printing them (or restoring the terminal) would wreck the screen, so the
+    // hook stays quiet for that thread and defers to ratatui's hook otherwise.
+    let ratatui_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(worker::WORKER_THREAD_NAME) {
+            ratatui_hook(info);
+        }
+    }));
     run_loop(&mut terminal, &mut app, &worker, &mut CrosstermEvents)
 }

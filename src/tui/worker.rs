@@ -3,6 +3,7 @@
 //! jobs that a newer one overtook are skipped, and the UI ignores events from
 //! any job but its current one.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -73,6 +74,11 @@ pub enum WorkerEvent {
         job: JobId,
         result: Result<Vec<PathBuf>, String>,
     },
+    /// The pipeline panicked during the job; the job is over.
+    Failed {
+        job: JobId,
+        error: String,
+    },
     /// The job ended (successfully or not); `cancelled` when it stopped because it was asked to.
     Finished {
         job: JobId,
@@ -87,6 +93,7 @@ impl WorkerEvent {
             | WorkerEvent::Measured { job, .. }
             | WorkerEvent::Planned { job, .. }
             | WorkerEvent::Exported { job, .. }
+            | WorkerEvent::Failed { job, .. }
             | WorkerEvent::Finished { job, .. } => *job,
         }
     }
@@ -109,7 +116,7 @@ impl Worker {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (event_tx, event_rx) = mpsc::channel::<WorkerEvent>();
         let thread = std::thread::Builder::new()
-            .name("workbench-tui-worker".to_string())
+            .name(WORKER_THREAD_NAME.to_string())
             .spawn(move || worker_loop(pipeline.as_ref(), &job_rx, &event_tx))?;
         Ok(Worker {
             jobs: Some(job_tx),
@@ -160,9 +167,35 @@ fn worker_loop(pipeline: &dyn Pipeline, jobs: &Receiver<Job>, events: &Sender<Wo
         while let Ok(newer) = jobs.try_recv() {
             job = newer;
         }
-        if run_job(pipeline, &job, events).is_err() {
+        // A panic in the pipeline fails the job, not the TUI: it is reported
+        // like an error (run_tui's panic hook keeps it off the screen).
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| run_job(pipeline, &job, events)));
+        let delivered = match outcome {
+            Ok(result) => result,
+            Err(payload) => events
+                .send(WorkerEvent::Failed {
+                    job: job.id,
+                    error: format!("the pipeline panicked: {}", panic_message(payload.as_ref())),
+                })
+                .map_err(|_| UiGone),
+        };
+        if delivered.is_err() {
             return; // the UI hung up
         }
+    }
+}
+
+/// The worker thread's name (run_tui's panic hook recognises it).
+pub const WORKER_THREAD_NAME: &str = "workbench-tui-worker";
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }
 
