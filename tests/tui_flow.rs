@@ -442,3 +442,25 @@ fn a_pipeline_panic_fails_the_job_and_the_tui_carries_on() {
     settle(&mut app, &worker, WAIT).unwrap();
     assert!(!app.busy());
 }
+
+#[test]
+fn the_kernels_view_says_when_measuring_stopped() {
+    let mut h = Harness::new();
+    let job = update(&mut h.app, Action::Run).unwrap();
+    update(
+        &mut h.app,
+        Action::Worker(WorkerEvent::Progress {
+            job: job.id,
+            progress: Progress::Kernel {
+                key: "naive f32 b1".to_string(),
+                done: 5,
+                total: 20,
+            },
+        }),
+    );
+    assert!(h.screen(80, 24).contains("Measuring recsys-online ─"));
+    update(&mut h.app, Action::Cancel);
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("stopped (m to measure again)"), "{screen}");
+    assert!(screen.contains("measuring cancelled"), "{screen}");
+}

@@ -275,10 +275,13 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_kernel_progress(app: &App, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered().title(format!(
-        " Measuring {} ",
-        app.active.as_ref().map_or("", |s| s.name.as_str())
-    ));
+    let name = app.active.as_ref().map_or("", |s| s.name.as_str());
+    let title = if app.busy() {
+        format!(" Measuring {name} ")
+    } else {
+        format!(" Measuring {name}: stopped (m to measure again) ")
+    };
+    let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut constraints = vec![Constraint::Length(1); app.kernel_progress.len() + 2];
