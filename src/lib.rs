@@ -11,3 +11,4 @@ pub mod report;
 pub mod scenario;
 pub mod measure;
 pub mod pipeline;
+pub mod tui;

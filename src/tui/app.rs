@@ -1,0 +1,494 @@
+//! Application state, the actions that change it, and `update`: the only
+//! place state changes. Rendering reads `&App`; heavy work goes to the worker
+//! as a [`Job`] returned by `update`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::model::{sorted_indices, PlanView, SortKey};
+use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
+use super::worker::{Job, JobId, JobKind, WorkerEvent};
+use crate::report::Report;
+
+/// The tabs, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Scenarios,
+    Kernels,
+    Simulation,
+    Plan,
+    Export,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Scenarios,
+        View::Kernels,
+        View::Simulation,
+        View::Plan,
+        View::Export,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Scenarios => "Scenarios",
+            View::Kernels => "Kernels",
+            View::Simulation => "Simulation",
+            View::Plan => "Plan",
+            View::Export => "Export",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+
+    fn offset(self, by: isize) -> View {
+        let n = View::ALL.len() as isize;
+        let i = (self.index() as isize + by).rem_euclid(n);
+        View::ALL[i as usize]
+    }
+}
+
+/// One what-if assumption the keyboard can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhatIfKnob {
+    Traffic,
+    Rtt,
+    Slo,
+    Budget,
+    Price,
+    Offline,
+}
+
+/// Everything that can happen to the app: key presses (already mapped) and worker events.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Quit,
+    NextView,
+    PrevView,
+    ShowView(View),
+    ToggleHelp,
+    /// Esc: close the help, or cancel the running job.
+    Cancel,
+    Up,
+    Down,
+    /// Measure and plan the selected scenario.
+    Run,
+    Export,
+    CycleSort,
+    /// On small screens the Plan view shows either the chart or the table.
+    TogglePlanChart,
+    /// Raise (`up = true`) or lower one what-if assumption, then re-plan.
+    Nudge {
+        knob: WhatIfKnob,
+        up: bool,
+    },
+    ResetWhatIf,
+    Worker(WorkerEvent),
+}
+
+/// A job the UI is waiting for.
+#[derive(Debug, Clone)]
+pub struct RunningJob {
+    pub id: JobId,
+    pub label: &'static str,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// A line for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Info(String),
+    Error(String),
+}
+
+/// Autotuning progress as last reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuningStatus {
+    pub trial: u32,
+    pub total: u32,
+    pub best_gflops: f64,
+    pub best_config: String,
+}
+
+/// The whole state of the TUI.
+#[derive(Debug)]
+pub struct App {
+    pub view: View,
+    pub show_help: bool,
+    pub should_quit: bool,
+    pub scenarios: Vec<ScenarioEntry>,
+    /// Cursor in the Scenarios list.
+    pub selected: usize,
+    /// Where Export writes (`reports/` by default).
+    pub out_dir: PathBuf,
+    pub job: Option<RunningJob>,
+    next_job_id: JobId,
+    /// The scenario that was last run; measurements and plans belong to it.
+    pub active: Option<ScenarioEntry>,
+    pub stage: Option<String>,
+    /// Per kernel (backend x precision x batch): samples done, total.
+    pub kernel_progress: BTreeMap<String, (u32, u32)>,
+    pub tuning: Option<TuningStatus>,
+    pub measurements: Option<Measurements>,
+    /// The planner's report with the scenario's own assumptions.
+    pub original_report: Option<Report>,
+    /// The report shown (equal to the original until a what-if is applied).
+    pub report: Option<Report>,
+    /// Views of the two reports above, derived when they arrive.
+    pub original_plan: Option<PlanView>,
+    pub plan: Option<PlanView>,
+    /// The what-if the user asked for.
+    pub what_if: WhatIf,
+    /// The what-if `plan` was computed with.
+    pub plan_what_if: WhatIf,
+    pub sort: SortKey,
+    /// Small screens: show the cost/p99 chart instead of the candidate table.
+    pub plan_chart: bool,
+    /// Cursor in the Plan view's table (position in display order).
+    pub plan_cursor: usize,
+    /// Cursor in the Kernels table.
+    pub kernel_cursor: usize,
+    pub exported: Vec<PathBuf>,
+    pub message: Option<Message>,
+}
+
+impl App {
+    pub fn new(scenarios: Vec<ScenarioEntry>, out_dir: PathBuf) -> App {
+        let message = if scenarios.is_empty() {
+            Some(Message::Error(
+                "no scenarios found: pass .toml files or a directory".to_string(),
+            ))
+        } else {
+            None
+        };
+        App {
+            view: View::Scenarios,
+            show_help: false,
+            should_quit: false,
+            scenarios,
+            selected: 0,
+            out_dir,
+            job: None,
+            next_job_id: 1,
+            active: None,
+            stage: None,
+            kernel_progress: BTreeMap::new(),
+            tuning: None,
+            measurements: None,
+            original_report: None,
+            report: None,
+            original_plan: None,
+            plan: None,
+            what_if: WhatIf::default(),
+            plan_what_if: WhatIf::default(),
+            sort: SortKey::Rank,
+            plan_chart: false,
+            plan_cursor: 0,
+            kernel_cursor: 0,
+            exported: Vec::new(),
+            message,
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    pub fn selected_scenario(&self) -> Option<&ScenarioEntry> {
+        self.scenarios.get(self.selected)
+    }
+
+    /// Candidate indices of the shown plan in the table's display order.
+    pub fn plan_order(&self) -> Vec<usize> {
+        self.plan
+            .as_ref()
+            .map(|plan| sorted_indices(plan, self.sort))
+            .unwrap_or_default()
+    }
+
+    fn start_job(&mut self, kind: JobKind) -> Job {
+        // Latest request wins: the previous job is told to stop and its events are ignored.
+        if let Some(previous) = self.job.take() {
+            previous.cancel.store(true, Ordering::Relaxed);
+        }
+        let id = self.next_job_id;
+        self.next_job_id += 1;
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.job = Some(RunningJob {
+            id,
+            label: kind.label(),
+            cancel: Arc::clone(&cancel),
+        });
+        self.stage = Some(kind.label().to_string());
+        Job { id, kind, cancel }
+    }
+
+    fn is_current(&self, job: JobId) -> bool {
+        self.job.as_ref().is_some_and(|running| running.id == job)
+    }
+}
+
+/// Applies one action. Returns a job for the worker when the action asks for heavy work.
+pub fn update(app: &mut App, action: Action) -> Option<Job> {
+    match action {
+        Action::Quit => {
+            if let Some(job) = &app.job {
+                job.cancel.store(true, Ordering::Relaxed);
+            }
+            app.should_quit = true;
+            None
+        }
+        Action::NextView => {
+            app.view = app.view.offset(1);
+            None
+        }
+        Action::PrevView => {
+            app.view = app.view.offset(-1);
+            None
+        }
+        Action::ShowView(view) => {
+            app.view = view;
+            None
+        }
+        Action::ToggleHelp => {
+            app.show_help = !app.show_help;
+            None
+        }
+        Action::Cancel => {
+            if app.show_help {
+                app.show_help = false;
+            } else if let Some(job) = app.job.take() {
+                job.cancel.store(true, Ordering::Relaxed);
+                app.stage = None;
+                app.message = Some(Message::Info(format!("{} cancelled", job.label)));
+            }
+            None
+        }
+        Action::Up => {
+            move_cursor(app, -1);
+            None
+        }
+        Action::Down => {
+            move_cursor(app, 1);
+            None
+        }
+        Action::Run => run_selected(app),
+        Action::Export => export(app),
+        Action::CycleSort => {
+            app.sort = app.sort.next();
+            app.plan_cursor = 0;
+            None
+        }
+        Action::TogglePlanChart => {
+            app.plan_chart = !app.plan_chart;
+            None
+        }
+        Action::Nudge { knob, up } => {
+            nudge(&mut app.what_if, knob, up);
+            replan(app)
+        }
+        Action::ResetWhatIf => {
+            app.what_if = WhatIf::default();
+            replan(app)
+        }
+        Action::Worker(event) => {
+            on_worker_event(app, event);
+            None
+        }
+    }
+}
+
+fn move_cursor(app: &mut App, by: isize) {
+    let step = |cursor: usize, len: usize| -> usize {
+        if len == 0 {
+            0
+        } else {
+            (cursor as isize + by).clamp(0, len as isize - 1) as usize
+        }
+    };
+    match app.view {
+        View::Scenarios => app.selected = step(app.selected, app.scenarios.len()),
+        View::Kernels => {
+            let len = app.measurements.as_ref().map_or(0, |m| m.kernels.len());
+            app.kernel_cursor = step(app.kernel_cursor, len);
+        }
+        View::Plan => {
+            let len = app.plan.as_ref().map_or(0, |p| p.candidates.len());
+            app.plan_cursor = step(app.plan_cursor, len);
+        }
+        View::Simulation | View::Export => {}
+    }
+}
+
+fn run_selected(app: &mut App) -> Option<Job> {
+    let scenario = app.selected_scenario()?.clone();
+    if !scenario.is_valid() {
+        app.message = Some(Message::Error(format!(
+            "{} has errors; fix the file first",
+            scenario.name
+        )));
+        return None;
+    }
+    app.active = Some(scenario.clone());
+    app.kernel_progress.clear();
+    app.tuning = None;
+    app.measurements = None;
+    app.original_report = None;
+    app.report = None;
+    app.original_plan = None;
+    app.plan = None;
+    app.what_if = WhatIf::default();
+    app.plan_what_if = WhatIf::default();
+    app.exported.clear();
+    app.plan_cursor = 0;
+    app.kernel_cursor = 0;
+    app.message = Some(Message::Info(format!("running {}", scenario.name)));
+    app.view = View::Kernels;
+    Some(app.start_job(JobKind::Run { scenario }))
+}
+
+fn replan(app: &mut App) -> Option<Job> {
+    let (Some(scenario), Some(measurements)) = (app.active.clone(), app.measurements.clone())
+    else {
+        app.message = Some(Message::Info(format!(
+            "what-if set ({}); run a scenario (Enter) to see its plan",
+            app.what_if.describe()
+        )));
+        return None;
+    };
+    let what_if = app.what_if;
+    app.message = Some(Message::Info(format!(
+        "re-planning from cached measurements: {}",
+        what_if.describe()
+    )));
+    Some(app.start_job(JobKind::Replan {
+        scenario,
+        measurements,
+        what_if,
+    }))
+}
+
+fn export(app: &mut App) -> Option<Job> {
+    let (Some(scenario), Some(report)) = (app.active.clone(), app.report.clone()) else {
+        app.message = Some(Message::Error(
+            "nothing to export yet: run a scenario first (Enter)".to_string(),
+        ));
+        return None;
+    };
+    app.exported.clear();
+    let out_dir = app.out_dir.clone();
+    Some(app.start_job(JobKind::Export {
+        scenario,
+        report: Box::new(report),
+        out_dir,
+    }))
+}
+
+/// Multiplicative steps keep a knob's values symmetric (up then down returns to 1.0).
+const STEP: f64 = 1.25;
+
+fn nudge(what_if: &mut WhatIf, knob: WhatIfKnob, up: bool) {
+    let scale = |value: &mut f64| {
+        *value = if up { *value * STEP } else { *value / STEP };
+        // Snap back to exactly 1.0 so "unchanged" is recognised after up + down.
+        if (*value - 1.0).abs() < 1e-9 {
+            *value = 1.0;
+        }
+    };
+    match knob {
+        WhatIfKnob::Traffic => scale(&mut what_if.traffic),
+        WhatIfKnob::Rtt => scale(&mut what_if.rtt),
+        WhatIfKnob::Slo => scale(&mut what_if.slo),
+        WhatIfKnob::Budget => scale(&mut what_if.budget),
+        WhatIfKnob::Price => scale(&mut what_if.instance_price),
+        WhatIfKnob::Offline => {
+            let current = what_if.offline_fraction.unwrap_or(0.0);
+            let next = if up { current + 0.1 } else { current - 0.1 };
+            // Whole percent steps; 0% and below means "as in the scenario".
+            let next = (next * 10.0).round() / 10.0;
+            what_if.offline_fraction = if next <= 0.0 {
+                None
+            } else {
+                Some(next.min(1.0))
+            };
+        }
+    }
+}
+
+fn on_worker_event(app: &mut App, event: WorkerEvent) {
+    if !app.is_current(event.job()) {
+        return; // an overtaken or cancelled job
+    }
+    match event {
+        WorkerEvent::Progress { progress, .. } => match progress {
+            Progress::Stage(stage) => app.stage = Some(stage),
+            Progress::Kernel { key, done, total } => {
+                app.kernel_progress.insert(key, (done, total));
+            }
+            Progress::Tuning {
+                trial,
+                total,
+                best_gflops,
+                best_config,
+            } => {
+                app.tuning = Some(TuningStatus {
+                    trial,
+                    total,
+                    best_gflops,
+                    best_config,
+                })
+            }
+        },
+        WorkerEvent::Measured { result, .. } => match result {
+            Ok(measurements) => {
+                app.kernel_cursor = 0;
+                app.measurements = Some(measurements);
+            }
+            Err(error) => app.message = Some(Message::Error(format!("measure failed: {error}"))),
+        },
+        WorkerEvent::Planned {
+            what_if, result, ..
+        } => match result {
+            Ok(report) => {
+                let plan = PlanView::from_report(&report);
+                if what_if.is_identity() {
+                    app.original_plan = Some(plan.clone());
+                    app.original_report = Some((*report).clone());
+                }
+                app.report = Some(*report);
+                app.message = Some(Message::Info(match plan.recommended_row() {
+                    Some(best) => format!("plan ({}): {}", what_if.describe(), best.label),
+                    None => format!("plan ({}): no feasible plan", what_if.describe()),
+                }));
+                app.plan = Some(plan);
+                app.plan_what_if = what_if;
+                app.plan_cursor = 0;
+            }
+            Err(error) => app.message = Some(Message::Error(format!("plan failed: {error}"))),
+        },
+        WorkerEvent::Exported { result, .. } => match result {
+            Ok(paths) => {
+                app.message = Some(Message::Info(format!("wrote {} files", paths.len())));
+                app.exported = paths;
+            }
+            Err(error) => app.message = Some(Message::Error(format!("export failed: {error}"))),
+        },
+        WorkerEvent::Failed { error, .. } => {
+            app.job = None;
+            app.stage = None;
+            app.message = Some(Message::Error(error));
+        }
+        WorkerEvent::Finished { cancelled, .. } => {
+            if let Some(job) = app.job.take() {
+                if cancelled {
+                    app.message = Some(Message::Info(format!("{} cancelled", job.label)));
+                }
+            }
+            app.stage = None;
+        }
+    }
+}

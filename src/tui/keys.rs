@@ -1,0 +1,154 @@
+//! Key bindings: a key press becomes an [`Action`] depending on the view.
+//! The same table feeds the help overlay and the status line, so they cannot drift.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::app::{Action, App, View, WhatIfKnob};
+
+/// Maps a key press to an action, or `None` when the key means nothing here.
+pub fn action_for_key(app: &App, key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    if app.show_help {
+        // The overlay swallows keys; only closing it, and quitting, get through.
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('?') => Some(Action::ToggleHelp),
+            KeyCode::Char('q') => Some(Action::Quit),
+            _ => None,
+        };
+    }
+    let global = match key.code {
+        KeyCode::Char('q') => Some(Action::Quit),
+        KeyCode::Char('?') => Some(Action::ToggleHelp),
+        KeyCode::Esc => Some(Action::Cancel),
+        KeyCode::Tab | KeyCode::Right => Some(Action::NextView),
+        KeyCode::BackTab | KeyCode::Left => Some(Action::PrevView),
+        KeyCode::Char(c @ '1'..='5') => {
+            let index = c as usize - '1' as usize;
+            View::ALL.get(index).copied().map(Action::ShowView)
+        }
+        KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+        KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+        KeyCode::Char('m') => Some(Action::Run),
+        _ => None,
+    };
+    if global.is_some() {
+        return global;
+    }
+    match app.view {
+        View::Scenarios => match key.code {
+            KeyCode::Enter => Some(Action::Run),
+            _ => None,
+        },
+        View::Export => match key.code {
+            KeyCode::Enter | KeyCode::Char('e') => Some(Action::Export),
+            _ => None,
+        },
+        View::Plan | View::Simulation => match key.code {
+            KeyCode::Char('s') if app.view == View::Plan => Some(Action::CycleSort),
+            KeyCode::Char('v') if app.view == View::Plan => Some(Action::TogglePlanChart),
+            KeyCode::Char('e') => Some(Action::Export),
+            KeyCode::Char('0') => Some(Action::ResetWhatIf),
+            KeyCode::Char(c) => what_if_key(c).map(|(knob, up)| Action::Nudge { knob, up }),
+            _ => None,
+        },
+        View::Kernels => None,
+    }
+}
+
+/// What-if keys: lower case raises, upper case lowers.
+fn what_if_key(c: char) -> Option<(WhatIfKnob, bool)> {
+    let knob = match c.to_ascii_lowercase() {
+        't' => WhatIfKnob::Traffic,
+        'r' => WhatIfKnob::Rtt,
+        'l' => WhatIfKnob::Slo,
+        'b' => WhatIfKnob::Budget,
+        'p' => WhatIfKnob::Price,
+        'o' => WhatIfKnob::Offline,
+        _ => return None,
+    };
+    Some((knob, c.is_ascii_lowercase()))
+}
+
+/// Bindings shown in the status line for the current state (short form).
+pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
+    if app.show_help {
+        return vec![("Esc/?", "close help"), ("q", "quit")];
+    }
+    let mut hints = Vec::new();
+    if app.busy() {
+        hints.push(("Esc", "cancel"));
+    }
+    match app.view {
+        View::Scenarios => {
+            hints.push(("↑↓", "select"));
+            hints.push(("Enter", "run"));
+        }
+        View::Kernels => {
+            hints.push(("↑↓", "scroll"));
+            hints.push(("m", "re-measure"));
+        }
+        View::Simulation => {
+            hints.push(("trlbpo", "what-if up"));
+            hints.push(("TRLBPO", "down"));
+        }
+        View::Plan => {
+            hints.push(("trlbpo", "what-if up"));
+            hints.push(("TRLBPO", "down"));
+            hints.push(("0", "reset"));
+            hints.push(("↑↓", "select"));
+            hints.push(("s", "sort"));
+            hints.push(("v", "chart/table"));
+            hints.push(("e", "export"));
+        }
+        View::Export => {
+            hints.push(("e", "export"));
+        }
+    }
+    hints.push(("Tab/1-5", "view"));
+    hints.push(("?", "help"));
+    hints.push(("q", "quit"));
+    hints
+}
+
+/// Every binding, grouped, for the help overlay.
+pub const HELP: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Everywhere",
+        &[
+            ("Tab / Shift-Tab, ←/→, 1-5", "switch view"),
+            ("↑/↓, j/k", "move the cursor"),
+            ("m", "measure + plan the selected scenario"),
+            ("Esc", "cancel the running job / close help"),
+            ("?", "this help"),
+            ("q, Ctrl-C", "quit"),
+        ],
+    ),
+    (
+        "Scenarios",
+        &[("Enter", "measure + plan the selected scenario")],
+    ),
+    (
+        "Plan / Simulation: what-if (re-plans from cached measurements)",
+        &[
+            ("t / T", "traffic x1.25 / ÷1.25"),
+            ("r / R", "network RTT x1.25 / ÷1.25"),
+            ("l / L", "latency SLO x1.25 / ÷1.25"),
+            ("b / B", "budget x1.25 / ÷1.25"),
+            ("p / P", "instance price x1.25 / ÷1.25"),
+            ("o / O", "edge offline fraction +10% / -10%"),
+            ("0", "reset the what-if"),
+            ("s", "sort the candidates (Plan)"),
+            ("v", "chart / table when small (Plan)"),
+            ("e", "export"),
+        ],
+    ),
+    (
+        "Export",
+        &[("e, Enter", "write report.md, CSV and plan.json")],
+    ),
+];

@@ -1,0 +1,217 @@
+//! The interactive terminal UI (ratatui + crossterm).
+//!
+//! Architecture (DESIGN.md habit 3): [`ui::render`] draws from `&App` and
+//! never mutates; input becomes an [`Action`]; [`update`] is the only place
+//! state changes and returns a [`Job`] when heavy work is needed; the
+//! [`Worker`] thread runs jobs against a [`Pipeline`] and reports over a
+//! channel; the latest job wins. [`run_loop`] is generic over the ratatui
+//! `Backend` and an [`EventSource`], so tests drive it with `TestBackend`.
+//! [`run_tui`] owns the real terminal and restores it on quit, error and panic.
+
+pub mod app;
+pub mod fake;
+pub mod keys;
+pub mod model;
+pub mod pipeline;
+pub mod scenarios;
+pub mod ui;
+pub mod worker;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+
+pub use app::{update, Action, App, View, WhatIfKnob};
+pub use fake::FakePipeline;
+pub use model::{CandidateRow, CdfSeries, PlanView, SortKey};
+pub use pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+pub use scenarios::{scenario_entries, scenario_entry};
+pub use worker::{Job, JobKind, Worker, WorkerEvent, WorkerGone};
+
+/// Why the TUI stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("terminal error: {0}")]
+    Terminal(String),
+    #[error("terminal I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Worker(#[from] WorkerGone),
+}
+
+/// Where the loop gets terminal events from: the real terminal, or a script in tests.
+pub trait EventSource {
+    /// The next event, waiting at most `timeout`; `None` when nothing happened.
+    fn next_event(&mut self, app: &App, timeout: Duration) -> Result<Option<Event>, TuiError>;
+}
+
+/// Events from the real terminal.
+#[derive(Debug, Default)]
+pub struct CrosstermEvents;
+
+impl EventSource for CrosstermEvents {
+    fn next_event(&mut self, _app: &App, timeout: Duration) -> Result<Option<Event>, TuiError> {
+        if crossterm::event::poll(timeout)? {
+            Ok(Some(crossterm::event::read()?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A fixed list of events for tests. Each event is delivered only once the
+/// app is idle (so a script can say "run, then look at the plan"); when the
+/// script is exhausted it presses `q`.
+#[derive(Debug, Default)]
+pub struct ScriptedEvents {
+    events: VecDeque<Event>,
+}
+
+impl ScriptedEvents {
+    pub fn new(events: impl IntoIterator<Item = Event>) -> ScriptedEvents {
+        ScriptedEvents {
+            events: events.into_iter().collect(),
+        }
+    }
+
+    /// Key presses from a string: each char is a key, except `\n` (Enter) and `\x1b` (Esc).
+    pub fn keys(keys: &str) -> ScriptedEvents {
+        ScriptedEvents::new(keys.chars().map(|c| Event::Key(key_for_char(c))))
+    }
+}
+
+/// The key event for one script character (`\n` Enter, `\t` Tab, `\x1b` Esc).
+pub fn key_for_char(c: char) -> KeyEvent {
+    let code = match c {
+        '\n' => KeyCode::Enter,
+        '\t' => KeyCode::Tab,
+        '\x1b' => KeyCode::Esc,
+        c => KeyCode::Char(c),
+    };
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+impl EventSource for ScriptedEvents {
+    fn next_event(&mut self, app: &App, timeout: Duration) -> Result<Option<Event>, TuiError> {
+        if app.busy() {
+            std::thread::sleep(timeout.min(Duration::from_millis(2)));
+            return Ok(None);
+        }
+        Ok(Some(
+            self.events
+                .pop_front()
+                .unwrap_or(Event::Key(key_for_char('q'))),
+        ))
+    }
+}
+
+/// Applies an action and hands any resulting job to the worker.
+pub fn dispatch(app: &mut App, worker: &Worker, action: Action) -> Result<(), WorkerGone> {
+    if let Some(job) = update(app, action) {
+        worker.submit(job)?;
+    }
+    Ok(())
+}
+
+/// Applies worker events until the current job finishes (or `timeout` passes
+/// without news). For tests and scripted use; the interactive loop never blocks.
+pub fn settle(app: &mut App, worker: &Worker, timeout: Duration) -> Result<(), WorkerGone> {
+    while app.busy() {
+        match worker.recv_timeout(timeout)? {
+            Some(event) => dispatch(app, worker, Action::Worker(event))?,
+            None => return Ok(()),
+        }
+    }
+    // Drain what arrived after the job ended (stale events are ignored by update).
+    while let Some(event) = worker.try_recv()? {
+        dispatch(app, worker, Action::Worker(event))?;
+    }
+    Ok(())
+}
+
+/// Handles one terminal event (key presses become actions; resizes just redraw).
+pub fn handle_event(app: &mut App, worker: &Worker, event: Event) -> Result<(), WorkerGone> {
+    if let Event::Key(key) = event {
+        if let Some(action) = keys::action_for_key(app, key) {
+            dispatch(app, worker, action)?;
+        }
+    }
+    Ok(())
+}
+
+/// The event loop: draw, apply worker events, wait briefly for input; until quit.
+pub fn run_loop<B: Backend, E: EventSource>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    worker: &Worker,
+    events: &mut E,
+) -> Result<(), TuiError> {
+    loop {
+        // Worker events first: if the worker died (a panic in the pipeline; the
+        // panic hook has already restored the terminal) stop before drawing again.
+        while let Some(event) = worker.try_recv()? {
+            dispatch(app, worker, Action::Worker(event))?;
+        }
+        terminal
+            .draw(|frame| ui::render(app, frame))
+            .map_err(|e| TuiError::Terminal(e.to_string()))?;
+        if app.should_quit {
+            return Ok(());
+        }
+        let timeout = if app.busy() {
+            Duration::from_millis(30)
+        } else {
+            Duration::from_millis(250)
+        };
+        if let Some(event) = events.next_event(app, timeout)? {
+            handle_event(app, worker, event)?;
+        }
+    }
+}
+
+/// Restores the terminal when dropped, so an early return or error leaves it usable.
+struct RestoreGuard;
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Opens the TUI on `paths` (files or directories; empty = the pipeline's
+/// default) and runs until the user quits. Exports go under `reports/`.
+pub fn run_tui(paths: Vec<PathBuf>, pipeline: Arc<dyn Pipeline>) -> Result<(), TuiError> {
+    run_tui_with_out_dir(paths, pipeline, PathBuf::from("reports"))
+}
+
+/// [`run_tui`] with the export directory given.
+pub fn run_tui_with_out_dir(
+    paths: Vec<PathBuf>,
+    pipeline: Arc<dyn Pipeline>,
+    out_dir: PathBuf,
+) -> Result<(), TuiError> {
+    let scenarios = pipeline.load_scenarios(&paths);
+    let mut app = App::new(scenarios, out_dir);
+    // Declared before the guard so it is dropped after it: the terminal is
+    // restored first, then the worker thread is joined.
+    let worker = Worker::spawn(pipeline)?;
+    // try_init enables raw mode and the alternate screen and installs a panic
+    // hook that restores the terminal before the panic message is printed.
+    let mut terminal = ratatui::try_init()?;
+    let _guard = RestoreGuard;
+    // The worker catches pipeline panics and reports them in the status line;
+    // printing them (or restoring the terminal) would wreck the screen, so the
+    // hook stays quiet for that thread and defers to ratatui's hook otherwise.
+    let ratatui_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(worker::WORKER_THREAD_NAME) {
+            ratatui_hook(info);
+        }
+    }));
+    run_loop(&mut terminal, &mut app, &worker, &mut CrosstermEvents)
+}

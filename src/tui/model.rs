@@ -1,0 +1,231 @@
+//! What the Simulation, Plan and Export views show: a flat view of the
+//! planner's report, so the views do not depend on every detail of it.
+
+use crate::report::{ConstraintCheck, Plan, Report};
+
+/// One candidate serving plan with its simulated figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRow {
+    /// Short unique label, e.g. "online-http cloud c7i.xlarge x3 tiled int8 b8".
+    pub label: String,
+    pub mode: String,
+    pub placement: String,
+    pub target: String,
+    pub replicas: u32,
+    pub backend: String,
+    pub precision: String,
+    pub max_batch: u32,
+    pub max_delay_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub throughput_rps: f64,
+    pub cost_usd_per_month: f64,
+    /// Mean replica utilisation 0..=1 (simulated).
+    pub utilisation: f64,
+    /// Fraction of requests dropped or failed (simulated).
+    pub failure_rate: f64,
+    /// Age of precomputed predictions served, minutes (batch and hybrid modes).
+    pub staleness_min: Option<f64>,
+    /// `None` when the plan meets every constraint.
+    pub rejected_because: Option<String>,
+    /// On the cost / p99 / accuracy Pareto front.
+    pub pareto: bool,
+}
+
+impl CandidateRow {
+    pub fn feasible(&self) -> bool {
+        self.rejected_because.is_none()
+    }
+}
+
+/// Latency CDF of one plan: (latency ms, cumulative fraction 0..=1), increasing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdfSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The planner's answer for one scenario, as the TUI shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanView {
+    pub scenario: String,
+    /// Index into `candidates` of the recommended plan; `None` when nothing is feasible.
+    pub recommended: Option<usize>,
+    pub candidates: Vec<CandidateRow>,
+    /// A few sentences computed from the numbers.
+    pub rationale: Vec<String>,
+    /// Latency CDFs of the top plans (recommended first).
+    pub cdfs: Vec<CdfSeries>,
+    /// The scenario's p99 SLO after the what-if, ms (drawn on the charts).
+    pub slo_p99_ms: Option<f64>,
+}
+
+impl PlanView {
+    pub fn recommended_row(&self) -> Option<&CandidateRow> {
+        self.recommended.and_then(|i| self.candidates.get(i))
+    }
+}
+
+/// Columns the Plan view's candidate table can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Rank,
+    Cost,
+    P99,
+    Throughput,
+    Feasible,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Rank => SortKey::Cost,
+            SortKey::Cost => SortKey::P99,
+            SortKey::P99 => SortKey::Throughput,
+            SortKey::Throughput => SortKey::Feasible,
+            SortKey::Feasible => SortKey::Rank,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Rank => "rank",
+            SortKey::Cost => "cost",
+            SortKey::P99 => "p99",
+            SortKey::Throughput => "throughput",
+            SortKey::Feasible => "feasible first",
+        }
+    }
+}
+
+/// Candidate indices in display order for `key` (stable, so ties keep the planner's rank).
+pub fn sorted_indices(plan: &PlanView, key: SortKey) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plan.candidates.len()).collect();
+    let c = &plan.candidates;
+    match key {
+        SortKey::Rank => {}
+        SortKey::Cost => {
+            order.sort_by(|&a, &b| c[a].cost_usd_per_month.total_cmp(&c[b].cost_usd_per_month))
+        }
+        SortKey::P99 => order.sort_by(|&a, &b| c[a].p99_ms.total_cmp(&c[b].p99_ms)),
+        SortKey::Throughput => {
+            order.sort_by(|&a, &b| c[b].throughput_rps.total_cmp(&c[a].throughput_rps))
+        }
+        SortKey::Feasible => order.sort_by_key(|&i| !c[i].feasible()),
+    }
+    order
+}
+
+/// Which fields of the recommendation changed between the original plan and a what-if plan.
+pub fn changed_fields(original: &CandidateRow, now: &CandidateRow) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if original.mode != now.mode {
+        changed.push("mode");
+    }
+    if original.placement != now.placement {
+        changed.push("placement");
+    }
+    if original.target != now.target {
+        changed.push("target");
+    }
+    if original.replicas != now.replicas {
+        changed.push("replicas");
+    }
+    if original.backend != now.backend {
+        changed.push("backend");
+    }
+    if original.precision != now.precision {
+        changed.push("precision");
+    }
+    if original.max_batch != now.max_batch {
+        changed.push("batch");
+    }
+    changed
+}
+
+impl CandidateRow {
+    /// The view of one planner plan; `rejected_because` from its alternative entry.
+    pub fn from_plan(plan: &Plan, rejected_because: Option<String>) -> CandidateRow {
+        CandidateRow {
+            label: plan.id.clone(),
+            mode: plan.mode.name().to_string(),
+            placement: plan.placement.name().to_string(),
+            target: plan.target.clone(),
+            replicas: plan.replicas,
+            backend: plan.backend.name().to_string(),
+            precision: plan.precision.name().to_string(),
+            max_batch: plan.max_batch,
+            max_delay_ms: plan.max_delay_ms,
+            p50_ms: plan.latency_ms.p50,
+            p90_ms: plan.latency_ms.p90,
+            p99_ms: plan.latency_ms.p99,
+            throughput_rps: plan.throughput_rps,
+            cost_usd_per_month: plan.cost_usd_per_month,
+            utilisation: plan.utilisation,
+            failure_rate: plan.failure_rate,
+            staleness_min: plan.staleness_s.map(|s| s / 60.0),
+            rejected_because,
+            pareto: plan.on_pareto_front,
+        }
+    }
+}
+
+impl PlanView {
+    /// Flattens the planner's report: the recommended plan first, then the
+    /// alternatives in ranking order (feasible runners-up and rejected plans).
+    pub fn from_report(report: &Report) -> PlanView {
+        let mut candidates = Vec::with_capacity(report.alternatives.len() + 1);
+        if let Some(best) = &report.recommended {
+            candidates.push(CandidateRow::from_plan(best, None));
+        }
+        candidates.extend(
+            report
+                .alternatives
+                .iter()
+                .map(|alt| CandidateRow::from_plan(&alt.plan, alt.rejected_because.clone())),
+        );
+        let cdfs = report
+            .latency_cdfs
+            .iter()
+            .map(|cdf| CdfSeries {
+                label: cdf.plan_id.clone(),
+                points: cdf
+                    .points
+                    .iter()
+                    .map(|p| (p.latency_ms, p.fraction))
+                    .collect(),
+            })
+            .collect();
+        PlanView {
+            scenario: report.scenario.clone(),
+            recommended: report.recommended.as_ref().map(|_| 0),
+            candidates,
+            rationale: report.rationale.clone(),
+            cdfs,
+            slo_p99_ms: p99_slo_ms(&report.constraints),
+        }
+    }
+}
+
+/// The p99 SLO in ms from the constraint checks ("p99 latency", "<= 50 ms"), if stated.
+fn p99_slo_ms(constraints: &[ConstraintCheck]) -> Option<f64> {
+    let check = constraints
+        .iter()
+        .find(|c| c.name.to_ascii_lowercase().contains("p99"))?;
+    let number: String = check
+        .required
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let value: f64 = number.parse().ok()?;
+    let unit = check.required.trim_end().to_ascii_lowercase();
+    if unit.ends_with("ms") {
+        Some(value)
+    } else if unit.ends_with('s') {
+        Some(value * 1000.0)
+    } else {
+        Some(value)
+    }
+}

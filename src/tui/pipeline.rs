@@ -1,0 +1,244 @@
+//! The seam between the TUI and the real pipeline.
+//!
+//! The worker thread calls a [`Pipeline`]; the TUI never measures, plans or
+//! writes files itself. The lead wires the real stages (scenario, measure,
+//! plan, report) behind this trait; [`crate::tui::fake::FakePipeline`] is a
+//! deterministic stand-in for tests and demos.
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::report::{KernelMeasurement, Report, Roofline};
+
+/// One scenario file as listed in the Scenarios view. A file that fails to
+/// parse is still listed, with its errors, so a bad file never crashes the TUI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioEntry {
+    pub path: PathBuf,
+    /// Display name (the scenario's `name`, or the file stem if it failed to parse).
+    pub name: String,
+    /// Summary lines (model size, FLOPs, traffic, SLO, constraints, targets).
+    pub summary: Vec<String>,
+    /// Parse or validation errors, one per line (`file:line:col: ...`). Empty when valid.
+    pub errors: Vec<String>,
+}
+
+impl ScenarioEntry {
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Progress reported by the pipeline while a job runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A named stage started ("probing hardware", "simulating 42 candidates").
+    Stage(String),
+    /// One kernel (backend x precision x batch) advanced: `done` of `total` samples.
+    Kernel { key: String, done: u32, total: u32 },
+    /// Autotuning: trial `trial` of `total`, best throughput so far and its configuration.
+    Tuning {
+        trial: u32,
+        total: u32,
+        best_gflops: f64,
+        best_config: String,
+    },
+}
+
+/// One measured kernel, as shown in the Kernels table and roofline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelRow {
+    pub backend: String,
+    pub precision: String,
+    pub batch: u32,
+    /// Median latency of one batch, milliseconds.
+    pub latency_ms: f64,
+    /// Predictions per second at this batch size.
+    pub throughput_per_s: f64,
+    pub gflops: f64,
+    /// Fraction of the machine's peak for this precision, 0..=1.
+    pub fraction_of_peak: f64,
+    /// FLOP per byte moved (roofline x axis).
+    pub arithmetic_intensity: f64,
+}
+
+impl KernelRow {
+    pub fn key(&self) -> String {
+        format!("{} {} b{}", self.backend, self.precision, self.batch)
+    }
+
+    /// The row for one report kernel; the arithmetic intensity comes from the
+    /// roofline point with the same label ("tiled f32 b32"), 0 (not plotted) if none.
+    pub fn from_measurement(kernel: &KernelMeasurement, roofline: &Roofline) -> KernelRow {
+        let label = format!(
+            "{} {} b{}",
+            kernel.backend.name(),
+            kernel.precision.name(),
+            kernel.batch
+        );
+        let arithmetic_intensity = roofline
+            .points
+            .iter()
+            .find(|p| p.label == label)
+            .map_or(0.0, |p| p.arithmetic_intensity);
+        let latency_ms = kernel.median_ns / 1e6;
+        KernelRow {
+            backend: kernel.backend.name().to_string(),
+            precision: kernel.precision.name().to_string(),
+            batch: kernel.batch,
+            latency_ms,
+            throughput_per_s: if latency_ms > 0.0 {
+                f64::from(kernel.batch) * 1000.0 / latency_ms
+            } else {
+                0.0
+            },
+            gflops: kernel.gflops,
+            fraction_of_peak: kernel.fraction_of_peak,
+            arithmetic_intensity,
+        }
+    }
+}
+
+impl Measurements {
+    /// Builds the Kernels view's data from report-shaped measurements (the
+    /// kernels and roofline the real pipeline also puts in its `Report`).
+    pub fn from_report_parts(
+        kernels: &[KernelMeasurement],
+        roofline: &Roofline,
+        tuned: Option<String>,
+        cache: Arc<dyn Any + Send + Sync>,
+    ) -> Measurements {
+        Measurements {
+            kernels: kernels
+                .iter()
+                .map(|k| KernelRow::from_measurement(k, roofline))
+                .collect(),
+            peak_gflops: roofline.peak_gflops,
+            // The slowest roof (DRAM) is the one a kernel streaming its weights meets.
+            bandwidth_gbs: roofline
+                .bandwidths
+                .iter()
+                .map(|b| b.gb_per_s)
+                .reduce(f64::min)
+                .unwrap_or(0.0),
+            tuned,
+            cache,
+        }
+    }
+}
+
+/// The result of measuring one scenario's kernels on this machine.
+#[derive(Clone)]
+pub struct Measurements {
+    pub kernels: Vec<KernelRow>,
+    /// Roofline ceilings of this machine.
+    pub peak_gflops: f64,
+    pub bandwidth_gbs: f64,
+    /// Best autotuned configuration, if the scenario asked for autotuning.
+    pub tuned: Option<String>,
+    /// The pipeline's own typed data (latency profiles...), handed back to
+    /// [`Pipeline::plan`] so a what-if re-plans without re-measuring.
+    pub cache: Arc<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Measurements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Measurements")
+            .field("kernels", &self.kernels)
+            .field("peak_gflops", &self.peak_gflops)
+            .field("bandwidth_gbs", &self.bandwidth_gbs)
+            .field("tuned", &self.tuned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What-if changes to the scenario's assumptions, applied before planning.
+/// Multipliers are relative to the scenario's own value (1.0 = unchanged).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WhatIf {
+    pub traffic: f64,
+    pub rtt: f64,
+    pub slo: f64,
+    pub budget: f64,
+    pub instance_price: f64,
+    /// Overrides the edge devices' offline fraction (0..=1); `None` keeps the scenario's.
+    pub offline_fraction: Option<f64>,
+}
+
+impl Default for WhatIf {
+    fn default() -> Self {
+        WhatIf {
+            traffic: 1.0,
+            rtt: 1.0,
+            slo: 1.0,
+            budget: 1.0,
+            instance_price: 1.0,
+            offline_fraction: None,
+        }
+    }
+}
+
+impl WhatIf {
+    /// True when nothing is changed: the plan is the scenario's own plan.
+    pub fn is_identity(&self) -> bool {
+        *self == WhatIf::default()
+    }
+
+    /// Short description of what differs from the scenario ("traffic x2.00, SLO x0.80").
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let mut push = |name: &str, value: f64| {
+            if (value - 1.0).abs() > 1e-9 {
+                parts.push(format!("{name} x{value:.2}"));
+            }
+        };
+        push("traffic", self.traffic);
+        push("RTT", self.rtt);
+        push("SLO", self.slo);
+        push("budget", self.budget);
+        push("price", self.instance_price);
+        if let Some(offline) = self.offline_fraction {
+            parts.push(format!("offline {:.0}%", offline * 100.0));
+        }
+        if parts.is_empty() {
+            "as in the scenario".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The pipeline stages the TUI's worker thread calls. Every method may take
+/// long; `measure` must poll `cancel` and return early (with an error) when set.
+pub trait Pipeline: Send + Sync {
+    /// Lists the scenarios found under `paths` (files, or directories of `*.toml`).
+    fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry>;
+
+    /// Measures the scenario's kernels on this machine (or loads them from the cache).
+    fn measure(
+        &self,
+        scenario: &ScenarioEntry,
+        progress: &dyn Fn(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<Measurements, String>;
+
+    /// Projects, simulates and recommends from cached measurements, with the what-if applied.
+    fn plan(
+        &self,
+        scenario: &ScenarioEntry,
+        measurements: &Measurements,
+        what_if: &WhatIf,
+        progress: &dyn Fn(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<Report, String>;
+
+    /// Writes the same Markdown/CSV/JSON as `workbench run` under `out_dir`; returns the paths written.
+    fn export(
+        &self,
+        scenario: &ScenarioEntry,
+        report: &Report,
+        out_dir: &Path,
+    ) -> Result<Vec<PathBuf>, String>;
+}

@@ -1,0 +1,43 @@
+//! Scenario files as the Scenarios view lists them, read with the real
+//! scenario parser: a file with errors becomes an entry with its errors.
+
+use std::path::{Path, PathBuf};
+
+use super::pipeline::ScenarioEntry;
+use crate::scenario::{discover, load};
+
+/// Where the TUI looks when no paths are given.
+pub const DEFAULT_SCENARIO_DIR: &str = "scenarios";
+
+/// Loads every scenario under `paths` (files, or directories of `*.toml`;
+/// empty = `scenarios/`). Never fails: unreadable or invalid files are listed
+/// with their errors.
+pub fn scenario_entries(paths: &[PathBuf]) -> Vec<ScenarioEntry> {
+    let files = if paths.is_empty() {
+        discover(&[Path::new(DEFAULT_SCENARIO_DIR)])
+    } else {
+        discover(paths)
+    };
+    files.iter().map(|path| scenario_entry(path)).collect()
+}
+
+/// One file as a list entry.
+pub fn scenario_entry(path: &Path) -> ScenarioEntry {
+    match load(path) {
+        Ok(scenario) => ScenarioEntry {
+            path: path.to_path_buf(),
+            name: scenario.name.clone(),
+            summary: scenario.summary().lines().map(str::to_string).collect(),
+            errors: Vec::new(),
+        },
+        Err(errors) => ScenarioEntry {
+            path: path.to_path_buf(),
+            name: path.file_stem().map_or_else(
+                || path.display().to_string(),
+                |stem| stem.to_string_lossy().into_owned(),
+            ),
+            summary: Vec::new(),
+            errors: errors.errors.iter().map(|e| e.to_string()).collect(),
+        },
+    }
+}

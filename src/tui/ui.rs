@@ -1,0 +1,922 @@
+//! Rendering: `render(&App, &mut Frame)` draws the whole screen from the
+//! state and never changes it. Layouts adapt to the size, down to 80x24.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Clear, Dataset, GraphType, LegendPosition, LineGauge, List, ListItem,
+    ListState, Paragraph, Row, Table, TableState, Tabs, Wrap,
+};
+use ratatui::Frame;
+
+use super::app::{App, Message, View};
+use super::keys::{status_hints, HELP};
+use super::model::{changed_fields, CandidateRow, PlanView};
+
+/// Widths at or above this get side-by-side layouts.
+const WIDE: u16 = 120;
+
+const ACCENT: Color = Color::Cyan;
+const CHANGED: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+const REJECTED: Style = Style::new().fg(Color::DarkGray);
+const ERROR: Style = Style::new().fg(Color::Red);
+const GOOD: Style = Style::new().fg(Color::Green);
+const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
+
+/// Draws the whole screen.
+pub fn render(app: &App, frame: &mut Frame) {
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(2),
+    ])
+    .areas(frame.area());
+    render_tabs(app, frame, tabs);
+    match app.view {
+        View::Scenarios => render_scenarios(app, frame, body),
+        View::Kernels => render_kernels(app, frame, body),
+        View::Simulation => render_simulation(app, frame, body),
+        View::Plan => render_plan(app, frame, body),
+        View::Export => render_export(app, frame, body),
+    }
+    render_status(app, frame, status);
+    if app.show_help {
+        render_help(frame, body);
+    }
+}
+
+fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
+    let titles = View::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, view)| format!("{} {}", i + 1, view.title()));
+    let tabs = Tabs::new(titles)
+        .select(app.view.index())
+        .highlight_style(Style::new().fg(ACCENT).add_modifier(Modifier::BOLD))
+        .divider("|");
+    let [name, rest] = Layout::horizontal([Constraint::Length(10), Constraint::Min(0)]).areas(area);
+    frame.render_widget(
+        Paragraph::new("workbench").style(Style::new().add_modifier(Modifier::BOLD)),
+        name,
+    );
+    frame.render_widget(tabs, rest);
+}
+
+fn render_status(app: &App, frame: &mut Frame, area: Rect) {
+    let [message_area, keys_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let mut message = Vec::new();
+    if let Some(job) = &app.job {
+        let stage = app.stage.as_deref().unwrap_or(job.label);
+        message.push(Span::styled(
+            format!("[{stage}…] "),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    match &app.message {
+        Some(Message::Info(text)) => message.push(Span::raw(text.clone())),
+        Some(Message::Error(text)) => message.push(Span::styled(text.clone(), ERROR)),
+        None => {}
+    }
+    frame.render_widget(Paragraph::new(Line::from(message)), message_area);
+
+    // Drop the least important hints (before "view", "help" and "quit") until they fit.
+    let mut hints = status_hints(app);
+    let width = |hints: &[(&str, &str)]| -> usize {
+        hints
+            .iter()
+            .map(|(k, w)| k.chars().count() + w.chars().count() + 3)
+            .sum()
+    };
+    while width(&hints) > usize::from(keys_area.width) && hints.len() > 3 {
+        hints.remove(hints.len() - 4);
+    }
+    let mut keys = Vec::new();
+    for (key, what) in hints {
+        keys.push(Span::styled(
+            key,
+            Style::new().fg(ACCENT).add_modifier(Modifier::BOLD),
+        ));
+        keys.push(Span::raw(format!(" {what}  ")));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(keys)).style(Style::new().bg(Color::Black)),
+        keys_area,
+    );
+}
+
+fn render_help(frame: &mut Frame, body: Rect) {
+    let width = body.width.saturating_sub(4).min(72);
+    let height = body.height.saturating_sub(2).min(30);
+    let area = body.centered(Constraint::Length(width), Constraint::Length(height));
+    let mut lines = Vec::new();
+    for (group, bindings) in HELP {
+        lines.push(Line::styled(
+            *group,
+            Style::new().fg(ACCENT).add_modifier(Modifier::BOLD),
+        ));
+        for (key, what) in *bindings {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {key:<26}"), Style::new().bold()),
+                Span::raw(*what),
+            ]));
+        }
+    }
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(" Help (Esc or ? to close) "))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn placeholder(frame: &mut Frame, area: Rect, title: &str, text: &str) {
+    frame.render_widget(
+        Paragraph::new(text.to_string())
+            .block(Block::bordered().title(format!(" {title} ")))
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+// ---------------------------------------------------------------- Scenarios
+
+fn render_scenarios(app: &App, frame: &mut Frame, area: Rect) {
+    let list_width = (area.width / 3).clamp(20, 40);
+    let [list_area, detail_area] =
+        Layout::horizontal([Constraint::Length(list_width), Constraint::Min(0)]).areas(area);
+    let items: Vec<ListItem> = app
+        .scenarios
+        .iter()
+        .map(|entry| {
+            if entry.is_valid() {
+                ListItem::new(Line::from(vec![
+                    Span::styled("✓ ", GOOD),
+                    Span::raw(entry.name.clone()),
+                ]))
+            } else {
+                ListItem::new(Line::from(vec![
+                    Span::styled("✗ ", ERROR),
+                    Span::styled(entry.name.clone(), ERROR),
+                ]))
+            }
+        })
+        .collect();
+    let title = format!(" Scenarios ({}) ", app.scenarios.len());
+    let list = List::new(items)
+        .block(Block::bordered().title(title))
+        .highlight_style(SELECTED)
+        .highlight_symbol("> ");
+    // The list state is rebuilt from the app each frame: rendering never writes back.
+    let mut state = ListState::default().with_selected(Some(app.selected));
+    frame.render_stateful_widget(list, list_area, &mut state);
+
+    let Some(entry) = app.selected_scenario() else {
+        placeholder(
+            frame,
+            detail_area,
+            "Summary",
+            "No scenarios. Start with paths to .toml files or a directory of them.",
+        );
+        return;
+    };
+    let mut lines = vec![Line::styled(
+        entry.path.display().to_string(),
+        Style::new().fg(Color::DarkGray),
+    )];
+    if entry.is_valid() {
+        lines.extend(entry.summary.iter().map(|l| Line::raw(l.clone())));
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "Enter: measure and plan this scenario",
+            Style::new().fg(ACCENT),
+        ));
+    } else {
+        lines.push(Line::styled(
+            format!("{} error(s):", entry.errors.len()),
+            ERROR.bold(),
+        ));
+        lines.extend(entry.errors.iter().map(|l| Line::styled(l.clone(), ERROR)));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(format!(" {} ", entry.name)))
+            .wrap(Wrap { trim: false }),
+        detail_area,
+    );
+}
+
+// ---------------------------------------------------------------- Kernels
+
+fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
+    let measuring = app.measurements.is_none() && !app.kernel_progress.is_empty();
+    if measuring || (app.measurements.is_none() && app.busy()) {
+        render_kernel_progress(app, frame, area);
+        return;
+    }
+    let Some(measurements) = &app.measurements else {
+        placeholder(
+            frame,
+            area,
+            "Kernels",
+            "No measurements yet. Select a scenario (1) and press Enter to measure it.",
+        );
+        return;
+    };
+    let (table_area, chart_area) = if area.width >= WIDE {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(area);
+        (a, b)
+    } else {
+        let table_rows = (measurements.kernels.len() as u16 + 3).min(area.height / 2);
+        let [a, b] =
+            Layout::vertical([Constraint::Length(table_rows), Constraint::Min(0)]).areas(area);
+        (a, b)
+    };
+
+    let header =
+        Row::new(["kernel", "latency", "pred/s", "GFLOP/s", "peak"]).style(Style::new().bold());
+    let rows = measurements.kernels.iter().map(|k| {
+        Row::new([
+            Cell::from(k.key()),
+            Cell::from(fmt_ms(k.latency_ms)),
+            Cell::from(fmt_count(k.throughput_per_s)),
+            Cell::from(format!("{:.1}", k.gflops)),
+            Cell::from(format!("{:.0}%", k.fraction_of_peak * 100.0)),
+        ])
+    });
+    let mut title = format!(" Kernels: {} measured ", measurements.kernels.len());
+    if let Some(tuned) = &measurements.tuned {
+        title = format!(
+            " Kernels: {} measured, tuned {tuned} ",
+            measurements.kernels.len()
+        );
+    }
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(18),
+            Constraint::Length(10),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(5),
+        ],
+    )
+    .header(header)
+    .row_highlight_style(SELECTED)
+    .block(Block::bordered().title(title));
+    let mut state = TableState::default().with_selected(Some(app.kernel_cursor));
+    frame.render_stateful_widget(table, table_area, &mut state);
+
+    render_roofline(app, frame, chart_area);
+}
+
+fn render_kernel_progress(app: &App, frame: &mut Frame, area: Rect) {
+    let name = app.active.as_ref().map_or("", |s| s.name.as_str());
+    let title = if app.busy() {
+        format!(" Measuring {name} ")
+    } else {
+        format!(" Measuring {name}: stopped (m to measure again) ")
+    };
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut constraints = vec![Constraint::Length(1); app.kernel_progress.len() + 2];
+    constraints.push(Constraint::Min(0));
+    let rows = Layout::vertical(constraints).split(inner);
+    let stage = app.stage.clone().unwrap_or_default();
+    if let Some(row) = rows.first() {
+        frame.render_widget(Paragraph::new(stage), *row);
+    }
+    if let Some(row) = rows.get(1) {
+        let tuning = match &app.tuning {
+            Some(t) => format!(
+                "autotune: trial {}/{}, best so far {:.1} GFLOP/s ({})",
+                t.trial, t.total, t.best_gflops, t.best_config
+            ),
+            None => String::new(),
+        };
+        frame.render_widget(Paragraph::new(tuning).style(Style::new().fg(ACCENT)), *row);
+    }
+    for (i, (key, (done, total))) in app.kernel_progress.iter().enumerate() {
+        let Some(row) = rows.get(i + 2) else { break };
+        let ratio = if *total == 0 {
+            0.0
+        } else {
+            (*done as f64 / *total as f64).clamp(0.0, 1.0)
+        };
+        let gauge = LineGauge::default()
+            .ratio(ratio)
+            .label(format!("{key:<20} {done:>4}/{total:<4}"))
+            // Distinct glyphs so progress reads without colour (tmux captures, mono terminals).
+            .filled_symbol("█")
+            .unfilled_symbol("░")
+            .filled_style(Style::new().fg(if ratio >= 1.0 { Color::Green } else { ACCENT }));
+        frame.render_widget(gauge, *row);
+    }
+}
+
+fn render_roofline(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(m) = &app.measurements else { return };
+    // Log-log axes: x = log10(FLOP/byte), y = log10(GFLOP/s).
+    let (x_min, x_max) = (-1.0_f64, 3.0_f64);
+    let roof: Vec<(f64, f64)> = (0..=40)
+        .map(|i| {
+            let x = x_min + (x_max - x_min) * i as f64 / 40.0;
+            let attainable = (m.bandwidth_gbs * 10f64.powf(x)).min(m.peak_gflops);
+            (x, attainable.max(1e-3).log10())
+        })
+        .collect();
+    let points: Vec<(f64, f64)> = m
+        .kernels
+        .iter()
+        .filter(|k| k.arithmetic_intensity > 0.0 && k.gflops > 0.0)
+        .map(|k| (k.arithmetic_intensity.log10(), k.gflops.log10()))
+        .collect();
+    let selected: Vec<(f64, f64)> = m
+        .kernels
+        .get(app.kernel_cursor)
+        .filter(|k| k.arithmetic_intensity > 0.0 && k.gflops > 0.0)
+        .map(|k| vec![(k.arithmetic_intensity.log10(), k.gflops.log10())])
+        .unwrap_or_default();
+    let y_max = m.peak_gflops.max(1.0).log10().ceil() + 0.3;
+    let y_min = 0.0;
+    let datasets = vec![
+        Dataset::default()
+            .name("roof")
+            .graph_type(GraphType::Line)
+            .marker(Marker::Braille)
+            .style(Style::new().fg(Color::DarkGray))
+            .data(&roof),
+        Dataset::default()
+            .name("kernels")
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Dot)
+            .style(Style::new().fg(ACCENT))
+            .data(&points),
+        Dataset::default()
+            .name("selected")
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Block)
+            .style(Style::new().fg(Color::Yellow))
+            .data(&selected),
+    ];
+    let chart = Chart::new(datasets)
+        .block(Block::bordered().title(format!(
+            " Roofline: peak {:.0} GFLOP/s, {:.0} GB/s ",
+            m.peak_gflops, m.bandwidth_gbs
+        )))
+        .legend_position(Some(LegendPosition::BottomRight))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+        .x_axis(
+            Axis::default()
+                .title("FLOP/B")
+                .bounds([x_min, x_max])
+                .labels(["0.1", "1", "10", "100", "1k"]),
+        )
+        .y_axis(
+            Axis::default()
+                .title("GFLOP/s")
+                .bounds([y_min, y_max])
+                .labels(log_labels(y_min, y_max)),
+        );
+    frame.render_widget(chart, area);
+}
+
+fn log_labels(min: f64, max: f64) -> Vec<String> {
+    let lo = min.ceil() as i32;
+    let hi = max.floor() as i32;
+    (lo..=hi)
+        .map(|e| match e {
+            e if e < 0 => format!("{}", 10f64.powi(e)),
+            e if e < 3 => format!("{}", 10u64.pow(e as u32)),
+            e if e < 6 => format!("{}k", 10u64.pow(e as u32 - 3)),
+            e => format!("1e{e}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- Simulation
+
+fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(plan) = &app.plan else {
+        placeholder(
+            frame,
+            area,
+            "Simulation",
+            "Nothing simulated yet. Run a scenario (1, Enter) to see latency CDFs of the top plans.",
+        );
+        return;
+    };
+    let table_rows = (plan.cdfs.len() as u16 + 3).max(4);
+    let [chart_area, table_area] =
+        Layout::vertical([Constraint::Min(8), Constraint::Length(table_rows)]).areas(area);
+
+    let colors = [
+        Color::Green,
+        ACCENT,
+        Color::Magenta,
+        Color::Yellow,
+        Color::Blue,
+    ];
+    let x_max = plan
+        .cdfs
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .chain(plan.slo_p99_ms)
+        .fold(1.0_f64, f64::max)
+        * 1.05;
+    let slo_line: Vec<(f64, f64)> = plan
+        .slo_p99_ms
+        .map(|slo| vec![(slo, 0.0), (slo, 1.0)])
+        .unwrap_or_default();
+    let mut datasets: Vec<Dataset> = plan
+        .cdfs
+        .iter()
+        .enumerate()
+        .map(|(i, series)| {
+            Dataset::default()
+                .name(format!("#{} {}", i + 1, short(&series.label, 28)))
+                .graph_type(GraphType::Line)
+                .marker(Marker::Braille)
+                .style(Style::new().fg(colors[i % colors.len()]))
+                .data(&series.points)
+        })
+        .collect();
+    if !slo_line.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .name("p99 SLO")
+                .graph_type(GraphType::Line)
+                .marker(Marker::Braille)
+                .style(Style::new().fg(Color::Red))
+                .data(&slo_line),
+        );
+    }
+    let chart = Chart::new(datasets)
+        .block(Block::bordered().title(format!(
+            " Latency CDF, top plans ({}) ",
+            app.plan_what_if.describe()
+        )))
+        .legend_position(Some(LegendPosition::TopLeft))
+        .hidden_legend_constraints((Constraint::Ratio(2, 3), Constraint::Ratio(2, 3)))
+        .x_axis(Axis::default().title("ms").bounds([0.0, x_max]).labels([
+            "0".to_string(),
+            format!("{:.0}", x_max / 2.0),
+            format!("{x_max:.0}"),
+        ]))
+        .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "0.5", "1"]));
+    frame.render_widget(chart, chart_area);
+
+    let header =
+        Row::new(["#", "plan", "p50", "p99", "util", "failed", "stale"]).style(Style::new().bold());
+    let rows = plan.cdfs.iter().enumerate().map(|(i, series)| {
+        let row = plan.candidates.iter().find(|c| c.label == series.label);
+        let cells = match row {
+            Some(c) => vec![
+                format!("{}", i + 1),
+                c.label.clone(),
+                fmt_ms(c.p50_ms),
+                fmt_ms(c.p99_ms),
+                format!("{:.0}%", c.utilisation * 100.0),
+                format!("{:.2}%", c.failure_rate * 100.0),
+                c.staleness_min
+                    .map_or("-".to_string(), |m| format!("{m:.0} min")),
+            ],
+            None => vec![format!("{}", i + 1), series.label.clone()],
+        };
+        Row::new(cells).style(Style::new().fg(colors[i % colors.len()]))
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(2),
+            Constraint::Min(20),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(5),
+            Constraint::Length(7),
+            Constraint::Length(7),
+        ],
+    )
+    .header(header)
+    .block(Block::bordered().title(" Top plans: utilisation, failures, staleness "));
+    frame.render_widget(table, table_area);
+}
+
+// ---------------------------------------------------------------- Plan
+
+fn render_plan(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(plan) = &app.plan else {
+        placeholder(
+            frame,
+            area,
+            "Plan",
+            "No plan yet. Select a scenario (1) and press Enter: the plan appears here.",
+        );
+        return;
+    };
+    let summary_height = if area.height >= 40 { 10 } else { 7 };
+    let [summary_area, rest] =
+        Layout::vertical([Constraint::Length(summary_height), Constraint::Min(0)]).areas(area);
+    render_recommendation(app, plan, frame, summary_area);
+    if area.width >= WIDE {
+        let [chart_area, table_area] =
+            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                .areas(rest);
+        render_pareto(app, plan, frame, chart_area);
+        render_candidates(app, plan, frame, table_area);
+    } else if rest.height >= 24 {
+        let [chart_area, table_area] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Min(0)]).areas(rest);
+        render_pareto(app, plan, frame, chart_area);
+        render_candidates(app, plan, frame, table_area);
+    } else if app.plan_chart {
+        // Too small for both: `v` switches between the chart and the table.
+        render_pareto(app, plan, frame, rest);
+    } else {
+        render_candidates(app, plan, frame, rest);
+    }
+}
+
+fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
+    let original = app
+        .original_plan
+        .as_ref()
+        .filter(|_| !app.plan_what_if.is_identity());
+    let original_best = original.and_then(|p| p.recommended_row());
+    let mut lines = Vec::new();
+    match plan.recommended_row() {
+        Some(best) => {
+            let changed = original_best
+                .map(|o| changed_fields(o, best))
+                .unwrap_or_default();
+            let field = |name: &'static str, text: String| {
+                if changed.contains(&name) {
+                    Span::styled(text, CHANGED)
+                } else {
+                    Span::raw(text)
+                }
+            };
+            lines.push(Line::from(vec![
+                Span::styled("Recommended: ", GOOD.bold()),
+                field("mode", best.mode.clone()),
+                Span::raw(" · "),
+                field("placement", best.placement.clone()),
+                Span::raw(" · "),
+                field("target", best.target.clone()),
+                Span::raw(" x"),
+                field("replicas", best.replicas.to_string()),
+                Span::raw(" · "),
+                field("backend", best.backend.clone()),
+                Span::raw(" "),
+                field("precision", best.precision.clone()),
+                Span::raw(" · batch "),
+                field("batch", best.max_batch.to_string()),
+            ]));
+            let mut figures = vec![Span::raw(format!(
+                "p99 {} · {} · {}/month",
+                fmt_ms(best.p99_ms),
+                format_args!("{} pred/s", fmt_count(best.throughput_rps)),
+                fmt_usd(best.cost_usd_per_month)
+            ))];
+            if let Some(o) = original_best {
+                figures.push(Span::styled(
+                    format!(
+                        "  (original: p99 {}, {}/month)",
+                        fmt_ms(o.p99_ms),
+                        fmt_usd(o.cost_usd_per_month)
+                    ),
+                    if changed.is_empty() {
+                        Style::new().fg(Color::DarkGray)
+                    } else {
+                        CHANGED
+                    },
+                ));
+            }
+            lines.push(Line::from(figures));
+        }
+        None => lines.push(Line::styled(
+            "No feasible plan: every candidate breaks a constraint (see the table).",
+            ERROR.bold(),
+        )),
+    }
+    let what_if_style = if app.plan_what_if.is_identity() {
+        Style::new().fg(Color::DarkGray)
+    } else {
+        CHANGED
+    };
+    let mut what_if = vec![
+        Span::raw("What-if: "),
+        Span::styled(app.plan_what_if.describe(), what_if_style),
+    ];
+    if let (Some(o), true) = (original, !app.plan_what_if.is_identity()) {
+        let verdict = match (o.recommended_row(), plan.recommended_row()) {
+            (Some(a), Some(b)) if changed_fields(a, b).is_empty() => {
+                " → same plan as the original".to_string()
+            }
+            (Some(a), Some(b)) => format!(
+                " → changed: {} (was {})",
+                changed_fields(a, b).join(", "),
+                a.label
+            ),
+            (Some(a), None) => format!(" → no plan fits any more (was {})", a.label),
+            (None, Some(_)) => " → now feasible".to_string(),
+            (None, None) => " → still nothing feasible".to_string(),
+        };
+        what_if.push(Span::styled(verdict, CHANGED));
+    }
+    lines.push(Line::from(what_if));
+    for sentence in &plan.rationale {
+        lines.push(Line::raw(sentence.clone()));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(format!(" Plan: {} ", plan.scenario)))
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
+    let point = |c: &CandidateRow| (c.p99_ms, c.cost_usd_per_month);
+    let rejected: Vec<(f64, f64)> = plan
+        .candidates
+        .iter()
+        .filter(|c| !c.feasible())
+        .map(point)
+        .collect();
+    let feasible: Vec<(f64, f64)> = plan
+        .candidates
+        .iter()
+        .filter(|c| c.feasible())
+        .map(point)
+        .collect();
+    let mut front: Vec<(f64, f64)> = plan
+        .candidates
+        .iter()
+        .filter(|c| c.pareto)
+        .map(point)
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let best: Vec<(f64, f64)> = plan.recommended_row().map(point).into_iter().collect();
+    let order = app.plan_order();
+    let cursor: Vec<(f64, f64)> = order
+        .get(app.plan_cursor)
+        .and_then(|&i| plan.candidates.get(i))
+        .map(point)
+        .into_iter()
+        .collect();
+    // Scale to the feasible plans and the SLO; far-off rejected plans (an
+    // overloaded queue has p99 = ∞) fall outside and are not drawn.
+    let feasible_or_all = |f: &dyn Fn(&CandidateRow) -> f64| {
+        let feasible = plan
+            .candidates
+            .iter()
+            .filter(|c| c.feasible())
+            .map(f)
+            .filter(|v| v.is_finite())
+            .fold(0.0_f64, f64::max);
+        if feasible > 0.0 {
+            feasible
+        } else {
+            plan.candidates
+                .iter()
+                .map(f)
+                .filter(|v| v.is_finite())
+                .fold(1.0_f64, f64::max)
+        }
+    };
+    let x_max = (feasible_or_all(&|c| c.p99_ms) * 1.5)
+        .max(plan.slo_p99_ms.unwrap_or(0.0) * 1.5)
+        .max(1.0);
+    let y_max = (feasible_or_all(&|c| c.cost_usd_per_month) * 1.5).max(1.0);
+    let slo_line: Vec<(f64, f64)> = plan
+        .slo_p99_ms
+        .map(|slo| vec![(slo, 0.0), (slo, y_max)])
+        .unwrap_or_default();
+    let datasets = vec![
+        Dataset::default()
+            .name("rejected")
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Dot)
+            .style(REJECTED)
+            .data(&rejected),
+        Dataset::default()
+            .name("feasible")
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Dot)
+            .style(Style::new().fg(ACCENT))
+            .data(&feasible),
+        Dataset::default()
+            .name("Pareto")
+            .graph_type(GraphType::Line)
+            .marker(Marker::Braille)
+            .style(Style::new().fg(Color::Magenta))
+            .data(&front),
+        Dataset::default()
+            .name("SLO")
+            .graph_type(GraphType::Line)
+            .marker(Marker::Braille)
+            .style(Style::new().fg(Color::Red))
+            .data(&slo_line),
+        Dataset::default()
+            .name("cursor")
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Block)
+            .style(Style::new().fg(Color::Yellow))
+            .data(&cursor),
+        Dataset::default()
+            .name("best")
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Block)
+            .style(GOOD)
+            .data(&best),
+    ];
+    let chart = Chart::new(datasets)
+        .block(Block::bordered().title(" Cost vs p99 "))
+        .legend_position(Some(LegendPosition::TopRight))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(2, 3)))
+        .x_axis(
+            Axis::default()
+                .title("p99 ms")
+                .bounds([0.0, x_max])
+                .labels(["0".to_string(), format!("{x_max:.0}")]),
+        )
+        .y_axis(
+            Axis::default()
+                .title("$/mo")
+                .bounds([0.0, y_max])
+                .labels(["0".to_string(), fmt_count(y_max)]),
+        );
+    frame.render_widget(chart, area);
+}
+
+fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
+    let order = app.plan_order();
+    let original_label = app
+        .original_plan
+        .as_ref()
+        .filter(|_| !app.plan_what_if.is_identity())
+        .and_then(|p| p.recommended_row())
+        .map(|c| c.label.clone());
+    let header = Row::new(["", "plan", "p99", "$/month", "verdict"]).style(Style::new().bold());
+    let rows = order.iter().map(|&i| {
+        let c = &plan.candidates[i];
+        let mark = if Some(i) == plan.recommended {
+            "★"
+        } else if original_label.as_deref() == Some(c.label.as_str()) {
+            "◆"
+        } else if c.pareto {
+            "·"
+        } else {
+            " "
+        };
+        let verdict = c
+            .rejected_because
+            .clone()
+            .unwrap_or_else(|| "ok".to_string());
+        let style = if Some(i) == plan.recommended {
+            GOOD
+        } else if c.feasible() {
+            Style::new()
+        } else {
+            REJECTED
+        };
+        Row::new([
+            mark.to_string(),
+            c.label.clone(),
+            fmt_ms(c.p99_ms),
+            fmt_usd(c.cost_usd_per_month),
+            verdict,
+        ])
+        .style(style)
+    });
+    let feasible = plan.candidates.iter().filter(|c| c.feasible()).count();
+    let selected_reason = order
+        .get(app.plan_cursor)
+        .and_then(|&i| plan.candidates.get(i))
+        .map(|c| match &c.rejected_because {
+            Some(reason) => format!(" {}: {reason} ", short(&c.label, 40)),
+            None => format!(" {}: meets every constraint ", short(&c.label, 40)),
+        })
+        .unwrap_or_default();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(1),
+            Constraint::Fill(3),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Fill(2),
+        ],
+    )
+    .header(header)
+    .row_highlight_style(SELECTED)
+    .block(
+        Block::bordered()
+            .title(format!(
+                " Candidates: {feasible}/{} feasible, sort: {} ",
+                plan.candidates.len(),
+                app.sort.name()
+            ))
+            .title_bottom(Line::from(selected_reason)),
+    );
+    let mut state = TableState::default().with_selected(Some(app.plan_cursor));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+// ---------------------------------------------------------------- Export
+
+fn render_export(app: &App, frame: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    match (&app.active, &app.plan) {
+        (Some(scenario), Some(plan)) => {
+            lines.push(Line::raw(format!(
+                "Scenario {} · plan with what-if: {}",
+                scenario.name,
+                app.plan_what_if.describe()
+            )));
+            lines.push(Line::raw(match plan.recommended_row() {
+                Some(best) => format!("Recommended: {}", best.label),
+                None => "No feasible plan (the report says why).".to_string(),
+            }));
+            lines.push(Line::raw(format!(
+                "Output directory: {}",
+                app.out_dir.display()
+            )));
+            lines.push(Line::raw(""));
+            if app.exported.is_empty() {
+                lines.push(Line::styled(
+                    "Press e or Enter to write report.md, the CSV files and plan.json.",
+                    Style::new().fg(ACCENT),
+                ));
+            } else {
+                lines.push(Line::styled(
+                    format!("Wrote {} files:", app.exported.len()),
+                    GOOD.bold(),
+                ));
+                lines.extend(
+                    app.exported
+                        .iter()
+                        .map(|p| Line::raw(format!("  {}", p.display()))),
+                );
+            }
+        }
+        _ => lines.push(Line::raw(
+            "Nothing to export yet. Run a scenario (1, Enter) first.",
+        )),
+    }
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .block(Block::bordered().title(" Export "))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+// ---------------------------------------------------------------- formatting
+
+fn fmt_ms(ms: f64) -> String {
+    if !ms.is_finite() {
+        "∞".to_string()
+    } else if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.3} ms")
+    }
+}
+
+fn fmt_usd(usd: f64) -> String {
+    if usd >= 10_000.0 {
+        format!("${:.1}k", usd / 1000.0)
+    } else {
+        format!("${usd:.0}")
+    }
+}
+
+fn fmt_count(value: f64) -> String {
+    if value >= 1e6 {
+        format!("{:.1}M", value / 1e6)
+    } else if value >= 1e4 {
+        format!("{:.0}k", value / 1e3)
+    } else if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}

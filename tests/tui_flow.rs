@@ -1,0 +1,466 @@
+//! Event-driven tests of the TUI's main flows with the fake pipeline and a
+//! real worker thread: keys go through the key map, `update` and the worker.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use workbench::tui::{
+    dispatch, handle_event, key_for_char, run_loop, settle, update, Action, App, FakePipeline, Job,
+    JobKind, Pipeline, Progress, ScenarioEntry, ScriptedEvents, View, WhatIf, Worker, WorkerEvent,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Harness {
+    app: App,
+    worker: Worker,
+    _out: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let out = tempfile::tempdir().unwrap();
+        let pipeline = Arc::new(FakePipeline::new());
+        let app = App::new(pipeline.load_scenarios(&[]), out.path().to_path_buf());
+        let worker = Worker::spawn(pipeline).unwrap();
+        Harness {
+            app,
+            worker,
+            _out: out,
+        }
+    }
+
+    /// Presses the keys (see `key_for_char`), letting each job finish before the next key.
+    fn keys(&mut self, keys: &str) {
+        for c in keys.chars() {
+            handle_event(
+                &mut self.app,
+                &self.worker,
+                crossterm::event::Event::Key(key_for_char(c)),
+            )
+            .unwrap();
+            settle(&mut self.app, &self.worker, WAIT).unwrap();
+        }
+    }
+
+    fn screen(&self, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal
+            .draw(|frame| workbench::tui::ui::render(&self.app, frame))
+            .unwrap();
+        terminal.backend().to_string()
+    }
+}
+
+#[test]
+fn select_run_see_plan_what_if_and_export() {
+    let mut h = Harness::new();
+    assert_eq!(h.app.view, View::Scenarios);
+    assert_eq!(h.app.selected, 0);
+
+    // Move down and back up, run the first scenario.
+    h.keys("jk\n");
+    assert_eq!(h.app.active.as_ref().unwrap().name, "recsys-online");
+    assert!(!h.app.busy(), "the job finished");
+    let measured = h.app.measurements.as_ref().expect("measured");
+    assert_eq!(measured.kernels.len(), 12);
+    assert_eq!(h.app.kernel_progress.len(), 12);
+    assert!(h
+        .app
+        .kernel_progress
+        .values()
+        .all(|(done, total)| done == total));
+    let tuning = h
+        .app
+        .tuning
+        .as_ref()
+        .expect("autotuning progress was reported");
+    assert_eq!((tuning.trial, tuning.total), (8, 8));
+
+    // The plan arrived and equals the original plan (no what-if yet).
+    let plan = h.app.plan.clone().expect("planned");
+    assert_eq!(h.app.original_plan.as_ref(), Some(&plan));
+    let best = plan.recommended_row().expect("a feasible plan").clone();
+    assert!(best.feasible());
+    h.keys("4");
+    assert_eq!(h.app.view, View::Plan);
+    assert!(h.screen(80, 24).contains("Recommended:"));
+
+    // Raise the traffic (t is x1.25; four times is 2.44x): the plan is recomputed from cache.
+    let kernels_before = h.app.measurements.as_ref().unwrap().kernels.clone();
+    h.keys("tttt");
+    assert!((h.app.what_if.traffic - 2.44140625).abs() < 1e-9);
+    assert_eq!(
+        h.app.plan_what_if, h.app.what_if,
+        "shown plan uses the what-if"
+    );
+    let replanned = h.app.plan.clone().unwrap();
+    let new_best = replanned.recommended_row().expect("still feasible").clone();
+    assert!(
+        new_best.cost_usd_per_month > best.cost_usd_per_month,
+        "more traffic needs a dearer plan: {} vs {}",
+        new_best.label,
+        best.label
+    );
+    assert_eq!(
+        h.app.original_plan.as_ref(),
+        Some(&plan),
+        "the original is kept to compare against"
+    );
+    assert_eq!(
+        h.app.measurements.as_ref().unwrap().kernels,
+        kernels_before,
+        "nothing was re-measured"
+    );
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("traffic x2.44"), "{screen}");
+    assert!(screen.contains("changed:"), "{screen}");
+
+    // Reset returns to the original plan.
+    h.keys("0");
+    assert_eq!(h.app.plan.as_ref(), Some(&plan));
+
+    // Export writes files through the pipeline into the temp dir.
+    h.keys("5e");
+    assert_eq!(h.app.view, View::Export);
+    assert_eq!(h.app.exported.len(), 3);
+    for path in &h.app.exported {
+        assert!(path.starts_with(&h.app.out_dir), "{}", path.display());
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.is_empty());
+    }
+    let json = std::fs::read_to_string(h.app.out_dir.join("recsys-online/plan.json")).unwrap();
+    assert!(json.contains(&best.label), "{json}");
+    assert!(h.screen(80, 24).contains("Wrote 3 files"));
+}
+
+#[test]
+fn a_scenario_with_errors_is_listed_and_not_run() {
+    let mut h = Harness::new();
+    h.keys("jj");
+    let entry = h.app.selected_scenario().unwrap().clone();
+    assert!(!entry.is_valid());
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("1 error(s)"), "{screen}");
+    assert!(screen.contains("unknown key"), "{screen}");
+    h.keys("\n");
+    assert!(h.app.active.is_none());
+    assert!(h.app.job.is_none());
+    // Moving past the end stays on the last entry.
+    h.keys("jjj");
+    assert_eq!(h.app.selected, 2);
+}
+
+#[test]
+fn what_if_before_any_run_only_records_the_change() {
+    let mut h = Harness::new();
+    h.keys("4l");
+    assert!((h.app.what_if.slo - 1.25).abs() < 1e-12);
+    assert!(h.app.plan.is_none());
+    assert!(h.app.job.is_none(), "no job without measurements");
+    h.keys("L");
+    assert!(h.app.what_if.is_identity(), "up then down is back to 1.0");
+    // Export without a plan is refused with a message, not a job.
+    h.keys("5e");
+    assert!(h.app.job.is_none());
+    assert!(h.app.exported.is_empty());
+}
+
+#[test]
+fn help_overlay_and_quit() {
+    let mut h = Harness::new();
+    h.keys("?");
+    assert!(h.app.show_help);
+    assert!(h.screen(80, 24).contains("Help (Esc or ? to close)"));
+    h.keys("j"); // swallowed by the overlay
+    assert_eq!(h.app.selected, 0);
+    h.keys("\x1b");
+    assert!(!h.app.show_help);
+    h.keys("q");
+    assert!(h.app.should_quit);
+}
+
+#[test]
+fn views_cycle_with_tab_and_numbers() {
+    let mut h = Harness::new();
+    h.keys("\t");
+    assert_eq!(h.app.view, View::Kernels);
+    h.keys("\t\t\t\t");
+    assert_eq!(h.app.view, View::Scenarios, "wraps around");
+    h.keys("3");
+    assert_eq!(h.app.view, View::Simulation);
+}
+
+fn scenario(h: &Harness, index: usize) -> ScenarioEntry {
+    h.app.scenarios[index].clone()
+}
+
+#[test]
+fn esc_cancels_the_running_job_and_its_late_events_are_ignored() {
+    let mut h = Harness::new();
+    // Use update directly so the job is not run: we play the worker's part.
+    let job = update(&mut h.app, Action::Run).expect("a run job");
+    assert!(h.app.busy());
+    update(&mut h.app, Action::Cancel);
+    assert!(!h.app.busy());
+    assert!(
+        job.cancel.load(Ordering::Relaxed),
+        "the worker is told to stop"
+    );
+    let late = WorkerEvent::Progress {
+        job: job.id,
+        progress: Progress::Kernel {
+            key: "naive f32 b1".to_string(),
+            done: 5,
+            total: 20,
+        },
+    };
+    update(&mut h.app, Action::Worker(late));
+    assert!(
+        h.app.kernel_progress.is_empty(),
+        "events of a cancelled job are dropped"
+    );
+}
+
+#[test]
+fn latest_request_wins() {
+    let mut h = Harness::new();
+    let first = update(&mut h.app, Action::Run).unwrap();
+    h.app.selected = 1;
+    let second = update(&mut h.app, Action::Run).unwrap();
+    assert!(
+        first.cancel.load(Ordering::Relaxed),
+        "the overtaken job is cancelled"
+    );
+    assert!(!second.cancel.load(Ordering::Relaxed));
+    assert_ne!(first.id, second.id);
+    // Only the second job's results are taken.
+    let pipeline = FakePipeline::new();
+    let cancel = AtomicBool::new(false);
+    let m0 = pipeline
+        .measure(&scenario(&h, 0), &|_| {}, &cancel)
+        .unwrap();
+    update(
+        &mut h.app,
+        Action::Worker(WorkerEvent::Measured {
+            job: first.id,
+            result: Ok(m0),
+        }),
+    );
+    assert!(h.app.measurements.is_none());
+    assert_eq!(h.app.active.as_ref().unwrap().name, "keyboard-edge");
+
+    // The real worker skips a queued job that a newer one overtook.
+    let worker = &h.worker;
+    let stale = Job {
+        id: 100,
+        kind: JobKind::Run {
+            scenario: scenario(&h, 0),
+        },
+        cancel: Arc::new(AtomicBool::new(true)),
+    };
+    worker.submit(stale).unwrap();
+    let mut saw_measured = false;
+    while let Some(event) = worker.recv_timeout(WAIT).unwrap() {
+        match event {
+            WorkerEvent::Finished { job, cancelled } => {
+                assert_eq!(job, 100);
+                assert!(cancelled);
+                break;
+            }
+            WorkerEvent::Measured { .. } => saw_measured = true,
+            _ => {}
+        }
+    }
+    assert!(
+        !saw_measured,
+        "a job cancelled before it started does no work"
+    );
+}
+
+#[test]
+fn fake_measure_stops_when_cancelled() {
+    let pipeline = FakePipeline::new();
+    let cancel = AtomicBool::new(false);
+    let entry = workbench::tui::fake::builtin_scenarios().remove(0);
+    let calls = std::cell::Cell::new(0);
+    let result = pipeline.measure(
+        &entry,
+        &|_| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 3 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        },
+        &cancel,
+    );
+    assert!(result.is_err());
+    assert!(
+        calls.get() < 10,
+        "stopped soon after the flag: {}",
+        calls.get()
+    );
+}
+
+#[test]
+fn run_loop_with_scripted_keys_then_a_resize() {
+    let out = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(FakePipeline::new());
+    let mut app = App::new(pipeline.load_scenarios(&[]), out.path().to_path_buf());
+    let worker = Worker::spawn(pipeline).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    let mut events = ScriptedEvents::keys("\n45e");
+    run_loop(&mut terminal, &mut app, &worker, &mut events).unwrap();
+    assert!(app.should_quit, "the script ends with q");
+    assert_eq!(app.view, View::Export);
+    assert_eq!(app.exported.len(), 3);
+    assert!(out.path().join("recsys-online/report.md").exists());
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("Wrote 3 files"), "{screen}");
+
+    // A resize (the terminal shrinks to 80x24): the next draw fits the new size.
+    terminal.backend_mut().resize(80, 24);
+    let mut events = ScriptedEvents::new([crossterm::event::Event::Resize(80, 24)]);
+    app.should_quit = false;
+    app.view = View::Plan;
+    run_loop(&mut terminal, &mut app, &worker, &mut events).unwrap();
+    let screen = terminal.backend().to_string();
+    assert_eq!(screen.lines().count(), 24, "drawn at the new size");
+    assert!(screen.contains("Recommended:"), "{screen}");
+}
+
+#[test]
+fn loading_paths_lists_bad_files_with_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/wake-word.toml");
+    std::fs::copy(&shipped, dir.path().join("good.toml")).unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "name = \n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+    let missing = PathBuf::from("/nonexistent/x.toml");
+    let entries = FakePipeline::new().load_scenarios(&[dir.path().to_path_buf(), missing]);
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    assert_eq!(entries[0].name, "bad");
+    assert!(!entries[0].is_valid());
+    assert!(
+        entries[0].errors[0].contains("bad.toml:1:"),
+        "{:?}",
+        entries[0].errors
+    );
+    assert!(entries[1].is_valid(), "{:?}", entries[1].errors);
+    assert!(!entries[1].summary.is_empty());
+    assert_eq!(entries[2].name, "x");
+    assert!(!entries[2].is_valid());
+    // The app shows them all without crashing; a bad file is not run.
+    let mut app = App::new(entries, dir.path().to_path_buf());
+    let worker = Worker::spawn(Arc::new(FakePipeline::new())).unwrap();
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    assert!(app.job.is_none(), "a bad file is not run");
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|frame| workbench::tui::ui::render(&app, frame))
+        .unwrap();
+    assert!(terminal.backend().to_string().contains("error(s)"));
+}
+
+#[test]
+fn every_shipped_scenario_is_listed_and_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let entries = workbench::tui::scenario_entries(&[dir]);
+    assert!(entries.len() >= 5, "{}", entries.len());
+    for entry in &entries {
+        assert!(entry.is_valid(), "{}: {:?}", entry.name, entry.errors);
+    }
+}
+
+#[test]
+fn what_if_describes_changes() {
+    assert_eq!(WhatIf::default().describe(), "as in the scenario");
+    let w = WhatIf {
+        traffic: 2.0,
+        offline_fraction: Some(0.3),
+        ..WhatIf::default()
+    };
+    assert_eq!(w.describe(), "traffic x2.00, offline 30%");
+}
+
+/// Fake pipeline whose measuring panics.
+struct PanicsInMeasure(FakePipeline);
+
+impl Pipeline for PanicsInMeasure {
+    fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
+        self.0.load_scenarios(paths)
+    }
+    fn measure(
+        &self,
+        _: &ScenarioEntry,
+        _: &dyn Fn(Progress),
+        _: &AtomicBool,
+    ) -> Result<workbench::tui::Measurements, String> {
+        panic!("boom in measure")
+    }
+    fn plan(
+        &self,
+        scenario: &ScenarioEntry,
+        measurements: &workbench::tui::Measurements,
+        what_if: &WhatIf,
+        progress: &dyn Fn(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<workbench::report::Report, String> {
+        self.0
+            .plan(scenario, measurements, what_if, progress, cancel)
+    }
+    fn export(
+        &self,
+        scenario: &ScenarioEntry,
+        report: &workbench::report::Report,
+        out_dir: &std::path::Path,
+    ) -> Result<Vec<PathBuf>, String> {
+        self.0.export(scenario, report, out_dir)
+    }
+}
+
+#[test]
+fn a_pipeline_panic_fails_the_job_and_the_tui_carries_on() {
+    let pipeline = Arc::new(PanicsInMeasure(FakePipeline::new()));
+    let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
+    let worker = Worker::spawn(pipeline).unwrap();
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    settle(&mut app, &worker, WAIT).unwrap();
+    assert!(!app.busy());
+    match &app.message {
+        Some(workbench::tui::app::Message::Error(text)) => {
+            assert!(text.contains("boom in measure"), "{text}")
+        }
+        other => panic!("expected an error message, got {other:?}"),
+    }
+    // The worker is still alive: the next job runs (and fails the same way).
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    settle(&mut app, &worker, WAIT).unwrap();
+    assert!(!app.busy());
+}
+
+#[test]
+fn the_kernels_view_says_when_measuring_stopped() {
+    let mut h = Harness::new();
+    let job = update(&mut h.app, Action::Run).unwrap();
+    update(
+        &mut h.app,
+        Action::Worker(WorkerEvent::Progress {
+            job: job.id,
+            progress: Progress::Kernel {
+                key: "naive f32 b1".to_string(),
+                done: 5,
+                total: 20,
+            },
+        }),
+    );
+    assert!(h.screen(80, 24).contains("Measuring recsys-online ─"));
+    update(&mut h.app, Action::Cancel);
+    let screen = h.screen(80, 24);
+    assert!(screen.contains("stopped (m to measure again)"), "{screen}");
+    assert!(screen.contains("measuring cancelled"), "{screen}");
+}

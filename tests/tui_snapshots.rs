@@ -1,0 +1,205 @@
+//! Snapshot tests of every view at 80x24 and 160x48 (ratatui `TestBackend` +
+//! insta). States are reached through `update` with the fake pipeline's
+//! events, played synchronously so the screens are deterministic.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use workbench::tui::worker::run_job;
+use workbench::tui::{
+    update, Action, App, FakePipeline, Job, Pipeline, View, WhatIfKnob, WorkerEvent,
+};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn new_app() -> App {
+    let pipeline = FakePipeline::new();
+    App::new(
+        pipeline.load_scenarios(&[]),
+        PathBuf::from("target/tui-snapshot-out"),
+    )
+}
+
+/// The events the worker would send for `job`.
+fn job_events(job: &Job) -> Vec<WorkerEvent> {
+    let (tx, rx) = mpsc::channel();
+    run_job(&FakePipeline::new(), job, &tx).unwrap();
+    drop(tx);
+    rx.into_iter().collect()
+}
+
+/// Applies an action and, if it starts a job, the first `limit` of its events.
+fn act(app: &mut App, action: Action, limit: usize) {
+    if let Some(job) = update(app, action) {
+        for event in job_events(&job).into_iter().take(limit) {
+            update(app, Action::Worker(event));
+        }
+    }
+}
+
+fn act_all(app: &mut App, action: Action) {
+    act(app, action, usize::MAX);
+}
+
+fn after_run() -> App {
+    let mut app = new_app();
+    act_all(&mut app, Action::Run);
+    assert!(app.plan.is_some() && !app.busy());
+    app
+}
+
+fn snapshot(name: &str, app: &App) {
+    for (width, height) in SIZES {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal
+            .draw(|frame| workbench::tui::ui::render(app, frame))
+            .unwrap();
+        insta::assert_snapshot!(format!("{name}_{width}x{height}"), terminal.backend());
+    }
+}
+
+#[test]
+fn scenarios_view() {
+    snapshot("scenarios", &new_app());
+}
+
+#[test]
+fn scenarios_view_with_errors() {
+    let mut app = new_app();
+    act_all(&mut app, Action::Down);
+    act_all(&mut app, Action::Down);
+    snapshot("scenarios_errors", &app);
+}
+
+#[test]
+fn kernels_view_while_measuring() {
+    let mut app = new_app();
+    // Part way through: some kernels done, autotuning under way.
+    act(&mut app, Action::Run, 40);
+    assert!(app.busy());
+    assert!(app.tuning.is_some());
+    snapshot("kernels_measuring", &app);
+}
+
+#[test]
+fn kernels_view_measured() {
+    let mut app = after_run();
+    act_all(&mut app, Action::ShowView(View::Kernels));
+    act_all(&mut app, Action::Down);
+    snapshot("kernels_measured", &app);
+}
+
+#[test]
+fn simulation_view() {
+    let mut app = after_run();
+    act_all(&mut app, Action::ShowView(View::Simulation));
+    snapshot("simulation", &app);
+}
+
+#[test]
+fn plan_view() {
+    let mut app = after_run();
+    act_all(&mut app, Action::ShowView(View::Plan));
+    snapshot("plan", &app);
+    // At 80x24 the chart and the table take turns (`v`).
+    act_all(&mut app, Action::TogglePlanChart);
+    snapshot("plan_chart", &app);
+}
+
+#[test]
+fn plan_view_what_if_changed() {
+    let mut app = after_run();
+    act_all(&mut app, Action::ShowView(View::Plan));
+    for _ in 0..4 {
+        act_all(
+            &mut app,
+            Action::Nudge {
+                knob: WhatIfKnob::Traffic,
+                up: true,
+            },
+        );
+    }
+    act_all(&mut app, Action::CycleSort);
+    snapshot("plan_what_if", &app);
+}
+
+#[test]
+fn plan_view_before_any_run() {
+    let mut app = new_app();
+    act_all(&mut app, Action::ShowView(View::Plan));
+    snapshot("plan_empty", &app);
+}
+
+#[test]
+fn export_view() {
+    let mut app = after_run();
+    act_all(&mut app, Action::ShowView(View::Export));
+    snapshot("export_ready", &app);
+    act_all(&mut app, Action::Export);
+    assert_eq!(app.exported.len(), 3);
+    snapshot("export_done", &app);
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = after_run();
+    act_all(&mut app, Action::ShowView(View::Plan));
+    act_all(&mut app, Action::ToggleHelp);
+    snapshot("help", &app);
+}
+
+/// The report module's hand-built fixture, fed in as if the worker had produced it.
+fn app_with_fixture_report() -> App {
+    use std::sync::Arc;
+    use workbench::report::fixtures::sample_report;
+    use workbench::tui::Measurements;
+
+    let report = sample_report();
+    let mut app = new_app();
+    let job = update(&mut app, Action::Run).expect("a run job");
+    let measurements =
+        Measurements::from_report_parts(&report.kernels, &report.roofline, None, Arc::new(()));
+    update(
+        &mut app,
+        Action::Worker(WorkerEvent::Measured {
+            job: job.id,
+            result: Ok(measurements),
+        }),
+    );
+    update(
+        &mut app,
+        Action::Worker(WorkerEvent::Planned {
+            job: job.id,
+            what_if: workbench::tui::WhatIf::default(),
+            result: Ok(Box::new(report)),
+        }),
+    );
+    update(
+        &mut app,
+        Action::Worker(WorkerEvent::Finished {
+            job: job.id,
+            cancelled: false,
+        }),
+    );
+    assert!(!app.busy());
+    app
+}
+
+#[test]
+fn views_of_the_report_fixture() {
+    let mut app = app_with_fixture_report();
+    let plan = app.plan.clone().expect("plan view");
+    let report = app.report.clone().expect("report kept");
+    assert_eq!(plan.candidates.len(), report.alternatives.len() + 1);
+    assert_eq!(
+        plan.recommended_row().map(|c| c.label.clone()),
+        report.recommended.as_ref().map(|p| p.id.clone())
+    );
+    assert_eq!(plan.slo_p99_ms, Some(50.0));
+    for view in [View::Kernels, View::Simulation, View::Plan] {
+        act_all(&mut app, Action::ShowView(view));
+        snapshot(&format!("fixture_{}", view.title().to_lowercase()), &app);
+    }
+}
