@@ -170,13 +170,19 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         None => {
-            out("workbench: the interactive TUI is not available in this build yet.\n\
-                 Try instead:\n  \
-                 workbench list scenarios/                 one line per shipped scenario\n  \
-                 workbench validate scenarios/             check scenarios, show model size, FLOPs, SLO\n  \
-                 workbench run scenarios/<name>.toml       plan how to serve one scenario\n  \
-                 workbench --help                          all commands and exit codes\n");
-            Exit::Success
+            let pipeline = crate::tui::RealPipeline {
+                options: PipelineOptions {
+                    quick: true,
+                    ..PipelineOptions::default()
+                },
+            };
+            match crate::tui::run_tui(Vec::new(), std::sync::Arc::new(pipeline)) {
+                Ok(()) => Exit::Success,
+                Err(e) => {
+                    err(&format!("workbench: {e}\n"));
+                    Exit::BadInput
+                }
+            }
         }
         Some(Command::Validate { paths }) => validate(&paths),
         Some(Command::List { dir }) => list(&dir),
@@ -341,7 +347,9 @@ fn run_scenarios(args: &RunArgs) -> Exit {
 
 fn read_baseline(path: &Path) -> Result<report::PlanFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        format!("cannot read baseline plan ({e}); expected a plan.json from an earlier `workbench run`")
+        format!(
+            "cannot read baseline plan ({e}); expected a plan.json from an earlier `workbench run`"
+        )
     })?;
     report::read_plan(&text).map_err(|e| format!("not a plan.json: {e}"))
 }
@@ -359,12 +367,22 @@ fn run_one(
         if let (Some(bar), MeasureProgress::Planned { total, .. }) = (&bar, &p) {
             bar.set_length(*total as u64);
         }
-        if let (Some(bar), MeasureProgress::Finished { backend, precision, batch, .. }) = (&bar, &p) {
+        if let (
+            Some(bar),
+            MeasureProgress::Finished {
+                backend,
+                precision,
+                batch,
+                ..
+            },
+        ) = (&bar, &p)
+        {
             bar.inc(1);
             bar.set_message(format!("{}: {backend} {precision} batch {batch}", s.name));
         }
     };
-    let measured = pipeline::measure_scenario(s, options, &mut on_progress).map_err(|e| e.to_string())?;
+    let measured =
+        pipeline::measure_scenario(s, options, &mut on_progress).map_err(|e| e.to_string())?;
     if let Some(bar) = &bar {
         bar.set_message(format!("{}: simulating candidate plans", s.name));
     }
@@ -386,7 +404,11 @@ fn run_one(
         let findings = report::compare_with_baseline(old, &report, tolerance);
         for f in findings.iter().filter(|f| f.fails()) {
             verdict = Exit::Failure;
-            lines.push(format!("REGRESSION against {}: {}", path.display(), f.describe()));
+            lines.push(format!(
+                "REGRESSION against {}: {}",
+                path.display(),
+                f.describe()
+            ));
         }
         report.baseline = Some(report::BaselineComparison {
             baseline: path.display().to_string(),
@@ -412,7 +434,14 @@ fn run_one(
             ),
         ),
         None => {
-            lines.insert(0, format!("{}: NO FEASIBLE PLAN: {}", s.name, report.rationale.join(" ")));
+            lines.insert(
+                0,
+                format!(
+                    "{}: NO FEASIBLE PLAN: {}",
+                    s.name,
+                    report.rationale.join(" ")
+                ),
+            );
             if args.check {
                 verdict = Exit::Failure;
             }
@@ -427,7 +456,10 @@ fn run_one(
                     expect.mode, expect.placement, p.mode, p.placement
                 ));
             } else {
-                lines.push(format!("check ok: {} on {} as expected", p.mode, p.placement));
+                lines.push(format!(
+                    "check ok: {} on {} as expected",
+                    p.mode, p.placement
+                ));
             }
         }
     }
@@ -455,13 +487,11 @@ fn progress_bar(quiet: bool, name: &str) -> Option<indicatif::ProgressBar> {
     if quiet {
         return None;
     }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(0),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} measuring [{bar:30}] {pos}/{len} {msg}",
-    ) {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} measuring [{bar:30}] {pos}/{len} {msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(name.to_string());
@@ -489,7 +519,11 @@ fn bench(args: &BenchArgs) -> Exit {
             let graph = match workbench_kernels::Graph::from_spec(&variant.spec, 0x5EED) {
                 Ok(g) => g,
                 Err(e) => {
-                    err(&format!("{}: model variant `{}`: {e}\n", s.path.display(), variant.name));
+                    err(&format!(
+                        "{}: model variant `{}`: {e}\n",
+                        s.path.display(),
+                        variant.name
+                    ));
                     return Exit::BadInput;
                 }
             };
@@ -511,7 +545,16 @@ fn bench(args: &BenchArgs) -> Exit {
         if let (Some(bar), MeasureProgress::Planned { total, .. }) = (&bar, &p) {
             bar.set_length(*total as u64);
         }
-        if let (Some(bar), MeasureProgress::Finished { backend, precision, batch, .. }) = (&bar, &p) {
+        if let (
+            Some(bar),
+            MeasureProgress::Finished {
+                backend,
+                precision,
+                batch,
+                ..
+            },
+        ) = (&bar, &p)
+        {
             bar.inc(1);
             bar.set_message(format!("{backend} {precision} batch {batch}"));
         }

@@ -5,10 +5,10 @@
 
 pub mod cli;
 pub mod hardware;
-pub mod plan;
-pub mod sim;
-pub mod report;
-pub mod scenario;
 pub mod measure;
 pub mod pipeline;
+pub mod plan;
+pub mod report;
+pub mod scenario;
+pub mod sim;
 pub mod tui;

@@ -15,8 +15,7 @@ use crate::hardware::{LocalHardware, Roofline};
 use crate::measure::{self, MeasureOptions, MeasureProgress};
 use crate::plan::{self, search::backend_allows, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
 use crate::report::{
-    self, Alternative, Assumptions, BandwidthRoof, FigureSource, LatencyCdf, Report,
-    RooflinePoint,
+    self, Alternative, Assumptions, BandwidthRoof, FigureSource, LatencyCdf, Report, RooflinePoint,
 };
 use crate::scenario::{Mode, Scenario, Target};
 use crate::sim::ProfilePoint;
@@ -156,22 +155,28 @@ pub fn measure_scenario(
     let mut skipped = Vec::new();
     let mut timed = 0;
     for variant in &scenario.model.variants {
-        let graph = Graph::from_spec(&variant.spec, MODEL_SEED).map_err(|e| PipelineError::Model {
-            variant: variant.name.clone(),
-            message: e.to_string(),
-        })?;
-        let outcome = measure::measure_model(&graph, &configs, &batches, &measure_options, progress)
-            .map_err(|source| PipelineError::Measure {
+        let graph =
+            Graph::from_spec(&variant.spec, MODEL_SEED).map_err(|e| PipelineError::Model {
                 variant: variant.name.clone(),
-                source,
+                message: e.to_string(),
             })?;
+        let outcome =
+            measure::measure_model(&graph, &configs, &batches, &measure_options, progress)
+                .map_err(|source| PipelineError::Measure {
+                    variant: variant.name.clone(),
+                    source,
+                })?;
         for s in &outcome.skipped {
             skipped.push(format!(
                 "{} {} {}: {}",
                 variant.name, s.backend, s.precision, s.reason
             ));
         }
-        timed += outcome.measurements.iter().filter(|m| !m.from_cache).count();
+        timed += outcome
+            .measurements
+            .iter()
+            .filter(|m| !m.from_cache)
+            .count();
         for &precision in &scenario.search.precisions {
             let agreement = if precision == Precision::F32 {
                 1.0
@@ -226,8 +231,15 @@ pub fn measure_scenario(
                 }
             }
             for target in scenario.targets.cloud.iter().chain(&scenario.targets.edge) {
-                let (profile, projected) =
-                    project_onto(&graph, &ms, &roofline, backend, precision, target, &variant.name);
+                let (profile, projected) = project_onto(
+                    &graph,
+                    &ms,
+                    &roofline,
+                    backend,
+                    precision,
+                    target,
+                    &variant.name,
+                );
                 kernels.extend(projected);
                 profiles.profiles.push(profile);
             }
@@ -333,6 +345,24 @@ fn project_onto(
     )
 }
 
+/// This machine's roofline with the measured kernels on it, as reports show it.
+pub fn roofline_report(measured: &Measured) -> report::Roofline {
+    let r = &measured.roofline;
+    report::Roofline {
+        machine: measured.hardware.cpu_brand.clone(),
+        peak_gflops: r.peak_gflops_f32,
+        bandwidths: r
+            .bandwidth
+            .iter()
+            .map(|b| BandwidthRoof {
+                name: b.level.clone(),
+                gb_per_s: b.read_gbs,
+            })
+            .collect(),
+        points: measured.roofline_points.clone(),
+    }
+}
+
 /// Plan options for a run.
 pub fn plan_options(scenario: &Scenario, options: &PipelineOptions) -> PlanOptions {
     let seed = seed_for(scenario, options);
@@ -373,7 +403,6 @@ pub fn plan_scenario(
             points: e.cdf.clone(),
         })
         .collect();
-    let r = &measured.roofline;
     let mut notes = vec![
         format!(
             "traffic: {} at {:.0} req/s mean ({:.0} req/s peak)",
@@ -395,8 +424,18 @@ pub fn plan_scenario(
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
     ];
-    notes.extend(what_if.changes().into_iter().map(|w| format!("what-if: {w}")));
-    notes.extend(measured.skipped.iter().map(|s| format!("not measured: {s}")));
+    notes.extend(
+        what_if
+            .changes()
+            .into_iter()
+            .map(|w| format!("what-if: {w}")),
+    );
+    notes.extend(
+        measured
+            .skipped
+            .iter()
+            .map(|s| format!("not measured: {s}")),
+    );
     Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -407,19 +446,7 @@ pub fn plan_scenario(
         constraints: outcome.constraints,
         sensitivity: outcome.sensitivity,
         kernels: measured.kernels.clone(),
-        roofline: report::Roofline {
-            machine: measured.hardware.cpu_brand.clone(),
-            peak_gflops: r.peak_gflops_f32,
-            bandwidths: r
-                .bandwidth
-                .iter()
-                .map(|b| BandwidthRoof {
-                    name: b.level.clone(),
-                    gb_per_s: b.read_gbs,
-                })
-                .collect(),
-            points: measured.roofline_points.clone(),
-        },
+        roofline: roofline_report(measured),
         latency_cdfs,
         baseline: None,
         assumptions: Assumptions {

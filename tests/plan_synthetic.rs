@@ -140,14 +140,14 @@ fn a_tight_slo_is_reported_per_plan() {
     );
     assert!(!out.feasible);
     assert!(out.recommended().is_none());
-    let reasons: BTreeMap<String, usize> = out
-        .evaluations
-        .iter()
-        .filter_map(|e| e.reason())
-        .fold(BTreeMap::new(), |mut m, r| {
-            *m.entry(r).or_default() += 1;
-            m
-        });
+    let reasons: BTreeMap<String, usize> =
+        out.evaluations
+            .iter()
+            .filter_map(|e| e.reason())
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r).or_default() += 1;
+                m
+            });
     assert!(
         reasons.keys().any(|r| r.contains("> SLO 0.01 ms")),
         "{reasons:?}"

@@ -36,7 +36,11 @@ fn read(path: &Path) -> String {
 /// Every line but the one carrying the generation timestamp.
 fn without_timestamp(text: &str) -> String {
     text.lines()
-        .filter(|l| !l.contains("generated_at") && !l.contains("Generated at") && !l.contains("generated at"))
+        .filter(|l| {
+            !l.contains("generated_at")
+                && !l.contains("Generated at")
+                && !l.contains("generated at")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -48,21 +52,47 @@ fn every_shipped_scenario_plans_as_expected_and_reruns_identically() {
     let second = temp_dir("second");
     let run = |out: &Path| {
         workbench(
-            &["run", "scenarios", "--quick", "--check", "--quiet", "--out", &out.to_string_lossy()],
+            &[
+                "run",
+                "scenarios",
+                "--quick",
+                "--check",
+                "--quiet",
+                "--out",
+                &out.to_string_lossy(),
+            ],
             &cache,
         )
     };
     let a = run(&first);
     let stderr = String::from_utf8_lossy(&a.stderr);
     let stdout = String::from_utf8_lossy(&a.stdout);
-    assert_eq!(a.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let b = run(&second);
-    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(
+        b.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
     let mut compared = 0;
     for entry in std::fs::read_dir(&first).into_iter().flatten().flatten() {
         let scenario = entry.file_name();
-        for file in ["plan.json", "report.md", "candidates.csv", "latency.csv", "kernels.csv"] {
-            let (x, y) = (first.join(&scenario).join(file), second.join(&scenario).join(file));
+        for file in [
+            "plan.json",
+            "report.md",
+            "candidates.csv",
+            "latency.csv",
+            "kernels.csv",
+        ] {
+            let (x, y) = (
+                first.join(&scenario).join(file),
+                second.join(&scenario).join(file),
+            );
             assert!(x.is_file(), "{} missing", x.display());
             assert_eq!(
                 without_timestamp(&read(&x)),
@@ -75,7 +105,15 @@ fn every_shipped_scenario_plans_as_expected_and_reruns_identically() {
     }
     assert!(compared >= 50, "compared only {compared} files");
     let plan = read(&first.join("predictive-text").join("plan.json"));
-    for field in ["\"schema_version\"", "\"recommended\"", "\"latency_ms\"", "\"p99\"", "\"cost_usd_per_month\"", "\"rejected_because\"", "\"hardware_fingerprint\""] {
+    for field in [
+        "\"schema_version\"",
+        "\"recommended\"",
+        "\"latency_ms\"",
+        "\"p99\"",
+        "\"cost_usd_per_month\"",
+        "\"rejected_because\"",
+        "\"hardware_fingerprint\"",
+    ] {
         assert!(plan.contains(field), "plan.json lacks {field}");
     }
     for dir in [cache, first, second] {

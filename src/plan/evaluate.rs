@@ -11,8 +11,8 @@ use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
 use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
 use crate::sim::{
     self, cost, ArrivalProcess, Balancer, BatchJobConfig, Batching, Broker, EdgeDevices,
-    LatencyFit, LookupPath, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload,
-    RunControl, ServiceTime, ServingPool, SimConfig, SimOutcome, Transport,
+    LatencyFit, LookupPath, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload, RunControl,
+    ServiceTime, ServingPool, SimConfig, SimOutcome, Transport,
 };
 
 use super::candidate::Candidate;
@@ -87,7 +87,6 @@ impl Context<'_> {
     pub fn allows(&self, c: &Candidate) -> bool {
         self.only.is_none_or(|only| only.contains(&c.family()))
     }
-
 
     fn reference_variant(&self) -> &str {
         self.scenario
@@ -234,7 +233,6 @@ impl Context<'_> {
     }
 }
 
-
 fn pool(profile: &ComputeProfile, replicas: u32, batching: Batching) -> ServingPool {
     ServingPool {
         replicas,
@@ -347,7 +345,13 @@ pub fn simulate_candidate(
     budget: &SimBudget,
 ) -> Evaluation {
     if !ctx.allows(&c) {
-        return pruned(c, plan.source, plan.accuracy, 0.0, "outside the families re-planned".into());
+        return pruned(
+            c,
+            plan.source,
+            plan.accuracy,
+            0.0,
+            "outside the families re-planned".into(),
+        );
     }
     let config = SimConfig {
         seed: budget.seed,
@@ -493,8 +497,7 @@ fn quantile_from_cdf(l: &sim::LatencySummary, q: f64) -> f64 {
 fn check(ctx: &Context<'_>, row: &report::Plan, o: &SimOutcome, capacity: f64) -> Vec<String> {
     let q = ctx.scenario.objectives.latency_percentile;
     let failed = FailureSummary {
-        offline_dominated: o.failures.offline > 0
-            && o.failures.offline * 2 >= o.failures.total(),
+        offline_dominated: o.failures.offline > 0 && o.failures.offline * 2 >= o.failures.total(),
         text: format!(
             "{} timed out, {} hit a full queue, {} offline",
             o.failures.timeout, o.failures.queue_full, o.failures.offline
@@ -632,7 +635,13 @@ pub fn simulate_fallback(
     budget: &SimBudget,
 ) -> Evaluation {
     if !ctx.allows(&c) {
-        return pruned(c, p.source, p.accuracy, 0.0, "outside the families re-planned".into());
+        return pruned(
+            c,
+            p.source,
+            p.accuracy,
+            0.0,
+            "outside the families re-planned".into(),
+        );
     }
     let config = |mode: sim::Mode, share: f64, seed: u64| SimConfig {
         seed,
@@ -652,7 +661,13 @@ pub fn simulate_fallback(
     let (e, k) = match (sim::simulate(&edge_cfg), sim::simulate(&cloud_cfg)) {
         (Ok(e), Ok(k)) => (e, k),
         (Err(err), _) | (_, Err(err)) => {
-            let mut ev = pruned(c, p.source, p.accuracy, 0.0, format!("cannot simulate: {err}"));
+            let mut ev = pruned(
+                c,
+                p.source,
+                p.accuracy,
+                0.0,
+                format!("cannot simulate: {err}"),
+            );
             ev.capacity_rps = p.capacity_rps;
             return ev;
         }
@@ -812,7 +827,11 @@ pub fn fmt_pct(fraction: f64) -> String {
 }
 
 /// Cost rates for a plan whose serving instances cost `instance_per_hour`.
-pub fn rates(instance_per_hour: f64, batch_instance_per_hour: f64, storage: f64) -> cost::CostRates {
+pub fn rates(
+    instance_per_hour: f64,
+    batch_instance_per_hour: f64,
+    storage: f64,
+) -> cost::CostRates {
     cost::CostRates {
         instance_per_hour,
         batch_instance_per_hour,
@@ -847,7 +866,11 @@ pub fn online_path(
 /// Edge devices for a candidate: a sample of the fleet, returned with the share of
 /// the traffic it receives (each device sees its real per-device rate) and the
 /// number of real devices each simulated one stands for.
-pub fn edge_devices(device: &Target, profile: &ComputeProfile, c: &Candidate) -> (EdgeDevices, f64, f64) {
+pub fn edge_devices(
+    device: &Target,
+    profile: &ComputeProfile,
+    c: &Candidate,
+) -> (EdgeDevices, f64, f64) {
     let fleet = device.fleet_size.unwrap_or(1).max(1);
     let simulated = fleet.min(MAX_SIMULATED_DEVICES);
     (
@@ -899,8 +922,10 @@ pub fn batch_job(
 ) -> Result<sim::BatchJobPlan, String> {
     let inputs = &ctx.scenario.inputs;
     if inputs.freshness_s <= 0.0 {
-        return Err("predictions must be computed on request (freshness 0 s): cannot precompute"
-            .to_string());
+        return Err(
+            "predictions must be computed on request (freshness 0 s): cannot precompute"
+                .to_string(),
+        );
     }
     let mut last = String::new();
     for instances in 1..=max_instances.max(1) {
@@ -917,7 +942,10 @@ pub fn batch_job(
             Err(e) => last = e.to_string(),
         }
     }
-    Err(format!("{last} even with {} instances", max_instances.max(1)))
+    Err(format!(
+        "{last} even with {} instances",
+        max_instances.max(1)
+    ))
 }
 
 /// Distinct inputs, or why precomputing is impossible.

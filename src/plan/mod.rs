@@ -179,7 +179,11 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
                     b.simulated
                         .cmp(&a.simulated)
                         .then(a.rejected.len().cmp(&b.rejected.len()))
-                        .then(a.plan.cost_usd_per_month.total_cmp(&b.plan.cost_usd_per_month))
+                        .then(
+                            a.plan
+                                .cost_usd_per_month
+                                .total_cmp(&b.plan.cost_usd_per_month),
+                        )
                 }
             })
             .then(a.plan.latency_ms.p99.total_cmp(&b.plan.latency_ms.p99))
@@ -278,9 +282,7 @@ fn sensitivity_lines(
                 SensitivityLine {
                     parameter: name.to_string(),
                     stays_best_up_to_factor: Some(last_same),
-                    summary: format!(
-                        "stays best up to {last_same:.1}x {name}; above that, {then}"
-                    ),
+                    summary: format!("stays best up to {last_same:.1}x {name}; above that, {then}"),
                 }
             }
         };

@@ -158,9 +158,16 @@ mod tests {
         let best = set.best_backend("base", Precision::F32, "t", &all);
         // Tiled wins at batch 8, fused at batch 1: a tie on wins, broken by batch-1 latency.
         assert_eq!(best.map(|p| p.backend), Some(BackendKind::Fused));
-        let best = set.best_backend("base", Precision::F32, "t", &[BackendKind::Naive, BackendKind::Tiled]);
+        let best = set.best_backend(
+            "base",
+            Precision::F32,
+            "t",
+            &[BackendKind::Naive, BackendKind::Tiled],
+        );
         assert_eq!(best.map(|p| p.backend), Some(BackendKind::Tiled));
-        assert!(set.best_backend("other", Precision::F32, "t", &all).is_none());
+        assert!(set
+            .best_backend("other", Precision::F32, "t", &all)
+            .is_none());
     }
 
     #[test]

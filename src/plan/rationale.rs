@@ -34,7 +34,12 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         ranked,
         best,
         |e| e.candidate.mode.name().to_string(),
-        &scenario.search.modes.iter().map(|m| m.name().to_string()).collect::<Vec<_>>(),
+        &scenario
+            .search
+            .modes
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect::<Vec<_>>(),
     ));
     out.push(compare_dimension(
         "placement",
@@ -59,7 +64,11 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             fmt_pct(obj.accuracy_floor)
         ));
     }
-    if let Some(runner) = ranked.iter().skip(1).find(|e| e.feasible() && e.candidate.family() != c.family()) {
+    if let Some(runner) = ranked
+        .iter()
+        .skip(1)
+        .find(|e| e.feasible() && e.candidate.family() != c.family())
+    {
         let r = &runner.plan;
         let extra = r.cost_usd_per_month - p.cost_usd_per_month;
         let pct = if p.cost_usd_per_month > 0.0 {
@@ -117,7 +126,10 @@ fn compare_dimension(
                 fmt_ms(alt.plan.latency_ms.p99)
             ));
         } else {
-            parts.push(format!("{value} is ruled out: {}", commonest_reason(&of_value)));
+            parts.push(format!(
+                "{value} is ruled out: {}",
+                commonest_reason(&of_value)
+            ));
         }
     }
     if parts.is_empty() {
@@ -156,7 +168,9 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
         c.target,
         chosen.source.name()
     );
-    if let Some(n) = naive.filter(|_| !(c.backend == BackendKind::Naive && c.precision == Precision::F32)) {
+    if let Some(n) =
+        naive.filter(|_| !(c.backend == BackendKind::Naive && c.precision == Precision::F32))
+    {
         let tn = n.median_s(batch);
         if t > 0.0 {
             s.push_str(&format!(
@@ -285,4 +299,3 @@ pub fn difference(from: &Candidate, to: &Candidate) -> String {
         parts.join(", ")
     }
 }
-

@@ -191,7 +191,13 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                     Ok(r) => r,
                     Err(why) => {
                         c.replicas = s.search.max_replicas.max(1);
-                        out.push(pruned(c, source_of(profile), accuracy, profile.median_s(1), why));
+                        out.push(pruned(
+                            c,
+                            source_of(profile),
+                            accuracy,
+                            profile.median_s(1),
+                            why,
+                        ));
                         continue;
                     }
                 };
@@ -206,9 +212,8 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         rates: rates(target.spec.usd_per_hour, 0.0, 0.0),
                         usage: UsageExtras {
                             replicas: f64::from(r),
-                            broker_bytes_per_message: stream.then(|| {
-                                (s.inputs.request_bytes + s.inputs.response_bytes) as f64
-                            }),
+                            broker_bytes_per_message: stream
+                                .then(|| (s.inputs.request_bytes + s.inputs.response_bytes) as f64),
                             devices_per_simulated_device: 1.0,
                             ..UsageExtras::default()
                         },
@@ -276,12 +281,22 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                     if !why.is_empty() {
                         reasons.push(why);
                     }
-                    out.push(pruned(c, source_of(profile), accuracy, 0.0, reasons.join("; ")));
+                    out.push(pruned(
+                        c,
+                        source_of(profile),
+                        accuracy,
+                        0.0,
+                        reasons.join("; "),
+                    ));
                     continue;
                 }
             };
             c.replicas = job_instances(&job, profile.capacity_per_s(c.max_batch), items);
-            let storage_price = s.targets.storage.as_ref().map_or(0.0, |x| x.usd_per_gb_month);
+            let storage_price = s
+                .targets
+                .storage
+                .as_ref()
+                .map_or(0.0, |x| x.usd_per_gb_month);
             let plan = SimPlan {
                 mode: sim::Mode::BatchLookup(lookup_path(ctx, Some(target), &job)),
                 rates: rates(0.0, target.spec.usd_per_hour, storage_price),
@@ -353,7 +368,13 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 c.max_delay_ms = delay;
                 c.precompute_fraction = Some(fraction);
                 if !reasons.is_empty() {
-                    out.push(pruned(c, source_of(profile), accuracy, 0.0, reasons.join("; ")));
+                    out.push(pruned(
+                        c,
+                        source_of(profile),
+                        accuracy,
+                        0.0,
+                        reasons.join("; "),
+                    ));
                     continue;
                 }
                 let cached = ((items as f64) * fraction).ceil() as u64;
@@ -386,7 +407,11 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         continue;
                     }
                 };
-                let storage_price = s.targets.storage.as_ref().map_or(0.0, |x| x.usd_per_gb_month);
+                let storage_price = s
+                    .targets
+                    .storage
+                    .as_ref()
+                    .map_or(0.0, |x| x.usd_per_gb_month);
                 for r in replicas {
                     let mut c = c.clone();
                     c.replicas = r;
@@ -399,7 +424,11 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                             hit_rate: hit,
                             online,
                         },
-                        rates: rates(target.spec.usd_per_hour, target.spec.usd_per_hour, storage_price),
+                        rates: rates(
+                            target.spec.usd_per_hour,
+                            target.spec.usd_per_hour,
+                            storage_price,
+                        ),
                         usage: UsageExtras {
                             replicas: f64::from(r),
                             batch_job: Some(job),
@@ -437,12 +466,19 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             };
             let accuracy = ctx.accuracy(&variant, precision);
             let mut c = base.candidate(&device.spec.name, profile);
-            let mut reasons = static_checks(ctx, false, &variant, precision, accuracy, Some(device));
+            let mut reasons =
+                static_checks(ctx, false, &variant, precision, accuracy, Some(device));
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
             }
             if !reasons.is_empty() {
-                out.push(pruned(c, source_of(profile), accuracy, profile.median_s(1), reasons.join("; ")));
+                out.push(pruned(
+                    c,
+                    source_of(profile),
+                    accuracy,
+                    profile.median_s(1),
+                    reasons.join("; "),
+                ));
                 continue;
             }
             c.replicas = 1;
@@ -481,7 +517,8 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             let accuracy = ctx.accuracy(&variant, precision);
             let mut c = base.candidate(&device.spec.name, profile);
             c.max_batch = profile.largest_batch();
-            let mut reasons = static_checks(ctx, false, &variant, precision, accuracy, Some(device));
+            let mut reasons =
+                static_checks(ctx, false, &variant, precision, accuracy, Some(device));
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
             }
@@ -510,7 +547,13 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     if !why.is_empty() {
                         reasons.push(why);
                     }
-                    out.push(pruned(c, source_of(profile), accuracy, 0.0, reasons.join("; ")));
+                    out.push(pruned(
+                        c,
+                        source_of(profile),
+                        accuracy,
+                        0.0,
+                        reasons.join("; "),
+                    ));
                     continue;
                 }
             };
@@ -612,8 +655,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 for r in replicas {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(mut online) = online_path(ctx, cloud, cloud_profile, &c, false)
-                    else {
+                    let Some(mut online) = online_path(ctx, cloud, cloud_profile, &c, false) else {
                         continue;
                     };
                     // While offline the device's own answer stands: no failure, no fallback.
@@ -654,7 +696,6 @@ pub fn backend_allows(backend: BackendKind, precision: Precision) -> bool {
         _ => backend == BackendKind::Quantized,
     }
 }
-
 
 /// The same candidate simulated again with another budget (e.g. more requests for
 /// the reported figures). `None` if the search no longer produces it.

@@ -584,6 +584,7 @@ fn fake_report(
         kernels,
         roofline,
         latency_cdfs,
+        baseline: None,
         assumptions: Assumptions {
             hardware_fingerprint: "fake".to_string(),
             cpu: "fake".to_string(),

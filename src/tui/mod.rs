@@ -13,6 +13,7 @@ pub mod fake;
 pub mod keys;
 pub mod model;
 pub mod pipeline;
+pub mod real;
 pub mod scenarios;
 pub mod ui;
 pub mod worker;
@@ -30,6 +31,7 @@ pub use app::{update, Action, App, View, WhatIfKnob};
 pub use fake::FakePipeline;
 pub use model::{CandidateRow, CdfSeries, PlanView, SortKey};
 pub use pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+pub use real::RealPipeline;
 pub use scenarios::{scenario_entries, scenario_entry};
 pub use worker::{Job, JobKind, Worker, WorkerEvent, WorkerGone};
 

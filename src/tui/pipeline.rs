@@ -154,61 +154,8 @@ impl std::fmt::Debug for Measurements {
     }
 }
 
-/// What-if changes to the scenario's assumptions, applied before planning.
-/// Multipliers are relative to the scenario's own value (1.0 = unchanged).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WhatIf {
-    pub traffic: f64,
-    pub rtt: f64,
-    pub slo: f64,
-    pub budget: f64,
-    pub instance_price: f64,
-    /// Overrides the edge devices' offline fraction (0..=1); `None` keeps the scenario's.
-    pub offline_fraction: Option<f64>,
-}
-
-impl Default for WhatIf {
-    fn default() -> Self {
-        WhatIf {
-            traffic: 1.0,
-            rtt: 1.0,
-            slo: 1.0,
-            budget: 1.0,
-            instance_price: 1.0,
-            offline_fraction: None,
-        }
-    }
-}
-
-impl WhatIf {
-    /// True when nothing is changed: the plan is the scenario's own plan.
-    pub fn is_identity(&self) -> bool {
-        *self == WhatIf::default()
-    }
-
-    /// Short description of what differs from the scenario ("traffic x2.00, SLO x0.80").
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        let mut push = |name: &str, value: f64| {
-            if (value - 1.0).abs() > 1e-9 {
-                parts.push(format!("{name} x{value:.2}"));
-            }
-        };
-        push("traffic", self.traffic);
-        push("RTT", self.rtt);
-        push("SLO", self.slo);
-        push("budget", self.budget);
-        push("price", self.instance_price);
-        if let Some(offline) = self.offline_fraction {
-            parts.push(format!("offline {:.0}%", offline * 100.0));
-        }
-        if parts.is_empty() {
-            "as in the scenario".to_string()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
+/// What-if changes: the planner's own type, so the TUI and `workbench run` agree.
+pub use crate::plan::WhatIf;
 
 /// The pipeline stages the TUI's worker thread calls. Every method may take
 /// long; `measure` must poll `cancel` and return early (with an error) when set.
