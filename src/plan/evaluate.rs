@@ -95,6 +95,17 @@ impl Context<'_> {
             .map_or("", |v| v.name.as_str())
     }
 
+    /// Mean rate over the rate the simulation runs at (diurnal runs at the peak).
+    fn mean_over_simulated_rate(&self) -> f64 {
+        let t = &self.scenario.traffic;
+        match t.process {
+            scenario::ArrivalProcess::Diurnal { peak_factor, .. } if peak_factor > 0.0 => {
+                1.0 / peak_factor
+            }
+            _ => 1.0,
+        }
+    }
+
     fn slo_s(&self) -> f64 {
         self.scenario.objectives.latency_ms / 1000.0
     }
@@ -142,6 +153,8 @@ impl Context<'_> {
                 },
                 bandwidth_bps: l.bandwidth_mbps * 1e6,
                 loss_probability: l.loss_fraction.clamp(0.0, 0.5),
+                // Fast retransmit recovers most single losses in about one RTT.
+                retransmit_timeout_s: l.rtt_median_ms / 1000.0,
                 ..NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY)
             },
             None => NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
@@ -385,10 +398,14 @@ pub fn simulate_candidate(
         devices_per_simulated_device: plan.usage.devices_per_simulated_device,
     };
     let mut usage = cost::monthly_usage(&outcome, &usage_inputs);
+    // A simulated slice of the traffic stands for all of it, and a diurnal
+    // scenario is simulated at its peak but billed at its mean.
+    let scale = ctx.mean_over_simulated_rate() / plan.arrival_share;
+    usage.predictions *= scale;
+    usage.egress_bytes *= scale;
+    usage.broker_bytes *= scale;
+    usage.edge_energy_j *= ctx.mean_over_simulated_rate();
     usage.edge_energy_j += plan.usage.extra_energy_j;
-    // A simulated slice of the traffic stands for all of it.
-    usage.predictions /= plan.arrival_share;
-    usage.egress_bytes /= plan.arrival_share;
     match cost::estimate(&usage, &plan.rates) {
         Ok(estimate) => {
             row.cost_usd_per_month = estimate.monthly_usd;

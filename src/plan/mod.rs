@@ -212,6 +212,9 @@ fn mark_pareto(evaluations: &mut [Evaluation]) {
     }
 }
 
+/// A what-if with one assumption scaled by the given factor.
+type WhatIfAt = fn(f64) -> WhatIf;
+
 /// How far traffic, RTT and instance price can move before the recommendation changes.
 fn sensitivity_lines(
     scenario: &Scenario,
@@ -243,7 +246,7 @@ fn sensitivity_lines(
             .filter(Evaluation::feasible)
     };
     let base_id = best.plan.id.clone();
-    let params: [(&str, fn(f64) -> WhatIf); 3] = [
+    let params: [(&str, WhatIfAt); 3] = [
         ("traffic", |f| WhatIf {
             traffic: f,
             ..WhatIf::default()

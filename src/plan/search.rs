@@ -583,7 +583,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
 fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
     let s = ctx.scenario;
     let base = Base {
-        mode: Mode::Hybrid,
+        mode: Mode::OnlineHttp,
         placement: Placement::Hybrid,
     };
     let peak = s.traffic.peak_rate_per_s();
@@ -669,7 +669,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         edge_share,
                         devices_per_simulated_device: scale,
                         online,
-                        cloud_share: cloud_share,
+                        cloud_share,
                         rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
                         replicas: r,
                         source: FigureSource::Projected,

@@ -2139,7 +2139,7 @@ fn join_names<'n>(names: impl Iterator<Item = &'n str>) -> String {
 fn divisors_hint(d: usize) -> String {
     let divisors: Vec<String> = [1, 2, 4, 8, 12, 16]
         .into_iter()
-        .filter(|h| d % h == 0)
+        .filter(|h| d.is_multiple_of(*h))
         .map(|h| h.to_string())
         .collect();
     divisors.join(", ")
