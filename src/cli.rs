@@ -170,6 +170,16 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         None => {
+            use std::io::IsTerminal;
+            if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+                err(
+                    "workbench: the interactive TUI needs a terminal. Headless, try:\n  \
+                     workbench run scenarios/<name>.toml       plan how to serve one scenario\n  \
+                     workbench list scenarios/                 one line per shipped scenario\n  \
+                     workbench --help                          all commands and exit codes\n",
+                );
+                return Exit::BadInput;
+            }
             let pipeline = crate::tui::RealPipeline {
                 options: PipelineOptions {
                     quick: true,

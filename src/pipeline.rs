@@ -223,7 +223,7 @@ pub fn measure_scenario(
                 let flops: f64 = costs.iter().map(|c| c.flops).sum();
                 if bytes > 0.0 && (m.batch == 1 || Some(&m.batch) == batches.last()) {
                     points.push(RooflinePoint {
-                        label: format!("{} {} {} b{}", variant.name, backend, precision, m.batch),
+                        label: format!("{backend} {precision} b{}", m.batch),
                         arithmetic_intensity: flops / bytes.max(1.0),
                         achieved_gflops: m.gflops,
                         source: FigureSource::Measured,

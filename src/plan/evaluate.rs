@@ -391,6 +391,8 @@ pub fn simulate_candidate(
         }
     };
     fill_metrics(&mut row, &outcome);
+    // A sample of an edge fleet stands for all of it.
+    row.throughput_rps /= plan.arrival_share;
     let usage_inputs = cost::UsageInputs {
         replicas: plan.usage.replicas,
         batch_job: plan.usage.batch_job.as_ref(),

@@ -1,0 +1,113 @@
+//! The TUI's real pipeline gives the same plan as `workbench run` for the same
+//! scenario and seed (same cache of measurements).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use workbench::pipeline::PipelineOptions;
+use workbench::report::{self, PlanFile};
+use workbench::tui::{Pipeline, RealPipeline, WhatIf};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("workbench-tui-real-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {e}", dir.display());
+    }
+    dir
+}
+
+#[test]
+fn tui_plan_equals_workbench_run_plan() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = root.join("scenarios/wake-word.toml");
+    let cache = temp_dir("cache");
+    let out = temp_dir("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args([
+            "run",
+            &scenario.to_string_lossy(),
+            "--quick",
+            "--quiet",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(&out)
+        .env("WORKBENCH_CACHE_DIR", &cache)
+        .current_dir(root)
+        .output();
+    let output = match status {
+        Ok(o) => o,
+        Err(e) => panic!("cannot start workbench: {e}"),
+    };
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cli_text = match std::fs::read_to_string(out.join("wake-word").join("plan.json")) {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    let mut cli_plan = match report::read_plan(&cli_text) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+
+    let pipeline = RealPipeline {
+        options: PipelineOptions {
+            quick: true,
+            cache_dir: cache.clone(),
+            ..PipelineOptions::default()
+        },
+    };
+    let entries = pipeline.load_scenarios(&[scenario]);
+    assert_eq!(entries.len(), 1);
+    let cancel = AtomicBool::new(false);
+    let measurements = match pipeline.measure(&entries[0], &|_| {}, &cancel) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    let tui_report = match pipeline.plan(
+        &entries[0],
+        &measurements,
+        &WhatIf::default(),
+        &|_| {},
+        &cancel,
+    ) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let mut tui_plan = PlanFile::from_report(&tui_report);
+    // The generation time is the only field allowed to differ.
+    tui_plan.assumptions.generated_at.clear();
+    cli_plan.assumptions.generated_at.clear();
+    assert!(tui_plan.recommended.is_some());
+    assert_eq!(tui_plan, cli_plan);
+
+    // A what-if re-plans from the same measurements and changes the answer's inputs.
+    let busier = match pipeline.plan(
+        &entries[0],
+        &measurements,
+        &WhatIf {
+            traffic: 3.0,
+            ..WhatIf::default()
+        },
+        &|_| {},
+        &cancel,
+    ) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(busier
+        .assumptions
+        .notes
+        .iter()
+        .any(|n| n.contains("traffic x3.00")));
+    let _ = std::fs::remove_dir_all(cache);
+    let _ = std::fs::remove_dir_all(out);
+}
