@@ -373,24 +373,8 @@ fn run_one(
     baseline: Option<(&Path, &report::PlanFile)>,
 ) -> Result<Exit, String> {
     let bar = progress_bar(args.quiet, &s.name);
-    let mut on_progress = |p: MeasureProgress| {
-        if let (Some(bar), MeasureProgress::Planned { total, .. }) = (&bar, &p) {
-            bar.set_length(*total as u64);
-        }
-        if let (
-            Some(bar),
-            MeasureProgress::Finished {
-                backend,
-                precision,
-                batch,
-                ..
-            },
-        ) = (&bar, &p)
-        {
-            bar.inc(1);
-            bar.set_message(format!("{}: {backend} {precision} batch {batch}", s.name));
-        }
-    };
+    let label = format!("{}: ", s.name);
+    let mut on_progress = advance_bar(&bar, &label);
     let measured =
         pipeline::measure_scenario(s, options, &mut on_progress).map_err(|e| e.to_string())?;
     if let Some(bar) = &bar {
@@ -404,6 +388,7 @@ fn run_one(
         &plan_options,
         &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     );
+    drop(on_progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -493,6 +478,29 @@ fn run_one(
     Ok(verdict)
 }
 
+/// A measurement progress callback that advances `bar` (when there is one).
+fn advance_bar<'a>(
+    bar: &'a Option<indicatif::ProgressBar>,
+    label: &'a str,
+) -> impl FnMut(MeasureProgress) + 'a {
+    move |p| match (bar, p) {
+        (Some(bar), MeasureProgress::Planned { total, .. }) => bar.set_length(total as u64),
+        (
+            Some(bar),
+            MeasureProgress::Finished {
+                backend,
+                precision,
+                batch,
+                ..
+            },
+        ) => {
+            bar.inc(1);
+            bar.set_message(format!("{label}{backend} {precision} batch {batch}"));
+        }
+        _ => {}
+    }
+}
+
 fn progress_bar(quiet: bool, name: &str) -> Option<indicatif::ProgressBar> {
     if quiet {
         return None;
@@ -551,24 +559,7 @@ fn bench(args: &BenchArgs) -> Exit {
         }
     }
     let bar = progress_bar(args.json, "bench");
-    let mut on_progress = |p: MeasureProgress| {
-        if let (Some(bar), MeasureProgress::Planned { total, .. }) = (&bar, &p) {
-            bar.set_length(*total as u64);
-        }
-        if let (
-            Some(bar),
-            MeasureProgress::Finished {
-                backend,
-                precision,
-                batch,
-                ..
-            },
-        ) = (&bar, &p)
-        {
-            bar.inc(1);
-            bar.set_message(format!("{backend} {precision} batch {batch}"));
-        }
-    };
+    let mut on_progress = advance_bar(&bar, "");
     let report = match crate::measure::bench::run(&options, &mut on_progress) {
         Ok(r) => r,
         Err(e) => {
@@ -576,6 +567,7 @@ fn bench(args: &BenchArgs) -> Exit {
             return Exit::Failure;
         }
     };
+    drop(on_progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use workbench::hardware::roofline::ProbeOptions;
 use workbench::hardware::{TargetKind, TargetSpec};
 use workbench::measure::bench::{run, BenchOptions, BenchScenario};
-use workbench_kernels::{Activation, Graph, MlpSpec, ModelSpec, Precision};
+use workbench_kernels::{Activation, BackendKind, Graph, MlpSpec, ModelSpec, Precision};
 
 fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
     TargetSpec {
@@ -15,7 +15,7 @@ fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
         peak_gflops_f32: gflops,
         peak_gops_int8: 0.0,
         mem_bandwidth_gbs: 5.0,
-        precisions: vec![Precision::F32],
+        precisions: vec![Precision::F32, Precision::Int8],
         usd_per_hour: 0.0,
         cold_start_ms: 0.0,
         power_watts: 2.0,
@@ -60,8 +60,13 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
     assert!(report.hardware.peak_gflops_f32 > 0.0);
     assert_eq!(report.roofline.bandwidth.len(), 4);
     assert!(!report.roofline_from_cache);
-    // fused + tiled at f32, batches 1 and 8; int8 and quantized are skipped with reasons.
-    assert_eq!(report.kernels.len(), 4, "{:?}", report.kernels);
+    // fused + tiled at f32 and quantized at int8, batches 1 and 8; the pairs a
+    // backend refuses (fused int8, quantized f32) are skipped with reasons.
+    assert_eq!(report.kernels.len(), 6, "{:?}", report.kernels);
+    assert!(report
+        .kernels
+        .iter()
+        .any(|k| k.backend == BackendKind::Quantized && k.precision == Precision::Int8));
     assert!(report
         .kernels
         .iter()
@@ -70,7 +75,7 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
     assert!(report.skipped.iter().all(|s| !s.reason.is_empty()));
 
     // Every measurement is projected onto every target; the cramped one is infeasible.
-    assert_eq!(report.projections.len(), 4 * 3);
+    assert_eq!(report.projections.len(), 6 * 3);
     for p in &report.projections {
         if p.target == "cramped" {
             assert!(p.projected_ns.is_none());
@@ -89,7 +94,9 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
         .filter(|p| p.target == "roomy")
         .zip(report.projections.iter().filter(|p| p.target == "roomy-2x"))
     {
-        assert!(b.projected_ns.unwrap() <= a.projected_ns.unwrap());
+        if let (Some(slow), Some(fast)) = (a.projected_ns, b.projected_ns) {
+            assert!(fast <= slow, "{a:?} vs {b:?}");
+        }
     }
 
     let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();

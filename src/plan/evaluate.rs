@@ -408,21 +408,7 @@ pub fn simulate_candidate(
     usage.broker_bytes *= scale;
     usage.edge_energy_j *= ctx.mean_over_simulated_rate();
     usage.edge_energy_j += plan.usage.extra_energy_j;
-    match cost::estimate(&usage, &plan.rates) {
-        Ok(estimate) => {
-            row.cost_usd_per_month = estimate.monthly_usd;
-            row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
-            row.cost_breakdown = estimate
-                .lines
-                .iter()
-                .map(|l| CostLine {
-                    item: format!("{} ({:.1} {})", l.item, l.quantity, l.unit),
-                    usd_per_month: l.monthly_usd,
-                })
-                .collect();
-        }
-        Err(e) => rejected.push(format!("cannot price: {e}")),
-    }
+    rejected.extend(price(&mut row, &usage, &plan.rates));
     rejected.extend(check(ctx, &row, &outcome, plan.capacity_rps));
     if let Some(busy_w) = plan.device_power_w {
         let edge_util = outcome.edge.as_ref().map_or(0.0, |p| p.mean_utilisation);
@@ -444,6 +430,26 @@ pub fn simulate_candidate(
         cdf,
         simulated: true,
         capacity_rps: plan.capacity_rps,
+    }
+}
+
+/// Price a month of usage into the plan row; the reason if it cannot be priced.
+fn price(row: &mut report::Plan, usage: &cost::Usage, rates: &cost::CostRates) -> Option<String> {
+    match cost::estimate(usage, rates) {
+        Ok(estimate) => {
+            row.cost_usd_per_month = estimate.monthly_usd;
+            row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
+            row.cost_breakdown = estimate
+                .lines
+                .iter()
+                .map(|l| CostLine {
+                    item: format!("{} ({:.1} {})", l.item, l.quantity, l.unit),
+                    usd_per_month: l.monthly_usd,
+                })
+                .collect();
+            None
+        }
+        Err(e) => Some(format!("cannot price: {e}")),
     }
 }
 
@@ -737,21 +743,7 @@ pub fn simulate_fallback(
         ..cost::Usage::default()
     };
     let mut rejected = Vec::new();
-    match cost::estimate(&usage, &p.rates) {
-        Ok(estimate) => {
-            row.cost_usd_per_month = estimate.monthly_usd;
-            row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
-            row.cost_breakdown = estimate
-                .lines
-                .iter()
-                .map(|l| CostLine {
-                    item: format!("{} ({:.1} {})", l.item, l.quantity, l.unit),
-                    usd_per_month: l.monthly_usd,
-                })
-                .collect();
-        }
-        Err(err) => rejected.push(format!("cannot price: {err}")),
-    }
+    rejected.extend(price(&mut row, &usage, &p.rates));
     let slo_q = ctx.scenario.objectives.latency_percentile / 100.0;
     let lat = (row.failure_rate < 1.0 - slo_q)
         .then(|| q((slo_q / (1.0 - row.failure_rate)).min(1.0)) * 1000.0);
