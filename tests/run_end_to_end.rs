@@ -12,7 +12,7 @@ use workbench::scenario;
 
 /// Scenarios whose plan does not yet match their `expect` block, with what the
 /// planner chooses instead and why (see the notes on issue 7).
-const KNOWN_MISMATCHES: [(&str, &str); 5] = [
+const KNOWN_MISMATCHES: [(&str, &str); 4] = [
     // HTTP and streaming cost the same here; nothing yet says the events already flow through Kafka.
     ("card-fraud-stream", "online-http/cloud"),
     // The scenario models are small (for CI measuring time): per-request compute is
@@ -20,8 +20,6 @@ const KNOWN_MISMATCHES: [(&str, &str); 5] = [
     ("hotel-ranking", "online-http/cloud"),
     ("title-recommendations", "online-http/cloud"),
     ("restaurant-recs-hybrid", "online-http/cloud"),
-    // A request is one prediction; a library search needing thousands is not modelled yet.
-    ("photo-tagging-overnight", "online-http/edge"),
 ];
 
 fn workbench(args: &[&str], cache: &Path) -> Output {

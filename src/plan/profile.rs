@@ -39,6 +39,31 @@ impl ComputeProfile {
         }
     }
 
+    /// The profile of requests that each need `k` predictions: a batch of `r`
+    /// requests runs `r * k` samples (extrapolated along the last measured segment).
+    pub fn per_request(&self, k: u64) -> ComputeProfile {
+        if k <= 1 {
+            return self.clone();
+        }
+        let k = u32::try_from(k).unwrap_or(u32::MAX);
+        let points = self
+            .points
+            .iter()
+            .map(|p| {
+                let fit = interpolate_profile(&self.points, p.batch_size.saturating_mul(k));
+                ProfilePoint {
+                    batch_size: p.batch_size,
+                    median_s: fit.median_s,
+                    p99_s: fit.p99_s,
+                }
+            })
+            .collect();
+        ComputeProfile {
+            points,
+            ..self.clone()
+        }
+    }
+
     /// The largest batch size measured (batch jobs run at it).
     pub fn largest_batch(&self) -> u32 {
         self.points.last().map_or(1, |p| p.batch_size)
@@ -168,6 +193,20 @@ mod tests {
         assert!(set
             .best_backend("other", Precision::F32, "t", &all)
             .is_none());
+    }
+
+    #[test]
+    fn a_request_of_k_predictions_costs_a_batch_of_k() {
+        let p = profile(BackendKind::Tiled, &[(1, 0.001), (64, 0.033)]);
+        let per = p.per_request(10);
+        // One request of 10 predictions takes what a batch of 10 samples takes.
+        assert!((per.median_s(1) - p.median_s(10)).abs() < 1e-12);
+        // Capacity in requests is the sample capacity divided by the fan-out, at large batches.
+        assert!(
+            (per.capacity_per_s(64) - p.capacity_per_s(64) / 10.0).abs() / per.capacity_per_s(64)
+                < 0.05
+        );
+        assert_eq!(p.per_request(1), p);
     }
 
     #[test]

@@ -126,10 +126,9 @@ fn compare_dimension(
                 fmt_ms(alt.plan.latency_ms.p99)
             ));
         } else {
-            parts.push(format!(
-                "{value} is ruled out: {}",
-                commonest_reason(&of_value)
-            ));
+            // The closest candidate's reasons (candidates are in ranking order).
+            let closest = of_value[0].rejected.join("; ");
+            parts.push(format!("{value} is ruled out: {closest}"));
         }
     }
     if parts.is_empty() {

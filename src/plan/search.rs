@@ -82,6 +82,17 @@ fn best<'a>(
         .best_backend(variant, precision, target, &ctx.scenario.search.backends)
 }
 
+/// The best backend's profile for requests of the scenario's fan-out (online serving).
+fn best_online(
+    ctx: &Context<'_>,
+    variant: &str,
+    precision: Precision,
+    target: &str,
+) -> Option<ComputeProfile> {
+    best(ctx, variant, precision, target)
+        .map(|p| p.per_request(ctx.scenario.inputs.predictions_per_request))
+}
+
 fn source_of(profile: &ComputeProfile) -> FigureSource {
     profile.source
 }
@@ -161,9 +172,10 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
     let peak = s.traffic.peak_rate_per_s();
     for target in targets(ctx, false) {
         for (variant, precision) in model_configs(ctx) {
-            let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
+            let Some(online) = best_online(ctx, &variant, precision, &target.spec.name) else {
                 continue;
             };
+            let profile = &online;
             let accuracy = ctx.accuracy(&variant, precision);
             let mut static_reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
             if let Some(why) = &profile.infeasible {
@@ -345,6 +357,8 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
             let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
                 continue;
             };
+            // Misses are served online, each needing the scenario's fan-out of predictions.
+            let online_profile = profile.per_request(s.inputs.predictions_per_request);
             let accuracy = ctx.accuracy(&variant, precision);
             let mut reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
             if let Some(why) = &profile.infeasible {
@@ -398,7 +412,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         continue;
                     }
                 };
-                let capacity = profile.capacity_per_s(max_batch);
+                let capacity = online_profile.capacity_per_s(max_batch);
                 let miss_rate = peak * (1.0 - hit);
                 let replicas = match replica_range(ctx, miss_rate, capacity) {
                     Ok(r) => r,
@@ -415,7 +429,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 for r in replicas {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(online) = online_path(ctx, target, profile, &c, false) else {
+                    let Some(online) = online_path(ctx, target, &online_profile, &c, false) else {
                         continue;
                     };
                     let plan = SimPlan {
@@ -461,9 +475,10 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
     };
     for device in targets(ctx, true) {
         for (variant, precision) in model_configs(ctx) {
-            let Some(profile) = best(ctx, &variant, precision, &device.spec.name) else {
+            let Some(online) = best_online(ctx, &variant, precision, &device.spec.name) else {
                 continue;
             };
+            let profile = &online;
             let accuracy = ctx.accuracy(&variant, precision);
             let mut c = base.candidate(&device.spec.name, profile);
             let mut reasons =
@@ -598,9 +613,10 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
             if variant == reference && s.model.variants.len() > 1 {
                 continue;
             }
-            let Some(edge_profile) = best(ctx, &variant, precision, &device.spec.name) else {
+            let Some(edge_online) = best_online(ctx, &variant, precision, &device.spec.name) else {
                 continue;
             };
+            let edge_profile = &edge_online;
             let fallback = s
                 .model
                 .variants
@@ -609,11 +625,13 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 .and_then(|v| v.fallback_fraction)
                 .unwrap_or(DEFAULT_FALLBACK_FRACTION);
             for cloud in targets(ctx, false) {
-                let Some(cloud_profile) = best(ctx, &reference, Precision::F32, &cloud.spec.name)
-                    .or_else(|| best(ctx, &reference, precision, &cloud.spec.name))
+                let Some(cloud_online) =
+                    best_online(ctx, &reference, Precision::F32, &cloud.spec.name)
+                        .or_else(|| best_online(ctx, &reference, precision, &cloud.spec.name))
                 else {
                     continue;
                 };
+                let cloud_profile = &cloud_online;
                 // Deferred inputs are the small model's least confident ones, where
                 // its disagreements concentrate: assume DEFERRAL_PRECISION of the
                 // deferred share would have been wrong locally. Offline, nothing is deferred.

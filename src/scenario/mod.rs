@@ -169,6 +169,9 @@ pub struct Inputs {
     pub zipf_exponent: f64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+    /// Predictions one request needs (e.g. every photo of a library for a
+    /// search): online plans compute them all per request, lookups read them at once.
+    pub predictions_per_request: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

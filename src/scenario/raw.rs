@@ -90,6 +90,7 @@ pub(crate) struct RawInputs {
     pub zipf_exponent: Opt<f64>,
     pub request_bytes: Opt<i64>,
     pub response_bytes: Opt<i64>,
+    pub predictions_per_request: Opt<i64>,
 }
 
 #[derive(Debug, Deserialize)]

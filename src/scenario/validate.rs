@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// Largest fan-out accepted (a request scoring a million candidates is already absurd).
+const MAX_PREDICTIONS_PER_REQUEST: u64 = 1_000_000;
+
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue, Deserializer};
 use toml::Spanned;
@@ -1277,12 +1280,35 @@ impl Validator<'_> {
             .and_then(|x| {
                 self.int_at_least(x, "inputs.response_bytes", 0, "response payload (bytes)")
             });
+        let fan_out = match &i.predictions_per_request {
+            Some(x) => self
+                .int_at_least(
+                    x,
+                    "inputs.predictions_per_request",
+                    1,
+                    "predictions one request needs (>= 1)",
+                )
+                .filter(|&n| {
+                    n <= MAX_PREDICTIONS_PER_REQUEST || {
+                        self.err(
+                            x.span(),
+                            "inputs.predictions_per_request",
+                            format!(
+                                "value {n} is not accepted: at most {MAX_PREDICTIONS_PER_REQUEST} predictions per request"
+                            ),
+                        );
+                        false
+                    }
+                }),
+            None => Some(1),
+        };
         Some(Inputs {
             space: space?,
             freshness_s: freshness?,
             zipf_exponent: zipf?,
             request_bytes: request?,
             response_bytes: response?,
+            predictions_per_request: fan_out?,
         })
     }
 
