@@ -12,9 +12,7 @@ use workbench::scenario;
 
 /// Scenarios whose plan does not yet match their `expect` block, with what the
 /// planner chooses instead and why (see the notes on issue 7).
-const KNOWN_MISMATCHES: [(&str, &str); 4] = [
-    // HTTP and streaming cost the same here; nothing yet says the events already flow through Kafka.
-    ("card-fraud-stream", "online-http/cloud"),
+const KNOWN_MISMATCHES: [(&str, &str); 3] = [
     // The scenario models are small (for CI measuring time): per-request compute is
     // cheap, egress dominates and is equal across modes, so online ties batch.
     ("hotel-ranking", "online-http/cloud"),

@@ -214,7 +214,7 @@ impl Context<'_> {
         }
     }
 
-    fn broker(&self) -> Option<Broker> {
+    pub fn broker(&self) -> Option<Broker> {
         self.scenario.targets.broker.as_ref().map(|b| {
             let hop = b.per_hop_ms / 1000.0 * f64::from(b.hops.max(1));
             Broker {

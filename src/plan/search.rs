@@ -143,6 +143,16 @@ pub fn evaluate_all(ctx: &Context<'_>, budget: &SimBudget) -> Vec<Evaluation> {
     out
 }
 
+/// In-region HTTP call from a broker consumer to the serving pool (median, p99).
+const BRIDGE_HOP_S: f64 = 0.001;
+const BRIDGE_HOP_P99_S: f64 = 0.005;
+
+/// Whether requests are events on the broker that an HTTP plan must bridge.
+fn bridged(ctx: &Context<'_>) -> bool {
+    ctx.scenario.inputs.source == crate::scenario::InputSource::Stream
+        && ctx.scenario.targets.broker.is_some()
+}
+
 /// Replica counts to try for a load of `rate` requests/s at `capacity` per replica.
 fn replica_range(ctx: &Context<'_>, rate: f64, capacity: f64) -> Result<Vec<u32>, String> {
     let search = &ctx.scenario.search;
@@ -216,15 +226,23 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                 for r in replicas {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(path) = online_path(ctx, target, profile, &c, stream) else {
+                    let Some(mut path) = online_path(ctx, target, profile, &c, stream) else {
                         continue;
                     };
+                    // Events already on the broker reach an HTTP service through a bridge:
+                    // one more consumer service and one more in-region hop.
+                    let bridge = !stream && bridged(ctx);
+                    if let (true, Some(broker)) = (bridge, ctx.broker()) {
+                        path.transport = sim::Transport::Stream(broker);
+                        path.link.rtt.median_s += BRIDGE_HOP_S;
+                        path.link.rtt.p99_s += BRIDGE_HOP_P99_S;
+                    }
                     let plan = SimPlan {
                         mode: sim::Mode::Online(path),
                         rates: rates(target.spec.usd_per_hour, 0.0, 0.0),
                         usage: UsageExtras {
-                            replicas: f64::from(r),
-                            broker_bytes_per_message: stream
+                            replicas: f64::from(r) + if bridge { 1.0 } else { 0.0 },
+                            broker_bytes_per_message: (stream || bridge)
                                 .then(|| (s.inputs.request_bytes + s.inputs.response_bytes) as f64),
                             devices_per_simulated_device: 1.0,
                             ..UsageExtras::default()

@@ -160,6 +160,17 @@ pub enum InputSpace {
     Unbounded,
 }
 
+/// Where prediction requests come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputSource {
+    /// A caller sends a request and waits (the default).
+    Request,
+    /// Events already published to the broker (e.g. transactions on a Kafka
+    /// topic): serving over HTTP needs a consumer that bridges them.
+    Stream,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Inputs {
     pub space: InputSpace,
@@ -172,6 +183,9 @@ pub struct Inputs {
     /// Predictions one request needs (e.g. every photo of a library for a
     /// search): online plans compute them all per request, lookups read them at once.
     pub predictions_per_request: u64,
+    /// Where requests come from: callers waiting for an answer, or events
+    /// already flowing through the broker.
+    pub source: InputSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

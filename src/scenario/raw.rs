@@ -91,6 +91,7 @@ pub(crate) struct RawInputs {
     pub request_bytes: Opt<i64>,
     pub response_bytes: Opt<i64>,
     pub predictions_per_request: Opt<i64>,
+    pub source: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]

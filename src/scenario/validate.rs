@@ -1302,7 +1302,20 @@ impl Validator<'_> {
                 }),
             None => Some(1),
         };
+        let source = match &i.source {
+            Some(x) => self.choice(
+                x,
+                "inputs.source",
+                "input source",
+                &[
+                    ("request", InputSource::Request),
+                    ("stream", InputSource::Stream),
+                ],
+            ),
+            None => Some(InputSource::Request),
+        };
         Some(Inputs {
+            source: source?,
             space: space?,
             freshness_s: freshness?,
             zipf_exponent: zipf?,
