@@ -1,6 +1,6 @@
 //! `workbench run` end to end through the real binary: every shipped scenario is
-//! measured (quick), planned and exported; plans match the scenarios' `expect`
-//! blocks (but for the known gaps listed below); `--check` and `--baseline`
+//! measured (quick), planned and exported; every plan matches its scenario's
+//! `expect` block; `--check` and `--baseline`
 //! set the exit code; a second run from the cache gives byte-identical exports
 //! but for the one timestamp line.
 
@@ -9,16 +9,6 @@ use std::process::{Command, Output};
 
 use workbench::report;
 use workbench::scenario;
-
-/// Scenarios whose plan does not yet match their `expect` block, with what the
-/// planner chooses instead and why (see the notes on issue 7).
-const KNOWN_MISMATCHES: [(&str, &str); 3] = [
-    // The scenario models are small (for CI measuring time): per-request compute is
-    // cheap, egress dominates and is equal across modes, so online ties batch.
-    ("hotel-ranking", "online-http/cloud"),
-    ("title-recommendations", "online-http/cloud"),
-    ("restaurant-recs-hybrid", "online-http/cloud"),
-];
 
 fn workbench(args: &[&str], cache: &Path) -> Output {
     match Command::new(env!("CARGO_BIN_EXE_workbench"))
@@ -104,11 +94,6 @@ fn shipped_scenarios_plan_as_expected_check_and_baseline_gate_and_reruns_are_ide
         };
         let planned = format!("{}/{}", rec.mode, rec.placement);
         let expect = s.expect.map(|e| format!("{}/{}", e.mode, e.placement));
-        if KNOWN_MISMATCHES.iter().any(|(name, _)| *name == s.name) {
-            // Close calls between equally cheap modes: not asserted (either way is
-            // within measurement noise), but the plan must exist and be exported.
-            continue;
-        }
         assert_eq!(Some(planned), expect, "{}: {:?}", s.name, plan.rationale);
         checked += 1;
     }

@@ -95,6 +95,15 @@ impl Context<'_> {
             .map_or("", |v| v.name.as_str())
     }
 
+    /// Response bytes a month at the scenario's mean rate, for `share` of the requests.
+    fn monthly_response_bytes(&self, share: f64) -> f64 {
+        self.scenario.traffic.rate_per_s
+            * share
+            * self.scenario.inputs.response_bytes as f64
+            * cost::HOURS_PER_MONTH
+            * 3600.0
+    }
+
     /// Mean rate over the rate the simulation runs at (diurnal runs at the peak).
     fn mean_over_simulated_rate(&self) -> f64 {
         let t = &self.scenario.traffic;
@@ -404,7 +413,14 @@ pub fn simulate_candidate(
     // scenario is simulated at its peak but billed at its mean.
     let scale = ctx.mean_over_simulated_rate() / plan.arrival_share;
     usage.predictions *= scale;
-    usage.egress_bytes *= scale;
+    // Egress is the same for every plan that answers from the cloud: price it
+    // from the mean rate, not from the sampled count, so sampling noise in a
+    // large shared cost never decides between plans.
+    usage.egress_bytes = if outcome.egress_bytes > 0 {
+        ctx.monthly_response_bytes(1.0)
+    } else {
+        0.0
+    };
     usage.broker_bytes *= scale;
     usage.edge_energy_j *= ctx.mean_over_simulated_rate();
     usage.edge_energy_j += plan.usage.extra_energy_j;
@@ -726,18 +742,9 @@ pub fn simulate_fallback(
             devices_per_simulated_device: p.devices_per_simulated_device,
         },
     );
-    let cloud_usage = cost::monthly_usage(
-        &k,
-        &cost::UsageInputs {
-            replicas: f64::from(p.replicas),
-            batch_job: None,
-            broker_bytes_per_message: None,
-            devices_per_simulated_device: 1.0,
-        },
-    );
     let usage = cost::Usage {
         replicas: f64::from(p.replicas),
-        egress_bytes: cloud_usage.egress_bytes,
+        egress_bytes: ctx.monthly_response_bytes(p.cloud_share),
         edge_energy_j: edge_usage.edge_energy_j,
         predictions: edge_usage.predictions / p.edge_share.max(1e-12),
         ..cost::Usage::default()
