@@ -178,15 +178,11 @@ pub fn measure_scenario(
             .filter(|m| !m.from_cache)
             .count();
         for &precision in &scenario.search.precisions {
-            let agreement = if precision == Precision::F32 {
-                1.0
-            } else {
-                match accuracy::agreement(&graph, precision, MODEL_SEED, ACCURACY_SAMPLES) {
-                    Ok(a) => a.top1.unwrap_or(1.0 - a.rel_error.min(1.0)),
-                    Err(e) => {
-                        skipped.push(format!("{} {precision} accuracy: {e}", variant.name));
-                        continue;
-                    }
+            let agreement = match precision_agreement(&graph, precision, options) {
+                Ok(a) => a,
+                Err(e) => {
+                    skipped.push(format!("{} {precision} accuracy: {e}", variant.name));
+                    continue;
                 }
             };
             profiles
@@ -254,6 +250,34 @@ pub fn measure_scenario(
         skipped,
         timed,
     })
+}
+
+/// Agreement of `precision` with the f32 reference on seeded inputs (top-1 for
+/// classifiers, 1 - relative error otherwise). Deterministic for a graph, so it is
+/// cached beside the measurements and re-planning does not recompute it.
+fn precision_agreement(
+    graph: &Graph,
+    precision: Precision,
+    options: &PipelineOptions,
+) -> Result<f64, String> {
+    if precision == Precision::F32 {
+        return Ok(1.0);
+    }
+    let path = options.cache_dir.join("accuracy").join(format!(
+        "{:016x}-{precision}-seed{MODEL_SEED}-n{ACCURACY_SAMPLES}.json",
+        graph.fingerprint()
+    ));
+    if !options.fresh {
+        if let Some(cached) = measure::cache::read_json::<f64>(&path) {
+            return Ok(cached);
+        }
+    }
+    let a = accuracy::agreement(graph, precision, MODEL_SEED, ACCURACY_SAMPLES)
+        .map_err(|e| e.to_string())?;
+    let agreement = a.top1.unwrap_or(1.0 - a.rel_error.min(1.0));
+    // A cache that cannot be written only costs the next run the same work.
+    let _ = measure::cache::write_json_atomic(&path, &agreement);
+    Ok(agreement)
 }
 
 /// Latency by batch size of one configuration on one target, and the report rows.
