@@ -1,13 +1,16 @@
 //! Number formatting with units and aligned Markdown tables, shared by the
 //! Markdown exporter and (for consistency) by other front ends.
 
-/// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms".
+/// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms";
+/// below 10 µs in the unit that still shows digits ("3.10 µs", "412 ns").
 pub fn ms(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
     let abs = value.abs();
-    if abs < 10.0 {
+    if abs > 0.0 && abs < 0.01 {
+        duration_ns(value * 1e6)
+    } else if abs < 10.0 {
         format!("{value:.2} ms")
     } else if abs < 100.0 {
         format!("{value:.1} ms")
@@ -197,6 +200,15 @@ pub fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_keep_their_digits_when_tiny() {
+        assert_eq!(ms(212.4), "212 ms");
+        assert_eq!(ms(0.42), "0.42 ms");
+        assert_eq!(ms(0.0), "0.00 ms");
+        assert!(ms(0.0031).contains("µs"), "{}", ms(0.0031));
+        assert!(!ms(0.0031).starts_with("0.00"));
+    }
 
     #[test]
     fn money_has_separators_and_cents() {
