@@ -294,23 +294,17 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                     0
                 }
             };
-            let job = if reasons.is_empty() {
-                batch_job(
-                    ctx,
-                    items,
-                    profile.capacity_per_s(c.max_batch),
-                    s.search.max_replicas,
-                    target.spec.cold_start_ms / 1000.0,
-                )
-            } else {
-                Err(String::new())
-            };
-            let job = match job {
+            let per_instance = profile.capacity_per_s(c.max_batch);
+            let job = match job_or_reasons(
+                ctx,
+                reasons,
+                items,
+                per_instance,
+                s.search.max_replicas,
+                target.spec.cold_start_ms / 1000.0,
+            ) {
                 Ok(job) => job,
-                Err(why) => {
-                    if !why.is_empty() {
-                        reasons.push(why);
-                    }
+                Err(reasons) => {
                     out.push(pruned(
                         c,
                         source_of(profile),
@@ -345,6 +339,22 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
     }
+}
+
+/// The periodic job of a batch plan, or every reason it cannot run (the checks
+/// already failed, else why the job itself cannot be planned).
+fn job_or_reasons(
+    ctx: &Context<'_>,
+    reasons: Vec<String>,
+    items: u64,
+    per_instance: f64,
+    max_instances: u32,
+    startup_s: f64,
+) -> Result<sim::BatchJobPlan, Vec<String>> {
+    if !reasons.is_empty() {
+        return Err(reasons);
+    }
+    batch_job(ctx, items, per_instance, max_instances, startup_s).map_err(|why| vec![why])
 }
 
 /// Instances a batch job plan uses (recovered from its instance-hours).
@@ -563,23 +573,17 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     0
                 }
             };
-            let job = if reasons.is_empty() {
-                batch_job(
-                    ctx,
-                    items,
-                    profile.capacity_per_s(c.max_batch),
-                    1,
-                    device.spec.cold_start_ms / 1000.0,
-                )
-            } else {
-                Err(String::new())
-            };
-            let job = match job {
-                Ok(j) => j,
-                Err(why) => {
-                    if !why.is_empty() {
-                        reasons.push(why);
-                    }
+            let per_instance = profile.capacity_per_s(c.max_batch);
+            let job = match job_or_reasons(
+                ctx,
+                reasons,
+                items,
+                per_instance,
+                1,
+                device.spec.cold_start_ms / 1000.0,
+            ) {
+                Ok(job) => job,
+                Err(reasons) => {
                     out.push(pruned(
                         c,
                         source_of(profile),
