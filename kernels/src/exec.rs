@@ -660,6 +660,11 @@ pub(crate) fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
                     let src = &x[(ic * g.h + iy) * g.w..(ic * g.h + iy + 1) * g.w];
                     dst[..lo].iter_mut().for_each(|v| *v = 0.0);
                     dst[hi..].iter_mut().for_each(|v| *v = 0.0);
+                    if lo >= hi {
+                        // Tiny input, wide kernel: this tap never lands inside the row
+                        // (and `lo` may have been clamped below the padding).
+                        continue;
+                    }
                     if g.stride == 1 {
                         let first = lo + kx - g.pad;
                         dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);

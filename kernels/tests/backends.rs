@@ -363,6 +363,29 @@ proptest! {
     }
 }
 
+/// Regression: a 5x5 kernel over a 1- or 2-pixel-wide image has taps that never
+/// land inside a row; im2col must skip them (it used to underflow an index).
+#[test]
+fn wide_kernels_over_tiny_images_agree() {
+    for (h, w) in [(1, 1), (1, 2), (2, 1), (3, 2)] {
+        for stride in [1, 2] {
+            let spec = ModelSpec::Convnet(ConvnetSpec {
+                height: h,
+                width: w,
+                channels: 2,
+                blocks: vec![ConvBlock::Standard {
+                    out_channels: 3,
+                    kernel: 5,
+                    stride,
+                }],
+                classes: 3,
+                activation: Activation::Relu,
+            });
+            check_against_naive(&Graph::from_spec(&spec, 5).unwrap(), &[2], TOL);
+        }
+    }
+}
+
 #[test]
 fn reshape_only_graph_returns_its_input() {
     let mut g = GraphBuilder::new("flatten", vec![3, 5]).unwrap();
