@@ -153,6 +153,14 @@ fn bridged(ctx: &Context<'_>) -> bool {
         && ctx.scenario.targets.broker.is_some()
 }
 
+/// Record an evaluation; true when it meets every constraint (replica loops stop
+/// at the first, cheapest count that does).
+fn push_is_feasible(out: &mut Vec<Evaluation>, e: Evaluation) -> bool {
+    let feasible = e.feasible();
+    out.push(e);
+    feasible
+}
+
 /// Replica counts to try for a load of `rate` requests/s at `capacity` per replica.
 fn replica_range(ctx: &Context<'_>, rate: f64, capacity: f64) -> Result<Vec<u32>, String> {
     let search = &ctx.scenario.search;
@@ -254,10 +262,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         arrival_share: 1.0,
                         device_power_w: None,
                     };
-                    let e = simulate_candidate(ctx, c, plan, budget);
-                    let done = e.feasible();
-                    out.push(e);
-                    if done {
+                    if push_is_feasible(out, simulate_candidate(ctx, c, plan, budget)) {
                         break;
                     }
                 }
@@ -484,10 +489,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         arrival_share: 1.0,
                         device_power_w: None,
                     };
-                    let e = simulate_candidate(ctx, c, plan, budget);
-                    let done = e.feasible();
-                    out.push(e);
-                    if done {
+                    if push_is_feasible(out, simulate_candidate(ctx, c, plan, budget)) {
                         break;
                     }
                 }
@@ -717,10 +719,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
                         edge_busy_power_w: device.spec.power_watts,
                     };
-                    let e = simulate_fallback(ctx, c, plan, budget);
-                    let done = e.feasible();
-                    out.push(e);
-                    if done {
+                    if push_is_feasible(out, simulate_fallback(ctx, c, plan, budget)) {
                         break;
                     }
                 }
