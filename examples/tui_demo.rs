@@ -25,7 +25,7 @@ impl Pipeline for PanickingPipeline {
         &self,
         _scenario: &ScenarioEntry,
         _progress: &dyn Fn(Progress),
-        _cancel: &AtomicBool,
+        _cancel: &Arc<AtomicBool>,
     ) -> Result<Measurements, String> {
         panic!("demo panic in the worker (WORKBENCH_TUI_DEMO_PANIC)")
     }
@@ -36,7 +36,7 @@ impl Pipeline for PanickingPipeline {
         measurements: &Measurements,
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Report, String> {
         self.0
             .plan(scenario, measurements, what_if, progress, cancel)

@@ -6,6 +6,8 @@
 //! measurements, the what-if changes and the seed.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use workbench_kernels::{accuracy, BackendKind, Graph, Precision};
 
@@ -38,6 +40,17 @@ pub struct PipelineOptions {
     pub seed: Option<u64>,
     /// Where measurements, the roofline and tuning logs are cached.
     pub cache_dir: PathBuf,
+    /// Set by another thread (the TUI's Esc) to stop measuring between samples.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl PipelineOptions {
+    fn check_cancelled(&self) -> Result<(), PipelineError> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::Relaxed) => Err(PipelineError::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for PipelineOptions {
@@ -47,6 +60,7 @@ impl Default for PipelineOptions {
             fresh: false,
             seed: None,
             cache_dir: measure::cache::default_cache_dir(),
+            cancel: None,
         }
     }
 }
@@ -62,6 +76,8 @@ pub enum PipelineError {
     },
     #[error("probing this machine: {0}")]
     Probe(String),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Everything measured for one scenario, ready to plan from (and re-plan, for what-if).
@@ -146,6 +162,7 @@ pub fn measure_scenario(
     measure_options.cache_dir = options.cache_dir.clone();
     measure_options.hardware_fingerprint = Some(hardware.fingerprint.clone());
     measure_options.roofline = Some(roofline.clone());
+    measure_options.cancel = options.cancel.clone();
 
     let configs = configs(scenario);
     let batches = batches(scenario);
@@ -155,6 +172,7 @@ pub fn measure_scenario(
     let mut skipped = Vec::new();
     let mut timed = 0;
     for variant in &scenario.model.variants {
+        options.check_cancelled()?;
         let graph =
             Graph::from_spec(&variant.spec, MODEL_SEED).map_err(|e| PipelineError::Model {
                 variant: variant.name.clone(),
@@ -162,9 +180,12 @@ pub fn measure_scenario(
             })?;
         let outcome =
             measure::measure_model(&graph, &configs, &batches, &measure_options, progress)
-                .map_err(|source| PipelineError::Measure {
-                    variant: variant.name.clone(),
-                    source,
+                .map_err(|source| match source {
+                    measure::MeasureError::Cancelled => PipelineError::Cancelled,
+                    source => PipelineError::Measure {
+                        variant: variant.name.clone(),
+                        source,
+                    },
                 })?;
         for s in &outcome.skipped {
             skipped.push(format!(
@@ -178,6 +199,7 @@ pub fn measure_scenario(
             .filter(|m| !m.from_cache)
             .count();
         for &precision in &scenario.search.precisions {
+            options.check_cancelled()?;
             let agreement = match precision_agreement(&graph, precision, options) {
                 Ok(a) => a,
                 Err(e) => {
@@ -218,8 +240,14 @@ pub fn measure_scenario(
                 let bytes: f64 = costs.iter().map(|c| c.bytes).sum();
                 let flops: f64 = costs.iter().map(|c| c.flops).sum();
                 if bytes > 0.0 && (m.batch == 1 || Some(&m.batch) == batches.last()) {
+                    let config = format!("{backend} {precision} b{}", m.batch);
                     points.push(RooflinePoint {
-                        label: format!("{backend} {precision} b{}", m.batch),
+                        // Same label as the TUI's kernel row (variant named when several).
+                        label: if scenario.model.variants.len() > 1 {
+                            format!("{} {config}", variant.name)
+                        } else {
+                            config
+                        },
                         arithmetic_intensity: flops / bytes.max(1.0),
                         achieved_gflops: m.gflops,
                         source: FigureSource::Measured,

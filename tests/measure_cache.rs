@@ -29,6 +29,7 @@ fn options(dir: &std::path::Path) -> MeasureOptions {
         },
         hardware_fingerprint: None,
         roofline: None,
+        cancel: None,
     }
 }
 
@@ -154,4 +155,47 @@ fn zero_batch_is_an_error_not_a_panic() {
         &mut |_| {},
     );
     assert!(matches!(r, Err(MeasureError::ZeroBatch(0))));
+}
+
+#[test]
+fn a_cancelled_run_stops_with_an_error_and_caches_nothing_after_it() {
+    let dir = std::env::temp_dir().join(format!("wb-measure-cancel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = MeasureOptions {
+        cancel: Some(std::sync::Arc::clone(&cancel)),
+        ..options(&dir)
+    };
+    let configs = [(BackendKind::Naive, Precision::F32)];
+    let mut factory = |_b: BackendKind,
+                       _p: Precision|
+     -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
+        let w = |_batch: usize| -> Result<(), MeasureError> {
+            spin(Duration::from_micros(50));
+            Ok(())
+        };
+        Ok(Ok(Box::new(w)))
+    };
+    // Cancel as soon as the first job has finished: the second must not run.
+    let mut finished = 0;
+    let result = measure_jobs(
+        &subject(7),
+        &configs,
+        &[1, 4],
+        &opts,
+        &mut factory,
+        &mut |e| {
+            if matches!(e, MeasureProgress::Finished { .. }) {
+                finished += 1;
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+    );
+    assert!(matches!(result, Err(MeasureError::Cancelled)), "{result:?}");
+    assert_eq!(finished, 1);
+    let cached = std::fs::read_dir(dir.join("measure"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(cached, 1, "only the finished job is cached");
+    let _ = std::fs::remove_dir_all(&dir);
 }

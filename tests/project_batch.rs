@@ -23,6 +23,7 @@ fn options(tag: &str, budget: Duration) -> MeasureOptions {
         },
         hardware_fingerprint: Some("test-hardware".into()),
         roofline: None,
+        cancel: None,
     }
 }
 

@@ -204,6 +204,35 @@ fn svg_texts(doc: &roxmltree::Document<'_>) -> Vec<String> {
         .collect()
 }
 
+/// A plan rejected before simulation has no cost: it is left off the scatter
+/// (not drawn at $0) and the caption says so.
+#[test]
+fn pareto_svg_leaves_out_plans_rejected_before_simulation() {
+    let mut report = sample_report();
+    let circles = |svg: &str| {
+        parse_svg(svg)
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count()
+    };
+    let before = circles(&pareto_svg(&report).unwrap());
+    let pruned = &mut report.alternatives[0].plan;
+    assert!(pruned.simulated);
+    pruned.simulated = false;
+    let svg = pareto_svg(&report).unwrap();
+    let texts = svg_texts(&parse_svg(&svg));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("1 plan rejected before simulation not drawn")),
+        "{texts:?}"
+    );
+    assert!(
+        circles(&svg) < before,
+        "the unsimulated plan is still drawn"
+    );
+}
+
 #[test]
 fn svgs_are_well_formed_and_labelled() {
     let report = sample_report();

@@ -240,7 +240,7 @@ fn latest_request_wins() {
     assert_ne!(first.id, second.id);
     // Only the second job's results are taken.
     let pipeline = FakePipeline::new();
-    let cancel = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
     let m0 = pipeline
         .measure(&scenario(&h, 0), &|_| {}, &cancel)
         .unwrap();
@@ -285,7 +285,7 @@ fn latest_request_wins() {
 #[test]
 fn fake_measure_stops_when_cancelled() {
     let pipeline = FakePipeline::new();
-    let cancel = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
     let entry = workbench::tui::fake::builtin_scenarios().remove(0);
     let calls = std::cell::Cell::new(0);
     let result = pipeline.measure(
@@ -398,7 +398,7 @@ impl Pipeline for PanicsInMeasure {
         &self,
         _: &ScenarioEntry,
         _: &dyn Fn(Progress),
-        _: &AtomicBool,
+        _: &Arc<AtomicBool>,
     ) -> Result<workbench::tui::Measurements, String> {
         panic!("boom in measure")
     }
@@ -408,7 +408,7 @@ impl Pipeline for PanicsInMeasure {
         measurements: &workbench::tui::Measurements,
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<workbench::report::Report, String> {
         self.0
             .plan(scenario, measurements, what_if, progress, cancel)

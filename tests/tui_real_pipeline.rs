@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use workbench::pipeline::PipelineOptions;
 use workbench::report::{self, PlanFile};
-use workbench::tui::{Pipeline, RealPipeline, WhatIf};
+use workbench::tui::{Pipeline, Progress, RealPipeline, WhatIf};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir =
@@ -67,7 +69,7 @@ fn tui_plan_equals_workbench_run_plan() {
     };
     let entries = pipeline.load_scenarios(&[scenario]);
     assert_eq!(entries.len(), 1);
-    let cancel = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
     let measurements = match pipeline.measure(&entries[0], &|_| {}, &cancel) {
         Ok(m) => m,
         Err(e) => panic!("{e}"),
@@ -110,4 +112,61 @@ fn tui_plan_equals_workbench_run_plan() {
         .any(|n| n.contains("traffic x3.00")));
     let _ = std::fs::remove_dir_all(cache);
     let _ = std::fs::remove_dir_all(out);
+}
+
+/// Esc while measuring: the real measurement stops within a sample of the flag,
+/// not when the whole (here 120 s) budget is spent.
+#[test]
+fn cancelling_stops_a_real_measurement_promptly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cache = temp_dir("cancel-cache");
+    let pipeline = RealPipeline {
+        options: PipelineOptions {
+            quick: false,
+            fresh: true,
+            cache_dir: cache.clone(),
+            ..PipelineOptions::default()
+        },
+    };
+    // Give the measurement two minutes, so only the cancel can end it in seconds.
+    let text = match std::fs::read_to_string(root.join("scenarios/wake-word.toml")) {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(text.contains("measurement_budget_s = 5\n"));
+    let slow = cache.join("wake-word.toml");
+    if let Err(e) = std::fs::write(
+        &slow,
+        text.replace("measurement_budget_s = 5\n", "measurement_budget_s = 120\n"),
+    ) {
+        panic!("{e}");
+    }
+    let entries = pipeline.load_scenarios(&[slow]);
+    assert_eq!(entries.len(), 1);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let kernels_done = std::sync::atomic::AtomicUsize::new(0);
+    let cancelled_at = std::sync::OnceLock::new();
+    let result = pipeline.measure(
+        &entries[0],
+        &|p| {
+            if let Progress::Kernel { .. } = p {
+                kernels_done.fetch_add(1, Ordering::Relaxed);
+                cancel.store(true, Ordering::Relaxed);
+                cancelled_at.get_or_init(Instant::now);
+            }
+        },
+        &cancel,
+    );
+    match result {
+        Err(e) => assert!(e.contains("cancelled"), "{e}"),
+        Ok(_) => panic!("a cancelled measurement returned measurements"),
+    }
+    assert_eq!(kernels_done.load(Ordering::Relaxed), 1);
+    let at = cancelled_at.get().copied().unwrap_or_else(Instant::now);
+    assert!(
+        at.elapsed() < Duration::from_secs(5),
+        "stopped {:?} after the cancel",
+        at.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(cache);
 }

@@ -4,6 +4,7 @@
 use super::stats::{summarize, SampleStats};
 use super::MeasureError;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Something the harness can call: one inference at `batch`.
@@ -63,12 +64,21 @@ pub struct Timing {
 
 /// Time `workload` at `batch` within about `budget` (the minimum sample count
 /// is honoured even when a single call is slower than the budget allows).
+/// `cancel`, when set by another thread, stops it before the next sample.
 pub fn time_workload(
     workload: &mut dyn Workload,
     batch: usize,
     budget: Duration,
     cfg: &HarnessConfig,
+    cancel: Option<&AtomicBool>,
 ) -> Result<Timing, MeasureError> {
+    let check_cancel = || {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            Err(MeasureError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     let start = Instant::now();
     let min_samples = cfg.min_samples.max(2);
 
@@ -77,6 +87,7 @@ pub fn time_workload(
     let mut calls = 0u64;
     let mut fastest = f64::INFINITY;
     while calls == 0 || start.elapsed() < cfg.warmup.min(budget / 4) {
+        check_cancel()?;
         let t = Instant::now();
         workload.run(batch)?;
         fastest = fastest.min(t.elapsed().as_secs_f64());
@@ -87,6 +98,7 @@ pub fn time_workload(
     let mut iters = ((cfg.min_sample.as_secs_f64() / fastest.max(1e-9)).ceil() as u64).max(1);
     let mut per_call;
     loop {
+        check_cancel()?;
         let t = Instant::now();
         for _ in 0..iters {
             workload.run(batch)?;
@@ -109,6 +121,7 @@ pub fn time_workload(
         let n = affordable.clamp(min_samples, cfg.max_samples.max(min_samples));
         let mut samples = Vec::with_capacity(n);
         for _ in 0..n {
+            check_cancel()?;
             let t = Instant::now();
             for _ in 0..iters {
                 workload.run(batch)?;
@@ -164,7 +177,7 @@ mod tests {
             warmup: Duration::from_millis(5),
             ..HarnessConfig::default()
         };
-        let t = time_workload(&mut work, 1, Duration::from_millis(200), &cfg).unwrap();
+        let t = time_workload(&mut work, 1, Duration::from_millis(200), &cfg, None).unwrap();
         // 100 us per call: about 10 calls per 1 ms sample.
         assert!(t.iters_per_sample >= 8, "{t:?}");
         assert!(t.stats.samples >= 10);
@@ -194,7 +207,7 @@ mod tests {
             max_samples: 10,
             ..HarnessConfig::default()
         };
-        let t = time_workload(&mut work, 1, Duration::from_secs(2), &cfg).unwrap();
+        let t = time_workload(&mut work, 1, Duration::from_secs(2), &cfg, None).unwrap();
         assert_eq!(t.remeasures, cfg.max_remeasures, "{t:?}");
         assert!(t.high_variance);
     }
@@ -207,7 +220,36 @@ mod tests {
             1,
             Duration::from_millis(10),
             &HarnessConfig::default(),
+            None,
         );
         assert!(matches!(r, Err(MeasureError::Workload(m)) if m == "boom"));
+    }
+
+    #[test]
+    fn a_cancel_from_another_thread_stops_a_long_measurement() {
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        let setter = std::sync::Arc::clone(&cancel);
+        let mut calls = 0u64;
+        let mut work = |_batch: usize| {
+            calls += 1;
+            if calls == 50 {
+                setter.store(true, Ordering::Relaxed);
+            }
+            spin(Duration::from_micros(200));
+            Ok(())
+        };
+        // A 60 s budget: only the cancel can end this within the test.
+        let started = Instant::now();
+        let r = time_workload(
+            &mut work,
+            1,
+            Duration::from_secs(60),
+            &HarnessConfig::default(),
+            Some(&cancel),
+        );
+        assert!(matches!(r, Err(MeasureError::Cancelled)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // It stopped within one sample (1 ms worth of calls) of the flag.
+        assert!(calls < 50 + 20, "{calls} calls");
     }
 }

@@ -16,6 +16,8 @@ use harness::{time_workload, HarnessConfig, Timing, Workload};
 use serde::{Deserialize, Serialize};
 use stats::SampleStats;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use workbench_kernels::{BackendKind, Precision};
 
@@ -27,6 +29,8 @@ pub enum MeasureError {
     NoSamples,
     #[error("batch size must be at least 1 (got {0})")]
     ZeroBatch(usize),
+    #[error("cancelled")]
+    Cancelled,
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
 }
@@ -44,6 +48,17 @@ pub struct MeasureOptions {
     pub hardware_fingerprint: Option<String>,
     /// This machine's roofline, for each measurement's fraction of peak.
     pub roofline: Option<Roofline>,
+    /// Set by another thread (the TUI's Esc) to stop between timing samples.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl MeasureOptions {
+    /// Whether the run was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 impl MeasureOptions {
@@ -56,6 +71,7 @@ impl MeasureOptions {
             harness: HarnessConfig::default(),
             hardware_fingerprint: None,
             roofline: None,
+            cancel: None,
         }
     }
 
@@ -240,6 +256,9 @@ pub fn measure_jobs(
         let mut untimed_in_row = row.iter().filter(|m| m.is_none()).count();
         let mut workload: Option<Box<dyn Workload + '_>> = None;
         for (batch_index, (&batch, hit)) in batches.iter().zip(row).enumerate() {
+            if opts.cancelled() {
+                return Err(MeasureError::Cancelled);
+            }
             let index = config_index * batches.len() + batch_index + 1;
             let m = match hit {
                 Some(m) => m,
@@ -275,7 +294,13 @@ pub fn measure_jobs(
                     });
                     let left = opts.budget.saturating_sub(start.elapsed());
                     let share = left / u32::try_from(to_time.max(1)).unwrap_or(u32::MAX);
-                    let timing = time_workload(w.as_mut(), batch, share, &opts.harness)?;
+                    let timing = time_workload(
+                        w.as_mut(),
+                        batch,
+                        share,
+                        &opts.harness,
+                        opts.cancel.as_deref(),
+                    )?;
                     to_time = to_time.saturating_sub(1);
                     untimed_in_row = untimed_in_row.saturating_sub(1);
                     let m = measurement(subject, backend, precision, batch, timing);

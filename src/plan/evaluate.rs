@@ -302,6 +302,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         staleness_s: None,
         energy_mj_per_prediction: None,
         on_pareto_front: false,
+        simulated: false,
     }
 }
 
@@ -439,6 +440,7 @@ pub fn simulate_candidate(
             fraction: p.fraction,
         })
         .collect();
+    row.simulated = true;
     Evaluation {
         candidate: c,
         plan: row,
@@ -771,6 +773,7 @@ pub fn simulate_fallback(
             fraction: f,
         })
         .collect();
+    row.simulated = true;
     Evaluation {
         candidate: c,
         plan: row,

@@ -104,6 +104,10 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .collect::<Vec<Option<f64>>>(),
         ),
         column(
+            "simulated",
+            rows.iter().map(|r| r.0.simulated).collect::<Vec<bool>>(),
+        ),
+        column(
             "on_pareto_front",
             rows.iter()
                 .map(|r| r.0.on_pareto_front)

@@ -67,6 +67,7 @@ fn plan(
         staleness_s: None,
         energy_mj_per_prediction: None,
         on_pareto_front,
+        simulated: true,
     }
 }
 

@@ -96,6 +96,15 @@ pub struct Plan {
     pub energy_mj_per_prediction: Option<f64>,
     /// On the Pareto front over cost, p99 latency and accuracy loss.
     pub on_pareto_front: bool,
+    /// `false`: rejected before simulation, so the latency is an analytic lower
+    /// bound and cost, throughput and utilisation were not estimated.
+    #[serde(default = "simulated_by_default")]
+    pub simulated: bool,
+}
+
+/// Plans written before `simulated` existed were all simulated or marked in words.
+fn simulated_by_default() -> bool {
+    true
 }
 
 /// A plan that was not recommended.

@@ -146,7 +146,12 @@ fn all_plans(report: &Report) -> Vec<(&Plan, bool)> {
     plans
 }
 
+/// Where a plan sits on the cost vs p99 chart; plans rejected before simulation
+/// have no cost or simulated latency, so they are left off rather than drawn at $0.
 fn finite_point(plan: &Plan) -> Option<(f64, f64)> {
+    if !plan.simulated {
+        return None;
+    }
     let point = (plan.latency_ms.p99, plan.cost_usd_per_month);
     (point.0.is_finite() && point.1.is_finite()).then_some(point)
 }
@@ -172,7 +177,16 @@ pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
         Some(0.0),
     );
     with_svg(PLOT, |root| {
-        let mut chart = chart(root, PLOT, "Cost vs p99 latency of every plan", x, y)?;
+        let unsimulated = plans.iter().filter(|(p, _)| !p.simulated).count();
+        let caption = if unsimulated == 0 {
+            "Cost vs p99 latency of every plan".to_string()
+        } else {
+            let plans = if unsimulated == 1 { "plan" } else { "plans" };
+            format!(
+                "Cost vs p99 latency ({unsimulated} {plans} rejected before simulation not drawn)"
+            )
+        };
+        let mut chart = chart(root, PLOT, &caption, x, y)?;
         chart
             .configure_mesh()
             .x_desc("p99 latency (ms, simulated)")
@@ -322,6 +336,35 @@ fn log_ticks_formatter(value: &f64) -> String {
 
 /// Roofline of the measuring machine (log-log): compute roof, one roof per
 /// bandwidth, and the kernels at their arithmetic intensity.
+/// Height of one kernel label on the roofline, pixels.
+const LABEL_LINE_PX: i32 = 14;
+/// Labels whose points are closer than this horizontally may collide, pixels.
+const LABEL_WIDTH_PX: i32 = 150;
+
+/// The vertical centre of each point's label: at the point itself unless a
+/// label above it (within `width` horizontally) is in the way, in which case
+/// just below that one. Pure, so the layout is tested without an SVG.
+fn stack_labels(anchors: &[(i32, i32)], line: i32, width: i32) -> Vec<i32> {
+    let mut order: Vec<usize> = (0..anchors.len()).collect();
+    order.sort_by_key(|&i| (anchors[i].1, anchors[i].0));
+    let mut placed: Vec<(i32, i32)> = Vec::with_capacity(anchors.len());
+    let mut ys = vec![0; anchors.len()];
+    for i in order {
+        let (x, y) = anchors[i];
+        let mut label_y = y;
+        // Placed labels are visited top to bottom, so one pass pushes past all.
+        for &(px, py) in &placed {
+            if (px - x).abs() < width && label_y > py - line && label_y < py + line {
+                label_y = py + line;
+            }
+        }
+        placed.push((x, label_y));
+        placed.sort_by_key(|p| p.1);
+        ys[i] = label_y;
+    }
+    ys
+}
+
 pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
     const PLOT: &str = "roofline.svg";
     let roof = &report.roofline;
@@ -345,6 +388,8 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
             .chain(std::iter::once(roof.peak_gflops)),
         3.0,
     );
+    // Head room above the peak for the legend (upper left, clear of the roofs).
+    let y = y.start..y.end * 2.5;
     let (x_lo, x_hi) = (x.start, x.end);
     with_svg(PLOT, |root| {
         let caption = format!("Roofline of {}", roof.machine);
@@ -417,12 +462,55 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
                 .map_err(svg_error(PLOT))?
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, style));
-            chart
-                .draw_series(points.iter().map(|(x, y, name)| {
-                    Text::new(name.to_string(), (*x * 1.15, *y), (FONT, 13).into_font())
-                }))
+            // Kernels of one model share an intensity, so their labels would
+            // pile up: stack them downwards, with a leader line when moved.
+            let anchors: Vec<(i32, i32)> = points
+                .iter()
+                .map(|(x, y, _)| chart.backend_coord(&(*x, *y)))
+                .collect();
+            let label_ys = stack_labels(&anchors, LABEL_LINE_PX, LABEL_WIDTH_PX);
+            for ((&(px, py), label_y), (_, _, name)) in anchors.iter().zip(&label_ys).zip(&points) {
+                let text_x = px + 12;
+                if (label_y - py).abs() > 2 {
+                    root.draw(&PathElement::new(
+                        vec![(px + 5, py), (text_x - 2, *label_y)],
+                        RGBColor(150, 150, 150).stroke_width(1),
+                    ))
+                    .map_err(svg_error(PLOT))?;
+                }
+                root.draw(&Text::new(
+                    name.to_string(),
+                    (text_x, label_y - LABEL_LINE_PX / 2),
+                    (FONT, 13).into_font(),
+                ))
                 .map_err(svg_error(PLOT))?;
+            }
         }
-        draw_legend(&mut chart, PLOT, SeriesLabelPosition::LowerRight)
+        draw_legend(&mut chart, PLOT, SeriesLabelPosition::UpperLeft)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stack_labels;
+
+    #[test]
+    fn coincident_labels_are_stacked_a_line_apart() {
+        let anchors = [(100, 50), (100, 50), (102, 52), (100, 200)];
+        let ys = stack_labels(&anchors, 14, 150);
+        let mut near: Vec<i32> = ys[..3].to_vec();
+        near.sort_unstable();
+        assert!(near.windows(2).all(|w| w[1] - w[0] >= 14), "{ys:?}");
+        assert_eq!(near[0], 50, "the first stays at its point: {ys:?}");
+        assert_eq!(ys[3], 200, "a label far below is not moved: {ys:?}");
+    }
+
+    #[test]
+    fn labels_in_different_columns_do_not_push_each_other() {
+        let anchors = [(100, 50), (400, 50), (400, 55)];
+        let ys = stack_labels(&anchors, 14, 150);
+        assert_eq!(ys[0], 50);
+        assert_eq!(ys[1], 50);
+        assert_eq!(ys[2], 64);
+    }
 }

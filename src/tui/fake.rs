@@ -110,7 +110,7 @@ impl Pipeline for FakePipeline {
         &self,
         scenario: &ScenarioEntry,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Measurements, String> {
         let seed = scenario_seed(&scenario.name);
         let flops_per_sample = 2.0e6 * (1.0 + (seed % 5) as f64);
@@ -165,6 +165,7 @@ impl Pipeline for FakePipeline {
                     let gflops = (base * speedup * batching).min(0.9 * peak);
                     let latency_ms = flops_per_sample * f64::from(batch) / (gflops * 1e9) * 1e3;
                     kernels.push(KernelRow {
+                        variant: None,
                         backend: backend.to_string(),
                         precision: precision.to_string(),
                         batch,
@@ -203,7 +204,7 @@ impl Pipeline for FakePipeline {
         measurements: &Measurements,
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Report, String> {
         let cache = measurements
             .cache
@@ -663,5 +664,6 @@ fn plan(
         staleness_s: None,
         energy_mj_per_prediction: None,
         on_pareto_front: false,
+        simulated: true,
     }
 }

@@ -31,6 +31,8 @@ pub struct CandidateRow {
     pub rejected_because: Option<String>,
     /// On the cost / p99 / accuracy Pareto front.
     pub pareto: bool,
+    /// `false`: rejected before simulation (p99 is a lower bound, no cost).
+    pub simulated: bool,
 }
 
 impl CandidateRow {
@@ -167,6 +169,7 @@ impl CandidateRow {
             staleness_min: plan.staleness_s.map(|s| s / 60.0),
             rejected_because,
             pareto: plan.on_pareto_front,
+            simulated: plan.simulated,
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum Progress {
 /// One measured kernel, as shown in the Kernels table and roofline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelRow {
+    /// Model variant, when the scenario has several (`None`: the only one).
+    pub variant: Option<String>,
     pub backend: String,
     pub precision: String,
     pub batch: u32,
@@ -65,26 +67,27 @@ pub struct KernelRow {
 }
 
 impl KernelRow {
+    /// "tiled f32 b32", or "student tiled f32 b32" when the scenario has several
+    /// variants: also the label of the kernel's roofline point.
     pub fn key(&self) -> String {
-        format!("{} {} b{}", self.backend, self.precision, self.batch)
+        let config = format!("{} {} b{}", self.backend, self.precision, self.batch);
+        match &self.variant {
+            Some(variant) => format!("{variant} {config}"),
+            None => config,
+        }
     }
 
     /// The row for one report kernel; the arithmetic intensity comes from the
-    /// roofline point with the same label ("tiled f32 b32"), 0 (not plotted) if none.
-    pub fn from_measurement(kernel: &KernelMeasurement, roofline: &Roofline) -> KernelRow {
-        let label = format!(
-            "{} {} b{}",
-            kernel.backend.name(),
-            kernel.precision.name(),
-            kernel.batch
-        );
-        let arithmetic_intensity = roofline
-            .points
-            .iter()
-            .find(|p| p.label == label)
-            .map_or(0.0, |p| p.arithmetic_intensity);
+    /// roofline point with the same label, 0 (not plotted) if none.
+    /// `name_variant`: the scenario has several variants, so rows say which.
+    pub fn from_measurement(
+        kernel: &KernelMeasurement,
+        roofline: &Roofline,
+        name_variant: bool,
+    ) -> KernelRow {
         let latency_ms = kernel.median_ns / 1e6;
-        KernelRow {
+        let mut row = KernelRow {
+            variant: name_variant.then(|| kernel.workload.clone()),
             backend: kernel.backend.name().to_string(),
             precision: kernel.precision.name().to_string(),
             batch: kernel.batch,
@@ -96,8 +99,15 @@ impl KernelRow {
             },
             gflops: kernel.gflops,
             fraction_of_peak: kernel.fraction_of_peak,
-            arithmetic_intensity,
-        }
+            arithmetic_intensity: 0.0,
+        };
+        let label = row.key();
+        row.arithmetic_intensity = roofline
+            .points
+            .iter()
+            .find(|p| p.label == label)
+            .map_or(0.0, |p| p.arithmetic_intensity);
+        row
     }
 }
 
@@ -110,10 +120,11 @@ impl Measurements {
         tuned: Option<String>,
         cache: Arc<dyn Any + Send + Sync>,
     ) -> Measurements {
+        let name_variant = kernels.windows(2).any(|w| w[0].workload != w[1].workload);
         Measurements {
             kernels: kernels
                 .iter()
-                .map(|k| KernelRow::from_measurement(k, roofline))
+                .map(|k| KernelRow::from_measurement(k, roofline, name_variant))
                 .collect(),
             peak_gflops: roofline.peak_gflops,
             // The slowest roof (DRAM) is the one a kernel streaming its weights meets.
@@ -168,7 +179,7 @@ pub trait Pipeline: Send + Sync {
         &self,
         scenario: &ScenarioEntry,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Measurements, String>;
 
     /// Projects, simulates and recommends from cached measurements, with the what-if applied.
@@ -178,7 +189,7 @@ pub trait Pipeline: Send + Sync {
         measurements: &Measurements,
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Report, String>;
 
     /// Writes the same Markdown/CSV/JSON as `workbench run` under `out_dir`; returns the paths written.

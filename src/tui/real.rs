@@ -39,7 +39,7 @@ impl Pipeline for RealPipeline {
         &self,
         entry: &ScenarioEntry,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Measurements, String> {
         let scenario = scenario::load(&entry.path).map_err(|e| e.to_string())?;
         progress(Progress::Stage("probing this machine".to_string()));
@@ -60,7 +60,11 @@ impl Pipeline for RealPipeline {
                 });
             }
         };
-        let measured = pipeline::measure_scenario(&scenario, &self.options, &mut on_progress)
+        let options = PipelineOptions {
+            cancel: Some(Arc::clone(cancel)),
+            ..self.options.clone()
+        };
+        let measured = pipeline::measure_scenario(&scenario, &options, &mut on_progress)
             .map_err(|e| e.to_string())?;
         cancelled(cancel)?;
         let local: Vec<report::KernelMeasurement> = measured
@@ -84,7 +88,7 @@ impl Pipeline for RealPipeline {
         measurements: &Measurements,
         what_if: &WhatIf,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<Report, String> {
         let cached = measurements
             .cache

@@ -643,10 +643,11 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
 
 fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
     let point = |c: &CandidateRow| (c.p99_ms, c.cost_usd_per_month);
+    // Plans rejected before simulation have no cost: not drawn at $0.
     let rejected: Vec<(f64, f64)> = plan
         .candidates
         .iter()
-        .filter(|c| !c.feasible())
+        .filter(|c| !c.feasible() && c.simulated)
         .map(point)
         .collect();
     let feasible: Vec<(f64, f64)> = plan
@@ -789,8 +790,16 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         Row::new([
             mark.to_string(),
             c.label.clone(),
-            fmt_ms(c.p99_ms),
-            fmt_usd(c.cost_usd_per_month),
+            if c.simulated {
+                fmt_ms(c.p99_ms)
+            } else {
+                format!("≥{}", fmt_ms(c.p99_ms))
+            },
+            if c.simulated {
+                fmt_usd(c.cost_usd_per_month)
+            } else {
+                "-".to_string()
+            },
             verdict,
         ])
         .style(style)

@@ -213,7 +213,7 @@ pub fn run_job(
 ) -> Result<(), UiGone> {
     let send = |event: WorkerEvent| events.send(event).map_err(|_| UiGone);
     let id = job.id;
-    let cancel = job.cancel.as_ref();
+    let cancel = &job.cancel;
     let cancelled = || cancel.load(Ordering::Relaxed);
     if cancelled() {
         return send(WorkerEvent::Finished {
