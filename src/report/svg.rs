@@ -176,6 +176,8 @@ pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
             .map(|p| p.1),
         Some(0.0),
     );
+    // Head room above the dearest plan for the legend (upper right).
+    let y = y.start..y.start + (y.end - y.start) * 1.4;
     with_svg(PLOT, |root| {
         let unsimulated = plans.iter().filter(|(p, _)| !p.simulated).count();
         let caption = if unsimulated == 0 {

@@ -44,6 +44,12 @@ impl Pipeline for RealPipeline {
         let scenario = scenario::load(&entry.path).map_err(|e| e.to_string())?;
         progress(Progress::Stage("probing this machine".to_string()));
         let mut on_progress = |p: MeasureProgress| {
+            if let MeasureProgress::Planned { total, cached } = p {
+                progress(Progress::Stage(format!(
+                    "timing {} kernels ({cached} from the cache)",
+                    total.saturating_sub(cached)
+                )));
+            }
             if let MeasureProgress::Finished {
                 index,
                 total,
