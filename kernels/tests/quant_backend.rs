@@ -128,6 +128,44 @@ fn every_int8_path_gives_identical_outputs() {
 }
 
 #[test]
+fn chained_int8_layers_give_the_same_outputs_as_unchained() {
+    // mlp: dense -> relu -> dense -> relu -> dense; the transformer has dense
+    // layers that feed non-GEMM ops (layer norm, attention) and must not chain.
+    for g in [mlp(), transformer()] {
+        let x = seeded_inputs(g.input_len(), 3, 17);
+        let mut outs = Vec::new();
+        for chain_int8 in [true, false] {
+            let backend = QuantizedBackend {
+                chain_int8,
+                ..QuantizedBackend::default()
+            };
+            let mut exe = backend
+                .compile(&g, &opts(Precision::Int8))
+                .expect("compile");
+            let lowered = exe.lowered();
+            // A second batch size re-sizes the u8 buffers.
+            let one = exe.run(&x[..g.input_len()], 1).expect("run").to_vec();
+            let all = exe.run(&x, 3).expect("run").to_vec();
+            assert_eq!(&all[..one.len()], &one[..]);
+            outs.push((lowered, all));
+        }
+        let (chained, plain) = (&outs[0], &outs[1]);
+        assert_eq!(chained.1, plain.1, "chaining changed the outputs");
+        assert!(!plain.0.contains("requantized u8"));
+        if g.name().starts_with("mlp") {
+            assert_eq!(
+                chained.0.matches("requantized u8").count(),
+                2,
+                "{}",
+                chained.0
+            );
+            assert_eq!(chained.0.matches("int8 gemm + relu").count(), 2);
+            assert_eq!(chained.0.matches("fused into the gemm before").count(), 2);
+        }
+    }
+}
+
+#[test]
 fn batched_run_equals_per_sample_runs() {
     let g = convnet();
     let mut exe = compile(&g, BackendKind::Quantized, &opts(Precision::Int8)).expect("compile");
