@@ -9,6 +9,35 @@ use workbench_kernels::{
     MlpSpec, ModelSpec, Precision, TransformerSpec,
 };
 
+/// Counts allocations of the current thread only, so the other tests of this
+/// binary running in parallel do not disturb the no-allocation check.
+struct CountingAlloc;
+
+thread_local! {
+    static THREAD_ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        THREAD_ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        THREAD_ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
 fn mlp() -> Graph {
     Graph::from_spec(
         &ModelSpec::Mlp(MlpSpec {
@@ -161,6 +190,26 @@ fn chained_int8_layers_give_the_same_outputs_as_unchained() {
             );
             assert_eq!(chained.0.matches("int8 gemm + relu").count(), 2);
             assert_eq!(chained.0.matches("fused into the gemm before").count(), 2);
+        }
+    }
+}
+
+#[test]
+fn second_run_allocates_nothing_at_every_precision() {
+    for g in [mlp(), convnet(), transformer()] {
+        for p in [Precision::Int8, Precision::F16, Precision::Bf16] {
+            let start = THREAD_ALLOCS.with(|c| c.get());
+            let mut exe = compile(&g, BackendKind::Quantized, &opts(p)).expect("compile");
+            assert!(
+                THREAD_ALLOCS.with(|c| c.get()) > start,
+                "the counter counts"
+            );
+            let x = seeded_inputs(g.input_len(), 2, 1);
+            exe.run(&x, 2).expect("first run");
+            let before = THREAD_ALLOCS.with(|c| c.get());
+            exe.run(&x, 2).expect("second run");
+            let allocs = THREAD_ALLOCS.with(|c| c.get()) - before;
+            assert_eq!(allocs, 0, "{} {p}: {allocs} allocations", g.name());
         }
     }
 }

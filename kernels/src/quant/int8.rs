@@ -318,14 +318,38 @@ enum Sink<'a> {
 #[inline(always)]
 pub(crate) fn saturate_u8(t: f32, nan_as: f32) -> u8 {
     let t = if t.is_nan() { nan_as } else { t };
-    let c = if t < 0.0 {
-        0.0
-    } else if t > 255.0 {
-        255.0
-    } else {
-        t
-    };
+    let c = t.clamp(0.0, 255.0);
     ((c + 12_582_912.0).to_bits() & 0xff) as u8
+}
+
+/// `dst[j] = emit(y_j)` with `y_j = (acc[j] - za * sums[j]) * (sa * ws[j]) + bias[j]`,
+/// then ReLU; one operation order for every path. Zipped slices (no indexing)
+/// so the loop vectorizes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dequant_into<T>(
+    dst: &mut [T],
+    acc: &[i32],
+    sums: &[i32],
+    ws: &[f32],
+    bias: Option<&[f32]>,
+    (sa, za, relu): (f32, i32, bool),
+    emit: impl Fn(f32) -> T,
+) {
+    let act = |y: f32| if relu && y < 0.0 { 0.0 } else { y };
+    let base = dst.iter_mut().zip(acc).zip(sums).zip(ws);
+    match bias {
+        Some(b) => {
+            for ((((d, &x), &s), &w), &bv) in base.zip(b) {
+                *d = emit(act((x - za * s) as f32 * (sa * w) + bv));
+            }
+        }
+        None => {
+            for (((d, &x), &s), &w) in base {
+                *d = emit(act((x - za * s) as f32 * (sa * w)));
+            }
+        }
+    }
 }
 
 /// Applies the epilogue to one row of a tile: `acc[j]` is the raw sum of
@@ -341,39 +365,28 @@ fn finish_row(
 ) {
     let cols = acc.len();
     let sums = &col_sums[col0..col0 + cols];
-    // Dequantized value of column j, with bias and ReLU; same operation order on every path.
-    let value = |ep: &Int8Epilogue<'_>, j: usize, x: i32| -> f32 {
-        let y = (x - za * sums[j]) as f32 * (ep.act.scale * ep.weight_scales[col0 + j]);
-        let y = match ep.bias {
-            Some(b) => y + b[col0 + j],
-            None => y,
-        };
-        if ep.relu && y < 0.0 {
-            0.0
-        } else {
-            y
-        }
-    };
+    let span = |ld: usize| row * ld + col0..row * ld + col0 + cols;
     match sink {
         Sink::I32(c, ldc) => {
-            let dst = &mut c[row * *ldc + col0..row * *ldc + col0 + cols];
-            for ((d, &x), &s) in dst.iter_mut().zip(acc).zip(sums) {
+            for ((d, &x), &s) in c[span(*ldc)].iter_mut().zip(acc).zip(sums) {
                 *d = x - za * s;
             }
         }
         Sink::F32(o, ldo, ep) => {
-            let dst = &mut o[row * *ldo + col0..row * *ldo + col0 + cols];
-            for (j, (d, &x)) in dst.iter_mut().zip(acc).enumerate() {
-                *d = value(ep, j, x);
-            }
+            let ws = &ep.weight_scales[col0..col0 + cols];
+            let bias = ep.bias.map(|b| &b[col0..col0 + cols]);
+            let params = (ep.act.scale, za, ep.relu);
+            dequant_into(&mut o[span(*ldo)], acc, sums, ws, bias, params, |y| y);
         }
         Sink::U8(o, ldo, ep, q) => {
+            let ws = &ep.weight_scales[col0..col0 + cols];
+            let bias = ep.bias.map(|b| &b[col0..col0 + cols]);
+            let params = (ep.act.scale, za, ep.relu);
             let inv = 1.0 / q.scale;
             let zp = f32::from(q.zero_point);
-            let dst = &mut o[row * *ldo + col0..row * *ldo + col0 + cols];
-            for (j, (d, &x)) in dst.iter_mut().zip(acc).enumerate() {
-                *d = saturate_u8(value(ep, j, x) * inv + zp, zp);
-            }
+            dequant_into(&mut o[span(*ldo)], acc, sums, ws, bias, params, |y| {
+                saturate_u8(y * inv + zp, zp)
+            });
         }
     }
 }
@@ -387,10 +400,13 @@ trait TileKernel {
     /// # Safety
     /// The CPU supports the path; `a` holds `rows` rows of stride `lda` readable
     /// to `kp`; `panel` holds `kp * NR` packed weights; `tile` >= `MR * NR`.
+    /// Only the first `cols` columns of each tile row are read afterwards.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         a: &[u8],
         lda: usize,
         rows: usize,
+        cols: usize,
         kp: usize,
         panel: &[Self::W],
         tile: &mut [i32],
@@ -427,7 +443,7 @@ unsafe fn drive<K: TileKernel>(
         while i < m {
             let rows = (m - i).min(K::MR);
             // SAFETY: forwarded from the caller's contract; rows i..i+rows exist.
-            unsafe { K::tile(&a[i * lda..], lda, rows, kp, panel, &mut tile) };
+            unsafe { K::tile(&a[i * lda..], lda, rows, cols, kp, panel, &mut tile) };
             for r in 0..rows {
                 let acc = &tile[r * K::NR..r * K::NR + cols];
                 finish_row(sink, za, col_sums, i + r, col0, acc);
@@ -443,7 +459,15 @@ impl TileKernel for PortableKernel {
     type W = i8;
     const MR: usize = PORTABLE_MR;
     const NR: usize = PORTABLE_NR;
-    unsafe fn tile(a: &[u8], lda: usize, rows: usize, kp: usize, panel: &[i8], tile: &mut [i32]) {
+    unsafe fn tile(
+        a: &[u8],
+        lda: usize,
+        rows: usize,
+        _cols: usize,
+        kp: usize,
+        panel: &[i8],
+        tile: &mut [i32],
+    ) {
         for r in 0..rows {
             let acc = &mut tile[r * PORTABLE_NR..(r + 1) * PORTABLE_NR];
             acc.fill(0);
@@ -614,61 +638,85 @@ mod x86 {
             a: &[u8],
             lda: usize,
             rows: usize,
+            cols: usize,
             kp: usize,
             panel: &[i8],
             tile: &mut [i32],
         ) {
             let (a, b, t) = (a.as_ptr(), panel.as_ptr(), tile.as_mut_ptr());
             // SAFETY: the caller's contract (features, rows readable to kp, a
-            // full panel, a tile of MR x NR).
+            // full panel, a tile of MR x NR). A narrow last panel (the 10
+            // classes of a classifier) computes only the zmm columns it needs.
             unsafe {
-                match rows {
-                    6 => vnni_tile::<6>(a, lda, kp, b, t),
-                    5 => vnni_tile::<5>(a, lda, kp, b, t),
-                    4 => vnni_tile::<4>(a, lda, kp, b, t),
-                    3 => vnni_tile::<3>(a, lda, kp, b, t),
-                    2 => vnni_tile::<2>(a, lda, kp, b, t),
-                    _ => vnni_tile::<1>(a, lda, kp, b, t),
+                match cols.div_ceil(16) {
+                    1 => vnni_rows::<1>(rows, a, lda, kp, b, t),
+                    2 => vnni_rows::<2>(rows, a, lda, kp, b, t),
+                    3 => vnni_rows::<3>(rows, a, lda, kp, b, t),
+                    _ => vnni_rows::<4>(rows, a, lda, kp, b, t),
                 }
             }
         }
     }
 
-    /// One MR x 64 tile over the whole padded reduction (`kp` a multiple of 4):
-    /// per 4 k-steps, 4 weight loads, MR broadcasts of 4 A bytes and 4 * MR
-    /// `vpdpbusd`.
-    ///
     /// # Safety
-    /// CPU supports avx512f/bw/vnni; `a` has MR rows of stride `lda` readable to
-    /// `kp`; `b` holds `kp * 64` bytes; `t` holds MR * 64 i32.
+    /// As for [`vnni_tile`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn vnni_tile<const MR: usize>(
+    unsafe fn vnni_rows<const NZ: usize>(
+        rows: usize,
         a: *const u8,
         lda: usize,
         kp: usize,
         b: *const i8,
         t: *mut i32,
     ) {
-        let mut acc = [[_mm512_setzero_si512(); 4]; MR];
+        // SAFETY: forwarded contract.
+        unsafe {
+            match rows {
+                6 => vnni_tile::<6, NZ>(a, lda, kp, b, t),
+                5 => vnni_tile::<5, NZ>(a, lda, kp, b, t),
+                4 => vnni_tile::<4, NZ>(a, lda, kp, b, t),
+                3 => vnni_tile::<3, NZ>(a, lda, kp, b, t),
+                2 => vnni_tile::<2, NZ>(a, lda, kp, b, t),
+                _ => vnni_tile::<1, NZ>(a, lda, kp, b, t),
+            }
+        }
+    }
+
+    /// One MR x (16 * NZ) tile of a 64-column panel over the whole padded
+    /// reduction (`kp` a multiple of 4): per 4 k-steps, NZ weight loads, MR
+    /// broadcasts of 4 A bytes and NZ * MR `vpdpbusd`.
+    ///
+    /// # Safety
+    /// CPU supports avx512f/bw/vnni; `a` has MR rows of stride `lda` readable to
+    /// `kp`; `b` holds `kp * 64` bytes; `t` holds MR * 64 i32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn vnni_tile<const MR: usize, const NZ: usize>(
+        a: *const u8,
+        lda: usize,
+        kp: usize,
+        b: *const i8,
+        t: *mut i32,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); NZ]; MR];
         // SAFETY (whole block): kk < kp, so every 4-byte A read is inside its
-        // row and every 64-byte B read inside the panel; the tile store writes
-        // MR rows of 64 i32.
+        // row and every 64-byte B read (z < NZ <= 4) inside the panel; the tile
+        // store writes MR rows of at most 64 i32.
         unsafe {
             let mut kk = 0;
             while kk < kp {
                 let bk = b.add(kk * VNNI_NR);
-                let w0 = _mm512_loadu_si512(bk as *const __m512i);
-                let w1 = _mm512_loadu_si512(bk.add(64) as *const __m512i);
-                let w2 = _mm512_loadu_si512(bk.add(128) as *const __m512i);
-                let w3 = _mm512_loadu_si512(bk.add(192) as *const __m512i);
+                let mut w = [_mm512_setzero_si512(); NZ];
+                for (z, wz) in w.iter_mut().enumerate() {
+                    *wz = _mm512_loadu_si512(bk.add(64 * z) as *const __m512i);
+                }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let quad = (a.add(r * lda + kk) as *const i32).read_unaligned();
                     let av = _mm512_set1_epi32(quad);
-                    acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, w0);
-                    acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, w1);
-                    acc_r[2] = _mm512_dpbusd_epi32(acc_r[2], av, w2);
-                    acc_r[3] = _mm512_dpbusd_epi32(acc_r[3], av, w3);
+                    for (acc_rz, wz) in acc_r.iter_mut().zip(&w) {
+                        *acc_rz = _mm512_dpbusd_epi32(*acc_rz, av, *wz);
+                    }
                 }
                 kk += 4;
             }
@@ -691,6 +739,7 @@ mod x86 {
             a: &[u8],
             lda: usize,
             rows: usize,
+            _cols: usize,
             kp: usize,
             panel: &[i16],
             tile: &mut [i32],
