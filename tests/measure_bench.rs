@@ -174,7 +174,7 @@ fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
         assert_eq!(k["precision"], "int8");
         assert!(k["trials"].is_null());
     }
-    let tiny_shapes = 2; // 32 -> 32 and 32 -> 4 dense layers
+    let tiny_shapes: u64 = 2; // 32 -> 32 and 32 -> 4 dense layers
     for k in &autotuned {
         assert_eq!(k["precision"], "f32");
         assert!(k["median_ns"].as_f64().unwrap() > 0.0);
@@ -183,7 +183,7 @@ fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
             .expect("autotuned records carry trials");
         // Every shape ran at least its initial trials and at most the default budget.
         assert!(
-            (tiny_shapes..=40 * tiny_shapes as u64).contains(&trials),
+            (tiny_shapes..=40 * tiny_shapes).contains(&trials),
             "{trials}"
         );
     }
