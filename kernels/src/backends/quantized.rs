@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use crate::backend::{check_input, Backend, CompileOptions, Executable};
-use crate::backends::naive::conv_geom;
+use crate::backends::naive::{conv_geom, reference_op};
 use crate::error::KernelError;
 use crate::graph::{Graph, Op};
 use crate::quant::int8::k_padded;
@@ -23,7 +23,7 @@ use crate::quant::{
     Calibrator, HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError,
     WeightStorage,
 };
-use crate::reference::{self as r, ConvGeom, RowView};
+use crate::reference::ConvGeom;
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
 
@@ -540,48 +540,38 @@ impl QuantizedExecutable {
                         };
                         g.run(a, rows, out, &mut self.scratch.a_u8, self.half_path)?;
                     }
-                    Op::Conv2d {
-                        weight,
-                        stride,
-                        padding,
-                        ..
-                    } => {
-                        let geom = conv_geom(
-                            in_shape,
-                            &node.shape,
-                            weight.shape[2],
-                            weight.shape[3],
-                            *stride,
-                            *padding,
-                        );
+                    Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
+                        // Patch rows [hw, k] per sample: im2col for a conv, a
+                        // transpose of [ic, hw] for a pointwise conv.
+                        let geom = match &node.op {
+                            Op::Conv2d {
+                                weight,
+                                stride,
+                                padding,
+                                ..
+                            } => Some(conv_geom(
+                                in_shape,
+                                &node.shape,
+                                weight.shape[2],
+                                weight.shape[3],
+                                *stride,
+                                *padding,
+                            )),
+                            _ => None,
+                        };
+                        let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
                         for s in 0..batch {
                             let x = &before[first][s * in_len[0]..(s + 1) * in_len[0]];
                             let mut cols = std::mem::take(&mut self.scratch.a_f32);
-                            im2col_patches(x, &geom, &mut cols);
-                            let hw = geom.oh * geom.ow;
-                            let res = gemm_transposed(
-                                g,
-                                &cols,
-                                hw,
-                                &mut rest[0],
-                                s * out_len,
-                                &mut self.scratch,
-                                self.half_path,
-                            );
-                            self.scratch.a_f32 = cols;
-                            res?;
-                        }
-                    }
-                    Op::PointwiseConv { .. } => {
-                        let (ic, hw) = (g.k, in_len[0] / g.k);
-                        for s in 0..batch {
-                            let x = &before[first][s * in_len[0]..(s + 1) * in_len[0]];
-                            // [ic, hw] -> patch rows [hw, ic]
-                            let mut cols = std::mem::take(&mut self.scratch.a_f32);
-                            cols.resize(hw * ic, 0.0);
-                            for c in 0..ic {
-                                for p in 0..hw {
-                                    cols[p * ic + c] = x[c * hw + p];
+                            match &geom {
+                                Some(geom) => im2col_patches(x, geom, &mut cols),
+                                None => {
+                                    cols.resize(hw * g.k, 0.0);
+                                    for c in 0..g.k {
+                                        for p in 0..hw {
+                                            cols[p * g.k + c] = x[c * hw + p];
+                                        }
+                                    }
                                 }
                             }
                             let res = gemm_transposed(
@@ -646,109 +636,6 @@ fn gemm_transposed(
     }
     scratch.out_t = t;
     res
-}
-
-/// One op on one sample with the reference kernels (same semantics as naive).
-fn reference_op<'a>(
-    op: &Op,
-    in_shape: &[usize],
-    out_shape: &[usize],
-    in_len: &[usize],
-    x: impl Fn(usize) -> &'a [f32],
-    out: &mut [f32],
-) {
-    match op {
-        Op::Input | Op::Constant(_) => {}
-        Op::Dense { weight, bias } => {
-            let (k, n) = (weight.shape[0], weight.shape[1]);
-            r::dense(
-                x(0),
-                in_len[0] / k,
-                k,
-                n,
-                &weight.data,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::BiasAdd { bias } => r::bias_add(x(0), &bias.data, out),
-        Op::Activation(a) => r::activation(*a, x(0), out),
-        Op::Softmax => r::softmax(x(0), out_shape[out_shape.len() - 1], out),
-        Op::LayerNorm { gamma, beta, eps } => {
-            r::layer_norm(x(0), &gamma.data, &beta.data, *eps, out)
-        }
-        Op::Conv2d {
-            weight,
-            bias,
-            stride,
-            padding,
-        } => {
-            let g = conv_geom(
-                in_shape,
-                out_shape,
-                weight.shape[2],
-                weight.shape[3],
-                *stride,
-                *padding,
-            );
-            r::conv2d(
-                x(0),
-                &g,
-                &weight.data,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::DepthwiseConv2d {
-            weight,
-            bias,
-            stride,
-            padding,
-        } => {
-            let g = conv_geom(
-                in_shape,
-                out_shape,
-                weight.shape[1],
-                weight.shape[2],
-                *stride,
-                *padding,
-            );
-            r::depthwise(
-                x(0),
-                &g,
-                &weight.data,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::PointwiseConv { weight, bias } => {
-            let (oc, ic) = (weight.shape[0], weight.shape[1]);
-            r::pointwise(
-                x(0),
-                ic,
-                in_len[0] / ic,
-                &weight.data,
-                oc,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::GlobalAvgPool => r::global_avg_pool(x(0), in_shape[0], in_len[0] / in_shape[0], out),
-        Op::MeanPool => r::mean_pool(x(0), in_shape[0], in_shape[1], out),
-        Op::Add => r::add(x(0), x(1), out),
-        Op::Mul => r::mul(x(0), x(1), out),
-        Op::Scale(f) => r::scale(*f, x(0), out),
-        Op::Reshape(_) => out.copy_from_slice(x(0)),
-        Op::AttentionScores { heads } => {
-            let (sq, d) = (in_shape[0], in_shape[1]);
-            let view = RowView { offset: 0, ld: d };
-            r::attention_scores(x(0), view, x(1), view, sq, d, *heads, out)
-        }
-        Op::AttentionContext { heads } => {
-            let (sq, d) = (out_shape[0], out_shape[1]);
-            r::attention_context(x(0), x(1), RowView { offset: 0, ld: d }, sq, d, *heads, out)
-        }
-    }
 }
 
 impl Executable for QuantizedExecutable {

@@ -230,43 +230,30 @@ impl PackedWeightsS8 {
     }
 }
 
-fn check_a(a: &[u8], lda: usize, m: usize, kp: usize) -> Result<(), QuantError> {
-    if lda < kp {
-        return Err(QuantError::BadStride {
-            name: "lda",
-            value: lda,
-            min: kp,
-        });
-    }
-    let needed = if m == 0 { 0 } else { (m - 1) * lda + kp };
-    if a.len() < needed {
-        return Err(QuantError::BufferTooSmall {
-            name: "a",
-            needed,
-            actual: a.len(),
-        });
-    }
-    Ok(())
-}
-
-fn check_out(
+/// A row-major operand of `rows` rows read to `width` with stride `ld`:
+/// the stride covers the width and the buffer (of `len` elements) the rows.
+pub(super) fn check_matrix(
     len: usize,
     ld: usize,
-    m: usize,
-    n: usize,
-    name: &'static str,
+    rows: usize,
+    width: usize,
+    (stride_name, buffer_name): (&'static str, &'static str),
 ) -> Result<(), QuantError> {
-    if ld < n {
+    if ld < width {
         return Err(QuantError::BadStride {
-            name,
+            name: stride_name,
             value: ld,
-            min: n,
+            min: width,
         });
     }
-    let needed = if m == 0 { 0 } else { (m - 1) * ld + n };
+    let needed = if rows == 0 {
+        0
+    } else {
+        (rows - 1) * ld + width
+    };
     if len < needed {
         return Err(QuantError::BufferTooSmall {
-            name,
+            name: buffer_name,
             needed,
             actual: len,
         });
@@ -527,8 +514,8 @@ pub fn gemm_u8s8_i32(
     c: &mut [i32],
     ldc: usize,
 ) -> Result<(), QuantError> {
-    check_a(a, lda, m, packed.k_padded())?;
-    check_out(c.len(), ldc, m, packed.n, "c")?;
+    check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
+    check_matrix(c.len(), ldc, m, packed.n, ("ldc", "c"))?;
     run_gemm(a, lda, m, a_zero_point, packed, Sink::I32(c, ldc))
 }
 
@@ -544,8 +531,8 @@ pub fn gemm_u8s8_f32(
     ldo: usize,
 ) -> Result<(), QuantError> {
     epilogue.check(packed.n)?;
-    check_a(a, lda, m, packed.k_padded())?;
-    check_out(out.len(), ldo, m, packed.n, "out")?;
+    check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
+    check_matrix(out.len(), ldo, m, packed.n, ("ldo", "out"))?;
     run_gemm(
         a,
         lda,
@@ -572,8 +559,8 @@ pub fn gemm_u8s8_u8(
     ldo: usize,
 ) -> Result<(), QuantError> {
     epilogue.check(packed.n)?;
-    check_a(a, lda, m, packed.k_padded())?;
-    check_out(out.len(), ldo, m, packed.n, "out")?;
+    check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
+    check_matrix(out.len(), ldo, m, packed.n, ("ldo", "out"))?;
     run_gemm(
         a,
         lda,
