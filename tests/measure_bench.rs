@@ -41,20 +41,25 @@ fn small_scenario() -> BenchScenario {
     }
 }
 
-#[test]
-fn bench_with_a_scenario_reports_measured_and_projected_figures() {
-    let dir = std::env::temp_dir().join(format!("wb-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let opts = BenchOptions {
+/// A quick bench of the small scenario only, cached under `dir`.
+fn scenario_bench(dir: &std::path::Path, autotune_scenario: bool) -> BenchOptions {
+    BenchOptions {
         quick: true,
         fresh: false,
-        cache_dir: dir.clone(),
+        cache_dir: dir.to_path_buf(),
         scenario: Some(small_scenario()),
         budget: Some(Duration::from_secs(2)),
         probe: Some(ProbeOptions::quick()),
         reference_workloads: false,
-        autotune_scenario: false,
-    };
+        autotune_scenario,
+    }
+}
+
+#[test]
+fn bench_with_a_scenario_reports_measured_and_projected_figures() {
+    let dir = std::env::temp_dir().join(format!("wb-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = scenario_bench(&dir, false);
     let mut events = 0;
     let report = run(&opts, &mut |_| events += 1).unwrap();
     assert!(events > 0);
@@ -151,16 +156,7 @@ fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
     // The autotuned backend logs its trials under WORKBENCH_CACHE_DIR; no other
     // test in this binary compiles the autotuned backend or reads the variable.
     std::env::set_var("WORKBENCH_CACHE_DIR", &dir);
-    let opts = BenchOptions {
-        quick: true,
-        fresh: false,
-        cache_dir: dir.clone(),
-        scenario: Some(small_scenario()),
-        budget: Some(Duration::from_secs(2)),
-        probe: Some(ProbeOptions::quick()),
-        reference_workloads: false,
-        autotune_scenario: true,
-    };
+    let opts = scenario_bench(&dir, true);
     let report = run(&opts, &mut |_| {}).unwrap();
     let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
     let kernels = json["kernels"].as_array().unwrap();
