@@ -110,8 +110,8 @@ impl Default for AutotunedBackend {
             tune_batch: 64,
             seed: 1,
             fingerprint: None,
-            reps: 3,
-            incumbent_margin: 0.02,
+            reps: 5,
+            incumbent_margin: 0.03,
         }
     }
 }
