@@ -1,7 +1,10 @@
 //! Quantized backend: dense, conv2d and pointwise conv run as int8 GEMMs
 //! (u8 activations x per-channel s8 weights, i32 accumulation, dequantized to
 //! f32 at the op boundary) or as f16/bf16-weight GEMMs with f32 accumulation;
-//! every other op runs in f32 with the reference kernels.
+//! every other op runs in f32 with the reference kernels. Consecutive int8
+//! dense layers chain without f32: `dense -> relu -> dense` runs the bias and
+//! ReLU in the first GEMM's epilogue, which writes u8 quantized for the next
+//! (bit-identical to the unchained path, which a test checks).
 //!
 //! int8 activation ranges are calibrated at compile time on seeded sample
 //! inputs (percentile 99.99 by default, min-max on request). Convolutions go
