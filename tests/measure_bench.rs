@@ -41,19 +41,25 @@ fn small_scenario() -> BenchScenario {
     }
 }
 
-#[test]
-fn bench_with_a_scenario_reports_measured_and_projected_figures() {
-    let dir = std::env::temp_dir().join(format!("wb-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let opts = BenchOptions {
+/// A quick bench of the small scenario only, cached under `dir`.
+fn scenario_bench(dir: &std::path::Path, autotune_scenario: bool) -> BenchOptions {
+    BenchOptions {
         quick: true,
         fresh: false,
-        cache_dir: dir.clone(),
+        cache_dir: dir.to_path_buf(),
         scenario: Some(small_scenario()),
         budget: Some(Duration::from_secs(2)),
         probe: Some(ProbeOptions::quick()),
         reference_workloads: false,
-    };
+        autotune_scenario,
+    }
+}
+
+#[test]
+fn bench_with_a_scenario_reports_measured_and_projected_figures() {
+    let dir = std::env::temp_dir().join(format!("wb-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = scenario_bench(&dir, false);
     let mut events = 0;
     let report = run(&opts, &mut |_| events += 1).unwrap();
     assert!(events > 0);
@@ -117,6 +123,10 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
         assert!(!k[key].is_null(), "kernels[0].{key} missing: {k}");
     }
     assert_eq!(k["provenance"]["kind"], "measured");
+    assert!(
+        k["trials"].is_null(),
+        "only autotuned records carry trials: {k}"
+    );
     assert_eq!(json["projections"][0]["provenance"]["kind"], "projected");
 
     let table = report.render_table();
@@ -136,6 +146,56 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
     assert!(again.roofline_from_cache);
     assert_eq!(again.roofline, report.roofline);
     assert!(again.kernels.iter().all(|k| k.from_cache));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
+    let dir = std::env::temp_dir().join(format!("wb-bench-tuned-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The autotuned backend logs its trials under WORKBENCH_CACHE_DIR; no other
+    // test in this binary compiles the autotuned backend or reads the variable.
+    std::env::set_var("WORKBENCH_CACHE_DIR", &dir);
+    let opts = scenario_bench(&dir, true);
+    let report = run(&opts, &mut |_| {}).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    let kernels = json["kernels"].as_array().unwrap();
+    let of = |backend: &str| -> Vec<&serde_json::Value> {
+        kernels.iter().filter(|k| k["backend"] == backend).collect()
+    };
+    let (quantized, autotuned) = (of("quantized"), of("autotuned"));
+    assert_eq!(quantized.len(), 2, "batches 1 and 8");
+    assert_eq!(autotuned.len(), 2, "batches 1 and 8");
+    for k in &quantized {
+        assert_eq!(k["precision"], "int8");
+        assert!(k["trials"].is_null());
+    }
+    let tiny_shapes: u64 = 2; // 32 -> 32 and 32 -> 4 dense layers
+    for k in &autotuned {
+        assert_eq!(k["precision"], "f32");
+        assert!(k["median_ns"].as_f64().unwrap() > 0.0);
+        let trials = k["trials"]
+            .as_u64()
+            .expect("autotuned records carry trials");
+        // Every shape ran at least its initial trials and at most the default budget.
+        assert!(
+            (tiny_shapes..=40 * tiny_shapes).contains(&trials),
+            "{trials}"
+        );
+    }
+    let table = report.render_table();
+    assert!(table.contains("tuning trials"), "{table}");
+    // A second run reuses measurements and the tuning log: same trial count.
+    let again = run(&opts, &mut |_| {}).unwrap();
+    let trials = |r: &workbench::measure::bench::BenchReport| -> Vec<Option<usize>> {
+        r.kernels
+            .iter()
+            .filter(|k| k.backend == BackendKind::Autotuned)
+            .map(|k| k.trials)
+            .collect()
+    };
+    assert_eq!(trials(&again), trials(&report));
+    std::env::remove_var("WORKBENCH_CACHE_DIR");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -113,10 +113,20 @@ fn run_chain_block(
     }
 }
 
+/// The engine of step `si`: the tiled engine with that step's tile, if it has one.
+fn step_engine(engine: Engine, step_tiles: &[Option<TileParams>], si: usize) -> Engine {
+    match (engine, step_tiles.get(si).copied().flatten()) {
+        (Engine::Tiled { simd, .. }, Some(tile)) => Engine::Tiled { simd, tile },
+        (engine, _) => engine,
+    }
+}
+
 pub(crate) struct LoweredExecutable {
     kind: BackendKind,
     lowered: Lowered,
     engine: Engine,
+    /// Per-step blocking overriding the engine's tile (autotuned backend).
+    step_tiles: Vec<Option<TileParams>>,
     /// Pre-packed weights of each dense step (tiled engine).
     packed: Vec<Option<PackedB>>,
     buffers: Vec<Vec<f32>>,
@@ -133,12 +143,23 @@ impl LoweredExecutable {
         lowered: Lowered,
         engine: Engine,
     ) -> Result<LoweredExecutable, KernelError> {
+        LoweredExecutable::with_step_tiles(kind, lowered, engine, Vec::new())
+    }
+
+    /// As `new`, with a tiled-engine blocking per step (the autotuned backend
+    /// tunes each GEMM shape); `None` or a missing entry uses the engine's tile.
+    pub(crate) fn with_step_tiles(
+        kind: BackendKind,
+        lowered: Lowered,
+        engine: Engine,
+        step_tiles: Vec<Option<TileParams>>,
+    ) -> Result<LoweredExecutable, KernelError> {
         let mut packed = Vec::with_capacity(lowered.steps.len());
         let mut im2col_len = 0;
         let mut stack = 0;
-        for step in &lowered.steps {
+        for (si, step) in lowered.steps.iter().enumerate() {
             let mut p = None;
-            match (&step.kind, engine) {
+            match (&step.kind, step_engine(engine, &step_tiles, si)) {
                 (StepKind::Dense { k, n, weight, .. }, Engine::Tiled { tile, .. }) => {
                     p = Some(PackedB::pack(
                         MatRef::row_major(weight, *n),
@@ -177,6 +198,7 @@ impl LoweredExecutable {
             kind,
             lowered,
             engine,
+            step_tiles,
             packed,
             buffers: Vec::new(),
             batch: 0,
@@ -254,7 +276,7 @@ impl LoweredExecutable {
                 &bufs(id)[s * n..(s + 1) * n]
             }
         };
-        match (&step.kind, self.engine) {
+        match (&step.kind, step_engine(self.engine, &self.step_tiles, si)) {
             (
                 StepKind::Dense {
                     x,

@@ -73,7 +73,20 @@ fn autotuned_matches_naive_and_reuses_its_log() {
         let shapes = gemm_shapes(g, 4).len();
         assert_eq!(summary.shapes.len(), shapes);
         assert_eq!(summary.trials, 6 * shapes);
+        assert_eq!(summary.logged_trials, 6 * shapes);
+        assert_eq!(
+            b.logged_trials(g, &CompileOptions::default())
+                .expect("count"),
+            6 * shapes
+        );
         assert_eq!(reports, 6 * shapes);
+        // One tile line per tuned shape in the printed program.
+        assert_eq!(
+            exe.lowered().matches("  gemm ").count(),
+            shapes,
+            "{}",
+            exe.lowered()
+        );
         assert_eq!(exe.backend(), BackendKind::Autotuned);
         assert!(exe.lowered().contains("autotuned"));
         let mut naive = compile(g, BackendKind::Naive, &CompileOptions::default()).expect("naive");
@@ -88,6 +101,11 @@ fn autotuned_matches_naive_and_reuses_its_log() {
             .compile_tuned(g, &CompileOptions::default(), &mut |_, _| {})
             .expect("retune");
         assert_eq!(again.trials, 0);
+        assert_eq!(
+            again.logged_trials,
+            6 * shapes,
+            "reused tiles keep their trial count"
+        );
         assert!(again.shapes.iter().all(|s| s.from_log));
         assert_eq!(again.tile, summary.tile);
         // Another machine: tunes again.
@@ -119,5 +137,78 @@ fn autotuned_is_registered() {
         compile(&g, BackendKind::Autotuned, &CompileOptions::default()).expect("compile");
     assert_eq!(exe.backend(), BackendKind::Autotuned);
     assert!(dir.join("tuning.jsonl").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn each_gemm_step_runs_with_the_tile_of_its_shape() {
+    use workbench_kernels::autotune::{RecordKind, TrialRecord, TuningLog, LOG_VERSION};
+    use workbench_kernels::backends::autotuned::{tile_space, tune_key};
+    use workbench_kernels::TileParams;
+    let dir = std::env::temp_dir().join(format!("wb-autotuned-step-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let g = Graph::from_spec(
+        &ModelSpec::Mlp(MlpSpec {
+            input: 37,
+            hidden: vec![70, 19],
+            output: 5,
+            activation: Activation::Relu,
+        }),
+        9,
+    )
+    .expect("mlp");
+    let opts = CompileOptions::default();
+    let simd = workbench_kernels::simd::detect();
+    let default = TileParams::for_this_machine().adapted_to(simd);
+    let space = tile_space(simd, &default, 1);
+    // Commit a different (deliberately odd) tile per shape, as a finished tune would.
+    let mut log = TuningLog::open(&dir.join("tuning.jsonl")).expect("log");
+    let shapes: Vec<_> = gemm_shapes(&g, 4).into_keys().collect();
+    assert_eq!(shapes.len(), 3);
+    let mut want_tiles = Vec::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        let mut params = workbench_kernels::autotune::Params::new();
+        for d in &space.dims {
+            // A different corner of the space for each shape.
+            let v = if i % 2 == 0 {
+                d.values[0]
+            } else {
+                d.values[d.values.len() - 1]
+            };
+            params.insert(d.name.clone(), v);
+        }
+        let key = tune_key(shape);
+        log.append(TrialRecord {
+            version: LOG_VERSION,
+            fingerprint: "fp-steps".into(),
+            space: space.name.clone(),
+            op: key.op,
+            shape: key.shape,
+            params: params.clone(),
+            time_ns: 1.0,
+            kind: RecordKind::Best,
+        })
+        .expect("append");
+        want_tiles.push(params);
+    }
+    let (mut exe, summary) = backend(&dir, "fp-steps")
+        .compile_tuned(&g, &opts, &mut |_, _| {})
+        .expect("compile");
+    assert_eq!(summary.trials, 0);
+    assert!(summary.shapes.iter().all(|s| s.from_log));
+    for (s, want) in summary.shapes.iter().zip(&want_tiles) {
+        assert_eq!(s.tile.mc as i64, want["mc"], "{:?}", s.shape);
+        assert_eq!(s.tile.kc as i64, want["kc"], "{:?}", s.shape);
+        assert_eq!(s.tile.nr as i64, want["nr"], "{:?}", s.shape);
+    }
+    assert_ne!(summary.shapes[0].tile, summary.shapes[1].tile);
+    // Whatever tile each step got, the results match naive.
+    let mut naive = compile(&g, BackendKind::Naive, &opts).expect("naive");
+    for batch in [1, 4, 5] {
+        let x = seeded_inputs(g.input_len(), batch, 6);
+        let want = naive.run(&x, batch).expect("naive").to_vec();
+        let got = exe.run(&x, batch).expect("run").to_vec();
+        assert!(rel_err(&got, &want) <= 1e-5, "batch {batch}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,9 +4,9 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use workbench_kernels::quant::int8::k_padded;
 use workbench_kernels::quant::{
-    gemm_u8s8_f32, gemm_u8s8_i32, quantize_weights_per_channel, requantize, ActivationQuant,
-    CalibrationMethod, Calibrator, HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights,
-    PackedWeightsS8, QuantError, WeightStorage,
+    gemm_u8s8_f32, gemm_u8s8_i32, gemm_u8s8_u8, quantize_weights_per_channel, requantize,
+    ActivationQuant, CalibrationMethod, Calibrator, HalfPath, Int8Epilogue, Int8Path,
+    PackedPanelWeights, PackedWeightsS8, QuantError, WeightStorage,
 };
 
 fn reference_i32(a: &[u8], lda: usize, m: usize, k: usize, za: u8, b: &[i8], n: usize) -> Vec<i32> {
@@ -201,14 +201,13 @@ fn int8_f32_epilogue_approximates_the_f32_product() {
     for path in Int8Path::supported() {
         let packed = PackedWeightsS8::pack(path, k, n, &qw.values, n).expect("pack");
         let mut out = vec![0.0f32; m * n];
-        let mut scratch = Vec::new();
         let ep = Int8Epilogue {
             act,
             weight_scales: &qw.scales,
             bias: Some(&bias),
             relu: false,
         };
-        gemm_u8s8_f32(&qa, lda, m, &packed, ep, &mut scratch, &mut out, n).expect("gemm");
+        gemm_u8s8_f32(&qa, lda, m, &packed, ep, &mut out, n).expect("gemm");
         let (mut num, mut den) = (0.0f64, 0.0f64);
         for i in 0..m {
             for j in 0..n {
@@ -220,6 +219,66 @@ fn int8_f32_epilogue_approximates_the_f32_product() {
         }
         let rel = (num / den).sqrt();
         assert!(rel < 0.02, "path {path}: relative error {rel}");
+    }
+}
+
+#[test]
+fn requantizing_epilogue_equals_quantizing_the_f32_epilogue_on_every_path() {
+    let mut rng = Pcg64::seed_from_u64(13);
+    for &(m, k, n) in &[(1, 1, 1), (7, 63, 65), (13, 130, 129), (2, 1024, 10)] {
+        let (a, lda, b) = random_case(&mut rng, m, k, n);
+        let scales: Vec<f32> = (0..n).map(|_| rng.random_range(1e-4f32..1e-3)).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let act = ActivationQuant {
+            scale: 0.02,
+            zero_point: 37,
+        };
+        let out_q = ActivationQuant {
+            scale: 0.05,
+            zero_point: 3,
+        };
+        let ldo = k_padded(n) + 1;
+        let mut results = Vec::new();
+        for path in Int8Path::supported() {
+            let packed = PackedWeightsS8::pack(path, k, n, &b, n).expect("pack");
+            for relu in [false, true] {
+                let ep = Int8Epilogue {
+                    act,
+                    weight_scales: &scales,
+                    bias: Some(&bias),
+                    relu,
+                };
+                let mut f = vec![0.0f32; m * n];
+                gemm_u8s8_f32(&a, lda, m, &packed, ep, &mut f, n).expect("f32");
+                let mut q = vec![0xa5u8; m * ldo];
+                gemm_u8s8_u8(&a, lda, m, &packed, ep, out_q, &mut q, ldo).expect("u8");
+                for i in 0..m {
+                    for j in 0..n {
+                        assert_eq!(
+                            q[i * ldo + j],
+                            out_q.quantize(f[i * n + j]),
+                            "{path} ({i},{j})"
+                        );
+                        if relu {
+                            assert!(f[i * n + j] >= 0.0);
+                        }
+                    }
+                    // The row padding past n is not written.
+                    assert!(q[i * ldo + n..(i + 1) * ldo].iter().all(|&x| x == 0xa5));
+                }
+                results.push((f, q));
+            }
+        }
+        // Same arithmetic on every path: bit-identical results.
+        let first_relu = &results[1];
+        for (idx, r) in results.iter().enumerate() {
+            let want = if idx % 2 == 1 {
+                first_relu
+            } else {
+                &results[0]
+            };
+            assert_eq!(r, want, "m={m} k={k} n={n}");
+        }
     }
 }
 

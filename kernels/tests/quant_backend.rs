@@ -9,6 +9,35 @@ use workbench_kernels::{
     MlpSpec, ModelSpec, Precision, TransformerSpec,
 };
 
+/// Counts allocations of the current thread only, so the other tests of this
+/// binary running in parallel do not disturb the no-allocation check.
+struct CountingAlloc;
+
+thread_local! {
+    static THREAD_ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        THREAD_ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        THREAD_ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
 fn mlp() -> Graph {
     Graph::from_spec(
         &ModelSpec::Mlp(MlpSpec {
@@ -124,6 +153,64 @@ fn every_int8_path_gives_identical_outputs() {
         }
         // Integer GEMMs are exact, so every path must agree bit for bit.
         assert!(outs.windows(2).all(|w| w[0] == w[1]));
+    }
+}
+
+#[test]
+fn chained_int8_layers_give_the_same_outputs_as_unchained() {
+    // mlp: dense -> relu -> dense -> relu -> dense; the transformer has dense
+    // layers that feed non-GEMM ops (layer norm, attention) and must not chain.
+    for g in [mlp(), transformer()] {
+        let x = seeded_inputs(g.input_len(), 3, 17);
+        let mut outs = Vec::new();
+        for chain_int8 in [true, false] {
+            let backend = QuantizedBackend {
+                chain_int8,
+                ..QuantizedBackend::default()
+            };
+            let mut exe = backend
+                .compile(&g, &opts(Precision::Int8))
+                .expect("compile");
+            let lowered = exe.lowered();
+            // A second batch size re-sizes the u8 buffers.
+            let one = exe.run(&x[..g.input_len()], 1).expect("run").to_vec();
+            let all = exe.run(&x, 3).expect("run").to_vec();
+            assert_eq!(&all[..one.len()], &one[..]);
+            outs.push((lowered, all));
+        }
+        let (chained, plain) = (&outs[0], &outs[1]);
+        assert_eq!(chained.1, plain.1, "chaining changed the outputs");
+        assert!(!plain.0.contains("requantized u8"));
+        if g.name().starts_with("mlp") {
+            assert_eq!(
+                chained.0.matches("requantized u8").count(),
+                2,
+                "{}",
+                chained.0
+            );
+            assert_eq!(chained.0.matches("int8 gemm + relu").count(), 2);
+            assert_eq!(chained.0.matches("fused into the gemm before").count(), 2);
+        }
+    }
+}
+
+#[test]
+fn second_run_allocates_nothing_at_every_precision() {
+    for g in [mlp(), convnet(), transformer()] {
+        for p in [Precision::Int8, Precision::F16, Precision::Bf16] {
+            let start = THREAD_ALLOCS.with(|c| c.get());
+            let mut exe = compile(&g, BackendKind::Quantized, &opts(p)).expect("compile");
+            assert!(
+                THREAD_ALLOCS.with(|c| c.get()) > start,
+                "the counter counts"
+            );
+            let x = seeded_inputs(g.input_len(), 2, 1);
+            exe.run(&x, 2).expect("first run");
+            let before = THREAD_ALLOCS.with(|c| c.get());
+            exe.run(&x, 2).expect("second run");
+            let allocs = THREAD_ALLOCS.with(|c| c.get()) - before;
+            assert_eq!(allocs, 0, "{} {p}: {allocs} allocations", g.name());
+        }
     }
 }
 

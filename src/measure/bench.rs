@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use workbench_kernels::{models, BackendKind, Graph, KernelError, Precision};
+use workbench_kernels::backends::autotuned::AutotunedBackend;
+use workbench_kernels::{models, BackendKind, CompileOptions, Graph, KernelError, Precision};
 
 /// A scenario's model and targets, as the caller (CLI/TUI) resolved them.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct BenchOptions {
     /// Time the reference workloads (sgemm, chain, mlp-1024, convnet-224); tests
     /// turn this off to time only a small scenario model.
     pub reference_workloads: bool,
+    /// Also time the autotuned backend on the scenario model (tunes each GEMM
+    /// shape on first use; the tuning log makes later runs cheap).
+    pub autotune_scenario: bool,
 }
 
 impl Default for BenchOptions {
@@ -48,6 +52,7 @@ impl Default for BenchOptions {
             budget: None,
             probe: None,
             reference_workloads: true,
+            autotune_scenario: false,
         }
     }
 }
@@ -114,6 +119,11 @@ pub struct KernelRecord {
     pub fraction_of_peak: Option<f64>,
     pub from_cache: bool,
     pub provenance: Provenance,
+    /// Autotuned records: the search trials the tuning log holds for this
+    /// workload's GEMM shapes on this machine (the effort behind its tiles,
+    /// also when they were reused from the log); `null` for other backends.
+    #[serde(default)]
+    pub trials: Option<usize>,
 }
 
 /// The projected latency of a scenario measurement on one target.
@@ -265,7 +275,13 @@ pub fn run(
                     BackendKind::Quantized,
                 ],
                 &[Precision::F32, Precision::Int8],
-            ),
+            )
+            .into_iter()
+            .chain(
+                opts.autotune_scenario
+                    .then_some((BackendKind::Autotuned, Precision::F32)),
+            )
+            .collect(),
             batches: if opts.quick {
                 vec![1, 8]
             } else {
@@ -325,6 +341,23 @@ pub fn run(
                 report.skipped.push(s);
             }
         }
+        let trials = if outcome
+            .measurements
+            .iter()
+            .any(|m| m.backend == BackendKind::Autotuned)
+        {
+            let copts = CompileOptions {
+                threads: 1,
+                ..CompileOptions::default()
+            };
+            Some(
+                AutotunedBackend::default()
+                    .logged_trials(&job.graph, &copts)
+                    .map_err(kernel_err(job.workload))?,
+            )
+        } else {
+            None
+        };
         for m in &outcome.measurements {
             report.kernels.push(KernelRecord {
                 backend: m.backend,
@@ -349,6 +382,7 @@ pub fn run(
                 fraction_of_peak: m.fraction_of_peak,
                 from_cache: m.from_cache,
                 provenance: Provenance::Measured,
+                trials: trials.filter(|_| m.backend == BackendKind::Autotuned),
             });
         }
         if let (Some(s), true) = (&opts.scenario, Some(index) == scenario_index) {
@@ -487,9 +521,11 @@ impl BenchReport {
         );
         for k in &self.kernels {
             let flags = format!(
-                "{}{}",
+                "{}{}{}",
                 if k.high_variance { "*" } else { "" },
-                if k.from_cache { "c" } else { "" }
+                if k.from_cache { "c" } else { "" },
+                k.trials
+                    .map_or(String::new(), |t| format!(" ({t} tuning trials)"))
             );
             let _ = writeln!(
                 out,

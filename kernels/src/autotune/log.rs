@@ -20,7 +20,7 @@ pub enum RecordKind {
     Trial,
     /// A re-measurement of one of the top candidates before committing.
     Remeasure,
-    /// The committed result of a finished tune (time = mean of its measurements).
+    /// The committed result of a finished tune (time = fastest of its measurements).
     Best,
 }
 

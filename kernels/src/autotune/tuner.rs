@@ -15,7 +15,7 @@ use super::space::{Config, Params, SearchSpace};
 use super::TuneError;
 
 /// Times each finalist is measured again before committing.
-const REMEASURE_ROUNDS: usize = 2;
+const REMEASURE_ROUNDS: usize = 3;
 
 /// What is being tuned: an op name and its shape (e.g. `sgemm`, `[m, n, k]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub struct TuneProgress {
 pub struct TuneOutcome {
     pub params: Params,
     pub config: Config,
-    /// Committed time: mean of the best configuration's measurements.
+    /// Committed time: the fastest of the best configuration's measurements.
     pub best_ns: f64,
     /// Search trials run (re-measurements not counted); 0 when from the log.
     pub trials: usize,
@@ -347,13 +347,17 @@ impl Search<'_> {
         picks
     }
 
-    /// Re-measures the top few and commits the best (lowest mean) to the log.
+    /// Re-measures the top few and commits the best (lowest minimum) to the log.
     fn commit(mut self) -> Result<TuneOutcome, TuneError> {
-        let mean = |t: &Vec<f64>| t.iter().sum::<f64>() / t.len().max(1) as f64;
+        // Interference from other work (preemption, a neighbour's cache
+        // traffic) only ever adds time, so the fastest of a configuration's
+        // measurements is the steadiest estimate of its own speed; a mean let
+        // one disturbed sample decide between close candidates.
+        let fastest = |t: &Vec<f64>| t.iter().copied().fold(f64::INFINITY, f64::min);
         let mut ranked: Vec<(Config, f64)> = self
             .measured
             .iter()
-            .map(|(c, t)| (c.clone(), mean(t)))
+            .map(|(c, t)| (c.clone(), fastest(t)))
             .collect();
         ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
         // The incumbent (first initial configuration, e.g. the current default)
@@ -386,12 +390,12 @@ impl Search<'_> {
                 }
             }
         }
-        // Commit among the re-measured candidates (lowest mean), so one lucky
-        // sample cannot win; without re-measurement, the best single trial.
+        // Commit among the re-measured candidates (each measured at least
+        // REMEASURE_ROUNDS + 1 times); without re-measurement, the best single trial.
         let pool: Vec<(Config, f64)> = if remeasured > 0 {
             finalists
                 .iter()
-                .filter_map(|c| self.measured.get(c).map(|t| (c.clone(), mean(t))))
+                .filter_map(|c| self.measured.get(c).map(|t| (c.clone(), fastest(t))))
                 .collect()
         } else {
             ranked

@@ -1,27 +1,29 @@
-//! Autotuned backend: the tiled backend with its `TileParams` chosen by the
-//! autotuner for this graph's GEMM shapes on this machine.
+//! Autotuned backend: the tiled backend's lowered program with a `TileParams`
+//! chosen by the autotuner for each GEMM step, keyed by its shape.
 //!
-//! Each distinct GEMM shape (dense at a nominal batch, conv and pointwise per
-//! sample) is tuned with the cost-model guided search, timing the real tiled
-//! `sgemm_with`; every trial goes to the tuning log, so a second compile on
-//! the same machine runs no trials. The tiled executor takes one tile for the
-//! whole graph, so the graph uses the tuned tile of the shape with the most
-//! FLOPs; the tiled default is always among the measured candidates and wins
-//! unless a tuned tile measured faster.
+//! Each distinct GEMM shape of the lowered program (dense at a nominal batch,
+//! conv and pointwise per sample) is tuned with the cost-model guided search,
+//! timing the real tiled `sgemm_with`; every trial goes to the tuning log, so
+//! a second compile on the same machine runs no trials. Every GEMM step then
+//! runs with the tile tuned for its own shape. The tiled default is always
+//! among the re-measured finalists and is kept unless a tuned tile beat it by
+//! the margin, so a shape tuning cannot improve keeps the default.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::autotune::log::{RecordKind, LOG_VERSION};
 use crate::autotune::{
     hardware_fingerprint, tune, Dimension, Params, SearchSpace, TuneBudget, TuneError, TuneKey,
     TuneOptions, TuneProgress, TuningLog,
 };
 use crate::backend::{Backend, CompileOptions, Executable};
-use crate::backends::tiled::TiledBackend;
 use crate::error::KernelError;
+use crate::exec::{Engine, LoweredExecutable};
+use crate::fusion::{self, Lowered, StepKind};
 use crate::gemm::{sgemm_with, BOperand, Epilogue, GemmWorkspace, MatRef, PackedB};
-use crate::graph::{Graph, Op};
+use crate::graph::Graph;
 use crate::simd::SimdLevel;
 use crate::spec::{BackendKind, Precision};
 use crate::tile::{supported_micro_tiles, TileParams};
@@ -65,13 +67,19 @@ pub struct ShapeTuning {
     pub from_log: bool,
 }
 
-/// Per-shape results and the tile the graph was compiled with.
+/// Per-shape results; each GEMM step runs with the tile of its shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TuneSummary {
     pub shapes: Vec<ShapeTuning>,
+    /// The tile of the shape with the most FLOPs (what one tile for the whole
+    /// graph would have been).
     pub tile: TileParams,
     pub default_tile: TileParams,
+    /// Search trials run by this compile (0 when everything came from the log).
     pub trials: usize,
+    /// Search trials the tuning log holds for this graph's shapes on this
+    /// machine: the search effort behind the tiles, also when reused.
+    pub logged_trials: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -102,52 +110,70 @@ impl Default for AutotunedBackend {
             tune_batch: 64,
             seed: 1,
             fingerprint: None,
-            reps: 3,
-            incumbent_margin: 0.02,
+            reps: 5,
+            incumbent_margin: 0.03,
         }
     }
 }
 
-/// Distinct GEMM shapes of a graph with their total FLOPs per batch.
-pub fn gemm_shapes(graph: &Graph, batch: usize) -> BTreeMap<GemmShape, f64> {
+/// The GEMM a lowered step runs, with dense rows at `batch` (conv and
+/// pointwise run one GEMM per sample); `None` for non-GEMM steps and for
+/// attention (its per-head GEMMs keep the default tile).
+fn step_shape(kind: &StepKind, batch: usize) -> Option<GemmShape> {
+    let shape = match kind {
+        StepKind::Dense { rows, k, n, .. } => GemmShape {
+            m: batch * rows,
+            n: *n,
+            k: *k,
+            packed_b: true,
+        },
+        StepKind::Conv2d { geom, .. } => GemmShape {
+            m: geom.out_c,
+            n: geom.oh * geom.ow,
+            k: geom.in_c * geom.kh * geom.kw,
+            packed_b: false,
+        },
+        StepKind::Pointwise { ic, hw, oc, .. } => GemmShape {
+            m: *oc,
+            n: *hw,
+            k: *ic,
+            packed_b: false,
+        },
+        _ => return None,
+    };
+    Some(shape).filter(|s| s.m > 0 && s.n > 0 && s.k > 0)
+}
+
+fn lowered_shapes(lowered: &Lowered, batch: usize) -> BTreeMap<GemmShape, f64> {
     let mut out: BTreeMap<GemmShape, f64> = BTreeMap::new();
-    let nodes = graph.nodes();
-    for node in nodes {
-        let in_len = node
-            .inputs
-            .first()
-            .and_then(|&i| nodes.get(i))
-            .map_or(0, |n| n.numel());
-        let shape = match &node.op {
-            Op::Dense { weight, .. } => {
-                let (k, n) = (weight.shape[0], weight.shape[1]);
-                Some(GemmShape {
-                    m: batch * in_len / k.max(1),
-                    n,
-                    k,
-                    packed_b: true,
-                })
-            }
-            Op::Conv2d { weight, .. } => Some(GemmShape {
-                m: weight.shape[0],
-                n: node.numel() / weight.shape[0].max(1),
-                k: weight.shape[1] * weight.shape[2] * weight.shape[3],
-                packed_b: false,
-            }),
-            Op::PointwiseConv { weight, .. } => Some(GemmShape {
-                m: weight.shape[0],
-                n: node.numel() / weight.shape[0].max(1),
-                k: weight.shape[1],
-                packed_b: false,
-            }),
-            _ => None,
-        };
-        if let Some(s) = shape.filter(|s| s.m > 0 && s.n > 0 && s.k > 0) {
+    for step in &lowered.steps {
+        if let Some(s) = step_shape(&step.kind, batch) {
             let per = if s.packed_b { 1.0 } else { batch as f64 };
             *out.entry(s).or_default() += s.flops() * per;
         }
     }
     out
+}
+
+/// Distinct GEMM shapes of a graph's lowered (fused) program with their total
+/// FLOPs per batch: the shapes the autotuned backend tunes.
+pub fn gemm_shapes(graph: &Graph, batch: usize) -> BTreeMap<GemmShape, f64> {
+    fusion::lower_with(graph, fusion::FusionOptions::default())
+        .map(|l| lowered_shapes(&l, batch))
+        .unwrap_or_default()
+}
+
+/// The tuning-log key of a GEMM shape.
+pub fn tune_key(shape: &GemmShape) -> TuneKey {
+    TuneKey {
+        op: if shape.packed_b {
+            "sgemm-packed"
+        } else {
+            "sgemm"
+        }
+        .into(),
+        shape: vec![shape.m, shape.n, shape.k],
+    }
 }
 
 /// The tile search space for a SIMD level, always containing `default`.
@@ -263,8 +289,80 @@ pub fn time_gemm(
 }
 
 impl AutotunedBackend {
-    /// Tunes the graph's GEMM shapes (or reads them from the log) and compiles
-    /// the tiled backend with the chosen tile.
+    fn fingerprint(&self) -> String {
+        self.fingerprint
+            .clone()
+            .unwrap_or_else(hardware_fingerprint)
+    }
+
+    fn tune_options(&self, default_tile: &TileParams) -> TuneOptions {
+        let mut topts = TuneOptions::new(&self.fingerprint(), self.budget.max_trials, self.seed);
+        topts.budget = self.budget;
+        topts.initial = vec![params_of(default_tile)];
+        topts.incumbent_margin = self.incumbent_margin;
+        topts
+    }
+
+    /// Tunes one GEMM shape (or reads it from `log`): the default tile is the
+    /// incumbent and is kept unless a tuned tile beats it after re-measurement.
+    pub fn tune_shape(
+        &self,
+        shape: GemmShape,
+        simd: SimdLevel,
+        default_tile: &TileParams,
+        threads: usize,
+        log: &mut TuningLog,
+        progress: &mut dyn FnMut(TuneProgress),
+    ) -> Result<ShapeTuning, KernelError> {
+        let space = tile_space(simd, default_tile, threads.max(1));
+        let topts = self.tune_options(default_tile);
+        let mut measure = |p: &Params| -> Result<f64, TuneError> {
+            let tile = tile_of(p, simd)
+                .ok_or_else(|| TuneError::Measure(format!("invalid tile {p:?}")))?;
+            time_gemm(shape, &tile, simd, self.reps).map_err(|e| TuneError::Measure(e.to_string()))
+        };
+        let out = tune(
+            &space,
+            &tune_key(&shape),
+            log,
+            &topts,
+            &mut measure,
+            progress,
+        )
+        .map_err(terr)?;
+        Ok(ShapeTuning {
+            shape,
+            tile: tile_of(&out.params, simd).unwrap_or(*default_tile),
+            best_ns: out.best_ns,
+            trials: out.trials,
+            from_log: out.from_log,
+        })
+    }
+
+    /// Search trials the log at `log` holds for `graph`'s GEMM shapes on this
+    /// machine (what `workbench bench` reports next to an autotuned timing).
+    /// Runs nothing; a missing log counts as empty.
+    pub fn logged_trials(
+        &self,
+        graph: &Graph,
+        opts: &CompileOptions,
+    ) -> Result<usize, KernelError> {
+        let simd = opts.resolved_simd()?;
+        let default_tile = opts.resolved_tile(simd)?;
+        let space = tile_space(simd, &default_tile, opts.threads.max(1));
+        let path = self.log_path.clone().unwrap_or_else(default_log_path);
+        let log = TuningLog::open(&path).map_err(terr)?;
+        let shapes = gemm_shapes(graph, self.tune_batch.max(1));
+        Ok(count_trials(
+            &log,
+            &space.name,
+            &self.fingerprint(),
+            &shapes,
+        ))
+    }
+
+    /// Tunes the GEMM shapes of the graph's lowered program (or reads them
+    /// from the log) and compiles it with each GEMM step on its shape's tile.
     pub fn compile_tuned(
         &self,
         graph: &Graph,
@@ -279,67 +377,53 @@ impl AutotunedBackend {
         }
         let simd = opts.resolved_simd()?;
         let default_tile = opts.resolved_tile(simd)?;
-        let space = tile_space(simd, &default_tile, opts.threads.max(1));
+        let threads = opts.threads.max(1);
         let path = self.log_path.clone().unwrap_or_else(default_log_path);
         let mut log = TuningLog::open(&path).map_err(terr)?;
-        let fingerprint = self
-            .fingerprint
-            .clone()
-            .unwrap_or_else(hardware_fingerprint);
-        let mut topts = TuneOptions::new(&fingerprint, self.budget.max_trials, self.seed);
-        topts.budget = self.budget;
-        topts.initial = vec![params_of(&default_tile)];
-        topts.incumbent_margin = self.incumbent_margin;
-        let mut shapes = Vec::new();
-        for (shape, _) in gemm_shapes(graph, self.tune_batch.max(1)) {
-            let key = TuneKey {
-                op: if shape.packed_b {
-                    "sgemm-packed"
-                } else {
-                    "sgemm"
-                }
-                .into(),
-                shape: vec![shape.m, shape.n, shape.k],
-            };
-            let mut measure = |p: &Params| -> Result<f64, TuneError> {
-                let tile = tile_of(p, simd)
-                    .ok_or_else(|| TuneError::Measure(format!("invalid tile {p:?}")))?;
-                time_gemm(shape, &tile, simd, self.reps)
-                    .map_err(|e| TuneError::Measure(e.to_string()))
-            };
-            let out = tune(&space, &key, &mut log, &topts, &mut measure, &mut |pr| {
+        let lowered = fusion::lower_with(graph, fusion::FusionOptions::default())?;
+        let tune_batch = self.tune_batch.max(1);
+        let flops = lowered_shapes(&lowered, tune_batch);
+        let mut tuned: BTreeMap<GemmShape, ShapeTuning> = BTreeMap::new();
+        for &shape in flops.keys() {
+            let t = self.tune_shape(shape, simd, &default_tile, threads, &mut log, &mut |pr| {
                 progress(&shape, pr)
-            })
-            .map_err(terr)?;
-            let tile = tile_of(&out.params, simd).unwrap_or(default_tile);
-            shapes.push(ShapeTuning {
-                shape,
-                tile,
-                best_ns: out.best_ns,
-                trials: out.trials,
-                from_log: out.from_log,
-            });
+            })?;
+            tuned.insert(shape, t);
         }
-        let flops = gemm_shapes(graph, self.tune_batch.max(1));
-        let tile = shapes
+        let step_tiles: Vec<Option<TileParams>> = lowered
+            .steps
             .iter()
-            .max_by(|a, b| {
-                let fa = flops.get(&a.shape).copied().unwrap_or(0.0);
-                let fb = flops.get(&b.shape).copied().unwrap_or(0.0);
-                fa.total_cmp(&fb)
+            .map(|st| {
+                step_shape(&st.kind, tune_batch)
+                    .and_then(|s| tuned.get(&s))
+                    .map(|t| t.tile)
             })
-            .map_or(default_tile, |s| s.tile);
+            .collect();
+        let tile = flops
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .and_then(|(s, _)| tuned.get(s))
+            .map_or(default_tile, |t| t.tile);
+        let space = tile_space(simd, &default_tile, threads);
+        let logged_trials = count_trials(&log, &space.name, &self.fingerprint(), &flops);
+        let shapes: Vec<ShapeTuning> = tuned.into_values().collect();
         let trials = shapes.iter().map(|s| s.trials).sum();
-        let tiled_opts = CompileOptions {
-            tile: Some(tile),
-            ..opts.clone()
+        let engine = Engine::Tiled {
+            simd,
+            tile: default_tile,
         };
-        let inner = TiledBackend::default().compile(graph, &tiled_opts)?;
+        let inner = LoweredExecutable::with_step_tiles(
+            BackendKind::Autotuned,
+            lowered,
+            engine,
+            step_tiles,
+        )?;
         let summary = TuneSummary {
             shapes,
             tile,
             default_tile,
             trials,
+            logged_trials,
         };
         Ok((
             AutotunedExecutable {
@@ -349,6 +433,26 @@ impl AutotunedBackend {
             summary,
         ))
     }
+}
+
+/// Search-trial records of `shapes` in `log` for this space and machine.
+fn count_trials(
+    log: &TuningLog,
+    space: &str,
+    fingerprint: &str,
+    shapes: &BTreeMap<GemmShape, f64>,
+) -> usize {
+    let keys: Vec<TuneKey> = shapes.keys().map(tune_key).collect();
+    log.records()
+        .iter()
+        .filter(|r| {
+            r.kind == RecordKind::Trial
+                && r.version == LOG_VERSION
+                && r.space == space
+                && r.fingerprint == fingerprint
+                && keys.iter().any(|k| k.op == r.op && k.shape == r.shape)
+        })
+        .count()
 }
 
 impl Backend for AutotunedBackend {
@@ -367,7 +471,7 @@ impl Backend for AutotunedBackend {
 }
 
 pub struct AutotunedExecutable {
-    inner: Box<dyn Executable>,
+    inner: LoweredExecutable,
     summary: TuneSummary,
 }
 
@@ -379,29 +483,35 @@ impl AutotunedExecutable {
 
 impl Executable for AutotunedExecutable {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
-        self.inner.run(input, batch)
+        self.inner.run_impl(input, batch)
     }
 
     fn lowered(&self) -> String {
-        let t = &self.summary.tile;
+        let d = &self.summary.default_tile;
         let mut s = format!(
-            "autotuned: tile mc {} nc {} kc {} mr {} nr {} threads {} ({} trials; default mc {} nc {} kc {} mr {} nr {})\n",
-            t.mc, t.nc, t.kc, t.mr, t.nr, t.threads, self.summary.trials,
-            self.summary.default_tile.mc, self.summary.default_tile.nc, self.summary.default_tile.kc,
-            self.summary.default_tile.mr, self.summary.default_tile.nr,
+            "autotuned: a tile per GEMM shape ({} trials run, {} logged; default mc {} nc {} kc {} mr {} nr {})\n",
+            self.summary.trials, self.summary.logged_trials, d.mc, d.nc, d.kc, d.mr, d.nr,
         );
         for sh in &self.summary.shapes {
+            let t = &sh.tile;
             s.push_str(&format!(
-                "  gemm {}x{}x{}: {:.0} ns, {} trials{}\n",
+                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {}{}, {:.0} ns, {} trials{}\n",
                 sh.shape.m,
                 sh.shape.n,
                 sh.shape.k,
+                t.mc,
+                t.nc,
+                t.kc,
+                t.mr,
+                t.nr,
+                t.threads,
+                if t == d { " (default)" } else { "" },
                 sh.best_ns,
                 sh.trials,
                 if sh.from_log { " (from log)" } else { "" }
             ));
         }
-        s.push_str(&self.inner.lowered());
+        s.push_str(&self.inner.describe());
         s
     }
 

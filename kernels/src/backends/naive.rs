@@ -85,6 +85,110 @@ fn sample(buf: &[f32], is_const: bool, s: usize, len: usize) -> &[f32] {
     }
 }
 
+/// One op on one sample with the reference kernels: `x(slot)` is the sample
+/// of input `slot`. The naive backend and the quantized backend's f32 ops run this.
+pub(crate) fn reference_op<'a>(
+    op: &Op,
+    in_shape: &[usize],
+    out_shape: &[usize],
+    in_len: &[usize],
+    x: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+) {
+    match op {
+        Op::Input | Op::Constant(_) => {}
+        Op::Dense { weight, bias } => {
+            let (k, n) = (weight.shape[0], weight.shape[1]);
+            r::dense(
+                x(0),
+                in_len[0] / k,
+                k,
+                n,
+                &weight.data,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::BiasAdd { bias } => r::bias_add(x(0), &bias.data, out),
+        Op::Activation(a) => r::activation(*a, x(0), out),
+        Op::Softmax => r::softmax(x(0), out_shape[out_shape.len() - 1], out),
+        Op::LayerNorm { gamma, beta, eps } => {
+            r::layer_norm(x(0), &gamma.data, &beta.data, *eps, out)
+        }
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            let g = conv_geom(
+                in_shape,
+                out_shape,
+                weight.shape[2],
+                weight.shape[3],
+                *stride,
+                *padding,
+            );
+            r::conv2d(
+                x(0),
+                &g,
+                &weight.data,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::DepthwiseConv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            let g = conv_geom(
+                in_shape,
+                out_shape,
+                weight.shape[1],
+                weight.shape[2],
+                *stride,
+                *padding,
+            );
+            r::depthwise(
+                x(0),
+                &g,
+                &weight.data,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::PointwiseConv { weight, bias } => {
+            let (oc, ic) = (weight.shape[0], weight.shape[1]);
+            r::pointwise(
+                x(0),
+                ic,
+                in_len[0] / ic,
+                &weight.data,
+                oc,
+                bias.as_ref().map(|b| &b.data[..]),
+                out,
+            )
+        }
+        Op::GlobalAvgPool => r::global_avg_pool(x(0), in_shape[0], in_len[0] / in_shape[0], out),
+        Op::MeanPool => r::mean_pool(x(0), in_shape[0], in_shape[1], out),
+        Op::Add => r::add(x(0), x(1), out),
+        Op::Mul => r::mul(x(0), x(1), out),
+        Op::Scale(f) => r::scale(*f, x(0), out),
+        Op::Reshape(_) => out.copy_from_slice(x(0)),
+        Op::AttentionScores { heads } => {
+            let (sq, d) = (in_shape[0], in_shape[1]);
+            let view = RowView { offset: 0, ld: d };
+            r::attention_scores(x(0), view, x(1), view, sq, d, *heads, out)
+        }
+        Op::AttentionContext { heads } => {
+            let (sq, d) = (out_shape[0], out_shape[1]);
+            r::attention_context(x(0), x(1), RowView { offset: 0, ld: d }, sq, d, *heads, out)
+        }
+    }
+}
+
 impl Executable for NaiveExecutable {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
         check_input(input, batch, self.graph.input_len())?;
@@ -111,108 +215,7 @@ impl Executable for NaiveExecutable {
                 };
                 let out = &mut out_all[s * out_len..(s + 1) * out_len];
                 let in_shape = &nodes[node.inputs.first().copied().unwrap_or(0)].shape;
-                match &node.op {
-                    Op::Input | Op::Constant(_) => {}
-                    Op::Dense { weight, bias } => {
-                        let (k, n) = (weight.shape[0], weight.shape[1]);
-                        r::dense(
-                            x(0),
-                            in_len[0] / k,
-                            k,
-                            n,
-                            &weight.data,
-                            bias.as_ref().map(|b| &b.data[..]),
-                            out,
-                        )
-                    }
-                    Op::BiasAdd { bias } => r::bias_add(x(0), &bias.data, out),
-                    Op::Activation(a) => r::activation(*a, x(0), out),
-                    Op::Softmax => r::softmax(x(0), node.shape[node.shape.len() - 1], out),
-                    Op::LayerNorm { gamma, beta, eps } => {
-                        r::layer_norm(x(0), &gamma.data, &beta.data, *eps, out)
-                    }
-                    Op::Conv2d {
-                        weight,
-                        bias,
-                        stride,
-                        padding,
-                    } => {
-                        let g = conv_geom(
-                            in_shape,
-                            &node.shape,
-                            weight.shape[2],
-                            weight.shape[3],
-                            *stride,
-                            *padding,
-                        );
-                        r::conv2d(
-                            x(0),
-                            &g,
-                            &weight.data,
-                            bias.as_ref().map(|b| &b.data[..]),
-                            out,
-                        )
-                    }
-                    Op::DepthwiseConv2d {
-                        weight,
-                        bias,
-                        stride,
-                        padding,
-                    } => {
-                        let g = conv_geom(
-                            in_shape,
-                            &node.shape,
-                            weight.shape[1],
-                            weight.shape[2],
-                            *stride,
-                            *padding,
-                        );
-                        r::depthwise(
-                            x(0),
-                            &g,
-                            &weight.data,
-                            bias.as_ref().map(|b| &b.data[..]),
-                            out,
-                        )
-                    }
-                    Op::PointwiseConv { weight, bias } => {
-                        let (oc, ic) = (weight.shape[0], weight.shape[1]);
-                        r::pointwise(
-                            x(0),
-                            ic,
-                            in_len[0] / ic,
-                            &weight.data,
-                            oc,
-                            bias.as_ref().map(|b| &b.data[..]),
-                            out,
-                        )
-                    }
-                    Op::GlobalAvgPool => {
-                        r::global_avg_pool(x(0), in_shape[0], in_len[0] / in_shape[0], out)
-                    }
-                    Op::MeanPool => r::mean_pool(x(0), in_shape[0], in_shape[1], out),
-                    Op::Add => r::add(x(0), x(1), out),
-                    Op::Mul => r::mul(x(0), x(1), out),
-                    Op::Scale(f) => r::scale(*f, x(0), out),
-                    Op::Reshape(_) => out.copy_from_slice(x(0)),
-                    Op::AttentionScores { heads } => {
-                        let (sq, d) = (in_shape[0], in_shape[1]);
-                        let view = RowView { offset: 0, ld: d };
-                        r::attention_scores(x(0), view, x(1), view, sq, d, *heads, out)
-                    }
-                    Op::AttentionContext { heads } => {
-                        let (sq, d) = (node.shape[0], node.shape[1]);
-                        r::attention_context(
-                            x(0),
-                            x(1),
-                            RowView { offset: 0, ld: d },
-                            sq,
-                            d,
-                            *heads,
-                            out,
-                        )
-                    }
-                }
+                reference_op(&node.op, in_shape, &node.shape, &in_len, x, out);
             }
         }
         let out_len = self.graph.output_len() * batch;

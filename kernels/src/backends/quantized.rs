@@ -1,7 +1,10 @@
 //! Quantized backend: dense, conv2d and pointwise conv run as int8 GEMMs
 //! (u8 activations x per-channel s8 weights, i32 accumulation, dequantized to
 //! f32 at the op boundary) or as f16/bf16-weight GEMMs with f32 accumulation;
-//! every other op runs in f32 with the reference kernels.
+//! every other op runs in f32 with the reference kernels. Consecutive int8
+//! dense layers chain without f32: `dense -> relu -> dense` runs the bias and
+//! ReLU in the first GEMM's epilogue, which writes u8 quantized for the next
+//! (bit-identical to the unchained path, which a test checks).
 //!
 //! int8 activation ranges are calibrated at compile time on seeded sample
 //! inputs (percentile 99.99 by default, min-max on request). Convolutions go
@@ -14,18 +17,18 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use crate::backend::{check_input, Backend, CompileOptions, Executable};
-use crate::backends::naive::conv_geom;
+use crate::backends::naive::{conv_geom, reference_op};
 use crate::error::KernelError;
 use crate::graph::{Graph, Op};
 use crate::quant::int8::k_padded;
 use crate::quant::{
-    gemm_u8s8_f32, quantize_weights_per_channel, ActivationQuant, CalibrationMethod, Calibrator,
-    HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError,
+    gemm_u8s8_f32, gemm_u8s8_u8, quantize_weights_per_channel, ActivationQuant, CalibrationMethod,
+    Calibrator, HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError,
     WeightStorage,
 };
-use crate::reference::{self as r, ConvGeom, RowView};
+use crate::reference::ConvGeom;
 use crate::simd::SimdLevel;
-use crate::spec::{BackendKind, Precision};
+use crate::spec::{Activation, BackendKind, Precision};
 
 fn qerr(e: QuantError) -> KernelError {
     KernelError::Gemm(format!("quantized: {e}"))
@@ -41,6 +44,10 @@ pub struct QuantizedBackend {
     /// Force a kernel path (tests); `None` = detection (honours `WORKBENCH_SIMD`).
     pub int8_path: Option<Int8Path>,
     pub half_path: Option<HalfPath>,
+    /// Fuse a ReLU into the int8 GEMM before it and hand a GEMM's output to
+    /// the next int8 dense layer as requantized u8 (no f32 round trip).
+    /// Off only to check that chaining changes no result.
+    pub chain_int8: bool,
 }
 
 impl Default for QuantizedBackend {
@@ -51,6 +58,7 @@ impl Default for QuantizedBackend {
             calibration_seed: 0x5eed_ca1b,
             int8_path: None,
             half_path: None,
+            chain_int8: true,
         }
     }
 }
@@ -110,7 +118,9 @@ impl Backend for QuantizedBackend {
             graph: graph.clone(),
             precision: opts.precision,
             gemms: BTreeMap::new(),
+            fused_away: vec![false; graph.nodes.len()],
             buffers: Vec::new(),
+            u8_inputs: Vec::new(),
             batch: 0,
             int8_path,
             half_path,
@@ -170,8 +180,14 @@ impl Backend for QuantizedBackend {
                     bias,
                     k,
                     n,
+                    input_u8: false,
+                    relu_into: None,
+                    chain_to: None,
                 },
             );
+        }
+        if self.chain_int8 && storage.is_none() {
+            exe.plan_int8_chains();
         }
         exe.buffers.clear();
         exe.batch = 0;
@@ -243,13 +259,38 @@ struct GemmNode {
     bias: Option<Vec<f32>>,
     k: usize,
     n: usize,
+    /// A comes pre-quantized in `u8_inputs[this node]`, written by the producer's epilogue.
+    input_u8: bool,
+    /// The ReLU node after this GEMM, applied in its epilogue; the result lands in that node's buffer.
+    relu_into: Option<usize>,
+    /// The int8 dense node this GEMM feeds and its input quantization: the
+    /// output is requantized into that node's u8 input.
+    chain_to: Option<(usize, ActivationQuant)>,
+}
+
+/// The A operand of a GEMM node.
+enum GemmIn<'a> {
+    F32(&'a [f32]),
+    /// Quantized rows of stride `k_padded(k)`.
+    U8(&'a [u8]),
+}
+
+/// Where a GEMM node writes.
+enum GemmOut<'a> {
+    F32 {
+        out: &'a mut [f32],
+        relu: bool,
+    },
+    U8 {
+        out: &'a mut [u8],
+        quant: ActivationQuant,
+    },
 }
 
 #[derive(Default)]
 struct Scratch {
     a_u8: Vec<u8>,
     a_f32: Vec<f32>,
-    acc: Vec<i32>,
     out_t: Vec<f32>,
 }
 
@@ -257,7 +298,11 @@ pub struct QuantizedExecutable {
     graph: Graph,
     precision: Precision,
     gemms: BTreeMap<usize, GemmNode>,
+    /// Nodes whose work a GEMM epilogue does (fused ReLUs): skipped at run time.
+    fused_away: Vec<bool>,
     buffers: Vec<Vec<f32>>,
+    /// Per node: the requantized u8 input of a chained int8 GEMM (empty otherwise).
+    u8_inputs: Vec<Vec<u8>>,
     batch: usize,
     int8_path: Int8Path,
     half_path: HalfPath,
@@ -301,15 +346,19 @@ impl GemmNode {
     /// `out[rows x n] = a[rows x k] . B + bias` through this node's kernel.
     fn run(
         &self,
-        a: &[f32],
+        a: GemmIn<'_>,
         rows: usize,
-        out: &mut [f32],
-        scratch: &mut Scratch,
+        out: GemmOut<'_>,
+        a_u8: &mut Vec<u8>,
         half_path: HalfPath,
     ) -> Result<(), KernelError> {
+        let mismatch = || KernelError::Gemm("quantized: GEMM operand kinds disagree".into());
         match &self.weights {
-            GemmWeights::Half(w) => w
-                .gemm(
+            GemmWeights::Half(w) => {
+                let (GemmIn::F32(a), GemmOut::F32 { out, relu: false }) = (a, out) else {
+                    return Err(mismatch());
+                };
+                w.gemm(
                     half_path,
                     a,
                     self.k,
@@ -318,47 +367,118 @@ impl GemmNode {
                     out,
                     self.n,
                 )
-                .map_err(qerr),
+                .map_err(qerr)
+            }
             GemmWeights::Int8 {
                 packed,
                 scales,
                 act,
             } => {
-                quantize_rows(a, rows, self.k, *act, &mut scratch.a_u8);
-                let ep = Int8Epilogue {
+                let lda = k_padded(self.k);
+                let a: &[u8] = match a {
+                    GemmIn::U8(q) => q,
+                    GemmIn::F32(x) => {
+                        quantize_rows(x, rows, self.k, *act, a_u8);
+                        a_u8
+                    }
+                };
+                let mut ep = Int8Epilogue {
                     act: *act,
                     weight_scales: scales,
                     bias: self.bias.as_deref(),
                     relu: false,
                 };
-                gemm_u8s8_f32(
-                    &scratch.a_u8,
-                    k_padded(self.k),
-                    rows,
-                    packed,
-                    ep,
-                    &mut scratch.acc,
-                    out,
-                    self.n,
-                )
+                match out {
+                    GemmOut::F32 { out, relu } => {
+                        ep.relu = relu;
+                        gemm_u8s8_f32(a, lda, rows, packed, ep, out, self.n)
+                    }
+                    GemmOut::U8 { out, quant } => {
+                        ep.relu = self.relu_into.is_some();
+                        gemm_u8s8_u8(a, lda, rows, packed, ep, quant, out, k_padded(self.n))
+                    }
+                }
                 .map_err(qerr)
             }
         }
     }
 }
 
+/// The only consumer of node `i`, if it has exactly one and is not the graph output.
+fn sole_consumer(graph: &Graph, i: usize) -> Option<usize> {
+    if i == graph.output {
+        return None;
+    }
+    let mut users = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.inputs.contains(&i));
+    match (users.next(), users.next()) {
+        (Some((j, n)), None) if n.inputs.len() == 1 => Some(j),
+        _ => None,
+    }
+}
+
 impl QuantizedExecutable {
+    /// Chains int8 dense layers: `dense -> relu -> dense` runs the ReLU in the
+    /// first GEMM's epilogue, which also requantizes for the second GEMM.
+    fn plan_int8_chains(&mut self) {
+        let is_int8_dense = |exe: &QuantizedExecutable, i: usize| {
+            matches!(exe.graph.nodes[i].op, Op::Dense { .. })
+                && matches!(
+                    exe.gemms.get(&i).map(|g| &g.weights),
+                    Some(GemmWeights::Int8 { .. })
+                )
+        };
+        let dense: Vec<usize> = self.gemms.keys().copied().collect();
+        for i in dense {
+            if !is_int8_dense(self, i) {
+                continue;
+            }
+            let relu = sole_consumer(&self.graph, i)
+                .filter(|&j| matches!(self.graph.nodes[j].op, Op::Activation(Activation::Relu)));
+            let last = relu.unwrap_or(i);
+            let next = sole_consumer(&self.graph, last).filter(|&l| is_int8_dense(self, l));
+            if let Some(j) = relu {
+                self.fused_away[j] = true;
+            }
+            let mut chain_to = None;
+            if let Some(l) = next {
+                if let Some(g) = self.gemms.get_mut(&l) {
+                    if let GemmWeights::Int8 { act, .. } = g.weights {
+                        g.input_u8 = true;
+                        chain_to = Some((l, act));
+                    }
+                }
+            }
+            if let Some(g) = self.gemms.get_mut(&i) {
+                g.relu_into = relu;
+                g.chain_to = chain_to;
+            }
+        }
+    }
+
     fn prepare(&mut self, batch: usize) {
         if self.batch == batch && self.buffers.len() == self.graph.nodes.len() {
             return;
         }
-        self.buffers = self
-            .graph
-            .nodes
+        let nodes = &self.graph.nodes;
+        self.buffers = nodes
             .iter()
             .map(|n| match &n.op {
                 Op::Constant(t) => t.data.to_vec(),
                 _ => vec![0.0; n.numel() * batch],
+            })
+            .collect();
+        self.u8_inputs = (0..nodes.len())
+            .map(|i| match self.gemms.get(&i) {
+                Some(g) if g.input_u8 => {
+                    let first = nodes[i].inputs.first().copied().unwrap_or(0);
+                    let rows = batch * nodes[first].numel() / g.k.max(1);
+                    vec![0u8; rows * k_padded(g.k)]
+                }
+                _ => Vec::new(),
             })
             .collect();
         self.batch = batch;
@@ -380,15 +500,18 @@ impl QuantizedExecutable {
             if matches!(node.op, Op::Constant(_)) {
                 continue;
             }
+            if self.fused_away[i] {
+                continue;
+            }
             let (before, rest) = self.buffers.split_at_mut(i);
-            let out_all = &mut rest[0];
             let out_len = node.numel();
-            let in_len: Vec<usize> = node.inputs.iter().map(|&j| nodes[j].numel()).collect();
-            let in_const: Vec<bool> = node
-                .inputs
-                .iter()
-                .map(|&j| matches!(nodes[j].op, Op::Constant(_)))
-                .collect();
+            // At most two inputs per op: fixed arrays, no allocation per run.
+            let mut in_len = [0usize; 2];
+            let mut in_const = [false; 2];
+            for (slot, &j) in node.inputs.iter().enumerate().take(2) {
+                in_len[slot] = nodes[j].numel();
+                in_const[slot] = matches!(nodes[j].op, Op::Constant(_));
+            }
             let first = node.inputs.first().copied().unwrap_or(0);
             let in_shape = &nodes[first].shape;
             if let Some(obs) = observe.as_deref_mut().and_then(|o| o.get_mut(&i)) {
@@ -398,63 +521,67 @@ impl QuantizedExecutable {
                 match &node.op {
                     Op::Dense { .. } => {
                         let rows = batch * in_len[0] / g.k;
-                        g.run(
-                            &before[first],
-                            rows,
-                            out_all,
-                            &mut self.scratch,
-                            self.half_path,
-                        )?;
+                        let (cur_u8, later_u8) = self.u8_inputs[i..].split_at_mut(1);
+                        let a = if g.input_u8 {
+                            GemmIn::U8(&cur_u8[0])
+                        } else {
+                            GemmIn::F32(&before[first])
+                        };
+                        let out = match (g.chain_to, g.relu_into) {
+                            (Some((l, quant)), _) => GemmOut::U8 {
+                                out: &mut later_u8[l - i - 1],
+                                quant,
+                            },
+                            (None, Some(j)) => GemmOut::F32 {
+                                out: &mut rest[j - i],
+                                relu: true,
+                            },
+                            (None, None) => GemmOut::F32 {
+                                out: &mut rest[0],
+                                relu: false,
+                            },
+                        };
+                        g.run(a, rows, out, &mut self.scratch.a_u8, self.half_path)?;
                     }
-                    Op::Conv2d {
-                        weight,
-                        stride,
-                        padding,
-                        ..
-                    } => {
-                        let geom = conv_geom(
-                            in_shape,
-                            &node.shape,
-                            weight.shape[2],
-                            weight.shape[3],
-                            *stride,
-                            *padding,
-                        );
+                    Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
+                        // Patch rows [hw, k] per sample: im2col for a conv, a
+                        // transpose of [ic, hw] for a pointwise conv.
+                        let geom = match &node.op {
+                            Op::Conv2d {
+                                weight,
+                                stride,
+                                padding,
+                                ..
+                            } => Some(conv_geom(
+                                in_shape,
+                                &node.shape,
+                                weight.shape[2],
+                                weight.shape[3],
+                                *stride,
+                                *padding,
+                            )),
+                            _ => None,
+                        };
+                        let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
                         for s in 0..batch {
                             let x = &before[first][s * in_len[0]..(s + 1) * in_len[0]];
                             let mut cols = std::mem::take(&mut self.scratch.a_f32);
-                            im2col_patches(x, &geom, &mut cols);
-                            let hw = geom.oh * geom.ow;
-                            let res = gemm_transposed(
-                                g,
-                                &cols,
-                                hw,
-                                out_all,
-                                s * out_len,
-                                &mut self.scratch,
-                                self.half_path,
-                            );
-                            self.scratch.a_f32 = cols;
-                            res?;
-                        }
-                    }
-                    Op::PointwiseConv { .. } => {
-                        let (ic, hw) = (g.k, in_len[0] / g.k);
-                        for s in 0..batch {
-                            let x = &before[first][s * in_len[0]..(s + 1) * in_len[0]];
-                            // [ic, hw] -> patch rows [hw, ic]
-                            let mut cols = std::mem::take(&mut self.scratch.a_f32);
-                            cols.resize(hw * ic, 0.0);
-                            for c in 0..ic {
-                                for p in 0..hw {
-                                    cols[p * ic + c] = x[c * hw + p];
+                            match &geom {
+                                Some(geom) => im2col_patches(x, geom, &mut cols),
+                                None => {
+                                    cols.resize(hw * g.k, 0.0);
+                                    for c in 0..g.k {
+                                        for p in 0..hw {
+                                            cols[p * g.k + c] = x[c * hw + p];
+                                        }
+                                    }
                                 }
                             }
                             let res = gemm_transposed(
                                 g,
                                 &cols,
                                 hw,
-                                out_all,
+                                &mut rest[0],
                                 s * out_len,
                                 &mut self.scratch,
                                 self.half_path,
@@ -477,7 +604,7 @@ impl QuantizedExecutable {
                         &buf[s * len..(s + 1) * len]
                     }
                 };
-                let out = &mut out_all[s * out_len..(s + 1) * out_len];
+                let out = &mut rest[0][s * out_len..(s + 1) * out_len];
                 reference_op(&node.op, in_shape, &node.shape, &in_len, x, out);
             }
         }
@@ -498,7 +625,11 @@ fn gemm_transposed(
 ) -> Result<(), KernelError> {
     let mut t = std::mem::take(&mut scratch.out_t);
     t.resize(hw * g.n, 0.0);
-    let res = g.run(cols, hw, &mut t, scratch, half_path);
+    let out_t = GemmOut::F32 {
+        out: &mut t,
+        relu: false,
+    };
+    let res = g.run(GemmIn::F32(cols), hw, out_t, &mut scratch.a_u8, half_path);
     if res.is_ok() {
         for p in 0..hw {
             for c in 0..g.n {
@@ -508,109 +639,6 @@ fn gemm_transposed(
     }
     scratch.out_t = t;
     res
-}
-
-/// One op on one sample with the reference kernels (same semantics as naive).
-fn reference_op<'a>(
-    op: &Op,
-    in_shape: &[usize],
-    out_shape: &[usize],
-    in_len: &[usize],
-    x: impl Fn(usize) -> &'a [f32],
-    out: &mut [f32],
-) {
-    match op {
-        Op::Input | Op::Constant(_) => {}
-        Op::Dense { weight, bias } => {
-            let (k, n) = (weight.shape[0], weight.shape[1]);
-            r::dense(
-                x(0),
-                in_len[0] / k,
-                k,
-                n,
-                &weight.data,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::BiasAdd { bias } => r::bias_add(x(0), &bias.data, out),
-        Op::Activation(a) => r::activation(*a, x(0), out),
-        Op::Softmax => r::softmax(x(0), out_shape[out_shape.len() - 1], out),
-        Op::LayerNorm { gamma, beta, eps } => {
-            r::layer_norm(x(0), &gamma.data, &beta.data, *eps, out)
-        }
-        Op::Conv2d {
-            weight,
-            bias,
-            stride,
-            padding,
-        } => {
-            let g = conv_geom(
-                in_shape,
-                out_shape,
-                weight.shape[2],
-                weight.shape[3],
-                *stride,
-                *padding,
-            );
-            r::conv2d(
-                x(0),
-                &g,
-                &weight.data,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::DepthwiseConv2d {
-            weight,
-            bias,
-            stride,
-            padding,
-        } => {
-            let g = conv_geom(
-                in_shape,
-                out_shape,
-                weight.shape[1],
-                weight.shape[2],
-                *stride,
-                *padding,
-            );
-            r::depthwise(
-                x(0),
-                &g,
-                &weight.data,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::PointwiseConv { weight, bias } => {
-            let (oc, ic) = (weight.shape[0], weight.shape[1]);
-            r::pointwise(
-                x(0),
-                ic,
-                in_len[0] / ic,
-                &weight.data,
-                oc,
-                bias.as_ref().map(|b| &b.data[..]),
-                out,
-            )
-        }
-        Op::GlobalAvgPool => r::global_avg_pool(x(0), in_shape[0], in_len[0] / in_shape[0], out),
-        Op::MeanPool => r::mean_pool(x(0), in_shape[0], in_shape[1], out),
-        Op::Add => r::add(x(0), x(1), out),
-        Op::Mul => r::mul(x(0), x(1), out),
-        Op::Scale(f) => r::scale(*f, x(0), out),
-        Op::Reshape(_) => out.copy_from_slice(x(0)),
-        Op::AttentionScores { heads } => {
-            let (sq, d) = (in_shape[0], in_shape[1]);
-            let view = RowView { offset: 0, ld: d };
-            r::attention_scores(x(0), view, x(1), view, sq, d, *heads, out)
-        }
-        Op::AttentionContext { heads } => {
-            let (sq, d) = (out_shape[0], out_shape[1]);
-            r::attention_context(x(0), x(1), RowView { offset: 0, ld: d }, sq, d, *heads, out)
-        }
-    }
 }
 
 impl Executable for QuantizedExecutable {
@@ -628,14 +656,26 @@ impl Executable for QuantizedExecutable {
             self.half_path.name()
         );
         for (i, node) in self.graph.nodes.iter().enumerate() {
-            let how = match self.gemms.get(&i).map(|g| &g.weights) {
-                Some(GemmWeights::Int8 { act, .. }) => format!(
-                    "int8 gemm (u8 act scale {:.3e} zp {}, s8 per-channel weights)",
-                    act.scale, act.zero_point
-                ),
-                Some(GemmWeights::Half(w)) => {
-                    format!("{:?}-weight gemm, f32 accumulate", w.storage())
-                }
+            let how = match self.gemms.get(&i) {
+                Some(g) => match &g.weights {
+                    GemmWeights::Int8 { act, .. } => {
+                        let relu = if g.relu_into.is_some() { " + relu" } else { "" };
+                        let out = match g.chain_to {
+                            Some((l, _)) => {
+                                format!(", requantized u8 to {}", self.graph.nodes[l].name)
+                            }
+                            None => String::new(),
+                        };
+                        format!(
+                            "int8 gemm{relu} (u8 act scale {:.3e} zp {}, s8 per-channel weights{out})",
+                            act.scale, act.zero_point
+                        )
+                    }
+                    GemmWeights::Half(w) => {
+                        format!("{:?}-weight gemm, f32 accumulate", w.storage())
+                    }
+                },
+                None if self.fused_away[i] => "fused into the gemm before".to_string(),
                 None => "f32".to_string(),
             };
             s.push_str(&format!("  {} {}: {}\n", node.name, node.op.kind(), how));

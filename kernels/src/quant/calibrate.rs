@@ -41,13 +41,12 @@ impl ActivationQuant {
         ActivationQuant { scale, zero_point }
     }
 
+    /// `x / scale + zero_point`, rounded half to even and saturated to u8;
+    /// NaN maps to the zero point. The int8 GEMM's requantizing epilogue uses
+    /// the same arithmetic, so chained and unchained layers agree exactly.
     pub fn quantize(&self, x: f32) -> u8 {
-        let q = (x / self.scale).round() + f32::from(self.zero_point);
-        // NaN maps to the zero point (clamp keeps NaN; `as u8` maps NaN to 0 otherwise).
-        if q.is_nan() {
-            return self.zero_point;
-        }
-        q.clamp(0.0, 255.0) as u8
+        let zp = f32::from(self.zero_point);
+        super::int8::saturate_u8(x * (1.0 / self.scale) + zp, zp)
     }
 
     pub fn dequantize(&self, q: u8) -> f32 {
@@ -59,12 +58,7 @@ impl ActivationQuant {
         let inv = 1.0 / self.scale;
         let zp = f32::from(self.zero_point);
         for (d, &x) in dst.iter_mut().zip(src) {
-            let q = (x * inv).round() + zp;
-            *d = if q.is_nan() {
-                self.zero_point
-            } else {
-                q.clamp(0.0, 255.0) as u8
-            };
+            *d = super::int8::saturate_u8(x * inv + zp, zp);
         }
     }
 }

@@ -10,6 +10,7 @@
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
+use super::int8::check_matrix;
 use super::QuantError;
 
 /// Columns per packed panel.
@@ -191,36 +192,8 @@ impl PackedPanelWeights {
         if !path.is_supported() {
             return Err(QuantError::UnsupportedPath(path.name()));
         }
-        if lda < k {
-            return Err(QuantError::BadStride {
-                name: "lda",
-                value: lda,
-                min: k,
-            });
-        }
-        if ldo < n {
-            return Err(QuantError::BadStride {
-                name: "ldo",
-                value: ldo,
-                min: n,
-            });
-        }
-        let need_a = if m == 0 { 0 } else { (m - 1) * lda + k };
-        let need_o = if m == 0 { 0 } else { (m - 1) * ldo + n };
-        if a.len() < need_a {
-            return Err(QuantError::BufferTooSmall {
-                name: "a",
-                needed: need_a,
-                actual: a.len(),
-            });
-        }
-        if out.len() < need_o {
-            return Err(QuantError::BufferTooSmall {
-                name: "out",
-                needed: need_o,
-                actual: out.len(),
-            });
-        }
+        check_matrix(a.len(), lda, m, k, ("lda", "a"))?;
+        check_matrix(out.len(), ldo, m, n, ("ldo", "out"))?;
         if let Some(b) = bias {
             if b.len() < n {
                 return Err(QuantError::Mismatch(format!(
@@ -269,92 +242,69 @@ impl PackedPanelWeights {
     ) {
         let k = self.k;
         let base = p * k * PANEL;
-        match (path, &self.data) {
-            #[cfg(target_arch = "x86_64")]
-            (HalfPath::Avx512, data) => {
-                // SAFETY: avx512f checked by `gemm`; the panel holds k*64
-                // elements from `base`; A has `rows` rows of `lda >= k`
-                // (checked by `gemm`); the tile has 4 x 64 floats.
-                unsafe {
-                    match data {
-                        PanelData::F32(d) => x86::panel512::<0, _>(
-                            d.as_ptr().add(base),
-                            k,
-                            a.as_ptr(),
-                            lda,
-                            rows,
-                            tile,
-                        ),
-                        PanelData::F16(d) => x86::panel512::<1, _>(
-                            d.as_ptr().add(base),
-                            k,
-                            a.as_ptr(),
-                            lda,
-                            rows,
-                            tile,
-                        ),
-                        PanelData::Bf16(d) => x86::panel512::<2, _>(
-                            d.as_ptr().add(base),
-                            k,
-                            a.as_ptr(),
-                            lda,
-                            rows,
-                            tile,
-                        ),
-                    }
+        // SAFETY: the path was checked supported by `gemm`; the panel holds
+        // k*64 elements from `base`; A has `rows` rows of `lda >= k` (checked
+        // by `gemm`); the tile has 4 x 64 floats.
+        let done = unsafe {
+            match &self.data {
+                PanelData::F32(d) => {
+                    panel_simd::<0, _>(path, d.as_ptr().add(base), k, a, lda, rows, tile)
+                }
+                PanelData::F16(d) => {
+                    panel_simd::<1, _>(path, d.as_ptr().add(base), k, a, lda, rows, tile)
+                }
+                PanelData::Bf16(d) => {
+                    panel_simd::<2, _>(path, d.as_ptr().add(base), k, a, lda, rows, tile)
                 }
             }
-            #[cfg(target_arch = "x86_64")]
-            (HalfPath::Avx2, data) => {
-                // SAFETY: avx2/fma/f16c checked by `gemm`; bounds as for the AVX-512 path.
-                unsafe {
-                    match data {
-                        PanelData::F32(d) => x86::panel256::<0, _>(
-                            d.as_ptr().add(base),
-                            k,
-                            a.as_ptr(),
-                            lda,
-                            rows,
-                            tile,
-                        ),
-                        PanelData::F16(d) => x86::panel256::<1, _>(
-                            d.as_ptr().add(base),
-                            k,
-                            a.as_ptr(),
-                            lda,
-                            rows,
-                            tile,
-                        ),
-                        PanelData::Bf16(d) => x86::panel256::<2, _>(
-                            d.as_ptr().add(base),
-                            k,
-                            a.as_ptr(),
-                            lda,
-                            rows,
-                            tile,
-                        ),
-                    }
+        };
+        if !done {
+            let mut wrow = [0.0f32; PANEL];
+            for kk in 0..k {
+                let off = base + kk * PANEL;
+                match &self.data {
+                    PanelData::F32(d) => wrow.copy_from_slice(&d[off..off + PANEL]),
+                    PanelData::F16(d) => d[off..off + PANEL].convert_to_f32_slice(&mut wrow),
+                    PanelData::Bf16(d) => d[off..off + PANEL].convert_to_f32_slice(&mut wrow),
                 }
-            }
-            _ => {
-                let mut wrow = [0.0f32; PANEL];
-                for kk in 0..k {
-                    let off = base + kk * PANEL;
-                    match &self.data {
-                        PanelData::F32(d) => wrow.copy_from_slice(&d[off..off + PANEL]),
-                        PanelData::F16(d) => d[off..off + PANEL].convert_to_f32_slice(&mut wrow),
-                        PanelData::Bf16(d) => d[off..off + PANEL].convert_to_f32_slice(&mut wrow),
-                    }
-                    for (r, t) in tile.iter_mut().enumerate().take(rows) {
-                        let x = a[r * lda + kk];
-                        for (acc, &w) in t.iter_mut().zip(&wrow) {
-                            *acc += x * w;
-                        }
+                for (r, t) in tile.iter_mut().enumerate().take(rows) {
+                    let x = a[r * lda + kk];
+                    for (acc, &w) in t.iter_mut().zip(&wrow) {
+                        *acc += x * w;
                     }
                 }
             }
         }
     }
+}
+
+/// Runs the SIMD panel kernel of `path` for weights of KIND (0 = f32, 1 =
+/// f16, 2 = bf16); false when the path is portable (the caller's loop runs).
+///
+/// # Safety
+/// `path` is supported; `w` holds `k * PANEL` weights; `a` has `rows` (<= MR)
+/// rows of stride `lda >= k`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_simd<const KIND: u8, T>(
+    path: HalfPath,
+    w: *const T,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    tile: &mut [[f32; PANEL]; MR],
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            HalfPath::Avx512 => x86::panel512::<KIND, T>(w, k, a.as_ptr(), lda, rows, tile),
+            #[cfg(target_arch = "x86_64")]
+            HalfPath::Avx2 => x86::panel256::<KIND, T>(w, k, a.as_ptr(), lda, rows, tile),
+            _ => return false,
+        }
+    }
+    true
 }
 
 #[cfg(target_arch = "x86_64")]

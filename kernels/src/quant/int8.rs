@@ -10,7 +10,15 @@
 //!
 //! A is row-major u8 with rows readable up to `k_padded()` (a multiple of 4);
 //! padding bytes may hold anything because the packed weights are zero there.
-//! B is given k x n row-major s8 and packed once per path.
+//! B is given k x n row-major s8 and packed once per path into column panels
+//! (`[panel][k / g][cols][g]`, g = 4 for VNNI, 2 for AVX2, 1 portable), so a
+//! micro-kernel streams one contiguous panel over the whole reduction and
+//! keeps its tile of accumulators in registers.
+//!
+//! One driver loop and one epilogue serve all paths: each tile's i32 sums go
+//! through a small stack buffer into the epilogue (zero-point compensation,
+//! then raw i32, dequantized f32, or requantized u8 with bias and ReLU), so
+//! every path produces bit-identical results.
 
 use super::calibrate::ActivationQuant;
 use super::QuantError;
@@ -18,11 +26,16 @@ use super::QuantError;
 /// Largest k for which `k * 255 * 127` fits in an i32 accumulator.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
 
-const VNNI_NR: usize = 32;
-const VNNI_MR: usize = 8;
-const VNNI_KC: usize = 256;
+/// VNNI tile: 6 rows x 4 zmm (64 columns) = 24 accumulators, 4 weight
+/// registers and one broadcast: 29 of the 32 zmm registers.
+const VNNI_NR: usize = 64;
+const VNNI_MR: usize = 6;
 const AVX2_NR: usize = 16;
 const AVX2_MR: usize = 4;
+const PORTABLE_NR: usize = 16;
+const PORTABLE_MR: usize = 4;
+/// Largest MR x NR of any path: the stack tile the epilogue reads.
+const TILE_MAX: usize = VNNI_MR * VNNI_NR;
 
 /// Which int8 kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,11 +109,11 @@ pub fn k_padded(k: usize) -> usize {
 
 #[derive(Debug, Clone)]
 enum PackedData {
-    /// [panel of 32 cols][k/4][32 cols][4 k] s8.
+    /// [panel of 64 cols][k/4][64 cols][4 k] s8.
     Vnni(Vec<i8>),
     /// [panel of 16 cols][k/2][16 cols][2 k] widened to i16.
     Avx2(Vec<i16>),
-    /// k_padded x n row-major s8.
+    /// [panel of 16 cols][k][16 cols] s8.
     Portable(Vec<i8>),
 }
 
@@ -113,6 +126,33 @@ pub struct PackedWeightsS8 {
     n: usize,
     data: PackedData,
     col_sums: Vec<i32>,
+}
+
+/// `[panel of nr cols][kp / group][nr][group]`, zero outside k x n.
+fn pack_panels<T: From<i8>>(
+    b: &[i8],
+    ldb: usize,
+    k: usize,
+    n: usize,
+    nr: usize,
+    group: usize,
+) -> Vec<T> {
+    let kp = k_padded(k);
+    let panels = n.div_ceil(nr);
+    let mut d = Vec::with_capacity(panels * kp * nr);
+    for p in 0..panels {
+        for kg in (0..kp).step_by(group) {
+            for c in 0..nr {
+                let j = p * nr + c;
+                for t in 0..group {
+                    let kk = kg + t;
+                    let v = if kk < k && j < n { b[kk * ldb + j] } else { 0 };
+                    d.push(T::from(v));
+                }
+            }
+        }
+    }
+    d
 }
 
 impl PackedWeightsS8 {
@@ -145,14 +185,6 @@ impl PackedWeightsS8 {
                 actual: b.len(),
             });
         }
-        let kp = k_padded(k);
-        let at = |kk: usize, j: usize| -> i8 {
-            if kk < k && j < n {
-                b[kk * ldb + j]
-            } else {
-                0
-            }
-        };
         let mut col_sums = vec![0i32; n];
         for kk in 0..k {
             for (j, s) in col_sums.iter_mut().enumerate() {
@@ -160,41 +192,9 @@ impl PackedWeightsS8 {
             }
         }
         let data = match path {
-            Int8Path::Vnni512 => {
-                let panels = n.div_ceil(VNNI_NR);
-                let mut d = Vec::with_capacity(panels * kp * VNNI_NR);
-                for p in 0..panels {
-                    for k4 in (0..kp).step_by(4) {
-                        for c in 0..VNNI_NR {
-                            for t in 0..4 {
-                                d.push(at(k4 + t, p * VNNI_NR + c));
-                            }
-                        }
-                    }
-                }
-                PackedData::Vnni(d)
-            }
-            Int8Path::Avx2 => {
-                let panels = n.div_ceil(AVX2_NR);
-                let mut d = Vec::with_capacity(panels * kp * AVX2_NR);
-                for p in 0..panels {
-                    for k2 in (0..kp).step_by(2) {
-                        for c in 0..AVX2_NR {
-                            for t in 0..2 {
-                                d.push(i16::from(at(k2 + t, p * AVX2_NR + c)));
-                            }
-                        }
-                    }
-                }
-                PackedData::Avx2(d)
-            }
-            Int8Path::Portable => {
-                let mut d = vec![0i8; kp * n];
-                for kk in 0..k {
-                    d[kk * n..(kk + 1) * n].copy_from_slice(&b[kk * ldb..kk * ldb + n]);
-                }
-                PackedData::Portable(d)
-            }
+            Int8Path::Vnni512 => PackedData::Vnni(pack_panels(b, ldb, k, n, VNNI_NR, 4)),
+            Int8Path::Avx2 => PackedData::Avx2(pack_panels(b, ldb, k, n, AVX2_NR, 2)),
+            Int8Path::Portable => PackedData::Portable(pack_panels(b, ldb, k, n, PORTABLE_NR, 1)),
         };
         Ok(PackedWeightsS8 {
             path,
@@ -230,21 +230,275 @@ impl PackedWeightsS8 {
     }
 }
 
-fn check_a(a: &[u8], lda: usize, m: usize, kp: usize) -> Result<(), QuantError> {
-    if lda < kp {
+/// A row-major operand of `rows` rows read to `width` with stride `ld`:
+/// the stride covers the width and the buffer (of `len` elements) the rows.
+pub(super) fn check_matrix(
+    len: usize,
+    ld: usize,
+    rows: usize,
+    width: usize,
+    (stride_name, buffer_name): (&'static str, &'static str),
+) -> Result<(), QuantError> {
+    if ld < width {
         return Err(QuantError::BadStride {
-            name: "lda",
-            value: lda,
-            min: kp,
+            name: stride_name,
+            value: ld,
+            min: width,
         });
     }
-    let needed = if m == 0 { 0 } else { (m - 1) * lda + kp };
-    if a.len() < needed {
+    let needed = if rows == 0 {
+        0
+    } else {
+        (rows - 1) * ld + width
+    };
+    if len < needed {
         return Err(QuantError::BufferTooSmall {
-            name: "a",
+            name: buffer_name,
             needed,
-            actual: a.len(),
+            actual: len,
         });
+    }
+    Ok(())
+}
+
+/// What to do with the i32 result to produce f32 or u8 output.
+#[derive(Debug, Clone, Copy)]
+pub struct Int8Epilogue<'a> {
+    /// Activation quantization of A.
+    pub act: ActivationQuant,
+    /// Per-column weight scales (length n).
+    pub weight_scales: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+impl Int8Epilogue<'_> {
+    fn check(&self, n: usize) -> Result<(), QuantError> {
+        if self.weight_scales.len() < n {
+            return Err(QuantError::Mismatch(format!(
+                "{} weight scales for {n} columns",
+                self.weight_scales.len()
+            )));
+        }
+        if let Some(b) = self.bias {
+            if b.len() < n {
+                return Err(QuantError::Mismatch(format!(
+                    "{} bias values for {n} columns",
+                    b.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the epilogue writes (row-major with the given leading dimension).
+enum Sink<'a> {
+    I32(&'a mut [i32], usize),
+    F32(&'a mut [f32], usize, Int8Epilogue<'a>),
+    U8(&'a mut [u8], usize, Int8Epilogue<'a>, ActivationQuant),
+}
+
+/// `t` (already `x / scale + zero_point`) to u8: clamped to [0, 255], rounded
+/// half to even by the 1.5 * 2^23 trick (exact for this range, no libm call,
+/// vectorizes on every target), NaN to `nan_as`.
+#[inline(always)]
+pub(crate) fn saturate_u8(t: f32, nan_as: f32) -> u8 {
+    let t = if t.is_nan() { nan_as } else { t };
+    let c = t.clamp(0.0, 255.0);
+    ((c + 12_582_912.0).to_bits() & 0xff) as u8
+}
+
+/// `dst[j] = emit(y_j)` with `y_j = (acc[j] - za * sums[j]) * (sa * ws[j]) + bias[j]`,
+/// then ReLU; one operation order for every path. Zipped slices (no indexing)
+/// so the loop vectorizes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dequant_into<T>(
+    dst: &mut [T],
+    acc: &[i32],
+    sums: &[i32],
+    ws: &[f32],
+    bias: Option<&[f32]>,
+    (sa, za, relu): (f32, i32, bool),
+    emit: impl Fn(f32) -> T,
+) {
+    let act = |y: f32| if relu && y < 0.0 { 0.0 } else { y };
+    let base = dst.iter_mut().zip(acc).zip(sums).zip(ws);
+    match bias {
+        Some(b) => {
+            for ((((d, &x), &s), &w), &bv) in base.zip(b) {
+                *d = emit(act((x - za * s) as f32 * (sa * w) + bv));
+            }
+        }
+        None => {
+            for (((d, &x), &s), &w) in base {
+                *d = emit(act((x - za * s) as f32 * (sa * w)));
+            }
+        }
+    }
+}
+
+/// Applies the epilogue to one row of a tile: `acc[j]` is the raw sum of
+/// column `col0 + j` of output row `row`.
+#[inline(always)]
+fn finish_row(
+    sink: &mut Sink<'_>,
+    za: i32,
+    col_sums: &[i32],
+    row: usize,
+    col0: usize,
+    acc: &[i32],
+) {
+    let cols = acc.len();
+    let sums = &col_sums[col0..col0 + cols];
+    let span = |ld: usize| row * ld + col0..row * ld + col0 + cols;
+    match sink {
+        Sink::I32(c, ldc) => {
+            for ((d, &x), &s) in c[span(*ldc)].iter_mut().zip(acc).zip(sums) {
+                *d = x - za * s;
+            }
+        }
+        Sink::F32(o, ldo, ep) => {
+            let ws = &ep.weight_scales[col0..col0 + cols];
+            let bias = ep.bias.map(|b| &b[col0..col0 + cols]);
+            let params = (ep.act.scale, za, ep.relu);
+            dequant_into(&mut o[span(*ldo)], acc, sums, ws, bias, params, |y| y);
+        }
+        Sink::U8(o, ldo, ep, q) => {
+            let ws = &ep.weight_scales[col0..col0 + cols];
+            let bias = ep.bias.map(|b| &b[col0..col0 + cols]);
+            let params = (ep.act.scale, za, ep.relu);
+            let inv = 1.0 / q.scale;
+            let zp = f32::from(q.zero_point);
+            dequant_into(&mut o[span(*ldo)], acc, sums, ws, bias, params, |y| {
+                saturate_u8(y * inv + zp, zp)
+            });
+        }
+    }
+}
+
+/// A path's micro-kernel: sums of `rows <= MR` rows of A against one packed
+/// panel over the whole (padded) reduction, written to `tile[r * NR + c]`.
+trait TileKernel {
+    type W: Copy;
+    const MR: usize;
+    const NR: usize;
+    /// # Safety
+    /// The CPU supports the path; `a` holds `rows` rows of stride `lda` readable
+    /// to `kp`; `panel` holds `kp * NR` packed weights; `tile` >= `MR * NR`.
+    /// Only the first `cols` columns of each tile row are read afterwards.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        a: &[u8],
+        lda: usize,
+        rows: usize,
+        cols: usize,
+        kp: usize,
+        panel: &[Self::W],
+        tile: &mut [i32],
+    );
+}
+
+/// The loop over column panels and row blocks shared by every path; the
+/// epilogue inlines into the caller, so it is compiled with the path's features.
+///
+/// # Safety
+/// The CPU supports `K`'s path; buffers were checked by the caller (A for m
+/// rows readable to kp, `b` with ceil(n / NR) panels, the sink for m x n).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<K: TileKernel>(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    kp: usize,
+    n: usize,
+    za: i32,
+    col_sums: &[i32],
+    b: &[K::W],
+    sink: &mut Sink<'_>,
+) {
+    let mut tile = [0i32; TILE_MAX];
+    for (p, panel) in b.chunks_exact(kp * K::NR).enumerate() {
+        let col0 = p * K::NR;
+        if col0 >= n {
+            break;
+        }
+        let cols = (n - col0).min(K::NR);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(K::MR);
+            // SAFETY: forwarded from the caller's contract; rows i..i+rows exist.
+            unsafe { K::tile(&a[i * lda..], lda, rows, cols, kp, panel, &mut tile) };
+            for r in 0..rows {
+                let acc = &tile[r * K::NR..r * K::NR + cols];
+                finish_row(sink, za, col_sums, i + r, col0, acc);
+            }
+            i += rows;
+        }
+    }
+}
+
+struct PortableKernel;
+
+impl TileKernel for PortableKernel {
+    type W = i8;
+    const MR: usize = PORTABLE_MR;
+    const NR: usize = PORTABLE_NR;
+    unsafe fn tile(
+        a: &[u8],
+        lda: usize,
+        rows: usize,
+        _cols: usize,
+        kp: usize,
+        panel: &[i8],
+        tile: &mut [i32],
+    ) {
+        for r in 0..rows {
+            let acc = &mut tile[r * PORTABLE_NR..(r + 1) * PORTABLE_NR];
+            acc.fill(0);
+            for (&av, brow) in a[r * lda..r * lda + kp]
+                .iter()
+                .zip(panel.chunks_exact(PORTABLE_NR))
+            {
+                let av = i32::from(av);
+                for (x, &bv) in acc.iter_mut().zip(brow) {
+                    *x += av * i32::from(bv);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the kernel of `packed`'s path into `sink` (buffers already checked).
+fn run_gemm(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    za: u8,
+    packed: &PackedWeightsS8,
+    mut sink: Sink<'_>,
+) -> Result<(), QuantError> {
+    let (kp, n) = (packed.k_padded(), packed.n);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let za = i32::from(za);
+    let sums = &packed.col_sums;
+    match &packed.data {
+        // SAFETY: the portable kernel needs no CPU feature; buffers checked by the caller.
+        PackedData::Portable(b) => unsafe {
+            drive::<PortableKernel>(a, lda, m, kp, n, za, sums, b, &mut sink)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the path was checked supported at packing time; buffers checked by the caller.
+        PackedData::Vnni(b) => unsafe { x86::vnni_gemm(a, lda, m, kp, n, za, sums, b, &mut sink) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for avx2.
+        PackedData::Avx2(b) => unsafe { x86::avx2_gemm(a, lda, m, kp, n, za, sums, b, &mut sink) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => return Err(QuantError::UnsupportedPath(packed.path.name())),
     }
     Ok(())
 }
@@ -260,317 +514,231 @@ pub fn gemm_u8s8_i32(
     c: &mut [i32],
     ldc: usize,
 ) -> Result<(), QuantError> {
-    let (k, n) = (packed.k, packed.n);
-    let kp = k_padded(k);
-    check_a(a, lda, m, kp)?;
-    if ldc < n {
-        return Err(QuantError::BadStride {
-            name: "ldc",
-            value: ldc,
-            min: n,
-        });
-    }
-    let needed_c = if m == 0 { 0 } else { (m - 1) * ldc + n };
-    if c.len() < needed_c {
-        return Err(QuantError::BufferTooSmall {
-            name: "c",
-            needed: needed_c,
-            actual: c.len(),
-        });
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    match &packed.data {
-        PackedData::Portable(b) => portable_gemm(a, lda, m, kp, n, b, c, ldc),
-        #[cfg(target_arch = "x86_64")]
-        PackedData::Vnni(b) => {
-            // SAFETY: the path was checked supported at packing time (the CPU
-            // has avx512f/bw/vnni); A holds m rows readable to kp (check_a), B
-            // holds ceil(n/32) full panels of kp*32 bytes, C holds m rows of n
-            // (tail columns are stored with a mask).
-            unsafe { x86::vnni_gemm(a.as_ptr(), lda, m, kp, n, b.as_ptr(), c.as_mut_ptr(), ldc) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        PackedData::Avx2(b) => {
-            // SAFETY: avx2 checked at packing time; bounds as for the VNNI path,
-            // with 16-column panels of i16 pairs; tail columns go through a
-            // stack buffer.
-            unsafe { x86::avx2_gemm(a.as_ptr(), lda, m, kp, n, b.as_ptr(), c.as_mut_ptr(), ldc) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => return Err(QuantError::UnsupportedPath(packed.path.name())),
-    }
-    // Zero-point compensation, exact in i32 (wrapping cannot occur for k <= MAX_K).
-    let za = i32::from(a_zero_point);
-    if za != 0 {
-        for row in c.chunks_mut(ldc).take(m) {
-            for (x, &s) in row[..n].iter_mut().zip(&packed.col_sums) {
-                *x -= za * s;
-            }
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn portable_gemm(
-    a: &[u8],
-    lda: usize,
-    m: usize,
-    kp: usize,
-    n: usize,
-    b: &[i8],
-    c: &mut [i32],
-    ldc: usize,
-) {
-    for i in 0..m {
-        let row = &mut c[i * ldc..i * ldc + n];
-        row.fill(0);
-        let arow = &a[i * lda..i * lda + kp];
-        for (kk, &av) in arow.iter().enumerate() {
-            let av = i32::from(av);
-            let brow = &b[kk * n..(kk + 1) * n];
-            for (x, &bv) in row.iter_mut().zip(brow) {
-                *x += av * i32::from(bv);
-            }
-        }
-    }
-}
-
-/// What to do with the i32 result to produce f32 output.
-#[derive(Debug, Clone, Copy)]
-pub struct Int8Epilogue<'a> {
-    /// Activation quantization of A.
-    pub act: ActivationQuant,
-    /// Per-column weight scales (length n).
-    pub weight_scales: &'a [f32],
-    pub bias: Option<&'a [f32]>,
-    pub relu: bool,
+    check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
+    check_matrix(c.len(), ldc, m, packed.n, ("ldc", "c"))?;
+    run_gemm(a, lda, m, a_zero_point, packed, Sink::I32(c, ldc))
 }
 
 /// int8 GEMM with dequantizing epilogue: `out[i][j] = sa * sw[j] * C[i][j] + bias[j]`
-/// (then ReLU if asked). `scratch` is resized to m * n i32s and reused between calls.
-#[allow(clippy::too_many_arguments)]
+/// (then ReLU if asked), computed tile by tile without an i32 intermediate.
 pub fn gemm_u8s8_f32(
     a: &[u8],
     lda: usize,
     m: usize,
     packed: &PackedWeightsS8,
     epilogue: Int8Epilogue<'_>,
-    scratch: &mut Vec<i32>,
     out: &mut [f32],
     ldo: usize,
 ) -> Result<(), QuantError> {
-    let n = packed.n;
-    if epilogue.weight_scales.len() < n {
-        return Err(QuantError::Mismatch(format!(
-            "{} weight scales for {n} columns",
-            epilogue.weight_scales.len()
-        )));
-    }
-    if let Some(b) = epilogue.bias {
-        if b.len() < n {
-            return Err(QuantError::Mismatch(format!(
-                "{} bias values for {n} columns",
-                b.len()
-            )));
-        }
-    }
-    if ldo < n {
-        return Err(QuantError::BadStride {
-            name: "ldo",
-            value: ldo,
-            min: n,
-        });
-    }
-    let needed = if m == 0 { 0 } else { (m - 1) * ldo + n };
-    if out.len() < needed {
-        return Err(QuantError::BufferTooSmall {
-            name: "out",
-            needed,
-            actual: out.len(),
-        });
-    }
-    scratch.resize(m * n, 0);
-    gemm_u8s8_i32(a, lda, m, epilogue.act.zero_point, packed, scratch, n)?;
-    let sa = epilogue.act.scale;
-    for i in 0..m {
-        let acc = &scratch[i * n..(i + 1) * n];
-        let o = &mut out[i * ldo..i * ldo + n];
-        match epilogue.bias {
-            Some(bias) => {
-                for (((y, &x), &s), &bv) in
-                    o.iter_mut().zip(acc).zip(epilogue.weight_scales).zip(bias)
-                {
-                    *y = x as f32 * (sa * s) + bv;
-                }
-            }
-            None => {
-                for ((y, &x), &s) in o.iter_mut().zip(acc).zip(epilogue.weight_scales) {
-                    *y = x as f32 * (sa * s);
-                }
-            }
-        }
-        if epilogue.relu {
-            for y in o.iter_mut() {
-                *y = y.max(0.0);
-            }
-        }
-    }
-    Ok(())
+    epilogue.check(packed.n)?;
+    check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
+    check_matrix(out.len(), ldo, m, packed.n, ("ldo", "out"))?;
+    run_gemm(
+        a,
+        lda,
+        m,
+        epilogue.act.zero_point,
+        packed,
+        Sink::F32(out, ldo, epilogue),
+    )
+}
+
+/// int8 GEMM whose epilogue requantizes for the next int8 layer: the f32 value
+/// of [`gemm_u8s8_f32`] (bias, ReLU) quantized with `out_quant` straight to u8,
+/// so consecutive layers chain without an f32 activation buffer. Columns past
+/// n of each output row (up to `ldo`) are left alone.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_u8s8_u8(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    packed: &PackedWeightsS8,
+    epilogue: Int8Epilogue<'_>,
+    out_quant: ActivationQuant,
+    out: &mut [u8],
+    ldo: usize,
+) -> Result<(), QuantError> {
+    epilogue.check(packed.n)?;
+    check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
+    check_matrix(out.len(), ldo, m, packed.n, ("ldo", "out"))?;
+    run_gemm(
+        a,
+        lda,
+        m,
+        epilogue.act.zero_point,
+        packed,
+        Sink::U8(out, ldo, epilogue, out_quant),
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{AVX2_MR, AVX2_NR, VNNI_KC, VNNI_MR, VNNI_NR};
+    use super::{drive, Sink, TileKernel, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR};
     use std::arch::x86_64::*;
 
     /// # Safety
-    /// CPU supports avx512f/bw/vnni; `a` has m rows of `lda` readable to `kp`;
-    /// `b` holds ceil(n/32) panels of kp*32 bytes; `c` has m rows of `ldc >= n`.
+    /// CPU supports avx512f/bw/vnni; buffers as for [`drive`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn vnni_gemm(
-        a: *const u8,
+        a: &[u8],
         lda: usize,
         m: usize,
         kp: usize,
         n: usize,
-        b: *const i8,
-        c: *mut i32,
-        ldc: usize,
+        za: i32,
+        col_sums: &[i32],
+        b: &[i8],
+        sink: &mut Sink<'_>,
     ) {
-        let panels = n.div_ceil(VNNI_NR);
-        // k blocks of VNNI_KC keep one B micro-panel (KC x 32 bytes) in L1
-        // while every row block of A streams past it.
-        let mut k0 = 0;
-        while k0 < kp {
-            let kc = (kp - k0).min(VNNI_KC);
-            let accumulate = k0 > 0;
-            for p in 0..panels {
-                let col0 = p * VNNI_NR;
-                let cols = (n - col0).min(VNNI_NR);
-                let m0: u16 = if cols >= 16 {
-                    0xffff
-                } else {
-                    (1u16 << cols) - 1
-                };
-                let m1: u16 = if cols >= 32 {
-                    0xffff
-                } else if cols > 16 {
-                    (1u16 << (cols - 16)) - 1
-                } else {
-                    0
-                };
-                // SAFETY (whole block): offsets stay inside the buffers described above.
-                unsafe {
-                    let bp = b.add(p * kp * VNNI_NR + k0 * VNNI_NR);
-                    let mut i = 0;
-                    while i < m {
-                        let rows = (m - i).min(VNNI_MR);
-                        let ap = a.add(i * lda + k0);
-                        let cp = c.add(i * ldc + col0);
-                        let t = (lda, kc, ldc, m0, m1, accumulate);
-                        match rows {
-                            8 => vnni_tile::<8>(ap, bp, cp, t),
-                            7 => vnni_tile::<7>(ap, bp, cp, t),
-                            6 => vnni_tile::<6>(ap, bp, cp, t),
-                            5 => vnni_tile::<5>(ap, bp, cp, t),
-                            4 => vnni_tile::<4>(ap, bp, cp, t),
-                            3 => vnni_tile::<3>(ap, bp, cp, t),
-                            2 => vnni_tile::<2>(ap, bp, cp, t),
-                            _ => vnni_tile::<1>(ap, bp, cp, t),
-                        }
-                        i += rows;
-                    }
+        // SAFETY: forwarded contract; this function enables the features.
+        unsafe { drive::<VnniKernel>(a, lda, m, kp, n, za, col_sums, b, sink) }
+    }
+
+    /// # Safety
+    /// CPU supports avx2; buffers as for [`drive`].
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx2_gemm(
+        a: &[u8],
+        lda: usize,
+        m: usize,
+        kp: usize,
+        n: usize,
+        za: i32,
+        col_sums: &[i32],
+        b: &[i16],
+        sink: &mut Sink<'_>,
+    ) {
+        // SAFETY: forwarded contract; this function enables the features.
+        unsafe { drive::<Avx2Kernel>(a, lda, m, kp, n, za, col_sums, b, sink) }
+    }
+
+    struct VnniKernel;
+
+    impl TileKernel for VnniKernel {
+        type W = i8;
+        const MR: usize = VNNI_MR;
+        const NR: usize = VNNI_NR;
+        #[inline(always)]
+        unsafe fn tile(
+            a: &[u8],
+            lda: usize,
+            rows: usize,
+            cols: usize,
+            kp: usize,
+            panel: &[i8],
+            tile: &mut [i32],
+        ) {
+            let (a, b, t) = (a.as_ptr(), panel.as_ptr(), tile.as_mut_ptr());
+            // SAFETY: the caller's contract (features, rows readable to kp, a
+            // full panel, a tile of MR x NR). A narrow last panel (the 10
+            // classes of a classifier) computes only the zmm columns it needs.
+            unsafe {
+                match cols.div_ceil(16) {
+                    1 => vnni_rows::<1>(rows, a, lda, kp, b, t),
+                    2 => vnni_rows::<2>(rows, a, lda, kp, b, t),
+                    3 => vnni_rows::<3>(rows, a, lda, kp, b, t),
+                    _ => vnni_rows::<4>(rows, a, lda, kp, b, t),
                 }
             }
-            k0 += kc;
         }
     }
 
-    /// One MR x 32 tile over `kc` (a multiple of 4) k-steps; adds to C when `accumulate`.
-    ///
     /// # Safety
-    /// As for [`vnni_gemm`], restricted to MR rows, one panel and one k block.
+    /// As for [`vnni_tile`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn vnni_tile<const MR: usize>(
+    unsafe fn vnni_rows<const NZ: usize>(
+        rows: usize,
         a: *const u8,
+        lda: usize,
+        kp: usize,
         b: *const i8,
-        c: *mut i32,
-        (lda, kc, ldc, m0, m1, accumulate): (usize, usize, usize, u16, u16, bool),
+        t: *mut i32,
     ) {
-        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-        // SAFETY (whole block): kk < kc, so every A read of 4 bytes at kk is in
-        // the row, every B read of 64 bytes is inside the panel, and C is
-        // accessed only under the column masks.
+        // SAFETY: forwarded contract.
         unsafe {
-            if accumulate {
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let cr = c.add(r * ldc);
-                    acc_r[0] = _mm512_maskz_loadu_epi32(m0, cr);
-                    acc_r[1] = _mm512_maskz_loadu_epi32(m1, cr.add(16));
-                }
+            match rows {
+                6 => vnni_tile::<6, NZ>(a, lda, kp, b, t),
+                5 => vnni_tile::<5, NZ>(a, lda, kp, b, t),
+                4 => vnni_tile::<4, NZ>(a, lda, kp, b, t),
+                3 => vnni_tile::<3, NZ>(a, lda, kp, b, t),
+                2 => vnni_tile::<2, NZ>(a, lda, kp, b, t),
+                _ => vnni_tile::<1, NZ>(a, lda, kp, b, t),
             }
+        }
+    }
+
+    /// One MR x (16 * NZ) tile of a 64-column panel over the whole padded
+    /// reduction (`kp` a multiple of 4): per 4 k-steps, NZ weight loads, MR
+    /// broadcasts of 4 A bytes and NZ * MR `vpdpbusd`.
+    ///
+    /// # Safety
+    /// CPU supports avx512f/bw/vnni; `a` has MR rows of stride `lda` readable to
+    /// `kp`; `b` holds `kp * 64` bytes; `t` holds MR * 64 i32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn vnni_tile<const MR: usize, const NZ: usize>(
+        a: *const u8,
+        lda: usize,
+        kp: usize,
+        b: *const i8,
+        t: *mut i32,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); NZ]; MR];
+        // SAFETY (whole block): kk < kp, so every 4-byte A read is inside its
+        // row and every 64-byte B read (z < NZ <= 4) inside the panel; the tile
+        // store writes MR rows of at most 64 i32.
+        unsafe {
             let mut kk = 0;
-            while kk < kc {
+            while kk < kp {
                 let bk = b.add(kk * VNNI_NR);
-                let b0 = _mm512_loadu_si512(bk as *const __m512i);
-                let b1 = _mm512_loadu_si512(bk.add(64) as *const __m512i);
+                let mut w = [_mm512_setzero_si512(); NZ];
+                for (z, wz) in w.iter_mut().enumerate() {
+                    *wz = _mm512_loadu_si512(bk.add(64 * z) as *const __m512i);
+                }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let quad = (a.add(r * lda + kk) as *const i32).read_unaligned();
                     let av = _mm512_set1_epi32(quad);
-                    acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, b0);
-                    acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
+                    for (acc_rz, wz) in acc_r.iter_mut().zip(&w) {
+                        *acc_rz = _mm512_dpbusd_epi32(*acc_rz, av, *wz);
+                    }
                 }
                 kk += 4;
             }
             for (r, acc_r) in acc.iter().enumerate() {
-                let cr = c.add(r * ldc);
-                _mm512_mask_storeu_epi32(cr, m0, acc_r[0]);
-                if m1 != 0 {
-                    _mm512_mask_storeu_epi32(cr.add(16), m1, acc_r[1]);
+                for (z, v) in acc_r.iter().enumerate() {
+                    _mm512_storeu_si512(t.add(r * VNNI_NR + z * 16) as *mut __m512i, *v);
                 }
             }
         }
     }
 
-    /// # Safety
-    /// CPU supports avx2; `a` as for [`vnni_gemm`]; `b` holds ceil(n/16)
-    /// panels of kp*16 i16; `c` has m rows of `ldc >= n`.
-    #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn avx2_gemm(
-        a: *const u8,
-        lda: usize,
-        m: usize,
-        kp: usize,
-        n: usize,
-        b: *const i16,
-        c: *mut i32,
-        ldc: usize,
-    ) {
-        let panels = n.div_ceil(AVX2_NR);
-        for p in 0..panels {
-            let col0 = p * AVX2_NR;
-            let cols = (n - col0).min(AVX2_NR);
-            // SAFETY (whole block): offsets stay inside the buffers described above.
+    struct Avx2Kernel;
+
+    impl TileKernel for Avx2Kernel {
+        type W = i16;
+        const MR: usize = AVX2_MR;
+        const NR: usize = AVX2_NR;
+        #[inline(always)]
+        unsafe fn tile(
+            a: &[u8],
+            lda: usize,
+            rows: usize,
+            _cols: usize,
+            kp: usize,
+            panel: &[i16],
+            tile: &mut [i32],
+        ) {
+            let (a, b, t) = (a.as_ptr(), panel.as_ptr(), tile.as_mut_ptr());
+            // SAFETY: the caller's contract.
             unsafe {
-                let bp = b.add(p * kp * AVX2_NR);
-                let mut i = 0;
-                while i < m {
-                    let rows = (m - i).min(AVX2_MR);
-                    let ap = a.add(i * lda);
-                    let cp = c.add(i * ldc + col0);
-                    match rows {
-                        4 => avx2_tile::<4>(ap, lda, bp, kp, cp, ldc, cols),
-                        3 => avx2_tile::<3>(ap, lda, bp, kp, cp, ldc, cols),
-                        2 => avx2_tile::<2>(ap, lda, bp, kp, cp, ldc, cols),
-                        _ => avx2_tile::<1>(ap, lda, bp, kp, cp, ldc, cols),
-                    }
-                    i += rows;
+                match rows {
+                    4 => avx2_tile::<4>(a, lda, kp, b, t),
+                    3 => avx2_tile::<3>(a, lda, kp, b, t),
+                    2 => avx2_tile::<2>(a, lda, kp, b, t),
+                    _ => avx2_tile::<1>(a, lda, kp, b, t),
                 }
             }
         }
@@ -580,23 +748,22 @@ mod x86 {
     /// pre-widened weights (|a*b| <= 255*128, pair sums fit i32: no saturation).
     ///
     /// # Safety
-    /// As for [`avx2_gemm`], restricted to MR rows and one panel.
+    /// CPU supports avx2; `a` has MR rows readable to `kp`; `b` holds `kp * 16`
+    /// i16; `t` holds MR * 16 i32.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn avx2_tile<const MR: usize>(
         a: *const u8,
         lda: usize,
-        b: *const i16,
         kp: usize,
-        c: *mut i32,
-        ldc: usize,
-        cols: usize,
+        b: *const i16,
+        t: *mut i32,
     ) {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-        let mut kk = 0;
         // SAFETY (whole block): kk + 1 < kp for every read of A; B reads of
-        // 2 x 32 bytes per k-pair stay in the panel; C writes cover `cols`.
+        // 2 x 32 bytes per k-pair stay in the panel; the tile store writes MR x 16.
         unsafe {
+            let mut kk = 0;
             while kk < kp {
                 let bk = b.add(kk * AVX2_NR);
                 let b0 = _mm256_loadu_si256(bk as *const __m256i);
@@ -611,16 +778,9 @@ mod x86 {
                 kk += 2;
             }
             for (r, acc_r) in acc.iter().enumerate() {
-                let cr = c.add(r * ldc);
-                if cols == AVX2_NR {
-                    _mm256_storeu_si256(cr as *mut __m256i, acc_r[0]);
-                    _mm256_storeu_si256(cr.add(8) as *mut __m256i, acc_r[1]);
-                } else {
-                    let mut tmp = [0i32; AVX2_NR];
-                    _mm256_storeu_si256(tmp.as_mut_ptr() as *mut __m256i, acc_r[0]);
-                    _mm256_storeu_si256(tmp.as_mut_ptr().add(8) as *mut __m256i, acc_r[1]);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), cr, cols);
-                }
+                let tr = t.add(r * AVX2_NR);
+                _mm256_storeu_si256(tr as *mut __m256i, acc_r[0]);
+                _mm256_storeu_si256(tr.add(8) as *mut __m256i, acc_r[1]);
             }
         }
     }

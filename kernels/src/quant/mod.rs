@@ -19,7 +19,9 @@ pub use calibrate::{
     Calibrator, QuantizedWeights,
 };
 pub use half_gemm::{HalfPath, PackedPanelWeights, WeightStorage};
-pub use int8::{gemm_u8s8_f32, gemm_u8s8_i32, Int8Epilogue, Int8Path, PackedWeightsS8};
+pub use int8::{
+    gemm_u8s8_f32, gemm_u8s8_i32, gemm_u8s8_u8, Int8Epilogue, Int8Path, PackedWeightsS8,
+};
 
 /// Errors of the quantization maths and the int8 / half GEMMs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
