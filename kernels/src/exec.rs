@@ -1,13 +1,14 @@
 //! Runs a lowered (fused) program. The fused backend uses the simple kernels;
-//! the tiled backend swaps in the blocked GEMM (dense, conv via im2col,
+//! the tiled backend swaps in the blocked GEMM (dense, conv packed from a split input,
 //! pointwise, attention) and a direct depthwise kernel.
 
 use crate::act;
 use crate::backend::check_input;
+use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
-use crate::gemm::{sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB};
-use crate::reference::{self as r, ConvGeom, RowView};
+use crate::gemm::{sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB};
+use crate::reference::{self as r, RowView};
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
 use crate::tile::TileParams;
@@ -113,17 +114,36 @@ fn run_chain_block(
     }
 }
 
+/// Pixels per pointwise GEMM when its output only feeds a global average pool:
+/// the `oc x POOL_CHUNK` result stays in L2 and is summed there instead of being
+/// written out whole and read back.
+const POOL_CHUNK: usize = 512;
+
+/// How the tiled engine runs a convolution step: its input in split layout
+/// (padded, stride phases apart) and the tap offsets into it.
+struct ConvPlan {
+    layout: SplitLayout,
+    offsets: Vec<usize>,
+}
+
 pub(crate) struct LoweredExecutable {
     kind: BackendKind,
     lowered: Lowered,
     engine: Engine,
     /// Pre-packed weights of each dense step (tiled engine).
     packed: Vec<Option<PackedB>>,
+    /// Split-layout plan of each conv / depthwise step (tiled engine).
+    conv_plans: Vec<Option<ConvPlan>>,
+    /// Pointwise steps whose output only feeds the next step, a global average
+    /// pool: they write the pooled values into that step's output (tiled engine).
+    pool_fused: Vec<bool>,
     buffers: Vec<Vec<f32>>,
     batch: usize,
     ws: GemmWorkspace,
-    /// im2col columns of one sample.
-    im2col: Vec<f32>,
+    /// One sample's conv input in split layout.
+    split: Vec<f32>,
+    /// Pointwise results of one pixel chunk (fused pooling).
+    pool_scratch: Vec<f32>,
     chain_stack: Vec<f32>,
 }
 
@@ -134,10 +154,14 @@ impl LoweredExecutable {
         engine: Engine,
     ) -> Result<LoweredExecutable, KernelError> {
         let mut packed = Vec::with_capacity(lowered.steps.len());
-        let mut im2col_len = 0;
+        let mut conv_plans = Vec::with_capacity(lowered.steps.len());
+        let mut pool_fused = vec![false; lowered.steps.len()];
+        let mut split_len = 0;
+        let mut pool_scratch_len = 0;
         let mut stack = 0;
-        for step in &lowered.steps {
+        for (si, step) in lowered.steps.iter().enumerate() {
             let mut p = None;
+            let mut plan = None;
             match (&step.kind, engine) {
                 (StepKind::Dense { k, n, weight, .. }, Engine::Tiled { tile, .. }) => {
                     p = Some(PackedB::pack(
@@ -149,7 +173,26 @@ impl LoweredExecutable {
                     )?);
                 }
                 (StepKind::Conv2d { geom, .. }, Engine::Tiled { .. }) => {
-                    im2col_len = im2col_len.max(geom.in_c * geom.kh * geom.kw * geom.oh * geom.ow);
+                    let layout = SplitLayout::new(geom);
+                    split_len = split_len.max(layout.len());
+                    plan = Some(ConvPlan {
+                        layout,
+                        offsets: layout.conv_offsets(geom),
+                    });
+                }
+                (StepKind::Depthwise { geom, .. }, Engine::Tiled { .. }) => {
+                    let layout = SplitLayout::new(geom);
+                    split_len = split_len.max(layout.len());
+                    plan = Some(ConvPlan {
+                        layout,
+                        offsets: layout.depthwise_offsets(geom),
+                    });
+                }
+                (StepKind::Pointwise { oc, hw, .. }, Engine::Tiled { .. })
+                    if pools_next(&lowered, si) =>
+                {
+                    pool_fused[si] = true;
+                    pool_scratch_len = pool_scratch_len.max(oc * POOL_CHUNK.min(*hw));
                 }
                 (
                     StepKind::Chain {
@@ -172,16 +215,20 @@ impl LoweredExecutable {
                 _ => {}
             }
             packed.push(p);
+            conv_plans.push(plan);
         }
         Ok(LoweredExecutable {
             kind,
             lowered,
             engine,
             packed,
+            conv_plans,
+            pool_fused,
             buffers: Vec::new(),
             batch: 0,
             ws: GemmWorkspace::new(),
-            im2col: vec![0.0; im2col_len],
+            split: vec![0.0; split_len],
+            pool_scratch: vec![0.0; pool_scratch_len],
             chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
         })
     }
@@ -194,12 +241,19 @@ impl LoweredExecutable {
         if self.batch == batch && self.buffers.len() == self.lowered.buffers.len() {
             return;
         }
+        // Outputs of pointwise steps with pooling fused are never written: no memory for them.
+        let unwritten: Vec<BufId> = (0..self.lowered.steps.len())
+            .filter(|&si| self.pool_fused[si])
+            .map(|si| self.lowered.steps[si].out)
+            .collect();
         self.buffers = self
             .lowered
             .buffers
             .iter()
-            .map(|b| match &b.constant {
+            .enumerate()
+            .map(|(id, b)| match &b.constant {
                 Some(data) => data.to_vec(),
+                None if unwritten.contains(&id) => Vec::new(),
                 None => vec![0.0; b.numel * batch],
             })
             .collect();
@@ -210,13 +264,17 @@ impl LoweredExecutable {
         let input_buf = self.lowered.input;
         check_input(input, batch, self.lowered.buffers[input_buf].numel)?;
         self.prepare(batch);
-        for si in 0..self.lowered.steps.len() {
-            let out_id = self.lowered.steps[si].out;
+        let mut si = 0;
+        while si < self.lowered.steps.len() {
+            // A pointwise step with pooling fused writes the pool's output; the pool is skipped.
+            let fused = self.pool_fused[si];
+            let out_id = self.lowered.steps[si + usize::from(fused)].out;
             // Take the output buffer out so inputs can be borrowed alongside (no allocation).
             let mut out = std::mem::take(&mut self.buffers[out_id]);
             let result = self.run_step(si, batch, input, &mut out);
             self.buffers[out_id] = out;
             result?;
+            si += 1 + usize::from(fused);
         }
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
@@ -322,11 +380,21 @@ impl LoweredExecutable {
                             let ohw = geom.oh * geom.ow;
                             let direct =
                                 geom.kh == 1 && geom.kw == 1 && geom.stride == 1 && geom.pad == 0;
-                            let cols: &[f32] = if direct {
-                                xs
+                            let b = if direct {
+                                BOperand::Mat(MatRef::row_major(xs, ohw))
                             } else {
-                                im2col(xs, geom, &mut self.im2col[..kdim * ohw]);
-                                &self.im2col[..kdim * ohw]
+                                // Patches are packed straight from the split input (no im2col).
+                                let plan = self.conv_plans[si].as_ref().ok_or_else(|| {
+                                    KernelError::Gemm("conv step without a plan".into())
+                                })?;
+                                let q = &mut self.split[..plan.layout.len()];
+                                conv::pad_split(xs, geom, &plan.layout, q);
+                                BOperand::Gathered(GatherB {
+                                    data: &self.split[..plan.layout.len()],
+                                    row_offsets: &plan.offsets,
+                                    run: geom.ow,
+                                    run_step: plan.layout.row_step(),
+                                })
                             };
                             let epi = Epilogue {
                                 bias: bias.as_deref().map_or(Bias::None, Bias::PerRow),
@@ -340,7 +408,7 @@ impl LoweredExecutable {
                                 ohw,
                                 kdim,
                                 MatRef::row_major(weight, kdim),
-                                BOperand::Mat(MatRef::row_major(cols, ohw)),
+                                b,
                                 os,
                                 ohw,
                                 epi,
@@ -364,12 +432,33 @@ impl LoweredExecutable {
                     let xs = sample(*x, s);
                     let os = &mut out[s * out_len..(s + 1) * out_len];
                     match engine {
-                        Engine::Simple => r::depthwise(xs, geom, weight, bias.as_deref(), os),
-                        Engine::Tiled { .. } => {
-                            depthwise_direct(xs, geom, weight, bias.as_deref(), os)
+                        Engine::Simple => {
+                            r::depthwise(xs, geom, weight, bias.as_deref(), os);
+                            apply_act(*act, os);
+                        }
+                        Engine::Tiled { simd, .. } => {
+                            let plan = self.conv_plans[si].as_ref().ok_or_else(|| {
+                                KernelError::Gemm("depthwise step without a plan".into())
+                            })?;
+                            let q = &mut self.split[..plan.layout.len()];
+                            conv::pad_split(xs, geom, &plan.layout, q);
+                            let relu = *act == Some(Activation::Relu);
+                            conv::depthwise(
+                                simd,
+                                &self.split[..plan.layout.len()],
+                                &plan.layout,
+                                &plan.offsets,
+                                geom,
+                                weight,
+                                bias.as_deref(),
+                                relu,
+                                os,
+                            );
+                            if !relu {
+                                apply_act(*act, os);
+                            }
                         }
                     }
-                    apply_act(*act, os);
                 }
             }
             (
@@ -385,6 +474,43 @@ impl LoweredExecutable {
                 engine,
             ) => {
                 let out_len = oc * hw;
+                if let (true, Engine::Tiled { simd, tile }) = (self.pool_fused[si], engine) {
+                    // Pointwise + global average pool: out is the pool's [batch, oc].
+                    let epi = Epilogue {
+                        bias: bias.as_deref().map_or(Bias::None, Bias::PerRow),
+                        activation: *act,
+                    };
+                    for s in 0..batch {
+                        let xs = sample(*x, s);
+                        let pooled = &mut out[s * oc..(s + 1) * oc];
+                        pooled.iter_mut().for_each(|v| *v = 0.0);
+                        let mut p0 = 0;
+                        while p0 < *hw {
+                            let len = POOL_CHUNK.min(hw - p0);
+                            let scratch = &mut self.pool_scratch[..oc * len];
+                            sgemm_with(
+                                &mut self.ws,
+                                &tile,
+                                simd,
+                                *oc,
+                                len,
+                                *ic,
+                                MatRef::row_major(weight, *ic),
+                                BOperand::Mat(MatRef::row_major(&xs[p0..], *hw)),
+                                scratch,
+                                len,
+                                epi,
+                            )?;
+                            for (o, v) in pooled.iter_mut().enumerate() {
+                                *v += conv::lane_sum(&scratch[o * len..(o + 1) * len]);
+                            }
+                            p0 += len;
+                        }
+                        let inv = 1.0 / *hw as f32;
+                        pooled.iter_mut().for_each(|v| *v *= inv);
+                    }
+                    return Ok(());
+                }
                 for s in 0..batch {
                     let xs = sample(*x, s);
                     let os = &mut out[s * out_len..(s + 1) * out_len];
@@ -643,102 +769,21 @@ fn pointwise_simple(
     }
 }
 
-/// Unfold patches: `cols[(ic*kh + ky)*kw + kx, oy*ow + ox] = x[ic, oy*s + ky - pad, ox*s + kx - pad]` (0 outside).
-pub(crate) fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
-    let ohw = g.oh * g.ow;
-    for ic in 0..g.in_c {
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let row = ((ic * g.kh + ky) * g.kw + kx) * ohw;
-                let (lo, hi) = valid_range(g, kx, g.w);
-                for oy in 0..g.oh {
-                    let dst = &mut cols[row + oy * g.ow..row + (oy + 1) * g.ow];
-                    let Some(iy) = g.src(oy, ky, g.h) else {
-                        dst.iter_mut().for_each(|v| *v = 0.0);
-                        continue;
-                    };
-                    let src = &x[(ic * g.h + iy) * g.w..(ic * g.h + iy + 1) * g.w];
-                    dst[..lo].iter_mut().for_each(|v| *v = 0.0);
-                    dst[hi..].iter_mut().for_each(|v| *v = 0.0);
-                    if lo >= hi {
-                        // Tiny input, wide kernel: this tap never lands inside the row
-                        // (and `lo` may have been clamped below the padding).
-                        continue;
-                    }
-                    if g.stride == 1 {
-                        let first = lo + kx - g.pad;
-                        dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                    } else {
-                        for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
-                            *d = src[ox * g.stride + kx - g.pad];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Output columns `lo..hi` whose input column `ox*stride + k - pad` lies inside `0..size`.
-fn valid_range(g: &ConvGeom, k: usize, size: usize) -> (usize, usize) {
-    let lo = if g.pad > k {
-        (g.pad - k).div_ceil(g.stride)
-    } else {
-        0
+/// Whether step `si` is a pointwise conv whose output only feeds step `si + 1`,
+/// a global average pool (so the pooled sums can be taken in its place).
+fn pools_next(lowered: &Lowered, si: usize) -> bool {
+    let out = lowered.steps[si].out;
+    let Some(next) = lowered.steps.get(si + 1) else {
+        return false;
     };
-    // ox*stride + k - pad <= size - 1  <=>  ox <= (size - 1 + pad - k) / stride
-    let hi = if size + g.pad > k {
-        ((size - 1 + g.pad - k) / g.stride + 1).min(g.ow)
-    } else {
-        0
+    let StepKind::GlobalAvgPool { x, .. } = next.kind else {
+        return false;
     };
-    (lo.min(hi), hi)
-}
-
-/// Depthwise conv: per channel and output row, the kernel taps as strided axpys
-/// over the valid output columns (no bounds checks in the inner loop); the row
-/// stays in L1 while all taps accumulate into it.
-fn depthwise_direct(
-    x: &[f32],
-    g: &ConvGeom,
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    let plane_in = g.h * g.w;
-    let plane_out = g.oh * g.ow;
-    for c in 0..g.in_c {
-        let o = &mut out[c * plane_out..(c + 1) * plane_out];
-        let b0 = bias.map_or(0.0, |b| b[c]);
-        let xin = &x[c * plane_in..(c + 1) * plane_in];
-        let wc = &weight[c * g.kh * g.kw..(c + 1) * g.kh * g.kw];
-        for oy in 0..g.oh {
-            let dst_row = &mut o[oy * g.ow..(oy + 1) * g.ow];
-            dst_row.iter_mut().for_each(|v| *v = b0);
-            for ky in 0..g.kh {
-                let Some(iy) = g.src(oy, ky, g.h) else {
-                    continue;
-                };
-                let src = &xin[iy * g.w..(iy + 1) * g.w];
-                for kx in 0..g.kw {
-                    let (lo, hi) = valid_range(g, kx, g.w);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let wv = wc[ky * g.kw + kx];
-                    let dst = &mut dst_row[lo..hi];
-                    let first = lo * g.stride + kx - g.pad;
-                    if g.stride == 1 {
-                        dst.iter_mut()
-                            .zip(&src[first..first + (hi - lo)])
-                            .for_each(|(d, &s)| *d += wv * s);
-                    } else {
-                        dst.iter_mut()
-                            .zip(src[first..].iter().step_by(g.stride))
-                            .for_each(|(d, &s)| *d += wv * s);
-                    }
-                }
-            }
-        }
-    }
+    x == out
+        && out != lowered.output
+        && lowered
+            .steps
+            .iter()
+            .enumerate()
+            .all(|(j, st)| j == si + 1 || !st.kind.inputs().contains(&out))
 }

@@ -163,11 +163,55 @@ impl PackedB {
     }
 }
 
-/// The B operand: a strided view (packed per call) or pre-packed weights.
+/// B read through per-row offsets: element (p, j) is
+/// `data[row_offsets[p] + (j / run) * run_step + j % run]`. A convolution over a
+/// zero-padded, stride-split image is such a matrix (row p = kernel tap, column
+/// j = output pixel, `run` = output width), so it is packed straight from the
+/// image without materialising im2col patches.
+#[derive(Debug, Clone, Copy)]
+pub struct GatherB<'a> {
+    pub data: &'a [f32],
+    pub row_offsets: &'a [usize],
+    pub run: usize,
+    pub run_step: usize,
+}
+
+impl GatherB<'_> {
+    fn check(&self, k: usize, n: usize) -> Result<(), KernelError> {
+        if k == 0 || n == 0 {
+            return Ok(());
+        }
+        let bad = || {
+            KernelError::Gemm(format!(
+                "gathered B: {k}x{n} (run {}, step {}, {} row offsets) does not fit in {} elements",
+                self.run,
+                self.run_step,
+                self.row_offsets.len(),
+                self.data.len()
+            ))
+        };
+        if self.run == 0 || self.row_offsets.len() < k {
+            return Err(bad());
+        }
+        let max_row = self.row_offsets[..k].iter().copied().max().unwrap_or(0);
+        let last = ((n - 1) / self.run)
+            .checked_mul(self.run_step)
+            .and_then(|x| x.checked_add(max_row))
+            .and_then(|x| x.checked_add(self.run.min(n) - 1));
+        match last {
+            Some(l) if l < self.data.len() => Ok(()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The B operand: a strided view (packed per call), pre-packed weights, or a
+/// gathered (implicit im2col) matrix packed per call.
 #[derive(Debug, Clone, Copy)]
 pub enum BOperand<'a> {
     Mat(MatRef<'a>),
     Packed(&'a PackedB),
+    Gathered(GatherB<'a>),
 }
 
 /// Packing buffers of one thread.
@@ -240,6 +284,52 @@ fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize
                 }
             }
             row[ce..].iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+}
+
+/// Pack rows `p0..p0+kc` x cols `j0..j0+cols` of a gathered B (see `GatherB`):
+/// each sliver row is one or two contiguous runs of the source.
+fn pack_b_gathered(
+    b: &GatherB<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let slivers = cols.div_ceil(nr);
+    for s in 0..slivers {
+        let c0 = j0 + s * nr;
+        let ce = nr.min(j0 + cols - c0);
+        let out = &mut dst[s * kc * nr..(s + 1) * kc * nr];
+        // Split the sliver's columns into runs that stay inside one source row.
+        let mut runs = [(0usize, 0usize, 0usize); 8];
+        let mut nruns = 0;
+        let (mut j, mut d) = (c0, 0);
+        while j < c0 + ce && nruns < runs.len() {
+            let (row, col) = (j / b.run, j % b.run);
+            let len = (b.run - col).min(c0 + ce - j);
+            runs[nruns] = (d, row * b.run_step + col, len);
+            nruns += 1;
+            j += len;
+            d += len;
+        }
+        for p in 0..kc {
+            let row = &mut out[p * nr..(p + 1) * nr];
+            let off = b.row_offsets[p0 + p];
+            for &(d, src, len) in &runs[..nruns] {
+                row[d..d + len].copy_from_slice(&b.data[off + src..off + src + len]);
+            }
+            if d < nr {
+                row[d..].iter_mut().for_each(|x| *x = 0.0);
+            }
+            // Runs shorter than a sliver beyond the table (run < nr / 8): element by element.
+            for (jj, x) in row.iter_mut().enumerate().take(ce).skip(d) {
+                let jg = c0 + jj;
+                *x = b.data[off + (jg / b.run) * b.run_step + jg % b.run];
+            }
         }
     }
 }
@@ -643,6 +733,7 @@ pub fn sgemm_with(
     a.check(m, k, "A")?;
     match b {
         BOperand::Mat(bm) => bm.check(k, n, "B")?,
+        BOperand::Gathered(g) => g.check(k, n)?,
         BOperand::Packed(p) => {
             if p.k != k || p.n != n || !p.matches(params) {
                 return Err(KernelError::Gemm(format!(
@@ -737,7 +828,7 @@ unsafe fn gemm_serial(
     let nc = nc.div_ceil(nr) * nr;
     let mc = mc.div_ceil(mr) * mr;
     grow(&mut buf.a, mc * kc);
-    if matches!(b, BOperand::Mat(_)) {
+    if !matches!(b, BOperand::Packed(_)) {
         grow(&mut buf.b, nc * kc);
     }
     let n_padded = n.div_ceil(nr) * nr;
@@ -756,6 +847,10 @@ unsafe fn gemm_serial(
             let b_panel: &[f32] = match b {
                 BOperand::Mat(bm) => {
                     pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
+                    &buf.b
+                }
+                BOperand::Gathered(g) => {
+                    pack_b_gathered(&g, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
                     &buf.b
                 }
                 BOperand::Packed(p) => {

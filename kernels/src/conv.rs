@@ -1,0 +1,262 @@
+//! Convolution helpers of the tiled engine. The input of a convolution is
+//! zero-padded and split by stride phase once per sample ("split layout"), so
+//! every kernel tap of every output row reads one contiguous run: a standard
+//! convolution then packs its GEMM operand straight from it (`GatherB`, no
+//! im2col matrix), and depthwise runs as vector FMAs over contiguous loads.
+
+use crate::reference::ConvGeom;
+use crate::simd::SimdLevel;
+
+/// Layout of a padded, stride-split image: `[c][py][phase][t]` holds padded
+/// pixel `(py, t * stride + phase)`, i.e. input `(py - pad, t * stride + phase - pad)`
+/// or 0 outside the image. Tap `(ky, kx)` of output `(oy, ox)` is then at
+/// `tap(c, ky, kx) + oy * row_step() + ox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SplitLayout {
+    channels: usize,
+    /// Padded rows that some output reads.
+    ph: usize,
+    /// Columns per phase.
+    qw: usize,
+    stride: usize,
+}
+
+impl SplitLayout {
+    pub(crate) fn new(g: &ConvGeom) -> SplitLayout {
+        let stride = g.stride.max(1);
+        SplitLayout {
+            channels: g.in_c,
+            ph: g.oh.saturating_sub(1) * stride + g.kh,
+            qw: g.ow + g.kw.saturating_sub(1) / stride,
+            stride,
+        }
+    }
+
+    /// Floats the layout holds.
+    pub(crate) fn len(&self) -> usize {
+        self.channels * self.plane()
+    }
+
+    fn plane(&self) -> usize {
+        self.ph * self.stride * self.qw
+    }
+
+    /// Offset of tap `(ky, kx)` of channel `c` for output pixel (0, 0).
+    pub(crate) fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
+        ((c * self.ph + ky) * self.stride + kx % self.stride) * self.qw + kx / self.stride
+    }
+
+    /// Distance between consecutive output rows.
+    pub(crate) fn row_step(&self) -> usize {
+        self.stride * self.stride * self.qw
+    }
+
+    /// Offsets of every tap in weight order `(c, ky, kx)` (the GEMM's K rows).
+    pub(crate) fn conv_offsets(&self, g: &ConvGeom) -> Vec<usize> {
+        let mut v = Vec::with_capacity(g.in_c * g.kh * g.kw);
+        for c in 0..g.in_c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    v.push(self.tap(c, ky, kx));
+                }
+            }
+        }
+        v
+    }
+
+    /// Offsets of the taps of channel 0 (depthwise adds `c * plane`).
+    pub(crate) fn depthwise_offsets(&self, g: &ConvGeom) -> Vec<usize> {
+        let mut v = Vec::with_capacity(g.kh * g.kw);
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                v.push(self.tap(0, ky, kx));
+            }
+        }
+        v
+    }
+}
+
+/// Fill `q` (at least `lay.len()` floats) with `x` (one sample, `[c, h, w]`) in split layout.
+pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
+    let s = lay.stride;
+    for c in 0..g.in_c {
+        for py in 0..lay.ph {
+            let iy = py.checked_sub(g.pad).filter(|&iy| iy < g.h);
+            for phase in 0..s {
+                let start = ((c * lay.ph + py) * s + phase) * lay.qw;
+                let dst = &mut q[start..start + lay.qw];
+                let Some(iy) = iy else {
+                    dst.iter_mut().for_each(|v| *v = 0.0);
+                    continue;
+                };
+                let src = &x[(c * g.h + iy) * g.w..(c * g.h + iy + 1) * g.w];
+                // t is inside the image when 0 <= t*s + phase - pad < w.
+                let hi = (g.w + g.pad).saturating_sub(phase).div_ceil(s).min(lay.qw);
+                let lo = g.pad.saturating_sub(phase).div_ceil(s).min(hi);
+                dst[..lo].iter_mut().for_each(|v| *v = 0.0);
+                dst[hi..].iter_mut().for_each(|v| *v = 0.0);
+                if lo == hi {
+                    continue;
+                }
+                let first = lo * s + phase - g.pad;
+                if s == 1 {
+                    dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                } else {
+                    dst[lo..hi]
+                        .iter_mut()
+                        .zip(src[first..].iter().step_by(s))
+                        .for_each(|(d, &v)| *d = v);
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise convolution over a split-layout input `q`, bias and (optionally) ReLU fused:
+/// `out[c, oy, ox] = relu(bias[c] + sum_taps w[c, tap] * q[tap(c) + oy*row_step + ox])`.
+/// `offsets` are `lay.depthwise_offsets(g)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise(
+    simd: SimdLevel,
+    q: &[f32],
+    lay: &SplitLayout,
+    offsets: &[usize],
+    g: &ConvGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let args = DwArgs {
+        q,
+        lay,
+        offsets,
+        g,
+        weight,
+        bias,
+        relu,
+    };
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if simd.is_supported() => {
+            // SAFETY: AVX-512F is available (checked just above).
+            unsafe { x86::depthwise_avx512(&args, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma if simd.is_supported() => {
+            // SAFETY: AVX2 and FMA are available (checked just above).
+            unsafe { x86::depthwise_avx2(&args, out) }
+        }
+        _ => depthwise_body::<false>(&args, out),
+    }
+}
+
+struct DwArgs<'a> {
+    q: &'a [f32],
+    lay: &'a SplitLayout,
+    offsets: &'a [usize],
+    g: &'a ConvGeom,
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{depthwise_body, DwArgs};
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn depthwise_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
+        depthwise_body::<true>(a, out)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn depthwise_avx2(a: &DwArgs<'_>, out: &mut [f32]) {
+        depthwise_body::<true>(a, out)
+    }
+}
+
+/// `w * x + acc`, one rounding when the target has FMA (the call is then one instruction).
+#[inline(always)]
+fn madd<const FMA: bool>(w: f32, x: f32, acc: f32) -> f32 {
+    if FMA {
+        w.mul_add(x, acc)
+    } else {
+        w * x + acc
+    }
+}
+
+/// `N` outputs of one row: accumulators stay in registers across all taps.
+#[inline(always)]
+fn dw_chunk<const N: usize, const FMA: bool>(
+    q: &[f32],
+    base: usize,
+    offsets: &[usize],
+    w: &[f32],
+    b0: f32,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let mut acc = [b0; N];
+    for (&o, &wv) in offsets.iter().zip(w) {
+        let src = &q[base + o..base + o + N];
+        for i in 0..N {
+            acc[i] = madd::<FMA>(wv, src[i], acc[i]);
+        }
+    }
+    if relu {
+        acc.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    out[..N].copy_from_slice(&acc);
+}
+
+/// One generic body; the x86 entry points compile it with wider vectors and FMA.
+#[inline(always)]
+fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
+    let g = a.g;
+    let taps = g.kh * g.kw;
+    let plane_q = a.lay.plane();
+    let step = a.lay.row_step();
+    for c in 0..g.in_c {
+        let w = &a.weight[c * taps..(c + 1) * taps];
+        let b0 = a.bias.map_or(0.0, |b| b[c]);
+        for oy in 0..g.oh {
+            let base = c * plane_q + oy * step;
+            let row = &mut out[(c * g.oh + oy) * g.ow..(c * g.oh + oy + 1) * g.ow];
+            let mut ox = 0;
+            while ox + 64 <= g.ow {
+                dw_chunk::<64, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
+                ox += 64;
+            }
+            while ox + 16 <= g.ow {
+                dw_chunk::<16, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
+                ox += 16;
+            }
+            while ox + 4 <= g.ow {
+                dw_chunk::<4, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
+                ox += 4;
+            }
+            while ox < g.ow {
+                dw_chunk::<1, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
+                ox += 1;
+            }
+        }
+    }
+}
+
+/// Sum with 16 independent lanes (vectorisable, and more accurate than one running sum).
+pub(crate) fn lane_sum(xs: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for ch in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(ch) {
+            *l += v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    lanes.iter().sum::<f32>() + tail
+}
