@@ -140,9 +140,11 @@ impl PackedB {
         b.check(k, n, "B")?;
         let n_padded = n.div_ceil(nr) * nr;
         let mut data = vec![0.0; k * n_padded];
+        // The same equal K slices `gemm_serial` uses.
+        let kc_slice = balanced(k, kc);
         let mut p0 = 0;
         while p0 < k {
-            let kc_eff = kc.min(k - p0);
+            let kc_eff = kc_slice.min(k - p0);
             pack_b(b, p0, kc_eff, 0, n, nr, &mut data[p0 * n_padded..]);
             p0 += kc_eff;
         }
@@ -248,20 +250,44 @@ fn pack_a(a: MatRef<'_>, i0: usize, rows: usize, p0: usize, kc: usize, mr: usize
         let re = mr.min(rows - r0);
         let base = t * mr * kc;
         let out = &mut dst[base..base + re * kc];
-        for r in 0..re {
-            let row_start = (i0 + r0 + r) * a.rs + p0 * a.cs;
-            if a.cs == 1 {
-                let src = &a.data[row_start..row_start + kc];
-                for (p, &x) in src.iter().enumerate() {
-                    out[p * re + r] = x;
+        if a.cs == 1 && re <= MAX_MR {
+            // Row slices once, then K outer: the writes are sequential and each
+            // row is read as its own sequential stream.
+            let mut rows: [&[f32]; MAX_MR] = [&[]; MAX_MR];
+            for (r, row) in rows.iter_mut().enumerate().take(re) {
+                let start = (i0 + r0 + r) * a.rs + p0;
+                *row = &a.data[start..start + kc];
+            }
+            let rows = &rows[..re];
+            for (p, dst) in out.chunks_exact_mut(re).enumerate() {
+                for (d, row) in dst.iter_mut().zip(rows) {
+                    *d = row[p];
                 }
-            } else {
+            }
+        } else {
+            for r in 0..re {
+                let row_start = (i0 + r0 + r) * a.rs + p0 * a.cs;
                 for p in 0..kc {
                     out[p * re + r] = a.data[row_start + p * a.cs];
                 }
             }
         }
         t += 1;
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs packing copies, as inline vector
+/// moves rather than one `memcpy` call per run.
+#[inline(always)]
+fn copy_floats(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
+        i += 16;
+    }
+    for (d, &v) in dst[i..n].iter_mut().zip(&src[i..n]) {
+        *d = v;
     }
 }
 
@@ -273,17 +299,28 @@ fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize
         let c0 = s * nr;
         let ce = nr.min(cols - c0);
         let out = &mut dst[s * kc * nr..(s + 1) * kc * nr];
+        if b.cs == 1 && ce == nr {
+            // The common case: whole rows of contiguous columns.
+            let first = p0 * b.rs + j0 + c0;
+            for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+                let start = first + p * b.rs;
+                copy_floats(row, &b.data[start..start + nr]);
+            }
+            continue;
+        }
         for p in 0..kc {
             let row = &mut out[p * nr..(p + 1) * nr];
             let start = (p0 + p) * b.rs + (j0 + c0) * b.cs;
             if b.cs == 1 {
-                row[..ce].copy_from_slice(&b.data[start..start + ce]);
+                copy_floats(&mut row[..ce], &b.data[start..start + ce]);
             } else {
                 for (j, x) in row[..ce].iter_mut().enumerate() {
                     *x = b.data[start + j * b.cs];
                 }
             }
-            row[ce..].iter_mut().for_each(|x| *x = 0.0);
+            if ce < nr {
+                row[ce..].iter_mut().for_each(|x| *x = 0.0);
+            }
         }
     }
 }
@@ -316,15 +353,24 @@ fn pack_b_gathered(
             j += len;
             d += len;
         }
+        let runs = &runs[..nruns];
+        if d == nr {
+            // The common case: whole slivers of one or two runs.
+            for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+                let off = b.row_offsets[p0 + p];
+                for &(d, src, len) in runs {
+                    copy_floats(&mut row[d..d + len], &b.data[off + src..off + src + len]);
+                }
+            }
+            continue;
+        }
         for p in 0..kc {
             let row = &mut out[p * nr..(p + 1) * nr];
             let off = b.row_offsets[p0 + p];
-            for &(d, src, len) in &runs[..nruns] {
-                row[d..d + len].copy_from_slice(&b.data[off + src..off + src + len]);
+            for &(d, src, len) in runs {
+                copy_floats(&mut row[d..d + len], &b.data[off + src..off + src + len]);
             }
-            if d < nr {
-                row[d..].iter_mut().for_each(|x| *x = 0.0);
-            }
+            row[d..].iter_mut().for_each(|x| *x = 0.0);
             // Runs shorter than a sliver beyond the table (run < nr / 8): element by element.
             for (jj, x) in row.iter_mut().enumerate().take(ce).skip(d) {
                 let jg = c0 + jj;
@@ -455,35 +501,46 @@ mod x86 {
                 bp = bp.add(16 * NV);
             }
         }
+        // Everything the epilogue needs is decided once, and the per-element work is
+        // branch-free with no early exit, so the loops unroll completely and the
+        // accumulators never leave registers (a branchy epilogue made the compiler
+        // keep them in a stack array: a memset and reloads on every call).
+        let mut masks = [0 as __mmask16; NV];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let count = nr_eff.saturating_sub(16 * v).min(16);
+            *m = ((1u32 << count) - 1) as __mmask16;
+        }
+        let all: __mmask16 = 0xffff;
+        // Loading C with an empty mask reads nothing and gives zeros.
+        let c_load = if accumulate { all } else { 0 };
+        let relu_lanes = if epi.relu { all } else { 0 };
+        let mut bias_col = [_mm512_setzero_ps(); NV];
+        if !epi.bias_col.is_null() {
+            for (v, b) in bias_col.iter_mut().enumerate() {
+                // SAFETY: the bias covers the tile's columns < nr_eff (masked).
+                *b = unsafe { _mm512_maskz_loadu_ps(masks[v], epi.bias_col.add(16 * v)) };
+            }
+        }
+        let zero = _mm512_setzero_ps();
         for (r, row) in acc.iter().enumerate() {
+            let bias_row = if epi.bias_row.is_null() {
+                0.0
+            } else {
+                // SAFETY: the bias covers the tile's rows.
+                unsafe { *epi.bias_row.add(r) }
+            };
+            let bias_row = _mm512_set1_ps(bias_row);
             for (v, &x) in row.iter().enumerate() {
-                let lo = 16 * v;
-                if lo >= nr_eff {
-                    break;
-                }
-                let count = (nr_eff - lo).min(16);
-                let mask: __mmask16 = if count == 16 {
-                    0xffff
-                } else {
-                    (1u16 << count) - 1
-                };
-                // SAFETY: the mask limits loads and stores to columns < nr_eff of row r < MR.
+                let mask = masks[v];
+                // SAFETY: the mask limits loads and stores to columns < nr_eff of row r < MR
+                // (an all-zero mask touches no memory).
                 unsafe {
-                    let cp = c.add(r * ldc + lo);
-                    let mut out = if accumulate {
-                        _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, cp))
-                    } else {
-                        x
-                    };
-                    if !epi.bias_col.is_null() {
-                        out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, epi.bias_col.add(lo)));
-                    }
-                    if !epi.bias_row.is_null() {
-                        out = _mm512_add_ps(out, _mm512_set1_ps(*epi.bias_row.add(r)));
-                    }
-                    if epi.relu {
-                        out = _mm512_max_ps(out, _mm512_setzero_ps());
-                    }
+                    let cp = c.add(r * ldc + 16 * v);
+                    let old = _mm512_maskz_loadu_ps(mask & c_load, cp);
+                    let out = _mm512_add_ps(_mm512_add_ps(x, old), bias_col[v]);
+                    let out = _mm512_add_ps(out, bias_row);
+                    // max(x, 0) on ReLU lanes (NaN -> 0 as in `f32::max`), x elsewhere.
+                    let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
                     _mm512_mask_storeu_ps(cp, mask, out);
                 }
             }
@@ -826,7 +883,10 @@ unsafe fn gemm_serial(
         mc, nc, kc, mr, nr, ..
     } = *params;
     let nc = nc.div_ceil(nr) * nr;
-    let mc = mc.div_ceil(mr) * mr;
+    // Equal K slices (1024 deep in slices of 384 would end with one of 256).
+    let kc = balanced(k, kc);
+    // Equal row blocks (1024 rows in blocks of 504 would leave a block of 16).
+    let mc = balanced(m, mc.div_ceil(mr) * mr).div_ceil(mr) * mr;
     grow(&mut buf.a, mc * kc);
     if !matches!(b, BOperand::Packed(_)) {
         grow(&mut buf.b, nc * kc);
@@ -861,6 +921,8 @@ unsafe fn gemm_serial(
             let mut ic = 0;
             while ic < m {
                 let mc_eff = mc.min(m - ic);
+                // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
+                let mr = balanced(mc_eff, mr);
                 pack_a(a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
                 let mut jr = 0;
                 while jr < nc_eff {
@@ -917,6 +979,14 @@ unsafe fn gemm_serial(
         }
         jc += nc_eff;
     }
+}
+
+/// The smallest block size that splits `len` into as few blocks of at most `max` as possible.
+fn balanced(len: usize, max: usize) -> usize {
+    if len == 0 || max == 0 {
+        return max;
+    }
+    len.div_ceil(len.div_ceil(max))
 }
 
 /// Reference GEMM (plain triple loop) used by tests and the naive backend's dense op.
