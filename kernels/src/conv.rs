@@ -247,16 +247,3 @@ fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
         }
     }
 }
-
-/// Sum with 16 independent lanes (vectorisable, and more accurate than one running sum).
-pub(crate) fn lane_sum(xs: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = xs.chunks_exact(16);
-    for ch in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(ch) {
-            *l += v;
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().sum();
-    lanes.iter().sum::<f32>() + tail
-}

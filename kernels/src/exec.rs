@@ -20,8 +20,10 @@ pub(crate) enum Engine {
     Tiled { simd: SimdLevel, tile: TileParams },
 }
 
-/// Elements per block when evaluating an elementwise chain (stack stays in L1).
-const CHAIN_BLOCK: usize = 1024;
+/// Elements per block when evaluating an elementwise chain: the stack of
+/// intermediates stays in L1. Measured on Zen 4 (16M-element chain, on-CPU
+/// time): 256 about 1.15x faster than 1024, and 4096 1.5x slower than 1024.
+const CHAIN_BLOCK: usize = 256;
 
 /// Distinct inputs one chain may read.
 const MAX_CHAIN_INPUTS: usize = 16;
@@ -36,10 +38,10 @@ enum Slot {
     Stack(usize),
 }
 
-/// Evaluate one block of a chain. Loads are lazy: a right operand is read
-/// straight from its input, a left operand is copied once into its stack block
-/// (the read the op needs anyway), so `(A + s*B) * C` reads A, B and C once
-/// from memory and writes R once.
+/// Evaluate one block of a chain. Loads are lazy and every op writes its
+/// result once: an op whose operand is still in an input reads it straight from
+/// there, and the last op writes straight into `out`, so `(A + s*B) * C` reads
+/// A, B and C once from memory and writes R once, with no copies between.
 fn run_chain_block(
     program: &[ChainOp],
     ins: &[&[f32]],
@@ -51,7 +53,8 @@ fn run_chain_block(
     // Fixed-size slot stack: no allocation per block (depth checked at compile time).
     let mut slots = [Slot::Stack(0); MAX_CHAIN_DEPTH];
     let mut top = 0usize;
-    for op in program {
+    let last = program.len().saturating_sub(1);
+    for (idx, op) in program.iter().enumerate() {
         if let ChainOp::Load(i) = op {
             if top == MAX_CHAIN_DEPTH {
                 return;
@@ -73,44 +76,105 @@ fn run_chain_block(
         top -= 1;
         let lhs = slots[top];
         let pos = top;
-        let (below, above) = stack.split_at_mut((pos + 1) * CHAIN_BLOCK);
-        let dst = &mut below[pos * CHAIN_BLOCK..pos * CHAIN_BLOCK + blen];
-        if let Slot::Input(i) = lhs {
-            dst.copy_from_slice(&ins[i][start..start + blen]);
+        let to_out = idx == last;
+        let rhs_input = match rhs {
+            Some(Slot::Input(j)) => Some(Some(j)),
+            None => Some(None),
+            Some(Slot::Stack(_)) => None,
+        };
+        if let (true, Slot::Input(i), Some(rj)) = (to_out, lhs, rhs_input) {
+            // Inputs only, straight into `out` (a single op: no stack, any block length).
+            let r: &[f32] = rj.map_or(&[], |j| &ins[j][start..start + blen]);
+            let ctx = OpArgs { op, r, start };
+            ctx.apply(&mut out[..blen], Some(&ins[i][start..start + blen]));
+            slots[top] = Slot::Stack(pos);
+            top += 1;
+            continue;
         }
-        match op {
-            ChainOp::Add | ChainOp::Mul => {
-                let r: &[f32] = match rhs {
-                    Some(Slot::Input(i)) => &ins[i][start..start + blen],
-                    // The right operand was pushed after the left one: it sits just above.
-                    Some(Slot::Stack(_)) => &above[..blen],
-                    None => &[],
-                };
-                if matches!(op, ChainOp::Add) {
-                    dst.iter_mut().zip(r).for_each(|(d, &b)| *d += b);
-                } else {
-                    dst.iter_mut().zip(r).for_each(|(d, &b)| *d *= b);
-                }
+        let (below, above) = stack.split_at_mut((pos + 1) * CHAIN_BLOCK);
+        let slot = &mut below[pos * CHAIN_BLOCK..pos * CHAIN_BLOCK + blen];
+        let r: &[f32] = match rhs {
+            Some(Slot::Input(i)) => &ins[i][start..start + blen],
+            // The right operand was pushed after the left one: it sits just above.
+            Some(Slot::Stack(_)) => &above[..blen],
+            None => &[],
+        };
+        let ctx = OpArgs { op, r, start };
+        match (to_out, lhs) {
+            (true, Slot::Input(i)) => {
+                ctx.apply(&mut out[..blen], Some(&ins[i][start..start + blen]))
             }
-            ChainOp::Scale(f) => dst.iter_mut().for_each(|v| *v *= f),
-            ChainOp::Act(a) => act::apply_slice(*a, dst),
-            ChainOp::BiasAdd(bias) => {
-                let nb = bias.len();
-                dst.iter_mut()
-                    .enumerate()
-                    .for_each(|(e, v)| *v += bias[(start + e) % nb]);
-            }
-            ChainOp::Load(_) => {}
+            (true, Slot::Stack(_)) => ctx.apply(&mut out[..blen], Some(slot)),
+            (false, Slot::Input(i)) => ctx.apply(slot, Some(&ins[i][start..start + blen])),
+            (false, Slot::Stack(_)) => ctx.apply(slot, None),
         }
         slots[top] = Slot::Stack(pos);
         top += 1;
     }
-    match slots[..top].last() {
-        Some(Slot::Stack(p)) => {
-            out[..blen].copy_from_slice(&stack[p * CHAIN_BLOCK..p * CHAIN_BLOCK + blen])
+    // A program without ops (a bare load) copies its input.
+    if let (Some(Slot::Input(i)), true) = (slots[..top].last(), program.len() <= 1) {
+        out[..blen].copy_from_slice(&ins[*i][start..start + blen]);
+    }
+}
+
+/// A program that loads its operands and applies one op (what op-by-op execution runs).
+fn single_op_over_inputs(program: &[ChainOp]) -> bool {
+    match program.split_last() {
+        Some((last, loads)) => {
+            !matches!(last, ChainOp::Load(_))
+                && !loads.is_empty()
+                && loads.iter().all(|o| matches!(o, ChainOp::Load(_)))
         }
-        Some(Slot::Input(i)) => out[..blen].copy_from_slice(&ins[*i][start..start + blen]),
-        None => {}
+        None => false,
+    }
+}
+
+/// One chain op over a block: `dst = lhs op r` (`lhs` None: `dst` holds the left operand).
+struct OpArgs<'a> {
+    op: &'a ChainOp,
+    r: &'a [f32],
+    start: usize,
+}
+
+impl OpArgs<'_> {
+    fn apply(&self, dst: &mut [f32], lhs: Option<&[f32]>) {
+        let r = self.r;
+        match (self.op, lhs) {
+            (ChainOp::Add, Some(l)) => dst
+                .iter_mut()
+                .zip(l.iter().zip(r))
+                .for_each(|(d, (&a, &b))| *d = a + b),
+            (ChainOp::Add, None) => dst.iter_mut().zip(r).for_each(|(d, &b)| *d += b),
+            (ChainOp::Mul, Some(l)) => dst
+                .iter_mut()
+                .zip(l.iter().zip(r))
+                .for_each(|(d, (&a, &b))| *d = a * b),
+            (ChainOp::Mul, None) => dst.iter_mut().zip(r).for_each(|(d, &b)| *d *= b),
+            (ChainOp::Scale(f), Some(l)) => dst.iter_mut().zip(l).for_each(|(d, &a)| *d = a * f),
+            (ChainOp::Scale(f), None) => dst.iter_mut().for_each(|d| *d *= f),
+            (ChainOp::Act(a), l) => {
+                if let Some(l) = l {
+                    dst.copy_from_slice(l);
+                }
+                act::apply_slice(*a, dst);
+            }
+            (ChainOp::BiasAdd(bias), l) => {
+                let nb = bias.len();
+                let start = self.start;
+                match l {
+                    Some(l) => dst
+                        .iter_mut()
+                        .zip(l)
+                        .enumerate()
+                        .for_each(|(e, (d, &v))| *d = v + bias[(start + e) % nb]),
+                    None => dst
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(e, d)| *d += bias[(start + e) % nb]),
+                }
+            }
+            (ChainOp::Load(_), _) => {}
+        }
     }
 }
 
@@ -142,8 +206,10 @@ pub(crate) struct LoweredExecutable {
     ws: GemmWorkspace,
     /// One sample's conv input in split layout.
     split: Vec<f32>,
-    /// Pointwise results of one pixel chunk (fused pooling).
+    /// Pointwise results of one pixel chunk, `[pixel, channel]` (fused pooling).
     pool_scratch: Vec<f32>,
+    /// Per-channel sums of one pixel chunk (fused pooling).
+    pool_partial: Vec<f32>,
     chain_stack: Vec<f32>,
 }
 
@@ -158,6 +224,7 @@ impl LoweredExecutable {
         let mut pool_fused = vec![false; lowered.steps.len()];
         let mut split_len = 0;
         let mut pool_scratch_len = 0;
+        let mut pool_partial_len = 0;
         let mut stack = 0;
         for (si, step) in lowered.steps.iter().enumerate() {
             let mut p = None;
@@ -188,11 +255,24 @@ impl LoweredExecutable {
                         offsets: layout.depthwise_offsets(geom),
                     });
                 }
-                (StepKind::Pointwise { oc, hw, .. }, Engine::Tiled { .. })
-                    if pools_next(&lowered, si) =>
-                {
+                (
+                    StepKind::Pointwise {
+                        oc, ic, hw, weight, ..
+                    },
+                    Engine::Tiled { tile, .. },
+                ) if pools_next(&lowered, si) => {
                     pool_fused[si] = true;
                     pool_scratch_len = pool_scratch_len.max(oc * POOL_CHUNK.min(*hw));
+                    pool_partial_len = pool_partial_len.max(*oc);
+                    // Pixels are the GEMM rows (read in place from the channel planes),
+                    // channels its columns: W^T is the B operand, packed once.
+                    p = Some(PackedB::pack(
+                        MatRef::transposed(weight, *ic),
+                        *ic,
+                        *oc,
+                        tile.kc,
+                        tile.nr,
+                    )?);
                 }
                 (
                     StepKind::Chain {
@@ -229,6 +309,7 @@ impl LoweredExecutable {
             ws: GemmWorkspace::new(),
             split: vec![0.0; split_len],
             pool_scratch: vec![0.0; pool_scratch_len],
+            pool_partial: vec![0.0; pool_partial_len],
             chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
         })
     }
@@ -475,9 +556,14 @@ impl LoweredExecutable {
             ) => {
                 let out_len = oc * hw;
                 if let (true, Engine::Tiled { simd, tile }) = (self.pool_fused[si], engine) {
-                    // Pointwise + global average pool: out is the pool's [batch, oc].
+                    // Pointwise + global average pool: out is the pool's [batch, oc]. Per
+                    // chunk of pixels, C[pixel, channel] = X^T . W^T with X^T read in place
+                    // (pixels adjacent in each channel plane) and W^T packed at compile time.
+                    let packed = self.packed[si]
+                        .as_ref()
+                        .ok_or_else(|| KernelError::Gemm("weights not packed".into()))?;
                     let epi = Epilogue {
-                        bias: bias.as_deref().map_or(Bias::None, Bias::PerRow),
+                        bias: bias.as_deref().map_or(Bias::None, Bias::PerColumn),
                         activation: *act,
                     };
                     for s in 0..batch {
@@ -487,23 +573,32 @@ impl LoweredExecutable {
                         let mut p0 = 0;
                         while p0 < *hw {
                             let len = POOL_CHUNK.min(hw - p0);
-                            let scratch = &mut self.pool_scratch[..oc * len];
+                            let scratch = &mut self.pool_scratch[..len * oc];
+                            let a = MatRef {
+                                data: &xs[p0..],
+                                rs: 1,
+                                cs: *hw,
+                            };
                             sgemm_with(
                                 &mut self.ws,
                                 &tile,
                                 simd,
+                                len,
                                 *oc,
-                                len,
                                 *ic,
-                                MatRef::row_major(weight, *ic),
-                                BOperand::Mat(MatRef::row_major(&xs[p0..], *hw)),
+                                a,
+                                BOperand::Packed(packed),
                                 scratch,
-                                len,
+                                *oc,
                                 epi,
                             )?;
-                            for (o, v) in pooled.iter_mut().enumerate() {
-                                *v += conv::lane_sum(&scratch[o * len..(o + 1) * len]);
+                            // Column sums per chunk, then into the total (shorter sums, less rounding).
+                            let partial = &mut self.pool_partial[..*oc];
+                            partial.copy_from_slice(&scratch[..*oc]);
+                            for row in scratch.chunks_exact(*oc).skip(1) {
+                                partial.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
                             }
+                            pooled.iter_mut().zip(&*partial).for_each(|(t, &v)| *t += v);
                             p0 += len;
                         }
                         let inv = 1.0 / *hw as f32;
@@ -551,13 +646,19 @@ impl LoweredExecutable {
                 _,
             ) => {
                 let stack = &mut self.chain_stack[..(*stack_depth).max(1) * CHAIN_BLOCK];
+                // One op over inputs needs no stack: one pass in one block.
+                let block = if single_op_over_inputs(program) {
+                    *len
+                } else {
+                    CHAIN_BLOCK
+                };
                 for s in 0..batch {
                     let ins: [&[f32]; MAX_CHAIN_INPUTS] =
                         std::array::from_fn(|i| inputs.get(i).map_or(&[][..], |&b| sample(b, s)));
                     let os = &mut out[s * len..(s + 1) * len];
                     let mut start = 0;
                     while start < *len {
-                        let blen = CHAIN_BLOCK.min(len - start);
+                        let blen = block.min(len - start);
                         run_chain_block(
                             program,
                             &ins,

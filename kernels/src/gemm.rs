@@ -400,19 +400,22 @@ impl TileEpilogue {
 }
 
 /// Micro-kernel: `C[0..MR, 0..nr_eff] = epi(C (if accumulate) + A_sliver (kc x MR) . B_sliver (kc x NR))`.
+/// Row p of the A sliver (MR floats) starts `p * a_step` floats after `a`: `a_step` is MR
+/// for a packed sliver, or the leading dimension of a k-major A read in place.
 type MicroKernel =
-    unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
+    unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
 
 mod portable {
     /// Plain loops over fixed-size arrays; the compiler vectorises them for the baseline ISA.
     ///
     /// # Safety
-    /// `a` must hold `kc * MR` floats, `b` `kc * NR`, and `c` must be writable at
+    /// `a` must hold MR floats at each `p * a_step` (p < kc), `b` `kc * NR`, and `c` must be writable at
     /// `r * ldc + j` for `r < MR`, `j < nr_eff <= NR`.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel<const MR: usize, const NR: usize>(
         kc: usize,
         a: *const f32,
+        a_step: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -420,15 +423,12 @@ mod portable {
         accumulate: bool,
         epi: super::TileEpilogue,
     ) {
-        // SAFETY: the caller guarantees the packed slivers hold kc*MR and kc*NR floats.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a, kc * MR),
-                std::slice::from_raw_parts(b, kc * NR),
-            )
-        };
+        // SAFETY: the caller guarantees the B sliver holds kc*NR floats.
+        let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
         let mut acc = [[0.0f32; NR]; MR];
-        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (p, bp) in b.chunks_exact(NR).enumerate() {
+            // SAFETY: row p of the A sliver holds MR floats at p * a_step.
+            let ap = unsafe { std::slice::from_raw_parts(a.add(p * a_step), MR) };
             for r in 0..MR {
                 let x = ap[r];
                 for j in 0..NR {
@@ -466,13 +466,14 @@ mod x86 {
     /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds `kc * MR` floats, `b` `kc * 16 * NV`,
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
     /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn avx512<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
+        a_step: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -497,7 +498,7 @@ mod x86 {
             }
             // SAFETY: advancing within the packed slivers (kc rows each).
             unsafe {
-                ap = ap.add(MR);
+                ap = ap.add(a_step);
                 bp = bp.add(16 * NV);
             }
         }
@@ -556,6 +557,7 @@ mod x86 {
     pub unsafe fn avx2<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
+        a_step: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -580,7 +582,7 @@ mod x86 {
             }
             // SAFETY: advancing within the packed slivers (kc rows each).
             unsafe {
-                ap = ap.add(MR);
+                ap = ap.add(a_step);
                 bp = bp.add(8 * NV);
             }
         }
@@ -883,6 +885,9 @@ unsafe fn gemm_serial(
         mc, nc, kc, mr, nr, ..
     } = *params;
     let nc = nc.div_ceil(nr) * nr;
+    // A stored k-major (rows adjacent in memory, e.g. the transpose of a row-major
+    // matrix) already has the packed sliver layout with a longer step: read it in place.
+    let a_in_place = a.rs == 1;
     // Equal K slices (1024 deep in slices of 384 would end with one of 256).
     let kc = balanced(k, kc);
     // Equal row blocks (1024 rows in blocks of 504 would leave a block of 16).
@@ -923,7 +928,9 @@ unsafe fn gemm_serial(
                 let mc_eff = mc.min(m - ic);
                 // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
                 let mr = balanced(mc_eff, mr);
-                pack_a(a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                if !a_in_place {
+                    pack_a(a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                }
                 let mut jr = 0;
                 while jr < nc_eff {
                     let nr_eff = nr.min(nc_eff - jr);
@@ -931,7 +938,12 @@ unsafe fn gemm_serial(
                     let mut ir = 0;
                     while ir < mc_eff {
                         let mr_eff = mr.min(mc_eff - ir);
-                        let a_sliver = buf.a[(ir / mr) * mr * kc_eff..].as_ptr();
+                        let (a_sliver, a_step) = if a_in_place {
+                            (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
+                        } else {
+                            // Packed slivers are compact: the last, partial one steps by its own rows.
+                            (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
+                        };
                         let (row, col) = (ic + ir, jc + jr);
                         // Bias and ReLU are applied in registers; other activations after the store.
                         let tile_epi = if last_slice {
@@ -950,12 +962,15 @@ unsafe fn gemm_serial(
                             TileEpilogue::NONE
                         };
                         // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
-                        // and the bias lengths; the slivers hold kc_eff * mr_eff and kc_eff * nr floats.
+                        // and the bias lengths; the B sliver holds kc_eff * nr floats and the A
+                        // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
+                        // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
                         unsafe {
                             let cp = c.0.add(row * ldc + col);
                             kernels[mr_eff - 1](
                                 kc_eff,
                                 a_sliver,
+                                a_step,
                                 b_sliver,
                                 cp,
                                 ldc,
