@@ -163,7 +163,21 @@ struct DwArgs<'a> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{depthwise_body, DwArgs};
+    use super::{column_sums_body, depthwise_body, DwArgs};
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn column_sums_avx512(rows: &[f32], width: usize, sums: &mut [f32]) {
+        column_sums_body(rows, width, sums)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn column_sums_avx2(rows: &[f32], width: usize, sums: &mut [f32]) {
+        column_sums_body(rows, width, sums)
+    }
 
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -232,6 +246,16 @@ fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
                 dw_chunk::<64, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
                 ox += 64;
             }
+            // The rest in as few chunks as possible: each chunk's accumulators are
+            // independent FMA chains, and one 16-wide chain would wait on FMA latency.
+            if ox + 48 <= g.ow {
+                dw_chunk::<48, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
+                ox += 48;
+            }
+            if ox + 32 <= g.ow {
+                dw_chunk::<32, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
+                ox += 32;
+            }
             while ox + 16 <= g.ow {
                 dw_chunk::<16, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
                 ox += 16;
@@ -245,5 +269,31 @@ fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
                 ox += 1;
             }
         }
+    }
+}
+
+/// `sums[j] = sum over rows of rows[r * width + j]` (`rows.len()` a multiple of `width`).
+pub(crate) fn column_sums(simd: SimdLevel, rows: &[f32], width: usize, sums: &mut [f32]) {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if simd.is_supported() => {
+            // SAFETY: AVX-512F is available (checked just above).
+            unsafe { x86::column_sums_avx512(rows, width, sums) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma if simd.is_supported() => {
+            // SAFETY: AVX2 is available (checked just above).
+            unsafe { x86::column_sums_avx2(rows, width, sums) }
+        }
+        _ => column_sums_body(rows, width, sums),
+    }
+}
+
+#[inline(always)]
+fn column_sums_body(rows: &[f32], width: usize, sums: &mut [f32]) {
+    let sums = &mut sums[..width];
+    sums.iter_mut().for_each(|v| *v = 0.0);
+    for row in rows.chunks_exact(width) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
     }
 }

@@ -594,10 +594,7 @@ impl LoweredExecutable {
                             )?;
                             // Column sums per chunk, then into the total (shorter sums, less rounding).
                             let partial = &mut self.pool_partial[..*oc];
-                            partial.copy_from_slice(&scratch[..*oc]);
-                            for row in scratch.chunks_exact(*oc).skip(1) {
-                                partial.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
-                            }
+                            conv::column_sums(simd, scratch, *oc, partial);
                             pooled.iter_mut().zip(&*partial).for_each(|(t, &v)| *t += v);
                             p0 += len;
                         }
