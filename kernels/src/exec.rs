@@ -792,7 +792,16 @@ impl LoweredExecutable {
                 tile.mc, tile.nc, tile.kc, tile.mr, tile.nr, tile.threads
             ),
         };
-        format!("{} ({engine})\n{}", self.kind, self.lowered)
+        let mut text = format!("{} ({engine})\n{}", self.kind, self.lowered);
+        for (si, step) in self.lowered.steps.iter().enumerate() {
+            if self.pool_fused[si] {
+                text.push_str(&format!(
+                    "\n  # {} runs with the next step: pooled in {POOL_CHUNK}-pixel chunks, output never stored",
+                    step.name
+                ));
+            }
+        }
+        text
     }
 }
 

@@ -199,7 +199,7 @@ impl GatherB<'_> {
         let last = ((n - 1) / self.run)
             .checked_mul(self.run_step)
             .and_then(|x| x.checked_add(max_row))
-            .and_then(|x| x.checked_add(self.run.min(n) - 1));
+            .and_then(|x| x.checked_add((n - 1) % self.run));
         match last {
             Some(l) if l < self.data.len() => Ok(()),
             _ => Err(bad()),

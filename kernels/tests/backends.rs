@@ -160,7 +160,14 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
             .push("relu3", Op::Activation(Activation::Relu), &[y])
             .unwrap();
         let y = g.push("pool", Op::GlobalAvgPool, &[y]).unwrap();
-        check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 3], TOL);
+        let graph = g.finish(y, false, 0).unwrap();
+        check_against_naive(&graph, &[1, 3], TOL);
+        let exe = compile(&graph, BackendKind::Tiled, &CompileOptions::default()).unwrap();
+        assert!(
+            exe.lowered().contains("pooled in"),
+            "pointwise + pool not fused:\n{}",
+            exe.lowered()
+        );
     }
 }
 
