@@ -179,9 +179,11 @@ impl OpArgs<'_> {
 }
 
 /// Pixels per pointwise GEMM when its output only feeds a global average pool:
-/// the `oc x POOL_CHUNK` result stays in L2 and is summed there instead of being
+/// the `POOL_CHUNK x oc` result stays in L2 and is summed there instead of being
 /// written out whole and read back.
-const POOL_CHUNK: usize = 512;
+/// A multiple of every register tile height (12 and 14 for AVX-512, 6, 4) so the
+/// chunk splits into whole tiles.
+const POOL_CHUNK: usize = 504;
 
 /// How the tiled engine runs a convolution step: its input in split layout
 /// (padded, stride phases apart) and the tap offsets into it.
