@@ -163,7 +163,8 @@ struct DwArgs<'a> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{column_sums_body, depthwise_body, DwArgs};
+    use super::{column_sums_body, depthwise_body, dw_row, DwArgs};
+    use std::arch::x86_64::*;
 
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -183,7 +184,118 @@ mod x86 {
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn depthwise_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
-        depthwise_body::<true>(a, out)
+        if a.lay.stride != 1 {
+            return depthwise_body::<true>(a, out);
+        }
+        // Stride 1: output rows in pairs, 64 columns at a time (8 FMA chains, each
+        // input vector loaded once for both rows); the rest as single rows.
+        let g = a.g;
+        let taps = g.kh * g.kw;
+        let plane_q = a.lay.plane();
+        let step = a.lay.row_step();
+        for c in 0..g.in_c {
+            let w = &a.weight[c * taps..(c + 1) * taps];
+            let b0 = a.bias.map_or(0.0, |b| b[c]);
+            let plane = &mut out[c * g.oh * g.ow..(c + 1) * g.oh * g.ow];
+            let mut oy = 0;
+            while oy + 2 <= g.oh {
+                let base = c * plane_q + oy * step;
+                let (row0, row1) = plane[oy * g.ow..(oy + 2) * g.ow].split_at_mut(g.ow);
+                let mut ox = 0;
+                while ox + 64 <= g.ow {
+                    let at = base + ox;
+                    // The last vector read: row oy+1's bottom tap row, last tap, column ox+63.
+                    let last = at + g.kh * step + (g.kw - 1) + 64;
+                    if last > a.q.len() {
+                        break;
+                    }
+                    // SAFETY: AVX-512F is enabled here; every read is below `last` <= q.len(),
+                    // and rows 0/1 hold at least ox + 64 floats (ox + 64 <= ow).
+                    unsafe {
+                        pair64(
+                            a.q.as_ptr().add(at),
+                            step,
+                            g.kh,
+                            g.kw,
+                            w,
+                            b0,
+                            a.relu,
+                            row0.as_mut_ptr().add(ox),
+                            row1.as_mut_ptr().add(ox),
+                        )
+                    };
+                    ox += 64;
+                }
+                dw_row::<true>(a.q, base, a.offsets, w, b0, a.relu, row0, ox);
+                dw_row::<true>(a.q, base + step, a.offsets, w, b0, a.relu, row1, ox);
+                oy += 2;
+            }
+            if oy < g.oh {
+                let base = c * plane_q + oy * step;
+                let row = &mut plane[oy * g.ow..(oy + 1) * g.ow];
+                dw_row::<true>(a.q, base, a.offsets, w, b0, a.relu, row, 0);
+            }
+        }
+    }
+
+    /// 64 columns of output rows `oy` and `oy + 1` of a stride-1 depthwise conv whose
+    /// split input starts at `q` (tap (ky, kx) of row oy at `q + ky * step + kx`).
+    ///
+    /// # Safety
+    /// AVX-512F; `q` readable up to `kh * step + kw - 1 + 64` floats, `w` holds
+    /// `kh * kw` floats, `out0` / `out1` writable for 64 floats.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pair64(
+        q: *const f32,
+        step: usize,
+        kh: usize,
+        kw: usize,
+        w: &[f32],
+        b0: f32,
+        relu: bool,
+        out0: *mut f32,
+        out1: *mut f32,
+    ) {
+        let mut acc0 = [_mm512_set1_ps(b0); 4];
+        let mut acc1 = [_mm512_set1_ps(b0); 4];
+        for r in 0..=kh {
+            for kx in 0..kw {
+                // SAFETY: within the readable range the caller guarantees.
+                let v = unsafe {
+                    let src = q.add(r * step + kx);
+                    [
+                        _mm512_loadu_ps(src),
+                        _mm512_loadu_ps(src.add(16)),
+                        _mm512_loadu_ps(src.add(32)),
+                        _mm512_loadu_ps(src.add(48)),
+                    ]
+                };
+                if r < kh {
+                    let wv = _mm512_set1_ps(w[r * kw + kx]);
+                    for i in 0..4 {
+                        acc0[i] = _mm512_fmadd_ps(wv, v[i], acc0[i]);
+                    }
+                }
+                if r > 0 {
+                    let wv = _mm512_set1_ps(w[(r - 1) * kw + kx]);
+                    for i in 0..4 {
+                        acc1[i] = _mm512_fmadd_ps(wv, v[i], acc1[i]);
+                    }
+                }
+            }
+        }
+        let relu_lanes: __mmask16 = if relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
+        for i in 0..4 {
+            let o0 = _mm512_mask_max_ps(acc0[i], relu_lanes, acc0[i], zero);
+            let o1 = _mm512_mask_max_ps(acc1[i], relu_lanes, acc1[i], zero);
+            // SAFETY: out0 / out1 writable for 64 floats.
+            unsafe {
+                _mm512_storeu_ps(out0.add(16 * i), o0);
+                _mm512_storeu_ps(out1.add(16 * i), o1);
+            }
+        }
     }
 
     /// # Safety
@@ -228,6 +340,48 @@ fn dw_chunk<const N: usize, const FMA: bool>(
     out[..N].copy_from_slice(&acc);
 }
 
+/// One output row from column `ox` on, in as few chunks as possible: each chunk's
+/// accumulators are independent FMA chains, and one 16-wide chain would wait on
+/// FMA latency.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dw_row<const FMA: bool>(
+    q: &[f32],
+    base: usize,
+    offsets: &[usize],
+    w: &[f32],
+    b0: f32,
+    relu: bool,
+    row: &mut [f32],
+    mut ox: usize,
+) {
+    let ow = row.len();
+    while ox + 64 <= ow {
+        dw_chunk::<64, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 64;
+    }
+    if ox + 48 <= ow {
+        dw_chunk::<48, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 48;
+    }
+    if ox + 32 <= ow {
+        dw_chunk::<32, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 32;
+    }
+    while ox + 16 <= ow {
+        dw_chunk::<16, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 16;
+    }
+    while ox + 4 <= ow {
+        dw_chunk::<4, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 4;
+    }
+    while ox < ow {
+        dw_chunk::<1, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 1;
+    }
+}
+
 /// One generic body; the x86 entry points compile it with wider vectors and FMA.
 #[inline(always)]
 fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
@@ -241,33 +395,7 @@ fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
         for oy in 0..g.oh {
             let base = c * plane_q + oy * step;
             let row = &mut out[(c * g.oh + oy) * g.ow..(c * g.oh + oy + 1) * g.ow];
-            let mut ox = 0;
-            while ox + 64 <= g.ow {
-                dw_chunk::<64, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
-                ox += 64;
-            }
-            // The rest in as few chunks as possible: each chunk's accumulators are
-            // independent FMA chains, and one 16-wide chain would wait on FMA latency.
-            if ox + 48 <= g.ow {
-                dw_chunk::<48, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
-                ox += 48;
-            }
-            if ox + 32 <= g.ow {
-                dw_chunk::<32, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
-                ox += 32;
-            }
-            while ox + 16 <= g.ow {
-                dw_chunk::<16, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
-                ox += 16;
-            }
-            while ox + 4 <= g.ow {
-                dw_chunk::<4, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
-                ox += 4;
-            }
-            while ox < g.ow {
-                dw_chunk::<1, FMA>(a.q, base + ox, a.offsets, w, b0, a.relu, &mut row[ox..]);
-                ox += 1;
-            }
+            dw_row::<FMA>(a.q, base, a.offsets, w, b0, a.relu, row, 0);
         }
     }
 }

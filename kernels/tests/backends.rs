@@ -129,6 +129,8 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
         (3, 57, 47, 3, 2, 1),
         (3, 65, 63, 5, 3, 2),
         (1, 33, 35, 3, 1, 1),
+        // Rows wider than 64 (depthwise in row pairs, 64 columns at a time) and an odd row count.
+        (2, 9, 131, 3, 1, 1),
     ] {
         let mut g = GraphBuilder::new(&format!("convnet{c}x{h}x{w}"), vec![c, h, w]).unwrap();
         let op = Op::Conv2d {
