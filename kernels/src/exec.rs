@@ -572,7 +572,29 @@ impl LoweredExecutable {
                         let xs = sample(*x, s);
                         let pooled = &mut out[s * oc..(s + 1) * oc];
                         pooled.iter_mut().for_each(|v| *v = 0.0);
-                        let mut p0 = 0;
+                        let a = MatRef {
+                            data: xs,
+                            rs: 1,
+                            cs: *hw,
+                        };
+                        // AVX-512: the micro-kernels sum their tiles' rows in registers,
+                        // nothing is stored. Elsewhere: chunks through a scratch in L2.
+                        let mut p0 = if crate::gemm::sgemm_row_sums(
+                            &mut self.ws,
+                            &tile,
+                            simd,
+                            *hw,
+                            *oc,
+                            *ic,
+                            a,
+                            BOperand::Packed(packed),
+                            pooled,
+                            epi,
+                        )? {
+                            *hw
+                        } else {
+                            0
+                        };
                         while p0 < *hw {
                             let len = POOL_CHUNK.min(hw - p0);
                             let scratch = &mut self.pool_scratch[..len * oc];

@@ -402,6 +402,9 @@ pub(crate) struct TileEpilogue {
     /// `bias[row..]`: one value per row of the tile.
     bias_row: *const f32,
     relu: bool,
+    /// Instead of storing the tile, add the sum of its rows to C's row 0
+    /// (AVX-512 kernels only; see `sgemm_row_sums`).
+    sum_rows: bool,
 }
 
 impl TileEpilogue {
@@ -409,6 +412,7 @@ impl TileEpilogue {
         bias_col: std::ptr::null(),
         bias_row: std::ptr::null(),
         relu: false,
+        sum_rows: false,
     };
 }
 
@@ -536,6 +540,10 @@ mod x86 {
             }
         }
         let zero = _mm512_setzero_ps();
+        // Row-sum mode: no tile stores; the rows are summed (always, it is cheap
+        // next to the FMAs) and the sum added to C's row 0 at the end.
+        let store_lanes: __mmask16 = if epi.sum_rows { 0 } else { all };
+        let mut sums = [_mm512_setzero_ps(); NV];
         for (r, row) in acc.iter().enumerate() {
             let bias_row = if epi.bias_row.is_null() {
                 0.0
@@ -555,7 +563,18 @@ mod x86 {
                     let out = _mm512_add_ps(out, bias_row);
                     // max(x, 0) on ReLU lanes (NaN -> 0 as in `f32::max`), x elsewhere.
                     let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
-                    _mm512_mask_storeu_ps(cp, mask, out);
+                    _mm512_mask_storeu_ps(cp, mask & store_lanes, out);
+                    sums[v] = _mm512_add_ps(sums[v], out);
+                }
+            }
+        }
+        if epi.sum_rows {
+            for (v, &sum) in sums.iter().enumerate() {
+                // SAFETY: row 0 of C is writable for the columns < nr_eff (masked).
+                unsafe {
+                    let cp = c.add(16 * v);
+                    let old = _mm512_maskz_loadu_ps(masks[v], cp);
+                    _mm512_mask_storeu_ps(cp, masks[v], _mm512_add_ps(old, sum));
                 }
             }
         }
@@ -845,6 +864,7 @@ pub fn sgemm_with(
                 0,
                 n,
                 &epilogue,
+                false,
             )
         };
         return Ok(());
@@ -865,12 +885,97 @@ pub fn sgemm_with(
                 unsafe {
                     gemm_serial(
                         buffers, params, kernels, m, n, k, a, b, cptr, ldc, j_lo, j_hi, epilogue,
+                        false,
                     )
                 }
             });
         }
     });
     Ok(())
+}
+
+/// `sums[j] += sum_i epilogue(A . B)[i, j]`: the column sums of the product
+/// without storing it (the AVX-512 micro-kernels add each register tile's rows
+/// and only touch `sums`). Returns `Ok(false)`, doing nothing, when this is not
+/// available: another SIMD level, K deeper than one `kc` slice, or an activation
+/// other than ReLU. Single-threaded.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_row_sums(
+    ws: &mut GemmWorkspace,
+    params: &TileParams,
+    simd: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: BOperand<'_>,
+    sums: &mut [f32],
+    epilogue: Epilogue<'_>,
+) -> Result<bool, KernelError> {
+    params.validate(simd)?;
+    let supported = simd == SimdLevel::Avx512
+        && k >= 1
+        && k <= params.kc
+        && matches!(epilogue.activation, None | Some(Activation::Relu))
+        && !matches!(epilogue.bias, Bias::PerRow(_));
+    if !supported {
+        return Ok(false);
+    }
+    if m == 0 || n == 0 {
+        return Ok(true);
+    }
+    if sums.len() < n {
+        return Err(KernelError::Gemm(format!(
+            "sums has {} < n = {n} entries",
+            sums.len()
+        )));
+    }
+    if let Bias::PerColumn(bias) = epilogue.bias {
+        if bias.len() < n {
+            return Err(KernelError::Gemm(format!(
+                "bias has {} < n = {n} entries",
+                bias.len()
+            )));
+        }
+    }
+    a.check(m, k, "A")?;
+    match b {
+        BOperand::Mat(bm) => bm.check(k, n, "B")?,
+        BOperand::Gathered(g) => g.check(k, n)?,
+        BOperand::Packed(p) => {
+            if p.k != k || p.n != n || !p.matches(params) {
+                return Err(KernelError::Gemm(format!(
+                    "packed B is {}x{} (kc {}, nr {}), GEMM wants {k}x{n} (kc {}, nr {})",
+                    p.k, p.n, p.kc, p.nr, params.kc, params.nr
+                )));
+            }
+        }
+    }
+    let (table, count) = kernels_up_to(simd, params.mr, params.nr)?;
+    if ws.threads.is_empty() {
+        ws.threads.push(PackBuffers::default());
+    }
+    // SAFETY: arguments validated above; with ldc 0 every tile row is `sums`
+    // (n floats), which the kernels only update at row 0 in row-sum mode.
+    unsafe {
+        gemm_serial(
+            &mut ws.threads[0],
+            params,
+            &table[..count],
+            m,
+            n,
+            k,
+            a,
+            b,
+            CPtr(sums.as_mut_ptr()),
+            0,
+            0,
+            n,
+            &epilogue,
+            true,
+        )
+    };
+    Ok(true)
 }
 
 /// Columns `j_lo..j_hi` (`j_lo` a multiple of nr) of the product.
@@ -893,6 +998,7 @@ unsafe fn gemm_serial(
     j_lo: usize,
     j_hi: usize,
     epilogue: &Epilogue<'_>,
+    sum_rows: bool,
 ) {
     let TileParams {
         mc, nc, kc, mr, nr, ..
@@ -970,6 +1076,7 @@ unsafe fn gemm_serial(
                                     _ => std::ptr::null(),
                                 },
                                 relu: epilogue.activation == Some(Activation::Relu),
+                                sum_rows,
                             }
                         } else {
                             TileEpilogue::NONE
