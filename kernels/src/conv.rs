@@ -101,6 +101,17 @@ pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32
                 let first = lo * s + phase - g.pad;
                 if s == 1 {
                     dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                } else if s == 2 {
+                    // Fixed-size pairs: the compiler turns this into vector shuffles.
+                    let n = hi - lo;
+                    let pairs = ((src.len() - first) / 2).min(n);
+                    dst[lo..lo + pairs]
+                        .iter_mut()
+                        .zip(src[first..first + 2 * pairs].chunks_exact(2))
+                        .for_each(|(d, p)| *d = p[0]);
+                    for (i, d) in dst[lo + pairs..hi].iter_mut().enumerate() {
+                        *d = src[first + 2 * (pairs + i)];
+                    }
                 } else {
                     dst[lo..hi]
                         .iter_mut()
@@ -202,29 +213,30 @@ mod x86 {
                 let base = c * plane_q + oy * step;
                 let (row0, row1) = plane[oy * g.ow..(oy + 2) * g.ow].split_at_mut(g.ow);
                 let mut ox = 0;
-                while ox + 64 <= g.ow {
-                    let at = base + ox;
-                    // The last vector read: row oy+1's bottom tap row, last tap, column ox+63.
-                    let last = at + g.kh * step + (g.kw - 1) + 64;
-                    if last > a.q.len() {
-                        break;
+                // 64 columns at a time, then narrower pair chunks (each runs at most once), then
+                // the last columns (< 16) as single rows.
+                for nv in [4usize, 3, 2, 1] {
+                    while ox + 16 * nv <= g.ow {
+                        let at = base + ox;
+                        // The last vector read: row oy+1's bottom tap row, last tap, last column.
+                        let last = at + g.kh * step + (g.kw - 1) + 16 * nv;
+                        if last > a.q.len() {
+                            break;
+                        }
+                        let (o0, o1) = (row0.as_mut_ptr(), row1.as_mut_ptr());
+                        // SAFETY: AVX-512F is enabled here; every read is below `last` <=
+                        // q.len(), and rows 0/1 hold at least ox + 16 * nv floats.
+                        unsafe {
+                            let (q, o0, o1) = (a.q.as_ptr().add(at), o0.add(ox), o1.add(ox));
+                            match nv {
+                                4 => pair::<4>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                                3 => pair::<3>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                                2 => pair::<2>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                                _ => pair::<1>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                            }
+                        };
+                        ox += 16 * nv;
                     }
-                    // SAFETY: AVX-512F is enabled here; every read is below `last` <= q.len(),
-                    // and rows 0/1 hold at least ox + 64 floats (ox + 64 <= ow).
-                    unsafe {
-                        pair64(
-                            a.q.as_ptr().add(at),
-                            step,
-                            g.kh,
-                            g.kw,
-                            w,
-                            b0,
-                            a.relu,
-                            row0.as_mut_ptr().add(ox),
-                            row1.as_mut_ptr().add(ox),
-                        )
-                    };
-                    ox += 64;
                 }
                 dw_row::<true>(a.q, base, a.offsets, w, b0, a.relu, row0, ox);
                 dw_row::<true>(a.q, base + step, a.offsets, w, b0, a.relu, row1, ox);
@@ -238,15 +250,15 @@ mod x86 {
         }
     }
 
-    /// 64 columns of output rows `oy` and `oy + 1` of a stride-1 depthwise conv whose
-    /// split input starts at `q` (tap (ky, kx) of row oy at `q + ky * step + kx`).
+    /// `16 * NV` columns of output rows `oy` and `oy + 1` of a stride-1 depthwise conv
+    /// whose split input starts at `q` (tap (ky, kx) of row oy at `q + ky * step + kx`).
     ///
     /// # Safety
-    /// AVX-512F; `q` readable up to `kh * step + kw - 1 + 64` floats, `w` holds
-    /// `kh * kw` floats, `out0` / `out1` writable for 64 floats.
+    /// AVX-512F; `q` readable up to `kh * step + kw - 1 + 16 * NV` floats, `w` holds
+    /// `kh * kw` floats, `out0` / `out1` writable for `16 * NV` floats.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn pair64(
+    unsafe fn pair<const NV: usize>(
         q: *const f32,
         step: usize,
         kh: usize,
@@ -257,29 +269,24 @@ mod x86 {
         out0: *mut f32,
         out1: *mut f32,
     ) {
-        let mut acc0 = [_mm512_set1_ps(b0); 4];
-        let mut acc1 = [_mm512_set1_ps(b0); 4];
+        let mut acc0 = [_mm512_set1_ps(b0); NV];
+        let mut acc1 = [_mm512_set1_ps(b0); NV];
         for r in 0..=kh {
             for kx in 0..kw {
-                // SAFETY: within the readable range the caller guarantees.
-                let v = unsafe {
-                    let src = q.add(r * step + kx);
-                    [
-                        _mm512_loadu_ps(src),
-                        _mm512_loadu_ps(src.add(16)),
-                        _mm512_loadu_ps(src.add(32)),
-                        _mm512_loadu_ps(src.add(48)),
-                    ]
-                };
+                let mut v = [_mm512_setzero_ps(); NV];
+                for (i, x) in v.iter_mut().enumerate() {
+                    // SAFETY: within the readable range the caller guarantees.
+                    *x = unsafe { _mm512_loadu_ps(q.add(r * step + kx + 16 * i)) };
+                }
                 if r < kh {
                     let wv = _mm512_set1_ps(w[r * kw + kx]);
-                    for i in 0..4 {
+                    for i in 0..NV {
                         acc0[i] = _mm512_fmadd_ps(wv, v[i], acc0[i]);
                     }
                 }
                 if r > 0 {
                     let wv = _mm512_set1_ps(w[(r - 1) * kw + kx]);
-                    for i in 0..4 {
+                    for i in 0..NV {
                         acc1[i] = _mm512_fmadd_ps(wv, v[i], acc1[i]);
                     }
                 }
@@ -287,7 +294,7 @@ mod x86 {
         }
         let relu_lanes: __mmask16 = if relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
-        for i in 0..4 {
+        for i in 0..NV {
             let o0 = _mm512_mask_max_ps(acc0[i], relu_lanes, acc0[i], zero);
             let o1 = _mm512_mask_max_ps(acc1[i], relu_lanes, acc1[i], zero);
             // SAFETY: out0 / out1 writable for 64 floats.

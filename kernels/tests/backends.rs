@@ -180,6 +180,10 @@ fn depthwise_alone_with_wide_rows() {
         (2, 7, 63, 3, 2),
         (1, 3, 257, 5, 2),
         (3, 1, 7, 3, 1),
+        // Stride 1 row pairs: 64 + 48 + 15, 32 + 8 and 16 + 4 columns.
+        (2, 4, 127, 3, 1),
+        (1, 3, 40, 3, 1),
+        (1, 5, 20, 3, 1),
     ] {
         let mut g = GraphBuilder::new("dw", vec![c, h, w]).unwrap();
         let op = Op::DepthwiseConv2d {
