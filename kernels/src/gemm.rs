@@ -402,9 +402,6 @@ pub(crate) struct TileEpilogue {
     /// `bias[row..]`: one value per row of the tile.
     bias_row: *const f32,
     relu: bool,
-    /// Instead of storing the tile, add the sum of its rows to C's row 0
-    /// (AVX-512 kernels only; see `sgemm_row_sums`).
-    sum_rows: bool,
 }
 
 impl TileEpilogue {
@@ -412,7 +409,6 @@ impl TileEpilogue {
         bias_col: std::ptr::null(),
         bias_row: std::ptr::null(),
         relu: false,
-        sum_rows: false,
     };
 }
 
@@ -480,24 +476,18 @@ mod portable {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    /// The `MR x 16 NV` product of an A and a B sliver, in registers.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
-    /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`.
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+    #[inline]
+    unsafe fn avx512_product<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
         a_step: usize,
         b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        nr_eff: usize,
-        accumulate: bool,
-        epi: super::TileEpilogue,
-    ) {
+    ) -> [[__m512; NV]; MR] {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
@@ -519,19 +509,21 @@ mod x86 {
                 bp = bp.add(16 * NV);
             }
         }
-        // Everything the epilogue needs is decided once, and the per-element work is
-        // branch-free with no early exit, so the loops unroll completely and the
-        // accumulators never leave registers (a branchy epilogue made the compiler
-        // keep them in a stack array: a memset and reloads on every call).
+        acc
+    }
+
+    /// Column masks for `nr_eff` valid columns, and the per-column bias (0 without).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn avx512_columns<const NV: usize>(
+        nr_eff: usize,
+        epi: &super::TileEpilogue,
+    ) -> ([__mmask16; NV], [__m512; NV]) {
         let mut masks = [0 as __mmask16; NV];
         for (v, m) in masks.iter_mut().enumerate() {
             let count = nr_eff.saturating_sub(16 * v).min(16);
             *m = ((1u32 << count) - 1) as __mmask16;
         }
-        let all: __mmask16 = 0xffff;
-        // Loading C with an empty mask reads nothing and gives zeros.
-        let c_load = if accumulate { all } else { 0 };
-        let relu_lanes = if epi.relu { all } else { 0 };
         let mut bias_col = [_mm512_setzero_ps(); NV];
         if !epi.bias_col.is_null() {
             for (v, b) in bias_col.iter_mut().enumerate() {
@@ -539,11 +531,38 @@ mod x86 {
                 *b = unsafe { _mm512_maskz_loadu_ps(masks[v], epi.bias_col.add(16 * v)) };
             }
         }
+        (masks, bias_col)
+    }
+
+    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    ///
+    /// # Safety
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
+    /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        a_step: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nr_eff: usize,
+        accumulate: bool,
+        epi: super::TileEpilogue,
+    ) {
+        // SAFETY: the caller's guarantees are the product's.
+        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        // Everything the epilogue needs is decided once, and the per-element work is
+        // branch-free with no early exit, so the loops unroll completely and the
+        // accumulators never leave registers (a branchy epilogue made the compiler
+        // keep them in a stack array: a memset and reloads on every call).
+        let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
+        // Loading C with an empty mask reads nothing and gives zeros.
+        let c_load: __mmask16 = if accumulate { 0xffff } else { 0 };
+        let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
-        // Row-sum mode: no tile stores; the rows are summed (always, it is cheap
-        // next to the FMAs) and the sum added to C's row 0 at the end.
-        let store_lanes: __mmask16 = if epi.sum_rows { 0 } else { all };
-        let mut sums = [_mm512_setzero_ps(); NV];
         for (r, row) in acc.iter().enumerate() {
             let bias_row = if epi.bias_row.is_null() {
                 0.0
@@ -563,19 +582,50 @@ mod x86 {
                     let out = _mm512_add_ps(out, bias_row);
                     // max(x, 0) on ReLU lanes (NaN -> 0 as in `f32::max`), x elsewhere.
                     let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
-                    _mm512_mask_storeu_ps(cp, mask & store_lanes, out);
-                    sums[v] = _mm512_add_ps(sums[v], out);
+                    _mm512_mask_storeu_ps(cp, mask, out);
                 }
             }
         }
-        if epi.sum_rows {
-            for (v, &sum) in sums.iter().enumerate() {
-                // SAFETY: row 0 of C is writable for the columns < nr_eff (masked).
-                unsafe {
-                    let cp = c.add(16 * v);
-                    let old = _mm512_maskz_loadu_ps(masks[v], cp);
-                    _mm512_mask_storeu_ps(cp, masks[v], _mm512_add_ps(old, sum));
-                }
+    }
+
+    /// Row-sum variant of `avx512`: the finished tile (bias per column, ReLU) is not
+    /// stored; the sum of its rows is added to `c[0..nr_eff]` (`ldc` and `accumulate`
+    /// are ignored: one K slice only, see `sgemm_row_sums`).
+    ///
+    /// # Safety
+    /// As `avx512`, with `c` writable for `nr_eff` floats.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn avx512_row_sums<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        a_step: usize,
+        b: *const f32,
+        c: *mut f32,
+        _ldc: usize,
+        nr_eff: usize,
+        _accumulate: bool,
+        epi: super::TileEpilogue,
+    ) {
+        // SAFETY: the caller's guarantees are the product's.
+        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
+        let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
+        let mut sums = [zero; NV];
+        for row in acc.iter() {
+            for (v, &x) in row.iter().enumerate() {
+                let out = _mm512_add_ps(x, bias_col[v]);
+                let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
+                sums[v] = _mm512_add_ps(sums[v], out);
+            }
+        }
+        for (v, &sum) in sums.iter().enumerate() {
+            // SAFETY: c is writable for the columns < nr_eff (masked).
+            unsafe {
+                let cp = c.add(16 * v);
+                let old = _mm512_maskz_loadu_ps(masks[v], cp);
+                _mm512_mask_storeu_ps(cp, masks[v], _mm512_add_ps(old, sum));
             }
         }
     }
@@ -696,6 +746,39 @@ fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
         (SimdLevel::Portable, 8) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
         _ => None,
     }
+}
+
+/// Largest `mr` the row-sum kernels are compiled for.
+const MAX_ROW_SUM_MR: usize = 12;
+
+/// The AVX-512 row-sum kernels for every row count 1..=mr, if compiled.
+fn row_sum_kernels_up_to(
+    simd: SimdLevel,
+    mr: usize,
+    nr: usize,
+) -> Option<([MicroKernel; MAX_MR], usize)> {
+    if !simd.is_supported() || mr == 0 || mr > MAX_ROW_SUM_MR {
+        return None;
+    }
+    let pick = |m: usize| -> Option<MicroKernel> {
+        match (simd, nr) {
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx512, 32) => {
+                pick!(m, x86::avx512_row_sums, 2; 1 2 3 4 5 6 7 8 9 10 11 12)
+            }
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx512, 16) => {
+                pick!(m, x86::avx512_row_sums, 1; 1 2 3 4 5 6 7 8 9 10 11 12)
+            }
+            _ => None,
+        }
+    };
+    let first = pick(1)?;
+    let mut table = [first; MAX_MR];
+    for (m, slot) in table.iter_mut().enumerate().take(mr).skip(1) {
+        *slot = pick(m + 1)?;
+    }
+    Some((table, mr))
 }
 
 /// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
@@ -864,7 +947,6 @@ pub fn sgemm_with(
                 0,
                 n,
                 &epilogue,
-                false,
             )
         };
         return Ok(());
@@ -885,7 +967,6 @@ pub fn sgemm_with(
                 unsafe {
                     gemm_serial(
                         buffers, params, kernels, m, n, k, a, b, cptr, ldc, j_lo, j_hi, epilogue,
-                        false,
                     )
                 }
             });
@@ -897,8 +978,8 @@ pub fn sgemm_with(
 /// `sums[j] += sum_i epilogue(A . B)[i, j]`: the column sums of the product
 /// without storing it (the AVX-512 micro-kernels add each register tile's rows
 /// and only touch `sums`). Returns `Ok(false)`, doing nothing, when this is not
-/// available: another SIMD level, K deeper than one `kc` slice, or an activation
-/// other than ReLU. Single-threaded.
+/// available: another SIMD level, register tiles taller than 12, K deeper than
+/// one `kc` slice, an activation other than ReLU or a per-row bias. Single-threaded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm_row_sums(
     ws: &mut GemmWorkspace,
@@ -951,7 +1032,9 @@ pub(crate) fn sgemm_row_sums(
             }
         }
     }
-    let (table, count) = kernels_up_to(simd, params.mr, params.nr)?;
+    let Some((table, count)) = row_sum_kernels_up_to(simd, params.mr, params.nr) else {
+        return Ok(false);
+    };
     if ws.threads.is_empty() {
         ws.threads.push(PackBuffers::default());
     }
@@ -972,7 +1055,6 @@ pub(crate) fn sgemm_row_sums(
             0,
             n,
             &epilogue,
-            true,
         )
     };
     Ok(true)
@@ -998,7 +1080,6 @@ unsafe fn gemm_serial(
     j_lo: usize,
     j_hi: usize,
     epilogue: &Epilogue<'_>,
-    sum_rows: bool,
 ) {
     let TileParams {
         mc, nc, kc, mr, nr, ..
@@ -1076,7 +1157,6 @@ unsafe fn gemm_serial(
                                     _ => std::ptr::null(),
                                 },
                                 relu: epilogue.activation == Some(Activation::Relu),
-                                sum_rows,
                             }
                         } else {
                             TileEpilogue::NONE
