@@ -117,6 +117,16 @@ fn main() {
             row(&label, 2.0 * (n * n * n) as f64, exe.as_mut(), &x, 1);
         }
     }
+    // Batch-64 dense layers: B streamed from L3 (1024) against B resident in L2 (256).
+    for (m, k, n) in [(64usize, 1024usize, 1024usize), (64, 256, 256)] {
+        let label = format!("gemm/tiled/{m}x{k}x{n}");
+        if label.contains(&filter) {
+            let graph = models::sgemm_graph(m, k, n, 1).expect("graph");
+            let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+            let mut exe = compile(&graph, BackendKind::Tiled, &opts).expect("compile");
+            row(&label, 2.0 * (m * n * k) as f64, exe.as_mut(), &x, 1);
+        }
+    }
     model(&filter, &models::mlp_1024(1).expect("model"), &[1, 64]);
     model(&filter, &models::convnet_224(1).expect("model"), &[1]);
     let len = 16 << 20;
