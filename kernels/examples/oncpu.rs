@@ -118,7 +118,11 @@ fn main() {
         }
     }
     // Batch-64 dense layers: B streamed from L3 (1024) against B resident in L2 (256).
-    for (m, k, n) in [(64usize, 1024usize, 1024usize), (64, 256, 256)] {
+    for (m, k, n) in [
+        (64usize, 1024usize, 1024usize),
+        (64, 256, 256),
+        (64, 1024, 10),
+    ] {
         let label = format!("gemm/tiled/{m}x{k}x{n}");
         if label.contains(&filter) {
             let graph = models::sgemm_graph(m, k, n, 1).expect("graph");
