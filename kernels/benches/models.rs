@@ -1,12 +1,15 @@
 //! Whole models per backend at batch 1, 8, 64: the reference models `mlp-1024`
 //! and `convnet-224`, and a transformer encoder block. "unfused" is the fused
-//! backend's kernels run op by op (fusion switched off). Throughput is in FLOPs.
+//! backend's kernels run op by op (fusion switched off); "tiled-unfused" is the
+//! tiled backend run op by op (the same GEMM, bias and activation as separate
+//! passes), the baseline for what fusion buys there. Throughput is in FLOPs.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use workbench_kernels::backends::fused::FusedBackend;
+use workbench_kernels::backends::tiled::TiledBackend;
 use workbench_kernels::fusion::FusionOptions;
 use workbench_kernels::{compile, models, Backend, BackendKind, CompileOptions, Executable, Graph};
 
@@ -42,6 +45,13 @@ fn bench_model(c: &mut Criterion, graph: &Graph, naive_max_batch: usize, simple_
                 compile(graph, BackendKind::Fused, &opts).expect("compile"),
             ));
         }
+        let tiled_unfused = TiledBackend {
+            fusion: FusionOptions::NONE,
+        };
+        exes.push((
+            "tiled-unfused",
+            tiled_unfused.compile(graph, &opts).expect("compile"),
+        ));
         exes.push((
             "tiled",
             compile(graph, BackendKind::Tiled, &opts).expect("compile"),

@@ -129,6 +129,25 @@ pub enum StepKind {
     },
 }
 
+impl StepKind {
+    /// The buffers this step reads (weights excluded).
+    pub fn inputs(&self) -> Vec<BufId> {
+        match self {
+            StepKind::Dense { x, .. }
+            | StepKind::Conv2d { x, .. }
+            | StepKind::Depthwise { x, .. }
+            | StepKind::Pointwise { x, .. }
+            | StepKind::Softmax { x, .. }
+            | StepKind::LayerNorm { x, .. }
+            | StepKind::GlobalAvgPool { x, .. }
+            | StepKind::MeanPool { x, .. } => vec![*x],
+            StepKind::Chain { inputs, .. } => inputs.clone(),
+            StepKind::AttnScores { q, k, .. } => vec![q.buf, k.buf],
+            StepKind::AttnContext { p, v, .. } => vec![*p, v.buf],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Step {
     /// Graph nodes this step computes, joined with `+`.

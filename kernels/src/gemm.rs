@@ -140,9 +140,11 @@ impl PackedB {
         b.check(k, n, "B")?;
         let n_padded = n.div_ceil(nr) * nr;
         let mut data = vec![0.0; k * n_padded];
+        // The same equal K slices `gemm_serial` uses.
+        let kc_slice = balanced(k, kc);
         let mut p0 = 0;
         while p0 < k {
-            let kc_eff = kc.min(k - p0);
+            let kc_eff = kc_slice.min(k - p0);
             pack_b(b, p0, kc_eff, 0, n, nr, &mut data[p0 * n_padded..]);
             p0 += kc_eff;
         }
@@ -163,11 +165,55 @@ impl PackedB {
     }
 }
 
-/// The B operand: a strided view (packed per call) or pre-packed weights.
+/// B read through per-row offsets: element (p, j) is
+/// `data[row_offsets[p] + (j / run) * run_step + j % run]`. A convolution over a
+/// zero-padded, stride-split image is such a matrix (row p = kernel tap, column
+/// j = output pixel, `run` = output width), so it is packed straight from the
+/// image without materialising im2col patches.
+#[derive(Debug, Clone, Copy)]
+pub struct GatherB<'a> {
+    pub data: &'a [f32],
+    pub row_offsets: &'a [usize],
+    pub run: usize,
+    pub run_step: usize,
+}
+
+impl GatherB<'_> {
+    fn check(&self, k: usize, n: usize) -> Result<(), KernelError> {
+        if k == 0 || n == 0 {
+            return Ok(());
+        }
+        let bad = || {
+            KernelError::Gemm(format!(
+                "gathered B: {k}x{n} (run {}, step {}, {} row offsets) does not fit in {} elements",
+                self.run,
+                self.run_step,
+                self.row_offsets.len(),
+                self.data.len()
+            ))
+        };
+        if self.run == 0 || self.row_offsets.len() < k {
+            return Err(bad());
+        }
+        let max_row = self.row_offsets[..k].iter().copied().max().unwrap_or(0);
+        let last = ((n - 1) / self.run)
+            .checked_mul(self.run_step)
+            .and_then(|x| x.checked_add(max_row))
+            .and_then(|x| x.checked_add((n - 1) % self.run));
+        match last {
+            Some(l) if l < self.data.len() => Ok(()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The B operand: a strided view (packed per call), pre-packed weights, or a
+/// gathered (implicit im2col) matrix packed per call.
 #[derive(Debug, Clone, Copy)]
 pub enum BOperand<'a> {
     Mat(MatRef<'a>),
     Packed(&'a PackedB),
+    Gathered(GatherB<'a>),
 }
 
 /// Packing buffers of one thread.
@@ -204,20 +250,57 @@ fn pack_a(a: MatRef<'_>, i0: usize, rows: usize, p0: usize, kc: usize, mr: usize
         let re = mr.min(rows - r0);
         let base = t * mr * kc;
         let out = &mut dst[base..base + re * kc];
-        for r in 0..re {
-            let row_start = (i0 + r0 + r) * a.rs + p0 * a.cs;
-            if a.cs == 1 {
-                let src = &a.data[row_start..row_start + kc];
-                for (p, &x) in src.iter().enumerate() {
-                    out[p * re + r] = x;
+        if a.cs == 1 && re <= MAX_MR {
+            // Row slices once, then K outer: the writes are sequential and each
+            // row is read as its own sequential stream.
+            let mut rows: [&[f32]; MAX_MR] = [&[]; MAX_MR];
+            for (r, row) in rows.iter_mut().enumerate().take(re) {
+                let start = (i0 + r0 + r) * a.rs + p0;
+                *row = &a.data[start..start + kc];
+            }
+            let rows = &rows[..re];
+            // 8 columns of every row at a time: one bounds check per 8 reads, and the
+            // writes stay within a few lines.
+            let mut p = 0;
+            while p + 8 <= kc {
+                let block = &mut out[p * re..(p + 8) * re];
+                for (r, row) in rows.iter().enumerate() {
+                    let src = &row[p..p + 8];
+                    for (q, &v) in src.iter().enumerate() {
+                        block[q * re + r] = v;
+                    }
                 }
-            } else {
+                p += 8;
+            }
+            for (q, dst) in out[p * re..].chunks_exact_mut(re).enumerate() {
+                for (d, row) in dst.iter_mut().zip(rows) {
+                    *d = row[p + q];
+                }
+            }
+        } else {
+            for r in 0..re {
+                let row_start = (i0 + r0 + r) * a.rs + p0 * a.cs;
                 for p in 0..kc {
                     out[p * re + r] = a.data[row_start + p * a.cs];
                 }
             }
         }
         t += 1;
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs packing copies, as inline vector
+/// moves rather than one `memcpy` call per run.
+#[inline(always)]
+fn copy_floats(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
+        i += 16;
+    }
+    for (d, &v) in dst[i..n].iter_mut().zip(&src[i..n]) {
+        *d = v;
     }
 }
 
@@ -229,17 +312,83 @@ fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize
         let c0 = s * nr;
         let ce = nr.min(cols - c0);
         let out = &mut dst[s * kc * nr..(s + 1) * kc * nr];
+        if b.cs == 1 && ce == nr {
+            // The common case: whole rows of contiguous columns.
+            let first = p0 * b.rs + j0 + c0;
+            for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+                let start = first + p * b.rs;
+                copy_floats(row, &b.data[start..start + nr]);
+            }
+            continue;
+        }
         for p in 0..kc {
             let row = &mut out[p * nr..(p + 1) * nr];
             let start = (p0 + p) * b.rs + (j0 + c0) * b.cs;
             if b.cs == 1 {
-                row[..ce].copy_from_slice(&b.data[start..start + ce]);
+                copy_floats(&mut row[..ce], &b.data[start..start + ce]);
             } else {
                 for (j, x) in row[..ce].iter_mut().enumerate() {
                     *x = b.data[start + j * b.cs];
                 }
             }
-            row[ce..].iter_mut().for_each(|x| *x = 0.0);
+            if ce < nr {
+                row[ce..].iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+    }
+}
+
+/// Pack rows `p0..p0+kc` x cols `j0..j0+cols` of a gathered B (see `GatherB`):
+/// each sliver row is one or two contiguous runs of the source.
+fn pack_b_gathered(
+    b: &GatherB<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let slivers = cols.div_ceil(nr);
+    for s in 0..slivers {
+        let c0 = j0 + s * nr;
+        let ce = nr.min(j0 + cols - c0);
+        let out = &mut dst[s * kc * nr..(s + 1) * kc * nr];
+        // Split the sliver's columns into runs that stay inside one source row.
+        let mut runs = [(0usize, 0usize, 0usize); 8];
+        let mut nruns = 0;
+        let (mut j, mut d) = (c0, 0);
+        while j < c0 + ce && nruns < runs.len() {
+            let (row, col) = (j / b.run, j % b.run);
+            let len = (b.run - col).min(c0 + ce - j);
+            runs[nruns] = (d, row * b.run_step + col, len);
+            nruns += 1;
+            j += len;
+            d += len;
+        }
+        let runs = &runs[..nruns];
+        if d == nr {
+            // The common case: whole slivers of one or two runs.
+            for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+                let off = b.row_offsets[p0 + p];
+                for &(d, src, len) in runs {
+                    copy_floats(&mut row[d..d + len], &b.data[off + src..off + src + len]);
+                }
+            }
+            continue;
+        }
+        for p in 0..kc {
+            let row = &mut out[p * nr..(p + 1) * nr];
+            let off = b.row_offsets[p0 + p];
+            for &(d, src, len) in runs {
+                copy_floats(&mut row[d..d + len], &b.data[off + src..off + src + len]);
+            }
+            row[d..].iter_mut().for_each(|x| *x = 0.0);
+            // Runs shorter than a sliver beyond the table (run < nr / 8): element by element.
+            for (jj, x) in row.iter_mut().enumerate().take(ce).skip(d) {
+                let jg = c0 + jj;
+                *x = b.data[off + (jg / b.run) * b.run_step + jg % b.run];
+            }
         }
     }
 }
@@ -264,19 +413,22 @@ impl TileEpilogue {
 }
 
 /// Micro-kernel: `C[0..MR, 0..nr_eff] = epi(C (if accumulate) + A_sliver (kc x MR) . B_sliver (kc x NR))`.
+/// Row p of the A sliver (MR floats) starts `p * a_step` floats after `a`: `a_step` is MR
+/// for a packed sliver, or the leading dimension of a k-major A read in place.
 type MicroKernel =
-    unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
+    unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
 
 mod portable {
     /// Plain loops over fixed-size arrays; the compiler vectorises them for the baseline ISA.
     ///
     /// # Safety
-    /// `a` must hold `kc * MR` floats, `b` `kc * NR`, and `c` must be writable at
+    /// `a` must hold MR floats at each `p * a_step` (p < kc), `b` `kc * NR`, and `c` must be writable at
     /// `r * ldc + j` for `r < MR`, `j < nr_eff <= NR`.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel<const MR: usize, const NR: usize>(
         kc: usize,
         a: *const f32,
+        a_step: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -284,15 +436,12 @@ mod portable {
         accumulate: bool,
         epi: super::TileEpilogue,
     ) {
-        // SAFETY: the caller guarantees the packed slivers hold kc*MR and kc*NR floats.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a, kc * MR),
-                std::slice::from_raw_parts(b, kc * NR),
-            )
-        };
+        // SAFETY: the caller guarantees the B sliver holds kc*NR floats.
+        let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
         let mut acc = [[0.0f32; NR]; MR];
-        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (p, bp) in b.chunks_exact(NR).enumerate() {
+            // SAFETY: row p of the A sliver holds MR floats at p * a_step.
+            let ap = unsafe { std::slice::from_raw_parts(a.add(p * a_step), MR) };
             for r in 0..MR {
                 let x = ap[r];
                 for j in 0..NR {
@@ -327,23 +476,18 @@ mod portable {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    /// The `MR x 16 NV` product of an A and a B sliver, in registers.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds `kc * MR` floats, `b` `kc * 16 * NV`,
-    /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`.
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+    #[inline]
+    unsafe fn avx512_product<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
+        a_step: usize,
         b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        nr_eff: usize,
-        accumulate: bool,
-        epi: super::TileEpilogue,
-    ) {
+    ) -> [[__m512; NV]; MR] {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
@@ -361,41 +505,127 @@ mod x86 {
             }
             // SAFETY: advancing within the packed slivers (kc rows each).
             unsafe {
-                ap = ap.add(MR);
+                ap = ap.add(a_step);
                 bp = bp.add(16 * NV);
             }
         }
+        acc
+    }
+
+    /// Column masks for `nr_eff` valid columns, and the per-column bias (0 without).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn avx512_columns<const NV: usize>(
+        nr_eff: usize,
+        epi: &super::TileEpilogue,
+    ) -> ([__mmask16; NV], [__m512; NV]) {
+        let mut masks = [0 as __mmask16; NV];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let count = nr_eff.saturating_sub(16 * v).min(16);
+            *m = ((1u32 << count) - 1) as __mmask16;
+        }
+        let mut bias_col = [_mm512_setzero_ps(); NV];
+        if !epi.bias_col.is_null() {
+            for (v, b) in bias_col.iter_mut().enumerate() {
+                // SAFETY: the bias covers the tile's columns < nr_eff (masked).
+                *b = unsafe { _mm512_maskz_loadu_ps(masks[v], epi.bias_col.add(16 * v)) };
+            }
+        }
+        (masks, bias_col)
+    }
+
+    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    ///
+    /// # Safety
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
+    /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        a_step: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        nr_eff: usize,
+        accumulate: bool,
+        epi: super::TileEpilogue,
+    ) {
+        // SAFETY: the caller's guarantees are the product's.
+        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        // Everything the epilogue needs is decided once, and the per-element work is
+        // branch-free with no early exit, so the loops unroll completely and the
+        // accumulators never leave registers (a branchy epilogue made the compiler
+        // keep them in a stack array: a memset and reloads on every call).
+        let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
+        // Loading C with an empty mask reads nothing and gives zeros.
+        let c_load: __mmask16 = if accumulate { 0xffff } else { 0 };
+        let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
         for (r, row) in acc.iter().enumerate() {
+            let bias_row = if epi.bias_row.is_null() {
+                0.0
+            } else {
+                // SAFETY: the bias covers the tile's rows.
+                unsafe { *epi.bias_row.add(r) }
+            };
+            let bias_row = _mm512_set1_ps(bias_row);
             for (v, &x) in row.iter().enumerate() {
-                let lo = 16 * v;
-                if lo >= nr_eff {
-                    break;
-                }
-                let count = (nr_eff - lo).min(16);
-                let mask: __mmask16 = if count == 16 {
-                    0xffff
-                } else {
-                    (1u16 << count) - 1
-                };
-                // SAFETY: the mask limits loads and stores to columns < nr_eff of row r < MR.
+                let mask = masks[v];
+                // SAFETY: the mask limits loads and stores to columns < nr_eff of row r < MR
+                // (an all-zero mask touches no memory).
                 unsafe {
-                    let cp = c.add(r * ldc + lo);
-                    let mut out = if accumulate {
-                        _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, cp))
-                    } else {
-                        x
-                    };
-                    if !epi.bias_col.is_null() {
-                        out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, epi.bias_col.add(lo)));
-                    }
-                    if !epi.bias_row.is_null() {
-                        out = _mm512_add_ps(out, _mm512_set1_ps(*epi.bias_row.add(r)));
-                    }
-                    if epi.relu {
-                        out = _mm512_max_ps(out, _mm512_setzero_ps());
-                    }
+                    let cp = c.add(r * ldc + 16 * v);
+                    let old = _mm512_maskz_loadu_ps(mask & c_load, cp);
+                    let out = _mm512_add_ps(_mm512_add_ps(x, old), bias_col[v]);
+                    let out = _mm512_add_ps(out, bias_row);
+                    // max(x, 0) on ReLU lanes (NaN -> 0 as in `f32::max`), x elsewhere.
+                    let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
                     _mm512_mask_storeu_ps(cp, mask, out);
                 }
+            }
+        }
+    }
+
+    /// Row-sum variant of `avx512`: the finished tile (bias per column, ReLU) is not
+    /// stored; the sum of its rows is added to `c[0..nr_eff]` (`ldc` and `accumulate`
+    /// are ignored: one K slice only, see `sgemm_row_sums`).
+    ///
+    /// # Safety
+    /// As `avx512`, with `c` writable for `nr_eff` floats.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn avx512_row_sums<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        a_step: usize,
+        b: *const f32,
+        c: *mut f32,
+        _ldc: usize,
+        nr_eff: usize,
+        _accumulate: bool,
+        epi: super::TileEpilogue,
+    ) {
+        // SAFETY: the caller's guarantees are the product's.
+        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
+        let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
+        let mut sums = [zero; NV];
+        for row in acc.iter() {
+            for (v, &x) in row.iter().enumerate() {
+                let out = _mm512_add_ps(x, bias_col[v]);
+                let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
+                sums[v] = _mm512_add_ps(sums[v], out);
+            }
+        }
+        for (v, &sum) in sums.iter().enumerate() {
+            // SAFETY: c is writable for the columns < nr_eff (masked).
+            unsafe {
+                let cp = c.add(16 * v);
+                let old = _mm512_maskz_loadu_ps(masks[v], cp);
+                _mm512_mask_storeu_ps(cp, masks[v], _mm512_add_ps(old, sum));
             }
         }
     }
@@ -409,6 +639,7 @@ mod x86 {
     pub unsafe fn avx2<const MR: usize, const NV: usize>(
         kc: usize,
         a: *const f32,
+        a_step: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -433,7 +664,7 @@ mod x86 {
             }
             // SAFETY: advancing within the packed slivers (kc rows each).
             unsafe {
-                ap = ap.add(MR);
+                ap = ap.add(a_step);
                 bp = bp.add(8 * NV);
             }
         }
@@ -515,6 +746,39 @@ fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
         (SimdLevel::Portable, 8) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
         _ => None,
     }
+}
+
+/// Largest `mr` the row-sum kernels are compiled for.
+const MAX_ROW_SUM_MR: usize = 12;
+
+/// The AVX-512 row-sum kernels for every row count 1..=mr, if compiled.
+fn row_sum_kernels_up_to(
+    simd: SimdLevel,
+    mr: usize,
+    nr: usize,
+) -> Option<([MicroKernel; MAX_MR], usize)> {
+    if !simd.is_supported() || mr == 0 || mr > MAX_ROW_SUM_MR {
+        return None;
+    }
+    let pick = |m: usize| -> Option<MicroKernel> {
+        match (simd, nr) {
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx512, 32) => {
+                pick!(m, x86::avx512_row_sums, 2; 1 2 3 4 5 6 7 8 9 10 11 12)
+            }
+            #[cfg(target_arch = "x86_64")]
+            (SimdLevel::Avx512, 16) => {
+                pick!(m, x86::avx512_row_sums, 1; 1 2 3 4 5 6 7 8 9 10 11 12)
+            }
+            _ => None,
+        }
+    };
+    let first = pick(1)?;
+    let mut table = [first; MAX_MR];
+    for (m, slot) in table.iter_mut().enumerate().take(mr).skip(1) {
+        *slot = pick(m + 1)?;
+    }
+    Some((table, mr))
 }
 
 /// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
@@ -643,6 +907,7 @@ pub fn sgemm_with(
     a.check(m, k, "A")?;
     match b {
         BOperand::Mat(bm) => bm.check(k, n, "B")?,
+        BOperand::Gathered(g) => g.check(k, n)?,
         BOperand::Packed(p) => {
             if p.k != k || p.n != n || !p.matches(params) {
                 return Err(KernelError::Gemm(format!(
@@ -710,6 +975,91 @@ pub fn sgemm_with(
     Ok(())
 }
 
+/// `sums[j] += sum_i epilogue(A . B)[i, j]`: the column sums of the product
+/// without storing it (the AVX-512 micro-kernels add each register tile's rows
+/// and only touch `sums`). Returns `Ok(false)`, doing nothing, when this is not
+/// available: another SIMD level, register tiles taller than 12, K deeper than
+/// one `kc` slice, an activation other than ReLU or a per-row bias. Single-threaded.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_row_sums(
+    ws: &mut GemmWorkspace,
+    params: &TileParams,
+    simd: SimdLevel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: BOperand<'_>,
+    sums: &mut [f32],
+    epilogue: Epilogue<'_>,
+) -> Result<bool, KernelError> {
+    params.validate(simd)?;
+    let supported = simd == SimdLevel::Avx512
+        && k >= 1
+        && k <= params.kc
+        && matches!(epilogue.activation, None | Some(Activation::Relu))
+        && !matches!(epilogue.bias, Bias::PerRow(_));
+    if !supported {
+        return Ok(false);
+    }
+    if m == 0 || n == 0 {
+        return Ok(true);
+    }
+    if sums.len() < n {
+        return Err(KernelError::Gemm(format!(
+            "sums has {} < n = {n} entries",
+            sums.len()
+        )));
+    }
+    if let Bias::PerColumn(bias) = epilogue.bias {
+        if bias.len() < n {
+            return Err(KernelError::Gemm(format!(
+                "bias has {} < n = {n} entries",
+                bias.len()
+            )));
+        }
+    }
+    a.check(m, k, "A")?;
+    match b {
+        BOperand::Mat(bm) => bm.check(k, n, "B")?,
+        BOperand::Gathered(g) => g.check(k, n)?,
+        BOperand::Packed(p) => {
+            if p.k != k || p.n != n || !p.matches(params) {
+                return Err(KernelError::Gemm(format!(
+                    "packed B is {}x{} (kc {}, nr {}), GEMM wants {k}x{n} (kc {}, nr {})",
+                    p.k, p.n, p.kc, p.nr, params.kc, params.nr
+                )));
+            }
+        }
+    }
+    let Some((table, count)) = row_sum_kernels_up_to(simd, params.mr, params.nr) else {
+        return Ok(false);
+    };
+    if ws.threads.is_empty() {
+        ws.threads.push(PackBuffers::default());
+    }
+    // SAFETY: arguments validated above; with ldc 0 every tile row is `sums`
+    // (n floats), which the kernels only update at row 0 in row-sum mode.
+    unsafe {
+        gemm_serial(
+            &mut ws.threads[0],
+            params,
+            &table[..count],
+            m,
+            n,
+            k,
+            a,
+            b,
+            CPtr(sums.as_mut_ptr()),
+            0,
+            0,
+            n,
+            &epilogue,
+        )
+    };
+    Ok(true)
+}
+
 /// Columns `j_lo..j_hi` (`j_lo` a multiple of nr) of the product.
 ///
 /// # Safety
@@ -735,9 +1085,15 @@ unsafe fn gemm_serial(
         mc, nc, kc, mr, nr, ..
     } = *params;
     let nc = nc.div_ceil(nr) * nr;
-    let mc = mc.div_ceil(mr) * mr;
+    // A stored k-major (rows adjacent in memory, e.g. the transpose of a row-major
+    // matrix) already has the packed sliver layout with a longer step: read it in place.
+    let a_in_place = a.rs == 1;
+    // Equal K slices (1024 deep in slices of 384 would end with one of 256).
+    let kc = balanced(k, kc);
+    // Equal row blocks (1024 rows in blocks of 504 would leave a block of 16).
+    let mc = balanced(m, mc.div_ceil(mr) * mr).div_ceil(mr) * mr;
     grow(&mut buf.a, mc * kc);
-    if matches!(b, BOperand::Mat(_)) {
+    if !matches!(b, BOperand::Packed(_)) {
         grow(&mut buf.b, nc * kc);
     }
     let n_padded = n.div_ceil(nr) * nr;
@@ -758,6 +1114,10 @@ unsafe fn gemm_serial(
                     pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
                     &buf.b
                 }
+                BOperand::Gathered(g) => {
+                    pack_b_gathered(&g, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
+                    &buf.b
+                }
                 BOperand::Packed(p) => {
                     let start = pc * n_padded + (jc / nr) * kc_eff * nr;
                     &p.data[start..]
@@ -766,7 +1126,11 @@ unsafe fn gemm_serial(
             let mut ic = 0;
             while ic < m {
                 let mc_eff = mc.min(m - ic);
-                pack_a(a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
+                let mr = balanced(mc_eff, mr);
+                if !a_in_place {
+                    pack_a(a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                }
                 let mut jr = 0;
                 while jr < nc_eff {
                     let nr_eff = nr.min(nc_eff - jr);
@@ -774,7 +1138,12 @@ unsafe fn gemm_serial(
                     let mut ir = 0;
                     while ir < mc_eff {
                         let mr_eff = mr.min(mc_eff - ir);
-                        let a_sliver = buf.a[(ir / mr) * mr * kc_eff..].as_ptr();
+                        let (a_sliver, a_step) = if a_in_place {
+                            (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
+                        } else {
+                            // Packed slivers are compact: the last, partial one steps by its own rows.
+                            (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
+                        };
                         let (row, col) = (ic + ir, jc + jr);
                         // Bias and ReLU are applied in registers; other activations after the store.
                         let tile_epi = if last_slice {
@@ -793,12 +1162,15 @@ unsafe fn gemm_serial(
                             TileEpilogue::NONE
                         };
                         // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
-                        // and the bias lengths; the slivers hold kc_eff * mr_eff and kc_eff * nr floats.
+                        // and the bias lengths; the B sliver holds kc_eff * nr floats and the A
+                        // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
+                        // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
                         unsafe {
                             let cp = c.0.add(row * ldc + col);
                             kernels[mr_eff - 1](
                                 kc_eff,
                                 a_sliver,
+                                a_step,
                                 b_sliver,
                                 cp,
                                 ldc,
@@ -822,6 +1194,14 @@ unsafe fn gemm_serial(
         }
         jc += nc_eff;
     }
+}
+
+/// The smallest block size that splits `len` into as few blocks of at most `max` as possible.
+fn balanced(len: usize, max: usize) -> usize {
+    if len == 0 || max == 0 {
+        return max;
+    }
+    len.div_ceil(len.div_ceil(max))
 }
 
 /// Reference GEMM (plain triple loop) used by tests and the naive backend's dense op.

@@ -9,6 +9,7 @@ pub mod autotune;
 pub mod backend;
 pub mod backends;
 pub mod builders;
+pub(crate) mod conv;
 pub mod cost;
 pub mod error;
 pub(crate) mod exec;
@@ -26,7 +27,9 @@ pub mod tile;
 pub use backend::{backend_for, compile, Backend, CompileOptions, Executable};
 pub use cost::OpCost;
 pub use error::KernelError;
-pub use gemm::{sgemm, sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB};
+pub use gemm::{
+    sgemm, sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB,
+};
 pub use graph::{DType, Graph, GraphBuilder, Node, NodeId, Op, Tensor};
 pub use quant::accuracy;
 pub use simd::SimdLevel;

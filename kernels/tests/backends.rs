@@ -119,6 +119,60 @@ fn convolutions_at_odd_shapes() {
     }
 }
 
+/// The `convnet-224` pipeline at odd image sizes large enough that the tiled
+/// engine's fused pointwise + pool runs over several pixel chunks (> 512 pixels),
+/// with stride 2 and 3 and a 5x5 stem.
+#[test]
+fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
+    // (in_c, h, w, stem kernel, stride, padding)
+    for &(c, h, w, k, s, p) in &[
+        (3, 57, 47, 3, 2, 1),
+        (3, 65, 63, 5, 3, 2),
+        (1, 33, 35, 3, 1, 1),
+        // Rows wider than 64 (depthwise in row pairs, 64 columns at a time) and an odd row count.
+        (2, 9, 131, 3, 1, 1),
+    ] {
+        let mut g = GraphBuilder::new(&format!("convnet{c}x{h}x{w}"), vec![c, h, w]).unwrap();
+        let op = Op::Conv2d {
+            weight: tensor(vec![32, c, k, k], 1),
+            bias: Some(tensor(vec![32], 2)),
+            stride: s,
+            padding: p,
+        };
+        let y = g.push("stem", op, &[0]).unwrap();
+        let y = g
+            .push("relu1", Op::Activation(Activation::Relu), &[y])
+            .unwrap();
+        let op = Op::DepthwiseConv2d {
+            weight: tensor(vec![32, 3, 3], 3),
+            bias: Some(tensor(vec![32], 4)),
+            stride: 1,
+            padding: 1,
+        };
+        let y = g.push("dw", op, &[y]).unwrap();
+        let y = g
+            .push("relu2", Op::Activation(Activation::Relu), &[y])
+            .unwrap();
+        let op = Op::PointwiseConv {
+            weight: tensor(vec![63, 32], 5),
+            bias: Some(tensor(vec![63], 6)),
+        };
+        let y = g.push("pw", op, &[y]).unwrap();
+        let y = g
+            .push("relu3", Op::Activation(Activation::Relu), &[y])
+            .unwrap();
+        let y = g.push("pool", Op::GlobalAvgPool, &[y]).unwrap();
+        let graph = g.finish(y, false, 0).unwrap();
+        check_against_naive(&graph, &[1, 3], TOL);
+        let exe = compile(&graph, BackendKind::Tiled, &CompileOptions::default()).unwrap();
+        assert!(
+            exe.lowered().contains("pooled in"),
+            "pointwise + pool not fused:\n{}",
+            exe.lowered()
+        );
+    }
+}
+
 #[test]
 fn depthwise_alone_with_wide_rows() {
     for &(c, h, w, k, s) in &[
@@ -126,6 +180,10 @@ fn depthwise_alone_with_wide_rows() {
         (2, 7, 63, 3, 2),
         (1, 3, 257, 5, 2),
         (3, 1, 7, 3, 1),
+        // Stride 1 row pairs: 64 + 48 + 15, 32 + 8 and 16 + 4 columns.
+        (2, 4, 127, 3, 1),
+        (1, 3, 40, 3, 1),
+        (1, 5, 20, 3, 1),
     ] {
         let mut g = GraphBuilder::new("dw", vec![c, h, w]).unwrap();
         let op = Op::DepthwiseConv2d {

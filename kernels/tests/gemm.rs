@@ -5,8 +5,8 @@
 use proptest::prelude::*;
 use workbench_kernels::gemm::{sgemm_reference, supported_tiles_for_tests};
 use workbench_kernels::{
-    sgemm, sgemm_with, Activation, BOperand, Bias, Epilogue, GemmWorkspace, MatRef, PackedB,
-    SimdLevel, TileParams,
+    sgemm, sgemm_with, Activation, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef,
+    PackedB, SimdLevel, TileParams,
 };
 
 fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -183,6 +183,104 @@ fn strided_packed_and_epilogue() {
                 let got: Vec<f32> = (0..m * n).map(|idx| c[(idx / n) * ldc + idx % n]).collect();
                 assert!(rel_err(&got, &want) <= 1e-5, "{simd} {bias:?}");
                 assert!((0..m).all(|i| c[i * ldc + n..i * ldc + ldc].iter().all(|&v| v == -7.0)));
+            }
+        }
+    }
+}
+
+/// A gathered B (rows at arbitrary offsets, columns in runs of `run` with a gap
+/// between runs, as a convolution reads its split input) against the same
+/// matrix materialised, on every SIMD path, with runs shorter and longer than a
+/// register tile, at odd shapes and small blocks.
+#[test]
+fn gathered_b_matches_the_materialised_matrix() {
+    for simd in SimdLevel::supported() {
+        let (mr, nr) = workbench_kernels::tile::default_micro_tile(simd);
+        for &(m, n, k, run, gap) in &[
+            (1usize, 1usize, 1usize, 1usize, 0usize),
+            (3, 7, 3, 7, 2),
+            (7, 63, 27, 9, 3),
+            (65, 65, 7, 65, 1),
+            (5, 257, 9, 112, 5),
+            (2, 40, 3, 2, 1),
+        ] {
+            let step = run + gap;
+            let rows_of_runs = n.div_ceil(run);
+            // Row p starts at offsets[p]; reversed and spaced so rows overlap nothing in order.
+            let row_len = (rows_of_runs - 1) * step + run;
+            let offsets: Vec<usize> = (0..k).rev().map(|p| p * (row_len + 3) + 1).collect();
+            let data_len = k * (row_len + 3) + 1;
+            let source = data(data_len, 9);
+            let mut b = vec![0.0; k * n];
+            for p in 0..k {
+                for j in 0..n {
+                    b[p * n + j] = source[offsets[p] + (j / run) * step + j % run];
+                }
+            }
+            let a = data(m * k, 4);
+            let mut want = vec![0.0; m * n];
+            sgemm_reference(
+                m,
+                n,
+                k,
+                MatRef::row_major(&a, k),
+                MatRef::row_major(&b, n),
+                &mut want,
+                n,
+            );
+            for tile in [
+                TileParams::for_this_machine().adapted_to(simd),
+                small_tile(simd, mr, nr),
+            ] {
+                let mut got = vec![f32::NAN; m * n];
+                let gathered = GatherB {
+                    data: &source,
+                    row_offsets: &offsets,
+                    run,
+                    run_step: step,
+                };
+                sgemm_with(
+                    &mut GemmWorkspace::new(),
+                    &tile,
+                    simd,
+                    m,
+                    n,
+                    k,
+                    MatRef::row_major(&a, k),
+                    BOperand::Gathered(gathered),
+                    &mut got,
+                    n,
+                    Epilogue::NONE,
+                )
+                .unwrap();
+                let e = rel_err(&got, &want);
+                assert!(e <= 1e-5, "{simd} {m}x{n}x{k} run {run}: {e}");
+            }
+            // Too few row offsets, or a source too short, is an error.
+            let tile = TileParams::for_this_machine().adapted_to(simd);
+            let need = offsets.iter().max().unwrap() + ((n - 1) / run) * step + (n - 1) % run + 1;
+            for (offs, src_len) in [(&offsets[..k - 1], data_len), (&offsets[..], need - 1)] {
+                let bad = GatherB {
+                    data: &source[..src_len],
+                    row_offsets: offs,
+                    run,
+                    run_step: step,
+                };
+                let mut c = vec![0.0; m * n];
+                let r = sgemm_with(
+                    &mut GemmWorkspace::new(),
+                    &tile,
+                    simd,
+                    m,
+                    n,
+                    k,
+                    MatRef::row_major(&a, k),
+                    BOperand::Gathered(bad),
+                    &mut c,
+                    n,
+                    Epilogue::NONE,
+                );
+                assert!(r.is_err(), "{m}x{n}x{k}: bad gathered B accepted");
             }
         }
     }

@@ -1,0 +1,434 @@
+//! Convolution helpers of the tiled engine. The input of a convolution is
+//! zero-padded and split by stride phase once per sample ("split layout"), so
+//! every kernel tap of every output row reads one contiguous run: a standard
+//! convolution then packs its GEMM operand straight from it (`GatherB`, no
+//! im2col matrix), and depthwise runs as vector FMAs over contiguous loads.
+
+use crate::reference::ConvGeom;
+use crate::simd::SimdLevel;
+
+/// Layout of a padded, stride-split image: `[c][py][phase][t]` holds padded
+/// pixel `(py, t * stride + phase)`, i.e. input `(py - pad, t * stride + phase - pad)`
+/// or 0 outside the image. Tap `(ky, kx)` of output `(oy, ox)` is then at
+/// `tap(c, ky, kx) + oy * row_step() + ox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SplitLayout {
+    channels: usize,
+    /// Padded rows that some output reads.
+    ph: usize,
+    /// Columns per phase.
+    qw: usize,
+    stride: usize,
+}
+
+impl SplitLayout {
+    pub(crate) fn new(g: &ConvGeom) -> SplitLayout {
+        let stride = g.stride.max(1);
+        SplitLayout {
+            channels: g.in_c,
+            ph: g.oh.saturating_sub(1) * stride + g.kh,
+            qw: g.ow + g.kw.saturating_sub(1) / stride,
+            stride,
+        }
+    }
+
+    /// Floats the layout holds.
+    pub(crate) fn len(&self) -> usize {
+        self.channels * self.plane()
+    }
+
+    fn plane(&self) -> usize {
+        self.ph * self.stride * self.qw
+    }
+
+    /// Offset of tap `(ky, kx)` of channel `c` for output pixel (0, 0).
+    pub(crate) fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
+        ((c * self.ph + ky) * self.stride + kx % self.stride) * self.qw + kx / self.stride
+    }
+
+    /// Distance between consecutive output rows.
+    pub(crate) fn row_step(&self) -> usize {
+        self.stride * self.stride * self.qw
+    }
+
+    /// Offsets of every tap in weight order `(c, ky, kx)` (the GEMM's K rows).
+    pub(crate) fn conv_offsets(&self, g: &ConvGeom) -> Vec<usize> {
+        let mut v = Vec::with_capacity(g.in_c * g.kh * g.kw);
+        for c in 0..g.in_c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    v.push(self.tap(c, ky, kx));
+                }
+            }
+        }
+        v
+    }
+
+    /// Offsets of the taps of channel 0 (depthwise adds `c * plane`).
+    pub(crate) fn depthwise_offsets(&self, g: &ConvGeom) -> Vec<usize> {
+        let mut v = Vec::with_capacity(g.kh * g.kw);
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                v.push(self.tap(0, ky, kx));
+            }
+        }
+        v
+    }
+}
+
+/// Fill `q` (at least `lay.len()` floats) with `x` (one sample, `[c, h, w]`) in split layout.
+pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
+    let s = lay.stride;
+    for c in 0..g.in_c {
+        for py in 0..lay.ph {
+            let iy = py.checked_sub(g.pad).filter(|&iy| iy < g.h);
+            for phase in 0..s {
+                let start = ((c * lay.ph + py) * s + phase) * lay.qw;
+                let dst = &mut q[start..start + lay.qw];
+                let Some(iy) = iy else {
+                    dst.iter_mut().for_each(|v| *v = 0.0);
+                    continue;
+                };
+                let src = &x[(c * g.h + iy) * g.w..(c * g.h + iy + 1) * g.w];
+                // t is inside the image when 0 <= t*s + phase - pad < w.
+                let hi = (g.w + g.pad).saturating_sub(phase).div_ceil(s).min(lay.qw);
+                let lo = g.pad.saturating_sub(phase).div_ceil(s).min(hi);
+                dst[..lo].iter_mut().for_each(|v| *v = 0.0);
+                dst[hi..].iter_mut().for_each(|v| *v = 0.0);
+                if lo == hi {
+                    continue;
+                }
+                let first = lo * s + phase - g.pad;
+                if s == 1 {
+                    dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                } else if s == 2 {
+                    // Fixed-size pairs: the compiler turns this into vector shuffles.
+                    let n = hi - lo;
+                    let pairs = ((src.len() - first) / 2).min(n);
+                    dst[lo..lo + pairs]
+                        .iter_mut()
+                        .zip(src[first..first + 2 * pairs].chunks_exact(2))
+                        .for_each(|(d, p)| *d = p[0]);
+                    for (i, d) in dst[lo + pairs..hi].iter_mut().enumerate() {
+                        *d = src[first + 2 * (pairs + i)];
+                    }
+                } else {
+                    dst[lo..hi]
+                        .iter_mut()
+                        .zip(src[first..].iter().step_by(s))
+                        .for_each(|(d, &v)| *d = v);
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise convolution over a split-layout input `q`, bias and (optionally) ReLU fused:
+/// `out[c, oy, ox] = relu(bias[c] + sum_taps w[c, tap] * q[tap(c) + oy*row_step + ox])`.
+/// `offsets` are `lay.depthwise_offsets(g)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise(
+    simd: SimdLevel,
+    q: &[f32],
+    lay: &SplitLayout,
+    offsets: &[usize],
+    g: &ConvGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let args = DwArgs {
+        q,
+        lay,
+        offsets,
+        g,
+        weight,
+        bias,
+        relu,
+    };
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if simd.is_supported() => {
+            // SAFETY: AVX-512F is available (checked just above).
+            unsafe { x86::depthwise_avx512(&args, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma if simd.is_supported() => {
+            // SAFETY: AVX2 and FMA are available (checked just above).
+            unsafe { x86::depthwise_avx2(&args, out) }
+        }
+        _ => depthwise_body::<false>(&args, out),
+    }
+}
+
+struct DwArgs<'a> {
+    q: &'a [f32],
+    lay: &'a SplitLayout,
+    offsets: &'a [usize],
+    g: &'a ConvGeom,
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{column_sums_body, depthwise_body, dw_row, DwArgs};
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn column_sums_avx512(rows: &[f32], width: usize, sums: &mut [f32]) {
+        column_sums_body(rows, width, sums)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn column_sums_avx2(rows: &[f32], width: usize, sums: &mut [f32]) {
+        column_sums_body(rows, width, sums)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn depthwise_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
+        if a.lay.stride != 1 {
+            return depthwise_body::<true>(a, out);
+        }
+        // Stride 1: output rows in pairs, 64 columns at a time (8 FMA chains, each
+        // input vector loaded once for both rows); the rest as single rows.
+        let g = a.g;
+        let taps = g.kh * g.kw;
+        let plane_q = a.lay.plane();
+        let step = a.lay.row_step();
+        for c in 0..g.in_c {
+            let w = &a.weight[c * taps..(c + 1) * taps];
+            let b0 = a.bias.map_or(0.0, |b| b[c]);
+            let plane = &mut out[c * g.oh * g.ow..(c + 1) * g.oh * g.ow];
+            let mut oy = 0;
+            while oy + 2 <= g.oh {
+                let base = c * plane_q + oy * step;
+                let (row0, row1) = plane[oy * g.ow..(oy + 2) * g.ow].split_at_mut(g.ow);
+                let mut ox = 0;
+                // 64 columns at a time, then narrower pair chunks (each runs at most once), then
+                // the last columns (< 16) as single rows.
+                for nv in [4usize, 3, 2, 1] {
+                    while ox + 16 * nv <= g.ow {
+                        let at = base + ox;
+                        // The last vector read: row oy+1's bottom tap row, last tap, last column.
+                        let last = at + g.kh * step + (g.kw - 1) + 16 * nv;
+                        if last > a.q.len() {
+                            break;
+                        }
+                        let (o0, o1) = (row0.as_mut_ptr(), row1.as_mut_ptr());
+                        // SAFETY: AVX-512F is enabled here; every read is below `last` <=
+                        // q.len(), and rows 0/1 hold at least ox + 16 * nv floats.
+                        unsafe {
+                            let (q, o0, o1) = (a.q.as_ptr().add(at), o0.add(ox), o1.add(ox));
+                            match nv {
+                                4 => pair::<4>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                                3 => pair::<3>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                                2 => pair::<2>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                                _ => pair::<1>(q, step, g.kh, g.kw, w, b0, a.relu, o0, o1),
+                            }
+                        };
+                        ox += 16 * nv;
+                    }
+                }
+                dw_row::<true>(a.q, base, a.offsets, w, b0, a.relu, row0, ox);
+                dw_row::<true>(a.q, base + step, a.offsets, w, b0, a.relu, row1, ox);
+                oy += 2;
+            }
+            if oy < g.oh {
+                let base = c * plane_q + oy * step;
+                let row = &mut plane[oy * g.ow..(oy + 1) * g.ow];
+                dw_row::<true>(a.q, base, a.offsets, w, b0, a.relu, row, 0);
+            }
+        }
+    }
+
+    /// `16 * NV` columns of output rows `oy` and `oy + 1` of a stride-1 depthwise conv
+    /// whose split input starts at `q` (tap (ky, kx) of row oy at `q + ky * step + kx`).
+    ///
+    /// # Safety
+    /// AVX-512F; `q` readable up to `kh * step + kw - 1 + 16 * NV` floats, `w` holds
+    /// `kh * kw` floats, `out0` / `out1` writable for `16 * NV` floats.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pair<const NV: usize>(
+        q: *const f32,
+        step: usize,
+        kh: usize,
+        kw: usize,
+        w: &[f32],
+        b0: f32,
+        relu: bool,
+        out0: *mut f32,
+        out1: *mut f32,
+    ) {
+        let mut acc0 = [_mm512_set1_ps(b0); NV];
+        let mut acc1 = [_mm512_set1_ps(b0); NV];
+        for r in 0..=kh {
+            for kx in 0..kw {
+                let mut v = [_mm512_setzero_ps(); NV];
+                for (i, x) in v.iter_mut().enumerate() {
+                    // SAFETY: within the readable range the caller guarantees.
+                    *x = unsafe { _mm512_loadu_ps(q.add(r * step + kx + 16 * i)) };
+                }
+                if r < kh {
+                    let wv = _mm512_set1_ps(w[r * kw + kx]);
+                    for i in 0..NV {
+                        acc0[i] = _mm512_fmadd_ps(wv, v[i], acc0[i]);
+                    }
+                }
+                if r > 0 {
+                    let wv = _mm512_set1_ps(w[(r - 1) * kw + kx]);
+                    for i in 0..NV {
+                        acc1[i] = _mm512_fmadd_ps(wv, v[i], acc1[i]);
+                    }
+                }
+            }
+        }
+        let relu_lanes: __mmask16 = if relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
+        for i in 0..NV {
+            let o0 = _mm512_mask_max_ps(acc0[i], relu_lanes, acc0[i], zero);
+            let o1 = _mm512_mask_max_ps(acc1[i], relu_lanes, acc1[i], zero);
+            // SAFETY: out0 / out1 writable for 64 floats.
+            unsafe {
+                _mm512_storeu_ps(out0.add(16 * i), o0);
+                _mm512_storeu_ps(out1.add(16 * i), o1);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn depthwise_avx2(a: &DwArgs<'_>, out: &mut [f32]) {
+        depthwise_body::<true>(a, out)
+    }
+}
+
+/// `w * x + acc`, one rounding when the target has FMA (the call is then one instruction).
+#[inline(always)]
+fn madd<const FMA: bool>(w: f32, x: f32, acc: f32) -> f32 {
+    if FMA {
+        w.mul_add(x, acc)
+    } else {
+        w * x + acc
+    }
+}
+
+/// `N` outputs of one row: accumulators stay in registers across all taps.
+#[inline(always)]
+fn dw_chunk<const N: usize, const FMA: bool>(
+    q: &[f32],
+    base: usize,
+    offsets: &[usize],
+    w: &[f32],
+    b0: f32,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let mut acc = [b0; N];
+    for (&o, &wv) in offsets.iter().zip(w) {
+        let src = &q[base + o..base + o + N];
+        for i in 0..N {
+            acc[i] = madd::<FMA>(wv, src[i], acc[i]);
+        }
+    }
+    if relu {
+        acc.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    out[..N].copy_from_slice(&acc);
+}
+
+/// One output row from column `ox` on, in as few chunks as possible: each chunk's
+/// accumulators are independent FMA chains, and one 16-wide chain would wait on
+/// FMA latency.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dw_row<const FMA: bool>(
+    q: &[f32],
+    base: usize,
+    offsets: &[usize],
+    w: &[f32],
+    b0: f32,
+    relu: bool,
+    row: &mut [f32],
+    mut ox: usize,
+) {
+    let ow = row.len();
+    while ox + 64 <= ow {
+        dw_chunk::<64, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 64;
+    }
+    if ox + 48 <= ow {
+        dw_chunk::<48, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 48;
+    }
+    if ox + 32 <= ow {
+        dw_chunk::<32, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 32;
+    }
+    while ox + 16 <= ow {
+        dw_chunk::<16, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 16;
+    }
+    while ox + 4 <= ow {
+        dw_chunk::<4, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 4;
+    }
+    while ox < ow {
+        dw_chunk::<1, FMA>(q, base + ox, offsets, w, b0, relu, &mut row[ox..]);
+        ox += 1;
+    }
+}
+
+/// One generic body; the x86 entry points compile it with wider vectors and FMA.
+#[inline(always)]
+fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
+    let g = a.g;
+    let taps = g.kh * g.kw;
+    let plane_q = a.lay.plane();
+    let step = a.lay.row_step();
+    for c in 0..g.in_c {
+        let w = &a.weight[c * taps..(c + 1) * taps];
+        let b0 = a.bias.map_or(0.0, |b| b[c]);
+        for oy in 0..g.oh {
+            let base = c * plane_q + oy * step;
+            let row = &mut out[(c * g.oh + oy) * g.ow..(c * g.oh + oy + 1) * g.ow];
+            dw_row::<FMA>(a.q, base, a.offsets, w, b0, a.relu, row, 0);
+        }
+    }
+}
+
+/// `sums[j] = sum over rows of rows[r * width + j]` (`rows.len()` a multiple of `width`).
+pub(crate) fn column_sums(simd: SimdLevel, rows: &[f32], width: usize, sums: &mut [f32]) {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if simd.is_supported() => {
+            // SAFETY: AVX-512F is available (checked just above).
+            unsafe { x86::column_sums_avx512(rows, width, sums) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma if simd.is_supported() => {
+            // SAFETY: AVX2 is available (checked just above).
+            unsafe { x86::column_sums_avx2(rows, width, sums) }
+        }
+        _ => column_sums_body(rows, width, sums),
+    }
+}
+
+#[inline(always)]
+fn column_sums_body(rows: &[f32], width: usize, sums: &mut [f32]) {
+    let sums = &mut sums[..width];
+    sums.iter_mut().for_each(|v| *v = 0.0);
+    for row in rows.chunks_exact(width) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+}
