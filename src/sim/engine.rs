@@ -40,7 +40,8 @@ fn to_ns(seconds: f64) -> u64 {
         if ns >= MAX_NS as f64 {
             MAX_NS
         } else {
-            ns as u64
+            // in [0, 2^56): the signed conversion is one instruction and exact
+            ns as i64 as u64
         }
     }
 }

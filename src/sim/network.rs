@@ -218,8 +218,10 @@ impl LinkSampler {
             }
         }
         let half_rtt = self.rtt.sample(rng) * 0.5;
-        let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| {
-            b.as_ref().map_or(0.0, |d| d.sample(rng) as f64)
+        // a plain branch: through `map_or` the no-loss case paid a call
+        let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| match b {
+            Some(d) => d.sample(rng) as f64,
+            None => 0.0,
         };
         let up = wait + half_rtt + self.up_serialise_s + lost(&self.up_loss, rng) * self.rto_s;
         let down = half_rtt + self.down_serialise_s + lost(&self.down_loss, rng) * self.rto_s;
