@@ -4,8 +4,9 @@
 //! send time outside the heap); every other event sits in a binary heap
 //! ordered by (time, sequence number). A send tied with a heap event is
 //! processed first. Per-request state lives only while the request is in
-//! flight (heap, replica queues), so memory is bounded by the in-flight
-//! population, not by the number of requests.
+//! flight (parked slots, heap, replica queues), so memory is bounded by the
+//! in-flight population, not by the number of requests; storage for a
+//! typical population is reserved up front so that it does not grow either.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -374,7 +375,7 @@ impl Pool {
         let shared = partitions.is_none() && pool.balancer == Balancer::SharedQueue;
         let mut active_level = Level::default();
         active_level.add(0, n as u64);
-        Ok((
+        let mut built = (
             Self {
                 queues: queues_for(slots, shared),
                 replicas,
@@ -400,7 +401,9 @@ impl Pool {
                 waits: Waits::default(),
             },
             ready_at,
-        ))
+        );
+        built.0.reserve_storage();
+        Ok(built)
     }
 
     fn edge(edge: &EdgeDevices) -> Result<Self, SimError> {
@@ -435,7 +438,7 @@ impl Pool {
         }
         let mut active_level = Level::default();
         active_level.add(0, u64::from(edge.devices));
-        Ok(Self {
+        let mut built = Self {
             replicas: (0..edge.devices).map(|_| Replica::new(true, 0.0)).collect(),
             queues: queues_for(edge.devices as usize, false),
             balancer: Balancer::Random,
@@ -458,7 +461,9 @@ impl Pool {
             throttled_batches: 0,
             queued: Level::default(),
             waits: Waits::default(),
-        })
+        };
+        built.reserve_storage();
+        Ok(built)
     }
 
     #[inline]
@@ -561,6 +566,34 @@ impl Pool {
             max_batch_size: replicas.iter().map(|r| r.max_batch_size).max().unwrap_or(0),
             served,
             replicas,
+        }
+    }
+}
+
+/// Waiting requests reserved for up front, per queue and for the whole pool:
+/// in a stable plan queue storage then never grows, so a run of 10^8
+/// requests holds no more memory than one of 10^6 (`tests/sim_memory.rs`).
+const QUEUE_RESERVE_PER_QUEUE: usize = 256;
+const QUEUE_RESERVE_PER_POOL: usize = 65_536;
+
+impl Pool {
+    /// Reserves queue and batch storage for the launched replicas.
+    fn reserve_storage(&mut self) {
+        let launched = self.active.max(1);
+        let per_queue = if self.queues.len() == 1 {
+            QUEUE_RESERVE_PER_QUEUE
+                .saturating_mul(launched)
+                .min(QUEUE_RESERVE_PER_POOL)
+        } else {
+            (QUEUE_RESERVE_PER_POOL / launched).clamp(16, QUEUE_RESERVE_PER_QUEUE)
+        };
+        let per_queue = per_queue.min(self.capacity);
+        for q in self.queues.iter_mut().take(launched) {
+            q.items.reserve_exact(per_queue);
+        }
+        let batch = self.max_batch.min(QUEUE_RESERVE_PER_QUEUE);
+        for r in self.replicas.iter_mut().take(launched) {
+            r.in_service.reserve_exact(batch);
         }
     }
 }
