@@ -8,6 +8,10 @@
 //!   30 ms / 120 ms p99) with dynamic batching (8, 2 ms);
 //! - `hour_10k_rps`: a simulated hour at 10,000 req/s of the WAN plan,
 //!   with the default early stop (p99 95% CI narrower than 1%) and without.
+//!
+//! Instruction counts (not disturbed by other load):
+//! `SIM_ONCE=no_network valgrind --tool=callgrind target/release/deps/sim-<hash>`
+//! (also `wan_batched`, `hour_full`); see `main`.
 
 use std::hint::black_box;
 
