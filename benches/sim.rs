@@ -8,10 +8,14 @@
 //!   30 ms / 120 ms p99) with dynamic batching (8, 2 ms);
 //! - `hour_10k_rps`: a simulated hour at 10,000 req/s of the WAN plan,
 //!   with the default early stop (p99 95% CI narrower than 1%) and without.
+//!
+//! Instruction counts (not disturbed by other load):
+//! `SIM_ONCE=no_network valgrind --tool=callgrind target/release/deps/sim-<hash>`
+//! (also `wan_batched`, `hour_full`); see `main`.
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use workbench::sim::{
     simulate, ArrivalProcess, Balancer, Batching, EarlyStop, LatencyFit, Mode, NetworkLink,
     OnlinePath, Payload, ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Transport,
@@ -81,23 +85,42 @@ fn batched() -> Batching {
     }
 }
 
-fn online(c: &mut Criterion) {
-    const N: u64 = 1_000_000;
-    let mut g = c.benchmark_group("online_1e6");
-    g.throughput(Throughput::Elements(N));
-    g.sample_size(10);
+/// The plain online plan: the event core alone.
+fn plain_online(n: u64) -> SimConfig {
     let mut plain = plan(
         10_000.0,
         NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
         Batching::NONE,
         4,
     );
-    plain.run.max_requests = Some(N);
+    plain.run.max_requests = Some(n);
+    plain
+}
+
+fn wan_online(n: u64) -> SimConfig {
+    let mut wan_plan = plan(10_000.0, wan(), batched(), 4);
+    wan_plan.run.max_requests = Some(n);
+    wan_plan
+}
+
+/// A simulated hour at 10,000 req/s of the WAN plan.
+fn hour_plan(early_stop: Option<EarlyStop>) -> SimConfig {
+    let mut hour = plan(10_000.0, wan(), batched(), 4);
+    hour.run.duration_s = 3_600.0;
+    hour.run.early_stop = early_stop;
+    hour
+}
+
+fn online(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let mut g = c.benchmark_group("online_1e6");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    let plain = plain_online(N);
     g.bench_function("no_network", |b| {
         b.iter(|| black_box(simulate(black_box(&plain))))
     });
-    let mut wan_plan = plan(10_000.0, wan(), batched(), 4);
-    wan_plan.run.max_requests = Some(N);
+    let wan_plan = wan_online(N);
     g.bench_function("wan_batched", |b| {
         b.iter(|| black_box(simulate(black_box(&wan_plan))))
     });
@@ -107,9 +130,7 @@ fn online(c: &mut Criterion) {
 fn hour(c: &mut Criterion) {
     let mut g = c.benchmark_group("hour_10k_rps");
     g.sample_size(10);
-    let mut early = plan(10_000.0, wan(), batched(), 4);
-    early.run.duration_s = 3_600.0;
-    early.run.early_stop = Some(EarlyStop::default());
+    let early = hour_plan(Some(EarlyStop::default()));
     if let Ok(o) = simulate(&early) {
         eprintln!(
             "early stop: stopped {} after {} requests ({} batches), p99 {:.6} s, CI half-width {:?}",
@@ -123,12 +144,40 @@ fn hour(c: &mut Criterion) {
     g.bench_function("early_stop", |b| {
         b.iter(|| black_box(simulate(black_box(&early))))
     });
-    let mut full = early.clone();
-    full.run.early_stop = None;
+    let full = hour_plan(None);
     g.throughput(Throughput::Elements(36_000_000));
     g.bench_function("full", |b| b.iter(|| black_box(simulate(black_box(&full)))));
     g.finish();
 }
 
 criterion_group!(benches, online, hour);
-criterion_main!(benches);
+
+/// `SIM_ONCE=no_network|wan_batched|hour_full` runs that plan once and exits
+/// (no criterion): for instruction counts that load does not disturb,
+/// `SIM_ONCE=no_network valgrind --tool=callgrind target/release/deps/sim-<hash>`.
+fn main() {
+    if let Ok(which) = std::env::var("SIM_ONCE") {
+        let cfg = match which.as_str() {
+            "no_network" => plain_online(1_000_000),
+            "wan_batched" => wan_online(1_000_000),
+            "hour_full" => hour_plan(None),
+            other => {
+                eprintln!("SIM_ONCE={other}: expected no_network, wan_batched or hour_full");
+                std::process::exit(2);
+            }
+        };
+        match simulate(&cfg) {
+            Ok(o) => eprintln!(
+                "{which}: {} requests, p99 {:.6} s",
+                o.simulated_requests, o.latency.p99_s
+            ),
+            Err(e) => {
+                eprintln!("{which}: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -57,6 +57,11 @@ impl FitSampler {
         }
     }
 
+    /// The value every draw returns, if the fit is a constant.
+    pub fn constant(&self) -> Option<f64> {
+        self.constant
+    }
+
     #[inline]
     pub fn sample(&self, rng: &mut Pcg64Mcg) -> f64 {
         match self.constant {

@@ -4,8 +4,9 @@
 //! send time outside the heap); every other event sits in a binary heap
 //! ordered by (time, sequence number). A send tied with a heap event is
 //! processed first. Per-request state lives only while the request is in
-//! flight (heap, replica queues), so memory is bounded by the in-flight
-//! population, not by the number of requests.
+//! flight (parked slots, heap, replica queues), so memory is bounded by the
+//! in-flight population, not by the number of requests; storage for a
+//! typical population is reserved up front so that it does not grow either.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -40,7 +41,8 @@ fn to_ns(seconds: f64) -> u64 {
         if ns >= MAX_NS as f64 {
             MAX_NS
         } else {
-            ns as u64
+            // in [0, 2^56): the signed conversion is one instruction and exact
+            ns as i64 as u64
         }
     }
 }
@@ -65,15 +67,39 @@ struct Req {
     flags: u8,
 }
 
+/// What happens at an event. Requests travelling between stages are parked
+/// in [`Events::parked`] and named by slot, which keeps an event at 24
+/// bytes (the heap moves events on every push and pop).
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Enter { pool: u8, req: Req },
-    Timer { pool: u8, queue: u32, gen: u32 },
-    Done { pool: u8, replica: u32 },
-    Ready { pool: u8, replica: u32 },
-    Scale { pool: u8 },
-    LookupStart { req: Req },
-    LookupDone { req: Req },
+    Enter {
+        pool: u8,
+        slot: u32,
+    },
+    /// `gen` tells a stale timer from the armed one; it wraps, and a stale
+    /// timer taken for the armed one only re-checks the batch early.
+    Timer {
+        pool: u8,
+        gen: u16,
+        queue: u32,
+    },
+    Done {
+        pool: u8,
+        replica: u32,
+    },
+    Ready {
+        pool: u8,
+        replica: u32,
+    },
+    Scale {
+        pool: u8,
+    },
+    LookupStart {
+        slot: u32,
+    },
+    LookupDone {
+        slot: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +108,8 @@ struct Event {
     seq: u64,
     kind: Kind,
 }
+
+const _: () = assert!(std::mem::size_of::<Event>() == 24);
 
 impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
@@ -101,23 +129,92 @@ impl Ord for Event {
     }
 }
 
-#[derive(Default)]
+/// Events pending at the start of a run: enough for typical plans that the
+/// heap never grows (see `tests/sim_memory.rs`).
+const INITIAL_EVENTS: usize = 1_024;
+
 struct Events {
     heap: BinaryHeap<Event>,
+    /// The top of the heap is being handled and counts as removed: the
+    /// first push replaces it in place (one sift instead of a pop and a
+    /// push), otherwise it is popped once the handler returns. Keys are
+    /// unique (sequence numbers), so the order is exactly a heap's.
+    top_taken: bool,
     seq: u64,
     peak_len: usize,
+    /// Requests in transit between stages; slots are reused (free list),
+    /// so this holds the in-transit population, not the request count.
+    parked: Vec<Req>,
+    free: Vec<u32>,
 }
 
 impl Events {
+    fn new() -> Self {
+        Self {
+            heap: BinaryHeap::with_capacity(INITIAL_EVENTS),
+            top_taken: false,
+            seq: 0,
+            peak_len: 0,
+            parked: Vec::with_capacity(INITIAL_EVENTS),
+            free: Vec::with_capacity(INITIAL_EVENTS),
+        }
+    }
+
     #[inline]
     fn push(&mut self, time: u64, kind: Kind) {
         self.seq += 1;
-        self.heap.push(Event {
+        let event = Event {
             time,
             seq: self.seq,
             kind,
-        });
+        };
+        if self.top_taken {
+            self.top_taken = false;
+            if let Some(mut top) = self.heap.peek_mut() {
+                *top = event;
+                return;
+            }
+        }
+        self.heap.push(event);
         self.peak_len = self.peak_len.max(self.heap.len());
+    }
+
+    /// The earliest event, left in place as taken (see `top_taken`).
+    #[inline]
+    fn take_top(&mut self) -> Option<Event> {
+        debug_assert!(!self.top_taken);
+        let top = *self.heap.peek()?;
+        self.top_taken = true;
+        Some(top)
+    }
+
+    /// Removes the taken top unless a push already replaced it.
+    #[inline]
+    fn settle(&mut self) {
+        if self.top_taken {
+            self.top_taken = false;
+            self.heap.pop();
+        }
+    }
+
+    #[inline]
+    fn park(&mut self, req: Req) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.parked[slot as usize] = req;
+                slot
+            }
+            None => {
+                self.parked.push(req);
+                (self.parked.len() - 1) as u32
+            }
+        }
+    }
+
+    #[inline]
+    fn unpark(&mut self, slot: u32) -> Req {
+        self.free.push(slot);
+        self.parked[slot as usize]
     }
 }
 
@@ -126,7 +223,7 @@ impl Events {
 struct WaitQueue {
     items: VecDeque<Req>,
     timer_armed: bool,
-    timer_gen: u32,
+    timer_gen: u16,
 }
 
 struct Replica {
@@ -145,6 +242,11 @@ struct Replica {
 }
 
 impl Replica {
+    #[inline]
+    fn is_idle(&self) -> bool {
+        self.ready && !self.busy
+    }
+
     fn new(ready: bool, first_batch_extra_s: f64) -> Self {
         Self {
             in_service: Vec::new(),
@@ -182,8 +284,14 @@ struct Pool {
     throttle: Option<Throttling>,
     throttled_batches: u64,
     queued: Level,
-    wait_sum_ns: f64,
-    wait_count: u64,
+    waits: Waits,
+}
+
+/// Queue waits of measured requests that were served.
+#[derive(Default, Clone, Copy)]
+struct Waits {
+    sum_ns: f64,
+    count: u64,
 }
 
 impl Pool {
@@ -267,7 +375,7 @@ impl Pool {
         let shared = partitions.is_none() && pool.balancer == Balancer::SharedQueue;
         let mut active_level = Level::default();
         active_level.add(0, n as u64);
-        Ok((
+        let mut built = (
             Self {
                 queues: queues_for(slots, shared),
                 replicas,
@@ -290,11 +398,12 @@ impl Pool {
                 throttle: None,
                 throttled_batches: 0,
                 queued: Level::default(),
-                wait_sum_ns: 0.0,
-                wait_count: 0,
+                waits: Waits::default(),
             },
             ready_at,
-        ))
+        );
+        built.0.reserve_storage();
+        Ok(built)
     }
 
     fn edge(edge: &EdgeDevices) -> Result<Self, SimError> {
@@ -329,7 +438,7 @@ impl Pool {
         }
         let mut active_level = Level::default();
         active_level.add(0, u64::from(edge.devices));
-        Ok(Self {
+        let mut built = Self {
             replicas: (0..edge.devices).map(|_| Replica::new(true, 0.0)).collect(),
             queues: queues_for(edge.devices as usize, false),
             balancer: Balancer::Random,
@@ -351,9 +460,10 @@ impl Pool {
             throttle: edge.throttling,
             throttled_batches: 0,
             queued: Level::default(),
-            wait_sum_ns: 0.0,
-            wait_count: 0,
-        })
+            waits: Waits::default(),
+        };
+        built.reserve_storage();
+        Ok(built)
     }
 
     #[inline]
@@ -396,13 +506,16 @@ impl Pool {
                 0
             }
             Balancer::LeastOutstanding => {
+                // ready replicas are counted among the launched ones only
+                let all = any || self.ready_count >= n;
                 let mut best = 0;
                 let mut best_load = usize::MAX;
-                for (i, r) in self.replicas.iter().enumerate().take(n) {
-                    if !(any || r.ready) {
+                let launched = self.replicas.iter().zip(&self.queues).take(n);
+                for (i, (r, q)) in launched.enumerate() {
+                    if !(all || r.ready) {
                         continue;
                     }
-                    let load = self.queues[i].items.len() + r.in_service.len();
+                    let load = q.items.len() + r.in_service.len();
                     if load < best_load {
                         best = i;
                         best_load = load;
@@ -453,6 +566,34 @@ impl Pool {
             max_batch_size: replicas.iter().map(|r| r.max_batch_size).max().unwrap_or(0),
             served,
             replicas,
+        }
+    }
+}
+
+/// Waiting requests reserved for up front, per queue and for the whole pool:
+/// in a stable plan queue storage then never grows, so a run of 10^8
+/// requests holds no more memory than one of 10^6 (`tests/sim_memory.rs`).
+const QUEUE_RESERVE_PER_QUEUE: usize = 256;
+const QUEUE_RESERVE_PER_POOL: usize = 65_536;
+
+impl Pool {
+    /// Reserves queue and batch storage for the launched replicas.
+    fn reserve_storage(&mut self) {
+        let launched = self.active.max(1);
+        let per_queue = if self.queues.len() == 1 {
+            QUEUE_RESERVE_PER_QUEUE
+                .saturating_mul(launched)
+                .min(QUEUE_RESERVE_PER_POOL)
+        } else {
+            (QUEUE_RESERVE_PER_POOL / launched).clamp(16, QUEUE_RESERVE_PER_QUEUE)
+        };
+        let per_queue = per_queue.min(self.capacity);
+        for q in self.queues.iter_mut().take(launched) {
+            q.items.reserve_exact(per_queue);
+        }
+        let batch = self.max_batch.min(QUEUE_RESERVE_PER_QUEUE);
+        for r in self.replicas.iter_mut().take(launched) {
+            r.in_service.reserve_exact(batch);
         }
     }
 }
@@ -572,8 +713,25 @@ fn enter_pool(
     tally.system.add(now, 1);
     tally.entries += 1;
     let q = pool.pick(rng);
-    if pool.queues[q].items.len() >= pool.capacity {
+    let queue_len = pool.queues[q].items.len();
+    if queue_len >= pool.capacity {
         tally.fail_in_stage(now, &req, false);
+        return;
+    }
+    // An idle replica with nothing queued that would start a batch of one
+    // right away: skip the queue (same outcome, no queue traffic).
+    if queue_len == 0
+        && !pool.shared()
+        && (pool.max_batch == 1 || pool.max_delay_ns == 0)
+        && req.entered <= now
+        && pool.replicas[q].is_idle()
+    {
+        pool.queued.pass_through();
+        let rep = &mut pool.replicas[q];
+        admit(&mut pool.waits, rep, req, now, tally);
+        if !rep.in_service.is_empty() {
+            launch_batch(pool, pi, q, now, ev, rng);
+        }
         return;
     }
     pool.queues[q].items.push_back(req);
@@ -647,22 +805,35 @@ fn start_batch(
             break;
         };
         taken += 1;
-        // the server checks the deadline before spending work on it
-        if now.saturating_sub(req.sent) > tally.timeout_ns {
-            tally.fail_in_stage(now, &req, true);
-            continue;
-        }
-        if req.flags & MEASURED != 0 {
-            pool.wait_sum_ns += (now - req.entered) as f64;
-            pool.wait_count += 1;
-        }
-        rep.in_service.push(req);
+        admit(&mut pool.waits, rep, req, now, tally);
     }
     pool.queued.sub(now, taken);
-    let b = rep.in_service.len();
-    if b == 0 {
+    if !rep.in_service.is_empty() {
+        launch_batch(pool, pi, r, now, ev, rng);
+    }
+}
+
+/// Takes `req` into the replica's forming batch, unless its deadline passed.
+#[inline]
+fn admit(waits: &mut Waits, rep: &mut Replica, req: Req, now: u64, tally: &mut Tally) {
+    // the server checks the deadline before spending work on it
+    if now.saturating_sub(req.sent) > tally.timeout_ns {
+        tally.fail_in_stage(now, &req, true);
         return;
     }
+    if req.flags & MEASURED != 0 {
+        waits.sum_ns += (now - req.entered) as f64;
+        waits.count += 1;
+    }
+    rep.in_service.push(req);
+}
+
+/// Starts serving the replica's (non-empty) batch: draws the service time
+/// and schedules the completion.
+#[inline]
+fn launch_batch(pool: &mut Pool, pi: u8, r: usize, now: u64, ev: &mut Events, rng: &mut Pcg64Mcg) {
+    let rep = &mut pool.replicas[r];
+    let b = rep.in_service.len();
     let mut service_s = pool.service.sample(b as u32, rng);
     service_s += rep.first_batch_extra_s;
     rep.first_batch_extra_s = 0.0;
@@ -902,7 +1073,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         }
     };
 
-    let mut ev = Events::default();
+    let mut ev = Events::new();
     if let Some(c) = &cloud {
         for (replica, at) in ready_at {
             ev.push(
@@ -981,14 +1152,13 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                 back: 0,
                 flags: if is_measured { MEASURED } else { 0 },
             };
-            let deadline_s = to_s(now.saturating_add(timeout_ns).min(MAX_NS));
             match route {
                 Route::Cloud => {
                     if is_measured {
                         paths.cloud += 1;
                     }
                     if let Some(c) = &mut cloud {
-                        match c.link.send(to_s(now), deadline_s, &mut rng) {
+                        match send_over(&mut c.link, now, timeout_ns, &mut rng) {
                             Send::Offline => {
                                 if is_measured {
                                     tally.failures.offline += 1;
@@ -1015,7 +1185,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                                     );
                                 } else {
                                     req.entered = now + up_ns;
-                                    ev.push(req.entered, Kind::Enter { pool: pi, req });
+                                    let slot = ev.park(req);
+                                    ev.push(req.entered, Kind::Enter { pool: pi, slot });
                                 }
                             }
                         }
@@ -1045,7 +1216,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                         let mut up_ns = 0;
                         let mut ok = true;
                         if let Some(link) = &mut l.link {
-                            match link.send(to_s(now), deadline_s, &mut rng) {
+                            match send_over(link, now, timeout_ns, &mut rng) {
                                 Send::Offline => {
                                     ok = false;
                                     if is_measured {
@@ -1064,7 +1235,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                             if up_ns == 0 {
                                 start_lookup(l, req, now, &mut ev, &mut rng, &mut tally);
                             } else {
-                                ev.push(req.entered, Kind::LookupStart { req });
+                                let slot = ev.park(req);
+                                ev.push(req.entered, Kind::LookupStart { slot });
                             }
                         }
                     }
@@ -1073,10 +1245,11 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             pending = next_send(simulated, &mut rng, &tally, &mut stopped_early);
             continue;
         }
-        let Some(event) = ev.heap.pop() else { break };
+        let Some(event) = ev.take_top() else { break };
         let now = event.time;
         match event.kind {
-            Kind::Enter { pool, req } => {
+            Kind::Enter { pool, slot } => {
+                let req = ev.unpark(slot);
                 enter_pool(
                     &mut pools[pool as usize],
                     pool,
@@ -1156,12 +1329,14 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     }
                 }
             }
-            Kind::LookupStart { req } => {
+            Kind::LookupStart { slot } => {
+                let req = ev.unpark(slot);
                 if let Some(l) = &lookup {
                     start_lookup(l, req, now, &mut ev, &mut rng, &mut tally);
                 }
             }
-            Kind::LookupDone { req } => {
+            Kind::LookupDone { slot } => {
+                let req = ev.unpark(slot);
                 tally.leave_stage(now, &req);
                 if tally.respond(now, &req) {
                     if let Some(l) = &lookup {
@@ -1173,6 +1348,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                 }
             }
         }
+        ev.settle();
     }
 
     let end_ns = tally.last_ns.max(last_send).max(1);
@@ -1186,7 +1362,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         LagStats {
             mean_messages: p.queued.mean(end_ns),
             max_messages: p.queued.max,
-            mean_lag_s: mean_or_zero(p.wait_sum_ns, p.wait_count) / NS_PER_S,
+            mean_lag_s: mean_or_zero(p.waits.sum_ns, p.waits.count) / NS_PER_S,
         }
     });
     let energy = match (&config.mode, edge_pool) {
@@ -1215,7 +1391,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         _ => None,
     };
     let (wait_sum, wait_n) = pools.iter().fold((0.0, 0u64), |(s, n), p| {
-        (s + p.wait_sum_ns, n + p.wait_count)
+        (s + p.waits.sum_ns, n + p.waits.count)
     });
     let stage_s = to_s(stage_end);
     let outcome = SimOutcome {
@@ -1284,6 +1460,17 @@ fn mean_or_zero(sum: f64, n: u64) -> f64 {
     }
 }
 
+/// Sends over `link` at `now`; the seconds conversions only when the link
+/// has something random (offline periods need the deadline).
+#[inline]
+fn send_over(link: &mut LinkSampler, now: u64, timeout_ns: u64, rng: &mut Pcg64Mcg) -> Send {
+    if let Some((up, down)) = link.fixed() {
+        return Send::Delays(up, down);
+    }
+    let deadline_s = to_s(now.saturating_add(timeout_ns).min(MAX_NS));
+    link.send(to_s(now), deadline_s, rng)
+}
+
 fn start_lookup(
     l: &Lookup,
     req: Req,
@@ -1295,7 +1482,8 @@ fn start_lookup(
     tally.system.add(now, 1);
     tally.entries += 1;
     let done = now + to_ns(l.latency.sample(rng));
-    ev.push(done, Kind::LookupDone { req });
+    let slot = ev.park(req);
+    ev.push(done, Kind::LookupDone { slot });
 }
 
 /// Age of a prediction read at `t` (see [`JobSchedule`]): time since the

@@ -153,6 +153,8 @@ pub(crate) struct LinkSampler {
     down_loss: Option<Binomial>,
     connectivity: Connectivity,
     policy: OfflinePolicy,
+    /// (up, down) when nothing about the link is random: no draws per send.
+    fixed: Option<(f64, f64)>,
 }
 
 impl LinkSampler {
@@ -173,10 +175,20 @@ impl LinkSampler {
                 .map(Some)
                 .map_err(|_| SimError::invalid(field, link.loss_probability, "loss in [0, 1)"))
         };
+        let rtt = FitSampler::new(&link.rtt);
+        let up_serialise_s = bits(payload.request_bytes);
+        let down_serialise_s = bits(payload.response_bytes);
+        let fixed = match (rtt.constant(), &link.offline) {
+            (Some(c), Offline::Never) if link.loss_probability == 0.0 => {
+                Some((c * 0.5 + up_serialise_s, c * 0.5 + down_serialise_s))
+            }
+            _ => None,
+        };
         Ok(Self {
-            rtt: FitSampler::new(&link.rtt),
-            up_serialise_s: bits(payload.request_bytes),
-            down_serialise_s: bits(payload.response_bytes),
+            fixed,
+            rtt,
+            up_serialise_s,
+            down_serialise_s,
             rto_s: link.retransmit_timeout_s,
             up_loss: loss(payload.request_bytes)?,
             down_loss: loss(payload.response_bytes)?,
@@ -187,7 +199,16 @@ impl LinkSampler {
 
     /// Draws the delays of a request sent at `t` (non-decreasing across
     /// calls) with the given absolute deadline.
+    /// (up, down) delays if they are the same for every send.
+    #[inline]
+    pub fn fixed(&self) -> Option<(f64, f64)> {
+        self.fixed
+    }
+
     pub fn send(&mut self, t: f64, deadline: f64, rng: &mut Pcg64Mcg) -> Send {
+        if let Some((up, down)) = self.fixed {
+            return Send::Delays(up, down);
+        }
         let mut wait = 0.0;
         if let Some(back) = self.connectivity.offline_until(t, rng) {
             match self.policy {
@@ -197,8 +218,10 @@ impl LinkSampler {
             }
         }
         let half_rtt = self.rtt.sample(rng) * 0.5;
-        let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| {
-            b.as_ref().map_or(0.0, |d| d.sample(rng) as f64)
+        // a plain branch: through `map_or` the no-loss case paid a call
+        let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| match b {
+            Some(d) => d.sample(rng) as f64,
+            None => 0.0,
         };
         let up = wait + half_rtt + self.up_serialise_s + lost(&self.up_loss, rng) * self.rto_s;
         let down = half_rtt + self.down_serialise_s + lost(&self.down_loss, rng) * self.rto_s;

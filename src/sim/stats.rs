@@ -376,6 +376,11 @@ impl Level {
         self.level += delta;
         self.max = self.max.max(self.level);
     }
+    /// One unit added and removed at the same instant: only the maximum moves.
+    #[inline]
+    pub fn pass_through(&mut self) {
+        self.max = self.max.max(self.level + 1);
+    }
     #[inline]
     pub fn sub(&mut self, now: u64, delta: u64) {
         self.advance(now);
