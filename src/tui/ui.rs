@@ -790,10 +790,11 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         Row::new([
             mark.to_string(),
             c.label.clone(),
-            if c.simulated {
-                fmt_ms(c.p99_ms)
-            } else {
-                format!("≥{}", fmt_ms(c.p99_ms))
+            // Not simulated: an analytic lower bound at best.
+            match (c.simulated, c.p99_ms > 0.0) {
+                (true, _) => fmt_ms(c.p99_ms),
+                (false, true) => format!("≥{}", fmt_ms(c.p99_ms)),
+                (false, false) => "-".to_string(),
             },
             if c.simulated {
                 fmt_usd(c.cost_usd_per_month)
