@@ -132,6 +132,12 @@ fn main() {
         }
     }
     model(&filter, &models::mlp_1024(1).expect("model"), &[1, 64]);
+    // mlp-1024's classifier alone at batch 64 (a narrow GEMM).
+    model(
+        &filter,
+        &models::sgemm_graph(64, 1024, 10, 1).expect("model"),
+        &[1],
+    );
     model(&filter, &models::convnet_224(1).expect("model"), &[1]);
     let len = 16 << 20;
     if "chain_16M/unfused chain_16M/fused".contains(&filter) {

@@ -125,6 +125,25 @@ fn step_engine(engine: Engine, step_tiles: &[Option<TileParams>], si: usize) -> 
     }
 }
 
+/// Per-step tiles for the tiled engine: dense steps only a few columns wide get a
+/// narrower register tile (see `TileParams::narrowed_for_columns`); others none.
+pub(crate) fn narrow_dense_tiles(
+    lowered: &Lowered,
+    simd: SimdLevel,
+    tile: TileParams,
+) -> Vec<Option<TileParams>> {
+    lowered
+        .steps
+        .iter()
+        .map(|step| match step.kind {
+            StepKind::Dense { n, .. } => {
+                Some(tile.narrowed_for_columns(simd, n)).filter(|t| *t != tile)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// A program that loads its operands and applies one op (what op-by-op execution runs).
 fn single_op_over_inputs(program: &[ChainOp]) -> bool {
     match program.split_last() {
@@ -840,6 +859,12 @@ impl LoweredExecutable {
         };
         let mut text = format!("{} ({engine})\n{}", self.kind, self.lowered);
         for (si, step) in self.lowered.steps.iter().enumerate() {
+            if let Some(t) = self.step_tiles.get(si).copied().flatten() {
+                text.push_str(&format!(
+                    "\n  # {} runs on its own tile: mc {} nc {} kc {} mr {} nr {}",
+                    step.name, t.mc, t.nc, t.kc, t.mr, t.nr
+                ));
+            }
             if self.pool_fused[si] {
                 text.push_str(&format!(
                     "\n  # {} runs with the next step: pooled in {POOL_CHUNK}-pixel chunks, output never stored",

@@ -157,6 +157,27 @@ impl TileParams {
         Ok(())
     }
 
+    /// The register tile for a GEMM only `n` columns wide: the narrowest width of
+    /// `simd` covering `n`, with the most rows, when that is narrower than this
+    /// tile's (a 64x1024x10 classifier on a 12x32 tile computes 32 columns for 10;
+    /// a 14x16 tile does under half the work). Otherwise this tile unchanged.
+    pub fn narrowed_for_columns(&self, simd: SimdLevel, n: usize) -> TileParams {
+        let (widths, max_mr) = micro_tile_shapes(simd);
+        let Some(&nr) = widths.iter().filter(|&&w| w >= n).min() else {
+            return *self;
+        };
+        if nr >= self.nr || !micro_tile_supported(simd, self.mr, self.nr) {
+            return *self;
+        }
+        TileParams {
+            mc: (self.mc / max_mr).max(1) * max_mr,
+            nc: (self.nc / nr).max(1) * nr,
+            mr: max_mr,
+            nr,
+            ..*self
+        }
+    }
+
     /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
     pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
         if micro_tile_supported(simd, self.mr, self.nr) {
@@ -189,6 +210,38 @@ mod tests {
         assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
         assert_eq!(parse_cache_size("8M"), Some(8 << 20));
         assert_eq!(parse_cache_size("junk"), None);
+    }
+
+    #[test]
+    fn narrow_gemms_get_the_narrowest_covering_tile() {
+        for simd in SimdLevel::ALL {
+            let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
+            let (widths, max_mr) = micro_tile_shapes(simd);
+            let narrowest = widths.iter().copied().min().unwrap_or(t.nr);
+            for n in [1, 3, 7, 10, 17, 31, 32, 33, 1000] {
+                let got = t.narrowed_for_columns(simd, n);
+                got.validate(simd).unwrap();
+                assert_eq!((got.kc, got.threads), (t.kc, t.threads));
+                assert_eq!(got.mc % got.mr, 0);
+                assert_eq!(got.nc % got.nr, 0);
+                if n <= narrowest && narrowest < t.nr {
+                    assert_eq!((got.mr, got.nr), (max_mr, narrowest), "{simd} n={n}");
+                } else if n > t.nr / 2 {
+                    assert_eq!(got, t, "{simd} n={n}");
+                }
+                assert!(got.nr >= n.min(t.nr), "{simd} n={n}: {got:?}");
+            }
+        }
+        // A tile already at the narrowest width stays as it is.
+        let t = TileParams {
+            mc: 28,
+            nc: 32,
+            kc: 64,
+            mr: 3,
+            nr: 16,
+            threads: 1,
+        };
+        assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
     }
 
     #[test]
