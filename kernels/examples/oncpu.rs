@@ -139,6 +139,11 @@ fn main() {
         &[1],
     );
     model(&filter, &models::convnet_224(1).expect("model"), &[1]);
+    model(
+        &filter,
+        &models::transformer_block(1).expect("model"),
+        &[1, 8],
+    );
     let len = 16 << 20;
     if "chain_16M/unfused chain_16M/fused".contains(&filter) {
         let graph = models::elementwise_chain(len, 1).expect("graph");
