@@ -132,7 +132,18 @@ fn main() {
         }
     }
     model(&filter, &models::mlp_1024(1).expect("model"), &[1, 64]);
+    // mlp-1024's classifier alone at batch 64 (a narrow GEMM).
+    model(
+        &filter,
+        &models::sgemm_graph(64, 1024, 10, 1).expect("model"),
+        &[1],
+    );
     model(&filter, &models::convnet_224(1).expect("model"), &[1]);
+    model(
+        &filter,
+        &models::transformer_block(1).expect("model"),
+        &[1, 8],
+    );
     let len = 16 << 20;
     if "chain_16M/unfused chain_16M/fused".contains(&filter) {
         let graph = models::elementwise_chain(len, 1).expect("graph");

@@ -125,6 +125,24 @@ fn step_engine(engine: Engine, step_tiles: &[Option<TileParams>], si: usize) -> 
     }
 }
 
+/// Per-step tiles for the tiled engine: dense steps get `TileParams::for_dense`
+/// (a narrower register tile for few columns, K in one slice up to 1024) when it
+/// differs from the engine's tile; others none.
+pub(crate) fn dense_step_tiles(
+    lowered: &Lowered,
+    simd: SimdLevel,
+    tile: TileParams,
+) -> Vec<Option<TileParams>> {
+    lowered
+        .steps
+        .iter()
+        .map(|step| match step.kind {
+            StepKind::Dense { k, n, .. } => Some(tile.for_dense(simd, k, n)).filter(|t| *t != tile),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A program that loads its operands and applies one op (what op-by-op execution runs).
 fn single_op_over_inputs(program: &[ChainOp]) -> bool {
     match program.split_last() {
@@ -840,6 +858,12 @@ impl LoweredExecutable {
         };
         let mut text = format!("{} ({engine})\n{}", self.kind, self.lowered);
         for (si, step) in self.lowered.steps.iter().enumerate() {
+            if let Some(t) = self.step_tiles.get(si).copied().flatten() {
+                text.push_str(&format!(
+                    "\n  # {} runs on its own tile: mc {} nc {} kc {} mr {} nr {}",
+                    step.name, t.mc, t.nc, t.kc, t.mr, t.nr
+                ));
+            }
             if self.pool_fused[si] {
                 text.push_str(&format!(
                     "\n  # {} runs with the next step: pooled in {POOL_CHUNK}-pixel chunks, output never stored",

@@ -22,6 +22,9 @@ pub struct TileParams {
     pub threads: usize,
 }
 
+/// Deepest dense layer whose K runs as one slice (`TileParams::for_dense`).
+pub const MAX_SINGLE_SLICE_K: usize = 1024;
+
 /// Data cache sizes in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSizes {
@@ -157,6 +160,42 @@ impl TileParams {
         Ok(())
     }
 
+    /// The register tile for a GEMM only `n` columns wide: the narrowest width of
+    /// `simd` covering `n`, with the most rows, when that is narrower than this
+    /// tile's (a 64x1024x10 classifier on a 12x32 tile computes 32 columns for 10;
+    /// a 14x16 tile does under half the work). Otherwise this tile unchanged.
+    pub fn narrowed_for_columns(&self, simd: SimdLevel, n: usize) -> TileParams {
+        let (widths, max_mr) = micro_tile_shapes(simd);
+        let Some(&nr) = widths.iter().filter(|&&w| w >= n).min() else {
+            return *self;
+        };
+        if nr >= self.nr || !micro_tile_supported(simd, self.mr, self.nr) {
+            return *self;
+        }
+        TileParams {
+            mc: (self.mc / max_mr).max(1) * max_mr,
+            nc: (self.nc / nr).max(1) * nr,
+            mr: max_mr,
+            nr,
+            ..*self
+        }
+    }
+
+    /// The tile for a dense layer `k` deep and `n` wide: narrowed for `n`
+    /// (`narrowed_for_columns`), and K in one slice when `k <= MAX_SINGLE_SLICE_K`,
+    /// with `mc` shrunk so the packed A block keeps its size in L2. One slice
+    /// writes C once instead of accumulating it per slice; measured on Zen 4
+    /// (`examples/oncpu.rs`, kc via `ONCPU_KC`), mlp-1024 at batch 64 ran about 4%
+    /// faster with kc 1024 than in three slices of 342, 512^3 unchanged.
+    pub fn for_dense(&self, simd: SimdLevel, k: usize, n: usize) -> TileParams {
+        let tile = self.narrowed_for_columns(simd, n);
+        if k <= tile.kc || k > MAX_SINGLE_SLICE_K {
+            return tile;
+        }
+        let mc = (tile.mc * tile.kc / k / tile.mr).max(1) * tile.mr;
+        TileParams { mc, kc: k, ..tile }
+    }
+
     /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
     pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
         if micro_tile_supported(simd, self.mr, self.nr) {
@@ -189,6 +228,65 @@ mod tests {
         assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
         assert_eq!(parse_cache_size("8M"), Some(8 << 20));
         assert_eq!(parse_cache_size("junk"), None);
+    }
+
+    #[test]
+    fn narrow_gemms_get_the_narrowest_covering_tile() {
+        for simd in SimdLevel::ALL {
+            let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
+            let (widths, max_mr) = micro_tile_shapes(simd);
+            let narrowest = widths.iter().copied().min().unwrap_or(t.nr);
+            for n in [1, 3, 7, 10, 17, 31, 32, 33, 1000] {
+                let got = t.narrowed_for_columns(simd, n);
+                got.validate(simd).unwrap();
+                assert_eq!((got.kc, got.threads), (t.kc, t.threads));
+                assert_eq!(got.mc % got.mr, 0);
+                assert_eq!(got.nc % got.nr, 0);
+                if n <= narrowest && narrowest < t.nr {
+                    assert_eq!((got.mr, got.nr), (max_mr, narrowest), "{simd} n={n}");
+                } else if n > t.nr / 2 {
+                    assert_eq!(got, t, "{simd} n={n}");
+                }
+                assert!(got.nr >= n.min(t.nr), "{simd} n={n}: {got:?}");
+            }
+        }
+        // A tile already at the narrowest width stays as it is.
+        let t = TileParams {
+            mc: 28,
+            nc: 32,
+            kc: 64,
+            mr: 3,
+            nr: 16,
+            threads: 1,
+        };
+        assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
+    }
+
+    #[test]
+    fn dense_layers_up_to_1024_deep_run_in_one_k_slice() {
+        for simd in SimdLevel::ALL {
+            let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
+            for (k, n) in [
+                (1, 10),
+                (t.kc, 1000),
+                (t.kc + 1, 1000),
+                (1024, 1024),
+                (1024, 3),
+            ] {
+                let got = t.for_dense(simd, k, n);
+                got.validate(simd).unwrap();
+                assert_eq!(got.kc, k.max(t.kc), "{simd} k={k}");
+                assert_eq!(got.mc % got.mr, 0);
+                // The packed A block is no larger than the default tile's.
+                assert!(got.mc * got.kc <= t.mc.max(got.mr) * t.kc.max(k), "{got:?}");
+                assert!(
+                    got.mc == got.mr || got.mc * got.kc <= t.mc * t.kc,
+                    "{got:?}"
+                );
+                assert_eq!(got.nr, t.narrowed_for_columns(simd, n).nr);
+            }
+            assert_eq!(t.for_dense(simd, 4096, 1000), t);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use common::check_against_naive;
 use proptest::prelude::*;
 use workbench_kernels::{
     compile, Activation, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Graph, GraphBuilder,
-    MlpSpec, ModelSpec, Op, Tensor, TransformerSpec,
+    MlpSpec, ModelSpec, Op, SimdLevel, Tensor, TransformerSpec,
 };
 
 const TOL: f64 = 1e-5;
@@ -73,6 +73,42 @@ fn dense_bias_activation_at_odd_shapes() {
             .push("act2", Op::Activation(ACTS[(i + 1) % 4]), &[y])
             .unwrap();
         check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 3, 64], TOL);
+    }
+}
+
+/// Narrow classifiers (n below one register tile width) run on a narrower tile
+/// of more rows: every SIMD path agrees with naive, batch 1 to 64.
+#[test]
+fn narrow_dense_layers_use_a_narrow_tile_and_agree() {
+    for (i, &n) in [1, 3, 7, 10, 17].iter().enumerate() {
+        let k = 37;
+        let mut g = GraphBuilder::new("narrow", vec![1, k]).unwrap();
+        let y = g
+            .push(
+                "classifier",
+                Op::Dense {
+                    weight: tensor(vec![k, n], 5 + i as u64),
+                    bias: Some(tensor(vec![n], 9)),
+                },
+                &[0],
+            )
+            .unwrap();
+        let y = g.push("act", Op::Activation(ACTS[i % 4]), &[y]).unwrap();
+        let g = g.finish(y, false, 0).unwrap();
+        check_against_naive(&g, &[1, 3, 15, 64], TOL);
+        if n <= 16 && SimdLevel::Avx512.is_supported() {
+            let opts = CompileOptions {
+                simd: Some(SimdLevel::Avx512),
+                ..CompileOptions::default()
+            };
+            let exe = compile(&g, BackendKind::Tiled, &opts).unwrap();
+            assert!(
+                exe.lowered().contains("runs on its own tile")
+                    && exe.lowered().contains("mr 14 nr 16"),
+                "{}",
+                exe.lowered()
+            );
+        }
     }
 }
 

@@ -107,6 +107,35 @@ fn every_simd_path_and_tile_on_odd_shapes() {
     }
 }
 
+/// Packing A (4x8 register transposes on the x86 paths, overlapping at the
+/// edges): row counts around multiples of 4 and of every tile height, depths
+/// around multiples of 8 and across K slices.
+#[test]
+fn packing_a_at_odd_rows_and_depths() {
+    for simd in SimdLevel::supported() {
+        for (mr, nr) in [
+            workbench_kernels::tile::default_micro_tile(simd),
+            (5, workbench_kernels::tile::default_micro_tile(simd).1),
+        ] {
+            for kc in [8, 11, 384] {
+                let tile = TileParams {
+                    mc: 3 * mr,
+                    nc: 2 * nr,
+                    kc,
+                    mr,
+                    nr,
+                    threads: 1,
+                };
+                for m in [1, 3, 4, 5, 7, 13, 14, 15, 29, 64] {
+                    for k in [1, 7, 8, 9, 17, 33] {
+                        check(simd, tile, m, 10, k);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn large_default_blocking_and_threads() {
     for simd in SimdLevel::supported() {

@@ -5,7 +5,7 @@
 
 use crate::backend::{require_f32, Backend, CompileOptions, Executable};
 use crate::error::KernelError;
-use crate::exec::{Engine, LoweredExecutable};
+use crate::exec::{dense_step_tiles, Engine, LoweredExecutable};
 use crate::fusion;
 use crate::graph::Graph;
 use crate::spec::{BackendKind, Precision};
@@ -31,8 +31,13 @@ impl Backend for TiledBackend {
         let simd = opts.resolved_simd()?;
         let tile = opts.resolved_tile(simd)?;
         let lowered = fusion::lower_with(graph, self.fusion)?;
-        let exe =
-            LoweredExecutable::new(BackendKind::Tiled, lowered, Engine::Tiled { simd, tile })?;
+        let step_tiles = dense_step_tiles(&lowered, simd, tile);
+        let exe = LoweredExecutable::with_step_tiles(
+            BackendKind::Tiled,
+            lowered,
+            Engine::Tiled { simd, tile },
+            step_tiles,
+        )?;
         Ok(Box::new(TiledExecutable(exe)))
     }
 }
