@@ -125,10 +125,9 @@ fn step_engine(engine: Engine, step_tiles: &[Option<TileParams>], si: usize) -> 
     }
 }
 
-/// Per-step tiles for the tiled engine: dense steps get `TileParams::for_dense`
-/// (a narrower register tile for few columns, K in one slice up to 1024) when it
-/// differs from the engine's tile; others none.
-pub(crate) fn dense_step_tiles(
+/// Per-step tiles for the tiled engine: dense steps only a few columns wide get a
+/// narrower register tile (see `TileParams::narrowed_for_columns`); others none.
+pub(crate) fn narrow_dense_tiles(
     lowered: &Lowered,
     simd: SimdLevel,
     tile: TileParams,
@@ -137,7 +136,9 @@ pub(crate) fn dense_step_tiles(
         .steps
         .iter()
         .map(|step| match step.kind {
-            StepKind::Dense { k, n, .. } => Some(tile.for_dense(simd, k, n)).filter(|t| *t != tile),
+            StepKind::Dense { n, .. } => {
+                Some(tile.narrowed_for_columns(simd, n)).filter(|t| *t != tile)
+            }
             _ => None,
         })
         .collect()

@@ -22,9 +22,6 @@ pub struct TileParams {
     pub threads: usize,
 }
 
-/// Deepest dense layer whose K runs as one slice (`TileParams::for_dense`).
-pub const MAX_SINGLE_SLICE_K: usize = 1024;
-
 /// Data cache sizes in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSizes {
@@ -181,21 +178,6 @@ impl TileParams {
         }
     }
 
-    /// The tile for a dense layer `k` deep and `n` wide: narrowed for `n`
-    /// (`narrowed_for_columns`), and K in one slice when `k <= MAX_SINGLE_SLICE_K`,
-    /// with `mc` shrunk so the packed A block keeps its size in L2. One slice
-    /// writes C once instead of accumulating it per slice; measured on Zen 4
-    /// (`examples/oncpu.rs`, kc via `ONCPU_KC`), mlp-1024 at batch 64 ran about 4%
-    /// faster with kc 1024 than in three slices of 342, 512^3 unchanged.
-    pub fn for_dense(&self, simd: SimdLevel, k: usize, n: usize) -> TileParams {
-        let tile = self.narrowed_for_columns(simd, n);
-        if k <= tile.kc || k > MAX_SINGLE_SLICE_K {
-            return tile;
-        }
-        let mc = (tile.mc * tile.kc / k / tile.mr).max(1) * tile.mr;
-        TileParams { mc, kc: k, ..tile }
-    }
-
     /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
     pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
         if micro_tile_supported(simd, self.mr, self.nr) {
@@ -260,33 +242,6 @@ mod tests {
             threads: 1,
         };
         assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
-    }
-
-    #[test]
-    fn dense_layers_up_to_1024_deep_run_in_one_k_slice() {
-        for simd in SimdLevel::ALL {
-            let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
-            for (k, n) in [
-                (1, 10),
-                (t.kc, 1000),
-                (t.kc + 1, 1000),
-                (1024, 1024),
-                (1024, 3),
-            ] {
-                let got = t.for_dense(simd, k, n);
-                got.validate(simd).unwrap();
-                assert_eq!(got.kc, k.max(t.kc), "{simd} k={k}");
-                assert_eq!(got.mc % got.mr, 0);
-                // The packed A block is no larger than the default tile's.
-                assert!(got.mc * got.kc <= t.mc.max(got.mr) * t.kc.max(k), "{got:?}");
-                assert!(
-                    got.mc == got.mr || got.mc * got.kc <= t.mc * t.kc,
-                    "{got:?}"
-                );
-                assert_eq!(got.nr, t.narrowed_for_columns(simd, n).nr);
-            }
-            assert_eq!(t.for_dense(simd, 4096, 1000), t);
-        }
     }
 
     #[test]

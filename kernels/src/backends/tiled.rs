@@ -5,7 +5,7 @@
 
 use crate::backend::{require_f32, Backend, CompileOptions, Executable};
 use crate::error::KernelError;
-use crate::exec::{dense_step_tiles, Engine, LoweredExecutable};
+use crate::exec::{narrow_dense_tiles, Engine, LoweredExecutable};
 use crate::fusion;
 use crate::graph::Graph;
 use crate::spec::{BackendKind, Precision};
@@ -31,7 +31,7 @@ impl Backend for TiledBackend {
         let simd = opts.resolved_simd()?;
         let tile = opts.resolved_tile(simd)?;
         let lowered = fusion::lower_with(graph, self.fusion)?;
-        let step_tiles = dense_step_tiles(&lowered, simd, tile);
+        let step_tiles = narrow_dense_tiles(&lowered, simd, tile);
         let exe = LoweredExecutable::with_step_tiles(
             BackendKind::Tiled,
             lowered,
