@@ -6,7 +6,7 @@
 //! measurements, the what-if changes and the seed.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use workbench_kernels::{accuracy, BackendKind, Graph, Precision};
@@ -46,9 +46,10 @@ pub struct PipelineOptions {
 
 impl PipelineOptions {
     fn check_cancelled(&self) -> Result<(), PipelineError> {
-        match &self.cancel {
-            Some(c) if c.load(Ordering::Relaxed) => Err(PipelineError::Cancelled),
-            _ => Ok(()),
+        if measure::cancel_requested(self.cancel.as_deref()) {
+            Err(PipelineError::Cancelled)
+        } else {
+            Ok(())
         }
     }
 }
@@ -240,14 +241,13 @@ pub fn measure_scenario(
                 let bytes: f64 = costs.iter().map(|c| c.bytes).sum();
                 let flops: f64 = costs.iter().map(|c| c.flops).sum();
                 if bytes > 0.0 && (m.batch == 1 || Some(&m.batch) == batches.last()) {
-                    let config = format!("{backend} {precision} b{}", m.batch);
                     points.push(RooflinePoint {
-                        // Same label as the TUI's kernel row (variant named when several).
-                        label: if scenario.model.variants.len() > 1 {
-                            format!("{} {config}", variant.name)
-                        } else {
-                            config
-                        },
+                        label: report::kernel_label(
+                            (scenario.model.variants.len() > 1).then_some(variant.name.as_str()),
+                            backend.name(),
+                            precision.name(),
+                            m.batch as u32,
+                        ),
                         arithmetic_intensity: flops / bytes.max(1.0),
                         achieved_gflops: m.gflops,
                         source: FigureSource::Measured,

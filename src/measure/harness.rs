@@ -4,7 +4,7 @@
 use super::stats::{summarize, SampleStats};
 use super::MeasureError;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// Something the harness can call: one inference at `batch`.
@@ -73,7 +73,7 @@ pub fn time_workload(
     cancel: Option<&AtomicBool>,
 ) -> Result<Timing, MeasureError> {
     let check_cancel = || {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        if super::cancel_requested(cancel) {
             Err(MeasureError::Cancelled)
         } else {
             Ok(())
@@ -233,7 +233,7 @@ mod tests {
         let mut work = |_batch: usize| {
             calls += 1;
             if calls == 50 {
-                setter.store(true, Ordering::Relaxed);
+                setter.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             spin(Duration::from_micros(200));
             Ok(())

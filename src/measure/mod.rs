@@ -52,12 +52,15 @@ pub struct MeasureOptions {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
+/// Whether another thread asked the run holding `flag` to stop.
+pub fn cancel_requested(flag: Option<&AtomicBool>) -> bool {
+    flag.is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
 impl MeasureOptions {
     /// Whether the run was asked to stop.
     pub fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
+        cancel_requested(self.cancel.as_deref())
     }
 }
 

@@ -169,6 +169,16 @@ pub struct BandwidthRoof {
     pub gb_per_s: f64,
 }
 
+/// Label of a measured kernel on the roofline, also the TUI's row key (so the
+/// two can be matched): "tiled f32 b32", or "student tiled f32 b32" when the
+/// scenario has several variants.
+pub fn kernel_label(variant: Option<&str>, backend: &str, precision: &str, batch: u32) -> String {
+    match variant {
+        Some(variant) => format!("{variant} {backend} {precision} b{batch}"),
+        None => format!("{backend} {precision} b{batch}"),
+    }
+}
+
 /// One kernel placed on the roofline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RooflinePoint {

@@ -70,11 +70,12 @@ impl KernelRow {
     /// "tiled f32 b32", or "student tiled f32 b32" when the scenario has several
     /// variants: also the label of the kernel's roofline point.
     pub fn key(&self) -> String {
-        let config = format!("{} {} b{}", self.backend, self.precision, self.batch);
-        match &self.variant {
-            Some(variant) => format!("{variant} {config}"),
-            None => config,
-        }
+        crate::report::kernel_label(
+            self.variant.as_deref(),
+            &self.backend,
+            &self.precision,
+            self.batch,
+        )
     }
 
     /// The row for one report kernel; the arithmetic intensity comes from the
