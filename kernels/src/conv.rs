@@ -37,8 +37,23 @@ impl SplitLayout {
         self.channels * self.plane()
     }
 
-    fn plane(&self) -> usize {
+    pub(crate) fn plane(&self) -> usize {
         self.ph * self.stride * self.qw
+    }
+
+    /// Floats per padded row (stride 1: the padded image's width).
+    pub(crate) fn row_width(&self) -> usize {
+        self.qw
+    }
+
+    /// Whether this layout of `g`'s input is just the zero-padded image, every input
+    /// pixel inside it (stride 1, `pad` on all four sides): a producer can then write
+    /// its output straight into it, at `pad` rows and columns in.
+    pub(crate) fn is_padded_image_of(&self, g: &ConvGeom) -> bool {
+        self.stride == 1
+            && self.channels == g.in_c
+            && self.ph == g.h + 2 * g.pad
+            && self.qw == g.w + 2 * g.pad
     }
 
     /// Offset of tap `(ky, kx)` of channel `c` for output pixel (0, 0).
@@ -76,42 +91,53 @@ impl SplitLayout {
     }
 }
 
-/// Fill `q` (at least `lay.len()` floats) with `x` (one sample, `[c, h, w]`) in split layout.
+/// Fill `q` (at least `lay.len()` floats) with `x` (one sample, `[c, h, w]`) in split
+/// layout, padding included (the engine keeps padding zero once; tests check both).
+#[cfg(test)]
 pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
+    split_image(x, g, lay, q, true);
+}
+
+/// As `pad_split`, but only the pixels of the image are written: for a buffer that
+/// only ever holds this layout, whose padding is still zero from its allocation
+/// (the padding then costs nothing per run).
+pub(crate) fn split_interior(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
+    split_image(x, g, lay, q, false);
+}
+
+fn split_image(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32], zero_padding: bool) {
     let s = lay.stride;
     for c in 0..g.in_c {
         for py in 0..lay.ph {
             let iy = py.checked_sub(g.pad).filter(|&iy| iy < g.h);
-            for phase in 0..s {
-                let start = ((c * lay.ph + py) * s + phase) * lay.qw;
-                let dst = &mut q[start..start + lay.qw];
-                let Some(iy) = iy else {
-                    dst.iter_mut().for_each(|v| *v = 0.0);
-                    continue;
-                };
-                let src = &x[(c * g.h + iy) * g.w..(c * g.h + iy + 1) * g.w];
+            let start = (c * lay.ph + py) * s * lay.qw;
+            let phases = &mut q[start..start + s * lay.qw];
+            let Some(iy) = iy else {
+                if zero_padding {
+                    phases.fill(0.0);
+                }
+                continue;
+            };
+            let src = &x[(c * g.h + iy) * g.w..(c * g.h + iy + 1) * g.w];
+            if s == 2 {
+                let (even, odd) = phases.split_at_mut(lay.qw);
+                deinterleave_row(src, g.pad, even, odd, zero_padding);
+                continue;
+            }
+            for (phase, dst) in phases.chunks_exact_mut(lay.qw).enumerate() {
                 // t is inside the image when 0 <= t*s + phase - pad < w.
                 let hi = (g.w + g.pad).saturating_sub(phase).div_ceil(s).min(lay.qw);
                 let lo = g.pad.saturating_sub(phase).div_ceil(s).min(hi);
-                dst[..lo].iter_mut().for_each(|v| *v = 0.0);
-                dst[hi..].iter_mut().for_each(|v| *v = 0.0);
+                if zero_padding {
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                }
                 if lo == hi {
                     continue;
                 }
                 let first = lo * s + phase - g.pad;
                 if s == 1 {
                     dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                } else if s == 2 {
-                    // Fixed-size pairs: the compiler turns this into vector shuffles.
-                    let n = hi - lo;
-                    let pairs = ((src.len() - first) / 2).min(n);
-                    dst[lo..lo + pairs]
-                        .iter_mut()
-                        .zip(src[first..first + 2 * pairs].chunks_exact(2))
-                        .for_each(|(d, p)| *d = p[0]);
-                    for (i, d) in dst[lo + pairs..hi].iter_mut().enumerate() {
-                        *d = src[first + 2 * (pairs + i)];
-                    }
                 } else {
                     dst[lo..hi]
                         .iter_mut()
@@ -120,6 +146,49 @@ pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32
                 }
             }
         }
+    }
+}
+
+/// One image row into its two stride-2 phases in one pass: input column `e` is
+/// padded column `e + pad`, i.e. phase `(e + pad) % 2` at `(e + pad) / 2`.
+fn deinterleave_row(
+    src: &[f32],
+    pad: usize,
+    phase0: &mut [f32],
+    phase1: &mut [f32],
+    zero_padding: bool,
+) {
+    let qw = phase0.len();
+    // Where even and odd input columns land.
+    let (even, odd, even_at, odd_at) = if pad.is_multiple_of(2) {
+        (phase0, phase1, pad / 2, pad / 2)
+    } else {
+        (phase1, phase0, pad / 2, pad / 2 + 1)
+    };
+    let (even_at, odd_at) = (even_at.min(qw), odd_at.min(qw));
+    let evens = src.len().div_ceil(2).min(qw - even_at);
+    let odds = (src.len() / 2).min(qw - odd_at);
+    let both = evens.min(odds);
+    // Pairs first (the compiler turns this loop into vector shuffles), then the tails.
+    even[even_at..even_at + both]
+        .iter_mut()
+        .zip(&mut odd[odd_at..odd_at + both])
+        .zip(src.chunks_exact(2))
+        .for_each(|((e, o), pair)| {
+            *e = pair[0];
+            *o = pair[1];
+        });
+    for i in both..evens {
+        even[even_at + i] = src[2 * i];
+    }
+    for i in both..odds {
+        odd[odd_at + i] = src[2 * i + 1];
+    }
+    if zero_padding {
+        even[..even_at].fill(0.0);
+        even[even_at + evens..].fill(0.0);
+        odd[..odd_at].fill(0.0);
+        odd[odd_at + odds..].fill(0.0);
     }
 }
 
@@ -430,5 +499,99 @@ fn column_sums_body(rows: &[f32], width: usize, sums: &mut [f32]) {
     sums.iter_mut().for_each(|v| *v = 0.0);
     for row in rows.chunks_exact(width) {
         sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> ConvGeom {
+        ConvGeom {
+            in_c: c,
+            h,
+            w,
+            out_c: c,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+            oh: (h + 2 * pad - k) / stride + 1,
+            ow: (w + 2 * pad - k) / stride + 1,
+        }
+    }
+
+    /// Every tap of every output pixel reads the padded input it stands for.
+    fn check_layout(g: &ConvGeom, lay: &SplitLayout, q: &[f32], x: &[f32]) {
+        for c in 0..g.in_c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let want = match (g.src(oy, ky, g.h), g.src(ox, kx, g.w)) {
+                                (Some(iy), Some(ix)) => x[(c * g.h + iy) * g.w + ix],
+                                _ => 0.0,
+                            };
+                            let at = lay.tap(c, ky, kx) + oy * lay.row_step() + ox;
+                            assert_eq!(q[at], want, "{g:?} c {c} tap ({ky},{kx}) out ({oy},{ox})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_layouts_hold_the_padded_input_at_every_tap() {
+        for (h, w) in [(1, 1), (5, 7), (8, 9), (11, 16)] {
+            for (k, stride, pad) in [
+                (3, 1, 1),
+                (3, 2, 1),
+                (3, 2, 0),
+                (5, 2, 2),
+                (3, 3, 1),
+                (1, 1, 0),
+            ] {
+                if h + 2 * pad < k || w + 2 * pad < k {
+                    continue;
+                }
+                let g = geom(2, h, w, k, stride, pad);
+                let lay = SplitLayout::new(&g);
+                let x: Vec<f32> = (0..2 * h * w).map(|i| i as f32 + 1.0).collect();
+                // Garbage first: pad_split must overwrite the padding too.
+                let mut q = vec![f32::NAN; lay.len()];
+                pad_split(&x, &g, &lay, &mut q);
+                check_layout(&g, &lay, &q, &x);
+                // Over a zeroed buffer, writing only the image gives the same layout,
+                // and again after a second image (the padding is never written).
+                let mut q = vec![0.0; lay.len()];
+                split_interior(&x, &g, &lay, &mut q);
+                check_layout(&g, &lay, &q, &x);
+                let y: Vec<f32> = x.iter().map(|v| -v).collect();
+                split_interior(&y, &g, &lay, &mut q);
+                check_layout(&g, &lay, &q, &y);
+            }
+        }
+    }
+
+    #[test]
+    fn same_padded_stride_one_layouts_are_the_padded_image() {
+        let g = geom(3, 6, 9, 3, 1, 1);
+        let lay = SplitLayout::new(&g);
+        assert!(lay.is_padded_image_of(&g));
+        assert_eq!(lay.row_width(), 11);
+        assert_eq!(lay.plane(), 8 * 11);
+        // Input (iy, ix) of channel c sits at pad rows and columns in.
+        let x: Vec<f32> = (0..3 * 6 * 9).map(|i| i as f32 + 1.0).collect();
+        let mut q = vec![0.0; lay.len()];
+        pad_split(&x, &g, &lay, &mut q);
+        assert_eq!(
+            q[2 * lay.plane() + (1 + 4) * 11 + 1 + 7],
+            x[(2 * 6 + 4) * 9 + 7]
+        );
+        assert!(!SplitLayout::new(&geom(3, 6, 9, 3, 2, 1)).is_padded_image_of(&g));
+        // Without padding the layout is the image itself.
+        let valid = geom(3, 6, 9, 3, 1, 0);
+        assert!(SplitLayout::new(&valid).is_padded_image_of(&valid));
     }
 }

@@ -8,7 +8,7 @@ use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
 use crate::gemm::{sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB};
-use crate::reference::{self as r, RowView};
+use crate::reference::{self as r, ConvGeom, RowView};
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
 use crate::tile::TileParams;
@@ -219,6 +219,69 @@ struct ConvPlan {
     offsets: Vec<usize>,
 }
 
+/// A conv step that writes its output straight into the zero-padded input layout
+/// of the depthwise step reading it (that step then copies nothing): channel `c`,
+/// pixel `(y, x)` at `c * plane + (y + pad) * row_width + x + pad`.
+#[derive(Debug, Clone, Copy)]
+struct PaddedOutput {
+    plane: usize,
+    row_width: usize,
+    pad: usize,
+    /// The depthwise step reading it.
+    consumer: usize,
+}
+
+/// A convolution the tiled engine runs as a 1x1 GEMM over its input as it is.
+fn is_direct(g: &ConvGeom) -> bool {
+    g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
+}
+
+/// If step `si` is a (gathered) conv whose output only feeds a stride-1 depthwise
+/// step with a zero-padded layout, that step and the layout to write.
+fn padded_consumer(
+    lowered: &Lowered,
+    plans: &[Option<ConvPlan>],
+    si: usize,
+) -> Option<PaddedOutput> {
+    let step = &lowered.steps[si];
+    let StepKind::Conv2d { geom: cg, .. } = &step.kind else {
+        return None;
+    };
+    let own = plans.get(si)?.as_ref()?;
+    let out = step.out;
+    if is_direct(cg)
+        || out == lowered.output
+        || lowered.steps.iter().filter(|s| s.out == out).count() != 1
+    {
+        return None;
+    }
+    let mut readers = lowered
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind.inputs().contains(&out));
+    let (sj, reader) = readers.next()?;
+    if readers.next().is_some() || sj <= si {
+        return None;
+    }
+    let StepKind::Depthwise { geom: dg, .. } = &reader.kind else {
+        return None;
+    };
+    let lay = plans.get(sj)?.as_ref()?.layout;
+    // The conv's GEMM also computes the columns between rows (they land on the padding
+    // and are zeroed after); their patches must stay inside the conv's own input.
+    let reads_in_range = own.layout.row_step() + cg.ow >= lay.row_width();
+    let fits = lay.is_padded_image_of(dg)
+        && (dg.in_c, dg.h, dg.w) == (cg.out_c, cg.oh, cg.ow)
+        && reads_in_range;
+    fits.then_some(PaddedOutput {
+        plane: lay.plane(),
+        row_width: lay.row_width(),
+        pad: dg.pad,
+        consumer: sj,
+    })
+}
+
 pub(crate) struct LoweredExecutable {
     kind: BackendKind,
     lowered: Lowered,
@@ -229,14 +292,21 @@ pub(crate) struct LoweredExecutable {
     packed: Vec<Option<PackedB>>,
     /// Split-layout plan of each conv / depthwise step (tiled engine).
     conv_plans: Vec<Option<ConvPlan>>,
+    /// Conv steps writing straight into their depthwise consumer's padded input.
+    padded_outputs: Vec<Option<PaddedOutput>>,
+    /// Depthwise steps whose input buffer already is their padded layout.
+    reads_padded: Vec<bool>,
+    /// Floats per sample of each buffer (its element count, or the padded layout's).
+    sample_len: Vec<usize>,
     /// Pointwise steps whose output only feeds the next step, a global average
     /// pool: they write the pooled values into that step's output (tiled engine).
     pool_fused: Vec<bool>,
     buffers: Vec<Vec<f32>>,
     batch: usize,
     ws: GemmWorkspace,
-    /// One sample's conv input in split layout.
-    split: Vec<f32>,
+    /// Per conv / depthwise step, one sample's input in its split layout. Only the
+    /// image is written per run: the padding stays zero from the allocation.
+    splits: Vec<Vec<f32>>,
     /// Pointwise results of one pixel chunk, `[pixel, channel]` (fused pooling).
     pool_scratch: Vec<f32>,
     /// Per-channel sums of one pixel chunk (fused pooling).
@@ -264,7 +334,6 @@ impl LoweredExecutable {
         let mut packed = Vec::with_capacity(lowered.steps.len());
         let mut conv_plans = Vec::with_capacity(lowered.steps.len());
         let mut pool_fused = vec![false; lowered.steps.len()];
-        let mut split_len = 0;
         let mut pool_scratch_len = 0;
         let mut pool_partial_len = 0;
         let mut stack = 0;
@@ -283,7 +352,6 @@ impl LoweredExecutable {
                 }
                 (StepKind::Conv2d { geom, .. }, Engine::Tiled { .. }) => {
                     let layout = SplitLayout::new(geom);
-                    split_len = split_len.max(layout.len());
                     plan = Some(ConvPlan {
                         layout,
                         offsets: layout.conv_offsets(geom),
@@ -291,7 +359,6 @@ impl LoweredExecutable {
                 }
                 (StepKind::Depthwise { geom, .. }, Engine::Tiled { .. }) => {
                     let layout = SplitLayout::new(geom);
-                    split_len = split_len.max(layout.len());
                     plan = Some(ConvPlan {
                         layout,
                         offsets: layout.depthwise_offsets(geom),
@@ -339,6 +406,30 @@ impl LoweredExecutable {
             packed.push(p);
             conv_plans.push(plan);
         }
+        let steps = lowered.steps.len();
+        let padded_outputs: Vec<Option<PaddedOutput>> = (0..steps)
+            .map(|si| padded_consumer(&lowered, &conv_plans, si))
+            .collect();
+        let mut reads_padded = vec![false; steps];
+        let mut sample_len: Vec<usize> = lowered.buffers.iter().map(|b| b.numel).collect();
+        for (si, po) in padded_outputs.iter().enumerate() {
+            if let Some(po) = po {
+                reads_padded[po.consumer] = true;
+                let layout_len = conv_plans[po.consumer]
+                    .as_ref()
+                    .map_or(0, |p| p.layout.len());
+                sample_len[lowered.steps[si].out] = layout_len;
+            }
+        }
+        let splits = (0..steps)
+            .map(|si| {
+                let direct = matches!(&lowered.steps[si].kind, StepKind::Conv2d { geom, .. } if is_direct(geom));
+                match &conv_plans[si] {
+                    Some(plan) if !direct && !reads_padded[si] => vec![0.0; plan.layout.len()],
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
         Ok(LoweredExecutable {
             kind,
             lowered,
@@ -346,11 +437,14 @@ impl LoweredExecutable {
             step_tiles,
             packed,
             conv_plans,
+            padded_outputs,
+            reads_padded,
+            sample_len,
             pool_fused,
             buffers: Vec::new(),
             batch: 0,
             ws: GemmWorkspace::new(),
-            split: vec![0.0; split_len],
+            splits,
             pool_scratch: vec![0.0; pool_scratch_len],
             pool_partial: vec![0.0; pool_partial_len],
             chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
@@ -378,7 +472,7 @@ impl LoweredExecutable {
             .map(|(id, b)| match &b.constant {
                 Some(data) => data.to_vec(),
                 None if unwritten.contains(&id) => Vec::new(),
-                None => vec![0.0; b.numel * batch],
+                None => vec![0.0; self.sample_len[id] * batch],
             })
             .collect();
         self.batch = batch;
@@ -428,8 +522,9 @@ impl LoweredExecutable {
                 &all[id]
             }
         };
+        let sample_len = &self.sample_len;
         let sample = |id: BufId, s: usize| -> &[f32] {
-            let n = infos[id].numel;
+            let n = sample_len[id];
             if infos[id].constant.is_some() {
                 &bufs(id)[..n]
             } else {
@@ -490,7 +585,7 @@ impl LoweredExecutable {
                 },
                 engine,
             ) => {
-                let out_len = geom.out_c * geom.oh * geom.ow;
+                let out_len = self.sample_len[step.out];
                 for s in 0..batch {
                     let xs = sample(*x, s);
                     let os = &mut out[s * out_len..(s + 1) * out_len];
@@ -502,21 +597,32 @@ impl LoweredExecutable {
                         Engine::Tiled { simd, tile } => {
                             let kdim = geom.in_c * geom.kh * geom.kw;
                             let ohw = geom.oh * geom.ow;
-                            let direct =
-                                geom.kh == 1 && geom.kw == 1 && geom.stride == 1 && geom.pad == 0;
-                            let b = if direct {
+                            let padded = self.padded_outputs[si];
+                            // Into a padded layout, output row y starts `row_width` after
+                            // row y - 1: the GEMM computes the columns between as well (they
+                            // fall on the padding, zeroed below) so C stays one matrix.
+                            let (c_start, cols, run, ldc) = match padded {
+                                Some(p) => (
+                                    p.pad * p.row_width + p.pad,
+                                    (geom.oh - 1) * p.row_width + geom.ow,
+                                    p.row_width,
+                                    p.plane,
+                                ),
+                                None => (0, ohw, geom.ow, ohw),
+                            };
+                            let b = if is_direct(geom) {
                                 BOperand::Mat(MatRef::row_major(xs, ohw))
                             } else {
                                 // Patches are packed straight from the split input (no im2col).
                                 let plan = self.conv_plans[si].as_ref().ok_or_else(|| {
                                     KernelError::Gemm("conv step without a plan".into())
                                 })?;
-                                let q = &mut self.split[..plan.layout.len()];
-                                conv::pad_split(xs, geom, &plan.layout, q);
+                                let q = &mut self.splits[si][..plan.layout.len()];
+                                conv::split_interior(xs, geom, &plan.layout, q);
                                 BOperand::Gathered(GatherB {
-                                    data: &self.split[..plan.layout.len()],
+                                    data: &self.splits[si][..plan.layout.len()],
                                     row_offsets: &plan.offsets,
-                                    run: geom.ow,
+                                    run,
                                     run_step: plan.layout.row_step(),
                                 })
                             };
@@ -529,14 +635,17 @@ impl LoweredExecutable {
                                 &tile,
                                 simd,
                                 geom.out_c,
-                                ohw,
+                                cols,
                                 kdim,
                                 MatRef::row_major(weight, kdim),
                                 b,
-                                os,
-                                ohw,
+                                &mut os[c_start..],
+                                ldc,
                                 epi,
                             )?;
+                            if let Some(p) = padded {
+                                zero_row_gaps(os, geom, p);
+                            }
                         }
                     }
                 }
@@ -564,12 +673,25 @@ impl LoweredExecutable {
                             let plan = self.conv_plans[si].as_ref().ok_or_else(|| {
                                 KernelError::Gemm("depthwise step without a plan".into())
                             })?;
-                            let q = &mut self.split[..plan.layout.len()];
-                            conv::pad_split(xs, geom, &plan.layout, q);
+                            let len = plan.layout.len();
+                            // The producing conv may have written this layout already.
+                            let q: &[f32] = if self.reads_padded[si] {
+                                xs.get(..len).ok_or_else(|| {
+                                    KernelError::Gemm("padded depthwise input too short".into())
+                                })?
+                            } else {
+                                conv::split_interior(
+                                    xs,
+                                    geom,
+                                    &plan.layout,
+                                    &mut self.splits[si][..len],
+                                );
+                                &self.splits[si][..len]
+                            };
                             let relu = *act == Some(Activation::Relu);
                             conv::depthwise(
                                 simd,
-                                &self.split[..plan.layout.len()],
+                                q,
                                 &plan.layout,
                                 &plan.offsets,
                                 geom,
@@ -865,6 +987,12 @@ impl LoweredExecutable {
                     step.name, t.mc, t.nc, t.kc, t.mr, t.nr
                 ));
             }
+            if let Some(p) = self.padded_outputs[si] {
+                text.push_str(&format!(
+                    "\n  # {} writes straight into {}'s zero-padded input (no copy between)",
+                    step.name, self.lowered.steps[p.consumer].name
+                ));
+            }
             if self.pool_fused[si] {
                 text.push_str(&format!(
                     "\n  # {} runs with the next step: pooled in {POOL_CHUNK}-pixel chunks, output never stored",
@@ -873,6 +1001,24 @@ impl LoweredExecutable {
             }
         }
         text
+    }
+}
+
+/// Zero what a conv's GEMM wrote between the rows of a padded layout (the right
+/// padding of row y and the left padding of row y + 1).
+fn zero_row_gaps(os: &mut [f32], g: &ConvGeom, p: PaddedOutput) {
+    let gap = p.row_width - g.ow;
+    let first = p.pad * p.row_width + p.pad + g.ow;
+    for c in 0..g.out_c {
+        for y in 0..g.oh.saturating_sub(1) {
+            let at = c * p.plane + first + y * p.row_width;
+            if let Some(cells) = os.get_mut(at..at + gap) {
+                // Usually two cells: stores, not a call to memset per row.
+                for v in cells {
+                    *v = 0.0;
+                }
+            }
+        }
     }
 }
 

@@ -206,6 +206,11 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
             "pointwise + pool not fused:\n{}",
             exe.lowered()
         );
+        assert!(
+            exe.lowered().contains("writes straight into dw"),
+            "stem does not write the depthwise's padded input:\n{}",
+            exe.lowered()
+        );
     }
 }
 
