@@ -267,6 +267,10 @@ mod x86 {
         if a.lay.stride != 1 {
             return depthwise_body::<true>(a, out);
         }
+        if a.g.kh == 3 && a.g.kw == 3 {
+            // SAFETY: AVX-512F is enabled here (the caller's guarantee).
+            return unsafe { depthwise3x3_avx512(a, out) };
+        }
         // Stride 1: output rows in pairs, 64 columns at a time (8 FMA chains, each
         // input vector loaded once for both rows); the rest as single rows.
         let g = a.g;
@@ -315,6 +319,149 @@ mod x86 {
                 let base = c * plane_q + oy * step;
                 let row = &mut plane[oy * g.ow..(oy + 1) * g.ow];
                 dw_row::<true>(a.q, base, a.offsets, w, b0, a.relu, row, 0);
+            }
+        }
+    }
+
+    /// Stride-1 3x3 depthwise: per channel the nine weights stay in registers, and
+    /// output rows go in blocks of four (six input rows loaded once for all four:
+    /// half a load per FMA), 32 columns at a time, the last columns masked.
+    ///
+    /// # Safety
+    /// AVX-512F; `a.lay` is the stride-1 split layout of `a.g` (kh = kw = 3) and `a.q`
+    /// holds it; `out` holds `in_c * oh * ow` floats.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn depthwise3x3_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
+        let g = a.g;
+        let (plane_q, step) = (a.lay.plane(), a.lay.row_step());
+        let plane_o = g.oh * g.ow;
+        // Output (oy, ox) of channel c reads c * plane + (oy + ky) * step + ox + kx
+        // (whole vectors up to column ow + 1, the rest masked): the last read is
+        // at (in_c - 1) * plane + (oh + 1) * step + ow + 1. `q` may start some rows
+        // into the layout (a band), so it is checked against that, not the plane.
+        let last_read = (g.in_c.max(1) - 1) * plane_q + (g.oh + 1) * step + g.ow + 1;
+        if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
+            return;
+        }
+        if a.q.len() <= last_read
+            || step < g.ow + 2
+            || out.len() < g.in_c * plane_o
+            || a.weight.len() < g.in_c * 9
+            || a.bias.is_some_and(|b| b.len() < g.in_c)
+        {
+            return depthwise_body::<true>(a, out);
+        }
+        let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
+        for c in 0..g.in_c {
+            let mut w = [_mm512_setzero_ps(); 9];
+            for (t, v) in w.iter_mut().enumerate() {
+                *v = _mm512_set1_ps(a.weight[c * 9 + t]);
+            }
+            let bias = _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c]));
+            let k = Dw3 {
+                w,
+                bias,
+                relu_lanes,
+                step,
+                ow: g.ow,
+            };
+            // SAFETY: the planes were checked above against the layout and the output.
+            unsafe {
+                let q = a.q.as_ptr().add(c * plane_q);
+                let o = out.as_mut_ptr().add(c * plane_o);
+                let mut oy = 0;
+                while oy + 4 <= g.oh {
+                    k.rows::<4>(q.add(oy * step), o.add(oy * g.ow));
+                    oy += 4;
+                }
+                if oy + 2 <= g.oh {
+                    k.rows::<2>(q.add(oy * step), o.add(oy * g.ow));
+                    oy += 2;
+                }
+                if oy < g.oh {
+                    k.rows::<1>(q.add(oy * step), o.add(oy * g.ow));
+                }
+            }
+        }
+    }
+
+    /// One channel of a stride-1 3x3 depthwise conv, weights broadcast once.
+    struct Dw3 {
+        w: [__m512; 9],
+        bias: __m512,
+        relu_lanes: __mmask16,
+        step: usize,
+        ow: usize,
+    }
+
+    impl Dw3 {
+        /// Output rows `0..R` (all columns) of the block whose top-left input is `q`.
+        ///
+        /// # Safety
+        /// AVX-512F; `q` readable at `r * step + x` for r < R + 2, x < ow + 2; `o`
+        /// writable at `i * ow + x` for i < R, x < ow.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn rows<const R: usize>(&self, q: *const f32, o: *mut f32) {
+            let full = [0xffff as __mmask16; 2];
+            let mut ox = 0;
+            // SAFETY: every call covers columns ox.. below ow (masked at the end).
+            unsafe {
+                while ox + 32 <= self.ow {
+                    self.block::<R, 2>(q.add(ox), o.add(ox), full);
+                    ox += 32;
+                }
+                if ox + 16 <= self.ow {
+                    self.block::<R, 1>(q.add(ox), o.add(ox), [0xffff]);
+                    ox += 16;
+                }
+                if ox < self.ow {
+                    let mask = ((1u32 << (self.ow - ox)) - 1) as __mmask16;
+                    self.block::<R, 1>(q.add(ox), o.add(ox), [mask]);
+                }
+            }
+        }
+
+        /// `R` output rows x `16 * NV` columns (lanes outside `masks` untouched).
+        ///
+        /// # Safety
+        /// As `rows`, for the masked lanes of these columns.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn block<const R: usize, const NV: usize>(
+            &self,
+            q: *const f32,
+            o: *mut f32,
+            masks: [__mmask16; NV],
+        ) {
+            let mut acc = [[self.bias; NV]; R];
+            // Input row r feeds output row i with kernel row r - i.
+            for r in 0..R + 2 {
+                for kx in 0..3 {
+                    let mut v = [_mm512_setzero_ps(); NV];
+                    for (j, x) in v.iter_mut().enumerate() {
+                        // SAFETY: masked lanes are inside row r (caller's guarantee).
+                        *x = unsafe {
+                            _mm512_maskz_loadu_ps(masks[j], q.add(r * self.step + kx + 16 * j))
+                        };
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        if r >= i && r - i < 3 {
+                            let wv = self.w[(r - i) * 3 + kx];
+                            for (x, &vj) in row.iter_mut().zip(&v) {
+                                *x = _mm512_fmadd_ps(wv, vj, *x);
+                            }
+                        }
+                    }
+                }
+            }
+            let zero = _mm512_setzero_ps();
+            for (i, row) in acc.iter().enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    let y = _mm512_mask_max_ps(x, self.relu_lanes, x, zero);
+                    // SAFETY: masked lanes are inside output row i (caller's guarantee).
+                    unsafe { _mm512_mask_storeu_ps(o.add(i * self.ow + 16 * j), masks[j], y) };
+                }
             }
         }
     }

@@ -212,6 +212,123 @@ impl OpArgs<'_> {
 /// chunk splits into whole tiles.
 const POOL_CHUNK: usize = 504;
 
+/// Floats of depthwise output computed at a time when a pooled pointwise conv
+/// reads it (a band of rows of every channel): 128 KiB, so the band is still in
+/// L2 when the pointwise GEMM reads it, instead of the whole image going out to
+/// L3 and back.
+const DEPTHWISE_BAND_FLOATS: usize = 32 * 1024;
+
+/// Output rows per band for a depthwise conv of `c` channels `ow` wide: even (the
+/// AVX-512 kernel computes rows in pairs), at least 2.
+fn depthwise_band_rows(c: usize, ow: usize) -> usize {
+    (DEPTHWISE_BAND_FLOATS / (c * ow).max(1)).max(2) / 2 * 2
+}
+
+/// Whether step `si` is a depthwise conv whose output only feeds step `si + 1`, a
+/// pointwise conv pooled in place (`pool_fused`): the two then run band by band.
+fn depthwise_feeds_pool(lowered: &Lowered, pool_fused: &[bool], si: usize) -> bool {
+    let step = &lowered.steps[si];
+    let out = step.out;
+    let (StepKind::Depthwise { .. }, Some(next)) = (&step.kind, lowered.steps.get(si + 1)) else {
+        return false;
+    };
+    let StepKind::Pointwise { x, .. } = next.kind else {
+        return false;
+    };
+    x == out
+        && pool_fused.get(si + 1).copied().unwrap_or(false)
+        && out != lowered.output
+        && lowered.steps.iter().filter(|s| s.out == out).count() == 1
+        && lowered
+            .steps
+            .iter()
+            .enumerate()
+            .all(|(j, st)| j == si + 1 || !st.kind.inputs().contains(&out))
+}
+
+/// A pointwise conv whose output only feeds a global average pool, run as per-channel
+/// sums (tiled engine).
+struct PoolPointwise<'a> {
+    ws: &'a mut GemmWorkspace,
+    tile: TileParams,
+    simd: SimdLevel,
+    /// `W^T` (the GEMM's B: pixels are its rows, channels its columns).
+    packed: &'a PackedB,
+    epi: Epilogue<'a>,
+    ic: usize,
+    oc: usize,
+    scratch: &'a mut [f32],
+    partial: &'a mut [f32],
+}
+
+impl PoolPointwise<'_> {
+    /// Add to `pooled[o]` the sum over `pixels` pixels of `act(x . W^T + b)[o]`, with
+    /// `x` read in place from `planes` (channel planes `plane_len` apart, pixels adjacent).
+    fn add_sums(
+        &mut self,
+        planes: &[f32],
+        plane_len: usize,
+        pixels: usize,
+        pooled: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let (ic, oc) = (self.ic, self.oc);
+        let a = MatRef {
+            data: planes,
+            rs: 1,
+            cs: plane_len,
+        };
+        // AVX-512: the micro-kernels sum their tiles' rows in registers, nothing is
+        // stored. Elsewhere: chunks through a scratch in L2.
+        let mut p0 = if crate::gemm::sgemm_row_sums(
+            self.ws,
+            &self.tile,
+            self.simd,
+            pixels,
+            oc,
+            ic,
+            a,
+            BOperand::Packed(self.packed),
+            pooled,
+            self.epi,
+        )? {
+            pixels
+        } else {
+            0
+        };
+        while p0 < pixels {
+            let len = POOL_CHUNK.min(pixels - p0);
+            let scratch = self
+                .scratch
+                .get_mut(..len * oc)
+                .ok_or_else(|| KernelError::Gemm("pool scratch too small".into()))?;
+            let a = MatRef {
+                data: &planes[p0..],
+                rs: 1,
+                cs: plane_len,
+            };
+            sgemm_with(
+                self.ws,
+                &self.tile,
+                self.simd,
+                len,
+                oc,
+                ic,
+                a,
+                BOperand::Packed(self.packed),
+                scratch,
+                oc,
+                self.epi,
+            )?;
+            // Column sums per chunk, then into the total (shorter sums, less rounding).
+            let partial = &mut self.partial[..oc];
+            conv::column_sums(self.simd, scratch, oc, partial);
+            pooled.iter_mut().zip(&*partial).for_each(|(t, &v)| *t += v);
+            p0 += len;
+        }
+        Ok(())
+    }
+}
+
 /// How the tiled engine runs a convolution step: its input in split layout
 /// (padded, stride phases apart) and the tap offsets into it.
 struct ConvPlan {
@@ -301,6 +418,11 @@ pub(crate) struct LoweredExecutable {
     /// Pointwise steps whose output only feeds the next step, a global average
     /// pool: they write the pooled values into that step's output (tiled engine).
     pool_fused: Vec<bool>,
+    /// Depthwise steps feeding such a pointwise step: run with it, band by band
+    /// (the depthwise output is never stored whole).
+    depthwise_pooled: Vec<bool>,
+    /// One band of depthwise output, `[c][rows * ow]`.
+    band: Vec<f32>,
     buffers: Vec<Vec<f32>>,
     batch: usize,
     ws: GemmWorkspace,
@@ -421,6 +543,18 @@ impl LoweredExecutable {
                 sample_len[lowered.steps[si].out] = layout_len;
             }
         }
+        let mut band_len = 0;
+        let depthwise_pooled: Vec<bool> = (0..steps)
+            .map(|si| {
+                let on = matches!(step_engine(engine, &step_tiles, si), Engine::Tiled { .. })
+                    && depthwise_feeds_pool(&lowered, &pool_fused, si);
+                if let (true, StepKind::Depthwise { geom, .. }) = (on, &lowered.steps[si].kind) {
+                    let rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
+                    band_len = band_len.max(geom.out_c * rows * geom.ow);
+                }
+                on
+            })
+            .collect();
         let splits = (0..steps)
             .map(|si| {
                 let direct = matches!(&lowered.steps[si].kind, StepKind::Conv2d { geom, .. } if is_direct(geom));
@@ -441,6 +575,8 @@ impl LoweredExecutable {
             reads_padded,
             sample_len,
             pool_fused,
+            depthwise_pooled,
+            band: vec![0.0; band_len],
             buffers: Vec::new(),
             batch: 0,
             ws: GemmWorkspace::new(),
@@ -459,9 +595,10 @@ impl LoweredExecutable {
         if self.batch == batch && self.buffers.len() == self.lowered.buffers.len() {
             return;
         }
-        // Outputs of pointwise steps with pooling fused are never written: no memory for them.
+        // Outputs of pointwise steps with pooling fused, and of depthwise steps run in bands
+        // with them, are never written: no memory for them.
         let unwritten: Vec<BufId> = (0..self.lowered.steps.len())
-            .filter(|&si| self.pool_fused[si])
+            .filter(|&si| self.pool_fused[si] || self.depthwise_pooled[si])
             .map(|si| self.lowered.steps[si].out)
             .collect();
         self.buffers = self
@@ -484,15 +621,24 @@ impl LoweredExecutable {
         self.prepare(batch);
         let mut si = 0;
         while si < self.lowered.steps.len() {
-            // A pointwise step with pooling fused writes the pool's output; the pool is skipped.
-            let fused = self.pool_fused[si];
-            let out_id = self.lowered.steps[si + usize::from(fused)].out;
+            // A pointwise step with pooling fused writes the pool's output and the pool is
+            // skipped; a depthwise step feeding it runs both.
+            let fused = if self.depthwise_pooled[si] {
+                2
+            } else {
+                usize::from(self.pool_fused[si])
+            };
+            let out_id = self.lowered.steps[si + fused].out;
             // Take the output buffer out so inputs can be borrowed alongside (no allocation).
             let mut out = std::mem::take(&mut self.buffers[out_id]);
-            let result = self.run_step(si, batch, input, &mut out);
+            let result = if fused == 2 {
+                self.run_depthwise_pooled(si, batch, input, &mut out)
+            } else {
+                self.run_step(si, batch, input, &mut out)
+            };
             self.buffers[out_id] = out;
             result?;
-            si += 1 + usize::from(fused);
+            si += 1 + fused;
         }
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
@@ -501,6 +647,113 @@ impl LoweredExecutable {
             self.buffers[out][..len].copy_from_slice(input);
         }
         Ok(&self.buffers[out][..len])
+    }
+
+    /// Depthwise step `si`, the pointwise step after it and the pool after that, band
+    /// by band: each band of depthwise rows (all channels) goes straight into the
+    /// pointwise GEMM's per-channel sums while it is in L2. `out` is the pool's output.
+    fn run_depthwise_pooled(
+        &mut self,
+        si: usize,
+        batch: usize,
+        input: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let unexpected =
+            || KernelError::Gemm("depthwise + pooled pointwise: unexpected steps".into());
+        let (dw, pw) = (&self.lowered.steps[si], &self.lowered.steps[si + 1]);
+        let (
+            StepKind::Depthwise {
+                x,
+                geom,
+                weight,
+                bias,
+                act,
+            },
+            StepKind::Pointwise {
+                ic,
+                hw,
+                oc,
+                bias: pw_bias,
+                act: pw_act,
+                ..
+            },
+        ) = (&dw.kind, &pw.kind)
+        else {
+            return Err(unexpected());
+        };
+        let (Engine::Tiled { simd, .. }, Engine::Tiled { tile, .. }) = (
+            step_engine(self.engine, &self.step_tiles, si),
+            step_engine(self.engine, &self.step_tiles, si + 1),
+        ) else {
+            return Err(unexpected());
+        };
+        let plan = self.conv_plans[si].as_ref().ok_or_else(unexpected)?;
+        let packed = self.packed[si + 1].as_ref().ok_or_else(unexpected)?;
+        let mut pool = PoolPointwise {
+            ws: &mut self.ws,
+            tile,
+            simd,
+            packed,
+            epi: Epilogue {
+                bias: pw_bias.as_deref().map_or(Bias::None, Bias::PerColumn),
+                activation: *pw_act,
+            },
+            ic: *ic,
+            oc: *oc,
+            scratch: &mut self.pool_scratch,
+            partial: &mut self.pool_partial,
+        };
+        let band_rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
+        let (len, row_step) = (plan.layout.len(), plan.layout.row_step());
+        let relu = *act == Some(Activation::Relu);
+        let per_sample = self.sample_len[*x];
+        for s in 0..batch {
+            let source = if *x == self.lowered.input {
+                input
+            } else {
+                &self.buffers[*x]
+            };
+            let xs = source
+                .get(s * per_sample..(s + 1) * per_sample)
+                .ok_or_else(unexpected)?;
+            // The producing conv may have written this layout already.
+            let q: &[f32] = if self.reads_padded[si] {
+                xs.get(..len).ok_or_else(unexpected)?
+            } else {
+                conv::split_interior(xs, geom, &plan.layout, &mut self.splits[si][..len]);
+                &self.splits[si][..len]
+            };
+            let pooled = &mut out[s * oc..(s + 1) * oc];
+            pooled.iter_mut().for_each(|v| *v = 0.0);
+            let mut y0 = 0;
+            while y0 < geom.oh {
+                let rows = band_rows.min(geom.oh - y0);
+                // Rows y0.. of every channel: the same layout, started y0 rows in.
+                let band_geom = ConvGeom { oh: rows, ..*geom };
+                let pixels = rows * geom.ow;
+                let band = &mut self.band[..geom.out_c * pixels];
+                conv::depthwise(
+                    simd,
+                    &q[y0 * row_step..],
+                    &plan.layout,
+                    &plan.offsets,
+                    &band_geom,
+                    weight,
+                    bias.as_deref(),
+                    relu,
+                    band,
+                );
+                if !relu {
+                    apply_act(*act, band);
+                }
+                pool.add_sums(band, pixels, pixels, pooled)?;
+                y0 += rows;
+            }
+            let inv = 1.0 / *hw as f32;
+            pooled.iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(())
     }
 
     fn run_step(
@@ -731,60 +984,21 @@ impl LoweredExecutable {
                         bias: bias.as_deref().map_or(Bias::None, Bias::PerColumn),
                         activation: *act,
                     };
+                    let mut pool = PoolPointwise {
+                        ws: &mut self.ws,
+                        tile,
+                        simd,
+                        packed,
+                        epi,
+                        ic: *ic,
+                        oc: *oc,
+                        scratch: &mut self.pool_scratch,
+                        partial: &mut self.pool_partial,
+                    };
                     for s in 0..batch {
-                        let xs = sample(*x, s);
                         let pooled = &mut out[s * oc..(s + 1) * oc];
                         pooled.iter_mut().for_each(|v| *v = 0.0);
-                        let a = MatRef {
-                            data: xs,
-                            rs: 1,
-                            cs: *hw,
-                        };
-                        // AVX-512: the micro-kernels sum their tiles' rows in registers,
-                        // nothing is stored. Elsewhere: chunks through a scratch in L2.
-                        let mut p0 = if crate::gemm::sgemm_row_sums(
-                            &mut self.ws,
-                            &tile,
-                            simd,
-                            *hw,
-                            *oc,
-                            *ic,
-                            a,
-                            BOperand::Packed(packed),
-                            pooled,
-                            epi,
-                        )? {
-                            *hw
-                        } else {
-                            0
-                        };
-                        while p0 < *hw {
-                            let len = POOL_CHUNK.min(hw - p0);
-                            let scratch = &mut self.pool_scratch[..len * oc];
-                            let a = MatRef {
-                                data: &xs[p0..],
-                                rs: 1,
-                                cs: *hw,
-                            };
-                            sgemm_with(
-                                &mut self.ws,
-                                &tile,
-                                simd,
-                                len,
-                                *oc,
-                                *ic,
-                                a,
-                                BOperand::Packed(packed),
-                                scratch,
-                                *oc,
-                                epi,
-                            )?;
-                            // Column sums per chunk, then into the total (shorter sums, less rounding).
-                            let partial = &mut self.pool_partial[..*oc];
-                            conv::column_sums(simd, scratch, *oc, partial);
-                            pooled.iter_mut().zip(&*partial).for_each(|(t, &v)| *t += v);
-                            p0 += len;
-                        }
+                        pool.add_sums(sample(*x, s), *hw, *hw, pooled)?;
                         let inv = 1.0 / *hw as f32;
                         pooled.iter_mut().for_each(|v| *v *= inv);
                     }
@@ -991,6 +1205,12 @@ impl LoweredExecutable {
                 text.push_str(&format!(
                     "\n  # {} writes straight into {}'s zero-padded input (no copy between)",
                     step.name, self.lowered.steps[p.consumer].name
+                ));
+            }
+            if self.depthwise_pooled[si] {
+                text.push_str(&format!(
+                    "\n  # {} runs with the next step in bands of rows (its output never stored whole)",
+                    step.name
                 ));
             }
             if self.pool_fused[si] {

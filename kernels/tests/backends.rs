@@ -207,6 +207,12 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
             exe.lowered()
         );
         assert!(
+            exe.lowered()
+                .contains("dw+relu2 runs with the next step in bands"),
+            "depthwise not run in bands with the pooled pointwise:\n{}",
+            exe.lowered()
+        );
+        assert!(
             exe.lowered().contains("writes straight into dw"),
             "stem does not write the depthwise's padded input:\n{}",
             exe.lowered()
