@@ -1232,11 +1232,14 @@ fn zero_row_gaps(os: &mut [f32], g: &ConvGeom, p: PaddedOutput) {
     for c in 0..g.out_c {
         for y in 0..g.oh.saturating_sub(1) {
             let at = c * p.plane + first + y * p.row_width;
-            if let Some(cells) = os.get_mut(at..at + gap) {
-                // Usually two cells: stores, not a call to memset per row.
-                for v in cells {
-                    *v = 0.0;
+            // Usually two cells (pad 1): two stores, not a call to memset per row.
+            match os.get_mut(at..at + gap) {
+                Some([a, b]) => {
+                    *a = 0.0;
+                    *b = 0.0;
                 }
+                Some(cells) => cells.fill(0.0),
+                None => {}
             }
         }
     }

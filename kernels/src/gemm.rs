@@ -317,6 +317,40 @@ fn pack_a(
 mod pack_x86 {
     use std::arch::x86_64::*;
 
+    /// `pack_b` compiled for AVX-512 (plain copies, wider moves).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pack_b_avx512(
+        b: super::MatRef<'_>,
+        p0: usize,
+        kc: usize,
+        j0: usize,
+        cols: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
+        super::pack_b_body(b, p0, kc, j0, cols, nr, dst)
+    }
+
+    /// `pack_b_gathered` compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pack_b_gathered_avx512(
+        b: &super::GatherB<'_>,
+        p0: usize,
+        kc: usize,
+        j0: usize,
+        cols: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
+        super::pack_b_gathered_body(b, p0, kc, j0, cols, nr, dst)
+    }
+
     /// `out[p * re + r] = rows[r][p]` for `re = rows.len()` rows, `p < kc`: 4 rows x
     /// 8 columns per step, transposed in registers (4 loads, 8 shuffles, 8 stores
     /// for 32 floats). The last row group and column block overlap the previous
@@ -381,19 +415,50 @@ mod pack_x86 {
 #[inline(always)]
 fn copy_floats(dst: &mut [f32], src: &[f32]) {
     let n = dst.len().min(src.len());
-    let mut i = 0;
-    while i + 16 <= n {
-        dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
-        i += 16;
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    // Odd lengths (runs split at image rows) end with one more whole vector that
+    // overlaps the last one, rather than a scalar tail.
+    fn overlapped<const W: usize>(dst: &mut [f32], src: &[f32]) {
+        let n = dst.len();
+        let mut i = 0;
+        while i + W <= n {
+            dst[i..i + W].copy_from_slice(&src[i..i + W]);
+            i += W;
+        }
+        if i < n {
+            dst[n - W..].copy_from_slice(&src[n - W..]);
+        }
     }
-    for (d, &v) in dst[i..n].iter_mut().zip(&src[i..n]) {
-        *d = v;
+    match n {
+        16.. => overlapped::<16>(dst, src),
+        8.. => overlapped::<8>(dst, src),
+        4.. => overlapped::<4>(dst, src),
+        _ => dst.copy_from_slice(src),
     }
 }
 
 /// Pack rows `p0..p0+kc` x cols `j0..j0+cols` of B into `nr`-column slivers, each `kc x nr`,
 /// zero-padded on the right.
 fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
+    // The same copies either way; with AVX-512 they move whole 64-byte rows.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is available (checked just above).
+        return unsafe { pack_x86::pack_b_avx512(b, p0, kc, j0, cols, nr, dst) };
+    }
+    pack_b_body(b, p0, kc, j0, cols, nr, dst)
+}
+
+#[inline(always)]
+fn pack_b_body(
+    b: MatRef<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
     let slivers = cols.div_ceil(nr);
     for s in 0..slivers {
         let c0 = s * nr;
@@ -428,6 +493,24 @@ fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize
 /// Pack rows `p0..p0+kc` x cols `j0..j0+cols` of a gathered B (see `GatherB`):
 /// each sliver row is one or two contiguous runs of the source.
 fn pack_b_gathered(
+    b: &GatherB<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is available (checked just above).
+        return unsafe { pack_x86::pack_b_gathered_avx512(b, p0, kc, j0, cols, nr, dst) };
+    }
+    pack_b_gathered_body(b, p0, kc, j0, cols, nr, dst)
+}
+
+#[inline(always)]
+fn pack_b_gathered_body(
     b: &GatherB<'_>,
     p0: usize,
     kc: usize,
