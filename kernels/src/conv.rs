@@ -102,9 +102,16 @@ pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32
 /// only ever holds this layout, whose padding is still zero from its allocation
 /// (the padding then costs nothing per run).
 pub(crate) fn split_interior(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
+    // The same copies either way; AVX-512 moves (and de-interleaves) 16 floats at a time.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is available (checked just above).
+        return unsafe { x86::split_interior_avx512(x, g, lay, q) };
+    }
     split_image(x, g, lay, q, false);
 }
 
+#[inline(always)]
 fn split_image(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32], zero_padding: bool) {
     let s = lay.stride;
     for c in 0..g.in_c {
@@ -151,6 +158,7 @@ fn split_image(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32], zero_p
 
 /// One image row into its two stride-2 phases in one pass: input column `e` is
 /// padded column `e + pad`, i.e. phase `(e + pad) % 2` at `(e + pad) / 2`.
+#[inline(always)]
 fn deinterleave_row(
     src: &[f32],
     pad: usize,
@@ -243,8 +251,23 @@ struct DwArgs<'a> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{column_sums_body, depthwise_body, dw_row, DwArgs};
+    use super::{column_sums_body, depthwise_body, dw_row, split_image, DwArgs};
+    use crate::reference::ConvGeom;
     use std::arch::x86_64::*;
+
+    /// `split_interior` compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn split_interior_avx512(
+        x: &[f32],
+        g: &ConvGeom,
+        lay: &super::SplitLayout,
+        q: &mut [f32],
+    ) {
+        split_image(x, g, lay, q, false)
+    }
 
     /// # Safety
     /// The CPU must support AVX-512F.
