@@ -101,10 +101,16 @@ pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32
 /// As `pad_split`, but only the pixels of the image are written: for a buffer that
 /// only ever holds this layout, whose padding is still zero from its allocation
 /// (the padding then costs nothing per run).
-pub(crate) fn split_interior(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
+pub(crate) fn split_interior(
+    simd: SimdLevel,
+    x: &[f32],
+    g: &ConvGeom,
+    lay: &SplitLayout,
+    q: &mut [f32],
+) {
     // The same copies either way; AVX-512 moves (and de-interleaves) 16 floats at a time.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if simd == SimdLevel::Avx512 && simd.is_supported() {
         // SAFETY: AVX-512F is available (checked just above).
         return unsafe { x86::split_interior_avx512(x, g, lay, q) };
     }
@@ -735,10 +741,14 @@ mod tests {
                 // Over a zeroed buffer, writing only the image gives the same layout,
                 // and again after a second image (the padding is never written).
                 let mut q = vec![0.0; lay.len()];
-                split_interior(&x, &g, &lay, &mut q);
+                split_interior(SimdLevel::Portable, &x, &g, &lay, &mut q);
                 check_layout(&g, &lay, &q, &x);
                 let y: Vec<f32> = x.iter().map(|v| -v).collect();
-                split_interior(&y, &g, &lay, &mut q);
+                split_interior(SimdLevel::Portable, &y, &g, &lay, &mut q);
+                check_layout(&g, &lay, &q, &y);
+                // The vector build of the same copies, where the CPU has it.
+                let mut q = vec![0.0; lay.len()];
+                split_interior(crate::simd::best_available(), &y, &g, &lay, &mut q);
                 check_layout(&g, &lay, &q, &y);
             }
         }

@@ -721,7 +721,7 @@ impl LoweredExecutable {
             let q: &[f32] = if self.reads_padded[si] {
                 xs.get(..len).ok_or_else(unexpected)?
             } else {
-                conv::split_interior(xs, geom, &plan.layout, &mut self.splits[si][..len]);
+                conv::split_interior(simd, xs, geom, &plan.layout, &mut self.splits[si][..len]);
                 &self.splits[si][..len]
             };
             let pooled = &mut out[s * oc..(s + 1) * oc];
@@ -871,7 +871,7 @@ impl LoweredExecutable {
                                     KernelError::Gemm("conv step without a plan".into())
                                 })?;
                                 let q = &mut self.splits[si][..plan.layout.len()];
-                                conv::split_interior(xs, geom, &plan.layout, q);
+                                conv::split_interior(simd, xs, geom, &plan.layout, q);
                                 BOperand::Gathered(GatherB {
                                     data: &self.splits[si][..plan.layout.len()],
                                     row_offsets: &plan.offsets,
@@ -934,6 +934,7 @@ impl LoweredExecutable {
                                 })?
                             } else {
                                 conv::split_interior(
+                                    simd,
                                     xs,
                                     geom,
                                     &plan.layout,
