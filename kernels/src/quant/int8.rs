@@ -311,71 +311,115 @@ pub(crate) fn saturate_u8(t: f32, nan_as: f32) -> u8 {
     ((c + 12_582_912.0).to_bits() & 0xff) as u8
 }
 
-/// `dst[j] = emit(y_j)` with `y_j = (acc[j] - za * sums[j]) * (sa * ws[j]) + bias[j]`,
-/// then ReLU; one operation order for every path. Zipped slices (no indexing)
-/// so the loop vectorizes.
+/// `dst[j] = emit(y_j)` with `y_j = (acc[j] - zsum[j]) * mul[j] + bias[j]`,
+/// then ReLU, where `zsum[j] = za * colsum[j]` and `mul[j] = sa * ws[j]` come
+/// from [`PanelEpilogue`]; one operation order for every path. Zipped slices
+/// (no indexing) so the loop vectorizes.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn dequant_into<T>(
     dst: &mut [T],
     acc: &[i32],
-    sums: &[i32],
-    ws: &[f32],
-    bias: Option<&[f32]>,
-    (sa, za, relu): (f32, i32, bool),
+    cols: &PanelEpilogue,
+    relu: bool,
     emit: impl Fn(f32) -> T,
 ) {
+    let n = acc.len();
     let act = |y: f32| if relu && y < 0.0 { 0.0 } else { y };
-    let base = dst.iter_mut().zip(acc).zip(sums).zip(ws);
-    match bias {
-        Some(b) => {
-            for ((((d, &x), &s), &w), &bv) in base.zip(b) {
-                *d = emit(act((x - za * s) as f32 * (sa * w) + bv));
-            }
+    let base = dst
+        .iter_mut()
+        .zip(acc)
+        .zip(&cols.zsum[..n])
+        .zip(&cols.mul[..n]);
+    if cols.has_bias {
+        for ((((d, &x), &z), &m), &bv) in base.zip(&cols.bias[..n]) {
+            *d = emit(act((x - z) as f32 * m + bv));
         }
-        None => {
-            for (((d, &x), &s), &w) in base {
-                *d = emit(act((x - za * s) as f32 * (sa * w)));
-            }
+    } else {
+        for (((d, &x), &z), &m) in base {
+            *d = emit(act((x - z) as f32 * m));
         }
     }
 }
 
-/// Applies the epilogue to one row of a tile: `acc[j]` is the raw sum of
-/// column `col0 + j` of output row `row`.
+/// Largest panel width of any path (the VNNI panel).
+const PANEL_MAX: usize = VNNI_NR;
+const _: () = assert!(AVX2_NR <= PANEL_MAX && PORTABLE_NR <= PANEL_MAX);
+const _: () = assert!(AVX2_MR * AVX2_NR <= TILE_MAX && PORTABLE_MR * PORTABLE_NR <= TILE_MAX);
+
+/// The epilogue's per-column constants of one column panel, computed once per
+/// panel instead of once per output row: `za * colsum[j]`, `sa * ws[j]`, bias.
+struct PanelEpilogue {
+    zsum: [i32; PANEL_MAX],
+    mul: [f32; PANEL_MAX],
+    bias: [f32; PANEL_MAX],
+    has_bias: bool,
+}
+
+impl PanelEpilogue {
+    #[inline(always)]
+    fn new(sink: &Sink<'_>, za: i32, col_sums: &[i32], col0: usize, cols: usize) -> Self {
+        let mut pe = PanelEpilogue {
+            zsum: [0; PANEL_MAX],
+            mul: [0.0; PANEL_MAX],
+            bias: [0.0; PANEL_MAX],
+            has_bias: false,
+        };
+        let span = col0..col0 + cols;
+        for (z, &s) in pe.zsum.iter_mut().zip(&col_sums[span.clone()]) {
+            *z = za * s;
+        }
+        if let Sink::F32(_, _, ep) | Sink::U8(_, _, ep, _) = sink {
+            let sa = ep.act.scale;
+            for (m, &w) in pe.mul.iter_mut().zip(&ep.weight_scales[span.clone()]) {
+                *m = sa * w;
+            }
+            if let Some(b) = ep.bias {
+                pe.bias[..cols].copy_from_slice(&b[span]);
+                pe.has_bias = true;
+            }
+        }
+        pe
+    }
+}
+
+/// Applies the epilogue to the first `rows` rows of a tile (row stride `nr`):
+/// `tile[r * nr + j]` is the raw sum of output row `row0 + r`, column `col0 + j`.
 #[inline(always)]
-fn finish_row(
+#[allow(clippy::too_many_arguments)]
+fn finish_tile(
     sink: &mut Sink<'_>,
-    za: i32,
-    col_sums: &[i32],
-    row: usize,
+    pe: &PanelEpilogue,
+    tile: &[i32],
+    nr: usize,
+    rows: usize,
+    row0: usize,
     col0: usize,
-    acc: &[i32],
+    cols: usize,
 ) {
-    let cols = acc.len();
-    let sums = &col_sums[col0..col0 + cols];
-    let span = |ld: usize| row * ld + col0..row * ld + col0 + cols;
+    let accs = tile.chunks_exact(nr).take(rows).map(|t| &t[..cols]);
+    let span = |r: usize, ld: usize| (row0 + r) * ld + col0..(row0 + r) * ld + col0 + cols;
     match sink {
         Sink::I32(c, ldc) => {
-            for ((d, &x), &s) in c[span(*ldc)].iter_mut().zip(acc).zip(sums) {
-                *d = x - za * s;
+            for (r, acc) in accs.enumerate() {
+                let dst = &mut c[span(r, *ldc)];
+                for ((d, &x), &z) in dst.iter_mut().zip(acc).zip(&pe.zsum[..cols]) {
+                    *d = x - z;
+                }
             }
         }
         Sink::F32(o, ldo, ep) => {
-            let ws = &ep.weight_scales[col0..col0 + cols];
-            let bias = ep.bias.map(|b| &b[col0..col0 + cols]);
-            let params = (ep.act.scale, za, ep.relu);
-            dequant_into(&mut o[span(*ldo)], acc, sums, ws, bias, params, |y| y);
+            for (r, acc) in accs.enumerate() {
+                dequant_into(&mut o[span(r, *ldo)], acc, pe, ep.relu, |y| y);
+            }
         }
         Sink::U8(o, ldo, ep, q) => {
-            let ws = &ep.weight_scales[col0..col0 + cols];
-            let bias = ep.bias.map(|b| &b[col0..col0 + cols]);
-            let params = (ep.act.scale, za, ep.relu);
             let inv = 1.0 / q.scale;
             let zp = f32::from(q.zero_point);
-            dequant_into(&mut o[span(*ldo)], acc, sums, ws, bias, params, |y| {
-                saturate_u8(y * inv + zp, zp)
-            });
+            for (r, acc) in accs.enumerate() {
+                dequant_into(&mut o[span(r, *ldo)], acc, pe, ep.relu, |y| {
+                    saturate_u8(y * inv + zp, zp)
+                });
+            }
         }
     }
 }
@@ -427,6 +471,7 @@ unsafe fn drive<K: TileKernel>(
         let panel = &b[p * panel_len..(p + 1) * panel_len];
         let col0 = p * K::NR;
         let cols = (n - col0).min(K::NR);
+        let pe = PanelEpilogue::new(sink, za, col_sums, col0, cols);
         let mut i = 0;
         while i < m {
             let rows = (m - i).min(K::MR);
@@ -434,9 +479,11 @@ unsafe fn drive<K: TileKernel>(
                 // SAFETY: forwarded from the caller's contract; rows i..i+rows exist.
                 unsafe { K::tile(&a[i * lda..], lda, rows, cols, kp, panel, &mut tile) };
             }
-            for r in 0..rows {
-                let acc = &tile[r * K::NR..r * K::NR + cols];
-                finish_row(sink, za, col_sums, i + r, col0, acc);
+            if cols == K::NR && rows == K::MR {
+                // Constant sizes: the epilogue unrolls without tail masks.
+                finish_tile(sink, &pe, &tile, K::NR, K::MR, i, col0, K::NR);
+            } else {
+                finish_tile(sink, &pe, &tile, K::NR, rows, i, col0, cols);
             }
             i += rows;
         }
