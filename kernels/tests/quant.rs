@@ -334,6 +334,20 @@ fn half_gemm_every_path_and_storage_matches_reference() {
                         );
                     }
                 }
+                // The fused ReLU is max(y, 0) of the very same values, bias or not.
+                for bias in [Some(&bias[..]), None] {
+                    let mut plain = vec![f32::NAN; m * n];
+                    packed
+                        .gemm(path, &a, k, m, bias, &mut plain, n)
+                        .expect("gemm");
+                    let mut fused = vec![f32::NAN; m * n];
+                    packed
+                        .gemm_fused(path, &a, k, m, bias, true, &mut fused, n)
+                        .expect("gemm_fused");
+                    let want: Vec<f32> = plain.iter().map(|y| y.max(0.0)).collect();
+                    assert_eq!(fused, want, "{storage:?} {path:?} m={m} k={k} n={n}");
+                    assert!(plain.iter().any(|&y| y < 0.0) || n * m < 8);
+                }
             }
         }
     }

@@ -48,6 +48,9 @@ pub struct QuantizedBackend {
     /// the next int8 dense layer as requantized u8 (no f32 round trip).
     /// Off only to check that chaining changes no result.
     pub chain_int8: bool,
+    /// Run the ReLU after an f16/bf16-weight dense layer in that GEMM's
+    /// epilogue (with the bias). Off only to check that fusing changes no result.
+    pub fuse_half_relu: bool,
 }
 
 impl Default for QuantizedBackend {
@@ -59,6 +62,7 @@ impl Default for QuantizedBackend {
             int8_path: None,
             half_path: None,
             chain_int8: true,
+            fuse_half_relu: true,
         }
     }
 }
@@ -188,6 +192,9 @@ impl Backend for QuantizedBackend {
         }
         if self.chain_int8 && storage.is_none() {
             exe.plan_int8_chains();
+        }
+        if self.fuse_half_relu && storage.is_some() {
+            exe.plan_half_relus();
         }
         exe.buffers.clear();
         exe.batch = 0;
@@ -355,15 +362,16 @@ impl GemmNode {
         let mismatch = || KernelError::Gemm("quantized: GEMM operand kinds disagree".into());
         match &self.weights {
             GemmWeights::Half(w) => {
-                let (GemmIn::F32(a), GemmOut::F32 { out, relu: false }) = (a, out) else {
+                let (GemmIn::F32(a), GemmOut::F32 { out, relu }) = (a, out) else {
                     return Err(mismatch());
                 };
-                w.gemm(
+                w.gemm_fused(
                     half_path,
                     a,
                     self.k,
                     rows,
                     self.bias.as_deref(),
+                    relu,
                     out,
                     self.n,
                 )
@@ -455,6 +463,23 @@ impl QuantizedExecutable {
             if let Some(g) = self.gemms.get_mut(&i) {
                 g.relu_into = relu;
                 g.chain_to = chain_to;
+            }
+        }
+    }
+
+    /// `dense -> relu` on f16/bf16 weights: the ReLU runs in the GEMM's epilogue.
+    fn plan_half_relus(&mut self) {
+        for (&i, g) in self.gemms.iter_mut() {
+            if !matches!(self.graph.nodes[i].op, Op::Dense { .. })
+                || !matches!(g.weights, GemmWeights::Half(_))
+            {
+                continue;
+            }
+            let relu = sole_consumer(&self.graph, i)
+                .filter(|&j| matches!(self.graph.nodes[j].op, Op::Activation(Activation::Relu)));
+            if let Some(j) = relu {
+                self.fused_away[j] = true;
+                g.relu_into = Some(j);
             }
         }
     }
@@ -684,7 +709,8 @@ impl Executable for QuantizedExecutable {
                         )
                     }
                     GemmWeights::Half(w) => {
-                        format!("{:?}-weight gemm, f32 accumulate", w.storage())
+                        let relu = if g.relu_into.is_some() { " + relu" } else { "" };
+                        format!("{:?}-weight gemm{relu}, f32 accumulate", w.storage())
                     }
                 },
                 None if self.fused_away[i] => "fused into the gemm before".to_string(),
