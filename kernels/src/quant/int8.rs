@@ -929,10 +929,13 @@ mod x86 {
 
     /// One MR x 16 tile: u8 pairs zero-extended to i16, `vpmaddwd` against the
     /// pre-widened weights (|a*b| <= 255*128, pair sums fit i32: no saturation).
+    /// Per 4 k-steps and row, one broadcast of 4 A bytes is widened in-register
+    /// (`vpunpcklbw` with zero, then one `vpshufd` per k-pair) instead of two
+    /// byte loads, a shift and an or per k-pair.
     ///
     /// # Safety
-    /// CPU supports avx2; `a` has MR rows readable to `kp`; `b` holds `kp * 16`
-    /// i16; `t` holds MR * 16 i32.
+    /// CPU supports avx2; `a` has MR rows readable to `kp` (a multiple of 4);
+    /// `b` holds `kp * 16` i16; `t` holds MR * 16 i32.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn avx2_tile<const MR: usize>(
@@ -943,22 +946,31 @@ mod x86 {
         t: *mut i32,
     ) {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-        // SAFETY (whole block): kk + 1 < kp for every read of A; B reads of
-        // 2 x 32 bytes per k-pair stay in the panel; the tile store writes MR x 16.
+        let zero = _mm256_setzero_si256();
+        // SAFETY (whole block): kk + 3 < kp for every 4-byte read of A; B reads
+        // of 4 x 32 bytes per 4 k-steps stay in the panel; the tile store
+        // writes MR x 16.
         unsafe {
             let mut kk = 0;
             while kk < kp {
                 let bk = b.add(kk * AVX2_NR);
                 let b0 = _mm256_loadu_si256(bk as *const __m256i);
                 let b1 = _mm256_loadu_si256(bk.add(16) as *const __m256i);
+                let b2 = _mm256_loadu_si256(bk.add(32) as *const __m256i);
+                let b3 = _mm256_loadu_si256(bk.add(48) as *const __m256i);
                 for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let ar = a.add(r * lda + kk);
-                    let pair = i32::from(*ar) | (i32::from(*ar.add(1)) << 16);
-                    let av = _mm256_set1_epi32(pair);
-                    acc_r[0] = _mm256_add_epi32(acc_r[0], _mm256_madd_epi16(av, b0));
-                    acc_r[1] = _mm256_add_epi32(acc_r[1], _mm256_madd_epi16(av, b1));
+                    let quad = (a.add(r * lda + kk) as *const i32).read_unaligned();
+                    // Words a0 a1 a2 a3 (zero-extended), repeated: dword 0 is
+                    // the pair (a0, a1), dword 1 the pair (a2, a3).
+                    let words = _mm256_unpacklo_epi8(_mm256_set1_epi32(quad), zero);
+                    let p0 = _mm256_shuffle_epi32::<0x00>(words);
+                    let p1 = _mm256_shuffle_epi32::<0x55>(words);
+                    acc_r[0] = _mm256_add_epi32(acc_r[0], _mm256_madd_epi16(p0, b0));
+                    acc_r[1] = _mm256_add_epi32(acc_r[1], _mm256_madd_epi16(p0, b1));
+                    acc_r[0] = _mm256_add_epi32(acc_r[0], _mm256_madd_epi16(p1, b2));
+                    acc_r[1] = _mm256_add_epi32(acc_r[1], _mm256_madd_epi16(p1, b3));
                 }
-                kk += 2;
+                kk += 4;
             }
             for (r, acc_r) in acc.iter().enumerate() {
                 let tr = t.add(r * AVX2_NR);
