@@ -727,7 +727,7 @@ mod x86 {
     /// former 6 x 64 one) in registers only by rotating them through ~40
     /// `vmovdqa64` and 4 stack spills per k-step, and how badly depended on
     /// inlining (the same GEMM took 7.6 ms in one binary, 13.5 ms in another;
-    /// this loop runs at the measured `vpdpbusd` peak in both).
+    /// this loop runs at 90-100% of the measured `vpdpbusd` peak).
     /// Per 4 k-steps: 3 weight loads, 8 broadcasts of 4 A bytes, 24 `vpdpbusd`.
     ///
     /// # Safety
