@@ -4,7 +4,8 @@
 //! every other op runs in f32 with the reference kernels. Consecutive int8
 //! dense layers chain without f32: `dense -> relu -> dense` runs the bias and
 //! ReLU in the first GEMM's epilogue, which writes u8 quantized for the next
-//! (bit-identical to the unchained path, which a test checks).
+//! (bit-identical to the unchained path, which a test checks). f16/bf16
+//! dense layers run a following ReLU in their GEMM epilogue the same way.
 //!
 //! int8 activation ranges are calibrated at compile time on seeded sample
 //! inputs (percentile 99.99 by default, min-max on request). Convolutions go
