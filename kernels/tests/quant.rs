@@ -45,6 +45,13 @@ fn every_int8_path_matches_the_scalar_reference_exactly() {
         (17, 4, 1),
         (8, 128, 96),
         (65, 5, 7),
+        // Full 8 x 48 VNNI tiles (the assembly kernel) with and without edges,
+        // an empty reduction, and the model's batch-64 shape in small.
+        (8, 4, 48),
+        (16, 100, 96),
+        (24, 300, 112),
+        (3, 0, 5),
+        (64, 1024, 160),
     ];
     for &(m, k, n) in &shapes {
         let (a, lda, b) = random_case(&mut rng, m, k, n);
@@ -72,7 +79,7 @@ fn every_int8_path_matches_the_scalar_reference_exactly() {
 #[test]
 fn extreme_operands_do_not_saturate_on_any_path() {
     // 255 * -128 in every product: vpmaddubsw would saturate its i16 pair sums here.
-    let (m, k, n) = (5, 1024, 40);
+    let (m, k, n) = (9, 1024, 50);
     let a = vec![255u8; m * k];
     let b = vec![-128i8; k * n];
     for path in Int8Path::supported() {
@@ -326,6 +333,20 @@ fn half_gemm_every_path_and_storage_matches_reference() {
                             "{storage:?} {path:?} m={m} k={k} n={n} ({i},{j}): {got} vs {want}"
                         );
                     }
+                }
+                // The fused ReLU is max(y, 0) of the very same values, bias or not.
+                for bias in [Some(&bias[..]), None] {
+                    let mut plain = vec![f32::NAN; m * n];
+                    packed
+                        .gemm(path, &a, k, m, bias, &mut plain, n)
+                        .expect("gemm");
+                    let mut fused = vec![f32::NAN; m * n];
+                    packed
+                        .gemm_fused(path, &a, k, m, bias, true, &mut fused, n)
+                        .expect("gemm_fused");
+                    let want: Vec<f32> = plain.iter().map(|y| y.max(0.0)).collect();
+                    assert_eq!(fused, want, "{storage:?} {path:?} m={m} k={k} n={n}");
+                    assert!(plain.iter().any(|&y| y < 0.0) || n * m < 8);
                 }
             }
         }

@@ -157,6 +157,30 @@ fn every_int8_path_gives_identical_outputs() {
 }
 
 #[test]
+fn fused_half_relu_gives_the_same_outputs_as_the_separate_op() {
+    let g = mlp();
+    let x = seeded_inputs(g.input_len(), 3, 21);
+    for precision in [Precision::F16, Precision::Bf16] {
+        let mut outs = Vec::new();
+        for fuse_half_relu in [true, false] {
+            let backend = QuantizedBackend {
+                fuse_half_relu,
+                ..QuantizedBackend::default()
+            };
+            let mut exe = backend.compile(&g, &opts(precision)).expect("compile");
+            let lowered = exe.lowered();
+            let fused = lowered.matches("gemm + relu").count();
+            assert_eq!(fused, if fuse_half_relu { 2 } else { 0 }, "{lowered}");
+            outs.push(exe.run(&x, 3).expect("run").to_vec());
+        }
+        assert_eq!(
+            outs[0], outs[1],
+            "{precision}: fusing the ReLU changed the outputs"
+        );
+    }
+}
+
+#[test]
 fn chained_int8_layers_give_the_same_outputs_as_unchained() {
     // mlp: dense -> relu -> dense -> relu -> dense; the transformer has dense
     // layers that feed non-GEMM ops (layer norm, attention) and must not chain.

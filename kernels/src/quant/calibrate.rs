@@ -54,13 +54,36 @@ impl ActivationQuant {
     }
 
     /// Quantizes `src` into `dst` (same length; extra `dst` is left alone).
+    /// The same per-element arithmetic as [`quantize`](Self::quantize), run
+    /// 16 wide where AVX-512 is present (the baseline build is 4 wide).
     pub fn quantize_slice(&self, src: &[f32], dst: &mut [u8]) {
         let inv = 1.0 / self.scale;
         let zp = f32::from(self.zero_point);
-        for (d, &x) in dst.iter_mut().zip(src) {
-            *d = super::int8::saturate_u8(x * inv + zp, zp);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports the features the copy is compiled for.
+            unsafe { quantize_avx512(src, dst, inv, zp) };
+            return;
         }
+        quantize_into(src, dst, inv, zp);
     }
+}
+
+#[inline(always)]
+fn quantize_into(src: &[f32], dst: &mut [u8], inv: f32, zp: f32) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = super::int8::saturate_u8(x * inv + zp, zp);
+    }
+}
+
+/// # Safety
+/// The CPU supports avx512f and avx512bw.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_avx512(src: &[f32], dst: &mut [u8], inv: f32, zp: f32) {
+    quantize_into(src, dst, inv, zp);
 }
 
 /// Collects activation statistics over calibration batches.

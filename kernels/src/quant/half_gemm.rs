@@ -188,6 +188,24 @@ impl PackedPanelWeights {
         out: &mut [f32],
         ldo: usize,
     ) -> Result<(), QuantError> {
+        self.gemm_fused(path, a, lda, m, bias, false, out, ldo)
+    }
+
+    /// [`gemm`](Self::gemm) with the bias and, if `relu`, `max(y, 0)` applied
+    /// in the tile epilogue (the same `f32::max` the f32 ReLU op uses, so the
+    /// fused result equals the unfused one bit for bit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_fused(
+        &self,
+        path: HalfPath,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        out: &mut [f32],
+        ldo: usize,
+    ) -> Result<(), QuantError> {
         let (k, n) = (self.k, self.n);
         if !path.is_supported() {
             return Err(QuantError::UnsupportedPath(path.name()));
@@ -202,6 +220,7 @@ impl PackedPanelWeights {
                 )));
             }
         }
+        let act = |y: f32| if relu { y.max(0.0) } else { y };
         let panels = n.div_ceil(PANEL);
         for p in 0..panels {
             let col0 = p * PANEL;
@@ -218,10 +237,14 @@ impl PackedPanelWeights {
                             for ((y, &x), &bv) in
                                 o.iter_mut().zip(t.iter()).zip(&b[col0..col0 + cols])
                             {
-                                *y = x + bv;
+                                *y = act(x + bv);
                             }
                         }
-                        None => o.copy_from_slice(&t[..cols]),
+                        None => {
+                            for (y, &x) in o.iter_mut().zip(t.iter()) {
+                                *y = act(x);
+                            }
+                        }
                     }
                 }
                 i += rows;

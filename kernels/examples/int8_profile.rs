@@ -1,0 +1,127 @@
+//! Runs the int8 `mlp-1024` (single thread) in a loop, for `perf record`, and
+//! prints per-run figures: the fastest and median wall time, and the mean
+//! on-CPU time (`/proc/thread-self/schedstat`, so time spent descheduled on a
+//! loaded machine does not count). With `f32` as third argument the tiled f32
+//! model runs the same way afterwards, for a ratio measured in one process.
+//!
+//! `cargo run --release -p workbench-kernels --example int8_profile [batch] [seconds] [f32]`
+//! `cargo run --release -p workbench-kernels --example int8_profile gemm [n] [seconds]`
+//! (the int8 u8 x s8 -> i32 GEMM alone, n x n x n, on the detected path)
+//! `perf record -g target/release/examples/int8_profile 64 10 && perf report --no-children`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use workbench_kernels::backends::quantized::seeded_inputs;
+use workbench_kernels::models::mlp_1024;
+use workbench_kernels::{compile, BackendKind, CompileOptions, Graph, Precision};
+
+/// Nanoseconds this thread has spent on a CPU.
+fn on_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn run(graph: &Graph, kind: BackendKind, precision: Precision, batch: usize, seconds: f64) {
+    let x = seeded_inputs(graph.input_len(), batch, 3);
+    let opts = CompileOptions {
+        precision,
+        threads: 1,
+        simd: Some(workbench_kernels::simd::detect()),
+        tile: None,
+    };
+    let mut exe = match compile(graph, kind, &opts) {
+        Ok(e) => e,
+        Err(e) => panic!("compile {kind:?} {precision}: {e}"),
+    };
+    // One run outside the timing sizes the buffers.
+    black_box(exe.run(&x, batch).is_ok());
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let cpu0 = on_cpu_ns();
+    while start.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        black_box(exe.run(black_box(&x), batch).is_ok());
+        times.push(t.elapsed());
+    }
+    let on_cpu = Duration::from_nanos((on_cpu_ns() - cpu0) / times.len().max(1) as u64);
+    times.sort();
+    let median = times
+        .get(times.len() / 2)
+        .copied()
+        .unwrap_or(Duration::ZERO);
+    let fastest = times.first().copied().unwrap_or(Duration::ZERO);
+    println!(
+        "mlp-1024 {kind:?} {precision} batch {batch}: {} runs, fastest {fastest:?}, \
+         median {median:?}, mean on-CPU {on_cpu:?}",
+        times.len()
+    );
+}
+
+/// Fastest and median wall time and mean on-CPU time of `gemm_u8s8_i32` at n x n x n.
+fn gemm(n: usize, seconds: f64) {
+    use rand::{Rng, SeedableRng};
+    use workbench_kernels::quant::int8::k_padded;
+    use workbench_kernels::quant::{gemm_u8s8_i32, Int8Path, PackedWeightsS8};
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
+    let kp = k_padded(n);
+    let a: Vec<u8> = (0..n * kp).map(|_| rng.random()).collect();
+    let b: Vec<i8> = (0..n * n).map(|_| rng.random()).collect();
+    let mut c = vec![0i32; n * n];
+    let path = Int8Path::detect();
+    let packed = match PackedWeightsS8::pack(path, n, n, &b, n) {
+        Ok(p) => p,
+        Err(e) => panic!("pack: {e}"),
+    };
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let cpu0 = on_cpu_ns();
+    while start.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        black_box(gemm_u8s8_i32(black_box(&a), kp, n, 3, &packed, &mut c, n).is_ok());
+        times.push(t.elapsed());
+    }
+    let on_cpu = Duration::from_nanos((on_cpu_ns() - cpu0) / times.len().max(1) as u64);
+    times.sort();
+    let median = times
+        .get(times.len() / 2)
+        .copied()
+        .unwrap_or(Duration::ZERO);
+    let fastest = times.first().copied().unwrap_or(Duration::ZERO);
+    let gops = 2.0 * (n * n * n) as f64 / fastest.as_secs_f64() / 1e9;
+    println!(
+        "int8 gemm n={n} ({path}): {} runs, fastest {fastest:?} ({gops:.0} G ops/s), \
+         median {median:?}, mean on-CPU {on_cpu:?}",
+        times.len()
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|s| s == "gemm") {
+        args.next();
+        let n = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
+        let seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+        gemm(n, seconds);
+        return;
+    }
+    let batch: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let with_f32 = args.next().is_some_and(|s| s == "f32");
+    let graph = match mlp_1024(1) {
+        Ok(g) => g,
+        Err(e) => panic!("mlp-1024: {e}"),
+    };
+    run(
+        &graph,
+        BackendKind::Quantized,
+        Precision::Int8,
+        batch,
+        seconds,
+    );
+    if with_f32 {
+        run(&graph, BackendKind::Tiled, Precision::F32, batch, seconds);
+    }
+}
