@@ -11,7 +11,7 @@ use crate::act;
 use crate::error::KernelError;
 use crate::simd::SimdLevel;
 use crate::spec::Activation;
-use crate::tile::TileParams;
+use crate::tile::{LoopOrder, TileParams};
 
 /// A strided read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -599,6 +599,79 @@ mod x86 {
         acc
     }
 
+    /// `avx512_product` with K split across `U` independent accumulator sets
+    /// (row p goes to set p % U, summed at the end): a short tile's few
+    /// accumulator chains no longer wait on each FMA's latency.
+    ///
+    /// # Safety
+    /// As `avx512_product`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn avx512_product_split<const MR: usize, const NV: usize, const U: usize>(
+        kc: usize,
+        a: *const f32,
+        a_step: usize,
+        b: *const f32,
+    ) -> [[__m512; NV]; MR] {
+        let mut sets = [[[_mm512_setzero_ps(); NV]; MR]; U];
+        let (mut ap, mut bp) = (a, b);
+        let mut left = kc;
+        while left >= U {
+            for set in sets.iter_mut() {
+                // SAFETY: ap / bp point at one of the kc rows of the slivers.
+                unsafe { avx512_rank1::<MR, NV>(set, ap, bp) };
+                // SAFETY: advancing by one row within the kc rows (kc steps in all).
+                unsafe {
+                    ap = ap.add(a_step);
+                    bp = bp.add(16 * NV);
+                }
+            }
+            left -= U;
+        }
+        for _ in 0..left {
+            // SAFETY: as above: the remaining `left` rows.
+            unsafe {
+                avx512_rank1::<MR, NV>(&mut sets[0], ap, bp);
+                ap = ap.add(a_step);
+                bp = bp.add(16 * NV);
+            }
+        }
+        let mut acc = sets[0];
+        for set in &sets[1..] {
+            for (row, other) in acc.iter_mut().zip(set) {
+                for (x, &y) in row.iter_mut().zip(other) {
+                    *x = _mm512_add_ps(*x, y);
+                }
+            }
+        }
+        acc
+    }
+
+    /// `acc += a_row (MR floats) x b_row (16 * NV floats)`: one K step.
+    ///
+    /// # Safety
+    /// CPU must support AVX-512F; `ap` holds MR floats and `bp` 16 * NV.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn avx512_rank1<const MR: usize, const NV: usize>(
+        acc: &mut [[__m512; NV]; MR],
+        ap: *const f32,
+        bp: *const f32,
+    ) {
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            // SAFETY: bp points at a row of NV*16 packed floats.
+            *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: ap points at a row of MR floats.
+            let av = _mm512_set1_ps(unsafe { *ap.add(r) });
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_fmadd_ps(av, bv[v], *x);
+            }
+        }
+    }
+
     /// Column masks for `nr_eff` valid columns, and the per-column bias (0 without).
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -621,14 +694,15 @@ mod x86 {
         (masks, bias_col)
     }
 
-    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm
+    /// registers, K split across U accumulator sets (1 = no split).
     ///
     /// # Safety
     /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
     /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+    pub unsafe fn avx512<const MR: usize, const NV: usize, const U: usize>(
         kc: usize,
         a: *const f32,
         a_step: usize,
@@ -640,7 +714,13 @@ mod x86 {
         epi: super::TileEpilogue,
     ) {
         // SAFETY: the caller's guarantees are the product's.
-        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        let acc = unsafe {
+            if U > 1 {
+                avx512_product_split::<MR, NV, U>(kc, a, a_step, b)
+            } else {
+                avx512_product::<MR, NV>(kc, a, a_step, b)
+            }
+        };
         // Everything the epilogue needs is decided once, and the per-element work is
         // branch-free with no early exit, so the loops unroll completely and the
         // accumulators never leave registers (a branchy epilogue made the compiler
@@ -813,6 +893,36 @@ macro_rules! pick {
             _ => None,
         }
     };
+    ($mr:expr, $m:ident :: $f:ident, $c:expr, $u:expr; $($n:literal)*) => {
+        match $mr {
+            $($n => Some($m::$f::<$n, $c, $u> as MicroKernel),)*
+            _ => None,
+        }
+    };
+}
+
+/// The K-split micro-kernel for `simd`, an `mr x nr` tile and `k_split` sets,
+/// if compiled (AVX-512, `mr <= K_SPLIT_MAX_ROWS`, split 2 or 4).
+fn split_micro_kernel(
+    simd: SimdLevel,
+    mr: usize,
+    nr: usize,
+    k_split: usize,
+) -> Option<MicroKernel> {
+    if !simd.is_supported() || mr > crate::tile::K_SPLIT_MAX_ROWS {
+        return None;
+    }
+    match (simd, nr, k_split) {
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 2) => pick!(mr, x86::avx512, 2, 2; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 4) => pick!(mr, x86::avx512, 2, 4; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 2) => pick!(mr, x86::avx512, 1, 2; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 4) => pick!(mr, x86::avx512, 1, 4; 1 2 3),
+        _ => None,
+    }
 }
 
 /// The micro-kernel for `simd` and an `mr x nr` tile, if compiled.
@@ -822,9 +932,9 @@ fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
     }
     match (simd, nr) {
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 32) => pick!(mr, x86::avx512, 2; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        (SimdLevel::Avx512, 32) => pick!(mr, x86::avx512, 2, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 16) => pick!(mr, x86::avx512, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        (SimdLevel::Avx512, 16) => pick!(mr, x86::avx512, 1, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
         #[cfg(target_arch = "x86_64")]
         (SimdLevel::Avx2Fma, 16) => pick!(mr, x86::avx2, 2; 1 2 3 4 5 6),
         #[cfg(target_arch = "x86_64")]
@@ -872,12 +982,14 @@ fn row_sum_kernels_up_to(
 /// Largest `mr` any micro-kernel is compiled for.
 const MAX_MR: usize = 14;
 
-/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
+/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding);
+/// rows up to `K_SPLIT_MAX_ROWS` use the `k_split` kernels when `k_split > 1`.
 /// A fixed array, so a GEMM call allocates nothing.
 fn kernels_up_to(
     simd: SimdLevel,
     mr: usize,
     nr: usize,
+    k_split: usize,
 ) -> Result<([MicroKernel; MAX_MR], usize), KernelError> {
     let missing = |m: usize| {
         KernelError::Gemm(format!(
@@ -887,10 +999,20 @@ fn kernels_up_to(
     if mr == 0 || mr > MAX_MR {
         return Err(missing(mr));
     }
-    let first = micro_kernel(simd, 1, nr).ok_or_else(|| missing(1))?;
+    let kernel = |rows: usize| {
+        let split = if k_split > 1 {
+            split_micro_kernel(simd, rows, nr, k_split)
+        } else {
+            None
+        };
+        split
+            .or_else(|| micro_kernel(simd, rows, nr))
+            .ok_or_else(|| missing(rows))
+    };
+    let first = kernel(1)?;
     let mut table = [first; MAX_MR];
     for (m, slot) in table.iter_mut().enumerate().take(mr).skip(1) {
-        *slot = micro_kernel(simd, m + 1, nr).ok_or_else(|| missing(m + 1))?;
+        *slot = kernel(m + 1)?;
     }
     Ok((table, mr))
 }
@@ -1004,7 +1126,7 @@ pub fn sgemm_with(
             }
         }
     }
-    let (table, count) = kernels_up_to(simd, params.mr, params.nr)?;
+    let (table, count) = kernels_up_to(simd, params.mr, params.nr, params.k_split)?;
     let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
@@ -1222,62 +1344,83 @@ unsafe fn gemm_serial(
                 if !a_in_place {
                     pack_a(simd, a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
                 }
-                let mut jr = 0;
-                while jr < nc_eff {
-                    let nr_eff = nr.min(nc_eff - jr);
+                // One mr x nr register tile at (ir, jr) of the block.
+                let tile = |jr: usize, nr_eff: usize, ir: usize, mr_eff: usize| {
                     let b_sliver = b_panel[(jr / nr) * kc_eff * nr..].as_ptr();
-                    let mut ir = 0;
-                    while ir < mc_eff {
-                        let mr_eff = mr.min(mc_eff - ir);
-                        let (a_sliver, a_step) = if a_in_place {
-                            (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
-                        } else {
-                            // Packed slivers are compact: the last, partial one steps by its own rows.
-                            (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
-                        };
-                        let (row, col) = (ic + ir, jc + jr);
-                        // Bias and ReLU are applied in registers; other activations after the store.
-                        let tile_epi = if last_slice {
-                            TileEpilogue {
-                                bias_col: match epilogue.bias {
-                                    Bias::PerColumn(b) => b[col..].as_ptr(),
-                                    _ => std::ptr::null(),
-                                },
-                                bias_row: match epilogue.bias {
-                                    Bias::PerRow(b) => b[row..].as_ptr(),
-                                    _ => std::ptr::null(),
-                                },
-                                relu: epilogue.activation == Some(Activation::Relu),
-                            }
-                        } else {
-                            TileEpilogue::NONE
-                        };
-                        // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
-                        // and the bias lengths; the B sliver holds kc_eff * nr floats and the A
-                        // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
-                        // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
-                        unsafe {
-                            let cp = c.0.add(row * ldc + col);
-                            kernels[mr_eff - 1](
-                                kc_eff,
-                                a_sliver,
-                                a_step,
-                                b_sliver,
-                                cp,
-                                ldc,
-                                nr_eff,
-                                pc > 0,
-                                tile_epi,
-                            );
-                            if last_slice && post_activation.activation.is_some() {
-                                let len = (mr_eff - 1) * ldc + nr_eff;
-                                let tile = std::slice::from_raw_parts_mut(cp, len);
-                                post_activation.apply(tile, ldc, row, col, mr_eff, nr_eff);
-                            }
+                    let (a_sliver, a_step) = if a_in_place {
+                        (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
+                    } else {
+                        // Packed slivers are compact: the last, partial one steps by its own rows.
+                        (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
+                    };
+                    let (row, col) = (ic + ir, jc + jr);
+                    // Bias and ReLU are applied in registers; other activations after the store.
+                    let tile_epi = if last_slice {
+                        TileEpilogue {
+                            bias_col: match epilogue.bias {
+                                Bias::PerColumn(b) => b[col..].as_ptr(),
+                                _ => std::ptr::null(),
+                            },
+                            bias_row: match epilogue.bias {
+                                Bias::PerRow(b) => b[row..].as_ptr(),
+                                _ => std::ptr::null(),
+                            },
+                            relu: epilogue.activation == Some(Activation::Relu),
                         }
-                        ir += mr_eff;
+                    } else {
+                        TileEpilogue::NONE
+                    };
+                    // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
+                    // and the bias lengths; the B sliver holds kc_eff * nr floats and the A
+                    // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
+                    // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
+                    unsafe {
+                        let cp = c.0.add(row * ldc + col);
+                        kernels[mr_eff - 1](
+                            kc_eff,
+                            a_sliver,
+                            a_step,
+                            b_sliver,
+                            cp,
+                            ldc,
+                            nr_eff,
+                            pc > 0,
+                            tile_epi,
+                        );
+                        if last_slice && post_activation.activation.is_some() {
+                            let len = (mr_eff - 1) * ldc + nr_eff;
+                            let tile = std::slice::from_raw_parts_mut(cp, len);
+                            post_activation.apply(tile, ldc, row, col, mr_eff, nr_eff);
+                        }
                     }
-                    jr += nr_eff;
+                };
+                match params.loop_order {
+                    LoopOrder::ColumnsOuter => {
+                        let mut jr = 0;
+                        while jr < nc_eff {
+                            let nr_eff = nr.min(nc_eff - jr);
+                            let mut ir = 0;
+                            while ir < mc_eff {
+                                let mr_eff = mr.min(mc_eff - ir);
+                                tile(jr, nr_eff, ir, mr_eff);
+                                ir += mr_eff;
+                            }
+                            jr += nr_eff;
+                        }
+                    }
+                    LoopOrder::RowsOuter => {
+                        let mut ir = 0;
+                        while ir < mc_eff {
+                            let mr_eff = mr.min(mc_eff - ir);
+                            let mut jr = 0;
+                            while jr < nc_eff {
+                                let nr_eff = nr.min(nc_eff - jr);
+                                tile(jr, nr_eff, ir, mr_eff);
+                                jr += nr_eff;
+                            }
+                            ir += mr_eff;
+                        }
+                    }
                 }
                 ic += mc_eff;
             }

@@ -20,6 +20,53 @@ pub struct TileParams {
     pub nr: usize,
     /// Threads for one GEMM (1 = serial; small GEMMs always run serially).
     pub threads: usize,
+    /// Order of the two innermost block loops (which sliver stays in L1).
+    pub loop_order: LoopOrder,
+    /// Independent accumulator sets the micro-kernel splits K across, for
+    /// register tiles of at most [`K_SPLIT_MAX_ROWS`] rows (1 = no split). A
+    /// 1x32 tile has two accumulators: each K step waits for the previous
+    /// FMA's latency; two or four sets keep both FMA units busy.
+    pub k_split: usize,
+}
+
+/// Order of the `jr` (B sliver) and `ir` (A sliver) loops inside one `mc x nc` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LoopOrder {
+    /// For each `kc x nr` B sliver, every A sliver of the block: the B sliver is
+    /// reused across row tiles, the packed A block streams from L2.
+    #[default]
+    ColumnsOuter,
+    /// For each `mr x kc` A sliver, every B sliver of the panel: the A sliver is
+    /// reused across column tiles and C is written along its rows.
+    RowsOuter,
+}
+
+impl LoopOrder {
+    pub const ALL: [LoopOrder; 2] = [LoopOrder::ColumnsOuter, LoopOrder::RowsOuter];
+
+    /// Stable number used in tuning logs.
+    pub fn index(self) -> usize {
+        match self {
+            LoopOrder::ColumnsOuter => 0,
+            LoopOrder::RowsOuter => 1,
+        }
+    }
+
+    pub fn from_index(i: usize) -> Option<LoopOrder> {
+        LoopOrder::ALL.get(i).copied()
+    }
+}
+
+/// Tallest register tile the K-split micro-kernels exist for (taller tiles have
+/// enough accumulators to hide the FMA latency).
+pub const K_SPLIT_MAX_ROWS: usize = 3;
+
+/// K-split factors the micro-kernels of a SIMD level are compiled for.
+pub fn supported_k_splits(simd: SimdLevel) -> &'static [usize] {
+    match simd {
+        SimdLevel::Avx512 => &[1, 2, 4],
+        SimdLevel::Avx2Fma | SimdLevel::Portable => &[1],
+    }
 }
 
 /// Data cache sizes in bytes.
@@ -128,6 +175,8 @@ impl TileParams {
             mr,
             nr,
             threads: 1,
+            loop_order: LoopOrder::ColumnsOuter,
+            k_split: 1,
         }
     }
 
@@ -154,6 +203,13 @@ impl TileParams {
                     .collect::<std::collections::BTreeSet<_>>()
             )));
         }
+        if !supported_k_splits(simd).contains(&self.k_split) {
+            return Err(KernelError::Gemm(format!(
+                "k_split {} not available for {simd} (accepted: {:?})",
+                self.k_split,
+                supported_k_splits(simd)
+            )));
+        }
         Ok(())
     }
 
@@ -178,10 +234,16 @@ impl TileParams {
         }
     }
 
-    /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
+    /// This tile with the register tile replaced by `simd`'s default when it is
+    /// not supported there (and the K split dropped when `simd` has none).
     pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
+        let k_split = if supported_k_splits(simd).contains(&self.k_split) {
+            self.k_split
+        } else {
+            1
+        };
         if micro_tile_supported(simd, self.mr, self.nr) {
-            return *self;
+            return TileParams { k_split, ..*self };
         }
         let (mr, nr) = default_micro_tile(simd);
         TileParams {
@@ -189,6 +251,7 @@ impl TileParams {
             nc: (self.nc / nr).max(1) * nr,
             mr,
             nr,
+            k_split,
             ..*self
         }
     }
@@ -240,6 +303,8 @@ mod tests {
             mr: 3,
             nr: 16,
             threads: 1,
+            loop_order: LoopOrder::ColumnsOuter,
+            k_split: 1,
         };
         assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
     }
