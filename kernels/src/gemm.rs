@@ -501,15 +501,27 @@ impl TileEpilogue {
 
 /// Micro-kernel: `C[0..MR, 0..nr_eff] = epi(C (if accumulate) + A_sliver (kc x MR) . B_sliver (kc x NR))`.
 /// Row p of the A sliver (MR floats) starts `p * a_step` floats after `a`: `a_step` is MR
-/// for a packed sliver, or the leading dimension of a k-major A read in place.
-type MicroKernel =
-    unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
+/// for a packed sliver, or the leading dimension of a k-major A read in place. Row p of
+/// the B sliver (NR floats) starts `p * b_step` after `b`: NR when packed, the leading
+/// dimension of a row-major B read in place.
+type MicroKernel = unsafe fn(
+    usize,
+    *const f32,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    usize,
+    bool,
+    TileEpilogue,
+);
 
 mod portable {
     /// Plain loops over fixed-size arrays; the compiler vectorises them for the baseline ISA.
     ///
     /// # Safety
-    /// `a` must hold MR floats at each `p * a_step` (p < kc), `b` `kc * NR`, and `c` must be writable at
+    /// `a` must hold MR floats at each `p * a_step` (p < kc), `b` NR at each `p * b_step`, and `c` must be writable at
     /// `r * ldc + j` for `r < MR`, `j < nr_eff <= NR`.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel<const MR: usize, const NR: usize>(
@@ -517,16 +529,17 @@ mod portable {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         ldc: usize,
         nr_eff: usize,
         accumulate: bool,
         epi: super::TileEpilogue,
     ) {
-        // SAFETY: the caller guarantees the B sliver holds kc*NR floats.
-        let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
         let mut acc = [[0.0f32; NR]; MR];
-        for (p, bp) in b.chunks_exact(NR).enumerate() {
+        for p in 0..kc {
+            // SAFETY: row p of the B sliver holds NR floats at p * b_step.
+            let bp = unsafe { std::slice::from_raw_parts(b.add(p * b_step), NR) };
             // SAFETY: row p of the A sliver holds MR floats at p * a_step.
             let ap = unsafe { std::slice::from_raw_parts(a.add(p * a_step), MR) };
             for r in 0..MR {
@@ -566,7 +579,8 @@ mod x86 {
     /// The `MR x 16 NV` product of an A and a B sliver, in registers.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`.
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b`
+    /// 16 * NV floats at each `p * b_step`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn avx512_product<const MR: usize, const NV: usize>(
@@ -574,13 +588,14 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
     ) -> [[__m512; NV]; MR] {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: bp points at a row of NV*16 packed floats.
+                // SAFETY: bp points at a row of NV*16 floats (packed, or B read in place).
                 *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
             }
             for (r, row) in acc.iter_mut().enumerate() {
@@ -590,10 +605,10 @@ mod x86 {
                     *x = _mm512_fmadd_ps(av, bv[v], *x);
                 }
             }
-            // SAFETY: advancing within the packed slivers (kc rows each).
+            // SAFETY: advancing by one row within the slivers (kc rows each).
             unsafe {
                 ap = ap.add(a_step);
-                bp = bp.add(16 * NV);
+                bp = bp.add(b_step);
             }
         }
         acc
@@ -612,6 +627,7 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
     ) -> [[__m512; NV]; MR] {
         let mut sets = [[[_mm512_setzero_ps(); NV]; MR]; U];
         let (mut ap, mut bp) = (a, b);
@@ -623,7 +639,7 @@ mod x86 {
                 // SAFETY: advancing by one row within the kc rows (kc steps in all).
                 unsafe {
                     ap = ap.add(a_step);
-                    bp = bp.add(16 * NV);
+                    bp = bp.add(b_step);
                 }
             }
             left -= U;
@@ -633,7 +649,7 @@ mod x86 {
             unsafe {
                 avx512_rank1::<MR, NV>(&mut sets[0], ap, bp);
                 ap = ap.add(a_step);
-                bp = bp.add(16 * NV);
+                bp = bp.add(b_step);
             }
         }
         let mut acc = sets[0];
@@ -660,7 +676,7 @@ mod x86 {
     ) {
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: bp points at a row of NV*16 packed floats.
+            // SAFETY: bp points at a row of NV*16 floats (packed, or B read in place).
             *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
         }
         for (r, row) in acc.iter_mut().enumerate() {
@@ -698,7 +714,7 @@ mod x86 {
     /// registers, K split across U accumulator sets (1 = no split).
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
+    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` 16 * NV at each `p * b_step`,
     /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
@@ -707,6 +723,7 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         ldc: usize,
         nr_eff: usize,
@@ -716,9 +733,9 @@ mod x86 {
         // SAFETY: the caller's guarantees are the product's.
         let acc = unsafe {
             if U > 1 {
-                avx512_product_split::<MR, NV, U>(kc, a, a_step, b)
+                avx512_product_split::<MR, NV, U>(kc, a, a_step, b, b_step)
             } else {
-                avx512_product::<MR, NV>(kc, a, a_step, b)
+                avx512_product::<MR, NV>(kc, a, a_step, b, b_step)
             }
         };
         // Everything the epilogue needs is decided once, and the per-element work is
@@ -768,6 +785,7 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         _ldc: usize,
         nr_eff: usize,
@@ -775,7 +793,7 @@ mod x86 {
         epi: super::TileEpilogue,
     ) {
         // SAFETY: the caller's guarantees are the product's.
-        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b, b_step) };
         let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
         let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
@@ -808,6 +826,7 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         ldc: usize,
         nr_eff: usize,
@@ -819,7 +838,7 @@ mod x86 {
         for _ in 0..kc {
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: bp points at a row of NV*8 packed floats.
+                // SAFETY: bp points at a row of NV*8 floats (packed, or B read in place).
                 *x = unsafe { _mm256_loadu_ps(bp.add(8 * v)) };
             }
             for (r, row) in acc.iter_mut().enumerate() {
@@ -829,10 +848,10 @@ mod x86 {
                     *x = _mm256_fmadd_ps(av, bv[v], *x);
                 }
             }
-            // SAFETY: advancing within the packed slivers (kc rows each).
+            // SAFETY: advancing by one row within the slivers (kc rows each).
             unsafe {
                 ap = ap.add(a_step);
-                bp = bp.add(8 * NV);
+                bp = bp.add(b_step);
             }
         }
         for (r, row) in acc.iter().enumerate() {
@@ -1298,6 +1317,8 @@ unsafe fn gemm_serial(
         mc, nc, kc, mr, nr, ..
     } = *params;
     let nc = nc.div_ceil(nr) * nr;
+    // A row-major B (unit column stride) can be read in place, sliver rows `rs` apart.
+    let b_in_place = params.b_in_place && matches!(b, BOperand::Mat(bm) if bm.cs == 1);
     // A stored k-major (rows adjacent in memory, e.g. the transpose of a row-major
     // matrix) already has the packed sliver layout with a longer step: read it in place.
     let a_in_place = a.rs == 1;
@@ -1322,7 +1343,17 @@ unsafe fn gemm_serial(
         while pc < k {
             let kc_eff = kc.min(k - pc);
             let last_slice = pc + kc_eff == k;
+            // Whole slivers of B read in place (no packing): only a partial last
+            // sliver is packed, at the start of the buffer.
+            let full_slivers = if b_in_place { nc_eff / nr } else { 0 };
             let b_panel: &[f32] = match b {
+                BOperand::Mat(bm) if b_in_place => {
+                    let done = full_slivers * nr;
+                    if done < nc_eff {
+                        pack_b(bm, pc, kc_eff, jc + done, nc_eff - done, nr, &mut buf.b);
+                    }
+                    &buf.b
+                }
                 BOperand::Mat(bm) => {
                     pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
                     &buf.b
@@ -1346,7 +1377,14 @@ unsafe fn gemm_serial(
                 }
                 // One mr x nr register tile at (ir, jr) of the block.
                 let tile = |jr: usize, nr_eff: usize, ir: usize, mr_eff: usize| {
-                    let b_sliver = b_panel[(jr / nr) * kc_eff * nr..].as_ptr();
+                    let sliver = jr / nr;
+                    let (b_sliver, b_step) = match b {
+                        BOperand::Mat(bm) if sliver < full_slivers => {
+                            (bm.data[pc * bm.rs + jc + jr..].as_ptr(), bm.rs)
+                        }
+                        BOperand::Mat(_) if b_in_place => (b_panel.as_ptr(), nr),
+                        _ => (b_panel[sliver * kc_eff * nr..].as_ptr(), nr),
+                    };
                     let (a_sliver, a_step) = if a_in_place {
                         (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
                     } else {
@@ -1371,7 +1409,9 @@ unsafe fn gemm_serial(
                         TileEpilogue::NONE
                     };
                     // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
-                    // and the bias lengths; the B sliver holds kc_eff * nr floats and the A
+                    // and the bias lengths; the B sliver holds nr floats at each p * b_step
+                    // (packed, or B itself, validated for k x n: a whole sliver's row pc + p
+                    // is columns col..col + nr <= n at (pc + p) * rs + col), and the A
                     // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
                     // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
                     unsafe {
@@ -1381,6 +1421,7 @@ unsafe fn gemm_serial(
                             a_sliver,
                             a_step,
                             b_sliver,
+                            b_step,
                             cp,
                             ldc,
                             nr_eff,

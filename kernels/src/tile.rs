@@ -27,6 +27,11 @@ pub struct TileParams {
     /// 1x32 tile has two accumulators: each K step waits for the previous
     /// FMA's latency; two or four sets keep both FMA units busy.
     pub k_split: usize,
+    /// Read a row-major B operand in place instead of packing it (whole
+    /// `nr`-column slivers; a partial last sliver is still packed): saves the
+    /// packing pass where K is shallow and N long (convolutions as GEMMs).
+    /// Pre-packed, gathered and transposed B are always packed.
+    pub b_in_place: bool,
 }
 
 /// Order of the `jr` (B sliver) and `ir` (A sliver) loops inside one `mc x nc` block.
@@ -177,6 +182,7 @@ impl TileParams {
             threads: 1,
             loop_order: LoopOrder::ColumnsOuter,
             k_split: 1,
+            b_in_place: false,
         }
     }
 
@@ -305,6 +311,7 @@ mod tests {
             threads: 1,
             loop_order: LoopOrder::ColumnsOuter,
             k_split: 1,
+            b_in_place: false,
         };
         assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
     }

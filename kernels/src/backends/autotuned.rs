@@ -193,7 +193,8 @@ pub fn shape_default(shape: &GemmShape, simd: SimdLevel, default: &TileParams) -
 
 /// The tile search space for a SIMD level, always containing `default`:
 /// blocking (mc, nc, kc; kc 1024 is one K slice for every benchmark K),
-/// register tile (mr, nr), loop order, K-split accumulators and threads.
+/// register tile (mr, nr), loop order, K-split accumulators, B read in place
+/// or packed, and threads.
 pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> SearchSpace {
     let with = |mut v: Vec<i64>, d: usize| {
         v.push(d as i64);
@@ -233,11 +234,12 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
             Dimension::new("threads", &thr),
             Dimension::new("order", &orders),
             Dimension::new("ksplit", &splits),
+            Dimension::new("bdirect", &[0, 1]),
         ],
     )
 }
 
-/// The tile of a configuration. `order` and `ksplit` default to the plain
+/// The tile of a configuration. `order`, `ksplit` and `bdirect` default to the plain
 /// schedule when absent (parameters logged before they existed).
 fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
     let g = |k: &str| p.get(k).and_then(|v| usize::try_from(*v).ok());
@@ -250,6 +252,7 @@ fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
         threads: g("threads")?,
         loop_order: LoopOrder::from_index(g("order").unwrap_or(0))?,
         k_split: g("ksplit").unwrap_or(1),
+        b_in_place: g("bdirect").unwrap_or(0) == 1,
     };
     t.validate(simd).ok().map(|_| t)
 }
@@ -264,6 +267,7 @@ fn params_of(t: &TileParams) -> Params {
         ("threads", t.threads),
         ("order", t.loop_order.index()),
         ("ksplit", t.k_split),
+        ("bdirect", usize::from(t.b_in_place)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v as i64))
@@ -271,7 +275,7 @@ fn params_of(t: &TileParams) -> Params {
 }
 
 /// The incumbent first, then it with one schedule choice changed (loop order,
-/// each K split, one K slice): the search measures what each knob does to
+/// each K split, B in place, one K slice): the search measures what each knob does to
 /// this shape before the cost model proposes anything.
 fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec<TileParams> {
     let mut out = vec![*incumbent];
@@ -291,6 +295,13 @@ fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec
                 ..*incumbent
             });
         }
+    }
+    // Reading B in place only applies to a B that is not pre-packed.
+    if !shape.packed_b {
+        out.push(TileParams {
+            b_in_place: !incumbent.b_in_place,
+            ..*incumbent
+        });
     }
     if shape.k > incumbent.kc && shape.k <= 1024 {
         out.push(TileParams {
@@ -564,7 +575,7 @@ impl Executable for AutotunedExecutable {
         for sh in &self.summary.shapes {
             let t = &sh.tile;
             s.push_str(&format!(
-                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {} {:?} k_split {}{}, {:.0} ns, {} trials{}\n",
+                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {} {:?} k_split {} b_in_place {}{}, {:.0} ns, {} trials{}\n",
                 sh.shape.m,
                 sh.shape.n,
                 sh.shape.k,
@@ -576,6 +587,7 @@ impl Executable for AutotunedExecutable {
                 t.threads,
                 t.loop_order,
                 t.k_split,
+                t.b_in_place,
                 if *t == sh.incumbent {
                     " (default)"
                 } else {

@@ -55,9 +55,11 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
             threads: 1,
             loop_order: LoopOrder::ColumnsOuter,
             k_split: 1,
+            b_in_place: false,
         };
         // The other schedule knobs: rows-outer loop order, the largest K split
-        // (its kernels run on the short row tiles of batch 1 and the edges).
+        // (its kernels run on the short row tiles of batch 1 and the edges),
+        // B read in place (attention context, pointwise convolutions).
         let other_schedule = TileParams {
             loop_order: LoopOrder::RowsOuter,
             k_split: workbench_kernels::tile::supported_k_splits(simd)
@@ -65,6 +67,7 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
                 .copied()
                 .max()
                 .unwrap_or(1),
+            b_in_place: true,
             ..small
         };
         v.push((
@@ -85,7 +88,7 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
             },
         ));
         v.push((
-            format!("tiled/{simd}/small-blocks-rows-outer-k-split"),
+            format!("tiled/{simd}/small-blocks-other-schedule"),
             BackendKind::Tiled,
             CompileOptions {
                 simd: Some(simd),
