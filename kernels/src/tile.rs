@@ -317,6 +317,36 @@ mod tests {
     }
 
     #[test]
+    fn k_split_is_checked_and_adapted_per_simd_level() {
+        for simd in SimdLevel::ALL {
+            let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
+            assert_eq!(
+                (t.k_split, t.loop_order, t.b_in_place),
+                (1, LoopOrder::ColumnsOuter, false)
+            );
+            for k_split in [0, 1, 2, 3, 4, 8] {
+                let tile = TileParams { k_split, ..t };
+                let ok = supported_k_splits(simd).contains(&k_split);
+                assert_eq!(tile.validate(simd).is_ok(), ok, "{simd} k_split {k_split}");
+            }
+        }
+        let split = TileParams {
+            k_split: 4,
+            ..TileParams::for_caches(CacheSizes::FALLBACK, SimdLevel::Avx512)
+        };
+        assert_eq!(split.adapted_to(SimdLevel::Avx512).k_split, 4);
+        assert_eq!(split.adapted_to(SimdLevel::Portable).k_split, 1);
+        assert!(split
+            .adapted_to(SimdLevel::Avx2Fma)
+            .validate(SimdLevel::Avx2Fma)
+            .is_ok());
+        for o in LoopOrder::ALL {
+            assert_eq!(LoopOrder::from_index(o.index()), Some(o));
+        }
+        assert_eq!(LoopOrder::from_index(2), None);
+    }
+
+    #[test]
     fn blocking_follows_caches() {
         let zen4 = CacheSizes {
             l1d: 32 << 10,

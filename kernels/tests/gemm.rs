@@ -227,8 +227,10 @@ fn check_epilogues_and_packed(simd: SimdLevel, tile: TileParams, m: usize, n: us
                     bias,
                     activation: act,
                 };
-                sgemm_with(&mut ws, &tile, simd, m, n, k, a_op, b_op, &mut got, n, epilogue)
-                    .unwrap();
+                sgemm_with(
+                    &mut ws, &tile, simd, m, n, k, a_op, b_op, &mut got, n, epilogue,
+                )
+                .unwrap();
                 let e = rel_err(&got, &want);
                 assert!(e <= 1e-5, "{simd} {tile:?} {m}x{n}x{k} {bias:?}: {e}");
             }

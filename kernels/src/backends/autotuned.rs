@@ -210,7 +210,18 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
         .collect();
     mrs.dedup();
     mrs = with(mrs, default.mr);
-    let nrs: Vec<i64> = with(tiles.iter().map(|t| t.1 as i64).collect(), default.nr);
+    let mut nrs: Vec<i64> = with(tiles.iter().map(|t| t.1 as i64).collect(), default.nr);
+    let mut mcs = with(vec![48, 96, 144, 192, 288, 384], default.mc);
+    let mut ncs = with(vec![256, 512, 1024, 2048, 4096], default.nc);
+    // The narrowed tiles of narrow dense layers (each shape's incumbent), so
+    // the space is the same for every shape.
+    for &(_, nr) in &tiles {
+        let t = default.narrowed_for_columns(simd, nr);
+        mrs = with(mrs, t.mr);
+        nrs = with(nrs, t.nr);
+        mcs = with(mcs, t.mc);
+        ncs = with(ncs, t.nc);
+    }
     let mut thr = vec![1i64];
     if threads > 1 {
         thr.push(threads as i64);
@@ -223,8 +234,8 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
     SearchSpace::new(
         &format!("tile-{}-v2", simd.name()),
         vec![
-            Dimension::new("mc", &with(vec![48, 96, 144, 192, 288, 384], default.mc)),
-            Dimension::new("nc", &with(vec![256, 512, 1024, 2048, 4096], default.nc)),
+            Dimension::new("mc", &mcs),
+            Dimension::new("nc", &ncs),
             Dimension::new(
                 "kc",
                 &with(vec![128, 192, 256, 384, 512, 768, 1024], default.kc),
@@ -309,8 +320,13 @@ fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec
             ..*incumbent
         });
     }
-    out.dedup();
-    out
+    let mut unique: Vec<TileParams> = Vec::new();
+    for t in out {
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    unique
 }
 
 /// Times one GEMM shape with one tile: minimum of `reps` runs after a warm-up, in ns.
@@ -393,7 +409,7 @@ impl AutotunedBackend {
         progress: &mut dyn FnMut(TuneProgress),
     ) -> Result<ShapeTuning, KernelError> {
         let incumbent = shape_default(&shape, simd, default_tile);
-        let space = tile_space(simd, &incumbent, threads.max(1));
+        let space = tile_space(simd, default_tile, threads.max(1));
         let topts = self.tune_options(&seed_tiles(simd, &incumbent, &shape));
         let mut measure = |p: &Params| -> Result<f64, TuneError> {
             let tile = tile_of(p, simd)
