@@ -576,20 +576,33 @@ mod portable {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Strides of the A sliver: element (r, p) is at `r * rows + p * depth`.
+    /// `AR` (A read by rows) means a row-major A read in place (`a_step` apart
+    /// rows, unit K step); otherwise rows are adjacent and K steps `a_step` apart.
+    #[inline(always)]
+    const fn a_strides<const AR: bool>(a_step: usize) -> (usize, usize) {
+        if AR {
+            (a_step, 1)
+        } else {
+            (1, a_step)
+        }
+    }
+
     /// The `MR x 16 NV` product of an A and a B sliver, in registers.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b`
-    /// 16 * NV floats at each `p * b_step`.
+    /// CPU must support AVX-512F; `a` holds element (r, p) of the A sliver for r < MR, p < kc
+    /// at `a_strides::<AR>(a_step)`, `b` 16 * NV floats at each `p * b_step`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn avx512_product<const MR: usize, const NV: usize>(
+    unsafe fn avx512_product<const MR: usize, const NV: usize, const AR: bool>(
         kc: usize,
         a: *const f32,
         a_step: usize,
         b: *const f32,
         b_step: usize,
     ) -> [[__m512; NV]; MR] {
+        let (a_row, a_depth) = a_strides::<AR>(a_step);
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
@@ -599,15 +612,15 @@ mod x86 {
                 *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                // SAFETY: ap points at a row of MR packed floats.
-                let av = _mm512_set1_ps(unsafe { *ap.add(r) });
+                // SAFETY: ap points at column p of the A sliver; row r is r * a_row further.
+                let av = _mm512_set1_ps(unsafe { *ap.add(r * a_row) });
                 for (v, x) in row.iter_mut().enumerate() {
                     *x = _mm512_fmadd_ps(av, bv[v], *x);
                 }
             }
-            // SAFETY: advancing by one row within the slivers (kc rows each).
+            // SAFETY: advancing by one K step within the slivers (kc steps each).
             unsafe {
-                ap = ap.add(a_step);
+                ap = ap.add(a_depth);
                 bp = bp.add(b_step);
             }
         }
@@ -622,23 +635,29 @@ mod x86 {
     /// As `avx512_product`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn avx512_product_split<const MR: usize, const NV: usize, const U: usize>(
+    unsafe fn avx512_product_split<
+        const MR: usize,
+        const NV: usize,
+        const U: usize,
+        const AR: bool,
+    >(
         kc: usize,
         a: *const f32,
         a_step: usize,
         b: *const f32,
         b_step: usize,
     ) -> [[__m512; NV]; MR] {
+        let (a_row, a_depth) = a_strides::<AR>(a_step);
         let mut sets = [[[_mm512_setzero_ps(); NV]; MR]; U];
         let (mut ap, mut bp) = (a, b);
         let mut left = kc;
         while left >= U {
             for set in sets.iter_mut() {
                 // SAFETY: ap / bp point at one of the kc rows of the slivers.
-                unsafe { avx512_rank1::<MR, NV>(set, ap, bp) };
-                // SAFETY: advancing by one row within the kc rows (kc steps in all).
+                unsafe { avx512_rank1::<MR, NV>(set, ap, a_row, bp) };
+                // SAFETY: advancing by one K step within the slivers (kc steps in all).
                 unsafe {
-                    ap = ap.add(a_step);
+                    ap = ap.add(a_depth);
                     bp = bp.add(b_step);
                 }
             }
@@ -647,8 +666,8 @@ mod x86 {
         for _ in 0..left {
             // SAFETY: as above: the remaining `left` rows.
             unsafe {
-                avx512_rank1::<MR, NV>(&mut sets[0], ap, bp);
-                ap = ap.add(a_step);
+                avx512_rank1::<MR, NV>(&mut sets[0], ap, a_row, bp);
+                ap = ap.add(a_depth);
                 bp = bp.add(b_step);
             }
         }
@@ -666,12 +685,13 @@ mod x86 {
     /// `acc += a_row (MR floats) x b_row (16 * NV floats)`: one K step.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `ap` holds MR floats and `bp` 16 * NV.
+    /// CPU must support AVX-512F; `ap` holds MR floats `a_row` apart and `bp` 16 * NV.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn avx512_rank1<const MR: usize, const NV: usize>(
         acc: &mut [[__m512; NV]; MR],
         ap: *const f32,
+        a_row: usize,
         bp: *const f32,
     ) {
         let mut bv = [_mm512_setzero_ps(); NV];
@@ -680,8 +700,8 @@ mod x86 {
             *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
         }
         for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: ap points at a row of MR floats.
-            let av = _mm512_set1_ps(unsafe { *ap.add(r) });
+            // SAFETY: ap points at MR floats a_row apart.
+            let av = _mm512_set1_ps(unsafe { *ap.add(r * a_row) });
             for (v, x) in row.iter_mut().enumerate() {
                 *x = _mm512_fmadd_ps(av, bv[v], *x);
             }
@@ -711,14 +731,15 @@ mod x86 {
     }
 
     /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm
-    /// registers, K split across U accumulator sets (1 = no split).
+    /// registers, K split across U accumulator sets (1 = no split), A read by
+    /// rows when AR (see `a_strides`).
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` 16 * NV at each `p * b_step`,
+    /// CPU must support AVX-512F; `a` holds the A sliver at `a_strides::<AR>(a_step)`, `b` 16 * NV at each `p * b_step`,
     /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512<const MR: usize, const NV: usize, const U: usize>(
+    pub unsafe fn avx512<const MR: usize, const NV: usize, const U: usize, const AR: bool>(
         kc: usize,
         a: *const f32,
         a_step: usize,
@@ -733,9 +754,9 @@ mod x86 {
         // SAFETY: the caller's guarantees are the product's.
         let acc = unsafe {
             if U > 1 {
-                avx512_product_split::<MR, NV, U>(kc, a, a_step, b, b_step)
+                avx512_product_split::<MR, NV, U, AR>(kc, a, a_step, b, b_step)
             } else {
-                avx512_product::<MR, NV>(kc, a, a_step, b, b_step)
+                avx512_product::<MR, NV, AR>(kc, a, a_step, b, b_step)
             }
         };
         // Everything the epilogue needs is decided once, and the per-element work is
@@ -793,7 +814,7 @@ mod x86 {
         epi: super::TileEpilogue,
     ) {
         // SAFETY: the caller's guarantees are the product's.
-        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b, b_step) };
+        let acc = unsafe { avx512_product::<MR, NV, false>(kc, a, a_step, b, b_step) };
         let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
         let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
@@ -912,54 +933,77 @@ macro_rules! pick {
             _ => None,
         }
     };
-    ($mr:expr, $m:ident :: $f:ident, $c:expr, $u:expr; $($n:literal)*) => {
+    ($mr:expr, $m:ident :: $f:ident, $c:expr, $u:expr, $ar:expr; $($n:literal)*) => {
         match $mr {
-            $($n => Some($m::$f::<$n, $c, $u> as MicroKernel),)*
+            $($n => Some($m::$f::<$n, $c, $u, $ar> as MicroKernel),)*
             _ => None,
         }
     };
 }
 
 /// The K-split micro-kernel for `simd`, an `mr x nr` tile and `k_split` sets,
-/// if compiled (AVX-512, `mr <= K_SPLIT_MAX_ROWS`, split 2 or 4).
+/// if compiled (AVX-512, `mr <= K_SPLIT_MAX_ROWS`, split 2 or 4); `a_rows`:
+/// reading a row-major A in place.
 fn split_micro_kernel(
     simd: SimdLevel,
     mr: usize,
     nr: usize,
     k_split: usize,
+    a_rows: bool,
 ) -> Option<MicroKernel> {
     if !simd.is_supported() || mr > crate::tile::K_SPLIT_MAX_ROWS {
         return None;
     }
-    match (simd, nr, k_split) {
+    match (simd, nr, k_split, a_rows) {
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 32, 2) => pick!(mr, x86::avx512, 2, 2; 1 2 3),
+        (SimdLevel::Avx512, 32, 2, false) => pick!(mr, x86::avx512, 2, 2, false; 1 2 3),
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 32, 4) => pick!(mr, x86::avx512, 2, 4; 1 2 3),
+        (SimdLevel::Avx512, 32, 4, false) => pick!(mr, x86::avx512, 2, 4, false; 1 2 3),
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 16, 2) => pick!(mr, x86::avx512, 1, 2; 1 2 3),
+        (SimdLevel::Avx512, 16, 2, false) => pick!(mr, x86::avx512, 1, 2, false; 1 2 3),
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 16, 4) => pick!(mr, x86::avx512, 1, 4; 1 2 3),
+        (SimdLevel::Avx512, 16, 4, false) => pick!(mr, x86::avx512, 1, 4, false; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 2, true) => pick!(mr, x86::avx512, 2, 2, true; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 4, true) => pick!(mr, x86::avx512, 2, 4, true; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 2, true) => pick!(mr, x86::avx512, 1, 2, true; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 4, true) => pick!(mr, x86::avx512, 1, 4, true; 1 2 3),
         _ => None,
     }
 }
 
-/// The micro-kernel for `simd` and an `mr x nr` tile, if compiled.
-fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
+/// The micro-kernel for `simd` and an `mr x nr` tile, if compiled; `a_rows`:
+/// reading a row-major A in place (AVX-512 only).
+fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize, a_rows: bool) -> Option<MicroKernel> {
     if !simd.is_supported() {
         return None;
     }
-    match (simd, nr) {
+    match (simd, nr, a_rows) {
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 32) => pick!(mr, x86::avx512, 2, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        (SimdLevel::Avx512, 32, false) => {
+            pick!(mr, x86::avx512, 2, 1, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 16) => pick!(mr, x86::avx512, 1, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        (SimdLevel::Avx512, 16, false) => {
+            pick!(mr, x86::avx512, 1, 1, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2Fma, 16) => pick!(mr, x86::avx2, 2; 1 2 3 4 5 6),
+        (SimdLevel::Avx512, 32, true) => {
+            pick!(mr, x86::avx512, 2, 1, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2Fma, 8) => pick!(mr, x86::avx2, 1; 1 2 3 4 5 6),
-        (SimdLevel::Portable, 16) => pick!(mr, portable::kernel, 16; 1 2 3 4 5 6 7 8),
-        (SimdLevel::Portable, 8) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
+        (SimdLevel::Avx512, 16, true) => {
+            pick!(mr, x86::avx512, 1, 1, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2Fma, 16, false) => pick!(mr, x86::avx2, 2; 1 2 3 4 5 6),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2Fma, 8, false) => pick!(mr, x86::avx2, 1; 1 2 3 4 5 6),
+        (SimdLevel::Portable, 16, false) => pick!(mr, portable::kernel, 16; 1 2 3 4 5 6 7 8),
+        (SimdLevel::Portable, 8, false) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
         _ => None,
     }
 }
@@ -1002,13 +1046,15 @@ fn row_sum_kernels_up_to(
 const MAX_MR: usize = 14;
 
 /// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding);
-/// rows up to `K_SPLIT_MAX_ROWS` use the `k_split` kernels when `k_split > 1`.
+/// rows up to `K_SPLIT_MAX_ROWS` use the `k_split` kernels when `k_split > 1`;
+/// `a_rows`: kernels reading a row-major A in place.
 /// A fixed array, so a GEMM call allocates nothing.
 fn kernels_up_to(
     simd: SimdLevel,
     mr: usize,
     nr: usize,
     k_split: usize,
+    a_rows: bool,
 ) -> Result<([MicroKernel; MAX_MR], usize), KernelError> {
     let missing = |m: usize| {
         KernelError::Gemm(format!(
@@ -1020,12 +1066,12 @@ fn kernels_up_to(
     }
     let kernel = |rows: usize| {
         let split = if k_split > 1 {
-            split_micro_kernel(simd, rows, nr, k_split)
+            split_micro_kernel(simd, rows, nr, k_split, a_rows)
         } else {
             None
         };
         split
-            .or_else(|| micro_kernel(simd, rows, nr))
+            .or_else(|| micro_kernel(simd, rows, nr, a_rows))
             .ok_or_else(|| missing(rows))
     };
     let first = kernel(1)?;
@@ -1145,7 +1191,13 @@ pub fn sgemm_with(
             }
         }
     }
-    let (table, count) = kernels_up_to(simd, params.mr, params.nr, params.k_split)?;
+    let (table, count) = kernels_up_to(
+        simd,
+        params.mr,
+        params.nr,
+        params.k_split,
+        reads_a_by_rows(params, &a),
+    )?;
     let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
@@ -1268,6 +1320,11 @@ pub(crate) fn sgemm_row_sums(
     if ws.threads.is_empty() {
         ws.threads.push(PackBuffers::default());
     }
+    // The row-sum kernels read A packed (or k-major in place) only.
+    let params = &TileParams {
+        a_in_place: false,
+        ..*params
+    };
     // SAFETY: arguments validated above; with ldc 0 every tile row is `sums`
     // (n floats), which the kernels only update at row 0 in row-sum mode.
     unsafe {
@@ -1289,6 +1346,12 @@ pub(crate) fn sgemm_row_sums(
         )
     };
     Ok(true)
+}
+
+/// Whether the tile reads A in place by rows (a row-major A, the `a_in_place`
+/// knob): the kernels then take A's row stride instead of packed slivers.
+fn reads_a_by_rows(params: &TileParams, a: &MatRef<'_>) -> bool {
+    params.a_in_place && a.cs == 1 && a.rs != 1
 }
 
 /// Columns `j_lo..j_hi` (`j_lo` a multiple of nr) of the product.
@@ -1322,6 +1385,8 @@ unsafe fn gemm_serial(
     // A stored k-major (rows adjacent in memory, e.g. the transpose of a row-major
     // matrix) already has the packed sliver layout with a longer step: read it in place.
     let a_in_place = a.rs == 1;
+    // A row-major A read in place (the kernels were picked for it: `reads_a_by_rows`).
+    let a_by_rows = reads_a_by_rows(params, &a);
     // Equal K slices (1024 deep in slices of 384 would end with one of 256).
     let kc = balanced(k, kc);
     // Equal row blocks (1024 rows in blocks of 504 would leave a block of 16).
@@ -1372,7 +1437,7 @@ unsafe fn gemm_serial(
                 let mc_eff = mc.min(m - ic);
                 // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
                 let mr = balanced(mc_eff, mr);
-                if !a_in_place {
+                if !a_in_place && !a_by_rows {
                     pack_a(simd, a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
                 }
                 // One mr x nr register tile at (ir, jr) of the block.
@@ -1387,6 +1452,8 @@ unsafe fn gemm_serial(
                     };
                     let (a_sliver, a_step) = if a_in_place {
                         (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
+                    } else if a_by_rows {
+                        (a.data[(ic + ir) * a.rs + pc..].as_ptr(), a.rs)
                     } else {
                         // Packed slivers are compact: the last, partial one steps by its own rows.
                         (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
@@ -1413,7 +1480,8 @@ unsafe fn gemm_serial(
                     // (packed, or B itself, validated for k x n: a whole sliver's row pc + p
                     // is columns col..col + nr <= n at (pc + p) * rs + col), and the A
                     // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
-                    // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
+                    // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs,
+                    // or read by rows at (row + r) * a.rs + pc + p).
                     unsafe {
                         let cp = c.0.add(row * ldc + col);
                         kernels[mr_eff - 1](
@@ -1504,6 +1572,6 @@ pub fn sgemm_reference(
 pub fn supported_tiles_for_tests(simd: SimdLevel) -> Vec<(usize, usize)> {
     crate::tile::supported_micro_tiles(simd)
         .into_iter()
-        .filter(|&(mr, nr)| micro_kernel(simd, mr, nr).is_some())
+        .filter(|&(mr, nr)| micro_kernel(simd, mr, nr, false).is_some())
         .collect()
 }

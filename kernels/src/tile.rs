@@ -32,6 +32,15 @@ pub struct TileParams {
     /// packing pass where K is shallow and N long (convolutions as GEMMs).
     /// Pre-packed, gathered and transposed B are always packed.
     pub b_in_place: bool,
+    /// Read a row-major A in place instead of packing it (the micro-kernel
+    /// broadcasts from `mr` rows `lda` apart): saves the packing pass of small
+    /// GEMMs. Only where [`a_in_place_supported`]; k-major A is always read in place.
+    pub a_in_place: bool,
+}
+
+/// Whether `simd` has micro-kernels reading a row-major A in place.
+pub fn a_in_place_supported(simd: SimdLevel) -> bool {
+    simd == SimdLevel::Avx512
 }
 
 /// Order of the `jr` (B sliver) and `ir` (A sliver) loops inside one `mc x nc` block.
@@ -183,6 +192,7 @@ impl TileParams {
             loop_order: LoopOrder::ColumnsOuter,
             k_split: 1,
             b_in_place: false,
+            a_in_place: false,
         }
     }
 
@@ -214,6 +224,11 @@ impl TileParams {
                 "k_split {} not available for {simd} (accepted: {:?})",
                 self.k_split,
                 supported_k_splits(simd)
+            )));
+        }
+        if self.a_in_place && !a_in_place_supported(simd) {
+            return Err(KernelError::Gemm(format!(
+                "reading A in place is not available for {simd}"
             )));
         }
         Ok(())
@@ -248,8 +263,13 @@ impl TileParams {
         } else {
             1
         };
+        let a_in_place = self.a_in_place && a_in_place_supported(simd);
         if micro_tile_supported(simd, self.mr, self.nr) {
-            return TileParams { k_split, ..*self };
+            return TileParams {
+                k_split,
+                a_in_place,
+                ..*self
+            };
         }
         let (mr, nr) = default_micro_tile(simd);
         TileParams {
@@ -258,6 +278,7 @@ impl TileParams {
             mr,
             nr,
             k_split,
+            a_in_place,
             ..*self
         }
     }
@@ -312,12 +333,13 @@ mod tests {
             loop_order: LoopOrder::ColumnsOuter,
             k_split: 1,
             b_in_place: false,
+            a_in_place: false,
         };
         assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
     }
 
     #[test]
-    fn k_split_is_checked_and_adapted_per_simd_level() {
+    fn k_split_and_a_in_place_are_checked_and_adapted_per_simd_level() {
         for simd in SimdLevel::ALL {
             let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
             assert_eq!(
@@ -336,6 +358,13 @@ mod tests {
         };
         assert_eq!(split.adapted_to(SimdLevel::Avx512).k_split, 4);
         assert_eq!(split.adapted_to(SimdLevel::Portable).k_split, 1);
+        let rows = TileParams {
+            a_in_place: true,
+            ..split
+        };
+        assert!(rows.validate(SimdLevel::Avx512).is_ok());
+        assert!(rows.validate(SimdLevel::Avx2Fma).is_err());
+        assert!(!rows.adapted_to(SimdLevel::Portable).a_in_place);
         assert!(split
             .adapted_to(SimdLevel::Avx2Fma)
             .validate(SimdLevel::Avx2Fma)

@@ -203,6 +203,7 @@ fn each_gemm_step_runs_with_the_tile_of_its_shape() {
         assert_eq!(s.tile.loop_order.index() as i64, want["order"]);
         assert_eq!(s.tile.k_split as i64, want["ksplit"]);
         assert_eq!(i64::from(s.tile.b_in_place), want["bdirect"]);
+        assert_eq!(i64::from(s.tile.a_in_place), want["adirect"]);
     }
     assert_ne!(summary.shapes[0].tile, summary.shapes[1].tile);
     // Whatever tile each step got, the results match naive.
@@ -256,7 +257,7 @@ fn old_log_lines_are_ignored_and_every_knob_is_measured() {
     assert_eq!(log.skipped_lines(), 0);
     let b = AutotunedBackend {
         budget: TuneBudget {
-            max_trials: 8,
+            max_trials: 9,
             max_seconds: None,
         },
         ..backend(&dir, "fp-old")
@@ -265,7 +266,7 @@ fn old_log_lines_are_ignored_and_every_knob_is_measured() {
         .tune_shape(shape, simd, &default, 1, &mut log, &mut |_| {})
         .expect("tune");
     assert!(!tuned.from_log);
-    assert_eq!(tuned.trials, 8);
+    assert_eq!(tuned.trials, 9);
     assert_eq!(tuned.incumbent, shape_default(&shape, simd, &default));
     let trials: Vec<_> = log
         .records()
@@ -273,7 +274,7 @@ fn old_log_lines_are_ignored_and_every_knob_is_measured() {
         .filter(|r| r.kind == RecordKind::Trial && r.space == space.name)
         .map(|r| r.params.clone())
         .collect();
-    assert_eq!(trials.len(), 8);
+    assert_eq!(trials.len(), 9);
     let inc = &trials[0];
     assert_eq!(
         (inc["order"], inc["ksplit"], inc["bdirect"], inc["kc"]),
@@ -289,6 +290,9 @@ fn old_log_lines_are_ignored_and_every_knob_is_measured() {
     };
     assert!(alone("order", 1));
     assert!(alone("bdirect", 1));
+    if workbench_kernels::tile::a_in_place_supported(simd) {
+        assert!(alone("adirect", 1));
+    }
     for &k_split in supported_k_splits(simd).iter().filter(|&&k| k > 1) {
         assert!(alone("ksplit", k_split as i64), "k_split {k_split}");
     }

@@ -4,7 +4,9 @@
 
 use proptest::prelude::*;
 use workbench_kernels::gemm::{sgemm_reference, supported_tiles_for_tests};
-use workbench_kernels::tile::{supported_k_splits, LoopOrder, K_SPLIT_MAX_ROWS};
+use workbench_kernels::tile::{
+    a_in_place_supported, supported_k_splits, LoopOrder, K_SPLIT_MAX_ROWS,
+};
 use workbench_kernels::{
     sgemm, sgemm_with, Activation, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef,
     PackedB, SimdLevel, TileParams,
@@ -41,6 +43,7 @@ fn small_tile(simd: SimdLevel, mr: usize, nr: usize) -> TileParams {
         loop_order: LoopOrder::ColumnsOuter,
         k_split: 1,
         b_in_place: false,
+        a_in_place: false,
     }
     .adapted_to(simd)
 }
@@ -95,6 +98,7 @@ fn every_simd_path_and_tile_on_odd_shapes() {
                 loop_order: LoopOrder::ColumnsOuter,
                 k_split: 1,
                 b_in_place: false,
+                a_in_place: false,
             };
             for &(m, n, k) in &[(1, 1, 1), (mr + 1, nr + 3, 7), (3, 2 * nr - 1, 13)] {
                 check(simd, tile, m, n, k);
@@ -114,7 +118,7 @@ fn every_simd_path_and_tile_on_odd_shapes() {
     }
 }
 
-/// Every schedule knob value (loop order, K split, B in place) on every SIMD path and
+/// Every schedule knob value (loop order, K split, A and B in place) on every SIMD path and
 /// register tile width: short tiles (where the K-split kernels run) and taller
 /// ones, K depths not a multiple of the split and across K slices (the split
 /// kernels then accumulate into C), one K slice, epilogues, pre-packed B and
@@ -127,10 +131,16 @@ fn every_loop_order_and_k_split_on_odd_shapes() {
             .map(|t| t.1)
             .collect();
         for &nr in &nrs {
-            for (loop_order, b_in_place) in LoopOrder::ALL
-                .into_iter()
-                .flat_map(|o| [(o, false), (o, true)])
-            {
+            let a_options: &[bool] = if a_in_place_supported(simd) {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for (loop_order, b_in_place, a_in_place) in LoopOrder::ALL.into_iter().flat_map(|o| {
+                [false, true]
+                    .into_iter()
+                    .flat_map(move |b| a_options.iter().map(move |&a| (o, b, a)))
+            }) {
                 for &k_split in supported_k_splits(simd) {
                     for mr in [1, 2, K_SPLIT_MAX_ROWS, K_SPLIT_MAX_ROWS + 1] {
                         for kc in [5, 64] {
@@ -144,6 +154,7 @@ fn every_loop_order_and_k_split_on_odd_shapes() {
                                 loop_order,
                                 k_split,
                                 b_in_place,
+                                a_in_place,
                             };
                             for &(m, n, k) in &[
                                 (1, 1, 1),
@@ -160,6 +171,7 @@ fn every_loop_order_and_k_split_on_odd_shapes() {
                         loop_order,
                         k_split,
                         b_in_place,
+                        a_in_place,
                         nr,
                         ..small_tile(simd, 3, nr)
                     };
@@ -169,6 +181,7 @@ fn every_loop_order_and_k_split_on_odd_shapes() {
                         loop_order,
                         k_split,
                         b_in_place,
+                        a_in_place,
                         threads: 2,
                         ..TileParams::for_this_machine().adapted_to(simd)
                     };
@@ -259,6 +272,7 @@ fn packing_a_at_odd_rows_and_depths() {
                     loop_order: LoopOrder::ColumnsOuter,
                     k_split: 1,
                     b_in_place: false,
+                    a_in_place: false,
                 };
                 for m in [1, 3, 4, 5, 7, 13, 14, 15, 29, 64] {
                     for k in [1, 7, 8, 9, 17, 33] {
@@ -462,6 +476,7 @@ fn bad_arguments_are_errors_not_panics() {
         loop_order: LoopOrder::ColumnsOuter,
         k_split: 1,
         b_in_place: false,
+        a_in_place: false,
     };
     let a = vec![0.0; 6];
     let b = vec![0.0; 6];
@@ -524,7 +539,8 @@ proptest! {
     #[test]
     fn random_shapes_and_blocking(m in 1usize..40, n in 1usize..70, k in 1usize..40, kc in 1usize..20,
                                   mc_mult in 1usize..4, nc_mult in 1usize..4, level in 0usize..3, tile_idx in 0usize..64,
-                                  order in 0usize..2, split_idx in 0usize..3, b_in_place in any::<bool>()) {
+                                  order in 0usize..2, split_idx in 0usize..3, b_in_place in any::<bool>(),
+                                  a_in_place in any::<bool>()) {
         let supported = SimdLevel::supported();
         let simd = supported[level % supported.len()];
         let tiles = supported_tiles_for_tests(simd);
@@ -540,6 +556,7 @@ proptest! {
             loop_order: LoopOrder::ALL[order],
             k_split: splits[split_idx % splits.len()],
             b_in_place,
+            a_in_place: a_in_place && a_in_place_supported(simd),
         };
         check(simd, tile, m, n, k);
     }

@@ -27,7 +27,8 @@ use crate::graph::Graph;
 use crate::simd::SimdLevel;
 use crate::spec::{BackendKind, Precision};
 use crate::tile::{
-    supported_k_splits, supported_micro_tiles, LoopOrder, TileParams, K_SPLIT_MAX_ROWS,
+    a_in_place_supported, supported_k_splits, supported_micro_tiles, LoopOrder, TileParams,
+    K_SPLIT_MAX_ROWS,
 };
 
 fn terr(e: TuneError) -> KernelError {
@@ -193,8 +194,8 @@ pub fn shape_default(shape: &GemmShape, simd: SimdLevel, default: &TileParams) -
 
 /// The tile search space for a SIMD level, always containing `default`:
 /// blocking (mc, nc, kc; kc 1024 is one K slice for every benchmark K),
-/// register tile (mr, nr), loop order, K-split accumulators, B read in place
-/// or packed, and threads.
+/// register tile (mr, nr), loop order, K-split accumulators, A and B read in
+/// place or packed, and threads.
 pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> SearchSpace {
     let with = |mut v: Vec<i64>, d: usize| {
         v.push(d as i64);
@@ -231,6 +232,11 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
         supported_k_splits(simd).iter().map(|&k| k as i64).collect(),
         default.k_split,
     );
+    let adirect: Vec<i64> = if a_in_place_supported(simd) {
+        vec![0, 1]
+    } else {
+        vec![0]
+    };
     SearchSpace::new(
         &format!("tile-{}-v2", simd.name()),
         vec![
@@ -246,11 +252,12 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
             Dimension::new("order", &orders),
             Dimension::new("ksplit", &splits),
             Dimension::new("bdirect", &[0, 1]),
+            Dimension::new("adirect", &adirect),
         ],
     )
 }
 
-/// The tile of a configuration. `order`, `ksplit` and `bdirect` default to the plain
+/// The tile of a configuration. `order`, `ksplit`, `bdirect` and `adirect` default to the plain
 /// schedule when absent (parameters logged before they existed).
 fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
     let g = |k: &str| p.get(k).and_then(|v| usize::try_from(*v).ok());
@@ -264,6 +271,7 @@ fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
         loop_order: LoopOrder::from_index(g("order").unwrap_or(0))?,
         k_split: g("ksplit").unwrap_or(1),
         b_in_place: g("bdirect").unwrap_or(0) == 1,
+        a_in_place: g("adirect").unwrap_or(0) == 1,
     };
     t.validate(simd).ok().map(|_| t)
 }
@@ -279,6 +287,7 @@ fn params_of(t: &TileParams) -> Params {
         ("order", t.loop_order.index()),
         ("ksplit", t.k_split),
         ("bdirect", usize::from(t.b_in_place)),
+        ("adirect", usize::from(t.a_in_place)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v as i64))
@@ -286,7 +295,7 @@ fn params_of(t: &TileParams) -> Params {
 }
 
 /// The incumbent first, then it with one schedule choice changed (loop order,
-/// each K split, B in place, one K slice): the search measures what each knob does to
+/// each K split, A in place, B in place, one K slice): the search measures what each knob does to
 /// this shape before the cost model proposes anything.
 fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec<TileParams> {
     let mut out = vec![*incumbent];
@@ -306,6 +315,12 @@ fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec
                 ..*incumbent
             });
         }
+    }
+    if a_in_place_supported(simd) {
+        out.push(TileParams {
+            a_in_place: !incumbent.a_in_place,
+            ..*incumbent
+        });
     }
     // Reading B in place only applies to a B that is not pre-packed.
     if !shape.packed_b {
@@ -591,7 +606,7 @@ impl Executable for AutotunedExecutable {
         for sh in &self.summary.shapes {
             let t = &sh.tile;
             s.push_str(&format!(
-                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {} {:?} k_split {} b_in_place {}{}, {:.0} ns, {} trials{}\n",
+                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {} {:?} k_split {} b_in_place {} a_in_place {}{}, {:.0} ns, {} trials{}\n",
                 sh.shape.m,
                 sh.shape.n,
                 sh.shape.k,
@@ -604,6 +619,7 @@ impl Executable for AutotunedExecutable {
                 t.loop_order,
                 t.k_split,
                 t.b_in_place,
+                t.a_in_place,
                 if *t == sh.incumbent {
                     " (default)"
                 } else {

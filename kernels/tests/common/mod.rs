@@ -56,10 +56,11 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
             loop_order: LoopOrder::ColumnsOuter,
             k_split: 1,
             b_in_place: false,
+            a_in_place: false,
         };
         // The other schedule knobs: rows-outer loop order, the largest K split
         // (its kernels run on the short row tiles of batch 1 and the edges),
-        // B read in place (attention context, pointwise convolutions).
+        // A and B read in place (attention context, pointwise convolutions).
         let other_schedule = TileParams {
             loop_order: LoopOrder::RowsOuter,
             k_split: workbench_kernels::tile::supported_k_splits(simd)
@@ -68,6 +69,7 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
                 .max()
                 .unwrap_or(1),
             b_in_place: true,
+            a_in_place: workbench_kernels::tile::a_in_place_supported(simd),
             ..small
         };
         v.push((
