@@ -160,7 +160,13 @@ fn autotuned_vs_default(c: &mut Criterion) {
             d_ns / t_ns
         );
         ratios.push((shape, d_ns / t_ns));
-        let mut grp = c.benchmark_group(format!("gemm_{}x{}x{}", shape.m, shape.n, shape.k));
+        let mut grp = c.benchmark_group(format!(
+            "gemm_{}x{}x{}_{}",
+            shape.m,
+            shape.n,
+            shape.k,
+            if shape.packed_b { "packed" } else { "strided" }
+        ));
         grp.sample_size(20)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));
