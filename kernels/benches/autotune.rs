@@ -9,11 +9,12 @@
 //!
 //! `WORKBENCH_CACHE_DIR=$(mktemp -d) cargo bench -p workbench-kernels --bench autotune`
 //! (a fresh directory tunes from scratch). `AUTOTUNE_SHAPES=64x1024x10,1x1024x1024`
-//! limits the run to those m x n x k shapes.
+//! limits the run to those m x n x k shapes. Then the models themselves, tiled
+//! vs autotuned (`-- model_` runs only those).
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use workbench_kernels::autotune::TuningLog;
@@ -21,7 +22,8 @@ use workbench_kernels::backends::autotuned::{
     default_log_path, gemm_shapes, shape_default, time_gemm, AutotunedBackend, GemmShape,
 };
 use workbench_kernels::{
-    models, sgemm_with, BOperand, Epilogue, GemmWorkspace, MatRef, PackedB, SimdLevel, TileParams,
+    compile, models, sgemm_with, BOperand, BackendKind, CompileOptions, Epilogue, Executable,
+    GemmWorkspace, MatRef, PackedB, SimdLevel, TileParams,
 };
 
 /// Every GEMM shape of the benchmarks, in order, each once.
@@ -188,5 +190,71 @@ fn autotuned_vs_default(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, autotuned_vs_default);
+/// The whole models, tiled vs autotuned (compiled with the same tuning log, so
+/// after the shape groups above only the transformer's batch-64 dense shapes,
+/// which the backend tunes at, are new). Single thread.
+fn models_tiled_vs_autotuned(c: &mut Criterion) {
+    let opts = CompileOptions::default();
+    let graphs = [
+        ("mlp-1024", models::mlp_1024(1), vec![1, 8, 64]),
+        ("convnet-224", models::convnet_224(1), vec![1]),
+        ("transformer-block", models::transformer_block(1), vec![1]),
+    ];
+    for (name, graph, batches) in graphs {
+        let graph = match graph {
+            Ok(g) => g,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let mut tiled = match compile(&graph, BackendKind::Tiled, &opts) {
+            Ok(e) => e,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let (mut auto, summary) =
+            match AutotunedBackend::default().compile_tuned(&graph, &opts, &mut |_, _| {}) {
+                Ok(r) => r,
+                Err(e) => panic!("{name}: {e}"),
+            };
+        println!(
+            "model {name}: {} trials run, {} logged",
+            summary.trials, summary.logged_trials
+        );
+        let mut grp = c.benchmark_group(format!("model_{name}"));
+        grp.sample_size(20)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        for batch in batches {
+            let x: Vec<f32> = (0..graph.input_len() * batch)
+                .map(|i| (i % 7) as f32 * 0.1)
+                .collect();
+            let (mut t_ns, mut a_ns) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..5 {
+                for _ in 0..10 {
+                    let start = Instant::now();
+                    black_box(tiled.run(&x, batch).is_ok());
+                    t_ns = t_ns.min(start.elapsed().as_nanos() as f64);
+                }
+                for _ in 0..10 {
+                    let start = Instant::now();
+                    black_box(auto.run(&x, batch).is_ok());
+                    a_ns = a_ns.min(start.elapsed().as_nanos() as f64);
+                }
+            }
+            println!(
+                "  {name} batch {batch}, interleaved minimum of 50 runs: tiled {:.1} us, autotuned {:.1} us, ratio {:.3}",
+                t_ns / 1e3,
+                a_ns / 1e3,
+                t_ns / a_ns
+            );
+            grp.bench_function(format!("tiled/{batch}"), |b| {
+                b.iter(|| black_box(tiled.run(black_box(&x), batch).is_ok()))
+            });
+            grp.bench_function(format!("autotuned/{batch}"), |b| {
+                b.iter(|| black_box(auto.run(black_box(&x), batch).is_ok()))
+            });
+        }
+        grp.finish();
+    }
+}
+
+criterion_group!(benches, autotuned_vs_default, models_tiled_vs_autotuned);
 criterion_main!(benches);
