@@ -6,6 +6,10 @@
 //! run time). The epilogue (bias per row or column, activation) is applied to
 //! each register tile right after its last K slice, while it is still in L1.
 //! Weights used as B can be packed once (`PackedB`) and reused across runs.
+//! Beyond the blocking, `TileParams` chooses the order of the two innermost
+//! block loops, K-split accumulators for tiles of at most three rows, and
+//! whether a row-major A or B is read in place instead of packed (the
+//! schedule choices the autotuner searches).
 
 use crate::act;
 use crate::error::KernelError;
