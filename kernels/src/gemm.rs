@@ -6,12 +6,16 @@
 //! run time). The epilogue (bias per row or column, activation) is applied to
 //! each register tile right after its last K slice, while it is still in L1.
 //! Weights used as B can be packed once (`PackedB`) and reused across runs.
+//! Beyond the blocking, `TileParams` chooses the order of the two innermost
+//! block loops, K-split accumulators for tiles of at most three rows, and
+//! whether a row-major A or B is read in place instead of packed (the
+//! schedule choices the autotuner searches).
 
 use crate::act;
 use crate::error::KernelError;
 use crate::simd::SimdLevel;
 use crate::spec::Activation;
-use crate::tile::TileParams;
+use crate::tile::{LoopOrder, TileParams};
 
 /// A strided read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -584,15 +588,27 @@ impl TileEpilogue {
 
 /// Micro-kernel: `C[0..MR, 0..nr_eff] = epi(C (if accumulate) + A_sliver (kc x MR) . B_sliver (kc x NR))`.
 /// Row p of the A sliver (MR floats) starts `p * a_step` floats after `a`: `a_step` is MR
-/// for a packed sliver, or the leading dimension of a k-major A read in place.
-type MicroKernel =
-    unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, bool, TileEpilogue);
+/// for a packed sliver, or the leading dimension of a k-major A read in place. Row p of
+/// the B sliver (NR floats) starts `p * b_step` after `b`: NR when packed, the leading
+/// dimension of a row-major B read in place.
+type MicroKernel = unsafe fn(
+    usize,
+    *const f32,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    usize,
+    bool,
+    TileEpilogue,
+);
 
 mod portable {
     /// Plain loops over fixed-size arrays; the compiler vectorises them for the baseline ISA.
     ///
     /// # Safety
-    /// `a` must hold MR floats at each `p * a_step` (p < kc), `b` `kc * NR`, and `c` must be writable at
+    /// `a` must hold MR floats at each `p * a_step` (p < kc), `b` NR at each `p * b_step`, and `c` must be writable at
     /// `r * ldc + j` for `r < MR`, `j < nr_eff <= NR`.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel<const MR: usize, const NR: usize>(
@@ -600,16 +616,17 @@ mod portable {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         ldc: usize,
         nr_eff: usize,
         accumulate: bool,
         epi: super::TileEpilogue,
     ) {
-        // SAFETY: the caller guarantees the B sliver holds kc*NR floats.
-        let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
         let mut acc = [[0.0f32; NR]; MR];
-        for (p, bp) in b.chunks_exact(NR).enumerate() {
+        for p in 0..kc {
+            // SAFETY: row p of the B sliver holds NR floats at p * b_step.
+            let bp = unsafe { std::slice::from_raw_parts(b.add(p * b_step), NR) };
             // SAFETY: row p of the A sliver holds MR floats at p * a_step.
             let ap = unsafe { std::slice::from_raw_parts(a.add(p * a_step), MR) };
             for r in 0..MR {
@@ -646,40 +663,136 @@ mod portable {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Strides of the A sliver: element (r, p) is at `r * rows + p * depth`.
+    /// `AR` (A read by rows) means a row-major A read in place (`a_step` apart
+    /// rows, unit K step); otherwise rows are adjacent and K steps `a_step` apart.
+    #[inline(always)]
+    const fn a_strides<const AR: bool>(a_step: usize) -> (usize, usize) {
+        if AR {
+            (a_step, 1)
+        } else {
+            (1, a_step)
+        }
+    }
+
     /// The `MR x 16 NV` product of an A and a B sliver, in registers.
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`.
+    /// CPU must support AVX-512F; `a` holds element (r, p) of the A sliver for r < MR, p < kc
+    /// at `a_strides::<AR>(a_step)`, `b` 16 * NV floats at each `p * b_step`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn avx512_product<const MR: usize, const NV: usize>(
+    unsafe fn avx512_product<const MR: usize, const NV: usize, const AR: bool>(
         kc: usize,
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
     ) -> [[__m512; NV]; MR] {
+        let (a_row, a_depth) = a_strides::<AR>(a_step);
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: bp points at a row of NV*16 packed floats.
+                // SAFETY: bp points at a row of NV*16 floats (packed, or B read in place).
                 *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                // SAFETY: ap points at a row of MR packed floats.
-                let av = _mm512_set1_ps(unsafe { *ap.add(r) });
+                // SAFETY: ap points at column p of the A sliver; row r is r * a_row further.
+                let av = _mm512_set1_ps(unsafe { *ap.add(r * a_row) });
                 for (v, x) in row.iter_mut().enumerate() {
                     *x = _mm512_fmadd_ps(av, bv[v], *x);
                 }
             }
-            // SAFETY: advancing within the packed slivers (kc rows each).
+            // SAFETY: advancing by one K step within the slivers (kc steps each).
             unsafe {
-                ap = ap.add(a_step);
-                bp = bp.add(16 * NV);
+                ap = ap.add(a_depth);
+                bp = bp.add(b_step);
             }
         }
         acc
+    }
+
+    /// `avx512_product` with K split across `U` independent accumulator sets
+    /// (row p goes to set p % U, summed at the end): a short tile's few
+    /// accumulator chains no longer wait on each FMA's latency.
+    ///
+    /// # Safety
+    /// As `avx512_product`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn avx512_product_split<
+        const MR: usize,
+        const NV: usize,
+        const U: usize,
+        const AR: bool,
+    >(
+        kc: usize,
+        a: *const f32,
+        a_step: usize,
+        b: *const f32,
+        b_step: usize,
+    ) -> [[__m512; NV]; MR] {
+        let (a_row, a_depth) = a_strides::<AR>(a_step);
+        let mut sets = [[[_mm512_setzero_ps(); NV]; MR]; U];
+        let (mut ap, mut bp) = (a, b);
+        let mut left = kc;
+        while left >= U {
+            for set in sets.iter_mut() {
+                // SAFETY: ap / bp point at one of the kc rows of the slivers.
+                unsafe { avx512_rank1::<MR, NV>(set, ap, a_row, bp) };
+                // SAFETY: advancing by one K step within the slivers (kc steps in all).
+                unsafe {
+                    ap = ap.add(a_depth);
+                    bp = bp.add(b_step);
+                }
+            }
+            left -= U;
+        }
+        for _ in 0..left {
+            // SAFETY: as above: the remaining `left` rows.
+            unsafe {
+                avx512_rank1::<MR, NV>(&mut sets[0], ap, a_row, bp);
+                ap = ap.add(a_depth);
+                bp = bp.add(b_step);
+            }
+        }
+        let mut acc = sets[0];
+        for set in &sets[1..] {
+            for (row, other) in acc.iter_mut().zip(set) {
+                for (x, &y) in row.iter_mut().zip(other) {
+                    *x = _mm512_add_ps(*x, y);
+                }
+            }
+        }
+        acc
+    }
+
+    /// `acc += a_row (MR floats) x b_row (16 * NV floats)`: one K step.
+    ///
+    /// # Safety
+    /// CPU must support AVX-512F; `ap` holds MR floats `a_row` apart and `bp` 16 * NV.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn avx512_rank1<const MR: usize, const NV: usize>(
+        acc: &mut [[__m512; NV]; MR],
+        ap: *const f32,
+        a_row: usize,
+        bp: *const f32,
+    ) {
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            // SAFETY: bp points at a row of NV*16 floats (packed, or B read in place).
+            *x = unsafe { _mm512_loadu_ps(bp.add(16 * v)) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: ap points at MR floats a_row apart.
+            let av = _mm512_set1_ps(unsafe { *ap.add(r * a_row) });
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_fmadd_ps(av, bv[v], *x);
+            }
+        }
     }
 
     /// Column masks for `nr_eff` valid columns, and the per-column bias (0 without).
@@ -704,18 +817,21 @@ mod x86 {
         (masks, bias_col)
     }
 
-    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm registers.
+    /// AVX-512 micro-kernel: MR rows x (16 * NV) columns, accumulators in zmm
+    /// registers, K split across U accumulator sets (1 = no split), A read by
+    /// rows when AR (see `a_strides`).
     ///
     /// # Safety
-    /// CPU must support AVX-512F; `a` holds MR floats at each `p * a_step` (p < kc), `b` `kc * 16 * NV`,
+    /// CPU must support AVX-512F; `a` holds the A sliver at `a_strides::<AR>(a_step)`, `b` 16 * NV at each `p * b_step`,
     /// `c` writable at `r * ldc + j` for `r < MR`, `j < nr_eff <= 16 * NV`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512<const MR: usize, const NV: usize>(
+    pub unsafe fn avx512<const MR: usize, const NV: usize, const U: usize, const AR: bool>(
         kc: usize,
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         ldc: usize,
         nr_eff: usize,
@@ -723,7 +839,13 @@ mod x86 {
         epi: super::TileEpilogue,
     ) {
         // SAFETY: the caller's guarantees are the product's.
-        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        let acc = unsafe {
+            if U > 1 {
+                avx512_product_split::<MR, NV, U, AR>(kc, a, a_step, b, b_step)
+            } else {
+                avx512_product::<MR, NV, AR>(kc, a, a_step, b, b_step)
+            }
+        };
         // Everything the epilogue needs is decided once, and the per-element work is
         // branch-free with no early exit, so the loops unroll completely and the
         // accumulators never leave registers (a branchy epilogue made the compiler
@@ -771,6 +893,7 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         _ldc: usize,
         nr_eff: usize,
@@ -778,7 +901,7 @@ mod x86 {
         epi: super::TileEpilogue,
     ) {
         // SAFETY: the caller's guarantees are the product's.
-        let acc = unsafe { avx512_product::<MR, NV>(kc, a, a_step, b) };
+        let acc = unsafe { avx512_product::<MR, NV, false>(kc, a, a_step, b, b_step) };
         let (masks, bias_col) = avx512_columns::<NV>(nr_eff, &epi);
         let relu_lanes: __mmask16 = if epi.relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
@@ -811,6 +934,7 @@ mod x86 {
         a: *const f32,
         a_step: usize,
         b: *const f32,
+        b_step: usize,
         c: *mut f32,
         ldc: usize,
         nr_eff: usize,
@@ -822,7 +946,7 @@ mod x86 {
         for _ in 0..kc {
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: bp points at a row of NV*8 packed floats.
+                // SAFETY: bp points at a row of NV*8 floats (packed, or B read in place).
                 *x = unsafe { _mm256_loadu_ps(bp.add(8 * v)) };
             }
             for (r, row) in acc.iter_mut().enumerate() {
@@ -832,10 +956,10 @@ mod x86 {
                     *x = _mm256_fmadd_ps(av, bv[v], *x);
                 }
             }
-            // SAFETY: advancing within the packed slivers (kc rows each).
+            // SAFETY: advancing by one row within the slivers (kc rows each).
             unsafe {
                 ap = ap.add(a_step);
-                bp = bp.add(8 * NV);
+                bp = bp.add(b_step);
             }
         }
         for (r, row) in acc.iter().enumerate() {
@@ -896,24 +1020,77 @@ macro_rules! pick {
             _ => None,
         }
     };
+    ($mr:expr, $m:ident :: $f:ident, $c:expr, $u:expr, $ar:expr; $($n:literal)*) => {
+        match $mr {
+            $($n => Some($m::$f::<$n, $c, $u, $ar> as MicroKernel),)*
+            _ => None,
+        }
+    };
 }
 
-/// The micro-kernel for `simd` and an `mr x nr` tile, if compiled.
-fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize) -> Option<MicroKernel> {
+/// The K-split micro-kernel for `simd`, an `mr x nr` tile and `k_split` sets,
+/// if compiled (AVX-512, `mr <= K_SPLIT_MAX_ROWS`, split 2 or 4); `a_rows`:
+/// reading a row-major A in place.
+fn split_micro_kernel(
+    simd: SimdLevel,
+    mr: usize,
+    nr: usize,
+    k_split: usize,
+    a_rows: bool,
+) -> Option<MicroKernel> {
+    if !simd.is_supported() || mr > crate::tile::K_SPLIT_MAX_ROWS {
+        return None;
+    }
+    match (simd, nr, k_split, a_rows) {
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 2, false) => pick!(mr, x86::avx512, 2, 2, false; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 4, false) => pick!(mr, x86::avx512, 2, 4, false; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 2, false) => pick!(mr, x86::avx512, 1, 2, false; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 4, false) => pick!(mr, x86::avx512, 1, 4, false; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 2, true) => pick!(mr, x86::avx512, 2, 2, true; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 32, 4, true) => pick!(mr, x86::avx512, 2, 4, true; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 2, true) => pick!(mr, x86::avx512, 1, 2, true; 1 2 3),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx512, 16, 4, true) => pick!(mr, x86::avx512, 1, 4, true; 1 2 3),
+        _ => None,
+    }
+}
+
+/// The micro-kernel for `simd` and an `mr x nr` tile, if compiled; `a_rows`:
+/// reading a row-major A in place (AVX-512 only).
+fn micro_kernel(simd: SimdLevel, mr: usize, nr: usize, a_rows: bool) -> Option<MicroKernel> {
     if !simd.is_supported() {
         return None;
     }
-    match (simd, nr) {
+    match (simd, nr, a_rows) {
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 32) => pick!(mr, x86::avx512, 2; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        (SimdLevel::Avx512, 32, false) => {
+            pick!(mr, x86::avx512, 2, 1, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx512, 16) => pick!(mr, x86::avx512, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        (SimdLevel::Avx512, 16, false) => {
+            pick!(mr, x86::avx512, 1, 1, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2Fma, 16) => pick!(mr, x86::avx2, 2; 1 2 3 4 5 6),
+        (SimdLevel::Avx512, 32, true) => {
+            pick!(mr, x86::avx512, 2, 1, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
         #[cfg(target_arch = "x86_64")]
-        (SimdLevel::Avx2Fma, 8) => pick!(mr, x86::avx2, 1; 1 2 3 4 5 6),
-        (SimdLevel::Portable, 16) => pick!(mr, portable::kernel, 16; 1 2 3 4 5 6 7 8),
-        (SimdLevel::Portable, 8) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
+        (SimdLevel::Avx512, 16, true) => {
+            pick!(mr, x86::avx512, 1, 1, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2Fma, 16, false) => pick!(mr, x86::avx2, 2; 1 2 3 4 5 6),
+        #[cfg(target_arch = "x86_64")]
+        (SimdLevel::Avx2Fma, 8, false) => pick!(mr, x86::avx2, 1; 1 2 3 4 5 6),
+        (SimdLevel::Portable, 16, false) => pick!(mr, portable::kernel, 16; 1 2 3 4 5 6 7 8),
+        (SimdLevel::Portable, 8, false) => pick!(mr, portable::kernel, 8; 1 2 3 4 5 6 7 8),
         _ => None,
     }
 }
@@ -955,12 +1132,16 @@ fn row_sum_kernels_up_to(
 /// Largest `mr` any micro-kernel is compiled for.
 const MAX_MR: usize = 14;
 
-/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding).
+/// Kernels for every row count 1..=mr (partial row tiles use a smaller kernel, not padding);
+/// rows up to `K_SPLIT_MAX_ROWS` use the `k_split` kernels when `k_split > 1`;
+/// `a_rows`: kernels reading a row-major A in place.
 /// A fixed array, so a GEMM call allocates nothing.
 fn kernels_up_to(
     simd: SimdLevel,
     mr: usize,
     nr: usize,
+    k_split: usize,
+    a_rows: bool,
 ) -> Result<([MicroKernel; MAX_MR], usize), KernelError> {
     let missing = |m: usize| {
         KernelError::Gemm(format!(
@@ -970,10 +1151,20 @@ fn kernels_up_to(
     if mr == 0 || mr > MAX_MR {
         return Err(missing(mr));
     }
-    let first = micro_kernel(simd, 1, nr).ok_or_else(|| missing(1))?;
+    let kernel = |rows: usize| {
+        let split = if k_split > 1 {
+            split_micro_kernel(simd, rows, nr, k_split, a_rows)
+        } else {
+            None
+        };
+        split
+            .or_else(|| micro_kernel(simd, rows, nr, a_rows))
+            .ok_or_else(|| missing(rows))
+    };
+    let first = kernel(1)?;
     let mut table = [first; MAX_MR];
     for (m, slot) in table.iter_mut().enumerate().take(mr).skip(1) {
-        *slot = micro_kernel(simd, m + 1, nr).ok_or_else(|| missing(m + 1))?;
+        *slot = kernel(m + 1)?;
     }
     Ok((table, mr))
 }
@@ -1087,7 +1278,13 @@ pub fn sgemm_with(
             }
         }
     }
-    let (table, count) = kernels_up_to(simd, params.mr, params.nr)?;
+    let (table, count) = kernels_up_to(
+        simd,
+        params.mr,
+        params.nr,
+        params.k_split,
+        reads_a_by_rows(params, &a),
+    )?;
     let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
@@ -1210,6 +1407,11 @@ pub(crate) fn sgemm_row_sums(
     if ws.threads.is_empty() {
         ws.threads.push(PackBuffers::default());
     }
+    // The row-sum kernels read A packed (or k-major in place) only.
+    let params = &TileParams {
+        a_in_place: false,
+        ..*params
+    };
     // SAFETY: arguments validated above; with ldc 0 every tile row is `sums`
     // (n floats), which the kernels only update at row 0 in row-sum mode.
     unsafe {
@@ -1231,6 +1433,12 @@ pub(crate) fn sgemm_row_sums(
         )
     };
     Ok(true)
+}
+
+/// Whether the tile reads A in place by rows (a row-major A, the `a_in_place`
+/// knob): the kernels then take A's row stride instead of packed slivers.
+fn reads_a_by_rows(params: &TileParams, a: &MatRef<'_>) -> bool {
+    params.a_in_place && a.cs == 1 && a.rs != 1
 }
 
 /// Columns `j_lo..j_hi` (`j_lo` a multiple of nr) of the product.
@@ -1259,9 +1467,13 @@ unsafe fn gemm_serial(
         mc, nc, kc, mr, nr, ..
     } = *params;
     let nc = nc.div_ceil(nr) * nr;
+    // A row-major B (unit column stride) can be read in place, sliver rows `rs` apart.
+    let b_in_place = params.b_in_place && matches!(b, BOperand::Mat(bm) if bm.cs == 1);
     // A stored k-major (rows adjacent in memory, e.g. the transpose of a row-major
     // matrix) already has the packed sliver layout with a longer step: read it in place.
     let a_in_place = a.rs == 1;
+    // A row-major A read in place (the kernels were picked for it: `reads_a_by_rows`).
+    let a_by_rows = reads_a_by_rows(params, &a);
     // Equal K slices (1024 deep in slices of 384 would end with one of 256).
     let kc = balanced(k, kc);
     // Equal row blocks (1024 rows in blocks of 504 would leave a block of 16).
@@ -1283,7 +1495,17 @@ unsafe fn gemm_serial(
         while pc < k {
             let kc_eff = kc.min(k - pc);
             let last_slice = pc + kc_eff == k;
+            // Whole slivers of B read in place (no packing): only a partial last
+            // sliver is packed, at the start of the buffer.
+            let full_slivers = if b_in_place { nc_eff / nr } else { 0 };
             let b_panel: &[f32] = match b {
+                BOperand::Mat(bm) if b_in_place => {
+                    let done = full_slivers * nr;
+                    if done < nc_eff {
+                        pack_b(bm, pc, kc_eff, jc + done, nc_eff - done, nr, &mut buf.b);
+                    }
+                    &buf.b
+                }
                 BOperand::Mat(bm) => {
                     pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
                     &buf.b
@@ -1302,65 +1524,99 @@ unsafe fn gemm_serial(
                 let mc_eff = mc.min(m - ic);
                 // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
                 let mr = balanced(mc_eff, mr);
-                if !a_in_place {
+                if !a_in_place && !a_by_rows {
                     pack_a(simd, a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
                 }
-                let mut jr = 0;
-                while jr < nc_eff {
-                    let nr_eff = nr.min(nc_eff - jr);
-                    let b_sliver = b_panel[(jr / nr) * kc_eff * nr..].as_ptr();
-                    let mut ir = 0;
-                    while ir < mc_eff {
-                        let mr_eff = mr.min(mc_eff - ir);
-                        let (a_sliver, a_step) = if a_in_place {
-                            (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
-                        } else {
-                            // Packed slivers are compact: the last, partial one steps by its own rows.
-                            (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
-                        };
-                        let (row, col) = (ic + ir, jc + jr);
-                        // Bias and ReLU are applied in registers; other activations after the store.
-                        let tile_epi = if last_slice {
-                            TileEpilogue {
-                                bias_col: match epilogue.bias {
-                                    Bias::PerColumn(b) => b[col..].as_ptr(),
-                                    _ => std::ptr::null(),
-                                },
-                                bias_row: match epilogue.bias {
-                                    Bias::PerRow(b) => b[row..].as_ptr(),
-                                    _ => std::ptr::null(),
-                                },
-                                relu: epilogue.activation == Some(Activation::Relu),
-                            }
-                        } else {
-                            TileEpilogue::NONE
-                        };
-                        // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
-                        // and the bias lengths; the B sliver holds kc_eff * nr floats and the A
-                        // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
-                        // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs).
-                        unsafe {
-                            let cp = c.0.add(row * ldc + col);
-                            kernels[mr_eff - 1](
-                                kc_eff,
-                                a_sliver,
-                                a_step,
-                                b_sliver,
-                                cp,
-                                ldc,
-                                nr_eff,
-                                pc > 0,
-                                tile_epi,
-                            );
-                            if last_slice && post_activation.activation.is_some() {
-                                let len = (mr_eff - 1) * ldc + nr_eff;
-                                let tile = std::slice::from_raw_parts_mut(cp, len);
-                                post_activation.apply(tile, ldc, row, col, mr_eff, nr_eff);
-                            }
+                // One mr x nr register tile at (ir, jr) of the block.
+                let tile = |jr: usize, nr_eff: usize, ir: usize, mr_eff: usize| {
+                    let sliver = jr / nr;
+                    let (b_sliver, b_step) = match b {
+                        BOperand::Mat(bm) if sliver < full_slivers => {
+                            (bm.data[pc * bm.rs + jc + jr..].as_ptr(), bm.rs)
                         }
-                        ir += mr_eff;
+                        BOperand::Mat(_) if b_in_place => (b_panel.as_ptr(), nr),
+                        _ => (b_panel[sliver * kc_eff * nr..].as_ptr(), nr),
+                    };
+                    let (a_sliver, a_step) = if a_in_place {
+                        (a.data[(ic + ir) + pc * a.cs..].as_ptr(), a.cs)
+                    } else if a_by_rows {
+                        (a.data[(ic + ir) * a.rs + pc..].as_ptr(), a.rs)
+                    } else {
+                        // Packed slivers are compact: the last, partial one steps by its own rows.
+                        (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
+                    };
+                    let (row, col) = (ic + ir, jc + jr);
+                    // Bias and ReLU are applied in registers; other activations after the store.
+                    let tile_epi = if last_slice {
+                        TileEpilogue {
+                            bias_col: match epilogue.bias {
+                                Bias::PerColumn(b) => b[col..].as_ptr(),
+                                _ => std::ptr::null(),
+                            },
+                            bias_row: match epilogue.bias {
+                                Bias::PerRow(b) => b[row..].as_ptr(),
+                                _ => std::ptr::null(),
+                            },
+                            relu: epilogue.activation == Some(Activation::Relu),
+                        }
+                    } else {
+                        TileEpilogue::NONE
+                    };
+                    // SAFETY: row + mr_eff <= m and col + nr_eff <= n, validated against C
+                    // and the bias lengths; the B sliver holds nr floats at each p * b_step
+                    // (packed, or B itself, validated for k x n: a whole sliver's row pc + p
+                    // is columns col..col + nr <= n at (pc + p) * rs + col), and the A
+                    // sliver mr_eff floats at each p * a_step (packed, or A itself, validated
+                    // for m x k: element (row + r, pc + p) is at (row + r) + (pc + p) * a.cs,
+                    // or read by rows at (row + r) * a.rs + pc + p).
+                    unsafe {
+                        let cp = c.0.add(row * ldc + col);
+                        kernels[mr_eff - 1](
+                            kc_eff,
+                            a_sliver,
+                            a_step,
+                            b_sliver,
+                            b_step,
+                            cp,
+                            ldc,
+                            nr_eff,
+                            pc > 0,
+                            tile_epi,
+                        );
+                        if last_slice && post_activation.activation.is_some() {
+                            let len = (mr_eff - 1) * ldc + nr_eff;
+                            let tile = std::slice::from_raw_parts_mut(cp, len);
+                            post_activation.apply(tile, ldc, row, col, mr_eff, nr_eff);
+                        }
                     }
-                    jr += nr_eff;
+                };
+                match params.loop_order {
+                    LoopOrder::ColumnsOuter => {
+                        let mut jr = 0;
+                        while jr < nc_eff {
+                            let nr_eff = nr.min(nc_eff - jr);
+                            let mut ir = 0;
+                            while ir < mc_eff {
+                                let mr_eff = mr.min(mc_eff - ir);
+                                tile(jr, nr_eff, ir, mr_eff);
+                                ir += mr_eff;
+                            }
+                            jr += nr_eff;
+                        }
+                    }
+                    LoopOrder::RowsOuter => {
+                        let mut ir = 0;
+                        while ir < mc_eff {
+                            let mr_eff = mr.min(mc_eff - ir);
+                            let mut jr = 0;
+                            while jr < nc_eff {
+                                let nr_eff = nr.min(nc_eff - jr);
+                                tile(jr, nr_eff, ir, mr_eff);
+                                jr += nr_eff;
+                            }
+                            ir += mr_eff;
+                        }
+                    }
                 }
                 ic += mc_eff;
             }
@@ -1403,6 +1659,6 @@ pub fn sgemm_reference(
 pub fn supported_tiles_for_tests(simd: SimdLevel) -> Vec<(usize, usize)> {
     crate::tile::supported_micro_tiles(simd)
         .into_iter()
-        .filter(|&(mr, nr)| micro_kernel(simd, mr, nr).is_some())
+        .filter(|&(mr, nr)| micro_kernel(simd, mr, nr, false).is_some())
         .collect()
 }

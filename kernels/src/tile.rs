@@ -20,6 +20,67 @@ pub struct TileParams {
     pub nr: usize,
     /// Threads for one GEMM (1 = serial; small GEMMs always run serially).
     pub threads: usize,
+    /// Order of the two innermost block loops (which sliver stays in L1).
+    pub loop_order: LoopOrder,
+    /// Independent accumulator sets the micro-kernel splits K across, for
+    /// register tiles of at most [`K_SPLIT_MAX_ROWS`] rows (1 = no split). A
+    /// 1x32 tile has two accumulators: each K step waits for the previous
+    /// FMA's latency; two or four sets keep both FMA units busy.
+    pub k_split: usize,
+    /// Read a row-major B operand in place instead of packing it (whole
+    /// `nr`-column slivers; a partial last sliver is still packed): saves the
+    /// packing pass where K is shallow and N long (convolutions as GEMMs).
+    /// Pre-packed, gathered and transposed B are always packed.
+    pub b_in_place: bool,
+    /// Read a row-major A in place instead of packing it (the micro-kernel
+    /// broadcasts from `mr` rows `lda` apart): saves the packing pass of small
+    /// GEMMs. Only where [`a_in_place_supported`]; k-major A is always read in place.
+    pub a_in_place: bool,
+}
+
+/// Whether `simd` has micro-kernels reading a row-major A in place.
+pub fn a_in_place_supported(simd: SimdLevel) -> bool {
+    simd == SimdLevel::Avx512
+}
+
+/// Order of the `jr` (B sliver) and `ir` (A sliver) loops inside one `mc x nc` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LoopOrder {
+    /// For each `kc x nr` B sliver, every A sliver of the block: the B sliver is
+    /// reused across row tiles, the packed A block streams from L2.
+    #[default]
+    ColumnsOuter,
+    /// For each `mr x kc` A sliver, every B sliver of the panel: the A sliver is
+    /// reused across column tiles and C is written along its rows.
+    RowsOuter,
+}
+
+impl LoopOrder {
+    pub const ALL: [LoopOrder; 2] = [LoopOrder::ColumnsOuter, LoopOrder::RowsOuter];
+
+    /// Stable number used in tuning logs.
+    pub fn index(self) -> usize {
+        match self {
+            LoopOrder::ColumnsOuter => 0,
+            LoopOrder::RowsOuter => 1,
+        }
+    }
+
+    pub fn from_index(i: usize) -> Option<LoopOrder> {
+        LoopOrder::ALL.get(i).copied()
+    }
+}
+
+/// Tallest register tile the K-split micro-kernels exist for (taller tiles have
+/// enough accumulators to hide the FMA latency).
+pub const K_SPLIT_MAX_ROWS: usize = 3;
+
+/// K-split factors the micro-kernels of a SIMD level are compiled for.
+pub fn supported_k_splits(simd: SimdLevel) -> &'static [usize] {
+    match simd {
+        SimdLevel::Avx512 => &[1, 2, 4],
+        SimdLevel::Avx2Fma | SimdLevel::Portable => &[1],
+    }
 }
 
 /// Data cache sizes in bytes.
@@ -128,6 +189,10 @@ impl TileParams {
             mr,
             nr,
             threads: 1,
+            loop_order: LoopOrder::ColumnsOuter,
+            k_split: 1,
+            b_in_place: false,
+            a_in_place: false,
         }
     }
 
@@ -154,6 +219,18 @@ impl TileParams {
                     .collect::<std::collections::BTreeSet<_>>()
             )));
         }
+        if !supported_k_splits(simd).contains(&self.k_split) {
+            return Err(KernelError::Gemm(format!(
+                "k_split {} not available for {simd} (accepted: {:?})",
+                self.k_split,
+                supported_k_splits(simd)
+            )));
+        }
+        if self.a_in_place && !a_in_place_supported(simd) {
+            return Err(KernelError::Gemm(format!(
+                "reading A in place is not available for {simd}"
+            )));
+        }
         Ok(())
     }
 
@@ -178,10 +255,21 @@ impl TileParams {
         }
     }
 
-    /// This tile with the register tile replaced by `simd`'s default when it is not supported there.
+    /// This tile with the register tile replaced by `simd`'s default when it is
+    /// not supported there (and the K split dropped when `simd` has none).
     pub fn adapted_to(&self, simd: SimdLevel) -> TileParams {
+        let k_split = if supported_k_splits(simd).contains(&self.k_split) {
+            self.k_split
+        } else {
+            1
+        };
+        let a_in_place = self.a_in_place && a_in_place_supported(simd);
         if micro_tile_supported(simd, self.mr, self.nr) {
-            return *self;
+            return TileParams {
+                k_split,
+                a_in_place,
+                ..*self
+            };
         }
         let (mr, nr) = default_micro_tile(simd);
         TileParams {
@@ -189,6 +277,8 @@ impl TileParams {
             nc: (self.nc / nr).max(1) * nr,
             mr,
             nr,
+            k_split,
+            a_in_place,
             ..*self
         }
     }
@@ -240,8 +330,49 @@ mod tests {
             mr: 3,
             nr: 16,
             threads: 1,
+            loop_order: LoopOrder::ColumnsOuter,
+            k_split: 1,
+            b_in_place: false,
+            a_in_place: false,
         };
         assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
+    }
+
+    #[test]
+    fn k_split_and_a_in_place_are_checked_and_adapted_per_simd_level() {
+        for simd in SimdLevel::ALL {
+            let t = TileParams::for_caches(CacheSizes::FALLBACK, simd);
+            assert_eq!(
+                (t.k_split, t.loop_order, t.b_in_place),
+                (1, LoopOrder::ColumnsOuter, false)
+            );
+            for k_split in [0, 1, 2, 3, 4, 8] {
+                let tile = TileParams { k_split, ..t };
+                let ok = supported_k_splits(simd).contains(&k_split);
+                assert_eq!(tile.validate(simd).is_ok(), ok, "{simd} k_split {k_split}");
+            }
+        }
+        let split = TileParams {
+            k_split: 4,
+            ..TileParams::for_caches(CacheSizes::FALLBACK, SimdLevel::Avx512)
+        };
+        assert_eq!(split.adapted_to(SimdLevel::Avx512).k_split, 4);
+        assert_eq!(split.adapted_to(SimdLevel::Portable).k_split, 1);
+        let rows = TileParams {
+            a_in_place: true,
+            ..split
+        };
+        assert!(rows.validate(SimdLevel::Avx512).is_ok());
+        assert!(rows.validate(SimdLevel::Avx2Fma).is_err());
+        assert!(!rows.adapted_to(SimdLevel::Portable).a_in_place);
+        assert!(split
+            .adapted_to(SimdLevel::Avx2Fma)
+            .validate(SimdLevel::Avx2Fma)
+            .is_ok());
+        for o in LoopOrder::ALL {
+            assert_eq!(LoopOrder::from_index(o.index()), Some(o));
+        }
+        assert_eq!(LoopOrder::from_index(2), None);
     }
 
     #[test]

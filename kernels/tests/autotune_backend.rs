@@ -200,6 +200,10 @@ fn each_gemm_step_runs_with_the_tile_of_its_shape() {
         assert_eq!(s.tile.mc as i64, want["mc"], "{:?}", s.shape);
         assert_eq!(s.tile.kc as i64, want["kc"], "{:?}", s.shape);
         assert_eq!(s.tile.nr as i64, want["nr"], "{:?}", s.shape);
+        assert_eq!(s.tile.loop_order.index() as i64, want["order"]);
+        assert_eq!(s.tile.k_split as i64, want["ksplit"]);
+        assert_eq!(i64::from(s.tile.b_in_place), want["bdirect"]);
+        assert_eq!(i64::from(s.tile.a_in_place), want["adirect"]);
     }
     assert_ne!(summary.shapes[0].tile, summary.shapes[1].tile);
     // Whatever tile each step got, the results match naive.
@@ -210,5 +214,95 @@ fn each_gemm_step_runs_with_the_tile_of_its_shape() {
         let got = exe.run(&x, batch).expect("run").to_vec();
         assert!(rel_err(&got, &want) <= 1e-5, "batch {batch}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Log lines from before the schedule knobs (the v1 space, or parameters
+/// without `order` / `ksplit` / `bdirect`) load without error and are not
+/// reused: the shape is tuned again over the new space, whose first trials are
+/// the incumbent and then each knob changed alone; the next tune reuses the log.
+#[test]
+fn old_log_lines_are_ignored_and_every_knob_is_measured() {
+    use workbench_kernels::autotune::{RecordKind, TuningLog};
+    use workbench_kernels::backends::autotuned::{shape_default, tile_space, GemmShape};
+    use workbench_kernels::tile::supported_k_splits;
+    use workbench_kernels::TileParams;
+    let dir = std::env::temp_dir().join(format!("wb-autotuned-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("tuning.jsonl");
+    let simd = workbench_kernels::simd::detect();
+    let default = TileParams::for_this_machine().adapted_to(simd);
+    let space = tile_space(simd, &default, 1);
+    let shape = GemmShape {
+        m: 1,
+        n: 40,
+        k: 9,
+        packed_b: false,
+    };
+    let old_params = r#"{"kc":384,"mc":336,"mr":12,"nc":4096,"nr":32,"threads":1}"#;
+    let old = [
+        format!(
+            r#"{{"version":1,"fingerprint":"fp-old","space":"tile-{}-v1","op":"sgemm","shape":[1,40,9],"params":{old_params},"time_ns":1.0,"kind":"best"}}"#,
+            simd.name()
+        ),
+        format!(
+            r#"{{"version":1,"fingerprint":"fp-old","space":"{}","op":"sgemm","shape":[1,40,9],"params":{old_params},"time_ns":1.0,"kind":"best"}}"#,
+            space.name
+        ),
+    ];
+    std::fs::write(&path, old.join("\n") + "\n").expect("write");
+    let mut log = TuningLog::open(&path).expect("open");
+    assert_eq!(log.records().len(), 2);
+    assert_eq!(log.skipped_lines(), 0);
+    let b = AutotunedBackend {
+        budget: TuneBudget {
+            max_trials: 9,
+            max_seconds: None,
+        },
+        ..backend(&dir, "fp-old")
+    };
+    let tuned = b
+        .tune_shape(shape, simd, &default, 1, &mut log, &mut |_| {})
+        .expect("tune");
+    assert!(!tuned.from_log);
+    assert_eq!(tuned.trials, 9);
+    assert_eq!(tuned.incumbent, shape_default(&shape, simd, &default));
+    let trials: Vec<_> = log
+        .records()
+        .iter()
+        .filter(|r| r.kind == RecordKind::Trial && r.space == space.name)
+        .map(|r| r.params.clone())
+        .collect();
+    assert_eq!(trials.len(), 9);
+    let inc = &trials[0];
+    assert_eq!(
+        (inc["order"], inc["ksplit"], inc["bdirect"], inc["kc"]),
+        (0, 1, 0, default.kc as i64)
+    );
+    // Each knob changed alone, before any model-guided trial.
+    let alone = |key: &str, value: i64| {
+        trials[1..].iter().any(|p| {
+            p[key] == value
+                && p.iter()
+                    .all(|(k, v)| k == key || v == inc.get(k).unwrap_or(&-1))
+        })
+    };
+    assert!(alone("order", 1));
+    assert!(alone("bdirect", 1));
+    if workbench_kernels::tile::a_in_place_supported(simd) {
+        assert!(alone("adirect", 1));
+    }
+    for &k_split in supported_k_splits(simd).iter().filter(|&&k| k > 1) {
+        assert!(alone("ksplit", k_split as i64), "k_split {k_split}");
+    }
+    // Reopened: the committed tile is reused, no trials.
+    let mut log = TuningLog::open(&path).expect("reopen");
+    let again = b
+        .tune_shape(shape, simd, &default, 1, &mut log, &mut |_| {})
+        .expect("again");
+    assert!(again.from_log);
+    assert_eq!(again.trials, 0);
+    assert_eq!(again.tile, tuned.tile);
     let _ = std::fs::remove_dir_all(&dir);
 }

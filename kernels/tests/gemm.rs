@@ -4,6 +4,9 @@
 
 use proptest::prelude::*;
 use workbench_kernels::gemm::{sgemm_reference, supported_tiles_for_tests};
+use workbench_kernels::tile::{
+    a_in_place_supported, supported_k_splits, LoopOrder, K_SPLIT_MAX_ROWS,
+};
 use workbench_kernels::{
     sgemm, sgemm_with, Activation, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef,
     PackedB, SimdLevel, TileParams,
@@ -37,6 +40,10 @@ fn small_tile(simd: SimdLevel, mr: usize, nr: usize) -> TileParams {
         mr,
         nr,
         threads: 1,
+        loop_order: LoopOrder::ColumnsOuter,
+        k_split: 1,
+        b_in_place: false,
+        a_in_place: false,
     }
     .adapted_to(simd)
 }
@@ -88,6 +95,10 @@ fn every_simd_path_and_tile_on_odd_shapes() {
                 mr,
                 nr,
                 threads: 1,
+                loop_order: LoopOrder::ColumnsOuter,
+                k_split: 1,
+                b_in_place: false,
+                a_in_place: false,
             };
             for &(m, n, k) in &[(1, 1, 1), (mr + 1, nr + 3, 7), (3, 2 * nr - 1, 13)] {
                 check(simd, tile, m, n, k);
@@ -103,6 +114,139 @@ fn every_simd_path_and_tile_on_odd_shapes() {
                 2 * s + 1,
                 s + 2,
             );
+        }
+    }
+}
+
+/// Every schedule knob value (loop order, K split, A and B in place) on every SIMD path and
+/// register tile width: short tiles (where the K-split kernels run) and taller
+/// ones, K depths not a multiple of the split and across K slices (the split
+/// kernels then accumulate into C), one K slice, epilogues, pre-packed B and
+/// two threads.
+#[test]
+fn every_loop_order_and_k_split_on_odd_shapes() {
+    for simd in SimdLevel::supported() {
+        let nrs: std::collections::BTreeSet<usize> = supported_tiles_for_tests(simd)
+            .iter()
+            .map(|t| t.1)
+            .collect();
+        for &nr in &nrs {
+            let a_options: &[bool] = if a_in_place_supported(simd) {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for (loop_order, b_in_place, a_in_place) in LoopOrder::ALL.into_iter().flat_map(|o| {
+                [false, true]
+                    .into_iter()
+                    .flat_map(move |b| a_options.iter().map(move |&a| (o, b, a)))
+            }) {
+                for &k_split in supported_k_splits(simd) {
+                    for mr in [1, 2, K_SPLIT_MAX_ROWS, K_SPLIT_MAX_ROWS + 1] {
+                        for kc in [5, 64] {
+                            let tile = TileParams {
+                                mc: 2 * mr + 1,
+                                nc: 2 * nr,
+                                kc,
+                                mr,
+                                nr,
+                                threads: 1,
+                                loop_order,
+                                k_split,
+                                b_in_place,
+                                a_in_place,
+                            };
+                            for &(m, n, k) in &[
+                                (1, 1, 1),
+                                (1, 2 * nr + 3, 13),
+                                (mr + 1, nr + 3, 7),
+                                (3, 2 * nr - 1, 11),
+                                (2 * mr + 3, 3 * nr + 1, 31),
+                            ] {
+                                check(simd, tile, m, n, k);
+                            }
+                        }
+                    }
+                    let tile = TileParams {
+                        loop_order,
+                        k_split,
+                        b_in_place,
+                        a_in_place,
+                        nr,
+                        ..small_tile(simd, 3, nr)
+                    };
+                    check_epilogues_and_packed(simd, tile, 7, 2 * nr + 5, 29);
+                    check_epilogues_and_packed(simd, tile, 1, nr + 1, 9);
+                    let big = TileParams {
+                        loop_order,
+                        k_split,
+                        b_in_place,
+                        a_in_place,
+                        threads: 2,
+                        ..TileParams::for_this_machine().adapted_to(simd)
+                    };
+                    check(simd, big, 130, 257, 131);
+                    check(simd, big, 1, 1031, 1000);
+                }
+            }
+        }
+    }
+}
+
+/// `tile` on an m x n x k GEMM with each epilogue, B strided and pre-packed,
+/// A stored transposed (read in place) and row-major.
+fn check_epilogues_and_packed(simd: SimdLevel, tile: TileParams, m: usize, n: usize, k: usize) {
+    let a = data(m * k, 11);
+    let a_t: Vec<f32> = (0..k * m).map(|idx| a[(idx % m) * k + idx / m]).collect();
+    let b = data(k * n, 12);
+    let bias_c = data(n, 13);
+    let bias_r = data(m, 14);
+    let mut plain = vec![0.0; m * n];
+    sgemm_reference(
+        m,
+        n,
+        k,
+        MatRef::row_major(&a, k),
+        MatRef::row_major(&b, n),
+        &mut plain,
+        n,
+    );
+    let packed = PackedB::pack(MatRef::row_major(&b, n), k, n, tile.kc, tile.nr).unwrap();
+    let mut ws = GemmWorkspace::new();
+    for (bias, act) in [
+        (Bias::PerColumn(&bias_c[..]), Some(Activation::Relu)),
+        (Bias::PerRow(&bias_r[..]), Some(Activation::Gelu)),
+        (Bias::None, None),
+    ] {
+        let want: Vec<f32> = (0..m * n)
+            .map(|idx| {
+                let (i, j) = (idx / n, idx % n);
+                let v = plain[idx]
+                    + match bias {
+                        Bias::PerColumn(b) => b[j],
+                        Bias::PerRow(b) => b[i],
+                        Bias::None => 0.0,
+                    };
+                act.map_or(v, |f| workbench_kernels::act::apply(f, v))
+            })
+            .collect();
+        for a_op in [MatRef::row_major(&a, k), MatRef::transposed(&a_t, m)] {
+            for b_op in [
+                BOperand::Mat(MatRef::row_major(&b, n)),
+                BOperand::Packed(&packed),
+            ] {
+                let mut got = vec![f32::NAN; m * n];
+                let epilogue = Epilogue {
+                    bias,
+                    activation: act,
+                };
+                sgemm_with(
+                    &mut ws, &tile, simd, m, n, k, a_op, b_op, &mut got, n, epilogue,
+                )
+                .unwrap();
+                let e = rel_err(&got, &want);
+                assert!(e <= 1e-5, "{simd} {tile:?} {m}x{n}x{k} {bias:?}: {e}");
+            }
         }
     }
 }
@@ -125,6 +269,10 @@ fn packing_a_at_odd_rows_and_depths() {
                     mr,
                     nr,
                     threads: 1,
+                    loop_order: LoopOrder::ColumnsOuter,
+                    k_split: 1,
+                    b_in_place: false,
+                    a_in_place: false,
                 };
                 for m in [1, 3, 4, 5, 7, 13, 14, 15, 29, 64] {
                     for k in [1, 7, 8, 9, 17, 33] {
@@ -325,6 +473,10 @@ fn bad_arguments_are_errors_not_panics() {
         mr: 4,
         nr: 16,
         threads: 1,
+        loop_order: LoopOrder::ColumnsOuter,
+        k_split: 1,
+        b_in_place: false,
+        a_in_place: false,
     };
     let a = vec![0.0; 6];
     let b = vec![0.0; 6];
@@ -362,6 +514,11 @@ fn bad_arguments_are_errors_not_panics() {
     .is_err());
     let bad = TileParams { mr: 99, ..tile };
     assert!(sgemm(&bad, simd, 2, 2, 3, &a, 3, &b, 2, &mut c, 2, Epilogue::NONE).is_err());
+    // K split factors the micro-kernels are not compiled for.
+    for k_split in [0, 3, 8] {
+        let bad = TileParams { k_split, ..tile };
+        assert!(sgemm(&bad, simd, 2, 2, 3, &a, 3, &b, 2, &mut c, 2, Epilogue::NONE).is_err());
+    }
     let bias = [1.0];
     let epi = Epilogue {
         bias: Bias::PerColumn(&bias),
@@ -381,12 +538,26 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
     fn random_shapes_and_blocking(m in 1usize..40, n in 1usize..70, k in 1usize..40, kc in 1usize..20,
-                                  mc_mult in 1usize..4, nc_mult in 1usize..4, level in 0usize..3, tile_idx in 0usize..64) {
+                                  mc_mult in 1usize..4, nc_mult in 1usize..4, level in 0usize..3, tile_idx in 0usize..64,
+                                  order in 0usize..2, split_idx in 0usize..3, b_in_place in any::<bool>(),
+                                  a_in_place in any::<bool>()) {
         let supported = SimdLevel::supported();
         let simd = supported[level % supported.len()];
         let tiles = supported_tiles_for_tests(simd);
         let (mr, nr) = tiles[tile_idx % tiles.len()];
-        let tile = TileParams { mc: mr * mc_mult, nc: nr * nc_mult, kc, mr, nr, threads: 1 };
+        let splits = supported_k_splits(simd);
+        let tile = TileParams {
+            mc: mr * mc_mult,
+            nc: nr * nc_mult,
+            kc,
+            mr,
+            nr,
+            threads: 1,
+            loop_order: LoopOrder::ALL[order],
+            k_split: splits[split_idx % splits.len()],
+            b_in_place,
+            a_in_place: a_in_place && a_in_place_supported(simd),
+        };
         check(simd, tile, m, n, k);
     }
 }

@@ -26,7 +26,10 @@ use crate::gemm::{sgemm_with, BOperand, Epilogue, GemmWorkspace, MatRef, PackedB
 use crate::graph::Graph;
 use crate::simd::SimdLevel;
 use crate::spec::{BackendKind, Precision};
-use crate::tile::{supported_micro_tiles, TileParams};
+use crate::tile::{
+    a_in_place_supported, supported_k_splits, supported_micro_tiles, LoopOrder, TileParams,
+    K_SPLIT_MAX_ROWS,
+};
 
 fn terr(e: TuneError) -> KernelError {
     KernelError::Gemm(format!("autotune: {e}"))
@@ -62,6 +65,8 @@ impl GemmShape {
 pub struct ShapeTuning {
     pub shape: GemmShape,
     pub tile: TileParams,
+    /// What the tiled backend runs this shape with (the tile to beat).
+    pub incumbent: TileParams,
     pub best_ns: f64,
     pub trials: usize,
     pub from_log: bool,
@@ -176,7 +181,21 @@ pub fn tune_key(shape: &GemmShape) -> TuneKey {
     }
 }
 
-/// The tile search space for a SIMD level, always containing `default`.
+/// The tile the tiled backend runs a shape with: `default`, narrowed for dense
+/// layers only a few columns wide (see `TileParams::narrowed_for_columns`).
+/// The incumbent the tuner must beat.
+pub fn shape_default(shape: &GemmShape, simd: SimdLevel, default: &TileParams) -> TileParams {
+    if shape.packed_b {
+        default.narrowed_for_columns(simd, shape.n)
+    } else {
+        *default
+    }
+}
+
+/// The tile search space for a SIMD level, always containing `default`:
+/// blocking (mc, nc, kc; kc 1024 is one K slice for every benchmark K),
+/// register tile (mr, nr), loop order, K-split accumulators, A and B read in
+/// place or packed, and threads.
 pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> SearchSpace {
     let with = |mut v: Vec<i64>, d: usize| {
         v.push(d as i64);
@@ -188,27 +207,58 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
     let mut mrs: Vec<i64> = tiles
         .iter()
         .map(|t| t.0 as i64)
-        .filter(|m| [2, 4, 6, 8, 12].contains(m))
+        .filter(|m| [4, 6, 8, 10, 12, 14].contains(m))
         .collect();
+    mrs.dedup();
     mrs = with(mrs, default.mr);
-    let nrs: Vec<i64> = with(tiles.iter().map(|t| t.1 as i64).collect(), default.nr);
+    let mut nrs: Vec<i64> = with(tiles.iter().map(|t| t.1 as i64).collect(), default.nr);
+    let mut mcs = with(vec![48, 96, 144, 192, 288, 384], default.mc);
+    let mut ncs = with(vec![256, 512, 1024, 2048, 4096], default.nc);
+    // The narrowed tiles of narrow dense layers (each shape's incumbent), so
+    // the space is the same for every shape.
+    for &(_, nr) in &tiles {
+        let t = default.narrowed_for_columns(simd, nr);
+        mrs = with(mrs, t.mr);
+        nrs = with(nrs, t.nr);
+        mcs = with(mcs, t.mc);
+        ncs = with(ncs, t.nc);
+    }
     let mut thr = vec![1i64];
     if threads > 1 {
         thr.push(threads as i64);
     }
+    let orders: Vec<i64> = LoopOrder::ALL.iter().map(|o| o.index() as i64).collect();
+    let splits: Vec<i64> = with(
+        supported_k_splits(simd).iter().map(|&k| k as i64).collect(),
+        default.k_split,
+    );
+    let adirect: Vec<i64> = if a_in_place_supported(simd) {
+        vec![0, 1]
+    } else {
+        vec![0]
+    };
     SearchSpace::new(
-        &format!("tile-{}-v1", simd.name()),
+        &format!("tile-{}-v2", simd.name()),
         vec![
-            Dimension::new("mc", &with(vec![48, 96, 144, 192, 288, 384], default.mc)),
-            Dimension::new("nc", &with(vec![256, 512, 1024, 2048, 4096], default.nc)),
-            Dimension::new("kc", &with(vec![128, 192, 256, 384, 512], default.kc)),
+            Dimension::new("mc", &mcs),
+            Dimension::new("nc", &ncs),
+            Dimension::new(
+                "kc",
+                &with(vec![128, 192, 256, 384, 512, 768, 1024], default.kc),
+            ),
             Dimension::new("mr", &mrs),
             Dimension::new("nr", &nrs),
             Dimension::new("threads", &thr),
+            Dimension::new("order", &orders),
+            Dimension::new("ksplit", &splits),
+            Dimension::new("bdirect", &[0, 1]),
+            Dimension::new("adirect", &adirect),
         ],
     )
 }
 
+/// The tile of a configuration. `order`, `ksplit`, `bdirect` and `adirect` default to the plain
+/// schedule when absent (parameters logged before they existed).
 fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
     let g = |k: &str| p.get(k).and_then(|v| usize::try_from(*v).ok());
     let t = TileParams {
@@ -218,6 +268,10 @@ fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
         mr: g("mr")?,
         nr: g("nr")?,
         threads: g("threads")?,
+        loop_order: LoopOrder::from_index(g("order").unwrap_or(0))?,
+        k_split: g("ksplit").unwrap_or(1),
+        b_in_place: g("bdirect").unwrap_or(0) == 1,
+        a_in_place: g("adirect").unwrap_or(0) == 1,
     };
     t.validate(simd).ok().map(|_| t)
 }
@@ -230,10 +284,64 @@ fn params_of(t: &TileParams) -> Params {
         ("mr", t.mr),
         ("nr", t.nr),
         ("threads", t.threads),
+        ("order", t.loop_order.index()),
+        ("ksplit", t.k_split),
+        ("bdirect", usize::from(t.b_in_place)),
+        ("adirect", usize::from(t.a_in_place)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v as i64))
     .collect()
+}
+
+/// The incumbent first, then it with one schedule choice changed (loop order,
+/// each K split, A in place, B in place, one K slice): the search measures what each knob does to
+/// this shape before the cost model proposes anything.
+fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec<TileParams> {
+    let mut out = vec![*incumbent];
+    let flip = match incumbent.loop_order {
+        LoopOrder::ColumnsOuter => LoopOrder::RowsOuter,
+        LoopOrder::RowsOuter => LoopOrder::ColumnsOuter,
+    };
+    out.push(TileParams {
+        loop_order: flip,
+        ..*incumbent
+    });
+    // K splits only change tiles of at most K_SPLIT_MAX_ROWS rows.
+    if shape.m <= K_SPLIT_MAX_ROWS {
+        for &k_split in supported_k_splits(simd) {
+            out.push(TileParams {
+                k_split,
+                ..*incumbent
+            });
+        }
+    }
+    if a_in_place_supported(simd) {
+        out.push(TileParams {
+            a_in_place: !incumbent.a_in_place,
+            ..*incumbent
+        });
+    }
+    // Reading B in place only applies to a B that is not pre-packed.
+    if !shape.packed_b {
+        out.push(TileParams {
+            b_in_place: !incumbent.b_in_place,
+            ..*incumbent
+        });
+    }
+    if shape.k > incumbent.kc && shape.k <= 1024 {
+        out.push(TileParams {
+            kc: 1024,
+            ..*incumbent
+        });
+    }
+    let mut unique: Vec<TileParams> = Vec::new();
+    for t in out {
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    unique
 }
 
 /// Times one GEMM shape with one tile: minimum of `reps` runs after a warm-up, in ns.
@@ -295,15 +403,16 @@ impl AutotunedBackend {
             .unwrap_or_else(hardware_fingerprint)
     }
 
-    fn tune_options(&self, default_tile: &TileParams) -> TuneOptions {
+    fn tune_options(&self, seeds: &[TileParams]) -> TuneOptions {
         let mut topts = TuneOptions::new(&self.fingerprint(), self.budget.max_trials, self.seed);
         topts.budget = self.budget;
-        topts.initial = vec![params_of(default_tile)];
+        topts.initial = seeds.iter().map(params_of).collect();
         topts.incumbent_margin = self.incumbent_margin;
         topts
     }
 
-    /// Tunes one GEMM shape (or reads it from `log`): the default tile is the
+    /// Tunes one GEMM shape (or reads it from `log`): the tile the tiled
+    /// backend runs it with ([`shape_default`] of `default_tile`) is the
     /// incumbent and is kept unless a tuned tile beats it after re-measurement.
     pub fn tune_shape(
         &self,
@@ -314,8 +423,9 @@ impl AutotunedBackend {
         log: &mut TuningLog,
         progress: &mut dyn FnMut(TuneProgress),
     ) -> Result<ShapeTuning, KernelError> {
+        let incumbent = shape_default(&shape, simd, default_tile);
         let space = tile_space(simd, default_tile, threads.max(1));
-        let topts = self.tune_options(default_tile);
+        let topts = self.tune_options(&seed_tiles(simd, &incumbent, &shape));
         let mut measure = |p: &Params| -> Result<f64, TuneError> {
             let tile = tile_of(p, simd)
                 .ok_or_else(|| TuneError::Measure(format!("invalid tile {p:?}")))?;
@@ -332,7 +442,8 @@ impl AutotunedBackend {
         .map_err(terr)?;
         Ok(ShapeTuning {
             shape,
-            tile: tile_of(&out.params, simd).unwrap_or(*default_tile),
+            tile: tile_of(&out.params, simd).unwrap_or(incumbent),
+            incumbent,
             best_ns: out.best_ns,
             trials: out.trials,
             from_log: out.from_log,
@@ -495,7 +606,7 @@ impl Executable for AutotunedExecutable {
         for sh in &self.summary.shapes {
             let t = &sh.tile;
             s.push_str(&format!(
-                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {}{}, {:.0} ns, {} trials{}\n",
+                "  gemm {}x{}x{}: mc {} nc {} kc {} mr {} nr {} threads {} {:?} k_split {} b_in_place {} a_in_place {}{}, {:.0} ns, {} trials{}\n",
                 sh.shape.m,
                 sh.shape.n,
                 sh.shape.k,
@@ -505,7 +616,15 @@ impl Executable for AutotunedExecutable {
                 t.mr,
                 t.nr,
                 t.threads,
-                if t == d { " (default)" } else { "" },
+                t.loop_order,
+                t.k_split,
+                t.b_in_place,
+                t.a_in_place,
+                if *t == sh.incumbent {
+                    " (default)"
+                } else {
+                    ""
+                },
                 sh.best_ns,
                 sh.trials,
                 if sh.from_log { " (from log)" } else { "" }

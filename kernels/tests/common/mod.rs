@@ -1,6 +1,7 @@
 //! Helpers shared by the backend tests.
 #![allow(dead_code)]
 
+use workbench_kernels::tile::LoopOrder;
 use workbench_kernels::{compile, BackendKind, CompileOptions, Graph, SimdLevel, TileParams};
 
 /// Deterministic input in [-1, 1).
@@ -52,6 +53,24 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
             mr,
             nr,
             threads: 1,
+            loop_order: LoopOrder::ColumnsOuter,
+            k_split: 1,
+            b_in_place: false,
+            a_in_place: false,
+        };
+        // The other schedule knobs: rows-outer loop order, the largest K split
+        // (its kernels run on the short row tiles of batch 1 and the edges),
+        // A and B read in place (attention context, pointwise convolutions).
+        let other_schedule = TileParams {
+            loop_order: LoopOrder::RowsOuter,
+            k_split: workbench_kernels::tile::supported_k_splits(simd)
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(1),
+            b_in_place: true,
+            a_in_place: workbench_kernels::tile::a_in_place_supported(simd),
+            ..small
         };
         v.push((
             format!("tiled/{simd}"),
@@ -67,6 +86,15 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
             CompileOptions {
                 simd: Some(simd),
                 tile: Some(small),
+                ..CompileOptions::default()
+            },
+        ));
+        v.push((
+            format!("tiled/{simd}/small-blocks-other-schedule"),
+            BackendKind::Tiled,
+            CompileOptions {
+                simd: Some(simd),
+                tile: Some(other_schedule),
                 ..CompileOptions::default()
             },
         ));
