@@ -261,6 +261,133 @@ mod x86 {
     use crate::reference::ConvGeom;
     use std::arch::x86_64::*;
 
+    /// Output channels per register tile of the direct convolution (x 32 columns:
+    /// 24 accumulators).
+    const DIRECT_MR: usize = 12;
+
+    /// # Safety
+    /// AVX-512F; `c.fits(out.len())`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn conv_direct_avx512(c: &super::DirectConv<'_>, out: &mut [f32]) {
+        let taps = c.offsets.len();
+        // Equal channel tiles (32 channels as 11 + 11 + 10, not 12 + 12 + 8).
+        let tiles = c.out_c.div_ceil(DIRECT_MR);
+        let mr = c.out_c.div_ceil(tiles.max(1)).max(1);
+        let relu_lanes: __mmask16 = if c.relu { 0xffff } else { 0 };
+        let (q, o) = (c.q.as_ptr(), out.as_mut_ptr());
+        for y in 0..c.oh {
+            let mut x0 = 0;
+            while x0 < c.ow {
+                let cols = (c.ow - x0).min(32);
+                let masks = [
+                    ((1u32 << cols.min(16)) - 1) as __mmask16,
+                    ((1u32 << cols.saturating_sub(16)) - 1) as __mmask16,
+                ];
+                let mut c0 = 0;
+                while c0 < c.out_c {
+                    let rows = mr.min(c.out_c - c0);
+                    let tile = DirectTile {
+                        taps,
+                        offsets: c.offsets.as_ptr(),
+                        // SAFETY (all three): inside q, the weights and out, as `fits` checked.
+                        q: unsafe { q.add(y * c.row_step + x0) },
+                        w: unsafe { c.weight.as_ptr().add(c0 * taps) },
+                        bias: c.bias.map(|b| b[c0..].as_ptr()),
+                        out: unsafe {
+                            o.add(c.out_at + c0 * c.out_channel_step + y * c.out_row_step + x0)
+                        },
+                        out_channel_step: c.out_channel_step,
+                        masks,
+                        relu_lanes,
+                    };
+                    // SAFETY: rows <= DIRECT_MR channels from c0 < out_c, `cols` columns from x0.
+                    unsafe {
+                        match rows {
+                            1 => tile.run::<1>(),
+                            2 => tile.run::<2>(),
+                            3 => tile.run::<3>(),
+                            4 => tile.run::<4>(),
+                            5 => tile.run::<5>(),
+                            6 => tile.run::<6>(),
+                            7 => tile.run::<7>(),
+                            8 => tile.run::<8>(),
+                            9 => tile.run::<9>(),
+                            10 => tile.run::<10>(),
+                            11 => tile.run::<11>(),
+                            _ => tile.run::<12>(),
+                        }
+                    }
+                    c0 += rows;
+                }
+                x0 += cols;
+            }
+        }
+    }
+
+    /// One register tile of the direct convolution: `R` output channels x up to 32
+    /// columns of one output row.
+    struct DirectTile {
+        taps: usize,
+        offsets: *const usize,
+        /// The input at this tile's first column (tap offsets are added).
+        q: *const f32,
+        /// The first channel's weights (`taps` per channel).
+        w: *const f32,
+        bias: Option<*const f32>,
+        out: *mut f32,
+        out_channel_step: usize,
+        masks: [__mmask16; 2],
+        relu_lanes: __mmask16,
+    }
+
+    impl DirectTile {
+        /// # Safety
+        /// AVX-512F; `R` channels of weights (and bias) from `w`, the masked columns of
+        /// every tap readable from `q`, and writable at `out + r * out_channel_step`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn run<const R: usize>(&self) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            if let Some(b) = self.bias {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: the bias covers the tile's channels.
+                    let v = _mm512_set1_ps(unsafe { *b.add(r) });
+                    *row = [v, v];
+                }
+            }
+            for p in 0..self.taps {
+                // SAFETY: the tap's offset, then its masked columns (caller's guarantee).
+                let (b0, b1) = unsafe {
+                    let bp = self.q.add(*self.offsets.add(p));
+                    (
+                        _mm512_maskz_loadu_ps(self.masks[0], bp),
+                        _mm512_maskz_loadu_ps(self.masks[1], bp.add(16)),
+                    )
+                };
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: weight (r, p) of the tile.
+                    let a = _mm512_set1_ps(unsafe { *self.w.add(r * self.taps + p) });
+                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                }
+            }
+            let zero = _mm512_setzero_ps();
+            for (r, row) in acc.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    let y = _mm512_mask_max_ps(x, self.relu_lanes, x, zero);
+                    // SAFETY: the masked columns of channel r (caller's guarantee).
+                    unsafe {
+                        _mm512_mask_storeu_ps(
+                            self.out.add(r * self.out_channel_step + 16 * v),
+                            self.masks[v],
+                            y,
+                        )
+                    };
+                }
+            }
+        }
+    }
+
     /// `split_interior` compiled for AVX-512.
     ///
     /// # Safety
@@ -649,6 +776,71 @@ fn depthwise_body<const FMA: bool>(a: &DwArgs<'_>, out: &mut [f32]) {
             let row = &mut out[(c * g.oh + oy) * g.ow..(c * g.oh + oy + 1) * g.ow];
             dw_row::<FMA>(a.q, base, a.offsets, w, b0, a.relu, row, 0);
         }
+    }
+}
+
+/// Largest reduction depth (input channels x kernel taps) the direct convolution
+/// takes: a 32-column strip of every tap (8 KiB) then stays in L1 for all the
+/// output-channel tiles that reuse it. Deeper convolutions pack B for the GEMM.
+pub(crate) const DIRECT_CONV_MAX_TAPS: usize = 64;
+
+/// A small-K convolution computed straight from its split-layout input, with no
+/// packed copy of the patches: `out[c, y, x] = act(bias[c] + sum_p w[c, p] *
+/// q[offsets[p] + y * row_step + x])`, written at `out_at + c * out_channel_step +
+/// y * out_row_step + x` (a plain `[c, h, w]` image, or a padded layout).
+pub(crate) struct DirectConv<'a> {
+    pub q: &'a [f32],
+    pub offsets: &'a [usize],
+    pub row_step: usize,
+    /// `[out_c][taps]`.
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+    pub out_c: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub out_at: usize,
+    pub out_channel_step: usize,
+    pub out_row_step: usize,
+}
+
+impl DirectConv<'_> {
+    /// Whether every read and write stays inside `q`, the weights and `out`.
+    fn fits(&self, out_len: usize) -> bool {
+        let taps = self.offsets.len();
+        if self.out_c == 0 || self.oh == 0 || self.ow == 0 || taps == 0 {
+            return true;
+        }
+        let max_off = self.offsets.iter().copied().max().unwrap_or(0);
+        let last_read = max_off + (self.oh - 1) * self.row_step + self.ow - 1;
+        let last_write = self.out_at
+            + (self.out_c - 1) * self.out_channel_step
+            + (self.oh - 1) * self.out_row_step
+            + self.ow
+            - 1;
+        last_read < self.q.len()
+            && last_write < out_len
+            && self.weight.len() >= self.out_c * taps
+            && self.bias.is_none_or(|b| b.len() >= self.out_c)
+    }
+}
+
+/// Run `conv` directly if this SIMD level has the kernel (AVX-512) and the
+/// convolution is small enough; `false` means nothing was written (use the GEMM).
+pub(crate) fn conv_direct(simd: SimdLevel, conv: &DirectConv<'_>, out: &mut [f32]) -> bool {
+    let taps = conv.offsets.len();
+    if taps > DIRECT_CONV_MAX_TAPS || !conv.fits(out.len()) {
+        return false;
+    }
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 if simd.is_supported() => {
+            // SAFETY: AVX-512F is available (checked just above) and `fits` bounds
+            // every access the kernel makes.
+            unsafe { x86::conv_direct_avx512(conv, out) };
+            true
+        }
+        _ => false,
     }
 }
 

@@ -872,6 +872,26 @@ impl LoweredExecutable {
                                 })?;
                                 let q = &mut self.splits[si][..plan.layout.len()];
                                 conv::split_interior(simd, xs, geom, &plan.layout, q);
+                                // Shallow convolutions (a stem over a few input channels)
+                                // read their patches in place, written where they belong.
+                                let relu = *act == Some(Activation::Relu);
+                                let direct = conv::DirectConv {
+                                    q: &self.splits[si][..plan.layout.len()],
+                                    offsets: &plan.offsets,
+                                    row_step: plan.layout.row_step(),
+                                    weight,
+                                    bias: bias.as_deref(),
+                                    relu,
+                                    out_c: geom.out_c,
+                                    oh: geom.oh,
+                                    ow: geom.ow,
+                                    out_at: c_start,
+                                    out_channel_step: ldc,
+                                    out_row_step: padded.map_or(geom.ow, |p| p.row_width),
+                                };
+                                if (relu || act.is_none()) && conv::conv_direct(simd, &direct, os) {
+                                    continue;
+                                }
                                 BOperand::Gathered(GatherB {
                                     data: &self.splits[si][..plan.layout.len()],
                                     row_offsets: &plan.offsets,
@@ -1201,6 +1221,22 @@ impl LoweredExecutable {
                     "\n  # {} runs on its own tile: mc {} nc {} kc {} mr {} nr {}",
                     step.name, t.mc, t.nc, t.kc, t.mr, t.nr
                 ));
+            }
+            if let (StepKind::Conv2d { geom, act, .. }, Engine::Tiled { simd, .. }) =
+                (&step.kind, step_engine(self.engine, &self.step_tiles, si))
+            {
+                let taps = geom.in_c * geom.kh * geom.kw;
+                if simd == SimdLevel::Avx512
+                    && simd.is_supported()
+                    && !is_direct(geom)
+                    && taps <= conv::DIRECT_CONV_MAX_TAPS
+                    && matches!(act, None | Some(Activation::Relu))
+                {
+                    text.push_str(&format!(
+                        "\n  # {} runs from its split input directly ({taps} taps: no packed patches)",
+                        step.name
+                    ));
+                }
             }
             if let Some(p) = self.padded_outputs[si] {
                 text.push_str(&format!(

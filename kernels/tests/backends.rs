@@ -212,11 +212,45 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
             "depthwise not run in bands with the pooled pointwise:\n{}",
             exe.lowered()
         );
+        if k == 3 && SimdLevel::Avx512.is_supported() {
+            assert!(
+                exe.lowered()
+                    .contains("stem+relu1 runs from its split input directly"),
+                "shallow stem not computed directly:\n{}",
+                exe.lowered()
+            );
+        }
         assert!(
             exe.lowered().contains("writes straight into dw"),
             "stem does not write the depthwise's padded input:\n{}",
             exe.lowered()
         );
+    }
+}
+
+/// Shallow convolutions (few input channels: computed straight from the split
+/// input on AVX-512) into a plain image, rows wider than one 32-column strip and
+/// channel counts that split into uneven tiles; and with an activation the direct
+/// kernel does not fuse (the GEMM runs instead).
+#[test]
+fn shallow_convolutions_with_wide_rows() {
+    // (in_c, h, w, out_c, kernel, stride, padding, activation)
+    for &(c, h, w, oc, k, s, p, act) in &[
+        (3, 6, 37, 13, 3, 1, 1, Activation::Relu),
+        (3, 9, 70, 32, 3, 2, 1, Activation::Relu),
+        (1, 5, 33, 25, 5, 1, 2, Activation::Relu),
+        (2, 4, 40, 7, 3, 1, 0, Activation::Tanh),
+    ] {
+        let mut g = GraphBuilder::new(&format!("conv{c}x{h}x{w}-{oc}"), vec![c, h, w]).unwrap();
+        let op = Op::Conv2d {
+            weight: tensor(vec![oc, c, k, k], 1),
+            bias: Some(tensor(vec![oc], 2)),
+            stride: s,
+            padding: p,
+        };
+        let y = g.push("conv", op, &[0]).unwrap();
+        let y = g.push("act", Op::Activation(act), &[y]).unwrap();
+        check_against_naive(&g.finish(y, false, 0).unwrap(), &[1, 2], TOL);
     }
 }
 
