@@ -302,19 +302,11 @@ mod x86 {
                     };
                     // SAFETY: rows <= DIRECT_MR channels from c0 < out_c, `cols` columns from x0.
                     unsafe {
-                        match rows {
-                            1 => tile.run::<1>(),
-                            2 => tile.run::<2>(),
-                            3 => tile.run::<3>(),
-                            4 => tile.run::<4>(),
-                            5 => tile.run::<5>(),
-                            6 => tile.run::<6>(),
-                            7 => tile.run::<7>(),
-                            8 => tile.run::<8>(),
-                            9 => tile.run::<9>(),
-                            10 => tile.run::<10>(),
-                            11 => tile.run::<11>(),
-                            _ => tile.run::<12>(),
+                        if cols > 16 {
+                            tile.run_rows::<2>(rows)
+                        } else {
+                            // A last strip of at most 16 columns: one vector per row.
+                            tile.run_rows::<1>(rows)
                         }
                     }
                     c0 += rows;
@@ -341,39 +333,65 @@ mod x86 {
     }
 
     impl DirectTile {
+        /// `run` for `rows` (1..=DIRECT_MR) channels.
+        ///
+        /// # Safety
+        /// As `run`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn run_rows<const NV: usize>(&self, rows: usize) {
+            // SAFETY: the caller's guarantees are run's.
+            unsafe {
+                match rows {
+                    1 => self.run::<1, NV>(),
+                    2 => self.run::<2, NV>(),
+                    3 => self.run::<3, NV>(),
+                    4 => self.run::<4, NV>(),
+                    5 => self.run::<5, NV>(),
+                    6 => self.run::<6, NV>(),
+                    7 => self.run::<7, NV>(),
+                    8 => self.run::<8, NV>(),
+                    9 => self.run::<9, NV>(),
+                    10 => self.run::<10, NV>(),
+                    11 => self.run::<11, NV>(),
+                    _ => self.run::<12, NV>(),
+                }
+            }
+        }
+
         /// # Safety
         /// AVX-512F; `R` channels of weights (and bias) from `w`, the masked columns of
         /// every tap readable from `q`, and writable at `out + r * out_channel_step`.
         #[target_feature(enable = "avx512f")]
         #[inline]
-        unsafe fn run<const R: usize>(&self) {
-            let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        unsafe fn run<const R: usize, const NV: usize>(&self) {
+            let mut acc = [[_mm512_setzero_ps(); NV]; R];
             if let Some(b) = self.bias {
                 for (r, row) in acc.iter_mut().enumerate() {
                     // SAFETY: the bias covers the tile's channels.
-                    let v = _mm512_set1_ps(unsafe { *b.add(r) });
-                    *row = [v, v];
+                    *row = [_mm512_set1_ps(unsafe { *b.add(r) }); NV];
                 }
             }
             for p in 0..self.taps {
-                // SAFETY: the tap's offset, then its masked columns (caller's guarantee).
-                let (b0, b1) = unsafe {
-                    let bp = self.q.add(*self.offsets.add(p));
-                    (
-                        _mm512_maskz_loadu_ps(self.masks[0], bp),
-                        _mm512_maskz_loadu_ps(self.masks[1], bp.add(16)),
-                    )
-                };
+                let mut bv = [_mm512_setzero_ps(); NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    // SAFETY: the tap's offset, then its masked columns (caller's guarantee).
+                    *x = unsafe {
+                        let bp = self.q.add(*self.offsets.add(p));
+                        _mm512_maskz_loadu_ps(self.masks[v], bp.add(16 * v))
+                    };
+                }
                 for (r, row) in acc.iter_mut().enumerate() {
                     // SAFETY: weight (r, p) of the tile.
                     let a = _mm512_set1_ps(unsafe { *self.w.add(r * self.taps + p) });
-                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                    for (x, &b) in row.iter_mut().zip(&bv) {
+                        *x = _mm512_fmadd_ps(a, b, *x);
+                    }
                 }
             }
             let zero = _mm512_setzero_ps();
             for (r, row) in acc.iter().enumerate() {
-                for (v, &x) in row.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate().take(NV) {
                     let y = _mm512_mask_max_ps(x, self.relu_lanes, x, zero);
                     // SAFETY: the masked columns of channel r (caller's guarantee).
                     unsafe {
