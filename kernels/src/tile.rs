@@ -251,6 +251,8 @@ impl TileParams {
             nc: (self.nc / nr).max(1) * nr,
             mr: max_mr,
             nr,
+            // One column sliver: each element of A is used once, so packing it buys nothing.
+            a_in_place: a_in_place_supported(simd),
             ..*self
         }
     }
