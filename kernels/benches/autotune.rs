@@ -55,7 +55,9 @@ fn benchmark_shapes() -> Vec<(String, GemmShape)> {
             Err(e) => panic!("{name}: {e}"),
         };
         for batch in batches {
-            for shape in gemm_shapes(&graph, batch).into_keys() {
+            // The shapes that run as plain GEMMs at this SIMD level (the convnet's stem and
+            // pooled pointwise conv run as a direct kernel and a row-sum GEMM).
+            for shape in gemm_shapes(&graph, batch, workbench_kernels::simd::detect()).into_keys() {
                 add(format!("{name} batch {batch}"), shape, &mut out);
             }
         }

@@ -348,6 +348,27 @@ struct PaddedOutput {
     consumer: usize,
 }
 
+/// Whether the tiled engine at `simd` computes this convolution straight from its
+/// split input (`conv::conv_direct`) rather than as a GEMM over packed patches.
+fn conv_runs_direct(simd: SimdLevel, g: &ConvGeom, act: Option<Activation>) -> bool {
+    simd == SimdLevel::Avx512
+        && simd.is_supported()
+        && !is_direct(g)
+        && g.in_c * g.kh * g.kw <= conv::DIRECT_CONV_MAX_TAPS
+        && matches!(act, None | Some(Activation::Relu))
+}
+
+/// Whether step `si` runs as the plain GEMM its shape describes (what the autotuner
+/// times): not a pointwise conv pooled in place (a transposed row-sum GEMM) nor a
+/// convolution computed directly.
+pub(crate) fn step_runs_as_gemm(lowered: &Lowered, si: usize, simd: SimdLevel) -> bool {
+    match &lowered.steps[si].kind {
+        StepKind::Pointwise { .. } => !pools_next(lowered, si),
+        StepKind::Conv2d { geom, act, .. } => !conv_runs_direct(simd, geom, *act),
+        _ => true,
+    }
+}
+
 /// A convolution the tiled engine runs as a 1x1 GEMM over its input as it is.
 fn is_direct(g: &ConvGeom) -> bool {
     g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
@@ -889,7 +910,9 @@ impl LoweredExecutable {
                                     out_channel_step: ldc,
                                     out_row_step: padded.map_or(geom.ow, |p| p.row_width),
                                 };
-                                if (relu || act.is_none()) && conv::conv_direct(simd, &direct, os) {
+                                if conv_runs_direct(simd, geom, *act)
+                                    && conv::conv_direct(simd, &direct, os)
+                                {
                                     continue;
                                 }
                                 BOperand::Gathered(GatherB {
@@ -1226,12 +1249,7 @@ impl LoweredExecutable {
                 (&step.kind, step_engine(self.engine, &self.step_tiles, si))
             {
                 let taps = geom.in_c * geom.kh * geom.kw;
-                if simd == SimdLevel::Avx512
-                    && simd.is_supported()
-                    && !is_direct(geom)
-                    && taps <= conv::DIRECT_CONV_MAX_TAPS
-                    && matches!(act, None | Some(Activation::Relu))
-                {
+                if conv_runs_direct(simd, geom, *act) {
                     text.push_str(&format!(
                         "\n  # {} runs from its split input directly ({taps} taps: no packed patches)",
                         step.name

@@ -1,11 +1,11 @@
 //! The autotuned backend against naive, and log reuse across compiles.
 
 use workbench_kernels::autotune::TuneBudget;
-use workbench_kernels::backends::autotuned::{gemm_shapes, AutotunedBackend};
+use workbench_kernels::backends::autotuned::{gemm_shapes, AutotunedBackend, GemmShape};
 use workbench_kernels::backends::quantized::seeded_inputs;
 use workbench_kernels::{
     compile, Activation, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Executable, Graph,
-    MlpSpec, ModelSpec,
+    MlpSpec, ModelSpec, SimdLevel,
 };
 
 fn rel_err(got: &[f32], want: &[f32]) -> f64 {
@@ -70,7 +70,8 @@ fn autotuned_matches_naive_and_reuses_its_log() {
         let (mut exe, summary) = b
             .compile_tuned(g, &CompileOptions::default(), &mut |_, _| reports += 1)
             .expect("tune");
-        let shapes = gemm_shapes(g, 4).len();
+        let simd = CompileOptions::default().resolved_simd().expect("simd");
+        let shapes = gemm_shapes(g, 4, simd).len();
         assert_eq!(summary.shapes.len(), shapes);
         assert_eq!(summary.trials, 6 * shapes);
         assert_eq!(summary.logged_trials, 6 * shapes);
@@ -163,7 +164,7 @@ fn each_gemm_step_runs_with_the_tile_of_its_shape() {
     let space = tile_space(simd, &default, 1);
     // Commit a different (deliberately odd) tile per shape, as a finished tune would.
     let mut log = TuningLog::open(&dir.join("tuning.jsonl")).expect("log");
-    let shapes: Vec<_> = gemm_shapes(&g, 4).into_keys().collect();
+    let shapes: Vec<_> = gemm_shapes(&g, 4, simd).into_keys().collect();
     assert_eq!(shapes.len(), 3);
     let mut want_tiles = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
@@ -305,4 +306,36 @@ fn old_log_lines_are_ignored_and_every_knob_is_measured() {
     assert_eq!(again.trials, 0);
     assert_eq!(again.tile, tuned.tile);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Steps the tiled engine does not run as the GEMM their shape describes (a
+/// pointwise conv pooled in place, a shallow conv computed directly on AVX-512)
+/// are not tuned as that GEMM: their tile would be timed on the wrong kernel.
+#[test]
+fn only_steps_run_as_plain_gemms_are_tuned() {
+    let g = workbench_kernels::models::convnet_224(1).expect("convnet");
+    let classifier = GemmShape {
+        m: 1,
+        n: 10,
+        k: 64,
+        packed_b: true,
+    };
+    let stem = GemmShape {
+        m: 32,
+        n: 112 * 112,
+        k: 27,
+        packed_b: false,
+    };
+    let portable: Vec<_> = gemm_shapes(&g, 1, SimdLevel::Portable)
+        .into_keys()
+        .collect();
+    assert!(
+        portable.contains(&classifier) && portable.contains(&stem),
+        "{portable:?}"
+    );
+    assert_eq!(portable.len(), 2, "{portable:?}");
+    if SimdLevel::Avx512.is_supported() {
+        let avx512: Vec<_> = gemm_shapes(&g, 1, SimdLevel::Avx512).into_keys().collect();
+        assert_eq!(avx512, vec![classifier]);
+    }
 }

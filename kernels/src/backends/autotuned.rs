@@ -124,8 +124,13 @@ impl Default for AutotunedBackend {
 /// The GEMM a lowered step runs, with dense rows at `batch` (conv and
 /// pointwise run one GEMM per sample); `None` for non-GEMM steps and for
 /// attention (its per-head GEMMs keep the default tile).
-fn step_shape(kind: &StepKind, batch: usize) -> Option<GemmShape> {
-    let shape = match kind {
+/// The GEMM shape step `si` runs at `simd`, if it runs as one (steps the tiled
+/// engine computes another way keep the default tile: their timing is not this shape's).
+fn step_shape(lowered: &Lowered, si: usize, batch: usize, simd: SimdLevel) -> Option<GemmShape> {
+    if !crate::exec::step_runs_as_gemm(lowered, si, simd) {
+        return None;
+    }
+    let shape = match &lowered.steps[si].kind {
         StepKind::Dense { rows, k, n, .. } => GemmShape {
             m: batch * rows,
             n: *n,
@@ -149,10 +154,10 @@ fn step_shape(kind: &StepKind, batch: usize) -> Option<GemmShape> {
     Some(shape).filter(|s| s.m > 0 && s.n > 0 && s.k > 0)
 }
 
-fn lowered_shapes(lowered: &Lowered, batch: usize) -> BTreeMap<GemmShape, f64> {
+fn lowered_shapes(lowered: &Lowered, batch: usize, simd: SimdLevel) -> BTreeMap<GemmShape, f64> {
     let mut out: BTreeMap<GemmShape, f64> = BTreeMap::new();
-    for step in &lowered.steps {
-        if let Some(s) = step_shape(&step.kind, batch) {
+    for si in 0..lowered.steps.len() {
+        if let Some(s) = step_shape(lowered, si, batch, simd) {
             let per = if s.packed_b { 1.0 } else { batch as f64 };
             *out.entry(s).or_default() += s.flops() * per;
         }
@@ -160,11 +165,11 @@ fn lowered_shapes(lowered: &Lowered, batch: usize) -> BTreeMap<GemmShape, f64> {
     out
 }
 
-/// Distinct GEMM shapes of a graph's lowered (fused) program with their total
-/// FLOPs per batch: the shapes the autotuned backend tunes.
-pub fn gemm_shapes(graph: &Graph, batch: usize) -> BTreeMap<GemmShape, f64> {
+/// Distinct GEMM shapes of a graph's lowered (fused) program at `simd` with their
+/// total FLOPs per batch: the shapes the autotuned backend tunes.
+pub fn gemm_shapes(graph: &Graph, batch: usize, simd: SimdLevel) -> BTreeMap<GemmShape, f64> {
     fusion::lower_with(graph, fusion::FusionOptions::default())
-        .map(|l| lowered_shapes(&l, batch))
+        .map(|l| lowered_shapes(&l, batch, simd))
         .unwrap_or_default()
 }
 
@@ -463,7 +468,7 @@ impl AutotunedBackend {
         let space = tile_space(simd, &default_tile, opts.threads.max(1));
         let path = self.log_path.clone().unwrap_or_else(default_log_path);
         let log = TuningLog::open(&path).map_err(terr)?;
-        let shapes = gemm_shapes(graph, self.tune_batch.max(1));
+        let shapes = gemm_shapes(graph, self.tune_batch.max(1), simd);
         Ok(count_trials(
             &log,
             &space.name,
@@ -493,7 +498,7 @@ impl AutotunedBackend {
         let mut log = TuningLog::open(&path).map_err(terr)?;
         let lowered = fusion::lower_with(graph, fusion::FusionOptions::default())?;
         let tune_batch = self.tune_batch.max(1);
-        let flops = lowered_shapes(&lowered, tune_batch);
+        let flops = lowered_shapes(&lowered, tune_batch, simd);
         let mut tuned: BTreeMap<GemmShape, ShapeTuning> = BTreeMap::new();
         for &shape in flops.keys() {
             let t = self.tune_shape(shape, simd, &default_tile, threads, &mut log, &mut |pr| {
@@ -501,11 +506,9 @@ impl AutotunedBackend {
             })?;
             tuned.insert(shape, t);
         }
-        let step_tiles: Vec<Option<TileParams>> = lowered
-            .steps
-            .iter()
-            .map(|st| {
-                step_shape(&st.kind, tune_batch)
+        let step_tiles: Vec<Option<TileParams>> = (0..lowered.steps.len())
+            .map(|si| {
+                step_shape(&lowered, si, tune_batch, simd)
                     .and_then(|s| tuned.get(&s))
                     .map(|t| t.tile)
             })
