@@ -227,23 +227,23 @@ fn depthwise_band_rows(c: usize, ow: usize) -> usize {
 /// Whether step `si` is a depthwise conv whose output only feeds step `si + 1`, a
 /// pointwise conv pooled in place (`pool_fused`): the two then run band by band.
 fn depthwise_feeds_pool(lowered: &Lowered, pool_fused: &[bool], si: usize) -> bool {
-    let step = &lowered.steps[si];
-    let out = step.out;
-    let (StepKind::Depthwise { .. }, Some(next)) = (&step.kind, lowered.steps.get(si + 1)) else {
-        return false;
-    };
-    let StepKind::Pointwise { x, .. } = next.kind else {
-        return false;
-    };
-    x == out
+    matches!(lowered.steps[si].kind, StepKind::Depthwise { .. })
+        && sole_reader(lowered, si) == Some(si + 1)
+        && matches!(lowered.steps[si + 1].kind, StepKind::Pointwise { .. })
         && pool_fused.get(si + 1).copied().unwrap_or(false)
-        && out != lowered.output
-        && lowered.steps.iter().filter(|s| s.out == out).count() == 1
-        && lowered
-            .steps
-            .iter()
-            .enumerate()
-            .all(|(j, st)| j == si + 1 || !st.kind.inputs().contains(&out))
+}
+
+/// The one step reading step `si`'s output, when its output is nobody else's
+/// business: not the graph's output, written by no other step, read by one step.
+fn sole_reader(lowered: &Lowered, si: usize) -> Option<usize> {
+    let out = lowered.steps[si].out;
+    if out == lowered.output || lowered.steps.iter().filter(|s| s.out == out).count() != 1 {
+        return None;
+    }
+    let mut readers =
+        (0..lowered.steps.len()).filter(|&j| lowered.steps[j].kind.inputs().contains(&out));
+    let first = readers.next()?;
+    readers.next().is_none().then_some(first)
 }
 
 /// A pointwise conv whose output only feeds a global average pool, run as per-channel
@@ -386,23 +386,8 @@ fn padded_consumer(
         return None;
     };
     let own = plans.get(si)?.as_ref()?;
-    let out = step.out;
-    if is_direct(cg)
-        || out == lowered.output
-        || lowered.steps.iter().filter(|s| s.out == out).count() != 1
-    {
-        return None;
-    }
-    let mut readers = lowered
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind.inputs().contains(&out));
-    let (sj, reader) = readers.next()?;
-    if readers.next().is_some() || sj <= si {
-        return None;
-    }
-    let StepKind::Depthwise { geom: dg, .. } = &reader.kind else {
+    let sj = sole_reader(lowered, si).filter(|&sj| sj > si && !is_direct(cg))?;
+    let StepKind::Depthwise { geom: dg, .. } = &lowered.steps[sj].kind else {
         return None;
     };
     let lay = plans.get(sj)?.as_ref()?.layout;
@@ -726,7 +711,7 @@ impl LoweredExecutable {
             partial: &mut self.pool_partial,
         };
         let band_rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
-        let (len, row_step) = (plan.layout.len(), plan.layout.row_step());
+        let row_step = plan.layout.row_step();
         let relu = *act == Some(Activation::Relu);
         let per_sample = self.sample_len[*x];
         for s in 0..batch {
@@ -738,13 +723,14 @@ impl LoweredExecutable {
             let xs = source
                 .get(s * per_sample..(s + 1) * per_sample)
                 .ok_or_else(unexpected)?;
-            // The producing conv may have written this layout already.
-            let q: &[f32] = if self.reads_padded[si] {
-                xs.get(..len).ok_or_else(unexpected)?
-            } else {
-                conv::split_interior(simd, xs, geom, &plan.layout, &mut self.splits[si][..len]);
-                &self.splits[si][..len]
-            };
+            let q = depthwise_input(
+                simd,
+                self.reads_padded[si],
+                xs,
+                geom,
+                &plan.layout,
+                &mut self.splits[si],
+            )?;
             let pooled = &mut out[s * oc..(s + 1) * oc];
             pooled.iter_mut().for_each(|v| *v = 0.0);
             let mut y0 = 0;
@@ -969,22 +955,14 @@ impl LoweredExecutable {
                             let plan = self.conv_plans[si].as_ref().ok_or_else(|| {
                                 KernelError::Gemm("depthwise step without a plan".into())
                             })?;
-                            let len = plan.layout.len();
-                            // The producing conv may have written this layout already.
-                            let q: &[f32] = if self.reads_padded[si] {
-                                xs.get(..len).ok_or_else(|| {
-                                    KernelError::Gemm("padded depthwise input too short".into())
-                                })?
-                            } else {
-                                conv::split_interior(
-                                    simd,
-                                    xs,
-                                    geom,
-                                    &plan.layout,
-                                    &mut self.splits[si][..len],
-                                );
-                                &self.splits[si][..len]
-                            };
+                            let q = depthwise_input(
+                                simd,
+                                self.reads_padded[si],
+                                xs,
+                                geom,
+                                &plan.layout,
+                                &mut self.splits[si],
+                            )?;
                             let relu = *act == Some(Activation::Relu);
                             conv::depthwise(
                                 simd,
@@ -1279,6 +1257,26 @@ impl LoweredExecutable {
     }
 }
 
+/// A depthwise step's input in its split layout: the input buffer itself when the
+/// producing conv wrote it there (`reads_padded`), else split into `split`.
+fn depthwise_input<'a>(
+    simd: SimdLevel,
+    reads_padded: bool,
+    xs: &'a [f32],
+    geom: &ConvGeom,
+    layout: &SplitLayout,
+    split: &'a mut [f32],
+) -> Result<&'a [f32], KernelError> {
+    let len = layout.len();
+    let short = || KernelError::Gemm("depthwise input shorter than its split layout".into());
+    if reads_padded {
+        return xs.get(..len).ok_or_else(short);
+    }
+    let q = split.get_mut(..len).ok_or_else(short)?;
+    conv::split_interior(simd, xs, geom, layout, q);
+    Ok(q)
+}
+
 /// Zero what a conv's GEMM wrote between the rows of a padded layout (the right
 /// padding of row y and the left padding of row y + 1).
 fn zero_row_gaps(os: &mut [f32], g: &ConvGeom, p: PaddedOutput) {
@@ -1374,18 +1372,6 @@ fn pointwise_simple(
 /// Whether step `si` is a pointwise conv whose output only feeds step `si + 1`,
 /// a global average pool (so the pooled sums can be taken in its place).
 fn pools_next(lowered: &Lowered, si: usize) -> bool {
-    let out = lowered.steps[si].out;
-    let Some(next) = lowered.steps.get(si + 1) else {
-        return false;
-    };
-    let StepKind::GlobalAvgPool { x, .. } = next.kind else {
-        return false;
-    };
-    x == out
-        && out != lowered.output
-        && lowered
-            .steps
-            .iter()
-            .enumerate()
-            .all(|(j, st)| j == si + 1 || !st.kind.inputs().contains(&out))
+    sole_reader(lowered, si) == Some(si + 1)
+        && matches!(lowered.steps[si + 1].kind, StepKind::GlobalAvgPool { .. })
 }
