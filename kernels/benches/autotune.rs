@@ -1,15 +1,17 @@
 //! Autotuned tile vs the tiled defaults, per GEMM shape, side by side
 //! (single thread), on every GEMM shape of the benchmarks: sgemm
 //! n = 64..1024, the `mlp-1024` layers at batch 1 / 8 / 64, the `convnet-224`
-//! GEMMs and the transformer block's projections, FFN and per-head attention
-//! GEMMs. The default of a shape is the tile the tiled backend runs it with
+//! steps that run as GEMMs at this SIMD level (on AVX-512 its stem runs a direct
+//! kernel and its pooled pointwise conv a row-sum GEMM, tuned as neither), and the
+//! transformer block's projections, FFN and per-head attention GEMMs. The default of a shape is the tile the tiled backend runs it with
 //! (`TileParams::for_this_machine().adapted_to(simd)`, narrowed for dense
 //! layers a few columns wide). Tuning results are logged to the default tuning
 //! log (`$WORKBENCH_CACHE_DIR` or `.workbench-cache/`), so a re-run only benches.
 //!
 //! `WORKBENCH_CACHE_DIR=$(mktemp -d) cargo bench -p workbench-kernels --bench autotune`
 //! (a fresh directory tunes from scratch). `AUTOTUNE_SHAPES=64x1024x10,1x1024x1024`
-//! limits the run to those m x n x k shapes. Then the models themselves, tiled
+//! limits the run to those m x n x k shapes; `AUTOTUNE_TRIALS=80` tunes with
+//! another trial budget than the backend's default (40). Then the models themselves, tiled
 //! vs autotuned (`-- model_` runs only those).
 
 use std::collections::BTreeSet;
@@ -120,7 +122,14 @@ fn runner(shape: GemmShape, tile: TileParams, simd: SimdLevel) -> impl FnMut() {
 fn autotuned_vs_default(c: &mut Criterion) {
     let simd = workbench_kernels::simd::detect();
     let default = TileParams::for_this_machine().adapted_to(simd);
-    let backend = AutotunedBackend::default();
+    let mut backend = AutotunedBackend::default();
+    // `AUTOTUNE_TRIALS=n` tunes with another trial budget than the backend's default.
+    if let Some(n) = std::env::var("AUTOTUNE_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        backend.budget.max_trials = n;
+    }
     let mut log = match TuningLog::open(&default_log_path()) {
         Ok(l) => l,
         Err(e) => panic!("{e}"),
