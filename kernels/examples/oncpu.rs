@@ -138,7 +138,7 @@ fn main() {
         &models::sgemm_graph(64, 1024, 10, 1).expect("model"),
         &[1],
     );
-    model(&filter, &models::convnet_224(1).expect("model"), &[1]);
+    model(&filter, &models::convnet_224(1).expect("model"), &[1, 8]);
     model(
         &filter,
         &models::transformer_block(1).expect("model"),

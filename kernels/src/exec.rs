@@ -2,6 +2,8 @@
 //! the tiled backend swaps in the blocked GEMM (dense, conv packed from a split input,
 //! pointwise, attention) and a direct depthwise kernel.
 
+use std::ops::Range;
+
 use crate::act;
 use crate::backend::check_input;
 use crate::conv::{self, SplitLayout};
@@ -421,6 +423,13 @@ pub(crate) struct LoweredExecutable {
     reads_padded: Vec<bool>,
     /// Floats per sample of each buffer (its element count, or the padded layout's).
     sample_len: Vec<usize>,
+    /// Runs of consecutive per-sample steps (two or more step groups), taken one sample
+    /// at a time when the batch has more than one.
+    sample_major: Vec<Range<usize>>,
+    /// Buffers written and read only inside a run of per-sample steps, which runs one
+    /// sample at a time: they hold one sample, reused by every sample (so it stays in
+    /// cache), instead of the whole batch.
+    sample_local: Vec<bool>,
     /// Pointwise steps whose output only feeds the next step, a global average
     /// pool: they write the pooled values into that step's output (tiled engine).
     pool_fused: Vec<bool>,
@@ -570,7 +579,7 @@ impl LoweredExecutable {
                 }
             })
             .collect();
-        Ok(LoweredExecutable {
+        let mut exe = LoweredExecutable {
             kind,
             lowered,
             engine,
@@ -580,6 +589,8 @@ impl LoweredExecutable {
             padded_outputs,
             reads_padded,
             sample_len,
+            sample_major: Vec::new(),
+            sample_local: Vec::new(),
             pool_fused,
             depthwise_pooled,
             band: vec![0.0; band_len],
@@ -590,7 +601,50 @@ impl LoweredExecutable {
             pool_scratch: vec![0.0; pool_scratch_len],
             pool_partial: vec![0.0; pool_partial_len],
             chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
-        })
+        };
+        exe.sample_major = exe.sample_major_runs();
+        exe.sample_local = exe.sample_local_buffers();
+        Ok(exe)
+    }
+
+    /// The runs of per-sample steps `run_impl` takes one sample at a time (two or
+    /// more step groups), as step ranges.
+    fn sample_major_runs(&self) -> Vec<Range<usize>> {
+        let steps = self.lowered.steps.len();
+        let mut runs = Vec::new();
+        let mut si = 0;
+        while si < steps {
+            let mut end = si;
+            while end < steps && self.works_per_sample(end) {
+                end += 1 + self.fused_after(end);
+            }
+            if end > si + 1 + self.fused_after(si) {
+                runs.push(si..end);
+                si = end;
+            } else {
+                si += 1 + self.fused_after(si);
+            }
+        }
+        runs
+    }
+
+    /// Per buffer: whether it is written and read only inside one sample-major run.
+    fn sample_local_buffers(&self) -> Vec<bool> {
+        let mut local = vec![false; self.lowered.buffers.len()];
+        for run in &self.sample_major {
+            for si in run.clone() {
+                let out = self.lowered.steps[si].out;
+                let inside = |j: usize| run.contains(&j);
+                local[out] = out != self.lowered.output
+                    && out != self.lowered.input
+                    && self.lowered.buffers[out].constant.is_none()
+                    && self.lowered.steps.iter().enumerate().all(|(j, st)| {
+                        (st.out != out || inside(j))
+                            && (inside(j) || !st.kind.inputs().contains(&out))
+                    });
+            }
+        }
+        local
     }
 
     pub(crate) fn lowered_program(&self) -> &Lowered {
@@ -615,6 +669,7 @@ impl LoweredExecutable {
             .map(|(id, b)| match &b.constant {
                 Some(data) => data.to_vec(),
                 None if unwritten.contains(&id) => Vec::new(),
+                None if self.sample_local[id] => vec![0.0; self.sample_len[id]],
                 None => vec![0.0; self.sample_len[id] * batch],
             })
             .collect();
@@ -627,24 +682,23 @@ impl LoweredExecutable {
         self.prepare(batch);
         let mut si = 0;
         while si < self.lowered.steps.len() {
-            // A pointwise step with pooling fused writes the pool's output and the pool is
-            // skipped; a depthwise step feeding it runs both.
-            let fused = if self.depthwise_pooled[si] {
-                2
-            } else {
-                usize::from(self.pool_fused[si])
-            };
-            let out_id = self.lowered.steps[si + fused].out;
-            // Take the output buffer out so inputs can be borrowed alongside (no allocation).
-            let mut out = std::mem::take(&mut self.buffers[out_id]);
-            let result = if fused == 2 {
-                self.run_depthwise_pooled(si, batch, input, &mut out)
-            } else {
-                self.run_step(si, batch, input, &mut out)
-            };
-            self.buffers[out_id] = out;
-            result?;
-            si += 1 + fused;
+            // Consecutive steps that each work sample by sample (convolutions, pooling)
+            // run all of them for one sample before the next: that sample's activations
+            // stay in cache from step to step instead of a whole batch of them going
+            // out to memory between steps.
+            let run = self.sample_major.iter().find(|r| r.start == si).cloned();
+            match run {
+                Some(run) if batch > 1 => {
+                    for s in 0..batch {
+                        let mut sj = run.start;
+                        while sj < run.end {
+                            sj = self.run_group(sj, batch, s..s + 1, input)?;
+                        }
+                    }
+                    si = run.end;
+                }
+                _ => si = self.run_group(si, batch, 0..batch, input)?,
+            }
         }
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
@@ -655,13 +709,58 @@ impl LoweredExecutable {
         Ok(&self.buffers[out][..len])
     }
 
+    /// Steps run together with step `si` (skipped after it): a pointwise step with
+    /// pooling fused writes the pool's output, and a depthwise step feeding it runs both.
+    fn fused_after(&self, si: usize) -> usize {
+        if self.depthwise_pooled[si] {
+            2
+        } else {
+            usize::from(self.pool_fused[si])
+        }
+    }
+
+    /// Whether step `si` (with the steps fused after it) computes each sample on
+    /// its own, so it can run for a range of samples.
+    fn works_per_sample(&self, si: usize) -> bool {
+        matches!(
+            self.lowered.steps[si].kind,
+            StepKind::Conv2d { .. }
+                | StepKind::Depthwise { .. }
+                | StepKind::Pointwise { .. }
+                | StepKind::GlobalAvgPool { .. }
+        )
+    }
+
+    /// Run step `si` and the steps fused after it for `samples` (all of `0..batch`
+    /// unless `works_per_sample(si)`); returns the next step to run.
+    fn run_group(
+        &mut self,
+        si: usize,
+        batch: usize,
+        samples: Range<usize>,
+        input: &[f32],
+    ) -> Result<usize, KernelError> {
+        let fused = self.fused_after(si);
+        let out_id = self.lowered.steps[si + fused].out;
+        // Take the output buffer out so inputs can be borrowed alongside (no allocation).
+        let mut out = std::mem::take(&mut self.buffers[out_id]);
+        let result = if fused == 2 {
+            self.run_depthwise_pooled(si, samples, input, &mut out)
+        } else {
+            self.run_step(si, batch, samples, input, &mut out)
+        };
+        self.buffers[out_id] = out;
+        result?;
+        Ok(si + 1 + fused)
+    }
+
     /// Depthwise step `si`, the pointwise step after it and the pool after that, band
     /// by band: each band of depthwise rows (all channels) goes straight into the
     /// pointwise GEMM's per-channel sums while it is in L2. `out` is the pool's output.
     fn run_depthwise_pooled(
         &mut self,
         si: usize,
-        batch: usize,
+        samples: Range<usize>,
         input: &[f32],
         out: &mut [f32],
     ) -> Result<(), KernelError> {
@@ -714,14 +813,17 @@ impl LoweredExecutable {
         let row_step = plan.layout.row_step();
         let relu = *act == Some(Activation::Relu);
         let per_sample = self.sample_len[*x];
-        for s in 0..batch {
+        let x_local = self.sample_local[*x];
+        let x_slot = |s: usize| if x_local { 0 } else { s };
+        let out_local = self.sample_local[self.lowered.steps[si + 2].out];
+        for s in samples {
             let source = if *x == self.lowered.input {
                 input
             } else {
                 &self.buffers[*x]
             };
             let xs = source
-                .get(s * per_sample..(s + 1) * per_sample)
+                .get(x_slot(s) * per_sample..(x_slot(s) + 1) * per_sample)
                 .ok_or_else(unexpected)?;
             let q = depthwise_input(
                 simd,
@@ -731,7 +833,8 @@ impl LoweredExecutable {
                 &plan.layout,
                 &mut self.splits[si],
             )?;
-            let pooled = &mut out[s * oc..(s + 1) * oc];
+            let o = if out_local { 0 } else { s };
+            let pooled = &mut out[o * oc..(o + 1) * oc];
             pooled.iter_mut().for_each(|v| *v = 0.0);
             let mut y0 = 0;
             while y0 < geom.oh {
@@ -763,10 +866,12 @@ impl LoweredExecutable {
         Ok(())
     }
 
+    /// Step `si`; per-sample steps only for `samples`, the others for the whole batch.
     fn run_step(
         &mut self,
         si: usize,
         batch: usize,
+        samples: Range<usize>,
         input: &[f32],
         out: &mut [f32],
     ) -> Result<(), KernelError> {
@@ -783,8 +888,10 @@ impl LoweredExecutable {
             }
         };
         let sample_len = &self.sample_len;
+        let local = &self.sample_local;
         let sample = |id: BufId, s: usize| -> &[f32] {
             let n = sample_len[id];
+            let s = if local[id] { 0 } else { s };
             if infos[id].constant.is_some() {
                 &bufs(id)[..n]
             } else {
@@ -846,9 +953,10 @@ impl LoweredExecutable {
                 engine,
             ) => {
                 let out_len = self.sample_len[step.out];
-                for s in 0..batch {
+                for s in samples.clone() {
                     let xs = sample(*x, s);
-                    let os = &mut out[s * out_len..(s + 1) * out_len];
+                    let o = if local[step.out] { 0 } else { s };
+                    let os = &mut out[o * out_len..(o + 1) * out_len];
                     match engine {
                         Engine::Simple => {
                             r::conv2d(xs, geom, weight, bias.as_deref(), os);
@@ -943,9 +1051,10 @@ impl LoweredExecutable {
                 engine,
             ) => {
                 let out_len = geom.out_c * geom.oh * geom.ow;
-                for s in 0..batch {
+                for s in samples.clone() {
                     let xs = sample(*x, s);
-                    let os = &mut out[s * out_len..(s + 1) * out_len];
+                    let o = if local[step.out] { 0 } else { s };
+                    let os = &mut out[o * out_len..(o + 1) * out_len];
                     match engine {
                         Engine::Simple => {
                             r::depthwise(xs, geom, weight, bias.as_deref(), os);
@@ -1017,8 +1126,13 @@ impl LoweredExecutable {
                         scratch: &mut self.pool_scratch,
                         partial: &mut self.pool_partial,
                     };
-                    for s in 0..batch {
-                        let pooled = &mut out[s * oc..(s + 1) * oc];
+                    for s in samples.clone() {
+                        let o = if local[self.lowered.steps[si + 1].out] {
+                            0
+                        } else {
+                            s
+                        };
+                        let pooled = &mut out[o * oc..(o + 1) * oc];
                         pooled.iter_mut().for_each(|v| *v = 0.0);
                         pool.add_sums(sample(*x, s), *hw, *hw, pooled)?;
                         let inv = 1.0 / *hw as f32;
@@ -1026,9 +1140,10 @@ impl LoweredExecutable {
                     }
                     return Ok(());
                 }
-                for s in 0..batch {
+                for s in samples.clone() {
                     let xs = sample(*x, s);
-                    let os = &mut out[s * out_len..(s + 1) * out_len];
+                    let o = if local[step.out] { 0 } else { s };
+                    let os = &mut out[o * out_len..(o + 1) * out_len];
                     match engine {
                         Engine::Simple => {
                             pointwise_simple(xs, *ic, *hw, weight, *oc, bias.as_deref(), os);
@@ -1102,7 +1217,7 @@ impl LoweredExecutable {
                 _,
             ) => r::layer_norm(&bufs(*x)[..out.len()], gamma, beta, *eps, out),
             (StepKind::GlobalAvgPool { x, c, hw }, _) => {
-                for s in 0..batch {
+                for s in samples {
                     r::global_avg_pool(sample(*x, s), *c, *hw, &mut out[s * c..(s + 1) * c]);
                 }
             }
@@ -1216,6 +1331,23 @@ impl LoweredExecutable {
             ),
         };
         let mut text = format!("{} ({engine})\n{}", self.kind, self.lowered);
+        for run in &self.sample_major {
+            let steps = &self.lowered.steps;
+            let held = run
+                .clone()
+                // Outputs never stored (fused pooling, depthwise in bands) hold nothing.
+                .filter(|&si| {
+                    self.sample_local[steps[si].out]
+                        && !self.pool_fused[si]
+                        && !self.depthwise_pooled[si]
+                })
+                .count();
+            text.push_str(&format!(
+                "\n  # {} to {} run one sample at a time; {held} buffer(s) between them hold one sample",
+                steps[run.start].name,
+                steps[run.end - 1].name
+            ));
+        }
         for (si, step) in self.lowered.steps.iter().enumerate() {
             if let Some(t) = self.step_tiles.get(si).copied().flatten() {
                 text.push_str(&format!(

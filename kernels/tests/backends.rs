@@ -221,6 +221,12 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
             );
         }
         assert!(
+            exe.lowered()
+                .contains("stem+relu1 to pool run one sample at a time; 1 buffer(s)"),
+            "convolutions not run sample by sample:\n{}",
+            exe.lowered()
+        );
+        assert!(
             exe.lowered().contains("writes straight into dw"),
             "stem does not write the depthwise's padded input:\n{}",
             exe.lowered()
