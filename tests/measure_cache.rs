@@ -199,3 +199,26 @@ fn a_cancelled_run_stops_with_an_error_and_caches_nothing_after_it() {
     assert_eq!(cached, 1, "only the finished job is cached");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Measurements are cached per kernel build: a build whose kernel sources differ
+/// has another `SOURCE_ID`, so it times afresh instead of reusing old timings.
+#[test]
+fn cache_entries_are_keyed_by_the_kernel_build() {
+    let id = workbench_kernels::SOURCE_ID;
+    assert_eq!(id.len(), 16, "{id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    let dir = std::env::temp_dir().join(format!("wb-cache-key-{}", std::process::id()));
+    let path = workbench::measure::cache_path(
+        &options(&dir),
+        &subject(7),
+        BackendKind::Tiled,
+        Precision::F32,
+        4,
+    );
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    assert!(
+        name.as_deref()
+            .is_some_and(|n| n.contains(&format!("-k{id}-"))),
+        "{path:?}"
+    );
+}

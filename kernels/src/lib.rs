@@ -39,3 +39,7 @@ pub use spec::{
     conv_output_size, Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec,
     Precision, SpecCounts, TransformerSpec,
 };
+
+/// A hash of this build's kernel sources: timings measured with other kernels
+/// (an older or newer build) are not this build's, so caches key on it.
+pub const SOURCE_ID: &str = env!("WORKBENCH_KERNELS_SOURCE_ID");

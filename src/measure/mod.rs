@@ -199,7 +199,9 @@ pub enum MeasureProgress {
 pub type WorkloadFactory<'a> = dyn FnMut(BackendKind, Precision) -> Result<Result<Box<dyn Workload + 'a>, String>, MeasureError>
     + 'a;
 
-/// Cache file of one measurement.
+/// Cache file of one measurement: per machine, graph, kernel build (a new build's
+/// kernels time differently, so its measurements are not reused), backend,
+/// precision and batch.
 pub fn cache_path(
     opts: &MeasureOptions,
     subject: &MeasureSubject,
@@ -208,8 +210,13 @@ pub fn cache_path(
     batch: usize,
 ) -> PathBuf {
     opts.cache_dir.join("measure").join(format!(
-        "{}-{:016x}-{}-{}-b{}.json",
-        subject.hardware_fingerprint, subject.graph_fingerprint, backend, precision, batch
+        "{}-{:016x}-k{}-{}-{}-b{}.json",
+        subject.hardware_fingerprint,
+        subject.graph_fingerprint,
+        workbench_kernels::SOURCE_ID,
+        backend,
+        precision,
+        batch
     ))
 }
 

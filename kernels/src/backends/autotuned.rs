@@ -96,7 +96,7 @@ pub struct AutotunedBackend {
     /// Batch size dense shapes are tuned at.
     pub tune_batch: usize,
     pub seed: u64,
-    /// `None` = [`hardware_fingerprint`].
+    /// `None` = [`hardware_fingerprint`] with this build's kernel [`crate::SOURCE_ID`].
     pub fingerprint: Option<String>,
     /// Timed repetitions per trial (the minimum is kept).
     pub reps: usize,
@@ -402,10 +402,12 @@ pub fn time_gemm(
 }
 
 impl AutotunedBackend {
+    /// The tuning log's machine key: the hardware and this build's kernels (a
+    /// tile measured with other kernels is retuned, not reused).
     fn fingerprint(&self) -> String {
         self.fingerprint
             .clone()
-            .unwrap_or_else(hardware_fingerprint)
+            .unwrap_or_else(|| format!("{} kernels {}", hardware_fingerprint(), crate::SOURCE_ID))
     }
 
     fn tune_options(&self, seeds: &[TileParams]) -> TuneOptions {
