@@ -812,19 +812,17 @@ impl LoweredExecutable {
         let band_rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
         let row_step = plan.layout.row_step();
         let relu = *act == Some(Activation::Relu);
-        let per_sample = self.sample_len[*x];
-        let x_local = self.sample_local[*x];
-        let x_slot = |s: usize| if x_local { 0 } else { s };
+        let views = BufferViews {
+            input,
+            input_id: self.lowered.input,
+            buffers: &self.buffers,
+            infos: &self.lowered.buffers,
+            sample_len: &self.sample_len,
+            local: &self.sample_local,
+        };
         let out_local = self.sample_local[self.lowered.steps[si + 2].out];
         for s in samples {
-            let source = if *x == self.lowered.input {
-                input
-            } else {
-                &self.buffers[*x]
-            };
-            let xs = source
-                .get(x_slot(s) * per_sample..(x_slot(s) + 1) * per_sample)
-                .ok_or_else(unexpected)?;
+            let xs = views.sample(*x, s);
             let q = depthwise_input(
                 simd,
                 self.reads_padded[si],
@@ -877,27 +875,17 @@ impl LoweredExecutable {
     ) -> Result<(), KernelError> {
         let step = &self.lowered.steps[si];
         let infos = &self.lowered.buffers;
-        let input_id = self.lowered.input;
-        let all = &self.buffers;
-        // The graph input is read in place from the caller's slice (no copy).
-        let bufs = |id: BufId| -> &[f32] {
-            if id == input_id {
-                input
-            } else {
-                &all[id]
-            }
-        };
-        let sample_len = &self.sample_len;
         let local = &self.sample_local;
-        let sample = |id: BufId, s: usize| -> &[f32] {
-            let n = sample_len[id];
-            let s = if local[id] { 0 } else { s };
-            if infos[id].constant.is_some() {
-                &bufs(id)[..n]
-            } else {
-                &bufs(id)[s * n..(s + 1) * n]
-            }
+        let views = BufferViews {
+            input,
+            input_id: self.lowered.input,
+            buffers: &self.buffers,
+            infos,
+            sample_len: &self.sample_len,
+            local,
         };
+        let bufs = |id: BufId| views.whole(id);
+        let sample = |id: BufId, s: usize| views.sample(id, s);
         match (&step.kind, step_engine(self.engine, &self.step_tiles, si)) {
             (
                 StepKind::Dense {
@@ -1386,6 +1374,40 @@ impl LoweredExecutable {
             }
         }
         text
+    }
+}
+
+/// Read access to a run's buffers while one step's output is taken out.
+struct BufferViews<'a> {
+    /// The caller's input, read in place (no copy).
+    input: &'a [f32],
+    input_id: BufId,
+    buffers: &'a [Vec<f32>],
+    infos: &'a [crate::fusion::BufferInfo],
+    sample_len: &'a [usize],
+    local: &'a [bool],
+}
+
+impl<'a> BufferViews<'a> {
+    /// All of buffer `id`.
+    fn whole(&self, id: BufId) -> &'a [f32] {
+        if id == self.input_id {
+            self.input
+        } else {
+            &self.buffers[id]
+        }
+    }
+
+    /// Sample `s` of buffer `id`: a constant is the same for every sample, and a
+    /// sample-local buffer has one slot.
+    fn sample(&self, id: BufId, s: usize) -> &'a [f32] {
+        let n = self.sample_len[id];
+        let s = if self.local[id] { 0 } else { s };
+        if self.infos[id].constant.is_some() {
+            &self.whole(id)[..n]
+        } else {
+            &self.whole(id)[s * n..(s + 1) * n]
+        }
     }
 }
 
