@@ -25,10 +25,26 @@ use workbench_kernels::backends::autotuned::{
 };
 use workbench_kernels::{
     compile, models, sgemm_with, BOperand, BackendKind, CompileOptions, Epilogue, Executable,
-    GemmWorkspace, MatRef, PackedB, SimdLevel, TileParams,
+    GemmWorkspace, Graph, MatRef, PackedB, SimdLevel, TileParams,
 };
 
 /// Every GEMM shape of the benchmarks, in order, each once.
+/// The benchmark models and the batches they are benchmarked at here.
+fn benchmark_models() -> Vec<(&'static str, Graph, Vec<usize>)> {
+    let models = [
+        ("mlp-1024", models::mlp_1024(1), vec![1, 8, 64]),
+        ("convnet-224", models::convnet_224(1), vec![1]),
+        ("transformer-block", models::transformer_block(1), vec![1]),
+    ];
+    models
+        .into_iter()
+        .map(|(name, graph, batches)| match graph {
+            Ok(g) => (name, g, batches),
+            Err(e) => panic!("{name}: {e}"),
+        })
+        .collect()
+}
+
 fn benchmark_shapes() -> Vec<(String, GemmShape)> {
     let mut out: Vec<(String, GemmShape)> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -46,16 +62,7 @@ fn benchmark_shapes() -> Vec<(String, GemmShape)> {
         };
         add(format!("sgemm n={n}"), shape, &mut out);
     }
-    let graphs = [
-        ("mlp-1024", models::mlp_1024(1), vec![1, 8, 64]),
-        ("convnet-224", models::convnet_224(1), vec![1]),
-        ("transformer-block", models::transformer_block(1), vec![1]),
-    ];
-    for (name, graph, batches) in graphs {
-        let graph = match graph {
-            Ok(g) => g,
-            Err(e) => panic!("{name}: {e}"),
-        };
+    for (name, graph, batches) in benchmark_models() {
         for batch in batches {
             // The shapes that run as plain GEMMs at this SIMD level (the convnet's stem and
             // pooled pointwise conv run as a direct kernel and a row-sum GEMM).
@@ -206,16 +213,7 @@ fn autotuned_vs_default(c: &mut Criterion) {
 /// which the backend tunes at, are new). Single thread.
 fn models_tiled_vs_autotuned(c: &mut Criterion) {
     let opts = CompileOptions::default();
-    let graphs = [
-        ("mlp-1024", models::mlp_1024(1), vec![1, 8, 64]),
-        ("convnet-224", models::convnet_224(1), vec![1]),
-        ("transformer-block", models::transformer_block(1), vec![1]),
-    ];
-    for (name, graph, batches) in graphs {
-        let graph = match graph {
-            Ok(g) => g,
-            Err(e) => panic!("{name}: {e}"),
-        };
+    for (name, graph, batches) in benchmark_models() {
         let mut tiled = match compile(&graph, BackendKind::Tiled, &opts) {
             Ok(e) => e,
             Err(e) => panic!("{name}: {e}"),
