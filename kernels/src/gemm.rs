@@ -13,6 +13,7 @@
 
 use crate::act;
 use crate::error::KernelError;
+use crate::pages::PageBuffer;
 use crate::simd::SimdLevel;
 use crate::spec::Activation;
 use crate::tile::{LoopOrder, TileParams};
@@ -127,7 +128,8 @@ pub struct PackedB {
     n: usize,
     kc: usize,
     nr: usize,
-    data: Vec<f32>,
+    /// Streamed on every run: on huge pages where the OS allows.
+    data: PageBuffer<f32>,
 }
 
 impl PackedB {
@@ -143,7 +145,7 @@ impl PackedB {
         }
         b.check(k, n, "B")?;
         let n_padded = n.div_ceil(nr) * nr;
-        let mut data = vec![0.0; k * n_padded];
+        let mut data = PageBuffer::zeroed(k * n_padded);
         // The same equal K slices `gemm_serial` uses.
         let kc_slice = balanced(k, kc);
         let mut p0 = 0;

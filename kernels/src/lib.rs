@@ -17,6 +17,7 @@ pub mod fusion;
 pub mod gemm;
 pub mod graph;
 pub mod models;
+pub mod pages;
 pub mod probe;
 pub mod quant;
 pub mod reference;

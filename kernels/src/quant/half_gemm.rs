@@ -12,6 +12,7 @@ use half::{bf16, f16};
 
 use super::int8::check_matrix;
 use super::QuantError;
+use crate::pages::PageBuffer;
 
 /// Columns per packed panel.
 pub const PANEL: usize = 64;
@@ -79,9 +80,9 @@ impl HalfPath {
 
 #[derive(Debug, Clone)]
 enum PanelData {
-    F32(Vec<f32>),
-    F16(Vec<f16>),
-    Bf16(Vec<bf16>),
+    F32(PageBuffer<f32>),
+    F16(PageBuffer<f16>),
+    Bf16(PageBuffer<bf16>),
 }
 
 /// A k x n weight matrix packed into 64-column panels in the chosen storage.
@@ -118,7 +119,7 @@ impl PackedPanelWeights {
             });
         }
         let panels = n.div_ceil(PANEL);
-        let mut packed = vec![0.0f32; panels * k * PANEL];
+        let mut packed: PageBuffer<f32> = PageBuffer::zeroed(panels * k * PANEL);
         for p in 0..panels {
             let col0 = p * PANEL;
             let cols = (n - col0).min(PANEL);
@@ -131,12 +132,12 @@ impl PackedPanelWeights {
         let data = match storage {
             WeightStorage::F32 => PanelData::F32(packed),
             WeightStorage::F16 => {
-                let mut h = vec![f16::ZERO; packed.len()];
+                let mut h: PageBuffer<f16> = PageBuffer::zeroed(packed.len());
                 h.convert_from_f32_slice(&packed);
                 PanelData::F16(h)
             }
             WeightStorage::Bf16 => {
-                let mut h = vec![bf16::ZERO; packed.len()];
+                let mut h: PageBuffer<bf16> = PageBuffer::zeroed(packed.len());
                 h.convert_from_f32_slice(&packed);
                 PanelData::Bf16(h)
             }

@@ -22,6 +22,7 @@
 
 use super::calibrate::ActivationQuant;
 use super::QuantError;
+use crate::pages::PageBuffer;
 
 /// Largest k for which `k * 255 * 127` fits in an i32 accumulator.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
@@ -112,11 +113,11 @@ pub fn k_padded(k: usize) -> usize {
 #[derive(Debug, Clone)]
 enum PackedData {
     /// [panel of 48 cols][k/4][48 cols][4 k] s8.
-    Vnni(Vec<i8>),
+    Vnni(PageBuffer<i8>),
     /// [panel of 16 cols][k/2][16 cols][2 k] widened to i16.
-    Avx2(Vec<i16>),
+    Avx2(PageBuffer<i16>),
     /// [panel of 16 cols][k][16 cols] s8.
-    Portable(Vec<i8>),
+    Portable(PageBuffer<i8>),
 }
 
 /// s8 weights packed for one path's micro-kernel, with column sums for the
@@ -131,17 +132,19 @@ pub struct PackedWeightsS8 {
 }
 
 /// `[panel of nr cols][kp / group][nr][group]`, zero outside k x n.
-fn pack_panels<T: From<i8>>(
+fn pack_panels<T: From<i8> + Copy + Default>(
     b: &[i8],
     ldb: usize,
     k: usize,
     n: usize,
     nr: usize,
     group: usize,
-) -> Vec<T> {
+) -> PageBuffer<T> {
     let kp = k_padded(k);
     let panels = n.div_ceil(nr);
-    let mut d = Vec::with_capacity(panels * kp * nr);
+    // Streamed on every run: on huge pages where the OS allows.
+    let mut d: PageBuffer<T> = PageBuffer::zeroed(panels * kp * nr);
+    let mut at = 0;
     for p in 0..panels {
         for kg in (0..kp).step_by(group) {
             for c in 0..nr {
@@ -149,7 +152,8 @@ fn pack_panels<T: From<i8>>(
                 for t in 0..group {
                     let kk = kg + t;
                     let v = if kk < k && j < n { b[kk * ldb + j] } else { 0 };
-                    d.push(T::from(v));
+                    d[at] = T::from(v);
+                    at += 1;
                 }
             }
         }
