@@ -1,0 +1,88 @@
+//! The tiled backend's default blocking against alternatives, on whole
+//! workloads: each variant is compiled and timed in turn (one copy of the
+//! weights live at a time), three rounds, so host noise hits all alike.
+//! Medians and the ratio to the default of the same round are what to compare.
+//!
+//! `cargo run --release -p workbench-kernels --example tile_ab [filter]`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use workbench_kernels::{compile, models, BackendKind, CompileOptions, Graph, TileParams};
+
+fn main() {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    let base = TileParams::for_this_machine();
+    // The L1-sized K slices used before 2026-11-29, and wider row blocks.
+    let variants = [
+        ("default", base),
+        (
+            "kc384-mc336",
+            TileParams {
+                kc: 384,
+                mc: 336,
+                nc: 4096,
+                ..base
+            },
+        ),
+        ("mc252", TileParams { mc: 252, ..base }),
+    ];
+    let mlp = models::mlp_1024(1).expect("mlp-1024");
+    let convnet = models::convnet_224(1).expect("convnet-224");
+    let transformer = models::transformer_block(1).expect("transformer");
+    let sgemm = |n: usize| models::sgemm_graph(n, n, n, 1).expect("sgemm");
+    let work: Vec<(String, &Graph, usize)> = vec![
+        ("mlp-1024 b1".into(), &mlp, 1),
+        ("mlp-1024 b8".into(), &mlp, 8),
+        ("mlp-1024 b64".into(), &mlp, 64),
+        ("convnet-224 b1".into(), &convnet, 1),
+        ("transformer b8".into(), &transformer, 8),
+    ];
+    let gemms: Vec<(usize, Graph)> = [256, 512, 1024, 2048]
+        .into_iter()
+        .map(|n| (n, sgemm(n)))
+        .collect();
+    let work = work.into_iter().chain(
+        gemms
+            .iter()
+            .map(|(n, g)| (format!("sgemm n={n}"), g, 1usize)),
+    );
+    for (name, graph, batch) in work {
+        if !name.contains(&filter) {
+            continue;
+        }
+        // Inputs as in the models bench.
+        let x: Vec<f32> = (0..graph.input_len() * batch)
+            .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
+            .collect();
+        let runs = if graph.flops_per_sample() * batch as f64 > 5e8 {
+            10
+        } else {
+            60
+        };
+        for round in 0..3 {
+            let mut line = format!("{name:<16} round {round}:");
+            let mut first = None;
+            for (label, tile) in &variants {
+                let opts = CompileOptions {
+                    tile: Some(*tile),
+                    ..CompileOptions::default()
+                };
+                let mut exe = compile(graph, BackendKind::Tiled, &opts).expect("compile");
+                black_box(exe.run(&x, batch).is_ok());
+                let mut t: Vec<f64> = (0..runs)
+                    .map(|_| {
+                        let start = Instant::now();
+                        black_box(exe.run(black_box(&x), batch).is_ok());
+                        start.elapsed().as_nanos() as f64 / 1e3
+                    })
+                    .collect();
+                t.sort_by(f64::total_cmp);
+                let median = t[runs / 2];
+                let reference = *first.get_or_insert(median);
+                line += &format!("  {label} {median:.1} us ({:.3}x)", reference / median);
+            }
+            println!("{line}");
+        }
+    }
+}
