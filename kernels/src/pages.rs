@@ -38,13 +38,21 @@ impl<T: Copy + Default> PageBuffer<T> {
                 len,
             };
         }
-        let pad = HUGE_PAGE.div_ceil(size);
+        // Room to start the data on the next huge-page boundary.
+        let pad = HUGE_PAGE.div_ceil(size) + 1;
+        let Some(capacity) = len.checked_add(pad) else {
+            return PageBuffer {
+                buf: vec![T::default(); len],
+                start: 0,
+                len,
+            };
+        };
         // Not touched yet: a fresh allocation this size is mapped, not written.
-        let mut buf: Vec<T> = Vec::with_capacity(len + pad);
+        let mut buf: Vec<T> = Vec::with_capacity(capacity);
         let base = buf.as_ptr() as usize;
         let aligned = base.next_multiple_of(HUGE_PAGE);
-        // Element-aligned: `base` is, and a huge page is a multiple of every size here.
-        let start = (aligned - base) / size;
+        // start <= pad, so [aligned, aligned + bytes) lies inside the allocation.
+        let start = (aligned - base).div_ceil(size);
         advise_huge(aligned, bytes);
         // First touch after the advice: the page faults take huge pages.
         buf.resize(start + len, T::default());
