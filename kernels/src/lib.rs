@@ -24,6 +24,7 @@ pub mod reference;
 pub mod simd;
 pub mod spec;
 pub mod tile;
+pub(crate) mod transpose;
 
 pub use backend::{backend_for, compile, Backend, CompileOptions, Executable};
 pub use cost::OpCost;

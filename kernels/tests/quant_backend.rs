@@ -181,6 +181,32 @@ fn fused_half_relu_gives_the_same_outputs_as_the_separate_op() {
 }
 
 #[test]
+fn conv_relu_fusion_gives_the_same_outputs_as_the_separate_op() {
+    // convnet: conv -> relu, then depthwise -> relu -> pointwise -> relu.
+    let g = convnet();
+    let x = seeded_inputs(g.input_len(), 3, 23);
+    for precision in [Precision::Int8, Precision::F16, Precision::Bf16] {
+        let mut outs = Vec::new();
+        for fuse_conv_relu in [true, false] {
+            let backend = QuantizedBackend {
+                fuse_conv_relu,
+                ..QuantizedBackend::default()
+            };
+            let mut exe = backend.compile(&g, &opts(precision)).expect("compile");
+            let lowered = exe.lowered();
+            let fused = lowered.matches("fused into the op before").count();
+            assert_eq!(fused, if fuse_conv_relu { 3 } else { 0 }, "{lowered}");
+            assert!(lowered.contains("f32 depthwise kernel"), "{lowered}");
+            outs.push(exe.run(&x, 3).expect("run").to_vec());
+        }
+        assert_eq!(
+            outs[0], outs[1],
+            "{precision}: fusing the conv ReLUs changed the outputs"
+        );
+    }
+}
+
+#[test]
 fn chained_int8_layers_give_the_same_outputs_as_unchained() {
     // mlp: dense -> relu -> dense -> relu -> dense; the transformer has dense
     // layers that feed non-GEMM ops (layer norm, attention) and must not chain.
@@ -213,7 +239,7 @@ fn chained_int8_layers_give_the_same_outputs_as_unchained() {
                 chained.0
             );
             assert_eq!(chained.0.matches("int8 gemm + relu").count(), 2);
-            assert_eq!(chained.0.matches("fused into the gemm before").count(), 2);
+            assert_eq!(chained.0.matches("fused into the op before").count(), 2);
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::quant::{
 use crate::reference::ConvGeom;
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
+use crate::transpose::transpose;
 
 fn qerr(e: QuantError) -> KernelError {
     KernelError::Gemm(format!("quantized: {e}"))
@@ -53,6 +54,9 @@ pub struct QuantizedBackend {
     /// Run the ReLU after an f16/bf16-weight dense layer in that GEMM's
     /// epilogue (with the bias). Off only to check that fusing changes no result.
     pub fuse_half_relu: bool,
+    /// Run the ReLU after a convolution (standard, pointwise or depthwise) in
+    /// that conv's epilogue. Off only to check that fusing changes no result.
+    pub fuse_conv_relu: bool,
 }
 
 impl Default for QuantizedBackend {
@@ -65,6 +69,7 @@ impl Default for QuantizedBackend {
             half_path: None,
             chain_int8: true,
             fuse_half_relu: true,
+            fuse_conv_relu: true,
         }
     }
 }
@@ -222,6 +227,9 @@ impl Backend for QuantizedBackend {
         if self.fuse_half_relu && storage.is_some() {
             exe.plan_half_relus();
         }
+        if self.fuse_conv_relu {
+            exe.plan_conv_relus();
+        }
         exe.buffers.clear();
         exe.batch = 0;
         Ok(Box::new(exe))
@@ -336,6 +344,8 @@ struct DepthwisePlan {
     offsets: Vec<usize>,
     /// Only the image is written per run; the padding stays zero.
     split: Vec<f32>,
+    /// The ReLU node after it, applied in the kernel; the result lands in that node's buffer.
+    relu_into: Option<usize>,
 }
 
 impl DepthwisePlan {
@@ -346,6 +356,7 @@ impl DepthwisePlan {
             layout,
             offsets: layout.depthwise_offsets(&geom),
             split: vec![0.0; layout.len()],
+            relu_into: None,
         }
     }
 
@@ -356,6 +367,7 @@ impl DepthwisePlan {
         x: &[f32],
         weight: &[f32],
         bias: Option<&[f32]>,
+        relu: bool,
         out: &mut [f32],
     ) {
         conv::split_interior(simd, x, &self.geom, &self.layout, &mut self.split);
@@ -367,7 +379,7 @@ impl DepthwisePlan {
             &self.geom,
             weight,
             bias,
-            false,
+            relu,
             out,
         );
     }
@@ -542,6 +554,34 @@ impl QuantizedExecutable {
         }
     }
 
+    /// `conv -> relu` (any precision; pointwise and depthwise too): the ReLU
+    /// runs in the conv's epilogue (the depthwise kernel's, or the GEMM's
+    /// before its output is transposed).
+    fn plan_conv_relus(&mut self) {
+        let graph = &self.graph;
+        let relu_after = |i: usize| {
+            sole_consumer(graph, i)
+                .filter(|&j| matches!(graph.nodes[j].op, Op::Activation(Activation::Relu)))
+        };
+        for (&i, g) in self.gemms.iter_mut() {
+            if matches!(
+                graph.nodes[i].op,
+                Op::Conv2d { .. } | Op::PointwiseConv { .. }
+            ) {
+                if let Some(j) = relu_after(i) {
+                    g.relu_into = Some(j);
+                    self.fused_away[j] = true;
+                }
+            }
+        }
+        for (&i, plan) in self.depthwise.iter_mut() {
+            if let Some(j) = relu_after(i) {
+                plan.relu_into = Some(j);
+                self.fused_away[j] = true;
+            }
+        }
+    }
+
     /// `dense -> relu` on f16/bf16 weights: the ReLU runs in the GEMM's epilogue.
     fn plan_half_relus(&mut self) {
         for (&i, g) in self.gemms.iter_mut() {
@@ -682,19 +722,22 @@ impl QuantizedExecutable {
                                 Some(geom) => im2col_patches(x, geom, &mut cols),
                                 None => {
                                     cols.resize(hw * g.k, 0.0);
-                                    for c in 0..g.k {
-                                        for p in 0..hw {
-                                            cols[p * g.k + c] = x[c * hw + p];
-                                        }
-                                    }
+                                    transpose(self.simd, x, g.k, hw, &mut cols);
                                 }
                             }
+                            // A ReLU after the conv runs in the GEMM's epilogue, into its node.
+                            let (dst, relu) = match g.relu_into {
+                                Some(j) => (&mut rest[j - i], true),
+                                None => (&mut rest[0], false),
+                            };
                             let res = gemm_transposed(
+                                self.simd,
                                 g,
                                 &cols,
                                 hw,
-                                &mut rest[0],
+                                dst,
                                 s * out_len,
+                                relu,
                                 &mut self.scratch,
                                 self.half_path,
                             );
@@ -716,10 +759,14 @@ impl QuantizedExecutable {
             ) = (self.depthwise.get_mut(&i), &node.op)
             {
                 let bias = dw_bias.as_ref().map(|b| &b.data[..]);
+                let (dst, relu) = match plan.relu_into {
+                    Some(j) => (&mut rest[j - i], true),
+                    None => (&mut rest[0], false),
+                };
                 for s in 0..batch {
                     let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                    let out = &mut rest[0][s * out_len..(s + 1) * out_len];
-                    plan.run(self.simd, x, &weight.data, bias, out);
+                    let out = &mut dst[s * out_len..(s + 1) * out_len];
+                    plan.run(self.simd, x, &weight.data, bias, relu, out);
                 }
                 continue;
             }
@@ -743,28 +790,24 @@ impl QuantizedExecutable {
 
 /// Runs `cols [hw x k] . B` into the scratch and writes it transposed
 /// (`[n x hw]`, channel-major) at `out[offset..]`.
+#[allow(clippy::too_many_arguments)]
 fn gemm_transposed(
+    simd: SimdLevel,
     g: &GemmNode,
     cols: &[f32],
     hw: usize,
     out: &mut [f32],
     offset: usize,
+    relu: bool,
     scratch: &mut Scratch,
     half_path: HalfPath,
 ) -> Result<(), KernelError> {
     let mut t = std::mem::take(&mut scratch.out_t);
     t.resize(hw * g.n, 0.0);
-    let out_t = GemmOut::F32 {
-        out: &mut t,
-        relu: false,
-    };
+    let out_t = GemmOut::F32 { out: &mut t, relu };
     let res = g.run(GemmIn::F32(cols), hw, out_t, &mut scratch.a_u8, half_path);
     if res.is_ok() {
-        for p in 0..hw {
-            for c in 0..g.n {
-                out[offset + c * hw + p] = t[p * g.n + c];
-            }
-        }
+        transpose(simd, &t, hw, g.n, &mut out[offset..offset + hw * g.n]);
     }
     scratch.out_t = t;
     res
@@ -805,8 +848,18 @@ impl Executable for QuantizedExecutable {
                         format!("{:?}-weight gemm{relu}, f32 accumulate", w.storage())
                     }
                 },
-                None if self.fused_away[i] => "fused into the gemm before".to_string(),
-                None => "f32".to_string(),
+                None if self.fused_away[i] => "fused into the op before".to_string(),
+                None => match self.depthwise.get(&i) {
+                    Some(plan) => {
+                        let relu = if plan.relu_into.is_some() {
+                            " + relu"
+                        } else {
+                            ""
+                        };
+                        format!("f32 depthwise kernel{relu} ({})", self.simd.name())
+                    }
+                    None => "f32".to_string(),
+                },
             };
             s.push_str(&format!("  {} {}: {}\n", node.name, node.op.kind(), how));
         }
@@ -854,7 +907,7 @@ mod tests {
                 let mut got = vec![f32::NAN; c * oh * ow];
                 // Twice: the split buffer's padding must stay zero across runs.
                 for _ in 0..2 {
-                    plan.run(simd, &x, &wt, Some(&bias), &mut got);
+                    plan.run(simd, &x, &wt, Some(&bias), false, &mut got);
                 }
                 for (g, e) in got.iter().zip(&want) {
                     assert!(
