@@ -1,4 +1,5 @@
-//! int8 GEMM and half-precision GEMV, side by side (single thread).
+//! int8 GEMM and half-precision GEMV, and whole models per precision, side by
+//! side (single thread).
 //!
 //! `cargo bench -p workbench-kernels --bench quant`
 
@@ -8,14 +9,14 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use workbench_kernels::backends::quantized::seeded_inputs;
-use workbench_kernels::models::mlp_1024;
+use workbench_kernels::models::{convnet_224, mlp_1024};
 use workbench_kernels::quant::int8::k_padded;
 use workbench_kernels::quant::{
     gemm_u8s8_i32, HalfPath, Int8Path, PackedPanelWeights, PackedWeightsS8, WeightStorage,
 };
 use workbench_kernels::{
-    compile, sgemm_with, BOperand, BackendKind, CompileOptions, Epilogue, GemmWorkspace, MatRef,
-    PackedB, Precision, TileParams,
+    compile, sgemm_with, BOperand, BackendKind, CompileOptions, Epilogue, GemmWorkspace, Graph,
+    MatRef, PackedB, Precision, TileParams,
 };
 
 /// Tiled f32 GEMM with pre-packed B, as the tiled backend runs dense layers.
@@ -108,43 +109,58 @@ fn mlp(c: &mut Criterion) {
         Err(e) => panic!("mlp-1024: {e}"),
     };
     for batch in [1usize, 64] {
-        let x = seeded_inputs(graph.input_len(), batch, 3);
-        let mut g = c.benchmark_group(format!("mlp-1024_batch{batch}"));
-        g.sample_size(20);
-        let variants = [
-            ("tiled_f32", BackendKind::Tiled, Precision::F32),
-            ("quantized_int8", BackendKind::Quantized, Precision::Int8),
-            ("quantized_f16", BackendKind::Quantized, Precision::F16),
-        ];
-        for (name, kind, precision) in variants {
-            let opts = CompileOptions {
-                precision,
-                threads: 1,
-                simd: Some(workbench_kernels::simd::detect()),
-                tile: None,
-            };
-            let mut exe = match compile(&graph, kind, &opts) {
-                Ok(e) => e,
-                Err(e) => panic!("{name}: {e}"),
-            };
-            // Minimum of many runs next to criterion's median: on a loaded
-            // machine other work only adds time (the absolute targets read this).
-            let mut fastest = std::time::Duration::MAX;
-            for _ in 0..200 {
-                let start = std::time::Instant::now();
-                black_box(exe.run(black_box(&x), batch).is_ok());
-                fastest = fastest.min(start.elapsed());
-            }
-            println!("mlp-1024 batch {batch} {name}: minimum of 200 runs {fastest:?}");
-            g.bench_function(name, |bch| {
-                bch.iter(|| {
-                    black_box(exe.run(black_box(&x), batch).is_ok());
-                })
-            });
-        }
-        g.finish();
+        precisions_side_by_side(c, &graph, "mlp-1024", batch);
     }
 }
 
-criterion_group!(benches, int8_gemm, mlp, half_gemv);
+/// The reference convnet per precision (the quantized backend runs its convs
+/// as im2col + GEMM and its depthwise convs on the f32 SIMD kernel).
+fn convnet(c: &mut Criterion) {
+    let graph = match convnet_224(1) {
+        Ok(g) => g,
+        Err(e) => panic!("convnet-224: {e}"),
+    };
+    precisions_side_by_side(c, &graph, "convnet-224", 1);
+}
+
+/// Tiled f32 against quantized int8 and f16 on one model and batch.
+fn precisions_side_by_side(c: &mut Criterion, graph: &Graph, label: &str, batch: usize) {
+    let x = seeded_inputs(graph.input_len(), batch, 3);
+    let mut g = c.benchmark_group(format!("{label}_batch{batch}"));
+    g.sample_size(20);
+    let variants = [
+        ("tiled_f32", BackendKind::Tiled, Precision::F32),
+        ("quantized_int8", BackendKind::Quantized, Precision::Int8),
+        ("quantized_f16", BackendKind::Quantized, Precision::F16),
+    ];
+    for (name, kind, precision) in variants {
+        let opts = CompileOptions {
+            precision,
+            threads: 1,
+            simd: Some(workbench_kernels::simd::detect()),
+            tile: None,
+        };
+        let mut exe = match compile(graph, kind, &opts) {
+            Ok(e) => e,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        // Minimum of many runs next to criterion's median: on a loaded
+        // machine other work only adds time (the absolute targets read this).
+        let mut fastest = std::time::Duration::MAX;
+        for _ in 0..200 {
+            let start = std::time::Instant::now();
+            black_box(exe.run(black_box(&x), batch).is_ok());
+            fastest = fastest.min(start.elapsed());
+        }
+        println!("{label} batch {batch} {name}: minimum of 200 runs {fastest:?}");
+        g.bench_function(name, |bch| {
+            bch.iter(|| {
+                black_box(exe.run(black_box(&x), batch).is_ok());
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, int8_gemm, mlp, convnet, half_gemv);
 criterion_main!(benches);
