@@ -55,8 +55,10 @@ pub struct QuantizedBackend {
     /// epilogue (with the bias). Off only to check that fusing changes no result.
     pub fuse_half_relu: bool,
     /// Run the ReLU after a convolution (standard, pointwise or depthwise) in
-    /// that conv's epilogue. Off only to check that fusing changes no result.
-    pub fuse_conv_relu: bool,
+    /// that conv's epilogue, and a global average pool after a conv GEMM as
+    /// column sums of its output. Off only to check that fusing changes no
+    /// result (beyond the pool's summation order).
+    pub fuse_conv_epilogue: bool,
 }
 
 impl Default for QuantizedBackend {
@@ -69,7 +71,7 @@ impl Default for QuantizedBackend {
             half_path: None,
             chain_int8: true,
             fuse_half_relu: true,
-            fuse_conv_relu: true,
+            fuse_conv_epilogue: true,
         }
     }
 }
@@ -217,6 +219,7 @@ impl Backend for QuantizedBackend {
                     n,
                     input_u8: false,
                     relu_into: None,
+                    pool_into: None,
                     chain_to: None,
                 },
             );
@@ -227,7 +230,7 @@ impl Backend for QuantizedBackend {
         if self.fuse_half_relu && storage.is_some() {
             exe.plan_half_relus();
         }
-        if self.fuse_conv_relu {
+        if self.fuse_conv_epilogue {
             exe.plan_conv_relus();
         }
         exe.buffers.clear();
@@ -304,6 +307,10 @@ struct GemmNode {
     input_u8: bool,
     /// The ReLU node after this GEMM, applied in its epilogue; the result lands in that node's buffer.
     relu_into: Option<usize>,
+    /// The global average pool after this conv (and its ReLU): the GEMM's
+    /// pixel-major output is summed by columns straight into that node's
+    /// buffer, never transposed or stored channel-major.
+    pool_into: Option<usize>,
     /// The int8 dense node this GEMM feeds and its input quantization: the
     /// output is requantized into that node's u8 input.
     chain_to: Option<(usize, ActivationQuant)>,
@@ -556,7 +563,8 @@ impl QuantizedExecutable {
 
     /// `conv -> relu` (any precision; pointwise and depthwise too): the ReLU
     /// runs in the conv's epilogue (the depthwise kernel's, or the GEMM's
-    /// before its output is transposed).
+    /// before its output is transposed); `conv (-> relu) -> global average
+    /// pool`: the pool sums the GEMM's pixel-major output by columns.
     fn plan_conv_relus(&mut self) {
         let graph = &self.graph;
         let relu_after = |i: usize| {
@@ -571,6 +579,13 @@ impl QuantizedExecutable {
                 if let Some(j) = relu_after(i) {
                     g.relu_into = Some(j);
                     self.fused_away[j] = true;
+                }
+                let last = g.relu_into.unwrap_or(i);
+                let pool = sole_consumer(graph, last)
+                    .filter(|&p| matches!(graph.nodes[p].op, Op::GlobalAvgPool));
+                if let Some(p) = pool {
+                    g.pool_into = Some(p);
+                    self.fused_away[p] = true;
                 }
             }
         }
@@ -725,19 +740,25 @@ impl QuantizedExecutable {
                                     transpose(self.simd, x, g.k, hw, &mut cols);
                                 }
                             }
-                            // A ReLU after the conv runs in the GEMM's epilogue, into its node.
-                            let (dst, relu) = match g.relu_into {
-                                Some(j) => (&mut rest[j - i], true),
-                                None => (&mut rest[0], false),
+                            // A ReLU after the conv runs in the GEMM's epilogue; the
+                            // result lands in the last fused node's buffer.
+                            let relu = g.relu_into.is_some();
+                            let (dst, offset, pooled) = match (g.pool_into, g.relu_into) {
+                                (Some(p), _) => (&mut rest[p - i], s * g.n, true),
+                                (None, Some(j)) => (&mut rest[j - i], s * out_len, false),
+                                (None, None) => (&mut rest[0], s * out_len, false),
                             };
                             let res = gemm_transposed(
                                 self.simd,
                                 g,
                                 &cols,
                                 hw,
-                                dst,
-                                s * out_len,
-                                relu,
+                                ConvOut {
+                                    out: dst,
+                                    offset,
+                                    relu,
+                                    pooled,
+                                },
                                 &mut self.scratch,
                                 self.half_path,
                             );
@@ -790,24 +811,42 @@ impl QuantizedExecutable {
 
 /// Runs `cols [hw x k] . B` into the scratch and writes it transposed
 /// (`[n x hw]`, channel-major) at `out[offset..]`.
-#[allow(clippy::too_many_arguments)]
+/// Where a conv's GEMM result goes: `[n x hw]` channel-major planes at
+/// `out[offset..]`, or, `pooled`, the `n` channel means at `out[offset..]`.
+struct ConvOut<'a> {
+    out: &'a mut [f32],
+    offset: usize,
+    relu: bool,
+    pooled: bool,
+}
+
 fn gemm_transposed(
     simd: SimdLevel,
     g: &GemmNode,
     cols: &[f32],
     hw: usize,
-    out: &mut [f32],
-    offset: usize,
-    relu: bool,
+    dst: ConvOut<'_>,
     scratch: &mut Scratch,
     half_path: HalfPath,
 ) -> Result<(), KernelError> {
     let mut t = std::mem::take(&mut scratch.out_t);
     t.resize(hw * g.n, 0.0);
-    let out_t = GemmOut::F32 { out: &mut t, relu };
+    let out_t = GemmOut::F32 {
+        out: &mut t,
+        relu: dst.relu,
+    };
     let res = g.run(GemmIn::F32(cols), hw, out_t, &mut scratch.a_u8, half_path);
     if res.is_ok() {
-        transpose(simd, &t, hw, g.n, &mut out[offset..offset + hw * g.n]);
+        let out = &mut dst.out[dst.offset..];
+        if dst.pooled {
+            // Pixel-major rows: the channel sums are column sums.
+            let sums = &mut out[..g.n];
+            conv::column_sums(simd, &t[..hw * g.n], g.n, sums);
+            let inv = 1.0 / hw.max(1) as f32;
+            sums.iter_mut().for_each(|v| *v *= inv);
+        } else {
+            transpose(simd, &t, hw, g.n, &mut out[..hw * g.n]);
+        }
     }
     scratch.out_t = t;
     res
