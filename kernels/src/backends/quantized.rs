@@ -826,6 +826,14 @@ impl QuantizedExecutable {
                 }
                 continue;
             }
+            if let Op::Activation(a) = node.op {
+                // The compiled backends' vectorised activations (the reference
+                // loop calls the library's tanh / exp per element).
+                let n = out_len * batch;
+                rest[0][..n].copy_from_slice(&buffer(first)[..n]);
+                crate::act::apply_slice(a, &mut rest[0][..n]);
+                continue;
+            }
             for s in 0..batch {
                 let x = |slot: usize| {
                     let len = in_len[slot];
