@@ -40,6 +40,17 @@ pub fn apply_slice(act: Activation, xs: &mut [f32]) {
     xs[done..].iter_mut().for_each(|x| *x = fast(act, *x));
 }
 
+/// `exp` in place over every element (the same polynomial as the activations).
+pub(crate) fn exp_slice(xs: &mut [f32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is available (checked just above).
+        done = unsafe { x86::exp_avx512(xs) };
+    }
+    xs[done..].iter_mut().for_each(|x| *x = exp_fast(*x));
+}
+
 pub fn name(act: Activation) -> &'static str {
     match act {
         Activation::Relu => "relu",
@@ -160,6 +171,23 @@ mod x86 {
         whole
     }
 
+    /// `exp_fast` over the whole 16-float chunks of `xs`; returns how many were done.
+    ///
+    /// # Safety
+    /// AVX-512F available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn exp_avx512(xs: &mut [f32]) -> usize {
+        let whole = xs.len() / 16 * 16;
+        for chunk in xs[..whole].chunks_exact_mut(16) {
+            // SAFETY: the chunk holds 16 floats.
+            unsafe {
+                let y = exp16(_mm512_loadu_ps(chunk.as_ptr()));
+                _mm512_storeu_ps(chunk.as_mut_ptr(), y);
+            }
+        }
+        whole
+    }
+
     /// `exp_fast` on 16 lanes.
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -248,6 +276,16 @@ mod tests {
             assert!(worst <= 2e-7, "{act:?}: worst error {worst:e}");
         }
         assert!(exp_fast(0.0) == 1.0 && (exp_fast(1.0) - std::f32::consts::E).abs() < 3e-7);
+        for x in samples().into_iter().filter(|x| x.abs() <= 20.0) {
+            let rel = (exp_fast(x) - x.exp()).abs() / x.exp();
+            assert!(rel <= 2e-7, "exp({x}): relative error {rel:e}");
+        }
+        let xs: Vec<f32> = samples().into_iter().step_by(53).collect();
+        let mut got = xs.clone();
+        exp_slice(&mut got);
+        for (x, g) in xs.iter().zip(&got) {
+            assert_eq!(g.to_bits(), exp_fast(*x).to_bits(), "exp_slice at {x}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::error::KernelError;
 use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
 use crate::gemm::{sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB};
 use crate::reference::{self as r, ConvGeom, RowView};
+use crate::rowops;
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
 use crate::tile::TileParams;
@@ -1194,7 +1195,12 @@ impl LoweredExecutable {
                     }
                 }
             }
-            (StepKind::Softmax { x, d }, _) => r::softmax(&bufs(*x)[..out.len()], *d, out),
+            (StepKind::Softmax { x, d }, Engine::Simple) => {
+                r::softmax(&bufs(*x)[..out.len()], *d, out)
+            }
+            (StepKind::Softmax { x, d }, Engine::Tiled { .. }) => {
+                rowops::softmax(&bufs(*x)[..out.len()], *d, out)
+            }
             (
                 StepKind::LayerNorm {
                     x,
@@ -1202,8 +1208,14 @@ impl LoweredExecutable {
                     beta,
                     eps,
                 },
-                _,
-            ) => r::layer_norm(&bufs(*x)[..out.len()], gamma, beta, *eps, out),
+                engine,
+            ) => {
+                let x = &bufs(*x)[..out.len()];
+                match engine {
+                    Engine::Simple => r::layer_norm(x, gamma, beta, *eps, out),
+                    Engine::Tiled { .. } => rowops::layer_norm(x, gamma, beta, *eps, out),
+                }
+            }
             (StepKind::GlobalAvgPool { x, c, hw }, _) => {
                 for s in samples {
                     r::global_avg_pool(sample(*x, s), *c, *hw, &mut out[s * c..(s + 1) * c]);

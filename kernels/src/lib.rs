@@ -21,6 +21,7 @@ pub mod pages;
 pub mod probe;
 pub mod quant;
 pub mod reference;
+pub(crate) mod rowops;
 pub mod simd;
 pub mod spec;
 pub mod tile;
