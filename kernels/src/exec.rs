@@ -1243,30 +1243,14 @@ impl LoweredExecutable {
                     let os = &mut out[s * per..(s + 1) * per];
                     match engine {
                         Engine::Simple => r::attention_scores(qb, qv, kb, kv, *seq, *d, *heads, os),
-                        Engine::Tiled { simd, tile } => {
-                            let dh = d / heads;
-                            let scale = 1.0 / (dh as f32).sqrt();
-                            for h in 0..*heads {
-                                let a = MatRef::row_major(&qb[qv.offset + h * dh..], qv.ld);
-                                // K_h^T: element (t, j) = k[j, h*dh + t].
-                                let b = MatRef::transposed(&kb[kv.offset + h * dh..], kv.ld);
-                                let c = &mut os[h * seq * seq..(h + 1) * seq * seq];
-                                sgemm_with(
-                                    &mut self.ws,
-                                    &tile,
-                                    simd,
-                                    *seq,
-                                    *seq,
-                                    dh,
-                                    a,
-                                    BOperand::Mat(b),
-                                    c,
-                                    *seq,
-                                    Epilogue::NONE,
-                                )?;
-                                c.iter_mut().for_each(|v| *v *= scale);
-                            }
-                        }
+                        Engine::Tiled { simd, tile } => attention_scores(
+                            &mut self.ws,
+                            (simd, &tile),
+                            (qb, qv),
+                            (kb, kv),
+                            (*seq, *d, *heads),
+                            os,
+                        )?,
                     }
                 }
             }
@@ -1287,26 +1271,14 @@ impl LoweredExecutable {
                     let os = &mut out[s * per..(s + 1) * per];
                     match engine {
                         Engine::Simple => r::attention_context(ps, vb, vv, *seq, *d, *heads, os),
-                        Engine::Tiled { simd, tile } => {
-                            let dh = d / heads;
-                            for h in 0..*heads {
-                                let a = MatRef::row_major(&ps[h * seq * seq..], *seq);
-                                let b = MatRef::row_major(&vb[vv.offset + h * dh..], vv.ld);
-                                sgemm_with(
-                                    &mut self.ws,
-                                    &tile,
-                                    simd,
-                                    *seq,
-                                    dh,
-                                    *seq,
-                                    a,
-                                    BOperand::Mat(b),
-                                    &mut os[h * dh..],
-                                    *d,
-                                    Epilogue::NONE,
-                                )?;
-                            }
-                        }
+                        Engine::Tiled { simd, tile } => attention_context(
+                            &mut self.ws,
+                            (simd, &tile),
+                            ps,
+                            (vb, vv),
+                            (*seq, *d, *heads),
+                            os,
+                        )?,
                     }
                 }
             }
@@ -1465,6 +1437,72 @@ fn zero_row_gaps(os: &mut [f32], g: &ConvGeom, p: PaddedOutput) {
 }
 
 /// The buffer slice of sample `s` holding a view, and the view relative to it.
+/// Attention scores of one sample on the tiled GEMM, one GEMM per head:
+/// `out[h, i, j] = q_h[i] . k_h[j] / sqrt(d / heads)`; `dims` = (seq, d, heads).
+pub(crate) fn attention_scores(
+    ws: &mut GemmWorkspace,
+    (simd, tile): (SimdLevel, &TileParams),
+    (qb, qv): (&[f32], RowView),
+    (kb, kv): (&[f32], RowView),
+    (seq, d, heads): (usize, usize, usize),
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let dh = d / heads;
+    let scale = 1.0 / (dh as f32).sqrt();
+    for h in 0..heads {
+        let a = MatRef::row_major(&qb[qv.offset + h * dh..], qv.ld);
+        // K_h^T: element (t, j) = k[j, h*dh + t].
+        let b = MatRef::transposed(&kb[kv.offset + h * dh..], kv.ld);
+        let c = &mut out[h * seq * seq..(h + 1) * seq * seq];
+        sgemm_with(
+            ws,
+            tile,
+            simd,
+            seq,
+            seq,
+            dh,
+            a,
+            BOperand::Mat(b),
+            c,
+            seq,
+            Epilogue::NONE,
+        )?;
+        c.iter_mut().for_each(|v| *v *= scale);
+    }
+    Ok(())
+}
+
+/// Attention context of one sample on the tiled GEMM, one GEMM per head:
+/// `out[i, h*dh + t] = sum_j p[h, i, j] * v[j, h*dh + t]`; `dims` = (seq, d, heads).
+pub(crate) fn attention_context(
+    ws: &mut GemmWorkspace,
+    (simd, tile): (SimdLevel, &TileParams),
+    p: &[f32],
+    (vb, vv): (&[f32], RowView),
+    (seq, d, heads): (usize, usize, usize),
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let dh = d / heads;
+    for h in 0..heads {
+        let a = MatRef::row_major(&p[h * seq * seq..], seq);
+        let b = MatRef::row_major(&vb[vv.offset + h * dh..], vv.ld);
+        sgemm_with(
+            ws,
+            tile,
+            simd,
+            seq,
+            dh,
+            seq,
+            a,
+            BOperand::Mat(b),
+            &mut out[h * dh..],
+            d,
+            Epilogue::NONE,
+        )?;
+    }
+    Ok(())
+}
+
 fn view_sample<'a>(
     buf: &'a [f32],
     infos: &[crate::fusion::BufferInfo],

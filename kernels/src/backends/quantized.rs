@@ -21,6 +21,7 @@ use crate::backend::{check_input, Backend, CompileOptions, Executable};
 use crate::backends::naive::{conv_geom, reference_op};
 use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
+use crate::gemm::GemmWorkspace;
 use crate::graph::{Graph, Op};
 use crate::quant::int8::k_padded;
 use crate::quant::{
@@ -28,9 +29,10 @@ use crate::quant::{
     Calibrator, HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError,
     WeightStorage,
 };
-use crate::reference::ConvGeom;
+use crate::reference::{ConvGeom, RowView};
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
+use crate::tile::TileParams;
 use crate::transpose::transpose;
 
 fn qerr(e: QuantError) -> KernelError {
@@ -149,10 +151,13 @@ impl Backend for QuantizedBackend {
                 depthwise.insert(i, DepthwisePlan::new(geom));
             }
         }
+        let tile = opts.resolved_tile(simd)?;
         let mut exe = QuantizedExecutable {
             graph: graph.clone(),
             simd,
             depthwise,
+            tile,
+            ws: GemmWorkspace::new(),
             precision: opts.precision,
             gemms: BTreeMap::new(),
             fused_away: vec![false; graph.nodes.len()],
@@ -397,6 +402,10 @@ pub struct QuantizedExecutable {
     /// SIMD level of the f32 kernels the quantized backend borrows (depthwise conv).
     simd: SimdLevel,
     depthwise: BTreeMap<usize, DepthwisePlan>,
+    /// Blocking and buffers of the f32 GEMMs the quantized backend borrows
+    /// (attention's per-head products: activations times activations).
+    tile: TileParams,
+    ws: GemmWorkspace,
     precision: Precision,
     gemms: BTreeMap<usize, GemmNode>,
     /// Nodes whose work a GEMM epilogue does (fused ReLUs): skipped at run time.
@@ -825,6 +834,67 @@ impl QuantizedExecutable {
                     plan.run(self.simd, x, &weight.data, bias, relu, out);
                 }
                 continue;
+            }
+            // Attention, softmax and layer norm on the tiled engine's kernels
+            // (f32: none of them has weights to quantize).
+            let dims = |q: &[usize]| (q[0], q[1]);
+            match &node.op {
+                Op::AttentionScores { heads } => {
+                    let (seq, d) = dims(in_shape);
+                    let view = RowView { offset: 0, ld: d };
+                    let (qa, ka) = (node.inputs[0], node.inputs[1]);
+                    for s in 0..batch {
+                        let q = &buffer(qa)[s * in_len[0]..(s + 1) * in_len[0]];
+                        let k = &buffer(ka)[s * in_len[1]..(s + 1) * in_len[1]];
+                        let out = &mut rest[0][s * out_len..(s + 1) * out_len];
+                        crate::exec::attention_scores(
+                            &mut self.ws,
+                            (self.simd, &self.tile),
+                            (q, view),
+                            (k, view),
+                            (seq, d, *heads),
+                            out,
+                        )?;
+                    }
+                    continue;
+                }
+                Op::AttentionContext { heads } => {
+                    let (seq, d) = dims(&node.shape);
+                    let view = RowView { offset: 0, ld: d };
+                    let (pa, va) = (node.inputs[0], node.inputs[1]);
+                    for s in 0..batch {
+                        let p = &buffer(pa)[s * in_len[0]..(s + 1) * in_len[0]];
+                        let v = &buffer(va)[s * in_len[1]..(s + 1) * in_len[1]];
+                        let out = &mut rest[0][s * out_len..(s + 1) * out_len];
+                        crate::exec::attention_context(
+                            &mut self.ws,
+                            (self.simd, &self.tile),
+                            p,
+                            (v, view),
+                            (seq, d, *heads),
+                            out,
+                        )?;
+                    }
+                    continue;
+                }
+                Op::Softmax => {
+                    let n = out_len * batch;
+                    let d = node.shape[node.shape.len() - 1];
+                    crate::rowops::softmax(&buffer(first)[..n], d, &mut rest[0][..n]);
+                    continue;
+                }
+                Op::LayerNorm { gamma, beta, eps } => {
+                    let n = out_len * batch;
+                    crate::rowops::layer_norm(
+                        &buffer(first)[..n],
+                        &gamma.data,
+                        &beta.data,
+                        *eps,
+                        &mut rest[0][..n],
+                    );
+                    continue;
+                }
+                _ => {}
             }
             if let Op::Activation(a) = node.op {
                 // The compiled backends' vectorised activations (the reference
