@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use workbench_kernels::backends::quantized::seeded_inputs;
-use workbench_kernels::models::{convnet_224, mlp_1024};
+use workbench_kernels::models::{convnet_224, mlp_1024, transformer_block};
 use workbench_kernels::quant::int8::k_padded;
 use workbench_kernels::quant::{
     gemm_u8s8_i32, HalfPath, Int8Path, PackedPanelWeights, PackedWeightsS8, WeightStorage,
@@ -123,6 +123,16 @@ fn convnet(c: &mut Criterion) {
     precisions_side_by_side(c, &graph, "convnet-224", 1);
 }
 
+/// The transformer block per precision (attention, softmax and layer norm in
+/// f32 on the tiled engine's kernels; projections and FFN quantized).
+fn transformer(c: &mut Criterion) {
+    let graph = match transformer_block(1) {
+        Ok(g) => g,
+        Err(e) => panic!("transformer-block: {e}"),
+    };
+    precisions_side_by_side(c, &graph, "transformer-block", 1);
+}
+
 /// Tiled f32 against quantized int8 and f16 on one model and batch.
 fn precisions_side_by_side(c: &mut Criterion, graph: &Graph, label: &str, batch: usize) {
     let x = seeded_inputs(graph.input_len(), batch, 3);
@@ -162,5 +172,5 @@ fn precisions_side_by_side(c: &mut Criterion, graph: &Graph, label: &str, batch:
     g.finish();
 }
 
-criterion_group!(benches, int8_gemm, mlp, convnet, half_gemv);
+criterion_group!(benches, int8_gemm, mlp, convnet, transformer, half_gemv);
 criterion_main!(benches);
