@@ -1195,11 +1195,12 @@ impl LoweredExecutable {
                     }
                 }
             }
-            (StepKind::Softmax { x, d }, Engine::Simple) => {
-                r::softmax(&bufs(*x)[..out.len()], *d, out)
-            }
-            (StepKind::Softmax { x, d }, Engine::Tiled { .. }) => {
-                rowops::softmax(&bufs(*x)[..out.len()], *d, out)
+            (StepKind::Softmax { x, d }, engine) => {
+                let x = &bufs(*x)[..out.len()];
+                match engine {
+                    Engine::Simple => r::softmax(x, *d, out),
+                    Engine::Tiled { .. } => rowops::softmax(x, *d, out),
+                }
             }
             (
                 StepKind::LayerNorm {

@@ -236,7 +236,7 @@ impl Backend for QuantizedBackend {
             exe.plan_half_relus();
         }
         if self.fuse_conv_epilogue {
-            exe.plan_conv_relus();
+            exe.plan_conv_epilogues();
         }
         exe.buffers.clear();
         exe.batch = 0;
@@ -609,7 +609,7 @@ impl QuantizedExecutable {
     /// runs in the conv's epilogue (the depthwise kernel's, or the GEMM's
     /// before its output is transposed); `conv (-> relu) -> global average
     /// pool`: the pool sums the GEMM's pixel-major output by columns.
-    fn plan_conv_relus(&mut self) {
+    fn plan_conv_epilogues(&mut self) {
         let graph = &self.graph;
         let relu_after = |i: usize| {
             sole_consumer(graph, i)
