@@ -151,11 +151,39 @@ impl Backend for QuantizedBackend {
                 depthwise.insert(i, DepthwisePlan::new(geom));
             }
         }
+        // Convolutions over a few taps (a stem over 3 channels) stay f32 and run
+        // on the tiled engine's direct kernel, as int8 runtimes commonly keep
+        // the first layer: quantizing 27 taps buys nothing, and the int8 route
+        // (im2col, quantize, GEMM, transpose) cost more than the whole f32 conv.
+        let mut direct = BTreeMap::new();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if let Op::Conv2d {
+                weight,
+                stride,
+                padding,
+                ..
+            } = &node.op
+            {
+                let first = node.inputs.first().copied().unwrap_or(0);
+                let geom = conv_geom(
+                    &graph.nodes[first].shape,
+                    &node.shape,
+                    weight.shape[2],
+                    weight.shape[3],
+                    *stride,
+                    *padding,
+                );
+                if direct_conv_applies(simd, &geom) {
+                    direct.insert(i, DirectPlan::new(geom));
+                }
+            }
+        }
         let tile = opts.resolved_tile(simd)?;
         let mut exe = QuantizedExecutable {
             graph: graph.clone(),
             simd,
             depthwise,
+            direct,
             tile,
             ws: GemmWorkspace::new(),
             precision: opts.precision,
@@ -176,7 +204,7 @@ impl Backend for QuantizedBackend {
             let inputs = seeded_inputs(graph.input_len(), samples, self.calibration_seed);
             let mut cal: BTreeMap<usize, Calibrator> = BTreeMap::new();
             for (i, node) in graph.nodes.iter().enumerate() {
-                if is_gemm(&node.op) {
+                if is_gemm(&node.op) && !exe.direct.contains_key(&i) {
                     cal.insert(i, Calibrator::new(self.calibration).map_err(qerr)?);
                 }
             }
@@ -195,6 +223,9 @@ impl Backend for QuantizedBackend {
             }
         }
         for (i, node) in graph.nodes.iter().enumerate() {
+            if exe.direct.contains_key(&i) {
+                continue;
+            }
             let Some((wt, k, n, bias)) = gemm_weights(&node.op) else {
                 continue;
             };
@@ -397,11 +428,82 @@ impl DepthwisePlan {
     }
 }
 
+/// Whether a conv runs on the f32 direct kernel: few enough taps, and the
+/// kernel exists at this SIMD level (AVX-512).
+fn direct_conv_applies(simd: SimdLevel, g: &ConvGeom) -> bool {
+    simd == SimdLevel::Avx512
+        && simd.is_supported()
+        && g.in_c * g.kh * g.kw <= conv::DIRECT_CONV_MAX_TAPS
+}
+
+/// A small-K conv node on the tiled engine's direct kernel (f32): one
+/// sample's input in the stride-split, zero-padded layout.
+struct DirectPlan {
+    geom: ConvGeom,
+    layout: SplitLayout,
+    offsets: Vec<usize>,
+    /// Only the image is written per run; the padding stays zero.
+    split: Vec<f32>,
+    /// The ReLU node after it, applied in the kernel; the result lands in that node's buffer.
+    relu_into: Option<usize>,
+}
+
+impl DirectPlan {
+    fn new(geom: ConvGeom) -> DirectPlan {
+        let layout = SplitLayout::new(&geom);
+        DirectPlan {
+            geom,
+            layout,
+            offsets: layout.conv_offsets(&geom),
+            split: vec![0.0; layout.len()],
+            relu_into: None,
+        }
+    }
+
+    /// One sample: `out [out_c, oh, ow]` from `x [in_c, h, w]`.
+    fn run(
+        &mut self,
+        simd: SimdLevel,
+        x: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let g = self.geom;
+        conv::split_interior(simd, x, &g, &self.layout, &mut self.split);
+        let conv = conv::DirectConv {
+            q: &self.split,
+            offsets: &self.offsets,
+            row_step: self.layout.row_step(),
+            weight,
+            bias,
+            relu,
+            out_c: g.out_c,
+            oh: g.oh,
+            ow: g.ow,
+            out_at: 0,
+            out_channel_step: g.oh * g.ow,
+            out_row_step: g.ow,
+        };
+        if conv::conv_direct(simd, &conv, out) {
+            Ok(())
+        } else {
+            Err(KernelError::Gemm(format!(
+                "quantized: direct conv {}x{}x{} -> {} did not run",
+                g.in_c, g.h, g.w, g.out_c
+            )))
+        }
+    }
+}
+
 pub struct QuantizedExecutable {
     graph: Graph,
     /// SIMD level of the f32 kernels the quantized backend borrows (depthwise conv).
     simd: SimdLevel,
     depthwise: BTreeMap<usize, DepthwisePlan>,
+    /// Small-K convolutions kept in f32 on the direct kernel (not quantized).
+    direct: BTreeMap<usize, DirectPlan>,
     /// Blocking and buffers of the f32 GEMMs the quantized backend borrows
     /// (attention's per-head products: activations times activations).
     tile: TileParams,
@@ -639,6 +741,12 @@ impl QuantizedExecutable {
                 self.fused_away[j] = true;
             }
         }
+        for (&i, plan) in self.direct.iter_mut() {
+            if let Some(j) = relu_after(i) {
+                plan.relu_into = Some(j);
+                self.fused_away[j] = true;
+            }
+        }
     }
 
     /// `dense -> relu` on f16/bf16 weights: the ReLU runs in the GEMM's epilogue.
@@ -727,6 +835,27 @@ impl QuantizedExecutable {
             let in_shape = &nodes[first].shape;
             if let Some(obs) = observe.as_deref_mut().and_then(|o| o.get_mut(&i)) {
                 obs.observe(&buffer(first)[..in_len[0] * batch]);
+            }
+            if let (
+                Some(plan),
+                Op::Conv2d {
+                    weight,
+                    bias: conv_bias,
+                    ..
+                },
+            ) = (self.direct.get_mut(&i), &node.op)
+            {
+                let bias = conv_bias.as_ref().map(|b| &b.data[..]);
+                let (dst, relu) = match plan.relu_into {
+                    Some(j) => (&mut rest[j - i], true),
+                    None => (&mut rest[0], false),
+                };
+                for s in 0..batch {
+                    let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
+                    let out = &mut dst[s * out_len..(s + 1) * out_len];
+                    plan.run(self.simd, x, &weight.data, bias, relu, out)?;
+                }
+                continue;
             }
             if let Some(g) = self.gemms.get(&i) {
                 match &node.op {
@@ -1001,8 +1130,8 @@ impl Executable for QuantizedExecutable {
                     }
                 },
                 None if self.fused_away[i] => "fused into the op before".to_string(),
-                None => match self.depthwise.get(&i) {
-                    Some(plan) => {
+                None => match (self.depthwise.get(&i), self.direct.get(&i)) {
+                    (Some(plan), _) => {
                         let relu = if plan.relu_into.is_some() {
                             " + relu"
                         } else {
@@ -1010,7 +1139,19 @@ impl Executable for QuantizedExecutable {
                         };
                         format!("f32 depthwise kernel{relu} ({})", self.simd.name())
                     }
-                    None => "f32".to_string(),
+                    (_, Some(plan)) => {
+                        let relu = if plan.relu_into.is_some() {
+                            " + relu"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "f32 direct conv{relu}, {} taps: kept in f32 ({})",
+                            plan.offsets.len(),
+                            self.simd.name()
+                        )
+                    }
+                    _ => "f32".to_string(),
                 },
             };
             s.push_str(&format!("  {} {}: {}\n", node.name, node.op.kind(), how));
@@ -1068,6 +1209,49 @@ mod tests {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The direct f32 conv the quantized backend keeps small-K convolutions on
+    /// agrees with the reference loop at odd sizes, strides and paddings.
+    #[test]
+    fn direct_plan_matches_the_reference() {
+        let simd = SimdLevel::Avx512;
+        for (ic, oc, h, w, k, stride, pad) in [
+            (3, 32, 15, 13, 3, 2, 1),
+            (3, 5, 7, 9, 3, 1, 1),
+            (2, 17, 8, 11, 5, 2, 2),
+            (1, 1, 1, 1, 1, 1, 0),
+        ] {
+            let oh = (h + 2 * pad - k) / stride + 1;
+            let ow = (w + 2 * pad - k) / stride + 1;
+            let geom = conv_geom(&[ic, h, w], &[oc, oh, ow], k, k, stride, pad);
+            if !direct_conv_applies(simd, &geom) {
+                // No AVX-512 here: the conv stays on the int8 GEMM (tested elsewhere).
+                return;
+            }
+            let x: Vec<f32> = (0..ic * h * w)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+                .collect();
+            let wt: Vec<f32> = (0..oc * ic * k * k)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+                .collect();
+            let bias: Vec<f32> = (0..oc).map(|i| i as f32 * 0.25 - 0.5).collect();
+            let mut want = vec![0.0f32; oc * oh * ow];
+            reference::conv2d(&x, &geom, &wt, Some(&bias), &mut want);
+            let mut plan = DirectPlan::new(geom);
+            for relu in [false, true] {
+                let mut got = vec![f32::NAN; oc * oh * ow];
+                plan.run(simd, &x, &wt, Some(&bias), relu, &mut got)
+                    .expect("direct conv");
+                for (g, e) in got.iter().zip(&want) {
+                    let e = if relu { e.max(0.0) } else { *e };
+                    assert!(
+                        (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "{ic}->{oc} {h}x{w} k{k} s{stride}: {g} vs {e}"
+                    );
                 }
             }
         }
