@@ -1,11 +1,16 @@
 //! Quantized backend: dense, conv2d and pointwise conv run as int8 GEMMs
 //! (u8 activations x per-channel s8 weights, i32 accumulation, dequantized to
-//! f32 at the op boundary) or as f16/bf16-weight GEMMs with f32 accumulation;
-//! every other op runs in f32 with the reference kernels. Consecutive int8
+//! f32 at the op boundary) or as f16/bf16-weight GEMMs with f32 accumulation.
+//! Convolutions over a few taps (a 3-channel stem) stay f32 on the tiled
+//! engine's direct kernel where it exists (AVX-512). The ops without weights
+//! to quantize run in f32 on the tiled engine's kernels where they have one
+//! (depthwise conv, attention's per-head products, softmax, layer norm,
+//! activations) and on the reference kernels otherwise. Consecutive int8
 //! dense layers chain without f32: `dense -> relu -> dense` runs the bias and
 //! ReLU in the first GEMM's epilogue, which writes u8 quantized for the next
 //! (bit-identical to the unchained path, which a test checks). f16/bf16
-//! dense layers run a following ReLU in their GEMM epilogue the same way.
+//! dense layers run a following ReLU in their GEMM epilogue the same way, and
+//! every conv runs a following ReLU (and a global average pool) in its own.
 //!
 //! int8 activation ranges are calibrated at compile time on seeded sample
 //! inputs (percentile 99.99 by default, min-max on request). Convolutions go
