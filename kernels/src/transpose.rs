@@ -25,37 +25,29 @@ pub(crate) fn transpose(simd: SimdLevel, src: &[f32], rows: usize, cols: usize, 
         done = true;
     }
     if !done {
-        blocks_scalar(src, rows8, cols8, rows, cols, dst);
+        for r0 in (0..rows8).step_by(8) {
+            for c0 in (0..cols8).step_by(8) {
+                copy_block(src, rows, cols, dst, r0..r0 + 8, c0..c0 + 8);
+            }
+        }
     }
     // The edges: rows past the last whole block, then columns past it.
-    for r in rows8..rows {
-        for c in 0..cols {
-            dst[c * rows + r] = src[r * cols + c];
-        }
-    }
-    for r in 0..rows8 {
-        for c in cols8..cols {
-            dst[c * rows + r] = src[r * cols + c];
-        }
-    }
+    copy_block(src, rows, cols, dst, rows8..rows, 0..cols);
+    copy_block(src, rows, cols, dst, 0..rows8, cols8..cols);
 }
 
-/// The whole 8x8 blocks, element by element (the portable path).
-fn blocks_scalar(
+/// `dst[c][r] = src[r][c]` for `r` in `rs`, `c` in `cs`, element by element.
+fn copy_block(
     src: &[f32],
-    rows8: usize,
-    cols8: usize,
     rows: usize,
     cols: usize,
     dst: &mut [f32],
+    rs: std::ops::Range<usize>,
+    cs: std::ops::Range<usize>,
 ) {
-    for r0 in (0..rows8).step_by(8) {
-        for c0 in (0..cols8).step_by(8) {
-            for r in r0..r0 + 8 {
-                for c in c0..c0 + 8 {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
+    for r in rs {
+        for c in cs.clone() {
+            dst[c * rows + r] = src[r * cols + c];
         }
     }
 }

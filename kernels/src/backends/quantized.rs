@@ -135,60 +135,50 @@ impl Backend for QuantizedBackend {
             )));
         }
         let simd = opts.resolved_simd()?;
-        let mut depthwise = BTreeMap::new();
+        // Convolutions that run in f32 on the tiled engine's kernels: every
+        // depthwise conv, and convolutions over a few taps (a stem over 3
+        // channels), which int8 runtimes commonly keep in higher precision:
+        // quantizing 27 taps buys nothing, and the int8 route (im2col,
+        // quantize, GEMM, transpose) cost more than the whole f32 conv.
+        let mut f32_convs = BTreeMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
-            if let Op::DepthwiseConv2d {
-                weight,
-                stride,
-                padding,
-                ..
-            } = &node.op
-            {
-                let first = node.inputs.first().copied().unwrap_or(0);
-                let geom = conv_geom(
-                    &graph.nodes[first].shape,
-                    &node.shape,
-                    weight.shape[1],
-                    weight.shape[2],
-                    *stride,
-                    *padding,
-                );
-                depthwise.insert(i, DepthwisePlan::new(geom));
-            }
-        }
-        // Convolutions over a few taps (a stem over 3 channels) stay f32 and run
-        // on the tiled engine's direct kernel, as int8 runtimes commonly keep
-        // the first layer: quantizing 27 taps buys nothing, and the int8 route
-        // (im2col, quantize, GEMM, transpose) cost more than the whole f32 conv.
-        let mut direct = BTreeMap::new();
-        for (i, node) in graph.nodes.iter().enumerate() {
-            if let Op::Conv2d {
-                weight,
-                stride,
-                padding,
-                ..
-            } = &node.op
-            {
-                let first = node.inputs.first().copied().unwrap_or(0);
-                let geom = conv_geom(
-                    &graph.nodes[first].shape,
-                    &node.shape,
-                    weight.shape[2],
-                    weight.shape[3],
-                    *stride,
-                    *padding,
-                );
-                if direct_conv_applies(simd, &geom) {
-                    direct.insert(i, DirectPlan::new(geom));
-                }
+            let (weight, stride, padding, kind) = match &node.op {
+                Op::DepthwiseConv2d {
+                    weight,
+                    stride,
+                    padding,
+                    ..
+                } => (weight, stride, padding, F32ConvKind::Depthwise),
+                Op::Conv2d {
+                    weight,
+                    stride,
+                    padding,
+                    ..
+                } => (weight, stride, padding, F32ConvKind::Direct),
+                _ => continue,
+            };
+            let first = node.inputs.first().copied().unwrap_or(0);
+            let (kh, kw) = {
+                let d = &weight.shape;
+                (d[d.len() - 2], d[d.len() - 1])
+            };
+            let geom = conv_geom(
+                &graph.nodes[first].shape,
+                &node.shape,
+                kh,
+                kw,
+                *stride,
+                *padding,
+            );
+            if kind == F32ConvKind::Depthwise || direct_conv_applies(simd, &geom) {
+                f32_convs.insert(i, F32Conv::new(kind, geom));
             }
         }
         let tile = opts.resolved_tile(simd)?;
         let mut exe = QuantizedExecutable {
             graph: graph.clone(),
             simd,
-            depthwise,
-            direct,
+            f32_convs,
             tile,
             ws: GemmWorkspace::new(),
             precision: opts.precision,
@@ -209,7 +199,7 @@ impl Backend for QuantizedBackend {
             let inputs = seeded_inputs(graph.input_len(), samples, self.calibration_seed);
             let mut cal: BTreeMap<usize, Calibrator> = BTreeMap::new();
             for (i, node) in graph.nodes.iter().enumerate() {
-                if is_gemm(&node.op) && !exe.direct.contains_key(&i) {
+                if is_gemm(&node.op) && !exe.f32_convs.contains_key(&i) {
                     cal.insert(i, Calibrator::new(self.calibration).map_err(qerr)?);
                 }
             }
@@ -228,7 +218,7 @@ impl Backend for QuantizedBackend {
             }
         }
         for (i, node) in graph.nodes.iter().enumerate() {
-            if exe.direct.contains_key(&i) {
+            if exe.f32_convs.contains_key(&i) {
                 continue;
             }
             let Some((wt, k, n, bias)) = gemm_weights(&node.op) else {
@@ -383,56 +373,6 @@ struct Scratch {
     out_t: Vec<f32>,
 }
 
-/// A depthwise conv node run by the tiled engine's SIMD kernel (f32: its
-/// weights are few, and the plain reference loop took most of a convnet's
-/// time): one sample's input in the stride-split, zero-padded layout.
-struct DepthwisePlan {
-    geom: ConvGeom,
-    layout: SplitLayout,
-    offsets: Vec<usize>,
-    /// Only the image is written per run; the padding stays zero.
-    split: Vec<f32>,
-    /// The ReLU node after it, applied in the kernel; the result lands in that node's buffer.
-    relu_into: Option<usize>,
-}
-
-impl DepthwisePlan {
-    fn new(geom: ConvGeom) -> DepthwisePlan {
-        let layout = SplitLayout::new(&geom);
-        DepthwisePlan {
-            geom,
-            layout,
-            offsets: layout.depthwise_offsets(&geom),
-            split: vec![0.0; layout.len()],
-            relu_into: None,
-        }
-    }
-
-    /// One sample: `out [c, oh, ow]` from `x [c, h, w]`.
-    fn run(
-        &mut self,
-        simd: SimdLevel,
-        x: &[f32],
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        relu: bool,
-        out: &mut [f32],
-    ) {
-        conv::split_interior(simd, x, &self.geom, &self.layout, &mut self.split);
-        conv::depthwise(
-            simd,
-            &self.split,
-            &self.layout,
-            &self.offsets,
-            &self.geom,
-            weight,
-            bias,
-            relu,
-            out,
-        );
-    }
-}
-
 /// Whether a conv runs on the f32 direct kernel: few enough taps, and the
 /// kernel exists at this SIMD level (AVX-512).
 fn direct_conv_applies(simd: SimdLevel, g: &ConvGeom) -> bool {
@@ -441,9 +381,19 @@ fn direct_conv_applies(simd: SimdLevel, g: &ConvGeom) -> bool {
         && g.in_c * g.kh * g.kw <= conv::DIRECT_CONV_MAX_TAPS
 }
 
-/// A small-K conv node on the tiled engine's direct kernel (f32): one
-/// sample's input in the stride-split, zero-padded layout.
-struct DirectPlan {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum F32ConvKind {
+    /// Depthwise, on the SIMD depthwise kernel (the reference loop took most
+    /// of a convnet's time).
+    Depthwise,
+    /// A small-K conv on the direct kernel.
+    Direct,
+}
+
+/// A conv node run in f32 by the tiled engine's kernels, from one sample's
+/// input in the stride-split, zero-padded layout.
+struct F32Conv {
+    kind: F32ConvKind,
     geom: ConvGeom,
     layout: SplitLayout,
     offsets: Vec<usize>,
@@ -453,13 +403,18 @@ struct DirectPlan {
     relu_into: Option<usize>,
 }
 
-impl DirectPlan {
-    fn new(geom: ConvGeom) -> DirectPlan {
+impl F32Conv {
+    fn new(kind: F32ConvKind, geom: ConvGeom) -> F32Conv {
         let layout = SplitLayout::new(&geom);
-        DirectPlan {
+        let offsets = match kind {
+            F32ConvKind::Depthwise => layout.depthwise_offsets(&geom),
+            F32ConvKind::Direct => layout.conv_offsets(&geom),
+        };
+        F32Conv {
+            kind,
             geom,
             layout,
-            offsets: layout.conv_offsets(&geom),
+            offsets,
             split: vec![0.0; layout.len()],
             relu_into: None,
         }
@@ -477,38 +432,46 @@ impl DirectPlan {
     ) -> Result<(), KernelError> {
         let g = self.geom;
         conv::split_interior(simd, x, &g, &self.layout, &mut self.split);
-        let conv = conv::DirectConv {
-            q: &self.split,
-            offsets: &self.offsets,
-            row_step: self.layout.row_step(),
-            weight,
-            bias,
-            relu,
-            out_c: g.out_c,
-            oh: g.oh,
-            ow: g.ow,
-            out_at: 0,
-            out_channel_step: g.oh * g.ow,
-            out_row_step: g.ow,
-        };
-        if conv::conv_direct(simd, &conv, out) {
-            Ok(())
-        } else {
-            Err(KernelError::Gemm(format!(
-                "quantized: direct conv {}x{}x{} -> {} did not run",
-                g.in_c, g.h, g.w, g.out_c
-            )))
+        match self.kind {
+            F32ConvKind::Depthwise => {
+                let (q, lay, offsets) = (&self.split, &self.layout, &self.offsets);
+                conv::depthwise(simd, q, lay, offsets, &g, weight, bias, relu, out);
+                Ok(())
+            }
+            F32ConvKind::Direct => {
+                let conv = conv::DirectConv {
+                    q: &self.split,
+                    offsets: &self.offsets,
+                    row_step: self.layout.row_step(),
+                    weight,
+                    bias,
+                    relu,
+                    out_c: g.out_c,
+                    oh: g.oh,
+                    ow: g.ow,
+                    out_at: 0,
+                    out_channel_step: g.oh * g.ow,
+                    out_row_step: g.ow,
+                };
+                if conv::conv_direct(simd, &conv, out) {
+                    Ok(())
+                } else {
+                    Err(KernelError::Gemm(format!(
+                        "quantized: direct conv {}x{}x{} -> {} did not run",
+                        g.in_c, g.h, g.w, g.out_c
+                    )))
+                }
+            }
         }
     }
 }
 
 pub struct QuantizedExecutable {
     graph: Graph,
-    /// SIMD level of the f32 kernels the quantized backend borrows (depthwise conv).
+    /// SIMD level of the f32 kernels the quantized backend borrows.
     simd: SimdLevel,
-    depthwise: BTreeMap<usize, DepthwisePlan>,
-    /// Small-K convolutions kept in f32 on the direct kernel (not quantized).
-    direct: BTreeMap<usize, DirectPlan>,
+    /// Convolutions run in f32 (depthwise, and small-K ones: not quantized).
+    f32_convs: BTreeMap<usize, F32Conv>,
     /// Blocking and buffers of the f32 GEMMs the quantized backend borrows
     /// (attention's per-head products: activations times activations).
     tile: TileParams,
@@ -740,13 +703,7 @@ impl QuantizedExecutable {
                 }
             }
         }
-        for (&i, plan) in self.depthwise.iter_mut() {
-            if let Some(j) = relu_after(i) {
-                plan.relu_into = Some(j);
-                self.fused_away[j] = true;
-            }
-        }
-        for (&i, plan) in self.direct.iter_mut() {
+        for (&i, plan) in self.f32_convs.iter_mut() {
             if let Some(j) = relu_after(i) {
                 plan.relu_into = Some(j);
                 self.fused_away[j] = true;
@@ -841,16 +798,13 @@ impl QuantizedExecutable {
             if let Some(obs) = observe.as_deref_mut().and_then(|o| o.get_mut(&i)) {
                 obs.observe(&buffer(first)[..in_len[0] * batch]);
             }
-            if let (
-                Some(plan),
-                Op::Conv2d {
-                    weight,
-                    bias: conv_bias,
-                    ..
-                },
-            ) = (self.direct.get_mut(&i), &node.op)
-            {
-                let bias = conv_bias.as_ref().map(|b| &b.data[..]);
+            if let Some(plan) = self.f32_convs.get_mut(&i) {
+                let (weight, bias) = match &node.op {
+                    Op::Conv2d { weight, bias, .. } | Op::DepthwiseConv2d { weight, bias, .. } => {
+                        (&weight.data, bias.as_ref().map(|b| &b.data[..]))
+                    }
+                    _ => continue,
+                };
                 let (dst, relu) = match plan.relu_into {
                     Some(j) => (&mut rest[j - i], true),
                     None => (&mut rest[0], false),
@@ -858,7 +812,7 @@ impl QuantizedExecutable {
                 for s in 0..batch {
                     let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
                     let out = &mut dst[s * out_len..(s + 1) * out_len];
-                    plan.run(self.simd, x, &weight.data, bias, relu, out)?;
+                    plan.run(self.simd, x, weight, bias, relu, out)?;
                 }
                 continue;
             }
@@ -945,27 +899,6 @@ impl QuantizedExecutable {
                         }
                     }
                     _ => {}
-                }
-                continue;
-            }
-            if let (
-                Some(plan),
-                Op::DepthwiseConv2d {
-                    weight,
-                    bias: dw_bias,
-                    ..
-                },
-            ) = (self.depthwise.get_mut(&i), &node.op)
-            {
-                let bias = dw_bias.as_ref().map(|b| &b.data[..]);
-                let (dst, relu) = match plan.relu_into {
-                    Some(j) => (&mut rest[j - i], true),
-                    None => (&mut rest[0], false),
-                };
-                for s in 0..batch {
-                    let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                    let out = &mut dst[s * out_len..(s + 1) * out_len];
-                    plan.run(self.simd, x, &weight.data, bias, relu, out);
                 }
                 continue;
             }
@@ -1135,28 +1068,22 @@ impl Executable for QuantizedExecutable {
                     }
                 },
                 None if self.fused_away[i] => "fused into the op before".to_string(),
-                None => match (self.depthwise.get(&i), self.direct.get(&i)) {
-                    (Some(plan), _) => {
+                None => match self.f32_convs.get(&i) {
+                    Some(plan) => {
                         let relu = if plan.relu_into.is_some() {
                             " + relu"
                         } else {
                             ""
                         };
-                        format!("f32 depthwise kernel{relu} ({})", self.simd.name())
-                    }
-                    (_, Some(plan)) => {
-                        let relu = if plan.relu_into.is_some() {
-                            " + relu"
-                        } else {
-                            ""
+                        let what = match plan.kind {
+                            F32ConvKind::Depthwise => "f32 depthwise kernel".to_string(),
+                            F32ConvKind::Direct => {
+                                format!("f32 direct conv, {} taps: kept in f32", plan.offsets.len())
+                            }
                         };
-                        format!(
-                            "f32 direct conv{relu}, {} taps: kept in f32 ({})",
-                            plan.offsets.len(),
-                            self.simd.name()
-                        )
+                        format!("{what}{relu} ({})", self.simd.name())
                     }
-                    _ => "f32".to_string(),
+                    None => "f32".to_string(),
                 },
             };
             s.push_str(&format!("  {} {}: {}\n", node.name, node.op.kind(), how));
@@ -1246,7 +1173,7 @@ mod tests {
             let bias: Vec<f32> = (0..oc).map(|i| i as f32 * 0.25 - 0.5).collect();
             let mut want = vec![0.0f32; oc * oh * ow];
             reference::conv2d(&x, &geom, &wt, Some(&bias), &mut want);
-            let mut plan = DirectPlan::new(geom);
+            let mut plan = F32Conv::new(F32ConvKind::Direct, geom);
             for relu in [false, true] {
                 let mut got = vec![f32::NAN; oc * oh * ow];
                 plan.run(simd, &x, &wt, Some(&bias), relu, &mut got)
@@ -1285,11 +1212,12 @@ mod tests {
             let mut want = vec![0.0f32; c * oh * ow];
             reference::depthwise(&x, &geom, &wt, Some(&bias), &mut want);
             for simd in SimdLevel::supported() {
-                let mut plan = DepthwisePlan::new(geom);
+                let mut plan = F32Conv::new(F32ConvKind::Depthwise, geom);
                 let mut got = vec![f32::NAN; c * oh * ow];
                 // Twice: the split buffer's padding must stay zero across runs.
                 for _ in 0..2 {
-                    plan.run(simd, &x, &wt, Some(&bias), false, &mut got);
+                    plan.run(simd, &x, &wt, Some(&bias), false, &mut got)
+                        .expect("depthwise");
                 }
                 for (g, e) in got.iter().zip(&want) {
                     assert!(

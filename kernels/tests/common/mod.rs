@@ -19,8 +19,8 @@ pub fn input(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// `||got - want|| / ||want||`.
-pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+/// `(||got - want||^2, ||want||^2)`.
+fn squared_norms(got: &[f32], want: &[f32]) -> (f64, f64) {
     assert_eq!(got.len(), want.len());
     let diff: f64 = got
         .iter()
@@ -28,6 +28,12 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
         .map(|(a, b)| ((a - b) as f64).powi(2))
         .sum();
     let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    (diff, norm)
+}
+
+/// `||got - want|| / ||want||`.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    let (diff, norm) = squared_norms(got, want);
     if norm == 0.0 {
         diff.sqrt()
     } else {
@@ -45,13 +51,7 @@ pub const CANCELLATION_FLOOR: f64 = 0.1;
 /// of `mlp-30-[]-1`), which no relative bound on the output alone can allow
 /// for.
 pub fn model_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum();
-    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    let (diff, norm) = squared_norms(got, want);
     let floor = CANCELLATION_FLOOR.powi(2) * want.len() as f64;
     (diff / norm.max(floor)).sqrt()
 }
