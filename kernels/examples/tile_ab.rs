@@ -1,32 +1,61 @@
-//! The tiled backend's default blocking against alternatives, on whole
-//! workloads: each variant is compiled and timed in turn (one copy of the
-//! weights live at a time), three rounds, so host noise hits all alike.
-//! Medians and the ratio to the default of the same round are what to compare.
+//! The tiled backend's defaults against alternatives, on whole workloads: each
+//! variant is compiled and timed in turn (one copy of the weights live at a
+//! time), three rounds, so host noise hits all alike. Medians and the ratio to
+//! the first variant of the same round are what to compare.
 //!
-//! `cargo run --release -p workbench-kernels --example tile_ab [filter]`
+//! `cargo run --release -p workbench-kernels --example tile_ab [filter] [--threads] [--cold]`
+//!
+//! - default: the default blocking against other blockings, one thread;
+//! - `--threads`: one thread against two (the default blocking);
+//! - `--cold`: sleep 3 ms before each timed run, so the pool's helper thread
+//!   is asleep when a run starts, as between sparse requests.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use workbench_kernels::{compile, models, BackendKind, CompileOptions, Graph, TileParams};
 
 fn main() {
-    let filter = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let threads = args.iter().any(|a| a == "--threads");
+    let cold = args.iter().any(|a| a == "--cold");
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_default();
     let base = TileParams::for_this_machine();
-    // The L1-sized K slices used before 2026-11-29, and wider row blocks.
-    let variants = [
-        ("default", base),
-        (
-            "kc384-mc336",
-            TileParams {
-                kc: 384,
-                mc: 336,
-                nc: 4096,
-                ..base
-            },
-        ),
-        ("mc252", TileParams { mc: 252, ..base }),
-    ];
+    let with_tile = |tile: TileParams| CompileOptions {
+        tile: Some(tile),
+        ..CompileOptions::default()
+    };
+    let variants: Vec<(&str, CompileOptions)> = if threads {
+        vec![
+            ("1 thread", with_tile(base)),
+            (
+                "2 threads",
+                CompileOptions {
+                    threads: 2,
+                    ..with_tile(base)
+                },
+            ),
+        ]
+    } else {
+        // The L1-sized K slices used before 2026-11-29, and wider row blocks.
+        vec![
+            ("default", with_tile(base)),
+            (
+                "kc384-mc336",
+                with_tile(TileParams {
+                    kc: 384,
+                    mc: 336,
+                    nc: 4096,
+                    ..base
+                }),
+            ),
+            ("mc252", with_tile(TileParams { mc: 252, ..base })),
+        ]
+    };
     let mlp = models::mlp_1024(1).expect("mlp-1024");
     let convnet = models::convnet_224(1).expect("convnet-224");
     let transformer = models::transformer_block(1).expect("transformer");
@@ -36,9 +65,11 @@ fn main() {
         ("mlp-1024 b8".into(), &mlp, 8),
         ("mlp-1024 b64".into(), &mlp, 64),
         ("convnet-224 b1".into(), &convnet, 1),
+        ("convnet-224 b8".into(), &convnet, 8),
+        ("transformer b1".into(), &transformer, 1),
         ("transformer b8".into(), &transformer, 8),
     ];
-    let gemms: Vec<(usize, Graph)> = [256, 512, 1024, 2048]
+    let gemms: Vec<(usize, Graph)> = [64, 128, 256, 512, 1024, 2048]
         .into_iter()
         .map(|n| (n, sgemm(n)))
         .collect();
@@ -63,15 +94,14 @@ fn main() {
         for round in 0..3 {
             let mut line = format!("{name:<16} round {round}:");
             let mut first = None;
-            for (label, tile) in &variants {
-                let opts = CompileOptions {
-                    tile: Some(*tile),
-                    ..CompileOptions::default()
-                };
-                let mut exe = compile(graph, BackendKind::Tiled, &opts).expect("compile");
+            for (label, opts) in &variants {
+                let mut exe = compile(graph, BackendKind::Tiled, opts).expect("compile");
                 black_box(exe.run(&x, batch).is_ok());
                 let mut t: Vec<f64> = (0..runs)
                     .map(|_| {
+                        if cold {
+                            std::thread::sleep(Duration::from_millis(3));
+                        }
                         let start = Instant::now();
                         black_box(exe.run(black_box(&x), batch).is_ok());
                         start.elapsed().as_nanos() as f64 / 1e3

@@ -10,7 +10,8 @@ use crate::tile::TileParams;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompileOptions {
     pub precision: Precision,
-    /// Threads a backend may use (1 = single thread).
+    /// Threads a backend may use (1 = single thread). The tiled GEMMs split
+    /// across them (see `TileParams::threads`); other steps run on one thread.
     pub threads: usize,
     /// SIMD level; `None` = `simd::detect()` (honours `WORKBENCH_SIMD`).
     pub simd: Option<SimdLevel>,

@@ -14,9 +14,11 @@
 use crate::act;
 use crate::error::KernelError;
 use crate::pages::PageBuffer;
+use crate::pool;
 use crate::simd::SimdLevel;
 use crate::spec::Activation;
 use crate::tile::{LoopOrder, TileParams};
+use std::ops::Range;
 
 /// A strided read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -227,17 +229,32 @@ pub enum BOperand<'a> {
 struct PackBuffers {
     a: Vec<f32>,
     b: Vec<f32>,
+    /// The A block (row block start, K slice start) `a` holds, within the
+    /// current GEMM call only: a thread taking several column chunks of one
+    /// GEMM packs each A block once while it stays the current one.
+    a_block: Option<(usize, usize)>,
 }
 
 /// Reusable packing buffers: after the first call with given blocking, GEMM allocates nothing.
 #[derive(Debug, Default, Clone)]
 pub struct GemmWorkspace {
     threads: Vec<PackBuffers>,
+    /// Split every GEMM across its threads, however small (for tests of the
+    /// parallel split: the size thresholds would keep small shapes serial).
+    split_small: bool,
 }
 
 impl GemmWorkspace {
     pub fn new() -> GemmWorkspace {
         GemmWorkspace::default()
+    }
+
+    /// A workspace whose GEMMs split across `TileParams::threads` at any size.
+    pub fn splitting_small_gemms() -> GemmWorkspace {
+        GemmWorkspace {
+            split_small: true,
+            ..GemmWorkspace::default()
+        }
     }
 }
 
@@ -1174,13 +1191,40 @@ fn kernels_up_to(
 /// Raw pointer to C shared by threads writing disjoint column ranges.
 #[derive(Clone, Copy)]
 struct CPtr(*mut f32);
+
+/// The packing buffers of every thread of one GEMM, each used by one thread.
+#[derive(Clone, Copy)]
+struct BuffersPtr(*mut PackBuffers);
+// SAFETY: each thread dereferences only its own participant's entry.
+unsafe impl Send for BuffersPtr {}
+// SAFETY: as above.
+unsafe impl Sync for BuffersPtr {}
+
+impl BuffersPtr {
+    /// # Safety
+    /// `participant` is in bounds and no other thread uses its entry meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn participant(&self, participant: usize) -> &mut PackBuffers {
+        &mut *self.0.add(participant)
+    }
+}
 // SAFETY: threads only write disjoint column ranges of C (see `sgemm_with`).
 unsafe impl Send for CPtr {}
 // SAFETY: as above; no two threads touch the same element.
 unsafe impl Sync for CPtr {}
 
-/// Below this many FLOPs a GEMM runs on one thread (spawning costs more than it saves).
-pub const PARALLEL_MIN_FLOPS: f64 = 8.0e6;
+/// Below this many FLOPs a GEMM runs on one thread even when a helper is
+/// polling for work (handing out chunks would cost more than it saves).
+pub const PARALLEL_MIN_FLOPS: f64 = 1.0e6;
+
+/// Column blocks per thread and row block of a parallel GEMM: fine enough that
+/// a thread joining late or running slow leaves little for the others to wait
+/// for, coarse enough to keep each micro-kernel loop long.
+const CHUNKS_PER_THREAD: usize = 8;
+
+/// Below this many FLOPs a GEMM does not wake a sleeping helper: the wake-up
+/// costs the caller about 6.5 us here, over 5% of a smaller GEMM's time.
+pub const WAKE_MIN_FLOPS: f64 = 16.0e6;
 
 /// `C[m x n] = epilogue(A[m x k] . B[k x n])`, row-major C with leading dimension `ldc`.
 /// Convenience entry with row-major A and B; allocates its packing buffers.
@@ -1290,16 +1334,22 @@ pub fn sgemm_with(
     let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
-    let threads = if flops < PARALLEL_MIN_FLOPS {
-        1
+    let worth_threads = ws.split_small
+        || flops >= WAKE_MIN_FLOPS
+        || (flops >= PARALLEL_MIN_FLOPS && pool::helper_awake());
+    let helpers = if !worth_threads {
+        0
     } else {
-        params.threads.min(slivers).max(1)
+        pool::helpers_for(params.threads.min(slivers))
     };
-    if ws.threads.len() < threads {
-        ws.threads.resize(threads, PackBuffers::default());
+    if ws.threads.len() < helpers + 1 {
+        ws.threads.resize(helpers + 1, PackBuffers::default());
+    }
+    for buffers in &mut ws.threads {
+        buffers.a_block = None;
     }
     let cptr = CPtr(c.as_mut_ptr());
-    if threads == 1 {
+    if helpers == 0 {
         // SAFETY: arguments validated above; C covers (m-1)*ldc + n elements.
         unsafe {
             gemm_serial(
@@ -1314,35 +1364,47 @@ pub fn sgemm_with(
                 b,
                 cptr,
                 ldc,
-                0,
-                n,
+                0..m,
+                0..n,
                 &epilogue,
             )
         };
         return Ok(());
     }
-    // Split the columns into sliver-aligned ranges, one per thread.
-    let per = slivers.div_ceil(threads);
+    // Blocks of C handed out one at a time, so a thread that starts late or
+    // runs slow (a busy vCPU) takes fewer of them and nobody waits long for
+    // the last. A block is one row block by a few column slivers, taken in
+    // row-block order, so a thread packs each A block once for all the blocks
+    // it takes in that row. A B that is not pre-packed would be packed again
+    // for every row block: then blocks span all rows.
+    let block_rows = if matches!(b, BOperand::Packed(_)) {
+        row_block_size(m, params)
+    } else {
+        m
+    };
+    let row_blocks = m.div_ceil(block_rows);
+    let slivers_per_block = slivers.div_ceil((helpers + 1) * CHUNKS_PER_THREAD).max(1);
+    let col_blocks = slivers.div_ceil(slivers_per_block);
+    let buffers = BuffersPtr(ws.threads.as_mut_ptr());
     let epilogue = &epilogue;
-    std::thread::scope(|scope| {
-        for (t, buffers) in ws.threads.iter_mut().take(threads).enumerate() {
-            let j_lo = (t * per * params.nr).min(n);
-            let j_hi = ((t + 1) * per * params.nr).min(n);
-            if j_lo >= j_hi {
-                continue;
-            }
-            scope.spawn(move || {
-                let cptr = cptr;
-                // SAFETY: validated above; each thread writes only columns j_lo..j_hi of C.
-                unsafe {
-                    gemm_serial(
-                        buffers, simd, params, kernels, m, n, k, a, b, cptr, ldc, j_lo, j_hi,
-                        epilogue,
-                    )
-                }
-            });
+    let take_chunk = |participant: usize, chunk: usize| {
+        let (row_block, col_block) = (chunk / col_blocks, chunk % col_blocks);
+        let rows = row_block * block_rows..((row_block + 1) * block_rows).min(m);
+        let step = slivers_per_block * params.nr;
+        let cols = col_block * step..((col_block + 1) * step).min(n);
+        // SAFETY: `run_chunks` numbers participants 0..=helpers, each used by one
+        // thread at a time, and ws.threads has helpers + 1 entries; each chunk
+        // runs once, so its part of C is written by one thread only; the other
+        // arguments were validated above.
+        unsafe {
+            let buf = buffers.participant(participant);
+            gemm_serial(
+                buf, simd, params, kernels, m, n, k, a, b, cptr, ldc, rows, cols, epilogue,
+            )
         }
-    });
+    };
+    let chunks = row_blocks * col_blocks;
+    pool::run_chunks(helpers, chunks, &take_chunk);
     Ok(())
 }
 
@@ -1409,6 +1471,7 @@ pub(crate) fn sgemm_row_sums(
     if ws.threads.is_empty() {
         ws.threads.push(PackBuffers::default());
     }
+    ws.threads[0].a_block = None;
     // The row-sum kernels read A packed (or k-major in place) only.
     let params = &TileParams {
         a_in_place: false,
@@ -1429,8 +1492,8 @@ pub(crate) fn sgemm_row_sums(
             b,
             CPtr(sums.as_mut_ptr()),
             0,
-            0,
-            n,
+            0..m,
+            0..n,
             &epilogue,
         )
     };
@@ -1443,11 +1506,12 @@ fn reads_a_by_rows(params: &TileParams, a: &MatRef<'_>) -> bool {
     params.a_in_place && a.cs == 1 && a.rs != 1
 }
 
-/// Columns `j_lo..j_hi` (`j_lo` a multiple of nr) of the product.
+/// Rows `rows` by columns `cols` of the product: `rows` whole row blocks of
+/// this GEMM's blocking (`row_block_size`), `cols.start` a multiple of nr.
 ///
 /// # Safety
 /// A, B, C and the epilogue's bias must have been validated for an m x n x k GEMM with `ldc`;
-/// no other thread may touch columns `j_lo..j_hi` of C meanwhile.
+/// no other thread may touch that part of C meanwhile.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_serial(
     buf: &mut PackBuffers,
@@ -1461,13 +1525,11 @@ unsafe fn gemm_serial(
     b: BOperand<'_>,
     c: CPtr,
     ldc: usize,
-    j_lo: usize,
-    j_hi: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
     epilogue: &Epilogue<'_>,
 ) {
-    let TileParams {
-        mc, nc, kc, mr, nr, ..
-    } = *params;
+    let TileParams { nc, kc, mr, nr, .. } = *params;
     let nc = nc.div_ceil(nr) * nr;
     // A row-major B (unit column stride) can be read in place, sliver rows `rs` apart.
     let b_in_place = params.b_in_place && matches!(b, BOperand::Mat(bm) if bm.cs == 1);
@@ -1478,8 +1540,7 @@ unsafe fn gemm_serial(
     let a_by_rows = reads_a_by_rows(params, &a);
     // Equal K slices (1024 deep in slices of 384 would end with one of 256).
     let kc = balanced(k, kc);
-    // Equal row blocks (1024 rows in blocks of 504 would leave a block of 16).
-    let mc = balanced(m, mc.div_ceil(mr) * mr).div_ceil(mr) * mr;
+    let mc = row_block_size(m, params);
     grow(&mut buf.a, mc * kc);
     if !matches!(b, BOperand::Packed(_)) {
         grow(&mut buf.b, nc * kc);
@@ -1490,9 +1551,9 @@ unsafe fn gemm_serial(
         bias: Bias::None,
         activation: epilogue.activation.filter(|a| *a != Activation::Relu),
     };
-    let mut jc = j_lo;
-    while jc < j_hi {
-        let nc_eff = nc.min(j_hi - jc);
+    let mut jc = cols.start;
+    while jc < cols.end {
+        let nc_eff = nc.min(cols.end - jc);
         let mut pc = 0;
         while pc < k {
             let kc_eff = kc.min(k - pc);
@@ -1521,13 +1582,14 @@ unsafe fn gemm_serial(
                     &p.data[start..]
                 }
             };
-            let mut ic = 0;
-            while ic < m {
+            let mut ic = rows.start;
+            while ic < rows.end {
                 let mc_eff = mc.min(m - ic);
                 // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
                 let mr = balanced(mc_eff, mr);
-                if !a_in_place && !a_by_rows {
+                if !a_in_place && !a_by_rows && buf.a_block != Some((ic, pc)) {
                     pack_a(simd, a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                    buf.a_block = Some((ic, pc));
                 }
                 // One mr x nr register tile at (ir, jr) of the block.
                 let tile = |jr: usize, nr_eff: usize, ir: usize, mr_eff: usize| {
@@ -1626,6 +1688,13 @@ unsafe fn gemm_serial(
         }
         jc += nc_eff;
     }
+}
+
+/// Rows per row block of an m-row GEMM: equal blocks of whole register tiles
+/// (1024 rows in blocks of 504 would leave a block of 16).
+fn row_block_size(m: usize, params: &TileParams) -> usize {
+    let mr = params.mr;
+    balanced(m, params.mc.div_ceil(mr) * mr).div_ceil(mr) * mr
 }
 
 /// The smallest block size that splits `len` into as few blocks of at most `max` as possible.

@@ -18,6 +18,7 @@ pub mod gemm;
 pub mod graph;
 pub mod models;
 pub mod pages;
+pub(crate) mod pool;
 pub mod probe;
 pub mod quant;
 pub mod reference;

@@ -18,7 +18,10 @@ pub struct TileParams {
     pub mr: usize,
     /// Register tile columns.
     pub nr: usize,
-    /// Threads for one GEMM (1 = serial; small GEMMs always run serially).
+    /// Threads for one GEMM (1 = serial). The calling thread and helpers from a
+    /// shared pool take blocks of C in turn; GEMMs under
+    /// [`crate::gemm::PARALLEL_MIN_FLOPS`] run serially, and those under
+    /// [`crate::gemm::WAKE_MIN_FLOPS`] only when a helper is already awake.
     pub threads: usize,
     /// Order of the two innermost block loops (which sliver stays in L1).
     pub loop_order: LoopOrder,

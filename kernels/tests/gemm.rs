@@ -62,21 +62,40 @@ fn check(simd: SimdLevel, tile: TileParams, m: usize, n: usize, k: usize) {
         n,
     );
     let mut got = vec![f32::NAN; m * n];
-    sgemm(
-        &tile,
-        simd,
-        m,
-        n,
-        k,
-        &a,
-        k,
-        &b,
-        n,
-        &mut got,
-        n,
-        Epilogue::NONE,
-    )
-    .unwrap();
+    if tile.threads > 1 {
+        // Split even shapes the size thresholds would keep on one thread.
+        let mut ws = GemmWorkspace::splitting_small_gemms();
+        sgemm_with(
+            &mut ws,
+            &tile,
+            simd,
+            m,
+            n,
+            k,
+            MatRef::row_major(&a, k),
+            BOperand::Mat(MatRef::row_major(&b, n)),
+            &mut got,
+            n,
+            Epilogue::NONE,
+        )
+        .unwrap();
+    } else {
+        sgemm(
+            &tile,
+            simd,
+            m,
+            n,
+            k,
+            &a,
+            k,
+            &b,
+            n,
+            &mut got,
+            n,
+            Epilogue::NONE,
+        )
+        .unwrap();
+    }
     assert!(
         rel_err(&got, &want) <= 1e-5,
         "{simd} {tile:?} {m}x{n}x{k}: {}",
@@ -277,6 +296,70 @@ fn packing_a_at_odd_rows_and_depths() {
                 for m in [1, 3, 4, 5, 7, 13, 14, 15, 29, 64] {
                     for k in [1, 7, 8, 9, 17, 33] {
                         check(simd, tile, m, 10, k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Split across 2 and 3 threads (blocks of row blocks by column slivers with
+/// pre-packed B, column slivers otherwise), with several row blocks, K slices
+/// and column panels, each epilogue and A row-major or transposed: the same
+/// bits as one thread, since each element is still summed by one tile in the
+/// same order.
+#[test]
+fn threads_give_the_serial_bits() {
+    for simd in SimdLevel::supported() {
+        let (mr, nr) = workbench_kernels::tile::default_micro_tile(simd);
+        let serial = TileParams {
+            mc: 2 * mr + 1,
+            nc: 3 * nr,
+            kc: 19,
+            ..TileParams::for_this_machine().adapted_to(simd)
+        };
+        for &(m, n, k) in &[
+            (1, 5 * nr + 3, 40),
+            (7, 2 * nr, 19),
+            (5 * mr + 2, 7 * nr + 1, 45),
+            (3 * mr, 33 * nr - 5, 8),
+        ] {
+            let a = data(m * k, 21);
+            let a_t: Vec<f32> = (0..k * m).map(|idx| a[(idx % m) * k + idx / m]).collect();
+            let b = data(k * n, 22);
+            let bias_c = data(n, 23);
+            let bias_r = data(m, 24);
+            let packed = PackedB::pack(MatRef::row_major(&b, n), k, n, serial.kc, nr).unwrap();
+            for (bias, activation) in [
+                (Bias::PerColumn(&bias_c[..]), Some(Activation::Relu)),
+                (Bias::PerRow(&bias_r[..]), Some(Activation::Gelu)),
+                (Bias::None, None),
+            ] {
+                for a_op in [MatRef::row_major(&a, k), MatRef::transposed(&a_t, m)] {
+                    for b_op in [
+                        BOperand::Mat(MatRef::row_major(&b, n)),
+                        BOperand::Packed(&packed),
+                    ] {
+                        let run = |threads: usize| {
+                            let tile = TileParams { threads, ..serial };
+                            let mut ws = GemmWorkspace::splitting_small_gemms();
+                            let mut c = vec![f32::NAN; m * n];
+                            let epilogue = Epilogue { bias, activation };
+                            sgemm_with(
+                                &mut ws, &tile, simd, m, n, k, a_op, b_op, &mut c, n, epilogue,
+                            )
+                            .unwrap();
+                            c
+                        };
+                        let one = run(1);
+                        for threads in [2, 3] {
+                            let got = run(threads);
+                            let same = one
+                                .iter()
+                                .zip(&got)
+                                .all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(same, "{simd} {m}x{n}x{k} {bias:?} {threads} threads");
+                        }
                     }
                 }
             }
