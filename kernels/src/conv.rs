@@ -4,6 +4,8 @@
 //! convolution then packs its GEMM operand straight from it (`GatherB`, no
 //! im2col matrix), and depthwise runs as vector FMAs over contiguous loads.
 
+use std::ops::Range;
+
 use crate::reference::ConvGeom;
 use crate::simd::SimdLevel;
 
@@ -266,15 +268,16 @@ mod x86 {
     const DIRECT_MR: usize = 12;
 
     /// # Safety
-    /// AVX-512F; `c.fits(out.len())`.
+    /// AVX-512F; `out` valid for `out_len` floats with `c.fits(out_len)`, and no
+    /// other thread touching the elements `c` writes meanwhile.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn conv_direct_avx512(c: &super::DirectConv<'_>, out: &mut [f32]) {
+    pub(super) unsafe fn conv_direct_avx512(c: &super::DirectConv<'_>, out: *mut f32) {
         let taps = c.offsets.len();
         // Equal channel tiles (32 channels as 11 + 11 + 10, not 12 + 12 + 8).
         let tiles = c.out_c.div_ceil(DIRECT_MR);
         let mr = c.out_c.div_ceil(tiles.max(1)).max(1);
         let relu_lanes: __mmask16 = if c.relu { 0xffff } else { 0 };
-        let (q, o) = (c.q.as_ptr(), out.as_mut_ptr());
+        let (q, o) = (c.q.as_ptr(), out);
         for y in 0..c.oh {
             let mut x0 = 0;
             while x0 < c.ow {
@@ -823,6 +826,17 @@ pub(crate) struct DirectConv<'a> {
 }
 
 impl DirectConv<'_> {
+    /// Output rows `rows` on their own: the same reads and writes as those rows
+    /// of the whole convolution.
+    pub(crate) fn rows(&self, rows: Range<usize>) -> Option<DirectConv<'_>> {
+        Some(DirectConv {
+            q: self.q.get(rows.start * self.row_step..)?,
+            oh: rows.len(),
+            out_at: self.out_at + rows.start * self.out_row_step,
+            ..*self
+        })
+    }
+
     /// Whether every read and write stays inside `q`, the weights and `out`.
     fn fits(&self, out_len: usize) -> bool {
         let taps = self.offsets.len();
@@ -846,20 +860,46 @@ impl DirectConv<'_> {
 /// Run `conv` directly if this SIMD level has the kernel (AVX-512) and the
 /// convolution is small enough; `false` means nothing was written (use the GEMM).
 pub(crate) fn conv_direct(simd: SimdLevel, conv: &DirectConv<'_>, out: &mut [f32]) -> bool {
-    let taps = conv.offsets.len();
-    if taps > DIRECT_CONV_MAX_TAPS || !conv.fits(out.len()) {
+    // SAFETY: `out` is borrowed exclusively for the call.
+    unsafe { conv_direct_shared(simd, conv, out.as_mut_ptr(), out.len()) }
+}
+
+/// `conv_direct` into an output other threads write too: each runs some rows
+/// of one convolution (`DirectConv::rows`).
+///
+/// # Safety
+/// `out` is valid for reads and writes of `out_len` floats, and no other thread
+/// touches the elements `conv` writes while this runs.
+pub(crate) unsafe fn conv_direct_shared(
+    simd: SimdLevel,
+    conv: &DirectConv<'_>,
+    out: *mut f32,
+    out_len: usize,
+) -> bool {
+    if !direct_conv_runs(simd, conv, out_len) {
         return false;
     }
     match simd {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 if simd.is_supported() => {
-            // SAFETY: AVX-512F is available (checked just above) and `fits` bounds
-            // every access the kernel makes.
+        SimdLevel::Avx512 => {
+            // SAFETY: AVX-512F is available and `fits` bounds every access the
+            // kernel makes (both checked by `direct_conv_runs`); exclusive by the
+            // caller's guarantee.
             unsafe { x86::conv_direct_avx512(conv, out) };
             true
         }
         _ => false,
     }
+}
+
+/// Whether `conv_direct` runs `conv` into an output of `out_len` floats.
+pub(crate) fn direct_conv_runs(simd: SimdLevel, conv: &DirectConv<'_>, out_len: usize) -> bool {
+    let kernel = match simd {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => simd.is_supported(),
+        _ => false,
+    };
+    kernel && conv.offsets.len() <= DIRECT_CONV_MAX_TAPS && conv.fits(out_len)
 }
 
 /// `sums[j] = sum over rows of rows[r * width + j]` (`rows.len()` a multiple of `width`).

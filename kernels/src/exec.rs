@@ -9,7 +9,10 @@ use crate::backend::check_input;
 use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
-use crate::gemm::{sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB};
+use crate::gemm::{
+    helpers_worth, sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB,
+};
+use crate::pool;
 use crate::reference::{self as r, ConvGeom, RowView};
 use crate::rowops;
 use crate::simd::SimdLevel;
@@ -251,6 +254,22 @@ fn sole_reader(lowered: &Lowered, si: usize) -> Option<usize> {
 
 /// A pointwise conv whose output only feeds a global average pool, run as per-channel
 /// sums (tiled engine).
+/// One thread's scratch for depthwise + pooled pointwise bands.
+#[derive(Debug, Default)]
+struct BandWorker {
+    ws: GemmWorkspace,
+    /// One band of depthwise output, `[c][rows * ow]`.
+    band: Vec<f32>,
+    /// Pointwise results of one pixel chunk, `[pixel, channel]` (fused pooling).
+    scratch: Vec<f32>,
+    /// Per-channel sums of one pixel chunk (fused pooling).
+    partial: Vec<f32>,
+    /// Per-channel sums of the band being run: summed here, in this thread's
+    /// cache, and copied out once per band (the micro-kernels update the sums
+    /// every few pixels; bands adjacent in the shared buffer would share a line).
+    band_total: pool::OwnLines,
+}
+
 struct PoolPointwise<'a> {
     ws: &'a mut GemmWorkspace,
     tile: TileParams,
@@ -437,18 +456,18 @@ pub(crate) struct LoweredExecutable {
     /// Depthwise steps feeding such a pointwise step: run with it, band by band
     /// (the depthwise output is never stored whole).
     depthwise_pooled: Vec<bool>,
-    /// One band of depthwise output, `[c][rows * ow]`.
-    band: Vec<f32>,
+    /// Per thread (the first also for pooled pointwise steps on their own): the
+    /// scratch of depthwise + pooled pointwise bands.
+    band_workers: Vec<BandWorker>,
+    /// Per band of one sample, the pooled pointwise sums, `[band][oc]`: added up
+    /// in band order, so the result does not depend on which thread took which.
+    band_sums: Vec<f32>,
     buffers: Vec<Vec<f32>>,
     batch: usize,
     ws: GemmWorkspace,
     /// Per conv / depthwise step, one sample's input in its split layout. Only the
     /// image is written per run: the padding stays zero from the allocation.
     splits: Vec<Vec<f32>>,
-    /// Pointwise results of one pixel chunk, `[pixel, channel]` (fused pooling).
-    pool_scratch: Vec<f32>,
-    /// Per-channel sums of one pixel chunk (fused pooling).
-    pool_partial: Vec<f32>,
     chain_stack: Vec<f32>,
 }
 
@@ -560,15 +579,42 @@ impl LoweredExecutable {
             }
         }
         let mut band_len = 0;
+        let mut band_sums_len = 0;
         let depthwise_pooled: Vec<bool> = (0..steps)
             .map(|si| {
                 let on = matches!(step_engine(engine, &step_tiles, si), Engine::Tiled { .. })
                     && depthwise_feeds_pool(&lowered, &pool_fused, si);
-                if let (true, StepKind::Depthwise { geom, .. }) = (on, &lowered.steps[si].kind) {
+                if let (
+                    true,
+                    StepKind::Depthwise { geom, .. },
+                    Some(StepKind::Pointwise { oc, .. }),
+                ) = (
+                    on,
+                    &lowered.steps[si].kind,
+                    lowered.steps.get(si + 1).map(|st| &st.kind),
+                ) {
                     let rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
                     band_len = band_len.max(geom.out_c * rows * geom.ow);
+                    band_sums_len = band_sums_len.max(geom.oh.div_ceil(rows.max(1)) * oc);
                 }
                 on
+            })
+            .collect();
+        // One band worker per thread the tiled steps may use (with bands to run).
+        let threads = (0..steps)
+            .filter_map(|si| match step_engine(engine, &step_tiles, si) {
+                Engine::Tiled { tile, .. } if depthwise_pooled[si] => Some(tile.threads),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1);
+        let band_workers = (0..=pool::helpers_for(threads))
+            .map(|_| BandWorker {
+                ws: GemmWorkspace::new(),
+                band: vec![0.0; band_len],
+                scratch: vec![0.0; pool_scratch_len],
+                partial: vec![0.0; pool_partial_len],
+                band_total: pool::OwnLines::new(pool_partial_len),
             })
             .collect();
         let splits = (0..steps)
@@ -594,13 +640,12 @@ impl LoweredExecutable {
             sample_local: Vec::new(),
             pool_fused,
             depthwise_pooled,
-            band: vec![0.0; band_len],
+            band_workers,
+            band_sums: vec![0.0; band_sums_len],
             buffers: Vec::new(),
             batch: 0,
             ws: GemmWorkspace::new(),
             splits,
-            pool_scratch: vec![0.0; pool_scratch_len],
-            pool_partial: vec![0.0; pool_partial_len],
             chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
         };
         exe.sample_major = exe.sample_major_runs();
@@ -796,21 +841,13 @@ impl LoweredExecutable {
         };
         let plan = self.conv_plans[si].as_ref().ok_or_else(unexpected)?;
         let packed = self.packed[si + 1].as_ref().ok_or_else(unexpected)?;
-        let mut pool = PoolPointwise {
-            ws: &mut self.ws,
-            tile,
-            simd,
-            packed,
-            epi: Epilogue {
-                bias: pw_bias.as_deref().map_or(Bias::None, Bias::PerColumn),
-                activation: *pw_act,
-            },
-            ic: *ic,
-            oc: *oc,
-            scratch: &mut self.pool_scratch,
-            partial: &mut self.pool_partial,
+        let epi = Epilogue {
+            bias: pw_bias.as_deref().map_or(Bias::None, Bias::PerColumn),
+            activation: *pw_act,
         };
+        let (oc, ic) = (*oc, *ic);
         let band_rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
+        let bands = geom.oh.div_ceil(band_rows.max(1));
         let row_step = plan.layout.row_step();
         let relu = *act == Some(Activation::Relu);
         let views = BufferViews {
@@ -822,6 +859,11 @@ impl LoweredExecutable {
             local: &self.sample_local,
         };
         let out_local = self.sample_local[self.lowered.steps[si + 2].out];
+        // Depthwise and pointwise multiply-adds of one sample.
+        let flops =
+            2.0 * (geom.oh * geom.ow) as f64 * (geom.out_c * plan.offsets.len() + ic * oc) as f64;
+        let helpers =
+            helpers_worth(tile.threads, flops).min(self.band_workers.len().saturating_sub(1));
         for s in samples {
             let xs = views.sample(*x, s);
             let q = depthwise_input(
@@ -832,19 +874,33 @@ impl LoweredExecutable {
                 &plan.layout,
                 &mut self.splits[si],
             )?;
-            let o = if out_local { 0 } else { s };
-            let pooled = &mut out[o * oc..(o + 1) * oc];
-            pooled.iter_mut().for_each(|v| *v = 0.0);
-            let mut y0 = 0;
-            while y0 < geom.oh {
+            let sums = self
+                .band_sums
+                .get_mut(..bands * oc)
+                .ok_or_else(unexpected)?;
+            let sums = pool::SharedOut::new(sums);
+            let workers = pool::PerParticipant::new(&mut self.band_workers);
+            let failure = std::sync::Mutex::new(None);
+            // Band b: rows b * band_rows.. of every channel, depthwise then into
+            // the pointwise GEMM's per-channel sums while in L2.
+            let run_band = |participant: usize, b: usize| -> Result<(), KernelError> {
+                // SAFETY: `participant` is the number `run_chunks` gave this thread.
+                let worker = unsafe { workers.get(participant) }.ok_or_else(unexpected)?;
+                // SAFETY: each band runs once and owns its row of sums.
+                let band_sums =
+                    unsafe { sums.slice(b * oc..(b + 1) * oc) }.ok_or_else(unexpected)?;
+                let y0 = b * band_rows;
                 let rows = band_rows.min(geom.oh - y0);
                 // Rows y0.. of every channel: the same layout, started y0 rows in.
                 let band_geom = ConvGeom { oh: rows, ..*geom };
                 let pixels = rows * geom.ow;
-                let band = &mut self.band[..geom.out_c * pixels];
+                let band = worker
+                    .band
+                    .get_mut(..geom.out_c * pixels)
+                    .ok_or_else(unexpected)?;
                 conv::depthwise(
                     simd,
-                    &q[y0 * row_step..],
+                    q.get(y0 * row_step..).ok_or_else(unexpected)?,
                     &plan.layout,
                     &plan.offsets,
                     &band_geom,
@@ -856,11 +912,43 @@ impl LoweredExecutable {
                 if !relu {
                     apply_act(*act, band);
                 }
-                pool.add_sums(band, pixels, pixels, pooled)?;
-                y0 += rows;
+                let mut pool = PoolPointwise {
+                    ws: &mut worker.ws,
+                    tile,
+                    simd,
+                    packed,
+                    epi,
+                    ic,
+                    oc,
+                    scratch: &mut worker.scratch,
+                    partial: &mut worker.partial,
+                };
+                let total = worker
+                    .band_total
+                    .as_mut_slice()
+                    .get_mut(..oc)
+                    .ok_or_else(unexpected)?;
+                total.iter_mut().for_each(|v| *v = 0.0);
+                pool.add_sums(band, pixels, pixels, total)?;
+                band_sums.copy_from_slice(total);
+                Ok(())
+            };
+            pool::run_chunks(helpers, bands, &|participant, b| {
+                if let Err(e) = run_band(participant, b) {
+                    let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert(e);
+                }
+            });
+            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
             }
+            let o = if out_local { 0 } else { s };
+            let pooled = out.get_mut(o * oc..(o + 1) * oc).ok_or_else(unexpected)?;
+            let sums = &self.band_sums[..bands * oc];
             let inv = 1.0 / *hw as f32;
-            pooled.iter_mut().for_each(|v| *v *= inv);
+            for (c, p) in pooled.iter_mut().enumerate() {
+                *p = (0..bands).map(|b| sums[b * oc + c]).sum::<f32>() * inv;
+            }
         }
         Ok(())
     }
@@ -994,7 +1082,7 @@ impl LoweredExecutable {
                                     out_row_step: padded.map_or(geom.ow, |p| p.row_width),
                                 };
                                 if conv_runs_direct(simd, geom, *act)
-                                    && conv::conv_direct(simd, &direct, os)
+                                    && direct_conv_in_rows(simd, &direct, os, tile.threads)
                                 {
                                     continue;
                                 }
@@ -1104,16 +1192,20 @@ impl LoweredExecutable {
                         bias: bias.as_deref().map_or(Bias::None, Bias::PerColumn),
                         activation: *act,
                     };
+                    let worker = self
+                        .band_workers
+                        .first_mut()
+                        .ok_or_else(|| KernelError::Gemm("no band worker".into()))?;
                     let mut pool = PoolPointwise {
-                        ws: &mut self.ws,
+                        ws: &mut worker.ws,
                         tile,
                         simd,
                         packed,
                         epi,
                         ic: *ic,
                         oc: *oc,
-                        scratch: &mut self.pool_scratch,
-                        partial: &mut self.pool_partial,
+                        scratch: &mut worker.scratch,
+                        partial: &mut worker.partial,
                     };
                     for s in samples.clone() {
                         let o = if local[self.lowered.steps[si + 1].out] {
@@ -1298,9 +1390,21 @@ impl LoweredExecutable {
     pub(crate) fn describe(&self) -> String {
         let engine = match self.engine {
             Engine::Simple => "simple kernels".to_string(),
+            Engine::Tiled { simd, tile } if tile.threads > 1 => format!(
+                "tiled kernels, {simd}, mc {} nc {} kc {} mr {} nr {}, {} threads: GEMMs split \
+                 by blocks of C, direct convolutions by rows, depthwise + pooled pointwise by \
+                 bands (work under {:.0} MFLOP only when a helper is awake); other steps on one",
+                tile.mc,
+                tile.nc,
+                tile.kc,
+                tile.mr,
+                tile.nr,
+                tile.threads,
+                crate::gemm::WAKE_MIN_FLOPS / 1e6
+            ),
             Engine::Tiled { simd, tile } => format!(
-                "tiled kernels, {simd}, mc {} nc {} kc {} mr {} nr {}, {} thread(s)",
-                tile.mc, tile.nc, tile.kc, tile.mr, tile.nr, tile.threads
+                "tiled kernels, {simd}, mc {} nc {} kc {} mr {} nr {}, 1 thread",
+                tile.mc, tile.nc, tile.kc, tile.mr, tile.nr
             ),
         };
         let mut text = format!("{} ({engine})\n{}", self.kind, self.lowered);
@@ -1398,6 +1502,43 @@ impl<'a> BufferViews<'a> {
 
 /// A depthwise step's input in its split layout: the input buffer itself when the
 /// producing conv wrote it there (`reads_padded`), else split into `split`.
+/// Output row blocks per thread of a direct convolution run on several threads.
+const ROW_BLOCKS_PER_THREAD: usize = 8;
+
+/// `conv::conv_direct`, by blocks of output rows taken in turn by up to
+/// `threads` threads (the same bits as one thread: each row is computed alike).
+/// `false` if the direct kernel does not run here (nothing is written).
+fn direct_conv_in_rows(
+    simd: SimdLevel,
+    conv: &conv::DirectConv<'_>,
+    out: &mut [f32],
+    threads: usize,
+) -> bool {
+    if !conv::direct_conv_runs(simd, conv, out.len()) {
+        return false;
+    }
+    let flops = 2.0 * (conv.out_c * conv.oh * conv.ow * conv.offsets.len()) as f64;
+    let helpers = helpers_worth(threads, flops);
+    if helpers == 0 {
+        return conv::conv_direct(simd, conv, out);
+    }
+    let rows_per_block = conv
+        .oh
+        .div_ceil((helpers + 1) * ROW_BLOCKS_PER_THREAD)
+        .max(1);
+    let blocks = conv.oh.div_ceil(rows_per_block);
+    let out = pool::SharedOut::new(out);
+    pool::run_chunks(helpers, blocks, &|_, block| {
+        let rows = block * rows_per_block..((block + 1) * rows_per_block).min(conv.oh);
+        if let Some(part) = conv.rows(rows) {
+            // SAFETY: `out` holds `out.len()` floats, and row blocks write
+            // disjoint elements (each its own rows of every channel).
+            unsafe { conv::conv_direct_shared(simd, &part, out.as_ptr(), out.len()) };
+        }
+    });
+    true
+}
+
 fn depthwise_input<'a>(
     simd: SimdLevel,
     reads_padded: bool,

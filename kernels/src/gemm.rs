@@ -19,6 +19,7 @@ use crate::simd::SimdLevel;
 use crate::spec::Activation;
 use crate::tile::{LoopOrder, TileParams};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A strided read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -239,22 +240,11 @@ struct PackBuffers {
 #[derive(Debug, Default, Clone)]
 pub struct GemmWorkspace {
     threads: Vec<PackBuffers>,
-    /// Split every GEMM across its threads, however small (for tests of the
-    /// parallel split: the size thresholds would keep small shapes serial).
-    split_small: bool,
 }
 
 impl GemmWorkspace {
     pub fn new() -> GemmWorkspace {
         GemmWorkspace::default()
-    }
-
-    /// A workspace whose GEMMs split across `TileParams::threads` at any size.
-    pub fn splitting_small_gemms() -> GemmWorkspace {
-        GemmWorkspace {
-            split_small: true,
-            ..GemmWorkspace::default()
-        }
     }
 }
 
@@ -1191,24 +1181,7 @@ fn kernels_up_to(
 /// Raw pointer to C shared by threads writing disjoint column ranges.
 #[derive(Clone, Copy)]
 struct CPtr(*mut f32);
-
-/// The packing buffers of every thread of one GEMM, each used by one thread.
-#[derive(Clone, Copy)]
-struct BuffersPtr(*mut PackBuffers);
-// SAFETY: each thread dereferences only its own participant's entry.
-unsafe impl Send for BuffersPtr {}
-// SAFETY: as above.
-unsafe impl Sync for BuffersPtr {}
-
-impl BuffersPtr {
-    /// # Safety
-    /// `participant` is in bounds and no other thread uses its entry meanwhile.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn participant(&self, participant: usize) -> &mut PackBuffers {
-        &mut *self.0.add(participant)
-    }
-}
-// SAFETY: threads only write disjoint column ranges of C (see `sgemm_with`).
+// SAFETY: threads only write disjoint blocks of C (see `sgemm_with`).
 unsafe impl Send for CPtr {}
 // SAFETY: as above; no two threads touch the same element.
 unsafe impl Sync for CPtr {}
@@ -1216,6 +1189,29 @@ unsafe impl Sync for CPtr {}
 /// Below this many FLOPs a GEMM runs on one thread even when a helper is
 /// polling for work (handing out chunks would cost more than it saves).
 pub const PARALLEL_MIN_FLOPS: f64 = 1.0e6;
+
+static SPLIT_SMALL_WORK: AtomicBool = AtomicBool::new(false);
+
+/// Split work across the threads asked for however small it is, from now on in
+/// this process: for tests of the parallel paths, which the size thresholds
+/// would keep on one thread at test sizes. Results are the same bits either way.
+pub fn split_small_work(on: bool) {
+    SPLIT_SMALL_WORK.store(on, Ordering::Relaxed);
+}
+
+/// Helpers worth asking for, for `flops` of work split `threads` ways: none
+/// under [`PARALLEL_MIN_FLOPS`], and under [`WAKE_MIN_FLOPS`] only if one is
+/// already awake (polling for work).
+pub(crate) fn helpers_worth(threads: usize, flops: f64) -> usize {
+    let worth = SPLIT_SMALL_WORK.load(Ordering::Relaxed)
+        || flops >= WAKE_MIN_FLOPS
+        || (flops >= PARALLEL_MIN_FLOPS && pool::helper_awake());
+    if worth {
+        pool::helpers_for(threads)
+    } else {
+        0
+    }
+}
 
 /// Column blocks per thread and row block of a parallel GEMM: fine enough that
 /// a thread joining late or running slow leaves little for the others to wait
@@ -1334,14 +1330,7 @@ pub fn sgemm_with(
     let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
-    let worth_threads = ws.split_small
-        || flops >= WAKE_MIN_FLOPS
-        || (flops >= PARALLEL_MIN_FLOPS && pool::helper_awake());
-    let helpers = if !worth_threads {
-        0
-    } else {
-        pool::helpers_for(params.threads.min(slivers))
-    };
+    let helpers = helpers_worth(params.threads.min(slivers), flops);
     if ws.threads.len() < helpers + 1 {
         ws.threads.resize(helpers + 1, PackBuffers::default());
     }
@@ -1385,19 +1374,20 @@ pub fn sgemm_with(
     let row_blocks = m.div_ceil(block_rows);
     let slivers_per_block = slivers.div_ceil((helpers + 1) * CHUNKS_PER_THREAD).max(1);
     let col_blocks = slivers.div_ceil(slivers_per_block);
-    let buffers = BuffersPtr(ws.threads.as_mut_ptr());
+    let buffers = pool::PerParticipant::new(&mut ws.threads);
     let epilogue = &epilogue;
     let take_chunk = |participant: usize, chunk: usize| {
         let (row_block, col_block) = (chunk / col_blocks, chunk % col_blocks);
         let rows = row_block * block_rows..((row_block + 1) * block_rows).min(m);
         let step = slivers_per_block * params.nr;
         let cols = col_block * step..((col_block + 1) * step).min(n);
-        // SAFETY: `run_chunks` numbers participants 0..=helpers, each used by one
-        // thread at a time, and ws.threads has helpers + 1 entries; each chunk
-        // runs once, so its part of C is written by one thread only; the other
-        // arguments were validated above.
+        // SAFETY: `participant` is the number `run_chunks` gave this thread.
+        let Some(buf) = (unsafe { buffers.get(participant) }) else {
+            return;
+        };
+        // SAFETY: each chunk runs once, so its part of C is written by one thread
+        // only; the other arguments were validated above.
         unsafe {
-            let buf = buffers.participant(participant);
             gemm_serial(
                 buf, simd, params, kernels, m, n, k, a, b, cptr, ldc, rows, cols, epilogue,
             )

@@ -14,8 +14,10 @@
 //! helper starts 15-65 us later; a polling helper joins within a microsecond.
 //! So the GEMMs of one model run, a few microseconds apart, share one wake-up.
 
+use std::marker::PhantomData;
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,7 +40,9 @@ struct Shared {
     state: AtomicUsize,
     /// Helpers that have joined so far; gives each its participant number.
     joined: AtomicUsize,
-    next_chunk: AtomicUsize,
+    /// Chunks taken from the front (low 32 bits, by the caller) and from the
+    /// back (high 32 bits, by helpers).
+    taken: AtomicU64,
     chunks: usize,
     helper_panicked: AtomicBool,
     /// The caller's closure with its lifetime erased; dereferenced only by a
@@ -53,15 +57,43 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    /// Take chunks until none are left.
+    /// Take chunks until none are left: the caller from the front, helpers from
+    /// the back, so consecutive parallel steps give each thread about the same
+    /// part of the data (rows a thread wrote are the rows it reads next, still
+    /// in its own cache) while a late or slow helper still takes fewer.
     fn take_chunks(&self, work: &(dyn Fn(usize, usize) + Sync), participant: usize) {
-        loop {
-            let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-            if chunk >= self.chunks {
-                return;
-            }
+        while let Some(chunk) = self.take(participant > 0) {
             work(participant, chunk);
         }
+    }
+
+    fn take(&self, from_back: bool) -> Option<usize> {
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            let (front, back) = ((taken & 0xffff_ffff) as usize, (taken >> 32) as usize);
+            if front + back >= self.chunks {
+                return None;
+            }
+            let (next, chunk) = if from_back {
+                (taken + (1 << 32), self.chunks - 1 - back)
+            } else {
+                (taken + 1, front)
+            };
+            match self.taken.compare_exchange_weak(
+                taken,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(chunk),
+                Err(now) => taken = now,
+            }
+        }
+    }
+
+    /// Leave no chunk for anyone (a helper panicked).
+    fn take_none(&self) {
+        self.taken.store(self.chunks as u64, Ordering::Relaxed);
     }
 
     /// A helper's turn: join unless closed, work, leave.
@@ -76,7 +108,7 @@ impl Shared {
             if catch_unwind(AssertUnwindSafe(|| self.take_chunks(work, participant))).is_err() {
                 self.helper_panicked.store(true, Ordering::Release);
                 // The caller may still be taking chunks; stop it.
-                self.next_chunk.store(self.chunks, Ordering::Relaxed);
+                self.take_none();
             }
         }
         self.state.fetch_sub(1, Ordering::AcqRel);
@@ -160,7 +192,12 @@ pub(crate) fn helpers_for(threads: usize) -> usize {
 /// threads (participants 1..=helpers, each number used by one thread at a
 /// time). Returns once every chunk is done.
 pub(crate) fn run_chunks(helpers: usize, chunks: usize, work: &(dyn Fn(usize, usize) + Sync)) {
-    let helpers = helpers.min(chunks.saturating_sub(1));
+    // Chunk counts are packed in 32 bits (kernels use dozens).
+    let helpers = if chunks > u32::MAX as usize {
+        0
+    } else {
+        helpers.min(chunks.saturating_sub(1))
+    };
     let pool = helper_pool().filter(|_| helpers > 0);
     let Some(pool) = pool else {
         (0..chunks).for_each(|chunk| work(0, chunk));
@@ -178,7 +215,7 @@ pub(crate) fn run_chunks(helpers: usize, chunks: usize, work: &(dyn Fn(usize, us
     let shared = Arc::new(Shared {
         state: AtomicUsize::new(0),
         joined: AtomicUsize::new(0),
-        next_chunk: AtomicUsize::new(0),
+        taken: AtomicU64::new(0),
         chunks,
         helper_panicked: AtomicBool::new(false),
         work: erased,
@@ -222,6 +259,112 @@ pub(crate) fn run_chunks(helpers: usize, chunks: usize, work: &(dyn Fn(usize, us
     );
 }
 
+/// Floats on cache lines of their own: a thread's hot scratch (written every
+/// few cycles) must not share a line with another thread's, which two small
+/// allocations side by side would.
+#[derive(Debug, Default)]
+pub(crate) struct OwnLines {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+/// Floats per 64-byte cache line.
+const LINE_FLOATS: usize = 16;
+
+impl OwnLines {
+    pub(crate) fn new(len: usize) -> OwnLines {
+        // Up to a line before the start to align it, and the end rounded up to a line.
+        let buf = vec![0.0f32; len.div_ceil(LINE_FLOATS) * LINE_FLOATS + LINE_FLOATS];
+        let misaligned = (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE_FLOATS;
+        let start = (LINE_FLOATS - misaligned) % LINE_FLOATS;
+        OwnLines { buf, start, len }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+}
+
+/// Per-participant state for one `run_chunks` call: participant `p` uses entry `p`.
+pub(crate) struct PerParticipant<'a, T> {
+    items: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: entries are handed out one per participant (see `get`); sending them
+// to other threads is sound when `T` is `Send`.
+unsafe impl<T: Send> Send for PerParticipant<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for PerParticipant<'_, T> {}
+
+impl<'a, T> PerParticipant<'a, T> {
+    pub(crate) fn new(items: &'a mut [T]) -> PerParticipant<'a, T> {
+        PerParticipant {
+            items: items.as_mut_ptr(),
+            len: items.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Entry `participant`, if there is one.
+    ///
+    /// # Safety
+    /// No other thread uses this entry meanwhile: call it with the participant
+    /// number `run_chunks` passed to this thread.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self, participant: usize) -> Option<&mut T> {
+        // SAFETY: in bounds (checked), and exclusive by the caller's guarantee.
+        (participant < self.len).then(|| unsafe { &mut *self.items.add(participant) })
+    }
+}
+
+/// An output buffer several participants write at once, each its own elements.
+pub(crate) struct SharedOut<'a> {
+    data: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: only raw access across threads; the callers of `slice` and `as_ptr`
+// guarantee that no two threads touch the same element.
+unsafe impl Send for SharedOut<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut<'_> {}
+
+impl<'a> SharedOut<'a> {
+    pub(crate) fn new(data: &'a mut [f32]) -> SharedOut<'a> {
+        SharedOut {
+            data: data.as_mut_ptr(),
+            len: data.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The start of the buffer, for kernels that write scattered elements.
+    pub(crate) fn as_ptr(&self) -> *mut f32 {
+        self.data
+    }
+
+    /// Elements `range`, if inside the buffer.
+    ///
+    /// # Safety
+    /// No other thread touches these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, range: Range<usize>) -> Option<&mut [f32]> {
+        let inside = range.start <= range.end && range.end <= self.len;
+        // SAFETY: inside the buffer (checked), exclusive by the caller's guarantee.
+        inside.then(|| unsafe {
+            std::slice::from_raw_parts_mut(self.data.add(range.start), range.len())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +372,16 @@ mod tests {
 
     /// These tests share the one pool and one of them occupies it: one at a time.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn own_lines_start_on_a_line_and_hold_the_length() {
+        for len in [0, 1, 15, 16, 17, 64] {
+            let mut lines = OwnLines::new(len);
+            let slice = lines.as_mut_slice();
+            assert_eq!(slice.len(), len);
+            assert_eq!(slice.as_ptr() as usize % 64, 0, "len {len}");
+        }
+    }
 
     #[test]
     fn every_chunk_runs_once_with_distinct_participants() {
@@ -258,16 +411,20 @@ mod tests {
         if helpers_for(2) == 0 {
             return;
         }
-        // The caller sleeps in its first chunk; the helper takes the others.
-        let by_helper = AtomicUsize::new(0);
-        run_chunks(1, 8, &|participant, _| {
+        // The caller sleeps in its first chunk; the helper takes the others,
+        // from the back.
+        let by_helper = Mutex::new(Vec::new());
+        run_chunks(1, 8, &|participant, chunk| {
             if participant == 0 {
                 std::thread::sleep(std::time::Duration::from_millis(200));
             } else {
-                by_helper.fetch_add(1, Ordering::Relaxed);
+                by_helper.lock().expect("lock").push(chunk);
             }
         });
-        assert!(by_helper.load(Ordering::Relaxed) >= 1);
+        let by_helper = by_helper.into_inner().expect("lock");
+        assert!(!by_helper.is_empty());
+        let from_the_back: Vec<usize> = (0..by_helper.len()).map(|i| 7 - i).collect();
+        assert_eq!(by_helper, from_the_back);
     }
 
     #[test]

@@ -155,50 +155,58 @@ fn convolutions_at_odd_shapes() {
     }
 }
 
+/// (in_c, h, w, stem kernel, stride, padding) of `pooled_convnet`s.
+const POOLED_CONVNETS: [(usize, usize, usize, usize, usize, usize); 4] = [
+    (3, 57, 47, 3, 2, 1),
+    (3, 65, 63, 5, 3, 2),
+    (1, 33, 35, 3, 1, 1),
+    // Rows wider than 64 (depthwise in row pairs, 64 columns at a time) and an odd row count.
+    (2, 9, 131, 3, 1, 1),
+];
+
+/// Stem conv (32 channels) + ReLU, 3x3 depthwise + ReLU, pointwise (63) + ReLU,
+/// global average pool: the `convnet-224` pipeline.
+fn pooled_convnet(c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> Graph {
+    let mut g = GraphBuilder::new(&format!("convnet{c}x{h}x{w}"), vec![c, h, w]).unwrap();
+    let op = Op::Conv2d {
+        weight: tensor(vec![32, c, k, k], 1),
+        bias: Some(tensor(vec![32], 2)),
+        stride: s,
+        padding: p,
+    };
+    let y = g.push("stem", op, &[0]).unwrap();
+    let y = g
+        .push("relu1", Op::Activation(Activation::Relu), &[y])
+        .unwrap();
+    let op = Op::DepthwiseConv2d {
+        weight: tensor(vec![32, 3, 3], 3),
+        bias: Some(tensor(vec![32], 4)),
+        stride: 1,
+        padding: 1,
+    };
+    let y = g.push("dw", op, &[y]).unwrap();
+    let y = g
+        .push("relu2", Op::Activation(Activation::Relu), &[y])
+        .unwrap();
+    let op = Op::PointwiseConv {
+        weight: tensor(vec![63, 32], 5),
+        bias: Some(tensor(vec![63], 6)),
+    };
+    let y = g.push("pw", op, &[y]).unwrap();
+    let y = g
+        .push("relu3", Op::Activation(Activation::Relu), &[y])
+        .unwrap();
+    let y = g.push("pool", Op::GlobalAvgPool, &[y]).unwrap();
+    g.finish(y, false, 0).unwrap()
+}
+
 /// The `convnet-224` pipeline at odd image sizes large enough that the tiled
 /// engine's fused pointwise + pool runs over several pixel chunks (> 512 pixels),
 /// with stride 2 and 3 and a 5x5 stem.
 #[test]
 fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
-    // (in_c, h, w, stem kernel, stride, padding)
-    for &(c, h, w, k, s, p) in &[
-        (3, 57, 47, 3, 2, 1),
-        (3, 65, 63, 5, 3, 2),
-        (1, 33, 35, 3, 1, 1),
-        // Rows wider than 64 (depthwise in row pairs, 64 columns at a time) and an odd row count.
-        (2, 9, 131, 3, 1, 1),
-    ] {
-        let mut g = GraphBuilder::new(&format!("convnet{c}x{h}x{w}"), vec![c, h, w]).unwrap();
-        let op = Op::Conv2d {
-            weight: tensor(vec![32, c, k, k], 1),
-            bias: Some(tensor(vec![32], 2)),
-            stride: s,
-            padding: p,
-        };
-        let y = g.push("stem", op, &[0]).unwrap();
-        let y = g
-            .push("relu1", Op::Activation(Activation::Relu), &[y])
-            .unwrap();
-        let op = Op::DepthwiseConv2d {
-            weight: tensor(vec![32, 3, 3], 3),
-            bias: Some(tensor(vec![32], 4)),
-            stride: 1,
-            padding: 1,
-        };
-        let y = g.push("dw", op, &[y]).unwrap();
-        let y = g
-            .push("relu2", Op::Activation(Activation::Relu), &[y])
-            .unwrap();
-        let op = Op::PointwiseConv {
-            weight: tensor(vec![63, 32], 5),
-            bias: Some(tensor(vec![63], 6)),
-        };
-        let y = g.push("pw", op, &[y]).unwrap();
-        let y = g
-            .push("relu3", Op::Activation(Activation::Relu), &[y])
-            .unwrap();
-        let y = g.push("pool", Op::GlobalAvgPool, &[y]).unwrap();
-        let graph = g.finish(y, false, 0).unwrap();
+    for &(c, h, w, k, s, p) in &POOLED_CONVNETS {
+        let graph = pooled_convnet(c, h, w, k, s, p);
         check_against_naive(&graph, &[1, 3], TOL);
         let exe = compile(&graph, BackendKind::Tiled, &CompileOptions::default()).unwrap();
         assert!(
@@ -453,6 +461,47 @@ fn reference_mlp_1024_and_transformer_block() {
         &[1],
         TOL,
     );
+}
+
+/// Two and three threads give one thread's bits, with work split at any size:
+/// the stem by blocks of rows, depthwise + pooled pointwise by bands, GEMMs by
+/// blocks of C; one sample and several.
+#[test]
+fn threads_give_the_single_thread_bits() {
+    workbench_kernels::gemm::split_small_work(true);
+    let mut graphs: Vec<Graph> = family_specs()
+        .iter()
+        .map(|spec| Graph::from_spec(spec, 42).unwrap())
+        .collect();
+    graphs.extend(
+        POOLED_CONVNETS
+            .iter()
+            .map(|&(c, h, w, k, s, p)| pooled_convnet(c, h, w, k, s, p)),
+    );
+    graphs.push(workbench_kernels::models::convnet_224(1).unwrap());
+    for g in &graphs {
+        let x = common::input(g.input_len() * 3, 9);
+        let mut one = compile(g, BackendKind::Tiled, &CompileOptions::default()).unwrap();
+        for threads in [2, 3] {
+            let opts = CompileOptions {
+                threads,
+                ..CompileOptions::default()
+            };
+            let mut many = compile(g, BackendKind::Tiled, &opts).unwrap();
+            for batch in [1, 3] {
+                let x = &x[..g.input_len() * batch];
+                let want = one.run(x, batch).unwrap().to_vec();
+                for _ in 0..3 {
+                    let got = many.run(x, batch).unwrap();
+                    let same = want
+                        .iter()
+                        .zip(got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{} batch {batch}, {threads} threads", g.name());
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -64,7 +64,8 @@ fn check(simd: SimdLevel, tile: TileParams, m: usize, n: usize, k: usize) {
     let mut got = vec![f32::NAN; m * n];
     if tile.threads > 1 {
         // Split even shapes the size thresholds would keep on one thread.
-        let mut ws = GemmWorkspace::splitting_small_gemms();
+        workbench_kernels::gemm::split_small_work(true);
+        let mut ws = GemmWorkspace::new();
         sgemm_with(
             &mut ws,
             &tile,
@@ -310,6 +311,7 @@ fn packing_a_at_odd_rows_and_depths() {
 /// same order.
 #[test]
 fn threads_give_the_serial_bits() {
+    workbench_kernels::gemm::split_small_work(true);
     for simd in SimdLevel::supported() {
         let (mr, nr) = workbench_kernels::tile::default_micro_tile(simd);
         let serial = TileParams {
@@ -342,7 +344,7 @@ fn threads_give_the_serial_bits() {
                     ] {
                         let run = |threads: usize| {
                             let tile = TileParams { threads, ..serial };
-                            let mut ws = GemmWorkspace::splitting_small_gemms();
+                            let mut ws = GemmWorkspace::new();
                             let mut c = vec![f32::NAN; m * n];
                             let epilogue = Epilogue { bias, activation };
                             sgemm_with(
