@@ -462,6 +462,8 @@ pub(crate) struct LoweredExecutable {
     /// Per band of one sample, the pooled pointwise sums, `[band][oc]`: added up
     /// in band order, so the result does not depend on which thread took which.
     band_sums: Vec<f32>,
+    /// Reused by each parallel convolution step.
+    chunks: pool::ChunkRecord,
     buffers: Vec<Vec<f32>>,
     batch: usize,
     ws: GemmWorkspace,
@@ -642,6 +644,7 @@ impl LoweredExecutable {
             depthwise_pooled,
             band_workers,
             band_sums: vec![0.0; band_sums_len],
+            chunks: pool::ChunkRecord::default(),
             buffers: Vec::new(),
             batch: 0,
             ws: GemmWorkspace::new(),
@@ -933,7 +936,7 @@ impl LoweredExecutable {
                 band_sums.copy_from_slice(total);
                 Ok(())
             };
-            pool::run_chunks(helpers, bands, &|participant, b| {
+            pool::run_chunks(&mut self.chunks, helpers, bands, &|participant, b| {
                 if let Err(e) = run_band(participant, b) {
                     let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
                     first.get_or_insert(e);
@@ -1082,7 +1085,13 @@ impl LoweredExecutable {
                                     out_row_step: padded.map_or(geom.ow, |p| p.row_width),
                                 };
                                 if conv_runs_direct(simd, geom, *act)
-                                    && direct_conv_in_rows(simd, &direct, os, tile.threads)
+                                    && direct_conv_in_rows(
+                                        &mut self.chunks,
+                                        simd,
+                                        &direct,
+                                        os,
+                                        tile.threads,
+                                    )
                                 {
                                     continue;
                                 }
@@ -1509,6 +1518,7 @@ const ROW_BLOCKS_PER_THREAD: usize = 8;
 /// `threads` threads (the same bits as one thread: each row is computed alike).
 /// `false` if the direct kernel does not run here (nothing is written).
 fn direct_conv_in_rows(
+    record: &mut pool::ChunkRecord,
     simd: SimdLevel,
     conv: &conv::DirectConv<'_>,
     out: &mut [f32],
@@ -1528,7 +1538,7 @@ fn direct_conv_in_rows(
         .max(1);
     let blocks = conv.oh.div_ceil(rows_per_block);
     let out = pool::SharedOut::new(out);
-    pool::run_chunks(helpers, blocks, &|_, block| {
+    pool::run_chunks(record, helpers, blocks, &|_, block| {
         let rows = block * rows_per_block..((block + 1) * rows_per_block).min(conv.oh);
         if let Some(part) = conv.rows(rows) {
             // SAFETY: `out` holds `out.len()` floats, and row blocks write

@@ -240,6 +240,7 @@ struct PackBuffers {
 #[derive(Debug, Default, Clone)]
 pub struct GemmWorkspace {
     threads: Vec<PackBuffers>,
+    chunks: pool::ChunkRecord,
 }
 
 impl GemmWorkspace {
@@ -1394,7 +1395,7 @@ pub fn sgemm_with(
         }
     };
     let chunks = row_blocks * col_blocks;
-    pool::run_chunks(helpers, chunks, &take_chunk);
+    pool::run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk);
     Ok(())
 }
 

@@ -57,6 +57,17 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
+    fn new(chunks: usize, work: *const (dyn Fn(usize, usize) + Sync + 'static)) -> Shared {
+        Shared {
+            state: AtomicUsize::new(0),
+            joined: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
+            chunks,
+            helper_panicked: AtomicBool::new(false),
+            work,
+        }
+    }
+
     /// Take chunks until none are left: the caller from the front, helpers from
     /// the back, so consecutive parallel steps give each thread about the same
     /// part of the data (rows a thread wrote are the rows it reads next, still
@@ -187,11 +198,39 @@ pub(crate) fn helpers_for(threads: usize) -> usize {
     threads.saturating_sub(1).min(available)
 }
 
+/// A caller's record of its last `run_chunks` call, reused by the next call
+/// once no helper holds it any more: a parallel run whose helpers are polling
+/// then allocates nothing (waking a sleeping helper still costs the pool's job).
+#[derive(Default)]
+pub(crate) struct ChunkRecord(Option<Arc<Shared>>);
+
+impl Clone for ChunkRecord {
+    /// A clone starts with no record of its own.
+    fn clone(&self) -> ChunkRecord {
+        ChunkRecord(None)
+    }
+}
+
+impl std::fmt::Debug for ChunkRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ChunkRecord(kept)"
+        } else {
+            "ChunkRecord(none)"
+        })
+    }
+}
+
 /// Run `work(participant, chunk)` for every chunk in `0..chunks`, each exactly
 /// once, on the calling thread (participant 0) and up to `helpers` pool
 /// threads (participants 1..=helpers, each number used by one thread at a
 /// time). Returns once every chunk is done.
-pub(crate) fn run_chunks(helpers: usize, chunks: usize, work: &(dyn Fn(usize, usize) + Sync)) {
+pub(crate) fn run_chunks(
+    record: &mut ChunkRecord,
+    helpers: usize,
+    chunks: usize,
+    work: &(dyn Fn(usize, usize) + Sync),
+) {
     // Chunk counts are packed in 32 bits (kernels use dozens).
     let helpers = if chunks > u32::MAX as usize {
         0
@@ -212,14 +251,16 @@ pub(crate) fn run_chunks(helpers: usize, chunks: usize, work: &(dyn Fn(usize, us
             *const (dyn Fn(usize, usize) + Sync + 'static),
         >(work)
     };
-    let shared = Arc::new(Shared {
-        state: AtomicUsize::new(0),
-        joined: AtomicUsize::new(0),
-        taken: AtomicU64::new(0),
-        chunks,
-        helper_panicked: AtomicBool::new(false),
-        work: erased,
-    });
+    // The last call's record if no helper still holds it (one that never
+    // joined drops it when it gets to run), else a new one.
+    let mut shared = record
+        .0
+        .take()
+        .unwrap_or_else(|| Arc::new(Shared::new(chunks, erased)));
+    match Arc::get_mut(&mut shared) {
+        Some(idle) => *idle = Shared::new(chunks, erased),
+        None => shared = Arc::new(Shared::new(chunks, erased)),
+    }
     // Polling helpers get the call through the mailbox; sleeping ones are woken.
     let to_post = helpers.min(LINGERING.load(Ordering::Acquire));
     if to_post > 0 {
@@ -253,10 +294,9 @@ pub(crate) fn run_chunks(helpers: usize, chunks: usize, work: &(dyn Fn(usize, us
     if let Err(payload) = own {
         std::panic::resume_unwind(payload);
     }
-    assert!(
-        !shared.helper_panicked.load(Ordering::Acquire),
-        "a kernel helper thread panicked"
-    );
+    let helper_panicked = shared.helper_panicked.load(Ordering::Acquire);
+    record.0 = Some(shared);
+    assert!(!helper_panicked, "a kernel helper thread panicked");
 }
 
 /// Floats on cache lines of their own: a thread's hot scratch (written every
@@ -374,6 +414,25 @@ mod tests {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     #[test]
+    fn a_record_no_helper_holds_is_reused() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        if helpers_for(2) == 0 {
+            return;
+        }
+        let mut record = ChunkRecord::default();
+        run_chunks(&mut record, 1, 4, &|_, _| {});
+        let first = record.0.as_ref().map(Arc::as_ptr).expect("a record");
+        // Wait for the helper to let go of it (it may still be on its way in).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while record.0.as_ref().is_some_and(|r| Arc::strong_count(r) > 1) {
+            assert!(Instant::now() < deadline, "the helper kept the record");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        run_chunks(&mut record, 1, 4, &|_, _| {});
+        assert_eq!(record.0.as_ref().map(Arc::as_ptr), Some(first));
+    }
+
+    #[test]
     fn own_lines_start_on_a_line_and_hold_the_length() {
         for len in [0, 1, 15, 16, 17, 64] {
             let mut lines = OwnLines::new(len);
@@ -390,10 +449,15 @@ mod tests {
             for chunks in [0, 1, 2, 7, 64] {
                 let seen = Mutex::new(vec![0u32; chunks]);
                 let participants = Mutex::new(Vec::new());
-                run_chunks(helpers, chunks, &|participant, chunk| {
-                    seen.lock().expect("lock")[chunk] += 1;
-                    participants.lock().expect("lock").push(participant);
-                });
+                run_chunks(
+                    &mut ChunkRecord::default(),
+                    helpers,
+                    chunks,
+                    &|participant, chunk| {
+                        seen.lock().expect("lock")[chunk] += 1;
+                        participants.lock().expect("lock").push(participant);
+                    },
+                );
                 assert!(seen.into_inner().expect("lock").iter().all(|&n| n == 1));
                 let max_participant = helpers.min(helpers_for(helpers + 1));
                 assert!(participants
@@ -414,7 +478,7 @@ mod tests {
         // The caller sleeps in its first chunk; the helper takes the others,
         // from the back.
         let by_helper = Mutex::new(Vec::new());
-        run_chunks(1, 8, &|participant, chunk| {
+        run_chunks(&mut ChunkRecord::default(), 1, 8, &|participant, chunk| {
             if participant == 0 {
                 std::thread::sleep(std::time::Duration::from_millis(200));
             } else {
@@ -457,7 +521,7 @@ mod tests {
         std::thread::spawn(move || {
             let done = AtomicUsize::new(0);
             let only_caller = AtomicBool::new(true);
-            run_chunks(1, 4, &|participant, _| {
+            run_chunks(&mut ChunkRecord::default(), 1, 4, &|participant, _| {
                 only_caller.fetch_and(participant == 0, Ordering::Relaxed);
                 done.fetch_add(1, Ordering::Relaxed);
             });
