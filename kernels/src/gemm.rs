@@ -1191,6 +1191,12 @@ unsafe impl Sync for CPtr {}
 /// polling for work (handing out chunks would cost more than it saves).
 pub const PARALLEL_MIN_FLOPS: f64 = 1.0e6;
 
+/// Whether the helper threads of multi-threaded kernels are running: only a
+/// kernel compiled for more than one thread starts them.
+pub fn helper_threads_started() -> bool {
+    pool::started()
+}
+
 static SPLIT_SMALL_WORK: AtomicBool = AtomicBool::new(false);
 
 /// Split work across the threads asked for however small it is, from now on in

@@ -172,12 +172,19 @@ fn helper_job(first: Arc<Shared>) {
     LINGERING.fetch_sub(1, Ordering::AcqRel);
 }
 
+/// Whether the helper threads have been started (only a kernel asked to run
+/// on more than one thread starts them).
+pub(crate) fn started() -> bool {
+    POOL.get().is_some()
+}
+
+static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+
 /// Helper threads shared by every parallel kernel: one fewer than the
 /// machine's cores, as the calling thread works too. Started on first use;
 /// `None` on one core (a helper could only take turns with the caller) or if
 /// the system refuses threads: kernels then run serially.
 fn helper_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if cores < 2 {
@@ -194,8 +201,12 @@ fn helper_pool() -> Option<&'static rayon::ThreadPool> {
 
 /// How many helpers a call asking for `threads` threads in total can have.
 pub(crate) fn helpers_for(threads: usize) -> usize {
+    if threads < 2 {
+        // Single-threaded use never starts the pool.
+        return 0;
+    }
     let available = helper_pool().map_or(0, rayon::ThreadPool::current_num_threads);
-    threads.saturating_sub(1).min(available)
+    (threads - 1).min(available)
 }
 
 /// A caller's record of its last `run_chunks` call, reused by the next call
@@ -237,7 +248,7 @@ pub(crate) fn run_chunks(
     } else {
         helpers.min(chunks.saturating_sub(1))
     };
-    let pool = helper_pool().filter(|_| helpers > 0);
+    let pool = if helpers > 0 { helper_pool() } else { None };
     let Some(pool) = pool else {
         (0..chunks).for_each(|chunk| work(0, chunk));
         return;

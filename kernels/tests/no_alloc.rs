@@ -93,6 +93,10 @@ fn second_run_allocates_nothing() {
         }
     }
 
+    assert!(
+        !workbench_kernels::gemm::helper_threads_started(),
+        "single-threaded kernels started the helper threads"
+    );
     // Two threads: each parallel step reuses its record, and a helper still
     // polling from the step before takes the next from the mailbox, so warm
     // runs allocate nothing either. Only waking a helper that went to sleep
