@@ -1509,8 +1509,6 @@ impl<'a> BufferViews<'a> {
     }
 }
 
-/// A depthwise step's input in its split layout: the input buffer itself when the
-/// producing conv wrote it there (`reads_padded`), else split into `split`.
 /// Output row blocks per thread of a direct convolution run on several threads.
 const ROW_BLOCKS_PER_THREAD: usize = 8;
 
@@ -1549,6 +1547,8 @@ fn direct_conv_in_rows(
     true
 }
 
+/// A depthwise step's input in its split layout: the input buffer itself when the
+/// producing conv wrote it there (`reads_padded`), else split into `split`.
 fn depthwise_input<'a>(
     simd: SimdLevel,
     reads_padded: bool,

@@ -1191,6 +1191,10 @@ unsafe impl Sync for CPtr {}
 /// polling for work (handing out chunks would cost more than it saves).
 pub const PARALLEL_MIN_FLOPS: f64 = 1.0e6;
 
+/// Below this many FLOPs a GEMM does not wake a sleeping helper: the wake-up
+/// costs the caller about 6.5 us here, over 5% of a smaller GEMM's time.
+pub const WAKE_MIN_FLOPS: f64 = 16.0e6;
+
 /// Whether the helper threads of multi-threaded kernels are running: only a
 /// kernel compiled for more than one thread starts them.
 pub fn helper_threads_started() -> bool {
@@ -1224,10 +1228,6 @@ pub(crate) fn helpers_worth(threads: usize, flops: f64) -> usize {
 /// a thread joining late or running slow leaves little for the others to wait
 /// for, coarse enough to keep each micro-kernel loop long.
 const CHUNKS_PER_THREAD: usize = 8;
-
-/// Below this many FLOPs a GEMM does not wake a sleeping helper: the wake-up
-/// costs the caller about 6.5 us here, over 5% of a smaller GEMM's time.
-pub const WAKE_MIN_FLOPS: f64 = 16.0e6;
 
 /// `C[m x n] = epilogue(A[m x k] . B[k x n])`, row-major C with leading dimension `ldc`.
 /// Convenience entry with row-major A and B; allocates its packing buffers.
