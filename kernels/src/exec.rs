@@ -254,12 +254,15 @@ fn sole_reader(lowered: &Lowered, si: usize) -> Option<usize> {
 
 /// A pointwise conv whose output only feeds a global average pool, run as per-channel
 /// sums (tiled engine).
-/// One thread's scratch for depthwise + pooled pointwise bands.
+/// One thread's scratch for the steps split across threads: depthwise +
+/// pooled pointwise bands, attention heads.
 #[derive(Debug, Default)]
-struct BandWorker {
+struct Worker {
     ws: GemmWorkspace,
     /// One band of depthwise output, `[c][rows * ow]`.
     band: Vec<f32>,
+    /// One head's attention context, `[seq][dh]` (copied into its columns).
+    head: Vec<f32>,
     /// Pointwise results of one pixel chunk, `[pixel, channel]` (fused pooling).
     scratch: Vec<f32>,
     /// Per-channel sums of one pixel chunk (fused pooling).
@@ -456,9 +459,9 @@ pub(crate) struct LoweredExecutable {
     /// Depthwise steps feeding such a pointwise step: run with it, band by band
     /// (the depthwise output is never stored whole).
     depthwise_pooled: Vec<bool>,
-    /// Per thread (the first also for pooled pointwise steps on their own): the
-    /// scratch of depthwise + pooled pointwise bands.
-    band_workers: Vec<BandWorker>,
+    /// Per thread the steps split across threads may use (the first also runs
+    /// pooled pointwise steps on their own).
+    workers: Vec<Worker>,
     /// Per band of one sample, the pooled pointwise sums, `[band][oc]`: added up
     /// in band order, so the result does not depend on which thread took which.
     band_sums: Vec<f32>,
@@ -602,18 +605,28 @@ impl LoweredExecutable {
                 on
             })
             .collect();
-        // One band worker per thread the tiled steps may use (with bands to run).
+        // One worker per thread the tiled steps may use.
+        let mut head_len = 0;
+        for st in &lowered.steps {
+            if let StepKind::AttnContext {
+                s: seq, d, heads, ..
+            } = &st.kind
+            {
+                head_len = head_len.max(seq * (d / heads.max(&1)));
+            }
+        }
         let threads = (0..steps)
             .filter_map(|si| match step_engine(engine, &step_tiles, si) {
-                Engine::Tiled { tile, .. } if depthwise_pooled[si] => Some(tile.threads),
-                _ => None,
+                Engine::Tiled { tile, .. } => Some(tile.threads),
+                Engine::Simple => None,
             })
             .max()
             .unwrap_or(1);
-        let band_workers = (0..=pool::helpers_for(threads))
-            .map(|_| BandWorker {
+        let workers = (0..=pool::helpers_for(threads))
+            .map(|_| Worker {
                 ws: GemmWorkspace::new(),
                 band: vec![0.0; band_len],
+                head: vec![0.0; head_len],
                 scratch: vec![0.0; pool_scratch_len],
                 partial: vec![0.0; pool_partial_len],
                 band_total: pool::OwnLines::new(pool_partial_len),
@@ -642,7 +655,7 @@ impl LoweredExecutable {
             sample_local: Vec::new(),
             pool_fused,
             depthwise_pooled,
-            band_workers,
+            workers,
             band_sums: vec![0.0; band_sums_len],
             chunks: pool::ChunkRecord::default(),
             buffers: Vec::new(),
@@ -865,8 +878,7 @@ impl LoweredExecutable {
         // Depthwise and pointwise multiply-adds of one sample.
         let flops =
             2.0 * (geom.oh * geom.ow) as f64 * (geom.out_c * plan.offsets.len() + ic * oc) as f64;
-        let helpers =
-            helpers_worth(tile.threads, flops).min(self.band_workers.len().saturating_sub(1));
+        let helpers = helpers_worth(tile.threads, flops).min(self.workers.len().saturating_sub(1));
         for s in samples {
             let xs = views.sample(*x, s);
             let q = depthwise_input(
@@ -882,7 +894,7 @@ impl LoweredExecutable {
                 .get_mut(..bands * oc)
                 .ok_or_else(unexpected)?;
             let sums = pool::SharedOut::new(sums);
-            let workers = pool::PerParticipant::new(&mut self.band_workers);
+            let workers = pool::PerParticipant::new(&mut self.workers);
             let failure = std::sync::Mutex::new(None);
             // Band b: rows b * band_rows.. of every channel, depthwise then into
             // the pointwise GEMM's per-channel sums while in L2.
@@ -978,6 +990,7 @@ impl LoweredExecutable {
         };
         let bufs = |id: BufId| views.whole(id);
         let sample = |id: BufId, s: usize| views.sample(id, s);
+        let short = || KernelError::Gemm(format!("step {si}: a buffer is shorter than its step"));
         match (&step.kind, step_engine(self.engine, &self.step_tiles, si)) {
             (
                 StepKind::Dense {
@@ -1202,7 +1215,7 @@ impl LoweredExecutable {
                         activation: *act,
                     };
                     let worker = self
-                        .band_workers
+                        .workers
                         .first_mut()
                         .ok_or_else(|| KernelError::Gemm("no band worker".into()))?;
                     let mut pool = PoolPointwise {
@@ -1336,24 +1349,14 @@ impl LoweredExecutable {
                     d,
                     heads,
                 },
-                engine,
+                Engine::Simple,
             ) => {
                 let per = heads * seq * seq;
                 for s in 0..batch {
                     let (qb, qv) = view_sample(bufs(q.buf), infos, *q, s);
                     let (kb, kv) = view_sample(bufs(k.buf), infos, *k, s);
                     let os = &mut out[s * per..(s + 1) * per];
-                    match engine {
-                        Engine::Simple => r::attention_scores(qb, qv, kb, kv, *seq, *d, *heads, os),
-                        Engine::Tiled { simd, tile } => attention_scores(
-                            &mut self.ws,
-                            (simd, &tile),
-                            (qb, qv),
-                            (kb, kv),
-                            (*seq, *d, *heads),
-                            os,
-                        )?,
-                    }
+                    r::attention_scores(qb, qv, kb, kv, *seq, *d, *heads, os);
                 }
             }
             (
@@ -1364,25 +1367,92 @@ impl LoweredExecutable {
                     d,
                     heads,
                 },
-                engine,
+                Engine::Simple,
             ) => {
                 let per = seq * d;
                 for s in 0..batch {
                     let ps = sample(*p, s);
                     let (vb, vv) = view_sample(bufs(v.buf), infos, *v, s);
                     let os = &mut out[s * per..(s + 1) * per];
-                    match engine {
-                        Engine::Simple => r::attention_context(ps, vb, vv, *seq, *d, *heads, os),
-                        Engine::Tiled { simd, tile } => attention_context(
-                            &mut self.ws,
-                            (simd, &tile),
-                            ps,
-                            (vb, vv),
-                            (*seq, *d, *heads),
-                            os,
-                        )?,
-                    }
+                    r::attention_context(ps, vb, vv, *seq, *d, *heads, os);
                 }
+            }
+            (
+                StepKind::AttnScores {
+                    q,
+                    k,
+                    s: seq,
+                    d,
+                    heads,
+                },
+                Engine::Tiled { simd, tile },
+            ) => {
+                let (seq, d, heads) = (*seq, *d, *heads);
+                let dh = d / heads.max(1);
+                let per_head = seq * seq;
+                let flops = 2.0 * (batch * heads * per_head * dh) as f64;
+                // One chunk per (sample, head): its seq x seq scores, contiguous.
+                let out = pool::SharedOut::new(out);
+                let one_head = |worker: &mut Worker, s: usize, h: usize| {
+                    let (qb, qv) = view_sample(bufs(q.buf), infos, *q, s);
+                    let (kb, kv) = view_sample(bufs(k.buf), infos, *k, s);
+                    let at = (s * heads + h) * per_head;
+                    // SAFETY: each (sample, head) runs once and owns these scores.
+                    let os = unsafe { out.slice(at..at + per_head) }.ok_or_else(short)?;
+                    let dims = (seq, dh, h);
+                    attention_scores_head(
+                        &mut worker.ws,
+                        (simd, &tile),
+                        (qb, qv),
+                        (kb, kv),
+                        dims,
+                        os,
+                    )
+                };
+                let split = (batch, heads, flops, tile.threads);
+                run_heads(&mut self.workers, &mut self.chunks, split, &one_head)?;
+            }
+            (
+                StepKind::AttnContext {
+                    p,
+                    v,
+                    s: seq,
+                    d,
+                    heads,
+                },
+                Engine::Tiled { simd, tile },
+            ) => {
+                let (seq, d, heads) = (*seq, *d, *heads);
+                let dh = d / heads.max(1);
+                let flops = 2.0 * (batch * heads * seq * seq * dh) as f64;
+                // One chunk per (sample, head): computed into the worker's
+                // [seq x dh] buffer, then copied into the head's columns.
+                let out = pool::SharedOut::new(out);
+                let one_head = |worker: &mut Worker, s: usize, h: usize| {
+                    let ps = sample(*p, s);
+                    let (vb, vv) = view_sample(bufs(v.buf), infos, *v, s);
+                    let head = worker.head.get_mut(..seq * dh).ok_or_else(short)?;
+                    let dims = (seq, dh, h);
+                    attention_context_head(
+                        &mut worker.ws,
+                        (simd, &tile),
+                        ps,
+                        (vb, vv),
+                        dims,
+                        head,
+                        dh,
+                    )?;
+                    for (i, row) in head.chunks_exact(dh.max(1)).enumerate() {
+                        let at = s * seq * d + i * d + h * dh;
+                        // SAFETY: each (sample, head) runs once and owns its
+                        // columns h * dh.. of every row of its sample.
+                        let dst = unsafe { out.slice(at..at + dh) }.ok_or_else(short)?;
+                        dst.copy_from_slice(row);
+                    }
+                    Ok(())
+                };
+                let split = (batch, heads, flops, tile.threads);
+                run_heads(&mut self.workers, &mut self.chunks, split, &one_head)?;
             }
         }
         Ok(())
@@ -1590,37 +1660,52 @@ fn zero_row_gaps(os: &mut [f32], g: &ConvGeom, p: PaddedOutput) {
 
 /// The buffer slice of sample `s` holding a view, and the view relative to it.
 /// Attention scores of one sample on the tiled GEMM, one GEMM per head:
-/// `out[h, i, j] = q_h[i] . k_h[j] / sqrt(d / heads)`; `dims` = (seq, d, heads).
+/// Attention scores of one sample on the tiled GEMM, one GEMM per head:
+/// `out[h, i, j] = q_h[i] . k_h[j] / sqrt(dh)`; `dims` = (seq, d, heads).
 pub(crate) fn attention_scores(
+    ws: &mut GemmWorkspace,
+    engine: (SimdLevel, &TileParams),
+    q: (&[f32], RowView),
+    k: (&[f32], RowView),
+    (seq, d, heads): (usize, usize, usize),
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let dh = d / heads.max(1);
+    for h in 0..heads {
+        let out = &mut out[h * seq * seq..(h + 1) * seq * seq];
+        attention_scores_head(ws, engine, q, k, (seq, dh, h), out)?;
+    }
+    Ok(())
+}
+
+/// Head `h` of [`attention_scores`]: `out[i, j]`, seq x seq; `dims` = (seq, dh, h).
+fn attention_scores_head(
     ws: &mut GemmWorkspace,
     (simd, tile): (SimdLevel, &TileParams),
     (qb, qv): (&[f32], RowView),
     (kb, kv): (&[f32], RowView),
-    (seq, d, heads): (usize, usize, usize),
+    (seq, dh, h): (usize, usize, usize),
     out: &mut [f32],
 ) -> Result<(), KernelError> {
-    let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
-    for h in 0..heads {
-        let a = MatRef::row_major(&qb[qv.offset + h * dh..], qv.ld);
-        // K_h^T: element (t, j) = k[j, h*dh + t].
-        let b = MatRef::transposed(&kb[kv.offset + h * dh..], kv.ld);
-        let c = &mut out[h * seq * seq..(h + 1) * seq * seq];
-        sgemm_with(
-            ws,
-            tile,
-            simd,
-            seq,
-            seq,
-            dh,
-            a,
-            BOperand::Mat(b),
-            c,
-            seq,
-            Epilogue::NONE,
-        )?;
-        c.iter_mut().for_each(|v| *v *= scale);
-    }
+    let a = MatRef::row_major(&qb[qv.offset + h * dh..], qv.ld);
+    // K_h^T: element (t, j) = k[j, h*dh + t].
+    let b = MatRef::transposed(&kb[kv.offset + h * dh..], kv.ld);
+    let c = &mut out[..seq * seq];
+    sgemm_with(
+        ws,
+        tile,
+        simd,
+        seq,
+        seq,
+        dh,
+        a,
+        BOperand::Mat(b),
+        c,
+        seq,
+        Epilogue::NONE,
+    )?;
+    c.iter_mut().for_each(|v| *v *= scale);
     Ok(())
 }
 
@@ -1628,31 +1713,73 @@ pub(crate) fn attention_scores(
 /// `out[i, h*dh + t] = sum_j p[h, i, j] * v[j, h*dh + t]`; `dims` = (seq, d, heads).
 pub(crate) fn attention_context(
     ws: &mut GemmWorkspace,
-    (simd, tile): (SimdLevel, &TileParams),
+    engine: (SimdLevel, &TileParams),
     p: &[f32],
-    (vb, vv): (&[f32], RowView),
+    v: (&[f32], RowView),
     (seq, d, heads): (usize, usize, usize),
     out: &mut [f32],
 ) -> Result<(), KernelError> {
-    let dh = d / heads;
+    let dh = d / heads.max(1);
     for h in 0..heads {
-        let a = MatRef::row_major(&p[h * seq * seq..], seq);
-        let b = MatRef::row_major(&vb[vv.offset + h * dh..], vv.ld);
-        sgemm_with(
-            ws,
-            tile,
-            simd,
-            seq,
-            dh,
-            seq,
-            a,
-            BOperand::Mat(b),
-            &mut out[h * dh..],
-            d,
-            Epilogue::NONE,
-        )?;
+        attention_context_head(ws, engine, p, v, (seq, dh, h), &mut out[h * dh..], d)?;
     }
     Ok(())
+}
+
+/// Head `h` of [`attention_context`]: `seq` rows of `dh` values, `ldc` apart in `out`.
+fn attention_context_head(
+    ws: &mut GemmWorkspace,
+    (simd, tile): (SimdLevel, &TileParams),
+    p: &[f32],
+    (vb, vv): (&[f32], RowView),
+    (seq, dh, h): (usize, usize, usize),
+    out: &mut [f32],
+    ldc: usize,
+) -> Result<(), KernelError> {
+    let a = MatRef::row_major(&p[h * seq * seq..], seq);
+    let b = MatRef::row_major(&vb[vv.offset + h * dh..], vv.ld);
+    sgemm_with(
+        ws,
+        tile,
+        simd,
+        seq,
+        dh,
+        seq,
+        a,
+        BOperand::Mat(b),
+        out,
+        ldc,
+        Epilogue::NONE,
+    )
+}
+
+/// Run `one_head(worker, sample, head)` for every (sample, head) of `batch`
+/// samples of `heads` heads, on up to `threads` threads when `flops` is worth
+/// it (`split` = (batch, heads, flops, threads)); the first error wins.
+fn run_heads(
+    workers: &mut [Worker],
+    record: &mut pool::ChunkRecord,
+    (batch, heads, flops, threads): (usize, usize, f64, usize),
+    one_head: &(dyn Fn(&mut Worker, usize, usize) -> Result<(), KernelError> + Sync),
+) -> Result<(), KernelError> {
+    let helpers = helpers_worth(threads, flops).min(workers.len().saturating_sub(1));
+    let workers = pool::PerParticipant::new(workers);
+    let failure = std::sync::Mutex::new(None);
+    pool::run_chunks(record, helpers, batch * heads, &|participant, chunk| {
+        // SAFETY: `participant` is the number `run_chunks` gave this thread.
+        let result = match unsafe { workers.get(participant) } {
+            Some(worker) => one_head(worker, chunk / heads, chunk % heads),
+            None => Err(KernelError::Gemm("attention: no worker".into())),
+        };
+        if let Err(e) = result {
+            let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert(e);
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn view_sample<'a>(
