@@ -9,8 +9,15 @@
 //! - `--threads`: one thread against two (the default blocking);
 //! - `--cold`: sleep 3 ms before each timed run, so the pool's helper thread
 //!   is asleep when a run starts, as between sparse requests.
+//!
+//! With `--threads`, each workload's line ends with the round trip of a cache
+//! line between two threads: this host at times runs the two vCPUs on
+//! different dies (about 350 ns instead of 65-80 ns), and then threads that
+//! hand data to each other gain much less.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use workbench_kernels::{compile, models, BackendKind, CompileOptions, Graph, TileParams};
@@ -112,7 +119,36 @@ fn main() {
                 let reference = *first.get_or_insert(median);
                 line += &format!("  {label} {median:.1} us ({:.3}x)", reference / median);
             }
+            if threads {
+                line += &format!("  [core-to-core round trip {:.0} ns]", round_trip_ns());
+            }
             println!("{line}");
         }
     }
+}
+
+/// Median round trip of a cache line between this thread and another, both
+/// spinning (so on the two vCPUs): each bumps a counter the other waits for.
+fn round_trip_ns() -> f64 {
+    let trips = 20_000u64;
+    let flag = Arc::new(AtomicU64::new(0));
+    let other = Arc::clone(&flag);
+    let echo = std::thread::spawn(move || {
+        for i in 0..trips {
+            while other.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            other.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..trips {
+        flag.store(2 * i + 1, Ordering::Release);
+        while flag.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / trips as f64;
+    black_box(echo.join().is_ok());
+    ns
 }
