@@ -829,6 +829,9 @@ impl DirectConv<'_> {
     /// Output rows `rows` on their own: the same reads and writes as those rows
     /// of the whole convolution.
     pub(crate) fn rows(&self, rows: Range<usize>) -> Option<DirectConv<'_>> {
+        if rows.start > rows.end || rows.end > self.oh {
+            return None;
+        }
         Some(DirectConv {
             q: self.q.get(rows.start * self.row_step..)?,
             oh: rows.len(),

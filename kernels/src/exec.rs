@@ -3,6 +3,7 @@
 //! pointwise, attention) and a direct depthwise kernel.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::act;
 use crate::backend::check_input;
@@ -252,8 +253,6 @@ fn sole_reader(lowered: &Lowered, si: usize) -> Option<usize> {
     readers.next().is_none().then_some(first)
 }
 
-/// A pointwise conv whose output only feeds a global average pool, run as per-channel
-/// sums (tiled engine).
 /// One thread's scratch for the steps split across threads: depthwise +
 /// pooled pointwise bands, attention heads.
 #[derive(Debug, Default)]
@@ -273,6 +272,8 @@ struct Worker {
     band_total: pool::OwnLines,
 }
 
+/// A pointwise conv whose output only feeds a global average pool, run as per-channel
+/// sums (tiled engine).
 struct PoolPointwise<'a> {
     ws: &'a mut GemmWorkspace,
     tile: TileParams,
@@ -1606,15 +1607,20 @@ fn direct_conv_in_rows(
         .max(1);
     let blocks = conv.oh.div_ceil(rows_per_block);
     let out = pool::SharedOut::new(out);
+    let all_ran = AtomicBool::new(true);
     pool::run_chunks(record, helpers, blocks, &|_, block| {
         let rows = block * rows_per_block..((block + 1) * rows_per_block).min(conv.oh);
-        if let Some(part) = conv.rows(rows) {
-            // SAFETY: `out` holds `out.len()` floats, and row blocks write
-            // disjoint elements (each its own rows of every channel).
-            unsafe { conv::conv_direct_shared(simd, &part, out.as_ptr(), out.len()) };
+        // SAFETY: `out` holds `out.len()` floats, and row blocks write disjoint
+        // elements (each its own rows of every channel).
+        let ran = conv.rows(rows).is_some_and(|part| unsafe {
+            conv::conv_direct_shared(simd, &part, out.as_ptr(), out.len())
+        });
+        if !ran {
+            all_ran.store(false, Ordering::Relaxed);
         }
     });
-    true
+    // Otherwise the caller runs the conv as a GEMM, which writes every element.
+    all_ran.load(Ordering::Relaxed)
 }
 
 /// A depthwise step's input in its split layout: the input buffer itself when the
@@ -1658,8 +1664,6 @@ fn zero_row_gaps(os: &mut [f32], g: &ConvGeom, p: PaddedOutput) {
     }
 }
 
-/// The buffer slice of sample `s` holding a view, and the view relative to it.
-/// Attention scores of one sample on the tiled GEMM, one GEMM per head:
 /// Attention scores of one sample on the tiled GEMM, one GEMM per head:
 /// `out[h, i, j] = q_h[i] . k_h[j] / sqrt(dh)`; `dims` = (seq, d, heads).
 pub(crate) fn attention_scores(
@@ -1782,6 +1786,7 @@ fn run_heads(
     }
 }
 
+/// The buffer slice of sample `s` holding a view, and the view relative to it.
 fn view_sample<'a>(
     buf: &'a [f32],
     infos: &[crate::fusion::BufferInfo],

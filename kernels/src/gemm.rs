@@ -1382,6 +1382,7 @@ pub fn sgemm_with(
     let slivers_per_block = slivers.div_ceil((helpers + 1) * CHUNKS_PER_THREAD).max(1);
     let col_blocks = slivers.div_ceil(slivers_per_block);
     let buffers = pool::PerParticipant::new(&mut ws.threads);
+    let missed = AtomicBool::new(false);
     let epilogue = &epilogue;
     let take_chunk = |participant: usize, chunk: usize| {
         let (row_block, col_block) = (chunk / col_blocks, chunk % col_blocks);
@@ -1390,6 +1391,7 @@ pub fn sgemm_with(
         let cols = col_block * step..((col_block + 1) * step).min(n);
         // SAFETY: `participant` is the number `run_chunks` gave this thread.
         let Some(buf) = (unsafe { buffers.get(participant) }) else {
+            missed.store(true, Ordering::Relaxed);
             return;
         };
         // SAFETY: each chunk runs once, so its part of C is written by one thread
@@ -1402,6 +1404,11 @@ pub fn sgemm_with(
     };
     let chunks = row_blocks * col_blocks;
     pool::run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk);
+    if missed.load(Ordering::Relaxed) {
+        return Err(KernelError::Gemm(
+            "internal: a thread of a parallel GEMM had no packing buffers".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -1645,9 +1652,13 @@ unsafe fn gemm_serial(
                             tile_epi,
                         );
                         if last_slice && post_activation.activation.is_some() {
-                            let len = (mr_eff - 1) * ldc + nr_eff;
-                            let tile = std::slice::from_raw_parts_mut(cp, len);
-                            post_activation.apply(tile, ldc, row, col, mr_eff, nr_eff);
+                            // Row by row: a slice spanning rows would cover other
+                            // threads' columns in between.
+                            for r in 0..mr_eff {
+                                let tile_row =
+                                    std::slice::from_raw_parts_mut(cp.add(r * ldc), nr_eff);
+                                post_activation.apply(tile_row, nr_eff, row + r, col, 1, nr_eff);
+                            }
                         }
                     }
                 };

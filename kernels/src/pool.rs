@@ -1,12 +1,16 @@
 //! Fork-join over numbered chunks of work, for multi-threaded kernels.
 //!
 //! The calling thread takes chunks itself, and helpers from a persistent pool
-//! join when they get to run. A helper that has not started by the time the
-//! caller has taken the last chunk never joins: the caller waits only for
-//! chunks already being worked on, never for a thread to wake up. So a busy
-//! second core (a shared vCPU, a sleeping pool thread) costs at most one
-//! chunk's time, not a stall, and a parallel kernel stays about as fast as a
-//! serial one when no help comes.
+//! join when they get to run. A helper that starts after every chunk is taken
+//! does not join, and one that has not started by the time the caller has
+//! finished its last chunk never will: the caller waits only for helpers that
+//! joined, never for a thread to wake up. So a busy second core (a shared vCPU,
+//! a sleeping pool thread) costs about one chunk's time, not a stall, and a
+//! parallel kernel stays about as fast as a serial one when no help comes. (A
+//! helper descheduled in the middle of a chunk is still waited for.)
+//!
+//! Work inside a chunk runs on its one thread: kernels called from a chunk
+//! (a GEMM per attention head, per band) do not split again.
 //!
 //! A helper that finishes keeps polling for the next call for `LINGER`
 //! before its pool thread goes to sleep. Waking a sleeping thread costs the
@@ -73,6 +77,7 @@ impl Shared {
     /// part of the data (rows a thread wrote are the rows it reads next, still
     /// in its own cache) while a late or slow helper still takes fewer.
     fn take_chunks(&self, work: &(dyn Fn(usize, usize) + Sync), participant: usize) {
+        let _inside = InsideChunks::enter();
         while let Some(chunk) = self.take(participant > 0) {
             work(participant, chunk);
         }
@@ -102,13 +107,22 @@ impl Shared {
         }
     }
 
-    /// Leave no chunk for anyone (a helper panicked).
+    fn all_taken(&self) -> bool {
+        let taken = self.taken.load(Ordering::Relaxed);
+        (taken & 0xffff_ffff) + (taken >> 32) >= self.chunks as u64
+    }
+
+    /// Leave no chunk for anyone (a thread panicked).
     fn take_none(&self) {
         self.taken.store(self.chunks as u64, Ordering::Relaxed);
     }
 
     /// A helper's turn: join unless closed, work, leave.
     fn help(&self) {
+        if self.all_taken() {
+            // Nothing left: do not join (and keep the caller from waiting on us).
+            return;
+        }
         let before = self.state.fetch_add(1, Ordering::AcqRel);
         if before & CLOSED == 0 {
             let participant = self.joined.fetch_add(1, Ordering::Relaxed) + 1;
@@ -123,6 +137,30 @@ impl Shared {
             }
         }
         self.state.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+thread_local! {
+    /// Whether this thread is running chunks of a `run_chunks` call.
+    static IN_CHUNKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as running chunks until dropped (also when unwinding).
+struct InsideChunks {
+    was: bool,
+}
+
+impl InsideChunks {
+    fn enter() -> InsideChunks {
+        InsideChunks {
+            was: IN_CHUNKS.with(|inside| inside.replace(true)),
+        }
+    }
+}
+
+impl Drop for InsideChunks {
+    fn drop(&mut self) {
+        IN_CHUNKS.with(|inside| inside.set(self.was));
     }
 }
 
@@ -201,8 +239,8 @@ fn helper_pool() -> Option<&'static rayon::ThreadPool> {
 
 /// How many helpers a call asking for `threads` threads in total can have.
 pub(crate) fn helpers_for(threads: usize) -> usize {
-    if threads < 2 {
-        // Single-threaded use never starts the pool.
+    // Single-threaded use never starts the pool, and a chunk runs on its thread.
+    if threads < 2 || IN_CHUNKS.with(std::cell::Cell::get) {
         return 0;
     }
     let available = helper_pool().map_or(0, rayon::ThreadPool::current_num_threads);
@@ -286,6 +324,9 @@ pub(crate) fn run_chunks(
     // If the caller's own work panics, still close and wait before unwinding,
     // so no helper is left reading a dead closure.
     let own = catch_unwind(AssertUnwindSafe(|| shared.take_chunks(work, 0)));
+    if own.is_err() {
+        shared.take_none();
+    }
     shared.state.fetch_or(CLOSED, Ordering::AcqRel);
     let mut spins = 0u32;
     while shared.state.load(Ordering::Acquire) & !CLOSED != 0 {
@@ -425,6 +466,19 @@ mod tests {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     #[test]
+    fn work_inside_a_chunk_does_not_split_again() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(helpers_for(2), usize::from(helper_pool().is_some()));
+        let inner = Mutex::new(Vec::new());
+        run_chunks(&mut ChunkRecord::default(), 1, 4, &|_, _| {
+            inner.lock().expect("lock").push(helpers_for(2));
+        });
+        assert_eq!(inner.into_inner().expect("lock"), vec![0; 4]);
+        // And outside again afterwards.
+        assert_eq!(helpers_for(2), usize::from(helper_pool().is_some()));
+    }
+
+    #[test]
     fn a_record_no_helper_holds_is_reused() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         if helpers_for(2) == 0 {
@@ -460,13 +514,18 @@ mod tests {
             for chunks in [0, 1, 2, 7, 64] {
                 let seen = Mutex::new(vec![0u32; chunks]);
                 let participants = Mutex::new(Vec::new());
+                let busy: Vec<AtomicBool> = (0..=helpers).map(|_| AtomicBool::new(false)).collect();
                 run_chunks(
                     &mut ChunkRecord::default(),
                     helpers,
                     chunks,
                     &|participant, chunk| {
+                        // No two threads use one participant number at once.
+                        assert!(!busy[participant].swap(true, Ordering::AcqRel));
                         seen.lock().expect("lock")[chunk] += 1;
                         participants.lock().expect("lock").push(participant);
+                        std::thread::yield_now();
+                        busy[participant].store(false, Ordering::Release);
                     },
                 );
                 assert!(seen.into_inner().expect("lock").iter().all(|&n| n == 1));
