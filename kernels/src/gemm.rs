@@ -1337,7 +1337,7 @@ pub fn sgemm_with(
     let kernels = &table[..count];
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
-    let helpers = helpers_worth(params.threads.min(slivers), flops);
+    let helpers = helpers_worth(params.threads, flops);
     if ws.threads.len() < helpers + 1 {
         ws.threads.resize(helpers + 1, PackBuffers::default());
     }

@@ -325,6 +325,8 @@ fn threads_give_the_serial_bits() {
             (7, 2 * nr, 19),
             (5 * mr + 2, 7 * nr + 1, 45),
             (3 * mr, 33 * nr - 5, 8),
+            // Tall and narrow: one column sliver, split by row blocks.
+            (7 * mr + 5, nr - 3, 23),
         ] {
             let a = data(m * k, 21);
             let a_t: Vec<f32> = (0..k * m).map(|idx| a[(idx % m) * k + idx / m]).collect();
