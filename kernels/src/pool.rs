@@ -34,6 +34,9 @@ static MAILBOX: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
 static POSTED: AtomicUsize = AtomicUsize::new(0);
 /// Helpers polling right now.
 static LINGERING: AtomicUsize = AtomicUsize::new(0);
+/// Helpers woken and not yet running: calls meanwhile post to the mailbox,
+/// which they poll once they run, instead of paying for another wake-up.
+static WAKING: AtomicUsize = AtomicUsize::new(0);
 
 /// Set in `Shared::state` once the caller stops admitting helpers.
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -164,9 +167,15 @@ impl Drop for InsideChunks {
     }
 }
 
-/// Whether a helper is polling for work now, so a call would not pay a wake-up.
+/// Whether a helper is polling for work or on its way, so a call would not
+/// pay a wake-up.
 pub(crate) fn helper_awake() -> bool {
-    LINGERING.load(Ordering::Acquire) > 0
+    helpers_reachable() > 0
+}
+
+/// Helpers a call can reach through the mailbox: polling, or woken and coming.
+fn helpers_reachable() -> usize {
+    LINGERING.load(Ordering::Acquire) + WAKING.load(Ordering::Acquire)
 }
 
 fn mailbox() -> std::sync::MutexGuard<'static, Vec<Arc<Shared>>> {
@@ -179,6 +188,7 @@ fn mailbox() -> std::sync::MutexGuard<'static, Vec<Arc<Shared>>> {
 /// A pool thread's job: help with `first`, then poll the mailbox for further
 /// calls until `LINGER` passes without one.
 fn helper_job(first: Arc<Shared>) {
+    WAKING.fetch_sub(1, Ordering::AcqRel);
     first.help();
     drop(first);
     LINGERING.fetch_add(1, Ordering::AcqRel);
@@ -310,8 +320,9 @@ pub(crate) fn run_chunks(
         Some(idle) => *idle = Shared::new(chunks, erased),
         None => shared = Arc::new(Shared::new(chunks, erased)),
     }
-    // Polling helpers get the call through the mailbox; sleeping ones are woken.
-    let to_post = helpers.min(LINGERING.load(Ordering::Acquire));
+    // Polling (or already woken) helpers get the call through the mailbox;
+    // sleeping ones are woken.
+    let to_post = helpers.min(helpers_reachable());
     if to_post > 0 {
         let mut posted = mailbox();
         posted.extend((0..to_post).map(|_| Arc::clone(&shared)));
@@ -319,6 +330,7 @@ pub(crate) fn run_chunks(
     }
     for _ in to_post..helpers {
         let shared = Arc::clone(&shared);
+        WAKING.fetch_add(1, Ordering::AcqRel);
         pool.spawn(move || helper_job(shared));
     }
     // If the caller's own work panics, still close and wait before unwinding,
