@@ -3,7 +3,6 @@
 //! pointwise, attention) and a direct depthwise kernel.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::act;
 use crate::backend::check_input;
@@ -896,7 +895,6 @@ impl LoweredExecutable {
                 .ok_or_else(unexpected)?;
             let sums = pool::SharedOut::new(sums);
             let workers = pool::PerParticipant::new(&mut self.workers);
-            let failure = std::sync::Mutex::new(None);
             // Band b: rows b * band_rows.. of every channel, depthwise then into
             // the pointwise GEMM's per-channel sums while in L2.
             let run_band = |participant: usize, b: usize| -> Result<(), KernelError> {
@@ -949,15 +947,7 @@ impl LoweredExecutable {
                 band_sums.copy_from_slice(total);
                 Ok(())
             };
-            pool::run_chunks(&mut self.chunks, helpers, bands, &|participant, b| {
-                if let Err(e) = run_band(participant, b) {
-                    let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
-                    first.get_or_insert(e);
-                }
-            });
-            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(e);
-            }
+            pool::try_run_chunks(&mut self.chunks, helpers, bands, &run_band)?;
             let o = if out_local { 0 } else { s };
             let pooled = out.get_mut(o * oc..(o + 1) * oc).ok_or_else(unexpected)?;
             let sums = &self.band_sums[..bands * oc];
@@ -1391,7 +1381,6 @@ impl LoweredExecutable {
                 let (seq, d, heads) = (*seq, *d, *heads);
                 let dh = d / heads.max(1);
                 let per_head = seq * seq;
-                let flops = 2.0 * (batch * heads * per_head * dh) as f64;
                 // One chunk per (sample, head): its seq x seq scores, contiguous.
                 let out = pool::SharedOut::new(out);
                 let one_head = |worker: &mut Worker, s: usize, h: usize| {
@@ -1410,7 +1399,7 @@ impl LoweredExecutable {
                         os,
                     )
                 };
-                let split = (batch, heads, flops, tile.threads);
+                let split = (batch, heads, seq, dh, tile.threads);
                 run_heads(&mut self.workers, &mut self.chunks, split, &one_head)?;
             }
             (
@@ -1425,7 +1414,6 @@ impl LoweredExecutable {
             ) => {
                 let (seq, d, heads) = (*seq, *d, *heads);
                 let dh = d / heads.max(1);
-                let flops = 2.0 * (batch * heads * seq * seq * dh) as f64;
                 // One chunk per (sample, head): computed into the worker's
                 // [seq x dh] buffer, then copied into the head's columns.
                 let out = pool::SharedOut::new(out);
@@ -1452,7 +1440,7 @@ impl LoweredExecutable {
                     }
                     Ok(())
                 };
-                let split = (batch, heads, flops, tile.threads);
+                let split = (batch, heads, seq, dh, tile.threads);
                 run_heads(&mut self.workers, &mut self.chunks, split, &one_head)?;
             }
         }
@@ -1607,20 +1595,17 @@ fn direct_conv_in_rows(
         .max(1);
     let blocks = conv.oh.div_ceil(rows_per_block);
     let out = pool::SharedOut::new(out);
-    let all_ran = AtomicBool::new(true);
-    pool::run_chunks(record, helpers, blocks, &|_, block| {
+    let ran = pool::try_run_chunks(record, helpers, blocks, &|_, block| {
         let rows = block * rows_per_block..((block + 1) * rows_per_block).min(conv.oh);
         // SAFETY: `out` holds `out.len()` floats, and row blocks write disjoint
         // elements (each its own rows of every channel).
         let ran = conv.rows(rows).is_some_and(|part| unsafe {
             conv::conv_direct_shared(simd, &part, out.as_ptr(), out.len())
         });
-        if !ran {
-            all_ran.store(false, Ordering::Relaxed);
-        }
+        ran.then_some(()).ok_or(())
     });
     // Otherwise the caller runs the conv as a GEMM, which writes every element.
-    all_ran.load(Ordering::Relaxed)
+    ran.is_ok()
 }
 
 /// A depthwise step's input in its split layout: the input buffer itself when the
@@ -1758,32 +1743,24 @@ fn attention_context_head(
 }
 
 /// Run `one_head(worker, sample, head)` for every (sample, head) of `batch`
-/// samples of `heads` heads, on up to `threads` threads when `flops` is worth
-/// it (`split` = (batch, heads, flops, threads)); the first error wins.
+/// samples of `heads` heads, each a seq x seq x dh GEMM, on up to `threads`
+/// threads when that much work is worth it (`split` = (batch, heads, seq, dh,
+/// threads)); the first error wins.
 fn run_heads(
     workers: &mut [Worker],
     record: &mut pool::ChunkRecord,
-    (batch, heads, flops, threads): (usize, usize, f64, usize),
+    (batch, heads, seq, dh, threads): (usize, usize, usize, usize, usize),
     one_head: &(dyn Fn(&mut Worker, usize, usize) -> Result<(), KernelError> + Sync),
 ) -> Result<(), KernelError> {
+    let flops = 2.0 * (batch * heads * seq * seq * dh) as f64;
     let helpers = helpers_worth(threads, flops).min(workers.len().saturating_sub(1));
     let workers = pool::PerParticipant::new(workers);
-    let failure = std::sync::Mutex::new(None);
-    pool::run_chunks(record, helpers, batch * heads, &|participant, chunk| {
+    pool::try_run_chunks(record, helpers, batch * heads, &|participant, chunk| {
         // SAFETY: `participant` is the number `run_chunks` gave this thread.
-        let result = match unsafe { workers.get(participant) } {
-            Some(worker) => one_head(worker, chunk / heads, chunk % heads),
-            None => Err(KernelError::Gemm("attention: no worker".into())),
-        };
-        if let Err(e) = result {
-            let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
-            first.get_or_insert(e);
-        }
-    });
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        let worker = unsafe { workers.get(participant) }
+            .ok_or_else(|| KernelError::Gemm("attention: no worker".into()))?;
+        one_head(worker, chunk / heads, chunk % heads)
+    })
 }
 
 /// The buffer slice of sample `s` holding a view, and the view relative to it.

@@ -1382,7 +1382,6 @@ pub fn sgemm_with(
     let slivers_per_block = slivers.div_ceil((helpers + 1) * CHUNKS_PER_THREAD).max(1);
     let col_blocks = slivers.div_ceil(slivers_per_block);
     let buffers = pool::PerParticipant::new(&mut ws.threads);
-    let missed = AtomicBool::new(false);
     let epilogue = &epilogue;
     let take_chunk = |participant: usize, chunk: usize| {
         let (row_block, col_block) = (chunk / col_blocks, chunk % col_blocks);
@@ -1390,26 +1389,20 @@ pub fn sgemm_with(
         let step = slivers_per_block * params.nr;
         let cols = col_block * step..((col_block + 1) * step).min(n);
         // SAFETY: `participant` is the number `run_chunks` gave this thread.
-        let Some(buf) = (unsafe { buffers.get(participant) }) else {
-            missed.store(true, Ordering::Relaxed);
-            return;
-        };
+        let buf = unsafe { buffers.get(participant) }.ok_or_else(|| {
+            KernelError::Gemm("internal: a thread of a parallel GEMM had no packing buffers".into())
+        })?;
         // SAFETY: each chunk runs once, so its part of C is written by one thread
         // only; the other arguments were validated above.
         unsafe {
             gemm_serial(
                 buf, simd, params, kernels, m, n, k, a, b, cptr, ldc, rows, cols, epilogue,
             )
-        }
+        };
+        Ok(())
     };
     let chunks = row_blocks * col_blocks;
-    pool::run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk);
-    if missed.load(Ordering::Relaxed) {
-        return Err(KernelError::Gemm(
-            "internal: a thread of a parallel GEMM had no packing buffers".into(),
-        ));
-    }
-    Ok(())
+    pool::try_run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk)
 }
 
 /// `sums[j] += sum_i epilogue(A . B)[i, j]`: the column sums of the product

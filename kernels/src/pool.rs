@@ -363,6 +363,28 @@ pub(crate) fn run_chunks(
     assert!(!helper_panicked, "a kernel helper thread panicked");
 }
 
+/// [`run_chunks`] for work that can fail: every chunk still runs, and the
+/// first error reported is returned.
+pub(crate) fn try_run_chunks<E: Send>(
+    record: &mut ChunkRecord,
+    helpers: usize,
+    chunks: usize,
+    work: &(dyn Fn(usize, usize) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    let failure = Mutex::new(None);
+    run_chunks(record, helpers, chunks, &|participant, chunk| {
+        if let Err(e) = work(participant, chunk) {
+            // A plain value: a panic elsewhere cannot leave it inconsistent.
+            let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert(e);
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Floats on cache lines of their own: a thread's hot scratch (written every
 /// few cycles) must not share a line with another thread's, which two small
 /// allocations side by side would.
