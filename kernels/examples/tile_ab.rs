@@ -3,9 +3,11 @@
 //! time), three rounds, so host noise hits all alike. Medians and the ratio to
 //! the first variant of the same round are what to compare.
 //!
-//! `cargo run --release -p workbench-kernels --example tile_ab [filter] [--threads] [--cold]`
+//! `cargo run --release -p workbench-kernels --example tile_ab [filter] [--threads] [--cold] [--zeros]`
 //!
 //! - default: the default blocking against other blockings, one thread;
+//! - `--zeros`: skipping the products of zeros in ReLU outputs (the default)
+//!   against computing them, one thread;
 //! - `--threads`: one thread against two (the default blocking);
 //! - `--cold`: sleep 3 ms before each timed run, so the pool's helper thread
 //!   is asleep when a run starts, as between sparse requests.
@@ -26,6 +28,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let threads = args.iter().any(|a| a == "--threads");
     let cold = args.iter().any(|a| a == "--cold");
+    let zeros = args.iter().any(|a| a == "--zeros");
     let filter = args
         .iter()
         .find(|a| !a.starts_with("--"))
@@ -45,6 +48,17 @@ fn main() {
                     threads: 2,
                     ..with_tile(base)
                 },
+            ),
+        ]
+    } else if zeros {
+        vec![
+            ("skipping zeros", with_tile(base)),
+            (
+                "dense",
+                with_tile(TileParams {
+                    skip_zeros: false,
+                    ..base
+                }),
             ),
         ]
     } else {

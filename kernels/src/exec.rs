@@ -132,13 +132,15 @@ fn step_engine(engine: Engine, step_tiles: &[Option<TileParams>], si: usize) -> 
 }
 
 /// Per-step tiles for the tiled engine: dense steps only a few columns wide get a
-/// narrower register tile (see `TileParams::narrowed_for_columns`); others none.
+/// narrower register tile (see `TileParams::narrowed_for_columns`), and dense
+/// steps whose input is not a ReLU's output do not look for zeros to skip
+/// (`skip_zeros_only_after_relu`); others none.
 pub(crate) fn narrow_dense_tiles(
     lowered: &Lowered,
     simd: SimdLevel,
     tile: TileParams,
 ) -> Vec<Option<TileParams>> {
-    lowered
+    let mut tiles: Vec<Option<TileParams>> = lowered
         .steps
         .iter()
         .map(|step| match step.kind {
@@ -147,7 +149,54 @@ pub(crate) fn narrow_dense_tiles(
             }
             _ => None,
         })
-        .collect()
+        .collect();
+    skip_zeros_only_after_relu(lowered, tile, &mut tiles);
+    tiles
+}
+
+/// Turn `skip_zeros` off for dense steps whose input is not a ReLU's output:
+/// there are no zeros to find, and looking costs a scan of the input. `tile`
+/// is the engine's, which steps without their own use.
+pub(crate) fn skip_zeros_only_after_relu(
+    lowered: &Lowered,
+    tile: TileParams,
+    step_tiles: &mut [Option<TileParams>],
+) {
+    for (si, step) in lowered.steps.iter().enumerate() {
+        let StepKind::Dense { x, .. } = step.kind else {
+            continue;
+        };
+        let Some(slot) = step_tiles.get_mut(si) else {
+            continue;
+        };
+        let current = slot.unwrap_or(tile);
+        if current.skip_zeros && !relu_output(lowered, si, x) {
+            *slot = Some(TileParams {
+                skip_zeros: false,
+                ..current
+            });
+        }
+    }
+}
+
+/// Whether buffer `x`, as step `si` reads it, is a ReLU's output (typically
+/// half exact zeros): the last step before `si` that writes it ends in a ReLU.
+fn relu_output(lowered: &Lowered, si: usize, x: BufId) -> bool {
+    let relu = Some(Activation::Relu);
+    lowered.steps[..si]
+        .iter()
+        .rev()
+        .find(|s| s.out == x)
+        .is_some_and(|s| match &s.kind {
+            StepKind::Dense { act, .. }
+            | StepKind::Conv2d { act, .. }
+            | StepKind::Depthwise { act, .. }
+            | StepKind::Pointwise { act, .. } => *act == relu,
+            StepKind::Chain { program, .. } => {
+                matches!(program.last(), Some(ChainOp::Act(Activation::Relu)))
+            }
+            _ => false,
+        })
 }
 
 /// A program that loads its operands and applies one op (what op-by-op execution runs).
@@ -1839,4 +1888,57 @@ fn pointwise_simple(
 fn pools_next(lowered: &Lowered, si: usize) -> bool {
     sole_reader(lowered, si) == Some(si + 1)
         && matches!(lowered.steps[si + 1].kind, StepKind::GlobalAvgPool { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fusion::{lower_with, FusionOptions};
+
+    /// Which dense steps look for zeros to skip: those reading a ReLU's
+    /// output, whether the ReLU ran as the producing GEMM's epilogue or
+    /// (op by op) as a step of its own.
+    #[test]
+    fn only_dense_steps_after_a_relu_skip_zeros() {
+        let graph = crate::models::mlp_1024(1).expect("model");
+        let simd = SimdLevel::Portable;
+        let tile = TileParams::for_caches(crate::tile::CacheSizes::FALLBACK, simd);
+        assert!(tile.skip_zeros);
+        for fusion in [FusionOptions::default(), FusionOptions::NONE] {
+            let lowered = lower_with(&graph, fusion).expect("lower");
+            // Input -> dense + ReLU -> dense + ReLU -> dense 10.
+            let skipping = dense_skipping(&lowered, simd, tile);
+            assert_eq!(skipping, [false, true, true], "{fusion:?}");
+        }
+        // The transformer's dense steps read layer norms, attention and a GELU:
+        // no exact zeros to look for.
+        let transformer = crate::models::transformer_block(1).expect("model");
+        for fusion in [FusionOptions::default(), FusionOptions::NONE] {
+            let lowered = lower_with(&transformer, fusion).expect("lower");
+            let skipping = dense_skipping(&lowered, simd, tile);
+            assert!(
+                skipping.len() >= 5 && skipping.iter().all(|s| !s),
+                "{fusion:?}"
+            );
+        }
+        // Switched off in the tile: no step skips.
+        let off = TileParams {
+            skip_zeros: false,
+            ..tile
+        };
+        let lowered = lower_with(&graph, FusionOptions::default()).expect("lower");
+        assert_eq!(dense_skipping(&lowered, simd, off), [false; 3]);
+    }
+
+    /// `skip_zeros` of each dense step's tile, in program order.
+    fn dense_skipping(lowered: &Lowered, simd: SimdLevel, tile: TileParams) -> Vec<bool> {
+        let tiles = narrow_dense_tiles(lowered, simd, tile);
+        lowered
+            .steps
+            .iter()
+            .zip(&tiles)
+            .filter(|(step, _)| matches!(step.kind, StepKind::Dense { .. }))
+            .map(|(_, t)| t.unwrap_or(tile).skip_zeros)
+            .collect()
+    }
 }

@@ -16,6 +16,7 @@ use crate::error::KernelError;
 use crate::pages::PageBuffer;
 use crate::pool;
 use crate::simd::SimdLevel;
+use crate::sparse;
 use crate::spec::Activation;
 use crate::tile::{LoopOrder, TileParams};
 use std::ops::Range;
@@ -133,6 +134,8 @@ pub struct PackedB {
     nr: usize,
     /// Streamed on every run: on huge pages where the OS allows.
     data: PageBuffer<f32>,
+    /// No infinity or NaN: products with A's zeros are all +-0 and may be skipped.
+    finite: bool,
 }
 
 impl PackedB {
@@ -157,7 +160,29 @@ impl PackedB {
             pack_b(b, p0, kc_eff, 0, n, nr, &mut data[p0 * n_padded..]);
             p0 += kc_eff;
         }
-        Ok(PackedB { k, n, kc, nr, data })
+        let finite = data.iter().all(|x| x.is_finite());
+        Ok(PackedB {
+            k,
+            n,
+            kc,
+            nr,
+            data,
+            finite,
+        })
+    }
+
+    pub(crate) fn nr(&self) -> usize {
+        self.nr
+    }
+
+    pub(crate) fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Whether products with zeros of A may be skipped: all of B is finite and
+    /// packed in one K slice (the layout `sparse::gemm_block` reads).
+    fn zeros_skippable(&self) -> bool {
+        self.finite && self.k <= self.kc
     }
 
     pub fn k(&self) -> usize {
@@ -1335,6 +1360,19 @@ pub fn sgemm_with(
         reads_a_by_rows(params, &a),
     )?;
     let kernels = &table[..count];
+    // Weights times a mostly-zero A (a ReLU's output): skip the zeros' products.
+    let sparse_b = match b {
+        BOperand::Packed(p)
+            if params.skip_zeros
+                && p.zeros_skippable()
+                && a.cs == 1
+                && sparse::supported(simd)
+                && sparse::probably_worth_skipping(simd, a, m, k) =>
+        {
+            Some(p)
+        }
+        _ => None,
+    };
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
     let helpers = helpers_worth(params.threads, flops);
@@ -1346,6 +1384,12 @@ pub fn sgemm_with(
     }
     let cptr = CPtr(c.as_mut_ptr());
     if helpers == 0 {
+        if let Some(packed) = sparse_b {
+            // SAFETY: as below; A is row-major and B packed in one K slice, all finite.
+            return unsafe {
+                sparse::gemm_block(simd, a, k, packed, cptr.0, ldc, 0..m, 0..n, &epilogue)
+            };
+        }
         // SAFETY: arguments validated above; C covers (m-1)*ldc + n elements.
         unsafe {
             gemm_serial(
@@ -1392,6 +1436,12 @@ pub fn sgemm_with(
         let buf = unsafe { buffers.get(participant) }.ok_or_else(|| {
             KernelError::Gemm("internal: a thread of a parallel GEMM had no packing buffers".into())
         })?;
+        if let Some(packed) = sparse_b {
+            // SAFETY: as below; A is row-major and B packed in one K slice, all finite.
+            return unsafe {
+                sparse::gemm_block(simd, a, k, packed, cptr.0, ldc, rows, cols, epilogue)
+            };
+        }
         // SAFETY: each chunk runs once, so its part of C is written by one thread
         // only; the other arguments were validated above.
         unsafe {

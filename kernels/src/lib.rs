@@ -24,6 +24,7 @@ pub mod quant;
 pub mod reference;
 pub(crate) mod rowops;
 pub mod simd;
+pub mod sparse;
 pub mod spec;
 pub mod tile;
 pub(crate) mod transpose;

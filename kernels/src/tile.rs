@@ -39,6 +39,10 @@ pub struct TileParams {
     /// broadcasts from `mr` rows `lda` apart): saves the packing pass of small
     /// GEMMs. Only where [`a_in_place_supported`]; k-major A is always read in place.
     pub a_in_place: bool,
+    /// Skip the products of A's exact zeros (the output of a ReLU) when most
+    /// of A is zero: same bits, fewer FMAs (see `crate::sparse`). Only for a
+    /// row-major A times pre-packed, finite weights in one K slice, on AVX-512.
+    pub skip_zeros: bool,
 }
 
 /// Whether `simd` has micro-kernels reading a row-major A in place.
@@ -200,6 +204,7 @@ impl TileParams {
             k_split: 1,
             b_in_place: false,
             a_in_place: false,
+            skip_zeros: true,
         }
     }
 
@@ -343,6 +348,7 @@ mod tests {
             k_split: 1,
             b_in_place: false,
             a_in_place: false,
+            skip_zeros: false,
         };
         assert_eq!(t.narrowed_for_columns(SimdLevel::Avx512, 5), t);
     }

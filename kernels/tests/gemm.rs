@@ -44,6 +44,7 @@ fn small_tile(simd: SimdLevel, mr: usize, nr: usize) -> TileParams {
         k_split: 1,
         b_in_place: false,
         a_in_place: false,
+        skip_zeros: false,
     }
     .adapted_to(simd)
 }
@@ -119,6 +120,7 @@ fn every_simd_path_and_tile_on_odd_shapes() {
                 k_split: 1,
                 b_in_place: false,
                 a_in_place: false,
+                skip_zeros: false,
             };
             for &(m, n, k) in &[(1, 1, 1), (mr + 1, nr + 3, 7), (3, 2 * nr - 1, 13)] {
                 check(simd, tile, m, n, k);
@@ -175,6 +177,7 @@ fn every_loop_order_and_k_split_on_odd_shapes() {
                                 k_split,
                                 b_in_place,
                                 a_in_place,
+                                skip_zeros: false,
                             };
                             for &(m, n, k) in &[
                                 (1, 1, 1),
@@ -293,6 +296,7 @@ fn packing_a_at_odd_rows_and_depths() {
                     k_split: 1,
                     b_in_place: false,
                     a_in_place: false,
+                    skip_zeros: false,
                 };
                 for m in [1, 3, 4, 5, 7, 13, 14, 15, 29, 64] {
                     for k in [1, 7, 8, 9, 17, 33] {
@@ -564,6 +568,7 @@ fn bad_arguments_are_errors_not_panics() {
         k_split: 1,
         b_in_place: false,
         a_in_place: false,
+        skip_zeros: false,
     };
     let a = vec![0.0; 6];
     let b = vec![0.0; 6];
@@ -644,6 +649,7 @@ proptest! {
             k_split: splits[split_idx % splits.len()],
             b_in_place,
             a_in_place: a_in_place && a_in_place_supported(simd),
+            skip_zeros: false,
         };
         check(simd, tile, m, n, k);
     }

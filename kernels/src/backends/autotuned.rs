@@ -277,6 +277,7 @@ fn tile_of(p: &Params, simd: SimdLevel) -> Option<TileParams> {
         k_split: g("ksplit").unwrap_or(1),
         b_in_place: g("bdirect").unwrap_or(0) == 1,
         a_in_place: g("adirect").unwrap_or(0) == 1,
+        skip_zeros: true,
     };
     t.validate(simd).ok().map(|_| t)
 }
@@ -508,13 +509,14 @@ impl AutotunedBackend {
             })?;
             tuned.insert(shape, t);
         }
-        let step_tiles: Vec<Option<TileParams>> = (0..lowered.steps.len())
+        let mut step_tiles: Vec<Option<TileParams>> = (0..lowered.steps.len())
             .map(|si| {
                 step_shape(&lowered, si, tune_batch, simd)
                     .and_then(|s| tuned.get(&s))
                     .map(|t| t.tile)
             })
             .collect();
+        crate::exec::skip_zeros_only_after_relu(&lowered, default_tile, &mut step_tiles);
         let tile = flops
             .iter()
             .max_by(|a, b| a.1.total_cmp(b.1))

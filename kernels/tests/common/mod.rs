@@ -78,6 +78,7 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
             k_split: 1,
             b_in_place: false,
             a_in_place: false,
+            skip_zeros: false,
         };
         // The other schedule knobs: rows-outer loop order, the largest K split
         // (its kernels run on the short row tiles of batch 1 and the edges),
