@@ -15,7 +15,10 @@
 //! With `--threads`, each workload's line ends with the round trip of a cache
 //! line between two threads: this host at times runs the two vCPUs on
 //! different dies (about 350 ns instead of 65-80 ns), and then threads that
-//! hand data to each other gain much less.
+//! hand data to each other gain much less; and with the smoothed time a
+//! sleeping helper takes to start once woken, against which each run decides
+//! whether to wake one (`--cold` runs shorter than 1.5 times it stay on one
+//! thread).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,7 +137,14 @@ fn main() {
                 line += &format!("  {label} {median:.1} us ({:.3}x)", reference / median);
             }
             if threads {
-                line += &format!("  [core-to-core round trip {:.0} ns]", round_trip_ns());
+                let wake = workbench_kernels::gemm::helper_wake_latency()
+                    .map_or("-".to_string(), |d| {
+                        format!("{:.0} us", d.as_secs_f64() * 1e6)
+                    });
+                line += &format!(
+                    "  [core-to-core round trip {:.0} ns, helper wake-up {wake}]",
+                    round_trip_ns()
+                );
             }
             println!("{line}");
         }

@@ -1226,6 +1226,13 @@ pub fn helper_threads_started() -> bool {
     pool::started()
 }
 
+/// How long a sleeping helper thread has been taking to start once woken
+/// (smoothed), if one was woken yet. A model run expected to end sooner than
+/// 1.5 times this wakes none (`pool::begin_run`).
+pub fn helper_wake_latency() -> Option<std::time::Duration> {
+    pool::wake_latency()
+}
+
 static SPLIT_SMALL_WORK: AtomicBool = AtomicBool::new(false);
 
 /// Split work across the threads asked for however small it is, from now on in
@@ -1237,11 +1244,17 @@ pub fn split_small_work(on: bool) {
 
 /// Helpers worth asking for, for `flops` of work split `threads` ways: none
 /// under [`PARALLEL_MIN_FLOPS`], and under [`WAKE_MIN_FLOPS`] only if one is
-/// already awake (polling for work).
+/// already awake (polling for work); in a model run that chose to wake none
+/// (`pool::begin_run`), only one that is polling.
 pub(crate) fn helpers_worth(threads: usize, flops: f64) -> usize {
-    let worth = SPLIT_SMALL_WORK.load(Ordering::Relaxed)
-        || flops >= WAKE_MIN_FLOPS
-        || (flops >= PARALLEL_MIN_FLOPS && pool::helper_awake());
+    let worth = if SPLIT_SMALL_WORK.load(Ordering::Relaxed) {
+        true
+    } else if pool::waking_not_worth() {
+        // A model run that wakes no helper (`pool::begin_run`).
+        flops >= PARALLEL_MIN_FLOPS && pool::helper_polling()
+    } else {
+        flops >= WAKE_MIN_FLOPS || (flops >= PARALLEL_MIN_FLOPS && pool::helper_awake())
+    };
     if worth {
         pool::helpers_for(threads)
     } else {

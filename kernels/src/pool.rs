@@ -17,11 +17,17 @@
 //! caller about 6.5 us here (a futex wake through the hypervisor) and the
 //! helper starts 15-65 us later; a polling helper joins within a microsecond.
 //! So the GEMMs of one model run, a few microseconds apart, share one wake-up.
+//!
+//! A model run decides at its start (`begin_run`): with a helper polling, it
+//! uses it; otherwise it wakes one right away if the run is expected to last
+//! 1.5 times the measured wake-up latency, else it stays on its thread. After
+//! a millisecond asleep a helper takes 1-3 ms to start here, longer than many
+//! runs: waking one for them only cost the caller.
 
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +43,17 @@ static LINGERING: AtomicUsize = AtomicUsize::new(0);
 /// Helpers woken and not yet running: calls meanwhile post to the mailbox,
 /// which they poll once they run, instead of paying for another wake-up.
 static WAKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Smoothed time from waking a sleeping helper to it running, in ns (0: not
+/// measured yet). On this host 20-30 us after a short sleep, 1-3 ms after a
+/// millisecond or more: the hypervisor parks an idle vCPU.
+static WAKE_LATENCY_NS: AtomicU64 = AtomicU64::new(0);
+/// Model runs in a row that chose to stay on their thread (see `begin_run`).
+static SERIAL_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// Every this many model runs that stay on their thread, one wakes a helper
+/// anyway, so the latency estimate follows the host.
+const PROBE_EVERY: u32 = 16;
 
 /// Set in `Shared::state` once the caller stops admitting helpers.
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -146,6 +163,8 @@ impl Shared {
 thread_local! {
     /// Whether this thread is running chunks of a `run_chunks` call.
     static IN_CHUNKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether this thread is in a model run that wakes no helper (`begin_run`).
+    static NO_WAKE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Marks this thread as running chunks until dropped (also when unwinding).
@@ -178,6 +197,129 @@ fn helpers_reachable() -> usize {
     LINGERING.load(Ordering::Acquire) + WAKING.load(Ordering::Acquire)
 }
 
+/// Whether a helper is polling for work right now (joins within a microsecond).
+pub(crate) fn helper_polling() -> bool {
+    LINGERING.load(Ordering::Acquire) > 0
+}
+
+/// Whether this thread is in a model run that chose not to wake helpers: its
+/// steps split only for helpers already polling.
+pub(crate) fn waking_not_worth() -> bool {
+    NO_WAKE.with(std::cell::Cell::get)
+}
+
+/// The smoothed wake-up latency of a sleeping helper, once one was measured.
+pub(crate) fn wake_latency() -> Option<Duration> {
+    match WAKE_LATENCY_NS.load(Ordering::Relaxed) {
+        0 => None,
+        ns => Some(Duration::from_nanos(ns)),
+    }
+}
+
+/// Fold one measured wake-up latency into the estimate (weight 1/4: a few
+/// wake-ups follow a change in how the host schedules the vCPUs).
+fn record_wake_latency(latency: Duration) {
+    let old = WAKE_LATENCY_NS.load(Ordering::Relaxed);
+    // A lost update between two helpers starting at once is harmless.
+    WAKE_LATENCY_NS.store(smoothed(old, latency), Ordering::Relaxed);
+}
+
+/// The estimate after `old` (ns, 0 = none) meets one more measurement.
+fn smoothed(old: u64, latency: Duration) -> u64 {
+    let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+    if old == 0 {
+        ns
+    } else {
+        (old - old / 4).saturating_add(ns / 4).max(1)
+    }
+}
+
+/// What a model run does about helpers (see `begin_run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunPlan {
+    /// A helper is polling: the run's steps use it, nothing to wake.
+    UsePolling,
+    /// Wake a helper now, at the start, so it arrives as early as it can.
+    WakeNow,
+    /// The run would be over before a woken helper started: wake none.
+    StaySerial,
+}
+
+/// The plan for a run expected to take `expected` (its last run at this
+/// batch, if any) when a woken helper starts `wake_latency` later. A helper
+/// arriving at time L into a run of T saves about (T - L) / 2 on two threads,
+/// and waking costs the caller a few microseconds plus finer chunks of work
+/// while it waits: wake when T >= 1.5 L, or when either is unknown.
+/// `probe_due`: wake anyway, to measure the latency again.
+pub(crate) fn plan_run(
+    polling: bool,
+    expected: Option<Duration>,
+    wake_latency: Option<Duration>,
+    probe_due: bool,
+) -> RunPlan {
+    if polling {
+        return RunPlan::UsePolling;
+    }
+    match (expected, wake_latency) {
+        (Some(run), Some(latency)) if 2 * run.as_nanos() < 3 * latency.as_nanos() => {
+            if probe_due {
+                RunPlan::WakeNow
+            } else {
+                RunPlan::StaySerial
+            }
+        }
+        _ => RunPlan::WakeNow,
+    }
+}
+
+/// A model run's choice about helpers, in force until dropped.
+pub(crate) struct RunHelpers {
+    /// `NO_WAKE` as it was before the run, when this run set it.
+    restore: Option<bool>,
+}
+
+impl Drop for RunHelpers {
+    fn drop(&mut self) {
+        if let Some(was) = self.restore {
+            NO_WAKE.with(|no_wake| no_wake.set(was));
+        }
+    }
+}
+
+/// Start a model run on up to `threads` threads that is expected to take
+/// `expected`: per `plan_run`, use a polling helper, wake one now, or keep
+/// the whole run on this thread. A run between sparse requests is often
+/// shorter than a sleeping helper's wake-up here (1-3 ms): waking one then
+/// only costs the caller, and finer chunks of work for a helper that never
+/// comes. Steps inside a run that stays serial split only for helpers that
+/// are already polling.
+pub(crate) fn begin_run(threads: usize, expected: Option<Duration>) -> RunHelpers {
+    let mut run = RunHelpers { restore: None };
+    if threads < 2 || IN_CHUNKS.with(std::cell::Cell::get) {
+        return run;
+    }
+    let Some(pool) = helper_pool() else {
+        return run;
+    };
+    let probe_due = SERIAL_RUNS.load(Ordering::Relaxed) + 1 >= PROBE_EVERY;
+    match plan_run(helper_polling(), expected, wake_latency(), probe_due) {
+        RunPlan::UsePolling => {}
+        RunPlan::WakeNow => {
+            SERIAL_RUNS.store(0, Ordering::Relaxed);
+            if WAKING.load(Ordering::Acquire) == 0 {
+                WAKING.fetch_add(1, Ordering::AcqRel);
+                let woken_at = Instant::now();
+                pool.spawn(move || helper_job(None, woken_at));
+            }
+        }
+        RunPlan::StaySerial => {
+            SERIAL_RUNS.fetch_add(1, Ordering::Relaxed);
+            run.restore = Some(NO_WAKE.with(|no_wake| no_wake.replace(true)));
+        }
+    }
+    run
+}
+
 fn mailbox() -> std::sync::MutexGuard<'static, Vec<Arc<Shared>>> {
     // The mailbox holds plain values: a panic elsewhere cannot leave it inconsistent.
     MAILBOX
@@ -185,12 +327,14 @@ fn mailbox() -> std::sync::MutexGuard<'static, Vec<Arc<Shared>>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A pool thread's job: help with `first`, then poll the mailbox for further
-/// calls until `LINGER` passes without one.
-fn helper_job(first: Arc<Shared>) {
+/// A pool thread's job, woken at `woken_at`: help with `first` (if any), then
+/// poll the mailbox for further calls until `LINGER` passes without one.
+fn helper_job(first: Option<Arc<Shared>>, woken_at: Instant) {
+    record_wake_latency(woken_at.elapsed());
     WAKING.fetch_sub(1, Ordering::AcqRel);
-    first.help();
-    drop(first);
+    if let Some(first) = first {
+        first.help();
+    }
     LINGERING.fetch_add(1, Ordering::AcqRel);
     let mut deadline = Instant::now() + LINGER;
     loop {
@@ -321,8 +465,9 @@ pub(crate) fn run_chunks(
         None => shared = Arc::new(Shared::new(chunks, erased)),
     }
     // Polling (or already woken) helpers get the call through the mailbox;
-    // sleeping ones are woken.
+    // sleeping ones are woken, unless this run chose to wake none.
     let to_post = helpers.min(helpers_reachable());
+    let helpers = if waking_not_worth() { to_post } else { helpers };
     if to_post > 0 {
         let mut posted = mailbox();
         posted.extend((0..to_post).map(|_| Arc::clone(&shared)));
@@ -331,7 +476,8 @@ pub(crate) fn run_chunks(
     for _ in to_post..helpers {
         let shared = Arc::clone(&shared);
         WAKING.fetch_add(1, Ordering::AcqRel);
-        pool.spawn(move || helper_job(shared));
+        let woken_at = Instant::now();
+        pool.spawn(move || helper_job(Some(shared), woken_at));
     }
     // If the caller's own work panics, still close and wait before unwinding,
     // so no helper is left reading a dead closure.
@@ -498,6 +644,87 @@ mod tests {
 
     /// These tests share the one pool and one of them occupies it: one at a time.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn a_run_wakes_a_helper_only_if_it_would_arrive_in_time() {
+        let ms = Duration::from_millis;
+        // A polling helper is used whatever the estimates.
+        assert_eq!(
+            plan_run(true, Some(ms(1)), Some(ms(3)), false),
+            RunPlan::UsePolling
+        );
+        // Nothing known yet: wake, and learn.
+        assert_eq!(plan_run(false, None, None, false), RunPlan::WakeNow);
+        assert_eq!(plan_run(false, Some(ms(1)), None, false), RunPlan::WakeNow);
+        assert_eq!(plan_run(false, None, Some(ms(3)), false), RunPlan::WakeNow);
+        // A 0.3 ms run against a 3 ms wake-up stays serial, except when probing.
+        assert_eq!(
+            plan_run(false, Some(ms(1) / 3), Some(ms(3)), false),
+            RunPlan::StaySerial
+        );
+        assert_eq!(
+            plan_run(false, Some(ms(1) / 3), Some(ms(3)), true),
+            RunPlan::WakeNow
+        );
+        // A 9 ms run against a 3 ms wake-up, or a 0.3 ms run against 25 us: wake.
+        assert_eq!(
+            plan_run(false, Some(ms(9)), Some(ms(3)), false),
+            RunPlan::WakeNow
+        );
+        let us = Duration::from_micros;
+        assert_eq!(
+            plan_run(false, Some(us(300)), Some(us(25)), false),
+            RunPlan::WakeNow
+        );
+        // The boundary: 1.5 wake-ups.
+        assert_eq!(
+            plan_run(false, Some(us(149)), Some(us(100)), false),
+            RunPlan::StaySerial
+        );
+        assert_eq!(
+            plan_run(false, Some(us(150)), Some(us(100)), false),
+            RunPlan::WakeNow
+        );
+    }
+
+    #[test]
+    fn the_wake_latency_estimate_follows_measurements() {
+        let us = Duration::from_micros;
+        let first = smoothed(0, us(2000));
+        assert_eq!(first, 2_000_000);
+        // A quarter of the way to each new measurement.
+        assert_eq!(smoothed(first, us(1000)), 1_750_000);
+        let mut estimate = first;
+        for _ in 0..40 {
+            estimate = smoothed(estimate, us(25));
+        }
+        assert!((24_000..=26_000).contains(&estimate), "{estimate}");
+        // Never 0 (which means "not measured").
+        assert_eq!(smoothed(0, Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn a_serial_run_stops_its_steps_waking_helpers_until_it_ends() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(!waking_not_worth());
+        let serial = RunHelpers {
+            restore: Some(NO_WAKE.with(|no_wake| no_wake.replace(true))),
+        };
+        assert!(waking_not_worth());
+        // Nothing polling: a parallel call in this run runs on this thread alone.
+        let threads_seen = Mutex::new(std::collections::BTreeSet::new());
+        if !helper_polling() {
+            run_chunks(&mut ChunkRecord::default(), 1, 8, &|participant, _| {
+                threads_seen.lock().unwrap().insert(participant);
+            });
+            assert_eq!(*threads_seen.lock().unwrap(), [0].into_iter().collect());
+        }
+        drop(serial);
+        assert!(!waking_not_worth());
+        // One thread's runs never touch the flag.
+        drop(begin_run(1, Some(Duration::from_nanos(1))));
+        assert!(!waking_not_worth());
+    }
 
     #[test]
     fn work_inside_a_chunk_does_not_split_again() {
