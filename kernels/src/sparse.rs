@@ -15,16 +15,9 @@
 //! 64-wide comparison against zero, one loop per row and pass.
 
 use crate::error::KernelError;
-use crate::gemm::{Bias, Epilogue, MatRef, PackedB};
+use crate::gemm::{Epilogue, MatRef, PackedB};
 use crate::simd::SimdLevel;
-use crate::spec::Activation;
 use std::ops::Range;
-
-/// Columns of C one pass covers: 8 AVX-512 accumulators per row of A.
-const PASS_COLUMNS: usize = 128;
-
-/// Rows of B one pass keeps in L1: 64 x 128 floats = 32 KiB.
-const PASS_DEPTH: usize = 64;
 
 /// Whether skipping pays for an `m`-row A with `nonzero_fraction` of its
 /// entries nonzero. Each kept product loads its 128 columns of B for one row
@@ -116,82 +109,106 @@ pub(crate) unsafe fn gemm_block(
     cols: Range<usize>,
     epilogue: &Epilogue<'_>,
 ) -> Result<(), KernelError> {
-    if !supported(simd) {
-        return Err(KernelError::Gemm(format!(
-            "internal: no zero-skipping GEMM kernel for {simd}"
-        )));
+    #[cfg(target_arch = "x86_64")]
+    if supported(simd) {
+        // SAFETY: the caller's guarantees, and AVX-512F is there.
+        unsafe { x86::gemm_block(a, k, packed, c, ldc, rows, cols, epilogue) };
+        return Ok(());
     }
-    let nr = packed.nr();
-    let relu = epilogue.activation == Some(Activation::Relu);
-    let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);
-    let mut j = cols.start;
-    while j < cols.end {
-        let width = PASS_COLUMNS.min(cols.end - j);
-        let b = packed.data()[(j / nr) * k * nr..].as_ptr();
-        let bias_col = match epilogue.bias {
-            Bias::PerColumn(bias) => bias[j..].as_ptr(),
-            _ => std::ptr::null(),
-        };
-        let bias_row = match epilogue.bias {
-            Bias::PerRow(bias) => bias[rows.start..].as_ptr(),
-            _ => std::ptr::null(),
-        };
-        let pass = Pass {
-            a: a.data[rows.start * a.rs..].as_ptr(),
-            lda: a.rs,
-            rows: rows.len(),
-            k,
-            b,
-            nr,
-            // SAFETY: (rows.start, j) is inside C (caller's guarantee).
-            c: unsafe { c.add(rows.start * ldc + j) },
-            ldc,
-            width,
-            bias_col,
-            bias_row,
-            relu,
-        };
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the pass covers rows x width inside the caller's block of C,
-        // A rows, and width <= 128 columns of B's packed slivers (padded to nr).
-        unsafe {
-            x86::pass(&pass)
-        };
-        if let Some(act) = post_activation {
-            for i in rows.clone() {
-                // SAFETY: row i, columns j..j + width are inside the caller's block.
-                let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc + j), width) };
-                crate::act::apply_slice(act, row);
-            }
-        }
-        j += width;
-    }
-    Ok(())
-}
-
-/// One pass: `width <= 128` columns of C for `rows` rows of A over all of K.
-/// Pointers start at the pass's first row / column.
-#[derive(Clone, Copy)]
-struct Pass {
-    a: *const f32,
-    lda: usize,
-    rows: usize,
-    k: usize,
-    /// The sliver holding the pass's first column; slivers are `k * nr` apart.
-    b: *const f32,
-    nr: usize,
-    c: *mut f32,
-    ldc: usize,
-    width: usize,
-    bias_col: *const f32,
-    bias_row: *const f32,
-    relu: bool,
+    let _ = (a, k, packed, c, ldc, rows, cols, epilogue);
+    Err(KernelError::Gemm(format!(
+        "internal: no zero-skipping GEMM kernel for {simd}"
+    )))
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Pass, PASS_DEPTH};
+    use crate::gemm::{Bias, Epilogue, MatRef, PackedB};
+    use crate::spec::Activation;
     use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    /// Columns of C one pass covers: 8 AVX-512 accumulators per row of A.
+    const PASS_COLUMNS: usize = 128;
+
+    /// Rows of B one pass keeps in L1: 64 x 128 floats = 32 KiB.
+    const PASS_DEPTH: usize = 64;
+
+    /// `super::gemm_block` in passes of up to 128 columns.
+    ///
+    /// # Safety
+    /// As `super::gemm_block`, with AVX-512F present.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_block(
+        a: MatRef<'_>,
+        k: usize,
+        packed: &PackedB,
+        c: *mut f32,
+        ldc: usize,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        epilogue: &Epilogue<'_>,
+    ) {
+        let nr = packed.nr();
+        let relu = epilogue.activation == Some(Activation::Relu);
+        let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);
+        let mut j = cols.start;
+        while j < cols.end {
+            let width = PASS_COLUMNS.min(cols.end - j);
+            let bias_col = match epilogue.bias {
+                Bias::PerColumn(bias) => bias[j..].as_ptr(),
+                _ => std::ptr::null(),
+            };
+            let bias_row = match epilogue.bias {
+                Bias::PerRow(bias) => bias[rows.start..].as_ptr(),
+                _ => std::ptr::null(),
+            };
+            let p = Pass {
+                a: a.data[rows.start * a.rs..].as_ptr(),
+                lda: a.rs,
+                rows: rows.len(),
+                k,
+                b: packed.data()[(j / nr) * k * nr..].as_ptr(),
+                nr,
+                // SAFETY: (rows.start, j) is inside C (caller's guarantee).
+                c: unsafe { c.add(rows.start * ldc + j) },
+                ldc,
+                width,
+                bias_col,
+                bias_row,
+                relu,
+            };
+            // SAFETY: the pass covers rows x width inside the caller's block of C,
+            // A's rows, and width <= 128 columns of B's packed slivers (padded to nr).
+            unsafe { pass(&p) };
+            if let Some(act) = post_activation {
+                for i in rows.clone() {
+                    // SAFETY: row i, columns j..j + width are inside the caller's block.
+                    let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc + j), width) };
+                    crate::act::apply_slice(act, row);
+                }
+            }
+            j += width;
+        }
+    }
+
+    /// One pass: `width <= 128` columns of C for `rows` rows of A over all of K.
+    /// Pointers start at the pass's first row / column.
+    struct Pass {
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        k: usize,
+        /// The sliver holding the pass's first column; slivers are `k * nr` apart.
+        b: *const f32,
+        nr: usize,
+        c: *mut f32,
+        ldc: usize,
+        width: usize,
+        bias_col: *const f32,
+        bias_row: *const f32,
+        relu: bool,
+    }
 
     /// Nonzero (or NaN) entries of `row`.
     ///
@@ -222,7 +239,7 @@ mod x86 {
     /// # Safety
     /// CPU must support AVX-512F; `pass` must describe memory as `gemm_block` requires.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn pass(pass: &Pass) {
+    unsafe fn pass(pass: &Pass) {
         // SAFETY: the caller's guarantees; NV vectors cover the pass's width.
         unsafe {
             match pass.width.div_ceil(16) {
