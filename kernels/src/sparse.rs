@@ -9,37 +9,44 @@
 //! decides the sign of a zero sum, and the epilogue's `+ 0.0` makes that +0 in
 //! both). Weights with an infinity or NaN therefore never take this path.
 //!
-//! Blocking: a pass covers 128 columns of C (8 AVX-512 accumulators per row)
-//! and 64 rows of B (32 KiB, kept in L1 while every row of A goes by); the
-//! partial sums wait in C between passes. Skipping is done with the bits of a
-//! 64-wide comparison against zero, one loop per row and pass.
+//! Blocking: a pass covers 128 columns of C (8 AVX-512 accumulators per row,
+//! two rows at a time; AVX2: 64 columns, 8 ymm accumulators, one row) and 64
+//! rows of B (32 KiB, kept in L1 while every row of A goes by); the partial
+//! sums wait in C between passes. Skipping is done with the bits of a 64-wide
+//! comparison against zero, one loop per row and pass. The portable path has
+//! no such kernel: it computes every product.
 
 use crate::error::KernelError;
 use crate::gemm::{Epilogue, MatRef, PackedB};
 use crate::simd::SimdLevel;
 use std::ops::Range;
 
-/// Whether skipping pays for an `m`-row A with `nonzero_fraction` of its
-/// entries nonzero. Each kept product loads its 128 columns of B for one row
-/// alone (the dense kernel shares a loaded row of B across 12 rows of A), so
-/// a kept product costs about 1.25 dense ones, plus a fixed cost per row and
-/// pass of 64 (`examples/zeros_ab.rs`, 64x1024x1024: 0.81x of dense at 50%
-/// nonzero, 0.93x at 60%, 1.04x at 70%). Under 8 rows the dense GEMM streams
-/// B at memory speed, and skipping saves only the rows of B that no row of A
-/// needs: at 50% nonzero, 1 row takes 0.71x, 2 rows 0.98x, 4 rows 1.01x.
-pub fn worth_skipping(m: usize, nonzero_fraction: f64) -> bool {
+/// Whether skipping pays on `simd` for an `m`-row A with `nonzero_fraction`
+/// of its entries nonzero. Each kept product loads its row of B for one row
+/// of A alone (the dense kernel shares a loaded row of B across 12 or 6 rows
+/// of A), so a kept product costs about 1.2-1.25 dense ones, plus a fixed
+/// cost per row and pass (`examples/zeros_ab.rs`, 64x1024x1024, AVX-512:
+/// 0.80x of dense at 50% nonzero, 0.92x at 60%, 1.04x at 70%; AVX2, with
+/// half as wide passes: 0.76x at 40%, 0.87x at 50%, 1.00x at 60%, and inside
+/// `mlp-1024` at batch 8 and 64 (50% nonzero) 1.01-1.03x). Under 8 rows the dense
+/// GEMM streams B at memory speed, and skipping saves only the rows of B that
+/// no row of A needs: at 50% nonzero, 1 row takes 0.71x (AVX2 0.58x), 2 rows
+/// 0.98x (0.79x), 4 rows 1.01x.
+pub fn worth_skipping(simd: SimdLevel, m: usize, nonzero_fraction: f64) -> bool {
     if m < 8 {
         // Fraction of B's rows some row of A needs, if zeros fall at random.
         let rows_of_b_read = 1.0 - (1.0 - nonzero_fraction).powi(m as i32);
         rows_of_b_read <= 0.75
-    } else {
+    } else if simd == SimdLevel::Avx512 {
         nonzero_fraction <= 0.60
+    } else {
+        nonzero_fraction <= 0.40
     }
 }
 
-/// Whether `simd` has the zero-skipping kernel.
+/// Whether `simd` has the zero-skipping kernel (AVX-512 and AVX2+FMA) and this CPU runs it.
 pub fn supported(simd: SimdLevel) -> bool {
-    simd == SimdLevel::Avx512 && simd.is_supported()
+    matches!(simd, SimdLevel::Avx512 | SimdLevel::Avx2Fma) && simd.is_supported()
 }
 
 /// Entries of A `probably_worth_skipping` reads at most: under 1 us here,
@@ -61,7 +68,7 @@ pub fn probably_worth_skipping(simd: SimdLevel, a: MatRef<'_>, m: usize, k: usiz
         let i = r * m / rows;
         nonzero += count_nonzero(simd, &a.data[i * a.rs..i * a.rs + k]);
     }
-    worth_skipping(m, nonzero as f64 / (rows * k) as f64)
+    worth_skipping(simd, m, nonzero as f64 / (rows * k) as f64)
 }
 
 /// Fraction of the `m x k` entries of a row-major A that are not 0.0 (NaN
@@ -81,8 +88,14 @@ pub fn nonzero_fraction(simd: SimdLevel, a: MatRef<'_>, m: usize, k: usize) -> f
 fn count_nonzero(simd: SimdLevel, row: &[f32]) -> usize {
     #[cfg(target_arch = "x86_64")]
     if supported(simd) {
-        // SAFETY: AVX-512F was checked at run time just above.
-        return unsafe { x86::count_nonzero(row) };
+        // SAFETY: the instruction set was checked at run time just above.
+        return unsafe {
+            if simd == SimdLevel::Avx512 {
+                x86::count_nonzero(row)
+            } else {
+                x86::avx2::count_nonzero(row)
+            }
+        };
     }
     let _ = simd;
     row.iter().filter(|&&x| x != 0.0 || x.is_nan()).count()
@@ -111,8 +124,8 @@ pub(crate) unsafe fn gemm_block(
 ) -> Result<(), KernelError> {
     #[cfg(target_arch = "x86_64")]
     if supported(simd) {
-        // SAFETY: the caller's guarantees, and AVX-512F is there.
-        unsafe { x86::gemm_block(a, k, packed, c, ldc, rows, cols, epilogue) };
+        // SAFETY: the caller's guarantees, and the instruction set is there.
+        unsafe { x86::gemm_block(simd, a, k, packed, c, ldc, rows, cols, epilogue) };
         return Ok(());
     }
     let _ = (a, k, packed, c, ldc, rows, cols, epilogue);
@@ -124,22 +137,23 @@ pub(crate) unsafe fn gemm_block(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::gemm::{Bias, Epilogue, MatRef, PackedB};
+    use crate::simd::SimdLevel;
     use crate::spec::Activation;
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    /// Columns of C one pass covers: 8 AVX-512 accumulators per row of A.
-    const PASS_COLUMNS: usize = 128;
-
-    /// Rows of B one pass keeps in L1: 64 x 128 floats = 32 KiB.
+    /// Rows of B one pass keeps in L1: 64 x 128 floats = 32 KiB (AVX-512),
+    /// 64 x 64 (AVX2).
     const PASS_DEPTH: usize = 64;
 
-    /// `super::gemm_block` in passes of up to 128 columns.
+    /// `super::gemm_block` in passes of up to 128 columns (AVX-512: 8 zmm
+    /// accumulators per row) or 64 (AVX2: 8 ymm).
     ///
     /// # Safety
-    /// As `super::gemm_block`, with AVX-512F present.
+    /// As `super::gemm_block`, with `simd` AVX-512 or AVX2 and present.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn gemm_block(
+        simd: SimdLevel,
         a: MatRef<'_>,
         k: usize,
         packed: &PackedB,
@@ -152,9 +166,11 @@ mod x86 {
         let nr = packed.nr();
         let relu = epilogue.activation == Some(Activation::Relu);
         let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);
+        let wide = simd == SimdLevel::Avx512;
+        let pass_columns = if wide { 128 } else { 64 };
         let mut j = cols.start;
         while j < cols.end {
-            let width = PASS_COLUMNS.min(cols.end - j);
+            let width = pass_columns.min(cols.end - j);
             let bias_col = match epilogue.bias {
                 Bias::PerColumn(bias) => bias[j..].as_ptr(),
                 _ => std::ptr::null(),
@@ -179,8 +195,15 @@ mod x86 {
                 relu,
             };
             // SAFETY: the pass covers rows x width inside the caller's block of C,
-            // A's rows, and width <= 128 columns of B's packed slivers (padded to nr).
-            unsafe { pass(&p) };
+            // A's rows, and width <= 128 (64) columns of B's packed slivers
+            // (padded to nr); the caller checked the instruction set.
+            unsafe {
+                if wide {
+                    pass(&p)
+                } else {
+                    avx2::pass(&p)
+                }
+            };
             if let Some(act) = post_activation {
                 for i in rows.clone() {
                     // SAFETY: row i, columns j..j + width are inside the caller's block.
@@ -192,7 +215,7 @@ mod x86 {
         }
     }
 
-    /// One pass: `width <= 128` columns of C for `rows` rows of A over all of K.
+    /// One pass: `width <= 128` (AVX2: 64) columns of C for `rows` rows of A over all of K.
     /// Pointers start at the pass's first row / column.
     struct Pass {
         a: *const f32,
@@ -432,6 +455,162 @@ mod x86 {
             let out = _mm512_mask_max_ps(out, relu_lanes, out, zero);
             // SAFETY: columns < width of row i (masked).
             unsafe { _mm512_mask_storeu_ps(c_row.add(16 * v), masks[v], out) };
+        }
+    }
+
+    /// The AVX2+FMA kernel: passes of 64 columns (8 ymm accumulators per row,
+    /// one row at a time: 16 ymm registers hold no more), 64 rows of B deep.
+    pub(super) mod avx2 {
+        use super::{Pass, PASS_DEPTH};
+        use std::arch::x86_64::*;
+
+        /// Nonzero (or NaN) entries of `row`.
+        ///
+        /// # Safety
+        /// CPU must support AVX2.
+        #[target_feature(enable = "avx2")]
+        pub unsafe fn count_nonzero(row: &[f32]) -> usize {
+            let zero = _mm256_setzero_ps();
+            let mut count = 0usize;
+            let mut chunks = row.chunks_exact(8);
+            for chunk in &mut chunks {
+                // SAFETY: the chunk holds 8 floats.
+                let x = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+                let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(x, zero);
+                count += _mm256_movemask_ps(nonzero).count_ones() as usize;
+            }
+            let rest = chunks.remainder();
+            count + rest.iter().filter(|&&x| x != 0.0 || x.is_nan()).count()
+        }
+
+        /// Lanes `0..count` of a mask vector (all bits set in those lanes).
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn first_lanes(count: usize) -> __m256i {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lanes)
+        }
+
+        /// Dispatch on the number of 8-column vectors the pass needs.
+        ///
+        /// # Safety
+        /// CPU must support AVX2 and FMA; `p` must describe memory as
+        /// `super::super::gemm_block` requires, with `width <= 64`.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in crate::sparse::x86) unsafe fn pass(p: &Pass) {
+            // SAFETY: the caller's guarantees; NV vectors cover the pass's width.
+            unsafe {
+                match p.width.div_ceil(8) {
+                    1 => pass_nv::<1>(p),
+                    2 => pass_nv::<2>(p),
+                    3 => pass_nv::<3>(p),
+                    4 => pass_nv::<4>(p),
+                    5 => pass_nv::<5>(p),
+                    6 => pass_nv::<6>(p),
+                    7 => pass_nv::<7>(p),
+                    _ => pass_nv::<8>(p),
+                }
+            }
+        }
+
+        /// # Safety
+        /// As `pass`, with `8 * (NV - 1) < width <= 8 * NV`.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn pass_nv<const NV: usize>(p: &Pass) {
+            let zero = _mm256_setzero_ps();
+            let mut base = [p.b; NV];
+            let mut masks = [_mm256_setzero_si256(); NV];
+            let mut bias_col = [zero; NV];
+            // Masked stores are slow on some CPUs (microcoded on AMD's): whole
+            // vectors use plain loads and stores.
+            let full = p.width == 8 * NV;
+            for v in 0..NV {
+                // SAFETY: column 8 v < width lies in sliver 8 v / nr of the padded packing.
+                base[v] = unsafe { p.b.add((8 * v / p.nr) * p.k * p.nr + (8 * v) % p.nr) };
+                masks[v] = first_lanes(p.width.saturating_sub(8 * v).min(8));
+                if !p.bias_col.is_null() {
+                    // SAFETY: the bias covers the pass's columns (masked).
+                    bias_col[v] = unsafe { _mm256_maskload_ps(p.bias_col.add(8 * v), masks[v]) };
+                }
+            }
+            let mut k0 = 0;
+            while k0 < p.k {
+                let depth = PASS_DEPTH.min(p.k - k0);
+                let last = k0 + depth == p.k;
+                for i in 0..p.rows {
+                    // SAFETY: row i of the pass's A and C.
+                    let (a_row, c_row) = unsafe { (p.a.add(i * p.lda), p.c.add(i * p.ldc)) };
+                    let mut acc = [zero; NV];
+                    if k0 > 0 {
+                        for v in 0..NV {
+                            // SAFETY: the partial sums stored by the previous pass (masked).
+                            acc[v] = unsafe {
+                                if full {
+                                    _mm256_loadu_ps(c_row.add(8 * v))
+                                } else {
+                                    _mm256_maskload_ps(c_row.add(8 * v), masks[v])
+                                }
+                            };
+                        }
+                    }
+                    // Bit t: entry k0 + t of the row is not 0.0 (or is NaN).
+                    let mut nonzero: u64 = 0;
+                    for h in 0..depth.div_ceil(8) {
+                        let lanes = (depth - 8 * h).min(8);
+                        // SAFETY: entries k0 + 8 h .. + lanes of the row (masked).
+                        let x = unsafe {
+                            if lanes == 8 {
+                                _mm256_loadu_ps(a_row.add(k0 + 8 * h))
+                            } else {
+                                _mm256_maskload_ps(a_row.add(k0 + 8 * h), first_lanes(lanes))
+                            }
+                        };
+                        let bits = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(x, zero));
+                        // Lanes past `lanes` loaded 0.0: their bits are clear.
+                        nonzero |= u64::from(bits as u8) << (8 * h);
+                    }
+                    while nonzero != 0 {
+                        let kk = k0 + nonzero.trailing_zeros() as usize;
+                        nonzero &= nonzero - 1;
+                        // SAFETY: entry kk < k of the row.
+                        let av = _mm256_set1_ps(unsafe { *a_row.add(kk) });
+                        for v in 0..NV {
+                            // SAFETY: row kk < k of the packed slivers, 8 floats
+                            // within the sliver (padded to nr).
+                            let bv = unsafe { _mm256_loadu_ps(base[v].add(kk * p.nr)) };
+                            acc[v] = _mm256_fmadd_ps(av, bv, acc[v]);
+                        }
+                    }
+                    for v in 0..NV {
+                        let mut out = acc[v];
+                        if last {
+                            // The dense AVX2 kernel's epilogue, operation for operation.
+                            if !p.bias_col.is_null() {
+                                out = _mm256_add_ps(out, bias_col[v]);
+                            }
+                            if !p.bias_row.is_null() {
+                                // SAFETY: the bias covers the pass's rows.
+                                out = _mm256_add_ps(
+                                    out,
+                                    _mm256_set1_ps(unsafe { *p.bias_row.add(i) }),
+                                );
+                            }
+                            if p.relu {
+                                out = _mm256_max_ps(out, zero);
+                            }
+                        }
+                        // SAFETY: columns < width of row i (masked).
+                        unsafe {
+                            if full {
+                                _mm256_storeu_ps(c_row.add(8 * v), out);
+                            } else {
+                                _mm256_maskstore_ps(c_row.add(8 * v), masks[v], out);
+                            }
+                        }
+                    }
+                }
+                k0 += depth;
+            }
         }
     }
 }
