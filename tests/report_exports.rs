@@ -14,6 +14,17 @@ fn markdown_snapshot() {
 }
 
 #[test]
+fn a_kernel_above_peak_is_explained_in_the_markdown() {
+    let mut report = sample_report();
+    let note = "a rate above peak means the kernel did less work";
+    assert!(!markdown(&report).contains(note));
+    report.kernels[0].fraction_of_peak = 1.03;
+    let text = markdown(&report);
+    assert!(text.contains(note));
+    assert!(text.contains("103.0%"), "{text}");
+}
+
+#[test]
 fn plan_json_snapshot() {
     insta::assert_snapshot!("plan_json", plan_json(&sample_report()));
 }

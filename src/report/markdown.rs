@@ -428,6 +428,13 @@ fn section_kernels(out: &mut String, report: &Report) {
         &rows,
     ));
     out.push('\n');
+    if report.kernels.iter().any(|k| k.fraction_of_peak > 1.0) {
+        out.push_str(
+            "Achieved rates count every multiply-add of the model, so a rate above \
+             peak means the kernel did less work than that: dense layers after a ReLU \
+             skip the products of their input's zeros.\n\n",
+        );
+    }
 }
 
 fn section_roofline(out: &mut String, report: &Report) {

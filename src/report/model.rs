@@ -2,8 +2,8 @@
 //! (`src/plan/`), rendered by the exporters in this module and by the TUI.
 //!
 //! Units are in the field names (`_ms`, `_usd_per_month`, `_ns`, ...).
-//! Fractions (`accuracy_agreement`, `utilisation`, `failure_rate`,
-//! `fraction_of_peak`) are in 0..=1. Order of every `Vec` is the order the
+//! Fractions (`accuracy_agreement`, `utilisation`, `failure_rate`) are in
+//! 0..=1; `fraction_of_peak` too, unless a kernel skipped work it counts. Order of every `Vec` is the order the
 //! exporters print, so the planner decides it (deterministic output).
 
 use serde::{Deserialize, Serialize};
@@ -154,7 +154,8 @@ pub struct KernelMeasurement {
     pub p99_ns: f64,
     /// Achieved GFLOP/s (int8: G ops/s) at the median.
     pub gflops: f64,
-    /// Achieved over the machine's peak for this precision, 0..=1.
+    /// Achieved over the machine's peak for this precision: at most 1 unless
+    /// the kernel skipped work that `gflops` counts (zeros after a ReLU).
     pub fraction_of_peak: f64,
     pub source: FigureSource,
     /// Machine the figure is for: this machine's name when measured, the target when projected.
