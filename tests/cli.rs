@@ -9,10 +9,17 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Run the binary from the repository root with a cache of the tests' own:
+/// measurements timed while other tests run (and with `--quick`) must not
+/// land in the repository's `.workbench-cache/`, where a real run would reuse them.
 fn workbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_workbench"))
         .args(args)
         .current_dir(root())
+        .env(
+            "WORKBENCH_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
         .output()
         .expect("the workbench binary runs")
 }
