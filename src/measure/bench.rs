@@ -542,6 +542,17 @@ impl BenchReport {
                 flags
             );
         }
+        if self
+            .kernels
+            .iter()
+            .any(|k| k.fraction_of_peak.is_some_and(|f| f > 1.0))
+        {
+            let _ = writeln!(
+                out,
+                "  (GFLOP/s counts every multiply-add of the model: above peak, the kernel \
+                 skipped some, as dense layers after a ReLU skip their input's zeros)"
+            );
+        }
         for s in &self.skipped {
             let _ = writeln!(
                 out,
