@@ -21,6 +21,10 @@
 //! thread).
 
 use std::hint::black_box;
+
+#[path = "ab/mod.rs"]
+mod ab;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,20 +125,18 @@ fn main() {
             for (label, opts) in &variants {
                 let mut exe = compile(graph, BackendKind::Tiled, opts).expect("compile");
                 black_box(exe.run(&x, batch).is_ok());
-                let mut t: Vec<f64> = (0..runs)
-                    .map(|_| {
+                let median = ab::median_us(
+                    runs,
+                    || {
                         if cold {
                             std::thread::sleep(Duration::from_millis(3));
                         }
-                        let start = Instant::now();
+                    },
+                    || {
                         black_box(exe.run(black_box(&x), batch).is_ok());
-                        start.elapsed().as_nanos() as f64 / 1e3
-                    })
-                    .collect();
-                t.sort_by(f64::total_cmp);
-                let median = t[runs / 2];
-                let reference = *first.get_or_insert(median);
-                line += &format!("  {label} {median:.1} us ({:.3}x)", reference / median);
+                    },
+                );
+                line += &ab::cell(label, median, &mut first);
             }
             if threads {
                 let wake = workbench_kernels::gemm::helper_wake_latency()

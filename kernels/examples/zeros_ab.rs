@@ -8,7 +8,9 @@
 //! (default 64 1024 1024)
 
 use std::hint::black_box;
-use std::time::Instant;
+
+#[path = "ab/mod.rs"]
+mod ab;
 
 use workbench_kernels::gemm::{sgemm_with, BOperand, Bias, Epilogue, GemmWorkspace, MatRef};
 use workbench_kernels::{simd, sparse, Activation, PackedB, TileParams};
@@ -71,9 +73,10 @@ fn main() {
             let mut line = format!("{percent:>3}% nonzero, round {round}:");
             let mut first = None;
             for (label, tile) in [("skipping zeros", &skipping), ("dense", &dense)] {
-                let mut t: Vec<f64> = (0..runs)
-                    .map(|_| {
-                        let start = Instant::now();
+                let median = ab::median_us(
+                    runs,
+                    || {},
+                    || {
                         let ok = sgemm_with(
                             &mut ws,
                             tile,
@@ -89,13 +92,9 @@ fn main() {
                         )
                         .is_ok();
                         black_box(ok);
-                        start.elapsed().as_nanos() as f64 / 1e3
-                    })
-                    .collect();
-                t.sort_by(f64::total_cmp);
-                let median = t[runs / 2];
-                let reference = *first.get_or_insert(median);
-                line += &format!("  {label} {median:.1} us ({:.3}x)", reference / median);
+                    },
+                );
+                line += &ab::cell(label, median, &mut first);
             }
             println!("{line}");
         }

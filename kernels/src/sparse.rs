@@ -134,6 +134,25 @@ pub(crate) unsafe fn gemm_block(
     )))
 }
 
+/// `kernel::<NV>(pass)` with NV the vectors of `lanes` floats that cover
+/// `width` columns (1 to 8): the accumulators are a fixed-size array, so they
+/// stay in registers, and no vector reads past the packing's padding.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_vectors {
+    ($width:expr, $lanes:expr, $kernel:ident, $pass:expr) => {
+        match $width.div_ceil($lanes) {
+            1 => $kernel::<1>($pass),
+            2 => $kernel::<2>($pass),
+            3 => $kernel::<3>($pass),
+            4 => $kernel::<4>($pass),
+            5 => $kernel::<5>($pass),
+            6 => $kernel::<6>($pass),
+            7 => $kernel::<7>($pass),
+            _ => $kernel::<8>($pass),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::gemm::{Bias, Epilogue, MatRef, PackedB};
@@ -256,26 +275,14 @@ mod x86 {
             + rest.iter().filter(|&&x| x != 0.0 || x.is_nan()).count()
     }
 
-    /// Dispatch on the number of 16-column vectors the pass needs, so the
-    /// accumulators stay in registers and no vector reads past B's padding.
+    /// The pass in 16-column vectors (see `by_vectors`).
     ///
     /// # Safety
     /// CPU must support AVX-512F; `pass` must describe memory as `gemm_block` requires.
     #[target_feature(enable = "avx512f")]
     unsafe fn pass(pass: &Pass) {
         // SAFETY: the caller's guarantees; NV vectors cover the pass's width.
-        unsafe {
-            match pass.width.div_ceil(16) {
-                1 => pass_nv::<1>(pass),
-                2 => pass_nv::<2>(pass),
-                3 => pass_nv::<3>(pass),
-                4 => pass_nv::<4>(pass),
-                5 => pass_nv::<5>(pass),
-                6 => pass_nv::<6>(pass),
-                7 => pass_nv::<7>(pass),
-                _ => pass_nv::<8>(pass),
-            }
-        }
+        unsafe { by_vectors!(pass.width, 16, pass_nv, pass) }
     }
 
     /// # Safety
@@ -491,7 +498,7 @@ mod x86 {
             _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lanes)
         }
 
-        /// Dispatch on the number of 8-column vectors the pass needs.
+        /// The pass in 8-column vectors (see `by_vectors`).
         ///
         /// # Safety
         /// CPU must support AVX2 and FMA; `p` must describe memory as
@@ -499,18 +506,7 @@ mod x86 {
         #[target_feature(enable = "avx2,fma")]
         pub(in crate::sparse::x86) unsafe fn pass(p: &Pass) {
             // SAFETY: the caller's guarantees; NV vectors cover the pass's width.
-            unsafe {
-                match p.width.div_ceil(8) {
-                    1 => pass_nv::<1>(p),
-                    2 => pass_nv::<2>(p),
-                    3 => pass_nv::<3>(p),
-                    4 => pass_nv::<4>(p),
-                    5 => pass_nv::<5>(p),
-                    6 => pass_nv::<6>(p),
-                    7 => pass_nv::<7>(p),
-                    _ => pass_nv::<8>(p),
-                }
-            }
+            unsafe { by_vectors!(p.width, 8, pass_nv, p) }
         }
 
         /// # Safety
