@@ -711,14 +711,21 @@ mod tests {
             restore: Some(NO_WAKE.with(|no_wake| no_wake.replace(true))),
         };
         assert!(waking_not_worth());
-        // Nothing polling: a parallel call in this run runs on this thread alone.
-        let threads_seen = Mutex::new(std::collections::BTreeSet::new());
-        if !helper_polling() {
-            run_chunks(&mut ChunkRecord::default(), 1, 8, &|participant, _| {
-                threads_seen.lock().unwrap().insert(participant);
-            });
-            assert_eq!(*threads_seen.lock().unwrap(), [0].into_iter().collect());
+        // Once no helper is polling or on its way (a test before may have
+        // left one: it polls for LINGER, then sleeps), a parallel call in
+        // this run runs on this thread alone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while helpers_reachable() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
+        assert_eq!(helpers_reachable(), 0, "a helper still polling after 10 s");
+        let threads_seen = Mutex::new(std::collections::BTreeSet::new());
+        // Chunks long enough (8 x 3 ms) that a woken helper would join.
+        run_chunks(&mut ChunkRecord::default(), 1, 8, &|participant, _| {
+            threads_seen.lock().unwrap().insert(participant);
+            std::thread::sleep(Duration::from_millis(3));
+        });
+        assert_eq!(*threads_seen.lock().unwrap(), [0].into_iter().collect());
         drop(serial);
         assert!(!waking_not_worth());
         // One thread's runs never touch the flag.
