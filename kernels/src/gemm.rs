@@ -1396,33 +1396,27 @@ pub fn sgemm_with(
         buffers.a_block = None;
     }
     let cptr = CPtr(c.as_mut_ptr());
-    if helpers == 0 {
+    let epilogue = &epilogue;
+    // Rows `rows` by columns `cols` of C, with the zero-skipping kernel or the
+    // packed micro-kernels. Each block is handed to one thread only.
+    let block = |buf: &mut PackBuffers, rows: Range<usize>, cols: Range<usize>| {
         if let Some(packed) = sparse_b {
             // SAFETY: as below; A is row-major and B packed in one K slice, all finite.
             return unsafe {
-                sparse::gemm_block(simd, a, k, packed, cptr.0, ldc, 0..m, 0..n, &epilogue)
+                sparse::gemm_block(simd, a, k, packed, cptr.0, ldc, rows, cols, epilogue)
             };
         }
-        // SAFETY: arguments validated above; C covers (m-1)*ldc + n elements.
+        // SAFETY: arguments validated above (C covers (m-1)*ldc + n elements),
+        // and no other thread writes this block.
         unsafe {
             gemm_serial(
-                &mut ws.threads[0],
-                simd,
-                params,
-                kernels,
-                m,
-                n,
-                k,
-                a,
-                b,
-                cptr,
-                ldc,
-                0..m,
-                0..n,
-                &epilogue,
+                buf, simd, params, kernels, m, n, k, a, b, cptr, ldc, rows, cols, epilogue,
             )
         };
-        return Ok(());
+        Ok(())
+    };
+    if helpers == 0 {
+        return block(&mut ws.threads[0], 0..m, 0..n);
     }
     // Blocks of C handed out one at a time, so a thread that starts late or
     // runs slow (a busy vCPU) takes fewer of them and nobody waits long for
@@ -1439,7 +1433,6 @@ pub fn sgemm_with(
     let slivers_per_block = slivers.div_ceil((helpers + 1) * CHUNKS_PER_THREAD).max(1);
     let col_blocks = slivers.div_ceil(slivers_per_block);
     let buffers = pool::PerParticipant::new(&mut ws.threads);
-    let epilogue = &epilogue;
     let take_chunk = |participant: usize, chunk: usize| {
         let (row_block, col_block) = (chunk / col_blocks, chunk % col_blocks);
         let rows = row_block * block_rows..((row_block + 1) * block_rows).min(m);
@@ -1449,20 +1442,8 @@ pub fn sgemm_with(
         let buf = unsafe { buffers.get(participant) }.ok_or_else(|| {
             KernelError::Gemm("internal: a thread of a parallel GEMM had no packing buffers".into())
         })?;
-        if let Some(packed) = sparse_b {
-            // SAFETY: as below; A is row-major and B packed in one K slice, all finite.
-            return unsafe {
-                sparse::gemm_block(simd, a, k, packed, cptr.0, ldc, rows, cols, epilogue)
-            };
-        }
-        // SAFETY: each chunk runs once, so its part of C is written by one thread
-        // only; the other arguments were validated above.
-        unsafe {
-            gemm_serial(
-                buf, simd, params, kernels, m, n, k, a, b, cptr, ldc, rows, cols, epilogue,
-            )
-        };
-        Ok(())
+        // Each chunk runs once: its block of C is written by this thread only.
+        block(buf, rows, cols)
     };
     let chunks = row_blocks * col_blocks;
     pool::try_run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk)

@@ -62,27 +62,34 @@ pub fn probably_worth_skipping(simd: SimdLevel, a: MatRef<'_>, m: usize, k: usiz
         return false;
     }
     let rows = (SAMPLE_ENTRIES / k).clamp(1, m);
-    let mut nonzero = 0usize;
-    for r in 0..rows {
-        // Row r of the sample: evenly spaced over m, the first row included.
-        let i = r * m / rows;
-        nonzero += count_nonzero(simd, &a.data[i * a.rs..i * a.rs + k]);
-    }
-    worth_skipping(simd, m, nonzero as f64 / (rows * k) as f64)
+    // Evenly spaced over m, the first row included.
+    let sample = fraction_in_rows(simd, a, k, (0..rows).map(|r| r * m / rows));
+    worth_skipping(simd, m, sample)
 }
 
 /// Fraction of the `m x k` entries of a row-major A that are not 0.0 (NaN
 /// counts as nonzero). 0.0 for an empty A.
 pub fn nonzero_fraction(simd: SimdLevel, a: MatRef<'_>, m: usize, k: usize) -> f64 {
-    if m == 0 || k == 0 {
-        return 0.0;
+    fraction_in_rows(simd, a, k, 0..m)
+}
+
+/// Fraction of nonzero (or NaN) entries among the first `k` of the given rows.
+fn fraction_in_rows(
+    simd: SimdLevel,
+    a: MatRef<'_>,
+    k: usize,
+    rows: impl Iterator<Item = usize>,
+) -> f64 {
+    let (mut nonzero, mut entries) = (0usize, 0usize);
+    for i in rows {
+        nonzero += count_nonzero(simd, &a.data[i * a.rs..i * a.rs + k]);
+        entries += k;
     }
-    let mut nonzero = 0usize;
-    for i in 0..m {
-        let row = &a.data[i * a.rs..i * a.rs + k];
-        nonzero += count_nonzero(simd, row);
+    if entries == 0 {
+        0.0
+    } else {
+        nonzero as f64 / entries as f64
     }
-    nonzero as f64 / (m * k) as f64
 }
 
 fn count_nonzero(simd: SimdLevel, row: &[f32]) -> usize {
