@@ -416,7 +416,7 @@ fn run_one(
         Some(p) => lines.insert(
             0,
             format!(
-                "{}: {} on {} ({} x{}), {} {}, p99 {:.1} ms, ${:.0}/month",
+                "{}: {} on {} ({} x{}), {} {}, p99 {}, ${:.0}/month",
                 s.name,
                 p.mode,
                 p.placement,
@@ -424,7 +424,7 @@ fn run_one(
                 p.replicas,
                 p.backend,
                 p.precision,
-                p.latency_ms.p99,
+                report::format::ms(p.latency_ms.p99),
                 p.cost_usd_per_month
             ),
         ),

@@ -19,6 +19,7 @@ fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
         usd_per_hour: 0.0,
         cold_start_ms: 0.0,
         power_watts: 2.0,
+        parallel_overhead_us: 5.0,
         source: "test".into(),
     }
 }

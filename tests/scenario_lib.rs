@@ -236,6 +236,32 @@ fn absurd_models_are_refused_with_the_memory_they_need() {
 }
 
 #[test]
+fn parallel_overhead_comes_from_the_catalog_or_the_scenario() {
+    let s = parse(BASE).expect("valid");
+    let default = s.targets.cloud[0].spec.parallel_overhead_us;
+    assert_eq!(default, workbench::hardware::DEFAULT_PARALLEL_OVERHEAD_US);
+    let text = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "catalog = \"aws-c7i.large\"\nparallel_overhead_us = 60",
+    );
+    let spec = &parse(&text).expect("valid").targets.cloud[0].spec;
+    assert_eq!(spec.parallel_overhead_us, 60.0);
+    assert!(
+        spec.source.contains("with scenario overrides"),
+        "{}",
+        spec.source
+    );
+    let bad = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "catalog = \"aws-c7i.large\"\nparallel_overhead_us = -1",
+    );
+    let errs = errors(&bad);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("parallel_overhead_us"), "{errs:?}");
+    assert!(errs[0].contains("fork and join"), "{errs:?}");
+}
+
+#[test]
 fn errors_are_all_reported_in_file_order() {
     let text = BASE
         .replace("rate_per_s = 100", "rate_per_s = -1\nduraton_s = 5")

@@ -13,7 +13,7 @@
 
 use workbench_kernels::Precision;
 
-use super::target::{TargetKind, TargetSpec};
+use super::target::{TargetKind, TargetSpec, DEFAULT_PARALLEL_OVERHEAD_US};
 
 const ALL_PRECISIONS: [Precision; 4] = [
     Precision::F32,
@@ -48,6 +48,7 @@ fn cloud(
         cold_start_ms: 45_000.0,
         // Share of the socket's power (TDP / vCPUs), used only for energy reports.
         power_watts: 4.0 * f64::from(cores),
+        parallel_overhead_us: DEFAULT_PARALLEL_OVERHEAD_US,
         source: source.to_string(),
     }
 }
@@ -77,6 +78,7 @@ fn edge(
         usd_per_hour: 0.0,
         cold_start_ms,
         power_watts,
+        parallel_overhead_us: DEFAULT_PARALLEL_OVERHEAD_US,
         source: source.to_string(),
     }
 }

@@ -4,7 +4,7 @@
 pub mod catalog;
 pub mod target;
 
-pub use target::{TargetKind, TargetSpec};
+pub use target::{TargetKind, TargetSpec, DEFAULT_PARALLEL_OVERHEAD_US};
 pub mod probe;
 pub mod project;
 pub mod roofline;

@@ -17,6 +17,17 @@
 //! 3. *Rescale.* Compute parts scale by `P_local / P_target`, memory parts by
 //!    `B_local / B_target`. Projecting onto this machine's own roofline returns
 //!    the measured time (up to rounding).
+//! 4. *Spread over cores.* `P_target` is the whole target (all `n` cores), so
+//!    step 3 assumes every op splits perfectly over them. An op pays
+//!    `parallel_overhead_us` (fork and join) to do so: its compute part is
+//!    `c/n + overhead` on `n` cores, or `c` on one core (at `P_target / n`),
+//!    whichever is shorter, as a runtime that splits only ops worth splitting
+//!    would run it. Small ops thus stay on one core, and a run of many small
+//!    ops gains little from a large instance. Memory parts keep the target's
+//!    bandwidth either way: the catalog's figure is what an instance of that
+//!    size sustains, which one core of a small instance mostly reaches.
+//!    vCPUs count as cores, which is conservative for a single-threaded op on
+//!    a machine with two hardware threads per core.
 
 use super::roofline::Roofline;
 use super::target::TargetSpec;
@@ -93,6 +104,9 @@ pub struct OpProjection {
     pub local_compute_ns: f64,
     pub local_memory_ns: f64,
     pub projected_ns: f64,
+    /// Cores the op is projected to use on the target: all of them, or 1
+    /// when splitting would cost more than it saves (step 4).
+    pub cores_used: u32,
 }
 
 /// A latency projected onto one target.
@@ -276,6 +290,7 @@ pub fn apportion(
                 local_compute_ns: compute,
                 local_memory_ns: memory,
                 projected_ns: share,
+                cores_used: 1,
             }
         })
         .collect())
@@ -310,11 +325,13 @@ pub fn project_latency(
     }
     let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
     let memory_scale = local.bandwidth_gbs / remote.bandwidth_gbs;
+    let spread = CoreSpread::of(target);
     let mut ops = apportion(ops, measured_ns, local, precision)?;
     let (mut compute, mut total) = (0.0, 0.0);
     for op in &mut ops {
-        let c = op.local_compute_ns * compute_scale;
+        let (c, cores_used) = spread.compute_ns(op.local_compute_ns * compute_scale);
         op.projected_ns = c + op.local_memory_ns * memory_scale;
+        op.cores_used = cores_used;
         compute += c;
         total += op.projected_ns;
     }
@@ -331,6 +348,40 @@ pub fn project_latency(
         compute_fraction: if total > 0.0 { compute / total } else { 0.0 },
         ops,
     })
+}
+
+/// How a target's cores share an op's compute (step 4 of the method).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoreSpread {
+    pub cores: u32,
+    pub fork_join_ns: f64,
+}
+
+impl CoreSpread {
+    pub fn of(target: &TargetSpec) -> CoreSpread {
+        let overhead = target.parallel_overhead_us * 1e3;
+        CoreSpread {
+            cores: target.cores.max(1),
+            fork_join_ns: if overhead.is_finite() {
+                overhead.max(0.0)
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// Compute time of an op that takes `all_cores_ns` at the target's whole
+    /// peak, and the cores it uses: split over every core (plus the fork and
+    /// join) or kept on one, whichever is shorter.
+    pub fn compute_ns(&self, all_cores_ns: f64) -> (f64, u32) {
+        let one_core = all_cores_ns * f64::from(self.cores);
+        let split = all_cores_ns + self.fork_join_ns;
+        if self.cores > 1 && split < one_core {
+            (split, self.cores)
+        } else {
+            (one_core, 1)
+        }
+    }
 }
 
 /// Time to stream `weight_bytes` once from the smallest memory level of this
@@ -503,6 +554,7 @@ mod tests {
             usd_per_hour: 0.0,
             cold_start_ms: 0.0,
             power_watts: 5.0,
+            parallel_overhead_us: 0.0,
             source: "test".into(),
         }
     }
@@ -562,6 +614,108 @@ mod tests {
         )
         .unwrap();
         assert!((p8.latency_ns - 40.0).abs() < 1e-9, "{p8:?}");
+    }
+
+    /// `cores` cores of 100 GFLOP/s each, the local bandwidth, `overhead_us` per parallel op.
+    fn multicore(cores: u32, overhead_us: f64) -> TargetSpec {
+        let mut t = target("multi", 100.0 * f64::from(cores), 0.0, 10.0, 1 << 30);
+        t.cores = cores;
+        t.parallel_overhead_us = overhead_us;
+        t
+    }
+
+    #[test]
+    fn small_ops_stay_on_one_core_and_large_ones_pay_the_fork_and_join() {
+        // Here: one 100 GFLOP/s core. `big` takes 10 ms, `tiny` 100 ns, `stream` 1 us of memory.
+        let here = roofline(100.0, 0.0, 10.0);
+        let ops = [
+            op("big", 1e9, 0.0),
+            op("tiny", 1e4, 0.0),
+            op("stream", 0.0, 1e4),
+        ];
+        let project = |t: &TargetSpec| {
+            project_latency(
+                &ops,
+                10_000_000.0 + 100.0 + 1_000.0,
+                Provenance::Measured,
+                1,
+                &here,
+                Precision::F32,
+                t,
+            )
+            .unwrap()
+        };
+        let p = project(&multicore(8, 5.0));
+        let by_name = |n: &str| p.ops.iter().find(|o| o.name == n).unwrap();
+        // 10 ms over 8 cores plus 5 us of fork and join.
+        assert!(
+            (by_name("big").projected_ns - 1_255_000.0).abs() < 1e-3,
+            "{p:?}"
+        );
+        assert_eq!(by_name("big").cores_used, 8);
+        // Splitting 100 ns would cost 5 us: it runs on one core, as here.
+        assert!((by_name("tiny").projected_ns - 100.0).abs() < 1e-6, "{p:?}");
+        assert_eq!(by_name("tiny").cores_used, 1);
+        // Memory keeps the target's bandwidth, whatever the cores.
+        assert!(
+            (by_name("stream").projected_ns - 1_000.0).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!((p.latency_ns - (1_255_000.0 + 100.0 + 1_000.0)).abs() < 1e-3);
+        assert!((p.compute_fraction - 1_255_100.0 / 1_256_100.0).abs() < 1e-12);
+        // Without an overhead every op splits perfectly: the whole-peak projection.
+        let perfect = project(&multicore(8, 0.0));
+        assert!((perfect.latency_ns - (1_250_000.0 + 12.5 + 1_000.0)).abs() < 1e-6);
+        // One core of the same speed: nothing to split, the measured time.
+        let single = project(&multicore(1, 5.0));
+        assert!(
+            (single.latency_ns - 10_001_100.0).abs() < 1e-3,
+            "{single:?}"
+        );
+    }
+
+    #[test]
+    fn more_cores_never_project_slower_and_gain_less_on_small_ops() {
+        let here = roofline(100.0, 0.0, 10.0);
+        // A batch-1 run of many small ops (10 us each here) and one of a few large ones.
+        let small: Vec<OpCost> = (0..30).map(|i| op(&format!("s{i}"), 1e6, 0.0)).collect();
+        let large: Vec<OpCost> = (0..3).map(|i| op(&format!("l{i}"), 1e8, 0.0)).collect();
+        for (ops, measured) in [(&small, 300_000.0), (&large, 3_000_000.0)] {
+            let mut last = f64::INFINITY;
+            for cores in 1..=64 {
+                let p = project_latency(
+                    ops,
+                    measured,
+                    Provenance::Measured,
+                    1,
+                    &here,
+                    Precision::F32,
+                    &multicore(cores, 5.0),
+                )
+                .unwrap();
+                assert!(p.latency_ns <= last * (1.0 + 1e-12), "{cores} cores: {p:?}");
+                // Never better than perfect scaling, never worse than one core.
+                assert!(p.latency_ns >= measured / f64::from(cores) * (1.0 - 1e-12));
+                assert!(p.latency_ns <= measured * (1.0 + 1e-12));
+                last = p.latency_ns;
+            }
+        }
+        let speedup = |ops: &[OpCost], measured: f64| {
+            let p = project_latency(
+                ops,
+                measured,
+                Provenance::Measured,
+                1,
+                &here,
+                Precision::F32,
+                &multicore(16, 5.0),
+            )
+            .unwrap();
+            measured / p.latency_ns
+        };
+        // 10 us ops on 16 cores: 0.625 + 5 us each, 1.78x; 1 ms ops: 14.9x.
+        assert!((speedup(&small, 300_000.0) - 10.0 / 5.625).abs() < 1e-9);
+        assert!((speedup(&large, 3_000_000.0) - 1e6 / 67_500.0).abs() < 1e-9);
     }
 
     #[test]

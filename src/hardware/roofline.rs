@@ -216,6 +216,8 @@ impl Roofline {
             usd_per_hour: 0.0,
             cold_start_ms: 0.0,
             power_watts: 0.0,
+            // One core: nothing runs in parallel.
+            parallel_overhead_us: 0.0,
             source: "measured on this machine by the roofline probe".to_string(),
         }
     }

@@ -3,6 +3,19 @@
 use serde::{Deserialize, Serialize};
 use workbench_kernels::Precision;
 
+/// Fork and join of one parallel op, µs, when neither catalog nor scenario
+/// says otherwise. This project's thread pool, 2 threads with helpers polling
+/// (`cargo run --release -p workbench-kernels --example tile_ab -- --threads`),
+/// runs `mlp-1024` batch 1 (3 parallel GEMMs) 1.75-1.80x faster, not 2x:
+/// about 2.5 µs per parallel op. Joining more cores takes longer and real runtimes
+/// add their own dispatch, so the default is twice that. A runtime whose
+/// threads sleep between ops pays its wake-up instead (50 µs and more).
+pub const DEFAULT_PARALLEL_OVERHEAD_US: f64 = 5.0;
+
+fn default_parallel_overhead_us() -> f64 {
+    DEFAULT_PARALLEL_OVERHEAD_US
+}
+
 /// Cloud instance types are rented per hour; edge devices are owned by users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +47,12 @@ pub struct TargetSpec {
     pub cold_start_ms: f64,
     /// Power draw under load (edge energy per prediction).
     pub power_watts: f64,
+    /// Cost of one parallel op on this target: handing its work to the other
+    /// cores and waiting for the last (fork and join, load imbalance), in µs.
+    /// An op whose compute would save less than this by using every core is
+    /// projected on one core (see [`crate::hardware::project`]).
+    #[serde(default = "default_parallel_overhead_us")]
+    pub parallel_overhead_us: f64,
     /// Where the figures come from (datasheet, benchmark), shown in reports.
     pub source: String,
 }

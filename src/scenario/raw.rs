@@ -141,6 +141,7 @@ pub(crate) struct RawTarget {
     pub usd_per_hour: Opt<f64>,
     pub cold_start_ms: Opt<f64>,
     pub power_watts: Opt<f64>,
+    pub parallel_overhead_us: Opt<f64>,
     pub fleet_size: Opt<i64>,
     pub link: Opt<String>,
     pub source: Opt<String>,

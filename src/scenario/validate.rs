@@ -18,6 +18,7 @@ use workbench_kernels::{
 use super::error::{did_you_mean, not_accepted, Collector};
 use super::raw::*;
 use super::*;
+use crate::hardware::DEFAULT_PARALLEL_OVERHEAD_US;
 use crate::hardware::{catalog, TargetKind, TargetSpec};
 
 /// Most schema errors reported for one file before giving up.
@@ -1798,6 +1799,14 @@ impl Validator<'_> {
             false,
             true,
         );
+        let parallel_overhead = num(
+            self,
+            &t.parallel_overhead_us,
+            "parallel_overhead_us",
+            "fork and join of one parallel op in µs",
+            false,
+            true,
+        );
         let cores = match &t.cores {
             Some(c) => self.int_at_least(c, &join(key, "cores"), 1, "cores (vCPUs)"),
             None if need(false) => base.as_ref().map(|b| u64::from(b.cores)),
@@ -1873,6 +1882,9 @@ impl Validator<'_> {
             usd_per_hour: pick(price, |b| b.usd_per_hour),
             cold_start_ms: pick(cold, |b| b.cold_start_ms),
             power_watts: pick(power, |b| b.power_watts),
+            parallel_overhead_us: parallel_overhead
+                .or_else(|| b.as_ref().map(|b| b.parallel_overhead_us))
+                .unwrap_or(DEFAULT_PARALLEL_OVERHEAD_US),
             source: match (&t.source, &base) {
                 (Some(s), _) => s.get_ref().clone(),
                 (None, Some(b)) if t.has_overrides() => {
@@ -2156,6 +2168,7 @@ impl RawTarget {
             || self.usd_per_hour.is_some()
             || self.cold_start_ms.is_some()
             || self.power_watts.is_some()
+            || self.parallel_overhead_us.is_some()
     }
 }
 
