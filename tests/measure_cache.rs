@@ -1,5 +1,6 @@
 //! The measurement cache: a second run over the same subject does no timing,
-//! `fresh` times again, and a different graph or hardware misses.
+//! `fresh` times again, a full run does not reuse a quick run's figures, and a
+//! different graph or hardware misses.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ fn options(dir: &std::path::Path) -> MeasureOptions {
     MeasureOptions {
         budget: Duration::from_millis(600),
         fresh: false,
+        quick: false,
         cache_dir: dir.to_path_buf(),
         harness: HarnessConfig {
             warmup: Duration::from_millis(2),
@@ -72,6 +74,63 @@ fn run(
         events.push(e)
     })
     .unwrap()
+}
+
+#[test]
+fn full_runs_time_again_what_quick_runs_measured_and_quick_runs_reuse_full_ones() {
+    let dir = std::env::temp_dir().join(format!("wb-measure-grade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let full = options(&dir);
+    let quick = MeasureOptions {
+        quick: true,
+        ..full.clone()
+    };
+    let calls = Cell::new(0);
+    let mut events = Vec::new();
+
+    let first = run(&subject(7), &quick, &calls, &mut events);
+    assert!(first.measurements.iter().all(|m| m.quick && !m.from_cache));
+    // Another quick run reuses them.
+    let before = calls.get();
+    let again = run(&subject(7), &quick, &calls, &mut events);
+    assert_eq!(calls.get(), before);
+    assert!(again.measurements.iter().all(|m| m.from_cache));
+    // A full run does not: it times everything again and replaces the entries.
+    events.clear();
+    let second = run(&subject(7), &full, &calls, &mut events);
+    assert!(calls.get() > before);
+    assert!(second
+        .measurements
+        .iter()
+        .all(|m| !m.quick && !m.from_cache));
+    assert!(events.contains(&MeasureProgress::Planned {
+        total: 6,
+        cached: 0
+    }));
+    // Now both kinds of run are served the full figures without timing.
+    let before = calls.get();
+    for opts in [&quick, &full] {
+        let served = run(&subject(7), opts, &calls, &mut events);
+        assert_eq!(calls.get(), before);
+        for (a, b) in second.measurements.iter().zip(&served.measurements) {
+            assert!(b.from_cache && !b.quick);
+            assert_eq!(a.stats, b.stats);
+        }
+    }
+    // Entries written before the grade was recorded count as quick.
+    let path =
+        workbench::measure::cache_path(&full, &subject(7), BackendKind::Naive, Precision::F32, 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old = text.replace("\"quick\": false", "\"unrelated\": 0");
+    assert_ne!(old, text);
+    std::fs::write(&path, old).unwrap();
+    let reread = run(&subject(7), &full, &calls, &mut events);
+    assert!(calls.get() > before);
+    let naive1 = &reread.measurements[0];
+    assert_eq!((naive1.backend, naive1.batch), (BackendKind::Naive, 1));
+    assert!(!naive1.from_cache);
+    assert!(reread.measurements[1..].iter().all(|m| m.from_cache));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

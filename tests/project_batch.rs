@@ -15,6 +15,7 @@ fn options(tag: &str, budget: Duration) -> MeasureOptions {
     MeasureOptions {
         budget,
         fresh: true,
+        quick: true,
         cache_dir: std::env::temp_dir().join(format!("wb-project-{tag}-{}", std::process::id())),
         harness: HarnessConfig {
             warmup: Duration::from_millis(10),

@@ -42,6 +42,9 @@ pub struct MeasureOptions {
     pub budget: Duration,
     /// Ignore cached results (they are overwritten by the new ones).
     pub fresh: bool,
+    /// A short run (`--quick`): its measurements are cached as quick ones,
+    /// which later quick runs reuse and full runs time again.
+    pub quick: bool,
     pub cache_dir: PathBuf,
     pub harness: HarnessConfig,
     /// Key of this machine in the cache; `None` = probe it (`LocalHardware::detect`).
@@ -70,6 +73,7 @@ impl MeasureOptions {
         MeasureOptions {
             budget: Duration::from_secs(60),
             fresh: false,
+            quick: false,
             cache_dir: cache::default_cache_dir(),
             harness: HarnessConfig::default(),
             hardware_fingerprint: None,
@@ -82,6 +86,7 @@ impl MeasureOptions {
     pub fn quick() -> MeasureOptions {
         MeasureOptions {
             budget: Duration::from_secs(10),
+            quick: true,
             harness: HarnessConfig {
                 warmup: Duration::from_millis(20),
                 max_samples: 50,
@@ -135,6 +140,14 @@ pub struct KernelMeasurement {
     pub graph_fingerprint: u64,
     /// Loaded from the on-disk cache rather than timed in this run.
     pub from_cache: bool,
+    /// Timed by a quick run (shorter warm-up, fewer samples). Entries cached
+    /// before this was recorded count as quick: a full run times them again.
+    #[serde(default = "recorded_before_grades")]
+    pub quick: bool,
+}
+
+fn recorded_before_grades() -> bool {
+    true
 }
 
 impl KernelMeasurement {
@@ -246,10 +259,13 @@ pub fn measure_jobs(
                     return None;
                 }
                 let path = cache_path(opts, subject, backend, precision, batch);
-                cache::read_json::<KernelMeasurement>(&path).map(|mut m| {
-                    m.from_cache = true;
-                    m
-                })
+                cache::read_json::<KernelMeasurement>(&path)
+                    // A full run does not settle for a quick run's figures.
+                    .filter(|m| opts.quick || !m.quick)
+                    .map(|mut m| {
+                        m.from_cache = true;
+                        m
+                    })
             })
             .collect();
         cached.push(row);
@@ -313,7 +329,7 @@ pub fn measure_jobs(
                     )?;
                     to_time = to_time.saturating_sub(1);
                     untimed_in_row = untimed_in_row.saturating_sub(1);
-                    let m = measurement(subject, backend, precision, batch, timing);
+                    let m = measurement(subject, backend, precision, batch, timing, opts.quick);
                     cache::write_json_atomic(
                         &cache_path(opts, subject, backend, precision, batch),
                         &m,
@@ -342,6 +358,7 @@ fn measurement(
     precision: Precision,
     batch: usize,
     timing: Timing,
+    quick: bool,
 ) -> KernelMeasurement {
     let gflops = if timing.stats.median_ns > 0.0 {
         subject.flops_per_sample * batch as f64 / timing.stats.median_ns
@@ -368,5 +385,6 @@ fn measurement(
         hardware_fingerprint: subject.hardware_fingerprint.clone(),
         graph_fingerprint: subject.graph_fingerprint,
         from_cache: false,
+        quick,
     }
 }
