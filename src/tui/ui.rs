@@ -764,7 +764,26 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         .filter(|_| !app.plan_what_if.is_identity())
         .and_then(|p| p.recommended_row())
         .map(|c| c.label.clone());
-    let header = Row::new(["", "plan", "p99", "$/month", "verdict"]).style(Style::new().bold());
+    let labels: Vec<&str> = plan.candidates.iter().map(|c| c.label.as_str()).collect();
+    let (compact, shared) = without_shared_parts(&labels);
+    let longest = compact.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    // Borders, the mark, p99 and cost columns and four gaps; the verdict keeps
+    // at least 14 columns (the selected row's reason is also in the title).
+    let room = usize::from(area.width).saturating_sub(2 + 1 + 9 + 8 + 4 + 14);
+    let label_width = longest.max(4).min(room.max(10));
+    let plan_header = if shared.is_empty() {
+        "plan".to_string()
+    } else {
+        format!("plan (all: {shared})")
+    };
+    let header = Row::new([
+        String::new(),
+        elide_middle(&plan_header, label_width),
+        "p99".to_string(),
+        "$/month".to_string(),
+        "verdict".to_string(),
+    ])
+    .style(Style::new().bold());
     let rows = order.iter().map(|&i| {
         let c = &plan.candidates[i];
         let mark = if Some(i) == plan.recommended {
@@ -789,7 +808,7 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         };
         Row::new([
             mark.to_string(),
-            c.label.clone(),
+            elide_middle(&compact[i], label_width),
             // Not simulated: an analytic lower bound at best.
             match (c.simulated, c.p99_ms > 0.0) {
                 (true, _) => fmt_ms(c.p99_ms),
@@ -818,10 +837,10 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         rows,
         [
             Constraint::Length(1),
-            Constraint::Fill(3),
+            Constraint::Length(u16::try_from(label_width).unwrap_or(u16::MAX)),
             Constraint::Length(9),
             Constraint::Length(8),
-            Constraint::Fill(2),
+            Constraint::Fill(1),
         ],
     )
     .header(header)
@@ -837,6 +856,66 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     );
     let mut state = TableState::default().with_selected(Some(app.plan_cursor));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Plan labels without the parts every candidate shares (`cloud` when only
+/// the cloud was considered, the one model variant), so the parts that tell
+/// candidates apart fit; and the shared parts, for the header. Labels are
+/// split at `/` (plan ids) or spaces; labels of different shapes are kept whole.
+fn without_shared_parts(labels: &[&str]) -> (Vec<String>, String) {
+    let whole = || {
+        (
+            labels.iter().map(|l| l.to_string()).collect(),
+            String::new(),
+        )
+    };
+    let sep = if labels.iter().all(|l| l.contains('/')) {
+        '/'
+    } else {
+        ' '
+    };
+    let parts: Vec<Vec<&str>> = labels.iter().map(|l| l.split(sep).collect()).collect();
+    let Some(first) = parts.first() else {
+        return whole();
+    };
+    if parts.len() < 2 || parts.iter().any(|p| p.len() != first.len()) {
+        return whole();
+    }
+    let shared: Vec<bool> = (0..first.len())
+        .map(|i| parts.iter().all(|p| p[i] == first[i]))
+        .collect();
+    if shared.iter().all(|&s| s) || !shared.iter().any(|&s| s) {
+        return whole();
+    }
+    let keep = |p: &Vec<&str>, want_shared: bool| -> String {
+        p.iter()
+            .zip(&shared)
+            .filter(|(_, &s)| s == want_shared)
+            .map(|(part, _)| *part)
+            .collect::<Vec<_>>()
+            .join(&sep.to_string())
+    };
+    (
+        parts.iter().map(|p| keep(p, false)).collect(),
+        keep(first, true),
+    )
+}
+
+/// `text` cut to `max` characters in the middle, so both its start (mode,
+/// target) and its end (backend, batch) stay visible.
+fn elide_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let tail = (max - 1) / 2;
+    let head = max - 1 - tail;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
 }
 
 // ---------------------------------------------------------------- Export
@@ -897,6 +976,9 @@ fn fmt_ms(ms: f64) -> String {
         format!("{:.2} s", ms / 1000.0)
     } else if ms >= 10.0 {
         format!("{ms:.1} ms")
+    } else if ms > 0.0 && ms < 0.1 {
+        // Small models run in microseconds: "3.02 µs", not "0.003 ms".
+        crate::report::format::duration_ns(ms * 1e6)
     } else {
         format!("{ms:.3} ms")
     }
@@ -928,5 +1010,54 @@ fn short(text: &str, max: usize) -> String {
     } else {
         let cut: String = text.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_parts_of_plan_ids_move_to_the_header() {
+        let ids = [
+            "online-stream/cloud/aws-c7g.xlarge/x1/full/quantized-int8/b1-d0",
+            "online-http/cloud/aws-c7i.xlarge/x2/full/tiled-f32/b8-d5",
+        ];
+        let (compact, shared) = without_shared_parts(&ids);
+        assert_eq!(shared, "cloud/full");
+        assert_eq!(
+            compact,
+            [
+                "online-stream/aws-c7g.xlarge/x1/quantized-int8/b1-d0",
+                "online-http/aws-c7i.xlarge/x2/tiled-f32/b8-d5"
+            ]
+        );
+        // Space-separated labels too; nothing shared, one label, or different
+        // shapes: kept whole.
+        let (compact, shared) = without_shared_parts(&["http cloud a x1", "batch cloud b x2"]);
+        assert_eq!(
+            (compact.join("|"), shared.as_str()),
+            ("http a x1|batch b x2".to_string(), "cloud")
+        );
+        for labels in [
+            &["a/b", "c/d"][..],
+            &["a/b"][..],
+            &["a/b/c", "a/b"][..],
+            &["a/b", "a/b"][..],
+        ] {
+            let (compact, shared) = without_shared_parts(labels);
+            assert_eq!(compact, labels, "{labels:?}");
+            assert_eq!(shared, "");
+        }
+    }
+
+    #[test]
+    fn long_labels_lose_their_middle() {
+        assert_eq!(elide_middle("abcdefghij", 10), "abcdefghij");
+        assert_eq!(elide_middle("abcdefghij", 7), "abc…hij");
+        assert_eq!(elide_middle("abcdefghij", 6), "abc…ij");
+        assert_eq!(elide_middle("abcdefghij", 1), "…");
+        assert_eq!(elide_middle("abcdefghij", 0), "");
+        assert_eq!(elide_middle("añbcdéfghij", 5).chars().count(), 5);
     }
 }
