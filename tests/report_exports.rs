@@ -244,6 +244,28 @@ fn pareto_svg_leaves_out_plans_rejected_before_simulation() {
     );
 }
 
+/// A plan rejected before simulation shows its compute time as a lower bound
+/// and no cost, rather than a p99 and $0.00.
+#[test]
+fn markdown_shows_no_p99_or_cost_for_plans_rejected_before_simulation() {
+    let mut report = sample_report();
+    let plan = &mut report.alternatives[0].plan;
+    plan.simulated = false;
+    plan.latency_ms.p99 = 0.00039;
+    plan.cost_usd_per_month = 0.0;
+    let id = plan.id.clone();
+    let md = markdown(&report);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{id}`")))
+        .unwrap_or_else(|| panic!("no row for {id}:\n{md}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(&cells[2..5], ["≥ 390 ns", "-", "-"], "{row}");
+    assert!(!row.contains("$0.00"), "{row}");
+    assert!(md.contains("their p99 (≥) is the compute time alone"));
+    assert!(!markdown(&sample_report()).contains("their p99 (≥)"));
+}
+
 #[test]
 fn svgs_are_well_formed_and_labelled() {
     let report = sample_report();

@@ -65,11 +65,27 @@ fn all_plans(report: &Report) -> Vec<(&Plan, bool, Option<&str>)> {
 
 fn plan_row(plan: &Plan, recommended: bool) -> Vec<String> {
     let marker = if recommended { " (recommended)" } else { "" };
+    // A plan rejected before simulation has no p99 or cost: its latency is
+    // the compute time alone, a lower bound.
+    let (p99, cost, cost_per_million) = if plan.simulated {
+        (
+            format::ms(plan.latency_ms.p99),
+            format::usd(plan.cost_usd_per_month),
+            format::usd_small(plan.cost_usd_per_million),
+        )
+    } else {
+        let bound = if plan.latency_ms.p99 > 0.0 {
+            format!("≥ {}", format::ms(plan.latency_ms.p99))
+        } else {
+            "-".to_string()
+        };
+        (bound, "-".to_string(), "-".to_string())
+    };
     vec![
         format!("`{}`{marker}", plan.id),
-        format::ms(plan.latency_ms.p99),
-        format::usd(plan.cost_usd_per_month),
-        format::usd_small(plan.cost_usd_per_million),
+        p99,
+        cost,
+        cost_per_million,
         format::percent(plan.accuracy_agreement, 2),
         plan.latency_source.to_string(),
     ]
@@ -334,6 +350,12 @@ fn section_alternatives(out: &mut String, report: &Report) {
         headers.push(("Rejected because", Align::Left));
         out.push_str(&table(&headers, &rejected));
         out.push('\n');
+        if report.alternatives.iter().any(|a| !a.plan.simulated) {
+            out.push_str(
+                "Plans marked \"not simulated\" were rejected before the simulation: \
+                 their p99 (≥) is the compute time alone, and they have no cost.\n\n",
+            );
+        }
     }
 }
 
