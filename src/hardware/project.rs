@@ -624,27 +624,30 @@ mod tests {
         t
     }
 
+    /// f32 `ops` measured in `measured_ns` on one 100 GFLOP/s, 10 GB/s core, projected onto `t`.
+    fn from_one_core(ops: &[OpCost], measured_ns: f64, t: &TargetSpec) -> ProjectedLatency {
+        let here = roofline(100.0, 0.0, 10.0);
+        project_latency(
+            ops,
+            measured_ns,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::F32,
+            t,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn small_ops_stay_on_one_core_and_large_ones_pay_the_fork_and_join() {
         // Here: one 100 GFLOP/s core. `big` takes 10 ms, `tiny` 100 ns, `stream` 1 us of memory.
-        let here = roofline(100.0, 0.0, 10.0);
         let ops = [
             op("big", 1e9, 0.0),
             op("tiny", 1e4, 0.0),
             op("stream", 0.0, 1e4),
         ];
-        let project = |t: &TargetSpec| {
-            project_latency(
-                &ops,
-                10_000_000.0 + 100.0 + 1_000.0,
-                Provenance::Measured,
-                1,
-                &here,
-                Precision::F32,
-                t,
-            )
-            .unwrap()
-        };
+        let project = |t: &TargetSpec| from_one_core(&ops, 10_000_000.0 + 100.0 + 1_000.0, t);
         let p = project(&multicore(8, 5.0));
         let by_name = |n: &str| p.ops.iter().find(|o| o.name == n).unwrap();
         // 10 ms over 8 cores plus 5 us of fork and join.
@@ -676,23 +679,13 @@ mod tests {
 
     #[test]
     fn more_cores_never_project_slower_and_gain_less_on_small_ops() {
-        let here = roofline(100.0, 0.0, 10.0);
         // A batch-1 run of many small ops (10 us each here) and one of a few large ones.
         let small: Vec<OpCost> = (0..30).map(|i| op(&format!("s{i}"), 1e6, 0.0)).collect();
         let large: Vec<OpCost> = (0..3).map(|i| op(&format!("l{i}"), 1e8, 0.0)).collect();
         for (ops, measured) in [(&small, 300_000.0), (&large, 3_000_000.0)] {
             let mut last = f64::INFINITY;
             for cores in 1..=64 {
-                let p = project_latency(
-                    ops,
-                    measured,
-                    Provenance::Measured,
-                    1,
-                    &here,
-                    Precision::F32,
-                    &multicore(cores, 5.0),
-                )
-                .unwrap();
+                let p = from_one_core(ops, measured, &multicore(cores, 5.0));
                 assert!(p.latency_ns <= last * (1.0 + 1e-12), "{cores} cores: {p:?}");
                 // Never better than perfect scaling, never worse than one core.
                 assert!(p.latency_ns >= measured / f64::from(cores) * (1.0 - 1e-12));
@@ -701,17 +694,7 @@ mod tests {
             }
         }
         let speedup = |ops: &[OpCost], measured: f64| {
-            let p = project_latency(
-                ops,
-                measured,
-                Provenance::Measured,
-                1,
-                &here,
-                Precision::F32,
-                &multicore(16, 5.0),
-            )
-            .unwrap();
-            measured / p.latency_ns
+            measured / from_one_core(ops, measured, &multicore(16, 5.0)).latency_ns
         };
         // 10 us ops on 16 cores: 0.625 + 5 us each, 1.78x; 1 ms ops: 14.9x.
         assert!((speedup(&small, 300_000.0) - 10.0 / 5.625).abs() < 1e-9);
