@@ -22,6 +22,12 @@ fn load(name: &str) -> Scenario {
 
 /// Latency = 20 us + FLOPs / (a share of the target's peak); int8 twice as fast as tiled.
 fn synthetic_profiles(s: &Scenario) -> ProfileSet {
+    synthetic_profiles_with(s, 0.6, 0.995)
+}
+
+/// As [`synthetic_profiles`], with int8 at `int8_speed` of the peak (tiled f32: 0.3)
+/// and `int8_agreement` with the f32 model.
+fn synthetic_profiles_with(s: &Scenario, int8_speed: f64, int8_agreement: f64) -> ProfileSet {
     let mut set = ProfileSet::default();
     let targets = s.targets.cloud.iter().chain(&s.targets.edge);
     for target in targets {
@@ -30,7 +36,7 @@ fn synthetic_profiles(s: &Scenario) -> ProfileSet {
             for (backend, precision, speed) in [
                 (BackendKind::Naive, Precision::F32, 0.05),
                 (BackendKind::Tiled, Precision::F32, 0.3),
-                (BackendKind::Quantized, Precision::Int8, 0.6),
+                (BackendKind::Quantized, Precision::Int8, int8_speed),
             ] {
                 let rate = target.spec.peak_gflops_f32 * 1e9 * speed;
                 let points = [1u32, 4, 8, 16, 32, 64]
@@ -54,7 +60,7 @@ fn synthetic_profiles(s: &Scenario) -> ProfileSet {
                     infeasible: None,
                 });
                 let agreement = if precision == Precision::Int8 {
-                    0.995
+                    int8_agreement
                 } else {
                     1.0
                 };
@@ -88,6 +94,38 @@ fn privacy_keeps_predictive_text_on_the_device() {
         let why = e.reason().unwrap_or_default();
         assert!(why.contains("data may not leave the device"), "{why}");
     }
+}
+
+#[test]
+fn quantizing_for_nothing_loses_a_tie_but_not_a_real_gain() {
+    let recommend = |name: &str, int8_speed: f64| {
+        let s = load(name);
+        let profiles = synthetic_profiles_with(&s, int8_speed, 1.0);
+        let out = plan::plan(&s, &profiles, &WhatIf::default(), &quick());
+        let best = out.recommended().expect("a feasible plan").clone();
+        let why = out.rationale.join("\n");
+        (best, why)
+    };
+    // int8 exactly as fast as f32, and as accurate: nothing to gain (the
+    // simulated figures differ by noise), f32 is kept.
+    let (best, why) = recommend("card-fraud-stream", 0.3);
+    assert_eq!(best.candidate.precision, Precision::F32, "{}", best.plan.id);
+    assert!(
+        why.contains("int8") && why.contains("so f32 is kept"),
+        "{why}"
+    );
+    // Even 4x faster, int8 gains nothing where the network is the latency.
+    let (best, _) = recommend("card-fraud-stream", 1.2);
+    assert_eq!(best.candidate.precision, Precision::F32, "{}", best.plan.id);
+    // Where compute is the latency (on a phone), 4x faster is a real gain and int8 wins.
+    let (best, why) = recommend("predictive-text", 1.2);
+    assert_eq!(
+        best.candidate.precision,
+        Precision::Int8,
+        "{}",
+        best.plan.id
+    );
+    assert!(!why.contains("is kept"), "{why}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ use crate::report::{ConstraintCheck, SensitivityLine};
 use crate::scenario::Scenario;
 use evaluate::Context;
 use sensitivity::{stable_factor, StableRange};
+use workbench_kernels::Precision;
 
 /// How hard the planner works.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,24 +152,63 @@ fn resimulate(ctx: &Context<'_>, e: Evaluation, budget: &SimBudget) -> Evaluatio
     search::reevaluate(ctx, &e.candidate, budget).unwrap_or(e)
 }
 
+/// The scenario's cost/latency trade-off over feasible plans: 1 is the cheapest
+/// cost and the lowest p99 among them, each weighted by `cost_weight`.
+struct Scorer {
+    cost_weight: f64,
+    min_cost: f64,
+    min_p99: f64,
+}
+
+impl Scorer {
+    fn of(scenario: &Scenario, evaluations: &[Evaluation]) -> Scorer {
+        let feasible = evaluations.iter().filter(|e| e.feasible());
+        Scorer {
+            cost_weight: scenario.objectives.cost_weight.clamp(0.0, 1.0),
+            min_cost: feasible
+                .clone()
+                .map(|e| e.plan.cost_usd_per_month)
+                .fold(f64::INFINITY, f64::min),
+            min_p99: feasible
+                .map(|e| e.plan.latency_ms.p99)
+                .fold(f64::INFINITY, f64::min),
+        }
+    }
+
+    fn score(&self, e: &Evaluation) -> f64 {
+        // +$1 keeps near-free edge plans from dividing by zero.
+        let cost = (e.plan.cost_usd_per_month + 1.0) / (self.min_cost + 1.0);
+        let latency = e.plan.latency_ms.p99 / self.min_p99.max(1e-6);
+        self.cost_weight * cost + (1.0 - self.cost_weight) * latency
+    }
+
+    /// How many plans at the head of `ranked` score within [`TIE_FRACTION`] of the first.
+    fn tied(&self, ranked: &[Evaluation]) -> usize {
+        let Some(best) = ranked
+            .first()
+            .filter(|e| e.feasible())
+            .map(|e| self.score(e))
+        else {
+            return 0;
+        };
+        ranked
+            .iter()
+            .take_while(|e| e.feasible() && self.score(e) <= best * (1.0 + TIE_FRACTION))
+            .count()
+    }
+}
+
+/// Plans at the head of `ranked` (as [`rank`] left them) that tie with the
+/// recommended one, the recommended one included.
+pub fn tied_with_best(scenario: &Scenario, ranked: &[Evaluation]) -> usize {
+    Scorer::of(scenario, ranked).tied(ranked)
+}
+
 /// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
 /// plans (simulated before pruned, fewest reasons first, cheapest first).
 pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
-    let w = scenario.objectives.cost_weight.clamp(0.0, 1.0);
-    let feasible = evaluations.iter().filter(|e| e.feasible());
-    let min_cost = feasible
-        .clone()
-        .map(|e| e.plan.cost_usd_per_month)
-        .fold(f64::INFINITY, f64::min);
-    let min_p99 = feasible
-        .map(|e| e.plan.latency_ms.p99)
-        .fold(f64::INFINITY, f64::min);
-    let score = |e: &Evaluation| {
-        // +$1 keeps near-free edge plans from dividing by zero.
-        let cost = (e.plan.cost_usd_per_month + 1.0) / (min_cost + 1.0);
-        let latency = e.plan.latency_ms.p99 / min_p99.max(1e-6);
-        w * cost + (1.0 - w) * latency
-    };
+    let scorer = Scorer::of(scenario, evaluations);
+    let score = |e: &Evaluation| scorer.score(e);
     evaluations.sort_by(|a, b| {
         b.feasible()
             .cmp(&a.feasible())
@@ -189,6 +229,32 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
             .then(a.plan.latency_ms.p99.total_cmp(&b.plan.latency_ms.p99))
             .then_with(|| a.plan.id.cmp(&b.plan.id))
     });
+    // Plans scoring within a hair of the best are a tie: their simulated figures
+    // differ by noise. Among them the one that gives up least comes first: the
+    // highest agreement with the f32 model, then full precision (quantizing
+    // for nothing is a risk with no reward).
+    let tied = scorer.tied(evaluations);
+    evaluations[..tied].sort_by(|a, b| {
+        b.plan
+            .accuracy_agreement
+            .total_cmp(&a.plan.accuracy_agreement)
+            .then(precision_rank(a.candidate.precision).cmp(&precision_rank(b.candidate.precision)))
+            .then(score(a).total_cmp(&score(b)))
+            .then_with(|| a.plan.id.cmp(&b.plan.id))
+    });
+}
+
+/// Feasible plans whose score is within this fraction of the best one's are
+/// ranked as a tie (see [`rank`]).
+pub const TIE_FRACTION: f64 = 0.01;
+
+/// Full precision first, then the half formats, then int8.
+pub fn precision_rank(p: Precision) -> u8 {
+    match p {
+        Precision::F32 => 0,
+        Precision::F16 | Precision::Bf16 => 1,
+        Precision::Int8 => 2,
+    }
 }
 
 /// Pareto front over cost, p99 latency and accuracy loss, among feasible plans.
