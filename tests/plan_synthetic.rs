@@ -117,7 +117,13 @@ fn quantizing_for_nothing_loses_a_tie_but_not_a_real_gain() {
     // Even 4x faster, int8 gains nothing where the network is the latency.
     let (best, _) = recommend("card-fraud-stream", 1.2);
     assert_eq!(best.candidate.precision, Precision::F32, "{}", best.plan.id);
-    // Where compute is the latency (on a phone), 4x faster is a real gain and int8 wins.
+    // On a phone under a 150 ms SLO, 0.03 ms against 0.05 ms for the same few
+    // cents a month is no gain either, though the relative score differs by 25%.
+    let (best, why) = recommend("face-unlock", 1.2);
+    assert_eq!(best.candidate.precision, Precision::F32, "{}", best.plan.id);
+    assert!(why.contains("so f32 is kept"), "{why}");
+    // Where compute is the latency and energy the cost (on a phone), 4x faster
+    // halves the cost: a real gain, and int8 wins.
     let (best, why) = recommend("predictive-text", 1.2);
     assert_eq!(
         best.candidate.precision,

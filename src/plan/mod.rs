@@ -158,6 +158,7 @@ struct Scorer {
     cost_weight: f64,
     min_cost: f64,
     min_p99: f64,
+    slo_ms: f64,
 }
 
 impl Scorer {
@@ -172,6 +173,7 @@ impl Scorer {
             min_p99: feasible
                 .map(|e| e.plan.latency_ms.p99)
                 .fold(f64::INFINITY, f64::min),
+            slo_ms: scenario.objectives.latency_ms,
         }
     }
 
@@ -182,26 +184,55 @@ impl Scorer {
         self.cost_weight * cost + (1.0 - self.cost_weight) * latency
     }
 
-    /// How many plans at the head of `ranked` score within [`TIE_FRACTION`] of the first.
-    fn tied(&self, ranked: &[Evaluation]) -> usize {
-        let Some(best) = ranked
-            .first()
-            .filter(|e| e.feasible())
-            .map(|e| self.score(e))
-        else {
-            return 0;
+    /// Whether feasible `e` is as good as `best` for any practical purpose:
+    /// scores within [`TIE_FRACTION`], or cost and p99 both within what
+    /// nobody would act on (1% or $1 a month; 1% of the p99 or of the SLO).
+    /// Relative scores alone would call 0.04 ms against 0.05 ms under a 150 ms
+    /// SLO a 25% gain.
+    fn ties(&self, e: &Evaluation, best: &Reference) -> bool {
+        if !e.feasible() {
+            return false;
+        }
+        if self.score(e) <= best.score * (1.0 + TIE_FRACTION) {
+            return true;
+        }
+        let (cost, p99) = (e.plan.cost_usd_per_month, e.plan.latency_ms.p99);
+        let cost_close = (cost - best.cost).abs() <= (best.cost * TIE_FRACTION).max(1.0);
+        let slo = if self.slo_ms.is_finite() {
+            self.slo_ms
+        } else {
+            0.0
         };
-        ranked
-            .iter()
-            .take_while(|e| e.feasible() && self.score(e) <= best * (1.0 + TIE_FRACTION))
-            .count()
+        let p99_close = (p99 - best.p99).abs() <= best.p99.max(slo) * TIE_FRACTION;
+        cost_close && p99_close
+    }
+
+    fn reference(&self, best: &Evaluation) -> Reference {
+        Reference {
+            score: self.score(best),
+            cost: best.plan.cost_usd_per_month,
+            p99: best.plan.latency_ms.p99,
+        }
     }
 }
 
-/// Plans at the head of `ranked` (as [`rank`] left them) that tie with the
-/// recommended one, the recommended one included.
-pub fn tied_with_best(scenario: &Scenario, ranked: &[Evaluation]) -> usize {
-    Scorer::of(scenario, ranked).tied(ranked)
+/// The figures of the plan others are compared with for a tie.
+struct Reference {
+    score: f64,
+    cost: f64,
+    p99: f64,
+}
+
+/// Whether `e` ties with the recommended plan (the head of `ranked`, as
+/// [`rank`] left it).
+pub fn ties_with_best(scenario: &Scenario, ranked: &[Evaluation], e: &Evaluation) -> bool {
+    ranked
+        .first()
+        .filter(|best| best.feasible())
+        .is_some_and(|best| {
+            let scorer = Scorer::of(scenario, ranked);
+            scorer.ties(e, &scorer.reference(best))
+        })
 }
 
 /// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
@@ -229,18 +260,34 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
             .then(a.plan.latency_ms.p99.total_cmp(&b.plan.latency_ms.p99))
             .then_with(|| a.plan.id.cmp(&b.plan.id))
     });
-    // Plans scoring within a hair of the best are a tie: their simulated figures
-    // differ by noise. Among them the one that gives up least comes first: the
-    // highest agreement with the f32 model, then full precision (quantizing
-    // for nothing is a risk with no reward).
-    let tied = scorer.tied(evaluations);
-    evaluations[..tied].sort_by(|a, b| {
-        b.plan
-            .accuracy_agreement
-            .total_cmp(&a.plan.accuracy_agreement)
-            .then(precision_rank(a.candidate.precision).cmp(&precision_rank(b.candidate.precision)))
-            .then(score(a).total_cmp(&score(b)))
-            .then_with(|| a.plan.id.cmp(&b.plan.id))
+    // Plans as good as the best for any practical purpose are a tie: their
+    // simulated figures differ by noise or by amounts nobody would act on.
+    // They move to the front, and among them the one that gives up least
+    // comes first: the highest agreement with the f32 model, then full
+    // precision (quantizing for nothing is a risk with no reward). The rest
+    // keep their order (the sort is stable).
+    let Some(best) = evaluations
+        .first()
+        .filter(|e| e.feasible())
+        .map(|e| scorer.reference(e))
+    else {
+        return;
+    };
+    evaluations.sort_by(|a, b| {
+        let (tied_a, tied_b) = (scorer.ties(a, &best), scorer.ties(b, &best));
+        tied_b.cmp(&tied_a).then_with(|| {
+            if tied_a && tied_b {
+                b.plan
+                    .accuracy_agreement
+                    .total_cmp(&a.plan.accuracy_agreement)
+                    .then(
+                        precision_rank(a.candidate.precision)
+                            .cmp(&precision_rank(b.candidate.precision)),
+                    )
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
     });
 }
 

@@ -56,18 +56,15 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     if let Some(s) = backend_sentence(profiles, c) {
         out.push(s);
     }
-    let tied = &ranked[..super::tied_with_best(scenario, ranked).max(1)];
-    if let Some(lower) = tied
-        .iter()
-        .skip(1)
-        .find(|e| super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision))
-    {
+    if let Some(lower) = ranked.iter().skip(1).find(|e| {
+        super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision)
+            && super::ties_with_best(scenario, ranked, e)
+    }) {
         out.push(format!(
-            "{} would do as well ({}, p99 {}: within {:.0}% on the cost/latency score), so {} is kept: a lower precision would buy nothing here.",
+            "{} would do as well ({}, p99 {}: no difference worth acting on), so {} is kept: a lower precision would buy nothing here.",
             lower.candidate.describe(),
             fmt_usd(lower.plan.cost_usd_per_month),
             fmt_ms(lower.plan.latency_ms.p99),
-            super::TIE_FRACTION * 100.0,
             c.precision.name()
         ));
     }
