@@ -56,15 +56,33 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     if let Some(s) = backend_sentence(profiles, c) {
         out.push(s);
     }
-    if let Some(lower) = ranked.iter().skip(1).find(|e| {
-        super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision)
-            && super::ties_with_best(scenario, ranked, e)
-    }) {
+    // A lower precision that tied and was cheaper or faster: say why it lost.
+    let saving = |e: &Evaluation| {
+        let cheaper = p.cost_usd_per_month - e.plan.cost_usd_per_month;
+        let faster = p.latency_ms.p99 - e.plan.latency_ms.p99;
+        let mut parts = Vec::new();
+        if cheaper > 0.0 {
+            parts.push(format!("{} a month cheaper", fmt_usd(cheaper)));
+        }
+        if faster > 0.0 {
+            parts.push(format!("{} faster at p99", fmt_ms(faster)));
+        }
+        parts
+    };
+    if let Some((lower, parts)) = ranked
+        .iter()
+        .skip(1)
+        .filter(|e| {
+            super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision)
+                && super::ties_with_best(scenario, ranked, e)
+        })
+        .map(|e| (e, saving(e)))
+        .find(|(_, parts)| !parts.is_empty())
+    {
         out.push(format!(
-            "{} would do as well ({}, p99 {}: no difference worth acting on), so {} is kept: a lower precision would buy nothing here.",
+            "{} would be {}: too little to give up {}, so it is kept.",
             lower.candidate.describe(),
-            fmt_usd(lower.plan.cost_usd_per_month),
-            fmt_ms(lower.plan.latency_ms.p99),
+            parts.join(" and "),
             c.precision.name()
         ));
     }
