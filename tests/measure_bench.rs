@@ -15,6 +15,7 @@ fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
         peak_gflops_f32: gflops,
         peak_gops_int8: 0.0,
         mem_bandwidth_gbs: 5.0,
+        cache_bytes: 0,
         precisions: vec![Precision::F32, Precision::Int8],
         usd_per_hour: 0.0,
         cold_start_ms: 0.0,

@@ -7,7 +7,9 @@
 //! the dot-product instruction rate (x86 AVX-512 VNNI `vpdpbusd`, Arm
 //! `SDOT`), 0 where the core has none (int8 then runs at f32 speed).
 //! Memory bandwidth is a sustained single-tenant estimate (roughly the
-//! STREAM triad a VM of that size gets), not the DRAM peak. Prices are
+//! STREAM triad a VM of that size gets), not the DRAM peak. Cache is the L2
+//! of the model's cores plus their share of the shared L3, from the vendors'
+//! published sizes (rounded; an estimate where the vendor gives none). Prices are
 //! on-demand Linux list prices (US East / us-central1) as of 2024-2025.
 //! Edge devices cost nothing per hour: the user owns them.
 
@@ -30,6 +32,7 @@ fn cloud(
     peak_gflops_f32: f64,
     peak_gops_int8: f64,
     mem_bandwidth_gbs: f64,
+    cache_bytes: u64,
     usd_per_hour: f64,
     source: &str,
 ) -> TargetSpec {
@@ -41,6 +44,7 @@ fn cloud(
         peak_gflops_f32,
         peak_gops_int8,
         mem_bandwidth_gbs,
+        cache_bytes,
         precisions: ALL_PRECISIONS.to_vec(),
         usd_per_hour,
         // Launching an instance, pulling the image and loading the model:
@@ -61,6 +65,7 @@ fn edge(
     peak_gflops_f32: f64,
     peak_gops_int8: f64,
     mem_bandwidth_gbs: f64,
+    cache_bytes: u64,
     precisions: &[Precision],
     cold_start_ms: f64,
     power_watts: f64,
@@ -74,6 +79,7 @@ fn edge(
         peak_gflops_f32,
         peak_gops_int8,
         mem_bandwidth_gbs,
+        cache_bytes,
         precisions: precisions.to_vec(),
         usd_per_hour: 0.0,
         cold_start_ms,
@@ -85,6 +91,7 @@ fn edge(
 
 const GB: u64 = 1_000_000_000;
 const MB: u64 = 1_000_000;
+const KB: u64 = 1_000;
 
 /// Every catalog entry, cloud first, in a fixed order.
 pub fn entries() -> Vec<TargetSpec> {
@@ -93,6 +100,7 @@ pub fn entries() -> Vec<TargetSpec> {
         // AWS c7i: Xeon Platinum 8488C (Sapphire Rapids), 3.2 GHz all-core turbo,
         // 2 AVX-512 FMA units: 64 f32 FLOP/cycle per physical core (2 vCPUs).
         // VNNI: 256 int8 ops/cycle per core (AMX ignored: not used by our kernels).
+        // Cache: 2 MB L2 + 1.875 MB of L3 (105 MB over 56 cores) per physical core.
         // Prices: aws.amazon.com/ec2/pricing/on-demand, us-east-1.
         cloud(
             "aws-c7i.large",
@@ -101,6 +109,7 @@ pub fn entries() -> Vec<TargetSpec> {
             204.8,
             819.2,
             10.0,
+            3_900 * KB,
             0.08925,
             "AWS c7i.large: 2 vCPU, 4 GiB, $0.08925/h us-east-1; 1 SPR core x 64 FLOP/cycle x 3.2 GHz",
         ),
@@ -111,6 +120,7 @@ pub fn entries() -> Vec<TargetSpec> {
             409.6,
             1638.4,
             20.0,
+            7_750 * KB,
             0.1785,
             "AWS c7i.xlarge: 4 vCPU, 8 GiB, $0.1785/h us-east-1; 2 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
@@ -121,6 +131,7 @@ pub fn entries() -> Vec<TargetSpec> {
             819.2,
             3276.8,
             40.0,
+            15_500 * KB,
             0.357,
             "AWS c7i.2xlarge: 8 vCPU, 16 GiB, $0.357/h us-east-1; 4 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
@@ -131,11 +142,13 @@ pub fn entries() -> Vec<TargetSpec> {
             1638.4,
             6553.6,
             80.0,
+            31 * MB,
             0.714,
             "AWS c7i.4xlarge: 16 vCPU, 32 GiB, $0.714/h us-east-1; 8 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
         // AWS c7g: Graviton3 (Neoverse V1), 2.6 GHz, one core per vCPU,
         // 2 x 256-bit SVE FMA pipes = 32 f32 FLOP/cycle; SDOT 128 int8 ops/cycle; bf16 supported.
+        // Cache: 1 MB L2 + 0.5 MB of L3 (32 MB over 64 cores) per core.
         cloud(
             "aws-c7g.xlarge",
             4,
@@ -143,6 +156,7 @@ pub fn entries() -> Vec<TargetSpec> {
             332.8,
             1331.2,
             25.0,
+            6 * MB,
             0.145,
             "AWS c7g.xlarge: 4 vCPU (Graviton3), 8 GiB, $0.145/h us-east-1; 4 cores x 32 FLOP/cycle x 2.6 GHz",
         ),
@@ -154,10 +168,12 @@ pub fn entries() -> Vec<TargetSpec> {
             409.6,
             1638.4,
             20.0,
+            7_750 * KB,
             0.2016,
             "AWS m7i.xlarge: 4 vCPU, 16 GiB, $0.2016/h us-east-1; 2 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
         // GCP n2: Ice Lake (2.6 GHz all-core), AVX-512 with 2 FMA units, VNNI.
+        // Cache: 1.25 MB L2 + 1.5 MB of L3 per physical core.
         // Prices: cloud.google.com/compute/vm-instance-pricing, us-central1.
         cloud(
             "gcp-n2-standard-4",
@@ -166,10 +182,11 @@ pub fn entries() -> Vec<TargetSpec> {
             332.8,
             1331.2,
             20.0,
+            5_500 * KB,
             0.194236,
             "GCP n2-standard-4: 4 vCPU, 16 GB, $0.1942/h us-central1; 2 Ice Lake cores x 64 FLOP/cycle x 2.6 GHz",
         ),
-        // GCP c3: Sapphire Rapids 8481C, 3.0 GHz all-core turbo.
+        // GCP c3: Sapphire Rapids 8481C, 3.0 GHz all-core turbo; cache as c7i.
         cloud(
             "gcp-c3-standard-8",
             8,
@@ -177,10 +194,11 @@ pub fn entries() -> Vec<TargetSpec> {
             768.0,
             3072.0,
             40.0,
+            15_500 * KB,
             0.41756,
             "GCP c3-standard-8: 8 vCPU, 32 GB, $0.4176/h us-central1; 4 SPR cores x 64 FLOP/cycle x 3.0 GHz",
         ),
-        // Azure Dsv5: Xeon Platinum 8370C (Ice Lake), 3.5 GHz all-core turbo.
+        // Azure Dsv5: Xeon Platinum 8370C (Ice Lake), 3.5 GHz all-core turbo; cache as n2.
         // Price: azure.microsoft.com/pricing/details/virtual-machines/linux, East US.
         cloud(
             "azure-d4s-v5",
@@ -189,6 +207,7 @@ pub fn entries() -> Vec<TargetSpec> {
             448.0,
             1792.0,
             20.0,
+            5_500 * KB,
             0.192,
             "Azure D4s v5: 4 vCPU, 16 GiB, $0.192/h East US; 2 Ice Lake cores x 64 FLOP/cycle x 3.5 GHz",
         ),
@@ -197,6 +216,7 @@ pub fn entries() -> Vec<TargetSpec> {
         // Cortex-A715 (2.8 GHz, 16 FLOP/cycle); SDOT/I8MM ~4x f32 for int8;
         // LPDDR5X (68 GB/s peak, ~25 sustained by the CPU); 12 GB RAM of which
         // an app may use ~2 GB; ~5 W sustained before thermal throttling.
+        // Cache: 1 MB L2 (X3) + 3 x 512 KB (A715) + 8 MB L3.
         edge(
             "phone-flagship",
             4,
@@ -204,6 +224,7 @@ pub fn entries() -> Vec<TargetSpec> {
             236.8,
             947.2,
             25.0,
+            10 * MB,
             &[F32, F16, Int8],
             150.0,
             5.0,
@@ -211,7 +232,7 @@ pub fn entries() -> Vec<TargetSpec> {
         ),
         // Mid-range phone (Snapdragon 695 class): 2 Cortex-A78 @2.2 GHz
         // (2 x 128-bit FMA = 16 FLOP/cycle); LPDDR4X 17 GB/s peak; 6 GB RAM,
-        // ~1 GB for one app; ~3 W.
+        // ~1 GB for one app; ~3 W. Cache: about 2 MB of L2 and L3 (estimate).
         edge(
             "phone-midrange",
             2,
@@ -219,6 +240,7 @@ pub fn entries() -> Vec<TargetSpec> {
             70.4,
             281.6,
             10.0,
+            2 * MB,
             &[F32, F16, Int8],
             300.0,
             3.0,
@@ -226,7 +248,7 @@ pub fn entries() -> Vec<TargetSpec> {
         ),
         // Raspberry Pi 5: BCM2712, 4 Cortex-A76 @2.4 GHz (16 FLOP/cycle, SDOT),
         // LPDDR4X-4267 32-bit (17 GB/s peak, ~10 measured), 8 GB, ~7 W under
-        // full CPU load (raspberrypi.com product brief).
+        // full CPU load (raspberrypi.com product brief). Cache: 4 x 512 KB L2 + 2 MB L3.
         edge(
             "raspberry-pi-5",
             4,
@@ -234,6 +256,7 @@ pub fn entries() -> Vec<TargetSpec> {
             153.6,
             614.4,
             10.0,
+            4 * MB,
             &[F32, F16, Int8],
             200.0,
             7.0,
@@ -241,7 +264,7 @@ pub fn entries() -> Vec<TargetSpec> {
         ),
         // Raspberry Pi 4: BCM2711, 4 Cortex-A72 @1.8 GHz (16 FLOP/cycle peak,
         // no SDOT: int8 not accelerated), LPDDR4-3200 (12.8 GB/s peak, ~4
-        // measured), 4 GB, ~6.4 W under load.
+        // measured), 4 GB, ~6.4 W under load. Cache: 1 MB shared L2.
         edge(
             "raspberry-pi-4",
             4,
@@ -249,6 +272,7 @@ pub fn entries() -> Vec<TargetSpec> {
             115.2,
             0.0,
             4.0,
+            MB,
             &[F32, Int8],
             300.0,
             6.4,
@@ -257,6 +281,7 @@ pub fn entries() -> Vec<TargetSpec> {
         // Jetson Orin Nano 8GB, CPU only: 6 Cortex-A78AE @1.5 GHz
         // (16 FLOP/cycle, SDOT), LPDDR5 68 GB/s peak (~30 for the CPU),
         // 15 W power mode (NVIDIA Jetson Orin Nano series datasheet).
+        // Cache: 6 x 256 KB L2 + 2 MB L3.
         edge(
             "jetson-orin-nano",
             6,
@@ -264,6 +289,7 @@ pub fn entries() -> Vec<TargetSpec> {
             144.0,
             576.0,
             30.0,
+            3_500 * KB,
             &[F32, F16, Int8],
             200.0,
             15.0,
@@ -273,6 +299,7 @@ pub fn entries() -> Vec<TargetSpec> {
         // 2 x 256-bit FMA = 32 FLOP/cycle, AVX-512 VNNI (double-pumped) 128
         // int8 ops/cycle, AVX-512 BF16; LPDDR5-6400 (102 GB/s peak, ~50
         // sustained); 16 GB; 28 W default TDP (AMD product page).
+        // Cache: 8 x 1 MB L2 + 16 MB L3.
         edge(
             "laptop-x86",
             8,
@@ -280,6 +307,7 @@ pub fn entries() -> Vec<TargetSpec> {
             844.8,
             3379.2,
             50.0,
+            24 * MB,
             &[F32, F16, Bf16, Int8],
             100.0,
             28.0,
@@ -287,7 +315,7 @@ pub fn entries() -> Vec<TargetSpec> {
         ),
         // Smartwatch (Snapdragon W5 Gen 1 class): 4 Cortex-A53 @1.7 GHz
         // (64-bit NEON datapath, ~4 FLOP/cycle), no SDOT; LPDDR4 ~4 GB/s
-        // sustained; 2 GB RAM, ~256 MB for one app; ~1 W.
+        // sustained; 2 GB RAM, ~256 MB for one app; ~1 W. Cache: 512 KB L2 (estimate).
         edge(
             "smartwatch",
             4,
@@ -295,6 +323,7 @@ pub fn entries() -> Vec<TargetSpec> {
             27.2,
             0.0,
             4.0,
+            512 * KB,
             &[F32, Int8],
             400.0,
             1.0,
@@ -304,6 +333,7 @@ pub fn entries() -> Vec<TargetSpec> {
         // FPU, 1 FMA/cycle = 0.96 GFLOP/s; int8 via SMLAD (2 MAC/cycle) ~1.9
         // G ops/s with CMSIS-NN; 1 MB SRAM, 2 MB flash; 64-bit AXI SRAM at
         // 240 MHz ~1.9 GB/s; ~0.3 W at 480 MHz (ST datasheet DS12110).
+        // Cache: 16 KB data cache; the SRAM is its memory.
         edge(
             "mcu-cortex-m7",
             1,
@@ -311,6 +341,7 @@ pub fn entries() -> Vec<TargetSpec> {
             0.96,
             1.92,
             1.9,
+            16 * KB,
             &[F32, Int8],
             5.0,
             0.3,

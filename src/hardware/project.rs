@@ -7,27 +7,35 @@
 //!    `t_i = c_i + m_i`, with `c_i = flops_i / P_local` (compute) and
 //!    `m_i = bytes_i / B_local` (memory). `P_local` is this machine's single-core
 //!    peak at the precision (int8 uses the int8 peak; f16/bf16 compute in f32);
-//!    `B_local` is the DRAM bandwidth (the target publishes one sustained figure,
-//!    so both sides use main-memory bandwidth). Op bytes are counted at f32 and
-//!    scaled by the precision's bytes per weight.
+//!    `B_local` is the bandwidth of the smallest cache level here that holds the
+//!    op's bytes, else DRAM (against a target without a cache figure, DRAM for
+//!    every op). Op bytes are counted at f32 and scaled by the precision's
+//!    bytes per weight.
 //! 2. *Split.* Op `i`'s share `T_i = T * t_i / sum(t)` splits into a compute part
 //!    `T_i * c_i / t_i` and a memory part `T_i * m_i / t_i`. The measured time thus
 //!    keeps the kernel's real efficiency; only the ratio between the two
 //!    bottlenecks comes from the roofline.
-//! 3. *Rescale.* Compute parts scale by `P_local / P_target`, memory parts by
-//!    `B_local / B_target`. Projecting onto this machine's own roofline returns
-//!    the measured time (up to rounding).
+//! 3. *Rescale.* Compute parts scale by `P_local / P_target`. A memory part
+//!    whose bytes fit the target's cache (`cache_bytes`: its cores' L2 and
+//!    share of L3) streams at one core's cache bandwidth per core: one core's
+//!    here, scaled by how much faster one target core computes (peak f32 over
+//!    cores); otherwise it comes from the target's memory, at
+//!    `B_local / B_target`, shared by all cores. Projecting onto this
+//!    machine's own roofline returns the measured time (up to rounding).
 //! 4. *Spread over cores.* `P_target` is the whole target (all `n` cores), so
-//!    step 3 assumes every op splits perfectly over them. An op pays
-//!    `parallel_overhead_us` (fork and join) to do so: its compute part is
-//!    `c/n + overhead` on `n` cores, or `c` on one core (at `P_target / n`),
-//!    whichever is shorter, as a runtime that splits only ops worth splitting
-//!    would run it. Small ops thus stay on one core, and a run of many small
-//!    ops gains little from a large instance. Memory parts keep the target's
-//!    bandwidth either way: the catalog's figure is what an instance of that
-//!    size sustains, which one core of a small instance mostly reaches.
+//!    step 3 alone would split every op perfectly over them. An op pays
+//!    `parallel_overhead_us` (fork and join) to do so: its compute and cache
+//!    time is `c/n + k/n + overhead` on `n` cores (`c` at the whole peak, `k`
+//!    the cache time of one core), or `c*n + k` on one core, whichever is
+//!    shorter, as a runtime that splits only ops worth splitting would run
+//!    it. Small ops thus stay on one core, and a run of many small ops gains
+//!    little from a large instance. Main-memory parts are not split: the
+//!    target's bandwidth figure is what all its cores share.
 //!    vCPUs count as cores, which is conservative for a single-threaded op on
 //!    a machine with two hardware threads per core.
+//!
+//! `cargo run --release --example projection_check` compares this with
+//! measurement on the one multi-core machine at hand: this one, on all its cores.
 
 use super::roofline::Roofline;
 use super::target::TargetSpec;
@@ -107,6 +115,8 @@ pub struct OpProjection {
     /// Cores the op is projected to use on the target: all of them, or 1
     /// when splitting would cost more than it saves (step 4).
     pub cores_used: u32,
+    /// Its bytes fit the target's cache (step 3).
+    pub in_target_cache: bool,
 }
 
 /// A latency projected onto one target.
@@ -121,7 +131,8 @@ pub struct ProjectedLatency {
     pub latency_ns: f64,
     /// Always `Projected { target }`.
     pub provenance: Provenance,
-    /// Fraction of the projected time that is compute-bound.
+    /// Fraction of the projected time not spent on the target's main memory
+    /// (compute, cache traffic, fork and join).
     pub compute_fraction: f64,
     pub ops: Vec<OpProjection>,
 }
@@ -244,29 +255,33 @@ fn bytes_at(bytes: f64, precision: Precision) -> f64 {
     bytes * precision.weight_bytes() as f64 / 4.0
 }
 
-/// Share `measured_ns` among `ops` by their roofline-predicted time at `local`
-/// and split each share into compute and memory parts (steps 1 and 2 of the method).
+/// Share `measured_ns` among `ops` by their roofline-predicted time and split
+/// each share into compute and memory parts (steps 1 and 2 of the method).
+/// `compute_giga_per_s` is the local peak at the precision; `bandwidth_gbs`
+/// gives the local bandwidth an op of so many bytes (at the precision) streams at.
 pub fn apportion(
     ops: &[OpCost],
     measured_ns: f64,
-    local: Rates,
+    compute_giga_per_s: f64,
+    bandwidth_gbs: impl Fn(f64) -> f64,
     precision: Precision,
 ) -> Result<Vec<OpProjection>, ProjectError> {
     if !(measured_ns.is_finite() && measured_ns > 0.0) {
         return Err(ProjectError::BadMeasurement(measured_ns));
     }
-    if !local.usable() {
+    if !(compute_giga_per_s.is_finite() && compute_giga_per_s > 0.0) {
         return Err(ProjectError::BadLocalRoofline);
     }
     // Predicted seconds-ish (units cancel): flops / (G/s) and bytes / (GB/s) are both ns.
-    let predicted: Vec<(f64, f64)> = ops
-        .iter()
-        .map(|op| {
-            let c = op.flops.max(0.0) / local.compute_giga_per_s;
-            let m = bytes_at(op.bytes.max(0.0), precision) / local.bandwidth_gbs;
-            (c, m)
-        })
-        .collect();
+    let mut predicted = Vec::with_capacity(ops.len());
+    for op in ops {
+        let bytes = bytes_at(op.bytes.max(0.0), precision);
+        let bandwidth = bandwidth_gbs(bytes);
+        if !(bandwidth.is_finite() && bandwidth > 0.0) {
+            return Err(ProjectError::BadLocalRoofline);
+        }
+        predicted.push((op.flops.max(0.0) / compute_giga_per_s, bytes / bandwidth));
+    }
     let total: f64 = predicted.iter().map(|(c, m)| c + m).sum();
     if !(total.is_finite() && total > 0.0) {
         return Err(ProjectError::NoOps);
@@ -291,13 +306,52 @@ pub fn apportion(
                 local_memory_ns: memory,
                 projected_ns: share,
                 cores_used: 1,
+                in_target_cache: false,
             }
         })
         .collect())
 }
 
+/// Where an op's bytes come from on each side, and so how its memory part
+/// scales (step 3).
+struct Caches<'a> {
+    here: &'a Roofline,
+    /// The target's cache; 0: every byte comes from its memory.
+    target_bytes: u64,
+}
+
+impl Caches<'_> {
+    /// Bandwidth here for an op of `bytes`: the cache level that holds them,
+    /// else DRAM. Against a target without a cache figure both sides count
+    /// every byte at memory bandwidth, so the split does not depend on a cache
+    /// the target may not have.
+    fn local_gbs(&self, bytes: f64) -> f64 {
+        if self.target_bytes == 0 {
+            return self.here.dram_gbs;
+        }
+        self.here
+            .cache_for_footprint(bytes.ceil() as u64)
+            .map_or(self.here.dram_gbs, |level| level.copy_gbs)
+    }
+
+    fn fits_target(&self, bytes: f64) -> bool {
+        self.target_bytes > 0 && bytes <= self.target_bytes as f64
+    }
+
+    /// One target core's cache bandwidth: one core's here (the level that holds
+    /// `bytes` here, else the largest cache here), scaled by how much faster
+    /// one target core computes (load width and clock go with the FMA rate).
+    fn cache_gbs_per_core(&self, bytes: f64, target_core_speed: f64) -> f64 {
+        self.here
+            .cache_for_footprint(bytes.ceil() as u64)
+            .or_else(|| self.here.largest_cache())
+            .map_or(self.here.dram_gbs, |level| level.copy_gbs)
+            * target_core_speed
+    }
+}
+
 /// Project a latency measured here (`measured_ns` at `batch`, over `ops` = the
-/// graph's op costs at that batch) onto `target` (step 3 of the method).
+/// graph's op costs at that batch) onto `target` (steps 3 and 4 of the method).
 /// Feasibility of memory is checked separately ([`check_feasible`]); this
 /// checks the precision and the target's figures.
 pub fn project_latency(
@@ -317,22 +371,49 @@ pub fn project_latency(
         }));
     }
     let local = Rates::local(local_roofline, precision);
+    if !local.usable() {
+        return Err(ProjectError::BadLocalRoofline);
+    }
     let remote = Rates::target(target, precision);
     if !remote.usable() {
         return Err(ProjectError::Infeasible(Infeasible::MissingFigures {
             target: target.name.clone(),
         }));
     }
+    let caches = Caches {
+        here: local_roofline,
+        target_bytes: target.cache_bytes,
+    };
     let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
-    let memory_scale = local.bandwidth_gbs / remote.bandwidth_gbs;
     let spread = CoreSpread::of(target);
-    let mut ops = apportion(ops, measured_ns, local, precision)?;
-    let (mut compute, mut total) = (0.0, 0.0);
+    // One target core's f32 rate against one core's here.
+    let core_speed =
+        target.peak_gflops_f32 / f64::from(spread.cores) / local_roofline.peak_gflops_f32;
+    let mut ops = apportion(
+        ops,
+        measured_ns,
+        local.compute_giga_per_s,
+        |bytes| caches.local_gbs(bytes),
+        precision,
+    )?;
+    let (mut from_memory, mut total) = (0.0, 0.0);
     for op in &mut ops {
-        let (c, cores_used) = spread.compute_ns(op.local_compute_ns * compute_scale);
-        op.projected_ns = c + op.local_memory_ns * memory_scale;
+        let bytes = bytes_at(op.bytes.max(0.0), precision);
+        let local_gbs = caches.local_gbs(bytes);
+        // In the target's cache the bytes stream at one core's cache speed per
+        // core; else from the target's memory, shared by all its cores.
+        let (cached_one_core, memory) = if caches.fits_target(bytes) {
+            let per_core = caches.cache_gbs_per_core(bytes, core_speed);
+            (op.local_memory_ns * local_gbs / per_core, 0.0)
+        } else {
+            (0.0, op.local_memory_ns * local_gbs / remote.bandwidth_gbs)
+        };
+        let (cores_time, cores_used) =
+            spread.time_ns(op.local_compute_ns * compute_scale, cached_one_core);
+        op.projected_ns = cores_time + memory;
         op.cores_used = cores_used;
-        compute += c;
+        op.in_target_cache = caches.fits_target(bytes);
+        from_memory += memory;
         total += op.projected_ns;
     }
     Ok(ProjectedLatency {
@@ -345,12 +426,16 @@ pub fn project_latency(
         provenance: Provenance::Projected {
             target: target.name.clone(),
         },
-        compute_fraction: if total > 0.0 { compute / total } else { 0.0 },
+        compute_fraction: if total > 0.0 {
+            (total - from_memory) / total
+        } else {
+            0.0
+        },
         ops,
     })
 }
 
-/// How a target's cores share an op's compute (step 4 of the method).
+/// How a target's cores share an op's work (step 4 of the method).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CoreSpread {
     pub cores: u32,
@@ -370,16 +455,18 @@ impl CoreSpread {
         }
     }
 
-    /// Compute time of an op that takes `all_cores_ns` at the target's whole
-    /// peak, and the cores it uses: split over every core (plus the fork and
-    /// join) or kept on one, whichever is shorter.
-    pub fn compute_ns(&self, all_cores_ns: f64) -> (f64, u32) {
-        let one_core = all_cores_ns * f64::from(self.cores);
-        let split = all_cores_ns + self.fork_join_ns;
-        if self.cores > 1 && split < one_core {
+    /// Time of an op's per-core work, and the cores it uses: compute that
+    /// takes `all_cores_ns` at the target's whole peak, plus cache traffic that
+    /// takes `one_core_ns` on one core. Split over every core (plus the fork
+    /// and join) or kept on one, whichever is shorter.
+    pub fn time_ns(&self, all_cores_ns: f64, one_core_ns: f64) -> (f64, u32) {
+        let cores = f64::from(self.cores);
+        let on_one = all_cores_ns * cores + one_core_ns;
+        let split = all_cores_ns + one_core_ns / cores + self.fork_join_ns;
+        if self.cores > 1 && split < on_one {
             (split, self.cores)
         } else {
-            (one_core, 1)
+            (on_one, 1)
         }
     }
 }
@@ -550,6 +637,7 @@ mod tests {
             peak_gflops_f32: gflops,
             peak_gops_int8: int8,
             mem_bandwidth_gbs: bw,
+            cache_bytes: 0,
             precisions: vec![Precision::F32, Precision::Int8],
             usd_per_hour: 0.0,
             cold_start_ms: 0.0,
@@ -572,8 +660,7 @@ mod tests {
     fn apportioning_follows_the_roofline_and_conserves_time() {
         // 100 GFLOP/s, 10 GB/s: op a predicts 10 ns compute + 0 memory, op b 0 + 30 ns.
         let ops = [op("a", 1000.0, 0.0), op("b", 0.0, 300.0)];
-        let local = Rates::local(&roofline(100.0, 0.0, 10.0), Precision::F32);
-        let parts = apportion(&ops, 400.0, local, Precision::F32).unwrap();
+        let parts = apportion(&ops, 400.0, 100.0, |_| 10.0, Precision::F32).unwrap();
         assert!((parts[0].local_ns - 100.0).abs() < 1e-9);
         assert!((parts[1].local_ns - 300.0).abs() < 1e-9);
         assert!((parts[0].local_compute_ns - 100.0).abs() < 1e-9);
@@ -699,6 +786,108 @@ mod tests {
         // 10 us ops on 16 cores: 0.625 + 5 us each, 1.78x; 1 ms ops: 14.9x.
         assert!((speedup(&small, 300_000.0) - 10.0 / 5.625).abs() < 1e-9);
         assert!((speedup(&large, 3_000_000.0) - 1e6 / 67_500.0).abs() < 1e-9);
+    }
+
+    /// One 100 GFLOP/s core with a 32 MB, 100 GB/s L3 in front of 10 GB/s DRAM.
+    fn with_l3() -> Roofline {
+        let mut here = roofline(100.0, 0.0, 10.0);
+        here.bandwidth = vec![crate::hardware::roofline::LevelBandwidth {
+            level: "L3".into(),
+            working_set_bytes: 8 << 20,
+            capacity_bytes: 32_000_000,
+            read_gbs: 100.0,
+            copy_gbs: 100.0,
+            triad_gbs: 100.0,
+        }];
+        here
+    }
+
+    #[test]
+    fn bytes_in_the_targets_cache_scale_with_its_cores_and_others_with_its_memory() {
+        let here = with_l3();
+        // 4 MB and 4 MFLOP: 40 us in L3 + 40 us of compute here, measured 80 us.
+        let ops = [op("w", 4e6, 4e6)];
+        let project = |cores: u32, cache_bytes: u64| {
+            let mut t = multicore(cores, 0.0);
+            t.cache_bytes = cache_bytes;
+            project_latency(
+                &ops,
+                80_000.0,
+                Provenance::Measured,
+                1,
+                &here,
+                Precision::F32,
+                &t,
+            )
+            .unwrap()
+        };
+        // The target's cache holds it: 40 + 40 us split over 4 cores.
+        let cached = project(4, 8_000_000);
+        assert!((cached.latency_ns - 20_000.0).abs() < 1e-6, "{cached:?}");
+        assert!(cached.ops[0].in_target_cache);
+        assert!((cached.compute_fraction - 1.0).abs() < 1e-12);
+        // Too small a cache: 4 MB from 10 GB/s memory (10x L3), not split.
+        let uncached = project(4, 1_000_000);
+        assert!(
+            (uncached.latency_ns - (10_000.0 + 400_000.0)).abs() < 1e-6,
+            "{uncached:?}"
+        );
+        assert!(!uncached.ops[0].in_target_cache);
+        assert!((uncached.compute_fraction - 10_000.0 / 410_000.0).abs() < 1e-12);
+        // No cache figure: every byte at memory speed on both sides, as without caches.
+        let unknown = project(4, 0);
+        let apportioned_at_dram = 80_000.0 * 400.0 / 440.0;
+        let expected = (80_000.0 - apportioned_at_dram) / 4.0 + apportioned_at_dram;
+        assert!((unknown.latency_ns - expected).abs() < 1e-6, "{unknown:?}");
+        // Cores half as fast as here stream their cache half as fast too.
+        let mut slow = multicore(4, 0.0);
+        slow.peak_gflops_f32 /= 2.0;
+        slow.cache_bytes = 8_000_000;
+        let p = project_latency(
+            &ops,
+            80_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::F32,
+            &slow,
+        )
+        .unwrap();
+        assert!((p.latency_ns - 40_000.0).abs() < 1e-6, "{p:?}");
+        // Bytes too big for the cache here but not there: cache speed there.
+        let big = [op("big", 4e6, 64e6)];
+        let mut t = multicore(1, 0.0);
+        t.cache_bytes = 128_000_000;
+        let p = project_latency(
+            &big,
+            6_440_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::F32,
+            &t,
+        )
+        .unwrap();
+        // Here 40 us compute + 6.4 ms from DRAM; there 40 us + 0.64 ms from cache.
+        assert!((p.latency_ns - 680_000.0).abs() < 1e-3, "{p:?}");
+    }
+
+    #[test]
+    fn this_machine_with_its_caches_projects_onto_itself() {
+        let here = with_l3();
+        let ops = [op("small", 2e6, 4e6), op("large", 1e6, 64e6)];
+        let p = project_latency(
+            &ops,
+            1_000_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::F32,
+            &here.as_target("here"),
+        )
+        .unwrap();
+        assert!((p.latency_ns - 1_000_000.0).abs() < 1e-6, "{p:?}");
+        assert!(p.ops[0].in_target_cache && !p.ops[1].in_target_cache);
     }
 
     #[test]

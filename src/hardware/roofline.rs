@@ -192,6 +192,21 @@ impl Roofline {
             .unwrap_or(self.dram_gbs)
     }
 
+    /// The cache level that holds `bytes` (the smallest that does), if any.
+    pub fn cache_for_footprint(&self, bytes: u64) -> Option<&LevelBandwidth> {
+        self.bandwidth
+            .iter()
+            .find(|b| b.capacity_bytes > 0 && bytes <= b.capacity_bytes && b.copy_gbs > 0.0)
+    }
+
+    /// The largest cache level with a measured bandwidth (L3 here), if any.
+    pub fn largest_cache(&self) -> Option<&LevelBandwidth> {
+        self.bandwidth
+            .iter()
+            .filter(|b| b.capacity_bytes > 0 && b.copy_gbs > 0.0)
+            .max_by_key(|b| b.capacity_bytes)
+    }
+
     /// Compute peak (G ops/s) this machine reaches at `precision` on one core:
     /// int8 uses the int8 path, f16/bf16 are computed in f32.
     pub fn compute_peak(&self, precision: Precision) -> f64 {
@@ -212,6 +227,7 @@ impl Roofline {
             peak_gflops_f32: self.peak_gflops_f32,
             peak_gops_int8: self.peak_gops_int8,
             mem_bandwidth_gbs: self.dram_gbs,
+            cache_bytes: self.largest_cache().map_or(0, |level| level.capacity_bytes),
             precisions: Precision::ALL.to_vec(),
             usd_per_hour: 0.0,
             cold_start_ms: 0.0,

@@ -39,6 +39,11 @@ pub struct TargetSpec {
     pub peak_gops_int8: f64,
     /// Sustained memory bandwidth, GB/s.
     pub mem_bandwidth_gbs: f64,
+    /// Cache the model's cores have (their L2 and their share of L3): an op
+    /// whose bytes fit streams them at cache speed, which grows with the cores,
+    /// not at `mem_bandwidth_gbs`. 0: every byte comes from memory.
+    #[serde(default)]
+    pub cache_bytes: u64,
     /// Precisions the target can run.
     pub precisions: Vec<Precision>,
     /// Cloud: on-demand price. Edge: 0 (the user owns the device).

@@ -136,6 +136,8 @@ pub struct ProjectionRecord {
     pub measured_ns: f64,
     /// `None` when infeasible.
     pub projected_ns: Option<f64>,
+    /// Share of the projected time not spent on the target's main memory
+    /// (compute, cache traffic, fork and join).
     pub compute_fraction: Option<f64>,
     pub infeasible: Option<String>,
     pub provenance: Provenance,
@@ -577,7 +579,7 @@ impl BenchReport {
                     (Some(ns), _) => (
                         human_ns(*ns),
                         format!(
-                            "{:.0}% compute-bound",
+                            "{:.0}% not waiting on memory",
                             p.compute_fraction.unwrap_or(0.0) * 100.0
                         ),
                     ),

@@ -136,6 +136,7 @@ pub(crate) struct RawTarget {
     pub peak_gflops_f32: Opt<f64>,
     pub peak_gops_int8: Opt<f64>,
     pub mem_bandwidth_gbs: Opt<f64>,
+    pub cache_mb: Opt<f64>,
     pub speed_factor: Opt<f64>,
     pub precisions: Opt<Vec<S<String>>>,
     pub usd_per_hour: Opt<f64>,

@@ -1799,6 +1799,14 @@ impl Validator<'_> {
             false,
             true,
         );
+        let cache_mb = num(
+            self,
+            &t.cache_mb,
+            "cache_mb",
+            "cache of the model's cores in MB (L2 and their share of L3)",
+            false,
+            true,
+        );
         let parallel_overhead = num(
             self,
             &t.parallel_overhead_us,
@@ -1878,6 +1886,10 @@ impl Validator<'_> {
             peak_gflops_f32: pick(peak, |b| b.peak_gflops_f32),
             peak_gops_int8: pick(int8, |b| b.peak_gops_int8),
             mem_bandwidth_gbs: pick(bandwidth, |b| b.mem_bandwidth_gbs),
+            cache_bytes: match cache_mb {
+                Some(mb) => (mb * 1e6) as u64,
+                None => base.as_ref().map_or(0, |b| b.cache_bytes),
+            },
             precisions: precisions?,
             usd_per_hour: pick(price, |b| b.usd_per_hour),
             cold_start_ms: pick(cold, |b| b.cold_start_ms),
@@ -2164,6 +2176,7 @@ impl RawTarget {
             || self.peak_gflops_f32.is_some()
             || self.peak_gops_int8.is_some()
             || self.mem_bandwidth_gbs.is_some()
+            || self.cache_mb.is_some()
             || self.precisions.is_some()
             || self.usd_per_hour.is_some()
             || self.cold_start_ms.is_some()
