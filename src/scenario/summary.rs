@@ -196,6 +196,9 @@ pub(super) fn render(s: &Scenario) -> String {
             let _ = write!(line, ", {} Gops/s int8", spec.peak_gops_int8);
         }
         let _ = write!(line, ", {} GB/s", spec.mem_bandwidth_gbs);
+        if spec.cache_bytes > 0 {
+            let _ = write!(line, ", cache {}", format_bytes(spec.cache_bytes as f64));
+        }
         if let Some(f) = target.speed_factor {
             let _ = write!(line, ", x{f} this machine");
         }
