@@ -52,22 +52,15 @@ fn main() {
         if !name.contains(&filter) {
             continue;
         }
-        let x: Vec<f32> = (0..graph.input_len() * batch)
-            .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
-            .collect();
-        let runs = if graph.flops_per_sample() * batch as f64 > 5e8 {
-            10
-        } else {
-            60
-        };
+        let x = models::reference_input(graph, batch);
         let options = |threads| CompileOptions {
             threads,
             ..CompileOptions::default()
         };
         let (mut one, mut all) = (Vec::new(), Vec::new());
         for _round in 0..3 {
-            one.push(median_ns(graph, batch, &x, runs, &options(1)));
-            all.push(median_ns(graph, batch, &x, runs, &options(cores)));
+            one.push(median_ns(graph, batch, &x, &options(1)));
+            all.push(median_ns(graph, batch, &x, &options(cores)));
         }
         let (one, all) = (median(&mut one), median(&mut all));
         let ops = graph.op_costs(batch);
@@ -98,17 +91,17 @@ fn main() {
     }
 }
 
-/// Median of `runs` timed runs, after one untimed run, in ns.
-fn median_ns(graph: &Graph, batch: usize, x: &[f32], runs: usize, options: &CompileOptions) -> f64 {
+/// Median of timed runs (for 200 ms, 5 to 100 of them) after one untimed run, in ns.
+fn median_ns(graph: &Graph, batch: usize, x: &[f32], options: &CompileOptions) -> f64 {
     let mut exe = compile(graph, BackendKind::Tiled, options).expect("compile");
     black_box(exe.run(x, batch).is_ok());
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(exe.run(black_box(x), batch).is_ok());
-            start.elapsed().as_nanos() as f64
-        })
-        .collect();
+    let budget = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 5 || (times.len() < 100 && budget.elapsed().as_millis() < 200) {
+        let start = Instant::now();
+        black_box(exe.run(black_box(x), batch).is_ok());
+        times.push(start.elapsed().as_nanos() as f64);
+    }
     median(&mut times)
 }
 

@@ -22,9 +22,7 @@ fn bench_model(c: &mut Criterion, graph: &Graph, naive_max_batch: usize, simple_
         .warm_up_time(Duration::from_millis(300));
     let opts = CompileOptions::default();
     for batch in [1usize, 8, 64] {
-        let x: Vec<f32> = (0..graph.input_len() * batch)
-            .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
-            .collect();
+        let x = models::reference_input(graph, batch);
         g.throughput(Throughput::Elements(
             (graph.flops_per_sample() * batch as f64) as u64,
         ));

@@ -58,9 +58,7 @@ fn row(name: &str, flops: f64, exe: &mut dyn Executable, x: &[f32], batch: usize
 fn model(filter: &str, graph: &Graph, batches: &[usize]) {
     let opts = options();
     for &batch in batches {
-        let x: Vec<f32> = (0..graph.input_len() * batch)
-            .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
-            .collect();
+        let x = models::reference_input(graph, batch);
         let flops = graph.flops_per_sample() * batch as f64;
         let variants: Vec<(&str, Box<dyn Executable>)> = vec![
             (

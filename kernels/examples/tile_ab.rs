@@ -111,9 +111,7 @@ fn main() {
             continue;
         }
         // Inputs as in the models bench.
-        let x: Vec<f32> = (0..graph.input_len() * batch)
-            .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
-            .collect();
+        let x = models::reference_input(graph, batch);
         let runs = if graph.flops_per_sample() * batch as f64 > 5e8 {
             10
         } else {

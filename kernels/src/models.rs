@@ -103,6 +103,14 @@ pub fn elementwise_chain(len: usize, seed: u64) -> Result<Graph, KernelError> {
     g.finish(r, false, seed)
 }
 
+/// The input the benchmarks and A/B examples feed `graph` at `batch`: a fixed
+/// ramp in [-1, 1], so every run and every tool times the same data.
+pub fn reference_input(graph: &Graph, batch: usize) -> Vec<f32> {
+    (0..graph.input_len() * batch)
+        .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
+        .collect()
+}
+
 /// A single dense layer `[n] x [n, n]` applied to `n` rows per sample: one n x n x n sgemm.
 pub fn sgemm_graph(m: usize, k: usize, n: usize, seed: u64) -> Result<Graph, KernelError> {
     let mut rng = Pcg64::seed_from_u64(seed);

@@ -673,16 +673,7 @@ mod tests {
         let here = roofline(100.0, 0.0, 10.0);
         // Target: 2x the compute, half the bandwidth: 100/2 + 300*2 = 650.
         let t = target("t", 200.0, 0.0, 5.0, 1 << 30);
-        let p = project_latency(
-            &ops,
-            400.0,
-            Provenance::Measured,
-            1,
-            &here,
-            Precision::F32,
-            &t,
-        )
-        .unwrap();
+        let p = project_f32(&here, &ops, 400.0, &t);
         assert!((p.latency_ns - 650.0).abs() < 1e-9, "{p:?}");
         assert!((p.compute_fraction - 50.0 / 650.0).abs() < 1e-12);
         assert_eq!(p.provenance, Provenance::Projected { target: "t".into() });
@@ -711,19 +702,28 @@ mod tests {
         t
     }
 
-    /// f32 `ops` measured in `measured_ns` on one 100 GFLOP/s, 10 GB/s core, projected onto `t`.
-    fn from_one_core(ops: &[OpCost], measured_ns: f64, t: &TargetSpec) -> ProjectedLatency {
-        let here = roofline(100.0, 0.0, 10.0);
+    /// f32 `ops` measured in `measured_ns` here, projected onto `t`.
+    fn project_f32(
+        here: &Roofline,
+        ops: &[OpCost],
+        measured_ns: f64,
+        t: &TargetSpec,
+    ) -> ProjectedLatency {
         project_latency(
             ops,
             measured_ns,
             Provenance::Measured,
             1,
-            &here,
+            here,
             Precision::F32,
             t,
         )
         .unwrap()
+    }
+
+    /// As [`project_f32`], from one 100 GFLOP/s, 10 GB/s core without caches.
+    fn from_one_core(ops: &[OpCost], measured_ns: f64, t: &TargetSpec) -> ProjectedLatency {
+        project_f32(&roofline(100.0, 0.0, 10.0), ops, measured_ns, t)
     }
 
     #[test]
@@ -810,16 +810,7 @@ mod tests {
         let project = |cores: u32, cache_bytes: u64| {
             let mut t = multicore(cores, 0.0);
             t.cache_bytes = cache_bytes;
-            project_latency(
-                &ops,
-                80_000.0,
-                Provenance::Measured,
-                1,
-                &here,
-                Precision::F32,
-                &t,
-            )
-            .unwrap()
+            project_f32(&here, &ops, 80_000.0, &t)
         };
         // The target's cache holds it: 40 + 40 us split over 4 cores.
         let cached = project(4, 8_000_000);
@@ -843,31 +834,13 @@ mod tests {
         let mut slow = multicore(4, 0.0);
         slow.peak_gflops_f32 /= 2.0;
         slow.cache_bytes = 8_000_000;
-        let p = project_latency(
-            &ops,
-            80_000.0,
-            Provenance::Measured,
-            1,
-            &here,
-            Precision::F32,
-            &slow,
-        )
-        .unwrap();
+        let p = project_f32(&here, &ops, 80_000.0, &slow);
         assert!((p.latency_ns - 40_000.0).abs() < 1e-6, "{p:?}");
         // Bytes too big for the cache here but not there: cache speed there.
         let big = [op("big", 4e6, 64e6)];
         let mut t = multicore(1, 0.0);
         t.cache_bytes = 128_000_000;
-        let p = project_latency(
-            &big,
-            6_440_000.0,
-            Provenance::Measured,
-            1,
-            &here,
-            Precision::F32,
-            &t,
-        )
-        .unwrap();
+        let p = project_f32(&here, &big, 6_440_000.0, &t);
         // Here 40 us compute + 6.4 ms from DRAM; there 40 us + 0.64 ms from cache.
         assert!((p.latency_ns - 680_000.0).abs() < 1e-3, "{p:?}");
     }
@@ -876,16 +849,7 @@ mod tests {
     fn this_machine_with_its_caches_projects_onto_itself() {
         let here = with_l3();
         let ops = [op("small", 2e6, 4e6), op("large", 1e6, 64e6)];
-        let p = project_latency(
-            &ops,
-            1_000_000.0,
-            Provenance::Measured,
-            1,
-            &here,
-            Precision::F32,
-            &here.as_target("here"),
-        )
-        .unwrap();
+        let p = project_f32(&here, &ops, 1_000_000.0, &here.as_target("here"));
         assert!((p.latency_ns - 1_000_000.0).abs() < 1e-6, "{p:?}");
         assert!(p.ops[0].in_target_cache && !p.ops[1].in_target_cache);
     }
