@@ -11,6 +11,7 @@ fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
         name: name.into(),
         kind: TargetKind::Edge,
         cores: 1,
+        threads_per_core: 1,
         memory_bytes,
         peak_gflops_f32: gflops,
         peak_gops_int8: 0.0,

@@ -13,4 +13,8 @@ pub struct OpCost {
     pub flops: f64,
     /// Bytes read and written (inputs, weights, outputs) at f32.
     pub bytes: f64,
+    /// The weights' share of `bytes`: read by every call, so whether the whole
+    /// model's weights fit a cache decides where they come from.
+    #[serde(default)]
+    pub weight_bytes: f64,
 }

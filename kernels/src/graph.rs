@@ -634,15 +634,16 @@ impl Graph {
                     _ => out,
                 };
                 // Constants are read like weights; reshape is free.
-                let bytes = match &n.op {
-                    Op::Input | Op::Reshape(_) | Op::Constant(_) => 0.0,
-                    _ => 4.0 * (b * (in_elems + out) + params),
+                let (bytes, weight_bytes) = match &n.op {
+                    Op::Input | Op::Reshape(_) | Op::Constant(_) => (0.0, 0.0),
+                    _ => (4.0 * (b * (in_elems + out) + params), 4.0 * params),
                 };
                 OpCost {
                     name: n.name.clone(),
                     kind: n.op.kind().to_string(),
                     flops: flops * b,
                     bytes,
+                    weight_bytes,
                 }
             })
             .collect()

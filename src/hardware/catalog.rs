@@ -9,7 +9,8 @@
 //! Memory bandwidth is a sustained single-tenant estimate (roughly the
 //! STREAM triad a VM of that size gets), not the DRAM peak. Cache is the L2
 //! of the model's cores plus their share of the shared L3, from the vendors'
-//! published sizes (rounded; an estimate where the vendor gives none). Prices are
+//! published sizes (binary units; an estimate where the vendor gives none).
+//! x86 cloud vCPUs are hyperthreads, two to a physical core. Prices are
 //! on-demand Linux list prices (US East / us-central1) as of 2024-2025.
 //! Edge devices cost nothing per hour: the user owns them.
 
@@ -28,6 +29,7 @@ const ALL_PRECISIONS: [Precision; 4] = [
 fn cloud(
     name: &str,
     cores: u32,
+    threads_per_core: u32,
     memory_gib: u64,
     peak_gflops_f32: f64,
     peak_gops_int8: f64,
@@ -40,6 +42,7 @@ fn cloud(
         name: name.to_string(),
         kind: TargetKind::Cloud,
         cores,
+        threads_per_core,
         memory_bytes: memory_gib << 30,
         peak_gflops_f32,
         peak_gops_int8,
@@ -75,6 +78,7 @@ fn edge(
         name: name.to_string(),
         kind: TargetKind::Edge,
         cores,
+        threads_per_core: 1,
         memory_bytes,
         peak_gflops_f32,
         peak_gops_int8,
@@ -91,7 +95,9 @@ fn edge(
 
 const GB: u64 = 1_000_000_000;
 const MB: u64 = 1_000_000;
-const KB: u64 = 1_000;
+/// Cache sizes are published in binary units.
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
 
 /// Every catalog entry, cloud first, in a fixed order.
 pub fn entries() -> Vec<TargetSpec> {
@@ -105,44 +111,48 @@ pub fn entries() -> Vec<TargetSpec> {
         cloud(
             "aws-c7i.large",
             2,
+            2,
             4,
             204.8,
             819.2,
             10.0,
-            3_900 * KB,
+            3_968 * KIB,
             0.08925,
             "AWS c7i.large: 2 vCPU, 4 GiB, $0.08925/h us-east-1; 1 SPR core x 64 FLOP/cycle x 3.2 GHz",
         ),
         cloud(
             "aws-c7i.xlarge",
             4,
+            2,
             8,
             409.6,
             1638.4,
             20.0,
-            7_750 * KB,
+            7_936 * KIB,
             0.1785,
             "AWS c7i.xlarge: 4 vCPU, 8 GiB, $0.1785/h us-east-1; 2 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
         cloud(
             "aws-c7i.2xlarge",
             8,
+            2,
             16,
             819.2,
             3276.8,
             40.0,
-            15_500 * KB,
+            15_872 * KIB,
             0.357,
             "AWS c7i.2xlarge: 8 vCPU, 16 GiB, $0.357/h us-east-1; 4 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
         cloud(
             "aws-c7i.4xlarge",
             16,
+            2,
             32,
             1638.4,
             6553.6,
             80.0,
-            31 * MB,
+            31 * MIB,
             0.714,
             "AWS c7i.4xlarge: 16 vCPU, 32 GiB, $0.714/h us-east-1; 8 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
@@ -152,11 +162,12 @@ pub fn entries() -> Vec<TargetSpec> {
         cloud(
             "aws-c7g.xlarge",
             4,
+            1,
             8,
             332.8,
             1331.2,
             25.0,
-            6 * MB,
+            6 * MIB,
             0.145,
             "AWS c7g.xlarge: 4 vCPU (Graviton3), 8 GiB, $0.145/h us-east-1; 4 cores x 32 FLOP/cycle x 2.6 GHz",
         ),
@@ -164,11 +175,12 @@ pub fn entries() -> Vec<TargetSpec> {
         cloud(
             "aws-m7i.xlarge",
             4,
+            2,
             16,
             409.6,
             1638.4,
             20.0,
-            7_750 * KB,
+            7_936 * KIB,
             0.2016,
             "AWS m7i.xlarge: 4 vCPU, 16 GiB, $0.2016/h us-east-1; 2 SPR cores x 64 FLOP/cycle x 3.2 GHz",
         ),
@@ -178,11 +190,12 @@ pub fn entries() -> Vec<TargetSpec> {
         cloud(
             "gcp-n2-standard-4",
             4,
+            2,
             16,
             332.8,
             1331.2,
             20.0,
-            5_500 * KB,
+            5_632 * KIB,
             0.194236,
             "GCP n2-standard-4: 4 vCPU, 16 GB, $0.1942/h us-central1; 2 Ice Lake cores x 64 FLOP/cycle x 2.6 GHz",
         ),
@@ -190,11 +203,12 @@ pub fn entries() -> Vec<TargetSpec> {
         cloud(
             "gcp-c3-standard-8",
             8,
+            2,
             32,
             768.0,
             3072.0,
             40.0,
-            15_500 * KB,
+            15_872 * KIB,
             0.41756,
             "GCP c3-standard-8: 8 vCPU, 32 GB, $0.4176/h us-central1; 4 SPR cores x 64 FLOP/cycle x 3.0 GHz",
         ),
@@ -203,11 +217,12 @@ pub fn entries() -> Vec<TargetSpec> {
         cloud(
             "azure-d4s-v5",
             4,
+            2,
             16,
             448.0,
             1792.0,
             20.0,
-            5_500 * KB,
+            5_632 * KIB,
             0.192,
             "Azure D4s v5: 4 vCPU, 16 GiB, $0.192/h East US; 2 Ice Lake cores x 64 FLOP/cycle x 3.5 GHz",
         ),
@@ -224,7 +239,7 @@ pub fn entries() -> Vec<TargetSpec> {
             236.8,
             947.2,
             25.0,
-            10 * MB,
+            10_752 * KIB,
             &[F32, F16, Int8],
             150.0,
             5.0,
@@ -240,7 +255,7 @@ pub fn entries() -> Vec<TargetSpec> {
             70.4,
             281.6,
             10.0,
-            2 * MB,
+            2 * MIB,
             &[F32, F16, Int8],
             300.0,
             3.0,
@@ -256,7 +271,7 @@ pub fn entries() -> Vec<TargetSpec> {
             153.6,
             614.4,
             10.0,
-            4 * MB,
+            4 * MIB,
             &[F32, F16, Int8],
             200.0,
             7.0,
@@ -272,7 +287,7 @@ pub fn entries() -> Vec<TargetSpec> {
             115.2,
             0.0,
             4.0,
-            MB,
+            MIB,
             &[F32, Int8],
             300.0,
             6.4,
@@ -289,7 +304,7 @@ pub fn entries() -> Vec<TargetSpec> {
             144.0,
             576.0,
             30.0,
-            3_500 * KB,
+            3_584 * KIB,
             &[F32, F16, Int8],
             200.0,
             15.0,
@@ -307,7 +322,7 @@ pub fn entries() -> Vec<TargetSpec> {
             844.8,
             3379.2,
             50.0,
-            24 * MB,
+            24 * MIB,
             &[F32, F16, Bf16, Int8],
             100.0,
             28.0,
@@ -323,7 +338,7 @@ pub fn entries() -> Vec<TargetSpec> {
             27.2,
             0.0,
             4.0,
-            512 * KB,
+            512 * KIB,
             &[F32, Int8],
             400.0,
             1.0,
@@ -341,7 +356,7 @@ pub fn entries() -> Vec<TargetSpec> {
             0.96,
             1.92,
             1.9,
-            16 * KB,
+            16 * KIB,
             &[F32, Int8],
             5.0,
             0.3,

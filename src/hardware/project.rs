@@ -6,33 +6,34 @@
 //!    shared among the ops in proportion to their roofline-predicted local time
 //!    `t_i = c_i + m_i`, with `c_i = flops_i / P_local` (compute) and
 //!    `m_i = bytes_i / B_local` (memory). `P_local` is this machine's single-core
-//!    peak at the precision (int8 uses the int8 peak; f16/bf16 compute in f32);
-//!    `B_local` is the bandwidth of the smallest cache level here that holds the
-//!    op's bytes, else DRAM (against a target without a cache figure, DRAM for
-//!    every op). Op bytes are counted at f32 and scaled by the precision's
-//!    bytes per weight.
+//!    peak at the precision (int8 uses the int8 peak; f16/bf16 compute in f32).
+//!    Every call reads all of the model's weights, so an op's *footprint* is the
+//!    whole model's weights plus its own activations; `B_local` is the
+//!    bandwidth of the smallest cache level here that holds that footprint,
+//!    else DRAM (against a target without a cache figure, DRAM for every op).
+//!    Op bytes are counted at f32 and scaled by the precision's bytes per weight.
 //! 2. *Split.* Op `i`'s share `T_i = T * t_i / sum(t)` splits into a compute part
 //!    `T_i * c_i / t_i` and a memory part `T_i * m_i / t_i`. The measured time thus
 //!    keeps the kernel's real efficiency; only the ratio between the two
 //!    bottlenecks comes from the roofline.
 //! 3. *Rescale.* Compute parts scale by `P_local / P_target`. A memory part
-//!    whose bytes fit the target's cache (`cache_bytes`: its cores' L2 and
-//!    share of L3) streams at one core's cache bandwidth per core: one core's
-//!    here, scaled by how much faster one target core computes (peak f32 over
-//!    cores); otherwise it comes from the target's memory, at
-//!    `B_local / B_target`, shared by all cores. Projecting onto this
-//!    machine's own roofline returns the measured time (up to rounding).
-//! 4. *Spread over cores.* `P_target` is the whole target (all `n` cores), so
-//!    step 3 alone would split every op perfectly over them. An op pays
-//!    `parallel_overhead_us` (fork and join) to do so: its compute and cache
-//!    time is `c/n + k/n + overhead` on `n` cores (`c` at the whole peak, `k`
-//!    the cache time of one core), or `c*n + k` on one core, whichever is
-//!    shorter, as a runtime that splits only ops worth splitting would run
-//!    it. Small ops thus stay on one core, and a run of many small ops gains
+//!    whose footprint fits the target's cache (`cache_bytes`: its cores' L2 and
+//!    share of L3) streams at one physical core's cache bandwidth per physical
+//!    core: one core's here, scaled by how much faster one target core
+//!    computes (f32 peak over physical cores), unless the target's memory
+//!    would be faster still. Otherwise it comes from the target's memory, at
+//!    `B_local / B_target`, shared by all cores. Projecting onto this machine's
+//!    own roofline returns the measured time (up to rounding).
+//! 4. *Spread over cores.* `P_target` is the whole target, so step 3 alone
+//!    would split every op perfectly over its cores. An op pays
+//!    `parallel_overhead_us` (fork and join) to do so: with `c` its compute at
+//!    the whole peak and `k` its cache time on one physical core, it takes
+//!    `c + k/p + overhead` split over the `p` physical cores (all vCPUs), or
+//!    `c*p + k` on one thread, which gets a whole physical core; whichever is
+//!    shorter, as a runtime that splits only ops worth splitting would run it.
+//!    Small ops thus stay on one core, and a run of many small ops gains
 //!    little from a large instance. Main-memory parts are not split: the
 //!    target's bandwidth figure is what all its cores share.
-//!    vCPUs count as cores, which is conservative for a single-threaded op on
-//!    a machine with two hardware threads per core.
 //!
 //! `cargo run --release --example projection_check` compares this with
 //! measurement on the one multi-core machine at hand: this one, on all its cores.
@@ -258,12 +259,12 @@ fn bytes_at(bytes: f64, precision: Precision) -> f64 {
 /// Share `measured_ns` among `ops` by their roofline-predicted time and split
 /// each share into compute and memory parts (steps 1 and 2 of the method).
 /// `compute_giga_per_s` is the local peak at the precision; `bandwidth_gbs`
-/// gives the local bandwidth an op of so many bytes (at the precision) streams at.
+/// gives the local bandwidth an op streams its bytes at.
 pub fn apportion(
     ops: &[OpCost],
     measured_ns: f64,
     compute_giga_per_s: f64,
-    bandwidth_gbs: impl Fn(f64) -> f64,
+    bandwidth_gbs: impl Fn(&OpCost) -> f64,
     precision: Precision,
 ) -> Result<Vec<OpProjection>, ProjectError> {
     if !(measured_ns.is_finite() && measured_ns > 0.0) {
@@ -276,7 +277,7 @@ pub fn apportion(
     let mut predicted = Vec::with_capacity(ops.len());
     for op in ops {
         let bytes = bytes_at(op.bytes.max(0.0), precision);
-        let bandwidth = bandwidth_gbs(bytes);
+        let bandwidth = bandwidth_gbs(op);
         if !(bandwidth.is_finite() && bandwidth > 0.0) {
             return Err(ProjectError::BadLocalRoofline);
         }
@@ -313,40 +314,48 @@ pub fn apportion(
 }
 
 /// Where an op's bytes come from on each side, and so how its memory part
-/// scales (step 3).
+/// scales (step 3). Every call reads all of the model's weights, so an op is
+/// in a cache only when the whole model's weights and its own activations fit.
 struct Caches<'a> {
     here: &'a Roofline,
     /// The target's cache; 0: every byte comes from its memory.
     target_bytes: u64,
+    /// All of the model's weights, at the precision.
+    model_weight_bytes: f64,
+    precision: Precision,
 }
 
 impl Caches<'_> {
-    /// Bandwidth here for an op of `bytes`: the cache level that holds them,
+    /// Bytes that must stay in a cache for `op` to be served from it.
+    fn footprint(&self, op: &OpCost) -> f64 {
+        let activations = (op.bytes - op.weight_bytes).max(0.0);
+        self.model_weight_bytes + bytes_at(activations, self.precision)
+    }
+
+    /// Bandwidth here for `op`: the cache level that holds its footprint,
     /// else DRAM. Against a target without a cache figure both sides count
     /// every byte at memory bandwidth, so the split does not depend on a cache
     /// the target may not have.
-    fn local_gbs(&self, bytes: f64) -> f64 {
+    fn local_gbs(&self, op: &OpCost) -> f64 {
         if self.target_bytes == 0 {
             return self.here.dram_gbs;
         }
         self.here
-            .cache_for_footprint(bytes.ceil() as u64)
+            .cache_for_footprint(self.footprint(op).ceil() as u64)
             .map_or(self.here.dram_gbs, |level| level.copy_gbs)
     }
 
-    fn fits_target(&self, bytes: f64) -> bool {
-        self.target_bytes > 0 && bytes <= self.target_bytes as f64
+    fn fits_target(&self, op: &OpCost) -> bool {
+        self.target_bytes > 0 && self.footprint(op) <= self.target_bytes as f64
     }
 
-    /// One target core's cache bandwidth: one core's here (the level that holds
-    /// `bytes` here, else the largest cache here), scaled by how much faster
-    /// one target core computes (load width and clock go with the FMA rate).
-    fn cache_gbs_per_core(&self, bytes: f64, target_core_speed: f64) -> f64 {
+    /// One core's cache bandwidth here for `op`: the level that holds its
+    /// footprint, else the largest cache.
+    fn cache_gbs_here(&self, op: &OpCost) -> f64 {
         self.here
-            .cache_for_footprint(bytes.ceil() as u64)
+            .cache_for_footprint(self.footprint(op).ceil() as u64)
             .or_else(|| self.here.largest_cache())
             .map_or(self.here.dram_gbs, |level| level.copy_gbs)
-            * target_core_speed
     }
 }
 
@@ -383,38 +392,52 @@ pub fn project_latency(
     let caches = Caches {
         here: local_roofline,
         target_bytes: target.cache_bytes,
+        model_weight_bytes: bytes_at(
+            ops.iter().map(|op| op.weight_bytes.max(0.0)).sum(),
+            precision,
+        ),
+        precision,
     };
     let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
     let spread = CoreSpread::of(target);
-    // One target core's f32 rate against one core's here.
+    // One physical target core's f32 rate against one core's here: its cache
+    // bandwidth goes with it (load width and clock go with the FMA rate).
     let core_speed =
-        target.peak_gflops_f32 / f64::from(spread.cores) / local_roofline.peak_gflops_f32;
-    let mut ops = apportion(
+        target.peak_gflops_f32 / f64::from(spread.physical_cores) / local_roofline.peak_gflops_f32;
+    let mut parts = apportion(
         ops,
         measured_ns,
         local.compute_giga_per_s,
-        |bytes| caches.local_gbs(bytes),
+        |op| caches.local_gbs(op),
         precision,
     )?;
     let (mut from_memory, mut total) = (0.0, 0.0);
-    for op in &mut ops {
-        let bytes = bytes_at(op.bytes.max(0.0), precision);
-        let local_gbs = caches.local_gbs(bytes);
+    for (part, op) in parts.iter_mut().zip(ops) {
+        let local_gbs = caches.local_gbs(op);
+        let from_target_memory = part.local_memory_ns * local_gbs / remote.bandwidth_gbs;
         // In the target's cache the bytes stream at one core's cache speed per
-        // core; else from the target's memory, shared by all its cores.
-        let (cached_one_core, memory) = if caches.fits_target(bytes) {
-            let per_core = caches.cache_gbs_per_core(bytes, core_speed);
-            (op.local_memory_ns * local_gbs / per_core, 0.0)
+        // physical core, unless its memory would be faster still; else from
+        // the target's memory, shared by all its cores.
+        let per_core_gbs = caches.cache_gbs_here(op) * core_speed;
+        let cached_one_core = if per_core_gbs.is_finite() && per_core_gbs > 0.0 {
+            part.local_memory_ns * local_gbs / per_core_gbs
         } else {
-            (0.0, op.local_memory_ns * local_gbs / remote.bandwidth_gbs)
+            f64::INFINITY
+        };
+        let in_cache = caches.fits_target(op)
+            && cached_one_core / f64::from(spread.physical_cores) <= from_target_memory;
+        let (cached, memory) = if in_cache {
+            (cached_one_core, 0.0)
+        } else {
+            (0.0, from_target_memory)
         };
         let (cores_time, cores_used) =
-            spread.time_ns(op.local_compute_ns * compute_scale, cached_one_core);
-        op.projected_ns = cores_time + memory;
-        op.cores_used = cores_used;
-        op.in_target_cache = caches.fits_target(bytes);
+            spread.time_ns(part.local_compute_ns * compute_scale, cached);
+        part.projected_ns = cores_time + memory;
+        part.cores_used = cores_used;
+        part.in_target_cache = in_cache;
         from_memory += memory;
-        total += op.projected_ns;
+        total += part.projected_ns;
     }
     Ok(ProjectedLatency {
         target: target.name.clone(),
@@ -431,14 +454,18 @@ pub fn project_latency(
         } else {
             0.0
         },
-        ops,
+        ops: parts,
     })
 }
 
 /// How a target's cores share an op's work (step 4 of the method).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CoreSpread {
+    /// vCPUs: splitting an op over them reaches the whole target's peak.
     pub cores: u32,
+    /// Physical cores: one thread alone gets one of them, and cache bandwidth
+    /// grows with them.
+    pub physical_cores: u32,
     pub fork_join_ns: f64,
 }
 
@@ -447,6 +474,7 @@ impl CoreSpread {
         let overhead = target.parallel_overhead_us * 1e3;
         CoreSpread {
             cores: target.cores.max(1),
+            physical_cores: target.physical_cores(),
             fork_join_ns: if overhead.is_finite() {
                 overhead.max(0.0)
             } else {
@@ -457,12 +485,12 @@ impl CoreSpread {
 
     /// Time of an op's per-core work, and the cores it uses: compute that
     /// takes `all_cores_ns` at the target's whole peak, plus cache traffic that
-    /// takes `one_core_ns` on one core. Split over every core (plus the fork
-    /// and join) or kept on one, whichever is shorter.
+    /// takes `one_core_ns` on one physical core. Split over every core (plus
+    /// the fork and join) or kept on one thread, whichever is shorter.
     pub fn time_ns(&self, all_cores_ns: f64, one_core_ns: f64) -> (f64, u32) {
-        let cores = f64::from(self.cores);
-        let on_one = all_cores_ns * cores + one_core_ns;
-        let split = all_cores_ns + one_core_ns / cores + self.fork_join_ns;
+        let physical = f64::from(self.physical_cores);
+        let on_one = all_cores_ns * physical + one_core_ns;
+        let split = all_cores_ns + one_core_ns / physical + self.fork_join_ns;
         if self.cores > 1 && split < on_one {
             (split, self.cores)
         } else {
@@ -633,6 +661,7 @@ mod tests {
             name: name.into(),
             kind: TargetKind::Edge,
             cores: 4,
+            threads_per_core: 1,
             memory_bytes: mem,
             peak_gflops_f32: gflops,
             peak_gops_int8: int8,
@@ -653,6 +682,7 @@ mod tests {
             kind: "matmul".into(),
             flops,
             bytes,
+            weight_bytes: 0.0,
         }
     }
 
@@ -847,11 +877,136 @@ mod tests {
 
     #[test]
     fn this_machine_with_its_caches_projects_onto_itself() {
+        // L1, L2 and L3 of different speeds, ops whose footprints fit each of
+        // them and none; f32 and int8.
+        let mut here = roofline(100.0, 400.0, 10.0);
+        let level =
+            |name: &str, capacity: u64, gbs: f64| crate::hardware::roofline::LevelBandwidth {
+                level: name.into(),
+                working_set_bytes: capacity / 2,
+                capacity_bytes: capacity,
+                read_gbs: gbs,
+                copy_gbs: gbs,
+                triad_gbs: gbs,
+            };
+        here.bandwidth = vec![
+            level("L1", 32_000, 300.0),
+            level("L2", 1_000_000, 150.0),
+            level("L3", 32_000_000, 80.0),
+            level("DRAM", 0, 10.0),
+        ];
+        let ops = [
+            op("l1", 1e5, 16e3),
+            op("l2", 2e6, 800e3),
+            op("l3", 2e6, 16e6),
+            op("dram", 1e6, 64e6),
+        ];
+        for precision in [Precision::F32, Precision::Int8] {
+            let p = project_latency(
+                &ops,
+                1_000_000.0,
+                Provenance::Measured,
+                1,
+                &here,
+                precision,
+                &here.as_target("here"),
+            )
+            .unwrap();
+            assert!((p.latency_ns - 1_000_000.0).abs() < 1e-6, "{p:?}");
+            for o in &p.ops {
+                assert!(
+                    (o.projected_ns - o.local_ns).abs() <= 1e-9 * o.local_ns,
+                    "{o:?}"
+                );
+            }
+            let cached: Vec<bool> = p.ops.iter().map(|o| o.in_target_cache).collect();
+            // int8 bytes are a quarter: the 64 MB op's 16 MB fit the L3.
+            let expected = [true, true, true, precision == Precision::Int8];
+            assert_eq!(cached, expected, "{precision:?}");
+        }
+    }
+
+    /// An op with `weight_bytes` of weights and as many bytes in all.
+    fn weighted(name: &str, flops: f64, weight_bytes: f64) -> OpCost {
+        OpCost {
+            weight_bytes,
+            ..op(name, flops, weight_bytes)
+        }
+    }
+
+    #[test]
+    fn ops_are_in_a_cache_only_when_the_whole_models_weights_fit() {
         let here = with_l3();
-        let ops = [op("small", 2e6, 4e6), op("large", 1e6, 64e6)];
-        let p = project_f32(&here, &ops, 1_000_000.0, &here.as_target("here"));
-        assert!((p.latency_ns - 1_000_000.0).abs() < 1e-6, "{p:?}");
-        assert!(p.ops[0].in_target_cache && !p.ops[1].in_target_cache);
+        // Two 4 MB layers: each fits an 6 MB cache, both do not.
+        let ops = [weighted("d0", 4e6, 4e6), weighted("d1", 4e6, 4e6)];
+        let project = |cache_bytes: u64| {
+            let mut t = multicore(4, 0.0);
+            t.cache_bytes = cache_bytes;
+            project_f32(&here, &ops, 160_000.0, &t)
+        };
+        let small = project(6_000_000);
+        assert!(small.ops.iter().all(|o| !o.in_target_cache), "{small:?}");
+        let large = project(9_000_000);
+        assert!(large.ops.iter().all(|o| o.in_target_cache), "{large:?}");
+        // From memory (10x slower than the L3 here) against the cache split four ways.
+        assert!(
+            (small.latency_ns - 2.0 * (10_000.0 + 400_000.0)).abs() < 1e-6,
+            "{small:?}"
+        );
+        assert!((large.latency_ns - 40_000.0).abs() < 1e-6, "{large:?}");
+    }
+
+    #[test]
+    fn one_thread_gets_a_whole_physical_core() {
+        // 4 vCPUs on 2 physical cores of 100 GFLOP/s each, 20 us to fork and
+        // join: a 10 us op stays on one thread, which gets a whole core.
+        let hyperthreaded = |threads_per_core: u32| {
+            let mut t = multicore(2, 20.0);
+            t.cores = 4;
+            t.threads_per_core = threads_per_core;
+            t
+        };
+        let small = [op("small", 1e6, 0.0)];
+        let p = from_one_core(&small, 10_000.0, &hyperthreaded(2));
+        assert!((p.latency_ns - 10_000.0).abs() < 1e-6, "{p:?}");
+        assert_eq!(p.ops[0].cores_used, 1);
+        // Counted as 4 cores of 50 GFLOP/s it would take 20 us.
+        let p = from_one_core(&small, 10_000.0, &hyperthreaded(1));
+        assert!((p.latency_ns - 20_000.0).abs() < 1e-6, "{p:?}");
+        // A large op splits over all 4 vCPUs and reaches the whole 200 GFLOP/s.
+        let p = from_one_core(&[op("large", 1e9, 0.0)], 10_000_000.0, &hyperthreaded(2));
+        assert!((p.latency_ns - 5_020_000.0).abs() < 1e-3, "{p:?}");
+        assert_eq!(p.ops[0].cores_used, 4);
+    }
+
+    #[test]
+    fn odd_targets_stay_finite_and_never_read_a_cache_slower_than_memory() {
+        let here = with_l3();
+        let ops = [op("w", 4e6, 4e6)];
+        // An int8-only figure (no f32 peak) with a cache: no division by zero.
+        let mut int8_only = multicore(4, 0.0);
+        int8_only.peak_gflops_f32 = 0.0;
+        int8_only.peak_gops_int8 = 1600.0;
+        int8_only.cache_bytes = 8_000_000;
+        let p = project_latency(
+            &ops,
+            80_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::Int8,
+            &int8_only,
+        )
+        .unwrap();
+        assert!(p.latency_ns.is_finite() && p.latency_ns > 0.0, "{p:?}");
+        assert!(!p.ops[0].in_target_cache);
+        // Very slow cores in front of fast memory: the memory is used.
+        let mut slow = multicore(1, 0.0);
+        slow.peak_gflops_f32 = 1.0;
+        slow.mem_bandwidth_gbs = 1000.0;
+        slow.cache_bytes = 8_000_000;
+        let p = project_f32(&here, &ops, 80_000.0, &slow);
+        assert!(!p.ops[0].in_target_cache, "{p:?}");
     }
 
     #[test]

@@ -223,6 +223,7 @@ impl Roofline {
             name: name.to_string(),
             kind: TargetKind::Edge,
             cores: 1,
+            threads_per_core: 1,
             memory_bytes: self.memory_bytes,
             peak_gflops_f32: self.peak_gflops_f32,
             peak_gops_int8: self.peak_gops_int8,

@@ -12,8 +12,19 @@ use workbench_kernels::Precision;
 /// threads sleep between ops pays its wake-up instead (50 µs and more).
 pub const DEFAULT_PARALLEL_OVERHEAD_US: f64 = 5.0;
 
+fn one_thread_per_core() -> u32 {
+    1
+}
+
 fn default_parallel_overhead_us() -> f64 {
     DEFAULT_PARALLEL_OVERHEAD_US
+}
+
+impl TargetSpec {
+    /// Physical cores: vCPUs over hardware threads per core, at least 1.
+    pub fn physical_cores(&self) -> u32 {
+        (self.cores / self.threads_per_core.max(1)).max(1)
+    }
 }
 
 /// Cloud instance types are rented per hour; edge devices are owned by users.
@@ -32,6 +43,10 @@ pub struct TargetSpec {
     pub kind: TargetKind,
     /// Cores (vCPUs) available to the model.
     pub cores: u32,
+    /// Hardware threads per physical core (2 for x86 cloud vCPUs): one thread
+    /// alone gets a whole physical core, `peak / (cores / threads_per_core)`.
+    #[serde(default = "one_thread_per_core")]
+    pub threads_per_core: u32,
     pub memory_bytes: u64,
     /// Peak f32 throughput, GFLOP/s.
     pub peak_gflops_f32: f64,

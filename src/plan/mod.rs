@@ -223,16 +223,30 @@ struct Reference {
     p99: f64,
 }
 
-/// Whether `e` ties with the recommended plan (the head of `ranked`, as
-/// [`rank`] left it).
-pub fn ties_with_best(scenario: &Scenario, ranked: &[Evaluation], e: &Evaluation) -> bool {
-    ranked
-        .first()
-        .filter(|best| best.feasible())
-        .is_some_and(|best| {
-            let scorer = Scorer::of(scenario, ranked);
-            scorer.ties(e, &scorer.reference(best))
+/// The plan ties are measured against: the feasible plan with the best score
+/// (ties in score broken as [`rank`] breaks them).
+fn tie_reference(scorer: &Scorer, evaluations: &[Evaluation]) -> Option<Reference> {
+    evaluations
+        .iter()
+        .filter(|e| e.feasible())
+        .min_by(|a, b| {
+            scorer
+                .score(a)
+                .total_cmp(&scorer.score(b))
+                .then(a.plan.latency_ms.p99.total_cmp(&b.plan.latency_ms.p99))
+                .then_with(|| a.plan.id.cmp(&b.plan.id))
         })
+        .map(|best| scorer.reference(best))
+}
+
+/// Whether a plan ties with the best one, as [`rank`] decided it.
+pub fn tie_test<'a>(
+    scenario: &Scenario,
+    evaluations: &'a [Evaluation],
+) -> impl Fn(&Evaluation) -> bool + 'a {
+    let scorer = Scorer::of(scenario, evaluations);
+    let reference = tie_reference(&scorer, evaluations);
+    move |e| reference.as_ref().is_some_and(|r| scorer.ties(e, r))
 }
 
 /// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
@@ -266,11 +280,7 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
     // comes first: the highest agreement with the f32 model, then full
     // precision (quantizing for nothing is a risk with no reward). The rest
     // keep their order (the sort is stable).
-    let Some(best) = evaluations
-        .first()
-        .filter(|e| e.feasible())
-        .map(|e| scorer.reference(e))
-    else {
+    let Some(best) = tie_reference(&scorer, evaluations) else {
         return;
     };
     evaluations.sort_by(|a, b| {

@@ -57,14 +57,16 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         out.push(s);
     }
     // A lower precision that tied and was cheaper or faster: say why it lost.
+    let ties = super::tie_test(scenario, ranked);
     let saving = |e: &Evaluation| {
         let cheaper = p.cost_usd_per_month - e.plan.cost_usd_per_month;
         let faster = p.latency_ms.p99 - e.plan.latency_ms.p99;
         let mut parts = Vec::new();
-        if cheaper > 0.0 {
+        // Less than shows in the figures is no saving to name.
+        if cheaper >= 0.005 {
             parts.push(format!("{} a month cheaper", fmt_usd(cheaper)));
         }
-        if faster > 0.0 {
+        if faster > 0.0 && faster >= p.latency_ms.p99 * 1e-3 {
             parts.push(format!("{} faster at p99", fmt_ms(faster)));
         }
         parts
@@ -74,7 +76,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         .skip(1)
         .filter(|e| {
             super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision)
-                && super::ties_with_best(scenario, ranked, e)
+                && ties(e)
         })
         .map(|e| (e, saving(e)))
         .find(|(_, parts)| !parts.is_empty())

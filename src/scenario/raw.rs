@@ -132,6 +132,7 @@ pub(crate) struct RawTarget {
     pub name: Opt<String>,
     pub catalog: Opt<String>,
     pub cores: Opt<i64>,
+    pub threads_per_core: Opt<i64>,
     pub memory_gb: Opt<f64>,
     pub peak_gflops_f32: Opt<f64>,
     pub peak_gops_int8: Opt<f64>,

@@ -1827,6 +1827,15 @@ impl Validator<'_> {
                 None
             }
         };
+        let threads_per_core = match &t.threads_per_core {
+            Some(c) => Some(self.int_at_least(
+                c,
+                &join(key, "threads_per_core"),
+                1,
+                "hardware threads per physical core",
+            )?),
+            None => Some(base.as_ref().map_or(1, |b| u64::from(b.threads_per_core))),
+        };
         let precisions = match &t.precisions {
             Some(list) => self.choice_list(
                 &Some(list.clone()),
@@ -1879,6 +1888,7 @@ impl Validator<'_> {
             name: name?,
             kind,
             cores: u32::try_from(cores?).unwrap_or(u32::MAX),
+            threads_per_core: u32::try_from(threads_per_core?).unwrap_or(u32::MAX),
             memory_bytes: match memory_gb {
                 Some(gb) => (gb * 1e9) as u64,
                 None => base.as_ref().map_or(0, |b| b.memory_bytes),
@@ -2172,6 +2182,7 @@ impl Validator<'_> {
 impl RawTarget {
     fn has_overrides(&self) -> bool {
         self.cores.is_some()
+            || self.threads_per_core.is_some()
             || self.memory_gb.is_some()
             || self.peak_gflops_f32.is_some()
             || self.peak_gops_int8.is_some()

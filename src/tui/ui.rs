@@ -242,7 +242,8 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
     let rows = measurements.kernels.iter().map(|k| {
         Row::new([
             Cell::from(k.key()),
-            Cell::from(fmt_ms(k.latency_ms)),
+            // Three significant figures, as the report's kernel table.
+            Cell::from(crate::report::format::duration_ns(k.latency_ms * 1e6)),
             Cell::from(fmt_count(k.throughput_per_s)),
             Cell::from(format!("{:.1}", k.gflops)),
             Cell::from(format!("{:.0}%", k.fraction_of_peak * 100.0)),
@@ -778,7 +779,7 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     };
     let header = Row::new([
         String::new(),
-        elide_middle(&plan_header, label_width),
+        elide_label(&plan_header, label_width),
         "p99".to_string(),
         "$/month".to_string(),
         "verdict".to_string(),
@@ -808,7 +809,7 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         };
         Row::new([
             mark.to_string(),
-            elide_middle(&compact[i], label_width),
+            elide_label(&compact[i], label_width),
             // Not simulated: an analytic lower bound at best.
             match (c.simulated, c.p99_ms > 0.0) {
                 (true, _) => fmt_ms(c.p99_ms),
@@ -901,8 +902,39 @@ fn without_shared_parts(labels: &[&str]) -> (Vec<String>, String) {
     )
 }
 
-/// `text` cut to `max` characters in the middle, so both its start (mode,
-/// target) and its end (backend, batch) stay visible.
+/// `label` cut to `max` characters: its longest `/`- or space-separated part
+/// loses its middle first (a long instance name, say), so the parts that tell
+/// plans apart (replicas, backend, batch) stay whole; then the whole label.
+fn elide_label(label: &str, max: usize) -> String {
+    let count = |t: &str| t.chars().count();
+    if count(label) <= max {
+        return label.to_string();
+    }
+    let sep = if label.contains('/') { '/' } else { ' ' };
+    let mut parts: Vec<String> = label.split(sep).map(str::to_string).collect();
+    let mut excess = count(label) - max;
+    while excess > 0 {
+        let Some((longest, len)) = parts
+            .iter()
+            .map(|p| count(p))
+            .enumerate()
+            .max_by_key(|&(i, len)| (len, std::cmp::Reverse(i)))
+        else {
+            break;
+        };
+        // Keep at least 5 characters of a part ("c7…ge").
+        let cut = excess.min(len.saturating_sub(5));
+        if cut == 0 {
+            break;
+        }
+        parts[longest] = elide_middle(&parts[longest], len - cut);
+        excess -= cut;
+    }
+    elide_middle(&parts.join(&sep.to_string()), max)
+}
+
+/// `text` cut to `max` characters in the middle, so both its start and its
+/// end stay visible.
 fn elide_middle(text: &str, max: usize) -> String {
     let count = text.chars().count();
     if count <= max {
@@ -969,18 +1001,15 @@ fn render_export(app: &App, frame: &mut Frame, area: Rect) {
 
 // ---------------------------------------------------------------- formatting
 
+/// As the reports write milliseconds ("0.42 ms", "28.3 ms", "3.10 µs"), with
+/// "∞" for an unbounded queue and seconds from 1000 ms.
 fn fmt_ms(ms: f64) -> String {
     if !ms.is_finite() {
         "∞".to_string()
     } else if ms >= 1000.0 {
         format!("{:.2} s", ms / 1000.0)
-    } else if ms >= 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms > 0.0 && ms < 0.1 {
-        // Small models run in microseconds: "3.02 µs", not "0.003 ms".
-        crate::report::format::duration_ns(ms * 1e6)
     } else {
-        format!("{ms:.3} ms")
+        crate::report::format::ms(ms)
     }
 }
 
@@ -1049,6 +1078,20 @@ mod tests {
             assert_eq!(compact, labels, "{labels:?}");
             assert_eq!(shared, "");
         }
+    }
+
+    #[test]
+    fn long_labels_shorten_their_longest_part_first() {
+        let id = "online-http/aws-c7i.xlarge/x2/autotuned-f32/b8-d20";
+        assert_eq!(elide_label(id, 60), id);
+        let cut = elide_label(id, 44);
+        assert_eq!(cut.chars().count(), 44, "{cut}");
+        // The replicas, backend and batch survive; the instance name gave way.
+        assert!(cut.contains("/x2/") && cut.ends_with("/b8-d20"), "{cut}");
+        assert!(cut.contains('…'), "{cut}");
+        // Past what shortening parts can do, the whole label loses its middle.
+        assert_eq!(elide_label(id, 10).chars().count(), 10);
+        assert_eq!(elide_label("a b c", 3).chars().count(), 3);
     }
 
     #[test]
