@@ -266,7 +266,10 @@ fn cache_and_threads_per_core_come_from_the_catalog_or_the_scenario() {
     let spec = &parse(BASE).expect("valid").targets.cloud[0].spec;
     // c7i.large: one Sapphire Rapids core, 2 MiB L2 + 1.875 MiB of L3, two vCPUs on it.
     assert_eq!(spec.cache_bytes, 3_968 * 1024);
-    assert_eq!((spec.cores, spec.threads_per_core, spec.physical_cores()), (2, 2, 1));
+    assert_eq!(
+        (spec.cores, spec.threads_per_core, spec.physical_cores()),
+        (2, 2, 1)
+    );
     let with = |extra: &str| {
         BASE.replace(
             "catalog = \"aws-c7i.large\"",
@@ -279,7 +282,10 @@ fn cache_and_threads_per_core_come_from_the_catalog_or_the_scenario() {
     assert_eq!(spec.physical_cores(), 2);
     let errs = errors(&with("cache_mb = -1"));
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("cache_mb") && errs[0].contains("L2"), "{errs:?}");
+    assert!(
+        errs[0].contains("cache_mb") && errs[0].contains("L2"),
+        "{errs:?}"
+    );
     let errs = errors(&with("threads_per_core = 0"));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("threads_per_core"), "{errs:?}");

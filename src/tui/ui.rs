@@ -902,34 +902,54 @@ fn without_shared_parts(labels: &[&str]) -> (Vec<String>, String) {
     )
 }
 
-/// `label` cut to `max` characters: its longest `/`- or space-separated part
-/// loses its middle first (a long instance name, say), so the parts that tell
-/// plans apart (replicas, backend, batch) stay whole; then the whole label.
+/// `label` cut to `max` characters: first the long names of modes and
+/// backends shorten (`online-http` to `http`, `quantized-` to `q-`); then its
+/// longest `/`- or space-separated parts lose characters from their middles in
+/// turn, so the short parts that tell plans apart (replicas, batch) stay
+/// whole; last the whole label loses its middle.
 fn elide_label(label: &str, max: usize) -> String {
     let count = |t: &str| t.chars().count();
     if count(label) <= max {
         return label.to_string();
     }
+    // Short names first: they lose nothing a reader needs.
+    let short = [
+        ("online-stream", "stream"),
+        ("online-http", "http"),
+        ("quantized-", "q-"),
+        ("autotuned-", "auto-"),
+    ]
+    .iter()
+    .fold(label.to_string(), |text, (long, short)| {
+        text.replace(long, short)
+    });
+    let label = short.as_str();
+    if count(label) <= max {
+        return label.to_string();
+    }
     let sep = if label.contains('/') { '/' } else { ' ' };
-    let mut parts: Vec<String> = label.split(sep).map(str::to_string).collect();
+    let mut lengths: Vec<usize> = label.split(sep).map(count).collect();
     let mut excess = count(label) - max;
+    // One character at a time off the longest part, keeping at least 5 of each.
     while excess > 0 {
-        let Some((longest, len)) = parts
+        let Some((longest, &len)) = lengths
             .iter()
-            .map(|p| count(p))
             .enumerate()
-            .max_by_key(|&(i, len)| (len, std::cmp::Reverse(i)))
+            .max_by_key(|&(i, &len)| (len, std::cmp::Reverse(i)))
         else {
             break;
         };
-        // Keep at least 5 characters of a part ("c7…ge").
-        let cut = excess.min(len.saturating_sub(5));
-        if cut == 0 {
+        if len <= 5 {
             break;
         }
-        parts[longest] = elide_middle(&parts[longest], len - cut);
-        excess -= cut;
+        lengths[longest] -= 1;
+        excess -= 1;
     }
+    let parts: Vec<String> = label
+        .split(sep)
+        .zip(&lengths)
+        .map(|(part, &len)| elide_middle(part, len))
+        .collect();
     elide_middle(&parts.join(&sep.to_string()), max)
 }
 
@@ -1081,13 +1101,18 @@ mod tests {
     }
 
     #[test]
-    fn long_labels_shorten_their_longest_part_first() {
+    fn long_labels_shorten_names_then_their_longest_parts() {
         let id = "online-http/aws-c7i.xlarge/x2/autotuned-f32/b8-d20";
         assert_eq!(elide_label(id, 60), id);
-        let cut = elide_label(id, 44);
-        assert_eq!(cut.chars().count(), 44, "{cut}");
+        // Short names first.
+        assert_eq!(
+            elide_label(id, 44),
+            "http/aws-c7i.xlarge/x2/auto-f32/b8-d20"
+        );
+        let cut = elide_label(id, 30);
+        assert_eq!(cut.chars().count(), 30, "{cut}");
         // The replicas, backend and batch survive; the instance name gave way.
-        assert!(cut.contains("/x2/") && cut.ends_with("/b8-d20"), "{cut}");
+        assert!(cut.contains("/x2/") && cut.ends_with("f32/b8-d20"), "{cut}");
         assert!(cut.contains('…'), "{cut}");
         // Past what shortening parts can do, the whole label loses its middle.
         assert_eq!(elide_label(id, 10).chars().count(), 10);
