@@ -875,6 +875,34 @@ mod tests {
         assert!((p.latency_ns - 680_000.0).abs() < 1e-3, "{p:?}");
     }
 
+    /// `ops` measured here in `measured_ns`, projected onto this machine as a
+    /// target: the measured time comes back, op by op.
+    fn onto_itself(
+        here: &Roofline,
+        ops: &[OpCost],
+        measured_ns: f64,
+        precision: Precision,
+    ) -> ProjectedLatency {
+        let p = project_latency(
+            ops,
+            measured_ns,
+            Provenance::Measured,
+            1,
+            here,
+            precision,
+            &here.as_target("here"),
+        )
+        .unwrap();
+        assert!((p.latency_ns - measured_ns).abs() < 1e-6, "{p:?}");
+        for o in &p.ops {
+            assert!(
+                (o.projected_ns - o.local_ns).abs() <= 1e-9 * o.local_ns,
+                "{o:?}"
+            );
+        }
+        p
+    }
+
     #[test]
     fn this_machine_with_its_caches_projects_onto_itself() {
         // L1, L2 and L3 of different speeds, ops whose footprints fit each of
@@ -902,23 +930,7 @@ mod tests {
             op("dram", 1e6, 64e6),
         ];
         for precision in [Precision::F32, Precision::Int8] {
-            let p = project_latency(
-                &ops,
-                1_000_000.0,
-                Provenance::Measured,
-                1,
-                &here,
-                precision,
-                &here.as_target("here"),
-            )
-            .unwrap();
-            assert!((p.latency_ns - 1_000_000.0).abs() < 1e-6, "{p:?}");
-            for o in &p.ops {
-                assert!(
-                    (o.projected_ns - o.local_ns).abs() <= 1e-9 * o.local_ns,
-                    "{o:?}"
-                );
-            }
+            let p = onto_itself(&here, &ops, 1_000_000.0, precision);
             let cached: Vec<bool> = p.ops.iter().map(|o| o.in_target_cache).collect();
             // int8 bytes are a quarter: the 64 MB op's 16 MB fit the L3.
             let expected = [true, true, true, precision == Precision::Int8];
@@ -1018,20 +1030,7 @@ mod tests {
             op("dense1", 2.1e6, 4.2e6),
         ];
         for precision in [Precision::F32, Precision::Int8] {
-            let p = project_latency(
-                &ops,
-                123_456.0,
-                Provenance::Measured,
-                1,
-                &here,
-                precision,
-                &here.as_target("here"),
-            )
-            .unwrap();
-            assert!((p.latency_ns - 123_456.0).abs() < 1e-6, "{p:?}");
-            for o in &p.ops {
-                assert!((o.projected_ns - o.local_ns).abs() <= 1e-9 * o.local_ns);
-            }
+            onto_itself(&here, &ops, 123_456.0, precision);
         }
     }
 
