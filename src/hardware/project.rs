@@ -475,10 +475,11 @@ impl CoreSpread {
         CoreSpread {
             cores: target.cores.max(1),
             physical_cores: target.physical_cores(),
-            fork_join_ns: if overhead.is_finite() {
-                overhead.max(0.0)
-            } else {
+            // A huge figure means "never split" (infinite), a missing one none.
+            fork_join_ns: if overhead.is_nan() {
                 0.0
+            } else {
+                overhead.max(0.0)
             },
         }
     }
@@ -981,6 +982,12 @@ mod tests {
         let small = [op("small", 1e6, 0.0)];
         let p = from_one_core(&small, 10_000.0, &hyperthreaded(2));
         assert!((p.latency_ns - 10_000.0).abs() < 1e-6, "{p:?}");
+        assert_eq!(p.ops[0].cores_used, 1);
+        // An overhead too large to write in ns never splits, and stays finite.
+        let mut never = hyperthreaded(2);
+        never.parallel_overhead_us = 1e308;
+        let p = from_one_core(&[op("large", 1e9, 0.0)], 10_000_000.0, &never);
+        assert!((p.latency_ns - 10_000_000.0).abs() < 1e-3, "{p:?}");
         assert_eq!(p.ops[0].cores_used, 1);
         // Counted as 4 cores of 50 GFLOP/s it would take 20 us.
         let p = from_one_core(&small, 10_000.0, &hyperthreaded(1));
