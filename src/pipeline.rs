@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use workbench_kernels::{accuracy, BackendKind, Graph, Precision};
 
-use crate::hardware::project::{check_feasible, project_latency, Provenance};
+use crate::hardware::project::{check_feasible, project_latency, ProjectedLatency, Provenance};
 use crate::hardware::roofline::ProbeOptions;
 use crate::hardware::{LocalHardware, Roofline};
 use crate::measure::{self, MeasureOptions, MeasureProgress};
@@ -94,6 +94,19 @@ pub struct Measured {
     pub skipped: Vec<String>,
     /// Measurements timed in this run (the rest came from the cache).
     pub timed: usize,
+    /// Every roofline projection behind the profiles, op by op, so the report
+    /// can show how the recommended plan's figure came about.
+    pub projections: Vec<ProjectionRecord>,
+}
+
+/// One measurement projected onto one target.
+#[derive(Debug, Clone)]
+pub struct ProjectionRecord {
+    pub variant: String,
+    pub backend: BackendKind,
+    pub target: String,
+    pub target_cores: u32,
+    pub latency: ProjectedLatency,
 }
 
 /// The seed a run uses: the command line's, else the scenario's.
@@ -171,6 +184,7 @@ pub fn measure_scenario(
     let mut kernels = Vec::new();
     let mut points = Vec::new();
     let mut skipped = Vec::new();
+    let mut projections = Vec::new();
     let mut timed = 0;
     for variant in &scenario.model.variants {
         options.check_cancelled()?;
@@ -255,7 +269,7 @@ pub fn measure_scenario(
                 }
             }
             for target in scenario.targets.cloud.iter().chain(&scenario.targets.edge) {
-                let (profile, projected) = project_onto(
+                let (profile, projected, breakdowns) = project_onto(
                     &graph,
                     &ms,
                     &roofline,
@@ -266,6 +280,7 @@ pub fn measure_scenario(
                 );
                 kernels.extend(projected);
                 profiles.profiles.push(profile);
+                projections.extend(breakdowns);
             }
         }
     }
@@ -277,6 +292,7 @@ pub fn measure_scenario(
         roofline_points: points,
         skipped,
         timed,
+        projections,
     })
 }
 
@@ -317,7 +333,11 @@ fn project_onto(
     precision: Precision,
     target: &Target,
     variant: &str,
-) -> (ComputeProfile, Vec<report::KernelMeasurement>) {
+) -> (
+    ComputeProfile,
+    Vec<report::KernelMeasurement>,
+    Vec<ProjectionRecord>,
+) {
     let spec = &target.spec;
     let infeasible = check_feasible(
         graph.weight_bytes(precision),
@@ -329,6 +349,7 @@ fn project_onto(
     .map(|e| e.to_string());
     let mut points = Vec::new();
     let mut rows = Vec::new();
+    let mut breakdowns = Vec::new();
     for m in measured {
         let median = m.stats.median_ns;
         let spread = if median > 0.0 {
@@ -348,7 +369,17 @@ fn project_onto(
                 spec,
             )
             .ok()
-            .map(|p| p.latency_ns),
+            .map(|p| {
+                let ns = p.latency_ns;
+                breakdowns.push(ProjectionRecord {
+                    variant: variant.to_string(),
+                    backend,
+                    target: spec.name.clone(),
+                    target_cores: spec.cores,
+                    latency: p,
+                });
+                ns
+            }),
         };
         let Some(ns) = projected_ns else {
             continue;
@@ -394,7 +425,60 @@ fn project_onto(
             infeasible,
         },
         rows,
+        breakdowns,
     )
+}
+
+/// The projection behind `plan`'s compute time: its variant, backend and
+/// precision on its target, at the measured batch closest to its own (the
+/// largest not above it, else the smallest). `None` for plans whose compute
+/// was not projected by the roofline (measured here, a speed factor, hybrids).
+pub fn projection_breakdown(
+    plan: &report::Plan,
+    projections: &[ProjectionRecord],
+) -> Option<report::ProjectionBreakdown> {
+    let same_config = |r: &&ProjectionRecord| {
+        r.variant == plan.model_variant
+            && r.backend == plan.backend
+            && r.latency.precision == plan.precision
+            && r.target == plan.target
+    };
+    let batch = plan.max_batch.max(1) as usize;
+    let record = projections
+        .iter()
+        .filter(same_config)
+        .filter(|r| r.latency.batch <= batch)
+        .max_by_key(|r| r.latency.batch)
+        .or_else(|| {
+            projections
+                .iter()
+                .filter(same_config)
+                .min_by_key(|r| r.latency.batch)
+        })?;
+    let p = &record.latency;
+    Some(report::ProjectionBreakdown {
+        target: record.target.clone(),
+        model_variant: record.variant.clone(),
+        backend: record.backend,
+        precision: p.precision,
+        batch: u32::try_from(p.batch).unwrap_or(u32::MAX),
+        measured_ns: p.measured_ns,
+        projected_ns: p.latency_ns,
+        target_cores: record.target_cores,
+        ops: p
+            .ops
+            .iter()
+            .map(|o| report::ProjectedOp {
+                name: o.name.clone(),
+                kind: o.kind.clone(),
+                local_ns: o.local_ns,
+                projected_ns: o.projected_ns,
+                cores_used: o.cores_used,
+                in_target_cache: o.in_target_cache,
+                weights_in_target_cache: o.weights_in_target_cache,
+            })
+            .collect(),
+    })
 }
 
 /// This machine's roofline with the measured kernels on it, as reports show it.
@@ -488,6 +572,9 @@ pub fn plan_scenario(
             .iter()
             .map(|s| format!("not measured: {s}")),
     );
+    let projection = recommended
+        .as_ref()
+        .and_then(|plan| projection_breakdown(plan, &measured.projections));
     Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -501,6 +588,7 @@ pub fn plan_scenario(
         roofline: roofline_report(measured),
         latency_cdfs,
         baseline: None,
+        projection,
         assumptions: Assumptions {
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),

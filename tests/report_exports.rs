@@ -244,6 +244,69 @@ fn pareto_svg_leaves_out_plans_rejected_before_simulation() {
     );
 }
 
+/// The recommended plan's projection: a section in the Markdown, an object
+/// in plan.json, and nothing of either when there is none.
+#[test]
+fn the_projection_of_the_recommended_plan_is_shown_op_by_op() {
+    let mut report = sample_report();
+    assert!(!markdown(&report).contains("How the compute time was projected"));
+    assert!(!plan_json(&report).contains("\"projection\""));
+    let op = |name: &str, local_ns: f64, projected_ns: f64, cores_used: u32, weights: bool| {
+        ProjectedOp {
+            name: name.into(),
+            kind: "matmul".into(),
+            local_ns,
+            projected_ns,
+            cores_used,
+            in_target_cache: true,
+            weights_in_target_cache: weights,
+        }
+    };
+    let mut ops = vec![
+        op("dense0", 40_000.0, 12_000.0, 4, true),
+        op("dense1", 40_000.0, 52_000.0, 1, false),
+    ];
+    ops.extend((0..12).map(|i| op(&format!("act{i}"), 10.0, 3.0, 1, true)));
+    report.projection = Some(ProjectionBreakdown {
+        target: "c7i.large".into(),
+        model_variant: "full".into(),
+        backend: workbench_kernels::BackendKind::Tiled,
+        precision: workbench_kernels::Precision::Int8,
+        batch: 8,
+        measured_ns: 80_120.0,
+        projected_ns: 64_036.0,
+        target_cores: 4,
+        ops,
+    });
+    let md = markdown(&report);
+    assert!(md.contains("## How the compute time was projected"), "{md}");
+    assert!(md.contains("took 80.1 µs here (one core) and is projected at 64.0 µs on c7i.large (4 vCPUs): 1 of 14 ops split"), "{md}");
+    assert!(
+        md.contains("13 of 14 read everything from its cache"),
+        "{md}"
+    );
+    // The longest on the target first; ten shown of fourteen.
+    let longest = md.find("`dense1`").unwrap();
+    assert!(longest < md.find("`dense0`").unwrap());
+    assert!(md[longest..]
+        .lines()
+        .next()
+        .unwrap()
+        .contains("weights from memory"));
+    assert!(md.contains("The 10 longest of 14 ops"), "{md}");
+    let value: serde_json::Value = serde_json::from_str(&plan_json(&report)).unwrap();
+    assert_eq!(
+        value["projection"]["ops"].as_array().map(Vec::len),
+        Some(14)
+    );
+    assert_eq!(
+        value["projection"]["ops"][1]["weights_in_target_cache"],
+        false
+    );
+    let back = read_plan(&plan_json(&report)).unwrap();
+    assert_eq!(back.projection, report.projection);
+}
+
 /// A plan rejected before simulation shows its compute time as a lower bound
 /// and no cost, rather than a p99 and $0.00.
 #[test]

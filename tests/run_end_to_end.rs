@@ -78,7 +78,7 @@ fn shipped_scenarios_plan_as_expected_check_and_baseline_gate_and_reruns_are_ide
 
     // Plans against expectations.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut checked = 0;
+    let (mut checked, mut projected) = (0, 0);
     for path in scenario::scenarios_in_dir(&root.join("scenarios")) {
         let s = match scenario::load(&path) {
             Ok(s) => s,
@@ -95,11 +95,37 @@ fn shipped_scenarios_plan_as_expected_check_and_baseline_gate_and_reruns_are_ide
         let planned = format!("{}/{}", rec.mode, rec.placement);
         let expect = s.expect.map(|e| format!("{}/{}", e.mode, e.placement));
         assert_eq!(Some(planned), expect, "{}: {:?}", s.name, plan.rationale);
+        // A projected plan shows its projection, for its own configuration.
+        if let Some(p) = &plan.projection {
+            assert_eq!(
+                (&p.target, p.backend, p.precision, &p.model_variant),
+                (&rec.target, rec.backend, rec.precision, &rec.model_variant),
+                "{}",
+                s.name
+            );
+            assert!(
+                p.batch <= rec.max_batch.max(1) || p.batch == 1,
+                "{}",
+                s.name
+            );
+            let sum: f64 = p.ops.iter().map(|o| o.projected_ns).sum();
+            assert!(
+                (sum - p.projected_ns).abs() <= 1e-6 * p.projected_ns,
+                "{}",
+                s.name
+            );
+            projected += 1;
+        }
         checked += 1;
     }
     assert!(
         checked >= 6,
         "only {checked} scenarios checked against expect"
+    );
+    // Every shipped scenario's targets come from the catalog, with no speed factor.
+    assert!(
+        projected >= 6,
+        "only {projected} plans show their projection"
     );
 
     // Same seed, cached measurements: byte-identical exports but for the timestamp.

@@ -7,19 +7,22 @@
 //!    `t_i = c_i + m_i`, with `c_i = flops_i / P_local` (compute) and
 //!    `m_i = bytes_i / B_local` (memory). `P_local` is this machine's single-core
 //!    peak at the precision (int8 uses the int8 peak; f16/bf16 compute in f32).
-//!    Every call reads all of the model's weights, so an op's *footprint* is the
-//!    whole model's weights plus its own activations; `B_local` is the
-//!    bandwidth of the smallest cache level here that holds that footprint,
-//!    else DRAM (against a target without a cache figure, DRAM for every op).
-//!    Op bytes are counted at f32 and scaled by the precision's bytes per weight.
+//!    An op's bytes are its weights and its activations, each streamed at the
+//!    bandwidth `B_local` of the smallest cache level here that holds its
+//!    *footprint*, else DRAM: every call reads all of the model's weights, so
+//!    an op's weights stay in a cache only when the whole model's weights (and
+//!    its activations) fit; its activations, just written by the op before,
+//!    when they alone fit. Against a target without a cache figure, DRAM for
+//!    every byte. Op bytes are counted at f32 and scaled by the precision's
+//!    bytes per weight.
 //! 2. *Split.* Op `i`'s share `T_i = T * t_i / sum(t)` splits into a compute part
 //!    `T_i * c_i / t_i` and a memory part `T_i * m_i / t_i`. The measured time thus
 //!    keeps the kernel's real efficiency; only the ratio between the two
 //!    bottlenecks comes from the roofline.
-//! 3. *Rescale.* Compute parts scale by `P_local / P_target`. A memory part
-//!    whose footprint fits the target's cache (`cache_bytes`: its cores' L2 and
-//!    share of L3) streams at one physical core's cache bandwidth per physical
-//!    core: one core's here, scaled by how much faster one target core
+//! 3. *Rescale.* Compute parts scale by `P_local / P_target`. The memory
+//!    part of weights or activations whose footprint fits the target's cache
+//!    (`cache_bytes`: its cores' L2 and share of L3) streams at one physical
+//!    core's cache bandwidth per physical core: one core's here, scaled by how much faster one target core
 //!    computes (f32 peak over physical cores), unless the target's memory
 //!    would be faster still. Otherwise it comes from the target's memory, at
 //!    `B_local / B_target`, shared by all cores. Projecting onto this machine's
@@ -116,8 +119,10 @@ pub struct OpProjection {
     /// Cores the op is projected to use on the target: all of them, or 1
     /// when splitting would cost more than it saves (step 4).
     pub cores_used: u32,
-    /// Its bytes fit the target's cache (step 3).
+    /// Its activations come from the target's cache (step 3); true when it has none.
     pub in_target_cache: bool,
+    /// Its weights do: the whole model's weights fit; true when it has none.
+    pub weights_in_target_cache: bool,
 }
 
 /// A latency projected onto one target.
@@ -258,14 +263,13 @@ fn bytes_at(bytes: f64, precision: Precision) -> f64 {
 
 /// Share `measured_ns` among `ops` by their roofline-predicted time and split
 /// each share into compute and memory parts (steps 1 and 2 of the method).
-/// `compute_giga_per_s` is the local peak at the precision; `bandwidth_gbs`
-/// gives the local bandwidth an op streams its bytes at.
+/// `compute_giga_per_s` is the local peak at the precision; `memory_ns` gives
+/// the roofline's time for an op's bytes at the bandwidths they stream at here.
 pub fn apportion(
     ops: &[OpCost],
     measured_ns: f64,
     compute_giga_per_s: f64,
-    bandwidth_gbs: impl Fn(&OpCost) -> f64,
-    precision: Precision,
+    memory_ns: impl Fn(&OpCost) -> f64,
 ) -> Result<Vec<OpProjection>, ProjectError> {
     if !(measured_ns.is_finite() && measured_ns > 0.0) {
         return Err(ProjectError::BadMeasurement(measured_ns));
@@ -276,12 +280,11 @@ pub fn apportion(
     // Predicted seconds-ish (units cancel): flops / (G/s) and bytes / (GB/s) are both ns.
     let mut predicted = Vec::with_capacity(ops.len());
     for op in ops {
-        let bytes = bytes_at(op.bytes.max(0.0), precision);
-        let bandwidth = bandwidth_gbs(op);
-        if !(bandwidth.is_finite() && bandwidth > 0.0) {
+        let memory = memory_ns(op);
+        if !(memory.is_finite() && memory >= 0.0) {
             return Err(ProjectError::BadLocalRoofline);
         }
-        predicted.push((op.flops.max(0.0) / compute_giga_per_s, bytes / bandwidth));
+        predicted.push((op.flops.max(0.0) / compute_giga_per_s, memory));
     }
     let total: f64 = predicted.iter().map(|(c, m)| c + m).sum();
     if !(total.is_finite() && total > 0.0) {
@@ -308,14 +311,17 @@ pub fn apportion(
                 projected_ns: share,
                 cores_used: 1,
                 in_target_cache: false,
+                weights_in_target_cache: false,
             }
         })
         .collect())
 }
 
 /// Where an op's bytes come from on each side, and so how its memory part
-/// scales (step 3). Every call reads all of the model's weights, so an op is
-/// in a cache only when the whole model's weights and its own activations fit.
+/// scales (step 3). An op's bytes are its weights and its activations. Every
+/// call reads all of the model's weights, so an op's weights stay in a cache
+/// only when the whole model's weights (and its activations) fit; its
+/// activations, just written by the op before, stay when they alone fit.
 struct Caches<'a> {
     here: &'a Roofline,
     /// The target's cache; 0: every byte comes from its memory.
@@ -325,35 +331,64 @@ struct Caches<'a> {
     precision: Precision,
 }
 
+/// Bytes an op reads and writes of one kind, and what must stay in a cache
+/// for them to come from it.
+#[derive(Debug, Clone, Copy)]
+struct Traffic {
+    bytes: f64,
+    footprint: f64,
+}
+
 impl Caches<'_> {
-    /// Bytes that must stay in a cache for `op` to be served from it.
-    fn footprint(&self, op: &OpCost) -> f64 {
-        let activations = (op.bytes - op.weight_bytes).max(0.0);
-        self.model_weight_bytes + bytes_at(activations, self.precision)
+    /// The op's weights and activations, at the precision.
+    fn traffic(&self, op: &OpCost) -> [Traffic; 2] {
+        let weights = bytes_at(
+            op.weight_bytes.clamp(0.0, op.bytes.max(0.0)),
+            self.precision,
+        );
+        let activations = bytes_at((op.bytes - op.weight_bytes).max(0.0), self.precision);
+        [
+            Traffic {
+                bytes: weights,
+                footprint: self.model_weight_bytes + activations,
+            },
+            Traffic {
+                bytes: activations,
+                footprint: activations,
+            },
+        ]
     }
 
-    /// Bandwidth here for `op`: the cache level that holds its footprint,
-    /// else DRAM. Against a target without a cache figure both sides count
-    /// every byte at memory bandwidth, so the split does not depend on a cache
-    /// the target may not have.
-    fn local_gbs(&self, op: &OpCost) -> f64 {
+    /// Bandwidth here for bytes with this footprint: the cache level that
+    /// holds it, else DRAM. Against a target without a cache figure both
+    /// sides count every byte at memory bandwidth, so the split does not
+    /// depend on a cache the target may not have.
+    fn local_gbs(&self, footprint: f64) -> f64 {
         if self.target_bytes == 0 {
             return self.here.dram_gbs;
         }
         self.here
-            .cache_for_footprint(self.footprint(op).ceil() as u64)
+            .cache_for_footprint(footprint.ceil() as u64)
             .map_or(self.here.dram_gbs, |level| level.copy_gbs)
     }
 
-    fn fits_target(&self, op: &OpCost) -> bool {
-        self.target_bytes > 0 && self.footprint(op) <= self.target_bytes as f64
+    /// The roofline's time here for all of `op`'s bytes.
+    fn local_memory_ns(&self, op: &OpCost) -> f64 {
+        self.traffic(op)
+            .iter()
+            .map(|t| t.bytes / self.local_gbs(t.footprint))
+            .sum()
     }
 
-    /// One core's cache bandwidth here for `op`: the level that holds its
-    /// footprint, else the largest cache.
-    fn cache_gbs_here(&self, op: &OpCost) -> f64 {
+    fn fits_target(&self, footprint: f64) -> bool {
+        self.target_bytes > 0 && footprint <= self.target_bytes as f64
+    }
+
+    /// One core's cache bandwidth here for this footprint: the level that
+    /// holds it, else the largest cache.
+    fn cache_gbs_here(&self, footprint: f64) -> f64 {
         self.here
-            .cache_for_footprint(self.footprint(op).ceil() as u64)
+            .cache_for_footprint(footprint.ceil() as u64)
             .or_else(|| self.here.largest_cache())
             .map_or(self.here.dram_gbs, |level| level.copy_gbs)
     }
@@ -400,42 +435,47 @@ pub fn project_latency(
     };
     let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
     let spread = CoreSpread::of(target);
+    let physical = f64::from(spread.physical_cores);
     // One physical target core's f32 rate against one core's here: its cache
     // bandwidth goes with it (load width and clock go with the FMA rate).
-    let core_speed =
-        target.peak_gflops_f32 / f64::from(spread.physical_cores) / local_roofline.peak_gflops_f32;
-    let mut parts = apportion(
-        ops,
-        measured_ns,
-        local.compute_giga_per_s,
-        |op| caches.local_gbs(op),
-        precision,
-    )?;
+    let core_speed = target.peak_gflops_f32 / physical / local_roofline.peak_gflops_f32;
+    let mut parts = apportion(ops, measured_ns, local.compute_giga_per_s, |op| {
+        caches.local_memory_ns(op)
+    })?;
     let (mut from_memory, mut total) = (0.0, 0.0);
     for (part, op) in parts.iter_mut().zip(ops) {
-        let local_gbs = caches.local_gbs(op);
-        let from_target_memory = part.local_memory_ns * local_gbs / remote.bandwidth_gbs;
-        // In the target's cache the bytes stream at one core's cache speed per
-        // physical core, unless its memory would be faster still; else from
-        // the target's memory, shared by all its cores.
-        let per_core_gbs = caches.cache_gbs_here(op) * core_speed;
-        let cached_one_core = if per_core_gbs.is_finite() && per_core_gbs > 0.0 {
-            part.local_memory_ns * local_gbs / per_core_gbs
-        } else {
-            f64::INFINITY
-        };
-        let in_cache = caches.fits_target(op)
-            && cached_one_core / f64::from(spread.physical_cores) <= from_target_memory;
-        let (cached, memory) = if in_cache {
-            (cached_one_core, 0.0)
-        } else {
-            (0.0, from_target_memory)
-        };
+        let predicted = caches.local_memory_ns(op);
+        let (mut cached_one_core, mut memory) = (0.0, 0.0);
+        let mut in_cache = [true; 2];
+        for (kind, traffic) in caches.traffic(op).into_iter().enumerate() {
+            if traffic.bytes <= 0.0 || predicted <= 0.0 {
+                continue;
+            }
+            let local_gbs = caches.local_gbs(traffic.footprint);
+            // This kind's share of the op's measured memory time.
+            let local_ns = part.local_memory_ns * (traffic.bytes / local_gbs) / predicted;
+            let from_target_memory = local_ns * local_gbs / remote.bandwidth_gbs;
+            // In the target's cache the bytes stream at one core's cache speed
+            // per physical core, unless its memory would be faster still; else
+            // from the target's memory, shared by all its cores.
+            let per_core_gbs = caches.cache_gbs_here(traffic.footprint) * core_speed;
+            let one_core = if per_core_gbs.is_finite() && per_core_gbs > 0.0 {
+                local_ns * local_gbs / per_core_gbs
+            } else {
+                f64::INFINITY
+            };
+            if caches.fits_target(traffic.footprint) && one_core / physical <= from_target_memory {
+                cached_one_core += one_core;
+            } else {
+                memory += from_target_memory;
+                in_cache[kind] = false;
+            }
+        }
         let (cores_time, cores_used) =
-            spread.time_ns(part.local_compute_ns * compute_scale, cached);
+            spread.time_ns(part.local_compute_ns * compute_scale, cached_one_core);
         part.projected_ns = cores_time + memory;
         part.cores_used = cores_used;
-        part.in_target_cache = in_cache;
+        [part.weights_in_target_cache, part.in_target_cache] = in_cache;
         from_memory += memory;
         total += part.projected_ns;
     }
@@ -691,7 +731,7 @@ mod tests {
     fn apportioning_follows_the_roofline_and_conserves_time() {
         // 100 GFLOP/s, 10 GB/s: op a predicts 10 ns compute + 0 memory, op b 0 + 30 ns.
         let ops = [op("a", 1000.0, 0.0), op("b", 0.0, 300.0)];
-        let parts = apportion(&ops, 400.0, 100.0, |_| 10.0, Precision::F32).unwrap();
+        let parts = apportion(&ops, 400.0, 100.0, |op| op.bytes / 10.0).unwrap();
         assert!((parts[0].local_ns - 100.0).abs() < 1e-9);
         assert!((parts[1].local_ns - 300.0).abs() < 1e-9);
         assert!((parts[0].local_compute_ns - 100.0).abs() < 1e-9);
@@ -958,15 +998,47 @@ mod tests {
             project_f32(&here, &ops, 160_000.0, &t)
         };
         let small = project(6_000_000);
-        assert!(small.ops.iter().all(|o| !o.in_target_cache), "{small:?}");
+        assert!(
+            small.ops.iter().all(|o| !o.weights_in_target_cache),
+            "{small:?}"
+        );
         let large = project(9_000_000);
-        assert!(large.ops.iter().all(|o| o.in_target_cache), "{large:?}");
+        assert!(
+            large.ops.iter().all(|o| o.weights_in_target_cache),
+            "{large:?}"
+        );
         // From memory (10x slower than the L3 here) against the cache split four ways.
         assert!(
             (small.latency_ns - 2.0 * (10_000.0 + 400_000.0)).abs() < 1e-6,
             "{small:?}"
         );
         assert!((large.latency_ns - 40_000.0).abs() < 1e-6, "{large:?}");
+    }
+
+    #[test]
+    fn activations_stay_in_a_cache_the_models_weights_do_not_fit() {
+        let here = with_l3();
+        // 8 MB of weights in two layers, and an activation-only op of 1 MB
+        // (a GELU between them) whose data the layer before just wrote.
+        let ops = [
+            weighted("d0", 4e6, 4e6),
+            op("gelu", 1e5, 1e6),
+            weighted("d1", 4e6, 4e6),
+        ];
+        let mut t = multicore(4, 0.0);
+        t.cache_bytes = 6_000_000;
+        let p = project_f32(&here, &ops, 171_000.0, &t);
+        let gelu = &p.ops[1];
+        assert!(
+            gelu.in_target_cache && gelu.weights_in_target_cache,
+            "{gelu:?}"
+        );
+        assert!(!p.ops[0].weights_in_target_cache, "{p:?}");
+        // Its 1 ns of compute and 10 us of L3 traffic split over 4 cores.
+        assert!(
+            (gelu.projected_ns - (1_000.0 + 10_000.0) / 4.0).abs() < 1e-6,
+            "{gelu:?}"
+        );
     }
 
     #[test]

@@ -389,5 +389,6 @@ pub fn sample_report() -> Report {
             generated_at: "2026-01-01T00:00:00Z".to_string(),
         },
         baseline: None,
+        projection: None,
     }
 }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ReportError;
 use super::format;
-use super::model::{Assumptions, ConstraintCheck, Plan, Regression, Report, SensitivityLine};
+use super::model::{
+    Assumptions, ConstraintCheck, Plan, ProjectionBreakdown, Regression, Report, SensitivityLine,
+};
 
 /// Version of the `plan.json` schema this workbench writes and reads.
 /// Bumped when a field is removed, renamed or changes meaning or unit;
@@ -35,6 +37,9 @@ pub struct PlanFile {
     pub constraints: Vec<ConstraintCheck>,
     pub sensitivity: Vec<SensitivityLine>,
     pub assumptions: Assumptions,
+    /// How the recommended plan's compute was projected; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<ProjectionBreakdown>,
 }
 
 impl PlanFile {
@@ -58,6 +63,7 @@ impl PlanFile {
             constraints: report.constraints.clone(),
             sensitivity: report.sensitivity.clone(),
             assumptions: report.assumptions.clone(),
+            projection: report.projection.clone(),
         }
     }
 }

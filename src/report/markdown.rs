@@ -459,6 +459,84 @@ fn section_kernels(out: &mut String, report: &Report) {
     }
 }
 
+/// Ops shown in the projection table (the longest on the target).
+const PROJECTED_OPS_SHOWN: usize = 10;
+
+fn section_projection(out: &mut String, report: &Report) {
+    let Some(p) = &report.projection else {
+        return;
+    };
+    out.push_str(
+        "## How the compute time was projected
+
+",
+    );
+    let ops = p.ops.len();
+    let split = p.ops.iter().filter(|o| o.cores_used > 1).count();
+    let cached = p
+        .ops
+        .iter()
+        .filter(|o| o.in_target_cache && o.weights_in_target_cache)
+        .count();
+    let _ = writeln!(
+        out,
+        "`{}` {} {} at batch {} took {} here (one core) and is projected at {} on {} \
+         ({} vCPUs): {split} of {ops} ops split over all its cores, the rest stay on one \
+         (splitting them would cost more than it saves); {cached} of {ops} read everything \
+         from its cache (an op's weights stay there when the whole model's weights fit, its \
+         activations when they fit), the rest some of it from its memory.\n",
+        p.model_variant,
+        p.backend,
+        p.precision,
+        p.batch,
+        format::duration_ns(p.measured_ns),
+        format::duration_ns(p.projected_ns),
+        p.target,
+        p.target_cores,
+    );
+    let mut shown: Vec<&super::ProjectedOp> = p.ops.iter().collect();
+    shown.sort_by(|a, b| b.projected_ns.total_cmp(&a.projected_ns));
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .take(PROJECTED_OPS_SHOWN)
+        .map(|o| {
+            vec![
+                format!("`{}`", o.name),
+                o.kind.clone(),
+                format::duration_ns(o.local_ns),
+                format::duration_ns(o.projected_ns),
+                o.cores_used.to_string(),
+                match (o.weights_in_target_cache, o.in_target_cache) {
+                    (true, true) => "cache",
+                    (false, true) => "weights from memory",
+                    (true, false) => "activations from memory",
+                    (false, false) => "memory",
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    let on_target = format!("On {}", p.target);
+    out.push_str(&table(
+        &[
+            ("Op", Align::Left),
+            ("Kind", Align::Left),
+            ("Here", Align::Right),
+            (on_target.as_str(), Align::Right),
+            ("Cores", Align::Right),
+            ("Reads from", Align::Left),
+        ],
+        &rows,
+    ));
+    if ops > PROJECTED_OPS_SHOWN {
+        let _ = writeln!(
+            out,
+            "\nThe {PROJECTED_OPS_SHOWN} longest of {ops} ops on the target; `kernels.csv` has every measurement."
+        );
+    }
+    out.push('\n');
+}
+
 fn section_roofline(out: &mut String, report: &Report) {
     let roof = &report.roofline;
     out.push_str("## Roofline\n\n");
@@ -579,6 +657,7 @@ pub fn markdown(report: &Report) -> String {
     section_alternatives(&mut out, report);
     section_latency(&mut out, report);
     section_kernels(&mut out, report);
+    section_projection(&mut out, report);
     section_roofline(&mut out, report);
     section_assumptions(&mut out, report);
     out

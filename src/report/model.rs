@@ -141,6 +141,45 @@ pub struct SensitivityLine {
     pub summary: String,
 }
 
+/// How the recommended plan's compute time was projected onto its target, op
+/// by op (the roofline projection of `hardware::project`): the answer to "why
+/// that figure?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionBreakdown {
+    pub target: String,
+    pub model_variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    /// The measured batch size closest to the plan's.
+    pub batch: u32,
+    /// The whole model at that batch, here and projected.
+    pub measured_ns: f64,
+    pub projected_ns: f64,
+    /// vCPUs of the target.
+    pub target_cores: u32,
+    pub ops: Vec<ProjectedOp>,
+}
+
+/// One op's share of the measured time and its projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectedOp {
+    pub name: String,
+    pub kind: String,
+    pub local_ns: f64,
+    pub projected_ns: f64,
+    /// All of the target's cores, or 1 when splitting would not pay.
+    pub cores_used: u32,
+    /// The op's activations come from the target's cache (true without any).
+    pub in_target_cache: bool,
+    /// Its weights do too: the whole model's weights fit (true without any).
+    #[serde(default = "yes")]
+    pub weights_in_target_cache: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// One timed (or projected) kernel run: a compiled model at one batch size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelMeasurement {
@@ -304,4 +343,9 @@ pub struct Report {
     /// Set by the CLI when run with `--baseline`; `None` otherwise.
     #[serde(default)]
     pub baseline: Option<BaselineComparison>,
+    /// How the recommended plan's compute was projected onto its target;
+    /// `None` when it was measured here, scaled by a speed factor, or there
+    /// is no recommendation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<ProjectionBreakdown>,
 }

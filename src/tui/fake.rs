@@ -586,6 +586,7 @@ fn fake_report(
         roofline,
         latency_cdfs,
         baseline: None,
+        projection: None,
         assumptions: Assumptions {
             hardware_fingerprint: "fake".to_string(),
             cpu: "fake".to_string(),
