@@ -769,8 +769,8 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     let (compact, shared) = without_shared_parts(&labels);
     let longest = compact.iter().map(|l| l.chars().count()).max().unwrap_or(0);
     // Borders, the mark, p99 and cost columns and four gaps; the verdict keeps
-    // at least 14 columns (the selected row's reason is also in the title).
-    let room = usize::from(area.width).saturating_sub(2 + 1 + 9 + 8 + 4 + 14);
+    // at least 8 columns (the selected row's reason is also in the title).
+    let room = usize::from(area.width).saturating_sub(2 + 1 + 9 + 8 + 4 + 8);
     let label_width = longest.max(4).min(room.max(10));
     let plan_header = if shared.is_empty() {
         "plan".to_string()
@@ -904,7 +904,7 @@ fn without_shared_parts(labels: &[&str]) -> (Vec<String>, String) {
 
 /// `label` cut to `max` characters: first the long names of modes and
 /// backends shorten (`online-http` to `http`, `quantized-` to `q-`); then its
-/// longest `/`- or space-separated parts lose characters from their middles in
+/// longest `/`- or space-separated parts lose characters from their starts in
 /// turn, so the short parts that tell plans apart (replicas, batch) stay
 /// whole; last the whole label loses its middle.
 fn elide_label(label: &str, max: usize) -> String {
@@ -945,12 +945,27 @@ fn elide_label(label: &str, max: usize) -> String {
         lengths[longest] -= 1;
         excess -= 1;
     }
+    // A part loses its start: instance and device names differ at their end
+    // ("…c7g.xlarge", "…c7i.xlarge"), not at their vendor prefix.
     let parts: Vec<String> = label
         .split(sep)
         .zip(&lengths)
-        .map(|(part, &len)| elide_middle(part, len))
+        .map(|(part, &len)| elide_start(part, len))
         .collect();
     elide_middle(&parts.join(&sep.to_string()), max)
+}
+
+/// `text` cut to its last `max` characters, behind an ellipsis.
+fn elide_start(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let end: String = text.chars().skip(count - (max - 1)).collect();
+    format!("…{end}")
 }
 
 /// `text` cut to `max` characters in the middle, so both its start and its
