@@ -957,31 +957,28 @@ fn elide_label(label: &str, max: usize) -> String {
 
 /// `text` cut to its last `max` characters, behind an ellipsis.
 fn elide_start(text: &str, max: usize) -> String {
-    let count = text.chars().count();
-    if count <= max {
-        return text.to_string();
-    }
-    if max == 0 {
-        return String::new();
-    }
-    let end: String = text.chars().skip(count - (max - 1)).collect();
-    format!("…{end}")
+    elide(text, max, |_| 0)
 }
 
 /// `text` cut to `max` characters in the middle, so both its start and its
 /// end stay visible.
 fn elide_middle(text: &str, max: usize) -> String {
+    elide(text, max, |room| room - room / 2)
+}
+
+/// `text` cut to `max` characters with one ellipsis: `head(room)` of the
+/// `room = max - 1` characters kept come from its start, the rest from its end.
+fn elide(text: &str, max: usize, head: impl Fn(usize) -> usize) -> String {
     let count = text.chars().count();
     if count <= max {
         return text.to_string();
     }
-    if max == 0 {
+    let Some(room) = max.checked_sub(1) else {
         return String::new();
-    }
-    let tail = (max - 1) / 2;
-    let head = max - 1 - tail;
+    };
+    let head = head(room).min(room);
     let start: String = text.chars().take(head).collect();
-    let end: String = text.chars().skip(count - tail).collect();
+    let end: String = text.chars().skip(count - (room - head)).collect();
     format!("{start}…{end}")
 }
 
