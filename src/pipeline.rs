@@ -546,7 +546,7 @@ pub fn plan_scenario(
             scenario.traffic.rate_per_s,
             scenario.traffic.peak_rate_per_s()
         ),
-        "targets are projected from single-core measurements to the whole machine's published peak: an op is split over every core when that saves more than the target's fork and join (parallel_overhead_us, default 5 us) and otherwise runs on one physical core; an op whose footprint (the model's weights and its activations) fits the target's cache reads it at cache speed, otherwise from the target's memory".to_string(),
+        "targets are projected from single-core measurements to the whole machine's published peak: an op is split over every core when that saves more than the target's fork and join (parallel_overhead_us, default 5 us) and otherwise runs on one physical core; an op reads its weights at cache speed when the whole model's weights fit the target's cache, its activations when they fit, and otherwise from the target's memory".to_string(),
         format!(
             "prices: instance list prices from the scenario or catalog; egress ${}/GB, broker ${}/month, energy ${}/kWh",
             plan::evaluate::EGRESS_USD_PER_GB,
