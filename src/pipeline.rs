@@ -104,7 +104,7 @@ pub struct Measured {
 pub struct ProjectionRecord {
     pub variant: String,
     pub backend: BackendKind,
-    pub target: String,
+    /// vCPUs of the target (the projection names the target).
     pub target_cores: u32,
     pub latency: ProjectedLatency,
 }
@@ -374,7 +374,6 @@ fn project_onto(
                 breakdowns.push(ProjectionRecord {
                     variant: variant.to_string(),
                     backend,
-                    target: spec.name.clone(),
                     target_cores: spec.cores,
                     latency: p,
                 });
@@ -441,7 +440,7 @@ pub fn projection_breakdown(
         r.variant == plan.model_variant
             && r.backend == plan.backend
             && r.latency.precision == plan.precision
-            && r.target == plan.target
+            && r.latency.target == plan.target
     };
     let batch = plan.max_batch.max(1) as usize;
     let record = projections
@@ -457,7 +456,7 @@ pub fn projection_breakdown(
         })?;
     let p = &record.latency;
     Some(report::ProjectionBreakdown {
-        target: record.target.clone(),
+        target: p.target.clone(),
         model_variant: record.variant.clone(),
         backend: record.backend,
         precision: p.precision,

@@ -263,13 +263,13 @@ fn bytes_at(bytes: f64, precision: Precision) -> f64 {
 
 /// Share `measured_ns` among `ops` by their roofline-predicted time and split
 /// each share into compute and memory parts (steps 1 and 2 of the method).
-/// `compute_giga_per_s` is the local peak at the precision; `memory_ns` gives
-/// the roofline's time for an op's bytes at the bandwidths they stream at here.
+/// `compute_giga_per_s` is the local peak at the precision; `memory_ns[i]` is
+/// the roofline's time for op `i`'s bytes at the bandwidths they stream at here.
 pub fn apportion(
     ops: &[OpCost],
     measured_ns: f64,
     compute_giga_per_s: f64,
-    memory_ns: impl Fn(&OpCost) -> f64,
+    memory_ns: &[f64],
 ) -> Result<Vec<OpProjection>, ProjectError> {
     if !(measured_ns.is_finite() && measured_ns > 0.0) {
         return Err(ProjectError::BadMeasurement(measured_ns));
@@ -278,9 +278,11 @@ pub fn apportion(
         return Err(ProjectError::BadLocalRoofline);
     }
     // Predicted seconds-ish (units cancel): flops / (G/s) and bytes / (GB/s) are both ns.
+    if memory_ns.len() != ops.len() {
+        return Err(ProjectError::NoOps);
+    }
     let mut predicted = Vec::with_capacity(ops.len());
-    for op in ops {
-        let memory = memory_ns(op);
+    for (op, &memory) in ops.iter().zip(memory_ns) {
         if !(memory.is_finite() && memory >= 0.0) {
             return Err(ProjectError::BadLocalRoofline);
         }
@@ -331,12 +333,20 @@ struct Caches<'a> {
     precision: Precision,
 }
 
-/// Bytes an op reads and writes of one kind, and what must stay in a cache
-/// for them to come from it.
+/// Bytes an op reads and writes of one kind, what must stay in a cache for
+/// them to come from it, and the bandwidth they stream at here.
 #[derive(Debug, Clone, Copy)]
 struct Traffic {
     bytes: f64,
     footprint: f64,
+    local_gbs: f64,
+}
+
+impl Traffic {
+    /// The roofline's time for these bytes here.
+    fn local_ns(&self) -> f64 {
+        self.bytes / self.local_gbs
+    }
 }
 
 impl Caches<'_> {
@@ -347,15 +357,14 @@ impl Caches<'_> {
             self.precision,
         );
         let activations = bytes_at((op.bytes - op.weight_bytes).max(0.0), self.precision);
+        let traffic = |bytes: f64, footprint: f64| Traffic {
+            bytes,
+            footprint,
+            local_gbs: self.local_gbs(footprint),
+        };
         [
-            Traffic {
-                bytes: weights,
-                footprint: self.model_weight_bytes + activations,
-            },
-            Traffic {
-                bytes: activations,
-                footprint: activations,
-            },
+            traffic(weights, self.model_weight_bytes + activations),
+            traffic(activations, activations),
         ]
     }
 
@@ -367,17 +376,7 @@ impl Caches<'_> {
         if self.target_bytes == 0 {
             return self.here.dram_gbs;
         }
-        self.here
-            .cache_for_footprint(footprint.ceil() as u64)
-            .map_or(self.here.dram_gbs, |level| level.copy_gbs)
-    }
-
-    /// The roofline's time here for all of `op`'s bytes.
-    fn local_memory_ns(&self, op: &OpCost) -> f64 {
-        self.traffic(op)
-            .iter()
-            .map(|t| t.bytes / self.local_gbs(t.footprint))
-            .sum()
+        self.here.bandwidth_for_footprint(footprint.ceil() as u64)
     }
 
     fn fits_target(&self, footprint: f64) -> bool {
@@ -439,21 +438,23 @@ pub fn project_latency(
     // One physical target core's f32 rate against one core's here: its cache
     // bandwidth goes with it (load width and clock go with the FMA rate).
     let core_speed = target.peak_gflops_f32 / physical / local_roofline.peak_gflops_f32;
-    let mut parts = apportion(ops, measured_ns, local.compute_giga_per_s, |op| {
-        caches.local_memory_ns(op)
-    })?;
+    let traffic: Vec<[Traffic; 2]> = ops.iter().map(|op| caches.traffic(op)).collect();
+    let predicted: Vec<f64> = traffic
+        .iter()
+        .map(|kinds| kinds.iter().map(Traffic::local_ns).sum())
+        .collect();
+    let mut parts = apportion(ops, measured_ns, local.compute_giga_per_s, &predicted)?;
     let (mut from_memory, mut total) = (0.0, 0.0);
-    for (part, op) in parts.iter_mut().zip(ops) {
-        let predicted = caches.local_memory_ns(op);
+    for ((part, kinds), &predicted) in parts.iter_mut().zip(&traffic).zip(&predicted) {
         let (mut cached_one_core, mut memory) = (0.0, 0.0);
         let mut in_cache = [true; 2];
-        for (kind, traffic) in caches.traffic(op).into_iter().enumerate() {
+        for (kind, traffic) in kinds.iter().enumerate() {
             if traffic.bytes <= 0.0 || predicted <= 0.0 {
                 continue;
             }
-            let local_gbs = caches.local_gbs(traffic.footprint);
+            let local_gbs = traffic.local_gbs;
             // This kind's share of the op's measured memory time.
-            let local_ns = part.local_memory_ns * (traffic.bytes / local_gbs) / predicted;
+            let local_ns = part.local_memory_ns * traffic.local_ns() / predicted;
             let from_target_memory = local_ns * local_gbs / remote.bandwidth_gbs;
             // In the target's cache the bytes stream at one core's cache speed
             // per physical core, unless its memory would be faster still; else
@@ -731,7 +732,8 @@ mod tests {
     fn apportioning_follows_the_roofline_and_conserves_time() {
         // 100 GFLOP/s, 10 GB/s: op a predicts 10 ns compute + 0 memory, op b 0 + 30 ns.
         let ops = [op("a", 1000.0, 0.0), op("b", 0.0, 300.0)];
-        let parts = apportion(&ops, 400.0, 100.0, |op| op.bytes / 10.0).unwrap();
+        let memory: Vec<f64> = ops.iter().map(|op| op.bytes / 10.0).collect();
+        let parts = apportion(&ops, 400.0, 100.0, &memory).unwrap();
         assert!((parts[0].local_ns - 100.0).abs() < 1e-9);
         assert!((parts[1].local_ns - 300.0).abs() < 1e-9);
         assert!((parts[0].local_compute_ns - 100.0).abs() < 1e-9);

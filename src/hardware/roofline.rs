@@ -184,19 +184,17 @@ impl Roofline {
     /// Bandwidth (copy, GB/s) of the smallest level that holds `bytes`
     /// (DRAM when none does, or when the levels are unknown).
     pub fn bandwidth_for_footprint(&self, bytes: u64) -> f64 {
-        self.bandwidth
-            .iter()
-            .find(|b| b.capacity_bytes > 0 && bytes <= b.capacity_bytes)
-            .map(|b| b.copy_gbs)
-            .filter(|&bw| bw > 0.0)
-            .unwrap_or(self.dram_gbs)
+        self.cache_for_footprint(bytes)
+            .map_or(self.dram_gbs, |level| level.copy_gbs)
     }
 
-    /// The cache level that holds `bytes` (the smallest that does), if any.
+    /// The cache level that holds `bytes` (the smallest that does), if it has
+    /// a measured bandwidth.
     pub fn cache_for_footprint(&self, bytes: u64) -> Option<&LevelBandwidth> {
         self.bandwidth
             .iter()
-            .find(|b| b.capacity_bytes > 0 && bytes <= b.capacity_bytes && b.copy_gbs > 0.0)
+            .find(|b| b.capacity_bytes > 0 && bytes <= b.capacity_bytes)
+            .filter(|b| b.copy_gbs > 0.0)
     }
 
     /// The largest cache level with a measured bandwidth (L3 here), if any.
