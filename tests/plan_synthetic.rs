@@ -196,8 +196,43 @@ fn a_tight_slo_is_reported_per_plan() {
                 m
             });
     assert!(
-        reasons.keys().any(|r| r.contains("> SLO 0.01 ms")),
+        reasons.keys().any(|r| r.contains("> SLO 10.0 µs")),
         "{reasons:?}"
     );
     assert!(out.rationale[0].contains("No plan meets every constraint"));
+}
+
+/// An SLO at p95 is checked, reported and explained at p95, not at the next
+/// percentile the plan table shows (p99).
+#[test]
+fn an_slo_between_the_table_percentiles_is_reported_at_its_own_percentile() {
+    let mut s = load("hotel-ranking");
+    assert_eq!(s.objectives.latency_percentile, 95.0);
+    // Room for every plan, so the recommendation is feasible whatever its p99.
+    s.objectives.latency_ms = 1e6;
+    let out = plan::plan(&s, &synthetic_profiles(&s), &WhatIf::default(), &quick());
+    let best = out.recommended().expect("a feasible plan");
+    let p95 = best.slo_latency_ms.expect("p95 reached");
+    let l = &best.plan.latency_ms;
+    assert!(
+        l.p90 <= p95 && p95 <= l.p99,
+        "p95 {p95} outside [{}, {}]",
+        l.p90,
+        l.p99
+    );
+    assert!(p95 < l.p99, "p95 {p95} should sit below p99 {}", l.p99);
+    let check = &out.constraints[0];
+    assert_eq!(check.name, "p95 latency");
+    assert_eq!(check.achieved, workbench::report::format::ms(p95));
+    assert!(check.ok);
+    let said = format!("p95 {} against an SLO", workbench::report::format::ms(p95));
+    assert!(out.rationale[0].contains(&said), "{}", out.rationale[0]);
+
+    // An SLO between that plan's p95 and p99 is met: the p99 would have failed it.
+    s.objectives.latency_ms = (p95 + l.p99) / 2.0;
+    let out = plan::plan(&s, &synthetic_profiles(&s), &WhatIf::default(), &quick());
+    let best = out.recommended().expect("a feasible plan");
+    let check = &out.constraints[0];
+    assert!(check.ok, "{check:?}");
+    assert!(best.slo_latency_ms.expect("p95") <= s.objectives.latency_ms);
 }

@@ -79,11 +79,15 @@ impl Candidate {
             self.precision.name()
         );
         if self.mode != Mode::Batch {
-            text.push_str(&format!(
-                ", batch {} / {} ms",
-                self.max_batch,
-                trim_float(self.max_delay_ms)
-            ));
+            if self.max_batch <= 1 {
+                text.push_str(", unbatched");
+            } else {
+                text.push_str(&format!(
+                    ", batches of up to {} (wait up to {} ms)",
+                    self.max_batch,
+                    trim_float(self.max_delay_ms)
+                ));
+            }
         }
         if let Some(f) = self.precompute_fraction {
             text.push_str(&format!(", top {}% precomputed", trim_float(f * 100.0)));

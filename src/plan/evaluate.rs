@@ -54,6 +54,9 @@ pub struct Evaluation {
     pub simulated: bool,
     /// Capacity of the plan, predictions per second (for the throughput objective).
     pub capacity_rps: f64,
+    /// Latency at the scenario's SLO percentile over all requests, the figure
+    /// the SLO is checked against (`None`: too many requests failed to reach it).
+    pub slo_latency_ms: Option<f64>,
 }
 
 impl Evaluation {
@@ -329,6 +332,7 @@ pub fn pruned(
         cdf: Vec::new(),
         simulated: false,
         capacity_rps: 0.0,
+        slo_latency_ms: Some(ms),
     }
 }
 
@@ -397,6 +401,7 @@ pub fn simulate_candidate(
                 cdf: Vec::new(),
                 simulated: false,
                 capacity_rps: plan.capacity_rps,
+                slo_latency_ms: None,
             };
         }
     };
@@ -426,7 +431,15 @@ pub fn simulate_candidate(
     usage.edge_energy_j *= ctx.mean_over_simulated_rate();
     usage.edge_energy_j += plan.usage.extra_energy_j;
     rejected.extend(price(&mut row, &usage, &plan.rates));
-    rejected.extend(check(ctx, &row, &outcome, plan.capacity_rps));
+    let slo_latency_ms =
+        latency_at_percentile_ms(&outcome, ctx.scenario.objectives.latency_percentile);
+    rejected.extend(check(
+        ctx,
+        &row,
+        slo_latency_ms,
+        &outcome,
+        plan.capacity_rps,
+    ));
     if let Some(busy_w) = plan.device_power_w {
         let edge_util = outcome.edge.as_ref().map_or(0.0, |p| p.mean_utilisation);
         rejected.extend(power_check(ctx, busy_w, edge_util));
@@ -448,6 +461,7 @@ pub fn simulate_candidate(
         cdf,
         simulated: true,
         capacity_rps: plan.capacity_rps,
+        slo_latency_ms,
     }
 }
 
@@ -537,8 +551,13 @@ fn quantile_from_cdf(l: &sim::LatencySummary, q: f64) -> f64 {
 }
 
 /// Every constraint and objective that needs the simulated metrics.
-fn check(ctx: &Context<'_>, row: &report::Plan, o: &SimOutcome, capacity: f64) -> Vec<String> {
-    let q = ctx.scenario.objectives.latency_percentile;
+fn check(
+    ctx: &Context<'_>,
+    row: &report::Plan,
+    latency_at_slo_ms: Option<f64>,
+    o: &SimOutcome,
+    capacity: f64,
+) -> Vec<String> {
     let failed = FailureSummary {
         offline_dominated: o.failures.offline > 0 && o.failures.offline * 2 >= o.failures.total(),
         text: format!(
@@ -546,7 +565,7 @@ fn check(ctx: &Context<'_>, row: &report::Plan, o: &SimOutcome, capacity: f64) -
             o.failures.timeout, o.failures.queue_full, o.failures.offline
         ),
     };
-    check_metrics(ctx, row, latency_at_percentile_ms(o, q), &failed, capacity)
+    check_metrics(ctx, row, latency_at_slo_ms, &failed, capacity)
 }
 
 /// How requests failed, for the reason text.
@@ -781,6 +800,7 @@ pub fn simulate_fallback(
         cdf,
         simulated: true,
         capacity_rps: p.capacity_rps,
+        slo_latency_ms: lat,
     }
 }
 

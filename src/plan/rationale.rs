@@ -20,12 +20,12 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     let c = &best.candidate;
     let obj = &scenario.objectives;
     let mut out = vec![format!(
-        "Recommended: {}. {} {} against an SLO of {} at {:.0} req/s, {}/month ({}/1M predictions).",
+        "Recommended: {}. {} {} against an SLO of {} at {}, {}/month ({}/1M predictions).",
         c.describe(),
         percentile_name(obj.latency_percentile),
-        fmt_ms(latency_at(p, obj.latency_percentile)),
+        slo_latency_text(best),
         fmt_ms(obj.latency_ms),
-        scenario.traffic.rate_per_s,
+        crate::report::format::rps(scenario.traffic.rate_per_s),
         fmt_usd(p.cost_usd_per_month),
         crate::report::format::usd_small(p.cost_usd_per_million),
     )];
@@ -102,17 +102,11 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         .find(|e| e.feasible() && e.candidate.family() != c.family())
     {
         let r = &runner.plan;
-        let extra = r.cost_usd_per_month - p.cost_usd_per_month;
-        let pct = if p.cost_usd_per_month > 0.0 {
-            format!(" ({:+.0}%)", extra / p.cost_usd_per_month * 100.0)
-        } else {
-            String::new()
-        };
         out.push(format!(
             "Runner-up: {}: {}/month{}, p99 {} vs {}.",
             runner.candidate.describe(),
             fmt_usd(r.cost_usd_per_month),
-            pct,
+            cost_difference(r.cost_usd_per_month, p.cost_usd_per_month),
             fmt_ms(r.latency_ms.p99),
             fmt_ms(p.latency_ms.p99)
         ));
@@ -120,17 +114,31 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     out
 }
 
-fn latency_at(p: &crate::report::Plan, q: f64) -> f64 {
-    let l = &p.latency_ms;
-    if q <= 50.0 {
-        l.p50
-    } else if q <= 90.0 {
-        l.p90
-    } else if q <= 99.0 {
-        l.p99
+/// " (+4%)", or the dollars where the percentage would round to nothing:
+/// " (-$0.05)", " (same cost)".
+fn cost_difference(other: f64, chosen: f64) -> String {
+    let extra = other - chosen;
+    let pct = if chosen > 0.0 {
+        extra / chosen * 100.0
     } else {
-        l.p999
+        0.0
+    };
+    if extra.abs() < 0.005 {
+        " (same cost)".to_string()
+    } else if pct.abs() >= 0.5 {
+        format!(" ({pct:+.0}%)")
+    } else {
+        let sign = if extra > 0.0 { "+" } else { "-" };
+        format!(" ({sign}{})", fmt_usd(extra.abs()))
     }
+}
+
+/// The plan's latency at the SLO percentile, as the SLO was checked.
+fn slo_latency_text(e: &Evaluation) -> String {
+    e.slo_latency_ms.map_or_else(
+        || "not reached (too many requests failed)".to_string(),
+        fmt_ms,
+    )
 }
 
 /// "Why this mode/placement": the best plan of each other value, or the
@@ -239,13 +247,15 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
     let p = &e.plan;
     let obj = &scenario.objectives;
     let q = obj.latency_percentile;
-    let lat = latency_at(p, q);
     let mut checks = vec![
         ConstraintCheck {
             name: format!("{} latency", percentile_name(q)),
             required: format!("<= {}", fmt_ms(obj.latency_ms)),
-            achieved: fmt_ms(lat),
-            ok: lat <= obj.latency_ms && !e.rejected.iter().any(|r| r.contains("SLO")),
+            achieved: e
+                .slo_latency_ms
+                .map_or_else(|| "not reached".to_string(), fmt_ms),
+            ok: e.slo_latency_ms.is_some_and(|ms| ms <= obj.latency_ms)
+                && !e.rejected.iter().any(|r| r.contains("SLO")),
         },
         ConstraintCheck {
             name: "accuracy agreement".to_string(),

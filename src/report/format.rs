@@ -2,13 +2,14 @@
 //! Markdown exporter and (for consistency) by other front ends.
 
 /// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms";
-/// below 10 µs in the unit that still shows digits ("3.10 µs", "412 ns").
+/// below 0.1 ms in the unit that keeps three figures ("28.8 µs", "3.10 µs", "412 ns"),
+/// so "0.03 ms" never stands next to "4.11 µs".
 pub fn ms(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
     let abs = value.abs();
-    if abs > 0.0 && abs < 0.01 {
+    if abs > 0.0 && abs < 0.1 {
         duration_ns(value * 1e6)
     } else if abs < 10.0 {
         format!("{value:.2} ms")
@@ -23,6 +24,9 @@ pub fn ms(value: f64) -> String {
 pub fn duration_ns(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
+    }
+    if value < 0.0 {
+        return format!("-{}", duration_ns(-value));
     }
     if value < 1e3 {
         format!("{value:.0} ns")
@@ -208,6 +212,9 @@ mod tests {
         assert_eq!(ms(0.0), "0.00 ms");
         assert!(ms(0.0031).contains("µs"), "{}", ms(0.0031));
         assert!(!ms(0.0031).starts_with("0.00"));
+        assert_eq!(ms(0.0288), "28.8 µs");
+        assert_eq!(ms(0.1), "0.10 ms");
+        assert_eq!(ms(-0.0288), "-28.8 µs");
     }
 
     #[test]
