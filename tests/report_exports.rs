@@ -575,3 +575,31 @@ fn markdown_reports_the_baseline_comparison() {
     let back: Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
     assert_eq!(back.baseline, report.baseline);
 }
+
+/// A batch plan has no dynamic batching and no serving replicas: its table
+/// says what the batch job does and where answers come from.
+#[test]
+fn a_batch_plan_describes_its_job_not_dynamic_batching() {
+    let online = markdown(&sample_report());
+    assert!(online.contains("| Dynamic batching"), "{online}");
+    assert!(!online.contains("| Batch job"));
+    let report = with_recommended(|p| {
+        p.mode = ServingMode::Batch;
+        p.max_batch = 128;
+        p.utilisation = 0.0;
+    });
+    let md = markdown(&report);
+    let row = |label: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {label} ")))
+            .unwrap_or_else(|| panic!("no {label} row:\n{md}"))
+            .to_string()
+    };
+    assert!(
+        row("Batch job").contains("128 at a time"),
+        "{}",
+        row("Batch job")
+    );
+    assert!(!md.contains("| Dynamic batching"));
+    assert!(row("Utilisation").contains("answered from storage"));
+}

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
-use super::model::{FigureSource, Plan, Report};
+use super::model::{FigureSource, Plan, Report, ServingMode};
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
 
 fn yes_no(value: bool) -> &'static str {
@@ -178,7 +178,17 @@ fn section_recommended(out: &mut String, plan: &Plan) {
         vec!["Model variant".to_string(), plan.model_variant.clone()],
         vec!["Backend".to_string(), plan.backend.to_string()],
         vec!["Precision".to_string(), plan.precision.to_string()],
-        vec!["Dynamic batching".to_string(), batching(plan)],
+        if plan.mode == ServingMode::Batch {
+            vec![
+                "Batch job".to_string(),
+                format!(
+                    "precomputes the inputs {} at a time; requests read the stored predictions",
+                    plan.max_batch
+                ),
+            ]
+        } else {
+            vec!["Dynamic batching".to_string(), batching(plan)]
+        },
         vec![
             "Latency p50 / p90 / p99 / p99.9".to_string(),
             format!(
@@ -204,7 +214,11 @@ fn section_recommended(out: &mut String, plan: &Plan) {
         ],
         vec![
             "Utilisation".to_string(),
-            format::percent(plan.utilisation, 0),
+            if plan.mode == ServingMode::Batch {
+                "none serve requests (answered from storage)".to_string()
+            } else {
+                format::percent(plan.utilisation, 0)
+            },
         ],
         vec![
             "Failed or dropped requests".to_string(),
