@@ -215,6 +215,111 @@ fn run_on_a_valid_scenario_plans_and_writes_every_export() {
     }
 }
 
+/// A scenario nothing can serve fails `run` (exit 1) with or without
+/// `--check`, and still gets its report saying why.
+#[test]
+fn run_exits_1_when_no_plan_is_feasible() {
+    let dir = scratch_dir("infeasible");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let text_in =
+        std::fs::read_to_string(root().join("scenarios/wake-word.toml")).expect("shipped scenario");
+    let impossible = text_in.replace("latency_ms = 100 ", "latency_ms = 0.000001 ");
+    assert_ne!(impossible, text_in, "the SLO line moved");
+    let scenario = dir.join("wake-word.toml");
+    std::fs::write(&scenario, impossible).expect("scenario written");
+    let out_dir = dir.join("reports");
+    let out = workbench(&[
+        "run",
+        scenario.to_str().expect("utf-8 path"),
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+        "--quick",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // A failing verdict goes to stderr, with the reasons.
+    assert!(
+        text(&out.stderr).contains("wake-word: NO FEASIBLE PLAN"),
+        "{}",
+        text(&out.stderr)
+    );
+    let plan = std::fs::read_to_string(out_dir.join("wake-word").join("plan.json"))
+        .expect("the report is written");
+    assert!(plan.contains("\"recommended\": null"), "{plan}");
+}
+
+/// Two scenarios of one run with one name would write one report directory:
+/// refused before anything is measured or written.
+#[test]
+fn two_scenarios_with_one_name_are_refused() {
+    let dir = scratch_dir("same-name");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let shipped =
+        std::fs::read_to_string(root().join("scenarios/wake-word.toml")).expect("shipped scenario");
+    std::fs::write(dir.join("a.toml"), &shipped).expect("a written");
+    // The natural way to try a change: a copy with one figure edited.
+    let busier = shipped.replace("rate_per_s = 1_000_000", "rate_per_s = 2_000_000");
+    assert_ne!(busier, shipped, "the rate line moved");
+    std::fs::write(dir.join("b.toml"), busier).expect("b written");
+    let out_dir = dir.join("reports");
+    for args in [
+        vec!["validate", dir.to_str().expect("utf-8 path")],
+        vec![
+            "run",
+            dir.to_str().expect("utf-8 path"),
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+            "--quick",
+        ],
+    ] {
+        let out = workbench(&args);
+        assert_no_panic(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("a.toml") && stderr.contains("b.toml"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("both named \"wake-word\""), "{stderr}");
+    }
+    assert!(!out_dir.exists(), "nothing is written");
+}
+
+/// A baseline from another scenario would compare nothing: refused rather
+/// than silently switching the regression gate off.
+#[test]
+fn a_baseline_of_another_scenario_is_refused() {
+    let dir = scratch_dir("other-baseline");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let baseline = dir.join("plan.json");
+    let plan = workbench::report::plan_json(&workbench::report::fixtures::sample_report());
+    std::fs::write(&baseline, plan).expect("baseline written");
+    let out_dir = dir.join("reports");
+    let out = workbench(&[
+        "run",
+        "scenarios/wake-word.toml",
+        "--baseline",
+        baseline.to_str().expect("utf-8 path"),
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+        "--quick",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the baseline is the plan of scenario \"fraud-scoring\"")
+            && stderr.contains("wake-word"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "nothing is written");
+}
+
 #[test]
 fn missing_file_and_empty_directory_exit_2() {
     let out = workbench(&["validate", "no/such/scenario.toml"]);
