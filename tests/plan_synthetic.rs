@@ -236,3 +236,94 @@ fn an_slo_between_the_table_percentiles_is_reported_at_its_own_percentile() {
     assert!(check.ok, "{check:?}");
     assert!(best.slo_latency_ms.expect("p95") <= s.objectives.latency_ms);
 }
+
+/// With nothing feasible, the summary names the kind of reason most plans
+/// share (reasons differ in their figures) and the plan nearest the SLO.
+#[test]
+fn an_infeasible_summary_counts_reasons_by_kind_and_names_the_nearest_plan() {
+    let s = load("rare-language-translation");
+    let slo_ms = 100.0;
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles(&s),
+        &WhatIf {
+            slo: slo_ms / s.objectives.latency_ms,
+            ..WhatIf::default()
+        },
+        &quick(),
+    );
+    assert!(!out.feasible);
+    let slo_misses = out
+        .evaluations
+        .iter()
+        .filter(|e| e.rejected.iter().any(|r| r.contains("> SLO")))
+        .count();
+    let distinct: std::collections::BTreeSet<&String> = out
+        .evaluations
+        .iter()
+        .flat_map(|e| e.rejected.iter().filter(|r| r.contains("> SLO")))
+        .collect();
+    assert!(distinct.len() > 1, "the SLO misses differ in their figures");
+    let commonest = out
+        .rationale
+        .iter()
+        .find(|l| l.starts_with("Commonest reason"))
+        .expect("a commonest reason");
+    assert!(commonest.contains("> SLO"), "{commonest}");
+    assert!(
+        commonest.contains(&format!(
+            "({slo_misses} of {} plans)",
+            out.evaluations.len()
+        )),
+        "{commonest}"
+    );
+
+    // The closest plan: of the simulated plans with as few reasons, the one
+    // whose latency at the SLO percentile is lowest.
+    let closest = &out.evaluations[0];
+    let miss = |e: &plan::Evaluation| e.slo_latency_ms.unwrap_or(f64::INFINITY);
+    for e in out
+        .evaluations
+        .iter()
+        .filter(|e| e.simulated && e.rejected.len() == closest.rejected.len())
+    {
+        assert!(
+            miss(closest) <= miss(e),
+            "{} at {:?} named closest over {} at {:?}",
+            closest.plan.id,
+            closest.slo_latency_ms,
+            e.plan.id,
+            e.slo_latency_ms
+        );
+    }
+}
+
+/// A mode no plan can use for a reason of the mode itself (predictions must
+/// be fresh on every request) says so, even where a plan also fails another
+/// check (accuracy).
+#[test]
+fn a_mode_ruled_out_by_freshness_says_so_whatever_else_fails() {
+    let mut s = load("title-recommendations");
+    s.inputs.freshness_s = 0.0;
+    let out = plan::plan(&s, &synthetic_profiles(&s), &WhatIf::default(), &quick());
+    let batch_plans: Vec<&plan::Evaluation> = out
+        .evaluations
+        .iter()
+        .filter(|e| e.candidate.mode == scenario::Mode::Batch)
+        .collect();
+    assert!(!batch_plans.is_empty());
+    for e in &batch_plans {
+        assert!(
+            e.rejected.iter().any(|r| r.contains("computed on request")),
+            "{}: {:?}",
+            e.plan.id,
+            e.rejected
+        );
+    }
+    let why = out
+        .rationale
+        .iter()
+        .find(|l| l.contains("batch is ruled out"))
+        .expect("a line on batch");
+    assert!(why.contains("computed on request"), "{why}");
+}

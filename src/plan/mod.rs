@@ -223,6 +223,16 @@ struct Reference {
     p99: f64,
 }
 
+/// How far a plan's latency at the SLO percentile is over the SLO, as a
+/// fraction of it (0 when within; infinite when too many requests failed).
+fn slo_miss_of(e: &Evaluation, slo_ms: f64) -> f64 {
+    match e.slo_latency_ms {
+        Some(ms) if slo_ms > 0.0 => (ms / slo_ms - 1.0).max(0.0),
+        Some(_) => 0.0,
+        None => f64::INFINITY,
+    }
+}
+
 /// The plan ties are measured against: the feasible plan with the best score
 /// (ties in score broken as [`rank`] breaks them).
 fn tie_reference(scorer: &Scorer, evaluations: &[Evaluation]) -> Option<Reference> {
@@ -250,10 +260,12 @@ pub fn tie_test<'a>(
 }
 
 /// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
-/// plans (simulated before pruned, fewest reasons first, cheapest first).
+/// plans (simulated before pruned, fewest reasons first, nearest the SLO
+/// first, cheapest first).
 pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
     let scorer = Scorer::of(scenario, evaluations);
     let score = |e: &Evaluation| scorer.score(e);
+    let slo_miss = |e: &Evaluation| slo_miss_of(e, scenario.objectives.latency_ms);
     evaluations.sort_by(|a, b| {
         b.feasible()
             .cmp(&a.feasible())
@@ -264,6 +276,7 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
                     b.simulated
                         .cmp(&a.simulated)
                         .then(a.rejected.len().cmp(&b.rejected.len()))
+                        .then(slo_miss(a).total_cmp(&slo_miss(b)))
                         .then(
                             a.plan
                                 .cost_usd_per_month

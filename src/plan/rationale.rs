@@ -178,19 +178,51 @@ fn compare_dimension(
     }
 }
 
-/// The reason given most often (ties: the first seen), for a compact summary.
+/// The kind of reason given to most plans (ties: the first seen), in the
+/// words of the closest plan that has it, with how many plans share it.
+/// Reasons of one kind differ in their figures ("p99 210 ms > SLO …",
+/// "p99 244 ms > SLO …"), so they are counted with the figures left out.
 fn commonest_reason(evaluations: &[&Evaluation]) -> String {
-    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut counts: BTreeMap<String, (usize, usize, &str)> = BTreeMap::new();
     for (order, e) in evaluations.iter().enumerate() {
+        let mut seen = Vec::new();
         for reason in &e.rejected {
-            let entry = counts.entry(reason.clone()).or_insert((0, order));
-            entry.0 += 1;
+            let kind = reason_kind(reason);
+            if seen.contains(&kind) {
+                continue;
+            }
+            counts
+                .entry(kind.clone())
+                .or_insert((0, order, reason.as_str()))
+                .0 += 1;
+            seen.push(kind);
         }
     }
     counts
-        .into_iter()
-        .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
-        .map_or_else(|| "no candidate".to_string(), |(r, _)| r)
+        .into_values()
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+        .map_or_else(
+            || "no candidate".to_string(),
+            |(n, _, reason)| format!("{reason} ({n} of {} plans)", evaluations.len()),
+        )
+}
+
+/// A reason with its figures left out: "p99 # ms > SLO # µs".
+fn reason_kind(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut in_number = false;
+    for ch in reason.chars() {
+        let part_of_number = ch.is_ascii_digit() || (in_number && matches!(ch, '.' | ','));
+        if part_of_number {
+            if !in_number {
+                out.push('#');
+            }
+        } else {
+            out.push(ch);
+        }
+        in_number = part_of_number;
+    }
+    out
 }
 
 fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {

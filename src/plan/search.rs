@@ -356,10 +356,23 @@ fn job_or_reasons(
     max_instances: u32,
     startup_s: f64,
 ) -> Result<sim::BatchJobPlan, Vec<String>> {
-    if !reasons.is_empty() {
+    let mut reasons = reasons;
+    // The job's own limits (freshness, too many inputs for the period) hold for
+    // every plan of the mode, so they are named even when another reason
+    // already rules this plan out: "why not batch" must not blame accuracy
+    // alone when no batch job could keep up. No inputs: nothing to precompute
+    // (the reason is already given).
+    if items == 0 {
         return Err(reasons);
     }
-    batch_job(ctx, items, per_instance, max_instances, startup_s).map_err(|why| vec![why])
+    match batch_job(ctx, items, per_instance, max_instances, startup_s) {
+        Ok(job) if reasons.is_empty() => Ok(job),
+        Ok(_) => Err(reasons),
+        Err(why) => {
+            reasons.push(why);
+            Err(reasons)
+        }
+    }
 }
 
 /// Instances a batch job plan uses (recovered from its instance-hours).
@@ -414,34 +427,31 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 c.max_batch = max_batch;
                 c.max_delay_ms = delay;
                 c.precompute_fraction = Some(fraction);
-                if !reasons.is_empty() {
-                    out.push(pruned(
-                        c,
-                        source_of(profile),
-                        accuracy,
-                        0.0,
-                        reasons.join("; "),
-                    ));
-                    continue;
-                }
                 let cached = ((items as f64) * fraction).ceil() as u64;
-                let hit = match sim::zipf_hit_rate(items, cached, s.inputs.zipf_exponent) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        out.push(pruned(c, source_of(profile), accuracy, 0.0, e.to_string()));
-                        continue;
-                    }
-                };
-                let job = match batch_job(
+                let job = match job_or_reasons(
                     ctx,
+                    reasons.clone(),
                     cached,
                     profile.capacity_per_s(profile.largest_batch()),
                     s.search.max_replicas,
                     target.spec.cold_start_ms / 1000.0,
                 ) {
                     Ok(j) => j,
-                    Err(why) => {
-                        out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
+                    Err(reasons) => {
+                        out.push(pruned(
+                            c,
+                            source_of(profile),
+                            accuracy,
+                            0.0,
+                            reasons.join("; "),
+                        ));
+                        continue;
+                    }
+                };
+                let hit = match sim::zipf_hit_rate(items, cached, s.inputs.zipf_exponent) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        out.push(pruned(c, source_of(profile), accuracy, 0.0, e.to_string()));
                         continue;
                     }
                 };
