@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use workbench::hardware::project::{project_latency, Provenance};
+use workbench::hardware::project::{executed_program, project_latency, Provenance};
 use workbench::hardware::roofline::{ProbeOptions, Roofline};
 use workbench::hardware::{LocalHardware, DEFAULT_PARALLEL_OVERHEAD_US};
 use workbench_kernels::{compile, models, BackendKind, CompileOptions, Graph, Precision};
@@ -63,7 +63,8 @@ fn main() {
             all.push(median_ns(graph, batch, &x, &options(cores)));
         }
         let (one, all) = (median(&mut one), median(&mut all));
-        let ops = graph.op_costs(batch);
+        // The costs of what the tiled backend runs (its fused program), not the graph's.
+        let ops = executed_program(graph, BackendKind::Tiled, Precision::F32).costs(batch);
         let project = |overhead_us: f64| {
             project_latency(
                 &ops,

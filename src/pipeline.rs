@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use workbench_kernels::{accuracy, BackendKind, Graph, Precision};
+use workbench_kernels::{accuracy, BackendKind, ExecutedProgram, Graph, Precision};
 
-use crate::hardware::project::{check_feasible, project_latency, ProjectedLatency, Provenance};
+use crate::hardware::project::{
+    check_feasible, executed_program, project_latency, ProjectedLatency, Provenance,
+};
 use crate::hardware::roofline::ProbeOptions;
 use crate::hardware::{LocalHardware, Roofline};
 use crate::measure::{self, MeasureOptions, MeasureProgress};
@@ -237,6 +239,7 @@ pub fn measure_scenario(
                 continue;
             }
             ms.sort_by_key(|m| m.batch);
+            let program = executed_program(&graph, backend, precision);
             for m in &ms {
                 kernels.push(report::KernelMeasurement {
                     backend,
@@ -251,7 +254,7 @@ pub fn measure_scenario(
                     source: FigureSource::Measured,
                     target: local_name.clone(),
                 });
-                let costs = graph.op_costs(m.batch);
+                let costs = program.costs(m.batch);
                 let bytes: f64 = costs.iter().map(|c| c.bytes).sum();
                 let flops: f64 = costs.iter().map(|c| c.flops).sum();
                 if bytes > 0.0 && (m.batch == 1 || Some(&m.batch) == batches.last()) {
@@ -271,10 +274,10 @@ pub fn measure_scenario(
             for target in scenario.targets.cloud.iter().chain(&scenario.targets.edge) {
                 let (profile, projected, breakdowns) = project_onto(
                     &graph,
+                    &program,
                     &ms,
                     &roofline,
-                    backend,
-                    precision,
+                    (backend, precision),
                     target,
                     &variant.name,
                 );
@@ -327,10 +330,10 @@ fn precision_agreement(
 /// Latency by batch size of one configuration on one target, and the report rows.
 fn project_onto(
     graph: &Graph,
+    program: &ExecutedProgram,
     measured: &[&measure::KernelMeasurement],
     roofline: &Roofline,
-    backend: BackendKind,
-    precision: Precision,
+    (backend, precision): (BackendKind, Precision),
     target: &Target,
     variant: &str,
 ) -> (
@@ -360,7 +363,7 @@ fn project_onto(
         let projected_ns = match target.speed_factor {
             Some(f) if f > 0.0 => Some(median / f),
             _ => project_latency(
-                &graph.op_costs(m.batch),
+                &program.costs(m.batch),
                 median,
                 Provenance::Measured,
                 m.batch,

@@ -279,6 +279,41 @@ fn depthwise_band_rows(c: usize, ow: usize) -> usize {
     (DEPTHWISE_BAND_FLOATS / (c * ow).max(1)).max(2) / 2 * 2
 }
 
+/// The steps the tiled engine runs with the ones after them, as
+/// `(pool_fused, depthwise_pooled)` per step; `tiled(si)`: step `si` runs on
+/// the tiled engine. A pointwise conv whose output only feeds the next step, a
+/// global average pool, writes the pooled values in its place; a depthwise conv
+/// feeding such a step runs with it band by band. Neither output is stored.
+pub(crate) fn pool_fusion(
+    lowered: &Lowered,
+    tiled: impl Fn(usize) -> bool,
+) -> (Vec<bool>, Vec<bool>) {
+    let steps = 0..lowered.steps.len();
+    let pool_fused: Vec<bool> = steps
+        .clone()
+        .map(|si| {
+            tiled(si)
+                && matches!(lowered.steps[si].kind, StepKind::Pointwise { .. })
+                && pools_next(lowered, si)
+        })
+        .collect();
+    let depthwise_pooled = steps
+        .map(|si| tiled(si) && depthwise_feeds_pool(lowered, &pool_fused, si))
+        .collect();
+    (pool_fused, depthwise_pooled)
+}
+
+/// Steps run together with step `si` (skipped after it), given `pool_fusion`'s
+/// flags: a pointwise step with pooling fused writes the pool's output, and a
+/// depthwise step feeding it runs both.
+pub(crate) fn fused_after(pool_fused: &[bool], depthwise_pooled: &[bool], si: usize) -> usize {
+    if depthwise_pooled.get(si).copied().unwrap_or(false) {
+        2
+    } else {
+        usize::from(pool_fused.get(si).copied().unwrap_or(false))
+    }
+}
+
 /// Whether step `si` is a depthwise conv whose output only feeds step `si + 1`, a
 /// pointwise conv pooled in place (`pool_fused`): the two then run band by band.
 fn depthwise_feeds_pool(lowered: &Lowered, pool_fused: &[bool], si: usize) -> bool {
@@ -547,7 +582,9 @@ impl LoweredExecutable {
     ) -> Result<LoweredExecutable, KernelError> {
         let mut packed = Vec::with_capacity(lowered.steps.len());
         let mut conv_plans = Vec::with_capacity(lowered.steps.len());
-        let mut pool_fused = vec![false; lowered.steps.len()];
+        let (pool_fused, depthwise_pooled) = pool_fusion(&lowered, |si| {
+            matches!(step_engine(engine, &step_tiles, si), Engine::Tiled { .. })
+        });
         let mut pool_scratch_len = 0;
         let mut pool_partial_len = 0;
         let mut stack = 0;
@@ -583,8 +620,7 @@ impl LoweredExecutable {
                         oc, ic, hw, weight, ..
                     },
                     Engine::Tiled { tile, .. },
-                ) if pools_next(&lowered, si) => {
-                    pool_fused[si] = true;
+                ) if pool_fused[si] => {
                     pool_scratch_len = pool_scratch_len.max(oc * POOL_CHUNK.min(*hw));
                     pool_partial_len = pool_partial_len.max(*oc);
                     // Pixels are the GEMM rows (read in place from the channel planes),
@@ -637,26 +673,16 @@ impl LoweredExecutable {
         }
         let mut band_len = 0;
         let mut band_sums_len = 0;
-        let depthwise_pooled: Vec<bool> = (0..steps)
-            .map(|si| {
-                let on = matches!(step_engine(engine, &step_tiles, si), Engine::Tiled { .. })
-                    && depthwise_feeds_pool(&lowered, &pool_fused, si);
-                if let (
-                    true,
-                    StepKind::Depthwise { geom, .. },
-                    Some(StepKind::Pointwise { oc, .. }),
-                ) = (
-                    on,
-                    &lowered.steps[si].kind,
-                    lowered.steps.get(si + 1).map(|st| &st.kind),
-                ) {
-                    let rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
-                    band_len = band_len.max(geom.out_c * rows * geom.ow);
-                    band_sums_len = band_sums_len.max(geom.oh.div_ceil(rows.max(1)) * oc);
-                }
-                on
-            })
-            .collect();
+        for si in (0..steps).filter(|&si| depthwise_pooled[si]) {
+            if let (StepKind::Depthwise { geom, .. }, Some(StepKind::Pointwise { oc, .. })) = (
+                &lowered.steps[si].kind,
+                lowered.steps.get(si + 1).map(|st| &st.kind),
+            ) {
+                let rows = depthwise_band_rows(geom.out_c, geom.ow).min(geom.oh);
+                band_len = band_len.max(geom.out_c * rows * geom.ow);
+                band_sums_len = band_sums_len.max(geom.oh.div_ceil(rows.max(1)) * oc);
+            }
+        }
         // One worker per thread the tiled steps may use.
         let mut head_len = 0;
         for st in &lowered.steps {
@@ -834,11 +860,7 @@ impl LoweredExecutable {
     /// Steps run together with step `si` (skipped after it): a pointwise step with
     /// pooling fused writes the pool's output, and a depthwise step feeding it runs both.
     fn fused_after(&self, si: usize) -> usize {
-        if self.depthwise_pooled[si] {
-            2
-        } else {
-            usize::from(self.pool_fused[si])
-        }
+        fused_after(&self.pool_fused, &self.depthwise_pooled, si)
     }
 
     /// Whether step `si` (with the steps fused after it) computes each sample on

@@ -154,6 +154,9 @@ pub struct Step {
     pub name: String,
     pub kind: StepKind,
     pub out: BufId,
+    /// FLOPs per sample of the graph nodes this step computes: fusion moves
+    /// work between steps but never changes it.
+    pub flops: f64,
 }
 
 /// A graph after fusion.
@@ -296,6 +299,10 @@ impl<'g> Lowerer<'g> {
         (last, bias, act, absorbed)
     }
 
+    fn flops(&self, ids: &[NodeId]) -> f64 {
+        ids.iter().map(|&i| self.graph.node_flops(i)).sum()
+    }
+
     fn names(&self, ids: &[NodeId]) -> String {
         ids.iter()
             .map(|&i| self.graph.nodes[i].name.as_str())
@@ -305,10 +312,15 @@ impl<'g> Lowerer<'g> {
 
     /// Add a step computing `out_node`; nodes it absorbed are marked done too
     /// (their only consumer is inside the step, so nothing reads them).
-    fn emit(&mut self, name: String, kind: StepKind, out_node: NodeId) {
+    fn emit(&mut self, ids: &[NodeId], kind: StepKind, out_node: NodeId) {
         let numel = self.graph.nodes[out_node].numel();
         let out = self.new_buffer(&self.graph.nodes[out_node].name.clone(), numel, None);
-        self.steps.push(Step { name, kind, out });
+        self.steps.push(Step {
+            name: self.names(ids),
+            kind,
+            out,
+            flops: self.flops(ids),
+        });
         self.contiguous(out_node, out);
     }
 
@@ -377,7 +389,7 @@ impl<'g> Lowerer<'g> {
                 act,
                 parts: vec![(g.nodes[i].name.clone(), n)],
             };
-            self.emit(self.names(&ids), kind, last);
+            self.emit(&ids, kind, last);
             self.mark_absorbed(&ids, last);
             return Ok(());
         }
@@ -422,6 +434,7 @@ impl<'g> Lowerer<'g> {
                 parts,
             },
             out,
+            flops: self.flops(&group),
         });
         let mut offset = 0;
         for &m in &group {
@@ -527,7 +540,7 @@ impl<'g> Lowerer<'g> {
                 };
                 let mut ids = vec![i];
                 ids.extend(absorbed);
-                self.emit(self.names(&ids), kind, last);
+                self.emit(&ids, kind, last);
                 self.mark_absorbed(&ids, last);
             }
             Op::DepthwiseConv2d {
@@ -555,7 +568,7 @@ impl<'g> Lowerer<'g> {
                 };
                 let mut ids = vec![i];
                 ids.extend(absorbed);
-                self.emit(self.names(&ids), kind, last);
+                self.emit(&ids, kind, last);
                 self.mark_absorbed(&ids, last);
             }
             Op::PointwiseConv { weight, bias } => {
@@ -573,7 +586,7 @@ impl<'g> Lowerer<'g> {
                 };
                 let mut ids = vec![i];
                 ids.extend(absorbed);
-                self.emit(self.names(&ids), kind, last);
+                self.emit(&ids, kind, last);
                 self.mark_absorbed(&ids, last);
             }
             op if op.is_elementwise() => {
@@ -598,12 +611,12 @@ impl<'g> Lowerer<'g> {
                     len: node.numel(),
                     stack_depth,
                 };
-                self.emit(self.names(&covered), kind, i);
+                self.emit(&covered, kind, i);
             }
             Op::Softmax => {
                 let x = self.buf(node.inputs[0])?;
                 let d = node.shape.last().copied().unwrap_or(1);
-                self.emit(node.name.clone(), StepKind::Softmax { x, d }, i);
+                self.emit(&[i], StepKind::Softmax { x, d }, i);
             }
             Op::LayerNorm { gamma, beta, eps } => {
                 let x = self.buf(node.inputs[0])?;
@@ -613,7 +626,7 @@ impl<'g> Lowerer<'g> {
                     beta: beta.data.clone(),
                     eps: *eps,
                 };
-                self.emit(node.name.clone(), kind, i);
+                self.emit(&[i], kind, i);
             }
             Op::GlobalAvgPool => {
                 let x = self.buf(node.inputs[0])?;
@@ -622,7 +635,7 @@ impl<'g> Lowerer<'g> {
                     c: in_shape[0],
                     hw: in_shape[1] * in_shape[2],
                 };
-                self.emit(node.name.clone(), kind, i);
+                self.emit(&[i], kind, i);
             }
             Op::MeanPool => {
                 let x = self.buf(node.inputs[0])?;
@@ -631,7 +644,7 @@ impl<'g> Lowerer<'g> {
                     s: in_shape[0],
                     d: in_shape[1],
                 };
-                self.emit(node.name.clone(), kind, i);
+                self.emit(&[i], kind, i);
             }
             Op::AttentionScores { heads } => {
                 let (q, k) = (self.view(node.inputs[0])?, self.view(node.inputs[1])?);
@@ -642,7 +655,7 @@ impl<'g> Lowerer<'g> {
                     d: in_shape[1],
                     heads: *heads,
                 };
-                self.emit(node.name.clone(), kind, i);
+                self.emit(&[i], kind, i);
             }
             Op::AttentionContext { heads } => {
                 let p = self.buf(node.inputs[0])?;
@@ -654,7 +667,7 @@ impl<'g> Lowerer<'g> {
                     d: node.shape[1],
                     heads: *heads,
                 };
-                self.emit(node.name.clone(), kind, i);
+                self.emit(&[i], kind, i);
             }
             other => {
                 return Err(KernelError::Unsupported {

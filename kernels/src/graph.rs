@@ -599,40 +599,12 @@ impl Graph {
         let b = batch as f64;
         self.nodes
             .iter()
-            .filter(|n| !matches!(n.op, Op::Input))
-            .map(|n| {
+            .enumerate()
+            .filter(|(_, n)| !matches!(n.op, Op::Input))
+            .map(|(i, n)| {
                 let out = n.numel() as f64;
                 let in_elems: f64 = n.inputs.iter().map(|&i| self.nodes[i].numel() as f64).sum();
                 let params: f64 = n.op.params().iter().map(|t| t.numel() as f64).sum();
-                let in0 = n
-                    .inputs
-                    .first()
-                    .map(|&i| self.nodes[i].shape.as_slice())
-                    .unwrap_or(&[]);
-                let flops = match &n.op {
-                    Op::Input | Op::Constant(_) | Op::Reshape(_) => 0.0,
-                    Op::Dense { weight, .. } => 2.0 * weight.shape[0] as f64 * out,
-                    Op::Conv2d { weight, .. } => {
-                        let per_out: usize = weight.shape[1..].iter().product();
-                        2.0 * per_out as f64 * out
-                    }
-                    Op::DepthwiseConv2d { weight, .. } => {
-                        2.0 * (weight.shape[1] * weight.shape[2]) as f64 * out
-                    }
-                    Op::PointwiseConv { weight, .. } => 2.0 * weight.shape[1] as f64 * out,
-                    Op::GlobalAvgPool | Op::MeanPool => in0.iter().product::<usize>() as f64,
-                    Op::AttentionScores { .. } => {
-                        // [h, s, s] outputs, each a dot product of length d / h.
-                        let (s, d) = (in0[0] as f64, in0[1] as f64);
-                        2.0 * s * s * d
-                    }
-                    Op::AttentionContext { .. } => {
-                        let s = n.shape[0] as f64;
-                        let d = n.shape[1] as f64;
-                        2.0 * s * s * d
-                    }
-                    _ => out,
-                };
                 // Constants are read like weights; reshape is free.
                 let (bytes, weight_bytes) = match &n.op {
                     Op::Input | Op::Reshape(_) | Op::Constant(_) => (0.0, 0.0),
@@ -641,12 +613,48 @@ impl Graph {
                 OpCost {
                     name: n.name.clone(),
                     kind: n.op.kind().to_string(),
-                    flops: flops * b,
+                    flops: self.node_flops(i) * b,
                     bytes,
                     weight_bytes,
                 }
             })
             .collect()
+    }
+
+    /// FLOPs of node `i` for one sample, a multiply-add counted as 2. Fused
+    /// programs add up their nodes' figures, so fusion keeps the total.
+    pub(crate) fn node_flops(&self, i: NodeId) -> f64 {
+        let n = &self.nodes[i];
+        let out = n.numel() as f64;
+        let in0 = n
+            .inputs
+            .first()
+            .map(|&i| self.nodes[i].shape.as_slice())
+            .unwrap_or(&[]);
+        match &n.op {
+            Op::Input | Op::Constant(_) | Op::Reshape(_) => 0.0,
+            Op::Dense { weight, .. } => 2.0 * weight.shape[0] as f64 * out,
+            Op::Conv2d { weight, .. } => {
+                let per_out: usize = weight.shape[1..].iter().product();
+                2.0 * per_out as f64 * out
+            }
+            Op::DepthwiseConv2d { weight, .. } => {
+                2.0 * (weight.shape[1] * weight.shape[2]) as f64 * out
+            }
+            Op::PointwiseConv { weight, .. } => 2.0 * weight.shape[1] as f64 * out,
+            Op::GlobalAvgPool | Op::MeanPool => in0.iter().product::<usize>() as f64,
+            Op::AttentionScores { .. } => {
+                // [h, s, s] outputs, each a dot product of length d / h.
+                let (s, d) = (in0[0] as f64, in0[1] as f64);
+                2.0 * s * s * d
+            }
+            Op::AttentionContext { .. } => {
+                let s = n.shape[0] as f64;
+                let d = n.shape[1] as f64;
+                2.0 * s * s * d
+            }
+            _ => out,
+        }
     }
 
     /// Largest sum of live activation tensors (f32) while running node by node,

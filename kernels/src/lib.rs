@@ -26,6 +26,7 @@ pub(crate) mod rowops;
 pub mod simd;
 pub mod sparse;
 pub mod spec;
+pub mod step_cost;
 pub mod tile;
 pub(crate) mod transpose;
 
@@ -38,6 +39,7 @@ pub use gemm::{
 pub use graph::{DType, Graph, GraphBuilder, Node, NodeId, Op, Tensor};
 pub use quant::accuracy;
 pub use simd::SimdLevel;
+pub use step_cost::{executed_costs, ExecutedProgram};
 pub use tile::TileParams;
 
 pub use spec::{

@@ -4,10 +4,11 @@
 
 use super::{measure_model, MeasureError, MeasureOptions, MeasureProgress, SkippedConfig};
 use crate::hardware::probe::LocalHardware;
-use crate::hardware::project::{check_feasible, project_latency, Provenance};
+use crate::hardware::project::{check_feasible, executed_program, project_latency, Provenance};
 use crate::hardware::roofline::{ProbeOptions, Roofline, RooflineError};
 use crate::hardware::target::TargetSpec;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -388,8 +389,12 @@ pub fn run(
             });
         }
         if let (Some(s), true) = (&opts.scenario, Some(index) == scenario_index) {
+            let mut programs = BTreeMap::new();
             for m in &outcome.measurements {
-                let ops = job.graph.op_costs(m.batch);
+                let ops = programs
+                    .entry((m.backend, m.precision))
+                    .or_insert_with(|| executed_program(&job.graph, m.backend, m.precision))
+                    .costs(m.batch);
                 for target in &s.targets {
                     let fit = check_feasible(
                         job.graph.weight_bytes(m.precision),

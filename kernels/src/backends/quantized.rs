@@ -17,7 +17,7 @@
 //! through a patch-major im2col so the output channels are the GEMM columns
 //! the weight scales belong to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -37,6 +37,7 @@ use crate::quant::{
 use crate::reference::{ConvGeom, RowView};
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
+use crate::step_cost::Call;
 use crate::tile::TileParams;
 use crate::transpose::transpose;
 
@@ -135,45 +136,10 @@ impl Backend for QuantizedBackend {
             )));
         }
         let simd = opts.resolved_simd()?;
-        // Convolutions that run in f32 on the tiled engine's kernels: every
-        // depthwise conv, and convolutions over a few taps (a stem over 3
-        // channels), which int8 runtimes commonly keep in higher precision:
-        // quantizing 27 taps buys nothing, and the int8 route (im2col,
-        // quantize, GEMM, transpose) cost more than the whole f32 conv.
-        let mut f32_convs = BTreeMap::new();
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let (weight, stride, padding, kind) = match &node.op {
-                Op::DepthwiseConv2d {
-                    weight,
-                    stride,
-                    padding,
-                    ..
-                } => (weight, stride, padding, F32ConvKind::Depthwise),
-                Op::Conv2d {
-                    weight,
-                    stride,
-                    padding,
-                    ..
-                } => (weight, stride, padding, F32ConvKind::Direct),
-                _ => continue,
-            };
-            let first = node.inputs.first().copied().unwrap_or(0);
-            let (kh, kw) = {
-                let d = &weight.shape;
-                (d[d.len() - 2], d[d.len() - 1])
-            };
-            let geom = conv_geom(
-                &graph.nodes[first].shape,
-                &node.shape,
-                kh,
-                kw,
-                *stride,
-                *padding,
-            );
-            if kind == F32ConvKind::Depthwise || direct_conv_applies(simd, &geom) {
-                f32_convs.insert(i, F32Conv::new(kind, geom));
-            }
-        }
+        let f32_convs = f32_conv_geoms(graph, simd)
+            .into_iter()
+            .map(|(i, (kind, geom))| (i, F32Conv::new(kind, geom)))
+            .collect();
         let tile = opts.resolved_tile(simd)?;
         let mut exe = QuantizedExecutable {
             graph: graph.clone(),
@@ -255,18 +221,193 @@ impl Backend for QuantizedBackend {
                 },
             );
         }
-        if self.chain_int8 && storage.is_none() {
-            exe.plan_int8_chains();
-        }
-        if self.fuse_half_relu && storage.is_some() {
-            exe.plan_half_relus();
-        }
-        if self.fuse_conv_epilogue {
-            exe.plan_conv_epilogues();
-        }
+        let gemm_nodes: BTreeSet<usize> = exe.gemms.keys().copied().collect();
+        let f32_nodes: BTreeSet<usize> = exe.f32_convs.keys().copied().collect();
+        let fusions = self.fusions(graph, &gemm_nodes, &f32_nodes, storage.is_none());
+        exe.apply(fusions);
         exe.buffers.clear();
         exe.batch = 0;
         Ok(Box::new(exe))
+    }
+}
+
+/// Convolutions that run in f32 on the tiled engine's kernels, by node: every
+/// depthwise conv, and convolutions over a few taps (a stem over 3 channels),
+/// which int8 runtimes commonly keep in higher precision: quantizing 27 taps
+/// buys nothing, and the int8 route (im2col, quantize, GEMM, transpose) cost
+/// more than the whole f32 conv.
+fn f32_conv_geoms(graph: &Graph, simd: SimdLevel) -> BTreeMap<usize, (F32ConvKind, ConvGeom)> {
+    let mut convs = BTreeMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let (weight, stride, padding, kind) = match &node.op {
+            Op::DepthwiseConv2d {
+                weight,
+                stride,
+                padding,
+                ..
+            } => (weight, stride, padding, F32ConvKind::Depthwise),
+            Op::Conv2d {
+                weight,
+                stride,
+                padding,
+                ..
+            } => (weight, stride, padding, F32ConvKind::Direct),
+            _ => continue,
+        };
+        let first = node.inputs.first().copied().unwrap_or(0);
+        let (kh, kw) = {
+            let d = &weight.shape;
+            (d[d.len() - 2], d[d.len() - 1])
+        };
+        let geom = conv_geom(
+            &graph.nodes[first].shape,
+            &node.shape,
+            kh,
+            kw,
+            *stride,
+            *padding,
+        );
+        if kind == F32ConvKind::Depthwise || direct_conv_applies(simd, &geom) {
+            convs.insert(i, (kind, geom));
+        }
+    }
+    convs
+}
+
+/// What the quantized backend runs inside another node's kernel instead of as
+/// a node of its own, decided from the graph alone: compiling applies it, and
+/// the costs the projection charges follow it.
+#[derive(Debug, Clone, PartialEq)]
+struct Fusions {
+    /// Per node: the ReLU after it, applied in its kernel (the result lands in
+    /// the ReLU's buffer).
+    relu_into: Vec<Option<usize>>,
+    /// Per conv GEMM node: the global average pool after it (and its ReLU),
+    /// taken as column sums of the GEMM's output, which is never stored.
+    pool_into: Vec<Option<usize>>,
+    /// Per int8 dense node: the int8 dense node its output goes to, requantized u8.
+    chain_to: Vec<Option<usize>>,
+    /// Nodes whose work another node's kernel does: skipped at run time.
+    fused_away: Vec<bool>,
+}
+
+impl QuantizedBackend {
+    /// The fusions for `graph` whose GEMM nodes (quantized weights) are `gemms`
+    /// and whose f32 convolutions are `f32_convs`; `int8` or f16/bf16 weights.
+    fn fusions(
+        &self,
+        graph: &Graph,
+        gemms: &BTreeSet<usize>,
+        f32_convs: &BTreeSet<usize>,
+        int8: bool,
+    ) -> Fusions {
+        let n = graph.nodes.len();
+        let relu_after = |i: usize| {
+            sole_consumer(graph, i)
+                .filter(|&j| matches!(graph.nodes[j].op, Op::Activation(Activation::Relu)))
+        };
+        let dense = |i: usize| gemms.contains(&i) && matches!(graph.nodes[i].op, Op::Dense { .. });
+        let mut f = Fusions {
+            relu_into: vec![None; n],
+            pool_into: vec![None; n],
+            chain_to: vec![None; n],
+            fused_away: vec![false; n],
+        };
+        for i in 0..n {
+            if dense(i) {
+                if int8 && self.chain_int8 {
+                    // `dense -> relu -> dense`: the ReLU in the first GEMM's
+                    // epilogue, which also requantizes for the second.
+                    let relu = relu_after(i);
+                    f.relu_into[i] = relu;
+                    f.chain_to[i] = sole_consumer(graph, relu.unwrap_or(i)).filter(|&l| dense(l));
+                } else if !int8 && self.fuse_half_relu {
+                    f.relu_into[i] = relu_after(i);
+                }
+            } else if gemms.contains(&i) && self.fuse_conv_epilogue {
+                // A conv or pointwise GEMM: the ReLU before its output is
+                // transposed, a pool as column sums of it.
+                let relu = relu_after(i);
+                f.relu_into[i] = relu;
+                f.pool_into[i] = sole_consumer(graph, relu.unwrap_or(i))
+                    .filter(|&p| matches!(graph.nodes[p].op, Op::GlobalAvgPool));
+            } else if f32_convs.contains(&i) && self.fuse_conv_epilogue {
+                f.relu_into[i] = relu_after(i);
+            }
+        }
+        for i in 0..n {
+            for j in [f.relu_into[i], f.pool_into[i]].into_iter().flatten() {
+                f.fused_away[j] = true;
+            }
+        }
+        f
+    }
+
+    /// The calls this backend, compiled with `opts`, makes for `graph`: node
+    /// by node, a ReLU or pool run in the kernel before it being part of that
+    /// kernel's call (its input never stored). Reshapes are free and constants
+    /// are weights, as in [`Graph::op_costs`].
+    pub(crate) fn node_calls(
+        &self,
+        graph: &Graph,
+        opts: &CompileOptions,
+    ) -> Result<Vec<Call>, KernelError> {
+        let int8 = match opts.precision {
+            Precision::Int8 => true,
+            Precision::F16 | Precision::Bf16 => false,
+            Precision::F32 => {
+                return Err(KernelError::Unsupported {
+                    backend: "quantized".into(),
+                    what: "precision f32 (accepted: int8, f16, bf16)".into(),
+                })
+            }
+        };
+        let simd = opts.resolved_simd()?;
+        let f32_nodes: BTreeSet<usize> = f32_conv_geoms(graph, simd).into_keys().collect();
+        let gemm_nodes: BTreeSet<usize> = (0..graph.nodes.len())
+            .filter(|i| is_gemm(&graph.nodes[*i].op) && !f32_nodes.contains(i))
+            .collect();
+        let fusions = self.fusions(graph, &gemm_nodes, &f32_nodes, int8);
+        let mut calls = Vec::new();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if fusions.fused_away[i]
+                || matches!(node.op, Op::Input | Op::Constant(_) | Op::Reshape(_))
+            {
+                continue;
+            }
+            let mut group = vec![i];
+            group.extend(fusions.relu_into[i]);
+            group.extend(fusions.pool_into[i]);
+            let (mut activations, mut weights) = (0.0, 0.0);
+            for &j in &node.inputs {
+                let elements = graph.nodes[j].numel() as f64;
+                match graph.nodes[j].op {
+                    Op::Constant(_) => weights += elements,
+                    _ => activations += elements,
+                }
+            }
+            weights += node
+                .op
+                .params()
+                .iter()
+                .map(|t| t.numel() as f64)
+                .sum::<f64>();
+            let last = group.last().copied().unwrap_or(i);
+            activations += graph.nodes[last].numel() as f64;
+            let names: Vec<&str> = group
+                .iter()
+                .map(|&j| graph.nodes[j].name.as_str())
+                .collect();
+            let kinds: Vec<&str> = group.iter().map(|&j| graph.nodes[j].op.kind()).collect();
+            calls.push(Call {
+                name: names.join("+"),
+                kind: kinds.join("+"),
+                flops: group.iter().map(|&j| graph.node_flops(j)).sum(),
+                activations,
+                weights,
+            });
+        }
+        Ok(calls)
     }
 }
 
@@ -637,95 +778,32 @@ fn sole_consumer(graph: &Graph, i: usize) -> Option<usize> {
 }
 
 impl QuantizedExecutable {
-    /// Chains int8 dense layers: `dense -> relu -> dense` runs the ReLU in the
-    /// first GEMM's epilogue, which also requantizes for the second GEMM.
-    fn plan_int8_chains(&mut self) {
-        let is_int8_dense = |exe: &QuantizedExecutable, i: usize| {
-            matches!(exe.graph.nodes[i].op, Op::Dense { .. })
-                && matches!(
-                    exe.gemms.get(&i).map(|g| &g.weights),
-                    Some(GemmWeights::Int8 { .. })
-                )
-        };
-        let dense: Vec<usize> = self.gemms.keys().copied().collect();
-        for i in dense {
-            if !is_int8_dense(self, i) {
-                continue;
-            }
-            let relu = sole_consumer(&self.graph, i)
-                .filter(|&j| matches!(self.graph.nodes[j].op, Op::Activation(Activation::Relu)));
-            let last = relu.unwrap_or(i);
-            let next = sole_consumer(&self.graph, last).filter(|&l| is_int8_dense(self, l));
-            if let Some(j) = relu {
-                self.fused_away[j] = true;
-            }
-            let mut chain_to = None;
-            if let Some(l) = next {
-                if let Some(g) = self.gemms.get_mut(&l) {
-                    if let GemmWeights::Int8 { act, .. } = g.weights {
-                        g.input_u8 = true;
-                        chain_to = Some((l, act));
-                    }
-                }
-            }
-            if let Some(g) = self.gemms.get_mut(&i) {
-                g.relu_into = relu;
-                g.chain_to = chain_to;
-            }
-        }
-    }
-
-    /// `conv -> relu` (any precision; pointwise and depthwise too): the ReLU
-    /// runs in the conv's epilogue (the depthwise kernel's, or the GEMM's
-    /// before its output is transposed); `conv (-> relu) -> global average
-    /// pool`: the pool sums the GEMM's pixel-major output by columns.
-    fn plan_conv_epilogues(&mut self) {
-        let graph = &self.graph;
-        let relu_after = |i: usize| {
-            sole_consumer(graph, i)
-                .filter(|&j| matches!(graph.nodes[j].op, Op::Activation(Activation::Relu)))
-        };
+    /// Wires the planned fusions into the compiled GEMMs and f32 convolutions.
+    fn apply(&mut self, fusions: Fusions) {
         for (&i, g) in self.gemms.iter_mut() {
-            if matches!(
-                graph.nodes[i].op,
-                Op::Conv2d { .. } | Op::PointwiseConv { .. }
-            ) {
-                if let Some(j) = relu_after(i) {
-                    g.relu_into = Some(j);
-                    self.fused_away[j] = true;
-                }
-                let last = g.relu_into.unwrap_or(i);
-                let pool = sole_consumer(graph, last)
-                    .filter(|&p| matches!(graph.nodes[p].op, Op::GlobalAvgPool));
-                if let Some(p) = pool {
-                    g.pool_into = Some(p);
-                    self.fused_away[p] = true;
-                }
+            g.relu_into = fusions.relu_into[i];
+            g.pool_into = fusions.pool_into[i];
+        }
+        for (i, next) in fusions.chain_to.iter().enumerate() {
+            let Some(l) = *next else { continue };
+            let act = match self.gemms.get_mut(&l) {
+                Some(g) => match g.weights {
+                    GemmWeights::Int8 { act, .. } => {
+                        g.input_u8 = true;
+                        act
+                    }
+                    GemmWeights::Half(_) => continue,
+                },
+                None => continue,
+            };
+            if let Some(g) = self.gemms.get_mut(&i) {
+                g.chain_to = Some((l, act));
             }
         }
         for (&i, plan) in self.f32_convs.iter_mut() {
-            if let Some(j) = relu_after(i) {
-                plan.relu_into = Some(j);
-                self.fused_away[j] = true;
-            }
+            plan.relu_into = fusions.relu_into[i];
         }
-    }
-
-    /// `dense -> relu` on f16/bf16 weights: the ReLU runs in the GEMM's epilogue.
-    fn plan_half_relus(&mut self) {
-        for (&i, g) in self.gemms.iter_mut() {
-            if !matches!(self.graph.nodes[i].op, Op::Dense { .. })
-                || !matches!(g.weights, GemmWeights::Half(_))
-            {
-                continue;
-            }
-            let relu = sole_consumer(&self.graph, i)
-                .filter(|&j| matches!(self.graph.nodes[j].op, Op::Activation(Activation::Relu)));
-            if let Some(j) = relu {
-                self.fused_away[j] = true;
-                g.relu_into = Some(j);
-            }
-        }
+        self.fused_away = fusions.fused_away;
     }
 
     fn prepare(&mut self, batch: usize) {
