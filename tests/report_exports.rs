@@ -280,11 +280,9 @@ fn the_projection_of_the_recommended_plan_is_shown_op_by_op() {
     });
     let md = markdown(&report);
     assert!(md.contains("## How the compute time was projected"), "{md}");
-    assert!(md.contains("took 80.1 µs here (one core) and is projected at 64.0 µs on c7i.large (4 vCPUs): 1 of 14 ops split"), "{md}");
-    assert!(
-        md.contains("13 of 14 read everything from its cache"),
-        "{md}"
-    );
+    assert!(md.contains("took 80.1 µs here (one core) and is projected at 64.0 µs on c7i.large (4 vCPUs). It runs 14 steps"), "{md}");
+    assert!(md.contains("1 split over all the target's cores"), "{md}");
+    assert!(md.contains("13 read everything from its cache"), "{md}");
     // The longest on the target first; ten shown of fourteen.
     let longest = md.find("`dense1`").unwrap();
     assert!(longest < md.find("`dense0`").unwrap());
@@ -293,7 +291,7 @@ fn the_projection_of_the_recommended_plan_is_shown_op_by_op() {
         .next()
         .unwrap()
         .contains("weights from memory"));
-    assert!(md.contains("The 10 longest of 14 ops"), "{md}");
+    assert!(md.contains("The 10 longest of 14 steps"), "{md}");
     let value: serde_json::Value = serde_json::from_str(&plan_json(&report)).unwrap();
     assert_eq!(
         value["projection"]["ops"].as_array().map(Vec::len),
@@ -485,11 +483,14 @@ fn writer_writes_every_file_and_no_temp_files() {
         markdown(&report)
     );
 
-    // Rewriting replaces files in place; a subset of formats writes only those.
+    // Rewriting replaces files in place; a subset of formats writes only
+    // those, and removes the earlier run's files of the other formats (they
+    // would contradict this run's); files that are not the report's stay.
+    fs::write(dir.join("notes.txt"), "mine").unwrap();
     let json_only = Formats::parse("json").unwrap();
     let written = write_report(&report, out.path(), &json_only).unwrap();
     assert_eq!(written, vec![dir.join("plan.json")]);
-    assert_eq!(entries(&dir).len(), 8);
+    assert_eq!(entries(&dir), vec!["notes.txt", "plan.json"]);
 }
 
 #[test]

@@ -79,20 +79,28 @@ impl Candidate {
             self.precision.name()
         );
         if self.mode != Mode::Batch {
-            if self.max_batch <= 1 {
-                text.push_str(", unbatched");
-            } else {
-                text.push_str(&format!(
-                    ", batches of up to {} (wait up to {} ms)",
-                    self.max_batch,
-                    trim_float(self.max_delay_ms)
-                ));
-            }
+            text.push_str(", ");
+            text.push_str(&self.batching());
         }
         if let Some(f) = self.precompute_fraction {
             text.push_str(&format!(", top {}% precomputed", trim_float(f * 100.0)));
         }
         text
+    }
+}
+
+impl Candidate {
+    /// Dynamic batching in words: "unbatched", "batches of up to 8 (wait up to 5 ms)".
+    pub fn batching(&self) -> String {
+        if self.max_batch <= 1 {
+            "unbatched".to_string()
+        } else {
+            format!(
+                "batches of up to {} (wait up to {} ms)",
+                self.max_batch,
+                trim_float(self.max_delay_ms)
+            )
+        }
     }
 }
 

@@ -374,14 +374,23 @@ fn sensitivity_lines(
         sensitivity: false,
         ..*options
     };
-    let replan = |what_if: WhatIf| -> Option<Evaluation> {
-        let s = what_if.apply(scenario);
-        ranked_evaluations(&s, profiles, &quick, Some(&families))
-            .into_iter()
-            .next()
-            .filter(Evaluation::feasible)
-    };
     let base_id = best.plan.id.clone();
+    // The best plan under the changed assumption, and whether the recommended
+    // plan still is best: first, or tied with the first (a re-plan with a
+    // shorter simulation must not call noise a change of plan).
+    let replan = |what_if: WhatIf| -> (Option<Evaluation>, bool) {
+        let s = what_if.apply(scenario);
+        let ranked = ranked_evaluations(&s, profiles, &quick, Some(&families));
+        let same = {
+            let ties = tie_test(&s, &ranked);
+            ranked
+                .iter()
+                .find(|e| e.plan.id == base_id)
+                .is_some_and(|e| e.feasible() && ties(e))
+        };
+        let first = ranked.into_iter().next().filter(Evaluation::feasible);
+        (first, same)
+    };
     let params: [(&str, WhatIfAt); 3] = [
         ("traffic", |f| WhatIf {
             traffic: f,
@@ -398,11 +407,7 @@ fn sensitivity_lines(
     ];
     let mut lines = Vec::new();
     for (name, make) in params {
-        let range = stable_factor(
-            |f| replan(make(f)).is_some_and(|e| e.plan.id == base_id),
-            10.0,
-            4,
-        );
+        let range = stable_factor(|f| replan(make(f)).1, 10.0, 4);
         let line = match range {
             StableRange::AtLeast(limit) => SensitivityLine {
                 parameter: name.to_string(),
@@ -413,7 +418,7 @@ fn sensitivity_lines(
                 last_same,
                 first_different,
             } => {
-                let next = replan(make(first_different));
+                let (next, _) = replan(make(first_different));
                 let then = match next {
                     Some(e) => rationale::difference(&best.candidate, &e.candidate),
                     None => "no plan meets every constraint".to_string(),

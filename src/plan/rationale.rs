@@ -364,7 +364,7 @@ pub fn difference(from: &Candidate, to: &Candidate) -> String {
         parts.push(format!("{} {}", to.backend.name(), to.precision.name()));
     }
     if from.max_batch != to.max_batch || from.max_delay_ms != to.max_delay_ms {
-        parts.push(format!("batch {} / {} ms", to.max_batch, to.max_delay_ms));
+        parts.push(to.batching());
     }
     if parts.is_empty() {
         to.describe()

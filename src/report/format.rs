@@ -106,8 +106,12 @@ pub fn rps(value: f64) -> String {
     }
     if value >= 100.0 {
         format!("{} req/s", thousands(value.round()))
-    } else {
+    } else if value >= 1.0 || value <= 0.0 {
         format!("{value:.1} req/s")
+    } else {
+        // Two significant figures: 0.05 req/s is not "0.1 req/s".
+        let decimals = (1 - value.log10().floor() as i32).clamp(1, 12) as usize;
+        format!("{value:.decimals$} req/s")
     }
 }
 
@@ -231,6 +235,10 @@ mod tests {
     #[test]
     fn durations_pick_units() {
         assert_eq!(ms(2.345), "2.35 ms");
+        assert_eq!(rps(0.05), "0.050 req/s");
+        assert_eq!(rps(0.0012), "0.0012 req/s");
+        assert_eq!(rps(12.5), "12.5 req/s");
+        assert_eq!(rps(1_000_000.0), "1,000,000 req/s");
         assert_eq!(ms(28.34), "28.3 ms");
         assert_eq!(ms(212.4), "212 ms");
         assert_eq!(ms(f64::NAN), "n/a");

@@ -495,10 +495,11 @@ fn section_projection(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "`{}` {} {} at batch {} took {} here (one core) and is projected at {} on {} \
-         ({} vCPUs): {split} of {ops} ops split over all its cores, the rest stay on one \
-         (splitting them would cost more than it saves); {cached} of {ops} read everything \
-         from its cache (an op's weights stay there when the whole model's weights fit, its \
-         activations when they fit), the rest some of it from its memory.\n",
+         ({} vCPUs). It runs {ops} steps (ops the backend fuses are one step): {split} split \
+         over all the target's cores, the rest stay on one (splitting them would cost more \
+         than it saves); {cached} read everything from its cache (a step's weights stay there \
+         when the whole model's weights fit, its activations when they fit), the rest some of \
+         it from its memory.\n",
         p.model_variant,
         p.backend,
         p.precision,
@@ -533,7 +534,7 @@ fn section_projection(out: &mut String, report: &Report) {
     let on_target = format!("On {}", p.target);
     out.push_str(&table(
         &[
-            ("Op", Align::Left),
+            ("Step", Align::Left),
             ("Kind", Align::Left),
             ("Here", Align::Right),
             (on_target.as_str(), Align::Right),
@@ -545,7 +546,7 @@ fn section_projection(out: &mut String, report: &Report) {
     if ops > PROJECTED_OPS_SHOWN {
         let _ = writeln!(
             out,
-            "\nThe {PROJECTED_OPS_SHOWN} longest of {ops} ops on the target; `kernels.csv` has every measurement."
+            "\nThe {PROJECTED_OPS_SHOWN} longest of {ops} steps on the target; `kernels.csv` has every measurement."
         );
     }
     out.push('\n');

@@ -209,7 +209,9 @@ fn write_temp(path: &Path, contents: &str) -> Result<(), ReportError> {
 /// Everything is rendered first; a rendering error writes nothing. Then every
 /// file goes to a temp file in the same directory; if any temp write fails,
 /// the temp files are removed and no final file is touched. Finally the temp
-/// files are renamed over their final names (atomic per file).
+/// files are renamed over their final names (atomic per file), and the report
+/// files of formats not asked for this time are removed: left there, they
+/// would describe an earlier run beside this one's.
 pub fn write_report(
     report: &Report,
     out_dir: &Path,
@@ -247,5 +249,33 @@ pub fn write_report(
         }
         written.push(target.clone());
     }
+    for name in ALL_FILES {
+        if !files.iter().any(|(written, _)| *written == name) {
+            let stale = dir.join(name);
+            match fs::remove_file(&stale) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(ReportError::Io {
+                        action: "remove the earlier run's",
+                        path: stale,
+                        source,
+                    })
+                }
+            }
+        }
+    }
     Ok(written)
 }
+
+/// Every file a report can have.
+const ALL_FILES: [&str; 8] = [
+    REPORT_MD,
+    PARETO_SVG,
+    CDF_SVG,
+    ROOFLINE_SVG,
+    CANDIDATES_CSV,
+    KERNELS_CSV,
+    LATENCY_CSV,
+    PLAN_JSON,
+];
