@@ -762,11 +762,28 @@ fn cost_from_a_simulated_plan() {
             batch_job: None,
             broker_bytes_per_message: None,
             devices_per_simulated_device: 1.0,
+            mean_rate_per_s: None,
         },
     );
     // 2000 req/s for a month
     assert!((usage.predictions / (2_000.0 * 730.0 * 3600.0) - 1.0).abs() < 0.02);
     assert!((usage.egress_bytes / (500.0 * 2_000.0 * 730.0 * 3600.0) - 1.0).abs() < 0.02);
+    // the same run standing for a long-run mean of 500 req/s (a peak hour, a
+    // burst) is billed at 500 req/s, exactly (not with the run's sampling noise)
+    let at_mean = monthly_usage(
+        &o,
+        &UsageInputs {
+            replicas: 4.0,
+            batch_job: None,
+            broker_bytes_per_message: None,
+            devices_per_simulated_device: 1.0,
+            mean_rate_per_s: Some(500.0),
+        },
+    );
+    let served = o.completed as f64 / o.measured_requests as f64;
+    let month = 730.0 * 3600.0;
+    assert!((at_mean.predictions / (500.0 * served * month) - 1.0).abs() < 1e-9);
+    assert!((at_mean.egress_bytes / (500.0 * 500.0 * served * month) - 1.0).abs() < 1e-9);
     let rates = CostRates {
         instance_per_hour: 0.5,
         batch_instance_per_hour: 0.0,

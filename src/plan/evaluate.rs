@@ -31,7 +31,8 @@ const QUEUE_CAPACITY: u32 = 4096;
 /// Edge fleets larger than this are simulated as a sample of this many devices,
 /// each with its real per-device share of the traffic.
 const MAX_SIMULATED_DEVICES: u64 = 256;
-/// Mean length of an offline period when the scenario has devices offline part of the time.
+/// Mean length of a device's offline period when the scenario has devices offline
+/// part of the time (how long a request that waits for reconnection would wait).
 const MEAN_OFFLINE_S: f64 = 120.0;
 
 /// How much simulation each candidate gets.
@@ -107,15 +108,10 @@ impl Context<'_> {
             * 3600.0
     }
 
-    /// Mean rate over the rate the simulation runs at (diurnal runs at the peak).
-    fn mean_over_simulated_rate(&self) -> f64 {
-        let t = &self.scenario.traffic;
-        match t.process {
-            scenario::ArrivalProcess::Diurnal { peak_factor, .. } if peak_factor > 0.0 => {
-                1.0 / peak_factor
-            }
-            _ => 1.0,
-        }
+    /// The scenario's long-run mean rate for `share` of its traffic: what usage is
+    /// billed at, whatever rate the (short) simulation ran at.
+    fn mean_rate(&self, share: f64) -> f64 {
+        self.scenario.traffic.rate_per_s * share
     }
 
     fn slo_s(&self) -> f64 {
@@ -149,7 +145,7 @@ impl Context<'_> {
         variant_agreement * precision_agreement
     }
 
-    /// Client <-> target link, with the scenario's offline periods.
+    /// Client <-> target link, with the scenario's offline devices.
     fn link(&self, target: &Target) -> NetworkLink {
         let s = self.scenario;
         let named = target
@@ -171,15 +167,16 @@ impl Context<'_> {
             },
             None => NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
         };
+        // The clients are a fleet: at any moment `offline_fraction` of the devices
+        // are offline, each on its own schedule, so each request's device is offline
+        // with that probability from the first request on. (One shared link, starting
+        // online, with two-minute outages, never went offline in a one-minute run.)
         let offline = s.constraints.offline_fraction;
-        if offline > 0.0 && offline < 1.0 {
-            link.offline = Offline::Random {
-                mean_online_s: MEAN_OFFLINE_S * (1.0 - offline) / offline,
+        if offline > 0.0 {
+            link.offline = Offline::Fleet {
+                offline_fraction: offline.min(1.0),
                 mean_offline_s: MEAN_OFFLINE_S,
             };
-            link.offline_policy = OfflinePolicy::Fail;
-        } else if offline >= 1.0 {
-            link.offline = Offline::Windows(vec![(0.0, f64::MAX / 4.0)]);
             link.offline_policy = OfflinePolicy::Fail;
         }
         link
@@ -406,19 +403,21 @@ pub fn simulate_candidate(
         }
     };
     fill_metrics(&mut row, &outcome);
+    // Latency and utilisation are judged on the traffic simulated (a burst, a
+    // diurnal peak); what follows the traffic over a month is at the mean rate.
+    let mean_rate = ctx.mean_rate(plan.arrival_share);
     // A sample of an edge fleet stands for all of it.
-    row.throughput_rps /= plan.arrival_share;
+    row.throughput_rps *= cost::traffic_scale(&outcome, mean_rate) / plan.arrival_share;
     let usage_inputs = cost::UsageInputs {
         replicas: plan.usage.replicas,
         batch_job: plan.usage.batch_job.as_ref(),
         broker_bytes_per_message: plan.usage.broker_bytes_per_message,
         devices_per_simulated_device: plan.usage.devices_per_simulated_device,
+        mean_rate_per_s: Some(mean_rate),
     };
     let mut usage = cost::monthly_usage(&outcome, &usage_inputs);
-    // A simulated slice of the traffic stands for all of it, and a diurnal
-    // scenario is simulated at its peak but billed at its mean.
-    let scale = ctx.mean_over_simulated_rate() / plan.arrival_share;
-    usage.predictions *= scale;
+    // A simulated slice of the traffic stands for all of it.
+    usage.predictions /= plan.arrival_share;
     // Egress is the same for every plan that answers from the cloud: price it
     // from the mean rate, not from the sampled count, so sampling noise in a
     // large shared cost never decides between plans.
@@ -427,8 +426,7 @@ pub fn simulate_candidate(
     } else {
         0.0
     };
-    usage.broker_bytes *= scale;
-    usage.edge_energy_j *= ctx.mean_over_simulated_rate();
+    usage.broker_bytes /= plan.arrival_share;
     usage.edge_energy_j += plan.usage.extra_energy_j;
     rejected.extend(price(&mut row, &usage, &plan.rates));
     let slo_latency_ms =
@@ -761,6 +759,7 @@ pub fn simulate_fallback(
             batch_job: None,
             broker_bytes_per_message: None,
             devices_per_simulated_device: p.devices_per_simulated_device,
+            mean_rate_per_s: Some(ctx.mean_rate(p.edge_share)),
         },
     );
     let usage = cost::Usage {

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 /// Everything one run needs. `simulate(&config)` is a pure function of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {
-    /// Seed of the simulation's own RNG (PCG). Same seed, same outcome.
+    /// Seed of the simulation's own PCG streams, one per source of randomness
+    /// (see the module docs: common random numbers). Same seed, same outcome.
     pub seed: u64,
     /// How requests are generated at the clients (total traffic).
     pub arrivals: ArrivalProcess,
@@ -176,6 +177,17 @@ pub enum Offline {
     },
     /// Explicit offline windows `[start_s, end_s)`, sorted, not overlapping.
     Windows(Vec<(f64, f64)>),
+    /// A fleet of many devices, each offline `offline_fraction` of the time
+    /// independently of the others. Each request comes from its own device,
+    /// so it finds that device offline with probability `offline_fraction`,
+    /// from the first request on (the fleet is in its stationary state; one
+    /// device's periods would be longer than a simulated window). A request
+    /// that waits for reconnection waits out the rest of its device's offline
+    /// period: exponential with mean `mean_offline_s` (memoryless).
+    Fleet {
+        offline_fraction: f64,
+        mean_offline_s: f64,
+    },
 }
 
 /// What happens to a request sent while the link is offline (connectivity

@@ -2,7 +2,8 @@
 //!
 //! [`estimate`] prices a monthly [`Usage`]; [`monthly_usage`] derives that
 //! usage from a simulation outcome (rates observed over the measured window,
-//! scaled to a month of [`HOURS_PER_MONTH`]).
+//! scaled to a month of [`HOURS_PER_MONTH`] and, when given, from the arrival
+//! rate simulated to the long-run mean: see [`traffic_scale`]).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -161,12 +162,33 @@ pub struct UsageInputs<'a> {
     pub broker_bytes_per_message: Option<f64>,
     /// Real devices per simulated device (fleet scaling of edge energy).
     pub devices_per_simulated_device: f64,
+    /// Long-run mean arrival rate (per second) of the traffic simulated.
+    /// Usage that follows the traffic (predictions, broker and egress bytes,
+    /// busy energy) is scaled from the rate simulated to it: a run of a
+    /// minute or less is often a burst or a diurnal peak and must not be
+    /// billed as if it lasted all month. `None`: bill the rate simulated.
+    pub mean_rate_per_s: Option<f64>,
+}
+
+/// Long-run mean arrival rate over the rate simulated (measured arrivals
+/// over the measured window), for every arrival process; 1 when either is
+/// not a positive number.
+pub fn traffic_scale(outcome: &SimOutcome, mean_rate_per_s: f64) -> f64 {
+    let simulated = outcome.measured_arrival_rate_per_s();
+    if simulated > 0.0 && mean_rate_per_s.is_finite() && mean_rate_per_s > 0.0 {
+        mean_rate_per_s / simulated
+    } else {
+        1.0
+    }
 }
 
 /// Monthly usage implied by a simulation: per-second rates over the
-/// measured window (energy over the whole run) times a month.
+/// measured window (energy over the whole run) times a month, at the mean
+/// rate when [`UsageInputs::mean_rate_per_s`] is given.
 pub fn monthly_usage(outcome: &SimOutcome, inputs: &UsageInputs<'_>) -> Usage {
     let window = outcome.measured_window_s;
+    let mean = inputs.mean_rate_per_s.filter(|m| m.is_finite() && *m > 0.0);
+    let scale = mean.map_or(1.0, |m| traffic_scale(outcome, m));
     let per_month = |x: f64, over: f64| {
         if over > 0.0 {
             x / over * SECONDS_PER_MONTH
@@ -174,19 +196,27 @@ pub fn monthly_usage(outcome: &SimOutcome, inputs: &UsageInputs<'_>) -> Usage {
             0.0
         }
     };
-    let predictions = per_month(outcome.completed as f64, window);
-    let cloud_messages = per_month(outcome.paths.cloud as f64, window);
+    let predictions = per_month(outcome.completed as f64, window) * scale;
+    let cloud_messages = per_month(outcome.paths.cloud as f64, window) * scale;
+    // Busy energy follows the traffic: energy per arrival (warm-up included,
+    // like the energy) times the mean arrivals. Idle energy follows the clock.
+    let busy_energy = |busy_j: f64| match mean {
+        Some(m) if outcome.simulated_requests > 0 => {
+            busy_j / outcome.simulated_requests as f64 * m * SECONDS_PER_MONTH
+        }
+        _ => per_month(busy_j, outcome.simulated_time_s),
+    };
     Usage {
         replicas: inputs.replicas,
         batch_instance_hours: inputs.batch_job.map_or(0.0, |j| j.instance_hours_per_month),
-        egress_bytes: per_month(outcome.egress_bytes as f64, window),
+        egress_bytes: per_month(outcome.egress_bytes as f64, window) * scale,
         broker: inputs.broker_bytes_per_message.is_some(),
         broker_bytes: inputs
             .broker_bytes_per_message
             .map_or(0.0, |b| b * cloud_messages),
         storage_bytes: inputs.batch_job.map_or(0.0, |j| j.storage_bytes as f64),
         edge_energy_j: outcome.energy.map_or(0.0, |e| {
-            per_month(e.busy_energy_j + e.idle_energy_j, outcome.simulated_time_s)
+            (busy_energy(e.busy_energy_j) + per_month(e.idle_energy_j, outcome.simulated_time_s))
                 * inputs.devices_per_simulated_device
         }),
         predictions,

@@ -11,9 +11,6 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
-use rand::SeedableRng;
-use rand_pcg::Pcg64Mcg;
-
 use super::arrivals::{self, Arrivals};
 use super::config::{
     Autoscale, Balancer, EdgeDevices, JobSchedule, LookupPath, Mode, OnlinePath, ServingPool,
@@ -25,6 +22,7 @@ use super::stats::{
     EnergyStats, Failures, LagStats, LatencyRecorder, Level, LittlesLaw, PathCounts, PoolStats,
     ReplicaStats, SimOutcome, StalenessStats,
 };
+use super::streams::{Source, Streams};
 use super::SimError;
 
 const NS_PER_S: f64 = 1e9;
@@ -65,7 +63,13 @@ struct Req {
     /// Delay from leaving the serving stage to the client receiving.
     back: u64,
     flags: u8,
+    /// Index of the request in send order, which keys its random draws
+    /// (see `super::streams`); wraps after 2^32 requests, which only
+    /// repeats draws, and keeps the struct at 32 bytes.
+    id: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Req>() == 32);
 
 /// What happens at an event. Requests travelling between stages are parked
 /// in [`Events::parked`] and named by slot, which keeps an event at 24
@@ -481,19 +485,20 @@ impl Pool {
         }
     }
 
-    /// Queue index for a new request.
-    fn pick(&mut self, rng: &mut Pcg64Mcg) -> usize {
+    /// Queue index for request `id`.
+    fn pick(&mut self, st: &Streams, id: u32) -> usize {
         let n = self.active;
         if self.shared() {
             return 0;
         }
+        let u = || unit(&mut st.request(Source::Balancer, u64::from(id)));
         if let Some(p) = self.partitions {
-            let partition = ((unit(rng) * f64::from(p)) as u32).min(p - 1);
+            let partition = ((u() * f64::from(p)) as u32).min(p - 1);
             return partition as usize % n;
         }
         let any = self.ready_count == 0;
         match self.balancer {
-            Balancer::Random => ((unit(rng) * n as f64) as usize).min(n - 1),
+            Balancer::Random => ((u() * n as f64) as usize).min(n - 1),
             Balancer::SharedQueue => 0,
             Balancer::RoundRobin => {
                 for _ in 0..n {
@@ -707,12 +712,12 @@ fn enter_pool(
     req: Req,
     now: u64,
     ev: &mut Events,
-    rng: &mut Pcg64Mcg,
+    st: &Streams,
     tally: &mut Tally,
 ) {
     tally.system.add(now, 1);
     tally.entries += 1;
-    let q = pool.pick(rng);
+    let q = pool.pick(st, req.id);
     let queue_len = pool.queues[q].items.len();
     if queue_len >= pool.capacity {
         tally.fail_in_stage(now, &req, false);
@@ -730,7 +735,7 @@ fn enter_pool(
         let rep = &mut pool.replicas[q];
         admit(&mut pool.waits, rep, req, now, tally);
         if !rep.in_service.is_empty() {
-            launch_batch(pool, pi, q, now, ev, rng);
+            launch_batch(pool, pi, q, now, ev, st);
         }
         return;
     }
@@ -744,7 +749,7 @@ fn enter_pool(
     } else {
         q
     };
-    try_dispatch(pool, pi, r, now, ev, rng, tally);
+    try_dispatch(pool, pi, r, now, ev, st, tally);
 }
 
 #[inline]
@@ -754,7 +759,7 @@ fn try_dispatch(
     r: usize,
     now: u64,
     ev: &mut Events,
-    rng: &mut Pcg64Mcg,
+    st: &Streams,
     tally: &mut Tally,
 ) {
     let max_batch = pool.max_batch;
@@ -770,7 +775,7 @@ fn try_dispatch(
     };
     let due = oldest.entered.saturating_add(max_delay);
     if queue.items.len() >= max_batch || due <= now {
-        start_batch(pool, pi, r, now, ev, rng, tally);
+        start_batch(pool, pi, r, now, ev, st, tally);
     } else if !queue.timer_armed {
         queue.timer_armed = true;
         queue.timer_gen = queue.timer_gen.wrapping_add(1);
@@ -791,7 +796,7 @@ fn start_batch(
     r: usize,
     now: u64,
     ev: &mut Events,
-    rng: &mut Pcg64Mcg,
+    st: &Streams,
     tally: &mut Tally,
 ) {
     let max_batch = pool.max_batch;
@@ -809,7 +814,7 @@ fn start_batch(
     }
     pool.queued.sub(now, taken);
     if !rep.in_service.is_empty() {
-        launch_batch(pool, pi, r, now, ev, rng);
+        launch_batch(pool, pi, r, now, ev, st);
     }
 }
 
@@ -831,9 +836,13 @@ fn admit(waits: &mut Waits, rep: &mut Replica, req: Req, now: u64, tally: &mut T
 /// Starts serving the replica's (non-empty) batch: draws the service time
 /// and schedules the completion.
 #[inline]
-fn launch_batch(pool: &mut Pool, pi: u8, r: usize, now: u64, ev: &mut Events, rng: &mut Pcg64Mcg) {
+fn launch_batch(pool: &mut Pool, pi: u8, r: usize, now: u64, ev: &mut Events, st: &Streams) {
     let rep = &mut pool.replicas[r];
     let b = rep.in_service.len();
+    // The noise is the head request's: batch-1 plans that differ only in
+    // compute draw the same noise for each request.
+    let head = rep.in_service.first().map_or(0, |q| q.id);
+    let rng = &mut st.request(Source::Service, u64::from(head));
     let mut service_s = pool.service.sample(b as u32, rng);
     service_s += rep.first_batch_extra_s;
     rep.first_batch_extra_s = 0.0;
@@ -866,7 +875,7 @@ fn finish_batch(
     r: usize,
     now: u64,
     ev: &mut Events,
-    rng: &mut Pcg64Mcg,
+    st: &Streams,
     tally: &mut Tally,
 ) {
     let throttle = pool.throttle;
@@ -882,7 +891,7 @@ fn finish_batch(
         tally.leave_stage(now, &req);
         tally.respond(now, &req);
     }
-    try_dispatch(pool, pi, r, now, ev, rng, tally);
+    try_dispatch(pool, pi, r, now, ev, st, tally);
 }
 
 /// Which stage a request goes to.
@@ -910,7 +919,7 @@ fn build_cloud(
     online: &OnlinePath,
     config: &SimConfig,
     pools: &mut Vec<Pool>,
-    rng: &mut Pcg64Mcg,
+    st: &Streams,
 ) -> Result<(CloudPath, Vec<(u32, f64)>), SimError> {
     let (pool, ready_at) = Pool::cloud(&online.pool, &online.transport)?;
     pools.push(pool);
@@ -924,7 +933,7 @@ fn build_cloud(
     Ok((
         CloudPath {
             pool: (pools.len() - 1) as u8,
-            link: LinkSampler::new(&online.link, &config.payload, rng, "online.link")?,
+            link: LinkSampler::new(&online.link, &config.payload, st, "online.link")?,
             produce,
             consume,
         },
@@ -932,11 +941,7 @@ fn build_cloud(
     ))
 }
 
-fn build_lookup(
-    path: &LookupPath,
-    config: &SimConfig,
-    rng: &mut Pcg64Mcg,
-) -> Result<Lookup, SimError> {
+fn build_lookup(path: &LookupPath, config: &SimConfig, st: &Streams) -> Result<Lookup, SimError> {
     check_fit(&path.lookup, "lookup.lookup")?;
     let j = path.job;
     if !(j.period_s > 0.0
@@ -952,7 +957,7 @@ fn build_lookup(
     }
     Ok(Lookup {
         link: match &path.link {
-            Some(l) => Some(LinkSampler::new(l, &config.payload, rng, "lookup.link")?),
+            Some(l) => Some(LinkSampler::new(l, &config.payload, st, "lookup.link")?),
             None => None,
         },
         latency: FitSampler::new(&path.lookup),
@@ -1023,7 +1028,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         Some(t) => return Err(SimError::invalid("timeout_s", t, "finite > 0 or none")),
     };
 
-    let mut rng = Pcg64Mcg::seed_from_u64(config.seed);
+    let st = Streams::new(config.seed);
     let mut pools: Vec<Pool> = Vec::new();
     let mut cloud: Option<CloudPath> = None;
     let mut edge_pool: Option<u8> = None;
@@ -1032,7 +1037,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
     // (probability of the alternative route, default route, alternative)
     let (alt_p, default_route, alt_route) = match &config.mode {
         Mode::Online(o) => {
-            let (c, r) = build_cloud(o, config, &mut pools, &mut rng)?;
+            let (c, r) = build_cloud(o, config, &mut pools, &st)?;
             cloud = Some(c);
             ready_at = r;
             (0.0, Route::Cloud, Route::Cloud)
@@ -1043,7 +1048,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             (0.0, Route::Edge, Route::Edge)
         }
         Mode::BatchLookup(l) => {
-            lookup = Some(build_lookup(l, config, &mut rng)?);
+            lookup = Some(build_lookup(l, config, &st)?);
             (0.0, Route::Lookup, Route::Lookup)
         }
         Mode::PrecomputeHybrid {
@@ -1052,8 +1057,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             online,
         } => {
             let p = check_rate(*hit_rate, "hit_rate")?;
-            lookup = Some(build_lookup(l, config, &mut rng)?);
-            let (c, r) = build_cloud(online, config, &mut pools, &mut rng)?;
+            lookup = Some(build_lookup(l, config, &st)?);
+            let (c, r) = build_cloud(online, config, &mut pools, &st)?;
             cloud = Some(c);
             ready_at = r;
             (p, Route::Cloud, Route::Lookup)
@@ -1066,7 +1071,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             let p = check_rate(*fallback_rate, "fallback_rate")?;
             pools.push(Pool::edge(edge)?);
             edge_pool = Some(0);
-            let (c, r) = build_cloud(online, config, &mut pools, &mut rng)?;
+            let (c, r) = build_cloud(online, config, &mut pools, &st)?;
             cloud = Some(c);
             ready_at = r;
             (p, Route::Edge, Route::Cloud)
@@ -1103,7 +1108,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         staleness_max_s: 0.0,
         staleness_n: 0,
     };
-    let mut gen = Arrivals::new(&config.arrivals, &mut rng);
+    let mut arrivals_rng = st.sequential(Source::Arrivals);
+    let mut gen = Arrivals::new(&config.arrivals, &mut arrivals_rng);
     let horizon_ns = to_ns(rc.duration_s);
     let warmup_ns = to_ns(rc.warmup_s);
     let max_requests = rc.max_requests.unwrap_or(u64::MAX);
@@ -1114,7 +1120,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
     let mut stopped_early = false;
 
     let mut next_send =
-        |simulated: u64, rng: &mut Pcg64Mcg, tally: &Tally, stopped: &mut bool| -> Option<u64> {
+        |simulated: u64, rng: &mut _, tally: &Tally, stopped: &mut bool| -> Option<u64> {
             if simulated >= max_requests {
                 return None;
             }
@@ -1124,7 +1130,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             }
             gen.next(rng).map(to_ns).filter(|&t| t < horizon_ns)
         };
-    let mut pending = next_send(0, &mut rng, &tally, &mut stopped_early);
+    let mut pending = next_send(0, &mut arrivals_rng, &tally, &mut stopped_early);
 
     loop {
         let send_first = match (pending, ev.heap.peek()) {
@@ -1135,22 +1141,26 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         };
         if send_first {
             let Some(now) = pending else { break };
+            // request index, before counting it: keys all of its draws
+            let id = simulated as u32;
             simulated += 1;
             last_send = now;
             let is_measured = now >= warmup_ns;
             if is_measured {
                 measured += 1;
             }
-            let route = if alt_p > 0.0 && unit(&mut rng) < alt_p {
-                alt_route
-            } else {
-                default_route
-            };
+            let route =
+                if alt_p > 0.0 && unit(&mut st.request(Source::Route, u64::from(id))) < alt_p {
+                    alt_route
+                } else {
+                    default_route
+                };
             let mut req = Req {
                 sent: now,
                 entered: now,
                 back: 0,
                 flags: if is_measured { MEASURED } else { 0 },
+                id,
             };
             match route {
                 Route::Cloud => {
@@ -1158,7 +1168,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                         paths.cloud += 1;
                     }
                     if let Some(c) = &mut cloud {
-                        match send_over(&mut c.link, now, timeout_ns, &mut rng) {
+                        match send_over(&mut c.link, now, timeout_ns, id) {
                             Send::Offline => {
                                 if is_measured {
                                     tally.failures.offline += 1;
@@ -1166,8 +1176,9 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                             }
                             Send::Delays(mut up, mut down) => {
                                 if let (Some(p), Some(q)) = (&c.produce, &c.consume) {
-                                    up += p.sample(&mut rng) + q.sample(&mut rng);
-                                    down += p.sample(&mut rng);
+                                    let rng = &mut st.request(Source::Broker, u64::from(id));
+                                    up += p.sample(rng) + q.sample(rng);
+                                    down += p.sample(rng);
                                 }
                                 req.flags |= EGRESS;
                                 req.back = to_ns(down);
@@ -1180,7 +1191,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                                         req,
                                         now,
                                         &mut ev,
-                                        &mut rng,
+                                        &st,
                                         &mut tally,
                                     );
                                 } else {
@@ -1203,7 +1214,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                             req,
                             now,
                             &mut ev,
-                            &mut rng,
+                            &st,
                             &mut tally,
                         );
                     }
@@ -1216,7 +1227,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                         let mut up_ns = 0;
                         let mut ok = true;
                         if let Some(link) = &mut l.link {
-                            match send_over(link, now, timeout_ns, &mut rng) {
+                            match send_over(link, now, timeout_ns, id) {
                                 Send::Offline => {
                                     ok = false;
                                     if is_measured {
@@ -1233,7 +1244,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                         if ok {
                             req.entered = now + up_ns;
                             if up_ns == 0 {
-                                start_lookup(l, req, now, &mut ev, &mut rng, &mut tally);
+                                start_lookup(l, req, now, &mut ev, &st, &mut tally);
                             } else {
                                 let slot = ev.park(req);
                                 ev.push(req.entered, Kind::LookupStart { slot });
@@ -1242,7 +1253,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     }
                 }
             }
-            pending = next_send(simulated, &mut rng, &tally, &mut stopped_early);
+            pending = next_send(simulated, &mut arrivals_rng, &tally, &mut stopped_early);
             continue;
         }
         let Some(event) = ev.take_top() else { break };
@@ -1256,7 +1267,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     req,
                     now,
                     &mut ev,
-                    &mut rng,
+                    &st,
                     &mut tally,
                 );
             }
@@ -1271,7 +1282,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                         Some(queue as usize)
                     };
                     if let Some(r) = target {
-                        try_dispatch(p, pool, r, now, &mut ev, &mut rng, &mut tally);
+                        try_dispatch(p, pool, r, now, &mut ev, &st, &mut tally);
                     }
                 }
             }
@@ -1282,7 +1293,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                     replica as usize,
                     now,
                     &mut ev,
-                    &mut rng,
+                    &st,
                     &mut tally,
                 );
             }
@@ -1290,15 +1301,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                 let p = &mut pools[pool as usize];
                 p.replicas[replica as usize].ready = true;
                 p.ready_count += 1;
-                try_dispatch(
-                    p,
-                    pool,
-                    replica as usize,
-                    now,
-                    &mut ev,
-                    &mut rng,
-                    &mut tally,
-                );
+                try_dispatch(p, pool, replica as usize, now, &mut ev, &st, &mut tally);
             }
             Kind::Scale { pool } => {
                 let p = &mut pools[pool as usize];
@@ -1332,7 +1335,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             Kind::LookupStart { slot } => {
                 let req = ev.unpark(slot);
                 if let Some(l) = &lookup {
-                    start_lookup(l, req, now, &mut ev, &mut rng, &mut tally);
+                    start_lookup(l, req, now, &mut ev, &st, &mut tally);
                 }
             }
             Kind::LookupDone { slot } => {
@@ -1340,7 +1343,8 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                 tally.leave_stage(now, &req);
                 if tally.respond(now, &req) {
                     if let Some(l) = &lookup {
-                        let age = staleness_s(to_s(now), &l.job, unit(&mut rng));
+                        let u = unit(&mut st.request(Source::Staleness, u64::from(req.id)));
+                        let age = staleness_s(to_s(now), &l.job, u);
                         tally.staleness_sum_s += age;
                         tally.staleness_max_s = tally.staleness_max_s.max(age);
                         tally.staleness_n += 1;
@@ -1460,27 +1464,21 @@ fn mean_or_zero(sum: f64, n: u64) -> f64 {
     }
 }
 
-/// Sends over `link` at `now`; the seconds conversions only when the link
-/// has something random (offline periods need the deadline).
+/// Sends request `id` over `link` at `now`; the seconds conversions only
+/// when the link has something random (offline periods need the deadline).
 #[inline]
-fn send_over(link: &mut LinkSampler, now: u64, timeout_ns: u64, rng: &mut Pcg64Mcg) -> Send {
+fn send_over(link: &mut LinkSampler, now: u64, timeout_ns: u64, id: u32) -> Send {
     if let Some((up, down)) = link.fixed() {
         return Send::Delays(up, down);
     }
     let deadline_s = to_s(now.saturating_add(timeout_ns).min(MAX_NS));
-    link.send(to_s(now), deadline_s, rng)
+    link.send(to_s(now), deadline_s, u64::from(id))
 }
 
-fn start_lookup(
-    l: &Lookup,
-    req: Req,
-    now: u64,
-    ev: &mut Events,
-    rng: &mut Pcg64Mcg,
-    tally: &mut Tally,
-) {
+fn start_lookup(l: &Lookup, req: Req, now: u64, ev: &mut Events, st: &Streams, tally: &mut Tally) {
     tally.system.add(now, 1);
     tally.entries += 1;
+    let rng = &mut st.request(Source::Lookup, u64::from(req.id));
     let done = now + to_ns(l.latency.sample(rng));
     let slot = ev.park(req);
     ev.push(done, Kind::LookupDone { slot });

@@ -4,7 +4,8 @@ use rand_distr::{Binomial, Distribution, Exp1};
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{NetworkLink, Offline, OfflinePolicy, Payload};
-use super::dist::{check_fit, FitSampler};
+use super::dist::{check_fit, unit, FitSampler};
+use super::streams::{Source, Streams};
 use super::SimError;
 
 pub(crate) fn validate(link: &NetworkLink, field: &'static str) -> Result<(), SimError> {
@@ -48,6 +49,21 @@ pub(crate) fn validate(link: &NetworkLink, field: &'static str) -> Result<(), Si
                 ));
             }
         }
+        Offline::Fleet {
+            offline_fraction,
+            mean_offline_s,
+        } => {
+            let ok = (0.0..=1.0).contains(offline_fraction)
+                && mean_offline_s.is_finite()
+                && *mean_offline_s > 0.0;
+            if !ok {
+                return Err(SimError::invalid(
+                    field,
+                    format!("{offline_fraction}/{mean_offline_s}"),
+                    "fleet offline_fraction in [0, 1] and mean_offline_s > 0",
+                ));
+            }
+        }
         Offline::Windows(w) => {
             let mut prev = f64::NEG_INFINITY;
             for &(a, b) in w {
@@ -76,39 +92,57 @@ enum Connectivity {
         /// once the query time passes `end`
         start: f64,
         end: f64,
+        /// The device's own stream: its periods are the same whoever asks
+        /// and when, so every link of one device (and every plan) agrees.
+        rng: Pcg64Mcg,
     },
     Windows {
         windows: Vec<(f64, f64)>,
         next: usize,
     },
+    /// Per request, independently (see [`Offline::Fleet`]).
+    Fleet {
+        offline_fraction: f64,
+        mean_offline_s: f64,
+    },
 }
 
 impl Connectivity {
-    fn new(offline: &Offline, rng: &mut Pcg64Mcg) -> Self {
+    fn new(offline: &Offline, streams: &Streams) -> Self {
         match offline {
             Offline::Never => Connectivity::Always,
             Offline::Random {
                 mean_online_s,
                 mean_offline_s,
             } => {
-                let start = exp(rng) * mean_online_s;
-                let end = start + exp(rng) * mean_offline_s;
+                let mut rng = streams.sequential(Source::Periods);
+                let start = exp(&mut rng) * mean_online_s;
+                let end = start + exp(&mut rng) * mean_offline_s;
                 Connectivity::Random {
                     mean_online_s: *mean_online_s,
                     mean_offline_s: *mean_offline_s,
                     start,
                     end,
+                    rng,
                 }
             }
             Offline::Windows(w) => Connectivity::Windows {
                 windows: w.clone(),
                 next: 0,
             },
+            Offline::Fleet {
+                offline_fraction,
+                mean_offline_s,
+            } => Connectivity::Fleet {
+                offline_fraction: *offline_fraction,
+                mean_offline_s: *mean_offline_s,
+            },
         }
     }
 
-    /// `None` if online at `t`, else the time the link comes back.
-    fn offline_until(&mut self, t: f64, rng: &mut Pcg64Mcg) -> Option<f64> {
+    /// `None` if request `k`, sent at `t`, finds its device online, else the
+    /// time the device comes back.
+    fn offline_until(&mut self, t: f64, k: u64, streams: &Streams) -> Option<f64> {
         match self {
             Connectivity::Always => None,
             Connectivity::Random {
@@ -116,6 +150,7 @@ impl Connectivity {
                 mean_offline_s,
                 start,
                 end,
+                rng,
             } => {
                 while t >= *end {
                     *start = *end + exp(rng) * *mean_online_s;
@@ -130,6 +165,13 @@ impl Connectivity {
                 windows
                     .get(*next)
                     .and_then(|&(a, b)| (t >= a && t < b).then_some(b))
+            }
+            Connectivity::Fleet {
+                offline_fraction,
+                mean_offline_s,
+            } => {
+                let mut rng = streams.request(Source::Connectivity, k);
+                (unit(&mut rng) < *offline_fraction).then(|| t + exp(&mut rng) * *mean_offline_s)
             }
         }
     }
@@ -153,7 +195,10 @@ pub(crate) struct LinkSampler {
     down_loss: Option<Binomial>,
     connectivity: Connectivity,
     policy: OfflinePolicy,
-    /// (up, down) when nothing about the link is random: no draws per send.
+    streams: Streams,
+    /// (up, down) when the delays are not random: no draws per send.
+    constant: Option<(f64, f64)>,
+    /// Also always online: nothing to do per send at all.
     fixed: Option<(f64, f64)>,
 }
 
@@ -161,7 +206,7 @@ impl LinkSampler {
     pub fn new(
         link: &NetworkLink,
         payload: &Payload,
-        rng: &mut Pcg64Mcg,
+        streams: &Streams,
         field: &'static str,
     ) -> Result<Self, SimError> {
         validate(link, field)?;
@@ -178,45 +223,53 @@ impl LinkSampler {
         let rtt = FitSampler::new(&link.rtt);
         let up_serialise_s = bits(payload.request_bytes);
         let down_serialise_s = bits(payload.response_bytes);
-        let fixed = match (rtt.constant(), &link.offline) {
-            (Some(c), Offline::Never) if link.loss_probability == 0.0 => {
+        let constant = match rtt.constant() {
+            Some(c) if link.loss_probability == 0.0 => {
                 Some((c * 0.5 + up_serialise_s, c * 0.5 + down_serialise_s))
             }
             _ => None,
         };
+        let fixed = constant.filter(|_| link.offline == Offline::Never);
         Ok(Self {
             fixed,
+            constant,
             rtt,
             up_serialise_s,
             down_serialise_s,
             rto_s: link.retransmit_timeout_s,
             up_loss: loss(payload.request_bytes)?,
             down_loss: loss(payload.response_bytes)?,
-            connectivity: Connectivity::new(&link.offline, rng),
+            connectivity: Connectivity::new(&link.offline, streams),
             policy: link.offline_policy,
+            streams: *streams,
         })
     }
 
-    /// Draws the delays of a request sent at `t` (non-decreasing across
-    /// calls) with the given absolute deadline.
     /// (up, down) delays if they are the same for every send.
     #[inline]
     pub fn fixed(&self) -> Option<(f64, f64)> {
         self.fixed
     }
 
-    pub fn send(&mut self, t: f64, deadline: f64, rng: &mut Pcg64Mcg) -> Send {
+    /// Draws the delays of request `k`, sent at `t` (non-decreasing across
+    /// calls) with the given absolute deadline. Request `k`'s draws come from
+    /// its own generators, so they do not depend on what else was drawn.
+    pub fn send(&mut self, t: f64, deadline: f64, k: u64) -> Send {
         if let Some((up, down)) = self.fixed {
             return Send::Delays(up, down);
         }
         let mut wait = 0.0;
-        if let Some(back) = self.connectivity.offline_until(t, rng) {
+        if let Some(back) = self.connectivity.offline_until(t, k, &self.streams) {
             match self.policy {
                 OfflinePolicy::Fail => return Send::Offline,
                 OfflinePolicy::WaitForReconnect if back > deadline => return Send::Offline,
                 OfflinePolicy::WaitForReconnect => wait = back - t,
             }
         }
+        if let Some((up, down)) = self.constant {
+            return Send::Delays(wait + up, down);
+        }
+        let rng = &mut self.streams.request(Source::Network, k);
         let half_rtt = self.rtt.sample(rng) * 0.5;
         // a plain branch: through `map_or` the no-loss case paid a call
         let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| match b {
@@ -238,18 +291,17 @@ fn exp(rng: &mut Pcg64Mcg) -> f64 {
 mod tests {
     use super::*;
     use crate::sim::config::LatencyFit;
-    use rand::SeedableRng;
 
     #[test]
     fn serialisation_and_rtt_add_up() {
-        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        let streams = Streams::new(1);
         let link = NetworkLink::simple(LatencyFit::constant(0.040), 8e6);
         let payload = Payload {
             request_bytes: 10_000,
             response_bytes: 1_000,
         };
-        let mut s = LinkSampler::new(&link, &payload, &mut rng, "link").expect("valid");
-        match s.send(0.0, f64::INFINITY, &mut rng) {
+        let mut s = LinkSampler::new(&link, &payload, &streams, "link").expect("valid");
+        match s.send(0.0, f64::INFINITY, 0) {
             Send::Delays(up, down) => {
                 assert!((up - (0.020 + 0.010)).abs() < 1e-12);
                 assert!((down - (0.020 + 0.001)).abs() < 1e-12);
@@ -260,41 +312,66 @@ mod tests {
 
     #[test]
     fn offline_windows_fail_or_wait() {
-        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        let streams = Streams::new(1);
         let mut link = NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY);
         link.offline = Offline::Windows(vec![(1.0, 2.0), (5.0, 6.0)]);
         let payload = Payload {
             request_bytes: 0,
             response_bytes: 0,
         };
-        let mut fail = LinkSampler::new(&link, &payload, &mut rng, "l").expect("valid");
-        assert!(matches!(fail.send(0.5, 9.0, &mut rng), Send::Delays(..)));
-        assert!(matches!(fail.send(1.5, 9.0, &mut rng), Send::Offline));
-        assert!(matches!(fail.send(2.0, 9.0, &mut rng), Send::Delays(..)));
+        let mut fail = LinkSampler::new(&link, &payload, &streams, "l").expect("valid");
+        assert!(matches!(fail.send(0.5, 9.0, 0), Send::Delays(..)));
+        assert!(matches!(fail.send(1.5, 9.0, 1), Send::Offline));
+        assert!(matches!(fail.send(2.0, 9.0, 2), Send::Delays(..)));
         link.offline_policy = OfflinePolicy::WaitForReconnect;
-        let mut wait = LinkSampler::new(&link, &payload, &mut rng, "l").expect("valid");
-        match wait.send(5.25, 9.0, &mut rng) {
+        let mut wait = LinkSampler::new(&link, &payload, &streams, "l").expect("valid");
+        match wait.send(5.25, 9.0, 3) {
             Send::Delays(up, _) => assert!((up - 0.75).abs() < 1e-12),
             Send::Offline => panic!("should wait"),
         }
-        assert!(matches!(wait.send(5.5, 5.9, &mut rng), Send::Offline));
+        assert!(matches!(wait.send(5.5, 5.9, 4), Send::Offline));
     }
 
     #[test]
     fn random_offline_fraction_matches() {
-        let mut rng = Pcg64Mcg::seed_from_u64(9);
+        let streams = Streams::new(9);
         let mut c = Connectivity::new(
             &Offline::Random {
                 mean_online_s: 7.0,
                 mean_offline_s: 3.0,
             },
-            &mut rng,
+            &streams,
         );
         let n = 200_000;
         let off = (0..n)
-            .filter(|i| c.offline_until(*i as f64 * 0.1, &mut rng).is_some())
+            .filter(|i| c.offline_until(*i as f64 * 0.1, *i, &streams).is_some())
             .count();
         let frac = off as f64 / n as f64;
         assert!((frac - 0.3).abs() < 0.03, "{frac}");
+    }
+
+    #[test]
+    fn a_fleet_is_offline_its_share_from_the_start() {
+        let streams = Streams::new(4);
+        let mut c = Connectivity::new(
+            &Offline::Fleet {
+                offline_fraction: 0.3,
+                mean_offline_s: 120.0,
+            },
+            &streams,
+        );
+        // the first second already has the long-run share, unlike one device
+        // that starts online for minutes
+        let n = 20_000u64;
+        let off = (0..n)
+            .filter(|&k| c.offline_until(k as f64 / n as f64, k, &streams).is_some())
+            .count();
+        let frac = off as f64 / n as f64;
+        assert!((frac - 0.3).abs() < 0.015, "{frac}");
+        // the same request is offline however often it is asked about
+        let again = (0..n)
+            .filter(|&k| c.offline_until(5.0, k, &streams).is_some())
+            .count();
+        assert_eq!(off, again);
     }
 }

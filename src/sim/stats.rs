@@ -55,6 +55,19 @@ pub struct SimOutcome {
     pub early_stop: EarlyStopReport,
 }
 
+impl SimOutcome {
+    /// Arrivals per second actually simulated: requests sent in the measured
+    /// window over its length (0 for an empty window). A short run of a
+    /// bursty or diurnal process sees its peak, not its long-run mean.
+    pub fn measured_arrival_rate_per_s(&self) -> f64 {
+        if self.measured_window_s > 0.0 {
+            self.measured_requests as f64 / self.measured_window_s
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Failures of measured requests, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failures {
