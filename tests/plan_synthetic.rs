@@ -356,3 +356,45 @@ fn sensitivity_does_not_call_a_tie_a_change_of_plan() {
     );
     assert!(!price.summary.contains("int8"), "{}", price.summary);
 }
+
+/// The recommendation and every plan tied with it carry figures from the
+/// final (longest) simulation: a plan must not win on a shorter run's figures
+/// against finalists simulated for longer.
+#[test]
+fn the_recommendation_and_its_ties_are_simulated_at_the_final_budget() {
+    for name in ["assistant-speech", "card-fraud-stream", "rare-language-translation"] {
+        let s = load(name);
+        let profiles = synthetic_profiles_with(&s, 0.3, 1.0);
+        let options = PlanOptions {
+            sensitivity: false,
+            ..PlanOptions::quick(3)
+        };
+        let out = plan::plan(&s, &profiles, &WhatIf::default(), &options);
+        let ctx = plan::evaluate::Context {
+            scenario: &s,
+            profiles: &profiles,
+            only: None,
+        };
+        let final_budget = plan::SimBudget {
+            requests: options.final_requests,
+            seed: options.seed,
+        };
+        let ties = plan::tie_test(&s, &out.evaluations);
+        let tied: Vec<&plan::Evaluation> = out
+            .evaluations
+            .iter()
+            .take_while(|e| e.feasible())
+            .filter(|e| ties(e))
+            .collect();
+        assert!(!tied.is_empty(), "{name}: the best ties with itself");
+        for e in tied {
+            let again = plan::search::reevaluate(&ctx, &e.candidate, &final_budget)
+                .expect("the candidate evaluates again");
+            assert_eq!(
+                e.plan.latency_ms, again.plan.latency_ms,
+                "{name}: {} carries figures of another budget",
+                e.plan.id
+            );
+        }
+    }
+}

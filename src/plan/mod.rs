@@ -126,26 +126,45 @@ fn ranked_evaluations(
     let mut all = search::evaluate_all(&ctx, &screening);
     all.retain(|e| ctx.allows(&e.candidate));
     rank(scenario, &mut all);
-    // Finalists: the best feasible plans, simulated again for the reported figures.
-    let finalists = all
-        .iter()
-        .take_while(|e| e.feasible())
-        .take(options.finalists)
-        .count();
-    if finalists > 0 && options.final_requests > options.screening_requests {
-        let final_budget = SimBudget {
-            requests: options.final_requests,
-            seed: options.seed,
+    if options.finalists == 0 || options.final_requests <= options.screening_requests {
+        return all;
+    }
+    // Finalists: the best feasible plans and every plan tied with the best,
+    // simulated again for the reported figures. A plan that moves to the top
+    // on its screening figures is simulated again too, so the recommendation
+    // never rests on figures from a shorter run than its rivals'.
+    let final_budget = SimBudget {
+        requests: options.final_requests,
+        seed: options.seed,
+    };
+    let limit = options.finalists + MAX_TIED_FINALISTS;
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    while done.len() < limit {
+        let next: Vec<usize> = {
+            let ties = tie_test(scenario, &all);
+            all.iter()
+                .enumerate()
+                .take_while(|(_, e)| e.feasible())
+                .filter(|(i, e)| *i < options.finalists || ties(e))
+                .filter(|(_, e)| !done.contains(&e.plan.id))
+                .map(|(i, _)| i)
+                .take(limit - done.len())
+                .collect()
         };
-        let resimulated: Vec<Evaluation> = all
-            .drain(..finalists)
-            .map(|e| resimulate(&ctx, e, &final_budget))
-            .collect();
-        all.splice(0..0, resimulated);
+        if next.is_empty() {
+            break;
+        }
+        for i in next {
+            done.insert(all[i].plan.id.clone());
+            all[i] = resimulate(&ctx, all[i].clone(), &final_budget);
+        }
         rank(scenario, &mut all);
     }
     all
 }
+
+/// Plans tied with the best that are simulated again beyond the finalists.
+const MAX_TIED_FINALISTS: usize = 12;
 
 /// Run the same candidate again with a different budget (same mapping, more requests).
 fn resimulate(ctx: &Context<'_>, e: Evaluation, budget: &SimBudget) -> Evaluation {
