@@ -362,7 +362,11 @@ fn sensitivity_does_not_call_a_tie_a_change_of_plan() {
 /// against finalists simulated for longer.
 #[test]
 fn the_recommendation_and_its_ties_are_simulated_at_the_final_budget() {
-    for name in ["assistant-speech", "card-fraud-stream", "rare-language-translation"] {
+    for name in [
+        "assistant-speech",
+        "card-fraud-stream",
+        "rare-language-translation",
+    ] {
         let s = load(name);
         let profiles = synthetic_profiles_with(&s, 0.3, 1.0);
         let options = PlanOptions {
