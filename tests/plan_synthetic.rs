@@ -402,3 +402,35 @@ fn the_recommendation_and_its_ties_are_simulated_at_the_final_budget() {
         }
     }
 }
+
+/// The device limits a scenario sets appear in the constraint table with the
+/// recommended plan's figures.
+#[test]
+fn device_memory_and_power_limits_are_checked_in_the_table() {
+    let s = load("wake-word");
+    let memory_limit = s
+        .constraints
+        .max_device_memory_bytes
+        .expect("a memory limit");
+    let power_limit = s.constraints.max_device_power_watts.expect("a power limit");
+    let out = plan::plan(&s, &synthetic_profiles(&s), &WhatIf::default(), &quick());
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(best.candidate.placement, Placement::Edge);
+    let row = |name: &str| {
+        out.constraints
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} row in {:?}", out.constraints))
+    };
+    let memory = row("device memory");
+    let needs =
+        plan::evaluate::device_memory_needed(&s, &best.candidate.variant, best.candidate.precision);
+    assert!(needs <= memory_limit);
+    assert_eq!(memory.achieved, scenario::format_bytes(needs as f64));
+    assert!(memory.ok);
+    let power = row("device power (average)");
+    let average = best.device_power_w.expect("an edge plan's power");
+    assert!(average > 0.0 && average <= power_limit, "{average} W");
+    assert!(power.ok);
+    assert_eq!(power.achieved, format!("{average:.3} W"));
+}

@@ -58,6 +58,9 @@ pub struct Evaluation {
     /// Latency at the scenario's SLO percentile over all requests, the figure
     /// the SLO is checked against (`None`: too many requests failed to reach it).
     pub slo_latency_ms: Option<f64>,
+    /// Edge: the average power the device draws running the model (busy
+    /// power times its busy share), for the power limit. `None` elsewhere.
+    pub device_power_w: Option<f64>,
 }
 
 impl Evaluation {
@@ -242,16 +245,7 @@ impl Context<'_> {
 
     /// Model bytes on a device at a precision: weights plus the largest activation at batch 1.
     pub fn model_bytes(&self, variant: &str, precision: Precision) -> u64 {
-        self.scenario
-            .model
-            .variants
-            .iter()
-            .find(|v| v.name == variant)
-            .map_or(0, |v| {
-                let c = v.counts();
-                c.weight_bytes(precision)
-                    .saturating_add(c.max_activation_elems.saturating_mul(4))
-            })
+        device_memory_needed(self.scenario, variant, precision)
     }
 }
 
@@ -330,6 +324,7 @@ pub fn pruned(
         simulated: false,
         capacity_rps: 0.0,
         slo_latency_ms: Some(ms),
+        device_power_w: None,
     }
 }
 
@@ -399,6 +394,7 @@ pub fn simulate_candidate(
                 simulated: false,
                 capacity_rps: plan.capacity_rps,
                 slo_latency_ms: None,
+                device_power_w: None,
             };
         }
     };
@@ -438,10 +434,11 @@ pub fn simulate_candidate(
         &outcome,
         plan.capacity_rps,
     ));
-    if let Some(busy_w) = plan.device_power_w {
+    let device_power_w = plan.device_power_w.map(|busy_w| {
         let edge_util = outcome.edge.as_ref().map_or(0.0, |p| p.mean_utilisation);
         rejected.extend(power_check(ctx, busy_w, edge_util));
-    }
+        busy_w * edge_util
+    });
     let cdf = outcome
         .latency
         .cdf
@@ -460,6 +457,7 @@ pub fn simulate_candidate(
         simulated: true,
         capacity_rps: plan.capacity_rps,
         slo_latency_ms,
+        device_power_w,
     }
 }
 
@@ -800,6 +798,7 @@ pub fn simulate_fallback(
         simulated: true,
         capacity_rps: p.capacity_rps,
         slo_latency_ms: lat,
+        device_power_w: Some(p.edge_busy_power_w * edge_util),
     }
 }
 
@@ -813,6 +812,21 @@ fn power_check(ctx: &Context<'_>, busy_w: f64, utilisation: f64) -> Option<Strin
             fmt_pct(utilisation)
         )
     })
+}
+
+/// Memory a device needs to run a variant at a precision: its weights and its
+/// largest activation (f32).
+pub fn device_memory_needed(scenario: &Scenario, variant: &str, precision: Precision) -> u64 {
+    scenario
+        .model
+        .variants
+        .iter()
+        .find(|v| v.name == variant)
+        .map_or(0, |v| {
+            let c = v.counts();
+            c.weight_bytes(precision)
+                .saturating_add(c.max_activation_elems.saturating_mul(4))
+        })
 }
 
 /// Checks that need no simulation: privacy, accuracy, memory, power, precision.

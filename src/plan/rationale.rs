@@ -320,6 +320,41 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             ok: p.placement == Placement::Edge,
         });
     }
+    // The device the plan runs on, if any (edge, or the device half of a fallback).
+    let device = (p.placement != Placement::Cloud)
+        .then(|| {
+            scenario
+                .targets
+                .edge
+                .iter()
+                .find(|t| t.spec.name == e.candidate.target)
+        })
+        .flatten();
+    if let (Some(limit), Some(device)) = (scenario.constraints.max_device_memory_bytes, device) {
+        let limit = limit.min(device.spec.memory_bytes);
+        let needs = super::evaluate::device_memory_needed(
+            scenario,
+            &e.candidate.variant,
+            e.candidate.precision,
+        );
+        checks.push(ConstraintCheck {
+            name: "device memory".to_string(),
+            required: format!("<= {}", crate::scenario::format_bytes(limit as f64)),
+            achieved: crate::scenario::format_bytes(needs as f64),
+            ok: needs <= limit,
+        });
+    }
+    if let (Some(limit), Some(average)) = (
+        scenario.constraints.max_device_power_watts,
+        e.device_power_w,
+    ) {
+        checks.push(ConstraintCheck {
+            name: "device power (average)".to_string(),
+            required: format!("<= {limit:.2} W"),
+            achieved: format!("{average:.3} W"),
+            ok: average <= limit,
+        });
+    }
     if scenario.constraints.offline_fraction > 0.0 {
         checks.push(ConstraintCheck {
             name: "works offline".to_string(),
