@@ -434,3 +434,24 @@ fn device_memory_and_power_limits_are_checked_in_the_table() {
     assert!(power.ok);
     assert_eq!(power.achieved, format!("{average:.3} W"));
 }
+
+/// A rate so low that the scenario's window holds a few requests is still
+/// simulated over enough of them for distinct percentiles.
+#[test]
+fn a_low_rate_is_simulated_over_enough_requests_for_its_percentiles() {
+    let mut s = load("card-fraud-stream");
+    s.traffic.rate_per_s = 0.05;
+    assert!(s.traffic.rate_per_s * s.traffic.duration_s < 10.0);
+    let out = plan::plan(&s, &synthetic_profiles(&s), &WhatIf::default(), &quick());
+    let best = out.recommended().expect("a feasible plan");
+    let l = &best.plan.latency_ms;
+    assert!(
+        l.p50 < l.p90 && l.p90 < l.p99 && l.p99 < l.p999,
+        "percentiles from a handful of requests: {l:?}"
+    );
+    assert!(
+        (best.plan.throughput_rps - 0.05).abs() < 0.005,
+        "{}",
+        best.plan.throughput_rps
+    );
+}

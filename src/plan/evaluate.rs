@@ -210,7 +210,18 @@ impl Context<'_> {
 
     fn run_control(&self, budget: &SimBudget, share: f64) -> RunControl {
         let rate = (self.scenario.traffic.peak_rate_per_s() * share).max(1e-9);
-        let duration = (budget.requests as f64 / rate).min(self.scenario.traffic.duration_s);
+        let t = &self.scenario.traffic;
+        // A low rate over the scenario's window gives a handful of requests
+        // and a meaningless p99: simulate long enough for a few thousand (a
+        // stationary process only; a trace is what it is).
+        let window = match t.process {
+            scenario::ArrivalProcess::Trace { .. } => t.duration_s,
+            _ => {
+                let enough = MIN_SIMULATED_REQUESTS.min(budget.requests) as f64 / rate;
+                t.duration_s.max(enough.min(MAX_EXTENDED_WINDOW_S))
+            }
+        };
+        let duration = (budget.requests as f64 / rate).min(window);
         RunControl {
             duration_s: duration,
             max_requests: Some(budget.requests),
@@ -355,6 +366,14 @@ pub struct UsageExtras {
     /// Extra energy (J per month) not in the outcome, e.g. an on-device batch job.
     pub extra_energy_j: f64,
 }
+
+/// Requests a plan's simulation covers at least (when the budget allows),
+/// however low the scenario's rate.
+const MIN_SIMULATED_REQUESTS: u64 = 2_000;
+
+/// The longest a low rate stretches the simulated window (30 days): beyond
+/// it, on/off cycles would be simulated by the million for a few requests.
+const MAX_EXTENDED_WINDOW_S: f64 = 30.0 * 86_400.0;
 
 /// Simulate, price and check one candidate.
 pub fn simulate_candidate(
