@@ -503,6 +503,15 @@ fn run_one(
         for r in &report.rationale {
             lines.push(format!("  {r}"));
         }
+        for s in &measured.skipped {
+            lines.push(format!("  not measured: {s}"));
+        }
+        if !measured.reduced.is_empty() {
+            lines.push(format!(
+                "  fewer samples (a call is slow for the budget): {}",
+                measured.reduced.join("; ")
+            ));
+        }
         lines.push(format!(
             "  wrote {} file(s) under {} ({} measurement(s) timed, the rest cached)",
             written.len(),

@@ -5,11 +5,15 @@
 //! cached); `plan_scenario` is a pure function of the scenario, the
 //! measurements, the what-if changes and the seed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use workbench_kernels::{accuracy, BackendKind, ExecutedProgram, Graph, Precision};
+use workbench_kernels::backends::quantized::seeded_inputs;
+use workbench_kernels::{
+    accuracy, BackendKind, Executable, ExecutedProgram, Graph, KernelError, Precision,
+};
 
 use crate::hardware::project::{
     check_feasible, executed_program, project_latency, ProjectedLatency, Provenance,
@@ -30,6 +34,9 @@ const MODEL_SEED: u64 = 0x5EED;
 const ACCURACY_SAMPLES: usize = 64;
 /// Batch size batch jobs are measured at.
 const BATCH_JOB_BATCH: usize = 64;
+/// Most output values kept per configuration for the agreement check
+/// (larger outputs are compared by compiling the model again).
+const MAX_KEPT_OUTPUTS: usize = 16 << 20;
 
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
@@ -79,6 +86,9 @@ pub enum PipelineError {
     },
     #[error("probing this machine: {0}")]
     Probe(String),
+    /// Even the fastest configuration's first call is far over the budget: refused before measuring.
+    #[error("model variant `{variant}` cannot be measured within the budget: {message}")]
+    OverBudget { variant: String, message: String },
     #[error("cancelled")]
     Cancelled,
 }
@@ -92,8 +102,11 @@ pub struct Measured {
     /// Local measurements and projections, as the reports show them.
     pub kernels: Vec<report::KernelMeasurement>,
     pub roofline_points: Vec<RooflinePoint>,
-    /// Backends or precisions that could not be measured, and why.
+    /// Backends, precisions or batch sizes that could not be measured, and why.
     pub skipped: Vec<String>,
+    /// Measurements taken with fewer samples than usual because one call is
+    /// slow for the budget (`variant backend precision batch N (n samples, median a call)`).
+    pub reduced: Vec<String>,
     /// Measurements timed in this run (the rest came from the cache).
     pub timed: usize,
     /// Every roofline projection behind the profiles, op by op, so the report
@@ -167,13 +180,11 @@ pub fn measure_scenario(
     } else {
         MeasureOptions::standard()
     };
-    let variants = scenario.model.variants.len().max(1) as u32;
-    let budget = measure_options
+    let total_budget = measure_options
         .budget
         .min(std::time::Duration::from_secs_f64(
             scenario.search.measurement_budget_s.max(1.0),
         ));
-    measure_options.budget = budget / variants;
     measure_options.fresh = options.fresh;
     measure_options.cache_dir = options.cache_dir.clone();
     measure_options.hardware_fingerprint = Some(hardware.fingerprint.clone());
@@ -182,34 +193,98 @@ pub fn measure_scenario(
 
     let configs = configs(scenario);
     let batches = batches(scenario);
+    refuse_over_budget(scenario, options, &measure_options, &configs, total_budget)?;
     let mut profiles = ProfileSet::default();
     let mut kernels = Vec::new();
     let mut points = Vec::new();
     let mut skipped = Vec::new();
+    let mut reduced = Vec::new();
     let mut projections = Vec::new();
     let mut timed = 0;
-    for variant in &scenario.model.variants {
+    let mut budget_used = std::time::Duration::ZERO;
+    let variant_count = scenario.model.variants.len();
+    let equal_share = total_budget / u32::try_from(variant_count.max(1)).unwrap_or(u32::MAX);
+    for (i, variant) in scenario.model.variants.iter().enumerate() {
         options.check_cancelled()?;
+        // Each variant gets what is left over the variants left (a small one's
+        // unused time goes to the next), and never less than its equal share,
+        // so one that ran over does not starve the rest.
+        let left = total_budget.saturating_sub(budget_used);
+        let variants_left = u32::try_from(variant_count - i).unwrap_or(u32::MAX);
+        measure_options.budget = (left / variants_left).max(equal_share);
         let graph =
             Graph::from_spec(&variant.spec, MODEL_SEED).map_err(|e| PipelineError::Model {
                 variant: variant.name.clone(),
                 message: e.to_string(),
             })?;
-        let outcome =
-            measure::measure_model(&graph, &configs, &batches, &measure_options, progress)
-                .map_err(|source| match source {
-                    measure::MeasureError::Cancelled => PipelineError::Cancelled,
-                    source => PipelineError::Measure {
-                        variant: variant.name.clone(),
-                        source,
-                    },
-                })?;
+        // The agreement check runs on the executables timed here (tiled f32
+        // and quantized), so that the largest models are not compiled twice.
+        let uncached: Vec<Precision> = scenario
+            .search
+            .precisions
+            .iter()
+            .copied()
+            .filter(|&p| p != Precision::F32 && cached_agreement(&graph, p, options).is_none())
+            .collect();
+        let keep_outputs = !uncached.is_empty()
+            && ACCURACY_SAMPLES.saturating_mul(graph.output_len()) <= MAX_KEPT_OUTPUTS;
+        let mut outputs: BTreeMap<(BackendKind, Precision), Vec<f32>> = BTreeMap::new();
+        let mut keep = |backend: BackendKind,
+                        precision: Precision,
+                        exe: &mut dyn Executable|
+         -> Result<(), measure::MeasureError> {
+            let wanted = match backend {
+                BackendKind::Tiled => precision == Precision::F32,
+                BackendKind::Quantized => uncached.contains(&precision),
+                _ => false,
+            };
+            if keep_outputs && wanted {
+                // On failure the agreement is computed the usual way, compiling again.
+                if let Ok(out) = agreement_outputs(&graph, exe) {
+                    outputs.insert((backend, precision), out);
+                }
+            }
+            Ok(())
+        };
+        let outcome = measure::measure_model_with(
+            &graph,
+            &configs,
+            &batches,
+            &measure_options,
+            progress,
+            &mut keep,
+        )
+        .map_err(|source| match source {
+            measure::MeasureError::Cancelled => PipelineError::Cancelled,
+            source => PipelineError::Measure {
+                variant: variant.name.clone(),
+                source,
+            },
+        })?;
         for s in &outcome.skipped {
+            let at = if s.batches.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = s.batches.iter().map(usize::to_string).collect();
+                format!(" batch {}", list.join(", "))
+            };
             skipped.push(format!(
-                "{} {} {}: {}",
+                "{} {} {}{at}: {}",
                 variant.name, s.backend, s.precision, s.reason
             ));
         }
+        reduced.extend(outcome.measurements.iter().filter(|m| m.reduced).map(|m| {
+            format!(
+                "{} {} {} batch {} ({} samples, {} a call)",
+                variant.name,
+                m.backend,
+                m.precision,
+                m.batch,
+                m.stats.samples,
+                measure::budget::duration(m.stats.median_ns)
+            )
+        }));
+        budget_used += outcome.budget_used;
         timed += outcome
             .measurements
             .iter()
@@ -217,7 +292,12 @@ pub fn measure_scenario(
             .count();
         for &precision in &scenario.search.precisions {
             options.check_cancelled()?;
-            let agreement = match precision_agreement(&graph, precision, options) {
+            let reference = outputs.get(&(BackendKind::Tiled, Precision::F32));
+            let candidate = outputs.get(&(BackendKind::Quantized, precision));
+            let reused = reference
+                .zip(candidate)
+                .map(|(w, g)| (w.as_slice(), g.as_slice()));
+            let agreement = match precision_agreement(&graph, precision, options, reused) {
                 Ok(a) => a,
                 Err(e) => {
                     skipped.push(format!("{} {precision} accuracy: {e}", variant.name));
@@ -294,37 +374,192 @@ pub fn measure_scenario(
         kernels,
         roofline_points: points,
         skipped,
+        reduced,
         timed,
         projections,
     })
 }
 
+/// Refuses a scenario one of whose variants cannot be measured at all within
+/// the budget: when even its fastest configuration's first call, estimated
+/// from the spec (no weights are built) and this machine's roofline, would
+/// take more than `max_overrun` times the variant's share of the budget.
+fn refuse_over_budget(
+    scenario: &Scenario,
+    options: &PipelineOptions,
+    measure_options: &MeasureOptions,
+    configs: &[(BackendKind, Precision)],
+    total_budget: std::time::Duration,
+) -> Result<(), PipelineError> {
+    let variant_count = scenario.model.variants.len().max(1);
+    let share = total_budget / u32::try_from(variant_count).unwrap_or(u32::MAX);
+    let overrun = measure_options.harness.max_overrun.max(1.0);
+    let allowed_ns = share.as_nanos() as f64 * overrun;
+    for variant in &scenario.model.variants {
+        let counts = variant.counts();
+        let mut subject = measure::MeasureSubject {
+            hardware_fingerprint: measure_options
+                .hardware_fingerprint
+                .clone()
+                .unwrap_or_default(),
+            graph_fingerprint: 0,
+            workload: variant.name.clone(),
+            flops_per_sample: counts.flops_per_sample,
+            weight_bytes: counts.weight_bytes(Precision::F32) as f64,
+            roofline: measure_options.roofline.clone(),
+            rates: None,
+        };
+        if configs.iter().all(|&(b, _)| measure::budget::per_sample(b))
+            && measure::budget::rates_needed(&subject, 1, 1.0, allowed_ns)
+        {
+            subject.rates = Some(
+                measure::budget::probe_rates(
+                    &options.cache_dir,
+                    &subject.hardware_fingerprint,
+                    options.fresh,
+                )
+                .map_err(|source| PipelineError::Measure {
+                    variant: variant.name.clone(),
+                    source,
+                })?,
+            );
+        }
+        let fastest = configs
+            .iter()
+            .filter_map(|&(b, p)| measure::budget::first_call(&subject, b, p, 1).map(|e| (b, p, e)))
+            .min_by(|a, b| a.2.call_ns.total_cmp(&b.2.call_ns));
+        let Some((backend, precision, estimate)) = fastest else {
+            continue;
+        };
+        if estimate.call_ns <= allowed_ns {
+            continue;
+        }
+        let scenario_budget = scenario.search.measurement_budget_s;
+        // The budget at which the variant's share lets one call fit.
+        let needed_s = (estimate.call_ns / 1e9 / overrun * variant_count as f64).ceil();
+        let most_s = MeasureOptions::standard().budget.as_secs_f64();
+        let advice = if needed_s > most_s {
+            format!(
+                "Use a smaller model: it would need a measurement budget of {needed_s} s, and a run measures for at most {most_s} s"
+            )
+        } else if options.quick && needed_s > measure_options.budget.as_secs_f64() {
+            format!(
+                "Use a smaller model, or raise search.measurement_budget_s to at least {needed_s} s and run without --quick (which caps it at {} s)",
+                measure_options.budget.as_secs_f64()
+            )
+        } else {
+            format!(
+                "Use a smaller model, or raise search.measurement_budget_s to at least {needed_s} s"
+            )
+        };
+        return Err(PipelineError::OverBudget {
+            variant: variant.name.clone(),
+            message: format!(
+                "it needs {} FLOPs per sample ({} parameters), and one call at batch 1 takes at least {} on this machine even with its fastest configuration ({backend} {precision}: {}), more than {overrun}x its {} of the measurement budget (search.measurement_budget_s = {scenario_budget} s over {variant_count} variant(s)). {advice}",
+                measure::budget::count(counts.flops_per_sample),
+                measure::budget::count(counts.params as f64),
+                measure::budget::duration(estimate.call_ns),
+                estimate.basis,
+                measure::budget::duration(share.as_nanos() as f64),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Cache file of `precision`'s agreement with f32 for `graph`.
+fn agreement_path(graph: &Graph, precision: Precision, options: &PipelineOptions) -> PathBuf {
+    options.cache_dir.join("accuracy").join(format!(
+        "{:016x}-{precision}-seed{MODEL_SEED}-n{ACCURACY_SAMPLES}.json",
+        graph.fingerprint()
+    ))
+}
+
+/// The cached agreement, unless the run is fresh.
+fn cached_agreement(graph: &Graph, precision: Precision, options: &PipelineOptions) -> Option<f64> {
+    if options.fresh {
+        return None;
+    }
+    measure::cache::read_json::<f64>(&agreement_path(graph, precision, options))
+}
+
 /// Agreement of `precision` with the f32 reference on seeded inputs (top-1 for
 /// classifiers, 1 - relative error otherwise). Deterministic for a graph, so it is
 /// cached beside the measurements and re-planning does not recompute it.
+/// `outputs` are the reference's (tiled f32) and the candidate's outputs on
+/// those inputs when the executables timed here produced them: then nothing
+/// is compiled again.
 fn precision_agreement(
     graph: &Graph,
     precision: Precision,
     options: &PipelineOptions,
+    outputs: Option<(&[f32], &[f32])>,
 ) -> Result<f64, String> {
     if precision == Precision::F32 {
         return Ok(1.0);
     }
-    let path = options.cache_dir.join("accuracy").join(format!(
-        "{:016x}-{precision}-seed{MODEL_SEED}-n{ACCURACY_SAMPLES}.json",
-        graph.fingerprint()
-    ));
-    if !options.fresh {
-        if let Some(cached) = measure::cache::read_json::<f64>(&path) {
-            return Ok(cached);
-        }
+    if let Some(cached) = cached_agreement(graph, precision, options) {
+        return Ok(cached);
     }
-    let a = accuracy::agreement(graph, precision, MODEL_SEED, ACCURACY_SAMPLES)
-        .map_err(|e| e.to_string())?;
-    let agreement = a.top1.unwrap_or(1.0 - a.rel_error.min(1.0));
+    let agreement = match outputs {
+        Some((want, got)) => agreement_of(graph, want, got),
+        None => {
+            let a = accuracy::agreement(graph, precision, MODEL_SEED, ACCURACY_SAMPLES)
+                .map_err(|e| e.to_string())?;
+            a.top1.unwrap_or(1.0 - a.rel_error.min(1.0))
+        }
+    };
     // A cache that cannot be written only costs the next run the same work.
-    let _ = measure::cache::write_json_atomic(&path, &agreement);
+    let _ =
+        measure::cache::write_json_atomic(&agreement_path(graph, precision, options), &agreement);
     Ok(agreement)
+}
+
+/// Outputs of `exe` on the agreement check's seeded inputs, in batches of up
+/// to 16 as [`accuracy::agreement`] runs them.
+fn agreement_outputs(graph: &Graph, exe: &mut dyn Executable) -> Result<Vec<f32>, KernelError> {
+    let len = graph.input_len();
+    let inputs = seeded_inputs(len, ACCURACY_SAMPLES, MODEL_SEED);
+    let mut out = Vec::with_capacity(ACCURACY_SAMPLES * graph.output_len());
+    let mut s0 = 0;
+    while s0 < ACCURACY_SAMPLES {
+        let b = (ACCURACY_SAMPLES - s0).min(16);
+        out.extend_from_slice(exe.run(&inputs[s0 * len..(s0 + b) * len], b)?);
+        s0 += b;
+    }
+    Ok(out)
+}
+
+/// The agreement of `got` with `want` (outputs of [`agreement_outputs`]), as
+/// [`accuracy::agreement`] computes it.
+fn agreement_of(graph: &Graph, want: &[f32], got: &[f32]) -> f64 {
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(want) {
+        diff += f64::from(g - w).powi(2);
+        norm += f64::from(*w).powi(2);
+    }
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
+    let out_len = graph.output_len().max(1);
+    let agree = got
+        .chunks(out_len)
+        .zip(want.chunks(out_len))
+        .filter(|(g, w)| argmax(g) == argmax(w))
+        .count();
+    let rel_error = if norm > 0.0 {
+        (diff / norm).sqrt()
+    } else {
+        diff.sqrt()
+    };
+    if graph.is_classifier() {
+        agree as f64 / ACCURACY_SAMPLES as f64
+    } else {
+        1.0 - rel_error.min(1.0)
+    }
 }
 
 /// Latency by batch size of one configuration on one target, and the report rows.
@@ -574,6 +809,12 @@ pub fn plan_scenario(
             .iter()
             .map(|s| format!("not measured: {s}")),
     );
+    if !measured.reduced.is_empty() {
+        notes.push(format!(
+            "measured with fewer samples than usual, one call being slow for the measurement budget (treat these figures with care): {}",
+            measured.reduced.join("; ")
+        ));
+    }
     let projection = recommended
         .as_ref()
         .and_then(|plan| projection_breakdown(plan, &measured.projections));
@@ -608,5 +849,138 @@ pub fn plan_scenario(
             notes,
             generated_at: generated_at.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agreement computed from the timed executables' outputs is the
+    /// kernels' own figure, for a classifier (top-1) and a regressor (1 - error).
+    #[test]
+    fn agreement_from_reused_executables_equals_the_kernels_agreement() {
+        use workbench_kernels::{compile, Activation, CompileOptions, MlpSpec, ModelSpec};
+        for output in [2, 7] {
+            let spec = ModelSpec::Mlp(MlpSpec {
+                input: 24,
+                hidden: vec![40],
+                output,
+                activation: Activation::Relu,
+            });
+            let graph = Graph::from_spec(&spec, MODEL_SEED).unwrap();
+            let opts = |precision| CompileOptions {
+                precision,
+                threads: 1,
+                ..CompileOptions::default()
+            };
+            let mut tiled = compile(&graph, BackendKind::Tiled, &opts(Precision::F32)).unwrap();
+            let want = agreement_outputs(&graph, tiled.as_mut()).unwrap();
+            for precision in [Precision::Int8, Precision::F16, Precision::Bf16] {
+                let mut q = compile(&graph, BackendKind::Quantized, &opts(precision)).unwrap();
+                let got = agreement_outputs(&graph, q.as_mut()).unwrap();
+                let a =
+                    accuracy::agreement(&graph, precision, MODEL_SEED, ACCURACY_SAMPLES).unwrap();
+                let expected = a.top1.unwrap_or(1.0 - a.rel_error.min(1.0));
+                assert_eq!(
+                    agreement_of(&graph, &want, &got),
+                    expected,
+                    "{output} outputs at {precision}"
+                );
+            }
+        }
+    }
+
+    /// A slow machine: 1 GFLOP/s, 4 G int8 ops/s, 0.1 GB/s.
+    fn slow_machine() -> Roofline {
+        Roofline {
+            hardware_fingerprint: "slow".into(),
+            peak_gflops_f32: 1.0,
+            peak_gops_int8: 4.0,
+            f32_by_path: Vec::new(),
+            int8_by_path: Vec::new(),
+            bandwidth: Vec::new(),
+            dram_gbs: 0.1,
+            cores: 1,
+            memory_bytes: 0,
+            probe_ms: 0.0,
+        }
+    }
+
+    fn big_scenario(budget_s: f64) -> Scenario {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = root.join("scenarios/card-fraud-stream.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("hidden = [256, 128]", "hidden = [16000, 16000]")
+            .replace(
+                "measurement_budget_s = 10",
+                &format!("measurement_budget_s = {budget_s}"),
+            );
+        crate::scenario::parse_str(&text, &path).unwrap()
+    }
+
+    #[test]
+    fn a_variant_whose_fastest_call_is_far_over_its_budget_is_refused_with_the_figures() {
+        let scenario = big_scenario(10.0);
+        let options = PipelineOptions {
+            quick: true,
+            cache_dir: std::env::temp_dir().join("wb-pipeline-refuse-unused"),
+            ..PipelineOptions::default()
+        };
+        let mut measure_options = MeasureOptions::quick();
+        measure_options.roofline = Some(slow_machine());
+        let configs = configs(&scenario);
+        let budget = std::time::Duration::from_secs(10);
+        // 258 M parameters: 258 MB of int8 weights at 0.1 GB/s is 2.6 s a call,
+        // within 3x the 5 s each of the two variants has.
+        assert!(
+            refuse_over_budget(&scenario, &options, &measure_options, &configs, budget).is_ok()
+        );
+        // With a second's budget (half a second per variant) it does not.
+        let scenario = big_scenario(1.0);
+        let budget = std::time::Duration::from_secs(1);
+        let err = refuse_over_budget(&scenario, &options, &measure_options, &configs, budget)
+            .unwrap_err();
+        let text = err.to_string();
+        for part in [
+            "model variant `full` cannot be measured within the budget",
+            "516.2 M FLOPs per sample",
+            "258.1 M parameters",
+            "at least 2.58 s",
+            "quantized int8",
+            "258 MB of weights",
+            "more than 3x its 500 ms of the measurement budget",
+            "search.measurement_budget_s = 1 s over 2 variant(s)",
+            "Use a smaller model, or raise search.measurement_budget_s to at least 2 s",
+        ] {
+            assert!(text.contains(part), "`{part}` missing from: {text}");
+        }
+        // Slower memory: the advice says what the caps allow.
+        let scenario = big_scenario(10.0);
+        let budget = std::time::Duration::from_secs(10);
+        let mut slower = slow_machine();
+        slower.dram_gbs = 0.01;
+        measure_options.roofline = Some(slower.clone());
+        let err = refuse_over_budget(&scenario, &options, &measure_options, &configs, budget)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "raise search.measurement_budget_s to at least 18 s and run without --quick"
+            ),
+            "{err}"
+        );
+        slower.dram_gbs = 0.001;
+        measure_options.roofline = Some(slower);
+        let err = refuse_over_budget(&scenario, &options, &measure_options, &configs, budget)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Use a smaller model: it would need a measurement budget of 173 s, and a run measures for at most 60 s"),
+            "{err}"
+        );
+        // The small variant alone is not refused.
+        let mut small = scenario.clone();
+        small.model.variants.retain(|v| v.name == "distilled");
+        assert!(refuse_over_budget(&small, &options, &measure_options, &configs, budget).is_ok());
     }
 }

@@ -41,7 +41,9 @@ fn subject(graph: u64) -> MeasureSubject {
         graph_fingerprint: graph,
         workload: "synthetic".into(),
         flops_per_sample: 1e6,
+        weight_bytes: 4e6,
         roofline: None,
+        rates: None,
     }
 }
 

@@ -561,9 +561,15 @@ impl BenchReport {
             );
         }
         for s in &self.skipped {
+            let at: Vec<String> = s.batches.iter().map(usize::to_string).collect();
+            let at = if at.is_empty() {
+                String::new()
+            } else {
+                format!(" at batch {}", at.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "  skipped {} {}: {}",
+                "  skipped {} {}{at}: {}",
                 s.backend.name(),
                 s.precision.name(),
                 s.reason

@@ -1,5 +1,8 @@
 //! Timing one workload at one batch size: warm-up, auto-raised iterations per
 //! sample, at least `min_samples` samples, re-measurement when the spread is high.
+//! A workload too slow for `min_samples` within `max_overrun` times its budget
+//! gets fewer samples (down to `reduced_samples`, or only its warm-up calls) and
+//! is flagged `reduced`.
 
 use super::stats::{summarize, SampleStats};
 use super::MeasureError;
@@ -10,6 +13,12 @@ use std::time::{Duration, Instant};
 /// Something the harness can call: one inference at `batch`.
 pub trait Workload {
     fn run(&mut self, batch: usize) -> Result<(), MeasureError>;
+
+    /// Called once its last batch size is timed, before it is dropped; not
+    /// charged to the measurement budget.
+    fn finish(&mut self) -> Result<(), MeasureError> {
+        Ok(())
+    }
 }
 
 impl<F: FnMut(usize) -> Result<(), MeasureError>> Workload for F {
@@ -32,6 +41,22 @@ pub struct HarnessConfig {
     pub max_remeasures: u32,
     /// Seed of the bootstrap resampling.
     pub seed: u64,
+    /// A measurement may run this many times its budget to collect
+    /// `min_samples`; beyond that it settles for fewer.
+    #[serde(default = "default_max_overrun")]
+    pub max_overrun: f64,
+    /// Fewest samples taken when `min_samples` do not fit: a reduced
+    /// measurement. Fewer still (the warm-up calls) only when these do not fit either.
+    #[serde(default = "default_reduced_samples")]
+    pub reduced_samples: usize,
+}
+
+fn default_max_overrun() -> f64 {
+    3.0
+}
+
+fn default_reduced_samples() -> usize {
+    3
 }
 
 impl Default for HarnessConfig {
@@ -44,6 +69,8 @@ impl Default for HarnessConfig {
             cv_limit: 0.10,
             max_remeasures: 2,
             seed: 0x5eed,
+            max_overrun: default_max_overrun(),
+            reduced_samples: default_reduced_samples(),
         }
     }
 }
@@ -58,12 +85,17 @@ pub struct Timing {
     pub remeasures: u32,
     /// The coefficient of variation stayed above the limit after the re-measurements.
     pub high_variance: bool,
+    /// Fewer than `min_samples` samples: one call is too slow for the budget.
+    #[serde(default)]
+    pub reduced: bool,
     /// Wall time spent, warm-up included (ms).
     pub spent_ms: f64,
 }
 
-/// Time `workload` at `batch` within about `budget` (the minimum sample count
-/// is honoured even when a single call is slower than the budget allows).
+/// Time `workload` at `batch` within about `budget`. `min_samples` are taken
+/// while they fit in `max_overrun` times the budget; a workload too slow for
+/// that gets as many as fit (the warm-up calls count when fewer than
+/// `reduced_samples` do) and the timing is flagged `reduced`.
 /// `cancel`, when set by another thread, stops it before the next sample.
 pub fn time_workload(
     workload: &mut dyn Workload,
@@ -81,45 +113,65 @@ pub fn time_workload(
     };
     let start = Instant::now();
     let min_samples = cfg.min_samples.max(2);
+    let limit = budget.mul_f64(cfg.max_overrun.max(1.0));
 
     // Warm-up; also the first estimate of the time per call. The fastest call is
     // the estimate: on a shared machine any single call may have been preempted.
     let mut calls = 0u64;
     let mut fastest = f64::INFINITY;
+    // Kept only for a workload so slow that they may have to serve as samples.
+    let mut warmup_ns = Vec::new();
     while calls == 0 || start.elapsed() < cfg.warmup.min(budget / 4) {
         check_cancel()?;
         let t = Instant::now();
         workload.run(batch)?;
-        fastest = fastest.min(t.elapsed().as_secs_f64());
+        let took = t.elapsed();
+        fastest = fastest.min(took.as_secs_f64());
+        if took >= cfg.min_sample && warmup_ns.len() < cfg.reduced_samples {
+            warmup_ns.push(took.as_nanos() as f64);
+        }
         calls += 1;
     }
 
-    // Raise the iterations until one sample lasts min_sample.
-    let mut iters = ((cfg.min_sample.as_secs_f64() / fastest.max(1e-9)).ceil() as u64).max(1);
-    let mut per_call;
-    loop {
-        check_cancel()?;
-        let t = Instant::now();
-        for _ in 0..iters {
-            workload.run(batch)?;
+    // Raise the iterations until one sample lasts min_sample. A call that
+    // already does needs no extra call to find that out.
+    let mut iters = 1u64;
+    let mut per_call = fastest;
+    if fastest < cfg.min_sample.as_secs_f64() {
+        iters = ((cfg.min_sample.as_secs_f64() / fastest.max(1e-9)).ceil() as u64).max(1);
+        loop {
+            check_cancel()?;
+            let t = Instant::now();
+            for _ in 0..iters {
+                workload.run(batch)?;
+            }
+            let took = t.elapsed();
+            per_call = took.as_secs_f64() / iters as f64;
+            if took >= cfg.min_sample || iters >= 1 << 32 {
+                break;
+            }
+            iters = iters.saturating_mul(2);
         }
-        let took = t.elapsed();
-        per_call = took.as_secs_f64() / iters as f64;
-        if took >= cfg.min_sample || iters >= 1 << 32 {
-            break;
-        }
-        iters = iters.saturating_mul(2);
     }
 
     let mut best: Option<SampleStats> = None;
     let mut remeasures = 0;
+    let mut reduced = false;
     loop {
-        let left = budget.saturating_sub(start.elapsed()).as_secs_f64();
+        let elapsed = start.elapsed();
+        let left = budget.saturating_sub(elapsed).as_secs_f64();
+        let sample_s = (per_call * iters as f64).max(1e-12);
         // Leave room for re-measurements while they are still allowed.
-        let rounds_left = f64::from(cfg.max_remeasures - remeasures + 1);
-        let affordable = (left / rounds_left / (per_call * iters as f64)).floor() as usize;
-        let n = affordable.clamp(min_samples, cfg.max_samples.max(min_samples));
-        let mut samples = Vec::with_capacity(n);
+        let rounds_left = f64::from(cfg.max_remeasures.saturating_sub(remeasures) + 1);
+        let affordable = (left / rounds_left / sample_s).floor() as usize;
+        let mut n = affordable.clamp(min_samples, cfg.max_samples.max(min_samples));
+        let fit = (limit.saturating_sub(elapsed).as_secs_f64() / sample_s).floor() as usize;
+        if best.is_none() && n > fit {
+            reduced = true;
+            // Without slow warm-up calls to stand in, one sample is the least.
+            n = fit.max(usize::from(warmup_ns.is_empty()));
+        }
+        let mut samples = Vec::with_capacity(n + warmup_ns.len());
         for _ in 0..n {
             check_cancel()?;
             let t = Instant::now();
@@ -127,6 +179,9 @@ pub fn time_workload(
                 workload.run(batch)?;
             }
             samples.push(t.elapsed().as_nanos() as f64 / iters as f64);
+        }
+        if reduced && samples.len() < cfg.reduced_samples {
+            samples.extend(&warmup_ns);
         }
         let stats = summarize(&samples, cfg.seed.wrapping_add(u64::from(remeasures)))
             .ok_or(MeasureError::NoSamples)?;
@@ -139,7 +194,7 @@ pub fn time_workload(
         let time_for_another = start.elapsed()
             + Duration::from_secs_f64(per_call * (iters * min_samples as u64) as f64)
             <= budget;
-        if cv <= cfg.cv_limit || remeasures >= cfg.max_remeasures || !time_for_another {
+        if reduced || cv <= cfg.cv_limit || remeasures >= cfg.max_remeasures || !time_for_another {
             break;
         }
         remeasures += 1;
@@ -150,6 +205,7 @@ pub fn time_workload(
         stats,
         iters_per_sample: iters,
         remeasures,
+        reduced,
         spent_ms: start.elapsed().as_secs_f64() * 1e3,
     })
 }
@@ -210,6 +266,51 @@ mod tests {
         let t = time_workload(&mut work, 1, Duration::from_secs(2), &cfg, None).unwrap();
         assert_eq!(t.remeasures, cfg.max_remeasures, "{t:?}");
         assert!(t.high_variance);
+    }
+
+    #[test]
+    fn a_call_slower_than_the_budget_allows_gets_fewer_samples_not_ten() {
+        let mut calls = 0u64;
+        let mut work = |_batch: usize| {
+            calls += 1;
+            spin(Duration::from_millis(20));
+            Ok(())
+        };
+        let cfg = HarnessConfig::default();
+        // 10 ms budget, 30 ms allowed: the 20 ms warm-up call is the only sample.
+        let t = time_workload(&mut work, 1, Duration::from_millis(10), &cfg, None).unwrap();
+        assert!(t.reduced, "{t:?}");
+        assert_eq!(t.stats.samples, 1, "{t:?}");
+        assert_eq!(calls, 1);
+        assert!(t.stats.median_ns >= 20e6, "{t:?}");
+
+        // 200 ms budget, 600 ms allowed: the warm-up and as many samples as fit, not 10.
+        calls = 0;
+        let mut work = |_batch: usize| {
+            calls += 1;
+            spin(Duration::from_millis(100));
+            Ok(())
+        };
+        let t = time_workload(&mut work, 1, Duration::from_millis(200), &cfg, None).unwrap();
+        assert!(t.reduced, "{t:?}");
+        assert!((3..=5).contains(&t.stats.samples), "{t:?}");
+        assert!(calls <= 6, "{calls} calls");
+    }
+
+    #[test]
+    fn min_samples_are_kept_while_they_fit_the_allowed_overrun() {
+        let mut work = |_batch: usize| {
+            spin(Duration::from_millis(2));
+            Ok(())
+        };
+        let cfg = HarnessConfig {
+            warmup: Duration::from_millis(1),
+            ..HarnessConfig::default()
+        };
+        // Ten 2 ms samples need 20 ms of a 10 ms budget: within 3x, so all ten.
+        let t = time_workload(&mut work, 1, Duration::from_millis(10), &cfg, None).unwrap();
+        assert!(!t.reduced, "{t:?}");
+        assert!(t.stats.samples >= 10, "{t:?}");
     }
 
     #[test]

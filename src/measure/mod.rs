@@ -2,14 +2,16 @@
 //!
 //! [`measure_jobs`] is the engine (generic over how a workload is built, so tests
 //! can count calls); `measure_model` drives it with the kernels crate's backends.
+//! [`budget`] estimates each call before it is made, so a run stays near its budget.
 
 pub mod bench;
+pub mod budget;
 pub mod cache;
 pub mod harness;
 pub mod model;
 pub mod stats;
 
-pub use model::measure_model;
+pub use model::{measure_model, measure_model_with, Inspect};
 
 use crate::hardware::roofline::Roofline;
 use harness::{time_workload, HarnessConfig, Timing, Workload};
@@ -18,7 +20,7 @@ use stats::SampleStats;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use workbench_kernels::{BackendKind, Precision};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,43 @@ pub enum MeasureError {
     Cancelled,
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    #[error("{0}")]
+    OverBudget(Box<OverBudget>),
+}
+
+/// Nothing of a model could be measured: even its cheapest configuration's
+/// first call would take far longer than the budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverBudget {
+    pub workload: String,
+    pub flops_per_sample: f64,
+    pub batch: usize,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    pub call_ns: f64,
+    /// What the estimate rests on.
+    pub basis: String,
+    /// A measurement may take this many times its budget.
+    pub overrun: f64,
+    pub budget: Duration,
+}
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` cannot be measured within its budget: it needs {} FLOPs per sample, and one call at batch {} takes about {} even with its fastest configuration ({} {}: {}), more than {}x the {} it has; use a smaller model or a larger measurement budget",
+            self.workload,
+            budget::count(self.flops_per_sample),
+            self.batch,
+            budget::duration(self.call_ns),
+            self.backend,
+            self.precision,
+            self.basis,
+            self.overrun,
+            budget::duration(self.budget.as_nanos() as f64)
+        )
+    }
 }
 
 /// Options of one measuring run.
@@ -115,8 +154,13 @@ pub struct MeasureSubject {
     pub workload: String,
     /// FLOPs of one sample (for GFLOP/s).
     pub flops_per_sample: f64,
-    /// This machine's roofline, for the fraction of peak (optional).
+    /// Bytes of the f32 weights (for the estimate of a call: they are read once per call).
+    pub weight_bytes: f64,
+    /// This machine's roofline, for the fraction of peak and the estimates of a
+    /// call (none without it: every configuration is started).
     pub roofline: Option<Roofline>,
+    /// The per-sample backends' rates, for the estimate of their first call.
+    pub rates: Option<budget::BackendRates>,
 }
 
 /// One timed (backend, precision, batch).
@@ -132,6 +176,14 @@ pub struct KernelMeasurement {
     pub remeasures: u32,
     /// Spread stayed above the harness limit: treat the figure with care.
     pub high_variance: bool,
+    /// Fewer samples than the harness minimum: one call is slow for the budget.
+    #[serde(default)]
+    pub reduced: bool,
+    /// Wall time the measurement took (ms, warm-up included). A run that reuses
+    /// it from the cache charges it to the budget again, so that it makes the
+    /// same decisions as the run that timed it.
+    #[serde(default)]
+    pub spent_ms: f64,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
     /// `gflops` over this machine's single-core peak at the precision, when a roofline was given.
@@ -165,11 +217,14 @@ impl KernelMeasurement {
     }
 }
 
-/// A (backend, precision) that was not measured, and why.
+/// A (backend, precision) that was not measured, or not at some batch sizes, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkippedConfig {
     pub backend: BackendKind,
     pub precision: Precision,
+    /// The batch sizes not measured; empty = none of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<usize>,
     pub reason: String,
 }
 
@@ -177,6 +232,10 @@ pub struct SkippedConfig {
 pub struct MeasureOutcome {
     pub measurements: Vec<KernelMeasurement>,
     pub skipped: Vec<SkippedConfig>,
+    /// Time charged to the budget: what the measurements took (those from the
+    /// cache as when they were timed), compiling not included.
+    #[serde(default)]
+    pub budget_used: Duration,
 }
 
 /// Progress events, in order, for a bar or a TUI gauge.
@@ -184,6 +243,7 @@ pub struct MeasureOutcome {
 pub enum MeasureProgress {
     /// `total` (config, batch) jobs, of which `cached` come from the cache.
     Planned { total: usize, cached: usize },
+    /// `index` counts the jobs in the order they run, from 1.
     Started {
         index: usize,
         total: usize,
@@ -200,9 +260,11 @@ pub enum MeasureProgress {
         median_ns: f64,
         from_cache: bool,
     },
+    /// Not measured at `batches` (empty = at all).
     Skipped {
         backend: BackendKind,
         precision: Precision,
+        batches: Vec<usize>,
         reason: String,
     },
 }
@@ -235,7 +297,19 @@ pub fn cache_path(
 
 /// Measure every (config, batch), using the cache unless `opts.fresh`. Jobs not in
 /// the cache share the budget: each gets what is left divided by the jobs left,
-/// so quick jobs hand their unused time to the later ones.
+/// so quick jobs hand their unused time to the later ones. A job charges the time
+/// its measurement took, also when it comes from the cache: a rerun on the same
+/// cache and budget makes the same decisions. Compiling is not charged.
+///
+/// Before a job starts, one call is estimated ([`budget`]); a job whose
+/// warm-up and `reduced_samples` would not fit `max_overrun` times its share
+/// is not started, nor are the larger batches of its configuration, and the
+/// configuration is reported in `skipped` with the estimate. The first job
+/// timed may use the whole budget, so that something is measured; when
+/// nothing can be, the run fails with [`MeasureError::OverBudget`].
+/// Configurations run cheapest first (so a slow one that outruns its estimate
+/// delays no other), one compiled at a time; the outcome lists them in the
+/// order given.
 pub fn measure_jobs(
     subject: &MeasureSubject,
     configs: &[(BackendKind, Precision)],
@@ -247,7 +321,6 @@ pub fn measure_jobs(
     if let Some(&bad) = batches.iter().find(|&&b| b == 0) {
         return Err(MeasureError::ZeroBatch(bad));
     }
-    let start = Instant::now();
     let total = configs.len() * batches.len();
     // Cache lookups first, so the budget is shared only among the jobs to time.
     let mut cached: Vec<Vec<Option<KernelMeasurement>>> = Vec::new();
@@ -275,20 +348,96 @@ pub fn measure_jobs(
         total,
         cached: cached_count,
     });
-    let mut to_time = total - cached_count;
+    // Jobs not yet visited (from the cache or not), and the time charged so far.
+    let mut remaining = total;
+    let mut spent = Duration::ZERO;
 
-    let mut outcome = MeasureOutcome::default();
-    for (config_index, (&(backend, precision), row)) in configs.iter().zip(cached).enumerate() {
-        let mut untimed_in_row = row.iter().filter(|m| m.is_none()).count();
+    let smallest = batches.iter().copied().min().unwrap_or(1);
+    let first_estimate = |ci: usize| {
+        let (backend, precision) = configs[ci];
+        budget::first_call(subject, backend, precision, smallest).map_or(0.0, |e| e.call_ns)
+    };
+    let mut order: Vec<usize> = (0..configs.len()).collect();
+    order.sort_by(|&a, &b| first_estimate(a).total_cmp(&first_estimate(b)));
+
+    let overrun = opts.harness.max_overrun.max(1.0);
+    let calls_needed = 1.0 + opts.harness.reduced_samples as f64;
+    let mut measured: Vec<(usize, usize, KernelMeasurement)> = Vec::new();
+    let mut skipped: Vec<(usize, SkippedConfig)> = Vec::new();
+    // The cheapest estimate among configurations that could not start at all.
+    let mut cheapest_refused: Option<(BackendKind, Precision, usize, budget::Estimate, Duration)> =
+        None;
+    let mut position = 0;
+    for ci in order {
+        let (backend, precision) = configs[ci];
+        let row = std::mem::take(&mut cached[ci]);
         let mut workload: Option<Box<dyn Workload + '_>> = None;
-        for (batch_index, (&batch, hit)) in batches.iter().zip(row).enumerate() {
+        // (batch, median ns) of this configuration so far, for the next estimate.
+        let mut known: Option<(usize, f64)> = None;
+        let mut over_budget: Option<(Vec<usize>, String)> = None;
+        for (bi, (&batch, hit)) in batches.iter().zip(row).enumerate() {
             if opts.cancelled() {
                 return Err(MeasureError::Cancelled);
             }
-            let index = config_index * batches.len() + batch_index + 1;
+            // Jobs in the order they run (skipped ones count), so a gauge only moves forward.
+            position += 1;
+            let index = position;
             let m = match hit {
-                Some(m) => m,
+                Some(m) => {
+                    remaining = remaining.saturating_sub(1);
+                    spent += Duration::from_secs_f64(m.spent_ms.max(0.0) / 1e3);
+                    m
+                }
                 None => {
+                    if let Some((skipped_batches, _)) = over_budget.as_mut() {
+                        skipped_batches.push(batch);
+                        remaining = remaining.saturating_sub(1);
+                        continue;
+                    }
+                    let left = opts.budget.saturating_sub(spent);
+                    let share = left / u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+                    // The first job may have all that is left: a run must measure something.
+                    let allowed = if measured.is_empty() {
+                        left.mul_f64(overrun)
+                    } else {
+                        share.mul_f64(overrun)
+                    };
+                    let estimate = match known {
+                        Some(k) => Some(budget::scaled_call(subject, backend, precision, batch, k)),
+                        None => budget::first_call(subject, backend, precision, batch),
+                    };
+                    if let Some(e) = estimate.filter(|e| {
+                        let needed = if measured.is_empty() {
+                            1.0
+                        } else {
+                            calls_needed
+                        };
+                        e.call_ns * needed > allowed.as_nanos() as f64
+                    }) {
+                        let room = if share.is_zero() {
+                            "and the measurement budget is spent".to_string()
+                        } else {
+                            format!(
+                                "and a measurement may take at most {overrun}x its {} share of the budget",
+                                budget::duration(share.as_nanos() as f64)
+                            )
+                        };
+                        let reason = format!(
+                            "one call at batch {batch} would take about {} ({}), {room}",
+                            budget::duration(e.call_ns),
+                            e.basis,
+                        );
+                        if known.is_none()
+                            && cheapest_refused
+                                .as_ref()
+                                .is_none_or(|(_, _, _, c, _)| e.call_ns < c.call_ns)
+                        {
+                            cheapest_refused = Some((backend, precision, batch, e, allowed));
+                        }
+                        over_budget = Some((vec![batch], reason));
+                        remaining = remaining.saturating_sub(1);
+                        continue;
+                    }
                     if workload.is_none() {
                         match make_workload(backend, precision)? {
                             Ok(w) => workload = Some(w),
@@ -296,14 +445,19 @@ pub fn measure_jobs(
                                 progress(MeasureProgress::Skipped {
                                     backend,
                                     precision,
+                                    batches: Vec::new(),
                                     reason: reason.clone(),
                                 });
-                                outcome.skipped.push(SkippedConfig {
-                                    backend,
-                                    precision,
-                                    reason,
-                                });
-                                to_time = to_time.saturating_sub(untimed_in_row);
+                                skipped.push((
+                                    ci,
+                                    SkippedConfig {
+                                        backend,
+                                        precision,
+                                        batches: Vec::new(),
+                                        reason,
+                                    },
+                                ));
+                                remaining = remaining.saturating_sub(batches.len() - bi);
                                 break;
                             }
                         }
@@ -318,8 +472,6 @@ pub fn measure_jobs(
                         precision,
                         batch,
                     });
-                    let left = opts.budget.saturating_sub(start.elapsed());
-                    let share = left / u32::try_from(to_time.max(1)).unwrap_or(u32::MAX);
                     let timing = time_workload(
                         w.as_mut(),
                         batch,
@@ -327,8 +479,8 @@ pub fn measure_jobs(
                         &opts.harness,
                         opts.cancel.as_deref(),
                     )?;
-                    to_time = to_time.saturating_sub(1);
-                    untimed_in_row = untimed_in_row.saturating_sub(1);
+                    remaining = remaining.saturating_sub(1);
+                    spent += Duration::from_secs_f64(timing.spent_ms.max(0.0) / 1e3);
                     let m = measurement(subject, backend, precision, batch, timing, opts.quick);
                     cache::write_json_atomic(
                         &cache_path(opts, subject, backend, precision, batch),
@@ -346,10 +498,54 @@ pub fn measure_jobs(
                 median_ns: m.stats.median_ns,
                 from_cache: m.from_cache,
             });
-            outcome.measurements.push(m);
+            known = Some((batch, m.stats.median_ns));
+            measured.push((ci, bi, m));
+        }
+        if let Some((batches, reason)) = over_budget {
+            progress(MeasureProgress::Skipped {
+                backend,
+                precision,
+                batches: batches.clone(),
+                reason: reason.clone(),
+            });
+            skipped.push((
+                ci,
+                SkippedConfig {
+                    backend,
+                    precision,
+                    batches,
+                    reason,
+                },
+            ));
+        }
+        // The compiled workload (the model's weights, packed) is dropped here,
+        // before the next configuration is compiled.
+        if let Some(mut w) = workload.take() {
+            w.finish()?;
         }
     }
-    Ok(outcome)
+    if measured.is_empty() {
+        if let Some((backend, precision, batch, e, allowed)) = cheapest_refused {
+            return Err(MeasureError::OverBudget(Box::new(OverBudget {
+                workload: subject.workload.clone(),
+                flops_per_sample: subject.flops_per_sample,
+                batch,
+                backend,
+                precision,
+                call_ns: e.call_ns,
+                basis: e.basis,
+                overrun,
+                budget: allowed.div_f64(overrun),
+            })));
+        }
+    }
+    measured.sort_by_key(|&(ci, bi, _)| (ci, bi));
+    skipped.sort_by_key(|(ci, _)| *ci);
+    Ok(MeasureOutcome {
+        measurements: measured.into_iter().map(|(_, _, m)| m).collect(),
+        skipped: skipped.into_iter().map(|(_, s)| s).collect(),
+        budget_used: spent,
+    })
 }
 
 fn measurement(
@@ -380,6 +576,8 @@ fn measurement(
         iters_per_sample: timing.iters_per_sample,
         remeasures: timing.remeasures,
         high_variance: timing.high_variance,
+        reduced: timing.reduced,
+        spent_ms: timing.spent_ms,
         gflops,
         fraction_of_peak,
         hardware_fingerprint: subject.hardware_fingerprint.clone(),

@@ -1,22 +1,33 @@
 //! Measuring a kernels-crate graph: compile per (backend, precision), run at each batch size.
 
+use std::cell::RefCell;
+
 use super::harness::Workload;
 use super::{
-    measure_jobs, MeasureError, MeasureOptions, MeasureOutcome, MeasureProgress, MeasureSubject,
+    budget, measure_jobs, MeasureError, MeasureOptions, MeasureOutcome, MeasureProgress,
+    MeasureSubject,
 };
 use crate::hardware::probe::LocalHardware;
 use workbench_kernels::{
     backend_for, compile, BackendKind, CompileOptions, Executable, Graph, KernelError, Precision,
 };
 
+/// Called with each compiled executable once it is timed, before it is
+/// dropped (e.g. to run it on other inputs without compiling it again).
+pub type Inspect<'a> =
+    dyn FnMut(BackendKind, Precision, &mut dyn Executable) -> Result<(), MeasureError> + 'a;
+
 /// A compiled executable with an input buffer large enough for the largest batch.
-struct ExecutableWorkload {
+struct ExecutableWorkload<'i, 'f> {
     exe: Box<dyn Executable>,
     input: Vec<f32>,
     input_len: usize,
+    backend: BackendKind,
+    precision: Precision,
+    inspect: &'i RefCell<&'i mut Inspect<'f>>,
 }
 
-impl Workload for ExecutableWorkload {
+impl Workload for ExecutableWorkload<'_, '_> {
     fn run(&mut self, batch: usize) -> Result<(), MeasureError> {
         let needed = batch.saturating_mul(self.input_len);
         if self.input.len() < needed {
@@ -28,6 +39,11 @@ impl Workload for ExecutableWorkload {
             .map_err(|e| MeasureError::Workload(e.to_string()))?;
         std::hint::black_box(out);
         Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), MeasureError> {
+        let mut inspect = self.inspect.borrow_mut();
+        (*inspect)(self.backend, self.precision, self.exe.as_mut())
     }
 }
 
@@ -49,19 +65,56 @@ pub fn measure_model(
     opts: &MeasureOptions,
     progress: &mut dyn FnMut(MeasureProgress),
 ) -> Result<MeasureOutcome, MeasureError> {
+    measure_model_with(graph, configs, batches, opts, progress, &mut |_, _, _| {
+        Ok(())
+    })
+}
+
+/// [`measure_model`], handing each executable compiled for timing to `inspect`
+/// after its batch sizes are timed (cached configurations are not compiled).
+pub fn measure_model_with(
+    graph: &Graph,
+    configs: &[(BackendKind, Precision)],
+    batches: &[usize],
+    opts: &MeasureOptions,
+    progress: &mut dyn FnMut(MeasureProgress),
+    inspect: &mut Inspect<'_>,
+) -> Result<MeasureOutcome, MeasureError> {
     let hardware_fingerprint = match &opts.hardware_fingerprint {
         Some(fp) => fp.clone(),
         None => LocalHardware::detect().fingerprint,
     };
-    let subject = MeasureSubject {
+    let mut subject = MeasureSubject {
         hardware_fingerprint,
         graph_fingerprint: graph.fingerprint(),
         workload: graph.name().to_string(),
         flops_per_sample: graph.flops_per_sample(),
+        weight_bytes: graph.weight_bytes(Precision::F32) as f64,
         roofline: opts.roofline.clone(),
+        rates: None,
     };
+    // Probe the per-sample backends only for a model large enough that their
+    // first call might not fit (small models are measured without the probe).
+    let jobs = (configs.len() * batches.len()).max(1) as f64;
+    let share_ns = opts.budget.as_nanos() as f64 / jobs * opts.harness.max_overrun.max(1.0);
+    let smallest = batches.iter().copied().min().unwrap_or(1);
+    if configs.iter().any(|&(b, _)| budget::per_sample(b))
+        && budget::rates_needed(
+            &subject,
+            smallest,
+            1.0 + opts.harness.reduced_samples as f64,
+            share_ns,
+        )
+    {
+        subject.rates = Some(budget::probe_rates(
+            &opts.cache_dir,
+            &subject.hardware_fingerprint,
+            opts.fresh,
+        )?);
+    }
     let input_len = graph.input_len();
     let max_batch = batches.iter().copied().max().unwrap_or(1);
+    let inspect = RefCell::new(inspect);
     let mut factory = |backend: BackendKind,
                        precision: Precision|
      -> Result<Result<Box<dyn Workload>, String>, MeasureError> {
@@ -80,6 +133,9 @@ pub fn measure_model(
                 exe,
                 input: deterministic_input(max_batch.saturating_mul(input_len)),
                 input_len,
+                backend,
+                precision,
+                inspect: &inspect,
             }))),
             Err(e @ KernelError::Unsupported { .. }) => Ok(Err(e.to_string())),
             Err(e) => Err(MeasureError::Workload(format!(
