@@ -235,6 +235,24 @@ fn absurd_models_are_refused_with_the_memory_they_need() {
     assert!(errors(&text)[0].contains("too large to measure"));
 }
 
+/// Measuring holds about four copies of the f32 weights while backends
+/// compile: a model whose weights alone fit the 8 GiB limit but four copies
+/// do not is refused (it would be killed for memory on a 24 GiB machine).
+#[test]
+fn the_memory_check_counts_the_weight_copies_measuring_holds() {
+    let layer = |width: u64| {
+        BASE.replace("input = 16", &format!("input = {width}"))
+            .replace("hidden = [32, 8]", &format!("hidden = [{width}, 8]"))
+    };
+    // 40000 x 40000 f32: 6.4 GB of weights, 25.6 GB held while measuring.
+    let errs = errors(&layer(40_000));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("too large to measure"), "{errs:?}");
+    assert!(errs[0].contains("held 4 times over"), "{errs:?}");
+    // 20000 x 20000: 1.6 GB of weights, 6.4 GB held: measured.
+    assert!(parse(&layer(20_000)).is_ok());
+}
+
 #[test]
 fn parallel_overhead_comes_from_the_catalog_or_the_scenario() {
     let s = parse(BASE).expect("valid");
