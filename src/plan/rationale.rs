@@ -299,8 +299,11 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
     if obj.min_throughput_per_s > 0.0 {
         checks.push(ConstraintCheck {
             name: "throughput capacity".to_string(),
-            required: format!(">= {:.0}/s", obj.min_throughput_per_s),
-            achieved: format!("{:.0}/s", e.capacity_rps),
+            required: format!(
+                ">= {}",
+                crate::report::format::rps(obj.min_throughput_per_s)
+            ),
+            achieved: crate::report::format::rps(e.capacity_rps),
             ok: e.capacity_rps >= obj.min_throughput_per_s,
         });
     }
