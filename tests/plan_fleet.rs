@@ -2,60 +2,15 @@
 //! traffic in bursts or daily peaks whose mean is what a month costs. Shipped
 //! scenarios with synthetic, roofline-shaped compute profiles (no timing).
 
-use std::path::Path;
+mod common;
 
-use workbench::plan::{self, ComputeProfile, Evaluation, PlanOptions, ProfileSet, WhatIf};
-use workbench::report::FigureSource;
-use workbench::scenario::{self, ArrivalProcess, Placement, Scenario};
-use workbench::sim::ProfilePoint;
-use workbench_kernels::{BackendKind, Precision};
+use common::{load, synthetic_profiles_with};
+use workbench::plan::{self, Evaluation, PlanOptions, ProfileSet, WhatIf};
+use workbench::scenario::{ArrivalProcess, Placement, Scenario};
 
-fn load(name: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(format!("{name}.toml"));
-    match scenario::load(&path) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// Latency = 20 us + FLOPs / (a share of the target's peak).
+/// Tiled f32 at 0.3 of the target's peak, int8 at 0.6, both agreeing with f32.
 fn synthetic_profiles(s: &Scenario) -> ProfileSet {
-    let mut set = ProfileSet::default();
-    for target in s.targets.cloud.iter().chain(&s.targets.edge) {
-        for v in &s.model.variants {
-            let flops = v.counts().flops_per_sample;
-            for (backend, precision, speed) in [
-                (BackendKind::Tiled, Precision::F32, 0.3),
-                (BackendKind::Quantized, Precision::Int8, 0.6),
-            ] {
-                let rate = target.spec.peak_gflops_f32 * 1e9 * speed;
-                let points = [1u32, 4, 8, 16, 32, 64]
-                    .iter()
-                    .map(|&b| {
-                        let m = 20e-6 + flops * f64::from(b) / rate;
-                        ProfilePoint {
-                            batch_size: b,
-                            median_s: m,
-                            p99_s: m * 1.3,
-                        }
-                    })
-                    .collect();
-                set.profiles.push(ComputeProfile {
-                    variant: v.name.clone(),
-                    backend,
-                    precision,
-                    target: target.spec.name.clone(),
-                    source: FigureSource::Projected,
-                    points,
-                    infeasible: None,
-                });
-                set.accuracy.insert((v.name.clone(), precision), 1.0);
-            }
-        }
-    }
-    set
+    synthetic_profiles_with(s, 0.6, 1.0)
 }
 
 fn quick() -> PlanOptions {

@@ -2,73 +2,16 @@
 //! profiles (no timing): constraints, ranking, determinism, what-if.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+mod common;
 
-use workbench::plan::{self, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
-use workbench::report::FigureSource;
+use common::{load, synthetic_profiles_with};
+use workbench::plan::{self, PlanOptions, ProfileSet, WhatIf};
 use workbench::scenario::{self, Placement, Scenario};
-use workbench::sim::ProfilePoint;
-use workbench_kernels::{BackendKind, Precision};
-
-fn load(name: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(format!("{name}.toml"));
-    match scenario::load(&path) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    }
-}
+use workbench_kernels::Precision;
 
 /// Latency = 20 us + FLOPs / (a share of the target's peak); int8 twice as fast as tiled.
 fn synthetic_profiles(s: &Scenario) -> ProfileSet {
     synthetic_profiles_with(s, 0.6, 0.995)
-}
-
-/// As [`synthetic_profiles`], with int8 at `int8_speed` of the peak (tiled f32: 0.3)
-/// and `int8_agreement` with the f32 model.
-fn synthetic_profiles_with(s: &Scenario, int8_speed: f64, int8_agreement: f64) -> ProfileSet {
-    let mut set = ProfileSet::default();
-    let targets = s.targets.cloud.iter().chain(&s.targets.edge);
-    for target in targets {
-        for v in &s.model.variants {
-            let flops = v.counts().flops_per_sample;
-            for (backend, precision, speed) in [
-                (BackendKind::Naive, Precision::F32, 0.05),
-                (BackendKind::Tiled, Precision::F32, 0.3),
-                (BackendKind::Quantized, Precision::Int8, int8_speed),
-            ] {
-                let rate = target.spec.peak_gflops_f32 * 1e9 * speed;
-                let points = [1u32, 4, 8, 16, 32, 64]
-                    .iter()
-                    .map(|&b| {
-                        let m = 20e-6 + flops * f64::from(b) / rate;
-                        ProfilePoint {
-                            batch_size: b,
-                            median_s: m,
-                            p99_s: m * 1.3,
-                        }
-                    })
-                    .collect();
-                set.profiles.push(ComputeProfile {
-                    variant: v.name.clone(),
-                    backend,
-                    precision,
-                    target: target.spec.name.clone(),
-                    source: FigureSource::Projected,
-                    points,
-                    infeasible: None,
-                });
-                let agreement = if precision == Precision::Int8 {
-                    int8_agreement
-                } else {
-                    1.0
-                };
-                set.accuracy.insert((v.name.clone(), precision), agreement);
-            }
-        }
-    }
-    set
 }
 
 fn quick() -> PlanOptions {

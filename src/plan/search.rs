@@ -309,14 +309,8 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 target.spec.cold_start_ms / 1000.0,
             ) {
                 Ok(job) => job,
-                Err(reasons) => {
-                    out.push(pruned(
-                        c,
-                        source_of(profile),
-                        accuracy,
-                        0.0,
-                        reasons.join("; "),
-                    ));
+                Err(why) => {
+                    out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
                     continue;
                 }
             };
@@ -346,33 +340,29 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
     }
 }
 
-/// The periodic job of a batch plan, or every reason it cannot run (the checks
-/// already failed, else why the job itself cannot be planned).
+/// The periodic job of a batch plan, or every reason it cannot run, joined:
+/// the checks already failed and why the job itself cannot be planned.
 fn job_or_reasons(
     ctx: &Context<'_>,
-    reasons: Vec<String>,
+    mut reasons: Vec<String>,
     items: u64,
     per_instance: f64,
     max_instances: u32,
     startup_s: f64,
-) -> Result<sim::BatchJobPlan, Vec<String>> {
-    let mut reasons = reasons;
+) -> Result<sim::BatchJobPlan, String> {
     // The job's own limits (freshness, too many inputs for the period) hold for
     // every plan of the mode, so they are named even when another reason
     // already rules this plan out: "why not batch" must not blame accuracy
     // alone when no batch job could keep up. No inputs: nothing to precompute
     // (the reason is already given).
-    if items == 0 {
-        return Err(reasons);
-    }
-    match batch_job(ctx, items, per_instance, max_instances, startup_s) {
-        Ok(job) if reasons.is_empty() => Ok(job),
-        Ok(_) => Err(reasons),
-        Err(why) => {
-            reasons.push(why);
-            Err(reasons)
+    if items > 0 {
+        match batch_job(ctx, items, per_instance, max_instances, startup_s) {
+            Ok(job) if reasons.is_empty() => return Ok(job),
+            Ok(_) => {}
+            Err(why) => reasons.push(why),
         }
     }
+    Err(reasons.join("; "))
 }
 
 /// Instances a batch job plan uses (recovered from its instance-hours).
@@ -437,14 +427,8 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                     target.spec.cold_start_ms / 1000.0,
                 ) {
                     Ok(j) => j,
-                    Err(reasons) => {
-                        out.push(pruned(
-                            c,
-                            source_of(profile),
-                            accuracy,
-                            0.0,
-                            reasons.join("; "),
-                        ));
+                    Err(why) => {
+                        out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
                         continue;
                     }
                 };
@@ -595,14 +579,8 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 device.spec.cold_start_ms / 1000.0,
             ) {
                 Ok(job) => job,
-                Err(reasons) => {
-                    out.push(pruned(
-                        c,
-                        source_of(profile),
-                        accuracy,
-                        0.0,
-                        reasons.join("; "),
-                    ));
+                Err(why) => {
+                    out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
                     continue;
                 }
             };

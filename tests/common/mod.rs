@@ -1,0 +1,68 @@
+//! Helpers shared by the planner's integration tests: shipped scenarios and
+//! synthetic, roofline-shaped compute profiles (no timing).
+
+use std::path::Path;
+
+use workbench::plan::{ComputeProfile, ProfileSet};
+use workbench::report::FigureSource;
+use workbench::scenario::{self, Scenario};
+use workbench::sim::ProfilePoint;
+use workbench_kernels::{BackendKind, Precision};
+
+/// A shipped scenario by name.
+pub fn load(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    match scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Latency = 20 us + FLOPs / (a share of the target's peak): naive at 0.05,
+/// tiled f32 at 0.3, int8 at `int8_speed`, with `int8_agreement` with the
+/// f32 model (the others agree fully).
+pub fn synthetic_profiles_with(s: &Scenario, int8_speed: f64, int8_agreement: f64) -> ProfileSet {
+    let mut set = ProfileSet::default();
+    let targets = s.targets.cloud.iter().chain(&s.targets.edge);
+    for target in targets {
+        for v in &s.model.variants {
+            let flops = v.counts().flops_per_sample;
+            for (backend, precision, speed) in [
+                (BackendKind::Naive, Precision::F32, 0.05),
+                (BackendKind::Tiled, Precision::F32, 0.3),
+                (BackendKind::Quantized, Precision::Int8, int8_speed),
+            ] {
+                let rate = target.spec.peak_gflops_f32 * 1e9 * speed;
+                let points = [1u32, 4, 8, 16, 32, 64]
+                    .iter()
+                    .map(|&b| {
+                        let m = 20e-6 + flops * f64::from(b) / rate;
+                        ProfilePoint {
+                            batch_size: b,
+                            median_s: m,
+                            p99_s: m * 1.3,
+                        }
+                    })
+                    .collect();
+                set.profiles.push(ComputeProfile {
+                    variant: v.name.clone(),
+                    backend,
+                    precision,
+                    target: target.spec.name.clone(),
+                    source: FigureSource::Projected,
+                    points,
+                    infeasible: None,
+                });
+                let agreement = if precision == Precision::Int8 {
+                    int8_agreement
+                } else {
+                    1.0
+                };
+                set.accuracy.insert((v.name.clone(), precision), agreement);
+            }
+        }
+    }
+    set
+}
