@@ -228,6 +228,22 @@ pub struct SkippedConfig {
     pub reason: String,
 }
 
+/// Tell the caller that a configuration (or some of its batches) is not
+/// measured, and keep it for the outcome.
+fn skip(
+    progress: &mut dyn FnMut(MeasureProgress),
+    skipped: &mut Vec<(usize, SkippedConfig)>,
+    index: usize,
+    config: SkippedConfig,
+) {
+    progress(MeasureProgress::Skipped {
+        backend: config.backend,
+        precision: config.precision,
+        batches: config.batches.clone(),
+        reason: config.reason.clone(),
+    });
+    skipped.push((index, config));
+}
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeasureOutcome {
     pub measurements: Vec<KernelMeasurement>,
@@ -442,13 +458,9 @@ pub fn measure_jobs(
                         match make_workload(backend, precision)? {
                             Ok(w) => workload = Some(w),
                             Err(reason) => {
-                                progress(MeasureProgress::Skipped {
-                                    backend,
-                                    precision,
-                                    batches: Vec::new(),
-                                    reason: reason.clone(),
-                                });
-                                skipped.push((
+                                skip(
+                                    progress,
+                                    &mut skipped,
                                     ci,
                                     SkippedConfig {
                                         backend,
@@ -456,7 +468,7 @@ pub fn measure_jobs(
                                         batches: Vec::new(),
                                         reason,
                                     },
-                                ));
+                                );
                                 remaining = remaining.saturating_sub(batches.len() - bi);
                                 break;
                             }
@@ -502,13 +514,9 @@ pub fn measure_jobs(
             measured.push((ci, bi, m));
         }
         if let Some((batches, reason)) = over_budget {
-            progress(MeasureProgress::Skipped {
-                backend,
-                precision,
-                batches: batches.clone(),
-                reason: reason.clone(),
-            });
-            skipped.push((
+            skip(
+                progress,
+                &mut skipped,
                 ci,
                 SkippedConfig {
                     backend,
@@ -516,7 +524,7 @@ pub fn measure_jobs(
                     batches,
                     reason,
                 },
-            ));
+            );
         }
         // The compiled workload (the model's weights, packed) is dropped here,
         // before the next configuration is compiled.
