@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use workbench::scenario;
+use workbench::scenario::limits::*;
 
 fn shipped() -> Vec<(PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -24,6 +25,7 @@ fn check(text: &str, path: &Path) {
     match scenario::parse_str(text, path) {
         Ok(s) => {
             assert!(!s.model.variants.is_empty());
+            within_limits(&s);
             let _ = s.summary();
             let _ = s.one_line();
         }
@@ -36,6 +38,48 @@ fn check(text: &str, path: &Path) {
             }
         }
     }
+}
+
+/// What validation lets through is bounded: no absurd number and no empty
+/// choice list reaches the planner, whatever the mutation.
+fn within_limits(s: &scenario::Scenario) {
+    let rate = s.traffic.rate_per_s;
+    assert!(rate > 0.0 && rate <= MAX_RATE_PER_S, "rate {rate}");
+    let peak = s.traffic.peak_rate_per_s();
+    assert!(peak.is_finite() && peak <= MAX_RATE_PER_S, "peak {peak}");
+    let duration = s.traffic.duration_s;
+    assert!(
+        duration > 0.0 && duration <= MAX_DURATION_S,
+        "duration {duration}"
+    );
+    assert!(s.inputs.request_bytes <= MAX_PAYLOAD_BYTES);
+    assert!(s.inputs.response_bytes <= MAX_PAYLOAD_BYTES);
+    assert!(s.objectives.latency_ms <= MAX_LATENCY_SLO_MS);
+    for t in s.targets.cloud.iter().chain(&s.targets.edge) {
+        assert!(u64::from(t.spec.cores) <= MAX_CORES, "{t:?}");
+        assert!(t.fleet_size.unwrap_or(1) <= MAX_FLEET_SIZE, "{t:?}");
+        assert!(t.speed_factor.unwrap_or(1.0) <= MAX_SPEED_FACTOR, "{t:?}");
+        assert!(!t.spec.precisions.is_empty(), "{t:?}");
+    }
+    if let Some(b) = &s.targets.broker {
+        assert!(u64::from(b.partitions) <= MAX_PARTITIONS && u64::from(b.hops) <= MAX_HOPS);
+    }
+    let search = &s.search;
+    let budget = search.measurement_budget_s;
+    assert!(
+        budget > 0.0 && budget <= MAX_MEASUREMENT_BUDGET_S,
+        "budget {budget}"
+    );
+    assert!(u64::from(search.max_replicas) <= MAX_REPLICAS);
+    assert!(search.min_replicas <= search.max_replicas);
+    assert!(!search.modes.is_empty() && !search.placements.is_empty());
+    assert!(!search.backends.is_empty() && !search.precisions.is_empty());
+    assert!(!search.batch_sizes.is_empty() && !search.targets.is_empty());
+    assert!(!search.max_queue_delay_ms.is_empty());
+    assert!(search
+        .max_queue_delay_ms
+        .iter()
+        .all(|d| (0.0..=MAX_QUEUE_DELAY_MS).contains(d)));
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +105,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
                 Just("nan".to_string()),
                 Just("inf".to_string()),
                 Just("9223372036854775807".to_string()),
+                Just("1e300".to_string()),
+                Just("1_000_000_000_000".to_string()),
                 Just("\"x\"".to_string()),
                 Just("[]".to_string()),
                 Just("{}".to_string()),
@@ -176,5 +222,31 @@ fn random_binary_files_are_refused_by_load() {
         std::fs::write(&path, &bytes).expect("write");
         let err = scenario::load(&path).expect_err("random bytes are not a scenario");
         assert!(!err.errors.is_empty());
+    }
+}
+
+/// Every number of every shipped scenario, replaced in turn by absurd values:
+/// each file is refused or stays within the limits (exhaustive, not sampled).
+#[test]
+fn absurd_values_in_any_numeric_key_are_refused_or_bounded() {
+    for (path, text) in shipped() {
+        let numeric: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| {
+                let value = l.split(" = ").nth(1).unwrap_or("").trim_start();
+                !l.trim_start().starts_with('#') && value.starts_with(|c: char| c.is_ascii_digit())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        assert!(numeric.len() > 10, "{}", path.display());
+        for &i in &numeric {
+            for absurd in ["1e300", "1_000_000_000_000", "9223372036854775807"] {
+                let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+                let key = lines[i].split(" = ").next().unwrap_or("").to_string();
+                lines[i] = format!("{key} = {absurd}");
+                check(&lines.join("\n"), &path);
+            }
+        }
     }
 }

@@ -215,7 +215,7 @@ fn trace_is_read_relative_to_the_scenario_file() {
     let err = scenario::parse_str(&text, &dir.join("s.toml")).expect_err("unordered trace");
     assert!(
         err.to_string()
-            .contains("line 3: timestamp 0.2 is before the previous one"),
+            .contains("trace line 3: timestamp 0.2 s is earlier than the previous 0.5 s"),
         "{err}"
     );
 }

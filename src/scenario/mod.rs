@@ -8,6 +8,7 @@
 //! in `docs/scenarios.md`.
 
 mod error;
+pub mod limits;
 mod raw;
 mod summary;
 mod validate;

@@ -16,6 +16,7 @@ use workbench_kernels::{
 };
 
 use super::error::{did_you_mean, not_accepted, Collector};
+use super::limits::*;
 use super::raw::*;
 use super::*;
 use crate::hardware::DEFAULT_PARALLEL_OVERHEAD_US;
@@ -34,6 +35,9 @@ const WEIGHT_COPIES_WHILE_MEASURING: f64 = 4.0;
 
 /// Most arrivals read from a trace CSV.
 const MAX_TRACE_EVENTS: usize = 10_000_000;
+
+/// Largest trace CSV read.
+const MAX_TRACE_BYTES: u64 = 512 << 20;
 
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
     if text.trim().is_empty() {
@@ -293,32 +297,45 @@ impl Validator<'_> {
 
     /// A finite number `> 0`.
     fn positive(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
-        let v = *value.get_ref();
-        if v.is_finite() && v > 0.0 {
-            Some(v)
-        } else {
-            self.err(
-                value.span(),
-                key,
-                format!("value {v} is not accepted: {what} must be a number > 0"),
-            );
-            None
-        }
+        self.up_to(value, key, (0.0, true), f64::INFINITY, what)
     }
 
     /// A finite number `>= 0`.
     fn non_negative(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
+        self.up_to(value, key, (0.0, false), f64::INFINITY, what)
+    }
+
+    /// A finite number above `lo` (`> lo` when open, else `>= lo`) and at most
+    /// `max` (no upper bound when infinite).
+    fn up_to(
+        &mut self,
+        value: &S<f64>,
+        key: &str,
+        (lo, lo_open): (f64, bool),
+        max: f64,
+        what: &str,
+    ) -> Option<f64> {
         let v = *value.get_ref();
-        if v.is_finite() && v >= 0.0 {
-            Some(v)
-        } else {
-            self.err(
-                value.span(),
-                key,
-                format!("value {v} is not accepted: {what} must be a number >= 0"),
-            );
-            None
+        let above = if lo_open { v > lo } else { v >= lo };
+        if v.is_finite() && above && v <= max {
+            return Some(v);
         }
+        let op = if lo_open { ">" } else { ">=" };
+        let mut message = format!(
+            "value {} is not accepted: {what} must be a number {op} {}",
+            number(v),
+            number(lo)
+        );
+        if max.is_finite() {
+            message.push_str(&format!(" and <= {}", number(max)));
+        }
+        self.err(value.span(), key, message);
+        None
+    }
+
+    /// A network or storage latency in milliseconds, in `[0, MAX_NETWORK_MS]`.
+    fn network_ms(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
+        self.up_to(value, key, (0.0, false), MAX_NETWORK_MS, what)
     }
 
     /// A number in `[lo, hi]` (closed) or `(lo, hi)` per the flags.
@@ -341,7 +358,12 @@ impl Validator<'_> {
             self.err(
                 value.span(),
                 key,
-                format!("value {v} is not accepted: {what} must be in {open}{lo}, {hi}{close}"),
+                format!(
+                    "value {} is not accepted: {what} must be in {open}{}, {}{close}",
+                    number(v),
+                    number(lo),
+                    number(hi)
+                ),
             );
             None
         }
@@ -360,6 +382,49 @@ impl Validator<'_> {
             );
             None
         }
+    }
+
+    /// An integer in `[min, max]`.
+    fn int_in_range(
+        &mut self,
+        value: &S<i64>,
+        key: &str,
+        (min, max): (u64, u64),
+        what: &str,
+    ) -> Option<u64> {
+        let v = *value.get_ref();
+        match u64::try_from(v) {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.err(
+                    value.span(),
+                    key,
+                    format!(
+                        "value {v} is not accepted: {what} must be an integer in [{min}, {max}]"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Refuse an empty list where at least one choice is required: an empty
+    /// list never silently means "everything" (omitting the key does).
+    fn refuse_empty(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        what: &str,
+        accepted: &str,
+        omitted: &str,
+    ) {
+        self.err(
+            span,
+            key,
+            format!(
+                "empty list is not accepted: give at least one {what} (accepted: {accepted}); omit the key for {omitted}"
+            ),
+        );
     }
 
     fn dim(&mut self, value: &S<i64>, key: &str, what: &str) -> Option<usize> {
@@ -384,26 +449,21 @@ impl Validator<'_> {
     }
 
     /// A list of names, each from `table`, without duplicates; `None` field -> default.
+    /// `omitted` says what leaving the key out means (for the empty-list error).
     fn choice_list<T: Copy + PartialEq>(
         &mut self,
         field: &Opt<Vec<S<String>>>,
         key: &str,
         what: &str,
         table: &[(&str, T)],
+        omitted: &str,
     ) -> Option<Vec<T>> {
         let Some(list) = field else {
             return Some(table.iter().map(|(_, t)| *t).collect());
         };
         if list.get_ref().is_empty() {
             let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            self.err(
-                list.span(),
-                key,
-                format!(
-                    "empty list is not accepted: list at least one {what} (accepted: {}), or omit the key to consider all",
-                    names.join(", ")
-                ),
-            );
+            self.refuse_empty(list.span(), key, what, &names.join(", "), omitted);
             return None;
         }
         let mut out = Vec::new();
@@ -1087,9 +1147,21 @@ impl Validator<'_> {
         }
         let is_trace = process_name == Some("trace");
         let rate = match &t.rate_per_s {
-            Some(r) => self.positive(
+            // The planner bills and sizes at `rate_per_s` while the simulator
+            // replays the trace: a second rate would contradict the trace.
+            Some(r) if is_trace => {
+                self.err(
+                    r.span(),
+                    "traffic.rate_per_s",
+                    "key `rate_per_s` does not apply to process = \"trace\": the trace sets the rate (its arrivals over its span); remove the key",
+                );
+                None
+            }
+            Some(r) => self.up_to(
                 r,
                 "traffic.rate_per_s",
+                (0.0, true),
+                MAX_RATE_PER_S,
                 "mean arrival rate (requests per second)",
             ),
             None if is_trace => Some(0.0),
@@ -1103,7 +1175,13 @@ impl Validator<'_> {
             }
         };
         let duration = match &t.duration_s {
-            Some(d) => self.positive(d, "traffic.duration_s", "simulated duration (seconds)"),
+            Some(d) => self.up_to(
+                d,
+                "traffic.duration_s",
+                (0.0, true),
+                MAX_DURATION_S,
+                "simulated duration (seconds, at most 30 days)",
+            ),
             None if is_trace => Some(0.0),
             None => Some(60.0),
         };
@@ -1118,7 +1196,15 @@ impl Validator<'_> {
                         "traffic.burst_on_s",
                         "length of each burst in seconds, e.g. burst_on_s = 2",
                     )
-                    .and_then(|x| self.positive(x, "traffic.burst_on_s", "burst length (seconds)"));
+                    .and_then(|x| {
+                        self.up_to(
+                            x,
+                            "traffic.burst_on_s",
+                            (0.0, true),
+                            MAX_DURATION_S,
+                            "burst length (seconds)",
+                        )
+                    });
                 let off = self
                     .required(
                         &t.burst_off_s,
@@ -1127,9 +1213,11 @@ impl Validator<'_> {
                         "silence between bursts in seconds, e.g. burst_off_s = 8",
                     )
                     .and_then(|x| {
-                        self.non_negative(
+                        self.up_to(
                             x,
                             "traffic.burst_off_s",
+                            (0.0, false),
+                            MAX_DURATION_S,
                             "silence between bursts (seconds)",
                         )
                     });
@@ -1156,7 +1244,13 @@ impl Validator<'_> {
                         )
                     });
                 let period = match &t.period_s {
-                    Some(p) => self.positive(p, "traffic.period_s", "cycle length (seconds)"),
+                    Some(p) => self.up_to(
+                        p,
+                        "traffic.period_s",
+                        (0.0, true),
+                        MAX_PERIOD_S,
+                        "cycle length (seconds, at most a year)",
+                    ),
                     None => Some(86_400.0),
                 };
                 Some(ArrivalProcess::Diurnal {
@@ -1172,7 +1266,8 @@ impl Validator<'_> {
                     "path of a CSV of arrival timestamps in seconds, relative to this file",
                 )?;
                 let path = self.base_dir.join(csv.get_ref());
-                match read_trace(&path) {
+                let explicit_duration = t.duration_s.as_ref().map(|d| *d.get_ref());
+                match read_trace(&path).and_then(|ts| check_trace(ts, explicit_duration)) {
                     Ok(ts) => Some(ArrivalProcess::Trace {
                         path,
                         timestamps_s: ts,
@@ -1191,6 +1286,7 @@ impl Validator<'_> {
         let process = process?;
         let (mut rate, mut duration) = (rate?, duration?);
         if let ArrivalProcess::Trace { timestamps_s, .. } = &process {
+            // `check_trace` guarantees a positive span and a bounded rate.
             let last = timestamps_s.last().copied().unwrap_or(0.0);
             let first = timestamps_s.first().copied().unwrap_or(0.0);
             if duration == 0.0 {
@@ -1200,11 +1296,41 @@ impl Validator<'_> {
                 rate = timestamps_s.len() as f64 / (last - first).max(1e-3);
             }
         }
-        ok.then_some(Traffic {
+        let traffic = Traffic {
             process,
             rate_per_s: rate,
             duration_s: duration,
-        })
+        };
+        // A burst or a daily peak multiplies the mean: bound what the simulator sees.
+        let peak = traffic.peak_rate_per_s();
+        let multiplier = match traffic.process {
+            ArrivalProcess::Bursty { .. } => Some((
+                "traffic.burst_on_s",
+                &t.burst_on_s,
+                "rate_per_s x (burst_on_s + burst_off_s) / burst_on_s",
+            )),
+            ArrivalProcess::Diurnal { .. } => Some((
+                "traffic.peak_factor",
+                &t.peak_factor,
+                "rate_per_s x peak_factor",
+            )),
+            _ => None,
+        };
+        if let Some((key, field, why)) = multiplier {
+            if !(peak.is_finite() && peak <= MAX_RATE_PER_S) {
+                self.err(
+                    field.as_ref().map_or(span, |f| f.span()),
+                    key,
+                    format!(
+                        "peak rate {} requests/s ({why}) is not accepted: the peak must be at most {} requests/s",
+                        number(peak),
+                        number(MAX_RATE_PER_S)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(traffic)
     }
 
     fn inputs(&mut self, inputs: &S<RawInputs>) -> Option<Inputs> {
@@ -1275,7 +1401,12 @@ impl Validator<'_> {
                 "request payload size in bytes, e.g. request_bytes = 1024",
             )
             .and_then(|x| {
-                self.int_at_least(x, "inputs.request_bytes", 0, "request payload (bytes)")
+                self.int_in_range(
+                    x,
+                    "inputs.request_bytes",
+                    (0, MAX_PAYLOAD_BYTES),
+                    "request payload (bytes, at most 1 GiB)",
+                )
             });
         let response = self
             .required(
@@ -1285,7 +1416,12 @@ impl Validator<'_> {
                 "response payload size in bytes, e.g. response_bytes = 64",
             )
             .and_then(|x| {
-                self.int_at_least(x, "inputs.response_bytes", 0, "response payload (bytes)")
+                self.int_in_range(
+                    x,
+                    "inputs.response_bytes",
+                    (0, MAX_PAYLOAD_BYTES),
+                    "response payload (bytes, at most 1 GiB)",
+                )
             });
         let fan_out = match &i.predictions_per_request {
             Some(x) => self
@@ -1358,7 +1494,15 @@ impl Validator<'_> {
                 "objectives.latency_ms",
                 "latency SLO in milliseconds, e.g. latency_ms = 50",
             )
-            .and_then(|x| self.positive(x, "objectives.latency_ms", "latency SLO (milliseconds)"));
+            .and_then(|x| {
+                self.up_to(
+                    x,
+                    "objectives.latency_ms",
+                    (0.0, true),
+                    MAX_LATENCY_SLO_MS,
+                    "latency SLO (milliseconds)",
+                )
+            });
         let throughput = match &o.min_throughput_per_s {
             Some(t) => self.non_negative(
                 t,
@@ -1514,14 +1658,21 @@ impl Validator<'_> {
                         "broker latency per hop in ms, e.g. per_hop_ms = 2",
                     )
                     .and_then(|x| {
-                        self.non_negative(x, "targets.broker.per_hop_ms", "per-hop latency (ms)")
+                        self.network_ms(x, "targets.broker.per_hop_ms", "per-hop latency (ms)")
                     });
                 let hops = match &b.hops {
-                    Some(h) => self.int_at_least(h, "targets.broker.hops", 1, "broker hops"),
+                    Some(h) => {
+                        self.int_in_range(h, "targets.broker.hops", (1, MAX_HOPS), "broker hops")
+                    }
                     None => Some(2),
                 };
                 let partitions = match &b.partitions {
-                    Some(p) => self.int_at_least(p, "targets.broker.partitions", 1, "partitions"),
+                    Some(p) => self.int_in_range(
+                        p,
+                        "targets.broker.partitions",
+                        (1, MAX_PARTITIONS),
+                        "partitions",
+                    ),
                     None => Some(1),
                 };
                 match (per_hop, hops, partitions) {
@@ -1550,7 +1701,7 @@ impl Validator<'_> {
                         "lookup latency in ms, e.g. lookup_ms = 1.5",
                     )
                     .and_then(|x| {
-                        self.non_negative(x, "targets.storage.lookup_ms", "lookup latency (ms)")
+                        self.network_ms(x, "targets.storage.lookup_ms", "lookup latency (ms)")
                     });
                 let price = self
                     .required(
@@ -1604,7 +1755,7 @@ impl Validator<'_> {
                 &join(key, "rtt_median_ms"),
                 "median round-trip time in ms",
             )
-            .and_then(|x| self.non_negative(x, &join(key, "rtt_median_ms"), "median RTT (ms)"));
+            .and_then(|x| self.network_ms(x, &join(key, "rtt_median_ms"), "median RTT (ms)"));
         let p99 = self
             .required(
                 &l.rtt_p99_ms,
@@ -1612,7 +1763,7 @@ impl Validator<'_> {
                 &join(key, "rtt_p99_ms"),
                 "99th percentile round-trip time in ms",
             )
-            .and_then(|x| self.non_negative(x, &join(key, "rtt_p99_ms"), "p99 RTT (ms)"));
+            .and_then(|x| self.network_ms(x, &join(key, "rtt_p99_ms"), "p99 RTT (ms)"));
         if let (Some(m), Some(p), Some(ps)) = (median, p99, &l.rtt_p99_ms) {
             if p < m {
                 self.err(
@@ -1715,9 +1866,11 @@ impl Validator<'_> {
         };
         let has_base = base.is_some();
         let speed_factor = match &t.speed_factor {
-            Some(s) => Some(self.positive(
+            Some(s) => Some(self.in_range(
                 s,
                 &join(key, "speed_factor"),
+                (MIN_SPEED_FACTOR, false),
+                (MAX_SPEED_FACTOR, false),
                 "speed relative to this machine",
             )?),
             None => None,
@@ -1789,14 +1942,15 @@ impl Validator<'_> {
             !has_base && kind == TargetKind::Cloud,
             true,
         );
-        let cold = num(
-            self,
-            &t.cold_start_ms,
-            "cold_start_ms",
-            "cold start in ms",
-            false,
-            true,
-        );
+        let cold = t.cold_start_ms.as_ref().and_then(|v| {
+            self.up_to(
+                v,
+                &join(key, "cold_start_ms"),
+                (0.0, false),
+                MAX_COLD_START_MS,
+                "cold start in ms",
+            )
+        });
         let power = num(
             self,
             &t.power_watts,
@@ -1822,7 +1976,7 @@ impl Validator<'_> {
             true,
         );
         let cores = match &t.cores {
-            Some(c) => self.int_at_least(c, &join(key, "cores"), 1, "cores (vCPUs)"),
+            Some(c) => self.int_in_range(c, &join(key, "cores"), (1, MAX_CORES), "cores (vCPUs)"),
             None if need(false) => base.as_ref().map(|b| u64::from(b.cores)),
             None => {
                 self.missing(
@@ -1834,10 +1988,10 @@ impl Validator<'_> {
             }
         };
         let threads_per_core = match &t.threads_per_core {
-            Some(c) => Some(self.int_at_least(
+            Some(c) => Some(self.int_in_range(
                 c,
                 &join(key, "threads_per_core"),
-                1,
+                (1, MAX_THREADS_PER_CORE),
                 "hardware threads per physical core",
             )?),
             None => Some(base.as_ref().map_or(1, |b| u64::from(b.threads_per_core))),
@@ -1848,6 +2002,7 @@ impl Validator<'_> {
                 &join(key, "precisions"),
                 "precision",
                 &precision_table(),
+                "the catalog entry's precisions (f32 without one)",
             ),
             None => Some(
                 base.as_ref()
@@ -1855,10 +2010,10 @@ impl Validator<'_> {
             ),
         };
         let fleet_size = match (&t.fleet_size, kind) {
-            (Some(f), TargetKind::Edge) => Some(Some(self.int_at_least(
+            (Some(f), TargetKind::Edge) => Some(Some(self.int_in_range(
                 f,
                 &join(key, "fleet_size"),
-                1,
+                (1, MAX_FLEET_SIZE),
                 "fleet size (devices)",
             )?)),
             (Some(f), TargetKind::Cloud) => {
@@ -1958,26 +2113,36 @@ impl Validator<'_> {
             });
         };
         let s = search.get_ref();
-        let modes = self.choice_list(&s.modes, "search.modes", "mode", &mode_table);
+        let modes = self.choice_list(&s.modes, "search.modes", "mode", &mode_table, "all");
         let placements = self.choice_list(
             &s.placements,
             "search.placements",
             "placement",
             &placement_table,
+            "all",
         );
-        let backends = self.choice_list(&s.backends, "search.backends", "backend", &backend_table);
+        let backends = self.choice_list(
+            &s.backends,
+            "search.backends",
+            "backend",
+            &backend_table,
+            "all",
+        );
         let precisions = self.choice_list(
             &s.precisions,
             "search.precisions",
             "precision",
             &precision_table(),
+            "all",
         );
         let batch_sizes = match &s.batch_sizes {
             Some(list) if list.get_ref().is_empty() => {
-                self.err(
+                self.refuse_empty(
                     list.span(),
                     "search.batch_sizes",
-                    "empty list is not accepted: give at least one batch size, e.g. [1, 8, 32]",
+                    "batch size",
+                    "integers in [1, 65536], e.g. [1, 8, 32]",
+                    "the default [1, 8, 32, 128]",
                 );
                 None
             }
@@ -2006,13 +2171,25 @@ impl Validator<'_> {
             None => Some(default_batches),
         };
         let delays = match &s.max_queue_delay_ms {
+            Some(list) if list.get_ref().is_empty() => {
+                self.refuse_empty(
+                    list.span(),
+                    "search.max_queue_delay_ms",
+                    "queue delay",
+                    &format!("milliseconds in [0, {MAX_QUEUE_DELAY_MS}], e.g. [0, 2]"),
+                    "the default [0, 2, 10]",
+                );
+                None
+            }
             Some(list) => {
                 let mut out = Vec::new();
                 let mut ok = true;
                 for (i, d) in list.get_ref().iter().enumerate() {
-                    match self.non_negative(
+                    match self.up_to(
                         d,
                         &format!("search.max_queue_delay_ms[{i}]"),
+                        (0.0, false),
+                        MAX_QUEUE_DELAY_MS,
                         "queue delay (ms)",
                     ) {
                         Some(v) => out.push(v),
@@ -2021,19 +2198,26 @@ impl Validator<'_> {
                 }
                 out.sort_by(f64::total_cmp);
                 out.dedup();
-                if out.is_empty() && ok {
-                    out.push(0.0);
-                }
                 ok.then_some(out)
             }
             None => Some(vec![0.0, 2.0, 10.0]),
         };
         let min_replicas = match &s.min_replicas {
-            Some(m) => self.int_at_least(m, "search.min_replicas", 1, "minimum replicas"),
+            Some(m) => self.int_in_range(
+                m,
+                "search.min_replicas",
+                (1, MAX_REPLICAS),
+                "minimum replicas",
+            ),
             None => Some(1),
         };
         let max_replicas = match &s.max_replicas {
-            Some(m) => self.int_at_least(m, "search.max_replicas", 1, "maximum replicas"),
+            Some(m) => self.int_in_range(
+                m,
+                "search.max_replicas",
+                (1, MAX_REPLICAS),
+                "maximum replicas",
+            ),
             None => Some(64),
         };
         if let (Some(lo), Some(hi), Some(hs)) = (min_replicas, max_replicas, &s.max_replicas) {
@@ -2051,8 +2235,28 @@ impl Validator<'_> {
                 let defined = all_target_names(t);
                 let accepted: Vec<&str> = defined.iter().map(String::as_str).collect();
                 let mut ok = true;
+                if list.get_ref().is_empty() {
+                    self.refuse_empty(
+                        list.span(),
+                        "search.targets",
+                        "target",
+                        &accepted.join(", "),
+                        "all targets",
+                    );
+                    ok = false;
+                }
                 for (i, name) in list.get_ref().iter().enumerate() {
-                    if !defined.contains(name.get_ref()) {
+                    if list.get_ref()[..i]
+                        .iter()
+                        .any(|earlier| earlier.get_ref() == name.get_ref())
+                    {
+                        self.err(
+                            name.span(),
+                            &format!("search.targets[{i}]"),
+                            format!("`{}` is listed twice", name.get_ref()),
+                        );
+                        ok = false;
+                    } else if !defined.contains(name.get_ref()) {
                         self.err(
                             name.span(),
                             &format!("search.targets[{i}]"),
@@ -2068,10 +2272,12 @@ impl Validator<'_> {
             (_, None) => Some(Vec::new()),
         };
         let budget = match &s.measurement_budget_s {
-            Some(b) => self.positive(
+            Some(b) => self.up_to(
                 b,
                 "search.measurement_budget_s",
-                "measurement budget (seconds)",
+                (0.0, true),
+                MAX_MEASUREMENT_BUDGET_S,
+                "measurement budget (seconds; a full run uses at most 60)",
             ),
             None => Some(20.0),
         };
@@ -2214,6 +2420,16 @@ fn all_target_names(t: &Targets) -> Vec<String> {
         .collect()
 }
 
+/// A number as a person would write it: plain, or in exponent notation when
+/// it is huge or tiny (`1e300`, not three hundred digits).
+fn number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 fn join_names<'n>(names: impl Iterator<Item = &'n str>) -> String {
     names.collect::<Vec<_>>().join(", ")
 }
@@ -2227,59 +2443,87 @@ fn divisors_hint(d: usize) -> String {
     divisors.join(", ")
 }
 
-/// Arrival timestamps (seconds) from a CSV: first column, optional header
+/// Arrival timestamps (seconds) from a CSV, parsed by the simulator's own
+/// parser ([`crate::sim::parse_trace_csv`]): first column, optional header
 /// line, `#` comments; non-decreasing, finite, >= 0, at least one.
 fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read trace: {e}"))?;
-    if meta.len() > 512 << 20 {
+    if meta.len() > MAX_TRACE_BYTES {
         return Err(format!(
-            "trace is {} bytes; the limit is 512 MiB",
-            meta.len()
+            "trace is {} bytes; the limit is {} MiB",
+            meta.len(),
+            MAX_TRACE_BYTES >> 20
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read trace: {e}"))?;
-    let mut out = Vec::new();
-    let mut seen_data = false;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let cell = line.split(',').next().unwrap_or("").trim();
-        match cell.parse::<f64>() {
-            Ok(t) if t.is_finite() && t >= 0.0 => {
-                if let Some(&prev) = out.last() {
-                    if t < prev {
-                        return Err(format!("line {}: timestamp {t} is before the previous one ({prev}); timestamps must be non-decreasing", i + 1));
-                    }
-                }
-                out.push(t);
-                seen_data = true;
-            }
-            Ok(t) => {
-                return Err(format!(
-                "line {}: timestamp {t} is not accepted: must be a finite number of seconds >= 0",
-                i + 1
-            ))
-            }
-            Err(_) if !seen_data && out.is_empty() && i == 0 => {} // header line
-            Err(_) => {
-                return Err(format!(
-                    "line {}: `{cell}` is not a timestamp in seconds",
-                    i + 1
-                ))
-            }
-        }
-        if out.len() > MAX_TRACE_EVENTS {
-            return Err(format!(
-                "more than {MAX_TRACE_EVENTS} arrivals; the limit is {MAX_TRACE_EVENTS}"
-            ));
-        }
+    // Count before parsing, so that a huge trace is refused before it is held as numbers.
+    let lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    // one line may be the header
+    if lines > MAX_TRACE_EVENTS + 1 {
+        return Err(format!(
+            "{lines} lines of arrivals; the limit is {MAX_TRACE_EVENTS}"
+        ));
     }
-    if out.is_empty() {
-        return Err(
-            "trace has no timestamps (expected one arrival time in seconds per line)".into(),
-        );
+    crate::sim::parse_trace_csv(&text).map_err(|e| e.to_string())
+}
+
+/// Refuse a trace that cannot define a rate or a meaningful simulation: fewer
+/// than two distinct timestamps, timestamps beyond the longest window, too few
+/// arrivals inside the simulated window after the warm-up, or a rate beyond
+/// [`MAX_RATE_PER_S`]. `duration_s` is the scenario's, if it gives one (the
+/// window otherwise ends at the last timestamp).
+fn check_trace(timestamps_s: Vec<f64>, duration_s: Option<f64>) -> Result<Vec<f64>, String> {
+    let n = timestamps_s.len();
+    let (first, last) = match (timestamps_s.first(), timestamps_s.last()) {
+        (Some(&first), Some(&last)) => (first, last),
+        _ => return Err("trace has no timestamps".into()),
+    };
+    let span = last - first;
+    if span <= 0.0 {
+        let what = if n == 1 {
+            "trace has a single timestamp".to_string()
+        } else {
+            format!("all {n} timestamps of the trace are {} s", number(first))
+        };
+        return Err(format!(
+            "{what}: a trace needs arrivals spread over time (at least 2 distinct timestamps) to define a rate"
+        ));
     }
-    Ok(out)
+    if last > MAX_DURATION_S {
+        return Err(format!(
+            "last timestamp {} s is beyond {MAX_DURATION_S} s (30 days), the longest simulated window; timestamps are seconds from the start of the simulation (shift a trace of epoch times so that it starts near 0)",
+            number(last)
+        ));
+    }
+    let rate = n as f64 / span;
+    if rate > MAX_RATE_PER_S {
+        return Err(format!(
+            "{n} arrivals in {} s make {} requests/s; the limit is {} requests/s (are the timestamps in seconds?)",
+            number(span),
+            number(rate),
+            number(MAX_RATE_PER_S)
+        ));
+    }
+    // Explicit durations are bounded by their own check; a bad one is reported there.
+    let window = duration_s
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .unwrap_or(last);
+    let warmup = window * WARMUP_FRACTION;
+    let measured = timestamps_s
+        .iter()
+        .filter(|&&t| t >= warmup && t <= window)
+        .count();
+    if measured < MIN_TRACE_ARRIVALS {
+        return Err(format!(
+            "only {measured} of the trace's {n} arrivals fall between the warm-up ({} s, the first {}% of the {} s window) and its end; at least {MIN_TRACE_ARRIVALS} are needed for meaningful percentiles",
+            number(warmup),
+            WARMUP_FRACTION * 100.0,
+            number(window)
+        ));
+    }
+    Ok(timestamps_s)
 }

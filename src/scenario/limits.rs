@@ -1,0 +1,86 @@
+//! Upper bounds on the numbers a scenario may give. Each is far above any
+//! real deployment, and low enough that what runs downstream (converting to
+//! `Duration`, allocating one simulated replica per count, looping over
+//! instance counts, simulating requests) stays finite and small. Documented
+//! in `docs/scenarios.md`; the comment on each says why it is safe to refuse
+//! anything larger.
+
+/// Seconds in a day.
+const DAY_S: f64 = 86_400.0;
+
+/// `search.measurement_budget_s`: a day. A full run caps the budget at a
+/// minute anyway; the bound keeps the conversion to a `Duration` finite.
+pub const MAX_MEASUREMENT_BUDGET_S: f64 = DAY_S;
+
+/// Requests per second, for `traffic.rate_per_s`, the peak of a bursty or
+/// diurnal process and the rate a trace implies. The busiest public services
+/// (web search, ad auctions) serve about 10^5 to 10^7 requests per second.
+pub const MAX_RATE_PER_S: f64 = 1e8;
+
+/// `traffic.duration_s`, `burst_on_s`, `burst_off_s` and the last timestamp
+/// of a trace: 30 days, the longest window the planner ever simulates (the
+/// simulator's clock also saturates after about two years).
+pub const MAX_DURATION_S: f64 = 30.0 * DAY_S;
+
+/// `traffic.period_s`: a year, the longest seasonal cycle.
+pub const MAX_PERIOD_S: f64 = 366.0 * DAY_S;
+
+/// Fewest arrivals a trace must have inside the simulated window after the
+/// warm-up: fewer cannot give a p99 that means anything.
+pub const MIN_TRACE_ARRIVALS: usize = 100;
+
+/// Share of the simulated window the planner discards as warm-up
+/// (`plan::evaluate`'s run control): trace arrivals before it are not measured.
+pub const WARMUP_FRACTION: f64 = 0.05;
+
+/// `inputs.request_bytes` and `response_bytes`: 1 GiB. A payload larger than
+/// that is a bulk transfer, not an online inference request.
+pub const MAX_PAYLOAD_BYTES: u64 = 1 << 30;
+
+/// `fleet_size`: the largest fleets (all active Android phones) are about
+/// 3 x 10^9 devices.
+pub const MAX_FLEET_SIZE: u64 = 10_000_000_000;
+
+/// Target `cores`: the largest cloud instances have 1,920 vCPUs
+/// (AWS u7inh-32tb.480xlarge).
+pub const MAX_CORES: u64 = 4_096;
+
+/// Target `threads_per_core`: SMT8 (IBM POWER) is the most any CPU runs.
+pub const MAX_THREADS_PER_CORE: u64 = 8;
+
+/// Target `speed_factor`, relative to this machine: a microcontroller is
+/// about 10^-3 of it, a many-core server about 10^2.
+pub const MIN_SPEED_FACTOR: f64 = 1e-6;
+pub const MAX_SPEED_FACTOR: f64 = 1e4;
+
+/// `search.min_replicas` / `max_replicas`: the planner tries instance counts
+/// one by one up to the maximum, and the simulator holds one replica per
+/// count (its autoscaler stops at 4,096 too). A single model service with
+/// more replicas than that is sharded, not one pool.
+pub const MAX_REPLICAS: u64 = 4_096;
+
+/// `search.max_queue_delay_ms`: a minute. Dynamic batching waits
+/// microseconds to milliseconds; longer is a batch job.
+pub const MAX_QUEUE_DELAY_MS: f64 = 60_000.0;
+
+/// Network and storage latencies (`rtt_median_ms`, `rtt_p99_ms`,
+/// `per_hop_ms`, `lookup_ms`): a minute. A geostationary satellite round trip
+/// is about 600 ms.
+pub const MAX_NETWORK_MS: f64 = 60_000.0;
+
+/// `objectives.latency_ms`: an hour. An SLO longer than that is a batch
+/// deadline, which `inputs.freshness_s` expresses.
+pub const MAX_LATENCY_SLO_MS: f64 = 3_600_000.0;
+
+/// Target `cold_start_ms`: an hour. Starting a replica or loading a model
+/// takes seconds to minutes; the simulator and the batch-job cost add it to
+/// every launch.
+pub const MAX_COLD_START_MS: f64 = 3_600_000.0;
+
+/// `targets.broker.partitions`: the largest Kafka clusters hold about
+/// 2 x 10^5 partitions in all.
+pub const MAX_PARTITIONS: u64 = 1_000_000;
+
+/// `targets.broker.hops`: a request crossing more than 100 topics is a
+/// pipeline of services, not one.
+pub const MAX_HOPS: u64 = 100;
