@@ -79,6 +79,7 @@ fn subject(flops_per_sample: f64, weight_bytes: f64) -> MeasureSubject {
                 gflops: 0.1,
             }],
         }),
+        compile_rates: None,
     }
 }
 
@@ -104,7 +105,8 @@ fn run(
     events: &mut Vec<MeasureProgress>,
 ) -> Result<workbench::measure::MeasureOutcome, MeasureError> {
     let mut factory = |backend: BackendKind,
-                       _p: Precision|
+                       _p: Precision,
+                       _allowance: Duration|
      -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
         counts.borrow_mut().built += 1;
         let w = move |batch: usize| -> Result<(), MeasureError> {
@@ -166,8 +168,10 @@ fn naive_is_not_started_at_batches_whose_calls_cannot_fit_the_budget() {
     assert_eq!(skipped[0].batches, vec![16, 64]);
     let reason = &skipped[0].reason;
     assert!(
-        reason.contains("one call at batch 16 would take about 3")
-            && reason.contains("batch 1 took 20")
+        // The figures follow batch 1's median, which a loaded machine stretches.
+        reason.contains("one call at batch 16 would take about")
+            && reason.contains("batch 1 took")
+            && reason.contains("naive's time grows with the batch")
             && reason.contains("share of the budget"),
         "{reason}"
     );

@@ -44,6 +44,7 @@ fn subject(graph: u64) -> MeasureSubject {
         weight_bytes: 4e6,
         roofline: None,
         rates: None,
+        compile_rates: None,
     }
 }
 
@@ -60,7 +61,8 @@ fn run(
         (BackendKind::Fused, Precision::F32),
     ];
     let mut factory = |backend: BackendKind,
-                       _p: Precision|
+                       _p: Precision,
+                       _allowance: Duration|
      -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
         if backend == BackendKind::Quantized {
             return Ok(Err("quantized backend not built yet".into()));
@@ -203,7 +205,8 @@ fn zero_batch_is_an_error_not_a_panic() {
     let dir = std::env::temp_dir().join(format!("wb-measure-zero-{}", std::process::id()));
     let opts = options(&dir);
     let mut factory = |_b: BackendKind,
-                       _p: Precision|
+                       _p: Precision,
+                       _allowance: Duration|
      -> Result<Result<Box<dyn Workload>, String>, MeasureError> {
         Ok(Err("unused".into()))
     };
@@ -229,7 +232,8 @@ fn a_cancelled_run_stops_with_an_error_and_caches_nothing_after_it() {
     };
     let configs = [(BackendKind::Naive, Precision::F32)];
     let mut factory = |_b: BackendKind,
-                       _p: Precision|
+                       _p: Precision,
+                       _allowance: Duration|
      -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
         let w = |_batch: usize| -> Result<(), MeasureError> {
             spin(Duration::from_micros(50));

@@ -218,6 +218,139 @@ pub fn first_call(
     })
 }
 
+/// Models with fewer f32 weight bytes than this do not teach compile rates:
+/// their compiles are too short to time well.
+pub const COMPILE_RATE_MIN_BYTES: f64 = 64e6;
+
+/// How long compiling took here per f32 weight byte, by configuration
+/// (`tiled-f32`), the fastest seen: real compiles allocate and touch fresh
+/// memory, which the passes at copy bandwidth do not count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompileRates {
+    pub ns_per_byte: std::collections::BTreeMap<String, f64>,
+}
+
+fn rate_key(backend: BackendKind, precision: Precision) -> String {
+    format!("{backend}-{precision}")
+}
+
+impl CompileRates {
+    pub fn get(&self, backend: BackendKind, precision: Precision) -> Option<f64> {
+        self.ns_per_byte
+            .get(&rate_key(backend, precision))
+            .copied()
+            .filter(|r| r.is_finite() && *r > 0.0)
+    }
+
+    /// Keeps the rate of a compile of `weight_bytes` that took `elapsed_ns`
+    /// if it is the fastest yet; the autotuner's (which depends on its log
+    /// and its allowance) and small models' are not kept. Whether it changed.
+    pub fn learn(
+        &mut self,
+        backend: BackendKind,
+        precision: Precision,
+        weight_bytes: f64,
+        elapsed_ns: f64,
+    ) -> bool {
+        if backend == BackendKind::Autotuned || weight_bytes < COMPILE_RATE_MIN_BYTES {
+            return false;
+        }
+        let rate = elapsed_ns / weight_bytes;
+        if self.get(backend, precision).is_some_and(|r| r <= rate) || rate <= 0.0 {
+            return false;
+        }
+        self.ns_per_byte.insert(rate_key(backend, precision), rate);
+        true
+    }
+}
+
+/// Cache file of the compile rates: per machine and kernel build.
+pub fn compile_rates_path(cache_dir: &Path, hardware_fingerprint: &str) -> std::path::PathBuf {
+    cache_dir.join("measure").join(format!(
+        "compile-{hardware_fingerprint}-k{}.json",
+        workbench_kernels::SOURCE_ID
+    ))
+}
+
+/// The compile rates learnt on this machine (none yet: empty). Kept also by
+/// `--fresh` runs, like the tuning log: they describe the machine, not a model.
+pub fn load_compile_rates(cache_dir: &Path, hardware_fingerprint: &str) -> CompileRates {
+    cache::read_json(&compile_rates_path(cache_dir, hardware_fingerprint)).unwrap_or_default()
+}
+
+/// Passes over the f32 weights a backend's compile makes at a precision:
+/// copying the graph, lowering it, packing (read and write), and for int8 the
+/// calibration (one pass, its samples batched), the per-channel quantization
+/// (two) and packing the s8 weights.
+fn compile_passes(backend: BackendKind, precision: Precision) -> f64 {
+    match (backend, precision) {
+        (BackendKind::Naive, _) => 1.0,
+        (BackendKind::Fused, _) => 2.0,
+        (BackendKind::Tiled | BackendKind::Autotuned, _) => 3.0,
+        (BackendKind::Quantized, Precision::Int8) => 5.0,
+        (BackendKind::Quantized, _) => 3.0,
+    }
+}
+
+/// Compiling a configuration: its passes over the weights at this machine's
+/// copy bandwidth and, for the autotuner, at least one trial of each GEMM at
+/// its tuning batch (the model's FLOPs at that batch, each trial timed
+/// `reps` times after a warm-up, at peak). A lower bound; `None` without a roofline.
+pub fn compile_time(
+    subject: &MeasureSubject,
+    backend: BackendKind,
+    precision: Precision,
+) -> Option<Estimate> {
+    let roofline = subject.roofline.as_ref()?;
+    let passes = compile_passes(backend, precision);
+    let memory_ns = if roofline.dram_gbs > 0.0 {
+        passes * subject.weight_bytes / roofline.dram_gbs
+    } else {
+        0.0
+    };
+    let mut basis = format!(
+        "{passes} passes over its {} of weights at {} GB/s",
+        bytes(subject.weight_bytes),
+        sig(roofline.dram_gbs)
+    );
+    let mut tuning_ns = 0.0;
+    if backend == BackendKind::Autotuned {
+        let tuner = workbench_kernels::backends::autotuned::AutotunedBackend::default();
+        let calls = (tuner.reps.max(1) + 1) as f64;
+        let flops = subject.flops_per_sample * tuner.tune_batch.max(1) as f64;
+        let peak = roofline.compute_peak(precision);
+        if peak > 0.0 {
+            tuning_ns = calls * flops / peak;
+            basis.push_str(&format!(
+                ", and autotuning: at least one trial of each GEMM at batch {} ({} x {} FLOPs at this machine's peak of {} GFLOP/s)",
+                tuner.tune_batch,
+                calls,
+                count(flops),
+                sig(peak)
+            ));
+        }
+    }
+    let learnt = subject
+        .compile_rates
+        .as_ref()
+        .and_then(|r| r.get(backend, precision))
+        .map(|rate| (rate, rate * subject.weight_bytes))
+        .filter(|&(_, ns)| ns > memory_ns + tuning_ns);
+    if let Some((rate, ns)) = learnt {
+        return Some(Estimate {
+            call_ns: ns,
+            basis: format!(
+                "its compiles took at least {} per GB of weights on this machine",
+                duration(rate * 1e9)
+            ),
+        });
+    }
+    Some(Estimate {
+        call_ns: memory_ns + tuning_ns,
+        basis,
+    })
+}
+
 /// One call at `batch` from the same configuration timed at the smaller
 /// `known_batch` (median `known_ns`): in proportion for a per-sample backend;
 /// for a blocked one, at least that time and at least the FLOPs at peak.
@@ -345,6 +478,7 @@ mod tests {
                     },
                 ],
             }),
+            compile_rates: None,
         }
     }
 

@@ -20,7 +20,7 @@ use stats::SampleStats;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use workbench_kernels::{BackendKind, Precision};
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +161,9 @@ pub struct MeasureSubject {
     pub roofline: Option<Roofline>,
     /// The per-sample backends' rates, for the estimate of their first call.
     pub rates: Option<budget::BackendRates>,
+    /// Compile times learnt on this machine, for the estimate of a compile;
+    /// when given, the run's compiles add to them (in `cache_dir`).
+    pub compile_rates: Option<budget::CompileRates>,
 }
 
 /// One timed (backend, precision, batch).
@@ -184,6 +187,14 @@ pub struct KernelMeasurement {
     /// same decisions as the run that timed it.
     #[serde(default)]
     pub spent_ms: f64,
+    /// Wall time compiling the configuration took (ms), recorded on the first
+    /// batch timed after it was compiled and charged again when reused, like `spent_ms`.
+    #[serde(default)]
+    pub compile_ms: f64,
+    /// Budget of the run that timed it (ms): a reduced measurement is timed
+    /// again by a run with a larger budget, in which a full one fits.
+    #[serde(default)]
+    pub budget_ms: f64,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
     /// `gflops` over this machine's single-core peak at the precision, when a roofline was given.
@@ -248,8 +259,8 @@ fn skip(
 pub struct MeasureOutcome {
     pub measurements: Vec<KernelMeasurement>,
     pub skipped: Vec<SkippedConfig>,
-    /// Time charged to the budget: what the measurements took (those from the
-    /// cache as when they were timed), compiling not included.
+    /// Time charged to the budget: what compiling and the measurements took
+    /// (those from the cache as when they were timed).
     #[serde(default)]
     pub budget_used: Duration,
 }
@@ -276,6 +287,18 @@ pub enum MeasureProgress {
         median_ns: f64,
         from_cache: bool,
     },
+    /// Compiling a configuration started (once, before its first batch not in the cache).
+    Compiling {
+        backend: BackendKind,
+        precision: Precision,
+    },
+    /// Compiling it finished (or was refused, then `Skipped` follows) after
+    /// `elapsed`, which is charged to the budget.
+    Compiled {
+        backend: BackendKind,
+        precision: Precision,
+        elapsed: Duration,
+    },
     /// Not measured at `batches` (empty = at all).
     Skipped {
         backend: BackendKind,
@@ -285,9 +308,47 @@ pub enum MeasureProgress {
     },
 }
 
-/// Builds the workload of one (backend, precision): `Ok(Err(reason))` means
-/// the backend is not available (skipped, not an error).
-pub type WorkloadFactory<'a> = dyn FnMut(BackendKind, Precision) -> Result<Result<Box<dyn Workload + 'a>, String>, MeasureError>
+/// Compiling slower than this is worth a line of its own in a log.
+pub const SLOW_COMPILE: Duration = Duration::from_secs(1);
+
+impl MeasureProgress {
+    /// What a compile event says: `compiling tiled f32`, `compiled tiled f32 in 1.23 s`.
+    pub fn compile_text(&self) -> Option<String> {
+        match self {
+            MeasureProgress::Compiling { backend, precision } => {
+                Some(format!("compiling {backend} {precision}"))
+            }
+            MeasureProgress::Compiled {
+                backend,
+                precision,
+                elapsed,
+            } => Some(format!(
+                "compiled {backend} {precision} in {}",
+                budget::duration(elapsed.as_nanos() as f64)
+            )),
+            _ => None,
+        }
+    }
+
+    /// A finished compile slow enough ([`SLOW_COMPILE`]) to be logged on its own line.
+    pub fn slow_compile(&self) -> Option<String> {
+        match self {
+            MeasureProgress::Compiled { elapsed, .. } if *elapsed >= SLOW_COMPILE => {
+                self.compile_text()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Builds the workload of one (backend, precision), given the time its
+/// compile may take (the autotuner trims its search to it): `Ok(Err(reason))`
+/// means the backend is not available (skipped, not an error).
+pub type WorkloadFactory<'a> = dyn FnMut(
+        BackendKind,
+        Precision,
+        Duration,
+    ) -> Result<Result<Box<dyn Workload + 'a>, String>, MeasureError>
     + 'a;
 
 /// Cache file of one measurement: per machine, graph, kernel build (a new build's
@@ -315,7 +376,11 @@ pub fn cache_path(
 /// the cache share the budget: each gets what is left divided by the jobs left,
 /// so quick jobs hand their unused time to the later ones. A job charges the time
 /// its measurement took, also when it comes from the cache: a rerun on the same
-/// cache and budget makes the same decisions. Compiling is not charged.
+/// cache and budget makes the same decisions. Compiling is charged the same
+/// way: estimated before it starts ([`budget::compile_time`]), a configuration
+/// whose compile would not fit what its batches' shares leave after their
+/// calls is skipped, the rest is told how long it may take, and the time it
+/// took is charged (and recorded with the measurement, for reruns).
 ///
 /// Before a job starts, one call is estimated ([`budget`]); a job whose
 /// warm-up and `reduced_samples` would not fit `max_overrun` times its share
@@ -351,6 +416,7 @@ pub fn measure_jobs(
                 cache::read_json::<KernelMeasurement>(&path)
                     // A full run does not settle for a quick run's figures.
                     .filter(|m| opts.quick || !m.quick)
+                    .filter(|m| !worth_timing_again(m, opts, total))
                     .map(|mut m| {
                         m.from_cache = true;
                         m
@@ -367,6 +433,8 @@ pub fn measure_jobs(
     // Jobs not yet visited (from the cache or not), and the time charged so far.
     let mut remaining = total;
     let mut spent = Duration::ZERO;
+    // The part of `spent` that went to compiling (for the reasons given).
+    let mut compiling = Duration::ZERO;
 
     let smallest = batches.iter().copied().min().unwrap_or(1);
     let first_estimate = |ci: usize| {
@@ -391,6 +459,8 @@ pub fn measure_jobs(
         // (batch, median ns) of this configuration so far, for the next estimate.
         let mut known: Option<(usize, f64)> = None;
         let mut over_budget: Option<(Vec<usize>, String)> = None;
+        // Compile time not yet recorded on a measurement (the next one timed carries it).
+        let mut pending_compile_ms = 0.0;
         for (bi, (&batch, hit)) in batches.iter().zip(row).enumerate() {
             if opts.cancelled() {
                 return Err(MeasureError::Cancelled);
@@ -401,7 +471,8 @@ pub fn measure_jobs(
             let m = match hit {
                 Some(m) => {
                     remaining = remaining.saturating_sub(1);
-                    spent += Duration::from_secs_f64(m.spent_ms.max(0.0) / 1e3);
+                    spent += charge(m.spent_ms) + charge(m.compile_ms);
+                    compiling += charge(m.compile_ms);
                     m
                 }
                 None => {
@@ -422,7 +493,7 @@ pub fn measure_jobs(
                         Some(k) => Some(budget::scaled_call(subject, backend, precision, batch, k)),
                         None => budget::first_call(subject, backend, precision, batch),
                     };
-                    if let Some(e) = estimate.filter(|e| {
+                    if let Some(e) = estimate.clone().filter(|e| {
                         let needed = if measured.is_empty() {
                             1.0
                         } else {
@@ -430,8 +501,13 @@ pub fn measure_jobs(
                         };
                         e.call_ns * needed > allowed.as_nanos() as f64
                     }) {
-                        let room = if share.is_zero() {
+                        let room = if share.is_zero() && compiling.is_zero() {
                             "and the measurement budget is spent".to_string()
+                        } else if share.is_zero() {
+                            format!(
+                                "and the measurement budget is spent ({} of it compiling)",
+                                budget::duration(compiling.as_nanos() as f64)
+                            )
                         } else {
                             format!(
                                 "and a measurement may take at most {overrun}x its {} share of the budget",
@@ -455,7 +531,52 @@ pub fn measure_jobs(
                         continue;
                     }
                     if workload.is_none() {
-                        match make_workload(backend, precision)? {
+                        // Compiling is charged to the configuration: it may take
+                        // what its batches' shares leave after their calls.
+                        let calls_ns = estimate.as_ref().map_or(0.0, |e| {
+                            let needed = if measured.is_empty() {
+                                1.0
+                            } else {
+                                calls_needed
+                            };
+                            e.call_ns * needed
+                        });
+                        let config_allowed = if measured.is_empty() {
+                            left.mul_f64(overrun)
+                        } else {
+                            share
+                                .mul_f64(overrun)
+                                .saturating_mul(u32::try_from(batches.len() - bi).unwrap_or(1))
+                        };
+                        let compile_allowance = config_allowed
+                            .saturating_sub(Duration::from_nanos(calls_ns.max(0.0) as u64));
+                        if let Some(c) = budget::compile_time(subject, backend, precision)
+                            .filter(|c| Duration::from_nanos(c.call_ns as u64) > compile_allowance)
+                        {
+                            let reason = format!(
+                                "compiling it would take about {} ({}), more than the {} its batches' share of the budget leaves after their calls",
+                                budget::duration(c.call_ns),
+                                c.basis,
+                                budget::duration(compile_allowance.as_nanos() as f64),
+                            );
+                            over_budget = Some((vec![batch], reason));
+                            remaining = remaining.saturating_sub(1);
+                            continue;
+                        }
+                        progress(MeasureProgress::Compiling { backend, precision });
+                        let started = Instant::now();
+                        let built = make_workload(backend, precision, compile_allowance)?;
+                        let elapsed = started.elapsed();
+                        progress(MeasureProgress::Compiled {
+                            backend,
+                            precision,
+                            elapsed,
+                        });
+                        pending_compile_ms = elapsed.as_secs_f64() * 1e3;
+                        learn_compile(opts, subject, backend, precision, elapsed, built.is_ok())?;
+                        spent += charge(pending_compile_ms);
+                        compiling += charge(pending_compile_ms);
+                        match built {
                             Ok(w) => workload = Some(w),
                             Err(reason) => {
                                 skip(
@@ -492,8 +613,9 @@ pub fn measure_jobs(
                         opts.cancel.as_deref(),
                     )?;
                     remaining = remaining.saturating_sub(1);
-                    spent += Duration::from_secs_f64(timing.spent_ms.max(0.0) / 1e3);
-                    let m = measurement(subject, backend, precision, batch, timing, opts.quick);
+                    spent += charge(timing.spent_ms);
+                    let mut m = measurement(subject, backend, precision, batch, timing, opts);
+                    m.compile_ms = std::mem::take(&mut pending_compile_ms);
                     cache::write_json_atomic(
                         &cache_path(opts, subject, backend, precision, batch),
                         &m,
@@ -556,13 +678,54 @@ pub fn measure_jobs(
     })
 }
 
+/// Adds a compile's time to the rates the caller keeps (if it keeps them).
+fn learn_compile(
+    opts: &MeasureOptions,
+    subject: &MeasureSubject,
+    backend: BackendKind,
+    precision: Precision,
+    elapsed: Duration,
+    built: bool,
+) -> Result<(), MeasureError> {
+    let Some(mut rates) = subject.compile_rates.clone().filter(|_| built) else {
+        return Ok(());
+    };
+    let ns = elapsed.as_nanos() as f64;
+    if rates.learn(backend, precision, subject.weight_bytes, ns) {
+        let path = budget::compile_rates_path(&opts.cache_dir, &subject.hardware_fingerprint);
+        // Another run's rates may have landed since this one read them.
+        let mut latest: budget::CompileRates = cache::read_json(&path).unwrap_or_default();
+        latest.learn(backend, precision, subject.weight_bytes, ns);
+        cache::write_json_atomic(&path, &latest)?;
+    }
+    Ok(())
+}
+
+/// `ms` milliseconds as budget time (both when spent and when charged again
+/// from the cache, so that the two add up to the same).
+fn charge(ms: f64) -> Duration {
+    Duration::from_secs_f64(ms.max(0.0) / 1e3)
+}
+
+/// Whether a cached reduced measurement should be timed again: when this
+/// run's budget is larger than the one that took it and its equal share of
+/// the budget fits a full measurement (a warm-up call and `min_samples`).
+fn worth_timing_again(m: &KernelMeasurement, opts: &MeasureOptions, jobs: usize) -> bool {
+    let budget_ms = opts.budget.as_secs_f64() * 1e3;
+    let share_ns =
+        opts.budget.as_nanos() as f64 / jobs.max(1) as f64 * opts.harness.max_overrun.max(1.0);
+    m.reduced
+        && budget_ms > m.budget_ms
+        && m.stats.median_ns * (1 + opts.harness.min_samples) as f64 <= share_ns
+}
+
 fn measurement(
     subject: &MeasureSubject,
     backend: BackendKind,
     precision: Precision,
     batch: usize,
     timing: Timing,
-    quick: bool,
+    opts: &MeasureOptions,
 ) -> KernelMeasurement {
     let gflops = if timing.stats.median_ns > 0.0 {
         subject.flops_per_sample * batch as f64 / timing.stats.median_ns
@@ -586,11 +749,13 @@ fn measurement(
         high_variance: timing.high_variance,
         reduced: timing.reduced,
         spent_ms: timing.spent_ms,
+        compile_ms: 0.0,
+        budget_ms: opts.budget.as_secs_f64() * 1e3,
         gflops,
         fraction_of_peak,
         hardware_fingerprint: subject.hardware_fingerprint.clone(),
         graph_fingerprint: subject.graph_fingerprint,
         from_cache: false,
-        quick,
+        quick: opts.quick,
     }
 }

@@ -1,6 +1,7 @@
 //! Measuring a kernels-crate graph: compile per (backend, precision), run at each batch size.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use super::harness::Workload;
 use super::{
@@ -8,8 +9,10 @@ use super::{
     MeasureSubject,
 };
 use crate::hardware::probe::LocalHardware;
+use workbench_kernels::backends::autotuned::{gemm_shapes, AutotunedBackend};
 use workbench_kernels::{
-    backend_for, compile, BackendKind, CompileOptions, Executable, Graph, KernelError, Precision,
+    backend_for, compile, Backend, BackendKind, CompileOptions, Executable, Graph, KernelError,
+    Precision,
 };
 
 /// Called with each compiled executable once it is timed, before it is
@@ -54,6 +57,29 @@ fn deterministic_input(len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The autotuner, its search cut to `allowance` (shared by the graph's GEMM
+/// shapes; each is searched for at most its default time): when the tuning
+/// log does not hold the tiles already, a large model's search would
+/// otherwise take longer than its whole measurement.
+pub fn autotuner_within(graph: &Graph, allowance: Duration) -> AutotunedBackend {
+    let mut tuner = AutotunedBackend::default();
+    let shapes = gemm_shapes(
+        graph,
+        tuner.tune_batch.max(1),
+        workbench_kernels::simd::detect(),
+    )
+    .len()
+    .max(1);
+    let per_shape = allowance.as_secs_f64() / shapes as f64;
+    tuner.budget.max_seconds = Some(
+        tuner
+            .budget
+            .max_seconds
+            .map_or(per_shape, |s| s.min(per_shape)),
+    );
+    tuner
+}
+
 /// Time `graph` compiled by each backend at each precision and batch size
 /// (single thread). Results come from the cache when present (unless
 /// `opts.fresh`); a backend this build lacks, or a precision it refuses, is
@@ -92,7 +118,12 @@ pub fn measure_model_with(
         weight_bytes: graph.weight_bytes(Precision::F32) as f64,
         roofline: opts.roofline.clone(),
         rates: None,
+        compile_rates: None,
     };
+    subject.compile_rates = Some(budget::load_compile_rates(
+        &opts.cache_dir,
+        &subject.hardware_fingerprint,
+    ));
     // Probe the per-sample backends only for a model large enough that their
     // first call might not fit (small models are measured without the probe).
     let jobs = (configs.len() * batches.len()).max(1) as f64;
@@ -116,7 +147,8 @@ pub fn measure_model_with(
     let max_batch = batches.iter().copied().max().unwrap_or(1);
     let inspect = RefCell::new(inspect);
     let mut factory = |backend: BackendKind,
-                       precision: Precision|
+                       precision: Precision,
+                       allowance: Duration|
      -> Result<Result<Box<dyn Workload>, String>, MeasureError> {
         if backend_for(backend).is_none() {
             return Ok(Err(format!(
@@ -128,7 +160,11 @@ pub fn measure_model_with(
             threads: 1,
             ..CompileOptions::default()
         };
-        match compile(graph, backend, &copts) {
+        let compiled = match backend {
+            BackendKind::Autotuned => autotuner_within(graph, allowance).compile(graph, &copts),
+            _ => compile(graph, backend, &copts),
+        };
+        match compiled {
             Ok(exe) => Ok(Ok(Box::new(ExecutableWorkload {
                 exe,
                 input: deterministic_input(max_batch.saturating_mul(input_len)),

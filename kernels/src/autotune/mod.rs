@@ -8,6 +8,7 @@
 //! The measuring function is a closure: the autotuned backend passes one that
 //! times the tiled GEMM; tests pass a deterministic synthetic cost surface.
 
+pub mod bench;
 pub mod gbt;
 pub mod log;
 pub mod space;

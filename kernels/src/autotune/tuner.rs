@@ -167,12 +167,14 @@ struct Search<'a> {
 
 impl Search<'_> {
     fn out_of_budget(&self) -> bool {
-        self.history.len() >= self.opts.budget.max_trials
-            || self
-                .opts
-                .budget
-                .max_seconds
-                .is_some_and(|s| self.start.elapsed().as_secs_f64() >= s)
+        self.history.len() >= self.opts.budget.max_trials || self.out_of_time()
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.opts
+            .budget
+            .max_seconds
+            .is_some_and(|s| self.start.elapsed().as_secs_f64() >= s)
     }
 
     fn record(&mut self, c: &Config, time_ns: f64, kind: RecordKind) -> Result<(), TuneError> {
@@ -229,7 +231,9 @@ impl Search<'_> {
     fn run(&mut self) -> Result<(), TuneError> {
         let none = BTreeSet::new();
         for p in &self.opts.initial {
-            if self.out_of_budget() {
+            // The first initial configuration (the incumbent) is measured even
+            // with no time left, so that a cut search commits it, not a random one.
+            if self.out_of_budget() && !self.history.is_empty() {
                 break;
             }
             if let Some(c) = self.space.config_of(p).filter(|c| self.space.is_valid(c)) {
@@ -380,8 +384,14 @@ impl Search<'_> {
             }
         }
         let mut remeasured = 0;
-        for _round in 0..REMEASURE_ROUNDS {
+        // Re-measuring stops when the search's time is up (a large shape's
+        // measurements can take seconds each): the committed configuration
+        // is then the fastest as measured so far.
+        'rounds: for _round in 0..REMEASURE_ROUNDS {
             for c in &finalists {
+                if self.out_of_time() {
+                    break 'rounds;
+                }
                 let t = (self.measure)(&self.space.params(c))?;
                 if t.is_finite() && t >= 0.0 {
                     self.record(c, t, RecordKind::Remeasure)?;
@@ -425,5 +435,51 @@ impl Search<'_> {
             from_log: false,
             history: self.history,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autotune::space::Dimension;
+
+    /// A search with no time left measures the incumbent once and commits it:
+    /// no random trial, no re-measurement (a large shape's trial takes seconds).
+    #[test]
+    fn a_search_out_of_time_measures_and_commits_only_the_incumbent() {
+        let space = SearchSpace::new(
+            "s",
+            vec![
+                Dimension::new("a", &[1, 2, 3, 4]),
+                Dimension::new("b", &[1, 2, 3]),
+            ],
+        );
+        let incumbent: Params = [("a".to_string(), 3), ("b".to_string(), 2)]
+            .into_iter()
+            .collect();
+        let mut opts = TuneOptions::new("m", 40, 7);
+        opts.initial = vec![incumbent.clone()];
+        opts.budget.max_seconds = Some(0.0);
+        let mut measured: Vec<Params> = Vec::new();
+        let key = TuneKey {
+            op: "op".into(),
+            shape: vec![1],
+        };
+        let out = tune(
+            &space,
+            &key,
+            &mut TuningLog::in_memory(),
+            &opts,
+            &mut |p| {
+                measured.push(p.clone());
+                // The incumbent is the slowest here: only time decides.
+                Ok(100.0 - p.values().sum::<i64>() as f64)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(measured, vec![incumbent.clone()]);
+        assert_eq!((out.trials, out.remeasured), (1, 0));
+        assert_eq!(out.params, incumbent);
     }
 }

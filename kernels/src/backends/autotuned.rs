@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
+pub use crate::autotune::bench::{time_gemm, GemmBench};
 use crate::autotune::log::{RecordKind, LOG_VERSION};
 use crate::autotune::{
     hardware_fingerprint, tune, Dimension, Params, SearchSpace, TuneBudget, TuneError, TuneKey,
@@ -22,7 +22,6 @@ use crate::backend::{Backend, CompileOptions, Executable};
 use crate::error::KernelError;
 use crate::exec::{Engine, LoweredExecutable};
 use crate::fusion::{self, Lowered, StepKind};
-use crate::gemm::{sgemm_with, BOperand, Epilogue, GemmWorkspace, MatRef, PackedB};
 use crate::graph::Graph;
 use crate::simd::SimdLevel;
 use crate::spec::{BackendKind, Precision};
@@ -350,58 +349,6 @@ fn seed_tiles(simd: SimdLevel, incumbent: &TileParams, shape: &GemmShape) -> Vec
     unique
 }
 
-/// Times one GEMM shape with one tile: minimum of `reps` runs after a warm-up, in ns.
-pub fn time_gemm(
-    shape: GemmShape,
-    tile: &TileParams,
-    simd: SimdLevel,
-    reps: usize,
-) -> Result<f64, KernelError> {
-    let GemmShape { m, n, k, packed_b } = shape;
-    let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
-    let mut c = vec![0.0f32; m * n];
-    let mut ws = GemmWorkspace::new();
-    let packed = if packed_b {
-        Some(PackedB::pack(
-            MatRef::row_major(&b, n),
-            k,
-            n,
-            tile.kc,
-            tile.nr,
-        )?)
-    } else {
-        None
-    };
-    let mut best = f64::INFINITY;
-    for rep in 0..=reps.max(1) {
-        let operand = match &packed {
-            Some(p) => BOperand::Packed(p),
-            None => BOperand::Mat(MatRef::row_major(&b, n)),
-        };
-        let start = Instant::now();
-        sgemm_with(
-            &mut ws,
-            tile,
-            simd,
-            m,
-            n,
-            k,
-            MatRef::row_major(&a, k),
-            operand,
-            &mut c,
-            n,
-            Epilogue::NONE,
-        )?;
-        let t = start.elapsed().as_nanos() as f64;
-        if rep > 0 {
-            best = best.min(t);
-        }
-    }
-    std::hint::black_box(&c);
-    Ok(best)
-}
-
 impl AutotunedBackend {
     /// The tuning log's machine key: the hardware and this build's kernels (a
     /// tile measured with other kernels is retuned, not reused).
@@ -434,10 +381,13 @@ impl AutotunedBackend {
         let incumbent = shape_default(&shape, simd, default_tile);
         let space = tile_space(simd, default_tile, threads.max(1));
         let topts = self.tune_options(&seed_tiles(simd, &incumbent, &shape));
+        let mut bench = GemmBench::new(shape);
         let mut measure = |p: &Params| -> Result<f64, TuneError> {
             let tile = tile_of(p, simd)
                 .ok_or_else(|| TuneError::Measure(format!("invalid tile {p:?}")))?;
-            time_gemm(shape, &tile, simd, self.reps).map_err(|e| TuneError::Measure(e.to_string()))
+            bench
+                .time(&tile, simd, self.reps)
+                .map_err(|e| TuneError::Measure(e.to_string()))
         };
         let out = tune(
             &space,

@@ -28,6 +28,7 @@ use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::gemm::GemmWorkspace;
 use crate::graph::{Graph, Op};
+use crate::quant::calibrate::{calibration_batch, dense_f32};
 use crate::quant::int8::k_padded;
 use crate::quant::{
     gemm_u8s8_f32, gemm_u8s8_u8, quantize_weights_per_channel, ActivationQuant, CalibrationMethod,
@@ -169,10 +170,11 @@ impl Backend for QuantizedBackend {
                     cal.insert(i, Calibrator::new(self.calibration).map_err(qerr)?);
                 }
             }
-            // One sample at a time keeps the calibration buffers small.
-            for s in 0..samples {
-                let len = graph.input_len();
-                exe.run_nodes(&inputs[s * len..(s + 1) * len], 1, Some(&mut cal))?;
+            // Samples run together as far as their activations stay small.
+            let len = graph.input_len();
+            let per_sample: usize = graph.nodes.iter().map(|n| n.numel() * 4).sum();
+            for chunk in inputs.chunks((len * calibration_batch(samples, per_sample)).max(1)) {
+                exe.run_nodes(chunk, chunk.len() / len.max(1), Some(&mut cal))?;
             }
             for (i, c) in cal {
                 // A GEMM whose input never varied (e.g. all zeros) still gets valid parameters.
@@ -1040,6 +1042,22 @@ impl QuantizedExecutable {
                     continue;
                 }
                 _ => {}
+            }
+            // A dense layer without its GEMM yet (calibration): the reference sums, streamed.
+            if let Op::Dense { weight, bias } = &node.op {
+                let (k, n) = (weight.shape[0], weight.shape[1]);
+                let b = bias.as_ref().map(|b| &b.data[..]);
+                let x = buffer(first);
+                dense_f32(
+                    x,
+                    batch * in_len[0] / k.max(1),
+                    k,
+                    n,
+                    &weight.data,
+                    b,
+                    &mut rest[0],
+                );
+                continue;
             }
             if let Op::Activation(a) = node.op {
                 // The compiled backends' vectorised activations (the reference
