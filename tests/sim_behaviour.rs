@@ -375,6 +375,30 @@ fn least_outstanding_beats_round_robin_tail() {
 }
 
 #[test]
+fn a_link_that_loses_nearly_everything_fails_requests_at_their_deadline() {
+    let fast = ServiceTime::Deterministic { seconds: 0.0001 };
+    let mut link = NetworkLink::simple(LatencyFit::constant(0.001), 1e9);
+    link.loss_probability = 0.999_999;
+    let mut cfg = base(
+        Mode::Online(online(
+            link,
+            Transport::Http,
+            pool(1, Balancer::LeastOutstanding, Batching::NONE, fast),
+        )),
+        poisson(200.0),
+        50.0,
+    );
+    cfg.timeout_s = Some(1.0);
+    let o = simulate(&cfg).expect("valid");
+    accounted(&o);
+    assert!(o.measured_requests > 1_000);
+    assert_eq!(o.failures.timeout, o.measured_requests);
+    assert_eq!(o.completed, 0);
+    // nothing waits out hours of backed-off retransmissions
+    assert!(o.simulated_time_s < 52.0, "{}", o.simulated_time_s);
+}
+
+#[test]
 fn network_rtt_serialisation_loss_and_offline() {
     let fast = ServiceTime::Deterministic { seconds: 0.0001 };
     let mut link = NetworkLink::simple(LatencyFit::constant(0.040), 8e6);
@@ -399,12 +423,29 @@ fn network_rtt_serialisation_loss_and_offline() {
     );
     assert_eq!(o.egress_bytes, 500 * o.completed);
 
-    link.loss_probability = 0.05;
-    link.retransmit_timeout_s = 0.2;
+    let (p, rto, rtt) = (0.05, 0.2, 0.040);
+    link.loss_probability = p;
+    link.retransmit_timeout_s = rto;
     let lossy = simulate(&mk(link.clone())).expect("valid");
-    // 2 + 1 packets, each lost with p = 0.05, 0.2 s each
+    // TCP recovery (see `NetworkLink::retransmit_timeout_s`): the request's
+    // first packet is recovered by fast retransmit in one RTT, a lost last
+    // packet (the request's second, the response's only one) or a lost
+    // retransmission waits for the timeout, doubled at each further loss.
+    let losses = |k: i32| p.powi(k) * (1.0 - p);
+    let timeouts = |k: i32| rto * (2f64.powi(k) - 1.0);
+    let fast = |k: i32| if k == 0 { 0.0 } else { rtt + timeouts(k - 1) };
+    let mut expect = 0.0;
+    for last in 0..30 {
+        expect += losses(last) * timeouts(last); // the response
+        for first in 0..30 {
+            expect += losses(last) * losses(first) * timeouts(last).max(fast(first));
+        }
+    }
     let extra = lossy.latency.mean_s - o.latency.mean_s;
-    assert!((extra / (3.0 * 0.05 * 0.2) - 1.0).abs() < 0.1, "{extra}");
+    assert!((extra / expect - 1.0).abs() < 0.1, "{extra} vs {expect}");
+    // the old model (every loss one flat timeout, retransmissions never lost)
+    // would add 3 p RTO
+    assert!((extra / (3.0 * p * rto) - 1.0).abs() > 0.15, "{extra}");
 
     link.loss_probability = 0.0;
     link.offline = Offline::Random {
@@ -686,6 +727,8 @@ fn other_arrival_processes_run() {
         Mode::Online(http_online(1)),
         ArrivalProcess::Trace {
             timestamps_s: trace,
+            share: 1.0,
+            laps: 1,
         },
         10.0,
     );

@@ -35,11 +35,118 @@ const MAX_SIMULATED_DEVICES: u64 = 256;
 /// part of the time (how long a request that waits for reconnection would wait).
 const MEAN_OFFLINE_S: f64 = 120.0;
 
+/// Linux's floor on TCP's retransmission timeout (`TCP_RTO_MIN`, 200 ms).
+pub const RTO_MIN_S: f64 = 0.2;
+
+/// The highest packet loss simulated: at 1 no packet would ever arrive.
+const MAX_LOSS_PROBABILITY: f64 = 1.0 - 1e-9;
+
+/// TCP's retransmission timeout on a link whose RTT has this p99: Linux sets
+/// it to the smoothed RTT plus four mean deviations, which for the lognormal
+/// RTTs fitted here lies near the p99 (median 60 ms, p99 300 ms: about
+/// 265 ms), with a floor of [`RTO_MIN_S`].
+pub fn retransmit_timeout_s(rtt_p99_ms: f64) -> f64 {
+    (rtt_p99_ms / 1000.0).max(RTO_MIN_S)
+}
+
 /// How much simulation each candidate gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimBudget {
     pub requests: u64,
     pub seed: u64,
+}
+
+/// How a variant's agreement with the reference variant is known.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VariantBasis {
+    /// The reference variant itself: 1 by definition.
+    Reference,
+    /// The ratio of the accuracies the scenario declares (not measured here).
+    Declared { variant: f64, reference: f64 },
+    /// `undeclared` (the variant or the reference) declares no `accuracy`:
+    /// the agreement is unknown and cannot be shown to meet any floor.
+    Unknown { undeclared: String },
+}
+
+/// Agreement of a (variant, precision) with the reference model at f32, and
+/// where the figure comes from (for a reason a person can check).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    pub variant: String,
+    pub reference: String,
+    pub basis: VariantBasis,
+    pub precision: Precision,
+    /// Measured agreement of `precision` with f32 on seeded inputs (1 at f32).
+    pub precision_agreement: f64,
+    /// A figure combined from several models (an edge model with cloud
+    /// fallback), replacing the product when set.
+    pub combined: Option<f64>,
+}
+
+impl Agreement {
+    /// The agreement, `None` when unknown.
+    pub fn value(&self) -> Option<f64> {
+        let variant = match &self.basis {
+            VariantBasis::Reference => 1.0,
+            VariantBasis::Declared { variant, reference } => (variant / reference).min(1.0),
+            VariantBasis::Unknown { .. } => return None,
+        };
+        Some(self.combined.unwrap_or(variant * self.precision_agreement))
+    }
+
+    /// The figure shown in a plan row: an unknown agreement counts as none, so
+    /// that a plan of unknown accuracy never looks better than a known one.
+    pub fn shown(&self) -> f64 {
+        self.value().unwrap_or(0.0)
+    }
+
+    /// Why the plan fails the scenario's accuracy floor, if it does.
+    pub fn below_floor(&self, floor: f64) -> Option<String> {
+        if floor <= 0.0 {
+            return None;
+        }
+        let Some(value) = self.value() else {
+            let undeclared = match &self.basis {
+                VariantBasis::Unknown { undeclared } => undeclared.as_str(),
+                _ => "",
+            };
+            return Some(format!(
+                "agreement of `{}` with `{}` unknown (`{undeclared}` declares no accuracy): cannot be shown to meet the floor {}% (declare `accuracy` for both variants)",
+                self.variant,
+                self.reference,
+                fmt_pct(floor)
+            ));
+        };
+        if value + 1e-12 >= floor {
+            return None;
+        }
+        let precision_part = || {
+            format!(
+                "{} agreement {}% with f32, measured",
+                self.precision.name(),
+                fmt_pct(self.precision_agreement)
+            )
+        };
+        let basis = match (&self.basis, self.combined) {
+            (_, Some(_)) => "with its cloud fallback".to_string(),
+            (VariantBasis::Declared { variant, reference }, None) => {
+                let declared = format!(
+                    "ratio of declared accuracies, `{}` {variant} / `{}` {reference}, not measured",
+                    self.variant, self.reference
+                );
+                if self.precision_agreement < 1.0 {
+                    format!("{declared}, times {}", precision_part())
+                } else {
+                    declared
+                }
+            }
+            _ => precision_part(),
+        };
+        let (value, floor) = told_apart(value, floor, fmt_pct, 100.0, "");
+        Some(format!(
+            "accuracy agreement {value}% < floor {floor}% ({basis})"
+        ))
+    }
 }
 
 /// A candidate with its metrics and, if it fails any constraint, why.
@@ -59,8 +166,13 @@ pub struct Evaluation {
     /// the SLO is checked against (`None`: too many requests failed to reach it).
     pub slo_latency_ms: Option<f64>,
     /// Edge: the average power the device draws running the model (busy
-    /// power times its busy share), for the power limit. `None` elsewhere.
+    /// power times its busy share at the scenario's mean traffic), the figure
+    /// checked against the power limit. `None` elsewhere.
     pub device_power_w: Option<f64>,
+    /// Rejected whatever its replica count: the requests whose device is offline
+    /// alone are more than the SLO percentile allows (more replicas bring no
+    /// device online), so a search for the replicas that pass can stop.
+    pub offline_bound: bool,
 }
 
 impl Evaluation {
@@ -129,9 +241,11 @@ impl Context<'_> {
         self.scenario.targets.find(name)
     }
 
-    /// Declared agreement of `variant` with the reference, times the measured
-    /// agreement of `precision` with f32.
-    pub fn accuracy(&self, variant: &str, precision: Precision) -> f64 {
+    /// Agreement of `variant` at `precision` with the reference model at f32:
+    /// the variant's declared accuracy over the reference's (1 for the
+    /// reference itself; unknown when either declares none), times the
+    /// measured agreement of `precision` with f32.
+    pub fn agreement(&self, variant: &str, precision: Precision) -> Agreement {
         let declared = |name: &str| {
             self.scenario
                 .model
@@ -140,12 +254,32 @@ impl Context<'_> {
                 .find(|v| v.name == name)
                 .and_then(|v| v.accuracy)
         };
-        let variant_agreement = match (declared(variant), declared(self.reference_variant())) {
-            (Some(v), Some(r)) if r > 0.0 => (v / r).min(1.0),
-            _ => 1.0,
+        let reference = self.reference_variant();
+        let basis = if variant == reference {
+            VariantBasis::Reference
+        } else {
+            match (declared(variant), declared(reference)) {
+                (Some(v), Some(r)) if r > 0.0 => VariantBasis::Declared {
+                    variant: v,
+                    reference: r,
+                },
+                (v, _) => VariantBasis::Unknown {
+                    undeclared: if v.is_none() {
+                        variant.to_string()
+                    } else {
+                        reference.to_string()
+                    },
+                },
+            }
         };
-        let precision_agreement = self.profiles.accuracy_of(variant, precision).unwrap_or(1.0);
-        variant_agreement * precision_agreement
+        Agreement {
+            variant: variant.to_string(),
+            reference: reference.to_string(),
+            basis,
+            precision,
+            precision_agreement: self.profiles.accuracy_of(variant, precision).unwrap_or(1.0),
+            combined: None,
+        }
     }
 
     /// Client <-> target link, with the scenario's offline devices.
@@ -163,9 +297,9 @@ impl Context<'_> {
                     p99_s: l.rtt_p99_ms.max(l.rtt_median_ms) / 1000.0,
                 },
                 bandwidth_bps: l.bandwidth_mbps * 1e6,
-                loss_probability: l.loss_fraction.clamp(0.0, 0.5),
-                // Fast retransmit recovers most single losses in about one RTT.
-                retransmit_timeout_s: l.rtt_median_ms / 1000.0,
+                // the simulator takes any loss below 1 (at 1 nothing arrives)
+                loss_probability: l.loss_fraction.clamp(0.0, MAX_LOSS_PROBABILITY),
+                retransmit_timeout_s: retransmit_timeout_s(l.rtt_p99_ms.max(l.rtt_median_ms)),
                 ..NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY)
             },
             None => NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
@@ -185,8 +319,9 @@ impl Context<'_> {
         link
     }
 
-    /// The scenario's arrivals, scaled to a share of the traffic.
-    fn arrivals(&self, share: f64) -> ArrivalProcess {
+    /// The scenario's arrivals, scaled to a share of the traffic (a trace is
+    /// thinned to it: each timestamp kept with that probability, seeded).
+    pub fn arrivals(&self, share: f64) -> ArrivalProcess {
         let t = &self.scenario.traffic;
         let rate = t.rate_per_s * share;
         match &t.process {
@@ -204,28 +339,65 @@ impl Context<'_> {
             },
             scenario::ArrivalProcess::Trace { timestamps_s, .. } => ArrivalProcess::Trace {
                 timestamps_s: timestamps_s.clone(),
+                share: share.min(1.0),
+                laps: self.trace_laps(share),
             },
         }
+    }
+
+    /// Replays of a trace thinned to `share`: enough for a few thousand
+    /// requests (as a stationary process gets a longer window), within the
+    /// longest window. 1 for a whole trace (it is what it is) or another process.
+    fn trace_laps(&self, share: f64) -> u32 {
+        let scenario::ArrivalProcess::Trace { timestamps_s, .. } = &self.scenario.traffic.process
+        else {
+            return 1;
+        };
+        let lap_s = sim::trace_lap_length_s(timestamps_s);
+        if share >= 1.0 || lap_s <= 0.0 {
+            return 1;
+        }
+        let per_lap = timestamps_s.len() as f64 * share;
+        let wanted = (self.requests_wanted(MIN_SIMULATED_REQUESTS) as f64 / per_lap).ceil();
+        let longest = (MAX_EXTENDED_WINDOW_S / lap_s).floor();
+        // saturating casts: NaN or huge become 0 or u32::MAX, then at least 1
+        (wanted.min(longest) as u32).max(1)
+    }
+
+    /// Requests to simulate: at least `floor`, and enough that the measured ones
+    /// (after the warm-up) can estimate the SLO percentile, within a bound.
+    fn requests_wanted(&self, floor: u64) -> u64 {
+        let q = self.scenario.objectives.latency_percentile;
+        let for_percentile = requests_for_percentile(q)
+            .map_or(MAX_REQUESTS_FOR_PERCENTILE, simulated_for)
+            .min(MAX_REQUESTS_FOR_PERCENTILE);
+        floor.max(for_percentile)
     }
 
     fn run_control(&self, budget: &SimBudget, share: f64) -> RunControl {
         let rate = (self.scenario.traffic.peak_rate_per_s() * share).max(1e-9);
         let t = &self.scenario.traffic;
+        let requests = self.requests_wanted(budget.requests);
         // A low rate over the scenario's window gives a handful of requests
         // and a meaningless p99: simulate long enough for a few thousand (a
-        // stationary process only; a trace is what it is).
-        let window = match t.process {
-            scenario::ArrivalProcess::Trace { .. } => t.duration_s,
+        // stationary process for longer, a thinned trace in laps).
+        let window = match &t.process {
+            // Every lap but the last whole, the last cut where the scenario cuts the trace.
+            scenario::ArrivalProcess::Trace { timestamps_s, .. } => {
+                let laps = self.trace_laps(share);
+                t.duration_s + f64::from(laps - 1) * sim::trace_lap_length_s(timestamps_s)
+            }
             _ => {
-                let enough = MIN_SIMULATED_REQUESTS.min(budget.requests) as f64 / rate;
+                let wanted = self.requests_wanted(MIN_SIMULATED_REQUESTS.min(budget.requests));
+                let enough = wanted as f64 / rate;
                 t.duration_s.max(enough.min(MAX_EXTENDED_WINDOW_S))
             }
         };
-        let duration = (budget.requests as f64 / rate).min(window);
+        let duration = (requests as f64 / rate).min(window);
         RunControl {
             duration_s: duration,
-            max_requests: Some(budget.requests),
-            warmup_s: duration * 0.05,
+            max_requests: Some(requests),
+            warmup_s: duration * WARMUP_FRACTION,
             early_stop: None,
         }
     }
@@ -336,7 +508,24 @@ pub fn pruned(
         capacity_rps: 0.0,
         slo_latency_ms: Some(ms),
         device_power_w: None,
+        offline_bound: false,
     }
+}
+
+/// A plan rejected before simulation, priced without it: its `replicas`
+/// serving instances all month at `usd_per_hour` (what it costs at least, as
+/// its latency is a lower bound: what follows the traffic needs the simulation),
+/// per million of the scenario's mean traffic.
+pub fn with_instance_cost(ctx: &Context<'_>, mut e: Evaluation, usd_per_hour: f64) -> Evaluation {
+    let usage = cost::Usage {
+        replicas: f64::from(e.plan.replicas),
+        predictions: ctx.mean_rate(1.0) * cost::HOURS_PER_MONTH * 3600.0,
+        ..cost::Usage::default()
+    };
+    if let Some(why) = price(&mut e.plan, &usage, &rates(usd_per_hour, 0.0, 0.0)) {
+        e.rejected.push(why);
+    }
+    e
 }
 
 /// What the sim-based evaluation needs besides the candidate.
@@ -370,6 +559,55 @@ pub struct UsageExtras {
 /// Requests a plan's simulation covers at least (when the budget allows),
 /// however low the scenario's rate.
 const MIN_SIMULATED_REQUESTS: u64 = 2_000;
+
+/// Requests beyond a percentile a simulation must measure to estimate it: with
+/// n requests about n (1 - q) lie beyond the q-quantile (a Poisson count), so
+/// ten gives the estimate a relative spread of about 1/sqrt(10) in tail
+/// probability; with fewer than one it is just the largest latency seen (and
+/// with none, 0 ms). A p99 needs 1,000 measured requests, a p99.9 10,000.
+pub const MIN_REQUESTS_BEYOND_PERCENTILE: f64 = 10.0;
+
+/// The most requests one plan is simulated with to reach its SLO percentile
+/// (a p99.999 needs a million): a stricter percentile is refused, not guessed.
+const MAX_REQUESTS_FOR_PERCENTILE: u64 = 1_000_000;
+
+/// Share of the simulated window (its start) not measured: the empty-system transient.
+const WARMUP_FRACTION: f64 = 0.05;
+
+/// Measured requests needed to estimate the latency at percentile `q` (0..100);
+/// `None` when no finite simulation can (q = 100).
+pub fn requests_for_percentile(q: f64) -> Option<u64> {
+    let tail = 1.0 - q / 100.0;
+    // less a hair: 10 / (1 - 0.999) is 10000.000000000009 in floating point
+    let needed = (MIN_REQUESTS_BEYOND_PERCENTILE / tail * (1.0 - 1e-12)).ceil();
+    // saturating cast; tail <= 0 gives infinity or NaN
+    (tail > 0.0 && needed.is_finite()).then_some(needed as u64)
+}
+
+/// Requests to simulate for `measured` of them to be measured: the warm-up is
+/// not measured, and the arrivals in a window are random, so 10% more that the
+/// count rarely falls short.
+fn simulated_for(measured: u64) -> u64 {
+    ((measured as f64 / (1.0 - WARMUP_FRACTION) * 1.1).ceil() as u64).saturating_add(10)
+}
+
+/// Why a simulation of `measured` requests cannot judge the SLO percentile `q`, if so.
+fn too_few_requests(measured: u64, q: f64) -> Option<String> {
+    let name = percentile_name(q);
+    match requests_for_percentile(q) {
+        Some(needed) if measured >= needed => None,
+        Some(needed) if simulated_for(needed) > MAX_REQUESTS_FOR_PERCENTILE => Some(format!(
+            "{name} needs at least {needed} measured requests (about {} simulated), more than the {MAX_REQUESTS_FOR_PERCENTILE} a plan is simulated with",
+            simulated_for(needed)
+        )),
+        Some(needed) => Some(format!(
+            "only {measured} requests simulated: too few to estimate {name} (needs at least {needed})"
+        )),
+        None => Some(format!(
+            "{name} is the worst case of all requests: no simulation can estimate it"
+        )),
+    }
+}
 
 /// The longest a low rate stretches the simulated window (30 days): beyond
 /// it, on/off cycles would be simulated by the million for a few requests.
@@ -414,6 +652,7 @@ pub fn simulate_candidate(
                 capacity_rps: plan.capacity_rps,
                 slo_latency_ms: None,
                 device_power_w: None,
+                offline_bound: false,
             };
         }
     };
@@ -444,20 +683,16 @@ pub fn simulate_candidate(
     usage.broker_bytes /= plan.arrival_share;
     usage.edge_energy_j += plan.usage.extra_energy_j;
     rejected.extend(price(&mut row, &usage, &plan.rates));
-    let slo_latency_ms =
-        latency_at_percentile_ms(&outcome, ctx.scenario.objectives.latency_percentile);
-    rejected.extend(check(
-        ctx,
-        &row,
-        slo_latency_ms,
-        &outcome,
-        plan.capacity_rps,
-    ));
-    let device_power_w = plan.device_power_w.map(|busy_w| {
-        let edge_util = outcome.edge.as_ref().map_or(0.0, |p| p.mean_utilisation);
-        rejected.extend(power_check(ctx, busy_w, edge_util));
-        busy_w * edge_util
-    });
+    let q = ctx.scenario.objectives.latency_percentile;
+    let slo = match too_few_requests(outcome.measured_requests, q) {
+        Some(why) => SloFigure::NotEstimated(why),
+        None => latency_at_percentile_ms(&outcome, q).map_or(SloFigure::Failed, SloFigure::Ms),
+    };
+    let slo_latency_ms = slo.ms();
+    rejected.extend(check(ctx, &row, slo, &outcome, plan.capacity_rps));
+    let device_power_w = plan
+        .device_power_w
+        .map(|busy_w| device_power(ctx, busy_w, &outcome, mean_rate, &mut rejected));
     let cdf = outcome
         .latency
         .cdf
@@ -477,7 +712,15 @@ pub fn simulate_candidate(
         capacity_rps: plan.capacity_rps,
         slo_latency_ms,
         device_power_w,
+        offline_bound: offline_alone_fails(&outcome, ctx.scenario.objectives.latency_percentile),
     }
+}
+
+/// Whether the requests that failed because their device was offline are, alone,
+/// more than percentile `q` (0..100) allows (see [`latency_at_percentile_ms`]).
+fn offline_alone_fails(o: &SimOutcome, q: f64) -> bool {
+    let offline = o.failures.offline as f64 / o.measured_requests.max(1) as f64;
+    offline > 0.0 && offline >= 1.0 - q / 100.0 + 1e-12
 }
 
 /// Price a month of usage into the plan row; the reason if it cannot be priced.
@@ -569,7 +812,7 @@ fn quantile_from_cdf(l: &sim::LatencySummary, q: f64) -> f64 {
 fn check(
     ctx: &Context<'_>,
     row: &report::Plan,
-    latency_at_slo_ms: Option<f64>,
+    latency_at_slo_ms: SloFigure,
     o: &SimOutcome,
     capacity: f64,
 ) -> Vec<String> {
@@ -589,12 +832,31 @@ pub struct FailureSummary {
     pub text: String,
 }
 
-/// The checks on metrics: latency at the SLO percentile (`None`: too many
-/// failures to reach it), capacity, budget.
+/// The latency a plan's SLO is checked against.
+#[derive(Debug, Clone, PartialEq)]
+enum SloFigure {
+    /// Latency at the SLO percentile over all requests.
+    Ms(f64),
+    /// More requests failed than the percentile allows.
+    Failed,
+    /// The simulation cannot tell (too few requests measured): why.
+    NotEstimated(String),
+}
+
+impl SloFigure {
+    fn ms(&self) -> Option<f64> {
+        match self {
+            SloFigure::Ms(ms) => Some(*ms),
+            _ => None,
+        }
+    }
+}
+
+/// The checks on metrics: latency at the SLO percentile, capacity, budget.
 fn check_metrics(
     ctx: &Context<'_>,
     row: &report::Plan,
-    latency_at_q_ms: Option<f64>,
+    latency_at_q_ms: SloFigure,
     failed: &FailureSummary,
     capacity: f64,
 ) -> Vec<String> {
@@ -603,7 +865,8 @@ fn check_metrics(
     let mut reasons = Vec::new();
     let q = obj.latency_percentile;
     match latency_at_q_ms {
-        None => {
+        SloFigure::NotEstimated(why) => reasons.push(why),
+        SloFigure::Failed => {
             if failed.offline_dominated {
                 reasons.push(format!(
                     "needs connectivity; device offline {}% of the time",
@@ -617,13 +880,11 @@ fn check_metrics(
                 ));
             }
         }
-        Some(ms) if ms > obj.latency_ms => reasons.push(format!(
-            "{} {} > SLO {}",
-            percentile_name(q),
-            fmt_ms(ms),
-            fmt_ms(obj.latency_ms)
-        )),
-        Some(_) => {}
+        SloFigure::Ms(ms) if ms > obj.latency_ms => {
+            let (ms, slo) = told_apart(ms, obj.latency_ms, fmt_ms, 1.0, " ms");
+            reasons.push(format!("{} {ms} > SLO {slo}", percentile_name(q)));
+        }
+        SloFigure::Ms(_) => {}
     }
     if obj.min_throughput_per_s > 0.0 && capacity < obj.min_throughput_per_s {
         reasons.push(format!(
@@ -788,9 +1049,26 @@ pub fn simulate_fallback(
     };
     let mut rejected = Vec::new();
     rejected.extend(price(&mut row, &usage, &p.rates));
-    let slo_q = ctx.scenario.objectives.latency_percentile / 100.0;
-    let lat = (row.failure_rate < 1.0 - slo_q)
-        .then(|| q((slo_q / (1.0 - row.failure_rate)).min(1.0)) * 1000.0);
+    let slo_pct = ctx.scenario.objectives.latency_percentile;
+    let slo_q = slo_pct / 100.0;
+    // The mixture's tail is the device's and the cloud's: each simulation must
+    // reach the percentile for the share it stands for.
+    let cloud_needed = requests_for_percentile(slo_pct)
+        .map(|n| (n as f64 * w.min(1.0)).ceil() as u64)
+        .unwrap_or(u64::MAX);
+    let slo = match too_few_requests(e.measured_requests, slo_pct) {
+        Some(why) => SloFigure::NotEstimated(why),
+        None if k.measured_requests < cloud_needed => SloFigure::NotEstimated(format!(
+            "only {} requests simulated on the cloud fallback: too few to estimate {} (needs at least {cloud_needed})",
+            k.measured_requests,
+            percentile_name(slo_pct)
+        )),
+        None if row.failure_rate < 1.0 - slo_q => {
+            SloFigure::Ms(q((slo_q / (1.0 - row.failure_rate)).min(1.0)) * 1000.0)
+        }
+        None => SloFigure::Failed,
+    };
+    let lat = slo.ms();
     let failed = FailureSummary {
         offline_dominated: false,
         text: format!(
@@ -798,9 +1076,14 @@ pub fn simulate_fallback(
             k.failures.timeout, k.failures.queue_full
         ),
     };
-    rejected.extend(check_metrics(ctx, &row, lat, &failed, p.capacity_rps));
-    let edge_util = e.edge.as_ref().map_or(0.0, |x| x.mean_utilisation);
-    rejected.extend(power_check(ctx, p.edge_busy_power_w, edge_util));
+    rejected.extend(check_metrics(ctx, &row, slo, &failed, p.capacity_rps));
+    let device_power_w = device_power(
+        ctx,
+        p.edge_busy_power_w,
+        &e,
+        ctx.mean_rate(p.edge_share),
+        &mut rejected,
+    );
     let cdf = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0]
         .iter()
         .map(|&f| report::CdfPoint {
@@ -817,20 +1100,36 @@ pub fn simulate_fallback(
         simulated: true,
         capacity_rps: p.capacity_rps,
         slo_latency_ms: lat,
-        device_power_w: Some(p.edge_busy_power_w * edge_util),
+        device_power_w: Some(device_power_w),
+        // offline, the device's own answer stands: no request fails for it
+        offline_bound: false,
     }
 }
 
-/// The average power a device spends on the model against the scenario's limit.
-fn power_check(ctx: &Context<'_>, busy_w: f64, utilisation: f64) -> Option<String> {
-    let limit = ctx.scenario.constraints.max_device_power_watts?;
-    let average = busy_w * utilisation;
-    (average > limit).then(|| {
-        format!(
-            "draws {average:.2} W on average ({busy_w:.1} W busy {}% of the time), limit {limit:.1} W",
-            fmt_pct(utilisation)
-        )
-    })
+/// The average power a device spends on the model (`busy_w` times its busy
+/// share at the scenario's mean traffic), checked against the scenario's limit
+/// (a reason pushed on `rejected` if over); the figure the constraint table shows.
+/// The simulation ran at a burst or a diurnal peak: its busy share is scaled to
+/// the mean rate as billing scales usage ([`cost::traffic_scale`]).
+fn device_power(
+    ctx: &Context<'_>,
+    busy_w: f64,
+    outcome: &SimOutcome,
+    mean_rate: f64,
+    rejected: &mut Vec<String>,
+) -> f64 {
+    let simulated = outcome.edge.as_ref().map_or(0.0, |x| x.mean_utilisation);
+    let busy_share = (simulated * cost::traffic_scale(outcome, mean_rate)).min(1.0);
+    let average = busy_w * busy_share;
+    if let Some(limit) = ctx.scenario.constraints.max_device_power_watts {
+        if average > limit {
+            rejected.push(format!(
+                "draws {average:.2} W on average ({busy_w:.1} W busy {}% of the time), limit {limit:.1} W",
+                fmt_pct(busy_share)
+            ));
+        }
+    }
+    average
 }
 
 /// Memory a device needs to run a variant at a precision: its weights and its
@@ -848,27 +1147,28 @@ pub fn device_memory_needed(scenario: &Scenario, variant: &str, precision: Preci
         })
 }
 
+/// The reason given for a plan that sends data off the device when the
+/// scenario forbids it: the user's own stipulation rather than a limit found.
+pub const DATA_STAYS_ON_DEVICE: &str = "data may not leave the device";
+
+/// The end of the reason given for a batch job the scenario's inputs rule out.
+pub const CANNOT_PRECOMPUTE: &str = "cannot precompute";
+
 /// Checks that need no simulation: privacy, accuracy, memory, power, precision.
 pub fn static_checks(
     ctx: &Context<'_>,
     placement_uses_cloud: bool,
     variant: &str,
     precision: workbench_kernels::Precision,
-    accuracy: f64,
+    accuracy: &Agreement,
     device: Option<&Target>,
 ) -> Vec<String> {
     let s = ctx.scenario;
     let mut reasons = Vec::new();
     if placement_uses_cloud && !s.constraints.data_may_leave_device {
-        reasons.push("data may not leave the device".to_string());
+        reasons.push(DATA_STAYS_ON_DEVICE.to_string());
     }
-    if accuracy + 1e-12 < s.objectives.accuracy_floor {
-        reasons.push(format!(
-            "accuracy agreement {}% < floor {}%",
-            fmt_pct(accuracy),
-            fmt_pct(s.objectives.accuracy_floor)
-        ));
-    }
+    reasons.extend(accuracy.below_floor(s.objectives.accuracy_floor));
     if let Some(device) = device {
         let needs = ctx.model_bytes(variant, precision);
         let limit = match s.constraints.max_device_memory_bytes {
@@ -888,6 +1188,27 @@ pub fn static_checks(
 
 pub fn percentile_name(q: f64) -> String {
     format!("p{}", super::candidate::trim_float(q))
+}
+
+/// `a` and `b` as `short` prints them or, when that prints them the same,
+/// both as `a * scale` with as many decimals as tell them apart, then `unit`
+/// ("150 ms > SLO 150 ms" says nothing; "150.04 ms > SLO 150.00 ms" does).
+pub fn told_apart(
+    a: f64,
+    b: f64,
+    short: impl Fn(f64) -> String,
+    scale: f64,
+    unit: &str,
+) -> (String, String) {
+    let (sa, sb) = (short(a), short(b));
+    if sa != sb || a == b || !(a.is_finite() && b.is_finite()) {
+        return (sa, sb);
+    }
+    let (x, y) = (a * scale, b * scale);
+    let digits = (1..=12)
+        .find(|&d| format!("{x:.d$}") != format!("{y:.d$}"))
+        .unwrap_or(12);
+    (format!("{x:.digits$}{unit}"), format!("{y:.digits$}{unit}"))
 }
 
 pub fn fmt_pct(fraction: f64) -> String {
@@ -995,10 +1316,9 @@ pub fn batch_job(
 ) -> Result<sim::BatchJobPlan, String> {
     let inputs = &ctx.scenario.inputs;
     if inputs.freshness_s <= 0.0 {
-        return Err(
-            "predictions must be computed on request (freshness 0 s): cannot precompute"
-                .to_string(),
-        );
+        return Err(format!(
+            "predictions must be computed on request (freshness 0 s): {CANNOT_PRECOMPUTE}"
+        ));
     }
     let mut last = String::new();
     for instances in 1..=max_instances.max(1) {
@@ -1025,7 +1345,7 @@ pub fn batch_job(
 pub fn finite_inputs(s: &Scenario) -> Result<u64, String> {
     match s.inputs.space {
         InputSpace::Finite { distinct_inputs } => Ok(distinct_inputs),
-        InputSpace::Unbounded => Err("inputs unbounded: cannot precompute".to_string()),
+        InputSpace::Unbounded => Err(format!("inputs unbounded: {CANNOT_PRECOMPUTE}")),
     }
 }
 
@@ -1038,6 +1358,35 @@ pub fn uses_cloud(mode: Mode, placement: Placement) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_need_requests_beyond_them() {
+        assert_eq!(requests_for_percentile(99.0), Some(1_000));
+        assert_eq!(requests_for_percentile(99.9), Some(10_000));
+        assert_eq!(requests_for_percentile(50.0), Some(20));
+        assert_eq!(requests_for_percentile(100.0), None);
+        assert_eq!(too_few_requests(1_000, 99.0), None);
+        let few = too_few_requests(999, 99.0).unwrap_or_default();
+        assert!(few.contains("only 999 requests"), "{few}");
+        // beyond what a plan is simulated with: said so, not "only N"
+        let strict = too_few_requests(2_000_000, 99.9999).unwrap_or_default();
+        assert!(strict.contains("more than the 1000000"), "{strict}");
+        assert!(too_few_requests(u64::MAX, 100.0).is_some());
+    }
+
+    #[test]
+    fn figures_that_print_the_same_get_the_digits_that_differ() {
+        assert_eq!(
+            told_apart(150.004, 150.0, fmt_ms, 1.0, " ms"),
+            ("150.004 ms".to_string(), "150.000 ms".to_string())
+        );
+        // different already: the usual figures
+        assert_eq!(told_apart(212.0, 50.0, fmt_ms, 1.0, " ms").0, fmt_ms(212.0));
+        assert_eq!(
+            told_apart(0.99496, 0.995, fmt_pct, 100.0, ""),
+            ("99.496".to_string(), "99.500".to_string())
+        );
+    }
 
     #[test]
     fn percent_and_percentile_formatting() {

@@ -10,8 +10,8 @@ use crate::sim;
 use super::candidate::Candidate;
 use super::evaluate::{
     batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
-    simulate_candidate, simulate_fallback, static_checks, Context, Evaluation, FallbackPlan,
-    SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
+    simulate_candidate, simulate_fallback, static_checks, with_instance_cost, Context, Evaluation,
+    FallbackPlan, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -93,6 +93,74 @@ fn best_online(
         .map(|p| p.per_request(ctx.scenario.inputs.predictions_per_request))
 }
 
+/// CPU time an HTTP server spends on each request besides the model: parsing
+/// the request, deserialising the input, serialising and writing the response.
+/// Assumption: tens of µs of one core per small request for a compiled server
+/// (TechEmpower-class JSON servers peak near 10^5 requests/s per core with no
+/// model at all; a realistic payload costs several times that).
+pub const HTTP_REQUEST_CPU_S: f64 = 30e-6;
+/// CPU time a stream consumer spends on each message besides the model:
+/// fetching and deserialising it, producing the result, committing the offset.
+/// Assumption: about 10 µs of one core per small message (Kafka clients
+/// consume and acknowledge on the order of 10^5 small messages/s per core).
+pub const STREAM_MESSAGE_CPU_S: f64 = 10e-6;
+/// What one partition delivers to its consumer, whichever binds first: about
+/// 10 MB/s or 100,000 small messages/s (Kafka sizing rule of thumb: plan
+/// partitions from the per-partition consumer throughput). Assumption.
+pub const PARTITION_MAX_BYTES_PER_S: f64 = 10e6;
+pub const PARTITION_MAX_MESSAGES_PER_S: f64 = 100_000.0;
+
+/// Messages per second one partition delivers for messages of `bytes`.
+pub fn partition_capacity_per_s(bytes: u64) -> f64 {
+    PARTITION_MAX_MESSAGES_PER_S.min(PARTITION_MAX_BYTES_PER_S / bytes.max(1) as f64)
+}
+
+/// The serving and network assumptions a report should state, in words.
+pub fn serving_notes() -> Vec<String> {
+    let network = format!(
+        "packet loss follows TCP: a lost packet with others behind it is recovered by fast retransmit in one RTT; a lost last packet or a lost retransmission waits for the retransmission timeout (the link's RTT p99, at least {:.0} ms as Linux's floor), doubled at each further loss; after {} losses of one packet, or past the client's deadline, the request fails as a timeout",
+        super::evaluate::RTO_MIN_S * 1000.0,
+        sim::MAX_RETRANSMISSIONS
+    );
+    vec![network, format!(
+        "cloud replicas spend CPU on each request besides the model, spread over the instance's physical cores: {:.0} µs of a core per HTTP request (parsing, (de)serialisation, response), {:.0} µs per stream message (consume, produce, commit); a broker partition delivers at most {:.0} MB/s or {:.0} messages/s to its consumer (assumptions)",
+        HTTP_REQUEST_CPU_S * 1e6,
+        STREAM_MESSAGE_CPU_S * 1e6,
+        PARTITION_MAX_BYTES_PER_S / 1e6,
+        PARTITION_MAX_MESSAGES_PER_S
+    )]
+}
+
+/// Physical cores of a target (its vCPUs over the threads each core runs).
+pub fn physical_cores(target: &Target) -> f64 {
+    let spec = &target.spec;
+    (f64::from(spec.cores) / f64::from(spec.threads_per_core.max(1))).max(1.0)
+}
+
+/// The profile of a cloud replica serving requests: the model's time per batch
+/// plus `cpu_per_request_s` of request handling for each request of the batch,
+/// spread over the instance's physical cores.
+fn with_request_handling(
+    profile: ComputeProfile,
+    target: &Target,
+    cpu_per_request_s: f64,
+) -> ComputeProfile {
+    let per_request = cpu_per_request_s / physical_cores(target);
+    let points = profile
+        .points
+        .iter()
+        .map(|p| {
+            let handling = per_request * f64::from(p.batch_size);
+            sim::ProfilePoint {
+                median_s: p.median_s + handling,
+                p99_s: p.p99_s + handling,
+                ..*p
+            }
+        })
+        .collect();
+    ComputeProfile { points, ..profile }
+}
+
 fn source_of(profile: &ComputeProfile) -> FigureSource {
     profile.source
 }
@@ -153,12 +221,29 @@ fn bridged(ctx: &Context<'_>) -> bool {
         && ctx.scenario.targets.broker.is_some()
 }
 
-/// Record an evaluation; true when it meets every constraint (replica loops stop
-/// at the first, cheapest count that does).
-fn push_is_feasible(out: &mut Vec<Evaluation>, e: Evaluation) -> bool {
-    let feasible = e.feasible();
+/// Why the broker's partitions cannot deliver `rate` messages/s, if they cannot.
+fn partitions_too_few(ctx: &Context<'_>, rate: f64) -> Option<String> {
+    let broker = ctx.scenario.targets.broker.as_ref()?;
+    let bytes = ctx.scenario.inputs.request_bytes;
+    let per_partition = partition_capacity_per_s(bytes);
+    let partitions = broker.partitions.max(1);
+    let deliver = per_partition * f64::from(partitions);
+    (rate > deliver).then(|| {
+        format!(
+            "{partitions} partition(s) deliver at most {deliver:.0} msg/s ({per_partition:.0}/s each for {bytes} B messages): below the peak {rate:.0} msg/s; needs at least {:.0} partitions",
+            (rate / per_partition).ceil()
+        )
+    })
+}
+
+/// Record an evaluation; true when no more replicas are worth trying: it meets
+/// every constraint (replica loops stop at the first, cheapest count that does),
+/// or it fails for devices offline, which more replicas cannot change (its
+/// reasons are reported as they are).
+fn push_is_last(out: &mut Vec<Evaluation>, e: Evaluation) -> bool {
+    let last = e.feasible() || e.offline_bound;
     out.push(e);
-    feasible
+    last
 }
 
 /// Replica counts to try for a load of `rate` requests/s at `capacity` per replica.
@@ -193,26 +278,41 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
             let Some(online) = best_online(ctx, &variant, precision, &target.spec.name) else {
                 continue;
             };
+            let handling = if stream {
+                STREAM_MESSAGE_CPU_S
+            } else {
+                HTTP_REQUEST_CPU_S
+            };
+            let online = with_request_handling(online, target, handling);
             let profile = &online;
-            let accuracy = ctx.accuracy(&variant, precision);
-            let mut static_reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
+            let agreement = ctx.agreement(&variant, precision);
+            let accuracy = agreement.shown();
+            let mut static_reasons =
+                static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
                 static_reasons.push(why.clone());
             }
             if stream && s.targets.broker.is_none() {
                 static_reasons.push("no broker among the targets".to_string());
             }
+            if stream || bridged(ctx) {
+                static_reasons.extend(partitions_too_few(ctx, peak));
+            }
             for (max_batch, delay) in batchings(ctx) {
                 let mut c = base.candidate(&target.spec.name, profile);
                 c.max_batch = max_batch;
                 c.max_delay_ms = delay;
                 if !static_reasons.is_empty() {
-                    out.push(pruned(
-                        c,
-                        source_of(profile),
-                        accuracy,
-                        profile.median_s(1),
-                        static_reasons.join("; "),
+                    out.push(with_instance_cost(
+                        ctx,
+                        pruned(
+                            c,
+                            source_of(profile),
+                            accuracy,
+                            profile.median_s(1),
+                            static_reasons.join("; "),
+                        ),
+                        target.spec.usd_per_hour,
                     ));
                     continue;
                 }
@@ -221,12 +321,10 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                     Ok(r) => r,
                     Err(why) => {
                         c.replicas = s.search.max_replicas.max(1);
-                        out.push(pruned(
-                            c,
-                            source_of(profile),
-                            accuracy,
-                            profile.median_s(1),
-                            why,
+                        out.push(with_instance_cost(
+                            ctx,
+                            pruned(c, source_of(profile), accuracy, profile.median_s(1), why),
+                            target.spec.usd_per_hour,
                         ));
                         continue;
                     }
@@ -262,7 +360,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         arrival_share: 1.0,
                         device_power_w: None,
                     };
-                    if push_is_feasible(out, simulate_candidate(ctx, c, plan, budget)) {
+                    if push_is_last(out, simulate_candidate(ctx, c, plan, budget)) {
                         break;
                     }
                 }
@@ -282,10 +380,11 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
                 continue;
             };
-            let accuracy = ctx.accuracy(&variant, precision);
+            let agreement = ctx.agreement(&variant, precision);
+            let accuracy = agreement.shown();
             let mut c = base.candidate(&target.spec.name, profile);
             c.max_batch = profile.largest_batch();
-            let mut reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
+            let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
             }
@@ -394,9 +493,14 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 continue;
             };
             // Misses are served online, each needing the scenario's fan-out of predictions.
-            let online_profile = profile.per_request(s.inputs.predictions_per_request);
-            let accuracy = ctx.accuracy(&variant, precision);
-            let mut reasons = static_checks(ctx, true, &variant, precision, accuracy, None);
+            let online_profile = with_request_handling(
+                profile.per_request(s.inputs.predictions_per_request),
+                target,
+                HTTP_REQUEST_CPU_S,
+            );
+            let agreement = ctx.agreement(&variant, precision);
+            let accuracy = agreement.shown();
+            let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
             }
@@ -428,14 +532,22 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 ) {
                     Ok(j) => j,
                     Err(why) => {
-                        out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
+                        out.push(with_instance_cost(
+                            ctx,
+                            pruned(c, source_of(profile), accuracy, 0.0, why),
+                            target.spec.usd_per_hour,
+                        ));
                         continue;
                     }
                 };
                 let hit = match sim::zipf_hit_rate(items, cached, s.inputs.zipf_exponent) {
                     Ok(h) => h,
                     Err(e) => {
-                        out.push(pruned(c, source_of(profile), accuracy, 0.0, e.to_string()));
+                        out.push(with_instance_cost(
+                            ctx,
+                            pruned(c, source_of(profile), accuracy, 0.0, e.to_string()),
+                            target.spec.usd_per_hour,
+                        ));
                         continue;
                     }
                 };
@@ -444,7 +556,11 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 let replicas = match replica_range(ctx, miss_rate, capacity) {
                     Ok(r) => r,
                     Err(why) => {
-                        out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
+                        out.push(with_instance_cost(
+                            ctx,
+                            pruned(c, source_of(profile), accuracy, 0.0, why),
+                            target.spec.usd_per_hour,
+                        ));
                         continue;
                     }
                 };
@@ -483,7 +599,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         arrival_share: 1.0,
                         device_power_w: None,
                     };
-                    if push_is_feasible(out, simulate_candidate(ctx, c, plan, budget)) {
+                    if push_is_last(out, simulate_candidate(ctx, c, plan, budget)) {
                         break;
                     }
                 }
@@ -503,10 +619,11 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 continue;
             };
             let profile = &online;
-            let accuracy = ctx.accuracy(&variant, precision);
+            let agreement = ctx.agreement(&variant, precision);
+            let accuracy = agreement.shown();
             let mut c = base.candidate(&device.spec.name, profile);
             let mut reasons =
-                static_checks(ctx, false, &variant, precision, accuracy, Some(device));
+                static_checks(ctx, false, &variant, precision, &agreement, Some(device));
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
             }
@@ -553,11 +670,12 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             let Some(profile) = best(ctx, &variant, precision, &device.spec.name) else {
                 continue;
             };
-            let accuracy = ctx.accuracy(&variant, precision);
+            let agreement = ctx.agreement(&variant, precision);
+            let accuracy = agreement.shown();
             let mut c = base.candidate(&device.spec.name, profile);
             c.max_batch = profile.largest_batch();
             let mut reasons =
-                static_checks(ctx, false, &variant, precision, accuracy, Some(device));
+                static_checks(ctx, false, &variant, precision, &agreement, Some(device));
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
             }
@@ -643,21 +761,30 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 else {
                     continue;
                 };
+                let cloud_online = with_request_handling(cloud_online, cloud, HTTP_REQUEST_CPU_S);
                 let cloud_profile = &cloud_online;
                 // Deferred inputs are the small model's least confident ones, where
                 // its disagreements concentrate: assume DEFERRAL_PRECISION of the
                 // deferred share would have been wrong locally. Offline, nothing is deferred.
                 let cloud_share = fallback * (1.0 - s.constraints.offline_fraction);
-                let small = ctx.accuracy(&variant, precision);
-                let caught = cloud_share.min(1.0 - small) * DEFERRAL_PRECISION;
-                let accuracy =
-                    (small + caught * ctx.accuracy(&reference, cloud_profile.precision)).min(1.0);
+                let mut agreement = ctx.agreement(&variant, precision);
+                let cloud_agreement = ctx.agreement(&reference, cloud_profile.precision);
+                // Unknown if either model's agreement is unknown.
+                agreement.combined =
+                    agreement
+                        .value()
+                        .zip(cloud_agreement.value())
+                        .map(|(small, cloud)| {
+                            let caught = cloud_share.min(1.0 - small) * DEFERRAL_PRECISION;
+                            (small + caught * cloud).min(1.0)
+                        });
+                let accuracy = agreement.shown();
                 let mut c = base.candidate(&device.spec.name, edge_profile);
                 c.fallback_target = Some(cloud.spec.name.clone());
                 c.max_batch = max_batch;
                 c.max_delay_ms = delay;
                 let mut reasons =
-                    static_checks(ctx, true, &variant, precision, accuracy, Some(device));
+                    static_checks(ctx, true, &variant, precision, &agreement, Some(device));
                 for why in [&edge_profile.infeasible, &cloud_profile.infeasible]
                     .into_iter()
                     .flatten()
@@ -665,12 +792,16 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                     reasons.push(why.clone());
                 }
                 if !reasons.is_empty() {
-                    out.push(pruned(
-                        c,
-                        source_of(edge_profile),
-                        accuracy,
-                        edge_profile.median_s(1),
-                        reasons.join("; "),
+                    out.push(with_instance_cost(
+                        ctx,
+                        pruned(
+                            c,
+                            source_of(edge_profile),
+                            accuracy,
+                            edge_profile.median_s(1),
+                            reasons.join("; "),
+                        ),
+                        cloud.spec.usd_per_hour,
                     ));
                     continue;
                 }
@@ -678,7 +809,11 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 let replicas = match replica_range(ctx, peak * cloud_share, capacity) {
                     Ok(r) => r,
                     Err(why) => {
-                        out.push(pruned(c, source_of(edge_profile), accuracy, 0.0, why));
+                        out.push(with_instance_cost(
+                            ctx,
+                            pruned(c, source_of(edge_profile), accuracy, 0.0, why),
+                            cloud.spec.usd_per_hour,
+                        ));
                         continue;
                     }
                 };
@@ -707,7 +842,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
                         edge_busy_power_w: device.spec.power_watts,
                     };
-                    if push_is_feasible(out, simulate_fallback(ctx, c, plan, budget)) {
+                    if push_is_last(out, simulate_fallback(ctx, c, plan, budget)) {
                         break;
                     }
                 }

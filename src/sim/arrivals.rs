@@ -123,7 +123,17 @@ pub(crate) fn validate(process: &ArrivalProcess) -> Result<(), SimError> {
                 return Err(SimError::invalid("arrivals.period_s", period_s, "> 0"));
             }
         }
-        ArrivalProcess::Trace { timestamps_s } => {
+        ArrivalProcess::Trace {
+            timestamps_s,
+            share,
+            laps,
+        } => {
+            if !(share.is_finite() && *share > 0.0 && *share <= 1.0) {
+                return Err(SimError::invalid("arrivals.share", share, "0 < share <= 1"));
+            }
+            if *laps == 0 {
+                return Err(SimError::invalid("arrivals.laps", laps, ">= 1"));
+            }
             if timestamps_s.is_empty() {
                 return Err(SimError::invalid(
                     "arrivals.timestamps_s",
@@ -142,9 +152,29 @@ pub(crate) fn validate(process: &ArrivalProcess) -> Result<(), SimError> {
                 }
                 prev = t;
             }
+            if *laps > 1 && trace_lap_length_s(timestamps_s) <= 0.0 {
+                return Err(SimError::invalid(
+                    "arrivals.laps",
+                    laps,
+                    "1 when every timestamp of the trace is the same",
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// How far one lap of a replayed trace is shifted from the previous: its
+/// span plus the mean gap between its timestamps (so that laps back to back
+/// keep the trace's mean rate); 0 for a trace of one instant.
+pub fn trace_lap_length_s(timestamps_s: &[f64]) -> f64 {
+    match (timestamps_s.first(), timestamps_s.last()) {
+        (Some(first), Some(last)) if timestamps_s.len() > 1 => {
+            let span = last - first;
+            span + span / (timestamps_s.len() - 1) as f64
+        }
+        _ => 0.0,
+    }
 }
 
 /// Lazy arrival generator; `next` returns send times in non-decreasing order.
@@ -155,6 +185,8 @@ pub(crate) struct Arrivals {
     index: u64,
     on: bool,
     state_end: f64,
+    /// Trace: shift of each replay (see [`trace_lap_length_s`]).
+    lap_s: f64,
 }
 
 impl Arrivals {
@@ -163,12 +195,17 @@ impl Arrivals {
             ArrivalProcess::BurstyOnOff { mean_on_s, .. } => exp(rng) * mean_on_s,
             _ => f64::INFINITY,
         };
+        let lap_s = match process {
+            ArrivalProcess::Trace { timestamps_s, .. } => trace_lap_length_s(timestamps_s),
+            _ => 0.0,
+        };
         Self {
             process: process.clone(),
             now: 0.0,
             index: 0,
             on: true,
             state_end,
+            lap_s,
         }
     }
 
@@ -228,10 +265,26 @@ impl Arrivals {
                     }
                 }
             }
-            ArrivalProcess::Trace { timestamps_s } => {
-                let t = timestamps_s.get(self.index as usize).copied();
+            ArrivalProcess::Trace {
+                timestamps_s,
+                share,
+                laps,
+            } => {
+                if *share < 1.0 {
+                    // Each timestamp kept with probability `share`, drawn by the
+                    // gaps: the count skipped before the next kept one is
+                    // geometric (one draw per kept request, however small the share).
+                    let skipped = ((-unit(rng)).ln_1p() / (-share).ln_1p()).floor();
+                    self.index = self.index.saturating_add(skipped as u64);
+                }
+                let len = (timestamps_s.len() as u64).max(1);
+                let lap = self.index / len;
+                if lap >= u64::from(*laps) {
+                    return None;
+                }
+                let t = timestamps_s.get((self.index % len) as usize).copied()?;
                 self.index += 1;
-                t
+                Some(t + lap as f64 * self.lap_s)
             }
         }
     }
@@ -310,9 +363,70 @@ mod tests {
         let n = count_until(
             ArrivalProcess::Trace {
                 timestamps_s: vec![0.1, 0.2, 0.3],
+                share: 1.0,
+                laps: 1,
             },
             10.0,
         );
         assert_eq!(n, 3);
+    }
+
+    fn times(process: &ArrivalProcess) -> Vec<f64> {
+        let mut rng = Pcg64Mcg::seed_from_u64(11);
+        let mut a = Arrivals::new(process, &mut rng);
+        std::iter::from_fn(|| a.next(&mut rng)).collect()
+    }
+
+    fn trace(share: f64, laps: u32) -> ArrivalProcess {
+        ArrivalProcess::Trace {
+            timestamps_s: (0..1_000).map(|i| 2.0 + f64::from(i) * 0.01).collect(),
+            share,
+            laps,
+        }
+    }
+
+    #[test]
+    fn share_one_is_the_trace_and_a_share_keeps_its_part_of_it() {
+        let ArrivalProcess::Trace { timestamps_s, .. } = trace(1.0, 1) else {
+            unreachable!()
+        };
+        assert_eq!(times(&trace(1.0, 1)), timestamps_s);
+        for share in [0.5, 0.1, 0.01] {
+            let kept = times(&trace(share, 1));
+            let expect = 1_000.0 * share;
+            let sd = (expect * (1.0 - share)).sqrt();
+            assert!(
+                (kept.len() as f64 - expect).abs() < 4.0 * sd + 1.0,
+                "{share}: {}",
+                kept.len()
+            );
+            assert!(kept.iter().all(|t| timestamps_s.contains(t)));
+            assert!(kept.windows(2).all(|w| w[0] < w[1]), "each at most once");
+        }
+    }
+
+    #[test]
+    fn laps_replay_the_trace_back_to_back_each_thinned_afresh() {
+        let all = times(&trace(1.0, 3));
+        assert_eq!(all.len(), 3_000);
+        assert!(all.windows(2).all(|w| w[0] <= w[1]));
+        // a lap lasts the span plus the mean gap: the rate is kept across laps
+        assert!((all[1_000] - 12.0).abs() < 1e-9, "{}", all[1_000]);
+        assert!((all[2_999] - (2.0 + 9.99 + 20.0)).abs() < 1e-9);
+        let thinned = times(&trace(0.2, 3));
+        let lap = |t: &f64| ((t - 2.0) / 10.0).floor() as usize;
+        let per_lap: Vec<usize> = (0..3)
+            .map(|l| thinned.iter().filter(|t| lap(t) == l).count())
+            .collect();
+        assert!(per_lap.iter().all(|&n| (n as f64 - 200.0).abs() < 50.0));
+        // not the same subset lap after lap
+        let offsets = |l: usize| -> Vec<i64> {
+            thinned
+                .iter()
+                .filter(|t| lap(t) == l)
+                .map(|t| ((t - 2.0 - 10.0 * l as f64) * 100.0).round() as i64)
+                .collect()
+        };
+        assert_ne!(offsets(0), offsets(1));
     }
 }

@@ -107,8 +107,31 @@ pub enum ArrivalProcess {
         period_s: f64,
     },
     /// Replay of send timestamps in seconds, non-decreasing (see
-    /// [`super::parse_trace_csv`]). Arrivals end with the trace.
-    Trace { timestamps_s: Vec<f64> },
+    /// [`super::parse_trace_csv`]). Arrivals end with the trace (its last lap).
+    Trace {
+        timestamps_s: Vec<f64>,
+        /// Share of the trace's requests that arrive here, in (0, 1]: each
+        /// timestamp is kept with this probability (independent thinning,
+        /// drawn from the arrival stream), so a device sampled from a fleet
+        /// sees its share of the traffic and a burst in the trace stays a
+        /// burst. 1 replays the whole trace without drawing.
+        #[serde(default = "one")]
+        share: f64,
+        /// Times the trace is replayed back to back (>= 1): a thinned trace
+        /// may hold too few requests for a percentile, so it is repeated
+        /// (each lap thinned afresh) rather than stretched. A lap lasts the
+        /// trace's span plus its mean gap, so the mean rate is kept.
+        #[serde(default = "one_lap")]
+        laps: u32,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn one_lap() -> u32 {
+    1
 }
 
 /// A latency distribution fitted to a median and a p99: lognormal with
@@ -138,9 +161,14 @@ pub struct NetworkLink {
     /// Link bandwidth in bits per second (request bytes are serialised on
     /// the way up, response bytes on the way down). `f64::INFINITY` allowed.
     pub bandwidth_bps: f64,
-    /// Per-packet loss probability in [0, 1).
+    /// Per-transmission packet loss probability in [0, 1): retransmissions
+    /// are lost with it too.
     pub loss_probability: f64,
-    /// Retransmission timeout charged per lost packet.
+    /// TCP's retransmission timeout (RTO) before backoff: a lost last packet
+    /// of a message, or a lost retransmission, waits for it, doubled at each
+    /// further loss; other losses are recovered by fast retransmit in one RTT.
+    /// After [`super::MAX_RETRANSMISSIONS`] losses of one packet, or past the
+    /// request's deadline, the request fails as a timeout.
     pub retransmit_timeout_s: f64,
     /// Packet payload size used to count packets (e.g. 1460).
     pub mss_bytes: u64,

@@ -141,7 +141,8 @@ pub fn estimate(usage: &Usage, rates: &CostRates) -> Result<CostEstimate, CostEr
         "kWh",
         check("energy_per_kwh", rates.energy_per_kwh)?,
     );
-    let monthly_usd: f64 = lines.iter().map(|l| l.monthly_usd).sum();
+    // from +0: an empty `sum` of floats is -0.0, printed "$-0"
+    let monthly_usd = lines.iter().fold(0.0, |total, l| total + l.monthly_usd);
     let predictions = check("predictions", usage.predictions)?;
     Ok(CostEstimate {
         lines,
@@ -262,5 +263,13 @@ mod tests {
         assert!(estimate(&bad, &rates()).is_err());
         let none = estimate(&Usage::default(), &rates()).expect("valid");
         assert!(none.lines.is_empty() && none.usd_per_million_predictions.is_none());
+    }
+
+    #[test]
+    fn nothing_to_pay_is_plus_zero() {
+        // an empty float sum is -0.0, which a report printed as "$-0/month"
+        let none = estimate(&Usage::default(), &rates()).expect("valid");
+        assert!(none.monthly_usd == 0.0 && none.monthly_usd.is_sign_positive());
+        assert_eq!(format!("{:.0}", none.monthly_usd), "0");
     }
 }

@@ -1174,6 +1174,11 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                                     tally.failures.offline += 1;
                                 }
                             }
+                            Send::Lost => {
+                                if is_measured {
+                                    tally.failures.timeout += 1;
+                                }
+                            }
                             Send::Delays(mut up, mut down) => {
                                 if let (Some(p), Some(q)) = (&c.produce, &c.consume) {
                                     let rng = &mut st.request(Source::Broker, u64::from(id));
@@ -1232,6 +1237,12 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                                     ok = false;
                                     if is_measured {
                                         tally.failures.offline += 1;
+                                    }
+                                }
+                                Send::Lost => {
+                                    ok = false;
+                                    if is_measured {
+                                        tally.failures.timeout += 1;
                                     }
                                 }
                                 Send::Delays(up, down) => {

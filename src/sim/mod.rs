@@ -48,7 +48,7 @@ mod network;
 mod stats;
 mod streams;
 
-pub use arrivals::{parse_trace_csv, TraceError};
+pub use arrivals::{parse_trace_csv, trace_lap_length_s, TraceError};
 pub use batch::{plan_batch_job, BatchInfeasible, BatchJobConfig, BatchJobPlan, InputSpace};
 pub use config::{
     ArrivalProcess, Autoscale, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices,
@@ -59,6 +59,7 @@ pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf
 pub use engine::simulate;
 #[doc(hidden)]
 pub use engine::{simulate_with_footprint, StateFootprint};
+pub use network::MAX_RETRANSMISSIONS;
 pub use stats::{
     CdfPoint, EarlyStopReport, EnergyStats, Failures, HistogramBucket, LagStats, LatencySummary,
     LittlesLaw, PathCounts, PoolStats, ReplicaStats, SimOutcome, StalenessStats,

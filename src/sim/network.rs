@@ -1,6 +1,6 @@
 //! Network link sampling: RTT, serialisation, loss, offline periods.
 
-use rand_distr::{Binomial, Distribution, Exp1};
+use rand_distr::{Distribution, Exp1};
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{NetworkLink, Offline, OfflinePolicy, Payload};
@@ -183,6 +183,80 @@ pub(crate) enum Send {
     Delays(f64, f64),
     /// Offline and the policy (or the deadline) says fail.
     Offline,
+    /// The request cannot arrive by its deadline, or TCP gave up on a packet
+    /// (lost more than [`MAX_RETRANSMISSIONS`] times): the client gives up (a
+    /// timeout).
+    Lost,
+}
+
+/// Retransmissions of one packet before TCP gives up on the connection
+/// (Linux `tcp_retries2` default; about 15 minutes of backed-off timeouts).
+pub const MAX_RETRANSMISSIONS: u32 = 15;
+
+/// TCP loss recovery for one message of `packets` packets, each transmission
+/// of each packet lost independently with probability `p`:
+/// - a lost packet followed by others of the message is recovered by fast
+///   retransmit (duplicate acknowledgements) in about one RTT;
+/// - the message's last packet has nothing behind it to trigger that: its
+///   loss waits for the retransmission timeout (RTO);
+/// - a lost retransmission waits for the RTO, doubled at each further loss
+///   (exponential backoff): k timeouts in a row cost RTO (2^k - 1);
+/// - packets recover in parallel: the message is late by its slowest packet.
+///
+/// Losses per packet are geometric; the packets before the last are drawn
+/// together (the most losses among them), so a message costs two draws.
+#[derive(Debug, Clone, Copy)]
+struct LossRecovery {
+    /// ln p (< 0).
+    ln_p: f64,
+    /// Packets before the last.
+    leading: u64,
+    rto_s: f64,
+}
+
+impl LossRecovery {
+    fn new(bytes: u64, mss: u64, p: f64, rto_s: f64) -> Option<Self> {
+        (p > 0.0).then(|| Self {
+            ln_p: p.ln(),
+            leading: bytes.div_ceil(mss).max(1) - 1,
+            rto_s,
+        })
+    }
+
+    /// Losses before a packet gets through, from a uniform `u` in [0, 1):
+    /// P(at least k) = p^k.
+    fn losses(&self, u: f64) -> f64 {
+        ((1.0 - u).ln() / self.ln_p).floor()
+    }
+
+    /// The most losses among `self.leading` packets, from a uniform `u`:
+    /// P(max <= m) = (1 - p^(m+1))^leading.
+    fn most_losses(&self, u: f64) -> f64 {
+        if self.leading == 0 {
+            return 0.0;
+        }
+        // 1 - u^(1/n), accurately for large n
+        let tail = -((u.max(f64::MIN_POSITIVE)).ln() / self.leading as f64).exp_m1();
+        ((tail.ln() / self.ln_p).ceil() - 1.0).max(0.0)
+    }
+
+    /// Extra delay of the message (seconds; infinite when TCP gives up),
+    /// given the round trip `rtt_s` of fast retransmit.
+    fn extra_s(&self, rtt_s: f64, rng: &mut Pcg64Mcg) -> f64 {
+        let last = self.losses(unit(rng));
+        let leading = self.most_losses(unit(rng));
+        if last.max(leading) > f64::from(MAX_RETRANSMISSIONS) {
+            return f64::INFINITY;
+        }
+        let timeouts = |k: f64| self.rto_s * (k.exp2() - 1.0);
+        let last_s = timeouts(last);
+        let leading_s = if leading >= 1.0 {
+            rtt_s + timeouts(leading - 1.0)
+        } else {
+            0.0
+        };
+        last_s.max(leading_s)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -190,9 +264,8 @@ pub(crate) struct LinkSampler {
     rtt: FitSampler,
     up_serialise_s: f64,
     down_serialise_s: f64,
-    rto_s: f64,
-    up_loss: Option<Binomial>,
-    down_loss: Option<Binomial>,
+    up_loss: Option<LossRecovery>,
+    down_loss: Option<LossRecovery>,
     connectivity: Connectivity,
     policy: OfflinePolicy,
     streams: Streams,
@@ -211,14 +284,13 @@ impl LinkSampler {
     ) -> Result<Self, SimError> {
         validate(link, field)?;
         let bits = |b: u64| b as f64 * 8.0 / link.bandwidth_bps;
-        let loss = |bytes: u64| -> Result<Option<Binomial>, SimError> {
-            if link.loss_probability == 0.0 {
-                return Ok(None);
-            }
-            let packets = bytes.div_ceil(link.mss_bytes).max(1);
-            Binomial::new(packets, link.loss_probability)
-                .map(Some)
-                .map_err(|_| SimError::invalid(field, link.loss_probability, "loss in [0, 1)"))
+        let loss = |bytes: u64| {
+            LossRecovery::new(
+                bytes,
+                link.mss_bytes,
+                link.loss_probability,
+                link.retransmit_timeout_s,
+            )
         };
         let rtt = FitSampler::new(&link.rtt);
         let up_serialise_s = bits(payload.request_bytes);
@@ -236,9 +308,8 @@ impl LinkSampler {
             rtt,
             up_serialise_s,
             down_serialise_s,
-            rto_s: link.retransmit_timeout_s,
-            up_loss: loss(payload.request_bytes)?,
-            down_loss: loss(payload.response_bytes)?,
+            up_loss: loss(payload.request_bytes),
+            down_loss: loss(payload.response_bytes),
             connectivity: Connectivity::new(&link.offline, streams),
             policy: link.offline_policy,
             streams: *streams,
@@ -270,15 +341,24 @@ impl LinkSampler {
             return Send::Delays(wait + up, down);
         }
         let rng = &mut self.streams.request(Source::Network, k);
-        let half_rtt = self.rtt.sample(rng) * 0.5;
+        let rtt = self.rtt.sample(rng);
+        let half_rtt = rtt * 0.5;
         // a plain branch: through `map_or` the no-loss case paid a call
-        let lost = |b: &Option<Binomial>, rng: &mut Pcg64Mcg| match b {
-            Some(d) => d.sample(rng) as f64,
+        let lost = |l: &Option<LossRecovery>, rng: &mut Pcg64Mcg| match l {
+            Some(l) => l.extra_s(rtt, rng),
             None => 0.0,
         };
-        let up = wait + half_rtt + self.up_serialise_s + lost(&self.up_loss, rng) * self.rto_s;
-        let down = half_rtt + self.down_serialise_s + lost(&self.down_loss, rng) * self.rto_s;
-        Send::Delays(up, down)
+        let up = wait + half_rtt + self.up_serialise_s + lost(&self.up_loss, rng);
+        let down = half_rtt + self.down_serialise_s + lost(&self.down_loss, rng);
+        // A request that cannot reach the server by its deadline fails now,
+        // rather than keep the simulated clock going for hours; a response
+        // that would arrive after it is cut to arrive just after it (it fails
+        // as a timeout when it does).
+        let allowed = deadline - t;
+        if !(up <= allowed && down.is_finite()) {
+            return Send::Lost;
+        }
+        Send::Delays(up, down.min(allowed - up + 1e-6))
     }
 }
 
@@ -306,7 +386,85 @@ mod tests {
                 assert!((up - (0.020 + 0.010)).abs() < 1e-12);
                 assert!((down - (0.020 + 0.001)).abs() < 1e-12);
             }
-            Send::Offline => panic!("online link"),
+            Send::Offline | Send::Lost => panic!("online link"),
+        }
+    }
+
+    fn extras(l: &LossRecovery, rtt_s: f64, n: u64) -> Vec<f64> {
+        let streams = Streams::new(3);
+        (0..n)
+            .map(|k| l.extra_s(rtt_s, &mut streams.request(Source::Network, k)))
+            .collect()
+    }
+
+    fn share(xs: &[f64], f: impl Fn(f64) -> bool) -> f64 {
+        xs.iter().filter(|&&x| f(x)).count() as f64 / xs.len() as f64
+    }
+
+    #[test]
+    fn a_lost_last_packet_waits_for_the_timeout_and_backs_off() {
+        // one packet: nothing behind it to trigger fast retransmit
+        let (p, rto) = (0.3, 0.2);
+        let l = LossRecovery::new(100, 1460, p, rto).expect("lossy");
+        let xs = extras(&l, 0.01, 200_000);
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // k losses in a row cost RTO (1 + 2 + ... + 2^(k-1))
+        for (k, cost) in [(0, 0.0), (1, rto), (2, 3.0 * rto), (3, 7.0 * rto)] {
+            let expect = p.powi(k) * (1.0 - p);
+            let got = share(&xs, |x| near(x, cost));
+            assert!(
+                (got - expect).abs() < 0.005,
+                "{k} losses: {got} vs {expect}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lost_packet_with_others_behind_it_costs_one_round_trip() {
+        let (p, rtt, rto) = (0.05, 0.04, 0.2);
+        // 10 packets: the first 9 recover by fast retransmit
+        let l = LossRecovery::new(10 * 1460, 1460, p, rto).expect("lossy");
+        let xs = extras(&l, rtt, 200_000);
+        // exactly one RTT: some of the first nine lost once, none twice, the last not lost
+        let expect = ((1.0 - p * p).powi(9) - (1.0 - p).powi(9)) * (1.0 - p);
+        let got = share(&xs, |x| (x - rtt).abs() < 1e-12);
+        assert!((got - expect).abs() < 0.005, "{got} vs {expect}");
+        // the most losses among nine packets, drawn at once, as nine draws give
+        let mut rng = Streams::new(5).sequential(Source::Network);
+        let (mut at_once, mut one_by_one) = ([0u32; 3], [0u32; 3]);
+        for _ in 0..100_000 {
+            let m = l.most_losses(unit(&mut rng)) as usize;
+            at_once[m.min(2)] += 1;
+            let m = (0..9)
+                .map(|_| l.losses(unit(&mut rng)) as usize)
+                .max()
+                .unwrap_or(0);
+            one_by_one[m.min(2)] += 1;
+        }
+        for i in 0..3 {
+            let (a, b) = (f64::from(at_once[i]), f64::from(one_by_one[i]));
+            assert!(
+                (a - b).abs() < 0.02 * 100_000.0,
+                "{at_once:?} {one_by_one:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nearly_total_loss_never_delivers() {
+        let streams = Streams::new(1);
+        let mut link = NetworkLink::simple(LatencyFit::constant(0.001), 1e9);
+        link.loss_probability = 0.999_999;
+        let payload = Payload {
+            request_bytes: 1024,
+            response_bytes: 64,
+        };
+        let mut s = LinkSampler::new(&link, &payload, &streams, "link").expect("valid");
+        // with or without a deadline: TCP gives up after its retries
+        for deadline in [1.0, f64::INFINITY] {
+            for k in 0..1_000 {
+                assert!(matches!(s.send(0.0, deadline, k), Send::Lost));
+            }
         }
     }
 
@@ -327,7 +485,7 @@ mod tests {
         let mut wait = LinkSampler::new(&link, &payload, &streams, "l").expect("valid");
         match wait.send(5.25, 9.0, 3) {
             Send::Delays(up, _) => assert!((up - 0.75).abs() < 1e-12),
-            Send::Offline => panic!("should wait"),
+            Send::Offline | Send::Lost => panic!("should wait"),
         }
         assert!(matches!(wait.send(5.5, 5.9, 4), Send::Offline));
     }

@@ -1,0 +1,128 @@
+//! The planner's replica search and the plans it rejects before simulating:
+//! no replica retries for devices that are offline, and the instance cost of
+//! a plan that was never simulated. Shipped scenarios with synthetic,
+//! roofline-shaped compute profiles (no timing).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{load, synthetic_profiles_with};
+use workbench::plan::{self, Evaluation, PlanOptions, WhatIf};
+use workbench::scenario::{Mode, Placement, Scenario};
+
+fn plan_of(s: &Scenario) -> plan::PlanOutcome {
+    let options = PlanOptions {
+        sensitivity: false,
+        ..PlanOptions::quick(7)
+    };
+    plan::plan(
+        s,
+        &synthetic_profiles_with(s, 0.6, 1.0),
+        &WhatIf::default(),
+        &options,
+    )
+}
+
+/// Simulated cloud plans, grouped by everything but their replica count.
+fn cloud_families(out: &plan::PlanOutcome) -> BTreeMap<String, Vec<&Evaluation>> {
+    let mut families: BTreeMap<String, Vec<&Evaluation>> = BTreeMap::new();
+    for e in out
+        .evaluations
+        .iter()
+        .filter(|e| e.simulated && e.plan.placement == Placement::Cloud)
+    {
+        families.entry(e.candidate.family()).or_default().push(e);
+    }
+    families
+}
+
+fn connectivity(s: &Scenario) -> String {
+    format!(
+        "needs connectivity; device offline {}% of the time",
+        plan::evaluate::fmt_pct(s.constraints.offline_fraction)
+    )
+}
+
+#[test]
+fn devices_offline_end_the_replica_search_with_the_reason_given() {
+    // 15% of requests find their device offline; p95 allows 5% to fail
+    let s = load("smart-reply-fallback");
+    assert_eq!(s.objectives.latency_percentile, 95.0);
+    let out = plan_of(&s);
+    let families = cloud_families(&out);
+    assert!(!families.is_empty());
+    let said = connectivity(&s);
+    let mut most = 0;
+    for (family, rows) in &families {
+        // one simulation per configuration: the first replica count tried
+        assert_eq!(rows.len(), 1, "{family}: {} replica counts", rows.len());
+        let e = rows[0];
+        assert!(e.offline_bound && !e.feasible(), "{family}");
+        assert!(e.rejected.contains(&said), "{family}: {:?}", e.rejected);
+        most = most.max(e.plan.replicas);
+    }
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(best.plan.placement, Placement::Hybrid, "{}", best.plan.id);
+    assert!(out.rationale.join("\n").contains(&said));
+    // the counts no longer tried fail for the same reason: more replicas bring
+    // no device online (the same requests are offline whatever the count)
+    let mut more = s.clone();
+    more.search.min_replicas = most + 1;
+    let out = plan_of(&more);
+    for (family, rows) in cloud_families(&out) {
+        for e in rows {
+            assert!(e.plan.replicas > most, "{family}");
+            assert!(e.offline_bound && e.rejected.contains(&said), "{family}");
+        }
+    }
+}
+
+#[test]
+fn devices_offline_less_than_the_percentile_allows_bound_nothing() {
+    let mut s = load("smart-reply-fallback");
+    s.constraints.offline_fraction = 0.03;
+    let out = plan_of(&s);
+    let families = cloud_families(&out);
+    assert!(!families.is_empty());
+    for e in families.values().flatten() {
+        assert!(!e.offline_bound, "{}", e.plan.id);
+        assert!(!e.rejected.contains(&connectivity(&s)), "{:?}", e.rejected);
+    }
+}
+
+#[test]
+fn plans_rejected_before_simulation_carry_their_instance_cost() {
+    // keystrokes may not leave the phone: every cloud plan is pruned unsimulated
+    let s = load("predictive-text");
+    assert!(!s.constraints.data_may_leave_device);
+    let out = plan_of(&s);
+    let price = s.targets.cloud[0].spec.usd_per_hour;
+    let monthly_predictions = s.traffic.rate_per_s * 730.0 * 3600.0;
+    let mut priced = 0;
+    for e in out.evaluations.iter().filter(|e| {
+        !e.simulated
+            && e.plan.placement == Placement::Cloud
+            && matches!(e.plan.mode, Mode::OnlineHttp | Mode::OnlineStream)
+    }) {
+        let p = &e.plan;
+        let instances = f64::from(p.replicas) * price * 730.0;
+        assert!(instances > 0.0);
+        assert!(
+            (p.cost_usd_per_month - instances).abs() < 1e-9 * instances,
+            "{}",
+            p.id
+        );
+        let per_million = instances / monthly_predictions * 1e6;
+        assert!((p.cost_usd_per_million - per_million).abs() < 1e-9 * per_million);
+        assert_eq!(p.cost_breakdown.len(), 1, "{:?}", p.cost_breakdown);
+        assert!(p.cost_breakdown[0].item.starts_with("serving instances"));
+        // the latency stays the compute floor, flagged as not simulated
+        assert!(p.latency_ms.p99 > 0.0 && !p.simulated);
+        let why = e.reason().unwrap_or_default();
+        assert!(why.contains("data may not leave the device"), "{why}");
+        assert!(why.ends_with("(not simulated)"), "{why}");
+        priced += 1;
+    }
+    assert!(priced >= 2, "{priced} pruned cloud plans");
+}
