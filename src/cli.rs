@@ -458,7 +458,7 @@ fn run_one(
         Some(p) => lines.insert(
             0,
             format!(
-                "{}: {} on {} ({} x{}), {} {}, p99 {}, ${:.0}/month",
+                "{}: {} on {} ({} x{}), {} {}, p99 {}, {}/month",
                 s.name,
                 p.mode,
                 p.placement,
@@ -467,7 +467,7 @@ fn run_one(
                 p.backend,
                 p.precision,
                 report::format::ms(p.latency_ms.p99),
-                p.cost_usd_per_month
+                report::format::usd(p.cost_usd_per_month)
             ),
         ),
         None => {
@@ -546,6 +546,15 @@ fn advance_bar<'a>(
         ) => {
             bar.inc(1);
             bar.set_message(format!("{label}{backend} {precision} batch {batch}"));
+        }
+        (Some(bar), p @ (MeasureProgress::Compiling { .. } | MeasureProgress::Compiled { .. })) => {
+            if let Some(text) = p.compile_text() {
+                bar.set_message(format!("{label}{text}"));
+            }
+            // A slow compile also gets a line, which a log without the bar keeps.
+            if let Some(line) = p.slow_compile() {
+                bar.suspend(|| eprintln!("  {label}{line}"));
+            }
         }
         _ => {}
     }

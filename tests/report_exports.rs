@@ -327,6 +327,75 @@ fn markdown_shows_no_p99_or_cost_for_plans_rejected_before_simulation() {
     assert!(!markdown(&sample_report()).contains("their p99 (≥)"));
 }
 
+/// The lines of the Markdown table that follows `heading`.
+fn table_after<'a>(md: &'a str, heading: &str) -> Vec<&'a str> {
+    let start = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading} in\n{md}"));
+    md[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect()
+}
+
+/// In an infeasible run the constraints are checked against the closest
+/// plan; when that plan was never simulated its latency is a lower bound and
+/// its cost is none, so those rows must not read as a pass.
+#[test]
+fn constraints_of_an_unsimulated_closest_plan_are_not_passes() {
+    let mut report = sample_report();
+    let closest = report.recommended.take().unwrap();
+    report.feasible = false;
+    report.alternatives.insert(
+        0,
+        Alternative {
+            plan: Plan {
+                simulated: false,
+                cost_usd_per_month: 0.0,
+                ..closest
+            },
+            rejected_because: Some("model needs 68 kB, c7i.large has 1 B".into()),
+        },
+    );
+    let md = markdown(&report);
+    let rows = table_after(&md, "## Constraints");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(&format!("| {name} ")))
+            .unwrap_or_else(|| panic!("no {name} row in {rows:?}"))
+            .to_string()
+    };
+    let latency = row("p99 latency");
+    assert!(latency.contains("≥ 28.3 ms (compute alone)"), "{latency}");
+    assert!(latency.contains("not simulated"), "{latency}");
+    assert!(!latency.contains("yes"), "{latency}");
+    let budget = row("budget");
+    assert!(
+        budget.contains("not simulated") && !budget.contains("yes"),
+        "{budget}"
+    );
+    assert!(!budget.contains("$142.56"), "{budget}");
+    // Figures that do not need the simulation still pass.
+    assert!(row("accuracy agreement").contains("yes"));
+    assert!(md.contains("rejected before the simulation: its latency is the compute time alone"));
+
+    // A lower bound above the SLO already proves a miss.
+    report.constraints[0].ok = false;
+    let md = markdown(&report);
+    let latency = table_after(&md, "## Constraints")[2].to_string();
+    assert!(latency.contains("| NO"), "{latency}");
+
+    // A simulated plan's rows are shown as checked.
+    let md = markdown(&sample_report());
+    let rows = table_after(&md, "## Constraints");
+    assert!(
+        rows[2].contains("| 28.3 ms") && rows[2].contains("| yes"),
+        "{rows:?}"
+    );
+    assert!(!md.contains("not simulated |"));
+}
+
 #[test]
 fn svgs_are_well_formed_and_labelled() {
     let report = sample_report();
@@ -379,6 +448,176 @@ fn svgs_are_well_formed_and_labelled() {
             "roofline.svg lacks {label:?}: {texts:?}"
         );
     }
+}
+
+/// A `<text>` element's content and its y position.
+fn texts_with_y(doc: &roxmltree::Document<'_>) -> Vec<(String, f64)> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| {
+            let y = n.attribute("y")?.parse().ok()?;
+            Some((n.text()?.trim().to_string(), y))
+        })
+        .collect()
+}
+
+fn y_of(texts: &[(String, f64)], wanted: &str) -> f64 {
+    texts
+        .iter()
+        .find(|(t, _)| t == wanted)
+        .unwrap_or_else(|| panic!("no text {wanted:?} in {texts:?}"))
+        .1
+}
+
+/// Polylines of more than two points: the curves and the front, not the
+/// legend's two-point swatches. Each as its stroke colour and width.
+fn curves(doc: &roxmltree::Document<'_>) -> Vec<(String, String)> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| {
+            n.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+                > 2
+        })
+        .map(|n| {
+            (
+                n.attribute("stroke").unwrap_or("").to_uppercase(),
+                n.attribute("stroke-width").unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The legend is below the plot (under the x axis title), not over the
+/// curves; the recommended plan is drawn last, thicker, in red, and a plan
+/// whose curve it covers says so; the SLO is a labelled line.
+#[test]
+fn latency_cdf_keeps_the_legend_off_the_curves_and_the_recommended_plan_on_top() {
+    let mut report = sample_report();
+    // The recommended plan first in the report, and a plan with its curve.
+    let recommended = report.recommended.clone().unwrap();
+    let mut twin = report.latency_cdfs[0].clone();
+    assert_eq!(twin.plan_id, recommended.id);
+    twin.plan_id = report.alternatives[0].plan.id.clone();
+    report.latency_cdfs[1] = twin.clone();
+    let svg = latency_cdf_svg(&report).unwrap();
+    let doc = parse_svg(&svg);
+    let texts = texts_with_y(&doc);
+    let axis_title = y_of(&texts, "latency (ms, simulated)");
+    let legend = y_of(&texts, &format!("{} (recommended)", recommended.id));
+    assert!(
+        legend > axis_title,
+        "legend at y {legend}, axis title at {axis_title}"
+    );
+    assert!(texts
+        .iter()
+        .any(|(t, _)| *t == format!("{} (under the recommended plan's curve)", twin.plan_id)));
+    let drawn = curves(&doc);
+    assert_eq!(drawn.len(), 3, "{drawn:?}");
+    assert_eq!(
+        drawn.last().unwrap(),
+        &("#D62728".to_string(), "3".to_string())
+    );
+    assert!(
+        drawn[..2].iter().all(|(colour, _)| colour != "#D62728"),
+        "{drawn:?}"
+    );
+    // The SLO of the sample (p99 <= 50 ms) is within the curves' range.
+    let slo = "SLO: p99 ≤ 50.0 ms";
+    let labels: Vec<&String> = texts.iter().map(|(t, _)| t).filter(|t| *t == slo).collect();
+    assert_eq!(
+        labels.len(),
+        2,
+        "a label on the line and a legend entry: {texts:?}"
+    );
+}
+
+/// Points far from 0 spread over the plot instead of sitting in a corner
+/// (no tick at 0), the Pareto front is joined by a step line and ringed, and
+/// an SLO on p99 is a labelled line on the latency axis.
+#[test]
+fn pareto_axes_follow_the_data_and_the_front_is_joined() {
+    let mut report = sample_report();
+    for plan in std::iter::once(report.recommended.as_mut().unwrap())
+        .chain(report.alternatives.iter_mut().map(|a| &mut a.plan))
+    {
+        plan.cost_usd_per_month += 2500.0;
+        plan.latency_ms.p99 = 100.0 + plan.latency_ms.p99 / 10.0;
+    }
+    report.slo = Some(workbench::report::LatencySlo {
+        percentile: 99.0,
+        latency_ms: 110.0,
+    });
+    let svg = pareto_svg(&report).unwrap();
+    let doc = parse_svg(&svg);
+    let texts = svg_texts(&doc);
+    assert!(
+        !texts.iter().any(|t| t == "0"),
+        "axis anchored at 0: {texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t == "front's cost/p99 trade-off"),
+        "{texts:?}"
+    );
+    let front = curves(&doc);
+    assert!(
+        front.iter().any(|(colour, _)| colour == "#FF7F0E"),
+        "no step line: {front:?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| *t == "SLO: p99 ≤ 110 ms").count(),
+        2
+    );
+    // The ring of each front member is still drawn.
+    let on_front = all_ids_on_front(&report);
+    let rings = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle") && n.attribute("r") == Some("9"))
+        .count();
+    assert_eq!(rings, on_front);
+}
+
+fn all_ids_on_front(report: &Report) -> usize {
+    report
+        .recommended
+        .iter()
+        .chain(report.alternatives.iter().map(|a| &a.plan))
+        .filter(|p| p.on_pareto_front && p.simulated)
+        .count()
+}
+
+/// With nothing simulated the pictures say so: no axes, no empty legend.
+#[test]
+fn empty_charts_say_there_is_nothing_to_plot() {
+    let mut report = sample_report();
+    report.latency_cdfs.clear();
+    let texts = svg_texts(&parse_svg(&latency_cdf_svg(&report).unwrap()));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("No requests were simulated")),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t == "latency (ms, simulated)"),
+        "{texts:?}"
+    );
+
+    for plan in std::iter::once(report.recommended.as_mut().unwrap())
+        .chain(report.alternatives.iter_mut().map(|a| &mut a.plan))
+    {
+        plan.simulated = false;
+    }
+    let texts = svg_texts(&parse_svg(&pareto_svg(&report).unwrap()));
+    assert!(
+        texts.iter().any(|t| t.starts_with("No plan was simulated")),
+        "{texts:?}"
+    );
+    assert!(!texts
+        .iter()
+        .any(|t| t == "feasible plan" || t == "cost (USD/month)"));
 }
 
 #[test]
@@ -516,6 +755,50 @@ fn writer_removes_its_temp_files_when_a_write_fails() {
     let err = write_report(&sample_report(), out.path(), &Formats::all()).unwrap_err();
     assert!(matches!(err, ReportError::Io { .. }), "{err}");
     assert_eq!(entries(&dir), vec![blocker]);
+}
+
+/// Every file of the directory, with its contents (directories as "<dir>").
+fn snapshot_dir(dir: &Path) -> Vec<(String, String)> {
+    entries(dir)
+        .into_iter()
+        .map(|name| {
+            let contents = fs::read_to_string(dir.join(&name)).unwrap_or_else(|_| "<dir>".into());
+            (name, contents)
+        })
+        .collect()
+}
+
+/// A destination that cannot be replaced (here plan.json is a directory)
+/// fails the run before any file is touched: the directory keeps the earlier
+/// run's report whole, never a mix of two runs, and no temp files.
+#[test]
+fn writer_replaces_the_report_set_as_a_whole_or_not_at_all() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("fraud-scoring");
+    let first = sample_report();
+    write_report(&first, out.path(), &Formats::all()).unwrap();
+    fs::remove_file(dir.join(PLAN_JSON)).unwrap();
+    fs::create_dir(dir.join(PLAN_JSON)).unwrap();
+    let before = snapshot_dir(&dir);
+
+    let mut second = sample_report();
+    second.description = "the second run".to_string();
+    second.recommended.as_mut().unwrap().cost_usd_per_month = 150.0;
+    let err = write_report(&second, out.path(), &Formats::all()).unwrap_err();
+    assert!(matches!(err, ReportError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("plan.json"), "{err}");
+    assert_eq!(snapshot_dir(&dir), before);
+
+    // The same for a file of a format not written this time, which the run
+    // would remove: csv only, with report.md in the way.
+    fs::remove_dir(dir.join(PLAN_JSON)).unwrap();
+    write_report(&first, out.path(), &Formats::all()).unwrap();
+    fs::remove_file(dir.join(REPORT_MD)).unwrap();
+    fs::create_dir(dir.join(REPORT_MD)).unwrap();
+    let before = snapshot_dir(&dir);
+    let csv_only = Formats::parse("csv").unwrap();
+    assert!(write_report(&second, out.path(), &csv_only).is_err());
+    assert_eq!(snapshot_dir(&dir), before);
 }
 
 #[test]

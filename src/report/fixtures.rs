@@ -118,6 +118,7 @@ fn kernel(
         fraction_of_peak: gflops / peak,
         source: FigureSource::Measured,
         target: "local (AMD EPYC 9R14)".to_string(),
+        reduced: false,
     }
 }
 
@@ -390,5 +391,9 @@ pub fn sample_report() -> Report {
         },
         baseline: None,
         projection: None,
+        slo: Some(LatencySlo {
+            percentile: 99.0,
+            latency_ms: 50.0,
+        }),
     }
 }

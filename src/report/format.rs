@@ -1,6 +1,17 @@
 //! Number formatting with units and aligned Markdown tables, shared by the
 //! Markdown exporter and (for consistency) by other front ends.
 
+/// `value` with `decimals` decimals, never "-0.00": a figure that rounds to
+/// zero is printed as zero whatever its sign (-0.0 comes out of sums of
+/// tiny negatives and of `0.0 * -1.0`).
+fn fixed(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(unsigned) if unsigned.bytes().all(|b| b == b'0' || b == b'.') => unsigned.to_string(),
+        _ => text,
+    }
+}
+
 /// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms";
 /// below 0.1 ms in the unit that keeps three figures ("28.8 µs", "3.10 µs", "412 ns"),
 /// so "0.03 ms" never stands next to "4.11 µs".
@@ -12,11 +23,11 @@ pub fn ms(value: f64) -> String {
     if abs > 0.0 && abs < 0.1 {
         duration_ns(value * 1e6)
     } else if abs < 10.0 {
-        format!("{value:.2} ms")
+        format!("{} ms", fixed(value, 2))
     } else if abs < 100.0 {
-        format!("{value:.1} ms")
+        format!("{} ms", fixed(value, 1))
     } else {
-        format!("{value:.0} ms")
+        format!("{} ms", fixed(value, 0))
     }
 }
 
@@ -25,11 +36,12 @@ pub fn duration_ns(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
-    if value < 0.0 {
+    if value < 0.0 && fixed(value, 0) != "0" {
         return format!("-{}", duration_ns(-value));
     }
+    let value = value.abs();
     if value < 1e3 {
-        format!("{value:.0} ns")
+        format!("{} ns", fixed(value, 0))
     } else if value < 1e6 {
         significant(value / 1e3, "µs")
     } else if value < 1e9 {
@@ -42,11 +54,11 @@ pub fn duration_ns(value: f64) -> String {
 /// Three significant figures for values in 1..1000, with a unit.
 fn significant(value: f64, unit: &str) -> String {
     if value < 10.0 {
-        format!("{value:.2} {unit}")
+        format!("{} {unit}", fixed(value, 2))
     } else if value < 100.0 {
-        format!("{value:.1} {unit}")
+        format!("{} {unit}", fixed(value, 1))
     } else {
-        format!("{value:.0} {unit}")
+        format!("{} {unit}", fixed(value, 0))
     }
 }
 
@@ -76,7 +88,11 @@ pub fn usd_small(value: f64) -> String {
         value.abs().log10().floor() as i32
     };
     let decimals = (3 - magnitude).clamp(2, 8) as usize;
-    format!("${value:.decimals$}")
+    let digits = fixed(value, decimals);
+    match digits.strip_prefix('-') {
+        Some(unsigned) => format!("-${unsigned}"),
+        None => format!("${digits}"),
+    }
 }
 
 fn thousands(whole: f64) -> String {
@@ -96,7 +112,7 @@ pub fn percent(fraction: f64, decimals: usize) -> String {
     if !fraction.is_finite() {
         return "n/a".to_string();
     }
-    format!("{:.decimals$}%", fraction * 100.0)
+    format!("{}%", fixed(fraction * 100.0, decimals))
 }
 
 /// Throughput: "400 req/s", "12.5 req/s".
@@ -107,7 +123,7 @@ pub fn rps(value: f64) -> String {
     if value >= 100.0 {
         format!("{} req/s", thousands(value.round()))
     } else if value >= 1.0 || value <= 0.0 {
-        format!("{value:.1} req/s")
+        format!("{} req/s", fixed(value, 1))
     } else {
         // Two significant figures: 0.05 req/s is not "0.1 req/s".
         let decimals = (1 - value.log10().floor() as i32).clamp(1, 12) as usize;
@@ -133,7 +149,7 @@ pub fn age_s(seconds: f64) -> String {
         return "n/a".to_string();
     }
     if seconds < 120.0 {
-        format!("{seconds:.0} s")
+        format!("{} s", fixed(seconds, 0))
     } else if seconds < 7200.0 {
         format!("{:.1} min", seconds / 60.0)
     } else if seconds < 172_800.0 {
@@ -230,6 +246,26 @@ mod tests {
         assert_eq!(usd_small(0.137_5), "$0.1375");
         assert_eq!(usd_small(0.000_123_4), "$0.0001234");
         assert_eq!(usd_small(12.5), "$12.50");
+    }
+
+    /// A figure that rounds to zero prints as zero, never "-0": sums of tiny
+    /// negative cost lines and `0.0 * -1.0` give -0.0.
+    #[test]
+    fn negative_zero_prints_as_zero() {
+        assert_eq!(usd(-0.0), "$0.00");
+        assert_eq!(usd(-0.001), "$0.00");
+        assert_eq!(usd(0.39), "$0.39");
+        assert_eq!(usd_small(-0.0), "$0.000");
+        assert_eq!(usd_small(-0.5), "-$0.5000");
+        assert_eq!(ms(-0.0), "0.00 ms");
+        assert_eq!(ms(-0.001), "-1.00 µs");
+        assert_eq!(duration_ns(-0.2), "0 ns");
+        assert_eq!(percent(-0.0, 2), "0.00%");
+        assert_eq!(percent(-0.000_01, 1), "0.0%");
+        assert_eq!(rps(-0.0), "0.0 req/s");
+        assert_eq!(age_s(-0.1), "0 s");
+        assert_eq!(fixed(-0.004, 2), "0.00");
+        assert_eq!(fixed(-0.006, 2), "-0.01");
     }
 
     #[test]

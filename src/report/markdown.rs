@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
-use super::model::{FigureSource, Plan, Report, ServingMode};
+use super::model::{ConstraintCheck, FigureSource, Plan, Report, ServingMode};
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
 
 fn yes_no(value: bool) -> &'static str {
@@ -110,7 +110,7 @@ fn section_summary(out: &mut String, report: &Report) {
             let _ = writeln!(out, "- Recommended: {}.", headline(plan));
             let _ = writeln!(
                 out,
-                "- p99 latency {} ({}), {} per month ({} per million predictions), {} agreement with the f32 model.",
+                "- p99 latency {} ({}), {} per month ({} per million predictions), {} agreement with the reference model at f32.",
                 format::ms(plan.latency_ms.p99),
                 latency_label(plan),
                 format::usd(plan.cost_usd_per_month),
@@ -269,21 +269,53 @@ fn section_list(out: &mut String, title: &str, items: &[String]) {
     out.push('\n');
 }
 
+/// The plan the constraints were checked against: the recommendation, or
+/// in an infeasible run the closest plan (the first alternative).
+fn checked_plan(report: &Report) -> Option<&Plan> {
+    report
+        .recommended
+        .as_ref()
+        .or_else(|| report.alternatives.first().map(|a| &a.plan))
+}
+
+/// A constraint's "achieved" and "met" cells. The latency, cost and failure
+/// figures of a plan rejected before simulation are not results: its latency
+/// is the compute time alone (a lower bound, so it can only prove a miss) and
+/// it has no cost or failure rate, so those rows say "not simulated" rather
+/// than pass.
+fn constraint_cells(check: &ConstraintCheck, simulated: bool) -> (String, String) {
+    let name = check.name.as_str();
+    if simulated {
+        return (check.achieved.clone(), yes_no(check.ok).to_string());
+    }
+    if name.ends_with("latency") {
+        let has_figure = check.achieved.starts_with(|c: char| c.is_ascii_digit());
+        let achieved = if has_figure {
+            format!("≥ {} (compute alone)", check.achieved)
+        } else {
+            "-".to_string()
+        };
+        let met = if check.ok { "not simulated" } else { "NO" };
+        (achieved, met.to_string())
+    } else if name.contains("budget") || name == "works offline" {
+        ("-".to_string(), "not simulated".to_string())
+    } else {
+        (check.achieved.clone(), yes_no(check.ok).to_string())
+    }
+}
+
 fn section_constraints(out: &mut String, report: &Report) {
     if report.constraints.is_empty() {
         return;
     }
     out.push_str("## Constraints\n\n");
+    let simulated = checked_plan(report).is_none_or(|plan| plan.simulated);
     let rows: Vec<Vec<String>> = report
         .constraints
         .iter()
         .map(|c| {
-            vec![
-                c.name.clone(),
-                c.required.clone(),
-                c.achieved.clone(),
-                yes_no(c.ok).to_string(),
-            ]
+            let (achieved, met) = constraint_cells(c, simulated);
+            vec![c.name.clone(), c.required.clone(), achieved, met]
         })
         .collect();
     out.push_str(&table(
@@ -296,6 +328,13 @@ fn section_constraints(out: &mut String, report: &Report) {
         &rows,
     ));
     out.push('\n');
+    if !simulated {
+        out.push_str(
+            "The constraints are checked against the closest plan, which was rejected \
+             before the simulation: its latency is the compute time alone and it has \
+             no cost.\n\n",
+        );
+    }
 }
 
 fn section_sensitivity(out: &mut String, report: &Report) {
@@ -416,6 +455,9 @@ fn section_latency(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
+/// Marks a kernel figure taken with fewer samples than usual.
+pub const REDUCED_MARK: &str = "†";
+
 fn section_kernels(out: &mut String, report: &Report) {
     out.push_str("## Kernel measurements\n\n");
     if report.kernels.is_empty() {
@@ -431,7 +473,11 @@ fn section_kernels(out: &mut String, report: &Report) {
                 k.backend.to_string(),
                 k.precision.to_string(),
                 k.batch.to_string(),
-                format::duration_ns(k.median_ns),
+                if k.reduced {
+                    format!("{} {REDUCED_MARK}", format::duration_ns(k.median_ns))
+                } else {
+                    format::duration_ns(k.median_ns)
+                },
                 format::duration_ns(k.p90_ns),
                 format::duration_ns(k.p99_ns),
                 format::gflops(k.gflops),
@@ -464,6 +510,11 @@ fn section_kernels(out: &mut String, report: &Report) {
         &rows,
     ));
     out.push('\n');
+    if report.kernels.iter().any(|k| k.reduced) {
+        out.push_str(&format!(
+            "{REDUCED_MARK} Measured with fewer samples than usual (one call is slow for the measurement budget), or projected from such a measurement: treat with care.\n\n"
+        ));
+    }
     if report.kernels.iter().any(|k| k.fraction_of_peak > 1.0) {
         out.push_str(
             "Achieved rates count every multiply-add of the model, so a rate above \

@@ -199,6 +199,10 @@ pub struct KernelMeasurement {
     pub source: FigureSource,
     /// Machine the figure is for: this machine's name when measured, the target when projected.
     pub target: String,
+    /// Measured with fewer samples than usual (one call is slow for the
+    /// measurement budget), or projected from such a measurement: low confidence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reduced: bool,
 }
 
 /// A memory or cache bandwidth roof.
@@ -348,4 +352,15 @@ pub struct Report {
     /// is no recommendation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection: Option<ProjectionBreakdown>,
+    /// The latency objective the plans were judged against (the what-if's,
+    /// when one was applied); `None` in reports written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<LatencySlo>,
+}
+
+/// A latency objective: `percentile` (e.g. 99.9) of requests at or below `latency_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencySlo {
+    pub percentile: f64,
+    pub latency_ms: f64,
 }

@@ -2,11 +2,16 @@
 //! scatter, latency CDF of the top plans, roofline with the measured kernels.
 //! Text is emitted as SVG `<text>` (no font files are read).
 
-use plotters::coord::ranged1d::AsRangedCoord;
+use std::ops::Range;
+
+use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::error::ReportError;
+use super::format;
 use super::model::{FigureSource, Plan, Report};
 
 const SIZE: (u32, u32) = (900, 560);
@@ -35,30 +40,6 @@ fn svg_error<E: std::fmt::Display>(plot: &'static str) -> impl Fn(E) -> ReportEr
     }
 }
 
-/// A padded, non-degenerate linear range covering `values` (and `floor` if given).
-fn linear_range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> std::ops::Range<f64> {
-    let (mut lo, mut hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if let Some(f) = floor {
-        lo = lo.min(f);
-    }
-    if !lo.is_finite() || !hi.is_finite() {
-        return 0.0..1.0;
-    }
-    if hi - lo < 1e-12 {
-        hi = lo + lo.abs().max(1.0);
-    }
-    let pad = (hi - lo) * 0.08;
-    let lo = match floor {
-        Some(f) if lo - pad < f => f,
-        _ => lo - pad,
-    };
-    lo..hi + pad
-}
-
 /// A range in log space covering the positive `values`, widened by `factor` each side.
 fn log_range(values: impl Iterator<Item = f64>, factor: f64) -> std::ops::Range<f64> {
     let (lo, hi) = values
@@ -72,13 +53,160 @@ fn log_range(values: impl Iterator<Item = f64>, factor: f64) -> std::ops::Range<
     lo / factor..hi * factor
 }
 
-fn with_svg<F>(plot: &'static str, draw: F) -> Result<String, ReportError>
+/// Data that spans more than this ratio (largest over smallest) is drawn on
+/// a log axis: on a linear one the small values would be squeezed together.
+const LOG_SPAN: f64 = 20.0;
+
+/// The range and scale of one axis, chosen from the data it shows.
+#[derive(Debug, Clone, PartialEq)]
+enum Axis {
+    Linear(Range<f64>),
+    Log(Range<f64>),
+}
+
+impl Axis {
+    fn range(&self) -> &Range<f64> {
+        match self {
+            Axis::Linear(r) | Axis::Log(r) => r,
+        }
+    }
+
+    fn contains(&self, value: f64) -> bool {
+        self.range().contains(&value)
+    }
+}
+
+/// The axis for `values` with a margin each side, not anchored at 0: points
+/// all far from 0 spread over the plot instead of sitting in a corner. Log
+/// scale when the values span more than [`LOG_SPAN`]. `extra` (a reference
+/// line such as the SLO) is taken in when it is near the data (within the
+/// data's own span, or a decade on a log axis), so a far-off line does not
+/// squeeze the data; the caller says it is off the chart instead.
+fn data_axis(values: impl Iterator<Item = f64>, extra: Option<f64>) -> Axis {
+    axis_over(values, extra, true)
+}
+
+/// [`data_axis`], linear whatever the span unless `allow_log`.
+fn axis_over(values: impl Iterator<Item = f64>, extra: Option<f64>, allow_log: bool) -> Axis {
+    let (mut lo, mut hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return Axis::Linear(0.0..1.0);
+    }
+    let log = allow_log && lo > 0.0 && hi / lo >= LOG_SPAN;
+    if let Some(extra) = extra.filter(|v| v.is_finite()) {
+        let reach = if log {
+            lo / 10.0..=hi * 10.0
+        } else {
+            let span = (hi - lo).max(hi.abs() * 0.25);
+            lo - span..=hi + span
+        };
+        if reach.contains(&extra) {
+            lo = lo.min(extra);
+            hi = hi.max(extra);
+        }
+    }
+    if log {
+        let factor = (hi / lo).powf(0.07).max(1.15);
+        return Axis::Log(lo / factor..hi * factor);
+    }
+    let span = hi - lo;
+    let pad = if span > 1e-9 * hi.abs().max(lo.abs()) {
+        span * 0.08
+    } else if lo == 0.0 {
+        0.5
+    } else {
+        lo.abs() * 0.1
+    };
+    let start = if lo >= 0.0 && lo - pad < 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
+    Axis::Linear(start..hi + pad)
+}
+
+/// Labelled ticks of a log axis: 1, 2 and 5 of each decade in `range` (every
+/// digit when that gives fewer than three), and a light grid line at every
+/// digit. Plotters' own ticks label only powers of ten, which leaves an axis
+/// spanning 20..400 with two labels at its right end.
+fn log_ticks(range: &Range<f64>) -> (Vec<f64>, Vec<f64>) {
+    let ticks_with = |digits: &[f64]| -> Vec<f64> {
+        let first = range.start.log10().floor() as i32;
+        let last = range.end.log10().ceil() as i32;
+        (first..=last)
+            .flat_map(|k| digits.iter().map(move |d| d * 10f64.powi(k)))
+            .filter(|v| range.contains(v))
+            .collect()
+    };
+    let every_digit = ticks_with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    let bold = ticks_with(&[1.0, 2.0, 5.0]);
+    if bold.len() >= 3 {
+        (bold, every_digit)
+    } else {
+        (every_digit.clone(), every_digit)
+    }
+}
+
+/// A log axis over `range` with [`log_ticks`].
+fn log_coord(range: Range<f64>) -> WithKeyPoints<LogCoord<f64>> {
+    let (bold, light) = log_ticks(&range);
+    range
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
+}
+
+/// A latency objective: `percentile` (e.g. 99.9) of requests at or below `latency_ms`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slo {
+    percentile: f64,
+    latency_ms: f64,
+}
+
+impl Slo {
+    fn label(&self) -> String {
+        format!(
+            "SLO: p{} ≤ {}",
+            trim_number(self.percentile),
+            format::ms(self.latency_ms)
+        )
+    }
+
+    /// Whether the objective is on p99, the latency of the cost vs p99 chart.
+    fn is_p99(&self) -> bool {
+        (self.percentile - 99.0).abs() < 1e-9
+    }
+}
+
+fn trim_number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The report's latency objective, if it has one worth a line (not zero).
+fn slo(report: &Report) -> Option<Slo> {
+    let slo = report.slo?;
+    let valid = slo.percentile > 0.0
+        && slo.percentile < 100.0
+        && slo.latency_ms.is_finite()
+        && slo.latency_ms > 0.0;
+    valid.then_some(Slo {
+        percentile: slo.percentile,
+        latency_ms: slo.latency_ms,
+    })
+}
+
+fn with_svg<F>(plot: &'static str, size: (u32, u32), draw: F) -> Result<String, ReportError>
 where
     F: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), ReportError>,
 {
     let mut text = String::new();
     {
-        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
         root.fill(&WHITE).map_err(svg_error(plot))?;
         draw(&root)?;
         root.present().map_err(svg_error(plot))?;
@@ -93,6 +221,9 @@ type SvgChart<'a, 'b, X, Y> = ChartContext<
     Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
 >;
 
+const CHART_MARGIN: i32 = 18;
+const Y_LABEL_AREA: i32 = 78;
+
 fn chart<'a, 'b, X, Y>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     plot: &'static str,
@@ -106,10 +237,33 @@ where
 {
     ChartBuilder::on(root)
         .caption(caption, (FONT, 22))
-        .margin(18)
+        .margin(CHART_MARGIN)
         .x_label_area_size(48)
-        .y_label_area_size(78)
+        .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d(x, y)
+        .map_err(svg_error(plot))
+}
+
+/// The mesh, axis descriptions and tick labels of a chart.
+fn draw_mesh<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    plot: &'static str,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<(), ReportError>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .draw()
         .map_err(svg_error(plot))
 }
 
@@ -131,6 +285,196 @@ where
         .draw()
         .map_err(svg_error(plot))
 }
+
+/// How a legend entry is drawn.
+#[derive(Debug, Clone, Copy)]
+enum Swatch {
+    Line { color: RGBColor, width: u32 },
+    Dashed(RGBColor),
+    Dot(RGBColor),
+    Ring(RGBColor),
+    Cross(RGBColor),
+    Triangle(RGBColor),
+}
+
+struct LegendEntry {
+    swatch: Swatch,
+    label: String,
+}
+
+const LEGEND_ROW_PX: i32 = 20;
+const LEGEND_PAD_PX: i32 = 8;
+const LEGEND_FONT_PX: i32 = 14;
+/// Width of one character at the legend's font size, estimated (no font is
+/// read): wide enough that entries laid out side by side do not overlap.
+const LEGEND_CHAR_PX: f64 = 7.4;
+const LEGEND_SWATCH_PX: i32 = 30;
+const LEGEND_GAP_PX: i32 = 26;
+
+/// The legend's entries laid out left to right, wrapping at `width`: the
+/// row of each entry and its x offset.
+fn legend_layout(labels: &[&str], width: i32) -> Vec<(i32, i32)> {
+    let mut placed = Vec::with_capacity(labels.len());
+    let (mut row, mut x) = (0, 0);
+    for label in labels {
+        let w = LEGEND_SWATCH_PX + (label.chars().count() as f64 * LEGEND_CHAR_PX).ceil() as i32;
+        if x > 0 && x + w > width {
+            row += 1;
+            x = 0;
+        }
+        placed.push((row, x));
+        x += w + LEGEND_GAP_PX;
+    }
+    placed
+}
+
+fn legend_rows(layout: &[(i32, i32)]) -> i32 {
+    layout.last().map_or(0, |(row, _)| row + 1)
+}
+
+/// Height of the band below the plot that holds the legend, so the legend
+/// never covers data.
+fn legend_band_px(entries: &[LegendEntry], width: u32) -> u32 {
+    let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+    let rows = legend_rows(&legend_layout(&labels, legend_width(width)));
+    if rows == 0 {
+        0
+    } else {
+        (rows * LEGEND_ROW_PX + 2 * LEGEND_PAD_PX) as u32
+    }
+}
+
+fn legend_left() -> i32 {
+    CHART_MARGIN + Y_LABEL_AREA
+}
+
+fn legend_width(width: u32) -> i32 {
+    width as i32 - legend_left() - CHART_MARGIN
+}
+
+fn draw_legend_band(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    plot: &'static str,
+    entries: &[LegendEntry],
+) -> Result<(), ReportError> {
+    let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+    let layout = legend_layout(&labels, legend_width(area.dim_in_pixel().0));
+    let font = (FONT, LEGEND_FONT_PX)
+        .into_font()
+        .into_text_style(area)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (entry, (row, offset)) in entries.iter().zip(layout) {
+        let x = legend_left() + offset;
+        let y = LEGEND_PAD_PX + row * LEGEND_ROW_PX + LEGEND_ROW_PX / 2;
+        let centre = (x + 11, y);
+        let result = match entry.swatch {
+            Swatch::Line { color, width } => area.draw(&PathElement::new(
+                vec![(x, y), (x + 22, y)],
+                color.stroke_width(width),
+            )),
+            Swatch::Dashed(color) => [(x, x + 6), (x + 9, x + 15), (x + 18, x + 22)]
+                .into_iter()
+                .try_for_each(|(a, b)| {
+                    area.draw(&PathElement::new(
+                        vec![(a, y), (b, y)],
+                        color.stroke_width(2),
+                    ))
+                }),
+            Swatch::Dot(color) => area.draw(&Circle::new(centre, 4, color.filled())),
+            Swatch::Ring(color) => area.draw(&Circle::new(centre, 6, color.stroke_width(2))),
+            Swatch::Cross(color) => area.draw(&Cross::new(centre, 4, color.stroke_width(2))),
+            Swatch::Triangle(color) => area.draw(&TriangleMarker::new(centre, 6, color.filled())),
+        };
+        result.map_err(svg_error(plot))?;
+        area.draw(&Text::new(
+            entry.label.clone(),
+            (x + LEGEND_SWATCH_PX, y),
+            font.clone(),
+        ))
+        .map_err(svg_error(plot))?;
+    }
+    Ok(())
+}
+
+/// A picture with nothing to plot says so, instead of empty axes and legend.
+fn empty_chart(plot: &'static str, caption: &str, message: &str) -> Result<String, ReportError> {
+    with_svg(plot, SIZE, |root| {
+        let (w, h) = root.dim_in_pixel();
+        let centred = |size: i32| {
+            (FONT, size)
+                .into_font()
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Center, VPos::Center))
+        };
+        root.draw(&Text::new(
+            caption.to_string(),
+            (w as i32 / 2, 30),
+            centred(22),
+        ))
+        .map_err(svg_error(plot))?;
+        root.draw(&Rectangle::new(
+            [
+                (CHART_MARGIN + Y_LABEL_AREA, 60),
+                (w as i32 - CHART_MARGIN, h as i32 - 60),
+            ],
+            RGBColor(200, 200, 200).stroke_width(1),
+        ))
+        .map_err(svg_error(plot))?;
+        root.draw(&Text::new(
+            message.to_string(),
+            ((w as i32 + CHART_MARGIN + Y_LABEL_AREA) / 2, h as i32 / 2),
+            centred(18),
+        ))
+        .map_err(svg_error(plot))
+    })
+}
+
+/// A vertical reference line at `x` over the whole plot, dashed, with its
+/// label at the top beside it (on the left of the line near the right edge).
+fn draw_vertical_marker<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    root: &DrawingArea<SVGBackend<'b>, Shift>,
+    plot: &'static str,
+    x: f64,
+    y_range: &Range<f64>,
+    label: &str,
+) -> Result<(), ReportError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = SLO_COLOR.stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(x, y_range.start), (x, y_range.end)],
+            8,
+            5,
+            style,
+        ))
+        .map_err(svg_error(plot))?;
+    let (px, _) = chart.backend_coord(&(x, y_range.end));
+    let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
+    let near_right = px + 12 + (label.chars().count() as f64 * 7.2) as i32 > x_pixels.end;
+    let (text_x, anchor) = if near_right {
+        (px - 6, HPos::Right)
+    } else {
+        (px + 6, HPos::Left)
+    };
+    let font = (FONT, 13)
+        .into_font()
+        .color(&SLO_COLOR)
+        .pos(Pos::new(anchor, VPos::Top));
+    root.draw(&Text::new(
+        label.to_string(),
+        (text_x, y_pixels.start + 6),
+        font,
+    ))
+    .map_err(svg_error(plot))
+}
+
+const SLO_COLOR: RGBColor = RGBColor(90, 90, 90);
+const FRONT_COLOR: RGBColor = RGBColor(255, 127, 14);
+const RECOMMENDED_COLOR: RGBColor = RGBColor(214, 39, 40);
 
 fn all_plans(report: &Report) -> Vec<(&Plan, bool)> {
     let mut plans: Vec<(&Plan, bool)> = Vec::new();
@@ -156,183 +500,432 @@ fn finite_point(plan: &Plan) -> Option<(f64, f64)> {
     (point.0.is_finite() && point.1.is_finite()).then_some(point)
 }
 
-/// Cost per month against p99 latency of every plan; feasible and rejected
-/// plans in different markers, the Pareto front joined and highlighted, the
-/// recommended plan marked.
+/// The step line through the points no other point beats on both p99 (x)
+/// and cost (y): from each, across to the next one's latency, then down to
+/// its cost, the way a trade-off front is read.
+fn front_steps(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<(f64, f64)> = points.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut kept: Vec<(f64, f64)> = Vec::new();
+    for p in sorted {
+        if kept.last().is_none_or(|last| p.1 < last.1) {
+            kept.push(p);
+        }
+    }
+    let mut steps = Vec::with_capacity(kept.len() * 2);
+    for (i, p) in kept.iter().enumerate() {
+        if i > 0 {
+            steps.push((p.0, kept[i - 1].1));
+        }
+        steps.push(*p);
+    }
+    steps
+}
+
+/// Whether two CDFs would be drawn on top of each other: the same
+/// fractions at latencies within 1% of each other.
+fn curves_overlap(a: &[(f64, f64)], b: &[(f64, f64)]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(p, q)| {
+            (p.1 - q.1).abs() < 1e-9 && (p.0 - q.0).abs() <= 0.01 * p.0.abs().max(q.0.abs())
+        })
+}
+
+/// What the cost vs p99 chart draws, with its axes chosen.
+struct ParetoPicture<'r> {
+    caption: String,
+    plans: Vec<(&'r Plan, bool)>,
+    recommended: Option<(f64, f64)>,
+    /// The SLO when it is on p99 and within the latency axis.
+    slo: Option<Slo>,
+    entries: Vec<LegendEntry>,
+}
+
+/// Cost per month against p99 latency of every simulated plan: feasible and
+/// rejected plans in different markers, the plans on the Pareto front ringed
+/// and their cost/p99 trade-off joined by a step line, the recommended plan
+/// marked, and the SLO as a dashed line when it is on p99. The legend sits
+/// below the plot.
 pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
     const PLOT: &str = "pareto.svg";
     let plans = all_plans(report);
-    let x = linear_range(
-        plans
-            .iter()
-            .filter_map(|(p, _)| finite_point(p))
-            .map(|p| p.0),
-        Some(0.0),
-    );
-    let y = linear_range(
-        plans
-            .iter()
-            .filter_map(|(p, _)| finite_point(p))
-            .map(|p| p.1),
-        Some(0.0),
-    );
-    // Head room above the dearest plan for the legend (upper right).
-    let y = y.start..y.start + (y.end - y.start) * 1.4;
-    with_svg(PLOT, |root| {
-        let unsimulated = plans.iter().filter(|(p, _)| !p.simulated).count();
-        let caption = if unsimulated == 0 {
-            "Cost vs p99 latency of every plan".to_string()
-        } else {
-            let plans = if unsimulated == 1 { "plan" } else { "plans" };
-            format!(
-                "Cost vs p99 latency ({unsimulated} {plans} rejected before simulation not drawn)"
-            )
-        };
-        let mut chart = chart(root, PLOT, &caption, x, y)?;
-        chart
-            .configure_mesh()
-            .x_desc("p99 latency (ms, simulated)")
-            .y_desc("cost (USD/month)")
-            .x_label_formatter(&linear_ticks_formatter)
-            .y_label_formatter(&linear_ticks_formatter)
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(svg_error(PLOT))?;
+    let points: Vec<(f64, f64)> = plans.iter().filter_map(|(p, _)| finite_point(p)).collect();
+    let unsimulated = plans.iter().filter(|(p, _)| !p.simulated).count();
+    let caption = if unsimulated == 0 {
+        "Cost vs p99 latency of every plan".to_string()
+    } else {
+        let noun = if unsimulated == 1 { "plan" } else { "plans" };
+        format!("Cost vs p99 latency ({unsimulated} {noun} rejected before simulation not drawn)")
+    };
+    if points.is_empty() {
+        return empty_chart(
+            PLOT,
+            &caption,
+            "No plan was simulated: there is no cost or p99 latency to plot.",
+        );
+    }
+    let p99_slo = slo(report).filter(Slo::is_p99);
+    let x = data_axis(points.iter().map(|p| p.0), p99_slo.map(|s| s.latency_ms));
+    let y = data_axis(points.iter().map(|p| p.1), None);
+    let slo_on_axis = p99_slo.filter(|s| x.contains(s.latency_ms));
 
-        // The front is over three objectives (cost, p99, accuracy loss), so its
-        // members are ringed rather than joined: a 2-D line would zig-zag.
-        let front: Vec<(f64, f64)> = plans
+    let on_front = plans
+        .iter()
+        .any(|(p, _)| p.on_pareto_front && finite_point(p).is_some());
+    let mut entries = Vec::new();
+    if on_front {
+        entries.push(LegendEntry {
+            swatch: Swatch::Ring(FRONT_COLOR),
+            label: "on Pareto front (cost, p99, accuracy loss)".to_string(),
+        });
+        entries.push(LegendEntry {
+            swatch: Swatch::Line {
+                color: FRONT_COLOR,
+                width: 2,
+            },
+            label: "front's cost/p99 trade-off".to_string(),
+        });
+    }
+    if plans.iter().any(|(p, ok)| *ok && finite_point(p).is_some()) {
+        entries.push(LegendEntry {
+            swatch: Swatch::Dot(FEASIBLE_COLOR),
+            label: "feasible plan".to_string(),
+        });
+    }
+    if plans
+        .iter()
+        .any(|(p, ok)| !*ok && finite_point(p).is_some())
+    {
+        entries.push(LegendEntry {
+            swatch: Swatch::Cross(REJECTED_COLOR),
+            label: "rejected plan".to_string(),
+        });
+    }
+    let recommended = report.recommended.as_ref().and_then(finite_point);
+    if recommended.is_some() {
+        entries.push(LegendEntry {
+            swatch: Swatch::Triangle(RECOMMENDED_COLOR),
+            label: "recommended".to_string(),
+        });
+    }
+    if let Some(slo) = p99_slo {
+        let label = if slo_on_axis.is_some() {
+            slo.label()
+        } else {
+            format!("{} (off the chart)", slo.label())
+        };
+        entries.push(LegendEntry {
+            swatch: Swatch::Dashed(SLO_COLOR),
+            label,
+        });
+    }
+    let picture = ParetoPicture {
+        caption,
+        plans,
+        recommended,
+        slo: slo_on_axis,
+        entries,
+    };
+    match (x, y) {
+        (Axis::Linear(x), Axis::Linear(y)) => draw_pareto(&picture, x, y),
+        (Axis::Linear(x), Axis::Log(y)) => draw_pareto(&picture, x, log_coord(y)),
+        (Axis::Log(x), Axis::Linear(y)) => draw_pareto(&picture, log_coord(x), y),
+        (Axis::Log(x), Axis::Log(y)) => draw_pareto(&picture, log_coord(x), log_coord(y)),
+    }
+}
+
+const FEASIBLE_COLOR: RGBColor = RGBColor(31, 119, 180);
+const REJECTED_COLOR: RGBColor = RGBColor(150, 150, 150);
+
+fn draw_pareto<X, Y>(picture: &ParetoPicture<'_>, x: X, y: Y) -> Result<String, ReportError>
+where
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    const PLOT: &str = "pareto.svg";
+    let band = legend_band_px(&picture.entries, SIZE.0);
+    with_svg(PLOT, (SIZE.0, SIZE.1 + band), |root| {
+        let (upper, lower) = root.split_vertically(SIZE.1);
+        let mut chart = chart(&upper, PLOT, &picture.caption, x, y)?;
+        draw_mesh(
+            &mut chart,
+            PLOT,
+            "p99 latency (ms, simulated)",
+            "cost (USD/month)",
+        )?;
+        if let Some(slo) = picture.slo {
+            let y_range = chart.y_range();
+            draw_vertical_marker(
+                &mut chart,
+                &upper,
+                PLOT,
+                slo.latency_ms,
+                &y_range,
+                &slo.label(),
+            )?;
+        }
+        let front: Vec<(f64, f64)> = picture
+            .plans
             .iter()
             .filter(|(p, _)| p.on_pareto_front)
             .filter_map(|(p, _)| finite_point(p))
             .collect();
-        let front_style = ShapeStyle::from(&RGBColor(255, 127, 14)).stroke_width(2);
         chart
-            .draw_series(front.iter().map(|p| Circle::new(*p, 9, front_style)))
-            .map_err(svg_error(PLOT))?
-            .label("on Pareto front (cost, p99, accuracy loss)")
-            .legend(move |(x, y)| Circle::new((x + 10, y), 6, front_style));
-
-        let feasible_color = RGBColor(31, 119, 180);
-        let rejected_color = RGBColor(150, 150, 150);
-        let feasible: Vec<(f64, f64)> = plans
-            .iter()
-            .filter(|(_, ok)| *ok)
-            .filter_map(|(p, _)| finite_point(p))
-            .collect();
-        let rejected: Vec<(f64, f64)> = plans
-            .iter()
-            .filter(|(_, ok)| !*ok)
-            .filter_map(|(p, _)| finite_point(p))
-            .collect();
+            .draw_series(LineSeries::new(
+                front_steps(&front),
+                FRONT_COLOR.stroke_width(2),
+            ))
+            .map_err(svg_error(PLOT))?;
+        let ring = FRONT_COLOR.stroke_width(2);
         chart
-            .draw_series(
-                feasible
-                    .iter()
-                    .map(|p| Circle::new(*p, 4, feasible_color.filled())),
-            )
-            .map_err(svg_error(PLOT))?
-            .label("feasible plan")
-            .legend(move |(x, y)| Circle::new((x + 10, y), 4, feasible_color.filled()));
+            .draw_series(front.iter().map(|p| Circle::new(*p, 9, ring)))
+            .map_err(svg_error(PLOT))?;
+        let points = |feasible: bool| -> Vec<(f64, f64)> {
+            picture
+                .plans
+                .iter()
+                .filter(|(_, ok)| *ok == feasible)
+                .filter_map(|(p, _)| finite_point(p))
+                .collect()
+        };
         chart
             .draw_series(
-                rejected
-                    .iter()
-                    .map(|p| Cross::new(*p, 4, rejected_color.stroke_width(2))),
+                points(true)
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, FEASIBLE_COLOR.filled())),
             )
-            .map_err(svg_error(PLOT))?
-            .label("rejected plan")
-            .legend(move |(x, y)| Cross::new((x + 10, y), 4, rejected_color.stroke_width(2)));
-        if let Some(point) = report.recommended.as_ref().and_then(finite_point) {
-            let color = RGBColor(214, 39, 40);
+            .map_err(svg_error(PLOT))?;
+        chart
+            .draw_series(
+                points(false)
+                    .into_iter()
+                    .map(|p| Cross::new(p, 4, REJECTED_COLOR.stroke_width(2))),
+            )
+            .map_err(svg_error(PLOT))?;
+        if let Some(point) = picture.recommended {
             chart
                 .draw_series(std::iter::once(TriangleMarker::new(
                     point,
                     9,
-                    color.filled(),
+                    RECOMMENDED_COLOR.filled(),
                 )))
-                .map_err(svg_error(PLOT))?
-                .label("recommended")
-                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.filled()));
+                .map_err(svg_error(PLOT))?;
         }
-        draw_legend(&mut chart, PLOT, SeriesLabelPosition::UpperRight)
+        draw_legend_band(&lower, PLOT, &picture.entries)
     })
 }
 
-/// Simulated end-to-end latency CDF of the top plans (those with a CDF in the report).
+/// One plan's curve on the latency chart.
+struct CdfCurve {
+    points: Vec<(f64, f64)>,
+    color: RGBColor,
+    width: u32,
+}
+
+/// Simulated end-to-end latency CDF of the top plans (those with a CDF in the
+/// report). The recommended plan is drawn last, thicker and in red, so a plan
+/// with the same curve cannot hide it (the covered plan's legend entry says
+/// it is under it); the SLO is a dashed line at its latency and a dotted one
+/// at its percentile. The legend sits below the plot; the axis follows the
+/// data (see [`cdf_axis`]); with no simulated request the picture says so.
 pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
     const PLOT: &str = "latency-cdf.svg";
-    let x = linear_range(
-        report
-            .latency_cdfs
+    const CAPTION: &str = "Simulated end-to-end latency of the top plans";
+    let finite = |cdf: &super::model::LatencyCdf| -> Vec<(f64, f64)> {
+        cdf.points
             .iter()
-            .flat_map(|c| c.points.iter().map(|p| p.latency_ms)),
-        Some(0.0),
-    );
-    with_svg(PLOT, |root| {
-        let mut chart = chart(
-            root,
-            PLOT,
-            "Simulated end-to-end latency of the top plans",
-            x,
-            0.0..1.0,
-        )?;
-        chart
-            .configure_mesh()
-            .x_desc("latency (ms, simulated)")
-            .y_desc("fraction of requests at or below")
-            .x_label_formatter(&linear_ticks_formatter)
-            .y_label_formatter(&linear_ticks_formatter)
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(svg_error(PLOT))?;
-        for (i, cdf) in report.latency_cdfs.iter().enumerate() {
-            let color = palette(i);
-            let style = ShapeStyle::from(&color).stroke_width(2);
-            let points: Vec<(f64, f64)> = cdf
-                .points
-                .iter()
-                .filter(|p| p.latency_ms.is_finite() && p.fraction.is_finite())
-                .map(|p| (p.latency_ms, p.fraction))
-                .collect();
-            let recommended = report
-                .recommended
+            .filter(|p| p.latency_ms.is_finite() && p.fraction.is_finite())
+            .map(|p| (p.latency_ms, p.fraction))
+            .collect()
+    };
+    let recommended_id = report.recommended.as_ref().map(|r| r.id.as_str());
+    let recommended_points = report
+        .latency_cdfs
+        .iter()
+        .find(|c| Some(c.plan_id.as_str()) == recommended_id)
+        .map(finite);
+    let mut entries = Vec::new();
+    let mut others = Vec::new();
+    let mut top = None;
+    for cdf in &report.latency_cdfs {
+        let points = finite(cdf);
+        if points.is_empty() {
+            continue;
+        }
+        if Some(cdf.plan_id.as_str()) == recommended_id {
+            let curve = CdfCurve {
+                points,
+                color: RECOMMENDED_COLOR,
+                width: 3,
+            };
+            entries.insert(
+                0,
+                LegendEntry {
+                    swatch: Swatch::Line {
+                        color: curve.color,
+                        width: curve.width,
+                    },
+                    label: format!("{} (recommended)", cdf.plan_id),
+                },
+            );
+            top = Some(curve);
+        } else {
+            // Red is the recommended plan's.
+            let color = PALETTE[1 + others.len() % (PALETTE.len() - 1)];
+            let label = if recommended_points
                 .as_ref()
-                .is_some_and(|r| r.id == cdf.plan_id);
-            let label = if recommended {
-                format!("{} (recommended)", cdf.plan_id)
+                .is_some_and(|r| curves_overlap(r, &points))
+            {
+                format!("{} (under the recommended plan's curve)", cdf.plan_id)
             } else {
                 cdf.plan_id.clone()
             };
-            chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(svg_error(PLOT))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            entries.push(LegendEntry {
+                swatch: Swatch::Line { color, width: 2 },
+                label,
+            });
+            others.push(CdfCurve {
+                points,
+                color,
+                width: 2,
+            });
         }
-        draw_legend(&mut chart, PLOT, SeriesLabelPosition::LowerRight)
-    })
-}
-
-/// Linear axis ticks without spurious decimals: "200", "12.5", "0.25".
-fn linear_ticks_formatter(value: &f64) -> String {
-    let v = *value;
-    if v.abs() >= 100.0 || v == v.trunc() {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
+    }
+    if entries.is_empty() {
+        return empty_chart(
+            PLOT,
+            CAPTION,
+            "No requests were simulated: there is no latency to plot.",
+        );
+    }
+    let mut curves: Vec<CdfCurve> = others.into_iter().chain(top).collect();
+    let slo = slo(report);
+    let x = cdf_axis(&curves, slo.map(|s| s.latency_ms));
+    // The fastest requests of a log axis can sit below its start: they are
+    // drawn at the left edge (the curve reads "at or below" there).
+    for curve in &mut curves {
+        for point in &mut curve.points {
+            point.0 = point.0.max(x.range().start);
+        }
+    }
+    let slo_on_axis = slo.filter(|s| x.contains(s.latency_ms));
+    if let Some(slo) = slo {
+        let label = if slo_on_axis.is_some() {
+            slo.label()
+        } else {
+            format!("{} (off the chart)", slo.label())
+        };
+        entries.push(LegendEntry {
+            swatch: Swatch::Dashed(SLO_COLOR),
+            label,
+        });
+    }
+    let picture = CdfPicture {
+        curves,
+        slo: slo_on_axis,
+        entries,
+    };
+    match x {
+        Axis::Linear(x) => draw_cdf(&picture, CAPTION, x),
+        Axis::Log(x) => draw_cdf(&picture, CAPTION, log_coord(x)),
     }
 }
 
-fn log_ticks_formatter(value: &f64) -> String {
-    if *value >= 1.0 {
-        format!("{value:.0}")
+/// A log axis of latencies covers at most this many decades below the
+/// slowest request: the fastest requests of a plan that answers some from a
+/// cache come out at ~1e-16 ms, which would stretch the axis over 20 decades.
+const CDF_DECADES: f64 = 4.0;
+
+/// The latency axis of the CDF chart. Whether it is logarithmic is decided
+/// without each curve's first point (fraction 0, the single fastest request,
+/// which may be ~0), and a log axis is kept to [`CDF_DECADES`].
+fn cdf_axis(curves: &[CdfCurve], slo_ms: Option<f64>) -> Axis {
+    let all = || curves.iter().flat_map(|c| c.points.iter());
+    let slowest = all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let floor = slowest / 10f64.powf(CDF_DECADES);
+    let body = || all().filter(|p| p.1 > 0.0).map(|p| p.0.max(floor));
+    match data_axis(body(), slo_ms) {
+        log @ Axis::Log(_) => log,
+        Axis::Linear(_) => axis_over(all().map(|p| p.0), slo_ms, false),
+    }
+}
+
+struct CdfPicture {
+    /// Drawn in this order: the recommended plan's last.
+    curves: Vec<CdfCurve>,
+    slo: Option<Slo>,
+    entries: Vec<LegendEntry>,
+}
+
+fn draw_cdf<X>(picture: &CdfPicture, caption: &str, x: X) -> Result<String, ReportError>
+where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    const PLOT: &str = "latency-cdf.svg";
+    let band = legend_band_px(&picture.entries, SIZE.0);
+    with_svg(PLOT, (SIZE.0, SIZE.1 + band), |root| {
+        let (upper, lower) = root.split_vertically(SIZE.1);
+        let mut chart = chart(&upper, PLOT, caption, x, 0.0..1.0)?;
+        draw_mesh(
+            &mut chart,
+            PLOT,
+            "latency (ms, simulated)",
+            "fraction of requests at or below",
+        )?;
+        if let Some(slo) = picture.slo {
+            let x_range = chart.x_range();
+            let fraction = slo.percentile / 100.0;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x_range.start, fraction), (x_range.end, fraction)],
+                    3,
+                    4,
+                    SLO_COLOR.stroke_width(1),
+                ))
+                .map_err(svg_error(PLOT))?;
+            draw_vertical_marker(
+                &mut chart,
+                &upper,
+                PLOT,
+                slo.latency_ms,
+                &(0.0..1.0),
+                &slo.label(),
+            )?;
+        }
+        for curve in &picture.curves {
+            chart
+                .draw_series(LineSeries::new(
+                    curve.points.iter().copied(),
+                    curve.color.stroke_width(curve.width),
+                ))
+                .map_err(svg_error(PLOT))?;
+        }
+        draw_legend_band(&lower, PLOT, &picture.entries)
+    })
+}
+
+/// Tick labels without spurious decimals, on linear and log axes alike:
+/// "200", "12.5", "0.25", "0.002".
+fn tick_label(value: &f64) -> String {
+    let v = *value;
+    let text = if v.abs() >= 100.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() < 1e-3 {
+        return format!("{v:e}");
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
     } else {
-        format!("{value}")
+        // Three significant figures below 1.
+        let decimals = (2 - v.abs().log10().floor() as i32).clamp(2, 12) as usize;
+        format!("{v:.decimals$}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 
@@ -393,15 +986,15 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
     // Head room above the peak for the legend (upper left, clear of the roofs).
     let y = y.start..y.end * 2.5;
     let (x_lo, x_hi) = (x.start, x.end);
-    with_svg(PLOT, |root| {
+    with_svg(PLOT, SIZE, |root| {
         let caption = format!("Roofline of {}", roof.machine);
         let mut chart = chart(root, PLOT, &caption, x.log_scale(), y.log_scale())?;
         chart
             .configure_mesh()
             .x_desc("arithmetic intensity (FLOP/byte)")
             .y_desc("achieved GFLOP/s")
-            .x_label_formatter(&log_ticks_formatter)
-            .y_label_formatter(&log_ticks_formatter)
+            .x_label_formatter(&tick_label)
+            .y_label_formatter(&tick_label)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13))
             .draw()
@@ -494,7 +1087,144 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
 
 #[cfg(test)]
 mod tests {
-    use super::stack_labels;
+    use super::*;
+
+    #[test]
+    fn axes_follow_the_data_with_a_margin() {
+        // Far from 0: not anchored there.
+        let Axis::Linear(r) = data_axis([108.0, 150.0].into_iter(), None) else {
+            panic!("linear expected");
+        };
+        assert!(r.start > 100.0 && r.start < 108.0 && r.end > 150.0, "{r:?}");
+        // Near 0 and non-negative: stops at 0, never below.
+        let Axis::Linear(r) = data_axis([0.2, 3.0].into_iter(), None) else {
+            panic!("linear expected");
+        };
+        assert_eq!(r.start, 0.0);
+        // Three decades: log.
+        let Axis::Log(r) = data_axis([0.1, 2.0, 100.0].into_iter(), None) else {
+            panic!("log expected");
+        };
+        assert!(r.start < 0.1 && r.start > 0.05 && r.end > 100.0, "{r:?}");
+        // One value: a range around it.
+        let Axis::Linear(r) = data_axis([2.97, 2.97].into_iter(), None) else {
+            panic!("linear expected");
+        };
+        assert!(r.contains(&2.97) && r.start > 2.0, "{r:?}");
+    }
+
+    #[test]
+    fn a_reference_line_near_the_data_widens_the_axis_but_a_far_one_does_not() {
+        let near = data_axis([20.0, 35.0].into_iter(), Some(50.0));
+        assert!(near.contains(50.0), "{near:?}");
+        let far = data_axis([1.0, 3.0].into_iter(), Some(150.0));
+        assert!(!far.contains(150.0), "{far:?}");
+        assert!(far.range().end < 5.0, "{far:?}");
+    }
+
+    /// A plan answering some requests from a cache has a fastest request of
+    /// ~1e-16 ms: that single point neither turns the axis logarithmic nor
+    /// stretches a log axis over twenty decades.
+    #[test]
+    fn a_near_zero_fastest_request_does_not_stretch_the_latency_axis() {
+        let curve = |points: &[(f64, f64)]| CdfCurve {
+            points: points.to_vec(),
+            color: RECOMMENDED_COLOR,
+            width: 3,
+        };
+        let narrow = [curve(&[
+            (7.7e-16, 0.0),
+            (5.0, 0.1),
+            (12.0, 0.5),
+            (30.0, 1.0),
+        ])];
+        assert!(matches!(cdf_axis(&narrow, None), Axis::Linear(r) if r.start == 0.0));
+        let wide = [curve(&[
+            (7.7e-16, 0.0),
+            (0.05, 0.1),
+            (1.0, 0.5),
+            (300.0, 1.0),
+        ])];
+        let Axis::Log(r) = cdf_axis(&wide, None) else {
+            panic!("log expected");
+        };
+        assert!(r.start > 0.01 && r.start < 0.05, "{r:?}");
+    }
+
+    #[test]
+    fn log_axes_label_more_than_the_powers_of_ten() {
+        let (bold, light) = log_ticks(&(15.0..470.0));
+        assert_eq!(bold, vec![20.0, 50.0, 100.0, 200.0]);
+        assert_eq!(light.first(), Some(&20.0));
+        assert_eq!(light.len(), 8 + 4);
+        // Less than a decade: every digit is labelled.
+        let (bold, _) = log_ticks(&(2.5..9.5));
+        assert_eq!(bold, vec![3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+
+    #[test]
+    fn the_slo_is_the_reports_own() {
+        let mut report = crate::report::fixtures::sample_report();
+        report.slo = Some(crate::report::LatencySlo {
+            percentile: 99.9,
+            latency_ms: 0.412,
+        });
+        let slo = slo(&report).unwrap();
+        assert_eq!(slo.percentile, 99.9);
+        assert_eq!(slo.label(), "SLO: p99.9 ≤ 0.41 ms");
+        assert!(!slo.is_p99());
+        report.slo = Some(crate::report::LatencySlo {
+            percentile: 99.0,
+            latency_ms: 0.0,
+        });
+        assert_eq!(super::slo(&report), None);
+        report.slo = None;
+        assert_eq!(super::slo(&report), None);
+    }
+
+    #[test]
+    fn the_front_step_line_joins_only_the_cost_p99_trade_off() {
+        // (p99, cost): the third is beaten by the second on both.
+        let steps = front_steps(&[(30.0, 100.0), (10.0, 300.0), (40.0, 350.0), (20.0, 200.0)]);
+        assert_eq!(
+            steps,
+            vec![
+                (10.0, 300.0),
+                (20.0, 300.0),
+                (20.0, 200.0),
+                (30.0, 200.0),
+                (30.0, 100.0)
+            ]
+        );
+        assert!(front_steps(&[]).is_empty());
+    }
+
+    #[test]
+    fn legend_entries_wrap_without_overlapping() {
+        let layout = legend_layout(&["a long label of thirty chars..", "short", "x"], 400);
+        assert_eq!(layout[0], (0, 0));
+        assert_eq!(layout[1].0, 0, "fits beside the first: {layout:?}");
+        assert!(layout[1].1 >= LEGEND_SWATCH_PX + (30.0 * LEGEND_CHAR_PX) as i32);
+        assert_eq!(legend_rows(&layout), 2, "\"x\" wraps: {layout:?}");
+        let layout = legend_layout(
+            &[
+                "a long label of thirty chars..",
+                "another long label, thirty ch",
+            ],
+            400,
+        );
+        assert_eq!(layout[1], (1, 0));
+    }
+
+    #[test]
+    fn tick_labels_have_no_spurious_decimals() {
+        assert_eq!(tick_label(&200.0), "200");
+        assert_eq!(tick_label(&12.5), "12.5");
+        assert_eq!(tick_label(&0.25), "0.25");
+        assert_eq!(tick_label(&0.002), "0.002");
+        assert_eq!(tick_label(&1.0), "1");
+        assert_eq!(tick_label(&0.0), "0");
+    }
 
     #[test]
     fn coincident_labels_are_stacked_a_line_apart() {

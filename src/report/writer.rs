@@ -197,6 +197,11 @@ pub(crate) fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// Where the earlier run's copy of a file is kept until the new set is in place.
+fn backup_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.{}.old", std::process::id()))
+}
+
 fn write_temp(path: &Path, contents: &str) -> Result<(), ReportError> {
     let mut file = fs::File::create(path).map_err(io_error("create", path))?;
     file.write_all(contents.as_bytes())
@@ -204,14 +209,132 @@ fn write_temp(path: &Path, contents: &str) -> Result<(), ReportError> {
     file.sync_all().map_err(io_error("sync", path))
 }
 
+/// One file of the report directory this run changes: replaced by a staged
+/// temp file, or (a format not written this time) removed.
+struct Change {
+    target: PathBuf,
+    /// The staged new contents; `None` removes the target.
+    temp: Option<PathBuf>,
+    /// The earlier run's file, kept aside while the set is being replaced.
+    backup: Option<PathBuf>,
+}
+
+impl Change {
+    fn apply(&self) -> Result<(), ReportError> {
+        match &self.temp {
+            Some(temp) => {
+                fs::rename(temp, &self.target).map_err(io_error("rename into place", &self.target))
+            }
+            None if self.backup.is_some() => fs::remove_file(&self.target)
+                .map_err(io_error("remove the earlier run's", &self.target)),
+            None => Ok(()),
+        }
+    }
+
+    /// Put the earlier run's file back (or remove a file that was new). If
+    /// the backup cannot be renamed back, it is kept (not cleaned up) rather
+    /// than lose the earlier run's file.
+    fn undo(&mut self) {
+        match &self.backup {
+            Some(backup) if fs::rename(backup, &self.target).is_err() => self.backup = None,
+            Some(_) => {}
+            None if self.temp.is_some() => {
+                let _ = fs::remove_file(&self.target);
+            }
+            None => {}
+        }
+    }
+
+    /// Remove what this change left beside the target: its temp file (if not
+    /// renamed) and its backup (if not restored).
+    fn clean_up(&self) {
+        for path in self.temp.iter().chain(&self.backup) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether `path` can be replaced by (or removed as) a report file: absent or
+/// a file, not a directory or anything else a rename would fail on.
+fn check_replaceable(path: &Path) -> Result<bool, ReportError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() || meta.file_type().is_symlink() => Ok(true),
+        Ok(meta) => Err(ReportError::Io {
+            action: "replace",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(if meta.is_dir() {
+                "it is a directory, not a file"
+            } else {
+                "it is not a regular file"
+            }),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(ReportError::Io {
+            action: "inspect",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Keep a copy of the earlier run's file under `backup`, leaving it in place
+/// (readers never find the name missing): a hard link, or a copy where the
+/// file system has none.
+fn keep_backup(target: &Path, backup: &Path) -> Result<(), ReportError> {
+    let _ = fs::remove_file(backup);
+    if fs::hard_link(target, backup).is_ok() {
+        return Ok(());
+    }
+    fs::copy(target, backup)
+        .map(|_| ())
+        .map_err(io_error("keep a copy of the earlier run's", target))
+}
+
+/// Replace the directory's report files as a set: back up every file that
+/// will change, apply every change, and on any failure undo the applied ones,
+/// so the directory holds either the earlier run's files or this run's, never
+/// a mix. Temp files and backups are removed either way.
+fn commit(dir: &Path, changes: &mut [Change]) -> Result<(), ReportError> {
+    let result = back_up_and_apply(dir, changes);
+    for change in changes.iter() {
+        change.clean_up();
+    }
+    result
+}
+
+fn back_up_and_apply(dir: &Path, changes: &mut [Change]) -> Result<(), ReportError> {
+    for change in changes.iter_mut() {
+        if check_replaceable(&change.target)? {
+            let name = change
+                .target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let backup = backup_path(dir, &name);
+            keep_backup(&change.target, &backup)?;
+            change.backup = Some(backup);
+        }
+    }
+    for i in 0..changes.len() {
+        if let Err(err) = changes[i].apply() {
+            for applied in changes[..i].iter_mut().rev() {
+                applied.undo();
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
 /// Write the report under `out_dir/<scenario>/` and return the written paths.
 ///
 /// Everything is rendered first; a rendering error writes nothing. Then every
-/// file goes to a temp file in the same directory; if any temp write fails,
-/// the temp files are removed and no final file is touched. Finally the temp
-/// files are renamed over their final names (atomic per file), and the report
-/// files of formats not asked for this time are removed: left there, they
-/// would describe an earlier run beside this one's.
+/// file goes to a temp file in the same directory, and every file the run
+/// will replace or remove is checked to be a file (not, say, a directory).
+/// Only then are the temp files renamed over their final names and the files
+/// of formats not asked for this time removed (left there, they would
+/// describe an earlier run beside this one's). If anything fails, the
+/// directory is left as it was: the report set is replaced as a whole.
 pub fn write_report(
     report: &Report,
     out_dir: &Path,
@@ -222,50 +345,32 @@ pub fn write_report(
     let dir = out_dir.join(&report.scenario);
     fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
 
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
+    let mut changes: Vec<Change> = ALL_FILES
+        .iter()
+        .filter(|name| !files.iter().any(|(written, _)| written == *name))
+        .map(|name| Change {
+            target: dir.join(name),
+            temp: None,
+            backup: None,
+        })
+        .collect();
     for (name, contents) in &files {
         let temp = temp_path(&dir, name);
-        if let Err(err) = write_temp(&temp, contents) {
-            let _ = fs::remove_file(&temp);
-            for (written, _) in &staged {
-                let _ = fs::remove_file(written);
+        let staged = write_temp(&temp, contents);
+        changes.push(Change {
+            target: dir.join(name),
+            temp: Some(temp),
+            backup: None,
+        });
+        if let Err(err) = staged {
+            for change in &changes {
+                change.clean_up();
             }
             return Err(err);
         }
-        staged.push((temp, dir.join(name)));
     }
-
-    let mut written = Vec::with_capacity(staged.len());
-    for (i, (temp, target)) in staged.iter().enumerate() {
-        if let Err(source) = fs::rename(temp, target) {
-            for (left, _) in &staged[i..] {
-                let _ = fs::remove_file(left);
-            }
-            return Err(ReportError::Io {
-                action: "rename into place",
-                path: target.clone(),
-                source,
-            });
-        }
-        written.push(target.clone());
-    }
-    for name in ALL_FILES {
-        if !files.iter().any(|(written, _)| *written == name) {
-            let stale = dir.join(name);
-            match fs::remove_file(&stale) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(ReportError::Io {
-                        action: "remove the earlier run's",
-                        path: stale,
-                        source,
-                    })
-                }
-            }
-        }
-    }
-    Ok(written)
+    commit(&dir, &mut changes)?;
+    Ok(files.iter().map(|(name, _)| dir.join(name)).collect())
 }
 
 /// Every file a report can have.
@@ -279,3 +384,74 @@ const ALL_FILES: [&str; 8] = [
     LATENCY_CSV,
     PLAN_JSON,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A failure half way through the renames (here a staged file that has
+    /// gone missing) puts back the files already replaced or removed.
+    #[test]
+    fn a_failed_rename_undoes_the_changes_already_made() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path();
+        fs::write(dir.join("a.md"), "old a").unwrap();
+        fs::write(dir.join("stale.csv"), "old stale").unwrap();
+        fs::write(temp_path(dir, "a.md"), "new a").unwrap();
+        fs::write(temp_path(dir, "c.json"), "new c").unwrap();
+        let change = |name: &str, staged: bool| Change {
+            target: dir.join(name),
+            temp: staged.then(|| temp_path(dir, name)),
+            backup: None,
+        };
+        let mut changes = vec![
+            change("stale.csv", false),
+            change("a.md", true),
+            change("c.json", true),
+            change("b.md", true), // its temp file was never written
+        ];
+        let err = commit(dir, &mut changes).unwrap_err();
+        assert!(matches!(err, ReportError::Io { .. }), "{err}");
+        assert_eq!(names(dir), vec!["a.md", "stale.csv"]);
+        assert_eq!(fs::read_to_string(dir.join("a.md")).unwrap(), "old a");
+        assert_eq!(
+            fs::read_to_string(dir.join("stale.csv")).unwrap(),
+            "old stale"
+        );
+    }
+
+    #[test]
+    fn a_successful_commit_leaves_no_backups_or_temp_files() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path();
+        fs::write(dir.join("a.md"), "old a").unwrap();
+        fs::write(dir.join("stale.csv"), "old stale").unwrap();
+        fs::write(temp_path(dir, "a.md"), "new a").unwrap();
+        let mut changes = vec![
+            Change {
+                target: dir.join("stale.csv"),
+                temp: None,
+                backup: None,
+            },
+            Change {
+                target: dir.join("a.md"),
+                temp: Some(temp_path(dir, "a.md")),
+                backup: None,
+            },
+        ];
+        commit(dir, &mut changes).unwrap();
+        assert_eq!(names(dir), vec!["a.md"]);
+        assert_eq!(fs::read_to_string(dir.join("a.md")).unwrap(), "new a");
+    }
+}
