@@ -5,14 +5,15 @@
 //! cached); `plan_scenario` is a pure function of the scenario, the
 //! measurements, the what-if changes and the seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use workbench_kernels::backends::quantized::seeded_inputs;
 use workbench_kernels::{
-    accuracy, BackendKind, Executable, ExecutedProgram, Graph, KernelError, Precision,
+    accuracy, compile, BackendKind, CompileOptions, Executable, ExecutedProgram, Graph,
+    KernelError, Precision,
 };
 
 use crate::hardware::project::{
@@ -25,7 +26,7 @@ use crate::plan::{self, search::backend_allows, ComputeProfile, PlanOptions, Pro
 use crate::report::{
     self, Alternative, Assumptions, BandwidthRoof, FigureSource, LatencyCdf, Report, RooflinePoint,
 };
-use crate::scenario::{Mode, Scenario, Target};
+use crate::scenario::{InputSpace, Mode, Scenario, Target};
 use crate::sim::ProfilePoint;
 
 /// Seed used for synthetic weights and accuracy inputs (the scenario seed drives simulation).
@@ -142,16 +143,21 @@ pub fn configs(scenario: &Scenario) -> Vec<(BackendKind, Precision)> {
     out
 }
 
-/// Batch sizes measured: 1, the search's batch sizes, and a large one for batch jobs.
+/// Batch sizes measured: 1, the search's batch sizes, and a large one for batch
+/// jobs when the scenario could have one (its inputs can be precomputed).
 pub fn batches(scenario: &Scenario) -> Vec<usize> {
     let mut b: Vec<usize> = std::iter::once(1)
         .chain(scenario.search.batch_sizes.iter().copied())
         .collect();
-    if scenario
-        .search
-        .modes
-        .iter()
-        .any(|m| matches!(m, Mode::Batch | Mode::Hybrid))
+    let inputs = &scenario.inputs;
+    let can_precompute =
+        matches!(inputs.space, InputSpace::Finite { .. }) && inputs.freshness_s > 0.0;
+    if can_precompute
+        && scenario
+            .search
+            .modes
+            .iter()
+            .any(|m| matches!(m, Mode::Batch | Mode::Hybrid))
     {
         b.push(BATCH_JOB_BATCH);
     }
@@ -290,9 +296,36 @@ pub fn measure_scenario(
             .iter()
             .filter(|m| !m.from_cache)
             .count();
-        for &precision in &scenario.search.precisions {
+        // A reduced precision none of whose configurations was measured has no
+        // plan to weigh its agreement against: the model is not compiled again for it.
+        let measured_precisions: BTreeSet<Precision> =
+            outcome.measurements.iter().map(|m| m.precision).collect();
+        let agreement_needed: Vec<Precision> = scenario
+            .search
+            .precisions
+            .iter()
+            .copied()
+            .filter(|p| *p == Precision::F32 || measured_precisions.contains(p))
+            .collect();
+        // The f32 reference was not timed (a large model's budget may skip it)
+        // but a candidate's outputs were kept: compile the reference once for
+        // every precision, rather than the reference and the candidate for each.
+        let reference_key = (BackendKind::Tiled, Precision::F32);
+        if !outputs.contains_key(&reference_key)
+            && outputs.keys().any(|(b, _)| *b == BackendKind::Quantized)
+        {
             options.check_cancelled()?;
-            let reference = outputs.get(&(BackendKind::Tiled, Precision::F32));
+            let copts = CompileOptions::default();
+            if let Ok(mut exe) = compile(&graph, BackendKind::Tiled, &copts) {
+                // On failure the agreement is computed the usual way.
+                if let Ok(out) = agreement_outputs(&graph, exe.as_mut()) {
+                    outputs.insert(reference_key, out);
+                }
+            }
+        }
+        for &precision in &agreement_needed {
+            options.check_cancelled()?;
+            let reference = outputs.get(&reference_key);
             let candidate = outputs.get(&(BackendKind::Quantized, precision));
             let reused = reference
                 .zip(candidate)
@@ -333,6 +366,7 @@ pub fn measure_scenario(
                     fraction_of_peak: m.fraction_of_peak.unwrap_or(0.0),
                     source: FigureSource::Measured,
                     target: local_name.clone(),
+                    reduced: m.reduced,
                 });
                 let costs = program.costs(m.batch);
                 let bytes: f64 = costs.iter().map(|c| c.bytes).sum();
@@ -408,6 +442,7 @@ fn refuse_over_budget(
             weight_bytes: counts.weight_bytes(Precision::F32) as f64,
             roofline: measure_options.roofline.clone(),
             rates: None,
+            compile_rates: None,
         };
         if configs.iter().all(|&(b, _)| measure::budget::per_sample(b))
             && measure::budget::rates_needed(&subject, 1, 1.0, allowed_ns)
@@ -590,11 +625,7 @@ fn project_onto(
     let mut breakdowns = Vec::new();
     for m in measured {
         let median = m.stats.median_ns;
-        let spread = if median > 0.0 {
-            (m.stats.p99_ns / median).max(1.0)
-        } else {
-            1.0
-        };
+        let spread = m.stats.planning_p99_spread();
         let projected_ns = match target.speed_factor {
             Some(f) if f > 0.0 => Some(median / f),
             _ => project_latency(
@@ -644,6 +675,7 @@ fn project_onto(
             fraction_of_peak: if peak > 0.0 { gflops / peak } else { 0.0 },
             source: FigureSource::Projected,
             target: spec.name.clone(),
+            reduced: m.reduced,
         });
     }
     let infeasible = infeasible.or_else(|| {
@@ -797,6 +829,7 @@ pub fn plan_scenario(
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
     ];
+    notes.extend(plan::search::serving_notes());
     notes.extend(
         what_if
             .changes()
@@ -832,6 +865,10 @@ pub fn plan_scenario(
         latency_cdfs,
         baseline: None,
         projection,
+        slo: Some(report::LatencySlo {
+            percentile: scenario.objectives.latency_percentile,
+            latency_ms: scenario.objectives.latency_ms * what_if.slo,
+        }),
         assumptions: Assumptions {
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),
@@ -889,6 +926,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The batch-job batch is measured only where a batch job could run.
+    #[test]
+    fn the_batch_job_batch_is_measured_only_for_inputs_that_can_be_precomputed() {
+        let load = |name: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios")
+                .join(format!("{name}.toml"));
+            crate::scenario::load(&path).unwrap()
+        };
+        // Finite inputs refreshed nightly: a batch job can precompute them.
+        let mut s = load("hotel-ranking");
+        s.search.modes = vec![Mode::OnlineHttp, Mode::Batch];
+        s.search.batch_sizes = vec![1, 8];
+        assert!(batches(&s).contains(&BATCH_JOB_BATCH), "{:?}", batches(&s));
+        // Answers needed fresh: no batch job, so no batch to time for one.
+        s.inputs.freshness_s = 0.0;
+        assert!(!batches(&s).contains(&BATCH_JOB_BATCH), "{:?}", batches(&s));
+        // Unbounded inputs: the same.
+        let mut s = load("card-fraud-stream");
+        s.search.modes = vec![Mode::OnlineHttp, Mode::Hybrid];
+        s.search.batch_sizes = vec![1, 8];
+        assert!(matches!(s.inputs.space, InputSpace::Unbounded));
+        assert!(!batches(&s).contains(&BATCH_JOB_BATCH), "{:?}", batches(&s));
     }
 
     /// A slow machine: 1 GFLOP/s, 4 G int8 ops/s, 0.1 GB/s.

@@ -398,3 +398,57 @@ fn a_low_rate_is_simulated_over_enough_requests_for_its_percentiles() {
         best.plan.throughput_rps
     );
 }
+
+/// With privacy forbidding the cloud and nothing feasible on the device, the
+/// summary explains what bound on the device, not the user's own stipulation,
+/// and the closest plan is one the scenario allows.
+#[test]
+fn an_infeasible_private_scenario_explains_the_plans_it_allows() {
+    let s = load("predictive-text");
+    assert!(!s.constraints.data_may_leave_device);
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles(&s),
+        &WhatIf {
+            slo: 1e-6 / s.objectives.latency_ms,
+            ..WhatIf::default()
+        },
+        &quick(),
+    );
+    assert!(!out.feasible);
+    let private = "data may not leave the device";
+    // Cloud plans break privacy; batch plans cannot precompute unbounded inputs.
+    let by_terms = |e: &&plan::Evaluation| {
+        e.rejected
+            .iter()
+            .any(|r| r == private || r.ends_with("cannot precompute"))
+    };
+    let ruled_out = out.evaluations.iter().filter(by_terms).count();
+    assert!(ruled_out > 0 && ruled_out < out.evaluations.len());
+    let text = out.rationale.join("\n");
+    let commonest = out
+        .rationale
+        .iter()
+        .find(|l| l.starts_with("Commonest reason"))
+        .expect("a commonest reason");
+    assert!(!commonest.contains(private), "{text}");
+    assert!(commonest.contains("> SLO"), "{text}");
+    let allowed = out.evaluations.len() - ruled_out;
+    assert!(
+        commonest.contains(&format!("of {allowed} plans)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "The other {ruled_out} plans are ruled out by the scenario's own terms"
+        )),
+        "{text}"
+    );
+    let closest = out
+        .rationale
+        .iter()
+        .find(|l| l.starts_with("Closest"))
+        .expect("a closest plan");
+    assert!(closest.contains("on edge"), "{text}");
+    assert!(!closest.contains(private), "{text}");
+}

@@ -136,6 +136,16 @@ fn select_run_see_plan_what_if_and_export() {
     let json = std::fs::read_to_string(h.app.out_dir.join("recsys-online/plan.json")).unwrap();
     assert!(json.contains(&best.label), "{json}");
     assert!(h.screen(80, 24).contains("Wrote 3 files"));
+
+    // Under a what-if, Export writes beside the scenario's own report, never
+    // over it, and the report says what was changed.
+    h.keys("4tt5e");
+    assert_eq!(h.app.exported.len(), 3);
+    let what_if = std::fs::read_to_string(h.app.out_dir.join("recsys-online-what-if/plan.json"))
+        .expect("the what-if report has a directory of its own");
+    assert!(what_if.contains("What-if (traffic x1.56)"), "{what_if}");
+    let own = std::fs::read_to_string(h.app.out_dir.join("recsys-online/plan.json")).unwrap();
+    assert_eq!(own, json, "the scenario's own report is untouched");
 }
 
 #[test]
@@ -463,4 +473,40 @@ fn the_kernels_view_says_when_measuring_stopped() {
     let screen = h.screen(80, 24);
     assert!(screen.contains("stopped (m to measure again)"), "{screen}");
     assert!(screen.contains("measuring cancelled"), "{screen}");
+}
+
+/// The budget what-if on a scenario with no budget changes nothing and says so.
+#[test]
+fn the_budget_what_if_needs_a_budget() {
+    let mut h = Harness::new();
+    // keyboard-edge, the second built-in scenario, sets no monthly budget.
+    h.keys("j\n");
+    assert_eq!(h.app.active.as_ref().unwrap().name, "keyboard-edge");
+    h.keys("4b");
+    assert!(h.app.what_if.is_identity(), "{:?}", h.app.what_if);
+    assert!(h.screen(80, 24).contains("no monthly budget"));
+    // recsys-online has one: the same key scales it.
+    h.keys("1k\n4b");
+    assert!((h.app.what_if.budget - 1.25).abs() < 1e-9);
+}
+
+/// At 80x24 the help does not fit: it says so and scrolls to its last line.
+#[test]
+fn the_help_scrolls_on_a_small_terminal() {
+    let mut h = Harness::new();
+    h.keys("?");
+    let first = h.screen(80, 24);
+    assert!(first.contains("↓ more"), "{first}");
+    assert!(!first.contains("write report.md"), "{first}");
+    h.keys(&"j".repeat(40));
+    let last = h.screen(80, 24);
+    assert!(last.contains("write report.md"), "{last}");
+    assert!(!last.contains("↓ more"), "{last}");
+    assert!(last.contains("↑ more"), "{last}");
+    // Closing and reopening starts at the top again.
+    h.keys("??");
+    assert!(h.screen(80, 24).contains("Everywhere"));
+    // A tall terminal shows it all.
+    let tall = h.screen(100, 40);
+    assert!(tall.contains("write report.md") && !tall.contains("more"), "{tall}");
 }

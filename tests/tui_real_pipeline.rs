@@ -70,10 +70,25 @@ fn tui_plan_equals_workbench_run_plan() {
     let entries = pipeline.load_scenarios(&[scenario]);
     assert_eq!(entries.len(), 1);
     let cancel = Arc::new(AtomicBool::new(false));
-    let measurements = match pipeline.measure(&entries[0], &|_| {}, &cancel) {
+    let bars = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let measurements = match pipeline.measure(
+        &entries[0],
+        &|p| {
+            if let Progress::Kernel { key, done, total } = p {
+                if let Ok(mut bars) = bars.lock() {
+                    bars.insert(key, (done, total));
+                }
+            }
+        },
+        &cancel,
+    ) {
         Ok(m) => m,
         Err(e) => panic!("{e}"),
     };
+    // Each kernel's bar ends full (not at its place in the queue).
+    let bars = bars.into_inner().unwrap_or_default();
+    assert!(bars.len() > 1, "{bars:?}");
+    assert!(bars.values().all(|(done, total)| done == total), "{bars:?}");
     let tui_report = match pipeline.plan(
         &entries[0],
         &measurements,

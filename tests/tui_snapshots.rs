@@ -152,11 +152,13 @@ fn help_overlay() {
 
 /// The report module's hand-built fixture, fed in as if the worker had produced it.
 fn app_with_fixture_report() -> App {
+    app_with_report(workbench::report::fixtures::sample_report())
+}
+
+fn app_with_report(report: workbench::report::Report) -> App {
     use std::sync::Arc;
-    use workbench::report::fixtures::sample_report;
     use workbench::tui::Measurements;
 
-    let report = sample_report();
     let mut app = new_app();
     let job = update(&mut app, Action::Run).expect("a run job");
     let measurements =
@@ -197,9 +199,31 @@ fn views_of_the_report_fixture() {
         plan.recommended_row().map(|c| c.label.clone()),
         report.recommended.as_ref().map(|p| p.id.clone())
     );
-    assert_eq!(plan.slo_p99_ms, Some(50.0));
+    assert_eq!(plan.slo_p99_ms(), Some(50.0));
     for view in [View::Kernels, View::Simulation, View::Plan] {
         act_all(&mut app, Action::ShowView(view));
         snapshot(&format!("fixture_{}", view.title().to_lowercase()), &app);
     }
+}
+
+/// The SLO line is drawn at the report's own objective: its percentile and
+/// its unit, and on the cost / p99 chart only when the objective is on p99.
+#[test]
+fn the_slo_line_is_the_reports_objective() {
+    let mut report = workbench::report::fixtures::sample_report();
+    report.slo = Some(workbench::report::LatencySlo {
+        percentile: 95.0,
+        latency_ms: 30.0,
+    });
+    let mut app = app_with_report(report);
+    let plan = app.plan.clone().expect("plan view");
+    assert_eq!(plan.slo_p99_ms(), None, "the p99 chart has no p95 line");
+    act_all(&mut app, Action::ShowView(View::Simulation));
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    terminal
+        .draw(|frame| workbench::tui::ui::render(&app, frame))
+        .unwrap();
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("p95 SLO"), "{screen}");
+    assert!(!screen.contains("p99 SLO"), "{screen}");
 }

@@ -8,7 +8,9 @@ use crate::report::ConstraintCheck;
 use crate::scenario::{Placement, Scenario};
 
 use super::candidate::Candidate;
-use super::evaluate::{fmt_ms, fmt_pct, fmt_usd, percentile_name, Evaluation};
+use super::evaluate::{
+    fmt_ms, fmt_pct, fmt_usd, percentile_name, Evaluation, CANNOT_PRECOMPUTE, DATA_STAYS_ON_DEVICE,
+};
 use super::profile::ProfileSet;
 
 /// A few sentences explaining the recommendation (or why nothing is feasible).
@@ -243,10 +245,10 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
         naive.filter(|_| !(c.backend == BackendKind::Naive && c.precision == Precision::F32))
     {
         let tn = n.median_s(batch);
-        if t > 0.0 {
+        if t > 0.0 && tn > 0.0 {
             s.push_str(&format!(
-                ", {:.1}x faster than naive f32 ({})",
-                tn / t,
+                ", {} naive f32 ({})",
+                speed_against(tn / t),
                 fmt_ms(tn * 1000.0)
             ));
         }
@@ -255,13 +257,59 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
     Some(s)
 }
 
+/// A reason that is the scenario's own term rather than a limit the plan ran
+/// into: data kept on the device, or a batch job over inputs that cannot be
+/// precomputed. No figure the user could move would change it.
+fn stipulated(reason: &str) -> bool {
+    reason == DATA_STAYS_ON_DEVICE || reason.ends_with(CANNOT_PRECOMPUTE)
+}
+
+/// "2.3x faster than", "as fast as" or "1.4x slower than" for a speed-up of
+/// `ratio` (reference time over this time); within 5% reads as the same speed,
+/// since one decimal of a ratio near 1 says "1.0x faster" of a slower kernel.
+fn speed_against(ratio: f64) -> String {
+    if ratio >= 1.05 {
+        format!("{ratio:.1}x faster than")
+    } else if ratio > 1.0 / 1.05 {
+        "about as fast as".to_string()
+    } else {
+        format!("{:.1}x slower than", 1.0 / ratio)
+    }
+}
+
 fn explain_infeasible(ranked: &[Evaluation]) -> Vec<String> {
     let mut out = vec!["No plan meets every constraint.".to_string()];
     let all: Vec<&Evaluation> = ranked.iter().collect();
-    if !all.is_empty() {
+    // Privacy and the nature of the inputs rule plans out by the scenario's own
+    // terms; what bound is the commonest reason among the plans they allow.
+    let allowed: Vec<&Evaluation> = ranked
+        .iter()
+        .filter(|e| !e.rejected.iter().any(|r| stipulated(r)))
+        .collect();
+    if !allowed.is_empty() && allowed.len() < all.len() {
+        out.push(format!(
+            "Commonest reason among the plans the scenario allows: {}.",
+            commonest_reason(&allowed)
+        ));
+        let mut terms: Vec<&str> = ranked
+            .iter()
+            .flat_map(|e| e.rejected.iter().filter(|r| stipulated(r)))
+            .map(String::as_str)
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        out.push(format!(
+            "The other {} plans are ruled out by the scenario's own terms ({}).",
+            all.len() - allowed.len(),
+            terms.join("; ")
+        ));
+    } else if !all.is_empty() {
         out.push(format!("Commonest reason: {}.", commonest_reason(&all)));
     }
-    if let Some(closest) = ranked.first() {
+    // `ranked` puts the closest first; a plan the scenario forbids outright is
+    // no guide to what to change.
+    let closest = allowed.first().copied().or_else(|| ranked.first());
+    if let Some(closest) = closest {
         out.push(format!(
             "Closest: {}: {}.",
             closest.candidate.describe(),
@@ -408,5 +456,19 @@ pub fn difference(from: &Candidate, to: &Candidate) -> String {
         to.describe()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::speed_against;
+
+    #[test]
+    fn a_kernel_no_faster_than_naive_is_not_called_faster() {
+        assert_eq!(speed_against(3.04), "3.0x faster than");
+        // 275 ns against naive's 271 ns once read "1.0x faster".
+        assert_eq!(speed_against(271.0 / 275.0), "about as fast as");
+        assert_eq!(speed_against(1.0), "about as fast as");
+        assert_eq!(speed_against(0.5), "2.0x slower than");
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
+use super::keys::help_line_count;
 use super::worker::{Job, JobId, JobKind, WorkerEvent};
 use crate::report::Report;
 
@@ -119,6 +120,8 @@ pub struct TuningStatus {
 pub struct App {
     pub view: View,
     pub show_help: bool,
+    /// First help line shown (the overlay scrolls on a small terminal).
+    pub help_scroll: u16,
     pub should_quit: bool,
     pub scenarios: Vec<ScenarioEntry>,
     /// Cursor in the Scenarios list.
@@ -168,6 +171,7 @@ impl App {
         App {
             view: View::Scenarios,
             show_help: false,
+            help_scroll: 0,
             should_quit: false,
             scenarios,
             selected: 0,
@@ -256,6 +260,7 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
         }
         Action::ToggleHelp => {
             app.show_help = !app.show_help;
+            app.help_scroll = 0;
             None
         }
         Action::Cancel => {
@@ -288,7 +293,15 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
             None
         }
         Action::Nudge { knob, up } => {
-            nudge(&mut app.what_if, knob, up);
+            let scenario = app.active.as_ref().or_else(|| app.selected_scenario());
+            if knob == WhatIfKnob::Budget && !scenario.is_some_and(|s| s.has_budget) {
+                app.message = Some(Message::Info(
+                    "this scenario sets no monthly budget to scale".to_string(),
+                ));
+                return None;
+            }
+            let scenario_offline = scenario.map_or(0.0, |s| s.offline_fraction);
+            nudge(&mut app.what_if, knob, up, scenario_offline);
             replan(app)
         }
         Action::ResetWhatIf => {
@@ -303,6 +316,16 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
 }
 
 fn move_cursor(app: &mut App, by: isize) {
+    if app.show_help {
+        // Render shows as much as fits from here; it stops at the last line.
+        let last = u16::try_from(help_line_count().saturating_sub(1)).unwrap_or(u16::MAX);
+        app.help_scroll = if by < 0 {
+            app.help_scroll.saturating_sub(1)
+        } else {
+            app.help_scroll.saturating_add(1).min(last)
+        };
+        return;
+    }
     let step = |cursor: usize, len: usize| -> usize {
         if len == 0 {
             0
@@ -381,6 +404,11 @@ fn export(app: &mut App) -> Option<Job> {
     };
     app.exported.clear();
     let out_dir = app.out_dir.clone();
+    let report = if app.plan_what_if.is_identity() {
+        report
+    } else {
+        what_if_report(report, &app.plan_what_if)
+    };
     Some(app.start_job(JobKind::Export {
         scenario,
         report: Box::new(report),
@@ -388,10 +416,31 @@ fn export(app: &mut App) -> Option<Job> {
     }))
 }
 
+/// A report planned under a what-if, marked as such so that it can be neither
+/// mistaken for the scenario's own plan nor written over it: it goes to
+/// `<scenario>-what-if/` and says what was changed at the top.
+fn what_if_report(mut report: Report, what_if: &WhatIf) -> Report {
+    let changes = what_if.describe();
+    report.rationale.insert(
+        0,
+        format!(
+            "What-if ({changes}): planned with these changes to the scenario; the scenario's own plan is in {}/.",
+            report.scenario
+        ),
+    );
+    report.description = format!("What-if: {changes}. {}", report.description);
+    report.scenario = format!("{}-what-if", report.scenario);
+    report
+}
+
 /// Multiplicative steps keep a knob's values symmetric (up then down returns to 1.0).
 const STEP: f64 = 1.25;
+/// The offline what-if moves the share of time devices are offline by 10 points.
+const OFFLINE_STEP: f64 = 0.1;
 
-fn nudge(what_if: &mut WhatIf, knob: WhatIfKnob, up: bool) {
+/// Moves one what-if knob a step; the offline share moves 10 points from the
+/// scenario's own (`scenario_offline`), and back at it means "as in the scenario".
+fn nudge(what_if: &mut WhatIf, knob: WhatIfKnob, up: bool, scenario_offline: f64) {
     let scale = |value: &mut f64| {
         *value = if up { *value * STEP } else { *value / STEP };
         // Snap back to exactly 1.0 so "unchanged" is recognised after up + down.
@@ -406,15 +455,12 @@ fn nudge(what_if: &mut WhatIf, knob: WhatIfKnob, up: bool) {
         WhatIfKnob::Budget => scale(&mut what_if.budget),
         WhatIfKnob::Price => scale(&mut what_if.instance_price),
         WhatIfKnob::Offline => {
-            let current = what_if.offline_fraction.unwrap_or(0.0);
-            let next = if up { current + 0.1 } else { current - 0.1 };
-            // Whole percent steps; 0% and below means "as in the scenario".
-            let next = (next * 10.0).round() / 10.0;
-            what_if.offline_fraction = if next <= 0.0 {
-                None
-            } else {
-                Some(next.min(1.0))
-            };
+            let current = what_if.offline_fraction.unwrap_or(scenario_offline);
+            let step = if up { OFFLINE_STEP } else { -OFFLINE_STEP };
+            // Whole-percent figures, so ten steps up and down come back exactly.
+            let next = ((current + step).clamp(0.0, 1.0) * 100.0).round() / 100.0;
+            what_if.offline_fraction =
+                ((next - scenario_offline).abs() > 1e-9).then_some(next);
         }
     }
 }
@@ -490,5 +536,38 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
             }
             app.stage = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{nudge, WhatIfKnob};
+    use crate::plan::WhatIf;
+
+    fn press(w: &mut WhatIf, up: bool, scenario_offline: f64) {
+        nudge(w, WhatIfKnob::Offline, up, scenario_offline);
+    }
+
+    #[test]
+    fn the_offline_what_if_moves_from_the_scenarios_own_share() {
+        // A scenario 30% offline: up raises it, down lowers it.
+        let mut w = WhatIf::default();
+        press(&mut w, true, 0.3);
+        assert_eq!(w.offline_fraction, Some(0.4));
+        let mut w = WhatIf::default();
+        press(&mut w, false, 0.3);
+        assert_eq!(w.offline_fraction, Some(0.2));
+        // Back at the scenario's own share is "as in the scenario".
+        press(&mut w, true, 0.3);
+        assert_eq!(w.offline_fraction, None);
+        // 0% can be reached and is kept; 100% is the ceiling.
+        for _ in 0..5 {
+            press(&mut w, false, 0.3);
+        }
+        assert_eq!(w.offline_fraction, Some(0.0));
+        for _ in 0..12 {
+            press(&mut w, true, 0.3);
+        }
+        assert_eq!(w.offline_fraction, Some(1.0));
     }
 }

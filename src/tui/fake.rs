@@ -11,8 +11,8 @@ use super::pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry
 use super::scenarios::scenario_entries;
 use crate::report::{
     Alternative, Assumptions, BandwidthRoof, CdfPoint, ConstraintCheck, CostLine, FigureSource,
-    KernelMeasurement, LatencyCdf, LatencyPercentiles, Placement, Plan, Report, Roofline,
-    RooflinePoint, ServingMode,
+    KernelMeasurement, LatencyCdf, LatencyPercentiles, LatencySlo, Placement, Plan, Report,
+    Roofline, RooflinePoint, ServingMode,
 };
 use workbench_kernels::{BackendKind, Precision};
 
@@ -52,6 +52,9 @@ impl FakePipeline {
     }
 }
 
+/// The built-in scenarios' devices are offline this share of the time.
+const FAKE_OFFLINE_FRACTION: f64 = 0.1;
+
 /// The three scenarios listed when no paths are given: two valid, one broken.
 pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
     vec![
@@ -66,6 +69,8 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
                 "targets: c7i.large, c7i.xlarge, c7i.2xlarge, phone-mid".to_string(),
             ],
             errors: vec![],
+            offline_fraction: FAKE_OFFLINE_FRACTION,
+            has_budget: true,
         },
         ScenarioEntry {
             path: PathBuf::from("scenarios/keyboard-edge.toml"),
@@ -77,6 +82,8 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
                 "targets: phone-mid, phone-low".to_string(),
             ],
             errors: vec![],
+            offline_fraction: FAKE_OFFLINE_FRACTION,
+            has_budget: false,
         },
         ScenarioEntry {
             path: PathBuf::from("scenarios/broken.toml"),
@@ -85,6 +92,8 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             errors: vec![
                 "scenarios/broken.toml:3:1: unknown key `trafic` (expected one of: traffic, slo, budget, model, targets)".to_string(),
             ],
+            offline_fraction: 0.0,
+            has_budget: false,
         },
     ]
 }
@@ -219,11 +228,12 @@ impl Pipeline for FakePipeline {
 
     fn export(
         &self,
-        scenario: &ScenarioEntry,
+        _scenario: &ScenarioEntry,
         report: &Report,
         out_dir: &Path,
     ) -> Result<Vec<PathBuf>, String> {
-        let dir = out_dir.join(&scenario.name);
+        // As the real writer: the report's own name is its directory.
+        let dir = out_dir.join(&report.scenario);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let best = report
             .recommended
@@ -319,7 +329,7 @@ fn fake_report(
     let slo = 50.0 * what_if.slo;
     let budget = 600.0 * what_if.budget;
     let rtt = 20.0 * what_if.rtt;
-    let offline = what_if.offline_fraction.unwrap_or(0.1);
+    let offline = what_if.offline_fraction.unwrap_or(FAKE_OFFLINE_FRACTION);
     // Scale the measured service times to a realistic model size (8 ms per f32
     // sample on one core), keeping the measured int8/f32 ratio.
     let scale = 8.0 / cache.service_ms_f32.max(1e-9);
@@ -548,6 +558,7 @@ fn fake_report(
             fraction_of_peak: k.fraction_of_peak,
             source: FigureSource::Measured,
             target: "this machine".to_string(),
+            reduced: false,
         })
         .collect();
     let roofline = Roofline {
@@ -587,6 +598,10 @@ fn fake_report(
         latency_cdfs,
         baseline: None,
         projection: None,
+        slo: Some(LatencySlo {
+            percentile: 99.0,
+            latency_ms: slo,
+        }),
         assumptions: Assumptions {
             hardware_fingerprint: "fake".to_string(),
             cpu: "fake".to_string(),

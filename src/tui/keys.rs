@@ -18,6 +18,9 @@ pub fn action_for_key(app: &App, key: KeyEvent) -> Option<Action> {
         return match key.code {
             KeyCode::Esc | KeyCode::Char('?') => Some(Action::ToggleHelp),
             KeyCode::Char('q') => Some(Action::Quit),
+            // A small terminal shows the help in part: scroll it.
+            KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+            KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
             _ => None,
         };
     }
@@ -77,7 +80,7 @@ fn what_if_key(c: char) -> Option<(WhatIfKnob, bool)> {
 /// Bindings shown in the status line for the current state (short form).
 pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.show_help {
-        return vec![("Esc/?", "close help"), ("q", "quit")];
+        return vec![("Esc/?", "close help"), ("↑↓", "scroll"), ("q", "quit")];
     }
     let mut hints = Vec::new();
     if app.busy() {
@@ -116,6 +119,11 @@ pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
 }
 
 /// Every binding, grouped, for the help overlay.
+/// Lines the help overlay holds: a heading per group and a line per binding.
+pub fn help_line_count() -> usize {
+    HELP.iter().map(|(_, bindings)| 1 + bindings.len()).sum()
+}
+
 pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Everywhere",

@@ -1,7 +1,7 @@
 //! What the Simulation, Plan and Export views show: a flat view of the
 //! planner's report, so the views do not depend on every detail of it.
 
-use crate::report::{ConstraintCheck, Plan, Report};
+use crate::report::{LatencySlo, Plan, Report};
 
 /// One candidate serving plan with its simulated figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,8 +59,8 @@ pub struct PlanView {
     pub rationale: Vec<String>,
     /// Latency CDFs of the top plans (recommended first).
     pub cdfs: Vec<CdfSeries>,
-    /// The scenario's p99 SLO after the what-if, ms (drawn on the charts).
-    pub slo_p99_ms: Option<f64>,
+    /// The scenario's latency SLO after the what-if (drawn on the charts).
+    pub slo: Option<LatencySlo>,
 }
 
 impl PlanView {
@@ -206,29 +206,16 @@ impl PlanView {
             candidates,
             rationale: report.rationale.clone(),
             cdfs,
-            slo_p99_ms: p99_slo_ms(&report.constraints),
+            slo: report.slo,
         }
     }
 }
 
-/// The p99 SLO in ms from the constraint checks ("p99 latency", "<= 50 ms"), if stated.
-fn p99_slo_ms(constraints: &[ConstraintCheck]) -> Option<f64> {
-    let check = constraints
-        .iter()
-        .find(|c| c.name.to_ascii_lowercase().contains("p99"))?;
-    let number: String = check
-        .required
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let value: f64 = number.parse().ok()?;
-    let unit = check.required.trim_end().to_ascii_lowercase();
-    if unit.ends_with("ms") {
-        Some(value)
-    } else if unit.ends_with('s') {
-        Some(value * 1000.0)
-    } else {
-        Some(value)
+impl PlanView {
+    /// The SLO's latency when it is on p99, the latency the plan chart plots.
+    pub fn slo_p99_ms(&self) -> Option<f64> {
+        self.slo
+            .filter(|s| (s.percentile - 99.0).abs() < 1e-9)
+            .map(|s| s.latency_ms)
     }
 }

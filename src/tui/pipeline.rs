@@ -23,6 +23,11 @@ pub struct ScenarioEntry {
     pub summary: Vec<String>,
     /// Parse or validation errors, one per line (`file:line:col: ...`). Empty when valid.
     pub errors: Vec<String>,
+    /// The scenario's own share of time its devices are offline (0 when it
+    /// failed to parse): where the offline what-if starts.
+    pub offline_fraction: f64,
+    /// The scenario sets a monthly budget (the budget what-if scales it).
+    pub has_budget: bool,
 }
 
 impl ScenarioEntry {

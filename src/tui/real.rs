@@ -44,26 +44,45 @@ impl Pipeline for RealPipeline {
         let scenario = scenario::load(&entry.path).map_err(|e| e.to_string())?;
         progress(Progress::Stage("probing this machine".to_string()));
         let mut on_progress = |p: MeasureProgress| {
+            // What is compiling (a large model's compile can take seconds).
+            if let Some(text) = p.compile_text() {
+                progress(Progress::Stage(text));
+            }
             if let MeasureProgress::Planned { total, cached } = p {
                 progress(Progress::Stage(format!(
                     "timing {} kernels ({cached} from the cache)",
                     total.saturating_sub(cached)
                 )));
             }
-            if let MeasureProgress::Finished {
-                index,
-                total,
-                backend,
-                precision,
-                batch,
-                ..
-            } = p
-            {
-                progress(Progress::Kernel {
+            // One bar per kernel: empty while it is timed, full when done (the
+            // harness reports no samples along the way); the stage counts them.
+            match p {
+                MeasureProgress::Started {
+                    index,
+                    total,
+                    backend,
+                    precision,
+                    batch,
+                } => {
+                    let key = format!("{backend} {precision} b{batch}");
+                    progress(Progress::Stage(format!("timing {index} of {total}: {key}")));
+                    progress(Progress::Kernel {
+                        key,
+                        done: 0,
+                        total: 1,
+                    });
+                }
+                MeasureProgress::Finished {
+                    backend,
+                    precision,
+                    batch,
+                    ..
+                } => progress(Progress::Kernel {
                     key: format!("{backend} {precision} b{batch}"),
-                    done: (index + 1) as u32,
-                    total: total as u32,
-                });
+                    done: 1,
+                    total: 1,
+                }),
+                _ => {}
             }
         };
         let options = PipelineOptions {

@@ -29,6 +29,8 @@ pub fn scenario_entry(path: &Path) -> ScenarioEntry {
             name: scenario.name.clone(),
             summary: scenario.summary().lines().map(str::to_string).collect(),
             errors: Vec::new(),
+            offline_fraction: scenario.constraints.offline_fraction,
+            has_budget: scenario.objectives.monthly_budget_usd.is_some(),
         },
         Err(errors) => ScenarioEntry {
             path: path.to_path_buf(),
@@ -38,6 +40,8 @@ pub fn scenario_entry(path: &Path) -> ScenarioEntry {
             ),
             summary: Vec::new(),
             errors: errors.errors.iter().map(|e| e.to_string()).collect(),
+            offline_fraction: 0.0,
+            has_budget: false,
         },
     }
 }

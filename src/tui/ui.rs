@@ -43,7 +43,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
     render_status(app, frame, status);
     if app.show_help {
-        render_help(frame, body);
+        render_help(app, frame, body);
     }
 }
 
@@ -107,7 +107,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn render_help(frame: &mut Frame, body: Rect) {
+fn render_help(app: &App, frame: &mut Frame, body: Rect) {
     let width = body.width.saturating_sub(4).min(72);
     let height = body.height.saturating_sub(2).min(30);
     let area = body.centered(Constraint::Length(width), Constraint::Length(height));
@@ -124,11 +124,22 @@ fn render_help(frame: &mut Frame, body: Rect) {
             ]));
         }
     }
+    // On a small terminal the help scrolls; say that there is more.
+    let visible = usize::from(area.height.saturating_sub(2));
+    let last_start = lines.len().saturating_sub(visible);
+    let scroll = usize::from(app.help_scroll).min(last_start);
+    let mut block = Block::bordered().title(" Help (Esc or ? to close) ");
+    if scroll > 0 {
+        block = block.title(Line::from(" ↑ more ").right_aligned());
+    }
+    if scroll < last_start {
+        block = block.title_bottom(Line::from(" ↓ more (j/↓) ").right_aligned());
+    }
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(Block::bordered().title(" Help (Esc or ? to close) "))
-            .wrap(Wrap { trim: false }),
+            .block(block)
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
         area,
     );
 }
@@ -427,13 +438,19 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
         .cdfs
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
-        .chain(plan.slo_p99_ms)
+        .chain(plan.slo.map(|s| s.latency_ms))
         .fold(1.0_f64, f64::max)
         * 1.05;
     let slo_line: Vec<(f64, f64)> = plan
-        .slo_p99_ms
-        .map(|slo| vec![(slo, 0.0), (slo, 1.0)])
+        .slo
+        .map(|slo| vec![(slo.latency_ms, 0.0), (slo.latency_ms, 1.0)])
         .unwrap_or_default();
+    let slo_name = plan.slo.map_or_else(String::new, |s| {
+        format!(
+            "{} SLO",
+            crate::plan::evaluate::percentile_name(s.percentile)
+        )
+    });
     let mut datasets: Vec<Dataset> = plan
         .cdfs
         .iter()
@@ -450,7 +467,7 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
     if !slo_line.is_empty() {
         datasets.push(
             Dataset::default()
-                .name("p99 SLO")
+                .name(slo_name)
                 .graph_type(GraphType::Line)
                 .marker(Marker::Braille)
                 .style(Style::new().fg(Color::Red))
@@ -462,7 +479,8 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
             " Latency CDF, top plans ({}) ",
             app.plan_what_if.describe()
         )))
-        .legend_position(Some(LegendPosition::TopLeft))
+        // A CDF rises on the left and runs along the top: the bottom right is empty.
+        .legend_position(Some(LegendPosition::BottomRight))
         .hidden_legend_constraints((Constraint::Ratio(2, 3), Constraint::Ratio(2, 3)))
         .x_axis(Axis::default().title("ms").bounds([0.0, x_max]).labels([
             "0".to_string(),
@@ -693,11 +711,11 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
         }
     };
     let x_max = (feasible_or_all(&|c| c.p99_ms) * 1.5)
-        .max(plan.slo_p99_ms.unwrap_or(0.0) * 1.5)
+        .max(plan.slo_p99_ms().unwrap_or(0.0) * 1.5)
         .max(1.0);
     let y_max = (feasible_or_all(&|c| c.cost_usd_per_month) * 1.5).max(1.0);
     let slo_line: Vec<(f64, f64)> = plan
-        .slo_p99_ms
+        .slo_p99_ms()
         .map(|slo| vec![(slo, 0.0), (slo, y_max)])
         .unwrap_or_default();
     let datasets = vec![
