@@ -187,6 +187,19 @@ fn trim_number(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The SLO's line in a legend; an SLO beyond the axis is listed, not drawn.
+fn slo_legend_entry(slo: Slo, on_axis: bool) -> LegendEntry {
+    let label = if on_axis {
+        slo.label()
+    } else {
+        format!("{} (off the chart)", slo.label())
+    };
+    LegendEntry {
+        swatch: Swatch::Dashed(SLO_COLOR),
+        label,
+    }
+}
+
 /// The report's latency objective, if it has one worth a line (not zero).
 fn slo(report: &Report) -> Option<Slo> {
     let slo = report.slo?;
@@ -608,17 +621,7 @@ pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
             label: "recommended".to_string(),
         });
     }
-    if let Some(slo) = p99_slo {
-        let label = if slo_on_axis.is_some() {
-            slo.label()
-        } else {
-            format!("{} (off the chart)", slo.label())
-        };
-        entries.push(LegendEntry {
-            swatch: Swatch::Dashed(SLO_COLOR),
-            label,
-        });
-    }
+    entries.extend(p99_slo.map(|slo| slo_legend_entry(slo, slo_on_axis.is_some())));
     let picture = ParetoPicture {
         caption,
         plans,
@@ -811,17 +814,7 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
         }
     }
     let slo_on_axis = slo.filter(|s| x.contains(s.latency_ms));
-    if let Some(slo) = slo {
-        let label = if slo_on_axis.is_some() {
-            slo.label()
-        } else {
-            format!("{} (off the chart)", slo.label())
-        };
-        entries.push(LegendEntry {
-            swatch: Swatch::Dashed(SLO_COLOR),
-            label,
-        });
-    }
+    entries.extend(slo.map(|slo| slo_legend_entry(slo, slo_on_axis.is_some())));
     let picture = CdfPicture {
         curves,
         slo: slo_on_axis,
