@@ -10,7 +10,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use workbench::tui::{
     dispatch, handle_event, key_for_char, run_loop, settle, update, Action, App, FakePipeline, Job,
-    JobKind, Pipeline, Progress, ScenarioEntry, ScriptedEvents, View, WhatIf, Worker, WorkerEvent,
+    JobKind, Pipeline, Progress, ScenarioEntry, ScriptedEvents, View, WhatIf, WhatIfKnob, Worker,
+    WorkerEvent,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -508,5 +509,78 @@ fn the_help_scrolls_on_a_small_terminal() {
     assert!(h.screen(80, 24).contains("Everywhere"));
     // A tall terminal shows it all.
     let tall = h.screen(100, 40);
-    assert!(tall.contains("write report.md") && !tall.contains("more"), "{tall}");
+    assert!(
+        tall.contains("write report.md") && !tall.contains("more"),
+        "{tall}"
+    );
+}
+
+/// Fake pipeline whose scenario file was edited after it was listed.
+struct EditedSinceListed(FakePipeline);
+
+impl Pipeline for EditedSinceListed {
+    fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
+        self.0.load_scenarios(paths)
+    }
+    fn reload(&self, scenario: &ScenarioEntry) -> ScenarioEntry {
+        let mut now = scenario.clone();
+        now.summary = vec!["traffic: 900 req/s (edited)".to_string()];
+        now.offline_fraction = 0.5;
+        now
+    }
+    fn measure(
+        &self,
+        scenario: &ScenarioEntry,
+        progress: &dyn Fn(Progress),
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<workbench::tui::Measurements, String> {
+        self.0.measure(scenario, progress, cancel)
+    }
+    fn plan(
+        &self,
+        scenario: &ScenarioEntry,
+        measurements: &workbench::tui::Measurements,
+        what_if: &WhatIf,
+        progress: &dyn Fn(Progress),
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<workbench::report::Report, String> {
+        self.0
+            .plan(scenario, measurements, what_if, progress, cancel)
+    }
+    fn export(
+        &self,
+        scenario: &ScenarioEntry,
+        report: &workbench::report::Report,
+        out_dir: &std::path::Path,
+    ) -> Result<Vec<PathBuf>, String> {
+        self.0.export(scenario, report, out_dir)
+    }
+}
+
+/// A run reads the file as it is now, and the list and the what-if's
+/// starting points follow it instead of the summary read at start-up.
+#[test]
+fn a_run_refreshes_the_scenario_it_reads() {
+    let pipeline = Arc::new(EditedSinceListed(FakePipeline::new()));
+    let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
+    let worker = Worker::spawn(pipeline).unwrap();
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    settle(&mut app, &worker, WAIT).unwrap();
+    assert_eq!(
+        app.scenarios[0].summary,
+        vec!["traffic: 900 req/s (edited)".to_string()]
+    );
+    let active = app.active.as_ref().expect("a run");
+    assert_eq!(active.offline_fraction, 0.5);
+    // The offline what-if steps from the file's 50%, not the listed 10%.
+    dispatch(
+        &mut app,
+        &worker,
+        Action::Nudge {
+            knob: WhatIfKnob::Offline,
+            up: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(app.what_if.offline_fraction, Some(0.6));
 }

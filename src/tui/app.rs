@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::keys::help_line_count;
 use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
-use super::keys::help_line_count;
 use super::worker::{Job, JobId, JobKind, WorkerEvent};
 use crate::report::Report;
 
@@ -459,8 +459,7 @@ fn nudge(what_if: &mut WhatIf, knob: WhatIfKnob, up: bool, scenario_offline: f64
             let step = if up { OFFLINE_STEP } else { -OFFLINE_STEP };
             // Whole-percent figures, so ten steps up and down come back exactly.
             let next = ((current + step).clamp(0.0, 1.0) * 100.0).round() / 100.0;
-            what_if.offline_fraction =
-                ((next - scenario_offline).abs() > 1e-9).then_some(next);
+            what_if.offline_fraction = ((next - scenario_offline).abs() > 1e-9).then_some(next);
         }
     }
 }
@@ -523,6 +522,12 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
             }
             Err(error) => app.message = Some(Message::Error(format!("export failed: {error}"))),
         },
+        WorkerEvent::Reloaded { entry, .. } => {
+            if let Some(listed) = app.scenarios.iter_mut().find(|s| s.path == entry.path) {
+                *listed = entry.clone();
+            }
+            app.active = Some(entry);
+        }
         WorkerEvent::Failed { error, .. } => {
             app.job = None;
             app.stage = None;

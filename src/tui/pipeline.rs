@@ -180,6 +180,12 @@ pub trait Pipeline: Send + Sync {
     /// Lists the scenarios found under `paths` (files, or directories of `*.toml`).
     fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry>;
 
+    /// The entry as its file now reads (it may have been edited since it was
+    /// listed); by default the entry as it is.
+    fn reload(&self, scenario: &ScenarioEntry) -> ScenarioEntry {
+        scenario.clone()
+    }
+
     /// Measures the scenario's kernels on this machine (or loads them from the cache).
     fn measure(
         &self,

@@ -35,6 +35,10 @@ impl Pipeline for RealPipeline {
         super::scenario_entries(paths)
     }
 
+    fn reload(&self, entry: &ScenarioEntry) -> ScenarioEntry {
+        super::scenario_entry(&entry.path)
+    }
+
     fn measure(
         &self,
         entry: &ScenarioEntry,

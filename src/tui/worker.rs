@@ -74,6 +74,11 @@ pub enum WorkerEvent {
         job: JobId,
         result: Result<Vec<PathBuf>, String>,
     },
+    /// The scenario's file changed since it was listed: its entry as it reads now.
+    Reloaded {
+        job: JobId,
+        entry: ScenarioEntry,
+    },
     /// The pipeline panicked during the job; the job is over.
     Failed {
         job: JobId,
@@ -93,6 +98,7 @@ impl WorkerEvent {
             | WorkerEvent::Measured { job, .. }
             | WorkerEvent::Planned { job, .. }
             | WorkerEvent::Exported { job, .. }
+            | WorkerEvent::Reloaded { job, .. }
             | WorkerEvent::Failed { job, .. }
             | WorkerEvent::Finished { job, .. } => *job,
         }
@@ -227,6 +233,14 @@ pub fn run_job(
     };
     match &job.kind {
         JobKind::Run { scenario } => {
+            // The run reads the file as it is now: the list shows that too.
+            let current = pipeline.reload(scenario);
+            if current != *scenario {
+                send(WorkerEvent::Reloaded {
+                    job: id,
+                    entry: current,
+                })?;
+            }
             let measured = pipeline.measure(scenario, &progress, cancel);
             let measurements = measured.clone().ok();
             send(WorkerEvent::Measured {
