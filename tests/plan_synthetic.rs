@@ -168,6 +168,13 @@ fn an_slo_between_the_table_percentiles_is_reported_at_its_own_percentile() {
     assert!(check.ok);
     let said = format!("p95 {} against an SLO", workbench::report::format::ms(p95));
     assert!(out.rationale[0].contains(&said), "{}", out.rationale[0]);
+    // The exported row carries the same figure, so a p95 verdict can be checked
+    // from the CSV and plan.json; a plan not simulated has none.
+    assert_eq!(best.plan.slo_latency_ms, Some(p95));
+    for e in &out.evaluations {
+        let want = if e.simulated { e.slo_latency_ms } else { None };
+        assert_eq!(e.plan.slo_latency_ms, want, "{}", e.plan.id);
+    }
 
     // An SLO between that plan's p95 and p99 is met: the p99 would have failed it.
     s.objectives.latency_ms = (p95 + l.p99) / 2.0;

@@ -44,7 +44,7 @@ fn candidates_csv_has_one_row_per_plan_with_reasons() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + 1 + report.alternatives.len());
     assert!(lines[0].starts_with("id,recommended,mode,placement,target,replicas"));
-    assert!(lines[0].ends_with("on_pareto_front,feasible,rejected_because"));
+    assert!(lines[0].ends_with("on_pareto_front,feasible,rejected_because,slo_latency_ms"));
     assert!(lines[1].contains(",true,online-http,cloud,c7i.large,2,"));
     assert!(text.contains("p99 212 ms > SLO 50 ms"));
     // Quoted because the reason contains commas.
@@ -72,6 +72,7 @@ fn plan_json_has_the_documented_fields() {
         "cost_usd_per_month",
         "cost_usd_per_million",
         "accuracy_agreement",
+        "slo_latency_ms",
     ] {
         assert!(!rec[key].is_null(), "recommended.{key} missing");
     }

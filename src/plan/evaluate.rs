@@ -480,6 +480,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: false,
+        slo_latency_ms: None,
     }
 }
 

@@ -89,6 +89,9 @@ pub fn plan(
 ) -> PlanOutcome {
     let scenario = what_if.apply(scenario);
     let mut evaluations = ranked_evaluations(&scenario, profiles, options, None);
+    for e in &mut evaluations {
+        e.plan.slo_latency_ms = e.slo_latency_ms.filter(|_| e.simulated);
+    }
     mark_pareto(&mut evaluations);
     let feasible = evaluations.first().is_some_and(Evaluation::feasible);
     let sensitivity = if options.sensitivity && feasible {

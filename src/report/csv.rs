@@ -120,6 +120,13 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .map(|r| r.3.map(str::to_string))
                 .collect::<Vec<Option<String>>>(),
         ),
+        // Last, so that readers of the earlier columns by position still work.
+        column(
+            "slo_latency_ms",
+            rows.iter()
+                .map(|r| r.0.slo_latency_ms)
+                .collect::<Vec<Option<f64>>>(),
+        ),
     ];
     write_csv("candidates.csv", rows.len(), columns)
 }

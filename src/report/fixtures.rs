@@ -68,6 +68,7 @@ fn plan(
         energy_mj_per_prediction: None,
         on_pareto_front,
         simulated: true,
+        slo_latency_ms: Some(latency_ms[2]),
     }
 }
 

@@ -100,6 +100,11 @@ pub struct Plan {
     /// bound and cost, throughput and utilisation were not estimated.
     #[serde(default = "simulated_by_default")]
     pub simulated: bool,
+    /// Latency at the scenario's own SLO percentile (p95, p99.9, ...), ms: the
+    /// figure the SLO was checked against. `None` when not simulated, when too
+    /// many requests failed to reach it, or in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_latency_ms: Option<f64>,
 }
 
 /// Plans written before `simulated` existed were all simulated or marked in words.

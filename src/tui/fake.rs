@@ -681,5 +681,6 @@ fn plan(
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: true,
+        slo_latency_ms: None,
     }
 }
