@@ -1,9 +1,12 @@
 //! How well does the projection predict a machine with more cores? The one
 //! multi-core machine at hand is this one: each workload is timed with the
-//! tiled backend on one thread and on every core (alternating, three rounds,
-//! so host noise hits both alike), and the one-thread median is projected onto
-//! this machine with all its cores, once as perfect scaling (no fork and join)
-//! and once with the default fork and join per parallel op.
+//! tiled backend (a few also with the int8 quantized backend, whose kernels
+//! run on one thread whatever the threads asked for) on one thread and on
+//! every core (alternating, three rounds, so host noise hits both alike), and
+//! the one-thread median is projected onto this machine with all its cores,
+//! once with free forks and joins (the ops the backend splits scale perfectly,
+//! the others stay on one core) and once with the default fork and join per
+//! split (per call, or per sample for the convolutions).
 //!
 //! `cargo run --release --example projection_check [filter]`
 //!
@@ -39,32 +42,40 @@ fn main() {
     let mlp = models::mlp_1024(1).expect("mlp-1024");
     let convnet = models::convnet_224(1).expect("convnet-224");
     let transformer = models::transformer_block(1).expect("transformer");
-    let work: [(&str, &Graph, usize); 7] = [
-        ("mlp-1024 b1", &mlp, 1),
-        ("mlp-1024 b8", &mlp, 8),
-        ("mlp-1024 b64", &mlp, 64),
-        ("convnet-224 b1", &convnet, 1),
-        ("convnet-224 b8", &convnet, 8),
-        ("transformer b1", &transformer, 1),
-        ("transformer b8", &transformer, 8),
+    let (tiled, int8) = (
+        (BackendKind::Tiled, Precision::F32),
+        (BackendKind::Quantized, Precision::Int8),
+    );
+    let work: [(&str, &Graph, usize, (BackendKind, Precision)); 10] = [
+        ("mlp-1024 b1", &mlp, 1, tiled),
+        ("mlp-1024 b8", &mlp, 8, tiled),
+        ("mlp-1024 b64", &mlp, 64, tiled),
+        ("convnet-224 b1", &convnet, 1, tiled),
+        ("convnet-224 b8", &convnet, 8, tiled),
+        ("transformer b1", &transformer, 1, tiled),
+        ("transformer b8", &transformer, 8, tiled),
+        ("int8 mlp b64", &mlp, 64, int8),
+        ("int8 convnet b8", &convnet, 8, int8),
+        ("int8 transf. b8", &transformer, 8, int8),
     ];
-    for (name, graph, batch) in work {
+    for (name, graph, batch, (backend, precision)) in work {
         if !name.contains(&filter) {
             continue;
         }
         let x = models::reference_input(graph, batch);
         let options = |threads| CompileOptions {
             threads,
+            precision,
             ..CompileOptions::default()
         };
         let (mut one, mut all) = (Vec::new(), Vec::new());
         for _round in 0..3 {
-            one.push(median_ns(graph, batch, &x, &options(1)));
-            all.push(median_ns(graph, batch, &x, &options(cores)));
+            one.push(median_ns(graph, backend, batch, &x, &options(1)));
+            all.push(median_ns(graph, backend, batch, &x, &options(cores)));
         }
         let (one, all) = (median(&mut one), median(&mut all));
-        // The costs of what the tiled backend runs (its fused program), not the graph's.
-        let ops = executed_program(graph, BackendKind::Tiled, Precision::F32).costs(batch);
+        // The costs of what the backend runs (the tiled one its fused program), not the graph's.
+        let ops = executed_program(graph, backend, precision).costs(batch);
         let project = |overhead_us: f64| {
             project_latency(
                 &ops,
@@ -72,7 +83,7 @@ fn main() {
                 Provenance::Measured,
                 batch,
                 &roofline,
-                Precision::F32,
+                precision,
                 &target(overhead_us),
             )
             .map_or(f64::NAN, |p| p.latency_ns)
@@ -93,8 +104,14 @@ fn main() {
 }
 
 /// Median of timed runs (for 200 ms, 5 to 100 of them) after one untimed run, in ns.
-fn median_ns(graph: &Graph, batch: usize, x: &[f32], options: &CompileOptions) -> f64 {
-    let mut exe = compile(graph, BackendKind::Tiled, options).expect("compile");
+fn median_ns(
+    graph: &Graph,
+    backend: BackendKind,
+    batch: usize,
+    x: &[f32],
+    options: &CompileOptions,
+) -> f64 {
+    let mut exe = compile(graph, backend, options).expect("compile");
     black_box(exe.run(x, batch).is_ok());
     let budget = Instant::now();
     let mut times = Vec::new();

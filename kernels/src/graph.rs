@@ -616,6 +616,7 @@ impl Graph {
                     flops: self.node_flops(i) * b,
                     bytes,
                     weight_bytes,
+                    parallelism: crate::cost::Parallelism::Serial,
                 }
             })
             .collect()

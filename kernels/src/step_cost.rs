@@ -18,17 +18,35 @@
 //! - The naive backend runs the graph op by op: [`Graph::op_costs`].
 //!
 //! FLOPs are the graph nodes' own, so every program adds up to the graph's
-//! total; bytes are counted at f32, as [`Graph::op_costs`] counts them (the
-//! projection scales them to the precision), and never exceed the graph's.
+//! total. Bytes count each tensor at the width the backend stores it: f32
+//! everywhere but in the quantized backend, whose GEMMs read their weights at
+//! the precision (int8 weights with an f32 scale per output channel; biases
+//! stay f32) and whose activations stay f32, except where an int8 dense layer
+//! hands its output to the next as u8. The f32 programs never move more bytes
+//! than the graph's op costs.
+//!
+//! Each cost also says how the backend spreads the call over threads
+//! ([`Parallelism`]): the tiled engine splits its GEMMs and attention once per
+//! call, and its convolutions (the direct stem, the banded depthwise +
+//! pointwise + pool) once per sample; its other kernels, and every kernel of
+//! the naive, fused and quantized backends, run on one thread.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backend::CompileOptions;
 use crate::backends::quantized::QuantizedBackend;
-use crate::cost::OpCost;
+use crate::conv;
+use crate::cost::{OpCost, Parallelism};
 use crate::error::KernelError;
 use crate::exec;
 use crate::fusion::{self, BufId, ChainOp, Lowered, Step, StepKind};
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeId, Op};
+use crate::quant::int8::k_padded;
+use crate::simd::SimdLevel;
 use crate::spec::{BackendKind, Precision};
+
+/// Bytes of an f32 element.
+const F32: f64 = 4.0;
 
 /// Costs of what `backend` runs for `graph` at `batch` (see [`ExecutedProgram`]).
 pub fn executed_costs(
@@ -45,13 +63,13 @@ pub fn executed_costs(
 /// a measured time among. Built once, its costs at any batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutedProgram {
-    calls: Vec<Call>,
+    calls: Vec<Charged>,
 }
 
 impl ExecutedProgram {
     /// The program `backend` runs for `graph`. The naive backend runs the
     /// graph op by op ([`ExecutedProgram::unfused`]); `precision` decides what
-    /// the quantized backend fuses, the others run f32 only.
+    /// the quantized backend fuses and stores narrow, the others run f32 only.
     pub fn of(
         graph: &Graph,
         backend: BackendKind,
@@ -66,36 +84,40 @@ impl ExecutedProgram {
                     precision,
                     ..CompileOptions::default()
                 };
-                QuantizedBackend::default().node_calls(graph, &opts)?
+                let calls = QuantizedBackend::default().node_calls(graph, &opts)?;
+                QuantizedStorage::new(graph, precision, opts.resolved_simd()?).charge(&calls)
             }
         };
         Ok(ExecutedProgram { calls })
     }
 
-    /// The graph op by op, every intermediate stored: [`Graph::op_costs`].
+    /// The graph op by op, every intermediate stored, on one thread:
+    /// [`Graph::op_costs`].
     pub fn unfused(graph: &Graph) -> ExecutedProgram {
         let calls = graph
             .op_costs(1)
             .into_iter()
-            .map(|op| Call {
+            .map(|op| Charged {
                 // At batch 1 the bytes are the activations plus the weights.
-                activations: (op.bytes - op.weight_bytes) / 4.0,
-                weights: op.weight_bytes / 4.0,
+                activation_bytes: op.bytes - op.weight_bytes,
+                weight_bytes: op.weight_bytes,
                 flops: op.flops,
                 name: op.name,
                 kind: op.kind,
+                parallelism: op.parallelism,
             })
             .collect();
         ExecutedProgram { calls }
     }
 
-    /// Each call's FLOPs and bytes (at f32) at `batch`.
+    /// Each call's FLOPs and bytes at `batch`.
     pub fn costs(&self, batch: usize) -> Vec<OpCost> {
         self.calls.iter().map(|c| c.cost(batch)).collect()
     }
 }
 
-/// One kernel call: its work and the elements it moves to and from memory.
+/// One kernel call as a backend plans it: its work and the elements it moves
+/// to and from memory, counted as f32.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Call {
     pub(crate) name: String,
@@ -109,15 +131,161 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// Every element at f32.
+    fn at_f32(self, parallelism: Parallelism) -> Charged {
+        Charged {
+            activation_bytes: F32 * self.activations,
+            weight_bytes: F32 * self.weights,
+            flops: self.flops,
+            name: self.name,
+            kind: self.kind,
+            parallelism,
+        }
+    }
+}
+
+/// One call in bytes at the widths its tensors are stored at.
+#[derive(Debug, Clone, PartialEq)]
+struct Charged {
+    name: String,
+    kind: String,
+    /// Per sample.
+    flops: f64,
+    /// Activation bytes read and written per sample.
+    activation_bytes: f64,
+    /// Weight (and constant) bytes, read once per call.
+    weight_bytes: f64,
+    parallelism: Parallelism,
+}
+
+impl Charged {
     fn cost(&self, batch: usize) -> OpCost {
         let b = batch as f64;
         OpCost {
             name: self.name.clone(),
             kind: self.kind.clone(),
             flops: self.flops * b,
-            bytes: 4.0 * (self.activations * b + self.weights),
-            weight_bytes: 4.0 * self.weights,
+            bytes: self.activation_bytes * b + self.weight_bytes,
+            weight_bytes: self.weight_bytes,
+            parallelism: self.parallelism,
         }
+    }
+}
+
+/// What the quantized backend stores narrower than f32, node by node.
+/// Its plan is made from the graph alone (`QuantizedBackend::compile`); a test
+/// pins this reading of it to what the compiled backend reports it runs.
+struct QuantizedStorage<'g> {
+    graph: &'g Graph,
+    precision: Precision,
+    simd: SimdLevel,
+    by_name: BTreeMap<&'g str, NodeId>,
+}
+
+impl<'g> QuantizedStorage<'g> {
+    fn new(graph: &'g Graph, precision: Precision, simd: SimdLevel) -> QuantizedStorage<'g> {
+        let by_name = (0..graph.nodes.len())
+            .map(|i| (graph.nodes[i].name.as_str(), i))
+            .collect();
+        QuantizedStorage {
+            graph,
+            precision,
+            simd,
+            by_name,
+        }
+    }
+
+    /// The first and last node of a call (`node_calls` joins their names).
+    fn ends(&self, call: &Call) -> Option<(NodeId, NodeId)> {
+        let node = |name: &str| self.by_name.get(name).copied();
+        let mut names = call.name.split('+');
+        let head = node(names.next()?)?;
+        Some((head, names.next_back().map_or(Some(head), node)?))
+    }
+
+    /// `(k, n)` of node `i`'s weight matrix when it runs as a GEMM on quantized
+    /// weights: every dense layer and pointwise conv, and every conv but those
+    /// over a few taps, which stay f32 on the direct kernel where it exists.
+    fn gemm(&self, i: NodeId) -> Option<(usize, usize)> {
+        match &self.graph.nodes[i].op {
+            Op::Dense { weight, .. } => Some((weight.shape[0], weight.shape[1])),
+            Op::PointwiseConv { weight, .. } => Some((weight.shape[1], weight.shape[0])),
+            Op::Conv2d { weight, .. } => {
+                let taps: usize = weight.shape[1..].iter().product();
+                let direct = self.simd == SimdLevel::Avx512
+                    && self.simd.is_supported()
+                    && taps <= conv::DIRECT_CONV_MAX_TAPS;
+                (!direct).then_some((taps, weight.shape[0]))
+            }
+            _ => None,
+        }
+    }
+
+    /// The int8 dense layer a call ending at `last` hands its output to as
+    /// u8, requantized in its epilogue: when the call is an int8 dense layer
+    /// (with its ReLU) and that layer is the only reader of its output.
+    fn u8_reader(&self, head: NodeId, last: NodeId) -> Option<NodeId> {
+        let graph = self.graph;
+        let dense = |i: NodeId| matches!(graph.nodes[i].op, Op::Dense { .. });
+        if self.precision != Precision::Int8 || !dense(head) || last == graph.output {
+            return None;
+        }
+        let mut readers = (0..graph.nodes.len()).filter(|&j| graph.nodes[j].inputs.contains(&last));
+        match (readers.next(), readers.next()) {
+            (Some(j), None) if graph.nodes[j].inputs.len() == 1 && dense(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    /// Per sample: the elements of node `x`, in rows of `len`, and the bytes
+    /// of those rows as u8 (padded as the int8 kernels read them).
+    fn u8_rows(&self, x: NodeId, len: usize) -> (f64, f64) {
+        let elements = self.graph.nodes[x].numel();
+        let rows = elements / len.max(1);
+        (elements as f64, (rows * k_padded(len)) as f64)
+    }
+
+    /// The calls `node_calls` plans (elements at f32), in bytes at the widths
+    /// the backend stores them: quantized weight matrices at the precision
+    /// (int8 with an f32 scale per column), everything else f32 but the u8
+    /// activations int8 dense layers hand one another. All on one thread.
+    fn charge(&self, calls: &[Call]) -> Vec<Charged> {
+        let u8_inputs: BTreeSet<NodeId> = calls
+            .iter()
+            .filter_map(|c| self.ends(c))
+            .filter_map(|(head, last)| self.u8_reader(head, last))
+            .collect();
+        let narrow_bytes = match self.precision {
+            Precision::Int8 => 1.0,
+            Precision::F16 | Precision::Bf16 => 2.0,
+            Precision::F32 => F32,
+        };
+        calls
+            .iter()
+            .map(|call| {
+                let mut charged = call.clone().at_f32(Parallelism::Serial);
+                let Some((head, last)) = self.ends(call) else {
+                    return charged;
+                };
+                let Some((k, n)) = self.gemm(head) else {
+                    return charged;
+                };
+                charged.weight_bytes -= (F32 - narrow_bytes) * (k * n) as f64;
+                if self.precision == Precision::Int8 {
+                    charged.weight_bytes += F32 * n as f64;
+                }
+                if u8_inputs.contains(&head) {
+                    let input = self.graph.nodes[head].inputs.first().copied().unwrap_or(0);
+                    let (elements, bytes) = self.u8_rows(input, k);
+                    charged.activation_bytes -= F32 * elements - bytes;
+                }
+                if self.u8_reader(head, last).is_some() {
+                    let (elements, bytes) = self.u8_rows(last, n);
+                    charged.activation_bytes -= F32 * elements - bytes;
+                }
+                charged
+            })
+            .collect()
     }
 }
 
@@ -137,7 +305,7 @@ impl Lowered {
     /// One call per step, or on the tiled engine per group of steps it runs
     /// as one: the inputs the group reads from outside, its weights and its
     /// last step's output. What its steps pass one another is never stored.
-    fn calls(&self, tiled: bool) -> Vec<Call> {
+    fn calls(&self, tiled: bool) -> Vec<Charged> {
         // The engine's own decision, so the costs follow what it runs.
         let (pool_fused, depthwise_pooled) = exec::pool_fusion(self, |_| tiled);
         let mut calls = Vec::new();
@@ -145,7 +313,14 @@ impl Lowered {
         while si < self.steps.len() {
             let end = (si + 1 + exec::fused_after(&pool_fused, &depthwise_pooled, si))
                 .min(self.steps.len());
-            calls.push(self.group_call(&self.steps[si..end]));
+            let group = &self.steps[si..end];
+            let parallelism = if tiled {
+                tiled_parallelism(group)
+            } else {
+                // The simple kernels of the fused backend have no threads.
+                Parallelism::Serial
+            };
+            calls.push(self.group_call(group).at_f32(parallelism));
             si = end;
         }
         calls
@@ -186,6 +361,26 @@ impl Lowered {
             StepKind::AttnContext { p, v, s, d, .. } => vec![whole(*p), (v.buf, s * d)],
             kind => kind.inputs().into_iter().map(whole).collect(),
         }
+    }
+}
+
+/// How the tiled engine spreads a group of steps it runs as one over its
+/// threads: GEMMs over the whole batch and attention's (sample, head) products
+/// split once per call; convolutions (a GEMM or the direct stem, and the banded
+/// depthwise + pointwise + pool) once per sample. A pointwise conv pooled in
+/// place without a depthwise conv before it, and the row, elementwise, pooling
+/// and standalone depthwise kernels run on one thread.
+fn tiled_parallelism(group: &[Step]) -> Parallelism {
+    match group {
+        [step] => match step.kind {
+            StepKind::Dense { .. } | StepKind::AttnScores { .. } | StepKind::AttnContext { .. } => {
+                Parallelism::PerCall
+            }
+            StepKind::Conv2d { .. } | StepKind::Pointwise { .. } => Parallelism::PerSample,
+            _ => Parallelism::Serial,
+        },
+        [first, ..] if matches!(first.kind, StepKind::Depthwise { .. }) => Parallelism::PerSample,
+        _ => Parallelism::Serial,
     }
 }
 
@@ -397,7 +592,11 @@ mod tests {
         assert_eq!(saved, 4.0 * b * 2.0 * (dw_out + pw_out));
         // The other steps cost the same either way.
         for c in tiled.iter().filter(|c| c.name != banded.name) {
-            assert_eq!(named(&fused, &c.name), c);
+            let f = named(&fused, &c.name);
+            assert_eq!(
+                (f.flops, f.bytes, f.weight_bytes),
+                (c.flops, c.bytes, c.weight_bytes)
+            );
         }
     }
 
@@ -513,12 +712,16 @@ mod tests {
             executed_costs(&graph, BackendKind::Quantized, Precision::Int8, batch).expect("costs");
         // The pointwise GEMM's output goes straight into the pool's column sums.
         let pw = named(&costs, "block1.pw+block1.pw_act+pool");
-        let (pw_in, pw_weights) = (32.0 * 112.0 * 112.0, 64.0 * 32.0 + 64.0);
-        assert_eq!(pw.bytes, 4.0 * (b * (pw_in + 64.0) + pw_weights));
+        let pw_in = 32.0 * 112.0 * 112.0;
+        // int8 weights, an f32 bias and an f32 scale per output channel.
+        let pw_weights = 64.0 * 32.0 + 4.0 * (64.0 + 64.0);
+        assert_eq!(pw.weight_bytes, pw_weights);
+        assert_eq!(pw.bytes, 4.0 * b * (pw_in + 64.0) + pw_weights);
         // The depthwise conv (f32 kernel) runs its ReLU; it stays apart from the pointwise.
         named(&costs, "block1.dw+block1.dw_act");
-        let unfused = total(&graph.op_costs(batch), |c| c.bytes);
-        let saved = unfused - total(&costs, |c| c.bytes);
+        let activations = |c: &OpCost| c.bytes - c.weight_bytes;
+        let unfused = total(&graph.op_costs(batch), activations);
+        let saved = unfused - total(&costs, activations);
         // The ReLUs' passes (stem, depthwise, pointwise) and the pointwise output the pool read.
         let relus = 2.0 * (2.0 * 32.0 + 2.0 * 64.0) * 112.0 * 112.0;
         assert_eq!(saved, 4.0 * b * relus);
@@ -550,5 +753,212 @@ mod tests {
             );
         }
         assert!(executed_costs(&graph, BackendKind::Quantized, Precision::F32, 1).is_err());
+    }
+
+    /// Bytes of one call at batch `b`: `per_sample` activation bytes each,
+    /// `weights` once.
+    fn at(b: f64, per_sample: f64, weights: f64) -> f64 {
+        b * per_sample + weights
+    }
+
+    #[test]
+    fn the_quantized_backend_reads_narrow_weights_and_keeps_activations_f32() {
+        let (batch, b) = (8, 8.0);
+        let graph = models::mlp_1024(1).expect("mlp-1024");
+        let (d, classes) = (1024.0, 10.0);
+        // int8: s8 weights with an f32 bias and scale per column. The layers
+        // hand one another u8 rows (the first reads the f32 input, the last
+        // writes f32 logits).
+        let costs =
+            executed_costs(&graph, BackendKind::Quantized, Precision::Int8, batch).expect("costs");
+        let hidden = d * d + 4.0 * (d + d);
+        let last = d * classes + 4.0 * (classes + classes);
+        let expected = [
+            ("dense0+act0", at(b, 4.0 * d + d, hidden), hidden),
+            ("dense1+act1", at(b, d + d, hidden), hidden),
+            ("dense2", at(b, d + 4.0 * classes, last), last),
+        ];
+        for (name, bytes, weights) in expected {
+            let c = named(&costs, name);
+            assert_eq!((c.bytes, c.weight_bytes), (bytes, weights), "{name}");
+        }
+        // f16 and bf16: 2-byte weights, f32 bias, f32 activations throughout.
+        for precision in [Precision::F16, Precision::Bf16] {
+            let costs =
+                executed_costs(&graph, BackendKind::Quantized, precision, batch).expect("costs");
+            let c = named(&costs, "dense1+act1");
+            let weights = 2.0 * d * d + 4.0 * d;
+            assert_eq!(c.weight_bytes, weights, "{precision}");
+            assert_eq!(c.bytes, at(b, 4.0 * (d + d), weights), "{precision}");
+        }
+        // The transformer: GEMMs read narrow weights, the rest is f32 as in the graph.
+        let graph = models::transformer_block(1).expect("transformer");
+        let costs =
+            executed_costs(&graph, BackendKind::Quantized, Precision::Int8, batch).expect("costs");
+        let (s, d) = (64.0, 256.0);
+        let q = named(&costs, "layer0.q");
+        let weights = d * d + 4.0 * (d + d);
+        assert_eq!(
+            (q.bytes, q.weight_bytes),
+            (at(b, 4.0 * 2.0 * s * d, weights), weights)
+        );
+        let graphs = graph.op_costs(batch);
+        for name in ["layer0.softmax", "layer0.norm1", "layer0.gelu"] {
+            assert_eq!(named(&costs, name), named(&graphs, name), "{name}");
+        }
+    }
+
+    /// What `QuantizedStorage` reads of the backend's plan (which nodes run as
+    /// GEMMs on narrow weights, which int8 layers hand the next u8) is what the
+    /// compiled executable says it runs.
+    #[test]
+    fn quantized_storage_agrees_with_the_compiled_backend() {
+        let graphs = [
+            models::mlp_1024(1).expect("mlp-1024"),
+            Graph::from_spec(
+                &ModelSpec::Mlp(MlpSpec {
+                    input: 17,
+                    hidden: vec![33, 9, 7],
+                    output: 5,
+                    activation: Activation::Relu,
+                }),
+                2,
+            )
+            .expect("mlp"),
+            Graph::from_spec(
+                &ModelSpec::Convnet(ConvnetSpec {
+                    height: 15,
+                    width: 13,
+                    channels: 8,
+                    blocks: vec![
+                        ConvBlock::Standard {
+                            out_channels: 8,
+                            kernel: 3,
+                            stride: 2,
+                        },
+                        ConvBlock::Standard {
+                            out_channels: 12,
+                            kernel: 1,
+                            stride: 1,
+                        },
+                        ConvBlock::DepthwiseSeparable {
+                            out_channels: 16,
+                            kernel: 3,
+                            stride: 1,
+                        },
+                    ],
+                    classes: 5,
+                    activation: Activation::Relu,
+                }),
+                2,
+            )
+            .expect("convnet"),
+            Graph::from_spec(
+                &ModelSpec::Transformer(TransformerSpec {
+                    seq_len: 8,
+                    d_model: 16,
+                    heads: 2,
+                    ffn: 32,
+                    layers: 1,
+                    classes: 3,
+                }),
+                2,
+            )
+            .expect("transformer"),
+        ];
+        let mut chained = 0;
+        for graph in &graphs {
+            for precision in [Precision::Int8, Precision::F16] {
+                let opts = CompileOptions {
+                    precision,
+                    ..CompileOptions::default()
+                };
+                let text = crate::compile(graph, BackendKind::Quantized, &opts)
+                    .expect("compile")
+                    .lowered();
+                let how = |name: &str| {
+                    text.lines()
+                        .find(|l| l.split_whitespace().next() == Some(name))
+                        .unwrap_or_else(|| panic!("{name} in {text}"))
+                        .to_string()
+                };
+                let storage =
+                    QuantizedStorage::new(graph, precision, opts.resolved_simd().expect("simd"));
+                let calls = QuantizedBackend::default()
+                    .node_calls(graph, &opts)
+                    .expect("calls");
+                for call in &calls {
+                    let (head, last) = storage.ends(call).expect("call nodes");
+                    let line = how(&graph.nodes[head].name);
+                    assert_eq!(
+                        storage.gemm(head).is_some(),
+                        line.contains(" gemm"),
+                        "{precision}: {line}"
+                    );
+                    let reader = storage.u8_reader(head, last);
+                    let to = reader.map(|j| format!("requantized u8 to {}", graph.nodes[j].name));
+                    assert_eq!(
+                        to.as_ref().is_some_and(|to| line.contains(to)),
+                        line.contains("requantized"),
+                        "{precision}: {line}"
+                    );
+                    chained += usize::from(reader.is_some());
+                }
+            }
+        }
+        // mlp-1024 hands on twice, the small MLP three times.
+        assert_eq!(chained, 5);
+    }
+
+    #[test]
+    fn costs_say_which_calls_the_backend_splits_over_threads() {
+        let graph = models::convnet_224(1).expect("convnet-224");
+        let costs = executed_costs(&graph, BackendKind::Tiled, Precision::F32, 8).expect("costs");
+        let split: Vec<(&str, Parallelism)> = costs
+            .iter()
+            .map(|c| (c.name.as_str(), c.parallelism))
+            .collect();
+        // The stem and the banded group fork and join once per sample; the
+        // classifier's GEMM once for the batch.
+        assert_eq!(
+            split,
+            [
+                ("block0.conv+block0.act", Parallelism::PerSample),
+                (
+                    "block1.dw+block1.dw_act+block1.pw+block1.pw_act+pool",
+                    Parallelism::PerSample
+                ),
+                ("classifier", Parallelism::PerCall),
+            ],
+            "{costs:#?}"
+        );
+        // The transformer: GEMMs and attention split, the row and elementwise kernels do not.
+        let graph = models::transformer_block(1).expect("transformer");
+        let costs = executed_costs(&graph, BackendKind::Tiled, Precision::F32, 8).expect("costs");
+        for (name, expected) in [
+            ("layer0.q|layer0.k|layer0.v", Parallelism::PerCall),
+            ("layer0.scores", Parallelism::PerCall),
+            ("layer0.softmax", Parallelism::Serial),
+            ("layer0.context", Parallelism::PerCall),
+            ("layer0.norm1", Parallelism::Serial),
+        ] {
+            assert_eq!(named(&costs, name).parallelism, expected, "{name}");
+        }
+        // Everything else runs on one thread: the naive, fused and quantized backends.
+        for graph in graphs() {
+            for (backend, precision) in [
+                (BackendKind::Naive, Precision::F32),
+                (BackendKind::Fused, Precision::F32),
+                (BackendKind::Quantized, Precision::Int8),
+                (BackendKind::Quantized, Precision::Bf16),
+            ] {
+                let costs = executed_costs(&graph, backend, precision, 2).expect("costs");
+                assert!(
+                    costs.iter().all(|c| c.parallelism == Parallelism::Serial),
+                    "{} {backend} {precision}: {costs:#?}",
+                    graph.name
+                );
+            }
+        }
     }
 }

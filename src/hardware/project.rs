@@ -11,7 +11,9 @@
 //! depthwise conv, the pointwise conv after it and the global average pool
 //! after that as one call, band by band, never storing the depthwise or
 //! pointwise output. The quantized backend runs the graph node by node with a
-//! ReLU (and a pool) in the kernel before it. Counting the unfused graph's
+//! ReLU (and a pool) in the kernel before it, its GEMMs reading their weights
+//! at the precision and its activations f32 (but the u8 that int8 dense layers
+//! hand one another). Counting the unfused graph's
 //! intermediates instead charged traffic no kernel makes (`convnet-224` at
 //! batch 8: 26 MB of pointwise output written and read back).
 //!
@@ -26,8 +28,9 @@
 //!    an op's weights stay in a cache only when the whole model's weights (and
 //!    its activations) fit; its activations, just written by the op before,
 //!    when they alone fit. Against a target without a cache figure, DRAM for
-//!    every byte. Op bytes are counted at f32 and scaled by the precision's
-//!    bytes per weight.
+//!    every byte. Op bytes come at the widths the backend stores each tensor
+//!    at (the quantized backend's weights narrow, its activations mostly f32),
+//!    not the precision's width for all of them.
 //! 2. *Split.* Op `i`'s share `T_i = T * t_i / sum(t)` splits into a compute part
 //!    `T_i * c_i / t_i` and a memory part `T_i * m_i / t_i`. The measured time thus
 //!    keeps the kernel's real efficiency; only the ratio between the two
@@ -42,11 +45,17 @@
 //!    own roofline returns the measured time (up to rounding).
 //! 4. *Spread over cores.* `P_target` is the whole target, so step 3 alone
 //!    would split every op perfectly over its cores. An op pays
-//!    `parallel_overhead_us` (fork and join) to do so: with `c` its compute at
-//!    the whole peak and `k` its cache time on one physical core, it takes
-//!    `c + k/p + overhead` split over the `p` physical cores (all vCPUs), or
-//!    `c*p + k` on one thread, which gets a whole physical core; whichever is
-//!    shorter, as a runtime that splits only ops worth splitting would run it.
+//!    `parallel_overhead_us` (fork and join) to do so, once per call, or once
+//!    per sample where the backend splits each sample's work on its own (the
+//!    tiled engine's convolutions): with `c` its compute at the whole peak and
+//!    `k` its cache time on one physical core, it takes `c + k/p + forks *
+//!    overhead` split over the `p` physical cores (all vCPUs), or `c*p + k` on
+//!    one thread, which gets a whole physical core; whichever is shorter, as a
+//!    runtime that splits only ops worth splitting would run it. An op the
+//!    backend always runs on one thread
+//!    ([`Parallelism::Serial`](workbench_kernels::cost::Parallelism::Serial): every op of
+//!    the naive, fused and quantized backends, the tiled engine's row,
+//!    elementwise and standalone depthwise kernels) takes `c*p + k`.
 //!    Small ops thus stay on one core, and a run of many small ops gains
 //!    little from a large instance. Main-memory parts are not split: the
 //!    target's bandwidth figure is what all its cores share.
@@ -269,11 +278,6 @@ pub fn check_feasible(
     Ok(())
 }
 
-/// Bytes of an op at `precision` (op costs count f32).
-fn bytes_at(bytes: f64, precision: Precision) -> f64 {
-    bytes * precision.weight_bytes() as f64 / 4.0
-}
-
 /// Share `measured_ns` among `ops` by their roofline-predicted time and split
 /// each share into compute and memory parts (steps 1 and 2 of the method).
 /// `compute_giga_per_s` is the local peak at the precision; `memory_ns[i]` is
@@ -341,9 +345,8 @@ struct Caches<'a> {
     here: &'a Roofline,
     /// The target's cache; 0: every byte comes from its memory.
     target_bytes: u64,
-    /// All of the model's weights, at the precision.
+    /// All of the model's weights.
     model_weight_bytes: f64,
-    precision: Precision,
 }
 
 /// Bytes an op reads and writes of one kind, what must stay in a cache for
@@ -363,13 +366,11 @@ impl Traffic {
 }
 
 impl Caches<'_> {
-    /// The op's weights and activations, at the precision.
+    /// The op's weights and activations (counted at the widths the backend
+    /// stores them: [`ExecutedProgram`]).
     fn traffic(&self, op: &OpCost) -> [Traffic; 2] {
-        let weights = bytes_at(
-            op.weight_bytes.clamp(0.0, op.bytes.max(0.0)),
-            self.precision,
-        );
-        let activations = bytes_at((op.bytes - op.weight_bytes).max(0.0), self.precision);
+        let weights = op.weight_bytes.clamp(0.0, op.bytes.max(0.0));
+        let activations = (op.bytes - op.weight_bytes).max(0.0);
         let traffic = |bytes: f64, footprint: f64| Traffic {
             bytes,
             footprint,
@@ -453,11 +454,7 @@ pub fn project_latency(
     let caches = Caches {
         here: local_roofline,
         target_bytes: target.cache_bytes,
-        model_weight_bytes: bytes_at(
-            ops.iter().map(|op| op.weight_bytes.max(0.0)).sum(),
-            precision,
-        ),
-        precision,
+        model_weight_bytes: ops.iter().map(|op| op.weight_bytes.max(0.0)).sum(),
     };
     let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
     let spread = CoreSpread::of(target);
@@ -472,7 +469,8 @@ pub fn project_latency(
         .collect();
     let mut parts = apportion(ops, measured_ns, local.compute_giga_per_s, &predicted)?;
     let (mut from_memory, mut total) = (0.0, 0.0);
-    for ((part, kinds), &predicted) in parts.iter_mut().zip(&traffic).zip(&predicted) {
+    for (((part, kinds), &predicted), op) in parts.iter_mut().zip(&traffic).zip(&predicted).zip(ops)
+    {
         let (mut cached_one_core, mut memory) = (0.0, 0.0);
         let mut in_cache = [true; 2];
         for (kind, traffic) in kinds.iter().enumerate() {
@@ -499,8 +497,11 @@ pub fn project_latency(
                 in_cache[kind] = false;
             }
         }
-        let (cores_time, cores_used) =
-            spread.time_ns(part.local_compute_ns * compute_scale, cached_one_core);
+        let (cores_time, cores_used) = spread.time_ns(
+            part.local_compute_ns * compute_scale,
+            cached_one_core,
+            op.parallelism.forks(batch),
+        );
         part.projected_ns = cores_time + memory;
         part.cores_used = cores_used;
         [part.weights_in_target_cache, part.in_target_cache] = in_cache;
@@ -555,11 +556,15 @@ impl CoreSpread {
     /// Time of an op's per-core work, and the cores it uses: compute that
     /// takes `all_cores_ns` at the target's whole peak, plus cache traffic that
     /// takes `one_core_ns` on one physical core. Split over every core (plus
-    /// the fork and join) or kept on one thread, whichever is shorter.
-    pub fn time_ns(&self, all_cores_ns: f64, one_core_ns: f64) -> (f64, u32) {
+    /// `forks` forks and joins) or kept on one thread, whichever is shorter;
+    /// an op the backend runs on one thread (`forks` None) stays on one.
+    pub fn time_ns(&self, all_cores_ns: f64, one_core_ns: f64, forks: Option<f64>) -> (f64, u32) {
         let physical = f64::from(self.physical_cores);
         let on_one = all_cores_ns * physical + one_core_ns;
-        let split = all_cores_ns + one_core_ns / physical + self.fork_join_ns;
+        let Some(forks) = forks else {
+            return (on_one, 1);
+        };
+        let split = all_cores_ns + one_core_ns / physical + self.fork_join_ns * forks;
         if self.cores > 1 && split < on_one {
             (split, self.cores)
         } else {
@@ -709,6 +714,7 @@ impl LatencyFit {
 mod tests {
     use super::*;
     use crate::hardware::target::TargetKind;
+    use workbench_kernels::cost::Parallelism;
 
     pub(crate) fn roofline(gflops: f64, gops_int8: f64, dram: f64) -> Roofline {
         Roofline {
@@ -752,6 +758,7 @@ mod tests {
             flops,
             bytes,
             weight_bytes: 0.0,
+            parallelism: Parallelism::PerCall,
         }
     }
 
@@ -1002,9 +1009,9 @@ mod tests {
         for precision in [Precision::F32, Precision::Int8] {
             let p = onto_itself(&here, &ops, 1_000_000.0, precision);
             let cached: Vec<bool> = p.ops.iter().map(|o| o.in_target_cache).collect();
-            // int8 bytes are a quarter: the 64 MB op's 16 MB fit the L3.
-            let expected = [true, true, true, precision == Precision::Int8];
-            assert_eq!(cached, expected, "{precision:?}");
+            // The bytes are the ops' own at any precision (counted at the
+            // widths the backend stores them): the 64 MB op's stay in DRAM.
+            assert_eq!(cached, [true, true, true, false], "{precision:?}");
         }
     }
 
@@ -1166,6 +1173,150 @@ mod tests {
             "{int8:?}"
         );
         onto_itself(&here, &int8, measured_ns, Precision::Int8);
+    }
+
+    #[test]
+    fn bytes_are_charged_as_counted_at_every_precision() {
+        // 40 MFLOP and 4 MB of activations. Here int8 computes at 400 G ops/s
+        // (100 us) and the bytes stream at 10 GB/s (400 us): the 4 MB are what
+        // the backend moves (f32 activations), not a quarter of them.
+        let here = roofline(100.0, 400.0, 10.0);
+        let ops = [op("act", 4e7, 4e6)];
+        let t = target("t", 100.0, 400.0, 5.0, 1 << 30);
+        let p = project_latency(
+            &ops,
+            500_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::Int8,
+            &t,
+        )
+        .unwrap();
+        let o = &p.ops[0];
+        assert!((o.local_memory_ns - 400_000.0).abs() < 1e-6, "{o:?}");
+        // Half the bandwidth there: 800 us of memory; the compute at the same peak.
+        assert!(
+            (p.latency_ns - (800_000.0 + 100_000.0)).abs() < 1e-6,
+            "{p:?}"
+        );
+    }
+
+    /// `cores` cores of 100 GFLOP/s and 400 G int8 ops/s each.
+    fn int8_multicore(cores: u32) -> TargetSpec {
+        let mut t = multicore(cores, 5.0);
+        t.peak_gops_int8 = 400.0 * f64::from(cores);
+        t
+    }
+
+    fn project_at(
+        ops: &[OpCost],
+        measured_ns: f64,
+        batch: usize,
+        precision: Precision,
+        t: &TargetSpec,
+    ) -> ProjectedLatency {
+        let here = roofline(100.0, 400.0, 10.0);
+        project_latency(
+            ops,
+            measured_ns,
+            Provenance::Measured,
+            batch,
+            &here,
+            precision,
+            t,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ops_the_backend_runs_on_one_thread_never_split() {
+        // The quantized backend runs every kernel on one thread: 64 cores
+        // project each of its ops exactly as one core does.
+        let graph = workbench_kernels::models::mlp_1024(1).unwrap();
+        let batch = 64;
+        let int8 = executed_program(&graph, BackendKind::Quantized, Precision::Int8).costs(batch);
+        let one = project_at(&int8, 700_000.0, batch, Precision::Int8, &int8_multicore(1));
+        let many = project_at(
+            &int8,
+            700_000.0,
+            batch,
+            Precision::Int8,
+            &int8_multicore(64),
+        );
+        for (a, b) in one.ops.iter().zip(&many.ops) {
+            assert_eq!(b.cores_used, 1, "{b:?}");
+            assert!(
+                (a.projected_ns - b.projected_ns).abs() <= 1e-9 * a.projected_ns,
+                "{a:?} vs {b:?}"
+            );
+        }
+        // The tiled engine splits the same GEMMs over the cores.
+        let f32_ops = executed_program(&graph, BackendKind::Tiled, Precision::F32).costs(batch);
+        let one = project_at(
+            &f32_ops,
+            2_500_000.0,
+            batch,
+            Precision::F32,
+            &int8_multicore(1),
+        );
+        let many = project_at(
+            &f32_ops,
+            2_500_000.0,
+            batch,
+            Precision::F32,
+            &int8_multicore(64),
+        );
+        assert!(many.latency_ns < 0.5 * one.latency_ns, "{many:?}");
+        assert!(many.ops.iter().all(|o| o.cores_used == 64), "{many:?}");
+    }
+
+    #[test]
+    fn ops_split_per_sample_fork_and_join_once_per_sample() {
+        // 10 ms of compute here at batch 8, onto 4 cores with 5 us per fork and join.
+        let with = |parallelism| OpCost {
+            parallelism,
+            ..op("conv", 1e9, 0.0)
+        };
+        let t = multicore(4, 5.0);
+        let time = |parallelism| {
+            project_at(&[with(parallelism)], 10_000_000.0, 8, Precision::F32, &t).latency_ns
+        };
+        assert!((time(Parallelism::PerCall) - 2_505_000.0).abs() < 1e-3);
+        assert!((time(Parallelism::PerSample) - 2_540_000.0).abs() < 1e-3);
+        assert!((time(Parallelism::Serial) - 10_000_000.0).abs() < 1e-3);
+        // convnet-224 at batch 8 on the tiled engine: the stem and the banded
+        // depthwise + pointwise + pool pay eight forks each (the classifier,
+        // 10 kFLOP, is not worth one).
+        let graph = workbench_kernels::models::convnet_224(1).unwrap();
+        let ops = executed_program(&graph, BackendKind::Tiled, Precision::F32).costs(8);
+        let two = |overhead_us: f64| {
+            let mut t = multicore(2, overhead_us);
+            t.cache_bytes = 32_000_000;
+            let here = with_l3();
+            project_latency(
+                &ops,
+                6.6e6,
+                Provenance::Measured,
+                8,
+                &here,
+                Precision::F32,
+                &t,
+            )
+            .unwrap()
+        };
+        let (free, forked) = (two(0.0), two(5.0));
+        let forks: Vec<f64> = free
+            .ops
+            .iter()
+            .zip(&forked.ops)
+            .map(|(f, o)| (o.projected_ns - f.projected_ns) / 5_000.0)
+            .collect();
+        let cores: Vec<u32> = forked.ops.iter().map(|o| o.cores_used).collect();
+        assert_eq!(cores, [2, 2, 1], "{forked:?}");
+        for got in &forks[..2] {
+            assert!((got - 8.0).abs() < 1e-6, "{forks:?}");
+        }
     }
 
     #[test]

@@ -547,8 +547,8 @@ fn section_projection(out: &mut String, report: &Report) {
         out,
         "`{}` {} {} at batch {} took {} here (one core) and is projected at {} on {} \
          ({} vCPUs). It runs {ops} steps (ops the backend fuses are one step): {split} split \
-         over all the target's cores, the rest stay on one (splitting them would cost more \
-         than it saves); {cached} read everything from its cache (a step's weights stay there \
+         over all the target's cores, the rest stay on one (the backend runs them on one \
+         thread, or splitting them would cost more than it saves); {cached} read everything from its cache (a step's weights stay there \
          when the whole model's weights fit, its activations when they fit), the rest some of \
          it from its memory.\n",
         p.model_variant,

@@ -172,7 +172,8 @@ pub struct ProjectedOp {
     pub kind: String,
     pub local_ns: f64,
     pub projected_ns: f64,
-    /// All of the target's cores, or 1 when splitting would not pay.
+    /// All of the target's cores, or 1 when the backend runs the op on one
+    /// thread or splitting would not pay.
     pub cores_used: u32,
     /// The op's activations come from the target's cache (true without any).
     pub in_target_cache: bool,
