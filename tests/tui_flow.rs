@@ -398,20 +398,50 @@ fn what_if_describes_changes() {
     assert_eq!(w.describe(), "traffic x2.00, offline 30%");
 }
 
-/// Fake pipeline whose measuring panics.
-struct PanicsInMeasure(FakePipeline);
+/// The fake pipeline with one thing gone wrong.
+struct Faulty {
+    inner: FakePipeline,
+    fault: Fault,
+}
 
-impl Pipeline for PanicsInMeasure {
+enum Fault {
+    /// Measuring panics.
+    PanicsInMeasure,
+    /// The scenario file was edited after it was listed.
+    EditedSinceListed,
+}
+
+impl Faulty {
+    fn new(fault: Fault) -> Faulty {
+        Faulty {
+            inner: FakePipeline::new(),
+            fault,
+        }
+    }
+}
+
+impl Pipeline for Faulty {
     fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
-        self.0.load_scenarios(paths)
+        self.inner.load_scenarios(paths)
+    }
+    fn reload(&self, scenario: &ScenarioEntry) -> ScenarioEntry {
+        let mut now = scenario.clone();
+        if let Fault::EditedSinceListed = self.fault {
+            now.summary = vec!["traffic: 900 req/s (edited)".to_string()];
+            now.offline_fraction = 0.5;
+        }
+        now
     }
     fn measure(
         &self,
-        _: &ScenarioEntry,
-        _: &dyn Fn(Progress),
-        _: &Arc<AtomicBool>,
+        scenario: &ScenarioEntry,
+        progress: &dyn Fn(Progress),
+        cancel: &Arc<AtomicBool>,
     ) -> Result<workbench::tui::Measurements, String> {
-        panic!("boom in measure")
+        if let Fault::PanicsInMeasure = self.fault {
+            panic!("boom in measure")
+        }
+        self.inner.measure(scenario, progress, cancel)
     }
     fn plan(
         &self,
@@ -421,7 +451,7 @@ impl Pipeline for PanicsInMeasure {
         progress: &dyn Fn(Progress),
         cancel: &Arc<AtomicBool>,
     ) -> Result<workbench::report::Report, String> {
-        self.0
+        self.inner
             .plan(scenario, measurements, what_if, progress, cancel)
     }
     fn export(
@@ -430,13 +460,13 @@ impl Pipeline for PanicsInMeasure {
         report: &workbench::report::Report,
         out_dir: &std::path::Path,
     ) -> Result<Vec<PathBuf>, String> {
-        self.0.export(scenario, report, out_dir)
+        self.inner.export(scenario, report, out_dir)
     }
 }
 
 #[test]
 fn a_pipeline_panic_fails_the_job_and_the_tui_carries_on() {
-    let pipeline = Arc::new(PanicsInMeasure(FakePipeline::new()));
+    let pipeline = Arc::new(Faulty::new(Fault::PanicsInMeasure));
     let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
     let worker = Worker::spawn(pipeline).unwrap();
     dispatch(&mut app, &worker, Action::Run).unwrap();
@@ -515,53 +545,11 @@ fn the_help_scrolls_on_a_small_terminal() {
     );
 }
 
-/// Fake pipeline whose scenario file was edited after it was listed.
-struct EditedSinceListed(FakePipeline);
-
-impl Pipeline for EditedSinceListed {
-    fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
-        self.0.load_scenarios(paths)
-    }
-    fn reload(&self, scenario: &ScenarioEntry) -> ScenarioEntry {
-        let mut now = scenario.clone();
-        now.summary = vec!["traffic: 900 req/s (edited)".to_string()];
-        now.offline_fraction = 0.5;
-        now
-    }
-    fn measure(
-        &self,
-        scenario: &ScenarioEntry,
-        progress: &dyn Fn(Progress),
-        cancel: &Arc<AtomicBool>,
-    ) -> Result<workbench::tui::Measurements, String> {
-        self.0.measure(scenario, progress, cancel)
-    }
-    fn plan(
-        &self,
-        scenario: &ScenarioEntry,
-        measurements: &workbench::tui::Measurements,
-        what_if: &WhatIf,
-        progress: &dyn Fn(Progress),
-        cancel: &Arc<AtomicBool>,
-    ) -> Result<workbench::report::Report, String> {
-        self.0
-            .plan(scenario, measurements, what_if, progress, cancel)
-    }
-    fn export(
-        &self,
-        scenario: &ScenarioEntry,
-        report: &workbench::report::Report,
-        out_dir: &std::path::Path,
-    ) -> Result<Vec<PathBuf>, String> {
-        self.0.export(scenario, report, out_dir)
-    }
-}
-
 /// A run reads the file as it is now, and the list and the what-if's
 /// starting points follow it instead of the summary read at start-up.
 #[test]
 fn a_run_refreshes_the_scenario_it_reads() {
-    let pipeline = Arc::new(EditedSinceListed(FakePipeline::new()));
+    let pipeline = Arc::new(Faulty::new(Fault::EditedSinceListed));
     let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
     let worker = Worker::spawn(pipeline).unwrap();
     dispatch(&mut app, &worker, Action::Run).unwrap();
