@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{load, synthetic_profiles_with};
+use common::{load, plan_quickly, with_trace};
 use workbench::plan::search::{partition_capacity_per_s, physical_cores, HTTP_REQUEST_CPU_S};
-use workbench::plan::{self, Evaluation, PlanOptions, WhatIf};
-use workbench::scenario::{self, ArrivalProcess, Mode, Scenario};
+use workbench::plan::{self, Evaluation};
+use workbench::scenario::{self, Mode, Scenario};
 
 /// One cloud instance type (one core), a data-centre link, a small MLP.
 const BASE: &str = r#"
@@ -79,19 +79,6 @@ fn edited(edits: &[(&str, &str)]) -> Scenario {
     parse(&text)
 }
 
-fn plan_of(s: &Scenario) -> plan::PlanOutcome {
-    let options = PlanOptions {
-        sensitivity: false,
-        ..PlanOptions::quick(7)
-    };
-    plan::plan(
-        s,
-        &synthetic_profiles_with(s, 0.6, 0.99),
-        &WhatIf::default(),
-        &options,
-    )
-}
-
 fn simulated(out: &plan::PlanOutcome) -> Vec<&Evaluation> {
     out.evaluations.iter().filter(|e| e.simulated).collect()
 }
@@ -126,7 +113,7 @@ fn a_variant_without_a_declared_accuracy_is_not_assumed_to_agree() {
         ("\n[traffic]", STUB),
         ("latency_ms = 50", "latency_ms = 50\naccuracy_floor = 0.995"),
     ]);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 0.99);
     let best = out.recommended().expect("the full model is feasible");
     assert_eq!(best.candidate.variant, "full");
     let stubs: Vec<&Evaluation> = out
@@ -163,7 +150,7 @@ fn a_ratio_of_declared_accuracies_is_not_called_measured() {
         ),
         ("latency_ms = 50", "latency_ms = 50\naccuracy_floor = 0.995"),
     ]);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 0.99);
     let stub = out
         .evaluations
         .iter()
@@ -177,22 +164,11 @@ fn a_ratio_of_declared_accuracies_is_not_called_measured() {
     assert!((stub.plan.accuracy_agreement - 0.9 / 0.96).abs() < 1e-9);
 }
 
-fn with_trace(s: &Scenario, timestamps_s: Vec<f64>, duration_s: f64) -> Scenario {
-    let mut t = s.clone();
-    t.traffic.rate_per_s = timestamps_s.len() as f64 / duration_s;
-    t.traffic.duration_s = duration_s;
-    t.traffic.process = ArrivalProcess::Trace {
-        path: PathBuf::from("synthetic.csv"),
-        timestamps_s,
-    };
-    t
-}
-
 #[test]
 fn a_percentile_from_too_few_requests_does_not_pass() {
     // 50 requests: a "p99" of them is their maximum, or 0 ms with none measured
     let trace: Vec<f64> = (0..50).map(|i| f64::from(i) * 1.2).collect();
-    let out = plan_of(&with_trace(&parse(BASE), trace, 60.0));
+    let out = plan_quickly(&with_trace(&parse(BASE), trace, 60.0), 0.99);
     assert!(out.recommended().is_none());
     let sims = simulated(&out);
     assert!(!sims.is_empty());
@@ -211,7 +187,7 @@ fn a_percentile_from_too_few_requests_does_not_pass() {
 fn a_strict_percentile_is_simulated_long_enough_to_judge() {
     // p99.9 needs 10,000 measured requests, more than the quick screening budget
     let s = edited(&[("latency_percentile = 99", "latency_percentile = 99.9")]);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 0.99);
     assert!(out.recommended().is_some(), "{:?}", out.rationale);
     for e in simulated(&out) {
         assert!(
@@ -228,7 +204,7 @@ fn a_link_that_loses_nearly_every_packet_fails_every_request() {
         "bandwidth_mbps = 1000",
         "bandwidth_mbps = 1000\nloss_fraction = 0.999999",
     )]);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 0.99);
     assert!(out.recommended().is_none());
     let sims = simulated(&out);
     assert!(!sims.is_empty());
@@ -247,7 +223,7 @@ fn request_handling_costs_cpu_on_every_replica() {
         ("hidden = [256, 128]", "hidden = [8]"),
         ("[search]", "[search]\nmax_replicas = 32"),
     ]);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 0.99);
     let best = out.recommended().expect("feasible with enough replicas");
     let cores = physical_cores(&s.targets.cloud[0]);
     let at_least = (100_000.0 * HTTP_REQUEST_CPU_S / cores).ceil() as u32;
@@ -284,7 +260,7 @@ fn stream_scenario(partitions: u32) -> Scenario {
 
 #[test]
 fn one_partition_cannot_feed_a_fast_stream() {
-    let out = plan_of(&stream_scenario(1));
+    let out = plan_quickly(&stream_scenario(1), 0.99);
     let streams: Vec<&Evaluation> = out
         .evaluations
         .iter()
@@ -303,7 +279,7 @@ fn one_partition_cannot_feed_a_fast_stream() {
     // enough partitions: the limit is not what rejects a plan (also the
     // shipped card-fraud stream: 4,000 events/s over 32 partitions)
     for s in [stream_scenario(needed as u32), load("card-fraud-stream")] {
-        let out = plan_of(&s);
+        let out = plan_quickly(&s, 0.99);
         assert!(out
             .evaluations
             .iter()
@@ -314,7 +290,7 @@ fn one_partition_cannot_feed_a_fast_stream() {
 #[test]
 fn a_miss_by_less_than_the_printed_digits_still_shows_the_difference() {
     // an SLO at the simulated latency of the plans: misses by a hair
-    let probe = plan_of(&parse(BASE));
+    let probe = plan_quickly(&parse(BASE), 0.99);
     let best = probe.recommended().expect("feasible");
     let p99 = best.slo_latency_ms.expect("estimated");
     let slo = p99 * (1.0 - 1e-4);
@@ -325,7 +301,7 @@ fn a_miss_by_less_than_the_printed_digits_still_shows_the_difference() {
         "{p99} {slo}"
     );
     let s = edited(&[("latency_ms = 50", &format!("latency_ms = {slo}"))]);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 0.99);
     let hair: Vec<&String> = out
         .evaluations
         .iter()

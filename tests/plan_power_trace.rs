@@ -6,26 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use common::{load, synthetic_profiles_with};
+use common::{load, plan_quickly, synthetic_profiles_with, with_trace};
 use workbench::plan::evaluate::Context;
-use workbench::plan::{self, Evaluation, PlanOptions, WhatIf};
-use workbench::scenario::{ArrivalProcess, Placement, Scenario};
+use workbench::plan::{self, Evaluation};
+use workbench::scenario::{ArrivalProcess, Placement};
 use workbench::sim;
-
-fn plan_of(s: &Scenario) -> plan::PlanOutcome {
-    let options = PlanOptions {
-        sensitivity: false,
-        ..PlanOptions::quick(7)
-    };
-    plan::plan(
-        s,
-        &synthetic_profiles_with(s, 0.6, 1.0),
-        &WhatIf::default(),
-        &options,
-    )
-}
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs())
@@ -50,17 +36,6 @@ fn bursty_trace(n: u32, duration_s: f64) -> Vec<f64> {
     burst.chain(rest).collect()
 }
 
-fn with_trace(s: &Scenario, timestamps_s: Vec<f64>, duration_s: f64) -> Scenario {
-    let mut t = s.clone();
-    t.traffic.rate_per_s = timestamps_s.len() as f64 / duration_s;
-    t.traffic.duration_s = duration_s;
-    t.traffic.process = ArrivalProcess::Trace {
-        path: PathBuf::from("synthetic.csv"),
-        timestamps_s,
-    };
-    t
-}
-
 #[test]
 fn each_sampled_edge_device_gets_its_share_of_a_trace() {
     // 20,000 requests in 10 s over fleets of 400,000 and 600,000 phones: the
@@ -68,7 +43,7 @@ fn each_sampled_edge_device_gets_its_share_of_a_trace() {
     let trace = with_trace(&load("predictive-text"), bursty_trace(20_000, 10.0), 10.0);
     let mut poisson = trace.clone();
     poisson.traffic.process = ArrivalProcess::Poisson;
-    let (t, p) = (plan_of(&trace), plan_of(&poisson));
+    let (t, p) = (plan_quickly(&trace, 1.0), plan_quickly(&poisson, 1.0));
     let (te, pe) = (edge_plans(&t), edge_plans(&p));
     assert!(!te.is_empty());
     for (id, e) in &te {
@@ -92,7 +67,7 @@ fn each_sampled_edge_device_gets_its_share_of_a_trace() {
         );
     }
     // the same seed, the same thinning: the plan is reproducible
-    assert_eq!(t.evaluations, plan_of(&trace).evaluations);
+    assert_eq!(t.evaluations, plan_quickly(&trace, 1.0).evaluations);
 }
 
 #[test]
@@ -147,13 +122,13 @@ fn the_power_limit_is_checked_on_average_traffic() {
         peak_factor: 2.0,
         period_s: 86_400.0,
     };
-    let base = plan_of(&poisson);
+    let base = plan_quickly(&poisson, 1.0);
     let mean = first_edge_plan(&base)
         .device_power_w
         .expect("an edge power");
     assert!(mean > 0.0);
     for (name, s) in [("bursty", &bursty), ("diurnal", &diurnal)] {
-        let e = plan_of(s);
+        let e = plan_quickly(s, 1.0);
         let e = first_edge_plan(&e);
         let average = e.device_power_w.expect("an edge power");
         // the same mean traffic, the same average power, however it arrives
@@ -164,7 +139,7 @@ fn the_power_limit_is_checked_on_average_traffic() {
         // a limit the average meets but the peak does not: no power reason
         let mut limited = s.clone();
         limited.constraints.max_device_power_watts = Some(average * 1.4);
-        let out = plan_of(&limited);
+        let out = plan_quickly(&limited, 1.0);
         let e = first_edge_plan(&out);
         assert!(
             !e.rejected.iter().any(|r| r.contains(" W on average")),
@@ -173,7 +148,7 @@ fn the_power_limit_is_checked_on_average_traffic() {
         );
         // a limit under the average: rejected, with the figure the table shows
         limited.constraints.max_device_power_watts = Some(average * 0.5);
-        let out = plan_of(&limited);
+        let out = plan_quickly(&limited, 1.0);
         let e = first_edge_plan(&out);
         let shown = e.device_power_w.expect("an edge power");
         let said = format!("draws {shown:.2} W on average");

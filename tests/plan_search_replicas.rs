@@ -7,22 +7,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{load, synthetic_profiles_with};
-use workbench::plan::{self, Evaluation, PlanOptions, WhatIf};
+use common::{load, plan_quickly};
+use workbench::plan::{self, Evaluation};
 use workbench::scenario::{Mode, Placement, Scenario};
-
-fn plan_of(s: &Scenario) -> plan::PlanOutcome {
-    let options = PlanOptions {
-        sensitivity: false,
-        ..PlanOptions::quick(7)
-    };
-    plan::plan(
-        s,
-        &synthetic_profiles_with(s, 0.6, 1.0),
-        &WhatIf::default(),
-        &options,
-    )
-}
 
 /// Simulated cloud plans, grouped by everything but their replica count.
 fn cloud_families(out: &plan::PlanOutcome) -> BTreeMap<String, Vec<&Evaluation>> {
@@ -49,7 +36,7 @@ fn devices_offline_end_the_replica_search_with_the_reason_given() {
     // 15% of requests find their device offline; p95 allows 5% to fail
     let s = load("smart-reply-fallback");
     assert_eq!(s.objectives.latency_percentile, 95.0);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 1.0);
     let families = cloud_families(&out);
     assert!(!families.is_empty());
     let said = connectivity(&s);
@@ -69,7 +56,7 @@ fn devices_offline_end_the_replica_search_with_the_reason_given() {
     // no device online (the same requests are offline whatever the count)
     let mut more = s.clone();
     more.search.min_replicas = most + 1;
-    let out = plan_of(&more);
+    let out = plan_quickly(&more, 1.0);
     for (family, rows) in cloud_families(&out) {
         for e in rows {
             assert!(e.plan.replicas > most, "{family}");
@@ -82,7 +69,7 @@ fn devices_offline_end_the_replica_search_with_the_reason_given() {
 fn devices_offline_less_than_the_percentile_allows_bound_nothing() {
     let mut s = load("smart-reply-fallback");
     s.constraints.offline_fraction = 0.03;
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 1.0);
     let families = cloud_families(&out);
     assert!(!families.is_empty());
     for e in families.values().flatten() {
@@ -96,7 +83,7 @@ fn plans_rejected_before_simulation_carry_their_instance_cost() {
     // keystrokes may not leave the phone: every cloud plan is pruned unsimulated
     let s = load("predictive-text");
     assert!(!s.constraints.data_may_leave_device);
-    let out = plan_of(&s);
+    let out = plan_quickly(&s, 1.0);
     let price = s.targets.cloud[0].spec.usd_per_hour;
     let monthly_predictions = s.traffic.rate_per_s * 730.0 * 3600.0;
     let mut priced = 0;

@@ -1,11 +1,11 @@
 //! Helpers shared by the planner's integration tests: shipped scenarios and
 //! synthetic, roofline-shaped compute profiles (no timing).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use workbench::plan::{ComputeProfile, ProfileSet};
+use workbench::plan::{self, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
 use workbench::report::FigureSource;
-use workbench::scenario::{self, Scenario};
+use workbench::scenario::{self, ArrivalProcess, Scenario};
 use workbench::sim::ProfilePoint;
 use workbench_kernels::{BackendKind, Precision};
 
@@ -65,4 +65,34 @@ pub fn synthetic_profiles_with(s: &Scenario, int8_speed: f64, int8_agreement: f6
         }
     }
     set
+}
+
+/// The scenario planned quickly (seed 7, no sensitivity) on synthetic
+/// profiles with int8 at 0.6 of peak and `int8_agreement`.
+// Each test crate compiles its own copy of this module and uses part of it.
+#[allow(dead_code)]
+pub fn plan_quickly(s: &Scenario, int8_agreement: f64) -> plan::PlanOutcome {
+    let options = PlanOptions {
+        sensitivity: false,
+        ..PlanOptions::quick(7)
+    };
+    plan::plan(
+        s,
+        &synthetic_profiles_with(s, 0.6, int8_agreement),
+        &WhatIf::default(),
+        &options,
+    )
+}
+
+/// The scenario with its arrivals replaced by a trace over `duration_s`.
+#[allow(dead_code)]
+pub fn with_trace(s: &Scenario, timestamps_s: Vec<f64>, duration_s: f64) -> Scenario {
+    let mut t = s.clone();
+    t.traffic.rate_per_s = timestamps_s.len() as f64 / duration_s;
+    t.traffic.duration_s = duration_s;
+    t.traffic.process = ArrivalProcess::Trace {
+        path: PathBuf::from("synthetic.csv"),
+        timestamps_s,
+    };
+    t
 }
