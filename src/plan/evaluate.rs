@@ -9,6 +9,9 @@ use workbench_kernels::Precision;
 pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd};
 use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
 use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
+// The share of the simulated window not measured (the empty-system
+// transient); validation counts a trace's arrivals after it too.
+use crate::scenario::limits::WARMUP_FRACTION;
 use crate::sim::{
     self, cost, ArrivalProcess, Balancer, BatchJobConfig, Batching, Broker, EdgeDevices,
     LatencyFit, LookupPath, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload, RunControl,
@@ -571,9 +574,6 @@ pub const MIN_REQUESTS_BEYOND_PERCENTILE: f64 = 10.0;
 /// The most requests one plan is simulated with to reach its SLO percentile
 /// (a p99.999 needs a million): a stricter percentile is refused, not guessed.
 const MAX_REQUESTS_FOR_PERCENTILE: u64 = 1_000_000;
-
-/// Share of the simulated window (its start) not measured: the empty-system transient.
-const WARMUP_FRACTION: f64 = 0.05;
 
 /// Measured requests needed to estimate the latency at percentile `q` (0..100);
 /// `None` when no finite simulation can (q = 100).

@@ -123,11 +123,11 @@ pub fn serving_notes() -> Vec<String> {
         sim::MAX_RETRANSMISSIONS
     );
     vec![network, format!(
-        "cloud replicas spend CPU on each request besides the model, spread over the instance's physical cores: {:.0} µs of a core per HTTP request (parsing, (de)serialisation, response), {:.0} µs per stream message (consume, produce, commit); a broker partition delivers at most {:.0} MB/s or {:.0} messages/s to its consumer (assumptions)",
+        "cloud replicas spend CPU on each request besides the model, spread over the instance's physical cores: {:.0} µs of a core per HTTP request (parsing, (de)serialisation, response), {:.0} µs per stream message (consume, produce, commit); a broker partition delivers at most {:.0} MB/s or {} messages/s to its consumer (assumptions)",
         HTTP_REQUEST_CPU_S * 1e6,
         STREAM_MESSAGE_CPU_S * 1e6,
         PARTITION_MAX_BYTES_PER_S / 1e6,
-        PARTITION_MAX_MESSAGES_PER_S
+        crate::report::format::thousands(PARTITION_MAX_MESSAGES_PER_S)
     )]
 }
 

@@ -95,7 +95,8 @@ pub fn usd_small(value: f64) -> String {
     }
 }
 
-fn thousands(whole: f64) -> String {
+/// A whole number with thousands separators: "100,000".
+pub fn thousands(whole: f64) -> String {
     let digits = format!("{whole:.0}");
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
