@@ -955,18 +955,7 @@ mod tests {
 
     /// A slow machine: 1 GFLOP/s, 4 G int8 ops/s, 0.1 GB/s.
     fn slow_machine() -> Roofline {
-        Roofline {
-            hardware_fingerprint: "slow".into(),
-            peak_gflops_f32: 1.0,
-            peak_gops_int8: 4.0,
-            f32_by_path: Vec::new(),
-            int8_by_path: Vec::new(),
-            bandwidth: Vec::new(),
-            dram_gbs: 0.1,
-            cores: 1,
-            memory_bytes: 0,
-            probe_ms: 0.0,
-        }
+        Roofline::flat("slow", 1.0, 4.0, 0.1)
     }
 
     fn big_scenario(budget_s: f64) -> Scenario {

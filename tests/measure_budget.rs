@@ -60,18 +60,7 @@ fn subject(flops_per_sample: f64, weight_bytes: f64) -> MeasureSubject {
         workload: "big-mlp".into(),
         flops_per_sample,
         weight_bytes,
-        roofline: Some(Roofline {
-            hardware_fingerprint: "0123456789abcdef".into(),
-            peak_gflops_f32: 100.0,
-            peak_gops_int8: 400.0,
-            f32_by_path: Vec::new(),
-            int8_by_path: Vec::new(),
-            bandwidth: Vec::new(),
-            dram_gbs: 10.0,
-            cores: 1,
-            memory_bytes: 0,
-            probe_ms: 0.0,
-        }),
+        roofline: Some(Roofline::flat("0123456789abcdef", 100.0, 400.0, 10.0)),
         rates: Some(BackendRates {
             points: vec![RatePoint {
                 backend: BackendKind::Naive,

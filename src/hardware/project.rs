@@ -718,16 +718,8 @@ mod tests {
 
     pub(crate) fn roofline(gflops: f64, gops_int8: f64, dram: f64) -> Roofline {
         Roofline {
-            hardware_fingerprint: "test".into(),
-            peak_gflops_f32: gflops,
-            peak_gops_int8: gops_int8,
-            f32_by_path: vec![],
-            int8_by_path: vec![],
-            bandwidth: vec![],
-            dram_gbs: dram,
-            cores: 1,
             memory_bytes: 1 << 30,
-            probe_ms: 0.0,
+            ..Roofline::flat("test", gflops, gops_int8, dram)
         }
     }
 

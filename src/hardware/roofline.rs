@@ -90,6 +90,28 @@ impl ProbeOptions {
 }
 
 impl Roofline {
+    /// A machine known only by its peaks and its DRAM bandwidth: one core, no
+    /// cache levels or per-path figures, no memory size (tests and estimates).
+    pub fn flat(
+        hardware_fingerprint: &str,
+        peak_gflops_f32: f64,
+        peak_gops_int8: f64,
+        dram_gbs: f64,
+    ) -> Roofline {
+        Roofline {
+            hardware_fingerprint: hardware_fingerprint.to_string(),
+            peak_gflops_f32,
+            peak_gops_int8,
+            f32_by_path: Vec::new(),
+            int8_by_path: Vec::new(),
+            bandwidth: Vec::new(),
+            dram_gbs,
+            cores: 1,
+            memory_bytes: 0,
+            probe_ms: 0.0,
+        }
+    }
+
     /// Run every probe now (no cache).
     pub fn probe(hw: &LocalHardware, opts: ProbeOptions) -> Roofline {
         let start = Instant::now();

@@ -445,18 +445,7 @@ mod tests {
     use crate::hardware::roofline::Roofline;
 
     fn subject(flops: f64, weight_bytes: f64) -> MeasureSubject {
-        let roofline = Roofline {
-            hardware_fingerprint: "test".into(),
-            peak_gflops_f32: 100.0,
-            peak_gops_int8: 400.0,
-            f32_by_path: Vec::new(),
-            int8_by_path: Vec::new(),
-            bandwidth: Vec::new(),
-            dram_gbs: 10.0,
-            cores: 1,
-            memory_bytes: 0,
-            probe_ms: 0.0,
-        };
+        let roofline = Roofline::flat("test", 100.0, 400.0, 10.0);
         MeasureSubject {
             hardware_fingerprint: "test".into(),
             graph_fingerprint: 1,
