@@ -8,7 +8,7 @@ use crate::hardware::project::{check_feasible, executed_program, project_latency
 use crate::hardware::roofline::{ProbeOptions, Roofline, RooflineError};
 use crate::hardware::target::TargetSpec;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -154,6 +154,11 @@ pub struct BenchReport {
     pub scenario: Option<String>,
     pub projections: Vec<ProjectionRecord>,
     pub quick: bool,
+    /// What the full bench measures that `--quick` leaves out by design, one
+    /// line per workload and configuration ("convnet-224 3x224x224 tiled f32
+    /// at batch 8"): so a reader of a quick run does not take them as missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_omits: Vec<String>,
 }
 
 struct Job {
@@ -240,6 +245,85 @@ fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
     Ok(jobs)
 }
 
+/// The batch sizes a scenario's model is timed at.
+fn scenario_batches(quick: bool) -> Vec<usize> {
+    if quick {
+        vec![1, 8]
+    } else {
+        vec![1, 8, 64]
+    }
+}
+
+/// The reference measurements the full bench makes and the quick one does
+/// not, grouped by workload and configuration with the batches left out, and
+/// the scenario model's batches left out (its configurations are the same).
+fn quick_omissions(
+    reference_workloads: bool,
+    scenario: Option<&str>,
+) -> Result<Vec<String>, BenchError> {
+    let measured = |jobs: &[Job]| -> BTreeSet<(String, String, &'static str, &'static str, usize)> {
+        jobs.iter()
+            .flat_map(|job| {
+                job.configs.iter().flat_map(move |&(backend, precision)| {
+                    job.batches.iter().map(move |&batch| {
+                        (
+                            job.workload.to_string(),
+                            job.shape.clone(),
+                            backend.name(),
+                            precision.name(),
+                            batch,
+                        )
+                    })
+                })
+            })
+            .collect()
+    };
+    let (quick, full) = if reference_workloads {
+        (
+            measured(&reference_jobs(true)?),
+            measured(&reference_jobs(false)?),
+        )
+    } else {
+        (BTreeSet::new(), BTreeSet::new())
+    };
+    let mut omitted: BTreeMap<(String, String, &str, &str), Vec<usize>> = BTreeMap::new();
+    for (workload, shape, backend, precision, batch) in full {
+        if !quick.contains(&(workload.clone(), shape.clone(), backend, precision, batch)) {
+            omitted
+                .entry((workload, shape, backend, precision))
+                .or_default()
+                .push(batch);
+        }
+    }
+    let batch_list = |batches: &[usize]| {
+        let batches: Vec<String> = batches.iter().map(usize::to_string).collect();
+        batches.join(", ")
+    };
+    let mut lines: Vec<String> = omitted
+        .into_iter()
+        .map(|((workload, shape, backend, precision), batches)| {
+            format!(
+                "{workload} {shape} {backend} {precision} at batch {}",
+                batch_list(&batches)
+            )
+        })
+        .collect();
+    if let Some(name) = scenario {
+        let quick = scenario_batches(true);
+        let left_out: Vec<usize> = scenario_batches(false)
+            .into_iter()
+            .filter(|b| !quick.contains(b))
+            .collect();
+        if !left_out.is_empty() {
+            lines.push(format!(
+                "scenario {name}: every configuration at batch {}",
+                batch_list(&left_out)
+            ));
+        }
+    }
+    Ok(lines)
+}
+
 /// Probe, measure and (with a scenario) project. Progress events of every
 /// workload go to `progress` in order.
 pub fn run(
@@ -285,11 +369,7 @@ pub fn run(
                     .then_some((BackendKind::Autotuned, Precision::F32)),
             )
             .collect(),
-            batches: if opts.quick {
-                vec![1, 8]
-            } else {
-                vec![1, 8, 64]
-            },
+            batches: scenario_batches(opts.quick),
         });
         jobs.len() - 1
     });
@@ -319,6 +399,14 @@ pub fn run(
         scenario: opts.scenario.as_ref().map(|s| s.name.clone()),
         projections: Vec::new(),
         quick: opts.quick,
+        quick_omits: if opts.quick {
+            quick_omissions(
+                opts.reference_workloads,
+                opts.scenario.as_ref().map(|s| s.name.as_str()),
+            )?
+        } else {
+            Vec::new()
+        },
     };
     for (index, job) in jobs.iter().enumerate() {
         // Each workload gets the budget left in proportion to its share of the jobs left.
@@ -575,6 +663,13 @@ impl BenchReport {
                 s.reason
             );
         }
+        if !self.quick_omits.is_empty() {
+            let _ = writeln!(
+                out,
+                "  --quick leaves out (the full bench times them): {}",
+                self.quick_omits.join("; ")
+            );
+        }
         if let Some(name) = &self.scenario {
             let _ = writeln!(
                 out,
@@ -611,5 +706,33 @@ impl BenchReport {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_omissions_list_what_only_the_full_bench_times() {
+        let lines = quick_omissions(true, Some("tiny")).unwrap();
+        for expected in [
+            "convnet-224 3x224x224 tiled f32 at batch 8",
+            "mlp-1024 1024-1024-1024-10 naive f32 at batch 64",
+            "mlp-1024 1024-1024-1024-10 tiled f32 at batch 2, 4, 16, 32",
+            "sgemm 512x512x512 naive f32 at batch 1",
+            "scenario tiny: every configuration at batch 64",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "{expected} not in {lines:#?}"
+            );
+        }
+        // Measured by both: not listed.
+        assert!(!lines.iter().any(|l| l.starts_with("sgemm 256x256x256")));
+        assert!(!lines
+            .iter()
+            .any(|l| l.starts_with("convnet-224") && l.contains("at batch 1")));
+        assert!(quick_omissions(false, None).unwrap().is_empty());
     }
 }
