@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossterm::event::Event;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use workbench::tui::{
@@ -38,12 +39,7 @@ impl Harness {
     /// Presses the keys (see `key_for_char`), letting each job finish before the next key.
     fn keys(&mut self, keys: &str) {
         for c in keys.chars() {
-            handle_event(
-                &mut self.app,
-                &self.worker,
-                crossterm::event::Event::Key(key_for_char(c)),
-            )
-            .unwrap();
+            handle_event(&mut self.app, &self.worker, Event::Key(key_for_char(c))).unwrap();
             settle(&mut self.app, &self.worker, WAIT).unwrap();
         }
     }
@@ -543,6 +539,32 @@ fn the_help_scrolls_on_a_small_terminal() {
         tall.contains("write report.md") && !tall.contains("more"),
         "{tall}"
     );
+}
+
+/// Told the terminal's height, the help stops scrolling where its last line
+/// shows, so one `k` after scrolling too far moves the text at once; and the
+/// status line offers scrolling only when the help does not fit.
+#[test]
+fn help_scrolling_stops_at_its_end_and_comes_straight_back() {
+    let mut h = Harness::new();
+    handle_event(&mut h.app, &h.worker, Event::Resize(80, 24)).unwrap();
+    h.keys("?");
+    assert!(h.screen(80, 24).contains("scroll"));
+    h.keys(&"j".repeat(40));
+    let end = h.screen(80, 24);
+    assert!(!end.contains("↓ more"), "{end}");
+    h.keys("k");
+    let back = h.screen(80, 24);
+    assert!(
+        back.contains("↓ more"),
+        "one k after the end moved nothing:\n{back}"
+    );
+    // Growing the terminal so it all fits: nothing to scroll, none offered.
+    h.keys(&"j".repeat(40));
+    handle_event(&mut h.app, &h.worker, Event::Resize(100, 40)).unwrap();
+    assert_eq!(h.app.help_scroll, 0);
+    let tall = h.screen(100, 40);
+    assert!(!tall.contains("more") && !tall.contains("scroll"), "{tall}");
 }
 
 /// A run reads the file as it is now, and the list and the what-if's

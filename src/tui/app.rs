@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::keys::help_line_count;
 use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
+use super::ui::help_last_start;
 use super::worker::{Job, JobId, JobKind, WorkerEvent};
 use crate::report::Report;
 
@@ -122,6 +123,9 @@ pub struct App {
     pub show_help: bool,
     /// First help line shown (the overlay scrolls on a small terminal).
     pub help_scroll: u16,
+    /// The terminal's height as last told by the event loop (`None` before):
+    /// scrolling the help stops where its last line shows.
+    pub terminal_rows: Option<u16>,
     pub should_quit: bool,
     pub scenarios: Vec<ScenarioEntry>,
     /// Cursor in the Scenarios list.
@@ -160,6 +164,14 @@ pub struct App {
 }
 
 impl App {
+    /// The terminal is `rows` high now (at start and on each resize); a help
+    /// scrolled further than fits the new height comes back to its end.
+    pub fn set_terminal_rows(&mut self, rows: u16) {
+        self.terminal_rows = Some(rows);
+        let last = u16::try_from(help_last_start(rows)).unwrap_or(u16::MAX);
+        self.help_scroll = self.help_scroll.min(last);
+    }
+
     pub fn new(scenarios: Vec<ScenarioEntry>, out_dir: PathBuf) -> App {
         let message = if scenarios.is_empty() {
             Some(Message::Error(
@@ -172,6 +184,7 @@ impl App {
             view: View::Scenarios,
             show_help: false,
             help_scroll: 0,
+            terminal_rows: None,
             should_quit: false,
             scenarios,
             selected: 0,
@@ -317,8 +330,12 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
 
 fn move_cursor(app: &mut App, by: isize) {
     if app.show_help {
-        // Render shows as much as fits from here; it stops at the last line.
-        let last = u16::try_from(help_line_count().saturating_sub(1)).unwrap_or(u16::MAX);
+        // Stop where the last line shows (at the last line itself while the
+        // terminal's height is unknown: render never scrolls past the end).
+        let last = app
+            .terminal_rows
+            .map_or(help_line_count().saturating_sub(1), help_last_start);
+        let last = u16::try_from(last).unwrap_or(u16::MAX);
         app.help_scroll = if by < 0 {
             app.help_scroll.saturating_sub(1)
         } else {

@@ -4,6 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{Action, App, View, WhatIfKnob};
+use super::ui::help_last_start;
 
 /// Maps a key press to an action, or `None` when the key means nothing here.
 pub fn action_for_key(app: &App, key: KeyEvent) -> Option<Action> {
@@ -80,6 +81,12 @@ fn what_if_key(c: char) -> Option<(WhatIfKnob, bool)> {
 /// Bindings shown in the status line for the current state (short form).
 pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.show_help {
+        let fits = app
+            .terminal_rows
+            .is_some_and(|rows| help_last_start(rows) == 0);
+        if fits {
+            return vec![("Esc/?", "close help"), ("q", "quit")];
+        }
         return vec![("Esc/?", "close help"), ("↑↓", "scroll"), ("q", "quit")];
     }
     let mut hints = Vec::new();

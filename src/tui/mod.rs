@@ -136,12 +136,17 @@ pub fn settle(app: &mut App, worker: &Worker, timeout: Duration) -> Result<(), W
     Ok(())
 }
 
-/// Handles one terminal event (key presses become actions; resizes just redraw).
+/// Handles one terminal event (key presses become actions; a resize is
+/// noted, and the next draw follows it).
 pub fn handle_event(app: &mut App, worker: &Worker, event: Event) -> Result<(), WorkerGone> {
-    if let Event::Key(key) = event {
-        if let Some(action) = keys::action_for_key(app, key) {
-            dispatch(app, worker, action)?;
+    match event {
+        Event::Key(key) => {
+            if let Some(action) = keys::action_for_key(app, key) {
+                dispatch(app, worker, action)?;
+            }
         }
+        Event::Resize(_, rows) => app.set_terminal_rows(rows),
+        _ => {}
     }
     Ok(())
 }
@@ -153,6 +158,10 @@ pub fn run_loop<B: Backend, E: EventSource>(
     worker: &Worker,
     events: &mut E,
 ) -> Result<(), TuiError> {
+    let size = terminal
+        .size()
+        .map_err(|e| TuiError::Terminal(e.to_string()))?;
+    app.set_terminal_rows(size.height);
     loop {
         // Worker events first: if the worker died (a panic in the pipeline; the
         // panic hook has already restored the terminal) stop before drawing again.

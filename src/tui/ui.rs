@@ -12,7 +12,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Message, View};
-use super::keys::{status_hints, HELP};
+use super::keys::{help_line_count, status_hints, HELP};
 use super::model::{changed_fields, CandidateRow, PlanView};
 
 /// Widths at or above this get side-by-side layouts.
@@ -25,12 +25,40 @@ const ERROR: Style = Style::new().fg(Color::Red);
 const GOOD: Style = Style::new().fg(Color::Green);
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 
+/// Rows above and below every view: the tabs, and the message and key hints.
+const TABS_ROWS: u16 = 1;
+const STATUS_ROWS: u16 = 2;
+
+/// The help overlay's box in the body area.
+fn help_area(body: Rect) -> Rect {
+    let width = body.width.saturating_sub(4).min(72);
+    let height = body.height.saturating_sub(2).min(30);
+    body.centered(Constraint::Length(width), Constraint::Length(height))
+}
+
+/// Help lines that fit in an overlay box of `box_rows` (inside its border).
+fn help_lines_fitting(box_rows: u16) -> usize {
+    usize::from(box_rows.saturating_sub(2))
+}
+
+/// The last line the help can start from on a terminal `terminal_rows` high
+/// (0 when it all fits): scrolling stops there.
+pub fn help_last_start(terminal_rows: u16) -> usize {
+    let body = Rect::new(
+        0,
+        0,
+        80,
+        terminal_rows.saturating_sub(TABS_ROWS + STATUS_ROWS),
+    );
+    help_line_count().saturating_sub(help_lines_fitting(help_area(body).height))
+}
+
 /// Draws the whole screen.
 pub fn render(app: &App, frame: &mut Frame) {
     let [tabs, body, status] = Layout::vertical([
-        Constraint::Length(1),
+        Constraint::Length(TABS_ROWS),
         Constraint::Min(0),
-        Constraint::Length(2),
+        Constraint::Length(STATUS_ROWS),
     ])
     .areas(frame.area());
     render_tabs(app, frame, tabs);
@@ -108,9 +136,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_help(app: &App, frame: &mut Frame, body: Rect) {
-    let width = body.width.saturating_sub(4).min(72);
-    let height = body.height.saturating_sub(2).min(30);
-    let area = body.centered(Constraint::Length(width), Constraint::Length(height));
+    let area = help_area(body);
     let mut lines = Vec::new();
     for (group, bindings) in HELP {
         lines.push(Line::styled(
@@ -125,8 +151,7 @@ fn render_help(app: &App, frame: &mut Frame, body: Rect) {
         }
     }
     // On a small terminal the help scrolls; say that there is more.
-    let visible = usize::from(area.height.saturating_sub(2));
-    let last_start = lines.len().saturating_sub(visible);
+    let last_start = lines.len().saturating_sub(help_lines_fitting(area.height));
     let scroll = usize::from(app.help_scroll).min(last_start);
     let mut block = Block::bordered().title(" Help (Esc or ? to close) ");
     if scroll > 0 {
