@@ -327,40 +327,79 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
     let p = &e.plan;
     let obj = &scenario.objectives;
     let q = obj.latency_percentile;
-    let mut checks = vec![
+    // A plan rejected before simulation has the compute time alone for its
+    // latency and its instances alone for its cost: lower bounds, which can
+    // prove a miss but not a pass.
+    let latency_name = format!("{} latency", percentile_name(q));
+    let latency_required = format!("<= {}", fmt_ms(obj.latency_ms));
+    let latency_missed = e.slo_latency_ms.is_some_and(|ms| ms > obj.latency_ms)
+        || e.rejected.iter().any(|r| r.contains("SLO"));
+    let latency = if e.simulated {
         ConstraintCheck {
-            name: format!("{} latency", percentile_name(q)),
-            required: format!("<= {}", fmt_ms(obj.latency_ms)),
+            name: latency_name,
+            required: latency_required,
             achieved: e
                 .slo_latency_ms
                 .map_or_else(|| "not reached".to_string(), fmt_ms),
-            ok: e.slo_latency_ms.is_some_and(|ms| ms <= obj.latency_ms)
-                && !e.rejected.iter().any(|r| r.contains("SLO")),
-        },
+            ok: !latency_missed && e.slo_latency_ms.is_some(),
+            checked: true,
+        }
+    } else {
+        lower_bound_check(
+            latency_name,
+            latency_required,
+            e.slo_latency_ms
+                .map(|ms| format!("≥ {} (compute alone)", fmt_ms(ms))),
+            latency_missed,
+        )
+    };
+    let mut checks = vec![
+        latency,
         ConstraintCheck {
             name: "accuracy agreement".to_string(),
             required: format!(">= {}%", fmt_pct(obj.accuracy_floor)),
             achieved: format!("{}%", fmt_pct(p.accuracy_agreement)),
             ok: p.accuracy_agreement + 1e-12 >= obj.accuracy_floor,
+            checked: true,
         },
     ];
     if obj.min_throughput_per_s > 0.0 {
-        checks.push(ConstraintCheck {
-            name: "throughput capacity".to_string(),
-            required: format!(
-                ">= {}",
-                crate::report::format::rps(obj.min_throughput_per_s)
-            ),
-            achieved: crate::report::format::rps(e.capacity_rps),
-            ok: e.capacity_rps >= obj.min_throughput_per_s,
+        let name = "throughput capacity".to_string();
+        let required = format!(
+            ">= {}",
+            crate::report::format::rps(obj.min_throughput_per_s)
+        );
+        checks.push(if e.simulated {
+            ConstraintCheck {
+                name,
+                required,
+                achieved: crate::report::format::rps(e.capacity_rps),
+                ok: e.capacity_rps >= obj.min_throughput_per_s,
+                checked: true,
+            }
+        } else {
+            lower_bound_check(name, required, None, false)
         });
     }
     if let Some(budget) = obj.monthly_budget_usd {
-        checks.push(ConstraintCheck {
-            name: "monthly budget".to_string(),
-            required: format!("<= {}", fmt_usd(budget)),
-            achieved: fmt_usd(p.cost_usd_per_month),
-            ok: p.cost_usd_per_month <= budget,
+        let name = "monthly budget".to_string();
+        let required = format!("<= {}", fmt_usd(budget));
+        checks.push(if e.simulated {
+            ConstraintCheck {
+                name,
+                required,
+                achieved: fmt_usd(p.cost_usd_per_month),
+                ok: p.cost_usd_per_month <= budget,
+                checked: true,
+            }
+        } else {
+            let instances = p.cost_usd_per_month;
+            lower_bound_check(
+                name,
+                required,
+                (instances > 0.0).then(|| format!("≥ {} (instances alone)", fmt_usd(instances))),
+                instances > budget,
+            )
         });
     }
     if !scenario.constraints.data_may_leave_device {
@@ -369,6 +408,7 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             required: "edge only".to_string(),
             achieved: p.placement.name().to_string(),
             ok: p.placement == Placement::Edge,
+            checked: true,
         });
     }
     // The device the plan runs on, if any (edge, or the device half of a fallback).
@@ -393,6 +433,7 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             required: format!("<= {}", crate::scenario::format_bytes(limit as f64)),
             achieved: crate::scenario::format_bytes(needs as f64),
             ok: needs <= limit,
+            checked: true,
         });
     }
     if let (Some(limit), Some(average)) = (
@@ -404,20 +445,46 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             required: format!("<= {limit:.2} W"),
             achieved: format!("{average:.3} W"),
             ok: average <= limit,
+            checked: true,
         });
     }
     if scenario.constraints.offline_fraction > 0.0 {
-        checks.push(ConstraintCheck {
-            name: "works offline".to_string(),
-            required: format!(
-                "devices offline {}% of the time",
-                fmt_pct(scenario.constraints.offline_fraction)
-            ),
-            achieved: format!("{}% of requests fail", fmt_pct(p.failure_rate)),
-            ok: e.feasible(),
+        let name = "works offline".to_string();
+        let required = format!(
+            "devices offline {}% of the time",
+            fmt_pct(scenario.constraints.offline_fraction)
+        );
+        checks.push(if e.simulated {
+            ConstraintCheck {
+                name,
+                required,
+                achieved: format!("{}% of requests fail", fmt_pct(p.failure_rate)),
+                ok: e.feasible(),
+                checked: true,
+            }
+        } else {
+            lower_bound_check(name, required, None, false)
         });
     }
     checks
+}
+
+/// A row whose figure only the simulation gives, for a plan rejected before
+/// it: shown as its lower bound (or "-"), checked only when that bound
+/// already misses.
+fn lower_bound_check(
+    name: String,
+    required: String,
+    bound: Option<String>,
+    bound_misses: bool,
+) -> ConstraintCheck {
+    ConstraintCheck {
+        name,
+        required,
+        achieved: bound.unwrap_or_else(|| "-".to_string()),
+        ok: false,
+        checked: bound_misses,
+    }
 }
 
 /// What changed between two plans, in a few words ("2 more replicas", "edge phone-flagship").
@@ -461,7 +528,73 @@ pub fn difference(from: &Candidate, to: &Candidate) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::speed_against;
+    use super::{constraint_checks, speed_against};
+    use crate::plan::candidate::Candidate;
+    use crate::plan::evaluate::pruned;
+    use crate::report::{ConstraintCheck, FigureSource};
+    use crate::scenario::{Mode, Placement};
+    use workbench_kernels::{BackendKind, Precision};
+
+    /// card-fraud-stream's constraints (p99.9 <= 50 ms, $8,000/month) checked
+    /// against a plan rejected before simulation with this latency floor and
+    /// instance cost.
+    fn checks_of_pruned(latency_floor_ms: f64, instances_usd: f64) -> Vec<ConstraintCheck> {
+        let scenario =
+            crate::scenario::load(std::path::Path::new("scenarios/card-fraud-stream.toml"))
+                .unwrap();
+        let candidate = Candidate {
+            mode: Mode::OnlineStream,
+            placement: Placement::Cloud,
+            target: "c7i.large".into(),
+            fallback_target: None,
+            replicas: 2,
+            variant: scenario.model.variants[0].name.clone(),
+            backend: BackendKind::Tiled,
+            precision: Precision::F32,
+            max_batch: 1,
+            max_delay_ms: 0.0,
+            precompute_fraction: None,
+        };
+        let mut e = pruned(
+            candidate,
+            FigureSource::Projected,
+            1.0,
+            latency_floor_ms / 1000.0,
+            "device memory".into(),
+        );
+        e.plan.cost_usd_per_month = instances_usd;
+        constraint_checks(&scenario, Some(&e))
+    }
+
+    fn row<'a>(checks: &'a [ConstraintCheck], name: &str) -> &'a ConstraintCheck {
+        checks.iter().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_plan_not_simulated_passes_no_row_its_simulation_would_settle() {
+        let checks = checks_of_pruned(12.0, 300.0);
+        let latency = row(&checks, "p99.9 latency");
+        assert_eq!(latency.achieved, "≥ 12.0 ms (compute alone)");
+        assert!(!latency.ok && !latency.checked, "{latency:?}");
+        let budget = row(&checks, "monthly budget");
+        assert!(budget.achieved.starts_with("≥ $300"), "{budget:?}");
+        assert!(!budget.ok && !budget.checked, "{budget:?}");
+        // Rows that need no simulation are checked as usual.
+        let accuracy = row(&checks, "accuracy agreement");
+        assert!(accuracy.ok && accuracy.checked);
+
+        // Bounds past the limits already prove the misses.
+        let checks = checks_of_pruned(80.0, 9000.0);
+        for name in ["p99.9 latency", "monthly budget"] {
+            let check = row(&checks, name);
+            assert!(!check.ok && check.checked, "{check:?}");
+        }
+        // No instance cost known: no bound to show.
+        assert_eq!(
+            row(&checks_of_pruned(12.0, 0.0), "monthly budget").achieved,
+            "-"
+        );
+    }
 
     #[test]
     fn a_kernel_no_faster_than_naive_is_not_called_faster() {

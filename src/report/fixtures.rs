@@ -292,24 +292,28 @@ pub fn sample_report() -> Report {
                 required: "<= 50 ms".to_string(),
                 achieved: "28.3 ms".to_string(),
                 ok: true,
+                checked: true,
             },
             ConstraintCheck {
                 name: "throughput".to_string(),
                 required: ">= 400 req/s".to_string(),
                 achieved: "400 req/s at 41% utilisation".to_string(),
                 ok: true,
+                checked: true,
             },
             ConstraintCheck {
                 name: "budget".to_string(),
                 required: "<= $500.00/month".to_string(),
                 achieved: "$142.56/month".to_string(),
                 ok: true,
+                checked: true,
             },
             ConstraintCheck {
                 name: "accuracy agreement".to_string(),
                 required: ">= 99.0%".to_string(),
                 achieved: "99.62%".to_string(),
                 ok: true,
+                checked: true,
             },
         ],
         sensitivity: vec![

@@ -129,9 +129,21 @@ pub struct ConstraintCheck {
     pub name: String,
     /// Human-readable requirement with unit, e.g. "<= 50 ms".
     pub required: String,
-    /// Human-readable achieved value with unit, e.g. "38.2 ms".
+    /// Human-readable achieved value with unit, e.g. "38.2 ms"; for a plan
+    /// not simulated, a lower bound ("≥ 28.3 ms (compute alone)") or "-".
     pub achieved: String,
+    /// Met. False also when `checked` is false: not shown to be met.
     pub ok: bool,
+    /// `false`: the figure needs the simulation and the plan was rejected
+    /// before it, so the row is neither a pass nor a proven miss. (A lower
+    /// bound that already misses is checked: `ok` false.)
+    #[serde(default = "checked_by_default")]
+    pub checked: bool,
+}
+
+/// Files written before `checked` existed had every row checked.
+fn checked_by_default() -> bool {
+    true
 }
 
 /// How far one input can move before the recommendation changes.

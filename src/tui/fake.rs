@@ -591,6 +591,7 @@ fn fake_report(
             required: format!("<= {slo:.0} ms"),
             achieved: format!("{p99_achieved:.1} ms"),
             ok: feasible,
+            checked: true,
         }],
         sensitivity: vec![],
         kernels,
