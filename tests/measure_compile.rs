@@ -580,3 +580,65 @@ fn compile_times_learnt_on_this_machine_raise_the_estimate() {
     .unwrap();
     assert_eq!(built.borrow().configs.len(), 1);
 }
+
+/// A workload from an autotuner whose search its compile allowance cut short.
+struct Tuned<'a> {
+    built: &'a RefCell<Built>,
+    cut_short: bool,
+}
+
+impl Workload for Tuned<'_> {
+    fn run(&mut self, _batch: usize) -> Result<(), MeasureError> {
+        self.built.borrow_mut().calls += 1;
+        spin(Duration::from_micros(200));
+        Ok(())
+    }
+
+    fn tuning_cut_short(&self) -> bool {
+        self.cut_short
+    }
+}
+
+/// A measurement whose autotuning was cut short is recorded so, and timed
+/// again (compiled again: the search resumes) by a run with a larger budget;
+/// once tuned in full it stays cached.
+#[test]
+fn a_cut_short_autotuning_is_compiled_and_timed_again_with_a_larger_budget() {
+    let dir = TempDir::new("cut-tuning");
+    let subject = subject(1e6, 1e6, false);
+    let autotuned = [(BackendKind::Autotuned, Precision::F32)];
+    let built = RefCell::new(Built::default());
+    // The search finishes when allowed 10 s of compiling (a first job may
+    // take its budget times the overrun).
+    let measure = |opts: &MeasureOptions| -> KernelMeasurement {
+        let mut factory = |backend: BackendKind,
+                           _p: Precision,
+                           allowance: Duration|
+         -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
+            built.borrow_mut().configs.push((backend, allowance));
+            Ok(Ok(Box::new(Tuned {
+                built: &built,
+                cut_short: allowance < Duration::from_secs(10),
+            })))
+        };
+        let mut out =
+            measure_jobs(&subject, &autotuned, &[1], opts, &mut factory, &mut |_| {}).unwrap();
+        out.measurements.remove(0)
+    };
+    let compiles = || built.borrow().configs.len();
+
+    let small = options(&dir, Duration::from_millis(500));
+    let first = measure(&small);
+    assert!(first.tuning_cut_short && !first.from_cache, "{first:?}");
+    // The same budget would be cut again: reused.
+    assert!(measure(&small).from_cache);
+    assert_eq!(compiles(), 1);
+    // A larger one compiles again and, tuned in full, is no longer provisional.
+    let larger = options(&dir, Duration::from_secs(20));
+    let again = measure(&larger);
+    assert!(!again.from_cache && !again.tuning_cut_short, "{again:?}");
+    assert_eq!(compiles(), 2);
+    // Then it stays cached, even for a still larger budget.
+    assert!(measure(&options(&dir, Duration::from_secs(40))).from_cache);
+    assert_eq!(compiles(), 2);
+}

@@ -77,6 +77,11 @@ pub trait Executable: Send {
     fn lowered(&self) -> String;
     fn backend(&self) -> BackendKind;
     fn precision(&self) -> Precision;
+    /// The autotuner's time budget cut its search short, so a compile with
+    /// more time may find faster tiles (a measurement of this is provisional).
+    fn tuning_cut_short(&self) -> bool {
+        false
+    }
 }
 
 /// The backend of a kind, if this build has it.

@@ -19,6 +19,12 @@ pub trait Workload {
     fn finish(&mut self) -> Result<(), MeasureError> {
         Ok(())
     }
+
+    /// Compiled by an autotuner its time budget cut short (see
+    /// `Executable::tuning_cut_short`): a run with more time times it again.
+    fn tuning_cut_short(&self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(usize) -> Result<(), MeasureError>> Workload for F {

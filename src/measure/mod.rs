@@ -195,6 +195,10 @@ pub struct KernelMeasurement {
     /// again by a run with a larger budget, in which a full one fits.
     #[serde(default)]
     pub budget_ms: f64,
+    /// Autotuned, and the tuning's time budget cut its search short: a run
+    /// with a larger budget compiles (resuming the search) and times it again.
+    #[serde(default)]
+    pub tuning_cut_short: bool,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
     /// `gflops` over this machine's single-core peak at the precision, when a roofline was given.
@@ -616,6 +620,7 @@ pub fn measure_jobs(
                     spent += charge(timing.spent_ms);
                     let mut m = measurement(subject, backend, precision, batch, timing, opts);
                     m.compile_ms = std::mem::take(&mut pending_compile_ms);
+                    m.tuning_cut_short = w.tuning_cut_short();
                     cache::write_json_atomic(
                         &cache_path(opts, subject, backend, precision, batch),
                         &m,
@@ -707,16 +712,16 @@ fn charge(ms: f64) -> Duration {
     Duration::from_secs_f64(ms.max(0.0) / 1e3)
 }
 
-/// Whether a cached reduced measurement should be timed again: when this
-/// run's budget is larger than the one that took it and its equal share of
-/// the budget fits a full measurement (a warm-up call and `min_samples`).
+/// Whether a cached measurement should be timed again: when this run's
+/// budget is larger than the one that took it, and it was reduced and its
+/// equal share of the budget fits a full measurement (a warm-up call and
+/// `min_samples`), or its autotuning was cut short (the compile resumes it).
 fn worth_timing_again(m: &KernelMeasurement, opts: &MeasureOptions, jobs: usize) -> bool {
     let budget_ms = opts.budget.as_secs_f64() * 1e3;
     let share_ns =
         opts.budget.as_nanos() as f64 / jobs.max(1) as f64 * opts.harness.max_overrun.max(1.0);
-    m.reduced
-        && budget_ms > m.budget_ms
-        && m.stats.median_ns * (1 + opts.harness.min_samples) as f64 <= share_ns
+    let full_fits = m.stats.median_ns * (1 + opts.harness.min_samples) as f64 <= share_ns;
+    budget_ms > m.budget_ms && ((m.reduced && full_fits) || m.tuning_cut_short)
 }
 
 fn measurement(
@@ -751,6 +756,7 @@ fn measurement(
         spent_ms: timing.spent_ms,
         compile_ms: 0.0,
         budget_ms: opts.budget.as_secs_f64() * 1e3,
+        tuning_cut_short: false,
         gflops,
         fraction_of_peak,
         hardware_fingerprint: subject.hardware_fingerprint.clone(),

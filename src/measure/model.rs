@@ -48,6 +48,10 @@ impl Workload for ExecutableWorkload<'_, '_> {
         let mut inspect = self.inspect.borrow_mut();
         (*inspect)(self.backend, self.precision, self.exe.as_mut())
     }
+
+    fn tuning_cut_short(&self) -> bool {
+        self.exe.tuning_cut_short()
+    }
 }
 
 /// Inputs in [-1, 1] from a fixed formula: same data every run, no RNG state needed.

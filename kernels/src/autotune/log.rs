@@ -22,6 +22,9 @@ pub enum RecordKind {
     Remeasure,
     /// The committed result of a finished tune (time = fastest of its measurements).
     Best,
+    /// The best so far of a search its time budget cut short: used as the
+    /// result until a later tune, resuming from the logged trials, finishes.
+    Provisional,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +113,25 @@ impl TuningLog {
         }
         self.records.push(record);
         Ok(())
+    }
+
+    /// The trials and re-measurements logged for this key on this machine, in
+    /// order (what a search cut short had measured, for the next to resume).
+    pub fn measurements_for<'a>(
+        &'a self,
+        op: &'a str,
+        shape: &'a [usize],
+        space: &'a str,
+        fingerprint: &'a str,
+    ) -> impl Iterator<Item = &'a TrialRecord> + 'a {
+        self.records.iter().filter(move |r| {
+            matches!(r.kind, RecordKind::Trial | RecordKind::Remeasure)
+                && r.version == LOG_VERSION
+                && r.op == op
+                && r.shape == shape
+                && r.space == space
+                && r.fingerprint == fingerprint
+        })
     }
 
     /// The latest committed result for this key on this machine, if any.

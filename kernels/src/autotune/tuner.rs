@@ -1,7 +1,9 @@
 //! The search: random initial trials, then rounds of (fit the cost model on
 //! all trials, run simulated-annealing chains over the model's predictions,
 //! measure the best-predicted unmeasured candidates), then re-measure the top
-//! few and commit the best to the log.
+//! few and commit the best to the log. A search its time budget cuts short
+//! commits its best so far as provisional; the next tune of that key resumes
+//! from the logged trials instead of taking it as final.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -97,9 +99,15 @@ pub struct TuneOutcome {
     /// Committed time: the fastest of the best configuration's measurements.
     pub best_ns: f64,
     /// Search trials run (re-measurements not counted); 0 when from the log.
+    /// Search trials, those of earlier cut-short searches resumed included.
     pub trials: usize,
+    /// Of `trials`, those measured by earlier searches and read from the log.
+    pub resumed: usize,
     pub remeasured: usize,
     pub from_log: bool,
+    /// The time budget cut the search (or its re-measurement) short: the
+    /// result is the best so far, and the next tune of this key resumes.
+    pub provisional: bool,
     /// Every search trial in order.
     pub history: Vec<(Config, f64)>,
 }
@@ -129,12 +137,30 @@ pub fn tune(
                 config,
                 best_ns: rec.time_ns,
                 trials: 0,
+                resumed: 0,
                 remeasured: 0,
                 from_log: true,
+                provisional: false,
                 history: Vec::new(),
             });
         }
     }
+    // Trials of earlier searches of this key that time cut short.
+    let mut measured: BTreeMap<Config, Vec<f64>> = BTreeMap::new();
+    let mut history = Vec::new();
+    for rec in log.measurements_for(&key.op, &key.shape, &space.name, &opts.fingerprint) {
+        let Some(config) = space.config_of(&rec.params).filter(|c| space.is_valid(c)) else {
+            continue;
+        };
+        measured
+            .entry(config.clone())
+            .or_default()
+            .push(rec.time_ns);
+        if rec.kind == RecordKind::Trial {
+            history.push((config, rec.time_ns));
+        }
+    }
+    let resumed = history.len();
     let mut search = Search {
         space,
         key,
@@ -142,13 +168,23 @@ pub fn tune(
         opts,
         measure,
         progress,
-        rng: Pcg64::seed_from_u64(opts.seed),
-        measured: BTreeMap::new(),
-        history: Vec::new(),
+        // A resumed search draws other random configurations than the first.
+        rng: Pcg64::seed_from_u64(opts.seed.wrapping_add(resumed as u64)),
+        measured,
+        history,
         start: Instant::now(),
     };
-    search.run()?;
-    search.commit()
+    let end = search.run()?;
+    search.commit(end, resumed)
+}
+
+/// How a search's trials ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchEnd {
+    /// All trials made, or the space has no configuration left to try.
+    Finished,
+    /// The time budget ran out first.
+    OutOfTime,
 }
 
 struct Search<'a> {
@@ -228,7 +264,18 @@ impl Search<'_> {
         None
     }
 
-    fn run(&mut self) -> Result<(), TuneError> {
+    fn run(&mut self) -> Result<SearchEnd, TuneError> {
+        self.search()?;
+        Ok(
+            if self.history.len() < self.opts.budget.max_trials && self.out_of_time() {
+                SearchEnd::OutOfTime
+            } else {
+                SearchEnd::Finished
+            },
+        )
+    }
+
+    fn search(&mut self) -> Result<(), TuneError> {
         let none = BTreeSet::new();
         for p in &self.opts.initial {
             // The first initial configuration (the incumbent) is measured even
@@ -352,7 +399,7 @@ impl Search<'_> {
     }
 
     /// Re-measures the top few and commits the best (lowest minimum) to the log.
-    fn commit(mut self) -> Result<TuneOutcome, TuneError> {
+    fn commit(mut self, end: SearchEnd, resumed: usize) -> Result<TuneOutcome, TuneError> {
         // Interference from other work (preemption, a neighbour's cache
         // traffic) only ever adds time, so the fastest of a configuration's
         // measurements is the steadiest estimate of its own speed; a mean let
@@ -384,12 +431,14 @@ impl Search<'_> {
             }
         }
         let mut remeasured = 0;
+        let mut remeasure_cut = false;
         // Re-measuring stops when the search's time is up (a large shape's
         // measurements can take seconds each): the committed configuration
         // is then the fastest as measured so far.
         'rounds: for _round in 0..REMEASURE_ROUNDS {
             for c in &finalists {
                 if self.out_of_time() {
+                    remeasure_cut = true;
                     break 'rounds;
                 }
                 let t = (self.measure)(&self.space.params(c))?;
@@ -425,14 +474,22 @@ impl Search<'_> {
                 best_ns = *inc_ns;
             }
         }
-        self.record(&config, best_ns, RecordKind::Best)?;
+        let provisional = end == SearchEnd::OutOfTime || remeasure_cut;
+        let kind = if provisional {
+            RecordKind::Provisional
+        } else {
+            RecordKind::Best
+        };
+        self.record(&config, best_ns, kind)?;
         Ok(TuneOutcome {
             params: self.space.params(&config),
             config,
             best_ns,
             trials: self.history.len(),
+            resumed,
             remeasured,
             from_log: false,
+            provisional,
             history: self.history,
         })
     }
@@ -481,5 +538,78 @@ mod tests {
         assert_eq!(measured, vec![incumbent.clone()]);
         assert_eq!((out.trials, out.remeasured), (1, 0));
         assert_eq!(out.params, incumbent);
+        assert!(out.provisional);
+    }
+
+    /// A search cut short commits its best so far as provisional; the next
+    /// tune resumes from the logged trials (measuring none of them again as a
+    /// trial) and, finishing, commits a final result that a third reuses.
+    #[test]
+    fn a_cut_search_is_resumed_not_taken_as_final() {
+        let space = SearchSpace::new(
+            "s",
+            vec![
+                Dimension::new("a", &[1, 2, 3, 4]),
+                Dimension::new("b", &[1, 2, 3]),
+            ],
+        );
+        let incumbent: Params = [("a".to_string(), 3), ("b".to_string(), 2)]
+            .into_iter()
+            .collect();
+        let key = TuneKey {
+            op: "op".into(),
+            shape: vec![1],
+        };
+        let mut opts = TuneOptions::new("m", 6, 7);
+        opts.initial = vec![incumbent.clone()];
+        opts.budget.max_seconds = Some(0.0);
+        let mut log = TuningLog::in_memory();
+        // Fastest where a + b is largest: (4, 3).
+        let time = |p: &Params| 100.0 - p.values().sum::<i64>() as f64;
+
+        let cut = tune(
+            &space,
+            &key,
+            &mut log,
+            &opts,
+            &mut |p| Ok(time(p)),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(cut.provisional && !cut.from_log);
+        assert_eq!(cut.params, incumbent);
+
+        opts.budget.max_seconds = None;
+        let mut calls = 0;
+        let resumed = tune(
+            &space,
+            &key,
+            &mut log,
+            &opts,
+            &mut |p| {
+                calls += 1;
+                Ok(time(p))
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(!resumed.from_log && !resumed.provisional);
+        assert_eq!((resumed.trials, resumed.resumed), (6, 1));
+        // Five new trials and the re-measurements; the incumbent's logged
+        // trial is not repeated.
+        assert_eq!(calls, 5 + resumed.remeasured);
+        assert_eq!(resumed.history[0].0, space.config_of(&incumbent).unwrap());
+
+        let reused = tune(
+            &space,
+            &key,
+            &mut log,
+            &opts,
+            &mut |_| unreachable!(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(reused.from_log);
+        assert_eq!(reused.params, resumed.params);
     }
 }

@@ -69,6 +69,9 @@ pub struct ShapeTuning {
     pub best_ns: f64,
     pub trials: usize,
     pub from_log: bool,
+    /// The tuning's time budget cut it short: the best so far, which the
+    /// next compile of this shape resumes searching from.
+    pub provisional: bool,
 }
 
 /// Per-shape results; each GEMM step runs with the tile of its shape.
@@ -405,6 +408,7 @@ impl AutotunedBackend {
             best_ns: out.best_ns,
             trials: out.trials,
             from_log: out.from_log,
+            provisional: out.provisional,
         })
     }
 
@@ -554,6 +558,10 @@ impl Executable for AutotunedExecutable {
         self.inner.run_impl(input, batch)
     }
 
+    fn tuning_cut_short(&self) -> bool {
+        self.summary.shapes.iter().any(|shape| shape.provisional)
+    }
+
     fn lowered(&self) -> String {
         let d = &self.summary.default_tile;
         let mut s = format!(
@@ -584,7 +592,13 @@ impl Executable for AutotunedExecutable {
                 },
                 sh.best_ns,
                 sh.trials,
-                if sh.from_log { " (from log)" } else { "" }
+                if sh.from_log {
+                    " (from log)"
+                } else if sh.provisional {
+                    " (cut short by the time budget: the next compile resumes)"
+                } else {
+                    ""
+                }
             ));
         }
         s.push_str(&self.inner.describe());
