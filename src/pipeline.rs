@@ -829,7 +829,7 @@ pub fn plan_scenario(
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
     ];
-    notes.extend(plan::search::serving_notes());
+    notes.extend(plan::search::serving_notes(scenario));
     notes.extend(
         what_if
             .changes()

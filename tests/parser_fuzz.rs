@@ -60,9 +60,20 @@ fn within_limits(s: &scenario::Scenario) {
         assert!(t.fleet_size.unwrap_or(1) <= MAX_FLEET_SIZE, "{t:?}");
         assert!(t.speed_factor.unwrap_or(1.0) <= MAX_SPEED_FACTOR, "{t:?}");
         assert!(!t.spec.precisions.is_empty(), "{t:?}");
+        for cpu in [t.request_cpu_us, t.message_cpu_us].into_iter().flatten() {
+            assert!((0.0..=MAX_HANDLING_CPU_US).contains(&cpu), "{t:?}");
+        }
+    }
+    for l in &s.targets.links {
+        let rto = l.min_rto_ms.unwrap_or(1.0);
+        assert!(rto > 0.0 && rto <= MAX_NETWORK_MS, "{l:?}");
     }
     if let Some(b) = &s.targets.broker {
         assert!(u64::from(b.partitions) <= MAX_PARTITIONS && u64::from(b.hops) <= MAX_HOPS);
+        let mb = b.partition_mb_per_s.unwrap_or(1.0);
+        let messages = b.partition_messages_per_s.unwrap_or(1.0);
+        assert!(mb > 0.0 && mb <= MAX_PARTITION_MB_PER_S, "{b:?}");
+        assert!(messages > 0.0 && messages <= MAX_RATE_PER_S, "{b:?}");
     }
     let search = &s.search;
     let budget = search.measurement_budget_s;

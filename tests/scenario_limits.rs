@@ -212,6 +212,43 @@ fn every_bounded_key_accepts_its_limit_and_refuses_beyond() {
             "[1, 100]".into(),
         ),
         (
+            "catalog = \"aws-c7i.large\"".into(),
+            format!("catalog = \"aws-c7i.large\"\nrequest_cpu_us = {MAX_HANDLING_CPU_US}"),
+            "catalog = \"aws-c7i.large\"\nrequest_cpu_us = 1e300".into(),
+            "targets.cloud[0].request_cpu_us",
+            ">= 0 and <= 1000000".into(),
+        ),
+        (
+            "catalog = \"aws-c7i.large\"".into(),
+            format!("catalog = \"aws-c7i.large\"\nmessage_cpu_us = {MAX_HANDLING_CPU_US}"),
+            "catalog = \"aws-c7i.large\"\nmessage_cpu_us = -1".into(),
+            "targets.cloud[0].message_cpu_us",
+            ">= 0 and <= 1000000".into(),
+        ),
+        (
+            "rtt_p99_ms = 2".into(),
+            format!("rtt_p99_ms = 2\nmin_rto_ms = {MAX_NETWORK_MS}"),
+            "rtt_p99_ms = 2\nmin_rto_ms = 0".into(),
+            "targets.links[0].min_rto_ms",
+            "> 0 and <= 60000".into(),
+        ),
+        (
+            "per_hop_ms = 2".into(),
+            format!(
+                "per_hop_ms = 2\npartition_mb_per_s = {MAX_PARTITION_MB_PER_S}\npartition_messages_per_s = {MAX_RATE_PER_S}"
+            ),
+            "per_hop_ms = 2\npartition_mb_per_s = 1e300".into(),
+            "targets.broker.partition_mb_per_s",
+            "> 0 and <= 100000".into(),
+        ),
+        (
+            "per_hop_ms = 2".into(),
+            "per_hop_ms = 2".into(),
+            "per_hop_ms = 2\npartition_messages_per_s = 1e300".into(),
+            "targets.broker.partition_messages_per_s",
+            "> 0 and <= 100000000".into(),
+        ),
+        (
             "lookup_ms = 1".into(),
             format!("lookup_ms = {MAX_NETWORK_MS}"),
             "lookup_ms = 1e300".into(),

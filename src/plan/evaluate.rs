@@ -38,7 +38,8 @@ const MAX_SIMULATED_DEVICES: u64 = 256;
 /// part of the time (how long a request that waits for reconnection would wait).
 const MEAN_OFFLINE_S: f64 = 120.0;
 
-/// Linux's floor on TCP's retransmission timeout (`TCP_RTO_MIN`, 200 ms).
+/// Linux's floor on TCP's retransmission timeout (`TCP_RTO_MIN`, 200 ms),
+/// unless a link states its own `min_rto_ms` (data centres often lower it).
 pub const RTO_MIN_S: f64 = 0.2;
 
 /// The highest packet loss simulated: at 1 no packet would ever arrive.
@@ -47,9 +48,10 @@ const MAX_LOSS_PROBABILITY: f64 = 1.0 - 1e-9;
 /// TCP's retransmission timeout on a link whose RTT has this p99: Linux sets
 /// it to the smoothed RTT plus four mean deviations, which for the lognormal
 /// RTTs fitted here lies near the p99 (median 60 ms, p99 300 ms: about
-/// 265 ms), with a floor of [`RTO_MIN_S`].
-pub fn retransmit_timeout_s(rtt_p99_ms: f64) -> f64 {
-    (rtt_p99_ms / 1000.0).max(RTO_MIN_S)
+/// 265 ms), with a floor: the link's `min_rto_ms`, else [`RTO_MIN_S`].
+pub fn retransmit_timeout_s(link: &scenario::Link) -> f64 {
+    let floor_s = link.min_rto_ms.map_or(RTO_MIN_S, |ms| ms / 1000.0);
+    (link.rtt_p99_ms.max(link.rtt_median_ms) / 1000.0).max(floor_s)
 }
 
 /// How much simulation each candidate gets.
@@ -302,7 +304,7 @@ impl Context<'_> {
                 bandwidth_bps: l.bandwidth_mbps * 1e6,
                 // the simulator takes any loss below 1 (at 1 nothing arrives)
                 loss_probability: l.loss_fraction.clamp(0.0, MAX_LOSS_PROBABILITY),
-                retransmit_timeout_s: retransmit_timeout_s(l.rtt_p99_ms.max(l.rtt_median_ms)),
+                retransmit_timeout_s: retransmit_timeout_s(l),
                 ..NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY)
             },
             None => NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
@@ -384,6 +386,16 @@ impl Context<'_> {
         // A low rate over the scenario's window gives a handful of requests
         // and a meaningless p99: simulate long enough for a few thousand (a
         // stationary process for longer, a thinned trace in laps).
+        // Time for `n` requests: at the peak rate, or, for bursts, at the mean
+        // rate and two more on/off cycles: arrivals start in a burst, and a
+        // short first burst and a long pause had left a window sized at the
+        // peak rate nearly empty. Arrivals stop at `max_requests` anyway.
+        let time_for = |n: u64| match &t.process {
+            scenario::ArrivalProcess::Bursty { on_s, off_s } => {
+                n as f64 / (t.rate_per_s * share).max(1e-9) + 2.0 * (on_s + off_s)
+            }
+            _ => n as f64 / rate,
+        };
         let window = match &t.process {
             // Every lap but the last whole, the last cut where the scenario cuts the trace.
             scenario::ArrivalProcess::Trace { timestamps_s, .. } => {
@@ -392,15 +404,18 @@ impl Context<'_> {
             }
             _ => {
                 let wanted = self.requests_wanted(MIN_SIMULATED_REQUESTS.min(budget.requests));
-                let enough = wanted as f64 / rate;
-                t.duration_s.max(enough.min(MAX_EXTENDED_WINDOW_S))
+                t.duration_s
+                    .max(time_for(wanted).min(MAX_EXTENDED_WINDOW_S))
             }
         };
-        let duration = (requests as f64 / rate).min(window);
+        let duration = time_for(requests).min(window);
+        // The warm-up skips the empty system's transient: a share of the time
+        // the requests take at the peak (the first burst's), not of the slack.
+        let warmup = (requests as f64 / rate).min(duration) * WARMUP_FRACTION;
         RunControl {
             duration_s: duration,
             max_requests: Some(requests),
-            warmup_s: duration * WARMUP_FRACTION,
+            warmup_s: warmup,
             early_stop: None,
         }
     }
@@ -1387,6 +1402,26 @@ mod tests {
             told_apart(0.99496, 0.995, fmt_pct, 100.0, ""),
             ("99.496".to_string(), "99.500".to_string())
         );
+    }
+
+    #[test]
+    fn the_retransmit_timeout_is_the_rtt_p99_above_the_links_floor() {
+        let link = |p99_ms: f64, min_rto_ms: Option<f64>| scenario::Link {
+            name: "l".to_string(),
+            rtt_median_ms: 1.0,
+            rtt_p99_ms: p99_ms,
+            bandwidth_mbps: 1000.0,
+            loss_fraction: 0.01,
+            min_rto_ms,
+        };
+        // Linux's floor unless the link states its own
+        assert_eq!(retransmit_timeout_s(&link(2.0, None)), RTO_MIN_S);
+        assert_eq!(retransmit_timeout_s(&link(2.0, Some(5.0))), 0.005);
+        // the RTT p99 above the floor either way
+        assert_eq!(retransmit_timeout_s(&link(300.0, None)), 0.3);
+        assert_eq!(retransmit_timeout_s(&link(300.0, Some(5.0))), 0.3);
+        // a stated floor may also be higher than Linux's
+        assert_eq!(retransmit_timeout_s(&link(2.0, Some(1000.0))), 1.0);
     }
 
     #[test]

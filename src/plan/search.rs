@@ -4,7 +4,7 @@
 use workbench_kernels::{BackendKind, Precision};
 
 use crate::report::FigureSource;
-use crate::scenario::{Mode, Placement, Target};
+use crate::scenario::{Broker, Mode, Placement, Scenario, Target};
 use crate::sim;
 
 use super::candidate::Candidate;
@@ -97,38 +97,162 @@ fn best_online(
 /// the request, deserialising the input, serialising and writing the response.
 /// Assumption: tens of µs of one core per small request for a compiled server
 /// (TechEmpower-class JSON servers peak near 10^5 requests/s per core with no
-/// model at all; a realistic payload costs several times that).
+/// model at all; a realistic payload costs several times that). A cloud
+/// target's `request_cpu_us` replaces it.
 pub const HTTP_REQUEST_CPU_S: f64 = 30e-6;
 /// CPU time a stream consumer spends on each message besides the model:
 /// fetching and deserialising it, producing the result, committing the offset.
 /// Assumption: about 10 µs of one core per small message (Kafka clients
 /// consume and acknowledge on the order of 10^5 small messages/s per core).
+/// A cloud target's `message_cpu_us` replaces it.
 pub const STREAM_MESSAGE_CPU_S: f64 = 10e-6;
 /// What one partition delivers to its consumer, whichever binds first: about
 /// 10 MB/s or 100,000 small messages/s (Kafka sizing rule of thumb: plan
-/// partitions from the per-partition consumer throughput). Assumption.
+/// partitions from the per-partition consumer throughput). Assumptions the
+/// broker's `partition_mb_per_s` and `partition_messages_per_s` replace.
 pub const PARTITION_MAX_BYTES_PER_S: f64 = 10e6;
 pub const PARTITION_MAX_MESSAGES_PER_S: f64 = 100_000.0;
 
-/// Messages per second one partition delivers for messages of `bytes`.
-pub fn partition_capacity_per_s(bytes: u64) -> f64 {
-    PARTITION_MAX_MESSAGES_PER_S.min(PARTITION_MAX_BYTES_PER_S / bytes.max(1) as f64)
+/// CPU seconds of one core a replica on `target` spends per HTTP request
+/// besides the model: the target's `request_cpu_us`, else the assumption.
+pub fn request_cpu_s(target: &Target) -> f64 {
+    target
+        .request_cpu_us
+        .map_or(HTTP_REQUEST_CPU_S, |us| us / 1e6)
 }
 
-/// The serving and network assumptions a report should state, in words.
-pub fn serving_notes() -> Vec<String> {
+/// CPU seconds of one core a replica on `target` spends per stream message
+/// besides the model: the target's `message_cpu_us`, else the assumption.
+pub fn message_cpu_s(target: &Target) -> f64 {
+    target
+        .message_cpu_us
+        .map_or(STREAM_MESSAGE_CPU_S, |us| us / 1e6)
+}
+
+/// Messages of `bytes` per second a partition delivers at `max_messages_per_s`
+/// and `max_bytes_per_s`, whichever binds first.
+fn messages_per_s_within(max_messages_per_s: f64, max_bytes_per_s: f64, bytes: u64) -> f64 {
+    max_messages_per_s.min(max_bytes_per_s / bytes.max(1) as f64)
+}
+
+/// Messages per second one partition delivers for messages of `bytes`, at
+/// the assumed limits.
+pub fn partition_capacity_per_s(bytes: u64) -> f64 {
+    messages_per_s_within(
+        PARTITION_MAX_MESSAGES_PER_S,
+        PARTITION_MAX_BYTES_PER_S,
+        bytes,
+    )
+}
+
+/// Messages per second one partition of `broker` delivers for messages of
+/// `bytes`: at the limits the scenario states, else the assumed ones.
+pub fn broker_partition_capacity_per_s(broker: &Broker, bytes: u64) -> f64 {
+    messages_per_s_within(
+        broker
+            .partition_messages_per_s
+            .unwrap_or(PARTITION_MAX_MESSAGES_PER_S),
+        broker
+            .partition_mb_per_s
+            .map_or(PARTITION_MAX_BYTES_PER_S, |mb| mb * 1e6),
+        bytes,
+    )
+}
+
+/// A figure as a person would write it: "30", "2.5", "100,000", "2e-5".
+fn figure(value: f64) -> String {
+    if value >= 1000.0 {
+        crate::report::format::thousands(value)
+    } else if value > 0.0 && value < 1e-3 {
+        format!("{value:e}")
+    } else {
+        let text = format!("{value:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A figure the scenario may state for each of `items` (name, stated value),
+/// in words: one value when every item agrees, else one per item, each
+/// marked "(scenario)" when stated, or "(`assumption`)" when the planner's
+/// `assumed` value stands.
+fn stated_or_assumed(
+    items: &[(&str, Option<f64>)],
+    assumed: f64,
+    unit: &str,
+    assumption: &str,
+) -> String {
+    let shown = |stated: Option<f64>| match stated {
+        Some(v) => format!("{} {unit} (scenario)", figure(v)),
+        None => format!("{} {unit} ({assumption})", figure(assumed)),
+    };
+    match items.first() {
+        Some(&(_, first)) if items.iter().any(|&(_, v)| v != first) => items
+            .iter()
+            .map(|&(name, v)| format!("{} on `{name}`", shown(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(&(_, first)) => shown(first),
+        None => shown(None),
+    }
+}
+
+/// The serving and network assumptions a report should state, in words, with
+/// the figures `scenario` states where it does.
+pub fn serving_notes(scenario: &Scenario) -> Vec<String> {
+    let targets = &scenario.targets;
+    let links: Vec<(&str, Option<f64>)> = targets
+        .links
+        .iter()
+        .map(|l| (l.name.as_str(), l.min_rto_ms))
+        .collect();
     let network = format!(
-        "packet loss follows TCP: a lost packet with others behind it is recovered by fast retransmit in one RTT; a lost last packet or a lost retransmission waits for the retransmission timeout (the link's RTT p99, at least {:.0} ms as Linux's floor), doubled at each further loss; after {} losses of one packet, or past the client's deadline, the request fails as a timeout",
-        super::evaluate::RTO_MIN_S * 1000.0,
+        "packet loss follows TCP: a lost packet with others behind it is recovered by fast retransmit in one RTT; a lost last packet or a lost retransmission waits for the retransmission timeout, the link's RTT p99 but at least {}, doubled at each further loss; after {} losses of one packet, or past the client's deadline, the request fails as a timeout",
+        stated_or_assumed(
+            &links,
+            super::evaluate::RTO_MIN_S * 1000.0,
+            "ms",
+            "assumption: Linux's floor; a link's `min_rto_ms` sets it"
+        ),
         sim::MAX_RETRANSMISSIONS
     );
-    vec![network, format!(
-        "cloud replicas spend CPU on each request besides the model, spread over the instance's physical cores: {:.0} µs of a core per HTTP request (parsing, (de)serialisation, response), {:.0} µs per stream message (consume, produce, commit); a broker partition delivers at most {:.0} MB/s or {} messages/s to its consumer (assumptions)",
-        HTTP_REQUEST_CPU_S * 1e6,
-        STREAM_MESSAGE_CPU_S * 1e6,
-        PARTITION_MAX_BYTES_PER_S / 1e6,
-        crate::report::format::thousands(PARTITION_MAX_MESSAGES_PER_S)
-    )]
+    let cloud = |stated: fn(&Target) -> Option<f64>| -> Vec<(&str, Option<f64>)> {
+        targets
+            .cloud
+            .iter()
+            .map(|t| (t.spec.name.as_str(), stated(t)))
+            .collect()
+    };
+    let broker = |stated: fn(&Broker) -> Option<f64>| -> Vec<(&str, Option<f64>)> {
+        vec![("broker", targets.broker.as_ref().and_then(stated))]
+    };
+    let handling = format!(
+        "cloud replicas spend CPU time of one core on each request besides the model, spread over the instance's physical cores: per HTTP request (parsing, (de)serialisation, response) {}; per stream message (consume, produce, commit) {}; a broker partition delivers at most {} or {} to its consumer",
+        stated_or_assumed(
+            &cloud(|t| t.request_cpu_us),
+            HTTP_REQUEST_CPU_S * 1e6,
+            "µs",
+            "assumption; a cloud target's `request_cpu_us` sets it"
+        ),
+        stated_or_assumed(
+            &cloud(|t| t.message_cpu_us),
+            STREAM_MESSAGE_CPU_S * 1e6,
+            "µs",
+            "assumption; a cloud target's `message_cpu_us` sets it"
+        ),
+        stated_or_assumed(
+            &broker(|b| b.partition_mb_per_s),
+            PARTITION_MAX_BYTES_PER_S / 1e6,
+            "MB/s",
+            "assumption; the broker's `partition_mb_per_s` sets it"
+        ),
+        stated_or_assumed(
+            &broker(|b| b.partition_messages_per_s),
+            PARTITION_MAX_MESSAGES_PER_S,
+            "messages/s",
+            "assumption; the broker's `partition_messages_per_s` sets it"
+        ),
+    );
+    vec![network, handling]
 }
 
 /// Physical cores of a target (its vCPUs over the threads each core runs).
@@ -225,7 +349,7 @@ fn bridged(ctx: &Context<'_>) -> bool {
 fn partitions_too_few(ctx: &Context<'_>, rate: f64) -> Option<String> {
     let broker = ctx.scenario.targets.broker.as_ref()?;
     let bytes = ctx.scenario.inputs.request_bytes;
-    let per_partition = partition_capacity_per_s(bytes);
+    let per_partition = broker_partition_capacity_per_s(broker, bytes);
     let partitions = broker.partitions.max(1);
     let deliver = per_partition * f64::from(partitions);
     (rate > deliver).then(|| {
@@ -246,23 +370,73 @@ fn push_is_last(out: &mut Vec<Evaluation>, e: Evaluation) -> bool {
     last
 }
 
+/// Replica counts to simulate for one plan: `first` (sized at
+/// [`TARGET_UTILISATION`]) up to `last` until one passes, and when `first`
+/// passes, down to `fewest` (the fewest that keep utilisation below 1) while
+/// they pass: the sizing is a first guess, the simulation decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReplicaRange {
+    fewest: u32,
+    first: u32,
+    last: u32,
+}
+
 /// Replica counts to try for a load of `rate` requests/s at `capacity` per replica.
-fn replica_range(ctx: &Context<'_>, rate: f64, capacity: f64) -> Result<Vec<u32>, String> {
+fn replica_range(ctx: &Context<'_>, rate: f64, capacity: f64) -> Result<ReplicaRange, String> {
     let search = &ctx.scenario.search;
     let (lo, hi) = (search.min_replicas.max(1), search.max_replicas.max(1));
-    let needed = (rate / (capacity * TARGET_UTILISATION)).ceil();
     let max_util = rate / (capacity * f64::from(hi));
     if max_util >= 1.0 {
         return Err(format!(
             "utilisation {max_util:.2} >= 1 even with {hi} replicas at {rate:.0} req/s"
         ));
     }
-    let first = if needed.is_finite() && needed >= 1.0 {
-        (needed as u32).clamp(lo, hi)
-    } else {
-        lo
+    let count = |replicas: f64| {
+        if replicas.is_finite() && replicas >= 1.0 {
+            (replicas.min(f64::from(u32::MAX)) as u32).clamp(lo, hi)
+        } else {
+            lo
+        }
     };
-    Ok((first..=(first + EXTRA_REPLICAS).min(hi)).collect())
+    let first = count((rate / (capacity * TARGET_UTILISATION)).ceil());
+    Ok(ReplicaRange {
+        fewest: count((rate / capacity).floor() + 1.0).min(first),
+        first,
+        last: (first + EXTRA_REPLICAS).min(hi),
+    })
+}
+
+/// Simulates the replica counts of `range` (see [`ReplicaRange`]) through
+/// `evaluate` (`None`: no plan with that count), recording each.
+fn try_replicas(
+    range: ReplicaRange,
+    out: &mut Vec<Evaluation>,
+    mut evaluate: impl FnMut(u32) -> Option<Evaluation>,
+) {
+    let mut first_passed = false;
+    for r in range.first..=range.last {
+        let Some(e) = evaluate(r) else {
+            continue;
+        };
+        let passed = e.feasible();
+        if push_is_last(out, e) {
+            first_passed = passed && r == range.first;
+            break;
+        }
+    }
+    if !first_passed {
+        return;
+    }
+    for r in (range.fewest..range.first).rev() {
+        let Some(e) = evaluate(r) else {
+            break;
+        };
+        let passed = e.feasible();
+        out.push(e);
+        if !passed {
+            break;
+        }
+    }
 }
 
 fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec<Evaluation>) {
@@ -279,9 +453,9 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                 continue;
             };
             let handling = if stream {
-                STREAM_MESSAGE_CPU_S
+                message_cpu_s(target)
             } else {
-                HTTP_REQUEST_CPU_S
+                request_cpu_s(target)
             };
             let online = with_request_handling(online, target, handling);
             let profile = &online;
@@ -329,12 +503,10 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         continue;
                     }
                 };
-                for r in replicas {
+                try_replicas(replicas, out, |r| {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(mut path) = online_path(ctx, target, profile, &c, stream) else {
-                        continue;
-                    };
+                    let mut path = online_path(ctx, target, profile, &c, stream)?;
                     // Events already on the broker reach an HTTP service through a bridge:
                     // one more consumer service and one more in-region hop.
                     let bridge = !stream && bridged(ctx);
@@ -360,10 +532,8 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         arrival_share: 1.0,
                         device_power_w: None,
                     };
-                    if push_is_last(out, simulate_candidate(ctx, c, plan, budget)) {
-                        break;
-                    }
-                }
+                    Some(simulate_candidate(ctx, c, plan, budget))
+                });
             }
         }
     }
@@ -496,7 +666,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
             let online_profile = with_request_handling(
                 profile.per_request(s.inputs.predictions_per_request),
                 target,
-                HTTP_REQUEST_CPU_S,
+                request_cpu_s(target),
             );
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
@@ -569,12 +739,10 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                     .storage
                     .as_ref()
                     .map_or(0.0, |x| x.usd_per_gb_month);
-                for r in replicas {
+                try_replicas(replicas, out, |r| {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(online) = online_path(ctx, target, &online_profile, &c, false) else {
-                        continue;
-                    };
+                    let online = online_path(ctx, target, &online_profile, &c, false)?;
                     let plan = SimPlan {
                         mode: sim::Mode::PrecomputeHybrid {
                             lookup: lookup_path(ctx, Some(target), &job),
@@ -599,10 +767,8 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         arrival_share: 1.0,
                         device_power_w: None,
                     };
-                    if push_is_last(out, simulate_candidate(ctx, c, plan, budget)) {
-                        break;
-                    }
-                }
+                    Some(simulate_candidate(ctx, c, plan, budget))
+                });
             }
         }
     }
@@ -761,7 +927,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 else {
                     continue;
                 };
-                let cloud_online = with_request_handling(cloud_online, cloud, HTTP_REQUEST_CPU_S);
+                let cloud_online = with_request_handling(cloud_online, cloud, request_cpu_s(cloud));
                 let cloud_profile = &cloud_online;
                 // Deferred inputs are the small model's least confident ones, where
                 // its disagreements concentrate: assume DEFERRAL_PRECISION of the
@@ -817,12 +983,10 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         continue;
                     }
                 };
-                for r in replicas {
+                try_replicas(replicas, out, |r| {
                     let mut c = c.clone();
                     c.replicas = r;
-                    let Some(mut online) = online_path(ctx, cloud, cloud_profile, &c, false) else {
-                        continue;
-                    };
+                    let mut online = online_path(ctx, cloud, cloud_profile, &c, false)?;
                     // While offline the device's own answer stands: no failure, no fallback.
                     online.link.offline = sim::Offline::Never;
                     let mut local = c.clone();
@@ -842,10 +1006,8 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
                         edge_busy_power_w: device.spec.power_watts,
                     };
-                    if push_is_last(out, simulate_fallback(ctx, c, plan, budget)) {
-                        break;
-                    }
-                }
+                    Some(simulate_fallback(ctx, c, plan, budget))
+                });
             }
         }
     }
@@ -872,4 +1034,43 @@ pub fn reevaluate(ctx: &Context<'_>, c: &Candidate, budget: &SimBudget) -> Optio
     evaluate_all(&narrowed, budget)
         .into_iter()
         .find(|e| e.plan.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_as_written() {
+        assert_eq!(figure(HTTP_REQUEST_CPU_S * 1e6), "30");
+        assert_eq!(figure(2.5), "2.5");
+        assert_eq!(figure(0.125), "0.125");
+        assert_eq!(figure(2e-5), "2e-5");
+        assert_eq!(figure(0.0), "0");
+        assert_eq!(figure(PARTITION_MAX_MESSAGES_PER_S), "100,000");
+    }
+
+    #[test]
+    fn a_stated_figure_is_told_from_an_assumed_one() {
+        let assumed = "assumption; `k` sets it";
+        // nothing to state it on, or nobody states it: the assumption
+        assert_eq!(
+            stated_or_assumed(&[], 30.0, "µs", assumed),
+            "30 µs (assumption; `k` sets it)"
+        );
+        assert_eq!(
+            stated_or_assumed(&[("a", None), ("b", None)], 30.0, "µs", assumed),
+            "30 µs (assumption; `k` sets it)"
+        );
+        // everyone states the same: said once
+        assert_eq!(
+            stated_or_assumed(&[("a", Some(50.0)), ("b", Some(50.0))], 30.0, "µs", assumed),
+            "50 µs (scenario)"
+        );
+        // they differ: one figure per item, each with where it comes from
+        assert_eq!(
+            stated_or_assumed(&[("a", Some(50.0)), ("b", None)], 30.0, "µs", assumed),
+            "50 µs (scenario) on `a`, 30 µs (assumption; `k` sets it) on `b`"
+        );
+    }
 }

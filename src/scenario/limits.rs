@@ -84,3 +84,14 @@ pub const MAX_PARTITIONS: u64 = 1_000_000;
 /// `targets.broker.hops`: a request crossing more than 100 topics is a
 /// pipeline of services, not one.
 pub const MAX_HOPS: u64 = 100;
+
+/// Cloud targets' `request_cpu_us` and `message_cpu_us`: a second of a core
+/// per request. Compiled servers spend microseconds; a handler that spends
+/// more than a second of CPU besides the model is the model.
+pub const MAX_HANDLING_CPU_US: f64 = 1e6;
+
+/// `targets.broker.partition_mb_per_s`: 100 GB/s, twice a 400 Gbit/s NIC.
+/// One Kafka partition delivers tens of MB/s to its consumer. (Its
+/// `partition_messages_per_s` is bounded by [`MAX_RATE_PER_S`]: a cap above
+/// the highest rate a scenario may have never binds.)
+pub const MAX_PARTITION_MB_PER_S: f64 = 1e5;

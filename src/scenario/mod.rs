@@ -228,6 +228,12 @@ pub struct Target {
     pub fleet_size: Option<u64>,
     /// Name of the link (in `Targets::links`) between the client and this target.
     pub link: Option<String>,
+    /// Cloud: µs of one core a replica spends on each HTTP request besides
+    /// the model (`request_cpu_us`); `None` leaves the planner's assumption.
+    pub request_cpu_us: Option<f64>,
+    /// Cloud: µs of one core a replica spends on each stream message besides
+    /// the model (`message_cpu_us`); `None` leaves the planner's assumption.
+    pub message_cpu_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -238,6 +244,9 @@ pub struct Link {
     pub bandwidth_mbps: f64,
     /// Packet loss, fraction [0, 1).
     pub loss_fraction: f64,
+    /// Floor of TCP's retransmission timeout on this link, ms (`min_rto_ms`);
+    /// `None` leaves Linux's default.
+    pub min_rto_ms: Option<f64>,
 }
 
 /// Message broker for streaming (Kafka-like).
@@ -247,6 +256,10 @@ pub struct Broker {
     /// Broker hops between producer and the model's consumer (and back).
     pub hops: u32,
     pub partitions: u32,
+    /// What one partition delivers to its consumer, MB/s (10^6 bytes) and
+    /// messages/s, whichever binds first; `None` leaves the planner's assumption.
+    pub partition_mb_per_s: Option<f64>,
+    pub partition_messages_per_s: Option<f64>,
 }
 
 /// Prediction store for batch mode (key-value lookup).

@@ -144,6 +144,9 @@ pub(crate) struct RawTarget {
     pub cold_start_ms: Opt<f64>,
     pub power_watts: Opt<f64>,
     pub parallel_overhead_us: Opt<f64>,
+    // cloud only: CPU a replica spends per request besides the model
+    pub request_cpu_us: Opt<f64>,
+    pub message_cpu_us: Opt<f64>,
     pub fleet_size: Opt<i64>,
     pub link: Opt<String>,
     pub source: Opt<String>,
@@ -157,6 +160,7 @@ pub(crate) struct RawLink {
     pub rtt_p99_ms: Opt<f64>,
     pub bandwidth_mbps: Opt<f64>,
     pub loss_fraction: Opt<f64>,
+    pub min_rto_ms: Opt<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +169,8 @@ pub(crate) struct RawBroker {
     pub per_hop_ms: Opt<f64>,
     pub hops: Opt<i64>,
     pub partitions: Opt<i64>,
+    pub partition_mb_per_s: Opt<f64>,
+    pub partition_messages_per_s: Opt<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -211,21 +211,36 @@ pub(super) fn render(s: &Scenario) -> String {
         if let Some(l) = &target.link {
             let _ = write!(line, ", via {l}");
         }
+        if let Some(us) = target.request_cpu_us {
+            let _ = write!(line, ", {us} µs CPU/request");
+        }
+        if let Some(us) = target.message_cpu_us {
+            let _ = write!(line, ", {us} µs CPU/message");
+        }
         let _ = writeln!(out, "{line}");
     }
     for l in &s.targets.links {
-        let _ = writeln!(
-            out,
+        let mut line = format!(
             "  link  {:<20} rtt {} ms median / {} ms p99, {} Mbit/s, loss {}",
             l.name, l.rtt_median_ms, l.rtt_p99_ms, l.bandwidth_mbps, l.loss_fraction
         );
+        if let Some(ms) = l.min_rto_ms {
+            let _ = write!(line, ", min RTO {ms} ms");
+        }
+        let _ = writeln!(out, "{line}");
     }
     if let Some(b) = &s.targets.broker {
-        let _ = writeln!(
-            out,
+        let mut line = format!(
             "  broker {} ms per hop x {} hops, {} partitions",
             b.per_hop_ms, b.hops, b.partitions
         );
+        if let Some(mb) = b.partition_mb_per_s {
+            let _ = write!(line, ", <= {mb} MB/s each");
+        }
+        if let Some(n) = b.partition_messages_per_s {
+            let _ = write!(line, ", <= {n} msg/s each");
+        }
+        let _ = writeln!(out, "{line}");
     }
     if let Some(st) = &s.targets.storage {
         let _ = writeln!(

@@ -333,6 +333,22 @@ impl Validator<'_> {
         None
     }
 
+    /// [`Self::up_to`] for an optional key: `Some(None)` when it is not
+    /// given, `None` when its value is refused.
+    fn optional_up_to(
+        &mut self,
+        field: &Opt<f64>,
+        key: &str,
+        lo: (f64, bool),
+        max: f64,
+        what: &str,
+    ) -> Option<Option<f64>> {
+        match field {
+            Some(value) => self.up_to(value, key, lo, max, what).map(Some),
+            None => Some(None),
+        }
+    }
+
     /// A network or storage latency in milliseconds, in `[0, MAX_NETWORK_MS]`.
     fn network_ms(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
         self.up_to(value, key, (0.0, false), MAX_NETWORK_MS, what)
@@ -1675,12 +1691,36 @@ impl Validator<'_> {
                     ),
                     None => Some(1),
                 };
-                match (per_hop, hops, partitions) {
-                    (Some(per_hop_ms), Some(h), Some(p)) => Some(Broker {
-                        per_hop_ms,
-                        hops: u32::try_from(h).unwrap_or(u32::MAX),
-                        partitions: u32::try_from(p).unwrap_or(u32::MAX),
-                    }),
+                let partition_mb_per_s = self.optional_up_to(
+                    &b.partition_mb_per_s,
+                    "targets.broker.partition_mb_per_s",
+                    (0.0, true),
+                    MAX_PARTITION_MB_PER_S,
+                    "what one partition delivers to its consumer (MB/s)",
+                );
+                let partition_messages_per_s = self.optional_up_to(
+                    &b.partition_messages_per_s,
+                    "targets.broker.partition_messages_per_s",
+                    (0.0, true),
+                    MAX_RATE_PER_S,
+                    "what one partition delivers to its consumer (messages/s)",
+                );
+                match (
+                    per_hop,
+                    hops,
+                    partitions,
+                    partition_mb_per_s,
+                    partition_messages_per_s,
+                ) {
+                    (Some(per_hop_ms), Some(h), Some(p), Some(mb), Some(messages)) => {
+                        Some(Broker {
+                            per_hop_ms,
+                            hops: u32::try_from(h).unwrap_or(u32::MAX),
+                            partitions: u32::try_from(p).unwrap_or(u32::MAX),
+                            partition_mb_per_s: mb,
+                            partition_messages_per_s: messages,
+                        })
+                    }
                     _ => {
                         ok = false;
                         None
@@ -1792,12 +1832,20 @@ impl Validator<'_> {
             ),
             None => Some(0.0),
         };
+        let min_rto_ms = self.optional_up_to(
+            &l.min_rto_ms,
+            &join(key, "min_rto_ms"),
+            (0.0, true),
+            MAX_NETWORK_MS,
+            "floor of TCP's retransmission timeout (ms)",
+        );
         Some(Link {
             name: name?.get_ref().clone(),
             rtt_median_ms: median?,
             rtt_p99_ms: p99?,
             bandwidth_mbps: bandwidth?,
             loss_fraction: loss?,
+            min_rto_ms: min_rto_ms?,
         })
     }
 
@@ -2023,6 +2071,18 @@ impl Validator<'_> {
             (None, TargetKind::Edge) => Some(Some(1)),
             (None, TargetKind::Cloud) => Some(None),
         };
+        let request_cpu_us = self.handling_cpu_us(
+            &t.request_cpu_us,
+            kind,
+            &join(key, "request_cpu_us"),
+            "CPU per HTTP request (µs of one core)",
+        );
+        let message_cpu_us = self.handling_cpu_us(
+            &t.message_cpu_us,
+            kind,
+            &join(key, "message_cpu_us"),
+            "CPU per stream message (µs of one core)",
+        );
         let link = match &t.link {
             Some(l) if link_names.iter().any(|n| n == l.get_ref()) => Some(l.get_ref().clone()),
             Some(l) => {
@@ -2083,7 +2143,27 @@ impl Validator<'_> {
             speed_factor,
             fleet_size: fleet_size?,
             link,
+            request_cpu_us: request_cpu_us?,
+            message_cpu_us: message_cpu_us?,
         })
+    }
+
+    /// A cloud target's CPU per request or message besides the model, µs in
+    /// `[0, MAX_HANDLING_CPU_US]`; `Some(None)` when not stated, `None` when
+    /// refused (on an edge target the model is called in-app, with no server).
+    fn handling_cpu_us(
+        &mut self,
+        field: &Opt<f64>,
+        kind: TargetKind,
+        key: &str,
+        what: &str,
+    ) -> Option<Option<f64>> {
+        if let (Some(value), TargetKind::Edge) = (field, kind) {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            self.err(value.span(), key, format!("key `{name}` applies only to [[targets.cloud]] (on a device the model is called in-app, with no server in between)"));
+            return None;
+        }
+        self.optional_up_to(field, key, (0.0, false), MAX_HANDLING_CPU_US, what)
     }
 
     fn search(
