@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use workbench::scenario;
 
 fn docs() -> String {
@@ -28,6 +30,24 @@ fn the_full_example_validates() {
     assert_eq!(s.model.variants.len(), 2);
     assert!(s.targets.broker.is_some() && s.targets.storage.is_some());
     assert!(s.expect.is_some());
+}
+
+/// The example's `[expect]` is what the planner chooses for it (planned on
+/// synthetic, roofline-shaped profiles): a reader who runs it with `--check`
+/// must not see it fail.
+#[test]
+fn the_full_example_gets_the_plan_it_expects() {
+    let example = full_example(&docs());
+    let s = scenario::parse_str(&example, Path::new("docs/example.toml")).unwrap();
+    let expect = s.expect.clone().unwrap();
+    let out = common::plan_quickly(&s, 1.0);
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(
+        (best.plan.mode, best.plan.placement),
+        (expect.mode, expect.placement),
+        "{}",
+        best.plan.id
+    );
 }
 
 /// Insert an unknown key into each table of the example; the error lists the
