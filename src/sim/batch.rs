@@ -42,7 +42,8 @@ pub struct BatchJobPlan {
     pub instance_hours_per_month: f64,
     /// Size of one full set of stored predictions.
     pub storage_bytes: u64,
-    /// Age of a served prediction: mean (period + duration) / 2 and
+    /// Age of a served prediction over the refresh cycle (see
+    /// [`JobSchedule::mean_age_s`]): mean (period + duration) / 2 and
     /// maximum period + duration (scored at the start of a run, served
     /// until the next run publishes).
     pub mean_staleness_s: f64,
@@ -99,6 +100,10 @@ pub fn plan_batch_job(job: &BatchJobConfig) -> Result<BatchJobPlan, BatchInfeasi
     }
     let instance_hours_per_run = duration_s * instances / 3600.0;
     let runs_per_month = HOURS_PER_MONTH * 3600.0 / job.period_s;
+    let schedule = JobSchedule {
+        period_s: job.period_s,
+        duration_s,
+    };
     Ok(BatchJobPlan {
         duration_s,
         period_fraction: duration_s / job.period_s,
@@ -106,12 +111,9 @@ pub fn plan_batch_job(job: &BatchJobConfig) -> Result<BatchJobPlan, BatchInfeasi
         runs_per_month,
         instance_hours_per_month: instance_hours_per_run * runs_per_month,
         storage_bytes: items.saturating_mul(job.prediction_bytes),
-        mean_staleness_s: (job.period_s + duration_s) / 2.0,
-        max_staleness_s: job.period_s + duration_s,
-        schedule: JobSchedule {
-            period_s: job.period_s,
-            duration_s,
-        },
+        mean_staleness_s: schedule.mean_age_s(),
+        max_staleness_s: schedule.max_age_s(),
+        schedule,
     })
 }
 
@@ -138,6 +140,7 @@ mod tests {
         assert!((plan.runs_per_month - 730.0 / 24.0).abs() < 1e-9);
         assert_eq!(plan.storage_bytes, 72_000_000 * 64);
         assert!((plan.mean_staleness_s - (86_400.0 + 4200.0) / 2.0).abs() < 1e-9);
+        assert!((plan.max_staleness_s - (86_400.0 + 4200.0)).abs() < 1e-9);
     }
 
     #[test]

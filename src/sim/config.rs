@@ -394,6 +394,25 @@ pub struct JobSchedule {
     pub duration_s: f64,
 }
 
+impl JobSchedule {
+    /// Mean age of a precomputed answer at lookup, over the steady-state
+    /// refresh cycle: (P + D) / 2. A lookup at a uniformly random time is
+    /// uniform in [0, P) after the last publication (mean P / 2), and its
+    /// answer was scored uniformly within the D before that (mean D / 2).
+    /// The job's clock time is not tied to the traffic's, so lookups are
+    /// taken as uniform over the cycle; a simulated window (seconds long,
+    /// at one phase of a cycle of hours) could not measure this.
+    pub fn mean_age_s(&self) -> f64 {
+        (self.period_s + self.duration_s) / 2.0
+    }
+
+    /// Oldest answer a lookup can get: P + D (scored as its job started,
+    /// served until the next job publishes).
+    pub fn max_age_s(&self) -> f64 {
+        self.period_s + self.duration_s
+    }
+}
+
 /// Request-time lookup of a precomputed prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LookupPath {

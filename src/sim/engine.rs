@@ -659,9 +659,8 @@ struct Tally {
     entries: u64,
     sojourn_sum_ns: f64,
     last_ns: u64,
-    staleness_sum_s: f64,
-    staleness_max_s: f64,
-    staleness_n: u64,
+    /// Precomputed answers returned (measured); their age is the schedule's.
+    lookups_served: u64,
 }
 
 impl Tally {
@@ -1104,9 +1103,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         entries: 0,
         sojourn_sum_ns: 0.0,
         last_ns: 0,
-        staleness_sum_s: 0.0,
-        staleness_max_s: 0.0,
-        staleness_n: 0,
+        lookups_served: 0,
     };
     let mut arrivals_rng = st.sequential(Source::Arrivals);
     let mut gen = Arrivals::new(&config.arrivals, &mut arrivals_rng);
@@ -1353,13 +1350,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                 let req = ev.unpark(slot);
                 tally.leave_stage(now, &req);
                 if tally.respond(now, &req) {
-                    if let Some(l) = &lookup {
-                        let u = unit(&mut st.request(Source::Staleness, u64::from(req.id)));
-                        let age = staleness_s(to_s(now), &l.job, u);
-                        tally.staleness_sum_s += age;
-                        tally.staleness_max_s = tally.staleness_max_s.max(age);
-                        tally.staleness_n += 1;
-                    }
+                    tally.lookups_served += 1;
                 }
             }
         }
@@ -1426,14 +1417,13 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         cloud: cloud_stats,
         edge: edge_stats,
         consumer_lag,
-        staleness: lookup.as_ref().map(|_| StalenessStats {
-            served: tally.staleness_n,
-            mean_age_s: if tally.staleness_n == 0 {
-                0.0
-            } else {
-                tally.staleness_sum_s / tally.staleness_n as f64
-            },
-            max_age_s: tally.staleness_max_s,
+        // From the schedule, not the lookups' times: the window is seconds at
+        // one phase of a cycle of hours, so sampled ages would be those of
+        // that phase (see `JobSchedule::mean_age_s`).
+        staleness: lookup.as_ref().map(|l| StalenessStats {
+            served: tally.lookups_served,
+            mean_age_s: l.job.mean_age_s(),
+            max_age_s: l.job.max_age_s(),
         }),
         energy,
         egress_bytes: tally.egress_bytes,
@@ -1493,14 +1483,4 @@ fn start_lookup(l: &Lookup, req: Req, now: u64, ev: &mut Events, st: &Streams, t
     let done = now + to_ns(l.latency.sample(rng));
     let slot = ev.park(req);
     ev.push(done, Kind::LookupDone { slot });
-}
-
-/// Age of a prediction read at `t` (see [`JobSchedule`]): time since the
-/// last job published, plus how long before publishing it was scored
-/// (`u` uniform in [0, 1) places the input within the job's sweep).
-fn staleness_s(t: f64, job: &JobSchedule, u: f64) -> f64 {
-    let (p, d) = (job.period_s, job.duration_s);
-    let k = ((t - d) / p).floor();
-    let published = k * p + d;
-    (t - published) + (1.0 - u) * d
 }

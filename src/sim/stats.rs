@@ -151,10 +151,18 @@ pub struct LagStats {
     pub mean_lag_s: f64,
 }
 
+/// Age of the precomputed answers a plan serves (batch lookups, and the
+/// precomputed share of a hybrid; online answers are fresh and not counted).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StalenessStats {
+    /// Precomputed answers returned in the measured window.
     pub served: u64,
+    /// Mean age of a precomputed answer at lookup over the steady-state
+    /// refresh cycle, (period + job duration) / 2: the same for any
+    /// simulated window's length and position (see
+    /// [`super::JobSchedule::mean_age_s`]).
     pub mean_age_s: f64,
+    /// Oldest answer a lookup can get, period + job duration.
     pub max_age_s: f64,
 }
 

@@ -34,8 +34,8 @@ pub(crate) enum Source {
     Service = 8,
     /// Per request: storage read latency of a lookup.
     Lookup = 9,
-    /// Per request: where in the batch job's sweep its answer was scored.
-    Staleness = 10,
+    // 10 was per-request staleness, now computed from the job's schedule:
+    // retired, never reuse it.
 }
 
 /// The seed, expanded once per source.
