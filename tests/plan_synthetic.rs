@@ -307,6 +307,34 @@ fn sensitivity_does_not_call_a_tie_a_change_of_plan() {
     assert!(!price.summary.contains("int8"), "{}", price.summary);
 }
 
+/// The shorter re-plan behind the sensitivity lines can rank a near-twin of
+/// the recommendation first (a batch delay of 1 ms for its 5 ms) with nothing
+/// changed; that must not read as "stays best up to 1.0x" of every assumption.
+#[test]
+fn sensitivity_lines_do_not_report_the_re_plans_own_noise_as_a_change() {
+    let mut s = load("card-fraud-stream");
+    s.traffic.rate_per_s = 60_000.0;
+    s.objectives.min_throughput_per_s = 0.0;
+    s.objectives.latency_percentile = 95.0;
+    s.objectives.latency_ms = 25.0;
+    s.search.modes = vec![scenario::Mode::OnlineHttp];
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles(&s),
+        &WhatIf::default(),
+        &PlanOptions::quick(7),
+    );
+    assert!(out.recommended().is_some());
+    assert_eq!(out.sensitivity.len(), 3);
+    for line in &out.sensitivity {
+        assert!(
+            line.stays_best_up_to_factor.is_none_or(|f| f >= 1.05),
+            "{}",
+            line.summary
+        );
+    }
+}
+
 /// The recommendation and every plan tied with it carry figures from the
 /// final (longest) simulation: a plan must not win on a shorter run's figures
 /// against finalists simulated for longer.
