@@ -39,7 +39,7 @@ fn the_full_example_validates() {
 fn the_full_example_gets_the_plan_it_expects() {
     let example = full_example(&docs());
     let s = scenario::parse_str(&example, Path::new("docs/example.toml")).unwrap();
-    let expect = s.expect.clone().unwrap();
+    let expect = s.expect.unwrap();
     let out = common::plan_quickly(&s, 1.0);
     let best = out.recommended().expect("a feasible plan");
     assert_eq!(

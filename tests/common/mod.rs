@@ -10,6 +10,7 @@ use workbench::sim::ProfilePoint;
 use workbench_kernels::{BackendKind, Precision};
 
 /// A shipped scenario by name.
+#[allow(dead_code)]
 pub fn load(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
