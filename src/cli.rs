@@ -49,7 +49,18 @@ pub enum Command {
         #[arg(value_name = "DIR", default_value = "scenarios")]
         dir: PathBuf,
     },
-    /// Measure the kernel backends of a scenario's model on this machine.
+    /// Measure this machine: its roofline, reference workloads and a scenario's reference variant.
+    ///
+    /// The reference workloads (sgemm, an elementwise chain, mlp-1024 and
+    /// convnet-224) are timed with naive, fused and tiled f32, and mlp-1024
+    /// also with quantized int8 and autotuned f32. With SCENARIO, its
+    /// reference model variant is timed with fused and tiled f32 and quantized
+    /// int8 at batch 1, 8 and 64 (1 and 8 with --quick), and projected onto
+    /// the scenario's targets.
+    ///
+    /// Not measured by bench: f16 and bf16, the autotuned backend on the
+    /// scenario's model, and the scenario's other variants; `workbench run`
+    /// measures every variant with the backends and precisions its search names.
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
 }
@@ -90,9 +101,9 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Scenario whose model is measured too and projected onto its targets
-    /// (the reference workloads, sgemm, the elementwise chain, mlp-1024 and
-    /// convnet-224, are always measured).
+    /// Scenario whose reference model variant is measured too (fused and
+    /// tiled f32, quantized int8) and projected onto its targets; the
+    /// reference workloads are always measured.
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
     /// Machine-readable output.

@@ -143,6 +143,14 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
     ] {
         assert!(table.contains(needle), "table lacks {needle}:\n{table}");
     }
+    // It says what it timed of the scenario, and what it did not.
+    assert!(
+        table.contains(
+            "scenario tiny-mlp: its reference model variant only, timed with fused f32, \
+             tiled f32, quantized int8; not measured by bench: f16, bf16"
+        ),
+        "{table}"
+    );
 
     // Second run: roofline and measurements come from the cache.
     let again = run(&opts, &mut |_| {}).unwrap();
@@ -188,6 +196,10 @@ fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
     }
     let table = report.render_table();
     assert!(table.contains("tuning trials"), "{table}");
+    assert!(
+        table.contains("timed with fused f32, tiled f32, quantized int8, autotuned f32;"),
+        "{table}"
+    );
     // A second run reuses measurements and the tuning log: same trial count.
     let again = run(&opts, &mut |_| {}).unwrap();
     let trials = |r: &workbench::measure::bench::BenchReport| -> Vec<Option<usize>> {
@@ -200,6 +212,30 @@ fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
     assert_eq!(trials(&again), trials(&report));
     std::env::remove_var("WORKBENCH_CACHE_DIR");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `bench --help` says what bench measures of a scenario, and what it leaves
+/// to `workbench run`, rather than promising "the kernel backends".
+#[test]
+fn bench_help_says_what_it_measures_and_what_it_does_not() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(["bench", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap().replace('\n', " ");
+    for part in [
+        "its reference model variant is timed with fused and tiled f32 and quantized int8",
+        "Not measured by bench: f16 and bf16",
+        "the scenario's other variants",
+        "workbench run",
+    ] {
+        assert!(help.contains(part), "`{part}` missing from: {help}");
+    }
+    assert!(
+        !help.contains("the kernel backends of a scenario"),
+        "{help}"
+    );
 }
 
 /// Prints the quick bench (probe figures and reference workloads) for a person to read:

@@ -77,6 +77,28 @@ const BOTH: [(BackendKind, Precision); 2] = [
     (BackendKind::Tiled, Precision::F32),
 ];
 
+/// The duration (`1.30 s`, `112 ms`, `789 µs`, `12 ns`) that follows `prefix` in `text`, in ns.
+fn figure_after(text: &str, prefix: &str) -> f64 {
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("`{prefix}` missing from: {text}"))
+        + prefix.len();
+    let mut words = text[start..].split_whitespace();
+    let value: f64 = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no figure after `{prefix}`: {text}"));
+    let unit = words.next().unwrap_or_default();
+    let scale = match unit.trim_end_matches([',', ')', ';']) {
+        "s" => 1e9,
+        "ms" => 1e6,
+        "µs" => 1e3,
+        "ns" => 1.0,
+        other => panic!("unit `{other}` after `{prefix}`: {text}"),
+    };
+    value * scale
+}
+
 /// Calls by (backend, batch), and how many workloads were built.
 #[derive(Default)]
 struct Counts {
@@ -164,6 +186,17 @@ fn naive_is_not_started_at_batches_whose_calls_cannot_fit_the_budget() {
             && reason.contains("share of the budget"),
         "{reason}"
     );
+    // The sentence states what was compared, and its figures agree with the
+    // refusal: a warm-up call and the reduced samples, more than 3x the share.
+    let samples = opts.harness.reduced_samples;
+    let needed = figure_after(
+        reason,
+        &format!("a warm-up call and {samples} samples would take about "),
+    );
+    let share = figure_after(reason, "more than 3x its ");
+    let allowed = figure_after(reason, "share of the budget (");
+    assert!(needed > allowed, "{needed} <= {allowed}: {reason}");
+    assert!((allowed / share - 3.0).abs() < 0.05, "{reason}");
     assert!(events.iter().any(|e| matches!(
         e,
         MeasureProgress::Skipped { backend: BackendKind::Naive, batches, .. } if batches == &[16, 64]

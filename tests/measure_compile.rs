@@ -227,10 +227,16 @@ fn a_compile_that_cannot_fit_is_skipped_unbuilt_and_a_fitting_one_is_told_its_ti
     let skipped = &out.skipped[0];
     assert_eq!(skipped.backend, BackendKind::Autotuned);
     assert_eq!(skipped.batches, vec![1]);
+    // The reason names both sides of the comparison: the compile, and what
+    // the configuration's share leaves after its calls.
     for part in [
         "compiling it would take about 4.14 s",
         "3 passes over its 1.00 GB of weights at 10.0 GB/s",
         "autotuning",
+        "it may take: 3x its ",
+        " share of the budget for each of its 1 batch size(s) to go (",
+        "for a warm-up call and ",
+        " samples at batch 1",
     ] {
         assert!(
             skipped.reason.contains(part),

@@ -24,6 +24,88 @@ fn a_kernel_above_peak_is_explained_in_the_markdown() {
     assert!(text.contains("103.0%"), "{text}");
 }
 
+/// The sample report with a compute-bound int8 kernel on the roofline:
+/// 261 G int8 ops/s on a machine of 165 GFLOP/s (f32) and, as the sample's
+/// measured int8 row says, 630 G int8 ops/s.
+fn with_int8_on_the_roofline() -> Report {
+    use workbench_kernels::{BackendKind, Precision};
+    let mut report = sample_report();
+    let int8_row = report
+        .kernels
+        .iter()
+        .find(|k| k.precision == Precision::Int8)
+        .cloned()
+        .unwrap();
+    let int8_peak = int8_row.gflops / int8_row.fraction_of_peak;
+    assert!((int8_peak - 630.0).abs() < 1e-6, "{int8_row:?}");
+    report.kernels.push(KernelMeasurement {
+        backend: BackendKind::Quantized,
+        batch: 1,
+        gflops: 261.0,
+        fraction_of_peak: 261.0 / int8_peak,
+        ..int8_row
+    });
+    report.roofline.points.push(RooflinePoint {
+        label: kernel_label(None, "quantized", "int8", 1),
+        arithmetic_intensity: 60.0,
+        achieved_gflops: 261.0,
+        source: FigureSource::Measured,
+        precision: workbench_kernels::Precision::Int8,
+    });
+    report
+}
+
+/// The trimmed cells of the row of the table after `heading` whose cells
+/// include all of `keys`.
+fn row_cells(md: &str, heading: &str, keys: &[&str]) -> Vec<String> {
+    table_after(md, heading)
+        .into_iter()
+        .map(|l| {
+            l.split('|')
+                .map(|c| c.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| keys.iter().all(|k| cells.iter().any(|c| c == k)))
+        .unwrap_or_else(|| panic!("no row with {keys:?} after {heading} in\n{md}"))
+}
+
+/// An int8 kernel is held to the int8 roof, in integer ops, as the kernel
+/// table holds it: not 261 / 165 = 158% of the f32 roof.
+#[test]
+fn the_roofline_table_holds_int8_kernels_to_the_int8_roof() {
+    let md = markdown(&with_int8_on_the_roofline());
+    // | Kernel | FLOP/byte | Achieved | Bound | Of roof | Figure |
+    let row = row_cells(&md, "## Roofline", &["quantized int8 b1"]);
+    assert_eq!(&row[3..6], ["261 GOP/s", "compute", "41.4%"], "{row:?}");
+    // | Workload | Backend | Precision | Batch | Median | p90 | p99 | Achieved | Of peak | Figure |
+    let kernel = row_cells(&md, "## Kernel measurements", &["quantized", "int8", "1"]);
+    assert_eq!(&kernel[8..10], ["261 GOP/s", "41.4%"], "{kernel:?}");
+    assert!(md.contains("; int8 roof 630 GOP/s."), "{md}");
+    assert!(md.contains("(int8: 31.5 ops/byte)"), "{md}");
+    // f32 kernels keep the f32 roof: tiled f32 b8 is memory bound at 3.9 x 20 GB/s.
+    let f32_row = row_cells(&md, "## Roofline", &["tiled f32 b8"]);
+    assert_eq!(
+        &f32_row[3..6],
+        ["35.8 GFLOP/s", "memory", "45.9%"],
+        "{f32_row:?}"
+    );
+}
+
+/// Without a measured int8 row there is no int8 roof to hold an int8 point
+/// to: "n/a" rather than a figure over the f32 roof.
+#[test]
+fn an_int8_point_without_an_int8_roof_is_not_held_to_the_f32_roof() {
+    let mut report = with_int8_on_the_roofline();
+    report.roofline.peak_gops_int8 = None;
+    assert_eq!(
+        report.compute_roof(workbench_kernels::Precision::Int8),
+        None
+    );
+    let md = markdown(&report);
+    let row = row_cells(&md, "## Roofline", &["quantized int8 b1"]);
+    assert_eq!(&row[3..6], ["261 GOP/s", "n/a", "n/a"], "{row:?}");
+}
+
 #[test]
 fn plan_json_snapshot() {
     insta::assert_snapshot!("plan_json", plan_json(&sample_report()));
@@ -452,6 +534,25 @@ fn svgs_are_well_formed_and_labelled() {
         "tiled f32 b8",
         "arithmetic intensity (FLOP/byte)",
         "achieved GFLOP/s",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "roofline.svg lacks {label:?}: {texts:?}"
+        );
+    }
+    assert!(
+        !texts.iter().any(|t| t.starts_with("int8 roof")),
+        "{texts:?}"
+    );
+
+    // With an int8 kernel on it, the int8 roof is drawn and the axes say so.
+    let roofline = roofline_svg(&with_int8_on_the_roofline()).unwrap();
+    let texts = svg_texts(&parse_svg(&roofline));
+    for label in [
+        "int8 roof 630 GOP/s (DRAM 20.0 GB/s)",
+        "quantized int8 b1",
+        "achieved GFLOP/s (int8: GOP/s)",
+        "arithmetic intensity (FLOP/byte; int8: ops/byte)",
     ] {
         assert!(
             texts.iter().any(|t| t == label),

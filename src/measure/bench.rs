@@ -540,6 +540,27 @@ impl BenchReport {
         Ok(serde_json::to_string_pretty(self)?)
     }
 
+    /// What bench timed of the scenario `name` (the configurations its
+    /// projections come from) and what it leaves to `workbench run`.
+    fn scenario_scope(&self, name: &str) -> String {
+        let mut timed: Vec<String> = Vec::new();
+        for p in &self.projections {
+            let config = format!("{} {}", p.backend.name(), p.precision.name());
+            if !timed.contains(&config) {
+                timed.push(config);
+            }
+        }
+        let with = if timed.is_empty() {
+            String::new()
+        } else {
+            format!(", timed with {}", timed.join(", "))
+        };
+        format!(
+            "scenario {name}: its reference model variant only{with}; not measured by bench: \
+             f16, bf16 and the scenario's other variants (`workbench run` measures those its search names)"
+        )
+    }
+
     /// Plain-text tables: hardware, roofline, measurements, projections.
     pub fn render_table(&self) -> String {
         let mut out = String::new();
@@ -671,6 +692,7 @@ impl BenchReport {
             );
         }
         if let Some(name) = &self.scenario {
+            let _ = writeln!(out, "  {}", self.scenario_scope(name));
             let _ = writeln!(
                 out,
                 "\nProjected onto the targets of {name} (roofline rescaling of the measured median)"

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use workbench_kernels::{compile, models, BackendKind, CompileOptions, Precision};
 
 use super::{cache, MeasureError, MeasureSubject};
+use crate::hardware::roofline::Roofline;
 
 /// Probe layers (k x n dense, one row per sample): one whose weights fit in the
 /// caches and one whose 16 MB of rows, 4 kB apart, miss them and the TLB, as a
@@ -206,11 +207,7 @@ pub fn first_call(
             sig(dram_gbs)
         )
     } else {
-        format!(
-            "at least {} FLOPs at this machine's peak of {} GFLOP/s",
-            count(flops),
-            sig(peak)
-        )
+        format!("at least {}", at_peak(flops, roofline, precision))
     };
     Some(Estimate {
         call_ns: compute_ns.max(memory_ns),
@@ -322,11 +319,10 @@ pub fn compile_time(
         if peak > 0.0 {
             tuning_ns = calls * flops / peak;
             basis.push_str(&format!(
-                ", and autotuning: at least one trial of each GEMM at batch {} ({} x {} FLOPs at this machine's peak of {} GFLOP/s)",
+                ", and autotuning: at least one trial of each GEMM at batch {} ({} x {})",
                 tuner.tune_batch,
                 calls,
-                count(flops),
-                sig(peak)
+                at_peak(flops, roofline, precision)
             ));
         }
     }
@@ -371,10 +367,8 @@ pub fn scaled_call(
             ),
         };
     }
-    let peak = subject
-        .roofline
-        .as_ref()
-        .map_or(0.0, |r| r.compute_peak(precision));
+    let roofline = subject.roofline.as_ref();
+    let peak = roofline.map_or(0.0, |r| r.compute_peak(precision));
     let compute_ns = if peak > 0.0 {
         subject.flops_per_sample * batch as f64 / peak
     } else {
@@ -382,15 +376,33 @@ pub fn scaled_call(
     };
     Estimate {
         call_ns: known_ns.max(compute_ns),
-        basis: if compute_ns > known_ns {
-            format!(
-                "at least {} FLOPs at this machine's peak of {} GFLOP/s",
-                count(subject.flops_per_sample * batch as f64),
-                sig(peak)
-            )
-        } else {
-            format!("at least batch {known_batch}'s {}", duration(known_ns))
+        basis: match roofline.filter(|_| compute_ns > known_ns) {
+            Some(r) => format!(
+                "at least {}",
+                at_peak(subject.flops_per_sample * batch as f64, r, precision)
+            ),
+            None => format!("at least batch {known_batch}'s {}", duration(known_ns)),
         },
+    }
+}
+
+/// `ops` at this machine's compute peak for `precision`, in the peak's own
+/// units: "516.2 M FLOPs at this machine's peak of 100 GFLOP/s", or for int8
+/// on its int8 path "516.2 M int8 ops at this machine's int8 peak of 400 G ops/s".
+fn at_peak(ops: f64, roofline: &Roofline, precision: Precision) -> String {
+    let peak = roofline.compute_peak(precision);
+    if precision == Precision::Int8 && roofline.peak_gops_int8 > 0.0 {
+        format!(
+            "{} int8 ops at this machine's int8 peak of {} G ops/s",
+            count(ops),
+            sig(peak)
+        )
+    } else {
+        format!(
+            "{} FLOPs at this machine's peak of {} GFLOP/s",
+            count(ops),
+            sig(peak)
+        )
     }
 }
 
@@ -508,6 +520,25 @@ mod tests {
         assert_eq!(
             first_call(&blind, BackendKind::Tiled, Precision::F32, 1),
             None
+        );
+    }
+
+    #[test]
+    fn int8_estimates_are_stated_in_int8_ops_at_the_int8_peak() {
+        // 100 GFLOP per sample, 1 kB of weights: compute bound at 400 G ops/s.
+        let s = subject(1e11, 1e3);
+        let int8 = first_call(&s, BackendKind::Quantized, Precision::Int8, 1).unwrap();
+        assert!((int8.call_ns - 2.5e8).abs() < 1.0, "{int8:?}");
+        assert_eq!(
+            int8.basis,
+            "at least 100.0 G int8 ops at this machine's int8 peak of 400 G ops/s"
+        );
+        let scaled = scaled_call(&s, BackendKind::Quantized, Precision::Int8, 2, (1, 1.0));
+        assert!(scaled.basis.contains("200.0 G int8 ops"), "{scaled:?}");
+        let f32 = first_call(&s, BackendKind::Tiled, Precision::F32, 1).unwrap();
+        assert_eq!(
+            f32.basis,
+            "at least 100.0 G FLOPs at this machine's peak of 100 GFLOP/s"
         );
     }
 

@@ -60,7 +60,7 @@ impl std::fmt::Display for OverBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "`{}` cannot be measured within its budget: it needs {} FLOPs per sample, and one call at batch {} takes about {} even with its fastest configuration ({} {}: {}), more than {}x the {} it has; use a smaller model or a larger measurement budget",
+            "`{}` cannot be measured within its budget: it needs {} FLOPs per sample, and one call at batch {} takes about {} even with its fastest configuration ({} {}: {}), more than {}x the {} it has ({}); use a smaller model or a larger measurement budget",
             self.workload,
             budget::count(self.flops_per_sample),
             self.batch,
@@ -69,7 +69,8 @@ impl std::fmt::Display for OverBudget {
             self.precision,
             self.basis,
             self.overrun,
-            budget::duration(self.budget.as_nanos() as f64)
+            budget::duration(self.budget.as_nanos() as f64),
+            budget::duration(self.budget.as_nanos() as f64 * self.overrun)
         )
     }
 }
@@ -497,32 +498,23 @@ pub fn measure_jobs(
                         Some(k) => Some(budget::scaled_call(subject, backend, precision, batch, k)),
                         None => budget::first_call(subject, backend, precision, batch),
                     };
-                    if let Some(e) = estimate.clone().filter(|e| {
-                        let needed = if measured.is_empty() {
-                            1.0
-                        } else {
-                            calls_needed
-                        };
-                        e.call_ns * needed > allowed.as_nanos() as f64
-                    }) {
-                        let room = if share.is_zero() && compiling.is_zero() {
-                            "and the measurement budget is spent".to_string()
-                        } else if share.is_zero() {
-                            format!(
-                                "and the measurement budget is spent ({} of it compiling)",
-                                budget::duration(compiling.as_nanos() as f64)
-                            )
-                        } else {
-                            format!(
-                                "and a measurement may take at most {overrun}x its {} share of the budget",
-                                budget::duration(share.as_nanos() as f64)
-                            )
-                        };
-                        let reason = format!(
-                            "one call at batch {batch} would take about {} ({}), {room}",
-                            budget::duration(e.call_ns),
-                            e.basis,
-                        );
+                    // The first job needs one call and may have all that is
+                    // left; the others a warm-up call and `reduced_samples` in their share.
+                    let first = measured.is_empty();
+                    let (needed, samples, room) = if first {
+                        (1.0, None, Room::Left(left))
+                    } else {
+                        (
+                            calls_needed,
+                            Some(opts.harness.reduced_samples),
+                            Room::Share(share),
+                        )
+                    };
+                    if let Some(e) = estimate
+                        .clone()
+                        .filter(|e| e.call_ns * needed > allowed.as_nanos() as f64)
+                    {
+                        let reason = refusal_reason(batch, &e, samples, room, overrun, compiling);
                         if known.is_none()
                             && cheapest_refused
                                 .as_ref()
@@ -537,31 +529,41 @@ pub fn measure_jobs(
                     if workload.is_none() {
                         // Compiling is charged to the configuration: it may take
                         // what its batches' shares leave after their calls.
-                        let calls_ns = estimate.as_ref().map_or(0.0, |e| {
-                            let needed = if measured.is_empty() {
-                                1.0
-                            } else {
-                                calls_needed
-                            };
-                            e.call_ns * needed
-                        });
-                        let config_allowed = if measured.is_empty() {
+                        let calls_ns = estimate.as_ref().map_or(0.0, |e| e.call_ns * needed);
+                        let batches_left = batches.len() - bi;
+                        let config_allowed = if first {
                             left.mul_f64(overrun)
                         } else {
                             share
                                 .mul_f64(overrun)
-                                .saturating_mul(u32::try_from(batches.len() - bi).unwrap_or(1))
+                                .saturating_mul(u32::try_from(batches_left).unwrap_or(1))
                         };
                         let compile_allowance = config_allowed
                             .saturating_sub(Duration::from_nanos(calls_ns.max(0.0) as u64));
                         if let Some(c) = budget::compile_time(subject, backend, precision)
                             .filter(|c| Duration::from_nanos(c.call_ns as u64) > compile_allowance)
                         {
+                            let per_batch = if first {
+                                String::new()
+                            } else {
+                                format!(" for each of its {batches_left} batch size(s) to go")
+                            };
+                            let calls = if estimate.is_some() {
+                                format!(
+                                    ", less {} for {}",
+                                    budget::duration(calls_ns),
+                                    calls_text(batch, samples)
+                                )
+                            } else {
+                                String::new()
+                            };
                             let reason = format!(
-                                "compiling it would take about {} ({}), more than the {} its batches' share of the budget leaves after their calls",
+                                "compiling it would take about {} ({}), more than the {} it may take: {overrun}x {}{per_batch} ({}){calls}",
                                 budget::duration(c.call_ns),
                                 c.basis,
                                 budget::duration(compile_allowance.as_nanos() as f64),
+                                room.describe(),
+                                budget::duration(config_allowed.as_nanos() as f64),
                             );
                             over_budget = Some((vec![batch], reason));
                             remaining = remaining.saturating_sub(1);
@@ -681,6 +683,77 @@ pub fn measure_jobs(
         skipped: skipped.into_iter().map(|(_, s)| s).collect(),
         budget_used: spent,
     })
+}
+
+/// What a job may take: the first job all that is left of the budget, the
+/// others their share of it.
+#[derive(Debug, Clone, Copy)]
+enum Room {
+    Left(Duration),
+    Share(Duration),
+}
+
+impl Room {
+    fn duration(self) -> Duration {
+        match self {
+            Room::Left(d) | Room::Share(d) => d,
+        }
+    }
+
+    /// "the 1.20 s left of the measurement budget", "its 19.5 ms share of the budget".
+    fn describe(self) -> String {
+        let ns = budget::duration(self.duration().as_nanos() as f64);
+        match self {
+            Room::Left(_) => format!("the {ns} left of the measurement budget"),
+            Room::Share(_) => format!("its {ns} share of the budget"),
+        }
+    }
+}
+
+/// The calls a job needs: one for the first job (`samples` is `None`), else
+/// a warm-up call and `samples`.
+fn calls_text(batch: usize, samples: Option<usize>) -> String {
+    match samples {
+        None => format!("one call at batch {batch}"),
+        Some(n) => format!("a warm-up call and {n} samples at batch {batch}"),
+    }
+}
+
+/// Why a job is not started, stating the two figures compared: the calls it
+/// needs ([`calls_text`]) against `overrun` times its room.
+fn refusal_reason(
+    batch: usize,
+    estimate: &budget::Estimate,
+    samples: Option<usize>,
+    room: Room,
+    overrun: f64,
+    compiling: Duration,
+) -> String {
+    let mut needed = format!(
+        "one call at batch {batch} would take about {} ({})",
+        budget::duration(estimate.call_ns),
+        estimate.basis
+    );
+    if let Some(n) = samples {
+        needed.push_str(&format!(
+            ", so a warm-up call and {n} samples would take about {}",
+            budget::duration(estimate.call_ns * (1 + n) as f64)
+        ));
+    }
+    if room.duration().is_zero() && compiling.is_zero() {
+        format!("{needed}, and the measurement budget is spent")
+    } else if room.duration().is_zero() {
+        format!(
+            "{needed}, and the measurement budget is spent ({} of it compiling)",
+            budget::duration(compiling.as_nanos() as f64)
+        )
+    } else {
+        format!(
+            "{needed}, more than {overrun}x {} ({})",
+            room.describe(),
+            budget::duration(room.duration().mul_f64(overrun).as_nanos() as f64)
+        )
+    }
 }
 
 /// Adds a compile's time to the rates the caller keeps (if it keeps them).

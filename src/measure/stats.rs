@@ -44,8 +44,9 @@ pub struct SampleStats {
     pub outliers: Outliers,
 }
 
-/// Standard normal quantiles: the 99th percentile, and the spread between the
-/// quartiles (z(0.75) - z(0.25)).
+/// Standard normal quantiles: the 90th and 99th percentiles, and the spread
+/// between the quartiles (z(0.75) - z(0.25)).
+const Z_90: f64 = 1.281_552;
 const Z_99: f64 = 2.326_348;
 const Z_INTERQUARTILE: f64 = 1.348_980;
 
@@ -58,16 +59,32 @@ impl SampleStats {
     /// sigma = ln(p75 / p25) / 1.349, p99 / median = exp(2.326 sigma); never
     /// more than the sample p99 shows, never below 1.
     pub fn planning_p99_spread(&self) -> f64 {
+        self.planning_spread(Z_99, self.p99_ns)
+    }
+
+    /// p90 / median to plan with on a target: the same log-normal fit at
+    /// z = 1.282, never more than the sample p90 shows, never below 1 and
+    /// never above [`Self::planning_p99_spread`], so that percentiles
+    /// projected with the two are ordered (median <= p90 <= p99).
+    pub fn planning_p90_spread(&self) -> f64 {
+        self.planning_spread(Z_90, self.p90_ns)
+            .min(self.planning_p99_spread())
+    }
+
+    /// The log-normal fit's quantile at `z` over the median, capped at the
+    /// sample's own (`sampled_ns`) and at least 1.
+    fn planning_spread(&self, z: f64, sampled_ns: f64) -> f64 {
         if self.median_ns <= 0.0 {
             return 1.0;
         }
-        let sampled = self.p99_ns / self.median_ns;
+        let sampled = sampled_ns / self.median_ns;
         let fitted = if self.p25_ns > 0.0 && self.p75_ns >= self.p25_ns {
             let sigma = (self.p75_ns / self.p25_ns).ln() / Z_INTERQUARTILE;
-            (Z_99 * sigma).exp()
+            (z * sigma).exp()
         } else {
             sampled // a cache entry from before the quartiles were kept
         };
+        // `max` last: a NaN from a corrupt entry becomes 1, not a NaN latency.
         fitted.min(sampled).max(1.0)
     }
 }
@@ -287,6 +304,43 @@ mod tests {
             prop_assert!(close(a.median_ci_low_ns, b.median_ci_low_ns));
             prop_assert!((a.cv - b.cv).abs() < 1e-9);
             prop_assert_eq!(a.outliers, b.outliers);
+        }
+
+        /// Projected rows scale a median by these spreads: whatever the
+        /// samples (a tail of interruptions that moves the sample p90 but not
+        /// the quartiles included), median <= p90 <= p99.
+        #[test]
+        fn planning_spreads_are_ordered(
+            mut v in samples(),
+            spikes in prop::collection::vec(1e3f64..1e12, 0..8),
+        ) {
+            v.extend(spikes);
+            let s = summarize(&v, 5).unwrap();
+            let (p90, p99) = (s.planning_p90_spread(), s.planning_p99_spread());
+            prop_assert!(1.0 <= p90 && p90 <= p99, "p90 {} p99 {} of {:?}", p90, p99, s);
+            prop_assert!(p90 <= (s.p90_ns / s.median_ns).max(1.0) * (1.0 + 1e-12));
+        }
+
+        /// The same for any figures a cache file may hold (quartiles missing,
+        /// out of order, or percentiles below the median).
+        #[test]
+        fn planning_spreads_are_ordered_for_any_cached_figures(
+            median in 0.0f64..1e9,
+            p25 in 0.0f64..1e9,
+            p75 in 0.0f64..1e9,
+            p90 in 0.0f64..1e10,
+            p99 in 0.0f64..1e10,
+        ) {
+            let s = SampleStats {
+                median_ns: median,
+                p25_ns: p25,
+                p75_ns: p75,
+                p90_ns: p90,
+                p99_ns: p99,
+                ..summarize(&[1.0], 1).unwrap()
+            };
+            let (p90, p99) = (s.planning_p90_spread(), s.planning_p99_spread());
+            prop_assert!(1.0 <= p90 && p90 <= p99 && p99.is_finite(), "{} {} {:?}", p90, p99, s);
         }
 
         #[test]

@@ -344,6 +344,7 @@ pub fn sample_report() -> Report {
         roofline: Roofline {
             machine: "local (AMD EPYC 9R14, 1 core)".to_string(),
             peak_gflops: peak,
+            peak_gops_int8: Some(630.0),
             bandwidths: vec![
                 BandwidthRoof {
                     name: "L2".to_string(),
@@ -360,18 +361,21 @@ pub fn sample_report() -> Report {
                     arithmetic_intensity: 0.5,
                     achieved_gflops: 1.28,
                     source: FigureSource::Measured,
+                    precision: Precision::F32,
                 },
                 RooflinePoint {
                     label: "tiled f32 b8".to_string(),
                     arithmetic_intensity: 3.9,
                     achieved_gflops: 35.8,
                     source: FigureSource::Measured,
+                    precision: Precision::F32,
                 },
                 RooflinePoint {
                     label: "autotuned f32 b32".to_string(),
                     arithmetic_intensity: 14.2,
                     achieved_gflops: 56.2,
                     source: FigureSource::Measured,
+                    precision: Precision::F32,
                 },
             ],
         },

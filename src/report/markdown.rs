@@ -3,14 +3,25 @@
 use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
-use super::model::{ConstraintCheck, FigureSource, Plan, Report, ServingMode};
+use super::model::{ConstraintCheck, FigureSource, Plan, Report, RooflinePoint, ServingMode};
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
+use workbench_kernels::Precision;
 
 fn yes_no(value: bool) -> &'static str {
     if value {
         "yes"
     } else {
         "NO"
+    }
+}
+
+/// An achieved rate in its precision's units: int8 kernels count integer
+/// ops (GOP/s), the others floating-point ones (GFLOP/s).
+fn rate(giga_per_s: f64, precision: Precision) -> String {
+    let text = format::gflops(giga_per_s);
+    match precision {
+        Precision::Int8 => text.replace("GFLOP/s", "GOP/s"),
+        _ => text,
     }
 }
 
@@ -468,7 +479,7 @@ fn section_kernels(out: &mut String, report: &Report) {
                 },
                 format::duration_ns(k.p90_ns),
                 format::duration_ns(k.p99_ns),
-                format::gflops(k.gflops),
+                rate(k.gflops, k.precision),
                 format::percent(k.fraction_of_peak, 1),
                 format!(
                     "{} {} {}",
@@ -599,15 +610,34 @@ fn section_roofline(out: &mut String, report: &Report) {
         "![Roofline of {} with the measured kernels]({ROOFLINE_SVG})\n",
         roof.machine
     );
-    let _ = writeln!(
+    // Each kernel is held to its own precision's roof: int8 ops to the int8 peak.
+    let precision_of = |p: &RooflinePoint| p.precision;
+    let has_int8 = roof
+        .points
+        .iter()
+        .any(|p| precision_of(p) == Precision::Int8);
+    let int8_roof = has_int8
+        .then(|| report.compute_roof(Precision::Int8))
+        .flatten();
+    let _ = write!(
         out,
-        "- Machine: {}; compute roof {} (f32).",
+        "- Machine: {}; compute roof {} (f32, also for f16 and bf16, computed in f32)",
         roof.machine,
         format::gflops(roof.peak_gflops)
     );
+    match int8_roof {
+        Some(peak) => {
+            let _ = writeln!(out, "; int8 roof {}.", rate(peak, Precision::Int8));
+        }
+        None => out.push_str(".\n"),
+    }
     for bw in &roof.bandwidths {
         let ridge = if bw.gb_per_s > 0.0 {
-            format!("{:.1} FLOP/byte", roof.peak_gflops / bw.gb_per_s)
+            let f32_ridge = format!("{:.1} FLOP/byte", roof.peak_gflops / bw.gb_per_s);
+            match int8_roof {
+                Some(peak) => format!("{f32_ridge} (int8: {:.1} ops/byte)", peak / bw.gb_per_s),
+                None => f32_ridge,
+            }
         } else {
             "n/a".to_string()
         };
@@ -632,21 +662,27 @@ fn section_roofline(out: &mut String, report: &Report) {
         .points
         .iter()
         .map(|p| {
-            let attainable = roof.peak_gflops.min(p.arithmetic_intensity * slowest);
-            let (bound, of_roof) = if attainable.is_finite() && attainable > 0.0 {
-                let bound = if attainable < roof.peak_gflops {
-                    "memory"
-                } else {
-                    "compute"
-                };
-                (bound, format::percent(p.achieved_gflops / attainable, 1))
-            } else {
-                ("n/a", "n/a".to_string())
+            let precision = precision_of(p);
+            // No roof known for its precision: nothing to hold it to.
+            let roof_and_attainable = report
+                .compute_roof(precision)
+                .map(|peak| (peak, peak.min(p.arithmetic_intensity * slowest)))
+                .filter(|(_, attainable)| attainable.is_finite() && *attainable > 0.0);
+            let (bound, of_roof) = match roof_and_attainable {
+                Some((peak, attainable)) => (
+                    if attainable < peak {
+                        "memory"
+                    } else {
+                        "compute"
+                    },
+                    format::percent(p.achieved_gflops / attainable, 1),
+                ),
+                None => ("n/a", "n/a".to_string()),
             };
             vec![
                 p.label.clone(),
                 format!("{:.2}", p.arithmetic_intensity),
-                format::gflops(p.achieved_gflops),
+                rate(p.achieved_gflops, precision),
                 bound.to_string(),
                 of_roof,
                 p.source.to_string(),
@@ -665,6 +701,12 @@ fn section_roofline(out: &mut String, report: &Report) {
         &rows,
     ));
     out.push('\n');
+    if has_int8 {
+        out.push_str(
+            "int8 kernels count integer ops (a multiply-add as 2) per byte and per second \
+             (GOP/s), and are held to the int8 roof, as in the kernel table.\n\n",
+        );
+    }
 }
 
 fn section_assumptions(out: &mut String, report: &Report) {

@@ -89,8 +89,9 @@ pub struct Plan {
     pub utilisation: f64,
     /// Fraction of requests dropped, timed out or failed (e.g. device offline), 0..=1.
     pub failure_rate: f64,
-    /// Batch and hybrid modes: age of the precomputed predictions served, seconds
-    /// (mean). `None` when every prediction is computed on request.
+    /// Batch and hybrid modes: mean age of a precomputed answer at lookup over
+    /// the refresh cycle, (period + job duration) / 2, seconds. `None` when
+    /// every prediction is computed on request.
     pub staleness_s: Option<f64>,
     /// Edge: energy per prediction on the device, millijoules. `None` in the cloud.
     pub energy_mj_per_prediction: Option<f64>,
@@ -244,20 +245,26 @@ pub fn kernel_label(variant: Option<&str>, backend: &str, precision: &str, batch
 /// One kernel placed on the roofline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RooflinePoint {
-    /// Legend label, e.g. "tiled f32 b32".
+    /// Legend label, e.g. "tiled f32 b32" ([`kernel_label`]).
     pub label: String,
-    /// FLOPs per byte moved.
+    /// FLOPs (int8: integer ops) per byte moved.
     pub arithmetic_intensity: f64,
+    /// GFLOP/s (int8: G ops/s).
     pub achieved_gflops: f64,
     pub source: FigureSource,
+    /// The kernel's precision: its roof is that precision's peak.
+    pub precision: Precision,
 }
 
 /// Roofline of the machine the kernels were measured on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Roofline {
     pub machine: String,
-    /// Compute roof, GFLOP/s (f32).
+    /// Compute roof, GFLOP/s (f32; also f16 and bf16, computed in f32).
     pub peak_gflops: f64,
+    /// Compute roof of the int8 path, G ops/s, when it was probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_gops_int8: Option<f64>,
     pub bandwidths: Vec<BandwidthRoof>,
     pub points: Vec<RooflinePoint>,
 }
@@ -374,6 +381,20 @@ pub struct Report {
     /// when one was applied); `None` in reports written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<LatencySlo>,
+}
+
+impl Report {
+    /// The compute roof of the measuring machine for kernels at `precision`,
+    /// the peak their "of peak" in the kernel table is over: the int8 path's
+    /// G ops/s for int8 (`None` when not probed), the f32 roof otherwise (f16
+    /// and bf16 are computed in f32).
+    pub fn compute_roof(&self, precision: Precision) -> Option<f64> {
+        let roof = match precision {
+            Precision::Int8 => self.roofline.peak_gops_int8?,
+            _ => self.roofline.peak_gflops,
+        };
+        (roof.is_finite() && roof > 0.0).then_some(roof)
+    }
 }
 
 /// A latency objective: `percentile` (e.g. 99.9) of requests at or below `latency_ms`.

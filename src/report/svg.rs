@@ -13,6 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::error::ReportError;
 use super::format;
 use super::model::{FigureSource, Plan, Report};
+use workbench_kernels::Precision;
 
 const SIZE: (u32, u32) = (900, 560);
 const FONT: &str = "sans-serif";
@@ -956,11 +957,25 @@ fn stack_labels(anchors: &[(i32, i32)], line: i32, width: i32) -> Vec<i32> {
 pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
     const PLOT: &str = "roofline.svg";
     let roof = &report.roofline;
+    // int8 kernels count integer ops and are held to the int8 roof (drawn
+    // dashed, with the slowest bandwidth), not the f32 one.
+    let int8_roof = roof
+        .points
+        .iter()
+        .any(|p| p.precision == Precision::Int8)
+        .then(|| report.compute_roof(Precision::Int8))
+        .flatten();
+    let slowest = roof
+        .bandwidths
+        .iter()
+        .filter(|b| b.gb_per_s > 0.0 && b.gb_per_s.is_finite())
+        .min_by(|a, b| a.gb_per_s.total_cmp(&b.gb_per_s));
     let ridges: Vec<f64> = roof
         .bandwidths
         .iter()
         .filter(|b| b.gb_per_s > 0.0)
         .map(|b| roof.peak_gflops / b.gb_per_s)
+        .chain(int8_roof.zip(slowest).map(|(peak, b)| peak / b.gb_per_s))
         .collect();
     let x = log_range(
         roof.points
@@ -973,7 +988,8 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
         roof.points
             .iter()
             .map(|p| p.achieved_gflops)
-            .chain(std::iter::once(roof.peak_gflops)),
+            .chain(std::iter::once(roof.peak_gflops))
+            .chain(int8_roof),
         3.0,
     );
     // Head room above the peak for the legend (upper left, clear of the roofs).
@@ -984,8 +1000,16 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
         let mut chart = chart(root, PLOT, &caption, x.log_scale(), y.log_scale())?;
         chart
             .configure_mesh()
-            .x_desc("arithmetic intensity (FLOP/byte)")
-            .y_desc("achieved GFLOP/s")
+            .x_desc(if int8_roof.is_some() {
+                "arithmetic intensity (FLOP/byte; int8: ops/byte)"
+            } else {
+                "arithmetic intensity (FLOP/byte)"
+            })
+            .y_desc(if int8_roof.is_some() {
+                "achieved GFLOP/s (int8: GOP/s)"
+            } else {
+                "achieved GFLOP/s"
+            })
             .x_label_formatter(&tick_label)
             .y_label_formatter(&tick_label)
             .axis_desc_style((FONT, 16))
@@ -1015,6 +1039,22 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
                 .label(format!(
                     "{} roof {:.1} GB/s, peak {:.0} GFLOP/s",
                     bw.name, bw.gb_per_s, roof.peak_gflops
+                ))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        if let (Some(peak), Some(bw)) = (int8_roof, slowest) {
+            let mut line: Vec<(f64, f64)> = samples
+                .iter()
+                .map(|ai| (*ai, peak.min(ai * bw.gb_per_s)))
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let style = ShapeStyle::from(&palette(roof.bandwidths.len() + 1)).stroke_width(2);
+            chart
+                .draw_series(DashedLineSeries::new(line, 8, 5, style))
+                .map_err(svg_error(PLOT))?
+                .label(format!(
+                    "int8 roof {:.0} GOP/s ({} {:.1} GB/s)",
+                    peak, bw.name, bw.gb_per_s
                 ))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }

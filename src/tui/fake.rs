@@ -564,6 +564,7 @@ fn fake_report(
     let roofline = Roofline {
         machine: "this machine".to_string(),
         peak_gflops: measurements.peak_gflops,
+        peak_gops_int8: None,
         bandwidths: vec![BandwidthRoof {
             name: "DRAM".to_string(),
             gb_per_s: measurements.bandwidth_gbs,
@@ -576,6 +577,7 @@ fn fake_report(
                 arithmetic_intensity: k.arithmetic_intensity,
                 achieved_gflops: k.gflops,
                 source: FigureSource::Measured,
+                precision: Precision::parse(&k.precision).unwrap_or(Precision::F32),
             })
             .collect(),
     };
