@@ -311,3 +311,31 @@ fn a_miss_by_less_than_the_printed_digits_still_shows_the_difference() {
     assert!(!hair.is_empty());
     slo_misses_tell_figures_apart(&out);
 }
+
+/// $ per million predictions counts predictions, not requests: a feed of 100
+/// restaurant scores is 100 predictions (it had been priced per request, 100x
+/// the figure), for every plan, whether precomputed or served online.
+#[test]
+fn cost_per_million_predictions_counts_every_prediction_of_a_request() {
+    let s = load("restaurant-recs-hybrid");
+    let per_request = s.inputs.predictions_per_request as f64;
+    assert!(per_request > 1.0);
+    let month_s = workbench::sim::cost::HOURS_PER_MONTH * 3600.0;
+    let predictions = s.traffic.rate_per_s * per_request * month_s;
+    let out = plan_quickly(&s, 1.0);
+    let priced: Vec<&Evaluation> = simulated(&out)
+        .into_iter()
+        .filter(|e| e.plan.cost_usd_per_month > 0.0)
+        .collect();
+    assert!(!priced.is_empty());
+    for e in priced {
+        let implied = e.plan.cost_usd_per_month / predictions * 1e6;
+        let shown = e.plan.cost_usd_per_million;
+        assert!(
+            (shown / implied - 1.0).abs() < 0.05,
+            "{}: ${shown}/1M shown, ${implied}/1M from ${}/month",
+            e.plan.id,
+            e.plan.cost_usd_per_month
+        );
+    }
+}

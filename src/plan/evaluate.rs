@@ -541,7 +541,7 @@ pub fn with_instance_cost(ctx: &Context<'_>, mut e: Evaluation, usd_per_hour: f6
         predictions: ctx.mean_rate(1.0) * cost::HOURS_PER_MONTH * 3600.0,
         ..cost::Usage::default()
     };
-    if let Some(why) = price(&mut e.plan, &usage, &rates(usd_per_hour, 0.0, 0.0)) {
+    if let Some(why) = price(ctx, &mut e.plan, &usage, &rates(usd_per_hour, 0.0, 0.0)) {
         e.rejected.push(why);
     }
     e
@@ -698,7 +698,7 @@ pub fn simulate_candidate(
     };
     usage.broker_bytes /= plan.arrival_share;
     usage.edge_energy_j += plan.usage.extra_energy_j;
-    rejected.extend(price(&mut row, &usage, &plan.rates));
+    rejected.extend(price(ctx, &mut row, &usage, &plan.rates));
     let q = ctx.scenario.objectives.latency_percentile;
     let slo = match too_few_requests(outcome.measured_requests, q) {
         Some(why) => SloFigure::NotEstimated(why),
@@ -740,8 +740,19 @@ fn offline_alone_fails(o: &SimOutcome, q: f64) -> bool {
 }
 
 /// Price a month of usage into the plan row; the reason if it cannot be priced.
-fn price(row: &mut report::Plan, usage: &cost::Usage, rates: &cost::CostRates) -> Option<String> {
-    match cost::estimate(usage, rates) {
+/// `usage.predictions` counts requests: each is the scenario's
+/// `predictions_per_request` predictions, which $/1M predictions counts.
+fn price(
+    ctx: &Context<'_>,
+    row: &mut report::Plan,
+    usage: &cost::Usage,
+    rates: &cost::CostRates,
+) -> Option<String> {
+    let usage = cost::Usage {
+        predictions: usage.predictions * ctx.scenario.inputs.predictions_per_request.max(1) as f64,
+        ..*usage
+    };
+    match cost::estimate(&usage, rates) {
         Ok(estimate) => {
             row.cost_usd_per_month = estimate.monthly_usd;
             row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
@@ -1064,7 +1075,7 @@ pub fn simulate_fallback(
         ..cost::Usage::default()
     };
     let mut rejected = Vec::new();
-    rejected.extend(price(&mut row, &usage, &p.rates));
+    rejected.extend(price(ctx, &mut row, &usage, &p.rates));
     let slo_pct = ctx.scenario.objectives.latency_percentile;
     let slo_q = slo_pct / 100.0;
     // The mixture's tail is the device's and the cloud's: each simulation must
@@ -1338,7 +1349,10 @@ pub fn batch_job(
     }
     let mut last = String::new();
     for instances in 1..=max_instances.max(1) {
-        let config = BatchJobConfig {
+        // A job no longer than half the freshness keeps up; it then runs as
+        // rarely as the freshness allows: the oldest answer, scored as a run
+        // starts and served until the next publishes, is period + duration.
+        let mut config = BatchJobConfig {
             input_space: sim::InputSpace::Finite { items },
             throughput_per_instance_per_s: throughput_per_instance,
             instances,
@@ -1347,7 +1361,10 @@ pub fn batch_job(
             prediction_bytes: inputs.response_bytes.max(1) + 16,
         };
         match sim::plan_batch_job(&config) {
-            Ok(plan) => return Ok(plan),
+            Ok(plan) => {
+                config.period_s = inputs.freshness_s - plan.duration_s;
+                return sim::plan_batch_job(&config).map_err(|e| e.to_string());
+            }
             Err(e) => last = e.to_string(),
         }
     }

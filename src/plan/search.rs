@@ -568,7 +568,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                     0
                 }
             };
-            let per_instance = profile.capacity_per_s(c.max_batch);
+            let per_instance = inputs_per_s(ctx, profile, c.max_batch);
             let job = match job_or_reasons(
                 ctx,
                 reasons,
@@ -583,7 +583,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                     continue;
                 }
             };
-            c.replicas = job_instances(&job, profile.capacity_per_s(c.max_batch), items);
+            c.replicas = job_instances(&job, per_instance, items);
             let storage_price = s
                 .targets
                 .storage
@@ -607,6 +607,13 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
     }
+}
+
+/// Distinct inputs one instance precomputes per second at `batch`: each
+/// needs the scenario's `predictions_per_request` (a feed key's 100
+/// restaurant scores), all read back in one lookup.
+fn inputs_per_s(ctx: &Context<'_>, profile: &ComputeProfile, batch: u32) -> f64 {
+    profile.capacity_per_s(batch) / ctx.scenario.inputs.predictions_per_request.max(1) as f64
 }
 
 /// The periodic job of a batch plan, or every reason it cannot run, joined:
@@ -696,7 +703,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                     ctx,
                     reasons.clone(),
                     cached,
-                    profile.capacity_per_s(profile.largest_batch()),
+                    inputs_per_s(ctx, profile, profile.largest_batch()),
                     s.search.max_replicas,
                     target.spec.cold_start_ms / 1000.0,
                 ) {
@@ -853,7 +860,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     0
                 }
             };
-            let per_instance = profile.capacity_per_s(c.max_batch);
+            let per_instance = inputs_per_s(ctx, profile, c.max_batch);
             let job = match job_or_reasons(
                 ctx,
                 reasons,
