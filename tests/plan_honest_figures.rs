@@ -339,3 +339,51 @@ fn cost_per_million_predictions_counts_every_prediction_of_a_request() {
         );
     }
 }
+
+/// A batch job computes every prediction of every distinct input: ten times
+/// the predictions per request is ten times the job's instance-hours (it had
+/// computed one per input whatever the request needed), and the job runs as
+/// rarely as the freshness allows, so a lookup's mean age is half of it.
+#[test]
+fn a_batch_job_computes_every_prediction_a_request_needs() {
+    let job_usd = |per_request: u64| -> (f64, f64) {
+        let mut s = load("hotel-ranking");
+        // Enough keys that computing, not starting instances, is the job's cost.
+        s.inputs.space = scenario::InputSpace::Finite {
+            distinct_inputs: 30_000_000,
+        };
+        s.inputs.predictions_per_request = per_request;
+        let out = plan_quickly(&s, 1.0);
+        let batch = simulated(&out)
+            .into_iter()
+            .filter(|e| e.plan.mode == Mode::Batch && e.feasible())
+            .min_by(|a, b| {
+                a.plan
+                    .cost_usd_per_month
+                    .total_cmp(&b.plan.cost_usd_per_month)
+            })
+            .expect("a feasible batch plan");
+        let job = batch
+            .plan
+            .cost_breakdown
+            .iter()
+            .find(|l| l.item.starts_with("batch job instances"))
+            .expect("a batch job line");
+        let staleness = batch.plan.staleness_s.expect("a precomputed plan's age");
+        assert!(
+            (staleness / (s.inputs.freshness_s / 2.0) - 1.0).abs() < 1e-9,
+            "mean age {staleness} s for freshness {} s",
+            s.inputs.freshness_s
+        );
+        (job.usd_per_month, staleness)
+    };
+    let (one, _) = job_usd(20);
+    let (ten, _) = job_usd(200);
+    let ratio = ten / one;
+    // Not exactly 10x: each run also starts its instances, and a longer run
+    // leaves a shorter period within the freshness.
+    assert!(
+        (8.5..=11.0).contains(&ratio),
+        "job ${one} -> ${ten}: {ratio:.2}x"
+    );
+}
