@@ -20,7 +20,8 @@ Exit codes:
   0  success
   1  no feasible plan, `run --check` mismatch, or regression against --baseline
   2  bad input or usage (invalid scenario, missing file, bad option)
-  3  a stage is not available in this build";
+  3  a stage is not available in this build
+  4  the run failed on this machine: measuring, probing, or writing the reports";
 
 /// Benchmark an ML model on this machine and plan how to serve it:
 /// batch or online, cloud or edge, which backend, precision and batch size.
@@ -135,6 +136,9 @@ pub enum Exit {
     BadInput = 2,
     /// A stage is not available in this build.
     NotAvailable = 3,
+    /// A stage failed at run time (a measurement, the probe, writing the
+    /// reports): not the input's fault, and not a verdict on the plan.
+    RunFailed = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -401,7 +405,7 @@ fn run_scenarios(args: &RunArgs) -> Exit {
             }
             Err(message) => {
                 err(&format!("{}: {message}\n", s.path.display()));
-                return Exit::BadInput;
+                return Exit::RunFailed;
             }
         }
     }
@@ -634,7 +638,7 @@ fn bench(args: &BenchArgs) -> Exit {
         Ok(r) => r,
         Err(e) => {
             err(&format!("workbench bench: {e}\n"));
-            return Exit::Failure;
+            return Exit::RunFailed;
         }
     };
     drop(on_progress);
@@ -646,7 +650,7 @@ fn bench(args: &BenchArgs) -> Exit {
             Ok(json) => out(&format!("{json}\n")),
             Err(e) => {
                 err(&format!("workbench bench: {e}\n"));
-                return Exit::Failure;
+                return Exit::RunFailed;
             }
         }
     } else {

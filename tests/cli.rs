@@ -425,3 +425,29 @@ fn bench_prints_hardware_and_kernel_records_as_json() {
     let out = workbench(&["bench", "tests/fixtures/invalid/empty-file.toml"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Reports that cannot be written are a failed run (exit 4), not bad input
+/// and not a verdict on the plan: `--out` names a regular file here.
+#[test]
+fn a_run_that_cannot_write_its_reports_exits_4() {
+    let dir = scratch_dir("unwritable");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let blocker = dir.join("reports");
+    std::fs::write(&blocker, "not a directory").expect("blocker written");
+    let out = workbench(&[
+        "run",
+        "scenarios/wake-word.toml",
+        "--out",
+        blocker.to_str().expect("utf-8 path"),
+        "--quick",
+        "--quiet",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("wake-word.toml"));
+    assert_eq!(
+        std::fs::read_to_string(&blocker).expect("still a file"),
+        "not a directory"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
