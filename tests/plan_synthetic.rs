@@ -2,6 +2,7 @@
 //! profiles (no timing): constraints, ranking, determinism, what-if.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 mod common;
 
 use common::{load, synthetic_profiles_with};
@@ -486,4 +487,51 @@ fn an_infeasible_private_scenario_explains_the_plans_it_allows() {
         .expect("a closest plan");
     assert!(closest.contains("on edge"), "{text}");
     assert!(!closest.contains(private), "{text}");
+}
+
+/// Past the RTT a plan stands, a replica more holds only a little further (it
+/// cannot shorten the network path): the line says by when no plan meets
+/// every constraint, and a plan of the scenario at that RTT finds none.
+#[test]
+fn a_sensitivity_step_that_holds_only_a_little_further_says_so() {
+    let s = scenario::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/planning/encoder-http.toml"
+    )))
+    .unwrap();
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles(&s),
+        &WhatIf::default(),
+        &PlanOptions::quick(7),
+    );
+    let rtt = out
+        .sensitivity
+        .iter()
+        .find(|l| l.parameter == "network RTT")
+        .expect("an RTT line");
+    let by = rtt
+        .summary
+        .split(", and by ")
+        .nth(1)
+        .and_then(|rest| rest.split('x').next())
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no 'and by ...x' in: {}", rtt.summary));
+    assert!(by > rtt.stays_best_up_to_factor.unwrap(), "{}", rtt.summary);
+    let slower = WhatIf {
+        rtt: by,
+        ..WhatIf::default()
+    }
+    .apply(&s);
+    let there = plan::plan(
+        &slower,
+        &synthetic_profiles(&slower),
+        &WhatIf::default(),
+        &quick(),
+    );
+    assert!(
+        there.recommended().is_none(),
+        "at {by}x RTT: {:?}",
+        there.recommended().map(|e| &e.plan.id)
+    );
 }
