@@ -373,6 +373,16 @@ fn mark_pareto(evaluations: &mut [Evaluation]) {
 /// A what-if with one assumption scaled by the given factor.
 type WhatIfAt = fn(f64) -> WhatIf;
 
+/// A factor as a sensitivity line shows it: two decimals near 1, where one
+/// would print 1.04x as a no-change "1.0x".
+fn factor(f: f64) -> String {
+    if f < 2.0 {
+        format!("{f:.2}x")
+    } else {
+        format!("{f:.1}x")
+    }
+}
+
 /// How far traffic, RTT and instance price can move before the recommendation changes.
 fn sensitivity_lines(
     scenario: &Scenario,
@@ -457,7 +467,10 @@ fn sensitivity_lines(
                         // longer network path): say when nothing does.
                         let further = (first_different * 1.25).min(10.0);
                         if further > first_different && replan(make(further)).0.is_none() {
-                            format!("{change}, and by {further:.1}x no plan meets every constraint")
+                            format!(
+                                "{change}, and by {} no plan meets every constraint",
+                                factor(further)
+                            )
                         } else {
                             change
                         }
@@ -467,7 +480,10 @@ fn sensitivity_lines(
                 SensitivityLine {
                     parameter: name.to_string(),
                     stays_best_up_to_factor: Some(last_same),
-                    summary: format!("stays best up to {last_same:.1}x {name}; above that, {then}"),
+                    summary: format!(
+                        "stays best up to {} {name}; above that, {then}",
+                        factor(last_same)
+                    ),
                 }
             }
         };
