@@ -500,10 +500,8 @@ mod tests {
     use super::*;
     use crate::autotune::space::Dimension;
 
-    /// A search with no time left measures the incumbent once and commits it:
-    /// no random trial, no re-measurement (a large shape's trial takes seconds).
-    #[test]
-    fn a_search_out_of_time_measures_and_commits_only_the_incumbent() {
+    /// A 4 x 3 space, its incumbent (a = 3, b = 2) and a key.
+    fn small_search() -> (SearchSpace, Params, TuneKey) {
         let space = SearchSpace::new(
             "s",
             vec![
@@ -514,14 +512,22 @@ mod tests {
         let incumbent: Params = [("a".to_string(), 3), ("b".to_string(), 2)]
             .into_iter()
             .collect();
-        let mut opts = TuneOptions::new("m", 40, 7);
-        opts.initial = vec![incumbent.clone()];
-        opts.budget.max_seconds = Some(0.0);
-        let mut measured: Vec<Params> = Vec::new();
         let key = TuneKey {
             op: "op".into(),
             shape: vec![1],
         };
+        (space, incumbent, key)
+    }
+
+    /// A search with no time left measures the incumbent once and commits it:
+    /// no random trial, no re-measurement (a large shape's trial takes seconds).
+    #[test]
+    fn a_search_out_of_time_measures_and_commits_only_the_incumbent() {
+        let (space, incumbent, key) = small_search();
+        let mut opts = TuneOptions::new("m", 40, 7);
+        opts.initial = vec![incumbent.clone()];
+        opts.budget.max_seconds = Some(0.0);
+        let mut measured: Vec<Params> = Vec::new();
         let out = tune(
             &space,
             &key,
@@ -546,20 +552,7 @@ mod tests {
     /// trial) and, finishing, commits a final result that a third reuses.
     #[test]
     fn a_cut_search_is_resumed_not_taken_as_final() {
-        let space = SearchSpace::new(
-            "s",
-            vec![
-                Dimension::new("a", &[1, 2, 3, 4]),
-                Dimension::new("b", &[1, 2, 3]),
-            ],
-        );
-        let incumbent: Params = [("a".to_string(), 3), ("b".to_string(), 2)]
-            .into_iter()
-            .collect();
-        let key = TuneKey {
-            op: "op".into(),
-            shape: vec![1],
-        };
+        let (space, incumbent, key) = small_search();
         let mut opts = TuneOptions::new("m", 6, 7);
         opts.initial = vec![incumbent.clone()];
         opts.budget.max_seconds = Some(0.0);
