@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::measure::MeasureProgress;
-use crate::pipeline::{self, PipelineOptions};
+use crate::pipeline::{self, PipelineOptions, MODEL_SEED};
 use crate::plan::WhatIf;
 use crate::report;
 use crate::scenario::{self, Scenario, ScenarioErrors};
@@ -64,6 +64,16 @@ pub enum Command {
     /// measures every variant with the backends and precisions its search names.
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
+    /// Autotune the GEMM tiles of a scenario's model variants ahead of a run.
+    ///
+    /// Searches each GEMM shape's tile (cost-model guided, TVM-style) for up
+    /// to SECONDS in all per variant and logs every trial to the tuning log
+    /// (`$WORKBENCH_CACHE_DIR/tuning.jsonl`). `workbench run` and the TUI
+    /// compile the autotuned backend from the log, so a run with a short
+    /// measurement budget gets the tiles a long search found; a search cut
+    /// short resumes where it stopped.
+    #[command(after_help = EXIT_CODES)]
+    Tune(TuneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +126,17 @@ pub struct BenchArgs {
     /// Ignore cached measurements.
     #[arg(long)]
     pub fresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Scenario whose model variants are tuned.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Time each variant's search may take, in seconds, shared by its GEMM
+    /// shapes (each also stops after 40 trials).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub seconds: f64,
 }
 
 /// Report formats of `run --format`.
@@ -215,6 +236,7 @@ pub fn run(cli: Cli) -> Exit {
         Some(Command::List { dir }) => list(&dir),
         Some(Command::Run(args)) => run_scenarios(&args),
         Some(Command::Bench(args)) => bench(&args),
+        Some(Command::Tune(args)) => tune(&args),
     }
 }
 
@@ -590,6 +612,82 @@ fn progress_bar(quiet: bool, name: &str) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+fn tune(args: &TuneArgs) -> Exit {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 86_400.0) {
+        err(&format!(
+            "workbench tune: --seconds {} is not accepted: a time in (0, 86400]\n",
+            args.seconds
+        ));
+        return Exit::BadInput;
+    }
+    let Ok(files) = expand(std::slice::from_ref(&args.scenario)) else {
+        return Exit::BadInput;
+    };
+    let Ok(scenarios) = load_all(&files) else {
+        return Exit::BadInput;
+    };
+    let allowance = std::time::Duration::from_secs_f64(args.seconds);
+    let options = workbench_kernels::CompileOptions {
+        precision: workbench_kernels::Precision::F32,
+        threads: 1,
+        ..Default::default()
+    };
+    for s in &scenarios {
+        for variant in &s.model.variants {
+            let graph = match workbench_kernels::Graph::from_spec(&variant.spec, MODEL_SEED) {
+                Ok(g) => g,
+                Err(e) => {
+                    err(&format!(
+                        "{}: model variant `{}`: {e}\n",
+                        s.path.display(),
+                        variant.name
+                    ));
+                    return Exit::BadInput;
+                }
+            };
+            out(&format!(
+                "{}/{}: tuning for up to {}\n",
+                s.name,
+                variant.name,
+                report::format::duration_ns(args.seconds * 1e9)
+            ));
+            let tuner = crate::measure::model::autotuner_within(&graph, allowance);
+            // Timings of the tiles used before tuning would stand otherwise.
+            let cache_dir = crate::measure::cache::default_cache_dir();
+            if let Err(e) = crate::measure::forget_autotuned(&cache_dir, graph.fingerprint()) {
+                err(&format!("workbench tune: {}: {e}\n", cache_dir.display()));
+                return Exit::RunFailed;
+            }
+            match workbench_kernels::Backend::compile(&tuner, &graph, &options) {
+                Ok(exe) => out(&format!("{}\n", tuning_lines(&exe.lowered()))),
+                Err(e) => {
+                    err(&format!(
+                        "{}: tuning `{}`: {e}\n",
+                        s.path.display(),
+                        variant.name
+                    ));
+                    return Exit::RunFailed;
+                }
+            }
+        }
+    }
+    out(&format!(
+        "Tuning log: {} (read by `workbench run` and the TUI)\n",
+        workbench_kernels::backends::autotuned::default_log_path().display()
+    ));
+    Exit::Success
+}
+
+/// The autotuner's summary from an autotuned program's lowered text: its
+/// header and one line per GEMM shape.
+fn tuning_lines(lowered: &str) -> String {
+    lowered
+        .lines()
+        .filter(|l| l.starts_with("autotuned:") || l.trim_start().starts_with("gemm "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn bench(args: &BenchArgs) -> Exit {
     let mut options = crate::measure::bench::BenchOptions {
         quick: args.quick,
@@ -608,7 +706,7 @@ fn bench(args: &BenchArgs) -> Exit {
             let Some(variant) = s.model.reference_variant() else {
                 return Exit::BadInput;
             };
-            let graph = match workbench_kernels::Graph::from_spec(&variant.spec, 0x5EED) {
+            let graph = match workbench_kernels::Graph::from_spec(&variant.spec, MODEL_SEED) {
                 Ok(g) => g,
                 Err(e) => {
                     err(&format!(

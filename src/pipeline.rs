@@ -30,7 +30,9 @@ use crate::scenario::{InputSpace, Mode, Scenario, Target};
 use crate::sim::ProfilePoint;
 
 /// Seed used for synthetic weights and accuracy inputs (the scenario seed drives simulation).
-const MODEL_SEED: u64 = 0x5EED;
+/// Seed of the synthetic weights of every scenario model (the same graph,
+/// and so the same cache entries, in every command).
+pub const MODEL_SEED: u64 = 0x5EED;
 /// Inputs used to measure the agreement of reduced precisions with f32.
 const ACCURACY_SAMPLES: usize = 64;
 /// Batch size batch jobs are measured at.

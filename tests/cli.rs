@@ -451,3 +451,62 @@ fn a_run_that_cannot_write_its_reports_exits_4() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `tune` searches the tiles of each variant's GEMM shapes, logs them for
+/// `run`, and drops the cached timings of the tiles used before; a second
+/// tune resumes from (or reuses) the log.
+#[test]
+fn tune_logs_tiles_for_runs_and_forgets_stale_autotuned_timings() {
+    let cache = scratch_dir("tune-cache");
+    let scenario = "tests/fixtures/valid/bursty-transformer-classifier.toml";
+    let s = workbench::scenario::load(&root().join(scenario)).expect("fixture loads");
+    let graph = workbench_kernels::Graph::from_spec(
+        &s.model.variants[0].spec,
+        workbench::pipeline::MODEL_SEED,
+    )
+    .expect("graph");
+    let measure = cache.join("measure");
+    std::fs::create_dir_all(&measure).expect("cache dir");
+    let stale = measure.join(format!(
+        "machine-{:016x}-k1-autotuned-f32-b1.json",
+        graph.fingerprint()
+    ));
+    let other = measure.join(format!(
+        "machine-{:016x}-k1-tiled-f32-b1.json",
+        graph.fingerprint()
+    ));
+    for f in [&stale, &other] {
+        std::fs::write(f, "{}").expect("entry written");
+    }
+    let tune = || {
+        Command::new(env!("CARGO_BIN_EXE_workbench"))
+            .args(["tune", scenario, "--seconds", "1"])
+            .current_dir(root())
+            .env("WORKBENCH_CACHE_DIR", &cache)
+            .output()
+            .expect("the workbench binary runs")
+    };
+    let first = tune();
+    assert_no_panic(&first);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(
+        stdout.contains("gemm ") && stdout.contains("trials"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tuning.jsonl"), "{stdout}");
+    assert!(!stale.exists(), "the autotuned timing is forgotten");
+    assert!(other.exists(), "other backends' timings stay");
+    let logged = std::fs::read_to_string(cache.join("tuning.jsonl")).expect("a tuning log");
+    assert!(logged.lines().count() > 0);
+    // The second search starts from the first's trials.
+    let second = text(&tune().stdout);
+    assert!(
+        second.contains("(from log)") || !second.contains(" 0 logged"),
+        "{second}"
+    );
+    let out = workbench(&["tune", scenario, "--seconds", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--seconds"));
+    let _ = std::fs::remove_dir_all(&cache);
+}

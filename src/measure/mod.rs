@@ -17,7 +17,7 @@ use crate::hardware::roofline::Roofline;
 use harness::{time_workload, HarnessConfig, Timing, Workload};
 use serde::{Deserialize, Serialize};
 use stats::SampleStats;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -375,6 +375,34 @@ pub fn cache_path(
         precision,
         batch
     ))
+}
+
+/// Removes the cached measurements of the autotuned backend on the graph of
+/// `graph_fingerprint` (every machine, precision and batch; see
+/// [`cache_path`]), so that the next run compiles the tiles `workbench tune`
+/// has since found and times them. Returns how many were removed.
+pub fn forget_autotuned(cache_dir: &Path, graph_fingerprint: u64) -> std::io::Result<usize> {
+    let dir = cache_dir.join("measure");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let graph = format!("-{graph_fingerprint:016x}-k");
+    let backend = format!("-{}-", BackendKind::Autotuned);
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.contains(&graph) && name.contains(&backend) {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Measure every (config, batch), using the cache unless `opts.fresh`. Jobs not in
