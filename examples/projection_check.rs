@@ -1,7 +1,7 @@
 //! How well does the projection predict a machine with more cores? The one
 //! multi-core machine at hand is this one: each workload is timed with the
-//! tiled backend (a few also with the int8 quantized backend, whose kernels
-//! run on one thread whatever the threads asked for) on one thread and on
+//! tiled backend (a few also with the int8 quantized backend, which splits
+//! its GEMMs and convolutions as the tiled one does) on one thread and on
 //! every core (alternating, three rounds, so host noise hits both alike), and
 //! the one-thread median is projected onto this machine with all its cores,
 //! once with free forks and joins (the ops the backend splits scale perfectly,

@@ -1,7 +1,8 @@
 //! int8 GEMM and half-precision GEMV, and whole models per precision, side by
-//! side (single thread).
+//! side (single thread); int8 models on one thread and two (`int8_threads`).
 //!
 //! `cargo bench -p workbench-kernels --bench quant`
+//! `cargo bench -p workbench-kernels --bench quant -- int8_threads`
 
 use std::hint::black_box;
 
@@ -172,5 +173,59 @@ fn precisions_side_by_side(c: &mut Criterion, graph: &Graph, label: &str, batch:
     g.finish();
 }
 
-criterion_group!(benches, int8_gemm, mlp, convnet, transformer, half_gemv);
+/// The int8 models whose GEMMs split over threads, on one thread and on two,
+/// side by side: mlp-1024 at batch 64 (dense GEMMs split by column panels)
+/// and convnet-224 at batch 8 (per sample: the pointwise GEMM by bands of
+/// pixels, the stem by output rows, the depthwise conv by channels). The tiled f32 backend on one
+/// and two threads alongside, as a control: on a loaded host (other work on
+/// both vCPUs) neither gains from a second thread.
+fn int8_threads(c: &mut Criterion) {
+    let models = [
+        ("mlp-1024", mlp_1024(1), 64usize),
+        ("convnet-224", convnet_224(1), 8),
+    ];
+    for (label, graph, batch) in models {
+        let graph = match graph {
+            Ok(g) => g,
+            Err(e) => panic!("{label}: {e}"),
+        };
+        let x = seeded_inputs(graph.input_len(), batch, 3);
+        let mut g = c.benchmark_group(format!("int8_threads_{label}_batch{batch}"));
+        g.sample_size(20);
+        let variants = [
+            ("int8", BackendKind::Quantized, Precision::Int8),
+            ("tiled_f32", BackendKind::Tiled, Precision::F32),
+        ];
+        for (name, kind, precision) in variants {
+            for threads in [1usize, 2] {
+                let opts = CompileOptions {
+                    precision,
+                    threads,
+                    simd: Some(workbench_kernels::simd::detect()),
+                    tile: None,
+                };
+                let mut exe = match compile(&graph, kind, &opts) {
+                    Ok(e) => e,
+                    Err(e) => panic!("{label} {name} on {threads} threads: {e}"),
+                };
+                g.bench_function(format!("{name}_threads{threads}"), |bch| {
+                    bch.iter(|| {
+                        black_box(exe.run(black_box(&x), batch).is_ok());
+                    })
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    int8_gemm,
+    mlp,
+    convnet,
+    transformer,
+    half_gemv,
+    int8_threads
+);
 criterion_main!(benches);

@@ -1656,7 +1656,7 @@ const ROW_BLOCKS_PER_THREAD: usize = 8;
 /// `conv::conv_direct`, by blocks of output rows taken in turn by up to
 /// `threads` threads (the same bits as one thread: each row is computed alike).
 /// `false` if the direct kernel does not run here (nothing is written).
-fn direct_conv_in_rows(
+pub(crate) fn direct_conv_in_rows(
     record: &mut pool::ChunkRecord,
     simd: SimdLevel,
     conv: &conv::DirectConv<'_>,

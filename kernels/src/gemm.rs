@@ -1265,7 +1265,7 @@ pub(crate) fn helpers_worth(threads: usize, flops: f64) -> usize {
 /// Column blocks per thread and row block of a parallel GEMM: fine enough that
 /// a thread joining late or running slow leaves little for the others to wait
 /// for, coarse enough to keep each micro-kernel loop long.
-const CHUNKS_PER_THREAD: usize = 8;
+pub(crate) const CHUNKS_PER_THREAD: usize = 8;
 
 /// `C[m x n] = epilogue(A[m x k] . B[k x n])`, row-major C with leading dimension `ldc`.
 /// Convenience entry with row-major A and B; allocates its packing buffers.

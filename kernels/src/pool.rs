@@ -592,21 +592,22 @@ impl<'a, T> PerParticipant<'a, T> {
     }
 }
 
-/// An output buffer several participants write at once, each its own elements.
-pub(crate) struct SharedOut<'a> {
-    data: *mut f32,
+/// An output buffer several participants write at once, each its own
+/// elements (f32 by default; the int8 kernels also write u8 and i32).
+pub(crate) struct SharedOut<'a, T = f32> {
+    data: *mut T,
     len: usize,
-    _borrow: PhantomData<&'a mut [f32]>,
+    _borrow: PhantomData<&'a mut [T]>,
 }
 
 // SAFETY: only raw access across threads; the callers of `slice` and `as_ptr`
 // guarantee that no two threads touch the same element.
-unsafe impl Send for SharedOut<'_> {}
+unsafe impl<T: Send> Send for SharedOut<'_, T> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedOut<'_> {}
+unsafe impl<T: Send> Sync for SharedOut<'_, T> {}
 
-impl<'a> SharedOut<'a> {
-    pub(crate) fn new(data: &'a mut [f32]) -> SharedOut<'a> {
+impl<'a, T> SharedOut<'a, T> {
+    pub(crate) fn new(data: &'a mut [T]) -> SharedOut<'a, T> {
         SharedOut {
             data: data.as_mut_ptr(),
             len: data.len(),
@@ -619,7 +620,7 @@ impl<'a> SharedOut<'a> {
     }
 
     /// The start of the buffer, for kernels that write scattered elements.
-    pub(crate) fn as_ptr(&self) -> *mut f32 {
+    pub(crate) fn as_ptr(&self) -> *mut T {
         self.data
     }
 
@@ -628,7 +629,7 @@ impl<'a> SharedOut<'a> {
     /// # Safety
     /// No other thread touches these elements while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn slice(&self, range: Range<usize>) -> Option<&mut [f32]> {
+    pub(crate) unsafe fn slice(&self, range: Range<usize>) -> Option<&mut [T]> {
         let inside = range.start <= range.end && range.end <= self.len;
         // SAFETY: inside the buffer (checked), exclusive by the caller's guarantee.
         inside.then(|| unsafe {

@@ -28,8 +28,12 @@
 //! Each cost also says how the backend spreads the call over threads
 //! ([`Parallelism`]): the tiled engine splits its GEMMs and attention once per
 //! call, and its convolutions (the direct stem, the banded depthwise +
-//! pointwise + pool) once per sample; its other kernels, and every kernel of
-//! the naive, fused and quantized backends, run on one thread.
+//! pointwise + pool) once per sample; its other kernels run on one thread.
+//! The quantized backend splits its dense GEMMs (int8 or f16/bf16 weights)
+//! once per call and its convolutions (conv and pointwise GEMMs, the f32
+//! direct and depthwise kernels) once per sample; its attention, row and
+//! elementwise kernels run on one thread. Every kernel of the naive and fused
+//! backends runs on one thread.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -245,10 +249,25 @@ impl<'g> QuantizedStorage<'g> {
         (elements as f64, (rows * k_padded(len)) as f64)
     }
 
+    /// How the backend spreads a call headed by node `head` over threads: its
+    /// GEMMs (see [`QuantizedStorage::gemm`]) split once per call when dense
+    /// and once per sample when convolutions; its f32 direct and depthwise
+    /// convolutions once per sample; everything else runs on one thread.
+    fn parallelism(&self, head: NodeId) -> Parallelism {
+        match self.graph.nodes[head].op {
+            Op::Dense { .. } if self.gemm(head).is_some() => Parallelism::PerCall,
+            Op::Conv2d { .. } | Op::PointwiseConv { .. } | Op::DepthwiseConv2d { .. } => {
+                Parallelism::PerSample
+            }
+            _ => Parallelism::Serial,
+        }
+    }
+
     /// The calls `node_calls` plans (elements at f32), in bytes at the widths
     /// the backend stores them: quantized weight matrices at the precision
     /// (int8 with an f32 scale per column), everything else f32 but the u8
-    /// activations int8 dense layers hand one another. All on one thread.
+    /// activations int8 dense layers hand one another; each split over
+    /// threads as [`QuantizedStorage::parallelism`] says.
     fn charge(&self, calls: &[Call]) -> Vec<Charged> {
         let u8_inputs: BTreeSet<NodeId> = calls
             .iter()
@@ -263,10 +282,10 @@ impl<'g> QuantizedStorage<'g> {
         calls
             .iter()
             .map(|call| {
-                let mut charged = call.clone().at_f32(Parallelism::Serial);
                 let Some((head, last)) = self.ends(call) else {
-                    return charged;
+                    return call.clone().at_f32(Parallelism::Serial);
                 };
+                let mut charged = call.clone().at_f32(self.parallelism(head));
                 let Some((k, n)) = self.gemm(head) else {
                     return charged;
                 };
@@ -867,10 +886,13 @@ mod tests {
             .expect("transformer"),
         ];
         let mut chained = 0;
+        let mut split = BTreeMap::new();
         for graph in &graphs {
             for precision in [Precision::Int8, Precision::F16] {
+                // On two threads the text says which nodes split, and how.
                 let opts = CompileOptions {
                     precision,
+                    threads: 2,
                     ..CompileOptions::default()
                 };
                 let text = crate::compile(graph, BackendKind::Quantized, &opts)
@@ -887,9 +909,20 @@ mod tests {
                 let calls = QuantizedBackend::default()
                     .node_calls(graph, &opts)
                     .expect("calls");
-                for call in &calls {
+                let charged = storage.charge(&calls);
+                for (call, charged) in calls.iter().zip(&charged) {
                     let (head, last) = storage.ends(call).expect("call nodes");
                     let line = how(&graph.nodes[head].name);
+                    let runs = if line.ends_with("split over 2 threads per call") {
+                        Parallelism::PerCall
+                    } else if line.ends_with("split over 2 threads per sample") {
+                        Parallelism::PerSample
+                    } else {
+                        assert!(!line.contains("split"), "{line}");
+                        Parallelism::Serial
+                    };
+                    assert_eq!(charged.parallelism, runs, "{precision}: {line}");
+                    *split.entry(format!("{runs:?}")).or_insert(0) += 1;
                     assert_eq!(
                         storage.gemm(head).is_some(),
                         line.contains(" gemm"),
@@ -908,6 +941,14 @@ mod tests {
         }
         // mlp-1024 hands on twice, the small MLP three times.
         assert_eq!(chained, 5);
+        // Per precision: the dense layers (mlp-1024 3, the small MLP 4, the
+        // convnet's classifier 1, the transformer's Q, K, V, O, FFN and
+        // classifier 7) split per call; the convnet's four convolutions (a
+        // GEMM, a 1x1 on the direct kernel or a GEMM, the depthwise and the
+        // pointwise) per sample.
+        assert_eq!(split.get("PerCall"), Some(&30), "{split:?}");
+        assert_eq!(split.get("PerSample"), Some(&8), "{split:?}");
+        assert!(split.get("Serial").is_some_and(|&n| n > 0), "{split:?}");
     }
 
     #[test]
@@ -944,13 +985,58 @@ mod tests {
         ] {
             assert_eq!(named(&costs, name).parallelism, expected, "{name}");
         }
-        // Everything else runs on one thread: the naive, fused and quantized backends.
+        // The quantized backend: dense GEMMs split once per call, the
+        // convolutions (the f32 stem, the depthwise kernel, the pooled
+        // pointwise GEMM) once per sample; attention and the row kernels not.
+        for precision in [Precision::Int8, Precision::Bf16] {
+            let graph = models::convnet_224(1).expect("convnet-224");
+            let costs =
+                executed_costs(&graph, BackendKind::Quantized, precision, 8).expect("costs");
+            let split: Vec<(&str, Parallelism)> = costs
+                .iter()
+                .map(|c| (c.name.as_str(), c.parallelism))
+                .collect();
+            assert_eq!(
+                split,
+                [
+                    ("block0.conv+block0.act", Parallelism::PerSample),
+                    ("block1.dw+block1.dw_act", Parallelism::PerSample),
+                    ("block1.pw+block1.pw_act+pool", Parallelism::PerSample),
+                    ("classifier", Parallelism::PerCall),
+                ],
+                "{precision}: {costs:#?}"
+            );
+            let graph = models::mlp_1024(1).expect("mlp-1024");
+            let costs =
+                executed_costs(&graph, BackendKind::Quantized, precision, 8).expect("costs");
+            assert!(
+                costs.iter().all(|c| c.parallelism == Parallelism::PerCall),
+                "{precision}: {costs:#?}"
+            );
+            let graph = models::transformer_block(1).expect("transformer");
+            let costs =
+                executed_costs(&graph, BackendKind::Quantized, precision, 8).expect("costs");
+            for (name, expected) in [
+                ("layer0.q", Parallelism::PerCall),
+                ("layer0.ffn1", Parallelism::PerCall),
+                ("layer0.scores", Parallelism::Serial),
+                ("layer0.softmax", Parallelism::Serial),
+                ("layer0.context", Parallelism::Serial),
+                ("layer0.norm1", Parallelism::Serial),
+                ("layer0.gelu", Parallelism::Serial),
+            ] {
+                assert_eq!(
+                    named(&costs, name).parallelism,
+                    expected,
+                    "{precision} {name}"
+                );
+            }
+        }
+        // Everything else runs on one thread: the naive and fused backends.
         for graph in graphs() {
             for (backend, precision) in [
                 (BackendKind::Naive, Precision::F32),
                 (BackendKind::Fused, Precision::F32),
-                (BackendKind::Quantized, Precision::Int8),
-                (BackendKind::Quantized, Precision::Bf16),
             ] {
                 let costs = executed_costs(&graph, backend, precision, 2).expect("costs");
                 assert!(

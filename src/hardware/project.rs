@@ -1223,27 +1223,43 @@ mod tests {
 
     #[test]
     fn ops_the_backend_runs_on_one_thread_never_split() {
-        // The quantized backend runs every kernel on one thread: 64 cores
-        // project each of its ops exactly as one core does.
-        let graph = workbench_kernels::models::mlp_1024(1).unwrap();
-        let batch = 64;
+        // The quantized transformer splits its GEMMs over the cores but runs
+        // softmax, layer norm and the elementwise steps on one thread: 64
+        // cores project each of those exactly as one core does.
+        let graph = workbench_kernels::models::transformer_block(1).unwrap();
+        let batch = 8;
         let int8 = executed_program(&graph, BackendKind::Quantized, Precision::Int8).costs(batch);
-        let one = project_at(&int8, 700_000.0, batch, Precision::Int8, &int8_multicore(1));
+        let one = project_at(
+            &int8,
+            3_000_000.0,
+            batch,
+            Precision::Int8,
+            &int8_multicore(1),
+        );
         let many = project_at(
             &int8,
-            700_000.0,
+            3_000_000.0,
             batch,
             Precision::Int8,
             &int8_multicore(64),
         );
-        for (a, b) in one.ops.iter().zip(&many.ops) {
+        let mut serial = 0;
+        for ((cost, a), b) in int8.iter().zip(&one.ops).zip(&many.ops) {
+            if cost.parallelism != Parallelism::Serial {
+                continue;
+            }
+            serial += 1;
             assert_eq!(b.cores_used, 1, "{b:?}");
             assert!(
                 (a.projected_ns - b.projected_ns).abs() <= 1e-9 * a.projected_ns,
                 "{a:?} vs {b:?}"
             );
         }
-        // The tiled engine splits the same GEMMs over the cores.
+        assert!(serial > 0, "no serial step in {int8:?}");
+        assert!(many.ops.iter().any(|o| o.cores_used > 1), "{many:?}");
+        // The tiled engine splits the GEMMs of mlp-1024 over the cores.
+        let graph = workbench_kernels::models::mlp_1024(1).unwrap();
+        let batch = 64;
         let f32_ops = executed_program(&graph, BackendKind::Tiled, Precision::F32).costs(batch);
         let one = project_at(
             &f32_ops,

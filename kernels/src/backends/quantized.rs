@@ -16,8 +16,24 @@
 //! inputs (percentile 99.99 by default, min-max on request). Convolutions go
 //! through a patch-major im2col so the output channels are the GEMM columns
 //! the weight scales belong to.
+//!
+//! With `CompileOptions::threads > 1` the work splits over threads through
+//! `pool`, as the tiled engine's does: dense GEMMs (int8 and f16/bf16, with
+//! the quantization of their input) once per call, by blocks of rows and
+//! column panels (`quant::split`); convolutions once per sample: a conv or
+//! pointwise GEMM by bands of output pixels (each gathering its patch rows,
+//! running the GEMM and writing its pixels or pooled sums while in cache;
+//! the bands are fixed by the shapes, and run one by one on one thread), the
+//! f32 direct conv by output rows (the tiled engine's split) and the depthwise
+//! conv by bands of channels, their input's split layout by channels too.
+//! Small work stays on one thread by the tiled engine's rule. Results are the
+//! same bits on any number of threads. Softmax, layer norm and activations run
+//! on one thread; attention's per-head products run on the tiled GEMM, which
+//! splits one only when that head alone is worth it (not at the reference
+//! transformer's 64 x 64 heads).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -28,12 +44,13 @@ use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::gemm::GemmWorkspace;
 use crate::graph::{Graph, Op};
+use crate::pool::{self, ChunkRecord};
 use crate::quant::calibrate::{calibration_batch, dense_f32};
-use crate::quant::int8::k_padded;
+use crate::quant::int8::{gemm_u8s8_f32_on, gemm_u8s8_u8_on, k_padded};
+use crate::quant::split::GemmThreads;
 use crate::quant::{
-    gemm_u8s8_f32, gemm_u8s8_u8, quantize_weights_per_channel, ActivationQuant, CalibrationMethod,
-    Calibrator, HalfPath, Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError,
-    WeightStorage,
+    quantize_weights_per_channel, ActivationQuant, CalibrationMethod, Calibrator, HalfPath,
+    Int8Epilogue, Int8Path, PackedPanelWeights, PackedWeightsS8, QuantError, WeightStorage,
 };
 use crate::reference::{ConvGeom, RowView};
 use crate::simd::SimdLevel;
@@ -157,6 +174,10 @@ impl Backend for QuantizedBackend {
             int8_path,
             half_path,
             scratch: Scratch::default(),
+            chunks: ChunkRecord::default(),
+            bands: vec![BandScratch::default(); tile.threads.max(1)],
+            band_sums: Vec::new(),
+            last_run: None,
         };
         // Activation parameters for int8: run the f32 model on seeded inputs
         // and observe the input of every GEMM node.
@@ -512,8 +533,6 @@ enum GemmOut<'a> {
 #[derive(Default)]
 struct Scratch {
     a_u8: Vec<u8>,
-    a_f32: Vec<f32>,
-    out_t: Vec<f32>,
 }
 
 /// Whether a conv runs on the f32 direct kernel: few enough taps, and the
@@ -563,7 +582,12 @@ impl F32Conv {
         }
     }
 
-    /// One sample: `out [out_c, oh, ow]` from `x [in_c, h, w]`.
+    /// One sample: `out [out_c, oh, ow]` from `x [in_c, h, w]`, on up to
+    /// `threads` threads through `record` when the work is worth it (as the
+    /// tiled engine decides): the direct conv by blocks of output rows (the
+    /// tiled engine's own split), the depthwise conv by bands of channels.
+    /// Every output is computed alike either way: the same bits.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         simd: SimdLevel,
@@ -572,14 +596,26 @@ impl F32Conv {
         bias: Option<&[f32]>,
         relu: bool,
         out: &mut [f32],
+        (threads, record): (usize, &mut ChunkRecord),
     ) -> Result<(), KernelError> {
         let g = self.geom;
-        conv::split_interior(simd, x, &g, &self.layout, &mut self.split);
+        // The input's split layout, by bands of channels when the conv splits.
+        let flops = 2.0 * (g.out_c * g.oh * g.ow * self.offsets.len()) as f64;
+        let helpers = crate::gemm::helpers_worth(threads, flops);
+        split_in_bands(simd, x, &g, &self.layout, &mut self.split, helpers, record)?;
         match self.kind {
             F32ConvKind::Depthwise => {
                 let (q, lay, offsets) = (&self.split, &self.layout, &self.offsets);
-                conv::depthwise(simd, q, lay, offsets, &g, weight, bias, relu, out);
-                Ok(())
+                depthwise_in_bands(
+                    simd,
+                    (q, lay, offsets),
+                    &g,
+                    weight,
+                    bias,
+                    relu,
+                    out,
+                    (threads, record),
+                )
             }
             F32ConvKind::Direct => {
                 let conv = conv::DirectConv {
@@ -596,7 +632,7 @@ impl F32Conv {
                     out_channel_step: g.oh * g.ow,
                     out_row_step: g.ow,
                 };
-                if conv::conv_direct(simd, &conv, out) {
+                if crate::exec::direct_conv_in_rows(record, simd, &conv, out, threads) {
                     Ok(())
                 } else {
                     Err(KernelError::Gemm(format!(
@@ -607,6 +643,104 @@ impl F32Conv {
             }
         }
     }
+}
+
+/// Bands of channels per thread of a depthwise conv, or of a conv's input
+/// split into its layout, over threads.
+const CHANNEL_BANDS_PER_THREAD: usize = 8;
+
+/// `conv::split_interior` of one sample by bands of channels on up to
+/// `helpers` helper threads: each channel's plane is copied alike either way.
+fn split_in_bands(
+    simd: SimdLevel,
+    x: &[f32],
+    g: &ConvGeom,
+    lay: &SplitLayout,
+    split: &mut [f32],
+    helpers: usize,
+    record: &mut ChunkRecord,
+) -> Result<(), KernelError> {
+    if helpers == 0 {
+        conv::split_interior(simd, x, g, lay, split);
+        return Ok(());
+    }
+    let per_band = g
+        .in_c
+        .div_ceil((helpers + 1) * CHANNEL_BANDS_PER_THREAD)
+        .max(1);
+    let bands = g.in_c.div_ceil(per_band);
+    let (plane_x, plane_q) = (g.h * g.w, lay.plane());
+    let short = || KernelError::Gemm("quantized: a conv input band outside its buffers".into());
+    let split = pool::SharedOut::new(split);
+    pool::try_run_chunks(record, helpers, bands, &|_, band| {
+        let channels = band * per_band..((band + 1) * per_band).min(g.in_c);
+        let band_geom = ConvGeom {
+            in_c: channels.len(),
+            ..*g
+        };
+        let x = x
+            .get(channels.start * plane_x..channels.end * plane_x)
+            .ok_or_else(short)?;
+        // SAFETY: each band runs once and writes only its own channels' planes.
+        let q = unsafe { split.slice(channels.start * plane_q..channels.end * plane_q) }
+            .ok_or_else(short)?;
+        conv::split_interior(simd, x, &band_geom, lay, q);
+        Ok(())
+    })
+}
+
+/// `conv::depthwise` of one sample (its input `q` in `lay`, tap `offsets`),
+/// by bands of channels taken in turn by up to `threads` threads when the
+/// work is worth it: each channel reads only its own plane, weights and bias
+/// and writes only its own output plane, so every band is computed as it is
+/// on one thread.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_in_bands(
+    simd: SimdLevel,
+    (q, lay, offsets): (&[f32], &SplitLayout, &[usize]),
+    g: &ConvGeom,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    (threads, record): (usize, &mut ChunkRecord),
+) -> Result<(), KernelError> {
+    let taps = g.kh * g.kw;
+    let flops = 2.0 * (g.out_c * g.oh * g.ow * taps) as f64;
+    let helpers = crate::gemm::helpers_worth(threads, flops);
+    if helpers == 0 {
+        conv::depthwise(simd, q, lay, offsets, g, weight, bias, relu, out);
+        return Ok(());
+    }
+    let per_band = g
+        .out_c
+        .div_ceil((helpers + 1) * CHANNEL_BANDS_PER_THREAD)
+        .max(1);
+    let bands = g.out_c.div_ceil(per_band);
+    let (plane_in, plane_out) = (lay.plane(), g.oh * g.ow);
+    let short = || KernelError::Gemm("quantized: depthwise band outside its buffers".into());
+    let out = pool::SharedOut::new(out);
+    pool::try_run_chunks(record, helpers, bands, &|_, band| {
+        let channels = band * per_band..((band + 1) * per_band).min(g.out_c);
+        let band_geom = ConvGeom {
+            in_c: channels.len(),
+            out_c: channels.len(),
+            ..*g
+        };
+        let q = q.get(channels.start * plane_in..).ok_or_else(short)?;
+        let w = weight
+            .get(channels.start * taps..channels.end * taps)
+            .ok_or_else(short)?;
+        let b = match bias {
+            Some(b) => Some(b.get(channels.clone()).ok_or_else(short)?),
+            None => None,
+        };
+        // SAFETY: each band runs once and writes only its own channels' planes.
+        let o = unsafe { out.slice(channels.start * plane_out..channels.end * plane_out) }
+            .ok_or_else(short)?;
+        conv::depthwise(simd, q, lay, offsets, &band_geom, w, b, relu, o);
+        Ok(())
+    })
 }
 
 pub struct QuantizedExecutable {
@@ -630,21 +764,71 @@ pub struct QuantizedExecutable {
     int8_path: Int8Path,
     half_path: HalfPath,
     scratch: Scratch,
+    /// The GEMMs' record of their last split over threads (reused).
+    chunks: ChunkRecord,
+    /// Per thread: the buffers of a conv GEMM's bands.
+    bands: Vec<BandScratch>,
+    /// Per band of a pooled conv GEMM: its column sums (`n` each).
+    band_sums: Vec<f32>,
+    /// The last run's batch and duration: whether the next is long enough to
+    /// wake a helper thread for (`pool::begin_run`).
+    last_run: Option<(usize, std::time::Duration)>,
+}
+
+/// A GEMM's threads per `tile` (its `threads`, its A-block budget), through
+/// `record`; `None` on one thread.
+fn gemm_threads<'r>(tile: &TileParams, record: &'r mut ChunkRecord) -> Option<GemmThreads<'r>> {
+    (tile.threads > 1).then(|| GemmThreads {
+        threads: tile.threads,
+        a_block_bytes: tile.mc * tile.kc * std::mem::size_of::<f32>(),
+        record,
+    })
 }
 
 /// `rows x k` f32 rows -> quantized u8 rows of stride `k_padded(k)`.
-fn quantize_rows(x: &[f32], rows: usize, k: usize, act: ActivationQuant, dst: &mut Vec<u8>) {
+/// On `threads` (when given and the GEMM's `flops` are worth splitting, the
+/// GEMM's own decision) the rows are split into blocks; each row is quantized
+/// by one call either way, so the bytes are the same.
+fn quantize_rows(
+    x: &[f32],
+    (rows, k): (usize, usize),
+    act: ActivationQuant,
+    dst: &mut Vec<u8>,
+    threads: Option<GemmThreads<'_>>,
+    flops: f64,
+) {
     let lda = k_padded(k);
     dst.resize(rows * lda, act.zero_point);
-    for (src, d) in x.chunks_exact(k).zip(dst.chunks_exact_mut(lda)).take(rows) {
-        act.quantize_slice(src, &mut d[..k]);
-    }
+    let quantize = |x: &[f32], dst: &mut [u8]| {
+        for (src, d) in x.chunks_exact(k).zip(dst.chunks_exact_mut(lda)) {
+            act.quantize_slice(src, &mut d[..k]);
+        }
+    };
+    let helpers = threads
+        .as_ref()
+        .map_or(0, |t| crate::gemm::helpers_worth(t.threads, flops));
+    let (Some(t), true) = (threads, helpers > 0) else {
+        quantize(&x[..rows * k], &mut dst[..rows * lda]);
+        return;
+    };
+    let per_block = rows
+        .div_ceil((helpers + 1) * crate::gemm::CHUNKS_PER_THREAD)
+        .max(1);
+    let out = pool::SharedOut::new(&mut dst[..rows * lda]);
+    pool::run_chunks(t.record, helpers, rows.div_ceil(per_block), &|_, block| {
+        let r = block * per_block..((block + 1) * per_block).min(rows);
+        // SAFETY: each block runs once and owns its rows of `dst`.
+        if let Some(d) = unsafe { out.slice(r.start * lda..r.end * lda) } {
+            quantize(&x[r.start * k..r.end * k], d);
+        }
+    });
 }
 
-/// Patch-major im2col of one sample: row p = output pixel, column = (ic, ky, kx).
-fn im2col_patches(x: &[f32], g: &ConvGeom, cols: &mut Vec<f32>) {
+/// Patch-major im2col of output pixels `pixels` of one sample: row `p -
+/// pixels.start` of `cols` = output pixel p (row-major over oh x ow),
+/// column = (ic, ky, kx).
+fn im2col_patches(x: &[f32], g: &ConvGeom, pixels: Range<usize>, cols: &mut [f32]) {
     let kk = g.in_c * g.kh * g.kw;
-    cols.resize(g.oh * g.ow * kk, 0.0);
     // Output columns whose every tap is inside the image: ox * stride - pad >= 0
     // and ox * stride - pad + kw - 1 < w. Their patches are gathered without
     // bounds checks per tap; the border columns take the checked path.
@@ -653,47 +837,45 @@ fn im2col_patches(x: &[f32], g: &ConvGeom, cols: &mut Vec<f32>) {
         .checked_sub(g.kw)
         .map_or(0, |span| span / g.stride.max(1) + 1)
         .clamp(first, g.ow);
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let row = &mut cols[(oy * g.ow + ox) * kk..(oy * g.ow + ox + 1) * kk];
-            if (first..last).contains(&ox) {
-                let ix0 = ox * g.stride - g.pad;
-                let mut q = 0;
-                for ic in 0..g.in_c {
-                    for ky in 0..g.kh {
-                        match g.src(oy, ky, g.h) {
-                            Some(iy) => {
-                                let src = &x[(ic * g.h + iy) * g.w + ix0..][..g.kw];
-                                let dst = &mut row[q..q + g.kw];
-                                // Unrolled for 3x3 kernels: a few floats per call to
-                                // memmove, or a loop set up per row of taps, cost
-                                // more than the copy itself.
-                                if let ([d0, d1, d2], [s0, s1, s2]) = (dst, src) {
-                                    (*d0, *d1, *d2) = (*s0, *s1, *s2);
-                                } else {
-                                    for (d, &v) in row[q..q + g.kw].iter_mut().zip(src) {
-                                        *d = v;
-                                    }
-                                }
-                            }
-                            None => row[q..q + g.kw].fill(0.0),
-                        }
-                        q += g.kw;
-                    }
-                }
-                continue;
-            }
+    for (p, row) in pixels.zip(cols.chunks_exact_mut(kk)) {
+        let (oy, ox) = (p / g.ow.max(1), p % g.ow.max(1));
+        if (first..last).contains(&ox) {
+            let ix0 = ox * g.stride - g.pad;
             let mut q = 0;
             for ic in 0..g.in_c {
                 for ky in 0..g.kh {
-                    let iy = g.src(oy, ky, g.h);
-                    for kx in 0..g.kw {
-                        row[q] = match (iy, g.src(ox, kx, g.w)) {
-                            (Some(iy), Some(ix)) => x[(ic * g.h + iy) * g.w + ix],
-                            _ => 0.0,
-                        };
-                        q += 1;
+                    match g.src(oy, ky, g.h) {
+                        Some(iy) => {
+                            let src = &x[(ic * g.h + iy) * g.w + ix0..][..g.kw];
+                            let dst = &mut row[q..q + g.kw];
+                            // Unrolled for 3x3 kernels: a few floats per call to
+                            // memmove, or a loop set up per row of taps, cost
+                            // more than the copy itself.
+                            if let ([d0, d1, d2], [s0, s1, s2]) = (dst, src) {
+                                (*d0, *d1, *d2) = (*s0, *s1, *s2);
+                            } else {
+                                for (d, &v) in row[q..q + g.kw].iter_mut().zip(src) {
+                                    *d = v;
+                                }
+                            }
+                        }
+                        None => row[q..q + g.kw].fill(0.0),
                     }
+                    q += g.kw;
+                }
+            }
+            continue;
+        }
+        let mut q = 0;
+        for ic in 0..g.in_c {
+            for ky in 0..g.kh {
+                let iy = g.src(oy, ky, g.h);
+                for kx in 0..g.kw {
+                    row[q] = match (iy, g.src(ox, kx, g.w)) {
+                        (Some(iy), Some(ix)) => x[(ic * g.h + iy) * g.w + ix],
+                        _ => 0.0,
+                    };
+                    q += 1;
                 }
             }
         }
@@ -701,7 +883,8 @@ fn im2col_patches(x: &[f32], g: &ConvGeom, cols: &mut Vec<f32>) {
 }
 
 impl GemmNode {
-    /// `out[rows x n] = a[rows x k] . B + bias` through this node's kernel.
+    /// `out[rows x n] = a[rows x k] . B + bias` through this node's kernel,
+    /// split over `threads` when given (and the work is worth it).
     fn run(
         &self,
         a: GemmIn<'_>,
@@ -709,6 +892,7 @@ impl GemmNode {
         out: GemmOut<'_>,
         a_u8: &mut Vec<u8>,
         half_path: HalfPath,
+        mut threads: Option<GemmThreads<'_>>,
     ) -> Result<(), KernelError> {
         let mismatch = || KernelError::Gemm("quantized: GEMM operand kinds disagree".into());
         match &self.weights {
@@ -716,7 +900,7 @@ impl GemmNode {
                 let (GemmIn::F32(a), GemmOut::F32 { out, relu }) = (a, out) else {
                     return Err(mismatch());
                 };
-                w.gemm_fused(
+                w.gemm_fused_on(
                     half_path,
                     a,
                     self.k,
@@ -725,6 +909,7 @@ impl GemmNode {
                     relu,
                     out,
                     self.n,
+                    threads,
                 )
                 .map_err(qerr)
             }
@@ -737,7 +922,9 @@ impl GemmNode {
                 let a: &[u8] = match a {
                     GemmIn::U8(q) => q,
                     GemmIn::F32(x) => {
-                        quantize_rows(x, rows, self.k, *act, a_u8);
+                        let flops = 2.0 * (rows * self.k * self.n) as f64;
+                        let quantize_threads = threads.as_mut().map(GemmThreads::reborrow);
+                        quantize_rows(x, (rows, self.k), *act, a_u8, quantize_threads, flops);
                         a_u8
                     }
                 };
@@ -750,11 +937,12 @@ impl GemmNode {
                 match out {
                     GemmOut::F32 { out, relu } => {
                         ep.relu = relu;
-                        gemm_u8s8_f32(a, lda, rows, packed, ep, out, self.n)
+                        gemm_u8s8_f32_on(a, lda, rows, packed, ep, out, self.n, threads)
                     }
                     GemmOut::U8 { out, quant } => {
                         ep.relu = self.relu_into.is_some();
-                        gemm_u8s8_u8(a, lda, rows, packed, ep, quant, out, k_padded(self.n))
+                        let ldo = k_padded(self.n);
+                        gemm_u8s8_u8_on(a, lda, rows, packed, ep, quant, out, ldo, threads)
                     }
                 }
                 .map_err(qerr)
@@ -806,6 +994,17 @@ impl QuantizedExecutable {
             plan.relu_into = fusions.relu_into[i];
         }
         self.fused_away = fusions.fused_away;
+    }
+
+    /// How node `i` splits over threads when given more than one: a dense
+    /// GEMM once per call, a conv's GEMM or f32 kernel once per sample; `None`
+    /// for the kernels that run on one thread.
+    fn split_of(&self, i: usize) -> Option<&'static str> {
+        match (self.gemms.get(&i), self.f32_convs.contains_key(&i)) {
+            (Some(_), _) if matches!(self.graph.nodes[i].op, Op::Dense { .. }) => Some("per call"),
+            (Some(_), _) | (None, true) => Some("per sample"),
+            (None, false) => None,
+        }
     }
 
     fn prepare(&mut self, batch: usize) {
@@ -892,7 +1091,8 @@ impl QuantizedExecutable {
                 for s in 0..batch {
                     let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
                     let out = &mut dst[s * out_len..(s + 1) * out_len];
-                    plan.run(self.simd, x, weight, bias, relu, out)?;
+                    let threads = (self.tile.threads, &mut self.chunks);
+                    plan.run(self.simd, x, weight, bias, relu, out, threads)?;
                 }
                 continue;
             }
@@ -920,7 +1120,15 @@ impl QuantizedExecutable {
                                 relu: false,
                             },
                         };
-                        g.run(a, rows, out, &mut self.scratch.a_u8, self.half_path)?;
+                        let threads = gemm_threads(&self.tile, &mut self.chunks);
+                        g.run(
+                            a,
+                            rows,
+                            out,
+                            &mut self.scratch.a_u8,
+                            self.half_path,
+                            threads,
+                        )?;
                     }
                     Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
                         // Patch rows [hw, k] per sample: im2col for a conv, a
@@ -942,40 +1150,31 @@ impl QuantizedExecutable {
                             _ => None,
                         };
                         let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
+                        // A ReLU after the conv runs in the GEMM's epilogue; the
+                        // result lands in the last fused node's buffer.
+                        let relu = g.relu_into.is_some();
                         for s in 0..batch {
                             let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                            let mut cols = std::mem::take(&mut self.scratch.a_f32);
-                            match &geom {
-                                Some(geom) => im2col_patches(x, geom, &mut cols),
-                                None => {
-                                    cols.resize(hw * g.k, 0.0);
-                                    transpose(self.simd, x, g.k, hw, &mut cols);
-                                }
-                            }
-                            // A ReLU after the conv runs in the GEMM's epilogue; the
-                            // result lands in the last fused node's buffer.
-                            let relu = g.relu_into.is_some();
                             let (dst, offset, pooled) = match (g.pool_into, g.relu_into) {
                                 (Some(p), _) => (&mut rest[p - i], s * g.n, true),
                                 (None, Some(j)) => (&mut rest[j - i], s * out_len, false),
                                 (None, None) => (&mut rest[0], s * out_len, false),
                             };
-                            let res = gemm_transposed(
-                                self.simd,
+                            let conv = ConvGemm {
+                                simd: self.simd,
+                                half_path: self.half_path,
                                 g,
-                                &cols,
+                                geom: geom.as_ref(),
                                 hw,
-                                ConvOut {
-                                    out: dst,
-                                    offset,
-                                    relu,
-                                    pooled,
-                                },
-                                &mut self.scratch,
-                                self.half_path,
-                            );
-                            self.scratch.a_f32 = cols;
-                            res?;
+                            };
+                            let dst = ConvOut {
+                                out: dst,
+                                offset,
+                                relu,
+                                pooled,
+                            };
+                            let threads = (self.tile.threads, &mut self.chunks);
+                            conv.run(x, dst, &mut self.bands, &mut self.band_sums, threads)?;
                         }
                     }
                     _ => {}
@@ -1085,8 +1284,6 @@ impl QuantizedExecutable {
     }
 }
 
-/// Runs `cols [hw x k] . B` into the scratch and writes it transposed
-/// (`[n x hw]`, channel-major) at `out[offset..]`.
 /// Where a conv's GEMM result goes: `[n x hw]` channel-major planes at
 /// `out[offset..]`, or, `pooled`, the `n` channel means at `out[offset..]`.
 struct ConvOut<'a> {
@@ -1096,41 +1293,152 @@ struct ConvOut<'a> {
     pooled: bool,
 }
 
-fn gemm_transposed(
+/// Bytes of one band of a conv GEMM's pixels: its patch rows and its GEMM
+/// output (`k + n` floats a pixel) stay in L2 from the gather to the
+/// transpose or pool that reads them.
+const BAND_BYTES: usize = 256 * 1024;
+
+/// Output pixels per band of a conv GEMM over `hw` pixels, from the shapes
+/// alone (never from the threads: the pooled sums add band by band, in the
+/// same order on any number of threads).
+fn band_pixels(k: usize, n: usize, hw: usize) -> usize {
+    let per_pixel = std::mem::size_of::<f32>() * (k + n);
+    (BAND_BYTES / per_pixel.max(1) / 16 * 16)
+        .max(16)
+        .min(hw.max(1))
+}
+
+/// One thread's buffers for the bands of a conv GEMM.
+#[derive(Debug, Clone, Default)]
+struct BandScratch {
+    /// A pointwise conv's input channels over the band's pixels, `[k x band]`.
+    gather: Vec<f32>,
+    /// Patch rows, `[band x k]`.
+    cols: Vec<f32>,
+    /// The patch rows quantized (int8).
+    a_u8: Vec<u8>,
+    /// The GEMM's output, `[band x n]`, and transposed, `[n x band]`.
+    t: Vec<f32>,
+    t_t: Vec<f32>,
+}
+
+/// One sample of a conv or pointwise conv GEMM node.
+struct ConvGemm<'a> {
     simd: SimdLevel,
-    g: &GemmNode,
-    cols: &[f32],
-    hw: usize,
-    dst: ConvOut<'_>,
-    scratch: &mut Scratch,
     half_path: HalfPath,
-) -> Result<(), KernelError> {
-    let mut t = std::mem::take(&mut scratch.out_t);
-    t.resize(hw * g.n, 0.0);
-    let out_t = GemmOut::F32 {
-        out: &mut t,
-        relu: dst.relu,
-    };
-    let res = g.run(GemmIn::F32(cols), hw, out_t, &mut scratch.a_u8, half_path);
-    if res.is_ok() {
-        let out = &mut dst.out[dst.offset..];
+    g: &'a GemmNode,
+    /// The conv's geometry; `None` for a pointwise conv.
+    geom: Option<&'a ConvGeom>,
+    /// Output pixels.
+    hw: usize,
+}
+
+impl ConvGemm<'_> {
+    /// `x` (one sample, `[ic, h, w]`) through the conv into `dst`, band of
+    /// output pixels by band ([`band_pixels`]): each band gathers its patch
+    /// rows (im2col, or a transpose of its pixels of a pointwise conv's
+    /// input), runs the GEMM on them (with the fused ReLU) and writes its
+    /// pixels of every output channel, or its column sums for a fused pool
+    /// (added band by band afterwards). Bands are taken in turn by up to
+    /// `threads` threads (when the GEMM's work is worth it, by the tiled
+    /// engine's rule), each with its own `workers` entry; every output is
+    /// computed alike on any number of threads: the same bits.
+    fn run(
+        &self,
+        x: &[f32],
+        dst: ConvOut<'_>,
+        workers: &mut [BandScratch],
+        band_sums: &mut Vec<f32>,
+        (threads, record): (usize, &mut ChunkRecord),
+    ) -> Result<(), KernelError> {
+        let (simd, g, hw) = (self.simd, self.g, self.hw);
+        let (k, n) = (g.k, g.n);
+        let band = band_pixels(k, n, hw);
+        let bands = hw.div_ceil(band);
+        let flops = 2.0 * (hw * k * n) as f64;
+        let helpers =
+            crate::gemm::helpers_worth(threads, flops).min(workers.len().saturating_sub(1));
+        let internal = || KernelError::Gemm("quantized: a conv band outside its buffers".into());
         if dst.pooled {
-            // Pixel-major rows: the channel sums are column sums.
-            let sums = &mut out[..g.n];
-            conv::column_sums(simd, &t[..hw * g.n], g.n, sums);
-            let inv = 1.0 / hw.max(1) as f32;
-            sums.iter_mut().for_each(|v| *v *= inv);
-        } else {
-            transpose(simd, &t, hw, g.n, &mut out[..hw * g.n]);
+            band_sums.resize(bands * n, 0.0);
         }
+        let sums = pool::SharedOut::new(&mut band_sums[..]);
+        let out = pool::SharedOut::new(dst.out.get_mut(dst.offset..).ok_or_else(internal)?);
+        let workers = pool::PerParticipant::new(workers);
+        let run_band = |participant: usize, b: usize| -> Result<(), KernelError> {
+            // SAFETY: `participant` is the number `run_chunks` gave this thread.
+            let w = unsafe { workers.get(participant) }.ok_or_else(internal)?;
+            let p0 = b * band;
+            let len = band.min(hw - p0);
+            w.cols.resize(len * k, 0.0);
+            match self.geom {
+                Some(geom) => im2col_patches(x, geom, p0..p0 + len, &mut w.cols),
+                None => {
+                    w.gather.resize(k * len, 0.0);
+                    for (c, row) in w.gather.chunks_exact_mut(len).enumerate() {
+                        let src = x.get(c * hw + p0..c * hw + p0 + len).ok_or_else(internal)?;
+                        row.copy_from_slice(src);
+                    }
+                    transpose(simd, &w.gather, k, len, &mut w.cols);
+                }
+            }
+            w.t.resize(len * n, 0.0);
+            let t_out = GemmOut::F32 {
+                out: &mut w.t,
+                relu: dst.relu,
+            };
+            g.run(
+                GemmIn::F32(&w.cols),
+                len,
+                t_out,
+                &mut w.a_u8,
+                self.half_path,
+                None,
+            )?;
+            if dst.pooled {
+                // Pixel-major rows: the band's channel sums are column sums.
+                // SAFETY: each band runs once and owns its row of sums.
+                let sums = unsafe { sums.slice(b * n..(b + 1) * n) }.ok_or_else(internal)?;
+                conv::column_sums(simd, &w.t, n, sums);
+            } else {
+                w.t_t.resize(n * len, 0.0);
+                transpose(simd, &w.t, len, n, &mut w.t_t);
+                for (c, row) in w.t_t.chunks_exact(len).enumerate() {
+                    let at = c * hw + p0;
+                    // SAFETY: each band runs once and owns its pixels of every channel.
+                    let o = unsafe { out.slice(at..at + len) }.ok_or_else(internal)?;
+                    o.copy_from_slice(row);
+                }
+            }
+            Ok(())
+        };
+        pool::try_run_chunks(record, helpers, bands, &run_band)?;
+        if dst.pooled {
+            let means = dst
+                .out
+                .get_mut(dst.offset..dst.offset + n)
+                .ok_or_else(internal)?;
+            let inv = 1.0 / hw.max(1) as f32;
+            for (c, mean) in means.iter_mut().enumerate() {
+                *mean = (0..bands).map(|b| band_sums[b * n + c]).sum::<f32>() * inv;
+            }
+        }
+        Ok(())
     }
-    scratch.out_t = t;
-    res
 }
 
 impl Executable for QuantizedExecutable {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
+        // As the tiled engine does: a run too short for a sleeping helper to
+        // arrive in time wakes none.
+        let expected = self
+            .last_run
+            .filter(|(b, _)| *b == batch)
+            .map(|(_, took)| took);
+        let _helpers = pool::begin_run(self.tile.threads, expected);
+        let started = std::time::Instant::now();
         self.run_nodes(input, batch, None)?;
+        self.last_run = Some((batch, started.elapsed()));
         let out_len = self.graph.output_len() * batch;
         Ok(&self.buffers[self.graph.output][..out_len])
     }
@@ -1182,7 +1490,17 @@ impl Executable for QuantizedExecutable {
                     None => "f32".to_string(),
                 },
             };
-            s.push_str(&format!("  {} {}: {}\n", node.name, node.op.kind(), how));
+            let split = match self.split_of(i) {
+                Some(per) if self.tile.threads > 1 => {
+                    format!("; split over {} threads {per}", self.tile.threads)
+                }
+                _ => String::new(),
+            };
+            s.push_str(&format!(
+                "  {} {}: {how}{split}\n",
+                node.name,
+                node.op.kind()
+            ));
         }
         s
     }
@@ -1202,7 +1520,8 @@ mod tests {
     use crate::reference;
 
     /// The patches with their interior columns gathered unchecked equal the
-    /// patches gathered tap by tap, at odd sizes, strides and paddings.
+    /// patches gathered tap by tap, at odd sizes, strides and paddings, for
+    /// the whole image and band by band.
     #[test]
     fn im2col_interior_fast_path_matches_the_checked_gather() {
         for (c, h, w, k, stride, pad) in [
@@ -1216,9 +1535,17 @@ mod tests {
             let ow = (w + 2 * pad - k) / stride + 1;
             let g = conv_geom(&[c, h, w], &[4, oh, ow], k, k, stride, pad);
             let x: Vec<f32> = (0..c * h * w).map(|i| i as f32 + 1.0).collect();
-            let mut got = Vec::new();
-            im2col_patches(&x, &g, &mut got);
-            let kk = c * k * k;
+            let (kk, hw) = (c * k * k, oh * ow);
+            let mut got = vec![f32::NAN; hw * kk];
+            im2col_patches(&x, &g, 0..hw, &mut got);
+            // Any band of pixels (starting mid-row, a short last one) gathers
+            // the same rows as the whole image.
+            for p0 in (0..hw).step_by(7) {
+                let len = 7.min(hw - p0);
+                let mut band = vec![f32::NAN; len * kk];
+                im2col_patches(&x, &g, p0..p0 + len, &mut band);
+                assert_eq!(band, got[p0 * kk..(p0 + len) * kk], "pixels {p0}..");
+            }
             for oy in 0..oh {
                 for ox in 0..ow {
                     for ic in 0..c {
@@ -1272,8 +1599,16 @@ mod tests {
             let mut plan = F32Conv::new(F32ConvKind::Direct, geom);
             for relu in [false, true] {
                 let mut got = vec![f32::NAN; oc * oh * ow];
-                plan.run(simd, &x, &wt, Some(&bias), relu, &mut got)
-                    .expect("direct conv");
+                plan.run(
+                    simd,
+                    &x,
+                    &wt,
+                    Some(&bias),
+                    relu,
+                    &mut got,
+                    (1, &mut ChunkRecord::default()),
+                )
+                .expect("direct conv");
                 for (g, e) in got.iter().zip(&want) {
                     let e = if relu { e.max(0.0) } else { *e };
                     assert!(
@@ -1312,8 +1647,16 @@ mod tests {
                 let mut got = vec![f32::NAN; c * oh * ow];
                 // Twice: the split buffer's padding must stay zero across runs.
                 for _ in 0..2 {
-                    plan.run(simd, &x, &wt, Some(&bias), false, &mut got)
-                        .expect("depthwise");
+                    plan.run(
+                        simd,
+                        &x,
+                        &wt,
+                        Some(&bias),
+                        false,
+                        &mut got,
+                        (1, &mut ChunkRecord::default()),
+                    )
+                    .expect("depthwise");
                 }
                 for (g, e) in got.iter().zip(&want) {
                     assert!(

@@ -7,12 +7,16 @@
 //! converts 16 values at a time (F16C `vcvtph2ps`, bf16 is a 16-bit shift)
 //! and accumulates in f32.
 
+use std::ops::Range;
+
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use super::int8::check_matrix;
+use super::split::{run_blocks, GemmThreads};
 use super::QuantError;
 use crate::pages::PageBuffer;
+use crate::pool::SharedOut;
 
 /// Columns per packed panel.
 pub const PANEL: usize = 64;
@@ -207,6 +211,25 @@ impl PackedPanelWeights {
         out: &mut [f32],
         ldo: usize,
     ) -> Result<(), QuantError> {
+        self.gemm_fused_on(path, a, lda, m, bias, relu, out, ldo, None)
+    }
+
+    /// [`gemm_fused`](Self::gemm_fused) split over `threads` when given and
+    /// worth it: blocks of rows by blocks of panels, the same bits (each
+    /// output's sum runs over k in one order whatever the block).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_fused_on(
+        &self,
+        path: HalfPath,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        out: &mut [f32],
+        ldo: usize,
+        threads: Option<GemmThreads<'_>>,
+    ) -> Result<(), QuantError> {
         let (k, n) = (self.k, self.n);
         if !path.is_supported() {
             return Err(QuantError::UnsupportedPath(path.name()));
@@ -221,18 +244,51 @@ impl PackedPanelWeights {
                 )));
             }
         }
-        let act = |y: f32| if relu { y.max(0.0) } else { y };
+        let out = SharedOut::new(out);
+        let epilogue = (bias, relu);
+        // Each block runs once, on one thread: its rows and columns of `out` are its own.
+        let block = |rows: Range<usize>, panels: Range<usize>| {
+            // SAFETY: as just said; operands checked above.
+            unsafe { self.gemm_block(path, (a, lda), epilogue, (&out, ldo), rows, panels) };
+            Ok(())
+        };
+        let flops = 2.0 * m as f64 * n as f64 * k as f64;
         let panels = n.div_ceil(PANEL);
-        for p in 0..panels {
+        run_blocks(threads, flops, m, panels, MR, 4 * k, &block)
+    }
+
+    /// Rows `rows` by column panels `panels` of the GEMM, with the bias and ReLU
+    /// of `epilogue`.
+    ///
+    /// # Safety
+    /// `path` is supported; A and `out` were checked to hold the GEMM's rows
+    /// (these among them) and the bias its columns; no other thread writes
+    /// this block of `out` meanwhile.
+    unsafe fn gemm_block(
+        &self,
+        path: HalfPath,
+        (a, lda): (&[f32], usize),
+        (bias, relu): (Option<&[f32]>, bool),
+        (out, ldo): (&SharedOut<'_, f32>, usize),
+        rows: Range<usize>,
+        panels: Range<usize>,
+    ) {
+        let act = |y: f32| if relu { y.max(0.0) } else { y };
+        for p in panels {
             let col0 = p * PANEL;
-            let cols = (n - col0).min(PANEL);
-            let mut i = 0;
-            while i < m {
-                let rows = (m - i).min(MR);
+            let cols = (self.n - col0).min(PANEL);
+            let mut i = rows.start;
+            while i < rows.end {
+                let tile_rows = (rows.end - i).min(MR);
                 let mut tile = [[0.0f32; PANEL]; MR];
-                self.panel_tile(path, p, &a[i * lda..], lda, rows, &mut tile);
-                for (r, t) in tile.iter().enumerate().take(rows) {
-                    let o = &mut out[(i + r) * ldo + col0..(i + r) * ldo + col0 + cols];
+                self.panel_tile(path, p, &a[i * lda..], lda, tile_rows, &mut tile);
+                for (r, t) in tile.iter().enumerate().take(tile_rows) {
+                    let at = (i + r) * ldo + col0;
+                    // SAFETY: this block's elements (the caller's contract),
+                    // inside `out` (checked), so `else` is never taken.
+                    let Some(o) = (unsafe { out.slice(at..at + cols) }) else {
+                        continue;
+                    };
                     match bias {
                         Some(b) => {
                             for ((y, &x), &bv) in
@@ -248,10 +304,9 @@ impl PackedPanelWeights {
                         }
                     }
                 }
-                i += rows;
+                i += tile_rows;
             }
         }
-        Ok(())
     }
 
     /// Accumulates `rows` (<= 4) rows of A against panel `p` into `tile`.
@@ -498,6 +553,83 @@ mod x86 {
                 let t = &mut tile[row0 + r];
                 for (j, v) in acc_r.iter().enumerate() {
                     _mm256_storeu_ps(t.as_mut_ptr().add(off + 8 * j), *v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::ChunkRecord;
+    use crate::quant::split::run_split;
+
+    /// The GEMM cut into chunks for 1 and 2 helpers (2 and 3 threads, row
+    /// blocks of one tile or of all rows) writes the bits of the one block a
+    /// single thread runs, at sizes whose splits leave remainders, for every
+    /// storage and path here.
+    #[test]
+    fn split_gemm_writes_the_bits_of_one_block() {
+        for (m, k, n) in [
+            (1, 3, 7),
+            (3, 63, 65),
+            (7, 65, 257),
+            (65, 7, 63),
+            (257, 9, 129),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+                .collect();
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 2.0).collect();
+            for storage in [WeightStorage::F32, WeightStorage::F16, WeightStorage::Bf16] {
+                let packed = PackedPanelWeights::pack(storage, k, n, &w, n).expect("pack");
+                for path in HalfPath::ALL.into_iter().filter(|p| p.is_supported()) {
+                    let mut want = vec![0.0f32; m * n];
+                    packed
+                        .gemm_fused(path, &a, k, m, Some(&bias), true, &mut want, n)
+                        .expect("gemm");
+                    for helpers in [1, 2] {
+                        for budget in [4 * k * MR, 1 << 19] {
+                            let mut got = vec![f32::NAN; m * n];
+                            let out = SharedOut::new(&mut got);
+                            let ok: Result<(), ()> = run_split(
+                                &mut ChunkRecord::default(),
+                                helpers,
+                                m,
+                                n.div_ceil(PANEL),
+                                MR,
+                                4 * k,
+                                budget,
+                                &|rows, panels| {
+                                    let epilogue = (Some(&bias[..]), true);
+                                    // SAFETY: buffers sized above; each chunk runs once.
+                                    unsafe {
+                                        packed.gemm_block(
+                                            path,
+                                            (&a, k),
+                                            epilogue,
+                                            (&out, n),
+                                            rows,
+                                            panels,
+                                        )
+                                    };
+                                    Ok(())
+                                },
+                            );
+                            assert_eq!(ok, Ok(()));
+                            let bits =
+                                |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(
+                                bits(&got),
+                                bits(&want),
+                                "{storage:?} {path:?} {m}x{k}x{n} helpers {helpers} budget {budget}"
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -20,9 +20,13 @@
 //! then raw i32, dequantized f32, or requantized u8 with bias and ReLU), so
 //! every path produces bit-identical results.
 
+use std::ops::Range;
+
 use super::calibrate::ActivationQuant;
+use super::split::{run_blocks, GemmThreads};
 use super::QuantError;
 use crate::pages::PageBuffer;
+use crate::pool::SharedOut;
 
 /// Largest k for which `k * 255 * 127` fits in an i32 accumulator.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
@@ -298,11 +302,12 @@ impl Int8Epilogue<'_> {
     }
 }
 
-/// Where the epilogue writes (row-major with the given leading dimension).
+/// Where the epilogue writes (row-major with the given leading dimension),
+/// shared by the threads of a split GEMM, each writing its own tiles.
 enum Sink<'a> {
-    I32(&'a mut [i32], usize),
-    F32(&'a mut [f32], usize, Int8Epilogue<'a>),
-    U8(&'a mut [u8], usize, Int8Epilogue<'a>, ActivationQuant),
+    I32(SharedOut<'a, i32>, usize),
+    F32(SharedOut<'a, f32>, usize, Int8Epilogue<'a>),
+    U8(SharedOut<'a, u8>, usize, Int8Epilogue<'a>, ActivationQuant),
 }
 
 /// `t` (already `x / scale + zero_point`) to u8: clamped to [0, 255], rounded
@@ -388,10 +393,13 @@ impl PanelEpilogue {
 
 /// Applies the epilogue to the first `rows` rows of a tile (row stride `nr`):
 /// `tile[r * nr + j]` is the raw sum of output row `row0 + r`, column `col0 + j`.
+///
+/// # Safety
+/// No other thread writes these rows and columns of the sink meanwhile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn finish_tile(
-    sink: &mut Sink<'_>,
+unsafe fn finish_tile(
+    sink: &Sink<'_>,
     pe: &PanelEpilogue,
     tile: &[i32],
     nr: usize,
@@ -402,27 +410,33 @@ fn finish_tile(
 ) {
     let accs = tile.chunks_exact(nr).take(rows).map(|t| &t[..cols]);
     let span = |r: usize, ld: usize| (row0 + r) * ld + col0..(row0 + r) * ld + col0 + cols;
+    // SAFETY (each `slice`): these elements are this thread's (the caller's
+    // contract). The sink was checked to hold the whole m x n output, so
+    // every span is inside (`if let` never skips a row).
     match sink {
         Sink::I32(c, ldc) => {
             for (r, acc) in accs.enumerate() {
-                let dst = &mut c[span(r, *ldc)];
-                for ((d, &x), &z) in dst.iter_mut().zip(acc).zip(&pe.zsum[..cols]) {
-                    *d = x - z;
+                if let Some(dst) = unsafe { c.slice(span(r, *ldc)) } {
+                    for ((d, &x), &z) in dst.iter_mut().zip(acc).zip(&pe.zsum[..cols]) {
+                        *d = x - z;
+                    }
                 }
             }
         }
         Sink::F32(o, ldo, ep) => {
             for (r, acc) in accs.enumerate() {
-                dequant_into(&mut o[span(r, *ldo)], acc, pe, ep.relu, |y| y);
+                if let Some(dst) = unsafe { o.slice(span(r, *ldo)) } {
+                    dequant_into(dst, acc, pe, ep.relu, |y| y);
+                }
             }
         }
         Sink::U8(o, ldo, ep, q) => {
             let inv = 1.0 / q.scale;
             let zp = f32::from(q.zero_point);
             for (r, acc) in accs.enumerate() {
-                dequant_into(&mut o[span(r, *ldo)], acc, pe, ep.relu, |y| {
-                    saturate_u8(y * inv + zp, zp)
-                });
+                if let Some(dst) = unsafe { o.slice(span(r, *ldo)) } {
+                    dequant_into(dst, acc, pe, ep.relu, |y| saturate_u8(y * inv + zp, zp));
+                }
             }
         }
     }
@@ -450,44 +464,57 @@ trait TileKernel {
     );
 }
 
-/// The loop over column panels and row blocks shared by every path; the
-/// epilogue inlines into the caller, so it is compiled with the path's features.
+/// Rows and column panels of a GEMM one thread computes.
+#[derive(Debug, Clone)]
+struct Block {
+    rows: Range<usize>,
+    panels: Range<usize>,
+}
+
+/// The loop over column panels and row tiles shared by every path, for one
+/// block of the output; the epilogue inlines into the caller, so it is
+/// compiled with the path's features.
 ///
 /// # Safety
 /// The CPU supports `K`'s path; buffers were checked by the caller (A for m
-/// rows readable to kp, `b` with ceil(n / NR) panels, the sink for m x n).
+/// rows readable to kp, `b` with ceil(n / NR) panels, the sink for m x n);
+/// the block is inside m x ceil(n / NR), and no other thread writes its part
+/// of the sink meanwhile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn drive<K: TileKernel>(
     a: &[u8],
     lda: usize,
-    m: usize,
+    block: Block,
     kp: usize,
     n: usize,
     za: i32,
     col_sums: &[i32],
     b: &[K::W],
-    sink: &mut Sink<'_>,
+    sink: &Sink<'_>,
 ) {
     let mut tile = [0i32; TILE_MAX];
     let panel_len = kp * K::NR;
-    for p in 0..n.div_ceil(K::NR) {
+    for p in block.panels {
         let panel = &b[p * panel_len..(p + 1) * panel_len];
         let col0 = p * K::NR;
         let cols = (n - col0).min(K::NR);
         let pe = PanelEpilogue::new(sink, za, col_sums, col0, cols);
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(K::MR);
+        let mut i = block.rows.start;
+        while i < block.rows.end {
+            let rows = (block.rows.end - i).min(K::MR);
             if kp > 0 {
                 // SAFETY: forwarded from the caller's contract; rows i..i+rows exist.
                 unsafe { K::tile(&a[i * lda..], lda, rows, cols, kp, panel, &mut tile) };
             }
-            if cols == K::NR && rows == K::MR {
-                // Constant sizes: the epilogue unrolls without tail masks.
-                finish_tile(sink, &pe, &tile, K::NR, K::MR, i, col0, K::NR);
-            } else {
-                finish_tile(sink, &pe, &tile, K::NR, rows, i, col0, cols);
+            // SAFETY: this tile is in the block, which is this thread's.
+            unsafe {
+                if cols == K::NR && rows == K::MR {
+                    // Constant sizes: the epilogue unrolls without tail masks.
+                    finish_tile(sink, &pe, &tile, K::NR, K::MR, i, col0, K::NR);
+                } else {
+                    finish_tile(sink, &pe, &tile, K::NR, rows, i, col0, cols);
+                }
             }
             i += rows;
         }
@@ -525,32 +552,66 @@ impl TileKernel for PortableKernel {
     }
 }
 
-/// Runs the kernel of `packed`'s path into `sink` (buffers already checked).
+/// The register tile (rows, columns) of a path's micro-kernel.
+fn tile_shape(path: Int8Path) -> (usize, usize) {
+    match path {
+        Int8Path::Vnni512 => (VNNI_MR, VNNI_NR),
+        Int8Path::Avx2 => (AVX2_MR, AVX2_NR),
+        Int8Path::Portable => (PORTABLE_MR, PORTABLE_NR),
+    }
+}
+
+/// Runs the kernel of `packed`'s path into `sink` (buffers already checked),
+/// on `threads` when given and the work is worth splitting (`split`).
 fn run_gemm(
     a: &[u8],
     lda: usize,
     m: usize,
     za: u8,
     packed: &PackedWeightsS8,
-    mut sink: Sink<'_>,
+    sink: Sink<'_>,
+    threads: Option<GemmThreads<'_>>,
 ) -> Result<(), QuantError> {
     let (kp, n) = (packed.k_padded(), packed.n);
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let za = i32::from(za);
-    let sums = &packed.col_sums;
+    let (mr, nr) = tile_shape(packed.path);
+    let flops = 2.0 * m as f64 * n as f64 * packed.k as f64;
+    let sink = &sink;
+    // Each block runs once, on one thread: its tiles of the sink are its own.
+    let block = |rows: Range<usize>, panels: Range<usize>| {
+        // SAFETY: as just said; the block is inside m x ceil(n / nr).
+        unsafe { run_block(a, lda, za, packed, sink, Block { rows, panels }) }
+    };
+    run_blocks(threads, flops, m, n.div_ceil(nr), mr, kp, &block)
+}
+
+/// One block of the GEMM, by the kernel of `packed`'s path.
+///
+/// # Safety
+/// Buffers checked by the caller (as for [`drive`]); the block is inside the
+/// GEMM, and no other thread writes its part of the sink meanwhile.
+unsafe fn run_block(
+    a: &[u8],
+    lda: usize,
+    za: u8,
+    packed: &PackedWeightsS8,
+    sink: &Sink<'_>,
+    block: Block,
+) -> Result<(), QuantError> {
+    let (kp, n, za, sums) = (packed.k_padded(), packed.n, i32::from(za), &packed.col_sums);
     match &packed.data {
-        // SAFETY: the portable kernel needs no CPU feature; buffers checked by the caller.
+        // SAFETY: the portable kernel needs no CPU feature; the rest is the caller's contract.
         PackedData::Portable(b) => unsafe {
-            drive::<PortableKernel>(a, lda, m, kp, n, za, sums, b, &mut sink)
+            drive::<PortableKernel>(a, lda, block, kp, n, za, sums, b, sink)
         },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the path was checked supported at packing time; buffers checked by the caller.
-        PackedData::Vnni(b) => unsafe { x86::vnni_gemm(a, lda, m, kp, n, za, sums, b, &mut sink) },
+        // SAFETY: the path was checked supported at packing time; the rest as above.
+        PackedData::Vnni(b) => unsafe { x86::vnni_gemm(a, lda, block, kp, n, za, sums, b, sink) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for avx2.
-        PackedData::Avx2(b) => unsafe { x86::avx2_gemm(a, lda, m, kp, n, za, sums, b, &mut sink) },
+        PackedData::Avx2(b) => unsafe { x86::avx2_gemm(a, lda, block, kp, n, za, sums, b, sink) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => return Err(QuantError::UnsupportedPath(packed.path.name())),
     }
@@ -570,7 +631,8 @@ pub fn gemm_u8s8_i32(
 ) -> Result<(), QuantError> {
     check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
     check_matrix(c.len(), ldc, m, packed.n, ("ldc", "c"))?;
-    run_gemm(a, lda, m, a_zero_point, packed, Sink::I32(c, ldc))
+    let sink = Sink::I32(SharedOut::new(c), ldc);
+    run_gemm(a, lda, m, a_zero_point, packed, sink, None)
 }
 
 /// int8 GEMM with dequantizing epilogue: `out[i][j] = sa * sw[j] * C[i][j] + bias[j]`
@@ -584,17 +646,26 @@ pub fn gemm_u8s8_f32(
     out: &mut [f32],
     ldo: usize,
 ) -> Result<(), QuantError> {
+    gemm_u8s8_f32_on(a, lda, m, packed, epilogue, out, ldo, None)
+}
+
+/// [`gemm_u8s8_f32`] split over `threads` when given and worth it (the same bits).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_u8s8_f32_on(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    packed: &PackedWeightsS8,
+    epilogue: Int8Epilogue<'_>,
+    out: &mut [f32],
+    ldo: usize,
+    threads: Option<GemmThreads<'_>>,
+) -> Result<(), QuantError> {
     epilogue.check(packed.n)?;
     check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
     check_matrix(out.len(), ldo, m, packed.n, ("ldo", "out"))?;
-    run_gemm(
-        a,
-        lda,
-        m,
-        epilogue.act.zero_point,
-        packed,
-        Sink::F32(out, ldo, epilogue),
-    )
+    let sink = Sink::F32(SharedOut::new(out), ldo, epilogue);
+    run_gemm(a, lda, m, epilogue.act.zero_point, packed, sink, threads)
 }
 
 /// int8 GEMM whose epilogue requantizes for the next int8 layer: the f32 value
@@ -612,22 +683,32 @@ pub fn gemm_u8s8_u8(
     out: &mut [u8],
     ldo: usize,
 ) -> Result<(), QuantError> {
+    gemm_u8s8_u8_on(a, lda, m, packed, epilogue, out_quant, out, ldo, None)
+}
+
+/// [`gemm_u8s8_u8`] split over `threads` when given and worth it (the same bits).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_u8s8_u8_on(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    packed: &PackedWeightsS8,
+    epilogue: Int8Epilogue<'_>,
+    out_quant: ActivationQuant,
+    out: &mut [u8],
+    ldo: usize,
+    threads: Option<GemmThreads<'_>>,
+) -> Result<(), QuantError> {
     epilogue.check(packed.n)?;
     check_matrix(a.len(), lda, m, packed.k_padded(), ("lda", "a"))?;
     check_matrix(out.len(), ldo, m, packed.n, ("ldo", "out"))?;
-    run_gemm(
-        a,
-        lda,
-        m,
-        epilogue.act.zero_point,
-        packed,
-        Sink::U8(out, ldo, epilogue, out_quant),
-    )
+    let sink = Sink::U8(SharedOut::new(out), ldo, epilogue, out_quant);
+    run_gemm(a, lda, m, epilogue.act.zero_point, packed, sink, threads)
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{drive, Sink, TileKernel, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR};
+    use super::{drive, Block, Sink, TileKernel, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR};
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -637,16 +718,16 @@ mod x86 {
     pub(super) unsafe fn vnni_gemm(
         a: &[u8],
         lda: usize,
-        m: usize,
+        block: Block,
         kp: usize,
         n: usize,
         za: i32,
         col_sums: &[i32],
         b: &[i8],
-        sink: &mut Sink<'_>,
+        sink: &Sink<'_>,
     ) {
         // SAFETY: forwarded contract; this function enables the features.
-        unsafe { drive::<VnniKernel>(a, lda, m, kp, n, za, col_sums, b, sink) }
+        unsafe { drive::<VnniKernel>(a, lda, block, kp, n, za, col_sums, b, sink) }
     }
 
     /// # Safety
@@ -656,16 +737,16 @@ mod x86 {
     pub(super) unsafe fn avx2_gemm(
         a: &[u8],
         lda: usize,
-        m: usize,
+        block: Block,
         kp: usize,
         n: usize,
         za: i32,
         col_sums: &[i32],
         b: &[i16],
-        sink: &mut Sink<'_>,
+        sink: &Sink<'_>,
     ) {
         // SAFETY: forwarded contract; this function enables the features.
-        unsafe { drive::<Avx2Kernel>(a, lda, m, kp, n, za, col_sums, b, sink) }
+        unsafe { drive::<Avx2Kernel>(a, lda, block, kp, n, za, col_sums, b, sink) }
     }
 
     struct VnniKernel;
@@ -982,6 +1063,113 @@ mod x86 {
                 let tr = t.add(r * AVX2_NR);
                 _mm256_storeu_si256(tr as *mut __m256i, acc_r[0]);
                 _mm256_storeu_si256(tr.add(8) as *mut __m256i, acc_r[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::ChunkRecord;
+    use crate::quant::split::run_split;
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64;
+
+    /// Sizes whose splits leave remainders: rows past whole register tiles,
+    /// a narrow last panel, a k that is no multiple of 4.
+    const SHAPES: [(usize, usize, usize); 6] = [
+        (1, 3, 7),
+        (3, 63, 65),
+        (7, 65, 257),
+        (65, 7, 63),
+        (257, 9, 3),
+        (63, 257, 1),
+    ];
+
+    /// The GEMM cut into chunks for 1 and 2 helpers (2 and 3 threads, with
+    /// row blocks of one tile or of the whole A) writes the bits of the one
+    /// block a single thread runs, into every sink, on every path here.
+    #[test]
+    fn split_gemm_writes_the_bits_of_one_block() {
+        let mut rng = Pcg64::seed_from_u64(29);
+        for path in Int8Path::supported() {
+            let (mr, nr) = tile_shape(path);
+            for (m, k, n) in SHAPES {
+                let kp = k_padded(k);
+                // Padding bytes of A hold garbage: the packed weights are zero there.
+                let a: Vec<u8> = (0..m * kp).map(|_| rng.random()).collect();
+                let b: Vec<i8> = (0..k * n).map(|_| rng.random()).collect();
+                let scales: Vec<f32> = (0..n).map(|j| 1e-3 * (1 + j % 7) as f32).collect();
+                let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.37 - 3.0).collect();
+                let packed = PackedWeightsS8::pack(path, k, n, &b, n).expect("pack");
+                let act = ActivationQuant {
+                    scale: 0.021,
+                    zero_point: 117,
+                };
+                let ep = Int8Epilogue {
+                    act,
+                    weight_scales: &scales,
+                    bias: Some(&bias),
+                    relu: true,
+                };
+                let out_q = ActivationQuant {
+                    scale: 0.05,
+                    zero_point: 3,
+                };
+                let ldq = k_padded(n);
+                let mut want_f32 = vec![0.0f32; m * n];
+                gemm_u8s8_f32(&a, kp, m, &packed, ep, &mut want_f32, n).expect("f32");
+                let mut want_u8 = vec![0u8; m * ldq];
+                gemm_u8s8_u8(&a, kp, m, &packed, ep, out_q, &mut want_u8, ldq).expect("u8");
+                let mut want_i32 = vec![0i32; m * n];
+                gemm_u8s8_i32(&a, kp, m, 117, &packed, &mut want_i32, n).expect("i32");
+                for helpers in [1, 2] {
+                    for budget in [mr * kp, 1 << 19] {
+                        let what = format!("{path} {m}x{k}x{n} helpers {helpers} budget {budget}");
+                        let mut got_f32 = vec![f32::NAN; m * n];
+                        let mut got_u8 = vec![0u8; m * ldq];
+                        let mut got_i32 = vec![i32::MIN; m * n];
+                        // The sinks borrow the outputs until this scope ends.
+                        {
+                            let sinks = [
+                                Sink::F32(SharedOut::new(&mut got_f32), n, ep),
+                                Sink::U8(SharedOut::new(&mut got_u8), ldq, ep, out_q),
+                                Sink::I32(SharedOut::new(&mut got_i32), n),
+                            ];
+                            for sink in &sinks {
+                                let za = 117;
+                                run_split(
+                                    &mut ChunkRecord::default(),
+                                    helpers,
+                                    m,
+                                    n.div_ceil(nr),
+                                    mr,
+                                    kp,
+                                    budget,
+                                    &|rows, panels| {
+                                        // SAFETY: buffers sized above; each chunk runs once.
+                                        unsafe {
+                                            run_block(
+                                                &a,
+                                                kp,
+                                                za,
+                                                &packed,
+                                                sink,
+                                                Block { rows, panels },
+                                            )
+                                        }
+                                    },
+                                )
+                                .expect("split gemm");
+                            }
+                        }
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got_f32), bits(&want_f32), "{what}");
+                        assert_eq!(got_u8, want_u8, "{what}");
+                        assert_eq!(got_i32, want_i32, "{what}");
+                    }
+                }
             }
         }
     }

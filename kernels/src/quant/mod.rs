@@ -13,6 +13,7 @@ pub mod accuracy;
 pub mod calibrate;
 pub mod half_gemm;
 pub mod int8;
+pub(crate) mod split;
 
 pub use calibrate::{
     dequantize_i32, quantize_weights_per_channel, requantize, ActivationQuant, CalibrationMethod,
