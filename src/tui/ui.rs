@@ -624,7 +624,7 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
             let mut figures = vec![Span::raw(format!(
                 "p99 {} · {} · {}/month",
                 fmt_ms(best.p99_ms),
-                format_args!("{} pred/s", fmt_count(best.throughput_rps)),
+                format_args!("{} req/s", fmt_count(best.throughput_rps)),
                 fmt_usd(best.cost_usd_per_month)
             ))];
             if let Some(o) = original_best {
