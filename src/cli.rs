@@ -634,16 +634,8 @@ fn tune(args: &TuneArgs) -> Exit {
     };
     for s in &scenarios {
         for variant in &s.model.variants {
-            let graph = match workbench_kernels::Graph::from_spec(&variant.spec, MODEL_SEED) {
-                Ok(g) => g,
-                Err(e) => {
-                    err(&format!(
-                        "{}: model variant `{}`: {e}\n",
-                        s.path.display(),
-                        variant.name
-                    ));
-                    return Exit::BadInput;
-                }
+            let Some(graph) = variant_graph(s, variant) else {
+                return Exit::BadInput;
             };
             out(&format!(
                 "{}/{}: tuning for up to {}\n",
@@ -678,6 +670,25 @@ fn tune(args: &TuneArgs) -> Exit {
     Exit::Success
 }
 
+/// The graph of a scenario's model variant (the pipeline's weights), or
+/// `None` after saying why it cannot be built.
+fn variant_graph(
+    s: &Scenario,
+    variant: &scenario::ModelVariant,
+) -> Option<workbench_kernels::Graph> {
+    match workbench_kernels::Graph::from_spec(&variant.spec, MODEL_SEED) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            err(&format!(
+                "{}: model variant `{}`: {e}\n",
+                s.path.display(),
+                variant.name
+            ));
+            None
+        }
+    }
+}
+
 /// The autotuner's summary from an autotuned program's lowered text: its
 /// header and one line per GEMM shape.
 fn tuning_lines(lowered: &str) -> String {
@@ -706,16 +717,8 @@ fn bench(args: &BenchArgs) -> Exit {
             let Some(variant) = s.model.reference_variant() else {
                 return Exit::BadInput;
             };
-            let graph = match workbench_kernels::Graph::from_spec(&variant.spec, MODEL_SEED) {
-                Ok(g) => g,
-                Err(e) => {
-                    err(&format!(
-                        "{}: model variant `{}`: {e}\n",
-                        s.path.display(),
-                        variant.name
-                    ));
-                    return Exit::BadInput;
-                }
+            let Some(graph) = variant_graph(s, variant) else {
+                return Exit::BadInput;
             };
             options.scenario = Some(crate::measure::bench::BenchScenario {
                 name: format!("{}/{}", s.name, variant.name),
