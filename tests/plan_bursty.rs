@@ -11,7 +11,7 @@ use workbench::plan::{self, PlanOptions, WhatIf};
 fn a_bursty_scenario_is_feasible_whatever_the_seed() {
     let s = load("predictive-text");
     let profiles = synthetic_profiles_with(&s, 0.6, 0.995);
-    for seed in 0..8 {
+    for seed in 0..24 {
         let options = PlanOptions {
             sensitivity: false,
             ..PlanOptions::quick(seed)

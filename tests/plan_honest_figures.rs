@@ -387,3 +387,68 @@ fn a_batch_job_computes_every_prediction_a_request_needs() {
         "job ${one} -> ${ten}: {ratio:.2}x"
     );
 }
+
+/// A fleet's batch job spreads the inputs over its devices: one input more
+/// than a multiple of the fleet costs about one input more, not a second key
+/// on every device (400,001 libraries on 400,000 phones had doubled the
+/// energy).
+#[test]
+fn an_edge_batch_job_spreads_its_inputs_over_the_fleet() {
+    let energy = |distinct_inputs: u64| -> f64 {
+        let mut s = load("photo-tagging-overnight");
+        s.inputs.space = scenario::InputSpace::Finite { distinct_inputs };
+        let out = plan_quickly(&s, 1.0);
+        let e = simulated(&out)
+            .into_iter()
+            .filter(|e| e.plan.mode == Mode::Batch && e.plan.target == "phone-flagship")
+            .min_by(|a, b| {
+                a.plan
+                    .cost_usd_per_month
+                    .total_cmp(&b.plan.cost_usd_per_month)
+            })
+            .expect("a flagship batch plan");
+        e.plan.cost_usd_per_month
+    };
+    let fleet = load("photo-tagging-overnight").targets.edge[0]
+        .fleet_size
+        .expect("a fleet");
+    let (even, one_more) = (energy(fleet), energy(fleet + 1));
+    assert!(
+        (one_more / even - 1.0).abs() < 0.01,
+        "${even}/month for {fleet} inputs, ${one_more} for one more"
+    );
+    // Twice the inputs: about twice the work (each run also starts the model).
+    let double = energy(2 * fleet);
+    assert!(
+        double > 1.3 * even && double < 2.05 * even,
+        "{even} -> {double}"
+    );
+}
+
+/// An infeasible run checks its constraints against the plan the rationale
+/// names closest, among those the scenario's own terms allow: not a batch
+/// plan over unbounded inputs ranked first with no latency bound at all
+/// ("≥ 0.00 ms (compute alone)").
+#[test]
+fn an_infeasible_run_checks_the_closest_allowed_plan() {
+    let mut s = load("card-fraud-stream");
+    s.search.modes = vec![Mode::Batch, Mode::OnlineStream, Mode::OnlineHttp];
+    let broker = s.targets.broker.as_mut().expect("a broker");
+    broker.partitions = 1;
+    broker.partition_mb_per_s = Some(0.001);
+    let out = plan_quickly(&s, 1.0);
+    assert!(out.recommended().is_none());
+    let closest = out
+        .rationale
+        .iter()
+        .find(|l| l.starts_with("Closest: "))
+        .expect("a closest plan");
+    assert!(!closest.starts_with("Closest: batch"), "{closest}");
+    let latency = &out.constraints[0];
+    assert!(latency.name.ends_with("latency"), "{latency:?}");
+    assert!(
+        latency.achieved.starts_with("≥ ") && !latency.achieved.starts_with("≥ 0.00"),
+        "{latency:?}"
+    );
+    assert!(!latency.checked && !latency.ok);
+}

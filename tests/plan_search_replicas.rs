@@ -116,8 +116,9 @@ fn plans_rejected_before_simulation_carry_their_instance_cost() {
 
 /// Sizing at 85% utilisation is a first guess, not a floor: under an SLO any
 /// stable queue meets, each online cloud plan's fewest passing replicas are
-/// the fewest that keep utilisation below 1 (one c7i.large at 86% had been
-/// left out for two at 43%, $65 a month more).
+/// the fewest at or below 90% utilisation (one c7i.large at 86% had been
+/// left out for two at 43%, $65 a month more); above 90% a simulation's p99
+/// depends on its seed, so the search does not go there.
 #[test]
 fn the_replica_search_goes_below_the_sizing_guess_when_fewer_pass() {
     let mut s = load("card-fraud-stream");
@@ -145,12 +146,19 @@ fn the_replica_search_goes_below_the_sizing_guess_when_fewer_pass() {
         if r < guess {
             below_guess += 1;
         }
-        // One replica fewer would be unstable (or is below the scenario's minimum).
+        // The plan runs at most at 90%, and one replica fewer would run above
+        // it (or is below the scenario's minimum).
+        let utilisation = |replicas: u32| peak / (per_replica * f64::from(replicas));
         assert!(
-            r <= s.search.min_replicas.max(1) || peak >= per_replica * f64::from(r - 1),
+            utilisation(r) <= 0.9 + 1e-9,
+            "{family}: {r} replicas at {:.3}",
+            utilisation(r)
+        );
+        assert!(
+            r <= s.search.min_replicas.max(1) || utilisation(r - 1) > 0.9,
             "{family}: {r} replicas pass, and {} would run at {:.2} utilisation",
             r - 1,
-            peak / (per_replica * f64::from(r - 1))
+            utilisation(r - 1)
         );
     }
     assert!(families > 0);

@@ -386,13 +386,16 @@ impl Context<'_> {
         // A low rate over the scenario's window gives a handful of requests
         // and a meaningless p99: simulate long enough for a few thousand (a
         // stationary process for longer, a thinned trace in laps).
-        // Time for `n` requests: at the peak rate, or, for bursts, at the mean
-        // rate and two more on/off cycles: arrivals start in a burst, and a
-        // short first burst and a long pause had left a window sized at the
-        // peak rate nearly empty. Arrivals stop at `max_requests` anyway.
+        // Time for `n` requests: at the peak rate, or, for bursts, twice that
+        // at the mean rate and 20 more on/off cycles. Burst and pause lengths
+        // are exponential: a window of a few cycles can hold a long pause and
+        // few requests (a window sized at the peak rate had held none; one of
+        // n at the mean rate and two cycles still lost a seed in twenty).
+        // Arrivals stop at `max_requests`, so the slack costs nothing when
+        // they come.
         let time_for = |n: u64| match &t.process {
             scenario::ArrivalProcess::Bursty { on_s, off_s } => {
-                n as f64 / (t.rate_per_s * share).max(1e-9) + 2.0 * (on_s + off_s)
+                2.0 * n as f64 / (t.rate_per_s * share).max(1e-9) + 20.0 * (on_s + off_s)
             }
             _ => n as f64 / rate,
         };
@@ -1358,6 +1361,7 @@ pub fn batch_job(
             instances,
             period_s: inputs.freshness_s / 2.0,
             startup_s,
+            // The answer plus its key and timestamp (8 bytes each).
             prediction_bytes: inputs.response_bytes.max(1) + 16,
         };
         match sim::plan_batch_job(&config) {

@@ -100,7 +100,13 @@ pub fn plan(
         Vec::new()
     };
     let rationale = rationale::explain(&scenario, profiles, &evaluations);
-    let constraints = rationale::constraint_checks(&scenario, evaluations.first());
+    // Checked against the recommendation, or the plan the rationale names closest.
+    let checked = if feasible {
+        evaluations.first()
+    } else {
+        rationale::closest(&evaluations)
+    };
+    let constraints = rationale::constraint_checks(&scenario, checked);
     PlanOutcome {
         evaluations,
         feasible,

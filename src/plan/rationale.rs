@@ -277,6 +277,16 @@ fn speed_against(ratio: f64) -> String {
     }
 }
 
+/// The plan of an infeasible run closest to passing: the first ranked among
+/// those the scenario's own terms allow (a plan it forbids outright is no
+/// guide to what to change), else the first.
+pub fn closest(ranked: &[Evaluation]) -> Option<&Evaluation> {
+    ranked
+        .iter()
+        .find(|e| !e.rejected.iter().any(|r| stipulated(r)))
+        .or_else(|| ranked.first())
+}
+
 fn explain_infeasible(ranked: &[Evaluation]) -> Vec<String> {
     let mut out = vec!["No plan meets every constraint.".to_string()];
     let all: Vec<&Evaluation> = ranked.iter().collect();
@@ -306,10 +316,7 @@ fn explain_infeasible(ranked: &[Evaluation]) -> Vec<String> {
     } else if !all.is_empty() {
         out.push(format!("Commonest reason: {}.", commonest_reason(&all)));
     }
-    // `ranked` puts the closest first; a plan the scenario forbids outright is
-    // no guide to what to change.
-    let closest = allowed.first().copied().or_else(|| ranked.first());
-    if let Some(closest) = closest {
+    if let Some(closest) = closest(ranked) {
         out.push(format!(
             "Closest: {}: {}.",
             closest.candidate.describe(),
@@ -349,7 +356,8 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             latency_name,
             latency_required,
             e.slo_latency_ms
-                .map(|ms| format!("≥ {} (compute alone)", fmt_ms(ms))),
+                .filter(|&ms| ms > 0.0)
+                .map(|ms| format!("≥ {} (compute alone)", crate::report::format::ms(ms))),
             latency_missed,
         )
     };

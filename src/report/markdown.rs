@@ -280,15 +280,6 @@ fn section_list(out: &mut String, title: &str, items: &[String]) {
     out.push('\n');
 }
 
-/// The plan the constraints were checked against: the recommendation, or
-/// in an infeasible run the closest plan (the first alternative).
-fn checked_plan(report: &Report) -> Option<&Plan> {
-    report
-        .recommended
-        .as_ref()
-        .or_else(|| report.alternatives.first().map(|a| &a.plan))
-}
-
 /// A constraint's "met" cell: a row the plan's simulation would have
 /// checked, for a plan rejected before it, is "not simulated" (its figure is
 /// a lower bound, or none), not a pass.
@@ -327,7 +318,7 @@ fn section_constraints(out: &mut String, report: &Report) {
         &rows,
     ));
     out.push('\n');
-    if checked_plan(report).is_some_and(|plan| !plan.simulated) {
+    if report.constraints.iter().any(|c| !c.checked) {
         out.push_str(
             "The constraints are checked against the closest plan, which was rejected \
              before the simulation: its latency is the compute time alone and its cost \
