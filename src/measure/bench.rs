@@ -189,10 +189,11 @@ fn kernel_err(workload: &str) -> impl FnOnce(KernelError) -> BenchError + '_ {
 /// (it is the slowest by far) and the sizes the planner reads most.
 fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
     let all = configs(&F32_BACKENDS, &[Precision::F32]);
-    let extra = configs(
-        &[BackendKind::Quantized, BackendKind::Autotuned],
-        &[Precision::Int8, Precision::F32],
-    );
+    // The quantized backend stores int8 (or half) weights, the autotuned one f32.
+    let extra = [
+        (BackendKind::Quantized, Precision::Int8),
+        (BackendKind::Autotuned, Precision::F32),
+    ];
     let mut jobs = Vec::new();
     let sgemm_sizes: &[usize] = if quick { &[256] } else { &[256, 512] };
     for &n in sgemm_sizes {
@@ -756,5 +757,13 @@ mod tests {
             .iter()
             .any(|l| l.starts_with("convnet-224") && l.contains("at batch 1")));
         assert!(quick_omissions(false, None).unwrap().is_empty());
+        // Only configurations a backend accepts are listed (quantized stores
+        // int8, autotuned f32).
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("quantized int8 at batch 2")));
+        assert!(!lines
+            .iter()
+            .any(|l| l.contains("quantized f32") || l.contains("autotuned int8")));
     }
 }
