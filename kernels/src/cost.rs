@@ -22,6 +22,16 @@ pub struct OpCost {
     /// How the backend spreads the op over threads.
     #[serde(default)]
     pub parallelism: Parallelism,
+    /// Time of one of its FLOPs in units of the program's peak op: 1 for work
+    /// at the program's precision; an int8 program's f32 steps run at the f32
+    /// peak, the time of several int8 ops each (`step_cost::INT8_OPS_PER_F32_FLOP`).
+    /// FLOPs stay the op's own, for GFLOP/s and arithmetic intensity.
+    #[serde(default = "at_the_programs_peak")]
+    pub peak_ops_per_flop: f64,
+}
+
+fn at_the_programs_peak() -> f64 {
+    1.0
 }
 
 /// How a backend runs one op on a machine with several cores.
@@ -37,6 +47,12 @@ pub enum Parallelism {
     PerSample,
     /// Always on one thread.
     Serial,
+    /// As [`Parallelism::PerCall`], in two passes each split with its own
+    /// fork and join (an int8 GEMM's f32 input quantized, then the GEMM).
+    TwicePerCall,
+    /// As [`Parallelism::PerSample`], in two passes each split with its own
+    /// fork and join (a conv's input copied into its layout, then the conv).
+    TwicePerSample,
 }
 
 impl Parallelism {
@@ -45,6 +61,8 @@ impl Parallelism {
         match self {
             Parallelism::PerCall => Some(1.0),
             Parallelism::PerSample => Some(batch.max(1) as f64),
+            Parallelism::TwicePerCall => Some(2.0),
+            Parallelism::TwicePerSample => Some(2.0 * batch.max(1) as f64),
             Parallelism::Serial => None,
         }
     }

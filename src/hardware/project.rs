@@ -303,7 +303,8 @@ pub fn apportion(
         if !(memory.is_finite() && memory >= 0.0) {
             return Err(ProjectError::BadLocalRoofline);
         }
-        predicted.push((op.flops.max(0.0) / compute_giga_per_s, memory));
+        let ops_of_the_peak = op.flops.max(0.0) * op.peak_ops_per_flop.max(0.0);
+        predicted.push((ops_of_the_peak / compute_giga_per_s, memory));
     }
     let total: f64 = predicted.iter().map(|(c, m)| c + m).sum();
     if !(total.is_finite() && total > 0.0) {
@@ -751,7 +752,22 @@ mod tests {
             bytes,
             weight_bytes: 0.0,
             parallelism: Parallelism::PerCall,
+            peak_ops_per_flop: 1.0,
         }
+    }
+
+    #[test]
+    fn an_op_computed_below_the_programs_peak_gets_its_share_of_the_time() {
+        // Two ops of equal FLOPs, one (an int8 program's f32 step) at a
+        // quarter of the peak: it took four fifths of the measured time.
+        let slow = OpCost {
+            peak_ops_per_flop: 4.0,
+            ..op("softmax", 1e6, 0.0)
+        };
+        let parts = apportion(&[op("gemm", 1e6, 0.0), slow], 500.0, 100.0, &[0.0, 0.0]).unwrap();
+        assert!((parts[0].local_ns - 100.0).abs() < 1e-9, "{parts:?}");
+        assert!((parts[1].local_ns - 400.0).abs() < 1e-9, "{parts:?}");
+        assert_eq!(parts[1].flops, 1e6, "FLOPs stay the op's own");
     }
 
     #[test]
