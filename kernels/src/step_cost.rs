@@ -762,15 +762,14 @@ mod tests {
         assert_eq!(context.bytes, 4.0 * b * (4.0 * s * s + 2.0 * s * d));
     }
 
-    /// The quantized costs fold into a call exactly the nodes the compiled
-    /// executable skips as done by the kernel before them.
-    #[test]
-    fn quantized_costs_fold_the_nodes_the_compiled_backend_skips() {
-        let convnet = Graph::from_spec(
+    /// A 15 x 13 convnet of `channels` input channels: a strided 3 x 3 conv,
+    /// a conv of `middle_kernel` (1: pointwise), a depthwise-separable block.
+    fn small_convnet(channels: usize, middle_kernel: usize) -> Graph {
+        Graph::from_spec(
             &ModelSpec::Convnet(ConvnetSpec {
                 height: 15,
                 width: 13,
-                channels: 3,
+                channels,
                 blocks: vec![
                     ConvBlock::Standard {
                         out_channels: 8,
@@ -779,7 +778,7 @@ mod tests {
                     },
                     ConvBlock::Standard {
                         out_channels: 12,
-                        kernel: 3,
+                        kernel: middle_kernel,
                         stride: 1,
                     },
                     ConvBlock::DepthwiseSeparable {
@@ -793,7 +792,14 @@ mod tests {
             }),
             2,
         )
-        .expect("convnet");
+        .expect("convnet")
+    }
+
+    /// The quantized costs fold into a call exactly the nodes the compiled
+    /// executable skips as done by the kernel before them.
+    #[test]
+    fn quantized_costs_fold_the_nodes_the_compiled_backend_skips() {
+        let convnet = small_convnet(3, 3);
         let mlp = Graph::from_spec(
             &ModelSpec::Mlp(MlpSpec {
                 input: 17,
@@ -965,34 +971,7 @@ mod tests {
                 2,
             )
             .expect("mlp"),
-            Graph::from_spec(
-                &ModelSpec::Convnet(ConvnetSpec {
-                    height: 15,
-                    width: 13,
-                    channels: 8,
-                    blocks: vec![
-                        ConvBlock::Standard {
-                            out_channels: 8,
-                            kernel: 3,
-                            stride: 2,
-                        },
-                        ConvBlock::Standard {
-                            out_channels: 12,
-                            kernel: 1,
-                            stride: 1,
-                        },
-                        ConvBlock::DepthwiseSeparable {
-                            out_channels: 16,
-                            kernel: 3,
-                            stride: 1,
-                        },
-                    ],
-                    classes: 5,
-                    activation: Activation::Relu,
-                }),
-                2,
-            )
-            .expect("convnet"),
+            small_convnet(8, 1),
             Graph::from_spec(
                 &ModelSpec::Transformer(TransformerSpec {
                     seq_len: 8,
