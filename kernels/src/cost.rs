@@ -22,16 +22,11 @@ pub struct OpCost {
     /// How the backend spreads the op over threads.
     #[serde(default)]
     pub parallelism: Parallelism,
-    /// Time of one of its FLOPs in units of the program's peak op: 1 for work
-    /// at the program's precision; an int8 program's f32 steps run at the f32
-    /// peak, the time of several int8 ops each (`step_cost::INT8_OPS_PER_F32_FLOP`).
-    /// FLOPs stay the op's own, for GFLOP/s and arithmetic intensity.
-    #[serde(default = "at_the_programs_peak")]
-    pub peak_ops_per_flop: f64,
-}
-
-fn at_the_programs_peak() -> f64 {
-    1.0
+    /// An int8 program's f32 step (attention, GELU, softmax, norms, the f32
+    /// stem and depthwise convs): it runs at the f32 peak, not the int8 one,
+    /// here and on a target, whatever the two peaks' ratio on each machine.
+    #[serde(default)]
+    pub runs_at_f32_peak: bool,
 }
 
 /// How a backend runs one op on a machine with several cores.

@@ -617,7 +617,7 @@ impl Graph {
                     bytes,
                     weight_bytes,
                     parallelism: crate::cost::Parallelism::Serial,
-                    peak_ops_per_flop: 1.0,
+                    runs_at_f32_peak: false,
                 }
             })
             .collect()

@@ -21,8 +21,8 @@
 //! - The naive backend runs the graph op by op: [`Graph::op_costs`].
 //!
 //! FLOPs are the graph nodes' own, so every program adds up to the graph's
-//! total (an int8 program's f32 steps are timed at [`INT8_OPS_PER_F32_FLOP`]
-//! int8 ops a FLOP: [`OpCost::peak_ops_per_flop`]).
+//! total (an int8 program's f32 steps are marked to be timed at the f32
+//! peak: [`OpCost::runs_at_f32_peak`]).
 //! Bytes count each tensor at the width the backend stores it: f32
 //! everywhere but in the quantized backend, whose GEMMs read their weights at
 //! the precision (int8 weights with an f32 scale per output channel; biases
@@ -58,13 +58,6 @@ use crate::spec::{BackendKind, Precision};
 
 /// Bytes of an f32 element.
 const F32: f64 = 4.0;
-
-/// int8 operations the int8 kernels run in the time of one f32 FLOP of the
-/// f32 kernels: a VNNI (or AVX2 `vpmaddubsw`) multiply-add covers four times
-/// the lanes of an f32 FMA (the roofline probe's int8 and f32 peaks here: 473
-/// and 118 G/s). The projection charges an int8 program's work at the int8
-/// peak, so its f32 steps count their FLOPs in int8-op equivalents.
-pub const INT8_OPS_PER_F32_FLOP: f64 = 4.0;
 
 /// Costs of what `backend` runs for `graph` at `batch` (see [`ExecutedProgram`]).
 pub fn executed_costs(
@@ -123,7 +116,7 @@ impl ExecutedProgram {
                 name: op.name,
                 kind: op.kind,
                 parallelism: op.parallelism,
-                peak_ops_per_flop: op.peak_ops_per_flop,
+                runs_at_f32_peak: op.runs_at_f32_peak,
             })
             .collect();
         ExecutedProgram { calls }
@@ -159,7 +152,7 @@ impl Call {
             name: self.name,
             kind: self.kind,
             parallelism,
-            peak_ops_per_flop: 1.0,
+            runs_at_f32_peak: false,
         }
     }
 }
@@ -176,8 +169,8 @@ struct Charged {
     /// Weight (and constant) bytes, read once per call.
     weight_bytes: f64,
     parallelism: Parallelism,
-    /// See [`OpCost::peak_ops_per_flop`].
-    peak_ops_per_flop: f64,
+    /// See [`OpCost::runs_at_f32_peak`].
+    runs_at_f32_peak: bool,
 }
 
 impl Charged {
@@ -190,7 +183,7 @@ impl Charged {
             bytes: self.activation_bytes * b + self.weight_bytes,
             weight_bytes: self.weight_bytes,
             parallelism: self.parallelism,
-            peak_ops_per_flop: self.peak_ops_per_flop,
+            runs_at_f32_peak: self.runs_at_f32_peak,
         }
     }
 }
@@ -294,8 +287,8 @@ impl<'g> QuantizedStorage<'g> {
     /// activations int8 dense layers hand one another; each split over
     /// threads as [`QuantizedStorage::parallelism`] says. A standalone
     /// activation makes two passes (its input copied to its output, then
-    /// applied in place); int8 programs time their f32 steps' FLOPs at
-    /// [`INT8_OPS_PER_F32_FLOP`] int8 ops each.
+    /// applied in place); an int8 program's steps that are not int8 GEMMs
+    /// run at the f32 peak.
     fn charge(&self, calls: &[Call]) -> Vec<Charged> {
         let u8_inputs: BTreeSet<NodeId> = calls
             .iter()
@@ -317,7 +310,7 @@ impl<'g> QuantizedStorage<'g> {
                 let mut charged = call.clone().at_f32(self.parallelism(head, quantizes_input));
                 let Some((k, n)) = self.gemm(head) else {
                     if self.precision == Precision::Int8 {
-                        charged.peak_ops_per_flop = INT8_OPS_PER_F32_FLOP;
+                        charged.runs_at_f32_peak = true;
                     }
                     if let Op::Activation(_) = self.graph.nodes[head].op {
                         // Copied to its output, then applied there in place.
@@ -634,15 +627,11 @@ mod tests {
             let own = named(&graphs, name).flops;
             assert!(own > 0.0, "{name}");
             assert_eq!(named(&int8, name).flops, own, "{name}");
-            assert_eq!(
-                named(&int8, name).peak_ops_per_flop,
-                INT8_OPS_PER_F32_FLOP,
-                "{name}"
-            );
-            assert_eq!(named(&bf16, name).peak_ops_per_flop, 1.0, "{name}");
+            assert!(named(&int8, name).runs_at_f32_peak, "{name}");
+            assert!(!named(&bf16, name).runs_at_f32_peak, "{name}");
         }
         for name in ["layer0.q", "layer0.ffn1"] {
-            assert_eq!(named(&int8, name).peak_ops_per_flop, 1.0, "{name}");
+            assert!(!named(&int8, name).runs_at_f32_peak, "{name}");
         }
         let graph = models::convnet_224(1).expect("convnet-224");
         let graphs = graph.op_costs(batch);
@@ -654,14 +643,11 @@ mod tests {
             .map(|name| named(&graphs, name).flops)
             .sum::<f64>();
         let stem_cost = named(&int8, "block0.conv+block0.act");
-        assert_eq!(
-            (stem_cost.flops, stem_cost.peak_ops_per_flop),
-            (stem, INT8_OPS_PER_F32_FLOP)
-        );
+        assert_eq!((stem_cost.flops, stem_cost.runs_at_f32_peak), (stem, true));
         let pointwise_cost = named(&int8, "block1.pw+block1.pw_act+pool");
         assert_eq!(
-            (pointwise_cost.flops, pointwise_cost.peak_ops_per_flop),
-            (pointwise, 1.0)
+            (pointwise_cost.flops, pointwise_cost.runs_at_f32_peak),
+            (pointwise, false)
         );
         // Split twice, they fork and join twice.
         assert_eq!(Parallelism::TwicePerSample.forks(batch), Some(16.0));
@@ -947,7 +933,7 @@ mod tests {
             // Timed at the f32 rate (see the test below).
             let f32_step = OpCost {
                 bytes: graphs.bytes + extra_bytes,
-                peak_ops_per_flop: INT8_OPS_PER_F32_FLOP,
+                runs_at_f32_peak: true,
                 ..graphs.clone()
             };
             assert_eq!(ours, &f32_step, "{name}");

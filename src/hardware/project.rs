@@ -21,7 +21,9 @@
 //!    shared among the ops in proportion to their roofline-predicted local time
 //!    `t_i = c_i + m_i`, with `c_i = flops_i / P_local` (compute) and
 //!    `m_i = bytes_i / B_local` (memory). `P_local` is this machine's single-core
-//!    peak at the precision (int8 uses the int8 peak; f16/bf16 compute in f32).
+//!    peak at the precision (int8 uses the int8 peak, but for an int8
+//!    program's f32 steps, [`OpCost::runs_at_f32_peak`], which use the f32
+//!    peak; f16/bf16 compute in f32).
 //!    An op's bytes are its weights and its activations, each streamed at the
 //!    bandwidth `B_local` of the smallest cache level here that holds its
 //!    *footprint*, else DRAM: every call reads all of the model's weights, so
@@ -35,7 +37,9 @@
 //!    `T_i * c_i / t_i` and a memory part `T_i * m_i / t_i`. The measured time thus
 //!    keeps the kernel's real efficiency; only the ratio between the two
 //!    bottlenecks comes from the roofline.
-//! 3. *Rescale.* Compute parts scale by `P_local / P_target`. The memory
+//! 3. *Rescale.* Compute parts scale by `P_local / P_target`, each at the
+//!    op's own precision (an int8 program's f32 steps by the f32 peaks, so a
+//!    target without int8 acceleration runs them no slower than f32). The memory
 //!    part of weights or activations whose footprint fits the target's cache
 //!    (`cache_bytes`: its cores' L2 and share of L3) streams at one physical
 //!    core's cache bandwidth per physical core: one core's here, scaled by how much faster one target core
@@ -95,6 +99,8 @@ impl std::fmt::Display for Provenance {
 pub struct Rates {
     /// G ops/s at the precision.
     pub compute_giga_per_s: f64,
+    /// GFLOP/s of f32 work: an int8 program's f32 steps run at it.
+    pub f32_giga_per_s: f64,
     pub bandwidth_gbs: f64,
 }
 
@@ -102,6 +108,7 @@ impl Rates {
     pub fn local(roofline: &Roofline, precision: Precision) -> Rates {
         Rates {
             compute_giga_per_s: roofline.compute_peak(precision),
+            f32_giga_per_s: roofline.compute_peak(Precision::F32),
             bandwidth_gbs: roofline.dram_gbs,
         }
     }
@@ -114,8 +121,27 @@ impl Rates {
         };
         Rates {
             compute_giga_per_s: compute,
+            f32_giga_per_s: target.peak_gflops_f32,
             bandwidth_gbs: target.mem_bandwidth_gbs,
         }
+    }
+
+    /// The rate `op` computes at: its program's, or f32 for an int8
+    /// program's f32 step.
+    pub fn for_op(&self, op: &OpCost) -> f64 {
+        if op.runs_at_f32_peak {
+            self.f32_giga_per_s
+        } else {
+            self.compute_giga_per_s
+        }
+    }
+
+    /// Whether the rates can time `ops`: the f32 rate counts only when an op
+    /// runs at it (an int8-only figure can time an int8 program of GEMMs).
+    fn usable_for(&self, ops: &[OpCost]) -> bool {
+        let positive = |r: f64| r.is_finite() && r > 0.0;
+        self.usable()
+            && (positive(self.f32_giga_per_s) || !ops.iter().any(|op| op.runs_at_f32_peak))
     }
 
     fn usable(&self) -> bool {
@@ -280,18 +306,19 @@ pub fn check_feasible(
 
 /// Share `measured_ns` among `ops` by their roofline-predicted time and split
 /// each share into compute and memory parts (steps 1 and 2 of the method).
-/// `compute_giga_per_s` is the local peak at the precision; `memory_ns[i]` is
-/// the roofline's time for op `i`'s bytes at the bandwidths they stream at here.
+/// `local` holds this machine's peaks at the precision and in f32 (see
+/// [`Rates::for_op`]); `memory_ns[i]` is the roofline's time for op `i`'s
+/// bytes at the bandwidths they stream at here.
 pub fn apportion(
     ops: &[OpCost],
     measured_ns: f64,
-    compute_giga_per_s: f64,
+    local: &Rates,
     memory_ns: &[f64],
 ) -> Result<Vec<OpProjection>, ProjectError> {
     if !(measured_ns.is_finite() && measured_ns > 0.0) {
         return Err(ProjectError::BadMeasurement(measured_ns));
     }
-    if !(compute_giga_per_s.is_finite() && compute_giga_per_s > 0.0) {
+    if !local.usable_for(ops) {
         return Err(ProjectError::BadLocalRoofline);
     }
     // Predicted seconds-ish (units cancel): flops / (G/s) and bytes / (GB/s) are both ns.
@@ -303,8 +330,7 @@ pub fn apportion(
         if !(memory.is_finite() && memory >= 0.0) {
             return Err(ProjectError::BadLocalRoofline);
         }
-        let ops_of_the_peak = op.flops.max(0.0) * op.peak_ops_per_flop.max(0.0);
-        predicted.push((ops_of_the_peak / compute_giga_per_s, memory));
+        predicted.push((op.flops.max(0.0) / local.for_op(op), memory));
     }
     let total: f64 = predicted.iter().map(|(c, m)| c + m).sum();
     if !(total.is_finite() && total > 0.0) {
@@ -443,11 +469,11 @@ pub fn project_latency(
         }));
     }
     let local = Rates::local(local_roofline, precision);
-    if !local.usable() {
+    if !local.usable_for(ops) {
         return Err(ProjectError::BadLocalRoofline);
     }
     let remote = Rates::target(target, precision);
-    if !remote.usable() {
+    if !remote.usable_for(ops) {
         return Err(ProjectError::Infeasible(Infeasible::MissingFigures {
             target: target.name.clone(),
         }));
@@ -457,7 +483,6 @@ pub fn project_latency(
         target_bytes: target.cache_bytes,
         model_weight_bytes: ops.iter().map(|op| op.weight_bytes.max(0.0)).sum(),
     };
-    let compute_scale = local.compute_giga_per_s / remote.compute_giga_per_s;
     let spread = CoreSpread::of(target);
     let physical = f64::from(spread.physical_cores);
     // One physical target core's f32 rate against one core's here: its cache
@@ -468,7 +493,7 @@ pub fn project_latency(
         .iter()
         .map(|kinds| kinds.iter().map(Traffic::local_ns).sum())
         .collect();
-    let mut parts = apportion(ops, measured_ns, local.compute_giga_per_s, &predicted)?;
+    let mut parts = apportion(ops, measured_ns, &local, &predicted)?;
     let (mut from_memory, mut total) = (0.0, 0.0);
     for (((part, kinds), &predicted), op) in parts.iter_mut().zip(&traffic).zip(&predicted).zip(ops)
     {
@@ -499,7 +524,7 @@ pub fn project_latency(
             }
         }
         let (cores_time, cores_used) = spread.time_ns(
-            part.local_compute_ns * compute_scale,
+            part.local_compute_ns * local.for_op(op) / remote.for_op(op),
             cached_one_core,
             op.parallelism.forks(batch),
         );
@@ -752,22 +777,76 @@ mod tests {
             bytes,
             weight_bytes: 0.0,
             parallelism: Parallelism::PerCall,
-            peak_ops_per_flop: 1.0,
+            runs_at_f32_peak: false,
+        }
+    }
+
+    /// This machine's rates for `apportion`: `peak` at the precision, `f32`.
+    fn rates(peak: f64, f32: f64) -> Rates {
+        Rates {
+            compute_giga_per_s: peak,
+            f32_giga_per_s: f32,
+            bandwidth_gbs: 10.0,
         }
     }
 
     #[test]
     fn an_op_computed_below_the_programs_peak_gets_its_share_of_the_time() {
-        // Two ops of equal FLOPs, one (an int8 program's f32 step) at a
-        // quarter of the peak: it took four fifths of the measured time.
+        // Two ops of equal FLOPs, one (an int8 program's f32 step) at the f32
+        // peak, a quarter of the int8 one: it took four fifths of the time.
         let slow = OpCost {
-            peak_ops_per_flop: 4.0,
+            runs_at_f32_peak: true,
             ..op("softmax", 1e6, 0.0)
         };
-        let parts = apportion(&[op("gemm", 1e6, 0.0), slow], 500.0, 100.0, &[0.0, 0.0]).unwrap();
+        let local = rates(400.0, 100.0);
+        let parts = apportion(&[op("gemm", 1e6, 0.0), slow], 500.0, &local, &[0.0, 0.0]).unwrap();
         assert!((parts[0].local_ns - 100.0).abs() < 1e-9, "{parts:?}");
         assert!((parts[1].local_ns - 400.0).abs() < 1e-9, "{parts:?}");
         assert_eq!(parts[1].flops, 1e6, "FLOPs stay the op's own");
+    }
+
+    #[test]
+    fn an_int8_programs_f32_steps_scale_by_the_f32_peaks() {
+        // Here: 400 G int8 ops/s, 100 GFLOP/s. The target has no int8
+        // acceleration (int8 at its f32 rate, 50): its int8 GEMM takes 8x as
+        // long, its f32 softmax only 2x.
+        let here = roofline(100.0, 400.0, 10.0);
+        let t = target("no-int8", 50.0, 0.0, 10.0, 1 << 30);
+        let ops = [
+            op("gemm", 4e6, 0.0),
+            OpCost {
+                runs_at_f32_peak: true,
+                ..op("softmax", 1e6, 0.0)
+            },
+        ];
+        // Apportioned 10 us + 10 us of the 20 us measured.
+        let p = project_latency(
+            &ops,
+            20_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::Int8,
+            &t,
+        )
+        .unwrap();
+        assert!((p.ops[0].projected_ns - 80_000.0).abs() < 1e-6, "{p:?}");
+        assert!((p.ops[1].projected_ns - 20_000.0).abs() < 1e-6, "{p:?}");
+        // A target whose int8 peak is 8x its f32 one (here 4x): the GEMM
+        // gains on it twice what the softmax does.
+        let fast8 = target("fast-int8", 100.0, 800.0, 10.0, 1 << 30);
+        let p = project_latency(
+            &ops,
+            20_000.0,
+            Provenance::Measured,
+            1,
+            &here,
+            Precision::Int8,
+            &fast8,
+        )
+        .unwrap();
+        assert!((p.ops[0].projected_ns - 5_000.0).abs() < 1e-6, "{p:?}");
+        assert!((p.ops[1].projected_ns - 10_000.0).abs() < 1e-6, "{p:?}");
     }
 
     #[test]
@@ -775,7 +854,7 @@ mod tests {
         // 100 GFLOP/s, 10 GB/s: op a predicts 10 ns compute + 0 memory, op b 0 + 30 ns.
         let ops = [op("a", 1000.0, 0.0), op("b", 0.0, 300.0)];
         let memory: Vec<f64> = ops.iter().map(|op| op.bytes / 10.0).collect();
-        let parts = apportion(&ops, 400.0, 100.0, &memory).unwrap();
+        let parts = apportion(&ops, 400.0, &rates(100.0, 100.0), &memory).unwrap();
         assert!((parts[0].local_ns - 100.0).abs() < 1e-9);
         assert!((parts[1].local_ns - 300.0).abs() < 1e-9);
         assert!((parts[0].local_compute_ns - 100.0).abs() < 1e-9);
