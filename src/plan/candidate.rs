@@ -13,6 +13,10 @@ pub struct Candidate {
     pub target: String,
     /// Hybrid placement: the cloud instance type serving the fallback.
     pub fallback_target: Option<String>,
+    /// Hybrid placement: what the fallback runs. `max_batch` and
+    /// `max_delay_ms` are its batching: the device answers one at a time.
+    /// Not part of the id: the search picks one per fallback target.
+    pub fallback_model: Option<FallbackModel>,
     /// Cloud replicas serving online (or batch-job instances for batch mode).
     pub replicas: u32,
     pub variant: String,
@@ -22,6 +26,14 @@ pub struct Candidate {
     pub max_delay_ms: f64,
     /// Hybrid precompute: share of the distinct inputs precomputed.
     pub precompute_fraction: Option<f64>,
+}
+
+/// The model a hybrid plan's cloud fallback runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackModel {
+    pub variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
 }
 
 impl Candidate {
@@ -78,7 +90,15 @@ impl Candidate {
             self.backend.name(),
             self.precision.name()
         );
-        if self.mode != Mode::Batch {
+        if let Some(f) = &self.fallback_model {
+            text.push_str(&format!(
+                " on the device; cloud fallback {} {} {}, {}",
+                f.variant,
+                f.backend.name(),
+                f.precision.name(),
+                self.batching()
+            ));
+        } else if self.mode != Mode::Batch {
             text.push_str(", ");
             text.push_str(&self.batching());
         }
@@ -126,6 +146,7 @@ mod tests {
             placement: Placement::Cloud,
             target: "aws-c7i.xlarge".into(),
             fallback_target: None,
+            fallback_model: None,
             replicas: 3,
             variant: "base".into(),
             backend: BackendKind::Tiled,

@@ -228,21 +228,63 @@ fn reason_kind(reason: &str) -> String {
 }
 
 fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
-    let chosen = profiles.find(&c.variant, c.backend, c.precision, &c.target)?;
-    let batch = c.max_batch.max(1);
+    // A hybrid's device answers one request at a time; its batching is the
+    // cloud fallback's, said in a sentence of its own.
+    let device_batch = if c.fallback_model.is_some() {
+        1
+    } else {
+        c.max_batch.max(1)
+    };
+    let mut s = run_sentence(
+        profiles,
+        &c.variant,
+        c.backend,
+        c.precision,
+        device_batch,
+        &c.target,
+    )?;
+    if let (Some(f), Some(cloud)) = (&c.fallback_model, &c.fallback_target) {
+        if let Some(fallback) = run_sentence(
+            profiles,
+            &f.variant,
+            f.backend,
+            f.precision,
+            c.max_batch.max(1),
+            cloud,
+        ) {
+            s.push_str(&format!(
+                " The cloud fallback runs {} {fallback}",
+                f.variant
+            ));
+        }
+    }
+    Some(s)
+}
+
+/// "tiled f32 runs a batch of 8 in 1.2 ms on c7i.large (projected), 40x
+/// faster than naive f32 (48 ms)."
+fn run_sentence(
+    profiles: &ProfileSet,
+    variant: &str,
+    backend: BackendKind,
+    precision: Precision,
+    batch: u32,
+    target: &str,
+) -> Option<String> {
+    let chosen = profiles.find(variant, backend, precision, target)?;
     let t = chosen.median_s(batch);
-    let naive = profiles.find(&c.variant, BackendKind::Naive, Precision::F32, &c.target);
+    let naive = profiles.find(variant, BackendKind::Naive, Precision::F32, target);
     let mut s = format!(
         "{} {} runs a batch of {} in {} on {} ({})",
-        c.backend.name(),
-        c.precision.name(),
+        backend.name(),
+        precision.name(),
         batch,
         fmt_ms(t * 1000.0),
-        c.target,
+        target,
         chosen.source.name()
     );
     if let Some(n) =
-        naive.filter(|_| !(c.backend == BackendKind::Naive && c.precision == Precision::F32))
+        naive.filter(|_| !(backend == BackendKind::Naive && precision == Precision::F32))
     {
         let tn = n.median_s(batch);
         if t > 0.0 && tn > 0.0 {
@@ -467,7 +509,9 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
                 name,
                 required,
                 achieved: format!("{}% of requests fail", fmt_pct(p.failure_rate)),
-                ok: e.feasible(),
+                // Failed by what going offline does, not by another miss
+                // (the latency row says that one).
+                ok: !e.offline_bound,
                 checked: true,
             }
         } else {
@@ -555,6 +599,7 @@ mod tests {
             placement: Placement::Cloud,
             target: "c7i.large".into(),
             fallback_target: None,
+            fallback_model: None,
             replicas: 2,
             variant: scenario.model.variants[0].name.clone(),
             backend: BackendKind::Tiled,

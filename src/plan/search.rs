@@ -7,7 +7,7 @@ use crate::report::FigureSource;
 use crate::scenario::{Broker, Mode, Placement, Scenario, Target};
 use crate::sim;
 
-use super::candidate::Candidate;
+use super::candidate::{Candidate, FallbackModel};
 use super::evaluate::{
     batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
     simulate_candidate, simulate_fallback, static_checks, with_instance_cost, Context, Evaluation,
@@ -301,6 +301,7 @@ impl Base {
             placement: self.placement,
             target: target.to_string(),
             fallback_target: None,
+            fallback_model: None,
             replicas: 1,
             variant: profile.variant.clone(),
             backend: profile.backend,
@@ -389,14 +390,34 @@ struct ReplicaRange {
 /// seeds of eight whose long-run p99 is 36-42 ms.
 pub const MAX_SEARCHED_UTILISATION: f64 = 0.9;
 
-/// Replica counts to try for a load of `rate` requests/s at `capacity` per replica.
-fn replica_range(ctx: &Context<'_>, rate: f64, capacity: f64) -> Result<ReplicaRange, String> {
+/// Replica counts to try for a load of `rate` requests/s at `capacity` per
+/// replica. A stream's consumers are at most its partitions: a consumer
+/// beyond them would get no partition and sit idle.
+fn replica_range(
+    ctx: &Context<'_>,
+    rate: f64,
+    capacity: f64,
+    partitions: Option<u32>,
+) -> Result<ReplicaRange, String> {
     let search = &ctx.scenario.search;
-    let (lo, hi) = (search.min_replicas.max(1), search.max_replicas.max(1));
+    let lo = search.min_replicas.max(1);
+    let hi = partitions
+        .map_or(search.max_replicas, |p| search.max_replicas.min(p))
+        .max(1);
+    if lo > hi {
+        return Err(format!(
+            "min_replicas {lo} consumers but the broker has {hi} partition(s): a consumer without a partition sits idle"
+        ));
+    }
     let max_util = rate / (capacity * f64::from(hi));
     if max_util >= 1.0 {
+        let consumers = if hi < search.max_replicas.max(1) {
+            format!(" ({hi} partition(s): one consumer each)")
+        } else {
+            String::new()
+        };
         return Err(format!(
-            "utilisation {max_util:.2} >= 1 even with {hi} replicas at {rate:.0} req/s"
+            "utilisation {max_util:.2} >= 1 even with {hi} replicas{consumers} at {rate:.0} req/s"
         ));
     }
     let count = |replicas: f64| {
@@ -499,7 +520,13 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                     continue;
                 }
                 let capacity = profile.capacity_per_s(max_batch);
-                let replicas = match replica_range(ctx, peak, capacity) {
+                let consumers_at_most = s
+                    .targets
+                    .broker
+                    .as_ref()
+                    .filter(|_| stream)
+                    .map(|b| b.partitions.max(1));
+                let replicas = match replica_range(ctx, peak, capacity, consumers_at_most) {
                     Ok(r) => r,
                     Err(why) => {
                         c.replicas = s.search.max_replicas.max(1);
@@ -699,12 +726,8 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                     0
                 }
             };
-            // The batching that serves the misses best at the least replicas: the largest.
-            let (max_batch, delay) = batchings.last().copied().unwrap_or((1, 0.0));
             for fraction in PRECOMPUTE_FRACTIONS {
                 let mut c = base.candidate(&target.spec.name, profile);
-                c.max_batch = max_batch;
-                c.max_delay_ms = delay;
                 c.precompute_fraction = Some(fraction);
                 let cached = ((items as f64) * fraction).ceil() as u64;
                 let job = match job_or_reasons(
@@ -736,54 +759,61 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                         continue;
                     }
                 };
-                let capacity = online_profile.capacity_per_s(max_batch);
-                let miss_rate = peak * (1.0 - hit);
-                let replicas = match replica_range(ctx, miss_rate, capacity) {
-                    Ok(r) => r,
-                    Err(why) => {
-                        out.push(with_instance_cost(
-                            ctx,
-                            pruned(c, source_of(profile), accuracy, 0.0, why),
-                            target.spec.usd_per_hour,
-                        ));
-                        continue;
-                    }
-                };
-                let storage_price = s
-                    .targets
-                    .storage
-                    .as_ref()
-                    .map_or(0.0, |x| x.usd_per_gb_month);
-                try_replicas(replicas, out, |r| {
+                // Misses may be too few to fill the largest batch before its
+                // delay: every batching is tried.
+                for &(max_batch, delay) in &batchings {
                     let mut c = c.clone();
-                    c.replicas = r;
-                    let online = online_path(ctx, target, &online_profile, &c, false)?;
-                    let plan = SimPlan {
-                        mode: sim::Mode::PrecomputeHybrid {
-                            lookup: lookup_path(ctx, Some(target), &job),
-                            hit_rate: hit,
-                            online,
-                        },
-                        rates: rates(
-                            target.spec.usd_per_hour,
-                            target.spec.usd_per_hour,
-                            storage_price,
-                        ),
-                        usage: UsageExtras {
-                            replicas: f64::from(r),
-                            batch_job: Some(job),
-                            devices_per_simulated_device: 1.0,
-                            ..UsageExtras::default()
-                        },
-                        source: source_of(profile),
-                        accuracy,
-                        capacity_rps: capacity * f64::from(r) / (1.0 - hit).max(1e-9),
-                        rejected: Vec::new(),
-                        arrival_share: 1.0,
-                        device_power_w: None,
+                    c.max_batch = max_batch;
+                    c.max_delay_ms = delay;
+                    let capacity = online_profile.capacity_per_s(max_batch);
+                    let miss_rate = peak * (1.0 - hit);
+                    let replicas = match replica_range(ctx, miss_rate, capacity, None) {
+                        Ok(r) => r,
+                        Err(why) => {
+                            out.push(with_instance_cost(
+                                ctx,
+                                pruned(c, source_of(profile), accuracy, 0.0, why),
+                                target.spec.usd_per_hour,
+                            ));
+                            continue;
+                        }
                     };
-                    Some(simulate_candidate(ctx, c, plan, budget))
-                });
+                    let storage_price = s
+                        .targets
+                        .storage
+                        .as_ref()
+                        .map_or(0.0, |x| x.usd_per_gb_month);
+                    try_replicas(replicas, out, |r| {
+                        let mut c = c.clone();
+                        c.replicas = r;
+                        let online = online_path(ctx, target, &online_profile, &c, false)?;
+                        let plan = SimPlan {
+                            mode: sim::Mode::PrecomputeHybrid {
+                                lookup: lookup_path(ctx, Some(target), &job),
+                                hit_rate: hit,
+                                online,
+                            },
+                            rates: rates(
+                                target.spec.usd_per_hour,
+                                target.spec.usd_per_hour,
+                                storage_price,
+                            ),
+                            usage: UsageExtras {
+                                replicas: f64::from(r),
+                                batch_job: Some(job),
+                                devices_per_simulated_device: 1.0,
+                                ..UsageExtras::default()
+                            },
+                            source: source_of(profile),
+                            accuracy,
+                            capacity_rps: capacity * f64::from(r) / (1.0 - hit).max(1e-9),
+                            rejected: Vec::new(),
+                            arrival_share: 1.0,
+                            device_power_w: None,
+                        };
+                        Some(simulate_candidate(ctx, c, plan, budget))
+                    });
+                }
             }
         }
     }
@@ -921,7 +951,9 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
         .model
         .reference_variant()
         .map_or_else(String::new, |v| v.name.clone());
-    let (max_batch, delay) = batchings(ctx).last().copied().unwrap_or((1, 0.0));
+    // The fallback's cloud share may be too light to fill a batch before its
+    // delay: every batching is tried, unbatched among them.
+    let batchings = batchings(ctx);
     for device in targets(ctx, true) {
         for (variant, precision) in model_configs(ctx) {
             // The small model runs on the device; the reference serves the fallback.
@@ -966,8 +998,11 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 let accuracy = agreement.shown();
                 let mut c = base.candidate(&device.spec.name, edge_profile);
                 c.fallback_target = Some(cloud.spec.name.clone());
-                c.max_batch = max_batch;
-                c.max_delay_ms = delay;
+                c.fallback_model = Some(FallbackModel {
+                    variant: cloud_profile.variant.clone(),
+                    backend: cloud_profile.backend,
+                    precision: cloud_profile.precision,
+                });
                 let mut reasons =
                     static_checks(ctx, true, &variant, precision, &agreement, Some(device));
                 for why in [&edge_profile.infeasible, &cloud_profile.infeasible]
@@ -990,43 +1025,48 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                     ));
                     continue;
                 }
-                let capacity = cloud_profile.capacity_per_s(max_batch);
-                let replicas = match replica_range(ctx, peak * cloud_share, capacity) {
-                    Ok(r) => r,
-                    Err(why) => {
-                        out.push(with_instance_cost(
-                            ctx,
-                            pruned(c, source_of(edge_profile), accuracy, 0.0, why),
-                            cloud.spec.usd_per_hour,
-                        ));
-                        continue;
-                    }
-                };
-                try_replicas(replicas, out, |r| {
+                for &(max_batch, delay) in &batchings {
                     let mut c = c.clone();
-                    c.replicas = r;
-                    let mut online = online_path(ctx, cloud, cloud_profile, &c, false)?;
-                    // While offline the device's own answer stands: no failure, no fallback.
-                    online.link.offline = sim::Offline::Never;
-                    let mut local = c.clone();
-                    local.max_batch = 1;
-                    local.max_delay_ms = 0.0;
-                    let (edge, edge_share, scale) = edge_devices(device, edge_profile, &local);
-                    let plan = FallbackPlan {
-                        edge,
-                        edge_share,
-                        devices_per_simulated_device: scale,
-                        online,
-                        cloud_share,
-                        rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
-                        replicas: r,
-                        source: FigureSource::Projected,
-                        accuracy,
-                        capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
-                        edge_busy_power_w: device.spec.power_watts,
+                    c.max_batch = max_batch;
+                    c.max_delay_ms = delay;
+                    let capacity = cloud_profile.capacity_per_s(max_batch);
+                    let replicas = match replica_range(ctx, peak * cloud_share, capacity, None) {
+                        Ok(r) => r,
+                        Err(why) => {
+                            out.push(with_instance_cost(
+                                ctx,
+                                pruned(c, source_of(edge_profile), accuracy, 0.0, why),
+                                cloud.spec.usd_per_hour,
+                            ));
+                            continue;
+                        }
                     };
-                    Some(simulate_fallback(ctx, c, plan, budget))
-                });
+                    try_replicas(replicas, out, |r| {
+                        let mut c = c.clone();
+                        c.replicas = r;
+                        let mut online = online_path(ctx, cloud, cloud_profile, &c, false)?;
+                        // While offline the device's own answer stands: no failure, no fallback.
+                        online.link.offline = sim::Offline::Never;
+                        let mut local = c.clone();
+                        local.max_batch = 1;
+                        local.max_delay_ms = 0.0;
+                        let (edge, edge_share, scale) = edge_devices(device, edge_profile, &local);
+                        let plan = FallbackPlan {
+                            edge,
+                            edge_share,
+                            devices_per_simulated_device: scale,
+                            online,
+                            cloud_share,
+                            rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
+                            replicas: r,
+                            source: FigureSource::Projected,
+                            accuracy,
+                            capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
+                            edge_busy_power_w: device.spec.power_watts,
+                        };
+                        Some(simulate_fallback(ctx, c, plan, budget))
+                    });
+                }
             }
         }
     }
