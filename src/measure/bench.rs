@@ -2,7 +2,7 @@
 //! time the reference workloads per backend x precision x batch, and (with a
 //! scenario's model and targets) project the latencies onto each target.
 
-use super::{measure_model, MeasureError, MeasureOptions, MeasureProgress, SkippedConfig};
+use super::{measure_model, MeasureError, MeasureOptions, MeasureProgress};
 use crate::hardware::probe::LocalHardware;
 use crate::hardware::project::{check_feasible, executed_program, project_latency, Provenance};
 use crate::hardware::roofline::{ProbeOptions, Roofline, RooflineError};
@@ -144,13 +144,26 @@ pub struct ProjectionRecord {
     pub provenance: Provenance,
 }
 
+/// A configuration of a workload the bench did not time (or not at some
+/// batch sizes), and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchSkip {
+    pub workload: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    /// The batch sizes not measured; empty = none of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<usize>,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
     pub hardware: HardwareSummary,
     pub roofline: Roofline,
     pub roofline_from_cache: bool,
     pub kernels: Vec<KernelRecord>,
-    pub skipped: Vec<SkippedConfig>,
+    pub skipped: Vec<BenchSkip>,
     pub scenario: Option<String>,
     pub projections: Vec<ProjectionRecord>,
     pub quick: bool,
@@ -331,11 +344,12 @@ pub fn run(
     opts: &BenchOptions,
     progress: &mut dyn FnMut(MeasureProgress),
 ) -> Result<BenchReport, BenchError> {
-    let start = Instant::now();
     let hw = LocalHardware::detect();
     let probe_opts = opts.probe.unwrap_or_default();
     let (roofline, roofline_from_cache) =
         Roofline::load_or_probe(&hw, &opts.cache_dir, opts.fresh, probe_opts)?;
+    // The budget is the measurements' (the probe is cached, and timed apart).
+    let start = Instant::now();
     let budget = opts.budget.unwrap_or(if opts.quick {
         Duration::from_secs(10)
     } else {
@@ -375,7 +389,8 @@ pub fn run(
         jobs.len() - 1
     });
     let job_count = |j: &Job| j.configs.len() * j.batches.len();
-    let mut jobs_left: usize = jobs.iter().map(job_count).sum();
+    let all_jobs: usize = jobs.iter().map(job_count).sum();
+    let mut jobs_left = all_jobs;
 
     let mut report = BenchReport {
         hardware: HardwareSummary {
@@ -409,10 +424,18 @@ pub fn run(
             Vec::new()
         },
     };
+    // The first workload that could not be measured at all: the error when
+    // none could.
+    let mut over_budget = None;
     for (index, job) in jobs.iter().enumerate() {
-        // Each workload gets the budget left in proportion to its share of the jobs left.
+        // Each workload gets the budget left in proportion to its share of
+        // the jobs left, and never less than its share of the whole budget:
+        // workloads that ran long on a busy machine do not starve the rest
+        // (the bench then runs over its budget by about as much).
         let left = budget.saturating_sub(start.elapsed());
-        let share = left.mul_f64(job_count(job) as f64 / jobs_left.max(1) as f64);
+        let share = left
+            .mul_f64(job_count(job) as f64 / jobs_left.max(1) as f64)
+            .max(budget.mul_f64(job_count(job) as f64 / all_jobs.max(1) as f64));
         jobs_left = jobs_left.saturating_sub(job_count(job));
         let mopts = MeasureOptions {
             budget: share,
@@ -422,15 +445,42 @@ pub fn run(
             roofline: Some(roofline.clone()),
             ..base.clone()
         };
-        let outcome = measure_model(&job.graph, &job.configs, &job.batches, &mopts, progress)?;
         let workload = if Some(index) == scenario_index {
             job.graph.name().to_string()
         } else {
             job.workload.to_string()
         };
+        let outcome = match measure_model(&job.graph, &job.configs, &job.batches, &mopts, progress)
+        {
+            Ok(outcome) => outcome,
+            // The jobs before it used the budget up (a busy machine runs
+            // slower than estimated): the workload is skipped, with why,
+            // and the rest of the report stands.
+            Err(MeasureError::OverBudget(over)) => {
+                over_budget.get_or_insert_with(|| over.clone());
+                for &(backend, precision) in &job.configs {
+                    report.skipped.push(BenchSkip {
+                        workload: workload.clone(),
+                        backend,
+                        precision,
+                        batches: Vec::new(),
+                        reason: over.to_string(),
+                    });
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for s in outcome.skipped {
-            if !report.skipped.contains(&s) {
-                report.skipped.push(s);
+            let skip = BenchSkip {
+                workload: workload.clone(),
+                backend: s.backend,
+                precision: s.precision,
+                batches: s.batches,
+                reason: s.reason,
+            };
+            if !report.skipped.contains(&skip) {
+                report.skipped.push(skip);
             }
         }
         let trials = if outcome
@@ -519,6 +569,9 @@ pub fn run(
                 }
             }
         }
+    }
+    if let (true, Some(over)) = (report.kernels.is_empty(), over_budget) {
+        return Err(MeasureError::OverBudget(over).into());
     }
     Ok(report)
 }
@@ -679,7 +732,8 @@ impl BenchReport {
             };
             let _ = writeln!(
                 out,
-                "  skipped {} {}{at}: {}",
+                "  skipped {} {} {}{at}: {}",
+                s.workload,
                 s.backend.name(),
                 s.precision.name(),
                 s.reason
