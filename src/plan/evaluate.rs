@@ -675,7 +675,7 @@ pub fn simulate_candidate(
             };
         }
     };
-    fill_metrics(&mut row, &outcome);
+    fill_metrics(&mut row, &outcome, &config.arrivals);
     // Latency and utilisation are judged on the traffic simulated (a burst, a
     // diurnal peak); what follows the traffic over a month is at the mean rate.
     let mean_rate = ctx.mean_rate(plan.arrival_share);
@@ -773,7 +773,7 @@ fn price(
     }
 }
 
-fn fill_metrics(row: &mut report::Plan, o: &SimOutcome) {
+fn fill_metrics(row: &mut report::Plan, o: &SimOutcome, arrivals: &ArrivalProcess) {
     let l = &o.latency;
     row.latency_ms = LatencyPercentiles {
         p50: l.p50_s * 1000.0,
@@ -786,7 +786,7 @@ fn fill_metrics(row: &mut report::Plan, o: &SimOutcome) {
         .cloud
         .as_ref()
         .or(o.edge.as_ref())
-        .map_or(0.0, |p| p.mean_utilisation);
+        .map_or(0.0, |p| utilisation(o, p, arrivals));
     row.failure_rate = if o.measured_requests > 0 {
         o.failures.total() as f64 / o.measured_requests as f64
     } else {
@@ -794,6 +794,23 @@ fn fill_metrics(row: &mut report::Plan, o: &SimOutcome) {
     };
     row.staleness_s = o.staleness.map(|s| s.mean_age_s);
     row.energy_mj_per_prediction = o.energy.map(|e| e.energy_per_prediction_j * 1000.0);
+}
+
+/// The utilisation a plan reports for `pool` of outcome `o`, simulated with
+/// `arrivals`: the share of its replicas' (devices') time spent busy under
+/// the traffic the latency was judged at (a burst, a diurnal peak, a trace).
+/// - bursty: the busy share while a burst is on, at the on rate (see
+///   [`SimOutcome::busy_share_at`]). Busy time over the whole run would mix
+///   in as many pauses as the seed drew: the requests simulated arrive in a
+///   burst or two, the run spans whatever pauses fall between them.
+/// - poisson, constant, diurnal (simulated at its peak rate): busy time over
+///   the run, which at a steady rate is the busy share at that rate.
+/// - trace: busy time over the replayed trace, its own lulls included.
+fn utilisation(o: &SimOutcome, pool: &sim::PoolStats, arrivals: &ArrivalProcess) -> f64 {
+    match arrivals {
+        ArrivalProcess::BurstyOnOff { on_rate_per_s, .. } => o.busy_share_at(pool, *on_rate_per_s),
+        _ => pool.mean_utilisation,
+    }
 }
 
 /// Latency at percentile `q` (0..100) of all measured requests, failures counted
@@ -1058,7 +1075,10 @@ pub fn simulate_fallback(
     };
     row.failure_rate = w * cloud_fail;
     row.throughput_rps = ctx.scenario.traffic.rate_per_s * (1.0 - row.failure_rate);
-    row.utilisation = k.cloud.as_ref().map_or(0.0, |x| x.mean_utilisation);
+    row.utilisation = k
+        .cloud
+        .as_ref()
+        .map_or(0.0, |x| utilisation(&k, x, &cloud_cfg.arrivals));
     row.energy_mj_per_prediction = e.energy.map(|x| x.energy_per_prediction_j * 1000.0);
     let edge_usage = cost::monthly_usage(
         &e,
@@ -1139,8 +1159,9 @@ pub fn simulate_fallback(
 /// The average power a device spends on the model (`busy_w` times its busy
 /// share at the scenario's mean traffic), checked against the scenario's limit
 /// (a reason pushed on `rejected` if over); the figure the constraint table shows.
-/// The simulation ran at a burst or a diurnal peak: its busy share is scaled to
-/// the mean rate as billing scales usage ([`cost::traffic_scale`]).
+/// The simulation ran at a burst or a diurnal peak: the busy share is taken at
+/// the mean rate (busy time per request times that rate, as billing takes busy
+/// energy), not the simulated run's, whose length is seed noise under bursts.
 fn device_power(
     ctx: &Context<'_>,
     busy_w: f64,
@@ -1148,8 +1169,10 @@ fn device_power(
     mean_rate: f64,
     rejected: &mut Vec<String>,
 ) -> f64 {
-    let simulated = outcome.edge.as_ref().map_or(0.0, |x| x.mean_utilisation);
-    let busy_share = (simulated * cost::traffic_scale(outcome, mean_rate)).min(1.0);
+    let busy_share = outcome
+        .edge
+        .as_ref()
+        .map_or(0.0, |x| outcome.busy_share_at(x, mean_rate));
     let average = busy_w * busy_share;
     if let Some(limit) = ctx.scenario.constraints.max_device_power_watts {
         if average > limit {

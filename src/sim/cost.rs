@@ -199,11 +199,12 @@ pub fn monthly_usage(outcome: &SimOutcome, inputs: &UsageInputs<'_>) -> Usage {
     };
     let predictions = per_month(outcome.completed as f64, window) * scale;
     let cloud_messages = per_month(outcome.paths.cloud as f64, window) * scale;
-    // Busy energy follows the traffic: energy per arrival (warm-up included,
-    // like the energy) times the mean arrivals. Idle energy follows the clock.
+    // Busy energy follows the traffic: energy per arrival times the mean
+    // arrivals (as the busy share at the mean does, see
+    // `SimOutcome::busy_share_at`). Idle energy follows the clock.
     let busy_energy = |busy_j: f64| match mean {
         Some(m) if outcome.simulated_requests > 0 => {
-            busy_j / outcome.simulated_requests as f64 * m * SECONDS_PER_MONTH
+            outcome.per_second_at(busy_j, m) * SECONDS_PER_MONTH
         }
         _ => per_month(busy_j, outcome.simulated_time_s),
     };

@@ -558,6 +558,7 @@ impl Pool {
             } else {
                 0.0
             },
+            busy_s: busy_ns / NS_PER_S,
             mean_replicas,
             scale_outs: self.scale_outs,
             mean_queue_len: self.queued.mean(end_ns),

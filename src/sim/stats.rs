@@ -66,6 +66,36 @@ impl SimOutcome {
             0.0
         }
     }
+
+    /// `total`, a whole-run quantity that follows the traffic (busy seconds,
+    /// busy joules), per second when requests arrive at `rate_per_s`: its
+    /// mean per simulated request (warm-up included, like the quantity)
+    /// times the rate. The mean over every request does not depend on how
+    /// long the run lasted, so it is stable where a time average is not: a
+    /// run of bursts spans as many pauses as the seed draws. 0 when no
+    /// request was simulated or the rate is not a positive number.
+    pub fn per_second_at(&self, total: f64, rate_per_s: f64) -> f64 {
+        if self.simulated_requests > 0 && rate_per_s.is_finite() && rate_per_s > 0.0 {
+            total / self.simulated_requests as f64 * rate_per_s
+        } else {
+            0.0
+        }
+    }
+
+    /// The share of `pool`'s (one of this outcome's pools) replica time spent
+    /// busy when requests arrive at `rate_per_s`: busy time per simulated
+    /// request times the rate, over the replicas (the offered load, at most
+    /// 1). For steady arrivals at the rate simulated it is
+    /// [`PoolStats::mean_utilisation`] in expectation; unlike it, it can be
+    /// asked at another rate: the on rate of bursts (their busy share while a
+    /// burst is on) or the long-run mean (what a month of busy time follows).
+    pub fn busy_share_at(&self, pool: &PoolStats, rate_per_s: f64) -> f64 {
+        if pool.mean_replicas > 0.0 {
+            (self.per_second_at(pool.busy_s, rate_per_s) / pool.mean_replicas).min(1.0)
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Failures of measured requests, by reason.
@@ -118,8 +148,13 @@ pub struct CdfPoint {
 pub struct PoolStats {
     /// Per replica (or device), whole run.
     pub replicas: Vec<ReplicaStats>,
-    /// Busy time / launched replica time.
+    /// Busy time / launched replica time, over the whole run: the busy share
+    /// at the rate simulated when arrivals are steady; for bursts it depends
+    /// on how many pauses the run happened to span (see
+    /// [`SimOutcome::busy_share_at`]).
     pub mean_utilisation: f64,
+    /// Busy time summed over the replicas (or devices), whole run.
+    pub busy_s: f64,
     /// Time-average number of launched replicas (what is billed).
     pub mean_replicas: f64,
     /// Replicas launched by the autoscaler.
