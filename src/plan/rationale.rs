@@ -180,10 +180,12 @@ fn compare_dimension(
     }
 }
 
-/// The kind of reason given to most plans (ties: the first seen), in the
-/// words of the closest plan that has it, with how many plans share it.
-/// Reasons of one kind differ in their figures ("p99 210 ms > SLO …",
-/// "p99 244 ms > SLO …"), so they are counted with the figures left out.
+/// The kind of reason given to most plans, in the words of the closest plan
+/// that has it, with how many plans share it; kinds given to as many plans
+/// as it follow it, in the order seen (a tie broken by order alone would
+/// blame one of two equal causes). Reasons of one kind differ in their
+/// figures ("p99 210 ms > SLO …", "p99 244 ms > SLO …"), so they are counted
+/// with the figures left out.
 fn commonest_reason(evaluations: &[&Evaluation]) -> String {
     let mut counts: BTreeMap<String, (usize, usize, &str)> = BTreeMap::new();
     for (order, e) in evaluations.iter().enumerate() {
@@ -200,13 +202,17 @@ fn commonest_reason(evaluations: &[&Evaluation]) -> String {
             seen.push(kind);
         }
     }
-    counts
-        .into_values()
-        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
-        .map_or_else(
-            || "no candidate".to_string(),
-            |(n, _, reason)| format!("{reason} ({n} of {} plans)", evaluations.len()),
-        )
+    let most = counts.values().map(|c| c.0).max().unwrap_or(0);
+    let mut tied: Vec<(usize, usize, &str)> =
+        counts.into_values().filter(|c| c.0 == most).collect();
+    tied.sort_by_key(|c| c.1);
+    if tied.is_empty() {
+        return "no candidate".to_string();
+    }
+    tied.iter()
+        .map(|(n, _, reason)| format!("{reason} ({n} of {} plans)", evaluations.len()))
+        .collect::<Vec<_>>()
+        .join("; as often: ")
 }
 
 /// A reason with its figures left out: "p99 # ms > SLO # µs".
@@ -300,10 +306,13 @@ fn run_sentence(
 }
 
 /// A reason that is the scenario's own term rather than a limit the plan ran
-/// into: data kept on the device, or a batch job over inputs that cannot be
-/// precomputed. No figure the user could move would change it.
+/// into: data kept on the device, a batch job over inputs that cannot be
+/// precomputed, a mode whose broker or storage the targets do not offer. No
+/// figure of the plan would change it.
 fn stipulated(reason: &str) -> bool {
-    reason == DATA_STAYS_ON_DEVICE || reason.ends_with(CANNOT_PRECOMPUTE)
+    reason == DATA_STAYS_ON_DEVICE
+        || reason.ends_with(CANNOT_PRECOMPUTE)
+        || reason.ends_with(super::search::NOT_AMONG_THE_TARGETS)
 }
 
 /// "2.3x faster than", "as fast as" or "1.4x slower than" for a speed-up of
@@ -580,7 +589,7 @@ pub fn difference(from: &Candidate, to: &Candidate) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{constraint_checks, speed_against};
+    use super::{commonest_reason, constraint_checks, explain_infeasible, speed_against};
     use crate::plan::candidate::Candidate;
     use crate::plan::evaluate::pruned;
     use crate::report::{ConstraintCheck, FigureSource};
@@ -617,6 +626,94 @@ mod tests {
         );
         e.plan.cost_usd_per_month = instances_usd;
         constraint_checks(&scenario, Some(&e))
+    }
+
+    /// A card-fraud candidate rejected for `why`.
+    fn rejected(mode: Mode, replicas: u32, why: &str) -> crate::plan::Evaluation {
+        let candidate = Candidate {
+            mode,
+            placement: Placement::Cloud,
+            target: "c7i.large".into(),
+            fallback_target: None,
+            fallback_model: None,
+            replicas,
+            variant: "full".into(),
+            backend: BackendKind::Tiled,
+            precision: Precision::F32,
+            max_batch: 1,
+            max_delay_ms: 0.0,
+            precompute_fraction: None,
+        };
+        pruned(candidate, FigureSource::Projected, 1.0, 0.001, why.into())
+    }
+
+    #[test]
+    fn equally_common_reasons_are_all_named() {
+        let plans = [
+            rejected(Mode::OnlineStream, 1, "p99 80 ms > SLO 50 ms"),
+            rejected(
+                Mode::OnlineHttp,
+                1,
+                "utilisation 46.9 >= 1 even with 64 replicas",
+            ),
+            rejected(Mode::OnlineStream, 2, "p99 70 ms > SLO 50 ms"),
+            rejected(
+                Mode::OnlineHttp,
+                2,
+                "utilisation 23.5 >= 1 even with 64 replicas",
+            ),
+        ];
+        let all: Vec<_> = plans.iter().collect();
+        assert_eq!(
+            commonest_reason(&all),
+            "p99 80 ms > SLO 50 ms (2 of 4 plans); as often: \
+             utilisation 46.9 >= 1 even with 64 replicas (2 of 4 plans)"
+        );
+        assert_eq!(
+            commonest_reason(&all[..3]),
+            "p99 80 ms > SLO 50 ms (2 of 3 plans)"
+        );
+    }
+
+    /// A mode whose broker the targets lack is ruled out by the scenario's
+    /// own setup: the headline is what bound the plans it allows.
+    #[test]
+    fn a_missing_broker_is_the_scenarios_term_not_the_commonest_limit() {
+        let plans = [
+            rejected(Mode::OnlineStream, 1, "no broker among the targets"),
+            rejected(Mode::OnlineStream, 2, "no broker among the targets"),
+            rejected(
+                Mode::OnlineHttp,
+                1,
+                "utilisation 46.9 >= 1 even with 64 replicas",
+            ),
+        ];
+        let lines = explain_infeasible(&plans);
+        let text = lines.join("\n");
+        assert!(
+            text.contains("Commonest reason among the plans the scenario allows: utilisation 46.9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("The other 2 plans are ruled out by the scenario's own terms (no broker among the targets)"),
+            "{text}"
+        );
+    }
+
+    /// A plan that failed its SLO, not for going offline, works offline.
+    #[test]
+    fn works_offline_fails_only_for_what_offline_does() {
+        let scenario =
+            crate::scenario::load(std::path::Path::new("scenarios/face-unlock.toml")).unwrap();
+        let mut e = rejected(Mode::OnlineHttp, 1, "p95 256 ms > SLO 150 ms");
+        e.simulated = true;
+        let offline_row = |e: &crate::plan::Evaluation| {
+            let checks = constraint_checks(&scenario, Some(e));
+            row(&checks, "works offline").ok
+        };
+        assert!(offline_row(&e));
+        e.offline_bound = true;
+        assert!(!offline_row(&e));
     }
 
     fn row<'a>(checks: &'a [ConstraintCheck], name: &str) -> &'a ConstraintCheck {

@@ -496,7 +496,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                 static_reasons.push(why.clone());
             }
             if stream && s.targets.broker.is_none() {
-                static_reasons.push("no broker among the targets".to_string());
+                static_reasons.push(format!("no broker {NOT_AMONG_THE_TARGETS}"));
             }
             if stream || bridged(ctx) {
                 static_reasons.extend(partitions_too_few(ctx, peak));
@@ -594,7 +594,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 reasons.push(why.clone());
             }
             if s.targets.storage.is_none() {
-                reasons.push("no prediction storage among the targets".to_string());
+                reasons.push(format!("no prediction storage {NOT_AMONG_THE_TARGETS}"));
             }
             let items = match finite_inputs(s) {
                 Ok(n) => n,
@@ -717,7 +717,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                 reasons.push(why.clone());
             }
             if s.targets.storage.is_none() {
-                reasons.push("no prediction storage among the targets".to_string());
+                reasons.push(format!("no prediction storage {NOT_AMONG_THE_TARGETS}"));
             }
             let items = match finite_inputs(s) {
                 Ok(n) => n,
@@ -1071,6 +1071,10 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
         }
     }
 }
+
+/// The end of the reason given to a plan that needs what the scenario's
+/// targets do not offer (a broker, prediction storage).
+pub const NOT_AMONG_THE_TARGETS: &str = "among the targets";
 
 /// Backends allowed for a precision: quantized storage needs the quantized backend.
 pub fn backend_allows(backend: BackendKind, precision: Precision) -> bool {
