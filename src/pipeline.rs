@@ -13,13 +13,13 @@ use std::sync::Arc;
 use workbench_kernels::backends::quantized::seeded_inputs;
 use workbench_kernels::{
     accuracy, compile, BackendKind, CompileOptions, Executable, ExecutedProgram, Graph,
-    KernelError, Precision,
+    KernelError, OpCost, Precision,
 };
 
 use crate::hardware::project::{
     check_feasible, executed_program, project_latency, ProjectedLatency, Provenance,
 };
-use crate::hardware::roofline::ProbeOptions;
+use crate::hardware::roofline::{call_working_set_bytes, ProbeOptions};
 use crate::hardware::{LocalHardware, Roofline};
 use crate::measure::{self, MeasureOptions, MeasureProgress};
 use crate::plan::{self, search::backend_allows, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
@@ -370,22 +370,20 @@ pub fn measure_scenario(
                     target: local_name.clone(),
                     reduced: m.reduced,
                 });
-                let costs = program.costs(m.batch);
-                let bytes: f64 = costs.iter().map(|c| c.bytes).sum();
-                let flops: f64 = costs.iter().map(|c| c.flops).sum();
-                if bytes > 0.0 && (m.batch == 1 || Some(&m.batch) == batches.last()) {
-                    points.push(RooflinePoint {
-                        label: report::kernel_label(
-                            (scenario.model.variants.len() > 1).then_some(variant.name.as_str()),
-                            backend.name(),
-                            precision.name(),
-                            m.batch as u32,
-                        ),
-                        arithmetic_intensity: flops / bytes.max(1.0),
-                        achieved_gflops: m.gflops,
-                        source: FigureSource::Measured,
+                if m.batch == 1 || Some(&m.batch) == batches.last() {
+                    let label = report::kernel_label(
+                        (scenario.model.variants.len() > 1).then_some(variant.name.as_str()),
+                        backend.name(),
+                        precision.name(),
+                        m.batch as u32,
+                    );
+                    points.extend(measured_point(
+                        label,
+                        &program.costs(m.batch),
+                        m.gflops,
                         precision,
-                    });
+                        &roofline,
+                    ));
                 }
             }
             for target in scenario.targets.cloud.iter().chain(&scenario.targets.edge) {
@@ -414,6 +412,34 @@ pub fn measure_scenario(
         reduced,
         timed,
         projections,
+    })
+}
+
+/// A kernel measured here on this machine's roofline (`ops`: the costs of
+/// what ran at its batch), with the working set of one call and the memory
+/// level that holds it, whose roof the report holds it to. `None` when the
+/// program moves no bytes (no intensity to place it at).
+fn measured_point(
+    label: String,
+    ops: &[OpCost],
+    achieved_gflops: f64,
+    precision: Precision,
+    roofline: &Roofline,
+) -> Option<RooflinePoint> {
+    let bytes: f64 = ops.iter().map(|c| c.bytes).sum();
+    let flops: f64 = ops.iter().map(|c| c.flops).sum();
+    if bytes <= 0.0 {
+        return None;
+    }
+    let working_set = call_working_set_bytes(ops);
+    Some(RooflinePoint {
+        label,
+        arithmetic_intensity: flops / bytes.max(1.0),
+        achieved_gflops,
+        source: FigureSource::Measured,
+        precision,
+        working_set_bytes: Some(working_set),
+        memory_level: Some(roofline.level_for_footprint(working_set).to_string()),
     })
 }
 
@@ -956,6 +982,61 @@ mod tests {
         s.search.batch_sizes = vec![1, 8];
         assert!(matches!(s.inputs.space, InputSpace::Unbounded));
         assert!(!batches(&s).contains(&BATCH_JOB_BATCH), "{:?}", batches(&s));
+    }
+
+    /// A measured kernel carries the working set of one call of what ran
+    /// (every weight plus its largest activations) and the level holding it:
+    /// an MLP's 0.5 MB of f32 weights fit a 1 MiB L2 at batch 1, not with
+    /// the 2 MB of activations of batch 1024.
+    #[test]
+    fn a_measured_point_is_placed_at_the_level_its_working_set_fits() {
+        use crate::hardware::roofline::LevelBandwidth;
+        use workbench_kernels::{Activation, MlpSpec, ModelSpec};
+        let spec = ModelSpec::Mlp(MlpSpec {
+            input: 256,
+            hidden: vec![512],
+            output: 10,
+            activation: Activation::Relu,
+        });
+        let graph = Graph::from_spec(&spec, MODEL_SEED).unwrap();
+        let program = executed_program(&graph, BackendKind::Tiled, Precision::F32);
+        let mut machine = Roofline::flat("test", 100.0, 400.0, 20.0);
+        for (level, capacity) in [("L1", 32u64 << 10), ("L2", 1 << 20)] {
+            machine.bandwidth.push(LevelBandwidth {
+                level: level.to_string(),
+                working_set_bytes: capacity / 2,
+                capacity_bytes: capacity,
+                read_gbs: 100.0,
+                copy_gbs: 100.0,
+                triad_gbs: 100.0,
+            });
+        }
+        let weights = graph.weight_bytes(Precision::F32);
+        let point = |batch| {
+            measured_point(
+                "p".to_string(),
+                &program.costs(batch),
+                10.0,
+                Precision::F32,
+                &machine,
+            )
+            .unwrap()
+        };
+        let one = point(1);
+        let ws = one.working_set_bytes.unwrap();
+        assert!(
+            ws > weights && ws < weights + (64 << 10),
+            "{ws} vs {weights}"
+        );
+        assert_eq!(one.memory_level.as_deref(), Some("L2"));
+        let large = point(1024);
+        assert!(large.working_set_bytes.unwrap() > 1 << 20, "{large:?}");
+        assert_eq!(large.memory_level.as_deref(), Some("DRAM"));
+        // A program that moves no bytes has no intensity to place it at.
+        assert_eq!(
+            measured_point("p".to_string(), &[], 1.0, Precision::F32, &machine),
+            None
+        );
     }
 
     /// A slow machine: 1 GFLOP/s, 4 G int8 ops/s, 0.1 GB/s.

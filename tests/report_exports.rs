@@ -51,6 +51,8 @@ fn with_int8_on_the_roofline() -> Report {
         achieved_gflops: 261.0,
         source: FigureSource::Measured,
         precision: workbench_kernels::Precision::Int8,
+        working_set_bytes: Some(9_000_000),
+        memory_level: Some("DRAM".to_string()),
     });
     report
 }
@@ -74,19 +76,24 @@ fn row_cells(md: &str, heading: &str, keys: &[&str]) -> Vec<String> {
 #[test]
 fn the_roofline_table_holds_int8_kernels_to_the_int8_roof() {
     let md = markdown(&with_int8_on_the_roofline());
-    // | Kernel | FLOP/byte | Achieved | Bound | Of roof | Figure |
+    // | Kernel | FLOP/byte | Achieved | Working set | Fits in | Bound | Of roof | Figure |
     let row = row_cells(&md, "## Roofline", &["quantized int8 b1"]);
-    assert_eq!(&row[3..6], ["261 GOP/s", "compute", "41.4%"], "{row:?}");
+    assert_eq!(
+        &row[3..8],
+        ["261 GOP/s", "9.0 MB", "DRAM", "compute", "41.4%"],
+        "{row:?}"
+    );
     // | Workload | Backend | Precision | Batch | Median | p90 | p99 | Achieved | Of peak | Figure |
     let kernel = row_cells(&md, "## Kernel measurements", &["quantized", "int8", "1"]);
     assert_eq!(&kernel[8..10], ["261 GOP/s", "41.4%"], "{kernel:?}");
     assert!(md.contains("; int8 roof 630 GOP/s."), "{md}");
     assert!(md.contains("(int8: 31.5 ops/byte)"), "{md}");
-    // f32 kernels keep the f32 roof: tiled f32 b8 is memory bound at 3.9 x 20 GB/s.
+    // f32 kernels keep the f32 roof: tiled f32 b8 (2.4 MB, past L2) is bound
+    // by DRAM at 3.9 x 20 GB/s.
     let f32_row = row_cells(&md, "## Roofline", &["tiled f32 b8"]);
     assert_eq!(
-        &f32_row[3..6],
-        ["35.8 GFLOP/s", "memory", "45.9%"],
+        &f32_row[3..8],
+        ["35.8 GFLOP/s", "2.4 MB", "DRAM", "DRAM", "45.9%"],
         "{f32_row:?}"
     );
 }
@@ -103,7 +110,7 @@ fn an_int8_point_without_an_int8_roof_is_not_held_to_the_f32_roof() {
     );
     let md = markdown(&report);
     let row = row_cells(&md, "## Roofline", &["quantized int8 b1"]);
-    assert_eq!(&row[3..6], ["261 GOP/s", "n/a", "n/a"], "{row:?}");
+    assert_eq!(&row[6..8], ["n/a", "n/a"], "{row:?}");
 }
 
 #[test]
@@ -530,7 +537,7 @@ fn svgs_are_well_formed_and_labelled() {
     for label in [
         "DRAM roof 20.0 GB/s, peak 165 GFLOP/s",
         "L2 roof 180.0 GB/s, peak 165 GFLOP/s",
-        "kernel (measured)",
+        "kernel (measured), in its memory level's colour",
         "tiled f32 b8",
         "arithmetic intensity (FLOP/byte)",
         "achieved GFLOP/s",
@@ -557,6 +564,26 @@ fn svgs_are_well_formed_and_labelled() {
         assert!(
             texts.iter().any(|t| t == label),
             "roofline.svg lacks {label:?}: {texts:?}"
+        );
+    }
+}
+
+/// The roofline's legend is below the plot, clear of the roofs and kernels
+/// (an int8 roof at a cache level rises under the top left corner).
+#[test]
+fn roofline_keeps_the_legend_below_the_plot() {
+    let svg = roofline_svg(&with_int8_on_the_roofline()).unwrap();
+    let texts = texts_with_y(&parse_svg(&svg));
+    let axis_title = y_of(&texts, "arithmetic intensity (FLOP/byte; int8: ops/byte)");
+    for entry in [
+        "L2 roof 180.0 GB/s, peak 165 GFLOP/s",
+        "int8 roof 630 GOP/s (DRAM 20.0 GB/s)",
+        "kernel (measured), in its memory level's colour",
+    ] {
+        let legend = y_of(&texts, entry);
+        assert!(
+            legend > axis_title,
+            "{entry} at y {legend}, axis title at {axis_title}"
         );
     }
 }

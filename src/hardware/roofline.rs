@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use workbench_kernels::probe::{self as kprobe, Int8Path, SimdPath};
-use workbench_kernels::Precision;
+use workbench_kernels::{OpCost, Precision};
 
 /// Peak throughput of one SIMD path, one core.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +219,13 @@ impl Roofline {
             .filter(|b| b.copy_gbs > 0.0)
     }
 
+    /// Name of the memory level a working set of `bytes` streams from: the
+    /// cache that holds it ([`Roofline::cache_for_footprint`]), else `DRAM`.
+    pub fn level_for_footprint(&self, bytes: u64) -> &str {
+        self.cache_for_footprint(bytes)
+            .map_or(DRAM, |level| level.level.as_str())
+    }
+
     /// The largest cache level with a measured bandwidth (L3 here), if any.
     pub fn largest_cache(&self) -> Option<&LevelBandwidth> {
         self.bandwidth
@@ -260,6 +267,24 @@ impl Roofline {
     }
 }
 
+/// Name of main memory among the levels.
+pub const DRAM: &str = "DRAM";
+
+/// Bytes one call of a program (`ops`: its costs at one batch) keeps in use,
+/// as the projection counts footprints (`hardware::project`, step 1): all of
+/// the model's weights, read by every call, plus the largest op's activations
+/// (`bytes - weight_bytes`), at the widths the backend stores them. The
+/// call's bytes all come from a cache only when this fits it.
+pub fn call_working_set_bytes(ops: &[OpCost]) -> u64 {
+    let weights: f64 = ops.iter().map(|op| op.weight_bytes.max(0.0)).sum();
+    let activations = ops
+        .iter()
+        .map(|op| (op.bytes - op.weight_bytes).max(0.0))
+        .fold(0.0, f64::max);
+    // NaNs were dropped by `max`; the cast saturates, so an infinite sum fits no cache.
+    (weights + activations).ceil() as u64
+}
+
 /// Working-set sizes that sit in each level: half of L1 and L2 (room for the
 /// rest of the process), a quarter of a shared L3, and DRAM at twice L3 (at least 64 MiB).
 pub fn working_sets(hw: &LocalHardware) -> Vec<(&'static str, u64)> {
@@ -270,7 +295,7 @@ pub fn working_sets(hw: &LocalHardware) -> Vec<(&'static str, u64)> {
         ("L1", l1 / 2),
         ("L2", l2 / 2),
         ("L3", (l3 / 4).max(l2 * 2)),
-        ("DRAM", (l3 * 2).max(64 << 20)),
+        (DRAM, (l3 * 2).max(64 << 20)),
     ]
 }
 
@@ -361,6 +386,46 @@ mod tests {
             ["L1", "L2", "L3", "DRAM"]
         );
         assert!(ws.windows(2).all(|w| w[0].1 < w[1].1), "{ws:?}");
+    }
+
+    /// An op moving `bytes`, `weight_bytes` of them weights (the other
+    /// fields at their defaults).
+    fn op(bytes: f64, weight_bytes: f64) -> OpCost {
+        serde_json::from_value(serde_json::json!({
+            "name": "op", "kind": "matmul", "flops": 1.0,
+            "bytes": bytes, "weight_bytes": weight_bytes,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_call_keeps_every_weight_and_the_largest_activations() {
+        // Weights 600 + 300; activations 100 and 500: 900 + 500.
+        let ops = [op(700.0, 600.0), op(800.0, 300.0)];
+        assert_eq!(call_working_set_bytes(&ops), 1400);
+        assert_eq!(call_working_set_bytes(&[]), 0);
+    }
+
+    #[test]
+    fn a_footprint_streams_from_the_smallest_level_holding_it() {
+        let mut machine = Roofline::flat("test", 100.0, 400.0, 20.0);
+        for (level, capacity, gbs) in [("L1", 32 << 10, 200.0), ("L2", 1 << 20, 100.0)] {
+            machine.bandwidth.push(LevelBandwidth {
+                level: level.to_string(),
+                working_set_bytes: capacity / 2,
+                capacity_bytes: capacity,
+                read_gbs: gbs,
+                copy_gbs: gbs,
+                triad_gbs: gbs,
+            });
+        }
+        assert_eq!(machine.level_for_footprint(32 << 10), "L1");
+        assert_eq!(machine.level_for_footprint((32 << 10) + 1), "L2");
+        assert_eq!(machine.level_for_footprint((1 << 20) + 1), DRAM);
+        assert_eq!(
+            Roofline::flat("test", 1.0, 1.0, 1.0).level_for_footprint(0),
+            DRAM
+        );
     }
 
     #[test]

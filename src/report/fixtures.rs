@@ -362,6 +362,8 @@ pub fn sample_report() -> Report {
                     achieved_gflops: 1.28,
                     source: FigureSource::Measured,
                     precision: Precision::F32,
+                    working_set_bytes: Some(300_000),
+                    memory_level: Some("L2".to_string()),
                 },
                 RooflinePoint {
                     label: "tiled f32 b8".to_string(),
@@ -369,6 +371,8 @@ pub fn sample_report() -> Report {
                     achieved_gflops: 35.8,
                     source: FigureSource::Measured,
                     precision: Precision::F32,
+                    working_set_bytes: Some(2_400_000),
+                    memory_level: Some("DRAM".to_string()),
                 },
                 RooflinePoint {
                     label: "autotuned f32 b32".to_string(),
@@ -376,6 +380,8 @@ pub fn sample_report() -> Report {
                     achieved_gflops: 56.2,
                     source: FigureSource::Measured,
                     precision: Precision::F32,
+                    working_set_bytes: Some(9_600_000),
+                    memory_level: Some("DRAM".to_string()),
                 },
             ],
         },

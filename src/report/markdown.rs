@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::format::{self, table, Align};
 use super::model::{ConstraintCheck, FigureSource, Plan, Report, RooflinePoint, ServingMode};
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
+use crate::scenario::format_bytes;
 use workbench_kernels::Precision;
 
 fn yes_no(value: bool) -> &'static str {
@@ -642,39 +643,33 @@ fn section_roofline(out: &mut String, report: &Report) {
     if roof.points.is_empty() {
         return;
     }
-    // The lowest bandwidth roof is the one a kernel streaming from memory meets.
-    let slowest = roof
-        .bandwidths
-        .iter()
-        .map(|b| b.gb_per_s)
-        .filter(|b| *b > 0.0)
-        .fold(f64::INFINITY, f64::min);
+    // Each kernel is held to the roof of the memory level its working set
+    // fits (a cache-resident kernel is not held to DRAM's).
+    let mut over_roof = Vec::new();
     let rows: Vec<Vec<String>> = roof
         .points
         .iter()
         .map(|p| {
-            let precision = precision_of(p);
-            // No roof known for its precision: nothing to hold it to.
-            let roof_and_attainable = report
-                .compute_roof(precision)
-                .map(|peak| (peak, peak.min(p.arithmetic_intensity * slowest)))
-                .filter(|(_, attainable)| attainable.is_finite() && *attainable > 0.0);
-            let (bound, of_roof) = match roof_and_attainable {
-                Some((peak, attainable)) => (
-                    if attainable < peak {
-                        "memory"
-                    } else {
-                        "compute"
-                    },
-                    format::percent(p.achieved_gflops / attainable, 1),
-                ),
-                None => ("n/a", "n/a".to_string()),
+            let (bound, of_roof) = match report.attainable(p) {
+                Some(attainable) => {
+                    let fraction = p.achieved_gflops / attainable.giga_per_s;
+                    // Over the roof as printed (100.0% is on it).
+                    if (fraction * 1e3).round() > 1e3 {
+                        over_roof.push((p.label.as_str(), attainable.bound().to_string()));
+                    }
+                    (attainable.bound().to_string(), format::percent(fraction, 1))
+                }
+                // No roof known for its precision: nothing to hold it to.
+                None => ("n/a".to_string(), "n/a".to_string()),
             };
             vec![
                 p.label.clone(),
                 format!("{:.2}", p.arithmetic_intensity),
-                rate(p.achieved_gflops, precision),
-                bound.to_string(),
+                rate(p.achieved_gflops, precision_of(p)),
+                p.working_set_bytes
+                    .map_or_else(|| "-".to_string(), |b| format_bytes(b as f64)),
+                p.memory_level.clone().unwrap_or_else(|| "-".to_string()),
+                bound,
                 of_roof,
                 p.source.to_string(),
             ]
@@ -685,6 +680,8 @@ fn section_roofline(out: &mut String, report: &Report) {
             ("Kernel", Align::Left),
             ("FLOP/byte", Align::Right),
             ("Achieved", Align::Right),
+            ("Working set", Align::Right),
+            ("Fits in", Align::Left),
             ("Bound", Align::Left),
             ("Of roof", Align::Right),
             ("Figure", Align::Left),
@@ -692,6 +689,36 @@ fn section_roofline(out: &mut String, report: &Report) {
         &rows,
     ));
     out.push('\n');
+    if roof.points.iter().any(|p| p.memory_level.is_some()) {
+        out.push_str(
+            "Each kernel is held to the bandwidth of the memory level its working set fits \
+             (every weight plus the largest step's activations): intensity x that bandwidth, \
+             or the compute roof of its precision when that is lower; \"Bound\" names the \
+             one that binds.\n\n",
+        );
+    }
+    if !over_roof.is_empty() {
+        let names: Vec<String> = over_roof
+            .iter()
+            .map(|(label, bound)| format!("{label} ({bound})"))
+            .collect();
+        let _ = write!(
+            out,
+            "Above its roof: {}. The measured run beat the roof it is held to, which \
+             is the best of short probes on a shared machine",
+            names.join(", ")
+        );
+        if over_roof.iter().any(|(_, bound)| bound != "compute") {
+            out.push_str(
+                "; a call's smaller tensors may also stream from a faster level than \
+                 its whole working set fits",
+            );
+        }
+        if over_roof.iter().any(|(_, bound)| bound == "compute") {
+            out.push_str("; a kernel may also skip work its rate counts (zeros after a ReLU)");
+        }
+        out.push_str(". Read the excess as the roof being low, not as headroom.\n\n");
+    }
     if has_int8 {
         out.push_str(
             "int8 kernels count integer ops (a multiply-add as 2) per byte and per second \
@@ -748,4 +775,148 @@ pub fn markdown(report: &Report) -> String {
     section_roofline(&mut out, report);
     section_assumptions(&mut out, report);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::roofline::{LevelBandwidth, Roofline as Machine};
+    use crate::report::fixtures::sample_report;
+    use crate::report::model::BandwidthRoof;
+
+    /// A machine with a 100 GFLOP/s f32 roof and L1 (32 KiB, 400 GB/s),
+    /// L2 (1 MiB, 100 GB/s), L3 (32 MiB, 60 GB/s) and DRAM (20 GB/s).
+    fn machine() -> Machine {
+        let mut machine = Machine::flat("test", 100.0, 400.0, 20.0);
+        for (level, capacity, gbs) in [
+            ("L1", 32u64 << 10, 400.0),
+            ("L2", 1 << 20, 100.0),
+            ("L3", 32 << 20, 60.0),
+            ("DRAM", 0, 20.0),
+        ] {
+            machine.bandwidth.push(LevelBandwidth {
+                level: level.to_string(),
+                working_set_bytes: capacity / 2,
+                capacity_bytes: capacity,
+                read_gbs: gbs,
+                copy_gbs: gbs,
+                triad_gbs: gbs,
+            });
+        }
+        machine
+    }
+
+    /// An f32 kernel at 0.5 FLOP/byte whose call keeps `working_set` bytes in
+    /// use, placed at the level of `machine` that holds them, as the pipeline does.
+    fn point(label: &str, working_set: u64, achieved_gflops: f64) -> RooflinePoint {
+        RooflinePoint {
+            label: label.to_string(),
+            arithmetic_intensity: 0.5,
+            achieved_gflops,
+            source: FigureSource::Measured,
+            precision: Precision::F32,
+            working_set_bytes: Some(working_set),
+            memory_level: Some(machine().level_for_footprint(working_set).to_string()),
+        }
+    }
+
+    /// The sample report measured on `machine()` with these points.
+    fn report_with(points: Vec<RooflinePoint>) -> Report {
+        let machine = machine();
+        let mut report = sample_report();
+        report.roofline.peak_gflops = machine.peak_gflops_f32;
+        report.roofline.bandwidths = machine
+            .bandwidth
+            .iter()
+            .map(|b| BandwidthRoof {
+                name: b.level.clone(),
+                gb_per_s: b.read_gbs,
+            })
+            .collect();
+        report.roofline.points = points;
+        report
+    }
+
+    /// Cells of the roofline table's row for `label` (after the empty cell
+    /// before the first `|`): Kernel, FLOP/byte, Achieved, Working set,
+    /// Fits in, Bound, Of roof, Figure.
+    fn roofline_row(md: &str, label: &str) -> Vec<String> {
+        let section = &md[md.find("## Roofline").unwrap_or(0)..];
+        section
+            .lines()
+            .map(|l| {
+                l.split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .find(|cells| cells.get(1).is_some_and(|c| c == label))
+            .unwrap_or_else(|| panic!("no row {label} in\n{section}"))
+    }
+
+    #[test]
+    fn a_kernel_whose_working_set_fits_l2_is_held_to_l2_not_dram() {
+        // 512 KiB: more than L1, inside L2. Its roof: 0.5 x 100 GB/s = 50 GFLOP/s.
+        let report = report_with(vec![point("in l2", 512 << 10, 40.0)]);
+        let attainable = report.attainable(&report.roofline.points[0]).unwrap();
+        assert_eq!(attainable.bound(), "L2");
+        assert!(
+            (attainable.giga_per_s - 50.0).abs() < 1e-9,
+            "{attainable:?}"
+        );
+        let row = roofline_row(&markdown(&report), "in l2");
+        // 40 / 50, not 40 / (0.5 x 20 GB/s of DRAM) = 400%.
+        assert_eq!(&row[4..8], ["524.3 kB", "L2", "L2", "80.0%"], "{row:?}");
+    }
+
+    #[test]
+    fn a_kernel_larger_than_the_last_cache_is_held_to_dram() {
+        // 64 MiB: more than L3. Its roof: 0.5 x 20 GB/s = 10 GFLOP/s.
+        let report = report_with(vec![point("in dram", 64 << 20, 8.0)]);
+        let attainable = report.attainable(&report.roofline.points[0]).unwrap();
+        assert_eq!(attainable.bound(), "DRAM");
+        assert!(
+            (attainable.giga_per_s - 10.0).abs() < 1e-9,
+            "{attainable:?}"
+        );
+        let row = roofline_row(&markdown(&report), "in dram");
+        assert_eq!(&row[5..8], ["DRAM", "DRAM", "80.0%"], "{row:?}");
+    }
+
+    #[test]
+    fn a_level_roof_above_the_compute_roof_leaves_the_kernel_compute_bound() {
+        // Inside L1: 0.5 x 400 GB/s = 200 > the 100 GFLOP/s compute roof.
+        let report = report_with(vec![point("in l1", 16 << 10, 30.0)]);
+        let row = roofline_row(&markdown(&report), "in l1");
+        assert_eq!(&row[5..8], ["L1", "compute", "30.0%"], "{row:?}");
+    }
+
+    #[test]
+    fn a_kernel_beating_its_level_roof_is_named_not_hidden() {
+        // 60 GFLOP/s against L2's 50: over the roof, and the report says so.
+        let report = report_with(vec![
+            point("fast", 512 << 10, 60.0),
+            point("on roof", 64 << 20, 10.0),
+        ]);
+        let md = markdown(&report);
+        assert_eq!(&roofline_row(&md, "fast")[6..8], ["L2", "120.0%"]);
+        assert!(md.contains("Above its roof: fast (L2)."), "{md}");
+        // Exactly on its roof is not above it.
+        assert!(!md.contains("on roof (DRAM)"), "{md}");
+        let report = report_with(vec![point("slow", 512 << 10, 40.0)]);
+        assert!(!markdown(&report).contains("Above its roof"));
+    }
+
+    #[test]
+    fn a_point_from_an_older_file_loads_and_is_held_to_the_slowest_roof() {
+        let json = r#"{"label": "old", "arithmetic_intensity": 0.5,
+            "achieved_gflops": 8.0, "source": "measured", "precision": "f32"}"#;
+        let old: RooflinePoint = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            (old.working_set_bytes, old.memory_level.as_deref()),
+            (None, None)
+        );
+        let report = report_with(vec![old]);
+        let row = roofline_row(&markdown(&report), "old");
+        assert_eq!(&row[4..8], ["-", "-", "DRAM", "80.0%"], "{row:?}");
+    }
 }

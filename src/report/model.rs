@@ -254,6 +254,38 @@ pub struct RooflinePoint {
     pub source: FigureSource,
     /// The kernel's precision: its roof is that precision's peak.
     pub precision: Precision,
+    /// Bytes one call keeps in use: every weight plus the largest op's
+    /// activations (`hardware::roofline::call_working_set_bytes`). `None` in
+    /// files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_set_bytes: Option<u64>,
+    /// The memory level that holds that working set, the name of one of
+    /// [`Roofline::bandwidths`] ("L2", "DRAM"): its bandwidth is the point's
+    /// memory roof. `None` (older files): the slowest roof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_level: Option<String>,
+}
+
+/// The roof a point on the roofline is held to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attainable {
+    /// min(compute roof of its precision, arithmetic intensity x bandwidth
+    /// of its memory level), GFLOP/s (int8: G ops/s).
+    pub giga_per_s: f64,
+    /// The bandwidth roof it is held to (`None`: the machine has none).
+    pub memory: Option<BandwidthRoof>,
+    /// The compute roof is the lower of the two.
+    pub compute_bound: bool,
+}
+
+impl Attainable {
+    /// What binds, as the report says it: "compute" or the memory level ("L2").
+    pub fn bound(&self) -> &str {
+        match &self.memory {
+            Some(memory) if !self.compute_bound => &memory.name,
+            _ => "compute",
+        }
+    }
 }
 
 /// Roofline of the machine the kernels were measured on.
@@ -267,6 +299,28 @@ pub struct Roofline {
     pub peak_gops_int8: Option<f64>,
     pub bandwidths: Vec<BandwidthRoof>,
     pub points: Vec<RooflinePoint>,
+}
+
+impl Roofline {
+    /// The lowest usable bandwidth roof (DRAM's): the one a kernel streaming
+    /// from main memory meets.
+    pub fn slowest_roof(&self) -> Option<&BandwidthRoof> {
+        self.bandwidths
+            .iter()
+            .filter(|b| b.gb_per_s.is_finite() && b.gb_per_s > 0.0)
+            .min_by(|a, b| a.gb_per_s.total_cmp(&b.gb_per_s))
+    }
+
+    /// The bandwidth roof `point` is held to: that of the level its working
+    /// set fits, else (level unknown or without a usable roof) the slowest.
+    pub fn memory_roof(&self, point: &RooflinePoint) -> Option<&BandwidthRoof> {
+        point
+            .memory_level
+            .as_deref()
+            .and_then(|level| self.bandwidths.iter().find(|b| b.name == level))
+            .filter(|b| b.gb_per_s.is_finite() && b.gb_per_s > 0.0)
+            .or_else(|| self.slowest_roof())
+    }
 }
 
 /// One point of an empirical latency CDF.
@@ -394,6 +448,23 @@ impl Report {
             _ => self.roofline.peak_gflops,
         };
         (roof.is_finite() && roof > 0.0).then_some(roof)
+    }
+
+    /// The roof `point` is held to on the measuring machine: the compute roof
+    /// of its precision or its intensity times the bandwidth of the memory
+    /// level its working set fits, whichever is lower (the compute roof alone
+    /// when the machine has no bandwidth roof). `None` when its precision has
+    /// no compute roof: nothing to hold it to.
+    pub fn attainable(&self, point: &RooflinePoint) -> Option<Attainable> {
+        let peak = self.compute_roof(point.precision)?;
+        let memory = self.roofline.memory_roof(point);
+        let from_memory = memory.map_or(f64::INFINITY, |m| point.arithmetic_intensity * m.gb_per_s);
+        let giga_per_s = peak.min(from_memory);
+        (giga_per_s.is_finite() && giga_per_s > 0.0).then(|| Attainable {
+            giga_per_s,
+            memory: memory.cloned(),
+            compute_bound: peak <= from_memory,
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::error::ReportError;
 use super::format;
-use super::model::{FigureSource, Plan, Report};
+use super::model::{BandwidthRoof, FigureSource, Plan, Report};
 use workbench_kernels::Precision;
 
 const SIZE: (u32, u32) = (900, 560);
@@ -52,6 +52,20 @@ fn log_range(values: impl Iterator<Item = f64>, factor: f64) -> std::ops::Range<
         return 0.1..100.0;
     }
     lo / factor..hi * factor
+}
+
+/// `range` widened evenly in log space to span at least two decades: over
+/// fewer, plotters draws some 99 minor grid lines a decade, crowded into a
+/// grey band at the top of it.
+fn at_least_two_decades(range: Range<f64>) -> Range<f64> {
+    // A little over 100, so rounding cannot leave it just short.
+    const MIN_SPAN: f64 = 120.0;
+    let span = range.end / range.start;
+    if !(span.is_finite() && span > 0.0) || span >= MIN_SPAN {
+        return range;
+    }
+    let widen = (MIN_SPAN / span).sqrt();
+    range.start / widen..range.end * widen
 }
 
 /// Data that spans more than this ratio (largest over smallest) is drawn on
@@ -277,25 +291,6 @@ where
         .y_label_formatter(&tick_label)
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 13))
-        .draw()
-        .map_err(svg_error(plot))
-}
-
-fn draw_legend<'a, 'b: 'a, X, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
-    plot: &'static str,
-    position: SeriesLabelPosition,
-) -> Result<(), ReportError>
-where
-    X: Ranged,
-    Y: Ranged,
-{
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
         .draw()
         .map_err(svg_error(plot))
 }
@@ -923,8 +918,6 @@ fn tick_label(value: &f64) -> String {
     }
 }
 
-/// Roofline of the measuring machine (log-log): compute roof, one roof per
-/// bandwidth, and the kernels at their arithmetic intensity.
 /// Height of one kernel label on the roofline, pixels.
 const LABEL_LINE_PX: i32 = 14;
 /// Labels whose points are closer than this horizontally may collide, pixels.
@@ -954,36 +947,64 @@ fn stack_labels(anchors: &[(i32, i32)], line: i32, width: i32) -> Vec<i32> {
     ys
 }
 
+/// One kernel on the roofline as drawn.
+struct KernelDot<'a> {
+    /// (arithmetic intensity, achieved GFLOP/s).
+    at: (f64, f64),
+    label: &'a str,
+    /// The colour of the roof of its memory level.
+    colour: RGBColor,
+}
+
+/// Roofline of the measuring machine (log-log): compute roof, one roof per
+/// bandwidth, and the kernels at their arithmetic intensity, each in the
+/// colour of the roof of the memory level its working set fits.
 pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
     const PLOT: &str = "roofline.svg";
     let roof = &report.roofline;
     // int8 kernels count integer ops and are held to the int8 roof (drawn
-    // dashed, with the slowest bandwidth), not the f32 one.
+    // dashed, with the bandwidth of each memory level an int8 kernel fits),
+    // not the f32 one.
     let int8_roof = roof
         .points
         .iter()
         .any(|p| p.precision == Precision::Int8)
         .then(|| report.compute_roof(Precision::Int8))
         .flatten();
-    let slowest = roof
-        .bandwidths
-        .iter()
-        .filter(|b| b.gb_per_s > 0.0 && b.gb_per_s.is_finite())
-        .min_by(|a, b| a.gb_per_s.total_cmp(&b.gb_per_s));
+    let mut int8_roofs: Vec<(f64, &BandwidthRoof)> = Vec::new();
+    if let Some(peak) = int8_roof {
+        for p in roof
+            .points
+            .iter()
+            .filter(|p| p.precision == Precision::Int8)
+        {
+            if let Some(memory) = roof.memory_roof(p) {
+                if !int8_roofs.iter().any(|(_, m)| m.name == memory.name) {
+                    int8_roofs.push((peak, memory));
+                }
+            }
+        }
+    }
+    // Each point is drawn in the colour of the roof of its memory level.
+    let roof_colour = |memory: Option<&BandwidthRoof>| {
+        memory
+            .and_then(|m| roof.bandwidths.iter().position(|b| b.name == m.name))
+            .map_or(RGBColor(20, 20, 20), |i| palette(i + 1))
+    };
     let ridges: Vec<f64> = roof
         .bandwidths
         .iter()
         .filter(|b| b.gb_per_s > 0.0)
         .map(|b| roof.peak_gflops / b.gb_per_s)
-        .chain(int8_roof.zip(slowest).map(|(peak, b)| peak / b.gb_per_s))
+        .chain(int8_roofs.iter().map(|(peak, b)| peak / b.gb_per_s))
         .collect();
-    let x = log_range(
+    let x = at_least_two_decades(log_range(
         roof.points
             .iter()
             .map(|p| p.arithmetic_intensity)
             .chain(ridges.iter().copied()),
         4.0,
-    );
+    ));
     let y = log_range(
         roof.points
             .iter()
@@ -992,12 +1013,70 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
             .chain(int8_roof),
         3.0,
     );
-    // Head room above the peak for the legend (upper left, clear of the roofs).
-    let y = y.start..y.end * 2.5;
     let (x_lo, x_hi) = (x.start, x.end);
-    with_svg(PLOT, SIZE, |root| {
+    let bandwidth_roofs: Vec<(RGBColor, &BandwidthRoof)> = roof
+        .bandwidths
+        .iter()
+        .enumerate()
+        .filter(|(_, bw)| bw.gb_per_s > 0.0 && bw.gb_per_s.is_finite())
+        .map(|(i, bw)| (palette(i + 1), bw))
+        .collect();
+    // Kernels by source: measured filled, projected as rings.
+    let kernels: Vec<(FigureSource, Vec<KernelDot<'_>>)> =
+        [FigureSource::Measured, FigureSource::Projected]
+            .into_iter()
+            .map(|source| {
+                let points: Vec<_> = roof
+                    .points
+                    .iter()
+                    .filter(|p| p.source == source)
+                    .filter(|p| p.arithmetic_intensity > 0.0 && p.achieved_gflops > 0.0)
+                    .filter(|p| p.arithmetic_intensity.is_finite() && p.achieved_gflops.is_finite())
+                    .map(|p| KernelDot {
+                        at: (p.arithmetic_intensity, p.achieved_gflops),
+                        label: p.label.as_str(),
+                        colour: roof_colour(roof.memory_roof(p)),
+                    })
+                    .collect();
+                (source, points)
+            })
+            .filter(|(_, points)| !points.is_empty())
+            .collect();
+    // The legend goes below the plot, never over the roofs or the kernels.
+    let mut entries: Vec<LegendEntry> = bandwidth_roofs
+        .iter()
+        .map(|(colour, bw)| LegendEntry {
+            swatch: Swatch::Line {
+                color: *colour,
+                width: 2,
+            },
+            label: format!(
+                "{} roof {:.1} GB/s, peak {:.0} GFLOP/s",
+                bw.name, bw.gb_per_s, roof.peak_gflops
+            ),
+        })
+        .collect();
+    entries.extend(int8_roofs.iter().map(|&(peak, bw)| LegendEntry {
+        // Dashed, in the colour of the level's own roof.
+        swatch: Swatch::Dashed(roof_colour(Some(bw))),
+        label: format!(
+            "int8 roof {:.0} GOP/s ({} {:.1} GB/s)",
+            peak, bw.name, bw.gb_per_s
+        ),
+    }));
+    let kernel_colour = RGBColor(20, 20, 20);
+    entries.extend(kernels.iter().map(|(source, _)| LegendEntry {
+        swatch: match source {
+            FigureSource::Measured => Swatch::Dot(kernel_colour),
+            FigureSource::Projected => Swatch::Ring(kernel_colour),
+        },
+        label: format!("kernel ({source}), in its memory level's colour"),
+    }));
+    let band = legend_band_px(&entries, SIZE.0);
+    with_svg(PLOT, (SIZE.0, SIZE.1 + band), |root| {
+        let (upper, lower) = root.split_vertically(SIZE.1);
         let caption = format!("Roofline of {}", roof.machine);
-        let mut chart = chart(root, PLOT, &caption, x.log_scale(), y.log_scale())?;
+        let mut chart = chart(&upper, PLOT, &caption, x.log_scale(), y.log_scale())?;
         chart
             .configure_mesh()
             .x_desc(if int8_roof.is_some() {
@@ -1022,105 +1101,96 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
             .map(|i| (x_lo.ln() + (x_hi.ln() - x_lo.ln()) * f64::from(i) / 64.0).exp())
             .chain(ridges.iter().copied())
             .collect();
-        for (i, bw) in roof.bandwidths.iter().enumerate() {
-            if bw.gb_per_s <= 0.0 || !bw.gb_per_s.is_finite() {
-                continue;
-            }
+        let roof_line = |peak: f64, gb_per_s: f64| {
             let mut line: Vec<(f64, f64)> = samples
                 .iter()
-                .map(|ai| (*ai, roof.peak_gflops.min(ai * bw.gb_per_s)))
+                .map(|ai| (*ai, peak.min(ai * gb_per_s)))
                 .collect();
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = palette(i + 1);
-            let style = ShapeStyle::from(&color).stroke_width(2);
+            line
+        };
+        for (colour, bw) in &bandwidth_roofs {
+            let style = ShapeStyle::from(colour).stroke_width(2);
             chart
-                .draw_series(LineSeries::new(line, style))
-                .map_err(svg_error(PLOT))?
-                .label(format!(
-                    "{} roof {:.1} GB/s, peak {:.0} GFLOP/s",
-                    bw.name, bw.gb_per_s, roof.peak_gflops
+                .draw_series(LineSeries::new(
+                    roof_line(roof.peak_gflops, bw.gb_per_s),
+                    style,
                 ))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .map_err(svg_error(PLOT))?;
         }
-        if let (Some(peak), Some(bw)) = (int8_roof, slowest) {
-            let mut line: Vec<(f64, f64)> = samples
-                .iter()
-                .map(|ai| (*ai, peak.min(ai * bw.gb_per_s)))
-                .collect();
-            line.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let style = ShapeStyle::from(&palette(roof.bandwidths.len() + 1)).stroke_width(2);
+        for &(peak, bw) in &int8_roofs {
+            let style = ShapeStyle::from(&roof_colour(Some(bw))).stroke_width(2);
             chart
-                .draw_series(DashedLineSeries::new(line, 8, 5, style))
-                .map_err(svg_error(PLOT))?
-                .label(format!(
-                    "int8 roof {:.0} GOP/s ({} {:.1} GB/s)",
-                    peak, bw.name, bw.gb_per_s
+                .draw_series(DashedLineSeries::new(
+                    roof_line(peak, bw.gb_per_s),
+                    8,
+                    5,
+                    style,
                 ))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .map_err(svg_error(PLOT))?;
         }
 
-        for (source, label) in [
-            (FigureSource::Measured, "kernel (measured)"),
-            (FigureSource::Projected, "kernel (projected)"),
-        ] {
-            let points: Vec<(f64, f64, &str)> = roof
-                .points
-                .iter()
-                .filter(|p| p.source == source)
-                .filter(|p| p.arithmetic_intensity > 0.0 && p.achieved_gflops > 0.0)
-                .filter(|p| p.arithmetic_intensity.is_finite() && p.achieved_gflops.is_finite())
-                .map(|p| (p.arithmetic_intensity, p.achieved_gflops, p.label.as_str()))
-                .collect();
-            if points.is_empty() {
-                continue;
-            }
-            let color = RGBColor(20, 20, 20);
-            let filled = source == FigureSource::Measured;
-            let style = if filled {
-                color.filled()
-            } else {
-                color.stroke_width(2)
+        for (source, points) in &kernels {
+            let filled = *source == FigureSource::Measured;
+            let style = |colour: RGBColor| {
+                if filled {
+                    colour.filled()
+                } else {
+                    colour.stroke_width(2)
+                }
             };
             chart
                 .draw_series(
                     points
                         .iter()
-                        .map(|(x, y, _)| Circle::new((*x, *y), 5, style)),
+                        .map(|dot| Circle::new(dot.at, 5, style(dot.colour))),
                 )
-                .map_err(svg_error(PLOT))?
-                .label(label)
-                .legend(move |(x, y)| Circle::new((x + 10, y), 5, style));
+                .map_err(svg_error(PLOT))?;
             // Kernels of one model share an intensity, so their labels would
             // pile up: stack them downwards, with a leader line when moved.
             let anchors: Vec<(i32, i32)> = points
                 .iter()
-                .map(|(x, y, _)| chart.backend_coord(&(*x, *y)))
+                .map(|dot| chart.backend_coord(&dot.at))
                 .collect();
             let label_ys = stack_labels(&anchors, LABEL_LINE_PX, LABEL_WIDTH_PX);
-            for ((&(px, py), label_y), (_, _, name)) in anchors.iter().zip(&label_ys).zip(&points) {
+            for ((&(px, py), label_y), dot) in anchors.iter().zip(&label_ys).zip(points) {
                 let text_x = px + 12;
                 if (label_y - py).abs() > 2 {
-                    root.draw(&PathElement::new(
-                        vec![(px + 5, py), (text_x - 2, *label_y)],
-                        RGBColor(150, 150, 150).stroke_width(1),
+                    upper
+                        .draw(&PathElement::new(
+                            vec![(px + 5, py), (text_x - 2, *label_y)],
+                            RGBColor(150, 150, 150).stroke_width(1),
+                        ))
+                        .map_err(svg_error(PLOT))?;
+                }
+                upper
+                    .draw(&Text::new(
+                        dot.label.to_string(),
+                        (text_x, label_y - LABEL_LINE_PX / 2),
+                        (FONT, 13).into_font(),
                     ))
                     .map_err(svg_error(PLOT))?;
-                }
-                root.draw(&Text::new(
-                    name.to_string(),
-                    (text_x, label_y - LABEL_LINE_PX / 2),
-                    (FONT, 13).into_font(),
-                ))
-                .map_err(svg_error(PLOT))?;
             }
         }
-        draw_legend(&mut chart, PLOT, SeriesLabelPosition::UpperLeft)
+        draw_legend_band(&lower, PLOT, &entries)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_axis_spans_at_least_two_decades() {
+        let r = at_least_two_decades(1.0..12.0);
+        assert!((r.end / r.start - 120.0).abs() < 1e-9, "{r:?}");
+        // Widened evenly about the geometric middle.
+        assert!(
+            ((r.start * r.end).sqrt() - 12f64.sqrt()).abs() < 1e-9,
+            "{r:?}"
+        );
+        assert_eq!(at_least_two_decades(0.1..100.0), 0.1..100.0);
+    }
 
     #[test]
     fn axes_follow_the_data_with_a_margin() {

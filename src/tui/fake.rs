@@ -578,6 +578,8 @@ fn fake_report(
                 achieved_gflops: k.gflops,
                 source: FigureSource::Measured,
                 precision: Precision::parse(&k.precision).unwrap_or(Precision::F32),
+                working_set_bytes: None,
+                memory_level: None,
             })
             .collect(),
     };
