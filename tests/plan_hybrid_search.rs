@@ -124,3 +124,118 @@ fn a_stream_has_no_more_consumers_than_partitions() {
     });
     assert!(capped.is_some() || stream.iter().all(|e| e.feasible()));
 }
+
+/// `hops` hops of `per_hop_ms` each, produce to consume: two hops of 10 ms
+/// add about 20 ms to a stream plan's median (the sum of four lognormal
+/// halves-of-a-hop sits a little above the sum of their medians). They had
+/// added 1.5x that: the way in was a produce and a consume of a whole hop
+/// each, and the way out one more produce.
+#[test]
+fn broker_hops_add_per_hop_times_hops() {
+    let median_with = |per_hop_ms: f64| {
+        let mut s = load("card-fraud-stream");
+        let broker = s.targets.broker.as_mut().expect("a broker");
+        broker.per_hop_ms = per_hop_ms;
+        broker.hops = 2;
+        let out = plan::plan(
+            &s,
+            &synthetic_profiles_with(&s, 0.6, 0.995),
+            &WhatIf::default(),
+            &quick(),
+        );
+        out.evaluations
+            .iter()
+            .filter(|e| e.candidate.mode == Mode::OnlineStream && e.simulated)
+            .map(|e| (e.plan.id.clone(), e.plan.latency_ms.p50))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (without, with) = (median_with(0.0), median_with(10.0));
+    let added: Vec<f64> = with
+        .iter()
+        .filter_map(|(id, p50)| without.get(id).map(|p| p50 - p))
+        .collect();
+    assert!(!added.is_empty());
+    for ms in added {
+        assert!(
+            (20.0..23.0).contains(&ms),
+            "{ms} ms added by two 10 ms hops"
+        );
+    }
+}
+
+fn onprem_batch() -> scenario::Scenario {
+    scenario::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/planning/onprem-triage-batch.toml"
+    )))
+    .unwrap()
+}
+
+/// An on-device batch job holds a batch's activations at once: on a 32 MB
+/// device it runs the largest measured batch that fits. Each input needs
+/// the input and output of the largest op, 2 x 128x128x32 f32 = 4.2 MB:
+/// of the profiles' batches 1, 4, 8, ..., 64 (which had been run, 268 MB),
+/// 4 fits (16.8 MB) and 8 (33.6 MB) does not. The constraint row shows that
+/// batch's memory.
+#[test]
+fn an_on_device_batch_job_runs_the_largest_batch_its_memory_holds() {
+    let s = onprem_batch();
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles_with(&s, 0.6, 0.995),
+        &WhatIf::default(),
+        &quick(),
+    );
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(
+        (best.candidate.mode, best.candidate.placement),
+        (Mode::Batch, Placement::Edge)
+    );
+    let limit = 32_000_000;
+    let needs =
+        |b: u32| plan::evaluate::device_memory_needed(&s, "full", best.candidate.precision, b);
+    assert!(
+        needs(8) > limit && needs(4) <= limit,
+        "{} {}",
+        needs(8),
+        needs(4)
+    );
+    assert_eq!(best.candidate.max_batch, 4, "{}", best.plan.id);
+    let row = plan::rationale::constraint_checks(&s, Some(best))
+        .into_iter()
+        .find(|c| c.name == "device memory")
+        .expect("a device memory row");
+    assert_eq!(row.achieved, scenario::format_bytes(needs(4) as f64));
+}
+
+/// Its average power counts the job: each device is busy for the job's
+/// hours of the month. 0.1 mW rules it out, with the row to say so.
+#[test]
+fn an_on_device_batch_jobs_power_is_checked() {
+    let mut s = onprem_batch();
+    s.constraints.max_device_power_watts = Some(0.0001);
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles_with(&s, 0.6, 0.995),
+        &WhatIf::default(),
+        &quick(),
+    );
+    assert!(out.recommended().is_none());
+    let edge_batch = out
+        .evaluations
+        .iter()
+        .find(|e| e.candidate.mode == Mode::Batch && e.simulated)
+        .expect("an on-device batch plan simulated");
+    let why = edge_batch.reason().unwrap_or_default();
+    assert!(
+        why.contains("on average") && why.contains("limit 100 µW"),
+        "{why}"
+    );
+    let average = edge_batch.device_power_w.expect("its average power");
+    assert!(average > 0.0001, "{average}");
+    let row = plan::rationale::constraint_checks(&s, Some(edge_batch))
+        .into_iter()
+        .find(|c| c.name == "device power (average)")
+        .expect("a power row");
+    assert!(!row.ok && row.required == "<= 100 µW", "{row:?}");
+}

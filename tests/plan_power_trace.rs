@@ -142,7 +142,7 @@ fn the_power_limit_is_checked_on_average_traffic() {
         let out = plan_quickly(&limited, 1.0);
         let e = first_edge_plan(&out);
         assert!(
-            !e.rejected.iter().any(|r| r.contains(" W on average")),
+            !e.rejected.iter().any(|r| r.contains("W on average")),
             "{name}: {:?}",
             e.rejected
         );
@@ -151,7 +151,7 @@ fn the_power_limit_is_checked_on_average_traffic() {
         let out = plan_quickly(&limited, 1.0);
         let e = first_edge_plan(&out);
         let shown = e.device_power_w.expect("an edge power");
-        let said = format!("draws {shown:.2} W on average");
+        let said = format!("draws {} on average", plan::evaluate::fmt_watts(shown));
         assert!(
             e.rejected.iter().any(|r| r.starts_with(&said)),
             "{name}: {said} not in {:?}",

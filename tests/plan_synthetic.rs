@@ -402,8 +402,12 @@ fn device_memory_and_power_limits_are_checked_in_the_table() {
             .unwrap_or_else(|| panic!("no {name} row in {:?}", out.constraints))
     };
     let memory = row("device memory");
-    let needs =
-        plan::evaluate::device_memory_needed(&s, &best.candidate.variant, best.candidate.precision);
+    let needs = plan::evaluate::device_memory_needed(
+        &s,
+        &best.candidate.variant,
+        best.candidate.precision,
+        1,
+    );
     assert!(needs <= memory_limit);
     assert_eq!(memory.achieved, scenario::format_bytes(needs as f64));
     assert!(memory.ok);

@@ -518,8 +518,8 @@ fn streaming_partitions_limit_consumers_and_report_lag() {
         lag.mean_messages
     );
     assert!(lag.max_messages >= 10);
-    // produce + consume + result produce = 11 ms floor
-    assert!(o.latency.min_s >= 0.011 * 0.999, "{}", o.latency.min_s);
+    // produce + consume in, and again out: a 16 ms floor
+    assert!(o.latency.min_s >= 0.016 * 0.999, "{}", o.latency.min_s);
 }
 
 #[test]

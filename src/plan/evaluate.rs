@@ -432,24 +432,26 @@ impl Context<'_> {
 
     pub fn broker(&self) -> Option<Broker> {
         self.scenario.targets.broker.as_ref().map(|b| {
-            let hop = b.per_hop_ms / 1000.0 * f64::from(b.hops.max(1));
+            // `hops` hops of `per_hop_ms` each (produce -> consume), taken
+            // as the simulator's two, in and out, each a produce and a
+            // consume: a quarter of the whole each, at the median.
+            let quarter = b.per_hop_ms / 1000.0 * f64::from(b.hops.max(1)) / 4.0;
+            let fit = LatencyFit {
+                median_s: quarter,
+                p99_s: quarter * 3.0,
+            };
             Broker {
                 partitions: b.partitions.max(1),
-                produce: LatencyFit {
-                    median_s: hop / 2.0,
-                    p99_s: hop * 1.5,
-                },
-                consume: LatencyFit {
-                    median_s: hop / 2.0,
-                    p99_s: hop * 1.5,
-                },
+                produce: fit,
+                consume: fit,
             }
         })
     }
 
-    /// Model bytes on a device at a precision: weights plus the largest activation at batch 1.
+    /// Model bytes on a device at a precision, answering one input at a
+    /// time (see [`device_memory_needed`]).
     pub fn model_bytes(&self, variant: &str, precision: Precision) -> u64 {
-        device_memory_needed(self.scenario, variant, precision)
+        device_memory_needed(self.scenario, variant, precision, 1)
     }
 }
 
@@ -576,6 +578,9 @@ pub struct UsageExtras {
     pub devices_per_simulated_device: f64,
     /// Extra energy (J per month) not in the outcome, e.g. an on-device batch job.
     pub extra_energy_j: f64,
+    /// Share of each device's time an on-device batch job keeps it busy
+    /// (its average power counts it).
+    pub device_job_busy_share: f64,
 }
 
 /// Requests a plan's simulation covers at least (when the budget allows),
@@ -709,9 +714,10 @@ pub fn simulate_candidate(
     };
     let slo_latency_ms = slo.ms();
     rejected.extend(check(ctx, &row, slo, &outcome, plan.capacity_rps));
-    let device_power_w = plan
-        .device_power_w
-        .map(|busy_w| device_power(ctx, busy_w, &outcome, mean_rate, &mut rejected));
+    let device_power_w = plan.device_power_w.map(|busy_w| {
+        let job = plan.usage.device_job_busy_share;
+        device_power(ctx, busy_w, &outcome, mean_rate, job, &mut rejected)
+    });
     let cdf = outcome
         .latency
         .cdf
@@ -1132,6 +1138,7 @@ pub fn simulate_fallback(
         p.edge_busy_power_w,
         &e,
         ctx.mean_rate(p.edge_share),
+        0.0,
         &mut rejected,
     );
     let cdf = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0]
@@ -1162,32 +1169,77 @@ pub fn simulate_fallback(
 /// The simulation ran at a burst or a diurnal peak: the busy share is taken at
 /// the mean rate (busy time per request times that rate, as billing takes busy
 /// energy), not the simulated run's, whose length is seed noise under bursts.
+/// `job_busy_share` is the share of its time an on-device batch job keeps
+/// each device busy, besides what the simulation saw.
 fn device_power(
     ctx: &Context<'_>,
     busy_w: f64,
     outcome: &SimOutcome,
     mean_rate: f64,
+    job_busy_share: f64,
     rejected: &mut Vec<String>,
 ) -> f64 {
-    let busy_share = outcome
+    let simulated = outcome
         .edge
         .as_ref()
         .map_or(0.0, |x| outcome.busy_share_at(x, mean_rate));
+    let busy_share = (simulated + job_busy_share.max(0.0)).min(1.0);
     let average = busy_w * busy_share;
     if let Some(limit) = ctx.scenario.constraints.max_device_power_watts {
         if average > limit {
             rejected.push(format!(
-                "draws {average:.2} W on average ({busy_w:.1} W busy {}% of the time), limit {limit:.1} W",
-                fmt_pct(busy_share)
+                "draws {} on average ({} busy {}% of the time), limit {}",
+                fmt_watts(average),
+                fmt_watts(busy_w),
+                fmt_small_pct(busy_share),
+                fmt_watts(limit)
             ));
         }
     }
     average
 }
 
-/// Memory a device needs to run a variant at a precision: its weights and its
-/// largest activation (f32).
-pub fn device_memory_needed(scenario: &Scenario, variant: &str, precision: Precision) -> u64 {
+/// Watts with three significant figures down to µW: a device's average draw
+/// can be a few mW ("0.00 W" said nothing).
+pub fn fmt_watts(w: f64) -> String {
+    let (value, unit) = if w >= 1.0 || w <= 0.0 || !w.is_finite() {
+        (w, "W")
+    } else if w >= 1e-3 {
+        (w * 1e3, "mW")
+    } else {
+        (w * 1e6, "µW")
+    };
+    let decimals = if value >= 100.0 || value == 0.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// A percentage with two significant figures when below 0.1% ("0.021"),
+/// else as [`fmt_pct`].
+pub fn fmt_small_pct(fraction: f64) -> String {
+    let pct = fraction * 100.0;
+    if pct <= 0.0 || pct >= 0.1 || !pct.is_finite() {
+        return fmt_pct(fraction);
+    }
+    let decimals = (1.0 - pct.log10().floor()).clamp(2.0, 12.0) as usize;
+    format!("{pct:.decimals$}")
+}
+
+/// Memory a device needs to run a variant at a precision on `batch` inputs
+/// at once: its weights and, for each input, the input and output of its
+/// largest op (f32), both live while it runs (as the measurement's memory
+/// guard counts them).
+pub fn device_memory_needed(
+    scenario: &Scenario,
+    variant: &str,
+    precision: Precision,
+    batch: u32,
+) -> u64 {
     scenario
         .model
         .variants
@@ -1195,9 +1247,19 @@ pub fn device_memory_needed(scenario: &Scenario, variant: &str, precision: Preci
         .find(|v| v.name == variant)
         .map_or(0, |v| {
             let c = v.counts();
+            let per_input = c.max_activation_elems.saturating_mul(2 * 4);
             c.weight_bytes(precision)
-                .saturating_add(c.max_activation_elems.saturating_mul(4))
+                .saturating_add(per_input.saturating_mul(u64::from(batch.max(1))))
         })
+}
+
+/// The memory a model may use on `device`: the device's, or the scenario's
+/// limit when lower.
+pub fn device_memory_limit(scenario: &Scenario, device: &Target) -> u64 {
+    match scenario.constraints.max_device_memory_bytes {
+        Some(m) => m.min(device.spec.memory_bytes),
+        None => device.spec.memory_bytes,
+    }
 }
 
 /// The reason given for a plan that sends data off the device when the
@@ -1224,10 +1286,7 @@ pub fn static_checks(
     reasons.extend(accuracy.below_floor(s.objectives.accuracy_floor));
     if let Some(device) = device {
         let needs = ctx.model_bytes(variant, precision);
-        let limit = match s.constraints.max_device_memory_bytes {
-            Some(m) => m.min(device.spec.memory_bytes),
-            None => device.spec.memory_bytes,
-        };
+        let limit = device_memory_limit(s, device);
         if needs > limit {
             reasons.push(format!(
                 "needs {}, device has {}",
@@ -1418,6 +1477,17 @@ pub fn uses_cloud(mode: Mode, placement: Placement) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_powers_and_shares_keep_their_digits() {
+        assert_eq!(fmt_watts(5.0), "5.00 W");
+        assert_eq!(fmt_watts(0.0018), "1.80 mW");
+        assert_eq!(fmt_watts(0.0001), "100 µW");
+        assert_eq!(fmt_watts(0.0), "0 W");
+        assert_eq!(fmt_small_pct(0.5), "50");
+        assert_eq!(fmt_small_pct(0.00021), "0.021");
+        assert_eq!(fmt_small_pct(0.0000021), "0.00021");
+    }
 
     #[test]
     fn percentiles_need_requests_beyond_them() {

@@ -319,8 +319,9 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
     // simulated figures differ by noise or by amounts nobody would act on.
     // They move to the front, and among them the one that gives up least
     // comes first: the highest agreement with the f32 model, then full
-    // precision (quantizing for nothing is a risk with no reward). The rest
-    // keep their order (the sort is stable).
+    // precision (quantizing for nothing is a risk with no reward), then the
+    // simpler system (a hybrid runs two: a job and a service, or a device
+    // and a fallback). The rest keep their order (the sort is stable).
     let Some(best) = tie_reference(&scorer, evaluations) else {
         return;
     };
@@ -335,6 +336,7 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
                         precision_rank(a.candidate.precision)
                             .cmp(&precision_rank(b.candidate.precision)),
                     )
+                    .then(systems(&a.candidate).cmp(&systems(&b.candidate)))
             } else {
                 std::cmp::Ordering::Equal
             }
@@ -345,6 +347,16 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
 /// Feasible plans whose score is within this fraction of the best one's are
 /// ranked as a tie (see [`rank`]).
 pub const TIE_FRACTION: f64 = 0.01;
+
+/// How many serving systems a plan runs: 2 for a hybrid (a batch job and an
+/// online service, or devices and a cloud fallback), else 1.
+fn systems(c: &Candidate) -> u8 {
+    if c.precompute_fraction.is_some() || c.fallback_target.is_some() {
+        2
+    } else {
+        1
+    }
+}
 
 /// Full precision first, then the half formats, then int8.
 pub fn precision_rank(p: Precision) -> u8 {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use workbench_kernels::{BackendKind, Precision};
 
 use crate::report::ConstraintCheck;
-use crate::scenario::{Placement, Scenario};
+use crate::scenario::{Mode, Placement, Scenario};
 
 use super::candidate::Candidate;
 use super::evaluate::{
@@ -480,12 +480,20 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
                 .find(|t| t.spec.name == e.candidate.target)
         })
         .flatten();
-    if let (Some(limit), Some(device)) = (scenario.constraints.max_device_memory_bytes, device) {
-        let limit = limit.min(device.spec.memory_bytes);
+    if let (Some(_), Some(device)) = (scenario.constraints.max_device_memory_bytes, device) {
+        let limit = super::evaluate::device_memory_limit(scenario, device);
+        // A batch job on the device runs its batches there; online, and the
+        // device half of a fallback, answer one input at a time.
+        let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
+            e.candidate.max_batch
+        } else {
+            1
+        };
         let needs = super::evaluate::device_memory_needed(
             scenario,
             &e.candidate.variant,
             e.candidate.precision,
+            batch,
         );
         checks.push(ConstraintCheck {
             name: "device memory".to_string(),
@@ -501,8 +509,8 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
     ) {
         checks.push(ConstraintCheck {
             name: "device power (average)".to_string(),
-            required: format!("<= {limit:.2} W"),
-            achieved: format!("{average:.3} W"),
+            required: format!("<= {}", super::evaluate::fmt_watts(limit)),
+            achieved: super::evaluate::fmt_watts(average),
             ok: average <= limit,
             checked: true,
         });

@@ -6,12 +6,14 @@ use workbench_kernels::{BackendKind, Precision};
 use crate::report::FigureSource;
 use crate::scenario::{Broker, Mode, Placement, Scenario, Target};
 use crate::sim;
+use crate::sim::cost::HOURS_PER_MONTH;
 
 use super::candidate::{Candidate, FallbackModel};
 use super::evaluate::{
-    batch_job, edge_devices, finite_inputs, lookup_path, online_path, pruned, rates,
-    simulate_candidate, simulate_fallback, static_checks, with_instance_cost, Context, Evaluation,
-    FallbackPlan, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
+    batch_job, device_memory_limit, device_memory_needed, edge_devices, finite_inputs, lookup_path,
+    online_path, pruned, rates, simulate_candidate, simulate_fallback, static_checks,
+    with_instance_cost, Context, Evaluation, FallbackPlan, SimBudget, SimPlan, UsageExtras,
+    TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -884,7 +886,17 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
             let mut c = base.candidate(&device.spec.name, profile);
-            c.max_batch = profile.largest_batch();
+            // Activations grow with the batch: the job runs the largest
+            // measured batch the device's memory holds (one input at a
+            // time is what static_checks holds it to).
+            let memory = device_memory_limit(s, device);
+            c.max_batch = profile
+                .points
+                .iter()
+                .rev()
+                .map(|p| p.batch_size)
+                .find(|&b| device_memory_needed(s, &variant, precision, b) <= memory)
+                .unwrap_or(1);
             let mut reasons =
                 static_checks(ctx, false, &variant, precision, &agreement, Some(device));
             if let Some(why) = &profile.infeasible {
@@ -926,6 +938,8 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 usage: UsageExtras {
                     devices_per_simulated_device: 1.0,
                     extra_energy_j: job_energy_j,
+                    // Every device runs the whole job, its share of the keys.
+                    device_job_busy_share: job.instance_hours_per_month / HOURS_PER_MONTH,
                     ..UsageExtras::default()
                 },
                 source: source_of(profile),
@@ -933,7 +947,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
                 arrival_share: 1.0,
-                device_power_w: None,
+                device_power_w: Some(device.spec.power_watts),
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }

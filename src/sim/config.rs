@@ -245,7 +245,8 @@ pub struct Broker {
     pub partitions: u32,
     /// Client -> broker (and replica -> result topic) produce latency.
     pub produce: LatencyFit,
-    /// Broker -> consumer delivery latency (poll interval, fetch).
+    /// Broker -> consumer delivery latency (poll interval, fetch): the
+    /// replica's of a request, the client's of its result.
     pub consume: LatencyFit,
 }
 

@@ -1180,8 +1180,11 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
                             Send::Delays(mut up, mut down) => {
                                 if let (Some(p), Some(q)) = (&c.produce, &c.consume) {
                                     let rng = &mut st.request(Source::Broker, u64::from(id));
+                                    // A hop in (requests topic) and a hop
+                                    // out (results topic): each produced
+                                    // and consumed.
                                     up += p.sample(rng) + q.sample(rng);
-                                    down += p.sample(rng);
+                                    down += p.sample(rng) + q.sample(rng);
                                 }
                                 req.flags |= EGRESS;
                                 req.back = to_ns(down);
