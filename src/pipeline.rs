@@ -34,7 +34,7 @@ use crate::sim::ProfilePoint;
 /// and so the same cache entries, in every command).
 pub const MODEL_SEED: u64 = 0x5EED;
 /// Inputs used to measure the agreement of reduced precisions with f32.
-const ACCURACY_SAMPLES: usize = 64;
+const ACCURACY_SAMPLES: usize = plan::evaluate::AGREEMENT_INPUTS;
 /// Batch size batch jobs are measured at.
 const BATCH_JOB_BATCH: usize = 64;
 /// Most output values kept per configuration for the agreement check
@@ -907,7 +907,9 @@ pub fn plan_scenario(
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             measured: vec![
                 "kernel latency of every model variant x backend x precision x batch size, single thread, on this machine".to_string(),
-                "agreement of reduced precisions with f32 on seeded inputs".to_string(),
+                format!(
+                    "agreement of reduced precisions with f32 on {ACCURACY_SAMPLES} seeded inputs of the model with its seeded synthetic weights (top-1 for classifiers, else 1 - relative error): how much precision changes this model's answers, not its accuracy on real data"
+                ),
                 "this machine's roofline (peak FLOP/s and bandwidth probes)".to_string(),
             ],
             projected: vec![

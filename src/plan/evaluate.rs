@@ -73,6 +73,11 @@ pub enum VariantBasis {
     Unknown { undeclared: String },
 }
 
+/// Seeded inputs a reduced precision's agreement with f32 is measured on:
+/// one disagreement moves it 0.39 points (64 had moved it 1.56, so a 99%
+/// floor could only be met by no disagreement at all).
+pub const AGREEMENT_INPUTS: usize = 256;
+
 /// Agreement of a (variant, precision) with the reference model at f32, and
 /// where the figure comes from (for a reason a person can check).
 #[derive(Debug, Clone, PartialEq)]

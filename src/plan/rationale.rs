@@ -92,9 +92,10 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     }
     if c.precision != Precision::F32 {
         out.push(format!(
-            "{} keeps {}% agreement with the f32 reference (floor {}%).",
+            "{} keeps {}% agreement with the f32 reference on {} seeded inputs (floor {}%).",
             c.precision.name(),
             fmt_pct(p.accuracy_agreement),
+            super::evaluate::AGREEMENT_INPUTS,
             fmt_pct(obj.accuracy_floor)
         ));
     }
