@@ -369,6 +369,7 @@ pub fn measure_scenario(
                     source: FigureSource::Measured,
                     target: local_name.clone(),
                     reduced: m.reduced,
+                    high_variance: m.high_variance,
                 });
                 if m.batch == 1 || Some(&m.batch) == batches.last() {
                     let label = report::kernel_label(
@@ -706,6 +707,7 @@ fn project_onto(
             source: FigureSource::Projected,
             target: spec.name.clone(),
             reduced: m.reduced,
+            high_variance: m.high_variance,
         });
     }
     let infeasible = infeasible.or_else(|| {

@@ -169,6 +169,10 @@ pub fn kernels_csv(report: &Report) -> Result<String, ReportError> {
             "target",
             k.iter().map(|m| m.target.clone()).collect::<Vec<_>>(),
         ),
+        column(
+            "high_variance",
+            k.iter().map(|m| m.high_variance).collect::<Vec<bool>>(),
+        ),
     ];
     write_csv("kernels.csv", k.len(), columns)
 }

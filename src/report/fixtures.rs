@@ -120,6 +120,7 @@ fn kernel(
         source: FigureSource::Measured,
         target: "local (AMD EPYC 9R14)".to_string(),
         reduced: false,
+        high_variance: false,
     }
 }
 

@@ -448,6 +448,9 @@ fn section_latency(out: &mut String, report: &Report) {
 
 /// Marks a kernel figure taken with fewer samples than usual.
 pub const REDUCED_MARK: &str = "†";
+/// Marks a kernel whose timings spread too much (see
+/// [`KernelMeasurement::high_variance`](super::model::KernelMeasurement)).
+pub const NOISY_MARK: &str = "‡";
 
 fn section_kernels(out: &mut String, report: &Report) {
     out.push_str("## Kernel measurements\n\n");
@@ -464,10 +467,17 @@ fn section_kernels(out: &mut String, report: &Report) {
                 k.backend.to_string(),
                 k.precision.to_string(),
                 k.batch.to_string(),
-                if k.reduced {
-                    format!("{} {REDUCED_MARK}", format::duration_ns(k.median_ns))
-                } else {
-                    format::duration_ns(k.median_ns)
+                {
+                    let mut median = format::duration_ns(k.median_ns);
+                    for (flagged, mark) in
+                        [(k.reduced, REDUCED_MARK), (k.high_variance, NOISY_MARK)]
+                    {
+                        if flagged {
+                            median.push(' ');
+                            median.push_str(mark);
+                        }
+                    }
+                    median
                 },
                 format::duration_ns(k.p90_ns),
                 format::duration_ns(k.p99_ns),
@@ -504,6 +514,11 @@ fn section_kernels(out: &mut String, report: &Report) {
     if report.kernels.iter().any(|k| k.reduced) {
         out.push_str(&format!(
             "{REDUCED_MARK} Measured with fewer samples than usual (one call is slow for the measurement budget), or projected from such a measurement: treat with care.\n\n"
+        ));
+    }
+    if report.kernels.iter().any(|k| k.high_variance) {
+        out.push_str(&format!(
+            "{NOISY_MARK} Its timings spread more than 10% (coefficient of variation) even when measured again: the machine was busy while it ran, so its median and tail may read high, and so may the plans built on it. Run again on a quieter machine (`--fresh` times it anew).\n\n"
         ));
     }
     if report.kernels.iter().any(|k| k.fraction_of_peak > 1.0) {
@@ -851,6 +866,23 @@ mod tests {
             })
             .find(|cells| cells.get(1).is_some_and(|c| c == label))
             .unwrap_or_else(|| panic!("no row {label} in\n{section}"))
+    }
+
+    /// A kernel timed while the machine was busy is marked, with the note
+    /// saying what that means; without one, no note.
+    #[test]
+    fn noisy_kernels_are_marked_and_explained() {
+        let mut report = sample_report();
+        let quiet = markdown(&report);
+        assert!(!quiet.contains(NOISY_MARK), "{quiet}");
+        report.kernels[0].high_variance = true;
+        let md = markdown(&report);
+        let row = md
+            .lines()
+            .find(|l| l.contains(NOISY_MARK) && l.starts_with('|'))
+            .unwrap_or_else(|| panic!("no marked row in\n{md}"));
+        assert!(row.contains(&report.kernels[0].workload), "{row}");
+        assert!(md.contains(&format!("{NOISY_MARK} Its timings spread more than 10%")));
     }
 
     #[test]

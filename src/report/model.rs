@@ -222,6 +222,12 @@ pub struct KernelMeasurement {
     /// measurement budget), or projected from such a measurement: low confidence.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reduced: bool,
+    /// Its timings spread more than the harness accepts (coefficient of
+    /// variation above 10%) even after measuring again: the machine was busy
+    /// while it ran, so its median and tail may be high. Projected figures
+    /// carry their measurement's flag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub high_variance: bool,
 }
 
 /// A memory or cache bandwidth roof.

@@ -559,6 +559,7 @@ fn fake_report(
             source: FigureSource::Measured,
             target: "this machine".to_string(),
             reduced: false,
+            high_variance: false,
         })
         .collect();
     let roofline = Roofline {
