@@ -13,7 +13,7 @@ pub mod search;
 pub mod sensitivity;
 pub mod whatif;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use candidate::Candidate;
 pub use evaluate::{Evaluation, SimBudget};
@@ -23,7 +23,7 @@ pub use whatif::WhatIf;
 use crate::report::{ConstraintCheck, SensitivityLine};
 use crate::scenario::Scenario;
 use evaluate::Context;
-use sensitivity::{stable_factor, StableRange};
+use sensitivity::{confirm_factor, stable_factor, StableRange};
 use workbench_kernels::Precision;
 
 /// How hard the planner works.
@@ -401,7 +401,35 @@ fn factor(f: f64) -> String {
     }
 }
 
+/// The furthest each assumption is scaled when looking for a change of plan.
+const SENSITIVITY_LIMIT: f64 = 10.0;
+
+/// Bisection steps of the shorter re-plan that brackets a change of plan.
+const SCREENING_STEPS: usize = 4;
+
+/// How close the stated factors are (a ratio): the last factor the
+/// recommendation holds at and the first it does not.
+pub const SENSITIVITY_RESOLUTION: f64 = 1.05;
+
+/// Full re-plans allowed per assumption to confirm or move the bracket.
+const MAX_CONFIRMING_PLANS: usize = 8;
+
 /// How far traffic, RTT and instance price can move before the recommendation changes.
+///
+/// A shorter re-plan (screening budget, no finalists, only the families of the
+/// best plans) brackets the change cheaply, then plans at the run's own budget
+/// ([`ranked_evaluations`] with `options`, every candidate: what [`plan`] would
+/// answer with the assumption scaled) check the bracket and move it where they
+/// disagree ([`sensitivity::confirm_factor`]). So a stated factor is one a full
+/// plan agrees with: at `stays_best_up_to_factor` it recommends the same plan,
+/// and a step above it (within [`SENSITIVITY_RESOLUTION`]) it does not.
+///
+/// "The same plan" includes a tie: the recommendation still counts as best
+/// where the re-plan ranks a plan tied with it first (the [`tie_test`] of
+/// [`rank`]: scores within [`TIE_FRACTION`], or cost and p99 both within what
+/// nobody would act on), since switching would gain nothing. A factor where it
+/// only ties is therefore still within the range, and the change is stated
+/// where it stops being tied (or feasible).
 fn sensitivity_lines(
     scenario: &Scenario,
     profiles: &ProfileSet,
@@ -427,9 +455,13 @@ fn sensitivity_lines(
     // The best plan under the changed assumption, and whether `reference`
     // still is best: first, or tied with the first (a re-plan with a shorter
     // simulation must not call noise a change of plan).
-    let replan_against = |what_if: WhatIf, reference: &str| -> (Option<Evaluation>, bool) {
+    let replan_against = |what_if: WhatIf,
+                          reference: &str,
+                          options: &PlanOptions,
+                          only: Option<&BTreeSet<String>>|
+     -> Replan {
         let s = what_if.apply(scenario);
-        let ranked = ranked_evaluations(&s, profiles, &quick, Some(&families));
+        let ranked = ranked_evaluations(&s, profiles, options, only);
         let same = {
             let ties = tie_test(&s, &ranked);
             ranked
@@ -437,18 +469,28 @@ fn sensitivity_lines(
                 .find(|e| e.plan.id == reference)
                 .is_some_and(|e| e.feasible() && ties(e))
         };
-        let first = ranked.into_iter().next().filter(Evaluation::feasible);
-        (first, same)
+        let best = ranked.into_iter().next().filter(Evaluation::feasible);
+        Replan { best, same }
     };
-    // What the shorter re-plan makes of the scenario unchanged is the
+    // What the shorter re-plan makes of the scenario unchanged is its
     // reference: when it ranks a near-twin of the recommendation first (a
     // batch delay of 1 ms for 5 ms), every what-if would otherwise read as a
     // change at 1.0x.
-    let reference_id = match replan_against(WhatIf::default(), &best.plan.id) {
-        (Some(first), false) => first.plan.id,
-        _ => best.plan.id.clone(),
+    let screening_reference = {
+        let unchanged = replan_against(WhatIf::default(), &best.plan.id, &quick, Some(&families));
+        match unchanged {
+            Replan {
+                best: Some(first),
+                same: false,
+            } => first.plan.id,
+            _ => best.plan.id.clone(),
+        }
     };
-    let replan = |what_if: WhatIf| replan_against(what_if, &reference_id);
+    let screen =
+        |what_if: WhatIf| replan_against(what_if, &screening_reference, &quick, Some(&families));
+    // The full re-plan's reference is the recommendation itself: unchanged, it
+    // is exactly the plan this run made.
+    let full = |what_if: WhatIf| replan_against(what_if, &best.plan.id, options, None);
     let params: [(&str, WhatIfAt); 3] = [
         ("traffic", |f| WhatIf {
             traffic: f,
@@ -465,26 +507,52 @@ fn sensitivity_lines(
     ];
     let mut lines = Vec::new();
     for (name, make) in params {
-        let range = stable_factor(|f| replan(make(f)).1, 10.0, 4);
+        let guess = stable_factor(|f| screen(make(f)).same, SENSITIVITY_LIMIT, SCREENING_STEPS);
+        // Full re-plans by factor, kept for the plan past the change.
+        let mut planned: BTreeMap<u64, Option<Evaluation>> = BTreeMap::new();
+        let range = confirm_factor(
+            |f| {
+                let at = full(make(f));
+                planned.insert(f.to_bits(), at.best);
+                at.same
+            },
+            guess,
+            SENSITIVITY_LIMIT,
+            SENSITIVITY_RESOLUTION,
+            MAX_CONFIRMING_PLANS,
+        );
         let line = match range {
-            StableRange::AtLeast(limit) => SensitivityLine {
+            StableRange::AtLeast(limit) if limit >= SENSITIVITY_LIMIT => SensitivityLine {
                 parameter: name.to_string(),
                 stays_best_up_to_factor: None,
                 summary: format!("stays best up to at least {limit:.0}x {name}"),
+            },
+            // The full re-plans ran out before the limit: what they checked.
+            StableRange::AtLeast(checked) => SensitivityLine {
+                parameter: name.to_string(),
+                stays_best_up_to_factor: Some(checked),
+                summary: format!("stays best up to at least {} {name}", factor(checked)),
             },
             StableRange::ChangesAt {
                 last_same,
                 first_different,
             } => {
-                let (next, _) = replan(make(first_different));
+                let next = match planned.remove(&first_different.to_bits()) {
+                    Some(next) => next,
+                    None => full(make(first_different)).best,
+                };
                 let then = match next {
                     Some(e) => {
                         let change = rationale::difference(&best.candidate, &e.candidate);
                         // The plan just past the threshold may hold only a
                         // little further (a replica more cannot offset a
-                        // longer network path): say when nothing does.
-                        let further = (first_different * 1.25).min(10.0);
-                        if further > first_different && replan(make(further)).0.is_none() {
+                        // longer network path): say when nothing does. The
+                        // shorter re-plan looks first; a full plan confirms.
+                        let further = (first_different * 1.25).min(SENSITIVITY_LIMIT);
+                        let none_further = further > first_different
+                            && screen(make(further)).best.is_none()
+                            && full(make(further)).best.is_none();
+                        if none_further {
                             format!(
                                 "{change}, and by {} no plan meets every constraint",
                                 factor(further)
@@ -508,4 +576,11 @@ fn sensitivity_lines(
         lines.push(line);
     }
     lines
+}
+
+/// A re-plan under a changed assumption: its best feasible plan, and whether
+/// the plan it is compared with is still best (first, or tied with the first).
+struct Replan {
+    best: Option<Evaluation>,
+    same: bool,
 }
