@@ -1303,8 +1303,22 @@ pub fn static_checks(
     reasons
 }
 
+/// "p99", "p99.9", "p99.99999999": as many decimals as `q` has (up to 12),
+/// so a percentile just under 100 is not called p100.
 pub fn percentile_name(q: f64) -> String {
-    format!("p{}", super::candidate::trim_float(q))
+    let digits = (0..=12)
+        .find(|&d| {
+            let shown: f64 = format!("{q:.d$}").parse().unwrap_or(q);
+            (shown - q).abs() <= 1e-12 * q.abs().max(1.0) && (d > 0 || q.fract() == 0.0)
+        })
+        .unwrap_or(12);
+    let text = format!("{q:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("p{text}")
 }
 
 /// `a` and `b` as `short` prints them or, when that prints them the same,
@@ -1482,6 +1496,15 @@ pub fn uses_cloud(mode: Mode, placement: Placement) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_keep_their_decimals() {
+        assert_eq!(percentile_name(99.0), "p99");
+        assert_eq!(percentile_name(99.9), "p99.9");
+        assert_eq!(percentile_name(99.95), "p99.95");
+        assert_eq!(percentile_name(99.99999999), "p99.99999999");
+        assert_eq!(percentile_name(50.0), "p50");
+    }
 
     #[test]
     fn small_powers_and_shares_keep_their_digits() {

@@ -162,10 +162,18 @@ fn compare_dimension(
         }
         if let Some(alt) = of_value.iter().find(|e| e.feasible()) {
             let extra = alt.plan.cost_usd_per_month - best.plan.cost_usd_per_month;
+            // Under a cent is no difference to name ("$0.00 less").
+            let cost = if extra.abs() < 0.005 {
+                "costs the same".to_string()
+            } else {
+                format!(
+                    "costs {} {} per month",
+                    fmt_usd(extra.abs()),
+                    if extra >= 0.0 { "more" } else { "less" }
+                )
+            };
             parts.push(format!(
-                "{value} also works but costs {} {} per month (p99 {})",
-                fmt_usd(extra.abs()),
-                if extra >= 0.0 { "more" } else { "less" },
+                "{value} also works but {cost} (p99 {})",
                 fmt_ms(alt.plan.latency_ms.p99)
             ));
         } else {
@@ -578,7 +586,8 @@ pub fn difference(from: &Candidate, to: &Candidate) -> String {
         });
     }
     if from.replicas != to.replicas && to.placement != Placement::Edge {
-        parts.push(format!("{} replicas", to.replicas));
+        let plural = if to.replicas == 1 { "" } else { "s" };
+        parts.push(format!("{} replica{plural}", to.replicas));
     }
     if from.variant != to.variant {
         parts.push(format!("variant {}", to.variant));
