@@ -311,3 +311,57 @@ fn a_rerun_on_the_same_cache_and_budget_makes_the_same_decisions() {
     assert!(second.measurements.iter().all(|m| m.from_cache));
     assert_eq!(second.budget_used, first.budget_used);
 }
+
+#[test]
+fn an_int8_compile_whose_calibration_cannot_fit_is_skipped_unbuilt() {
+    // 5 GFLOP per sample, 1 MB of weights: the int8 call is the cheapest
+    // (12.5 ms at the 400 G ops/s int8 peak), but its compile runs the f32
+    // model on 16 calibration samples, 80 GFLOP, seconds at any f32 rate here.
+    let opts = options("calibration", Duration::from_secs(1));
+    let _cleanup = Cleanup(opts.cache_dir.clone());
+    let s = subject(5e9, 1e6);
+    let configs = [
+        (BackendKind::Quantized, Precision::Int8),
+        (BackendKind::Quantized, Precision::F16),
+    ];
+    let built = RefCell::new(Vec::new());
+    let mut factory = |backend: BackendKind,
+                       precision: Precision,
+                       _allowance: Duration|
+     -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
+        built.borrow_mut().push((backend, precision));
+        let w = |_batch: usize| -> Result<(), MeasureError> {
+            spin(Duration::from_micros(200));
+            Ok(())
+        };
+        Ok(Ok(Box::new(w)))
+    };
+    let mut events = Vec::new();
+    let out = measure_jobs(&s, &configs, &[1], &opts, &mut factory, &mut |e| {
+        events.push(e)
+    })
+    .unwrap();
+    assert_eq!(
+        *built.borrow(),
+        vec![(BackendKind::Quantized, Precision::F16)],
+        "int8 is not compiled: {events:?}"
+    );
+    let skipped = out
+        .skipped
+        .iter()
+        .find(|k| k.precision == Precision::Int8)
+        .unwrap_or_else(|| panic!("int8 skipped: {out:?}"));
+    assert!(
+        skipped.reason.contains("compiling it would take about")
+            && skipped
+                .reason
+                .contains("int8 calibration: the f32 model on 16 samples"),
+        "{}",
+        skipped.reason
+    );
+    // 80 GFLOP at a sixth of the 100 GFLOP/s peak.
+    let compile_ns = figure_after(&skipped.reason, "compiling it would take about");
+    assert!((4.7e9..4.9e9).contains(&compile_ns), "{}", skipped.reason);
+    assert_eq!(out.measurements.len(), 1);
+    assert_eq!(out.measurements[0].precision, Precision::F16);
+}

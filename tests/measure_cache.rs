@@ -287,3 +287,117 @@ fn cache_entries_are_keyed_by_the_kernel_build() {
         "{path:?}"
     );
 }
+
+/// Rewrites the fields `fields` of the statistics in the cache entry at `path` to `value`.
+fn corrupt(path: &std::path::Path, fields: &[&str], value: f64) {
+    let mut entry: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for field in fields {
+        entry["stats"][*field] = serde_json::json!(value);
+    }
+    std::fs::write(path, serde_json::to_string(&entry).unwrap()).unwrap();
+}
+
+#[test]
+fn corrupted_timings_in_the_cache_are_timed_again() {
+    let dir = std::env::temp_dir().join(format!("wb-measure-corrupt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = options(&dir);
+    let calls = Cell::new(0);
+    let mut events = Vec::new();
+    let first = run(&subject(7), &opts, &calls, &mut events);
+    assert_eq!(first.measurements.len(), 4);
+    let path = |backend, batch| {
+        workbench::measure::cache_path(&opts, &subject(7), backend, Precision::F32, batch)
+    };
+    // The review's corruptions: a negative median and a zero p99; every time
+    // 1e-30 ns (a model of 1 MFLOP at 1e25 GFLOP/s); and a median above the p90.
+    corrupt(&path(BackendKind::Naive, 1), &["median_ns"], -5.0);
+    corrupt(&path(BackendKind::Naive, 1), &["p99_ns"], 0.0);
+    let every = [
+        "median_ns",
+        "mean_ns",
+        "p90_ns",
+        "p99_ns",
+        "p25_ns",
+        "p75_ns",
+        "min_ns",
+        "max_ns",
+    ];
+    corrupt(&path(BackendKind::Naive, 4), &every, 1e-30);
+    let p90 = first.measurements[2].stats.p90_ns;
+    corrupt(&path(BackendKind::Fused, 1), &["median_ns"], p90 * 1.5);
+
+    let before = calls.get();
+    let second = run(&subject(7), &opts, &calls, &mut events);
+    assert!(
+        calls.get() > before,
+        "the corrupted entries are timed again"
+    );
+    let from_cache: Vec<(BackendKind, usize, bool)> = second
+        .measurements
+        .iter()
+        .map(|m| (m.backend, m.batch, m.from_cache))
+        .collect();
+    assert_eq!(
+        from_cache,
+        vec![
+            (BackendKind::Naive, 1, false),
+            (BackendKind::Naive, 4, false),
+            (BackendKind::Fused, 1, false),
+            (BackendKind::Fused, 4, true),
+        ]
+    );
+    for m in &second.measurements {
+        assert!(m.stats.is_consistent(0.0), "{m:?}");
+        assert!(m.stats.min_ns > 1e3, "20 µs a call or more: {m:?}");
+    }
+    // ...and rewritten: a third run times nothing.
+    let before = calls.get();
+    let third = run(&subject(7), &opts, &calls, &mut events);
+    assert_eq!(calls.get(), before);
+    assert!(third.measurements.iter().all(|m| m.from_cache));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_corrupted_roofline_in_the_cache_is_probed_again() {
+    use workbench::hardware::probe::LocalHardware;
+    use workbench::hardware::roofline::{ProbeOptions, Roofline};
+    let dir = std::env::temp_dir().join(format!("wb-roofline-corrupt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let hw = LocalHardware::detect();
+    let path = dir.join(format!("roofline-{}.json", hw.fingerprint));
+    let load = |roofline: &Roofline| {
+        std::fs::write(&path, serde_json::to_string(roofline).unwrap()).unwrap();
+        let (loaded, cached) = Roofline::load_or_probe(&hw, &dir, false, ProbeOptions::quick())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(loaded.is_plausible(), "{loaded:?}");
+        cached
+    };
+    let good = Roofline::flat(&hw.fingerprint, 100.0, 400.0, 20.0);
+    assert!(load(&good), "a plausible roofline is served from the cache");
+    for (peak, int8, dram) in [
+        (0.0, 400.0, 20.0),
+        (1e300, 400.0, 20.0),
+        (-100.0, 400.0, 20.0),
+        (100.0, f64::INFINITY, 20.0),
+        (100.0, 400.0, 0.0),
+        (100.0, 400.0, 1e9),
+    ] {
+        let bad = Roofline::flat(&hw.fingerprint, peak, int8, dram);
+        assert!(!bad.is_plausible(), "{bad:?}");
+    }
+    // The review's corruption (a zero peak) through the cache: probed again
+    // (one probe only: each takes a moment).
+    let zero_peak = Roofline::flat(&hw.fingerprint, 0.0, 400.0, 20.0);
+    assert!(!load(&zero_peak), "a zero peak is probed again");
+    let mut level = serde_json::to_value(&good).unwrap();
+    level["bandwidth"] = serde_json::json!([{
+        "level": "L1", "working_set_bytes": 1024, "read_gbs": 1e12, "copy_gbs": 100.0, "triad_gbs": 100.0
+    }]);
+    let absurd_level: Roofline = serde_json::from_value(level).unwrap();
+    assert!(!absurd_level.is_plausible(), "a level at 1e12 GB/s");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -302,6 +302,23 @@ fn edit_entry(
     std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
 }
 
+/// Sets every time of an entry's statistics to `ns` (a consistent entry: an
+/// inconsistent one is corrupted, and timed again).
+fn every_call_took(entry: &mut serde_json::Value, ns: f64) {
+    for field in [
+        "min_ns",
+        "p25_ns",
+        "median_ns",
+        "mean_ns",
+        "p75_ns",
+        "p90_ns",
+        "p99_ns",
+        "max_ns",
+    ] {
+        entry["stats"][field] = ns.into();
+    }
+}
+
 #[test]
 fn a_reduced_measurement_is_timed_again_when_a_larger_budget_fits_a_full_one() {
     let dir = TempDir::new("reduced");
@@ -334,10 +351,10 @@ fn a_reduced_measurement_is_timed_again_when_a_larger_budget_fits_a_full_one() {
     assert!(!timed_again(&small));
     // A larger budget whose share does not fit a full one either (11 calls of 1 s): reused.
     let larger = options(&dir, Duration::from_secs(2));
-    edit_entry(&small, &subject, |v| v["stats"]["median_ns"] = 1e9.into());
+    edit_entry(&small, &subject, |v| every_call_took(v, 1e9));
     assert!(!timed_again(&larger));
     // A larger budget that fits one: timed again, and no longer reduced.
-    edit_entry(&small, &subject, |v| v["stats"]["median_ns"] = 2e5.into());
+    edit_entry(&small, &subject, |v| every_call_took(v, 2e5));
     assert!(timed_again(&larger));
     let path = cache_path(&larger, &subject, BackendKind::Tiled, Precision::F32, 1);
     let entry: KernelMeasurement =

@@ -289,16 +289,17 @@ pub(crate) fn pool_fusion(
     tiled: impl Fn(usize) -> bool,
 ) -> (Vec<bool>, Vec<bool>) {
     let steps = 0..lowered.steps.len();
+    let readers = sole_readers(lowered);
     let pool_fused: Vec<bool> = steps
         .clone()
         .map(|si| {
             tiled(si)
                 && matches!(lowered.steps[si].kind, StepKind::Pointwise { .. })
-                && pools_next(lowered, si)
+                && pools_next(lowered, &readers, si)
         })
         .collect();
     let depthwise_pooled = steps
-        .map(|si| tiled(si) && depthwise_feeds_pool(lowered, &pool_fused, si))
+        .map(|si| tiled(si) && depthwise_feeds_pool(lowered, &readers, &pool_fused, si))
         .collect();
     (pool_fused, depthwise_pooled)
 }
@@ -316,24 +317,56 @@ pub(crate) fn fused_after(pool_fused: &[bool], depthwise_pooled: &[bool], si: us
 
 /// Whether step `si` is a depthwise conv whose output only feeds step `si + 1`, a
 /// pointwise conv pooled in place (`pool_fused`): the two then run band by band.
-fn depthwise_feeds_pool(lowered: &Lowered, pool_fused: &[bool], si: usize) -> bool {
+fn depthwise_feeds_pool(
+    lowered: &Lowered,
+    readers: &[Option<usize>],
+    pool_fused: &[bool],
+    si: usize,
+) -> bool {
     matches!(lowered.steps[si].kind, StepKind::Depthwise { .. })
-        && sole_reader(lowered, si) == Some(si + 1)
+        && readers.get(si).copied().flatten() == Some(si + 1)
         && matches!(lowered.steps[si + 1].kind, StepKind::Pointwise { .. })
         && pool_fused.get(si + 1).copied().unwrap_or(false)
 }
 
-/// The one step reading step `si`'s output, when its output is nobody else's
-/// business: not the graph's output, written by no other step, read by one step.
-fn sole_reader(lowered: &Lowered, si: usize) -> Option<usize> {
-    let out = lowered.steps[si].out;
-    if out == lowered.output || lowered.steps.iter().filter(|s| s.out == out).count() != 1 {
-        return None;
+/// Per step: the one step reading its output, when its output is nobody
+/// else's business: not the graph's output, written by no other step, read by
+/// one step. One pass over the steps for all of them, so that compiling stays
+/// linear in the step count.
+pub(crate) fn sole_readers(lowered: &Lowered) -> Vec<Option<usize>> {
+    let buffers = lowered.buffers.len();
+    let mut writers = vec![0usize; buffers];
+    for step in &lowered.steps {
+        if let Some(w) = writers.get_mut(step.out) {
+            *w += 1;
+        }
     }
-    let mut readers =
-        (0..lowered.steps.len()).filter(|&j| lowered.steps[j].kind.inputs().contains(&out));
-    let first = readers.next()?;
-    readers.next().is_none().then_some(first)
+    // Per buffer: the steps reading it (each counted once) and the first.
+    let mut readers: Vec<(usize, usize)> = vec![(0, 0); buffers];
+    for (j, step) in lowered.steps.iter().enumerate() {
+        let mut inputs = step.kind.inputs();
+        inputs.sort_unstable();
+        inputs.dedup();
+        for b in inputs {
+            if let Some(r) = readers.get_mut(b) {
+                if r.0 == 0 {
+                    r.1 = j;
+                }
+                r.0 += 1;
+            }
+        }
+    }
+    lowered
+        .steps
+        .iter()
+        .map(|step| {
+            let out = step.out;
+            let sole = out != lowered.output
+                && writers.get(out) == Some(&1)
+                && readers.get(out).is_some_and(|r| r.0 == 1);
+            sole.then(|| readers[out].1)
+        })
+        .collect()
 }
 
 /// One thread's scratch for the steps split across threads: depthwise +
@@ -470,9 +503,15 @@ fn conv_runs_direct(simd: SimdLevel, g: &ConvGeom, act: Option<Activation>) -> b
 /// Whether step `si` runs as the plain GEMM its shape describes (what the autotuner
 /// times): not a pointwise conv pooled in place (a transposed row-sum GEMM) nor a
 /// convolution computed directly.
-pub(crate) fn step_runs_as_gemm(lowered: &Lowered, si: usize, simd: SimdLevel) -> bool {
+/// `readers` are the steps' [`sole_readers`].
+pub(crate) fn step_runs_as_gemm(
+    lowered: &Lowered,
+    readers: &[Option<usize>],
+    si: usize,
+    simd: SimdLevel,
+) -> bool {
     match &lowered.steps[si].kind {
-        StepKind::Pointwise { .. } => !pools_next(lowered, si),
+        StepKind::Pointwise { .. } => !pools_next(lowered, readers, si),
         StepKind::Conv2d { geom, act, .. } => !conv_runs_direct(simd, geom, *act),
         _ => true,
     }
@@ -487,6 +526,7 @@ fn is_direct(g: &ConvGeom) -> bool {
 /// step with a zero-padded layout, that step and the layout to write.
 fn padded_consumer(
     lowered: &Lowered,
+    readers: &[Option<usize>],
     plans: &[Option<ConvPlan>],
     si: usize,
 ) -> Option<PaddedOutput> {
@@ -495,7 +535,11 @@ fn padded_consumer(
         return None;
     };
     let own = plans.get(si)?.as_ref()?;
-    let sj = sole_reader(lowered, si).filter(|&sj| sj > si && !is_direct(cg))?;
+    let sj = readers
+        .get(si)
+        .copied()
+        .flatten()
+        .filter(|&sj| sj > si && !is_direct(cg))?;
     let StepKind::Depthwise { geom: dg, .. } = &lowered.steps[sj].kind else {
         return None;
     };
@@ -657,8 +701,9 @@ impl LoweredExecutable {
             conv_plans.push(plan);
         }
         let steps = lowered.steps.len();
+        let readers = sole_readers(&lowered);
         let padded_outputs: Vec<Option<PaddedOutput>> = (0..steps)
-            .map(|si| padded_consumer(&lowered, &conv_plans, si))
+            .map(|si| padded_consumer(&lowered, &readers, &conv_plans, si))
             .collect();
         let mut reads_padded = vec![false; steps];
         let mut sample_len: Vec<usize> = lowered.buffers.iter().map(|b| b.numel).collect();
@@ -771,18 +816,27 @@ impl LoweredExecutable {
 
     /// Per buffer: whether it is written and read only inside one sample-major run.
     fn sample_local_buffers(&self) -> Vec<bool> {
-        let mut local = vec![false; self.lowered.buffers.len()];
+        let buffers = self.lowered.buffers.len();
+        // Per buffer: the first and last step writing or reading it (a run is
+        // a range of steps, so these two say whether all of them are inside),
+        // found in one pass rather than a scan of every step per buffer.
+        let mut touched: Vec<Option<(usize, usize)>> = vec![None; buffers];
+        for (j, st) in self.lowered.steps.iter().enumerate() {
+            for b in st.kind.inputs().into_iter().chain([st.out]) {
+                if let Some(t) = touched.get_mut(b) {
+                    *t = Some(t.map_or((j, j), |(first, _)| (first, j)));
+                }
+            }
+        }
+        let mut local = vec![false; buffers];
         for run in &self.sample_major {
             for si in run.clone() {
                 let out = self.lowered.steps[si].out;
-                let inside = |j: usize| run.contains(&j);
                 local[out] = out != self.lowered.output
                     && out != self.lowered.input
                     && self.lowered.buffers[out].constant.is_none()
-                    && self.lowered.steps.iter().enumerate().all(|(j, st)| {
-                        (st.out != out || inside(j))
-                            && (inside(j) || !st.kind.inputs().contains(&out))
-                    });
+                    && touched[out]
+                        .is_some_and(|(first, last)| run.contains(&first) && run.contains(&last));
             }
         }
         local
@@ -1918,8 +1972,8 @@ fn pointwise_simple(
 
 /// Whether step `si` is a pointwise conv whose output only feeds step `si + 1`,
 /// a global average pool (so the pooled sums can be taken in its place).
-fn pools_next(lowered: &Lowered, si: usize) -> bool {
-    sole_reader(lowered, si) == Some(si + 1)
+fn pools_next(lowered: &Lowered, readers: &[Option<usize>], si: usize) -> bool {
+    readers.get(si).copied().flatten() == Some(si + 1)
         && matches!(lowered.steps[si + 1].kind, StepKind::GlobalAvgPool { .. })
 }
 
@@ -1927,6 +1981,49 @@ fn pools_next(lowered: &Lowered, si: usize) -> bool {
 mod tests {
     use super::*;
     use crate::fusion::{lower_with, FusionOptions};
+
+    /// The steps' sole readers, found in one pass, are those a scan of every
+    /// step per step finds, on programs lowered with and without fusion
+    /// (branches, residuals, a pooled pointwise conv, chains).
+    #[test]
+    fn sole_readers_agree_with_a_scan_of_every_step() {
+        let scan = |lowered: &Lowered, si: usize| -> Option<usize> {
+            let out = lowered.steps[si].out;
+            let writers = lowered.steps.iter().filter(|s| s.out == out).count();
+            if out == lowered.output || writers != 1 {
+                return None;
+            }
+            let mut readers =
+                (0..lowered.steps.len()).filter(|&j| lowered.steps[j].kind.inputs().contains(&out));
+            let first = readers.next()?;
+            readers.next().is_none().then_some(first)
+        };
+        let graphs = [
+            crate::models::convnet_224(1).expect("model"),
+            crate::models::transformer_block(1).expect("model"),
+            crate::models::mlp_1024(1).expect("model"),
+            crate::models::elementwise_chain(64, 1).expect("model"),
+        ];
+        let mut found = 0;
+        for graph in &graphs {
+            for opts in [
+                FusionOptions::default(),
+                FusionOptions {
+                    epilogues: false,
+                    chains: false,
+                    horizontal: false,
+                },
+            ] {
+                let lowered = lower_with(graph, opts).expect("lowered");
+                let want: Vec<Option<usize>> = (0..lowered.steps.len())
+                    .map(|si| scan(&lowered, si))
+                    .collect();
+                assert_eq!(sole_readers(&lowered), want, "{}", graph.name());
+                found += want.iter().flatten().count();
+            }
+        }
+        assert!(found > 0);
+    }
 
     /// Which dense steps look for zeros to skip: those reading a ReLU's
     /// output, whether the ReLU ran as the producing GEMM's epilogue or

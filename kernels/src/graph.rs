@@ -553,6 +553,32 @@ impl Graph {
         self.output
     }
 
+    /// Per node: the only node reading it, when exactly one node does, that
+    /// node reads nothing else, and the node is not the graph's output (what
+    /// a kernel may fuse into the node's own). One pass over the edges, so
+    /// compiling stays linear in the node count.
+    pub fn sole_consumers(&self) -> Vec<Option<NodeId>> {
+        // (readers counted with multiplicity, the first reader).
+        let mut readers: Vec<(usize, NodeId)> = vec![(0, 0); self.nodes.len()];
+        for (j, node) in self.nodes.iter().enumerate() {
+            for &i in &node.inputs {
+                let r = &mut readers[i];
+                if r.0 == 0 {
+                    r.1 = j;
+                }
+                r.0 += 1;
+            }
+        }
+        // A node reading `i` twice has two inputs, so it is refused either way.
+        readers
+            .iter()
+            .enumerate()
+            .map(|(i, &(count, j))| {
+                (i != self.output && count == 1 && self.nodes[j].inputs.len() == 1).then_some(j)
+            })
+            .collect()
+    }
+
     /// Per-sample input shape.
     pub fn input_shape(&self) -> &[usize] {
         &self.nodes[0].shape
@@ -670,13 +696,19 @@ impl Graph {
             }
         }
         last_use[self.output] = n;
-        let mut peak = 0u64;
+        // A value is live over steps `v..=last_use[v]`: added at its producer,
+        // dropped after its last consumer (one sweep, not a scan per step).
+        let mut dropped_after = vec![0u64; n + 1];
+        let (mut live, mut peak) = (0u64, 0u64);
         for step in 0..n {
-            let live: u64 = (0..=step)
-                .filter(|&v| last_use[v] >= step && !matches!(self.nodes[v].op, Op::Constant(_)))
-                .map(|v| self.nodes[v].numel() as u64)
-                .sum();
+            if !matches!(self.nodes[step].op, Op::Constant(_)) {
+                let elements = self.nodes[step].numel() as u64;
+                live = live.saturating_add(elements);
+                let end = last_use[step].min(n);
+                dropped_after[end] = dropped_after[end].saturating_add(elements);
+            }
             peak = peak.max(live);
+            live = live.saturating_sub(dropped_after[step]);
         }
         peak.saturating_mul(batch as u64).saturating_mul(4)
     }

@@ -178,3 +178,78 @@ fn chain_model_has_three_elementwise_ops() {
     assert_eq!(g.flops_per_sample(), 3000.0);
     assert!(models::elementwise_chain(0, 3).is_err());
 }
+
+/// The only node reading `i`, by the definition: scan every node (quadratic, for checking).
+fn sole_consumer_by_scan(g: &Graph, i: usize) -> Option<usize> {
+    if i == g.output_node() {
+        return None;
+    }
+    let mut users = g
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.inputs.contains(&i));
+    match (users.next(), users.next()) {
+        (Some((j, n)), None) if n.inputs.len() == 1 => Some(j),
+        _ => None,
+    }
+}
+
+#[test]
+fn sole_consumers_name_the_one_single_input_reader_of_each_node() {
+    let relu = || Op::Activation(Activation::Relu);
+    let mut b = GraphBuilder::new("branches", vec![4]).unwrap();
+    let x = b.input();
+    let r1 = b.push("r1", relu(), &[x]).unwrap();
+    let t = b
+        .push("t", Op::Activation(Activation::Tanh), &[r1])
+        .unwrap();
+    let sum = b.push("sum", Op::Add, &[x, t]).unwrap();
+    let r2 = b.push("r2", relu(), &[sum]).unwrap();
+    let square = b.push("square", Op::Mul, &[r2, r2]).unwrap();
+    let unused = b.push("unused", relu(), &[square]).unwrap();
+    let out = b.push("out", Op::Scale(2.0), &[square]).unwrap();
+    let g = b.finish(out, false, 1).unwrap();
+    let mut want = vec![None; g.nodes().len()];
+    // x is read by r1 and sum; t only by sum, which reads x too; r2 twice by
+    // one node of two inputs; square by two nodes; out is the output.
+    want[r1] = Some(t);
+    want[sum] = Some(r2);
+    assert_eq!(want[unused], None);
+    assert_eq!(g.sole_consumers(), want);
+}
+
+#[test]
+fn sole_consumers_and_peak_activations_agree_with_a_scan_of_every_node() {
+    let mut graphs: Vec<Graph> = specs()
+        .iter()
+        .map(|s| Graph::from_spec(s, 7).unwrap())
+        .collect();
+    graphs.push(models::elementwise_chain(64, 3).unwrap());
+    for g in &graphs {
+        let scanned: Vec<Option<usize>> = (0..g.nodes().len())
+            .map(|i| sole_consumer_by_scan(g, i))
+            .collect();
+        assert_eq!(g.sole_consumers(), scanned, "{}", g.name());
+        assert!(scanned.iter().any(Option::is_some), "{}", g.name());
+        // Peak: at each step, the values produced so far and read at or after it.
+        let n = g.nodes().len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, node) in g.nodes().iter().enumerate() {
+            for &inp in &node.inputs {
+                last_use[inp] = last_use[inp].max(i);
+            }
+        }
+        last_use[g.output_node()] = n;
+        let peak = (0..n)
+            .map(|step| {
+                (0..=step)
+                    .filter(|&v| last_use[v] >= step && !matches!(g.nodes()[v].op, Op::Constant(_)))
+                    .map(|v| g.nodes()[v].numel() as u64)
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap();
+        assert_eq!(g.peak_activation_bytes(3), peak * 3 * 4, "{}", g.name());
+    }
+}

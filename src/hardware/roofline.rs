@@ -59,6 +59,12 @@ pub struct Roofline {
     pub probe_ms: f64,
 }
 
+/// Most operations (GFLOP/s, G int8 ops/s) or bytes (GB/s) per second one
+/// core is believed to reach, here or in a cache entry: 100 T, about 60 times
+/// the fastest figure a core reaches today (a Zen 4 core's AVX-512 VNNI int8
+/// peak is about 1.5 T ops/s, its f32 peak 0.4 TFLOP/s, its L1 about 1 TB/s).
+pub const MAX_PLAUSIBLE_GIGA_PER_S: f64 = 1e5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RooflineError {
     #[error(transparent)]
@@ -185,7 +191,8 @@ impl Roofline {
         let path = cache_dir.join(format!("roofline-{}.json", hw.fingerprint));
         if !fresh {
             if let Some(cached) = cache::read_json::<Roofline>(&path) {
-                if cached.hardware_fingerprint == hw.fingerprint {
+                // A corrupted entry (a zero or absurd peak) is probed again, as garbage JSON is.
+                if cached.hardware_fingerprint == hw.fingerprint && cached.is_plausible() {
                     return Ok((cached, true));
                 }
             }
@@ -193,6 +200,23 @@ impl Roofline {
         let roofline = Roofline::probe(hw, opts);
         cache::write_json_atomic(&path, &roofline)?;
         Ok((roofline, false))
+    }
+
+    /// Whether these figures could come from the probes: the f32 peak and the
+    /// DRAM bandwidth finite and above zero, and every peak and bandwidth
+    /// finite, not negative and at most [`MAX_PLAUSIBLE_GIGA_PER_S`].
+    pub fn is_plausible(&self) -> bool {
+        let at_most_bound = |x: f64| x.is_finite() && (0.0..=MAX_PLAUSIBLE_GIGA_PER_S).contains(&x);
+        let positive = |x: f64| at_most_bound(x) && x > 0.0;
+        let paths = self.f32_by_path.iter().chain(&self.int8_by_path);
+        let levels = self.bandwidth.iter();
+        positive(self.peak_gflops_f32)
+            && positive(self.dram_gbs)
+            && at_most_bound(self.peak_gops_int8)
+            && paths.map(|p| p.giga_per_s).all(at_most_bound)
+            && levels
+                .flat_map(|b| [b.read_gbs, b.copy_gbs, b.triad_gbs])
+                .all(at_most_bound)
     }
 
     /// Bandwidth figure (copy) at `level` (`L1`, `L2`, `L3`, `DRAM`).

@@ -13,10 +13,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use workbench_kernels::backends::quantized::QuantizedBackend;
 use workbench_kernels::{compile, models, BackendKind, CompileOptions, Precision};
 
 use super::{cache, MeasureError, MeasureSubject};
-use crate::hardware::roofline::Roofline;
+use crate::hardware::roofline::{Roofline, MAX_PLAUSIBLE_GIGA_PER_S};
 
 /// Probe layers (k x n dense, one row per sample): one whose weights fit in the
 /// caches and one whose 16 MB of rows, 4 kB apart, miss them and the TLB, as a
@@ -50,6 +51,18 @@ pub struct BackendRates {
 }
 
 impl BackendRates {
+    /// Whether every probe point could have been timed: its weights and rate
+    /// finite and above zero, the rate at most [`MAX_PLAUSIBLE_GIGA_PER_S`].
+    pub fn is_plausible(&self) -> bool {
+        self.points.iter().all(|p| {
+            p.weight_bytes.is_finite()
+                && p.weight_bytes > 0.0
+                && p.gflops.is_finite()
+                && p.gflops > 0.0
+                && p.gflops <= MAX_PLAUSIBLE_GIGA_PER_S
+        })
+    }
+
     /// GFLOP/s of `backend` on a model with `weight_bytes` of f32 weights:
     /// interpolated between the probes on a log scale of the weights, and the
     /// nearest probe's rate outside them.
@@ -92,7 +105,9 @@ pub fn probe_rates(
 ) -> Result<BackendRates, MeasureError> {
     let path = rates_path(cache_dir, hardware_fingerprint);
     if !fresh {
-        if let Some(r) = cache::read_json::<BackendRates>(&path) {
+        // A corrupted entry (a zero or absurd rate) is probed again, as garbage JSON is.
+        if let Some(r) = cache::read_json::<BackendRates>(&path).filter(BackendRates::is_plausible)
+        {
             return Ok(r);
         }
     }
@@ -272,13 +287,24 @@ pub fn compile_rates_path(cache_dir: &Path, hardware_fingerprint: &str) -> std::
 /// The compile rates learnt on this machine (none yet: empty). Kept also by
 /// `--fresh` runs, like the tuning log: they describe the machine, not a model.
 pub fn load_compile_rates(cache_dir: &Path, hardware_fingerprint: &str) -> CompileRates {
-    cache::read_json(&compile_rates_path(cache_dir, hardware_fingerprint)).unwrap_or_default()
+    let mut rates: CompileRates =
+        cache::read_json(&compile_rates_path(cache_dir, hardware_fingerprint)).unwrap_or_default();
+    // A corrupted rate is forgotten (and learnt again): an absurd one would
+    // refuse every compile, which would then never teach a better one.
+    rates
+        .ns_per_byte
+        .retain(|_, r| r.is_finite() && *r > 0.0 && *r <= MAX_PLAUSIBLE_COMPILE_NS_PER_BYTE);
+    rates
 }
+
+/// Slowest compile rate believed from the cache: a millisecond per byte of
+/// weights (the smallest model that teaches a rate would compile in 18 hours).
+const MAX_PLAUSIBLE_COMPILE_NS_PER_BYTE: f64 = 1e6;
 
 /// Passes over the f32 weights a backend's compile makes at a precision:
 /// copying the graph, lowering it, packing (read and write), and for int8 the
-/// calibration (one pass, its samples batched), the per-channel quantization
-/// (two) and packing the s8 weights.
+/// calibration (one pass, its samples batched; its FLOPs are counted apart),
+/// the per-channel quantization (two) and packing the s8 weights.
 fn compile_passes(backend: BackendKind, precision: Precision) -> f64 {
     match (backend, precision) {
         (BackendKind::Naive, _) => 1.0,
@@ -290,9 +316,10 @@ fn compile_passes(backend: BackendKind, precision: Precision) -> f64 {
 }
 
 /// Compiling a configuration: its passes over the weights at this machine's
-/// copy bandwidth and, for the autotuner, at least one trial of each GEMM at
-/// its tuning batch (the model's FLOPs at that batch, each trial timed
-/// `reps` times after a warm-up, at peak). A lower bound; `None` without a roofline.
+/// copy bandwidth, for the autotuner at least one trial of each GEMM at its
+/// tuning batch (the model's FLOPs at that batch, each trial timed `reps`
+/// times after a warm-up, at peak), and for int8 the calibration: the f32
+/// model run on its samples. A lower bound; `None` without a roofline.
 pub fn compile_time(
     subject: &MeasureSubject,
     backend: BackendKind,
@@ -326,12 +353,26 @@ pub fn compile_time(
             ));
         }
     }
+    let mut calibration_ns = 0.0;
+    if (backend, precision) == (BackendKind::Quantized, Precision::Int8) {
+        let samples = QuantizedBackend::default().calibration_samples.max(1) as f64;
+        let rate = roofline.peak_gflops_f32 * CALIBRATION_FRACTION_OF_PEAK;
+        if rate > 0.0 {
+            calibration_ns = samples * subject.flops_per_sample / rate;
+            basis.push_str(&format!(
+                ", and int8 calibration: the f32 model on {samples} samples ({} FLOPs at {} GFLOP/s, 1/{} of this machine's f32 peak)",
+                count(samples * subject.flops_per_sample),
+                sig(rate),
+                (1.0 / CALIBRATION_FRACTION_OF_PEAK).round()
+            ));
+        }
+    }
     let learnt = subject
         .compile_rates
         .as_ref()
         .and_then(|r| r.get(backend, precision))
         .map(|rate| (rate, rate * subject.weight_bytes))
-        .filter(|&(_, ns)| ns > memory_ns + tuning_ns);
+        .filter(|&(_, ns)| ns > memory_ns + tuning_ns + calibration_ns);
     if let Some((rate, ns)) = learnt {
         return Some(Estimate {
             call_ns: ns,
@@ -342,10 +383,17 @@ pub fn compile_time(
         });
     }
     Some(Estimate {
-        call_ns: memory_ns + tuning_ns,
+        call_ns: memory_ns + tuning_ns + calibration_ns,
         basis,
     })
 }
+
+/// How far below this machine's f32 peak the int8 compile's calibration pass
+/// runs the f32 model (its dense and conv layers streamed through
+/// `dense_f32`, separate multiplies and adds): measured at 1/9 on the
+/// review's 5.1 GFLOP convnet on a loaded Zen 4 (13.5 of 118 GFLOP/s,
+/// `compile_scaling calibration`); 1/6 keeps the estimate on the short side.
+const CALIBRATION_FRACTION_OF_PEAK: f64 = 1.0 / 6.0;
 
 /// One call at `batch` from the same configuration timed at the smaller
 /// `known_batch` (median `known_ns`): in proportion for a per-sample backend;

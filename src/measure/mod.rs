@@ -13,7 +13,7 @@ pub mod stats;
 
 pub use model::{measure_model, measure_model_with, Inspect};
 
-use crate::hardware::roofline::Roofline;
+use crate::hardware::roofline::{Roofline, MAX_PLAUSIBLE_GIGA_PER_S};
 use harness::{time_workload, HarnessConfig, Timing, Workload};
 use serde::{Deserialize, Serialize};
 use stats::SampleStats;
@@ -218,7 +218,24 @@ fn recorded_before_grades() -> bool {
     true
 }
 
+/// Shortest call a cache entry is believed to record: a twentieth of a cycle
+/// at 5 GHz (no call, even of an empty model, returns in less than a cycle).
+pub const MIN_PLAUSIBLE_CALL_NS: f64 = 0.01;
+
 impl KernelMeasurement {
+    /// Whether a cached measurement of `subject` could have been timed: its
+    /// statistics consistent ([`SampleStats::is_consistent`]), its fastest
+    /// call no faster than [`MAX_PLAUSIBLE_GIGA_PER_S`] allows for the
+    /// subject's FLOPs, and the times charged to the budget finite and not
+    /// negative. A corrupted entry fails this and is timed again.
+    pub fn is_plausible(&self, subject: &MeasureSubject) -> bool {
+        let flops = subject.flops_per_sample * self.batch as f64;
+        let charges = [self.spent_ms, self.compile_ms, self.budget_ms, self.gflops];
+        self.stats.is_consistent(MIN_PLAUSIBLE_CALL_NS)
+            && flops / self.stats.min_ns <= MAX_PLAUSIBLE_GIGA_PER_S
+            && charges.iter().all(|x| x.is_finite() && *x >= 0.0)
+    }
+
     pub fn median_ns(&self) -> f64 {
         self.stats.median_ns
     }
@@ -447,6 +464,8 @@ pub fn measure_jobs(
                 }
                 let path = cache_path(opts, subject, backend, precision, batch);
                 cache::read_json::<KernelMeasurement>(&path)
+                    // A corrupted entry is a miss, as garbage JSON is.
+                    .filter(|m| m.is_plausible(subject))
                     // A full run does not settle for a quick run's figures.
                     .filter(|m| opts.quick || !m.quick)
                     .filter(|m| !worth_timing_again(m, opts, total))

@@ -51,6 +51,57 @@ const Z_99: f64 = 2.326_348;
 const Z_INTERQUARTILE: f64 = 1.348_980;
 
 impl SampleStats {
+    /// Whether these figures could come from timing calls: all finite, the
+    /// times at least `floor_ns`, in order (min <= median <= p90 <= p99 <=
+    /// max, the mean between min and max, the quartiles around the median
+    /// unless 0, as caches written before they were kept hold), the spread
+    /// figures not negative, at least one sample. A cache entry failing this
+    /// was corrupted: it is timed again, as garbage JSON is.
+    pub fn is_consistent(&self, floor_ns: f64) -> bool {
+        let times = [
+            self.min_ns,
+            self.median_ns,
+            self.p90_ns,
+            self.p99_ns,
+            self.max_ns,
+        ];
+        // Ordered up to rounding: a mean of equal times, or a percentile
+        // interpolated between two, may land an ulp beyond them.
+        let at_most = |a: f64, b: f64| a <= b + b.abs() * 1e-9;
+        let ordered = times.windows(2).all(|w| at_most(w[0], w[1]));
+        let finite = [
+            self.mean_ns,
+            self.p25_ns,
+            self.p75_ns,
+            self.std_dev_ns,
+            self.cv,
+            self.median_ci_low_ns,
+            self.median_ci_high_ns,
+        ]
+        .iter()
+        .chain(&times)
+        .all(|x| x.is_finite());
+        let quartiles = (self.p25_ns == 0.0 && self.p75_ns == 0.0)
+            || [
+                self.min_ns,
+                self.p25_ns,
+                self.median_ns,
+                self.p75_ns,
+                self.max_ns,
+            ]
+            .windows(2)
+            .all(|w| at_most(w[0], w[1]));
+        finite
+            && ordered
+            && quartiles
+            && self.samples >= 1
+            && self.min_ns >= floor_ns
+            && at_most(self.min_ns, self.mean_ns)
+            && at_most(self.mean_ns, self.max_ns)
+            && self.std_dev_ns >= 0.0
+            && self.cv >= 0.0
+    }
+
     /// p99 / median to plan with on a target. A few dozen samples' p99 is
     /// about their largest, and on a shared host that is an interruption of
     /// this machine (13 ms against a 0.22 ms median was seen), not a property
@@ -289,6 +340,8 @@ mod tests {
             prop_assert!(s.std_dev_ns >= 0.0 && s.cv >= 0.0);
             prop_assert!(s.outliers.total() <= v.len());
             prop_assert_eq!(s.samples, v.len());
+            // What the cache accepts: a real measurement is never taken for a corrupted one.
+            prop_assert!(s.is_consistent(0.0), "{:?}", s);
         }
 
         #[test]

@@ -128,8 +128,15 @@ impl Default for AutotunedBackend {
 /// attention (its per-head GEMMs keep the default tile).
 /// The GEMM shape step `si` runs at `simd`, if it runs as one (steps the tiled
 /// engine computes another way keep the default tile: their timing is not this shape's).
-fn step_shape(lowered: &Lowered, si: usize, batch: usize, simd: SimdLevel) -> Option<GemmShape> {
-    if !crate::exec::step_runs_as_gemm(lowered, si, simd) {
+/// `readers` are the steps' `exec::sole_readers`.
+fn step_shape(
+    lowered: &Lowered,
+    readers: &[Option<usize>],
+    si: usize,
+    batch: usize,
+    simd: SimdLevel,
+) -> Option<GemmShape> {
+    if !crate::exec::step_runs_as_gemm(lowered, readers, si, simd) {
         return None;
     }
     let shape = match &lowered.steps[si].kind {
@@ -158,8 +165,9 @@ fn step_shape(lowered: &Lowered, si: usize, batch: usize, simd: SimdLevel) -> Op
 
 fn lowered_shapes(lowered: &Lowered, batch: usize, simd: SimdLevel) -> BTreeMap<GemmShape, f64> {
     let mut out: BTreeMap<GemmShape, f64> = BTreeMap::new();
+    let readers = crate::exec::sole_readers(lowered);
     for si in 0..lowered.steps.len() {
-        if let Some(s) = step_shape(lowered, si, batch, simd) {
+        if let Some(s) = step_shape(lowered, &readers, si, batch, simd) {
             let per = if s.packed_b { 1.0 } else { batch as f64 };
             *out.entry(s).or_default() += s.flops() * per;
         }
@@ -463,9 +471,10 @@ impl AutotunedBackend {
             })?;
             tuned.insert(shape, t);
         }
+        let readers = crate::exec::sole_readers(&lowered);
         let mut step_tiles: Vec<Option<TileParams>> = (0..lowered.steps.len())
             .map(|si| {
-                step_shape(&lowered, si, tune_batch, simd)
+                step_shape(&lowered, &readers, si, tune_batch, simd)
                     .and_then(|s| tuned.get(&s))
                     .map(|t| t.tile)
             })

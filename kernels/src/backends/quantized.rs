@@ -325,8 +325,10 @@ impl QuantizedBackend {
         int8: bool,
     ) -> Fusions {
         let n = graph.nodes.len();
+        let consumers = graph.sole_consumers();
+        let sole_consumer = |i: usize| consumers[i];
         let relu_after = |i: usize| {
-            sole_consumer(graph, i)
+            sole_consumer(i)
                 .filter(|&j| matches!(graph.nodes[j].op, Op::Activation(Activation::Relu)))
         };
         let dense = |i: usize| gemms.contains(&i) && matches!(graph.nodes[i].op, Op::Dense { .. });
@@ -343,7 +345,7 @@ impl QuantizedBackend {
                     // epilogue, which also requantizes for the second.
                     let relu = relu_after(i);
                     f.relu_into[i] = relu;
-                    f.chain_to[i] = sole_consumer(graph, relu.unwrap_or(i)).filter(|&l| dense(l));
+                    f.chain_to[i] = sole_consumer(relu.unwrap_or(i)).filter(|&l| dense(l));
                 } else if !int8 && self.fuse_half_relu {
                     f.relu_into[i] = relu_after(i);
                 }
@@ -352,7 +354,7 @@ impl QuantizedBackend {
                 // transposed, a pool as column sums of it.
                 let relu = relu_after(i);
                 f.relu_into[i] = relu;
-                f.pool_into[i] = sole_consumer(graph, relu.unwrap_or(i))
+                f.pool_into[i] = sole_consumer(relu.unwrap_or(i))
                     .filter(|&p| matches!(graph.nodes[p].op, Op::GlobalAvgPool));
             } else if f32_convs.contains(&i) && self.fuse_conv_epilogue {
                 f.relu_into[i] = relu_after(i);
@@ -951,22 +953,6 @@ impl GemmNode {
     }
 }
 
-/// The only consumer of node `i`, if it has exactly one and is not the graph output.
-fn sole_consumer(graph: &Graph, i: usize) -> Option<usize> {
-    if i == graph.output {
-        return None;
-    }
-    let mut users = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.inputs.contains(&i));
-    match (users.next(), users.next()) {
-        (Some((j, n)), None) if n.inputs.len() == 1 => Some(j),
-        _ => None,
-    }
-}
-
 impl QuantizedExecutable {
     /// Wires the planned fusions into the compiled GEMMs and f32 convolutions.
     fn apply(&mut self, fusions: Fusions) {
@@ -1258,6 +1244,46 @@ impl QuantizedExecutable {
                 );
                 continue;
             }
+            // A conv or pointwise conv without its GEMM yet (calibration): the
+            // reference sums as patch rows times the weights, streamed.
+            if let (Op::Conv2d { .. } | Op::PointwiseConv { .. }, Some((wt, k, n, bias))) =
+                (&node.op, gemm_weights(&node.op))
+            {
+                let geom = match &node.op {
+                    Op::Conv2d {
+                        weight,
+                        stride,
+                        padding,
+                        ..
+                    } => Some(conv_geom(
+                        in_shape,
+                        &node.shape,
+                        weight.shape[2],
+                        weight.shape[3],
+                        *stride,
+                        *padding,
+                    )),
+                    _ => None,
+                };
+                let hw = out_len / n.max(1);
+                let scratch = self.bands.first_mut().ok_or_else(|| {
+                    KernelError::Gemm("quantized: no scratch for calibration".into())
+                })?;
+                for s in 0..batch {
+                    let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
+                    let out = &mut rest[0][s * out_len..(s + 1) * out_len];
+                    let shape = (k, n, hw);
+                    conv_f32_streamed(
+                        x,
+                        geom.as_ref(),
+                        shape,
+                        (&wt, bias.as_deref()),
+                        scratch,
+                        out,
+                    );
+                }
+                continue;
+            }
             if let Op::Activation(a) = node.op {
                 // The compiled backends' vectorised activations (the reference
                 // loop calls the library's tanh / exp per element).
@@ -1281,6 +1307,50 @@ impl QuantizedExecutable {
             }
         }
         Ok(())
+    }
+}
+
+/// One sample of a conv (`geom`) or pointwise conv (`None`) in f32, before
+/// its GEMM is compiled (calibration): `out [n x hw]` from `x`, by bands of
+/// output pixels, their patch rows (im2col, or the input's channels gathered)
+/// times the weights `wt [k x n]` by `dense_f32`. Each output is the reference
+/// kernel's sum in its order (the bias, then the taps; a tap outside the
+/// image adds a zero), so calibration observes the reference's values (up to
+/// the sign of a zero) many times faster than its loop over taps.
+fn conv_f32_streamed(
+    x: &[f32],
+    geom: Option<&ConvGeom>,
+    (k, n, hw): (usize, usize, usize),
+    (wt, bias): (&[f32], Option<&[f32]>),
+    scratch: &mut BandScratch,
+    out: &mut [f32],
+) {
+    let band = band_pixels(k, n, hw);
+    let mut start = 0;
+    while start < hw {
+        let pixels = start..(start + band).min(hw);
+        let rows = pixels.len();
+        scratch.cols.resize(rows * k, 0.0);
+        let cols = &mut scratch.cols[..rows * k];
+        match geom {
+            Some(g) => im2col_patches(x, g, pixels.clone(), cols),
+            None => {
+                for (row, p) in cols.chunks_exact_mut(k.max(1)).zip(pixels.clone()) {
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = x[c * hw + p];
+                    }
+                }
+            }
+        }
+        scratch.t.resize(rows * n, 0.0);
+        let t = &mut scratch.t[..rows * n];
+        dense_f32(cols, rows, k, n, wt, bias, t);
+        for (row, p) in t.chunks_exact(n.max(1)).zip(pixels.clone()) {
+            for (c, &v) in row.iter().enumerate() {
+                out[c * hw + p] = v;
+            }
+        }
+        start = pixels.end;
     }
 }
 
@@ -1518,6 +1588,67 @@ impl Executable for QuantizedExecutable {
 mod tests {
     use super::*;
     use crate::reference;
+
+    /// The f32 convolutions calibration runs (patch rows times the weights,
+    /// band by band) compute the reference kernels' sums: equal values (a
+    /// zero's sign aside) at odd sizes, strides and paddings, over several
+    /// bands of pixels, for a conv and a pointwise conv.
+    #[test]
+    fn calibration_convs_compute_the_reference_sums() {
+        let mut scratch = BandScratch::default();
+        for (c, h, w, oc, k, stride, pad) in [
+            (3, 50, 50, 8, 3, 1, 1),
+            (5, 9, 11, 7, 3, 2, 1),
+            (2, 7, 6, 3, 5, 1, 2),
+            (4, 8, 8, 16, 3, 2, 0),
+        ] {
+            let oh = (h + 2 * pad - k) / stride + 1;
+            let ow = (w + 2 * pad - k) / stride + 1;
+            let g = conv_geom(&[c, h, w], &[oc, oh, ow], k, k, stride, pad);
+            let x = seeded_inputs(c * h * w, 1, 1);
+            let weight = seeded_inputs(oc * c * k * k, 1, 2);
+            let bias = seeded_inputs(oc, 1, 3);
+            let (kk, hw) = (c * k * k, oh * ow);
+            let mut want = vec![f32::NAN; oc * hw];
+            reference::conv2d(&x, &g, &weight, Some(&bias), &mut want);
+            let mut wt = vec![0.0; kk * oc];
+            for o in 0..oc {
+                for q in 0..kk {
+                    wt[q * oc + o] = weight[o * kk + q];
+                }
+            }
+            let mut got = vec![f32::NAN; oc * hw];
+            let shape = (kk, oc, hw);
+            conv_f32_streamed(
+                &x,
+                Some(&g),
+                shape,
+                (&wt, Some(&bias)),
+                &mut scratch,
+                &mut got,
+            );
+            assert_eq!(
+                got, want,
+                "conv {c}x{h}x{w} -> {oc}, {k}x{k} /{stride} pad {pad}"
+            );
+        }
+        for (ic, oc, hw) in [(5, 7, 6400), (3, 1, 10)] {
+            let x = seeded_inputs(ic * hw, 1, 4);
+            let weight = seeded_inputs(oc * ic, 1, 5);
+            let mut want = vec![f32::NAN; oc * hw];
+            reference::pointwise(&x, ic, hw, &weight, oc, None, &mut want);
+            let mut wt = vec![0.0; ic * oc];
+            for o in 0..oc {
+                for i in 0..ic {
+                    wt[i * oc + o] = weight[o * ic + i];
+                }
+            }
+            let mut got = vec![f32::NAN; oc * hw];
+            conv_f32_streamed(&x, None, (ic, oc, hw), (&wt, None), &mut scratch, &mut got);
+            assert_eq!(got, want, "pointwise {ic} -> {oc} over {hw} pixels");
+        }
+        assert!(band_pixels(27, 8, 2500) < 2500 && band_pixels(5, 7, 6400) < 6400);
+    }
 
     /// The patches with their interior columns gathered unchecked equal the
     /// patches gathered tap by tap, at odd sizes, strides and paddings, for
