@@ -33,8 +33,34 @@ use crate::sim::ProfilePoint;
 /// Seed of the synthetic weights of every scenario model (the same graph,
 /// and so the same cache entries, in every command).
 pub const MODEL_SEED: u64 = 0x5EED;
-/// Inputs used to measure the agreement of reduced precisions with f32.
-const ACCURACY_SAMPLES: usize = plan::evaluate::AGREEMENT_INPUTS;
+/// Rate the agreement check is assumed to run a model at (reference and
+/// candidate; the half formats run slower than tiled f32): it sizes the check
+/// to the budget from the model's FLOPs alone, so the count is the same on
+/// every machine.
+const AGREEMENT_NOMINAL_FLOPS_PER_S: f64 = 20e9;
+
+/// Seeded inputs the agreement of a variant's reduced precisions with f32 is
+/// measured on: [`plan::evaluate::AGREEMENT_INPUTS`], or fewer (a multiple
+/// of 16, at least 16) when running the reference and one candidate on them
+/// at [`AGREEMENT_NOMINAL_FLOPS_PER_S`] would take more than half the
+/// variant's equal share of the scenario's measurement budget: a 5 GFLOP
+/// convnet under a 1 s budget had spent minutes on it.
+fn agreement_inputs(flops_per_sample: f64, scenario: &Scenario) -> usize {
+    let share_s =
+        scenario.search.measurement_budget_s.max(1.0) / scenario.model.variants.len().max(1) as f64;
+    let per_input_s = 2.0 * flops_per_sample / AGREEMENT_NOMINAL_FLOPS_PER_S;
+    let affordable = if per_input_s > 0.0 {
+        0.5 * share_s / per_input_s
+    } else {
+        f64::INFINITY
+    };
+    let most = plan::evaluate::AGREEMENT_INPUTS;
+    if affordable >= most as f64 {
+        most
+    } else {
+        ((affordable / 16.0).floor() as usize * 16).clamp(16, most)
+    }
+}
 /// Batch size batch jobs are measured at.
 const BATCH_JOB_BATCH: usize = 64;
 /// Most output values kept per configuration for the agreement check
@@ -227,15 +253,18 @@ pub fn measure_scenario(
             })?;
         // The agreement check runs on the executables timed here (tiled f32
         // and quantized), so that the largest models are not compiled twice.
+        let inputs = agreement_inputs(graph.flops_per_sample(), scenario);
         let uncached: Vec<Precision> = scenario
             .search
             .precisions
             .iter()
             .copied()
-            .filter(|&p| p != Precision::F32 && cached_agreement(&graph, p, options).is_none())
+            .filter(|&p| {
+                p != Precision::F32 && cached_agreement(&graph, p, inputs, options).is_none()
+            })
             .collect();
-        let keep_outputs = !uncached.is_empty()
-            && ACCURACY_SAMPLES.saturating_mul(graph.output_len()) <= MAX_KEPT_OUTPUTS;
+        let keep_outputs =
+            !uncached.is_empty() && inputs.saturating_mul(graph.output_len()) <= MAX_KEPT_OUTPUTS;
         let mut outputs: BTreeMap<(BackendKind, Precision), Vec<f32>> = BTreeMap::new();
         let mut keep = |backend: BackendKind,
                         precision: Precision,
@@ -248,7 +277,7 @@ pub fn measure_scenario(
             };
             if keep_outputs && wanted {
                 // On failure the agreement is computed the usual way, compiling again.
-                if let Ok(out) = agreement_outputs(&graph, exe) {
+                if let Ok(out) = agreement_outputs(&graph, exe, inputs) {
                     outputs.insert((backend, precision), out);
                 }
             }
@@ -320,7 +349,7 @@ pub fn measure_scenario(
             let copts = CompileOptions::default();
             if let Ok(mut exe) = compile(&graph, BackendKind::Tiled, &copts) {
                 // On failure the agreement is computed the usual way.
-                if let Ok(out) = agreement_outputs(&graph, exe.as_mut()) {
+                if let Ok(out) = agreement_outputs(&graph, exe.as_mut(), inputs) {
                     outputs.insert(reference_key, out);
                 }
             }
@@ -332,7 +361,7 @@ pub fn measure_scenario(
             let reused = reference
                 .zip(candidate)
                 .map(|(w, g)| (w.as_slice(), g.as_slice()));
-            let agreement = match precision_agreement(&graph, precision, options, reused) {
+            let agreement = match precision_agreement(&graph, precision, inputs, options, reused) {
                 Ok(a) => a,
                 Err(e) => {
                     skipped.push(format!("{} {precision} accuracy: {e}", variant.name));
@@ -342,6 +371,9 @@ pub fn measure_scenario(
             profiles
                 .accuracy
                 .insert((variant.name.clone(), precision), agreement);
+            profiles
+                .agreement_inputs
+                .insert((variant.name.clone(), precision), inputs);
         }
         let local_name = format!("this machine ({})", hardware.cpu_brand);
         for &(backend, precision) in &configs {
@@ -532,20 +564,32 @@ fn refuse_over_budget(
     Ok(())
 }
 
-/// Cache file of `precision`'s agreement with f32 for `graph`.
-fn agreement_path(graph: &Graph, precision: Precision, options: &PipelineOptions) -> PathBuf {
+/// Cache file of `precision`'s agreement with f32 for `graph` on `inputs` inputs.
+fn agreement_path(
+    graph: &Graph,
+    precision: Precision,
+    inputs: usize,
+    options: &PipelineOptions,
+) -> PathBuf {
     options.cache_dir.join("accuracy").join(format!(
-        "{:016x}-{precision}-seed{MODEL_SEED}-n{ACCURACY_SAMPLES}.json",
+        "{:016x}-{precision}-seed{MODEL_SEED}-n{inputs}.json",
         graph.fingerprint()
     ))
 }
 
-/// The cached agreement, unless the run is fresh.
-fn cached_agreement(graph: &Graph, precision: Precision, options: &PipelineOptions) -> Option<f64> {
+/// The cached agreement, unless the run is fresh (or the entry is not a
+/// fraction: a corrupted file is computed again).
+fn cached_agreement(
+    graph: &Graph,
+    precision: Precision,
+    inputs: usize,
+    options: &PipelineOptions,
+) -> Option<f64> {
     if options.fresh {
         return None;
     }
-    measure::cache::read_json::<f64>(&agreement_path(graph, precision, options))
+    measure::cache::read_json::<f64>(&agreement_path(graph, precision, inputs, options))
+        .filter(|a| (0.0..=1.0).contains(a))
 }
 
 /// Agreement of `precision` with the f32 reference on seeded inputs (top-1 for
@@ -557,38 +601,45 @@ fn cached_agreement(graph: &Graph, precision: Precision, options: &PipelineOptio
 fn precision_agreement(
     graph: &Graph,
     precision: Precision,
+    inputs: usize,
     options: &PipelineOptions,
     outputs: Option<(&[f32], &[f32])>,
 ) -> Result<f64, String> {
     if precision == Precision::F32 {
         return Ok(1.0);
     }
-    if let Some(cached) = cached_agreement(graph, precision, options) {
+    if let Some(cached) = cached_agreement(graph, precision, inputs, options) {
         return Ok(cached);
     }
     let agreement = match outputs {
         Some((want, got)) => agreement_of(graph, want, got),
         None => {
-            let a = accuracy::agreement(graph, precision, MODEL_SEED, ACCURACY_SAMPLES)
+            let a = accuracy::agreement(graph, precision, MODEL_SEED, inputs)
                 .map_err(|e| e.to_string())?;
             a.top1.unwrap_or(1.0 - a.rel_error.min(1.0))
         }
     };
     // A cache that cannot be written only costs the next run the same work.
-    let _ =
-        measure::cache::write_json_atomic(&agreement_path(graph, precision, options), &agreement);
+    let _ = measure::cache::write_json_atomic(
+        &agreement_path(graph, precision, inputs, options),
+        &agreement,
+    );
     Ok(agreement)
 }
 
-/// Outputs of `exe` on the agreement check's seeded inputs, in batches of up
-/// to 16 as [`accuracy::agreement`] runs them.
-fn agreement_outputs(graph: &Graph, exe: &mut dyn Executable) -> Result<Vec<f32>, KernelError> {
+/// Outputs of `exe` on the agreement check's first `count` seeded inputs, in
+/// batches of up to 16 as [`accuracy::agreement`] runs them.
+fn agreement_outputs(
+    graph: &Graph,
+    exe: &mut dyn Executable,
+    count: usize,
+) -> Result<Vec<f32>, KernelError> {
     let len = graph.input_len();
-    let inputs = seeded_inputs(len, ACCURACY_SAMPLES, MODEL_SEED);
-    let mut out = Vec::with_capacity(ACCURACY_SAMPLES * graph.output_len());
+    let inputs = seeded_inputs(len, count, MODEL_SEED);
+    let mut out = Vec::with_capacity(count * graph.output_len());
     let mut s0 = 0;
-    while s0 < ACCURACY_SAMPLES {
-        let b = (ACCURACY_SAMPLES - s0).min(16);
+    while s0 < count {
+        let b = (count - s0).min(16);
         out.extend_from_slice(exe.run(&inputs[s0 * len..(s0 + b) * len], b)?);
         s0 += b;
     }
@@ -620,8 +671,9 @@ fn agreement_of(graph: &Graph, want: &[f32], got: &[f32]) -> f64 {
     } else {
         diff.sqrt()
     };
+    let count = want.len() / out_len;
     if graph.is_classifier() {
-        agree as f64 / ACCURACY_SAMPLES as f64
+        agree as f64 / count.max(1) as f64
     } else {
         1.0 - rel_error.min(1.0)
     }
@@ -910,7 +962,8 @@ pub fn plan_scenario(
             measured: vec![
                 "kernel latency of every model variant x backend x precision x batch size, single thread, on this machine".to_string(),
                 format!(
-                    "agreement of reduced precisions with f32 on {ACCURACY_SAMPLES} seeded inputs of the model with its seeded synthetic weights (top-1 for classifiers, else 1 - relative error): how much precision changes this model's answers, not its accuracy on real data"
+                    "agreement of reduced precisions with f32 on {} seeded inputs (fewer for a model too large for its measurement budget: the rationale says how many) of the model with its seeded synthetic weights (top-1 for classifiers, else 1 - relative error): how much precision changes this model's answers, not its accuracy on real data",
+                    plan::evaluate::AGREEMENT_INPUTS
                 ),
                 "this machine's roofline (peak FLOP/s and bandwidth probes)".to_string(),
             ],
@@ -947,12 +1000,12 @@ mod tests {
                 ..CompileOptions::default()
             };
             let mut tiled = compile(&graph, BackendKind::Tiled, &opts(Precision::F32)).unwrap();
-            let want = agreement_outputs(&graph, tiled.as_mut()).unwrap();
+            let count = plan::evaluate::AGREEMENT_INPUTS;
+            let want = agreement_outputs(&graph, tiled.as_mut(), count).unwrap();
             for precision in [Precision::Int8, Precision::F16, Precision::Bf16] {
                 let mut q = compile(&graph, BackendKind::Quantized, &opts(precision)).unwrap();
-                let got = agreement_outputs(&graph, q.as_mut()).unwrap();
-                let a =
-                    accuracy::agreement(&graph, precision, MODEL_SEED, ACCURACY_SAMPLES).unwrap();
+                let got = agreement_outputs(&graph, q.as_mut(), count).unwrap();
+                let a = accuracy::agreement(&graph, precision, MODEL_SEED, count).unwrap();
                 let expected = a.top1.unwrap_or(1.0 - a.rel_error.min(1.0));
                 assert_eq!(
                     agreement_of(&graph, &want, &got),
@@ -961,6 +1014,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The agreement check runs on every input the budget affords, in
+    /// multiples of 16, at least 16 and at most AGREEMENT_INPUTS.
+    #[test]
+    fn the_agreement_check_fits_the_measurement_budget() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/face-unlock.toml");
+        let mut s = crate::scenario::load(&path).unwrap();
+        s.search.measurement_budget_s = 10.0;
+        let variants = s.model.variants.len() as f64;
+        // FLOPs of a model whose reference and candidate, at the nominal
+        // rate, take half the variant's budget share on `inputs` inputs.
+        let flops_for =
+            |inputs: f64| 0.5 * 10.0 / variants / inputs * AGREEMENT_NOMINAL_FLOPS_PER_S / 2.0;
+        let most = plan::evaluate::AGREEMENT_INPUTS;
+        assert_eq!(agreement_inputs(flops_for(1000.0), &s), most);
+        assert_eq!(agreement_inputs(0.0, &s), most);
+        assert_eq!(agreement_inputs(flops_for(100.0), &s), 96);
+        assert_eq!(agreement_inputs(flops_for(3.0), &s), 16);
     }
 
     /// The batch-job batch is measured only where a batch job could run.

@@ -76,6 +76,8 @@ pub struct ProfileSet {
     pub profiles: Vec<ComputeProfile>,
     /// Agreement with the reference model at f32, by (variant, precision), 0..=1.
     pub accuracy: BTreeMap<(String, Precision), f64>,
+    /// Seeded inputs each agreement was measured on (absent: not measured here).
+    pub agreement_inputs: BTreeMap<(String, Precision), usize>,
 }
 
 impl ProfileSet {
@@ -178,6 +180,7 @@ mod tests {
                 profile(BackendKind::Fused, &[(1, 0.1), (8, 0.9)]),
             ],
             accuracy: BTreeMap::new(),
+            agreement_inputs: BTreeMap::new(),
         };
         let all = BackendKind::ALL;
         let best = set.best_backend("base", Precision::F32, "t", &all);

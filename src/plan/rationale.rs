@@ -95,7 +95,11 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             "{} keeps {}% agreement with the f32 reference on {} seeded inputs (floor {}%).",
             c.precision.name(),
             fmt_pct(p.accuracy_agreement),
-            super::evaluate::AGREEMENT_INPUTS,
+            profiles
+                .agreement_inputs
+                .get(&(c.variant.clone(), c.precision))
+                .copied()
+                .unwrap_or(super::evaluate::AGREEMENT_INPUTS),
             fmt_pct(obj.accuracy_floor)
         ));
     }
