@@ -99,15 +99,16 @@ pub struct RunArgs {
     /// Override every scenario's search seed.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Fail (exit 1) when the plan differs from the scenario's [expect] block.
+    /// Fail (exit 1) when the plan differs from the scenario's [expect] block;
+    /// every scenario run must have one (exit 2 otherwise).
     #[arg(long)]
     pub check: bool,
     /// Compare against a previous plan.json of a scenario in this run; fail (exit 1) on regression.
     #[arg(long, value_name = "PLAN.json")]
     pub baseline: Option<PathBuf>,
-    /// Allowed regression against --baseline, e.g. 10% (or 10).
-    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
-    pub tolerance: f64,
+    /// Allowed regression against --baseline, e.g. 10% (or 10) [default: 10%].
+    #[arg(long, value_name = "PERCENT", requires = "baseline", value_parser = parse_percent)]
+    pub tolerance: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +169,9 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// Allowed regression against `--baseline` when `--tolerance` is not given.
+const DEFAULT_TOLERANCE_PERCENT: f64 = 10.0;
+
 /// `10%`, `10` or `2.5%` -> 10.0 / 2.5 (percent).
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%').trim();
@@ -180,15 +184,17 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
 }
 
 /// Write to stdout, ignoring a closed pipe (`workbench list | head`).
+/// Control characters are escaped: text from a scenario (a refused value
+/// quoted in an error) must not drive the terminal.
 fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.write_all(scenario::printable(text).as_bytes());
     let _ = stdout.flush();
 }
 
 fn err(text: &str) {
     let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.write_all(scenario::printable(text).as_bytes());
     let _ = stderr.flush();
 }
 
@@ -295,6 +301,17 @@ fn unique_names(scenarios: &[Scenario]) -> Result<(), String> {
     let mut seen: std::collections::BTreeMap<&str, &Path> = std::collections::BTreeMap::new();
     for s in scenarios {
         if let Some(first) = seen.insert(&s.name, &s.path) {
+            if same_file(first, &s.path) {
+                let spelt = if first == s.path {
+                    String::new()
+                } else {
+                    format!(" (as {} and {})", first.display(), s.path.display())
+                };
+                return Err(format!(
+                    "{} is given twice{spelt}; name each scenario file once",
+                    s.path.display()
+                ));
+            }
             return Err(format!(
                 "{} and {} are both named \"{}\", so their reports would overwrite each other; \
                  give one of them another `name`",
@@ -305,6 +322,14 @@ fn unique_names(scenarios: &[Scenario]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether two paths name one file (`base.toml` and `./base.toml`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn validate(paths: &[PathBuf]) -> Exit {
@@ -391,6 +416,20 @@ fn run_scenarios(args: &RunArgs) -> Exit {
         err(&format!("error: {message}\n"));
         return Exit::BadInput;
     }
+    if args.check {
+        // A CI job with `--check` must not pass on a scenario it cannot check.
+        let unchecked: Vec<&Scenario> = scenarios.iter().filter(|s| s.expect.is_none()).collect();
+        for s in &unchecked {
+            err(&format!(
+                "{}: `--check`: scenario {} has no [expect] block (add one with mode and placement, or run without --check)\n",
+                s.path.display(),
+                s.name
+            ));
+        }
+        if !unchecked.is_empty() {
+            return Exit::BadInput;
+        }
+    }
     if let (Some(path), Some(b)) = (&args.baseline, &baseline) {
         if !scenarios.iter().any(|s| s.name == b.scenario) {
             let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
@@ -434,13 +473,29 @@ fn run_scenarios(args: &RunArgs) -> Exit {
     verdict
 }
 
+/// Largest baseline plan.json read: a plan of every candidate a search can
+/// make is a few megabytes.
+const MAX_BASELINE_BYTES: u64 = 64 << 20;
+
 fn read_baseline(path: &Path) -> Result<report::PlanFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read baseline plan ({e}); expected a plan.json from an earlier `workbench run`"
-        )
+    let expected = "expected a plan.json from an earlier `workbench run`";
+    let bytes = scenario::read_regular_file(path, MAX_BASELINE_BYTES).map_err(|e| match e {
+        scenario::ReadFileError::Io(e) => format!("cannot read baseline plan ({e}); {expected}"),
+        other => format!("baseline plan {other}; {expected}"),
     })?;
-    report::read_plan(&text).map_err(|e| format!("not a plan.json: {e}"))
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("baseline plan is not UTF-8 text; {expected}"))?;
+    let plan = report::read_plan(&text).map_err(|e| format!("not a plan.json: {e}"))?;
+    // `recommended` is null when no plan was feasible, but a file without the
+    // key is not a plan.json (and would compare as "no plan" silently).
+    let has_recommended = serde_json::from_str::<serde_json::Value>(&text)
+        .is_ok_and(|v| v.get("recommended").is_some());
+    if !has_recommended {
+        return Err(format!(
+            "not a plan.json: it has no `recommended` key (null when no plan was feasible); {expected}"
+        ));
+    }
+    Ok(plan)
 }
 
 /// Measure, plan, write the reports and judge one scenario.
@@ -474,7 +529,7 @@ fn run_one(
     let mut verdict = Exit::Success;
     let mut lines = Vec::new();
     if let Some((path, old)) = baseline.filter(|(_, b)| b.scenario == s.name) {
-        let tolerance = args.tolerance / 100.0;
+        let tolerance = args.tolerance.unwrap_or(DEFAULT_TOLERANCE_PERCENT) / 100.0;
         let findings = report::compare_with_baseline(old, &report, tolerance);
         for f in findings.iter().filter(|f| f.fails()) {
             verdict = Exit::Failure;
@@ -809,7 +864,7 @@ mod tests {
         assert_eq!(args.paths.len(), 2);
         assert_eq!(args.format, vec![Format::Md, Format::Json]);
         assert_eq!(args.seed, Some(7));
-        assert_eq!(args.tolerance, 5.0);
+        assert_eq!(args.tolerance, Some(5.0));
         assert!(args.quick && args.fresh && args.quiet && args.check);
     }
 }

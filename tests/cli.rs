@@ -510,3 +510,234 @@ fn tune_logs_tiles_for_runs_and_forgets_stale_autotuned_timings() {
     assert!(text(&out.stderr).contains("--seconds"));
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// `workbench` with `args`, killed (and the test failed) if it has not
+/// finished within `seconds`: for inputs that used to block forever.
+fn workbench_within(args: &[&str], seconds: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_workbench"))
+        .args(args)
+        .current_dir(root())
+        .env(
+            "WORKBENCH_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the workbench binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().expect("waitable").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("workbench {args:?} did not finish within {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A FIFO at `path`, or `false` where `mkfifo` is missing (the test is skipped).
+fn make_fifo(path: &Path) -> bool {
+    match Command::new("mkfifo").arg(path).status() {
+        Ok(status) => {
+            assert!(status.success(), "mkfifo {} failed", path.display());
+            true
+        }
+        Err(_) => {
+            eprintln!("no mkfifo here: skipped");
+            false
+        }
+    }
+}
+
+/// Files that are not regular files (a FIFO as scenario or baseline, a
+/// dangling symbolic link in a directory) are refused with what they are,
+/// at once: opening a FIFO would wait for a writer forever.
+#[test]
+fn files_that_are_not_regular_files_are_refused_without_blocking() {
+    let dir = scratch_dir("fifo");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let fifo = dir.join("pipe.toml");
+    if !make_fifo(&fifo) {
+        return;
+    }
+    let fifo_str = fifo.to_str().expect("utf-8 path");
+    for args in [
+        vec!["validate", fifo_str],
+        vec!["validate", dir.to_str().expect("utf-8 path")],
+        vec!["list", dir.to_str().expect("utf-8 path")],
+    ] {
+        let out = workbench_within(&args, 30);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        if args[0] == "validate" {
+            assert!(
+                all.contains("is a named pipe (FIFO), not a regular file"),
+                "{all}"
+            );
+        } else {
+            assert!(all.contains("INVALID"), "{all}");
+        }
+    }
+    let out_dir = dir.join("reports");
+    let out = workbench_within(
+        &[
+            "run",
+            "scenarios/wake-word.toml",
+            "--baseline",
+            fifo_str,
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+            "--quick",
+        ],
+        30,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("baseline plan is a named pipe (FIFO)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!out_dir.exists(), "nothing is written");
+
+    #[cfg(unix)]
+    {
+        let dangling = scratch_dir("dangling");
+        std::fs::create_dir_all(&dangling).expect("scratch dir");
+        std::os::unix::fs::symlink("/nonexistent/x.toml", dangling.join("b.toml"))
+            .expect("symlink");
+        let out = workbench(&["validate", dangling.to_str().expect("utf-8 path")]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "b.toml:1:1: is a symbolic link to `/nonexistent/x.toml`, which does not exist"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
+/// Options that would let a CI job believe it checks something are refused
+/// before anything is measured: `--check` on a scenario without [expect],
+/// `--tolerance` without `--baseline`, a baseline without `recommended`.
+#[test]
+fn options_that_would_check_nothing_are_refused() {
+    let dir = scratch_dir("check-nothing");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let out_dir = dir.join("reports");
+    let out_str = out_dir.to_str().expect("utf-8 path");
+    let no_expect = "tests/fixtures/valid/bursty-transformer-classifier.toml";
+    let out = workbench(&[
+        "run",
+        no_expect,
+        "scenarios/wake-word.toml",
+        "--check",
+        "--out",
+        out_str,
+        "--quick",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("`--check`: scenario bursty-transformer-classifier has no [expect] block"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = workbench(&[
+        "run",
+        "scenarios/wake-word.toml",
+        "--tolerance",
+        "5%",
+        "--out",
+        out_str,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--baseline"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let plan = workbench::report::plan_json(&workbench::report::fixtures::sample_report());
+    let mut value: serde_json::Value = serde_json::from_str(&plan).expect("plan.json parses");
+    value
+        .as_object_mut()
+        .expect("an object")
+        .remove("recommended");
+    let baseline = dir.join("no-recommended.json");
+    std::fs::write(&baseline, value.to_string()).expect("baseline written");
+    let out = workbench(&[
+        "run",
+        "scenarios/wake-word.toml",
+        "--baseline",
+        baseline.to_str().expect("utf-8 path"),
+        "--out",
+        out_str,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has no `recommended` key"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!out_dir.exists(), "nothing is written");
+}
+
+/// One file given twice is named as such, not as two scenarios with one name.
+#[test]
+fn a_file_given_twice_is_called_so() {
+    let out = workbench(&[
+        "validate",
+        "scenarios/wake-word.toml",
+        "./scenarios/wake-word.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("./scenarios/wake-word.toml is given twice (as scenarios/wake-word.toml and ./scenarios/wake-word.toml)"),
+        "{stderr}"
+    );
+}
+
+/// Escape sequences in a scenario never reach the terminal raw: refused in
+/// names and descriptions, and escaped where a refused value is quoted.
+#[test]
+fn control_characters_in_a_scenario_never_reach_the_terminal() {
+    let dir = scratch_dir("control");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let shipped =
+        std::fs::read_to_string(root().join("scenarios/wake-word.toml")).expect("shipped scenario");
+    let hostile = shipped
+        .replacen(
+            "description = \"",
+            "description = \"\\u001b[2J\\u001b]0;pwned\\u0007",
+            1,
+        )
+        .replacen("family = \"", "family = \"\\u001b[31m", 1);
+    assert_ne!(hostile, shipped);
+    std::fs::write(dir.join("hostile.toml"), hostile).expect("written");
+    for command in ["validate", "list"] {
+        let out = workbench(&[command, dir.to_str().expect("utf-8 path")]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !stream.iter().any(|&b| b == 0x1b || b == 0x07),
+                "{command} printed a control character: {:?}",
+                text(stream)
+            );
+        }
+        if command == "validate" {
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("description: control character"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("\\u{1b}[31m"), "{stderr}");
+        }
+    }
+}

@@ -352,3 +352,123 @@ fn expectation_must_be_reachable() {
     );
     assert!(joined.contains("needs a [targets.broker]"), "{joined}");
 }
+
+/// Validation and the report writer agree on scenario names: a name
+/// validation accepts is one the writer can write under, and a name the writer
+/// refuses is refused by validation first (file, line, column), before
+/// anything is measured.
+#[test]
+fn validation_accepts_only_names_the_report_writer_can_write() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("scenario-lib-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let formats = workbench::report::Formats {
+        markdown: false,
+        csv: false,
+        json: true,
+    };
+    for name in [
+        "fraud-scoring",
+        "v1.2_final",
+        "A",
+        "..",
+        ".",
+        "../../escape",
+        "a/b",
+        "a\\b",
+        "café-recs",
+        "x\u{1b}[2J",
+        " padded ",
+        "",
+    ] {
+        let quoted = toml::Value::String(name.to_string()).to_string();
+        let validated = parse(&format!("name = {quoted}\n{BASE}"));
+        let mut report = workbench::report::fixtures::sample_report();
+        report.scenario = name.to_string();
+        let written = workbench::report::write_report(&report, &out, &formats);
+        match (&validated, &written) {
+            (Ok(_), Err(e)) => panic!("{name:?} validates but the writer refuses it: {e}"),
+            (Err(_), Ok(_)) if name.is_empty() => {} // the writer is never given ""
+            (Err(e), Ok(_))
+                if name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_.".contains(c)) =>
+            {
+                // Letters beyond ASCII: stricter than the writer needs be, for now.
+                assert!(e.to_string().contains("ASCII letters"), "{e}");
+            }
+            (Err(e), Ok(_)) => panic!("{name:?} is refused ({e}) but the writer writes it"),
+            _ => {}
+        }
+        if let Err(e) = &validated {
+            assert!(
+                e.errors
+                    .iter()
+                    .any(|e| e.key == "name" && e.line == 1 && e.col == 8),
+                "{e}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A dangling `*.toml` symbolic link in a directory is kept by discovery, so
+/// that loading says what is wrong with it instead of the directory seeming
+/// empty.
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_in_a_directory_is_reported_not_skipped() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("scenario-lib-dangling-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub.toml")).expect("scratch dir");
+    let link = dir.join("b.toml");
+    std::os::unix::fs::symlink(dir.join("gone.toml"), &link).expect("symlink");
+    // A directory named *.toml is not a scenario.
+    assert_eq!(scenario::scenarios_in_dir(&dir), vec![link.clone()]);
+    let err = scenario::load(&link).expect_err("a dangling link is refused");
+    assert_eq!(err.errors.len(), 1);
+    assert!(
+        err.errors[0].message.contains("symbolic link")
+            && err.errors[0].message.contains("gone.toml"),
+        "{err}"
+    );
+}
+
+/// Every problem at once: an invalid link, variant or reference does not hide
+/// the others.
+#[test]
+fn one_problem_does_not_hide_its_neighbours() {
+    let text = BASE
+        .replace(
+            "[targets]\n",
+            "[targets]\n[[targets.links]]\nname = \"l\"\nrtt_median_ms = 10\nrtt_p99_ms = 5\nbandwidth_mbps = 0\n",
+        )
+        .replace(
+            "[model]\n",
+            "[model]\nreference = \"nope\"\n[[model.variants]]\nname = \"m\"\nfamily = \"transformer\"\nseq_len = 4\nd_model = 10\nheads = 3\nffn = 8\nlayers = 1\n",
+        );
+    let joined = errors(&text).join("\n");
+    for fragment in [
+        "targets.links[0].rtt_p99_ms: value 5 is not accepted",
+        "targets.links[0].bandwidth_mbps: value 0 is not accepted",
+        "model.variants[0].heads: value 3 is not accepted",
+        "model.variants[1].name: variant name `m` is used twice",
+        // the names written, each once, even when their variants are invalid
+        "reference variant `nope` is not accepted (accepted: m)",
+    ] {
+        assert!(joined.contains(fragment), "no `{fragment}` in:\n{joined}");
+    }
+}
+
+/// `[[traffic]]` (an array of tables) where a table is expected says so.
+#[test]
+fn an_array_of_tables_for_a_table_is_named() {
+    let text = BASE.replace("[traffic]", "[[traffic]]");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("traffic: invalid type: an array of tables ([[traffic]]), expected a single table: write [traffic]"),
+        "{errs:#?}"
+    );
+}

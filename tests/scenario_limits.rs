@@ -255,6 +255,41 @@ fn every_bounded_key_accepts_its_limit_and_refuses_beyond() {
             "targets.storage.lookup_ms",
             ">= 0 and <= 60000".into(),
         ),
+        (
+            "catalog = \"aws-c7i.large\"".into(),
+            format!("catalog = \"aws-c7i.large\"\nusd_per_hour = {MAX_USD_PER_HOUR}"),
+            "catalog = \"aws-c7i.large\"\nusd_per_hour = 1e300".into(),
+            "targets.cloud[0].usd_per_hour",
+            ">= 0 and <= 100000".into(),
+        ),
+        (
+            "usd_per_gb_month = 0.1".into(),
+            format!("usd_per_gb_month = {MAX_USD_PER_GB_MONTH}"),
+            "usd_per_gb_month = 1e300".into(),
+            "targets.storage.usd_per_gb_month",
+            ">= 0 and <= 10000".into(),
+        ),
+        (
+            "latency_ms = 50".into(),
+            format!("latency_ms = 50\nmonthly_budget_usd = {MAX_MONTHLY_BUDGET_USD}"),
+            "latency_ms = 50\nmonthly_budget_usd = 1e300".into(),
+            "objectives.monthly_budget_usd",
+            "> 0 and <= 1000000000000".into(),
+        ),
+        (
+            "space = \"unbounded\"".into(),
+            format!("space = \"finite\"\ndistinct_inputs = {MAX_DISTINCT_INPUTS}"),
+            format!("space = \"finite\"\ndistinct_inputs = {}", MAX_DISTINCT_INPUTS + 1),
+            "inputs.distinct_inputs",
+            "[1, 1000000000000000]".into(),
+        ),
+        (
+            "space = \"unbounded\"".into(),
+            format!("space = \"unbounded\"\nfreshness_s = {MAX_FRESHNESS_S}"),
+            "space = \"unbounded\"\nfreshness_s = 1e300".into(),
+            "inputs.freshness_s",
+            ">= 0 and <= 31622400".into(),
+        ),
     ];
     for (old, ok, bad, key, range) in &cases {
         parse(&with(old, ok)).unwrap_or_else(|e| panic!("`{ok}` should be accepted:\n{e}"));
@@ -475,4 +510,237 @@ fn a_duration_that_cuts_the_trace_to_nothing_is_refused() {
         errs[0].contains("only 0 of the trace's 1001 arrivals"),
         "{errs:#?}"
     );
+}
+
+/// What a batch plan would store is bounded too: each bound alone would let
+/// `distinct_inputs` x `response_bytes` overflow the byte count.
+#[test]
+fn what_a_batch_plan_stores_is_bounded() {
+    let finite = |distinct: u64, response: u64| {
+        with(
+            "space = \"unbounded\"\nrequest_bytes = 100\nresponse_bytes = 10",
+            &format!(
+                "space = \"finite\"\ndistinct_inputs = {distinct}\nrequest_bytes = 100\nresponse_bytes = {response}"
+            ),
+        )
+    };
+    // 10^15 inputs of 984 bytes (+16) make exactly the 10^18 bytes allowed.
+    parse(&finite(MAX_DISTINCT_INPUTS, 984)).expect("an exabyte is accepted");
+    refused_once(
+        &finite(MAX_DISTINCT_INPUTS, 985),
+        "inputs.distinct_inputs",
+        &[
+            "is not accepted",
+            "1001 bytes each",
+            "more than the 1000.0 PB",
+        ],
+    );
+    refused_once(
+        &finite(1_000_000_000_000, MAX_PAYLOAD_BYTES),
+        "inputs.distinct_inputs",
+        &["is not accepted", "1073741840 bytes each"],
+    );
+}
+
+/// MLP `hidden` and convnet `blocks` lists are bounded like transformer
+/// `layers`, before each entry is checked.
+#[test]
+fn layer_lists_are_bounded_like_transformer_layers() {
+    let hidden = |n: usize| {
+        with(
+            "hidden = [32, 8]",
+            &format!("hidden = [{}]", vec!["8"; n].join(", ")),
+        )
+    };
+    parse(&hidden(MAX_LAYERS)).expect("the limit is accepted");
+    refused_once(
+        &hidden(MAX_LAYERS + 1),
+        "model.variants[0].hidden",
+        &["1001 hidden layer widths given: at most 1000 layers"],
+    );
+    // Entries beyond the limit are not each reported.
+    let bad_entries = with(
+        "hidden = [32, 8]",
+        &format!("hidden = [{}]", vec!["0"; 5000].join(", ")),
+    );
+    assert_eq!(errors(&bad_entries).len(), 1);
+    let blocks = |n: usize| {
+        with(
+            "family = \"mlp\"\ninput = 16\nhidden = [32, 8]\noutput = 4",
+            &format!(
+                "family = \"convnet\"\ninput_hwc = [8, 8, 1]\nclasses = 2\nblocks = [{}]",
+                vec!["{ kind = \"standard\", out_channels = 1, kernel = 1 }"; n].join(", ")
+            ),
+        )
+    };
+    parse(&blocks(MAX_LAYERS)).expect("the limit is accepted");
+    refused_once(
+        &blocks(MAX_LAYERS + 1),
+        "model.variants[0].blocks",
+        &["1001 conv blocks given: at most 1000 layers"],
+    );
+}
+
+/// The scenario name names the report directory: validation applies the
+/// report writer's rule, so a run never measures for minutes and then fails
+/// to write.
+#[test]
+fn scenario_names_that_cannot_name_a_directory_are_refused() {
+    let named = |name: &str| format!("name = {name:?}\n{BASE}");
+    for bad in [
+        "../../escape",
+        "..",
+        ".",
+        "a/b",
+        "café-recs",
+        "two words",
+        "tab\there",
+    ] {
+        refused_once(
+            &named(bad),
+            "name",
+            &["is not accepted", "ASCII letters, digits"],
+        );
+    }
+    let long = "x".repeat(MAX_NAME_CHARS + 1);
+    let errs = errors(&named(&long));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    // The message quotes the start of the name, not all of it.
+    assert!(
+        errs[0].contains("(101 characters)") && errs[0].len() < 400,
+        "{errs:#?}"
+    );
+    parse(&named(&long[1..])).expect("100 characters are accepted");
+    // An empty name does not silently become the file name.
+    refused_once(
+        &named(""),
+        "name",
+        &["empty name is not accepted", "omit the key", "`mem`"],
+    );
+    // Without a name key the file name gives the name, which must be valid too.
+    let errs = match scenario::parse_str(BASE, Path::new("dir/my scenario.toml")) {
+        Ok(_) => panic!("a file name with a space is refused without a `name` key"),
+        Err(e) => e.errors,
+    };
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        (errs[0].line, errs[0].col, errs[0].key.as_str()),
+        (1, 1, "name")
+    );
+    assert!(
+        errs[0].message.contains("`my scenario`") && errs[0].message.contains("add a `name` key")
+    );
+    let ok = scenario::parse_str(&named("my-scenario"), Path::new("dir/my scenario.toml"));
+    assert_eq!(ok.expect("a name key fixes it").name, "my-scenario");
+}
+
+/// Control characters in text printed to terminals are refused: an escape
+/// sequence in a description would clear the screen of whoever validates it.
+#[test]
+fn control_characters_in_printed_text_are_refused() {
+    let esc = "\\u001b[2J";
+    for (text, key) in [
+        (format!("description = \"{esc}\"\n{BASE}"), "description"),
+        (
+            format!("description = \"x\\u001b]0;title\\u0007\"\n{BASE}"),
+            "description",
+        ),
+        (
+            with("[model]", &format!("[model]\ntask = \"{esc}\"")),
+            "model.task",
+        ),
+        (
+            with("name = \"m\"", &format!("name = \"m{esc}\"")),
+            "model.variants[0].name",
+        ),
+        (
+            with(
+                "catalog = \"phone-midrange\"",
+                &format!("catalog = \"phone-midrange\"\nname = \"p{esc}\""),
+            ),
+            "targets.edge[0].name",
+        ),
+        (
+            with(
+                "catalog = \"phone-midrange\"",
+                &format!("catalog = \"phone-midrange\"\nsource = \"{esc}\""),
+            ),
+            "targets.edge[0].source",
+        ),
+    ] {
+        refused_once(&text, key, &["control character", "is not accepted"]);
+    }
+    // A link's name too (the target naming it then finds no link as well).
+    let errs = errors(&with("name = \"dc\"", "name = \"dc\\r\""));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("targets.links[0].name: control character \\u{d} is not accepted")),
+        "{errs:#?}"
+    );
+    // Newlines and tabs lay out a description or a task.
+    let laid_out = format!("description = \"\"\"\nline one\n\tline two\"\"\"\n{BASE}");
+    parse(&laid_out).expect("newlines and tabs are accepted");
+}
+
+/// A FIFO named as a trace is refused from its metadata: opening it would
+/// wait for a writer forever.
+#[test]
+fn a_trace_that_is_not_a_regular_file_is_refused_without_blocking() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("scenario-limits-{}-fifo", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let Ok(status) = std::process::Command::new("mkfifo")
+        .arg(dir.join("trace.csv"))
+        .status()
+    else {
+        eprintln!("no mkfifo here: skipped");
+        return;
+    };
+    assert!(status.success(), "mkfifo failed");
+    let text = with("process = \"poisson\"\nrate_per_s = 100", TRACE);
+    let path = dir.join("s.toml");
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(scenario::parse_str(&text, &path).map(|_| ()));
+    });
+    let result = receive
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("validation blocked on the FIFO");
+    let errs = result.expect_err("a FIFO is refused").errors;
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].key, "traffic.trace_csv");
+    assert!(
+        errs[0]
+            .message
+            .contains("named pipe (FIFO), not a regular file"),
+        "{errs:#?}"
+    );
+}
+
+/// A number on the first line is a timestamp, not a header: `-1` there is
+/// refused like anywhere else rather than silently dropped.
+#[test]
+fn a_bad_timestamp_on_the_first_line_is_not_taken_for_a_header() {
+    let body = even(200, 0.0, 10.0);
+    let body = body.trim_start_matches("timestamp_s\n");
+    for first in ["-1", "inf", "NaN"] {
+        let errs = trace_errors(
+            &format!("first-{first}"),
+            &format!("{first}\n{body}"),
+            TRACE,
+        );
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains(&format!("line 1: timestamp `{first}` is not accepted")),
+            "{errs:#?}"
+        );
+    }
+    // A header that is text is still skipped; so are comments before it.
+    trace_scenario(
+        "first-header",
+        &format!("# recorded\ntimestamp_s\n{body}"),
+        TRACE,
+    )
+    .expect("a text header is skipped");
 }

@@ -22,8 +22,19 @@ pub const MAX_RATE_PER_S: f64 = 1e8;
 /// simulator's clock also saturates after about two years).
 pub const MAX_DURATION_S: f64 = 30.0 * DAY_S;
 
+/// `inputs.freshness_s`: a year. Predictions refreshed less often than
+/// yearly are a static table; the batch job's period is derived from it.
+pub const MAX_FRESHNESS_S: f64 = 366.0 * DAY_S;
+
 /// `traffic.period_s`: a year, the longest seasonal cycle.
 pub const MAX_PERIOD_S: f64 = 366.0 * DAY_S;
+
+/// Layers of a model variant: transformer `layers`, the length of an MLP's
+/// `hidden` list and of a convnet's `blocks`. Real models have tens to a few
+/// hundred (ResNet-152, 96-layer GPT-3); compiling and measuring take time
+/// that grows faster than the layer count (100,000 hidden layers ran for
+/// minutes before measuring anything), and counting walks them one by one.
+pub const MAX_LAYERS: usize = 1_000;
 
 /// Fewest arrivals a trace must have inside the simulated window after the
 /// warm-up: fewer cannot give a p99 that means anything.
@@ -95,3 +106,35 @@ pub const MAX_HANDLING_CPU_US: f64 = 1e6;
 /// `partition_messages_per_s` is bounded by [`MAX_RATE_PER_S`]: a cap above
 /// the highest rate a scenario may have never binds.)
 pub const MAX_PARTITION_MB_PER_S: f64 = 1e5;
+
+/// Characters of a scenario `name`: it names the report directory, and file
+/// systems allow 255 bytes per path component; a hundred is more than any
+/// name a person types.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Target `usd_per_hour`: the dearest cloud instances cost a few hundred
+/// dollars an hour (AWS u7in-32tb.224xlarge, about $400). Bounded so that a
+/// month of the largest fleet stays a printable figure.
+pub const MAX_USD_PER_HOUR: f64 = 100_000.0;
+
+/// `targets.storage.usd_per_gb_month`: in-memory stores cost tens of dollars
+/// per GB-month. Times the most a store may hold ([`MAX_STORED_BYTES`]) the
+/// bill stays finite.
+pub const MAX_USD_PER_GB_MONTH: f64 = 10_000.0;
+
+/// `objectives.monthly_budget_usd`: a trillion dollars, above the yearly IT
+/// spending of any company.
+pub const MAX_MONTHLY_BUDGET_USD: f64 = 1e12;
+
+/// `inputs.distinct_inputs`: 10^15, a billion users times a million items
+/// each; precomputing more than that is not a plan.
+pub const MAX_DISTINCT_INPUTS: u64 = 1_000_000_000_000_000;
+
+/// What a batch plan stores: `distinct_inputs` x (`response_bytes` + 16 bytes
+/// of key and timestamp) at most 10^18 bytes (an exabyte, the largest storage
+/// systems there are); the byte count would overflow 64 bits not far above.
+pub const MAX_STORED_BYTES: f64 = 1e18;
+
+/// Bytes stored per prediction besides its `response_bytes` (key and
+/// timestamp, as `plan::evaluate` counts them).
+pub const STORED_BYTES_PER_PREDICTION: u64 = 16;

@@ -8,9 +8,11 @@
 //! in `docs/scenarios.md`.
 
 mod error;
+mod file;
 pub mod limits;
 mod raw;
 mod summary;
+mod text;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ use workbench_kernels::{BackendKind, ModelSpec, Precision, SpecCounts};
 use crate::hardware::TargetSpec;
 
 pub use error::{did_you_mean, line_col, ScenarioError, ScenarioErrors};
+pub use file::{read_regular_file, ReadFileError};
+pub use text::{control_character, is_valid_scenario_name, name_accepted, printable, quoted};
 
 /// Largest scenario file read, so a stray multi-gigabyte file is refused
 /// instead of read into memory.
@@ -408,26 +412,17 @@ impl Scenario {
 
 /// Read and check a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ScenarioErrors::whole_file(path, format!("cannot read scenario file: {e}")))?;
-    if meta.is_dir() {
-        return Err(ScenarioErrors::whole_file(
-            path,
-            "is a directory, not a scenario file (pass the directory to `run` or `list` to use every *.toml in it)",
-        ));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ScenarioErrors::whole_file(
-            path,
-            format!(
-                "file is {} bytes; scenario files are at most {} bytes",
-                meta.len(),
-                MAX_FILE_BYTES
-            ),
-        ));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| ScenarioErrors::whole_file(path, format!("cannot read scenario file: {e}")))?;
+    let bytes = read_regular_file(path, MAX_FILE_BYTES).map_err(|e| {
+        let message = match e {
+            ReadFileError::Directory => "is a directory, not a scenario file (pass the directory to `run` or `list` to use every *.toml in it)".to_string(),
+            ReadFileError::TooLarge { limit } => {
+                format!("file is larger than {limit} bytes, the most a scenario file may have")
+            }
+            ReadFileError::Io(e) => format!("cannot read scenario file: {e}"),
+            other => format!("{other}; a scenario is a TOML text file"),
+        };
+        ScenarioErrors::whole_file(path, message)
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -473,13 +468,16 @@ pub fn discover<P: AsRef<Path>>(paths: &[P]) -> Vec<PathBuf> {
     found
 }
 
-/// The `*.toml` files directly inside `dir`, sorted (empty if unreadable).
+/// The `*.toml` entries directly inside `dir` that are not directories,
+/// sorted (empty if unreadable). A dangling symbolic link or a FIFO named
+/// `*.toml` is kept, so that `load` says what is wrong with it rather than
+/// the directory seeming empty.
 pub fn scenarios_in_dir(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+            .filter(|p| !p.is_dir() && p.extension().is_some_and(|x| x == "toml"))
             .collect(),
         Err(_) => Vec::new(),
     };

@@ -25,9 +25,6 @@ use crate::hardware::{catalog, TargetKind, TargetSpec};
 /// Most schema errors reported for one file before giving up.
 const MAX_SCHEMA_ERRORS: usize = 100;
 
-/// Most transformer layers accepted (real encoders have tens).
-const MAX_LAYERS: usize = 1_000;
-
 /// Copies of a model's f32 weights alive at once while it is measured: the
 /// graph's, the backend's packed ones and a compile's temporaries (a
 /// 258 M-parameter MLP peaked at 3.5x its f32 weights, 2026-11-29).
@@ -106,7 +103,15 @@ fn deserialize_collecting(
             .as_ref()
             .map(|segs| path_string(segs))
             .unwrap_or_default();
-        let (message, suggestion) = rewrite_serde_message(err.message());
+        let (mut message, suggestion) = rewrite_serde_message(err.message());
+        if let Some(segs) = &found {
+            if is_array_of_tables(doc.get_ref(), segs) && message.starts_with("invalid type: map") {
+                // serde says "map" of the array's first table.
+                message = format!(
+                    "invalid type: an array of tables ([[{key}]]), expected a single table: write [{key}]"
+                );
+            }
+        }
         c.push(span, key.clone(), message);
         match found {
             Some(segs) if remove_key(doc.get_mut(), &segs) => {
@@ -181,6 +186,33 @@ fn find_in_value(value: &Spanned<DeValue<'_>>, span: &Range<usize>) -> Option<Ve
             }
         }),
         _ => None,
+    }
+}
+
+/// Whether the value at `segs` is an array of tables (`[[x]]`).
+fn is_array_of_tables(table: &DeTable<'_>, segs: &[Seg]) -> bool {
+    let [Seg::Key(k), rest @ ..] = segs else {
+        return false;
+    };
+    let Some(value) = table
+        .iter()
+        .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+        .map(|(_, v)| v.get_ref())
+    else {
+        return false;
+    };
+    match (value, rest) {
+        (DeValue::Array(items), []) => items
+            .iter()
+            .all(|item| matches!(item.get_ref(), DeValue::Table(_))),
+        (DeValue::Table(t), rest) => is_array_of_tables(t, rest),
+        (DeValue::Array(items), [Seg::Index(i), rest @ ..]) => {
+            match items.get(*i).map(|v| v.get_ref()) {
+                Some(DeValue::Table(t)) => is_array_of_tables(t, rest),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -502,17 +534,15 @@ impl Validator<'_> {
     }
 
     fn scenario(&mut self, raw: RawScenario, path: &Path) -> Option<Scenario> {
-        let name = raw
-            .name
+        let name = self.scenario_name(raw.name.as_ref(), path);
+        if let Some(d) = &raw.description {
+            self.free_text(d, "description", true);
+        }
+        let description = raw
+            .description
             .as_ref()
-            .map(|n| n.get_ref().clone())
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| {
-                path.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "scenario".into())
-            });
-        let description = raw.description.map(|d| d.into_inner()).unwrap_or_default();
+            .map(|d| d.get_ref().clone())
+            .unwrap_or_default();
         let top = 0..0;
         let model = match self.required(
             &raw.model,
@@ -595,9 +625,78 @@ impl Validator<'_> {
         })
     }
 
+    /// The `name` key, or the file stem without one; either names the report
+    /// directory, so both must be valid scenario names.
+    fn scenario_name(&mut self, name: Option<&S<String>>, path: &Path) -> String {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        let Some(name) = name else {
+            // A `name` of the wrong type was reported by the schema stage.
+            if !is_valid_scenario_name(&stem) && !self.removed.contains("name") {
+                self.err(
+                    0..0,
+                    "name",
+                    format!(
+                        "without a `name` key the file name gives the scenario name `{}`, which is not accepted: a scenario name names its report directory, so it is made of {}; add a `name` key",
+                        quoted(&stem, 60),
+                        name_accepted()
+                    ),
+                );
+            }
+            return stem;
+        };
+        let given = name.get_ref();
+        if given.is_empty() {
+            self.err(
+                name.span(),
+                "name",
+                format!("empty name is not accepted: give one made of {}, or omit the key to use the file name `{}`", name_accepted(), quoted(&stem, 60)),
+            );
+        } else if !is_valid_scenario_name(given) {
+            self.err(
+                name.span(),
+                "name",
+                format!(
+                    "name `{}` is not accepted: a scenario name names its report directory, so it is made of {}",
+                    quoted(given, 60),
+                    name_accepted()
+                ),
+            );
+        }
+        given.clone()
+    }
+
+    /// Refuse control characters in text that is printed to a terminal:
+    /// escape sequences would clear the screen or retitle the window.
+    /// `allow_layout` lets multi-line text keep its newlines and tabs.
+    fn free_text(&mut self, value: &S<String>, key: &str, allow_layout: bool) -> bool {
+        let Some(c) = control_character(value.get_ref(), allow_layout) else {
+            return true;
+        };
+        let allowed = if allow_layout {
+            " (newlines and tabs are)"
+        } else {
+            ""
+        };
+        self.err(
+            value.span(),
+            key,
+            format!(
+                "control character {} is not accepted: text is printed to terminals, where control characters and escape sequences act instead of showing{allowed}",
+                c.escape_unicode()
+            ),
+        );
+        false
+    }
+
     fn model(&mut self, model: &S<RawModel>) -> Option<Model> {
         let span = model.span();
         let m = model.get_ref();
+        if let Some(task) = &m.task {
+            self.free_text(task, "model.task", true);
+        }
         let task = m
             .task
             .as_ref()
@@ -621,43 +720,50 @@ impl Validator<'_> {
         }
         let mut out = Vec::new();
         let mut ok = true;
-        let mut names: Vec<String> = Vec::new();
+        // Names as written, so that a duplicate or the reference is judged
+        // even when a variant is invalid for another reason.
+        let mut names: Vec<Option<&str>> = Vec::new();
         for (i, variant) in variants.iter().enumerate() {
             let key = format!("model.variants[{i}]");
+            let name = variant.get_ref().name.as_ref();
+            if let Some(n) = name.filter(|n| {
+                !n.get_ref().trim().is_empty() && names.contains(&Some(n.get_ref().as_str()))
+            }) {
+                self.err(
+                    n.span(),
+                    &join(&key, "name"),
+                    format!(
+                        "variant name `{}` is used twice; names must be unique",
+                        quoted(n.get_ref(), 60)
+                    ),
+                );
+                ok = false;
+            }
+            names.push(name.map(|n| n.get_ref().as_str()));
             match self.variant(variant, &key) {
-                Some(v) => {
-                    if names.contains(&v.name) {
-                        let span = variant
-                            .get_ref()
-                            .name
-                            .as_ref()
-                            .map_or(variant.span(), |n| n.span());
-                        self.err(
-                            span,
-                            &join(&key, "name"),
-                            format!(
-                                "variant name `{}` is used twice; names must be unique",
-                                v.name
-                            ),
-                        );
-                        ok = false;
-                    }
-                    names.push(v.name.clone());
-                    out.push(v);
-                }
+                Some(v) => out.push(v),
                 None => ok = false,
             }
         }
         let reference = match &m.reference {
-            Some(r) => match names.iter().position(|n| n == r.get_ref()) {
+            Some(r) => match names.iter().position(|n| *n == Some(r.get_ref().as_str())) {
                 Some(i) => i,
                 None => {
-                    let accepted: Vec<&str> = names.iter().map(String::as_str).collect();
-                    self.err(
-                        r.span(),
-                        "model.reference",
-                        not_accepted("reference variant", r.get_ref(), &accepted),
-                    );
+                    let mut accepted: Vec<&str> = Vec::new();
+                    for name in names.iter().flatten() {
+                        if !accepted.contains(name) {
+                            accepted.push(name);
+                        }
+                    }
+                    let message = if accepted.is_empty() {
+                        format!(
+                            "reference variant `{}` is not accepted: no variant has a name",
+                            quoted(r.get_ref(), 60)
+                        )
+                    } else {
+                        not_accepted("reference variant", r.get_ref(), &accepted)
+                    };
+                    self.err(r.span(), "model.reference", message);
                     ok = false;
                     0
                 }
@@ -681,9 +787,13 @@ impl Validator<'_> {
             "a name for this variant, e.g. \"full\" or \"distilled\"",
         );
         let name = name.map(|n| n.get_ref().clone());
+        let mut name_ok = true;
         if let Some(n) = &v.name {
             if n.get_ref().trim().is_empty() {
                 self.err(n.span(), &join(key, "name"), "empty name is not accepted");
+                name_ok = false;
+            } else {
+                name_ok = self.free_text(n, &join(key, "name"), false);
             }
         }
         let accuracy = v.accuracy.as_ref().and_then(|a| {
@@ -774,7 +884,7 @@ impl Validator<'_> {
             "convnet" => self.convnet(v, &span, key, activation?),
             _ => self.transformer(v, &span, key),
         };
-        if foreign || !accuracy_ok || !fallback_ok {
+        if foreign || !accuracy_ok || !fallback_ok || !name_ok {
             return None;
         }
         Some(ModelVariant {
@@ -783,6 +893,16 @@ impl Validator<'_> {
             accuracy,
             fallback_fraction,
         })
+    }
+
+    /// A layer list longer than [`MAX_LAYERS`]: refused before each entry is
+    /// checked (a hundred thousand entries would each be reported).
+    fn too_many_layers(&mut self, span: Range<usize>, key: &str, given: usize, what: &str) {
+        self.err(
+            span,
+            key,
+            format!("{given} {what} given: at most {MAX_LAYERS} layers"),
+        );
     }
 
     fn dims_list(&mut self, list: &S<Vec<S<i64>>>, key: &str, what: &str) -> Option<Vec<usize>> {
@@ -828,6 +948,15 @@ impl Validator<'_> {
         ) {
             Some(h) if h.get_ref().is_empty() => {
                 self.err(h.span(), &join(key, "hidden"), "empty layer list is not accepted: give at least one hidden layer width, e.g. hidden = [256]");
+                None
+            }
+            Some(h) if h.get_ref().len() > MAX_LAYERS => {
+                self.too_many_layers(
+                    h.span(),
+                    &join(key, "hidden"),
+                    h.get_ref().len(),
+                    "hidden layer widths",
+                );
                 None
             }
             Some(h) => self.dims_list(h, &join(key, "hidden"), "hidden layer width"),
@@ -890,6 +1019,10 @@ impl Validator<'_> {
         let blocks = match self.required(&v.blocks, span, &blocks_key, "conv blocks, e.g. blocks = [{ kind = \"standard\", out_channels = 16, kernel = 3, stride = 2 }]") {
             Some(list) if list.get_ref().is_empty() => {
                 self.err(list.span(), &blocks_key, "empty layer list is not accepted: give at least one conv block");
+                None
+            }
+            Some(list) if list.get_ref().len() > MAX_LAYERS => {
+                self.too_many_layers(list.span(), &blocks_key, list.get_ref().len(), "conv blocks");
                 None
             }
             Some(list) => {
@@ -1374,7 +1507,12 @@ impl Validator<'_> {
             });
         let space = match (space, &i.distinct_inputs) {
             (Some(Space::Finite), Some(d)) => self
-                .int_at_least(d, "inputs.distinct_inputs", 1, "number of distinct inputs")
+                .int_in_range(
+                    d,
+                    "inputs.distinct_inputs",
+                    (1, MAX_DISTINCT_INPUTS),
+                    "number of distinct inputs",
+                )
                 .map(|distinct_inputs| InputSpace::Finite { distinct_inputs }),
             (Some(Space::Finite), None) => {
                 self.missing(span.clone(), "inputs.distinct_inputs", "how many distinct inputs a finite space has, e.g. distinct_inputs = 50_000_000");
@@ -1392,10 +1530,12 @@ impl Validator<'_> {
             (None, _) => None,
         };
         let freshness = match &i.freshness_s {
-            Some(f) => self.non_negative(
+            Some(f) => self.up_to(
                 f,
                 "inputs.freshness_s",
-                "how stale a prediction may be (seconds)",
+                (0.0, false),
+                MAX_FRESHNESS_S,
+                "how stale a prediction may be (seconds, at most a year)",
             ),
             None => Some(0.0),
         };
@@ -1473,6 +1613,25 @@ impl Validator<'_> {
             ),
             None => Some(InputSource::Request),
         };
+        if let (Some(InputSpace::Finite { distinct_inputs }), Some(bytes), Some(d)) =
+            (space, response, &i.distinct_inputs)
+        {
+            let stored =
+                distinct_inputs as f64 * (bytes.max(1) + STORED_BYTES_PER_PREDICTION) as f64;
+            if stored > MAX_STORED_BYTES {
+                self.err(
+                    d.span(),
+                    "inputs.distinct_inputs",
+                    format!(
+                        "value {distinct_inputs} is not accepted: storing a prediction for each of them ({} bytes each: response_bytes + {STORED_BYTES_PER_PREDICTION} of key and timestamp) takes {}, more than the {} a store may hold",
+                        bytes.max(1) + STORED_BYTES_PER_PREDICTION,
+                        format_bytes(stored),
+                        format_bytes(MAX_STORED_BYTES)
+                    ),
+                );
+                return None;
+            }
+        }
         Some(Inputs {
             source: source?,
             space: space?,
@@ -1539,7 +1698,13 @@ impl Validator<'_> {
         };
         let budget = match &o.monthly_budget_usd {
             Some(b) => self
-                .positive(b, "objectives.monthly_budget_usd", "monthly budget (USD)")
+                .up_to(
+                    b,
+                    "objectives.monthly_budget_usd",
+                    (0.0, true),
+                    MAX_MONTHLY_BUDGET_USD,
+                    "monthly budget (USD)",
+                )
                 .map(Some),
             None => Some(None),
         };
@@ -1751,9 +1916,11 @@ impl Validator<'_> {
                         "storage price, e.g. usd_per_gb_month = 0.25",
                     )
                     .and_then(|x| {
-                        self.non_negative(
+                        self.up_to(
                             x,
                             "targets.storage.usd_per_gb_month",
+                            (0.0, false),
+                            MAX_USD_PER_GB_MONTH,
                             "storage price (USD per GB-month)",
                         )
                     });
@@ -1804,16 +1971,19 @@ impl Validator<'_> {
                 "99th percentile round-trip time in ms",
             )
             .and_then(|x| self.network_ms(x, &join(key, "rtt_p99_ms"), "p99 RTT (ms)"));
-        if let (Some(m), Some(p), Some(ps)) = (median, p99, &l.rtt_p99_ms) {
-            if p < m {
+        // Reported, and the link's other keys still checked.
+        let p99 = match (median, p99, &l.rtt_p99_ms) {
+            (Some(m), Some(p), Some(ps)) if p < m => {
                 self.err(
                     ps.span(),
                     &join(key, "rtt_p99_ms"),
                     format!("value {p} is not accepted: p99 RTT must be >= rtt_median_ms = {m}"),
                 );
-                return None;
+                None
             }
-        }
+            (_, p99, _) => p99,
+        };
+        let name = name.filter(|n| self.free_text(n, &join(key, "name"), false));
         let bandwidth = self
             .required(
                 &l.bandwidth_mbps,
@@ -1901,6 +2071,7 @@ impl Validator<'_> {
                 self.err(n.span(), &join(key, "name"), "empty name is not accepted");
                 None
             }
+            (Some(n), _) if !self.free_text(n, &join(key, "name"), false) => None,
             (Some(n), _) => Some(n.get_ref().clone()),
             (None, Some(b)) => Some(b.name.clone()),
             (None, None) => {
@@ -1990,6 +2161,21 @@ impl Validator<'_> {
             !has_base && kind == TargetKind::Cloud,
             true,
         );
+        // `num` has no upper bound; a price must have one.
+        let price = match (price, &t.usd_per_hour) {
+            (Some(_), Some(raw)) => self.up_to(
+                raw,
+                &join(key, "usd_per_hour"),
+                (0.0, false),
+                MAX_USD_PER_HOUR,
+                "on-demand price in USD per hour",
+            ),
+            (other, _) => other,
+        };
+        let source_ok = t
+            .source
+            .as_ref()
+            .is_none_or(|source| self.free_text(source, &join(key, "source"), false));
         let cold = t.cold_start_ms.as_ref().and_then(|v| {
             self.up_to(
                 v,
@@ -2098,7 +2284,7 @@ impl Validator<'_> {
             }
             None => None,
         };
-        if !ok {
+        if !ok || !source_ok {
             return None;
         }
         let b = base.clone();
@@ -2527,21 +2713,42 @@ fn divisors_hint(d: usize) -> String {
 /// parser ([`crate::sim::parse_trace_csv`]): first column, optional header
 /// line, `#` comments; non-decreasing, finite, >= 0, at least one.
 fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read trace: {e}"))?;
-    if meta.len() > MAX_TRACE_BYTES {
-        return Err(format!(
-            "trace is {} bytes; the limit is {} MiB",
-            meta.len(),
-            MAX_TRACE_BYTES >> 20
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read trace: {e}"))?;
+    let bytes = read_regular_file(path, MAX_TRACE_BYTES).map_err(|e| match e {
+        ReadFileError::TooLarge { .. } => {
+            format!(
+                "trace is larger than the limit of {} MiB",
+                MAX_TRACE_BYTES >> 20
+            )
+        }
+        ReadFileError::Io(e) => format!("cannot read trace: {e}"),
+        other => format!("trace {other}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read trace: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     // Count before parsing, so that a huge trace is refused before it is held as numbers.
-    let lines = text
+    let mut data_lines = text
         .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .count();
+        .enumerate()
+        .map(|(i, l)| (i, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    // The parser skips a first line that is not a timestamp as a header; a
+    // number there (`-1`, `inf`) is a bad timestamp, not a header.
+    if let Some((i, first)) = data_lines.next() {
+        let field = first.split(',').next().unwrap_or("").trim();
+        if let Ok(v) = field.parse::<f64>() {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "line {}: timestamp `{field}` is not accepted: arrival times are finite seconds >= 0 (a header line is text, not a number)",
+                    i + 1
+                ));
+            }
+        }
+    }
+    let lines = data_lines.count() + 1;
     // one line may be the header
     if lines > MAX_TRACE_EVENTS + 1 {
         return Err(format!(
