@@ -499,7 +499,21 @@ fn the_kernels_view_says_when_measuring_stopped() {
     update(&mut h.app, Action::Cancel);
     let screen = h.screen(80, 24);
     assert!(screen.contains("stopped (m to measure again)"), "{screen}");
+    // Until the job says it stopped, the status line says it is stopping.
+    assert!(
+        screen.contains("cancelling measuring: waiting for"),
+        "{screen}"
+    );
+    update(
+        &mut h.app,
+        Action::Worker(WorkerEvent::Finished {
+            job: job.id,
+            cancelled: true,
+        }),
+    );
+    let screen = h.screen(80, 24);
     assert!(screen.contains("measuring cancelled"), "{screen}");
+    assert!(h.app.cancelling.is_none());
 }
 
 /// The budget what-if on a scenario with no budget changes nothing and says so.
@@ -593,4 +607,252 @@ fn a_run_refreshes_the_scenario_it_reads() {
     )
     .unwrap();
     assert_eq!(app.what_if.offline_fraction, Some(0.6));
+}
+
+/// The fake pipeline, except that measuring the first built-in scenario is a
+/// compile that ignores the cancel flag and runs until the test releases it.
+struct UninterruptibleCompile {
+    inner: FakePipeline,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl UninterruptibleCompile {
+    fn new() -> (UninterruptibleCompile, std::sync::mpsc::Sender<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipeline = UninterruptibleCompile {
+            inner: FakePipeline::new(),
+            release: std::sync::Mutex::new(rx),
+        };
+        (pipeline, tx)
+    }
+}
+
+impl Pipeline for UninterruptibleCompile {
+    fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
+        self.inner.load_scenarios(paths)
+    }
+    fn measure(
+        &self,
+        scenario: &ScenarioEntry,
+        progress: &dyn Fn(Progress),
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<workbench::tui::Measurements, String> {
+        if scenario.name == "recsys-online" {
+            progress(Progress::Stage("compiling tiled int8".to_string()));
+            // Never looks at `cancel`; a minute at most, should the test fail.
+            let _ = self
+                .release
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60));
+            return Err("compiled too late".to_string());
+        }
+        self.inner.measure(scenario, progress, cancel)
+    }
+    fn plan(
+        &self,
+        scenario: &ScenarioEntry,
+        measurements: &workbench::tui::Measurements,
+        what_if: &WhatIf,
+        progress: &dyn Fn(Progress),
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<workbench::report::Report, String> {
+        self.inner
+            .plan(scenario, measurements, what_if, progress, cancel)
+    }
+    fn export(
+        &self,
+        scenario: &ScenarioEntry,
+        report: &workbench::report::Report,
+        out_dir: &std::path::Path,
+    ) -> Result<Vec<PathBuf>, String> {
+        self.inner.export(scenario, report, out_dir)
+    }
+}
+
+/// Applies worker events until the stage says a compile is running.
+fn wait_for_compile(app: &mut App, worker: &Worker) {
+    while app.stage.as_deref() != Some("compiling tiled int8") {
+        let event = worker
+            .recv_timeout(WAIT)
+            .unwrap()
+            .expect("the compile starts");
+        dispatch(app, worker, Action::Worker(event)).unwrap();
+    }
+}
+
+#[test]
+fn a_compile_that_ignores_esc_does_not_hold_up_the_next_run() {
+    let (pipeline, release) = UninterruptibleCompile::new();
+    let pipeline = Arc::new(pipeline);
+    let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
+    let worker = Worker::spawn(pipeline).unwrap();
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    wait_for_compile(&mut app, &worker);
+    dispatch(&mut app, &worker, Action::Cancel).unwrap();
+    // The status line says what the cancel waits for, not that it is done.
+    assert_eq!(
+        app.message,
+        Some(workbench::tui::app::Message::Info(
+            "cancelling measuring: waiting for compiling tiled int8 to stop".to_string()
+        ))
+    );
+    // The next run (keyboard-edge) starts at once on a fresh thread.
+    app.selected = 1;
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    settle(&mut app, &worker, Duration::from_secs(10)).unwrap();
+    assert!(!app.busy(), "the run waited behind the cancelled compile");
+    assert_eq!(app.active.as_ref().unwrap().name, "keyboard-edge");
+    assert!(app.plan.is_some(), "{:?}", app.message);
+    assert_eq!(worker.abandoned_threads(), 1);
+    // The compile ends later: its events change nothing but the cancel's record.
+    let shown = app.message.clone();
+    release.send(()).unwrap();
+    while app.cancelling.is_some() {
+        let event = worker
+            .recv_timeout(WAIT)
+            .unwrap()
+            .expect("the compile ends");
+        dispatch(&mut app, &worker, Action::Worker(event)).unwrap();
+    }
+    assert_eq!(app.message, shown, "the newer run's status stays");
+    assert!(app.plan.is_some());
+}
+
+#[test]
+fn quitting_does_not_wait_for_a_compile() {
+    let (pipeline, release) = UninterruptibleCompile::new();
+    let pipeline = Arc::new(pipeline);
+    let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
+    let worker = Worker::spawn(pipeline).unwrap();
+    dispatch(&mut app, &worker, Action::Run).unwrap();
+    wait_for_compile(&mut app, &worker);
+    dispatch(&mut app, &worker, Action::Quit).unwrap();
+    assert!(app.should_quit);
+    // Dropping the worker is what run_tui does on the way out: it must return
+    // while the compile still runs (the process exit ends that thread).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(worker);
+        let _ = done_tx.send(());
+    });
+    let dropped = done_rx.recv_timeout(Duration::from_secs(10));
+    let _ = release.send(());
+    assert!(
+        dropped.is_ok(),
+        "dropping the worker waited for the compile"
+    );
+}
+
+/// What-if keys stop at the scenario limits and say so.
+#[test]
+fn what_if_keys_stop_at_the_limits() {
+    let mut h = Harness::new();
+    h.keys("\n4");
+    h.keys(&"t".repeat(150));
+    assert_eq!(
+        h.app.what_if.traffic,
+        workbench::plan::whatif::MAX_WHAT_IF_FACTOR
+    );
+    assert_eq!(
+        h.app.plan_what_if.traffic, h.app.what_if.traffic,
+        "planned at the cap"
+    );
+    assert!(h.screen(80, 24).contains("traffic x1000.00 is the limit"));
+    h.keys(&"L".repeat(40));
+    assert_eq!(
+        h.app.what_if.slo,
+        workbench::plan::whatif::MIN_WHAT_IF_FACTOR
+    );
+    assert!(h.screen(80, 24).contains("SLO x0.0010 is the limit"));
+    // Back down from the cap is one step as ever.
+    h.keys("T");
+    assert!((h.app.what_if.traffic - 800.0).abs() < 1e-9);
+
+    // A scenario near the rate limit (1e8 requests/s): traffic stops at x2.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/assistant-speech.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let busy = text.replace("rate_per_s = 3000\n", "rate_per_s = 25000000\n");
+    assert_ne!(busy, text);
+    let path = dir.path().join("busy.toml");
+    std::fs::write(&path, busy).unwrap();
+    let entries = FakePipeline::new().load_scenarios(&[path]);
+    assert!(entries[0].is_valid(), "{:?}", entries[0].errors);
+    let mut app = App::new(entries, dir.path().to_path_buf());
+    for _ in 0..6 {
+        update(
+            &mut app,
+            Action::Nudge {
+                knob: WhatIfKnob::Traffic,
+                up: true,
+            },
+        );
+    }
+    // 25e6 x 2 (the diurnal peak) x 2 = 1e8.
+    assert_eq!(app.what_if.traffic, 2.0);
+    match &app.message {
+        Some(workbench::tui::app::Message::Info(text)) => {
+            assert!(text.starts_with("traffic x2.00 is the limit"), "{text}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// No terminal events, and a stop signal that has arrived. Should the loop
+/// ignore the signal, `q` comes after 50 polls (so the test fails, not hangs).
+struct SignalArrived {
+    signal: i32,
+    polls: usize,
+}
+
+impl workbench::tui::EventSource for SignalArrived {
+    fn next_event(
+        &mut self,
+        _app: &App,
+        timeout: Duration,
+    ) -> Result<Option<Event>, workbench::tui::TuiError> {
+        std::thread::sleep(timeout.min(Duration::from_millis(2)));
+        self.polls += 1;
+        Ok((self.polls > 50).then(|| Event::Key(key_for_char('q'))))
+    }
+    fn stop_signal(&self) -> Option<i32> {
+        Some(self.signal)
+    }
+}
+
+/// A stop signal ends the loop as `q` does (run_tui then restores the
+/// terminal), cancelling the running job.
+#[test]
+fn a_stop_signal_quits_the_loop() {
+    let (pipeline, release) = UninterruptibleCompile::new();
+    let pipeline = Arc::new(pipeline);
+    let mut app = App::new(pipeline.load_scenarios(&[]), PathBuf::from("unused"));
+    let worker = Worker::spawn(pipeline).unwrap();
+    let job = update(&mut app, Action::Run).unwrap();
+    let cancel = Arc::clone(&job.cancel);
+    worker.submit(job).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut events = SignalArrived {
+        signal: 15,
+        polls: 0,
+    };
+    run_loop(&mut terminal, &mut app, &worker, &mut events).unwrap();
+    assert!(app.should_quit);
+    assert_eq!(events.polls, 1, "quit on the first tick after the signal");
+    assert!(
+        cancel.load(Ordering::Relaxed),
+        "the running job is told to stop"
+    );
+    let _ = release.send(());
+}
+
+/// The handler records SIGTERM instead of letting it kill the process.
+#[test]
+fn stop_signals_are_caught_and_recorded() {
+    let mut signals = workbench::tui::StopSignals::register().unwrap();
+    assert_eq!(signals.received(), None);
+    signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+    assert_eq!(signals.received(), Some(signal_hook::consts::SIGTERM));
+    signals.unregister();
 }

@@ -12,6 +12,7 @@ use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
 use super::ui::help_last_start;
 use super::worker::{Job, JobId, JobKind, WorkerEvent};
+use crate::plan::whatif::{format_factor, FactorRange, WhatIfLimits};
 use crate::report::Report;
 
 /// The tabs, in display order.
@@ -63,6 +64,20 @@ pub enum WhatIfKnob {
     Budget,
     Price,
     Offline,
+}
+
+impl WhatIfKnob {
+    /// The name the what-if's description uses ("traffic x1.25").
+    pub fn name(self) -> &'static str {
+        match self {
+            WhatIfKnob::Traffic => "traffic",
+            WhatIfKnob::Rtt => "RTT",
+            WhatIfKnob::Slo => "SLO",
+            WhatIfKnob::Budget => "budget",
+            WhatIfKnob::Price => "price",
+            WhatIfKnob::Offline => "offline",
+        }
+    }
 }
 
 /// Everything that can happen to the app: key presses (already mapped) and worker events.
@@ -128,11 +143,16 @@ pub struct App {
     pub terminal_rows: Option<u16>,
     pub should_quit: bool,
     pub scenarios: Vec<ScenarioEntry>,
+    /// What the Scenarios view says when the list is empty.
+    pub no_scenarios_hint: String,
     /// Cursor in the Scenarios list.
     pub selected: usize,
     /// Where Export writes (`reports/` by default).
     pub out_dir: PathBuf,
     pub job: Option<RunningJob>,
+    /// A job cancelled with Esc that has not yet said it stopped (a compile
+    /// cannot be interrupted): the status line says so until it has.
+    pub cancelling: Option<RunningJob>,
     next_job_id: JobId,
     /// The scenario that was last run; measurements and plans belong to it.
     pub active: Option<ScenarioEntry>,
@@ -187,9 +207,12 @@ impl App {
             terminal_rows: None,
             should_quit: false,
             scenarios,
+            no_scenarios_hint:
+                "No scenarios. Start with paths to .toml files or a directory of them.".to_string(),
             selected: 0,
             out_dir,
             job: None,
+            cancelling: None,
             next_job_id: 1,
             active: None,
             stage: None,
@@ -281,8 +304,14 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
                 app.show_help = false;
             } else if let Some(job) = app.job.take() {
                 job.cancel.store(true, Ordering::Relaxed);
-                app.stage = None;
-                app.message = Some(Message::Info(format!("{} cancelled", job.label)));
+                // Measuring stops within a sample, but a compile runs to its
+                // end: until the job says it stopped, say what it waits for.
+                let step = app.stage.take().unwrap_or_else(|| job.label.to_string());
+                app.message = Some(Message::Info(format!(
+                    "cancelling {}: waiting for {step} to stop",
+                    job.label
+                )));
+                app.cancelling = Some(job);
             }
             None
         }
@@ -314,8 +343,29 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
                 return None;
             }
             let scenario_offline = scenario.map_or(0.0, |s| s.offline_fraction);
-            nudge(&mut app.what_if, knob, up, scenario_offline);
-            replan(app)
+            let limits = scenario.map(|s| s.what_if_limits).unwrap_or_default();
+            let before = app.what_if;
+            let capped = nudge(&mut app.what_if, knob, up, scenario_offline, &limits);
+            let Some(at) = capped else {
+                return replan(app);
+            };
+            // The scaled scenario must stay within the scenario limits.
+            let limit = format!(
+                "{} x{} is the limit for this scenario",
+                knob.name(),
+                format_factor(at)
+            );
+            if app.what_if == before {
+                app.message = Some(Message::Info(limit));
+                return None;
+            }
+            let job = replan(app);
+            app.message = Some(Message::Info(if job.is_some() {
+                format!("{limit}; re-planning")
+            } else {
+                limit
+            }));
+            job
         }
         Action::ResetWhatIf => {
             app.what_if = WhatIf::default();
@@ -455,34 +505,46 @@ const STEP: f64 = 1.25;
 /// The offline what-if moves the share of time devices are offline by 10 points.
 const OFFLINE_STEP: f64 = 0.1;
 
-/// Moves one what-if knob a step; the offline share moves 10 points from the
-/// scenario's own (`scenario_offline`), and back at it means "as in the scenario".
-fn nudge(what_if: &mut WhatIf, knob: WhatIfKnob, up: bool, scenario_offline: f64) {
-    let scale = |value: &mut f64| {
-        *value = if up { *value * STEP } else { *value / STEP };
+/// Moves one what-if knob a step, kept within the scenario's `limits`; the
+/// offline share moves 10 points from the scenario's own (`scenario_offline`),
+/// and back at it means "as in the scenario". Returns the factor when the
+/// step ran into its limit (it stops there).
+fn nudge(
+    what_if: &mut WhatIf,
+    knob: WhatIfKnob,
+    up: bool,
+    scenario_offline: f64,
+    limits: &WhatIfLimits,
+) -> Option<f64> {
+    let scale = |value: &mut f64, range: FactorRange| -> Option<f64> {
+        let mut wanted = if up { *value * STEP } else { *value / STEP };
         // Snap back to exactly 1.0 so "unchanged" is recognised after up + down.
-        if (*value - 1.0).abs() < 1e-9 {
-            *value = 1.0;
+        if (wanted - 1.0).abs() < 1e-9 {
+            wanted = 1.0;
         }
+        *value = range.clamp(wanted);
+        (*value != wanted).then_some(*value)
     };
     match knob {
-        WhatIfKnob::Traffic => scale(&mut what_if.traffic),
-        WhatIfKnob::Rtt => scale(&mut what_if.rtt),
-        WhatIfKnob::Slo => scale(&mut what_if.slo),
-        WhatIfKnob::Budget => scale(&mut what_if.budget),
-        WhatIfKnob::Price => scale(&mut what_if.instance_price),
+        WhatIfKnob::Traffic => scale(&mut what_if.traffic, limits.traffic),
+        WhatIfKnob::Rtt => scale(&mut what_if.rtt, limits.rtt),
+        WhatIfKnob::Slo => scale(&mut what_if.slo, limits.slo),
+        WhatIfKnob::Budget => scale(&mut what_if.budget, limits.budget),
+        WhatIfKnob::Price => scale(&mut what_if.instance_price, limits.instance_price),
         WhatIfKnob::Offline => {
             let current = what_if.offline_fraction.unwrap_or(scenario_offline);
             let step = if up { OFFLINE_STEP } else { -OFFLINE_STEP };
             // Whole-percent figures, so ten steps up and down come back exactly.
             let next = ((current + step).clamp(0.0, 1.0) * 100.0).round() / 100.0;
             what_if.offline_fraction = ((next - scenario_offline).abs() > 1e-9).then_some(next);
+            None
         }
     }
 }
 
 fn on_worker_event(app: &mut App, event: WorkerEvent) {
     if !app.is_current(event.job()) {
+        on_cancelled_job_event(app, &event);
         return; // an overtaken or cancelled job
     }
     match event {
@@ -561,13 +623,43 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
     }
 }
 
+/// An event from a job that is no longer current: only the end of the job
+/// cancelled with Esc matters, to say that it has stopped.
+fn on_cancelled_job_event(app: &mut App, event: &WorkerEvent) {
+    let ended = matches!(
+        event,
+        WorkerEvent::Finished { .. } | WorkerEvent::Failed { .. }
+    );
+    let Some(cancelling) = app
+        .cancelling
+        .as_ref()
+        .filter(|c| ended && c.id == event.job())
+    else {
+        return;
+    };
+    // Only while the status line still says it is cancelling: anything
+    // since (a newer job, a key) is the news.
+    let still_shown =
+        matches!(&app.message, Some(Message::Info(text)) if text.starts_with("cancelling "));
+    if still_shown {
+        app.message = Some(Message::Info(format!("{} cancelled", cancelling.label)));
+    }
+    app.cancelling = None;
+}
+
 #[cfg(test)]
 mod tests {
     use super::{nudge, WhatIfKnob};
     use crate::plan::WhatIf;
 
     fn press(w: &mut WhatIf, up: bool, scenario_offline: f64) {
-        nudge(w, WhatIfKnob::Offline, up, scenario_offline);
+        nudge(
+            w,
+            WhatIfKnob::Offline,
+            up,
+            scenario_offline,
+            &Default::default(),
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+use super::pipeline::{
+    KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf, WhatIfLimits,
+};
 use super::scenarios::scenario_entries;
 use crate::report::{
     Alternative, Assumptions, BandwidthRoof, CdfPoint, ConstraintCheck, CostLine, FigureSource,
@@ -71,6 +73,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             errors: vec![],
             offline_fraction: FAKE_OFFLINE_FRACTION,
             has_budget: true,
+            what_if_limits: WhatIfLimits::default(),
         },
         ScenarioEntry {
             path: PathBuf::from("scenarios/keyboard-edge.toml"),
@@ -84,6 +87,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             errors: vec![],
             offline_fraction: FAKE_OFFLINE_FRACTION,
             has_budget: false,
+            what_if_limits: WhatIfLimits::default(),
         },
         ScenarioEntry {
             path: PathBuf::from("scenarios/broken.toml"),
@@ -94,6 +98,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             ],
             offline_fraction: 0.0,
             has_budget: false,
+            what_if_limits: WhatIfLimits::default(),
         },
     ]
 }

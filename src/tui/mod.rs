@@ -20,6 +20,7 @@ pub mod worker;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,9 @@ use ratatui::Terminal;
 pub use app::{update, Action, App, View, WhatIfKnob};
 pub use fake::FakePipeline;
 pub use model::{CandidateRow, CdfSeries, PlanView, SortKey};
-pub use pipeline::{KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf};
+pub use pipeline::{
+    KernelRow, Measurements, Pipeline, Progress, ScenarioEntry, WhatIf, WhatIfLimits,
+};
 pub use real::RealPipeline;
 pub use scenarios::{scenario_entries, scenario_entry};
 pub use worker::{Job, JobKind, Worker, WorkerEvent, WorkerGone};
@@ -50,11 +53,19 @@ pub enum TuiError {
 pub trait EventSource {
     /// The next event, waiting at most `timeout`; `None` when nothing happened.
     fn next_event(&mut self, app: &App, timeout: Duration) -> Result<Option<Event>, TuiError>;
+
+    /// A signal asked the program to stop (checked every tick): the loop
+    /// quits as on `q`, so the terminal is restored.
+    fn stop_signal(&self) -> Option<i32> {
+        None
+    }
 }
 
-/// Events from the real terminal.
+/// Events from the real terminal, and the stop signals registered for it.
 #[derive(Debug, Default)]
-pub struct CrosstermEvents;
+pub struct CrosstermEvents {
+    pub signals: Option<StopSignals>,
+}
 
 impl EventSource for CrosstermEvents {
     fn next_event(&mut self, _app: &App, timeout: Duration) -> Result<Option<Event>, TuiError> {
@@ -63,6 +74,79 @@ impl EventSource for CrosstermEvents {
         } else {
             Ok(None)
         }
+    }
+
+    fn stop_signal(&self) -> Option<i32> {
+        self.signals.as_ref().and_then(StopSignals::received)
+    }
+}
+
+/// The signals that stop the TUI the way `q` does: SIGTERM (`kill`), SIGHUP
+/// (the terminal closed) and SIGINT (sent by `kill`: in raw mode Ctrl-C is a
+/// key, not a signal). Left to their default action they would kill the
+/// process with the terminal still raw, on the alternate screen, cursor hidden.
+pub const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGINT,
+];
+
+/// Stop signals caught while they are registered: the handler only records
+/// the signal; the event loop sees it on its next tick (at most 250 ms).
+#[derive(Debug, Clone)]
+pub struct StopSignals {
+    received: Arc<AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopSignals {
+    /// Catches [`STOP_SIGNALS`] until [`StopSignals::unregister`].
+    pub fn register() -> Result<StopSignals, std::io::Error> {
+        let received = Arc::new(AtomicUsize::new(0));
+        let mut signals = StopSignals {
+            received,
+            ids: Vec::new(),
+        };
+        for signal in STOP_SIGNALS {
+            let value = usize::try_from(signal).unwrap_or(0);
+            match signal_hook::flag::register_usize(signal, Arc::clone(&signals.received), value) {
+                Ok(id) => signals.ids.push(id),
+                Err(e) => {
+                    signals.unregister();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(signals)
+    }
+
+    /// The last stop signal received, if any.
+    pub fn received(&self) -> Option<i32> {
+        match self.received.load(Ordering::Relaxed) {
+            0 => None,
+            signal => i32::try_from(signal).ok(),
+        }
+    }
+
+    /// Stops catching the signals (signal-hook then ignores them; the
+    /// program is about to exit).
+    pub fn unregister(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// The signal that stopped the last [`run_tui`], for the exit status.
+static STOPPED_BY_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// The signal that stopped the TUI, if one did: the program then exits with
+/// the conventional status 128 + signal (143 for SIGTERM), as a shell expects
+/// of a program a signal ended, after the terminal has been restored.
+pub fn stopped_by_signal() -> Option<i32> {
+    match STOPPED_BY_SIGNAL.load(Ordering::Relaxed) {
+        0 => None,
+        signal => i32::try_from(signal).ok(),
     }
 }
 
@@ -182,7 +266,18 @@ pub fn run_loop<B: Backend, E: EventSource>(
         if let Some(event) = events.next_event(app, timeout)? {
             handle_event(app, worker, event)?;
         }
+        if events.stop_signal().is_some() && !app.should_quit {
+            dispatch(app, worker, Action::Quit)?;
+        }
     }
+}
+
+/// `text` with its first letter upper case.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 /// Restores the terminal when dropped, so an early return or error leaves it usable.
@@ -208,13 +303,26 @@ pub fn run_tui_with_out_dir(
 ) -> Result<(), TuiError> {
     let scenarios = pipeline.load_scenarios(&paths);
     let mut app = App::new(scenarios, out_dir);
+    if app.scenarios.is_empty() && scenarios::missing_default_dir(&paths) {
+        app.message = Some(app::Message::Error(scenarios::NO_SCENARIO_DIR.to_string()));
+        app.no_scenarios_hint = format!(
+            "{}, the directory that holds scenarios/ with the scenario files.",
+            capitalised(scenarios::NO_SCENARIO_DIR)
+        );
+    }
     // Declared before the guard so it is dropped after it: the terminal is
-    // restored first, then the worker thread is joined.
+    // restored first, then the worker is stopped (it waits at most half a
+    // second: a compile still running is left to the process exit).
     let worker = Worker::spawn(pipeline)?;
     // try_init enables raw mode and the alternate screen and installs a panic
     // hook that restores the terminal before the panic message is printed.
     let mut terminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
+    // Caught from here on, a stop signal ends the loop like `q` (the guard
+    // then restores the terminal) instead of killing the process mid-screen.
+    let mut events = CrosstermEvents {
+        signals: Some(StopSignals::register()?),
+    };
     // The worker catches pipeline panics and reports them in the status line;
     // printing them (or restoring the terminal) would wreck the screen, so the
     // hook stays quiet for that thread and defers to ratatui's hook otherwise.
@@ -224,5 +332,12 @@ pub fn run_tui_with_out_dir(
             ratatui_hook(info);
         }
     }));
-    run_loop(&mut terminal, &mut app, &worker, &mut CrosstermEvents)
+    let result = run_loop(&mut terminal, &mut app, &worker, &mut events);
+    if let Some(signals) = events.signals.as_mut() {
+        if let Some(signal) = signals.received() {
+            STOPPED_BY_SIGNAL.store(usize::try_from(signal).unwrap_or(0), Ordering::Relaxed);
+        }
+        signals.unregister();
+    }
+    result
 }

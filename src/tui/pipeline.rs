@@ -28,6 +28,9 @@ pub struct ScenarioEntry {
     pub offline_fraction: f64,
     /// The scenario sets a monthly budget (the budget what-if scales it).
     pub has_budget: bool,
+    /// How far each what-if factor may go for this scenario (the default
+    /// range when it failed to parse).
+    pub what_if_limits: WhatIfLimits,
 }
 
 impl ScenarioEntry {
@@ -172,6 +175,7 @@ impl std::fmt::Debug for Measurements {
 }
 
 /// What-if changes: the planner's own type, so the TUI and `workbench run` agree.
+pub use crate::plan::whatif::WhatIfLimits;
 pub use crate::plan::WhatIf;
 
 /// The pipeline stages the TUI's worker thread calls. Every method may take

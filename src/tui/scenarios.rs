@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pipeline::ScenarioEntry;
+use super::pipeline::{ScenarioEntry, WhatIfLimits};
 use crate::scenario::{discover, load};
 
 /// Where the TUI looks when no paths are given.
@@ -14,12 +14,26 @@ pub const DEFAULT_SCENARIO_DIR: &str = "scenarios";
 /// with their errors.
 pub fn scenario_entries(paths: &[PathBuf]) -> Vec<ScenarioEntry> {
     let files = if paths.is_empty() {
+        // Not a file that cannot be read: no scenarios (`missing_default_dir` says why).
+        if missing_default_dir(paths) {
+            return Vec::new();
+        }
         discover(&[Path::new(DEFAULT_SCENARIO_DIR)])
     } else {
         discover(paths)
     };
     files.iter().map(|path| scenario_entry(path)).collect()
 }
+
+/// No paths were given and there is no `scenarios/` directory here.
+pub fn missing_default_dir(paths: &[PathBuf]) -> bool {
+    paths.is_empty() && !Path::new(DEFAULT_SCENARIO_DIR).is_dir()
+}
+
+/// What the TUI's status line says when it finds no `scenarios/` directory
+/// (short enough for 80 columns; the Scenarios view says more).
+pub const NO_SCENARIO_DIR: &str =
+    "no scenarios/ directory here: run workbench from the repository root";
 
 /// One file as a list entry.
 pub fn scenario_entry(path: &Path) -> ScenarioEntry {
@@ -31,6 +45,7 @@ pub fn scenario_entry(path: &Path) -> ScenarioEntry {
             errors: Vec::new(),
             offline_fraction: scenario.constraints.offline_fraction,
             has_budget: scenario.objectives.monthly_budget_usd.is_some(),
+            what_if_limits: WhatIfLimits::for_scenario(&scenario),
         },
         Err(errors) => ScenarioEntry {
             path: path.to_path_buf(),
@@ -42,6 +57,7 @@ pub fn scenario_entry(path: &Path) -> ScenarioEntry {
             errors: errors.errors.iter().map(|e| e.to_string()).collect(),
             offline_fraction: 0.0,
             has_budget: false,
+            what_if_limits: WhatIfLimits::default(),
         },
     }
 }

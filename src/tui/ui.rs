@@ -211,12 +211,7 @@ fn render_scenarios(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(list, list_area, &mut state);
 
     let Some(entry) = app.selected_scenario() else {
-        placeholder(
-            frame,
-            detail_area,
-            "Summary",
-            "No scenarios. Start with paths to .toml files or a directory of them.",
-        );
+        placeholder(frame, detail_area, "Summary", &app.no_scenarios_hint);
         return;
     };
     let mut lines = vec![Line::styled(
