@@ -167,15 +167,11 @@ pub fn render_files(
     Ok(files)
 }
 
-/// A scenario name is used as a directory name: keep it to a safe alphabet.
+/// A scenario name is used as a directory name: the rule validation applies
+/// ([`crate::scenario::is_valid_scenario_name`]), checked again here for
+/// reports built from a scenario made in code.
 fn check_scenario_name(name: &str) -> Result<(), ReportError> {
-    let safe = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if safe {
+    if crate::scenario::is_valid_scenario_name(name) {
         Ok(())
     } else {
         Err(ReportError::BadScenarioName(name.to_string()))
