@@ -75,8 +75,13 @@ impl WhatIfLimits {
         let traffic = &scenario.traffic;
         let mut traffic_range = FactorRange::up_to(traffic.peak_rate_per_s(), MAX_RATE_PER_S);
         if let ArrivalProcess::Trace { timestamps_s, .. } = &traffic.process {
-            // Less traffic stretches the trace: its last arrival stays within 30 days.
-            let last = timestamps_s.last().copied().unwrap_or(0.0);
+            // Less traffic stretches the trace and its window: both stay
+            // within 30 days.
+            let last = timestamps_s
+                .last()
+                .copied()
+                .unwrap_or(0.0)
+                .max(traffic.duration_s);
             if last > 0.0 && last.is_finite() {
                 traffic_range.min = traffic_range.min.max(last / MAX_DURATION_S).min(1.0);
             }
@@ -169,6 +174,9 @@ impl WhatIf {
                 for t in timestamps_s.iter_mut() {
                     *t /= self.traffic;
                 }
+                // The trace replays faster: so does its window (it had
+                // stayed as long, with nothing arriving after the trace).
+                s.traffic.duration_s /= self.traffic;
             }
         }
         for link in &mut s.targets.links {
@@ -246,6 +254,28 @@ mod tests {
             ..WhatIf::default()
         };
         assert_eq!(w.describe(), "traffic x2.00, offline 30%");
+    }
+
+    /// Twice the traffic replays a trace twice as fast, over half the window.
+    #[test]
+    fn more_traffic_replays_a_trace_faster_over_a_shorter_window() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/valid/trace-replay-custom-target.toml");
+        let s = crate::scenario::load(&path).unwrap();
+        let doubled = WhatIf {
+            traffic: 2.0,
+            ..WhatIf::default()
+        }
+        .apply(&s);
+        let timestamps = |s: &Scenario| match &s.traffic.process {
+            ArrivalProcess::Trace { timestamps_s, .. } => timestamps_s.clone(),
+            other => panic!("not a trace: {other:?}"),
+        };
+        let (before, after) = (timestamps(&s), timestamps(&doubled));
+        assert_eq!(before.len(), after.len());
+        assert!((after[after.len() - 1] * 2.0 - before[before.len() - 1]).abs() < 1e-9);
+        assert!((doubled.traffic.duration_s * 2.0 - s.traffic.duration_s).abs() < 1e-9);
+        assert!((doubled.traffic.rate_per_s - 2.0 * s.traffic.rate_per_s).abs() < 1e-9);
     }
 }
 
