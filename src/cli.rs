@@ -699,14 +699,22 @@ fn tune(args: &TuneArgs) -> Exit {
                 report::format::duration_ns(args.seconds * 1e9)
             ));
             let tuner = crate::measure::model::autotuner_within(&graph, allowance);
-            // Timings of the tiles used before tuning would stand otherwise.
-            let cache_dir = crate::measure::cache::default_cache_dir();
-            if let Err(e) = crate::measure::forget_autotuned(&cache_dir, graph.fingerprint()) {
-                err(&format!("workbench tune: {}: {e}\n", cache_dir.display()));
-                return Exit::RunFailed;
-            }
+            let trials_before = tuner.logged_trials(&graph, &options).ok();
             match workbench_kernels::Backend::compile(&tuner, &graph, &options) {
-                Ok(exe) => out(&format!("{}\n", tuning_lines(&exe.lowered()))),
+                Ok(exe) => {
+                    out(&format!("{}\n", tuning_lines(&exe.lowered())));
+                    // Timings of the tiles used before would stand otherwise;
+                    // a search that added no trial changed no tile.
+                    if tuner.logged_trials(&graph, &options).ok() != trials_before {
+                        let cache_dir = crate::measure::cache::default_cache_dir();
+                        let forgotten =
+                            crate::measure::forget_autotuned(&cache_dir, graph.fingerprint());
+                        if let Err(e) = forgotten {
+                            err(&format!("workbench tune: {}: {e}\n", cache_dir.display()));
+                            return Exit::RunFailed;
+                        }
+                    }
+                }
                 Err(e) => {
                     err(&format!(
                         "{}: tuning `{}`: {e}\n",
