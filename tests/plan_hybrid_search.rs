@@ -239,3 +239,31 @@ fn an_on_device_batch_jobs_power_is_checked() {
         .expect("a power row");
     assert!(!row.ok && row.required == "<= 100 µW", "{row:?}");
 }
+
+/// Device classes are planned as alternatives: a plan on one of face-unlock's
+/// two says the other's 6,000,000 phones are not served by it.
+#[test]
+fn a_plan_on_one_device_class_says_the_others_are_not_served() {
+    let s = load("face-unlock");
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles_with(&s, 0.6, 0.995),
+        &WhatIf::default(),
+        &quick(),
+    );
+    let best = out.recommended().expect("a feasible plan");
+    assert_ne!(best.candidate.placement, Placement::Cloud);
+    let other = s
+        .targets
+        .edge
+        .iter()
+        .find(|t| t.spec.name != best.candidate.target)
+        .expect("another device class");
+    let why = out.rationale.join("\n");
+    assert!(
+        why.contains(&format!("It runs on {} only", best.candidate.target))
+            && why.contains(&format!("{} (", other.spec.name))
+            && why.contains("not served by it"),
+        "{why}"
+    );
+}

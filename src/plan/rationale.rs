@@ -58,6 +58,9 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     if let Some(s) = backend_sentence(profiles, c) {
         out.push(s);
     }
+    if let Some(line) = other_device_classes(scenario, c) {
+        out.push(line);
+    }
     // A lower precision that tied and was cheaper or faster: say why it lost.
     let ties = super::tie_test(scenario, ranked);
     let saving = |e: &Evaluation| {
@@ -278,6 +281,37 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
         }
     }
     Some(s)
+}
+
+/// For a plan on one of several edge device classes: the others are not
+/// served by it (each class is planned as an alternative carrying all the
+/// traffic, see docs/scenarios.md), said so a reader of a mixed fleet does
+/// not take the plan for the whole fleet's.
+fn other_device_classes(scenario: &Scenario, c: &Candidate) -> Option<String> {
+    if c.placement == Placement::Cloud || scenario.targets.edge.len() < 2 {
+        return None;
+    }
+    let others: Vec<String> = scenario
+        .targets
+        .edge
+        .iter()
+        .filter(|t| t.spec.name != c.target)
+        .map(|t| {
+            let devices = t.fleet_size.unwrap_or(1);
+            format!(
+                "{} ({} device{})",
+                t.spec.name,
+                crate::report::format::thousands(devices as f64),
+                if devices == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    Some(format!(
+        "It runs on {} only, which carries all the traffic in this plan: {} {} not served by it (device classes are planned as alternatives, not as parts of one fleet).",
+        c.target,
+        others.join(", "),
+        if others.len() == 1 { "is" } else { "are" }
+    ))
 }
 
 /// "tiled f32 runs a batch of 8 in 1.2 ms on c7i.large (projected), 40x
