@@ -882,3 +882,35 @@ fn autoscaler_launches_cold_replicas_under_load_only() {
     assert!((pool.mean_replicas - 1.0).abs() < 1e-9);
     assert_eq!(pool.replicas[1].served, 0);
 }
+
+/// Events bridged from a broker to an HTTP service pay the broker's
+/// latency but are spread by the service's balancer: with 2 partitions, all
+/// 4 replicas serve (a stream's consumers 2 and 3 would get no partition).
+#[test]
+fn a_bridge_pays_the_broker_but_not_its_partitions() {
+    let broker = Broker {
+        partitions: 2,
+        produce: LatencyFit::constant(0.003),
+        consume: LatencyFit::constant(0.005),
+    };
+    let cfg = base(
+        Mode::Online(online(
+            no_link(),
+            Transport::Bridged(broker),
+            pool(
+                4,
+                Balancer::RoundRobin,
+                Batching::NONE,
+                ServiceTime::Exponential { mean_s: 0.001 },
+            ),
+        )),
+        poisson(1_600.0),
+        20.0,
+    );
+    let o = simulate(&cfg).expect("valid");
+    accounted(&o);
+    let replicas = o.cloud.expect("pool").replicas;
+    assert!(replicas.iter().all(|r| r.served > 0), "{replicas:?}");
+    // produce + consume in, and again out: a 16 ms floor
+    assert!(o.latency.min_s >= 0.016 * 0.999, "{}", o.latency.min_s);
+}

@@ -548,7 +548,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                     // one more consumer service and one more in-region hop.
                     let bridge = !stream && bridged(ctx);
                     if let (true, Some(broker)) = (bridge, ctx.broker()) {
-                        path.transport = sim::Transport::Stream(broker);
+                        path.transport = sim::Transport::Bridged(broker);
                         path.link.rtt.median_s += BRIDGE_HOP_S;
                         path.link.rtt.p99_s += BRIDGE_HOP_P99_S;
                     }

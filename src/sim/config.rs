@@ -234,6 +234,10 @@ pub enum OfflinePolicy {
 pub enum Transport {
     Http,
     Stream(Broker),
+    /// Events on a broker reach an HTTP service through a bridge consumer:
+    /// the broker's latency, in and out, but the service's balancer (not the
+    /// partitions) spreads requests over its replicas.
+    Bridged(Broker),
 }
 
 /// A broker hop (e.g. Kafka). Messages are hashed to a partition uniformly;

@@ -312,13 +312,13 @@ impl Pool {
         )?;
         let partitions = match transport {
             Transport::Http => None,
-            Transport::Stream(b) => {
+            Transport::Stream(b) | Transport::Bridged(b) => {
                 if b.partitions == 0 {
                     return Err(SimError::invalid("broker.partitions", 0, ">= 1"));
                 }
                 check_fit(&b.produce, "broker.produce")?;
                 check_fit(&b.consume, "broker.consume")?;
-                Some(b.partitions)
+                matches!(transport, Transport::Stream(_)).then_some(b.partitions)
             }
         };
         let n = pool.replicas as usize;
@@ -925,7 +925,7 @@ fn build_cloud(
     pools.push(pool);
     let (produce, consume) = match &online.transport {
         Transport::Http => (None, None),
-        Transport::Stream(b) => (
+        Transport::Stream(b) | Transport::Bridged(b) => (
             Some(FitSampler::new(&b.produce)),
             Some(FitSampler::new(&b.consume)),
         ),
