@@ -267,3 +267,30 @@ fn a_plan_on_one_device_class_says_the_others_are_not_served() {
         "{why}"
     );
 }
+
+/// A stream plan reports its consumer lag (messages waiting at consumers and
+/// how long one waits); other modes do not.
+#[test]
+fn stream_plans_report_their_consumer_lag() {
+    let s = load("card-fraud-stream");
+    let out = plan::plan(
+        &s,
+        &synthetic_profiles_with(&s, 0.6, 0.995),
+        &WhatIf::default(),
+        &quick(),
+    );
+    let simulated = |mode: Mode| {
+        out.evaluations
+            .iter()
+            .filter(move |e| e.candidate.mode == mode && e.simulated)
+    };
+    let mut streams = 0;
+    for e in simulated(Mode::OnlineStream) {
+        let lag = e.plan.consumer_lag.expect("a stream plan's consumer lag");
+        assert!(lag.mean_messages >= 0.0 && lag.max_messages as f64 >= lag.mean_messages);
+        assert!(lag.mean_wait_ms >= 0.0 && lag.mean_wait_ms <= e.plan.latency_ms.p999);
+        streams += 1;
+    }
+    assert!(streams > 0);
+    assert!(simulated(Mode::OnlineHttp).all(|e| e.plan.consumer_lag.is_none()));
+}

@@ -505,6 +505,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         utilisation: 0.0,
         failure_rate: 0.0,
         staleness_s: None,
+        consumer_lag: None,
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: false,
@@ -804,6 +805,15 @@ fn fill_metrics(row: &mut report::Plan, o: &SimOutcome, arrivals: &ArrivalProces
         0.0
     };
     row.staleness_s = o.staleness.map(|s| s.mean_age_s);
+    // A bridge to an HTTP service queues at its replicas, not at consumers.
+    row.consumer_lag = o
+        .consumer_lag
+        .filter(|_| row.mode == crate::scenario::Mode::OnlineStream)
+        .map(|lag| report::ConsumerLag {
+            mean_messages: lag.mean_messages,
+            max_messages: lag.max_messages,
+            mean_wait_ms: lag.mean_lag_s * 1000.0,
+        });
     row.energy_mj_per_prediction = o.energy.map(|e| e.energy_per_prediction_j * 1000.0);
 }
 

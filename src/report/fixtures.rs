@@ -65,6 +65,7 @@ fn plan(
         utilisation,
         failure_rate: 0.0,
         staleness_s: None,
+        consumer_lag: None,
         energy_mj_per_prediction: None,
         on_pareto_front,
         simulated: true,

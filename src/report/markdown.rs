@@ -237,6 +237,17 @@ fn section_recommended(out: &mut String, plan: &Plan) {
             format::percent(plan.failure_rate, 2),
         ],
     ];
+    if let Some(lag) = plan.consumer_lag {
+        rows.push(vec![
+            "Consumer lag".to_string(),
+            format!(
+                "{} waiting on average (at most {}), each {} before it is processed",
+                format::thousands(lag.mean_messages.round()),
+                format::thousands(lag.max_messages as f64),
+                format::ms(lag.mean_wait_ms)
+            ),
+        ]);
+    }
     if let Some(staleness) = plan.staleness_s {
         rows.push(vec![
             "Staleness of precomputed predictions".to_string(),
@@ -866,6 +877,27 @@ mod tests {
             })
             .find(|cells| cells.get(1).is_some_and(|c| c == label))
             .unwrap_or_else(|| panic!("no row {label} in\n{section}"))
+    }
+
+    /// A stream plan's consumer lag is a row of the recommended plan's table.
+    #[test]
+    fn a_stream_plans_consumer_lag_is_shown() {
+        let mut report = sample_report();
+        assert!(!markdown(&report).contains("Consumer lag"));
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.consumer_lag = Some(crate::report::ConsumerLag {
+                mean_messages: 3.4,
+                max_messages: 41,
+                mean_wait_ms: 1.25,
+            });
+        }
+        let md = markdown(&report);
+        let row = md
+            .lines()
+            .find(|l| l.contains("Consumer lag"))
+            .unwrap_or_else(|| panic!("no consumer lag row in\n{md}"));
+        assert!(row.contains("3 waiting on average (at most 41)"), "{row}");
+        assert!(row.contains("1.25 ms"), "{row}");
     }
 
     /// A kernel timed while the machine was busy is marked, with the note

@@ -95,6 +95,11 @@ pub struct Plan {
     pub staleness_s: Option<f64>,
     /// Edge: energy per prediction on the device, millijoules. `None` in the cloud.
     pub energy_mj_per_prediction: Option<f64>,
+    /// online-stream: messages waiting at the consumers and how long one
+    /// waits there before it is processed (the stream's consumer lag), over
+    /// the simulated traffic. `None` for other modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_lag: Option<ConsumerLag>,
     /// On the Pareto front over cost, p99 latency and accuracy loss.
     pub on_pareto_front: bool,
     /// `false`: rejected before simulation, so the latency is an analytic lower
@@ -106,6 +111,16 @@ pub struct Plan {
     /// many requests failed to reach it, or in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_latency_ms: Option<f64>,
+}
+
+/// A stream's consumer lag over the simulated traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerLag {
+    /// Time-average of the messages waiting at all consumers together.
+    pub mean_messages: f64,
+    pub max_messages: u64,
+    /// Mean time a message waits at its consumer before processing, ms.
+    pub mean_wait_ms: f64,
 }
 
 /// Plans written before `simulated` existed were all simulated or marked in words.

@@ -689,6 +689,7 @@ fn plan(
         utilisation: figures.utilisation,
         failure_rate: if figures.utilisation > 0.9 { 0.01 } else { 0.0 },
         staleness_s: None,
+        consumer_lag: None,
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: true,
