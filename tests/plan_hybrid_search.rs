@@ -59,7 +59,7 @@ fn a_light_fallback_is_tried_unbatched() {
     );
     let why = out.rationale.join("\n");
     assert!(
-        why.contains("The cloud fallback runs cloud tiled f32"),
+        why.contains("In the cloud fallback, cloud tiled f32 runs a batch of 1 in"),
         "{why}"
     );
 }

@@ -274,10 +274,7 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
             c.max_batch.max(1),
             cloud,
         ) {
-            s.push_str(&format!(
-                " The cloud fallback runs {} {fallback}",
-                f.variant
-            ));
+            s.push_str(&format!(" In the cloud fallback, {} {fallback}", f.variant));
         }
     }
     Some(s)
