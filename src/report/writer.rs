@@ -76,6 +76,14 @@ fn check_plan(plan: &Plan, bad: &mut Vec<String>) {
             "energy_mj_per_prediction",
             plan.energy_mj_per_prediction.unwrap_or(0.0),
         ),
+        (
+            "consumer_lag.mean_wait_ms",
+            plan.consumer_lag.map_or(0.0, |lag| lag.mean_wait_ms),
+        ),
+        (
+            "consumer_lag.mean_messages",
+            plan.consumer_lag.map_or(0.0, |lag| lag.mean_messages),
+        ),
     ];
     for (name, value) in figures {
         if !value.is_finite() {
@@ -191,6 +199,42 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
 /// two concurrent runs do not write into each other's temp files.
 pub(crate) fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Remove the temp files and backups a run killed while writing into `dir`
+/// left there (their names carry its process id, so no later run reuses
+/// them): only those of report files, and only of processes no longer
+/// running (a concurrent run's are its own). Without `/proc` nothing can
+/// tell a dead process from a live one, and nothing is removed.
+fn sweep_leftovers(dir: &Path) {
+    let proc_fs = Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = leftover_pid(&name) {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// The process id in `.<report file>.<pid>.tmp` or `.<report file>.<pid>.old`.
+fn leftover_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let rest = rest
+        .strip_suffix(".tmp")
+        .or_else(|| rest.strip_suffix(".old"))?;
+    let (file, pid) = rest.rsplit_once('.')?;
+    ALL_FILES
+        .contains(&file)
+        .then(|| pid.parse().ok())
+        .flatten()
 }
 
 /// Where the earlier run's copy of a file is kept until the new set is in place.
@@ -340,6 +384,7 @@ pub fn write_report(
     let files = render_files(report, formats)?;
     let dir = out_dir.join(&report.scenario);
     fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+    sweep_leftovers(&dir);
 
     let mut changes: Vec<Change> = ALL_FILES
         .iter()
@@ -394,6 +439,34 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// A killed run's temp files and backups of report files are swept; a
+    /// live process's (this one's, init's) and other files stay.
+    #[test]
+    fn leftovers_of_dead_runs_are_swept() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path();
+        let dead = u32::MAX - 1; // above any pid_max: never a live process
+        let ours = std::process::id();
+        let files = [
+            format!(".report.md.{dead}.tmp"),
+            format!(".plan.json.{dead}.old"),
+            format!(".report.md.{ours}.tmp"),
+            ".report.md.1.tmp".to_string(),
+            format!(".notes.md.{dead}.tmp"),
+            "report.md".to_string(),
+        ];
+        for f in &files {
+            fs::write(dir.join(f), "x").unwrap();
+        }
+        sweep_leftovers(dir);
+        let mut kept: Vec<String> = files[2..].to_vec();
+        if !Path::new("/proc/self").exists() {
+            kept = files.to_vec();
+        }
+        kept.sort();
+        assert_eq!(names(dir), kept);
     }
 
     /// A failure half way through the renames (here a staged file that has
