@@ -70,7 +70,7 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
     assert_eq!(report.roofline.bandwidth.len(), 4);
     assert!(!report.roofline_from_cache);
     // fused + tiled at f32 and quantized at int8, batches 1 and 8; the pairs a
-    // backend refuses (fused int8, quantized f32) are skipped with reasons.
+    // backend refuses (fused int8, quantized f32) are not tried at all.
     assert_eq!(report.kernels.len(), 6, "{:?}", report.kernels);
     assert!(report
         .kernels
@@ -80,8 +80,7 @@ fn bench_with_a_scenario_reports_measured_and_projected_figures() {
         .kernels
         .iter()
         .all(|k| k.median_ns > 0.0 && k.gflops > 0.0));
-    assert!(!report.skipped.is_empty());
-    assert!(report.skipped.iter().all(|s| !s.reason.is_empty()));
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
 
     // Every measurement is projected onto every target; the cramped one is infeasible.
     assert_eq!(report.projections.len(), 6 * 3);

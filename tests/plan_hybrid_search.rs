@@ -172,7 +172,8 @@ fn onprem_batch() -> scenario::Scenario {
 }
 
 /// An on-device batch job holds a batch's activations at once: on a 32 MB
-/// device it runs the largest measured batch that fits. Each input needs
+/// device it runs the most efficient measured batch that fits (with these
+/// profiles the larger the faster per input). Each input needs
 /// the input and output of the largest op, 2 x 128x128x32 f32 = 4.2 MB:
 /// of the profiles' batches 1, 4, 8, ..., 64 (which had been run, 268 MB),
 /// 4 fits (16.8 MB) and 8 (33.6 MB) does not. The constraint row shows that
@@ -266,6 +267,17 @@ fn a_plan_on_one_device_class_says_the_others_are_not_served() {
             && why.contains("not served by it"),
         "{why}"
     );
+    // A class the search leaves out was never planned: nothing to say of it.
+    let mut only = s.clone();
+    only.search.targets = vec![best.candidate.target.clone()];
+    let out = plan::plan(
+        &only,
+        &synthetic_profiles_with(&only, 0.6, 0.995),
+        &WhatIf::default(),
+        &quick(),
+    );
+    let why = out.rationale.join("\n");
+    assert!(!why.contains("not served by it"), "{why}");
 }
 
 /// A stream plan reports its consumer lag (messages waiting at consumers and

@@ -379,6 +379,9 @@ pub fn run(
                 &[Precision::F32, Precision::Int8],
             )
             .into_iter()
+            // Only what `run` would measure: no fused or tiled int8, no
+            // quantized f32 (each took budget to be skipped).
+            .filter(|&(backend, precision)| crate::plan::search::backend_allows(backend, precision))
             .chain(
                 opts.autotune_scenario
                     .then_some((BackendKind::Autotuned, Precision::F32)),

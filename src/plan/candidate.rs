@@ -124,14 +124,25 @@ impl Candidate {
     }
 }
 
-/// `2.0` -> "2", `0.5` -> "0.5": compact and stable for identifiers.
+/// `2.0` -> "2", `0.5` -> "0.5": compact and stable for identifiers. Three
+/// decimals, unless they would lose the value (a delay of 0.0001 ms and one
+/// of 0.0004 ms had both read "0", giving two plans one id): then its
+/// shortest exact form.
 pub fn trim_float(x: f64) -> String {
     let s = format!("{x:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
+    let short = if s.is_empty() || s == "-" || s == "-0" {
         "0".to_string()
     } else {
         s.to_string()
+    };
+    let kept = short
+        .parse::<f64>()
+        .is_ok_and(|back| (back - x).abs() <= 1e-9 * x.abs().max(1.0));
+    if kept || !x.is_finite() {
+        short
+    } else {
+        format!("{x}")
     }
 }
 
@@ -159,6 +170,19 @@ mod tests {
             c.id(),
             "online-http/cloud/aws-c7i.xlarge/x3/base/tiled-int8/b8-d2.5"
         );
+        // Delays three decimals cannot tell apart keep their own ids.
+        let tiny = |ms: f64| Candidate {
+            max_delay_ms: ms,
+            ..c.clone()
+        };
+        assert_ne!(tiny(0.0001).id(), tiny(0.0004).id());
+        assert!(
+            tiny(0.0001).id().ends_with("b8-d0.0001"),
+            "{}",
+            tiny(0.0001).id()
+        );
+        assert_eq!(trim_float(10.000000000000002), "10");
+        assert_eq!(trim_float(0.0), "0");
         assert!(c.describe().contains("aws-c7i.xlarge x3"));
         assert_eq!(trim_float(10.0), "10");
         assert_eq!(trim_float(0.0), "0");

@@ -64,9 +64,25 @@ impl ComputeProfile {
         }
     }
 
-    /// The largest batch size measured (batch jobs run at it).
+    /// The largest batch size measured.
     pub fn largest_batch(&self) -> u32 {
         self.points.last().map_or(1, |p| p.batch_size)
+    }
+
+    /// The measured batch size with the most inputs per second among those
+    /// `fits` allows (ties: the larger), 1 when none fits: what a batch job
+    /// runs at. The largest is not always the fastest per input (a batch of
+    /// 64 whose activations spill a cache can be slower per input than 16),
+    /// and a job run at it takes longer and draws more energy.
+    pub fn most_efficient_batch(&self, fits: impl Fn(u32) -> bool) -> u32 {
+        self.points
+            .iter()
+            .map(|p| p.batch_size)
+            .filter(|&b| fits(b))
+            .map(|b| (self.capacity_per_s(b), b))
+            .filter(|(rate, _)| rate.is_finite())
+            .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map_or(1, |(_, b)| b)
     }
 }
 
@@ -169,6 +185,18 @@ mod tests {
                 .collect(),
             infeasible: None,
         }
+    }
+
+    /// A batch job runs the batch with the most inputs per second that fits:
+    /// 16 when 64 is slower per input (its activations spill a cache).
+    #[test]
+    fn batch_jobs_run_the_most_efficient_batch_that_fits() {
+        // Per input: b1 1.0 s, b16 0.0625 s... b64 0.09375 s.
+        let p = profile(BackendKind::Tiled, &[(1, 1.0), (16, 1.0), (64, 6.0)]);
+        assert_eq!(p.largest_batch(), 64);
+        assert_eq!(p.most_efficient_batch(|_| true), 16);
+        assert_eq!(p.most_efficient_batch(|b| b < 16), 1);
+        assert_eq!(p.most_efficient_batch(|_| false), 1);
     }
 
     #[test]

@@ -94,17 +94,37 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         ));
     }
     if c.precision != Precision::F32 {
-        out.push(format!(
-            "{} keeps {}% agreement with the f32 reference on {} seeded inputs (floor {}%).",
-            c.precision.name(),
-            fmt_pct(p.accuracy_agreement),
-            profiles
-                .agreement_inputs
-                .get(&(c.variant.clone(), c.precision))
-                .copied()
-                .unwrap_or(super::evaluate::AGREEMENT_INPUTS),
-            fmt_pct(obj.accuracy_floor)
-        ));
+        let key = (c.variant.clone(), c.precision);
+        let inputs = profiles
+            .agreement_inputs
+            .get(&key)
+            .copied()
+            .unwrap_or(super::evaluate::AGREEMENT_INPUTS);
+        // The measured figure is the precision's against its own variant at
+        // f32; the plan's may also count declared accuracies (a smaller
+        // variant) and a cloud fallback, which are modelled, not measured.
+        let measured = profiles.accuracy.get(&key).copied();
+        let mut line = match measured {
+            Some(m) => format!(
+                "{} keeps {}% agreement with `{}` at f32 on {inputs} seeded inputs",
+                c.precision.name(),
+                fmt_pct(m),
+                c.variant
+            ),
+            None => format!("{} agreement was not measured", c.precision.name()),
+        };
+        if measured.is_none_or(|m| (m - p.accuracy_agreement).abs() > 1e-9) {
+            let counts = if c.fallback_model.is_some() {
+                "the declared accuracies and what its cloud fallback catches (modelled)"
+            } else {
+                "the declared accuracies of the variants (not measured)"
+            };
+            line.push_str(&format!(
+                "; the plan's {}% against the f32 reference also counts {counts}",
+                fmt_pct(p.accuracy_agreement)
+            ));
+        }
+        out.push(format!("{line} (floor {}%).", fmt_pct(obj.accuracy_floor)));
     }
     if let Some(runner) = ranked
         .iter()
@@ -184,9 +204,12 @@ fn compare_dimension(
                 fmt_ms(alt.plan.latency_ms.p99)
             ));
         } else {
-            // The closest candidate's reasons (candidates are in ranking order).
-            let closest = of_value[0].rejected.join("; ");
-            parts.push(format!("{value} is ruled out: {closest}"));
+            // The reason most of its plans share (the closest plan's alone
+            // may be one only a variant of them has).
+            parts.push(format!(
+                "{value} is ruled out: {}",
+                commonest_reason(&of_value)
+            ));
         }
     }
     if parts.is_empty() {
@@ -285,14 +308,19 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
 /// traffic, see docs/scenarios.md), said so a reader of a mixed fleet does
 /// not take the plan for the whole fleet's.
 fn other_device_classes(scenario: &Scenario, c: &Candidate) -> Option<String> {
-    if c.placement == Placement::Cloud || scenario.targets.edge.len() < 2 {
-        return None;
-    }
-    let others: Vec<String> = scenario
+    let searched = &scenario.search.targets;
+    let others: Vec<&crate::scenario::Target> = scenario
         .targets
         .edge
         .iter()
         .filter(|t| t.spec.name != c.target)
+        .filter(|t| searched.is_empty() || searched.contains(&t.spec.name))
+        .collect();
+    if c.placement == Placement::Cloud || others.is_empty() {
+        return None;
+    }
+    let others: Vec<String> = others
+        .into_iter()
         .map(|t| {
             let devices = t.fleet_size.unwrap_or(1);
             format!(

@@ -590,7 +590,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
             let mut c = base.candidate(&target.spec.name, profile);
-            c.max_batch = profile.largest_batch();
+            c.max_batch = profile.most_efficient_batch(|_| true);
             let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.clone());
@@ -736,7 +736,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
                     ctx,
                     reasons.clone(),
                     cached,
-                    inputs_per_s(ctx, profile, profile.largest_batch()),
+                    inputs_per_s(ctx, profile, profile.most_efficient_batch(|_| true)),
                     s.search.max_replicas,
                     target.spec.cold_start_ms / 1000.0,
                 ) {
@@ -886,17 +886,14 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
             let mut c = base.candidate(&device.spec.name, profile);
-            // Activations grow with the batch: the job runs the largest
-            // measured batch the device's memory holds (one input at a
-            // time is what static_checks holds it to).
+            // Activations grow with the batch: the job runs the measured
+            // batch with the most inputs per second among those the
+            // device's memory holds (one input at a time is what
+            // static_checks holds it to).
             let memory = device_memory_limit(s, device);
-            c.max_batch = profile
-                .points
-                .iter()
-                .rev()
-                .map(|p| p.batch_size)
-                .find(|&b| device_memory_needed(s, &variant, precision, b) <= memory)
-                .unwrap_or(1);
+            c.max_batch = profile.most_efficient_batch(|b| {
+                device_memory_needed(s, &variant, precision, b) <= memory
+            });
             let mut reasons =
                 static_checks(ctx, false, &variant, precision, &agreement, Some(device));
             if let Some(why) = &profile.infeasible {
