@@ -57,6 +57,22 @@ fn a_light_fallback_is_tried_unbatched() {
         described.contains("on the device; cloud fallback cloud tiled f32, unbatched"),
         "{described}"
     );
+    // plan.json says what the cloud runs, for a deployment to read.
+    let fallback = best
+        .plan
+        .fallback
+        .as_ref()
+        .expect("the fallback in the plan row");
+    assert_eq!(
+        (
+            fallback.target.as_str(),
+            fallback.model_variant.as_str(),
+            fallback.precision
+        ),
+        ("aws-c7i.xlarge", "cloud", workbench_kernels::Precision::F32)
+    );
+    let json = serde_json::to_value(&best.plan).unwrap();
+    assert_eq!(json["fallback"]["model_variant"], "cloud", "{json}");
     let why = out.rationale.join("\n");
     assert!(
         why.contains("In the cloud fallback, cloud tiled f32 runs a batch of 1 in"),
@@ -93,6 +109,15 @@ fn a_precomputed_hybrids_misses_are_tried_at_every_batching() {
     let online = batchings(Mode::OnlineHttp);
     assert!(online.len() > 1, "{online:?}");
     assert_eq!(batchings(Mode::Hybrid), online);
+    // Each says in its row how much it precomputes.
+    for e in out
+        .evaluations
+        .iter()
+        .filter(|e| e.candidate.mode == Mode::Hybrid)
+    {
+        assert_eq!(e.plan.precompute_fraction, e.candidate.precompute_fraction);
+        assert!(e.plan.precompute_fraction.is_some(), "{}", e.plan.id);
+    }
 }
 
 /// Consumers beyond the broker's partitions would get none and sit idle: no

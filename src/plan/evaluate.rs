@@ -495,6 +495,17 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         precision: c.precision,
         max_batch: c.max_batch,
         max_delay_ms: c.max_delay_ms,
+        fallback: c
+            .fallback_target
+            .as_ref()
+            .zip(c.fallback_model.as_ref())
+            .map(|(target, model)| report::Fallback {
+                target: target.clone(),
+                model_variant: model.variant.clone(),
+                backend: model.backend,
+                precision: model.precision,
+            }),
+        precompute_fraction: c.precompute_fraction,
         latency_ms: LatencyPercentiles::default(),
         latency_source: source,
         throughput_rps: 0.0,

@@ -50,6 +50,8 @@ fn plan(
         precision,
         max_batch,
         max_delay_ms,
+        fallback: None,
+        precompute_fraction: None,
         latency_ms: LatencyPercentiles {
             p50: latency_ms[0],
             p90: latency_ms[1],

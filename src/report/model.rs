@@ -74,6 +74,15 @@ pub struct Plan {
     pub max_batch: u32,
     /// Dynamic batching: longest a request waits for a batch to fill.
     pub max_delay_ms: f64,
+    /// Edge + cloud fallback (placement `hybrid`): what the cloud runs for
+    /// the deferred share. `max_batch` and `max_delay_ms` are its batching;
+    /// the device answers one request at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    /// Precomputed hybrid (mode `hybrid`): share of the distinct inputs the
+    /// batch job precomputes; the rest are served online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precompute_fraction: Option<f64>,
     pub latency_ms: LatencyPercentiles,
     /// Whether the compute part of the latency was measured here or projected to `target`.
     pub latency_source: FigureSource,
@@ -111,6 +120,16 @@ pub struct Plan {
     /// many requests failed to reach it, or in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_latency_ms: Option<f64>,
+}
+
+/// The cloud half of an edge + cloud fallback plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// Cloud instance type.
+    pub target: String,
+    pub model_variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
 }
 
 /// A stream's consumer lag over the simulated traffic.

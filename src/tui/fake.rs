@@ -663,6 +663,8 @@ fn plan(
         precision,
         max_batch,
         max_delay_ms: 2.0,
+        fallback: None,
+        precompute_fraction: None,
         latency_ms: LatencyPercentiles {
             p50: figures.p99_ms * 0.45,
             p90: figures.p99_ms * 0.7,
