@@ -80,6 +80,24 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
             rows.iter().map(|r| r.0.max_batch).collect::<Vec<u32>>(),
         ),
         column("max_delay_ms", floats(&|p| p.max_delay_ms)),
+        // Edge + cloud fallback: "instance variant backend precision".
+        column(
+            "fallback",
+            strings(&|p| {
+                p.fallback.as_ref().map_or_else(String::new, |f| {
+                    format!(
+                        "{} {} {} {}",
+                        f.target, f.model_variant, f.backend, f.precision
+                    )
+                })
+            }),
+        ),
+        column(
+            "precompute_fraction",
+            rows.iter()
+                .map(|r| r.0.precompute_fraction)
+                .collect::<Vec<Option<f64>>>(),
+        ),
         column("p50_ms", floats(&|p| p.latency_ms.p50)),
         column("p90_ms", floats(&|p| p.latency_ms.p90)),
         column("p99_ms", floats(&|p| p.latency_ms.p99)),
