@@ -464,8 +464,11 @@ pub fn measure_jobs(
                 }
                 let path = cache_path(opts, subject, backend, precision, batch);
                 cache::read_json::<KernelMeasurement>(&path)
-                    // A corrupted entry is a miss, as garbage JSON is.
+                    // A corrupted entry is a miss, as garbage JSON is; so is
+                    // one whose body names another configuration than its
+                    // file (a batch-1 timing read as batch 64).
                     .filter(|m| m.is_plausible(subject))
+                    .filter(|m| (m.backend, m.precision, m.batch) == (backend, precision, batch))
                     // A full run does not settle for a quick run's figures.
                     .filter(|m| opts.quick || !m.quick)
                     .filter(|m| !worth_timing_again(m, opts, total))
