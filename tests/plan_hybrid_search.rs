@@ -16,6 +16,16 @@ fn quick() -> PlanOptions {
     }
 }
 
+/// `s` planned quickly on synthetic, roofline-shaped profiles.
+fn planned(s: &scenario::Scenario) -> plan::PlanOutcome {
+    plan::plan(
+        s,
+        &synthetic_profiles_with(s, 0.6, 0.995),
+        &WhatIf::default(),
+        &quick(),
+    )
+}
+
 /// 20% of a keyboard's 200 req/s (less the 20% offline) go to the cloud: 32
 /// req/s fill a batch of 8 in a quarter of a second, so a batched fallback
 /// waits its whole 10 ms delay and misses the 80 ms p95 that an unbatched one
@@ -27,12 +37,7 @@ fn a_light_fallback_is_tried_unbatched() {
         "/tests/fixtures/planning/keyboard-fallback.toml"
     )))
     .unwrap();
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     let best = out
         .recommended()
         .unwrap_or_else(|| panic!("no feasible plan:\n{}", out.rationale.join("\n")));
@@ -84,12 +89,7 @@ fn a_light_fallback_is_tried_unbatched() {
 #[test]
 fn a_precomputed_hybrids_misses_are_tried_at_every_batching() {
     let s = load("restaurant-recs-hybrid");
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     let batchings = |mode: Mode| {
         let mut seen: Vec<(u32, String)> = out
             .evaluations
@@ -127,12 +127,7 @@ fn a_stream_has_no_more_consumers_than_partitions() {
     let mut s = load("card-fraud-stream");
     let partitions = 3;
     s.targets.broker.as_mut().expect("a broker").partitions = partitions;
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     let stream: Vec<_> = out
         .evaluations
         .iter()
@@ -162,12 +157,7 @@ fn broker_hops_add_per_hop_times_hops() {
         let broker = s.targets.broker.as_mut().expect("a broker");
         broker.per_hop_ms = per_hop_ms;
         broker.hops = 2;
-        let out = plan::plan(
-            &s,
-            &synthetic_profiles_with(&s, 0.6, 0.995),
-            &WhatIf::default(),
-            &quick(),
-        );
+        let out = planned(&s);
         out.evaluations
             .iter()
             .filter(|e| e.candidate.mode == Mode::OnlineStream && e.simulated)
@@ -206,12 +196,7 @@ fn onprem_batch() -> scenario::Scenario {
 #[test]
 fn an_on_device_batch_job_runs_the_largest_batch_its_memory_holds() {
     let s = onprem_batch();
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     let best = out.recommended().expect("a feasible plan");
     assert_eq!(
         (best.candidate.mode, best.candidate.placement),
@@ -240,12 +225,7 @@ fn an_on_device_batch_job_runs_the_largest_batch_its_memory_holds() {
 fn an_on_device_batch_jobs_power_is_checked() {
     let mut s = onprem_batch();
     s.constraints.max_device_power_watts = Some(0.0001);
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     assert!(out.recommended().is_none());
     let edge_batch = out
         .evaluations
@@ -271,12 +251,7 @@ fn an_on_device_batch_jobs_power_is_checked() {
 #[test]
 fn a_plan_on_one_device_class_says_the_others_are_not_served() {
     let s = load("face-unlock");
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     let best = out.recommended().expect("a feasible plan");
     assert_ne!(best.candidate.placement, Placement::Cloud);
     let other = s
@@ -295,12 +270,7 @@ fn a_plan_on_one_device_class_says_the_others_are_not_served() {
     // A class the search leaves out was never planned: nothing to say of it.
     let mut only = s.clone();
     only.search.targets = vec![best.candidate.target.clone()];
-    let out = plan::plan(
-        &only,
-        &synthetic_profiles_with(&only, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&only);
     let why = out.rationale.join("\n");
     assert!(!why.contains("not served by it"), "{why}");
 }
@@ -310,12 +280,7 @@ fn a_plan_on_one_device_class_says_the_others_are_not_served() {
 #[test]
 fn stream_plans_report_their_consumer_lag() {
     let s = load("card-fraud-stream");
-    let out = plan::plan(
-        &s,
-        &synthetic_profiles_with(&s, 0.6, 0.995),
-        &WhatIf::default(),
-        &quick(),
-    );
+    let out = planned(&s);
     let simulated = |mode: Mode| {
         out.evaluations
             .iter()

@@ -480,17 +480,18 @@ fn network_rtt_serialisation_loss_and_offline() {
     );
 }
 
-#[test]
-fn streaming_partitions_limit_consumers_and_report_lag() {
+/// 4 replicas of 1 ms behind a broker of 2 partitions (3 ms produce, 5 ms
+/// consume), at 1,600 requests/s, through `transport`.
+fn four_replicas_two_partitions(transport: fn(Broker) -> Transport) -> SimConfig {
     let broker = Broker {
         partitions: 2,
         produce: LatencyFit::constant(0.003),
         consume: LatencyFit::constant(0.005),
     };
-    let cfg = base(
+    base(
         Mode::Online(online(
             no_link(),
-            Transport::Stream(broker),
+            transport(broker),
             pool(
                 4,
                 Balancer::RoundRobin,
@@ -500,7 +501,12 @@ fn streaming_partitions_limit_consumers_and_report_lag() {
         )),
         poisson(1_600.0),
         20.0,
-    );
+    )
+}
+
+#[test]
+fn streaming_partitions_limit_consumers_and_report_lag() {
+    let cfg = four_replicas_two_partitions(Transport::Stream);
     let o = simulate(&cfg).expect("valid");
     accounted(&o);
     let replicas = o.cloud.expect("pool").replicas;
@@ -888,25 +894,7 @@ fn autoscaler_launches_cold_replicas_under_load_only() {
 /// 4 replicas serve (a stream's consumers 2 and 3 would get no partition).
 #[test]
 fn a_bridge_pays_the_broker_but_not_its_partitions() {
-    let broker = Broker {
-        partitions: 2,
-        produce: LatencyFit::constant(0.003),
-        consume: LatencyFit::constant(0.005),
-    };
-    let cfg = base(
-        Mode::Online(online(
-            no_link(),
-            Transport::Bridged(broker),
-            pool(
-                4,
-                Balancer::RoundRobin,
-                Batching::NONE,
-                ServiceTime::Exponential { mean_s: 0.001 },
-            ),
-        )),
-        poisson(1_600.0),
-        20.0,
-    );
+    let cfg = four_replicas_two_partitions(Transport::Bridged);
     let o = simulate(&cfg).expect("valid");
     accounted(&o);
     let replicas = o.cloud.expect("pool").replicas;
