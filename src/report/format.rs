@@ -14,12 +14,23 @@ fn fixed(value: f64, decimals: usize) -> String {
 
 /// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms";
 /// below 0.1 ms in the unit that keeps three figures ("28.8 µs", "3.10 µs", "412 ns"),
-/// so "0.03 ms" never stands next to "4.11 µs".
+/// so "0.03 ms" never stands next to "4.11 µs"; from 10 s in seconds, and
+/// from 2 minutes as [`age_s`] ("3.9 h", not "14035953 ms").
 pub fn ms(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
     let abs = value.abs();
+    if abs >= 10_000.0 {
+        let seconds = value / 1000.0;
+        return if abs < 120_000.0 {
+            format!("{} s", fixed(seconds, 1))
+        } else if seconds < 0.0 {
+            format!("-{}", age_s(-seconds))
+        } else {
+            age_s(seconds)
+        };
+    }
     if abs > 0.0 && abs < 0.1 {
         duration_ns(value * 1e6)
     } else if abs < 10.0 {
@@ -229,6 +240,10 @@ mod tests {
     #[test]
     fn milliseconds_keep_their_digits_when_tiny() {
         assert_eq!(ms(212.4), "212 ms");
+        assert_eq!(ms(9_999.0), "9999 ms");
+        assert_eq!(ms(14_200.0), "14.2 s");
+        assert_eq!(ms(14_035_953.0), "3.9 h");
+        assert_eq!(ms(-14_200.0), "-14.2 s");
         assert_eq!(ms(0.42), "0.42 ms");
         assert_eq!(ms(0.0), "0.00 ms");
         assert!(ms(0.0031).contains("µs"), "{}", ms(0.0031));
