@@ -24,17 +24,25 @@ pub fn is_valid_scenario_name(name: &str) -> bool {
 }
 
 /// The first control character in `text` that a terminal would act on
-/// (escape sequences, carriage return, bell, ...); a newline and a tab are
-/// allowed when `allow_layout` is set, a carriage return before a newline too.
+/// (escape sequences, carriage return, bell, ...), or a bidirectional
+/// override or isolate (U+202A-U+202E, U+2066-U+2069: they reorder what
+/// follows them on screen, so a name can read as another); a newline and a
+/// tab are allowed when `allow_layout` is set, a carriage return before a
+/// newline too.
 pub fn control_character(text: &str, allow_layout: bool) -> Option<char> {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         let layout = matches!(c, '\n' | '\t') || (c == '\r' && chars.peek() == Some(&'\n'));
-        if c.is_control() && !(allow_layout && layout) {
+        if acts_on_terminal(c) && !(allow_layout && layout) {
             return Some(c);
         }
     }
     None
+}
+
+/// A control character, or a bidirectional override or isolate.
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `text` for a message: control characters escaped, and cut after
@@ -62,7 +70,7 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         let layout = matches!(c, '\n' | '\t') || (c == '\r' && chars.peek() == Some(&'\n'));
-        if c.is_control() && !layout {
+        if acts_on_terminal(c) && !layout {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -108,6 +116,12 @@ mod tests {
         assert_eq!(control_character("over\rwrite", true), Some('\r'));
         // C1 controls (8-bit CSI) too
         assert_eq!(control_character("a\u{9b}2J", true), Some('\u{9b}'));
+        // A right-to-left override makes "cod\u{202e}gnp.exe" read "codexe.png".
+        assert_eq!(
+            control_character("cod\u{202e}gnp.exe", true),
+            Some('\u{202e}')
+        );
+        assert!(!printable("a\u{2066}b").contains('\u{2066}'));
         assert_eq!(printable("ok\n"), "ok\n");
         assert_eq!(printable("\u{1b}[2Jx\n"), "\\u{1b}[2Jx\n");
         assert_eq!(quoted("\u{1b}ab", 2), "\\u{1b}a... (3 characters)");
