@@ -97,16 +97,15 @@ fn dangling_symlink(path: &Path) -> Option<ReadFileError> {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("wb-read-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir
+    /// A scratch directory removed when the test ends.
+    fn scratch() -> tempfile::TempDir {
+        tempfile::tempdir().expect("scratch dir")
     }
 
     #[test]
     fn reads_a_regular_file_up_to_the_limit_and_no_further() {
-        let dir = scratch("limit");
+        let scratch = scratch();
+        let dir = scratch.path();
         let file = dir.join("f.txt");
         std::fs::write(&file, b"0123456789").expect("written");
         assert_eq!(read_regular_file(&file, 10).expect("read"), b"0123456789");
@@ -132,9 +131,10 @@ mod tests {
                 "{zero:?}"
             );
         }
-        let dir = scratch("kinds");
+        let scratch = scratch();
+        let dir = scratch.path();
         assert!(matches!(
-            read_regular_file(&dir, 10),
+            read_regular_file(dir, 10),
             Err(ReadFileError::Directory)
         ));
         #[cfg(unix)]
@@ -151,7 +151,8 @@ mod tests {
 
     #[test]
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
-        let dir = scratch("fifo");
+        let scratch = scratch();
+        let dir = scratch.path();
         let fifo = dir.join("pipe.csv");
         // Without `mkfifo` (not a Unix), there is nothing to test.
         let Ok(status) = std::process::Command::new("mkfifo").arg(&fifo).status() else {
