@@ -254,6 +254,28 @@ impl Backend for QuantizedBackend {
     }
 }
 
+/// The patch geometry of a conv's input (`None` for a pointwise conv, whose
+/// patch rows are its input transposed): what both the run and the
+/// calibration pass lay their patch rows out by.
+fn patch_geometry(op: &Op, in_shape: &[usize], out_shape: &[usize]) -> Option<ConvGeom> {
+    match op {
+        Op::Conv2d {
+            weight,
+            stride,
+            padding,
+            ..
+        } => Some(conv_geom(
+            in_shape,
+            out_shape,
+            weight.shape[2],
+            weight.shape[3],
+            *stride,
+            *padding,
+        )),
+        _ => None,
+    }
+}
+
 /// Convolutions that run in f32 on the tiled engine's kernels, by node: every
 /// depthwise conv, and convolutions over a few taps (a stem over 3 channels),
 /// which int8 runtimes commonly keep in higher precision: quantizing 27 taps
@@ -1119,22 +1141,7 @@ impl QuantizedExecutable {
                     Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
                         // Patch rows [hw, k] per sample: im2col for a conv, a
                         // transpose of [ic, hw] for a pointwise conv.
-                        let geom = match &node.op {
-                            Op::Conv2d {
-                                weight,
-                                stride,
-                                padding,
-                                ..
-                            } => Some(conv_geom(
-                                in_shape,
-                                &node.shape,
-                                weight.shape[2],
-                                weight.shape[3],
-                                *stride,
-                                *padding,
-                            )),
-                            _ => None,
-                        };
+                        let geom = patch_geometry(&node.op, in_shape, &node.shape);
                         let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
                         // A ReLU after the conv runs in the GEMM's epilogue; the
                         // result lands in the last fused node's buffer.
@@ -1249,22 +1256,7 @@ impl QuantizedExecutable {
             if let (Op::Conv2d { .. } | Op::PointwiseConv { .. }, Some((wt, k, n, bias))) =
                 (&node.op, gemm_weights(&node.op))
             {
-                let geom = match &node.op {
-                    Op::Conv2d {
-                        weight,
-                        stride,
-                        padding,
-                        ..
-                    } => Some(conv_geom(
-                        in_shape,
-                        &node.shape,
-                        weight.shape[2],
-                        weight.shape[3],
-                        *stride,
-                        *padding,
-                    )),
-                    _ => None,
-                };
+                let geom = patch_geometry(&node.op, in_shape, &node.shape);
                 let hw = out_len / n.max(1);
                 let scratch = self.bands.first_mut().ok_or_else(|| {
                     KernelError::Gemm("quantized: no scratch for calibration".into())
