@@ -833,31 +833,24 @@ mod tests {
             },
         ];
         // Apportioned 10 us + 10 us of the 20 us measured.
-        let p = project_latency(
-            &ops,
-            20_000.0,
-            Provenance::Measured,
-            1,
-            &here,
-            Precision::Int8,
-            &t,
-        )
-        .unwrap();
+        let onto = |t: &TargetSpec| {
+            project_latency(
+                &ops,
+                20_000.0,
+                Provenance::Measured,
+                1,
+                &here,
+                Precision::Int8,
+                t,
+            )
+            .unwrap()
+        };
+        let p = onto(&t);
         assert!((p.ops[0].projected_ns - 80_000.0).abs() < 1e-6, "{p:?}");
         assert!((p.ops[1].projected_ns - 20_000.0).abs() < 1e-6, "{p:?}");
         // A target whose int8 peak is 8x its f32 one (here 4x): the GEMM
         // gains on it twice what the softmax does.
-        let fast8 = target("fast-int8", 100.0, 800.0, 10.0, 1 << 30);
-        let p = project_latency(
-            &ops,
-            20_000.0,
-            Provenance::Measured,
-            1,
-            &here,
-            Precision::Int8,
-            &fast8,
-        )
-        .unwrap();
+        let p = onto(&target("fast-int8", 100.0, 800.0, 10.0, 1 << 30));
         assert!((p.ops[0].projected_ns - 5_000.0).abs() < 1e-6, "{p:?}");
         assert!((p.ops[1].projected_ns - 10_000.0).abs() < 1e-6, "{p:?}");
     }
