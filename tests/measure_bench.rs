@@ -22,6 +22,7 @@ fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
         cold_start_ms: 0.0,
         power_watts: 2.0,
         parallel_overhead_us: 5.0,
+        fastest_core_speedup: None,
         source: "test".into(),
     }
 }

@@ -56,13 +56,18 @@
 //!    per sample where the backend splits each sample's work on its own (the
 //!    tiled engine's convolutions): with `c` its compute at the whole peak and
 //!    `k` its cache time on one physical core, it takes `c + k/p + forks *
-//!    overhead` split over the `p` physical cores (all vCPUs), or `c*p + k` on
-//!    one thread, which gets a whole physical core; whichever is shorter, as a
+//!    overhead` split over the `p` physical cores (all vCPUs), or `(c*p + k) / s`
+//!    on one thread, which gets a whole physical core, the fastest: `s` is
+//!    how many times the average core's rate it computes and streams its
+//!    cache at (a phone's big core, a laptop core boosting alone:
+//!    [`TargetSpec::fastest_core_speedup`], 1 when the cores are alike;
+//!    cache bandwidth assumed to go with the compute rate, as in step 3);
+//!    whichever is shorter, as a
 //!    runtime that splits only ops worth splitting would run it. An op the
 //!    backend always runs on one thread
 //!    ([`Parallelism::Serial`](workbench_kernels::cost::Parallelism::Serial): every op of
 //!    the naive, fused and quantized backends, the tiled engine's row,
-//!    elementwise and standalone depthwise kernels) takes `c*p + k`.
+//!    elementwise and standalone depthwise kernels) takes `(c*p + k) / s`.
 //!    Small ops thus stay on one core, and a run of many small ops gains
 //!    little from a large instance. Main-memory parts are not split: the
 //!    target's bandwidth figure is what all its cores share.
@@ -575,6 +580,10 @@ pub struct CoreSpread {
     /// grows with them.
     pub physical_cores: u32,
     pub fork_join_ns: f64,
+    /// How many times the average physical core's rate the core a thread
+    /// alone runs on computes and streams its cache at
+    /// ([`TargetSpec::one_thread_speedup`]; 1 when the cores are alike).
+    pub one_thread_speedup: f64,
 }
 
 impl CoreSpread {
@@ -589,17 +598,19 @@ impl CoreSpread {
             } else {
                 overhead.max(0.0)
             },
+            one_thread_speedup: target.one_thread_speedup(),
         }
     }
 
     /// Time of an op's per-core work, and the cores it uses: compute that
     /// takes `all_cores_ns` at the target's whole peak, plus cache traffic that
-    /// takes `one_core_ns` on one physical core. Split over every core (plus
-    /// `forks` forks and joins) or kept on one thread, whichever is shorter;
-    /// an op the backend runs on one thread (`forks` None) stays on one.
+    /// takes `one_core_ns` on an average physical core. Split over every core
+    /// (plus `forks` forks and joins) or kept on one thread, on the fastest
+    /// core, whichever is shorter; an op the backend runs on one thread
+    /// (`forks` None) stays on one.
     pub fn time_ns(&self, all_cores_ns: f64, one_core_ns: f64, forks: Option<f64>) -> (f64, u32) {
         let physical = f64::from(self.physical_cores);
-        let on_one = all_cores_ns * physical + one_core_ns;
+        let on_one = (all_cores_ns * physical + one_core_ns) / self.one_thread_speedup;
         let Some(forks) = forks else {
             return (on_one, 1);
         };
@@ -778,6 +789,7 @@ mod tests {
             cold_start_ms: 0.0,
             power_watts: 5.0,
             parallel_overhead_us: 0.0,
+            fastest_core_speedup: None,
             source: "test".into(),
         }
     }
@@ -1192,6 +1204,101 @@ mod tests {
             (gelu.projected_ns - (1_000.0 + 10_000.0) / 4.0).abs() < 1e-6,
             "{gelu:?}"
         );
+    }
+
+    /// [`multicore`] with its fastest core `speedup` times the average one.
+    fn big_little(cores: u32, overhead_us: f64, speedup: Option<f64>) -> TargetSpec {
+        TargetSpec {
+            fastest_core_speedup: speedup,
+            ..multicore(cores, overhead_us)
+        }
+    }
+
+    #[test]
+    fn a_thread_alone_runs_on_the_fastest_core_and_a_split_on_all() {
+        // Here: one 100 GFLOP/s core. There: 4 cores of 100 GFLOP/s on
+        // average, the fastest 160, 5 us to fork and join.
+        let with = |flops: f64, parallelism| OpCost {
+            parallelism,
+            ..op("op", flops, 0.0)
+        };
+        let project = |o: OpCost, measured_ns: f64, speedup: Option<f64>| {
+            let p = from_one_core(&[o], measured_ns, &big_little(4, 5.0, speedup));
+            (p.latency_ns, p.ops[0].cores_used)
+        };
+        let close = |(got, _): (f64, u32), want: f64| (got - want).abs() <= 1e-9 * want;
+        for (speedup, one_core) in [(None, 1.0), (Some(1.0), 1.0), (Some(1.6), 1.6)] {
+            // 1 us here: not worth 5 us of fork and join, one core.
+            let tiny = project(with(1e5, Parallelism::PerCall), 1_000.0, speedup);
+            assert!(close(tiny, 1_000.0 / one_core), "{speedup:?}: {tiny:?}");
+            assert_eq!(tiny.1, 1);
+            // A step the backend runs on one thread, however large.
+            let serial = project(with(1e9, Parallelism::Serial), 1e7, speedup);
+            assert!(close(serial, 1e7 / one_core), "{speedup:?}: {serial:?}");
+            // 10 ms split over all cores keeps the whole peak: 2.5 ms + 5 us.
+            let large = project(with(1e9, Parallelism::PerCall), 1e7, speedup);
+            assert!(close(large, 2_505_000.0), "{speedup:?}: {large:?}");
+            assert_eq!(large.1, 4);
+        }
+        // 10 us here: split, 2.5 + 5 us, on alike cores; 6.25 us on the big one.
+        let mid = |speedup| project(with(1e6, Parallelism::PerCall), 10_000.0, speedup);
+        assert_eq!(mid(None).1, 4);
+        assert!(close(mid(None), 7_500.0), "{:?}", mid(None));
+        assert_eq!(mid(Some(1.6)).1, 1);
+        assert!(close(mid(Some(1.6)), 6_250.0), "{:?}", mid(Some(1.6)));
+        // One core never outruns the whole machine; nonsense means alike cores.
+        for (speedup, one_core) in [(Some(100.0), 4.0), (Some(0.5), 1.0), (Some(f64::NAN), 1.0)] {
+            let serial = project(with(1e9, Parallelism::Serial), 1e7, speedup);
+            assert!(close(serial, 1e7 / one_core), "{speedup:?}: {serial:?}");
+        }
+    }
+
+    #[test]
+    fn the_fastest_core_streams_its_cache_and_runs_int8_faster_too() {
+        // 100 ns of compute and 100 ns of L3 traffic here (10 kB), in the
+        // target's cache: 200 ns on an average core, 125 on a 1.6x one.
+        let here = with_l3();
+        let ops = [op("small", 1e4, 1e4)];
+        for (speedup, want) in [(None, 200.0), (Some(1.6), 125.0)] {
+            let mut t = big_little(4, 5.0, speedup);
+            t.cache_bytes = 8_000_000;
+            let p = project_f32(&here, &ops, 200.0, &t);
+            assert!(p.ops[0].in_target_cache, "{p:?}");
+            assert_eq!(p.ops[0].cores_used, 1);
+            assert!((p.latency_ns - want).abs() < 1e-9, "{speedup:?}: {p:?}");
+        }
+        // int8: 400 G ops/s per average core as here, 10 us; 6.25 on the big core.
+        let gemm = [OpCost {
+            parallelism: Parallelism::Serial,
+            ..op("gemm", 4e6, 0.0)
+        }];
+        for (speedup, want) in [(None, 10_000.0), (Some(1.6), 6_250.0)] {
+            let t = TargetSpec {
+                fastest_core_speedup: speedup,
+                ..int8_multicore(4)
+            };
+            let p = project_at(&gemm, 10_000.0, 1, Precision::Int8, &t);
+            assert!((p.latency_ns - want).abs() < 1e-6, "{speedup:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn the_flagship_phone_runs_a_thread_alone_on_its_big_core() {
+        // 1 MFLOP on one thread: at the X3's 102.4 GFLOP/s, not the average
+        // core's 236.8 / 4 = 59.2 (1.73x slower).
+        let phone = crate::hardware::catalog::find("phone-flagship").unwrap();
+        let serial = [OpCost {
+            parallelism: Parallelism::Serial,
+            ..op("softmax", 1e6, 0.0)
+        }];
+        let p = from_one_core(&serial, 10_000.0, &phone);
+        assert!((p.latency_ns - 1e6 / 102.4).abs() < 1e-6, "{p:?}");
+        let alike = TargetSpec {
+            fastest_core_speedup: None,
+            ..phone
+        };
+        let p = from_one_core(&serial, 10_000.0, &alike);
+        assert!((p.latency_ns - 1e6 / 59.2).abs() < 1e-6, "{p:?}");
     }
 
     #[test]

@@ -286,6 +286,7 @@ impl Roofline {
             power_watts: 0.0,
             // One core: nothing runs in parallel.
             parallel_overhead_us: 0.0,
+            fastest_core_speedup: None,
             source: "measured on this machine by the roofline probe".to_string(),
         }
     }

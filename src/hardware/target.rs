@@ -25,6 +25,18 @@ impl TargetSpec {
     pub fn physical_cores(&self) -> u32 {
         (self.cores / self.threads_per_core.max(1)).max(1)
     }
+
+    /// How many times the average physical core's rate a thread alone runs
+    /// at: [`TargetSpec::fastest_core_speedup`], 1 when absent or not a
+    /// number, and never above the physical cores (one core cannot outrun
+    /// the whole machine, whose peak is their sum).
+    pub fn one_thread_speedup(&self) -> f64 {
+        let cores = f64::from(self.physical_cores());
+        match self.fastest_core_speedup {
+            Some(s) if s.is_finite() && s > 1.0 => s.min(cores),
+            _ => 1.0,
+        }
+    }
 }
 
 /// Cloud instance types are rented per hour; edge devices are owned by users.
@@ -73,6 +85,35 @@ pub struct TargetSpec {
     /// projected on one core (see [`crate::hardware::project`]).
     #[serde(default = "default_parallel_overhead_us")]
     pub parallel_overhead_us: f64,
+    /// Cores that differ (a phone's big core among smaller ones, a laptop
+    /// core boosting alone above the all-core clock): how many times the
+    /// average physical core's rate (`peak / physical cores`, f32 and int8
+    /// alike) the fastest core computes at. Work kept on one thread runs on
+    /// it, the OS scheduling a busy thread on the big core; work split over
+    /// all cores still gets the whole peak. None: all cores alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fastest_core_speedup: Option<f64>,
     /// Where the figures come from (datasheet, benchmark), shown in reports.
     pub source: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_written_before_the_fastest_core_read_as_cores_alike() {
+        let phone = crate::hardware::catalog::find("phone-flagship").unwrap();
+        assert!(phone.fastest_core_speedup.is_some());
+        let alike = TargetSpec {
+            fastest_core_speedup: None,
+            ..phone
+        };
+        // Cores alike write no field, so the JSON is what it was before it.
+        let json = serde_json::to_string(&alike).unwrap();
+        assert!(!json.contains("fastest_core_speedup"), "{json}");
+        let read: TargetSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, alike);
+        assert_eq!(read.one_thread_speedup(), 1.0);
+    }
 }

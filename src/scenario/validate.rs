@@ -2314,6 +2314,8 @@ impl Validator<'_> {
             parallel_overhead_us: parallel_overhead
                 .or_else(|| b.as_ref().map(|b| b.parallel_overhead_us))
                 .unwrap_or(DEFAULT_PARALLEL_OVERHEAD_US),
+            // Not a scenario key: the catalog entry's, else cores alike.
+            fastest_core_speedup: base.as_ref().and_then(|b| b.fastest_core_speedup),
             source: match (&t.source, &base) {
                 (Some(s), _) => s.get_ref().clone(),
                 (None, Some(b)) if t.has_overrides() => {
