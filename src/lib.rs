@@ -8,6 +8,7 @@ pub mod hardware;
 pub mod measure;
 pub mod pipeline;
 pub mod plan;
+mod process;
 pub mod report;
 pub mod scenario;
 pub mod sim;

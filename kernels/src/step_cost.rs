@@ -196,6 +196,9 @@ struct QuantizedStorage<'g> {
     precision: Precision,
     simd: SimdLevel,
     by_name: BTreeMap<&'g str, NodeId>,
+    /// [`Graph::sole_consumers`], computed once: asking per call which
+    /// nodes read a node would scan the graph each time (quadratic).
+    sole_consumers: Vec<Option<NodeId>>,
 }
 
 impl<'g> QuantizedStorage<'g> {
@@ -208,6 +211,7 @@ impl<'g> QuantizedStorage<'g> {
             precision,
             simd,
             by_name,
+            sole_consumers: graph.sole_consumers(),
         }
     }
 
@@ -239,18 +243,18 @@ impl<'g> QuantizedStorage<'g> {
 
     /// The int8 dense layer a call ending at `last` hands its output to as
     /// u8, requantized in its epilogue: when the call is an int8 dense layer
-    /// (with its ReLU) and that layer is the only reader of its output.
+    /// (with its ReLU) and that layer is the only reader of its output (and
+    /// reads nothing else; the graph's output has no reader).
     fn u8_reader(&self, head: NodeId, last: NodeId) -> Option<NodeId> {
-        let graph = self.graph;
-        let dense = |i: NodeId| matches!(graph.nodes[i].op, Op::Dense { .. });
-        if self.precision != Precision::Int8 || !dense(head) || last == graph.output {
+        let dense = |i: NodeId| matches!(self.graph.nodes[i].op, Op::Dense { .. });
+        if self.precision != Precision::Int8 || !dense(head) {
             return None;
         }
-        let mut readers = (0..graph.nodes.len()).filter(|&j| graph.nodes[j].inputs.contains(&last));
-        match (readers.next(), readers.next()) {
-            (Some(j), None) if graph.nodes[j].inputs.len() == 1 && dense(j) => Some(j),
-            _ => None,
-        }
+        self.sole_consumers
+            .get(last)
+            .copied()
+            .flatten()
+            .filter(|&j| dense(j))
     }
 
     /// Per sample: the elements of node `x`, in rows of `len`, and the bytes
@@ -643,7 +647,13 @@ mod tests {
             .map(|name| named(&graphs, name).flops)
             .sum::<f64>();
         let stem_cost = named(&int8, "block0.conv+block0.act");
-        assert_eq!((stem_cost.flops, stem_cost.runs_at_f32_peak), (stem, true));
+        // The stem stays f32 where the direct kernel exists (AVX-512); else
+        // it is an int8 GEMM like the others.
+        let direct_stem = crate::simd::detect() == SimdLevel::Avx512;
+        assert_eq!(
+            (stem_cost.flops, stem_cost.runs_at_f32_peak),
+            (stem, direct_stem)
+        );
         let pointwise_cost = named(&int8, "block1.pw+block1.pw_act+pool");
         assert_eq!(
             (pointwise_cost.flops, pointwise_cost.runs_at_f32_peak),
@@ -940,6 +950,75 @@ mod tests {
         }
     }
 
+    /// `u8_reader` as it was, scanning every node for the readers of `last`.
+    fn u8_reader_by_scan(
+        storage: &QuantizedStorage<'_>,
+        head: NodeId,
+        last: NodeId,
+    ) -> Option<NodeId> {
+        let graph = storage.graph;
+        let dense = |i: NodeId| matches!(graph.nodes[i].op, Op::Dense { .. });
+        if storage.precision != Precision::Int8 || !dense(head) || last == graph.output {
+            return None;
+        }
+        let mut readers = (0..graph.nodes.len()).filter(|&j| graph.nodes[j].inputs.contains(&last));
+        match (readers.next(), readers.next()) {
+            (Some(j), None) if graph.nodes[j].inputs.len() == 1 && dense(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    /// `u8_reader` on the precomputed consumers answers what the scan over
+    /// every node did: for every call the backend plans, and every node as a
+    /// call of its own or with the node after it, on a deep MLP (ReLU and
+    /// not) and the graphs above (a transformer's shared inputs, a convnet).
+    #[test]
+    fn u8_reader_answers_as_the_scan_over_every_node_did() {
+        let deep_mlp = |activation| {
+            Graph::from_spec(
+                &ModelSpec::Mlp(MlpSpec {
+                    input: 8,
+                    hidden: vec![8; 300],
+                    output: 2,
+                    activation,
+                }),
+                1,
+            )
+            .expect("deep mlp")
+        };
+        let mut models = vec![deep_mlp(Activation::Relu), deep_mlp(Activation::Tanh)];
+        models.extend(graphs());
+        let mut handed_on = 0;
+        for graph in &models {
+            for precision in [Precision::Int8, Precision::F16] {
+                let opts = CompileOptions {
+                    precision,
+                    ..CompileOptions::default()
+                };
+                let storage =
+                    QuantizedStorage::new(graph, precision, opts.resolved_simd().expect("simd"));
+                let calls = QuantizedBackend::default()
+                    .node_calls(graph, &opts)
+                    .expect("calls");
+                let planned = calls.iter().map(|c| storage.ends(c).expect("call nodes"));
+                let nodes = graph.nodes.len();
+                let singles = (0..nodes).map(|i| (i, i));
+                let pairs = (1..nodes).map(|i| (i - 1, i));
+                for (head, last) in planned.chain(singles).chain(pairs) {
+                    let reader = storage.u8_reader(head, last);
+                    assert_eq!(
+                        reader,
+                        u8_reader_by_scan(&storage, head, last),
+                        "{precision}: {head} -> {last} of {} nodes",
+                        nodes
+                    );
+                    handed_on += usize::from(reader.is_some());
+                }
+            }
+        }
+        assert!(handed_on > 300, "{handed_on}");
+    }
+
     /// What `QuantizedStorage` reads of the backend's plan (which nodes run as
     /// GEMMs on narrow weights, which int8 layers hand the next u8) is what the
     /// compiled executable says it runs.
@@ -1093,8 +1172,14 @@ mod tests {
         }
         // The quantized backend: dense GEMMs split once per call (int8 ones
         // on an f32 input twice: the quantization, then the GEMM), the conv
-        // GEMMs once per sample, the f32 stem and depthwise kernel twice (the
-        // input's layout, then the conv); attention and the row kernels not.
+        // GEMMs once per sample, the f32 stem (on the direct kernel, AVX-512
+        // only; else a GEMM) and depthwise kernel twice (the input's layout,
+        // then the conv); attention and the row kernels not.
+        let stem = if crate::simd::detect() == SimdLevel::Avx512 {
+            Parallelism::TwicePerSample
+        } else {
+            Parallelism::PerSample
+        };
         for precision in [Precision::Int8, Precision::Bf16] {
             let quantized_input = if precision == Precision::Int8 {
                 Parallelism::TwicePerCall
@@ -1111,7 +1196,7 @@ mod tests {
             assert_eq!(
                 split,
                 [
-                    ("block0.conv+block0.act", Parallelism::TwicePerSample),
+                    ("block0.conv+block0.act", stem),
                     ("block1.dw+block1.dw_act", Parallelism::TwicePerSample),
                     ("block1.pw+block1.pw_act+pool", Parallelism::PerSample),
                     ("classifier", quantized_input),

@@ -505,8 +505,8 @@ fn sensitivity_lines(
             ..WhatIf::default()
         }),
     ];
-    let mut lines = Vec::new();
-    for (name, make) in params {
+    // One assumption's line; each is searched apart from the others.
+    let line_of = |(name, make): (&str, WhatIfAt)| -> SensitivityLine {
         let guess = stable_factor(|f| screen(make(f)).same, SENSITIVITY_LIMIT, SCREENING_STEPS);
         // Full re-plans by factor, kept for the plan past the change.
         let mut planned: BTreeMap<u64, Option<Evaluation>> = BTreeMap::new();
@@ -521,7 +521,7 @@ fn sensitivity_lines(
             SENSITIVITY_RESOLUTION,
             MAX_CONFIRMING_PLANS,
         );
-        let line = match range {
+        match range {
             StableRange::AtLeast(limit) if limit >= SENSITIVITY_LIMIT => SensitivityLine {
                 parameter: name.to_string(),
                 stays_best_up_to_factor: None,
@@ -572,10 +572,12 @@ fn sensitivity_lines(
                     ),
                 }
             }
-        };
-        lines.push(line);
-    }
-    lines
+        }
+    };
+    // Every re-plan is a pure function of its inputs, so the assumptions'
+    // searches run at once (the machine's cores share them) and answer, in
+    // order, what they would one after another.
+    sensitivity::on_threads(params.to_vec(), line_of)
 }
 
 /// A re-plan under a changed assumption: its best feasible plan, and whether

@@ -162,6 +162,26 @@ pub fn confirm_factor(
     }
 }
 
+/// `items.map(f)`, each item on a thread of its own (scoped, so `f` may borrow),
+/// the results in the order of `items`. A panic in `f` is raised again here.
+pub fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// Outcome of [`stable_factor`] and [`confirm_factor`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StableRange {
@@ -177,6 +197,7 @@ pub enum StableRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn finds_the_threshold_upwards() {
@@ -343,6 +364,22 @@ mod tests {
             matches!(range, StableRange::AtLeast(f) if f < 9.7),
             "{range:?}"
         );
+    }
+
+    /// Each item runs on a thread of its own, not the caller's, and the
+    /// answers come back in the items' order, as a plain map gives them.
+    #[test]
+    fn on_threads_maps_each_item_on_its_own_thread_in_order() {
+        let items: Vec<u64> = (0..5).map(|i| 7 + 13 * i).collect();
+        let work = |x: u64| (1..=x).fold(x, |acc, k| acc.wrapping_mul(31).wrapping_add(k));
+        let answers = on_threads(items.clone(), |x| (work(x), std::thread::current().id()));
+        let expected: Vec<u64> = items.iter().map(|&x| work(x)).collect();
+        let values: Vec<u64> = answers.iter().map(|(v, _)| *v).collect();
+        assert_eq!(values, expected);
+        let threads: BTreeSet<String> = answers.iter().map(|(_, t)| format!("{t:?}")).collect();
+        assert_eq!(threads.len(), items.len(), "{threads:?}");
+        let caller = format!("{:?}", std::thread::current().id());
+        assert!(!threads.contains(&caller), "{threads:?}");
     }
 
     #[test]

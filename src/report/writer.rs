@@ -207,19 +207,13 @@ pub(crate) fn temp_path(dir: &Path, name: &str) -> PathBuf {
 /// running (a concurrent run's are its own). Without `/proc` nothing can
 /// tell a dead process from a live one, and nothing is removed.
 fn sweep_leftovers(dir: &Path) {
-    let proc_fs = Path::new("/proc/self");
-    if !proc_fs.exists() {
-        return;
-    }
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = leftover_pid(&name) {
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = fs::remove_file(entry.path());
-            }
+        if leftover_pid(&name).is_some_and(crate::process::process_is_gone) {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
