@@ -863,6 +863,51 @@ pub fn plan_options(scenario: &Scenario, options: &PipelineOptions) -> PlanOptio
     }
 }
 
+/// The assumptions' traffic line: the rates (every digit a low rate needs),
+/// and for a trace how it is replayed and measured.
+fn traffic_note(scenario: &Scenario, options: &PlanOptions) -> String {
+    use crate::report::format::{rps, thousands};
+    use crate::scenario::{ArrivalProcess, Traffic, TRACE_PEAK_WINDOW_S};
+    let t = &scenario.traffic;
+    match &t.process {
+        ArrivalProcess::Trace { timestamps_s, .. } => {
+            let n = timestamps_s.len();
+            let warm = Traffic::trace_warmup_arrivals(n);
+            let measured = (n - warm) as u64;
+            let q = scenario.objectives.latency_percentile;
+            let needed = plan::evaluate::requests_for_percentile(q).unwrap_or(u64::MAX);
+            let most = options.final_requests.max(options.screening_requests);
+            let replay = if n as u64 > most {
+                format!("a plan replays at most its first {} arrivals (the requests a plan is simulated with)", thousands(most as f64))
+            } else if measured >= needed {
+                "every arrival is replayed once".to_string()
+            } else {
+                format!(
+                        "{} needs {} measured requests, more than the trace's {} measured arrivals: it is replayed in laps back to back, its arrival times repeated with fresh service and network draws (the percentile is this trace's, not a longer sample's)",
+                        plan::evaluate::percentile_name(q),
+                        thousands(needed as f64),
+                        thousands(measured as f64)
+                    )
+            };
+            format!(
+                    "traffic: trace of {} arrivals over {} s, replayed from its first arrival (any time before it is not simulated): {} mean, {} peak (the most arrivals in any {TRACE_PEAK_WINDOW_S} s); {replay}; the first {}% of the arrivals replayed ({} of one pass) warm the empty system up and are not measured (arrivals at the same instant as the last of them are)",
+                    thousands(n as f64),
+                    thousands(t.duration_s.round()),
+                    rps(t.rate_per_s),
+                    rps(t.peak_rate_per_s()),
+                    crate::scenario::limits::WARMUP_FRACTION * 100.0,
+                    thousands(warm as f64)
+                )
+        }
+        _ => format!(
+            "traffic: {} at {} mean ({} peak)",
+            t.process.name(),
+            rps(t.rate_per_s),
+            rps(t.peak_rate_per_s())
+        ),
+    }
+}
+
 /// Plan from measurements and assemble the report (pure: no timing, no I/O).
 pub fn plan_scenario(
     scenario: &Scenario,
@@ -894,12 +939,7 @@ pub fn plan_scenario(
         })
         .collect();
     let mut notes = vec![
-        format!(
-            "traffic: {} at {:.0} req/s mean ({:.0} req/s peak)",
-            scenario.traffic.process.name(),
-            scenario.traffic.rate_per_s,
-            scenario.traffic.peak_rate_per_s()
-        ),
+        traffic_note(scenario, options),
         "targets are projected from single-core measurements to the whole machine's published peak: an op is split over every core when that saves more than the target's fork and join (parallel_overhead_us, default 5 us) and otherwise runs on one physical core; an op reads its weights at cache speed when the whole model's weights fit the target's cache, its activations when they fit, and otherwise from the target's memory".to_string(),
         format!(
             "prices: instance list prices from the scenario or catalog; egress ${}/GB, broker ${}/month, energy ${}/kWh",

@@ -82,12 +82,14 @@ fn a_whole_trace_is_replayed_unchanged() {
     let ArrivalProcess::Trace { timestamps_s, .. } = &s.traffic.process else {
         unreachable!()
     };
+    // Its 500 arrivals, unthinned, in laps back to back: a p99 needs 1,000
+    // measured requests.
     assert_eq!(
         ctx.arrivals(1.0),
         sim::ArrivalProcess::Trace {
             timestamps_s: timestamps_s.clone(),
             share: 1.0,
-            laps: 1,
+            laps: 3,
         }
     );
     // a share of it is thinned, and replayed in laps to reach a few thousand requests

@@ -10,8 +10,9 @@ pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd};
 use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
 use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
 // The share of the simulated window not measured (the empty-system
-// transient); validation counts a trace's arrivals after it too.
-use crate::scenario::limits::WARMUP_FRACTION;
+// transient), for a trace the share of its arrivals replayed; validation
+// counts a trace's measured arrivals the same way.
+use crate::scenario::limits::{MIN_TRACE_ARRIVALS, WARMUP_FRACTION};
 use crate::sim::{
     self, cost, ArrivalProcess, Balancer, BatchJobConfig, Batching, Broker, EdgeDevices,
     LatencyFit, LookupPath, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload, RunControl,
@@ -355,23 +356,46 @@ impl Context<'_> {
         }
     }
 
-    /// Replays of a trace thinned to `share`: enough for a few thousand
-    /// requests (as a stationary process gets a longer window), within the
-    /// longest window. 1 for a whole trace (it is what it is) or another process.
+    /// Replays of a trace (thinned to `share`, or whole) back to back: enough
+    /// for the requests a simulation wants (as a stationary process gets a
+    /// longer window), within the longest window. A thinned lap is a fresh
+    /// sample of the trace; a whole trace's laps repeat its arrival times with
+    /// fresh service and network draws, so a trace too short for the SLO
+    /// percentile is judged on its own arrivals, each replayed, rather than
+    /// refused (it is lapped only when it holds the [`MIN_TRACE_ARRIVALS`]
+    /// validation requires: fewer is no traffic to judge a percentile on).
+    /// 1 for another process.
     fn trace_laps(&self, share: f64) -> u32 {
-        let scenario::ArrivalProcess::Trace { timestamps_s, .. } = &self.scenario.traffic.process
-        else {
+        let t = &self.scenario.traffic;
+        let scenario::ArrivalProcess::Trace { timestamps_s, .. } = &t.process else {
             return 1;
         };
         let lap_s = sim::trace_lap_length_s(timestamps_s);
-        if share >= 1.0 || lap_s <= 0.0 {
+        if lap_s <= 0.0 {
             return 1;
         }
-        let per_lap = timestamps_s.len() as f64 * share;
-        let wanted = (self.requests_wanted(MIN_SIMULATED_REQUESTS) as f64 / per_lap).ceil();
+        let share = share.min(1.0);
+        let n = timestamps_s.len() as f64;
+        // The last lap ends where the scenario's window does.
+        let in_last_lap = timestamps_s.partition_point(|&x| x <= t.duration_s) as f64;
+        let wanted = if share >= 1.0 {
+            if in_last_lap < MIN_TRACE_ARRIVALS as f64 {
+                return 1;
+            }
+            // the percentile's requests, not the floor for a process whose
+            // rate alone would give a handful (a whole trace is the traffic)
+            self.requests_wanted(0)
+        } else {
+            self.requests_wanted(MIN_SIMULATED_REQUESTS)
+        } as f64;
+        let per_lap = n * share;
+        let mut laps = (wanted / per_lap).ceil();
+        if (laps - 1.0) * per_lap + in_last_lap * share < wanted {
+            laps += 1.0; // the last lap is cut short
+        }
         let longest = (MAX_EXTENDED_WINDOW_S / lap_s).floor();
         // saturating casts: NaN or huge become 0 or u32::MAX, then at least 1
-        (wanted.min(longest) as u32).max(1)
+        (laps.min(longest) as u32).max(1)
     }
 
     /// Requests to simulate: at least `floor`, and enough that the measured ones
@@ -385,12 +409,15 @@ impl Context<'_> {
     }
 
     fn run_control(&self, budget: &SimBudget, share: f64) -> RunControl {
-        let rate = (self.scenario.traffic.peak_rate_per_s() * share).max(1e-9);
         let t = &self.scenario.traffic;
         let requests = self.requests_wanted(budget.requests);
+        if let scenario::ArrivalProcess::Trace { timestamps_s, .. } = &t.process {
+            return self.trace_run_control(timestamps_s, requests, share);
+        }
+        let rate = (t.peak_rate_per_s() * share).max(1e-9);
         // A low rate over the scenario's window gives a handful of requests
         // and a meaningless p99: simulate long enough for a few thousand (a
-        // stationary process for longer, a thinned trace in laps).
+        // stationary process for longer, a trace in laps).
         // Time for `n` requests: at the peak rate, or, for bursts, twice that
         // at the mean rate and 20 more on/off cycles. Burst and pause lengths
         // are exponential: a window of a few cycles can hold a long pause and
@@ -404,18 +431,10 @@ impl Context<'_> {
             }
             _ => n as f64 / rate,
         };
-        let window = match &t.process {
-            // Every lap but the last whole, the last cut where the scenario cuts the trace.
-            scenario::ArrivalProcess::Trace { timestamps_s, .. } => {
-                let laps = self.trace_laps(share);
-                t.duration_s + f64::from(laps - 1) * sim::trace_lap_length_s(timestamps_s)
-            }
-            _ => {
-                let wanted = self.requests_wanted(MIN_SIMULATED_REQUESTS.min(budget.requests));
-                t.duration_s
-                    .max(time_for(wanted).min(MAX_EXTENDED_WINDOW_S))
-            }
-        };
+        let wanted = self.requests_wanted(MIN_SIMULATED_REQUESTS.min(budget.requests));
+        let window = t
+            .duration_s
+            .max(time_for(wanted).min(MAX_EXTENDED_WINDOW_S));
         let duration = time_for(requests).min(window);
         // The warm-up skips the empty system's transient: a share of the time
         // the requests take at the peak (the first burst's), not of the slack.
@@ -424,6 +443,44 @@ impl Context<'_> {
             duration_s: duration,
             max_requests: Some(requests),
             warmup_s: warmup,
+            early_stop: None,
+        }
+    }
+
+    /// A trace is replayed as recorded, wherever its timestamps start: every
+    /// lap but the last whole, the last cut where the scenario's window ends
+    /// (its last timestamp included), unless `requests` cap the run. The
+    /// warm-up is the first [`WARMUP_FRACTION`] of the arrivals replayed
+    /// (counted before thinning), not a share of the window's time: a
+    /// trace's lead-in and lulls are no transient (a share of the time had
+    /// skipped a whole trace that starts late, or the first of two bursts a
+    /// day apart), and arrivals at the same instant as the last one warming
+    /// up are measured (a burst at the start is traffic to judge).
+    /// Validation counts the measured arrivals the same way.
+    fn trace_run_control(&self, timestamps_s: &[f64], requests: u64, share: f64) -> RunControl {
+        let laps = self.trace_laps(share);
+        let lap_s = sim::trace_lap_length_s(timestamps_s);
+        let duration = self.scenario.traffic.duration_s;
+        let window = duration + f64::from(laps - 1) * lap_s;
+        let n = timestamps_s.len();
+        let in_last_lap = timestamps_s.partition_point(|&x| x <= duration);
+        let replayed = (laps as usize - 1) * n + in_last_lap;
+        let simulated = (replayed as f64).min(requests as f64 / share.clamp(1e-12, 1.0));
+        let warm = scenario::Traffic::trace_warmup_arrivals(simulated as usize);
+        // Measuring starts when arrival `warm` (the first after the warm-up)
+        // is replayed, by the same sum the replay makes: at the trace's first
+        // arrival at the earliest, whenever that is.
+        let warmup = match timestamps_s.get(warm % n.max(1)) {
+            Some(&at) if warm < replayed => at + (warm / n) as f64 * lap_s,
+            _ => 0.0,
+        };
+        // Arrivals are replayed strictly before the end: a hair past it keeps
+        // the timestamp the window ends at.
+        let duration_s = window + TRACE_END_MARGIN_S;
+        RunControl {
+            duration_s,
+            max_requests: Some(requests),
+            warmup_s: if warmup < duration_s { warmup } else { 0.0 },
             early_stop: None,
         }
     }
@@ -651,6 +708,10 @@ fn too_few_requests(measured: u64, q: f64) -> Option<String> {
 }
 
 /// The longest a low rate stretches the simulated window (30 days): beyond
+/// Past the last timestamp a trace's window ends at (a few nanoseconds, the
+/// simulator's clock tick), so that arrival is replayed too.
+const TRACE_END_MARGIN_S: f64 = 4e-9;
+
 /// it, on/off cycles would be simulated by the million for a few requests.
 const MAX_EXTENDED_WINDOW_S: f64 = 30.0 * 86_400.0;
 

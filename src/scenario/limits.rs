@@ -41,7 +41,8 @@ pub const MAX_LAYERS: usize = 1_000;
 pub const MIN_TRACE_ARRIVALS: usize = 100;
 
 /// Share of the simulated window the planner discards as warm-up
-/// (`plan::evaluate`'s run control): trace arrivals before it are not measured.
+/// (`plan::evaluate`'s run control); for a trace, the share of the arrivals
+/// replayed (its first ones are not measured), not of the window.
 pub const WARMUP_FRACTION: f64 = 0.05;
 
 /// `inputs.request_bytes` and `response_bytes`: 1 GiB. A payload larger than

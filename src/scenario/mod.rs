@@ -145,15 +145,53 @@ pub struct Traffic {
     pub duration_s: f64,
 }
 
+/// The window a trace's peak rate is counted over: the most arrivals in any
+/// second. Bursts much shorter than it are averaged out (a queue absorbs
+/// them, or the simulation shows it cannot); longer ones are what replicas
+/// must keep up with, as with a bursty process's on-rate.
+pub const TRACE_PEAK_WINDOW_S: f64 = 1.0;
+
 impl Traffic {
-    /// Highest instantaneous rate the process produces (mean for poisson/constant/trace).
+    /// Highest rate the process produces: the mean for poisson/constant, the
+    /// on-rate of bursts, the daily peak, and for a trace the most arrivals
+    /// in any [`TRACE_PEAK_WINDOW_S`] (never below its mean). Replica sizing
+    /// starts from it.
     pub fn peak_rate_per_s(&self) -> f64 {
         match &self.process {
             ArrivalProcess::Bursty { on_s, off_s } => self.rate_per_s * (on_s + off_s) / on_s,
             ArrivalProcess::Diurnal { peak_factor, .. } => self.rate_per_s * peak_factor,
+            ArrivalProcess::Trace { timestamps_s, .. } => {
+                let busiest = most_within(timestamps_s, TRACE_PEAK_WINDOW_S) as f64;
+                (busiest / TRACE_PEAK_WINDOW_S).max(self.rate_per_s)
+            }
             _ => self.rate_per_s,
         }
     }
+
+    /// Arrivals of a replayed trace that warm the empty system up (simulated,
+    /// not measured) when `replayed` are replayed: the first
+    /// [`limits::WARMUP_FRACTION`] of them, rounded up. The planner's run
+    /// control and validation's count of measured arrivals both use it.
+    pub fn trace_warmup_arrivals(replayed: usize) -> usize {
+        // less a hair: 0.05 x 4000 must stay 200
+        let warm = (limits::WARMUP_FRACTION * replayed as f64 - 1e-9).ceil();
+        // saturating cast; never more than were replayed
+        (warm.max(0.0) as usize).min(replayed)
+    }
+}
+
+/// The most of the sorted `timestamps_s` within any half-open window of
+/// `window_s` seconds.
+fn most_within(timestamps_s: &[f64], window_s: f64) -> usize {
+    let mut start = 0;
+    let mut most = 0;
+    for (end, &t) in timestamps_s.iter().enumerate() {
+        while timestamps_s[start] <= t - window_s {
+            start += 1;
+        }
+        most = most.max(end + 1 - start);
+    }
+    most
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -63,6 +63,17 @@ fn rate(r: f64) -> String {
     }
 }
 
+/// Seconds to the millisecond below 100 s, whole above (a trace's window
+/// ends at its last timestamp, with every digit of it).
+fn seconds(s: f64) -> String {
+    if s >= 100.0 {
+        format!("{s:.0}")
+    } else {
+        let text = format!("{s:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 pub(super) fn render(s: &Scenario) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "scenario {}  ({})", s.name, s.path.display());
@@ -117,9 +128,13 @@ pub(super) fn render(s: &Scenario) -> String {
             " (peak x{peak_factor} = {}, period {period_s} s)",
             rate(t.peak_rate_per_s())
         ),
-        ArrivalProcess::Trace { path, timestamps_s } => {
-            format!(" ({} arrivals from {})", timestamps_s.len(), path.display())
-        }
+        ArrivalProcess::Trace { path, timestamps_s } => format!(
+            " ({} arrivals replayed from {}, peak {} over {} s)",
+            timestamps_s.len(),
+            path.display(),
+            rate(t.peak_rate_per_s()),
+            super::TRACE_PEAK_WINDOW_S
+        ),
         _ => String::new(),
     };
     let _ = writeln!(
@@ -127,7 +142,7 @@ pub(super) fn render(s: &Scenario) -> String {
         "traffic     {} mean {}{shape}, simulated {} s",
         t.process.name(),
         rate(t.rate_per_s),
-        t.duration_s
+        seconds(t.duration_s)
     );
     let i = &s.inputs;
     let space = match i.space {

@@ -1432,19 +1432,30 @@ impl Validator<'_> {
                 }
             }
         };
-        let process = process?;
         let (mut rate, mut duration) = (rate?, duration?);
-        if let ArrivalProcess::Trace { timestamps_s, .. } = &process {
-            // `check_trace` guarantees a positive span and a bounded rate.
-            let last = timestamps_s.last().copied().unwrap_or(0.0);
-            let first = timestamps_s.first().copied().unwrap_or(0.0);
-            if duration == 0.0 {
-                duration = last.max(1e-3);
+        let process = match process? {
+            ArrivalProcess::Trace { path, timestamps_s } => {
+                let (timestamps_s, window) = replayed_trace(&timestamps_s, duration);
+                duration = window;
+                rate = timestamps_s.len() as f64 / window;
+                if rate > MAX_RATE_PER_S {
+                    self.err(
+                        t.duration_s.as_ref().map_or(span.clone(), |d| d.span()),
+                        "traffic.duration_s",
+                        format!(
+                            "the trace's {} arrivals in its {} s window make {} requests/s; the limit is {} requests/s",
+                            timestamps_s.len(),
+                            number(window),
+                            number(rate),
+                            number(MAX_RATE_PER_S)
+                        ),
+                    );
+                    return None;
+                }
+                ArrivalProcess::Trace { path, timestamps_s }
             }
-            if rate == 0.0 {
-                rate = timestamps_s.len() as f64 / (last - first).max(1e-3);
-            }
-        }
+            other => other,
+        };
         let traffic = Traffic {
             process,
             rate_per_s: rate,
@@ -2801,18 +2812,46 @@ fn check_trace(timestamps_s: Vec<f64>, duration_s: Option<f64>) -> Result<Vec<f6
     let window = duration_s
         .filter(|d| d.is_finite() && *d > 0.0)
         .unwrap_or(last);
-    let warmup = window * WARMUP_FRACTION;
-    let measured = timestamps_s
-        .iter()
-        .filter(|&&t| t >= warmup && t <= window)
-        .count();
+    let (in_window, warm, measured) = measured_trace_arrivals(&timestamps_s, window);
     if measured < MIN_TRACE_ARRIVALS {
         return Err(format!(
-            "only {measured} of the trace's {n} arrivals fall between the warm-up ({} s, the first {}% of the {} s window) and its end; at least {MIN_TRACE_ARRIVALS} are needed for meaningful percentiles",
-            number(warmup),
+            "only {measured} of the trace's {n} arrivals are measured: {in_window} fall in the window (up to {} s), and its first {warm} ({}%) warm the system up unmeasured; at least {MIN_TRACE_ARRIVALS} are needed for meaningful percentiles (a trace too short for the SLO percentile is replayed in laps)",
+            number(window),
             WARMUP_FRACTION * 100.0,
-            number(window)
         ));
     }
     Ok(timestamps_s)
 }
+/// What of a checked trace is replayed, and over how long: the replay starts
+/// at its first arrival (nothing happens before it: a trace that starts late
+/// is not an idle system) and ends with the window, at `duration_s` on the
+/// trace's clock (0: none given, the window ends at the last timestamp).
+/// Timestamps after the window are dropped (laps replay the window), the
+/// rest shifted to start at 0. The window lasts at least a millisecond.
+fn replayed_trace(timestamps_s: &[f64], duration_s: f64) -> (Vec<f64>, f64) {
+    let first = timestamps_s.first().copied().unwrap_or(0.0);
+    let last = timestamps_s.last().copied().unwrap_or(0.0);
+    let end = if duration_s > 0.0 { duration_s } else { last };
+    let kept = timestamps_s
+        .iter()
+        .take_while(|&&t| t <= end)
+        .map(|&t| t - first)
+        .collect();
+    (kept, (end - first).max(1e-3))
+}
+
+/// Arrivals of `timestamps_s` (sorted) the planner measures when the window
+/// ends at `window_end_s`: those in it, less the first
+/// [`Traffic::trace_warmup_arrivals`] (simulated, not measured; arrivals at
+/// the same instant as the last of those are measured). Returns (in the
+/// window, warming up, measured).
+fn measured_trace_arrivals(timestamps_s: &[f64], window_end_s: f64) -> (usize, usize, usize) {
+    let in_window = timestamps_s.partition_point(|&t| t <= window_end_s);
+    let warm = Traffic::trace_warmup_arrivals(in_window);
+    let measured = match timestamps_s[..in_window].get(warm) {
+        Some(&from) => in_window - timestamps_s.partition_point(|&t| t < from),
+        None => 0,
+    };
+    (in_window, warm, measured)
+}
+

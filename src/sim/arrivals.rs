@@ -25,8 +25,10 @@ pub enum TraceError {
 
 /// Parses a CSV of send timestamps (seconds): the first column of each
 /// line; blank lines and `#` comments skipped; one header line allowed
-/// (a first line whose first field is not a number).
+/// (a first line whose first field is not a number). A UTF-8 byte order
+/// mark before the first line is not part of it (spreadsheets write one).
 pub fn parse_trace_csv(text: &str) -> Result<Vec<f64>, TraceError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     let mut previous = f64::NEG_INFINITY;
     let mut seen_line = false;

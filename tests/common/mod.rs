@@ -3,8 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use workbench::hardware::{LocalHardware, Roofline};
+use workbench::pipeline::{plan_scenario, Measured};
 use workbench::plan::{self, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
 use workbench::report::FigureSource;
+use workbench::report::Report;
 use workbench::scenario::{self, ArrivalProcess, Scenario};
 use workbench::sim::ProfilePoint;
 use workbench_kernels::{BackendKind, Precision};
@@ -96,4 +99,37 @@ pub fn with_trace(s: &Scenario, timestamps_s: Vec<f64>, duration_s: f64) -> Scen
         timestamps_s,
     };
     t
+}
+
+/// The scenario's report, planned quickly (seed 7, no sensitivity) on
+/// synthetic profiles and a synthetic roofline: no measurement.
+#[allow(dead_code)]
+pub fn report_quickly(s: &Scenario) -> Report {
+    let measured = Measured {
+        hardware: LocalHardware::detect(),
+        roofline: Roofline {
+            hardware_fingerprint: "test".into(),
+            peak_gflops_f32: 50.0,
+            peak_gops_int8: 200.0,
+            f32_by_path: Vec::new(),
+            int8_by_path: Vec::new(),
+            bandwidth: Vec::new(),
+            dram_gbs: 20.0,
+            cores: 1,
+            memory_bytes: 1 << 30,
+            probe_ms: 0.0,
+        },
+        profiles: synthetic_profiles_with(s, 0.6, 1.0),
+        kernels: Vec::new(),
+        roofline_points: Vec::new(),
+        skipped: Vec::new(),
+        reduced: Vec::new(),
+        timed: 0,
+        projections: Vec::new(),
+    };
+    let options = PlanOptions {
+        sensitivity: false,
+        ..PlanOptions::quick(7)
+    };
+    plan_scenario(s, &measured, &WhatIf::default(), &options, "now")
 }
