@@ -550,12 +550,16 @@ fn run_one(
         Some(p) => lines.insert(
             0,
             format!(
-                "{}: {} on {} ({} x{}), {} {}, p99 {}, {}/month",
+                "{}: {} on {} ({}), {} {}, p99 {}, {}/month",
                 s.name,
                 p.mode,
                 p.placement,
-                p.target,
-                p.replicas,
+                // On devices a plan runs on each user's own: no replica count.
+                if p.placement == crate::scenario::Placement::Edge {
+                    p.target.clone()
+                } else {
+                    format!("{} x{}", p.target, p.replicas)
+                },
                 p.backend,
                 p.precision,
                 report::format::ms(p.latency_ms.p99),

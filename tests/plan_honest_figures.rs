@@ -396,6 +396,8 @@ fn a_batch_job_computes_every_prediction_a_request_needs() {
 fn an_edge_batch_job_spreads_its_inputs_over_the_fleet() {
     let energy = |distinct_inputs: u64| -> f64 {
         let mut s = load("photo-tagging-overnight");
+        // The flagships alone (as an alternative) carry every input.
+        s.targets.edge_classes = scenario::EdgeClasses::Alternatives;
         s.inputs.space = scenario::InputSpace::Finite { distinct_inputs };
         let out = plan_quickly(&s, 1.0);
         let e = simulated(&out)

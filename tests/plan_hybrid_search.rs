@@ -7,7 +7,7 @@ mod common;
 
 use common::{load, synthetic_profiles_with};
 use workbench::plan::{self, PlanOptions, WhatIf};
-use workbench::scenario::{self, Mode, Placement};
+use workbench::scenario::{self, EdgeClasses, Mode, Placement};
 
 fn quick() -> PlanOptions {
     PlanOptions {
@@ -250,7 +250,8 @@ fn an_on_device_batch_jobs_power_is_checked() {
 /// two says the other's 6,000,000 phones are not served by it.
 #[test]
 fn a_plan_on_one_device_class_says_the_others_are_not_served() {
-    let s = load("face-unlock");
+    let mut s = load("face-unlock");
+    s.targets.edge_classes = EdgeClasses::Alternatives;
     let out = planned(&s);
     let best = out.recommended().expect("a feasible plan");
     assert_ne!(best.candidate.placement, Placement::Cloud);
@@ -264,7 +265,8 @@ fn a_plan_on_one_device_class_says_the_others_are_not_served() {
     assert!(
         why.contains(&format!("It runs on {} only", best.candidate.target))
             && why.contains(&format!("{} (", other.spec.name))
-            && why.contains("not served by it"),
+            && why.contains("not served by it")
+            && why.contains("edge_classes = \"fleet\""),
         "{why}"
     );
     // A class the search leaves out was never planned: nothing to say of it.

@@ -6,7 +6,7 @@
 
 use workbench_kernels::Precision;
 
-pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd};
+pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd, watts as fmt_watts};
 use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
 use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
 // The share of the simulated window not measured (the empty-system
@@ -574,6 +574,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         failure_rate: 0.0,
         staleness_s: None,
         consumer_lag: None,
+        device_classes: Vec::new(),
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: false,
@@ -707,11 +708,11 @@ fn too_few_requests(measured: u64, q: f64) -> Option<String> {
     }
 }
 
-/// The longest a low rate stretches the simulated window (30 days): beyond
 /// Past the last timestamp a trace's window ends at (a few nanoseconds, the
 /// simulator's clock tick), so that arrival is replayed too.
 const TRACE_END_MARGIN_S: f64 = 4e-9;
 
+/// The longest a low rate stretches the simulated window (30 days): beyond
 /// it, on/off cycles would be simulated by the million for a few requests.
 const MAX_EXTENDED_WINDOW_S: f64 = 30.0 * 86_400.0;
 
@@ -1085,31 +1086,55 @@ fn mixture_quantile(cdf: &dyn Fn(f64) -> f64, q: f64, hi: f64) -> f64 {
     hi
 }
 
-/// An edge model with cloud fallback: every request runs on the device; a share
-/// (its least confident inputs) is then also sent to the cloud model while online.
-pub struct FallbackPlan {
+/// One device class of an edge plan: a sample of its devices, simulated,
+/// and what it stands for.
+pub struct DeviceClass {
+    /// The class's target name (named in the reasons of a fleet's plan).
+    pub name: String,
     pub edge: EdgeDevices,
-    /// Share of the traffic the sampled devices receive, and real devices per sampled one.
-    pub edge_share: f64,
+    /// Share of the scenario's traffic the sampled devices receive, and
+    /// real devices per sampled one (see [`edge_devices`]).
+    pub arrival_share: f64,
     pub devices_per_simulated_device: f64,
+    /// Share of all requests this class's devices serve: 1 for a plan on one
+    /// class, its users' share for a class of a fleet.
+    pub traffic_share: f64,
+    pub busy_power_w: f64,
+    /// Devices of the class (reported on a fleet's plan).
+    pub devices: u64,
+}
+
+/// The cloud half of an edge model with cloud fallback: a share of the
+/// requests (the small model's least confident inputs) is also sent to the
+/// cloud model while the device is online.
+pub struct CloudFallback {
     pub online: OnlinePath,
     /// Share of all requests answered by the cloud (deferred and online).
     pub cloud_share: f64,
     pub rates: cost::CostRates,
     pub replicas: u32,
+}
+
+/// An edge plan simulated class by class: every request runs on a device of
+/// one of `classes` (a fleet's classes, or the one class planned), and with a
+/// fallback a share is then also answered in the cloud.
+pub struct DevicesPlan {
+    pub classes: Vec<DeviceClass>,
+    pub fallback: Option<CloudFallback>,
     pub source: FigureSource,
     pub accuracy: f64,
     pub capacity_rps: f64,
-    pub edge_busy_power_w: f64,
 }
 
-/// Simulate the device and the cloud fallback separately (a fleet of millions cannot be
-/// simulated device by device, the cloud must see all fallback traffic), then combine:
-/// latency is the device's for the (1 - share) answered locally, device + cloud for the rest.
-pub fn simulate_fallback(
+/// Simulate each device class and the cloud fallback separately (a fleet of
+/// millions cannot be simulated device by device, the cloud must see all
+/// fallback traffic), then combine them: a request's latency is its class's
+/// device time, plus the cloud's for the fallback share; the classes weigh in
+/// by the share of requests they serve.
+pub fn simulate_devices(
     ctx: &Context<'_>,
     c: Candidate,
-    p: FallbackPlan,
+    p: DevicesPlan,
     budget: &SimBudget,
 ) -> Evaluation {
     if !ctx.allows(&c) {
@@ -1130,30 +1155,66 @@ pub fn simulate_fallback(
         run: ctx.run_control(budget, share),
     };
     let mut row = blank_plan(&c, p.source, p.accuracy);
-    let edge_cfg = config(sim::Mode::Edge(p.edge), p.edge_share, budget.seed);
-    let cloud_cfg = config(
-        sim::Mode::Online(p.online),
-        p.cloud_share.max(1e-9),
-        budget.seed.wrapping_add(1),
-    );
-    let (e, k) = match (sim::simulate(&edge_cfg), sim::simulate(&cloud_cfg)) {
-        (Ok(e), Ok(k)) => (e, k),
-        (Err(err), _) | (_, Err(err)) => {
-            let mut ev = pruned(
-                c,
-                p.source,
-                p.accuracy,
-                0.0,
-                format!("cannot simulate: {err}"),
-            );
-            ev.capacity_rps = p.capacity_rps;
-            return ev;
-        }
+    let cannot = |c: Candidate, err: sim::SimError| {
+        let mut ev = pruned(
+            c,
+            p.source,
+            p.accuracy,
+            0.0,
+            format!("cannot simulate: {err}"),
+        );
+        ev.capacity_rps = p.capacity_rps;
+        ev
     };
-    let w = p.cloud_share;
-    let shift = e.latency.mean_s;
-    let mixture = |x: f64| (1.0 - w) * cdf_at(&e.latency, x) + w * cdf_at(&k.latency, x - shift);
-    let hi = e.latency.max_s + k.latency.max_s + shift;
+    // Seeds: the first class keeps the plan's, the cloud the next, further
+    // classes the ones after (a plan on one class simulates as it always did).
+    let mut devices = Vec::with_capacity(p.classes.len());
+    for (i, class) in p.classes.iter().enumerate() {
+        let seed = budget
+            .seed
+            .wrapping_add(if i == 0 { 0 } else { 1 + i as u64 });
+        let cfg = config(
+            sim::Mode::Edge(class.edge.clone()),
+            class.arrival_share,
+            seed,
+        );
+        match sim::simulate(&cfg) {
+            Ok(o) => devices.push((class, o, cfg.arrivals)),
+            Err(err) => return cannot(c, err),
+        }
+    }
+    let cloud = match &p.fallback {
+        Some(f) => {
+            let cfg = config(
+                sim::Mode::Online(f.online.clone()),
+                f.cloud_share.max(1e-9),
+                budget.seed.wrapping_add(1),
+            );
+            match sim::simulate(&cfg) {
+                Ok(o) => Some((f, o, cfg.arrivals)),
+                Err(err) => return cannot(c, err),
+            }
+        }
+        None => None,
+    };
+    let w = cloud.as_ref().map_or(0.0, |(f, _, _)| f.cloud_share);
+    let mixture = |x: f64| {
+        devices
+            .iter()
+            .map(|(class, e, _)| {
+                let after_device = cloud
+                    .as_ref()
+                    .map_or(0.0, |(_, k, _)| cdf_at(&k.latency, x - e.latency.mean_s));
+                class.traffic_share * ((1.0 - w) * cdf_at(&e.latency, x) + w * after_device)
+            })
+            .sum::<f64>()
+    };
+    let cloud_max = cloud.as_ref().map_or(0.0, |(_, k, _)| k.latency.max_s);
+    let hi = devices
+        .iter()
+        .map(|(_, e, _)| e.latency.max_s + e.latency.mean_s)
+        .fold(0.0, f64::max)
+        + cloud_max;
     let q = |f: f64| mixture_quantile(&mixture, f, hi);
     row.latency_ms = LatencyPercentiles {
         p50: q(0.5) * 1000.0,
@@ -1161,73 +1222,162 @@ pub fn simulate_fallback(
         p99: q(0.99) * 1000.0,
         p999: q(0.999) * 1000.0,
     };
-    let cloud_fail = if k.measured_requests > 0 {
-        k.failures.total() as f64 / k.measured_requests as f64
-    } else {
-        0.0
+    let failed_share = |o: &SimOutcome| {
+        if o.measured_requests > 0 {
+            o.failures.total() as f64 / o.measured_requests as f64
+        } else {
+            0.0
+        }
     };
-    row.failure_rate = w * cloud_fail;
+    let device_fail: f64 = devices
+        .iter()
+        .map(|(class, e, _)| class.traffic_share * failed_share(e))
+        .sum();
+    let cloud_fail = cloud.as_ref().map_or(0.0, |(_, k, _)| failed_share(k));
+    row.failure_rate = (device_fail + w * cloud_fail).min(1.0);
     row.throughput_rps = ctx.scenario.traffic.rate_per_s * (1.0 - row.failure_rate);
-    row.utilisation = k
-        .cloud
-        .as_ref()
-        .map_or(0.0, |x| utilisation(&k, x, &cloud_cfg.arrivals));
-    row.energy_mj_per_prediction = e.energy.map(|x| x.energy_per_prediction_j * 1000.0);
-    let edge_usage = cost::monthly_usage(
-        &e,
-        &cost::UsageInputs {
-            replicas: 0.0,
-            batch_job: None,
-            broker_bytes_per_message: None,
-            devices_per_simulated_device: p.devices_per_simulated_device,
-            mean_rate_per_s: Some(ctx.mean_rate(p.edge_share)),
-        },
-    );
+    // The cloud's pool when there is one; else the busiest class's devices.
+    row.utilisation = match &cloud {
+        Some((_, k, arrivals)) => k
+            .cloud
+            .as_ref()
+            .map_or(0.0, |x| utilisation(k, x, arrivals)),
+        None => devices
+            .iter()
+            .filter_map(|(_, e, arrivals)| e.edge.as_ref().map(|x| utilisation(e, x, arrivals)))
+            .fold(0.0, f64::max),
+    };
+    row.energy_mj_per_prediction = devices
+        .iter()
+        .map(|(class, e, _)| {
+            e.energy
+                .map(|x| class.traffic_share * x.energy_per_prediction_j * 1000.0)
+        })
+        .sum::<Option<f64>>();
+    let (mut edge_energy_j, mut predictions) = (0.0, 0.0);
+    for (class, e, _) in &devices {
+        let usage = cost::monthly_usage(
+            e,
+            &cost::UsageInputs {
+                replicas: 0.0,
+                batch_job: None,
+                broker_bytes_per_message: None,
+                devices_per_simulated_device: class.devices_per_simulated_device,
+                mean_rate_per_s: Some(ctx.mean_rate(class.arrival_share)),
+            },
+        );
+        edge_energy_j += usage.edge_energy_j;
+        // The sampled devices stand for their class, which serves its share.
+        predictions += usage.predictions / class.arrival_share.max(1e-12) * class.traffic_share;
+    }
     let usage = cost::Usage {
-        replicas: f64::from(p.replicas),
-        egress_bytes: ctx.monthly_response_bytes(p.cloud_share),
-        edge_energy_j: edge_usage.edge_energy_j,
-        predictions: edge_usage.predictions / p.edge_share.max(1e-12),
+        replicas: cloud
+            .as_ref()
+            .map_or(0.0, |(f, _, _)| f64::from(f.replicas)),
+        egress_bytes: if cloud.is_some() {
+            ctx.monthly_response_bytes(w)
+        } else {
+            0.0
+        },
+        edge_energy_j,
+        predictions,
         ..cost::Usage::default()
     };
+    let no_rates = rates(0.0, 0.0, 0.0);
+    let plan_rates = cloud.as_ref().map_or(&no_rates, |(f, _, _)| &f.rates);
     let mut rejected = Vec::new();
-    rejected.extend(price(ctx, &mut row, &usage, &p.rates));
+    rejected.extend(price(ctx, &mut row, &usage, plan_rates));
     let slo_pct = ctx.scenario.objectives.latency_percentile;
     let slo_q = slo_pct / 100.0;
-    // The mixture's tail is the device's and the cloud's: each simulation must
-    // reach the percentile for the share it stands for.
-    let cloud_needed = requests_for_percentile(slo_pct)
-        .map(|n| (n as f64 * w.min(1.0)).ceil() as u64)
-        .unwrap_or(u64::MAX);
-    let slo = match too_few_requests(e.measured_requests, slo_pct) {
-        Some(why) => SloFigure::NotEstimated(why),
-        None if k.measured_requests < cloud_needed => SloFigure::NotEstimated(format!(
-            "only {} requests simulated on the cloud fallback: too few to estimate {} (needs at least {cloud_needed})",
-            k.measured_requests,
-            percentile_name(slo_pct)
+    // The mixture's tail is every class's and the cloud's: each simulation
+    // must reach the percentile for the share it stands for.
+    let needed = |share: f64| {
+        requests_for_percentile(slo_pct)
+            .map(|n| (n as f64 * share.min(1.0)).ceil() as u64)
+            .unwrap_or(u64::MAX)
+    };
+    let device_short = devices
+        .iter()
+        .find_map(|(_, e, _)| too_few_requests(e.measured_requests, slo_pct));
+    let cloud_short = cloud
+        .as_ref()
+        .filter(|(_, k, _)| k.measured_requests < needed(w))
+        .map(|(_, k, _)| k.measured_requests);
+    let slo = match (device_short, cloud_short) {
+        (Some(why), _) => SloFigure::NotEstimated(why),
+        (None, Some(measured)) => SloFigure::NotEstimated(format!(
+            "only {measured} requests simulated on the cloud fallback: too few to estimate {} (needs at least {})",
+            percentile_name(slo_pct),
+            needed(w)
         )),
-        None if row.failure_rate < 1.0 - slo_q => {
+        (None, None) if row.failure_rate < 1.0 - slo_q => {
             SloFigure::Ms(q((slo_q / (1.0 - row.failure_rate)).min(1.0)) * 1000.0)
         }
-        None => SloFigure::Failed,
+        (None, None) => SloFigure::Failed,
     };
     let lat = slo.ms();
+    let (mut device_timeouts, mut device_full) = (0, 0);
+    for (_, e, _) in &devices {
+        device_timeouts += e.failures.timeout;
+        device_full += e.failures.queue_full;
+    }
+    let mut text =
+        format!("{device_timeouts} timed out, {device_full} hit a full queue on the devices");
+    if let Some((_, k, _)) = &cloud {
+        text.push_str(&format!(
+            "; {} timed out, {} hit a full queue in the cloud",
+            k.failures.timeout, k.failures.queue_full
+        ));
+    }
     let failed = FailureSummary {
         offline_dominated: false,
-        text: format!(
-            "{} timed out, {} hit a full queue in the cloud",
-            k.failures.timeout, k.failures.queue_full
-        ),
+        text,
     };
     rejected.extend(check_metrics(ctx, &row, slo, &failed, p.capacity_rps));
-    let device_power_w = device_power(
-        ctx,
-        p.edge_busy_power_w,
-        &e,
-        ctx.mean_rate(p.edge_share),
-        0.0,
-        &mut rejected,
-    );
+    // Each class's devices draw their own power, checked against the limit;
+    // on a fleet, each class's users' latency is reported too.
+    let several = devices.len() > 1;
+    let mut device_power_w: Option<f64> = None;
+    for (class, e, _) in &devices {
+        let own = |x: f64| {
+            let after_device = cloud
+                .as_ref()
+                .map_or(0.0, |(_, k, _)| cdf_at(&k.latency, x - e.latency.mean_s));
+            (1.0 - w) * cdf_at(&e.latency, x) + w * after_device
+        };
+        let own_q = |f: f64| mixture_quantile(&own, f, hi) * 1000.0;
+        let mut why = Vec::new();
+        let watts = device_power(
+            ctx,
+            class.busy_power_w,
+            e,
+            ctx.mean_rate(class.arrival_share),
+            0.0,
+            &mut why,
+        );
+        rejected.extend(why.into_iter().map(|r| {
+            if several {
+                format!("{}: {r}", class.name)
+            } else {
+                r
+            }
+        }));
+        device_power_w = Some(device_power_w.map_or(watts, |w: f64| w.max(watts)));
+        if several {
+            row.device_classes.push(report::DeviceClassFigures {
+                target: class.name.clone(),
+                devices: class.devices,
+                traffic_share: class.traffic_share,
+                latency_ms: LatencyPercentiles {
+                    p50: own_q(0.5),
+                    p90: own_q(0.9),
+                    p99: own_q(0.99),
+                    p999: own_q(0.999),
+                },
+                average_power_w: watts,
+            });
+        }
+    }
     let cdf = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0]
         .iter()
         .map(|&f| report::CdfPoint {
@@ -1244,7 +1394,7 @@ pub fn simulate_fallback(
         simulated: true,
         capacity_rps: p.capacity_rps,
         slo_latency_ms: lat,
-        device_power_w: Some(device_power_w),
+        device_power_w,
         // offline, the device's own answer stands: no request fails for it
         offline_bound: false,
     }
@@ -1270,7 +1420,18 @@ fn device_power(
         .edge
         .as_ref()
         .map_or(0.0, |x| outcome.busy_share_at(x, mean_rate));
-    let busy_share = (simulated + job_busy_share.max(0.0)).min(1.0);
+    check_device_power(ctx, busy_w, simulated + job_busy_share.max(0.0), rejected)
+}
+
+/// The average power of a device busy `busy_share` of its time at `busy_w`,
+/// checked against the scenario's limit (a reason pushed on `rejected` if over).
+pub fn check_device_power(
+    ctx: &Context<'_>,
+    busy_w: f64,
+    busy_share: f64,
+    rejected: &mut Vec<String>,
+) -> f64 {
+    let busy_share = busy_share.min(1.0);
     let average = busy_w * busy_share;
     if let Some(limit) = ctx.scenario.constraints.max_device_power_watts {
         if average > limit {
@@ -1284,26 +1445,6 @@ fn device_power(
         }
     }
     average
-}
-
-/// Watts with three significant figures down to µW: a device's average draw
-/// can be a few mW ("0.00 W" said nothing).
-pub fn fmt_watts(w: f64) -> String {
-    let (value, unit) = if w >= 1.0 || w <= 0.0 || !w.is_finite() {
-        (w, "W")
-    } else if w >= 1e-3 {
-        (w * 1e3, "mW")
-    } else {
-        (w * 1e6, "µW")
-    };
-    let decimals = if value >= 100.0 || value == 0.0 {
-        0
-    } else if value >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{value:.decimals$} {unit}")
 }
 
 /// A percentage with two significant figures when below 0.1% ("0.021"),

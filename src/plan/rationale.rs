@@ -55,7 +55,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             .map(|m| m.name().to_string())
             .collect::<Vec<_>>(),
     ));
-    if let Some(s) = backend_sentence(profiles, c) {
+    if let Some(s) = backend_sentence(scenario, profiles, c) {
         out.push(s);
     }
     if let Some(line) = other_device_classes(scenario, c) {
@@ -272,7 +272,7 @@ fn reason_kind(reason: &str) -> String {
     out
 }
 
-fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
+fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -> Option<String> {
     // A hybrid's device answers one request at a time; its batching is the
     // cloud fallback's, said in a sentence of its own.
     let device_batch = if c.fallback_model.is_some() {
@@ -280,14 +280,31 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
     } else {
         c.max_batch.max(1)
     };
-    let mut s = run_sentence(
-        profiles,
-        &c.variant,
-        c.backend,
-        c.precision,
-        device_batch,
-        &c.target,
-    )?;
+    let run_on = |target: &str| {
+        run_sentence(
+            profiles,
+            &c.variant,
+            c.backend,
+            c.precision,
+            device_batch,
+            target,
+        )
+    };
+    // A fleet's plan runs on each of its classes: one sentence each.
+    let classes = if c.placement == Placement::Cloud {
+        Vec::new()
+    } else {
+        scenario.targets.device_classes(&c.target)
+    };
+    let mut s = if classes.len() > 1 {
+        let each: Vec<String> = classes
+            .iter()
+            .filter_map(|(t, _)| run_on(&t.spec.name))
+            .collect();
+        (!each.is_empty()).then(|| each.join(" "))?
+    } else {
+        run_on(&c.target)?
+    };
     if let (Some(f), Some(cloud)) = (&c.fallback_model, &c.fallback_target) {
         if let Some(fallback) = run_sentence(
             profiles,
@@ -308,6 +325,12 @@ fn backend_sentence(profiles: &ProfileSet, c: &Candidate) -> Option<String> {
 /// traffic, see docs/scenarios.md), said so a reader of a mixed fleet does
 /// not take the plan for the whole fleet's.
 fn other_device_classes(scenario: &Scenario, c: &Candidate) -> Option<String> {
+    if c.placement == Placement::Cloud {
+        return None;
+    }
+    if scenario.targets.fleet_name().as_deref() == Some(c.target.as_str()) {
+        return Some(fleet_sentence(scenario, c));
+    }
     let searched = &scenario.search.targets;
     let others: Vec<&crate::scenario::Target> = scenario
         .targets
@@ -332,11 +355,37 @@ fn other_device_classes(scenario: &Scenario, c: &Candidate) -> Option<String> {
         })
         .collect();
     Some(format!(
-        "It runs on {} only, which carries all the traffic in this plan: {} {} not served by it (device classes are planned as alternatives, not as parts of one fleet).",
+        "It runs on {} only, which carries all the traffic in this plan: {} {} not served by it (the edge classes are planned as alternatives; `edge_classes = \"fleet\"` in [targets] plans them as parts of one fleet).",
         c.target,
         others.join(", "),
         if others.len() == 1 { "is" } else { "are" }
     ))
+}
+
+/// For a plan on a fleet: every class runs it, each for its own users.
+fn fleet_sentence(scenario: &Scenario, c: &Candidate) -> String {
+    let classes: Vec<String> = scenario
+        .targets
+        .fleet()
+        .iter()
+        .map(|(t, share)| {
+            let devices = t.fleet_size.unwrap_or(1);
+            format!(
+                "{} ({} device{}, {}% of requests)",
+                t.spec.name,
+                crate::report::format::thousands(devices as f64),
+                if devices == 1 { "" } else { "s" },
+                fmt_pct(*share)
+            )
+        })
+        .collect();
+    format!(
+        "It runs on the whole fleet, one build ({} {} {}) on every device class, each serving its own users: {}.",
+        c.variant,
+        c.backend.name(),
+        c.precision.name(),
+        classes.join(", ")
+    )
 }
 
 /// "tiled f32 runs a batch of 8 in 1.2 ms on c7i.large (projected), 40x
@@ -542,18 +591,28 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             checked: true,
         });
     }
-    // The device the plan runs on, if any (edge, or the device half of a fallback).
-    let device = (p.placement != Placement::Cloud)
-        .then(|| {
-            scenario
-                .targets
-                .edge
-                .iter()
-                .find(|t| t.spec.name == e.candidate.target)
-        })
-        .flatten();
+    // The device the plan runs on, if any (edge, or the device half of a
+    // fallback); on a fleet, the class with the least memory.
+    let classes = if p.placement == Placement::Cloud {
+        Vec::new()
+    } else {
+        scenario.targets.device_classes(&e.candidate.target)
+    };
+    let device = classes
+        .iter()
+        .map(|(t, _)| *t)
+        .min_by_key(|t| super::evaluate::device_memory_limit(scenario, t));
     if let (Some(_), Some(device)) = (scenario.constraints.max_device_memory_bytes, device) {
         let limit = super::evaluate::device_memory_limit(scenario, device);
+        // On a fleet, name the class whose memory binds, when they differ.
+        let differ = classes
+            .iter()
+            .any(|(t, _)| super::evaluate::device_memory_limit(scenario, t) != limit);
+        let on = if differ {
+            format!(" (on {})", device.spec.name)
+        } else {
+            String::new()
+        };
         // A batch job on the device runs its batches there; online, and the
         // device half of a fallback, answer one input at a time.
         let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
@@ -569,7 +628,7 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
         );
         checks.push(ConstraintCheck {
             name: "device memory".to_string(),
-            required: format!("<= {}", crate::scenario::format_bytes(limit as f64)),
+            required: format!("<= {}{on}", crate::scenario::format_bytes(limit as f64)),
             achieved: crate::scenario::format_bytes(needs as f64),
             ok: needs <= limit,
             checked: true,

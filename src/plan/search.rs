@@ -3,17 +3,17 @@
 
 use workbench_kernels::{BackendKind, Precision};
 
-use crate::report::FigureSource;
+use crate::report::{DeviceClassFigures, FigureSource};
 use crate::scenario::{Broker, Mode, Placement, Scenario, Target};
 use crate::sim;
 use crate::sim::cost::HOURS_PER_MONTH;
 
 use super::candidate::{Candidate, FallbackModel};
 use super::evaluate::{
-    batch_job, device_memory_limit, device_memory_needed, edge_devices, finite_inputs, lookup_path,
-    online_path, pruned, rates, simulate_candidate, simulate_fallback, static_checks,
-    with_instance_cost, Context, Evaluation, FallbackPlan, SimBudget, SimPlan, UsageExtras,
-    TARGET_UTILISATION,
+    batch_job, check_device_power, device_memory_limit, device_memory_needed, edge_devices,
+    finite_inputs, lookup_path, online_path, pruned, rates, simulate_candidate, simulate_devices,
+    static_checks, with_instance_cost, CloudFallback, Context, DeviceClass, DevicesPlan,
+    Evaluation, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -821,53 +821,213 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
     }
 }
 
+/// Edge device classes planned together: one class (the classes are
+/// alternatives) or every class of a fleet (`targets.edge_classes = "fleet"`).
+struct DeviceGroup<'a> {
+    /// The plan's target: the class, or the fleet's classes joined by `&`.
+    name: String,
+    /// Each class with the share of all requests its devices serve.
+    classes: Vec<(&'a Target, f64)>,
+}
+
+impl DeviceGroup<'_> {
+    /// The simulated sample of each class, running `profiles` (one per
+    /// class) at `c`'s batching and serving its share of the requests.
+    fn simulated_classes(&self, profiles: &[ComputeProfile], c: &Candidate) -> Vec<DeviceClass> {
+        self.classes
+            .iter()
+            .zip(profiles)
+            .map(|((device, share), profile)| {
+                let (edge, arrival_share, scale) = edge_devices(device, profile, c);
+                DeviceClass {
+                    name: device.spec.name.clone(),
+                    edge,
+                    arrival_share: arrival_share * share,
+                    devices_per_simulated_device: scale,
+                    traffic_share: *share,
+                    busy_power_w: device.spec.power_watts,
+                    devices: device.fleet_size.unwrap_or(1).max(1),
+                }
+            })
+            .collect()
+    }
+
+    /// How many inputs per second the group serves before its first class
+    /// saturates, given what one device of each class does per second
+    /// (`per_device`, in the order of `classes`): each class's devices get
+    /// their share of the requests.
+    fn capacity(&self, per_device: impl Fn(usize) -> f64) -> f64 {
+        self.classes
+            .iter()
+            .enumerate()
+            .map(|(i, (device, share))| {
+                per_device(i) * device.fleet_size.unwrap_or(1).max(1) as f64 / share.max(1e-12)
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// The device groups edge plans run on: each searched edge class alone, or
+/// the whole fleet when the classes are one (validation lets
+/// `search.targets` list all of a fleet's classes or none).
+fn device_groups<'a>(ctx: &'a Context<'_>) -> Vec<DeviceGroup<'a>> {
+    let fleet = ctx.scenario.targets.fleet();
+    if fleet.is_empty() {
+        return targets(ctx, true)
+            .into_iter()
+            .map(|t| DeviceGroup {
+                name: t.spec.name.clone(),
+                classes: vec![(t, 1.0)],
+            })
+            .collect();
+    }
+    let searched = &ctx.scenario.search.targets;
+    if !searched.is_empty() && !fleet.iter().all(|(t, _)| searched.contains(&t.spec.name)) {
+        return Vec::new();
+    }
+    vec![DeviceGroup {
+        name: ctx.scenario.targets.fleet_name().unwrap_or_default(),
+        classes: fleet,
+    }]
+}
+
+/// The profiles a group runs `variant` at `precision` with, one per class:
+/// on one class its best backend; on a fleet one build for every class, the
+/// backend whose slowest class is fastest by `cost` (lower is better, given
+/// the profile, the class and its share of the requests).
+fn group_profiles(
+    ctx: &Context<'_>,
+    group: &DeviceGroup<'_>,
+    variant: &str,
+    precision: Precision,
+    cost: impl Fn(&ComputeProfile, &Target, f64) -> f64,
+) -> Option<Vec<ComputeProfile>> {
+    if let [(device, _)] = group.classes[..] {
+        return best(ctx, variant, precision, &device.spec.name).map(|p| vec![p.clone()]);
+    }
+    let mut chosen: Option<(f64, Vec<ComputeProfile>)> = None;
+    for &backend in &ctx.scenario.search.backends {
+        if !backend_allows(backend, precision) {
+            continue;
+        }
+        let profiles: Option<Vec<ComputeProfile>> = group
+            .classes
+            .iter()
+            .map(|(device, _)| {
+                ctx.profiles
+                    .find(variant, backend, precision, &device.spec.name)
+                    .filter(|p| !p.points.is_empty())
+                    .cloned()
+            })
+            .collect();
+        let Some(profiles) = profiles else {
+            continue;
+        };
+        let slowest = group
+            .classes
+            .iter()
+            .zip(&profiles)
+            .map(|((device, share), p)| cost(p, device, *share))
+            .fold(f64::NEG_INFINITY, f64::max);
+        if chosen.as_ref().is_none_or(|(best, _)| slowest < *best) {
+            chosen = Some((slowest, profiles));
+        }
+    }
+    chosen.map(|(_, profiles)| profiles)
+}
+
+/// Why a group's devices cannot run the plan: the plan's own checks (privacy,
+/// accuracy) once, then each class's (its memory, its profile's limits),
+/// named by class on a fleet.
+fn group_checks(
+    ctx: &Context<'_>,
+    group: &DeviceGroup<'_>,
+    profiles: &[ComputeProfile],
+    uses_cloud: bool,
+    variant: &str,
+    precision: Precision,
+    agreement: &super::evaluate::Agreement,
+) -> Vec<String> {
+    let mut reasons = static_checks(ctx, uses_cloud, variant, precision, agreement, None);
+    let shared = reasons.clone();
+    let several = group.classes.len() > 1;
+    for ((device, _), profile) in group.classes.iter().zip(profiles) {
+        let own = static_checks(ctx, uses_cloud, variant, precision, agreement, Some(device))
+            .into_iter()
+            .filter(|r| !shared.contains(r))
+            .chain(profile.infeasible.clone());
+        for why in own {
+            reasons.push(if several {
+                format!("{}: {why}", device.spec.name)
+            } else {
+                why
+            });
+        }
+    }
+    reasons
+}
+
+/// The slowest class's time for one request (a lower bound on the plan's latency).
+fn slowest_request_s(profiles: &[ComputeProfile]) -> f64 {
+    profiles.iter().map(|p| p.median_s(1)).fold(0.0, f64::max)
+}
+
 fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
     let base = Base {
         mode: Mode::OnlineHttp,
         placement: Placement::Edge,
     };
-    for device in targets(ctx, true) {
+    let fan_out = ctx.scenario.inputs.predictions_per_request;
+    for group in device_groups(ctx) {
         for (variant, precision) in model_configs(ctx) {
-            let Some(online) = best_online(ctx, &variant, precision, &device.spec.name) else {
+            let request_s =
+                |p: &ComputeProfile, _: &Target, _: f64| p.per_request(fan_out).median_s(1);
+            let Some(profiles) = group_profiles(ctx, &group, &variant, precision, request_s) else {
                 continue;
             };
-            let profile = &online;
+            let profiles: Vec<ComputeProfile> =
+                profiles.iter().map(|p| p.per_request(fan_out)).collect();
+            let source = source_of(&profiles[0]);
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
-            let mut c = base.candidate(&device.spec.name, profile);
-            let mut reasons =
-                static_checks(ctx, false, &variant, precision, &agreement, Some(device));
-            if let Some(why) = &profile.infeasible {
-                reasons.push(why.clone());
-            }
+            let mut c = base.candidate(&group.name, &profiles[0]);
+            let reasons = group_checks(
+                ctx, &group, &profiles, false, &variant, precision, &agreement,
+            );
             if !reasons.is_empty() {
-                out.push(pruned(
-                    c,
-                    source_of(profile),
-                    accuracy,
-                    profile.median_s(1),
-                    reasons.join("; "),
-                ));
+                let floor = slowest_request_s(&profiles);
+                out.push(pruned(c, source, accuracy, floor, reasons.join("; ")));
                 continue;
             }
             c.replicas = 1;
-            let (devices, share, scale) = edge_devices(device, profile, &c);
-            let fleet = device.fleet_size.unwrap_or(1).max(1) as f64;
-            let plan = SimPlan {
-                mode: sim::Mode::Edge(devices),
-                rates: rates(0.0, 0.0, 0.0),
-                usage: UsageExtras {
-                    devices_per_simulated_device: scale,
-                    ..UsageExtras::default()
-                },
-                source: source_of(profile),
+            let capacity_rps = group.capacity(|i| profiles[i].capacity_per_s(1));
+            if let ([(device, _)], [profile]) = (&group.classes[..], &profiles[..]) {
+                let (devices, share, scale) = edge_devices(device, profile, &c);
+                let plan = SimPlan {
+                    mode: sim::Mode::Edge(devices),
+                    rates: rates(0.0, 0.0, 0.0),
+                    usage: UsageExtras {
+                        devices_per_simulated_device: scale,
+                        ..UsageExtras::default()
+                    },
+                    source,
+                    accuracy,
+                    capacity_rps,
+                    rejected: Vec::new(),
+                    arrival_share: share,
+                    device_power_w: Some(device.spec.power_watts),
+                };
+                out.push(simulate_candidate(ctx, c, plan, budget));
+                continue;
+            }
+            let plan = DevicesPlan {
+                classes: group.simulated_classes(&profiles, &c),
+                fallback: None,
+                source,
                 accuracy,
-                capacity_rps: profile.capacity_per_s(1) * fleet,
-                rejected: Vec::new(),
-                arrival_share: share,
-                device_power_w: Some(device.spec.power_watts),
+                capacity_rps,
             };
-            out.push(simulate_candidate(ctx, c, plan, budget));
+            out.push(simulate_devices(ctx, c, plan, budget));
         }
     }
 }
@@ -878,28 +1038,46 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
         mode: Mode::Batch,
         placement: Placement::Edge,
     };
-    for device in targets(ctx, true) {
+    for group in device_groups(ctx) {
         for (variant, precision) in model_configs(ctx) {
-            let Some(profile) = best(ctx, &variant, precision, &device.spec.name) else {
+            // Activations grow with the batch: the job runs the measured
+            // batch with the most inputs per second among those every
+            // class's memory holds (one input at a time is what
+            // static_checks holds it to).
+            let fits = |b: u32| {
+                group.classes.iter().all(|(device, _)| {
+                    device_memory_needed(s, &variant, precision, b)
+                        <= device_memory_limit(s, device)
+                })
+            };
+            // A class's time for its share of the keys, per key.
+            let job_s = |p: &ComputeProfile, device: &Target, share: f64| {
+                let b = p.most_efficient_batch(fits);
+                share / (inputs_per_s(ctx, p, b) * device.fleet_size.unwrap_or(1).max(1) as f64)
+            };
+            let Some(profiles) = group_profiles(ctx, &group, &variant, precision, job_s) else {
                 continue;
             };
+            let source = source_of(&profiles[0]);
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
-            let mut c = base.candidate(&device.spec.name, profile);
-            // Activations grow with the batch: the job runs the measured
-            // batch with the most inputs per second among those the
-            // device's memory holds (one input at a time is what
-            // static_checks holds it to).
-            let memory = device_memory_limit(s, device);
-            c.max_batch = profile.most_efficient_batch(|b| {
-                device_memory_needed(s, &variant, precision, b) <= memory
-            });
-            let mut reasons =
-                static_checks(ctx, false, &variant, precision, &agreement, Some(device));
-            if let Some(why) = &profile.infeasible {
-                reasons.push(why.clone());
-            }
-            let fleet = device.fleet_size.unwrap_or(1).max(1);
+            let mut c = base.candidate(&group.name, &profiles[0]);
+            // Each class's devices compute their share of the keys at once:
+            // the fleet's speed is its slowest class's (on one class, every
+            // device of it together).
+            let speed = |b: u32| group.capacity(|i| inputs_per_s(ctx, &profiles[i], b));
+            c.max_batch = profiles[0]
+                .points
+                .iter()
+                .map(|p| p.batch_size)
+                .filter(|&b| fits(b))
+                .map(|b| (speed(b), b))
+                .filter(|(rate, _)| rate.is_finite())
+                .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+                .map_or(1, |(_, b)| b);
+            let mut reasons = group_checks(
+                ctx, &group, &profiles, false, &variant, precision, &agreement,
+            );
             let items = match finite_inputs(s) {
                 Ok(n) => n,
                 Err(why) => {
@@ -907,28 +1085,54 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     0
                 }
             };
-            // The fleet runs the job as one instance of its combined speed:
-            // each device computes its share of the inputs, a fraction of a
-            // key on average (rounding each device up to whole keys had made
-            // one input more than a multiple of the fleet double the energy).
-            let per_instance = inputs_per_s(ctx, profile, c.max_batch) * fleet as f64;
-            let job = match job_or_reasons(
-                ctx,
-                reasons,
-                items,
-                per_instance,
-                1,
-                device.spec.cold_start_ms / 1000.0,
-            ) {
+            // Each device computes its share of its class's keys, a fraction
+            // of a key on average (rounding each device up to whole keys had
+            // made one input more than a multiple of the fleet double the
+            // energy): a class is busy for its start-up and its share of the
+            // keys at the speed of all its devices, and the job lasts as long
+            // as its slowest class, planned as one instance of that speed.
+            let busy_per_run: Vec<f64> = group
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, (device, share))| {
+                    let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
+                    let speed = inputs_per_s(ctx, &profiles[i], c.max_batch) * devices;
+                    device.spec.cold_start_ms / 1000.0 + share * items as f64 / speed
+                })
+                .collect();
+            let slowest = (0..group.classes.len())
+                .max_by(|&a, &b| busy_per_run[a].total_cmp(&busy_per_run[b]))
+                .unwrap_or(0);
+            let (device, share) = group.classes[slowest];
+            let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
+            let per_instance =
+                inputs_per_s(ctx, &profiles[slowest], c.max_batch) * devices / share.max(1e-12);
+            let startup_s = device.spec.cold_start_ms / 1000.0;
+            let job = match job_or_reasons(ctx, reasons, items, per_instance, 1, startup_s) {
                 Ok(job) => job,
                 Err(why) => {
-                    out.push(pruned(c, source_of(profile), accuracy, 0.0, why));
+                    out.push(pruned(c, source, accuracy, 0.0, why));
                     continue;
                 }
             };
-            // The job's energy on every device of the fleet, per month.
-            let job_energy_j =
-                job.instance_hours_per_month * 3600.0 * device.spec.power_watts * fleet as f64;
+            // Each device's share of the month the job keeps it busy, and
+            // the job's energy on every device of the fleet, per month.
+            let month_s = HOURS_PER_MONTH * 3600.0;
+            let busy: Vec<f64> = busy_per_run
+                .iter()
+                .map(|b| (job.runs_per_month * b / month_s).min(1.0))
+                .collect();
+            let job_energy_j: f64 = group
+                .classes
+                .iter()
+                .zip(&busy)
+                .map(|((device, _), share)| {
+                    let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
+                    share * month_s * device.spec.power_watts * devices
+                })
+                .sum();
+            let single = group.classes.len() == 1;
             let plan = SimPlan {
                 mode: sim::Mode::BatchLookup(lookup_path(ctx, None, &job)),
                 rates: rates(0.0, 0.0, 0.0),
@@ -936,17 +1140,39 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     devices_per_simulated_device: 1.0,
                     extra_energy_j: job_energy_j,
                     // Every device runs the whole job, its share of the keys.
-                    device_job_busy_share: job.instance_hours_per_month / HOURS_PER_MONTH,
+                    device_job_busy_share: if single { busy[0] } else { 0.0 },
                     ..UsageExtras::default()
                 },
-                source: source_of(profile),
+                source,
                 accuracy,
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
                 arrival_share: 1.0,
-                device_power_w: Some(device.spec.power_watts),
+                device_power_w: single.then(|| group.classes[0].0.spec.power_watts),
             };
-            out.push(simulate_candidate(ctx, c, plan, budget));
+            let mut e = simulate_candidate(ctx, c, plan, budget);
+            if !single && e.simulated {
+                // Each class draws its own power, checked against the limit;
+                // every class's users read the same stored answers.
+                for ((device, traffic_share), busy_share) in group.classes.iter().zip(&busy) {
+                    let mut why = Vec::new();
+                    let watts =
+                        check_device_power(ctx, device.spec.power_watts, *busy_share, &mut why);
+                    e.rejected.extend(
+                        why.into_iter()
+                            .map(|r| format!("{}: {r}", device.spec.name)),
+                    );
+                    e.device_power_w = Some(e.device_power_w.map_or(watts, |w| w.max(watts)));
+                    e.plan.device_classes.push(DeviceClassFigures {
+                        target: device.spec.name.clone(),
+                        devices: device.fleet_size.unwrap_or(1).max(1),
+                        traffic_share: *traffic_share,
+                        latency_ms: e.plan.latency_ms,
+                        average_power_w: watts,
+                    });
+                }
+            }
+            out.push(e);
         }
     }
 }
@@ -965,16 +1191,24 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
     // The fallback's cloud share may be too light to fill a batch before its
     // delay: every batching is tried, unbatched among them.
     let batchings = batchings(ctx);
-    for device in targets(ctx, true) {
+    let fan_out = s.inputs.predictions_per_request;
+    for group in device_groups(ctx) {
         for (variant, precision) in model_configs(ctx) {
             // The small model runs on the device; the reference serves the fallback.
             if variant == reference && s.model.variants.len() > 1 {
                 continue;
             }
-            let Some(edge_online) = best_online(ctx, &variant, precision, &device.spec.name) else {
+            let request_s =
+                |p: &ComputeProfile, _: &Target, _: f64| p.per_request(fan_out).median_s(1);
+            let Some(edge_profiles) = group_profiles(ctx, &group, &variant, precision, request_s)
+            else {
                 continue;
             };
-            let edge_profile = &edge_online;
+            let edge_profiles: Vec<ComputeProfile> = edge_profiles
+                .iter()
+                .map(|p| p.per_request(fan_out))
+                .collect();
+            let edge_profile = &edge_profiles[0];
             let fallback = s
                 .model
                 .variants
@@ -1007,21 +1241,23 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                             (small + caught * cloud).min(1.0)
                         });
                 let accuracy = agreement.shown();
-                let mut c = base.candidate(&device.spec.name, edge_profile);
+                let mut c = base.candidate(&group.name, edge_profile);
                 c.fallback_target = Some(cloud.spec.name.clone());
                 c.fallback_model = Some(FallbackModel {
                     variant: cloud_profile.variant.clone(),
                     backend: cloud_profile.backend,
                     precision: cloud_profile.precision,
                 });
-                let mut reasons =
-                    static_checks(ctx, true, &variant, precision, &agreement, Some(device));
-                for why in [&edge_profile.infeasible, &cloud_profile.infeasible]
-                    .into_iter()
-                    .flatten()
-                {
-                    reasons.push(why.clone());
-                }
+                let mut reasons = group_checks(
+                    ctx,
+                    &group,
+                    &edge_profiles,
+                    true,
+                    &variant,
+                    precision,
+                    &agreement,
+                );
+                reasons.extend(cloud_profile.infeasible.clone());
                 if !reasons.is_empty() {
                     out.push(with_instance_cost(
                         ctx,
@@ -1029,7 +1265,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                             c,
                             source_of(edge_profile),
                             accuracy,
-                            edge_profile.median_s(1),
+                            slowest_request_s(&edge_profiles),
                             reasons.join("; "),
                         ),
                         cloud.spec.usd_per_hour,
@@ -1061,21 +1297,19 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         let mut local = c.clone();
                         local.max_batch = 1;
                         local.max_delay_ms = 0.0;
-                        let (edge, edge_share, scale) = edge_devices(device, edge_profile, &local);
-                        let plan = FallbackPlan {
-                            edge,
-                            edge_share,
-                            devices_per_simulated_device: scale,
-                            online,
-                            cloud_share,
-                            rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
-                            replicas: r,
+                        let plan = DevicesPlan {
+                            classes: group.simulated_classes(&edge_profiles, &local),
+                            fallback: Some(CloudFallback {
+                                online,
+                                cloud_share,
+                                rates: rates(cloud.spec.usd_per_hour, 0.0, 0.0),
+                                replicas: r,
+                            }),
                             source: FigureSource::Projected,
                             accuracy,
                             capacity_rps: capacity * f64::from(r) / cloud_share.max(1e-9),
-                            edge_busy_power_w: device.spec.power_watts,
                         };
-                        Some(simulate_fallback(ctx, c, plan, budget))
+                        Some(simulate_devices(ctx, c, plan, budget))
                     });
                 }
             }

@@ -68,6 +68,7 @@ fn plan(
         failure_rate: 0.0,
         staleness_s: None,
         consumer_lag: None,
+        device_classes: Vec::new(),
         energy_mj_per_prediction: None,
         on_pareto_front,
         simulated: true,

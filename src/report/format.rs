@@ -106,6 +106,26 @@ pub fn usd_small(value: f64) -> String {
     }
 }
 
+/// Watts with three significant figures down to µW: a device's average draw
+/// can be a few mW ("0.00 W" said nothing).
+pub fn watts(w: f64) -> String {
+    let (value, unit) = if w >= 1.0 || w <= 0.0 || !w.is_finite() {
+        (w, "W")
+    } else if w >= 1e-3 {
+        (w * 1e3, "mW")
+    } else {
+        (w * 1e6, "µW")
+    };
+    let decimals = if value >= 100.0 || value == 0.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
 /// A whole number with thousands separators: "100,000".
 pub fn thousands(whole: f64) -> String {
     let digits = format!("{whole:.0}");

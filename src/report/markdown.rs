@@ -46,16 +46,51 @@ fn batching(plan: &Plan) -> String {
 }
 
 fn headline(plan: &Plan) -> String {
+    // On devices a plan runs on each user's own device: no replica count.
+    let on = if plan.placement == crate::scenario::Placement::Edge {
+        plan.target.clone()
+    } else {
+        format!("{} x {}", plan.replicas, plan.target)
+    };
     format!(
-        "**{}** in the **{}** on **{} x {}**, {} {}, model `{}`",
-        plan.mode,
-        plan.placement,
-        plan.replicas,
-        plan.target,
-        plan.backend,
-        plan.precision,
-        plan.model_variant
+        "**{}** in the **{}** on **{}**, {} {}, model `{}`",
+        plan.mode, plan.placement, on, plan.backend, plan.precision, plan.model_variant
     )
+}
+
+/// A fleet plan's device classes: each class's share of the requests and
+/// what its users see.
+fn device_classes_table(out: &mut String, plan: &Plan) {
+    if plan.device_classes.is_empty() {
+        return;
+    }
+    out.push_str("Device classes (one fleet, each class serving its own users):\n\n");
+    let rows: Vec<Vec<String>> = plan
+        .device_classes
+        .iter()
+        .map(|c| {
+            vec![
+                c.target.clone(),
+                format::thousands(c.devices as f64),
+                format::percent(c.traffic_share, 1),
+                format::ms(c.latency_ms.p50),
+                format::ms(c.latency_ms.p99),
+                format::watts(c.average_power_w),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("Class", Align::Left),
+            ("Devices", Align::Right),
+            ("Share of requests", Align::Right),
+            ("p50", Align::Right),
+            ("p99", Align::Right),
+            ("Average power", Align::Right),
+        ],
+        &rows,
+    ));
+    out.push('\n');
 }
 
 /// Every plan of the report: recommended first, then alternatives, with
@@ -262,6 +297,7 @@ fn section_recommended(out: &mut String, plan: &Plan) {
     }
     out.push_str(&table(&[("", Align::Left), ("", Align::Left)], &rows));
     out.push('\n');
+    device_classes_table(out, plan);
     if !plan.cost_breakdown.is_empty() {
         out.push_str("Cost breakdown:\n\n");
         let mut rows: Vec<Vec<String>> = plan

@@ -120,6 +120,26 @@ pub struct Plan {
     /// many requests failed to reach it, or in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_latency_ms: Option<f64>,
+    /// Edge and hybrid plans on a fleet (`targets.edge_classes = "fleet"`):
+    /// each device class with its share of the requests and what its users
+    /// see. Empty for plans on one class or in the cloud.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_classes: Vec<DeviceClassFigures>,
+}
+
+/// One device class of a plan on a fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceClassFigures {
+    /// The class's edge target.
+    pub target: String,
+    pub devices: u64,
+    /// Share of all requests this class's devices serve, 0..=1.
+    pub traffic_share: f64,
+    /// Latency of the requests this class's devices serve (with a cloud
+    /// fallback, its share of them answered in the cloud included).
+    pub latency_ms: LatencyPercentiles,
+    /// Average power a device of this class draws for the model, W.
+    pub average_power_w: f64,
 }
 
 /// The cloud half of an edge + cloud fallback plan.

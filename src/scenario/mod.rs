@@ -268,6 +268,10 @@ pub struct Target {
     pub speed_factor: Option<f64>,
     /// Edge: number of devices in the fleet.
     pub fleet_size: Option<u64>,
+    /// Edge class of a fleet (`targets.edge_classes = "fleet"`): the share
+    /// of the requests its devices serve, when stated (else its share of
+    /// the fleet's devices, see [`Targets::fleet`]).
+    pub traffic_share: Option<f64>,
     /// Name of the link (in `Targets::links`) between the client and this target.
     pub link: Option<String>,
     /// Cloud: µs of one core a replica spends on each HTTP request besides
@@ -315,12 +319,86 @@ pub struct Storage {
 pub struct Targets {
     pub cloud: Vec<Target>,
     pub edge: Vec<Target>,
+    /// Whether the edge classes are alternatives or parts of one fleet.
+    pub edge_classes: EdgeClasses,
     pub links: Vec<Link>,
     pub broker: Option<Broker>,
     pub storage: Option<Storage>,
 }
 
+/// How several `[[targets.edge]]` relate (`targets.edge_classes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeClasses {
+    /// Each class is planned on its own, carrying all the traffic: chips
+    /// of one product to choose between (a microcontroller or an
+    /// application processor), or devices a team could target.
+    #[default]
+    Alternatives,
+    /// The classes are parts of one fleet (the flagship and mid-range
+    /// phones users own): an edge plan runs one build of the model on
+    /// every class, each serving its own users' share of the requests.
+    Fleet,
+}
+
+impl EdgeClasses {
+    pub const ALL: [EdgeClasses; 2] = [EdgeClasses::Alternatives, EdgeClasses::Fleet];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeClasses::Alternatives => "alternatives",
+            EdgeClasses::Fleet => "fleet",
+        }
+    }
+}
+
 impl Targets {
+    /// The target an edge plan on the whole fleet names: its classes joined
+    /// by `&` (`None` unless the edge classes are a fleet).
+    pub fn fleet_name(&self) -> Option<String> {
+        let fleet = self.fleet();
+        (!fleet.is_empty()).then(|| {
+            let names: Vec<&str> = fleet.iter().map(|(t, _)| t.spec.name.as_str()).collect();
+            names.join("&")
+        })
+    }
+
+    /// The edge classes a plan's `target` runs on, each with the share of
+    /// the requests its devices serve: the fleet's classes for the fleet's
+    /// name, the class of that name alone (serving every request), or none.
+    pub fn device_classes(&self, target: &str) -> Vec<(&Target, f64)> {
+        if self.fleet_name().as_deref() == Some(target) {
+            return self.fleet();
+        }
+        self.edge
+            .iter()
+            .filter(|t| t.spec.name == target)
+            .map(|t| (t, 1.0))
+            .collect()
+    }
+
+    /// The edge classes of a fleet with the share of all requests each
+    /// serves: its stated `traffic_share`, else its share of the fleet's
+    /// devices (every device sends as many requests). Empty unless
+    /// `edge_classes` is [`EdgeClasses::Fleet`].
+    pub fn fleet(&self) -> Vec<(&Target, f64)> {
+        if self.edge_classes != EdgeClasses::Fleet {
+            return Vec::new();
+        }
+        let devices: f64 = self
+            .edge
+            .iter()
+            .map(|t| t.fleet_size.unwrap_or(1).max(1) as f64)
+            .sum();
+        self.edge
+            .iter()
+            .map(|t| {
+                let by_devices = t.fleet_size.unwrap_or(1).max(1) as f64 / devices.max(1.0);
+                (t, t.traffic_share.unwrap_or(by_devices))
+            })
+            .collect()
+    }
+
     /// The target called `name` (cloud or edge).
     pub fn find(&self, name: &str) -> Option<&Target> {
         self.cloud

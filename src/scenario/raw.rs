@@ -119,6 +119,7 @@ pub(crate) struct RawConstraints {
 pub(crate) struct RawTargets {
     pub cloud: Option<Vec<S<RawTarget>>>,
     pub edge: Option<Vec<S<RawTarget>>>,
+    pub edge_classes: Opt<String>,
     pub links: Option<Vec<S<RawLink>>>,
     pub broker: Opt<RawBroker>,
     pub storage: Opt<RawStorage>,
@@ -148,6 +149,7 @@ pub(crate) struct RawTarget {
     pub request_cpu_us: Opt<f64>,
     pub message_cpu_us: Opt<f64>,
     pub fleet_size: Opt<i64>,
+    pub traffic_share: Opt<f64>,
     pub link: Opt<String>,
     pub source: Opt<String>,
 }

@@ -193,7 +193,15 @@ pub(super) fn render(s: &Scenario) -> String {
         parts.push(format!("device power <= {p} W"));
     }
     let _ = writeln!(out, "constraints {}", parts.join("; "));
-    let _ = writeln!(out, "targets");
+    if s.targets.edge_classes == super::EdgeClasses::Fleet {
+        let _ = writeln!(
+            out,
+            "targets     the edge classes are one fleet, each serving its own users"
+        );
+    } else {
+        let _ = writeln!(out, "targets");
+    }
+    let shares = s.targets.fleet();
     for target in s.targets.cloud.iter().chain(&s.targets.edge) {
         let spec = &target.spec;
         let mut line = format!(
@@ -222,6 +230,9 @@ pub(super) fn render(s: &Scenario) -> String {
         }
         if let Some(n) = target.fleet_size {
             let _ = write!(line, ", fleet {}", format_count(n as f64));
+        }
+        if let Some((_, share)) = shares.iter().find(|(t, _)| t.spec.name == spec.name) {
+            let _ = write!(line, " ({:.1}% of requests)", share * 100.0);
         }
         if let Some(l) = &target.link {
             let _ = write!(line, ", via {l}");

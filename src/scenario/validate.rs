@@ -35,6 +35,9 @@ const MAX_TRACE_EVENTS: usize = 10_000_000;
 
 /// Largest trace CSV read.
 const MAX_TRACE_BYTES: u64 = 512 << 20;
+/// How far a fleet's stated traffic shares may add up from 1 (shares
+/// written with three decimals, `0.333` three times, still pass).
+const FLEET_SHARE_TOLERANCE: f64 = 0.005;
 
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors> {
     if text.trim().is_empty() {
@@ -1948,13 +1951,68 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let edge_classes = match &t.edge_classes {
+            Some(c) => {
+                let table: Vec<(&str, EdgeClasses)> =
+                    EdgeClasses::ALL.iter().map(|e| (e.name(), *e)).collect();
+                self.choice(c, "targets.edge_classes", "edge classes", &table)
+            }
+            None => Some(EdgeClasses::Alternatives),
+        };
+        match edge_classes {
+            Some(classes) => ok &= self.fleet_keys(t, classes),
+            None => ok = false,
+        }
         ok.then_some(Targets {
             cloud,
             edge,
+            edge_classes: edge_classes.unwrap_or_default(),
             links,
             broker,
             storage,
         })
+    }
+
+    /// The keys that describe a fleet (`edge_classes = "fleet"`): every
+    /// class states its `fleet_size` (the per-device rate depends on it),
+    /// and `traffic_share` is stated for every class or none, the shares
+    /// adding up to 1; without a fleet `traffic_share` means nothing.
+    fn fleet_keys(&mut self, t: &RawTargets, classes: EdgeClasses) -> bool {
+        let edge = t.edge.as_deref().unwrap_or_default();
+        let shares: Vec<(usize, &S<f64>)> = edge
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.get_ref().traffic_share.as_ref().map(|s| (i, s)))
+            .collect();
+        let mut ok = true;
+        if classes != EdgeClasses::Fleet {
+            for (i, share) in shares {
+                self.err(share.span(), &format!("targets.edge[{i}].traffic_share"), "key `traffic_share` applies only to a fleet: add `edge_classes = \"fleet\"` to [targets] when the edge classes are parts of one fleet (each serving its own users' share), or remove it (alternatives each carry all the traffic)");
+                ok = false;
+            }
+            return ok;
+        }
+        for (i, e) in edge.iter().enumerate() {
+            if e.get_ref().fleet_size.is_none() {
+                self.err(e.span(), &format!("targets.edge[{i}].fleet_size"), "missing required key: the number of devices of this class (edge_classes = \"fleet\": each class serves its own users)");
+                ok = false;
+            }
+        }
+        if !shares.is_empty() && shares.len() < edge.len() {
+            let missing: Vec<String> = (0..edge.len())
+                .filter(|i| !shares.iter().any(|(j, _)| j == i))
+                .map(|i| format!("targets.edge[{i}]"))
+                .collect();
+            self.err(shares[0].1.span(), &format!("targets.edge[{}].traffic_share", shares[0].0), format!("traffic_share is stated for some classes of the fleet but not for {}: state it for every class (the shares add up to 1) or for none (each class then serves its share of the devices)", missing.join(", ")));
+            ok = false;
+        } else if !shares.is_empty() {
+            let total: f64 = shares.iter().map(|(_, s)| *s.get_ref()).sum();
+            if (total - 1.0).abs() > FLEET_SHARE_TOLERANCE {
+                self.err(shares[0].1.span(), &format!("targets.edge[{}].traffic_share", shares[0].0), format!("the fleet's traffic shares add up to {}: they must add up to 1 (within {FLEET_SHARE_TOLERANCE})", number(total)));
+                ok = false;
+            }
+        }
+        ok
     }
 
     fn link(&mut self, link: &S<RawLink>, key: &str) -> Option<Link> {
@@ -2268,6 +2326,22 @@ impl Validator<'_> {
             (None, TargetKind::Edge) => Some(Some(1)),
             (None, TargetKind::Cloud) => Some(None),
         };
+        let traffic_share = match (&t.traffic_share, kind) {
+            (Some(f), TargetKind::Edge) => self
+                .in_range(
+                    f,
+                    &join(key, "traffic_share"),
+                    (0.0, true),
+                    (1.0, false),
+                    "share of all requests this device class serves",
+                )
+                .map(Some),
+            (Some(f), TargetKind::Cloud) => {
+                self.err(f.span(), &join(key, "traffic_share"), "key `traffic_share` applies only to [[targets.edge]] of a fleet (cloud replicas share their traffic as the planner sizes them)");
+                None
+            }
+            (None, _) => Some(None),
+        };
         let request_cpu_us = self.handling_cpu_us(
             &t.request_cpu_us,
             kind,
@@ -2341,6 +2415,7 @@ impl Validator<'_> {
             catalog: t.catalog.as_ref().map(|c| c.get_ref().clone()),
             speed_factor,
             fleet_size: fleet_size?,
+            traffic_share: traffic_share?,
             link,
             request_cpu_us: request_cpu_us?,
             message_cpu_us: message_cpu_us?,
@@ -2542,6 +2617,17 @@ impl Validator<'_> {
                             not_accepted("target", name.get_ref(), &accepted)
                                 .replace("is not accepted", "is not defined in [targets]"),
                         );
+                        ok = false;
+                    }
+                }
+                if ok && t.edge_classes == EdgeClasses::Fleet {
+                    let classes: Vec<&str> = t.edge.iter().map(|e| e.spec.name.as_str()).collect();
+                    let listed = |c: &str| list.get_ref().iter().any(|n| n.get_ref() == c);
+                    let named: Vec<&str> = classes.iter().filter(|c| listed(c)).copied().collect();
+                    if !named.is_empty() && named.len() < classes.len() {
+                        let left: Vec<&str> =
+                            classes.iter().filter(|c| !listed(c)).copied().collect();
+                        self.err(list.span(), "search.targets", format!("lists {} but not {}: the edge classes are one fleet (targets.edge_classes = \"fleet\"), planned together; list all of them or none", named.join(", "), left.join(", ")));
                         ok = false;
                     }
                 }
@@ -2771,6 +2857,39 @@ fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
     crate::sim::parse_trace_csv(&text).map_err(|e| e.to_string())
 }
 
+/// What of a checked trace is replayed, and over how long: the replay starts
+/// at its first arrival (nothing happens before it: a trace that starts late
+/// is not an idle system) and ends with the window, at `duration_s` on the
+/// trace's clock (0: none given, the window ends at the last timestamp).
+/// Timestamps after the window are dropped (laps replay the window), the
+/// rest shifted to start at 0. The window lasts at least a millisecond.
+fn replayed_trace(timestamps_s: &[f64], duration_s: f64) -> (Vec<f64>, f64) {
+    let first = timestamps_s.first().copied().unwrap_or(0.0);
+    let last = timestamps_s.last().copied().unwrap_or(0.0);
+    let end = if duration_s > 0.0 { duration_s } else { last };
+    let kept = timestamps_s
+        .iter()
+        .take_while(|&&t| t <= end)
+        .map(|&t| t - first)
+        .collect();
+    (kept, (end - first).max(1e-3))
+}
+
+/// Arrivals of `timestamps_s` (sorted) the planner measures when the window
+/// ends at `window_end_s`: those in it, less the first
+/// [`Traffic::trace_warmup_arrivals`] (simulated, not measured; arrivals at
+/// the same instant as the last of those are measured). Returns (in the
+/// window, warming up, measured).
+fn measured_trace_arrivals(timestamps_s: &[f64], window_end_s: f64) -> (usize, usize, usize) {
+    let in_window = timestamps_s.partition_point(|&t| t <= window_end_s);
+    let warm = Traffic::trace_warmup_arrivals(in_window);
+    let measured = match timestamps_s[..in_window].get(warm) {
+        Some(&from) => in_window - timestamps_s.partition_point(|&t| t < from),
+        None => 0,
+    };
+    (in_window, warm, measured)
+}
+
 /// Refuse a trace that cannot define a rate or a meaningful simulation: fewer
 /// than two distinct timestamps, timestamps beyond the longest window, too few
 /// arrivals inside the simulated window after the warm-up, or a rate beyond
@@ -2822,36 +2941,3 @@ fn check_trace(timestamps_s: Vec<f64>, duration_s: Option<f64>) -> Result<Vec<f6
     }
     Ok(timestamps_s)
 }
-/// What of a checked trace is replayed, and over how long: the replay starts
-/// at its first arrival (nothing happens before it: a trace that starts late
-/// is not an idle system) and ends with the window, at `duration_s` on the
-/// trace's clock (0: none given, the window ends at the last timestamp).
-/// Timestamps after the window are dropped (laps replay the window), the
-/// rest shifted to start at 0. The window lasts at least a millisecond.
-fn replayed_trace(timestamps_s: &[f64], duration_s: f64) -> (Vec<f64>, f64) {
-    let first = timestamps_s.first().copied().unwrap_or(0.0);
-    let last = timestamps_s.last().copied().unwrap_or(0.0);
-    let end = if duration_s > 0.0 { duration_s } else { last };
-    let kept = timestamps_s
-        .iter()
-        .take_while(|&&t| t <= end)
-        .map(|&t| t - first)
-        .collect();
-    (kept, (end - first).max(1e-3))
-}
-
-/// Arrivals of `timestamps_s` (sorted) the planner measures when the window
-/// ends at `window_end_s`: those in it, less the first
-/// [`Traffic::trace_warmup_arrivals`] (simulated, not measured; arrivals at
-/// the same instant as the last of those are measured). Returns (in the
-/// window, warming up, measured).
-fn measured_trace_arrivals(timestamps_s: &[f64], window_end_s: f64) -> (usize, usize, usize) {
-    let in_window = timestamps_s.partition_point(|&t| t <= window_end_s);
-    let warm = Traffic::trace_warmup_arrivals(in_window);
-    let measured = match timestamps_s[..in_window].get(warm) {
-        Some(&from) => in_window - timestamps_s.partition_point(|&t| t < from),
-        None => 0,
-    };
-    (in_window, warm, measured)
-}
-

@@ -692,6 +692,7 @@ fn plan(
         failure_rate: if figures.utilisation > 0.9 { 0.01 } else { 0.0 },
         staleness_s: None,
         consumer_lag: None,
+        device_classes: Vec::new(),
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: true,

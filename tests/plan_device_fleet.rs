@@ -1,0 +1,376 @@
+//! Edge classes that are parts of one fleet (`targets.edge_classes =
+//! "fleet"`): a plan runs on every class, each serving its own users' share
+//! of the requests; against the same scenario with the classes as
+//! alternatives, each carrying all the traffic. Synthetic, roofline-shaped
+//! compute profiles (no timing).
+
+mod common;
+
+use std::path::Path;
+
+use common::{load, plan_quickly, synthetic_profiles_with};
+use workbench::plan::{Evaluation, PlanOutcome};
+use workbench::scenario::{self, Mode, Placement, Scenario, ScenarioError};
+use workbench_kernels::{BackendKind, Precision};
+
+const FLEET: &str = "phone-flagship&phone-midrange";
+
+fn shipped_text(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    std::fs::read_to_string(path).expect("shipped scenario")
+}
+
+fn edited_text(name: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = shipped_text(name);
+    for (anchor, replacement) in edits {
+        assert!(text.contains(anchor), "`{anchor}` not in {name}");
+        text = text.replacen(anchor, replacement, 1);
+    }
+    text
+}
+
+fn parse(text: &str) -> Result<Scenario, scenario::ScenarioErrors> {
+    scenario::parse_str(text, Path::new("fleet.toml"))
+}
+
+fn edited(name: &str, edits: &[(&str, &str)]) -> Scenario {
+    parse(&edited_text(name, edits)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The same scenario with its edge classes planned as alternatives.
+fn as_alternatives(name: &str) -> Scenario {
+    edited(name, &[("edge_classes = \"fleet\"", "")])
+}
+
+fn edge_plans(out: &PlanOutcome) -> Vec<&Evaluation> {
+    out.evaluations
+        .iter()
+        .filter(|e| e.plan.placement == Placement::Edge)
+        .collect()
+}
+
+/// The simulated edge plan of `variant` at `precision` on `target`.
+fn plan_on<'a>(
+    out: &'a PlanOutcome,
+    target: &str,
+    mode: Mode,
+    precision: Precision,
+) -> &'a Evaluation {
+    edge_plans(out)
+        .into_iter()
+        .find(|e| {
+            e.candidate.target == target
+                && e.candidate.mode == mode
+                && e.candidate.precision == precision
+                && e.candidate.variant == "full"
+        })
+        .unwrap_or_else(|| panic!("no {} {mode:?} {precision:?} plan on {target}", "full"))
+}
+
+#[test]
+fn a_fleet_is_planned_as_one_target_and_alternatives_each_alone() {
+    let fleet = plan_quickly(&load("face-unlock"), 1.0);
+    let targets: Vec<&str> = edge_plans(&fleet)
+        .iter()
+        .map(|e| e.candidate.target.as_str())
+        .collect();
+    assert!(!targets.is_empty());
+    assert!(targets.iter().all(|t| *t == FLEET), "{targets:?}");
+    let best = fleet.recommended().expect("a feasible plan");
+    assert_eq!(best.candidate.target, FLEET);
+    let why = fleet.rationale.join("\n");
+    assert!(
+        why.contains("phone-flagship (4,000,000 devices, 40% of requests)")
+            && why.contains("phone-midrange (6,000,000 devices, 60% of requests)"),
+        "{why}"
+    );
+    // Both classes' run times are given, each on its own device.
+    assert!(
+        why.contains("on phone-flagship (projected)")
+            && why.contains("on phone-midrange (projected)"),
+        "{why}"
+    );
+
+    let alternatives = plan_quickly(&as_alternatives("face-unlock"), 1.0);
+    let mut targets: Vec<&str> = edge_plans(&alternatives)
+        .iter()
+        .map(|e| e.candidate.target.as_str())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    assert_eq!(targets, ["phone-flagship", "phone-midrange"]);
+}
+
+/// The p99 of a fleet of a fast and a slow class follows the share of the
+/// requests each serves: with the slow class at 0.1% of them it is the fast
+/// class's; with half, the slow class's.
+#[test]
+fn a_fleets_latency_is_its_classes_weighted_by_their_share_of_requests() {
+    let shares = |flagship: &str, midrange: &str| {
+        edited(
+            "face-unlock",
+            &[
+                (
+                    "fleet_size = 4_000_000",
+                    &format!("fleet_size = 4_000_000\ntraffic_share = {flagship}"),
+                ),
+                (
+                    "fleet_size = 6_000_000",
+                    &format!("fleet_size = 6_000_000\ntraffic_share = {midrange}"),
+                ),
+            ],
+        )
+    };
+    let s = shares("0.999", "0.001");
+    let profiles = synthetic_profiles_with(&s, 0.6, 1.0);
+    let service = |target: &str| {
+        profiles
+            .profiles
+            .iter()
+            .find(|p| {
+                p.target == target
+                    && p.variant == "full"
+                    && p.backend == BackendKind::Tiled
+                    && p.precision == Precision::F32
+            })
+            .map(|p| p.median_s(1) * 1000.0)
+            .expect("a tiled f32 profile")
+    };
+    let (fast_ms, slow_ms) = (service("phone-flagship"), service("phone-midrange"));
+    assert!(slow_ms > 2.0 * fast_ms, "{fast_ms} {slow_ms}");
+
+    let p99 = |s: &Scenario| {
+        let out = plan_quickly(s, 1.0);
+        let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+        assert!(e.simulated, "{}: {:?}", e.plan.id, e.reason());
+        e.plan.latency_ms.p99
+    };
+    let mostly_fast = p99(&s);
+    assert!(
+        mostly_fast < slow_ms * 0.9,
+        "p99 {mostly_fast} ms with 0.1% on the slow class ({fast_ms} / {slow_ms} ms)"
+    );
+    let half = p99(&shares("0.5", "0.5"));
+    assert!(
+        half > slow_ms * 0.95,
+        "p99 {half} ms with half on the slow class ({fast_ms} / {slow_ms} ms)"
+    );
+
+    // Each class's users see their own class's latency.
+    let out = plan_quickly(&shares("0.5", "0.5"), 1.0);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+    let classes = &e.plan.device_classes;
+    let names: Vec<&str> = classes.iter().map(|c| c.target.as_str()).collect();
+    assert_eq!(names, ["phone-flagship", "phone-midrange"]);
+    assert_eq!(
+        (classes[0].devices, classes[1].devices),
+        (4_000_000, 6_000_000)
+    );
+    assert_eq!(
+        (classes[0].traffic_share, classes[1].traffic_share),
+        (0.5, 0.5)
+    );
+    let (flagship, midrange) = (&classes[0].latency_ms, &classes[1].latency_ms);
+    assert!(flagship.p99 < slow_ms * 0.9, "{flagship:?} vs {slow_ms} ms");
+    assert!(midrange.p50 > slow_ms * 0.9, "{midrange:?} vs {slow_ms} ms");
+    assert!(classes.iter().all(|c| c.average_power_w > 0.0));
+    // A plan on one class lists none.
+    let alternatives = plan_quickly(&as_alternatives("face-unlock"), 1.0);
+    let alone = plan_on(
+        &alternatives,
+        "phone-midrange",
+        Mode::OnlineHttp,
+        Precision::F32,
+    );
+    assert!(alone.plan.device_classes.is_empty());
+}
+
+#[test]
+fn a_class_that_cannot_hold_the_model_rules_the_fleet_out_and_is_named() {
+    // The mid-range phones get 50 kB for the model: the f32 weights do not fit.
+    let small = (
+        "fleet_size = 6_000_000",
+        "fleet_size = 6_000_000\nmemory_gb = 0.00005",
+    );
+    let fleet = plan_quickly(&edited("face-unlock", &[small]), 1.0);
+    let e = plan_on(&fleet, FLEET, Mode::OnlineHttp, Precision::F32);
+    let why = e.reason().unwrap_or_default();
+    assert!(!e.feasible());
+    assert!(why.contains("phone-midrange: needs"), "{why}");
+    assert!(!why.contains("phone-flagship:"), "{why}");
+
+    // As alternatives, the flagship alone holds it.
+    let text = edited_text("face-unlock", &[small, ("edge_classes = \"fleet\"", "")]);
+    let alternatives = plan_quickly(&parse(&text).unwrap_or_else(|e| panic!("{e}")), 1.0);
+    let flagship = plan_on(
+        &alternatives,
+        "phone-flagship",
+        Mode::OnlineHttp,
+        Precision::F32,
+    );
+    assert!(flagship.feasible(), "{:?}", flagship.reason());
+}
+
+#[test]
+fn each_class_draws_its_own_power_against_the_limit() {
+    let s = edited(
+        "face-unlock",
+        &[(
+            "max_device_power_watts = 3",
+            "max_device_power_watts = 1e-9",
+        )],
+    );
+    let out = plan_quickly(&s, 1.0);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+    let why = e.reason().unwrap_or_default();
+    assert!(
+        why.contains("phone-flagship: draws") && why.contains("phone-midrange: draws"),
+        "{why}"
+    );
+    assert!(e.device_power_w.is_some_and(|w| w > 1e-9));
+}
+
+/// A batch job on a fleet: each class's devices compute their share of the
+/// keys, so the month's energy is each class's energy for all the keys
+/// (the alternatives' figures) weighted by its share, when starting the job
+/// costs nothing (each device's start-up is its own, share or not).
+#[test]
+fn a_fleets_batch_job_spends_each_classes_energy_for_its_share_of_the_keys() {
+    let no_start_up = [
+        (
+            "fleet_size = 400_000",
+            "fleet_size = 400_000\ncold_start_ms = 0",
+        ),
+        (
+            "fleet_size = 600_000",
+            "fleet_size = 600_000\ncold_start_ms = 0",
+        ),
+    ];
+    let alternatives_edits = [
+        no_start_up[0],
+        no_start_up[1],
+        ("edge_classes = \"fleet\"", ""),
+    ];
+    let energy = |e: &Evaluation| {
+        e.plan
+            .cost_breakdown
+            .iter()
+            .filter(|l| l.item.contains("energy"))
+            .map(|l| l.usd_per_month)
+            .sum::<f64>()
+    };
+    let fleet = plan_quickly(&edited("photo-tagging-overnight", &no_start_up), 1.0);
+    let alternatives = plan_quickly(&edited("photo-tagging-overnight", &alternatives_edits), 1.0);
+    let on_fleet = plan_on(&fleet, FLEET, Mode::Batch, Precision::F32);
+    let flagship = plan_on(&alternatives, "phone-flagship", Mode::Batch, Precision::F32);
+    let midrange = plan_on(&alternatives, "phone-midrange", Mode::Batch, Precision::F32);
+    for e in [on_fleet, flagship, midrange] {
+        assert!(e.simulated, "{}: {:?}", e.plan.id, e.reason());
+    }
+    assert_eq!(on_fleet.candidate.max_batch, flagship.candidate.max_batch);
+    assert_eq!(on_fleet.candidate.max_batch, midrange.candidate.max_batch);
+    let expected = 0.4 * energy(flagship) + 0.6 * energy(midrange);
+    let got = energy(on_fleet);
+    assert!(expected > 0.0);
+    assert!(
+        (got - expected).abs() <= 0.02 * expected,
+        "fleet {got} vs {expected} (flagship {}, mid-range {})",
+        energy(flagship),
+        energy(midrange)
+    );
+}
+
+/// Text replacements in a shipped scenario: (anchor, replacement).
+type Edits<'a> = &'a [(&'a str, &'a str)];
+
+fn only_error(text: &str) -> ScenarioError {
+    let errs = parse(text).expect_err("refused").errors;
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    errs.into_iter().next().expect("one")
+}
+
+#[test]
+fn fleet_keys_are_checked_where_they_are_written() {
+    let cases: [(Edits, &str, &str); 6] = [
+        (
+            &[("edge_classes = \"fleet\"", "edge_classes = \"fleets\"")],
+            "targets.edge_classes",
+            "alternatives, fleet",
+        ),
+        (
+            &[
+                ("edge_classes = \"fleet\"", ""),
+                (
+                    "fleet_size = 4_000_000",
+                    "fleet_size = 4_000_000\ntraffic_share = 0.4",
+                ),
+            ],
+            "targets.edge[0].traffic_share",
+            "applies only to a fleet",
+        ),
+        (
+            &[("fleet_size = 6_000_000", "")],
+            "targets.edge[1].fleet_size",
+            "missing required key",
+        ),
+        (
+            &[(
+                "fleet_size = 4_000_000",
+                "fleet_size = 4_000_000\ntraffic_share = 0.4",
+            )],
+            "targets.edge[0].traffic_share",
+            "but not for targets.edge[1]",
+        ),
+        (
+            &[
+                (
+                    "fleet_size = 4_000_000",
+                    "fleet_size = 4_000_000\ntraffic_share = 0.4",
+                ),
+                (
+                    "fleet_size = 6_000_000",
+                    "fleet_size = 6_000_000\ntraffic_share = 0.5",
+                ),
+            ],
+            "targets.edge[0].traffic_share",
+            "add up to 0.9",
+        ),
+        (
+            &[(
+                "seed = 8",
+                "seed = 8\ntargets = [\"phone-midrange\", \"aws-c7i.large\"]",
+            )],
+            "search.targets",
+            "lists phone-midrange but not phone-flagship",
+        ),
+    ];
+    for (edits, key, said) in cases {
+        let e = only_error(&edited_text("face-unlock", edits));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(said), "{e}");
+        assert!(e.line > 0, "{e}");
+    }
+    // Shares written with three decimals pass; all classes listed pass.
+    let thirds = edited_text(
+        "face-unlock",
+        &[
+            (
+                "fleet_size = 4_000_000",
+                "fleet_size = 4_000_000\ntraffic_share = 0.333",
+            ),
+            (
+                "fleet_size = 6_000_000",
+                "fleet_size = 6_000_000\ntraffic_share = 0.667",
+            ),
+            (
+                "seed = 8",
+                "seed = 8\ntargets = [\"phone-midrange\", \"phone-flagship\"]",
+            ),
+        ],
+    );
+    let s = parse(&thirds).unwrap_or_else(|e| panic!("{e}"));
+    let shares: Vec<f64> = s.targets.fleet().iter().map(|(_, share)| *share).collect();
+    assert_eq!(shares, [0.333, 0.667]);
+}
