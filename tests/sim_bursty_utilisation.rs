@@ -138,7 +138,9 @@ fn cloud_utilisation_is_the_busy_share_at_the_peak_rate_whatever_the_seed() {
 
 #[test]
 fn edge_utilisation_is_at_the_peak_and_device_power_at_the_mean_whatever_the_seed() {
-    let s = load("predictive-text");
+    // The flagships alone (as an alternative), at their own per-device rate.
+    let mut s = load("predictive-text");
+    s.targets.edge_classes = workbench::scenario::EdgeClasses::Alternatives;
     let profiles = synthetic_profiles_with(&s, 0.6, 0.995);
     let name = "phone-flagship";
     let device = target(&s, name);

@@ -607,8 +607,12 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
                 field("placement", best.placement.clone()),
                 Span::raw(" · "),
                 field("target", best.target.clone()),
-                Span::raw(" x"),
-                field("replicas", best.replicas.to_string()),
+                // On devices a plan runs on each user's own: no replica count.
+                if best.placement == "edge" {
+                    Span::raw("")
+                } else {
+                    field("replicas", format!(" x{}", best.replicas))
+                },
                 Span::raw(" · "),
                 field("backend", best.backend.clone()),
                 Span::raw(" "),
@@ -1083,11 +1087,15 @@ fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// Dollars to a glance's precision; cents below $10 (an edge plan's few
+/// cents of energy a month had read "$0").
 fn fmt_usd(usd: f64) -> String {
     if usd >= 10_000.0 {
         format!("${:.1}k", usd / 1000.0)
-    } else {
+    } else if usd >= 10.0 || usd == 0.0 {
         format!("${usd:.0}")
+    } else {
+        format!("${usd:.2}")
     }
 }
 
