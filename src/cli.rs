@@ -103,10 +103,14 @@ pub struct RunArgs {
     /// every scenario run must have one (exit 2 otherwise).
     #[arg(long)]
     pub check: bool,
-    /// Compare against a previous plan.json of a scenario in this run; fail (exit 1) on regression.
+    /// Compare against a previous plan.json of a scenario in this run; fail (exit 1) on
+    /// regression: feasibility lost, the baseline's serving decision no longer feasible,
+    /// or latency or cost grown beyond --tolerance widened by the measurement noise (see
+    /// docs/plan-format.md). It must not be a report file this run rewrites (exit 2).
     #[arg(long, value_name = "PLAN.json")]
     pub baseline: Option<PathBuf>,
-    /// Allowed regression against --baseline, e.g. 10% (or 10) [default: 10%].
+    /// Allowed latency and cost growth against --baseline, e.g. 10% (or 10), before the
+    /// measurement noise both runs recorded is added [default: 10%].
     #[arg(long, value_name = "PERCENT", requires = "baseline", value_parser = parse_percent)]
     pub tolerance: Option<f64>,
 }
@@ -115,7 +119,8 @@ pub struct RunArgs {
 pub struct BenchArgs {
     /// Scenario whose reference model variant is measured too (fused and
     /// tiled f32, quantized int8) and projected onto its targets; the
-    /// reference workloads are always measured.
+    /// reference workloads are always measured. A file, or a directory
+    /// holding exactly one scenario (one of several is refused, exit 2).
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
     /// Machine-readable output.
@@ -443,6 +448,19 @@ fn run_scenarios(args: &RunArgs) -> Exit {
             return Exit::BadInput;
         }
     }
+    if let Some(path) = &args.baseline {
+        if let Some(report_file) = baseline_among_reports(path, &args.out, &scenarios) {
+            err(&format!(
+                "{}: the baseline is a report file of this run's --out ({}), which the run \
+                 replaces or removes with every report file of {}; copy the baseline elsewhere \
+                 first, or pass another --out\n",
+                path.display(),
+                args.out.display(),
+                report_file.parent().unwrap_or(&args.out).display()
+            ));
+            return Exit::BadInput;
+        }
+    }
     let formats = report::Formats {
         markdown: args.format.contains(&Format::Md),
         csv: args.format.contains(&Format::Csv),
@@ -471,6 +489,21 @@ fn run_scenarios(args: &RunArgs) -> Exit {
         }
     }
     verdict
+}
+
+/// The report file of `out` that `baseline` is, if any: a run writes or
+/// removes every report file of each scenario's directory, so that baseline
+/// would be lost (replaced by this run's plan, or removed with a format not
+/// written).
+fn baseline_among_reports(baseline: &Path, out: &Path, scenarios: &[Scenario]) -> Option<PathBuf> {
+    scenarios
+        .iter()
+        .flat_map(|s| {
+            report::writer::ALL_FILES
+                .iter()
+                .map(move |name| out.join(&s.name).join(name))
+        })
+        .find(|report_file| report_file.exists() && same_file(baseline, report_file))
 }
 
 /// Largest baseline plan.json read: a plan of every candidate a search can
@@ -531,13 +564,19 @@ fn run_one(
     if let Some((path, old)) = baseline.filter(|(_, b)| b.scenario == s.name) {
         let tolerance = args.tolerance.unwrap_or(DEFAULT_TOLERANCE_PERCENT) / 100.0;
         let findings = report::compare_with_baseline(old, &report, tolerance);
-        for f in findings.iter().filter(|f| f.fails()) {
-            verdict = Exit::Failure;
-            lines.push(format!(
-                "REGRESSION against {}: {}",
-                path.display(),
-                f.describe()
-            ));
+        for f in &findings {
+            if f.fails() {
+                verdict = Exit::Failure;
+                lines.push(format!(
+                    "REGRESSION against {}: {}",
+                    path.display(),
+                    f.describe()
+                ));
+            } else if f.qualifies_comparison() || !args.quiet {
+                // What the comparison rests on (another machine, seed or
+                // version; a widened tolerance) is said even with --quiet.
+                lines.push(format!("  baseline: {}", f.describe()));
+            }
         }
         report.baseline = Some(report::BaselineComparison {
             baseline: path.display().to_string(),
@@ -608,11 +647,20 @@ fn run_one(
                 measured.reduced.join("; ")
             ));
         }
+        let measured_here = measured
+            .kernels
+            .iter()
+            .filter(|k| k.source == report::FigureSource::Measured)
+            .count();
         lines.push(format!(
-            "  wrote {} file(s) under {} ({} measurement(s) timed, the rest cached)",
+            "  wrote {} file(s) under {} ({})",
             written.len(),
             args.out.join(&report.scenario).display(),
-            measured.timed
+            measurement_summary(
+                measured.timed,
+                measured_here.saturating_sub(measured.timed),
+                measured.skipped.len()
+            )
         ));
     }
     let text = lines.join("\n");
@@ -622,6 +670,22 @@ fn run_one(
         err(&format!("{text}\n"));
     }
     Ok(verdict)
+}
+
+/// What the measurements of a run came from: "3 measurement(s) timed, 5 from
+/// the cache, 2 configuration(s) not measured". Configurations skipped (too
+/// slow for the budget, not supported) were neither timed nor cached.
+fn measurement_summary(timed: usize, cached: usize, skipped: usize) -> String {
+    let mut parts = vec![format!("{timed} measurement(s) timed")];
+    if cached > 0 {
+        parts.push(format!("{cached} from the cache"));
+    }
+    if skipped > 0 {
+        parts.push(format!(
+            "{skipped} configuration(s) not measured, listed above"
+        ));
+    }
+    parts.join(", ")
 }
 
 /// A measurement progress callback that advances `bar` (when there is one).
@@ -779,7 +843,22 @@ fn bench(args: &BenchArgs) -> Exit {
         let Ok(scenarios) = load_all(&files) else {
             return Exit::BadInput;
         };
-        // The reference variant of the (first) scenario, projected onto its targets.
+        // One scenario's reference variant is measured: a directory of
+        // several would silently measure only its first.
+        if scenarios.len() > 1 {
+            err(&format!(
+                "workbench bench: {} holds {} scenarios ({}); bench measures one scenario's model: name one file\n",
+                path.display(),
+                scenarios.len(),
+                scenarios
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Exit::BadInput;
+        }
+        // The reference variant of the scenario, projected onto its targets.
         if let Some(s) = scenarios.first() {
             let Some(variant) = s.model.reference_variant() else {
                 return Exit::BadInput;
@@ -843,6 +922,104 @@ mod tests {
         assert_eq!(parse_percent("2.5"), Ok(2.5));
         assert!(parse_percent("ten").is_err());
         assert!(parse_percent("-5%").is_err());
+    }
+
+    /// Skipped configurations were neither timed nor cached.
+    #[test]
+    fn the_measurement_summary_tells_skipped_from_cached() {
+        assert_eq!(
+            measurement_summary(1, 0, 3),
+            "1 measurement(s) timed, 3 configuration(s) not measured, listed above"
+        );
+        assert_eq!(
+            measurement_summary(2, 5, 0),
+            "2 measurement(s) timed, 5 from the cache"
+        );
+        assert_eq!(measurement_summary(4, 0, 0), "4 measurement(s) timed");
+    }
+
+    fn shipped(name: &str) -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(format!("{name}.toml"));
+        scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A baseline inside the report directory a run rewrites would be lost
+    /// (removed with a format not written, or replaced): found, by any
+    /// spelling of its path; one elsewhere is not.
+    #[test]
+    fn a_baseline_among_the_run_s_report_files_is_found() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let s = shipped("predictive-text");
+        let dir = out.path().join(&s.name);
+        std::fs::create_dir_all(&dir).expect("report dir");
+        std::fs::write(dir.join("plan.json"), "{}").expect("baseline");
+        std::fs::write(out.path().join("kept.json"), "{}").expect("baseline elsewhere");
+        let scenarios = vec![s];
+        let inside = out
+            .path()
+            .join(".")
+            .join("predictive-text")
+            .join("plan.json");
+        assert_eq!(
+            baseline_among_reports(&inside, out.path(), &scenarios),
+            Some(dir.join("plan.json"))
+        );
+        let elsewhere = out.path().join("kept.json");
+        assert_eq!(
+            baseline_among_reports(&elsewhere, out.path(), &scenarios),
+            None
+        );
+        // Another scenario's directory is not rewritten by this run.
+        let other = vec![shipped("hotel-ranking")];
+        assert_eq!(baseline_among_reports(&inside, out.path(), &other), None);
+    }
+
+    /// `run --baseline` inside `--out` is refused before anything is measured
+    /// or written, and the baseline stays.
+    #[test]
+    fn run_refuses_a_baseline_it_would_remove() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let dir = out.path().join("predictive-text");
+        std::fs::create_dir_all(&dir).expect("report dir");
+        let mut baseline = report::fixtures::sample_report();
+        baseline.scenario = "predictive-text".to_string();
+        let plan = report::plan_json(&baseline);
+        std::fs::write(dir.join("plan.json"), &plan).expect("baseline");
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/predictive-text.toml");
+        let cli = Cli::try_parse_from([
+            "workbench".as_ref(),
+            "run".as_ref(),
+            scenario.as_os_str(),
+            "--quiet".as_ref(),
+            "--format".as_ref(),
+            "md".as_ref(),
+            "--out".as_ref(),
+            out.path().as_os_str(),
+            "--baseline".as_ref(),
+            dir.join("plan.json").as_os_str(),
+        ] as [&std::ffi::OsStr; 10])
+        .expect("parses");
+        assert_eq!(run(cli), Exit::BadInput);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("plan.json")).expect("baseline kept"),
+            plan
+        );
+    }
+
+    /// `bench DIR` with several scenarios would measure only the first: refused.
+    #[test]
+    fn bench_refuses_a_directory_of_several_scenarios() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        assert!(scenario::scenarios_in_dir(&dir).len() > 1);
+        let args = BenchArgs {
+            scenario: Some(dir),
+            json: true,
+            quick: true,
+            fresh: false,
+        };
+        assert_eq!(bench(&args), Exit::BadInput);
     }
 
     #[test]

@@ -928,10 +928,16 @@ pub fn plan_scenario(
             rejected_because: e.reason(),
         })
         .collect();
+    // The top feasible plans; when none is feasible, the closest simulated
+    // ones (ranking order), so the report shows how far they are from the SLO.
+    let any_feasible_cdf = outcome
+        .evaluations
+        .iter()
+        .any(|e| e.feasible() && !e.cdf.is_empty());
     let latency_cdfs = outcome
         .evaluations
         .iter()
-        .filter(|e| e.feasible() && !e.cdf.is_empty())
+        .filter(|e| !e.cdf.is_empty() && (e.feasible() || !any_feasible_cdf))
         .take(3)
         .map(|e| LatencyCdf {
             plan_id: e.plan.id.clone(),

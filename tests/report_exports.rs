@@ -133,7 +133,10 @@ fn candidates_csv_has_one_row_per_plan_with_reasons() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + 1 + report.alternatives.len());
     assert!(lines[0].starts_with("id,recommended,mode,placement,target,replicas"));
-    assert!(lines[0].ends_with("on_pareto_front,feasible,rejected_because,slo_latency_ms"));
+    assert!(lines[0].ends_with(
+        "on_pareto_front,feasible,rejected_because,slo_latency_ms,\
+         consumer_lag_mean_messages,consumer_lag_max_messages,consumer_lag_mean_wait_ms"
+    ));
     assert!(lines[1].contains(",true,online-http,cloud,c7i.large,2,"));
     assert!(text.contains("p99 212 ms > SLO 50 ms"));
     // Quoted because the reason contains commas.
@@ -221,6 +224,15 @@ fn read_plan_rejects_other_versions_and_garbage() {
     ));
 }
 
+/// The report as measured on a quiet machine: every kernel's p90 at its
+/// median, so the baseline gate compares at the bare tolerance.
+fn steady(mut report: Report) -> Report {
+    for k in &mut report.kernels {
+        k.p90_ns = k.median_ns;
+    }
+    report
+}
+
 fn with_recommended(edit: impl FnOnce(&mut Plan)) -> Report {
     let mut report = sample_report();
     if let Some(plan) = report.recommended.as_mut() {
@@ -231,8 +243,8 @@ fn with_recommended(edit: impl FnOnce(&mut Plan)) -> Report {
 
 #[test]
 fn baseline_flags_a_20_percent_p99_regression_but_not_5_percent() {
-    let baseline = PlanFile::from_report(&sample_report());
-    let slower = with_recommended(|p| p.latency_ms.p99 *= 1.20);
+    let baseline = PlanFile::from_report(&steady(sample_report()));
+    let slower = steady(with_recommended(|p| p.latency_ms.p99 *= 1.20));
     let findings = compare_with_baseline(&baseline, &slower, 0.10);
     assert_eq!(findings.len(), 1, "{findings:?}");
     match &findings[0] {
@@ -250,25 +262,40 @@ fn baseline_flags_a_20_percent_p99_regression_but_not_5_percent() {
     assert!(findings[0].fails());
     assert!(findings[0].describe().contains("+20.0%"));
 
-    let slightly_slower = with_recommended(|p| p.latency_ms.p99 *= 1.05);
+    let slightly_slower = steady(with_recommended(|p| p.latency_ms.p99 *= 1.05));
     assert!(compare_with_baseline(&baseline, &slightly_slower, 0.10).is_empty());
     // Faster is never a regression.
-    let faster = with_recommended(|p| p.latency_ms.p99 *= 0.5);
+    let faster = steady(with_recommended(|p| p.latency_ms.p99 *= 0.5));
     assert!(compare_with_baseline(&baseline, &faster, 0.10).is_empty());
 }
 
+/// Cost beyond the tolerance and a baseline serving decision (tiled int8)
+/// with no feasible plan any more fail; the changed dimensions are listed.
 #[test]
-fn baseline_flags_cost_and_lists_plan_changes_without_failing_on_them() {
-    let baseline = PlanFile::from_report(&sample_report());
-    let pricier = with_recommended(|p| {
+fn baseline_flags_cost_and_a_changed_decision_and_lists_sizing_changes() {
+    let baseline = PlanFile::from_report(&steady(sample_report()));
+    let pricier = steady(with_recommended(|p| {
         p.cost_usd_per_month *= 1.5;
         p.replicas = 3;
         p.precision = workbench_kernels::Precision::F16;
-    });
+    }));
     let findings = compare_with_baseline(&baseline, &pricier, 0.10);
     let failing: Vec<&Regression> = findings.iter().filter(|f| f.fails()).collect();
-    assert_eq!(failing.len(), 1, "{findings:?}");
+    assert_eq!(failing.len(), 2, "{findings:?}");
     assert!(matches!(failing[0], Regression::Cost { .. }));
+    assert!(
+        matches!(
+            failing[1],
+            Regression::DecisionNoLongerFeasible { decision, .. }
+                if decision == "online-http cloud base tiled int8"
+        ),
+        "{findings:?}"
+    );
+    assert_eq!(
+        failing[1].describe(),
+        "the baseline's serving decision (online-http cloud base tiled int8) has no \
+         feasible plan in this run: not among the plans evaluated"
+    );
     let changed: Vec<String> = findings
         .iter()
         .filter(|f| !f.fails())
@@ -292,6 +319,49 @@ fn baseline_flags_lost_feasibility() {
     let findings = compare_with_baseline(&baseline, &infeasible, 0.10);
     assert!(findings.contains(&Regression::NoLongerFeasible));
     assert!(findings.iter().any(|f| f.fails()));
+}
+
+/// In report.md a failing finding is tagged FAIL, a note on what the
+/// comparison rests on "note", a changed plan dimension "changed".
+#[test]
+fn markdown_tags_baseline_findings_by_what_they_are() {
+    let mut report = sample_report();
+    report.baseline = Some(BaselineComparison {
+        baseline: "old/plan.json".to_string(),
+        tolerance: 0.10,
+        findings: vec![
+            Regression::ComparisonNote {
+                about: ComparisonBasis::Seed,
+                old: "7".to_string(),
+                new: "42".to_string(),
+            },
+            Regression::SloLatency {
+                percentile: 99.9,
+                old_ms: 40.0,
+                new_ms: 60.0,
+                relative_change: 0.5,
+            },
+            Regression::PlanChanged {
+                field: "replicas".to_string(),
+                old: "2".to_string(),
+                new: "3".to_string(),
+            },
+        ],
+    });
+    let md = markdown(&report);
+    assert!(md.contains("**1 regression(s)**"), "{md}");
+    assert!(
+        md.contains("- note: the baseline was simulated with seed 7, this run with 42"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- FAIL: p99.9 latency (the SLO's percentile) regressed"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- changed: plan changed: replicas 2 -> 3"),
+        "{md}"
+    );
 }
 
 fn parse_svg(text: &str) -> roxmltree::Document<'_> {
@@ -731,11 +801,12 @@ fn all_ids_on_front(report: &Report) -> usize {
 fn empty_charts_say_there_is_nothing_to_plot() {
     let mut report = sample_report();
     report.latency_cdfs.clear();
+    // Plans were simulated, but the report keeps no CDF of them.
     let texts = svg_texts(&parse_svg(&latency_cdf_svg(&report).unwrap()));
     assert!(
         texts
             .iter()
-            .any(|t| t.starts_with("No requests were simulated")),
+            .any(|t| t.starts_with("This report keeps no latency distribution")),
         "{texts:?}"
     );
     assert!(
@@ -748,6 +819,13 @@ fn empty_charts_say_there_is_nothing_to_plot() {
     {
         plan.simulated = false;
     }
+    let texts = svg_texts(&parse_svg(&latency_cdf_svg(&report).unwrap()));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("No requests were simulated")),
+        "{texts:?}"
+    );
     let texts = svg_texts(&parse_svg(&pareto_svg(&report).unwrap()));
     assert!(
         texts.iter().any(|t| t.starts_with("No plan was simulated")),
@@ -975,11 +1053,11 @@ fn report_round_trips_through_serde() {
 
 #[test]
 fn markdown_reports_the_baseline_comparison() {
-    let baseline = PlanFile::from_report(&sample_report());
-    let mut report = with_recommended(|p| {
+    let baseline = PlanFile::from_report(&steady(sample_report()));
+    let mut report = steady(with_recommended(|p| {
         p.latency_ms.p99 *= 1.2;
         p.replicas = 3;
-    });
+    }));
     report.baseline = Some(BaselineComparison {
         baseline: "old/fraud-scoring/plan.json".to_string(),
         tolerance: 0.10,

@@ -145,6 +145,25 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .map(|r| r.0.slo_latency_ms)
                 .collect::<Vec<Option<f64>>>(),
         ),
+        // online-stream only (empty otherwise); after the older columns.
+        column(
+            "consumer_lag_mean_messages",
+            rows.iter()
+                .map(|r| r.0.consumer_lag.map(|lag| lag.mean_messages))
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        column(
+            "consumer_lag_max_messages",
+            rows.iter()
+                .map(|r| r.0.consumer_lag.map(|lag| lag.max_messages))
+                .collect::<Vec<Option<u64>>>(),
+        ),
+        column(
+            "consumer_lag_mean_wait_ms",
+            rows.iter()
+                .map(|r| r.0.consumer_lag.map(|lag| lag.mean_wait_ms))
+                .collect::<Vec<Option<f64>>>(),
+        ),
     ];
     write_csv("candidates.csv", rows.len(), columns)
 }
@@ -190,6 +209,11 @@ pub fn kernels_csv(report: &Report) -> Result<String, ReportError> {
         column(
             "high_variance",
             k.iter().map(|m| m.high_variance).collect::<Vec<bool>>(),
+        ),
+        // Fewer samples than usual (report.md's dagger); last, after the older columns.
+        column(
+            "reduced",
+            k.iter().map(|m| m.reduced).collect::<Vec<bool>>(),
         ),
     ];
     write_csv("kernels.csv", k.len(), columns)

@@ -203,7 +203,13 @@ fn section_baseline(out: &mut String, report: &Report) {
         }
     );
     for finding in &comparison.findings {
-        let tag = if finding.fails() { "FAIL" } else { "changed" };
+        let tag = if finding.fails() {
+            "FAIL"
+        } else if finding.qualifies_comparison() {
+            "note"
+        } else {
+            "changed"
+        };
         let _ = writeln!(out, "- {tag}: {}", finding.describe());
     }
     if comparison.findings.is_empty() {
@@ -462,11 +468,18 @@ fn section_latency(out: &mut String, report: &Report) {
                 || report.latency_cdfs.iter().any(|c| c.plan_id == plan.id)
         })
         .collect();
+    let rejected = |plan: &Plan| {
+        report
+            .alternatives
+            .iter()
+            .any(|a| a.plan.id == plan.id && a.rejected_because.is_some())
+    };
     let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|plan| {
+            let marker = if rejected(plan) { " (infeasible)" } else { "" };
             vec![
-                format!("`{}`", plan.id),
+                format!("`{}`{marker}", plan.id),
                 format::ms(plan.latency_ms.p50),
                 format::ms(plan.latency_ms.p90),
                 format::ms(plan.latency_ms.p99),
@@ -476,8 +489,29 @@ fn section_latency(out: &mut String, report: &Report) {
         })
         .collect();
     if rows.is_empty() {
-        out.push_str("No latency was simulated.\n\n");
+        let simulated = plans.iter().filter(|(plan, _, _)| plan.simulated).count();
+        if simulated == 0 {
+            out.push_str("No latency was simulated.\n\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "This report keeps no latency distribution; {simulated} plan(s) were simulated (their p99 is in the tables above).\n"
+            );
+        }
         return;
+    }
+    if shown.iter().any(|plan| rejected(plan)) {
+        let slo = report.slo.map_or_else(String::new, |slo| {
+            format!(
+                " against the SLO ({} ≤ {})",
+                crate::plan::evaluate::percentile_name(slo.percentile),
+                format::ms(slo.latency_ms)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "No plan meets every constraint: the closest simulated plans{slo}, each infeasible for the reason given in the rejected plans above.\n"
+        );
     }
     out.push_str(&table(
         &[

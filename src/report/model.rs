@@ -446,6 +446,51 @@ pub enum Regression {
         old: String,
         new: String,
     },
+    /// The recommended plan's latency at the SLO's own percentile (when that
+    /// is not p99, which `P99Latency` covers) grew by more than the tolerance.
+    SloLatency {
+        /// The SLO's percentile, e.g. 99.9.
+        percentile: f64,
+        old_ms: f64,
+        new_ms: f64,
+        /// (new - old) / old.
+        relative_change: f64,
+    },
+    /// The baseline's serving decision (mode, placement, model variant,
+    /// backend, precision) has no feasible plan in the new run.
+    DecisionNoLongerFeasible {
+        /// The baseline's decision, e.g. "online-http cloud base tiled int8".
+        decision: String,
+        /// Why the new run rejected it, or that it was not evaluated.
+        reason: String,
+    },
+    /// Something the comparison rests on differs from the baseline's
+    /// (informational; says how far the other findings can be trusted).
+    ComparisonNote {
+        about: ComparisonBasis,
+        /// The baseline's value, in words.
+        old: String,
+        /// This run's value, in words.
+        new: String,
+    },
+}
+
+/// What a [`Regression::ComparisonNote`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComparisonBasis {
+    /// Another hardware fingerprint: latency and cost are not compared.
+    Hardware,
+    /// Another simulator seed.
+    Seed,
+    /// Another workbench version wrote the baseline.
+    ToolVersion,
+    /// Another latency SLO: the latency at its percentile is not compared.
+    Slo,
+    /// The tolerance was widened by the measurement noise.
+    Tolerance,
+    /// The baseline keeps no kernel timings (written by an older workbench).
+    Measurements,
 }
 
 /// The result of comparing this run with a baseline `plan.json`

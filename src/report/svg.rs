@@ -773,14 +773,20 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
         } else {
             // Red is the recommended plan's.
             let color = PALETTE[1 + others.len() % (PALETTE.len() - 1)];
-            let label = if recommended_points
+            let infeasible = report
+                .alternatives
+                .iter()
+                .any(|a| a.plan.id == cdf.plan_id && a.rejected_because.is_some());
+            let mut label = cdf.plan_id.clone();
+            if infeasible {
+                label.push_str(" (infeasible)");
+            }
+            if recommended_points
                 .as_ref()
                 .is_some_and(|r| curves_overlap(r, &points))
             {
-                format!("{} (under the recommended plan's curve)", cdf.plan_id)
-            } else {
-                cdf.plan_id.clone()
-            };
+                label.push_str(" (under the recommended plan's curve)");
+            }
             entries.push(LegendEntry {
                 swatch: Swatch::Line { color, width: 2 },
                 label,
@@ -793,12 +799,21 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
         }
     }
     if entries.is_empty() {
-        return empty_chart(
-            PLOT,
-            CAPTION,
-            "No requests were simulated: there is no latency to plot.",
-        );
+        let simulated = report.recommended.iter().any(|p| p.simulated)
+            || report.alternatives.iter().any(|a| a.plan.simulated);
+        let message = if simulated {
+            "This report keeps no latency distribution of its simulated plans."
+        } else {
+            "No requests were simulated: there is no latency to plot."
+        };
+        return empty_chart(PLOT, CAPTION, message);
     }
+    // With no feasible plan the curves are the closest plans'.
+    let caption = if report.recommended.is_none() {
+        "Simulated latency of the closest plans (none meets every constraint)"
+    } else {
+        CAPTION
+    };
     let mut curves: Vec<CdfCurve> = others.into_iter().chain(top).collect();
     let slo = slo(report);
     let x = cdf_axis(&curves, slo.map(|s| s.latency_ms));
@@ -817,8 +832,8 @@ pub fn latency_cdf_svg(report: &Report) -> Result<String, ReportError> {
         entries,
     };
     match x {
-        Axis::Linear(x) => draw_cdf(&picture, CAPTION, x),
-        Axis::Log(x) => draw_cdf(&picture, CAPTION, log_coord(x)),
+        Axis::Linear(x) => draw_cdf(&picture, caption, x),
+        Axis::Log(x) => draw_cdf(&picture, caption, log_coord(x)),
     }
 }
 

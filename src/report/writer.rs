@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::error::ReportError;
-use super::model::{Plan, Report};
+use super::model::{Plan, ProjectionBreakdown, Report};
 use super::{csv, json, markdown, svg};
 use super::{
     CANDIDATES_CSV, CDF_SVG, KERNELS_CSV, LATENCY_CSV, PARETO_SVG, PLAN_JSON, REPORT_MD,
@@ -84,6 +84,11 @@ fn check_plan(plan: &Plan, bad: &mut Vec<String>) {
             "consumer_lag.mean_messages",
             plan.consumer_lag.map_or(0.0, |lag| lag.mean_messages),
         ),
+        ("slo_latency_ms", plan.slo_latency_ms.unwrap_or(0.0)),
+        (
+            "precompute_fraction",
+            plan.precompute_fraction.unwrap_or(0.0),
+        ),
     ];
     for (name, value) in figures {
         if !value.is_finite() {
@@ -96,6 +101,26 @@ fn check_plan(plan: &Plan, bad: &mut Vec<String>) {
                 "plan {}: cost line {:?} = {}",
                 plan.id, line.item, line.usd_per_month
             ));
+        }
+    }
+}
+
+/// The projection's figures: `plan.json` holds them, and a `null` there
+/// would make the file unreadable as a `--baseline`.
+fn check_projection(projection: &ProjectionBreakdown, bad: &mut Vec<String>) {
+    for (name, value) in [
+        ("measured_ns", projection.measured_ns),
+        ("projected_ns", projection.projected_ns),
+    ] {
+        if !value.is_finite() {
+            bad.push(format!("projection: {name} = {value}"));
+        }
+    }
+    for op in &projection.ops {
+        for (name, value) in [("local_ns", op.local_ns), ("projected_ns", op.projected_ns)] {
+            if !value.is_finite() {
+                bad.push(format!("projection op {}: {name} = {value}", op.name));
+            }
         }
     }
 }
@@ -122,6 +147,25 @@ pub fn validate(report: &Report) -> Result<(), ReportError> {
             bad.push(format!(
                 "kernel {} {} {} batch {}: non-finite timing",
                 k.workload, k.backend, k.precision, k.batch
+            ));
+        }
+    }
+    for line in &report.sensitivity {
+        if let Some(factor) = line.stays_best_up_to_factor.filter(|f| !f.is_finite()) {
+            bad.push(format!(
+                "sensitivity {:?}: stays_best_up_to_factor = {factor}",
+                line.parameter
+            ));
+        }
+    }
+    if let Some(projection) = &report.projection {
+        check_projection(projection, &mut bad);
+    }
+    if let Some(slo) = &report.slo {
+        if !slo.percentile.is_finite() || !slo.latency_ms.is_finite() {
+            bad.push(format!(
+                "slo: percentile {} latency_ms {}",
+                slo.percentile, slo.latency_ms
             ));
         }
     }
@@ -408,8 +452,9 @@ pub fn write_report(
     Ok(files.iter().map(|(name, _)| dir.join(name)).collect())
 }
 
-/// Every file a report can have.
-const ALL_FILES: [&str; 8] = [
+/// Every file a report can have: a run writes or removes each of them in
+/// `<out>/<scenario>/`.
+pub const ALL_FILES: [&str; 8] = [
     REPORT_MD,
     PARETO_SVG,
     CDF_SVG,
@@ -433,6 +478,78 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// NaN in a figure `plan.json` holds would be written as `null`; in the
+    /// projection, that makes the file unreadable as a `--baseline`.
+    #[test]
+    fn validate_refuses_non_finite_slo_latency_precompute_sensitivity_and_projection() {
+        use crate::report::fixtures::sample_report;
+        use crate::report::model::{ProjectedOp, ProjectionBreakdown};
+        let projection = ProjectionBreakdown {
+            target: "c7i.large".to_string(),
+            model_variant: "base".to_string(),
+            backend: workbench_kernels::BackendKind::Tiled,
+            precision: workbench_kernels::Precision::Int8,
+            batch: 8,
+            measured_ns: 71_000.0,
+            projected_ns: 50_000.0,
+            target_cores: 2,
+            ops: vec![ProjectedOp {
+                name: "dense0+act0".to_string(),
+                kind: "dense".to_string(),
+                local_ns: 71_000.0,
+                projected_ns: 50_000.0,
+                cores_used: 2,
+                in_target_cache: true,
+                weights_in_target_cache: true,
+            }],
+        };
+        let mut with_projection = sample_report();
+        with_projection.projection = Some(projection);
+        assert!(validate(&with_projection).is_ok());
+
+        type Edit = Box<dyn Fn(&mut Report)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            (
+                "slo_latency_ms",
+                Box::new(|r| r.alternatives[0].plan.slo_latency_ms = Some(f64::NAN)),
+            ),
+            (
+                "precompute_fraction",
+                Box::new(|r| r.alternatives[0].plan.precompute_fraction = Some(f64::NAN)),
+            ),
+            (
+                "stays_best_up_to_factor",
+                Box::new(|r| r.sensitivity[0].stays_best_up_to_factor = Some(f64::INFINITY)),
+            ),
+            (
+                "measured_ns",
+                Box::new(|r| {
+                    if let Some(p) = r.projection.as_mut() {
+                        p.measured_ns = f64::NAN;
+                    }
+                }),
+            ),
+            (
+                "local_ns",
+                Box::new(|r| {
+                    if let Some(p) = r.projection.as_mut() {
+                        p.ops[0].local_ns = f64::NAN;
+                    }
+                }),
+            ),
+        ];
+        for (name, edit) in edits {
+            let mut report = with_projection.clone();
+            edit(&mut report);
+            match validate(&report) {
+                Err(ReportError::NonFinite(message)) => {
+                    assert!(message.contains(name), "{name}: {message}")
+                }
+                other => panic!("{name}: expected a refusal, got {other:?}"),
+            }
+        }
     }
 
     /// A killed run's temp files and backups of report files are swept; a
