@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::{load, plan_quickly, synthetic_profiles_with};
-use workbench::plan::{Evaluation, PlanOutcome};
+use workbench::plan::{self, Evaluation, PlanOptions, PlanOutcome, WhatIf};
 use workbench::scenario::{self, Mode, Placement, Scenario, ScenarioError};
 use workbench_kernels::{BackendKind, Precision};
 
@@ -373,4 +373,151 @@ fn fleet_keys_are_checked_where_they_are_written() {
     let s = parse(&thirds).unwrap_or_else(|e| panic!("{e}"));
     let shares: Vec<f64> = s.targets.fleet().iter().map(|(_, share)| *share).collect();
     assert_eq!(shares, [0.333, 0.667]);
+}
+
+/// Face-unlock with the classes' traffic shares stated.
+fn face_unlock_with_shares(flagship: &str, midrange: &str, more: &[(&str, &str)]) -> Scenario {
+    let flagship = format!("fleet_size = 4_000_000\ntraffic_share = {flagship}");
+    let midrange = format!("fleet_size = 6_000_000\ntraffic_share = {midrange}");
+    let mut edits = vec![
+        ("fleet_size = 4_000_000", flagship.as_str()),
+        ("fleet_size = 6_000_000", midrange.as_str()),
+    ];
+    edits.extend_from_slice(more);
+    edited("face-unlock", &edits)
+}
+
+/// A class serving a sliver of the requests needs only its share of the
+/// tail's requests, not a whole percentile's worth of its own.
+#[test]
+fn a_class_with_a_small_share_does_not_need_the_whole_percentiles_requests() {
+    let s = face_unlock_with_shares("0.9999", "0.0001", &[]);
+    let out = plan_quickly(&s, 1.0);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+    assert!(e.feasible(), "{:?}", e.reason());
+}
+
+/// Shares that add up to 1 within the rounding validation allows are scaled
+/// to add up to 1: the mixture's tail is the same as with exact shares.
+#[test]
+fn shares_off_by_a_rounding_are_scaled_to_add_up_to_one() {
+    let rounded = face_unlock_with_shares("0.4", "0.596", &[]);
+    let shares: Vec<f64> = rounded.targets.fleet().iter().map(|(_, s)| *s).collect();
+    assert!(
+        (shares.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+        "{shares:?}"
+    );
+    assert!((shares[0] - 0.4 / 0.996).abs() < 1e-12, "{shares:?}");
+    let tail = |s: &Scenario| {
+        let out = plan_quickly(s, 1.0);
+        plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32)
+            .plan
+            .latency_ms
+            .p999
+    };
+    let (off, exact) = (
+        tail(&rounded),
+        tail(&face_unlock_with_shares("0.4", "0.6", &[])),
+    );
+    assert!(
+        (off / exact - 1.0).abs() < 0.05,
+        "p99.9 {off} ms with 0.4 + 0.596, {exact} ms with 0.4 + 0.6"
+    );
+}
+
+/// A class whose own users miss the SLO is named, though the fleet's
+/// percentile (over all requests) meets it.
+#[test]
+fn a_class_whose_users_miss_the_slo_is_named() {
+    let base = face_unlock_with_shares("0.999", "0.001", &[]);
+    let profiles = synthetic_profiles_with(&base, 0.6, 1.0);
+    // The mid-range phone's fastest way to run the model.
+    let slow_ms = profiles
+        .profiles
+        .iter()
+        .filter(|p| p.target == "phone-midrange" && p.variant == "full")
+        .map(|p| p.median_s(1) * 1000.0)
+        .fold(f64::INFINITY, f64::min);
+    let slo = format!("latency_ms = {}", slow_ms * 0.95);
+    let s = face_unlock_with_shares("0.999", "0.001", &[("latency_ms = 150", &slo)]);
+    let out = plan_quickly(&s, 1.0);
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(best.candidate.target, FLEET);
+    let why = out.rationale.join("\n");
+    assert!(
+        why.contains("Not every device class meets the SLO")
+            && why.contains("phone-midrange's users (0.1% of the requests) see p99"),
+        "{why}"
+    );
+    assert!(!why.contains("phone-flagship's users"), "{why}");
+}
+
+/// Each phone computes its owner's keys however often its owner asks: the
+/// job's energy follows the devices, not the requests' shares.
+#[test]
+fn a_batch_jobs_keys_follow_the_devices_not_the_requests() {
+    let energy = |s: &Scenario| {
+        let out = plan_quickly(s, 1.0);
+        let e = plan_on(&out, FLEET, Mode::Batch, Precision::F32);
+        assert!(e.simulated, "{:?}", e.reason());
+        e.plan.cost_usd_per_month
+    };
+    let by_devices = energy(&load("photo-tagging-overnight"));
+    let skewed = energy(&edited(
+        "photo-tagging-overnight",
+        &[
+            (
+                "fleet_size = 400_000",
+                "fleet_size = 400_000\ntraffic_share = 0.9",
+            ),
+            (
+                "fleet_size = 600_000",
+                "fleet_size = 600_000\ntraffic_share = 0.1",
+            ),
+        ],
+    ));
+    assert!(
+        (skewed / by_devices - 1.0).abs() < 0.01,
+        "${skewed}/month with 90% of requests on the flagships, ${by_devices} by devices"
+    );
+}
+
+#[test]
+fn a_fleet_needs_its_classes() {
+    let text = edited_text("face-unlock", &[]);
+    let start = text.find("[[targets.edge]]").expect("edge targets");
+    let end = text.find("# Listed so the plan").expect("the cloud target");
+    let without_edge = format!("{}{}", &text[..start], &text[end..]);
+    let e = only_error(&without_edge);
+    assert_eq!(e.key, "targets.edge_classes", "{e}");
+    assert!(e.message.contains("needs its device classes"), "{e}");
+}
+
+/// A precision one class cannot run rules the fleet's plans at it out, said.
+#[test]
+fn a_precision_one_class_cannot_run_is_a_rejected_fleet_plan() {
+    let s = edited(
+        "face-unlock",
+        &[(
+            "fleet_size = 6_000_000",
+            "fleet_size = 6_000_000\nprecisions = [\"f32\"]",
+        )],
+    );
+    // As the pipeline measures: no int8 profile where int8 cannot run.
+    let mut profiles = synthetic_profiles_with(&s, 0.6, 1.0);
+    profiles
+        .profiles
+        .retain(|p| !(p.target == "phone-midrange" && p.precision == Precision::Int8));
+    let options = PlanOptions {
+        sensitivity: false,
+        ..PlanOptions::quick(7)
+    };
+    let out = plan::plan(&s, &profiles, &WhatIf::default(), &options);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::Int8);
+    let why = e.reason().unwrap_or_default();
+    assert!(!e.feasible());
+    assert!(
+        why.contains("phone-midrange cannot run full at int8"),
+        "{why}"
+    );
 }

@@ -1296,9 +1296,29 @@ pub fn simulate_devices(
             .map(|n| (n as f64 * share.min(1.0)).ceil() as u64)
             .unwrap_or(u64::MAX)
     };
-    let device_short = devices
-        .iter()
-        .find_map(|(_, e, _)| too_few_requests(e.measured_requests, slo_pct));
+    // On a fleet a class stands for its share of the requests: one with a
+    // small share (a few dev kits among millions of phones) needs only
+    // enough for that share of the tail (none below one request's worth).
+    let device_short = if devices.len() == 1 {
+        devices
+            .iter()
+            .find_map(|(_, e, _)| too_few_requests(e.measured_requests, slo_pct))
+    } else {
+        devices.iter().find_map(|(class, e, _)| {
+            let wanted = requests_for_percentile(slo_pct)
+                .map(|n| (n as f64 * class.traffic_share.min(1.0)).floor() as u64)
+                .unwrap_or(u64::MAX);
+            (e.measured_requests < wanted).then(|| {
+                format!(
+                    "only {} requests simulated on {}: too few to estimate {} for its {}% of the requests (needs at least {wanted})",
+                    e.measured_requests,
+                    class.name,
+                    percentile_name(slo_pct),
+                    fmt_pct(class.traffic_share)
+                )
+            })
+        })
+    };
     let cloud_short = cloud
         .as_ref()
         .filter(|(_, k, _)| k.measured_requests < needed(w))
@@ -1316,13 +1336,30 @@ pub fn simulate_devices(
         (None, None) => SloFigure::Failed,
     };
     let lat = slo.ms();
-    let (mut device_timeouts, mut device_full) = (0, 0);
-    for (_, e, _) in &devices {
-        device_timeouts += e.failures.timeout;
-        device_full += e.failures.queue_full;
-    }
-    let mut text =
-        format!("{device_timeouts} timed out, {device_full} hit a full queue on the devices");
+    // On a fleet, each class's failures under its own name.
+    let mut text = if devices.len() == 1 {
+        let f = &devices[0].1.failures;
+        format!(
+            "{} timed out, {} hit a full queue on the devices",
+            f.timeout, f.queue_full
+        )
+    } else {
+        let each: Vec<String> = devices
+            .iter()
+            .filter(|(_, e, _)| e.failures.total() > 0)
+            .map(|(class, e, _)| {
+                format!(
+                    "{}: {} timed out, {} hit a full queue",
+                    class.name, e.failures.timeout, e.failures.queue_full
+                )
+            })
+            .collect();
+        if each.is_empty() {
+            "none on the devices".to_string()
+        } else {
+            each.join(", ")
+        }
+    };
     if let Some((_, k, _)) = &cloud {
         text.push_str(&format!(
             "; {} timed out, {} hit a full queue in the cloud",

@@ -61,6 +61,9 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     if let Some(line) = other_device_classes(scenario, c) {
         out.push(line);
     }
+    if let Some(line) = classes_over_the_slo(scenario, p) {
+        out.push(line);
+    }
     // A lower precision that tied and was cheaper or faster: say why it lost.
     let ties = super::tie_test(scenario, ranked);
     let saving = |e: &Evaluation| {
@@ -362,6 +365,45 @@ fn other_device_classes(scenario: &Scenario, c: &Candidate) -> Option<String> {
     ))
 }
 
+/// For a plan on a fleet: the classes whose own users' latency misses the
+/// SLO, which the fleet's percentile (over all requests) can hide when they
+/// serve few of them. A class's figure is its nearest reported percentile at
+/// or above the SLO's.
+fn classes_over_the_slo(scenario: &Scenario, p: &crate::report::Plan) -> Option<String> {
+    let obj = &scenario.objectives;
+    let q = obj.latency_percentile;
+    let over: Vec<String> = p
+        .device_classes
+        .iter()
+        .filter_map(|class| {
+            let l = &class.latency_ms;
+            let (name, ms) = [(50.0, l.p50), (90.0, l.p90), (99.0, l.p99)]
+                .into_iter()
+                .find(|(at, _)| q <= *at)
+                .map_or(("p99.9".to_string(), l.p999), |(at, ms)| {
+                    (percentile_name(at), ms)
+                });
+            (ms > obj.latency_ms).then(|| {
+                format!(
+                    "{}'s users ({}% of the requests) see {name} {}",
+                    class.target,
+                    fmt_pct(class.traffic_share),
+                    fmt_ms(ms)
+                )
+            })
+        })
+        .collect();
+    (!over.is_empty()).then(|| {
+        format!(
+            "Not every device class meets the SLO ({} {}) on its own: {}; the fleet's {} is over all requests.",
+            percentile_name(q),
+            fmt_ms(obj.latency_ms),
+            over.join("; "),
+            percentile_name(q)
+        )
+    })
+}
+
 /// For a plan on a fleet: every class runs it, each for its own users.
 fn fleet_sentence(scenario: &Scenario, c: &Candidate) -> String {
     let classes: Vec<String> = scenario
@@ -638,10 +680,16 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
         scenario.constraints.max_device_power_watts,
         e.device_power_w,
     ) {
+        // On a fleet, the class drawing the most.
+        let on = p
+            .device_classes
+            .iter()
+            .max_by(|a, b| a.average_power_w.total_cmp(&b.average_power_w))
+            .map_or_else(String::new, |class| format!(" (on {})", class.target));
         checks.push(ConstraintCheck {
             name: "device power (average)".to_string(),
             required: format!("<= {}", super::evaluate::fmt_watts(limit)),
-            achieved: super::evaluate::fmt_watts(average),
+            achieved: format!("{}{on}", super::evaluate::fmt_watts(average)),
             ok: average <= limit,
             checked: true,
         });

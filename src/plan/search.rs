@@ -936,6 +936,47 @@ fn group_profiles(
     chosen.map(|(_, profiles)| profiles)
 }
 
+/// A fleet's plan of `variant` at `precision` that no one build can serve
+/// (a class cannot run that precision, or has no projection of it): recorded
+/// as rejected with the classes named, so it does not vanish without a word.
+fn no_fleet_build(
+    ctx: &Context<'_>,
+    group: &DeviceGroup<'_>,
+    base: &Base,
+    variant: &str,
+    precision: Precision,
+    out: &mut Vec<Evaluation>,
+) {
+    if group.classes.len() < 2 {
+        return;
+    }
+    let profile = |d: &Target| best(ctx, variant, precision, &d.spec.name);
+    let Some(any) = group.classes.iter().find_map(|(d, _)| profile(d)) else {
+        return;
+    };
+    let missing: Vec<&str> = group
+        .classes
+        .iter()
+        .filter(|(d, _)| profile(d).is_none())
+        .map(|(d, _)| d.spec.name.as_str())
+        .collect();
+    let why = if missing.is_empty() {
+        format!(
+            "no one backend runs {variant} at {} on every class of the fleet",
+            precision.name()
+        )
+    } else {
+        format!(
+            "{} cannot run {variant} at {}",
+            missing.join(", "),
+            precision.name()
+        )
+    };
+    let c = base.candidate(&group.name, any);
+    let accuracy = ctx.agreement(variant, precision).shown();
+    out.push(pruned(c, source_of(any), accuracy, 0.0, why));
+}
+
 /// Why a group's devices cannot run the plan: the plan's own checks (privacy,
 /// accuracy) once, then each class's (its memory, its profile's limits),
 /// named by class on a fleet.
@@ -983,6 +1024,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             let request_s =
                 |p: &ComputeProfile, _: &Target, _: f64| p.per_request(fan_out).median_s(1);
             let Some(profiles) = group_profiles(ctx, &group, &variant, precision, request_s) else {
+                no_fleet_build(ctx, &group, &base, &variant, precision, out);
                 continue;
             };
             let profiles: Vec<ComputeProfile> =
@@ -1039,6 +1081,16 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
         placement: Placement::Edge,
     };
     for group in device_groups(ctx) {
+        // A job's keys follow the devices (each computes its owner's), not
+        // the requests: each class with its share of the fleet's devices.
+        let keys = DeviceGroup {
+            name: group.name.clone(),
+            classes: if group.classes.len() > 1 {
+                ctx.scenario.targets.fleet_device_shares()
+            } else {
+                group.classes.clone()
+            },
+        };
         for (variant, precision) in model_configs(ctx) {
             // Activations grow with the batch: the job runs the measured
             // batch with the most inputs per second among those every
@@ -1055,7 +1107,8 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 let b = p.most_efficient_batch(fits);
                 share / (inputs_per_s(ctx, p, b) * device.fleet_size.unwrap_or(1).max(1) as f64)
             };
-            let Some(profiles) = group_profiles(ctx, &group, &variant, precision, job_s) else {
+            let Some(profiles) = group_profiles(ctx, &keys, &variant, precision, job_s) else {
+                no_fleet_build(ctx, &group, &base, &variant, precision, out);
                 continue;
             };
             let source = source_of(&profiles[0]);
@@ -1065,7 +1118,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             // Each class's devices compute their share of the keys at once:
             // the fleet's speed is its slowest class's (on one class, every
             // device of it together).
-            let speed = |b: u32| group.capacity(|i| inputs_per_s(ctx, &profiles[i], b));
+            let speed = |b: u32| keys.capacity(|i| inputs_per_s(ctx, &profiles[i], b));
             c.max_batch = profiles[0]
                 .points
                 .iter()
@@ -1091,7 +1144,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             // energy): a class is busy for its start-up and its share of the
             // keys at the speed of all its devices, and the job lasts as long
             // as its slowest class, planned as one instance of that speed.
-            let busy_per_run: Vec<f64> = group
+            let busy_per_run: Vec<f64> = keys
                 .classes
                 .iter()
                 .enumerate()
@@ -1101,10 +1154,10 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     device.spec.cold_start_ms / 1000.0 + share * items as f64 / speed
                 })
                 .collect();
-            let slowest = (0..group.classes.len())
+            let slowest = (0..keys.classes.len())
                 .max_by(|&a, &b| busy_per_run[a].total_cmp(&busy_per_run[b]))
                 .unwrap_or(0);
-            let (device, share) = group.classes[slowest];
+            let (device, share) = keys.classes[slowest];
             let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
             let per_instance =
                 inputs_per_s(ctx, &profiles[slowest], c.max_batch) * devices / share.max(1e-12);

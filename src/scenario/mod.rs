@@ -390,11 +390,41 @@ impl Targets {
             .iter()
             .map(|t| t.fleet_size.unwrap_or(1).max(1) as f64)
             .sum();
-        self.edge
+        let stated: Vec<f64> = self
+            .edge
             .iter()
             .map(|t| {
                 let by_devices = t.fleet_size.unwrap_or(1).max(1) as f64 / devices.max(1.0);
-                (t, t.traffic_share.unwrap_or(by_devices))
+                t.traffic_share.unwrap_or(by_devices)
+            })
+            .collect();
+        // Stated shares may add up to 1 within a rounding (0.333 three
+        // times): scaled to add up to exactly 1, so the latency mixture
+        // reaches every percentile.
+        let total: f64 = stated.iter().sum();
+        self.edge
+            .iter()
+            .zip(stated)
+            .map(|(t, share)| (t, if total > 0.0 { share / total } else { share }))
+            .collect()
+    }
+
+    /// Each class of a fleet with its share of the fleet's devices (the
+    /// share of the keys an on-device batch job gives it: each device
+    /// computes its owner's).
+    pub fn fleet_device_shares(&self) -> Vec<(&Target, f64)> {
+        let fleet = self.fleet();
+        let devices: f64 = fleet
+            .iter()
+            .map(|(t, _)| t.fleet_size.unwrap_or(1).max(1) as f64)
+            .sum();
+        fleet
+            .into_iter()
+            .map(|(t, _)| {
+                (
+                    t,
+                    t.fleet_size.unwrap_or(1).max(1) as f64 / devices.max(1.0),
+                )
             })
             .collect()
     }

@@ -1992,6 +1992,12 @@ impl Validator<'_> {
             }
             return ok;
         }
+        if edge.is_empty() {
+            if let Some(c) = &t.edge_classes {
+                self.err(c.span(), "targets.edge_classes", "a fleet needs its device classes: add [[targets.edge]] tables (catalog, fleet_size), or remove edge_classes");
+                ok = false;
+            }
+        }
         for (i, e) in edge.iter().enumerate() {
             if e.get_ref().fleet_size.is_none() {
                 self.err(e.span(), &format!("targets.edge[{i}].fleet_size"), "missing required key: the number of devices of this class (edge_classes = \"fleet\": each class serves its own users)");
