@@ -108,21 +108,7 @@ fn a_fleet_is_planned_as_one_target_and_alternatives_each_alone() {
 /// class's; with half, the slow class's.
 #[test]
 fn a_fleets_latency_is_its_classes_weighted_by_their_share_of_requests() {
-    let shares = |flagship: &str, midrange: &str| {
-        edited(
-            "face-unlock",
-            &[
-                (
-                    "fleet_size = 4_000_000",
-                    &format!("fleet_size = 4_000_000\ntraffic_share = {flagship}"),
-                ),
-                (
-                    "fleet_size = 6_000_000",
-                    &format!("fleet_size = 6_000_000\ntraffic_share = {midrange}"),
-                ),
-            ],
-        )
-    };
+    let shares = |flagship: &str, midrange: &str| face_unlock_with_shares(flagship, midrange, &[]);
     let s = shares("0.999", "0.001");
     let profiles = synthetic_profiles_with(&s, 0.6, 1.0);
     let service = |target: &str| {
