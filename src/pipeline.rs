@@ -17,7 +17,7 @@ use workbench_kernels::{
 };
 
 use crate::hardware::project::{
-    check_feasible, executed_program, project_latency, ProjectedLatency, Provenance,
+    check_feasible, executed_program, project_latency, Infeasible, ProjectedLatency, Provenance,
 };
 use crate::hardware::roofline::{call_working_set_bytes, ProbeOptions};
 use crate::hardware::{LocalHardware, Roofline};
@@ -694,6 +694,8 @@ fn project_onto(
     Vec<ProjectionRecord>,
 ) {
     let spec = &target.spec;
+    // A speed factor stands in for the peak figures (docs/scenarios.md): a
+    // target given one needs none.
     let infeasible = check_feasible(
         graph.weight_bytes(precision),
         graph.peak_activation_bytes(1),
@@ -701,6 +703,7 @@ fn project_onto(
         spec,
     )
     .err()
+    .filter(|e| !(target.speed_factor.is_some() && matches!(e, Infeasible::MissingFigures { .. })))
     .map(|e| e.to_string());
     let mut points = Vec::new();
     let mut rows = Vec::new();
@@ -1225,6 +1228,29 @@ mod tests {
                 rows.extend(projected);
             }
         }
+        // A target described by its speed factor alone (no peak figures) runs.
+        let by_factor = Target {
+            speed_factor: Some(0.5),
+            spec: crate::hardware::TargetSpec {
+                peak_gflops_f32: 0.0,
+                peak_gops_int8: 0.0,
+                mem_bandwidth_gbs: 0.0,
+                ..scenario.targets.cloud[0].spec.clone()
+            },
+            ..scenario.targets.cloud[0].clone()
+        };
+        let (profile, projected, _) = project_onto(
+            &graph,
+            &program,
+            &[&measured],
+            &slow_machine(),
+            config,
+            &by_factor,
+            "test",
+        );
+        assert_eq!(profile.infeasible, None);
+        assert_eq!(projected.len(), 1);
+        rows.extend(projected);
         assert!(rows.len() >= 2, "{rows:?}");
         for r in &rows {
             assert!(
