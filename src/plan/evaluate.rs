@@ -1656,7 +1656,7 @@ pub fn edge_devices(
     profile: &ComputeProfile,
     c: &Candidate,
 ) -> (EdgeDevices, f64, f64) {
-    let fleet = device.fleet_size.unwrap_or(1).max(1);
+    let fleet = device.devices();
     let simulated = fleet.min(MAX_SIMULATED_DEVICES);
     (
         EdgeDevices {

@@ -846,7 +846,7 @@ impl DeviceGroup<'_> {
                     devices_per_simulated_device: scale,
                     traffic_share: *share,
                     busy_power_w: device.spec.power_watts,
-                    devices: device.fleet_size.unwrap_or(1).max(1),
+                    devices: device.devices(),
                 }
             })
             .collect()
@@ -860,9 +860,7 @@ impl DeviceGroup<'_> {
         self.classes
             .iter()
             .enumerate()
-            .map(|(i, (device, share))| {
-                per_device(i) * device.fleet_size.unwrap_or(1).max(1) as f64 / share.max(1e-12)
-            })
+            .map(|(i, (device, share))| per_device(i) * device.devices() as f64 / share.max(1e-12))
             .fold(f64::INFINITY, f64::min)
     }
 }
@@ -1105,7 +1103,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             // A class's time for its share of the keys, per key.
             let job_s = |p: &ComputeProfile, device: &Target, share: f64| {
                 let b = p.most_efficient_batch(fits);
-                share / (inputs_per_s(ctx, p, b) * device.fleet_size.unwrap_or(1).max(1) as f64)
+                share / (inputs_per_s(ctx, p, b) * device.devices() as f64)
             };
             let Some(profiles) = group_profiles(ctx, &keys, &variant, precision, job_s) else {
                 no_fleet_build(ctx, &group, &base, &variant, precision, out);
@@ -1149,7 +1147,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 .iter()
                 .enumerate()
                 .map(|(i, (device, share))| {
-                    let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
+                    let devices = device.devices() as f64;
                     let speed = inputs_per_s(ctx, &profiles[i], c.max_batch) * devices;
                     device.spec.cold_start_ms / 1000.0 + share * items as f64 / speed
                 })
@@ -1158,7 +1156,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 .max_by(|&a, &b| busy_per_run[a].total_cmp(&busy_per_run[b]))
                 .unwrap_or(0);
             let (device, share) = keys.classes[slowest];
-            let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
+            let devices = device.devices() as f64;
             let per_instance =
                 inputs_per_s(ctx, &profiles[slowest], c.max_batch) * devices / share.max(1e-12);
             let startup_s = device.spec.cold_start_ms / 1000.0;
@@ -1181,7 +1179,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 .iter()
                 .zip(&busy)
                 .map(|((device, _), share)| {
-                    let devices = device.fleet_size.unwrap_or(1).max(1) as f64;
+                    let devices = device.devices() as f64;
                     share * month_s * device.spec.power_watts * devices
                 })
                 .sum();
@@ -1218,7 +1216,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                     e.device_power_w = Some(e.device_power_w.map_or(watts, |w| w.max(watts)));
                     e.plan.device_classes.push(DeviceClassFigures {
                         target: device.spec.name.clone(),
-                        devices: device.fleet_size.unwrap_or(1).max(1),
+                        devices: device.devices(),
                         traffic_share: *traffic_share,
                         latency_ms: e.plan.latency_ms,
                         average_power_w: watts,

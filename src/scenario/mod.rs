@@ -352,6 +352,13 @@ impl EdgeClasses {
     }
 }
 
+impl Target {
+    /// Devices of an edge class (`fleet_size`, at least 1).
+    pub fn devices(&self) -> u64 {
+        self.fleet_size.unwrap_or(1).max(1)
+    }
+}
+
 impl Targets {
     /// The target an edge plan on the whole fleet names: its classes joined
     /// by `&` (`None` unless the edge classes are a fleet).
@@ -385,16 +392,12 @@ impl Targets {
         if self.edge_classes != EdgeClasses::Fleet {
             return Vec::new();
         }
-        let devices: f64 = self
-            .edge
-            .iter()
-            .map(|t| t.fleet_size.unwrap_or(1).max(1) as f64)
-            .sum();
+        let devices: f64 = self.edge.iter().map(|t| t.devices() as f64).sum();
         let stated: Vec<f64> = self
             .edge
             .iter()
             .map(|t| {
-                let by_devices = t.fleet_size.unwrap_or(1).max(1) as f64 / devices.max(1.0);
+                let by_devices = t.devices() as f64 / devices.max(1.0);
                 t.traffic_share.unwrap_or(by_devices)
             })
             .collect();
@@ -414,18 +417,10 @@ impl Targets {
     /// computes its owner's).
     pub fn fleet_device_shares(&self) -> Vec<(&Target, f64)> {
         let fleet = self.fleet();
-        let devices: f64 = fleet
-            .iter()
-            .map(|(t, _)| t.fleet_size.unwrap_or(1).max(1) as f64)
-            .sum();
+        let devices: f64 = fleet.iter().map(|(t, _)| t.devices() as f64).sum();
         fleet
             .into_iter()
-            .map(|(t, _)| {
-                (
-                    t,
-                    t.fleet_size.unwrap_or(1).max(1) as f64 / devices.max(1.0),
-                )
-            })
+            .map(|(t, _)| (t, t.devices() as f64 / devices.max(1.0)))
             .collect()
     }
 
