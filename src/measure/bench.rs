@@ -98,9 +98,12 @@ pub struct HardwareSummary {
 pub struct KernelRecord {
     pub backend: BackendKind,
     pub precision: Precision,
-    /// `sgemm`, `chain`, `mlp-1024`, `convnet-224`, or the scenario's model name.
+    /// `sgemm`, `chain`, `mlp-1024`, `convnet-224`, or the scenario's model
+    /// name (a deep MLP's repeated hidden widths as `width*count`:
+    /// `mlp-1024-[1024*98]-10`).
     pub workload: String,
-    /// Human-readable shape (`256x256x256`, `1024-1024-1024-10`, `3x224x224`).
+    /// Human-readable shape (`256x256x256`, `1024-1024-1024-10`, `3x224x224`;
+    /// the scenario's model: its name, as `workload`).
     pub shape: String,
     pub batch: usize,
     pub median_ns: f64,
@@ -175,7 +178,8 @@ pub struct BenchReport {
 }
 
 struct Job {
-    workload: &'static str,
+    /// The reference workload's name, or the scenario model's [`model_label`].
+    workload: String,
     shape: String,
     graph: Graph,
     configs: Vec<(BackendKind, Precision)>,
@@ -211,7 +215,7 @@ fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
     let sgemm_sizes: &[usize] = if quick { &[256] } else { &[256, 512] };
     for &n in sgemm_sizes {
         jobs.push(Job {
-            workload: "sgemm",
+            workload: "sgemm".into(),
             shape: format!("{n}x{n}x{n}"),
             graph: models::sgemm_graph(n, n, n, 1).map_err(kernel_err("sgemm"))?,
             configs: all.clone(),
@@ -220,7 +224,7 @@ fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
     }
     let chain_len = if quick { 1 << 20 } else { 1 << 22 };
     jobs.push(Job {
-        workload: "chain",
+        workload: "chain".into(),
         shape: format!("{chain_len}"),
         graph: models::elementwise_chain(chain_len, 1).map_err(kernel_err("chain"))?,
         configs: all.clone(),
@@ -233,7 +237,7 @@ fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
         vec![1, 2, 4, 8, 16, 32, 64]
     };
     jobs.push(Job {
-        workload: "mlp-1024",
+        workload: "mlp-1024".into(),
         shape: "1024-1024-1024-10".into(),
         graph: mlp.clone(),
         configs: configs(&[BackendKind::Fused, BackendKind::Tiled], &[Precision::F32])
@@ -243,14 +247,14 @@ fn reference_jobs(quick: bool) -> Result<Vec<Job>, BenchError> {
         batches: mlp_batches,
     });
     jobs.push(Job {
-        workload: "mlp-1024",
+        workload: "mlp-1024".into(),
         shape: "1024-1024-1024-10".into(),
         graph: mlp,
         configs: vec![(BackendKind::Naive, Precision::F32)],
         batches: if quick { vec![1, 8] } else { vec![1, 8, 64] },
     });
     jobs.push(Job {
-        workload: "convnet-224",
+        workload: "convnet-224".into(),
         shape: "3x224x224".into(),
         graph: models::convnet_224(1).map_err(kernel_err("convnet-224"))?,
         configs: all,
@@ -268,6 +272,73 @@ fn scenario_batches(quick: bool) -> Vec<usize> {
     }
 }
 
+/// The scenario's model, timed with what `run` would measure of it.
+fn scenario_job(s: &BenchScenario, opts: &BenchOptions) -> Job {
+    let label = model_label(s.graph.name());
+    Job {
+        workload: label.clone(),
+        shape: label,
+        graph: s.graph.clone(),
+        configs: configs(
+            &[
+                BackendKind::Fused,
+                BackendKind::Tiled,
+                BackendKind::Quantized,
+            ],
+            &[Precision::F32, Precision::Int8],
+        )
+        .into_iter()
+        // Only what `run` would measure: no fused or tiled int8, no
+        // quantized f32 (each took budget to be skipped).
+        .filter(|&(backend, precision)| crate::plan::search::backend_allows(backend, precision))
+        .chain(
+            opts.autotune_scenario
+                .then_some((BackendKind::Autotuned, Precision::F32)),
+        )
+        .collect(),
+        batches: scenario_batches(opts.quick),
+    }
+}
+
+/// Model names up to this long are reported as they are.
+const MAX_PLAIN_MODEL_LABEL: usize = 40;
+
+/// Shortest run of equal hidden widths [`model_label`] writes with a count
+/// (a pair reads as well spelt out).
+const MIN_COUNTED_RUN: usize = 3;
+
+/// A scenario model's `workload` and `shape` in the report: its graph name,
+/// except that in a long MLP name (`mlp-{input}-[{hidden widths, x-separated}]-{output}`,
+/// one width per layer) a run of equal hidden widths is written once with
+/// its count: a 100-layer MLP's `mlp-1024-[1024x1024x...x1024]-10` becomes
+/// `mlp-1024-[1024*98]-10`, and `[512x1024*6x256]` is 512, six times 1024,
+/// 256. Nothing is dropped, so the label still names one model.
+fn model_label(name: &str) -> String {
+    let plain = || name.to_string();
+    if name.chars().count() <= MAX_PLAIN_MODEL_LABEL || !name.starts_with("mlp-") {
+        return plain();
+    }
+    let Some((head, rest)) = name.split_once('[') else {
+        return plain();
+    };
+    let Some((hidden, tail)) = rest.split_once(']') else {
+        return plain();
+    };
+    let widths: Vec<&str> = hidden.split('x').collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut start = 0;
+    while let Some(&width) = widths.get(start) {
+        let run = widths[start..].iter().take_while(|w| **w == width).count();
+        if run >= MIN_COUNTED_RUN {
+            parts.push(format!("{width}*{run}"));
+        } else {
+            parts.extend(std::iter::repeat_n(width.to_string(), run));
+        }
+        start += run;
+    }
+    format!("{head}[{}]{tail}", parts.join("x"))
+}
+
 /// The reference measurements the full bench makes and the quick one does
 /// not, grouped by workload and configuration with the batches left out, and
 /// the scenario model's batches left out (its configurations are the same).
@@ -281,7 +352,7 @@ fn quick_omissions(
                 job.configs.iter().flat_map(move |&(backend, precision)| {
                     job.batches.iter().map(move |&batch| {
                         (
-                            job.workload.to_string(),
+                            job.workload.clone(),
                             job.shape.clone(),
                             backend.name(),
                             precision.name(),
@@ -366,29 +437,7 @@ pub fn run(
         Vec::new()
     };
     let scenario_index = opts.scenario.as_ref().map(|s| {
-        jobs.push(Job {
-            workload: "scenario",
-            shape: s.graph.name().to_string(),
-            graph: s.graph.clone(),
-            configs: configs(
-                &[
-                    BackendKind::Fused,
-                    BackendKind::Tiled,
-                    BackendKind::Quantized,
-                ],
-                &[Precision::F32, Precision::Int8],
-            )
-            .into_iter()
-            // Only what `run` would measure: no fused or tiled int8, no
-            // quantized f32 (each took budget to be skipped).
-            .filter(|&(backend, precision)| crate::plan::search::backend_allows(backend, precision))
-            .chain(
-                opts.autotune_scenario
-                    .then_some((BackendKind::Autotuned, Precision::F32)),
-            )
-            .collect(),
-            batches: scenario_batches(opts.quick),
-        });
+        jobs.push(scenario_job(s, opts));
         jobs.len() - 1
     });
     let job_count = |j: &Job| j.configs.len() * j.batches.len();
@@ -448,11 +497,7 @@ pub fn run(
             roofline: Some(roofline.clone()),
             ..base.clone()
         };
-        let workload = if Some(index) == scenario_index {
-            job.graph.name().to_string()
-        } else {
-            job.workload.to_string()
-        };
+        let workload = job.workload.clone();
         let outcome = match measure_model(&job.graph, &job.configs, &job.batches, &mopts, progress)
         {
             Ok(outcome) => outcome,
@@ -498,7 +543,7 @@ pub fn run(
             Some(
                 AutotunedBackend::default()
                     .logged_trials(&job.graph, &copts)
-                    .map_err(kernel_err(job.workload))?,
+                    .map_err(kernel_err(&job.workload))?,
             )
         } else {
             None
@@ -792,6 +837,80 @@ impl BenchReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use workbench_kernels::{Activation, MlpSpec, ModelSpec};
+
+    fn mlp_scenario(input: usize, hidden: Vec<usize>, output: usize) -> BenchScenario {
+        let spec = ModelSpec::Mlp(MlpSpec {
+            input,
+            hidden,
+            output,
+            activation: Activation::Relu,
+        });
+        BenchScenario {
+            name: "deep".into(),
+            graph: Graph::from_spec(&spec, 1).unwrap(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// The widths a label's `[...]` stands for, runs expanded.
+    fn expand_hidden(label: &str) -> Vec<usize> {
+        let hidden = label.split_once('[').unwrap().1.split_once(']').unwrap().0;
+        hidden
+            .split('x')
+            .flat_map(|part| match part.split_once('*') {
+                Some((width, count)) => vec![width.parse().unwrap(); count.parse().unwrap()],
+                None => vec![part.parse().unwrap()],
+            })
+            .collect()
+    }
+
+    /// A 100-layer MLP's workload listed all its layers (over 500 characters).
+    #[test]
+    fn a_deep_mlp_is_labelled_compactly_and_unambiguously() {
+        let hidden: Vec<usize> = std::iter::once(512)
+            .chain(std::iter::repeat_n(1024, 97))
+            .chain([256, 256])
+            .collect();
+        let s = mlp_scenario(1024, hidden.clone(), 10);
+        assert!(s.graph.name().len() > 400, "{}", s.graph.name());
+        let job = scenario_job(&s, &BenchOptions::default());
+        assert_eq!(job.workload, "mlp-1024-[512x1024*97x256x256]-10");
+        assert_eq!(job.shape, job.workload);
+        assert_eq!(expand_hidden(&job.workload), hidden);
+
+        let uniform = mlp_scenario(64, vec![64; 100], 4);
+        let label = scenario_job(&uniform, &BenchOptions::default()).workload;
+        assert_eq!(label, "mlp-64-[64*100]-4");
+        assert_eq!(expand_hidden(&label), vec![64; 100]);
+    }
+
+    /// Short names, and the reference workloads, are left as they were.
+    #[test]
+    fn short_model_names_and_reference_workloads_are_unchanged() {
+        for (hidden, name) in [
+            (vec![32], "mlp-32-[32]-4"),
+            (vec![512, 512, 512], "mlp-32-[512x512x512]-4"),
+        ] {
+            let job = scenario_job(&mlp_scenario(32, hidden, 4), &BenchOptions::default());
+            assert_eq!(job.workload, name);
+            assert_eq!(job.shape, name);
+        }
+        assert_eq!(
+            model_label("convnet-3x224x224-5blocks-1000"),
+            "convnet-3x224x224-5blocks-1000"
+        );
+        let names: BTreeSet<String> = reference_jobs(true)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.workload)
+            .collect();
+        let expected: BTreeSet<String> = ["sgemm", "chain", "mlp-1024", "convnet-224"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(names, expected);
+    }
 
     #[test]
     fn quick_omissions_list_what_only_the_full_bench_times() {

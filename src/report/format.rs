@@ -42,13 +42,19 @@ pub fn ms(value: f64) -> String {
     }
 }
 
-/// Nanoseconds shown in the most readable unit: "412 ns", "61.0 µs", "1.20 ms".
+/// Nanoseconds shown in the most readable unit: "412 ns", "61.0 µs", "1.20 ms";
+/// a positive value below 1 ns keeps three significant figures ("0.100 ns",
+/// "1.00e-7 ns"), so a tiny SLO is not shown as "0 ns". A negative value that
+/// rounds to zero prints "0 ns".
 pub fn duration_ns(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
     if value < 0.0 && fixed(value, 0) != "0" {
         return format!("-{}", duration_ns(-value));
+    }
+    if value > 0.0 && value < SUB_NS_LIMIT {
+        return sub_ns(value);
     }
     let value = value.abs();
     if value < 1e3 {
@@ -59,6 +65,22 @@ pub fn duration_ns(value: f64) -> String {
         significant(value / 1e6, "ms")
     } else {
         significant(value / 1e9, "s")
+    }
+}
+
+/// Below this a positive duration would round to "0 ns" or "1 ns" with no
+/// decimals; [`sub_ns`] gives it three significant figures instead.
+const SUB_NS_LIMIT: f64 = 0.9995;
+
+/// A positive duration below [`SUB_NS_LIMIT`] ns with three significant
+/// figures: "0.500 ns", "0.0123 ns", then in exponent form from 1e-3 ns.
+fn sub_ns(value: f64) -> String {
+    if value >= 1e-3 {
+        // 2 - floor(log10) decimals: 0.1..1 -> 3, 0.01..0.1 -> 4, 0.001..0.01 -> 5.
+        let decimals = (2 - value.log10().floor() as i32).clamp(3, 5) as usize;
+        format!("{value:.decimals$} ns")
+    } else {
+        format!("{value:.2e} ns")
     }
 }
 
@@ -271,6 +293,23 @@ mod tests {
         assert_eq!(ms(0.0288), "28.8 µs");
         assert_eq!(ms(0.1), "0.10 ms");
         assert_eq!(ms(-0.0288), "-28.8 µs");
+    }
+
+    /// A tiny SLO (`latency_ms = 1e-7`) printed as "0 ns" beside a real latency.
+    #[test]
+    fn sub_nanosecond_durations_keep_their_value() {
+        assert_eq!(ms(1e-7), "0.100 ns");
+        assert_eq!(duration_ns(0.1), "0.100 ns");
+        assert_eq!(duration_ns(0.5), "0.500 ns");
+        assert_eq!(duration_ns(0.0123), "0.0123 ns");
+        assert_eq!(duration_ns(0.001_5), "0.00150 ns");
+        assert_eq!(ms(1e-12), "1.00e-6 ns");
+        assert_eq!(duration_ns(0.9999), "1 ns");
+        assert_eq!(duration_ns(3.0), "3 ns");
+        assert_eq!(duration_ns(0.0), "0 ns");
+        assert_eq!(duration_ns(-0.0), "0 ns");
+        // Negative values that round to zero stay "0 ns" (see below).
+        assert_eq!(ms(-1e-7), "0 ns");
     }
 
     #[test]

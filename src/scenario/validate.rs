@@ -106,13 +106,19 @@ fn deserialize_collecting(
             .as_ref()
             .map(|segs| path_string(segs))
             .unwrap_or_default();
-        let (mut message, suggestion) = rewrite_serde_message(err.message());
+        let (mut message, mut suggestion) = rewrite_serde_message(err.message());
         if let Some(segs) = &found {
             if is_array_of_tables(doc.get_ref(), segs) && message.starts_with("invalid type: map") {
                 // serde says "map" of the array's first table.
                 message = format!(
                     "invalid type: an array of tables ([[{key}]]), expected a single table: write [{key}]"
                 );
+            }
+            if message.starts_with("unknown key") {
+                if let Some(hint) = misplaced_key_hint(segs) {
+                    message = hint;
+                    suggestion = None;
+                }
             }
         }
         c.push(span, key.clone(), message);
@@ -242,6 +248,32 @@ fn remove_in_value(value: &mut DeValue<'_>, segs: &[Seg]) -> bool {
             None => false,
         },
         _ => false,
+    }
+}
+
+/// For a key that is unknown where it stands but belongs to another table,
+/// where it goes: in TOML every key after a `[[targets.edge]]` header belongs
+/// to that table, so a key meant for [targets] easily lands in one.
+fn misplaced_key_hint(segs: &[Seg]) -> Option<String> {
+    let keys: Vec<&str> = segs
+        .iter()
+        .map(|seg| match seg {
+            Seg::Key(k) => k.as_str(),
+            Seg::Index(_) => "[]",
+        })
+        .collect();
+    match keys.as_slice() {
+        ["targets", kind @ ("edge" | "cloud"), "[]", "edge_classes"] => Some(format!(
+            "unknown key `edge_classes` in a [[targets.{kind}]] table: it belongs under [targets] \
+             (it says how all the edge classes relate); write it directly below [targets], \
+             before the first [[targets.edge]] or [[targets.cloud]] (keys after a [[...]] header \
+             belong to that table)"
+        )),
+        ["targets", key @ ("fleet_size" | "traffic_share")] => Some(format!(
+            "unknown key `{key}` under [targets]: it belongs in each [[targets.edge]] table of \
+             the fleet (every device class states its own)"
+        )),
+        _ => None,
     }
 }
 
@@ -1984,8 +2016,20 @@ impl Validator<'_> {
             .enumerate()
             .filter_map(|(i, e)| e.get_ref().traffic_share.as_ref().map(|s| (i, s)))
             .collect();
+        // A class whose share (or size) the schema stage already refused
+        // (wrong type, misspelt key) did state one: it is not "missing".
+        let refused =
+            |i: usize, name: &str| self.removed.contains(&format!("targets.edge[{i}].{name}"));
+        let share_refused = (0..edge.len()).any(|i| refused(i, "traffic_share"));
+        let size_refused: Vec<bool> = (0..edge.len()).map(|i| refused(i, "fleet_size")).collect();
+        // `edge_classes` written inside a [[targets.edge]] table was reported
+        // there; the classes' fleet keys are not errors on top of it.
+        let fleet_misplaced = (0..edge.len()).any(|i| refused(i, "edge_classes"));
         let mut ok = true;
         if classes != EdgeClasses::Fleet {
+            if fleet_misplaced {
+                return ok;
+            }
             for (i, share) in shares {
                 self.err(share.span(), &format!("targets.edge[{i}].traffic_share"), "key `traffic_share` applies only to a fleet: add `edge_classes = \"fleet\"` to [targets] when the edge classes are parts of one fleet (each serving its own users' share), or remove it (alternatives each carry all the traffic)");
                 ok = false;
@@ -1999,19 +2043,26 @@ impl Validator<'_> {
             }
         }
         for (i, e) in edge.iter().enumerate() {
-            if e.get_ref().fleet_size.is_none() {
+            if e.get_ref().fleet_size.is_none() && !size_refused[i] {
                 self.err(e.span(), &format!("targets.edge[{i}].fleet_size"), "missing required key: the number of devices of this class (edge_classes = \"fleet\": each class serves its own users)");
                 ok = false;
             }
         }
-        if !shares.is_empty() && shares.len() < edge.len() {
+        if share_refused {
+            // Whether the shares are complete and add up to 1 is unknown.
+        } else if !shares.is_empty() && shares.len() < edge.len() {
             let missing: Vec<String> = (0..edge.len())
                 .filter(|i| !shares.iter().any(|(j, _)| j == i))
                 .map(|i| format!("targets.edge[{i}]"))
                 .collect();
             self.err(shares[0].1.span(), &format!("targets.edge[{}].traffic_share", shares[0].0), format!("traffic_share is stated for some classes of the fleet but not for {}: state it for every class (the shares add up to 1) or for none (each class then serves its share of the devices)", missing.join(", ")));
             ok = false;
-        } else if !shares.is_empty() {
+        } else if !shares.is_empty()
+            // A share outside (0, 1] is reported as such where the class is read.
+            && shares
+                .iter()
+                .all(|(_, s)| *s.get_ref() > 0.0 && *s.get_ref() <= 1.0)
+        {
             let total: f64 = shares.iter().map(|(_, s)| *s.get_ref()).sum();
             if (total - 1.0).abs() > FLEET_SHARE_TOLERANCE {
                 self.err(shares[0].1.span(), &format!("targets.edge[{}].traffic_share", shares[0].0), format!("the fleet's traffic shares add up to {}: they must add up to 1 (within {FLEET_SHARE_TOLERANCE})", number(total)));
