@@ -589,7 +589,7 @@ fn run_one(
         Some(p) => lines.insert(
             0,
             format!(
-                "{}: {} on {} ({}), {} {}, p99 {}, {}/month",
+                "{}: {} on {} ({}), {}, p99 {}, {}/month",
                 s.name,
                 p.mode,
                 p.placement,
@@ -599,8 +599,7 @@ fn run_one(
                 } else {
                     format!("{} x{}", p.target, p.replicas)
                 },
-                p.backend,
-                p.precision,
+                p.build_text(),
                 report::format::ms(p.latency_ms.p99),
                 report::format::usd(p.cost_usd_per_month)
             ),

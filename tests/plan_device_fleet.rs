@@ -507,3 +507,191 @@ fn a_precision_one_class_cannot_run_is_a_rejected_fleet_plan() {
         "{why}"
     );
 }
+
+/// The fixture fleet of phones and watches: a watch holds 4 MB, the full
+/// model's f32 weights take 5.3 MB, the distilled model's 137 kB.
+fn wearables() -> Scenario {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/planning/tiered-wearables.toml");
+    scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A fleet whose classes cannot all run the best model gets a tiered plan:
+/// the phones run the full model, the watches the distilled one. One build
+/// everywhere is either too big for the watches or gives up the phones'
+/// accuracy; the tiered plan keeps each class's best that fits, and with
+/// latency far inside the SLO it ties on figures and wins on accuracy.
+#[test]
+fn a_fleet_whose_classes_need_different_models_gets_a_tiered_plan() {
+    let s = wearables();
+    let out = plan_quickly(&s, 1.0);
+    let uniform = |variant: &str| {
+        edge_plans(&out)
+            .into_iter()
+            .find(|e| e.candidate.class_builds.is_empty() && e.candidate.variant == variant)
+            .unwrap_or_else(|| panic!("no uniform {variant} plan"))
+    };
+    let full = uniform("full");
+    assert!(!full.feasible());
+    assert!(
+        full.reason().unwrap_or_default().contains("watch: needs"),
+        "{:?}",
+        full.reason()
+    );
+    assert!(
+        uniform("distilled").feasible(),
+        "{:?}",
+        uniform("distilled").reason()
+    );
+
+    let tiered: Vec<&Evaluation> = edge_plans(&out)
+        .into_iter()
+        .filter(|e| !e.candidate.class_builds.is_empty())
+        .collect();
+    assert_eq!(tiered.len(), 1, "one tiered plan");
+    let tiered = tiered[0];
+    assert!(tiered.feasible(), "{:?}", tiered.reason());
+    let builds: Vec<(&str, &str)> = tiered
+        .candidate
+        .class_builds
+        .iter()
+        .map(|b| (b.class.as_str(), b.variant.as_str()))
+        .collect();
+    assert_eq!(builds, [("phone-flagship", "full"), ("watch", "distilled")]);
+    assert!(
+        tiered
+            .plan
+            .id
+            .contains("/full&distilled/tiled-f32&tiled-f32/"),
+        "{}",
+        tiered.plan.id
+    );
+    // Half the requests at full agreement, half at the distilled model's
+    // declared 0.93 / 0.95.
+    let expected = 0.5 + 0.5 * 0.93 / 0.95;
+    assert!(
+        (tiered.plan.accuracy_agreement - expected).abs() < 1e-9,
+        "{} vs {expected}",
+        tiered.plan.accuracy_agreement
+    );
+    // Each class's users see their own build: the phones' median is the
+    // full model's there, the watches' the distilled model's.
+    let profiles = synthetic_profiles_with(&s, 0.6, 1.0);
+    let median_ms = |variant: &str, target: &str| {
+        profiles
+            .find(variant, BackendKind::Tiled, Precision::F32, target)
+            .expect("profile")
+            .median_s(1)
+            * 1000.0
+    };
+    for class in &tiered.plan.device_classes {
+        let build = class.build.as_ref().expect("a class's build");
+        let wanted = median_ms(&build.model_variant, &class.target);
+        assert!(
+            (class.latency_ms.p50 / wanted - 1.0).abs() < 0.15,
+            "{}: p50 {} ms vs its build's median {wanted} ms",
+            class.target,
+            class.latency_ms.p50
+        );
+        assert!(class
+            .slo_latency_ms
+            .is_some_and(|ms| ms >= class.latency_ms.p50));
+    }
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(best.plan.id, tiered.plan.id);
+    let why = out.rationale.join("\n");
+    assert!(
+        why.contains("a build per device class (full tiled f32 on phone-flagship, distilled tiled f32 on watch"),
+        "{why}"
+    );
+    assert!(
+        why.contains("distilled: tiled f32 runs a batch of 1 in"),
+        "{why}"
+    );
+    assert!(
+        why.contains("too little to give up 1.1 points of accuracy agreement"),
+        "{why}"
+    );
+}
+
+/// When every class's best build is the same, there is no tiered plan: the
+/// fleet's uniform plan is it.
+#[test]
+fn a_fleet_whose_classes_agree_gets_no_tiered_plan() {
+    let out = plan_quickly(&load("face-unlock"), 1.0);
+    assert!(edge_plans(&out)
+        .iter()
+        .all(|e| e.candidate.class_builds.is_empty()));
+    // Nor do classes planned as alternatives.
+    let s = wearables();
+    let alternatives = parse(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/planning/tiered-wearables.toml"),
+        )
+        .expect("fixture")
+        .replace("edge_classes = \"fleet\"", ""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.targets.edge.len(), alternatives.targets.edge.len());
+    let out = plan_quickly(&alternatives, 1.0);
+    assert!(edge_plans(&out)
+        .iter()
+        .all(|e| e.candidate.class_builds.is_empty()));
+}
+
+/// The report says what each class runs: a row of builds instead of one
+/// variant, and each class's build and its latency at the SLO's percentile
+/// in the device-class table; plan.json keeps each class's build.
+#[test]
+fn a_tiered_plan_report_names_each_class_build() {
+    let report = common::report_quickly(&wearables());
+    let plan = report.recommended.as_ref().expect("a recommended plan");
+    assert!(plan.tiered());
+    let md = workbench::report::markdown(&report);
+    let builds_row = md
+        .lines()
+        .find(|l| l.starts_with("| Builds (one per device class)"))
+        .unwrap_or_else(|| panic!("no builds row in\n{md}"));
+    assert!(
+        builds_row.contains("`full` tiled f32 on phone-flagship, `distilled` tiled f32 on watch"),
+        "{builds_row}"
+    );
+    assert!(!md.contains("| Model variant "), "{md}");
+    let table_header = md
+        .lines()
+        .find(|l| l.starts_with("| Class "))
+        .expect("device-class table");
+    assert!(
+        table_header.contains(" Runs ") && table_header.contains(" p99 |"),
+        "{table_header}"
+    );
+    // At a p95 SLO the table gives each class's p95.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/planning/tiered-wearables.toml"),
+    )
+    .expect("fixture")
+    .replace("latency_percentile = 99", "latency_percentile = 95");
+    let p95 = common::report_quickly(&parse(&text).unwrap_or_else(|e| panic!("{e}")));
+    let md95 = workbench::report::markdown(&p95);
+    let header = md95
+        .lines()
+        .find(|l| l.starts_with("| Class "))
+        .expect("device-class table");
+    assert!(
+        header.contains(" p95 |") && !header.contains(" p99 |"),
+        "{header}"
+    );
+    let classes = &p95.recommended.as_ref().expect("a plan").device_classes;
+    assert!(classes
+        .iter()
+        .all(|c| c.slo_latency_ms.is_some_and(|ms| ms <= c.latency_ms.p99)));
+    let json = serde_json::to_value(plan).expect("plan json");
+    let builds: Vec<&str> = json["device_classes"]
+        .as_array()
+        .expect("device classes")
+        .iter()
+        .map(|c| c["build"]["model_variant"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(builds, ["full", "distilled"]);
+}

@@ -26,6 +26,34 @@ pub struct Candidate {
     pub max_delay_ms: f64,
     /// Hybrid precompute: share of the distinct inputs precomputed.
     pub precompute_fraction: Option<f64>,
+    /// A tiered fleet plan: what each device class runs, in the fleet's
+    /// order, when the classes run different builds (the mid-range phones a
+    /// distilled model, say). `variant`, `backend` and `precision` are then
+    /// those of the class serving the most requests. Empty: every device
+    /// runs `variant` with `backend` at `precision`.
+    pub class_builds: Vec<ClassBuild>,
+}
+
+/// What one device class of a tiered fleet plan runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassBuild {
+    /// The class's edge target.
+    pub class: String,
+    pub variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+}
+
+impl ClassBuild {
+    /// "distilled tiled int8".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.variant,
+            self.backend.name(),
+            self.precision.name()
+        )
+    }
 }
 
 /// The model a hybrid plan's cloud fallback runs.
@@ -49,12 +77,29 @@ impl Candidate {
             id.push('+');
             id.push_str(fallback);
         }
+        // A tiered plan names each class's build, in the order of the
+        // classes in its target.
+        let (variants, builds) = if self.class_builds.is_empty() {
+            (
+                self.variant.clone(),
+                format!("{}-{}", self.backend.name(), self.precision.name()),
+            )
+        } else {
+            let each = |f: &dyn Fn(&ClassBuild) -> String| {
+                self.class_builds
+                    .iter()
+                    .map(f)
+                    .collect::<Vec<_>>()
+                    .join("&")
+            };
+            (
+                each(&|b| b.variant.clone()),
+                each(&|b| format!("{}-{}", b.backend.name(), b.precision.name())),
+            )
+        };
         id.push_str(&format!(
-            "/x{}/{}/{}-{}/b{}-d{}",
+            "/x{}/{variants}/{builds}/b{}-d{}",
             self.replicas,
-            self.variant,
-            self.backend.name(),
-            self.precision.name(),
             self.max_batch,
             trim_float(self.max_delay_ms)
         ));
@@ -81,14 +126,25 @@ impl Candidate {
             }
             None => self.target.clone(),
         };
+        let build = if self.class_builds.is_empty() {
+            format!(
+                "{} {} {}",
+                self.variant,
+                self.backend.name(),
+                self.precision.name()
+            )
+        } else {
+            self.class_builds
+                .iter()
+                .map(|b| format!("{} on {}", b.describe(), b.class))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut text = format!(
-            "{} on {}: {}, {} {} {}",
+            "{} on {}: {}, {build}",
             self.mode.name(),
             self.placement.name(),
             target,
-            self.variant,
-            self.backend.name(),
-            self.precision.name()
         );
         if let Some(f) = &self.fallback_model {
             text.push_str(&format!(
@@ -110,6 +166,21 @@ impl Candidate {
 }
 
 impl Candidate {
+    /// What the devices of edge class `class` run: the class's own build on a
+    /// tiered plan, else the plan's one build.
+    pub fn build_on(&self, class: &str) -> ClassBuild {
+        self.class_builds
+            .iter()
+            .find(|b| b.class == class)
+            .cloned()
+            .unwrap_or_else(|| ClassBuild {
+                class: class.to_string(),
+                variant: self.variant.clone(),
+                backend: self.backend,
+                precision: self.precision,
+            })
+    }
+
     /// Dynamic batching in words: "unbatched", "batches of up to 8 (wait up to 5 ms)".
     pub fn batching(&self) -> String {
         if self.max_batch <= 1 {
@@ -165,6 +236,7 @@ mod tests {
             max_batch: 8,
             max_delay_ms: 2.5,
             precompute_fraction: None,
+            class_builds: Vec::new(),
         };
         assert_eq!(
             c.id(),
@@ -186,5 +258,61 @@ mod tests {
         assert!(c.describe().contains("aws-c7i.xlarge x3"));
         assert_eq!(trim_float(10.0), "10");
         assert_eq!(trim_float(0.0), "0");
+    }
+
+    #[test]
+    fn a_tiered_plan_names_each_class_build_in_its_id() {
+        let build = |class: &str, variant: &str, backend, precision| ClassBuild {
+            class: class.into(),
+            variant: variant.into(),
+            backend,
+            precision,
+        };
+        let c = Candidate {
+            mode: Mode::OnlineHttp,
+            placement: Placement::Edge,
+            target: "phone-flagship&phone-midrange".into(),
+            fallback_target: None,
+            fallback_model: None,
+            replicas: 1,
+            variant: "full".into(),
+            backend: BackendKind::Autotuned,
+            precision: Precision::F32,
+            max_batch: 1,
+            max_delay_ms: 0.0,
+            precompute_fraction: None,
+            class_builds: vec![
+                build(
+                    "phone-flagship",
+                    "full",
+                    BackendKind::Autotuned,
+                    Precision::F32,
+                ),
+                build(
+                    "phone-midrange",
+                    "distilled",
+                    BackendKind::Quantized,
+                    Precision::Int8,
+                ),
+            ],
+        };
+        assert_eq!(
+            c.id(),
+            "online-http/edge/phone-flagship&phone-midrange/x1/full&distilled/autotuned-f32&quantized-int8/b1-d0"
+        );
+        let uniform = Candidate {
+            class_builds: Vec::new(),
+            ..c.clone()
+        };
+        assert_ne!(uniform.family(), c.family());
+        assert_eq!(c.build_on("phone-midrange").variant, "distilled");
+        assert_eq!(uniform.build_on("phone-midrange").variant, "full");
+        assert!(
+            c.describe().contains(
+                "full autotuned f32 on phone-flagship, distilled quantized int8 on phone-midrange"
+            ),
+            "{}",
+            c.describe()
+        );
     }
 }

@@ -1102,6 +1102,8 @@ pub struct DeviceClass {
     pub busy_power_w: f64,
     /// Devices of the class (reported on a fleet's plan).
     pub devices: u64,
+    /// What its devices run (reported on a fleet's plan).
+    pub build: report::ClassBuildFigures,
 }
 
 /// The cloud half of an edge model with cloud fallback: a share of the
@@ -1412,6 +1414,10 @@ pub fn simulate_devices(
                     p999: own_q(0.999),
                 },
                 average_power_w: watts,
+                // As the fleet's: over the requests that did not fail.
+                slo_latency_ms: (failed_share(e) < 1.0 - slo_q)
+                    .then(|| own_q((slo_q / (1.0 - failed_share(e))).min(1.0))),
+                build: Some(class.build.clone()),
             });
         }
     }

@@ -29,6 +29,11 @@ impl ComputeProfile {
         interpolate_profile(&self.points, batch).median_s
     }
 
+    /// 99th-percentile seconds for one batch of `batch` requests (interpolated).
+    pub fn p99_s(&self, batch: u32) -> f64 {
+        interpolate_profile(&self.points, batch).p99_s
+    }
+
     /// Predictions per second one replica sustains with full batches of `batch`.
     pub fn capacity_per_s(&self, batch: u32) -> f64 {
         let t = self.median_s(batch);

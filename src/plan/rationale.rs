@@ -79,24 +79,40 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         }
         parts
     };
-    if let Some((lower, parts)) = ranked
+    // A tied plan that agrees less with the reference (a tiered plan's
+    // uniform rival runs the smaller model everywhere): the same, in points.
+    let gives_up = |e: &Evaluation| {
+        if super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision)
+            && c.class_builds.is_empty()
+        {
+            Some(c.precision.name().to_string())
+        } else if p.accuracy_agreement - e.plan.accuracy_agreement >= 5e-5 {
+            Some(format!(
+                "{} points of accuracy agreement ({}% against {}%)",
+                fmt_pct(p.accuracy_agreement - e.plan.accuracy_agreement),
+                fmt_pct(p.accuracy_agreement),
+                fmt_pct(e.plan.accuracy_agreement)
+            ))
+        } else {
+            None
+        }
+    };
+    if let Some((lower, parts, what)) = ranked
         .iter()
         .skip(1)
-        .filter(|e| {
-            super::precision_rank(e.candidate.precision) > super::precision_rank(c.precision)
-                && ties(e)
-        })
-        .map(|e| (e, saving(e)))
-        .find(|(_, parts)| !parts.is_empty())
+        .filter(|e| ties(e))
+        .filter_map(|e| gives_up(e).map(|what| (e, saving(e), what)))
+        .find(|(_, parts, _)| !parts.is_empty())
     {
         out.push(format!(
-            "{} would be {}: too little to give up {}, so it is kept.",
+            "{} would be {}: too little to give up {what}, so it is kept.",
             lower.candidate.describe(),
             parts.join(" and "),
-            c.precision.name()
         ));
     }
-    if c.precision != Precision::F32 {
+    if !c.class_builds.is_empty() {
+        out.push(tiered_accuracy_sentence(scenario, profiles, c, p));
+    } else if c.precision != Precision::F32 {
         let key = (c.variant.clone(), c.precision);
         let inputs = profiles
             .agreement_inputs
@@ -284,14 +300,21 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
         c.max_batch.max(1)
     };
     let run_on = |target: &str| {
-        run_sentence(
+        let build = c.build_on(target);
+        let s = run_sentence(
             profiles,
-            &c.variant,
-            c.backend,
-            c.precision,
+            &build.variant,
+            build.backend,
+            build.precision,
             device_batch,
             target,
-        )
+        )?;
+        // A tiered plan's classes run different models: each sentence says which.
+        Some(if c.class_builds.is_empty() {
+            s
+        } else {
+            format!("{}: {s}", build.variant)
+        })
     };
     // A fleet's plan runs on each of its classes: one sentence each.
     let classes = if c.placement == Placement::Cloud {
@@ -377,12 +400,17 @@ fn classes_over_the_slo(scenario: &Scenario, p: &crate::report::Plan) -> Option<
         .iter()
         .filter_map(|class| {
             let l = &class.latency_ms;
-            let (name, ms) = [(50.0, l.p50), (90.0, l.p90), (99.0, l.p99)]
-                .into_iter()
-                .find(|(at, _)| q <= *at)
-                .map_or(("p99.9".to_string(), l.p999), |(at, ms)| {
-                    (percentile_name(at), ms)
-                });
+            let (name, ms) = match class.slo_latency_ms {
+                Some(ms) => (percentile_name(q), ms),
+                // Figures from before the class's own was kept: the nearest
+                // reported percentile at or above the SLO's.
+                None => [(50.0, l.p50), (90.0, l.p90), (99.0, l.p99)]
+                    .into_iter()
+                    .find(|(at, _)| q <= *at)
+                    .map_or(("p99.9".to_string(), l.p999), |(at, ms)| {
+                        (percentile_name(at), ms)
+                    }),
+            };
             (ms > obj.latency_ms).then(|| {
                 format!(
                     "{}'s users ({}% of the requests) see {name} {}",
@@ -404,6 +432,50 @@ fn classes_over_the_slo(scenario: &Scenario, p: &crate::report::Plan) -> Option<
     })
 }
 
+/// A tiered plan's agreement with the reference model: each class's build's,
+/// weighted by the share of the requests the class serves.
+fn tiered_accuracy_sentence(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    c: &Candidate,
+    p: &crate::report::Plan,
+) -> String {
+    let ctx = super::evaluate::Context {
+        scenario,
+        profiles,
+        only: None,
+    };
+    let each: Vec<String> = scenario
+        .targets
+        .device_classes(&c.target)
+        .iter()
+        .map(|(t, share)| {
+            let build = c.build_on(&t.spec.name);
+            let agreement = ctx.agreement(&build.variant, build.precision);
+            let figure = agreement
+                .value()
+                .map_or_else(|| "unknown".to_string(), |v| format!("{}%", fmt_pct(v)));
+            format!(
+                "{figure} on {} ({}, {}% of the requests)",
+                t.spec.name,
+                build.describe(),
+                fmt_pct(*share)
+            )
+        })
+        .collect();
+    let floor = scenario.objectives.accuracy_floor;
+    format!(
+        "Its accuracy agreement with the reference model, {}%, is each class's build's weighted by the requests it serves: {}{}.",
+        fmt_pct(p.accuracy_agreement),
+        each.join(", "),
+        if floor > 0.0 {
+            format!(" (floor {}%, met by every class)", fmt_pct(floor))
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// For a plan on a fleet: every class runs it, each for its own users.
 fn fleet_sentence(scenario: &Scenario, c: &Candidate) -> String {
     let classes: Vec<String> = scenario
@@ -421,6 +493,18 @@ fn fleet_sentence(scenario: &Scenario, c: &Candidate) -> String {
             )
         })
         .collect();
+    if !c.class_builds.is_empty() {
+        let builds: Vec<String> = c
+            .class_builds
+            .iter()
+            .map(|b| format!("{} on {}", b.describe(), b.class))
+            .collect();
+        return format!(
+            "It runs on the whole fleet, a build per device class ({}: on each class the build closest to the reference model whose p99 for one request there is within the SLO), each serving its own users: {}.",
+            builds.join(", "),
+            classes.join(", ")
+        );
+    }
     format!(
         "It runs on the whole fleet, one build ({} {} {}) on every device class, each serving its own users: {}.",
         c.variant,
@@ -633,41 +717,49 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
             checked: true,
         });
     }
-    // The device the plan runs on, if any (edge, or the device half of a
-    // fallback); on a fleet, the class with the least memory.
+    // The devices the plan runs on, if any (edge, or the device half of a
+    // fallback); on a fleet, the class whose memory binds most: the least
+    // memory, or on a tiered plan the least room for its own build.
     let classes = if p.placement == Placement::Cloud {
         Vec::new()
     } else {
         scenario.targets.device_classes(&e.candidate.target)
     };
-    let device = classes
+    // A batch job on the device runs its batches there; online, and the
+    // device half of a fallback, answer one input at a time.
+    let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
+        e.candidate.max_batch
+    } else {
+        1
+    };
+    let memory: Vec<(&str, u64, u64)> = classes
         .iter()
-        .map(|(t, _)| *t)
-        .min_by_key(|t| super::evaluate::device_memory_limit(scenario, t));
-    if let (Some(_), Some(device)) = (scenario.constraints.max_device_memory_bytes, device) {
-        let limit = super::evaluate::device_memory_limit(scenario, device);
-        // On a fleet, name the class whose memory binds, when they differ.
-        let differ = classes
-            .iter()
-            .any(|(t, _)| super::evaluate::device_memory_limit(scenario, t) != limit);
+        .map(|(t, _)| {
+            let build = e.candidate.build_on(&t.spec.name);
+            let needs = super::evaluate::device_memory_needed(
+                scenario,
+                &build.variant,
+                build.precision,
+                batch,
+            );
+            let limit = super::evaluate::device_memory_limit(scenario, t);
+            (t.spec.name.as_str(), needs, limit)
+        })
+        .collect();
+    let binding = memory.iter().max_by(|a, b| {
+        let room = |(_, needs, limit): &&(&str, u64, u64)| *needs as f64 / (*limit).max(1) as f64;
+        room(a).total_cmp(&room(b)).then(b.2.cmp(&a.2))
+    });
+    if let (Some(_), Some(&(name, needs, limit))) =
+        (scenario.constraints.max_device_memory_bytes, binding)
+    {
+        // On a fleet, name the class that binds, when the classes differ.
+        let differ = memory.iter().any(|&(_, n, l)| (n, l) != (needs, limit));
         let on = if differ {
-            format!(" (on {})", device.spec.name)
+            format!(" (on {name})")
         } else {
             String::new()
         };
-        // A batch job on the device runs its batches there; online, and the
-        // device half of a fallback, answer one input at a time.
-        let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
-            e.candidate.max_batch
-        } else {
-            1
-        };
-        let needs = super::evaluate::device_memory_needed(
-            scenario,
-            &e.candidate.variant,
-            e.candidate.precision,
-            batch,
-        );
         checks.push(ConstraintCheck {
             name: "device memory".to_string(),
             required: format!("<= {}{on}", crate::scenario::format_bytes(limit as f64)),
@@ -804,6 +896,7 @@ mod tests {
             max_batch: 1,
             max_delay_ms: 0.0,
             precompute_fraction: None,
+            class_builds: Vec::new(),
         };
         let mut e = pruned(
             candidate,
@@ -831,6 +924,7 @@ mod tests {
             max_batch: 1,
             max_delay_ms: 0.0,
             precompute_fraction: None,
+            class_builds: Vec::new(),
         };
         pruned(candidate, FigureSource::Projected, 1.0, 0.001, why.into())
     }

@@ -3,12 +3,12 @@
 
 use workbench_kernels::{BackendKind, Precision};
 
-use crate::report::{DeviceClassFigures, FigureSource};
+use crate::report::{ClassBuildFigures, DeviceClassFigures, FigureSource};
 use crate::scenario::{Broker, Mode, Placement, Scenario, Target};
 use crate::sim;
 use crate::sim::cost::HOURS_PER_MONTH;
 
-use super::candidate::{Candidate, FallbackModel};
+use super::candidate::{Candidate, ClassBuild, FallbackModel};
 use super::evaluate::{
     batch_job, check_device_power, device_memory_limit, device_memory_needed, edge_devices,
     finite_inputs, lookup_path, online_path, pruned, rates, simulate_candidate, simulate_devices,
@@ -311,6 +311,7 @@ impl Base {
             max_batch: 1,
             max_delay_ms: 0.0,
             precompute_fraction: None,
+            class_builds: Vec::new(),
         }
     }
 }
@@ -847,6 +848,11 @@ impl DeviceGroup<'_> {
                     traffic_share: *share,
                     busy_power_w: device.spec.power_watts,
                     devices: device.devices(),
+                    build: ClassBuildFigures {
+                        model_variant: profile.variant.clone(),
+                        backend: profile.backend,
+                        precision: profile.precision,
+                    },
                 }
             })
             .collect()
@@ -1069,7 +1075,119 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             };
             out.push(simulate_devices(ctx, c, plan, budget));
         }
+        if group.classes.len() > 1 {
+            tiered_online(ctx, &group, &base, budget, out);
+        }
     }
+}
+
+/// The build each class of a fleet runs in its tiered plan, one profile per
+/// class (per request): the build that agrees most with the reference model
+/// among those the class can run whose one-request p99 there is within the
+/// SLO (ties: the higher precision, then the faster). A flagship keeps the
+/// full model while a mid-range phone runs what it can afford. `None` when
+/// every class would run one build (a uniform plan has it) or a class has no
+/// build within the SLO (every fleet plan then misses it, and the uniform
+/// plans say why).
+fn tiered_builds(ctx: &Context<'_>, group: &DeviceGroup<'_>) -> Option<Vec<ComputeProfile>> {
+    let fan_out = ctx.scenario.inputs.predictions_per_request;
+    let slo_s = ctx.scenario.objectives.latency_ms / 1000.0;
+    let mut chosen: Vec<ComputeProfile> = Vec::with_capacity(group.classes.len());
+    for (device, _) in &group.classes {
+        // (agreement, precision rank, median s, profile): the best so far.
+        let mut best: Option<(f64, u8, f64, ComputeProfile)> = None;
+        for (variant, precision) in model_configs(ctx) {
+            let agreement = ctx.agreement(&variant, precision);
+            if !static_checks(ctx, false, &variant, precision, &agreement, Some(device)).is_empty()
+            {
+                continue;
+            }
+            for &backend in &ctx.scenario.search.backends {
+                if !backend_allows(backend, precision) {
+                    continue;
+                }
+                let Some(profile) = ctx
+                    .profiles
+                    .find(&variant, backend, precision, &device.spec.name)
+                    .filter(|p| !p.points.is_empty() && p.infeasible.is_none())
+                else {
+                    continue;
+                };
+                let profile = profile.per_request(fan_out);
+                if profile.p99_s(1) > slo_s {
+                    continue;
+                }
+                let key = (
+                    agreement.shown(),
+                    super::precision_rank(precision),
+                    profile.median_s(1),
+                );
+                let better = best.as_ref().is_none_or(|(a, rank, t, _)| {
+                    key.0
+                        .total_cmp(a)
+                        .then(rank.cmp(&key.1))
+                        .then(t.total_cmp(&key.2))
+                        .is_gt()
+                });
+                if better {
+                    best = Some((key.0, key.1, key.2, profile));
+                }
+            }
+        }
+        chosen.push(best?.3);
+    }
+    let first = chosen.first()?;
+    let one_build = chosen.iter().all(|p| {
+        p.variant == first.variant && p.backend == first.backend && p.precision == first.precision
+    });
+    (!one_build).then_some(chosen)
+}
+
+/// A fleet's tiered plan (see [`tiered_builds`]), simulated class by class
+/// like the fleet's uniform plans. Its accuracy is the share-weighted
+/// agreement: what a request sees on average.
+fn tiered_online(
+    ctx: &Context<'_>,
+    group: &DeviceGroup<'_>,
+    base: &Base,
+    budget: &SimBudget,
+    out: &mut Vec<Evaluation>,
+) {
+    let Some(profiles) = tiered_builds(ctx, group) else {
+        return;
+    };
+    // The plan's own build is that of the class serving the most requests
+    // (the first such on a tie).
+    let main = (0..group.classes.len())
+        .rev()
+        .max_by(|&a, &b| group.classes[a].1.total_cmp(&group.classes[b].1))
+        .unwrap_or(0);
+    let mut c = base.candidate(&group.name, &profiles[main]);
+    c.class_builds = group
+        .classes
+        .iter()
+        .zip(&profiles)
+        .map(|((device, _), p)| ClassBuild {
+            class: device.spec.name.clone(),
+            variant: p.variant.clone(),
+            backend: p.backend,
+            precision: p.precision,
+        })
+        .collect();
+    let accuracy = group
+        .classes
+        .iter()
+        .zip(&profiles)
+        .map(|((_, share), p)| share * ctx.agreement(&p.variant, p.precision).shown())
+        .sum();
+    let plan = DevicesPlan {
+        classes: group.simulated_classes(&profiles, &c),
+        fallback: None,
+        source: source_of(&profiles[main]),
+        accuracy,
+        capacity_rps: group.capacity(|i| profiles[i].capacity_per_s(1)),
+    };
+    out.push(simulate_devices(ctx, c, plan, budget));
 }
 
 fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
@@ -1201,6 +1319,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                 arrival_share: 1.0,
                 device_power_w: single.then(|| group.classes[0].0.spec.power_watts),
             };
+            let c_backend = c.backend;
             let mut e = simulate_candidate(ctx, c, plan, budget);
             if !single && e.simulated {
                 // Each class draws its own power, checked against the limit;
@@ -1220,6 +1339,12 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
                         traffic_share: *traffic_share,
                         latency_ms: e.plan.latency_ms,
                         average_power_w: watts,
+                        slo_latency_ms: e.slo_latency_ms,
+                        build: Some(ClassBuildFigures {
+                            model_variant: variant.clone(),
+                            backend: c_backend,
+                            precision,
+                        }),
                     });
                 }
             }

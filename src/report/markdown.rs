@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
-use super::model::{ConstraintCheck, FigureSource, Plan, Report, RooflinePoint, ServingMode};
+use super::model::{
+    ConstraintCheck, FigureSource, LatencySlo, Plan, Report, RooflinePoint, ServingMode,
+};
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
 use crate::scenario::format_bytes;
 use workbench_kernels::Precision;
@@ -52,29 +54,74 @@ fn headline(plan: &Plan) -> String {
     } else {
         format!("{} x {}", plan.replicas, plan.target)
     };
+    if plan.tiered() {
+        return format!(
+            "**{}** in the **{}** on **{}**, a build per device class: {}",
+            plan.mode,
+            plan.placement,
+            on,
+            class_builds(plan)
+        );
+    }
     format!(
         "**{}** in the **{}** on **{}**, {} {}, model `{}`",
         plan.mode, plan.placement, on, plan.backend, plan.precision, plan.model_variant
     )
 }
 
-/// A fleet plan's device classes: each class's share of the requests and
-/// what its users see.
-fn device_classes_table(out: &mut String, plan: &Plan) {
+/// A tiered plan's builds: "`full` autotuned f32 on phone-flagship, ...".
+fn class_builds(plan: &Plan) -> String {
+    plan.device_classes
+        .iter()
+        .filter_map(|c| c.build.as_ref().map(|b| (c, b)))
+        .map(|(c, b)| {
+            format!(
+                "`{}` {} {} on {}",
+                b.model_variant, b.backend, b.precision, c.target
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "p99", or "p95" and the like when the SLO is at another percentile.
+fn slo_percentile_name(slo: Option<&LatencySlo>) -> String {
+    slo.map_or_else(
+        || "p99".to_string(),
+        |s| crate::plan::evaluate::percentile_name(s.percentile),
+    )
+}
+
+/// A fleet plan's device classes: each class's share of the requests,
+/// what its users see at the median and at the SLO's percentile, and what
+/// its devices run.
+fn device_classes_table(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) {
     if plan.device_classes.is_empty() {
         return;
     }
     out.push_str("Device classes (one fleet, each class serving its own users):\n\n");
+    let at_slo = slo_percentile_name(slo);
     let rows: Vec<Vec<String>> = plan
         .device_classes
         .iter()
         .map(|c| {
+            // Files written before the class's SLO figure was kept: p99.
+            let tail = match (c.slo_latency_ms, slo) {
+                (Some(ms), Some(_)) => format::ms(ms),
+                (None, Some(_)) => "-".to_string(),
+                _ => format::ms(c.latency_ms.p99),
+            };
+            let build = c.build.as_ref().map_or_else(
+                || "-".to_string(),
+                |b| format!("`{}` {} {}", b.model_variant, b.backend, b.precision),
+            );
             vec![
                 c.target.clone(),
                 format::thousands(c.devices as f64),
                 format::percent(c.traffic_share, 1),
+                build,
                 format::ms(c.latency_ms.p50),
-                format::ms(c.latency_ms.p99),
+                tail,
                 format::watts(c.average_power_w),
             ]
         })
@@ -84,8 +131,9 @@ fn device_classes_table(out: &mut String, plan: &Plan) {
             ("Class", Align::Left),
             ("Devices", Align::Right),
             ("Share of requests", Align::Right),
+            ("Runs", Align::Left),
             ("p50", Align::Right),
-            ("p99", Align::Right),
+            (at_slo.as_str(), Align::Right),
             ("Average power", Align::Right),
         ],
         &rows,
@@ -218,7 +266,7 @@ fn section_baseline(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
-fn section_recommended(out: &mut String, plan: &Plan) {
+fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) {
     out.push_str("## Recommended plan\n\n");
     let source = latency_label(plan);
     let l = plan.latency_ms;
@@ -228,9 +276,20 @@ fn section_recommended(out: &mut String, plan: &Plan) {
         vec!["Placement".to_string(), plan.placement.to_string()],
         vec!["Target".to_string(), plan.target.clone()],
         vec!["Replicas".to_string(), plan.replicas.to_string()],
-        vec!["Model variant".to_string(), plan.model_variant.clone()],
-        vec!["Backend".to_string(), plan.backend.to_string()],
-        vec!["Precision".to_string(), plan.precision.to_string()],
+    ];
+    if plan.tiered() {
+        rows.push(vec![
+            "Builds (one per device class)".to_string(),
+            class_builds(plan),
+        ]);
+    } else {
+        rows.extend([
+            vec!["Model variant".to_string(), plan.model_variant.clone()],
+            vec!["Backend".to_string(), plan.backend.to_string()],
+            vec!["Precision".to_string(), plan.precision.to_string()],
+        ]);
+    }
+    rows.extend([
         if plan.mode == ServingMode::Batch {
             vec![
                 "Batch job".to_string(),
@@ -277,7 +336,7 @@ fn section_recommended(out: &mut String, plan: &Plan) {
             "Failed or dropped requests".to_string(),
             format::percent(plan.failure_rate, 2),
         ],
-    ];
+    ]);
     if let Some(lag) = plan.consumer_lag {
         rows.push(vec![
             "Consumer lag".to_string(),
@@ -303,7 +362,7 @@ fn section_recommended(out: &mut String, plan: &Plan) {
     }
     out.push_str(&table(&[("", Align::Left), ("", Align::Left)], &rows));
     out.push('\n');
-    device_classes_table(out, plan);
+    device_classes_table(out, plan, slo);
     if !plan.cost_breakdown.is_empty() {
         out.push_str("Cost breakdown:\n\n");
         let mut rows: Vec<Vec<String>> = plan
@@ -858,7 +917,7 @@ pub fn markdown(report: &Report) -> String {
     section_summary(&mut out, report);
     section_baseline(&mut out, report);
     if let Some(plan) = &report.recommended {
-        section_recommended(&mut out, plan);
+        section_recommended(&mut out, plan, report.slo.as_ref());
     }
     section_list(&mut out, "Rationale", &report.rationale);
     section_constraints(&mut out, report);

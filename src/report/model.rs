@@ -127,6 +127,38 @@ pub struct Plan {
     pub device_classes: Vec<DeviceClassFigures>,
 }
 
+impl Plan {
+    /// Whether the plan's device classes run different builds (a tiered
+    /// fleet plan): `model_variant`, `backend` and `precision` are then
+    /// those of the class serving the most requests.
+    pub fn tiered(&self) -> bool {
+        let mut builds = self.device_classes.iter().filter_map(|c| c.build.as_ref());
+        builds
+            .next()
+            .is_some_and(|first| builds.any(|b| b != first))
+    }
+
+    /// What the plan runs, in short: "tiled f32", or on a tiered plan each
+    /// class's build ("full tiled f32 on phone-flagship, distilled ...").
+    pub fn build_text(&self) -> String {
+        if !self.tiered() {
+            return format!("{} {}", self.backend, self.precision);
+        }
+        self.device_classes
+            .iter()
+            .filter_map(|c| {
+                c.build.as_ref().map(|b| {
+                    format!(
+                        "{} {} {} on {}",
+                        b.model_variant, b.backend, b.precision, c.target
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// One device class of a plan on a fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceClassFigures {
@@ -140,6 +172,22 @@ pub struct DeviceClassFigures {
     pub latency_ms: LatencyPercentiles,
     /// Average power a device of this class draws for the model, W.
     pub average_power_w: f64,
+    /// Latency of this class's requests at the scenario's SLO percentile, ms.
+    /// `None` in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_latency_ms: Option<f64>,
+    /// What this class's devices run (the classes of a tiered plan run
+    /// different builds). `None` in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ClassBuildFigures>,
+}
+
+/// The build one device class of a fleet plan runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassBuildFigures {
+    pub model_variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
 }
 
 /// The cloud half of an edge + cloud fallback plan.

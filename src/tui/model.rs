@@ -149,14 +149,34 @@ pub fn changed_fields(original: &CandidateRow, now: &CandidateRow) -> Vec<&'stat
 impl CandidateRow {
     /// The view of one planner plan; `rejected_because` from its alternative entry.
     pub fn from_plan(plan: &Plan, rejected_because: Option<String>) -> CandidateRow {
+        // A tiered plan's classes run different builds: each class's, in the
+        // order of its target's classes (as its id gives them).
+        let per_class = |f: &dyn Fn(&crate::report::ClassBuildFigures) -> &'static str| {
+            plan.device_classes
+                .iter()
+                .filter_map(|c| c.build.as_ref().map(f))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        let (backend, precision) = if plan.tiered() {
+            (
+                per_class(&|b| b.backend.name()),
+                per_class(&|b| b.precision.name()),
+            )
+        } else {
+            (
+                plan.backend.name().to_string(),
+                plan.precision.name().to_string(),
+            )
+        };
         CandidateRow {
             label: plan.id.clone(),
             mode: plan.mode.name().to_string(),
             placement: plan.placement.name().to_string(),
             target: plan.target.clone(),
             replicas: plan.replicas,
-            backend: plan.backend.name().to_string(),
-            precision: plan.precision.name().to_string(),
+            backend,
+            precision,
             max_batch: plan.max_batch,
             max_delay_ms: plan.max_delay_ms,
             p50_ms: plan.latency_ms.p50,
