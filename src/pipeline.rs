@@ -703,8 +703,7 @@ fn project_onto(
         spec,
     )
     .err()
-    .filter(|e| !(target.speed_factor.is_some() && matches!(e, Infeasible::MissingFigures { .. })))
-    .map(|e| e.to_string());
+    .filter(|e| !(target.speed_factor.is_some() && matches!(e, Infeasible::MissingFigures { .. })));
     let mut points = Vec::new();
     let mut rows = Vec::new();
     let mut breakdowns = Vec::new();
@@ -766,9 +765,9 @@ fn project_onto(
         });
     }
     let infeasible = infeasible.or_else(|| {
-        points
-            .is_empty()
-            .then(|| format!("no projection onto {} (missing figures)", spec.name))
+        points.is_empty().then(|| Infeasible::NoProjection {
+            target: spec.name.clone(),
+        })
     });
     (
         ComputeProfile {

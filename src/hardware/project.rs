@@ -228,6 +228,10 @@ pub enum Infeasible {
     MissingFigures {
         target: String,
     },
+    /// No measured batch could be projected onto the target.
+    NoProjection {
+        target: String,
+    },
 }
 
 impl std::fmt::Display for Infeasible {
@@ -259,6 +263,9 @@ impl std::fmt::Display for Infeasible {
                 f,
                 "{target} has no positive peak throughput or memory bandwidth figure"
             ),
+            Infeasible::NoProjection { target } => {
+                write!(f, "no projection onto {target} (missing figures)")
+            }
         }
     }
 }

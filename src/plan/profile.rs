@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use workbench_kernels::{BackendKind, Precision};
 
+use crate::hardware::project::Infeasible;
 use crate::report::FigureSource;
 use crate::sim::{interpolate_profile, ProfilePoint};
 
@@ -20,7 +21,7 @@ pub struct ComputeProfile {
     /// Sorted by batch size; seconds per batch.
     pub points: Vec<ProfilePoint>,
     /// Why the configuration cannot run on the target (memory, precision); `None` if it can.
-    pub infeasible: Option<String>,
+    pub infeasible: Option<Infeasible>,
 }
 
 impl ComputeProfile {

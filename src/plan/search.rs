@@ -3,6 +3,7 @@
 
 use workbench_kernels::{BackendKind, Precision};
 
+use crate::hardware::project::Infeasible;
 use crate::report::{ClassBuildFigures, DeviceClassFigures, FigureSource};
 use crate::scenario::{Broker, Mode, Placement, Scenario, Target};
 use crate::sim;
@@ -496,7 +497,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
             let mut static_reasons =
                 static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
-                static_reasons.push(why.clone());
+                static_reasons.push(why.to_string());
             }
             if stream && s.targets.broker.is_none() {
                 static_reasons.push(format!("no broker {NOT_AMONG_THE_TARGETS}"));
@@ -594,7 +595,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             c.max_batch = profile.most_efficient_batch(|_| true);
             let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
-                reasons.push(why.clone());
+                reasons.push(why.to_string());
             }
             if s.targets.storage.is_none() {
                 reasons.push(format!("no prediction storage {NOT_AMONG_THE_TARGETS}"));
@@ -717,7 +718,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalua
             let accuracy = agreement.shown();
             let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
             if let Some(why) = &profile.infeasible {
-                reasons.push(why.clone());
+                reasons.push(why.to_string());
             }
             if s.targets.storage.is_none() {
                 reasons.push(format!("no prediction storage {NOT_AMONG_THE_TARGETS}"));
@@ -997,10 +998,19 @@ fn group_checks(
     let shared = reasons.clone();
     let several = group.classes.len() > 1;
     for ((device, _), profile) in group.classes.iter().zip(profiles) {
-        let own = static_checks(ctx, uses_cloud, variant, precision, agreement, Some(device))
-            .into_iter()
-            .filter(|r| !shared.contains(r))
-            .chain(profile.infeasible.clone());
+        let own: Vec<String> =
+            static_checks(ctx, uses_cloud, variant, precision, agreement, Some(device))
+                .into_iter()
+                .filter(|r| !shared.contains(r))
+                .collect();
+        // The class's own checks are its memory: the profile's "does not
+        // fit" says the same again (against the device alone).
+        let projection = profile
+            .infeasible
+            .as_ref()
+            .filter(|i| own.is_empty() || !matches!(i, Infeasible::DoesNotFit { .. }))
+            .map(|i| i.to_string());
+        let own = own.into_iter().chain(projection);
         for why in own {
             reasons.push(if several {
                 format!("{}: {why}", device.spec.name)
@@ -1433,7 +1443,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                     precision,
                     &agreement,
                 );
-                reasons.extend(cloud_profile.infeasible.clone());
+                reasons.extend(cloud_profile.infeasible.as_ref().map(|i| i.to_string()));
                 if !reasons.is_empty() {
                     out.push(with_instance_cost(
                         ctx,
