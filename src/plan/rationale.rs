@@ -160,7 +160,44 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             fmt_ms(p.latency_ms.p99)
         ));
     }
+    if let Some(line) = tiered_not_chosen(ranked, c, p) {
+        out.push(line);
+    }
     out
+}
+
+/// Why a feasible tiered fleet plan that agrees more with the reference
+/// model was not chosen: accuracy above the floor only breaks ties, and it
+/// gives up cost or latency (its figures say how much).
+fn tiered_not_chosen(
+    ranked: &[Evaluation],
+    c: &Candidate,
+    p: &crate::report::Plan,
+) -> Option<String> {
+    if !c.class_builds.is_empty() {
+        return None;
+    }
+    let tiered = ranked.iter().find(|e| {
+        e.feasible()
+            && !e.candidate.class_builds.is_empty()
+            && e.plan.accuracy_agreement > p.accuracy_agreement
+    })?;
+    let t = &tiered.plan;
+    let builds: Vec<String> = tiered
+        .candidate
+        .class_builds
+        .iter()
+        .map(|b| format!("{} on {}", b.describe(), b.class))
+        .collect();
+    Some(format!(
+        "The tiered plan ({}) agrees more with the reference model ({}% against {}%) at {}/month{} and p99 {}: above the floor, accuracy only decides between plans that tie on cost and latency.",
+        builds.join(", "),
+        fmt_pct(t.accuracy_agreement),
+        fmt_pct(p.accuracy_agreement),
+        fmt_usd(t.cost_usd_per_month),
+        cost_difference(t.cost_usd_per_month, p.cost_usd_per_month),
+        fmt_ms(t.latency_ms.p99)
+    ))
 }
 
 /// " (+4%)", or the dollars where the percentage would round to nothing:
