@@ -342,7 +342,7 @@ fn markdown_tags_baseline_findings_by_what_they_are() {
                 relative_change: 0.5,
             },
             Regression::PlanChanged {
-                field: "replicas".to_string(),
+                field: workbench::report::PlanDimension::Replicas,
                 old: "2".to_string(),
                 new: "3".to_string(),
             },

@@ -10,7 +10,7 @@ use super::error::ReportError;
 use super::format;
 use super::model::{
     Assumptions, ComparisonBasis, ConstraintCheck, FigureSource, KernelMeasurement, LatencySlo,
-    Plan, ProjectionBreakdown, Regression, Report, SensitivityLine,
+    Plan, PlanDimension, ProjectionBreakdown, Regression, Report, SensitivityLine,
 };
 
 /// Version of the `plan.json` schema this workbench writes and reads.
@@ -310,7 +310,7 @@ impl Regression {
                 "the baseline's serving decision ({decision}) has no feasible plan in this run: {reason}"
             ),
             Regression::PlanChanged { field, old, new } => {
-                format!("plan changed: {field} {old} -> {new}")
+                format!("plan changed: {} {old} -> {new}", field.name())
             }
             Regression::ComparisonNote { about, old, new } => match about {
                 ComparisonBasis::Hardware => format!(
@@ -353,9 +353,9 @@ fn relative_change(old: f64, new: f64) -> f64 {
     }
 }
 
-fn plan_changed(field: &str, old: impl ToString, new: impl ToString) -> Regression {
+fn plan_changed(field: PlanDimension, old: impl ToString, new: impl ToString) -> Regression {
     Regression::PlanChanged {
-        field: field.to_string(),
+        field,
         old: old.to_string(),
         new: new.to_string(),
     }
@@ -439,11 +439,11 @@ pub fn compare_with_baseline(old: &PlanFile, new: &Report, tolerance: f64) -> Ve
     let (old_plan, new_plan) = match (&old.recommended, &new.recommended) {
         (Some(o), Some(n)) => (o, n),
         (Some(o), None) => {
-            findings.push(plan_changed("recommended", &o.id, "none"));
+            findings.push(plan_changed(PlanDimension::Recommended, &o.id, "none"));
             return findings;
         }
         (None, Some(n)) => {
-            findings.push(plan_changed("recommended", "none", &n.id));
+            findings.push(plan_changed(PlanDimension::Recommended, "none", &n.id));
             return findings;
         }
         (None, None) => return findings,
@@ -478,19 +478,28 @@ pub fn compare_with_baseline(old: &PlanFile, new: &Report, tolerance: f64) -> Ve
         }
     }
 
-    let dimensions = |p: &Plan| -> Vec<(&'static str, String)> {
+    let dimensions = |p: &Plan| -> Vec<(PlanDimension, String)> {
         vec![
-            ("mode", p.mode.to_string()),
-            ("placement", p.placement.to_string()),
-            ("target", p.target.clone()),
-            ("replicas", p.replicas.to_string()),
-            ("model_variant", p.model_variant.clone()),
-            ("backend", p.backend.to_string()),
-            ("precision", p.precision.to_string()),
-            ("max_batch", p.max_batch.to_string()),
-            ("max_delay_ms", format!("{}", p.max_delay_ms)),
+            (PlanDimension::Mode, p.mode.to_string()),
+            (PlanDimension::Placement, p.placement.to_string()),
+            (PlanDimension::Target, p.target.clone()),
+            (PlanDimension::Replicas, p.replicas.to_string()),
+            (PlanDimension::ModelVariant, p.model_variant.clone()),
+            (PlanDimension::Backend, p.backend.to_string()),
+            (PlanDimension::Precision, p.precision.to_string()),
+            // A tiered plan's other classes run builds of their own.
             (
-                "fallback",
+                PlanDimension::ClassBuilds,
+                if p.tiered() {
+                    p.build_text()
+                } else {
+                    "one build on every device".to_string()
+                },
+            ),
+            (PlanDimension::MaxBatch, p.max_batch.to_string()),
+            (PlanDimension::MaxDelayMs, format!("{}", p.max_delay_ms)),
+            (
+                PlanDimension::Fallback,
                 p.fallback.as_ref().map_or_else(
                     || "none".to_string(),
                     |f| {
@@ -502,7 +511,7 @@ pub fn compare_with_baseline(old: &PlanFile, new: &Report, tolerance: f64) -> Ve
                 ),
             ),
             (
-                "precompute_fraction",
+                PlanDimension::PrecomputeFraction,
                 p.precompute_fraction
                     .map_or_else(|| "none".to_string(), |f| format!("{f}")),
             ),
@@ -916,7 +925,7 @@ mod tests {
         };
         assert!(lost.fails());
         assert!(!lost.qualifies_comparison());
-        let changed = plan_changed("replicas", 2, 3);
+        let changed = plan_changed(PlanDimension::Replicas, 2, 3);
         assert!(!changed.fails());
         assert!(!changed.qualifies_comparison());
     }
@@ -926,7 +935,7 @@ mod tests {
     #[test]
     fn findings_serialize_with_a_kebab_case_kind() {
         let findings = vec![
-            plan_changed("replicas", 2, 3),
+            plan_changed(PlanDimension::Replicas, 2, 3),
             Regression::SloLatency {
                 percentile: 99.9,
                 old_ms: 40.0,
@@ -952,6 +961,29 @@ mod tests {
         );
         let back: Vec<Regression> = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, findings);
+    }
+
+    /// A dimension's name in the text is the one plan.json gives it.
+    #[test]
+    fn plan_dimensions_are_named_as_in_plan_json() {
+        use PlanDimension::*;
+        for d in [
+            Recommended,
+            Mode,
+            Placement,
+            Target,
+            Replicas,
+            ModelVariant,
+            Backend,
+            Precision,
+            ClassBuilds,
+            MaxBatch,
+            MaxDelayMs,
+            Fallback,
+            PrecomputeFraction,
+        ] {
+            assert_eq!(serde_json::to_value(d).expect("serializes"), d.name());
+        }
     }
 
     /// A baseline measured elsewhere: said, latency and cost not compared,

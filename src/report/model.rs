@@ -490,7 +490,7 @@ pub enum Regression {
     NoLongerFeasible,
     /// A dimension of the recommended plan changed (informational).
     PlanChanged {
-        field: String,
+        field: PlanDimension,
         old: String,
         new: String,
     },
@@ -521,6 +521,49 @@ pub enum Regression {
         /// This run's value, in words.
         new: String,
     },
+}
+
+/// A dimension of the recommended plan a [`Regression::PlanChanged`] names:
+/// in plan.json, the `plans[]` field of that name (`recommended`: which plan,
+/// by id, when one run has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanDimension {
+    Recommended,
+    Mode,
+    Placement,
+    Target,
+    Replicas,
+    ModelVariant,
+    Backend,
+    Precision,
+    /// What each device class runs (`device_classes[].build`), on a fleet.
+    ClassBuilds,
+    MaxBatch,
+    MaxDelayMs,
+    Fallback,
+    PrecomputeFraction,
+}
+
+impl PlanDimension {
+    /// The name plan.json gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanDimension::Recommended => "recommended",
+            PlanDimension::Mode => "mode",
+            PlanDimension::Placement => "placement",
+            PlanDimension::Target => "target",
+            PlanDimension::Replicas => "replicas",
+            PlanDimension::ModelVariant => "model_variant",
+            PlanDimension::Backend => "backend",
+            PlanDimension::Precision => "precision",
+            PlanDimension::ClassBuilds => "class_builds",
+            PlanDimension::MaxBatch => "max_batch",
+            PlanDimension::MaxDelayMs => "max_delay_ms",
+            PlanDimension::Fallback => "fallback",
+            PlanDimension::PrecomputeFraction => "precompute_fraction",
+        }
+    }
 }
 
 /// What a [`Regression::ComparisonNote`] is about.
