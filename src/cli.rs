@@ -179,7 +179,9 @@ const DEFAULT_TOLERANCE_PERCENT: f64 = 10.0;
 
 /// `10%`, `10` or `2.5%` -> 10.0 / 2.5 (percent).
 pub fn parse_percent(text: &str) -> Result<f64, String> {
-    let number = text.trim().trim_end_matches('%').trim();
+    // One `%` at most: `5%%` is a typo, not 5%.
+    let number = text.trim();
+    let number = number.strip_suffix('%').unwrap_or(number).trim();
     match number.parse::<f64>() {
         Ok(p) if p.is_finite() && (0.0..=1000.0).contains(&p) => Ok(p),
         _ => Err(format!(
@@ -461,6 +463,14 @@ fn run_scenarios(args: &RunArgs) -> Exit {
             return Exit::BadInput;
         }
     }
+    if let Some(message) = unwritable_out(&args.out, &scenarios) {
+        err(&format!("error: {message}\n"));
+        return Exit::BadInput;
+    }
+    if let Some(message) = unusable_cache_dir(&crate::measure::cache::default_cache_dir()) {
+        err(&format!("error: {message}\n"));
+        return Exit::BadInput;
+    }
     let formats = report::Formats {
         markdown: args.format.contains(&Format::Md),
         csv: args.format.contains(&Format::Csv),
@@ -489,6 +499,54 @@ fn run_scenarios(args: &RunArgs) -> Exit {
         }
     }
     verdict
+}
+
+/// Why `--out` cannot hold this run's reports, found before anything is
+/// measured (it had been found when the reports were written, after minutes
+/// of measuring): `out`, or the nearest of its parents that exists, is not a
+/// directory, or a scenario's report directory inside it is a file.
+fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
+    let existing = out
+        .ancestors()
+        .find(|p| p.as_os_str().is_empty() || p.exists())?;
+    if !existing.as_os_str().is_empty() && !existing.is_dir() {
+        return Some(if existing == out {
+            format!(
+                "--out {}: it exists and is not a directory; pass a directory (created if missing) for the reports",
+                out.display()
+            )
+        } else {
+            format!(
+                "--out {}: {} is not a directory, so the report directory cannot be created there; pass another --out",
+                out.display(),
+                existing.display()
+            )
+        });
+    }
+    scenarios.iter().find_map(|s| {
+        let dir = out.join(&s.name);
+        (dir.exists() && !dir.is_dir()).then(|| {
+            format!(
+                "--out {}: {} (where the reports of scenario \"{}\" go) exists and is not a directory; pass another --out",
+                out.display(),
+                dir.display(),
+                s.name
+            )
+        })
+    })
+}
+
+/// Why the measurement cache cannot be used: `$WORKBENCH_CACHE_DIR` (or the
+/// default) exists and is not a directory.
+fn unusable_cache_dir(dir: &Path) -> Option<String> {
+    (dir.exists() && !dir.is_dir()).then(|| {
+        format!(
+            "the measurement cache {} ({} or the default) exists and is not a directory; point {} at a directory",
+            dir.display(),
+            crate::measure::cache::CACHE_DIR_ENV,
+            crate::measure::cache::CACHE_DIR_ENV
+        )
+    })
 }
 
 /// The report file of `out` that `baseline` is, if any: a run writes or
@@ -921,6 +979,8 @@ mod tests {
         assert_eq!(parse_percent("2.5"), Ok(2.5));
         assert!(parse_percent("ten").is_err());
         assert!(parse_percent("-5%").is_err());
+        assert!(parse_percent("5%%").is_err());
+        assert_eq!(parse_percent(" 7 % "), Ok(7.0));
     }
 
     /// Skipped configurations were neither timed nor cached.
@@ -1005,6 +1065,49 @@ mod tests {
             std::fs::read_to_string(dir.join("plan.json")).expect("baseline kept"),
             plan
         );
+    }
+
+    /// An `--out` that cannot hold the reports is found before anything is
+    /// measured: a file, a file among its parents, or a file where a
+    /// scenario's report directory goes.
+    #[test]
+    fn an_out_that_cannot_hold_the_reports_is_refused_up_front() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let scenarios = vec![shipped("predictive-text")];
+        let file = tmp.path().join("afile");
+        std::fs::write(&file, "x").expect("file");
+        let why = unwritable_out(&file, &scenarios).expect("a file is refused");
+        assert!(why.contains("exists and is not a directory"), "{why}");
+        let below = file.join("reports");
+        let why = unwritable_out(&below, &scenarios).expect("a file parent is refused");
+        assert!(why.contains("afile is not a directory"), "{why}");
+        let out = tmp.path().join("out");
+        std::fs::create_dir_all(&out).expect("out");
+        assert_eq!(unwritable_out(&out, &scenarios), None);
+        assert_eq!(unwritable_out(&out.join("new/deeper"), &scenarios), None);
+        assert_eq!(
+            unwritable_out(Path::new("reports-not-there"), &scenarios),
+            None
+        );
+        std::fs::write(out.join("predictive-text"), "x").expect("file");
+        let why = unwritable_out(&out, &scenarios).expect("a file report dir is refused");
+        assert!(why.contains("scenario \"predictive-text\""), "{why}");
+        assert!(unusable_cache_dir(&file).is_some());
+        assert_eq!(unusable_cache_dir(&out), None);
+
+        // Through `run`: exit 2, and nothing written.
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/predictive-text.toml");
+        let cli = Cli::try_parse_from([
+            "workbench".as_ref(),
+            "run".as_ref(),
+            scenario.as_os_str(),
+            "--quiet".as_ref(),
+            "--out".as_ref(),
+            below.as_os_str(),
+        ] as [&std::ffi::OsStr; 6])
+        .expect("parses");
+        assert_eq!(run(cli), Exit::BadInput);
+        assert_eq!(std::fs::read_to_string(&file).expect("kept"), "x");
     }
 
     /// `bench DIR` with several scenarios would measure only the first: refused.
