@@ -92,7 +92,7 @@ pub fn plan(
     for e in &mut evaluations {
         e.plan.slo_latency_ms = e.slo_latency_ms.filter(|_| e.simulated);
     }
-    mark_pareto(&mut evaluations);
+    mark_pareto(&scenario, &mut evaluations);
     let feasible = evaluations.first().is_some_and(Evaluation::feasible);
     let sensitivity = if options.sensitivity && feasible {
         sensitivity_lines(&scenario, profiles, options, &evaluations)
@@ -367,8 +367,12 @@ pub fn precision_rank(p: Precision) -> u8 {
     }
 }
 
-/// Pareto front over cost, p99 latency and accuracy loss, among feasible plans.
-fn mark_pareto(evaluations: &mut [Evaluation]) {
+/// Pareto front over cost, p99 latency and accuracy loss, among feasible
+/// plans (ranked: the recommendation first). A plan the ranking calls a tie
+/// with the recommendation is better in no way that counts (a few µs or
+/// cents): it does not push the recommendation off the front, which would
+/// read as recommending a dominated plan.
+fn mark_pareto(scenario: &Scenario, evaluations: &mut [Evaluation]) {
     let feasible: Vec<usize> = (0..evaluations.len())
         .filter(|&i| evaluations[i].feasible())
         .collect();
@@ -383,8 +387,23 @@ fn mark_pareto(evaluations: &mut [Evaluation]) {
             ]
         })
         .collect();
-    for k in pareto::pareto_front(&points) {
+    let front = pareto::pareto_front(&points);
+    for &k in &front {
         evaluations[feasible[k]].plan.on_pareto_front = true;
+    }
+    // The recommendation: dominated only by plans tied with it, if at all.
+    if feasible.first() == Some(&0) && !front.contains(&0) {
+        let dominated_by_more_than_a_tie = {
+            let ties = tie_test(scenario, evaluations);
+            points
+                .iter()
+                .enumerate()
+                .filter(|&(k, q)| k != 0 && pareto::dominates(q, &points[0]))
+                .any(|(k, _)| !ties(&evaluations[feasible[k]]))
+        };
+        if !dominated_by_more_than_a_tie {
+            evaluations[0].plan.on_pareto_front = true;
+        }
     }
 }
 
@@ -585,4 +604,65 @@ fn sensitivity_lines(
 struct Replan {
     best: Option<Evaluation>,
     same: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::FigureSource;
+    use crate::scenario::{Mode, Placement};
+    use workbench_kernels::BackendKind;
+
+    /// A feasible, simulated plan with these figures.
+    fn plan_with(precision: Precision, replicas: u32, cost: f64, p99: f64) -> Evaluation {
+        let c = Candidate {
+            mode: Mode::OnlineHttp,
+            placement: Placement::Cloud,
+            target: "aws-c7i.xlarge".into(),
+            fallback_target: None,
+            fallback_model: None,
+            replicas,
+            variant: "base".into(),
+            backend: if precision == Precision::F32 {
+                BackendKind::Tiled
+            } else {
+                BackendKind::Quantized
+            },
+            precision,
+            max_batch: 1,
+            max_delay_ms: 0.0,
+            precompute_fraction: None,
+            class_builds: Vec::new(),
+        };
+        let mut e = evaluate::pruned(c, FigureSource::Projected, 1.0, p99 / 1000.0, String::new());
+        e.rejected.clear();
+        e.simulated = true;
+        e.plan.simulated = true;
+        e.plan.cost_usd_per_month = cost;
+        e
+    }
+
+    /// An int8 twin 0.01 ms faster at the same cost and agreement ties with
+    /// the f32 plan, which the ranking keeps first: the twin dominates on
+    /// figures, yet the recommendation stays on the front. A plan dominated
+    /// by more than a tie stays off it.
+    #[test]
+    fn a_tie_does_not_push_the_recommendation_off_the_pareto_front() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hotel-ranking.toml");
+        let s = crate::scenario::load(&path).expect("shipped scenario");
+        let mut evaluations = vec![
+            plan_with(Precision::Int8, 2, 100.0, 9.99),
+            plan_with(Precision::F32, 3, 100.0, 10.0),
+            plan_with(Precision::F32, 4, 200.0, 20.0),
+        ];
+        rank(&s, &mut evaluations);
+        assert_eq!(evaluations[0].candidate.precision, Precision::F32);
+        mark_pareto(&s, &mut evaluations);
+        let front: Vec<(u32, bool)> = evaluations
+            .iter()
+            .map(|e| (e.candidate.replicas, e.plan.on_pareto_front))
+            .collect();
+        assert_eq!(front, [(3, true), (2, true), (4, false)]);
+    }
 }

@@ -4,15 +4,17 @@
 /// no worse in every objective and strictly better in at least one. Points with a NaN
 /// objective are never on the front. The result is in ascending index order.
 pub fn pareto_front<const N: usize>(points: &[[f64; N]]) -> Vec<usize> {
-    let dominates = |a: &[f64; N], b: &[f64; N]| {
-        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
-    };
     (0..points.len())
         .filter(|&i| {
             let p = &points[i];
             !p.iter().any(|v| v.is_nan()) && !points.iter().any(|q| dominates(q, p))
         })
         .collect()
+}
+
+/// Whether `a` is no worse than `b` in every objective and strictly better in one.
+pub fn dominates<const N: usize>(a: &[f64; N], b: &[f64; N]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
 }
 
 #[cfg(test)]
