@@ -312,12 +312,12 @@ pub fn measure_scenario(
         }
         reduced.extend(outcome.measurements.iter().filter(|m| m.reduced).map(|m| {
             format!(
-                "{} {} {} batch {} ({} samples, {} a call)",
+                "{} {} {} batch {} ({}, {} a call)",
                 variant.name,
                 m.backend,
                 m.precision,
                 m.batch,
-                m.stats.samples,
+                crate::report::format::count(m.stats.samples as u64, "sample"),
                 measure::budget::duration(m.stats.median_ns)
             )
         }));

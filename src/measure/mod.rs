@@ -765,7 +765,10 @@ impl Room {
 fn calls_text(batch: usize, samples: Option<usize>) -> String {
     match samples {
         None => format!("one call at batch {batch}"),
-        Some(n) => format!("a warm-up call and {n} samples at batch {batch}"),
+        Some(n) => format!(
+            "a warm-up call and {} at batch {batch}",
+            crate::report::format::count(n as u64, "sample")
+        ),
     }
 }
 
@@ -786,7 +789,8 @@ fn refusal_reason(
     );
     if let Some(n) = samples {
         needed.push_str(&format!(
-            ", so a warm-up call and {n} samples would take about {}",
+            ", so a warm-up call and {} would take about {}",
+            crate::report::format::count(n as u64, "sample"),
             budget::duration(estimate.call_ns * (1 + n) as f64)
         ));
     }

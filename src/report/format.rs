@@ -84,6 +84,12 @@ fn sub_ns(value: f64) -> String {
     }
 }
 
+/// "1 sample", "3 samples": a count with its noun (plural by `s`).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Three significant figures for values in 1..1000, with a unit.
 fn significant(value: f64, unit: &str) -> String {
     if value < 10.0 {
@@ -310,6 +316,13 @@ mod tests {
         assert_eq!(duration_ns(-0.0), "0 ns");
         // Negative values that round to zero stay "0 ns" (see below).
         assert_eq!(ms(-1e-7), "0 ns");
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1u32, "sample"), "1 sample");
+        assert_eq!(count(0u32, "sample"), "0 samples");
+        assert_eq!(count(3u64, "sample"), "3 samples");
     }
 
     #[test]
