@@ -19,10 +19,15 @@ pub mod ui;
 pub mod worker;
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::Backend;
@@ -36,7 +41,7 @@ pub use pipeline::{
 };
 pub use real::RealPipeline;
 pub use scenarios::{scenario_entries, scenario_entry};
-pub use worker::{Job, JobKind, Worker, WorkerEvent, WorkerGone};
+pub use worker::{ExportsInFlight, Job, JobKind, Worker, WorkerEvent, WorkerGone};
 
 /// Why the TUI stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,19 +70,105 @@ pub trait EventSource {
 #[derive(Debug, Default)]
 pub struct CrosstermEvents {
     pub signals: Option<StopSignals>,
+    /// The terminal the keys come from, watched for a hang-up (`None`: not watched).
+    pub input: Option<TerminalInput>,
+    /// The terminal hung up: the loop quits as on SIGHUP.
+    hung_up: bool,
+}
+
+impl CrosstermEvents {
+    pub fn new(signals: Option<StopSignals>, input: Option<TerminalInput>) -> CrosstermEvents {
+        CrosstermEvents {
+            signals,
+            input,
+            hung_up: false,
+        }
+    }
+
+    /// The stop asked for, without telling the watchdog the loop has seen it.
+    fn pending_stop(&self) -> Option<i32> {
+        let signal = self.signals.as_ref().and_then(StopSignals::received);
+        signal.or(self.hung_up.then_some(signal_hook::consts::SIGHUP))
+    }
+
+    fn input_closed(&self) -> bool {
+        self.input.as_ref().is_some_and(|input| !input.is_open())
+    }
+
+    fn hang_up(&mut self) {
+        self.hung_up = true;
+        if let Some(signals) = &self.signals {
+            signals.record(signal_hook::consts::SIGHUP);
+        }
+    }
 }
 
 impl EventSource for CrosstermEvents {
     fn next_event(&mut self, _app: &App, timeout: Duration) -> Result<Option<Event>, TuiError> {
-        if crossterm::event::poll(timeout)? {
-            Ok(Some(crossterm::event::read()?))
-        } else {
-            Ok(None)
+        // Quitting already: no need to wait for a key first.
+        if self.pending_stop().is_some() {
+            return Ok(None);
+        }
+        // crossterm 0.29 never returns from `poll` on a hung-up terminal (it
+        // reads end-of-file in a loop, crossterm issue #793): never ask it then.
+        if self.input_closed() {
+            self.hang_up();
+            return Ok(None);
+        }
+        let polled = crossterm::event::poll(timeout).and_then(|ready| {
+            if ready {
+                crossterm::event::read().map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+        match polled {
+            Ok(event) => Ok(event),
+            // Input that fails because the terminal has gone is a hang-up, not an error.
+            Err(_) if self.input_closed() => {
+                self.hang_up();
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
     fn stop_signal(&self) -> Option<i32> {
-        self.signals.as_ref().and_then(StopSignals::received)
+        let signal = self.pending_stop();
+        if let (Some(_), Some(signals)) = (signal, &self.signals) {
+            // The loop quits on this tick: the watchdog need not step in.
+            signals.acknowledge();
+        }
+        signal
+    }
+}
+
+/// The terminal crossterm reads keys from (stdin if it is a terminal, else
+/// `/dev/tty`), held open to notice when it hangs up.
+#[derive(Debug, Clone)]
+pub struct TerminalInput(Arc<File>);
+
+impl TerminalInput {
+    /// The terminal crossterm reads, as crossterm chooses it.
+    pub fn open() -> Result<TerminalInput, std::io::Error> {
+        let stdin = std::io::stdin();
+        let file = if stdin.is_terminal() {
+            File::from(stdin.as_fd().try_clone_to_owned()?)
+        } else {
+            File::open("/dev/tty")?
+        };
+        Ok(TerminalInput::from_file(file))
+    }
+
+    /// Watches `file`: open while it is a terminal.
+    pub fn from_file(file: File) -> TerminalInput {
+        TerminalInput(Arc::new(file))
+    }
+
+    /// False once the terminal has hung up: a hung-up terminal answers no
+    /// terminal request (the kernel sends SIGHUP too, but it can be ignored).
+    pub fn is_open(&self) -> bool {
+        self.0.is_terminal()
     }
 }
 
@@ -92,21 +183,20 @@ pub const STOP_SIGNALS: [i32; 3] = [
 ];
 
 /// Stop signals caught while they are registered: the handler only records
-/// the signal; the event loop sees it on its next tick (at most 250 ms).
+/// the signal; the event loop sees it on its next tick (at most 250 ms), and
+/// the [`Watchdog`] ends the process should the loop not see it.
 #[derive(Debug, Clone)]
 pub struct StopSignals {
     received: Arc<AtomicUsize>,
+    /// The event loop has seen the signal and is quitting.
+    acknowledged: Arc<AtomicBool>,
     ids: Vec<signal_hook::SigId>,
 }
 
 impl StopSignals {
     /// Catches [`STOP_SIGNALS`] until [`StopSignals::unregister`].
     pub fn register() -> Result<StopSignals, std::io::Error> {
-        let received = Arc::new(AtomicUsize::new(0));
-        let mut signals = StopSignals {
-            received,
-            ids: Vec::new(),
-        };
+        let mut signals = StopSignals::without_handlers();
         for signal in STOP_SIGNALS {
             let value = usize::try_from(signal).unwrap_or(0);
             match signal_hook::flag::register_usize(signal, Arc::clone(&signals.received), value) {
@@ -118,6 +208,32 @@ impl StopSignals {
             }
         }
         Ok(signals)
+    }
+
+    /// Records only what [`StopSignals::record`] is told (a hang-up found, tests).
+    pub fn without_handlers() -> StopSignals {
+        StopSignals {
+            received: Arc::new(AtomicUsize::new(0)),
+            acknowledged: Arc::new(AtomicBool::new(false)),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Records `signal` as if it had arrived, unless a stop signal already has.
+    pub fn record(&self, signal: i32) {
+        let value = usize::try_from(signal).unwrap_or(0);
+        let _ = self
+            .received
+            .compare_exchange(0, value, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The event loop has seen the stop and is quitting.
+    pub fn acknowledge(&self) {
+        self.acknowledged.store(true, Ordering::SeqCst);
+    }
+
+    pub fn acknowledged(&self) -> bool {
+        self.acknowledged.load(Ordering::SeqCst)
     }
 
     /// The last stop signal received, if any.
@@ -135,6 +251,135 @@ impl StopSignals {
             signal_hook::low_level::unregister(id);
         }
     }
+}
+
+/// How long the [`Watchdog`] gives the event loop before it ends the process itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchdogTimes {
+    /// How often it looks at the stop signals and the terminal.
+    pub tick: Duration,
+    /// For the loop to see a stop signal while the terminal is open (the
+    /// loop looks at least every 250 ms).
+    pub notice: Duration,
+    /// For the loop to see a hang-up: it is most likely stuck in crossterm,
+    /// spinning on the closed terminal (see [`CrosstermEvents`]).
+    pub notice_after_hangup: Duration,
+    /// For the loop, once it has seen the stop, to restore the terminal and
+    /// return (the worker alone may wait half a second for its job).
+    pub wind_down: Duration,
+    /// For an export in flight to write its files before the process ends anyway.
+    pub export: Duration,
+}
+
+impl Default for WatchdogTimes {
+    fn default() -> WatchdogTimes {
+        WatchdogTimes {
+            tick: Duration::from_millis(50),
+            notice: Duration::from_secs(1),
+            notice_after_hangup: Duration::from_millis(150),
+            wind_down: Duration::from_secs(3),
+            export: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the watchdog does when the loop has not quit in time: the process
+/// exits with 128 + signal (see [`exit_for_signal`]); tests pass a recorder.
+pub type GiveUp = Box<dyn FnOnce(i32) + Send>;
+
+/// Ends the process when a stop signal or a hang-up arrived and the event
+/// loop did not quit in time: it can be stuck where it cannot see the signal
+/// (crossterm's `poll` on a hung-up terminal never returns), and the process
+/// would then outlive its terminal, spinning. Dropping the watchdog disarms it.
+pub struct Watchdog {
+    disarm: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Watches `stop` and `input` (`None`: signals only) on a thread of its
+    /// own; waits for `exports` to finish before giving up.
+    pub fn spawn(
+        stop: StopSignals,
+        input: Option<TerminalInput>,
+        exports: ExportsInFlight,
+        times: WatchdogTimes,
+        give_up: GiveUp,
+    ) -> Result<Watchdog, std::io::Error> {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("workbench-tui-watchdog".to_string())
+            .spawn(move || {
+                // Sleeps a tick; false once disarmed.
+                let armed_after_tick = || {
+                    matches!(
+                        disarmed.recv_timeout(times.tick),
+                        Err(RecvTimeoutError::Timeout)
+                    )
+                };
+                let mut stopped_at: Option<Instant> = None;
+                while armed_after_tick() {
+                    let hung_up = input.as_ref().is_some_and(|input| !input.is_open());
+                    if hung_up {
+                        stop.record(signal_hook::consts::SIGHUP);
+                    }
+                    let Some(signal) = stop.received() else {
+                        continue;
+                    };
+                    let since = *stopped_at.get_or_insert_with(Instant::now);
+                    let allowed = if stop.acknowledged() {
+                        times.wind_down
+                    } else if hung_up {
+                        times.notice_after_hangup
+                    } else {
+                        times.notice
+                    };
+                    if since.elapsed() < allowed {
+                        continue;
+                    }
+                    // Not between the renames of a report set.
+                    let export_deadline = Instant::now() + times.export;
+                    while exports.any() && Instant::now() < export_deadline {
+                        if !armed_after_tick() {
+                            return;
+                        }
+                    }
+                    give_up(signal);
+                    return;
+                }
+            })?;
+        Ok(Watchdog {
+            disarm: Some(disarm),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.disarm = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// How the watchdog gives up: restores the terminal as far as it can, then
+/// exits with 128 + signal (129 for SIGHUP), as a program a signal ended.
+pub fn exit_for_signal(signal: i32) {
+    // On a thread of its own and waited for only briefly: the stuck loop may
+    // hold the terminal's writer, or the terminal may not take the bytes.
+    let (restored_tx, restored) = mpsc::channel::<()>();
+    let restorer = std::thread::Builder::new()
+        .name("workbench-tui-restore".to_string())
+        .spawn(move || {
+            let _ = ratatui::try_restore();
+            let _ = restored_tx.send(());
+        });
+    if restorer.is_ok() {
+        let _ = restored.recv_timeout(Duration::from_millis(300));
+    }
+    std::process::exit(128 + signal);
 }
 
 /// The signal that stopped the last [`run_tui`], for the exit status.
@@ -310,19 +555,27 @@ pub fn run_tui_with_out_dir(
             capitalised(scenarios::NO_SCENARIO_DIR)
         );
     }
-    // Declared before the guard so it is dropped after it: the terminal is
-    // restored first, then the worker is stopped (it waits at most half a
+    // Stopped after the terminal is restored (it waits at most half a
     // second: a compile still running is left to the process exit).
     let worker = Worker::spawn(pipeline)?;
     // try_init enables raw mode and the alternate screen and installs a panic
     // hook that restores the terminal before the panic message is printed.
     let mut terminal = ratatui::try_init()?;
-    let _guard = RestoreGuard;
+    let guard = RestoreGuard;
     // Caught from here on, a stop signal ends the loop like `q` (the guard
     // then restores the terminal) instead of killing the process mid-screen.
-    let mut events = CrosstermEvents {
-        signals: Some(StopSignals::register()?),
-    };
+    let signals = StopSignals::register()?;
+    let input = TerminalInput::open().ok();
+    // Should the loop not quit on a stop signal or a hang-up (stuck in
+    // crossterm), this ends the process; disarmed once the worker has stopped.
+    let watchdog = Watchdog::spawn(
+        signals.clone(),
+        input.clone(),
+        worker.exports_in_flight(),
+        WatchdogTimes::default(),
+        Box::new(exit_for_signal),
+    )?;
+    let mut events = CrosstermEvents::new(Some(signals), input);
     // The worker catches pipeline panics and reports them in the status line;
     // printing them (or restoring the terminal) would wreck the screen, so the
     // hook stays quiet for that thread and defers to ratatui's hook otherwise.
@@ -333,11 +586,157 @@ pub fn run_tui_with_out_dir(
         }
     }));
     let result = run_loop(&mut terminal, &mut app, &worker, &mut events);
+    let stopped = events.pending_stop();
+    if let Some(signal) = stopped {
+        STOPPED_BY_SIGNAL.store(usize::try_from(signal).unwrap_or(0), Ordering::Relaxed);
+    }
     if let Some(signals) = events.signals.as_mut() {
-        if let Some(signal) = signals.received() {
-            STOPPED_BY_SIGNAL.store(usize::try_from(signal).unwrap_or(0), Ordering::Relaxed);
-        }
         signals.unregister();
     }
-    result
+    // Restore the terminal, then stop the worker (it waits at most half a
+    // second), then disarm the watchdog, which stays on guard till then.
+    drop(guard);
+    drop(terminal);
+    drop(worker);
+    drop(watchdog);
+    match result {
+        // Drawing on a terminal that hung up fails; that is how it ended, not an error.
+        Err(TuiError::Terminal(_) | TuiError::Io(_)) if stopped.is_some() => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+
+    /// Generous bounds so a slow machine fails nothing; a broken watchdog never calls back.
+    const WAIT: Duration = Duration::from_secs(60);
+    const NEVER: Duration = Duration::from_secs(3600);
+
+    /// An event source stuck as crossterm's is on a hung-up terminal: it
+    /// never returns (until the test ends and drops `release`).
+    struct StuckEvents {
+        release: mpsc::Receiver<()>,
+    }
+
+    impl EventSource for StuckEvents {
+        fn next_event(&mut self, _: &App, _: Duration) -> Result<Option<Event>, TuiError> {
+            let _ = self.release.recv();
+            Err(TuiError::Terminal("released".to_string()))
+        }
+    }
+
+    /// Runs the event loop on a thread of its own; it ends when `release` is dropped.
+    fn spawn_loop<E: EventSource + Send + 'static>(mut events: E) -> JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test backend");
+            let mut app = App::new(Vec::new(), PathBuf::from("unused"));
+            let worker = Worker::spawn(Arc::new(FakePipeline::new())).expect("worker");
+            let _ = run_loop(&mut terminal, &mut app, &worker, &mut events);
+        })
+    }
+
+    fn recorder() -> (GiveUp, mpsc::Receiver<i32>) {
+        let (tx, rx) = mpsc::channel();
+        let give_up: GiveUp = Box::new(move |signal| {
+            let _ = tx.send(signal);
+        });
+        (give_up, rx)
+    }
+
+    fn quick() -> WatchdogTimes {
+        WatchdogTimes {
+            tick: Duration::from_millis(2),
+            notice: Duration::from_millis(20),
+            notice_after_hangup: Duration::from_millis(5),
+            wind_down: Duration::from_millis(20),
+            export: NEVER,
+        }
+    }
+
+    #[test]
+    fn a_stop_signal_ends_the_process_when_the_event_loop_is_stuck() {
+        let (release, stuck) = mpsc::channel();
+        let event_loop = spawn_loop(StuckEvents { release: stuck });
+        let stop = StopSignals::without_handlers();
+        let (give_up, exits) = recorder();
+        let _watchdog = Watchdog::spawn(
+            stop.clone(),
+            None,
+            ExportsInFlight::default(),
+            quick(),
+            give_up,
+        )
+        .expect("watchdog");
+        stop.record(signal_hook::consts::SIGHUP);
+        assert_eq!(exits.recv_timeout(WAIT), Ok(signal_hook::consts::SIGHUP));
+        assert!(!stop.acknowledged(), "the stuck loop never saw the signal");
+        drop(release);
+        event_loop.join().expect("the loop ends once released");
+    }
+
+    #[test]
+    fn the_watchdog_lets_an_export_finish_writing_first() {
+        let (release, stuck) = mpsc::channel();
+        let event_loop = spawn_loop(StuckEvents { release: stuck });
+        let stop = StopSignals::without_handlers();
+        let exports = ExportsInFlight::default();
+        let export = exports.start();
+        let (give_up, exits) = recorder();
+        let _watchdog =
+            Watchdog::spawn(stop.clone(), None, exports, quick(), give_up).expect("watchdog");
+        stop.record(signal_hook::consts::SIGTERM);
+        assert_eq!(
+            exits.recv_timeout(Duration::from_millis(300)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "ended the process in the middle of an export"
+        );
+        drop(export);
+        assert_eq!(exits.recv_timeout(WAIT), Ok(signal_hook::consts::SIGTERM));
+        drop(release);
+        event_loop.join().expect("the loop ends once released");
+    }
+
+    /// A terminal that hung up quits the loop as SIGHUP does, without asking
+    /// crossterm (which would spin on it), and the watchdog, told the loop
+    /// saw it, leaves the exit to the loop.
+    #[test]
+    fn a_closed_terminal_quits_the_loop_as_a_hangup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Not a terminal: what a hung-up terminal looks like to `isatty`.
+        let closed = File::create(dir.path().join("closed-tty")).expect("file");
+        let input = TerminalInput::from_file(closed);
+        assert!(!input.is_open());
+        let stop = StopSignals::without_handlers();
+        let (give_up, exits) = recorder();
+        let times = WatchdogTimes {
+            wind_down: NEVER,
+            notice_after_hangup: NEVER,
+            ..quick()
+        };
+        let watchdog = Watchdog::spawn(
+            stop.clone(),
+            Some(input.clone()),
+            ExportsInFlight::default(),
+            times,
+            give_up,
+        )
+        .expect("watchdog");
+        let mut events = CrosstermEvents::new(Some(stop.clone()), Some(input));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test backend");
+        let mut app = App::new(Vec::new(), PathBuf::from("unused"));
+        let worker = Worker::spawn(Arc::new(FakePipeline::new())).expect("worker");
+        run_loop(&mut terminal, &mut app, &worker, &mut events).expect("the loop quits");
+        assert!(app.should_quit);
+        assert_eq!(events.stop_signal(), Some(signal_hook::consts::SIGHUP));
+        assert!(stop.acknowledged());
+        drop(watchdog);
+        assert_eq!(
+            exits.try_recv(),
+            Err(mpsc::TryRecvError::Disconnected),
+            "a disarmed watchdog does not end the process"
+        );
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -119,6 +119,45 @@ pub struct Worker {
     events: Receiver<WorkerEvent>,
     /// Behind a lock so that `submit` takes `&self` (the UI holds a shared handle).
     threads: Mutex<Threads>,
+    exports: ExportsInFlight,
+}
+
+/// What a worker thread is busy with: whether a compile may be running
+/// (only while measuring) or files are being written (only while exporting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Measuring the kernels, which compiles them: this cannot be interrupted.
+    Measuring,
+    Planning,
+    Exporting,
+}
+
+/// How many exports are writing files right now, shared with whoever must
+/// not end the process in the middle of one (the TUI's hang-up watchdog).
+#[derive(Debug, Clone, Default)]
+pub struct ExportsInFlight(Arc<AtomicUsize>);
+
+impl ExportsInFlight {
+    /// An export is writing files (a report set is renamed into place one file at a time).
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+
+    /// Counts one export until the returned guard is dropped.
+    pub fn start(&self) -> ExportGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ExportGuard(Arc::clone(&self.0))
+    }
+}
+
+/// One export in flight (see [`ExportsInFlight::start`]).
+#[derive(Debug)]
+pub struct ExportGuard(Arc<AtomicUsize>);
+
+impl Drop for ExportGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Threads {
@@ -146,22 +185,38 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 struct WorkerThread {
     /// `None` once closed: the thread ends after its current job.
     jobs: Option<Sender<Job>>,
-    /// The cancel flag of the job it is running; `None` while idle.
-    running: Arc<Mutex<Option<Arc<AtomicBool>>>>,
+    /// The job it is running; `None` while idle.
+    running: Arc<Mutex<Option<Busy>>>,
     handle: Option<JoinHandle<()>>,
+}
+
+/// The job a worker thread runs: its cancel flag, and what it is doing now.
+#[derive(Debug, Clone)]
+struct Busy {
+    cancel: Arc<AtomicBool>,
+    phase: Phase,
 }
 
 impl WorkerThread {
     fn spawn(
         pipeline: Arc<dyn Pipeline>,
         events: Sender<WorkerEvent>,
+        exports: ExportsInFlight,
     ) -> Result<WorkerThread, std::io::Error> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let running = Arc::new(Mutex::new(None));
         let running_in_thread = Arc::clone(&running);
         let handle = std::thread::Builder::new()
             .name(WORKER_THREAD_NAME.to_string())
-            .spawn(move || worker_loop(pipeline.as_ref(), &job_rx, &events, &running_in_thread))?;
+            .spawn(move || {
+                worker_loop(
+                    pipeline.as_ref(),
+                    &job_rx,
+                    &events,
+                    &running_in_thread,
+                    &exports,
+                )
+            })?;
         Ok(WorkerThread {
             jobs: Some(job_tx),
             running,
@@ -169,12 +224,14 @@ impl WorkerThread {
         })
     }
 
-    /// Still running a job it was told to stop (a compile does not check).
-    fn busy_with_cancelled_job(&self) -> bool {
+    /// What it is doing if still running a job it was told to stop (a
+    /// compile does not check).
+    fn busy_with_cancelled_job(&self) -> Option<Phase> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         running
             .as_ref()
-            .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+            .filter(|busy| busy.cancel.load(Ordering::Relaxed))
+            .map(|busy| busy.phase)
     }
 
     fn finished(&self) -> bool {
@@ -190,7 +247,9 @@ impl WorkerThread {
 impl Worker {
     pub fn spawn(pipeline: Arc<dyn Pipeline>) -> Result<Worker, std::io::Error> {
         let (events_tx, events) = mpsc::channel::<WorkerEvent>();
-        let current = WorkerThread::spawn(Arc::clone(&pipeline), events_tx.clone())?;
+        let exports = ExportsInFlight::default();
+        let current =
+            WorkerThread::spawn(Arc::clone(&pipeline), events_tx.clone(), exports.clone())?;
         Ok(Worker {
             pipeline,
             events_tx,
@@ -199,7 +258,13 @@ impl Worker {
                 current,
                 abandoned: Vec::new(),
             }),
+            exports,
         })
+    }
+
+    /// The count of exports writing files, for whoever must not cut one short.
+    pub fn exports_in_flight(&self) -> ExportsInFlight {
+        self.exports.clone()
     }
 
     fn threads(&self) -> MutexGuard<'_, Threads> {
@@ -212,10 +277,14 @@ impl Worker {
     pub fn submit(&self, job: Job) -> Result<(), WorkerGone> {
         let mut threads = self.threads();
         threads.abandoned.retain(|thread| !thread.finished());
-        if threads.current.busy_with_cancelled_job() {
+        if let Some(busy_with) = threads.current.busy_with_cancelled_job() {
             if threads.abandoned.len() < MAX_ABANDONED {
-                let fresh = WorkerThread::spawn(Arc::clone(&self.pipeline), self.events_tx.clone())
-                    .map_err(|_| WorkerGone)?;
+                let fresh = WorkerThread::spawn(
+                    Arc::clone(&self.pipeline),
+                    self.events_tx.clone(),
+                    self.exports.clone(),
+                )
+                .map_err(|_| WorkerGone)?;
                 let mut stuck = std::mem::replace(&mut threads.current, fresh);
                 stuck.close();
                 threads.abandoned.push(stuck);
@@ -223,7 +292,7 @@ impl Worker {
                 // Say why the job does not start yet (its own stages replace this).
                 let _ = self.events_tx.send(WorkerEvent::Progress {
                     job: job.id,
-                    progress: Progress::Stage(WAITING_FOR_CANCELLED.to_string()),
+                    progress: Progress::Stage(waiting_stage(busy_with, &job.kind)),
                 });
             }
         }
@@ -273,6 +342,22 @@ impl Worker {
 pub const WAITING_FOR_CANCELLED: &str =
     "waiting for a cancelled compile to finish (a compile cannot be interrupted)";
 
+/// The stage shown for `next` while it queues behind a cancelled job that is
+/// still `busy_with` something: only measuring compiles, so only then is a
+/// compile what it waits for.
+pub fn waiting_stage(busy_with: Phase, next: &JobKind) -> String {
+    let doing = match next {
+        JobKind::Run { .. } => "measuring",
+        JobKind::Replan { .. } => "re-planning with the new what-if",
+        JobKind::Export { .. } => "exporting",
+    };
+    match busy_with {
+        Phase::Measuring => WAITING_FOR_CANCELLED.to_string(),
+        Phase::Planning => format!("{doing} once the superseded plan stops"),
+        Phase::Exporting => format!("{doing} once the running export has written its files"),
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         let threads = self
@@ -303,21 +388,36 @@ fn worker_loop(
     pipeline: &dyn Pipeline,
     jobs: &Receiver<Job>,
     events: &Sender<WorkerEvent>,
-    running: &Mutex<Option<Arc<AtomicBool>>>,
+    running: &Mutex<Option<Busy>>,
+    exports: &ExportsInFlight,
 ) {
-    let set_running = |cancel: Option<Arc<AtomicBool>>| {
-        *running.lock().unwrap_or_else(PoisonError::into_inner) = cancel;
+    let set_running = |busy: Option<Busy>| {
+        *running.lock().unwrap_or_else(PoisonError::into_inner) = busy;
     };
     while let Ok(mut job) = jobs.recv() {
         // Latest job wins: skip whatever a newer request overtook while queued.
         while let Ok(newer) = jobs.try_recv() {
             job = newer;
         }
-        set_running(Some(Arc::clone(&job.cancel)));
+        let set_phase = |phase: Phase| {
+            set_running(Some(Busy {
+                cancel: Arc::clone(&job.cancel),
+                phase,
+            }))
+        };
+        set_phase(match job.kind {
+            JobKind::Run { .. } => Phase::Measuring,
+            JobKind::Replan { .. } => Phase::Planning,
+            JobKind::Export { .. } => Phase::Exporting,
+        });
+        // Counted while it runs, so that a hang-up does not end the process
+        // between the renames of a report set.
+        let _export = matches!(job.kind, JobKind::Export { .. }).then(|| exports.start());
         // A panic in the pipeline fails the job, not the TUI: it is reported
         // like an error (run_tui's panic hook keeps it off the screen).
-        let outcome =
-            std::panic::catch_unwind(AssertUnwindSafe(|| run_job(pipeline, &job, events)));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_job_in_phases(pipeline, &job, events, &set_phase)
+        }));
         set_running(None);
         let delivered = match outcome {
             Ok(result) => result,
@@ -359,6 +459,16 @@ pub fn run_job(
     job: &Job,
     events: &Sender<WorkerEvent>,
 ) -> Result<(), UiGone> {
+    run_job_in_phases(pipeline, job, events, &|_| {})
+}
+
+/// [`run_job`], telling `set_phase` what it is doing as it goes.
+fn run_job_in_phases(
+    pipeline: &dyn Pipeline,
+    job: &Job,
+    events: &Sender<WorkerEvent>,
+    set_phase: &dyn Fn(Phase),
+) -> Result<(), UiGone> {
     let send = |event: WorkerEvent| events.send(event).map_err(|_| UiGone);
     let id = job.id;
     let cancel = &job.cancel;
@@ -383,7 +493,9 @@ pub fn run_job(
                     entry: current,
                 })?;
             }
+            set_phase(Phase::Measuring);
             let measured = pipeline.measure(scenario, &progress, cancel);
+            set_phase(Phase::Planning);
             let measurements = measured.clone().ok();
             send(WorkerEvent::Measured {
                 job: id,
@@ -408,6 +520,7 @@ pub fn run_job(
             measurements,
             what_if,
         } => {
+            set_phase(Phase::Planning);
             let result = pipeline
                 .plan(scenario, measurements, what_if, &progress, cancel)
                 .map(Box::new);
@@ -422,6 +535,7 @@ pub fn run_job(
             report,
             out_dir,
         } => {
+            set_phase(Phase::Exporting);
             let result = pipeline.export(scenario, report, out_dir);
             send(WorkerEvent::Exported { job: id, result })?;
         }
@@ -430,4 +544,128 @@ pub fn run_job(
         job: id,
         cancelled: cancelled(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::FakePipeline;
+
+    /// A pipeline whose planning ignores `cancel` until the test releases it.
+    struct SlowPlans {
+        inner: FakePipeline,
+        release: Mutex<Receiver<()>>,
+    }
+
+    impl Pipeline for SlowPlans {
+        fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry> {
+            self.inner.load_scenarios(paths)
+        }
+        fn measure(
+            &self,
+            scenario: &ScenarioEntry,
+            progress: &dyn Fn(Progress),
+            cancel: &Arc<AtomicBool>,
+        ) -> Result<Measurements, String> {
+            self.inner.measure(scenario, progress, cancel)
+        }
+        fn plan(
+            &self,
+            scenario: &ScenarioEntry,
+            measurements: &Measurements,
+            what_if: &WhatIf,
+            progress: &dyn Fn(Progress),
+            cancel: &Arc<AtomicBool>,
+        ) -> Result<Report, String> {
+            progress(Progress::Stage("slow planning".to_string()));
+            // A minute at most, should the test fail.
+            let release = self.release.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = release.recv_timeout(Duration::from_secs(60));
+            drop(release);
+            self.inner
+                .plan(scenario, measurements, what_if, progress, cancel)
+        }
+        fn export(
+            &self,
+            scenario: &ScenarioEntry,
+            report: &Report,
+            out_dir: &std::path::Path,
+        ) -> Result<Vec<PathBuf>, String> {
+            self.inner.export(scenario, report, out_dir)
+        }
+    }
+
+    /// The stage the worker reports for `job` next (other jobs' events skipped).
+    fn next_stage(worker: &Worker, job: JobId) -> String {
+        loop {
+            match worker.recv_timeout(Duration::from_secs(60)) {
+                Ok(Some(WorkerEvent::Progress {
+                    job: of,
+                    progress: Progress::Stage(stage),
+                })) if of == job => return stage,
+                Ok(Some(_)) => {}
+                other => panic!("no stage for job {job}: {other:?}"),
+            }
+        }
+    }
+
+    /// Superseded what-if re-plans involve no compile: the job queued behind
+    /// them must not say it waits for one.
+    #[test]
+    fn a_replan_queued_behind_superseded_replans_does_not_blame_a_compile() {
+        let (release, released) = mpsc::channel();
+        let pipeline = SlowPlans {
+            inner: FakePipeline::new(),
+            release: Mutex::new(released),
+        };
+        let scenario = pipeline.load_scenarios(&[]).remove(0);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let measurements = pipeline
+            .inner
+            .measure(&scenario, &|_| {}, &cancel)
+            .expect("fake measurements");
+        let worker = Worker::spawn(Arc::new(pipeline)).expect("worker");
+        let replan = |id: JobId, traffic: f64| Job {
+            id,
+            kind: JobKind::Replan {
+                scenario: scenario.clone(),
+                measurements: measurements.clone(),
+                what_if: WhatIf {
+                    traffic,
+                    ..WhatIf::default()
+                },
+            },
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        // Three re-plans, each superseded while planning: the first two are
+        // left to fresh threads, which fills the quota of abandoned threads.
+        for id in 1..=3 {
+            let job = replan(id, 1.25 * id as f64);
+            let cancel = Arc::clone(&job.cancel);
+            worker.submit(job).expect("submitted");
+            while next_stage(&worker, id) != "slow planning" {}
+            cancel.store(true, Ordering::Relaxed);
+        }
+        worker.submit(replan(4, 5.0)).expect("submitted");
+        let stage = next_stage(&worker, 4);
+        assert!(!stage.contains("compile"), "{stage}");
+        assert_eq!(
+            stage,
+            "re-planning with the new what-if once the superseded plan stops"
+        );
+        for _ in 0..4 {
+            let _ = release.send(());
+        }
+    }
+
+    #[test]
+    fn a_job_queued_behind_a_cancelled_measurement_waits_for_its_compile() {
+        let scenario = FakePipeline::new().load_scenarios(&[]).remove(0);
+        let next = JobKind::Run { scenario };
+        assert_eq!(
+            waiting_stage(Phase::Measuring, &next),
+            WAITING_FOR_CANCELLED
+        );
+        assert!(!waiting_stage(Phase::Exporting, &next).contains("compile"));
+    }
 }
