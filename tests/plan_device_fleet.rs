@@ -671,7 +671,7 @@ fn a_tiered_plan_report_names_each_class_build() {
         .find(|l| l.starts_with("| Builds (one per device class)"))
         .unwrap_or_else(|| panic!("no builds row in\n{md}"));
     assert!(
-        builds_row.contains("`full` tiled f32 on phone-flagship, `distilled` tiled f32 on watch"),
+        builds_row.contains("full tiled f32 on phone-flagship, distilled tiled f32 on watch"),
         "{builds_row}"
     );
     assert!(!md.contains("| Model variant "), "{md}");

@@ -60,28 +60,13 @@ fn headline(plan: &Plan) -> String {
             plan.mode,
             plan.placement,
             on,
-            class_builds(plan)
+            plan.build_text()
         );
     }
     format!(
         "**{}** in the **{}** on **{}**, {} {}, model `{}`",
         plan.mode, plan.placement, on, plan.backend, plan.precision, plan.model_variant
     )
-}
-
-/// A tiered plan's builds: "`full` autotuned f32 on phone-flagship, ...".
-fn class_builds(plan: &Plan) -> String {
-    plan.device_classes
-        .iter()
-        .filter_map(|c| c.build.as_ref().map(|b| (c, b)))
-        .map(|(c, b)| {
-            format!(
-                "`{}` {} {} on {}",
-                b.model_variant, b.backend, b.precision, c.target
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// "p99", or "p95" and the like when the SLO is at another percentile.
@@ -280,7 +265,7 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
     if plan.tiered() {
         rows.push(vec![
             "Builds (one per device class)".to_string(),
-            class_builds(plan),
+            plan.build_text(),
         ]);
     } else {
         rows.extend([
