@@ -7,11 +7,14 @@
 //! - `online_1e6/wan_batched`: same pool behind a WAN link (RTT lognormal
 //!   30 ms / 120 ms p99) with dynamic batching (8, 2 ms);
 //! - `hour_10k_rps`: a simulated hour at 10,000 req/s of the WAN plan,
-//!   with the default early stop (p99 95% CI narrower than 1%) and without.
+//!   with the default early stop (p99 95% CI narrower than 1%) and without;
+//! - `many_replicas_2e5/{64,4096}`: the batched plan on a wide pool (least
+//!   outstanding picks among 64 or 4,096 replicas) at 5e6 req/s, zero-delay
+//!   link: the balancer's cost per request.
 //!
 //! Instruction counts (not disturbed by other load):
 //! `SIM_ONCE=no_network valgrind --tool=callgrind target/release/deps/sim-<hash>`
-//! (also `wan_batched`, `hour_full`); see `main`.
+//! (also `wan_batched`, `hour_full`, `many_4096`); see `main`.
 
 use std::hint::black_box;
 
@@ -103,6 +106,18 @@ fn wan_online(n: u64) -> SimConfig {
     wan_plan
 }
 
+/// The batched plan on `replicas` replicas at 5e6 req/s, zero-delay link.
+fn wide_pool(replicas: u32, n: u64) -> SimConfig {
+    let mut wide = plan(
+        5e6,
+        NetworkLink::simple(LatencyFit::constant(0.0), f64::INFINITY),
+        batched(),
+        replicas,
+    );
+    wide.run.max_requests = Some(n);
+    wide
+}
+
 /// A simulated hour at 10,000 req/s of the WAN plan.
 fn hour_plan(early_stop: Option<EarlyStop>) -> SimConfig {
     let mut hour = plan(10_000.0, wan(), batched(), 4);
@@ -150,9 +165,23 @@ fn hour(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, online, hour);
+fn many_replicas(c: &mut Criterion) {
+    const N: u64 = 200_000;
+    let mut g = c.benchmark_group("many_replicas_2e5");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    for replicas in [64, 4_096] {
+        let wide = wide_pool(replicas, N);
+        g.bench_function(replicas.to_string(), |b| {
+            b.iter(|| black_box(simulate(black_box(&wide))))
+        });
+    }
+    g.finish();
+}
 
-/// `SIM_ONCE=no_network|wan_batched|hour_full` runs that plan once and exits
+criterion_group!(benches, online, hour, many_replicas);
+
+/// `SIM_ONCE=no_network|wan_batched|hour_full|many_4096` runs that plan once and exits
 /// (no criterion): for instruction counts that load does not disturb,
 /// `SIM_ONCE=no_network valgrind --tool=callgrind target/release/deps/sim-<hash>`.
 fn main() {
@@ -161,8 +190,11 @@ fn main() {
             "no_network" => plain_online(1_000_000),
             "wan_batched" => wan_online(1_000_000),
             "hour_full" => hour_plan(None),
+            "many_4096" => wide_pool(4_096, 200_000),
             other => {
-                eprintln!("SIM_ONCE={other}: expected no_network, wan_batched or hour_full");
+                eprintln!(
+                    "SIM_ONCE={other}: expected no_network, wan_batched, hour_full or many_4096"
+                );
                 std::process::exit(2);
             }
         };
