@@ -389,7 +389,7 @@ fn bad_figures_are_refused_where_they_are_written() {
             "partitions = 32",
             "partitions = 32\npartition_messages_per_s = 1e9".to_string(),
             "targets.broker.partition_messages_per_s",
-            "> 0 and <= 100000000",
+            ">= 1e-6 and <= 100000000",
         ),
     ];
     for (anchor, replacement, key, range) in cases {

@@ -116,7 +116,7 @@ fn every_bounded_key_accepts_its_limit_and_refuses_beyond() {
             rate,
             "rate_per_s = 1e12".into(),
             "traffic.rate_per_s",
-            "> 0 and <= 100000000".into(),
+            ">= 1e-6 and <= 100000000".into(),
         ),
         (
             "rate_per_s = 100".into(),
@@ -246,7 +246,7 @@ fn every_bounded_key_accepts_its_limit_and_refuses_beyond() {
             "per_hop_ms = 2".into(),
             "per_hop_ms = 2\npartition_messages_per_s = 1e300".into(),
             "targets.broker.partition_messages_per_s",
-            "> 0 and <= 100000000".into(),
+            ">= 1e-6 and <= 100000000".into(),
         ),
         (
             "lookup_ms = 1".into(),
@@ -743,4 +743,148 @@ fn a_bad_timestamp_on_the_first_line_is_not_taken_for_a_header() {
         TRACE,
     )
     .expect("a text header is skipped");
+}
+
+/// BASE with its model replaced by a convnet of one block.
+fn convnet(input_hwc: &str, block: &str) -> String {
+    with(
+        "family = \"mlp\"\ninput = 16\nhidden = [32, 8]\noutput = 4",
+        &format!("family = \"convnet\"\ninput_hwc = {input_hwc}\nblocks = [{block}]\nclasses = 4"),
+    )
+}
+
+#[test]
+fn a_conv_stride_or_kernel_wider_than_its_input_is_refused() {
+    let key = "model.variants[0].blocks[0].stride";
+    refused_once(
+        &convnet(
+            "[7, 7, 3]",
+            "{ kind = \"standard\", out_channels = 16, kernel = 3, stride = 1000000000 }",
+        ),
+        key,
+        &["value 1000000000 is not accepted", "[1, 7]", "7x7 input"],
+    );
+    refused_once(
+        &convnet(
+            "[7, 5, 3]",
+            "{ kind = \"depthwise-separable\", out_channels = 16, kernel = 9, stride = 1 }",
+        ),
+        "model.variants[0].blocks[0].kernel",
+        &["kernel size must be an integer in [1, 7]"],
+    );
+    // The second block's input is the first block's output (7 -> 4).
+    let two = convnet(
+        "[7, 7, 3]",
+        "{ kind = \"standard\", out_channels = 8, kernel = 3, stride = 2 }, { kind = \"standard\", out_channels = 8, kernel = 3, stride = 5 }",
+    );
+    refused_once(
+        &two,
+        "model.variants[0].blocks[1].stride",
+        &["[1, 4]", "4x4 input"],
+    );
+    parse(&convnet(
+        "[7, 7, 3]",
+        "{ kind = \"standard\", out_channels = 16, kernel = 7, stride = 7 }",
+    ))
+    .expect("a stride and kernel as wide as the input are accepted");
+}
+
+#[test]
+fn an_integer_beyond_64_bits_is_refused_with_its_range() {
+    refused_once(
+        &convnet(
+            "[18446744073709551615, 1, 1]",
+            "{ kind = \"standard\", out_channels = 4 }",
+        ),
+        "model.variants[0].input_hwc[0]",
+        &[
+            "value 18446744073709551615 is not accepted",
+            &format!("[1, {MAX_DIM}]"),
+        ],
+    );
+}
+
+#[test]
+fn more_model_variants_than_the_cap_are_refused() {
+    let variant = |i: usize| {
+        format!("[[model.variants]]\nname = \"m{i}\"\nfamily = \"mlp\"\ninput = 16\nhidden = [8]\noutput = 4\n")
+    };
+    let with_variants = |n: usize| {
+        let all: String = (0..n).map(variant).collect();
+        with(
+            "[[model.variants]]\nname = \"m\"\nfamily = \"mlp\"\ninput = 16\nhidden = [32, 8]\noutput = 4\n",
+            &all,
+        )
+    };
+    let most = parse(&with_variants(MAX_VARIANTS)).expect("the cap is accepted");
+    assert_eq!(most.model.variants.len(), MAX_VARIANTS);
+    refused_once(
+        &with_variants(MAX_VARIANTS + 1),
+        "model.variants",
+        &[&format!(
+            "{} variants given: at most {MAX_VARIANTS}",
+            MAX_VARIANTS + 1
+        )],
+    );
+}
+
+#[test]
+fn a_bursty_process_needs_a_pause_the_simulator_accepts() {
+    let bursty = |off: &str| {
+        with(
+            "process = \"poisson\"",
+            &format!("process = \"bursty\"\nburst_on_s = 2\nburst_off_s = {off}"),
+        )
+    };
+    refused_once(
+        &bursty("0"),
+        "traffic.burst_off_s",
+        &["value 0 is not accepted", "> 0 and <= 2592000"],
+    );
+    parse(&bursty("0.001")).expect("a short pause is accepted");
+}
+
+#[test]
+fn rates_that_divide_have_a_minimum() {
+    refused_once(
+        &with("rate_per_s = 100", "rate_per_s = 5e-324"),
+        "traffic.rate_per_s",
+        &["value 5e-324 is not accepted", ">= 1e-6 and <= 100000000"],
+    );
+    let lowest = parse(&with("rate_per_s = 100", "rate_per_s = 1e-6")).expect("the minimum");
+    assert_eq!(lowest.traffic.rate_per_s, MIN_RATE_PER_S);
+    refused_once(
+        &with(
+            "per_hop_ms = 2",
+            "per_hop_ms = 2\npartition_messages_per_s = 1e-300",
+        ),
+        "targets.broker.partition_messages_per_s",
+        &[">= 1e-6"],
+    );
+}
+
+#[test]
+fn a_percentile_the_simulator_cannot_estimate_is_refused() {
+    refused_once(
+        &with(
+            "latency_percentile = 99\n",
+            "latency_percentile = 99.99999999999999\n",
+        ),
+        "objectives.latency_percentile",
+        &["value 99.99999999999999 is not accepted", "(0, 99.998]"],
+    );
+    let strictest = parse(&with(
+        "latency_percentile = 99\n",
+        "latency_percentile = 99.998\n",
+    ))
+    .expect("the maximum is accepted");
+    // The planner can simulate enough requests for it: at most 10^6, less
+    // the warm-up and a 10% margin (`plan::evaluate`).
+    let needed =
+        workbench::plan::evaluate::requests_for_percentile(strictest.objectives.latency_percentile)
+            .expect("finite");
+    assert!(
+        (needed as f64) / (1.0 - WARMUP_FRACTION) * 1.1 + 10.0 <= 1e6,
+        "{needed}"
+    );
 }

@@ -935,6 +935,49 @@ fn column_sums_body(rows: &[f32], width: usize, sums: &mut [f32]) {
 mod tests {
     use super::*;
 
+    /// A stride past the padded input is a typed shape error before any
+    /// split layout is sized (a 10^9 stride on 7x7 once aborted asking for
+    /// 192 GB); the largest accepted stride still builds a small layout.
+    #[test]
+    fn conv_stride_beyond_the_input_is_refused_not_allocated() {
+        use crate::error::KernelError;
+        use crate::graph::{infer_shape, Op, Tensor};
+        let tensor = |shape: Vec<usize>| {
+            let n = shape.iter().product();
+            Tensor::new(shape, vec![0.0; n]).unwrap()
+        };
+        let standard = |stride| Op::Conv2d {
+            weight: tensor(vec![16, 3, 3, 3]),
+            bias: None,
+            stride,
+            padding: 1,
+        };
+        let depthwise = |stride| Op::DepthwiseConv2d {
+            weight: tensor(vec![3, 3, 3]),
+            bias: None,
+            stride,
+            padding: 1,
+        };
+        for op in [
+            standard(1_000_000_000),
+            depthwise(1_000_000_000),
+            standard(10),
+        ] {
+            match infer_shape("conv", &op, &[&[3, 7, 7]]) {
+                Err(KernelError::Shape { detail, .. }) => {
+                    assert!(detail.contains("at most 9"), "{detail}")
+                }
+                other => panic!("expected a shape error, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            infer_shape("conv", &standard(9), &[&[3, 7, 7]]).unwrap(),
+            vec![16, 1, 1]
+        );
+        let lay = SplitLayout::new(&geom(3, 7, 7, 3, 9, 1));
+        assert!(lay.len() <= 3 * 9 * 9 * 3, "{}", lay.len());
+    }
+
     fn geom(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> ConvGeom {
         ConvGeom {
             in_c: c,

@@ -235,6 +235,17 @@ fn conv_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Optio
     Some((padded - kernel) / stride + 1)
 }
 
+/// Why a conv's stride is refused: one larger than both sides of its padded
+/// input reads a single output pixel per row and column, and the tiled
+/// kernels' stride-split layout (`conv::SplitLayout`) holds `stride` columns
+/// per output column, so an absurd stride would ask for absurd memory.
+fn stride_beyond_input(h: usize, w: usize, stride: usize, padding: usize) -> Option<String> {
+    let padded = h.max(w).saturating_add(padding.saturating_mul(2));
+    (stride > padded).then(|| {
+        format!("stride {stride} exceeds the padded input ({h}x{w}, padding {padding}): at most {padded}")
+    })
+}
+
 /// Infer the per-sample output shape of `op` on inputs of shapes `ins`.
 pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, KernelError> {
     let err = |d: String| shape_err(name, op, d);
@@ -327,6 +338,9 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, 
                 )));
             }
             check_bias(bias, oc).map_err(&err)?;
+            if let Some(detail) = stride_beyond_input(*h, *w, *stride, *padding) {
+                return Err(err(detail));
+            }
             let (oh, ow) = (
                 conv_out(*h, kh, *stride, *padding),
                 conv_out(*w, kw, *stride, *padding),
@@ -360,6 +374,9 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, 
                 return Err(err(format!("weight has {wc} channels, input has {c}")));
             }
             check_bias(bias, wc).map_err(&err)?;
+            if let Some(detail) = stride_beyond_input(*h, *w, *stride, *padding) {
+                return Err(err(detail));
+            }
             match (
                 conv_out(*h, kh, *stride, *padding),
                 conv_out(*w, kw, *stride, *padding),

@@ -36,6 +36,38 @@ pub const MAX_PERIOD_S: f64 = 366.0 * DAY_S;
 /// minutes before measuring anything), and counting walks them one by one.
 pub const MAX_LAYERS: usize = 1_000;
 
+/// Widths, channels, spatial sizes, sequence lengths, kernel sizes and
+/// strides of a model variant (`input`, `hidden`, `input_hwc`, `d_model`,
+/// ...): the largest integer TOML has (2^63 - 1). The memory and FLOP checks
+/// refuse a model long before (and say how much it would need, which says
+/// more than a bound); this one only names the range for a value TOML itself
+/// cannot hold.
+pub const MAX_DIM: u64 = i64::MAX as u64;
+
+/// `[[model.variants]]`: each variant is compiled by every backend at every
+/// precision, measured, and crossed with every target and batching choice,
+/// so run time and the plan's size grow with the count (300 variants ran
+/// 5 minutes and wrote a 36 MB plan.json). Real comparisons weigh a handful
+/// of models (a distilled, a quantized, a full one).
+pub const MAX_VARIANTS: usize = 16;
+
+/// Fewest requests per second for `traffic.rate_per_s` (and a broker
+/// partition's `partition_messages_per_s`). The planner stretches a low
+/// rate's simulated window to at most 30 days (`plan::evaluate`'s
+/// `MAX_EXTENDED_WINDOW_S`): at 10^-6 per second that holds about 2.6
+/// requests, already too few for any percentile, and below it the monthly
+/// count of predictions rounds towards zero and the cost per million to
+/// infinity.
+pub const MIN_RATE_PER_S: f64 = 1e-6;
+
+/// `objectives.latency_percentile`: the planner simulates at most 10^6
+/// requests per plan (`plan::evaluate`), less the 5% warm-up and a 10%
+/// margin for random arrival counts, about 860,000 measured; a percentile
+/// needs 10 of them beyond it (`requests_for_percentile`), so 1 - q/100 must
+/// be at least about 1.2 x 10^-5. 99.998 (500,000 measured) is the largest
+/// round value inside that.
+pub const MAX_LATENCY_PERCENTILE: f64 = 99.998;
+
 /// Fewest arrivals a trace must have inside the simulated window after the
 /// warm-up: fewer cannot give a p99 that means anything.
 pub const MIN_TRACE_ARRIVALS: usize = 100;

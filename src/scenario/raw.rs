@@ -8,6 +8,9 @@ use toml::Spanned;
 
 pub(crate) type S<T> = Spanned<T>;
 pub(crate) type Opt<T> = Option<Spanned<T>>;
+/// Integers are read wider than TOML's i64 so that a value out of range is
+/// reported with the key's accepted range, not as a type error.
+pub(crate) type Int = i128;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,29 +46,29 @@ pub(crate) struct RawVariant {
     pub fallback_fraction: Opt<f64>,
     pub activation: Opt<String>,
     // mlp
-    pub input: Opt<i64>,
-    pub hidden: Opt<Vec<S<i64>>>,
-    pub output: Opt<i64>,
+    pub input: Opt<Int>,
+    pub hidden: Opt<Vec<S<Int>>>,
+    pub output: Opt<Int>,
     // convnet
-    pub input_hwc: Opt<Vec<S<i64>>>,
+    pub input_hwc: Opt<Vec<S<Int>>>,
     pub blocks: Opt<Vec<S<RawBlock>>>,
     pub pooling: Opt<String>,
-    pub classes: Opt<i64>,
+    pub classes: Opt<Int>,
     // transformer
-    pub seq_len: Opt<i64>,
-    pub d_model: Opt<i64>,
-    pub heads: Opt<i64>,
-    pub ffn: Opt<i64>,
-    pub layers: Opt<i64>,
+    pub seq_len: Opt<Int>,
+    pub d_model: Opt<Int>,
+    pub heads: Opt<Int>,
+    pub ffn: Opt<Int>,
+    pub layers: Opt<Int>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBlock {
     pub kind: Opt<String>,
-    pub out_channels: Opt<i64>,
-    pub kernel: Opt<i64>,
-    pub stride: Opt<i64>,
+    pub out_channels: Opt<Int>,
+    pub kernel: Opt<Int>,
+    pub stride: Opt<Int>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,12 +88,12 @@ pub(crate) struct RawTraffic {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInputs {
     pub space: Opt<String>,
-    pub distinct_inputs: Opt<i64>,
+    pub distinct_inputs: Opt<Int>,
     pub freshness_s: Opt<f64>,
     pub zipf_exponent: Opt<f64>,
-    pub request_bytes: Opt<i64>,
-    pub response_bytes: Opt<i64>,
-    pub predictions_per_request: Opt<i64>,
+    pub request_bytes: Opt<Int>,
+    pub response_bytes: Opt<Int>,
+    pub predictions_per_request: Opt<Int>,
     pub source: Opt<String>,
 }
 
@@ -132,8 +135,8 @@ pub(crate) struct RawTargets {
 pub(crate) struct RawTarget {
     pub name: Opt<String>,
     pub catalog: Opt<String>,
-    pub cores: Opt<i64>,
-    pub threads_per_core: Opt<i64>,
+    pub cores: Opt<Int>,
+    pub threads_per_core: Opt<Int>,
     pub memory_gb: Opt<f64>,
     pub peak_gflops_f32: Opt<f64>,
     pub peak_gops_int8: Opt<f64>,
@@ -148,7 +151,7 @@ pub(crate) struct RawTarget {
     // cloud only: CPU a replica spends per request besides the model
     pub request_cpu_us: Opt<f64>,
     pub message_cpu_us: Opt<f64>,
-    pub fleet_size: Opt<i64>,
+    pub fleet_size: Opt<Int>,
     pub traffic_share: Opt<f64>,
     pub link: Opt<String>,
     pub source: Opt<String>,
@@ -169,8 +172,8 @@ pub(crate) struct RawLink {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBroker {
     pub per_hop_ms: Opt<f64>,
-    pub hops: Opt<i64>,
-    pub partitions: Opt<i64>,
+    pub hops: Opt<Int>,
+    pub partitions: Opt<Int>,
     pub partition_mb_per_s: Opt<f64>,
     pub partition_messages_per_s: Opt<f64>,
 }
@@ -189,13 +192,13 @@ pub(crate) struct RawSearch {
     pub placements: Opt<Vec<S<String>>>,
     pub backends: Opt<Vec<S<String>>>,
     pub precisions: Opt<Vec<S<String>>>,
-    pub batch_sizes: Opt<Vec<S<i64>>>,
+    pub batch_sizes: Opt<Vec<S<Int>>>,
     pub max_queue_delay_ms: Opt<Vec<S<f64>>>,
-    pub min_replicas: Opt<i64>,
-    pub max_replicas: Opt<i64>,
+    pub min_replicas: Opt<Int>,
+    pub max_replicas: Opt<Int>,
     pub targets: Opt<Vec<S<String>>>,
     pub measurement_budget_s: Opt<f64>,
-    pub seed: Opt<i64>,
+    pub seed: Opt<Int>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -298,6 +298,11 @@ fn rewrite_serde_message(message: &str) -> (String, Option<String>) {
     for (from, to) in [
         ("expected f64", "expected a number"),
         ("expected i64", "expected an integer"),
+        ("expected i128", "expected an integer of at most 39 digits"),
+        (
+            "integer number overflowed",
+            "integer out of range: expected an integer of at most 39 digits",
+        ),
         ("expected a sequence", "expected an array"),
         ("expected a boolean", "expected true or false"),
     ] {
@@ -453,24 +458,14 @@ impl Validator<'_> {
     }
 
     /// An integer `>= min`.
-    fn int_at_least(&mut self, value: &S<i64>, key: &str, min: i64, what: &str) -> Option<u64> {
-        let v = *value.get_ref();
-        if v >= min {
-            u64::try_from(v).ok()
-        } else {
-            self.err(
-                value.span(),
-                key,
-                format!("value {v} is not accepted: {what} must be an integer >= {min}"),
-            );
-            None
-        }
+    fn int_at_least(&mut self, value: &S<Int>, key: &str, min: u64, what: &str) -> Option<u64> {
+        self.int_in_range(value, key, (min, u64::MAX), what)
     }
 
     /// An integer in `[min, max]`.
     fn int_in_range(
         &mut self,
-        value: &S<i64>,
+        value: &S<Int>,
         key: &str,
         (min, max): (u64, u64),
         what: &str,
@@ -510,8 +505,9 @@ impl Validator<'_> {
         );
     }
 
-    fn dim(&mut self, value: &S<i64>, key: &str, what: &str) -> Option<usize> {
-        self.int_at_least(value, key, 1, what)
+    /// A width, channel count, spatial size or layer count: in `[1, MAX_DIM]`.
+    fn dim(&mut self, value: &S<Int>, key: &str, what: &str) -> Option<usize> {
+        self.int_in_range(value, key, (1, MAX_DIM), what)
             .and_then(|v| usize::try_from(v).ok())
     }
 
@@ -753,6 +749,19 @@ impl Validator<'_> {
             );
             return None;
         }
+        if variants.len() > MAX_VARIANTS {
+            // At the first variant past the cap: the table to remove.
+            let extra = variants[MAX_VARIANTS].span();
+            self.err(
+                extra,
+                "model.variants",
+                format!(
+                    "{} variants given: at most {MAX_VARIANTS} [[model.variants]] are accepted (each is compiled, measured and planned for every target); compare the most promising ones",
+                    variants.len()
+                ),
+            );
+            return None;
+        }
         let mut out = Vec::new();
         let mut ok = true;
         // Names as written, so that a duplicate or the reference is judged
@@ -940,7 +949,7 @@ impl Validator<'_> {
         );
     }
 
-    fn dims_list(&mut self, list: &S<Vec<S<i64>>>, key: &str, what: &str) -> Option<Vec<usize>> {
+    fn dims_list(&mut self, list: &S<Vec<S<Int>>>, key: &str, what: &str) -> Option<Vec<usize>> {
         let mut out = Vec::new();
         let mut ok = true;
         for (i, item) in list.get_ref().iter().enumerate() {
@@ -1063,10 +1072,23 @@ impl Validator<'_> {
             Some(list) => {
                 let mut out = Vec::new();
                 let mut ok = true;
+                // Each block's input height and width, while they are known.
+                let mut spatial = hwc.as_ref().map(|d| (d[0], d[1]));
                 for (i, block) in list.get_ref().iter().enumerate() {
-                    match self.block(block, &format!("{blocks_key}[{i}]")) {
-                        Some(b) => out.push(b),
-                        None => ok = false,
+                    match self.block(block, &format!("{blocks_key}[{i}]"), spatial) {
+                        Some(b) => {
+                            spatial = spatial.map(|(h, w)| {
+                                let (ConvBlock::Standard { stride, .. }
+                                | ConvBlock::DepthwiseSeparable { stride, .. }) = b;
+                                // padding kernel/2 with an odd kernel
+                                ((h - 1) / stride + 1, (w - 1) / stride + 1)
+                            });
+                            out.push(b);
+                        }
+                        None => {
+                            ok = false;
+                            spatial = None;
+                        }
                     }
                 }
                 ok.then_some(out)
@@ -1084,7 +1106,13 @@ impl Validator<'_> {
         }))
     }
 
-    fn block(&mut self, block: &S<RawBlock>, key: &str) -> Option<ConvBlock> {
+    /// One conv block; `spatial` is its input's height and width when known.
+    fn block(
+        &mut self,
+        block: &S<RawBlock>,
+        key: &str,
+        spatial: Option<(usize, usize)>,
+    ) -> Option<ConvBlock> {
         let span = block.span();
         let b = block.get_ref();
         #[derive(Clone, Copy)]
@@ -1132,6 +1160,29 @@ impl Validator<'_> {
             Some(s) => self.dim(s, &join(key, "stride"), "stride"),
             None => Some(1),
         };
+        // A kernel or stride wider than the block's input only reads padding,
+        // and the kernels' stride-split layout grows with the stride (a
+        // 10^9 stride on a 7x7 image asked for 192 GB).
+        if let Some((h, w)) = spatial {
+            let largest = h.max(w);
+            for (field, name, value, what) in [
+                (&b.kernel, "kernel", kernel, "kernel size"),
+                (&b.stride, "stride", stride, "stride"),
+            ] {
+                if let (Some(raw), Some(v)) = (field, value) {
+                    if v > largest {
+                        self.err(
+                            raw.span(),
+                            &join(key, name),
+                            format!(
+                                "value {v} is not accepted: {what} must be an integer in [1, {largest}], the larger side of this block's {h}x{w} input"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
         let (out_channels, kernel, stride) = (out_channels?, kernel?, stride?);
         Some(match kind? {
             Kind::Standard => ConvBlock::Standard {
@@ -1148,7 +1199,7 @@ impl Validator<'_> {
     }
 
     fn transformer(&mut self, v: &RawVariant, span: &Range<usize>, key: &str) -> Option<ModelSpec> {
-        let field = |this: &mut Self, f: &Opt<i64>, name: &str, what: &str| {
+        let field = |this: &mut Self, f: &Opt<Int>, name: &str, what: &str| {
             this.required(f, span, &join(key, name), what)
                 .and_then(|x| this.dim(x, &join(key, name), name))
         };
@@ -1166,12 +1217,16 @@ impl Validator<'_> {
         );
         let heads = field(self, &v.heads, "heads", "attention heads, e.g. heads = 4");
         let ffn = field(self, &v.ffn, "ffn", "feed-forward width, e.g. ffn = 512");
-        let layers = field(
-            self,
-            &v.layers,
-            "layers",
-            "encoder layers (at least 1), e.g. layers = 2",
-        );
+        // Not `dim`: a layer count beyond MAX_LAYERS gets its own message below.
+        let layers = self
+            .required(
+                &v.layers,
+                span,
+                &join(key, "layers"),
+                "encoder layers (at least 1), e.g. layers = 2",
+            )
+            .and_then(|x| self.int_at_least(x, &join(key, "layers"), 1, "layers"))
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         // Counting walks the layers one by one: bound them before counting.
         let layers = match (layers, &v.layers) {
             (Some(n), Some(raw)) if n > MAX_LAYERS => {
@@ -1186,10 +1241,10 @@ impl Validator<'_> {
         };
         let classes = match &v.classes {
             Some(c) => self
-                .int_at_least(
+                .int_in_range(
                     c,
                     &join(key, "classes"),
-                    0,
+                    (0, MAX_DIM),
                     "classes (0 = no classifier head)",
                 )
                 .and_then(|c| usize::try_from(c).ok()),
@@ -1229,8 +1284,13 @@ impl Validator<'_> {
         for (i, variant) in model.variants.iter().enumerate() {
             let counts = variant.counts();
             let weights = counts.weight_bytes(Precision::F32) as f64;
-            // Two activation buffers (input and output of the widest layer) per sample.
-            let activations = counts.max_activation_elems as f64 * 4.0 * 2.0 * max_batch;
+            // Two activation buffers (input and output of the widest layer) per
+            // sample, and a convnet's largest stride-split copy of a conv input.
+            let split = match &variant.spec {
+                ModelSpec::Convnet(c) => largest_split_layout_floats(c),
+                _ => 0.0,
+            };
+            let activations = (counts.max_activation_elems as f64 * 2.0 + split) * 4.0 * max_batch;
             let needed = weights * WEIGHT_COPIES_WHILE_MEASURING + activations;
             let span = raw
                 .and_then(|m| m.get_ref().variants.as_ref())
@@ -1344,7 +1404,7 @@ impl Validator<'_> {
             Some(r) => self.up_to(
                 r,
                 "traffic.rate_per_s",
-                (0.0, true),
+                (MIN_RATE_PER_S, false),
                 MAX_RATE_PER_S,
                 "mean arrival rate (requests per second)",
             ),
@@ -1400,7 +1460,9 @@ impl Validator<'_> {
                         self.up_to(
                             x,
                             "traffic.burst_off_s",
-                            (0.0, false),
+                            // The simulator draws exponential pauses of this
+                            // mean: it refuses 0 (use process = "poisson").
+                            (0.0, true),
                             MAX_DURATION_S,
                             "silence between bursts (seconds)",
                         )
@@ -1704,7 +1766,7 @@ impl Validator<'_> {
                     x,
                     "objectives.latency_percentile",
                     (0.0, true),
-                    (100.0, true),
+                    (MAX_LATENCY_PERCENTILE, false),
                     "latency percentile",
                 )
             });
@@ -1912,7 +1974,7 @@ impl Validator<'_> {
                 let partition_messages_per_s = self.optional_up_to(
                     &b.partition_messages_per_s,
                     "targets.broker.partition_messages_per_s",
-                    (0.0, true),
+                    (MIN_RATE_PER_S, false),
                     MAX_RATE_PER_S,
                     "what one partition delivers to its consumer (messages/s)",
                 );
@@ -2828,6 +2890,33 @@ impl RawTarget {
             || self.power_watts.is_some()
             || self.parallel_overhead_us.is_some()
     }
+}
+
+/// Floats of the largest zero-padded, stride-split conv input the tiled
+/// kernels build for `spec` (`kernels::conv::SplitLayout`: padded rows read x
+/// stride x columns per phase, per input channel).
+fn largest_split_layout_floats(spec: &ConvnetSpec) -> f64 {
+    let (mut h, mut w, mut c) = (spec.height, spec.width, spec.channels);
+    let mut largest: f64 = 0.0;
+    for block in &spec.blocks {
+        let (ConvBlock::Standard {
+            out_channels,
+            kernel,
+            stride,
+        }
+        | ConvBlock::DepthwiseSeparable {
+            out_channels,
+            kernel,
+            stride,
+        }) = *block;
+        let stride = stride.max(1);
+        let (oh, ow) = ((h.max(1) - 1) / stride + 1, (w.max(1) - 1) / stride + 1);
+        let rows = ((oh - 1) * stride + kernel) as f64;
+        let columns = (ow + (kernel - 1) / stride) as f64;
+        largest = largest.max(c as f64 * rows * stride as f64 * columns);
+        (h, w, c) = (oh, ow, out_channels);
+    }
+    largest
 }
 
 fn precision_table() -> Vec<(&'static str, Precision)> {
