@@ -426,10 +426,11 @@ fn bench_prints_hardware_and_kernel_records_as_json() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Reports that cannot be written are a failed run (exit 4), not bad input
-/// and not a verdict on the plan: `--out` names a regular file here.
+/// An `--out` that is a regular file is bad input, found before anything is
+/// measured (exit 2); reports that cannot be written for another reason are
+/// a failed run (exit 4), not bad input and not a verdict on the plan.
 #[test]
-fn a_run_that_cannot_write_its_reports_exits_4() {
+fn a_run_that_cannot_write_its_reports_exits_2_or_4() {
     let dir = scratch_dir("unwritable");
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let blocker = dir.join("reports");
@@ -443,13 +444,27 @@ fn a_run_that_cannot_write_its_reports_exits_4() {
         "--quiet",
     ]);
     assert_no_panic(&out);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("wake-word.toml"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--out"), "{}", text(&out.stderr));
     assert_eq!(
         std::fs::read_to_string(&blocker).expect("still a file"),
         "not a directory"
     );
     let _ = std::fs::remove_dir_all(&dir);
+    // A directory nothing can be created in (procfs refuses even root).
+    if Path::new("/proc/self").exists() {
+        let out = workbench(&[
+            "run",
+            "scenarios/wake-word.toml",
+            "--out",
+            "/proc/workbench-reports",
+            "--quick",
+            "--quiet",
+        ]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("wake-word.toml"));
+    }
 }
 
 /// `tune` searches the tiles of each variant's GEMM shapes, logs them for
