@@ -151,12 +151,18 @@ impl CandidateRow {
     pub fn from_plan(plan: &Plan, rejected_because: Option<String>) -> CandidateRow {
         // A tiered plan's classes run different builds: each class's, in the
         // order of its target's classes (as its id gives them).
+        // One name when every class agrees ("autotuned", not "autotuned&autotuned").
         let per_class = |f: &dyn Fn(&crate::report::ClassBuildFigures) -> &'static str| {
-            plan.device_classes
+            let names: Vec<&str> = plan
+                .device_classes
                 .iter()
                 .filter_map(|c| c.build.as_ref().map(f))
-                .collect::<Vec<_>>()
-                .join("&")
+                .collect();
+            if names.windows(2).all(|w| w[0] == w[1]) {
+                names.first().copied().unwrap_or_default().to_string()
+            } else {
+                names.join("&")
+            }
         };
         let (backend, precision) = if plan.tiered() {
             (
@@ -237,5 +243,48 @@ impl PlanView {
         self.slo
             .filter(|s| (s.percentile - 99.0).abs() < 1e-9)
             .map(|s| s.latency_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ClassBuildFigures, DeviceClassFigures};
+    use workbench_kernels::{BackendKind, Precision};
+
+    fn class(target: &str, variant: &str, precision: Precision) -> DeviceClassFigures {
+        DeviceClassFigures {
+            target: target.into(),
+            devices: 10,
+            traffic_share: 0.5,
+            latency_ms: Default::default(),
+            average_power_w: 0.1,
+            slo_latency_ms: None,
+            build: Some(ClassBuildFigures {
+                model_variant: variant.into(),
+                backend: BackendKind::Autotuned,
+                precision,
+            }),
+        }
+    }
+
+    /// A tiered plan's row names each class's backend and precision, once
+    /// when the classes agree on it.
+    #[test]
+    fn a_tiered_plan_row_gives_each_class_build() {
+        let report = crate::report::fixtures::sample_report();
+        let mut plan = report.recommended.expect("a plan");
+        plan.device_classes = vec![
+            class("phone", "full", Precision::F32),
+            class("watch", "distilled", Precision::Int8),
+        ];
+        let row = CandidateRow::from_plan(&plan, None);
+        assert_eq!(
+            (row.backend.as_str(), row.precision.as_str()),
+            ("autotuned", "f32&int8")
+        );
+        plan.device_classes[1] = class("watch", "full", Precision::F32);
+        let uniform = CandidateRow::from_plan(&plan, None);
+        assert_eq!(uniform.backend, plan.backend.name());
     }
 }
