@@ -383,7 +383,7 @@ fn bad_figures_are_refused_where_they_are_written() {
             "partitions = 32",
             "partitions = 32\npartition_mb_per_s = 0".to_string(),
             "targets.broker.partition_mb_per_s",
-            "> 0 and <= 100000",
+            ">= 1e-6 and <= 100000",
         ),
         (
             "partitions = 32",

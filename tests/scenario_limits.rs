@@ -239,7 +239,7 @@ fn every_bounded_key_accepts_its_limit_and_refuses_beyond() {
             ),
             "per_hop_ms = 2\npartition_mb_per_s = 1e300".into(),
             "targets.broker.partition_mb_per_s",
-            "> 0 and <= 100000".into(),
+            ">= 1e-6 and <= 100000".into(),
         ),
         (
             "per_hop_ms = 2".into(),
@@ -861,6 +861,21 @@ fn rates_that_divide_have_a_minimum() {
         "targets.broker.partition_messages_per_s",
         &[">= 1e-6"],
     );
+    // Bandwidths divide a payload too: 5e-324 had been "positive".
+    refused_once(
+        &with(
+            "per_hop_ms = 2",
+            "per_hop_ms = 2\npartition_mb_per_s = 5e-324",
+        ),
+        "targets.broker.partition_mb_per_s",
+        &["value 5e-324 is not accepted", ">= 1e-6"],
+    );
+    refused_once(
+        &with("bandwidth_mbps = 1000", "bandwidth_mbps = 5e-324"),
+        "targets.links[0].bandwidth_mbps",
+        &["value 5e-324 is not accepted", ">= 1e-6"],
+    );
+    parse(&with("bandwidth_mbps = 1000", "bandwidth_mbps = 1e-6")).expect("the minimum");
 }
 
 #[test]

@@ -60,6 +60,12 @@ pub const MAX_VARIANTS: usize = 16;
 /// infinity.
 pub const MIN_RATE_PER_S: f64 = 1e-6;
 
+/// The lowest bandwidth a link or a broker partition may state (10^-6
+/// Mbit/s or MB/s: a bit or a byte a second): below it a payload's transfer
+/// time overflows every window the simulator runs, and 5e-324 (accepted as
+/// "positive") ended a run with infinite figures.
+pub const MIN_BANDWIDTH: f64 = 1e-6;
+
 /// `objectives.latency_percentile`: the planner simulates at most 10^6
 /// requests per plan (`plan::evaluate`), less the 5% warm-up and a 10%
 /// margin for random arrival counts, about 860,000 measured; a percentile

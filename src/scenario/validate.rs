@@ -1967,7 +1967,7 @@ impl Validator<'_> {
                 let partition_mb_per_s = self.optional_up_to(
                     &b.partition_mb_per_s,
                     "targets.broker.partition_mb_per_s",
-                    (0.0, true),
+                    (MIN_BANDWIDTH, false),
                     MAX_PARTITION_MB_PER_S,
                     "what one partition delivers to its consumer (MB/s)",
                 );
@@ -2179,7 +2179,15 @@ impl Validator<'_> {
                 &join(key, "bandwidth_mbps"),
                 "bandwidth in megabits per second",
             )
-            .and_then(|x| self.positive(x, &join(key, "bandwidth_mbps"), "bandwidth (Mbit/s)"));
+            .and_then(|x| {
+                self.up_to(
+                    x,
+                    &join(key, "bandwidth_mbps"),
+                    (MIN_BANDWIDTH, false),
+                    f64::INFINITY,
+                    "bandwidth (Mbit/s)",
+                )
+            });
         let loss = match &l.loss_fraction {
             Some(x) => self.in_range(
                 x,
