@@ -12,7 +12,8 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, Deserializer};
 use toml::Spanned;
 use workbench_kernels::{
-    Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec, Precision, TransformerSpec,
+    conv_output_size, Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec,
+    Precision, TransformerSpec,
 };
 
 use super::error::{did_you_mean, not_accepted, Collector};
@@ -1078,10 +1079,12 @@ impl Validator<'_> {
                     match self.block(block, &format!("{blocks_key}[{i}]"), spatial) {
                         Some(b) => {
                             spatial = spatial.map(|(h, w)| {
-                                let (ConvBlock::Standard { stride, .. }
-                                | ConvBlock::DepthwiseSeparable { stride, .. }) = b;
-                                // padding kernel/2 with an odd kernel
-                                ((h - 1) / stride + 1, (w - 1) / stride + 1)
+                                let (ConvBlock::Standard { kernel, stride, .. }
+                                | ConvBlock::DepthwiseSeparable { kernel, stride, .. }) = b;
+                                (
+                                    conv_output_size(h, kernel, stride),
+                                    conv_output_size(w, kernel, stride),
+                                )
                             });
                             out.push(b);
                         }
@@ -2918,7 +2921,10 @@ fn largest_split_layout_floats(spec: &ConvnetSpec) -> f64 {
             stride,
         }) = *block;
         let stride = stride.max(1);
-        let (oh, ow) = ((h.max(1) - 1) / stride + 1, (w.max(1) - 1) / stride + 1);
+        let (oh, ow) = (
+            conv_output_size(h, kernel, stride).max(1),
+            conv_output_size(w, kernel, stride).max(1),
+        );
         let rows = ((oh - 1) * stride + kernel) as f64;
         let columns = (ow + (kernel - 1) / stride) as f64;
         largest = largest.max(c as f64 * rows * stride as f64 * columns);
