@@ -134,11 +134,7 @@ impl Candidate {
                 self.precision.name()
             )
         } else {
-            self.class_builds
-                .iter()
-                .map(|b| format!("{} on {}", b.describe(), b.class))
-                .collect::<Vec<_>>()
-                .join(", ")
+            self.class_builds_text()
         };
         let mut text = format!(
             "{} on {}: {}, {build}",
@@ -166,6 +162,16 @@ impl Candidate {
 }
 
 impl Candidate {
+    /// A tiered plan's builds: "full tiled f32 on phone-flagship, distilled
+    /// tiled f32 on watch" (empty for one build everywhere).
+    pub fn class_builds_text(&self) -> String {
+        self.class_builds
+            .iter()
+            .map(|b| format!("{} on {}", b.describe(), b.class))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// What the devices of edge class `class` run: the class's own build on a
     /// tiered plan, else the plan's one build.
     pub fn build_on(&self, class: &str) -> ClassBuild {

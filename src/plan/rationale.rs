@@ -183,15 +183,9 @@ fn tiered_not_chosen(
             && e.plan.accuracy_agreement > p.accuracy_agreement
     })?;
     let t = &tiered.plan;
-    let builds: Vec<String> = tiered
-        .candidate
-        .class_builds
-        .iter()
-        .map(|b| format!("{} on {}", b.describe(), b.class))
-        .collect();
     Some(format!(
         "The tiered plan ({}) agrees more with the reference model ({}% against {}%) at {}/month{} and p99 {}: above the floor, accuracy only decides between plans that tie on cost and latency.",
-        builds.join(", "),
+        tiered.candidate.class_builds_text(),
         fmt_pct(t.accuracy_agreement),
         fmt_pct(p.accuracy_agreement),
         fmt_usd(t.cost_usd_per_month),
@@ -531,14 +525,9 @@ fn fleet_sentence(scenario: &Scenario, c: &Candidate) -> String {
         })
         .collect();
     if !c.class_builds.is_empty() {
-        let builds: Vec<String> = c
-            .class_builds
-            .iter()
-            .map(|b| format!("{} on {}", b.describe(), b.class))
-            .collect();
         return format!(
             "It runs on the whole fleet, a build per device class ({}: on each class the build closest to the reference model whose p99 for one request there is within the SLO), each serving its own users: {}.",
-            builds.join(", "),
+            c.class_builds_text(),
             classes.join(", ")
         );
     }
