@@ -738,3 +738,59 @@ fn a_tiered_plan_that_loses_on_latency_is_explained() {
         "{why}"
     );
 }
+
+/// A rarely used feature on a big fleet (face unlock at 1 request a second
+/// over 10 M phones: one unlock per phone every few months): the sampled
+/// devices are many more, each still at its own rate, so the p99 is judged
+/// (the device's own run time: no queueing at that rate) rather than "too few
+/// requests", and a prediction costs what it costs at the shipped rate.
+#[test]
+fn a_rarely_used_feature_on_a_big_fleet_is_judged_not_refused() {
+    let busy = load("face-unlock");
+    let rare = edited("face-unlock", &[("rate_per_s = 9_000", "rate_per_s = 1")]);
+    let profiles = synthetic_profiles_with(&rare, 0.6, 1.0);
+    let out = plan_quickly(&rare, 1.0);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+    assert!(e.simulated && e.feasible(), "{:?}", e.reason());
+    let slowest_ms = profiles
+        .profiles
+        .iter()
+        .filter(|p| {
+            p.variant == "full" && p.backend == e.candidate.backend && p.precision == Precision::F32
+        })
+        .map(|p| p.p99_s(1) * 1000.0)
+        .fold(0.0, f64::max);
+    assert!(
+        e.plan.latency_ms.p99 <= slowest_ms * 1.05,
+        "p99 {} ms, slowest class's own p99 {slowest_ms} ms",
+        e.plan.latency_ms.p99
+    );
+    assert!(e.plan.utilisation < 1e-3, "{}", e.plan.utilisation);
+
+    let at_busy = plan_quickly(&busy, 1.0);
+    let b = plan_on(&at_busy, FLEET, Mode::OnlineHttp, Precision::F32);
+    let (rare_e, busy_e) = (
+        e.plan.energy_mj_per_prediction.expect("energy"),
+        b.plan.energy_mj_per_prediction.expect("energy"),
+    );
+    assert!(
+        (rare_e / busy_e - 1.0).abs() < 0.05,
+        "{rare_e} vs {busy_e} mJ"
+    );
+    let (rare_c, busy_c) = (e.plan.cost_usd_per_million, b.plan.cost_usd_per_million);
+    assert!(
+        busy_c > 0.0 && (rare_c / busy_c - 1.0).abs() < 0.05,
+        "${rare_c} vs ${busy_c} per million"
+    );
+    // Planned as alternatives, each class alone carries the rare traffic.
+    let alone = edited(
+        "face-unlock",
+        &[
+            ("rate_per_s = 9_000", "rate_per_s = 1"),
+            ("edge_classes = \"fleet\"", ""),
+        ],
+    );
+    let out = plan_quickly(&alone, 1.0);
+    let e = plan_on(&out, "phone-midrange", Mode::OnlineHttp, Precision::F32);
+    assert!(e.simulated && e.feasible(), "{:?}", e.reason());
+}

@@ -198,6 +198,61 @@ fn a_strict_percentile_is_simulated_long_enough_to_judge() {
     }
 }
 
+/// Eight requests a day cannot fill 30 days with the 10,000 a p99.9 needs:
+/// the plans are simulated at the least rate that can, said so, judged on a
+/// lone request's latency (as at 1 request/s) and billed at the real rate.
+#[test]
+fn traffic_too_light_to_judge_is_simulated_at_the_least_rate_that_can() {
+    let strict = ("latency_percentile = 99", "latency_percentile = 99.9");
+    let light = edited(&[strict, ("rate_per_s = 400", "rate_per_s = 0.0001")]);
+    let out = plan_quickly(&light, 0.99);
+    let best = out
+        .recommended()
+        .unwrap_or_else(|| panic!("{:?}", out.rationale));
+    let note = out
+        .rationale
+        .iter()
+        .find(|l| l.contains("plans were simulated at"))
+        .unwrap_or_else(|| panic!("{:?}", out.rationale));
+    assert!(
+        note.starts_with(
+            "At 0.00010 req/s, 30 days of traffic hold too few requests to estimate p99.9"
+        ) && note.contains("cost is billed at 0.00010 req/s"),
+        "{note}"
+    );
+    // billed at the real rate: 1e-4 requests a second over a 730-hour month
+    let predictions = 1e-4 * workbench::sim::cost::HOURS_PER_MONTH * 3600.0;
+    let billed = best.plan.cost_usd_per_million * predictions / 1e6;
+    assert!(
+        (billed / best.plan.cost_usd_per_month - 1.0).abs() < 0.02,
+        "${}/1M for ${}/month",
+        best.plan.cost_usd_per_million,
+        best.plan.cost_usd_per_month
+    );
+    // at 1 request/s (no raise, no note) a request is as lone
+    let busier = plan_quickly(
+        &edited(&[strict, ("rate_per_s = 400", "rate_per_s = 1")]),
+        0.99,
+    );
+    assert!(!busier
+        .rationale
+        .iter()
+        .any(|l| l.contains("plans were simulated at")));
+    let same = busier
+        .evaluations
+        .iter()
+        .find(|e| e.candidate.id() == best.candidate.id())
+        .expect("the same plan");
+    let (a, b) = (
+        best.slo_latency_ms.expect("judged"),
+        same.slo_latency_ms.expect("judged"),
+    );
+    assert!(
+        (a / b - 1.0).abs() < 0.1,
+        "p99.9 {a} ms at 1e-4/s, {b} ms at 1/s"
+    );
+}
+
 #[test]
 fn a_link_that_loses_nearly_every_packet_fails_every_request() {
     let s = edited(&[(

@@ -35,6 +35,14 @@ const QUEUE_CAPACITY: u32 = 4096;
 /// Edge fleets larger than this are simulated as a sample of this many devices,
 /// each with its real per-device share of the traffic.
 const MAX_SIMULATED_DEVICES: u64 = 256;
+/// The largest sample of a fleet: when [`MAX_SIMULATED_DEVICES`] devices would
+/// see too few requests in the longest window to judge the SLO percentile (a
+/// rarely used feature on millions of phones), more are sampled, each still
+/// at its own rate. About 1 KB of simulator state per device.
+const MAX_SAMPLED_DEVICES: u64 = 16_384;
+/// Slack on the requests a fleet's sample is sized for: arrivals in a window
+/// are random, and the sample must not fall just short.
+const SAMPLE_MARGIN: f64 = 1.5;
 /// Mean length of a device's offline period when the scenario has devices offline
 /// part of the time (how long a request that waits for reconnection would wait).
 const MEAN_OFFLINE_S: f64 = 120.0;
@@ -336,8 +344,12 @@ impl Context<'_> {
         let t = &self.scenario.traffic;
         let rate = t.rate_per_s * share;
         match &t.process {
-            scenario::ArrivalProcess::Poisson => ArrivalProcess::Poisson { rate_per_s: rate },
-            scenario::ArrivalProcess::Constant => ArrivalProcess::Constant { rate_per_s: rate },
+            scenario::ArrivalProcess::Poisson => ArrivalProcess::Poisson {
+                rate_per_s: self.simulated_rate(share),
+            },
+            scenario::ArrivalProcess::Constant => ArrivalProcess::Constant {
+                rate_per_s: self.simulated_rate(share),
+            },
             scenario::ArrivalProcess::Bursty { on_s, off_s } => ArrivalProcess::BurstyOnOff {
                 on_rate_per_s: rate * (on_s + off_s) / on_s,
                 off_rate_per_s: 0.0,
@@ -345,8 +357,8 @@ impl Context<'_> {
                 mean_off_s: *off_s,
             },
             // A planning run is far shorter than a day: size for the peak.
-            scenario::ArrivalProcess::Diurnal { peak_factor, .. } => ArrivalProcess::Poisson {
-                rate_per_s: rate * peak_factor,
+            scenario::ArrivalProcess::Diurnal { .. } => ArrivalProcess::Poisson {
+                rate_per_s: self.simulated_rate(share),
             },
             scenario::ArrivalProcess::Trace { timestamps_s, .. } => ArrivalProcess::Trace {
                 timestamps_s: timestamps_s.clone(),
@@ -408,13 +420,88 @@ impl Context<'_> {
         floor.max(for_percentile)
     }
 
+    /// Devices to simulate of a fleet of `fleet` serving `traffic_share` of
+    /// the requests: all of a small fleet, else [`MAX_SIMULATED_DEVICES`], or
+    /// as many more (up to [`MAX_SAMPLED_DEVICES`]) as it takes for the
+    /// sample's requests in the longest window to estimate the SLO percentile.
+    /// A bigger sample, not a longer window: each device keeps its own rate.
+    pub fn sampled_devices(&self, fleet: u64, traffic_share: f64) -> u64 {
+        let base = fleet.min(MAX_SIMULATED_DEVICES);
+        let wanted = self.requests_wanted(0) as f64 * SAMPLE_MARGIN;
+        let per_device = traffic_share / fleet.max(1) as f64;
+        let devices = (self.share_for_requests(wanted, MAX_EXTENDED_WINDOW_S) / per_device).ceil();
+        if devices > base as f64 {
+            // a saturating cast: infinity (no window is long enough) is the cap
+            (devices as u64).min(MAX_SAMPLED_DEVICES).min(fleet)
+        } else {
+            base
+        }
+    }
+
+    /// The smallest share of the traffic whose arrivals bring `n` requests
+    /// within `window_s`, as [`Self::run_control`] and [`Self::trace_laps`]
+    /// size their windows (infinite when no share can).
+    fn share_for_requests(&self, n: f64, window_s: f64) -> f64 {
+        let t = &self.scenario.traffic;
+        match &t.process {
+            scenario::ArrivalProcess::Bursty { on_s, off_s } => {
+                let left = window_s - 20.0 * (on_s + off_s);
+                if left > 0.0 && t.rate_per_s > 0.0 {
+                    2.0 * n / (t.rate_per_s * left)
+                } else {
+                    f64::INFINITY
+                }
+            }
+            scenario::ArrivalProcess::Trace { timestamps_s, .. } => {
+                let lap_s = sim::trace_lap_length_s(timestamps_s);
+                let laps = if lap_s > 0.0 {
+                    (window_s / lap_s).floor().max(1.0)
+                } else {
+                    1.0
+                };
+                n / (timestamps_s.len().max(1) as f64 * laps)
+            }
+            _ => n / (t.peak_rate_per_s() * window_s),
+        }
+    }
+
+    /// The least rate a stationary process (Poisson, constant, a diurnal
+    /// day's peak) is simulated at: the one that brings the SLO percentile's
+    /// requests (with [`SAMPLE_MARGIN`]) within the longest window. Slower
+    /// traffic could not be judged at all; simulated faster, its queues can
+    /// only be longer, and at this rate requests almost never meet anyway (a
+    /// lone request's latency either way). Cost is billed at the real rate.
+    fn rate_floor(&self) -> f64 {
+        self.requests_wanted(0) as f64 * SAMPLE_MARGIN / MAX_EXTENDED_WINDOW_S
+    }
+
+    /// Requests per second `share` of the traffic is simulated at: its peak,
+    /// for a stationary process at least [`Self::rate_floor`].
+    fn simulated_rate(&self, share: f64) -> f64 {
+        let t = &self.scenario.traffic;
+        let peak = t.peak_rate_per_s() * share;
+        match &t.process {
+            scenario::ArrivalProcess::Poisson
+            | scenario::ArrivalProcess::Constant
+            | scenario::ArrivalProcess::Diurnal { .. } => peak.max(self.rate_floor()),
+            _ => peak,
+        }
+    }
+
+    /// The rate the whole traffic is simulated at when it is raised to
+    /// [`Self::rate_floor`] (too slow to judge the SLO percentile otherwise).
+    pub fn raised_rate(&self) -> Option<f64> {
+        let rate = self.simulated_rate(1.0);
+        (rate > self.scenario.traffic.peak_rate_per_s()).then_some(rate)
+    }
+
     fn run_control(&self, budget: &SimBudget, share: f64) -> RunControl {
         let t = &self.scenario.traffic;
         let requests = self.requests_wanted(budget.requests);
         if let scenario::ArrivalProcess::Trace { timestamps_s, .. } = &t.process {
             return self.trace_run_control(timestamps_s, requests, share);
         }
-        let rate = (t.peak_rate_per_s() * share).max(1e-9);
+        let rate = self.simulated_rate(share).max(1e-9);
         // A low rate over the scenario's window gives a handful of requests
         // and a meaningless p99: simulate long enough for a few thousand (a
         // stationary process for longer, a trace in laps).
@@ -1658,12 +1745,14 @@ pub fn online_path(
 /// the traffic it receives (each device sees its real per-device rate) and the
 /// number of real devices each simulated one stands for.
 pub fn edge_devices(
+    ctx: &Context<'_>,
     device: &Target,
+    traffic_share: f64,
     profile: &ComputeProfile,
     c: &Candidate,
 ) -> (EdgeDevices, f64, f64) {
     let fleet = device.devices();
-    let simulated = fleet.min(MAX_SIMULATED_DEVICES);
+    let simulated = ctx.sampled_devices(fleet, traffic_share);
     (
         EdgeDevices {
             devices: simulated as u32,
@@ -1830,6 +1919,49 @@ mod tests {
         assert_eq!(retransmit_timeout_s(&link(300.0, Some(5.0))), 0.3);
         // a stated floor may also be higher than Linux's
         assert_eq!(retransmit_timeout_s(&link(2.0, Some(1000.0))), 1.0);
+    }
+
+    /// A fleet's sample grows only when its devices would see too few
+    /// requests in the longest window, keeping each device's own rate; never
+    /// beyond the fleet or the cap.
+    #[test]
+    fn a_fleets_sample_grows_with_how_rarely_its_devices_are_used() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/face-unlock.toml");
+        let mut s = crate::scenario::load(&path).expect("shipped scenario");
+        let profiles = ProfileSet::default();
+        let sample = |s: &Scenario, fleet: u64, share: f64| {
+            Context {
+                scenario: s,
+                profiles: &profiles,
+                only: None,
+            }
+            .sampled_devices(fleet, share)
+        };
+        // busy enough: the usual sample, or the whole of a small fleet
+        assert_eq!(sample(&s, 4_000_000, 0.4), MAX_SIMULATED_DEVICES);
+        assert_eq!(sample(&s, 100, 0.4), 100);
+        // 1 request/s at a peak of 2 over 4 M devices with 40% of the traffic:
+        // the p99's requests (with the margin) within 30 days
+        s.traffic.rate_per_s = 1.0;
+        let grown = sample(&s, 4_000_000, 0.4);
+        let ctx = Context {
+            scenario: &s,
+            profiles: &profiles,
+            only: None,
+        };
+        let per_device = 2.0 * 0.4 / 4e6;
+        let wanted = ctx.requests_wanted(0) as f64 * SAMPLE_MARGIN;
+        let in_window = |devices: u64| devices as f64 * per_device * MAX_EXTENDED_WINDOW_S;
+        assert!(in_window(grown) >= wanted, "{grown} devices");
+        assert!(in_window(grown - 1) < wanted, "{grown} devices");
+        assert!(grown > MAX_SIMULATED_DEVICES && grown < MAX_SAMPLED_DEVICES);
+        // a smaller share needs a larger sample; never beyond the fleet or the cap
+        assert!(sample(&s, 4_000_000, 0.1) > grown);
+        assert_eq!(sample(&s, 1_000, 0.4), MAX_SIMULATED_DEVICES);
+        s.traffic.rate_per_s = 1e-6;
+        assert_eq!(sample(&s, 1_000, 0.4), 1_000);
+        assert_eq!(sample(&s, 4_000_000, 0.4), MAX_SAMPLED_DEVICES);
     }
 
     #[test]

@@ -99,7 +99,8 @@ pub fn plan(
     } else {
         Vec::new()
     };
-    let rationale = rationale::explain(&scenario, profiles, &evaluations);
+    let mut rationale = rationale::explain(&scenario, profiles, &evaluations);
+    rationale.extend(rationale::light_traffic_note(&scenario, profiles));
     // Checked against the recommendation, or the plan the rationale names closest.
     let checked = if feasible {
         evaluations.first()

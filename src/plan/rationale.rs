@@ -169,6 +169,31 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
 /// Why a feasible tiered fleet plan that agrees more with the reference
 /// model was not chosen: accuracy above the floor only breaks ties, and it
 /// gives up cost or latency (its figures say how much).
+/// Traffic too light for the longest simulated window to hold the SLO
+/// percentile's requests: the rate plans were simulated at instead, and why
+/// that still judges them fairly. `None` at any usual rate.
+pub fn light_traffic_note(scenario: &Scenario, profiles: &ProfileSet) -> Option<String> {
+    let ctx = super::evaluate::Context {
+        scenario,
+        profiles,
+        only: None,
+    };
+    let raised = ctx.raised_rate()?;
+    let t = &scenario.traffic;
+    let rps = crate::report::format::rps;
+    let peak = if matches!(t.process, crate::scenario::ArrivalProcess::Diurnal { .. }) {
+        format!("{} (the day's peak)", rps(t.peak_rate_per_s()))
+    } else {
+        rps(t.rate_per_s)
+    };
+    Some(format!(
+        "At {peak}, 30 days of traffic hold too few requests to estimate {}: plans were simulated at {}, the least rate that gives enough. Queues only grow with the rate, and at either rate requests almost never meet, so the latency is a lone request's; utilisation is the simulated rate's, cost is billed at {}.",
+        percentile_name(scenario.objectives.latency_percentile),
+        rps(raised),
+        rps(t.rate_per_s),
+    ))
+}
+
 fn tiered_not_chosen(
     ranked: &[Evaluation],
     c: &Candidate,

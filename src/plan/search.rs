@@ -835,12 +835,17 @@ struct DeviceGroup<'a> {
 impl DeviceGroup<'_> {
     /// The simulated sample of each class, running `profiles` (one per
     /// class) at `c`'s batching and serving its share of the requests.
-    fn simulated_classes(&self, profiles: &[ComputeProfile], c: &Candidate) -> Vec<DeviceClass> {
+    fn simulated_classes(
+        &self,
+        ctx: &Context<'_>,
+        profiles: &[ComputeProfile],
+        c: &Candidate,
+    ) -> Vec<DeviceClass> {
         self.classes
             .iter()
             .zip(profiles)
             .map(|((device, share), profile)| {
-                let (edge, arrival_share, scale) = edge_devices(device, profile, c);
+                let (edge, arrival_share, scale) = edge_devices(ctx, device, *share, profile, c);
                 DeviceClass {
                     name: device.spec.name.clone(),
                     edge,
@@ -1057,8 +1062,8 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
             }
             c.replicas = 1;
             let capacity_rps = group.capacity(|i| profiles[i].capacity_per_s(1));
-            if let ([(device, _)], [profile]) = (&group.classes[..], &profiles[..]) {
-                let (devices, share, scale) = edge_devices(device, profile, &c);
+            if let ([(device, class_share)], [profile]) = (&group.classes[..], &profiles[..]) {
+                let (devices, share, scale) = edge_devices(ctx, device, *class_share, profile, &c);
                 let plan = SimPlan {
                     mode: sim::Mode::Edge(devices),
                     rates: rates(0.0, 0.0, 0.0),
@@ -1077,7 +1082,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
                 continue;
             }
             let plan = DevicesPlan {
-                classes: group.simulated_classes(&profiles, &c),
+                classes: group.simulated_classes(ctx, &profiles, &c),
                 fallback: None,
                 source,
                 accuracy,
@@ -1191,7 +1196,7 @@ fn tiered_online(
         .map(|((_, share), p)| share * ctx.agreement(&p.variant, p.precision).shown())
         .sum();
     let plan = DevicesPlan {
-        classes: group.simulated_classes(&profiles, &c),
+        classes: group.simulated_classes(ctx, &profiles, &c),
         fallback: None,
         source: source_of(&profiles[main]),
         accuracy,
@@ -1484,7 +1489,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         local.max_batch = 1;
                         local.max_delay_ms = 0.0;
                         let plan = DevicesPlan {
-                            classes: group.simulated_classes(&edge_profiles, &local),
+                            classes: group.simulated_classes(ctx, &edge_profiles, &local),
                             fallback: Some(CloudFallback {
                                 online,
                                 cloud_share,

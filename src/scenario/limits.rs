@@ -54,10 +54,10 @@ pub const MAX_VARIANTS: usize = 16;
 /// Fewest requests per second for `traffic.rate_per_s` (and a broker
 /// partition's `partition_messages_per_s`). The planner stretches a low
 /// rate's simulated window to at most 30 days (`plan::evaluate`'s
-/// `MAX_EXTENDED_WINDOW_S`): at 10^-6 per second that holds about 2.6
-/// requests, already too few for any percentile, and below it the monthly
-/// count of predictions rounds towards zero and the cost per million to
-/// infinity.
+/// `MAX_EXTENDED_WINDOW_S`), and simulates a stationary process slower than
+/// that window can judge at a raised rate (billed at its own): at 10^-6 per
+/// second a month holds about 2.6 requests, and below it the monthly count
+/// of predictions rounds towards zero and the cost per million to infinity.
 pub const MIN_RATE_PER_S: f64 = 1e-6;
 
 /// The lowest bandwidth a link or a broker partition may state (10^-6
