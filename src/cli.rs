@@ -644,24 +644,28 @@ fn run_one(
     }
     let written = report::write_report(&report, &args.out, formats).map_err(|e| e.to_string())?;
     match report.recommended.as_ref() {
-        Some(p) => lines.insert(
-            0,
-            format!(
-                "{}: {} on {} ({}), {}, p99 {}, {}/month",
-                s.name,
-                p.mode,
-                p.placement,
-                // On devices a plan runs on each user's own: no replica count.
-                if p.placement == crate::scenario::Placement::Edge {
-                    p.target.clone()
-                } else {
-                    format!("{} x{}", p.target, p.replicas)
-                },
-                p.build_text(),
-                report::format::ms(p.latency_ms.p99),
-                report::format::usd(p.cost_usd_per_month)
-            ),
-        ),
+        Some(p) => {
+            let headline_latency = p.headline_latency(report.slo.as_ref());
+            lines.insert(
+                0,
+                format!(
+                    "{}: {} on {} ({}), {}, {} {}, {}/month",
+                    s.name,
+                    p.mode,
+                    p.placement,
+                    // On devices a plan runs on each user's own: no replica count.
+                    if p.placement == crate::scenario::Placement::Edge {
+                        p.target.clone()
+                    } else {
+                        format!("{} x{}", p.target, p.replicas)
+                    },
+                    p.build_text(),
+                    headline_latency.0,
+                    report::format::ms(headline_latency.1),
+                    report::format::usd(p.cost_usd_per_month)
+                ),
+            );
+        }
         None => {
             lines.insert(
                 0,

@@ -794,3 +794,91 @@ fn a_rarely_used_feature_on_a_big_fleet_is_judged_not_refused() {
     let e = plan_on(&out, "phone-midrange", Mode::OnlineHttp, Precision::F32);
     assert!(e.simulated && e.feasible(), "{:?}", e.reason());
 }
+
+/// A fleet plan none of whose requests completes (each needs 1,000,000
+/// predictions: seconds of compute against a 1 s deadline) reports no
+/// latency at all (0, as a plan on one class does), not the 1 ns floor of a
+/// search over an empty distribution, and no energy per prediction served.
+#[test]
+fn a_fleet_plan_whose_every_request_fails_reports_no_latency() {
+    let s = edited(
+        "face-unlock",
+        &[(
+            "response_bytes = 512",
+            "response_bytes = 512\npredictions_per_request = 1_000_000",
+        )],
+    );
+    let out = plan_quickly(&s, 1.0);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+    assert!(e.simulated, "{:?}", e.reason());
+    assert_eq!(e.plan.failure_rate, 1.0, "{}", e.plan.id);
+    assert!(e.plan.nothing_completed());
+    let l = e.plan.latency_ms;
+    assert_eq!((l.p50, l.p90, l.p99, l.p999), (0.0, 0.0, 0.0, 0.0), "{l:?}");
+    assert_eq!(e.slo_latency_ms, None);
+    assert!(
+        e.reason()
+            .is_some_and(|r| r.contains("100% of requests fail")),
+        "{:?}",
+        e.reason()
+    );
+}
+
+/// Energy is per prediction, not per request: a request of 10 predictions
+/// costs about ten times one prediction's energy, so the figure per
+/// prediction stays put (a little lower: the fixed cost per batch is shared).
+#[test]
+fn energy_is_per_prediction_whatever_a_request_asks() {
+    let energy = |s: &Scenario| {
+        let out = plan_quickly(s, 1.0);
+        plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32)
+            .plan
+            .energy_mj_per_prediction
+            .expect("edge energy")
+    };
+    let one = energy(&load("face-unlock"));
+    let ten = energy(&edited(
+        "face-unlock",
+        &[(
+            "response_bytes = 512",
+            "response_bytes = 512\npredictions_per_request = 10",
+        )],
+    ));
+    assert!(
+        ten > one * 0.3 && ten < one * 1.05,
+        "{ten} mJ per prediction at 10 a request, {one} at 1"
+    );
+}
+
+/// An on-device batch job's energy per prediction is the job's: its monthly
+/// energy (the cost line) over the predictions it computes a month (every
+/// key's `predictions_per_request`, once a period).
+#[test]
+fn an_on_device_batch_job_reports_its_energy_per_prediction() {
+    let s = load("photo-tagging-overnight");
+    let out = plan_quickly(&s, 1.0);
+    let job = edge_plans(&out)
+        .into_iter()
+        .find(|e| e.candidate.mode == Mode::Batch && e.simulated)
+        .expect("an on-device batch plan");
+    let mj = job.plan.energy_mj_per_prediction.expect("the job's energy");
+    let energy_usd: f64 = job
+        .plan
+        .cost_breakdown
+        .iter()
+        .filter(|l| l.item.starts_with("edge energy"))
+        .map(|l| l.usd_per_month)
+        .sum();
+    let joules = energy_usd / plan::evaluate::ENERGY_USD_PER_KWH * 3.6e6;
+    let month_s = workbench::sim::cost::HOURS_PER_MONTH * 3600.0;
+    // the mean staleness is (period + duration) / 2, and the job lasts
+    // seconds against a period of about a day
+    let period_s = 2.0 * job.plan.staleness_s.expect("a staleness");
+    let runs = month_s / period_s;
+    let predictions = runs * 1_000_000.0 * 5_000.0;
+    let expected = joules / predictions * 1000.0;
+    assert!(
+        (mj / expected - 1.0).abs() < 0.02,
+        "{mj} mJ, expected {expected} mJ"
+    );
+}

@@ -32,6 +32,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         crate::report::format::usd_small(p.cost_usd_per_million),
     )];
     out.push(compare_dimension(
+        obj.latency_percentile,
         "mode",
         ranked,
         best,
@@ -44,6 +45,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             .collect::<Vec<_>>(),
     ));
     out.push(compare_dimension(
+        obj.latency_percentile,
         "placement",
         ranked,
         best,
@@ -152,15 +154,16 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     {
         let r = &runner.plan;
         out.push(format!(
-            "Runner-up: {}: {}/month{}, p99 {} vs {}.",
+            "Runner-up: {}: {}/month{}, {} vs {}.",
             runner.candidate.describe(),
             fmt_usd(r.cost_usd_per_month),
             cost_difference(r.cost_usd_per_month, p.cost_usd_per_month),
-            fmt_ms(r.latency_ms.p99),
-            fmt_ms(p.latency_ms.p99)
+            at_slo(obj.latency_percentile, runner),
+            best.slo_latency_ms
+                .map_or_else(|| fmt_ms(p.latency_ms.p99), fmt_ms)
         ));
     }
-    if let Some(line) = tiered_not_chosen(ranked, c, p) {
+    if let Some(line) = tiered_not_chosen(obj.latency_percentile, ranked, c, p) {
         out.push(line);
     }
     out
@@ -195,6 +198,7 @@ pub fn light_traffic_note(scenario: &Scenario, profiles: &ProfileSet) -> Option<
 }
 
 fn tiered_not_chosen(
+    q: f64,
     ranked: &[Evaluation],
     c: &Candidate,
     p: &crate::report::Plan,
@@ -209,13 +213,13 @@ fn tiered_not_chosen(
     })?;
     let t = &tiered.plan;
     Some(format!(
-        "The tiered plan ({}) agrees more with the reference model ({}% against {}%) at {}/month{} and p99 {}: above the floor, accuracy only decides between plans that tie on cost and latency.",
+        "The tiered plan ({}) agrees more with the reference model ({}% against {}%) at {}/month{} and {}: above the floor, accuracy only decides between plans that tie on cost and latency.",
         tiered.candidate.class_builds_text(),
         fmt_pct(t.accuracy_agreement),
         fmt_pct(p.accuracy_agreement),
         fmt_usd(t.cost_usd_per_month),
         cost_difference(t.cost_usd_per_month, p.cost_usd_per_month),
-        fmt_ms(t.latency_ms.p99)
+        at_slo(q, tiered)
     ))
 }
 
@@ -239,6 +243,15 @@ fn cost_difference(other: f64, chosen: f64) -> String {
 }
 
 /// The plan's latency at the SLO percentile, as the SLO was checked.
+/// A plan's latency where its SLO is judged ("p95 132 ms"), the p99 when it
+/// has no figure there (too many failed).
+fn at_slo(q: f64, e: &Evaluation) -> String {
+    match e.slo_latency_ms {
+        Some(ms) => format!("{} {}", percentile_name(q), fmt_ms(ms)),
+        None => format!("p99 {}", fmt_ms(e.plan.latency_ms.p99)),
+    }
+}
+
 fn slo_latency_text(e: &Evaluation) -> String {
     e.slo_latency_ms.map_or_else(
         || "not reached (too many requests failed)".to_string(),
@@ -249,6 +262,7 @@ fn slo_latency_text(e: &Evaluation) -> String {
 /// "Why this mode/placement": the best plan of each other value, or the
 /// commonest reason that value was rejected.
 fn compare_dimension(
+    q: f64,
     what: &str,
     ranked: &[Evaluation],
     best: &Evaluation,
@@ -275,8 +289,8 @@ fn compare_dimension(
                 )
             };
             parts.push(format!(
-                "{value} also works but {cost} (p99 {})",
-                fmt_ms(alt.plan.latency_ms.p99)
+                "{value} also works but {cost} ({})",
+                at_slo(q, alt)
             ));
         } else {
             // The reason most of its plans share (the closest plan's alone

@@ -143,23 +143,42 @@ fn all_plans(report: &Report) -> Vec<(&Plan, bool, Option<&str>)> {
     plans
 }
 
+/// A latency cell of a plan none of whose requests completed.
+const ALL_FAILED: &str = "all failed";
+
 fn plan_row(plan: &Plan, recommended: bool) -> Vec<String> {
     let marker = if recommended { " (recommended)" } else { "" };
     // A plan rejected before simulation has no p99 or cost: its latency is
     // the compute time alone, a lower bound.
-    let (p99, cost, cost_per_million) = if plan.simulated {
+    // Its instances' cost is a lower bound too, when it has instances.
+    let (p99, cost, cost_per_million) = if plan.nothing_completed() {
+        (
+            ALL_FAILED.to_string(),
+            format::usd(plan.cost_usd_per_month),
+            "-".to_string(),
+        )
+    } else if plan.simulated {
         (
             format::ms(plan.latency_ms.p99),
             format::usd(plan.cost_usd_per_month),
             format::usd_small(plan.cost_usd_per_million),
         )
     } else {
-        let bound = if plan.latency_ms.p99 > 0.0 {
-            format!("≥ {}", format::ms(plan.latency_ms.p99))
-        } else {
-            "-".to_string()
+        let bound = |x: f64, text: String| {
+            if x > 0.0 {
+                format!("≥ {text}")
+            } else {
+                "-".to_string()
+            }
         };
-        (bound, "-".to_string(), "-".to_string())
+        (
+            bound(plan.latency_ms.p99, format::ms(plan.latency_ms.p99)),
+            bound(
+                plan.cost_usd_per_month,
+                format::usd(plan.cost_usd_per_month),
+            ),
+            "-".to_string(),
+        )
     };
     vec![
         format!("`{}`{marker}", plan.id),
@@ -188,10 +207,11 @@ fn section_summary(out: &mut String, report: &Report) {
     match (&report.recommended, report.feasible) {
         (Some(plan), true) => {
             let _ = writeln!(out, "- Recommended: {}.", headline(plan));
+            let (at, ms) = plan.headline_latency(report.slo.as_ref());
             let _ = writeln!(
                 out,
-                "- p99 latency {} ({}), {} per month ({} per million predictions), {} agreement with the reference model at f32.",
-                format::ms(plan.latency_ms.p99),
+                "- {at} latency {} ({}), {} per month ({} per million predictions), {} agreement with the reference model at f32.",
+                format::ms(ms),
                 latency_label(plan),
                 format::usd(plan.cost_usd_per_month),
                 format::usd_small(plan.cost_usd_per_million),
@@ -494,7 +514,8 @@ fn section_alternatives(out: &mut String, report: &Report) {
         if report.alternatives.iter().any(|a| !a.plan.simulated) {
             out.push_str(
                 "Plans marked \"not simulated\" were rejected before the simulation: \
-                 their p99 (≥) is the compute time alone, and they have no cost.\n\n",
+                 their p99 (≥) is the compute time alone and their cost (≥) their \
+                 instances' alone.\n\n",
             );
         }
     }
@@ -522,12 +543,20 @@ fn section_latency(out: &mut String, report: &Report) {
         .iter()
         .map(|plan| {
             let marker = if rejected(plan) { " (infeasible)" } else { "" };
+            let l = &plan.latency_ms;
+            let cell = |ms: f64| {
+                if plan.nothing_completed() {
+                    ALL_FAILED.to_string()
+                } else {
+                    format::ms(ms)
+                }
+            };
             vec![
                 format!("`{}`{marker}", plan.id),
-                format::ms(plan.latency_ms.p50),
-                format::ms(plan.latency_ms.p90),
-                format::ms(plan.latency_ms.p99),
-                format::ms(plan.latency_ms.p999),
+                cell(l.p50),
+                cell(l.p90),
+                cell(l.p99),
+                cell(l.p999),
                 latency_label(plan).to_string(),
             ]
         })
@@ -922,7 +951,7 @@ mod tests {
     use super::*;
     use crate::hardware::roofline::{LevelBandwidth, Roofline as Machine};
     use crate::report::fixtures::sample_report;
-    use crate::report::model::BandwidthRoof;
+    use crate::report::model::{Alternative, BandwidthRoof, LatencyPercentiles};
 
     /// A machine with a 100 GFLOP/s f32 roof and L1 (32 KiB, 400 GB/s),
     /// L2 (1 MiB, 100 GB/s), L3 (32 MiB, 60 GB/s) and DRAM (20 GB/s).
@@ -1096,5 +1125,80 @@ mod tests {
         let report = report_with(vec![old]);
         let row = roofline_row(&markdown(&report), "old");
         assert_eq!(&row[4..8], ["-", "-", "DRAM", "80.0%"], "{row:?}");
+    }
+
+    /// A plan none of whose requests completed shows "all failed", not
+    /// "0.00 ms" and "$0.00" per million; a plan rejected before simulation
+    /// shows its instances' cost as the lower bound it is.
+    #[test]
+    fn plans_without_figures_say_why_instead_of_showing_zeros() {
+        let mut report = sample_report();
+        let drawn = |r: &Report| {
+            let svg = crate::report::svg::pareto_svg(r).expect("svg");
+            svg.matches("<circle").count()
+        };
+        let before = drawn(&report);
+        let mut failed = report.alternatives[0].plan.clone();
+        failed.id = "all-failed".to_string();
+        failed.simulated = true;
+        failed.failure_rate = 1.0;
+        failed.latency_ms = LatencyPercentiles::default();
+        failed.cost_usd_per_month = 1893.0;
+        failed.cost_usd_per_million = 0.0;
+        let mut unsimulated = failed.clone();
+        unsimulated.id = "not-simulated".to_string();
+        unsimulated.simulated = false;
+        unsimulated.failure_rate = 0.0;
+        unsimulated.latency_ms.p99 = 2.5;
+        unsimulated.cost_usd_per_month = 65.15;
+        for plan in [failed, unsimulated] {
+            report.alternatives.push(Alternative {
+                plan,
+                rejected_because: Some("a reason".to_string()),
+            });
+        }
+        let md = markdown(&report);
+        let row = |id: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| `{id}`")))
+                .unwrap_or_else(|| panic!("no row for {id}: {md}"))
+                .to_string()
+        };
+        let failed_row = row("all-failed");
+        assert!(
+            failed_row.contains("| all failed |")
+                && failed_row.contains("$1,893.00")
+                && !failed_row.contains("0.00 ms"),
+            "{failed_row}"
+        );
+        let unsimulated_row = row("not-simulated");
+        assert!(
+            unsimulated_row.contains("≥ 2.50 ms") && unsimulated_row.contains("≥ $65.15"),
+            "{unsimulated_row}"
+        );
+        // and the chart leaves the failed plan off: it has no latency to place
+        assert_eq!(drawn(&report), before);
+    }
+
+    /// The summary quotes the latency at the SLO's own percentile (what the
+    /// plan was judged on), not a p99 next to a p95 SLO.
+    #[test]
+    fn the_summary_quotes_the_slos_own_percentile() {
+        let mut report = sample_report();
+        report.slo = Some(LatencySlo {
+            percentile: 95.0,
+            latency_ms: 200.0,
+        });
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.latency_ms.p99 = 216.0;
+            plan.slo_latency_ms = Some(132.0);
+        }
+        let md = markdown(&report);
+        assert!(md.contains("- p95 latency 132 ms ("), "{md}");
+        // without a figure at the SLO's percentile (older files): the p99
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.slo_latency_ms = None;
+        }
+        assert!(markdown(&report).contains("- p99 latency 216 ms ("));
     }
 }

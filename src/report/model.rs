@@ -128,6 +128,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Simulated, and not one request completed (every one failed): its
+    /// latency figures (0) and cost per prediction (0) describe nothing.
+    pub fn nothing_completed(&self) -> bool {
+        self.simulated && self.failure_rate >= 1.0
+    }
+
+    /// The latency a headline quotes, with its name: at the SLO's own
+    /// percentile (what the plan was judged on: "p95 132 ms" next to a p95
+    /// SLO), else (no SLO kept, or no figure at it) the p99.
+    pub fn headline_latency(&self, slo: Option<&LatencySlo>) -> (String, f64) {
+        match (slo, self.slo_latency_ms) {
+            (Some(slo), Some(ms)) => (crate::plan::evaluate::percentile_name(slo.percentile), ms),
+            _ => ("p99".to_string(), self.latency_ms.p99),
+        }
+    }
+
     /// Whether the plan's device classes run different builds (a tiered
     /// fleet plan): `model_variant`, `backend` and `precision` are then
     /// those of the class serving the most requests.

@@ -500,9 +500,10 @@ fn all_plans(report: &Report) -> Vec<(&Plan, bool)> {
 }
 
 /// Where a plan sits on the cost vs p99 chart; plans rejected before simulation
-/// have no cost or simulated latency, so they are left off rather than drawn at $0.
+/// have no cost or simulated latency, so they are left off rather than drawn at $0; so are plans none of whose
+/// requests completed (no latency).
 fn finite_point(plan: &Plan) -> Option<(f64, f64)> {
-    if !plan.simulated {
+    if !plan.simulated || plan.nothing_completed() {
         return None;
     }
     let point = (plan.latency_ms.p99, plan.cost_usd_per_month);

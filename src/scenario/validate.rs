@@ -299,7 +299,11 @@ fn rewrite_serde_message(message: &str) -> (String, Option<String>) {
     for (from, to) in [
         ("expected f64", "expected a number"),
         ("expected i64", "expected an integer"),
-        ("expected i128", "expected an integer of at most 39 digits"),
+        // a float where an integer goes: say how to write the integer
+        (
+            "expected i128",
+            "expected an integer, written in digits (4_000_000; TOML reads 1e12 and 1.5 as floating point)",
+        ),
         (
             "integer number overflowed",
             "integer out of range: expected an integer of at most 39 digits",
