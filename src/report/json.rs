@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use workbench_kernels::{BackendKind, Precision};
 
 use super::error::ReportError;
 use super::format;
@@ -83,6 +84,45 @@ fn usable(k: &KernelMeasurement) -> bool {
         && k.p90_ns.is_finite()
 }
 
+/// How far above its median a usable kernel ran one call in ten.
+fn kernel_spread(k: &KernelMeasurement) -> f64 {
+    ((k.p90_ns - k.median_ns) / k.median_ns).max(0.0)
+}
+
+/// The kernel measured on this machine that runs `variant` on `backend` at
+/// `precision` at the measured batch size closest to `max_batch` (the
+/// largest not above it, else the smallest), as the projection picks it.
+fn closest_kernel<'a>(
+    kernels: &'a [KernelMeasurement],
+    variant: &str,
+    backend: BackendKind,
+    precision: Precision,
+    max_batch: u32,
+) -> Option<&'a KernelMeasurement> {
+    let measured: Vec<&KernelMeasurement> = kernels
+        .iter()
+        .filter(|k| usable(k) && k.backend == backend && k.precision == precision)
+        .collect();
+    // Kernels are named by their model variant; a report whose workloads
+    // are named otherwise matches on backend and precision.
+    let of_variant: Vec<&KernelMeasurement> = measured
+        .iter()
+        .copied()
+        .filter(|k| k.workload == variant)
+        .collect();
+    let candidates = if of_variant.is_empty() {
+        measured
+    } else {
+        of_variant
+    };
+    candidates
+        .iter()
+        .copied()
+        .filter(|k| k.batch <= max_batch)
+        .max_by_key(|k| k.batch)
+        .or_else(|| candidates.iter().copied().min_by_key(|k| k.batch))
+}
+
 impl MeasurementSummary {
     /// The summary of `kernels` for `plan`: the kernels measured on this
     /// machine that it (and its cloud fallback) runs, each at the measured
@@ -99,31 +139,11 @@ impl MeasurementSummary {
         }
         let mut summary: Option<MeasurementSummary> = None;
         for (variant, backend, precision) in runs {
-            let measured: Vec<&KernelMeasurement> = kernels
-                .iter()
-                .filter(|k| usable(k) && k.backend == backend && k.precision == precision)
-                .collect();
-            // Kernels are named by their model variant; a report whose
-            // workloads are named otherwise matches on backend and precision.
-            let of_variant: Vec<&KernelMeasurement> = measured
-                .iter()
-                .copied()
-                .filter(|k| k.workload == variant)
-                .collect();
-            let candidates = if of_variant.is_empty() {
-                measured
-            } else {
-                of_variant
-            };
-            let closest = candidates
-                .iter()
-                .filter(|k| k.batch <= plan.max_batch)
-                .max_by_key(|k| k.batch)
-                .or_else(|| candidates.iter().min_by_key(|k| k.batch));
-            let Some(kernel) = closest else {
+            let Some(kernel) = closest_kernel(kernels, variant, backend, precision, plan.max_batch)
+            else {
                 continue;
             };
-            let spread = ((kernel.p90_ns - kernel.median_ns) / kernel.median_ns).max(0.0);
+            let spread = kernel_spread(kernel);
             let entry = summary.get_or_insert_with(|| MeasurementSummary {
                 spread: 0.0,
                 high_variance: false,
@@ -395,7 +415,11 @@ fn decision(p: &Plan) -> String {
 /// - the baseline's serving decision (mode, placement, variant, backend,
 ///   precision) has no feasible plan in this run (another recommendation
 ///   alone does not fail: two feasible plans close in score swap places with
-///   the measurement noise);
+///   the measurement noise). Nor does a backend swap: the planner evaluates
+///   only the fastest backend of each variant and precision, so when the
+///   baseline's backend went unevaluated, the same decision on another
+///   backend is feasible, and this run timed the baseline's backend within
+///   the noise of it (`judge_backend_swap`), the swap is listed instead;
 /// - the recommended plan's p99 latency, its latency at the SLO's own
 ///   percentile (when that is not p99) or its monthly cost grows by more
 ///   than `tolerance` (a fraction, 0.10 = 10%) widened by the measurement
@@ -453,28 +477,50 @@ pub fn compare_with_baseline(old: &PlanFile, new: &Report, tolerance: f64) -> Ve
         compare_figures(old, old_plan, new, new_plan, tolerance, &mut findings);
     }
 
+    // A backend swap within the noise, listed with the changed backend.
+    let mut swap_listed: Option<(BackendKind, String)> = None;
     let baseline_decision = decision(old_plan);
     if baseline_decision != decision(new_plan) {
-        let feasible_plans = std::iter::once(new_plan).chain(
+        let mut feasible_plans = std::iter::once(new_plan).chain(
             new.alternatives
                 .iter()
                 .filter(|a| a.rejected_because.is_none())
                 .map(|a| &a.plan),
         );
         if !feasible_plans
-            .into_iter()
+            .clone()
             .any(|p| decision(p) == baseline_decision)
         {
-            let reason = new
+            let rejected = new
                 .alternatives
                 .iter()
                 .find(|a| decision(&a.plan) == baseline_decision)
-                .and_then(|a| a.rejected_because.clone())
-                .unwrap_or_else(|| "not among the plans evaluated".to_string());
-            findings.push(Regression::DecisionNoLongerFeasible {
-                decision: baseline_decision,
-                reason,
+                .and_then(|a| a.rejected_because.clone());
+            // Not evaluated, while the same decision on another backend is
+            // feasible: the planner keeps one backend per variant and
+            // precision, so noise may have picked the other one.
+            let other_backend = feasible_plans.find(|p| {
+                p.mode == old_plan.mode
+                    && p.placement == old_plan.placement
+                    && p.model_variant == old_plan.model_variant
+                    && p.precision == old_plan.precision
             });
+            let verdict = match (rejected, other_backend) {
+                (Some(reason), _) => Err(reason),
+                (None, None) => Err(NOT_EVALUATED.to_string()),
+                (None, Some(winner)) => {
+                    judge_backend_swap(old, old_plan, winner, new, tolerance, same_hardware)
+                        .map(|why| (winner.backend, why))
+                        .map_err(|why| format!("{NOT_EVALUATED} ({why})"))
+                }
+            };
+            match verdict {
+                Ok(listed) => swap_listed = Some(listed),
+                Err(reason) => findings.push(Regression::DecisionNoLongerFeasible {
+                    decision: baseline_decision,
+                    reason,
+                }),
+            }
         }
     }
 
@@ -520,11 +566,128 @@ pub fn compare_with_baseline(old: &PlanFile, new: &Report, tolerance: f64) -> Ve
     for ((field, old_value), (_, new_value)) in
         dimensions(old_plan).into_iter().zip(dimensions(new_plan))
     {
-        if old_value != new_value {
-            findings.push(plan_changed(field, old_value, new_value));
+        if old_value == new_value {
+            continue;
+        }
+        // The recommended plan's backend is the swap: say why it changed.
+        let swap_here = field == PlanDimension::Backend
+            && swap_listed
+                .as_ref()
+                .is_some_and(|(winner, _)| winner.to_string() == new_value);
+        match swap_listed.take_if(|_| swap_here) {
+            Some((winner, why)) => {
+                findings.push(plan_changed(field, old_value, format!("{winner} ({why})")))
+            }
+            None => findings.push(plan_changed(field, old_value, new_value)),
         }
     }
+    // The swap is in a plan ranked below the recommendation: still listed.
+    if let Some((winner, why)) = swap_listed {
+        findings.push(plan_changed(
+            PlanDimension::Backend,
+            old_plan.backend,
+            format!(
+                "{winner} in the baseline's {} {} {} {} ({why})",
+                old_plan.mode, old_plan.placement, old_plan.model_variant, old_plan.precision
+            ),
+        ));
+    }
     findings
+}
+
+/// Why a baseline decision is missing when nothing rejected it.
+const NOT_EVALUATED: &str = "not among the plans evaluated";
+
+/// Whether the baseline's backend went unevaluated only because `winner`'s
+/// backend (same mode, placement, variant and precision, feasible here)
+/// timed faster in this run by no more than the noise: the planner keeps
+/// only the fastest backend of each variant and precision. Both are
+/// compared as this run timed them on this machine, at the measured batch
+/// size closest to the baseline plan's; the noise allowed is the tolerance
+/// plus the larger spread of the two timings (and of the baseline's plan
+/// timing, same machine). `Ok`: a swap, with why; `Err`: why it is not one
+/// (the baseline's backend got slower beyond the noise, or was not timed).
+fn judge_backend_swap(
+    old: &PlanFile,
+    old_plan: &Plan,
+    winner: &Plan,
+    new: &Report,
+    tolerance: f64,
+    same_hardware: bool,
+) -> Result<String, String> {
+    let (lost_backend, won_backend, precision) =
+        (old_plan.backend, winner.backend, old_plan.precision);
+    let build = format!("{} {precision}", old_plan.model_variant);
+    let cannot_tell = |what: String| {
+        format!(
+            "the planner keeps only the fastest backend of each model variant and precision, \
+             {won_backend} for {build} in this run; {what}, so a swap by noise cannot be told \
+             from a slower {lost_backend}"
+        )
+    };
+    let Some(lost) = closest_kernel(
+        &new.kernels,
+        &old_plan.model_variant,
+        lost_backend,
+        precision,
+        old_plan.max_batch,
+    ) else {
+        return Err(cannot_tell(format!(
+            "{lost_backend} {precision} was not timed in this run"
+        )));
+    };
+    let Some(won) = new.kernels.iter().find(|k| {
+        usable(k)
+            && k.backend == won_backend
+            && k.precision == precision
+            && k.workload == lost.workload
+            && k.batch == lost.batch
+    }) else {
+        return Err(cannot_tell(format!(
+            "{won_backend} {precision} was not timed at batch {} in this run",
+            lost.batch
+        )));
+    };
+    let baseline_summary = old.measurements.as_ref().filter(|_| same_hardware);
+    let spread = [kernel_spread(lost), kernel_spread(won)]
+        .into_iter()
+        .chain(baseline_summary.map(|m| m.spread))
+        .filter(|s| s.is_finite())
+        .fold(0.0, f64::max);
+    let allowed = tolerance + spread;
+    let ratio = lost.median_ns / won.median_ns;
+    let in_baseline_run = baseline_summary.and_then(|m| {
+        let old_lost = m.medians_ns.get(&kernel_key(lost))?;
+        let old_won = m.medians_ns.get(&kernel_key(won))?;
+        (*old_won > 0.0).then(|| format!("{:.2}x in the baseline's run", old_lost / old_won))
+    });
+    let timed = format!(
+        "this run timed {build} at batch {} at {} with {lost_backend}, {} with {won_backend}",
+        lost.batch,
+        format::duration_ns(lost.median_ns),
+        format::duration_ns(won.median_ns)
+    );
+    let bound = format!(
+        "the {} the tolerance and the timings' spread allow",
+        format::percent(allowed, 1)
+    );
+    if ratio - 1.0 <= allowed {
+        let ratios = [format!("{ratio:.2}x")]
+            .into_iter()
+            .chain(in_baseline_run)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(format!(
+            "a swap within the measurement noise: the planner keeps only the fastest backend \
+             of each model variant and precision; {timed} ({ratios}), within {bound}"
+        ))
+    } else {
+        let then = in_baseline_run.map_or_else(String::new, |r| format!(" ({r})"));
+        Err(format!(
+            "the planner keeps only the fastest backend of each model variant and precision; \
+             {timed}: {lost_backend} ran {ratio:.2}x slower{then}, beyond {bound}"
+        ))
+    }
 }
 
 /// The figures that follow the measured compute time (same machine only):
@@ -792,7 +955,8 @@ mod tests {
             .iter()
             .any(|f| f.describe() == "plan changed: precision int8 -> f32"));
 
-        // Tiled int8 is gone: a real change of outcome.
+        // Tiled int8 is gone, fused int8 in its place, untimed: nothing
+        // tells a swap by noise from a change of outcome.
         let other_backend = rerun(|r| recommended(r).backend = BackendKind::Fused);
         let findings = compare_with_baseline(&baseline, &other_backend, 0.10);
         let failed = failing(&findings);
@@ -800,7 +964,52 @@ mod tests {
         assert_eq!(
             failed[0].describe(),
             "the baseline's serving decision (online-http cloud base tiled int8) has no \
-             feasible plan in this run: not among the plans evaluated"
+             feasible plan in this run: not among the plans evaluated (the planner keeps only \
+             the fastest backend of each model variant and precision, fused for base int8 in \
+             this run; fused int8 was not timed at batch 8 in this run, so a swap by noise \
+             cannot be told from a slower tiled)"
+        );
+
+        // Fused int8 timed: tiled 1.05x slower is within the 22% allowed
+        // (tolerance 10%, spread 12%), a swap listed; 1.5x slower fails.
+        let fused_at = |tiled_over_fused: f64| {
+            rerun(|r| {
+                recommended(r).backend = BackendKind::Fused;
+                let tiled = r
+                    .kernels
+                    .iter()
+                    .find(|k| k.backend == BackendKind::Tiled && k.precision == Precision::Int8)
+                    .cloned()
+                    .expect("the sample times tiled int8");
+                r.kernels.push(KernelMeasurement {
+                    backend: BackendKind::Fused,
+                    median_ns: tiled.median_ns / tiled_over_fused,
+                    p90_ns: tiled.p90_ns / tiled_over_fused,
+                    ..tiled
+                });
+            })
+        };
+        let findings = compare_with_baseline(&baseline, &fused_at(1.05), 0.10);
+        assert!(failing(&findings).is_empty(), "{findings:?}");
+        assert!(
+            findings.iter().any(|f| f.describe()
+                == "plan changed: backend tiled -> fused (a swap within the measurement noise: \
+                    the planner keeps only the fastest backend of each model variant and \
+                    precision; this run timed base int8 at batch 8 at 71.0 µs with tiled, \
+                    67.6 µs with fused (1.05x), within the 22.0% the tolerance and the \
+                    timings' spread allow)"),
+            "{findings:?}"
+        );
+        let findings = compare_with_baseline(&baseline, &fused_at(1.5), 0.10);
+        let failed = failing(&findings);
+        assert_eq!(failed.len(), 1, "{findings:?}");
+        assert!(
+            failed[0].describe().ends_with(
+                "tiled ran 1.50x slower, beyond the 22.0% the tolerance and the \
+                 timings' spread allow)"
+            ),
+            "{}",
+            failed[0].describe()
         );
     }
 
