@@ -195,28 +195,75 @@ pub fn read_sum(data: &[f32]) -> f32 {
         // SAFETY: the CPU supports avx512f (checked just above).
         return unsafe { x86::read_sum_avx512(data) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports avx2 (checked just above).
+        return unsafe { x86::read_sum_avx2(data) };
+    }
     read_sum_generic(data)
 }
 
+/// f32 values one [`read_sum`] block adds into its partial sums: 8 vectors of
+/// 16 lanes (AVX-512), 16 of 8 (AVX2) or 32 of 4 (SSE2). Each vector is its own
+/// add chain, so loads are not serialised behind the add latency (an add chain
+/// of 3-4 cycles per vector caps one chain at a fraction of L1 bandwidth).
+const READ_BLOCK: usize = 128;
+
 #[inline(always)]
 fn read_sum_generic(data: &[f32]) -> f32 {
-    // Several partial sums so the loads are not serialised behind one add chain.
-    let mut partial = [0.0f32; 64];
-    let mut chunks = data.chunks_exact(64);
-    for chunk in &mut chunks {
-        for (p, &x) in partial.iter_mut().zip(chunk) {
+    let mut partial = [0.0f32; READ_BLOCK];
+    // Fixed-size blocks: the inner loop has a compile-time length, so it
+    // unrolls into independent vector adds with no bounds checks.
+    let (blocks, tail) = data.as_chunks::<READ_BLOCK>();
+    for block in blocks {
+        for (p, &x) in partial.iter_mut().zip(block) {
             *p += x;
         }
     }
-    let tail: f32 = chunks.remainder().iter().sum();
-    partial.iter().sum::<f32>() + tail
+    // Tree reduction: a serial sum of the partials would be a dependent chain
+    // of READ_BLOCK adds, about as long as the loop itself over an L1-sized buffer.
+    let mut width = READ_BLOCK;
+    while width > 1 {
+        width /= 2;
+        let (low, high) = partial.split_at_mut(width);
+        for (p, &q) in low.iter_mut().zip(&high[..width]) {
+            *p += q;
+        }
+    }
+    partial[0] + tail.iter().sum::<f32>()
 }
 
 /// `dst = src` (bandwidth probe "copy": 8 bytes per element, read + write).
 /// Returns the number of elements copied (the shorter slice's length).
+///
+/// A vector load/store loop, not `memcpy`: glibc serves mid-sized copies
+/// (between a few KiB and the L2 size) with `rep movsb`, which on AMD Zen 3
+/// runs about 20 times slower when `dst` sits just above `src` modulo 4 KiB
+/// (two heap buffers of the same size usually do). No kernel of this crate
+/// moves data that way, so the probe must not either.
 pub fn copy(dst: &mut [f32], src: &[f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports avx512f (checked just above).
+        return unsafe { x86::copy_avx512(dst, src) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports avx2 (checked just above).
+        return unsafe { x86::copy_avx2(dst, src) };
+    }
+    copy_generic(dst, src)
+}
+
+#[inline(always)]
+fn copy_generic(dst: &mut [f32], src: &[f32]) -> usize {
     let n = dst.len().min(src.len());
-    dst[..n].copy_from_slice(&src[..n]);
+    // Adding -0.0 returns every value unchanged (-0.0 included); hidden behind
+    // black_box, it keeps LLVM from turning this loop back into a `memcpy` call.
+    let minus_zero = black_box(-0.0f32);
+    for (d, &s) in dst[..n].iter_mut().zip(&src[..n]) {
+        *d = s + minus_zero;
+    }
     n
 }
 
@@ -227,6 +274,11 @@ pub fn triad(a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) -> usize {
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports avx512f (checked just above).
         return unsafe { x86::triad_avx512(a, b, c, scalar) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports avx2 (checked just above).
+        return unsafe { x86::triad_avx2(a, b, c, scalar) };
     }
     triad_generic(a, b, c, scalar)
 }
@@ -344,6 +396,37 @@ mod x86 {
     pub(super) unsafe fn triad_avx512(a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) -> usize {
         super::triad_generic(a, b, c, scalar)
     }
+
+    // The bandwidth kernels below are the portable loops compiled for a wider
+    // vector ISA: x86_64's baseline (SSE2) would halve the bytes per load.
+
+    /// # Safety
+    /// The CPU must support avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn read_sum_avx2(data: &[f32]) -> f32 {
+        super::read_sum_generic(data)
+    }
+
+    /// # Safety
+    /// The CPU must support avx512f.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn copy_avx512(dst: &mut [f32], src: &[f32]) -> usize {
+        super::copy_generic(dst, src)
+    }
+
+    /// # Safety
+    /// The CPU must support avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_avx2(dst: &mut [f32], src: &[f32]) -> usize {
+        super::copy_generic(dst, src)
+    }
+
+    /// # Safety
+    /// The CPU must support avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn triad_avx2(a: &mut [f32], b: &[f32], c: &[f32], scalar: f32) -> usize {
+        super::triad_generic(a, b, c, scalar)
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +467,82 @@ mod tests {
             };
             let lanes = (dot_i8_ops_per_iter(path) / 2.0) as i32 / 4;
             assert_eq!(sum, lane.wrapping_mul(lanes), "{path:?}");
+        }
+    }
+
+    /// Lengths around every block and vector width the kernels use.
+    const ODD_LENGTHS: [usize; 12] = [0, 1, 7, 8, 15, 63, 127, 128, 129, 255, 257, 1031];
+
+    #[test]
+    fn read_sum_adds_every_element_on_odd_lengths() {
+        for len in ODD_LENGTHS {
+            // Small integers: every partial sum is exact, so any order gives the same f32.
+            let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 2.0).collect();
+            let exact: f64 = data.iter().map(|&x| f64::from(x)).sum();
+            assert_eq!(f64::from(read_sum(&data)), exact, "len {len}");
+            assert_eq!(
+                f64::from(read_sum_generic(&data)),
+                exact,
+                "generic, len {len}"
+            );
+            // Starting one element in: the loads are no longer vector-aligned.
+            if len > 1 {
+                let shifted = exact - f64::from(data[0]);
+                assert_eq!(f64::from(read_sum(&data[1..])), shifted, "len {len} - 1");
+            }
+        }
+    }
+
+    #[test]
+    fn copy_reproduces_every_bit_pattern_at_a_page_offset() {
+        let specials = [
+            -0.0f32,
+            0.0,
+            f32::MIN_POSITIVE / 8.0,
+            f32::INFINITY,
+            -1.5e-38,
+        ];
+        for len in ODD_LENGTHS {
+            let src: Vec<f32> = (0..len)
+                .map(|i| specials.get(i % 9).copied().unwrap_or(i as f32 * -0.25))
+                .collect();
+            // dst in the same allocation, 2 KiB + 64 B (an odd float count) past src's end.
+            let skew = 2112 / 4 + 1;
+            for kernel in [copy, copy_generic] {
+                let mut block = vec![f32::NAN; 2 * len + skew + 3];
+                block[..len].copy_from_slice(&src);
+                let (head, rest) = block.split_at_mut(len);
+                assert_eq!(kernel(&mut rest[skew..skew + len], &head[..len]), len);
+                let copied = &block[len + skew..2 * len + skew];
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(copied), bits(&src), "len {len}");
+                // Nothing written past the copy.
+                assert!(
+                    block[2 * len + skew..].iter().all(|x| x.is_nan()),
+                    "len {len}"
+                );
+            }
+        }
+        // The shorter slice bounds the copy.
+        let mut short = [0.0f32; 3];
+        assert_eq!(copy(&mut short, &[1.0, 2.0, 3.0, 4.0]), 3);
+        assert_eq!(short, [1.0, 2.0, 3.0]);
+        let mut long = [9.0f32; 4];
+        assert_eq!(copy(&mut long, &[1.0, 2.0]), 2);
+        assert_eq!(long, [1.0, 2.0, 9.0, 9.0]);
+    }
+
+    #[test]
+    fn triad_matches_the_scalar_formula_on_odd_lengths() {
+        for len in ODD_LENGTHS {
+            let b: Vec<f32> = (0..len).map(|i| i as f32).collect();
+            let c: Vec<f32> = (0..len).map(|i| (len - i) as f32).collect();
+            let mut a = vec![0.0f32; len + 1];
+            assert_eq!(triad(&mut a, &b, &c, 0.5), len);
+            for i in 0..len {
+                assert_eq!(a[i], b[i] + 0.5 * c[i], "len {len}, element {i}");
+            }
+            assert_eq!(a[len], 0.0, "len {len}: written past the shortest slice");
         }
     }
 

@@ -120,6 +120,16 @@ impl Roofline {
 
     /// Run every probe now (no cache).
     pub fn probe(hw: &LocalHardware, opts: ProbeOptions) -> Roofline {
+        Roofline::probe_noting_clamps(hw, opts).0
+    }
+
+    /// [`Roofline::probe`], also returning the bandwidth figures the
+    /// plausibility guard raised ([`clamp_to_next_level`]): a probe that
+    /// still came out below the next larger level's.
+    pub fn probe_noting_clamps(
+        hw: &LocalHardware,
+        opts: ProbeOptions,
+    ) -> (Roofline, Vec<BandwidthClamp>) {
         let start = Instant::now();
         let mut f32_by_path = Vec::new();
         for path in SimdPath::ALL {
@@ -151,7 +161,7 @@ impl Roofline {
                 giga_per_s: rate / 1e9,
             });
         }
-        let bandwidth = working_sets(hw)
+        let mut bandwidth = working_sets(hw)
             .into_iter()
             .map(|(level, bytes)| {
                 let mut b = measure_level(level, bytes, opts.per_probe);
@@ -164,9 +174,10 @@ impl Roofline {
                 b
             })
             .collect::<Vec<_>>();
+        let clamps = clamp_to_next_level(&mut bandwidth);
         let best = |v: &[PathPeak]| v.iter().map(|p| p.giga_per_s).fold(0.0, f64::max);
         let dram_gbs = bandwidth.last().map(|b| b.copy_gbs).unwrap_or(0.0);
-        Roofline {
+        let roofline = Roofline {
             hardware_fingerprint: hw.fingerprint.clone(),
             peak_gflops_f32: best(&f32_by_path),
             peak_gops_int8: best(&int8_by_path),
@@ -177,7 +188,8 @@ impl Roofline {
             cores: hw.physical_cores,
             memory_bytes: hw.memory_bytes,
             probe_ms: start.elapsed().as_secs_f64() * 1e3,
-        }
+        };
+        (roofline, clamps)
     }
 
     /// The cached roofline for `hw` under `cache_dir`, probing (and caching) when
@@ -203,8 +215,11 @@ impl Roofline {
     }
 
     /// Whether these figures could come from the probes: the f32 peak and the
-    /// DRAM bandwidth finite and above zero, and every peak and bandwidth
-    /// finite, not negative and at most [`MAX_PLAUSIBLE_GIGA_PER_S`].
+    /// DRAM bandwidth finite and above zero, every peak and bandwidth finite,
+    /// not negative and at most [`MAX_PLAUSIBLE_GIGA_PER_S`], and no level
+    /// slower than the next larger one (what [`clamp_to_next_level`] ensures;
+    /// entries cached by the older probe, whose L2 copy fell below DRAM, fail
+    /// this and are probed again).
     pub fn is_plausible(&self) -> bool {
         let at_most_bound = |x: f64| x.is_finite() && (0.0..=MAX_PLAUSIBLE_GIGA_PER_S).contains(&x);
         let positive = |x: f64| at_most_bound(x) && x > 0.0;
@@ -217,6 +232,10 @@ impl Roofline {
             && levels
                 .flat_map(|b| [b.read_gbs, b.copy_gbs, b.triad_gbs])
                 .all(at_most_bound)
+            && self.bandwidth.windows(2).all(|pair| {
+                let (smaller, larger) = (kernel_figures(&pair[0]), kernel_figures(&pair[1]));
+                smaller.iter().zip(larger).all(|(s, l)| *s >= l)
+            })
     }
 
     /// Bandwidth figure (copy) at `level` (`L1`, `L2`, `L3`, `DRAM`).
@@ -324,40 +343,161 @@ pub fn working_sets(hw: &LocalHardware) -> Vec<(&'static str, u64)> {
     ]
 }
 
+/// Names of the bandwidth kernels, in the order of [`kernel_figures`].
+const KERNELS: [&str; 3] = ["read", "copy", "triad"];
+
+/// A level's read, copy and triad figures (GB/s).
+fn kernel_figures(level: &LevelBandwidth) -> [f64; 3] {
+    [level.read_gbs, level.copy_gbs, level.triad_gbs]
+}
+
+fn kernel_figures_mut(level: &mut LevelBandwidth) -> [&mut f64; 3] {
+    [
+        &mut level.read_gbs,
+        &mut level.copy_gbs,
+        &mut level.triad_gbs,
+    ]
+}
+
+/// A bandwidth figure the plausibility guard raised to the next larger level's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandwidthClamp {
+    /// Level whose figure was raised (`L2`).
+    pub level: String,
+    /// `read`, `copy` or `triad`.
+    pub kernel: &'static str,
+    pub measured_gbs: f64,
+    /// The next larger level (`L3`), whose figure it now has.
+    pub next_level: String,
+    pub clamped_gbs: f64,
+}
+
+impl std::fmt::Display for BandwidthClamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} bandwidth measured {:.1} GB/s, below {}'s {:.1} GB/s: using {:.1} GB/s",
+            self.level,
+            self.kernel,
+            self.measured_gbs,
+            self.next_level,
+            self.clamped_gbs,
+            self.clamped_gbs
+        )
+    }
+}
+
+/// Plausibility guard: a smaller level (ordered smallest first, as the probe
+/// lists them) is never slower than the next larger one, which it fronts. A
+/// figure that still comes out below is a probe artefact (the old `memcpy`
+/// copy put L2 below DRAM), not the hardware: it is raised to the next level's
+/// figure, which the level can always deliver, and returned so callers can say so.
+/// Works from the largest level down, so a raised figure propagates (L1 is
+/// compared with L2's figure after L2's own clamp).
+pub fn clamp_to_next_level(levels: &mut [LevelBandwidth]) -> Vec<BandwidthClamp> {
+    // One list per level, largest first; returned smallest level first.
+    let mut clamps_by_level = Vec::new();
+    for smaller in (0..levels.len().saturating_sub(1)).rev() {
+        let mut clamps = Vec::new();
+        let (head, tail) = levels.split_at_mut(smaller + 1);
+        let (level, next) = (&mut head[smaller], &tail[0]);
+        let level_name = level.level.clone();
+        let figures = KERNELS.into_iter().zip(kernel_figures_mut(level));
+        for ((kernel, gbs), next_gbs) in figures.zip(kernel_figures(next)) {
+            if next_gbs.is_finite() && (gbs.is_nan() || *gbs < next_gbs) {
+                clamps.push(BandwidthClamp {
+                    level: level_name.clone(),
+                    kernel,
+                    measured_gbs: *gbs,
+                    next_level: next.level.clone(),
+                    clamped_gbs: next_gbs,
+                });
+                *gbs = next_gbs;
+            }
+        }
+        clamps_by_level.push(clamps);
+    }
+    clamps_by_level.into_iter().rev().flatten().collect()
+}
+
+/// Bytes between the page offsets of consecutive buffers from [`staggered_buffers`].
+/// Buffers at the same offset modulo 4 KiB make the CPU's store-to-load
+/// check (which compares address bits 0-11) see false dependencies, and
+/// glibc's `rep movsb` copy slowed about 20-fold when `dst` sat 16 bytes
+/// above `src` modulo 4 KiB, as two `Vec`s of the same size usually do.
+fn page_stagger_bytes(count: usize) -> usize {
+    // An odd number of cache lines between each pair, well apart within the page.
+    let spacing = 4096 / count.max(1);
+    (spacing / 64) * 64 + 64
+}
+
+/// f32 per 64-byte cache line.
+const LINE_ELEMS: usize = 64 / 4;
+
+/// `count` buffers of `len` f32 in one allocation, filled with `fill`, each
+/// starting on a cache line (a vector load that straddles two lines halves
+/// L1 read bandwidth on Zen 3, and `malloc` only promises 16 bytes) and at a
+/// distinct page offset ([`page_stagger_bytes`] apart): the allocation and
+/// the start of each buffer in it.
+fn staggered_buffers(len: usize, count: usize, fill: f32) -> (Vec<f32>, Vec<usize>) {
+    let stagger_elems = page_stagger_bytes(count) / 4;
+    let page_elems = 4096 / 4;
+    let gaps = count * page_elems + LINE_ELEMS;
+    let mut block = vec![fill; count * len + gaps];
+    // `align_offset` may in principle decline (usize::MAX); any start then still works.
+    let first = block.as_ptr().align_offset(64).min(LINE_ELEMS - 1);
+    let mut starts = Vec::with_capacity(count);
+    let mut next = first;
+    for k in 0..count {
+        starts.push(next);
+        // The following buffer starts past this one, k + 1 staggers from the
+        // first modulo a page.
+        let end = next + len;
+        let want = ((k + 1) * stagger_elems) % page_elems;
+        let from_first = (end - first) % page_elems;
+        next = end + (want + page_elems - from_first) % page_elems;
+    }
+    block.truncate(starts.last().map_or(0, |s| s + len));
+    (block, starts)
+}
+
 fn measure_level(level: &str, working_set: u64, budget: Duration) -> LevelBandwidth {
     let elems = usize::try_from(working_set / 4)
         .unwrap_or(usize::MAX)
         .max(64);
     // read: one buffer of the whole working set.
-    let read_buf: Vec<f32> = (0..elems).map(|i| (i % 7) as f32).collect();
+    let (block, starts) = staggered_buffers(elems, 1, 1.0);
+    let read_buf = &block[starts[0]..starts[0] + elems];
     let read_gbs = best_rate(budget, |reps| {
         for _ in 0..reps {
-            black_box(kprobe::read_sum(black_box(&read_buf)));
+            black_box(kprobe::read_sum(black_box(read_buf)));
         }
         (reps as usize * elems * 4) as f64
     }) / 1e9;
-    drop(read_buf);
-    // copy: two buffers sharing the working set.
+    drop(block);
+    // copy: two buffers sharing the working set, at different page offsets.
     let half = (elems / 2).max(16);
-    let src = vec![1.0f32; half];
-    let mut dst = vec![0.0f32; half];
+    let (mut block, starts) = staggered_buffers(half, 2, 1.0);
+    let (src, rest) = block.split_at_mut(starts[1]);
+    let (src, dst) = (&src[..half], &mut rest[..half]);
     let copy_gbs = best_rate(budget, |reps| {
         let mut n = 0;
         for _ in 0..reps {
-            n += kprobe::copy(black_box(&mut dst), black_box(&src));
+            n += kprobe::copy(black_box(&mut *dst), black_box(src));
         }
         (n * 8) as f64
     }) / 1e9;
-    drop((src, dst));
-    // triad: three buffers sharing the working set.
+    drop(block);
+    // triad: three buffers sharing the working set, at different page offsets.
     let third = (elems / 3).max(16);
-    let b = vec![1.0f32; third];
-    let c = vec![2.0f32; third];
-    let mut a = vec![0.0f32; third];
+    let (mut block, starts) = staggered_buffers(third, 3, 1.0);
+    let (bc, a) = block.split_at_mut(starts[2]);
+    let (b, c) = bc.split_at(starts[1]);
+    let (a, b, c) = (&mut a[..third], &b[..third], &c[..third]);
     let triad_gbs = best_rate(budget, |reps| {
         let mut n = 0;
         for _ in 0..reps {
-            n += kprobe::triad(black_box(&mut a), black_box(&b), black_box(&c), 0.5);
+            n += kprobe::triad(black_box(&mut *a), black_box(b), black_box(c), 0.5);
         }
         (n * 12) as f64
     }) / 1e9;
@@ -451,6 +591,130 @@ mod tests {
             Roofline::flat("test", 1.0, 1.0, 1.0).level_for_footprint(0),
             DRAM
         );
+    }
+
+    /// A level with the given read, copy and triad figures (GB/s).
+    fn level(name: &str, read: f64, copy: f64, triad: f64) -> LevelBandwidth {
+        LevelBandwidth {
+            level: name.to_string(),
+            working_set_bytes: 1024,
+            capacity_bytes: 0,
+            read_gbs: read,
+            copy_gbs: copy,
+            triad_gbs: triad,
+        }
+    }
+
+    /// The shape six probes of this machine cached before the fix (GB/s):
+    /// read flat across the caches, L1 and L2 copy below DRAM.
+    fn review_levels() -> Vec<LevelBandwidth> {
+        vec![
+            level("L1", 33.1, 4.0, 66.6),
+            level("L2", 37.6, 5.9, 98.8),
+            level("L3", 36.2, 54.6, 73.4),
+            level(DRAM, 10.8, 12.5, 16.7),
+        ]
+    }
+
+    #[test]
+    fn the_guard_raises_a_level_below_the_next_one_and_says_so() {
+        let mut levels = review_levels();
+        let clamps = clamp_to_next_level(&mut levels);
+        let figures: Vec<[f64; 3]> = levels.iter().map(kernel_figures).collect();
+        assert_eq!(
+            figures,
+            [
+                // L1 read and triad take L2's; L1 copy takes L2's raised figure (L3's).
+                [37.6, 54.6, 98.8],
+                [37.6, 54.6, 98.8],
+                [36.2, 54.6, 73.4],
+                [10.8, 12.5, 16.7],
+            ]
+        );
+        let said: Vec<(&str, &str, f64, &str, f64)> = clamps
+            .iter()
+            .map(|c| {
+                let (level, next) = (c.level.as_str(), c.next_level.as_str());
+                (level, c.kernel, c.measured_gbs, next, c.clamped_gbs)
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("L1", "read", 33.1, "L2", 37.6),
+                ("L1", "copy", 4.0, "L2", 54.6),
+                ("L1", "triad", 66.6, "L2", 98.8),
+                ("L2", "copy", 5.9, "L3", 54.6),
+            ]
+        );
+        assert!(clamps[3]
+            .to_string()
+            .contains("L2 copy bandwidth measured 5.9 GB/s"));
+        // Already monotonic: nothing to say, nothing changed.
+        let before = levels.clone();
+        assert!(clamp_to_next_level(&mut levels).is_empty());
+        assert_eq!(levels, before);
+        // A NaN figure is raised; a NaN next level raises nothing.
+        let mut odd = vec![
+            level("L1", f64::NAN, 9.0, 9.0),
+            level("L2", 5.0, f64::NAN, 5.0),
+        ];
+        let clamps = clamp_to_next_level(&mut odd);
+        assert_eq!(clamps.len(), 1);
+        assert_eq!(kernel_figures(&odd[0]), [5.0, 9.0, 9.0]);
+        assert!(clamp_to_next_level(&mut []).is_empty());
+    }
+
+    #[test]
+    fn a_roofline_with_a_cache_slower_than_dram_is_not_plausible() {
+        // So entries cached by the old probe are probed again.
+        let mut machine = Roofline::flat("test", 100.0, 400.0, 12.5);
+        machine.bandwidth = review_levels();
+        assert!(!machine.is_plausible());
+        clamp_to_next_level(&mut machine.bandwidth);
+        assert!(machine.is_plausible(), "{machine:?}");
+    }
+
+    #[test]
+    fn a_probed_roofline_is_plausible_and_monotonic() {
+        let machine = Roofline::probe(&LocalHardware::detect(), ProbeOptions::quick());
+        assert!(machine.is_plausible(), "{machine:?}");
+        assert_eq!(machine.bandwidth.len(), 4);
+        let copy = machine
+            .bandwidth
+            .iter()
+            .map(|b| b.copy_gbs)
+            .collect::<Vec<_>>();
+        assert!(copy.windows(2).all(|w| w[0] >= w[1]), "{copy:?}");
+    }
+
+    #[test]
+    fn staggered_buffers_are_disjoint_at_distinct_page_offsets() {
+        for (len, count) in [
+            (16, 2),
+            (1000, 2),
+            (32768, 2),
+            (16, 3),
+            (43690, 3),
+            (1024, 3),
+        ] {
+            let (block, starts) = staggered_buffers(len, count, 1.5);
+            assert_eq!(starts.len(), count);
+            assert!(block.iter().all(|&x| x == 1.5));
+            assert_eq!(starts.last().map(|s| s + len), Some(block.len()));
+            let line = |start: usize| block[start..].as_ptr() as usize % 64;
+            assert!(starts.iter().all(|&s| line(s) == 0), "{starts:?}");
+            // Disjoint, in order, and each at its own offset within a 4 KiB page
+            // relative to the first, at least a cache line from the others'.
+            assert!(starts.windows(2).all(|w| w[0] + len <= w[1]), "{starts:?}");
+            let offsets: Vec<usize> = starts.iter().map(|s| s * 4 % 4096).collect();
+            for (i, a) in offsets.iter().enumerate() {
+                for b in &offsets[i + 1..] {
+                    let apart = a.abs_diff(*b).min(4096 - a.abs_diff(*b));
+                    assert!(apart >= 64, "len {len}: offsets {offsets:?}");
+                }
+            }
+        }
     }
 
     #[test]
