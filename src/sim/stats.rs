@@ -146,20 +146,24 @@ pub struct CdfPoint {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolStats {
-    /// Per replica (or device), whole run.
+    /// Per replica (or device).
     pub replicas: Vec<ReplicaStats>,
-    /// Busy time / launched replica time, over the whole run: the busy share
-    /// at the rate simulated when arrivals are steady; for bursts it depends
-    /// on how many pauses the run happened to span (see
+    /// Busy time / launched replica time over the arrivals' window (up to
+    /// the last send; the drain's busy time counted, as the window's
+    /// arrivals brought it), at most 1: the busy share at the rate simulated
+    /// when arrivals are steady, however long the network's tail; for bursts
+    /// it depends on how many pauses the run happened to span (see
     /// [`SimOutcome::busy_share_at`]).
     pub mean_utilisation: f64,
     /// Busy time summed over the replicas (or devices), whole run.
     pub busy_s: f64,
-    /// Time-average number of launched replicas (what is billed).
+    /// Time-average number of launched replicas over the arrivals' window
+    /// (what is billed).
     pub mean_replicas: f64,
     /// Replicas launched by the autoscaler.
     pub scale_outs: u64,
-    /// Time-average and maximum of requests waiting (all queues together).
+    /// Time-average (over the arrivals' window) and maximum of requests
+    /// waiting (all queues together).
     pub mean_queue_len: f64,
     pub max_queue_len: u64,
     pub batches: u64,
@@ -171,7 +175,7 @@ pub struct PoolStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaStats {
-    /// Busy time / simulated time.
+    /// Busy time / the arrivals' window, at most 1.
     pub utilisation: f64,
     pub batches: u64,
     pub served: u64,
