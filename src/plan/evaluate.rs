@@ -1055,12 +1055,32 @@ fn check(
 ) -> Vec<String> {
     let failed = FailureSummary {
         offline_dominated: o.failures.offline > 0 && o.failures.offline * 2 >= o.failures.total(),
-        text: format!(
-            "{} timed out, {} hit a full queue, {} offline",
-            o.failures.timeout, o.failures.queue_full, o.failures.offline
+        text: failure_counts(
+            o.failures.timeout,
+            o.failures.queue_full,
+            o.failures.offline,
         ),
     };
     check_metrics(ctx, row, latency_at_slo_ms, &failed, capacity)
+}
+
+/// How many requests failed in each way, the ways none did left out ("12
+/// timed out, 3 offline"; "none").
+fn failure_counts(timeout: u64, queue_full: u64, offline: u64) -> String {
+    let parts: Vec<String> = [
+        (timeout, "timed out"),
+        (queue_full, "hit a full queue"),
+        (offline, "offline"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// How requests failed, for the reason text.
@@ -1459,8 +1479,8 @@ pub fn simulate_devices(
     let mut text = if devices.len() == 1 {
         let f = &devices[0].1.failures;
         format!(
-            "{} timed out, {} hit a full queue on the devices",
-            f.timeout, f.queue_full
+            "{} on the devices",
+            failure_counts(f.timeout, f.queue_full, 0)
         )
     } else {
         let each: Vec<String> = devices
@@ -1468,8 +1488,9 @@ pub fn simulate_devices(
             .filter(|(_, e, _)| e.failures.total() > 0)
             .map(|(class, e, _)| {
                 format!(
-                    "{}: {} timed out, {} hit a full queue",
-                    class.name, e.failures.timeout, e.failures.queue_full
+                    "{}: {}",
+                    class.name,
+                    failure_counts(e.failures.timeout, e.failures.queue_full, 0)
                 )
             })
             .collect();
@@ -1481,8 +1502,8 @@ pub fn simulate_devices(
     };
     if let Some((_, k, _)) = &cloud {
         text.push_str(&format!(
-            "; {} timed out, {} hit a full queue in the cloud",
-            k.failures.timeout, k.failures.queue_full
+            "; {} in the cloud",
+            failure_counts(k.failures.timeout, k.failures.queue_full, 0)
         ));
     }
     let failed = FailureSummary {
@@ -2026,6 +2047,13 @@ mod tests {
         );
         assert_eq!(reason(0.0005), "p99 461 ms > SLO 150 ms");
         assert_eq!(reason(0.0), "p99 461 ms > SLO 150 ms");
+    }
+
+    #[test]
+    fn failure_counts_leave_out_the_ways_none_failed() {
+        assert_eq!(failure_counts(12, 0, 3), "12 timed out, 3 offline");
+        assert_eq!(failure_counts(0, 5, 0), "5 hit a full queue");
+        assert_eq!(failure_counts(0, 0, 0), "none");
     }
 
     #[test]

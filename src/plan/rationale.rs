@@ -340,7 +340,7 @@ fn commonest_reason(evaluations: &[&Evaluation]) -> String {
     tied.iter()
         .map(|(n, _, reason)| format!("{reason} ({n} of {} plans)", evaluations.len()))
         .collect::<Vec<_>>()
-        .join("; as often: ")
+        .join("; just as often: ")
 }
 
 /// A reason with its figures left out: "p99 # ms > SLO # µs".
@@ -1013,7 +1013,7 @@ mod tests {
         let all: Vec<_> = plans.iter().collect();
         assert_eq!(
             commonest_reason(&all),
-            "p99 80 ms > SLO 50 ms (2 of 4 plans); as often: \
+            "p99 80 ms > SLO 50 ms (2 of 4 plans); just as often: \
              utilisation 46.9 >= 1 even with 64 replicas (2 of 4 plans)"
         );
         assert_eq!(
