@@ -298,3 +298,57 @@ fn stream_plans_report_their_consumer_lag() {
     assert!(streams > 0);
     assert!(simulated(Mode::OnlineHttp).all(|e| e.plan.consumer_lag.is_none()));
 }
+
+/// The fallback's agreement follows its stated assumption: of the inputs the
+/// small model defers, 70% are ones it would have got wrong, up to all its
+/// errors. smart-reply's small model agrees 0.66 / 0.71 (7.0% wrong) and
+/// defers 15% of the requests while online (85% of the time): 8.9% of the
+/// requests would have been wrong, more than its errors, so every error is
+/// caught and, with the reference model at f32 in the cloud, it agrees fully.
+#[test]
+fn a_fallback_that_defers_more_than_its_errors_catches_all_of_them() {
+    let s = load("smart-reply-fallback");
+    let out = planned(&s);
+    let hybrid = out
+        .evaluations
+        .iter()
+        .filter(|e| e.plan.placement == Placement::Hybrid && e.plan.precision.name() == "f32")
+        .find(|e| {
+            e.plan
+                .fallback
+                .as_ref()
+                .is_some_and(|f| f.precision.name() == "f32")
+        })
+        .expect("an f32 edge + f32 cloud plan");
+    let small: f64 = 0.66 / 0.71;
+    let deferred_wrong = 0.15 * (1.0 - 0.15) * 0.7;
+    assert!(deferred_wrong > 1.0 - small);
+    assert!(
+        (hybrid.plan.accuracy_agreement - 1.0).abs() < 1e-9,
+        "{}: {}",
+        hybrid.plan.id,
+        hybrid.plan.accuracy_agreement
+    );
+    // deferring less than its errors catches 70% of what it defers
+    let narrow = scenario::parse_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smart-reply-fallback.toml"),
+        )
+        .expect("shipped")
+        .replace("fallback_fraction = 0.15", "fallback_fraction = 0.05"),
+        Path::new("narrow.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = planned(&narrow);
+    let e = out
+        .evaluations
+        .iter()
+        .find(|e| e.plan.id == hybrid.plan.id)
+        .expect("the same plan");
+    let expected = small + 0.05 * (1.0 - 0.15) * 0.7;
+    assert!(
+        (e.plan.accuracy_agreement - expected).abs() < 1e-9,
+        "{} vs {expected}",
+        e.plan.accuracy_agreement
+    );
+}

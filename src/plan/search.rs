@@ -1426,7 +1426,9 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                 let cloud_profile = &cloud_online;
                 // Deferred inputs are the small model's least confident ones, where
                 // its disagreements concentrate: assume DEFERRAL_PRECISION of the
-                // deferred share would have been wrong locally. Offline, nothing is deferred.
+                // deferred share would have been wrong locally (no more than all
+                // its errors: a wide deferral catches every one). Offline,
+                // nothing is deferred.
                 let cloud_share = fallback * (1.0 - s.constraints.offline_fraction);
                 let mut agreement = ctx.agreement(&variant, precision);
                 let cloud_agreement = ctx.agreement(&reference, cloud_profile.precision);
@@ -1436,7 +1438,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evalu
                         .value()
                         .zip(cloud_agreement.value())
                         .map(|(small, cloud)| {
-                            let caught = cloud_share.min(1.0 - small) * DEFERRAL_PRECISION;
+                            let caught = (cloud_share * DEFERRAL_PRECISION).min(1.0 - small);
                             (small + caught * cloud).min(1.0)
                         });
                 let accuracy = agreement.shown();
