@@ -7,7 +7,7 @@ use workbench_kernels::{BackendKind, Precision};
 
 use crate::hardware::project::Infeasible;
 use crate::report::FigureSource;
-use crate::sim::{interpolate_profile, ProfilePoint};
+use crate::sim::{interpolate_profile, lognormal_params, LatencyFit, ProfilePoint, Z99};
 
 /// Latency of one (model variant, backend, precision) on one target, by batch size.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,17 +46,16 @@ impl ComputeProfile {
     }
 
     /// The profile of requests that each need `k` predictions: a batch of `r`
-    /// requests runs `r * k` samples (extrapolated along the last measured segment).
+    /// requests runs `r * k` samples, see [`ComputeProfile::samples`].
     pub fn per_request(&self, k: u64) -> ComputeProfile {
         if k <= 1 {
             return self.clone();
         }
-        let k = u32::try_from(k).unwrap_or(u32::MAX);
         let points = self
             .points
             .iter()
             .map(|p| {
-                let fit = interpolate_profile(&self.points, p.batch_size.saturating_mul(k));
+                let fit = self.samples(u64::from(p.batch_size).saturating_mul(k));
                 ProfilePoint {
                     batch_size: p.batch_size,
                     median_s: fit.median_s,
@@ -67,6 +66,33 @@ impl ComputeProfile {
         ComputeProfile {
             points,
             ..self.clone()
+        }
+    }
+
+    /// Seconds to run `n` samples: one batch (interpolated) up to the
+    /// largest measured batch; beyond it, as `m = ceil(n / b*)` chunks of the
+    /// most efficient measured batch `b*`, as a device or server runs a
+    /// request of 5,000 photos (extrapolating the last measured segment,
+    /// often the least efficient step, charged its slope to every sample).
+    /// The chunks are independent runs, so their sum is summarised by
+    /// `sum_of_independent_runs`: its spread grows as `sqrt(m)`, not `m`
+    /// (charging `m x p99` assumed every chunk slow at once).
+    /// Never less than the largest batch takes (fewer samples): chunks of a
+    /// `b*` below it would otherwise undercut it, and time fall as `n` grows.
+    pub fn samples(&self, n: u64) -> LatencyFit {
+        let largest = self.largest_batch();
+        match u32::try_from(n) {
+            Ok(n) if n <= largest => return interpolate_profile(&self.points, n),
+            _ => {}
+        }
+        let best = self.most_efficient_batch(|_| true);
+        let chunk = interpolate_profile(&self.points, best);
+        let chunks = n.div_ceil(u64::from(best.max(1)));
+        let sum = sum_of_independent_runs(&chunk, chunks);
+        let floor = interpolate_profile(&self.points, largest);
+        LatencyFit {
+            median_s: sum.median_s.max(floor.median_s),
+            p99_s: sum.p99_s.max(floor.p99_s),
         }
     }
 
@@ -89,6 +115,33 @@ impl ComputeProfile {
             .filter(|(rate, _)| rate.is_finite())
             .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
             .map_or(1, |(_, b)| b)
+    }
+}
+
+/// Median and p99 of the total of `runs` independent runs of one latency
+/// fit, each the lognormal the simulator draws from it ([`lognormal_params`];
+/// a constant when `median <= 0` or `p99 <= median`, as there). One run is
+/// the fit itself. For more, the total is near-normal (central limit), with
+/// mean `runs x mean` and standard deviation `sqrt(runs) x sd`, so its p99
+/// is `runs x mean + Z99 x sqrt(runs) x sd`. Its median is taken as the
+/// mean: the skew pulls it below by about `sd x skew / 6` of one run, a
+/// fixed fraction of a run whatever `runs` is.
+fn sum_of_independent_runs(run: &LatencyFit, runs: u64) -> LatencyFit {
+    if runs <= 1 {
+        return *run;
+    }
+    let (mean_s, sd_s) = if run.median_s <= 0.0 || run.p99_s <= run.median_s {
+        (run.median_s.max(0.0), 0.0)
+    } else {
+        let (_, sigma) = lognormal_params(run.median_s, run.p99_s);
+        let sigma_squared = sigma * sigma;
+        let mean_s = run.median_s * (sigma_squared / 2.0).exp();
+        (mean_s, mean_s * sigma_squared.exp_m1().sqrt())
+    };
+    let runs = runs as f64;
+    LatencyFit {
+        median_s: runs * mean_s,
+        p99_s: runs * mean_s + Z99 * runs.sqrt() * sd_s,
     }
 }
 
@@ -244,6 +297,20 @@ mod tests {
                 < 0.05
         );
         assert_eq!(p.per_request(1), p);
+    }
+
+    /// One run is the fit itself (the near-normal total would give its mean
+    /// as the median and a lighter tail); no runs are treated as one.
+    #[test]
+    fn one_run_is_the_fit_itself() {
+        let fit = LatencyFit {
+            median_s: 0.15e-3,
+            p99_s: 0.65e-3,
+        };
+        assert_eq!(sum_of_independent_runs(&fit, 1), fit);
+        assert_eq!(sum_of_independent_runs(&fit, 0), fit);
+        let two = sum_of_independent_runs(&fit, 2);
+        assert!(two.median_s > 2.0 * fit.median_s && two.p99_s < 2.0 * fit.p99_s);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub use config::{
     JobSchedule, LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath,
     Payload, ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
 };
-pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf_hit_rate};
+pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf_hit_rate, Z99};
 pub use engine::simulate;
 #[doc(hidden)]
 pub use engine::{simulate_with_footprint, StateFootprint};
