@@ -11,9 +11,7 @@
 
 mod common;
 
-use workbench::hardware::{LocalHardware, Roofline};
-use workbench::pipeline::{plan_scenario, Measured};
-use workbench::plan::{ComputeProfile, PlanOptions, ProfileSet, WhatIf};
+use workbench::plan::{ComputeProfile, ProfileSet};
 use workbench::report::{
     compare_with_baseline, plan_json, read_plan, FigureSource, KernelMeasurement, PlanDimension,
     Regression, Report,
@@ -86,33 +84,7 @@ fn run(s: &Scenario, backends: &[(BackendKind, f64)]) -> Report {
             }
         }
     }
-    let measured = Measured {
-        hardware: LocalHardware::detect(),
-        roofline: Roofline {
-            hardware_fingerprint: "test".into(),
-            peak_gflops_f32: 50.0,
-            peak_gops_int8: 200.0,
-            f32_by_path: Vec::new(),
-            int8_by_path: Vec::new(),
-            bandwidth: Vec::new(),
-            dram_gbs: 20.0,
-            cores: 1,
-            memory_bytes: 1 << 30,
-            probe_ms: 0.0,
-        },
-        profiles,
-        kernels,
-        roofline_points: Vec::new(),
-        skipped: Vec::new(),
-        reduced: Vec::new(),
-        timed: 0,
-        projections: Vec::new(),
-    };
-    let options = PlanOptions {
-        sensitivity: false,
-        ..PlanOptions::quick(7)
-    };
-    plan_scenario(s, &measured, &WhatIf::default(), &options, "now")
+    common::report_on(s, profiles, kernels)
 }
 
 fn recommended_backend(report: &Report) -> BackendKind {

@@ -882,3 +882,31 @@ fn an_on_device_batch_job_reports_its_energy_per_prediction() {
         "{mj} mJ, expected {expected} mJ"
     );
 }
+
+/// Rarer still (a thousandth of a request a second over 10 M phones): even
+/// the largest sample of each class sees a few requests in 30 days, so its
+/// devices are simulated at the least rate that gives enough, and the
+/// rationale says so for each class, while the service as a whole (judged
+/// in the cloud at its own rate) is not raised.
+#[test]
+fn a_fleet_too_rare_for_its_largest_sample_is_simulated_at_a_raised_rate_and_said() {
+    let rare = edited(
+        "face-unlock",
+        &[("rate_per_s = 9_000", "rate_per_s = 0.001")],
+    );
+    let out = plan_quickly(&rare, 1.0);
+    let e = plan_on(&out, FLEET, Mode::OnlineHttp, Precision::F32);
+    assert!(e.simulated && e.feasible(), "{:?}", e.reason());
+    let note = out
+        .rationale
+        .iter()
+        .find(|l| l.contains("raised rate"))
+        .unwrap_or_else(|| panic!("{:?}", out.rationale));
+    assert!(
+        note.starts_with("Devices used so rarely")
+            && note.contains("phone-flagship (16,384 simulated)")
+            && note.contains("phone-midrange (16,384 simulated)")
+            && note.contains("billed at the real rate"),
+        "{note}"
+    );
+}

@@ -501,6 +501,39 @@ impl Context<'_> {
         (rate > self.scenario.traffic.peak_rate_per_s()).then_some(rate)
     }
 
+    /// Edge classes whose sampled devices, even at the largest sample, are
+    /// simulated at a raised rate: each class's name, the devices simulated,
+    /// the requests per second one of its devices sees and the rate it is
+    /// simulated at.
+    pub fn raised_device_rates(&self) -> Vec<(String, u64, f64, f64)> {
+        let targets = &self.scenario.targets;
+        let fleet = targets.fleet();
+        let classes: Vec<(&Target, f64)> = if fleet.is_empty() {
+            targets.edge.iter().map(|t| (t, 1.0)).collect()
+        } else {
+            fleet
+        };
+        let peak = self.scenario.traffic.peak_rate_per_s();
+        classes
+            .into_iter()
+            .filter_map(|(t, share)| {
+                let devices = t.devices();
+                let sampled = self.sampled_devices(devices, share);
+                let arrival_share = share * sampled as f64 / devices as f64;
+                let simulated = self.simulated_rate(arrival_share);
+                (simulated > peak * arrival_share).then(|| {
+                    let per_device = |rate: f64| rate / sampled as f64;
+                    (
+                        t.spec.name.clone(),
+                        sampled,
+                        per_device(peak * arrival_share),
+                        per_device(simulated),
+                    )
+                })
+            })
+            .collect()
+    }
+
     fn run_control(&self, budget: &SimBudget, share: f64) -> RunControl {
         let t = &self.scenario.traffic;
         let requests = self.requests_wanted(budget.requests);

@@ -181,9 +181,36 @@ pub fn light_traffic_note(scenario: &Scenario, profiles: &ProfileSet) -> Option<
         profiles,
         only: None,
     };
-    let raised = ctx.raised_rate()?;
     let t = &scenario.traffic;
     let rps = crate::report::format::rps;
+    let devices: Vec<String> = ctx
+        .raised_device_rates()
+        .into_iter()
+        .map(|(class, sampled, real, simulated)| {
+            format!(
+                "{class} ({} simulated) at {} per device, not {}",
+                crate::report::format::thousands(sampled as f64),
+                rps(simulated),
+                rps(real)
+            )
+        })
+        .collect();
+    let at = percentile_name(scenario.objectives.latency_percentile);
+    let devices_note = |likewise: &str| {
+        (!devices.is_empty()).then(|| {
+            format!(
+                "Devices used so rarely that even the most of them simulated see too few requests in 30 days to estimate {at} are simulated at a raised rate{likewise}: {}.",
+                devices.join("; ")
+            )
+        })
+    };
+    let Some(raised) = ctx.raised_rate() else {
+        return devices_note("").map(|note| {
+            format!(
+                "{note} Queues only grow with the rate, and at either rate requests almost never meet, so the latency is a lone request's; cost is billed at the real rate."
+            )
+        });
+    };
     let peak = if matches!(t.process, crate::scenario::ArrivalProcess::Diurnal { .. }) {
         format!("{} (the day's peak)", rps(t.peak_rate_per_s()))
     } else {
@@ -194,7 +221,7 @@ pub fn light_traffic_note(scenario: &Scenario, profiles: &ProfileSet) -> Option<
         percentile_name(scenario.objectives.latency_percentile),
         rps(raised),
         rps(t.rate_per_s),
-    ))
+    ) + &devices_note(" too").map_or_else(String::new, |note| format!(" {note}")))
 }
 
 fn tiered_not_chosen(

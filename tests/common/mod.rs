@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use workbench::hardware::{LocalHardware, Roofline};
 use workbench::pipeline::{plan_scenario, Measured};
 use workbench::plan::{self, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
-use workbench::report::FigureSource;
 use workbench::report::Report;
+use workbench::report::{FigureSource, KernelMeasurement};
 use workbench::scenario::{self, ArrivalProcess, Scenario};
 use workbench::sim::ProfilePoint;
 use workbench_kernels::{BackendKind, Precision};
@@ -105,6 +105,13 @@ pub fn with_trace(s: &Scenario, timestamps_s: Vec<f64>, duration_s: f64) -> Scen
 /// synthetic profiles and a synthetic roofline: no measurement.
 #[allow(dead_code)]
 pub fn report_quickly(s: &Scenario) -> Report {
+    report_on(s, synthetic_profiles_with(s, 0.6, 1.0), Vec::new())
+}
+
+/// The scenario's report, planned quickly (seed 7, no sensitivity) on these
+/// profiles and kernel timings and a synthetic roofline: no measurement.
+#[allow(dead_code)]
+pub fn report_on(s: &Scenario, profiles: ProfileSet, kernels: Vec<KernelMeasurement>) -> Report {
     let measured = Measured {
         hardware: LocalHardware::detect(),
         roofline: Roofline {
@@ -119,8 +126,8 @@ pub fn report_quickly(s: &Scenario) -> Report {
             memory_bytes: 1 << 30,
             probe_ms: 0.0,
         },
-        profiles: synthetic_profiles_with(s, 0.6, 1.0),
-        kernels: Vec::new(),
+        profiles,
+        kernels,
         roofline_points: Vec::new(),
         skipped: Vec::new(),
         reduced: Vec::new(),
