@@ -346,7 +346,7 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
         rows.push(vec![
             "Consumer lag".to_string(),
             format!(
-                "{} waiting on average (at most {}), each {} before it is processed",
+                "{} waiting on average (at most {}); a message waits {} on average before it is processed",
                 format::thousands(lag.mean_messages.round()),
                 format::thousands(lag.max_messages as f64),
                 format::ms(lag.mean_wait_ms)
