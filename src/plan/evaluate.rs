@@ -250,7 +250,7 @@ impl Context<'_> {
 
     /// A per-request figure (the simulator's unit: one request, one
     /// response) per prediction: a request asks `predictions_per_request`.
-    fn per_prediction(&self, per_request: f64) -> f64 {
+    pub(super) fn per_prediction(&self, per_request: f64) -> f64 {
         per_request / self.scenario.inputs.predictions_per_request.max(1) as f64
     }
 

@@ -269,16 +269,15 @@ fn cost_difference(other: f64, chosen: f64) -> String {
     }
 }
 
-/// The plan's latency at the SLO percentile, as the SLO was checked.
-/// A plan's latency where its SLO is judged ("p95 132 ms"), the p99 when it
-/// has no figure there (too many failed).
+/// A plan's latency where its SLO (at percentile `q`) is judged, named
+/// ("p95 132 ms"; see [`crate::report::latency_at_slo`]).
 fn at_slo(q: f64, e: &Evaluation) -> String {
-    match e.slo_latency_ms {
-        Some(ms) => format!("{} {}", percentile_name(q), fmt_ms(ms)),
-        None => format!("p99 {}", fmt_ms(e.plan.latency_ms.p99)),
-    }
+    let (name, ms) =
+        crate::report::latency_at_slo(Some(q), e.slo_latency_ms, e.plan.latency_ms.p99);
+    format!("{name} {}", fmt_ms(ms))
 }
 
+/// The plan's latency at the SLO percentile, as the SLO was checked.
 fn slo_latency_text(e: &Evaluation) -> String {
     e.slo_latency_ms.map_or_else(
         || "not reached (too many requests failed)".to_string(),

@@ -1336,10 +1336,11 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
             };
             let c_backend = c.backend;
             // The simulation serves lookups, not the job: the energy per
-            // prediction is the job's, over the predictions it computes.
-            let computed =
-                job.runs_per_month * items as f64 * s.inputs.predictions_per_request.max(1) as f64;
-            let job_mj_per_prediction = (computed > 0.0).then(|| job_energy_j / computed * 1000.0);
+            // prediction is the job's, over the predictions it computes
+            // (each key's `predictions_per_request`).
+            let keys_per_month = job.runs_per_month * items as f64;
+            let job_mj_per_prediction = (keys_per_month > 0.0)
+                .then(|| ctx.per_prediction(job_energy_j / keys_per_month * 1000.0));
             let mut e = simulate_candidate(ctx, c, plan, budget);
             if e.simulated {
                 e.plan.energy_mj_per_prediction = job_mj_per_prediction;

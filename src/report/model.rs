@@ -127,6 +127,20 @@ pub struct Plan {
     pub device_classes: Vec<DeviceClassFigures>,
 }
 
+/// A plan's latency where its SLO is judged, with its name ("p95 132 ms"
+/// next to a p95 SLO: what the plan was judged on), else (no SLO kept, or no
+/// figure at it: too many requests failed) its p99.
+pub fn latency_at_slo(
+    percentile: Option<f64>,
+    slo_latency_ms: Option<f64>,
+    p99_ms: f64,
+) -> (String, f64) {
+    match (percentile, slo_latency_ms) {
+        (Some(q), Some(ms)) => (crate::plan::evaluate::percentile_name(q), ms),
+        _ => ("p99".to_string(), p99_ms),
+    }
+}
+
 impl Plan {
     /// Simulated, and not one request completed (every one failed): its
     /// latency figures (0) and cost per prediction (0) describe nothing.
@@ -134,14 +148,13 @@ impl Plan {
         self.simulated && self.failure_rate >= 1.0
     }
 
-    /// The latency a headline quotes, with its name: at the SLO's own
-    /// percentile (what the plan was judged on: "p95 132 ms" next to a p95
-    /// SLO), else (no SLO kept, or no figure at it) the p99.
+    /// The latency a headline quotes, with its name (see [`latency_at_slo`]).
     pub fn headline_latency(&self, slo: Option<&LatencySlo>) -> (String, f64) {
-        match (slo, self.slo_latency_ms) {
-            (Some(slo), Some(ms)) => (crate::plan::evaluate::percentile_name(slo.percentile), ms),
-            _ => ("p99".to_string(), self.latency_ms.p99),
-        }
+        latency_at_slo(
+            slo.map(|s| s.percentile),
+            self.slo_latency_ms,
+            self.latency_ms.p99,
+        )
     }
 
     /// Whether the plan's device classes run different builds (a tiered
