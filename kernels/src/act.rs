@@ -192,9 +192,12 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     fn exp16(x: __m512) -> __m512 {
+        // The bound comes first: max/min return their second operand when
+        // either is NaN, so a NaN lane stays NaN (as `f32::clamp` keeps it)
+        // instead of becoming exp(EXP_LO).
         let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(EXP_LO)),
             _mm512_set1_ps(EXP_HI),
+            _mm512_max_ps(_mm512_set1_ps(EXP_LO), x),
         );
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
@@ -254,6 +257,25 @@ mod tests {
         Activation::Sigmoid,
         Activation::Tanh,
     ];
+
+    /// NaN stays NaN through every activation but ReLU (as the scalar code
+    /// and the reference give it) on whichever path this CPU runs, whole
+    /// vectors included: the AVX-512 exp had clamped a NaN lane to exp(-87.3),
+    /// making sigmoid(NaN) 1 and tanh(NaN) -1.
+    #[test]
+    fn nan_stays_nan() {
+        for act in [Activation::Gelu, Activation::Sigmoid, Activation::Tanh] {
+            let mut xs = vec![f32::NAN; 37];
+            xs[5] = 0.5;
+            apply_slice(act, &mut xs);
+            for (i, x) in xs.iter().enumerate() {
+                assert_eq!(x.is_nan(), i != 5, "{} lane {i}: {x}", name(act));
+            }
+        }
+        let mut xs = vec![f32::NAN; 37];
+        exp_slice(&mut xs);
+        assert!(xs.iter().all(|x| x.is_nan()), "{xs:?}");
+    }
 
     fn samples() -> Vec<f32> {
         let mut xs: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 1e-3).collect();

@@ -246,6 +246,12 @@ fn stride_beyond_input(h: usize, w: usize, stride: usize, padding: usize) -> Opt
     })
 }
 
+/// Most values one node may hold per sample: 2^30 (4 GiB of f32). A
+/// padding or a reshape asking for more is a mistake, refused rather than
+/// allocated (a 1x1 conv on a 2x2 image with padding 100000 had asked for
+/// 160 GB and aborted the process).
+pub const MAX_NODE_ELEMENTS: usize = 1 << 30;
+
 /// Infer the per-sample output shape of `op` on inputs of shapes `ins`.
 pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, KernelError> {
     let err = |d: String| shape_err(name, op, d);
@@ -304,6 +310,9 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, 
         }
         Op::LayerNorm { gamma, beta, eps } => {
             let x = ins[0];
+            if x.is_empty() {
+                return Err(err("layer norm needs at least one axis".into()));
+            }
             let d = last(x).unwrap_or(0);
             if gamma.shape != [d] || beta.shape != [d] {
                 return Err(err(format!(
@@ -472,8 +481,19 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, 
             vec![*s, *d]
         }
     };
-    if checked_numel(&shape).is_none() {
-        return Err(err(format!("output shape {shape:?} overflows")));
+    match checked_numel(&shape) {
+        None => return Err(err(format!("output shape {shape:?} overflows"))),
+        Some(0) => {
+            return Err(err(format!(
+                "output shape {shape:?} has a dimension of 0"
+            )))
+        }
+        Some(n) if n > MAX_NODE_ELEMENTS => {
+            return Err(err(format!(
+                "output shape {shape:?} holds {n} values per sample, more than the {MAX_NODE_ELEMENTS} a node may hold (4 GiB of f32)"
+            )))
+        }
+        Some(_) => {}
     }
     Ok(shape)
 }
@@ -530,6 +550,29 @@ impl GraphBuilder {
                 }
             }
         }
+        for t in op.params() {
+            if checked_numel(&t.shape) != Some(t.data.len()) || t.data.is_empty() {
+                return Err(shape_err(
+                    name,
+                    &op,
+                    format!(
+                        "a tensor of shape {:?} holds {} values: every weight needs at least one value and exactly as many as its shape",
+                        t.shape,
+                        t.data.len()
+                    ),
+                ));
+            }
+        }
+        // Constants hold one sample's values: elementwise ops broadcast them
+        // over a batch, the others read a whole batch of their input.
+        let constant_only = self.constant_only();
+        if !op.is_elementwise() && inputs.iter().any(|&i| constant_only[i]) {
+            return Err(shape_err(
+                name,
+                &op,
+                "a constant (or a value computed from constants alone) can only be an operand of add, mul, scale, bias or an activation".into(),
+            ));
+        }
         let shape = infer_shape(name, &op, &shapes)?;
         self.nodes.push(Node {
             name: name.to_string(),
@@ -540,11 +583,32 @@ impl GraphBuilder {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Whether each node's value comes from constants alone (the same for
+    /// every sample of a batch), in node order.
+    fn constant_only(&self) -> Vec<bool> {
+        let mut out: Vec<bool> = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let from_constants = match n.op {
+                Op::Input => false,
+                Op::Constant(_) => true,
+                _ => n.inputs.iter().all(|&i| out.get(i).copied().unwrap_or(false)),
+            };
+            out.push(from_constants);
+        }
+        out
+    }
+
     /// Finish with `output` as the graph output.
     pub fn finish(self, output: NodeId, classifier: bool, seed: u64) -> Result<Graph, KernelError> {
         if output >= self.nodes.len() {
             return Err(KernelError::InvalidSpec(format!(
                 "output node {output} does not exist"
+            )));
+        }
+        if self.constant_only()[output] {
+            return Err(KernelError::InvalidSpec(format!(
+                "output node {output} (`{}`) is computed from constants alone: the output must depend on the input",
+                self.nodes[output].name
             )));
         }
         Ok(Graph {

@@ -72,14 +72,24 @@ pub fn softmax(x: &[f32], d: usize, out: &mut [f32]) {
 }
 
 /// Layer norm over rows of length `d` (biased variance).
+///
+/// The row is shifted by its first element before the mean is taken: a row
+/// of nearly equal large values (12345.678 everywhere) has a float mean off
+/// by an ulp of the values, which `1 / sqrt(var + eps)` then magnifies into
+/// outputs wrong by ~1; shifted, such a row's deviations are exact.
 pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
     let d = gamma.len();
+    if d == 0 {
+        return;
+    }
     for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let mean = row.iter().sum::<f32>() / d as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let shift = row[0];
+        let mean = row.iter().map(|v| v - shift).sum::<f32>() / d as f32;
+        let dev = |v: f32| (v - shift) - mean;
+        let var = row.iter().map(|&v| dev(v) * dev(v)).sum::<f32>() / d as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for j in 0..d {
-            o[j] = (row[j] - mean) * inv * gamma[j] + beta[j];
+            o[j] = dev(row[j]) * inv * gamma[j] + beta[j];
         }
     }
 }

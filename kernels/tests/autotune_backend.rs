@@ -207,6 +207,17 @@ fn each_gemm_step_runs_with_the_tile_of_its_shape() {
         assert_eq!(i64::from(s.tile.a_in_place), want["adirect"]);
     }
     assert_ne!(summary.shapes[0].tile, summary.shapes[1].tile);
+    // A two-thread compile is not answered by the one-thread log (which
+    // never tried a second thread): its shapes are tuned.
+    let two_threads = CompileOptions {
+        threads: 2,
+        ..opts.clone()
+    };
+    let (_, summary) = backend(&dir, "fp-steps")
+        .compile_tuned(&g, &two_threads, &mut |_, _| {})
+        .expect("compile on two threads");
+    assert!(summary.trials > 0);
+    assert!(summary.shapes.iter().all(|s| !s.from_log), "{summary:?}");
     // Whatever tile each step got, the results match naive.
     let mut naive = compile(&g, BackendKind::Naive, &opts).expect("naive");
     for batch in [1, 4, 5] {

@@ -171,6 +171,62 @@ fn shape_errors_name_node_and_shapes() {
     assert!(Tensor::new(vec![2, 2], vec![0.0; 3]).is_err());
 }
 
+/// Graphs every backend would panic on (or abort allocating for) are
+/// refused as they are built, with the node named: empty weights, tensors
+/// whose values do not match their shape, constants read as a batch, an
+/// output of constants alone, layer norm of a scalar, absurd padding.
+#[test]
+fn graphs_the_backends_cannot_run_are_refused_when_built() {
+    let t = |shape: Vec<usize>, n: usize| Tensor::new(shape, vec![0.5; n]).unwrap();
+    let dense = |weight: Tensor| Op::Dense { weight, bias: None };
+    let refused = |g: &mut GraphBuilder, name: &str, op: Op, inputs: &[usize], says: &str| {
+        let err = g.push(name, op, inputs).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("`{name}`")) && err.contains(says),
+            "{err}"
+        );
+    };
+    let mut g = GraphBuilder::new("t", vec![3]).unwrap();
+    refused(
+        &mut g,
+        "empty",
+        dense(t(vec![3, 0], 0)),
+        &[0],
+        "at least one value",
+    );
+    let short = Tensor {
+        shape: vec![3, 4],
+        dtype: workbench_kernels::graph::DType::F32,
+        data: vec![0.0; 5].into(),
+    };
+    refused(&mut g, "short", dense(short), &[0], "holds 5 values");
+    let c = g.push("c", Op::Constant(t(vec![3], 3)), &[]).unwrap();
+    let scaled = g.push("s", Op::Scale(2.0), &[c]).unwrap();
+    refused(&mut g, "fc", dense(t(vec![3, 2], 6)), &[scaled], "constant");
+    // Elementwise with the input is fine; an output of constants alone is not.
+    let sum = g.push("sum", Op::Add, &[0, scaled]).unwrap();
+    let mut g2 = GraphBuilder::new("t2", vec![3]).unwrap();
+    let c2 = g2.push("c", Op::Constant(t(vec![3], 3)), &[]).unwrap();
+    let err = g2.finish(c2, false, 0).unwrap_err().to_string();
+    assert!(err.contains("constants alone"), "{err}");
+    assert!(g.finish(sum, false, 0).is_ok());
+    let mut g = GraphBuilder::new("scalar", vec![]).unwrap();
+    let ln = Op::LayerNorm {
+        gamma: t(vec![1], 1),
+        beta: t(vec![1], 1),
+        eps: 1e-5,
+    };
+    refused(&mut g, "ln", ln, &[0], "at least one axis");
+    let mut g = GraphBuilder::new("img", vec![1, 2, 2]).unwrap();
+    let padded = Op::Conv2d {
+        weight: t(vec![1, 1, 1, 1], 1),
+        bias: None,
+        stride: 1,
+        padding: 100_000,
+    };
+    refused(&mut g, "pad", padded, &[0], "more than the");
+}
+
 #[test]
 fn chain_model_has_three_elementwise_ops() {
     let g = models::elementwise_chain(1000, 3).unwrap();

@@ -252,8 +252,15 @@ pub fn tile_space(simd: SimdLevel, default: &TileParams, threads: usize) -> Sear
     } else {
         vec![0]
     };
+    // A space with a second thread is another space: a log tuned on one
+    // thread (which never tried two) must not answer a two-thread compile.
+    let name = if threads > 1 {
+        format!("tile-{}-v2-t{threads}", simd.name())
+    } else {
+        format!("tile-{}-v2", simd.name())
+    };
     SearchSpace::new(
-        &format!("tile-{}-v2", simd.name()),
+        &name,
         vec![
             Dimension::new("mc", &mcs),
             Dimension::new("nc", &ncs),

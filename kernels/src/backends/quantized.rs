@@ -17,6 +17,14 @@
 //! through a patch-major im2col so the output channels are the GEMM columns
 //! the weight scales belong to.
 //!
+//! What int8 does with inputs unlike the calibration samples (uniform in
+//! [-1, 1), as the benchmark inputs are): values outside a layer's calibrated
+//! range saturate at its ends (an input of 1e6 reads as the range's top), and
+//! NaN quantizes to the zero point, so a NaN input gives finite outputs where
+//! the f32 and half backends give NaN. Check inputs for NaN before an int8
+//! model if that matters; the agreement figure the planner uses is measured
+//! on inputs like the calibration samples.
+//!
 //! With `CompileOptions::threads > 1` the work splits over threads through
 //! `pool`, as the tiled engine's does: dense GEMMs (int8 and f16/bf16, with
 //! the quantization of their input) once per call, by blocks of rows and
