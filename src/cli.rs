@@ -87,7 +87,7 @@ pub struct RunArgs {
     /// Report formats, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "md,csv,json")]
     pub format: Vec<Format>,
-    /// Short measurement budget (CI smoke runs).
+    /// Short measurement budget and shorter simulations (CI smoke runs).
     #[arg(long)]
     pub quick: bool,
     /// Ignore cached measurements and measure again.
@@ -768,7 +768,13 @@ fn advance_bar<'a>(
             bar.inc(1);
             bar.set_message(format!("{label}{backend} {precision} batch {batch}"));
         }
-        (Some(bar), p @ (MeasureProgress::Compiling { .. } | MeasureProgress::Compiled { .. })) => {
+        (
+            Some(bar),
+            p @ (MeasureProgress::Compiling { .. }
+            | MeasureProgress::Compiled { .. }
+            | MeasureProgress::Checking { .. }
+            | MeasureProgress::Tuning { .. }),
+        ) => {
             if let Some(text) = p.compile_text() {
                 bar.set_message(format!("{label}{text}"));
             }

@@ -5,15 +5,17 @@
 //! cached); `plan_scenario` is a pure function of the scenario, the
 //! measurements, the what-if changes and the seed.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use workbench_kernels::backends::quantized::seeded_inputs;
 use workbench_kernels::{
-    accuracy, compile, BackendKind, CompileOptions, Executable, ExecutedProgram, Graph,
-    KernelError, OpCost, Precision,
+    compile, BackendKind, CompileOptions, Executable, ExecutedProgram, Graph, KernelError, OpCost,
+    Precision,
 };
 
 use crate::hardware::project::{
@@ -21,7 +23,7 @@ use crate::hardware::project::{
 };
 use crate::hardware::roofline::{call_working_set_bytes, ProbeOptions};
 use crate::hardware::{LocalHardware, Roofline};
-use crate::measure::{self, MeasureOptions, MeasureProgress};
+use crate::measure::{self, memory, MeasureOptions, MeasureProgress};
 use crate::plan::{self, search::backend_allows, ComputeProfile, PlanOptions, ProfileSet, WhatIf};
 use crate::report::{
     self, Alternative, Assumptions, BandwidthRoof, FigureSource, LatencyCdf, Report, RooflinePoint,
@@ -46,8 +48,21 @@ const AGREEMENT_NOMINAL_FLOPS_PER_S: f64 = 20e9;
 /// variant's equal share of the scenario's measurement budget: a 5 GFLOP
 /// convnet under a 1 s budget had spent minutes on it.
 fn agreement_inputs(flops_per_sample: f64, scenario: &Scenario) -> usize {
-    let share_s =
-        scenario.search.measurement_budget_s.max(1.0) / scenario.model.variants.len().max(1) as f64;
+    agreement_inputs_within(
+        flops_per_sample,
+        scenario.search.measurement_budget_s,
+        scenario.model.variants.len(),
+    )
+}
+
+/// [`agreement_inputs`] of a variant with `flops_per_sample` among `variants`
+/// sharing `measurement_budget_s` (for validation, before there is a scenario).
+pub(crate) fn agreement_inputs_within(
+    flops_per_sample: f64,
+    measurement_budget_s: f64,
+    variants: usize,
+) -> usize {
+    let share_s = measurement_budget_s.max(1.0) / variants.max(1) as f64;
     let per_input_s = 2.0 * flops_per_sample / AGREEMENT_NOMINAL_FLOPS_PER_S;
     let affordable = if per_input_s > 0.0 {
         0.5 * share_s / per_input_s
@@ -63,9 +78,6 @@ fn agreement_inputs(flops_per_sample: f64, scenario: &Scenario) -> usize {
 }
 /// Batch size batch jobs are measured at.
 const BATCH_JOB_BATCH: usize = 64;
-/// Most output values kept per configuration for the agreement check
-/// (larger outputs are compared by compiling the model again).
-const MAX_KEPT_OUTPUTS: usize = 16 << 20;
 
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
@@ -238,6 +250,9 @@ pub fn measure_scenario(
     let mut budget_used = std::time::Duration::ZERO;
     let variant_count = scenario.model.variants.len();
     let equal_share = total_budget / u32::try_from(variant_count.max(1)).unwrap_or(u32::MAX);
+    // Shared by the timing and the agreement check run inside it (the
+    // callbacks take turns: neither holds it while the other runs).
+    let progress = RefCell::new(progress);
     for (i, variant) in scenario.model.variants.iter().enumerate() {
         options.check_cancelled()?;
         // Each variant gets what is left over the variants left (a small one's
@@ -251,9 +266,23 @@ pub fn measure_scenario(
                 variant: variant.name.clone(),
                 message: e.to_string(),
             })?;
+        let inputs = agreement_inputs(graph.flops_per_sample(), scenario);
+        // A batch size whose call would not fit the memory limit is not
+        // timed (validation refuses the search's own sizes that far over;
+        // this catches the batch-job batch).
+        let (batches, too_large) = batches_within_memory(variant, &batches, inputs);
+        skipped.extend(too_large);
+        if batches.is_empty() {
+            continue;
+        }
+        let check = AgreementCheck {
+            graph: &graph,
+            inputs,
+            batch: memory::agreement_batch(memory::activation_bytes_per_sample(&variant.spec)),
+            cancel: options.cancel.as_deref(),
+        };
         // The agreement check runs on the executables timed here (tiled f32
         // and quantized), so that the largest models are not compiled twice.
-        let inputs = agreement_inputs(graph.flops_per_sample(), scenario);
         let uncached: Vec<Precision> = scenario
             .search
             .precisions
@@ -263,9 +292,13 @@ pub fn measure_scenario(
                 p != Precision::F32 && cached_agreement(&graph, p, inputs, options).is_none()
             })
             .collect();
-        let keep_outputs =
-            !uncached.is_empty() && inputs.saturating_mul(graph.output_len()) <= MAX_KEPT_OUTPUTS;
+        let keep_outputs = !uncached.is_empty()
+            && inputs.saturating_mul(graph.output_len()) <= memory::MAX_KEPT_OUTPUTS;
         let mut outputs: BTreeMap<(BackendKind, Precision), Vec<f32>> = BTreeMap::new();
+        // What timing saw, for whether running the reference's outputs now
+        // is worth it: (backend, precision) -> (ns per sample at its smallest
+        // batch, compile time).
+        let seen: RefCell<BTreeMap<(BackendKind, Precision), (f64, Duration)>> = RefCell::default();
         let mut keep = |backend: BackendKind,
                         precision: Precision,
                         exe: &mut dyn Executable|
@@ -275,11 +308,31 @@ pub fn measure_scenario(
                 BackendKind::Quantized => uncached.contains(&precision),
                 _ => false,
             };
-            if keep_outputs && wanted {
-                // On failure the agreement is computed the usual way, compiling again.
-                if let Ok(out) = agreement_outputs(&graph, exe, inputs) {
+            if !(keep_outputs && wanted) {
+                return Ok(());
+            }
+            // The reference's outputs only serve a candidate's: when running
+            // them costs more than compiling the reference again, they wait
+            // until a candidate's are kept (a large model's budget may
+            // measure none: 16 inputs of a 168 GFLOP transformer had run for
+            // three minutes for nothing).
+            let candidate_kept = outputs.keys().any(|(b, _)| *b == BackendKind::Quantized);
+            if backend == BackendKind::Tiled && !candidate_kept {
+                let seen = seen.borrow().get(&(backend, precision)).copied();
+                if let Some((per_sample_ns, compile)) = seen {
+                    let run_ns = per_sample_ns * inputs as f64;
+                    if run_ns.is_finite() && run_ns > compile.as_nanos() as f64 {
+                        return Ok(());
+                    }
+                }
+            }
+            match check.outputs(exe, backend, precision, &mut |p| (progress.borrow_mut())(p)) {
+                Ok(out) => {
                     outputs.insert((backend, precision), out);
                 }
+                Err(AgreementError::Cancelled) => return Err(measure::MeasureError::Cancelled),
+                // The agreement is then computed the usual way, compiling again.
+                Err(AgreementError::Kernel(_)) => {}
             }
             Ok(())
         };
@@ -288,7 +341,10 @@ pub fn measure_scenario(
             &configs,
             &batches,
             &measure_options,
-            progress,
+            &mut |p| {
+                note_timing(&mut seen.borrow_mut(), &p);
+                (progress.borrow_mut())(p)
+            },
             &mut keep,
         )
         .map_err(|source| match source {
@@ -338,32 +394,23 @@ pub fn measure_scenario(
             .copied()
             .filter(|p| *p == Precision::F32 || measured_precisions.contains(p))
             .collect();
-        // The f32 reference was not timed (a large model's budget may skip it)
-        // but a candidate's outputs were kept: compile the reference once for
-        // every precision, rather than the reference and the candidate for each.
-        let reference_key = (BackendKind::Tiled, Precision::F32);
-        if !outputs.contains_key(&reference_key)
-            && outputs.keys().any(|(b, _)| *b == BackendKind::Quantized)
-        {
-            options.check_cancelled()?;
-            let copts = CompileOptions::default();
-            if let Ok(mut exe) = compile(&graph, BackendKind::Tiled, &copts) {
-                // On failure the agreement is computed the usual way.
-                if let Ok(out) = agreement_outputs(&graph, exe.as_mut(), inputs) {
-                    outputs.insert(reference_key, out);
-                }
-            }
-        }
+        // The f32 reference's outputs, computed at most once for every
+        // precision (kept while timing, or compiled again when first needed).
+        let mut reference = outputs.remove(&(BackendKind::Tiled, Precision::F32));
         for &precision in &agreement_needed {
             options.check_cancelled()?;
-            let reference = outputs.get(&reference_key);
             let candidate = outputs.get(&(BackendKind::Quantized, precision));
-            let reused = reference
-                .zip(candidate)
-                .map(|(w, g)| (w.as_slice(), g.as_slice()));
-            let agreement = match precision_agreement(&graph, precision, inputs, options, reused) {
+            let agreement = match precision_agreement(
+                &check,
+                precision,
+                options,
+                &mut reference,
+                candidate.map(Vec::as_slice),
+                &mut |p| (progress.borrow_mut())(p),
+            ) {
                 Ok(a) => a,
-                Err(e) => {
+                Err(AgreementError::Cancelled) => return Err(PipelineError::Cancelled),
+                Err(AgreementError::Kernel(e)) => {
                     skipped.push(format!("{} {precision} accuracy: {e}", variant.name));
                     continue;
                 }
@@ -592,31 +639,175 @@ fn cached_agreement(
         .filter(|a| (0.0..=1.0).contains(a))
 }
 
-/// Agreement of `precision` with the f32 reference on seeded inputs (top-1 for
-/// classifiers, 1 - relative error otherwise). Deterministic for a graph, so it is
-/// cached beside the measurements and re-planning does not recompute it.
-/// `outputs` are the reference's (tiled f32) and the candidate's outputs on
-/// those inputs when the executables timed here produced them: then nothing
-/// is compiled again.
-fn precision_agreement(
-    graph: &Graph,
-    precision: Precision,
+/// Why the agreement check stopped.
+#[derive(Debug)]
+enum AgreementError {
+    /// The run was asked to stop (between two calls of the model).
+    Cancelled,
+    /// Compiling or running the model failed (the precision is listed as not checked).
+    Kernel(KernelError),
+}
+
+impl From<KernelError> for AgreementError {
+    fn from(e: KernelError) -> Self {
+        AgreementError::Kernel(e)
+    }
+}
+
+/// The agreement check of one variant: its seeded inputs, run through the
+/// model `batch` at a time ([`memory::agreement_batch`]: a large model's
+/// activations for 16 samples had taken 14 GB), stopping between calls when
+/// the run is cancelled.
+struct AgreementCheck<'a> {
+    graph: &'a Graph,
     inputs: usize,
+    batch: usize,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl AgreementCheck<'_> {
+    /// Outputs of `exe` (`backend` at `precision`) on the check's seeded
+    /// inputs, telling `progress` before each call.
+    fn outputs(
+        &self,
+        exe: &mut dyn Executable,
+        backend: BackendKind,
+        precision: Precision,
+        progress: &mut dyn FnMut(MeasureProgress),
+    ) -> Result<Vec<f32>, AgreementError> {
+        let mut out = Vec::with_capacity(self.inputs.saturating_mul(self.graph.output_len()));
+        self.run(&mut [(backend, precision, exe)], progress, &mut |_, o| {
+            out.extend_from_slice(o);
+        })?;
+        Ok(out)
+    }
+
+    /// Runs every executable of `exes` on each batch of the seeded inputs in
+    /// turn, handing `each` the executable's index and its outputs.
+    fn run(
+        &self,
+        exes: &mut [(BackendKind, Precision, &mut dyn Executable)],
+        progress: &mut dyn FnMut(MeasureProgress),
+        each: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), AgreementError> {
+        let len = self.graph.input_len();
+        let inputs = seeded_inputs(len, self.inputs, MODEL_SEED);
+        let batch = self.batch.max(1);
+        let mut s0 = 0;
+        while s0 < self.inputs {
+            let b = (self.inputs - s0).min(batch);
+            for (i, (backend, precision, exe)) in exes.iter_mut().enumerate() {
+                if measure::cancel_requested(self.cancel) {
+                    return Err(AgreementError::Cancelled);
+                }
+                progress(MeasureProgress::Checking {
+                    backend: *backend,
+                    precision: *precision,
+                    done: s0,
+                    total: self.inputs,
+                });
+                each(i, exe.run(&inputs[s0 * len..(s0 + b) * len], b)?);
+            }
+            s0 += b;
+        }
+        Ok(())
+    }
+
+    /// Compiles `graph` for `backend` at `precision` as the kernels'
+    /// agreement check does (default options).
+    fn compile(
+        &self,
+        backend: BackendKind,
+        precision: Precision,
+    ) -> Result<Box<dyn Executable>, AgreementError> {
+        if measure::cancel_requested(self.cancel) {
+            return Err(AgreementError::Cancelled);
+        }
+        let opts = CompileOptions {
+            precision,
+            ..CompileOptions::default()
+        };
+        Ok(compile(self.graph, backend, &opts)?)
+    }
+
+    /// The reference's (tiled f32) outputs, compiled for them alone.
+    fn reference_outputs(
+        &self,
+        progress: &mut dyn FnMut(MeasureProgress),
+    ) -> Result<Vec<f32>, AgreementError> {
+        let mut exe = self.compile(BackendKind::Tiled, Precision::F32)?;
+        self.outputs(exe.as_mut(), BackendKind::Tiled, Precision::F32, progress)
+    }
+
+    /// The agreement of `precision` with the reference with both compiled at
+    /// once and their outputs compared batch by batch: for outputs too large
+    /// to keep whole ([`memory::MAX_KEPT_OUTPUTS`]).
+    fn streamed(
+        &self,
+        precision: Precision,
+        progress: &mut dyn FnMut(MeasureProgress),
+    ) -> Result<f64, AgreementError> {
+        let mut reference = self.compile(BackendKind::Tiled, Precision::F32)?;
+        let mut candidate = self.compile(BackendKind::Quantized, precision)?;
+        let mut tally = AgreementTally::default();
+        let mut want = Vec::new();
+        self.run(
+            &mut [
+                (BackendKind::Tiled, Precision::F32, reference.as_mut()),
+                (BackendKind::Quantized, precision, candidate.as_mut()),
+            ],
+            progress,
+            &mut |i, out| {
+                if i == 0 {
+                    want.clear();
+                    want.extend_from_slice(out);
+                } else {
+                    tally.add(self.graph, &want, out);
+                }
+            },
+        )?;
+        Ok(tally.value(self.graph))
+    }
+}
+
+/// Agreement of `precision` with the f32 reference on the check's seeded
+/// inputs (top-1 for classifiers, 1 - relative error otherwise).
+/// Deterministic for a graph, so it is cached beside the measurements and
+/// re-planning does not recompute it. `reference` holds the reference's
+/// outputs once computed (kept from timing, or computed here for the first
+/// precision that needs them, for the next); `candidate` the candidate's
+/// when the executable timed here produced them: then it is not compiled again.
+fn precision_agreement(
+    check: &AgreementCheck<'_>,
+    precision: Precision,
     options: &PipelineOptions,
-    outputs: Option<(&[f32], &[f32])>,
-) -> Result<f64, String> {
+    reference: &mut Option<Vec<f32>>,
+    candidate: Option<&[f32]>,
+    progress: &mut dyn FnMut(MeasureProgress),
+) -> Result<f64, AgreementError> {
     if precision == Precision::F32 {
         return Ok(1.0);
     }
+    let (graph, inputs) = (check.graph, check.inputs);
     if let Some(cached) = cached_agreement(graph, precision, inputs, options) {
         return Ok(cached);
     }
-    let agreement = match outputs {
-        Some((want, got)) => agreement_of(graph, want, got),
-        None => {
-            let a = accuracy::agreement(graph, precision, MODEL_SEED, inputs)
-                .map_err(|e| e.to_string())?;
-            a.top1.unwrap_or(1.0 - a.rel_error.min(1.0))
+    let agreement = if inputs.saturating_mul(graph.output_len()) > memory::MAX_KEPT_OUTPUTS {
+        check.streamed(precision, progress)?
+    } else {
+        let want = match reference {
+            Some(want) => want,
+            None => reference.insert(check.reference_outputs(progress)?),
+        };
+        match candidate {
+            Some(got) => agreement_of(graph, want, got),
+            None => {
+                // One executable at a time: the reference's is dropped already.
+                let mut exe = check.compile(BackendKind::Quantized, precision)?;
+                let got =
+                    check.outputs(exe.as_mut(), BackendKind::Quantized, precision, progress)?;
+                agreement_of(graph, want, &got)
+            }
         }
     };
     // A cache that cannot be written only costs the next run the same work.
@@ -627,56 +818,117 @@ fn precision_agreement(
     Ok(agreement)
 }
 
-/// Outputs of `exe` on the agreement check's first `count` seeded inputs, in
-/// batches of up to 16 as [`accuracy::agreement`] runs them.
-fn agreement_outputs(
-    graph: &Graph,
-    exe: &mut dyn Executable,
-    count: usize,
-) -> Result<Vec<f32>, KernelError> {
-    let len = graph.input_len();
-    let inputs = seeded_inputs(len, count, MODEL_SEED);
-    let mut out = Vec::with_capacity(count * graph.output_len());
-    let mut s0 = 0;
-    while s0 < count {
-        let b = (count - s0).min(16);
-        out.extend_from_slice(exe.run(&inputs[s0 * len..(s0 + b) * len], b)?);
-        s0 += b;
+/// Records, from the timing's progress, each configuration's time per
+/// sample at its smallest batch and its compile time (for whether running
+/// the agreement check's reference now is worth it).
+fn note_timing(
+    seen: &mut BTreeMap<(BackendKind, Precision), (f64, Duration)>,
+    progress: &MeasureProgress,
+) {
+    const UNSEEN: (f64, Duration) = (f64::INFINITY, Duration::ZERO);
+    match *progress {
+        MeasureProgress::Compiled {
+            backend,
+            precision,
+            elapsed,
+        } => {
+            seen.entry((backend, precision)).or_insert(UNSEEN).1 = elapsed;
+        }
+        MeasureProgress::Finished {
+            backend,
+            precision,
+            batch,
+            median_ns,
+            ..
+        } => {
+            let entry = seen.entry((backend, precision)).or_insert(UNSEEN);
+            entry.0 = entry.0.min(median_ns / batch.max(1) as f64);
+        }
+        _ => {}
     }
-    Ok(out)
 }
 
-/// The agreement of `got` with `want` (outputs of [`agreement_outputs`]), as
-/// [`accuracy::agreement`] computes it.
+/// The batch sizes of `batches` whose measuring fits
+/// [`crate::scenario::MAX_MEASURE_BYTES`] ([`memory::measuring_memory`]),
+/// and a line for each one that does not.
+fn batches_within_memory(
+    variant: &crate::scenario::ModelVariant,
+    batches: &[usize],
+    agreement_inputs: usize,
+) -> (Vec<usize>, Vec<String>) {
+    let limit = crate::scenario::MAX_MEASURE_BYTES as f64;
+    let params = variant.counts().params;
+    let mut fit = Vec::new();
+    let mut refused = Vec::new();
+    for &batch in batches {
+        let need = memory::measuring_memory(&variant.spec, params, batch, agreement_inputs);
+        if need.total() <= limit {
+            fit.push(batch);
+        } else {
+            refused.push(format!(
+                "{} batch {batch}: not measured: it would hold {} ({} of activations at batch {batch} besides {} of weights), more than the {} a measurement may take",
+                variant.name,
+                crate::scenario::format_bytes(need.total()),
+                crate::scenario::format_bytes(need.activations),
+                crate::scenario::format_bytes(need.weights),
+                crate::scenario::format_bytes(limit),
+            ));
+        }
+    }
+    (fit, refused)
+}
+
+/// Sums behind an agreement figure, added to batch by batch in the order
+/// [`accuracy::agreement`](workbench_kernels::accuracy::agreement) adds them.
+#[derive(Debug, Default)]
+struct AgreementTally {
+    diff: f64,
+    norm: f64,
+    agree: usize,
+    count: usize,
+}
+
+impl AgreementTally {
+    fn add(&mut self, graph: &Graph, want: &[f32], got: &[f32]) {
+        for (g, w) in got.iter().zip(want) {
+            self.diff += f64::from(g - w).powi(2);
+            self.norm += f64::from(*w).powi(2);
+        }
+        let argmax = |v: &[f32]| {
+            v.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+        };
+        let out_len = graph.output_len().max(1);
+        self.agree += got
+            .chunks(out_len)
+            .zip(want.chunks(out_len))
+            .filter(|(g, w)| argmax(g) == argmax(w))
+            .count();
+        self.count += want.len() / out_len;
+    }
+
+    fn value(&self, graph: &Graph) -> f64 {
+        let rel_error = if self.norm > 0.0 {
+            (self.diff / self.norm).sqrt()
+        } else {
+            self.diff.sqrt()
+        };
+        if graph.is_classifier() {
+            self.agree as f64 / self.count.max(1) as f64
+        } else {
+            1.0 - rel_error.min(1.0)
+        }
+    }
+}
+
+/// The agreement of `got` with `want` (outputs of [`AgreementCheck::outputs`]), as
+/// [`accuracy::agreement`](workbench_kernels::accuracy::agreement) computes it.
 fn agreement_of(graph: &Graph, want: &[f32], got: &[f32]) -> f64 {
-    let (mut diff, mut norm) = (0.0f64, 0.0f64);
-    for (g, w) in got.iter().zip(want) {
-        diff += f64::from(g - w).powi(2);
-        norm += f64::from(*w).powi(2);
-    }
-    let argmax = |v: &[f32]| {
-        v.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, _)| i)
-    };
-    let out_len = graph.output_len().max(1);
-    let agree = got
-        .chunks(out_len)
-        .zip(want.chunks(out_len))
-        .filter(|(g, w)| argmax(g) == argmax(w))
-        .count();
-    let rel_error = if norm > 0.0 {
-        (diff / norm).sqrt()
-    } else {
-        diff.sqrt()
-    };
-    let count = want.len() / out_len;
-    if graph.is_classifier() {
-        agree as f64 / count.max(1) as f64
-    } else {
-        1.0 - rel_error.min(1.0)
-    }
+    let mut tally = AgreementTally::default();
+    tally.add(graph, want, got);
+    tally.value(graph)
 }
 
 /// Latency by batch size of one configuration on one target, and the report rows.
@@ -764,6 +1016,7 @@ fn project_onto(
             high_variance: m.high_variance,
         });
     }
+    ComputeProfile::never_slower_than_a_larger_batch(&mut points);
     let infeasible = infeasible.or_else(|| {
         points.is_empty().then(|| Infeasible::NoProjection {
             target: spec.name.clone(),
@@ -919,6 +1172,10 @@ pub fn plan_scenario(
     generated_at: &str,
 ) -> Report {
     let outcome = plan::plan(scenario, &measured.profiles, what_if, options);
+    // What the plans were made for: the notes state the traffic and serving
+    // figures with the what-if applied (a report of traffic x3 had stated the
+    // scenario's own rate).
+    let planned_for = what_if.apply(scenario);
     let recommended = outcome.recommended().map(|e| e.plan.clone());
     let skip = usize::from(recommended.is_some());
     let alternatives = outcome
@@ -947,13 +1204,19 @@ pub fn plan_scenario(
         })
         .collect();
     let mut notes = vec![
-        traffic_note(scenario, options),
+        traffic_note(&planned_for, options),
         "targets are projected from single-core measurements to the whole machine's published peak: an op is split over every core when that saves more than the target's fork and join (parallel_overhead_us, default 5 us) and otherwise runs on one physical core; an op reads its weights at cache speed when the whole model's weights fit the target's cache, its activations when they fit, and otherwise from the target's memory".to_string(),
         format!(
-            "prices: instance list prices from the scenario or catalog; egress ${}/GB, broker ${}/month, energy ${}/kWh",
+            "prices: instance list prices from the scenario or catalog; egress ${}/GB; broker ${}/month plus ${}/GB through it (a request's and its answer's bytes for each pair of hops); energy ${}/kWh{}",
             plan::evaluate::EGRESS_USD_PER_GB,
             plan::evaluate::BROKER_USD_PER_MONTH,
-            plan::evaluate::ENERGY_USD_PER_KWH
+            plan::evaluate::BROKER_USD_PER_GB,
+            plan::evaluate::ENERGY_USD_PER_KWH,
+            if planned_for.targets.storage.is_some() {
+                "; the prediction store is priced by the GB-month stored, its reads not (a batch plan's lookups cost nothing more)"
+            } else {
+                ""
+            }
         ),
         "edge fleets are simulated as a sample of devices, each at its real per-device request rate".to_string(),
         format!(
@@ -962,7 +1225,7 @@ pub fn plan_scenario(
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
     ];
-    notes.extend(plan::search::serving_notes(scenario));
+    notes.extend(plan::search::serving_notes(&planned_for));
     notes.extend(
         what_if
             .changes()
@@ -999,8 +1262,8 @@ pub fn plan_scenario(
         baseline: None,
         projection,
         slo: Some(report::LatencySlo {
-            percentile: scenario.objectives.latency_percentile,
-            latency_ms: scenario.objectives.latency_ms * what_if.slo,
+            percentile: planned_for.objectives.latency_percentile,
+            latency_ms: planned_for.objectives.latency_ms,
         }),
         assumptions: Assumptions {
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
@@ -1029,39 +1292,168 @@ pub fn plan_scenario(
 mod tests {
     use super::*;
 
-    /// The agreement computed from the timed executables' outputs is the
-    /// kernels' own figure, for a classifier (top-1) and a regressor (1 - error).
+    /// The agreement computed from the timed executables' outputs, from
+    /// executables compiled one at a time, or from both streamed batch by
+    /// batch, is the kernels' own figure, for classifiers (top-1) and a
+    /// regressor (1 - error), whatever batch the inputs run in.
     #[test]
     fn agreement_from_reused_executables_equals_the_kernels_agreement() {
-        use workbench_kernels::{compile, Activation, CompileOptions, MlpSpec, ModelSpec};
-        for output in [2, 7] {
-            let spec = ModelSpec::Mlp(MlpSpec {
+        use workbench_kernels::{
+            accuracy, compile, Activation, CompileOptions, MlpSpec, ModelSpec, TransformerSpec,
+        };
+        let mlp = |output| {
+            ModelSpec::Mlp(MlpSpec {
                 input: 24,
                 hidden: vec![40],
                 output,
                 activation: Activation::Relu,
-            });
+            })
+        };
+        let regressor = ModelSpec::Transformer(TransformerSpec {
+            seq_len: 4,
+            d_model: 8,
+            heads: 2,
+            ffn: 16,
+            layers: 1,
+            classes: 0,
+        });
+        let dir = std::env::temp_dir().join(format!("workbench-agreement-{}", std::process::id()));
+        let options = PipelineOptions {
+            fresh: true,
+            cache_dir: dir.clone(),
+            ..PipelineOptions::default()
+        };
+        for spec in [mlp(2), mlp(7), regressor] {
             let graph = Graph::from_spec(&spec, MODEL_SEED).unwrap();
             let opts = |precision| CompileOptions {
                 precision,
                 threads: 1,
                 ..CompileOptions::default()
             };
-            let mut tiled = compile(&graph, BackendKind::Tiled, &opts(Precision::F32)).unwrap();
             let count = plan::evaluate::AGREEMENT_INPUTS;
-            let want = agreement_outputs(&graph, tiled.as_mut(), count).unwrap();
-            for precision in [Precision::Int8, Precision::F16, Precision::Bf16] {
-                let mut q = compile(&graph, BackendKind::Quantized, &opts(precision)).unwrap();
-                let got = agreement_outputs(&graph, q.as_mut(), count).unwrap();
-                let a = accuracy::agreement(&graph, precision, MODEL_SEED, count).unwrap();
-                let expected = a.top1.unwrap_or(1.0 - a.rel_error.min(1.0));
-                assert_eq!(
-                    agreement_of(&graph, &want, &got),
-                    expected,
-                    "{output} outputs at {precision}"
-                );
+            for batch in [16, 5] {
+                let check = AgreementCheck {
+                    graph: &graph,
+                    inputs: count,
+                    batch,
+                    cancel: None,
+                };
+                let mut tiled = compile(&graph, BackendKind::Tiled, &opts(Precision::F32)).unwrap();
+                let want = check
+                    .outputs(
+                        tiled.as_mut(),
+                        BackendKind::Tiled,
+                        Precision::F32,
+                        &mut |_| {},
+                    )
+                    .unwrap();
+                for precision in [Precision::Int8, Precision::F16, Precision::Bf16] {
+                    let mut q = compile(&graph, BackendKind::Quantized, &opts(precision)).unwrap();
+                    let got = check
+                        .outputs(q.as_mut(), BackendKind::Quantized, precision, &mut |_| {})
+                        .unwrap();
+                    let a = accuracy::agreement(&graph, precision, MODEL_SEED, count).unwrap();
+                    let expected = a.top1.unwrap_or(1.0 - a.rel_error.min(1.0));
+                    let what = format!("{} at {precision}, batch {batch}", graph.name());
+                    let close = |x: f64| (x - expected).abs() <= 1e-6;
+                    assert!(close(agreement_of(&graph, &want, &got)), "reused: {what}");
+                    let mut reference = None;
+                    let compiled = precision_agreement(
+                        &check,
+                        precision,
+                        &options,
+                        &mut reference,
+                        None,
+                        &mut |_| {},
+                    )
+                    .unwrap();
+                    assert!(
+                        close(compiled),
+                        "compiled again: {compiled} vs {expected}, {what}"
+                    );
+                    let streamed = check.streamed(precision, &mut |_| {}).unwrap();
+                    assert!(
+                        close(streamed),
+                        "streamed: {streamed} vs {expected}, {what}"
+                    );
+                }
             }
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The agreement check stops between two calls of the model once the
+    /// run is cancelled, not after all its inputs (a large model's 16 inputs
+    /// had run for minutes after Esc).
+    #[test]
+    fn the_agreement_check_stops_at_the_next_call_once_cancelled() {
+        use workbench_kernels::{Activation, MlpSpec, ModelSpec};
+        let spec = ModelSpec::Mlp(MlpSpec {
+            input: 24,
+            hidden: vec![40],
+            output: 4,
+            activation: Activation::Relu,
+        });
+        let graph = Graph::from_spec(&spec, MODEL_SEED).unwrap();
+        let cancel = AtomicBool::new(false);
+        let check = AgreementCheck {
+            graph: &graph,
+            inputs: 64,
+            batch: 1,
+            cancel: Some(&cancel),
+        };
+        let mut exe = compile(&graph, BackendKind::Tiled, &CompileOptions::default()).unwrap();
+        let mut calls = 0;
+        let result = check.outputs(exe.as_mut(), BackendKind::Tiled, Precision::F32, &mut |p| {
+            if let MeasureProgress::Checking { done, total, .. } = p {
+                assert_eq!(total, 64);
+                assert_eq!(done, calls);
+                calls += 1;
+                // Esc during the third call.
+                if calls == 3 {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        assert!(
+            matches!(result, Err(AgreementError::Cancelled)),
+            "{result:?}"
+        );
+        assert_eq!(calls, 3);
+    }
+
+    /// A batch size whose measuring would hold more than the memory limit is
+    /// not timed, and says so; the others are.
+    #[test]
+    fn a_batch_over_the_memory_limit_is_not_measured() {
+        use workbench_kernels::{ModelSpec, TransformerSpec};
+        // an-heavy-model's transformer: 0.86 GB of activations a sample.
+        let variant = crate::scenario::ModelVariant {
+            name: "big".to_string(),
+            spec: ModelSpec::Transformer(TransformerSpec {
+                seq_len: 512,
+                d_model: 1024,
+                heads: 16,
+                ffn: 4096,
+                layers: 12,
+                classes: 256,
+            }),
+            accuracy: None,
+            fallback_fraction: None,
+        };
+        let (fit, refused) = batches_within_memory(&variant, &[1, 4, 64], 16);
+        assert_eq!(fit, vec![1, 4]);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("batch 64: not measured"),
+            "{}",
+            refused[0]
+        );
+        assert!(
+            refused[0].contains("of activations at batch 64"),
+            "{}",
+            refused[0]
+        );
     }
 
     /// The agreement check runs on every input the budget affords, in

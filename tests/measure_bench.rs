@@ -4,6 +4,7 @@ use std::time::Duration;
 use workbench::hardware::roofline::ProbeOptions;
 use workbench::hardware::{TargetKind, TargetSpec};
 use workbench::measure::bench::{run, BenchOptions, BenchScenario};
+use workbench::measure::MeasureProgress;
 use workbench_kernels::{Activation, BackendKind, Graph, MlpSpec, ModelSpec, Precision};
 
 fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
@@ -168,7 +169,30 @@ fn bench_json_has_quantized_and_autotuned_records_with_precision_and_trials() {
     // test in this binary compiles the autotuned backend or reads the variable.
     std::env::set_var("WORKBENCH_CACHE_DIR", &dir);
     let opts = scenario_bench(&dir, true);
-    let report = run(&opts, &mut |_| {}).unwrap();
+    // The autotuner's search is reported as it goes (the TUI shows its best
+    // so far): trials counting up to each shape's limit, a best once timed.
+    let mut tuning = Vec::new();
+    let report = run(&opts, &mut |p| {
+        if let MeasureProgress::Tuning {
+            shape,
+            trials,
+            max_trials,
+            best_gflops,
+            best,
+        } = p
+        {
+            tuning.push((shape, trials, max_trials, best_gflops, best));
+        }
+    })
+    .unwrap();
+    assert!(!tuning.is_empty(), "no tuning progress reported");
+    assert!(tuning.iter().all(|(_, t, max, _, _)| t <= max && *max > 0));
+    let (shape, _, _, best_gflops, best) = tuning.last().unwrap();
+    assert!(shape.split('x').count() == 3, "{shape}");
+    assert!(
+        best_gflops.is_some_and(|g| g > 0.0) && best.contains("mc="),
+        "{tuning:?}"
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
     let kernels = json["kernels"].as_array().unwrap();
     let of = |backend: &str| -> Vec<&serde_json::Value> {

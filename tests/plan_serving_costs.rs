@@ -194,6 +194,33 @@ fn a_slower_partition_needs_more_partitions_and_says_how_many() {
     }
 }
 
+/// A stream's broker traffic is its requests' and answers' bytes once per
+/// pair of hops: four hops (each message re-published once more) carry
+/// twice the bytes of two (it had been charged once whatever the hops).
+#[test]
+fn broker_traffic_grows_with_the_hops() {
+    let broker_usd = |hops: &str| {
+        let s = edited(&[("hops = 2", hops)]);
+        let out = plan_quickly(&s, 0.99);
+        let stream = of_mode(&out, Mode::OnlineStream)
+            .into_iter()
+            .find(|e| e.simulated)
+            .expect("a simulated stream plan");
+        let line = stream
+            .plan
+            .cost_breakdown
+            .iter()
+            .find(|l| l.item.starts_with("broker traffic"))
+            .expect("a broker traffic line");
+        (stream.plan.id.clone(), line.usd_per_month)
+    };
+    let (two_id, two) = broker_usd("hops = 2");
+    let (four_id, four) = broker_usd("hops = 4");
+    assert_eq!(two_id, four_id);
+    assert!(two > 0.0);
+    assert!((four / two - 2.0).abs() < 0.02, "${two} vs ${four}");
+}
+
 #[test]
 fn a_partition_message_cap_binds_exactly_at_the_peak() {
     let with_cap = |cap: u32| {

@@ -379,10 +379,6 @@ fn the_recommendation_and_its_ties_are_simulated_at_the_final_budget() {
             profiles: &profiles,
             only: None,
         };
-        let final_budget = plan::SimBudget {
-            requests: options.final_requests,
-            seed: options.seed,
-        };
         let ties = plan::tie_test(&s, &out.evaluations);
         let tied: Vec<&plan::Evaluation> = out
             .evaluations
@@ -392,8 +388,12 @@ fn the_recommendation_and_its_ties_are_simulated_at_the_final_budget() {
             .collect();
         assert!(!tied.is_empty(), "{name}: the best ties with itself");
         for e in tied {
-            let again = plan::search::reevaluate(&ctx, &e.candidate, &final_budget)
-                .expect("the candidate evaluates again");
+            let again = plan::search::reevaluate_within(
+                &ctx,
+                &e.candidate,
+                &plan::final_budget(&options, &e.plan.id),
+            )
+            .expect("the candidate evaluates again");
             assert_eq!(
                 e.plan.latency_ms, again.plan.latency_ms,
                 "{name}: {} carries figures of another budget",
@@ -559,4 +559,28 @@ fn a_sensitivity_step_that_holds_only_a_little_further_says_so() {
         "at {by}x RTT: {:?}",
         there.recommended().map(|e| &e.plan.id)
     );
+}
+
+/// A what-if report states what its plans were made for: traffic x3 notes
+/// the tripled rate and the SLO it was checked against (it had noted the
+/// scenario's own traffic beside plans sized for three times as much).
+#[test]
+fn a_what_if_report_notes_the_traffic_it_planned_for() {
+    let s = load("hotel-ranking");
+    let what_if = WhatIf {
+        traffic: 3.0,
+        slo: 2.0,
+        ..WhatIf::default()
+    };
+    let report = common::report_under(&s, synthetic_profiles(&s), Vec::new(), &what_if);
+    let traffic = report
+        .assumptions
+        .notes
+        .iter()
+        .find(|n| n.starts_with("traffic:"))
+        .expect("a traffic note");
+    let tripled = workbench::report::format::rps(s.traffic.rate_per_s * 3.0);
+    assert!(traffic.contains(&format!("at {tripled} mean")), "{traffic}");
+    let slo = report.slo.expect("an SLO");
+    assert!((slo.latency_ms - s.objectives.latency_ms * 2.0).abs() < 1e-9);
 }

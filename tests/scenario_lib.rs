@@ -353,6 +353,33 @@ fn expectation_must_be_reachable() {
     assert!(joined.contains("needs a [targets.broker]"), "{joined}");
 }
 
+/// A search space whose every mode needs a target the scenario lacks is
+/// refused before anything is measured (a run had measured 24 configurations
+/// and then rejected every plan with "no broker among the targets"); one
+/// plannable mode among them is enough.
+#[test]
+fn a_search_space_no_mode_of_which_can_be_planned_is_refused() {
+    let stream_only = format!("{BASE}\n[search]\nmodes = [\"online-stream\", \"batch\"]\n");
+    let joined = errors(&stream_only).join("\n");
+    assert!(
+        joined.contains("search.modes: no mode listed can be planned"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("`online-stream` needs a [targets.broker] table"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("`batch` needs a [targets.storage] table"),
+        "{joined}"
+    );
+    let with_broker =
+        stream_only.replace("[search]", "[targets.broker]\nper_hop_ms = 4\n\n[search]");
+    assert!(parse(&with_broker).is_ok());
+    let with_http = format!("{BASE}\n[search]\nmodes = [\"online-stream\", \"online-http\"]\n");
+    assert!(parse(&with_http).is_ok());
+}
+
 /// Validation and the report writer agree on scenario names: a name
 /// validation accepts is one the writer can write under, and a name the writer
 /// refuses is refused by validation first (file, line, column), before

@@ -163,14 +163,13 @@ fn a_scenario_with_errors_is_listed_and_not_run() {
 }
 
 #[test]
-fn what_if_before_any_run_only_records_the_change() {
+fn what_if_before_any_run_changes_nothing() {
     let mut h = Harness::new();
     h.keys("4l");
-    assert!((h.app.what_if.slo - 1.25).abs() < 1e-12);
+    assert!(h.app.what_if.is_identity(), "no plan to apply it to");
     assert!(h.app.plan.is_none());
     assert!(h.app.job.is_none(), "no job without measurements");
-    h.keys("L");
-    assert!(h.app.what_if.is_identity(), "up then down is back to 1.0");
+    assert!(h.screen(80, 24).contains("no plan to change yet"));
     // Export without a plan is refused with a message, not a job.
     h.keys("5e");
     assert!(h.app.job.is_none());
@@ -780,6 +779,8 @@ fn what_if_keys_stop_at_the_limits() {
     let entries = FakePipeline::new().load_scenarios(&[path]);
     assert!(entries[0].is_valid(), "{:?}", entries[0].errors);
     let mut app = App::new(entries, dir.path().to_path_buf());
+    let run = update(&mut app, Action::Run);
+    play(&mut app, run);
     for _ in 0..6 {
         update(
             &mut app,
@@ -855,4 +856,263 @@ fn stop_signals_are_caught_and_recorded() {
     signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
     assert_eq!(signals.received(), Some(signal_hook::consts::SIGTERM));
     signals.unregister();
+}
+
+// ------------------------------------------------------------ what-if rule
+//
+// The what-if in force is the shown plan's, or a job under way plans it and
+// the screen says so. These play the fake pipeline's events through
+// `update` one by one, so a key can land at an exact point of a job.
+
+/// The events the worker would send for `job` (fake pipeline).
+fn fake_events(job: &Job) -> Vec<WorkerEvent> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    workbench::tui::worker::run_job(&FakePipeline::new(), job, &tx).unwrap();
+    drop(tx);
+    rx.into_iter().collect()
+}
+
+/// Applies `events`, then plays every job they start to its end.
+fn feed(app: &mut App, events: Vec<WorkerEvent>) {
+    let mut next = None;
+    for event in events {
+        if let Some(job) = update(app, Action::Worker(event)) {
+            next = Some(job);
+        }
+    }
+    if let Some(job) = next {
+        feed(app, fake_events(&job));
+    }
+}
+
+fn play(app: &mut App, job: Option<Job>) {
+    if let Some(job) = job {
+        feed(app, fake_events(&job));
+    }
+}
+
+fn traffic_up() -> Action {
+    Action::Nudge {
+        knob: WhatIfKnob::Traffic,
+        up: true,
+    }
+}
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| workbench::tui::ui::render(app, frame))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+/// A harness-free app on the built-in scenarios, its first one run and planned.
+fn planned_app(out: &std::path::Path) -> App {
+    let mut app = App::new(FakePipeline::new().load_scenarios(&[]), out.to_path_buf());
+    let run = update(&mut app, Action::Run);
+    play(&mut app, run);
+    assert!(app.plan.is_some() && !app.busy());
+    update(&mut app, Action::ShowView(View::Plan));
+    app
+}
+
+/// `t` then at once `5` `e`: the export waits for the what-if's plan and
+/// writes that one, and the screen says what it waits for.
+#[test]
+fn an_export_during_a_replan_writes_the_what_ifs_plan() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = planned_app(out.path());
+    let replan = update(&mut app, traffic_up()).expect("a re-plan");
+    update(&mut app, Action::ShowView(View::Export));
+    assert!(
+        update(&mut app, Action::Export).is_none(),
+        "the export must not supersede the re-plan"
+    );
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains("Exporting once the plan with what-if traffic x1.25"),
+        "{screen}"
+    );
+    play(&mut app, Some(replan));
+    assert_eq!(app.plan_what_if.traffic, 1.25);
+    assert_eq!(app.what_if, app.plan_what_if);
+    assert_eq!(app.exported.len(), 3, "{:?}", app.message);
+    let json = std::fs::read_to_string(out.path().join("recsys-online-what-if/plan.json"))
+        .expect("the what-if's plan was exported");
+    assert!(json.contains("What-if (traffic x1.25)"), "{json}");
+    assert!(render(&app, 80, 24).contains("plan with what-if: traffic x1.25"));
+}
+
+/// `t` then `Esc` during the re-plan: the what-if goes back to the shown
+/// plan's, so the next `t` is x1.25 again, not x1.56.
+#[test]
+fn esc_of_a_replan_reverts_the_what_if_to_the_plan_shown() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = planned_app(out.path());
+    let replan = update(&mut app, traffic_up()).expect("a re-plan");
+    // Meanwhile the Plan view says a plan for it is coming.
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("re-planning for traffic x1.25"), "{screen}");
+    update(&mut app, Action::Cancel);
+    assert!(app.what_if.is_identity(), "{:?}", app.what_if);
+    match &app.message {
+        Some(workbench::tui::app::Message::Info(text)) => {
+            assert!(
+                text.contains("what-if back to as in the scenario"),
+                "{text}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // The cancelled job's late events change nothing.
+    play(&mut app, Some(replan));
+    assert!(app.plan_what_if.is_identity());
+    let again = update(&mut app, traffic_up()).expect("a re-plan");
+    assert_eq!(app.what_if.traffic, 1.25);
+    play(&mut app, Some(again));
+    assert_eq!(app.plan_what_if.traffic, 1.25);
+}
+
+/// `t` while measuring: the run's own plan is made, then re-planned with
+/// the what-if, and the original is kept to compare against.
+#[test]
+fn a_what_if_set_while_measuring_is_planned_after_the_runs_own_plan() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = App::new(
+        FakePipeline::new().load_scenarios(&[]),
+        out.path().to_path_buf(),
+    );
+    let run = update(&mut app, Action::Run).expect("a run");
+    let mut events = fake_events(&run);
+    let measured = events
+        .iter()
+        .position(|e| matches!(e, WorkerEvent::Measured { .. }))
+        .expect("measured");
+    let rest = events.split_off(measured);
+    feed(&mut app, events);
+    assert!(app.measurements.is_none(), "still measuring");
+    assert!(update(&mut app, traffic_up()).is_none(), "the run goes on");
+    assert_eq!(app.what_if.traffic, 1.25);
+    update(&mut app, Action::ShowView(View::Plan));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("Planning recsys-online"), "{screen}");
+    assert!(screen.contains("traffic x1.25"), "{screen}");
+    feed(&mut app, rest);
+    assert!(!app.busy());
+    assert_eq!(app.plan_what_if.traffic, 1.25, "{:?}", app.message);
+    let original = app.original_plan.as_ref().expect("the run's own plan");
+    assert_ne!(Some(original), app.plan.as_ref());
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("What-if: traffic x1.25"), "{screen}");
+    assert!(screen.contains("original:"), "{screen}");
+}
+
+/// `t` after measuring ended, while the run makes its own plan: that plan
+/// still arrives (the original), then the what-if's.
+#[test]
+fn a_what_if_set_while_the_run_plans_does_not_replace_its_plan() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = App::new(
+        FakePipeline::new().load_scenarios(&[]),
+        out.path().to_path_buf(),
+    );
+    let run = update(&mut app, Action::Run).expect("a run");
+    let mut events = fake_events(&run);
+    let measured = events
+        .iter()
+        .position(|e| matches!(e, WorkerEvent::Measured { .. }))
+        .expect("measured");
+    let rest = events.split_off(measured + 1);
+    feed(&mut app, events);
+    assert!(app.measurements.is_some() && app.plan.is_none());
+    assert!(
+        update(&mut app, traffic_up()).is_none(),
+        "the run's own plan is not superseded"
+    );
+    feed(&mut app, rest);
+    assert_eq!(app.plan_what_if.traffic, 1.25);
+    assert!(app.original_plan.is_some(), "the original plan was made");
+    update(&mut app, Action::ShowView(View::Plan));
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("original:"), "{screen}");
+}
+
+/// Before any run there is no plan for a what-if to change: the key says
+/// so and holds nothing back for later.
+#[test]
+fn a_what_if_before_any_run_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = App::new(
+        FakePipeline::new().load_scenarios(&[]),
+        out.path().to_path_buf(),
+    );
+    assert!(update(&mut app, traffic_up()).is_none());
+    assert!(app.what_if.is_identity());
+    let run = update(&mut app, Action::Run);
+    play(&mut app, run);
+    assert!(app.plan_what_if.is_identity() && app.what_if.is_identity());
+}
+
+/// Small terminals: every Plan key shows at 80 columns; below the smallest
+/// size the views say how big they need it; a run in progress says so.
+#[test]
+fn small_terminals_and_runs_in_progress_say_what_they_can() {
+    let out = tempfile::tempdir().unwrap();
+    let app = planned_app(out.path());
+    let screen = render(&app, 80, 24);
+    let hints = screen.lines().last().unwrap();
+    for key in [
+        "trlbpo/TRLBPO what-if",
+        "s sort",
+        "v chart",
+        "↑↓",
+        "e export",
+        "q quit",
+    ] {
+        assert!(hints.contains(key), "{key}: {hints}");
+    }
+    for view in [View::Plan, View::Kernels, View::Simulation] {
+        let mut app = planned_app(out.path());
+        update(&mut app, Action::ShowView(view));
+        let screen = render(&app, 40, 10);
+        assert!(screen.contains("Enlarge the"), "{screen}");
+        assert!(screen.contains("60x16"), "{screen}");
+    }
+    let mut app = App::new(
+        FakePipeline::new().load_scenarios(&[]),
+        out.path().to_path_buf(),
+    );
+    update(&mut app, Action::Run).expect("a run");
+    update(&mut app, Action::ShowView(View::Plan));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("Planning recsys-online"), "{screen}");
+    assert!(!screen.contains("No plan yet"), "{screen}");
+}
+
+/// No scenarios: the advice works (`workbench` takes no paths).
+#[test]
+fn the_empty_list_gives_advice_that_works() {
+    let app = App::new(Vec::new(), PathBuf::from("unused"));
+    let screen = render(&app, 120, 30);
+    assert!(!screen.contains("Start with paths"), "{screen}");
+    assert!(screen.contains("workbench run <files>"), "{screen}");
+}
+
+/// Kernels that could not be measured are listed with why; `m` says it
+/// reuses cached timings.
+#[test]
+fn the_kernels_view_lists_what_was_not_measured() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = planned_app(out.path());
+    let reason = "student tiled f32: compiling it would take about 703 s";
+    if let Some(m) = app.measurements.as_mut() {
+        m.not_measured = vec![reason.to_string()];
+    }
+    update(&mut app, Action::ShowView(View::Kernels));
+    for (width, height) in [(80, 24), (160, 48)] {
+        let screen = render(&app, width, height);
+        assert!(screen.contains("Not measured (1)"), "{screen}");
+        assert!(screen.contains("703 s"), "{screen}");
+        assert!(screen.contains("cached timings"), "{screen}");
+    }
 }

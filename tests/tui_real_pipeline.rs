@@ -185,3 +185,67 @@ fn cancelling_stops_a_real_measurement_promptly() {
     );
     let _ = std::fs::remove_dir_all(cache);
 }
+
+/// A model with two variants: one bar per kernel of each (named after its
+/// variant), and one count over both that never goes back.
+#[test]
+fn measuring_two_variants_counts_and_names_each_kernel() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cache = temp_dir("variants-cache");
+    let pipeline = RealPipeline {
+        options: PipelineOptions {
+            quick: true,
+            cache_dir: cache.clone(),
+            ..PipelineOptions::default()
+        },
+    };
+    let entries = pipeline.load_scenarios(&[root.join("scenarios/card-fraud-stream.toml")]);
+    assert_eq!(entries.len(), 1);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let bars = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let counts = std::sync::Mutex::new(Vec::new());
+    let measurements = pipeline.measure(
+        &entries[0],
+        &|p| match p {
+            Progress::Kernel { key, .. } => {
+                if let Ok(mut bars) = bars.lock() {
+                    bars.insert(key);
+                }
+            }
+            // "timing 3 of 42: distilled tiled f32 b8"
+            Progress::Stage(stage) => {
+                let count = stage
+                    .strip_prefix("timing ")
+                    .and_then(|rest| rest.split_once(':'))
+                    .and_then(|(count, _)| count.split_once(" of "))
+                    .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+                if let (Some(count), Ok(mut counts)) = (count, counts.lock()) {
+                    counts.push(count);
+                }
+            }
+            _ => {}
+        },
+        &cancel,
+    );
+    let measurements = match measurements {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    let kernels = measurements.kernels.len();
+    let bars = bars.into_inner().unwrap_or_default();
+    assert!(kernels > 2, "{kernels}");
+    assert_eq!(bars.len(), kernels, "one bar per kernel: {bars:?}");
+    assert!(bars.iter().any(|b| b.starts_with("full ")), "{bars:?}");
+    assert!(bars.iter().any(|b| b.starts_with("distilled ")), "{bars:?}");
+    let counts = counts.into_inner().unwrap_or_default();
+    assert_eq!(counts.len(), kernels, "every kernel was timed: {counts:?}");
+    assert!(
+        counts.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "the count goes on over the variants: {counts:?}"
+    );
+    assert!(
+        counts.iter().all(|&(_, total)| total == kernels),
+        "{counts:?}"
+    );
+    let _ = std::fs::remove_dir_all(cache);
+}

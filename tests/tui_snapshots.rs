@@ -199,31 +199,107 @@ fn views_of_the_report_fixture() {
         plan.recommended_row().map(|c| c.label.clone()),
         report.recommended.as_ref().map(|p| p.id.clone())
     );
-    assert_eq!(plan.slo_p99_ms(), Some(50.0));
+    assert_eq!(plan.slo_ms(), Some(50.0));
+    assert_eq!(plan.latency_name(), "p99");
     for view in [View::Kernels, View::Simulation, View::Plan] {
         act_all(&mut app, Action::ShowView(view));
         snapshot(&format!("fixture_{}", view.title().to_lowercase()), &app);
     }
 }
 
-/// The SLO line is drawn at the report's own objective: its percentile and
-/// its unit, and on the cost / p99 chart only when the objective is on p99.
-#[test]
-fn the_slo_line_is_the_reports_objective() {
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| workbench::tui::ui::render(app, frame))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+/// The fixture with its SLO on p95 and each plan's p95 set apart from its p99.
+fn p95_report() -> workbench::report::Report {
     let mut report = workbench::report::fixtures::sample_report();
     report.slo = Some(workbench::report::LatencySlo {
         percentile: 95.0,
         latency_ms: 30.0,
     });
+    let plans = report
+        .recommended
+        .iter_mut()
+        .chain(report.alternatives.iter_mut().map(|a| &mut a.plan));
+    for plan in plans {
+        // 0.777 of the p99: a figure no other column shows.
+        plan.slo_latency_ms = Some(plan.latency_ms.p99 * 0.777);
+    }
+    report
+}
+
+/// The SLO line is drawn at the report's own objective (its percentile and
+/// its unit), and the latencies beside it are at the same percentile.
+#[test]
+fn the_slo_line_is_the_reports_objective() {
+    let report = p95_report();
+    let p95 = report.recommended.as_ref().unwrap().slo_latency_ms.unwrap();
+    let p95_text = workbench::report::format::ms(p95);
     let mut app = app_with_report(report);
     let plan = app.plan.clone().expect("plan view");
-    assert_eq!(plan.slo_p99_ms(), None, "the p99 chart has no p95 line");
+    assert_eq!(plan.latency_name(), "p95");
+    assert_eq!(plan.slo_ms(), Some(30.0));
     act_all(&mut app, Action::ShowView(View::Simulation));
-    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    terminal
-        .draw(|frame| workbench::tui::ui::render(&app, frame))
-        .unwrap();
-    let screen = terminal.backend().to_string();
-    assert!(screen.contains("p95 SLO"), "{screen}");
-    assert!(!screen.contains("p99 SLO"), "{screen}");
+    let sim = screen(&app, 160, 48);
+    assert!(sim.contains("p95 SLO"), "{sim}");
+    assert!(!sim.contains("p99 SLO"), "{sim}");
+    assert!(sim.contains(&p95_text), "the table gives the p95: {sim}");
+    // The Plan view leads with the p95 too: summary, candidates, chart.
+    act_all(&mut app, Action::ShowView(View::Plan));
+    let plan_screen = screen(&app, 160, 48);
+    assert!(
+        plan_screen.contains(&format!("p95 {p95_text} ·")),
+        "{plan_screen}"
+    );
+    assert!(plan_screen.contains("Cost vs p95"), "{plan_screen}");
+    assert!(plan_screen.contains("p95 ms"), "{plan_screen}");
+    let header = plan_screen
+        .lines()
+        .find(|l| l.contains("$/month"))
+        .expect("the candidates' header");
+    assert!(
+        header.contains(" p95 ") && !header.contains("p99"),
+        "{header}"
+    );
+}
+
+/// Sorting by cost or latency puts the plans rejected before simulation
+/// (no cost, a latency lower bound) after every simulated one.
+#[test]
+fn sorting_puts_unsimulated_plans_last() {
+    let mut report = workbench::report::fixtures::sample_report();
+    let unsimulated = report.alternatives.len();
+    assert!(unsimulated >= 2);
+    let alt = &mut report.alternatives[unsimulated - 1];
+    alt.plan.simulated = false;
+    alt.plan.cost_usd_per_month = 0.0;
+    alt.plan.latency_ms = workbench::report::LatencyPercentiles {
+        p50: 0.07,
+        p90: 0.07,
+        p99: 0.07,
+        p999: 0.07,
+    };
+    alt.plan.slo_latency_ms = None;
+    alt.rejected_because = Some("model needs 9 GB, device has 4 GB".to_string());
+    let mut app = app_with_report(report);
+    act_all(&mut app, Action::ShowView(View::Plan));
+    let last_label = app.plan.as_ref().unwrap().candidates[unsimulated]
+        .label
+        .clone();
+    for _ in 0..3 {
+        act_all(&mut app, Action::CycleSort);
+        let order = app.plan_order();
+        let plan = app.plan.as_ref().unwrap();
+        assert_eq!(
+            plan.candidates[*order.last().unwrap()].label,
+            last_label,
+            "sort {:?}",
+            app.sort
+        );
+    }
 }

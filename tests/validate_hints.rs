@@ -194,3 +194,25 @@ fn validate_prints_only_the_true_errors() {
     assert!(!stderr.contains("stated for some classes"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Shares that do not add up to 1 are quoted as the user would sum them:
+/// 0.3 + 0.6 is "0.9", not the float sum 0.8999999999999999.
+#[test]
+fn shares_off_one_are_summed_without_rounding_noise() {
+    let text = face_unlock_with(&[
+        (
+            "fleet_size = 4_000_000",
+            "fleet_size = 4_000_000\ntraffic_share = 0.3",
+        ),
+        SHARES[1],
+    ]);
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{}", listing(&errors));
+    assert!(
+        errors[0]
+            .message
+            .contains("the fleet's traffic shares add up to 0.9: they must add up to 1"),
+        "{}",
+        errors[0]
+    );
+}

@@ -591,7 +591,10 @@ impl GraphBuilder {
             let from_constants = match n.op {
                 Op::Input => false,
                 Op::Constant(_) => true,
-                _ => n.inputs.iter().all(|&i| out.get(i).copied().unwrap_or(false)),
+                _ => n
+                    .inputs
+                    .iter()
+                    .all(|&i| out.get(i).copied().unwrap_or(false)),
             };
             out.push(from_constants);
         }

@@ -88,11 +88,12 @@ impl BackendRates {
     }
 }
 
-/// Cache file of the probe rates: per machine and kernel build.
+/// Cache file of the probe rates: per machine, kernel build and SIMD level in force.
 fn rates_path(cache_dir: &Path, hardware_fingerprint: &str) -> std::path::PathBuf {
     cache_dir.join("measure").join(format!(
-        "rates-{hardware_fingerprint}-k{}.json",
-        workbench_kernels::SOURCE_ID
+        "rates-{hardware_fingerprint}-k{}-{}.json",
+        workbench_kernels::SOURCE_ID,
+        workbench_kernels::simd::detect().name()
     ))
 }
 
@@ -276,11 +277,12 @@ impl CompileRates {
     }
 }
 
-/// Cache file of the compile rates: per machine and kernel build.
+/// Cache file of the compile rates: per machine, kernel build and SIMD level in force.
 pub fn compile_rates_path(cache_dir: &Path, hardware_fingerprint: &str) -> std::path::PathBuf {
     cache_dir.join("measure").join(format!(
-        "compile-{hardware_fingerprint}-k{}.json",
-        workbench_kernels::SOURCE_ID
+        "compile-{hardware_fingerprint}-k{}-{}.json",
+        workbench_kernels::SOURCE_ID,
+        workbench_kernels::simd::detect().name()
     ))
 }
 

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod budget;
 pub mod cache;
 pub mod harness;
+pub mod memory;
 pub mod model;
 pub mod stats;
 
@@ -321,6 +322,25 @@ pub enum MeasureProgress {
         precision: Precision,
         elapsed: Duration,
     },
+    /// The agreement check runs the executable of (`backend`, `precision`)
+    /// on its seeded inputs `done` to the next batch, of `total` (after the
+    /// configuration is timed, or compiled again for it).
+    Checking {
+        backend: BackendKind,
+        precision: Precision,
+        done: usize,
+        total: usize,
+    },
+    /// The autotuner searched `shape` (`m x n x k`): `trials` of at most
+    /// `max_trials`, its best so far `best_gflops` with the tile `best`
+    /// (`mc=96 nc=512 ...`), while compiling `autotuned f32`.
+    Tuning {
+        shape: String,
+        trials: usize,
+        max_trials: usize,
+        best_gflops: Option<f64>,
+        best: String,
+    },
     /// Not measured at `batches` (empty = at all).
     Skipped {
         backend: BackendKind,
@@ -334,12 +354,33 @@ pub enum MeasureProgress {
 pub const SLOW_COMPILE: Duration = Duration::from_secs(1);
 
 impl MeasureProgress {
-    /// What a compile event says: `compiling tiled f32`, `compiled tiled f32 in 1.23 s`.
+    /// What a compile or agreement-check event says: `compiling tiled f32`,
+    /// `compiled tiled f32 in 1.23 s`, `checking agreement: tiled f32, input 17 of 256`
+    /// (the stages between timings that can take a while on a large model).
     pub fn compile_text(&self) -> Option<String> {
         match self {
+            MeasureProgress::Checking {
+                backend,
+                precision,
+                done,
+                total,
+            } => Some(format!(
+                "checking agreement: {backend} {precision}, input {} of {total}",
+                (done + 1).min(*total)
+            )),
             MeasureProgress::Compiling { backend, precision } => {
                 Some(format!("compiling {backend} {precision}"))
             }
+            MeasureProgress::Tuning {
+                shape,
+                trials,
+                max_trials,
+                best_gflops,
+                ..
+            } => Some(format!(
+                "autotuning GEMM {shape}: trial {trials} of at most {max_trials}{}",
+                best_gflops.map_or(String::new(), |g| format!(", best {g:.1} GFLOP/s"))
+            )),
             MeasureProgress::Compiled {
                 backend,
                 precision,
@@ -374,8 +415,9 @@ pub type WorkloadFactory<'a> = dyn FnMut(
     + 'a;
 
 /// Cache file of one measurement: per machine, graph, kernel build (a new build's
-/// kernels time differently, so its measurements are not reused), backend,
-/// precision and batch.
+/// kernels time differently, so its measurements are not reused), SIMD level
+/// in force (`WORKBENCH_SIMD=portable` times the portable kernels, which a run
+/// on the best level must not reuse), backend, precision and batch.
 pub fn cache_path(
     opts: &MeasureOptions,
     subject: &MeasureSubject,
@@ -384,10 +426,11 @@ pub fn cache_path(
     batch: usize,
 ) -> PathBuf {
     opts.cache_dir.join("measure").join(format!(
-        "{}-{:016x}-k{}-{}-{}-b{}.json",
+        "{}-{:016x}-k{}-{}-{}-{}-b{}.json",
         subject.hardware_fingerprint,
         subject.graph_fingerprint,
         workbench_kernels::SOURCE_ID,
+        workbench_kernels::simd::detect().name(),
         backend,
         precision,
         batch

@@ -9,10 +9,10 @@ use super::{
     MeasureSubject,
 };
 use crate::hardware::probe::LocalHardware;
-use workbench_kernels::backends::autotuned::{gemm_shapes, AutotunedBackend};
+use workbench_kernels::autotune::TuneProgress;
+use workbench_kernels::backends::autotuned::{gemm_shapes, AutotunedBackend, GemmShape};
 use workbench_kernels::{
-    backend_for, compile, Backend, BackendKind, CompileOptions, Executable, Graph, KernelError,
-    Precision,
+    backend_for, compile, BackendKind, CompileOptions, Executable, Graph, KernelError, Precision,
 };
 
 /// Called with each compiled executable once it is timed, before it is
@@ -150,6 +150,9 @@ pub fn measure_model_with(
     let input_len = graph.input_len();
     let max_batch = batches.iter().copied().max().unwrap_or(1);
     let inspect = RefCell::new(inspect);
+    // The progress callback, shared by the jobs and the autotuner's search
+    // (which runs inside a job's compile, between the jobs' own events).
+    let tuning_progress = RefCell::new(progress);
     let mut factory = |backend: BackendKind,
                        precision: Precision,
                        allowance: Duration|
@@ -165,7 +168,14 @@ pub fn measure_model_with(
             ..CompileOptions::default()
         };
         let compiled = match backend {
-            BackendKind::Autotuned => autotuner_within(graph, allowance).compile(graph, &copts),
+            BackendKind::Autotuned => autotuner_within(graph, allowance)
+                .compile_tuned(graph, &copts, &mut |shape, p| {
+                    // Called between timings, never inside a progress call.
+                    if let Ok(mut report) = tuning_progress.try_borrow_mut() {
+                        report(tuning_event(shape, &p));
+                    }
+                })
+                .map(|(exe, _)| Box::new(exe) as Box<dyn Executable>),
             _ => compile(graph, backend, &copts),
         };
         match compiled {
@@ -184,5 +194,34 @@ pub fn measure_model_with(
             ))),
         }
     };
-    measure_jobs(&subject, configs, batches, opts, &mut factory, progress)
+    measure_jobs(&subject, configs, batches, opts, &mut factory, &mut |p| {
+        if let Ok(mut report) = tuning_progress.try_borrow_mut() {
+            report(p);
+        }
+    })
+}
+
+/// A step of the autotuner's search, as a measurement event.
+fn tuning_event(shape: &GemmShape, p: &TuneProgress) -> MeasureProgress {
+    let best = p
+        .best
+        .as_ref()
+        .map(|params| {
+            params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    MeasureProgress::Tuning {
+        shape: format!("{}x{}x{}", shape.m, shape.n, shape.k),
+        trials: p.trials,
+        max_trials: p.max_trials,
+        best_gflops: p
+            .best_ns
+            .filter(|ns| *ns > 0.0)
+            .map(|ns| shape.flops() / ns),
+        best,
+    }
 }

@@ -14,7 +14,7 @@ use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
 // counts a trace's measured arrivals the same way.
 use crate::scenario::limits::{MIN_TRACE_ARRIVALS, WARMUP_FRACTION};
 use crate::sim::{
-    self, cost, ArrivalProcess, Balancer, BatchJobConfig, Batching, Broker, EdgeDevices,
+    self, cost, ArrivalProcess, Balancer, BatchJobConfig, Batching, Broker, EarlyStop, EdgeDevices,
     LatencyFit, LookupPath, NetworkLink, Offline, OfflinePolicy, OnlinePath, Payload, RunControl,
     ServiceTime, ServingPool, SimConfig, SimOutcome, Transport,
 };
@@ -69,6 +69,47 @@ pub struct SimBudget {
     pub requests: u64,
     pub seed: u64,
 }
+
+/// A [`SimBudget`] and, for a finalist, its SLO percentile's confidence
+/// interval: estimated by batch means, the run extended until it is narrow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchBudget {
+    pub sim: SimBudget,
+    pub confidence: Option<SloConfidence>,
+}
+
+impl From<SimBudget> for SearchBudget {
+    fn from(sim: SimBudget) -> Self {
+        Self {
+            sim,
+            confidence: None,
+        }
+    }
+}
+
+impl std::ops::Deref for SearchBudget {
+    type Target = SimBudget;
+    fn deref(&self) -> &SimBudget {
+        &self.sim
+    }
+}
+
+/// How far one plan's run goes for its SLO percentile's confidence interval:
+/// at least the budget's requests (the same run, the same seed), then on
+/// until the interval's half-width is at most `relative_half_width` of the
+/// estimate or `max_requests` were simulated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloConfidence {
+    /// The plan whose run is extended (see [`Candidate::id`]): others of its
+    /// family, simulated on the way to it, are not.
+    pub plan_id: String,
+    pub relative_half_width: f64,
+    pub max_requests: u64,
+}
+
+/// Batches a confidence interval needs at least: with fewer, Student's t
+/// at so few degrees of freedom makes it wide and its own width unreliable.
+pub const MIN_CONFIDENCE_BATCHES: u64 = 10;
 
 /// How a variant's agreement with the reference variant is known.
 #[derive(Debug, Clone, PartialEq)]
@@ -611,6 +652,66 @@ impl Context<'_> {
         }
     }
 
+    /// Sets `run` (from [`Self::run_control`]) up to estimate the SLO
+    /// percentile's 95% confidence interval by batch means, and, for the
+    /// plan `confidence` names, to go on past its requests until the interval
+    /// is narrow (see [`SloConfidence`]). Returns whether it did either.
+    ///
+    /// - poisson, constant, diurnal (simulated at its peak): stationary, so
+    ///   the run is extended (its window too) and the first requests are
+    ///   those of the shorter run, the same seed;
+    /// - bursty: the interval is estimated, with batches spanning ten on/off
+    ///   cycles on average (shorter ones would see one burst or one pause and
+    ///   call their spread the estimate's), but the run keeps its length,
+    ///   sized in on/off cycles: how many bursts a run spans is its own rule;
+    /// - a trace: neither; its laps replay the same arrivals, so batches are
+    ///   not independent samples of the traffic, and the trace sets the run.
+    fn with_slo_confidence(
+        &self,
+        run: &mut RunControl,
+        confidence: Option<&SloConfidence>,
+        share: f64,
+    ) -> bool {
+        let t = &self.scenario.traffic;
+        let q = self.scenario.objectives.latency_percentile / 100.0;
+        let (Some(confidence), Some(tail_batch)) = (confidence, EarlyStop::batch_requests_for(q))
+        else {
+            return false;
+        };
+        let base = run.max_requests.unwrap_or(0);
+        match &t.process {
+            scenario::ArrivalProcess::Trace { .. } => false,
+            scenario::ArrivalProcess::Bursty { on_s, off_s } => {
+                let per_cycle = t.rate_per_s * share * (on_s + off_s);
+                let batch = tail_batch.max((10.0 * per_cycle).ceil() as u64);
+                run.early_stop = Some(EarlyStop {
+                    quantile: q,
+                    relative_half_width: 0.0,
+                    batch_requests: batch,
+                    min_batches: MIN_CONFIDENCE_BATCHES,
+                    min_requests: 0,
+                });
+                true
+            }
+            _ => {
+                let cap = confidence.max_requests.max(base);
+                let rate = self.simulated_rate(share).max(1e-9);
+                run.duration_s = run
+                    .duration_s
+                    .max((cap as f64 / rate).min(MAX_EXTENDED_WINDOW_S));
+                run.max_requests = Some(cap);
+                run.early_stop = Some(EarlyStop {
+                    quantile: q,
+                    relative_half_width: confidence.relative_half_width,
+                    batch_requests: tail_batch,
+                    min_batches: MIN_CONFIDENCE_BATCHES,
+                    min_requests: base,
+                });
+                true
+            }
+        }
+    }
+
     fn payload(&self) -> Payload {
         Payload {
             request_bytes: self.scenario.inputs.request_bytes,
@@ -705,6 +806,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         on_pareto_front: false,
         simulated: false,
         slo_latency_ms: None,
+        slo_latency_ci_ms: None,
     }
 }
 
@@ -847,7 +949,7 @@ pub fn simulate_candidate(
     ctx: &Context<'_>,
     c: Candidate,
     plan: SimPlan,
-    budget: &SimBudget,
+    budget: &SearchBudget,
 ) -> Evaluation {
     if !ctx.allows(&c) {
         return pruned(
@@ -858,7 +960,7 @@ pub fn simulate_candidate(
             "outside the families re-planned".into(),
         );
     }
-    let config = SimConfig {
+    let mut config = SimConfig {
         seed: budget.seed,
         arrivals: ctx.arrivals(plan.arrival_share),
         payload: ctx.payload(),
@@ -866,6 +968,8 @@ pub fn simulate_candidate(
         mode: plan.mode,
         run: ctx.run_control(budget, plan.arrival_share),
     };
+    let confidence = budget.confidence.as_ref().filter(|k| k.plan_id == c.id());
+    ctx.with_slo_confidence(&mut config.run, confidence, plan.arrival_share);
     let mut row = blank_plan(&c, plan.source, plan.accuracy);
     let mut rejected = plan.rejected;
     let outcome = match sim::simulate(&config) {
@@ -921,6 +1025,7 @@ pub fn simulate_candidate(
         None => latency_at_percentile_ms(&outcome, q).map_or(SloFigure::Failed, SloFigure::Ms),
     };
     let slo_latency_ms = slo.ms();
+    row.slo_latency_ci_ms = slo_latency_ms.and_then(|ms| slo_interval_ms(&outcome, ms));
     rejected.extend(check(ctx, &row, slo, &outcome, plan.capacity_rps));
     let device_power_w = plan.device_power_w.map(|busy_w| {
         let job = plan.usage.device_job_busy_share;
@@ -947,6 +1052,37 @@ pub fn simulate_candidate(
         device_power_w,
         offline_bound: offline_alone_fails(&outcome, ctx.scenario.objectives.latency_percentile),
     }
+}
+
+/// The 95% confidence interval of a plan's latency at the SLO percentile,
+/// `slo_ms`, when the run estimated it: its relative half-width around the
+/// figure. (With failures, the figure is a higher quantile of the completed
+/// requests than the one tracked; nearly as precise when they are few, which
+/// is when a plan is near its SLO.)
+fn slo_interval_ms(o: &SimOutcome, slo_ms: f64) -> Option<[f64; 2]> {
+    let rel = o.early_stop.relative_half_width?;
+    rel.is_finite()
+        .then(|| [(slo_ms * (1.0 - rel)).max(0.0), slo_ms * (1.0 + rel)])
+}
+
+/// A rationale line when feasible plan `e`'s latency at the SLO percentile
+/// meets the SLO only within the simulation's uncertainty: the SLO lies
+/// inside the figure's 95% confidence interval. `None` otherwise (clear of
+/// it, or no interval estimated).
+pub fn narrow_slo_margin(e: &Evaluation, scenario: &Scenario) -> Option<String> {
+    let obj = &scenario.objectives;
+    let [low, high] = e.plan.slo_latency_ci_ms?;
+    let ms = e.slo_latency_ms?;
+    (e.feasible() && low <= obj.latency_ms && obj.latency_ms <= high).then(|| {
+        format!(
+            "It meets the SLO only narrowly: {} {} against {}, within the simulation's 95% confidence interval ({} to {}), so by its uncertainty the plan may as well miss it.",
+            percentile_name(obj.latency_percentile),
+            fmt_ms(ms),
+            fmt_ms(obj.latency_ms),
+            fmt_ms(low),
+            fmt_ms(high)
+        )
+    })
 }
 
 /// Whether the requests that failed because their device was offline are, alone,
@@ -1874,9 +2010,11 @@ pub fn lookup_path(
     }
 }
 
-/// Plan a periodic job scoring `items` with the given per-instance throughput,
-/// using the fewest instances (up to `max_instances`) that finish within the period.
-/// The period is half the freshness, so an answer is never older than the freshness.
+/// Plan a periodic job scoring `items` with the given per-instance throughput:
+/// of the instance counts (up to `max_instances`) whose job takes at most half
+/// the freshness, the one with the fewest instance-hours a month. Each run
+/// starts `freshness - duration` after the last, so an answer is never older
+/// than the freshness.
 pub fn batch_job(
     ctx: &Context<'_>,
     items: u64,
@@ -1890,7 +2028,13 @@ pub fn batch_job(
             "predictions must be computed on request (freshness 0 s): {CANNOT_PRECOMPUTE}"
         ));
     }
+    // Every instance count that keeps up, priced: more instances finish
+    // sooner, so the job can start later and run less often (the oldest
+    // answer is period + duration = freshness either way), at the cost of
+    // one more start-up per instance and run. The cheapest wins; on a tie
+    // the fewest instances.
     let mut last = String::new();
+    let mut cheapest: Option<sim::BatchJobPlan> = None;
     for instances in 1..=max_instances.max(1) {
         // A job no longer than half the freshness keeps up; it then runs as
         // rarely as the freshness allows: the oldest answer, scored as a run
@@ -1904,18 +2048,24 @@ pub fn batch_job(
             // The answer plus its key and timestamp (8 bytes each).
             prediction_bytes: inputs.response_bytes.max(1) + 16,
         };
-        match sim::plan_batch_job(&config) {
+        let plan = sim::plan_batch_job(&config).and_then(|plan| {
+            config.period_s = inputs.freshness_s - plan.duration_s;
+            sim::plan_batch_job(&config)
+        });
+        match plan {
             Ok(plan) => {
-                config.period_s = inputs.freshness_s - plan.duration_s;
-                return sim::plan_batch_job(&config).map_err(|e| e.to_string());
+                let cheaper = cheapest.as_ref().is_none_or(|best| {
+                    plan.instance_hours_per_month < best.instance_hours_per_month * (1.0 - 1e-9)
+                });
+                if cheaper {
+                    cheapest = Some(plan);
+                }
             }
-            Err(e) => last = e.to_string(),
+            Err(e) if cheapest.is_none() => last = e.to_string(),
+            Err(_) => {}
         }
     }
-    Err(format!(
-        "{last} even with {} instances",
-        max_instances.max(1)
-    ))
+    cheapest.ok_or_else(|| format!("{last} even with {} instances", max_instances.max(1)))
 }
 
 /// Distinct inputs, or why precomputing is impossible.
@@ -2080,6 +2230,61 @@ mod tests {
         );
         assert_eq!(reason(0.0005), "p99 461 ms > SLO 150 ms");
         assert_eq!(reason(0.0), "p99 461 ms > SLO 150 ms");
+    }
+
+    /// A batch job takes the instance count with the fewest instance-hours a
+    /// month, not the fewest instances that keep up: more instances finish
+    /// sooner, so each run can start later and the job runs less often.
+    #[test]
+    fn a_batch_job_runs_on_its_cheapest_number_of_instances() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hotel-ranking.toml");
+        let mut s = crate::scenario::load(&path).expect("shipped scenario");
+        s.inputs.freshness_s = 86_400.0;
+        let profiles = ProfileSet::default();
+        let ctx = Context {
+            scenario: &s,
+            profiles: &profiles,
+            only: None,
+        };
+        // 43,600 instance-seconds of scoring a run, 60 s to start an instance.
+        let (items, per_instance, startup_s) = (43_600_000, 1_000.0, 60.0);
+        let job = batch_job(&ctx, items, per_instance, 16, startup_s).expect("a job");
+        let hours_with = |instances: u32| {
+            let mut config = BatchJobConfig {
+                input_space: sim::InputSpace::Finite { items },
+                throughput_per_instance_per_s: per_instance,
+                instances,
+                period_s: s.inputs.freshness_s / 2.0,
+                startup_s,
+                prediction_bytes: 16,
+            };
+            let first = sim::plan_batch_job(&config).ok()?;
+            config.period_s = s.inputs.freshness_s - first.duration_s;
+            sim::plan_batch_job(&config)
+                .ok()
+                .map(|p| p.instance_hours_per_month)
+        };
+        // One instance takes longer than half a day; two is the fewest.
+        assert!(hours_with(1).is_none());
+        let fewest = hours_with(2).expect("two instances keep up");
+        let cheapest = (1..=16)
+            .filter_map(hours_with)
+            .fold(f64::INFINITY, f64::min);
+        assert!(cheapest < fewest * 0.9, "{cheapest} vs {fewest}");
+        assert!(
+            (job.instance_hours_per_month / cheapest - 1.0).abs() < 1e-9,
+            "{} instance-hours, cheapest {cheapest}",
+            job.instance_hours_per_month
+        );
+        assert!((job.schedule.period_s + job.duration_s - s.inputs.freshness_s).abs() < 1e-6);
+        // Nothing keeps up: the error names the most instances tried.
+        let err = batch_job(&ctx, items * 100, per_instance, 16, startup_s);
+        assert!(
+            err.as_ref()
+                .is_err_and(|e| e.ends_with("even with 16 instances")),
+            "{err:?}"
+        );
     }
 
     #[test]

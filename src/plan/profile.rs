@@ -96,6 +96,22 @@ impl ComputeProfile {
         }
     }
 
+    /// No batch slower than a larger one: a smaller batch can always run
+    /// padded to the larger size, so its time is at most the larger's. On a
+    /// busy machine a batch of 1 timed during interference can come out
+    /// slower than a batch of 8 timed in a quiet moment (a reviewer saw a
+    /// phone's int8 batch 1 projected at 31 ms, batch 8 at 22 ms); the
+    /// planner takes the larger batch's time for it. `points` sorted by batch.
+    pub fn never_slower_than_a_larger_batch(points: &mut [ProfilePoint]) {
+        let (mut median, mut p99) = (f64::INFINITY, f64::INFINITY);
+        for p in points.iter_mut().rev() {
+            median = median.min(p.median_s);
+            p99 = p99.min(p.p99_s.max(median));
+            p.median_s = median;
+            p.p99_s = p99;
+        }
+    }
+
     /// The largest batch size measured.
     pub fn largest_batch(&self) -> u32 {
         self.points.last().map_or(1, |p| p.batch_size)
@@ -244,6 +260,22 @@ mod tests {
                 .collect(),
             infeasible: None,
         }
+    }
+
+    /// A batch timed slower than a larger one takes the larger's time (it
+    /// can run padded); a profile that rises with the batch is unchanged.
+    #[test]
+    fn no_batch_is_slower_than_a_larger_one() {
+        let mut noisy = profile(BackendKind::Tiled, &[(1, 0.031), (8, 0.022), (64, 0.1)]).points;
+        ComputeProfile::never_slower_than_a_larger_batch(&mut noisy);
+        let medians: Vec<f64> = noisy.iter().map(|p| p.median_s).collect();
+        assert_eq!(medians, [0.022, 0.022, 0.1]);
+        assert!(noisy.iter().all(|p| p.p99_s >= p.median_s));
+        assert!((noisy[0].p99_s - 0.022 * 1.2).abs() < 1e-12);
+        let rising = profile(BackendKind::Tiled, &[(1, 0.01), (8, 0.02), (64, 0.1)]).points;
+        let mut same = rising.clone();
+        ComputeProfile::never_slower_than_a_larger_batch(&mut same);
+        assert_eq!(same, rising);
     }
 
     /// A batch job runs the batch with the most inputs per second that fits:

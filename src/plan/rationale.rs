@@ -31,6 +31,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         fmt_usd(p.cost_usd_per_month),
         crate::report::format::usd_small(p.cost_usd_per_million),
     )];
+    out.extend(super::evaluate::narrow_slo_margin(best, scenario));
     out.push(compare_dimension(
         obj.latency_percentile,
         "mode",
@@ -57,6 +58,9 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             .map(|m| m.name().to_string())
             .collect::<Vec<_>>(),
     ));
+    if let Some(s) = instance_sentence(scenario, ranked, best) {
+        out.push(s);
+    }
     if let Some(s) = backend_sentence(scenario, profiles, c) {
         out.push(s);
     }
@@ -287,6 +291,53 @@ fn slo_latency_text(e: &Evaluation) -> String {
 
 /// "Why this mode/placement": the best plan of each other value, or the
 /// commonest reason that value was rejected.
+/// Why this cloud instance type: the plans of the same mode on each other
+/// instance type the search allows, as for the mode ("aws-c7i.xlarge is ruled
+/// out: p99 18.7 ms > SLO 18.6 ms"). `None` off the cloud or with one type.
+fn instance_sentence(
+    scenario: &Scenario,
+    ranked: &[Evaluation],
+    best: &Evaluation,
+) -> Option<String> {
+    let c = &best.candidate;
+    if c.placement != Placement::Cloud {
+        return None;
+    }
+    let types: Vec<String> = scenario
+        .targets
+        .cloud
+        .iter()
+        .map(|t| t.spec.name.clone())
+        .filter(|name| scenario.search.targets.contains(name))
+        .collect();
+    if types.len() < 2 {
+        return None;
+    }
+    let same_mode = |e: &&Evaluation| {
+        e.candidate.mode == c.mode
+            && e.candidate.placement == Placement::Cloud
+            && e.candidate.precompute_fraction.is_some() == c.precompute_fraction.is_some()
+    };
+    let like: Vec<&Evaluation> = ranked.iter().filter(same_mode).collect();
+    let sentence = compare_among(
+        scenario.objectives.latency_percentile,
+        "instance type",
+        &like,
+        best,
+        |e| e.candidate.target.clone(),
+        &types,
+    );
+    // No plan of the mode on another type: nothing to compare.
+    if sentence.starts_with("Only ") {
+        return None;
+    }
+    Some(sentence.replacen(
+        ": ",
+        &format!(" (among {} plans on the cloud): ", c.mode.name()),
+        1,
+    ))
+}
+
 fn compare_dimension(
     q: f64,
     what: &str,
@@ -295,10 +346,27 @@ fn compare_dimension(
     key: impl Fn(&Evaluation) -> String,
     values: &[String],
 ) -> String {
+    let all: Vec<&Evaluation> = ranked.iter().collect();
+    compare_among(q, what, &all, best, key, values)
+}
+
+/// [`compare_dimension`] over a selection of the ranked plans.
+fn compare_among(
+    q: f64,
+    what: &str,
+    ranked: &[&Evaluation],
+    best: &Evaluation,
+    key: impl Fn(&Evaluation) -> String,
+    values: &[String],
+) -> String {
     let chosen = key(best);
     let mut parts = Vec::new();
     for value in values.iter().filter(|v| **v != chosen) {
-        let of_value: Vec<&Evaluation> = ranked.iter().filter(|e| key(e) == *value).collect();
+        let of_value: Vec<&Evaluation> = ranked
+            .iter()
+            .copied()
+            .filter(|e| key(e) == *value)
+            .collect();
         if of_value.is_empty() {
             continue;
         }
@@ -1070,6 +1138,111 @@ mod tests {
         assert!(
             text.contains("The other 2 plans are ruled out by the scenario's own terms (no broker among the targets)"),
             "{text}"
+        );
+    }
+
+    /// Plans that miss alike rank the smaller model on its device closer:
+    /// when no precision fits, the closest plan is int8's, not f32's (the
+    /// summary had named f32 at 117 MB for a 16 MB device, where int8 needs 29).
+    #[test]
+    fn the_closest_plan_that_does_not_fit_is_the_smallest() {
+        let scenario =
+            crate::scenario::load(std::path::Path::new("scenarios/face-unlock.toml")).unwrap();
+        let variant = scenario.model.variants[0].name.clone();
+        let on_device = |backend: BackendKind, precision: Precision| {
+            let candidate = Candidate {
+                mode: Mode::OnlineHttp,
+                placement: Placement::Edge,
+                target: "phone-midrange".into(),
+                fallback_target: None,
+                fallback_model: None,
+                replicas: 1,
+                variant: variant.clone(),
+                backend,
+                precision,
+                max_batch: 1,
+                max_delay_ms: 0.0,
+                precompute_fraction: None,
+                class_builds: Vec::new(),
+            };
+            pruned(
+                candidate,
+                FigureSource::Projected,
+                1.0,
+                0.0,
+                "too large".into(),
+            )
+        };
+        let mut plans = vec![
+            on_device(BackendKind::Tiled, Precision::F32),
+            on_device(BackendKind::Quantized, Precision::F16),
+            on_device(BackendKind::Quantized, Precision::Int8),
+        ];
+        crate::plan::rank(&scenario, &mut plans);
+        let order: Vec<Precision> = plans.iter().map(|e| e.candidate.precision).collect();
+        assert_eq!(order, [Precision::Int8, Precision::F16, Precision::F32]);
+        let text = explain_infeasible(&plans).join("\n");
+        assert!(
+            text.contains("Closest: ") && text.contains("int8"),
+            "{text}"
+        );
+    }
+
+    /// The rationale says why this instance type: each other type's plans
+    /// of the same mode, feasible at a price or ruled out for a reason (a
+    /// tighter SLO had moved the plan to a larger instance with no word why).
+    #[test]
+    fn the_instance_type_is_explained_against_the_others() {
+        let scenario =
+            crate::scenario::load(std::path::Path::new("scenarios/hotel-ranking.toml")).unwrap();
+        let names: Vec<String> = scenario
+            .targets
+            .cloud
+            .iter()
+            .map(|t| t.spec.name.clone())
+            .collect();
+        assert!(names.len() >= 2, "{names:?}");
+        let on = |target: &str, mode: Mode, why: &str| {
+            let candidate = Candidate {
+                mode,
+                placement: Placement::Cloud,
+                target: target.into(),
+                fallback_target: None,
+                fallback_model: None,
+                replicas: 1,
+                variant: scenario.model.variants[0].name.clone(),
+                backend: BackendKind::Tiled,
+                precision: Precision::F32,
+                max_batch: 1,
+                max_delay_ms: 0.0,
+                precompute_fraction: None,
+                class_builds: Vec::new(),
+            };
+            let mut e = pruned(candidate, FigureSource::Projected, 1.0, 0.01, why.into());
+            if why.is_empty() {
+                e.rejected.clear();
+            }
+            e
+        };
+        let best = on(&names[0], Mode::OnlineHttp, "");
+        let ranked = vec![
+            best.clone(),
+            on(&names[1], Mode::OnlineHttp, "p99 18.7 ms > SLO 18.6 ms"),
+            // another mode's plan on the other type says nothing of this one's
+            on(&names[1], Mode::Batch, ""),
+        ];
+        let line = super::instance_sentence(&scenario, &ranked, &best).expect("a sentence");
+        assert_eq!(
+            line,
+            format!(
+                "Why {} (among online-http plans on the cloud): {} is ruled out: p99 18.7 ms > SLO 18.6 ms (1 of 1 plans).",
+                names[0], names[1]
+            )
+        );
+        // Only the chosen type has plans of the mode: nothing to say.
+        assert_eq!(
+            super::instance_sentence(&scenario, &ranked[..1], &best),
+            None
         );
     }
 

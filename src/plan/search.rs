@@ -14,7 +14,7 @@ use super::evaluate::{
     batch_job, check_device_power, device_memory_limit, device_memory_needed, edge_devices,
     finite_inputs, lookup_path, online_path, pruned, rates, simulate_candidate, simulate_devices,
     static_checks, with_instance_cost, CloudFallback, Context, DeviceClass, DevicesPlan,
-    Evaluation, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
+    Evaluation, SearchBudget, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -319,6 +319,12 @@ impl Base {
 
 /// Run the whole search.
 pub fn evaluate_all(ctx: &Context<'_>, budget: &SimBudget) -> Vec<Evaluation> {
+    evaluate_all_within(ctx, &SearchBudget::from(*budget))
+}
+
+/// Run the whole search, a finalist's run extended for its SLO percentile's
+/// confidence interval when `budget` says so.
+pub fn evaluate_all_within(ctx: &Context<'_>, budget: &SearchBudget) -> Vec<Evaluation> {
     let s = ctx.scenario;
     let mut out = Vec::new();
     for &mode in &s.search.modes {
@@ -472,7 +478,7 @@ fn try_replicas(
     }
 }
 
-fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec<Evaluation>) {
+fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut Vec<Evaluation>) {
     let s = ctx.scenario;
     let stream = mode == Mode::OnlineStream;
     let base = Base {
@@ -560,7 +566,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
                         usage: UsageExtras {
                             replicas: f64::from(r) + if bridge { 1.0 } else { 0.0 },
                             broker_bytes_per_message: (stream || bridge)
-                                .then(|| (s.inputs.request_bytes + s.inputs.response_bytes) as f64),
+                                .then(|| broker_bytes_per_message(s)),
                             devices_per_simulated_device: 1.0,
                             ..UsageExtras::default()
                         },
@@ -578,7 +584,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SimBudget, mode: Mode, out: &mut Vec
     }
 }
 
-fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+fn batch_cloud(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation>) {
     let s = ctx.scenario;
     let base = Base {
         mode: Mode::Batch,
@@ -648,6 +654,14 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>)
     }
 }
 
+/// Bytes a request moves through the broker: its request and its answer,
+/// once per pair of hops (two hops, a topic in and a topic out, carry each
+/// once; four hops re-publish each once more).
+pub fn broker_bytes_per_message(s: &Scenario) -> f64 {
+    let hops = s.targets.broker.as_ref().map_or(2, |b| b.hops.max(1));
+    (s.inputs.request_bytes + s.inputs.response_bytes) as f64 * f64::from(hops) / 2.0
+}
+
 /// Distinct inputs one instance precomputes per second at `batch`: each
 /// needs the scenario's `predictions_per_request` (a feed key's 100
 /// restaurant scores), all read back in one lookup.
@@ -695,7 +709,7 @@ fn job_instances(job: &sim::BatchJobPlan, per_instance: f64, items: u64) -> u32 
     }
 }
 
-fn precompute_hybrid(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation>) {
     let s = ctx.scenario;
     let base = Base {
         mode: Mode::Hybrid,
@@ -1032,7 +1046,7 @@ fn slowest_request_s(profiles: &[ComputeProfile]) -> f64 {
     profiles.iter().map(|p| p.median_s(1)).fold(0.0, f64::max)
 }
 
-fn edge_online(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+fn edge_online(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation>) {
     let base = Base {
         mode: Mode::OnlineHttp,
         placement: Placement::Edge,
@@ -1205,7 +1219,7 @@ fn tiered_online(
     out.push(simulate_devices(ctx, c, plan, budget));
 }
 
-fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation>) {
     let s = ctx.scenario;
     let base = Base {
         mode: Mode::Batch,
@@ -1377,7 +1391,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) 
     }
 }
 
-fn edge_with_fallback(ctx: &Context<'_>, budget: &SimBudget, out: &mut Vec<Evaluation>) {
+fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation>) {
     let s = ctx.scenario;
     let base = Base {
         mode: Mode::OnlineHttp,
@@ -1534,6 +1548,16 @@ pub fn backend_allows(backend: BackendKind, precision: Precision) -> bool {
 /// The same candidate simulated again with another budget (e.g. more requests for
 /// the reported figures). `None` if the search no longer produces it.
 pub fn reevaluate(ctx: &Context<'_>, c: &Candidate, budget: &SimBudget) -> Option<Evaluation> {
+    reevaluate_within(ctx, c, &SearchBudget::from(*budget))
+}
+
+/// [`reevaluate`] with a [`SearchBudget`]: a finalist's run extended for its
+/// SLO percentile's confidence interval.
+pub fn reevaluate_within(
+    ctx: &Context<'_>,
+    c: &Candidate,
+    budget: &SearchBudget,
+) -> Option<Evaluation> {
     let only: std::collections::BTreeSet<String> = [c.family()].into_iter().collect();
     let narrowed = Context {
         scenario: ctx.scenario,
@@ -1541,7 +1565,7 @@ pub fn reevaluate(ctx: &Context<'_>, c: &Candidate, budget: &SimBudget) -> Optio
         only: Some(&only),
     };
     let id = c.id();
-    evaluate_all(&narrowed, budget)
+    evaluate_all_within(&narrowed, budget)
         .into_iter()
         .find(|e| e.plan.id == id)
 }

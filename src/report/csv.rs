@@ -164,6 +164,20 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .map(|r| r.0.consumer_lag.map(|lag| lag.mean_wait_ms))
                 .collect::<Vec<Option<f64>>>(),
         ),
+        // The 95% CI of `slo_latency_ms`, where estimated (empty otherwise);
+        // after the older columns.
+        column(
+            "slo_latency_ci_low_ms",
+            rows.iter()
+                .map(|r| r.0.slo_latency_ci_ms.map(|ci| ci[0]))
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        column(
+            "slo_latency_ci_high_ms",
+            rows.iter()
+                .map(|r| r.0.slo_latency_ci_ms.map(|ci| ci[1]))
+                .collect::<Vec<Option<f64>>>(),
+        ),
     ];
     write_csv("candidates.csv", rows.len(), columns)
 }
@@ -245,4 +259,25 @@ pub fn latency_csv(report: &Report) -> Result<String, ReportError> {
         column("fraction", points.iter().map(|p| p.2).collect::<Vec<f64>>()),
     ];
     write_csv("latency.csv", points.len(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::sample_report;
+
+    /// The SLO figure's interval fills the last two columns where it was
+    /// estimated, and leaves them empty where not.
+    #[test]
+    fn the_slo_interval_is_in_the_last_two_columns() {
+        let mut report = sample_report();
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.slo_latency_ci_ms = Some([27.5, 29.25]);
+        }
+        let text = candidates_csv(&report).expect("csv");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with(",slo_latency_ci_low_ms,slo_latency_ci_high_ms"));
+        assert!(lines[1].ends_with(",27.5,29.25"), "{}", lines[1]);
+        assert!(lines[2].ends_with(",,"), "{}", lines[2]);
+    }
 }

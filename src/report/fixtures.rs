@@ -73,6 +73,7 @@ fn plan(
         on_pareto_front,
         simulated: true,
         slo_latency_ms: Some(latency_ms[2]),
+        slo_latency_ci_ms: None,
     }
 }
 

@@ -199,6 +199,16 @@ const PLAN_HEADERS: [(&str, Align); 6] = [
     ("Latency figure", Align::Left),
 ];
 
+/// A confidence interval in milliseconds: "80.2-86.0 ms", the unit once
+/// when both ends print in it.
+fn interval_ms([low, high]: [f64; 2]) -> String {
+    let (low, high) = (format::ms(low), format::ms(high));
+    match (low.strip_suffix(" ms"), high.ends_with(" ms")) {
+        (Some(number), true) => format!("{number}-{high}"),
+        _ => format!("{low} to {high}"),
+    }
+}
+
 fn section_summary(out: &mut String, report: &Report) {
     let plans = all_plans(report);
     let feasible = plans.iter().filter(|(_, ok, _)| *ok).count();
@@ -208,9 +218,14 @@ fn section_summary(out: &mut String, report: &Report) {
         (Some(plan), true) => {
             let _ = writeln!(out, "- Recommended: {}.", headline(plan));
             let (at, ms) = plan.headline_latency(report.slo.as_ref());
+            // The simulation's uncertainty, where the figure is the SLO's.
+            let interval = plan
+                .slo_latency_ci_ms
+                .filter(|_| report.slo.is_some() && plan.slo_latency_ms.is_some())
+                .map_or(String::new(), |ci| format!("95% CI {}, ", interval_ms(ci)));
             let _ = writeln!(
                 out,
-                "- {at} latency {} ({}), {} per month ({} per million predictions), {} agreement with the reference model at f32.",
+                "- {at} latency {} ({interval}{}), {} per month ({} per million predictions), {} agreement with the reference model at f32.",
                 format::ms(ms),
                 latency_label(plan),
                 format::usd(plan.cost_usd_per_month),
@@ -1200,5 +1215,29 @@ mod tests {
             plan.slo_latency_ms = None;
         }
         assert!(markdown(&report).contains("- p99 latency 216 ms ("));
+    }
+
+    #[test]
+    fn the_summary_gives_the_slo_figures_confidence_interval() {
+        let mut report = sample_report();
+        report.slo = Some(LatencySlo {
+            percentile: 99.9,
+            latency_ms: 90.0,
+        });
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.slo_latency_ms = Some(83.1);
+            plan.slo_latency_ci_ms = Some([80.2, 86.0]);
+        }
+        let md = markdown(&report);
+        assert!(
+            md.contains("- p99.9 latency 83.1 ms (95% CI 80.2-86.0 ms, "),
+            "{md}"
+        );
+        // not estimated: no interval
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.slo_latency_ci_ms = None;
+        }
+        assert!(!markdown(&report).contains("95% CI"));
+        assert_eq!(interval_ms([0.05, 0.2]), "50.0 µs to 0.20 ms");
     }
 }

@@ -120,6 +120,12 @@ pub struct Plan {
     /// many requests failed to reach it, or in files written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_latency_ms: Option<f64>,
+    /// 95% confidence interval of `slo_latency_ms`, ms, `[low, high]`: the
+    /// simulation's own uncertainty (batch means over the run), estimated for
+    /// the finalists (the plans re-simulated for the reported figures).
+    /// `None` when not estimated: plans screened only, traces, device fleets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_latency_ci_ms: Option<[f64; 2]>,
     /// Edge and hybrid plans on a fleet (`targets.edge_classes = "fleet"`):
     /// each device class with its share of the requests and what its users
     /// see. Empty for plans on one class or in the cloud.

@@ -26,11 +26,6 @@ use crate::hardware::{catalog, TargetKind, TargetSpec};
 /// Most schema errors reported for one file before giving up.
 const MAX_SCHEMA_ERRORS: usize = 100;
 
-/// Copies of a model's f32 weights alive at once while it is measured: the
-/// graph's, the backend's packed ones and a compile's temporaries (a
-/// 258 M-parameter MLP peaked at 3.5x its f32 weights, 2026-11-29).
-const WEIGHT_COPIES_WHILE_MEASURING: f64 = 4.0;
-
 /// Most arrivals read from a trace CSV.
 const MAX_TRACE_EVENTS: usize = 10_000_000;
 
@@ -1287,36 +1282,58 @@ impl Validator<'_> {
         search: &SearchSpace,
         raw: Option<&S<RawModel>>,
     ) {
-        let max_batch = search.batch_sizes.iter().copied().max().unwrap_or(1) as f64;
+        let max_batch = search.batch_sizes.iter().copied().max().unwrap_or(1);
         for (i, variant) in model.variants.iter().enumerate() {
             let counts = variant.counts();
-            let weights = counts.weight_bytes(Precision::F32) as f64;
-            // Two activation buffers (input and output of the widest layer) per
-            // sample, and a convnet's largest stride-split copy of a conv input.
-            let split = match &variant.spec {
-                ModelSpec::Convnet(c) => largest_split_layout_floats(c),
-                _ => 0.0,
-            };
-            let activations = (counts.max_activation_elems as f64 * 2.0 + split) * 4.0 * max_batch;
-            let needed = weights * WEIGHT_COPIES_WHILE_MEASURING + activations;
+            // What measuring holds at its peak: the weights' copies, every
+            // tensor of a call at the largest batch (the kernels' executors
+            // keep them all), and the agreement check's inputs and outputs.
+            let inputs = crate::pipeline::agreement_inputs_within(
+                counts.flops_per_sample,
+                search.measurement_budget_s,
+                model.variants.len(),
+            );
+            let memory = crate::measure::memory::measuring_memory(
+                &variant.spec,
+                counts.params,
+                max_batch,
+                inputs,
+            );
+            let needed = memory.total();
             let span = raw
                 .and_then(|m| m.get_ref().variants.as_ref())
                 .and_then(|v| v.get(i))
                 .map_or(0..0, |v| v.span());
             let key = format!("model.variants[{i}]");
             if needed > MAX_MEASURE_BYTES as f64 {
+                let per_sample = crate::measure::memory::activation_bytes_per_sample(&variant.spec);
+                let weights_only = memory.weights + memory.agreement;
+                let fitting_batch = ((MAX_MEASURE_BYTES as f64 - weights_only)
+                    / per_sample.max(1.0))
+                .floor()
+                .max(0.0);
+                let advice = if fitting_batch >= 1.0 && memory.batch > 1 {
+                    format!(
+                        "; it would fit with search.batch_sizes at most {}",
+                        fitting_batch.min(memory.batch as f64 - 1.0)
+                    )
+                } else {
+                    "; use a smaller model".to_string()
+                };
                 self.err(
                     span.clone(),
                     &key,
                     format!(
-                        "variant `{}` is too large to measure: it needs {} ({} parameters = {} of f32 weights, held {} times over while the backends are compiled, plus {} of activations at batch {}); the limit is {}",
+                        "variant `{}` is too large to measure: it needs {} ({} parameters = {} of f32 weights, held {} times over while the backends are compiled, plus {} of activations at batch {} ({} a sample: the kernels keep every layer's output during a call), plus {} for the agreement check); the limit is {}{advice}",
                         variant.name,
                         format_bytes(needed),
                         format_count(counts.params as f64),
-                        format_bytes(weights),
-                        WEIGHT_COPIES_WHILE_MEASURING,
-                        format_bytes(activations),
-                        max_batch,
+                        format_bytes(counts.weight_bytes(Precision::F32) as f64),
+                        crate::measure::memory::WEIGHT_COPIES_WHILE_MEASURING,
+                        format_bytes(memory.activations),
+                        memory.batch,
+                        format_bytes(per_sample),
+                        format_bytes(memory.agreement),
                         format_bytes(MAX_MEASURE_BYTES as f64)
                     ),
                 );
@@ -2134,7 +2151,7 @@ impl Validator<'_> {
         {
             let total: f64 = shares.iter().map(|(_, s)| *s.get_ref()).sum();
             if (total - 1.0).abs() > FLEET_SHARE_TOLERANCE {
-                self.err(shares[0].1.span(), &format!("targets.edge[{}].traffic_share", shares[0].0), format!("the fleet's traffic shares add up to {}: they must add up to 1 (within {FLEET_SHARE_TOLERANCE})", number(total)));
+                self.err(shares[0].1.span(), &format!("targets.edge[{}].traffic_share", shares[0].0), format!("the fleet's traffic shares add up to {}: they must add up to 1 (within {FLEET_SHARE_TOLERANCE})", number(without_rounding_noise(total))));
                 ok = false;
             }
         }
@@ -2784,6 +2801,12 @@ impl Validator<'_> {
             Some(v) => self.int_at_least(v, "search.seed", 0, "seed"),
             None => Some(0),
         };
+        if let (Some(list), Some(modes), Some(t)) = (&s.modes, &modes, targets) {
+            if let Some(why) = no_mode_plannable(modes, t) {
+                self.err(list.span(), "search.modes", why);
+                return None;
+            }
+        }
         Some(SearchSpace {
             modes: modes?,
             placements: placements?,
@@ -2890,6 +2913,30 @@ impl Validator<'_> {
     }
 }
 
+/// Why none of `modes` can be planned with these targets, or `None` when one
+/// can: a stream reads a broker, batch and hybrid store predictions. Said
+/// before measuring, as for `[expect]`, rather than after a run that rejects
+/// every plan for it.
+fn no_mode_plannable(modes: &[Mode], targets: &Targets) -> Option<String> {
+    let missing = |mode: Mode| match mode {
+        Mode::OnlineStream if targets.broker.is_none() => {
+            Some("a [targets.broker] table (per_hop_ms, partitions)")
+        }
+        Mode::Batch | Mode::Hybrid if targets.storage.is_none() => {
+            Some("a [targets.storage] table (lookup_ms, usd_per_gb_month)")
+        }
+        _ => None,
+    };
+    let needs: Vec<String> = modes
+        .iter()
+        .map(|&m| missing(m).map(|table| format!("`{m}` needs {table}")))
+        .collect::<Option<_>>()?;
+    Some(format!(
+        "no mode listed can be planned with these targets: {}; add the table, or list `online-http`",
+        needs.join(", ")
+    ))
+}
+
 impl RawTarget {
     fn has_overrides(&self) -> bool {
         self.cores.is_some()
@@ -2905,36 +2952,6 @@ impl RawTarget {
             || self.power_watts.is_some()
             || self.parallel_overhead_us.is_some()
     }
-}
-
-/// Floats of the largest zero-padded, stride-split conv input the tiled
-/// kernels build for `spec` (`kernels::conv::SplitLayout`: padded rows read x
-/// stride x columns per phase, per input channel).
-fn largest_split_layout_floats(spec: &ConvnetSpec) -> f64 {
-    let (mut h, mut w, mut c) = (spec.height, spec.width, spec.channels);
-    let mut largest: f64 = 0.0;
-    for block in &spec.blocks {
-        let (ConvBlock::Standard {
-            out_channels,
-            kernel,
-            stride,
-        }
-        | ConvBlock::DepthwiseSeparable {
-            out_channels,
-            kernel,
-            stride,
-        }) = *block;
-        let stride = stride.max(1);
-        let (oh, ow) = (
-            conv_output_size(h, kernel, stride).max(1),
-            conv_output_size(w, kernel, stride).max(1),
-        );
-        let rows = ((oh - 1) * stride + kernel) as f64;
-        let columns = (ow + (kernel - 1) / stride) as f64;
-        largest = largest.max(c as f64 * rows * stride as f64 * columns);
-        (h, w, c) = (oh, ow, out_channels);
-    }
-    largest
 }
 
 fn precision_table() -> Vec<(&'static str, Precision)> {
@@ -2957,6 +2974,12 @@ fn number(v: f64) -> String {
     } else {
         format!("{v:e}")
     }
+}
+
+/// A sum of the user's decimals as they would write it: 0.3 + 0.6 is 0.9,
+/// not 0.8999999999999999 (twelve decimals are far beyond any tolerance here).
+fn without_rounding_noise(v: f64) -> f64 {
+    (v * 1e12).round() / 1e12
 }
 
 fn join_names<'n>(names: impl Iterator<Item = &'n str>) -> String {

@@ -54,29 +54,62 @@ pub struct RunControl {
     /// Requests sent before this time are simulated but not measured
     /// (latency, failures, staleness), to skip the empty-system transient.
     pub warmup_s: f64,
-    /// Stop generating arrivals once the p99 is known precisely enough.
+    /// Estimate a quantile's confidence interval as the run goes, and stop
+    /// generating arrivals once it is narrow enough.
     pub early_stop: Option<EarlyStop>,
 }
 
-/// Early stop on the p99's confidence interval (batch means over
+/// Early stop on a latency quantile's confidence interval (batch means over
 /// consecutive groups of measured completions).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStop {
-    /// Stop when the 95% CI half-width of the p99 divided by the p99 is at
-    /// most this; 0.005 means the whole interval is narrower than 1%.
+    /// The quantile whose interval is estimated, in (0, 1): 0.99 is the p99.
+    #[serde(default = "p99")]
+    pub quantile: f64,
+    /// Stop when the 95% CI half-width of the quantile divided by the
+    /// quantile is at most this; 0.005 means the whole interval is narrower
+    /// than 1%. 0 never stops: the interval is only estimated.
     pub relative_half_width: f64,
-    /// Completions per batch (each batch yields one p99 estimate).
+    /// Completions per batch (each batch yields one estimate of the
+    /// quantile); at least [`EarlyStop::batch_requests_for`] the quantile.
     pub batch_requests: u64,
     /// Do not stop before this many batches.
     pub min_batches: u64,
+    /// Nor before this many requests were generated: a run extended past a
+    /// shorter one's requests starts with exactly them (same seed).
+    #[serde(default)]
+    pub min_requests: u64,
+}
+
+fn p99() -> f64 {
+    0.99
+}
+
+/// Completions beyond the quantile a batch holds at least: with fewer, a
+/// batch's quantile is one of its few largest latencies, a biased and
+/// lumpy estimate whose spread says little about the whole run's.
+pub const TAIL_REQUESTS_PER_BATCH: f64 = 20.0;
+
+impl EarlyStop {
+    /// The smallest batch for quantile `q` in (0, 1): [`TAIL_REQUESTS_PER_BATCH`]
+    /// completions beyond it (2,000 for the p99, 20,000 for the p99.9), and
+    /// never under 1,000 (a batch must outlast a busy period for batches to
+    /// be nearly independent). `None` for a `q` outside (0, 1).
+    pub fn batch_requests_for(q: f64) -> Option<u64> {
+        let tail = 1.0 - q;
+        let n = (TAIL_REQUESTS_PER_BATCH / tail * (1.0 - 1e-12)).ceil();
+        (q > 0.0 && tail > 0.0 && n.is_finite()).then(|| (n as u64).max(1_000))
+    }
 }
 
 impl Default for EarlyStop {
     fn default() -> Self {
         Self {
+            quantile: 0.99,
             relative_half_width: 0.005,
             batch_requests: 20_000,
             min_batches: 20,
+            min_requests: 0,
         }
     }
 }

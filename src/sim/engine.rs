@@ -1212,12 +1212,12 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
         ));
     }
     if let Some(e) = &rc.early_stop {
-        if e.relative_half_width.is_nan() || e.relative_half_width <= 0.0 || e.batch_requests < 100
-        {
+        let quantile_ok = e.quantile > 0.0 && e.quantile < 1.0;
+        if !(e.relative_half_width >= 0.0 && quantile_ok && e.batch_requests >= 100) {
             return Err(SimError::invalid(
                 "run.early_stop",
                 format!("{e:?}"),
-                "relative_half_width > 0, batch_requests >= 100",
+                "0 < quantile < 1, relative_half_width >= 0, batch_requests >= 100",
             ));
         }
     }
@@ -1310,6 +1310,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
     let horizon_ns = to_ns(rc.duration_s);
     let warmup_ns = to_ns(rc.warmup_s);
     let max_requests = rc.max_requests.unwrap_or(u64::MAX);
+    let min_requests = rc.early_stop.map_or(0, |e| e.min_requests);
     let mut simulated = 0u64;
     let mut measured = 0u64;
     let mut last_send = 0u64;
@@ -1321,7 +1322,7 @@ fn run(config: &SimConfig) -> Result<(SimOutcome, StateFootprint), SimError> {
             if simulated >= max_requests {
                 return None;
             }
-            if tally.recorder.early_stop_satisfied() {
+            if simulated >= min_requests && tally.recorder.early_stop_satisfied() {
                 *stopped = true;
                 return None;
             }

@@ -54,6 +54,7 @@ pub use config::{
     ArrivalProcess, Autoscale, Balancer, Batching, Broker, ColdStart, EarlyStop, EdgeDevices,
     JobSchedule, LatencyFit, LookupPath, Mode, NetworkLink, Offline, OfflinePolicy, OnlinePath,
     Payload, ProfilePoint, RunControl, ServiceTime, ServingPool, SimConfig, Throttling, Transport,
+    TAIL_REQUESTS_PER_BATCH,
 };
 pub use dist::{generalized_harmonic, interpolate_profile, lognormal_params, zipf_hit_rate, Z99};
 pub use engine::simulate;

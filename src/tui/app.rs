@@ -11,7 +11,7 @@ use super::keys::help_line_count;
 use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
 use super::ui::help_last_start;
-use super::worker::{Job, JobId, JobKind, WorkerEvent};
+use super::worker::{Job, JobId, JobKind, JobTag, WorkerEvent};
 use crate::plan::whatif::{format_factor, FactorRange, WhatIfLimits};
 use crate::report::Report;
 
@@ -111,6 +111,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct RunningJob {
     pub id: JobId,
+    pub tag: JobTag,
     pub label: &'static str,
     pub cancel: Arc<AtomicBool>,
 }
@@ -168,10 +169,15 @@ pub struct App {
     /// Views of the two reports above, derived when they arrive.
     pub original_plan: Option<PlanView>,
     pub plan: Option<PlanView>,
-    /// The what-if the user asked for.
+    /// The what-if in force: the one `plan` was made with (`plan_what_if`),
+    /// or, while they differ, the one a job under way plans next (a re-plan,
+    /// or the run whose own plan is re-planned with it once made).
     pub what_if: WhatIf,
     /// The what-if `plan` was computed with.
     pub plan_what_if: WhatIf,
+    /// Export was asked for while a plan was being made: it writes that plan
+    /// once it arrives.
+    pub pending_export: bool,
     pub sort: SortKey,
     /// Small screens: show the cost/p99 chart instead of the candidate table.
     pub plan_chart: bool,
@@ -195,7 +201,7 @@ impl App {
     pub fn new(scenarios: Vec<ScenarioEntry>, out_dir: PathBuf) -> App {
         let message = if scenarios.is_empty() {
             Some(Message::Error(
-                "no scenarios found: pass .toml files or a directory".to_string(),
+                "no scenario files found in scenarios/ (see the Scenarios view)".to_string(),
             ))
         } else {
             None
@@ -207,8 +213,12 @@ impl App {
             terminal_rows: None,
             should_quit: false,
             scenarios,
-            no_scenarios_hint:
-                "No scenarios. Start with paths to .toml files or a directory of them.".to_string(),
+            // `workbench` takes no paths: it lists ./scenarios/*.toml.
+            no_scenarios_hint: "No scenarios. workbench lists the .toml files in scenarios/ \
+                 under the directory it starts in: put scenario files there, or start it \
+                 in a directory whose scenarios/ has some. `workbench run <files>` plans \
+                 scenario files anywhere, without the TUI."
+                .to_string(),
             selected: 0,
             out_dir,
             job: None,
@@ -225,6 +235,7 @@ impl App {
             plan: None,
             what_if: WhatIf::default(),
             plan_what_if: WhatIf::default(),
+            pending_export: false,
             sort: SortKey::Rank,
             plan_chart: false,
             plan_cursor: 0,
@@ -236,6 +247,23 @@ impl App {
 
     pub fn busy(&self) -> bool {
         self.job.is_some()
+    }
+
+    /// The current job is of this kind.
+    pub fn running(&self, tag: JobTag) -> bool {
+        self.job.as_ref().is_some_and(|job| job.tag == tag)
+    }
+
+    /// A plan is being made (a run's own, or a what-if's): what-if changes
+    /// and an export wait for it.
+    pub fn planning(&self) -> bool {
+        self.running(JobTag::Run) || self.running(JobTag::Replan)
+    }
+
+    /// The what-if in force is not yet the shown plan's: a job under way
+    /// plans it (see [`App::what_if`]).
+    pub fn what_if_pending(&self) -> bool {
+        self.what_if != self.plan_what_if
     }
 
     pub fn selected_scenario(&self) -> Option<&ScenarioEntry> {
@@ -260,6 +288,7 @@ impl App {
         let cancel = Arc::new(AtomicBool::new(false));
         self.job = Some(RunningJob {
             id,
+            tag: kind.tag(),
             label: kind.label(),
             cancel: Arc::clone(&cancel),
         });
@@ -307,10 +336,17 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
                 // Measuring stops within a sample, but a compile runs to its
                 // end: until the job says it stopped, say what it waits for.
                 let step = app.stage.take().unwrap_or_else(|| job.label.to_string());
-                app.message = Some(Message::Info(format!(
-                    "cancelling {}: waiting for {step} to stop",
-                    job.label
-                )));
+                let mut text = format!("cancelling {}: waiting for {step} to stop", job.label);
+                // The what-if the cancelled job was to plan is not in force:
+                // the one of the plan shown is.
+                if app.what_if_pending() {
+                    app.what_if = app.plan_what_if;
+                    text.push_str(&format!("; what-if back to {}", app.what_if.describe()));
+                }
+                if std::mem::take(&mut app.pending_export) {
+                    text.push_str("; nothing exported");
+                }
+                app.message = Some(Message::Info(text));
                 app.cancelling = Some(job);
             }
             None
@@ -335,6 +371,13 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
             None
         }
         Action::Nudge { knob, up } => {
+            // A what-if changes a plan: one shown, or one a run is making.
+            if app.measurements.is_none() && !app.running(JobTag::Run) {
+                app.message = Some(Message::Info(
+                    "no plan to change yet: run a scenario (Enter), then try what-ifs".to_string(),
+                ));
+                return None;
+            }
             let scenario = app.active.as_ref().or_else(|| app.selected_scenario());
             if knob == WhatIfKnob::Budget && !scenario.is_some_and(|s| s.has_budget) {
                 app.message = Some(Message::Info(
@@ -347,7 +390,7 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
             let before = app.what_if;
             let capped = nudge(&mut app.what_if, knob, up, scenario_offline, &limits);
             let Some(at) = capped else {
-                return replan(app);
+                return apply_what_if(app);
             };
             // The scaled scenario must stay within the scenario limits.
             let limit = format!(
@@ -359,22 +402,22 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
                 app.message = Some(Message::Info(limit));
                 return None;
             }
-            let job = replan(app);
-            app.message = Some(Message::Info(if job.is_some() {
-                format!("{limit}; re-planning")
-            } else {
-                limit
-            }));
+            let job = apply_what_if(app);
+            let said = match &app.message {
+                Some(Message::Info(text)) => format!("{limit}; {text}"),
+                _ => limit,
+            };
+            app.message = Some(Message::Info(said));
             job
         }
         Action::ResetWhatIf => {
+            if app.measurements.is_none() && !app.running(JobTag::Run) {
+                return None;
+            }
             app.what_if = WhatIf::default();
-            replan(app)
+            apply_what_if(app)
         }
-        Action::Worker(event) => {
-            on_worker_event(app, event);
-            None
-        }
+        Action::Worker(event) => on_worker_event(app, event),
     }
 }
 
@@ -433,6 +476,7 @@ fn run_selected(app: &mut App) -> Option<Job> {
     app.plan = None;
     app.what_if = WhatIf::default();
     app.plan_what_if = WhatIf::default();
+    app.pending_export = false;
     app.exported.clear();
     app.plan_cursor = 0;
     app.kernel_cursor = 0;
@@ -441,13 +485,52 @@ fn run_selected(app: &mut App) -> Option<Job> {
     Some(app.start_job(JobKind::Run { scenario }))
 }
 
+/// Puts the what-if just changed in force. The rule: the what-if in force
+/// is the shown plan's, or a job under way is planning it (and the Plan view
+/// says so). While a run is making the scenario's own plan, the change waits
+/// for that plan and is re-planned as soon as it arrives; otherwise it is
+/// re-planned now, superseding any re-plan under way.
+fn apply_what_if(app: &mut App) -> Option<Job> {
+    if app.running(JobTag::Run) {
+        app.message = Some(Message::Info(if app.what_if_pending() {
+            format!(
+                "what-if {}: re-planned once the scenario's own plan is made",
+                app.what_if.describe()
+            )
+        } else {
+            "what-if as in the scenario: the run's own plan".to_string()
+        }));
+        return None;
+    }
+    if !app.what_if_pending() {
+        // Back to the shown plan's what-if: a re-plan under way is moot.
+        if app.running(JobTag::Replan) {
+            if let Some(job) = app.job.take() {
+                job.cancel.store(true, Ordering::Relaxed);
+            }
+            app.stage = None;
+        }
+        app.message = Some(Message::Info(format!(
+            "what-if {}: the plan shown",
+            app.what_if.describe()
+        )));
+        // An export waiting for the superseded plan writes the one shown.
+        if std::mem::take(&mut app.pending_export) {
+            return export(app);
+        }
+        return None;
+    }
+    replan(app)
+}
+
 fn replan(app: &mut App) -> Option<Job> {
     let (Some(scenario), Some(measurements)) = (app.active.clone(), app.measurements.clone())
     else {
-        app.message = Some(Message::Info(format!(
-            "what-if set ({}); run a scenario (Enter) to see its plan",
-            app.what_if.describe()
-        )));
+        // Nothing measured to re-plan from: the what-if cannot be in force.
+        app.what_if = app.plan_what_if;
+        app.message = Some(Message::Info(
+            "no plan to change yet: run a scenario (Enter), then try what-ifs".to_string(),
+        ));
         return None;
     };
     let what_if = app.what_if;
@@ -463,6 +546,22 @@ fn replan(app: &mut App) -> Option<Job> {
 }
 
 fn export(app: &mut App) -> Option<Job> {
+    // A plan is being made: the export writes that one once it arrives (the
+    // what-if in force), never the one it replaces.
+    if app.planning() {
+        app.pending_export = true;
+        app.exported.clear();
+        app.message = Some(Message::Info(format!(
+            "exporting once the plan ({}) is made",
+            app.what_if.describe()
+        )));
+        return None;
+    }
+    start_export(app)
+}
+
+/// Exports the plan shown (with its what-if).
+fn start_export(app: &mut App) -> Option<Job> {
     let (Some(scenario), Some(report)) = (app.active.clone(), app.report.clone()) else {
         app.message = Some(Message::Error(
             "nothing to export yet: run a scenario first (Enter)".to_string(),
@@ -542,10 +641,13 @@ fn nudge(
     }
 }
 
-fn on_worker_event(app: &mut App, event: WorkerEvent) {
+/// Applies a worker event; returns the next job when the event calls for
+/// one (a what-if set while the run made its own plan, an export waiting
+/// for a plan).
+fn on_worker_event(app: &mut App, event: WorkerEvent) -> Option<Job> {
     if !app.is_current(event.job()) {
         on_cancelled_job_event(app, &event);
-        return; // an overtaken or cancelled job
+        return None; // an overtaken or cancelled job
     }
     match event {
         WorkerEvent::Progress { progress, .. } => match progress {
@@ -572,7 +674,11 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
                 app.kernel_cursor = 0;
                 app.measurements = Some(measurements);
             }
-            Err(error) => app.message = Some(Message::Error(format!("measure failed: {error}"))),
+            Err(error) => {
+                app.message = Some(Message::Error(format!("measure failed: {error}")));
+                app.what_if = app.plan_what_if;
+                app.pending_export = false;
+            }
         },
         WorkerEvent::Planned {
             what_if, result, ..
@@ -591,8 +697,32 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
                 app.plan = Some(plan);
                 app.plan_what_if = what_if;
                 app.plan_cursor = 0;
+                // A what-if set while this plan was made is re-planned now
+                // (the export, if one waits, follows that plan).
+                if app.what_if_pending() {
+                    let job = replan(app);
+                    app.message = Some(Message::Info(format!(
+                        "plan ({}) ready; re-planning for {}",
+                        what_if.describe(),
+                        app.what_if.describe()
+                    )));
+                    return job;
+                }
+                if std::mem::take(&mut app.pending_export) {
+                    return start_export(app);
+                }
             }
-            Err(error) => app.message = Some(Message::Error(format!("plan failed: {error}"))),
+            Err(error) => {
+                let mut text = format!("plan failed: {error}");
+                if app.what_if_pending() {
+                    app.what_if = app.plan_what_if;
+                    text.push_str(&format!("; what-if back to {}", app.what_if.describe()));
+                }
+                if std::mem::take(&mut app.pending_export) {
+                    text.push_str("; nothing exported");
+                }
+                app.message = Some(Message::Error(text));
+            }
         },
         WorkerEvent::Exported { result, .. } => match result {
             Ok(paths) => {
@@ -611,6 +741,8 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
             app.job = None;
             app.stage = None;
             app.message = Some(Message::Error(error));
+            app.what_if = app.plan_what_if;
+            app.pending_export = false;
         }
         WorkerEvent::Finished { cancelled, .. } => {
             if let Some(job) = app.job.take() {
@@ -619,8 +751,12 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) {
                 }
             }
             app.stage = None;
+            // Whatever was waiting for this job's plan has no plan coming.
+            app.what_if = app.plan_what_if;
+            app.pending_export = false;
         }
     }
+    None
 }
 
 /// An event from a job that is no longer current: only the end of the job

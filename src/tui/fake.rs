@@ -208,6 +208,7 @@ impl Pipeline for FakePipeline {
             peak_gflops: PEAK_F32,
             bandwidth_gbs: BANDWIDTH,
             tuned: Some("tile 64x32x256".to_string()),
+            not_measured: Vec::new(),
             cache: Arc::new(cache),
         })
     }
@@ -696,6 +697,8 @@ fn plan(
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: true,
-        slo_latency_ms: None,
+        // The fake's SLO is on p99.
+        slo_latency_ms: Some(figures.p99_ms),
+        slo_latency_ci_ms: None,
     }
 }

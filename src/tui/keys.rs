@@ -100,17 +100,20 @@ pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
         }
         View::Kernels => {
             hints.push(("↑↓", "scroll"));
-            hints.push(("m", "re-measure"));
+            // Timings cached by an earlier run are reused: nothing is re-timed.
+            hints.push(("m", "run again (cached timings)"));
         }
+        // Short labels, so that every Plan key shows at 80 columns (the help
+        // spells them out: lower case raises, upper case lowers).
         View::Simulation => {
-            hints.push(("trlbpo", "what-if up"));
-            hints.push(("TRLBPO", "down"));
+            hints.push(("trlbpo/TRLBPO", "what-if"));
+            hints.push(("0", "reset"));
+            hints.push(("e", "export"));
         }
         View::Plan => {
-            hints.push(("trlbpo", "what-if up"));
-            hints.push(("TRLBPO", "down"));
+            hints.push(("trlbpo/TRLBPO", "what-if"));
             hints.push(("0", "reset"));
-            hints.push(("↑↓", "select"));
+            hints.push(("↑↓", "row"));
             hints.push(("s", "sort"));
             hints.push(("v", "chart/table"));
             hints.push(("e", "export"));
@@ -137,7 +140,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Tab / Shift-Tab, ←/→, 1-5", "switch view"),
             ("↑/↓, j/k", "move the cursor"),
-            ("m", "measure + plan the selected scenario"),
+            ("m", "measure + plan (cached timings reused)"),
             ("Esc", "cancel the running job / close help"),
             ("?", "this help"),
             ("q, Ctrl-C", "quit"),
@@ -150,7 +153,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Plan / Simulation: what-if (re-plans from cached measurements)",
         &[
-            ("t / T", "traffic x1.25 / ÷1.25"),
+            ("t / T", "traffic x1.25 / ÷1.25 (lower case raises)"),
             ("r / R", "network RTT x1.25 / ÷1.25"),
             ("l / L", "latency SLO x1.25 / ÷1.25"),
             ("b / B", "budget x1.25 / ÷1.25"),

@@ -41,7 +41,7 @@ pub use pipeline::{
 };
 pub use real::RealPipeline;
 pub use scenarios::{scenario_entries, scenario_entry};
-pub use worker::{ExportsInFlight, Job, JobKind, Worker, WorkerEvent, WorkerGone};
+pub use worker::{ExportsInFlight, Job, JobKind, JobTag, Worker, WorkerEvent, WorkerGone};
 
 /// Why the TUI stopped with an error.
 #[derive(Debug, thiserror::Error)]

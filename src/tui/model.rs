@@ -19,6 +19,10 @@ pub struct CandidateRow {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    /// Latency at the scenario's SLO percentile (p99 without an SLO): the
+    /// figure the plan was judged on, as the CLI and report lead with.
+    /// `None` when unknown (too many requests failed to reach it).
+    pub at_slo_ms: Option<f64>,
     pub throughput_rps: f64,
     pub cost_usd_per_month: f64,
     /// Mean replica utilisation 0..=1 (simulated).
@@ -31,13 +35,22 @@ pub struct CandidateRow {
     pub rejected_because: Option<String>,
     /// On the cost / p99 / accuracy Pareto front.
     pub pareto: bool,
-    /// `false`: rejected before simulation (p99 is a lower bound, no cost).
+    /// `false`: rejected before simulation (latencies are a lower bound, no cost).
     pub simulated: bool,
 }
 
 impl CandidateRow {
     pub fn feasible(&self) -> bool {
         self.rejected_because.is_none()
+    }
+
+    /// The same plan but for its replica count (a what-if that changes the
+    /// traffic scales the replicas of the original plan).
+    pub fn same_but_replicas(&self, other: &CandidateRow) -> bool {
+        changed_fields(self, other)
+            .iter()
+            .all(|field| *field == "replicas")
+            && self.max_delay_ms == other.max_delay_ms
     }
 }
 
@@ -74,7 +87,8 @@ impl PlanView {
 pub enum SortKey {
     Rank,
     Cost,
-    P99,
+    /// Latency at the SLO's percentile (see [`CandidateRow::at_slo_ms`]).
+    Latency,
     Throughput,
     Feasible,
 }
@@ -83,37 +97,47 @@ impl SortKey {
     pub fn next(self) -> SortKey {
         match self {
             SortKey::Rank => SortKey::Cost,
-            SortKey::Cost => SortKey::P99,
-            SortKey::P99 => SortKey::Throughput,
+            SortKey::Cost => SortKey::Latency,
+            SortKey::Latency => SortKey::Throughput,
             SortKey::Throughput => SortKey::Feasible,
             SortKey::Feasible => SortKey::Rank,
         }
     }
 
-    pub fn name(self) -> &'static str {
+    /// The sort's name; the latency sort is named after the figure it
+    /// sorts by (`latency_name`: "p99", "p95"...).
+    pub fn name(self, latency_name: &str) -> String {
         match self {
-            SortKey::Rank => "rank",
-            SortKey::Cost => "cost",
-            SortKey::P99 => "p99",
-            SortKey::Throughput => "throughput",
-            SortKey::Feasible => "feasible first",
+            SortKey::Rank => "rank".to_string(),
+            SortKey::Cost => "cost".to_string(),
+            SortKey::Latency => latency_name.to_string(),
+            SortKey::Throughput => "throughput".to_string(),
+            SortKey::Feasible => "feasible first".to_string(),
         }
     }
 }
 
-/// Candidate indices in display order for `key` (stable, so ties keep the planner's rank).
+/// Candidate indices in display order for `key` (stable, so ties keep the
+/// planner's rank). By cost, latency or throughput, the simulated plans come
+/// first: a plan rejected before simulation has no cost or throughput and
+/// only a lower bound of its latency, so it cannot rank among them.
 pub fn sorted_indices(plan: &PlanView, key: SortKey) -> Vec<usize> {
     let mut order: Vec<usize> = (0..plan.candidates.len()).collect();
     let c = &plan.candidates;
+    let unsimulated_last = |a: usize, b: usize| c[b].simulated.cmp(&c[a].simulated);
+    // An unknown latency sorts after every known one.
+    let latency = |i: usize| c[i].at_slo_ms.unwrap_or(f64::INFINITY);
     match key {
         SortKey::Rank => {}
-        SortKey::Cost => {
-            order.sort_by(|&a, &b| c[a].cost_usd_per_month.total_cmp(&c[b].cost_usd_per_month))
+        SortKey::Cost => order.sort_by(|&a, &b| {
+            unsimulated_last(a, b).then(c[a].cost_usd_per_month.total_cmp(&c[b].cost_usd_per_month))
+        }),
+        SortKey::Latency => {
+            order.sort_by(|&a, &b| unsimulated_last(a, b).then(latency(a).total_cmp(&latency(b))))
         }
-        SortKey::P99 => order.sort_by(|&a, &b| c[a].p99_ms.total_cmp(&c[b].p99_ms)),
-        SortKey::Throughput => {
-            order.sort_by(|&a, &b| c[b].throughput_rps.total_cmp(&c[a].throughput_rps))
-        }
+        SortKey::Throughput => order.sort_by(|&a, &b| {
+            unsimulated_last(a, b).then(c[b].throughput_rps.total_cmp(&c[a].throughput_rps))
+        }),
         SortKey::Feasible => order.sort_by_key(|&i| !c[i].feasible()),
     }
     order
@@ -147,8 +171,14 @@ pub fn changed_fields(original: &CandidateRow, now: &CandidateRow) -> Vec<&'stat
 }
 
 impl CandidateRow {
-    /// The view of one planner plan; `rejected_because` from its alternative entry.
-    pub fn from_plan(plan: &Plan, rejected_because: Option<String>) -> CandidateRow {
+    /// The view of one planner plan; `rejected_because` from its alternative
+    /// entry; `slo`: the report's latency SLO (its percentile is the one the
+    /// latency column shows).
+    pub fn from_plan(
+        plan: &Plan,
+        rejected_because: Option<String>,
+        slo: Option<&LatencySlo>,
+    ) -> CandidateRow {
         // A tiered plan's classes run different builds: each class's, in the
         // order of its target's classes (as its id gives them).
         // One name when every class agrees ("autotuned", not "autotuned&autotuned").
@@ -188,6 +218,7 @@ impl CandidateRow {
             p50_ms: plan.latency_ms.p50,
             p90_ms: plan.latency_ms.p90,
             p99_ms: plan.latency_ms.p99,
+            at_slo_ms: latency_at_slo(plan, slo),
             throughput_rps: plan.throughput_rps,
             cost_usd_per_month: plan.cost_usd_per_month,
             utilisation: plan.utilisation,
@@ -200,20 +231,38 @@ impl CandidateRow {
     }
 }
 
+/// A plan's latency at the SLO's percentile, as the report's headline gives
+/// it ([`Plan::headline_latency`]); a figure kept under the percentile's own
+/// name when the planner kept none; `None` when there is none at it.
+fn latency_at_slo(plan: &Plan, slo: Option<&LatencySlo>) -> Option<f64> {
+    let Some(slo) = slo else {
+        return Some(plan.latency_ms.p99);
+    };
+    // Rejected before simulation: one lower bound for every percentile.
+    if !plan.simulated {
+        return Some(plan.latency_ms.p99);
+    }
+    if plan.slo_latency_ms.is_some() {
+        return Some(plan.headline_latency(Some(slo)).1);
+    }
+    let l = plan.latency_ms;
+    [(50.0, l.p50), (90.0, l.p90), (99.0, l.p99), (99.9, l.p999)]
+        .iter()
+        .find(|(q, _)| (q - slo.percentile).abs() < 1e-9)
+        .map(|&(_, ms)| ms)
+}
+
 impl PlanView {
     /// Flattens the planner's report: the recommended plan first, then the
     /// alternatives in ranking order (feasible runners-up and rejected plans).
     pub fn from_report(report: &Report) -> PlanView {
         let mut candidates = Vec::with_capacity(report.alternatives.len() + 1);
         if let Some(best) = &report.recommended {
-            candidates.push(CandidateRow::from_plan(best, None));
+            candidates.push(CandidateRow::from_plan(best, None, report.slo.as_ref()));
         }
-        candidates.extend(
-            report
-                .alternatives
-                .iter()
-                .map(|alt| CandidateRow::from_plan(&alt.plan, alt.rejected_because.clone())),
-        );
+        candidates.extend(report.alternatives.iter().map(|alt| {
+            CandidateRow::from_plan(&alt.plan, alt.rejected_because.clone(), report.slo.as_ref())
+        }));
         let cdfs = report
             .latency_cdfs
             .iter()
@@ -238,11 +287,18 @@ impl PlanView {
 }
 
 impl PlanView {
-    /// The SLO's latency when it is on p99, the latency the plan chart plots.
-    pub fn slo_p99_ms(&self) -> Option<f64> {
-        self.slo
-            .filter(|s| (s.percentile - 99.0).abs() < 1e-9)
-            .map(|s| s.latency_ms)
+    /// The name of the latency the candidates are judged on and shown with:
+    /// the SLO's percentile ("p95", "p99.9"), "p99" without an SLO.
+    pub fn latency_name(&self) -> String {
+        self.slo.map_or_else(
+            || "p99".to_string(),
+            |s| crate::plan::evaluate::percentile_name(s.percentile),
+        )
+    }
+
+    /// The SLO's latency, at the percentile every row's `at_slo_ms` is.
+    pub fn slo_ms(&self) -> Option<f64> {
+        self.slo.map(|s| s.latency_ms)
     }
 }
 
@@ -278,13 +334,13 @@ mod tests {
             class("phone", "full", Precision::F32),
             class("watch", "distilled", Precision::Int8),
         ];
-        let row = CandidateRow::from_plan(&plan, None);
+        let row = CandidateRow::from_plan(&plan, None, None);
         assert_eq!(
             (row.backend.as_str(), row.precision.as_str()),
             ("autotuned", "f32&int8")
         );
         plan.device_classes[1] = class("watch", "full", Precision::F32);
-        let uniform = CandidateRow::from_plan(&plan, None);
+        let uniform = CandidateRow::from_plan(&plan, None, None);
         assert_eq!(uniform.backend, plan.backend.name());
     }
 }

@@ -144,6 +144,7 @@ impl Measurements {
                 .reduce(f64::min)
                 .unwrap_or(0.0),
             tuned,
+            not_measured: Vec::new(),
             cache,
         }
     }
@@ -158,6 +159,9 @@ pub struct Measurements {
     pub bandwidth_gbs: f64,
     /// Best autotuned configuration, if the scenario asked for autotuning.
     pub tuned: Option<String>,
+    /// Kernels that could not be measured, each with why, as `workbench run`
+    /// lists them ("student tiled f32 batch 64: compiling it would take ...").
+    pub not_measured: Vec<String>,
     /// The pipeline's own typed data (latency profiles...), handed back to
     /// [`Pipeline::plan`] so a what-if re-plans without re-measuring.
     pub cache: Arc<dyn Any + Send + Sync>,
@@ -170,6 +174,7 @@ impl std::fmt::Debug for Measurements {
             .field("peak_gflops", &self.peak_gflops)
             .field("bandwidth_gbs", &self.bandwidth_gbs)
             .field("tuned", &self.tuned)
+            .field("not_measured", &self.not_measured)
             .finish_non_exhaustive()
     }
 }

@@ -14,6 +14,7 @@ use ratatui::Frame;
 use super::app::{App, Message, View};
 use super::keys::{help_line_count, status_hints, HELP};
 use super::model::{changed_fields, CandidateRow, PlanView};
+use super::worker::JobTag;
 
 /// Widths at or above this get side-by-side layouts.
 const WIDE: u16 = 120;
@@ -62,7 +63,10 @@ pub fn render(app: &App, frame: &mut Frame) {
     ])
     .areas(frame.area());
     render_tabs(app, frame, tabs);
+    let too_small = matches!(app.view, View::Kernels | View::Simulation | View::Plan)
+        && (frame.area().width < MIN_WIDTH || frame.area().height < MIN_HEIGHT);
     match app.view {
+        _ if too_small => render_too_small(app, frame, body),
         View::Scenarios => render_scenarios(app, frame, body),
         View::Kernels => render_kernels(app, frame, body),
         View::Simulation => render_simulation(app, frame, body),
@@ -73,6 +77,26 @@ pub fn render(app: &App, frame: &mut Frame) {
     if app.show_help {
         render_help(app, frame, body);
     }
+}
+
+/// The smallest terminal the Kernels, Simulation and Plan views draw in (a
+/// chart or table needs a few rows under the Plan's summary).
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+
+fn render_too_small(app: &App, frame: &mut Frame, area: Rect) {
+    let size = frame.area();
+    frame.render_widget(
+        Paragraph::new(format!(
+            "Enlarge the terminal: the {} view needs at least {MIN_WIDTH}x{MIN_HEIGHT} (this one is {}x{}).",
+            app.view.title(),
+            size.width,
+            size.height
+        ))
+        .style(Style::new().fg(Color::Yellow))
+        .wrap(Wrap { trim: true }),
+        area,
+    );
 }
 
 fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
@@ -110,16 +134,24 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     }
     frame.render_widget(Paragraph::new(Line::from(message)), message_area);
 
-    // Drop the least important hints (before "view", "help" and "quit") until they fit.
+    // To fit: first drop "Tab/1-5 view" (the tabs show their numbers), then
+    // close up the gaps, then drop the least important hints (those before
+    // "help" and "quit") until they fit.
     let mut hints = status_hints(app);
-    let width = |hints: &[(&str, &str)]| -> usize {
-        hints
+    let room = usize::from(keys_area.width);
+    let width = |hints: &[(&str, &str)], gap: usize| -> usize {
+        let text: usize = hints
             .iter()
-            .map(|(k, w)| k.chars().count() + w.chars().count() + 3)
-            .sum()
+            .map(|(k, w)| k.chars().count() + 1 + w.chars().count() + gap)
+            .sum();
+        text.saturating_sub(gap)
     };
-    while width(&hints) > usize::from(keys_area.width) && hints.len() > 3 {
-        hints.remove(hints.len() - 4);
+    if width(&hints, 2) > room {
+        hints.retain(|(key, _)| *key != "Tab/1-5");
+    }
+    let gap = if width(&hints, 2) > room { 1 } else { 2 };
+    while width(&hints, gap) > room && hints.len() > 2 {
+        hints.remove(hints.len() - 3);
     }
     let mut keys = Vec::new();
     for (key, what) in hints {
@@ -127,7 +159,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
             key,
             Style::new().fg(ACCENT).add_modifier(Modifier::BOLD),
         ));
-        keys.push(Span::raw(format!(" {what}  ")));
+        keys.push(Span::raw(format!(" {what}{}", " ".repeat(gap))));
     }
     frame.render_widget(
         Paragraph::new(Line::from(keys)).style(Style::new().bg(Color::Black)),
@@ -257,16 +289,39 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
         );
         return;
     };
+    // Kernels that could not be measured get a box of their own under the
+    // table, with why (as `workbench run` lists them).
+    let not_measured = &measurements.not_measured;
+    let notes_rows = if not_measured.is_empty() {
+        0
+    } else {
+        let wanted = 2 + 2 * u16::try_from(not_measured.len()).unwrap_or(u16::MAX / 4);
+        wanted.min(area.height / 4).max(3)
+    };
     let (table_area, chart_area) = if area.width >= WIDE {
         let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
             .areas(area);
         (a, b)
     } else {
-        let table_rows = (measurements.kernels.len() as u16 + 3).min(area.height / 2);
+        let table_rows = (measurements.kernels.len() as u16 + 3).min(area.height / 2) + notes_rows;
         let [a, b] =
             Layout::vertical([Constraint::Length(table_rows), Constraint::Min(0)]).areas(area);
         (a, b)
     };
+    let [table_area, notes_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(notes_rows)]).areas(table_area);
+    if !not_measured.is_empty() {
+        let lines: Vec<Line> = not_measured
+            .iter()
+            .map(|reason| Line::styled(format!("• {reason}"), Style::new().fg(Color::Yellow)))
+            .collect();
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(Block::bordered().title(format!(" Not measured ({}) ", not_measured.len())))
+                .wrap(Wrap { trim: true }),
+            notes_area,
+        );
+    }
 
     let header =
         Row::new(["kernel", "latency", "pred/s", "GFLOP/s", "peak"]).style(Style::new().bold());
@@ -439,7 +494,7 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
             frame,
             area,
             "Simulation",
-            "Nothing simulated yet. Run a scenario (1, Enter) to see latency CDFs of the top plans.",
+            &no_plan_yet(app, "the latency CDFs of the top plans"),
         );
         return;
     };
@@ -510,8 +565,17 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
         .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "0.5", "1"]));
     frame.render_widget(chart, chart_area);
 
-    let header =
-        Row::new(["#", "plan", "p50", "p99", "util", "failed", "stale"]).style(Style::new().bold());
+    let latency_name = plan.latency_name();
+    let header = Row::new([
+        "#",
+        "plan",
+        "p50",
+        latency_name.as_str(),
+        "util",
+        "failed",
+        "stale",
+    ])
+    .style(Style::new().bold());
     let rows = plan.cdfs.iter().enumerate().map(|(i, series)| {
         let row = plan.candidates.iter().find(|c| c.label == series.label);
         let cells = match row {
@@ -519,7 +583,7 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
                 format!("{}", i + 1),
                 c.label.clone(),
                 fmt_ms(c.p50_ms),
-                fmt_ms(c.p99_ms),
+                c.at_slo_ms.map_or_else(|| "-".to_string(), fmt_ms),
                 format!("{:.0}%", c.utilisation * 100.0),
                 format!("{:.2}%", c.failure_rate * 100.0),
                 c.staleness_min
@@ -548,14 +612,30 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
 
 // ---------------------------------------------------------------- Plan
 
+/// What the Simulation and Plan views say before there is a plan: that one
+/// is being made, or how to get one.
+fn no_plan_yet(app: &App, what: &str) -> String {
+    match (&app.active, app.running(JobTag::Run)) {
+        (Some(scenario), true) => {
+            let mut text = format!(
+                "Planning {}: measuring its kernels, then simulating the candidate plans; {what} appears here when done.",
+                scenario.name
+            );
+            if app.what_if_pending() {
+                text.push_str(&format!(
+                    " Then re-planned with the what-if set meanwhile ({}).",
+                    app.what_if.describe()
+                ));
+            }
+            text
+        }
+        _ => format!("No plan yet. Select a scenario (1) and press Enter: {what} appears here."),
+    }
+}
+
 fn render_plan(app: &App, frame: &mut Frame, area: Rect) {
     let Some(plan) = &app.plan else {
-        placeholder(
-            frame,
-            area,
-            "Plan",
-            "No plan yet. Select a scenario (1) and press Enter: the plan appears here.",
-        );
+        placeholder(frame, area, "Plan", &no_plan_yet(app, "the plan"));
         return;
     };
     let summary_height = if area.height >= 40 { 10 } else { 7 };
@@ -620,17 +700,22 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
                 Span::raw(" · batch "),
                 field("batch", best.max_batch.to_string()),
             ]));
+            // The latency the plan was judged on (the SLO's percentile), as
+            // the CLI's summary line and the report lead with.
+            let latency_name = plan.latency_name();
+            let at_slo = |c: &CandidateRow| c.at_slo_ms.map_or_else(|| "-".to_string(), fmt_ms);
             let mut figures = vec![Span::raw(format!(
-                "p99 {} · {} · {}/month",
-                fmt_ms(best.p99_ms),
+                "{latency_name} {} · {} · {}/month",
+                at_slo(best),
                 format_args!("{} req/s", fmt_count(best.throughput_rps)),
                 fmt_usd(best.cost_usd_per_month)
             ))];
             if let Some(o) = original_best {
                 figures.push(Span::styled(
                     format!(
-                        "  (original: p99 {}, {}/month)",
-                        fmt_ms(o.p99_ms),
+                        "  (original: {} {}, {}/month)",
+                        original.map_or_else(|| latency_name.clone(), PlanView::latency_name),
+                        at_slo(o),
                         fmt_usd(o.cost_usd_per_month)
                     ),
                     if changed.is_empty() {
@@ -671,6 +756,23 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
             (None, None) => " → still nothing feasible".to_string(),
         };
         what_if.push(Span::styled(verdict, CHANGED));
+        if o.recommended_row().is_some() && original_in(app, plan).is_none() {
+            what_if.push(Span::styled(
+                "; the original plan is not among these candidates",
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
+    }
+    // The what-if in force is not yet this plan's: say a plan is coming for it.
+    if app.what_if_pending() {
+        what_if.push(Span::styled(
+            format!(
+                "  ⟳ re-planning for {} (this plan is the one for {})",
+                app.what_if.describe(),
+                app.plan_what_if.describe()
+            ),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
     }
     lines.push(Line::from(what_if));
     for sentence in &plan.rationale {
@@ -685,7 +787,9 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
 }
 
 fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
-    let point = |c: &CandidateRow| (c.p99_ms, c.cost_usd_per_month);
+    // Latency at the SLO's percentile, so the SLO line belongs on the axis.
+    let latency = |c: &CandidateRow| c.at_slo_ms.unwrap_or(f64::INFINITY);
+    let point = |c: &CandidateRow| (latency(c), c.cost_usd_per_month);
     // Plans rejected before simulation have no cost: not drawn at $0.
     let rejected: Vec<(f64, f64)> = plan
         .candidates
@@ -734,12 +838,12 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
                 .fold(1.0_f64, f64::max)
         }
     };
-    let x_max = (feasible_or_all(&|c| c.p99_ms) * 1.5)
-        .max(plan.slo_p99_ms().unwrap_or(0.0) * 1.5)
+    let x_max = (feasible_or_all(&latency) * 1.5)
+        .max(plan.slo_ms().unwrap_or(0.0) * 1.5)
         .max(1.0);
     let y_max = (feasible_or_all(&|c| c.cost_usd_per_month) * 1.5).max(1.0);
     let slo_line: Vec<(f64, f64)> = plan
-        .slo_p99_ms()
+        .slo_ms()
         .map(|slo| vec![(slo, 0.0), (slo, y_max)])
         .unwrap_or_default();
     let datasets = vec![
@@ -780,13 +884,14 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
             .style(GOOD)
             .data(&best),
     ];
+    let latency_name = plan.latency_name();
     let chart = Chart::new(datasets)
-        .block(Block::bordered().title(" Cost vs p99 "))
+        .block(Block::bordered().title(format!(" Cost vs {latency_name} ")))
         .legend_position(Some(LegendPosition::TopRight))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(2, 3)))
         .x_axis(
             Axis::default()
-                .title("p99 ms")
+                .title(format!("{latency_name} ms"))
                 .bounds([0.0, x_max])
                 .labels(["0".to_string(), format!("{x_max:.0}")]),
         )
@@ -801,12 +906,7 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
 
 fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
     let order = app.plan_order();
-    let original_label = app
-        .original_plan
-        .as_ref()
-        .filter(|_| !app.plan_what_if.is_identity())
-        .and_then(|p| p.recommended_row())
-        .map(|c| c.label.clone());
+    let original_row = original_in(app, plan);
     let labels: Vec<&str> = plan.candidates.iter().map(|c| c.label.as_str()).collect();
     let (compact, shared) = without_shared_parts(&labels);
     let longest = compact.iter().map(|l| l.chars().count()).max().unwrap_or(0);
@@ -819,10 +919,11 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     } else {
         format!("plan (all: {shared})")
     };
+    let latency_name = plan.latency_name();
     let header = Row::new([
         String::new(),
         elide_label(&plan_header, label_width),
-        "p99".to_string(),
+        latency_name.clone(),
         "$/month".to_string(),
         "verdict".to_string(),
     ])
@@ -831,7 +932,7 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         let c = &plan.candidates[i];
         let mark = if Some(i) == plan.recommended {
             "★"
-        } else if original_label.as_deref() == Some(c.label.as_str()) {
+        } else if original_row == Some(i) {
             "◆"
         } else if c.pareto {
             "·"
@@ -852,11 +953,14 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         Row::new([
             mark.to_string(),
             elide_label(&compact[i], label_width),
-            // Not simulated: an analytic lower bound at best.
-            match (c.simulated, c.p99_ms > 0.0) {
-                (true, _) => fmt_ms(c.p99_ms),
-                (false, true) => format!("≥{}", fmt_ms(c.p99_ms)),
-                (false, false) => "-".to_string(),
+            // At the SLO's percentile; not simulated: an analytic lower bound at best.
+            match (
+                c.simulated,
+                c.at_slo_ms.filter(|ms| *ms > 0.0 || c.simulated),
+            ) {
+                (true, Some(ms)) => fmt_ms(ms),
+                (false, Some(ms)) => format!("≥{}", fmt_ms(ms)),
+                (_, None) => "-".to_string(),
             },
             if c.simulated {
                 fmt_usd(c.cost_usd_per_month)
@@ -893,12 +997,32 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
             .title(format!(
                 " Candidates: {feasible}/{} feasible, sort: {} ",
                 plan.candidates.len(),
-                app.sort.name()
+                app.sort.name(&latency_name)
             ))
             .title_bottom(Line::from(selected_reason)),
     );
     let mut state = TableState::default().with_selected(Some(app.plan_cursor));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Where the original plan (the scenario's own recommendation) is among the
+/// shown what-if plan's candidates: the same plan, or, when the what-if
+/// changed its replica count, the same plan at another count. `None` without
+/// a what-if, or when no candidate is that plan.
+fn original_in(app: &App, plan: &PlanView) -> Option<usize> {
+    let original = app
+        .original_plan
+        .as_ref()
+        .filter(|_| !app.plan_what_if.is_identity())
+        .and_then(PlanView::recommended_row)?;
+    plan.candidates
+        .iter()
+        .position(|c| c.label == original.label)
+        .or_else(|| {
+            plan.candidates
+                .iter()
+                .position(|c| c.same_but_replicas(original))
+        })
 }
 
 /// Plan labels without the parts every candidate shares (`cloud` when only
@@ -1044,7 +1168,23 @@ fn render_export(app: &App, frame: &mut Frame, area: Rect) {
                 app.out_dir.display()
             )));
             lines.push(Line::raw(""));
-            if app.exported.is_empty() {
+            if app.pending_export {
+                lines.push(Line::styled(
+                    format!(
+                        "Exporting once the plan with what-if {} is made.",
+                        app.what_if.describe()
+                    ),
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                ));
+            } else if app.what_if_pending() {
+                lines.push(Line::styled(
+                    format!(
+                        "Re-planning for what-if {}: e then exports that plan, once made.",
+                        app.what_if.describe()
+                    ),
+                    Style::new().fg(Color::Yellow),
+                ));
+            } else if app.exported.is_empty() {
                 lines.push(Line::styled(
                     "Press e or Enter to write report.md, the CSV files and plan.json.",
                     Style::new().fg(ACCENT),
@@ -1061,6 +1201,13 @@ fn render_export(app: &App, frame: &mut Frame, area: Rect) {
                 );
             }
         }
+        _ if app.pending_export => lines.push(Line::styled(
+            format!(
+                "Exporting once the plan with what-if {} is made.",
+                app.what_if.describe()
+            ),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        )),
         _ => lines.push(Line::raw(
             "Nothing to export yet. Run a scenario (1, Enter) first.",
         )),
@@ -1123,6 +1270,32 @@ fn short(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A what-if that changes the original plan's replica count: the row of
+    /// the same plan at the new count is marked as the original.
+    #[test]
+    fn the_original_plan_is_found_at_another_replica_count() {
+        let report = crate::report::fixtures::sample_report();
+        let original = PlanView::from_report(&report);
+        let best = original.recommended_row().expect("a plan").clone();
+        let mut plan = original.clone();
+        // The what-if's plans: the original's at twice its replicas, first
+        // among the alternatives; not the original itself.
+        let mut scaled = best.clone();
+        scaled.replicas = best.replicas * 2;
+        scaled.label = format!("{} (x{})", best.label, scaled.replicas);
+        plan.candidates.retain(|c| c.label != best.label);
+        plan.candidates.insert(1, scaled);
+        let mut app = App::new(Vec::new(), "unused".into());
+        app.original_plan = Some(original);
+        app.plan_what_if.traffic = 2.0;
+        app.what_if.traffic = 2.0;
+        assert_eq!(original_in(&app, &plan), Some(1));
+        // Nothing like it among the candidates: none is marked.
+        plan.candidates.remove(1);
+        plan.candidates.retain(|c| !c.same_but_replicas(&best));
+        assert_eq!(original_in(&app, &plan), None);
+    }
 
     #[test]
     fn shared_parts_of_plan_ids_move_to_the_header() {

@@ -37,7 +37,23 @@ pub enum JobKind {
     },
 }
 
+/// Which kind of job, without its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTag {
+    Run,
+    Replan,
+    Export,
+}
+
 impl JobKind {
+    pub fn tag(&self) -> JobTag {
+        match self {
+            JobKind::Run { .. } => JobTag::Run,
+            JobKind::Replan { .. } => JobTag::Replan,
+            JobKind::Export { .. } => JobTag::Export,
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             JobKind::Run { .. } => "measuring",

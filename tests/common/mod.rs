@@ -112,6 +112,17 @@ pub fn report_quickly(s: &Scenario) -> Report {
 /// profiles and kernel timings and a synthetic roofline: no measurement.
 #[allow(dead_code)]
 pub fn report_on(s: &Scenario, profiles: ProfileSet, kernels: Vec<KernelMeasurement>) -> Report {
+    report_under(s, profiles, kernels, &WhatIf::default())
+}
+
+/// [`report_on`] under a what-if.
+#[allow(dead_code)]
+pub fn report_under(
+    s: &Scenario,
+    profiles: ProfileSet,
+    kernels: Vec<KernelMeasurement>,
+    what_if: &WhatIf,
+) -> Report {
     let measured = Measured {
         hardware: LocalHardware::detect(),
         roofline: Roofline {
@@ -138,5 +149,5 @@ pub fn report_on(s: &Scenario, profiles: ProfileSet, kernels: Vec<KernelMeasurem
         sensitivity: false,
         ..PlanOptions::quick(7)
     };
-    plan_scenario(s, &measured, &WhatIf::default(), &options, "now")
+    plan_scenario(s, &measured, what_if, &options, "now")
 }
