@@ -378,6 +378,19 @@ fn a_search_space_no_mode_of_which_can_be_planned_is_refused() {
     assert!(parse(&with_broker).is_ok());
     let with_http = format!("{BASE}\n[search]\nmodes = [\"online-stream\", \"online-http\"]\n");
     assert!(parse(&with_http).is_ok());
+    // Batch on devices keeps its answers there: no store needed...
+    let on_devices = stream_only.replace(
+        "[search]",
+        "[[targets.edge]]\ncatalog = \"phone-midrange\"\n\n[search]",
+    );
+    assert!(parse(&on_devices).is_ok());
+    // ...unless the devices are not a placement the search may use.
+    let cloud_only = on_devices.replace("[search]\n", "[search]\nplacements = [\"cloud\"]\n");
+    let joined = errors(&cloud_only).join("\n");
+    assert!(
+        joined.contains("`batch` needs a [targets.storage] table"),
+        "{joined}"
+    );
 }
 
 /// Validation and the report writer agree on scenario names: a name

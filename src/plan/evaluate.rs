@@ -694,7 +694,18 @@ impl Context<'_> {
                 true
             }
             _ => {
+                // An interval needs MIN_CONFIDENCE_BATCHES whole batches
+                // after the warm-up: a cap short of that (p99.99 needs 2M
+                // measured requests) would stretch the run for nothing. Up
+                // to 4x the cap is granted; beyond, the run keeps its length.
+                let needed = (MIN_CONFIDENCE_BATCHES as f64 * tail_batch as f64
+                    / (1.0 - WARMUP_FRACTION))
+                    .ceil() as u64;
                 let cap = confidence.max_requests.max(base);
+                if needed > cap.saturating_mul(4) {
+                    return false;
+                }
+                let cap = cap.max(needed);
                 let rate = self.simulated_rate(share).max(1e-9);
                 run.duration_s = run
                     .duration_s
@@ -2285,6 +2296,44 @@ mod tests {
                 .is_err_and(|e| e.ends_with("even with 16 instances")),
             "{err:?}"
         );
+    }
+
+    /// A run is stretched for an interval only when ten batches fit: p99.99
+    /// needs 2.1M requests, past a quick run's 400k cap and within four
+    /// times a full run's 2M, which grows to hold them; p99.9 fits as is.
+    #[test]
+    fn an_slo_interval_is_sought_only_where_ten_batches_fit() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hotel-ranking.toml");
+        let mut s = crate::scenario::load(&path).expect("shipped scenario");
+        s.traffic.process = scenario::ArrivalProcess::Poisson;
+        let profiles = ProfileSet::default();
+        let extended = |s: &Scenario, cap: u64| {
+            let ctx = Context {
+                scenario: s,
+                profiles: &profiles,
+                only: None,
+            };
+            let mut run = RunControl {
+                duration_s: 10.0,
+                max_requests: Some(cap / 10),
+                warmup_s: 0.5,
+                early_stop: None,
+            };
+            let confidence = SloConfidence {
+                plan_id: String::new(),
+                relative_half_width: 0.03,
+                max_requests: cap,
+            };
+            ctx.with_slo_confidence(&mut run, Some(&confidence), 1.0)
+                .then_some(run.max_requests.unwrap_or(0))
+        };
+        s.objectives.latency_percentile = 99.99;
+        assert_eq!(extended(&s, 400_000), None);
+        let full = extended(&s, 2_000_000).expect("extended");
+        assert!((2_100_000..2_200_000).contains(&full), "{full}");
+        s.objectives.latency_percentile = 99.9;
+        assert_eq!(extended(&s, 400_000), Some(400_000));
     }
 
     #[test]

@@ -366,13 +366,14 @@ pub fn tie_test<'a>(
 
 /// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
 /// plans (simulated before pruned, fewest reasons first, nearest the SLO
-/// first, cheapest first).
+/// first, cheapest first, then the smallest model on its device).
 pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
     let scorer = Scorer::of(scenario, evaluations);
     let score = |e: &Evaluation| scorer.score(e);
     let slo_miss = |e: &Evaluation| slo_miss_of(e, scenario.objectives.latency_ms);
-    // Of plans that miss alike, the one with the smaller model on its device
-    // is closer: too large for a 16 MB device at int8 is nearer than at f32.
+    // Of plans that miss alike at the same cost (devices' plans rejected
+    // before simulation cost nothing), the smaller model on its device is
+    // closer: too large for a 16 MB device at int8 is nearer than at f32.
     let device_bytes = |e: &Evaluation| match e.candidate.placement {
         Placement::Edge | Placement::Hybrid => {
             evaluate::device_memory_needed(scenario, &e.candidate.variant, e.candidate.precision, 1)
@@ -390,12 +391,12 @@ pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
                         .cmp(&a.simulated)
                         .then(a.rejected.len().cmp(&b.rejected.len()))
                         .then(slo_miss(a).total_cmp(&slo_miss(b)))
-                        .then(device_bytes(a).cmp(&device_bytes(b)))
                         .then(
                             a.plan
                                 .cost_usd_per_month
                                 .total_cmp(&b.plan.cost_usd_per_month),
                         )
+                        .then(device_bytes(a).cmp(&device_bytes(b)))
                 }
             })
             .then(a.plan.latency_ms.p99.total_cmp(&b.plan.latency_ms.p99))

@@ -289,8 +289,6 @@ fn slo_latency_text(e: &Evaluation) -> String {
     )
 }
 
-/// "Why this mode/placement": the best plan of each other value, or the
-/// commonest reason that value was rejected.
 /// Why this cloud instance type: the plans of the same mode on each other
 /// instance type the search allows, as for the mode ("aws-c7i.xlarge is ruled
 /// out: p99 18.7 ms > SLO 18.6 ms"). `None` off the cloud or with one type.
@@ -338,6 +336,8 @@ fn instance_sentence(
     ))
 }
 
+/// "Why this mode/placement": the best plan of each other value, or the
+/// commonest reason that value was rejected.
 fn compare_dimension(
     q: f64,
     what: &str,

@@ -2801,8 +2801,10 @@ impl Validator<'_> {
             Some(v) => self.int_at_least(v, "search.seed", 0, "seed"),
             None => Some(0),
         };
-        if let (Some(list), Some(modes), Some(t)) = (&s.modes, &modes, targets) {
-            if let Some(why) = no_mode_plannable(modes, t) {
+        if let (Some(list), Some(modes), Some(places), Some(t)) =
+            (&s.modes, &modes, &placements, targets)
+        {
+            if let Some(why) = no_mode_plannable(modes, places, t) {
                 self.err(list.span(), "search.modes", why);
                 return None;
             }
@@ -2913,26 +2915,56 @@ impl Validator<'_> {
     }
 }
 
-/// Why none of `modes` can be planned with these targets, or `None` when one
-/// can: a stream reads a broker, batch and hybrid store predictions. Said
-/// before measuring, as for `[expect]`, rather than after a run that rejects
-/// every plan for it.
-fn no_mode_plannable(modes: &[Mode], targets: &Targets) -> Option<String> {
-    let missing = |mode: Mode| match mode {
-        Mode::OnlineStream if targets.broker.is_none() => {
-            Some("a [targets.broker] table (per_hop_ms, partitions)")
+/// Why none of `modes` can be planned on `placements` with these targets,
+/// or `None` when one can (the pairs the search plans: online HTTP on the
+/// cloud, on devices, or on devices with a cloud fallback; a stream on the
+/// cloud through a broker; batch on the cloud into a prediction store, or on
+/// devices; hybrid precompute on the cloud into a store). Said before
+/// measuring, as for `[expect]`, rather than after a run that rejects every
+/// plan for it.
+fn no_mode_plannable(
+    modes: &[Mode],
+    placements: &[Placement],
+    targets: &Targets,
+) -> Option<String> {
+    let cloud = placements.contains(&Placement::Cloud) && !targets.cloud.is_empty();
+    let edge = placements.contains(&Placement::Edge) && !targets.edge.is_empty();
+    let fallback = placements.contains(&Placement::Hybrid)
+        && !targets.cloud.is_empty()
+        && !targets.edge.is_empty();
+    let on_cloud = |also: Option<(&str, bool)>| -> Option<String> {
+        let mut needs = Vec::new();
+        if !cloud {
+            needs.push("placement `cloud` with a [[targets.cloud]]");
         }
-        Mode::Batch | Mode::Hybrid if targets.storage.is_none() => {
-            Some("a [targets.storage] table (lookup_ms, usd_per_gb_month)")
+        if let Some((table, present)) = also {
+            if !present {
+                needs.push(table);
+            }
         }
-        _ => None,
+        (!needs.is_empty()).then(|| needs.join(" and "))
+    };
+    let missing = |mode: Mode| -> Option<String> {
+        match mode {
+            Mode::OnlineHttp if cloud || edge || fallback => None,
+            Mode::OnlineHttp => Some("a placement with its targets".to_string()),
+            Mode::OnlineStream => on_cloud(Some((
+                "a [targets.broker] table (per_hop_ms, partitions)",
+                targets.broker.is_some(),
+            ))),
+            Mode::Batch if edge => None,
+            Mode::Batch | Mode::Hybrid => on_cloud(Some((
+                "a [targets.storage] table (lookup_ms, usd_per_gb_month)",
+                targets.storage.is_some(),
+            ))),
+        }
     };
     let needs: Vec<String> = modes
         .iter()
-        .map(|&m| missing(m).map(|table| format!("`{m}` needs {table}")))
+        .map(|&m| missing(m).map(|what| format!("`{m}` needs {what}")))
         .collect::<Option<_>>()?;
     Some(format!(
-        "no mode listed can be planned with these targets: {}; add the table, or list `online-http`",
+        "no mode listed can be planned with these targets and placements: {}; add what it needs, or list `online-http`",
         needs.join(", ")
     ))
 }

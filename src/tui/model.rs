@@ -51,7 +51,21 @@ impl CandidateRow {
             .iter()
             .all(|field| *field == "replicas")
             && self.max_delay_ms == other.max_delay_ms
+            // the id names what the fields above do not (variant, fallback,
+            // precomputed share, per-class builds)
+            && without_replicas(&self.label) == without_replicas(&other.label)
     }
+}
+
+/// A plan id without its replica segment (`/x3/`): the plan at any count.
+fn without_replicas(id: &str) -> Vec<&str> {
+    id.split('/')
+        .filter(|part| {
+            !(part.len() > 1
+                && part.starts_with('x')
+                && part[1..].bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect()
 }
 
 /// Latency CDF of one plan: (latency ms, cumulative fraction 0..=1), increasing.

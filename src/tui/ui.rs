@@ -1275,7 +1275,13 @@ mod tests {
     /// the same plan at the new count is marked as the original.
     #[test]
     fn the_original_plan_is_found_at_another_replica_count() {
-        let report = crate::report::fixtures::sample_report();
+        let mut report = crate::report::fixtures::sample_report();
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.id = format!(
+                "online-http/cloud/c7i.large/x{}/base/tiled-int8/b8-d0",
+                plan.replicas
+            );
+        }
         let original = PlanView::from_report(&report);
         let best = original.recommended_row().expect("a plan").clone();
         let mut plan = original.clone();
@@ -1283,7 +1289,11 @@ mod tests {
         // among the alternatives; not the original itself.
         let mut scaled = best.clone();
         scaled.replicas = best.replicas * 2;
-        scaled.label = format!("{} (x{})", best.label, scaled.replicas);
+        scaled.label = best.label.replace(
+            &format!("/x{}/", best.replicas),
+            &format!("/x{}/", scaled.replicas),
+        );
+        assert_ne!(scaled.label, best.label);
         plan.candidates.retain(|c| c.label != best.label);
         plan.candidates.insert(1, scaled);
         let mut app = App::new(Vec::new(), "unused".into());
@@ -1291,6 +1301,11 @@ mod tests {
         app.plan_what_if.traffic = 2.0;
         app.what_if.traffic = 2.0;
         assert_eq!(original_in(&app, &plan), Some(1));
+        // Another variant's plan at that count is not the original.
+        let mut other_variant = plan.candidates[1].clone();
+        other_variant.label = other_variant.label.replacen("/x", "/other/x", 1);
+        plan.candidates[1] = other_variant;
+        assert_eq!(original_in(&app, &plan), None);
         // Nothing like it among the candidates: none is marked.
         plan.candidates.remove(1);
         plan.candidates.retain(|c| !c.same_but_replicas(&best));
