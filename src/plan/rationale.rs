@@ -1035,6 +1035,32 @@ mod tests {
     use crate::scenario::{Mode, Placement};
     use workbench_kernels::{BackendKind, Precision};
 
+    /// An unbatched plan on one target, no fallback.
+    fn plan_on(
+        mode: Mode,
+        placement: Placement,
+        target: &str,
+        replicas: u32,
+        variant: String,
+        (backend, precision): (BackendKind, Precision),
+    ) -> Candidate {
+        Candidate {
+            mode,
+            placement,
+            target: target.into(),
+            fallback_target: None,
+            fallback_model: None,
+            replicas,
+            variant,
+            backend,
+            precision,
+            max_batch: 1,
+            max_delay_ms: 0.0,
+            precompute_fraction: None,
+            class_builds: Vec::new(),
+        }
+    }
+
     /// card-fraud-stream's constraints (p99.9 <= 50 ms, $8,000/month) checked
     /// against a plan rejected before simulation with this latency floor and
     /// instance cost.
@@ -1042,21 +1068,14 @@ mod tests {
         let scenario =
             crate::scenario::load(std::path::Path::new("scenarios/card-fraud-stream.toml"))
                 .unwrap();
-        let candidate = Candidate {
-            mode: Mode::OnlineStream,
-            placement: Placement::Cloud,
-            target: "c7i.large".into(),
-            fallback_target: None,
-            fallback_model: None,
-            replicas: 2,
-            variant: scenario.model.variants[0].name.clone(),
-            backend: BackendKind::Tiled,
-            precision: Precision::F32,
-            max_batch: 1,
-            max_delay_ms: 0.0,
-            precompute_fraction: None,
-            class_builds: Vec::new(),
-        };
+        let candidate = plan_on(
+            Mode::OnlineStream,
+            Placement::Cloud,
+            "c7i.large",
+            2,
+            scenario.model.variants[0].name.clone(),
+            (BackendKind::Tiled, Precision::F32),
+        );
         let mut e = pruned(
             candidate,
             FigureSource::Projected,
@@ -1070,21 +1089,14 @@ mod tests {
 
     /// A card-fraud candidate rejected for `why`.
     fn rejected(mode: Mode, replicas: u32, why: &str) -> crate::plan::Evaluation {
-        let candidate = Candidate {
+        let candidate = plan_on(
             mode,
-            placement: Placement::Cloud,
-            target: "c7i.large".into(),
-            fallback_target: None,
-            fallback_model: None,
+            Placement::Cloud,
+            "c7i.large",
             replicas,
-            variant: "full".into(),
-            backend: BackendKind::Tiled,
-            precision: Precision::F32,
-            max_batch: 1,
-            max_delay_ms: 0.0,
-            precompute_fraction: None,
-            class_builds: Vec::new(),
-        };
+            "full".into(),
+            (BackendKind::Tiled, Precision::F32),
+        );
         pruned(candidate, FigureSource::Projected, 1.0, 0.001, why.into())
     }
 
@@ -1150,21 +1162,14 @@ mod tests {
             crate::scenario::load(std::path::Path::new("scenarios/face-unlock.toml")).unwrap();
         let variant = scenario.model.variants[0].name.clone();
         let on_device = |backend: BackendKind, precision: Precision| {
-            let candidate = Candidate {
-                mode: Mode::OnlineHttp,
-                placement: Placement::Edge,
-                target: "phone-midrange".into(),
-                fallback_target: None,
-                fallback_model: None,
-                replicas: 1,
-                variant: variant.clone(),
-                backend,
-                precision,
-                max_batch: 1,
-                max_delay_ms: 0.0,
-                precompute_fraction: None,
-                class_builds: Vec::new(),
-            };
+            let candidate = plan_on(
+                Mode::OnlineHttp,
+                Placement::Edge,
+                "phone-midrange",
+                1,
+                variant.clone(),
+                (backend, precision),
+            );
             pruned(
                 candidate,
                 FigureSource::Projected,
@@ -1203,21 +1208,14 @@ mod tests {
             .collect();
         assert!(names.len() >= 2, "{names:?}");
         let on = |target: &str, mode: Mode, why: &str| {
-            let candidate = Candidate {
+            let candidate = plan_on(
                 mode,
-                placement: Placement::Cloud,
-                target: target.into(),
-                fallback_target: None,
-                fallback_model: None,
-                replicas: 1,
-                variant: scenario.model.variants[0].name.clone(),
-                backend: BackendKind::Tiled,
-                precision: Precision::F32,
-                max_batch: 1,
-                max_delay_ms: 0.0,
-                precompute_fraction: None,
-                class_builds: Vec::new(),
-            };
+                Placement::Cloud,
+                target,
+                1,
+                scenario.model.variants[0].name.clone(),
+                (BackendKind::Tiled, Precision::F32),
+            );
             let mut e = pruned(candidate, FigureSource::Projected, 1.0, 0.01, why.into());
             if why.is_empty() {
                 e.rejected.clear();
