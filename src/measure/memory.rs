@@ -67,31 +67,28 @@ fn convnet_elems(c: &ConvnetSpec) -> f64 {
     let (mut h, mut w, mut ch) = (c.height, c.width, c.channels);
     let mut total = (h as f64) * (w as f64) * (ch as f64);
     for block in &c.blocks {
-        match *block {
+        let (out_channels, kernel, stride, depthwise) = match *block {
             ConvBlock::Standard {
                 out_channels,
                 kernel,
                 stride,
-            } => {
-                h = conv_output_size(h, kernel, stride);
-                w = conv_output_size(w, kernel, stride);
-                // The convolution and its activation.
-                total += 2.0 * h as f64 * w as f64 * out_channels as f64;
-                ch = out_channels;
-            }
+            } => (out_channels, kernel, stride, false),
             ConvBlock::DepthwiseSeparable {
                 out_channels,
                 kernel,
                 stride,
-            } => {
-                h = conv_output_size(h, kernel, stride);
-                w = conv_output_size(w, kernel, stride);
-                // Depthwise and its activation, pointwise and its activation.
-                total += 2.0 * h as f64 * w as f64 * ch as f64;
-                total += 2.0 * h as f64 * w as f64 * out_channels as f64;
-                ch = out_channels;
-            }
+            } => (out_channels, kernel, stride, true),
+        };
+        h = conv_output_size(h, kernel, stride);
+        w = conv_output_size(w, kernel, stride);
+        let pixels = h as f64 * w as f64;
+        if depthwise {
+            // The depthwise conv and its activation, before the pointwise one.
+            total += 2.0 * pixels * ch as f64;
         }
+        // The (pointwise) convolution and its activation.
+        total += 2.0 * pixels * out_channels as f64;
+        ch = out_channels;
     }
     // Global average pool and the classifier.
     total + ch as f64 + c.classes as f64
