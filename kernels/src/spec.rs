@@ -181,6 +181,11 @@ pub struct SpecCounts {
     pub flops_per_sample: f64,
     /// Elements of the largest intermediate tensor for one sample.
     pub max_activation_elems: u64,
+    /// Elements of every tensor one sample's call writes: the input and each
+    /// node's output as the graph builders lay the model out (the executors
+    /// give each node its own buffer, all alive over a call). What measuring
+    /// a model holds in activations.
+    pub total_activation_elems: f64,
 }
 
 impl SpecCounts {
@@ -238,6 +243,7 @@ struct Tally {
     params: u64,
     flops: f64,
     max_act: u64,
+    total_act: f64,
 }
 
 impl Tally {
@@ -247,16 +253,26 @@ impl Tally {
             .params
             .saturating_add(sat(inputs, outputs).saturating_add(outputs));
         self.flops += 2.0 * rows as f64 * inputs as f64 * outputs as f64;
-        self.activation(sat(rows, outputs));
+        self.tensor(sat(rows, outputs));
     }
 
-    /// An elementwise-like op over `elems` elements (activation, add, norm, softmax, pool).
+    /// An elementwise-like op over `elems` elements writing as many
+    /// (activation, add, norm, softmax).
     fn elementwise(&mut self, elems: u64) {
         self.flops += elems as f64;
+        self.tensor(elems);
     }
 
-    fn activation(&mut self, elems: u64) {
+    /// A pool reading `inputs` elements into `outputs`.
+    fn pool(&mut self, inputs: u64, outputs: u64) {
+        self.flops += inputs as f64;
+        self.tensor(outputs);
+    }
+
+    /// A tensor of `elems` elements a call writes (or its input).
+    fn tensor(&mut self, elems: u64) {
         self.max_act = self.max_act.max(elems);
+        self.total_act += elems as f64;
     }
 
     fn finish(self) -> SpecCounts {
@@ -264,13 +280,14 @@ impl Tally {
             params: self.params,
             flops_per_sample: self.flops,
             max_activation_elems: self.max_act,
+            total_activation_elems: self.total_act,
         }
     }
 }
 
 fn mlp_counts(m: &MlpSpec) -> SpecCounts {
     let mut t = Tally::default();
-    t.activation(m.input as u64);
+    t.tensor(m.input as u64);
     let mut width = m.input as u64;
     for &h in &m.hidden {
         t.dense(1, width, h as u64);
@@ -284,7 +301,7 @@ fn mlp_counts(m: &MlpSpec) -> SpecCounts {
 fn convnet_counts(c: &ConvnetSpec) -> SpecCounts {
     let mut t = Tally::default();
     let (mut h, mut w, mut ch) = (c.height as u64, c.width as u64, c.channels as u64);
-    t.activation(sat(sat(h, w), ch));
+    t.tensor(sat(sat(h, w), ch));
     for block in &c.blocks {
         match *block {
             ConvBlock::Standard {
@@ -300,8 +317,8 @@ fn convnet_counts(c: &ConvnetSpec) -> SpecCounts {
                     .saturating_add(sat(sat(sat(k, k), ch), oc).saturating_add(oc));
                 t.flops += 2.0 * (h * w) as f64 * oc as f64 * (k * k) as f64 * ch as f64;
                 let out = sat(sat(h, w), oc);
-                t.elementwise(out);
-                t.activation(out);
+                t.tensor(out); // the convolution
+                t.elementwise(out); // its activation
                 ch = oc;
             }
             ConvBlock::DepthwiseSeparable {
@@ -318,19 +335,19 @@ fn convnet_counts(c: &ConvnetSpec) -> SpecCounts {
                     .saturating_add(sat(sat(k, k), ch).saturating_add(ch));
                 t.flops += 2.0 * (h * w) as f64 * ch as f64 * (k * k) as f64;
                 let dw_out = sat(sat(h, w), ch);
+                t.tensor(dw_out);
                 t.elementwise(dw_out);
-                t.activation(dw_out);
                 // pointwise 1x1, then activation
                 t.params = t.params.saturating_add(sat(ch, oc).saturating_add(oc));
                 t.flops += 2.0 * (h * w) as f64 * ch as f64 * oc as f64;
                 let pw_out = sat(sat(h, w), oc);
+                t.tensor(pw_out);
                 t.elementwise(pw_out);
-                t.activation(pw_out);
                 ch = oc;
             }
         }
     }
-    t.elementwise(sat(sat(h, w), ch)); // global average pool
+    t.pool(sat(sat(h, w), ch), ch); // global average pool
     t.dense(1, ch, c.classes as u64);
     t.finish()
 }
@@ -339,14 +356,15 @@ fn transformer_counts(s: &TransformerSpec) -> SpecCounts {
     let mut t = Tally::default();
     let (seq, d, f) = (s.seq_len as u64, s.d_model as u64, s.ffn as u64);
     let tokens = sat(seq, d);
-    t.activation(tokens);
+    t.tensor(tokens);
     for _ in 0..s.layers {
         t.dense(seq, d, sat(3, d)); // fused Q/K/V projection (three d x d matrices)
         let scores = sat(sat(s.heads as u64, seq), seq);
         t.flops += 2.0 * seq as f64 * seq as f64 * d as f64; // Q K^T over all heads
-        t.activation(scores);
+        t.tensor(scores);
         t.elementwise(scores); // softmax
         t.flops += 2.0 * seq as f64 * seq as f64 * d as f64; // softmax(QK^T) V
+        t.tensor(tokens); // the heads' context
         t.dense(seq, d, d); // output projection
         t.elementwise(tokens); // residual add
         t.elementwise(tokens); // layer norm
@@ -359,7 +377,7 @@ fn transformer_counts(s: &TransformerSpec) -> SpecCounts {
         t.params = t.params.saturating_add(sat(2, d));
     }
     if s.classes > 0 {
-        t.elementwise(tokens); // mean pool over the sequence
+        t.pool(tokens, d); // mean pool over the sequence
         t.dense(1, d, s.classes as u64);
     }
     t.finish()

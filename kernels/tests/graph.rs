@@ -69,6 +69,13 @@ fn builders_match_spec_counts() {
         let total: f64 = costs.iter().map(|c| c.flops).sum();
         assert!((total - 4.0 * g.flops_per_sample()).abs() <= 1e-6 * total);
         assert!(g.peak_activation_bytes(2) >= 2 * 4 * c.max_activation_elems);
+        let written: f64 = g
+            .nodes()
+            .iter()
+            .filter(|n| !matches!(n.op, Op::Constant(_)))
+            .map(|n| n.numel() as f64)
+            .sum();
+        assert_eq!(c.total_activation_elems, written, "{}", g.name());
     }
 }
 

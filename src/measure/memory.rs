@@ -12,7 +12,7 @@
 //! scores and their softmax are half of it). Its agreement check ran 16
 //! inputs as one batch: 14.0 GB of peak RSS.
 
-use workbench_kernels::{conv_output_size, ConvBlock, ConvnetSpec, ModelSpec};
+use workbench_kernels::{conv_output_size, ConvBlock, ModelSpec};
 
 /// Copies of a model's f32 weights alive at once while it is measured: the
 /// graph's, the backend's packed ones and a compile's temporaries (a
@@ -36,62 +36,10 @@ pub const MAX_KEPT_OUTPUTS: usize = 16 << 20;
 const KEPT_OUTPUT_SETS: f64 = 4.0;
 
 /// Elements of every tensor one sample's call writes: the input and each
-/// node's output, as the graph builders lay the model out (the kernels'
-/// executors allocate a buffer per node, all alive over a call). Saturates
-/// rather than overflowing for absurd specs.
+/// node's output (see [`workbench_kernels::SpecCounts::total_activation_elems`]).
+/// Saturates rather than overflowing for absurd specs.
 pub fn activation_elems_per_sample(spec: &ModelSpec) -> f64 {
-    match spec {
-        ModelSpec::Mlp(m) => {
-            // Input, then per hidden layer a dense output and its activation, and the output layer.
-            m.input as f64 + m.hidden.iter().map(|&h| 2.0 * h as f64).sum::<f64>() + m.output as f64
-        }
-        ModelSpec::Convnet(c) => convnet_elems(c),
-        ModelSpec::Transformer(t) => {
-            let (seq, d, f) = (t.seq_len as f64, t.d_model as f64, t.ffn as f64);
-            let tokens = seq * d;
-            let scores = t.heads as f64 * seq * seq;
-            // q, k, v, context, out, residual1, norm1, ffn2, residual2, norm2
-            // (ten seq x d tensors), scores and softmax, ffn1 and GELU.
-            let layer = 10.0 * tokens + 2.0 * scores + 2.0 * seq * f;
-            let head = if t.classes > 0 {
-                d + t.classes as f64
-            } else {
-                0.0
-            };
-            tokens + t.layers as f64 * layer + head
-        }
-    }
-}
-
-fn convnet_elems(c: &ConvnetSpec) -> f64 {
-    let (mut h, mut w, mut ch) = (c.height, c.width, c.channels);
-    let mut total = (h as f64) * (w as f64) * (ch as f64);
-    for block in &c.blocks {
-        let (out_channels, kernel, stride, depthwise) = match *block {
-            ConvBlock::Standard {
-                out_channels,
-                kernel,
-                stride,
-            } => (out_channels, kernel, stride, false),
-            ConvBlock::DepthwiseSeparable {
-                out_channels,
-                kernel,
-                stride,
-            } => (out_channels, kernel, stride, true),
-        };
-        h = conv_output_size(h, kernel, stride);
-        w = conv_output_size(w, kernel, stride);
-        let pixels = h as f64 * w as f64;
-        if depthwise {
-            // The depthwise conv and its activation, before the pointwise one.
-            total += 2.0 * pixels * ch as f64;
-        }
-        // The (pointwise) convolution and its activation.
-        total += 2.0 * pixels * out_channels as f64;
-        ch = out_channels;
-    }
-    // Global average pool and the classifier.
-    total + ch as f64 + c.classes as f64
+    spec.counts().total_activation_elems
 }
 
 /// Floats of the largest zero-padded, stride-split conv input the tiled
