@@ -256,6 +256,11 @@ pub struct EarlyStopReport {
     /// `half_width_s / estimate_s`.
     #[serde(default)]
     pub relative_half_width: Option<f64>,
+    /// The 95% CI itself, seconds: `estimate_s` minus and plus what lies
+    /// below and above it, which differ where the distribution has a gap
+    /// at the quantile (`half_width_s` is the larger side).
+    #[serde(default)]
+    pub interval_s: Option<[f64; 2]>,
 }
 
 pub(crate) fn new_histogram() -> Result<Histogram<u64>, SimError> {
@@ -280,34 +285,73 @@ pub(crate) struct LatencyRecorder {
 /// independent, which is what makes this valid for a queue; a batch must also
 /// hold enough requests beyond `q` for its own quantile to be more than its
 /// maximum (see [`EarlyStop::batch_requests_for`]).
+///
+/// That holds where latencies are dense around the quantile. Where the
+/// distribution has a gap there (a lossy link: 0.9975% of requests wait for
+/// a 200 ms retransmission, so the p99 is 152 ms or 230 ms as a run draws
+/// slightly fewer or more of them), each run's quantile sits firmly on one
+/// side and the interval of the batches' quantiles (+-5%) misses the other.
+/// So the fraction of each batch at or below the run's quantile is tracked
+/// too: its spread gives the standard error of the run's CDF there, and the
+/// quantiles at `q` minus and plus that margin bound the interval by
+/// inverting the CDF, which steps across a gap. The interval is the wider
+/// of the two on each side.
 struct EarlyState {
     config: EarlyStop,
     batch: Histogram<u64>,
     batches: u64,
-    mean: f64,
-    m2: f64,
+    quantiles: Welford,
+    fractions: Welford,
+    last_interval_ns: Option<[f64; 2]>,
     last_half_ns: Option<f64>,
     last_rel: Option<f64>,
     satisfied: bool,
 }
 
+/// Running mean and sum of squared deviations (Welford).
+#[derive(Default)]
+struct Welford {
+    mean: f64,
+    m2: f64,
+}
+
+impl Welford {
+    fn add(&mut self, n: u64, x: f64) {
+        let d = x - self.mean;
+        self.mean += d / n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// 95% CI half-width of the mean of `n` observations.
+    fn half_width(&self, n: u64) -> f64 {
+        let k = n as f64;
+        t975(k - 1.0) * (self.m2 / (k - 1.0)).sqrt() / k.sqrt()
+    }
+}
+
 impl EarlyState {
-    /// Adds one batch's quantile; the CI half-width once there are enough.
-    fn add_batch(&mut self, batch_quantile: f64, overall: f64) {
+    /// Adds one batch: its quantile and its fraction at or below the run's
+    /// quantile so far; the CI once there are enough batches.
+    fn add_batch(&mut self, batch_quantile: f64, batch_fraction: f64, all: &Histogram<u64>) {
         self.batches += 1;
-        let d = batch_quantile - self.mean;
-        self.mean += d / self.batches as f64;
-        self.m2 += d * (batch_quantile - self.mean);
+        self.quantiles.add(self.batches, batch_quantile);
+        self.fractions.add(self.batches, batch_fraction);
         if self.batches >= self.config.min_batches.max(2) {
-            let k = self.batches as f64;
-            let sd = (self.m2 / (k - 1.0)).sqrt();
-            let half = t975(k - 1.0) * sd / k.sqrt();
+            let q = self.config.quantile;
+            let overall = all.value_at_quantile(q) as f64;
+            let half = self.quantiles.half_width(self.batches);
+            let margin = self.fractions.half_width(self.batches);
+            let at = |p: f64| all.value_at_quantile(p.clamp(0.0, 1.0)) as f64;
+            let below = (overall - at(q - margin)).max(half);
+            let above = (at(q + margin) - overall).max(half);
+            let widest = below.max(above);
             let rel = if overall > 0.0 {
-                half / overall
+                widest / overall
             } else {
                 f64::INFINITY
             };
-            self.last_half_ns = Some(half);
+            self.last_interval_ns = Some([(overall - below).max(0.0), overall + above]);
+            self.last_half_ns = Some(widest);
             self.last_rel = Some(rel);
             // 0 never stops: the interval is estimated, the run not cut.
             self.satisfied = rel <= self.config.relative_half_width;
@@ -322,8 +366,9 @@ impl LatencyRecorder {
                 config,
                 batch: new_histogram()?,
                 batches: 0,
-                mean: 0.0,
-                m2: 0.0,
+                quantiles: Welford::default(),
+                fractions: Welford::default(),
+                last_interval_ns: None,
                 last_half_ns: None,
                 last_rel: None,
                 satisfied: false,
@@ -347,9 +392,9 @@ impl LatencyRecorder {
             if e.batch.len() >= e.config.batch_requests {
                 let q = e.config.quantile;
                 let p = e.batch.value_at_quantile(q) as f64;
+                let fraction = e.batch.quantile_below(self.all.value_at_quantile(q));
                 e.batch.reset();
-                let overall = self.all.value_at_quantile(q) as f64;
-                e.add_batch(p, overall);
+                e.add_batch(p, fraction, &self.all);
             }
         }
     }
@@ -369,6 +414,7 @@ impl LatencyRecorder {
                 estimate_s: None,
                 half_width_s: None,
                 relative_half_width: None,
+                interval_s: None,
             },
             Some(e) => {
                 let q = e.config.quantile;
@@ -382,6 +428,7 @@ impl LatencyRecorder {
                         .then(|| self.all.value_at_quantile(q) as f64 * 1e-9),
                     half_width_s: e.last_half_ns.map(|ns| ns * 1e-9),
                     relative_half_width: e.last_rel,
+                    interval_s: e.last_interval_ns.map(|[lo, hi]| [lo * 1e-9, hi * 1e-9]),
                 }
             }
         }
@@ -581,6 +628,59 @@ mod tests {
         };
         let ratio = mean_half(800_000) / mean_half(200_000);
         assert!((0.35..0.65).contains(&ratio), "{ratio}");
+    }
+
+    /// Latencies with a gap at the p99 (99% within 1-2 ms, 1% within
+    /// 10-11 ms, the shape of a lossy link's retransmissions): a run's p99 is
+    /// ~2 ms or ~10 ms as it draws slightly fewer or more slow requests. The
+    /// interval reaches across the gap and covers the true p99 (2 ms) in
+    /// most runs; from the batches' quantiles alone it missed it in every
+    /// run that landed above the gap.
+    #[test]
+    fn the_interval_spans_a_gap_at_the_quantile() {
+        use rand::{Rng, SeedableRng};
+        let q = 0.99;
+        let run = |seed: u64| {
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+            let config = EarlyStop {
+                quantile: q,
+                relative_half_width: 0.0,
+                batch_requests: EarlyStop::batch_requests_for(q).expect("q in (0, 1)"),
+                min_batches: 10,
+                min_requests: 0,
+            };
+            let mut r = LatencyRecorder::new(Some(config)).expect("histogram");
+            for _ in 0..400_000 {
+                let slow = rng.random::<f64>() < 0.01;
+                let ms = if slow { 10.0 } else { 1.0 } + rng.random::<f64>();
+                r.record((ms * 1e6) as u64);
+            }
+            r.early_report(false)
+        };
+        let reports: Vec<EarlyStopReport> = (0..12).map(run).collect();
+        let above_the_gap = reports
+            .iter()
+            .filter(|r| r.estimate_s.expect("est") > 5e-3)
+            .count();
+        assert!(
+            above_the_gap >= 2,
+            "{above_the_gap} of 12 runs above the gap"
+        );
+        let covered = reports
+            .iter()
+            .filter(|r| {
+                let [lo, hi] = r.interval_s.expect("ci");
+                lo <= 2.002e-3 && hi >= 1.998e-3
+            })
+            .count();
+        assert!(covered >= 10, "{covered} of 12");
+        for r in &reports {
+            let [lo, hi] = r.interval_s.expect("ci");
+            let est = r.estimate_s.expect("est");
+            assert!(lo <= est && est <= hi, "{lo} {est} {hi}");
+            let widest = (est - lo).max(hi - est);
+            assert!((r.half_width_s.expect("half") - widest).abs() < 1e-12);
+        }
     }
 
     /// Too few batches for an interval: none is given.
