@@ -845,14 +845,20 @@ const CDF_DECADES: f64 = 4.0;
 
 /// The latency axis of the CDF chart. Whether it is logarithmic is decided
 /// without each curve's first point (fraction 0, the single fastest request,
-/// which may be ~0), and a log axis is kept to [`CDF_DECADES`].
+/// which may be ~0), and a log axis is kept to [`CDF_DECADES`]; within
+/// those, it covers the fastest requests too (it had started at the second
+/// point and drawn a plan's fastest request, 6.56 ms, at the axis's edge).
 fn cdf_axis(curves: &[CdfCurve], slo_ms: Option<f64>) -> Axis {
     let all = || curves.iter().flat_map(|c| c.points.iter());
     let slowest = all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let floor = slowest / 10f64.powf(CDF_DECADES);
     let body = || all().filter(|p| p.1 > 0.0).map(|p| p.0.max(floor));
+    let shown = || all().filter(|p| p.1 > 0.0 || p.0 >= floor).map(|p| p.0);
     match data_axis(body(), slo_ms) {
-        log @ Axis::Log(_) => log,
+        log @ Axis::Log(_) => match data_axis(shown(), slo_ms) {
+            wider @ Axis::Log(_) => wider,
+            Axis::Linear(_) => log,
+        },
         Axis::Linear(_) => axis_over(all().map(|p| p.0), slo_ms, false),
     }
 }
@@ -1268,6 +1274,17 @@ mod tests {
             panic!("log expected");
         };
         assert!(r.start > 0.01 && r.start < 0.05, "{r:?}");
+        // A real fastest request within the axis's decades is on it.
+        let fastest_real = [curve(&[
+            (6.56, 0.0),
+            (40.0, 0.1),
+            (100.0, 0.5),
+            (2000.0, 1.0),
+        ])];
+        let Axis::Log(r) = cdf_axis(&fastest_real, None) else {
+            panic!("log expected");
+        };
+        assert!(r.start < 6.56 && r.start > 3.0, "{r:?}");
     }
 
     #[test]
