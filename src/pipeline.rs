@@ -1269,6 +1269,8 @@ pub fn plan_scenario(
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),
             seed: options.seed,
+            // A quick run plans with PlanOptions::quick's shorter simulations.
+            quick: options.final_requests <= PlanOptions::quick(options.seed).final_requests,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             measured: vec![
                 "kernel latency of every model variant x backend x precision x batch size, single thread, on this machine".to_string(),

@@ -396,6 +396,7 @@ pub fn sample_report() -> Report {
             hardware_fingerprint: "x86_64-zen4-avx512f-vnni-2c-24g-3f9a1c".to_string(),
             cpu: "AMD EPYC 9R14 (2 vCPU)".to_string(),
             seed: 42,
+            quick: false,
             tool_version: "0.1.0".to_string(),
             measured: vec![
                 "kernel latencies on this machine (criterion-style harness, 30 samples)".to_string(),

@@ -250,6 +250,26 @@ fn section_summary(out: &mut String, report: &Report) {
         plans.len() - feasible,
         on_front
     );
+    // What could make the answer above read differently on another run.
+    let noisy = report
+        .recommended
+        .as_ref()
+        .and_then(|plan| super::json::MeasurementSummary::of_plan(plan, &report.kernels))
+        .filter(|m| m.high_variance);
+    if let Some(m) = noisy {
+        let _ = writeln!(
+            out,
+            "- **Timed on a busy machine:** the timings this plan rests on ({}) spread more than 10% even when measured again, so its latency and instance count may read high and the choice among close plans may differ on a quieter machine (`--fresh` times them anew).",
+            m.plan_kernels
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if report.assumptions.quick {
+        out.push_str("- **A quick run** (`--quick`): shorter measurements and simulations over a smaller search space; a full run may recommend another plan.\n");
+    }
     out.push('\n');
 }
 
@@ -1073,6 +1093,40 @@ mod tests {
             .unwrap_or_else(|| panic!("no marked row in\n{md}"));
         assert!(row.contains(&report.kernels[0].workload), "{row}");
         assert!(md.contains(&format!("{NOISY_MARK} Its timings spread more than 10%")));
+    }
+
+    /// The summary says when the recommended plan rests on noisy timings, and
+    /// when the run was quick; neither otherwise.
+    #[test]
+    fn the_summary_warns_of_noisy_timings_and_quick_runs() {
+        let mut report = sample_report();
+        let summary = |md: &str| {
+            md.split("## Summary")
+                .nth(1)
+                .and_then(|rest| rest.split("\n## ").next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let quiet = summary(&markdown(&report));
+        assert!(!quiet.contains("busy machine"), "{quiet}");
+        assert!(!quiet.contains("quick run"), "{quiet}");
+        let plan = report.recommended.clone().expect("recommended");
+        let Some(used) = super::super::json::MeasurementSummary::of_plan(&plan, &report.kernels)
+        else {
+            panic!("the sample's plan rests on a measured kernel");
+        };
+        for k in &mut report.kernels {
+            let key = format!("{} {} {} b{}", k.workload, k.backend, k.precision, k.batch);
+            k.high_variance = used.plan_kernels.contains(&key);
+        }
+        report.assumptions.quick = true;
+        let warned = summary(&markdown(&report));
+        assert!(warned.contains("Timed on a busy machine"), "{warned}");
+        assert!(
+            warned.contains(&format!("`{}`", used.plan_kernels[0])),
+            "{warned}"
+        );
+        assert!(warned.contains("A quick run"), "{warned}");
     }
 
     #[test]

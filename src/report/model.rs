@@ -491,6 +491,10 @@ pub struct Assumptions {
     pub cpu: String,
     /// Seed of the simulator and every other random choice.
     pub seed: u64,
+    /// The run was `--quick`: shorter measurements and simulations, a
+    /// smaller search space (false in files written before it was kept).
+    #[serde(default)]
+    pub quick: bool,
     /// workbench version that produced the report.
     pub tool_version: String,
     /// Which figures were timed on this machine, one entry per kind of figure.

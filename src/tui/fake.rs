@@ -618,6 +618,7 @@ fn fake_report(
             hardware_fingerprint: "fake".to_string(),
             cpu: "fake".to_string(),
             seed: 0,
+            quick: false,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             measured: vec![],
             projected: vec![],
