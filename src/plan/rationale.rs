@@ -45,19 +45,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             .map(|m| m.name().to_string())
             .collect::<Vec<_>>(),
     ));
-    out.push(compare_dimension(
-        obj.latency_percentile,
-        "placement",
-        ranked,
-        best,
-        |e| e.candidate.placement.name().to_string(),
-        &scenario
-            .search
-            .placements
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect::<Vec<_>>(),
-    ));
+    out.push(placement_sentence(scenario, ranked, best));
     if let Some(s) = instance_sentence(scenario, ranked, best) {
         out.push(s);
     }
@@ -336,6 +324,53 @@ fn instance_sentence(
     ))
 }
 
+/// Why this placement: each other placement's plans of the chosen mode (the
+/// mode is explained on its own; a placement's batch plans failing "cannot
+/// precompute" says nothing of its online ones), or all its plans when it
+/// has none of the mode.
+fn placement_sentence(scenario: &Scenario, ranked: &[Evaluation], best: &Evaluation) -> String {
+    let mode = best.candidate.mode;
+    let placement = |e: &Evaluation| e.candidate.placement.name().to_string();
+    let values: Vec<String> = scenario
+        .search
+        .placements
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let of_mode = |value: &String| {
+        ranked
+            .iter()
+            .any(|e| e.candidate.mode == mode && placement(e) == *value)
+    };
+    let chosen = placement(best);
+    let others: Vec<&String> = values.iter().filter(|v| **v != chosen).collect();
+    let has_mode: Vec<bool> = others.iter().map(|v| of_mode(v)).collect();
+    let like: Vec<&Evaluation> = ranked
+        .iter()
+        .filter(|e| {
+            e.candidate.mode == mode
+                || others
+                    .iter()
+                    .zip(&has_mode)
+                    .any(|(v, has)| !has && placement(e) == **v)
+        })
+        .collect();
+    let sentence = compare_among(
+        scenario.objectives.latency_percentile,
+        "placement",
+        &like,
+        best,
+        placement,
+        &values,
+    );
+    // Said of the mode's plans alone: say so.
+    if has_mode.iter().any(|has| *has) && has_mode.iter().all(|has| *has) {
+        sentence.replacen(": ", &format!(" (among {} plans): ", mode.name()), 1)
+    } else {
+        sentence
+    }
+}
+
 /// "Why this mode/placement": the best plan of each other value, or the
 /// commonest reason that value was rejected.
 fn compare_dimension(
@@ -382,8 +417,23 @@ fn compare_among(
                     if extra >= 0.0 { "more" } else { "less" }
                 )
             };
+            // A cheaper plan that works ranks lower for its latency (the
+            // ranking weighs p99 against cost) or loses a tie: say which,
+            // or the sentence argues against the choice it explains.
+            let (alt_p99, best_p99) = (alt.plan.latency_ms.p99, best.plan.latency_ms.p99);
+            let why_not = if extra > -0.005 {
+                String::new()
+            } else if alt_p99 > best_p99 {
+                format!(
+                    ", but ranks lower: the ranking weighs its p99 of {} against {} more than the saving",
+                    fmt_ms(alt_p99),
+                    fmt_ms(best_p99)
+                )
+            } else {
+                ", but ties with it, and a tie goes to the plan that gives up least (agreement with the reference, precision, a simpler system)".to_string()
+            };
             parts.push(format!(
-                "{value} also works but {cost} ({})",
+                "{value} also works but {cost} ({}){why_not}",
                 at_slo(q, alt)
             ));
         } else {
@@ -1241,6 +1291,80 @@ mod tests {
         assert_eq!(
             super::instance_sentence(&scenario, &ranked[..1], &best),
             None
+        );
+        // A cheaper type that works: why it ranks lower, not just that it is
+        // cheaper ("also works but costs $55.45 less" argued for it).
+        let (mut best, mut cheaper) = (
+            on(&names[0], Mode::OnlineHttp, ""),
+            on(&names[1], Mode::OnlineHttp, ""),
+        );
+        best.plan.cost_usd_per_month = 300.0;
+        best.plan.latency_ms.p99 = 90.0;
+        cheaper.plan.cost_usd_per_month = 250.0;
+        cheaper.plan.latency_ms.p99 = 140.0;
+        let ranked = vec![best.clone(), cheaper.clone()];
+        let line = super::instance_sentence(&scenario, &ranked, &best).expect("a sentence");
+        assert!(
+            line.contains("costs $50.00 less per month")
+                && line.contains(
+                    "but ranks lower: the ranking weighs its p99 of 140 ms against 90.0 ms"
+                ),
+            "{line}"
+        );
+        // Cheaper and no slower: it lost a tie.
+        cheaper.plan.latency_ms.p99 = 85.0;
+        let ranked = vec![best.clone(), cheaper];
+        let line = super::instance_sentence(&scenario, &ranked, &best).expect("a sentence");
+        assert!(line.contains("but ties with it"), "{line}");
+    }
+
+    /// Another placement is ruled out for what rules out its plans of the
+    /// chosen mode: its batch plans' "cannot precompute" had been named as
+    /// the reason against it for an online plan.
+    #[test]
+    fn a_placement_is_ruled_out_by_its_plans_of_the_chosen_mode() {
+        let mut scenario =
+            crate::scenario::load(std::path::Path::new("scenarios/hotel-ranking.toml")).unwrap();
+        scenario.search.modes = vec![Mode::Batch, Mode::OnlineHttp];
+        scenario.search.placements = vec![Placement::Cloud, Placement::Edge];
+        let on = |mode: Mode, placement: Placement, why: &str| {
+            let candidate = plan_on(
+                mode,
+                placement,
+                "somewhere",
+                1,
+                scenario.model.variants[0].name.clone(),
+                (BackendKind::Tiled, Precision::F32),
+            );
+            let mut e = pruned(candidate, FigureSource::Projected, 1.0, 0.01, why.into());
+            if why.is_empty() {
+                e.rejected.clear();
+            }
+            e
+        };
+        let best = on(Mode::OnlineHttp, Placement::Cloud, "");
+        let mut ranked = vec![best.clone()];
+        for _ in 0..3 {
+            ranked.push(on(
+                Mode::Batch,
+                Placement::Edge,
+                "inputs unbounded: cannot precompute",
+            ));
+        }
+        ranked.push(on(
+            Mode::OnlineHttp,
+            Placement::Edge,
+            "needs 1.1 MB, device has 1.0 MB",
+        ));
+        assert_eq!(
+            super::placement_sentence(&scenario, &ranked, &best),
+            "Why cloud (among online-http plans): edge is ruled out: needs 1.1 MB, device has 1.0 MB (1 of 1 plans)."
+        );
+        // No online plan on the edge: its other plans say why.
+        ranked.pop();
+        assert_eq!(
+            super::placement_sentence(&scenario, &ranked, &best),
+            "Why cloud: edge is ruled out: inputs unbounded: cannot precompute (3 of 3 plans)."
         );
     }
 
