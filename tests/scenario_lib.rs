@@ -114,6 +114,30 @@ fn catalog_entries_are_overridden_field_by_field() {
     assert_eq!(t.spec.cores, base.cores);
     assert!(t.spec.source.contains("overrides"));
     assert_eq!(t.catalog.as_deref(), Some("aws-c7i.large"));
+    // An f32 peak of its own scales the catalog's int8 peak alike.
+    let text = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "catalog = \"aws-c7i.large\"\npeak_gflops_f32 = 10",
+    );
+    let spec = &parse(&text).expect("valid").targets.cloud[0].spec;
+    assert_eq!(spec.peak_gflops_f32, 10.0);
+    let ratio = base.peak_gops_int8 / base.peak_gflops_f32;
+    assert!(ratio > 1.0, "{ratio}");
+    assert!(
+        (spec.peak_gops_int8 - 10.0 * ratio).abs() < 1e-9,
+        "{spec:?}"
+    );
+    // Both given: both kept.
+    let text = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "catalog = \"aws-c7i.large\"\npeak_gflops_f32 = 10\npeak_gops_int8 = 7",
+    );
+    assert_eq!(
+        parse(&text).expect("valid").targets.cloud[0]
+            .spec
+            .peak_gops_int8,
+        7.0
+    );
 }
 
 #[test]
