@@ -126,7 +126,9 @@ pub fn usd_small(value: f64) -> String {
     } else {
         value.abs().log10().floor() as i32
     };
-    let decimals = (3 - magnitude).clamp(2, 8) as usize;
+    // Four figures however small: a batch job's $2e-7 per million had
+    // printed "$0.00000020" beside others' four.
+    let decimals = (3 - magnitude).clamp(2, 12) as usize;
     let digits = fixed(value, decimals);
     match digits.strip_prefix('-') {
         Some(unsigned) => format!("-${unsigned}"),
@@ -333,6 +335,7 @@ mod tests {
         assert_eq!(usd(-12.345), "-$12.35");
         assert_eq!(usd_small(0.137_5), "$0.1375");
         assert_eq!(usd_small(0.000_123_4), "$0.0001234");
+        assert_eq!(usd_small(2.034e-7), "$0.0000002034");
         assert_eq!(usd_small(12.5), "$12.50");
     }
 
