@@ -202,6 +202,19 @@ fn ranked_evaluations(
         }
         rank(scenario, &mut all);
     }
+    // More plans tied than the loop re-simulates: one only screened can be
+    // on top, its short run's noise beating the finalists' longer ones (by
+    // seed, a different plan). Re-simulate whatever is on top until it is
+    // a finalist; each round settles one plan, so this ends.
+    while let Some(top) = all
+        .first()
+        .filter(|e| e.feasible() && !done.contains(&e.plan.id))
+    {
+        let id = top.plan.id.clone();
+        all[0] = resimulate(&ctx, all[0].clone(), &final_budget(&id));
+        done.insert(id);
+        rank(scenario, &mut all);
+    }
     all
 }
 
