@@ -536,3 +536,37 @@ fn an_array_of_tables_for_a_table_is_named() {
         "{errs:#?}"
     );
 }
+
+/// A target without `link` takes the only link defined; with several it must
+/// name one (the first had been taken silently: an unused satellite link
+/// defined first had timed a cloud target at 600 ms).
+#[test]
+fn a_target_without_a_link_takes_the_only_one_or_must_name_one() {
+    let link = |name: &str, rtt: u32| {
+        format!(
+            "\n[[targets.links]]\nname = \"{name}\"\nrtt_median_ms = {rtt}\nrtt_p99_ms = {rtt}\nbandwidth_mbps = 100\n"
+        )
+    };
+    let one = format!("{BASE}{}", link("wan", 40));
+    let s = parse(&one).expect("valid");
+    assert_eq!(s.targets.cloud[0].link.as_deref(), Some("wan"));
+    let none = parse(BASE).expect("valid");
+    assert_eq!(none.targets.cloud[0].link, None);
+    let several = format!("{BASE}{}{}", link("sat", 600), link("wan", 40));
+    let errs = errors(&several);
+    assert!(
+        errs.iter().any(|e| e.contains("targets.cloud[0].link")
+            && e.contains("several links are defined (sat, wan)")),
+        "{errs:#?}"
+    );
+    let named = several.replace(
+        "catalog = \"aws-c7i.large\"",
+        "catalog = \"aws-c7i.large\"\nlink = \"wan\"",
+    );
+    assert_eq!(
+        parse(&named).expect("valid").targets.cloud[0]
+            .link
+            .as_deref(),
+        Some("wan")
+    );
+}

@@ -2518,7 +2518,21 @@ impl Validator<'_> {
                 self.err(l.span(), &join(key, "link"), msg);
                 return None;
             }
-            None => None,
+            // With one link it is every target's; with several, a target
+            // must say which (the first had been taken silently: an unused
+            // 600 ms satellite link had timed a cloud target).
+            None if link_names.len() > 1 => {
+                self.missing(
+                    span.clone(),
+                    &join(key, "link"),
+                    &format!(
+                        "several links are defined ({}): name the one between the clients and this target",
+                        link_names.join(", ")
+                    ),
+                );
+                return None;
+            }
+            None => link_names.first().cloned(),
         };
         if !ok || !source_ok {
             return None;
