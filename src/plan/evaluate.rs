@@ -349,13 +349,12 @@ impl Context<'_> {
     }
 
     /// Client <-> target link, with the scenario's offline devices.
-    fn link(&self, target: &Target) -> NetworkLink {
+    pub(super) fn link(&self, target: &Target) -> NetworkLink {
         let s = self.scenario;
         let named = target
             .link
             .as_deref()
-            .and_then(|n| s.targets.link(n))
-            .or_else(|| s.targets.links.first());
+            .and_then(|n| s.targets.link(n));
         let mut link = match named {
             Some(l) => NetworkLink {
                 rtt: LatencyFit {

@@ -1407,6 +1407,12 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
     let batchings = batchings(ctx);
     let fan_out = s.inputs.predictions_per_request;
     for group in device_groups(ctx) {
+        let uplink = group
+            .classes
+            .iter()
+            .filter(|(device, _)| device.link.is_some())
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(device, _)| *device);
         for (variant, precision) in model_configs(ctx) {
             // The small model runs on the device; the reference serves the fallback.
             if variant == reference && s.model.variants.len() > 1 {
@@ -1508,6 +1514,12 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                         let mut c = c.clone();
                         c.replicas = r;
                         let mut online = online_path(ctx, cloud, cloud_profile, &c, false)?;
+                        // The device reaches the cloud over its own uplink
+                        // (the busiest class's, when classes name different
+                        // ones); the cloud's link is its other clients'.
+                        if let Some(device) = uplink {
+                            online.link = ctx.link(device);
+                        }
                         // While offline the device's own answer stands: no failure, no fallback.
                         online.link.offline = sim::Offline::Never;
                         let mut local = c.clone();
