@@ -570,3 +570,22 @@ fn a_target_without_a_link_takes_the_only_one_or_must_name_one() {
         Some("wan")
     );
 }
+
+/// Keys of an edge class on a cloud target are all reported at once (the
+/// first had hidden the second).
+#[test]
+fn edge_only_keys_on_a_cloud_target_are_all_reported() {
+    let text = BASE.replace(
+        "catalog = \"aws-c7i.large\"",
+        "catalog = \"aws-c7i.large\"\nfleet_size = 10\ntraffic_share = 0.5",
+    );
+    let errs = errors(&text);
+    for key in ["fleet_size", "traffic_share"] {
+        assert!(
+            errs.iter().any(|e| e.contains(&format!(
+                "targets.cloud[0].{key}: key `{key}` applies only to"
+            ))),
+            "no {key} error in {errs:#?}"
+        );
+    }
+}

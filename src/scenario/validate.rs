@@ -2472,7 +2472,8 @@ impl Validator<'_> {
             )?)),
             (Some(f), TargetKind::Cloud) => {
                 self.err(f.span(), &join(key, "fleet_size"), "key `fleet_size` applies only to [[targets.edge]] (cloud replicas are chosen by the planner)");
-                return None;
+                // The keys below are checked too: every mistake at once.
+                None
             }
             (None, TargetKind::Edge) => Some(Some(1)),
             (None, TargetKind::Cloud) => Some(None),
