@@ -1220,7 +1220,7 @@ pub fn plan_scenario(
         ),
         "edge fleets are simulated as a sample of devices, each at its real per-device request rate".to_string(),
         format!(
-            "an edge model with cloud fallback is assumed to defer its least confident inputs, {:.0}% of which it would have got wrong",
+            "an edge model with cloud fallback is assumed to defer its least confident inputs: the first {:.0}% wrong, fewer as the deferred share grows, so that only deferring every input catches every error",
             plan::search::DEFERRAL_PRECISION * 100.0
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),

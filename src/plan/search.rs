@@ -24,9 +24,25 @@ const PRECOMPUTE_FRACTIONS: [f64; 2] = [0.01, 0.1];
 const EXTRA_REPLICAS: u32 = 2;
 /// Share of requests a small edge model defers to the cloud when the scenario does not say.
 pub const DEFAULT_FALLBACK_FRACTION: f64 = 0.1;
-/// Share of a small model's deferred inputs it would have answered wrongly (assumption,
-/// stated in every report that uses it).
+/// Share of a small model's first deferred inputs (its least confident) it
+/// would have answered wrongly (assumption, stated in every report that uses it).
 pub const DEFERRAL_PRECISION: f64 = 0.7;
+
+/// Share of all requests a small model that gets `errors` of them wrong
+/// would have got wrong and defers, deferring `deferred` of them: the first
+/// inputs deferred are wrong [`DEFERRAL_PRECISION`] of the time, each further
+/// one (more confident) less often, so deferring everything catches every
+/// error and nothing less does: `errors (1 - (1 - deferred)^(P / errors))`.
+/// (Taking P of the deferred share up to all the errors had a 15% deferral
+/// catch every one of 7% errors: 100% agreement.)
+pub fn errors_caught_by_deferral(errors: f64, deferred: f64) -> f64 {
+    if errors <= 0.0 || deferred <= 0.0 {
+        return 0.0;
+    }
+    let (errors, deferred) = (errors.min(1.0), deferred.min(1.0));
+    let caught = errors * (1.0 - (1.0 - deferred).powf(DEFERRAL_PRECISION / errors));
+    caught.min(deferred)
+}
 
 /// Every (variant, precision) pair the search space allows, with the backends it may use.
 fn model_configs(ctx: &Context<'_>) -> Vec<(String, Precision)> {
@@ -1446,10 +1462,8 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                 let cloud_online = with_request_handling(cloud_online, cloud, request_cpu_s(cloud));
                 let cloud_profile = &cloud_online;
                 // Deferred inputs are the small model's least confident ones, where
-                // its disagreements concentrate: assume DEFERRAL_PRECISION of the
-                // deferred share would have been wrong locally (no more than all
-                // its errors: a wide deferral catches every one). Offline,
-                // nothing is deferred.
+                // its disagreements concentrate (see errors_caught_by_deferral).
+                // Offline, nothing is deferred.
                 let cloud_share = fallback * (1.0 - s.constraints.offline_fraction);
                 let mut agreement = ctx.agreement(&variant, precision);
                 let cloud_agreement = ctx.agreement(&reference, cloud_profile.precision);
@@ -1459,7 +1473,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                         .value()
                         .zip(cloud_agreement.value())
                         .map(|(small, cloud)| {
-                            let caught = (cloud_share * DEFERRAL_PRECISION).min(1.0 - small);
+                            let caught = errors_caught_by_deferral(1.0 - small, cloud_share);
                             (small + caught * cloud).min(1.0)
                         });
                 let accuracy = agreement.shown();
