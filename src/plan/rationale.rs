@@ -432,8 +432,9 @@ fn compare_among(
             } else {
                 ", but ties with it, and a tie goes to the plan that gives up least (agreement with the reference, precision, a simpler system)".to_string()
             };
+            let joined = if why_not.is_empty() { "but" } else { "and" };
             parts.push(format!(
-                "{value} also works but {cost} ({}){why_not}",
+                "{value} also works {joined} {cost} ({}){why_not}",
                 at_slo(q, alt)
             ));
         } else {
@@ -1305,7 +1306,7 @@ mod tests {
         let ranked = vec![best.clone(), cheaper.clone()];
         let line = super::instance_sentence(&scenario, &ranked, &best).expect("a sentence");
         assert!(
-            line.contains("costs $50.00 less per month")
+            line.contains("also works and costs $50.00 less per month")
                 && line.contains(
                     "but ranks lower: the ranking weighs its p99 of 140 ms against 90.0 ms"
                 ),
