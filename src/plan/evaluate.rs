@@ -351,10 +351,7 @@ impl Context<'_> {
     /// Client <-> target link, with the scenario's offline devices.
     pub(super) fn link(&self, target: &Target) -> NetworkLink {
         let s = self.scenario;
-        let named = target
-            .link
-            .as_deref()
-            .and_then(|n| s.targets.link(n));
+        let named = target.link.as_deref().and_then(|n| s.targets.link(n));
         let mut link = match named {
             Some(l) => NetworkLink {
                 rtt: LatencyFit {
@@ -671,8 +668,22 @@ impl Context<'_> {
         confidence: Option<&SloConfidence>,
         share: f64,
     ) -> bool {
-        let t = &self.scenario.traffic;
         let q = self.scenario.objectives.latency_percentile / 100.0;
+        self.with_quantile_confidence(run, confidence, share, q)
+    }
+
+    /// [`Self::with_slo_confidence`] for quantile `q` in (0, 1) of the run's
+    /// own latencies: one component of an edge plan simulated class by class
+    /// tracks the level at which its latencies meet the mixture's SLO
+    /// percentile (see [`simulate_devices`]).
+    fn with_quantile_confidence(
+        &self,
+        run: &mut RunControl,
+        confidence: Option<&SloConfidence>,
+        share: f64,
+        q: f64,
+    ) -> bool {
+        let t = &self.scenario.traffic;
         let (Some(confidence), Some(tail_batch)) = (confidence, EarlyStop::batch_requests_for(q))
         else {
             return false;
@@ -1443,7 +1454,7 @@ pub fn simulate_devices(
     ctx: &Context<'_>,
     c: Candidate,
     p: DevicesPlan,
-    budget: &SimBudget,
+    budget: &SearchBudget,
 ) -> Evaluation {
     if !ctx.allows(&c) {
         return pruned(
@@ -1454,14 +1465,6 @@ pub fn simulate_devices(
             "outside the families re-planned".into(),
         );
     }
-    let config = |mode: sim::Mode, share: f64, seed: u64| SimConfig {
-        seed,
-        arrivals: ctx.arrivals(share),
-        payload: ctx.payload(),
-        timeout_s: Some(ctx.timeout_s()),
-        mode,
-        run: ctx.run_control(budget, share),
-    };
     let mut row = blank_plan(&c, p.source, p.accuracy);
     let cannot = |c: Candidate, err: sim::SimError| {
         let mut ev = pruned(
@@ -1474,55 +1477,39 @@ pub fn simulate_devices(
         ev.capacity_rps = p.capacity_rps;
         ev
     };
-    // Seeds: the first class keeps the plan's, the cloud the next, further
-    // classes the ones after (a plan on one class simulates as it always did).
-    let mut devices = Vec::with_capacity(p.classes.len());
-    for (i, class) in p.classes.iter().enumerate() {
-        let seed = budget
-            .seed
-            .wrapping_add(if i == 0 { 0 } else { 1 + i as u64 });
-        let cfg = config(
-            sim::Mode::Edge(class.edge.clone()),
-            class.arrival_share,
-            seed,
-        );
-        match sim::simulate(&cfg) {
-            Ok(o) => devices.push((class, o, cfg.arrivals)),
+    let slo_q = ctx.scenario.objectives.latency_percentile / 100.0;
+    let mut runs = match simulate_components(ctx, &p, &budget.sim) {
+        Ok(runs) => runs,
+        Err(err) => return cannot(c, err),
+    };
+    // The finalist's components again, each run on until its latency at
+    // the level that meets the mixture's SLO percentile is known.
+    let mut tracked: Option<ComponentIntervals> = None;
+    if let Some(k) = budget.confidence.as_ref().filter(|k| k.plan_id == c.id()) {
+        match extend_components(ctx, &p, &budget.sim, k, runs, slo_q) {
+            Ok((extended, rel)) => {
+                runs = extended;
+                tracked = rel;
+            }
             Err(err) => return cannot(c, err),
         }
     }
-    let cloud = match &p.fallback {
-        Some(f) => {
-            let cfg = config(
-                sim::Mode::Online(f.online.clone()),
-                f.cloud_share.max(1e-9),
-                budget.seed.wrapping_add(1),
-            );
-            match sim::simulate(&cfg) {
-                Ok(o) => Some((f, o, cfg.arrivals)),
-                Err(err) => return cannot(c, err),
-            }
-        }
-        None => None,
-    };
-    let w = cloud.as_ref().map_or(0.0, |(f, _, _)| f.cloud_share);
-    let mixture = |x: f64| {
-        devices
-            .iter()
-            .map(|(class, e, _)| {
-                let after_device = cloud
-                    .as_ref()
-                    .map_or(0.0, |(_, k, _)| cdf_at(&k.latency, x - e.latency.mean_s));
-                class.traffic_share * ((1.0 - w) * cdf_at(&e.latency, x) + w * after_device)
-            })
-            .sum::<f64>()
-    };
-    let cloud_max = cloud.as_ref().map_or(0.0, |(_, k, _)| k.latency.max_s);
-    let hi = devices
+    let mixture_of = Mixture::new(&p, &runs);
+    let devices: Vec<(&DeviceClass, &SimOutcome, &ArrivalProcess)> = p
+        .classes
         .iter()
-        .map(|(_, e, _)| e.latency.max_s + e.latency.mean_s)
-        .fold(0.0, f64::max)
-        + cloud_max;
+        .zip(&runs)
+        .map(|(class, (o, arrivals))| (class, o, arrivals))
+        .collect();
+    let cloud: Option<(&CloudFallback, &SimOutcome, &ArrivalProcess)> = p
+        .fallback
+        .as_ref()
+        .zip(runs.get(p.classes.len()))
+        .map(|(f, (o, arrivals))| (f, o, arrivals));
+    let w = mixture_of.w;
+    let unscaled = |_: usize| 1.0;
+    let mixture = |x: f64| mixture_of.cdf(x, &unscaled);
+    let hi = mixture_of.hi();
     // No request completed (every one failed): no latency to interpolate
     // (the search would settle on its floor, 1 ns); 0, as a single class has.
     let completed = mixture(hi) > 0.0;
@@ -1539,19 +1526,7 @@ pub fn simulate_devices(
         p99: q(0.99) * 1000.0,
         p999: q(0.999) * 1000.0,
     };
-    let failed_share = |o: &SimOutcome| {
-        if o.measured_requests > 0 {
-            o.failures.total() as f64 / o.measured_requests as f64
-        } else {
-            0.0
-        }
-    };
-    let device_fail: f64 = devices
-        .iter()
-        .map(|(class, e, _)| class.traffic_share * failed_share(e))
-        .sum();
-    let cloud_fail = cloud.as_ref().map_or(0.0, |(_, k, _)| failed_share(k));
-    row.failure_rate = (device_fail + w * cloud_fail).min(1.0);
+    row.failure_rate = components_failure_rate(&p, &runs);
     row.throughput_rps = ctx.scenario.traffic.rate_per_s * (1.0 - row.failure_rate);
     // The cloud's pool when there is one; else the busiest class's devices.
     row.utilisation = match &cloud {
@@ -1606,7 +1581,6 @@ pub fn simulate_devices(
     let mut rejected = Vec::new();
     rejected.extend(price(ctx, &mut row, &usage, plan_rates));
     let slo_pct = ctx.scenario.objectives.latency_percentile;
-    let slo_q = slo_pct / 100.0;
     // The mixture's tail is every class's and the cloud's: each simulation
     // must reach the percentile for the share it stands for.
     let needed = |share: f64| {
@@ -1654,6 +1628,10 @@ pub fn simulate_devices(
         (None, None) => SloFigure::Failed,
     };
     let lat = slo.ms();
+    row.slo_latency_ci_ms = lat.zip(tracked.as_deref()).and_then(|(ms, rel)| {
+        let target = slo_level(slo_q, row.failure_rate)?;
+        mixture_interval_ms(&mixture_of, target, rel, ms)
+    });
     // On a fleet, each class's failures under its own name.
     let mut text = if devices.len() == 1 {
         let f = &devices[0].1.failures;
@@ -1758,6 +1736,395 @@ pub fn simulate_devices(
         // offline, the device's own answer stands: no request fails for it
         offline_bound: false,
     }
+}
+
+/// Share of `o`'s measured requests that failed (0 when none was measured).
+fn failed_share(o: &SimOutcome) -> f64 {
+    if o.measured_requests > 0 {
+        o.failures.total() as f64 / o.measured_requests as f64
+    } else {
+        0.0
+    }
+}
+
+/// The simulation of component `i` of `p` (its classes in order, then the
+/// cloud fallback) under `budget`, and the share of the traffic it receives.
+/// Seeds: the first class keeps the plan's, the cloud the next, further
+/// classes the ones after (a plan on one class simulates as it always did).
+fn component_config(
+    ctx: &Context<'_>,
+    p: &DevicesPlan,
+    i: usize,
+    budget: &SimBudget,
+) -> Option<(SimConfig, f64)> {
+    let (mode, share, seed) = match p.classes.get(i) {
+        Some(class) => (
+            sim::Mode::Edge(class.edge.clone()),
+            class.arrival_share,
+            budget
+                .seed
+                .wrapping_add(if i == 0 { 0 } else { 1 + i as u64 }),
+        ),
+        None => {
+            let f = p.fallback.as_ref().filter(|_| i == p.classes.len())?;
+            (
+                sim::Mode::Online(f.online.clone()),
+                f.cloud_share.max(1e-9),
+                budget.seed.wrapping_add(1),
+            )
+        }
+    };
+    let config = SimConfig {
+        seed,
+        arrivals: ctx.arrivals(share),
+        payload: ctx.payload(),
+        timeout_s: Some(ctx.timeout_s()),
+        mode,
+        run: ctx.run_control(budget, share),
+    };
+    Some((config, share))
+}
+
+/// A simulated component of a [`DevicesPlan`] and the arrivals it was given.
+type ComponentRun = (SimOutcome, ArrivalProcess);
+
+/// Every component of `p` simulated under `budget` (see [`component_config`]).
+fn simulate_components(
+    ctx: &Context<'_>,
+    p: &DevicesPlan,
+    budget: &SimBudget,
+) -> Result<Vec<ComponentRun>, sim::SimError> {
+    let count = p.classes.len() + usize::from(p.fallback.is_some());
+    (0..count)
+        .filter_map(|i| component_config(ctx, p, i, budget))
+        .map(|(cfg, _)| sim::simulate(&cfg).map(|o| (o, cfg.arrivals)))
+        .collect()
+}
+
+/// Share of all requests that failed: each class's by its share of the
+/// requests, the cloud's by the share it answers.
+fn components_failure_rate(p: &DevicesPlan, runs: &[ComponentRun]) -> f64 {
+    let device_fail: f64 = p
+        .classes
+        .iter()
+        .zip(runs)
+        .map(|(class, (o, _))| class.traffic_share * failed_share(o))
+        .sum();
+    let w = p.fallback.as_ref().map_or(0.0, |f| f.cloud_share);
+    let cloud_fail = runs
+        .get(p.classes.len())
+        .map_or(0.0, |(o, _)| failed_share(o));
+    (device_fail + w * cloud_fail).min(1.0)
+}
+
+/// The level of the completed requests' latency distribution that is the
+/// SLO percentile `slo_q` over all requests, failures counted as slowest;
+/// `None` when so many failed that it is the worst case (or beyond).
+fn slo_level(slo_q: f64, failure_rate: f64) -> Option<f64> {
+    let level = slo_q / (1.0 - failure_rate);
+    (failure_rate < 1.0 - slo_q && level < 1.0).then_some(level)
+}
+
+/// The latency distribution of an edge plan's completed requests, from its
+/// components' runs: a request's latency is its class's device time, plus,
+/// for the fallback share `w`, the cloud's after the device's mean. Each
+/// component's latencies can be scaled (component `i` of [`component_config`])
+/// to bound the mixture's quantile by its components' uncertainty.
+struct Mixture<'a> {
+    /// (share of the requests, latencies) of each device class.
+    classes: Vec<(f64, &'a sim::LatencySummary)>,
+    cloud: Option<&'a sim::LatencySummary>,
+    /// Share of the requests also answered in the cloud.
+    w: f64,
+}
+
+impl<'a> Mixture<'a> {
+    fn new(p: &DevicesPlan, runs: &'a [ComponentRun]) -> Self {
+        let cloud = p
+            .fallback
+            .as_ref()
+            .zip(runs.get(p.classes.len()))
+            .map(|(f, (o, _))| (f.cloud_share, &o.latency));
+        Self {
+            classes: p
+                .classes
+                .iter()
+                .zip(runs)
+                .map(|(class, (o, _))| (class.traffic_share, &o.latency))
+                .collect(),
+            cloud: cloud.map(|(_, l)| l),
+            w: cloud.map_or(0.0, |(w, _)| w),
+        }
+    }
+
+    fn components(&self) -> usize {
+        self.classes.len() + usize::from(self.cloud.is_some())
+    }
+
+    /// Fraction of completed requests at or below `x` seconds with component
+    /// `i`'s latencies multiplied by `scale(i)` (all 1: as simulated).
+    fn cdf(&self, x: f64, scale: &dyn Fn(usize) -> f64) -> f64 {
+        let cloud_scale = scale(self.classes.len());
+        self.classes
+            .iter()
+            .enumerate()
+            .map(|(i, (share, l))| {
+                let s = scale(i);
+                let after_device = self
+                    .cloud
+                    .map_or(0.0, |k| cdf_at(k, (x - s * l.mean_s) / cloud_scale));
+                share * ((1.0 - self.w) * cdf_at(l, x / s) + self.w * after_device)
+            })
+            .sum()
+    }
+
+    /// A latency no request of the mixture exceeds, as simulated.
+    fn hi(&self) -> f64 {
+        self.classes
+            .iter()
+            .map(|(_, l)| l.max_s + l.mean_s)
+            .fold(0.0, f64::max)
+            + self.cloud.map_or(0.0, |k| k.max_s)
+    }
+
+    /// The mixture's `f`-quantile with component latencies scaled by `scale`.
+    fn quantile(&self, f: f64, scale: &dyn Fn(usize) -> f64) -> f64 {
+        let most = (0..self.components()).map(scale).fold(1.0, f64::max);
+        mixture_quantile(&|x| self.cdf(x, scale), f, self.hi() * most)
+    }
+
+    /// Share of the completed requests component `i`'s latencies stand for.
+    fn weight(&self, i: usize) -> f64 {
+        match self.classes.get(i) {
+            Some((share, _)) => share * (1.0 - self.w),
+            None => self.w,
+        }
+    }
+
+    /// Fraction of component `i`'s own latencies that leave a request at or
+    /// below `x`: a class's device times; the cloud's after each class's
+    /// device mean, averaged over the classes by their shares.
+    fn level(&self, i: usize, x: f64) -> f64 {
+        match (self.classes.get(i), self.cloud) {
+            (Some((_, l)), _) => cdf_at(l, x),
+            (None, Some(k)) => {
+                let total: f64 = self.classes.iter().map(|(share, _)| share).sum();
+                self.classes
+                    .iter()
+                    .map(|(share, l)| share * cdf_at(k, x - l.mean_s))
+                    .sum::<f64>()
+                    / total.max(1e-12)
+            }
+            (None, None) => 1.0,
+        }
+    }
+
+    /// Whether component `i` puts mass between `low` and `high`: one that
+    /// does not (every latency below, or every one above) cannot move the
+    /// mixture's quantile there.
+    fn moves_between(&self, i: usize, low: f64, high: f64) -> bool {
+        self.weight(i) > 0.0 && self.level(i, low) != self.level(i, high)
+    }
+}
+
+/// Lowest level a component's run tracks: 20 latencies below it in a batch
+/// of 1,000 (as [`EarlyStop::batch_requests_for`] asks beyond it).
+const MIN_TRACKED_LEVEL: f64 = 0.02;
+
+/// The most of the mixture's tail beyond its SLO quantile a component may
+/// hold at a level its run cannot track (beyond what ten batches of its cap
+/// resolve, or below [`MIN_TRACKED_LEVEL`]): its interval is then taken at
+/// the nearest level tracked, which misjudges little of the tail; more, and
+/// the plan gets no interval.
+const MAX_UNTRACKED_TAIL_SHARE: f64 = 0.1;
+
+/// The level each component of mixture `m` tracks for the confidence
+/// interval of the mixture's `target` quantile x*, from a first run: its own
+/// fraction at or below x*, p_i with sum_i weight_i p_i = target, clamped to
+/// what a run capped at `cap` requests can track. `None` for a component
+/// with no mass near x* (within twice `relative_half_width` of it): it
+/// cannot move the quantile. `None` overall when a component's level is out
+/// of reach and it holds more than [`MAX_UNTRACKED_TAIL_SHARE`] of the tail.
+fn tracked_levels(
+    m: &Mixture<'_>,
+    target: f64,
+    relative_half_width: f64,
+    cap: u64,
+) -> Option<Vec<Option<f64>>> {
+    let x = m.quantile(target, &|_| 1.0);
+    // Ten batches of 20 beyond the level within four times the cap, as
+    // `Context::with_quantile_confidence` grants (a hair inside it).
+    let highest = 1.0
+        - sim::TAIL_REQUESTS_PER_BATCH * MIN_CONFIDENCE_BATCHES as f64
+            / (4.0 * cap as f64 * (1.0 - WARMUP_FRACTION))
+            * 1.01;
+    let tail = 1.0 - target;
+    let margin = 2.0 * relative_half_width;
+    let mut levels = Vec::with_capacity(m.components());
+    for i in 0..m.components() {
+        if !m.moves_between(i, x * (1.0 - margin), x * (1.0 + margin)) {
+            levels.push(None);
+            continue;
+        }
+        let level = m.level(i, x);
+        let untracked = if level > highest {
+            m.weight(i) * (1.0 - level)
+        } else if level < MIN_TRACKED_LEVEL {
+            m.weight(i) * level
+        } else {
+            0.0
+        };
+        if highest < MIN_TRACKED_LEVEL || untracked > MAX_UNTRACKED_TAIL_SHARE * tail {
+            return None;
+        }
+        levels.push(Some(level.clamp(MIN_TRACKED_LEVEL, highest)));
+    }
+    levels.iter().any(Option::is_some).then_some(levels)
+}
+
+/// A finalist's components simulated again (same seeds) with the early stop
+/// of `confidence` on the level each tracks (see [`tracked_levels`]): each
+/// run goes on until its latency there is within `relative_half_width` (or
+/// its cap), which bounds the mixture's SLO quantile to the same (see
+/// [`mixture_interval_ms`]). The runs, and each component's interval
+/// relative to its figure (`None` for one left as first simulated, which
+/// cannot move the quantile); `None` when no interval can be given: a component's level out
+/// of reach, a run that cannot track it (a trace's replay), or one that
+/// ended with fewer than [`MIN_CONFIDENCE_BATCHES`] batches.
+fn extend_components(
+    ctx: &Context<'_>,
+    p: &DevicesPlan,
+    budget: &SimBudget,
+    confidence: &SloConfidence,
+    mut runs: Vec<ComponentRun>,
+    slo_q: f64,
+) -> Result<(Vec<ComponentRun>, Option<ComponentIntervals>), sim::SimError> {
+    let levels = {
+        let m = Mixture::new(p, &runs);
+        let target = slo_level(slo_q, components_failure_rate(p, &runs))
+            .filter(|_| m.cdf(m.hi(), &|_| 1.0) > 0.0);
+        target.and_then(|target| {
+            tracked_levels(
+                &m,
+                target,
+                confidence.relative_half_width,
+                confidence.max_requests,
+            )
+        })
+    };
+    let Some(levels) = levels else {
+        return Ok((runs, None));
+    };
+    let mut configs = Vec::new();
+    for (i, level) in levels.iter().enumerate() {
+        let Some(level) = *level else { continue };
+        let Some((mut cfg, share)) = component_config(ctx, p, i, budget) else {
+            return Ok((runs, None));
+        };
+        if !ctx.with_quantile_confidence(&mut cfg.run, Some(confidence), share, level) {
+            return Ok((runs, None));
+        }
+        configs.push((i, cfg));
+    }
+    let mut relative: Vec<Option<RelativeInterval>> = vec![None; levels.len()];
+    let mut complete = true;
+    for (i, cfg) in configs {
+        let mut o = sim::simulate(&cfg)?;
+        match relative_interval(&o.early_stop) {
+            Some(r) => relative[i] = Some(r),
+            None => complete = false,
+        }
+        with_tracked_point(&mut o.latency, &o.early_stop);
+        if let Some(run) = runs.get_mut(i) {
+            *run = (o, cfg.arrivals);
+        }
+    }
+    Ok((runs, complete.then_some(relative)))
+}
+
+/// How far a component's 95% confidence interval at its tracked level
+/// reaches below and above its figure there, relative to it.
+type RelativeInterval = [f64; 2];
+
+/// Each component's [`RelativeInterval`], `None` for one taken as simulated
+/// (see [`extend_components`]).
+type ComponentIntervals = Vec<Option<RelativeInterval>>;
+
+/// `report`'s interval relative to its estimate (the interval may reach
+/// further on one side, where the latencies have a gap at the quantile; its
+/// half-width alone where it gives none); `None` without an interval or one
+/// as wide as the figure.
+fn relative_interval(report: &sim::EarlyStopReport) -> Option<RelativeInterval> {
+    let relative = match (report.estimate_s, report.interval_s) {
+        (Some(at), Some([low, high])) if at > 0.0 => [(at - low) / at, (high - at) / at],
+        _ => {
+            let r = report.relative_half_width?;
+            [r, r]
+        }
+    };
+    relative
+        .iter()
+        .all(|r| r.is_finite() && (0.0..1.0).contains(r))
+        .then_some(relative)
+}
+
+/// Adds the tracked quantile, read from the run's whole histogram, to
+/// `latency`'s CDF points: the mixture then interpolates between its
+/// component's exact figure there, not between the fixed points around it.
+fn with_tracked_point(latency: &mut sim::LatencySummary, report: &sim::EarlyStopReport) {
+    let (Some(at_s), q) = (report.estimate_s, report.quantile) else {
+        return;
+    };
+    let pts = &mut latency.cdf;
+    let i = pts.partition_point(|p| p.fraction < q);
+    if pts.get(i).is_some_and(|p| (p.fraction - q).abs() < 1e-12) {
+        return;
+    }
+    let low = i
+        .checked_sub(1)
+        .and_then(|j| pts.get(j))
+        .map_or(0.0, |p| p.latency_s);
+    let high = pts.get(i).map_or(f64::INFINITY, |p| p.latency_s);
+    pts.insert(
+        i,
+        sim::CdfPoint {
+            latency_s: at_s.clamp(low, high.max(low)),
+            fraction: q,
+        },
+    );
+}
+
+/// The 95% confidence interval, ms, of mixture `m`'s `target` quantile
+/// (`slo_ms` as computed), from each component's interval at the level it
+/// tracked, relative (`None`: a component that cannot move the quantile).
+///
+/// The quantile x* solves sum_i w_i F_i(x*) = target. A component's
+/// interval at its level p_i = F_i(x*) is its latency there scaled by
+/// 1 - r_i (below) and 1 + r_i' (above); scaling all of its latencies so
+/// moves F_i(x*) across what its interval allows. The mixture is monotone in every scale, so its quantile
+/// with every component scaled down (up) bounds x* from below (above), each
+/// x_i* at its own interval's end: conservative, as if the components'
+/// errors, independent runs, all went the same way (the interval is at most
+/// the widest component's, relative). Failures shift the level as the figure
+/// has it; their share's own noise is not counted. `None` when a component
+/// taken as fixed does move the quantile within the interval.
+fn mixture_interval_ms(
+    m: &Mixture<'_>,
+    target: f64,
+    relative: &[Option<RelativeInterval>],
+    slo_ms: f64,
+) -> Option<[f64; 2]> {
+    let r = |i: usize| relative.get(i).copied().flatten().unwrap_or([0.0, 0.0]);
+    let widest = (0..m.components()).flat_map(r).fold(0.0, f64::max);
+    if widest >= 1.0 {
+        return None;
+    }
+    let low = m.quantile(target, &|i| 1.0 - r(i)[0]);
+    let high = m.quantile(target, &|i| 1.0 + r(i)[1]);
+    let fixed_moves = (0..m.components())
+        .filter(|&i| relative.get(i).copied().flatten().is_none())
+        .any(|i| m.moves_between(i, low * (1.0 - widest), high * (1.0 + widest)));
+    (!fixed_moves).then(|| [(low * 1000.0).min(slo_ms), (high * 1000.0).max(slo_ms)])
 }
 
 /// The average power a device spends on the model (`busy_w` times its busy
@@ -2333,6 +2700,143 @@ mod tests {
         assert!((2_100_000..2_200_000).contains(&full), "{full}");
         s.objectives.latency_percentile = 99.9;
         assert_eq!(extended(&s, 400_000), Some(400_000));
+    }
+
+    /// Latencies uniform between `low_ms` and `high_ms` (CDF points at the
+    /// ends and the middle).
+    fn uniform(low_ms: f64, high_ms: f64) -> sim::LatencySummary {
+        let (a, b) = (low_ms / 1000.0, high_ms / 1000.0);
+        let point = |fraction: f64| sim::CdfPoint {
+            latency_s: a + fraction * (b - a),
+            fraction,
+        };
+        sim::LatencySummary {
+            count: 1_000,
+            mean_s: (a + b) / 2.0,
+            min_s: a,
+            max_s: b,
+            p50_s: (a + b) / 2.0,
+            p90_s: a + 0.9 * (b - a),
+            p99_s: a + 0.99 * (b - a),
+            p999_s: a + 0.999 * (b - a),
+            histogram: Vec::new(),
+            cdf: vec![point(0.0), point(0.5), point(1.0)],
+        }
+    }
+
+    /// Two classes, half the requests each, 10-20 ms and 15-25 ms: the
+    /// mixture's p70 is 19.5 ms (0.5 x 0.95 + 0.5 x 0.45). Each class's
+    /// latencies scaled down by its own relative half-width (2%, 4%) bound
+    /// it from below, up from above: no further than the widest, no nearer
+    /// than the narrowest.
+    #[test]
+    fn a_mixtures_interval_lies_between_its_components_widths() {
+        let (fast, slow) = (uniform(10.0, 20.0), uniform(15.0, 25.0));
+        let m = Mixture {
+            classes: vec![(0.5, &fast), (0.5, &slow)],
+            cloud: None,
+            w: 0.0,
+        };
+        let x = m.quantile(0.7, &|_| 1.0);
+        assert!((x * 1000.0 - 19.5).abs() < 1e-6, "{x}");
+        let [low, high] = mixture_interval_ms(
+            &m,
+            0.7,
+            &[Some([0.02, 0.02]), Some([0.04, 0.04])],
+            x * 1000.0,
+        )
+        .expect("both tracked");
+        let ms = x * 1000.0;
+        assert!(ms * 0.96 - 1e-9 <= low && low <= ms * 0.98 + 1e-9, "{low}");
+        assert!(
+            ms * 1.02 - 1e-9 <= high && high <= ms * 1.04 + 1e-9,
+            "{high}"
+        );
+        // The fast class has latencies near 19.5 ms: taken as exact, it
+        // could still move the quantile, so there is no interval.
+        assert_eq!(
+            mixture_interval_ms(&m, 0.7, &[None, Some([0.04, 0.04])], ms),
+            None
+        );
+    }
+
+    /// Each class tracks its own level at the mixture's quantile: the slow
+    /// one (10-20 ms) is at 0.8 where the mixture is at 0.9 (18 ms); the
+    /// fast one (1-2 ms) has no latency near 18 ms and tracks nothing. A
+    /// level beyond what ten batches of the cap resolve, holding the whole
+    /// tail, leaves the plan without an interval.
+    #[test]
+    fn each_component_tracks_its_own_level_at_the_mixtures_quantile() {
+        let (slow, fast) = (uniform(10.0, 20.0), uniform(1.0, 2.0));
+        let m = Mixture {
+            classes: vec![(0.5, &slow), (0.5, &fast)],
+            cloud: None,
+            w: 0.0,
+        };
+        let levels = tracked_levels(&m, 0.9, 0.03, 400_000).expect("levels");
+        assert_eq!(levels.len(), 2);
+        assert!(
+            (levels[0].expect("tracked") - 0.8).abs() < 1e-6,
+            "{levels:?}"
+        );
+        assert_eq!(levels[1], None);
+        let alone = Mixture {
+            classes: vec![(1.0, &slow)],
+            cloud: None,
+            w: 0.0,
+        };
+        assert!(tracked_levels(&alone, 0.99, 0.03, 400_000).is_some());
+        assert_eq!(tracked_levels(&alone, 0.99, 0.03, 1_000), None);
+    }
+
+    /// With a fallback, the cloud's latencies follow the device's mean: half
+    /// the requests at 1-2 ms on the device, half also sent to a cloud at
+    /// 40-60 ms after it. The p99 is the cloud's 0.98 level, and the device
+    /// has no latency near it.
+    #[test]
+    fn a_fallbacks_cloud_tracks_its_level_after_the_device() {
+        let (device, cloud) = (uniform(1.0, 2.0), uniform(40.0, 60.0));
+        let m = Mixture {
+            classes: vec![(1.0, &device)],
+            cloud: Some(&cloud),
+            w: 0.5,
+        };
+        let x = m.quantile(0.99, &|_| 1.0);
+        assert!(
+            (x * 1000.0 - (1.5 + 40.0 + 0.98 * 20.0)).abs() < 1e-6,
+            "{x}"
+        );
+        let levels = tracked_levels(&m, 0.99, 0.03, 400_000).expect("levels");
+        assert_eq!(levels[0], None);
+        assert!(
+            (levels[1].expect("cloud") - 0.98).abs() < 1e-6,
+            "{levels:?}"
+        );
+    }
+
+    /// The tracked quantile joins the CDF points in order; one already there
+    /// is not repeated.
+    #[test]
+    fn the_tracked_quantile_joins_the_cdf_points() {
+        let mut l = uniform(10.0, 20.0);
+        // From JSON: the fields this test does not need take their defaults.
+        let report = |quantile: f64, at_s: f64| -> sim::EarlyStopReport {
+            serde_json::from_value(serde_json::json!({
+                "enabled": true,
+                "stopped_early": false,
+                "batches": 10,
+                "p99_relative_half_width": null,
+                "quantile": quantile,
+                "estimate_s": at_s,
+            }))
+            .expect("a report")
+        };
+        with_tracked_point(&mut l, &report(0.8, 0.0185));
+        with_tracked_point(&mut l, &report(0.5, 0.0151));
+        let fractions: Vec<f64> = l.cdf.iter().map(|p| p.fraction).collect();
+        assert_eq!(fractions, vec![0.0, 0.5, 0.8, 1.0]);
+        assert_eq!(l.cdf[2].latency_s, 0.0185);
+        assert_eq!(l.cdf[1].latency_s, 0.015);
     }
 
     #[test]

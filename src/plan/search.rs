@@ -1195,7 +1195,7 @@ fn tiered_online(
     ctx: &Context<'_>,
     group: &DeviceGroup<'_>,
     base: &Base,
-    budget: &SimBudget,
+    budget: &SearchBudget,
     out: &mut Vec<Evaluation>,
 ) {
     let Some(profiles) = tiered_builds(ctx, group) else {
