@@ -103,5 +103,9 @@ fn a_fallback_is_timed_over_the_devices_uplink() {
         hybrid.plan.id
     );
     // The device's own answers stay fast: the median is on the device.
-    assert!(hybrid.plan.latency_ms.p50 < 10.0, "{:?}", hybrid.plan.latency_ms);
+    assert!(
+        hybrid.plan.latency_ms.p50 < 10.0,
+        "{:?}",
+        hybrid.plan.latency_ms
+    );
 }
