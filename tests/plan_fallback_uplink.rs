@@ -102,6 +102,24 @@ fn a_fallback_is_timed_over_the_devices_uplink() {
         "{}: p99 {p99} ms",
         hybrid.plan.id
     );
+    // Its CDF: at a single run's fractions, from the fastest request (not
+    // the search's floor of 0), rising through the gap to the cloud's.
+    let cdf = &hybrid.cdf;
+    assert_eq!(cdf.len(), 21, "{cdf:?}");
+    assert!(
+        cdf[0].fraction == 0.0 && cdf[0].latency_ms > 1e-4,
+        "{cdf:?}"
+    );
+    assert!(
+        cdf.windows(2)
+            .all(|w| w[0].latency_ms <= w[1].latency_ms && w[0].fraction < w[1].fraction),
+        "{cdf:?}"
+    );
+    assert!(
+        cdf.iter()
+            .any(|p| p.fraction > 0.85 && p.fraction < 0.99 && p.latency_ms > 20.0),
+        "no point inside the cloud's share: {cdf:?}"
+    );
     // The device's own answers stay fast: the median is on the device.
     assert!(
         hybrid.plan.latency_ms.p50 < 10.0,

@@ -63,7 +63,7 @@ pub use engine::{simulate_with_footprint, StateFootprint};
 pub use network::MAX_RETRANSMISSIONS;
 pub use stats::{
     CdfPoint, EarlyStopReport, EnergyStats, Failures, HistogramBucket, LagStats, LatencySummary,
-    LittlesLaw, PathCounts, PoolStats, ReplicaStats, SimOutcome, StalenessStats,
+    LittlesLaw, PathCounts, PoolStats, ReplicaStats, SimOutcome, StalenessStats, CDF_QUANTILES,
 };
 
 use thiserror::Error;

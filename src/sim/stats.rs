@@ -10,7 +10,9 @@ use super::SimError;
 const MAX_RECORDABLE_NS: u64 = 10_000_000_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 const HISTOGRAM_BUCKETS: usize = 40;
-const CDF_QUANTILES: [f64; 21] = [
+/// Fractions a run's latency CDF is reported at (a plan simulated class by
+/// class reports its mixture at the same).
+pub const CDF_QUANTILES: [f64; 21] = [
     0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999,
     0.9995, 0.9999, 0.99999, 1.0,
 ];
