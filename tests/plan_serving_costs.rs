@@ -451,3 +451,35 @@ fn server_figures_are_refused_on_a_device_and_misspellings_anywhere() {
     assert!(e.message.contains("request_cpu_us"), "{e}");
     assert_eq!(e.line, position(&misspelt, "request_cpu_ms").0);
 }
+
+/// An HTTP plan over events already on the broker pays a bridge instance
+/// on a line of its own: its serving instances are the replicas its id
+/// names (an `x1` plan had been billed 1,460 serving instance-hours).
+#[test]
+fn a_bridged_http_plan_bills_its_bridge_on_its_own_line() {
+    let out = plan_quickly(&load(SHIPPED), 0.99);
+    let http = of_mode(&out, Mode::OnlineHttp)
+        .into_iter()
+        .find(|e| e.simulated)
+        .expect("a simulated HTTP plan");
+    let line = |prefix: &str| {
+        http.plan
+            .cost_breakdown
+            .iter()
+            .find(|l| l.item.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in {:?}", http.plan.cost_breakdown))
+    };
+    let serving = line("serving instances");
+    let bridge = line("broker-to-HTTP bridge");
+    let replicas = f64::from(http.plan.replicas);
+    assert!(
+        serving
+            .item
+            .contains(&format!("({:.1} instance-hours)", 730.0 * replicas)),
+        "{serving:?}"
+    );
+    assert!(
+        (bridge.usd_per_month - serving.usd_per_month / replicas).abs() < 1e-6,
+        "{bridge:?} vs {serving:?}"
+    );
+}

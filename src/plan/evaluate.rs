@@ -897,6 +897,8 @@ pub struct SimPlan {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsageExtras {
     pub replicas: f64,
+    /// Broker-to-HTTP bridge instances (see [`cost::Usage::bridge_instances`]).
+    pub bridge_instances: f64,
     pub batch_job: Option<sim::BatchJobPlan>,
     pub broker_bytes_per_message: Option<f64>,
     pub devices_per_simulated_device: f64,
@@ -1027,6 +1029,7 @@ pub fn simulate_candidate(
         mean_rate_per_s: Some(mean_rate),
     };
     let mut usage = cost::monthly_usage(&outcome, &usage_inputs);
+    usage.bridge_instances = plan.usage.bridge_instances;
     // A simulated slice of the traffic stands for all of it.
     usage.predictions /= plan.arrival_share;
     // Egress is the same for every plan that answers from the cloud: price it

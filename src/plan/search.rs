@@ -580,7 +580,8 @@ fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut 
                         mode: sim::Mode::Online(path),
                         rates: rates(target.spec.usd_per_hour, 0.0, 0.0),
                         usage: UsageExtras {
-                            replicas: f64::from(r) + if bridge { 1.0 } else { 0.0 },
+                            replicas: f64::from(r),
+                            bridge_instances: if bridge { 1.0 } else { 0.0 },
                             broker_bytes_per_message: (stream || bridge)
                                 .then(|| broker_bytes_per_message(s)),
                             devices_per_simulated_device: 1.0,

@@ -41,6 +41,11 @@ pub struct CostRates {
 pub struct Usage {
     /// Serving replicas running all month (may be fractional: an average).
     pub replicas: f64,
+    /// Instances running all month that carry events from the broker to an
+    /// HTTP service (billed at the serving instance's price, on a line of
+    /// their own: they are not the plan's replicas).
+    #[serde(default)]
+    pub bridge_instances: f64,
     pub batch_instance_hours: f64,
     pub egress_bytes: f64,
     pub broker: bool,
@@ -100,6 +105,12 @@ pub fn estimate(usage: &Usage, rates: &CostRates) -> Result<CostEstimate, CostEr
     line(
         "serving instances",
         check("replicas", usage.replicas)? * HOURS_PER_MONTH,
+        "instance-hours",
+        check("instance_per_hour", rates.instance_per_hour)?,
+    );
+    line(
+        "broker-to-HTTP bridge",
+        check("bridge_instances", usage.bridge_instances)? * HOURS_PER_MONTH,
         "instance-hours",
         check("instance_per_hour", rates.instance_per_hour)?,
     );
@@ -210,6 +221,7 @@ pub fn monthly_usage(outcome: &SimOutcome, inputs: &UsageInputs<'_>) -> Usage {
     };
     Usage {
         replicas: inputs.replicas,
+        bridge_instances: 0.0,
         batch_instance_hours: inputs.batch_job.map_or(0.0, |j| j.instance_hours_per_month),
         egress_bytes: per_month(outcome.egress_bytes as f64, window) * scale,
         broker: inputs.broker_bytes_per_message.is_some(),
@@ -245,6 +257,7 @@ mod tests {
     fn lines_add_up() {
         let usage = Usage {
             replicas: 3.0,
+            bridge_instances: 1.0,
             batch_instance_hours: 10.0,
             egress_bytes: 100e9,
             broker: true,
@@ -254,9 +267,15 @@ mod tests {
             predictions: 2e6,
         };
         let c = estimate(&usage, &rates()).expect("valid");
-        let expect = 3.0 * 730.0 + 20.0 + 9.0 + 500.0 + 0.5 + 0.046 + 3.0;
+        let expect = (3.0 + 1.0) * 730.0 + 20.0 + 9.0 + 500.0 + 0.5 + 0.046 + 3.0;
         assert!((c.monthly_usd - expect).abs() < 1e-9, "{}", c.monthly_usd);
-        assert_eq!(c.lines.len(), 7);
+        assert_eq!(c.lines.len(), 8);
+        let bridge = c
+            .lines
+            .iter()
+            .find(|l| l.item == "broker-to-HTTP bridge")
+            .expect("a bridge line");
+        assert_eq!(bridge.quantity, 730.0);
         let per_m = c.usd_per_million_predictions.unwrap_or(0.0);
         assert!((per_m - expect / 2.0).abs() < 1e-9);
         let mut bad = usage;
