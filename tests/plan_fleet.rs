@@ -35,6 +35,10 @@ fn simulated(out: &plan::PlanOutcome, placement: Placement) -> Vec<&Evaluation> 
 fn offline_devices_rule_out_cloud_plans_but_not_answers_on_the_device() {
     let mut s = load("smart-reply-fallback");
     assert_eq!(s.objectives.latency_percentile, 95.0);
+    // Offline half the time, the fallback defers 7.5% of requests and
+    // catches 3.8 of the small model's 7.0 points of errors: 96.8%, under
+    // the shipped 97% floor. This test is about connectivity, not accuracy.
+    s.objectives.accuracy_floor = 0.95;
     for offline in [0.15, 0.5] {
         s.constraints.offline_fraction = offline;
         let out = plan_of(&s);
