@@ -1220,7 +1220,7 @@ pub fn plan_scenario(
         ),
         "edge fleets are simulated as a sample of devices, each at its real per-device request rate".to_string(),
         format!(
-            "an edge model with cloud fallback is assumed to defer its least confident inputs: the first {:.0}% wrong, fewer as the deferred share grows, so that only deferring every input catches every error",
+            "an edge model with cloud fallback is assumed to defer its least confident inputs: the first inputs it defers are {:.0}% ones it would have got wrong, later ones fewer, so that only deferring every input catches every error",
             plan::search::DEFERRAL_PRECISION * 100.0
         ),
         "latency SLOs count failed requests (timeouts, offline) as slower than any SLO".to_string(),
@@ -1269,8 +1269,7 @@ pub fn plan_scenario(
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),
             seed: options.seed,
-            // A quick run plans with PlanOptions::quick's shorter simulations.
-            quick: options.final_requests <= PlanOptions::quick(options.seed).final_requests,
+            quick: options.is_quick(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             measured: vec![
                 "kernel latency of every model variant x backend x precision x batch size, single thread, on this machine".to_string(),

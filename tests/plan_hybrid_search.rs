@@ -381,4 +381,6 @@ fn deferral_catches_errors_at_a_falling_rate() {
     assert!((errors_caught_by_deferral(errors, 1.0) - errors).abs() < 1e-12);
     assert!(errors_caught_by_deferral(errors, 0.5) < errors);
     assert_eq!(errors_caught_by_deferral(0.0, 0.5), 0.0);
+    // Wrong more often than 70%: it defers no better than at random.
+    assert!((errors_caught_by_deferral(0.9, 0.5) - 0.45).abs() < 1e-12);
 }

@@ -2076,8 +2076,10 @@ type ComponentIntervals = Vec<Option<RelativeInterval>>;
 
 /// `report`'s interval relative to its estimate (the interval may reach
 /// further on one side, where the latencies have a gap at the quantile; its
-/// half-width alone where it gives none); `None` without an interval or one
-/// as wide as the figure.
+/// half-width alone where it gives none); `None` without an interval or with
+/// a lower side as wide as the figure (latencies are scaled by 1 minus it).
+/// The upper side may be any size: across a gap it is several times the
+/// figure (171 ms below a gap up to 1,022 ms).
 fn relative_interval(report: &sim::EarlyStopReport) -> Option<RelativeInterval> {
     let relative = match (report.estimate_s, report.interval_s) {
         (Some(at), Some([low, high])) if at > 0.0 => [(at - low) / at, (high - at) / at],
@@ -2086,10 +2088,8 @@ fn relative_interval(report: &sim::EarlyStopReport) -> Option<RelativeInterval> 
             [r, r]
         }
     };
-    relative
-        .iter()
-        .all(|r| r.is_finite() && (0.0..1.0).contains(r))
-        .then_some(relative)
+    let [below, above] = relative;
+    ((0.0..1.0).contains(&below) && above.is_finite() && above >= 0.0).then_some(relative)
 }
 
 /// Adds the tracked quantile, read from the run's whole histogram, to
@@ -2139,15 +2139,16 @@ fn mixture_interval_ms(
     slo_ms: f64,
 ) -> Option<[f64; 2]> {
     let r = |i: usize| relative.get(i).copied().flatten().unwrap_or([0.0, 0.0]);
-    let widest = (0..m.components()).flat_map(r).fold(0.0, f64::max);
-    if widest >= 1.0 {
+    let widest_below = (0..m.components()).map(|i| r(i)[0]).fold(0.0, f64::max);
+    let widest_above = (0..m.components()).map(|i| r(i)[1]).fold(0.0, f64::max);
+    if widest_below >= 1.0 {
         return None;
     }
     let low = m.quantile(target, &|i| 1.0 - r(i)[0]);
     let high = m.quantile(target, &|i| 1.0 + r(i)[1]);
     let fixed_moves = (0..m.components())
         .filter(|&i| relative.get(i).copied().flatten().is_none())
-        .any(|i| m.moves_between(i, low * (1.0 - widest), high * (1.0 + widest)));
+        .any(|i| m.moves_between(i, low * (1.0 - widest_below), high * (1.0 + widest_above)));
     (!fixed_moves).then(|| [(low * 1000.0).min(slo_ms), (high * 1000.0).max(slo_ms)])
 }
 
@@ -2782,6 +2783,19 @@ mod tests {
             mixture_interval_ms(&m, 0.7, &[None, Some([0.04, 0.04])], ms),
             None
         );
+        // Below a gap a component's interval reaches several times its
+        // figure above it (171 ms up to 1,022 ms): still an interval, far
+        // wider above than below (such a plan had been given none).
+        let gap = sim::EarlyStopReport {
+            estimate_s: Some(0.171),
+            interval_s: Some([0.165, 1.022]),
+            ..sim::EarlyStopReport::default()
+        };
+        let relative = relative_interval(&gap).expect("a lower side under 1");
+        assert!((relative[1] - (1.022 - 0.171) / 0.171).abs() < 1e-9);
+        let [low, high] = mixture_interval_ms(&m, 0.7, &[Some([0.02, 0.02]), Some(relative)], ms)
+            .expect("an interval across the gap");
+        assert!(low >= ms * 0.96 - 1e-9 && high > ms * 1.5, "{low}-{high}");
     }
 
     /// Each class tracks its own level at the mixture's quantile: the slow

@@ -60,6 +60,11 @@ impl PlanOptions {
             sensitivity: true,
         }
     }
+
+    /// Simulations no longer than [`PlanOptions::quick`]'s: a `--quick` run.
+    pub fn is_quick(&self) -> bool {
+        self.final_requests <= Self::quick(self.seed).final_requests
+    }
 }
 
 /// The planner's answer.
@@ -222,7 +227,7 @@ fn ranked_evaluations(
 /// `final_requests`, then on until its SLO percentile's confidence interval
 /// is narrow (see [`SloConfidence`]).
 pub fn final_budget(options: &PlanOptions, plan_id: &str) -> SearchBudget {
-    let quick = options.final_requests <= PlanOptions::quick(options.seed).final_requests;
+    let quick = options.is_quick();
     let factor = if quick {
         QUICK_EXTENSION_FACTOR
     } else {

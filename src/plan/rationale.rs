@@ -32,6 +32,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         crate::report::format::usd_small(p.cost_usd_per_million),
     )];
     out.extend(super::evaluate::narrow_slo_margin(best, scenario));
+    let ties = super::tie_test(scenario, ranked);
     out.push(compare_dimension(
         obj.latency_percentile,
         "mode",
@@ -44,6 +45,7 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             .iter()
             .map(|m| m.name().to_string())
             .collect::<Vec<_>>(),
+        &ties,
     ));
     out.push(placement_sentence(scenario, ranked, best));
     if let Some(s) = instance_sentence(scenario, ranked, best) {
@@ -59,7 +61,6 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         out.push(line);
     }
     // A lower precision that tied and was cheaper or faster: say why it lost.
-    let ties = super::tie_test(scenario, ranked);
     let saving = |e: &Evaluation| {
         let cheaper = p.cost_usd_per_month - e.plan.cost_usd_per_month;
         let faster = p.latency_ms.p99 - e.plan.latency_ms.p99;
@@ -312,6 +313,7 @@ fn instance_sentence(
         best,
         |e| e.candidate.target.clone(),
         &types,
+        &super::tie_test(scenario, ranked),
     );
     // No plan of the mode on another type: nothing to compare.
     if sentence.starts_with("Only ") {
@@ -362,6 +364,7 @@ fn placement_sentence(scenario: &Scenario, ranked: &[Evaluation], best: &Evaluat
         best,
         placement,
         &values,
+        &super::tie_test(scenario, ranked),
     );
     // Said of the mode's plans alone: say so.
     if has_mode.iter().any(|has| *has) && has_mode.iter().all(|has| *has) {
@@ -380,12 +383,14 @@ fn compare_dimension(
     best: &Evaluation,
     key: impl Fn(&Evaluation) -> String,
     values: &[String],
+    ties: &dyn Fn(&Evaluation) -> bool,
 ) -> String {
     let all: Vec<&Evaluation> = ranked.iter().collect();
-    compare_among(q, what, &all, best, key, values)
+    compare_among(q, what, &all, best, key, values, ties)
 }
 
-/// [`compare_dimension`] over a selection of the ranked plans.
+/// [`compare_dimension`] over a selection of the ranked plans; `ties` says
+/// which plans the ranking calls tied with the best.
 fn compare_among(
     q: f64,
     what: &str,
@@ -393,6 +398,7 @@ fn compare_among(
     best: &Evaluation,
     key: impl Fn(&Evaluation) -> String,
     values: &[String],
+    ties: &dyn Fn(&Evaluation) -> bool,
 ) -> String {
     let chosen = key(best);
     let mut parts = Vec::new();
@@ -417,13 +423,13 @@ fn compare_among(
                     if extra >= 0.0 { "more" } else { "less" }
                 )
             };
-            // A cheaper plan that works ranks lower for its latency (the
-            // ranking weighs p99 against cost) or loses a tie: say which,
-            // or the sentence argues against the choice it explains.
+            // A cheaper plan that works loses a tie or ranks lower for its
+            // latency (the ranking weighs p99 against cost): say which, or
+            // the sentence argues against the choice it explains.
             let (alt_p99, best_p99) = (alt.plan.latency_ms.p99, best.plan.latency_ms.p99);
             let why_not = if extra > -0.005 {
                 String::new()
-            } else if alt_p99 > best_p99 {
+            } else if !ties(alt) {
                 format!(
                     ", but ranks lower: the ranking weighs its p99 of {} against {} more than the saving",
                     fmt_ms(alt_p99),
@@ -1301,19 +1307,20 @@ mod tests {
         );
         best.plan.cost_usd_per_month = 300.0;
         best.plan.latency_ms.p99 = 90.0;
-        cheaper.plan.cost_usd_per_month = 250.0;
+        cheaper.plan.cost_usd_per_month = 290.0;
         cheaper.plan.latency_ms.p99 = 140.0;
         let ranked = vec![best.clone(), cheaper.clone()];
         let line = super::instance_sentence(&scenario, &ranked, &best).expect("a sentence");
         assert!(
-            line.contains("also works and costs $50.00 less per month")
+            line.contains("also works and costs $10.00 less per month")
                 && line.contains(
                     "but ranks lower: the ranking weighs its p99 of 140 ms against 90.0 ms"
                 ),
             "{line}"
         );
-        // Cheaper and no slower: it lost a tie.
-        cheaper.plan.latency_ms.p99 = 85.0;
+        // Tied with it (within the ranking's tie rule): it lost the tie.
+        cheaper.plan.cost_usd_per_month = 299.5;
+        cheaper.plan.latency_ms.p99 = 90.5;
         let ranked = vec![best.clone(), cheaper];
         let line = super::instance_sentence(&scenario, &ranked, &best).expect("a sentence");
         assert!(line.contains("but ties with it"), "{line}");

@@ -40,7 +40,10 @@ pub fn errors_caught_by_deferral(errors: f64, deferred: f64) -> f64 {
         return 0.0;
     }
     let (errors, deferred) = (errors.min(1.0), deferred.min(1.0));
-    let caught = errors * (1.0 - (1.0 - deferred).powf(DEFERRAL_PRECISION / errors));
+    // A model wrong more often than DEFERRAL_PRECISION defers no worse than
+    // at random (exponent 1): its later deferrals are never more often wrong.
+    let exponent = DEFERRAL_PRECISION.max(errors) / errors;
+    let caught = errors * (1.0 - (1.0 - deferred).powf(exponent));
     caught.min(deferred)
 }
 

@@ -853,7 +853,11 @@ fn cdf_axis(curves: &[CdfCurve], slo_ms: Option<f64>) -> Axis {
     let slowest = all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let floor = slowest / 10f64.powf(CDF_DECADES);
     let body = || all().filter(|p| p.1 > 0.0).map(|p| p.0.max(floor));
-    let shown = || all().filter(|p| p.1 > 0.0 || p.0 >= floor).map(|p| p.0);
+    let shown = || {
+        all()
+            .filter(|p| p.1 > 0.0 || p.0 >= floor)
+            .map(|p| p.0.max(floor))
+    };
     match data_axis(body(), slo_ms) {
         log @ Axis::Log(_) => match data_axis(shown(), slo_ms) {
             wider @ Axis::Log(_) => wider,
@@ -1285,6 +1289,17 @@ mod tests {
             panic!("log expected");
         };
         assert!(r.start < 6.56 && r.start > 3.0, "{r:?}");
+        // The decades' cap holds for every point, not the first alone.
+        let below_floor = [curve(&[
+            (0.0017, 0.0),
+            (0.0021, 0.01),
+            (1.0, 0.5),
+            (159.0, 1.0),
+        ])];
+        let Axis::Log(r) = cdf_axis(&below_floor, None) else {
+            panic!("log expected");
+        };
+        assert!(r.start > 0.005, "{r:?}");
     }
 
     #[test]

@@ -235,7 +235,7 @@ pub struct LittlesLaw {
     pub mean_sojourn_s: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStopReport {
     pub enabled: bool,
     /// True if arrivals stopped because the quantile's CI was narrow enough.
