@@ -1630,10 +1630,8 @@ pub fn simulate_devices(
             percentile_name(slo_pct),
             needed(w)
         )),
-        (None, None) if row.failure_rate < 1.0 - slo_q => {
-            SloFigure::Ms(q((slo_q / (1.0 - row.failure_rate)).min(1.0)) * 1000.0)
-        }
-        (None, None) => SloFigure::Failed,
+        (None, None) => slo_level(slo_q, row.failure_rate)
+            .map_or(SloFigure::Failed, |level| SloFigure::Ms(q(level) * 1000.0)),
     };
     let lat = slo.ms();
     row.slo_latency_ci_ms = lat.zip(tracked.as_deref()).and_then(|(ms, rel)| {

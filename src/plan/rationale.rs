@@ -319,11 +319,15 @@ fn instance_sentence(
     if sentence.starts_with("Only ") {
         return None;
     }
-    Some(sentence.replacen(
-        ": ",
-        &format!(" (among {} plans on the cloud): ", c.mode.name()),
-        1,
+    Some(among(
+        &sentence,
+        &format!("{} plans on the cloud", c.mode.name()),
     ))
+}
+
+/// "Why X: ..." said of a selection of the plans: "Why X (among `which`): ...".
+fn among(sentence: &str, which: &str) -> String {
+    sentence.replacen(": ", &format!(" (among {which}): "), 1)
 }
 
 /// Why this placement: each other placement's plans of the chosen mode (the
@@ -368,7 +372,7 @@ fn placement_sentence(scenario: &Scenario, ranked: &[Evaluation], best: &Evaluat
     );
     // Said of the mode's plans alone: say so.
     if has_mode.iter().any(|has| *has) && has_mode.iter().all(|has| *has) {
-        sentence.replacen(": ", &format!(" (among {} plans): ", mode.name()), 1)
+        among(&sentence, &format!("{} plans", mode.name()))
     } else {
         sentence
     }

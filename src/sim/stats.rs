@@ -566,11 +566,8 @@ mod tests {
         assert!((t975(29.0) - 2.045).abs() < 0.003);
     }
 
-    /// I.i.d. exponential latencies (mean 1 ms) from a seeded generator:
-    /// their q-quantile is -ln(1 - q) ms.
-    fn exponential_run(seed: u64, n: u64, q: f64) -> EarlyStopReport {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    /// A recorder estimating the q-quantile's interval, never stopping.
+    fn interval_recorder(q: f64) -> LatencyRecorder {
         let config = EarlyStop {
             quantile: q,
             relative_half_width: 0.0,
@@ -578,7 +575,15 @@ mod tests {
             min_batches: 10,
             min_requests: 0,
         };
-        let mut r = LatencyRecorder::new(Some(config)).expect("histogram");
+        LatencyRecorder::new(Some(config)).expect("histogram")
+    }
+
+    /// I.i.d. exponential latencies (mean 1 ms) from a seeded generator:
+    /// their q-quantile is -ln(1 - q) ms.
+    fn exponential_run(seed: u64, n: u64, q: f64) -> EarlyStopReport {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        let mut r = interval_recorder(q);
         for _ in 0..n {
             let u: f64 = rng.random();
             r.record((-(1.0 - u).ln() * 1e6) as u64);
@@ -644,14 +649,7 @@ mod tests {
         let q = 0.99;
         let run = |seed: u64| {
             let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-            let config = EarlyStop {
-                quantile: q,
-                relative_half_width: 0.0,
-                batch_requests: EarlyStop::batch_requests_for(q).expect("q in (0, 1)"),
-                min_batches: 10,
-                min_requests: 0,
-            };
-            let mut r = LatencyRecorder::new(Some(config)).expect("histogram");
+            let mut r = interval_recorder(q);
             for _ in 0..400_000 {
                 let slow = rng.random::<f64>() < 0.01;
                 let ms = if slow { 10.0 } else { 1.0 } + rng.random::<f64>();
