@@ -589,3 +589,62 @@ fn edge_only_keys_on_a_cloud_target_are_all_reported() {
         );
     }
 }
+
+/// A batch job can run on a fixed schedule ("nightly") and within a window
+/// ("done by 06:00"): the schedule sets the freshness when none is written,
+/// and keys that cannot hold together are refused, each at its own key.
+#[test]
+fn a_batch_schedule_sets_the_freshness_or_is_refused_with_the_reason() {
+    let finite = |extra: &str| {
+        BASE.replace(
+            "space = \"unbounded\"",
+            &format!("space = \"finite\"\ndistinct_inputs = 1000\n{extra}"),
+        )
+    };
+    let nightly =
+        parse(&finite("refresh_every_s = 86_400\nbatch_window_s = 28_800")).expect("valid");
+    assert_eq!(nightly.inputs.refresh_every_s, Some(86_400.0));
+    assert_eq!(nightly.inputs.batch_window_s, Some(28_800.0));
+    assert_eq!(nightly.inputs.freshness_s, 86_400.0 + 28_800.0);
+    let no_window = parse(&finite("refresh_every_s = 3_600")).expect("valid");
+    assert_eq!(no_window.inputs.freshness_s, 7_200.0);
+    let bounded = parse(&finite("refresh_every_s = 3_600\nfreshness_s = 5_000")).expect("valid");
+    assert_eq!(bounded.inputs.freshness_s, 5_000.0);
+
+    let cases = [
+        (
+            finite("refresh_every_s = 86_400\nfreshness_s = 86_400"),
+            "inputs.freshness_s: value 86400 is not accepted with refresh_every_s = 86400",
+        ),
+        (
+            finite("refresh_every_s = 3_600\nbatch_window_s = 7_200"),
+            "inputs.batch_window_s: value 7200 is not accepted: a run must end before the next starts",
+        ),
+        (
+            finite("batch_window_s = 600"),
+            "inputs.batch_window_s: key `batch_window_s` applies only to a batch job",
+        ),
+        (
+            BASE.replace(
+                "space = \"unbounded\"",
+                "space = \"unbounded\"\nrefresh_every_s = 60",
+            ),
+            "inputs.refresh_every_s: key `refresh_every_s` applies only to space = \"finite\"",
+        ),
+        (
+            finite("refresh_every_s = 0"),
+            "inputs.refresh_every_s: value 0 is not accepted",
+        ),
+    ];
+    for (text, expected) in cases {
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.contains(expected)),
+            "expected {expected:?} in {errs:#?}"
+        );
+    }
+    // A window alone bounds a freshness-driven job.
+    let windowed = parse(&finite("freshness_s = 86_400\nbatch_window_s = 3_600")).expect("valid");
+    assert_eq!(windowed.inputs.batch_window_s, Some(3_600.0));
+    assert_eq!(windowed.inputs.refresh_every_s, None);
+}

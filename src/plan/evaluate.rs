@@ -821,6 +821,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         utilisation: 0.0,
         failure_rate: 0.0,
         staleness_s: None,
+        batch_job: None,
         consumer_lag: None,
         device_classes: Vec::new(),
         energy_mj_per_prediction: None,
@@ -1013,6 +1014,7 @@ pub fn simulate_candidate(
         }
     };
     fill_metrics(&mut row, &outcome, &config.arrivals);
+    row.batch_job = plan.usage.batch_job.as_ref().map(report_batch_job);
     row.energy_mj_per_prediction = row
         .energy_mj_per_prediction
         .map(|mj| ctx.per_prediction(mj));
@@ -1119,6 +1121,27 @@ pub fn narrow_slo_margin(e: &Evaluation, scenario: &Scenario) -> Option<String> 
 fn offline_alone_fails(o: &SimOutcome, q: f64) -> bool {
     let offline = o.failures.offline as f64 / o.measured_requests.max(1) as f64;
     offline > 0.0 && offline >= 1.0 - q / 100.0 + 1e-12
+}
+
+/// Instances a batch job's run uses (recovered from its instance-hours).
+pub(super) fn job_instances(job: &sim::BatchJobPlan) -> u32 {
+    let instances = job.instance_hours_per_run * 3600.0 / job.duration_s;
+    if instances.is_finite() && instances >= 1.0 {
+        instances.round() as u32
+    } else {
+        1
+    }
+}
+
+/// A batch job's schedule as a plan reports it.
+pub(super) fn report_batch_job(job: &sim::BatchJobPlan) -> report::BatchJob {
+    report::BatchJob {
+        every_s: job.schedule.period_s,
+        run_s: job.duration_s,
+        instances: job_instances(job),
+        runs_per_month: job.runs_per_month,
+        max_staleness_s: job.max_staleness_s,
+    }
 }
 
 /// Price a month of usage into the plan row; the reason if it cannot be priced.
@@ -2411,10 +2434,12 @@ pub fn lookup_path(
 }
 
 /// Plan a periodic job scoring `items` with the given per-instance throughput:
-/// of the instance counts (up to `max_instances`) whose job takes at most half
-/// the freshness, the one with the fewest instance-hours a month. Each run
-/// starts `freshness - duration` after the last, so an answer is never older
-/// than the freshness.
+/// of the instance counts (up to `max_instances`) whose job keeps up, the one
+/// with the fewest instance-hours a month. On a fixed schedule
+/// (`inputs.refresh_every_s`) a run starts every period and must end before
+/// the next; otherwise a run takes at most half the freshness and each starts
+/// `freshness - duration` after the last, so an answer is never older than the
+/// freshness. Either way a run takes at most `inputs.batch_window_s`.
 pub fn batch_job(
     ctx: &Context<'_>,
     items: u64,
@@ -2436,22 +2461,47 @@ pub fn batch_job(
     let mut last = String::new();
     let mut cheapest: Option<sim::BatchJobPlan> = None;
     for instances in 1..=max_instances.max(1) {
-        // A job no longer than half the freshness keeps up; it then runs as
-        // rarely as the freshness allows: the oldest answer, scored as a run
-        // starts and served until the next publishes, is period + duration.
         let mut config = BatchJobConfig {
             input_space: sim::InputSpace::Finite { items },
             throughput_per_instance_per_s: throughput_per_instance,
             instances,
-            period_s: inputs.freshness_s / 2.0,
+            period_s: inputs.refresh_every_s.unwrap_or(inputs.freshness_s / 2.0),
             startup_s,
             // The answer plus its key and timestamp (8 bytes each).
             prediction_bytes: inputs.response_bytes.max(1) + 16,
         };
-        let plan = sim::plan_batch_job(&config).and_then(|plan| {
-            config.period_s = inputs.freshness_s - plan.duration_s;
-            sim::plan_batch_job(&config)
-        });
+        let plan = sim::plan_batch_job(&config)
+            .map_err(|e| match (e, inputs.refresh_every_s) {
+                (sim::BatchInfeasible::MissesPeriod { duration_s, .. }, None) => format!(
+                    "batch job takes {duration_s:.0} s, more than half the freshness of {:.0} s (a run must end before the next starts, and no answer be older than the freshness)",
+                    inputs.freshness_s
+                ),
+                (e, _) => e.to_string(),
+            })
+            .and_then(|plan| match inputs.refresh_every_s {
+                // The oldest answer, scored as a run starts and served
+                // until the next run publishes, is period + duration.
+                Some(every) if every + plan.duration_s > inputs.freshness_s => Err(format!(
+                    "batch job takes {:.0} s: started every {every:.0} s, its oldest answer is {:.0} s old, more than the freshness of {:.0} s",
+                    plan.duration_s,
+                    every + plan.duration_s,
+                    inputs.freshness_s
+                )),
+                Some(_) => Ok(plan),
+                // A job no longer than half the freshness keeps up; it then
+                // runs as rarely as the freshness allows.
+                None => {
+                    config.period_s = inputs.freshness_s - plan.duration_s;
+                    sim::plan_batch_job(&config).map_err(|e| e.to_string())
+                }
+            })
+            .and_then(|plan| match inputs.batch_window_s {
+                Some(window) if plan.duration_s > window => Err(format!(
+                    "batch job takes {:.0} s, longer than its window of {window:.0} s",
+                    plan.duration_s
+                )),
+                _ => Ok(plan),
+            });
         match plan {
             Ok(plan) => {
                 let cheaper = cheapest.as_ref().is_none_or(|best| {
@@ -2461,7 +2511,7 @@ pub fn batch_job(
                     cheapest = Some(plan);
                 }
             }
-            Err(e) if cheapest.is_none() => last = e.to_string(),
+            Err(e) if cheapest.is_none() => last = e,
             Err(_) => {}
         }
     }
@@ -2685,6 +2735,63 @@ mod tests {
                 .is_err_and(|e| e.ends_with("even with 16 instances")),
             "{err:?}"
         );
+    }
+
+    /// On a fixed schedule a job runs once a period whatever its duration
+    /// (nightly is 30.4 runs a month; the freshness rule would start a 9.6 h
+    /// job every 14.4 h, 50.7 times), on the fewest instances that keep up;
+    /// a window refuses instance counts whose run is longer.
+    #[test]
+    fn a_scheduled_batch_job_runs_once_a_period_within_its_window() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hotel-ranking.toml");
+        let mut s = crate::scenario::load(&path).expect("shipped scenario");
+        let profiles = ProfileSet::default();
+        // 9.6 h of scoring on one instance, no start-up.
+        let (items, per_instance) = (34_560_000, 1_000.0);
+        let job_with = |s: &Scenario, max: u32| {
+            let ctx = Context {
+                scenario: s,
+                profiles: &profiles,
+                only: None,
+            };
+            batch_job(&ctx, items, per_instance, max, 0.0)
+        };
+        s.inputs.freshness_s = 86_400.0;
+        let by_freshness = job_with(&s, 1).expect("keeps up");
+        assert!((by_freshness.runs_per_month - 730.0 / 14.4).abs() < 0.01);
+
+        s.inputs.refresh_every_s = Some(86_400.0);
+        s.inputs.freshness_s = 86_400.0 + 43_200.0;
+        let nightly = job_with(&s, 4).expect("keeps up");
+        assert!((nightly.runs_per_month - 730.0 / 24.0).abs() < 1e-9);
+        assert_eq!(job_instances(&nightly), 1);
+        assert!((nightly.duration_s - 34_560.0).abs() < 1e-6);
+        assert!((nightly.max_staleness_s - (86_400.0 + 34_560.0)).abs() < 1e-6);
+
+        // Done within 8 h: one instance (9.6 h) is refused, two do it.
+        s.inputs.batch_window_s = Some(28_800.0);
+        let windowed = job_with(&s, 4).expect("keeps up");
+        assert_eq!(job_instances(&windowed), 2);
+        assert!(windowed.duration_s <= 28_800.0);
+        let err = job_with(&s, 1);
+        assert!(
+            err.as_ref().is_err_and(|e| e
+                == "batch job takes 34560 s, longer than its window of 28800 s even with 1 instances"),
+            "{err:?}"
+        );
+
+        // The oldest answer must be within an explicit freshness.
+        s.inputs.batch_window_s = None;
+        s.inputs.freshness_s = 86_400.0 + 30_000.0;
+        let err = job_with(&s, 1);
+        assert!(
+            err.as_ref().is_err_and(|e| e.contains(
+                "its oldest answer is 120960 s old, more than the freshness of 116400 s"
+            )),
+            "{err:?}"
+        );
+        assert_eq!(job_instances(&job_with(&s, 4).expect("two keep up")), 2);
     }
 
     /// A run is stretched for an interval only when ten batches fit: p99.99

@@ -648,7 +648,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
                     continue;
                 }
             };
-            c.replicas = job_instances(&job, per_instance, items);
+            c.replicas = super::evaluate::job_instances(&job);
             let storage_price = s
                 .targets
                 .storage
@@ -712,21 +712,6 @@ fn job_or_reasons(
         }
     }
     Err(reasons.join("; "))
-}
-
-/// Instances a batch job plan uses (recovered from its instance-hours).
-fn job_instances(job: &sim::BatchJobPlan, per_instance: f64, items: u64) -> u32 {
-    if job.duration_s <= 0.0 || per_instance <= 0.0 {
-        return 1;
-    }
-    let hours_per_instance = job.duration_s / 3600.0;
-    let n = (job.instance_hours_per_run / hours_per_instance).round();
-    let _ = items;
-    if n.is_finite() && n >= 1.0 {
-        n as u32
-    } else {
-        1
-    }
 }
 
 fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation>) {
@@ -1378,6 +1363,8 @@ fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation
             let mut e = simulate_candidate(ctx, c, plan, budget);
             if e.simulated {
                 e.plan.energy_mj_per_prediction = job_mj_per_prediction;
+                // The job runs on the devices, not on billed instances.
+                e.plan.batch_job = Some(super::evaluate::report_batch_job(&job));
             }
             if !single && e.simulated {
                 // Each class draws its own power, checked against the limit;

@@ -178,6 +178,26 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .map(|r| r.0.slo_latency_ci_ms.map(|ci| ci[1]))
                 .collect::<Vec<Option<f64>>>(),
         ),
+        // The batch job's schedule (batch and precomputed hybrid plans;
+        // empty otherwise); after the older columns.
+        column(
+            "job_every_s",
+            rows.iter()
+                .map(|r| r.0.batch_job.map(|j| j.every_s))
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        column(
+            "job_run_s",
+            rows.iter()
+                .map(|r| r.0.batch_job.map(|j| j.run_s))
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        column(
+            "job_instances",
+            rows.iter()
+                .map(|r| r.0.batch_job.map(|j| j.instances))
+                .collect::<Vec<Option<u32>>>(),
+        ),
     ];
     write_csv("candidates.csv", rows.len(), columns)
 }
@@ -265,19 +285,34 @@ pub fn latency_csv(report: &Report) -> Result<String, ReportError> {
 mod tests {
     use super::*;
     use crate::report::fixtures::sample_report;
+    use crate::report::model::BatchJob;
 
-    /// The SLO figure's interval fills the last two columns where it was
-    /// estimated, and leaves them empty where not.
+    /// The SLO figure's interval fills its two columns where it was
+    /// estimated, and leaves them empty where not; the batch job's schedule
+    /// follows, last.
     #[test]
-    fn the_slo_interval_is_in_the_last_two_columns() {
+    fn the_slo_interval_and_the_job_schedule_are_the_last_columns() {
         let mut report = sample_report();
         if let Some(plan) = report.recommended.as_mut() {
             plan.slo_latency_ci_ms = Some([27.5, 29.25]);
+            plan.batch_job = Some(BatchJob {
+                every_s: 86_400.0,
+                run_s: 1_800.0,
+                instances: 3,
+                runs_per_month: 30.4,
+                max_staleness_s: 88_200.0,
+            });
         }
         let text = candidates_csv(&report).expect("csv");
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].ends_with(",slo_latency_ci_low_ms,slo_latency_ci_high_ms"));
-        assert!(lines[1].ends_with(",27.5,29.25"), "{}", lines[1]);
-        assert!(lines[2].ends_with(",,"), "{}", lines[2]);
+        assert!(lines[0].ends_with(
+            ",slo_latency_ci_low_ms,slo_latency_ci_high_ms,job_every_s,job_run_s,job_instances"
+        ));
+        assert!(
+            lines[1].ends_with(",27.5,29.25,86400.0,1800.0,3"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].ends_with(",,,,,"), "{}", lines[2]);
     }
 }

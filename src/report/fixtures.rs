@@ -67,6 +67,7 @@ fn plan(
         utilisation,
         failure_rate: 0.0,
         staleness_s: None,
+        batch_job: None,
         consumer_lag: None,
         device_classes: Vec::new(),
         energy_mj_per_prediction: None,
@@ -219,6 +220,13 @@ pub fn sample_report() -> Report {
         true,
     );
     batch.staleness_s = Some(43_200.0);
+    batch.batch_job = Some(BatchJob {
+        every_s: 84_600.0,
+        run_s: 1_800.0,
+        instances: 1,
+        runs_per_month: 730.0 / 23.5,
+        max_staleness_s: 86_400.0,
+    });
     batch.latency_source = FigureSource::Measured;
     let mut edge = plan(
         OnlineHttp,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
 use super::model::{
-    ConstraintCheck, FigureSource, LatencySlo, Plan, Report, RooflinePoint, ServingMode,
+    ConstraintCheck, FigureSource, LatencySlo, Placement, Plan, Report, RooflinePoint, ServingMode,
 };
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
 use crate::scenario::format_bytes;
@@ -33,6 +33,23 @@ fn latency_label(plan: &Plan) -> &'static str {
         FigureSource::Measured => "simulated; compute measured",
         FigureSource::Projected => "simulated; compute projected",
     }
+}
+
+/// How often a plan's batch job runs and how long a run takes, e.g. "a run
+/// every 24.0 h, each taking 3.2 min on each device (30.4 runs a month)".
+fn job_schedule(plan: &Plan) -> Option<String> {
+    let job = plan.batch_job?;
+    let on = match (plan.placement, job.instances) {
+        (Placement::Cloud, 1) => " on 1 instance".to_string(),
+        (Placement::Cloud, n) => format!(" on {n} instances"),
+        _ => " on each device".to_string(),
+    };
+    Some(format!(
+        "a run every {}, each taking {}{on} ({:.1} runs a month)",
+        format::age_s(job.every_s),
+        format::age_s(job.run_s),
+        job.runs_per_month
+    ))
 }
 
 fn batching(plan: &Plan) -> String {
@@ -334,8 +351,11 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
             vec![
                 "Batch job".to_string(),
                 format!(
-                    "precomputes the inputs {} at a time; requests read the stored predictions",
-                    plan.max_batch
+                    "precomputes the inputs {} at a time{}; requests read the stored predictions",
+                    plan.max_batch,
+                    job_schedule(plan)
+                        .map(|s| format!(", {s}"))
+                        .unwrap_or_default()
                 ),
             ]
         } else {
@@ -389,10 +409,22 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
         ]);
     }
     if let Some(staleness) = plan.staleness_s {
+        let oldest = plan
+            .batch_job
+            .map(|job| {
+                format!(
+                    " on average, at most {}",
+                    format::age_s(job.max_staleness_s)
+                )
+            })
+            .unwrap_or_default();
         rows.push(vec![
             "Staleness of precomputed predictions".to_string(),
-            format::age_s(staleness),
+            format!("{}{oldest}", format::age_s(staleness)),
         ]);
+    }
+    if let (false, Some(schedule)) = (plan.mode == ServingMode::Batch, job_schedule(plan)) {
+        rows.push(vec!["Batch job (precomputed inputs)".to_string(), schedule]);
     }
     if let Some(energy) = plan.energy_mj_per_prediction {
         rows.push(vec![

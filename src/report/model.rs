@@ -102,6 +102,10 @@ pub struct Plan {
     /// the refresh cycle, (period + job duration) / 2, seconds. `None` when
     /// every prediction is computed on request.
     pub staleness_s: Option<f64>,
+    /// Batch and precomputed hybrid plans: the job that refreshes the stored
+    /// answers. `None` for plans that compute every prediction on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_job: Option<BatchJob>,
     /// Edge: energy per prediction on the device, millijoules. `None` in the cloud.
     pub energy_mj_per_prediction: Option<f64>,
     /// online-stream: messages waiting at the consumers and how long one
@@ -233,6 +237,21 @@ pub struct Fallback {
     pub model_variant: String,
     pub backend: BackendKind,
     pub precision: Precision,
+}
+
+/// The schedule of a plan's batch job.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchJob {
+    /// Seconds from one run's start to the next's.
+    pub every_s: f64,
+    /// Seconds one run takes, start-up included.
+    pub run_s: f64,
+    /// Instances a run uses (1 on a device: each runs its own).
+    pub instances: u32,
+    pub runs_per_month: f64,
+    /// The oldest answer served: scored as a run starts, served until the
+    /// next run publishes (every_s + run_s).
+    pub max_staleness_s: f64,
 }
 
 /// A stream's consumer lag over the simulated traffic.

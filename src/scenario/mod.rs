@@ -217,8 +217,16 @@ pub enum InputSource {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Inputs {
     pub space: InputSpace,
-    /// How stale a prediction may be when served, seconds (0 = computed per request).
+    /// How stale a prediction may be when served, seconds (0 = computed per
+    /// request). With `refresh_every_s` and no `freshness_s` written, the
+    /// oldest answer that schedule leaves: its period plus the job's window.
     pub freshness_s: f64,
+    /// A fixed schedule for the batch job, seconds between starts (86,400
+    /// for nightly); `None`: the job runs as rarely as `freshness_s` allows.
+    pub refresh_every_s: Option<f64>,
+    /// The longest a batch run may take, seconds (e.g. 8 h from a 22:00
+    /// start to be done by 06:00); `None`: whatever the schedule allows.
+    pub batch_window_s: Option<f64>,
     /// Zipf exponent of input popularity (0 = uniform).
     pub zipf_exponent: f64,
     pub request_bytes: u64,

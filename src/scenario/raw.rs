@@ -90,6 +90,8 @@ pub(crate) struct RawInputs {
     pub space: Opt<String>,
     pub distinct_inputs: Opt<Int>,
     pub freshness_s: Opt<f64>,
+    pub refresh_every_s: Opt<f64>,
+    pub batch_window_s: Opt<f64>,
     pub zipf_exponent: Opt<f64>,
     pub request_bytes: Opt<Int>,
     pub response_bytes: Opt<Int>,

@@ -151,9 +151,17 @@ pub(super) fn render(s: &Scenario) -> String {
         }
         InputSpace::Unbounded => "unbounded".to_string(),
     };
+    let schedule = match (i.refresh_every_s, i.batch_window_s) {
+        (Some(every), Some(window)) => {
+            format!(" (job every {every} s, runs of at most {window} s)")
+        }
+        (Some(every), None) => format!(" (job every {every} s)"),
+        (None, Some(window)) => format!(" (runs of at most {window} s)"),
+        (None, None) => String::new(),
+    };
     let _ = writeln!(
         out,
-        "inputs      {space}; freshness {} s; zipf {}; request {} / response {}",
+        "inputs      {space}; freshness {} s{schedule}; zipf {}; request {} / response {}",
         i.freshness_s,
         i.zipf_exponent,
         format_bytes(i.request_bytes as f64),

@@ -46,9 +46,14 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors>
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
         // After the first syntax error the parser's recovery produces a
-        // cascade of follow-on errors; only the first is reliable.
+        // cascade of follow-on errors; only the first is reliable. The
+        // parser does not report them in file order (an unclosed table on
+        // line 3 came before an unclosed string on line 1).
         let further = syntax_errors.len() - 1;
-        if let Some(first) = syntax_errors.first() {
+        let first_in_file = syntax_errors
+            .iter()
+            .min_by_key(|e| e.span().map_or(usize::MAX, |span| span.start));
+        if let Some(first) = first_in_file {
             let mut message = format!("TOML syntax error: {}", first.message().trim());
             if further > 0 {
                 message.push_str(&format!(
@@ -1671,6 +1676,13 @@ impl Validator<'_> {
             ),
             None => Some(0.0),
         };
+        let (refresh, window) = self.batch_schedule(i, space, freshness);
+        let freshness = match (&i.freshness_s, refresh) {
+            // The oldest answer a fixed schedule leaves: scored as a run
+            // starts, served until the next run, a period later, publishes.
+            (None, Some(Some(every))) => Some(every + window.flatten().unwrap_or(every)),
+            _ => freshness,
+        };
         let zipf = match &i.zipf_exponent {
             Some(z) => self.in_range(
                 z,
@@ -1768,11 +1780,101 @@ impl Validator<'_> {
             source: source?,
             space: space?,
             freshness_s: freshness?,
+            refresh_every_s: refresh?,
+            batch_window_s: window?,
             zipf_exponent: zipf?,
             request_bytes: request?,
             response_bytes: response?,
             predictions_per_request: fan_out?,
         })
+    }
+
+    /// `inputs.refresh_every_s` and `inputs.batch_window_s`, checked against
+    /// the input space and an explicit `freshness_s`: `Some(None)` for a key
+    /// not given, `None` for one refused.
+    fn batch_schedule(
+        &mut self,
+        i: &RawInputs,
+        space: Option<InputSpace>,
+        freshness: Option<f64>,
+    ) -> (Option<Option<f64>>, Option<Option<f64>>) {
+        let mut refresh = self.optional_up_to(
+            &i.refresh_every_s,
+            "inputs.refresh_every_s",
+            (0.0, true),
+            MAX_FRESHNESS_S,
+            "seconds between the batch job's starts (86400 = nightly; at most a year)",
+        );
+        let mut window = self.optional_up_to(
+            &i.batch_window_s,
+            "inputs.batch_window_s",
+            (0.0, true),
+            MAX_FRESHNESS_S,
+            "the longest one batch run may take (seconds, at most a year)",
+        );
+        let parsed_refresh = refresh.flatten();
+        if matches!(space, Some(InputSpace::Unbounded)) {
+            let mut given = false;
+            for (field, key) in [
+                (&i.refresh_every_s, "refresh_every_s"),
+                (&i.batch_window_s, "batch_window_s"),
+            ] {
+                if let Some(f) = field {
+                    self.err(
+                        f.span(),
+                        &format!("inputs.{key}"),
+                        format!("key `{key}` applies only to space = \"finite\": a batch job precomputes a finite set of inputs"),
+                    );
+                    given = true;
+                }
+            }
+            return if given {
+                (None, None)
+            } else {
+                (Some(None), Some(None))
+            };
+        }
+        if let (Some(f), Some(Some(every)), Some(fresh)) = (&i.freshness_s, refresh, freshness) {
+            if fresh <= every {
+                self.err(
+                    f.span(),
+                    "inputs.freshness_s",
+                    format!(
+                        "value {} is not accepted with refresh_every_s = {}: a job started every {} s leaves answers up to that plus its run's duration old, so freshness_s must be more than {} (or left out: the schedule then sets it)",
+                        number(fresh),
+                        number(every),
+                        number(every),
+                        number(every)
+                    ),
+                );
+                refresh = None;
+            }
+        }
+        if let (Some(w), Some(every), Some(Some(span_s))) =
+            (&i.batch_window_s, parsed_refresh, window)
+        {
+            if span_s > every {
+                self.err(
+                    w.span(),
+                    "inputs.batch_window_s",
+                    format!(
+                        "value {} is not accepted: a run must end before the next starts, so batch_window_s must be at most refresh_every_s = {}",
+                        number(span_s),
+                        number(every)
+                    ),
+                );
+                window = None;
+            }
+        }
+        if let (Some(w), None, Some(0.0)) = (&i.batch_window_s, &i.refresh_every_s, freshness) {
+            self.err(
+                w.span(),
+                "inputs.batch_window_s",
+                "key `batch_window_s` applies only to a batch job: set freshness_s > 0 or refresh_every_s",
+            );
+            window = None;
+        }
+        (refresh, window)
     }
 
     fn objectives(&mut self, objectives: &S<RawObjectives>) -> Option<Objectives> {

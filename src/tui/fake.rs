@@ -693,6 +693,7 @@ fn plan(
         utilisation: figures.utilisation,
         failure_rate: if figures.utilisation > 0.9 { 0.01 } else { 0.0 },
         staleness_s: None,
+        batch_job: None,
         consumer_lag: None,
         device_classes: Vec::new(),
         energy_mj_per_prediction: None,
