@@ -482,7 +482,10 @@ fn run_scenarios(args: &RunArgs) -> Exit {
         seed: args.seed,
         ..PipelineOptions::default()
     };
+    // A scenario that fails on this machine does not stop the others: each
+    // is planned and reported on its own, and the run exits 4 at the end.
     let mut verdict = Exit::Success;
+    let mut failed = Vec::new();
     for s in &scenarios {
         let baseline = args.baseline.as_deref().zip(baseline.as_ref());
         match run_one(s, args, &options, &formats, baseline) {
@@ -494,11 +497,22 @@ fn run_scenarios(args: &RunArgs) -> Exit {
             }
             Err(message) => {
                 err(&format!("{}: {message}\n", s.path.display()));
-                return Exit::RunFailed;
+                failed.push(s.name.as_str());
             }
         }
     }
-    verdict
+    if failed.is_empty() {
+        return verdict;
+    }
+    if scenarios.len() > 1 {
+        err(&format!(
+            "error: {} of {} scenarios failed ({}); the others were run\n",
+            failed.len(),
+            scenarios.len(),
+            failed.join(", ")
+        ));
+    }
+    Exit::RunFailed
 }
 
 /// Why `--out` cannot hold this run's reports, found before anything is
@@ -523,6 +537,23 @@ fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
             )
         });
     }
+    // `out` or the directory it would be created in must take new entries:
+    // a read-only mount or a pseudo-filesystem such as /proc exists and is a
+    // directory, and refuses them only when the reports are written.
+    let probe = existing.join(format!(".workbench-probe-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&probe) {
+        return Some(format!(
+            "--out {}: cannot create anything in {} ({e}); pass a directory the reports can be written to",
+            out.display(),
+            if existing.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                existing
+            }
+            .display()
+        ));
+    }
+    let _ = std::fs::remove_dir(&probe);
     scenarios.iter().find_map(|s| {
         let dir = out.join(&s.name);
         (dir.exists() && !dir.is_dir()).then(|| {
@@ -1099,6 +1130,12 @@ mod tests {
             unwritable_out(Path::new("reports-not-there"), &scenarios),
             None
         );
+        // A directory that exists but takes no new entries (a pseudo-filesystem).
+        if Path::new("/proc/self").is_dir() {
+            let why = unwritable_out(Path::new("/proc/workbench-reports"), &scenarios)
+                .expect("/proc is refused");
+            assert!(why.contains("cannot create anything in /proc"), "{why}");
+        }
         std::fs::write(out.join("predictive-text"), "x").expect("file");
         let why = unwritable_out(&out, &scenarios).expect("a file report dir is refused");
         assert!(why.contains("scenario \"predictive-text\""), "{why}");

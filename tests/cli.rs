@@ -762,3 +762,40 @@ fn control_characters_in_a_scenario_never_reach_the_terminal() {
         }
     }
 }
+
+/// A scenario that fails while its reports are written does not stop the
+/// others: they are run and written, the failure is named, and the run
+/// exits 4 (the scenarios after a failure had silently not been run).
+#[test]
+fn a_scenario_that_fails_does_not_stop_the_others() {
+    let dir = scratch_dir("one-fails");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let shipped =
+        std::fs::read_to_string(root().join("scenarios/wake-word.toml")).expect("shipped scenario");
+    std::fs::write(dir.join("a.toml"), &shipped).expect("a written");
+    let renamed = shipped.replace("name = \"wake-word\"", "name = \"wake-word-copy\"");
+    assert_ne!(renamed, shipped, "the name line moved");
+    std::fs::write(dir.join("b.toml"), renamed).expect("b written");
+    let out_dir = dir.join("reports");
+    // The first scenario's report.md cannot be replaced: it is a directory.
+    std::fs::create_dir_all(out_dir.join("wake-word/report.md")).expect("blocker");
+    let out = workbench(&[
+        "run",
+        dir.to_str().expect("utf-8 path"),
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+        "--quick",
+    ]);
+    assert_no_panic(&out);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("1 of 2 scenarios failed (wake-word); the others were run"),
+        "{stderr}"
+    );
+    assert!(
+        out_dir.join("wake-word-copy/plan.json").is_file(),
+        "the second scenario is written: {stderr}"
+    );
+    assert!(!out_dir.join("wake-word/plan.json").exists());
+}
