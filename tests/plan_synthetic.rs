@@ -232,7 +232,10 @@ fn an_infeasible_summary_counts_reasons_by_kind_and_names_the_nearest_plan() {
         .expect("a commonest reason");
     assert!(commonest.contains("> SLO"), "{commonest}");
     assert!(
-        commonest.contains(&format!("({slo_misses} of {} plans)", allowed.len())),
+        commonest.contains(&format!(
+            "({slo_misses} of {} plans; figures of the closest)",
+            allowed.len()
+        )),
         "{commonest}"
     );
 
@@ -496,7 +499,7 @@ fn an_infeasible_private_scenario_explains_the_plans_it_allows() {
     assert!(commonest.contains("> SLO"), "{text}");
     let allowed = out.evaluations.len() - ruled_out;
     assert!(
-        commonest.contains(&format!("of {allowed} plans)")),
+        commonest.contains(&format!("of {allowed} plans; figures of the closest)")),
         "{text}"
     );
     assert!(

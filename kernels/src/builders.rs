@@ -7,7 +7,9 @@ use rand_pcg::Pcg64;
 
 use crate::error::KernelError;
 use crate::graph::{Graph, GraphBuilder, NodeId, Op, Tensor};
-use crate::spec::{Activation, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec, TransformerSpec};
+use crate::spec::{
+    Activation, BlockGeometry, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec, TransformerSpec,
+};
 
 /// Default ceiling on weights + activations of one sample (f32): 8 GiB.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 8 << 30;
@@ -73,16 +75,11 @@ fn validate(spec: &ModelSpec) -> Result<(), KernelError> {
                 return Err(invalid("convnet classes must be > 0".into()));
             }
             for (i, b) in c.blocks.iter().enumerate() {
-                let (ConvBlock::Standard {
+                let BlockGeometry {
                     out_channels,
                     kernel,
                     stride,
-                }
-                | ConvBlock::DepthwiseSeparable {
-                    out_channels,
-                    kernel,
-                    stride,
-                }) = *b;
+                } = b.geometry();
                 if out_channels == 0 || kernel == 0 || stride == 0 {
                     return Err(invalid(format!(
                         "convnet block {i}: out_channels ({out_channels}), kernel ({kernel}) and stride ({stride}) must be > 0"

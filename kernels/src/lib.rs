@@ -43,8 +43,8 @@ pub use step_cost::{executed_costs, ExecutedProgram};
 pub use tile::TileParams;
 
 pub use spec::{
-    conv_output_size, Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec,
-    Precision, SpecCounts, TransformerSpec,
+    conv_output_size, Activation, BackendKind, BlockGeometry, ConvBlock, ConvnetSpec, MlpSpec,
+    ModelSpec, Precision, SpecCounts, TransformerSpec,
 };
 
 /// A hash of this build's kernel sources: timings measured with other kernels

@@ -40,6 +40,35 @@ pub enum ConvBlock {
     },
 }
 
+/// What every kind of block has: its output channels, kernel side and stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockGeometry {
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+impl ConvBlock {
+    /// The block's output channels, kernel and stride, whatever its kind.
+    pub fn geometry(&self) -> BlockGeometry {
+        let (ConvBlock::Standard {
+            out_channels,
+            kernel,
+            stride,
+        }
+        | ConvBlock::DepthwiseSeparable {
+            out_channels,
+            kernel,
+            stride,
+        }) = *self;
+        BlockGeometry {
+            out_channels,
+            kernel,
+            stride,
+        }
+    }
+}
+
 /// Convolutional classifier: NCHW input -> blocks -> global average pool -> dense to `classes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvnetSpec {
@@ -386,6 +415,36 @@ fn transformer_counts(s: &TransformerSpec) -> SpecCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocks_geometry_is_its_own_whatever_its_kind() {
+        let standard = ConvBlock::Standard {
+            out_channels: 32,
+            kernel: 3,
+            stride: 2,
+        };
+        let separable = ConvBlock::DepthwiseSeparable {
+            out_channels: 64,
+            kernel: 5,
+            stride: 1,
+        };
+        assert_eq!(
+            standard.geometry(),
+            BlockGeometry {
+                out_channels: 32,
+                kernel: 3,
+                stride: 2
+            }
+        );
+        assert_eq!(
+            separable.geometry(),
+            BlockGeometry {
+                out_channels: 64,
+                kernel: 5,
+                stride: 1
+            }
+        );
+    }
 
     #[test]
     fn mlp_1024_counts() {

@@ -12,7 +12,7 @@
 //! scores and their softmax are half of it). Its agreement check ran 16
 //! inputs as one batch: 14.0 GB of peak RSS.
 
-use workbench_kernels::{conv_output_size, ConvBlock, ModelSpec};
+use workbench_kernels::{conv_output_size, BlockGeometry, ModelSpec};
 
 /// Copies of a model's f32 weights alive at once while it is measured: the
 /// graph's, the backend's packed ones and a compile's temporaries (a
@@ -52,16 +52,11 @@ pub fn largest_split_layout_floats(spec: &ModelSpec) -> f64 {
     let (mut h, mut w, mut c) = (spec.height, spec.width, spec.channels);
     let mut largest: f64 = 0.0;
     for block in &spec.blocks {
-        let (ConvBlock::Standard {
+        let BlockGeometry {
             out_channels,
             kernel,
             stride,
-        }
-        | ConvBlock::DepthwiseSeparable {
-            out_channels,
-            kernel,
-            stride,
-        }) = *block;
+        } = block.geometry();
         let stride = stride.max(1);
         let (oh, ow) = (
             conv_output_size(h, kernel, stride).max(1),

@@ -492,8 +492,18 @@ fn commonest_reason(evaluations: &[&Evaluation]) -> String {
     if tied.is_empty() {
         return "no candidate".to_string();
     }
+    // The reason is quoted from the best ranked plan that has it: with its
+    // figures, it is that plan's ("over budget by $2.72/month" is not every
+    // plan's margin).
     tied.iter()
-        .map(|(n, _, reason)| format!("{reason} ({n} of {} plans)", evaluations.len()))
+        .map(|(n, _, reason)| {
+            let whose = if *n > 1 && reason_kind(reason) != *reason {
+                "; figures of the closest"
+            } else {
+                ""
+            };
+            format!("{reason} ({n} of {} plans{whose})", evaluations.len())
+        })
         .collect::<Vec<_>>()
         .join("; just as often: ")
 }
@@ -1180,12 +1190,17 @@ mod tests {
         let all: Vec<_> = plans.iter().collect();
         assert_eq!(
             commonest_reason(&all),
-            "p99 80 ms > SLO 50 ms (2 of 4 plans); just as often: \
-             utilisation 46.9 >= 1 even with 64 replicas (2 of 4 plans)"
+            "p99 80 ms > SLO 50 ms (2 of 4 plans; figures of the closest); just as often: \
+             utilisation 46.9 >= 1 even with 64 replicas (2 of 4 plans; figures of the closest)"
         );
         assert_eq!(
             commonest_reason(&all[..3]),
-            "p99 80 ms > SLO 50 ms (2 of 3 plans)"
+            "p99 80 ms > SLO 50 ms (2 of 3 plans; figures of the closest)"
+        );
+        // One plan's figures are its own; a reason without figures is every plan's.
+        assert_eq!(
+            commonest_reason(&all[..1]),
+            "p99 80 ms > SLO 50 ms (1 of 1 plans)"
         );
     }
 
