@@ -450,8 +450,8 @@ fn a_run_that_cannot_write_its_reports_exits_2_or_4() {
         std::fs::read_to_string(&blocker).expect("still a file"),
         "not a directory"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    // A directory nothing can be created in (procfs refuses even root).
+    // A directory nothing can be created in (procfs refuses even root): also
+    // found before anything is measured.
     if Path::new("/proc/self").exists() {
         let out = workbench(&[
             "run",
@@ -462,9 +462,29 @@ fn a_run_that_cannot_write_its_reports_exits_2_or_4() {
             "--quiet",
         ]);
         assert_no_panic(&out);
-        assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-        assert!(text(&out.stderr).contains("wake-word.toml"));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("cannot create anything in /proc"),
+            "{}",
+            text(&out.stderr)
+        );
     }
+    // A report file that cannot be replaced (a directory in its place) is
+    // found only when the reports are written: a failed run.
+    let reports = dir.join("reports-dir");
+    std::fs::create_dir_all(reports.join("wake-word/report.md")).expect("blocker");
+    let out = workbench(&[
+        "run",
+        "scenarios/wake-word.toml",
+        "--out",
+        reports.to_str().expect("utf-8 path"),
+        "--quick",
+        "--quiet",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("wake-word.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `tune` searches the tiles of each variant's GEMM shapes, logs them for

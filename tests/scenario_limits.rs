@@ -903,3 +903,397 @@ fn a_percentile_the_simulator_cannot_estimate_is_refused() {
         "{needed}"
     );
 }
+
+/// Each list that multiplies the search is bounded, refused at once (not
+/// entry by entry) with its limit; the limit itself is accepted.
+#[test]
+fn lists_that_multiply_the_search_are_bounded() {
+    let numbers = |n: usize| {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let search = parse(&with_search(&format!(
+        "batch_sizes = [{}]",
+        numbers(MAX_BATCH_SIZES)
+    )))
+    .expect("the limit is accepted");
+    assert_eq!(search.search.batch_sizes.len(), MAX_BATCH_SIZES);
+    refused_once(
+        &with_search(&format!("batch_sizes = [{}]", numbers(200))),
+        "search.batch_sizes",
+        &["200 batch sizes given: at most 20 are accepted"],
+    );
+    // 200,000 bad entries: one error, not one per entry.
+    let zeros = vec!["0"; 200_000].join(",\n");
+    refused_once(
+        &with_search(&format!("batch_sizes = [\n{zeros}]")),
+        "search.batch_sizes",
+        &["200000 batch sizes given: at most 20"],
+    );
+    parse(&with_search(&format!(
+        "max_queue_delay_ms = [{}]",
+        numbers(MAX_QUEUE_DELAYS)
+    )))
+    .expect("the limit is accepted");
+    refused_once(
+        &with_search(&format!("max_queue_delay_ms = [{}]", numbers(200_000))),
+        "search.max_queue_delay_ms",
+        &["200000 queue delays given: at most 20 are accepted"],
+    );
+    // A choice list longer than its choices repeats one.
+    refused_once(
+        &with_search(&format!("modes = [{}]", vec!["\"batch\""; 1000].join(", "))),
+        "search.modes",
+        &["1000 entries given: there are 4 of them"],
+    );
+    refused_once(
+        &with_search(&format!(
+            "targets = [{}]",
+            vec!["\"aws-c7i.large\""; 1000].join(", ")
+        )),
+        "search.targets",
+        &["1000 names given: only 2 target(s) are defined"],
+    );
+}
+
+/// BASE with `n` more tables of `table` (numbered names) before [targets.broker].
+fn with_tables(n: usize, table: impl Fn(usize) -> String) -> String {
+    let tables: String = (0..n).map(table).collect();
+    with("[targets.broker]", &format!("{tables}\n[targets.broker]"))
+}
+
+#[test]
+fn target_and_link_tables_are_bounded() {
+    let cloud = |i: usize| {
+        format!("[[targets.cloud]]\ncatalog = \"aws-c7i.large\"\nname = \"c{i}\"\nlink = \"dc\"\n")
+    };
+    // BASE has one cloud target already.
+    parse(&with_tables(MAX_CLOUD_TARGETS - 1, cloud)).expect("the limit is accepted");
+    let text = with_tables(1000, cloud);
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": targets.cloud: 1001 [[targets.cloud]] tables given: at most 32"),
+        "{errs:#?}"
+    );
+    // At the first table past the limit: its header, two lines above its name.
+    let name_line = text
+        .lines()
+        .position(|l| l == format!("name = \"c{}\"", MAX_CLOUD_TARGETS - 1))
+        .expect("that table")
+        + 1;
+    let line = name_line - 2;
+    assert!(
+        errs[0].starts_with(&format!("mem.toml:{line}:1: ")),
+        "{errs:#?}"
+    );
+
+    let edge =
+        |i: usize| format!("[[targets.edge]]\ncatalog = \"phone-midrange\"\nname = \"e{i}\"\n");
+    parse(&with_tables(MAX_EDGE_TARGETS - 1, edge)).expect("the limit is accepted");
+    let errs = errors(&with_tables(MAX_EDGE_TARGETS, edge));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": targets.edge: 33 [[targets.edge]] tables given: at most 32"),
+        "{errs:#?}"
+    );
+
+    let link = |i: usize| {
+        format!("[[targets.links]]\nname = \"l{i}\"\nrtt_median_ms = 1\nrtt_p99_ms = 2\nbandwidth_mbps = 10\n")
+    };
+    // With several links every target names its own.
+    let links = |n: usize| {
+        with_tables(n, link).replace(
+            "catalog = \"phone-midrange\"",
+            "catalog = \"phone-midrange\"\nlink = \"dc\"",
+        )
+    };
+    parse(&links(MAX_LINKS - 1)).expect("the limit is accepted");
+    let errs = errors(&links(MAX_LINKS));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(&format!(
+            ": targets.links: {} [[targets.links]] tables given: at most {MAX_LINKS}",
+            MAX_LINKS + 1
+        )),
+        "{errs:#?}"
+    );
+}
+
+/// A second link of one name was silently ignored (targets name links).
+#[test]
+fn a_link_name_used_twice_is_refused() {
+    let text = with_tables(1, |_| {
+        "[[targets.links]]\nname = \"dc\"\nrtt_median_ms = 100\nrtt_p99_ms = 200\nbandwidth_mbps = 10\n"
+            .to_string()
+    });
+    refused_once(
+        &text,
+        "targets.links[1].name",
+        &["link name `dc` is used twice"],
+    );
+}
+
+/// A file of thousands of bad values lists the first hundred by position,
+/// then says how many more there are.
+#[test]
+fn errors_are_capped_with_a_count_of_the_rest() {
+    let zeros = vec!["0"; MAX_LAYERS].join(", ");
+    let second = "[[model.variants]]\nname = \"n\"\nfamily = \"mlp\"\ninput = 16\noutput = 4";
+    let text = with("hidden = [32, 8]", &format!("hidden = [{zeros}]")).replacen(
+        "output = 4",
+        &format!("output = 4\n{second}\nhidden = [{zeros}]"),
+        1,
+    );
+    let errs = errors(&text);
+    assert_eq!(
+        errs.len(),
+        101,
+        "{:#?}",
+        &errs[errs.len().saturating_sub(5)..]
+    );
+    assert!(
+        errs[0].contains(": model.variants[0].hidden[0]: value 0 is not accepted"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[99].contains("model.variants[0].hidden[99]: "),
+        "{}",
+        errs[99]
+    );
+    assert!(
+        errs[100].contains("... and 1900 more error(s) from here on, not listed"),
+        "{}",
+        errs[100]
+    );
+}
+
+/// Schema errors (unknown keys) are listed by position, not by name, all
+/// of one table at once, and those past the cap are counted.
+#[test]
+fn schema_errors_are_listed_by_position_and_counted() {
+    // Named in the reverse of their order in the file.
+    let keys: String = (0..150).rev().map(|i| format!("k{i:03} = 1\n")).collect();
+    let text = with("[traffic]\n", &format!("[traffic]\n{keys}"));
+    let errs = errors(&text);
+    assert_eq!(
+        errs.len(),
+        101,
+        "{:#?}",
+        &errs[errs.len().saturating_sub(5)..]
+    );
+    let first = text
+        .lines()
+        .position(|l| l == "k149 = 1")
+        .expect("first key")
+        + 1;
+    assert!(
+        errs[0].starts_with(&format!(
+            "mem.toml:{first}:1: traffic.k149: unknown key `k149`"
+        )),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[99].contains("traffic.k050: "), "{}", errs[99]);
+    assert!(
+        errs[100].contains("... and 50 more error(s)"),
+        "{}",
+        errs[100]
+    );
+}
+
+/// Target figures have ranges from microcontrollers to the largest
+/// servers: `1e-300` had passed and ended a run with non-finite timings.
+#[test]
+fn target_hardware_figures_have_ranges() {
+    let target = |key: &str, value: &str| {
+        with(
+            "catalog = \"aws-c7i.large\"\nlink = \"dc\"",
+            &format!("catalog = \"aws-c7i.large\"\nlink = \"dc\"\n{key} = {value}"),
+        )
+    };
+    let cases: [(&str, f64, f64, &str, &str); 8] = [
+        (
+            "peak_gflops_f32",
+            MIN_PEAK_GFLOPS,
+            MAX_PEAK_GFLOPS,
+            "1e-300",
+            ">= 0.001 and <= 1000000",
+        ),
+        (
+            "peak_gops_int8",
+            MIN_PEAK_GFLOPS,
+            MAX_PEAK_GOPS_INT8,
+            "1e-300",
+            "<= 10000000 or 0 (no int8 figure)",
+        ),
+        (
+            "mem_bandwidth_gbs",
+            MIN_MEM_BANDWIDTH_GBS,
+            MAX_MEM_BANDWIDTH_GBS,
+            "1e-300",
+            ">= 0.001 and <= 100000",
+        ),
+        (
+            "memory_gb",
+            MIN_MEMORY_GB,
+            MAX_MEMORY_GB,
+            "1e300",
+            ">= 1e-6 and <= 100000",
+        ),
+        ("cache_mb", 0.0, MAX_CACHE_MB, "1e300", ">= 0 and <= 10000"),
+        (
+            "power_watts",
+            0.0,
+            MAX_POWER_WATTS,
+            "1e300",
+            ">= 0 and <= 100000",
+        ),
+        (
+            "parallel_overhead_us",
+            0.0,
+            MAX_PARALLEL_OVERHEAD_US,
+            "1e300",
+            ">= 0 and <= 100000",
+        ),
+        (
+            "usd_per_hour",
+            0.0,
+            MAX_USD_PER_HOUR,
+            "1e300",
+            ">= 0 and <= 100000",
+        ),
+    ];
+    for (key, lo, hi, bad, range) in cases {
+        for ok in [lo, hi] {
+            parse(&target(key, &format!("{ok:?}")))
+                .unwrap_or_else(|e| panic!("{key} = {ok} is accepted: {e}"));
+        }
+        refused_once(
+            &target(key, bad),
+            &format!("targets.cloud[0].{key}"),
+            &[&format!("value {bad} is not accepted"), range],
+        );
+    }
+    parse(&target("peak_gops_int8", "0")).expect("0: no int8 figure");
+    refused_once(
+        &with(
+            "latency_ms = 50",
+            "latency_ms = 50\nmin_throughput_per_s = 1e300",
+        ),
+        "objectives.min_throughput_per_s",
+        &["value 1e300 is not accepted", "<= 100000000000000"],
+    );
+    parse(&with(
+        "latency_ms = 50",
+        &format!("latency_ms = 50\nmin_throughput_per_s = {MAX_THROUGHPUT_PER_S:?}"),
+    ))
+    .expect("the limit is accepted");
+}
+
+/// Messages say what is wrong in the scenario's terms.
+#[test]
+fn messages_name_the_real_range_and_the_real_problem() {
+    refused_once(
+        &with_search("batch_sizes = [0]"),
+        "search.batch_sizes[0]",
+        &["batch size must be an integer in [1, 65536]"],
+    );
+    refused_once(
+        &with("rate_per_s = 100", "rate_per_s = 1979-05-27"),
+        "traffic.rate_per_s",
+        &[
+            "invalid type: a date or time (`1979-05-27`",
+            "expected a number",
+        ],
+    );
+    refused_once(
+        &with(
+            "catalog = \"phone-midrange\"",
+            "catalog = \"aws-c7i.large\"\nname = \"x\"",
+        ),
+        "targets.edge[0].catalog",
+        &["`aws-c7i.large` is a cloud catalog entry"],
+    );
+    let long = "k".repeat(200_000);
+    let errs = errors(&format!("{long} = 1\n{BASE}"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].len() < 1000, "{} bytes", errs[0].len());
+    assert!(
+        errs[0].contains("... (200000 characters)"),
+        "{}",
+        &errs[0][..300]
+    );
+    let widest = i64::MAX;
+    let errs = errors(&with(
+        "hidden = [32, 8]",
+        &format!("hidden = [{widest}, {widest}]"),
+    ));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("its parameter count overflows 64 bits"),
+        "{errs:#?}"
+    );
+    assert!(!errs[0].contains("18446.7 P"), "{errs:#?}");
+}
+
+#[test]
+fn an_empty_trace_path_is_refused_as_empty() {
+    let errs = trace_errors(
+        "empty-path",
+        "0\n1\n",
+        "process = \"trace\"\ntrace_csv = \"\"",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": traffic.trace_csv: empty path is not accepted"),
+        "{errs:#?}"
+    );
+}
+
+/// One line more than the limit is a header only when it is text.
+#[test]
+fn a_trace_one_arrival_over_the_limit_is_refused_without_a_header() {
+    let arrivals = |n: usize| {
+        let mut csv = "0\n".repeat(n - 1);
+        csv.push_str("1\n");
+        csv
+    };
+    let errs = trace_errors("over-limit", &arrivals(10_000_001), TRACE);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("10000001 lines of arrivals; the limit is 10000000"),
+        "{errs:#?}"
+    );
+    let with_header = format!("timestamp_s\n{}", arrivals(10_000_000));
+    trace_scenario("at-limit", &with_header, TRACE).expect("a header and the limit");
+}
+
+/// The schema stage reports one wrong type a round; when it gives up, it
+/// says so rather than the list seeming complete.
+#[test]
+fn a_schema_stage_that_gives_up_says_so() {
+    let text = with_tables(150, |i| {
+        format!("[[targets.cloud]]\ncatalog = \"aws-c7i.large\"\nname = \"c{i}\"\nlink = {i}\n")
+    });
+    let errs = errors(&text);
+    assert_eq!(
+        errs.len(),
+        101,
+        "{:#?}",
+        &errs[errs.len().saturating_sub(5)..]
+    );
+    assert!(
+        errs[0].contains(": targets.cloud[1].link: invalid type: integer `0`, expected a string"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[100].contains("checking stopped here, after 100 rounds of key and type errors"),
+        "{}",
+        errs[100]
+    );
+}

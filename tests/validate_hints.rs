@@ -216,3 +216,76 @@ fn shares_off_one_are_summed_without_rounding_noise() {
         errors[0]
     );
 }
+
+fn hotel_ranking_with(edits: &[(&str, &str)]) -> String {
+    let mut text = shipped_text("hotel-ranking");
+    for (anchor, replacement) in edits {
+        assert!(text.contains(anchor), "`{anchor}` not in hotel-ranking");
+        text = text.replacen(anchor, replacement, 1);
+    }
+    text
+}
+
+/// "Did you mean" ignores case first: `Relu` is `relu`, not `gelu`; a key
+/// in the wrong case is reported once, not again as missing.
+#[test]
+fn suggestions_ignore_case() {
+    let errs = errors(&hotel_ranking_with(&[
+        ("activation = \"relu\"", "activation = \"Relu\""),
+        ("family = \"mlp\"", "family = \"MLP\""),
+        ("rate_per_s = 3000", "Rate_Per_S = 3000"),
+    ]));
+    let all = listing(&errs);
+    assert_eq!(errs.len(), 3, "{all}");
+    assert!(
+        all.contains("activation `Relu` is not accepted; did you mean `relu`?"),
+        "{all}"
+    );
+    assert!(
+        all.contains("model family `MLP` is not accepted; did you mean `mlp`?"),
+        "{all}"
+    );
+    assert!(
+        all.contains("unknown key `Rate_Per_S`; did you mean `rate_per_s`?"),
+        "{all}"
+    );
+    assert!(!all.contains("missing required key"), "{all}");
+}
+
+/// A key written under the wrong header says which section it belongs in.
+#[test]
+fn a_key_in_the_wrong_section_names_its_section() {
+    let errs = errors(&hotel_ranking_with(&[
+        (
+            "cost_weight = 0.8",
+            "cost_weight = 0.8\ndata_may_leave_device = false",
+        ),
+        ("duration_s = 60", "duration_s = 60\nseed = 3"),
+        (
+            "name = \"hotel-ranking\"",
+            "name = \"hotel-ranking\"\nrate_per_s = 3",
+        ),
+    ]));
+    let all = listing(&errs);
+    assert_eq!(errs.len(), 3, "{all}");
+    for (key, fragment) in [
+        (
+            "objectives.data_may_leave_device",
+            "unknown key `data_may_leave_device` in [objectives]: it belongs in [constraints]",
+        ),
+        (
+            "traffic.seed",
+            "unknown key `seed` in [traffic]: it belongs in [search]",
+        ),
+        (
+            "rate_per_s",
+            "unknown key `rate_per_s` at the top level: it belongs in [traffic]",
+        ),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.key == key && e.message.contains(fragment)),
+            "{key}: {all}"
+        );
+    }
+}

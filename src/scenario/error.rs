@@ -78,11 +78,29 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Most errors listed for one file: the first by position; the rest are
+/// counted in a last line. A file of a million bad values gets a screenful,
+/// not hundreds of megabytes of messages.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// An error before its position is known: the byte offset is turned into a
+/// line and column only for the errors listed (counting lines for each of a
+/// million errors from the start of the text took minutes).
+struct Pending {
+    offset: usize,
+    key: String,
+    message: String,
+}
+
 /// Collects errors while a file is checked.
 pub(crate) struct Collector<'a> {
     pub text: &'a str,
     pub path: &'a Path,
-    pub errors: Vec<ScenarioError>,
+    pending: Vec<Pending>,
+    /// Errors dropped past [`MAX_REPORTED_ERRORS`] so far (after the earliest).
+    omitted: usize,
+    /// Why checking stopped before the end, and where: listed last, whatever the cap.
+    stopped: Option<Pending>,
 }
 
 impl<'a> Collector<'a> {
@@ -90,39 +108,155 @@ impl<'a> Collector<'a> {
         Collector {
             text,
             path,
-            errors: Vec::new(),
+            pending: Vec::new(),
+            omitted: 0,
+            stopped: None,
         }
     }
 
-    pub fn push(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, span.start);
-        self.errors.push(ScenarioError {
-            path: self.path.to_path_buf(),
-            line,
-            col,
-            key: key.into(),
-            message: message.into(),
+    /// Checking stops at `offset` for `reason`: said after the errors listed,
+    /// so that no one takes the list for all there is.
+    pub fn stop(&mut self, offset: usize, reason: impl Into<String>) {
+        self.stopped = Some(Pending {
+            offset,
+            key: String::new(),
+            message: reason.into(),
         });
     }
 
+    pub fn push(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        self.pending.push(Pending {
+            offset: span.start,
+            key: key.into(),
+            message: message.into(),
+        });
+        // Keep memory bounded: only the earliest errors are listed anyway.
+        if self.pending.len() >= 8 * MAX_REPORTED_ERRORS {
+            self.compact();
+        }
+    }
+
+    /// Sort by position, drop exact repeats, and keep the earliest
+    /// [`MAX_REPORTED_ERRORS`] plus one (the position of the first omitted),
+    /// counting the rest.
+    fn compact(&mut self) {
+        self.pending.sort_by_key(|e| e.offset);
+        self.pending
+            .dedup_by(|a, b| a.offset == b.offset && a.key == b.key && a.message == b.message);
+        let keep = MAX_REPORTED_ERRORS + 1;
+        if self.pending.len() > keep {
+            self.omitted += self.pending.len() - keep;
+            self.pending.truncate(keep);
+        }
+    }
+
     pub fn finish(mut self) -> Result<(), ScenarioErrors> {
-        if self.errors.is_empty() {
+        if self.pending.is_empty() && self.stopped.is_none() {
             return Ok(());
         }
-        self.errors.sort_by_key(|e| (e.line, e.col));
-        self.errors.dedup();
+        self.compact();
+        let mut omitted = self.omitted;
+        if self.pending.len() > MAX_REPORTED_ERRORS {
+            omitted += self.pending.len() - MAX_REPORTED_ERRORS;
+        }
+        let mut positions = Positions::new(self.text);
+        let mut errors: Vec<ScenarioError> = Vec::with_capacity(self.pending.len());
+        for (i, e) in self.pending.into_iter().enumerate() {
+            let (line, col) = positions.line_col(e.offset);
+            let (key, message) = if i < MAX_REPORTED_ERRORS {
+                (e.key, e.message)
+            } else {
+                // At the first error not listed: where to look next.
+                (
+                    String::new(),
+                    format!(
+                        "... and {omitted} more error(s) from here on, not listed (only the first {MAX_REPORTED_ERRORS} of a file are); fix these and validate again"
+                    ),
+                )
+            };
+            errors.push(ScenarioError {
+                path: self.path.to_path_buf(),
+                line,
+                col,
+                key,
+                message,
+            });
+        }
+        if let Some(stop) = self.stopped {
+            // Its own pass: it may come before the last error listed.
+            let (line, col) = line_col(self.text, stop.offset);
+            errors.push(ScenarioError {
+                path: self.path.to_path_buf(),
+                line,
+                col,
+                key: stop.key,
+                message: stop.message,
+            });
+        }
         Err(ScenarioErrors {
             path: self.path.to_path_buf(),
-            errors: self.errors,
+            errors,
         })
     }
 }
 
-/// The closest accepted name to `got`, for "did you mean ...?".
+/// Line and column of ascending byte offsets in one pass: line starts are
+/// found by binary search, and a column is counted on from the previous
+/// offset when it is on the same line (a hundred errors at the end of one
+/// 4 MB line count its characters once, not a hundred times).
+struct Positions<'t> {
+    text: &'t str,
+    line_starts: Vec<usize>,
+    /// The last offset resolved: (offset, line index, column).
+    last: Option<(usize, usize, usize)>,
+}
+
+impl<'t> Positions<'t> {
+    fn new(text: &'t str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Positions {
+            text,
+            line_starts,
+            last: None,
+        }
+    }
+
+    /// 1-based line and column of `offset`, clamped as [`line_col`] does.
+    fn line_col(&mut self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let col = match self.last {
+            Some((from, last_line, last_col)) if last_line == line && from <= offset => {
+                last_col + self.text[from..offset].chars().count()
+            }
+            _ => self.text[self.line_starts[line]..offset].chars().count() + 1,
+        };
+        self.last = Some((offset, line, col));
+        (line + 1, col)
+    }
+}
+
+/// The closest accepted name to `got`, for "did you mean ...?". Case is
+/// ignored first (`Relu` means `relu`, not `gelu`), then names are compared
+/// in lower case.
 pub fn did_you_mean<'n>(got: &str, accepted: impl IntoIterator<Item = &'n str>) -> Option<&'n str> {
+    let accepted: Vec<&'n str> = accepted.into_iter().collect();
+    if let Some(same) = accepted.iter().find(|name| name.eq_ignore_ascii_case(got)) {
+        return Some(same);
+    }
+    // A long string is no one's typo; comparing it costs its length squared.
+    if got.chars().count() > 200 {
+        return None;
+    }
+    let got = got.to_lowercase();
     accepted
         .into_iter()
-        .map(|name| (strsim::jaro_winkler(got, name), name))
+        .map(|name| (strsim::jaro_winkler(&got, &name.to_lowercase()), name))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, name)| name)
@@ -130,7 +264,7 @@ pub fn did_you_mean<'n>(got: &str, accepted: impl IntoIterator<Item = &'n str>) 
 
 /// "`x`; did you mean `y`? (accepted: a, b, c)"
 pub fn not_accepted(what: &str, got: &str, accepted: &[&str]) -> String {
-    let mut msg = format!("{what} `{got}` is not accepted");
+    let mut msg = format!("{what} `{}` is not accepted", super::text::quoted(got, 60));
     if let Some(best) = did_you_mean(got, accepted.iter().copied()) {
         msg.push_str(&format!("; did you mean `{best}`?"));
     }
@@ -161,5 +295,56 @@ mod tests {
             Some("rate_per_s")
         );
         assert_eq!(did_you_mean("zzz", ["process", "rate_per_s"]), None);
+    }
+
+    #[test]
+    fn suggestion_ignores_case_first() {
+        assert_eq!(
+            did_you_mean("Relu", ["relu", "gelu", "sigmoid", "tanh"]),
+            Some("relu")
+        );
+        assert_eq!(
+            did_you_mean("MLP", ["mlp", "convnet", "transformer"]),
+            Some("mlp")
+        );
+        assert_eq!(
+            did_you_mean("Rate_Per_Sec", ["process", "rate_per_s"]),
+            Some("rate_per_s")
+        );
+    }
+
+    #[test]
+    fn positions_agree_with_line_col_in_ascending_order() {
+        let text = "a = 1\nbé = [0, 0,\n 0]\n";
+        let mut positions = Positions::new(text);
+        for offset in [0, 3, 6, 9, 12, 15, 16, 19, 22, 999] {
+            assert_eq!(
+                positions.line_col(offset),
+                line_col(text, offset),
+                "{offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_past_the_cap_are_counted_from_the_first_not_listed() {
+        let text = "x\n".repeat(1000);
+        let path = Path::new("t.toml");
+        let mut c = Collector::new(&text, path);
+        // pushed last to first, as a later stage may report earlier lines
+        for line in (0..1000).rev() {
+            c.push(2 * line..2 * line + 1, "k", format!("bad {line}"));
+        }
+        let errors = c.finish().unwrap_err().errors;
+        assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
+        assert_eq!(errors[0].message, "bad 0");
+        assert_eq!(errors[99].line, 100);
+        let last = &errors[MAX_REPORTED_ERRORS];
+        assert_eq!((last.line, last.col), (101, 1));
+        assert!(
+            last.message.contains("and 900 more error(s)"),
+            "{}",
+            last.message
+        );
     }
 }

@@ -177,3 +177,84 @@ pub const MAX_STORED_BYTES: f64 = 1e18;
 /// Bytes stored per prediction besides its `response_bytes` (key and
 /// timestamp, as `plan::evaluate` counts them).
 pub const STORED_BYTES_PER_PREDICTION: u64 = 16;
+
+/// `search.batch_sizes`: each batch size is measured for every variant,
+/// backend and precision, and planned with every queue delay on every
+/// target, so the plans grow with (batch sizes x queue delays); 200 batch
+/// sizes made a `--quick` run take 110 s instead of 12. Twenty holds every
+/// power of two from 1 to 65,536 (the largest batch size accepted).
+pub const MAX_BATCH_SIZES: usize = 20;
+
+/// Largest `search.batch_sizes` entry: 65,536 samples in one call.
+pub const MAX_BATCH_SIZE: u64 = 65_536;
+
+/// `search.max_queue_delay_ms`: each delay is planned with every batch size
+/// above 1, so with [`MAX_BATCH_SIZES`] a search tries at most 400 batching
+/// choices per (variant, precision, target, mode); real searches try 2 to 5
+/// delays.
+pub const MAX_QUEUE_DELAYS: usize = 20;
+
+/// `[[targets.cloud]]` tables: every plan is tried on every cloud target
+/// (each projected, simulated and costed), so the plans grow with the count;
+/// 1,000 of them ran for hours. Real comparisons weigh a few instance types.
+pub const MAX_CLOUD_TARGETS: usize = 32;
+
+/// `[[targets.edge]]` tables: as [`MAX_CLOUD_TARGETS`], for device classes
+/// (each also simulated as a fleet class, and crossed with every cloud
+/// target for hybrid plans).
+pub const MAX_EDGE_TARGETS: usize = 32;
+
+/// `[[targets.links]]` tables: each target uses one, so more links than
+/// targets are never all used.
+pub const MAX_LINKS: usize = MAX_CLOUD_TARGETS + MAX_EDGE_TARGETS;
+
+// Together the list limits bound a search: at most 16 variants x 4
+// precisions x 400 batching choices x 64 targets x 4 modes (and the replica
+// counts up to MAX_REPLICAS), besides the backends, which are measured, not
+// planned; `search.targets` names each target at most once and the choice
+// lists (`modes`, `placements`, `backends`, `precisions`) each name at most
+// all of their choices.
+
+/// Target `peak_gflops_f32`: from a microcontroller without a floating
+/// point unit (a few MFLOP/s, 10^-3 GFLOP/s) to far above the largest server
+/// (two 192-core CPUs reach about 5 x 10^4 GFLOP/s). Below the bound a
+/// batch's projected time overflows the simulator's clock (10^-300 ended a
+/// run with non-finite timings).
+pub const MIN_PEAK_GFLOPS: f64 = 1e-3;
+pub const MAX_PEAK_GFLOPS: f64 = 1e6;
+
+/// Target `peak_gops_int8` (0: no int8 peak figure): as the f32 peak, with
+/// room for int8 dot-product units (4x to 16x f32).
+pub const MAX_PEAK_GOPS_INT8: f64 = 1e7;
+
+/// Target `mem_bandwidth_gbs`: from a microcontroller's SRAM (about 10^-2
+/// GB/s for the slowest) to HBM (a few TB/s). Below it, transfer times and
+/// the utilisation figures run to hundreds of digits.
+pub const MIN_MEM_BANDWIDTH_GBS: f64 = 1e-3;
+pub const MAX_MEM_BANDWIDTH_GBS: f64 = 1e5;
+
+/// Target `memory_gb`: from 1 KB (the smallest microcontrollers' SRAM) to
+/// 100 TB (the largest servers hold 32 TB). Also bounds
+/// `constraints.max_device_memory_mb` (x 1,000).
+pub const MIN_MEMORY_GB: f64 = 1e-6;
+pub const MAX_MEMORY_GB: f64 = 1e5;
+
+/// Target `cache_mb` (0: none): the largest CPU caches hold about 1 GB
+/// (AMD EPYC 9684X: 1,152 MB of L3).
+pub const MAX_CACHE_MB: f64 = 1e4;
+
+/// Target `power_watts` (0: not stated) and
+/// `constraints.max_device_power_watts`: a microcontroller draws
+/// milliwatts, an eight-accelerator server about 10 kW.
+pub const MAX_POWER_WATTS: f64 = 1e5;
+
+/// Target `parallel_overhead_us` (fork and join of one parallel op): a few
+/// µs on real machines; 0.1 s of it would make every parallel op slower
+/// than any model's whole call.
+pub const MAX_PARALLEL_OVERHEAD_US: f64 = 1e5;
+
+/// `objectives.min_throughput_per_s`, predictions per second: the highest
+/// rate a scenario may have ([`MAX_RATE_PER_S`]) times the largest fan-out
+/// (a million predictions per request). A floor above it can never be met
+/// (and 10^300 printed a 300-digit figure).
+pub const MAX_THROUGHPUT_PER_S: f64 = 1e14;

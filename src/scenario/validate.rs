@@ -12,8 +12,8 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, Deserializer};
 use toml::Spanned;
 use workbench_kernels::{
-    conv_output_size, Activation, BackendKind, ConvBlock, ConvnetSpec, MlpSpec, ModelSpec,
-    Precision, TransformerSpec,
+    conv_output_size, Activation, BackendKind, BlockGeometry, ConvBlock, ConvnetSpec, MlpSpec,
+    ModelSpec, Precision, TransformerSpec,
 };
 
 use super::error::{did_you_mean, not_accepted, Collector};
@@ -23,8 +23,15 @@ use super::*;
 use crate::hardware::DEFAULT_PARALLEL_OVERHEAD_US;
 use crate::hardware::{catalog, TargetKind, TargetSpec};
 
-/// Most schema errors reported for one file before giving up.
-const MAX_SCHEMA_ERRORS: usize = 100;
+/// Most rounds of the schema stage (each reads the whole document again and
+/// reports one wrong type, or every unknown key of one table) before giving up.
+const MAX_SCHEMA_PASSES: usize = 100;
+/// Fewest rounds, however large the file.
+const MIN_SCHEMA_PASSES: usize = 10;
+/// Bytes of text the schema stage reads again in all its rounds: a 3 MB
+/// file of 300 wrong types took 100 rounds over all of it (35 s in a debug
+/// build); a large file gets fewer rounds, a real one (a few kB) all 100.
+const SCHEMA_WORK_BYTES: usize = 40 << 20;
 
 /// Most arrivals read from a trace CSV.
 const MAX_TRACE_EVENTS: usize = 10_000_000;
@@ -63,7 +70,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors>
             let span = first.span().unwrap_or(0..0);
             // Name the key for "duplicate key"; the span covers it.
             let key = if first.message().contains("duplicate key") {
-                text.get(span.clone()).unwrap_or("").trim().to_string()
+                quoted(text.get(span.clone()).unwrap_or("").trim(), 60)
             } else {
                 String::new()
             };
@@ -89,53 +96,163 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioErrors>
 
 /// Deserialize with serde; on each error (unknown key, wrong type) record it,
 /// remove the offending key from the document and try again, so that every
-/// schema error is reported, not just the first. Returns the keys removed.
+/// schema error is reported, not just the first. An unknown key brings every
+/// unknown key of its table at once (serde names one at a time, in the order
+/// of the names). Returns the keys removed.
 fn deserialize_collecting(
     mut doc: Spanned<DeTable<'_>>,
     c: &mut Collector<'_>,
 ) -> (Option<RawScenario>, BTreeSet<String>) {
     let mut removed = BTreeSet::new();
-    for _ in 0..MAX_SCHEMA_ERRORS {
+    let mut last_error_at = 0;
+    let passes =
+        (SCHEMA_WORK_BYTES / c.text.len().max(1)).clamp(MIN_SCHEMA_PASSES, MAX_SCHEMA_PASSES);
+    for _ in 0..passes {
         let attempt = RawScenario::deserialize(Deserializer::from(doc.clone()));
         let err = match attempt {
             Ok(raw) => return (Some(raw), removed),
             Err(err) => err,
         };
         let span = err.span().unwrap_or(0..0);
+        last_error_at = span.start;
         let found = find_key(doc.get_ref(), &span);
+        if let (Some(segs), Some((_, accepted))) = (&found, unknown_field(err.message())) {
+            let parent = &segs[..segs.len().saturating_sub(1)];
+            let unknown: Vec<(String, Range<usize>)> = table_at(doc.get_ref(), parent)
+                .map(|table| {
+                    table
+                        .iter()
+                        .filter(|(k, _)| !accepted.iter().any(|a| a == k.get_ref().as_ref()))
+                        .map(|(k, _)| (k.get_ref().to_string(), k.span()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !unknown.is_empty() {
+                let accepted: Vec<&str> = accepted.iter().map(String::as_str).collect();
+                for (name, key_span) in unknown {
+                    let mut key_segs = parent.to_vec();
+                    key_segs.push(Seg::Key(name.clone()));
+                    let (message, suggestion) = unknown_key_message(&key_segs, &name, &accepted);
+                    c.push(key_span, shown_path(&key_segs), message);
+                    // A misspelt key is reported once, not again as the missing key it was meant to be.
+                    if let Some(meant) = suggestion {
+                        removed.insert(join(&path_string(parent), &meant));
+                    }
+                    removed.insert(path_string(&key_segs));
+                    remove_key(doc.get_mut(), &key_segs);
+                }
+                continue;
+            }
+        }
         let key = found
             .as_ref()
-            .map(|segs| path_string(segs))
+            .map(|segs| shown_path(segs))
             .unwrap_or_default();
-        let (mut message, mut suggestion) = rewrite_serde_message(err.message());
+        let (mut message, suggestion) = rewrite_serde_message(err.message());
         if let Some(segs) = &found {
-            if is_array_of_tables(doc.get_ref(), segs) && message.starts_with("invalid type: map") {
-                // serde says "map" of the array's first table.
-                message = format!(
-                    "invalid type: an array of tables ([[{key}]]), expected a single table: write [{key}]"
-                );
-            }
-            if message.starts_with("unknown key") {
-                if let Some(hint) = misplaced_key_hint(segs) {
-                    message = hint;
-                    suggestion = None;
+            if message.starts_with("invalid type: map") {
+                if is_array_of_tables(doc.get_ref(), segs) {
+                    // serde says "map" of the array's first table.
+                    message = format!(
+                        "invalid type: an array of tables ([[{key}]]), expected a single table: write [{key}]"
+                    );
+                } else if let Some(date) = datetime_in(doc.get_ref(), segs) {
+                    // serde sees a TOML date as a map.
+                    message = message.replacen(
+                        "invalid type: map",
+                        &format!("invalid type: a date or time (`{date}`: TOML reads an unquoted date as one)"),
+                        1,
+                    );
                 }
             }
         }
-        c.push(span, key.clone(), message);
+        c.push(span, key, message);
         match found {
             Some(segs) if remove_key(doc.get_mut(), &segs) => {
-                // A misspelt key is reported once, not again as the missing key it was meant to be.
                 if let Some(meant) = suggestion {
                     let parent = path_string(&segs[..segs.len().saturating_sub(1)]);
                     removed.insert(join(&parent, &meant));
                 }
-                removed.insert(key);
+                removed.insert(path_string(&segs));
             }
             _ => return (None, removed),
         }
     }
+    c.stop(
+        last_error_at,
+        format!("checking stopped here, after {passes} rounds of key and type errors: fix the errors listed and validate again to see any more"),
+    );
     (None, removed)
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`": the key and the
+/// keys its table accepts.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field ")?;
+    let mut names = rest.split('`').skip(1).step_by(2).map(str::to_string);
+    let got = names.next()?;
+    Some((got, names.collect()))
+}
+
+/// The message for an unknown key at `segs` in a table accepting
+/// `accepted`, and the key it was probably meant to be.
+fn unknown_key_message(segs: &[Seg], got: &str, accepted: &[&str]) -> (String, Option<String>) {
+    if let Some(hint) = misplaced_key_hint(segs) {
+        return (hint, None);
+    }
+    let mut msg = format!("unknown key `{}`", quoted(got, 60));
+    let best = did_you_mean(got, accepted.iter().copied());
+    if let Some(best) = best {
+        msg.push_str(&format!("; did you mean `{best}`?"));
+    }
+    if !accepted.is_empty() {
+        msg.push_str(&format!(" (accepted keys: {})", accepted.join(", ")));
+    }
+    (msg, best.map(str::to_string))
+}
+
+/// The table at `segs` (keys and array indices) of `table`.
+fn table_at<'t, 'i>(table: &'t DeTable<'i>, segs: &[Seg]) -> Option<&'t DeTable<'i>> {
+    let mut value: Option<&DeValue<'i>> = None;
+    let mut current = table;
+    for seg in segs {
+        let next = match (seg, value) {
+            (Seg::Key(k), None | Some(DeValue::Table(_))) => current
+                .iter()
+                .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                .map(|(_, v)| v.get_ref())?,
+            (Seg::Index(i), Some(DeValue::Array(items))) => items.get(*i).map(|v| v.get_ref())?,
+            _ => return None,
+        };
+        if let DeValue::Table(t) = next {
+            current = t;
+        }
+        value = Some(next);
+    }
+    match value {
+        None => Some(table),
+        Some(DeValue::Table(t)) => Some(t),
+        Some(_) => None,
+    }
+}
+
+/// The TOML date or time at `segs`, or the first one in the array there.
+fn datetime_in(table: &DeTable<'_>, segs: &[Seg]) -> Option<String> {
+    let (Seg::Key(last), parent) = segs.split_last()? else {
+        return None;
+    };
+    let value = table_at(table, parent)?
+        .iter()
+        .find(|(key, _)| key.get_ref().as_ref() == last.as_str())
+        .map(|(_, v)| v.get_ref())?;
+    match value {
+        DeValue::Datetime(d) => Some(d.to_string()),
+        DeValue::Array(items) => items.iter().find_map(|item| match item.get_ref() {
+            DeValue::Datetime(d) => Some(d.to_string()),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +275,19 @@ fn path_string(segs: &[Seg]) -> String {
         }
     }
     s
+}
+
+/// [`path_string`] for a message: each key cut to 60 characters, control
+/// characters escaped (a 200,000-character key had been echoed whole, twice).
+fn shown_path(segs: &[Seg]) -> String {
+    let shown: Vec<Seg> = segs
+        .iter()
+        .map(|seg| match seg {
+            Seg::Key(k) => Seg::Key(quoted(k, 60)),
+            Seg::Index(i) => Seg::Index(*i),
+        })
+        .collect();
+    path_string(&shown)
 }
 
 fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
@@ -274,8 +404,70 @@ fn misplaced_key_hint(segs: &[Seg]) -> Option<String> {
             "unknown key `{key}` under [targets]: it belongs in each [[targets.edge]] table of \
              the fleet (every device class states its own)"
         )),
+        [parent @ .., key] => {
+            let here = parent.join(".");
+            let homes: Vec<&str> = sections()
+                .iter()
+                .filter(|s| s.path != here && s.keys.iter().any(|k| k == key))
+                .map(|s| s.shown)
+                .collect();
+            if homes.is_empty() {
+                return None;
+            }
+            let here_shown = match sections().iter().find(|s| s.path == here) {
+                Some(s) if s.path.is_empty() => format!("at {}", s.shown),
+                Some(s) => format!("in {}", s.shown),
+                None => format!("in [{here}]"),
+            };
+            Some(format!(
+                "unknown key `{key}` {here_shown}: it belongs in {}; move it below that header (a key belongs to the last [header] above it, and keys before the first header to the top level)",
+                homes.join(" or ")
+            ))
+        }
         _ => None,
     }
+}
+
+/// A table of the scenario file: its path (array items as `[]`), how a
+/// message names it, and the keys it accepts.
+struct Section {
+    path: &'static str,
+    shown: &'static str,
+    keys: Vec<String>,
+}
+
+/// Every table a scenario has, with the keys serde accepts in it (asked of
+/// the raw structs, so the list cannot drift from them).
+fn sections() -> &'static [Section] {
+    static SECTIONS: std::sync::OnceLock<Vec<Section>> = std::sync::OnceLock::new();
+    SECTIONS.get_or_init(|| {
+        vec![
+            section::<RawScenario>("", "the top level"),
+            section::<RawModel>("model", "[model]"),
+            section::<RawVariant>("model.variants.[]", "a [[model.variants]] table"),
+            section::<RawTraffic>("traffic", "[traffic]"),
+            section::<RawInputs>("inputs", "[inputs]"),
+            section::<RawObjectives>("objectives", "[objectives]"),
+            section::<RawConstraints>("constraints", "[constraints]"),
+            section::<RawTargets>("targets", "[targets]"),
+            section::<RawTarget>("targets.cloud.[]", "a [[targets.cloud]] table"),
+            section::<RawTarget>("targets.edge.[]", "a [[targets.edge]] table"),
+            section::<RawLink>("targets.links.[]", "a [[targets.links]] table"),
+            section::<RawBroker>("targets.broker", "[targets.broker]"),
+            section::<RawStorage>("targets.storage", "[targets.storage]"),
+            section::<RawSearch>("search", "[search]"),
+            section::<RawExpect>("expect", "[expect]"),
+        ]
+    })
+}
+
+/// The keys a `T` table accepts, from serde's message for a key it does not.
+fn section<T: serde::de::DeserializeOwned>(path: &'static str, shown: &'static str) -> Section {
+    let keys = match toml::from_str::<T>("\"\\u0000probe\" = 0") {
+        Err(e) => unknown_field(e.message()).map_or_else(Vec::new, |(_, keys)| keys),
+        Ok(_) => Vec::new(),
+    };
+    Section { path, shown, keys }
 }
 
 /// serde's messages, in the scenario's vocabulary; for an unknown key, also
@@ -284,7 +476,7 @@ fn rewrite_serde_message(message: &str) -> (String, Option<String>) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
         if let Some((got, accepted)) = names.split_first() {
-            let mut msg = format!("unknown key `{got}`");
+            let mut msg = format!("unknown key `{}`", quoted(got, 60));
             let best = did_you_mean(got, accepted.iter().copied());
             if let Some(best) = best {
                 msg.push_str(&format!("; did you mean `{best}`?"));
@@ -372,16 +564,6 @@ impl Validator<'_> {
         field.as_ref()
     }
 
-    /// A finite number `> 0`.
-    fn positive(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
-        self.up_to(value, key, (0.0, true), f64::INFINITY, what)
-    }
-
-    /// A finite number `>= 0`.
-    fn non_negative(&mut self, value: &S<f64>, key: &str, what: &str) -> Option<f64> {
-        self.up_to(value, key, (0.0, false), f64::INFINITY, what)
-    }
-
     /// A finite number above `lo` (`> lo` when open, else `>= lo`) and at most
     /// `max` (no upper bound when infinite).
     fn up_to(
@@ -431,6 +613,33 @@ impl Validator<'_> {
         self.up_to(value, key, (0.0, false), MAX_NETWORK_MS, what)
     }
 
+    /// A hardware figure in `[lo, hi]`, or 0 when `zero` says what 0 means.
+    fn figure(
+        &mut self,
+        value: &S<f64>,
+        key: &str,
+        (lo, hi): (f64, f64),
+        zero: Option<&str>,
+        what: &str,
+    ) -> Option<f64> {
+        let v = *value.get_ref();
+        if (v == 0.0 && zero.is_some()) || (v.is_finite() && (lo..=hi).contains(&v)) {
+            return Some(v);
+        }
+        let zero = zero.map_or(String::new(), |means| format!(" or 0 ({means})"));
+        self.err(
+            value.span(),
+            key,
+            format!(
+                "value {} is not accepted: {what} must be a number >= {} and <= {}{zero}",
+                number(v),
+                number(lo),
+                number(hi)
+            ),
+        );
+        None
+    }
+
     /// A number in `[lo, hi]` (closed) or `(lo, hi)` per the flags.
     fn in_range(
         &mut self,
@@ -462,9 +671,9 @@ impl Validator<'_> {
         }
     }
 
-    /// An integer `>= min`.
+    /// An integer `>= min`, up to the largest TOML has (2^63 - 1).
     fn int_at_least(&mut self, value: &S<Int>, key: &str, min: u64, what: &str) -> Option<u64> {
-        self.int_in_range(value, key, (min, u64::MAX), what)
+        self.int_in_range(value, key, (min, i64::MAX as u64), what)
     }
 
     /// An integer in `[min, max]`.
@@ -545,9 +754,22 @@ impl Validator<'_> {
         let Some(list) = field else {
             return Some(table.iter().map(|(_, t)| *t).collect());
         };
+        let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
         if list.get_ref().is_empty() {
-            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
             self.refuse_empty(list.span(), key, what, &names.join(", "), omitted);
+            return None;
+        }
+        if list.get_ref().len() > table.len() {
+            self.err(
+                list.span(),
+                key,
+                format!(
+                    "{} entries given: there are {} of them ({}), each listed at most once",
+                    list.get_ref().len(),
+                    table.len(),
+                    names.join(", ")
+                ),
+            );
             return None;
         }
         let mut out = Vec::new();
@@ -558,7 +780,7 @@ impl Validator<'_> {
                     self.err(
                         item.span(),
                         &format!("{key}[{i}]"),
-                        format!("`{}` is listed twice", item.get_ref()),
+                        format!("`{}` is listed twice", quoted(item.get_ref(), 60)),
                     );
                     ok = false;
                 }
@@ -954,6 +1176,26 @@ impl Validator<'_> {
         );
     }
 
+    /// A list (or array of tables) longer than its limit: refused at once,
+    /// before its entries are checked one by one.
+    fn too_long(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        given: usize,
+        max: usize,
+        what: &str,
+        why: &str,
+    ) {
+        self.err(
+            span,
+            key,
+            format!(
+                "{given} {what} given: at most {max} are accepted ({why}); keep the ones worth comparing"
+            ),
+        );
+    }
+
     fn dims_list(&mut self, list: &S<Vec<S<Int>>>, key: &str, what: &str) -> Option<Vec<usize>> {
         let mut out = Vec::new();
         let mut ok = true;
@@ -1083,8 +1325,7 @@ impl Validator<'_> {
                     match self.block(block, &format!("{blocks_key}[{i}]"), spatial) {
                         Some(b) => {
                             spatial = spatial.map(|(h, w)| {
-                                let (ConvBlock::Standard { kernel, stride, .. }
-                                | ConvBlock::DepthwiseSeparable { kernel, stride, .. }) = b;
+                                let BlockGeometry { kernel, stride, .. } = b.geometry();
                                 (
                                     conv_output_size(h, kernel, stride),
                                     conv_output_size(w, kernel, stride),
@@ -1310,7 +1551,18 @@ impl Validator<'_> {
                 .and_then(|v| v.get(i))
                 .map_or(0..0, |v| v.span());
             let key = format!("model.variants[{i}]");
-            if needed > MAX_MEASURE_BYTES as f64 {
+            if counts.params == u64::MAX {
+                // The count saturated: any figure printed from it would be wrong.
+                self.err(
+                    span,
+                    &key,
+                    format!(
+                        "variant `{}` is too large to measure: its parameter count overflows 64 bits (it is above 1.8 x 10^19; the widths multiply); the limit is {} of memory for measuring",
+                        quoted(&variant.name, 60),
+                        format_bytes(MAX_MEASURE_BYTES as f64)
+                    ),
+                );
+            } else if needed > MAX_MEASURE_BYTES as f64 {
                 let per_sample = crate::measure::memory::activation_bytes_per_sample(&variant.spec);
                 let weights_only = memory.weights + memory.agreement;
                 let fitting_batch = ((MAX_MEASURE_BYTES as f64 - weights_only)
@@ -1540,6 +1792,15 @@ impl Validator<'_> {
                     "traffic.trace_csv",
                     "path of a CSV of arrival timestamps in seconds, relative to this file",
                 )?;
+                if csv.get_ref().trim().is_empty() {
+                    // Joined to this file's directory, "" named the directory.
+                    self.err(
+                        csv.span(),
+                        "traffic.trace_csv",
+                        "empty path is not accepted: give the path of a CSV of arrival timestamps in seconds, relative to this file (e.g. trace_csv = \"traces/arrivals.csv\")",
+                    );
+                    return None;
+                }
                 let path = self.base_dir.join(csv.get_ref());
                 let explicit_duration = t.duration_s.as_ref().map(|d| *d.get_ref());
                 match read_trace(&path).and_then(|ts| check_trace(ts, explicit_duration)) {
@@ -1724,25 +1985,12 @@ impl Validator<'_> {
                 )
             });
         let fan_out = match &i.predictions_per_request {
-            Some(x) => self
-                .int_at_least(
-                    x,
-                    "inputs.predictions_per_request",
-                    1,
-                    "predictions one request needs (>= 1)",
-                )
-                .filter(|&n| {
-                    n <= MAX_PREDICTIONS_PER_REQUEST || {
-                        self.err(
-                            x.span(),
-                            "inputs.predictions_per_request",
-                            format!(
-                                "value {n} is not accepted: at most {MAX_PREDICTIONS_PER_REQUEST} predictions per request"
-                            ),
-                        );
-                        false
-                    }
-                }),
+            Some(x) => self.int_in_range(
+                x,
+                "inputs.predictions_per_request",
+                (1, MAX_PREDICTIONS_PER_REQUEST),
+                "predictions one request needs",
+            ),
             None => Some(1),
         };
         let source = match &i.source {
@@ -1913,9 +2161,11 @@ impl Validator<'_> {
                 )
             });
         let throughput = match &o.min_throughput_per_s {
-            Some(t) => self.non_negative(
+            Some(t) => self.up_to(
                 t,
                 "objectives.min_throughput_per_s",
+                (0.0, false),
+                MAX_THROUGHPUT_PER_S,
                 "minimum throughput (predictions per second)",
             ),
             None => Some(0.0),
@@ -1976,9 +2226,11 @@ impl Validator<'_> {
         };
         let memory = match &c.max_device_memory_mb {
             Some(m) => self
-                .positive(
+                .up_to(
                     m,
                     "constraints.max_device_memory_mb",
+                    (0.0, true),
+                    MAX_MEMORY_GB * 1e3,
                     "device memory limit (MB)",
                 )
                 .map(|mb| Some((mb * 1e6) as u64)),
@@ -1986,9 +2238,11 @@ impl Validator<'_> {
         };
         let power = match &c.max_device_power_watts {
             Some(p) => self
-                .positive(
+                .up_to(
                     p,
                     "constraints.max_device_power_watts",
+                    (0.0, true),
+                    MAX_POWER_WATTS,
                     "device power limit (watts)",
                 )
                 .map(Some),
@@ -2008,6 +2262,45 @@ impl Validator<'_> {
     fn targets(&mut self, targets: &S<RawTargets>) -> Option<Targets> {
         let span = targets.span();
         let t = targets.get_ref();
+        // Bounded before each table is read: every target multiplies the search.
+        let mut too_many = false;
+        fn counted<T>(tables: &Option<Vec<S<T>>>, max: usize) -> (usize, Option<Range<usize>>) {
+            let list = tables.as_deref().unwrap_or_default();
+            (list.len(), list.get(max).map(|t| t.span()))
+        }
+        let every_plan = "every plan is tried on each: the search grows with the count";
+        for ((given, first_extra), key, max, what, why) in [
+            (
+                counted(&t.cloud, MAX_CLOUD_TARGETS),
+                "targets.cloud",
+                MAX_CLOUD_TARGETS,
+                "[[targets.cloud]] tables",
+                every_plan,
+            ),
+            (
+                counted(&t.edge, MAX_EDGE_TARGETS),
+                "targets.edge",
+                MAX_EDGE_TARGETS,
+                "[[targets.edge]] tables",
+                every_plan,
+            ),
+            (
+                counted(&t.links, MAX_LINKS),
+                "targets.links",
+                MAX_LINKS,
+                "[[targets.links]] tables",
+                "each target uses one, so more are never all used",
+            ),
+        ] {
+            // At the first table past the limit: where to cut.
+            if let Some(span) = first_extra {
+                self.too_long(span, key, given, max, what, why);
+                too_many = true;
+            }
+        }
+        if too_many {
+            return None;
+        }
         let mut ok = true;
         let mut links = Vec::new();
         for (i, link) in t.links.iter().flatten().enumerate() {
@@ -2016,12 +2309,26 @@ impl Validator<'_> {
                 None => ok = false,
             }
         }
-        let link_names: Vec<String> = t
-            .links
-            .iter()
-            .flatten()
-            .filter_map(|l| l.get_ref().name.as_ref().map(|n| n.get_ref().clone()))
-            .collect();
+        let mut link_names: Vec<String> = Vec::new();
+        for (i, link) in t.links.iter().flatten().enumerate() {
+            let Some(name) = link.get_ref().name.as_ref() else {
+                continue;
+            };
+            if link_names.contains(name.get_ref()) {
+                // Targets name their link: a second of one name would never be used.
+                self.err(
+                    name.span(),
+                    &format!("targets.links[{i}].name"),
+                    format!(
+                        "link name `{}` is used twice; give each [[targets.links]] a unique `name`",
+                        quoted(name.get_ref(), 60)
+                    ),
+                );
+                ok = false;
+            } else {
+                link_names.push(name.get_ref().clone());
+            }
+        }
         let mut names: Vec<String> = Vec::new();
         let mut resolve_all = |this: &mut Self,
                                list: &Option<Vec<S<RawTarget>>>,
@@ -2039,7 +2346,7 @@ impl Validator<'_> {
                                 .as_ref()
                                 .or(target.get_ref().catalog.as_ref())
                                 .map_or(target.span(), |n| n.span());
-                            this.err(s, &key, format!("target name `{}` is used twice; give each target a unique `name`", resolved.spec.name));
+                            this.err(s, &key, format!("target name `{}` is used twice; give each target a unique `name`", quoted(&resolved.spec.name, 60)));
                             ok = false;
                         }
                         names.push(resolved.spec.name.clone());
@@ -2363,12 +2670,12 @@ impl Validator<'_> {
             Some(c) => match catalog::find(c.get_ref()) {
                 Some(entry) if entry.kind == kind => Some(entry),
                 Some(_) => {
-                    let other = if kind == TargetKind::Cloud {
-                        "edge"
+                    let (article, other) = if kind == TargetKind::Cloud {
+                        ("an", "edge")
                     } else {
-                        "cloud"
+                        ("a", "cloud")
                     };
-                    self.err(c.span(), &join(key, "catalog"), format!("`{}` is an {other} catalog entry; list it under [[targets.{other}]], not [[targets.{kind_name}]]", c.get_ref()));
+                    self.err(c.span(), &join(key, "catalog"), format!("`{}` is {article} {other} catalog entry; list it under [[targets.{other}]], not [[targets.{kind_name}]]", quoted(c.get_ref(), 60)));
                     return None;
                 }
                 None => {
@@ -2420,16 +2727,18 @@ impl Validator<'_> {
         // factor stands in for the peaks.
         let need = |field_present: bool| has_base || field_present;
         let mut ok = true;
+        // `(lo, hi)`: the range (limits.rs says why); `zero`: what 0 means
+        // when it is accepted besides the range.
         let mut num = |this: &mut Self,
                        field: &Opt<f64>,
                        k: &str,
                        what: &str,
                        required: bool,
-                       allow_zero: bool|
+                       (lo, hi): (f64, f64),
+                       zero: Option<&str>|
          -> Option<f64> {
             match field {
-                Some(v) if allow_zero => this.non_negative(v, &join(key, k), what),
-                Some(v) => this.positive(v, &join(key, k), what),
+                Some(v) => this.figure(v, &join(key, k), (lo, hi), zero, what),
                 None if required => {
                     this.missing(
                         span.clone(),
@@ -2449,7 +2758,8 @@ impl Validator<'_> {
             "memory_gb",
             "memory in GB",
             !has_base,
-            false,
+            (MIN_MEMORY_GB, MAX_MEMORY_GB),
+            None,
         );
         let peak = num(
             self,
@@ -2457,7 +2767,8 @@ impl Validator<'_> {
             "peak_gflops_f32",
             "peak f32 GFLOP/s",
             peaks_required,
-            false,
+            (MIN_PEAK_GFLOPS, MAX_PEAK_GFLOPS),
+            None,
         );
         let int8 = num(
             self,
@@ -2465,7 +2776,8 @@ impl Validator<'_> {
             "peak_gops_int8",
             "peak int8 G ops/s",
             false,
-            true,
+            (MIN_PEAK_GFLOPS, MAX_PEAK_GOPS_INT8),
+            Some("no int8 figure"),
         );
         let bandwidth = num(
             self,
@@ -2473,7 +2785,8 @@ impl Validator<'_> {
             "mem_bandwidth_gbs",
             "memory bandwidth in GB/s",
             peaks_required,
-            false,
+            (MIN_MEM_BANDWIDTH_GBS, MAX_MEM_BANDWIDTH_GBS),
+            None,
         );
         let price = num(
             self,
@@ -2481,19 +2794,9 @@ impl Validator<'_> {
             "usd_per_hour",
             "on-demand price in USD per hour",
             !has_base && kind == TargetKind::Cloud,
-            true,
+            (0.0, MAX_USD_PER_HOUR),
+            None,
         );
-        // `num` has no upper bound; a price must have one.
-        let price = match (price, &t.usd_per_hour) {
-            (Some(_), Some(raw)) => self.up_to(
-                raw,
-                &join(key, "usd_per_hour"),
-                (0.0, false),
-                MAX_USD_PER_HOUR,
-                "on-demand price in USD per hour",
-            ),
-            (other, _) => other,
-        };
         let source_ok = t
             .source
             .as_ref()
@@ -2513,7 +2816,8 @@ impl Validator<'_> {
             "power_watts",
             "power draw under load in watts",
             false,
-            true,
+            (0.0, MAX_POWER_WATTS),
+            None,
         );
         let cache_mb = num(
             self,
@@ -2521,7 +2825,8 @@ impl Validator<'_> {
             "cache_mb",
             "cache of the model's cores in MB (L2 and their share of L3)",
             false,
-            true,
+            (0.0, MAX_CACHE_MB),
+            None,
         );
         let parallel_overhead = num(
             self,
@@ -2529,7 +2834,8 @@ impl Validator<'_> {
             "parallel_overhead_us",
             "fork and join of one parallel op in µs",
             false,
-            true,
+            (0.0, MAX_PARALLEL_OVERHEAD_US),
+            None,
         );
         let cores = match &t.cores {
             Some(c) => self.int_in_range(c, &join(key, "cores"), (1, MAX_CORES), "cores (vCPUs)"),
@@ -2613,7 +2919,7 @@ impl Validator<'_> {
             Some(l) => {
                 let accepted: Vec<&str> = link_names.iter().map(String::as_str).collect();
                 let msg = if accepted.is_empty() {
-                    format!("link `{}` is not defined: add a [[targets.links]] table with name = \"{}\"", l.get_ref(), l.get_ref())
+                    format!("link `{}` is not defined: add a [[targets.links]] table with name = \"{}\"", quoted(l.get_ref(), 60), quoted(l.get_ref(), 60))
                 } else {
                     not_accepted("link", l.get_ref(), &accepted)
                         .replace("is not accepted", "is not defined in [[targets.links]]")
@@ -2772,8 +3078,19 @@ impl Validator<'_> {
                     list.span(),
                     "search.batch_sizes",
                     "batch size",
-                    "integers in [1, 65536], e.g. [1, 8, 32]",
+                    &format!("integers in [1, {MAX_BATCH_SIZE}], e.g. [1, 8, 32]"),
                     "the default [1, 8, 32, 128]",
+                );
+                None
+            }
+            Some(list) if list.get_ref().len() > MAX_BATCH_SIZES => {
+                self.too_long(
+                    list.span(),
+                    "search.batch_sizes",
+                    list.get_ref().len(),
+                    MAX_BATCH_SIZES,
+                    "batch sizes",
+                    "each is measured, and planned with every queue delay and target: the search grows with the count",
                 );
                 None
             }
@@ -2782,15 +3099,7 @@ impl Validator<'_> {
                 let mut ok = true;
                 for (i, b) in list.get_ref().iter().enumerate() {
                     let k = format!("search.batch_sizes[{i}]");
-                    match self.int_at_least(b, &k, 1, "batch size") {
-                        Some(v) if v > 65_536 => {
-                            self.err(
-                                b.span(),
-                                &k,
-                                format!("value {v} is not accepted: batch size must be <= 65536"),
-                            );
-                            ok = false;
-                        }
+                    match self.int_in_range(b, &k, (1, MAX_BATCH_SIZE), "batch size") {
                         Some(v) => out.push(v as usize),
                         None => ok = false,
                     }
@@ -2809,6 +3118,17 @@ impl Validator<'_> {
                     "queue delay",
                     &format!("milliseconds in [0, {MAX_QUEUE_DELAY_MS}], e.g. [0, 2]"),
                     "the default [0, 2, 10]",
+                );
+                None
+            }
+            Some(list) if list.get_ref().len() > MAX_QUEUE_DELAYS => {
+                self.too_long(
+                    list.span(),
+                    "search.max_queue_delay_ms",
+                    list.get_ref().len(),
+                    MAX_QUEUE_DELAYS,
+                    "queue delays",
+                    "each is planned with every batch size above 1 and every target: the search grows with the count",
                 );
                 None
             }
@@ -2876,6 +3196,21 @@ impl Validator<'_> {
                     );
                     ok = false;
                 }
+                if list.get_ref().len() > defined.len() {
+                    // Some name is listed twice or not defined; said once
+                    // for the list rather than for each of many entries.
+                    self.err(
+                        list.span(),
+                        "search.targets",
+                        format!(
+                            "{} names given: only {} target(s) are defined ({}), and each may be listed once",
+                            list.get_ref().len(),
+                            defined.len(),
+                            quoted(&accepted.join(", "), 200)
+                        ),
+                    );
+                    return None;
+                }
                 for (i, name) in list.get_ref().iter().enumerate() {
                     if list.get_ref()[..i]
                         .iter()
@@ -2884,7 +3219,7 @@ impl Validator<'_> {
                         self.err(
                             name.span(),
                             &format!("search.targets[{i}]"),
-                            format!("`{}` is listed twice", name.get_ref()),
+                            format!("`{}` is listed twice", quoted(name.get_ref(), 60)),
                         );
                         ok = false;
                     } else if !defined.contains(name.get_ref()) {
@@ -3173,30 +3508,39 @@ fn read_trace(path: &Path) -> Result<Vec<f64>, String> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    // Count before parsing, so that a huge trace is refused before it is held as numbers.
+    // Count before parsing, so that a huge trace is refused before it is
+    // held as numbers (without a byte-order mark, as the parser reads it).
     let mut data_lines = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(&text)
         .lines()
         .enumerate()
         .map(|(i, l)| (i, l.trim()))
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
     // The parser skips a first line that is not a timestamp as a header; a
     // number there (`-1`, `inf`) is a bad timestamp, not a header.
+    let mut header = false;
+    let mut first_line = false;
     if let Some((i, first)) = data_lines.next() {
+        first_line = true;
         let field = first.split(',').next().unwrap_or("").trim();
-        if let Ok(v) = field.parse::<f64>() {
-            if !(v.is_finite() && v >= 0.0) {
+        match field.parse::<f64>() {
+            Ok(v) if !(v.is_finite() && v >= 0.0) => {
                 return Err(format!(
-                    "line {}: timestamp `{field}` is not accepted: arrival times are finite seconds >= 0 (a header line is text, not a number)",
-                    i + 1
+                    "line {}: timestamp `{}` is not accepted: arrival times are finite seconds >= 0 (a header line is text, not a number)",
+                    i + 1,
+                    quoted(field, 60)
                 ));
             }
+            Ok(_) => {}
+            Err(_) => header = true,
         }
     }
-    let lines = data_lines.count() + 1;
-    // one line may be the header
-    if lines > MAX_TRACE_EVENTS + 1 {
+    // Only a header line is not an arrival.
+    let arrivals = data_lines.count() + usize::from(first_line && !header);
+    if arrivals > MAX_TRACE_EVENTS {
         return Err(format!(
-            "{lines} lines of arrivals; the limit is {MAX_TRACE_EVENTS}"
+            "{arrivals} lines of arrivals; the limit is {MAX_TRACE_EVENTS}"
         ));
     }
     crate::sim::parse_trace_csv(&text).map_err(|e| e.to_string())
