@@ -364,12 +364,105 @@ fn loading_paths_lists_bad_files_with_their_errors() {
     let mut app = App::new(entries, dir.path().to_path_buf());
     let worker = Worker::spawn(Arc::new(FakePipeline::new())).unwrap();
     dispatch(&mut app, &worker, Action::Run).unwrap();
-    assert!(app.job.is_none(), "a bad file is not run");
+    settle(&mut app, &worker, WAIT).unwrap();
+    assert!(app.active.is_none(), "a bad file is not run");
+    assert!(app.measurements.is_none(), "a bad file is not run");
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
     terminal
         .draw(|frame| workbench::tui::ui::render(&app, frame))
         .unwrap();
     assert!(terminal.backend().to_string().contains("error(s)"));
+}
+
+/// A harness over the scenario files of a directory of its own.
+fn harness_on(dir: &std::path::Path) -> Harness {
+    let out = tempfile::tempdir().unwrap();
+    let pipeline = Arc::new(FakePipeline::new());
+    let paths = vec![dir.to_path_buf()];
+    let mut app = App::new(pipeline.load_scenarios(&paths), out.path().to_path_buf());
+    app.scenario_paths = paths;
+    let worker = Worker::spawn(pipeline).unwrap();
+    Harness {
+        app,
+        worker,
+        _out: out,
+    }
+}
+
+fn shipped(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// A file listed with errors and fixed on disk runs on Enter (it is read
+/// again), without a restart; still broken, it says so and runs nothing.
+#[test]
+fn a_broken_scenario_fixed_on_disk_runs_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = shipped("wake-word.toml");
+    let file = dir.path().join("fixme.toml");
+    std::fs::write(&file, good.replacen("[traffic]", "[trafic]", 1)).unwrap();
+    let mut h = harness_on(dir.path());
+    assert!(!h.app.scenarios[0].is_valid());
+    h.keys("\n");
+    assert!(h.app.active.is_none(), "still broken: nothing runs");
+    let screen = h.screen(120, 30);
+    assert!(screen.contains("still has errors"), "{screen}");
+    std::fs::write(&file, &good).unwrap();
+    h.keys("\n");
+    assert!(h.app.scenarios[0].is_valid(), "{:?}", h.app.scenarios[0]);
+    let active = h.app.active.as_ref().expect("the fixed file ran");
+    assert_eq!(active.path, file);
+    assert!(h.app.plan.is_some(), "and was planned");
+}
+
+/// `r` lists the directory again: files added since appear, files removed
+/// go, and the cursor stays on the scenario it was on.
+#[test]
+fn r_reloads_the_scenario_list_keeping_the_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.toml"), shipped("wake-word.toml")).unwrap();
+    std::fs::write(dir.path().join("c.toml"), shipped("face-unlock.toml")).unwrap();
+    let mut h = harness_on(dir.path());
+    assert_eq!(h.app.scenarios.len(), 2);
+    h.keys("j");
+    let selected = h.app.selected_scenario().unwrap().name.clone();
+    assert_eq!(selected, "face-unlock");
+    // A file sorted before the selected one appears; the cursor follows its scenario.
+    std::fs::write(dir.path().join("a.toml"), shipped("hotel-ranking.toml")).unwrap();
+    h.keys("r");
+    assert_eq!(h.app.scenarios.len(), 3, "{:?}", h.app.scenarios);
+    assert_eq!(h.app.selected_scenario().unwrap().name, selected);
+    let screen = h.screen(120, 30);
+    assert!(screen.contains("1 new"), "{screen}");
+    assert!(screen.contains("r reload"), "{screen}");
+    std::fs::remove_file(dir.path().join("b.toml")).unwrap();
+    h.keys("r");
+    assert_eq!(h.app.scenarios.len(), 2);
+    assert_eq!(h.app.selected_scenario().unwrap().name, selected);
+}
+
+/// A scenario without edge devices has nothing to take offline: `o` says
+/// so instead of re-planning into "no plan fits any more".
+#[test]
+fn the_offline_what_if_does_not_apply_without_edge_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fraud.toml"),
+        shipped("card-fraud-stream.toml"),
+    )
+    .unwrap();
+    let mut h = harness_on(dir.path());
+    assert!(!h.app.scenarios[0].has_edge);
+    h.keys("\n4");
+    let plan = h.app.plan.clone().expect("planned");
+    h.keys("o");
+    assert!(h.app.what_if.is_identity(), "{:?}", h.app.what_if);
+    assert_eq!(h.app.plan.as_ref(), Some(&plan), "nothing was re-planned");
+    let screen = h.screen(120, 30);
+    assert!(screen.contains("does not apply"), "{screen}");
 }
 
 #[test]
@@ -955,10 +1048,12 @@ fn esc_of_a_replan_reverts_the_what_if_to_the_plan_shown() {
     assert!(screen.contains("re-planning for traffic x1.25"), "{screen}");
     update(&mut app, Action::Cancel);
     assert!(app.what_if.is_identity(), "{:?}", app.what_if);
+    // Nothing waits for the planner to finish: the re-plan is over at once.
+    assert!(app.cancelling.is_none() && !app.busy());
     match &app.message {
         Some(workbench::tui::app::Message::Info(text)) => {
             assert!(
-                text.contains("what-if back to as in the scenario"),
+                text.contains("re-planning cancelled; back to the scenario's own plan"),
                 "{text}"
             )
         }

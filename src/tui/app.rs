@@ -94,10 +94,14 @@ pub enum Action {
     Down,
     /// Measure and plan the selected scenario.
     Run,
+    /// List the scenario files again (files added, removed or edited since).
+    Reload,
     Export,
     CycleSort,
     /// On small screens the Plan view shows either the chart or the table.
     TogglePlanChart,
+    /// The Plan view's summary in full (the whole rationale) or in a few rows.
+    TogglePlanDetails,
     /// Raise (`up = true`) or lower one what-if assumption, then re-plan.
     Nudge {
         knob: WhatIfKnob,
@@ -144,6 +148,12 @@ pub struct App {
     pub terminal_rows: Option<u16>,
     pub should_quit: bool,
     pub scenarios: Vec<ScenarioEntry>,
+    /// What the list was loaded from (empty: the default `scenarios/`): a
+    /// reload lists the same.
+    pub scenario_paths: Vec<PathBuf>,
+    /// A scenario listed with errors is being read again: it runs if it
+    /// reads without errors now.
+    pub rechecking: Option<PathBuf>,
     /// What the Scenarios view says when the list is empty.
     pub no_scenarios_hint: String,
     /// Cursor in the Scenarios list.
@@ -181,6 +191,8 @@ pub struct App {
     pub sort: SortKey,
     /// Small screens: show the cost/p99 chart instead of the candidate table.
     pub plan_chart: bool,
+    /// The Plan view shows its whole summary and rationale (`w`).
+    pub plan_details: bool,
     /// Cursor in the Plan view's table (position in display order).
     pub plan_cursor: usize,
     /// Cursor in the Kernels table.
@@ -213,6 +225,8 @@ impl App {
             terminal_rows: None,
             should_quit: false,
             scenarios,
+            scenario_paths: Vec::new(),
+            rechecking: None,
             // `workbench` takes no paths: it lists ./scenarios/*.toml.
             no_scenarios_hint: "No scenarios. workbench lists the .toml files in scenarios/ \
                  under the directory it starts in: put scenario files there, or start it \
@@ -238,6 +252,7 @@ impl App {
             pending_export: false,
             sort: SortKey::Rank,
             plan_chart: false,
+            plan_details: false,
             plan_cursor: 0,
             kernel_cursor: 0,
             exported: Vec::new(),
@@ -333,21 +348,31 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
                 app.show_help = false;
             } else if let Some(job) = app.job.take() {
                 job.cancel.store(true, Ordering::Relaxed);
+                // A re-plan cannot stop inside the planner, but nothing waits
+                // for it: its result is ignored, a new job gets a thread of
+                // its own, and the plan shown stays. It is over for the user.
+                let replan = job.tag == JobTag::Replan;
                 // Measuring stops within a sample, but a compile runs to its
                 // end: until the job says it stopped, say what it waits for.
                 let step = app.stage.take().unwrap_or_else(|| job.label.to_string());
-                let mut text = format!("cancelling {}: waiting for {step} to stop", job.label);
+                let mut text = if replan {
+                    "re-planning cancelled".to_string()
+                } else {
+                    format!("cancelling {}: waiting for {step} to stop", job.label)
+                };
                 // The what-if the cancelled job was to plan is not in force:
                 // the one of the plan shown is.
                 if app.what_if_pending() {
                     app.what_if = app.plan_what_if;
-                    text.push_str(&format!("; what-if back to {}", app.what_if.describe()));
+                    text.push_str(&format!("; {}", what_if_back(app)));
                 }
                 if std::mem::take(&mut app.pending_export) {
                     text.push_str("; nothing exported");
                 }
                 app.message = Some(Message::Info(text));
-                app.cancelling = Some(job);
+                if !replan {
+                    app.cancelling = Some(job);
+                }
             }
             None
         }
@@ -360,6 +385,7 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
             None
         }
         Action::Run => run_selected(app),
+        Action::Reload => reload_list(app),
         Action::Export => export(app),
         Action::CycleSort => {
             app.sort = app.sort.next();
@@ -368,6 +394,10 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
         }
         Action::TogglePlanChart => {
             app.plan_chart = !app.plan_chart;
+            None
+        }
+        Action::TogglePlanDetails => {
+            app.plan_details = !app.plan_details;
             None
         }
         Action::Nudge { knob, up } => {
@@ -382,6 +412,13 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
             if knob == WhatIfKnob::Budget && !scenario.is_some_and(|s| s.has_budget) {
                 app.message = Some(Message::Info(
                     "this scenario sets no monthly budget to scale".to_string(),
+                ));
+                return None;
+            }
+            if knob == WhatIfKnob::Offline && !scenario.is_some_and(|s| s.has_edge) {
+                app.message = Some(Message::Info(
+                    "this scenario lists no edge devices: the offline what-if does not apply"
+                        .to_string(),
                 ));
                 return None;
             }
@@ -460,11 +497,14 @@ fn move_cursor(app: &mut App, by: isize) {
 fn run_selected(app: &mut App) -> Option<Job> {
     let scenario = app.selected_scenario()?.clone();
     if !scenario.is_valid() {
-        app.message = Some(Message::Error(format!(
-            "{} has errors; fix the file first",
-            scenario.name
+        // Listed with errors: it may have been fixed since. Read it again
+        // (on the worker) and run it if it now reads without errors.
+        app.message = Some(Message::Info(format!(
+            "re-reading {}",
+            scenario.path.display()
         )));
-        return None;
+        app.rechecking = Some(scenario.path.clone());
+        return Some(app.start_job(JobKind::Recheck { scenario }));
     }
     app.active = Some(scenario.clone());
     app.kernel_progress.clear();
@@ -483,6 +523,83 @@ fn run_selected(app: &mut App) -> Option<Job> {
     app.message = Some(Message::Info(format!("running {}", scenario.name)));
     app.view = View::Kernels;
     Some(app.start_job(JobKind::Run { scenario }))
+}
+
+/// After a what-if was dropped: which plan is in force again.
+fn what_if_back(app: &App) -> String {
+    if app.what_if.is_identity() {
+        "back to the scenario's own plan".to_string()
+    } else {
+        format!(
+            "what-if back to {} (the plan shown)",
+            app.what_if.describe()
+        )
+    }
+}
+
+/// Lists the scenario files again. Not while a job runs: a new job would
+/// cancel it (latest wins), and a measurement is too dear to lose to a reload.
+fn reload_list(app: &mut App) -> Option<Job> {
+    if let Some(job) = &app.job {
+        app.message = Some(Message::Info(format!(
+            "{} now: reload (r) once it is done, or after Esc",
+            job.label
+        )));
+        return None;
+    }
+    app.message = Some(Message::Info("reloading the scenario files".to_string()));
+    let paths = app.scenario_paths.clone();
+    Some(app.start_job(JobKind::Rescan { paths }))
+}
+
+/// The list as read again: the cursor stays on the scenario it was on (by
+/// file, else by name), and the status line says what changed.
+fn on_listed(app: &mut App, entries: Vec<ScenarioEntry>) {
+    let before: Vec<PathBuf> = app.scenarios.iter().map(|s| s.path.clone()).collect();
+    let selected = app.selected_scenario().cloned();
+    let added = entries.iter().filter(|e| !before.contains(&e.path)).count();
+    let gone = before
+        .iter()
+        .filter(|path| !entries.iter().any(|e| &e.path == *path))
+        .count();
+    app.scenarios = entries;
+    app.selected = selected
+        .and_then(|old| {
+            let by_path = app.scenarios.iter().position(|s| s.path == old.path);
+            by_path.or_else(|| app.scenarios.iter().position(|s| s.name == old.name))
+        })
+        .unwrap_or(app.selected)
+        .min(app.scenarios.len().saturating_sub(1));
+    let broken = app.scenarios.iter().filter(|s| !s.is_valid()).count();
+    let mut text = format!("reloaded: {} scenario(s)", app.scenarios.len());
+    if added > 0 || gone > 0 {
+        text.push_str(&format!(", {added} new, {gone} gone"));
+    }
+    if broken > 0 {
+        text.push_str(&format!(", {broken} with errors"));
+    }
+    app.message = Some(if app.scenarios.is_empty() {
+        Message::Error("no scenario files found in scenarios/ (see the Scenarios view)".to_string())
+    } else {
+        Message::Info(text)
+    });
+}
+
+/// A scenario listed with errors was read again (`entry`): it runs now if
+/// it has none left.
+fn after_recheck(app: &mut App, path: &std::path::Path) -> Option<Job> {
+    let index = app.scenarios.iter().position(|s| s.path == path)?;
+    let entry = &app.scenarios[index];
+    if !entry.is_valid() {
+        let first = entry.errors.first().cloned().unwrap_or_default();
+        app.message = Some(Message::Error(format!(
+            "{} still has errors; fix the file first: {first}",
+            entry.name
+        )));
+        return None;
+    }
+    app.selected = index;
+    run_selected(app)
 }
 
 /// Puts the what-if just changed in force. The rule: the what-if in force
@@ -716,7 +833,7 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) -> Option<Job> {
                 let mut text = format!("plan failed: {error}");
                 if app.what_if_pending() {
                     app.what_if = app.plan_what_if;
-                    text.push_str(&format!("; what-if back to {}", app.what_if.describe()));
+                    text.push_str(&format!("; {}", what_if_back(app)));
                 }
                 if std::mem::take(&mut app.pending_export) {
                     text.push_str("; nothing exported");
@@ -735,8 +852,12 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) -> Option<Job> {
             if let Some(listed) = app.scenarios.iter_mut().find(|s| s.path == entry.path) {
                 *listed = entry.clone();
             }
-            app.active = Some(entry);
+            // A re-read of a file listed with errors runs nothing yet.
+            if !app.running(JobTag::Recheck) {
+                app.active = Some(entry);
+            }
         }
+        WorkerEvent::Listed { entries, .. } => on_listed(app, entries),
         WorkerEvent::Failed { error, .. } => {
             app.job = None;
             app.stage = None;
@@ -745,15 +866,21 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) -> Option<Job> {
             app.pending_export = false;
         }
         WorkerEvent::Finished { cancelled, .. } => {
+            let mut recheck = None;
             if let Some(job) = app.job.take() {
                 if cancelled {
                     app.message = Some(Message::Info(format!("{} cancelled", job.label)));
+                } else if job.tag == JobTag::Recheck {
+                    recheck = app.rechecking.take();
                 }
             }
             app.stage = None;
             // Whatever was waiting for this job's plan has no plan coming.
             app.what_if = app.plan_what_if;
             app.pending_export = false;
+            if let Some(path) = recheck {
+                return after_recheck(app, &path);
+            }
         }
     }
     None

@@ -73,6 +73,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             errors: vec![],
             offline_fraction: FAKE_OFFLINE_FRACTION,
             has_budget: true,
+            has_edge: true,
             what_if_limits: WhatIfLimits::default(),
         },
         ScenarioEntry {
@@ -87,6 +88,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             errors: vec![],
             offline_fraction: FAKE_OFFLINE_FRACTION,
             has_budget: false,
+            has_edge: true,
             what_if_limits: WhatIfLimits::default(),
         },
         ScenarioEntry {
@@ -98,6 +100,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             ],
             offline_fraction: 0.0,
             has_budget: false,
+            has_edge: false,
             what_if_limits: WhatIfLimits::default(),
         },
     ]
@@ -117,6 +120,16 @@ impl Pipeline for FakePipeline {
             builtin_scenarios()
         } else {
             scenario_entries(paths)
+        }
+    }
+
+    /// A listed file as it reads now; the built-in entries (no files) as they are.
+    fn reload(&self, scenario: &ScenarioEntry) -> ScenarioEntry {
+        let builtin = builtin_scenarios().iter().any(|b| b.path == scenario.path);
+        if builtin || !scenario.path.is_file() {
+            scenario.clone()
+        } else {
+            super::scenarios::scenario_entry(&scenario.path)
         }
     }
 
@@ -207,6 +220,8 @@ impl Pipeline for FakePipeline {
             kernels,
             peak_gflops: PEAK_F32,
             bandwidth_gbs: BANDWIDTH,
+            peak_gops_int8: Some(PEAK_INT8),
+            bandwidth_roofs: vec![("DRAM".to_string(), BANDWIDTH)],
             tuned: Some("tile 64x32x256".to_string()),
             not_measured: Vec::new(),
             cache: Arc::new(cache),

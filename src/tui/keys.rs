@@ -46,6 +46,8 @@ pub fn action_for_key(app: &App, key: KeyEvent) -> Option<Action> {
     match app.view {
         View::Scenarios => match key.code {
             KeyCode::Enter => Some(Action::Run),
+            // The what-if `r` (RTT) belongs to the Plan and Simulation views.
+            KeyCode::Char('r') => Some(Action::Reload),
             _ => None,
         },
         View::Export => match key.code {
@@ -55,6 +57,7 @@ pub fn action_for_key(app: &App, key: KeyEvent) -> Option<Action> {
         View::Plan | View::Simulation => match key.code {
             KeyCode::Char('s') if app.view == View::Plan => Some(Action::CycleSort),
             KeyCode::Char('v') if app.view == View::Plan => Some(Action::TogglePlanChart),
+            KeyCode::Char('w') if app.view == View::Plan => Some(Action::TogglePlanDetails),
             KeyCode::Char('e') => Some(Action::Export),
             KeyCode::Char('0') => Some(Action::ResetWhatIf),
             KeyCode::Char(c) => what_if_key(c).map(|(knob, up)| Action::Nudge { knob, up }),
@@ -97,6 +100,7 @@ pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
         View::Scenarios => {
             hints.push(("↑↓", "select"));
             hints.push(("Enter", "run"));
+            hints.push(("r", "reload"));
         }
         View::Kernels => {
             hints.push(("↑↓", "scroll"));
@@ -115,7 +119,8 @@ pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
             hints.push(("0", "reset"));
             hints.push(("↑↓", "row"));
             hints.push(("s", "sort"));
-            hints.push(("v", "chart/table"));
+            hints.push(("v", "chart"));
+            hints.push(("w", "why"));
             hints.push(("e", "export"));
         }
         View::Export => {
@@ -148,7 +153,10 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "Scenarios",
-        &[("Enter", "measure + plan the selected scenario")],
+        &[
+            ("Enter", "measure + plan the selected scenario"),
+            ("r", "reload the list (new and edited files)"),
+        ],
     ),
     (
         "Plan / Simulation: what-if (re-plans from cached measurements)",
@@ -162,6 +170,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("0", "reset the what-if"),
             ("s", "sort the candidates (Plan)"),
             ("v", "chart / table when small (Plan)"),
+            ("w", "the whole rationale / back (Plan)"),
             ("e", "export"),
         ],
     ),

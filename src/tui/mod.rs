@@ -548,6 +548,7 @@ pub fn run_tui_with_out_dir(
 ) -> Result<(), TuiError> {
     let scenarios = pipeline.load_scenarios(&paths);
     let mut app = App::new(scenarios, out_dir);
+    app.scenario_paths = paths.clone();
     if app.scenarios.is_empty() && scenarios::missing_default_dir(&paths) {
         app.message = Some(app::Message::Error(scenarios::NO_SCENARIO_DIR.to_string()));
         app.no_scenarios_hint = format!(

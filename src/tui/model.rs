@@ -88,6 +88,12 @@ pub struct PlanView {
     pub cdfs: Vec<CdfSeries>,
     /// The scenario's latency SLO after the what-if (drawn on the charts).
     pub slo: Option<LatencySlo>,
+    /// Planned with the quick options (shorter measurements and simulations,
+    /// a smaller search): `workbench run` may recommend another plan.
+    pub quick: bool,
+    /// Kernels the recommended plan rests on whose timings spread more than
+    /// 10% (a busy machine), as the exported report warns; empty otherwise.
+    pub noisy_kernels: Vec<String>,
 }
 
 impl PlanView {
@@ -296,6 +302,16 @@ impl PlanView {
             rationale: report.rationale.clone(),
             cdfs,
             slo: report.slo,
+            quick: report.assumptions.quick,
+            noisy_kernels: report
+                .recommended
+                .as_ref()
+                .and_then(|plan| {
+                    crate::report::json::MeasurementSummary::of_plan(plan, &report.kernels)
+                })
+                .filter(|m| m.high_variance)
+                .map(|m| m.plan_kernels)
+                .unwrap_or_default(),
         }
     }
 }

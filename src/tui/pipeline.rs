@@ -28,6 +28,8 @@ pub struct ScenarioEntry {
     pub offline_fraction: f64,
     /// The scenario sets a monthly budget (the budget what-if scales it).
     pub has_budget: bool,
+    /// The scenario lists edge devices (the offline what-if applies to them).
+    pub has_edge: bool,
     /// How far each what-if factor may go for this scenario (the default
     /// range when it failed to parse).
     pub what_if_limits: WhatIfLimits,
@@ -143,6 +145,15 @@ impl Measurements {
                 .map(|b| b.gb_per_s)
                 .reduce(f64::min)
                 .unwrap_or(0.0),
+            peak_gops_int8: roofline
+                .peak_gops_int8
+                .filter(|peak| peak.is_finite() && *peak > 0.0),
+            bandwidth_roofs: roofline
+                .bandwidths
+                .iter()
+                .filter(|b| b.gb_per_s.is_finite() && b.gb_per_s > 0.0)
+                .map(|b| (b.name.clone(), b.gb_per_s))
+                .collect(),
             tuned,
             not_measured: Vec::new(),
             cache,
@@ -157,6 +168,12 @@ pub struct Measurements {
     /// Roofline ceilings of this machine.
     pub peak_gflops: f64,
     pub bandwidth_gbs: f64,
+    /// Compute roof of the int8 path, G ops/s, when it was probed: int8
+    /// kernels are held to it, not to the f32 roof.
+    pub peak_gops_int8: Option<f64>,
+    /// Every memory level's roof (name, GB/s), fastest cache to DRAM, as the
+    /// report's roofline.svg draws them.
+    pub bandwidth_roofs: Vec<(String, f64)>,
     /// Best autotuned configuration, if the scenario asked for autotuning.
     pub tuned: Option<String>,
     /// Kernels that could not be measured, each with why, as `workbench run`
@@ -173,6 +190,8 @@ impl std::fmt::Debug for Measurements {
             .field("kernels", &self.kernels)
             .field("peak_gflops", &self.peak_gflops)
             .field("bandwidth_gbs", &self.bandwidth_gbs)
+            .field("peak_gops_int8", &self.peak_gops_int8)
+            .field("bandwidth_roofs", &self.bandwidth_roofs)
             .field("tuned", &self.tuned)
             .field("not_measured", &self.not_measured)
             .finish_non_exhaustive()

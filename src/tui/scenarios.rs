@@ -45,6 +45,7 @@ pub fn scenario_entry(path: &Path) -> ScenarioEntry {
             errors: Vec::new(),
             offline_fraction: scenario.constraints.offline_fraction,
             has_budget: scenario.objectives.monthly_budget_usd.is_some(),
+            has_edge: !scenario.targets.edge.is_empty(),
             what_if_limits: WhatIfLimits::for_scenario(&scenario),
         },
         Err(errors) => ScenarioEntry {
@@ -57,6 +58,7 @@ pub fn scenario_entry(path: &Path) -> ScenarioEntry {
             errors: errors.errors.iter().map(|e| e.to_string()).collect(),
             offline_fraction: 0.0,
             has_budget: false,
+            has_edge: false,
             what_if_limits: WhatIfLimits::default(),
         },
     }

@@ -30,8 +30,24 @@ const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 const TABS_ROWS: u16 = 1;
 const STATUS_ROWS: u16 = 2;
 
-/// The help overlay's box in the body area.
-fn help_area(body: Rect) -> Rect {
+/// The body: the screen without the tabs and the status lines.
+fn body_area(screen: Rect) -> Rect {
+    let [_, body, _] = Layout::vertical([
+        Constraint::Length(TABS_ROWS),
+        Constraint::Min(0),
+        Constraint::Length(STATUS_ROWS),
+    ])
+    .areas(screen);
+    body
+}
+
+/// The help overlay's box on a screen: centred in the body, or the whole
+/// screen when the body is too small to show a line of it.
+fn help_area(screen: Rect) -> Rect {
+    let body = body_area(screen);
+    if body.height < 5 || body.width < 24 {
+        return screen;
+    }
     let width = body.width.saturating_sub(4).min(72);
     let height = body.height.saturating_sub(2).min(30);
     body.centered(Constraint::Length(width), Constraint::Length(height))
@@ -45,13 +61,8 @@ fn help_lines_fitting(box_rows: u16) -> usize {
 /// The last line the help can start from on a terminal `terminal_rows` high
 /// (0 when it all fits): scrolling stops there.
 pub fn help_last_start(terminal_rows: u16) -> usize {
-    let body = Rect::new(
-        0,
-        0,
-        80,
-        terminal_rows.saturating_sub(TABS_ROWS + STATUS_ROWS),
-    );
-    help_line_count().saturating_sub(help_lines_fitting(help_area(body).height))
+    let screen = Rect::new(0, 0, 80, terminal_rows);
+    help_line_count().saturating_sub(help_lines_fitting(help_area(screen).height))
 }
 
 /// Draws the whole screen.
@@ -75,7 +86,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
     render_status(app, frame, status);
     if app.show_help {
-        render_help(app, frame, body);
+        render_help(app, frame, frame.area());
     }
 }
 
@@ -120,16 +131,17 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let [message_area, keys_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let mut message = Vec::new();
+    let mut room = usize::from(message_area.width);
     if let Some(job) = &app.job {
         let stage = app.stage.as_deref().unwrap_or(job.label);
-        message.push(Span::styled(
-            format!("[{stage}…] "),
-            Style::new().fg(Color::Yellow),
-        ));
+        let stage = short(&format!("[{stage}…] "), room);
+        room = room.saturating_sub(stage.chars().count());
+        message.push(Span::styled(stage, Style::new().fg(Color::Yellow)));
     }
+    // A message longer than the line ends in "…" (an error's start says what failed).
     match &app.message {
-        Some(Message::Info(text)) => message.push(Span::raw(text.clone())),
-        Some(Message::Error(text)) => message.push(Span::styled(text.clone(), ERROR)),
+        Some(Message::Info(text)) => message.push(Span::raw(short(text, room))),
+        Some(Message::Error(text)) => message.push(Span::styled(short(text, room), ERROR)),
         None => {}
     }
     frame.render_widget(Paragraph::new(Line::from(message)), message_area);
@@ -167,18 +179,24 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn render_help(app: &App, frame: &mut Frame, body: Rect) {
-    let area = help_area(body);
+fn render_help(app: &App, frame: &mut Frame, screen: Rect) {
+    let area = help_area(screen);
+    // Lines cut to the box say so.
+    let room = usize::from(area.width.saturating_sub(2));
     let mut lines = Vec::new();
     for (group, bindings) in HELP {
         lines.push(Line::styled(
-            *group,
+            short(group, room),
             Style::new().fg(ACCENT).add_modifier(Modifier::BOLD),
         ));
         for (key, what) in *bindings {
+            // The key column narrows on a narrow box, so each line keeps some of its text.
+            let column = 26.min(room / 2);
+            let key = short(&format!("  {key:<column$}"), room);
+            let what = short(what, room.saturating_sub(key.chars().count()));
             lines.push(Line::from(vec![
-                Span::styled(format!("  {key:<26}"), Style::new().bold()),
-                Span::raw(*what),
+                Span::styled(key, Style::new().bold()),
+                Span::raw(what),
             ]));
         }
     }
@@ -216,19 +234,19 @@ fn render_scenarios(app: &App, frame: &mut Frame, area: Rect) {
     let list_width = (area.width / 3).clamp(20, 40);
     let [list_area, detail_area] =
         Layout::horizontal([Constraint::Length(list_width), Constraint::Min(0)]).areas(area);
+    // Borders, the highlight symbol and the mark: the rest is the name's.
+    let name_room = usize::from(list_width.saturating_sub(2 + 2 + 2));
     let items: Vec<ListItem> = app
         .scenarios
         .iter()
         .map(|entry| {
+            let name = short(&entry.name, name_room);
             if entry.is_valid() {
-                ListItem::new(Line::from(vec![
-                    Span::styled("✓ ", GOOD),
-                    Span::raw(entry.name.clone()),
-                ]))
+                ListItem::new(Line::from(vec![Span::styled("✓ ", GOOD), Span::raw(name)]))
             } else {
                 ListItem::new(Line::from(vec![
                     Span::styled("✗ ", ERROR),
-                    Span::styled(entry.name.clone(), ERROR),
+                    Span::styled(name, ERROR),
                 ]))
             }
         })
@@ -266,7 +284,13 @@ fn render_scenarios(app: &App, frame: &mut Frame, area: Rect) {
     }
     frame.render_widget(
         Paragraph::new(lines)
-            .block(Block::bordered().title(format!(" {} ", entry.name)))
+            .block(Block::bordered().title(format!(
+                " {} ",
+                short(
+                    &entry.name,
+                    usize::from(detail_area.width.saturating_sub(4))
+                )
+            )))
             .wrap(Wrap { trim: false }),
         detail_area,
     );
@@ -388,7 +412,10 @@ fn render_kernel_progress(app: &App, frame: &mut Frame, area: Rect) {
         };
         frame.render_widget(Paragraph::new(tuning).style(Style::new().fg(ACCENT)), *row);
     }
-    for (i, (key, (done, total))) in app.kernel_progress.iter().enumerate() {
+    // b1, b8, b32: batch sizes in numeric order, not as text.
+    let mut bars: Vec<(&String, &(u32, u32))> = app.kernel_progress.iter().collect();
+    bars.sort_by(|a, b| natural_order(a.0, b.0));
+    for (i, (key, (done, total))) in bars.into_iter().enumerate() {
         let Some(row) = rows.get(i + 2) else { break };
         let ratio = if *total == 0 {
             0.0
@@ -406,63 +433,159 @@ fn render_kernel_progress(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// The roofs of the Kernels view's roofline: one per memory level (its
+/// bandwidth up to the f32 compute roof), and the int8 compute roof over the
+/// slowest level when int8 kernels were measured, as roofline.svg draws them.
+/// Each: its legend name and its points (log10 FLOP/B, log10 GFLOP/s).
+fn roofline_roofs(
+    m: &super::pipeline::Measurements,
+    x_min: f64,
+    x_max: f64,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    let line = |bandwidth: f64, peak: f64| -> Vec<(f64, f64)> {
+        (0..=60)
+            .map(|i| {
+                let x = x_min + (x_max - x_min) * f64::from(i) / 60.0;
+                let attainable = (bandwidth * 10f64.powf(x)).min(peak);
+                (x, attainable.max(1e-6).log10())
+            })
+            .collect()
+    };
+    let mut roofs: Vec<(String, f64)> = m.bandwidth_roofs.clone();
+    if roofs.is_empty() && m.bandwidth_gbs > 0.0 {
+        roofs.push(("memory".to_string(), m.bandwidth_gbs));
+    }
+    let slowest = roofs
+        .iter()
+        .map(|r| r.1)
+        .reduce(f64::min)
+        .unwrap_or(m.bandwidth_gbs);
+    let mut lines: Vec<(String, Vec<(f64, f64)>)> = roofs
+        .iter()
+        .map(|(name, gbs)| (format!("{name} {gbs:.0} GB/s"), line(*gbs, m.peak_gflops)))
+        .collect();
+    let has_int8 = m.kernels.iter().any(|k| k.precision == "int8");
+    if let Some(peak) = m.peak_gops_int8.filter(|_| has_int8) {
+        lines.push((format!("int8 roof {peak:.0} Gop/s"), line(slowest, peak)));
+    }
+    lines
+}
+
 fn render_roofline(app: &App, frame: &mut Frame, area: Rect) {
     let Some(m) = &app.measurements else { return };
-    // Log-log axes: x = log10(FLOP/byte), y = log10(GFLOP/s).
-    let (x_min, x_max) = (-1.0_f64, 3.0_f64);
-    let roof: Vec<(f64, f64)> = (0..=40)
-        .map(|i| {
-            let x = x_min + (x_max - x_min) * i as f64 / 40.0;
-            let attainable = (m.bandwidth_gbs * 10f64.powf(x)).min(m.peak_gflops);
-            (x, attainable.max(1e-3).log10())
-        })
-        .collect();
+    let plotted = |k: &&super::pipeline::KernelRow| k.arithmetic_intensity > 0.0 && k.gflops > 0.0;
+    let as_point =
+        |k: &super::pipeline::KernelRow| (k.arithmetic_intensity.log10(), k.gflops.log10());
+    // Log-log axes: x = log10(FLOP/byte), y = log10(GFLOP/s), over every
+    // kernel (the slowest ones too) and the roofs.
+    let xs = || {
+        m.kernels
+            .iter()
+            .filter(plotted)
+            .map(|k| k.arithmetic_intensity.log10())
+    };
+    let ys = || m.kernels.iter().filter(plotted).map(|k| k.gflops.log10());
+    let x_min = xs().fold(-1.0_f64, f64::min).floor();
+    let x_max = xs().fold(3.0_f64, f64::max).ceil();
+    let top = m.peak_gflops.max(m.peak_gops_int8.unwrap_or(0.0)).max(1.0);
+    let y_max = ys().fold(top.log10(), f64::max).ceil() + 0.3;
+    let y_min = ys().fold(0.0_f64, f64::min).floor();
+    let roofs = roofline_roofs(m, x_min, x_max);
+    // int8 kernels count integer ops and are held to the int8 roof: drawn apart.
     let points: Vec<(f64, f64)> = m
         .kernels
         .iter()
-        .filter(|k| k.arithmetic_intensity > 0.0 && k.gflops > 0.0)
-        .map(|k| (k.arithmetic_intensity.log10(), k.gflops.log10()))
+        .filter(plotted)
+        .filter(|k| k.precision != "int8")
+        .map(as_point)
+        .collect();
+    let int8_points: Vec<(f64, f64)> = m
+        .kernels
+        .iter()
+        .filter(plotted)
+        .filter(|k| k.precision == "int8")
+        .map(as_point)
         .collect();
     let selected: Vec<(f64, f64)> = m
         .kernels
         .get(app.kernel_cursor)
-        .filter(|k| k.arithmetic_intensity > 0.0 && k.gflops > 0.0)
-        .map(|k| vec![(k.arithmetic_intensity.log10(), k.gflops.log10())])
+        .filter(|k| plotted(k))
+        .map(|k| vec![as_point(k)])
         .unwrap_or_default();
-    let y_max = m.peak_gflops.max(1.0).log10().ceil() + 0.3;
-    let y_min = 0.0;
-    let datasets = vec![
+    let roof_colors = [Color::DarkGray, Color::Blue, Color::Green, Color::Gray];
+    let mut names: Vec<String> = roofs.iter().map(|(name, _)| name.clone()).collect();
+    names.extend(["kernels", "int8 kernels", "selected"].map(String::from));
+    let names = padded_legend(names);
+    let int8_roof = m.peak_gops_int8.is_some() && !int8_points.is_empty();
+    let mut datasets: Vec<Dataset> = roofs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, data))| {
+            let is_int8 = int8_roof && i + 1 == roofs.len();
+            let color = if is_int8 {
+                Color::Magenta
+            } else {
+                roof_colors[i.min(roof_colors.len() - 1)]
+            };
+            Dataset::default()
+                .name(names[i].clone())
+                .graph_type(GraphType::Line)
+                .marker(Marker::Braille)
+                .style(Style::new().fg(color))
+                .data(data)
+        })
+        .collect();
+    let n = roofs.len();
+    datasets.push(
         Dataset::default()
-            .name("roof")
-            .graph_type(GraphType::Line)
-            .marker(Marker::Braille)
-            .style(Style::new().fg(Color::DarkGray))
-            .data(&roof),
-        Dataset::default()
-            .name("kernels")
+            .name(names[n].clone())
             .graph_type(GraphType::Scatter)
             .marker(Marker::Dot)
             .style(Style::new().fg(ACCENT))
             .data(&points),
+    );
+    if !int8_points.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .name(names[n + 1].clone())
+                .graph_type(GraphType::Scatter)
+                .marker(Marker::Dot)
+                .style(Style::new().fg(Color::Magenta))
+                .data(&int8_points),
+        );
+    }
+    datasets.push(
         Dataset::default()
-            .name("selected")
+            .name(names[n + 2].clone())
             .graph_type(GraphType::Scatter)
             .marker(Marker::Block)
             .style(Style::new().fg(Color::Yellow))
             .data(&selected),
+    );
+    // What fits of the roofs on the border (the legend names them all).
+    let mut title = format!(" Roofline: peak {:.0} GFLOP/s", m.peak_gflops);
+    let room = usize::from(area.width.saturating_sub(4));
+    let extras = [
+        m.peak_gops_int8
+            .filter(|_| int8_roof)
+            .map(|int8| format!(", int8 {int8:.0} Gop/s")),
+        Some(format!(", DRAM {:.0} GB/s", m.bandwidth_gbs)),
     ];
+    for extra in extras.into_iter().flatten() {
+        if title.chars().count() + extra.chars().count() < room {
+            title.push_str(&extra);
+        }
+    }
+    title.push(' ');
     let chart = Chart::new(datasets)
-        .block(Block::bordered().title(format!(
-            " Roofline: peak {:.0} GFLOP/s, {:.0} GB/s ",
-            m.peak_gflops, m.bandwidth_gbs
-        )))
+        .block(Block::bordered().title(title))
         .legend_position(Some(LegendPosition::BottomRight))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
         .x_axis(
             Axis::default()
                 .title("FLOP/B")
                 .bounds([x_min, x_max])
-                .labels(["0.1", "1", "10", "100", "1k"]),
+                .labels(log_labels(x_min, x_max)),
         )
         .y_axis(
             Axis::default()
@@ -509,40 +632,62 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
         Color::Yellow,
         Color::Blue,
     ];
-    let x_max = plan
+    // Scaled to the curves; the SLO is taken in when near them (as
+    // latency-cdf.svg does), else the legend says it is off the chart.
+    let data_max = plan
         .cdfs
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
-        .chain(plan.slo.map(|s| s.latency_ms))
-        .fold(1.0_f64, f64::max)
-        * 1.05;
+        .filter(|x| x.is_finite())
+        .fold(0.0_f64, f64::max);
+    let (x_max, slo_on_chart) = axis_with_reference(data_max, plan.slo_ms());
     let slo_line: Vec<(f64, f64)> = plan
         .slo
+        .filter(|_| slo_on_chart)
         .map(|slo| vec![(slo.latency_ms, 0.0), (slo.latency_ms, 1.0)])
         .unwrap_or_default();
     let slo_name = plan.slo.map_or_else(String::new, |s| {
-        format!(
-            "{} SLO",
-            crate::plan::evaluate::percentile_name(s.percentile)
-        )
+        let name = format!(
+            "{} SLO {}",
+            crate::plan::evaluate::percentile_name(s.percentile),
+            fmt_ms(s.latency_ms)
+        );
+        if slo_on_chart {
+            name
+        } else {
+            format!("{name} (off the chart)")
+        }
     });
+    // The legend tells the top plans apart by what differs between them.
+    let cdf_labels: Vec<&str> = plan.cdfs.iter().map(|c| c.label.as_str()).collect();
+    let (cdf_compact, cdf_shared) = without_shared_parts(&cdf_labels);
+    let legend_labels = elide_labels(&cdf_compact, LEGEND_LABEL_WIDTH);
+    let mut names: Vec<String> = legend_labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| format!("#{} {label}", i + 1))
+        .collect();
+    if plan.slo.is_some() {
+        names.push(slo_name);
+    }
+    let names = padded_legend(names);
     let mut datasets: Vec<Dataset> = plan
         .cdfs
         .iter()
         .enumerate()
         .map(|(i, series)| {
             Dataset::default()
-                .name(format!("#{} {}", i + 1, short(&series.label, 28)))
+                .name(names[i].clone())
                 .graph_type(GraphType::Line)
                 .marker(Marker::Braille)
                 .style(Style::new().fg(colors[i % colors.len()]))
                 .data(&series.points)
         })
         .collect();
-    if !slo_line.is_empty() {
+    if let Some(slo_name) = names.get(plan.cdfs.len()).filter(|_| plan.slo.is_some()) {
         datasets.push(
             Dataset::default()
-                .name(slo_name)
+                .name(slo_name.clone())
                 .graph_type(GraphType::Line)
                 .marker(Marker::Braille)
                 .style(Style::new().fg(Color::Red))
@@ -559,8 +704,8 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
         .hidden_legend_constraints((Constraint::Ratio(2, 3), Constraint::Ratio(2, 3)))
         .x_axis(Axis::default().title("ms").bounds([0.0, x_max]).labels([
             "0".to_string(),
-            format!("{:.0}", x_max / 2.0),
-            format!("{x_max:.0}"),
+            axis_number(x_max / 2.0),
+            axis_number(x_max),
         ]))
         .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "0.5", "1"]));
     frame.render_widget(chart, chart_area);
@@ -576,12 +721,17 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
         "stale",
     ])
     .style(Style::new().bold());
+    // Borders, the other columns and six gaps: the rest is the plan's.
+    let plan_width = usize::from(table_area.width)
+        .saturating_sub(2 + 2 + 9 + 9 + 5 + 7 + 7 + 6)
+        .max(10);
+    let table_labels = elide_labels(&cdf_compact, plan_width);
     let rows = plan.cdfs.iter().enumerate().map(|(i, series)| {
         let row = plan.candidates.iter().find(|c| c.label == series.label);
         let cells = match row {
             Some(c) => vec![
                 format!("{}", i + 1),
-                c.label.clone(),
+                table_labels[i].clone(),
                 fmt_ms(c.p50_ms),
                 c.at_slo_ms.map_or_else(|| "-".to_string(), fmt_ms),
                 format!("{:.0}%", c.utilisation * 100.0),
@@ -589,7 +739,7 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
                 c.staleness_min
                     .map_or("-".to_string(), |m| format!("{m:.0} min")),
             ],
-            None => vec![format!("{}", i + 1), series.label.clone()],
+            None => vec![format!("{}", i + 1), table_labels[i].clone()],
         };
         Row::new(cells).style(Style::new().fg(colors[i % colors.len()]))
     });
@@ -606,8 +756,63 @@ fn render_simulation(app: &App, frame: &mut Frame, area: Rect) {
         ],
     )
     .header(header)
-    .block(Block::bordered().title(" Top plans: utilisation, failures, staleness "));
+    .block(Block::bordered().title(short(
+        &if cdf_shared.is_empty() {
+            " Top plans: utilisation, failures, staleness ".to_string()
+        } else {
+            format!(" Top plans (all {cdf_shared}): utilisation, failures, staleness ")
+        },
+        usize::from(table_area.width.saturating_sub(2)),
+    )));
     frame.render_widget(table, table_area);
+}
+
+/// Plan labels in a chart legend are cut to this width.
+const LEGEND_LABEL_WIDTH: usize = 30;
+
+/// Legend names padded to one width: ratatui draws the legend box over the
+/// plot without clearing it, so a short name would let the lines behind
+/// (the SLO's) show through.
+fn padded_legend(names: Vec<String>) -> Vec<String> {
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    names
+        .into_iter()
+        .map(|n| {
+            let pad = width - n.chars().count();
+            format!("{n}{}", " ".repeat(pad))
+        })
+        .collect()
+}
+
+/// The upper bound of an axis from 0 over data reaching `data_max`, and
+/// whether the `reference` line (the SLO) is on it: taken in when it is
+/// within the data's own span of it, as the report's SVG charts do, so a
+/// far-off SLO does not squeeze the data into a corner.
+fn axis_with_reference(data_max: f64, reference: Option<f64>) -> (f64, bool) {
+    let data_max = if data_max.is_finite() && data_max > 0.0 {
+        data_max
+    } else {
+        reference
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .unwrap_or(1.0)
+    };
+    let on_chart = reference.is_some_and(|r| r.is_finite() && r <= 2.0 * data_max);
+    let top = match reference {
+        Some(r) if on_chart => data_max.max(r),
+        _ => data_max,
+    };
+    (top * 1.05, on_chart)
+}
+
+/// An axis label with the decimals a small number needs ("0.21", "2.5", "158").
+fn axis_number(value: f64) -> String {
+    if value < 1.0 {
+        format!("{value:.2}")
+    } else if value < 10.0 {
+        format!("{value:.1}")
+    } else {
+        fmt_count(value)
+    }
 }
 
 // ---------------------------------------------------------------- Plan
@@ -638,13 +843,24 @@ fn render_plan(app: &App, frame: &mut Frame, area: Rect) {
         placeholder(frame, area, "Plan", &no_plan_yet(app, "the plan"));
         return;
     };
-    let summary_height = if area.height >= 40 { 10 } else { 7 };
+    let lines = recommendation_lines(app, plan);
+    let compact_height = if area.height >= 40 { 10 } else { 7 };
+    // `w`: the summary takes the rows its text needs (the table keeps a few).
+    let summary_height = if app.plan_details {
+        let needed = wrapped_rows(&lines, area.width.saturating_sub(2)) + 2;
+        let most = area.height.saturating_sub(6).max(compact_height);
+        u16::try_from(needed)
+            .unwrap_or(u16::MAX)
+            .clamp(compact_height, most)
+    } else {
+        compact_height
+    };
     let [summary_area, rest] =
         Layout::vertical([Constraint::Length(summary_height), Constraint::Min(0)]).areas(area);
-    render_recommendation(app, plan, frame, summary_area);
+    render_recommendation(app, plan, lines, frame, summary_area);
     if area.width >= WIDE {
         let [chart_area, table_area] =
-            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+            Layout::horizontal([Constraint::Percentage(35), Constraint::Percentage(65)])
                 .areas(rest);
         render_pareto(app, plan, frame, chart_area);
         render_candidates(app, plan, frame, table_area);
@@ -661,7 +877,9 @@ fn render_plan(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
+/// The Plan view's summary: the recommendation, its figures, the what-if
+/// and the rationale, as lines to wrap.
+fn recommendation_lines(app: &App, plan: &PlanView) -> Vec<Line<'static>> {
     let original = app
         .original_plan
         .as_ref()
@@ -767,23 +985,138 @@ fn render_recommendation(app: &App, plan: &PlanView, frame: &mut Frame, area: Re
     if app.what_if_pending() {
         what_if.push(Span::styled(
             format!(
-                "  ⟳ re-planning for {} (this plan is the one for {})",
+                "  ⟳ re-planning for {} ({})",
                 app.what_if.describe(),
-                app.plan_what_if.describe()
+                plan_shown_for(app)
             ),
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
     }
     lines.push(Line::from(what_if));
+    // As the exported report warns: timings that spread are not to be trusted closely.
+    if !plan.noisy_kernels.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "Timed on a busy machine: {} spread more than 10%, so latency and instance count may read high (workbench run --fresh times them anew).",
+                plan.noisy_kernels.join(", ")
+            ),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
     for sentence in &plan.rationale {
         lines.push(Line::raw(sentence.clone()));
     }
+    lines
+}
+
+/// Rows `lines` take wrapped at `width` (word by word, as the paragraph wraps them).
+fn wrapped_rows(lines: &[Line], width: u16) -> usize {
+    let width = usize::from(width.max(1));
+    lines
+        .iter()
+        .map(|line| {
+            let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+            let mut rows = 1;
+            let mut used = 0;
+            for word in text.split_whitespace() {
+                let len = word.chars().count();
+                let needed = if used == 0 { len } else { used + 1 + len };
+                if needed <= width {
+                    used = needed;
+                } else {
+                    // A word longer than the line is broken over rows.
+                    rows += 1;
+                    used = len;
+                    while used > width {
+                        rows += 1;
+                        used -= width;
+                    }
+                }
+            }
+            rows
+        })
+        .sum()
+}
+
+/// The summary box's title (`width` columns wide with its corners): the
+/// scenario, and that the TUI plans a quick run, in full when it fits.
+fn plan_title(plan: &PlanView, width: u16) -> String {
+    let room = usize::from(width.saturating_sub(2));
+    let plain = format!(" Plan: {} ", plan.scenario);
+    if !plan.quick {
+        return short(&plain, room);
+    }
+    let long = format!(
+        " Plan: {} · quick run (workbench run plans in full; figures may differ) ",
+        plan.scenario
+    );
+    let brief = format!(" Plan: {} · quick run ", plan.scenario);
+    if long.chars().count() <= room {
+        long
+    } else if brief.chars().count() <= room {
+        brief
+    } else {
+        // The scenario's name gives way before "quick run" does.
+        format!(
+            " Plan: {} · quick run ",
+            short(&plan.scenario, room.saturating_sub(20))
+        )
+    }
+}
+
+fn render_recommendation(
+    app: &App,
+    plan: &PlanView,
+    lines: Vec<Line<'static>>,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let needed = wrapped_rows(&lines, area.width.saturating_sub(2));
+    let shown = usize::from(area.height.saturating_sub(2));
+    let mut block = Block::bordered().title(plan_title(plan, area.width));
+    if needed > shown {
+        let hint = if app.plan_details {
+            " ↓ more than fits: enlarge the terminal "
+        } else {
+            " ↓ more: w shows the whole rationale "
+        };
+        block = block.title_bottom(Line::from(hint).right_aligned());
+    } else if app.plan_details {
+        block = block.title_bottom(Line::from(" w: back to the table ").right_aligned());
+    }
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(format!(" Plan: {} ", plan.scenario)))
-            .wrap(Wrap { trim: true }),
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         area,
     );
+}
+
+/// "the scenario's own plan", or "the plan with what-if traffic x1.25".
+fn plan_for(what_if: crate::plan::WhatIf) -> String {
+    if what_if.is_identity() {
+        "the scenario's own plan".to_string()
+    } else {
+        format!("the plan with what-if {}", what_if.describe())
+    }
+}
+
+/// Which plan is shown while another is being made: the scenario's own, or
+/// the one for a what-if.
+fn plan_shown_for(app: &App) -> String {
+    if app.plan_what_if.is_identity() {
+        "the plan shown is the scenario's own".to_string()
+    } else {
+        format!("the plan shown is for {}", app.plan_what_if.describe())
+    }
+}
+
+/// Where the Cost chart marks the table's selected plan: not at all when
+/// it was rejected before simulation (it has no cost to be drawn at).
+fn cursor_point(app: &App, plan: &PlanView) -> Option<(f64, f64)> {
+    app.plan_order()
+        .get(app.plan_cursor)
+        .and_then(|&i| plan.candidates.get(i))
+        .filter(|c| c.simulated)
+        .map(|c| (c.at_slo_ms.unwrap_or(f64::INFINITY), c.cost_usd_per_month))
 }
 
 fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
@@ -811,13 +1144,7 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
         .collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
     let best: Vec<(f64, f64)> = plan.recommended_row().map(point).into_iter().collect();
-    let order = app.plan_order();
-    let cursor: Vec<(f64, f64)> = order
-        .get(app.plan_cursor)
-        .and_then(|&i| plan.candidates.get(i))
-        .map(point)
-        .into_iter()
-        .collect();
+    let cursor: Vec<(f64, f64)> = cursor_point(app, plan).into_iter().collect();
     // Scale to the feasible plans and the SLO; far-off rejected plans (an
     // overloaded queue has p99 = ∞) fall outside and are not drawn.
     let feasible_or_all = |f: &dyn Fn(&CandidateRow) -> f64| {
@@ -838,47 +1165,65 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
                 .fold(1.0_f64, f64::max)
         }
     };
-    let x_max = (feasible_or_all(&latency) * 1.5)
-        .max(plan.slo_ms().unwrap_or(0.0) * 1.5)
-        .max(1.0);
+    // The SLO is taken in when near the plans, else said to be off the chart.
+    let (x_max, slo_on_chart) = axis_with_reference(feasible_or_all(&latency) * 1.4, plan.slo_ms());
     let y_max = (feasible_or_all(&|c| c.cost_usd_per_month) * 1.5).max(1.0);
     let slo_line: Vec<(f64, f64)> = plan
         .slo_ms()
+        .filter(|_| slo_on_chart)
         .map(|slo| vec![(slo, 0.0), (slo, y_max)])
         .unwrap_or_default();
+    let slo_name = if slo_on_chart || plan.slo_ms().is_none() {
+        "SLO".to_string()
+    } else {
+        "SLO off chart".to_string()
+    };
+    let names = padded_legend(
+        [
+            "rejected",
+            "feasible",
+            "Pareto",
+            slo_name.as_str(),
+            "cursor",
+            "best",
+        ]
+        .iter()
+        .map(|n| n.to_string())
+        .collect(),
+    );
     let datasets = vec![
         Dataset::default()
-            .name("rejected")
+            .name(names[0].clone())
             .graph_type(GraphType::Scatter)
             .marker(Marker::Dot)
             .style(REJECTED)
             .data(&rejected),
         Dataset::default()
-            .name("feasible")
+            .name(names[1].clone())
             .graph_type(GraphType::Scatter)
             .marker(Marker::Dot)
             .style(Style::new().fg(ACCENT))
             .data(&feasible),
         Dataset::default()
-            .name("Pareto")
+            .name(names[2].clone())
             .graph_type(GraphType::Line)
             .marker(Marker::Braille)
             .style(Style::new().fg(Color::Magenta))
             .data(&front),
         Dataset::default()
-            .name("SLO")
+            .name(names[3].clone())
             .graph_type(GraphType::Line)
             .marker(Marker::Braille)
             .style(Style::new().fg(Color::Red))
             .data(&slo_line),
         Dataset::default()
-            .name("cursor")
+            .name(names[4].clone())
             .graph_type(GraphType::Scatter)
             .marker(Marker::Block)
             .style(Style::new().fg(Color::Yellow))
             .data(&cursor),
         Dataset::default()
-            .name("best")
+            .name(names[5].clone())
             .graph_type(GraphType::Scatter)
             .marker(Marker::Block)
             .style(GOOD)
@@ -893,7 +1238,7 @@ fn render_pareto(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) {
             Axis::default()
                 .title(format!("{latency_name} ms"))
                 .bounds([0.0, x_max])
-                .labels(["0".to_string(), format!("{x_max:.0}")]),
+                .labels(["0".to_string(), axis_number(x_max)]),
         )
         .y_axis(
             Axis::default()
@@ -909,11 +1254,24 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     let original_row = original_in(app, plan);
     let labels: Vec<&str> = plan.candidates.iter().map(|c| c.label.as_str()).collect();
     let (compact, shared) = without_shared_parts(&labels);
+    // Whole labels when there is room (long names shorten only to fit).
     let longest = compact.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    // Borders, the mark, p99 and cost columns and four gaps; the verdict keeps
-    // at least 8 columns (the selected row's reason is also in the title).
-    let room = usize::from(area.width).saturating_sub(2 + 1 + 9 + 8 + 4 + 8);
-    let label_width = longest.max(4).min(room.max(10));
+    let verdicts: Vec<String> = plan
+        .candidates
+        .iter()
+        .map(|c| {
+            c.rejected_because
+                .clone()
+                .unwrap_or_else(|| "ok".to_string())
+        })
+        .collect();
+    let longest_verdict = verdicts.iter().map(|v| v.chars().count()).max();
+    let (label_width, verdict_width) = plan_and_verdict_widths(
+        usize::from(area.width),
+        longest,
+        longest_verdict.unwrap_or(0),
+    );
+    let shown_labels = elide_labels(&compact, label_width);
     let plan_header = if shared.is_empty() {
         "plan".to_string()
     } else {
@@ -939,10 +1297,7 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         } else {
             " "
         };
-        let verdict = c
-            .rejected_because
-            .clone()
-            .unwrap_or_else(|| "ok".to_string());
+        let verdict = short(&verdicts[i], verdict_width);
         let style = if Some(i) == plan.recommended {
             GOOD
         } else if c.feasible() {
@@ -952,7 +1307,7 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
         };
         Row::new([
             mark.to_string(),
-            elide_label(&compact[i], label_width),
+            shown_labels[i].clone(),
             // At the SLO's percentile; not simulated: an analytic lower bound at best.
             match (
                 c.simulated,
@@ -975,9 +1330,12 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     let selected_reason = order
         .get(app.plan_cursor)
         .and_then(|&i| plan.candidates.get(i))
-        .map(|c| match &c.rejected_because {
-            Some(reason) => format!(" {}: {reason} ", short(&c.label, 40)),
-            None => format!(" {}: meets every constraint ", short(&c.label, 40)),
+        .map(|c| {
+            let reason = c
+                .rejected_because
+                .as_deref()
+                .unwrap_or("meets every constraint");
+            selected_reason_title(&c.label, reason, usize::from(area.width))
         })
         .unwrap_or_default();
     let table = Table::new(
@@ -1003,6 +1361,47 @@ fn render_candidates(app: &App, plan: &PlanView, frame: &mut Frame, area: Rect) 
     );
     let mut state = TableState::default().with_selected(Some(app.plan_cursor));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Columns of the candidate table besides the plan and the verdict: the
+/// borders, the mark, the latency and cost columns and the four gaps.
+const CANDIDATE_FIXED_COLUMNS: usize = 2 + 1 + 9 + 8 + 4;
+
+/// Widths of the plan and verdict columns of a candidate table `width`
+/// wide: each its longest text when both fit; otherwise the verdict gets
+/// its longest text up to a third of the room (at least 12 columns), and
+/// the plan the rest (at least 10).
+fn plan_and_verdict_widths(
+    width: usize,
+    longest_label: usize,
+    longest_verdict: usize,
+) -> (usize, usize) {
+    let room = width.saturating_sub(CANDIDATE_FIXED_COLUMNS);
+    let label = longest_label.max(4);
+    if label + longest_verdict <= room {
+        return (label, room - label);
+    }
+    let verdict = longest_verdict.min((room / 3).max(12));
+    let label = label.min(room.saturating_sub(verdict).max(10));
+    (label, room.saturating_sub(label))
+}
+
+/// The table's bottom title for the selected row: its label and the reason
+/// in full; when that is too wide the label shortens first, then goes, and
+/// only then is the reason cut (marked "…").
+fn selected_reason_title(label: &str, reason: &str, width: usize) -> String {
+    // Two border corners and a space each side.
+    let room = width.saturating_sub(4);
+    let reason_len = reason.chars().count();
+    let label_room = room.saturating_sub(reason_len + 2);
+    if label_room >= 12 {
+        format!(
+            " {}: {reason} ",
+            elide_middle(&short_names(label), label_room)
+        )
+    } else {
+        format!(" {} ", short(reason, room))
+    }
 }
 
 /// Where the original plan (the scenario's own recommendation) is among the
@@ -1045,26 +1444,40 @@ fn without_shared_parts(labels: &[&str]) -> (Vec<String>, String) {
     let Some(first) = parts.first() else {
         return whole();
     };
-    if parts.len() < 2 || parts.iter().any(|p| p.len() != first.len()) {
+    if parts.len() < 2 {
         return whole();
     }
-    let shared: Vec<bool> = (0..first.len())
+    // Places every label has, from the start (plan ids of one table may
+    // differ in their optional trailing parts: `/pre1`, a fallback).
+    let common = parts.iter().map(Vec::len).min().unwrap_or(0);
+    let shared: Vec<bool> = (0..common)
         .map(|i| parts.iter().all(|p| p[i] == first[i]))
         .collect();
-    if shared.iter().all(|&s| s) || !shared.iter().any(|&s| s) {
+    // Nothing shared, or a label would be left with nothing.
+    if !shared.iter().any(|&s| s)
+        || parts
+            .iter()
+            .any(|p| p.len() == common && shared.iter().all(|&s| s))
+    {
         return whole();
     }
     let keep = |p: &Vec<&str>, want_shared: bool| -> String {
         p.iter()
-            .zip(&shared)
-            .filter(|(_, &s)| s == want_shared)
-            .map(|(part, _)| *part)
+            .enumerate()
+            .filter(|(i, _)| shared.get(*i).copied().unwrap_or(false) == want_shared)
+            .map(|(_, part)| *part)
             .collect::<Vec<_>>()
             .join(&sep.to_string())
     };
     (
         parts.iter().map(|p| keep(p, false)).collect(),
-        keep(first, true),
+        first[..common]
+            .iter()
+            .zip(&shared)
+            .filter(|(_, &s)| s)
+            .map(|(part, _)| *part)
+            .collect::<Vec<_>>()
+            .join(&sep.to_string()),
     )
 }
 
@@ -1079,16 +1492,7 @@ fn elide_label(label: &str, max: usize) -> String {
         return label.to_string();
     }
     // Short names first: they lose nothing a reader needs.
-    let short = [
-        ("online-stream", "stream"),
-        ("online-http", "http"),
-        ("quantized-", "q-"),
-        ("autotuned-", "auto-"),
-    ]
-    .iter()
-    .fold(label.to_string(), |text, (long, short)| {
-        text.replace(long, short)
-    });
+    let short = short_names(label);
     let label = short.as_str();
     if count(label) <= max {
         return label.to_string();
@@ -1096,7 +1500,8 @@ fn elide_label(label: &str, max: usize) -> String {
     let sep = if label.contains('/') { '/' } else { ' ' };
     let mut lengths: Vec<usize> = label.split(sep).map(count).collect();
     let mut excess = count(label) - max;
-    // One character at a time off the longest part, keeping at least 5 of each.
+    // One character at a time off the longest part, keeping at least 3 of
+    // each (an ellipsis and two characters), so separators survive.
     while excess > 0 {
         let Some((longest, &len)) = lengths
             .iter()
@@ -1105,7 +1510,7 @@ fn elide_label(label: &str, max: usize) -> String {
         else {
             break;
         };
-        if len <= 5 {
+        if len <= 3 {
             break;
         }
         lengths[longest] -= 1;
@@ -1113,12 +1518,200 @@ fn elide_label(label: &str, max: usize) -> String {
     }
     // A part loses its start: instance and device names differ at their end
     // ("…c7g.xlarge", "…c7i.xlarge"), not at their vendor prefix.
-    let parts: Vec<String> = label
+    let mut parts: Vec<String> = label
         .split(sep)
         .zip(&lengths)
         .map(|(part, &len)| elide_start(part, len))
         .collect();
+    // Still too long: whole parts from the middle give way to one "…" part,
+    // so no part runs into its neighbour.
+    let joined_len = |parts: &[String]| {
+        parts.iter().map(|p| count(p)).sum::<usize>() + parts.len().saturating_sub(1)
+    };
+    while joined_len(&parts) > max && parts.len() > 3 {
+        let middle = parts.len() / 2;
+        if parts[middle] == "…" {
+            parts.remove(middle + 1);
+        } else {
+            parts[middle] = "…".to_string();
+            if parts[middle - 1] == "…" {
+                parts.remove(middle);
+            }
+        }
+    }
     elide_middle(&parts.join(&sep.to_string()), max)
+}
+
+/// Long names of modes and backends in short (`online-http` to `http`).
+fn short_names(label: &str) -> String {
+    [
+        ("online-stream", "stream"),
+        ("online-http", "http"),
+        ("quantized-", "q-"),
+        ("autotuned-", "auto-"),
+    ]
+    .iter()
+    .fold(label.to_string(), |text, (long, short)| {
+        text.replace(long, short)
+    })
+}
+
+/// The labels of one table, each cut to `max` characters so that labels
+/// that differ still read differently: first the long names shorten, then
+/// the parts (split at `/`, or spaces) shorten place by place, each place
+/// cut the same way in every label and only as far as its values stay
+/// distinct (`aws-c7i.xlarge` and `aws-c7g.xlarge` keep the `c7i` and `c7g`
+/// that tell them apart); only then does each label shorten on its own
+/// ([`elide_label`]). Separators are never cut.
+fn elide_labels(labels: &[String], max: usize) -> Vec<String> {
+    if labels.iter().all(|l| l.chars().count() <= max) {
+        return labels.to_vec();
+    }
+    let shortened: Vec<String> = labels.iter().map(|l| short_names(l)).collect();
+    if shortened.iter().all(|l| l.chars().count() <= max) {
+        return shortened;
+    }
+    shrink_places(&shortened, max)
+        .iter()
+        .map(|label| elide_label(label, max))
+        .collect()
+}
+
+/// The fewest characters a cut part keeps (with its ellipses).
+const MIN_PART: usize = 3;
+/// Parts are cut to this width before any is cut further.
+const READABLE_PART: usize = 6;
+
+/// `part` in `width` characters, showing what starts at `offset` (cuts
+/// marked "…"); whole when it fits.
+fn part_window(part: &[char], width: usize, offset: usize) -> String {
+    if part.len() <= width {
+        return part.iter().collect();
+    }
+    let room = width.saturating_sub(1);
+    let offset = offset.min(part.len() - room);
+    if offset == 0 {
+        format!("{}…", part[..room].iter().collect::<String>())
+    } else if offset + room >= part.len() {
+        format!("…{}", part[part.len() - room..].iter().collect::<String>())
+    } else {
+        let inner = room.saturating_sub(1);
+        format!(
+            "…{}…",
+            part[offset..offset + inner].iter().collect::<String>()
+        )
+    }
+}
+
+/// Shortens the labels' parts place by place (the n-th part of every label
+/// the same way), the widest place first, each only as far as its distinct
+/// values stay distinct, until every label fits in `max` or no place can
+/// shorten. Labels that differed then still differ.
+fn shrink_places(labels: &[String], max: usize) -> Vec<String> {
+    let sep = if labels.iter().all(|l| l.contains('/')) {
+        '/'
+    } else {
+        ' '
+    };
+    let rows: Vec<Vec<Vec<char>>> = labels
+        .iter()
+        .map(|l| l.split(sep).map(|part| part.chars().collect()).collect())
+        .collect();
+    let places = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let values: Vec<Vec<&Vec<char>>> = (0..places)
+        .map(|j| {
+            let set: std::collections::BTreeSet<&Vec<char>> =
+                rows.iter().filter_map(|r| r.get(j)).collect();
+            set.into_iter().collect()
+        })
+        .collect();
+    // Where the values of a place start to differ, back to the last word
+    // break before it ("aws-c7i", "aws-c7g": from "c7"): the window's start.
+    let offsets_to_try: Vec<Vec<usize>> = values
+        .iter()
+        .map(|vals| {
+            let shortest = vals.iter().map(|v| v.len()).min().unwrap_or(0);
+            let shared = vals.first().map_or(0, |first| {
+                (0..shortest)
+                    .take_while(|&k| vals.iter().all(|v| v[k] == first[k]))
+                    .count()
+            });
+            let word = vals.first().map_or(0, |first| {
+                first[..shared]
+                    .iter()
+                    .rposition(|c| matches!(c, '-' | '.' | '_'))
+                    .map_or(0, |i| i + 1)
+            });
+            let mut offsets = vec![word, 0, shared, usize::MAX];
+            offsets.dedup();
+            offsets
+        })
+        .collect();
+    let mut widths: Vec<usize> = values
+        .iter()
+        .map(|vals| vals.iter().map(|v| v.len()).max().unwrap_or(0))
+        .collect();
+    let mut offsets = vec![0_usize; places];
+    let row_width = |row: &Vec<Vec<char>>, widths: &[usize]| {
+        row.iter()
+            .enumerate()
+            .map(|(j, part)| part.len().min(widths[j]))
+            .sum::<usize>()
+            + row.len().saturating_sub(1)
+    };
+    let distinct = |j: usize, width: usize, offset: usize| {
+        let shown: std::collections::BTreeSet<String> = values[j]
+            .iter()
+            .map(|v| part_window(v, width, offset))
+            .collect();
+        shown.len() == values[j].len()
+    };
+    // Every place down to a readable width first, then further if need be:
+    // one place cut to nothing tells less than every place cut a little.
+    let mut floor = READABLE_PART;
+    while rows
+        .iter()
+        .map(|r| row_width(r, &widths))
+        .max()
+        .unwrap_or(0)
+        > max
+    {
+        // Down to the readable width, places with few values give way first
+        // (they say least per character: the mode before the batch
+        // settings); below it, the widest place first.
+        let mut by_width: Vec<usize> = (0..places).collect();
+        if floor == READABLE_PART {
+            by_width.sort_by_key(|&j| (values[j].len(), std::cmp::Reverse(widths[j])));
+        } else {
+            by_width.sort_by_key(|&j| (std::cmp::Reverse(widths[j]), values[j].len()));
+        }
+        let shrunk = by_width.into_iter().find_map(|j| {
+            let width = widths[j].checked_sub(1).filter(|&w| w >= floor)?;
+            let offset = offsets_to_try[j]
+                .iter()
+                .copied()
+                .find(|&o| distinct(j, width, o))?;
+            Some((j, width, offset))
+        });
+        let Some((j, width, offset)) = shrunk else {
+            if floor > MIN_PART {
+                floor = MIN_PART;
+                continue;
+            }
+            break;
+        };
+        widths[j] = width;
+        offsets[j] = offset;
+    }
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(j, part)| part_window(part, widths[j], offsets[j]))
+                .collect::<Vec<_>>()
+                .join(&sep.to_string())
+        })
+        .collect()
 }
 
 /// `text` cut to its last `max` characters, behind an ellipsis.
@@ -1154,11 +1747,18 @@ fn render_export(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
     match (&app.active, &app.plan) {
         (Some(scenario), Some(plan)) => {
-            lines.push(Line::raw(format!(
-                "Scenario {} · plan with what-if: {}",
-                scenario.name,
-                app.plan_what_if.describe()
-            )));
+            lines.push(Line::raw(if app.plan_what_if.is_identity() {
+                format!(
+                    "Scenario {} · the scenario's own plan (no what-if)",
+                    scenario.name
+                )
+            } else {
+                format!(
+                    "Scenario {} · plan with what-if: {}",
+                    scenario.name,
+                    app.plan_what_if.describe()
+                )
+            }));
             lines.push(Line::raw(match plan.recommended_row() {
                 Some(best) => format!("Recommended: {}", best.label),
                 None => "No feasible plan (the report says why).".to_string(),
@@ -1170,17 +1770,14 @@ fn render_export(app: &App, frame: &mut Frame, area: Rect) {
             lines.push(Line::raw(""));
             if app.pending_export {
                 lines.push(Line::styled(
-                    format!(
-                        "Exporting once the plan with what-if {} is made.",
-                        app.what_if.describe()
-                    ),
+                    format!("Exporting once {} is made.", plan_for(app.what_if)),
                     Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
                 ));
             } else if app.what_if_pending() {
                 lines.push(Line::styled(
                     format!(
-                        "Re-planning for what-if {}: e then exports that plan, once made.",
-                        app.what_if.describe()
+                        "Making {}: e then exports that plan, once made.",
+                        plan_for(app.what_if)
                     ),
                     Style::new().fg(Color::Yellow),
                 ));
@@ -1202,10 +1799,7 @@ fn render_export(app: &App, frame: &mut Frame, area: Rect) {
             }
         }
         _ if app.pending_export => lines.push(Line::styled(
-            format!(
-                "Exporting once the plan with what-if {} is made.",
-                app.what_if.describe()
-            ),
+            format!("Exporting once {} is made.", plan_for(app.what_if)),
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         )),
         _ => lines.push(Line::raw(
@@ -1258,6 +1852,36 @@ fn fmt_count(value: f64) -> String {
     }
 }
 
+/// Text order, except that runs of digits compare as numbers ("b8" < "b32").
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(text: &str) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        for c in text.chars() {
+            let digit = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((d, chunk)) if *d == digit => chunk.push(c),
+                _ => out.push((digit, c.to_string())),
+            }
+        }
+        out
+    }
+    let (a, b) = (chunks(a), chunks(b));
+    for (x, y) in a.iter().zip(&b) {
+        let order = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// `text` cut to `max` characters, ending in "…" when cut.
 fn short(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
@@ -1361,8 +1985,305 @@ mod tests {
         assert!(cut.contains("/x2/") && cut.ends_with("f32/b8-d20"), "{cut}");
         assert!(cut.contains('…'), "{cut}");
         // Past what shortening parts can do, the whole label loses its middle.
-        assert_eq!(elide_label(id, 10).chars().count(), 10);
+        assert!(elide_label(id, 10).chars().count() <= 10);
         assert_eq!(elide_label("a b c", 3).chars().count(), 3);
+    }
+
+    /// Candidate ids that differ in the middle of a part (c7i / c7g) stay
+    /// distinct when cut, and keep every separator.
+    #[test]
+    fn labels_of_one_table_stay_distinct_when_cut() {
+        let ids: Vec<String> = [
+            "online-http/aws-c7i.xlarge/x1/distilled/tiled-f32/b16-d1",
+            "online-http/aws-c7g.xlarge/x1/distilled/tiled-f32/b16-d1",
+            "online-http/aws-m7i.2xlarge/x2/full/quantized-int8/b8-d1",
+            "online-stream/aws-c7i.xlarge/x10/distilled/tiled-f32/b16-d10",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for width in [44, 40, 36, 32] {
+            let cut = elide_labels(&ids, width);
+            for (label, id) in cut.iter().zip(&ids) {
+                assert!(label.chars().count() <= width, "{width}: {label}");
+                assert_eq!(
+                    label.matches('/').count(),
+                    id.matches('/').count(),
+                    "{width}: a separator was cut: {label}"
+                );
+            }
+            let distinct: std::collections::BTreeSet<&String> = cut.iter().collect();
+            assert_eq!(distinct.len(), ids.len(), "{width}: {cut:?}");
+        }
+        // What tells the instances apart is what is kept.
+        let cut = elide_labels(&ids, 40);
+        assert!(cut[0].contains("c7i") && cut[1].contains("c7g"), "{cut:?}");
+    }
+
+    /// A long hybrid id sharing much with its neighbours loses no separator
+    /// (it had read `…brid/cloud/…arge/x1…ll/…int8/…-d10/pre1`).
+    #[test]
+    fn a_long_label_cut_on_its_own_keeps_its_separators() {
+        let id = "hybrid/cloud/aws-c7i.xlarge/x1/full/quantized-int8/b32-d10/pre1";
+        for width in [40, 32] {
+            let cut = elide_label(id, width);
+            assert!(cut.chars().count() <= width, "{cut}");
+            assert_eq!(cut.matches('/').count(), 7, "{width}: {cut}");
+        }
+        // Narrower than its parts can shrink: middle parts give way whole.
+        let cut = elide_label(id, 24);
+        assert!(cut.chars().count() <= 24, "{cut}");
+        assert!(cut.contains("/…/") && cut.starts_with('…'), "{cut}");
+    }
+
+    /// The verdict gets a fair share of a narrow table; at 200 columns it
+    /// shows whole beside a long plan column.
+    #[test]
+    fn the_verdict_column_gets_a_fair_share() {
+        // The Plan view's table at 120 columns is 72 wide.
+        let (label, verdict) = plan_and_verdict_widths(72, 45, 29);
+        assert!(verdict >= (72 - CANDIDATE_FIXED_COLUMNS) / 3, "{verdict}");
+        assert_eq!(label + verdict, 72 - CANDIDATE_FIXED_COLUMNS);
+        let (label, verdict) = plan_and_verdict_widths(120, 60, 29);
+        assert_eq!((label, verdict >= 29), (60, true));
+        // Cut verdicts say so.
+        assert_eq!(short("p99 70.9 ms > SLO 30.0 ms", 12), "p99 70.9 ms…");
+    }
+
+    #[test]
+    fn the_selected_rows_reason_is_whole_or_marked() {
+        let label = "online-http/cloud/aws-c7i.xlarge/x1/distilled/tiled-f32/b16-d1";
+        let reason = "accuracy agreement 98.5% < 99.0% required";
+        let title = selected_reason_title(label, reason, 72);
+        assert!(title.chars().count() <= 70, "{title}");
+        assert!(title.contains(reason), "{title}");
+        let narrow = selected_reason_title(label, reason, 30);
+        assert!(narrow.chars().count() <= 28, "{narrow}");
+        assert!(narrow.ends_with("… "), "{narrow}");
+    }
+
+    fn screen(app: &App, width: u16, height: u16) -> String {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+                .expect("test backend");
+        terminal.draw(|frame| render(app, frame)).expect("draw");
+        terminal.backend().to_string()
+    }
+
+    /// An app showing `report` as its plan, in `view`.
+    fn showing(report: &crate::report::Report, view: View) -> App {
+        let mut app = App::new(Vec::new(), "unused".into());
+        let plan = PlanView::from_report(report);
+        app.original_plan = Some(plan.clone());
+        app.plan = Some(plan);
+        app.view = view;
+        app
+    }
+
+    /// The top plans of the Simulation legend differ in the middle of their
+    /// instance name: the legend keeps what tells them apart; a far-off SLO
+    /// is said to be off the chart instead of squeezing the curves.
+    #[test]
+    fn the_simulation_legend_tells_the_top_plans_apart() {
+        let mut report = crate::report::fixtures::sample_report();
+        let ids = [
+            "online-stream/cloud/aws-c7g.xlarge/x1/full/tiled-f32/b1-d0",
+            "online-stream/cloud/aws-c7i.xlarge/x1/full/tiled-f32/b1-d0",
+            "online-stream/cloud/aws-m7i.xlarge/x1/full/tiled-f32/b1-d0",
+        ];
+        for (cdf, id) in report.latency_cdfs.iter_mut().zip(ids) {
+            cdf.plan_id = id.to_string();
+            for point in &mut cdf.points {
+                point.latency_ms /= 100.0;
+            }
+        }
+        let app = showing(&report, View::Simulation);
+        let text = screen(&app, 120, 34);
+        for tell in ["#1 aws-c7g", "#2 aws-c7i", "#3 aws-m7i"] {
+            assert!(text.contains(tell), "{tell}:\n{text}");
+        }
+        assert!(text.contains("(off the chart)"), "{text}");
+        assert!(
+            text.contains("all online-stream/cloud/x1/full/tiled-f32/b1-d0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_slo_near_the_data_is_on_the_axis_a_far_one_is_not() {
+        assert_eq!(axis_with_reference(40.0, Some(50.0)), (50.0 * 1.05, true));
+        let (top, on) = axis_with_reference(0.2, Some(30.0));
+        assert!(!on && top < 1.0, "{top}");
+        assert_eq!(axis_number(0.21), "0.21");
+        assert_eq!(axis_number(158.0), "158");
+    }
+
+    /// The cursor on a plan rejected before simulation (no cost) is not drawn.
+    #[test]
+    fn the_cost_chart_draws_no_cursor_for_a_plan_never_simulated() {
+        let mut report = crate::report::fixtures::sample_report();
+        for alt in &mut report.alternatives {
+            alt.plan.simulated = false;
+        }
+        let mut app = showing(&report, View::Plan);
+        let plan = app.plan.clone().expect("a plan");
+        assert!(
+            cursor_point(&app, &plan).is_some(),
+            "the recommended plan was simulated"
+        );
+        app.plan_cursor = 3;
+        assert_eq!(cursor_point(&app, &plan), None);
+    }
+
+    /// The TUI plans a quick run and says so; a busy machine's timings too.
+    #[test]
+    fn the_plan_view_says_it_is_a_quick_run() {
+        let mut report = crate::report::fixtures::sample_report();
+        let app = showing(&report, View::Plan);
+        assert!(!screen(&app, 120, 34).contains("quick run"));
+        report.assumptions.quick = true;
+        let app = showing(&report, View::Plan);
+        let text = screen(&app, 120, 34);
+        assert!(text.contains("quick run"), "{text}");
+        assert!(screen(&app, 80, 24).contains("quick run"));
+    }
+
+    /// A rationale longer than the summary box says there is more, and `w`
+    /// shows all of it.
+    #[test]
+    fn the_whole_rationale_can_be_read() {
+        let report = crate::report::fixtures::sample_report();
+        let last = report.rationale.last().expect("a rationale").clone();
+        let mut app = showing(&report, View::Plan);
+        let text = screen(&app, 120, 34);
+        assert!(!text.contains("Runner-up"), "{text}");
+        assert!(text.contains("more: w"), "{text}");
+        app.plan_details = true;
+        let text = screen(&app, 120, 34);
+        assert!(text.contains("Runner-up"), "{text}");
+        assert!(text.contains(&last[last.len() - 20..]), "{text}");
+        assert!(text.contains("w: back"), "{text}");
+    }
+
+    /// The roofline draws each memory level's roof and the int8 roof its
+    /// int8 kernels are held to, and its y axis reaches kernels below 1 GFLOP/s.
+    #[test]
+    fn the_roofline_draws_every_roof_and_every_kernel() {
+        use crate::tui::pipeline::{KernelRow, Measurements};
+        let kernel = |precision: &str, gflops: f64, intensity: f64| KernelRow {
+            variant: None,
+            backend: "naive".into(),
+            precision: precision.into(),
+            batch: 1,
+            latency_ms: 1.0,
+            throughput_per_s: 1000.0,
+            gflops,
+            fraction_of_peak: 0.01,
+            arithmetic_intensity: intensity,
+        };
+        let measurements = Measurements {
+            kernels: vec![kernel("f32", 0.05, 0.5), kernel("int8", 300.0, 200.0)],
+            peak_gflops: 160.0,
+            bandwidth_gbs: 20.0,
+            peak_gops_int8: Some(630.0),
+            bandwidth_roofs: vec![
+                ("L1".into(), 400.0),
+                ("L2".into(), 150.0),
+                ("DRAM".into(), 20.0),
+            ],
+            tuned: None,
+            not_measured: Vec::new(),
+            cache: std::sync::Arc::new(()),
+        };
+        let roofs = roofline_roofs(&measurements, -1.0, 3.0);
+        let names: Vec<&str> = roofs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "L1 400 GB/s",
+                "L2 150 GB/s",
+                "DRAM 20 GB/s",
+                "int8 roof 630 Gop/s"
+            ]
+        );
+        // The int8 roof flattens at its own peak, above the f32 one.
+        let int8_top = roofs[3].1.last().expect("points").1;
+        assert!((int8_top - 630f64.log10()).abs() < 1e-9, "{int8_top}");
+        let mut app = App::new(Vec::new(), "unused".into());
+        app.measurements = Some(measurements);
+        app.view = View::Kernels;
+        let text = screen(&app, 160, 48);
+        assert!(text.contains("int8 630 Gop/s"), "{text}");
+        // The axis reaches down to the 0.05 GFLOP/s kernel.
+        assert!(text.contains("0.01"), "{text}");
+    }
+
+    #[test]
+    fn numbers_in_names_sort_as_numbers() {
+        let mut keys = vec![
+            "tiled f32 b32",
+            "tiled f32 b1",
+            "tiled f32 b8",
+            "naive f32 b16",
+        ];
+        keys.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(
+            keys,
+            [
+                "naive f32 b16",
+                "tiled f32 b1",
+                "tiled f32 b8",
+                "tiled f32 b32"
+            ]
+        );
+    }
+
+    /// On a tiny terminal the help still shows (it had drawn nothing at
+    /// 20x5), and cut lines end in "…".
+    #[test]
+    fn the_help_shows_on_a_tiny_terminal() {
+        let mut app = App::new(Vec::new(), "unused".into());
+        app.show_help = true;
+        let text = screen(&app, 20, 5);
+        assert!(text.contains("Everywhere"), "{text}");
+        assert!(text.contains('…'), "{text}");
+    }
+
+    /// Names and messages too long for a small terminal end in "…".
+    #[test]
+    fn cut_names_and_messages_say_so() {
+        let mut entries = crate::tui::fake::builtin_scenarios();
+        entries[0].name = "a-very-long-scenario-name-for-a-small-list".to_string();
+        let mut app = App::new(entries, "unused".into());
+        app.message = Some(Message::Error(
+            "scenarios/broken.toml:3:1: unknown key `trafic` (expected one of: traffic, slo, budget)"
+                .to_string(),
+        ));
+        let text = screen(&app, 60, 16);
+        assert!(text.contains("✓ a-very-long-s…"), "{text}");
+        assert!(
+            text.contains("a-very-long-scenario-name-for-a-sma… "),
+            "{text}"
+        );
+        assert!(text.contains("(expected o…"), "{text}");
+    }
+
+    /// Wording when the plan shown is the scenario's own.
+    #[test]
+    fn the_scenarios_own_plan_is_called_so() {
+        let report = crate::report::fixtures::sample_report();
+        let mut app = showing(&report, View::Export);
+        app.active = Some(crate::tui::fake::builtin_scenarios().remove(0));
+        let text = screen(&app, 120, 34);
+        assert!(text.contains("the scenario's own plan"), "{text}");
+        assert!(!text.contains("what-if: as in the scenario"), "{text}");
+        app.view = View::Plan;
+        app.what_if.traffic = 2.0;
+        let text = screen(&app, 160, 34);
+        assert!(
+            text.contains("the plan shown is the scenario's own"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub enum JobKind {
         report: Box<Report>,
         out_dir: PathBuf,
     },
+    /// Read one scenario file again (it was listed with errors: it may have
+    /// been fixed since).
+    Recheck { scenario: ScenarioEntry },
+    /// List the scenario files under `paths` again (empty: the default
+    /// directory), to see files added, removed or edited since.
+    Rescan { paths: Vec<PathBuf> },
 }
 
 /// Which kind of job, without its data.
@@ -43,6 +49,8 @@ pub enum JobTag {
     Run,
     Replan,
     Export,
+    Recheck,
+    Rescan,
 }
 
 impl JobKind {
@@ -51,6 +59,8 @@ impl JobKind {
             JobKind::Run { .. } => JobTag::Run,
             JobKind::Replan { .. } => JobTag::Replan,
             JobKind::Export { .. } => JobTag::Export,
+            JobKind::Recheck { .. } => JobTag::Recheck,
+            JobKind::Rescan { .. } => JobTag::Rescan,
         }
     }
 
@@ -59,6 +69,8 @@ impl JobKind {
             JobKind::Run { .. } => "measuring",
             JobKind::Replan { .. } => "re-planning",
             JobKind::Export { .. } => "exporting",
+            JobKind::Recheck { .. } => "re-reading the scenario",
+            JobKind::Rescan { .. } => "reloading the scenarios",
         }
     }
 }
@@ -97,6 +109,11 @@ pub enum WorkerEvent {
         job: JobId,
         entry: ScenarioEntry,
     },
+    /// The scenario files as they are listed now (a [`JobKind::Rescan`]).
+    Listed {
+        job: JobId,
+        entries: Vec<ScenarioEntry>,
+    },
     /// The pipeline panicked during the job; the job is over.
     Failed {
         job: JobId,
@@ -117,6 +134,7 @@ impl WorkerEvent {
             | WorkerEvent::Planned { job, .. }
             | WorkerEvent::Exported { job, .. }
             | WorkerEvent::Reloaded { job, .. }
+            | WorkerEvent::Listed { job, .. }
             | WorkerEvent::Failed { job, .. }
             | WorkerEvent::Finished { job, .. } => *job,
         }
@@ -146,6 +164,8 @@ pub enum Phase {
     Measuring,
     Planning,
     Exporting,
+    /// Reading scenario files (quick).
+    Reading,
 }
 
 /// How many exports are writing files right now, shared with whoever must
@@ -366,11 +386,13 @@ pub fn waiting_stage(busy_with: Phase, next: &JobKind) -> String {
         JobKind::Run { .. } => "measuring",
         JobKind::Replan { .. } => "re-planning with the new what-if",
         JobKind::Export { .. } => "exporting",
+        JobKind::Recheck { .. } | JobKind::Rescan { .. } => "reading the scenarios",
     };
     match busy_with {
         Phase::Measuring => WAITING_FOR_CANCELLED.to_string(),
         Phase::Planning => format!("{doing} once the superseded plan stops"),
         Phase::Exporting => format!("{doing} once the running export has written its files"),
+        Phase::Reading => format!("{doing} once the scenario files are read"),
     }
 }
 
@@ -425,6 +447,7 @@ fn worker_loop(
             JobKind::Run { .. } => Phase::Measuring,
             JobKind::Replan { .. } => Phase::Planning,
             JobKind::Export { .. } => Phase::Exporting,
+            JobKind::Recheck { .. } | JobKind::Rescan { .. } => Phase::Reading,
         });
         // Counted while it runs, so that a hang-up does not end the process
         // between the renames of a report set.
@@ -554,6 +577,14 @@ fn run_job_in_phases(
             set_phase(Phase::Exporting);
             let result = pipeline.export(scenario, report, out_dir);
             send(WorkerEvent::Exported { job: id, result })?;
+        }
+        JobKind::Recheck { scenario } => {
+            let entry = pipeline.reload(scenario);
+            send(WorkerEvent::Reloaded { job: id, entry })?;
+        }
+        JobKind::Rescan { paths } => {
+            let entries = pipeline.load_scenarios(paths);
+            send(WorkerEvent::Listed { job: id, entries })?;
         }
     }
     send(WorkerEvent::Finished {
