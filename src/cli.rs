@@ -292,7 +292,7 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioErrors>> {
     if failures.is_empty() {
         Ok(scenarios)
     } else {
-        let problems: usize = failures.iter().map(|f| f.errors.len()).sum();
+        let problems: usize = failures.iter().map(|f| f.problems).sum();
         err(&format!(
             "error: {} of {} scenario file(s) invalid ({problems} problem(s)); see docs/scenarios.md\n",
             failures.len(),
@@ -388,7 +388,7 @@ fn list(dir: &Path) -> Exit {
                     "{:<28} INVALID ({} problem(s); run `workbench validate {}`)\n",
                     file.file_stem()
                         .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-                    e.errors.len(),
+                    e.problems,
                     file.display()
                 ));
                 all_ok = false;
@@ -540,8 +540,7 @@ fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
     // `out` or the directory it would be created in must take new entries:
     // a read-only mount or a pseudo-filesystem such as /proc exists and is a
     // directory, and refuses them only when the reports are written.
-    let probe = existing.join(format!(".workbench-probe-{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir(&probe) {
+    if let Err(e) = probe_directory(existing) {
         return Some(format!(
             "--out {}: cannot create anything in {} ({e}); pass a directory the reports can be written to",
             out.display(),
@@ -553,7 +552,6 @@ fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
             .display()
         ));
     }
-    let _ = std::fs::remove_dir(&probe);
     scenarios.iter().find_map(|s| {
         let dir = out.join(&s.name);
         (dir.exists() && !dir.is_dir()).then(|| {
@@ -565,6 +563,36 @@ fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
             )
         })
     })
+}
+
+/// Create and remove a directory in `dir` (the current one when empty). A
+/// name already taken (another run's probe, or one left by a run killed
+/// mid-probe) is no sign of an unwritable directory: another name is tried.
+fn probe_directory(dir: &Path) -> std::io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = None;
+    for attempt in 0..8u32 {
+        let probe = dir.join(format!(
+            ".workbench-probe-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::create_dir(&probe) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&probe);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no probe name was free")))
 }
 
 /// Why the measurement cache cannot be used: `$WORKBENCH_CACHE_DIR` (or the

@@ -1211,3 +1211,21 @@ fn the_kernels_view_lists_what_was_not_measured() {
         assert!(screen.contains("cached timings"), "{screen}");
     }
 }
+
+/// Enter on a scenario listed with errors re-reads it, but not while another
+/// job runs: that job would be cancelled for a file that may still be broken.
+#[test]
+fn re_reading_a_broken_scenario_waits_for_the_running_job() {
+    let mut h = Harness::new();
+    let running = update(&mut h.app, Action::Run).expect("a run job");
+    h.app.selected = 2;
+    assert!(!h.app.selected_scenario().unwrap().is_valid());
+    assert!(update(&mut h.app, Action::Run).is_none(), "no recheck job");
+    assert!(
+        !running.cancel.load(Ordering::Relaxed),
+        "the running job goes on"
+    );
+    assert_eq!(h.app.job.as_ref().map(|j| j.id), Some(running.id));
+    let screen = h.screen(120, 34);
+    assert!(screen.contains("broken has errors"), "{screen}");
+}

@@ -33,7 +33,11 @@ impl fmt::Display for ScenarioError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioErrors {
     pub path: PathBuf,
+    /// What is listed: the problems (at most [`MAX_REPORTED_ERRORS`]), then
+    /// notices of those not listed and of where checking stopped.
     pub errors: Vec<ScenarioError>,
+    /// Problems found, listed or not (the notices are not problems).
+    pub problems: usize,
 }
 
 impl fmt::Display for ScenarioErrors {
@@ -60,6 +64,7 @@ impl ScenarioErrors {
                 key: String::new(),
                 message: message.into(),
             }],
+            problems: 1,
         }
     }
 }
@@ -159,6 +164,7 @@ impl<'a> Collector<'a> {
         if self.pending.len() > MAX_REPORTED_ERRORS {
             omitted += self.pending.len() - MAX_REPORTED_ERRORS;
         }
+        let problems = self.pending.len().min(MAX_REPORTED_ERRORS) + omitted;
         let mut positions = Positions::new(self.text);
         let mut errors: Vec<ScenarioError> = Vec::with_capacity(self.pending.len());
         for (i, e) in self.pending.into_iter().enumerate() {
@@ -196,6 +202,7 @@ impl<'a> Collector<'a> {
         Err(ScenarioErrors {
             path: self.path.to_path_buf(),
             errors,
+            problems,
         })
     }
 }
@@ -335,7 +342,10 @@ mod tests {
         for line in (0..1000).rev() {
             c.push(2 * line..2 * line + 1, "k", format!("bad {line}"));
         }
-        let errors = c.finish().unwrap_err().errors;
+        let found = c.finish().unwrap_err();
+        // every problem counts, the notice does not
+        assert_eq!(found.problems, 1000);
+        let errors = found.errors;
         assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
         assert_eq!(errors[0].message, "bad 0");
         assert_eq!(errors[99].line, 100);

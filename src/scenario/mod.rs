@@ -589,6 +589,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
                         "not UTF-8 text (invalid byte at offset {valid}); is this a binary file? A scenario is a TOML text file"
                     ),
                 }],
+                problems: 1,
             });
         }
     };

@@ -2050,15 +2050,15 @@ impl Validator<'_> {
             &i.refresh_every_s,
             "inputs.refresh_every_s",
             (0.0, true),
-            MAX_FRESHNESS_S,
-            "seconds between the batch job's starts (86400 = nightly; at most a year)",
+            MAX_FRESHNESS_S / 2.0,
+            "seconds between the batch job's starts (86400 = nightly; at most half a year)",
         );
         let mut window = self.optional_up_to(
             &i.batch_window_s,
             "inputs.batch_window_s",
             (0.0, true),
-            MAX_FRESHNESS_S,
-            "the longest one batch run may take (seconds, at most a year)",
+            MAX_FRESHNESS_S / 2.0,
+            "the longest one batch run may take (seconds, at most half a year)",
         );
         let parsed_refresh = refresh.flatten();
         if matches!(space, Some(InputSpace::Unbounded)) {

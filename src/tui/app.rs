@@ -498,7 +498,16 @@ fn run_selected(app: &mut App) -> Option<Job> {
     let scenario = app.selected_scenario()?.clone();
     if !scenario.is_valid() {
         // Listed with errors: it may have been fixed since. Read it again
-        // (on the worker) and run it if it now reads without errors.
+        // (on the worker) and run it if it now reads without errors; not
+        // while a job runs, which a new job would cancel for a file that
+        // may still be broken (as a reload waits).
+        if let Some(job) = &app.job {
+            app.message = Some(Message::Info(format!(
+                "{} has errors; {} now: Enter re-reads it once that is done, or after Esc",
+                scenario.name, job.label
+            )));
+            return None;
+        }
         app.message = Some(Message::Info(format!(
             "re-reading {}",
             scenario.path.display()
@@ -850,11 +859,11 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) -> Option<Job> {
         },
         WorkerEvent::Reloaded { entry, .. } => {
             if let Some(listed) = app.scenarios.iter_mut().find(|s| s.path == entry.path) {
-                *listed = entry.clone();
+                *listed = (*entry).clone();
             }
             // A re-read of a file listed with errors runs nothing yet.
             if !app.running(JobTag::Recheck) {
-                app.active = Some(entry);
+                app.active = Some(*entry);
             }
         }
         WorkerEvent::Listed { entries, .. } => on_listed(app, entries),

@@ -71,6 +71,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
                 "targets: c7i.large, c7i.xlarge, c7i.2xlarge, phone-mid".to_string(),
             ],
             errors: vec![],
+            problems: 0,
             offline_fraction: FAKE_OFFLINE_FRACTION,
             has_budget: true,
             has_edge: true,
@@ -86,6 +87,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
                 "targets: phone-mid, phone-low".to_string(),
             ],
             errors: vec![],
+            problems: 0,
             offline_fraction: FAKE_OFFLINE_FRACTION,
             has_budget: false,
             has_edge: true,
@@ -98,6 +100,7 @@ pub fn builtin_scenarios() -> Vec<ScenarioEntry> {
             errors: vec![
                 "scenarios/broken.toml:3:1: unknown key `trafic` (expected one of: traffic, slo, budget, model, targets)".to_string(),
             ],
+            problems: 1,
             offline_fraction: 0.0,
             has_budget: false,
             has_edge: false,

@@ -23,6 +23,8 @@ pub struct ScenarioEntry {
     pub summary: Vec<String>,
     /// Parse or validation errors, one per line (`file:line:col: ...`). Empty when valid.
     pub errors: Vec<String>,
+    /// Problems found, listed in `errors` or not (0 when valid).
+    pub problems: usize,
     /// The scenario's own share of time its devices are offline (0 when it
     /// failed to parse): where the offline what-if starts.
     pub offline_fraction: f64,

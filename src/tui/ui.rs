@@ -277,7 +277,7 @@ fn render_scenarios(app: &App, frame: &mut Frame, area: Rect) {
         ));
     } else {
         lines.push(Line::styled(
-            format!("{} error(s):", entry.errors.len()),
+            format!("{} error(s):", entry.problems),
             ERROR.bold(),
         ));
         lines.extend(entry.errors.iter().map(|l| Line::styled(l.clone(), ERROR)));

@@ -104,10 +104,11 @@ pub enum WorkerEvent {
         job: JobId,
         result: Result<Vec<PathBuf>, String>,
     },
-    /// The scenario's file changed since it was listed: its entry as it reads now.
+    /// The scenario's file changed since it was listed: its entry as it
+    /// reads now (boxed: events are moved through a channel).
     Reloaded {
         job: JobId,
-        entry: ScenarioEntry,
+        entry: Box<ScenarioEntry>,
     },
     /// The scenario files as they are listed now (a [`JobKind::Rescan`]).
     Listed {
@@ -529,7 +530,7 @@ fn run_job_in_phases(
             if current != *scenario {
                 send(WorkerEvent::Reloaded {
                     job: id,
-                    entry: current,
+                    entry: Box::new(current),
                 })?;
             }
             set_phase(Phase::Measuring);
@@ -580,7 +581,10 @@ fn run_job_in_phases(
         }
         JobKind::Recheck { scenario } => {
             let entry = pipeline.reload(scenario);
-            send(WorkerEvent::Reloaded { job: id, entry })?;
+            send(WorkerEvent::Reloaded {
+                job: id,
+                entry: Box::new(entry),
+            })?;
         }
         JobKind::Rescan { paths } => {
             let entries = pipeline.load_scenarios(paths);
