@@ -200,6 +200,11 @@ fn unknown_key_message(segs: &[Seg], got: &str, accepted: &[&str]) -> (String, O
     if let Some(hint) = misplaced_key_hint(segs) {
         return (hint, None);
     }
+    unknown_key_with_suggestion(got, accepted)
+}
+
+/// "unknown key `x`; did you mean `y`? (accepted keys: ...)", and `y`.
+fn unknown_key_with_suggestion(got: &str, accepted: &[&str]) -> (String, Option<String>) {
     let mut msg = format!("unknown key `{}`", quoted(got, 60));
     let best = did_you_mean(got, accepted.iter().copied());
     if let Some(best) = best {
@@ -476,15 +481,7 @@ fn rewrite_serde_message(message: &str) -> (String, Option<String>) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
         if let Some((got, accepted)) = names.split_first() {
-            let mut msg = format!("unknown key `{}`", quoted(got, 60));
-            let best = did_you_mean(got, accepted.iter().copied());
-            if let Some(best) = best {
-                msg.push_str(&format!("; did you mean `{best}`?"));
-            }
-            if !accepted.is_empty() {
-                msg.push_str(&format!(" (accepted keys: {})", accepted.join(", ")));
-            }
-            return (msg, best.map(str::to_string));
+            return unknown_key_with_suggestion(got, accepted);
         }
     }
     let mut msg = message.trim().to_string();
