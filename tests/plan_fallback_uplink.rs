@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::synthetic_profiles_with;
+use common::{parsed, synthetic_profiles_with};
 use workbench::plan::{self, PlanOptions, WhatIf};
-use workbench::scenario::{self, Placement};
+use workbench::scenario::Placement;
 
 const FALLBACK: &str = r#"
 name = "fallback-uplink"
@@ -73,10 +73,7 @@ max_queue_delay_ms = [0]
 
 #[test]
 fn a_fallback_is_timed_over_the_devices_uplink() {
-    let s = match scenario::parse_str(FALLBACK, std::path::Path::new("fallback.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    };
+    let s = parsed(FALLBACK, "fallback.toml");
     let options = PlanOptions {
         sensitivity: false,
         ..PlanOptions::quick(7)

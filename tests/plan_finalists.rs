@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::synthetic_profiles_with;
+use common::{parsed, synthetic_profiles_with};
 use workbench::plan::{self, PlanOptions, WhatIf};
-use workbench::scenario;
 
 /// One replica at utilisation 0.9 (4.5 ms of request handling at 200/s)
 /// under an SLO far above every plan's p99: every backend, batch size and
@@ -56,10 +55,7 @@ max_replicas = 1
 
 #[test]
 fn the_recommended_plan_is_always_a_finalist() {
-    let s = match scenario::parse_str(BUSY_TIES, std::path::Path::new("busy.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    };
+    let s = parsed(BUSY_TIES, "busy.toml");
     let profiles = synthetic_profiles_with(&s, 0.6, 1.0);
     for seed in 1..=4 {
         let options = PlanOptions {

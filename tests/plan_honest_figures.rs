@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{load, plan_quickly, with_trace};
 use workbench::plan::search::{partition_capacity_per_s, physical_cores, HTTP_REQUEST_CPU_S};
 use workbench::plan::{self, Evaluation};
@@ -63,10 +61,7 @@ max_queue_delay_ms = [2]
 "#;
 
 fn parse(text: &str) -> Scenario {
-    match scenario::parse_str(text, Path::new("honest.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    }
+    common::parsed(text, "honest.toml")
 }
 
 /// BASE with each (from, to) replaced (each `from` must occur).

@@ -11,11 +11,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::synthetic_profiles_with;
 use workbench::plan::{self, PlanOptions, WhatIf};
-use workbench::scenario::{self, Scenario};
+use workbench::scenario::Scenario;
 
 const MD1: &str = r#"
 name = "queue-md1-slo"
@@ -63,10 +61,7 @@ max_replicas = 1
 const THEORY_P999_MS: f64 = 83.0;
 
 fn md1() -> Scenario {
-    match scenario::parse_str(MD1, Path::new("queue-md1-slo.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    }
+    common::parsed(MD1, "queue-md1-slo.toml")
 }
 
 /// The recommendation's latency at the SLO percentile and its interval, or
@@ -225,10 +220,7 @@ fn a_gap_at_the_percentile_widens_the_interval_across_it() {
             "rtt_median_ms = 40\nrtt_p99_ms = 90\nbandwidth_mbps = 200\nloss_fraction = 0.005\nmin_rto_ms = 200",
         )
         .replace("request_bytes = 0", "request_bytes = 1500");
-    let s = match scenario::parse_str(&lossy, Path::new("lossy.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    };
+    let s = common::parsed(&lossy, "lossy.toml");
     let results: Vec<(f64, [f64; 2])> = (21..=23)
         .map(|seed| planned(&s, seed).unwrap_or_else(|why| panic!("{why}")))
         .collect();

@@ -15,11 +15,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::synthetic_profiles_with;
 use workbench::plan::{self, PlanOptions, WhatIf};
-use workbench::scenario::{self, Placement, Scenario};
+use workbench::scenario::{Placement, Scenario};
 
 const FALLBACK: &str = r#"
 name = "fallback-md1-slo"
@@ -82,10 +80,7 @@ max_replicas = 1
 const THEORY_MS: f64 = 77.0;
 
 fn fallback() -> Scenario {
-    match scenario::parse_str(FALLBACK, Path::new("fallback-md1-slo.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    }
+    common::parsed(FALLBACK, "fallback-md1-slo.toml")
 }
 
 /// What a seed's plan recommends: its latency at the SLO percentile, its

@@ -6,7 +6,6 @@ mod common;
 
 use common::report_quickly;
 use workbench::report::{latency_cdf_svg, markdown};
-use workbench::scenario;
 
 /// One cloud target, online over HTTP, an SLO no plan can meet (10 us).
 const IMPOSSIBLE_SLO: &str = r#"
@@ -48,10 +47,7 @@ seed = 3
 #[test]
 fn an_infeasible_run_shows_the_closest_plans_latency() {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let s = match scenario::parse_str(IMPOSSIBLE_SLO, &dir.join("closest-plans.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("{e}"),
-    };
+    let s = common::parsed(IMPOSSIBLE_SLO, dir.join("closest-plans.toml"));
     let report = report_quickly(&s);
     assert!(!report.feasible);
     assert!(

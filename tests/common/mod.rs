@@ -24,6 +24,15 @@ pub fn load(name: &str) -> Scenario {
     }
 }
 
+/// A scenario given as text in a test, named `file` in its errors (it must be valid).
+#[allow(dead_code)]
+pub fn parsed(text: &str, file: impl AsRef<Path>) -> Scenario {
+    match scenario::parse_str(text, file.as_ref()) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Latency = 20 us + FLOPs / (a share of the target's peak): naive at 0.05,
 /// tiled f32 at 0.3, int8 at `int8_speed`, with `int8_agreement` with the
 /// f32 model (the others agree fully).
