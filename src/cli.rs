@@ -540,16 +540,16 @@ fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
     // `out` or the directory it would be created in must take new entries:
     // a read-only mount or a pseudo-filesystem such as /proc exists and is a
     // directory, and refuses them only when the reports are written.
-    if let Err(e) = probe_directory(existing) {
+    let parent = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    if let Err(e) = probe_directory(parent) {
         return Some(format!(
             "--out {}: cannot create anything in {} ({e}); pass a directory the reports can be written to",
             out.display(),
-            if existing.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                existing
-            }
-            .display()
+            parent.display()
         ));
     }
     scenarios.iter().find_map(|s| {
@@ -565,15 +565,10 @@ fn unwritable_out(out: &Path, scenarios: &[Scenario]) -> Option<String> {
     })
 }
 
-/// Create and remove a directory in `dir` (the current one when empty). A
-/// name already taken (another run's probe, or one left by a run killed
-/// mid-probe) is no sign of an unwritable directory: another name is tried.
+/// Create and remove a directory in `dir`. A name already taken (another
+/// run's probe, or one left by a run killed mid-probe) is no sign of an
+/// unwritable directory: another name is tried.
 fn probe_directory(dir: &Path) -> std::io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

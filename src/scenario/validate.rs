@@ -478,11 +478,9 @@ fn section<T: serde::de::DeserializeOwned>(path: &'static str, shown: &'static s
 /// serde's messages, in the scenario's vocabulary; for an unknown key, also
 /// the key it was probably meant to be.
 fn rewrite_serde_message(message: &str) -> (String, Option<String>) {
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-        if let Some((got, accepted)) = names.split_first() {
-            return unknown_key_with_suggestion(got, accepted);
-        }
+    if let Some((got, accepted)) = unknown_field(message) {
+        let accepted: Vec<&str> = accepted.iter().map(String::as_str).collect();
+        return unknown_key_with_suggestion(&got, &accepted);
     }
     let mut msg = message.trim().to_string();
     for (from, to) in [

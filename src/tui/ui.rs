@@ -1883,12 +1883,7 @@ fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// `text` cut to `max` characters, ending in "…" when cut.
 fn short(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    }
+    elide(text, max, |room| room)
 }
 
 #[cfg(test)]
