@@ -1172,6 +1172,38 @@ pub fn plan_scenario(
     generated_at: &str,
 ) -> Report {
     let outcome = plan::plan(scenario, &measured.profiles, what_if, options);
+    report_of(scenario, measured, what_if, options, generated_at, outcome)
+}
+
+/// [`plan_scenario`], given up soon after `cancel` is set: `None` then.
+pub fn plan_scenario_cancellable(
+    scenario: &Scenario,
+    measured: &Measured,
+    what_if: &WhatIf,
+    options: &PlanOptions,
+    generated_at: &str,
+    cancel: &AtomicBool,
+) -> Option<Report> {
+    let outcome = plan::plan_cancellable(scenario, &measured.profiles, what_if, options, cancel)?;
+    Some(report_of(
+        scenario,
+        measured,
+        what_if,
+        options,
+        generated_at,
+        outcome,
+    ))
+}
+
+/// The report of a plan's outcome.
+fn report_of(
+    scenario: &Scenario,
+    measured: &Measured,
+    what_if: &WhatIf,
+    options: &PlanOptions,
+    generated_at: &str,
+    outcome: plan::PlanOutcome,
+) -> Report {
     // What the plans were made for: the notes state the traffic and serving
     // figures with the what-if applied (a report of traffic x3 had stated the
     // scenario's own rate).

@@ -78,6 +78,7 @@ fn a_whole_trace_is_replayed_unchanged() {
         scenario: &s,
         profiles: &profiles,
         only: None,
+        cancel: None,
     };
     let ArrivalProcess::Trace { timestamps_s, .. } = &s.traffic.process else {
         unreachable!()

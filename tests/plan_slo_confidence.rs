@@ -190,6 +190,7 @@ fn a_finalists_figures_are_those_of_its_final_budget() {
         scenario: &s,
         profiles: &profiles,
         only: None,
+        cancel: None,
     };
     let budget = plan::final_budget(&options, &best.plan.id);
     let again = plan::search::reevaluate_within(&ctx, &best.candidate, &budget)

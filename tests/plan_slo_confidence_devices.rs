@@ -120,6 +120,7 @@ fn planned(s: &Scenario, seed: u64) -> Result<Seeded, String> {
         scenario: s,
         profiles: &profiles,
         only: None,
+        cancel: None,
     };
     let budget = plan::final_budget(&options, &best.plan.id);
     let short = plan::search::reevaluate(&ctx, &best.candidate, &budget.sim)

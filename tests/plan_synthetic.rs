@@ -381,6 +381,7 @@ fn the_recommendation_and_its_ties_are_simulated_at_the_final_budget() {
             scenario: &s,
             profiles: &profiles,
             only: None,
+            cancel: None,
         };
         let ties = plan::tie_test(&s, &out.evaluations);
         let tied: Vec<&plan::Evaluation> = out
@@ -586,4 +587,60 @@ fn a_what_if_report_notes_the_traffic_it_planned_for() {
     assert!(traffic.contains(&format!("at {tripled} mean")), "{traffic}");
     let slo = report.slo.expect("an SLO");
     assert!((slo.latency_ms - s.objectives.latency_ms * 2.0).abs() < 1e-9);
+}
+
+/// A planning that is no longer wanted (the TUI's superseded re-plan) stops
+/// simulating: once its flag is set, no candidate is simulated, the answer
+/// is `None`, and an unset flag changes nothing.
+#[test]
+fn a_cancelled_planning_simulates_nothing_more_and_gives_no_answer() {
+    use std::sync::atomic::AtomicBool;
+    let s = load("card-fraud-stream");
+    let profiles = synthetic_profiles(&s);
+    let set = AtomicBool::new(true);
+    let ctx = plan::evaluate::Context {
+        scenario: &s,
+        profiles: &profiles,
+        only: None,
+        cancel: Some(&set),
+    };
+    let budget = plan::SimBudget {
+        requests: 4_000,
+        seed: 7,
+    };
+    let skipped = plan::search::evaluate_all(&ctx, &budget);
+    assert!(!skipped.is_empty());
+    for e in &skipped {
+        assert!(!e.simulated, "{} simulated after the cancel", e.plan.id);
+    }
+    // Plans refused before any simulation (accuracy, privacy) keep their reason.
+    let cancelled = skipped
+        .iter()
+        .filter(|e| e.reason().as_deref() == Some("planning cancelled (not simulated)"))
+        .count();
+    assert!(
+        cancelled * 2 > skipped.len(),
+        "{cancelled} of {}",
+        skipped.len()
+    );
+    let what_if = WhatIf::default();
+    assert!(plan::plan_cancellable(&s, &profiles, &what_if, &quick(), &set).is_none());
+
+    let unset = AtomicBool::new(false);
+    let kept = plan::plan_cancellable(&s, &profiles, &what_if, &quick(), &unset)
+        .expect("an answer when nobody cancels");
+    let plain = plan::plan(&s, &profiles, &what_if, &quick());
+    let figures = |o: &plan::PlanOutcome| -> Vec<(String, f64, f64)> {
+        o.evaluations
+            .iter()
+            .map(|e| {
+                (
+                    e.plan.id.clone(),
+                    e.plan.cost_usd_per_month,
+                    e.plan.latency_ms.p99,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(figures(&kept), figures(&plain));
 }

@@ -45,6 +45,7 @@ fn runs(s: &Scenario, profiles: &ProfileSet, family: &str) -> Vec<Vec<Evaluation
         scenario: s,
         profiles,
         only: Some(&only),
+        cancel: None,
     };
     SEEDS
         .map(|seed| {

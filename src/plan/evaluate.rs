@@ -260,11 +260,20 @@ pub struct Context<'a> {
     /// When set, only candidates of these families (see [`Candidate::family`]) are
     /// evaluated: sensitivity re-plans the front-runners only.
     pub only: Option<&'a std::collections::BTreeSet<String>>,
+    /// Set by whoever no longer wants the answer (the TUI, when a re-plan is
+    /// superseded): candidates not yet simulated are then skipped.
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl Context<'_> {
     pub fn allows(&self, c: &Candidate) -> bool {
         self.only.is_none_or(|only| only.contains(&c.family()))
+    }
+
+    /// Whether the planning was cancelled: what is computed after that is thrown away.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn reference_variant(&self) -> &str {
@@ -968,6 +977,16 @@ const TRACE_END_MARGIN_S: f64 = 4e-9;
 /// it, on/off cycles would be simulated by the million for a few requests.
 const MAX_EXTENDED_WINDOW_S: f64 = 30.0 * 86_400.0;
 
+/// Why a candidate is not simulated: outside a sensitivity re-plan's
+/// families, or the planning was cancelled.
+fn skipped_because(ctx: &Context<'_>) -> &'static str {
+    if ctx.cancelled() {
+        "planning cancelled"
+    } else {
+        "outside the families re-planned"
+    }
+}
+
 /// Simulate, price and check one candidate.
 pub fn simulate_candidate(
     ctx: &Context<'_>,
@@ -975,13 +994,13 @@ pub fn simulate_candidate(
     plan: SimPlan,
     budget: &SearchBudget,
 ) -> Evaluation {
-    if !ctx.allows(&c) {
+    if !ctx.allows(&c) || ctx.cancelled() {
         return pruned(
             c,
             plan.source,
             plan.accuracy,
             0.0,
-            "outside the families re-planned".into(),
+            skipped_because(ctx).into(),
         );
     }
     let mut config = SimConfig {
@@ -1487,14 +1506,8 @@ pub fn simulate_devices(
     p: DevicesPlan,
     budget: &SearchBudget,
 ) -> Evaluation {
-    if !ctx.allows(&c) {
-        return pruned(
-            c,
-            p.source,
-            p.accuracy,
-            0.0,
-            "outside the families re-planned".into(),
-        );
+    if !ctx.allows(&c) || ctx.cancelled() {
+        return pruned(c, p.source, p.accuracy, 0.0, skipped_because(ctx).into());
     }
     let mut row = blank_plan(&c, p.source, p.accuracy);
     let cannot = |c: Candidate, err: sim::SimError| {
@@ -2619,6 +2632,7 @@ mod tests {
                 scenario: s,
                 profiles: &profiles,
                 only: None,
+                cancel: None,
             }
             .sampled_devices(fleet, share)
         };
@@ -2633,6 +2647,7 @@ mod tests {
             scenario: &s,
             profiles: &profiles,
             only: None,
+            cancel: None,
         };
         let per_device = 2.0 * 0.4 / 4e6;
         let wanted = ctx.requests_wanted(0) as f64 * SAMPLE_MARGIN;
@@ -2661,6 +2676,7 @@ mod tests {
             scenario: &s,
             profiles: &profiles,
             only: None,
+            cancel: None,
         };
         let failed = FailureSummary {
             offline_dominated: false,
@@ -2696,6 +2712,7 @@ mod tests {
             scenario: &s,
             profiles: &profiles,
             only: None,
+            cancel: None,
         };
         // 43,600 instance-seconds of scoring a run, 60 s to start an instance.
         let (items, per_instance, startup_s) = (43_600_000, 1_000.0, 60.0);
@@ -2754,6 +2771,7 @@ mod tests {
                 scenario: s,
                 profiles: &profiles,
                 only: None,
+                cancel: None,
             };
             batch_job(&ctx, items, per_instance, max, 0.0)
         };
@@ -2809,6 +2827,7 @@ mod tests {
                 scenario: s,
                 profiles: &profiles,
                 only: None,
+                cancel: None,
             };
             let mut run = RunControl {
                 duration_s: 10.0,

@@ -14,6 +14,7 @@ pub mod sensitivity;
 pub mod whatif;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use candidate::Candidate;
 pub use evaluate::{Evaluation, SearchBudget, SimBudget, SloConfidence};
@@ -92,8 +93,33 @@ pub fn plan(
     what_if: &WhatIf,
     options: &PlanOptions,
 ) -> PlanOutcome {
+    plan_unless(scenario, profiles, what_if, options, None)
+}
+
+/// [`plan`], given up soon after `cancel` is set (before the next candidate's
+/// simulation): `None` then. The TUI cancels a re-plan a newer one supersedes.
+pub fn plan_cancellable(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    what_if: &WhatIf,
+    options: &PlanOptions,
+    cancel: &AtomicBool,
+) -> Option<PlanOutcome> {
+    let outcome = plan_unless(scenario, profiles, what_if, options, Some(cancel));
+    (!cancel.load(Ordering::Relaxed)).then_some(outcome)
+}
+
+/// The plan; once `cancel` is set, whatever is left is skipped and the
+/// outcome is meaningless (callers check the flag).
+fn plan_unless(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    what_if: &WhatIf,
+    options: &PlanOptions,
+    cancel: Option<&AtomicBool>,
+) -> PlanOutcome {
     let scenario = what_if.apply(scenario);
-    let mut evaluations = ranked_evaluations(&scenario, profiles, options, None);
+    let mut evaluations = ranked_evaluations(&scenario, profiles, options, None, cancel);
     for e in &mut evaluations {
         e.plan.slo_latency_ms = e.slo_latency_ms.filter(|_| e.simulated);
         if e.plan.slo_latency_ms.is_none() {
@@ -103,7 +129,7 @@ pub fn plan(
     mark_pareto(&scenario, &mut evaluations);
     let feasible = evaluations.first().is_some_and(Evaluation::feasible);
     let sensitivity = if options.sensitivity && feasible {
-        sensitivity_lines(&scenario, profiles, options, &evaluations)
+        sensitivity_lines(&scenario, profiles, options, &evaluations, cancel)
     } else {
         Vec::new()
     };
@@ -131,11 +157,13 @@ fn ranked_evaluations(
     profiles: &ProfileSet,
     options: &PlanOptions,
     only: Option<&BTreeSet<String>>,
+    cancel: Option<&AtomicBool>,
 ) -> Vec<Evaluation> {
     let ctx = Context {
         scenario,
         profiles,
         only,
+        cancel,
     };
     let screening = SimBudget {
         requests: options.screening_requests,
@@ -559,6 +587,7 @@ fn sensitivity_lines(
     profiles: &ProfileSet,
     options: &PlanOptions,
     evaluations: &[Evaluation],
+    cancel: Option<&AtomicBool>,
 ) -> Vec<SensitivityLine> {
     let Some(best) = evaluations.first() else {
         return Vec::new();
@@ -585,7 +614,7 @@ fn sensitivity_lines(
                           only: Option<&BTreeSet<String>>|
      -> Replan {
         let s = what_if.apply(scenario);
-        let ranked = ranked_evaluations(&s, profiles, options, only);
+        let ranked = ranked_evaluations(&s, profiles, options, only, cancel);
         let same = {
             let ties = tie_test(&s, &ranked);
             ranked

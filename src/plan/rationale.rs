@@ -173,6 +173,7 @@ pub fn light_traffic_note(scenario: &Scenario, profiles: &ProfileSet) -> Option<
         scenario,
         profiles,
         only: None,
+        cancel: None,
     };
     let t = &scenario.traffic;
     let rps = crate::report::format::rps;
@@ -679,6 +680,7 @@ fn tiered_accuracy_sentence(
         scenario,
         profiles,
         only: None,
+        cancel: None,
     };
     let each: Vec<String> = scenario
         .targets

@@ -1580,6 +1580,7 @@ pub fn reevaluate_within(
         scenario: ctx.scenario,
         profiles: ctx.profiles,
         only: Some(&only),
+        cancel: ctx.cancel,
     };
     let id = c.id();
     evaluate_all_within(&narrowed, budget)

@@ -205,7 +205,8 @@ pub use crate::plan::whatif::WhatIfLimits;
 pub use crate::plan::WhatIf;
 
 /// The pipeline stages the TUI's worker thread calls. Every method may take
-/// long; `measure` must poll `cancel` and return early (with an error) when set.
+/// long; `measure` and `plan` must poll `cancel` and return early (with an
+/// error) when set.
 pub trait Pipeline: Send + Sync {
     /// Lists the scenarios found under `paths` (files, or directories of `*.toml`).
     fn load_scenarios(&self, paths: &[PathBuf]) -> Vec<ScenarioEntry>;

@@ -217,15 +217,15 @@ impl Pipeline for RealPipeline {
             .ok_or_else(|| "measurements from another pipeline: measure again".to_string())?;
         progress(Progress::Stage("simulating candidate plans".to_string()));
         let options = pipeline::plan_options(&cached.scenario, &self.options);
-        let report = pipeline::plan_scenario(
+        pipeline::plan_scenario_cancellable(
             &cached.scenario,
             &cached.measured,
             what_if,
             &options,
             &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        );
-        cancelled(cancel)?;
-        Ok(report)
+            cancel,
+        )
+        .ok_or_else(|| "cancelled".to_string())
     }
 
     fn export(
