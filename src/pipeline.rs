@@ -1045,24 +1045,32 @@ pub fn projection_breakdown(
     plan: &report::Plan,
     projections: &[ProjectionRecord],
 ) -> Option<report::ProjectionBreakdown> {
-    let same_config = |r: &&ProjectionRecord| {
-        r.variant == plan.model_variant
-            && r.backend == plan.backend
-            && r.latency.precision == plan.precision
-            && r.latency.target == plan.target
-    };
     let batch = plan.max_batch.max(1) as usize;
-    let record = projections
-        .iter()
-        .filter(same_config)
-        .filter(|r| r.latency.batch <= batch)
-        .max_by_key(|r| r.latency.batch)
-        .or_else(|| {
-            projections
-                .iter()
-                .filter(same_config)
-                .min_by_key(|r| r.latency.batch)
-        })?;
+    let record_on = |target: &str| {
+        let same_config = |r: &&ProjectionRecord| {
+            r.variant == plan.model_variant
+                && r.backend == plan.backend
+                && r.latency.precision == plan.precision
+                && r.latency.target == target
+        };
+        projections
+            .iter()
+            .filter(same_config)
+            .filter(|r| r.latency.batch <= batch)
+            .max_by_key(|r| r.latency.batch)
+            .or_else(|| {
+                projections
+                    .iter()
+                    .filter(same_config)
+                    .min_by_key(|r| r.latency.batch)
+            })
+    };
+    // A fleet ("phone-a&phone-b") or an edge model with a cloud fallback
+    // ("phone + cloud-instance") names several targets: the breakdown is of
+    // the first that runs the plan's build.
+    let record = std::iter::once(plan.target.as_str())
+        .chain(plan.target.split(['&', '+']).map(str::trim))
+        .find_map(record_on)?;
     let p = &record.latency;
     Some(report::ProjectionBreakdown {
         target: p.target.clone(),

@@ -644,3 +644,60 @@ fn a_cancelled_planning_simulates_nothing_more_and_gives_no_answer() {
     };
     assert_eq!(figures(&kept), figures(&plain));
 }
+
+/// The throughput floor counts predictions: a request asks
+/// `predictions_per_request` of them. A floor below what the traffic's own
+/// sizing delivers (in predictions) changes nothing; counted in requests it
+/// had asked 200 times the capacity.
+#[test]
+fn the_throughput_floor_counts_predictions_not_requests() {
+    let mut s = load("hotel-ranking");
+    s.search.modes = vec![scenario::Mode::OnlineHttp];
+    let fan_out = s.inputs.predictions_per_request as f64;
+    assert!(fan_out > 1.0);
+    let profiles = synthetic_profiles(&s);
+    let plan_with_floor = |floor: f64| {
+        let mut s = s.clone();
+        s.objectives.min_throughput_per_s = floor;
+        plan::plan(&s, &profiles, &WhatIf::default(), &quick())
+    };
+    let without = plan_with_floor(0.0);
+    let best = without
+        .recommended()
+        .expect("a feasible plan without a floor");
+    // Just under what the recommendation serves at the peak, in predictions.
+    let floor = s.traffic.peak_rate_per_s() * fan_out * 0.9;
+    assert!(best.capacity_rps * fan_out >= floor);
+    let with = plan_with_floor(floor);
+    let same = with.recommended().expect("a feasible plan under the floor");
+    assert_eq!(same.plan.id, best.plan.id);
+}
+
+/// A floor above what the traffic needs is met with more replicas, not
+/// refused: the replica search starts from the count the floor asks for.
+#[test]
+fn replicas_are_added_to_meet_the_throughput_floor() {
+    let mut s = load("card-fraud-stream");
+    s.search.modes = vec![scenario::Mode::OnlineHttp];
+    s.search.max_replicas = 128;
+    let profiles = synthetic_profiles(&s);
+    let fewest = |s: &Scenario| {
+        let out = plan::plan(s, &profiles, &WhatIf::default(), &quick());
+        let best = out.recommended().expect("a feasible plan").clone();
+        (best.candidate.replicas, best.capacity_rps, best.plan.target)
+    };
+    s.objectives.min_throughput_per_s = 0.0;
+    let (replicas, capacity, target) = fewest(&s);
+    // On that target alone: only more replicas can meet a higher floor.
+    s.search.targets = vec![target];
+    // Twelve times what the traffic's sizing gives: past the replicas the
+    // search tries beyond its first guess (larger batches give some of it).
+    let floor = capacity * 12.0;
+    s.objectives.min_throughput_per_s = floor;
+    let (more, capacity, _) = fewest(&s);
+    assert!(capacity >= floor, "{capacity} < {floor}");
+    assert!(
+        more > replicas,
+        "{more} replicas, as many as without the floor"
+    );
+}

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use workbench::report;
+use workbench::report::{self, FigureSource};
 use workbench::scenario;
 
 fn workbench(args: &[&str], cache: &Path) -> Output {
@@ -95,13 +95,22 @@ fn shipped_scenarios_plan_as_expected_check_and_baseline_gate_and_reruns_are_ide
         let planned = format!("{}/{}", rec.mode, rec.placement);
         let expect = s.expect.map(|e| format!("{}/{}", e.mode, e.placement));
         assert_eq!(Some(planned), expect, "{}: {:?}", s.name, plan.rationale);
-        // A projected plan shows its projection, for its own configuration.
+        // A projected plan shows its projection, for its own configuration
+        // (on one of its targets, for a fleet or an edge model with a fallback).
         if let Some(p) = &plan.projection {
             assert_eq!(
-                (&p.target, p.backend, p.precision, &p.model_variant),
-                (&rec.target, rec.backend, rec.precision, &rec.model_variant),
+                (p.backend, p.precision, &p.model_variant),
+                (rec.backend, rec.precision, &rec.model_variant),
                 "{}",
                 s.name
+            );
+            let targets: Vec<&str> = rec.target.split(['&', '+']).map(str::trim).collect();
+            assert!(
+                p.target == rec.target || targets.contains(&p.target.as_str()),
+                "{}: projection on {} for {}",
+                s.name,
+                p.target,
+                rec.target
             );
             assert!(
                 p.batch <= rec.max_batch.max(1) || p.batch == 1,
@@ -115,6 +124,17 @@ fn shipped_scenarios_plan_as_expected_check_and_baseline_gate_and_reruns_are_ide
                 s.name
             );
             projected += 1;
+        } else {
+            // Every shipped scenario's targets come from the catalog, with no
+            // speed factor: a projected figure has its projection to show,
+            // fleets and edge models with a fallback included.
+            assert_ne!(
+                rec.latency_source,
+                FigureSource::Projected,
+                "{}: projected on {} without a projection",
+                s.name,
+                rec.target
+            );
         }
         checked += 1;
     }

@@ -298,6 +298,12 @@ impl Context<'_> {
         self.scenario.traffic.rate_per_s * share
     }
 
+    /// Requests per second the throughput floor asks for: the floor counts
+    /// predictions, and each request asks `predictions_per_request` of them.
+    pub fn throughput_floor_rps(&self) -> f64 {
+        self.per_prediction(self.scenario.objectives.min_throughput_per_s)
+    }
+
     /// A per-request figure (the simulator's unit: one request, one
     /// response) per prediction: a request asks `predictions_per_request`.
     pub(super) fn per_prediction(&self, per_request: f64) -> f64 {
@@ -1394,11 +1400,20 @@ fn check_metrics(
         }
         SloFigure::Ms(_) => {}
     }
-    if obj.min_throughput_per_s > 0.0 && capacity < obj.min_throughput_per_s {
-        reasons.push(format!(
-            "capacity {:.0}/s < required {:.0}/s",
-            capacity, obj.min_throughput_per_s
-        ));
+    if obj.min_throughput_per_s > 0.0 && capacity < ctx.throughput_floor_rps() {
+        let fan_out = s.inputs.predictions_per_request.max(1);
+        reasons.push(if fan_out > 1 {
+            format!(
+                "capacity {:.0} predictions/s ({capacity:.0} requests/s of {fan_out}) < required {:.0} predictions/s",
+                capacity * fan_out as f64,
+                obj.min_throughput_per_s
+            )
+        } else {
+            format!(
+                "capacity {capacity:.0}/s < required {:.0}/s",
+                obj.min_throughput_per_s
+            )
+        });
     }
     if let Some(budget) = obj.monthly_budget_usd {
         if row.cost_usd_per_month > budget {

@@ -419,15 +419,18 @@ struct ReplicaRange {
 /// seeds of eight whose long-run p99 is 36-42 ms.
 pub const MAX_SEARCHED_UTILISATION: f64 = 0.9;
 
-/// Replica counts to try for a load of `rate` requests/s at `capacity` per
-/// replica. A stream's consumers are at most its partitions: a consumer
-/// beyond them would get no partition and sit idle.
+/// Replica counts to try for the `share` of the peak traffic they serve at
+/// `capacity` requests/s per replica: enough for the traffic and for that
+/// share of the throughput floor. A stream's consumers are at most its
+/// partitions: a consumer beyond them would get no partition and sit idle.
 fn replica_range(
     ctx: &Context<'_>,
-    rate: f64,
+    share: f64,
     capacity: f64,
     partitions: Option<u32>,
 ) -> Result<ReplicaRange, String> {
+    let rate = ctx.scenario.traffic.peak_rate_per_s() * share;
+    let floor = ctx.throughput_floor_rps() * share;
     let search = &ctx.scenario.search;
     let lo = search.min_replicas.max(1);
     let hi = partitions
@@ -456,9 +459,13 @@ fn replica_range(
             lo
         }
     };
-    let first = count((rate / (capacity * TARGET_UTILISATION)).ceil());
+    // The floor asks for capacity, not headroom: replicas at full utilisation.
+    let for_floor = count((floor / capacity).ceil());
+    let first = count((rate / (capacity * TARGET_UTILISATION)).ceil()).max(for_floor);
     Ok(ReplicaRange {
-        fewest: count((rate / (capacity * MAX_SEARCHED_UTILISATION)).ceil()).min(first),
+        fewest: count((rate / (capacity * MAX_SEARCHED_UTILISATION)).ceil())
+            .max(for_floor)
+            .min(first),
         first,
         last: (first + EXTRA_REPLICAS).min(hi),
     })
@@ -555,7 +562,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut 
                     .as_ref()
                     .filter(|_| stream)
                     .map(|b| b.partitions.max(1));
-                let replicas = match replica_range(ctx, peak, capacity, consumers_at_most) {
+                let replicas = match replica_range(ctx, 1.0, capacity, consumers_at_most) {
                     Ok(r) => r,
                     Err(why) => {
                         c.replicas = s.search.max_replicas.max(1);
@@ -720,7 +727,6 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
         mode: Mode::Hybrid,
         placement: Placement::Cloud,
     };
-    let peak = s.traffic.peak_rate_per_s();
     let batchings = batchings(ctx);
     for target in targets(ctx, false) {
         for (variant, precision) in model_configs(ctx) {
@@ -789,8 +795,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
                     c.max_batch = max_batch;
                     c.max_delay_ms = delay;
                     let capacity = online_profile.capacity_per_s(max_batch);
-                    let miss_rate = peak * (1.0 - hit);
-                    let replicas = match replica_range(ctx, miss_rate, capacity, None) {
+                    let replicas = match replica_range(ctx, 1.0 - hit, capacity, None) {
                         Ok(r) => r,
                         Err(why) => {
                             out.push(with_instance_cost(
@@ -1404,7 +1409,6 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
         mode: Mode::OnlineHttp,
         placement: Placement::Hybrid,
     };
-    let peak = s.traffic.peak_rate_per_s();
     let reference = s
         .model
         .reference_variant()
@@ -1504,7 +1508,7 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                     c.max_batch = max_batch;
                     c.max_delay_ms = delay;
                     let capacity = cloud_profile.capacity_per_s(max_batch);
-                    let replicas = match replica_range(ctx, peak * cloud_share, capacity, None) {
+                    let replicas = match replica_range(ctx, cloud_share, capacity, None) {
                         Ok(r) => r,
                         Err(why) => {
                             out.push(with_instance_cost(
