@@ -1171,6 +1171,26 @@ fn traffic_note(scenario: &Scenario, options: &PlanOptions) -> String {
     }
 }
 
+/// The broker's prices as the plans used them, and where they came from.
+fn broker_price_note(scenario: &Scenario) -> String {
+    let (per_month, per_gb) = plan::evaluate::broker_prices(scenario);
+    let stated = scenario
+        .targets
+        .broker
+        .as_ref()
+        .map_or((false, false), |b| {
+            (b.usd_per_month.is_some(), b.usd_per_gb.is_some())
+        });
+    let source = match stated {
+        (true, true) => "(scenario)",
+        (false, false) => "(assumption: a small managed Kafka cluster; the broker's `usd_per_month` and `usd_per_gb` set them)",
+        _ => "(the one stated by the scenario, the other assumed)",
+    };
+    format!(
+        "broker ${per_month}/month plus ${per_gb}/GB through it, a request's and its answer's bytes for each pair of hops {source}"
+    )
+}
+
 /// Plan from measurements and assemble the report (pure: no timing, no I/O).
 pub fn plan_scenario(
     scenario: &Scenario,
@@ -1247,10 +1267,9 @@ fn report_of(
         traffic_note(&planned_for, options),
         "targets are projected from single-core measurements to the whole machine's published peak: an op is split over every core when that saves more than the target's fork and join (parallel_overhead_us, default 5 us) and otherwise runs on one physical core; an op reads its weights at cache speed when the whole model's weights fit the target's cache, its activations when they fit, and otherwise from the target's memory".to_string(),
         format!(
-            "prices: instance list prices from the scenario or catalog; egress ${}/GB; broker ${}/month plus ${}/GB through it (a request's and its answer's bytes for each pair of hops); energy ${}/kWh{}",
+            "prices: instance list prices from the scenario or catalog; egress ${}/GB; {}; energy ${}/kWh{}",
             plan::evaluate::EGRESS_USD_PER_GB,
-            plan::evaluate::BROKER_USD_PER_MONTH,
-            plan::evaluate::BROKER_USD_PER_GB,
+            broker_price_note(&planned_for),
             plan::evaluate::ENERGY_USD_PER_KWH,
             if planned_for.targets.storage.is_some() {
                 "; the prediction store is priced by the GB-month stored, its reads not (a batch plan's lookups cost nothing more)"

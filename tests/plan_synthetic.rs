@@ -701,3 +701,54 @@ fn replicas_are_added_to_meet_the_throughput_floor() {
         "{more} replicas, as many as without the floor"
     );
 }
+
+/// The broker's prices come from the scenario where it states them: every
+/// plan through the broker costs the difference, and its cost lines say so.
+#[test]
+fn a_stated_broker_price_replaces_the_assumed_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/card-fraud-stream.toml");
+    let text = std::fs::read_to_string(&path).expect("the shipped scenario");
+    let priced = text.replacen(
+        "[targets.broker]\n",
+        "[targets.broker]\nusd_per_month = 900\nusd_per_gb = 0\n",
+        1,
+    );
+    assert_ne!(priced, text);
+    let assumed = common::parsed(&text, &path);
+    let stated = common::parsed(&priced, &path);
+    let broker_lines = |s: &Scenario| -> BTreeMap<String, (f64, f64)> {
+        let out = plan::plan(s, &synthetic_profiles(s), &WhatIf::default(), &quick());
+        out.evaluations
+            .iter()
+            .filter(|e| e.simulated && e.plan.mode == scenario::Mode::OnlineStream)
+            .map(|e| {
+                let line = |item: &str| {
+                    e.plan
+                        .cost_breakdown
+                        .iter()
+                        .filter(|l| l.item.starts_with(item))
+                        .map(|l| l.usd_per_month)
+                        .sum::<f64>()
+                };
+                (
+                    e.plan.id.clone(),
+                    (line("broker cluster"), line("broker traffic")),
+                )
+            })
+            .collect()
+    };
+    let (before, after) = (broker_lines(&assumed), broker_lines(&stated));
+    assert!(!before.is_empty());
+    let mut compared = 0;
+    for (id, (cluster, traffic)) in &after {
+        let Some((assumed_cluster, assumed_traffic)) = before.get(id) else {
+            continue;
+        };
+        compared += 1;
+        assert!((cluster - 900.0).abs() < 1e-9, "{id}: {cluster}");
+        assert!(*assumed_cluster > 0.0 && (assumed_cluster - 900.0).abs() > 1.0);
+        assert_eq!(*traffic, 0.0, "{id}");
+        assert!(*assumed_traffic > 0.0, "{id}");
+    }
+    assert!(compared > 0, "no stream plan simulated under both prices");
+}

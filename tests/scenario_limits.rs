@@ -249,6 +249,20 @@ fn every_bounded_key_accepts_its_limit_and_refuses_beyond() {
             ">= 1e-6 and <= 100000000".into(),
         ),
         (
+            "per_hop_ms = 2".into(),
+            format!("per_hop_ms = 2\nusd_per_month = {MAX_BROKER_USD_PER_MONTH}\nusd_per_gb = 0"),
+            "per_hop_ms = 2\nusd_per_month = -1".into(),
+            "targets.broker.usd_per_month",
+            ">= 0 and <= 10000000".into(),
+        ),
+        (
+            "per_hop_ms = 2".into(),
+            format!("per_hop_ms = 2\nusd_per_gb = {MAX_USD_PER_GB}\nusd_per_month = 0"),
+            "per_hop_ms = 2\nusd_per_gb = 1001".into(),
+            "targets.broker.usd_per_gb",
+            ">= 0 and <= 1000".into(),
+        ),
+        (
             "lookup_ms = 1".into(),
             format!("lookup_ms = {MAX_NETWORK_MS}"),
             "lookup_ms = 1e300".into(),

@@ -1182,7 +1182,13 @@ fn price(
         predictions: usage.predictions * ctx.scenario.inputs.predictions_per_request.max(1) as f64,
         ..*usage
     };
-    match cost::estimate(&usage, rates) {
+    let (broker_per_month, broker_per_gb) = broker_prices(ctx.scenario);
+    let rates = cost::CostRates {
+        broker_per_month,
+        broker_per_gb,
+        ..*rates
+    };
+    match cost::estimate(&usage, &rates) {
         Ok(estimate) => {
             row.cost_usd_per_month = estimate.monthly_usd;
             row.cost_usd_per_million = estimate.usd_per_million_predictions.unwrap_or(0.0);
@@ -2373,6 +2379,18 @@ pub fn fmt_pct(fraction: f64) -> String {
     } else {
         format!("{pct:.1}")
     }
+}
+
+/// The broker's price a month and per GB through it: the scenario's where it
+/// states them, else [`BROKER_USD_PER_MONTH`] and [`BROKER_USD_PER_GB`].
+pub fn broker_prices(scenario: &Scenario) -> (f64, f64) {
+    let broker = scenario.targets.broker.as_ref();
+    (
+        broker
+            .and_then(|b| b.usd_per_month)
+            .unwrap_or(BROKER_USD_PER_MONTH),
+        broker.and_then(|b| b.usd_per_gb).unwrap_or(BROKER_USD_PER_GB),
+    )
 }
 
 /// Cost rates for a plan whose serving instances cost `instance_per_hour`.

@@ -161,6 +161,13 @@ pub const MAX_USD_PER_HOUR: f64 = 100_000.0;
 /// bill stays finite.
 pub const MAX_USD_PER_GB_MONTH: f64 = 10_000.0;
 
+/// `targets.broker.usd_per_month`: $10 M a month, beyond the largest
+/// clusters' bills.
+pub const MAX_BROKER_USD_PER_MONTH: f64 = 10_000_000.0;
+
+/// `targets.broker.usd_per_gb`: $1000 a GB, far above any transfer price.
+pub const MAX_USD_PER_GB: f64 = 1_000.0;
+
 /// `objectives.monthly_budget_usd`: a trillion dollars, above the yearly IT
 /// spending of any company.
 pub const MAX_MONTHLY_BUDGET_USD: f64 = 1e12;

@@ -314,6 +314,10 @@ pub struct Broker {
     /// messages/s, whichever binds first; `None` leaves the planner's assumption.
     pub partition_mb_per_s: Option<f64>,
     pub partition_messages_per_s: Option<f64>,
+    /// What the broker costs a month, and per GB through it; `None` leaves
+    /// the planner's assumption (a small managed Kafka cluster).
+    pub usd_per_month: Option<f64>,
+    pub usd_per_gb: Option<f64>,
 }
 
 /// Prediction store for batch mode (key-value lookup).

@@ -178,6 +178,8 @@ pub(crate) struct RawBroker {
     pub partitions: Opt<Int>,
     pub partition_mb_per_s: Opt<f64>,
     pub partition_messages_per_s: Opt<f64>,
+    pub usd_per_month: Opt<f64>,
+    pub usd_per_gb: Opt<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -274,6 +274,12 @@ pub(super) fn render(s: &Scenario) -> String {
         if let Some(n) = b.partition_messages_per_s {
             let _ = write!(line, ", <= {n} msg/s each");
         }
+        if let Some(usd) = b.usd_per_month {
+            let _ = write!(line, ", ${usd}/month");
+        }
+        if let Some(usd) = b.usd_per_gb {
+            let _ = write!(line, ", ${usd}/GB");
+        }
         let _ = writeln!(out, "{line}");
     }
     if let Some(st) = &s.targets.storage {

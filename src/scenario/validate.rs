@@ -2406,22 +2406,46 @@ impl Validator<'_> {
                     MAX_RATE_PER_S,
                     "what one partition delivers to its consumer (messages/s)",
                 );
+                let usd_per_month = self.optional_up_to(
+                    &b.usd_per_month,
+                    "targets.broker.usd_per_month",
+                    (0.0, false),
+                    MAX_BROKER_USD_PER_MONTH,
+                    "broker price (USD per month)",
+                );
+                let usd_per_gb = self.optional_up_to(
+                    &b.usd_per_gb,
+                    "targets.broker.usd_per_gb",
+                    (0.0, false),
+                    MAX_USD_PER_GB,
+                    "broker price per GB through it (USD)",
+                );
                 match (
                     per_hop,
                     hops,
                     partitions,
                     partition_mb_per_s,
                     partition_messages_per_s,
+                    usd_per_month,
+                    usd_per_gb,
                 ) {
-                    (Some(per_hop_ms), Some(h), Some(p), Some(mb), Some(messages)) => {
-                        Some(Broker {
-                            per_hop_ms,
-                            hops: u32::try_from(h).unwrap_or(u32::MAX),
-                            partitions: u32::try_from(p).unwrap_or(u32::MAX),
-                            partition_mb_per_s: mb,
-                            partition_messages_per_s: messages,
-                        })
-                    }
+                    (
+                        Some(per_hop_ms),
+                        Some(h),
+                        Some(p),
+                        Some(mb),
+                        Some(messages),
+                        Some(usd_per_month),
+                        Some(usd_per_gb),
+                    ) => Some(Broker {
+                        per_hop_ms,
+                        hops: u32::try_from(h).unwrap_or(u32::MAX),
+                        partitions: u32::try_from(p).unwrap_or(u32::MAX),
+                        partition_mb_per_s: mb,
+                        partition_messages_per_s: messages,
+                        usd_per_month,
+                        usd_per_gb,
+                    }),
                     _ => {
                         ok = false;
                         None
