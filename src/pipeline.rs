@@ -1107,9 +1107,12 @@ pub fn roofline_report(measured: &Measured) -> report::Roofline {
         bandwidths: r
             .bandwidth
             .iter()
+            // The copy figure, as the projection uses it (read + write, as
+            // a kernel's bytes moved count them); the read figure had shown
+            // a roof the projection never used.
             .map(|b| BandwidthRoof {
                 name: b.level.clone(),
-                gb_per_s: b.read_gbs,
+                gb_per_s: b.copy_gbs,
             })
             .collect(),
         points: measured.roofline_points.clone(),

@@ -90,7 +90,14 @@ pub struct HardwareSummary {
     /// Single-core peaks from the roofline probe.
     pub peak_gflops_f32: f64,
     pub peak_gops_int8: f64,
+    /// DRAM bandwidth of one core, GB/s, as the latency projection uses it:
+    /// the probe's DRAM copy figure (`roofline.dram_gbs`).
     pub dram_gbs: f64,
+    /// DRAM bandwidth of one core, GB/s, reading only
+    /// (`roofline.bandwidth[DRAM].read_gbs`); 0 when the probe has no DRAM
+    /// level. Absent in output of older versions.
+    #[serde(default)]
+    pub dram_read_gbs: f64,
 }
 
 /// One measured (workload, backend, precision, batch): a record of `kernels`.
@@ -409,6 +416,15 @@ fn quick_omissions(
     Ok(lines)
 }
 
+/// The DRAM read bandwidth of `roofline` (0 when it has no DRAM level).
+fn dram_read_gbs(roofline: &Roofline) -> f64 {
+    roofline
+        .bandwidth
+        .iter()
+        .find(|level| level.level == crate::hardware::roofline::DRAM)
+        .map_or(0.0, |level| level.read_gbs)
+}
+
 /// Probe, measure and (with a scenario) project. Progress events of every
 /// workload go to `progress` in order.
 pub fn run(
@@ -459,6 +475,7 @@ pub fn run(
             peak_gflops_f32: roofline.peak_gflops_f32,
             peak_gops_int8: roofline.peak_gops_int8,
             dram_gbs: roofline.dram_gbs,
+            dram_read_gbs: dram_read_gbs(&roofline),
         },
         roofline: roofline.clone(),
         roofline_from_cache,
@@ -638,8 +655,11 @@ pub fn human_ns(ns: f64) -> String {
 }
 
 impl BenchReport {
+    /// Pretty-printed JSON (`docs/bench-format.md`), numbers written as the
+    /// report's CSV and JSON files write them (10 significant digits, plain
+    /// decimal: [`crate::report::writer::figure_text`]).
     pub fn to_json(&self) -> Result<String, BenchError> {
-        Ok(serde_json::to_string_pretty(self)?)
+        Ok(crate::report::writer::figures_json(self)?)
     }
 
     /// What bench timed of the scenario `name` (the configurations its

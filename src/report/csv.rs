@@ -1,10 +1,18 @@
 //! CSV exports through polars: `candidates.csv`, `kernels.csv`, `latency.csv`.
 //! Each is built as a DataFrame and written with `CsvWriter` into memory.
+//!
+//! Numbers are written by [`figure_text`] (10 significant digits, plain
+//! decimal), as `plan.json` writes them: polars' own float options give a
+//! fixed count of decimals (`float_precision`, which would write 0.0000002
+//! as 0.0 or 4000 with ten zeros) or drop the `.0` of whole numbers
+//! (`float_scientific(false)`, so a column of them reads back as integers).
+//! An absent value is a null: an empty cell, never `""`.
 
 use polars::prelude::{Column, CsvWriter, DataFrame, NamedFrom, SerWriter, Series};
 
 use super::error::ReportError;
 use super::model::{Plan, Report};
+use super::writer::figure_text;
 
 fn csv_error(table: &'static str) -> impl Fn(polars::error::PolarsError) -> ReportError {
     move |err| ReportError::Csv {
@@ -18,6 +26,18 @@ where
     Series: NamedFrom<T, P>,
 {
     Column::from(Series::new(name.into(), values))
+}
+
+/// A column of numbers as the exports write them ([`figure_text`]); `None`
+/// is a null (an empty cell).
+fn figures(name: &str, values: impl IntoIterator<Item = Option<f64>>) -> Column {
+    column(
+        name,
+        values
+            .into_iter()
+            .map(|value| value.map(figure_text))
+            .collect::<Vec<Option<String>>>(),
+    )
 }
 
 fn write_csv(
@@ -57,8 +77,12 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
     }
     let strings =
         |f: &dyn Fn(&Plan) -> String| -> Vec<String> { rows.iter().map(|(p, ..)| f(p)).collect() };
-    let floats =
-        |f: &dyn Fn(&Plan) -> f64| -> Vec<f64> { rows.iter().map(|(p, ..)| f(p)).collect() };
+    let floats = |name: &str, f: &dyn Fn(&Plan) -> f64| -> Column {
+        figures(name, rows.iter().map(|(p, ..)| Some(f(p))))
+    };
+    let optional_floats = |name: &str, f: &dyn Fn(&Plan) -> Option<f64>| -> Column {
+        figures(name, rows.iter().map(|(p, ..)| f(p)))
+    };
     let columns = vec![
         column("id", strings(&|p| p.id.clone())),
         column(
@@ -79,48 +103,36 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
             "max_batch",
             rows.iter().map(|r| r.0.max_batch).collect::<Vec<u32>>(),
         ),
-        column("max_delay_ms", floats(&|p| p.max_delay_ms)),
+        floats("max_delay_ms", &|p| p.max_delay_ms),
         // Edge + cloud fallback: "instance variant backend precision".
+        // Null (an empty cell) when there is none, as every absent value.
         column(
             "fallback",
-            strings(&|p| {
-                p.fallback.as_ref().map_or_else(String::new, |f| {
-                    format!(
-                        "{} {} {} {}",
-                        f.target, f.model_variant, f.backend, f.precision
-                    )
+            rows.iter()
+                .map(|(p, ..)| {
+                    p.fallback.as_ref().map(|f| {
+                        format!(
+                            "{} {} {} {}",
+                            f.target, f.model_variant, f.backend, f.precision
+                        )
+                    })
                 })
-            }),
+                .collect::<Vec<Option<String>>>(),
         ),
-        column(
-            "precompute_fraction",
-            rows.iter()
-                .map(|r| r.0.precompute_fraction)
-                .collect::<Vec<Option<f64>>>(),
-        ),
-        column("p50_ms", floats(&|p| p.latency_ms.p50)),
-        column("p90_ms", floats(&|p| p.latency_ms.p90)),
-        column("p99_ms", floats(&|p| p.latency_ms.p99)),
-        column("p999_ms", floats(&|p| p.latency_ms.p999)),
+        optional_floats("precompute_fraction", &|p| p.precompute_fraction),
+        floats("p50_ms", &|p| p.latency_ms.p50),
+        floats("p90_ms", &|p| p.latency_ms.p90),
+        floats("p99_ms", &|p| p.latency_ms.p99),
+        floats("p999_ms", &|p| p.latency_ms.p999),
         column("latency_source", strings(&|p| p.latency_source.to_string())),
-        column("throughput_rps", floats(&|p| p.throughput_rps)),
-        column("cost_usd_per_month", floats(&|p| p.cost_usd_per_month)),
-        column("cost_usd_per_million", floats(&|p| p.cost_usd_per_million)),
-        column("accuracy_agreement", floats(&|p| p.accuracy_agreement)),
-        column("utilisation", floats(&|p| p.utilisation)),
-        column("failure_rate", floats(&|p| p.failure_rate)),
-        column(
-            "staleness_s",
-            rows.iter()
-                .map(|r| r.0.staleness_s)
-                .collect::<Vec<Option<f64>>>(),
-        ),
-        column(
-            "energy_mj_per_prediction",
-            rows.iter()
-                .map(|r| r.0.energy_mj_per_prediction)
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        floats("throughput_rps", &|p| p.throughput_rps),
+        floats("cost_usd_per_month", &|p| p.cost_usd_per_month),
+        floats("cost_usd_per_million", &|p| p.cost_usd_per_million),
+        floats("accuracy_agreement", &|p| p.accuracy_agreement),
+        floats("utilisation", &|p| p.utilisation),
+        floats("failure_rate", &|p| p.failure_rate),
+        optional_floats("staleness_s", &|p| p.staleness_s),
+        optional_floats("energy_mj_per_prediction", &|p| p.energy_mj_per_prediction),
         column(
             "simulated",
             rows.iter().map(|r| r.0.simulated).collect::<Vec<bool>>(),
@@ -139,59 +151,32 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .collect::<Vec<Option<String>>>(),
         ),
         // Last, so that readers of the earlier columns by position still work.
-        column(
-            "slo_latency_ms",
-            rows.iter()
-                .map(|r| r.0.slo_latency_ms)
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        optional_floats("slo_latency_ms", &|p| p.slo_latency_ms),
         // online-stream only (empty otherwise); after the older columns.
-        column(
-            "consumer_lag_mean_messages",
-            rows.iter()
-                .map(|r| r.0.consumer_lag.map(|lag| lag.mean_messages))
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        optional_floats("consumer_lag_mean_messages", &|p| {
+            p.consumer_lag.map(|lag| lag.mean_messages)
+        }),
         column(
             "consumer_lag_max_messages",
             rows.iter()
                 .map(|r| r.0.consumer_lag.map(|lag| lag.max_messages))
                 .collect::<Vec<Option<u64>>>(),
         ),
-        column(
-            "consumer_lag_mean_wait_ms",
-            rows.iter()
-                .map(|r| r.0.consumer_lag.map(|lag| lag.mean_wait_ms))
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        optional_floats("consumer_lag_mean_wait_ms", &|p| {
+            p.consumer_lag.map(|lag| lag.mean_wait_ms)
+        }),
         // The 95% CI of `slo_latency_ms`, where estimated (empty otherwise);
         // after the older columns.
-        column(
-            "slo_latency_ci_low_ms",
-            rows.iter()
-                .map(|r| r.0.slo_latency_ci_ms.map(|ci| ci[0]))
-                .collect::<Vec<Option<f64>>>(),
-        ),
-        column(
-            "slo_latency_ci_high_ms",
-            rows.iter()
-                .map(|r| r.0.slo_latency_ci_ms.map(|ci| ci[1]))
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        optional_floats("slo_latency_ci_low_ms", &|p| {
+            p.slo_latency_ci_ms.map(|ci| ci[0])
+        }),
+        optional_floats("slo_latency_ci_high_ms", &|p| {
+            p.slo_latency_ci_ms.map(|ci| ci[1])
+        }),
         // The batch job's schedule (batch and precomputed hybrid plans;
         // empty otherwise); after the older columns.
-        column(
-            "job_every_s",
-            rows.iter()
-                .map(|r| r.0.batch_job.map(|j| j.every_s))
-                .collect::<Vec<Option<f64>>>(),
-        ),
-        column(
-            "job_run_s",
-            rows.iter()
-                .map(|r| r.0.batch_job.map(|j| j.run_s))
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        optional_floats("job_every_s", &|p| p.batch_job.map(|j| j.every_s)),
+        optional_floats("job_run_s", &|p| p.batch_job.map(|j| j.run_s)),
         column(
             "job_instances",
             rows.iter()
@@ -221,16 +206,13 @@ pub fn kernels_csv(report: &Report) -> Result<String, ReportError> {
                 .collect::<Vec<_>>(),
         ),
         column("batch", k.iter().map(|m| m.batch).collect::<Vec<u32>>()),
-        column(
-            "median_ns",
-            k.iter().map(|m| m.median_ns).collect::<Vec<f64>>(),
-        ),
-        column("p90_ns", k.iter().map(|m| m.p90_ns).collect::<Vec<f64>>()),
-        column("p99_ns", k.iter().map(|m| m.p99_ns).collect::<Vec<f64>>()),
-        column("gflops", k.iter().map(|m| m.gflops).collect::<Vec<f64>>()),
-        column(
+        figures("median_ns", k.iter().map(|m| Some(m.median_ns))),
+        figures("p90_ns", k.iter().map(|m| Some(m.p90_ns))),
+        figures("p99_ns", k.iter().map(|m| Some(m.p99_ns))),
+        figures("gflops", k.iter().map(|m| Some(m.gflops))),
+        figures(
             "fraction_of_peak",
-            k.iter().map(|m| m.fraction_of_peak).collect::<Vec<f64>>(),
+            k.iter().map(|m| Some(m.fraction_of_peak)),
         ),
         column(
             "source",
@@ -272,11 +254,8 @@ pub fn latency_csv(report: &Report) -> Result<String, ReportError> {
                 .map(|p| p.0.to_string())
                 .collect::<Vec<String>>(),
         ),
-        column(
-            "latency_ms",
-            points.iter().map(|p| p.1).collect::<Vec<f64>>(),
-        ),
-        column("fraction", points.iter().map(|p| p.2).collect::<Vec<f64>>()),
+        figures("latency_ms", points.iter().map(|p| Some(p.1))),
+        figures("fraction", points.iter().map(|p| Some(p.2))),
     ];
     write_csv("latency.csv", points.len(), columns)
 }

@@ -227,14 +227,16 @@ impl PlanFile {
 
 /// Render `plan.json` (pretty-printed, trailing newline).
 ///
-/// Numbers are written in shortest round-trip form, so the same report gives
-/// the same bytes. Non-finite numbers would be written as `null` and not read
-/// back: [`super::validate`] refuses them before anything is written.
+/// Numbers are written as the CSV files write them
+/// ([`super::writer::figure_text`]: 10 significant digits, plain decimal), so
+/// the two agree and the same report gives the same bytes. Non-finite
+/// numbers would be written as `null` and not read back: [`super::validate`]
+/// refuses them before anything is written.
 pub fn plan_json(report: &Report) -> String {
     let file = PlanFile::from_report(report);
     // Serialising plain structs with string keys cannot fail; fall back to a
     // minimal object rather than panicking if it ever does.
-    match serde_json::to_string_pretty(&file) {
+    match super::writer::figures_json(&file) {
         Ok(mut text) => {
             text.push('\n');
             text
@@ -848,8 +850,11 @@ mod tests {
             71_000.0
         );
         assert_eq!(file.slo, sample_report().slo);
+        // Read back, every figure is the file's, rounded as it writes them.
         let back = read_plan(&plan_json(&sample_report())).expect("reads back");
-        assert_eq!(back, file);
+        let rounded = crate::report::writer::with_rounded_figures(&file).expect("rounds");
+        assert_eq!(back, rounded);
+        assert_ne!(rounded, file, "the sample has figures to round");
     }
 
     /// A fresh rerun on a busy machine: the same plan, its compute (and so

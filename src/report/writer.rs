@@ -194,13 +194,166 @@ pub fn validate(report: &Report) -> Result<(), ReportError> {
     }
 }
 
+/// Significant digits every number of the CSV and JSON exports is written
+/// with (`docs/plan-format.md`, "Numbers"). Ten is more than any figure's
+/// real precision (timings vary by percents, prices have 4-6 digits) and
+/// fewer than the 15-17 that show the noise of float arithmetic
+/// (`4000.0000000000005`).
+pub const EXPORT_SIGNIFICANT_DIGITS: usize = 10;
+
+/// `value` rounded to [`EXPORT_SIGNIFICANT_DIGITS`] significant digits: the
+/// number the exports write. Non-finite values are returned unchanged, and
+/// `-0.0` as `0.0`. Rounding twice gives the same number.
+pub fn round_figure(value: f64) -> f64 {
+    if value == 0.0 {
+        return 0.0;
+    }
+    if !value.is_finite() {
+        return value;
+    }
+    // Rounding in decimal (through the formatter) rather than by scaling
+    // with a power of ten, which adds float noise of its own.
+    format!("{value:.*e}", EXPORT_SIGNIFICANT_DIGITS - 1)
+        .parse()
+        .unwrap_or(value)
+}
+
+/// How the CSV and JSON exports write a number: [`round_figure`]'s value in
+/// its shortest form, in plain decimal (never an exponent: `0.00000019955617`,
+/// not `1.9955617e-7`), with at least one digit after the point (`4000.0`,
+/// so a column of whole numbers still reads as floats).
+pub fn figure_text(value: f64) -> String {
+    let rounded = round_figure(value);
+    // `Display` of an f64 is the shortest text that reads back to it, and
+    // never uses an exponent.
+    let mut text = rounded.to_string();
+    if rounded.is_finite() && !text.contains('.') {
+        text.push_str(".0");
+    }
+    text
+}
+
+/// serde_json's pretty printer with every number written by [`figure_text`]:
+/// the formatter of `plan.json` and of `workbench bench --json`.
+struct FigureFormatter(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for FigureFormatter {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        writer.write_all(figure_text(value).as_bytes())
+    }
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(writer)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.0.end_array(writer)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(writer, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        self.0.end_array_value(writer)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(writer)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.0.end_object(writer)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(writer, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_value(writer)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        self.0.end_object_value(writer)
+    }
+}
+
+/// `value` as pretty-printed JSON (no trailing newline), every number
+/// written by [`figure_text`]: as `serde_json::to_string_pretty` otherwise.
+pub fn figures_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    let mut buffer = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(
+        &mut buffer,
+        FigureFormatter(serde_json::ser::PrettyFormatter::new()),
+    );
+    value.serialize(&mut serializer)?;
+    // serde_json writes only valid UTF-8.
+    String::from_utf8(buffer).map_err(|err| {
+        serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+    })
+}
+
+/// Round every float of a JSON value with [`round_figure`] (integers, such as
+/// a seed, are left alone).
+fn round_json_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            if let Some(rounded) = number
+                .as_f64()
+                .and_then(|x| serde_json::Number::from_f64(round_figure(x)))
+            {
+                *number = rounded;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(round_json_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(round_json_numbers),
+        _ => {}
+    }
+}
+
+/// `report` with every figure rounded as the CSV and JSON exports write it
+/// ([`round_figure`]): the report the Markdown and SVG files are rendered
+/// from, so that their figures, rounded further for reading, are those of
+/// the data files rounded (not the unrounded figures rounded once, which can
+/// differ in the last digit shown).
+pub fn with_export_figures(report: &Report) -> Result<Report, ReportError> {
+    Ok(with_rounded_figures(report)?)
+}
+
+/// `value` with every float rounded by [`round_figure`] (through its serde
+/// form, so no field is missed): what reading back its export gives.
+pub fn with_rounded_figures<T>(value: &T) -> Result<T, serde_json::Error>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut json = serde_json::to_value(value)?;
+    round_json_numbers(&mut json);
+    serde_json::from_value(json)
+}
+
 /// Render every file of the requested formats, in memory, in a fixed order.
-/// Fails (writing nothing) when any renderer fails.
+/// Fails (writing nothing) when any renderer fails. Every renderer gets the
+/// report's figures rounded as the data files write them
+/// ([`with_export_figures`]), so that the files agree.
 pub fn render_files(
     report: &Report,
     formats: &Formats,
 ) -> Result<Vec<(&'static str, String)>, ReportError> {
     validate(report)?;
+    let report = &with_export_figures(report)?;
     let mut files = Vec::new();
     if formats.markdown {
         files.push((REPORT_MD, markdown::markdown(report)));
@@ -468,6 +621,77 @@ pub const ALL_FILES: [&str; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reviewer's noisy figures, and the edge cases of the text.
+    #[test]
+    fn figures_are_written_rounded_in_plain_decimal() {
+        for (value, text) in [
+            (4000.0000000000005, "4000.0"),
+            (267.64902300000006, "267.649023"),
+            (387.18148799999994, "387.181488"),
+            (8.970239000000001, "8.970239"),
+            (3466199.6999999997, "3466199.7"),
+            (0.04763790715372907, "0.04763790715"),
+            (1.9955617002560504e-7, "0.00000019955617"),
+            (122482.10083333332, "122482.1008"),
+            (123456789012.3, "123456789000.0"),
+            (1e21, "1000000000000000000000.0"),
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (-2.5, "-2.5"),
+            (1.0, "1.0"),
+        ] {
+            assert_eq!(figure_text(value), text, "{value:e}");
+            let rounded = round_figure(value);
+            assert_eq!(round_figure(rounded), rounded, "{value:e}");
+            assert_eq!(text.parse::<f64>().ok(), Some(rounded), "{value:e}");
+        }
+        assert!(round_figure(f64::NAN).is_nan());
+        assert_eq!(round_figure(f64::INFINITY), f64::INFINITY);
+    }
+
+    /// The JSON layout is serde_json's pretty printer's; only numbers differ.
+    #[test]
+    fn figures_json_is_pretty_json_with_rounded_numbers() {
+        let value = serde_json::json!({
+            "seed": 18446744073709551615u64,
+            "list": [1, -2, 2.5, {"nested": [], "empty": {}}],
+            "name": "a \"quoted\" name",
+            "none": null,
+            "noisy": 4000.0000000000005,
+            "tiny": 1.9955617002560504e-7
+        });
+        let text = figures_json(&value).expect("serializes");
+        let expected = serde_json::to_string_pretty(&value)
+            .expect("serializes")
+            .replace("4000.0000000000005", "4000.0")
+            .replace("1.9955617002560504e-7", "0.00000019955617");
+        assert_eq!(text, expected);
+    }
+
+    /// The report the Markdown is rendered from has every figure rounded as
+    /// the files write it, and nothing else changed.
+    #[test]
+    fn the_rendered_report_has_the_files_figures() {
+        let mut report = crate::report::fixtures::sample_report();
+        let plan = report.recommended.as_mut().expect("a plan");
+        plan.throughput_rps = 4000.0000000000005;
+        plan.cost_usd_per_month = 387.184999999999;
+        let rounded = with_export_figures(&report).expect("rounds");
+        let plan = rounded.recommended.as_ref().expect("a plan");
+        assert_eq!(plan.throughput_rps, 4000.0);
+        assert_eq!(plan.cost_usd_per_month, 387.185);
+        assert_eq!(with_export_figures(&rounded).expect("rounds"), rounded);
+        assert_eq!(rounded.assumptions, report.assumptions);
+        let reasons = |r: &Report| -> Vec<(String, Option<String>)> {
+            r.alternatives
+                .iter()
+                .map(|a| (a.plan.id.clone(), a.rejected_because.clone()))
+                .collect()
+        };
+        assert_eq!(reasons(&rounded), reasons(&report));
+        assert_eq!(rounded.kernels.len(), report.kernels.len());
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
