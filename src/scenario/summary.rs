@@ -212,8 +212,17 @@ pub(super) fn render(s: &Scenario) -> String {
     let shares = s.targets.fleet();
     for target in s.targets.cloud.iter().chain(&s.targets.edge) {
         let spec = &target.spec;
+        // A target given by its speed factor alone has no peak figures:
+        // "0 GFLOP/s" would read as a machine that computes nothing.
+        let known = |value: f64, unit: &str| {
+            if value > 0.0 {
+                format!("{value} {unit}")
+            } else {
+                format!("{unit} not stated")
+            }
+        };
         let mut line = format!(
-            "  {:<5} {:<20} {} cores, {}, {} GFLOP/s f32",
+            "  {:<5} {:<20} {} cores, {}, {}",
             match spec.kind {
                 crate::hardware::TargetKind::Cloud => "cloud",
                 crate::hardware::TargetKind::Edge => "edge",
@@ -221,12 +230,12 @@ pub(super) fn render(s: &Scenario) -> String {
             spec.name,
             spec.cores,
             format_bytes(spec.memory_bytes as f64),
-            spec.peak_gflops_f32
+            known(spec.peak_gflops_f32, "GFLOP/s f32")
         );
         if spec.peak_gops_int8 > 0.0 {
             let _ = write!(line, ", {} Gops/s int8", spec.peak_gops_int8);
         }
-        let _ = write!(line, ", {} GB/s", spec.mem_bandwidth_gbs);
+        let _ = write!(line, ", {}", known(spec.mem_bandwidth_gbs, "GB/s"));
         if spec.cache_bytes > 0 {
             let _ = write!(line, ", cache {}", format_bytes(spec.cache_bytes as f64));
         }
