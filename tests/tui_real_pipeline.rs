@@ -99,7 +99,18 @@ fn tui_plan_equals_workbench_run_plan() {
         Ok(r) => r,
         Err(e) => panic!("{e}"),
     };
-    let mut tui_plan = PlanFile::from_report(&tui_report);
+    // As `workbench run` writes it: from the report with its figures
+    // rounded for export (derived figures, such as the spread, from those).
+    use workbench::report::writer::{with_export_figures, with_rounded_figures};
+    let written = with_export_figures(&tui_report)
+        .map_err(|e| e.to_string())
+        .and_then(|rounded| {
+            with_rounded_figures(&PlanFile::from_report(&rounded)).map_err(|e| e.to_string())
+        });
+    let mut tui_plan = match written {
+        Ok(plan) => plan,
+        Err(e) => panic!("{e}"),
+    };
     // The generation time is the only field allowed to differ.
     tui_plan.assumptions.generated_at.clear();
     cli_plan.assumptions.generated_at.clear();

@@ -2372,12 +2372,15 @@ pub fn told_apart(
     (format!("{x:.digits$}{unit}"), format!("{y:.digits$}{unit}"))
 }
 
+/// A percentage with one decimal, dropped when it is 0: decided on the
+/// printed figure, so 59.97% reads "60" as 60% does (it had read "60.0"
+/// beside another plan's "60").
 pub fn fmt_pct(fraction: f64) -> String {
-    let pct = fraction * 100.0;
-    if (pct - pct.round()).abs() < 1e-9 {
-        format!("{pct:.0}")
-    } else {
-        format!("{pct:.1}")
+    let text = format!("{:.1}", fraction * 100.0);
+    match text.strip_suffix(".0") {
+        Some("-0") => "0".to_string(),
+        Some(whole) => whole.to_string(),
+        None => text,
     }
 }
 
@@ -2389,7 +2392,9 @@ pub fn broker_prices(scenario: &Scenario) -> (f64, f64) {
         broker
             .and_then(|b| b.usd_per_month)
             .unwrap_or(BROKER_USD_PER_MONTH),
-        broker.and_then(|b| b.usd_per_gb).unwrap_or(BROKER_USD_PER_GB),
+        broker
+            .and_then(|b| b.usd_per_gb)
+            .unwrap_or(BROKER_USD_PER_GB),
     )
 }
 
@@ -2581,6 +2586,16 @@ pub fn uses_cloud(mode: Mode, placement: Placement) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One wording for one figure: 59.97% and 60% both read "60".
+    #[test]
+    fn a_percentage_is_written_by_its_printed_figure() {
+        assert_eq!(fmt_pct(0.5997), "60");
+        assert_eq!(fmt_pct(0.6), "60");
+        assert_eq!(fmt_pct(0.123), "12.3");
+        assert_eq!(fmt_pct(0.99951), "100");
+        assert_eq!(fmt_pct(-0.0000001), "0");
+    }
 
     #[test]
     fn percentiles_keep_their_decimals() {

@@ -12,10 +12,11 @@ fn fixed(value: f64, decimals: usize) -> String {
     }
 }
 
-/// Milliseconds with precision that suits the magnitude: "0.42 ms", "28.3 ms", "212 ms";
-/// below 0.1 ms in the unit that keeps three figures ("28.8 µs", "3.10 µs", "412 ns"),
-/// so "0.03 ms" never stands next to "4.11 µs"; from 10 s in seconds, and
-/// from 2 minutes as [`age_s`] ("3.9 h", not "14035953 ms").
+/// Milliseconds with three significant figures: "0.420 ms", "28.3 ms", "212 ms"
+/// (up to "9999 ms"); below 0.1 ms in the unit that keeps three figures
+/// ("28.8 µs", "3.10 µs", "412 ns"), so "0.03 ms" never stands next to
+/// "4.11 µs" and "0.13 ms" never next to "50.6 µs"; from 10 s in seconds,
+/// and from 2 minutes as [`age_s`] ("3.9 h", not "14035953 ms").
 pub fn ms(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
@@ -31,14 +32,35 @@ pub fn ms(value: f64) -> String {
             age_s(seconds)
         };
     }
-    if abs > 0.0 && abs < 0.1 {
+    if abs == 0.0 {
+        "0.00 ms".to_string()
+    } else if abs < 0.1 {
         duration_ns(value * 1e6)
-    } else if abs < 10.0 {
-        format!("{} ms", fixed(value, 2))
-    } else if abs < 100.0 {
-        format!("{} ms", fixed(value, 1))
     } else {
-        format!("{} ms", fixed(value, 0))
+        format!("{} ms", three_figures(value))
+    }
+}
+
+/// `value` with three significant figures for magnitudes from 0.001 up
+/// (whole numbers from 100), the decimals chosen after rounding: 9.996 is
+/// "10.0", not "10.00", and 0.9996 is "1.00".
+fn three_figures(value: f64) -> String {
+    let decimals_for = |magnitude: f64| -> usize {
+        if magnitude >= 100.0 || magnitude == 0.0 {
+            0
+        } else {
+            (2 - magnitude.log10().floor() as i32).clamp(0, 5) as usize
+        }
+    };
+    let decimals = decimals_for(value.abs());
+    let text = fixed(value, decimals);
+    // Rounding up may reach the next power of ten, which takes one decimal less.
+    let rounded = text.trim_start_matches('-').parse::<f64>().unwrap_or(0.0);
+    let fewer = decimals_for(rounded);
+    if fewer < decimals {
+        fixed(value, fewer)
+    } else {
+        text
     }
 }
 
@@ -90,15 +112,9 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-/// Three significant figures for values in 1..1000, with a unit.
+/// Three significant figures (whole numbers from 100), with a unit.
 fn significant(value: f64, unit: &str) -> String {
-    if value < 10.0 {
-        format!("{} {unit}", fixed(value, 2))
-    } else if value < 100.0 {
-        format!("{} {unit}", fixed(value, 1))
-    } else {
-        format!("{} {unit}", fixed(value, 0))
-    }
+    format!("{} {unit}", three_figures(value))
 }
 
 /// Dollars with cents and thousands separators: "$1,425.60".
@@ -198,19 +214,24 @@ pub fn gflops(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
-    if value >= 1000.0 {
+    if value >= 999.5 {
         format!("{} GFLOP/s", thousands(value.round()))
     } else {
         significant(value, "GFLOP/s")
     }
 }
 
-/// Seconds as the largest sensible unit: "45 s", "12.0 min", "12.0 h", "2.5 d".
+/// Seconds as the largest sensible unit: "45 s", "12.0 min", "12.0 h", "2.5 d";
+/// under 10 s with a decimal ("1.6 s", not "2 s"), under 1 s in milliseconds.
 pub fn age_s(seconds: f64) -> String {
     if !seconds.is_finite() {
         return "n/a".to_string();
     }
-    if seconds < 120.0 {
+    if seconds > 0.0 && seconds < 0.9995 {
+        ms(seconds * 1000.0)
+    } else if seconds > 0.0 && seconds < 9.95 {
+        format!("{} s", fixed(seconds, 1))
+    } else if seconds < 120.0 {
         format!("{} s", fixed(seconds, 0))
     } else if seconds < 7200.0 {
         format!("{:.1} min", seconds / 60.0)
@@ -294,12 +315,12 @@ mod tests {
         assert_eq!(ms(14_200.0), "14.2 s");
         assert_eq!(ms(14_035_953.0), "3.9 h");
         assert_eq!(ms(-14_200.0), "-14.2 s");
-        assert_eq!(ms(0.42), "0.42 ms");
+        assert_eq!(ms(0.42), "0.420 ms");
         assert_eq!(ms(0.0), "0.00 ms");
         assert!(ms(0.0031).contains("µs"), "{}", ms(0.0031));
         assert!(!ms(0.0031).starts_with("0.00"));
         assert_eq!(ms(0.0288), "28.8 µs");
-        assert_eq!(ms(0.1), "0.10 ms");
+        assert_eq!(ms(0.1), "0.100 ms");
         assert_eq!(ms(-0.0288), "-28.8 µs");
     }
 
@@ -318,6 +339,38 @@ mod tests {
         assert_eq!(duration_ns(-0.0), "0 ns");
         // Negative values that round to zero stay "0 ns" (see below).
         assert_eq!(ms(-1e-7), "0 ns");
+    }
+
+    /// Three significant figures throughout: face-unlock's table had
+    /// "0.13 ms" beside "50.6 µs", and the kernel table "10.00 GFLOP/s"
+    /// (9.996 rounded up past the decimals chosen for it).
+    #[test]
+    fn three_significant_figures_on_both_sides_of_a_power_of_ten() {
+        assert_eq!(ms(0.13316), "0.133 ms");
+        assert_eq!(ms(0.11), "0.110 ms");
+        assert_eq!(ms(0.0506), "50.6 µs");
+        assert_eq!(ms(0.9996), "1.00 ms");
+        assert_eq!(ms(9.996), "10.0 ms");
+        assert_eq!(ms(99.96), "100 ms");
+        assert_eq!(ms(-0.42), "-0.420 ms");
+        assert_eq!(duration_ns(99_960.0), "100 µs");
+        assert_eq!(gflops(9.9996), "10.0 GFLOP/s");
+        assert_eq!(gflops(99.6), "99.6 GFLOP/s");
+        assert_eq!(gflops(0.43), "0.430 GFLOP/s");
+        assert_eq!(gflops(999.7), "1,000 GFLOP/s");
+        assert_eq!(watts(2.5), "2.50 W");
+    }
+
+    /// A batch run of 1.6076 s read "each taking 2 s".
+    #[test]
+    fn short_ages_keep_a_decimal() {
+        assert_eq!(age_s(1.6076), "1.6 s");
+        assert_eq!(age_s(9.9), "9.9 s");
+        assert_eq!(age_s(9.96), "10 s");
+        assert_eq!(age_s(45.0), "45 s");
+        assert_eq!(age_s(0.25), "250 ms");
+        assert_eq!(age_s(0.0), "0 s");
+        assert_eq!(age_s(7200.0), "2.0 h");
     }
 
     #[test]

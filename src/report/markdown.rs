@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
 use super::model::{
-    ConstraintCheck, FigureSource, LatencySlo, Placement, Plan, Report, RooflinePoint, ServingMode,
+    ConstraintCheck, Fallback, FigureSource, LatencySlo, Placement, Plan, Report, RooflinePoint,
+    ServingMode,
 };
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
 use crate::scenario::format_bytes;
@@ -50,6 +51,20 @@ fn job_schedule(plan: &Plan) -> Option<String> {
         format::age_s(job.run_s),
         job.runs_per_month
     ))
+}
+
+/// What a hybrid plan's cloud fallback runs, and on how many replicas:
+/// "aws-c7g.xlarge x 2 replicas: model `cloud`, tiled f32, for the requests
+/// the device defers".
+fn fallback_text(plan: &Plan, fallback: &Fallback) -> String {
+    format!(
+        "{} x {}: model `{}`, {} {}, for the requests the device defers",
+        fallback.target,
+        format::count(plan.replicas, "replica"),
+        fallback.model_variant,
+        fallback.backend,
+        fallback.precision
+    )
 }
 
 fn batching(plan: &Plan) -> String {
@@ -217,13 +232,30 @@ const PLAN_HEADERS: [(&str, Align); 6] = [
 ];
 
 /// A confidence interval in milliseconds: "80.2-86.0 ms", the unit once
-/// when both ends print in it.
+/// when both ends print in it; one too narrow for its ends to print apart
+/// as its middle and half-width ("0.133 ms ±0.09%", not "0.13-0.13 ms").
 fn interval_ms([low, high]: [f64; 2]) -> String {
-    let (low, high) = (format::ms(low), format::ms(high));
+    let (low_text, high_text) = (format::ms(low), format::ms(high));
+    let middle = (low + high) / 2.0;
+    if low_text == high_text && high > low && middle > 0.0 {
+        let half_pct = (high - low) / 2.0 / middle * 100.0;
+        return format!("{} ±{}%", format::ms(middle), one_figure(half_pct));
+    }
+    let (low, high) = (low_text, high_text);
     match (low.strip_suffix(" ms"), high.ends_with(" ms")) {
         (Some(number), true) => format!("{number}-{high}"),
         _ => format!("{low} to {high}"),
     }
+}
+
+/// A small positive figure to one significant figure ("0.2", "0.04"), whole
+/// from 1 ("3").
+fn one_figure(value: f64) -> String {
+    if value >= 1.0 || value <= 0.0 || !value.is_finite() {
+        return format!("{value:.0}");
+    }
+    let decimals = (-value.log10().floor()).clamp(1.0, 12.0) as usize;
+    format!("{value:.decimals$}")
 }
 
 fn section_summary(out: &mut String, report: &Report) {
@@ -340,10 +372,26 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
             plan.build_text(),
         ]);
     } else {
+        // With a cloud fallback these are the device's; the fallback's own
+        // row follows.
+        let on_device = if plan.fallback.is_some() {
+            " (device)"
+        } else {
+            ""
+        };
         rows.extend([
-            vec!["Model variant".to_string(), plan.model_variant.clone()],
-            vec!["Backend".to_string(), plan.backend.to_string()],
-            vec!["Precision".to_string(), plan.precision.to_string()],
+            vec![
+                format!("Model variant{on_device}"),
+                plan.model_variant.clone(),
+            ],
+            vec![format!("Backend{on_device}"), plan.backend.to_string()],
+            vec![format!("Precision{on_device}"), plan.precision.to_string()],
+        ]);
+    }
+    if let Some(fallback) = &plan.fallback {
+        rows.push(vec![
+            "Cloud fallback".to_string(),
+            fallback_text(plan, fallback),
         ]);
     }
     rows.extend([
@@ -357,6 +405,12 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
                         .map(|s| format!(", {s}"))
                         .unwrap_or_default()
                 ),
+            ]
+        } else if plan.fallback.is_some() {
+            // The device answers one request at a time; the batching is the cloud's.
+            vec![
+                "Dynamic batching (cloud fallback)".to_string(),
+                batching(plan),
             ]
         } else {
             vec!["Dynamic batching".to_string(), batching(plan)]
@@ -1324,6 +1378,92 @@ mod tests {
             plan.slo_latency_ci_ms = None;
         }
         assert!(!markdown(&report).contains("95% CI"));
-        assert_eq!(interval_ms([0.05, 0.2]), "50.0 µs to 0.20 ms");
+        assert_eq!(interval_ms([0.05, 0.2]), "50.0 µs to 0.200 ms");
+    }
+
+    /// smart-reply-fallback's table named the device's model alone: what
+    /// its cloud fallback runs, and on how many replicas, was only in the
+    /// rationale.
+    #[test]
+    fn a_hybrid_plans_cloud_fallback_has_its_row() {
+        let mut report = sample_report();
+        assert!(!markdown(&report).contains("Cloud fallback"));
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.placement = Placement::Hybrid;
+            plan.mode = ServingMode::OnlineHttp;
+            plan.replicas = 2;
+            plan.max_batch = 8;
+            plan.max_delay_ms = 2.0;
+            plan.fallback = Some(Fallback {
+                target: "aws-c7g.xlarge".to_string(),
+                model_variant: "cloud".to_string(),
+                backend: workbench_kernels::BackendKind::Tiled,
+                precision: Precision::F32,
+            });
+        }
+        let md = markdown(&report);
+        let row = |name: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {name} ")))
+                .unwrap_or_else(|| panic!("no row {name}: {md}"))
+                .to_string()
+        };
+        assert!(
+            row("Cloud fallback").contains(
+                "aws-c7g.xlarge x 2 replicas: model `cloud`, tiled f32, for the requests the device defers"
+            ),
+            "{md}"
+        );
+        assert!(row("Model variant (device)").contains("|"), "{md}");
+        assert!(
+            row("Dynamic batching (cloud fallback)").contains("up to 8 requests"),
+            "{md}"
+        );
+    }
+
+    /// face-unlock's summary read "95% CI 0.13-0.13 ms" for [0.13316,
+    /// 0.13363]: an interval's ends must print apart, or it is given as
+    /// its middle and half-width.
+    #[test]
+    fn a_narrow_interval_reads_as_an_interval() {
+        let mut report = sample_report();
+        report.slo = Some(LatencySlo {
+            percentile: 95.0,
+            latency_ms: 150.0,
+        });
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.slo_latency_ms = Some(0.13331);
+            plan.slo_latency_ci_ms = Some([0.13316, 0.13363]);
+        }
+        let md = markdown(&report);
+        assert!(
+            md.contains("- p95 latency 0.133 ms (95% CI 0.133-0.134 ms, "),
+            "{md}"
+        );
+        assert_eq!(interval_ms([0.13316, 0.13340]), "0.133 ms ±0.09%");
+        assert_eq!(interval_ms([131.2, 131.4]), "131 ms ±0.08%");
+        assert_eq!(interval_ms([20.0, 20.0]), "20.0-20.0 ms");
+    }
+
+    /// A batch job's run of 1.6076 s read "each taking 2 s"; the kernel
+    /// table's 9.9996 GFLOP/s read "10.00 GFLOP/s".
+    #[test]
+    fn short_runs_and_round_rates_keep_three_figures() {
+        let mut report = sample_report();
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.batch_job = Some(crate::report::model::BatchJob {
+                every_s: 86_400.0,
+                run_s: 1.6076,
+                instances: 1,
+                runs_per_month: 30.4,
+                max_staleness_s: 86_401.6,
+            });
+        }
+        let md = markdown(&report);
+        assert!(md.contains("each taking 1.6 s"), "{md}");
+        report.kernels.truncate(1);
+        report.kernels[0].gflops = 9.9996;
+        let md = markdown(&report);
+        assert!(md.contains(" 10.0 G") && !md.contains("10.00 G"), "{md}");
     }
 }

@@ -541,6 +541,50 @@ fn curves_overlap(a: &[(f64, f64)], b: &[(f64, f64)]) -> bool {
         })
 }
 
+/// The plans the cost vs p99 chart leaves off, by why: rejected before
+/// simulation (no cost or simulated latency), or simulated with not one
+/// request completed (no latency to place).
+struct LeftOff {
+    unsimulated: usize,
+    nothing_completed: usize,
+}
+
+impl LeftOff {
+    fn count(plans: &[(&Plan, bool)]) -> Self {
+        LeftOff {
+            unsimulated: plans.iter().filter(|(p, _)| !p.simulated).count(),
+            nothing_completed: plans.iter().filter(|(p, _)| p.nothing_completed()).count(),
+        }
+    }
+
+    /// "6 plans rejected before simulation, 3 with every request failed".
+    fn why(&self) -> String {
+        let plans = |n: usize| if n == 1 { "plan" } else { "plans" };
+        match (self.unsimulated, self.nothing_completed) {
+            (0, failed) => format!("{failed} {} with every request failed", plans(failed)),
+            (unsimulated, 0) => format!(
+                "{unsimulated} {} rejected before simulation",
+                plans(unsimulated)
+            ),
+            (unsimulated, failed) => format!(
+                "{unsimulated} {} rejected before simulation, {failed} with every request failed",
+                plans(unsimulated)
+            ),
+        }
+    }
+
+    /// Kept short enough to fit above the plot: both causes named in few words.
+    fn caption(&self) -> String {
+        match (self.unsimulated, self.nothing_completed) {
+            (0, 0) => "Cost vs p99 latency of every plan".to_string(),
+            (_, 0) | (0, _) => format!("Cost vs p99 latency ({} not drawn)", self.why()),
+            (unsimulated, failed) => format!(
+                "Cost vs p99 latency (not drawn: {unsimulated} not simulated, {failed} with all requests failed)"
+            ),
+        }
+    }
+}
+
 /// What the cost vs p99 chart draws, with its axes chosen.
 struct ParetoPicture<'r> {
     caption: String,
@@ -560,19 +604,15 @@ pub fn pareto_svg(report: &Report) -> Result<String, ReportError> {
     const PLOT: &str = "pareto.svg";
     let plans = all_plans(report);
     let points: Vec<(f64, f64)> = plans.iter().filter_map(|(p, _)| finite_point(p)).collect();
-    let unsimulated = plans.iter().filter(|(p, _)| !p.simulated).count();
-    let caption = if unsimulated == 0 {
-        "Cost vs p99 latency of every plan".to_string()
-    } else {
-        let noun = if unsimulated == 1 { "plan" } else { "plans" };
-        format!("Cost vs p99 latency ({unsimulated} {noun} rejected before simulation not drawn)")
-    };
+    let left_off = LeftOff::count(&plans);
+    let caption = left_off.caption();
     if points.is_empty() {
-        return empty_chart(
-            PLOT,
-            &caption,
-            "No plan was simulated: there is no cost or p99 latency to plot.",
-        );
+        let message = if left_off.nothing_completed == 0 {
+            "No plan was simulated: there is no cost or p99 latency to plot.".to_string()
+        } else {
+            format!("No plan has a p99 latency to plot: {}.", left_off.why())
+        };
+        return empty_chart(PLOT, &caption, &message);
     }
     let p99_slo = slo(report).filter(Slo::is_p99);
     let x = data_axis(points.iter().map(|p| p.0), p99_slo.map(|s| s.latency_ms));
@@ -1076,9 +1116,12 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
                 color: *colour,
                 width: 2,
             },
+            // The peak as the report's Roofline section gives it.
             label: format!(
-                "{} roof {:.1} GB/s, peak {:.0} GFLOP/s",
-                bw.name, bw.gb_per_s, roof.peak_gflops
+                "{} roof {:.1} GB/s, peak {}",
+                bw.name,
+                bw.gb_per_s,
+                format::gflops(roof.peak_gflops)
             ),
         })
         .collect();
@@ -1086,8 +1129,10 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
         // Dashed, in the colour of the level's own roof.
         swatch: Swatch::Dashed(roof_colour(Some(bw))),
         label: format!(
-            "int8 roof {:.0} GOP/s ({} {:.1} GB/s)",
-            peak, bw.name, bw.gb_per_s
+            "int8 roof {} ({} {:.1} GB/s)",
+            format::gflops(peak).replace("GFLOP/s", "GOP/s"),
+            bw.name,
+            bw.gb_per_s
         ),
     }));
     let kernel_colour = RGBColor(20, 20, 20);
@@ -1206,6 +1251,58 @@ pub fn roofline_svg(report: &Report) -> Result<String, ReportError> {
 mod tests {
     use super::*;
 
+    /// photo-tagging's chart said "6 plans rejected before simulation not
+    /// drawn" while 9 were missing: 3 simulated plans had every request fail
+    /// (no latency to place) and were neither drawn nor counted.
+    #[test]
+    fn plans_with_every_request_failed_are_counted_in_the_caption() {
+        let mut report = crate::report::fixtures::sample_report();
+        let failed = |plan: &mut Plan| {
+            plan.simulated = true;
+            plan.failure_rate = 1.0;
+            plan.latency_ms = Default::default();
+        };
+        failed(&mut report.alternatives[0].plan);
+        let caption = |r: &Report| LeftOff::count(&all_plans(r)).caption();
+        assert_eq!(
+            caption(&report),
+            "Cost vs p99 latency (1 plan with every request failed not drawn)"
+        );
+        report.alternatives[1].plan.simulated = false;
+        assert_eq!(
+            caption(&report),
+            "Cost vs p99 latency (not drawn: 1 not simulated, 1 with all requests failed)"
+        );
+        assert!(pareto_svg(&report)
+            .expect("svg")
+            .contains("1 with all requests failed"));
+        // Nothing to draw at all: the message says why.
+        for plan in std::iter::once(report.recommended.as_mut().expect("a plan"))
+            .chain(report.alternatives.iter_mut().map(|a| &mut a.plan))
+        {
+            failed(plan);
+        }
+        let svg = pareto_svg(&report).expect("svg");
+        assert!(
+            svg.contains("No plan has a p99 latency to plot")
+                && !svg.contains("No plan was simulated"),
+            "{svg}"
+        );
+    }
+
+    /// The legend's peak is the report's ("compute roof 99.6 GFLOP/s" had
+    /// read "peak 100 GFLOP/s" in the picture).
+    #[test]
+    fn the_roofline_legend_gives_the_peak_as_the_report_does() {
+        let mut report = crate::report::fixtures::sample_report();
+        report.roofline.peak_gflops = 99.6;
+        let svg = roofline_svg(&report).expect("svg");
+        assert!(
+            svg.contains("peak 99.6 GFLOP/s") && !svg.contains("peak 100 GFLOP/s"),
+            "{svg}"
+        );
+    }
+
     #[test]
     fn a_log_axis_spans_at_least_two_decades() {
         let r = at_least_two_decades(1.0..12.0);
@@ -1322,7 +1419,7 @@ mod tests {
         });
         let slo = slo(&report).unwrap();
         assert_eq!(slo.percentile, 99.9);
-        assert_eq!(slo.label(), "SLO: p99.9 ≤ 0.41 ms");
+        assert_eq!(slo.label(), "SLO: p99.9 ≤ 0.412 ms");
         assert!(!slo.is_p99());
         report.slo = Some(crate::report::LatencySlo {
             percentile: 99.0,
