@@ -5,30 +5,10 @@
 use std::time::Duration;
 
 use workbench::hardware::roofline::ProbeOptions;
-use workbench::hardware::{TargetKind, TargetSpec};
+mod common;
+use common::edge_target;
 use workbench::measure::bench::{run, BenchOptions, BenchScenario};
-use workbench_kernels::{Activation, Graph, MlpSpec, ModelSpec, Precision};
-
-fn roomy_target() -> TargetSpec {
-    TargetSpec {
-        name: "roomy".into(),
-        kind: TargetKind::Edge,
-        cores: 1,
-        threads_per_core: 1,
-        memory_bytes: 1 << 30,
-        peak_gflops_f32: 10.0,
-        peak_gops_int8: 0.0,
-        mem_bandwidth_gbs: 5.0,
-        cache_bytes: 0,
-        precisions: vec![Precision::F32, Precision::Int8],
-        usd_per_hour: 0.0,
-        cold_start_ms: 0.0,
-        power_watts: 2.0,
-        parallel_overhead_us: 5.0,
-        fastest_core_speedup: None,
-        source: "test".into(),
-    }
-}
+use workbench_kernels::{Activation, Graph, MlpSpec, ModelSpec};
 
 /// A quick bench of a tiny scenario model only, as `bench --json --quick`
 /// writes it.
@@ -48,7 +28,7 @@ fn bench_json() -> String {
         scenario: Some(BenchScenario {
             name: "tiny/full".into(),
             graph: Graph::from_spec(&spec, 3).expect("a graph"),
-            targets: vec![roomy_target()],
+            targets: vec![edge_target("roomy", 1 << 30, 10.0)],
         }),
         budget: Some(Duration::from_secs(2)),
         probe: Some(ProbeOptions::quick()),

@@ -1,32 +1,12 @@
 //! The bench report: probe + measure + project, JSON shape and table.
 
 use std::time::Duration;
+mod common;
+use common::edge_target;
 use workbench::hardware::roofline::ProbeOptions;
-use workbench::hardware::{TargetKind, TargetSpec};
 use workbench::measure::bench::{run, BenchOptions, BenchScenario};
 use workbench::measure::MeasureProgress;
 use workbench_kernels::{Activation, BackendKind, Graph, MlpSpec, ModelSpec, Precision};
-
-fn target(name: &str, memory_bytes: u64, gflops: f64) -> TargetSpec {
-    TargetSpec {
-        name: name.into(),
-        kind: TargetKind::Edge,
-        cores: 1,
-        threads_per_core: 1,
-        memory_bytes,
-        peak_gflops_f32: gflops,
-        peak_gops_int8: 0.0,
-        mem_bandwidth_gbs: 5.0,
-        cache_bytes: 0,
-        precisions: vec![Precision::F32, Precision::Int8],
-        usd_per_hour: 0.0,
-        cold_start_ms: 0.0,
-        power_watts: 2.0,
-        parallel_overhead_us: 5.0,
-        fastest_core_speedup: None,
-        source: "test".into(),
-    }
-}
 
 fn small_scenario() -> BenchScenario {
     let spec = ModelSpec::Mlp(MlpSpec {
@@ -39,9 +19,9 @@ fn small_scenario() -> BenchScenario {
         name: "tiny-mlp".into(),
         graph: Graph::from_spec(&spec, 3).unwrap(),
         targets: vec![
-            target("roomy", 1 << 30, 10.0),
-            target("roomy-2x", 1 << 30, 20.0),
-            target("cramped", 1000, 10.0),
+            edge_target("roomy", 1 << 30, 10.0),
+            edge_target("roomy-2x", 1 << 30, 20.0),
+            edge_target("cramped", 1000, 10.0),
         ],
     }
 }

@@ -160,3 +160,28 @@ pub fn report_under(
     };
     plan_scenario(s, &measured, what_if, &options, "now")
 }
+
+/// A one-core edge device with these memory and f32 peak figures, for the
+/// bench and projection tests.
+#[allow(dead_code)]
+pub fn edge_target(name: &str, memory_bytes: u64, gflops: f64) -> workbench::hardware::TargetSpec {
+    use workbench::hardware::{TargetKind, TargetSpec};
+    TargetSpec {
+        name: name.into(),
+        kind: TargetKind::Edge,
+        cores: 1,
+        threads_per_core: 1,
+        memory_bytes,
+        peak_gflops_f32: gflops,
+        peak_gops_int8: 0.0,
+        mem_bandwidth_gbs: 5.0,
+        cache_bytes: 0,
+        precisions: vec![Precision::F32, Precision::Int8],
+        usd_per_hour: 0.0,
+        cold_start_ms: 0.0,
+        power_watts: 2.0,
+        parallel_overhead_us: 5.0,
+        fastest_core_speedup: None,
+        source: "test".into(),
+    }
+}
