@@ -164,6 +164,16 @@ fn target_without_catalog_must_give_its_figures() {
     );
     let s = parse(&text).expect("valid with speed_factor");
     assert_eq!(s.targets.cloud[0].speed_factor, Some(1.5));
+    // Its peaks are not stated, not zero: `validate` says so.
+    let line = s
+        .summary()
+        .lines()
+        .find(|l| l.contains(" box "))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("GFLOP/s f32 not stated"), "{line}");
+    assert!(line.contains("GB/s not stated"), "{line}");
+    assert!(!line.contains(" 0 GFLOP/s"), "{line}");
 }
 
 #[test]
