@@ -21,17 +21,29 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
     let p = &best.plan;
     let c = &best.candidate;
     let obj = &scenario.objectives;
+    let fan_out = scenario.inputs.predictions_per_request;
+    // "unbatched" is of requests: a request's own predictions still run
+    // together, which the backend sentence details.
+    let asks = if fan_out > 1 && c.mode != Mode::Batch {
+        format!(
+            "; each request asks for {} predictions",
+            crate::report::format::thousands(fan_out as f64)
+        )
+    } else {
+        String::new()
+    };
     let mut out = vec![format!(
-        "Recommended: {}. {} {} against an SLO of {} at {}, {}/month ({}/1M predictions).",
+        "Recommended: {}{asks}. {} {} against an SLO of {} at {}, {}/month ({}/1M predictions).",
         c.describe(),
         percentile_name(obj.latency_percentile),
         slo_latency_text(best),
         fmt_ms(obj.latency_ms),
-        crate::report::format::rps(scenario.traffic.rate_per_s),
+        simulated_traffic_text(scenario, profiles),
         fmt_usd(p.cost_usd_per_month),
         crate::report::format::usd_small(p.cost_usd_per_million),
     )];
     out.extend(super::evaluate::narrow_slo_margin(best, scenario));
+    out.extend(sized_for_the_peak(scenario, best));
     let ties = super::tie_test(scenario, ranked);
     out.push(compare_dimension(
         obj.latency_percentile,
@@ -83,10 +95,10 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
             Some(c.precision.name().to_string())
         } else if p.accuracy_agreement - e.plan.accuracy_agreement >= 5e-5 {
             Some(format!(
-                "{} points of accuracy agreement ({}% against {}%)",
+                "{} points of accuracy agreement ({} against {})",
                 fmt_pct(p.accuracy_agreement - e.plan.accuracy_agreement),
-                fmt_pct(p.accuracy_agreement),
-                fmt_pct(e.plan.accuracy_agreement)
+                agreement_pct(p.accuracy_agreement),
+                agreement_pct(e.plan.accuracy_agreement)
             ))
         } else {
             None
@@ -134,8 +146,8 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
                 "the declared accuracies of the variants (not measured)"
             };
             line.push_str(&format!(
-                "; the plan's {}% against the f32 reference also counts {counts}",
-                fmt_pct(p.accuracy_agreement)
+                "; the plan's {} against the f32 reference also counts {counts}",
+                agreement_pct(p.accuracy_agreement)
             ));
         }
         out.push(format!("{line} (floor {}%).", fmt_pct(obj.accuracy_floor)));
@@ -146,8 +158,18 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         .find(|e| e.feasible() && e.candidate.family() != c.family())
     {
         let r = &runner.plan;
+        // A tie on cost and latency goes to agreement: say it where it differs.
+        let (theirs, ours) = (
+            crate::report::format::agreement(r.accuracy_agreement, 2),
+            crate::report::format::agreement(p.accuracy_agreement, 2),
+        );
+        let agreement = if theirs == ours {
+            String::new()
+        } else {
+            format!(", agreement {theirs} vs {ours}")
+        };
         out.push(format!(
-            "Runner-up: {}: {}/month{}, {} vs {}.",
+            "Runner-up: {}: {}/month{}, {} vs {}{agreement}.",
             runner.candidate.describe(),
             fmt_usd(r.cost_usd_per_month),
             cost_difference(r.cost_usd_per_month, p.cost_usd_per_month),
@@ -234,13 +256,87 @@ fn tiered_not_chosen(
     })?;
     let t = &tiered.plan;
     Some(format!(
-        "The tiered plan ({}) agrees more with the reference model ({}% against {}%) at {}/month{} and {}: above the floor, accuracy only decides between plans that tie on cost and latency.",
+        "The tiered plan ({}) agrees more with the reference model ({} against {}) at {}/month{} and {}: above the floor, accuracy only decides between plans that tie on cost and latency.",
         tiered.candidate.class_builds_text(),
-        fmt_pct(t.accuracy_agreement),
-        fmt_pct(p.accuracy_agreement),
+        agreement_pct(t.accuracy_agreement),
+        agreement_pct(p.accuracy_agreement),
         fmt_usd(t.cost_usd_per_month),
         cost_difference(t.cost_usd_per_month, p.cost_usd_per_month),
         at_slo(q, tiered)
+    ))
+}
+
+/// An agreement as the rationale prints it ("99.4%"), "unknown" for the 0
+/// a plan of undeclared accuracy carries (see [`crate::report::format::agreement`]).
+fn agreement_pct(fraction: f64) -> String {
+    if fraction == 0.0 {
+        "unknown".to_string()
+    } else {
+        format!("{}%", fmt_pct(fraction))
+    }
+}
+
+/// The rate plans were simulated at, as the SLO sentence names it: the mean,
+/// or for traffic that peaks (diurnal, bursty) the peak with the mean beside
+/// it, since the simulation ran at the peak ([`super::evaluate::Context::arrivals`]).
+/// Traffic too light to judge is simulated at a raised rate instead, which
+/// [`light_traffic_note`] explains: the mean is named then.
+fn simulated_traffic_text(scenario: &Scenario, profiles: &ProfileSet) -> String {
+    let rps = crate::report::format::rps;
+    let t = &scenario.traffic;
+    let (mean, peak) = (t.rate_per_s, t.peak_rate_per_s());
+    let raised = super::evaluate::Context {
+        scenario,
+        profiles,
+        only: None,
+        cancel: None,
+    }
+    .raised_rate()
+    .is_some();
+    if raised || rps(peak) == rps(mean) {
+        return rps(mean);
+    }
+    match t.process {
+        crate::scenario::ArrivalProcess::Diurnal { .. } => {
+            format!("the peak {} (mean {})", rps(peak), rps(mean))
+        }
+        crate::scenario::ArrivalProcess::Bursty { .. } => {
+            format!("the peak {} in bursts (mean {})", rps(peak), rps(mean))
+        }
+        _ => rps(mean),
+    }
+}
+
+/// For traffic that peaks (diurnal, bursty), on a plan with replicas: they
+/// are a fixed count sized for the peak, billed all month (the planner
+/// models no autoscaling); what is billed per request is at the mean.
+fn sized_for_the_peak(scenario: &Scenario, best: &Evaluation) -> Option<String> {
+    let rps = crate::report::format::rps;
+    let c = &best.candidate;
+    let t = &scenario.traffic;
+    let peaks = matches!(
+        t.process,
+        crate::scenario::ArrivalProcess::Diurnal { .. }
+            | crate::scenario::ArrivalProcess::Bursty { .. }
+    );
+    let has_replicas =
+        c.mode != Mode::Batch && (c.placement == Placement::Cloud || c.fallback_target.is_some());
+    let (mean, peak) = (t.rate_per_s, t.peak_rate_per_s());
+    if !peaks || !has_replicas || rps(peak) == rps(mean) {
+        return None;
+    }
+    let whose = if c.fallback_target.is_some() {
+        " of the cloud fallback"
+    } else {
+        ""
+    };
+    let are = if c.replicas == 1 { "is" } else { "are" };
+    Some(format!(
+        "Instances are sized for the peak of {} ({:.1}x the mean {}): the {}{whose} {are} billed all month at that count (no autoscaling is modelled); what is priced per request or per byte is billed at the mean.",
+        rps(peak),
+        peak / mean,
+        rps(mean),
+        crate::report::format::count(c.replicas, "replica"),
     ))
 }
 
@@ -589,6 +685,13 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
     } else {
         c.max_batch.max(1)
     };
+    // Online, each request runs its `predictions_per_request`; a batch job's
+    // batch is of predictions already.
+    let fan_out = if c.mode == Mode::Batch {
+        1
+    } else {
+        scenario.inputs.predictions_per_request
+    };
     let run_on = |target: &str| {
         let build = c.build_on(target);
         let s = run_sentence(
@@ -596,7 +699,7 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
             &build.variant,
             build.backend,
             build.precision,
-            device_batch,
+            (device_batch, fan_out),
             target,
         )?;
         // A tiered plan's classes run different models: each sentence says which.
@@ -627,7 +730,7 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
             &f.variant,
             f.backend,
             f.precision,
-            c.max_batch.max(1),
+            (c.max_batch.max(1), fan_out),
             cloud,
         ) {
             s.push_str(&format!(" In the cloud fallback, {} {fallback}", f.variant));
@@ -756,8 +859,8 @@ fn tiered_accuracy_sentence(
         .collect();
     let floor = scenario.objectives.accuracy_floor;
     format!(
-        "Its accuracy agreement with the reference model, {}%, is each class's build's weighted by the requests it serves: {}{}.",
-        fmt_pct(p.accuracy_agreement),
+        "Its accuracy agreement with the reference model, {}, is each class's build's weighted by the requests it serves: {}{}.",
+        agreement_pct(p.accuracy_agreement),
         each.join(", "),
         if floor > 0.0 {
             format!(" (floor {}%, met by every class)", fmt_pct(floor))
@@ -801,23 +904,57 @@ fn fleet_sentence(scenario: &Scenario, c: &Candidate) -> String {
 }
 
 /// "tiled f32 runs a batch of 8 in 1.2 ms on c7i.large (projected), 40x
-/// faster than naive f32 (48 ms)."
+/// faster than naive f32 (48 ms)." With `fan_out` predictions a request
+/// (`batch` requests a batch), how they run, as the planner times them
+/// ([`super::profile::ComputeProfile::samples`]): "each request's 200
+/// predictions as 7 runs of batch 32 in about 20.0 µs".
 fn run_sentence(
     profiles: &ProfileSet,
     variant: &str,
     backend: BackendKind,
     precision: Precision,
-    batch: u32,
+    (batch, fan_out): (u32, u64),
     target: &str,
 ) -> Option<String> {
     let chosen = profiles.find(variant, backend, precision, target)?;
-    let t = chosen.median_s(batch);
+    let predictions = u64::from(batch).saturating_mul(fan_out.max(1));
+    // The planner's figure: `per_request(fan_out).median_s(batch)`.
+    let time_of =
+        |profile: &super::profile::ComputeProfile| profile.per_request(fan_out).median_s(batch);
+    let t = time_of(chosen);
     let naive = profiles.find(variant, BackendKind::Naive, Precision::F32, target);
+    let runs = if fan_out <= 1 {
+        format!("runs a batch of {batch} in")
+    } else {
+        let thousands = |n: u64| crate::report::format::thousands(n as f64);
+        let whose = if batch == 1 {
+            format!("each request's {} predictions", thousands(predictions))
+        } else {
+            format!(
+                "a batch of {batch} requests ({} predictions)",
+                thousands(predictions)
+            )
+        };
+        // Up to the largest batch measured, one run; beyond, chunks of the
+        // batch with the most predictions per second (`samples`).
+        let largest = u64::from(chosen.largest_batch());
+        let how = if predictions <= largest {
+            format!("as one batch of {}", thousands(predictions))
+        } else {
+            let chunk = u64::from(chosen.most_efficient_batch(|_| true).max(1));
+            let chunks = predictions.div_ceil(chunk);
+            format!(
+                "as {} run{} of batch {chunk} (its most predictions per second)",
+                thousands(chunks),
+                if chunks == 1 { "" } else { "s" }
+            )
+        };
+        format!("runs {whose} {how} in about")
+    };
     let mut s = format!(
-        "{} {} runs a batch of {} in {} on {} ({})",
+        "{} {} {runs} {} on {} ({})",
         backend.name(),
         precision.name(),
-        batch,
         fmt_ms(t * 1000.0),
         target,
         chosen.source.name()
@@ -825,7 +962,7 @@ fn run_sentence(
     if let Some(n) =
         naive.filter(|_| !(backend == BackendKind::Naive && precision == Precision::F32))
     {
-        let tn = n.median_s(batch);
+        let tn = time_of(n);
         if t > 0.0 && tn > 0.0 {
             s.push_str(&format!(
                 ", {} naive f32 ({})",
@@ -950,23 +1087,46 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
         ConstraintCheck {
             name: "accuracy agreement".to_string(),
             required: format!(">= {}%", fmt_pct(obj.accuracy_floor)),
-            achieved: format!("{}%", fmt_pct(p.accuracy_agreement)),
+            achieved: agreement_pct(p.accuracy_agreement),
             ok: p.accuracy_agreement + 1e-12 >= obj.accuracy_floor,
             checked: true,
         },
     ];
     if obj.min_throughput_per_s > 0.0 {
+        use crate::report::format::{predictions_per_s, rps};
         let name = "throughput capacity".to_string();
-        let required = format!(
-            ">= {}",
-            crate::report::format::rps(obj.min_throughput_per_s)
-        );
+        // The floor counts predictions, a request asks `fan_out` of them:
+        // both figures in predictions, judged as the planner judges them.
+        let fan_out = scenario.inputs.predictions_per_request.max(1);
+        let (required, achieved) = if fan_out > 1 {
+            (
+                format!(">= {}", predictions_per_s(obj.min_throughput_per_s)),
+                format!(
+                    "{} ({} of {})",
+                    predictions_per_s(e.capacity_rps * fan_out as f64),
+                    rps(e.capacity_rps),
+                    crate::report::format::thousands(fan_out as f64)
+                ),
+            )
+        } else {
+            (
+                format!(">= {}", rps(obj.min_throughput_per_s)),
+                rps(e.capacity_rps),
+            )
+        };
+        let floor_rps = super::evaluate::Context {
+            scenario,
+            profiles: &ProfileSet::default(),
+            only: None,
+            cancel: None,
+        }
+        .throughput_floor_rps();
         checks.push(if e.simulated {
             ConstraintCheck {
                 name,
                 required,
-                achieved: crate::report::format::rps(e.capacity_rps),
-                ok: e.capacity_rps >= obj.min_throughput_per_s,
+                achieved,
+                ok: e.capacity_rps >= floor_rps,
                 checked: true,
             }
         } else {

@@ -195,17 +195,41 @@ pub fn percent(fraction: f64, decimals: usize) -> String {
 
 /// Throughput: "400 req/s", "12.5 req/s".
 pub fn rps(value: f64) -> String {
+    per_second(value, "req/s")
+}
+
+/// Predictions per second, where a request asks several of them (the unit
+/// of `min_throughput_per_s`): "85,964 predictions/s".
+pub fn predictions_per_s(value: f64) -> String {
+    per_second(value, "predictions/s")
+}
+
+/// A rate in `unit` ("req/s"): whole numbers with separators from 100, one
+/// decimal from 1, two significant figures below.
+fn per_second(value: f64, unit: &str) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
     }
     if value >= 100.0 {
-        format!("{} req/s", thousands(value.round()))
+        format!("{} {unit}", thousands(value.round()))
     } else if value >= 1.0 || value <= 0.0 {
-        format!("{} req/s", fixed(value, 1))
+        format!("{} {unit}", fixed(value, 1))
     } else {
         // Two significant figures: 0.05 req/s is not "0.1 req/s".
         let decimals = (1 - value.log10().floor() as i32).clamp(1, 12) as usize;
-        format!("{value:.decimals$} req/s")
+        format!("{value:.decimals$} {unit}")
+    }
+}
+
+/// An agreement with the reference model as a percentage ("99.36%"), or
+/// "unknown" for 0: the figure plan.json writes for a plan whose variant (or
+/// the reference) declares no `accuracy` (docs/plan-format.md), which a table
+/// must not show as a measured "0.00%".
+pub fn agreement(fraction: f64, decimals: usize) -> String {
+    if fraction == 0.0 {
+        "unknown".to_string()
+    } else {
+        percent(fraction, decimals)
     }
 }
 
@@ -426,6 +450,25 @@ mod tests {
         assert_eq!(duration_ns(61_000.0), "61.0 µs");
         assert_eq!(duration_ns(1_200_000.0), "1.20 ms");
         assert_eq!(age_s(43_200.0), "12.0 h");
+    }
+
+    /// The throughput floor counts predictions: its unit reads so, with the
+    /// figures formatted as requests per second are.
+    #[test]
+    fn predictions_per_second_read_as_requests_per_second_do() {
+        assert_eq!(predictions_per_s(85_964.2), "85,964 predictions/s");
+        assert_eq!(predictions_per_s(12.5), "12.5 predictions/s");
+        assert_eq!(predictions_per_s(0.05), "0.050 predictions/s");
+        assert_eq!(rps(85_964.2), "85,964 req/s");
+    }
+
+    /// plan.json writes 0 for an agreement nobody knows (no declared
+    /// `accuracy`); report.md had shown it as "0.00%".
+    #[test]
+    fn an_unknown_agreement_reads_unknown() {
+        assert_eq!(agreement(0.0, 2), "unknown");
+        assert_eq!(agreement(0.9936, 2), "99.36%");
+        assert_eq!(agreement(0.98, 2), "98.00%");
     }
 
     #[test]

@@ -83,6 +83,16 @@ fn headline(plan: &Plan) -> String {
     // On devices a plan runs on each user's own device: no replica count.
     let on = if plan.placement == crate::scenario::Placement::Edge {
         plan.target.clone()
+    } else if let Some(fallback) = &plan.fallback {
+        // The replicas are the cloud fallback's, not the devices'.
+        let device = plan
+            .target
+            .strip_suffix(&format!(" + {}", fallback.target))
+            .unwrap_or(&plan.target);
+        format!(
+            "{device} + {} x {} (cloud fallback)",
+            plan.replicas, fallback.target
+        )
     } else {
         format!("{} x {}", plan.replicas, plan.target)
     };
@@ -217,7 +227,7 @@ fn plan_row(plan: &Plan, recommended: bool) -> Vec<String> {
         p99,
         cost,
         cost_per_million,
-        format::percent(plan.accuracy_agreement, 2),
+        format::agreement(plan.accuracy_agreement, 2),
         plan.latency_source.to_string(),
     ]
 }
@@ -279,7 +289,7 @@ fn section_summary(out: &mut String, report: &Report) {
                 latency_label(plan),
                 format::usd(plan.cost_usd_per_month),
                 format::usd_small(plan.cost_usd_per_million),
-                format::percent(plan.accuracy_agreement, 2)
+                format::agreement(plan.accuracy_agreement, 2)
             );
         }
         (Some(plan), false) => {
@@ -364,7 +374,16 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
         vec!["Mode".to_string(), plan.mode.to_string()],
         vec!["Placement".to_string(), plan.placement.to_string()],
         vec!["Target".to_string(), plan.target.clone()],
-        vec!["Replicas".to_string(), plan.replicas.to_string()],
+        // A hybrid plan's replicas are its cloud fallback's (the devices
+        // are the users' own).
+        vec![
+            if plan.fallback.is_some() {
+                "Replicas (cloud fallback)".to_string()
+            } else {
+                "Replicas".to_string()
+            },
+            plan.replicas.to_string(),
+        ],
     ];
     if plan.tiered() {
         rows.push(vec![
@@ -436,7 +455,7 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
         ],
         vec![
             "Accuracy agreement with f32".to_string(),
-            format::percent(plan.accuracy_agreement, 2),
+            format::agreement(plan.accuracy_agreement, 2),
         ],
         vec![
             "Utilisation".to_string(),
@@ -757,7 +776,7 @@ fn section_kernels(out: &mut String, report: &Report) {
                 format::duration_ns(k.p90_ns),
                 format::duration_ns(k.p99_ns),
                 rate(k.gflops, k.precision),
-                format::percent(k.fraction_of_peak, 1),
+                of_peak(k.fraction_of_peak),
                 format!(
                     "{} {} {}",
                     k.source,
@@ -796,12 +815,29 @@ fn section_kernels(out: &mut String, report: &Report) {
             "{NOISY_MARK} Its timings spread more than 10% (coefficient of variation) even when measured again: the machine was busy while it ran, so its median and tail may read high, and so may the plans built on it. Run again on a quieter machine (`--fresh` times it anew).\n\n"
         ));
     }
+    if report.kernels.iter().any(|k| k.fraction_of_peak == 0.0) {
+        out.push_str(
+            "Of peak \"-\": no peak is known for the machine the figure is for (a \
+             target given by its `speed_factor` states none), so no fraction of it.\n\n",
+        );
+    }
     if report.kernels.iter().any(|k| k.fraction_of_peak > 1.0) {
         out.push_str(
             "Achieved rates count every multiply-add of the model, so a rate above \
              peak means the kernel did less work than that: dense layers after a ReLU \
              skip the products of their input's zeros.\n\n",
         );
+    }
+}
+
+/// A kernel's achieved rate over its machine's peak, "-" when the machine
+/// states no peak (a target given by its speed factor alone: its fraction is
+/// written as 0, which read "0.0%" as if the kernel did nothing).
+fn of_peak(fraction: f64) -> String {
+    if fraction == 0.0 {
+        "-".to_string()
+    } else {
+        format::percent(fraction, 1)
     }
 }
 
