@@ -418,7 +418,8 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
             vec![
                 "Batch job".to_string(),
                 format!(
-                    "precomputes the inputs {} at a time{}; requests read the stored predictions",
+                    // The batch is of predictions: an input asks `predictions_per_request`.
+                    "precomputes the predictions {} at a time{}; requests read the stored ones",
                     plan.max_batch,
                     job_schedule(plan)
                         .map(|s| format!(", {s}"))
@@ -1501,5 +1502,22 @@ mod tests {
         report.kernels[0].gflops = 9.9996;
         let md = markdown(&report);
         assert!(md.contains(" 10.0 G") && !md.contains("10.00 G"), "{md}");
+    }
+
+    /// A batch job's batch is of predictions (an input may ask for many):
+    /// "precomputes the inputs 128 at a time" had counted them as inputs.
+    #[test]
+    fn a_batch_jobs_batch_counts_predictions() {
+        let mut report = sample_report();
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.mode = ServingMode::Batch;
+            plan.max_batch = 128;
+        }
+        let md = markdown(&report);
+        assert!(
+            md.contains("precomputes the predictions 128 at a time"),
+            "{md}"
+        );
+        assert!(!md.contains("precomputes the inputs"), "{md}");
     }
 }
