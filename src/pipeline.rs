@@ -1176,21 +1176,15 @@ fn traffic_note(scenario: &Scenario, options: &PlanOptions) -> String {
 
 /// The broker's prices as the plans used them, and where they came from.
 fn broker_price_note(scenario: &Scenario) -> String {
-    let (per_month, per_gb) = plan::evaluate::broker_prices(scenario);
-    let stated = scenario
-        .targets
-        .broker
-        .as_ref()
-        .map_or((false, false), |b| {
-            (b.usd_per_month.is_some(), b.usd_per_gb.is_some())
-        });
-    let source = match stated {
+    let prices = plan::evaluate::broker_prices(scenario);
+    let source = match (prices.per_month_stated, prices.per_gb_stated) {
         (true, true) => "(scenario)",
         (false, false) => "(assumption: a small managed Kafka cluster; the broker's `usd_per_month` and `usd_per_gb` set them)",
         _ => "(the one stated by the scenario, the other assumed)",
     };
     format!(
-        "broker ${per_month}/month plus ${per_gb}/GB through it, a request's and its answer's bytes for each pair of hops {source}"
+        "broker ${}/month plus ${}/GB through it, a request's and its answer's bytes for each pair of hops {source}",
+        prices.per_month, prices.per_gb
     )
 }
 

@@ -196,7 +196,7 @@ fn the_runner_up_line_names_a_different_agreement() {
     let runner = feasible(candidate("ranker", 1), 0.9948, 116.0, 76.98, 3_513.0);
     let text = explain(&s, &set, &[best.clone(), runner]).join("\n");
     assert!(
-        text.contains("(same cost), p99 116 ms vs 107 ms, agreement 99.48% vs 98.00%."),
+        text.contains("(same cost), p99 116 ms vs 107 ms, agreement 99.5% vs 98%."),
         "{text}"
     );
     // The same agreement: nothing to add.

@@ -298,10 +298,9 @@ impl Context<'_> {
         self.scenario.traffic.rate_per_s * share
     }
 
-    /// Requests per second the throughput floor asks for: the floor counts
-    /// predictions, and each request asks `predictions_per_request` of them.
+    /// See [`throughput_floor_rps`].
     pub fn throughput_floor_rps(&self) -> f64 {
-        self.per_prediction(self.scenario.objectives.min_throughput_per_s)
+        throughput_floor_rps(self.scenario)
     }
 
     /// A per-request figure (the simulator's unit: one request, one
@@ -1182,10 +1181,12 @@ fn price(
         predictions: usage.predictions * ctx.scenario.inputs.predictions_per_request.max(1) as f64,
         ..*usage
     };
-    let (broker_per_month, broker_per_gb) = broker_prices(ctx.scenario);
+    // Every plan is priced here: the scenario's broker prices replace the
+    // assumed ones `rates` starts from.
+    let broker = broker_prices(ctx.scenario);
     let rates = cost::CostRates {
-        broker_per_month,
-        broker_per_gb,
+        broker_per_month: broker.per_month,
+        broker_per_gb: broker.per_gb,
         ..*rates
     };
     match cost::estimate(&usage, &rates) {
@@ -1407,19 +1408,11 @@ fn check_metrics(
         SloFigure::Ms(_) => {}
     }
     if obj.min_throughput_per_s > 0.0 && capacity < ctx.throughput_floor_rps() {
-        let fan_out = s.inputs.predictions_per_request.max(1);
-        reasons.push(if fan_out > 1 {
-            format!(
-                "capacity {:.0} predictions/s ({capacity:.0} requests/s of {fan_out}) < required {:.0} predictions/s",
-                capacity * fan_out as f64,
-                obj.min_throughput_per_s
-            )
-        } else {
-            format!(
-                "capacity {capacity:.0}/s < required {:.0}/s",
-                obj.min_throughput_per_s
-            )
-        });
+        reasons.push(format!(
+            "capacity {} < required {}",
+            capacity_text(s, capacity),
+            floor_text(s)
+        ));
     }
     if let Some(budget) = obj.monthly_budget_usd {
         if row.cost_usd_per_month > budget {
@@ -2384,21 +2377,67 @@ pub fn fmt_pct(fraction: f64) -> String {
     }
 }
 
-/// The broker's price a month and per GB through it: the scenario's where it
-/// states them, else [`BROKER_USD_PER_MONTH`] and [`BROKER_USD_PER_GB`].
-pub fn broker_prices(scenario: &Scenario) -> (f64, f64) {
-    let broker = scenario.targets.broker.as_ref();
-    (
-        broker
-            .and_then(|b| b.usd_per_month)
-            .unwrap_or(BROKER_USD_PER_MONTH),
-        broker
-            .and_then(|b| b.usd_per_gb)
-            .unwrap_or(BROKER_USD_PER_GB),
-    )
+/// Requests per second the throughput floor asks for: the floor counts
+/// predictions, and each request asks `predictions_per_request` of them.
+pub fn throughput_floor_rps(scenario: &Scenario) -> f64 {
+    scenario.objectives.min_throughput_per_s / scenario.inputs.predictions_per_request.max(1) as f64
 }
 
-/// Cost rates for a plan whose serving instances cost `instance_per_hour`.
+/// A capacity of `requests_per_s` in the floor's unit: "702,632
+/// predictions/s (3,513 req/s of 200)", or "3,513 req/s" when a request is
+/// one prediction.
+pub fn capacity_text(scenario: &Scenario, requests_per_s: f64) -> String {
+    use crate::report::format::{predictions_per_s, rps, thousands};
+    let fan_out = scenario.inputs.predictions_per_request.max(1);
+    if fan_out > 1 {
+        format!(
+            "{} ({} of {})",
+            predictions_per_s(requests_per_s * fan_out as f64),
+            rps(requests_per_s),
+            thousands(fan_out as f64)
+        )
+    } else {
+        rps(requests_per_s)
+    }
+}
+
+/// The throughput floor as the scenario states it, in predictions/s (req/s
+/// when a request is one prediction).
+pub fn floor_text(scenario: &Scenario) -> String {
+    let floor = scenario.objectives.min_throughput_per_s;
+    if scenario.inputs.predictions_per_request > 1 {
+        crate::report::format::predictions_per_s(floor)
+    } else {
+        crate::report::format::rps(floor)
+    }
+}
+
+/// The broker's prices: the scenario's where it states them, else
+/// [`BROKER_USD_PER_MONTH`] and [`BROKER_USD_PER_GB`], and which were stated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BrokerPrices {
+    pub per_month: f64,
+    pub per_gb: f64,
+    pub per_month_stated: bool,
+    pub per_gb_stated: bool,
+}
+
+pub fn broker_prices(scenario: &Scenario) -> BrokerPrices {
+    let broker = scenario.targets.broker.as_ref();
+    let (month, gb) = (
+        broker.and_then(|b| b.usd_per_month),
+        broker.and_then(|b| b.usd_per_gb),
+    );
+    BrokerPrices {
+        per_month: month.unwrap_or(BROKER_USD_PER_MONTH),
+        per_gb: gb.unwrap_or(BROKER_USD_PER_GB),
+        per_month_stated: month.is_some(),
+        per_gb_stated: gb.is_some(),
+    }
+}
+
+/// Cost rates for a plan whose serving instances cost `instance_per_hour`,
+/// with the assumed broker prices ([`price`] puts the scenario's in).
 pub fn rates(
     instance_per_hour: f64,
     batch_instance_per_hour: f64,

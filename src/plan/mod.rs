@@ -128,7 +128,9 @@ fn plan_unless(
     }
     mark_pareto(&scenario, &mut evaluations);
     let feasible = evaluations.first().is_some_and(Evaluation::feasible);
-    let sensitivity = if options.sensitivity && feasible {
+    // Cancelled: the sensitivity's re-plans (seconds of work) are not started.
+    let cancelled = cancel.is_some_and(|flag| flag.load(Ordering::Relaxed));
+    let sensitivity = if options.sensitivity && feasible && !cancelled {
         sensitivity_lines(&scenario, profiles, options, &evaluations, cancel)
     } else {
         Vec::new()

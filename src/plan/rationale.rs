@@ -160,8 +160,8 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         let r = &runner.plan;
         // A tie on cost and latency goes to agreement: say it where it differs.
         let (theirs, ours) = (
-            crate::report::format::agreement(r.accuracy_agreement, 2),
-            crate::report::format::agreement(p.accuracy_agreement, 2),
+            agreement_pct(r.accuracy_agreement),
+            agreement_pct(p.accuracy_agreement),
         );
         let agreement = if theirs == ours {
             String::new()
@@ -307,22 +307,19 @@ fn simulated_traffic_text(scenario: &Scenario, profiles: &ProfileSet) -> String 
     }
 }
 
-/// For traffic that peaks (diurnal, bursty), on a plan with replicas: they
+/// For traffic that peaks (diurnal, bursty, a trace), on a plan with replicas: they
 /// are a fixed count sized for the peak, billed all month (the planner
 /// models no autoscaling); what is billed per request is at the mean.
 fn sized_for_the_peak(scenario: &Scenario, best: &Evaluation) -> Option<String> {
     let rps = crate::report::format::rps;
     let c = &best.candidate;
     let t = &scenario.traffic;
-    let peaks = matches!(
-        t.process,
-        crate::scenario::ArrivalProcess::Diurnal { .. }
-            | crate::scenario::ArrivalProcess::Bursty { .. }
-    );
     let has_replicas =
         c.mode != Mode::Batch && (c.placement == Placement::Cloud || c.fallback_target.is_some());
+    // Replicas are sized for the peak whatever the process (a trace's is its
+    // busiest second): said wherever the peak is not the mean.
     let (mean, peak) = (t.rate_per_s, t.peak_rate_per_s());
-    if !peaks || !has_replicas || rps(peak) == rps(mean) {
+    if !has_replicas || rps(peak) == rps(mean) {
         return None;
     }
     let whose = if c.fallback_target.is_some() {
@@ -1093,34 +1090,12 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
         },
     ];
     if obj.min_throughput_per_s > 0.0 {
-        use crate::report::format::{predictions_per_s, rps};
         let name = "throughput capacity".to_string();
-        // The floor counts predictions, a request asks `fan_out` of them:
-        // both figures in predictions, judged as the planner judges them.
-        let fan_out = scenario.inputs.predictions_per_request.max(1);
-        let (required, achieved) = if fan_out > 1 {
-            (
-                format!(">= {}", predictions_per_s(obj.min_throughput_per_s)),
-                format!(
-                    "{} ({} of {})",
-                    predictions_per_s(e.capacity_rps * fan_out as f64),
-                    rps(e.capacity_rps),
-                    crate::report::format::thousands(fan_out as f64)
-                ),
-            )
-        } else {
-            (
-                format!(">= {}", rps(obj.min_throughput_per_s)),
-                rps(e.capacity_rps),
-            )
-        };
-        let floor_rps = super::evaluate::Context {
-            scenario,
-            profiles: &ProfileSet::default(),
-            only: None,
-            cancel: None,
-        }
-        .throughput_floor_rps();
+        // The floor counts predictions, a request asks `predictions_per_request`
+        // of them: both figures in predictions, judged as the planner judges them.
+        let required = format!(">= {}", super::evaluate::floor_text(scenario));
+        let achieved = super::evaluate::capacity_text(scenario, e.capacity_rps);
+        let floor_rps = super::evaluate::throughput_floor_rps(scenario);
         checks.push(if e.simulated {
             ConstraintCheck {
                 name,
