@@ -69,6 +69,17 @@ impl ComputeProfile {
         }
     }
 
+    /// How [`Self::samples`] runs `n` samples beyond the largest measured
+    /// batch: `(b*, ceil(n / b*))`, chunks of the most efficient batch `b*`;
+    /// `None` up to the largest batch (one run of `n`).
+    pub fn runs_for(&self, n: u64) -> Option<(u32, u64)> {
+        if n <= u64::from(self.largest_batch()) {
+            return None;
+        }
+        let best = self.most_efficient_batch(|_| true).max(1);
+        Some((best, n.div_ceil(u64::from(best))))
+    }
+
     /// Seconds to run `n` samples: one batch (interpolated) up to the
     /// largest measured batch; beyond it, as `m = ceil(n / b*)` chunks of the
     /// most efficient measured batch `b*`, as a device or server runs a
@@ -80,16 +91,13 @@ impl ComputeProfile {
     /// Never less than the largest batch takes (fewer samples): chunks of a
     /// `b*` below it would otherwise undercut it, and time fall as `n` grows.
     pub fn samples(&self, n: u64) -> LatencyFit {
-        let largest = self.largest_batch();
-        match u32::try_from(n) {
-            Ok(n) if n <= largest => return interpolate_profile(&self.points, n),
-            _ => {}
-        }
-        let best = self.most_efficient_batch(|_| true);
+        let Some((best, chunks)) = self.runs_for(n) else {
+            // At most the largest batch: one run.
+            return interpolate_profile(&self.points, u32::try_from(n).unwrap_or(u32::MAX));
+        };
         let chunk = interpolate_profile(&self.points, best);
-        let chunks = n.div_ceil(u64::from(best.max(1)));
         let sum = sum_of_independent_runs(&chunk, chunks);
-        let floor = interpolate_profile(&self.points, largest);
+        let floor = interpolate_profile(&self.points, self.largest_batch());
         LatencyFit {
             median_s: sum.median_s.max(floor.median_s),
             p99_s: sum.p99_s.max(floor.p99_s),

@@ -934,17 +934,13 @@ fn run_sentence(
         };
         // Up to the largest batch measured, one run; beyond, chunks of the
         // batch with the most predictions per second (`samples`).
-        let largest = u64::from(chosen.largest_batch());
-        let how = if predictions <= largest {
-            format!("as one batch of {}", thousands(predictions))
-        } else {
-            let chunk = u64::from(chosen.most_efficient_batch(|_| true).max(1));
-            let chunks = predictions.div_ceil(chunk);
-            format!(
+        let how = match chosen.runs_for(predictions) {
+            None => format!("as one batch of {}", thousands(predictions)),
+            Some((chunk, chunks)) => format!(
                 "as {} run{} of batch {chunk} (its most predictions per second)",
                 thousands(chunks),
                 if chunks == 1 { "" } else { "s" }
-            )
+            ),
         };
         format!("runs {whose} {how} in about")
     };
