@@ -110,11 +110,17 @@ pub(crate) fn split_interior(
     lay: &SplitLayout,
     q: &mut [f32],
 ) {
-    // The same copies either way; AVX-512 moves (and de-interleaves) 16 floats at a time.
+    // The same copies either way; AVX-512 moves (and de-interleaves) 16 floats at
+    // a time, AVX2 8.
     #[cfg(target_arch = "x86_64")]
-    if simd == SimdLevel::Avx512 && simd.is_supported() {
-        // SAFETY: AVX-512F is available (checked just above).
-        return unsafe { x86::split_interior_avx512(x, g, lay, q) };
+    if simd.is_supported() {
+        match simd {
+            // SAFETY: AVX-512F is available (checked just above).
+            SimdLevel::Avx512 => return unsafe { x86::split_interior_avx512(x, g, lay, q) },
+            // SAFETY: AVX2 is available (checked just above).
+            SimdLevel::Avx2Fma => return unsafe { x86::split_interior_avx2(x, g, lay, q) },
+            SimdLevel::Portable => {}
+        }
     }
     split_image(x, g, lay, q, false);
 }
@@ -698,11 +704,330 @@ mod x86 {
         }
     }
 
+    /// All lanes set when `relu`, none otherwise: the mask `relu_avx2` takes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn relu_lanes_avx2(relu: bool) -> __m256 {
+        _mm256_castsi256_ps(_mm256_set1_epi32(if relu { -1 } else { 0 }))
+    }
+
+    /// `max(x, 0)` where `relu_lanes` is set (NaN -> 0 as in `f32::max`), `x`
+    /// elsewhere: a blend, not a branch, so the tile loops stay unrolled.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn relu_avx2(x: __m256, relu_lanes: __m256) -> __m256 {
+        _mm256_blendv_ps(x, _mm256_max_ps(x, _mm256_setzero_ps()), relu_lanes)
+    }
+
+    /// Output channels per register tile of the AVX2 direct convolution (x 16
+    /// columns: 12 of the 16 ymm registers accumulate).
+    const DIRECT_MR_AVX2: usize = 6;
+
+    /// `conv_direct_avx512` for AVX2: tiles of up to 6 channels x 16 columns.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; as `conv_direct_avx512`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn conv_direct_avx2(c: &super::DirectConv<'_>, out: *mut f32) {
+        let taps = c.offsets.len();
+        // Equal channel tiles (32 channels as 6 + 6 + 5 + 5 + 5 + 5, not 6 x 5 + 2).
+        let tiles = c.out_c.div_ceil(DIRECT_MR_AVX2).max(1);
+        let (base_rows, extra) = (c.out_c / tiles, c.out_c % tiles);
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let relu_lanes = relu_lanes_avx2(c.relu);
+        let (q, o) = (c.q.as_ptr(), out);
+        for y in 0..c.oh {
+            let mut x0 = 0;
+            while x0 < c.ow {
+                let cols = (c.ow - x0).min(16);
+                let masks = [
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.min(8) as i32), lanes),
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.saturating_sub(8) as i32), lanes),
+                ];
+                let mut c0 = 0;
+                for t in 0..tiles {
+                    let rows = base_rows + usize::from(t < extra);
+                    let tile = DirectTileAvx2 {
+                        taps,
+                        offsets: c.offsets.as_ptr(),
+                        // SAFETY (all three): inside q, the weights and out, as `fits` checked.
+                        q: unsafe { q.add(y * c.row_step + x0) },
+                        w: unsafe { c.weight.as_ptr().add(c0 * taps) },
+                        bias: c.bias.map(|b| b[c0..].as_ptr()),
+                        out: unsafe {
+                            o.add(c.out_at + c0 * c.out_channel_step + y * c.out_row_step + x0)
+                        },
+                        out_channel_step: c.out_channel_step,
+                        masks,
+                        relu_lanes,
+                    };
+                    // SAFETY: rows <= DIRECT_MR_AVX2 channels from c0 < out_c, `cols`
+                    // columns from x0 (full vectors only where all 8 columns are in).
+                    unsafe {
+                        match (cols, cols > 8) {
+                            (16, _) => tile.run_rows::<2, false>(rows),
+                            (_, true) => tile.run_rows::<2, true>(rows),
+                            (8, false) => tile.run_rows::<1, false>(rows),
+                            _ => tile.run_rows::<1, true>(rows),
+                        }
+                    }
+                    c0 += rows;
+                }
+                x0 += cols;
+            }
+        }
+    }
+
+    /// One register tile of the AVX2 direct convolution: `R` output channels x up
+    /// to 16 columns of one output row.
+    struct DirectTileAvx2 {
+        taps: usize,
+        offsets: *const usize,
+        /// The input at this tile's first column (tap offsets are added).
+        q: *const f32,
+        /// The first channel's weights (`taps` per channel).
+        w: *const f32,
+        bias: Option<*const f32>,
+        out: *mut f32,
+        out_channel_step: usize,
+        /// Lanes of each vector inside the row (all ones).
+        masks: [__m256i; 2],
+        /// All ones with ReLU (see `relu_avx2`).
+        relu_lanes: __m256,
+    }
+
+    impl DirectTileAvx2 {
+        /// `run` for `rows` (1..=DIRECT_MR_AVX2) channels.
+        ///
+        /// # Safety
+        /// As `run`.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn run_rows<const NV: usize, const MASKED: bool>(&self, rows: usize) {
+            // SAFETY: the caller's guarantees are run's.
+            unsafe {
+                match rows {
+                    1 => self.run::<1, NV, MASKED>(),
+                    2 => self.run::<2, NV, MASKED>(),
+                    3 => self.run::<3, NV, MASKED>(),
+                    4 => self.run::<4, NV, MASKED>(),
+                    5 => self.run::<5, NV, MASKED>(),
+                    _ => self.run::<6, NV, MASKED>(),
+                }
+            }
+        }
+
+        /// # Safety
+        /// AVX2 and FMA; `R` channels of weights (and bias) from `w`; the first
+        /// `8 * NV` columns (only the masked lanes when `MASKED`) of every tap
+        /// readable from `q` and writable at `out + r * out_channel_step`.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn run<const R: usize, const NV: usize, const MASKED: bool>(&self) {
+            let mut acc = [[_mm256_setzero_ps(); NV]; R];
+            if let Some(b) = self.bias {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: the bias covers the tile's channels.
+                    *row = [_mm256_set1_ps(unsafe { *b.add(r) }); NV];
+                }
+            }
+            for p in 0..self.taps {
+                let mut bv = [_mm256_setzero_ps(); NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    // SAFETY: the tap's offset, then its (masked) columns (caller's guarantee).
+                    *x = unsafe {
+                        let bp = self.q.add(*self.offsets.add(p)).wrapping_add(8 * v);
+                        if MASKED {
+                            _mm256_maskload_ps(bp, self.masks[v])
+                        } else {
+                            _mm256_loadu_ps(bp)
+                        }
+                    };
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: weight (r, p) of the tile.
+                    let a = _mm256_set1_ps(unsafe { *self.w.add(r * self.taps + p) });
+                    for (x, &b) in row.iter_mut().zip(&bv) {
+                        *x = _mm256_fmadd_ps(a, b, *x);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    let y = relu_avx2(x, self.relu_lanes);
+                    let op = self.out.wrapping_add(r * self.out_channel_step + 8 * v);
+                    // SAFETY: the (masked) columns of channel r (caller's guarantee).
+                    unsafe {
+                        if MASKED {
+                            _mm256_maskstore_ps(op, self.masks[v], y)
+                        } else {
+                            _mm256_storeu_ps(op, y)
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// `split_interior` compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn split_interior_avx2(
+        x: &[f32],
+        g: &ConvGeom,
+        lay: &super::SplitLayout,
+        q: &mut [f32],
+    ) {
+        split_image(x, g, lay, q, false)
+    }
+
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn depthwise_avx2(a: &DwArgs<'_>, out: &mut [f32]) {
+        if a.lay.stride == 1 && a.g.kh == 3 && a.g.kw == 3 {
+            // SAFETY: AVX2 and FMA are enabled here (the caller's guarantee).
+            return unsafe { depthwise3x3_avx2(a, out) };
+        }
         depthwise_body::<true>(a, out)
+    }
+
+    /// `depthwise3x3_avx512` for AVX2: the nine weights in nine ymm registers,
+    /// output rows in blocks of four (six input rows loaded once for all four),
+    /// 8 columns at a time, the last columns masked.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; as `depthwise3x3_avx512`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn depthwise3x3_avx2(a: &DwArgs<'_>, out: &mut [f32]) {
+        let g = a.g;
+        let (plane_q, step) = (a.lay.plane(), a.lay.row_step());
+        let plane_o = g.oh * g.ow;
+        if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
+            return;
+        }
+        // As in `depthwise3x3_avx512`: the last read, checked against `q` itself.
+        let last_read = (g.in_c - 1) * plane_q + (g.oh + 1) * step + g.ow + 1;
+        if a.q.len() <= last_read
+            || step < g.ow + 2
+            || out.len() < g.in_c * plane_o
+            || a.weight.len() < g.in_c * 9
+            || a.bias.is_some_and(|b| b.len() < g.in_c)
+        {
+            return depthwise_body::<true>(a, out);
+        }
+        let relu_lanes = relu_lanes_avx2(a.relu);
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((g.ow % 8) as i32), lanes);
+        for c in 0..g.in_c {
+            let mut w = [_mm256_setzero_ps(); 9];
+            for (t, v) in w.iter_mut().enumerate() {
+                *v = _mm256_set1_ps(a.weight[c * 9 + t]);
+            }
+            let k = Dw3Avx2 {
+                w,
+                bias: _mm256_set1_ps(a.bias.map_or(0.0, |b| b[c])),
+                relu_lanes,
+                tail,
+                step,
+                ow: g.ow,
+            };
+            // SAFETY: the planes were checked above against the layout and the output.
+            unsafe {
+                let q = a.q.as_ptr().add(c * plane_q);
+                let o = out.as_mut_ptr().add(c * plane_o);
+                let mut oy = 0;
+                while oy + 4 <= g.oh {
+                    k.rows::<4>(q.add(oy * step), o.add(oy * g.ow));
+                    oy += 4;
+                }
+                if oy + 2 <= g.oh {
+                    k.rows::<2>(q.add(oy * step), o.add(oy * g.ow));
+                    oy += 2;
+                }
+                if oy < g.oh {
+                    k.rows::<1>(q.add(oy * step), o.add(oy * g.ow));
+                }
+            }
+        }
+    }
+
+    /// One channel of a stride-1 3x3 depthwise conv on AVX2.
+    struct Dw3Avx2 {
+        w: [__m256; 9],
+        bias: __m256,
+        /// All ones with ReLU (see `relu_avx2`).
+        relu_lanes: __m256,
+        /// Lanes of the last, partial vector of a row (`ow % 8` of them).
+        tail: __m256i,
+        step: usize,
+        ow: usize,
+    }
+
+    impl Dw3Avx2 {
+        /// Output rows `0..R` (all columns) of the block whose top-left input is `q`.
+        ///
+        /// # Safety
+        /// AVX2 and FMA; `q` readable at `r * step + x` for r < R + 2, x < ow + 2;
+        /// `o` writable at `i * ow + x` for i < R, x < ow.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn rows<const R: usize>(&self, q: *const f32, o: *mut f32) {
+            let mut ox = 0;
+            // SAFETY: every call covers columns ox.. below ow (masked at the end).
+            unsafe {
+                while ox + 8 <= self.ow {
+                    self.block::<R, false>(q.add(ox), o.add(ox));
+                    ox += 8;
+                }
+                if ox < self.ow {
+                    self.block::<R, true>(q.add(ox), o.add(ox));
+                }
+            }
+        }
+
+        /// `R` output rows x 8 columns (only the `tail` lanes when `MASKED`).
+        ///
+        /// # Safety
+        /// As `rows`, for these columns.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn block<const R: usize, const MASKED: bool>(&self, q: *const f32, o: *mut f32) {
+            let mut acc = [self.bias; R];
+            // Input row r feeds output row i with kernel row r - i.
+            for r in 0..R + 2 {
+                for kx in 0..3 {
+                    let at = q.wrapping_add(r * self.step + kx);
+                    // SAFETY: (masked) lanes are inside row r (caller's guarantee).
+                    let v = unsafe {
+                        if MASKED {
+                            _mm256_maskload_ps(at, self.tail)
+                        } else {
+                            _mm256_loadu_ps(at)
+                        }
+                    };
+                    for (i, x) in acc.iter_mut().enumerate() {
+                        if r >= i && r - i < 3 {
+                            *x = _mm256_fmadd_ps(self.w[(r - i) * 3 + kx], v, *x);
+                        }
+                    }
+                }
+            }
+            for (i, &x) in acc.iter().enumerate() {
+                let y = relu_avx2(x, self.relu_lanes);
+                let at = o.wrapping_add(i * self.ow);
+                // SAFETY: (masked) lanes are inside output row i (caller's guarantee).
+                unsafe {
+                    if MASKED {
+                        _mm256_maskstore_ps(at, self.tail, y)
+                    } else {
+                        _mm256_storeu_ps(at, y)
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -860,7 +1185,7 @@ impl DirectConv<'_> {
     }
 }
 
-/// Run `conv` directly if this SIMD level has the kernel (AVX-512) and the
+/// Run `conv` directly if this SIMD level has the kernel (AVX-512, AVX2) and the
 /// convolution is small enough; `false` means nothing was written (use the GEMM).
 pub(crate) fn conv_direct(simd: SimdLevel, conv: &DirectConv<'_>, out: &mut [f32]) -> bool {
     // SAFETY: `out` is borrowed exclusively for the call.
@@ -891,6 +1216,13 @@ pub(crate) unsafe fn conv_direct_shared(
             unsafe { x86::conv_direct_avx512(conv, out) };
             true
         }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2Fma => {
+            // SAFETY: AVX2 and FMA are available and `fits` bounds every access
+            // (both checked by `direct_conv_runs`); exclusive by the caller's guarantee.
+            unsafe { x86::conv_direct_avx2(conv, out) };
+            true
+        }
         _ => false,
     }
 }
@@ -899,7 +1231,7 @@ pub(crate) unsafe fn conv_direct_shared(
 pub(crate) fn direct_conv_runs(simd: SimdLevel, conv: &DirectConv<'_>, out_len: usize) -> bool {
     let kernel = match simd {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => simd.is_supported(),
+        SimdLevel::Avx512 | SimdLevel::Avx2Fma => simd.is_supported(),
         _ => false,
     };
     kernel && conv.offsets.len() <= DIRECT_CONV_MAX_TAPS && conv.fits(out_len)

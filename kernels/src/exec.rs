@@ -13,6 +13,7 @@ use crate::gemm::{
     helpers_worth, sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB,
 };
 use crate::pool;
+use crate::pooled;
 use crate::reference::{self as r, ConvGeom, RowView};
 use crate::rowops;
 use crate::simd::SimdLevel;
@@ -419,8 +420,29 @@ impl PoolPointwise<'_> {
             rs: 1,
             cs: plane_len,
         };
-        // AVX-512: the micro-kernels sum their tiles' rows in registers, nothing is
-        // stored. Elsewhere: chunks through a scratch in L2.
+        // AVX2: channels x pixels tiles, summed in registers. AVX-512: pixels x
+        // channels tiles whose rows the micro-kernels sum. Nothing is stored
+        // either way. Elsewhere: chunks through a scratch in L2.
+        let bias = match self.epi.bias {
+            Bias::PerColumn(b) => Some(b),
+            _ => None,
+        };
+        let plain_bias = !matches!(self.epi.bias, Bias::PerRow(_));
+        let relu = self.epi.activation == Some(Activation::Relu);
+        let job = pooled::PooledPointwise {
+            weights: self.packed,
+            planes,
+            plane_len,
+            pixels,
+            bias,
+            relu,
+        };
+        if plain_bias
+            && (relu || self.epi.activation.is_none())
+            && pooled::pooled_pointwise_sums(self.simd, &job, pooled)
+        {
+            return Ok(());
+        }
         let mut p0 = if crate::gemm::sgemm_row_sums(
             self.ws,
             &self.tile,
@@ -493,7 +515,7 @@ struct PaddedOutput {
 /// Whether the tiled engine at `simd` computes this convolution straight from its
 /// split input (`conv::conv_direct`) rather than as a GEMM over packed patches.
 fn conv_runs_direct(simd: SimdLevel, g: &ConvGeom, act: Option<Activation>) -> bool {
-    simd == SimdLevel::Avx512
+    matches!(simd, SimdLevel::Avx512 | SimdLevel::Avx2Fma)
         && simd.is_supported()
         && !is_direct(g)
         && g.in_c * g.kh * g.kw <= conv::DIRECT_CONV_MAX_TAPS

@@ -182,7 +182,12 @@ impl PackedB {
     /// Whether products with zeros of A may be skipped: all of B is finite and
     /// packed in one K slice (the layout `sparse::gemm_block` reads).
     fn zeros_skippable(&self) -> bool {
-        self.finite && self.k <= self.kc
+        self.finite && self.is_one_slice()
+    }
+
+    /// Whether all of K is one slice: the packing is then `[sliver][k][nr]`.
+    pub(crate) fn is_one_slice(&self) -> bool {
+        self.k <= self.kc
     }
 
     pub fn k(&self) -> usize {

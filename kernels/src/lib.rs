@@ -19,6 +19,7 @@ pub mod graph;
 pub mod models;
 pub mod pages;
 pub(crate) mod pool;
+pub(crate) mod pooled;
 pub mod probe;
 pub mod quant;
 pub mod reference;
