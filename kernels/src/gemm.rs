@@ -981,6 +981,15 @@ mod x86 {
         accumulate: bool,
         epi: super::TileEpilogue,
     ) {
+        // The tile of C is read (K slices after the first) or written at the end:
+        // ask for its lines now, so they arrive while the FMAs run instead of
+        // stalling the epilogue (ColumnsOuter walks C down a column of tiles,
+        // which the hardware prefetchers do not follow).
+        for r in 0..MR {
+            let row = c.wrapping_add(r * ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * (8 * NV - 1)));
+        }
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
