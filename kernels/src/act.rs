@@ -449,4 +449,39 @@ mod tests {
             }
         }
     }
+
+    /// The AVX2 path on its own, whatever this CPU would pick (an AVX-512 host
+    /// takes the 16-lane path in `apply_slice`): every lane and the tail give
+    /// the scalar bits, NaN stays NaN.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_path_gives_the_scalar_result_bit_for_bit() {
+        if !x86::has_avx2_fma() {
+            return;
+        }
+        let mut xs: Vec<f32> = samples().into_iter().step_by(89).take(8 * 50 + 5).collect();
+        xs[3] = f32::NAN;
+        for act in ALL {
+            let mut got = xs.clone();
+            // SAFETY: AVX2 and FMA are available (checked above).
+            assert_eq!(unsafe { x86::apply_avx2(act, &mut got) }, xs.len());
+            for (x, g) in xs.iter().zip(&got) {
+                let want = fast(act, *x);
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "{act:?} at {x}: {g} vs {want}"
+                );
+            }
+        }
+        let mut got = xs.clone();
+        // SAFETY: as above.
+        assert_eq!(unsafe { x86::exp_avx2(&mut got) }, xs.len());
+        for (x, g) in xs.iter().zip(&got) {
+            let want = exp_fast(*x);
+            assert!(
+                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                "exp at {x}"
+            );
+        }
+    }
 }
