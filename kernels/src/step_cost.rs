@@ -46,7 +46,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backend::CompileOptions;
 use crate::backends::quantized::QuantizedBackend;
-use crate::conv;
 use crate::cost::{OpCost, Parallelism};
 use crate::error::KernelError;
 use crate::exec;
@@ -232,9 +231,8 @@ impl<'g> QuantizedStorage<'g> {
             Op::PointwiseConv { weight, .. } => Some((weight.shape[1], weight.shape[0])),
             Op::Conv2d { weight, .. } => {
                 let taps: usize = weight.shape[1..].iter().product();
-                let direct = self.simd == SimdLevel::Avx512
-                    && self.simd.is_supported()
-                    && taps <= conv::DIRECT_CONV_MAX_TAPS;
+                let direct =
+                    crate::backends::quantized::direct_conv_applies_to_taps(self.simd, taps);
                 (!direct).then_some((taps, weight.shape[0]))
             }
             _ => None,
@@ -647,9 +645,12 @@ mod tests {
             .map(|name| named(&graphs, name).flops)
             .sum::<f64>();
         let stem_cost = named(&int8, "block0.conv+block0.act");
-        // The stem stays f32 where the direct kernel exists (AVX-512); else
-        // it is an int8 GEMM like the others.
-        let direct_stem = crate::simd::detect() == SimdLevel::Avx512;
+        // The stem stays f32 where the direct kernel exists (AVX-512, AVX2);
+        // else it is an int8 GEMM like the others.
+        let direct_stem = matches!(
+            crate::simd::detect(),
+            SimdLevel::Avx512 | SimdLevel::Avx2Fma
+        );
         assert_eq!(
             (stem_cost.flops, stem_cost.runs_at_f32_peak),
             (stem, direct_stem)
@@ -1173,9 +1174,12 @@ mod tests {
         // The quantized backend: dense GEMMs split once per call (int8 ones
         // on an f32 input twice: the quantization, then the GEMM), the conv
         // GEMMs once per sample, the f32 stem (on the direct kernel, AVX-512
-        // only; else a GEMM) and depthwise kernel twice (the input's layout,
+        // and AVX2; else a GEMM) and depthwise kernel twice (the input's layout,
         // then the conv); attention and the row kernels not.
-        let stem = if crate::simd::detect() == SimdLevel::Avx512 {
+        let stem = if matches!(
+            crate::simd::detect(),
+            SimdLevel::Avx512 | SimdLevel::Avx2Fma
+        ) {
             Parallelism::TwicePerSample
         } else {
             Parallelism::PerSample

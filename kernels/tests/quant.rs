@@ -229,6 +229,75 @@ fn int8_f32_epilogue_approximates_the_f32_product() {
     }
 }
 
+/// The epilogues are their documented formulas, bit for bit, on every path:
+/// `y = c as f32 * (sa * ws[j]) + bias[j]` from the exact i32 sum `c`, then
+/// ReLU that keeps NaN and -0.0 (a `max`-style ReLU would turn them into
+/// 0.0); requantized, `quantize(y)` (NaN to the zero point). Full register
+/// tiles of every path (4 x 16 AVX2, 8 x 48 VNNI) and edges, with and
+/// without bias: the AVX2 full-tile epilogues in registers included.
+#[test]
+fn epilogues_are_their_formula_bit_for_bit_on_every_path() {
+    let mut rng = Pcg64::seed_from_u64(17);
+    for &(m, k, n) in &[(8, 64, 96), (16, 28, 32), (5, 33, 17), (12, 9, 50)] {
+        let (mut a, lda, b) = random_case(&mut rng, m, k, n);
+        let za = 77u8;
+        // Row 1 sums to exactly zero: with a negative weight scale and a -0.0
+        // bias its y is -0.0, which ReLU must keep.
+        a[lda..lda + k].fill(za);
+        let mut scales: Vec<f32> = (0..n).map(|_| rng.random_range(1e-4f32..1e-3)).collect();
+        scales[0] = -scales[0];
+        let mut bias: Vec<f32> = (0..n).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        bias[0] = -0.0;
+        bias[n - 1] = f32::NAN;
+        let act = ActivationQuant {
+            scale: 0.013,
+            zero_point: za,
+        };
+        let out_q = ActivationQuant {
+            scale: 0.004,
+            zero_point: 9,
+        };
+        let sums = reference_i32(&a, lda, m, k, za, &b, n);
+        for path in Int8Path::supported() {
+            let packed = PackedWeightsS8::pack(path, k, n, &b, n).expect("pack");
+            for (with_bias, relu) in [(true, false), (true, true), (false, false), (false, true)] {
+                let ep = Int8Epilogue {
+                    act,
+                    weight_scales: &scales,
+                    bias: with_bias.then_some(&bias[..]),
+                    relu,
+                };
+                let mut out = vec![f32::INFINITY; m * n];
+                gemm_u8s8_f32(&a, lda, m, &packed, ep, &mut out, n).expect("gemm");
+                let ldq = k_padded(n);
+                let mut requantized = vec![0xa5u8; m * ldq];
+                gemm_u8s8_u8(&a, lda, m, &packed, ep, out_q, &mut requantized, ldq).expect("u8");
+                for (idx, (&got, &c)) in out.iter().zip(&sums).enumerate() {
+                    let j = idx % n;
+                    let mut want = c as f32 * (act.scale * scales[j]);
+                    if with_bias {
+                        want += bias[j];
+                    }
+                    if relu && want < 0.0 {
+                        want = 0.0;
+                    }
+                    let what = format!("{path} {m}x{k}x{n} bias {with_bias} relu {relu} at {idx}");
+                    let (i, q) = (idx / n, out_q.quantize(want));
+                    assert_eq!(requantized[i * ldq + j], q, "{what}: u8 of {want}");
+                    if want.is_nan() {
+                        assert!(got.is_nan(), "{what}: {got}");
+                    } else {
+                        assert_eq!(got.to_bits(), want.to_bits(), "{what}: {got} vs {want}");
+                    }
+                }
+                if with_bias {
+                    assert_eq!(out[n].to_bits(), (-0.0f32).to_bits(), "{path} relu {relu}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn requantizing_epilogue_equals_quantizing_the_f32_epilogue_on_every_path() {
     let mut rng = Pcg64::seed_from_u64(13);

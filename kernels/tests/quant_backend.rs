@@ -6,7 +6,7 @@ use workbench_kernels::backends::quantized::{seeded_inputs, QuantizedBackend};
 use workbench_kernels::quant::Int8Path;
 use workbench_kernels::{
     compile, Activation, Backend, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Graph,
-    MlpSpec, ModelSpec, Precision, TransformerSpec,
+    GraphBuilder, MlpSpec, ModelSpec, Op, Precision, SimdLevel, Tensor, TransformerSpec,
 };
 
 /// Counts allocations of the current thread only, so the other tests of this
@@ -308,5 +308,90 @@ fn compile_options_simd_caps_the_int8_path() {
         exe.lowered().contains("int8 path portable"),
         "{}",
         exe.lowered()
+    );
+}
+
+/// conv 3 -> 8 (3x3, stride 2: 27 taps) -> ReLU -> depthwise 3x3 stride 1 ->
+/// ReLU, the graph's output: the stem of convnet-224 in small.
+fn stem_then_depthwise() -> Graph {
+    let mut b = GraphBuilder::new("stem-depthwise", vec![3, 23, 29]).expect("builder");
+    let tensor = |shape: Vec<usize>, seed| {
+        let len = shape.iter().product();
+        Tensor::new(shape, seeded_inputs(len, 1, seed)).expect("tensor")
+    };
+    let x = b.input();
+    let conv = Op::Conv2d {
+        weight: tensor(vec![8, 3, 3, 3], 1),
+        bias: Some(tensor(vec![8], 2)),
+        stride: 2,
+        padding: 1,
+    };
+    let conv = b.push("conv", conv, &[x]).expect("conv");
+    let relu = Op::Activation(Activation::Relu);
+    let act = b.push("act", relu.clone(), &[conv]).expect("relu");
+    let dw = Op::DepthwiseConv2d {
+        weight: tensor(vec![8, 3, 3], 3),
+        bias: Some(tensor(vec![8], 4)),
+        stride: 1,
+        padding: 1,
+    };
+    let dw = b.push("dw", dw, &[act]).expect("depthwise");
+    let out = b.push("dw_act", relu, &[dw]).expect("relu");
+    b.finish(out, false, 5).expect("graph")
+}
+
+/// Where the f32 direct conv has a kernel (AVX2 + FMA, AVX-512), a stem read
+/// only by a stride-1 depthwise conv writes its output straight into that
+/// conv's zero-padded input, the two running sample by sample: the outputs
+/// are those of the separate ops (the stem's own buffer, then the depthwise
+/// conv's copy of it into its layout) and, to the SIMD kernels' rounding, of
+/// the naive f32 backend, at batch 3 and (after it) 1.
+#[test]
+fn stem_written_into_the_depthwise_input_gives_the_separate_ops_outputs() {
+    let g = stem_then_depthwise();
+    let direct = matches!(
+        workbench_kernels::simd::detect(),
+        SimdLevel::Avx2Fma | SimdLevel::Avx512
+    );
+    let x = seeded_inputs(g.input_len(), 3, 31);
+    let mut naive = compile(&g, BackendKind::Naive, &opts(Precision::F32)).expect("naive");
+    let want = naive.run(&x, 3).expect("naive run").to_vec();
+    let mut outs = Vec::new();
+    for fuse_conv_epilogue in [true, false] {
+        let backend = QuantizedBackend {
+            fuse_conv_epilogue,
+            ..QuantizedBackend::default()
+        };
+        let mut exe = backend
+            .compile(&g, &opts(Precision::Int8))
+            .expect("compile");
+        let lowered = exe.lowered();
+        let linked = lowered.contains("written into dw's zero-padded input");
+        // Without the fused ReLU the stem's reader is the ReLU node: no link.
+        assert_eq!(linked, direct && fuse_conv_epilogue, "{lowered}");
+        let all = exe.run(&x, 3).expect("run").to_vec();
+        let len = g.input_len();
+        for s in [2, 0] {
+            let one = exe
+                .run(&x[s * len..(s + 1) * len], 1)
+                .expect("run")
+                .to_vec();
+            let out = g.output_len();
+            assert_eq!(&all[s * out..(s + 1) * out], &one[..], "sample {s}");
+        }
+        // Without the direct kernel (WORKBENCH_SIMD=portable) the stem is an
+        // int8 GEMM: its quantization error, not the kernels' rounding.
+        let tolerance = if direct { 1e-5 } else { 0.05 };
+        for (i, (got, e)) in all.iter().zip(&want).enumerate() {
+            assert!(
+                (got - e).abs() <= tolerance * (1.0 + e.abs()),
+                "fused {fuse_conv_epilogue} at {i}: {got} vs {e}"
+            );
+        }
+        outs.push(all);
+    }
+    assert_eq!(
+        outs[0], outs[1],
+        "writing into the layout changed the outputs"
     );
 }

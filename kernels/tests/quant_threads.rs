@@ -81,6 +81,28 @@ fn graphs() -> Vec<Graph> {
             classes: 3,
             activation: Activation::Relu,
         }),
+        // A stem (27 taps: the f32 direct kernel on AVX2 and AVX-512) read
+        // only by a stride-1 depthwise conv: it writes into that conv's
+        // zero-padded input, split by rows over threads.
+        ModelSpec::Convnet(ConvnetSpec {
+            height: 57,
+            width: 63,
+            channels: 3,
+            blocks: vec![
+                ConvBlock::Standard {
+                    out_channels: 17,
+                    kernel: 3,
+                    stride: 2,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 24,
+                    kernel: 3,
+                    stride: 1,
+                },
+            ],
+            classes: 5,
+            activation: Activation::Relu,
+        }),
         ModelSpec::Transformer(TransformerSpec {
             seq_len: 7,
             d_model: 24,

@@ -2,7 +2,9 @@
 //! (u8 activations x per-channel s8 weights, i32 accumulation, dequantized to
 //! f32 at the op boundary) or as f16/bf16-weight GEMMs with f32 accumulation.
 //! Convolutions over a few taps (a 3-channel stem) stay f32 on the tiled
-//! engine's direct kernel where it exists (AVX-512). The ops without weights
+//! engine's direct kernel where it exists (AVX-512, AVX2 + FMA); one read
+//! only by a stride-1 depthwise conv writes straight into that conv's
+//! zero-padded input, the two running sample by sample. The ops without weights
 //! to quantize run in f32 on the tiled engine's kernels where they have one
 //! (depthwise conv, attention's per-head products, softmax, layer norm,
 //! activations) and on the reference kernels otherwise. Consecutive int8
@@ -466,6 +468,16 @@ impl QuantizedBackend {
     }
 }
 
+/// The weights and bias of a conv or depthwise conv node.
+fn conv_params(op: &Op) -> Option<(&[f32], Option<&[f32]>)> {
+    match op {
+        Op::Conv2d { weight, bias, .. } | Op::DepthwiseConv2d { weight, bias, .. } => {
+            Some((&weight.data, bias.as_ref().map(|b| &b.data[..])))
+        }
+        _ => None,
+    }
+}
+
 fn is_gemm(op: &Op) -> bool {
     matches!(
         op,
@@ -568,11 +580,20 @@ struct Scratch {
 }
 
 /// Whether a conv runs on the f32 direct kernel: few enough taps, and the
-/// kernel exists at this SIMD level (AVX-512).
+/// kernel exists at this SIMD level.
 fn direct_conv_applies(simd: SimdLevel, g: &ConvGeom) -> bool {
-    simd == SimdLevel::Avx512
+    direct_conv_applies_to_taps(simd, g.in_c * g.kh * g.kw)
+}
+
+/// [`direct_conv_applies`] by the conv's reduction depth (input channels x
+/// kernel taps): AVX-512 and AVX2 + FMA have the kernel. On AVX2 the f32
+/// stem of convnet-224 (27 taps) takes about a third of the time of its
+/// int8 route (im2col, quantize, GEMM, transpose); the cost projection
+/// (`step_cost`) must keep the same rule.
+pub(crate) fn direct_conv_applies_to_taps(simd: SimdLevel, taps: usize) -> bool {
+    matches!(simd, SimdLevel::Avx512 | SimdLevel::Avx2Fma)
         && simd.is_supported()
-        && g.in_c * g.kh * g.kw <= conv::DIRECT_CONV_MAX_TAPS
+        && taps <= conv::DIRECT_CONV_MAX_TAPS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -595,6 +616,15 @@ struct F32Conv {
     split: Vec<f32>,
     /// The ReLU node after it, applied in the kernel; the result lands in that node's buffer.
     relu_into: Option<usize>,
+    /// A direct conv whose output (after its fused ReLU) only this depthwise
+    /// node reads, that node's input layout being the zero-padded image: the
+    /// conv writes straight into the depthwise conv's `split` buffer (no
+    /// output buffer, no copy into the layout: ~10% of the AVX2 int8
+    /// convnet), and both run sample by sample at this node.
+    feeds: Option<usize>,
+    /// A depthwise conv whose `split` input the direct conv before it writes
+    /// (see `feeds`): it runs with that conv, never at its own node.
+    fed: bool,
 }
 
 impl F32Conv {
@@ -611,7 +641,20 @@ impl F32Conv {
             offsets,
             split: vec![0.0; layout.len()],
             relu_into: None,
+            feeds: None,
+            fed: false,
         }
+    }
+
+    /// Whether this direct conv's output can go straight into `next`'s split
+    /// input: `next` is a depthwise conv over exactly this output whose layout
+    /// is the zero-padded image (stride 1).
+    fn can_feed(&self, next: &F32Conv) -> bool {
+        let (g, n) = (&self.geom, &next.geom);
+        self.kind == F32ConvKind::Direct
+            && next.kind == F32ConvKind::Depthwise
+            && next.layout.is_padded_image_of(n)
+            && (n.in_c, n.h, n.w) == (g.out_c, g.oh, g.ow)
     }
 
     /// One sample: `out [out_c, oh, ow]` from `x [in_c, h, w]`, on up to
@@ -630,13 +673,56 @@ impl F32Conv {
         out: &mut [f32],
         (threads, record): (usize, &mut ChunkRecord),
     ) -> Result<(), KernelError> {
+        self.split_input(simd, x, (threads, record))?;
+        let plain = self.plain_placement();
+        self.run_on_split(simd, weight, bias, relu, (out, plain), (threads, record))
+    }
+
+    /// One sample's input `x` into `split`, by bands of channels over
+    /// threads when the conv is worth splitting.
+    fn split_input(
+        &mut self,
+        simd: SimdLevel,
+        x: &[f32],
+        (threads, record): (usize, &mut ChunkRecord),
+    ) -> Result<(), KernelError> {
         let g = self.geom;
-        // The input's split layout, by bands of channels when the conv splits.
         let flops = 2.0 * (g.out_c * g.oh * g.ow * self.offsets.len()) as f64;
         let helpers = crate::gemm::helpers_worth(threads, flops);
-        split_in_bands(simd, x, &g, &self.layout, &mut self.split, helpers, record)?;
+        split_in_bands(simd, x, &g, &self.layout, &mut self.split, helpers, record)
+    }
+
+    /// The output as plain `[out_c, oh, ow]` planes.
+    fn plain_placement(&self) -> OutPlacement {
+        let g = &self.geom;
+        OutPlacement {
+            at: 0,
+            channel_step: g.oh * g.ow,
+            row_step: g.ow,
+        }
+    }
+
+    /// One sample from the input already in `split`: `out` gets the
+    /// `[out_c, oh, ow]` output placed as `at` says (a depthwise conv writes
+    /// plain planes only).
+    #[allow(clippy::too_many_arguments)]
+    fn run_on_split(
+        &self,
+        simd: SimdLevel,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        (out, at): (&mut [f32], OutPlacement),
+        (threads, record): (usize, &mut ChunkRecord),
+    ) -> Result<(), KernelError> {
+        let g = self.geom;
         match self.kind {
             F32ConvKind::Depthwise => {
+                if at.at != 0 || at.channel_step != g.oh * g.ow || at.row_step != g.ow {
+                    return Err(KernelError::Gemm(
+                        "quantized: a depthwise conv writes plain planes only".into(),
+                    ));
+                }
                 let (q, lay, offsets) = (&self.split, &self.layout, &self.offsets);
                 depthwise_in_bands(
                     simd,
@@ -660,9 +746,9 @@ impl F32Conv {
                     out_c: g.out_c,
                     oh: g.oh,
                     ow: g.ow,
-                    out_at: 0,
-                    out_channel_step: g.oh * g.ow,
-                    out_row_step: g.ow,
+                    out_at: at.at,
+                    out_channel_step: at.channel_step,
+                    out_row_step: at.row_step,
                 };
                 if crate::exec::direct_conv_in_rows(record, simd, &conv, out, threads) {
                     Ok(())
@@ -675,6 +761,26 @@ impl F32Conv {
             }
         }
     }
+
+    /// Where this conv's input goes in its split buffer when the conv before
+    /// writes it there: `pad` rows and columns into the zero-padded image.
+    fn padded_input_placement(&self) -> OutPlacement {
+        let (g, lay) = (&self.geom, &self.layout);
+        OutPlacement {
+            at: g.pad * lay.row_width() + g.pad,
+            channel_step: lay.plane(),
+            row_step: lay.row_width(),
+        }
+    }
+}
+
+/// Where a conv writes its `[out_c, oh, ow]` output in a buffer: from `at`,
+/// channels `channel_step` apart and rows `row_step` apart.
+#[derive(Debug, Clone, Copy)]
+struct OutPlacement {
+    at: usize,
+    channel_step: usize,
+    row_step: usize,
 }
 
 /// Bands of channels per thread of a depthwise conv, or of a conv's input
@@ -856,6 +962,115 @@ fn quantize_rows(
     });
 }
 
+/// The int8 patch rows of pixels `pixels` of a pointwise conv's input `x`
+/// (`k` channels of `hw` pixels): row `p - pixels.start` of `dst` (stride
+/// `k_padded(k)`) holds pixel p's channels quantized by `act`, the bytes
+/// `quantize_rows` makes of the transposed pixels (quantization is per
+/// element). Each channel's pixels are quantized in place into `q_t`, then
+/// the bytes transposed. `None` if `x` is too short.
+fn pointwise_patch_rows_u8(
+    x: &[f32],
+    hw: usize,
+    pixels: Range<usize>,
+    k: usize,
+    act: ActivationQuant,
+    q_t: &mut Vec<u8>,
+    dst: &mut Vec<u8>,
+) -> Option<()> {
+    let len = pixels.len();
+    let lda = k_padded(k);
+    q_t.resize(k * len, 0);
+    dst.resize(len * lda, act.zero_point);
+    if len == 0 {
+        return Some(());
+    }
+    for (c, row) in q_t.chunks_exact_mut(len).enumerate() {
+        let src = x.get(c * hw + pixels.start..c * hw + pixels.end)?;
+        act.quantize_slice(src, row);
+    }
+    transpose_u8(q_t, (k, len), dst, lda)
+}
+
+/// `dst[c * ldd + r] = src[r * cols + c]` for the `rows x cols` bytes of
+/// `src` (8 x 8 blocks in SSE2 registers on x86-64, the edges one by one);
+/// the rest of each `dst` row is left alone. `None` if a buffer is too short.
+fn transpose_u8(
+    src: &[u8],
+    (rows, cols): (usize, usize),
+    dst: &mut [u8],
+    ldd: usize,
+) -> Option<()> {
+    if rows == 0 || cols == 0 {
+        return Some(());
+    }
+    if ldd < rows || src.len() < rows * cols || dst.len() < (cols - 1) * ldd + rows {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
+    #[cfg(not(target_arch = "x86_64"))]
+    let (rows8, cols8) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    for r0 in (0..rows8).step_by(8) {
+        for c0 in (0..cols8).step_by(8) {
+            // SAFETY: r0 + 8 <= rows and c0 + 8 <= cols: the eight 8-byte
+            // reads (rows r0.., columns c0..c0 + 8) are inside `src` (checked
+            // rows * cols long); the eight 8-byte writes (rows c0.., columns
+            // r0..r0 + 8 <= rows <= ldd) inside `dst` (checked above).
+            unsafe {
+                transpose8x8_u8(
+                    src.as_ptr().add(r0 * cols + c0),
+                    cols,
+                    dst.as_mut_ptr().add(c0 * ldd + r0),
+                    ldd,
+                );
+            }
+        }
+    }
+    for r in 0..rows {
+        let from = if r < rows8 { cols8 } else { 0 };
+        for c in from..cols {
+            dst[c * ldd + r] = src[r * cols + c];
+        }
+    }
+    Some(())
+}
+
+/// One 8 x 8 byte block: `dst[j * ldd + i] = src[i * lds + j]`, by three
+/// rounds of unpacks (bytes, words, dwords); SSE2, part of every x86-64.
+///
+/// # Safety
+/// `src + i * lds` is readable and `dst + j * ldd` writable for 8 bytes, for
+/// every i, j < 8.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn transpose8x8_u8(src: *const u8, lds: usize, dst: *mut u8, ldd: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: every read and write is one of the caller's 8-byte rows.
+    unsafe {
+        let row = |i: usize| _mm_loadl_epi64(src.add(i * lds) as *const __m128i);
+        // Channel pairs per pixel, then quads, then all eight: `v[j]` holds
+        // pixels 2j (low half) and 2j + 1 (high half).
+        let t0 = _mm_unpacklo_epi8(row(0), row(1));
+        let t1 = _mm_unpacklo_epi8(row(2), row(3));
+        let t2 = _mm_unpacklo_epi8(row(4), row(5));
+        let t3 = _mm_unpacklo_epi8(row(6), row(7));
+        let (u0, u1) = (_mm_unpacklo_epi16(t0, t1), _mm_unpackhi_epi16(t0, t1));
+        let (u2, u3) = (_mm_unpacklo_epi16(t2, t3), _mm_unpackhi_epi16(t2, t3));
+        let v = [
+            _mm_unpacklo_epi32(u0, u2),
+            _mm_unpackhi_epi32(u0, u2),
+            _mm_unpacklo_epi32(u1, u3),
+            _mm_unpackhi_epi32(u1, u3),
+        ];
+        for (j, vj) in v.into_iter().enumerate() {
+            _mm_storel_epi64(dst.add(2 * j * ldd) as *mut __m128i, vj);
+            let high = _mm_unpackhi_epi64(vj, vj);
+            _mm_storel_epi64(dst.add((2 * j + 1) * ldd) as *mut __m128i, high);
+        }
+    }
+}
+
 /// Patch-major im2col of output pixels `pixels` of one sample: row `p -
 /// pixels.start` of `cols` = output pixel p (row-major over oh x ow),
 /// column = (ic, ky, kx).
@@ -1010,6 +1225,31 @@ impl QuantizedExecutable {
             plan.relu_into = fusions.relu_into[i];
         }
         self.fused_away = fusions.fused_away;
+        // A direct conv (with its ReLU) read only by a depthwise conv over
+        // the zero-padded image writes straight into that conv's input layout.
+        let consumers = self.graph.sole_consumers();
+        let mut links = Vec::new();
+        for (&i, plan) in &self.f32_convs {
+            let last = plan.relu_into.unwrap_or(i);
+            let Some(next) = consumers.get(last).copied().flatten() else {
+                continue;
+            };
+            let feeds = self
+                .f32_convs
+                .get(&next)
+                .is_some_and(|dw| plan.can_feed(dw));
+            if feeds && last != self.graph.output {
+                links.push((i, next));
+            }
+        }
+        for (i, next) in links {
+            if let Some(plan) = self.f32_convs.get_mut(&i) {
+                plan.feeds = Some(next);
+            }
+            if let Some(dw) = self.f32_convs.get_mut(&next) {
+                dw.fed = true;
+            }
+        }
     }
 
     /// How node `i` splits over threads when given more than one: a dense
@@ -1093,12 +1333,54 @@ impl QuantizedExecutable {
             if let Some(obs) = observe.as_deref_mut().and_then(|o| o.get_mut(&i)) {
                 obs.observe(&buffer(first)[..in_len[0] * batch]);
             }
-            if let Some(plan) = self.f32_convs.get_mut(&i) {
-                let (weight, bias) = match &node.op {
-                    Op::Conv2d { weight, bias, .. } | Op::DepthwiseConv2d { weight, bias, .. } => {
-                        (&weight.data, bias.as_ref().map(|b| &b.data[..]))
+            if let Some(plan) = self.f32_convs.get(&i) {
+                if plan.fed {
+                    // Ran with the direct conv before it, which writes its input.
+                    continue;
+                }
+                let Some((weight, bias)) = conv_params(&node.op) else {
+                    continue;
+                };
+                if let Some(next) = plan.feeds {
+                    let (next_weight, next_bias) =
+                        conv_params(&nodes[next].op).ok_or_else(|| {
+                            KernelError::Gemm("quantized: fed node is no conv".into())
+                        })?;
+                    let relu = plan.relu_into.is_some();
+                    let mut pair = self.f32_convs.range_mut(i..=next);
+                    let (Some((_, producer)), Some((_, dw))) = (pair.next(), pair.next_back())
+                    else {
+                        return Err(KernelError::Gemm("quantized: fed conv missing".into()));
+                    };
+                    let (dw_last, dw_relu) = match dw.relu_into {
+                        Some(j) => (j, true),
+                        None => (next, false),
+                    };
+                    let dw_len = nodes[next].numel();
+                    let place = dw.padded_input_placement();
+                    let plain = dw.plain_placement();
+                    let (simd, threads) = (self.simd, self.tile.threads);
+                    for s in 0..batch {
+                        let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
+                        producer.split_input(simd, x, (threads, &mut self.chunks))?;
+                        let into = (&mut dw.split[..], place);
+                        let split = (threads, &mut self.chunks);
+                        producer.run_on_split(simd, weight, bias, relu, into, split)?;
+                        let out = &mut rest[dw_last - i][s * dw_len..(s + 1) * dw_len];
+                        let split = (threads, &mut self.chunks);
+                        dw.run_on_split(
+                            simd,
+                            next_weight,
+                            next_bias,
+                            dw_relu,
+                            (out, plain),
+                            split,
+                        )?;
                     }
-                    _ => continue,
+                    continue;
+                }
+                let Some(plan) = self.f32_convs.get_mut(&i) else {
+                    continue;
                 };
                 let (dst, relu) = match plan.relu_into {
                     Some(j) => (&mut rest[j - i], true),
@@ -1387,6 +1669,9 @@ struct BandScratch {
     cols: Vec<f32>,
     /// The patch rows quantized (int8).
     a_u8: Vec<u8>,
+    /// A pointwise conv's input channels over the band's pixels quantized,
+    /// `[k x band]` (int8).
+    q_t: Vec<u8>,
     /// The GEMM's output, `[band x n]`, and transposed, `[n x band]`.
     t: Vec<f32>,
     t_t: Vec<f32>,
@@ -1440,31 +1725,40 @@ impl ConvGemm<'_> {
             let w = unsafe { workers.get(participant) }.ok_or_else(internal)?;
             let p0 = b * band;
             let len = band.min(hw - p0);
-            w.cols.resize(len * k, 0.0);
-            match self.geom {
-                Some(geom) => im2col_patches(x, geom, p0..p0 + len, &mut w.cols),
-                None => {
-                    w.gather.resize(k * len, 0.0);
-                    for (c, row) in w.gather.chunks_exact_mut(len).enumerate() {
-                        let src = x.get(c * hw + p0..c * hw + p0 + len).ok_or_else(internal)?;
-                        row.copy_from_slice(src);
-                    }
-                    transpose(simd, &w.gather, k, len, &mut w.cols);
-                }
-            }
             w.t.resize(len * n, 0.0);
             let t_out = GemmOut::F32 {
                 out: &mut w.t,
                 relu: dst.relu,
             };
-            g.run(
-                GemmIn::F32(&w.cols),
-                len,
-                t_out,
-                &mut w.a_u8,
-                self.half_path,
-                None,
-            )?;
+            match (self.geom, &g.weights) {
+                (None, GemmWeights::Int8 { act, .. }) => {
+                    // Each channel's pixels quantized where they lie, then the
+                    // bytes transposed into patch rows: a quarter of the data
+                    // a gather, f32 transpose and row quantization moved.
+                    let (q_t, a_u8) = (&mut w.q_t, &mut w.a_u8);
+                    pointwise_patch_rows_u8(x, hw, p0..p0 + len, k, *act, q_t, a_u8)
+                        .ok_or_else(internal)?;
+                    let a = GemmIn::U8(&w.a_u8);
+                    g.run(a, len, t_out, &mut Vec::new(), self.half_path, None)?;
+                }
+                (geom, _) => {
+                    w.cols.resize(len * k, 0.0);
+                    match geom {
+                        Some(geom) => im2col_patches(x, geom, p0..p0 + len, &mut w.cols),
+                        None => {
+                            w.gather.resize(k * len, 0.0);
+                            for (c, row) in w.gather.chunks_exact_mut(len).enumerate() {
+                                let src =
+                                    x.get(c * hw + p0..c * hw + p0 + len).ok_or_else(internal)?;
+                                row.copy_from_slice(src);
+                            }
+                            transpose(simd, &w.gather, k, len, &mut w.cols);
+                        }
+                    }
+                    let a = GemmIn::F32(&w.cols);
+                    g.run(a, len, t_out, &mut w.a_u8, self.half_path, None)?;
+                }
+            }
             if dst.pooled {
                 // Pixel-major rows: the band's channel sums are column sums.
                 // SAFETY: each band runs once and owns its row of sums.
@@ -1549,12 +1843,16 @@ impl Executable for QuantizedExecutable {
                         } else {
                             ""
                         };
-                        let what = match plan.kind {
+                        let mut what = match plan.kind {
                             F32ConvKind::Depthwise => "f32 depthwise kernel".to_string(),
                             F32ConvKind::Direct => {
                                 format!("f32 direct conv, {} taps: kept in f32", plan.offsets.len())
                             }
                         };
+                        if let Some(next) = plan.feeds {
+                            let into = &self.graph.nodes[next].name;
+                            what.push_str(&format!(", written into {into}'s zero-padded input"));
+                        }
                         format!("{what}{relu} ({})", self.simd.name())
                     }
                     None => "f32".to_string(),
@@ -1650,6 +1948,66 @@ mod tests {
         assert!(band_pixels(27, 8, 2500) < 2500 && band_pixels(5, 7, 6400) < 6400);
     }
 
+    /// A pointwise conv's int8 patch rows, quantized per channel and then
+    /// transposed as bytes, are the bytes the gather, f32 transpose and row
+    /// quantization made, at odd channel counts (blocks of 8 and edges) and
+    /// bands (starting mid-image, short); the row padding is left alone.
+    #[test]
+    fn pointwise_patch_rows_u8_match_quantizing_the_transposed_pixels() {
+        let act = ActivationQuant {
+            scale: 0.011,
+            zero_point: 121,
+        };
+        let (mut q_t, mut got) = (Vec::new(), Vec::new());
+        for (k, hw) in [(1, 9), (5, 37), (8, 64), (13, 101), (32, 200), (17, 8)] {
+            let x: Vec<f32> = seeded_inputs(k * hw, 1, k as u64)
+                .iter()
+                .map(|v| v * 2.0)
+                .collect();
+            for pixels in [0..hw, 3..hw, 1..hw.min(9), 0..0] {
+                let len = pixels.len();
+                let mut gather = vec![0.0f32; k * len];
+                for (c, row) in gather.chunks_exact_mut(len.max(1)).enumerate() {
+                    row.copy_from_slice(&x[c * hw + pixels.start..c * hw + pixels.end]);
+                }
+                let mut cols = vec![0.0f32; len * k];
+                transpose(SimdLevel::Portable, &gather, k, len, &mut cols);
+                let mut want = Vec::new();
+                quantize_rows(&cols, (len, k), act, &mut want, None, 0.0);
+                got.clear();
+                pointwise_patch_rows_u8(&x, hw, pixels.clone(), k, act, &mut q_t, &mut got)
+                    .expect("patch rows");
+                let lda = k_padded(k);
+                assert_eq!(got.len(), want.len(), "k {k} pixels {pixels:?}");
+                for p in 0..len {
+                    let (g, w) = (&got[p * lda..p * lda + k], &want[p * lda..p * lda + k]);
+                    assert_eq!(g, w, "k {k} pixels {pixels:?} row {p}");
+                }
+            }
+        }
+        // Straight transposes, with the destination rows longer than needed.
+        for (rows, cols) in [(8, 8), (16, 24), (9, 17), (7, 5), (1, 1), (3, 40)] {
+            let src: Vec<u8> = (0..rows * cols).map(|i| (i * 7 % 251) as u8).collect();
+            let ldd = rows + 3;
+            let mut dst = vec![0xa5u8; cols * ldd];
+            transpose_u8(&src, (rows, cols), &mut dst, ldd).expect("transpose");
+            for c in 0..cols {
+                for r in 0..rows {
+                    assert_eq!(
+                        dst[c * ldd + r],
+                        src[r * cols + c],
+                        "{rows}x{cols} ({r}, {c})"
+                    );
+                }
+                assert!(dst[c * ldd + rows..(c + 1) * ldd]
+                    .iter()
+                    .all(|&b| b == 0xa5));
+            }
+        }
+        assert!(transpose_u8(&[0; 15], (4, 4), &mut [0; 16], 4).is_none());
+        assert!(transpose_u8(&[0; 16], (4, 4), &mut [0; 15], 4).is_none());
+    }
+
     /// The patches with their interior columns gathered unchecked equal the
     /// patches gathered tap by tap, at odd sizes, strides and paddings, for
     /// the whole image and band by band.
@@ -1701,51 +2059,61 @@ mod tests {
     }
 
     /// The direct f32 conv the quantized backend keeps small-K convolutions on
-    /// agrees with the reference loop at odd sizes, strides and paddings.
+    /// agrees with the reference loop at odd sizes, strides and paddings, at
+    /// every SIMD level here that has the kernel (AVX2 + FMA included).
     #[test]
     fn direct_plan_matches_the_reference() {
-        let simd = SimdLevel::Avx512;
-        for (ic, oc, h, w, k, stride, pad) in [
-            (3, 32, 15, 13, 3, 2, 1),
-            (3, 5, 7, 9, 3, 1, 1),
-            (2, 17, 8, 11, 5, 2, 2),
-            (1, 1, 1, 1, 1, 1, 0),
-        ] {
-            let oh = (h + 2 * pad - k) / stride + 1;
-            let ow = (w + 2 * pad - k) / stride + 1;
-            let geom = conv_geom(&[ic, h, w], &[oc, oh, ow], k, k, stride, pad);
-            if !direct_conv_applies(simd, &geom) {
-                // No AVX-512 here: the conv stays on the int8 GEMM (tested elsewhere).
-                return;
-            }
-            let x: Vec<f32> = (0..ic * h * w)
-                .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
-                .collect();
-            let wt: Vec<f32> = (0..oc * ic * k * k)
-                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
-                .collect();
-            let bias: Vec<f32> = (0..oc).map(|i| i as f32 * 0.25 - 0.5).collect();
-            let mut want = vec![0.0f32; oc * oh * ow];
-            reference::conv2d(&x, &geom, &wt, Some(&bias), &mut want);
-            let mut plan = F32Conv::new(F32ConvKind::Direct, geom);
-            for relu in [false, true] {
-                let mut got = vec![f32::NAN; oc * oh * ow];
-                plan.run(
-                    simd,
-                    &x,
-                    &wt,
-                    Some(&bias),
-                    relu,
-                    &mut got,
-                    (1, &mut ChunkRecord::default()),
-                )
-                .expect("direct conv");
-                for (g, e) in got.iter().zip(&want) {
-                    let e = if relu { e.max(0.0) } else { *e };
-                    assert!(
-                        (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
-                        "{ic}->{oc} {h}x{w} k{k} s{stride}: {g} vs {e}"
-                    );
+        let levels: Vec<SimdLevel> = SimdLevel::supported()
+            .into_iter()
+            .filter(|&simd| direct_conv_applies_to_taps(simd, 27))
+            .collect();
+        // The stem stays f32 wherever AVX2 + FMA is (not only with AVX-512).
+        assert_eq!(
+            levels.contains(&SimdLevel::Avx2Fma),
+            SimdLevel::Avx2Fma.is_supported(),
+            "{levels:?}"
+        );
+        assert!(!direct_conv_applies_to_taps(SimdLevel::Portable, 27));
+        for simd in levels {
+            for (ic, oc, h, w, k, stride, pad) in [
+                (3, 32, 15, 13, 3, 2, 1),
+                (3, 5, 7, 9, 3, 1, 1),
+                (2, 17, 8, 11, 5, 2, 2),
+                (1, 1, 1, 1, 1, 1, 0),
+            ] {
+                let oh = (h + 2 * pad - k) / stride + 1;
+                let ow = (w + 2 * pad - k) / stride + 1;
+                let geom = conv_geom(&[ic, h, w], &[oc, oh, ow], k, k, stride, pad);
+                assert!(direct_conv_applies(simd, &geom), "{simd:?}");
+                let x: Vec<f32> = (0..ic * h * w)
+                    .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+                    .collect();
+                let wt: Vec<f32> = (0..oc * ic * k * k)
+                    .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+                    .collect();
+                let bias: Vec<f32> = (0..oc).map(|i| i as f32 * 0.25 - 0.5).collect();
+                let mut want = vec![0.0f32; oc * oh * ow];
+                reference::conv2d(&x, &geom, &wt, Some(&bias), &mut want);
+                let mut plan = F32Conv::new(F32ConvKind::Direct, geom);
+                for relu in [false, true] {
+                    let mut got = vec![f32::NAN; oc * oh * ow];
+                    plan.run(
+                        simd,
+                        &x,
+                        &wt,
+                        Some(&bias),
+                        relu,
+                        &mut got,
+                        (1, &mut ChunkRecord::default()),
+                    )
+                    .expect("direct conv");
+                    for (g, e) in got.iter().zip(&want) {
+                        let e = if relu { e.max(0.0) } else { *e };
+                        assert!(
+                            (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                            "{simd:?} {ic}->{oc} {h}x{w} k{k} s{stride}: {g} vs {e}"
+                        );
+                    }
                 }
             }
         }

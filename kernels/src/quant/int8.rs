@@ -18,7 +18,10 @@
 //! One driver loop and one epilogue serve all paths: each tile's i32 sums go
 //! through a small stack buffer into the epilogue (zero-point compensation,
 //! then raw i32, dequantized f32, or requantized u8 with bias and ReLU), so
-//! every path produces bit-identical results.
+//! every path produces bit-identical results. The AVX2 path runs the f32 and
+//! u8 epilogues of its full tiles in its own registers, with the same
+//! operations in the same order (the compiler's version stayed scalar or
+//! gathered lanes from the stack: most of that path's small-k conv GEMMs).
 
 use std::ops::Range;
 
@@ -332,21 +335,46 @@ fn dequant_into<T>(
     relu: bool,
     emit: impl Fn(f32) -> T,
 ) {
-    let n = acc.len();
-    let act = |y: f32| if relu && y < 0.0 { 0.0 } else { y };
-    let base = dst
+    // The values go through a local array before `emit` stores them: with
+    // the loads of one column after the store of the last, which the compiler
+    // could not prove apart, the unrolled full-tile epilogue stayed scalar
+    // (two thirds of the AVX2 conv GEMM's time). One loop per (bias, ReLU)
+    // case keeps each body straight-line.
+    let n = acc.len().min(PANEL_MAX);
+    let mut ys = [0.0f32; PANEL_MAX];
+    let ys = &mut ys[..n];
+    let base = ys
         .iter_mut()
         .zip(acc)
         .zip(&cols.zsum[..n])
         .zip(&cols.mul[..n]);
     if cols.has_bias {
-        for ((((d, &x), &z), &m), &bv) in base.zip(&cols.bias[..n]) {
-            *d = emit(act((x - z) as f32 * m + bv));
+        for ((((y, &x), &z), &m), &bv) in base.zip(&cols.bias[..n]) {
+            *y = (x - z) as f32 * m + bv;
         }
     } else {
-        for (((d, &x), &z), &m) in base {
-            *d = emit(act((x - z) as f32 * m));
+        for (((y, &x), &z), &m) in base {
+            *y = (x - z) as f32 * m;
         }
+    }
+    if relu {
+        for (d, &y) in dst.iter_mut().zip(ys.iter()) {
+            *d = emit(relu_of(y));
+        }
+    } else {
+        for (d, &y) in dst.iter_mut().zip(ys.iter()) {
+            *d = emit(y);
+        }
+    }
+}
+
+/// ReLU that keeps NaN and -0.0 as they are (`max` would not).
+#[inline(always)]
+fn relu_of(y: f32) -> f32 {
+    if y < 0.0 {
+        0.0
+    } else {
+        y
     }
 }
 
@@ -462,6 +490,23 @@ trait TileKernel {
         panel: &[Self::W],
         tile: &mut [i32],
     );
+
+    /// The epilogue of a full `MR x NR` tile at (`row0`, `col0`) in the
+    /// path's own registers, with [`finish_tile`]'s arithmetic; `false` (the
+    /// default) leaves it to `finish_tile`.
+    ///
+    /// # Safety
+    /// The CPU supports the path; as for [`finish_tile`].
+    #[inline(always)]
+    unsafe fn finish_full_tile(
+        _sink: &Sink<'_>,
+        _pe: &PanelEpilogue,
+        _tile: &[i32],
+        _row0: usize,
+        _col0: usize,
+    ) -> bool {
+        false
+    }
 }
 
 /// Rows and column panels of a GEMM one thread computes.
@@ -511,7 +556,9 @@ unsafe fn drive<K: TileKernel>(
             unsafe {
                 if cols == K::NR && rows == K::MR {
                     // Constant sizes: the epilogue unrolls without tail masks.
-                    finish_tile(sink, &pe, &tile, K::NR, K::MR, i, col0, K::NR);
+                    if !K::finish_full_tile(sink, &pe, &tile, i, col0) {
+                        finish_tile(sink, &pe, &tile, K::NR, K::MR, i, col0, K::NR);
+                    }
                 } else {
                     finish_tile(sink, &pe, &tile, K::NR, rows, i, col0, cols);
                 }
@@ -708,7 +755,9 @@ pub(crate) fn gemm_u8s8_u8_on(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{drive, Block, Sink, TileKernel, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR};
+    use super::{
+        drive, Block, PanelEpilogue, Sink, TileKernel, AVX2_MR, AVX2_NR, VNNI_MR, VNNI_NR,
+    };
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -1010,6 +1059,138 @@ mod x86 {
                     2 => avx2_tile::<2>(a, lda, kp, b, t),
                     _ => avx2_tile::<1>(a, lda, kp, b, t),
                 }
+            }
+        }
+
+        /// The f32 epilogue of a full 4 x 16 tile, 8 columns a register: the
+        /// compiler's version of `dequant_into` assembled its operands lane by
+        /// lane from the stack (a third of this path's conv GEMM time).
+        #[inline(always)]
+        unsafe fn finish_full_tile(
+            sink: &Sink<'_>,
+            pe: &PanelEpilogue,
+            tile: &[i32],
+            row0: usize,
+            col0: usize,
+        ) -> bool {
+            let rows = tile.chunks_exact(AVX2_NR).take(AVX2_MR).enumerate();
+            // SAFETY (each `slice` and row call): these elements are this
+            // thread's (`drive`'s contract); the sink holds the whole output,
+            // so the row is inside (`if let` never skips one); the CPU has AVX2.
+            match sink {
+                Sink::F32(o, ldo, ep) => {
+                    for (r, acc) in rows {
+                        let at = (row0 + r) * ldo + col0;
+                        if let Some(dst) = unsafe { o.slice(at..at + AVX2_NR) } {
+                            unsafe { dequant_row16_avx2(dst, acc, pe, ep.relu) };
+                        }
+                    }
+                    true
+                }
+                Sink::U8(o, ldo, ep, q) => {
+                    for (r, acc) in rows {
+                        let at = (row0 + r) * ldo + col0;
+                        if let Some(dst) = unsafe { o.slice(at..at + AVX2_NR) } {
+                            unsafe { requant_row16_avx2(dst, acc, pe, ep.relu, *q) };
+                        }
+                    }
+                    true
+                }
+                Sink::I32(..) => false,
+            }
+        }
+    }
+
+    /// `(acc - zsum) as f32 * mul (+ bias)`, then ReLU as a select (keeps NaN
+    /// and -0.0), for the 8 columns from `h * 8`: `dequant_into`'s operations
+    /// in its order, so the bits are those of every other path.
+    ///
+    /// # Safety
+    /// CPU supports avx2; `acc` holds `h * 8 + 8` elements, `h < 6`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn dequant8_avx2(acc: &[i32], h: usize, pe: &PanelEpilogue, relu: bool) -> __m256 {
+        let zero = _mm256_setzero_ps();
+        let a = &acc[h * 8..h * 8 + 8];
+        // SAFETY: each 8-lane load is inside `a` or the 48-column panel constants.
+        unsafe {
+            let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+            let z = _mm256_loadu_si256(pe.zsum[h * 8..].as_ptr() as *const __m256i);
+            let m = _mm256_loadu_ps(pe.mul[h * 8..].as_ptr());
+            let mut y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(x, z)), m);
+            if pe.has_bias {
+                y = _mm256_add_ps(y, _mm256_loadu_ps(pe.bias[h * 8..].as_ptr()));
+            }
+            if relu {
+                let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(y, zero);
+                y = _mm256_blendv_ps(y, zero, negative);
+            }
+            y
+        }
+    }
+
+    /// The f32 epilogue of one full tile row (16 columns): the compiler's
+    /// version of `dequant_into` assembled its operands lane by lane from the
+    /// stack (a third of this path's conv GEMM time).
+    ///
+    /// # Safety
+    /// CPU supports avx2; `dst` and `acc` hold at least 16 elements.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn dequant_row16_avx2(dst: &mut [f32], acc: &[i32], pe: &PanelEpilogue, relu: bool) {
+        let dst = &mut dst[..16];
+        for h in 0..2 {
+            // SAFETY: the CPU has AVX2; `acc` holds 16 elements; the store is
+            // inside `dst[h * 8..h * 8 + 8]`.
+            unsafe {
+                let y = dequant8_avx2(acc, h, pe, relu);
+                _mm256_storeu_ps(dst[h * 8..].as_mut_ptr(), y);
+            }
+        }
+    }
+
+    /// The requantizing epilogue of one full tile row (16 columns):
+    /// `saturate_u8(y / scale + zp, zp)` of [`dequant8_avx2`]'s `y`, that is
+    /// NaN to the zero point, clamped to [0, 255], rounded by the 1.5 * 2^23
+    /// trick, the low byte of each lane.
+    ///
+    /// # Safety
+    /// CPU supports avx2; `dst` and `acc` hold at least 16 elements.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn requant_row16_avx2(
+        dst: &mut [u8],
+        acc: &[i32],
+        pe: &PanelEpilogue,
+        relu: bool,
+        q: super::ActivationQuant,
+    ) {
+        let inv = _mm256_set1_ps(1.0 / q.scale);
+        let zp = _mm256_set1_ps(f32::from(q.zero_point));
+        let top = _mm256_set1_ps(255.0);
+        let magic = _mm256_set1_ps(12_582_912.0);
+        // Byte 0 of each dword to the low 4 bytes of its 128-bit lane.
+        let low_bytes = _mm256_setr_epi8(
+            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1,
+            -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        );
+        let dst = &mut dst[..16];
+        for h in 0..2 {
+            // SAFETY: the CPU has AVX2; `acc` holds 16 elements; the 8-byte
+            // store is inside `dst[h * 8..h * 8 + 8]`.
+            unsafe {
+                let y = dequant8_avx2(acc, h, pe, relu);
+                let t = _mm256_add_ps(_mm256_mul_ps(y, inv), zp);
+                let t = _mm256_blendv_ps(t, zp, _mm256_cmp_ps::<_CMP_UNORD_Q>(t, t));
+                // `clamp(0, 255)` as max then min: a -0.0 that `clamp` keeps
+                // rounds to the same byte as the 0.0 `max` gives.
+                let c = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), top);
+                let bits = _mm256_castps_si256(_mm256_add_ps(c, magic));
+                let packed = _mm256_shuffle_epi8(bits, low_bytes);
+                let lo = _mm256_castsi256_si128(packed);
+                let hi = _mm256_extracti128_si256::<1>(packed);
+                let eight = _mm_unpacklo_epi32(lo, hi);
+                _mm_storel_epi64(dst[h * 8..].as_mut_ptr() as *mut __m128i, eight);
             }
         }
     }
