@@ -1019,7 +1019,21 @@ mod x86 {
                 bp = bp.add(b_step);
             }
         }
+        // Full vectors in registers, bias and ReLU as adds and a blend (no
+        // branch per element; `accumulate` and the column bias are the same for
+        // every tile of a call); a partial last vector element by element (AMD
+        // microcodes masked stores).
+        let zero = _mm256_setzero_ps();
+        let relu_lanes = _mm256_castsi256_ps(_mm256_set1_epi32(if epi.relu { -1 } else { 0 }));
+        let has_col_bias = !epi.bias_col.is_null();
         for (r, row) in acc.iter().enumerate() {
+            let bias_row = if epi.bias_row.is_null() {
+                0.0
+            } else {
+                // SAFETY: the bias covers the tile's rows.
+                unsafe { *epi.bias_row.add(r) }
+            };
+            let bias_row_v = _mm256_set1_ps(bias_row);
             for (v, &x) in row.iter().enumerate() {
                 let lo = 8 * v;
                 if lo >= nr_eff {
@@ -1031,20 +1045,16 @@ mod x86 {
                 unsafe {
                     let cp = c.add(r * ldc + lo);
                     if count == 8 {
-                        let mut out = if accumulate {
-                            _mm256_add_ps(x, _mm256_loadu_ps(cp))
-                        } else {
-                            x
-                        };
-                        if !epi.bias_col.is_null() {
+                        let mut out = x;
+                        if accumulate {
+                            out = _mm256_add_ps(out, _mm256_loadu_ps(cp));
+                        }
+                        if has_col_bias {
                             out = _mm256_add_ps(out, _mm256_loadu_ps(epi.bias_col.add(lo)));
                         }
-                        if !epi.bias_row.is_null() {
-                            out = _mm256_add_ps(out, _mm256_set1_ps(*epi.bias_row.add(r)));
-                        }
-                        if epi.relu {
-                            out = _mm256_max_ps(out, _mm256_setzero_ps());
-                        }
+                        out = _mm256_add_ps(out, bias_row_v);
+                        // max(x, 0) with ReLU (NaN -> 0 as in `f32::max`), x otherwise.
+                        out = _mm256_blendv_ps(out, _mm256_max_ps(out, zero), relu_lanes);
                         _mm256_storeu_ps(cp, out);
                     } else {
                         let mut tmp = [0.0f32; 8];
