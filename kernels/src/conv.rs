@@ -263,6 +263,28 @@ struct DwArgs<'a> {
     relu: bool,
 }
 
+impl DwArgs<'_> {
+    /// Whether the stride-1 3x3 kernels' reads and writes stay inside `q`, the
+    /// weights and an output of `out_len` floats (some channels, rows and columns).
+    /// Output (oy, ox) of channel c reads c * plane + (oy + ky) * step + ox + kx
+    /// (whole vectors up to column ow + 1, the rest masked): the last read is at
+    /// (in_c - 1) * plane + (oh + 1) * step + ow + 1. `q` may start some rows into
+    /// the layout (a band), so it is checked against that, not the plane.
+    fn fits_3x3(&self, out_len: usize) -> bool {
+        let g = self.g;
+        if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
+            return false;
+        }
+        let step = self.lay.row_step();
+        let last_read = (g.in_c - 1) * self.lay.plane() + (g.oh + 1) * step + g.ow + 1;
+        self.q.len() > last_read
+            && step >= g.ow + 2
+            && out_len >= g.in_c * g.oh * g.ow
+            && self.weight.len() >= g.in_c * 9
+            && self.bias.is_none_or(|b| b.len() >= g.in_c)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{column_sums_body, depthwise_body, dw_row, split_image, DwArgs};
@@ -518,20 +540,10 @@ mod x86 {
         let g = a.g;
         let (plane_q, step) = (a.lay.plane(), a.lay.row_step());
         let plane_o = g.oh * g.ow;
-        // Output (oy, ox) of channel c reads c * plane + (oy + ky) * step + ox + kx
-        // (whole vectors up to column ow + 1, the rest masked): the last read is
-        // at (in_c - 1) * plane + (oh + 1) * step + ow + 1. `q` may start some rows
-        // into the layout (a band), so it is checked against that, not the plane.
-        let last_read = (g.in_c.max(1) - 1) * plane_q + (g.oh + 1) * step + g.ow + 1;
         if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
             return;
         }
-        if a.q.len() <= last_read
-            || step < g.ow + 2
-            || out.len() < g.in_c * plane_o
-            || a.weight.len() < g.in_c * 9
-            || a.bias.is_some_and(|b| b.len() < g.in_c)
-        {
+        if !a.fits_3x3(out.len()) {
             return depthwise_body::<true>(a, out);
         }
         let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
@@ -908,14 +920,7 @@ mod x86 {
         if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
             return;
         }
-        // As in `depthwise3x3_avx512`: the last read, checked against `q` itself.
-        let last_read = (g.in_c - 1) * plane_q + (g.oh + 1) * step + g.ow + 1;
-        if a.q.len() <= last_read
-            || step < g.ow + 2
-            || out.len() < g.in_c * plane_o
-            || a.weight.len() < g.in_c * 9
-            || a.bias.is_some_and(|b| b.len() < g.in_c)
-        {
+        if !a.fits_3x3(out.len()) {
             return depthwise_body::<true>(a, out);
         }
         let relu_lanes = relu_lanes_avx2(a.relu);
