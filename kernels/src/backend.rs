@@ -15,7 +15,8 @@ pub struct CompileOptions {
     pub threads: usize,
     /// SIMD level; `None` = `simd::detect()` (honours `WORKBENCH_SIMD`).
     pub simd: Option<SimdLevel>,
-    /// GEMM blocking; `None` = `TileParams::for_this_machine()`.
+    /// GEMM blocking; `None` = `TileParams::for_caches` of this machine's caches
+    /// at the resolved SIMD level.
     pub tile: Option<TileParams>,
 }
 
@@ -47,7 +48,9 @@ impl CompileOptions {
     pub fn resolved_tile(&self, simd: SimdLevel) -> Result<TileParams, KernelError> {
         let tile = match self.tile {
             Some(t) => t,
-            None => TileParams::for_this_machine().adapted_to(simd),
+            // The blocking of `simd` itself (an AVX2 run on an AVX-512 host gets
+            // AVX2's tile and loop order, not AVX-512's adapted).
+            None => TileParams::for_caches(crate::tile::CacheSizes::detect(), simd),
         };
         let tile = TileParams {
             threads: self.threads.max(1),

@@ -741,6 +741,10 @@ mod x86 {
     /// AVX2 and FMA; as `conv_direct_avx512`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn conv_direct_avx2(c: &super::DirectConv<'_>, out: *mut f32) {
+        if c.out_c == 0 || c.oh == 0 || c.ow == 0 {
+            // Nothing to write (and a tile of zero channels would run as six).
+            return;
+        }
         let taps = c.offsets.len();
         // Equal channel tiles (32 channels as 6 + 6 + 5 + 5 + 5 + 5, not 6 x 5 + 2).
         let tiles = c.out_c.div_ceil(DIRECT_MR_AVX2).max(1);

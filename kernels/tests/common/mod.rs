@@ -120,15 +120,18 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
                 ..CompileOptions::default()
             },
         ));
+        // Each level's kernels split across threads (rows of the direct conv,
+        // depthwise + pooled bands, blocks of C), not only the detected level's.
+        v.push((
+            format!("tiled/{simd}/2-threads"),
+            BackendKind::Tiled,
+            CompileOptions {
+                simd: Some(simd),
+                threads: 2,
+                ..CompileOptions::default()
+            },
+        ));
     }
-    v.push((
-        "tiled/2-threads".to_string(),
-        BackendKind::Tiled,
-        CompileOptions {
-            threads: 2,
-            ..CompileOptions::default()
-        },
-    ));
     v
 }
 
