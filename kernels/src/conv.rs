@@ -1279,6 +1279,32 @@ mod tests {
     /// A stride past the padded input is a typed shape error before any
     /// split layout is sized (a 10^9 stride on 7x7 once aborted asking for
     /// 192 GB); the largest accepted stride still builds a small layout.
+    /// A conv with no output channels writes nothing on any level (the AVX2
+    /// kernel had run a zero-channel tile as six: writes through the empty
+    /// output's dangling pointer).
+    #[test]
+    fn an_empty_direct_conv_touches_nothing() {
+        for simd in SimdLevel::supported() {
+            let conv = DirectConv {
+                q: &[0.5; 4],
+                offsets: &[0],
+                row_step: 1,
+                weight: &[],
+                bias: None,
+                relu: true,
+                out_c: 0,
+                oh: 1,
+                ow: 1,
+                out_at: 0,
+                out_channel_step: 1,
+                out_row_step: 1,
+            };
+            let mut out: Vec<f32> = Vec::new();
+            conv_direct(simd, &conv, &mut out);
+            assert!(out.is_empty(), "{simd}");
+        }
+    }
+
     #[test]
     fn conv_stride_beyond_the_input_is_refused_not_allocated() {
         use crate::error::KernelError;
