@@ -289,6 +289,7 @@ impl DwArgs<'_> {
 mod x86 {
     use super::{column_sums_body, depthwise_body, dw_row, split_image, DwArgs};
     use crate::reference::ConvGeom;
+    use crate::simd::avx2;
     use std::arch::x86_64::*;
 
     /// Output channels per register tile of the direct convolution (x 32 columns:
@@ -716,21 +717,6 @@ mod x86 {
         }
     }
 
-    /// All lanes set when `relu`, none otherwise: the mask `relu_avx2` takes.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn relu_lanes_avx2(relu: bool) -> __m256 {
-        _mm256_castsi256_ps(_mm256_set1_epi32(if relu { -1 } else { 0 }))
-    }
-
-    /// `max(x, 0)` where `relu_lanes` is set (NaN -> 0 as in `f32::max`), `x`
-    /// elsewhere: a blend, not a branch, so the tile loops stay unrolled.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn relu_avx2(x: __m256, relu_lanes: __m256) -> __m256 {
-        _mm256_blendv_ps(x, _mm256_max_ps(x, _mm256_setzero_ps()), relu_lanes)
-    }
-
     /// Output channels per register tile of the AVX2 direct convolution (x 16
     /// columns: 12 of the 16 ymm registers accumulate).
     const DIRECT_MR_AVX2: usize = 6;
@@ -749,16 +735,15 @@ mod x86 {
         // Equal channel tiles (32 channels as 6 + 6 + 5 + 5 + 5 + 5, not 6 x 5 + 2).
         let tiles = c.out_c.div_ceil(DIRECT_MR_AVX2).max(1);
         let (base_rows, extra) = (c.out_c / tiles, c.out_c % tiles);
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let relu_lanes = relu_lanes_avx2(c.relu);
+        let relu_lanes = avx2::relu_lanes(c.relu);
         let (q, o) = (c.q.as_ptr(), out);
         for y in 0..c.oh {
             let mut x0 = 0;
             while x0 < c.ow {
                 let cols = (c.ow - x0).min(16);
                 let masks = [
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.min(8) as i32), lanes),
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.saturating_sub(8) as i32), lanes),
+                    avx2::first_lanes(cols),
+                    avx2::first_lanes(cols.saturating_sub(8)),
                 ];
                 let mut c0 = 0;
                 for t in 0..tiles {
@@ -808,7 +793,7 @@ mod x86 {
         out_channel_step: usize,
         /// Lanes of each vector inside the row (all ones).
         masks: [__m256i; 2],
-        /// All ones with ReLU (see `relu_avx2`).
+        /// All ones with ReLU (see `avx2::relu`).
         relu_lanes: __m256,
     }
 
@@ -870,7 +855,7 @@ mod x86 {
             }
             for (r, row) in acc.iter().enumerate() {
                 for (v, &x) in row.iter().enumerate() {
-                    let y = relu_avx2(x, self.relu_lanes);
+                    let y = avx2::relu(x, self.relu_lanes);
                     let op = self.out.wrapping_add(r * self.out_channel_step + 8 * v);
                     // SAFETY: the (masked) columns of channel r (caller's guarantee).
                     unsafe {
@@ -927,9 +912,8 @@ mod x86 {
         if !a.fits_3x3(out.len()) {
             return depthwise_body::<true>(a, out);
         }
-        let relu_lanes = relu_lanes_avx2(a.relu);
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((g.ow % 8) as i32), lanes);
+        let relu_lanes = avx2::relu_lanes(a.relu);
+        let tail = avx2::first_lanes(g.ow % 8);
         for c in 0..g.in_c {
             let mut w = [_mm256_setzero_ps(); 9];
             for (t, v) in w.iter_mut().enumerate() {
@@ -967,7 +951,7 @@ mod x86 {
     struct Dw3Avx2 {
         w: [__m256; 9],
         bias: __m256,
-        /// All ones with ReLU (see `relu_avx2`).
+        /// All ones with ReLU (see `avx2::relu`).
         relu_lanes: __m256,
         /// Lanes of the last, partial vector of a row (`ow % 8` of them).
         tail: __m256i,
@@ -1025,7 +1009,7 @@ mod x86 {
                 }
             }
             for (i, &x) in acc.iter().enumerate() {
-                let y = relu_avx2(x, self.relu_lanes);
+                let y = avx2::relu(x, self.relu_lanes);
                 let at = o.wrapping_add(i * self.ow);
                 // SAFETY: (masked) lanes are inside output row i (caller's guarantee).
                 unsafe {

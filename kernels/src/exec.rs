@@ -423,24 +423,14 @@ impl PoolPointwise<'_> {
         // AVX2: channels x pixels tiles, summed in registers. AVX-512: pixels x
         // channels tiles whose rows the micro-kernels sum. Nothing is stored
         // either way. Elsewhere: chunks through a scratch in L2.
-        let bias = match self.epi.bias {
-            Bias::PerColumn(b) => Some(b),
-            _ => None,
-        };
-        let plain_bias = !matches!(self.epi.bias, Bias::PerRow(_));
-        let relu = self.epi.activation == Some(Activation::Relu);
         let job = pooled::PooledPointwise {
             weights: self.packed,
             planes,
             plane_len,
             pixels,
-            bias,
-            relu,
+            epilogue: self.epi,
         };
-        if plain_bias
-            && (relu || self.epi.activation.is_none())
-            && pooled::pooled_pointwise_sums(self.simd, &job, pooled)
-        {
+        if pooled::pooled_pointwise_sums(self.simd, &job, pooled) {
             return Ok(());
         }
         let mut p0 = if crate::gemm::sgemm_row_sums(

@@ -1023,8 +1023,7 @@ mod x86 {
         // branch per element; `accumulate` and the column bias are the same for
         // every tile of a call); a partial last vector element by element (AMD
         // microcodes masked stores).
-        let zero = _mm256_setzero_ps();
-        let relu_lanes = _mm256_castsi256_ps(_mm256_set1_epi32(if epi.relu { -1 } else { 0 }));
+        let relu_lanes = crate::simd::avx2::relu_lanes(epi.relu);
         let has_col_bias = !epi.bias_col.is_null();
         for (r, row) in acc.iter().enumerate() {
             let bias_row = if epi.bias_row.is_null() {
@@ -1053,8 +1052,7 @@ mod x86 {
                             out = _mm256_add_ps(out, _mm256_loadu_ps(epi.bias_col.add(lo)));
                         }
                         out = _mm256_add_ps(out, bias_row_v);
-                        // max(x, 0) with ReLU (NaN -> 0 as in `f32::max`), x otherwise.
-                        out = _mm256_blendv_ps(out, _mm256_max_ps(out, zero), relu_lanes);
+                        out = crate::simd::avx2::relu(out, relu_lanes);
                         _mm256_storeu_ps(cp, out);
                     } else {
                         let mut tmp = [0.0f32; 8];

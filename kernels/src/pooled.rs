@@ -6,8 +6,9 @@
 //! broadcasts one float from each of `ic` planes per tile step; on AVX2's 16
 //! registers that ran at about half the FMA rate here (2026-11-30).
 
-use crate::gemm::PackedB;
+use crate::gemm::{Bias, Epilogue, PackedB};
 use crate::simd::SimdLevel;
+use crate::spec::Activation;
 
 /// Pixels per block: every channel tile reads the block's columns of all input
 /// planes (32 planes x 128 pixels = 16 KiB) while they are in L1.
@@ -25,29 +26,42 @@ pub(crate) struct PooledPointwise<'a> {
     pub planes: &'a [f32],
     pub plane_len: usize,
     pub pixels: usize,
-    /// One per output channel.
-    pub bias: Option<&'a [f32]>,
-    pub relu: bool,
+    /// The pointwise conv's: a bias per output channel (or none), ReLU (or none).
+    pub epilogue: Epilogue<'a>,
 }
 
 impl PooledPointwise<'_> {
-    /// Whether every read stays inside the planes, the packing and the bias,
+    fn bias(&self) -> Option<&[f32]> {
+        match self.epilogue.bias {
+            Bias::PerColumn(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn relu(&self) -> bool {
+        self.epilogue.activation == Some(Activation::Relu)
+    }
+
+    /// Whether the kernel computes this epilogue (a bias per channel, ReLU or
+    /// nothing), every read stays inside the planes, the packing and the bias,
     /// and the packing is one K slice (`[sliver][k][nr]`).
     fn fits(&self, sums_len: usize) -> bool {
         let (k, n, nr) = (self.weights.k(), self.weights.n(), self.weights.nr());
         let planes_end = k.saturating_sub(1) * self.plane_len + self.pixels;
-        k >= 1
+        !matches!(self.epilogue.bias, Bias::PerRow(_))
+            && matches!(self.epilogue.activation, None | Some(Activation::Relu))
+            && k >= 1
             && nr >= 1
             && self.weights.is_one_slice()
             && self.weights.data().len() >= k * n.div_ceil(nr) * nr
             && planes_end <= self.planes.len()
             && sums_len >= n
-            && self.bias.is_none_or(|b| b.len() >= n)
+            && self.bias().is_none_or(|b| b.len() >= n)
     }
 }
 
 /// Add the pooled sums of `job` to `sums` if this SIMD level has the kernel
-/// (AVX2); `false` means nothing was done.
+/// (AVX2) and it computes the job's epilogue; `false` means nothing was done.
 pub(crate) fn pooled_pointwise_sums(
     simd: SimdLevel,
     job: &PooledPointwise<'_>,
@@ -69,6 +83,7 @@ pub(crate) fn pooled_pointwise_sums(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{PooledPointwise, PIXEL_BLOCK, TILE_ROWS};
+    use crate::simd::avx2;
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -77,8 +92,7 @@ mod x86 {
     pub(super) unsafe fn pooled_pointwise_avx2(job: &PooledPointwise<'_>, sums: &mut [f32]) {
         let (k, n, nr) = (job.weights.k(), job.weights.n(), job.weights.nr());
         let w = job.weights.data().as_ptr();
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let relu_lanes = _mm256_castsi256_ps(_mm256_set1_epi32(if job.relu { -1 } else { 0 }));
+        let relu_lanes = avx2::relu_lanes(job.relu());
         let mut px0 = 0;
         while px0 < job.pixels {
             let block = PIXEL_BLOCK.min(job.pixels - px0);
@@ -99,9 +113,8 @@ mod x86 {
                         w_step: nr,
                         planes: job.planes.as_ptr(),
                         plane_len: job.plane_len,
-                        bias: job.bias.map(|b| b[ch0..].as_ptr()),
+                        bias: job.bias().map(|b| b[ch0..].as_ptr()),
                         relu_lanes,
-                        lanes,
                     };
                     // SAFETY: rows channels from ch0 < n; pixels px0..px0 + block of
                     // every plane are inside `planes` (fits).
@@ -125,9 +138,8 @@ mod x86 {
         planes: *const f32,
         plane_len: usize,
         bias: Option<*const f32>,
-        /// All ones with ReLU.
+        /// All ones with ReLU (see `avx2::relu`).
         relu_lanes: __m256,
-        lanes: __m256i,
     }
 
     impl Tile {
@@ -175,10 +187,10 @@ mod x86 {
                 px += 16;
             }
             if px < end {
-                let left = (end - px) as i32;
+                let left = end - px;
                 let masks = [
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(left.min(8)), self.lanes),
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32((left - 8).max(0)), self.lanes),
+                    avx2::first_lanes(left),
+                    avx2::first_lanes(left.saturating_sub(8)),
                 ];
                 let acc = unsafe { self.product::<R, true>(px, masks) };
                 self.add_rows(&acc, &bias, &mut sums, Some(masks));
@@ -242,13 +254,10 @@ mod x86 {
             sums: &mut [__m256; R],
             masks: Option<[__m256i; 2]>,
         ) {
-            let zero = _mm256_setzero_ps();
             for r in 0..R {
-                let mut out = [zero; 2];
+                let mut out = [_mm256_setzero_ps(); 2];
                 for (v, o) in out.iter_mut().enumerate() {
-                    let x = _mm256_add_ps(acc[r][v], bias[r]);
-                    // max(x, 0) with ReLU (NaN -> 0 as in `f32::max`), x otherwise.
-                    let x = _mm256_blendv_ps(x, _mm256_max_ps(x, zero), self.relu_lanes);
+                    let x = avx2::relu(_mm256_add_ps(acc[r][v], bias[r]), self.relu_lanes);
                     *o = match masks {
                         Some(m) => _mm256_and_ps(x, _mm256_castsi256_ps(m[v])),
                         None => x,
@@ -277,8 +286,8 @@ mod tests {
                                 w[o * ic + c] as f64 * job.planes[c * job.plane_len + px] as f64
                             })
                             .sum();
-                        let y = dot + job.bias.map_or(0.0, |b| b[o] as f64);
-                        if job.relu {
+                        let y = dot + job.bias().map_or(0.0, |b| b[o] as f64);
+                        if job.relu() {
                             y.max(0.0)
                         } else {
                             y
@@ -316,14 +325,20 @@ mod tests {
             // W^T (ic x oc): element (c, o) at o * ic + c.
             let packed = PackedB::pack(MatRef::transposed(&w, ic), ic, oc, 256, nr).unwrap();
             for (with_bias, relu) in [(true, true), (false, false), (true, false)] {
-                let bias = with_bias.then_some(&bias[..]);
+                let epilogue = Epilogue {
+                    bias: if with_bias {
+                        Bias::PerColumn(&bias)
+                    } else {
+                        Bias::None
+                    },
+                    activation: relu.then_some(Activation::Relu),
+                };
                 let job = PooledPointwise {
                     weights: &packed,
                     planes: &planes,
                     plane_len,
                     pixels,
-                    bias,
-                    relu,
+                    epilogue,
                 };
                 // The kernel adds to what is there.
                 let mut sums = vec![0.5f32; oc];
@@ -359,8 +374,10 @@ mod tests {
             planes: &planes,
             plane_len: pixels,
             pixels,
-            bias: None,
-            relu: true,
+            epilogue: Epilogue {
+                bias: Bias::None,
+                activation: Some(Activation::Relu),
+            },
         };
         let mut sums = vec![0.0f32; oc];
         assert!(!pooled_pointwise_sums(
@@ -373,6 +390,24 @@ mod tests {
             &job(&two_slices),
             &mut sums
         ));
+        // Epilogues the kernel does not compute: a bias per pixel, GELU.
+        let per_row = vec![0.0f32; pixels];
+        for epilogue in [
+            Epilogue {
+                bias: Bias::PerRow(&per_row),
+                activation: None,
+            },
+            Epilogue {
+                bias: Bias::None,
+                activation: Some(Activation::Gelu),
+            },
+        ] {
+            let job = PooledPointwise {
+                epilogue,
+                ..job(&one_slice)
+            };
+            assert!(!pooled_pointwise_sums(SimdLevel::Avx2Fma, &job, &mut sums));
+        }
         // Planes shorter than the pixels asked for: refused, not read past.
         let short = PooledPointwise {
             pixels: pixels + 1,

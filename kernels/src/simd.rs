@@ -114,3 +114,34 @@ pub fn cpu_features() -> Vec<&'static str> {
     }
     features
 }
+
+/// Small AVX2 building blocks the kernels share (lane masks, the ReLU
+/// select), so each path states the semantics once.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// All ones in the first `count` lanes (at most 8), zeros after: the mask of
+    /// a partial vector for `_mm256_maskload_ps` / `_mm256_maskstore_ps`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn first_lanes(count: usize) -> __m256i {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(count.min(8) as i32), lanes)
+    }
+
+    /// All lanes set when `relu`, none otherwise: the mask `relu` takes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn relu_lanes(relu: bool) -> __m256 {
+        _mm256_castsi256_ps(_mm256_set1_epi32(if relu { -1 } else { 0 }))
+    }
+
+    /// `max(x, 0)` where `relu_lanes` is set (NaN -> 0 as in `f32::max`), `x`
+    /// elsewhere: a blend, not a branch, so tile loops stay unrolled.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn relu(x: __m256, relu_lanes: __m256) -> __m256 {
+        _mm256_blendv_ps(x, _mm256_max_ps(x, _mm256_setzero_ps()), relu_lanes)
+    }
+}
