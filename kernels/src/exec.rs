@@ -12,12 +12,14 @@ use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
 use crate::gemm::{
     helpers_worth, sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB,
 };
+use crate::pages::PageBuffer;
 use crate::pool;
 use crate::pooled;
 use crate::reference::{self as r, ConvGeom, RowView};
 use crate::rowops;
 use crate::simd::SimdLevel;
 use crate::spec::{Activation, BackendKind, Precision};
+use crate::stream;
 use crate::tile::TileParams;
 
 /// Kernel family used for the heavy steps.
@@ -30,7 +32,15 @@ pub(crate) enum Engine {
 /// Elements per block when evaluating an elementwise chain: the stack of
 /// intermediates stays in L1. Measured on Zen 4 (16M-element chain, on-CPU
 /// time): 256 about 1.15x faster than 1024, and 4096 1.5x slower than 1024.
-const CHAIN_BLOCK: usize = 256;
+/// On Zen 3 with the prefetch below (`examples/chain_ab.rs`, six runs of
+/// each, 2026-12-01): unfused / fused 1.53-1.77x at 128, 1.25-1.47x at 256;
+/// 64 and 512 no better than 128 in earlier runs.
+const CHAIN_BLOCK: usize = 128;
+
+/// Blocks ahead a chain prefetches each of its inputs (see `stream`). Without
+/// it the fused chain ran at half a plain loop's speed on Zen 3 some runs and
+/// not others; 1, 2, 4 and 8 blocks measured alike within the noise.
+const CHAIN_PREFETCH_BLOCKS: usize = 2;
 
 /// Distinct inputs one chain may read.
 const MAX_CHAIN_INPUTS: usize = 16;
@@ -610,7 +620,7 @@ pub(crate) struct LoweredExecutable {
     band_sums: Vec<f32>,
     /// Reused by each parallel convolution step.
     chunks: pool::ChunkRecord,
-    buffers: Vec<Vec<f32>>,
+    buffers: Vec<PageBuffer<f32>>,
     batch: usize,
     ws: GemmWorkspace,
     /// Per conv / depthwise step, one sample's input in its split layout. Only the
@@ -874,10 +884,10 @@ impl LoweredExecutable {
             .iter()
             .enumerate()
             .map(|(id, b)| match &b.constant {
-                Some(data) => data.to_vec(),
-                None if unwritten.contains(&id) => Vec::new(),
-                None if self.sample_local[id] => vec![0.0; self.sample_len[id]],
-                None => vec![0.0; self.sample_len[id] * batch],
+                Some(data) => PageBuffer::copied(data),
+                None if unwritten.contains(&id) => PageBuffer::default(),
+                None if self.sample_local[id] => PageBuffer::zeroed(self.sample_len[id]),
+                None => PageBuffer::zeroed(self.sample_len[id] * batch),
             })
             .collect();
         self.batch = batch;
@@ -1436,6 +1446,9 @@ impl LoweredExecutable {
                     let mut start = 0;
                     while start < *len {
                         let blen = block.min(len - start);
+                        for input in &ins[..inputs.len()] {
+                            stream::prefetch(input, start + CHAIN_PREFETCH_BLOCKS * block, blen);
+                        }
                         run_chain_block(
                             program,
                             &ins,
@@ -1687,7 +1700,7 @@ struct BufferViews<'a> {
     /// The caller's input, read in place (no copy).
     input: &'a [f32],
     input_id: BufId,
-    buffers: &'a [Vec<f32>],
+    buffers: &'a [PageBuffer<f32>],
     infos: &'a [crate::fusion::BufferInfo],
     sample_len: &'a [usize],
     local: &'a [bool],

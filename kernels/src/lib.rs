@@ -28,6 +28,7 @@ pub mod simd;
 pub mod sparse;
 pub mod spec;
 pub mod step_cost;
+pub(crate) mod stream;
 pub mod tile;
 pub(crate) mod transpose;
 
