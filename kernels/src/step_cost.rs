@@ -139,6 +139,10 @@ pub(crate) struct Call {
     pub(crate) activations: f64,
     /// Weight (and constant) elements, read once per call.
     pub(crate) weights: f64,
+    /// The call before writes this one's input straight into the layout it
+    /// reads (the quantized backend's direct stem into a depthwise conv's
+    /// padded input): no copy pass of its own.
+    pub(crate) input_written_for_it: bool,
 }
 
 impl Call {
@@ -268,9 +272,10 @@ impl<'g> QuantizedStorage<'g> {
     /// (twice when int8 and `quantizes_input`: the quantization of the f32
     /// input splits on its own before the GEMM) and once per sample when
     /// convolutions; its f32 direct and depthwise convolutions twice per
-    /// sample (the input's copy into its split layout, then the conv);
+    /// sample (the input's copy into its split layout, then the conv), once
+    /// when the conv before wrote its input in that layout (`input_written`);
     /// everything else runs on one thread.
-    fn parallelism(&self, head: NodeId, quantizes_input: bool) -> Parallelism {
+    fn parallelism(&self, head: NodeId, quantizes_input: bool, input_written: bool) -> Parallelism {
         let gemm = self.gemm(head).is_some();
         match self.graph.nodes[head].op {
             Op::Dense { .. } if gemm && quantizes_input && self.precision == Precision::Int8 => {
@@ -278,6 +283,9 @@ impl<'g> QuantizedStorage<'g> {
             }
             Op::Dense { .. } if gemm => Parallelism::PerCall,
             Op::Conv2d { .. } | Op::PointwiseConv { .. } if gemm => Parallelism::PerSample,
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } if input_written => {
+                Parallelism::PerSample
+            }
             Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } => Parallelism::TwicePerSample,
             _ => Parallelism::Serial,
         }
@@ -309,7 +317,9 @@ impl<'g> QuantizedStorage<'g> {
                     return call.clone().at_f32(Parallelism::Serial);
                 };
                 let quantizes_input = !u8_inputs.contains(&head);
-                let mut charged = call.clone().at_f32(self.parallelism(head, quantizes_input));
+                let parallelism =
+                    self.parallelism(head, quantizes_input, call.input_written_for_it);
+                let mut charged = call.clone().at_f32(parallelism);
                 let Some((k, n)) = self.gemm(head) else {
                     if self.precision == Precision::Int8 {
                         charged.runs_at_f32_peak = true;
@@ -400,6 +410,8 @@ impl Lowered {
             flops: steps.iter().map(|s| s.flops).sum(),
             activations,
             weights,
+            // The tiled engine's forks come from `tiled_parallelism`.
+            input_written_for_it: false,
         }
     }
 
@@ -1085,7 +1097,9 @@ mod tests {
                     // into its layout first: both split twice.
                     let quantizes = line.contains("int8 gemm")
                         && !text.contains(&format!("requantized u8 to {name})"));
-                    let copies = line.contains("f32 direct conv") || line.contains("f32 depthwise");
+                    let copies = (line.contains("f32 direct conv")
+                        || line.contains("f32 depthwise"))
+                        && !line.contains("its input written in place");
                     let runs = if line.ends_with("split over 2 threads per call") {
                         if quantizes {
                             Parallelism::TwicePerCall
@@ -1174,15 +1188,16 @@ mod tests {
         // The quantized backend: dense GEMMs split once per call (int8 ones
         // on an f32 input twice: the quantization, then the GEMM), the conv
         // GEMMs once per sample, the f32 stem (on the direct kernel, AVX-512
-        // and AVX2; else a GEMM) and depthwise kernel twice (the input's layout,
-        // then the conv); attention and the row kernels not.
-        let stem = if matches!(
+        // and AVX2; else a GEMM) twice (the input's layout, then the conv) and
+        // the depthwise kernel once after it (the stem wrote its input's
+        // layout), twice after a GEMM; attention and the row kernels not.
+        let (stem, depthwise) = if matches!(
             crate::simd::detect(),
             SimdLevel::Avx512 | SimdLevel::Avx2Fma
         ) {
-            Parallelism::TwicePerSample
+            (Parallelism::TwicePerSample, Parallelism::PerSample)
         } else {
-            Parallelism::PerSample
+            (Parallelism::PerSample, Parallelism::TwicePerSample)
         };
         for precision in [Precision::Int8, Precision::Bf16] {
             let quantized_input = if precision == Precision::Int8 {
@@ -1201,7 +1216,7 @@ mod tests {
                 split,
                 [
                     ("block0.conv+block0.act", stem),
-                    ("block1.dw+block1.dw_act", Parallelism::TwicePerSample),
+                    ("block1.dw+block1.dw_act", depthwise),
                     ("block1.pw+block1.pw_act+pool", Parallelism::PerSample),
                     ("classifier", quantized_input),
                 ],

@@ -291,6 +291,37 @@ fn patch_geometry(op: &Op, in_shape: &[usize], out_shape: &[usize]) -> Option<Co
 /// which int8 runtimes commonly keep in higher precision: quantizing 27 taps
 /// buys nothing, and the int8 route (im2col, quantize, GEMM, transpose) cost
 /// more than the whole f32 conv.
+/// The f32 convolutions that write their output straight into the next
+/// one's split input, as `(conv, depthwise)`: a direct conv (with the ReLU
+/// `relu_into` fuses into it) read only by a depthwise conv over exactly its
+/// output, whose layout is the zero-padded image (stride 1). That depthwise
+/// conv then has no input copy of its own. `convs`: [`f32_conv_geoms`].
+fn direct_conv_feeds(
+    graph: &Graph,
+    convs: &BTreeMap<usize, (F32ConvKind, ConvGeom)>,
+    relu_into: &[Option<usize>],
+) -> Vec<(usize, usize)> {
+    let consumers = graph.sole_consumers();
+    let mut links = Vec::new();
+    for (&i, &(kind, g)) in convs {
+        let last = relu_into.get(i).copied().flatten().unwrap_or(i);
+        let Some(next) = consumers.get(last).copied().flatten() else {
+            continue;
+        };
+        let Some(&(next_kind, n)) = convs.get(&next) else {
+            continue;
+        };
+        let feeds = kind == F32ConvKind::Direct
+            && next_kind == F32ConvKind::Depthwise
+            && SplitLayout::new(&n).is_padded_image_of(&n)
+            && (n.in_c, n.h, n.w) == (g.out_c, g.oh, g.ow);
+        if feeds && last != graph.output {
+            links.push((i, next));
+        }
+    }
+    links
+}
+
 fn f32_conv_geoms(graph: &Graph, simd: SimdLevel) -> BTreeMap<usize, (F32ConvKind, ConvGeom)> {
     let mut convs = BTreeMap::new();
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -420,11 +451,16 @@ impl QuantizedBackend {
             }
         };
         let simd = opts.resolved_simd()?;
-        let f32_nodes: BTreeSet<usize> = f32_conv_geoms(graph, simd).into_keys().collect();
+        let f32_geoms = f32_conv_geoms(graph, simd);
+        let f32_nodes: BTreeSet<usize> = f32_geoms.keys().copied().collect();
         let gemm_nodes: BTreeSet<usize> = (0..graph.nodes.len())
             .filter(|i| is_gemm(&graph.nodes[*i].op) && !f32_nodes.contains(i))
             .collect();
         let fusions = self.fusions(graph, &gemm_nodes, &f32_nodes, int8);
+        let fed: BTreeSet<usize> = direct_conv_feeds(graph, &f32_geoms, &fusions.relu_into)
+            .into_iter()
+            .map(|(_, next)| next)
+            .collect();
         let mut calls = Vec::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             if fusions.fused_away[i]
@@ -462,6 +498,7 @@ impl QuantizedBackend {
                 flops: group.iter().map(|&j| graph.node_flops(j)).sum(),
                 activations,
                 weights,
+                input_written_for_it: fed.contains(&i),
             });
         }
         Ok(calls)
@@ -644,17 +681,6 @@ impl F32Conv {
             feeds: None,
             fed: false,
         }
-    }
-
-    /// Whether this direct conv's output can go straight into `next`'s split
-    /// input: `next` is a depthwise conv over exactly this output whose layout
-    /// is the zero-padded image (stride 1).
-    fn can_feed(&self, next: &F32Conv) -> bool {
-        let (g, n) = (&self.geom, &next.geom);
-        self.kind == F32ConvKind::Direct
-            && next.kind == F32ConvKind::Depthwise
-            && next.layout.is_padded_image_of(n)
-            && (n.in_c, n.h, n.w) == (g.out_c, g.oh, g.ow)
     }
 
     /// One sample: `out [out_c, oh, ow]` from `x [in_c, h, w]`, on up to
@@ -1225,24 +1251,12 @@ impl QuantizedExecutable {
             plan.relu_into = fusions.relu_into[i];
         }
         self.fused_away = fusions.fused_away;
-        // A direct conv (with its ReLU) read only by a depthwise conv over
-        // the zero-padded image writes straight into that conv's input layout.
-        let consumers = self.graph.sole_consumers();
-        let mut links = Vec::new();
-        for (&i, plan) in &self.f32_convs {
-            let last = plan.relu_into.unwrap_or(i);
-            let Some(next) = consumers.get(last).copied().flatten() else {
-                continue;
-            };
-            let feeds = self
-                .f32_convs
-                .get(&next)
-                .is_some_and(|dw| plan.can_feed(dw));
-            if feeds && last != self.graph.output {
-                links.push((i, next));
-            }
-        }
-        for (i, next) in links {
+        let convs = self
+            .f32_convs
+            .iter()
+            .map(|(&i, plan)| (i, (plan.kind, plan.geom)))
+            .collect();
+        for (i, next) in direct_conv_feeds(&self.graph, &convs, &fusions.relu_into) {
             if let Some(plan) = self.f32_convs.get_mut(&i) {
                 plan.feeds = Some(next);
             }
@@ -1852,6 +1866,9 @@ impl Executable for QuantizedExecutable {
                         if let Some(next) = plan.feeds {
                             let into = &self.graph.nodes[next].name;
                             what.push_str(&format!(", written into {into}'s zero-padded input"));
+                        }
+                        if plan.fed {
+                            what.push_str(", its input written in place by the conv before");
                         }
                         format!("{what}{relu} ({})", self.simd.name())
                     }
