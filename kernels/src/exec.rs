@@ -62,10 +62,10 @@ enum Slot {
 fn run_chain_block(
     program: &[ChainOp],
     ins: &[&[f32]],
-    start: usize,
-    blen: usize,
+    (start, blen): (usize, usize),
     stack: &mut [f32],
     out: &mut [f32],
+    streamed: bool,
 ) {
     // Fixed-size slot stack: no allocation per block (depth checked at compile time).
     let mut slots = [Slot::Stack(0); MAX_CHAIN_DEPTH];
@@ -103,7 +103,11 @@ fn run_chain_block(
             // Inputs only, straight into `out` (a single op: no stack, any block length).
             let r: &[f32] = rj.map_or(&[], |j| &ins[j][start..start + blen]);
             let ctx = OpArgs { op, r, start };
-            ctx.apply(&mut out[..blen], Some(&ins[i][start..start + blen]));
+            ctx.apply_out(
+                &mut out[..blen],
+                Some(&ins[i][start..start + blen]),
+                streamed,
+            );
             slots[top] = Slot::Stack(pos);
             top += 1;
             continue;
@@ -118,10 +122,12 @@ fn run_chain_block(
         };
         let ctx = OpArgs { op, r, start };
         match (to_out, lhs) {
-            (true, Slot::Input(i)) => {
-                ctx.apply(&mut out[..blen], Some(&ins[i][start..start + blen]))
-            }
-            (true, Slot::Stack(_)) => ctx.apply(&mut out[..blen], Some(slot)),
+            (true, Slot::Input(i)) => ctx.apply_out(
+                &mut out[..blen],
+                Some(&ins[i][start..start + blen]),
+                streamed,
+            ),
+            (true, Slot::Stack(_)) => ctx.apply_out(&mut out[..blen], Some(slot), streamed),
             (false, Slot::Input(i)) => ctx.apply(slot, Some(&ins[i][start..start + blen])),
             (false, Slot::Stack(_)) => ctx.apply(slot, None),
         }
@@ -230,6 +236,28 @@ struct OpArgs<'a> {
 }
 
 impl OpArgs<'_> {
+    /// `apply` for a chain's last op: `streamed`, its result goes past the
+    /// caches (see `stream`) where the op has such a path (add, multiply,
+    /// scale).
+    fn apply_out(&self, dst: &mut [f32], lhs: Option<&[f32]>, streamed: bool) {
+        let n = dst.len();
+        let whole = |x: &[f32]| x.len() >= n;
+        let lanes = match (self.op, lhs) {
+            (ChainOp::Add, Some(l)) if whole(l) && whole(self.r) => {
+                Some(stream::Lanes::Add(l, self.r))
+            }
+            (ChainOp::Mul, Some(l)) if whole(l) && whole(self.r) => {
+                Some(stream::Lanes::Mul(l, self.r))
+            }
+            (ChainOp::Scale(f), Some(l)) if whole(l) => Some(stream::Lanes::Scale(l, *f)),
+            _ => None,
+        };
+        match lanes {
+            Some(lanes) if streamed => stream::write(dst, lanes),
+            _ => self.apply(dst, lhs),
+        }
+    }
+
     fn apply(&self, dst: &mut [f32], lhs: Option<&[f32]>) {
         let r = self.r;
         match (self.op, lhs) {
@@ -627,6 +655,9 @@ pub(crate) struct LoweredExecutable {
     /// image is written per run: the padding stays zero from the allocation.
     splits: Vec<Vec<f32>>,
     chain_stack: Vec<f32>,
+    /// Bytes above which a chain's output is stored past the caches: the
+    /// last-level cache's size.
+    stream_above: usize,
 }
 
 impl LoweredExecutable {
@@ -809,6 +840,7 @@ impl LoweredExecutable {
             ws: GemmWorkspace::new(),
             splits,
             chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
+            stream_above: stream::last_level_cache_bytes(),
         };
         exe.sample_major = exe.sample_major_runs();
         exe.sample_local = exe.sample_local_buffers();
@@ -1433,6 +1465,9 @@ impl LoweredExecutable {
                 _,
             ) => {
                 let stack = &mut self.chain_stack[..(*stack_depth).max(1) * CHAIN_BLOCK];
+                // An output larger than the last-level cache goes to memory
+                // whatever the store: stored past the caches, it is not read first.
+                let streamed = len * batch * std::mem::size_of::<f32>() > self.stream_above;
                 // One op over inputs needs no stack: one pass in one block.
                 let block = if single_op_over_inputs(program) {
                     *len
@@ -1449,16 +1484,13 @@ impl LoweredExecutable {
                         for input in &ins[..inputs.len()] {
                             stream::prefetch(input, start + CHAIN_PREFETCH_BLOCKS * block, blen);
                         }
-                        run_chain_block(
-                            program,
-                            &ins,
-                            start,
-                            blen,
-                            stack,
-                            &mut os[start..start + blen],
-                        );
+                        let dst = &mut os[start..start + blen];
+                        run_chain_block(program, &ins, (start, blen), stack, dst, streamed);
                         start += blen;
                     }
+                }
+                if streamed {
+                    stream::fence();
                 }
             }
             (StepKind::Softmax { x, d }, engine) => {
@@ -2095,5 +2127,32 @@ mod tests {
             .filter(|(step, _)| matches!(step.kind, StepKind::Dense { .. }))
             .map(|(_, t)| t.unwrap_or(tile).skip_zeros)
             .collect()
+    }
+
+    /// A chain whose output is larger than the last-level cache stores it
+    /// past the caches: the same bits as ordinary stores, at lengths that end
+    /// mid-block and samples that start unaligned (batch 3), fused and op by op.
+    #[test]
+    fn a_chain_stored_past_the_caches_writes_what_a_cached_one_does() {
+        for len in [1usize, 7, 127, 129, 1003] {
+            let graph = crate::models::elementwise_chain(len, 3).expect("model");
+            for fusion in [FusionOptions::default(), FusionOptions::NONE] {
+                let run = |stream_above: usize, batch: usize| -> Vec<u32> {
+                    let lowered = lower_with(&graph, fusion).expect("lower");
+                    let mut exe =
+                        LoweredExecutable::new(BackendKind::Fused, lowered, Engine::Simple)
+                            .expect("executable");
+                    exe.stream_above = stream_above;
+                    let input = crate::models::reference_input(&graph, batch);
+                    let out = exe.run_impl(&input, batch).expect("run");
+                    out.iter().map(|v| v.to_bits()).collect()
+                };
+                for batch in [1, 3] {
+                    let cached = run(usize::MAX, batch);
+                    assert_eq!(cached.len(), len * batch);
+                    assert_eq!(run(0, batch), cached, "len {len} batch {batch}");
+                }
+            }
+        }
     }
 }
