@@ -286,11 +286,6 @@ fn patch_geometry(op: &Op, in_shape: &[usize], out_shape: &[usize]) -> Option<Co
     }
 }
 
-/// Convolutions that run in f32 on the tiled engine's kernels, by node: every
-/// depthwise conv, and convolutions over a few taps (a stem over 3 channels),
-/// which int8 runtimes commonly keep in higher precision: quantizing 27 taps
-/// buys nothing, and the int8 route (im2col, quantize, GEMM, transpose) cost
-/// more than the whole f32 conv.
 /// The f32 convolutions that write their output straight into the next
 /// one's split input, as `(conv, depthwise)`: a direct conv (with the ReLU
 /// `relu_into` fuses into it) read only by a depthwise conv over exactly its
@@ -322,6 +317,11 @@ fn direct_conv_feeds(
     links
 }
 
+/// Convolutions that run in f32 on the tiled engine's kernels, by node: every
+/// depthwise conv, and convolutions over a few taps (a stem over 3 channels),
+/// which int8 runtimes commonly keep in higher precision: quantizing 27 taps
+/// buys nothing, and the int8 route (im2col, quantize, GEMM, transpose) cost
+/// more than the whole f32 conv.
 fn f32_conv_geoms(graph: &Graph, simd: SimdLevel) -> BTreeMap<usize, (F32ConvKind, ConvGeom)> {
     let mut convs = BTreeMap::new();
     for (i, node) in graph.nodes.iter().enumerate() {
