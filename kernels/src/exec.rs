@@ -540,6 +540,14 @@ struct PaddedOutput {
     consumer: usize,
 }
 
+/// A stem conv run inside the depthwise step after it (`stem_in_bands`): its
+/// output buffer and split input, taken out of the executable meanwhile.
+struct StemInBands {
+    si: usize,
+    out: PageBuffer<f32>,
+    split: Vec<f32>,
+}
+
 /// Whether the tiled engine at `simd` computes this convolution straight from its
 /// split input (`conv::conv_direct`) rather than as a GEMM over packed patches.
 fn conv_runs_direct(simd: SimdLevel, g: &ConvGeom, act: Option<Activation>) -> bool {
@@ -637,6 +645,14 @@ pub(crate) struct LoweredExecutable {
     /// Depthwise steps feeding such a pointwise step: run with it, band by band
     /// (the depthwise output is never stored whole).
     depthwise_pooled: Vec<bool>,
+    /// Direct conv steps (a stem) writing the padded input of such a depthwise
+    /// step, all on one thread: run inside that step's bands, each band's input
+    /// rows just before it (see `run_depthwise_pooled`). `convnet-224` on Zen 3,
+    /// alternating with the build before (2026-12-01, nine rounds of 60 runs):
+    /// batch 8 0.92-0.97x the time in eight rounds (1.01x in one), batch 1
+    /// 0.88-0.99x in seven (1.08x and 1.27x in two, as the host's speed moved).
+    /// With threads the stem keeps its own row blocks.
+    stem_in_bands: Vec<bool>,
     /// Per thread the steps split across threads may use (the first also runs
     /// pooled pointwise steps on their own).
     workers: Vec<Worker>,
@@ -769,6 +785,23 @@ impl LoweredExecutable {
                 sample_len[lowered.steps[si].out] = layout_len;
             }
         }
+        let one_thread = |si: usize| matches!(step_engine(engine, &step_tiles, si), Engine::Tiled { tile, .. } if tile.threads == 1);
+        let stem_in_bands: Vec<bool> = (0..steps)
+            .map(|si| {
+                match (
+                    &lowered.steps[si].kind,
+                    step_engine(engine, &step_tiles, si),
+                ) {
+                    (StepKind::Conv2d { geom, act, .. }, Engine::Tiled { simd, .. }) => {
+                        padded_outputs[si].is_some_and(|po| po.consumer == si + 1)
+                            && depthwise_pooled.get(si + 1) == Some(&true)
+                            && conv_runs_direct(simd, geom, *act)
+                            && (si..si + 3).all(one_thread)
+                    }
+                    _ => false,
+                }
+            })
+            .collect();
         let mut band_len = 0;
         let mut band_sums_len = 0;
         for si in (0..steps).filter(|&si| depthwise_pooled[si]) {
@@ -831,6 +864,7 @@ impl LoweredExecutable {
             sample_local: Vec::new(),
             pool_fused,
             depthwise_pooled,
+            stem_in_bands,
             workers,
             last_run: None,
             band_sums: vec![0.0; band_sums_len],
@@ -992,6 +1026,10 @@ impl LoweredExecutable {
         samples: Range<usize>,
         input: &[f32],
     ) -> Result<usize, KernelError> {
+        if self.stem_in_bands[si] {
+            // Runs with the depthwise step after it.
+            return Ok(si + 1);
+        }
         let fused = self.fused_after(si);
         let out_id = self.lowered.steps[si + fused].out;
         // Take the output buffer out so inputs can be borrowed alongside (no allocation).
@@ -1009,12 +1047,41 @@ impl LoweredExecutable {
     /// Depthwise step `si`, the pointwise step after it and the pool after that, band
     /// by band: each band of depthwise rows (all channels) goes straight into the
     /// pointwise GEMM's per-channel sums while it is in L2. `out` is the pool's output.
+    /// A direct stem before it (`stem_in_bands`) runs here: each band's input
+    /// rows are computed just before the band, so they are still in L2 when it
+    /// reads them, instead of the whole padded image going out to L3 and back.
     fn run_depthwise_pooled(
         &mut self,
         si: usize,
         samples: Range<usize>,
         input: &[f32],
         out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let Some(stem_si) = si.checked_sub(1).filter(|&sj| self.stem_in_bands[sj]) else {
+            return self.depthwise_pooled_bands(si, samples, input, out, None);
+        };
+        // The stem's output (this step's input) and its split input, taken out
+        // to be written between bands, then put back.
+        let stem_out = self.lowered.steps[stem_si].out;
+        let mut stem = StemInBands {
+            si: stem_si,
+            out: std::mem::take(&mut self.buffers[stem_out]),
+            split: std::mem::take(&mut self.splits[stem_si]),
+        };
+        let result = self.depthwise_pooled_bands(si, samples, input, out, Some(&mut stem));
+        self.buffers[stem_out] = stem.out;
+        self.splits[stem_si] = stem.split;
+        result
+    }
+
+    /// `run_depthwise_pooled` with the stem, if any, taken out.
+    fn depthwise_pooled_bands(
+        &mut self,
+        si: usize,
+        samples: Range<usize>,
+        input: &[f32],
+        out: &mut [f32],
+        mut stem: Option<&mut StemInBands>,
     ) -> Result<(), KernelError> {
         let unexpected =
             || KernelError::Gemm("depthwise + pooled pointwise: unexpected steps".into());
@@ -1070,15 +1137,6 @@ impl LoweredExecutable {
             2.0 * (geom.oh * geom.ow) as f64 * (geom.out_c * plan.offsets.len() + ic * oc) as f64;
         let helpers = helpers_worth(tile.threads, flops).min(self.workers.len().saturating_sub(1));
         for s in samples {
-            let xs = views.sample(*x, s);
-            let q = depthwise_input(
-                simd,
-                self.reads_padded[si],
-                xs,
-                geom,
-                &plan.layout,
-                &mut self.splits[si],
-            )?;
             let sums = self
                 .band_sums
                 .get_mut(..bands * oc)
@@ -1087,7 +1145,7 @@ impl LoweredExecutable {
             let workers = pool::PerParticipant::new(&mut self.workers);
             // Band b: rows b * band_rows.. of every channel, depthwise then into
             // the pointwise GEMM's per-channel sums while in L2.
-            let run_band = |participant: usize, b: usize| -> Result<(), KernelError> {
+            let run_band = |participant: usize, b: usize, q: &[f32]| -> Result<(), KernelError> {
                 // SAFETY: `participant` is the number `run_chunks` gave this thread.
                 let worker = unsafe { workers.get(participant) }.ok_or_else(unexpected)?;
                 // SAFETY: each band runs once and owns its row of sums.
@@ -1137,7 +1195,89 @@ impl LoweredExecutable {
                 band_sums.copy_from_slice(total);
                 Ok(())
             };
-            pool::try_run_chunks(&mut self.chunks, helpers, bands, &run_band)?;
+            match stem.as_deref_mut() {
+                None => {
+                    let xs = views.sample(*x, s);
+                    let q = depthwise_input(
+                        simd,
+                        self.reads_padded[si],
+                        xs,
+                        geom,
+                        &plan.layout,
+                        &mut self.splits[si],
+                    )?;
+                    pool::try_run_chunks(&mut self.chunks, helpers, bands, &|p, b| {
+                        run_band(p, b, q)
+                    })?;
+                }
+                Some(stem) => {
+                    let (
+                        StepKind::Conv2d {
+                            x: stem_x,
+                            geom: sg,
+                            weight: sw,
+                            bias: sb,
+                            act: sa,
+                        },
+                        Some(splan),
+                        Some(po),
+                        Engine::Tiled { simd: ssimd, .. },
+                    ) = (
+                        &self.lowered.steps[stem.si].kind,
+                        self.conv_plans[stem.si].as_ref(),
+                        self.padded_outputs[stem.si],
+                        step_engine(self.engine, &self.step_tiles, stem.si),
+                    )
+                    else {
+                        return Err(unexpected());
+                    };
+                    let split = stem
+                        .split
+                        .get_mut(..splan.layout.len())
+                        .ok_or_else(unexpected)?;
+                    conv::split_interior(ssimd, views.sample(*stem_x, s), sg, &splan.layout, split);
+                    let direct = conv::DirectConv {
+                        q: split,
+                        offsets: &splan.offsets,
+                        row_step: splan.layout.row_step(),
+                        weight: sw,
+                        bias: sb.as_deref(),
+                        relu: *sa == Some(Activation::Relu),
+                        out_c: sg.out_c,
+                        oh: sg.oh,
+                        ow: sg.ow,
+                        out_at: po.pad * po.row_width + po.pad,
+                        out_channel_step: po.plane,
+                        out_row_step: po.row_width,
+                    };
+                    let stem_out = self.lowered.steps[stem.si].out;
+                    let len = self.sample_len[stem_out];
+                    let o = if self.sample_local[stem_out] { 0 } else { s };
+                    let slot = stem
+                        .out
+                        .get_mut(o * len..(o + 1) * len)
+                        .ok_or_else(unexpected)?;
+                    // Stem rows written so far.
+                    let mut done = 0;
+                    for b in 0..bands {
+                        let y0 = b * band_rows;
+                        let rows = band_rows.min(geom.oh - y0);
+                        // The band reads padded rows y0..y0 + rows + kh - 1: stem rows
+                        // up to there, less the top padding.
+                        let need = (y0 + rows + geom.kh - 1)
+                            .saturating_sub(geom.pad)
+                            .min(sg.oh);
+                        if need > done {
+                            let part = direct.rows(done..need).ok_or_else(unexpected)?;
+                            if !conv::conv_direct(ssimd, &part, slot) {
+                                return Err(unexpected());
+                            }
+                            done = need;
+                        }
+                        run_band(0, b, slot.get(..plan.layout.len()).ok_or_else(unexpected)?)?;
+                    }
+                }
+            }
             let o = if out_local { 0 } else { s };
             let pooled = out.get_mut(o * oc..(o + 1) * oc).ok_or_else(unexpected)?;
             let sums = &self.band_sums[..bands * oc];
