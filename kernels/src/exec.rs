@@ -1850,6 +1850,13 @@ impl LoweredExecutable {
                     step.name, self.lowered.steps[p.consumer].name
                 ));
             }
+            if self.stem_in_bands[si] {
+                text.push_str(&format!(
+                    "\n  # {} runs inside {}'s bands, each band's input rows just before it",
+                    step.name,
+                    self.lowered.steps[si + 1].name
+                ));
+            }
             if self.depthwise_pooled[si] {
                 text.push_str(&format!(
                     "\n  # {} runs with the next step in bands of rows (its output never stored whole)",

@@ -228,6 +228,20 @@ fn convnet_pipeline_with_pooled_pointwise_over_many_pixels() {
                 "shallow stem not computed directly:\n{}",
                 exe.lowered()
             );
+            // On one thread it runs inside the depthwise bands; with threads,
+            // on its own (split by rows).
+            assert!(
+                exe.lowered()
+                    .contains("stem+relu1 runs inside dw+relu2's bands"),
+                "stem not run in the depthwise bands:\n{}",
+                exe.lowered()
+            );
+            let threaded = CompileOptions {
+                threads: 2,
+                ..CompileOptions::default()
+            };
+            let exe = compile(&graph, BackendKind::Tiled, &threaded).unwrap();
+            assert!(!exe.lowered().contains("runs inside"), "{}", exe.lowered());
         }
         assert!(
             exe.lowered()
