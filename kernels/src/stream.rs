@@ -86,40 +86,41 @@ pub(crate) fn write(dst: &mut [f32], what: Lanes<'_>) {
         for (i, d) in dst[..head].iter_mut().enumerate() {
             *d = what.at(i);
         }
+        /// `quad(i)` stored past the caches at `out + i`, for i = from,
+        /// from + 4, .. below `to`.
+        ///
+        /// # Safety
+        /// `out + from..out + to` writable, `out + from` 16-byte aligned,
+        /// `to - from` a multiple of 4, `quad` sound for each of those `i`.
+        #[inline(always)]
+        unsafe fn stream_quads(
+            out: *mut f32,
+            (from, to): (usize, usize),
+            quad: impl Fn(usize) -> __m128,
+        ) {
+            for i in (from..to).step_by(4) {
+                // SAFETY: the caller's guarantees; SSE is part of x86-64.
+                unsafe { _mm_stream_ps(out.add(i), quad(i)) };
+            }
+        }
         let out = dst.as_mut_ptr();
-        let mut i = head;
-        // SAFETY (each loop): `i + 4 <= body <= n`, inside `dst` and the
-        // operands (`n` is at most their length); `out + i` is 16-byte aligned
-        // (`head` aligned it, and `i - head` is a multiple of 4 floats). SSE is
-        // part of x86-64.
+        // SAFETY: [head, body) lies inside `dst` and every operand (`n` is at
+        // most their length), `out + head` is 16-byte aligned (`align_offset`),
+        // `body - head` is a multiple of 4, so each 4-float load below starts
+        // at most 4 floats before `body`. SSE is part of x86-64.
         unsafe {
+            let load = |x: &[f32], i: usize| _mm_loadu_ps(x.as_ptr().add(i));
+            let range = (head, body);
             match what {
                 Lanes::Add(l, r) => {
-                    while i < body {
-                        let v = _mm_add_ps(
-                            _mm_loadu_ps(l.as_ptr().add(i)),
-                            _mm_loadu_ps(r.as_ptr().add(i)),
-                        );
-                        _mm_stream_ps(out.add(i), v);
-                        i += 4;
-                    }
+                    stream_quads(out, range, |i| _mm_add_ps(load(l, i), load(r, i)))
                 }
                 Lanes::Mul(l, r) => {
-                    while i < body {
-                        let v = _mm_mul_ps(
-                            _mm_loadu_ps(l.as_ptr().add(i)),
-                            _mm_loadu_ps(r.as_ptr().add(i)),
-                        );
-                        _mm_stream_ps(out.add(i), v);
-                        i += 4;
-                    }
+                    stream_quads(out, range, |i| _mm_mul_ps(load(l, i), load(r, i)))
                 }
                 Lanes::Scale(l, f) => {
                     let f = _mm_set1_ps(f);
-                    while i < body {
-                        _mm_stream_ps(out.add(i), _mm_mul_ps(_mm_loadu_ps(l.as_ptr().add(i)), f));
-                        i += 4;
-                    }
+                    stream_quads(out, range, |i| _mm_mul_ps(load(l, i), f))
                 }
             }
         }
