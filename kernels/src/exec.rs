@@ -1146,7 +1146,9 @@ impl LoweredExecutable {
             // Band b: rows b * band_rows.. of every channel, depthwise then into
             // the pointwise GEMM's per-channel sums while in L2.
             let run_band = |participant: usize, b: usize, q: &[f32]| -> Result<(), KernelError> {
-                // SAFETY: `participant` is the number `run_chunks` gave this thread.
+                // SAFETY: `participant` is this thread's own number: the one
+                // `run_chunks` gave it, or 0 when the bands run on this thread
+                // alone (with the stem), as `run_chunks` numbers its caller.
                 let worker = unsafe { workers.get(participant) }.ok_or_else(unexpected)?;
                 // SAFETY: each band runs once and owns its row of sums.
                 let band_sums =
