@@ -1321,6 +1321,7 @@ fn report_of(
             percentile: planned_for.objectives.latency_percentile,
             latency_ms: planned_for.objectives.latency_ms,
         }),
+        predictions_per_request: Some(planned_for.inputs.predictions_per_request),
         assumptions: Assumptions {
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),

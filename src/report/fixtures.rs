@@ -425,5 +425,6 @@ pub fn sample_report() -> Report {
             percentile: 99.0,
             latency_ms: 50.0,
         }),
+        predictions_per_request: None,
     }
 }

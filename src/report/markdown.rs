@@ -67,15 +67,27 @@ fn fallback_text(plan: &Plan, fallback: &Fallback) -> String {
     )
 }
 
-fn batching(plan: &Plan) -> String {
-    if plan.max_batch <= 1 {
-        "none (batch 1)".to_string()
-    } else {
-        format!(
-            "up to {} requests, wait at most {}",
-            plan.max_batch,
+/// The dynamic batching row: a batch is of requests, and a request asks
+/// `predictions_per_request` predictions (`None`: not known, older reports).
+fn batching(plan: &Plan, predictions_per_request: Option<u64>) -> String {
+    let per = predictions_per_request.filter(|&per| per > 1);
+    let n = |count: f64| format::thousands(count);
+    match (plan.max_batch, per) {
+        (0 | 1, None) => "none (batch 1)".to_string(),
+        (0 | 1, Some(per)) => format!(
+            "none (one request of {} predictions at a time)",
+            n(per as f64)
+        ),
+        (requests, None) => format!(
+            "up to {requests} requests, wait at most {}",
             format::ms(plan.max_delay_ms)
-        )
+        ),
+        (requests, Some(per)) => format!(
+            "up to {requests} requests of {} predictions each ({} predictions), wait at most {}",
+            n(per as f64),
+            n(f64::from(requests) * per as f64),
+            format::ms(plan.max_delay_ms)
+        ),
     }
 }
 
@@ -365,7 +377,12 @@ fn section_baseline(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
-fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) {
+fn section_recommended(
+    out: &mut String,
+    plan: &Plan,
+    slo: Option<&LatencySlo>,
+    predictions_per_request: Option<u64>,
+) {
     out.push_str("## Recommended plan\n\n");
     let source = latency_label(plan);
     let l = plan.latency_ms;
@@ -430,10 +447,13 @@ fn section_recommended(out: &mut String, plan: &Plan, slo: Option<&LatencySlo>) 
             // The device answers one request at a time; the batching is the cloud's.
             vec![
                 "Dynamic batching (cloud fallback)".to_string(),
-                batching(plan),
+                batching(plan, predictions_per_request),
             ]
         } else {
-            vec!["Dynamic batching".to_string(), batching(plan)]
+            vec![
+                "Dynamic batching".to_string(),
+                batching(plan, predictions_per_request),
+            ]
         },
         vec![
             "Latency p50 / p90 / p99 / p99.9".to_string(),
@@ -1089,7 +1109,12 @@ pub fn markdown(report: &Report) -> String {
     section_summary(&mut out, report);
     section_baseline(&mut out, report);
     if let Some(plan) = &report.recommended {
-        section_recommended(&mut out, plan, report.slo.as_ref());
+        section_recommended(
+            &mut out,
+            plan,
+            report.slo.as_ref(),
+            report.predictions_per_request,
+        );
     }
     section_list(&mut out, "Rationale", &report.rationale);
     section_constraints(&mut out, report);
@@ -1455,6 +1480,48 @@ mod tests {
         assert!(
             row("Dynamic batching (cloud fallback)").contains("up to 8 requests"),
             "{md}"
+        );
+    }
+
+    /// restaurant-recs-hybrid's batching row read "up to 8 requests" where
+    /// each request scores 100 restaurants: the row says what a batch
+    /// computes when a request asks more than one prediction.
+    #[test]
+    fn the_batching_row_counts_a_requests_predictions() {
+        let mut report = sample_report();
+        let row = |report: &Report| {
+            let md = markdown(report);
+            md.lines()
+                .find(|l| l.starts_with("| Dynamic batching "))
+                .unwrap_or_else(|| panic!("no batching row: {md}"))
+                .to_string()
+        };
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.max_batch = 8;
+            plan.max_delay_ms = 2.0;
+        }
+        // Unknown (an older report) or one per request: requests only.
+        for per in [None, Some(1)] {
+            report.predictions_per_request = per;
+            let line = row(&report);
+            assert!(line.contains("up to 8 requests, wait at most"), "{line}");
+            assert!(!line.contains("predictions"), "{line}");
+        }
+        report.predictions_per_request = Some(1_000);
+        let line = row(&report);
+        assert!(
+            line.contains(
+                "up to 8 requests of 1,000 predictions each (8,000 predictions), wait at most"
+            ),
+            "{line}"
+        );
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.max_batch = 1;
+        }
+        let line = row(&report);
+        assert!(
+            line.contains("none (one request of 1,000 predictions at a time)"),
+            "{line}"
         );
     }
 

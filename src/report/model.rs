@@ -689,6 +689,11 @@ pub struct Report {
     /// when one was applied); `None` in reports written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<LatencySlo>,
+    /// Predictions one request asks for (`inputs.predictions_per_request`):
+    /// a dynamic batch of `max_batch` requests runs that many times as many.
+    /// `None` in reports written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions_per_request: Option<u64>,
 }
 
 impl Report {

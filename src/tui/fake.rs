@@ -632,6 +632,7 @@ fn fake_report(
             percentile: 99.0,
             latency_ms: slo,
         }),
+        predictions_per_request: Some(1),
         assumptions: Assumptions {
             hardware_fingerprint: "fake".to_string(),
             cpu: "fake".to_string(),
