@@ -528,6 +528,35 @@ struct ConvPlan {
     offsets: Vec<usize>,
 }
 
+impl ConvPlan {
+    /// The direct kernel's view of a conv of `geom` reading its split input
+    /// `q` (this plan's layout) and writing plain planes or, with `padded`,
+    /// its depthwise consumer's zero-padded input.
+    fn direct_conv<'a>(
+        &'a self,
+        q: &'a [f32],
+        geom: &ConvGeom,
+        (weight, bias): (&'a [f32], Option<&'a [f32]>),
+        act: Option<Activation>,
+        padded: Option<PaddedOutput>,
+    ) -> conv::DirectConv<'a> {
+        conv::DirectConv {
+            q,
+            offsets: &self.offsets,
+            row_step: self.layout.row_step(),
+            weight,
+            bias,
+            relu: act == Some(Activation::Relu),
+            out_c: geom.out_c,
+            oh: geom.oh,
+            ow: geom.ow,
+            out_at: padded.map_or(0, |p| p.pad * p.row_width + p.pad),
+            out_channel_step: padded.map_or(geom.oh * geom.ow, |p| p.plane),
+            out_row_step: padded.map_or(geom.ow, |p| p.row_width),
+        }
+    }
+}
+
 /// A conv step that writes its output straight into the zero-padded input layout
 /// of the depthwise step reading it (that step then copies nothing): channel `c`,
 /// pixel `(y, x)` at `c * plane + (y + pad) * row_width + x + pad`.
@@ -1238,20 +1267,7 @@ impl LoweredExecutable {
                         .get_mut(..splan.layout.len())
                         .ok_or_else(unexpected)?;
                     conv::split_interior(ssimd, views.sample(*stem_x, s), sg, &splan.layout, split);
-                    let direct = conv::DirectConv {
-                        q: split,
-                        offsets: &splan.offsets,
-                        row_step: splan.layout.row_step(),
-                        weight: sw,
-                        bias: sb.as_deref(),
-                        relu: *sa == Some(Activation::Relu),
-                        out_c: sg.out_c,
-                        oh: sg.oh,
-                        ow: sg.ow,
-                        out_at: po.pad * po.row_width + po.pad,
-                        out_channel_step: po.plane,
-                        out_row_step: po.row_width,
-                    };
+                    let direct = splan.direct_conv(split, sg, (sw, sb.as_deref()), *sa, Some(po));
                     let stem_out = self.lowered.steps[stem.si].out;
                     let len = self.sample_len[stem_out];
                     let o = if self.sample_local[stem_out] { 0 } else { s };
@@ -1405,21 +1421,13 @@ impl LoweredExecutable {
                                 conv::split_interior(simd, xs, geom, &plan.layout, q);
                                 // Shallow convolutions (a stem over a few input channels)
                                 // read their patches in place, written where they belong.
-                                let relu = *act == Some(Activation::Relu);
-                                let direct = conv::DirectConv {
-                                    q: &self.splits[si][..plan.layout.len()],
-                                    offsets: &plan.offsets,
-                                    row_step: plan.layout.row_step(),
-                                    weight,
-                                    bias: bias.as_deref(),
-                                    relu,
-                                    out_c: geom.out_c,
-                                    oh: geom.oh,
-                                    ow: geom.ow,
-                                    out_at: c_start,
-                                    out_channel_step: ldc,
-                                    out_row_step: padded.map_or(geom.ow, |p| p.row_width),
-                                };
+                                let direct = plan.direct_conv(
+                                    &self.splits[si][..plan.layout.len()],
+                                    geom,
+                                    (weight, bias.as_deref()),
+                                    *act,
+                                    padded,
+                                );
                                 if conv_runs_direct(simd, geom, *act)
                                     && direct_conv_in_rows(
                                         &mut self.chunks,
