@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use crate::act;
 use crate::backend::check_input;
+use crate::chain::{ChainPlan, MAX_CHAIN_INPUTS};
 use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
@@ -27,117 +28,6 @@ use crate::tile::TileParams;
 pub(crate) enum Engine {
     Simple,
     Tiled { simd: SimdLevel, tile: TileParams },
-}
-
-/// Elements per block when evaluating an elementwise chain: the stack of
-/// intermediates stays in L1. Measured on Zen 4 (16M-element chain, on-CPU
-/// time): 256 about 1.15x faster than 1024, and 4096 1.5x slower than 1024.
-/// On Zen 3 with the prefetch below (`examples/chain_ab.rs`, six runs of
-/// each, 2026-12-01): unfused / fused 1.53-1.77x at 128, 1.25-1.47x at 256;
-/// 64 and 512 no better than 128 in earlier runs.
-const CHAIN_BLOCK: usize = 128;
-
-/// Blocks ahead a chain prefetches each of its inputs (see `stream`). Without
-/// it the fused chain ran at half a plain loop's speed on Zen 3 some runs and
-/// not others; 1, 2, 4 and 8 blocks measured alike within the noise.
-const CHAIN_PREFETCH_BLOCKS: usize = 2;
-
-/// Distinct inputs one chain may read.
-const MAX_CHAIN_INPUTS: usize = 16;
-
-/// Deepest operand stack a chain may need.
-const MAX_CHAIN_DEPTH: usize = 32;
-
-/// Where a chain value lives: still in an input (not yet read) or in a stack block.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Input(usize),
-    Stack(usize),
-}
-
-/// Evaluate one block of a chain. Loads are lazy and every op writes its
-/// result once: an op whose operand is still in an input reads it straight from
-/// there, and the last op writes straight into `out`, so `(A + s*B) * C` reads
-/// A, B and C once from memory and writes R once, with no copies between.
-fn run_chain_block(
-    program: &[ChainOp],
-    ins: &[&[f32]],
-    (start, blen): (usize, usize),
-    stack: &mut [f32],
-    out: &mut [f32],
-    streamed: bool,
-) {
-    // Fixed-size slot stack: no allocation per block (depth checked at compile time).
-    let mut slots = [Slot::Stack(0); MAX_CHAIN_DEPTH];
-    let mut top = 0usize;
-    let last = program.len().saturating_sub(1);
-    for (idx, op) in program.iter().enumerate() {
-        if let ChainOp::Load(i) = op {
-            if top == MAX_CHAIN_DEPTH {
-                return;
-            }
-            slots[top] = Slot::Input(*i);
-            top += 1;
-            continue;
-        }
-        let binary = matches!(op, ChainOp::Add | ChainOp::Mul);
-        let rhs = if binary && top > 0 {
-            top -= 1;
-            Some(slots[top])
-        } else {
-            None
-        };
-        if top == 0 {
-            return;
-        }
-        top -= 1;
-        let lhs = slots[top];
-        let pos = top;
-        let to_out = idx == last;
-        let rhs_input = match rhs {
-            Some(Slot::Input(j)) => Some(Some(j)),
-            None => Some(None),
-            Some(Slot::Stack(_)) => None,
-        };
-        if let (true, Slot::Input(i), Some(rj)) = (to_out, lhs, rhs_input) {
-            // Inputs only, straight into `out` (a single op: no stack, any block length).
-            let r: &[f32] = rj.map_or(&[], |j| &ins[j][start..start + blen]);
-            let ctx = OpArgs { op, r, start };
-            ctx.apply_out(
-                &mut out[..blen],
-                Some(&ins[i][start..start + blen]),
-                streamed,
-            );
-            slots[top] = Slot::Stack(pos);
-            top += 1;
-            continue;
-        }
-        let (below, above) = stack.split_at_mut((pos + 1) * CHAIN_BLOCK);
-        let slot = &mut below[pos * CHAIN_BLOCK..pos * CHAIN_BLOCK + blen];
-        let r: &[f32] = match rhs {
-            Some(Slot::Input(i)) => &ins[i][start..start + blen],
-            // The right operand was pushed after the left one: it sits just above.
-            Some(Slot::Stack(_)) => &above[..blen],
-            None => &[],
-        };
-        let ctx = OpArgs { op, r, start };
-        match (to_out, lhs) {
-            (true, Slot::Input(i)) => ctx.apply_out(
-                &mut out[..blen],
-                Some(&ins[i][start..start + blen]),
-                streamed,
-            ),
-            (true, Slot::Stack(_)) => ctx.apply_out(&mut out[..blen], Some(slot), streamed),
-            (false, Slot::Input(i)) => ctx.apply(slot, Some(&ins[i][start..start + blen])),
-            (false, Slot::Stack(_)) => ctx.apply(slot, None),
-        }
-        slots[top] = Slot::Stack(pos);
-        top += 1;
-    }
-    // A program without ops (a bare load) copies its input.
-    if let (Some(Slot::Input(i)), true) = (slots[..top].last(), program.len() <= 1) {
-        out[..blen].copy_from_slice(&ins[*i][start..start + blen]);
-    }
 }
 
 /// The engine of step `si`: the tiled engine with that step's tile, if it has one.
@@ -214,89 +104,6 @@ fn relu_output(lowered: &Lowered, si: usize, x: BufId) -> bool {
             }
             _ => false,
         })
-}
-
-/// A program that loads its operands and applies one op (what op-by-op execution runs).
-fn single_op_over_inputs(program: &[ChainOp]) -> bool {
-    match program.split_last() {
-        Some((last, loads)) => {
-            !matches!(last, ChainOp::Load(_))
-                && !loads.is_empty()
-                && loads.iter().all(|o| matches!(o, ChainOp::Load(_)))
-        }
-        None => false,
-    }
-}
-
-/// One chain op over a block: `dst = lhs op r` (`lhs` None: `dst` holds the left operand).
-struct OpArgs<'a> {
-    op: &'a ChainOp,
-    r: &'a [f32],
-    start: usize,
-}
-
-impl OpArgs<'_> {
-    /// `apply` for a chain's last op: `streamed`, its result goes past the
-    /// caches (see `stream`) where the op has such a path (add, multiply,
-    /// scale).
-    fn apply_out(&self, dst: &mut [f32], lhs: Option<&[f32]>, streamed: bool) {
-        let n = dst.len();
-        let whole = |x: &[f32]| x.len() >= n;
-        let lanes = match (self.op, lhs) {
-            (ChainOp::Add, Some(l)) if whole(l) && whole(self.r) => {
-                Some(stream::Lanes::Add(l, self.r))
-            }
-            (ChainOp::Mul, Some(l)) if whole(l) && whole(self.r) => {
-                Some(stream::Lanes::Mul(l, self.r))
-            }
-            (ChainOp::Scale(f), Some(l)) if whole(l) => Some(stream::Lanes::Scale(l, *f)),
-            _ => None,
-        };
-        match lanes {
-            Some(lanes) if streamed => stream::write(dst, lanes),
-            _ => self.apply(dst, lhs),
-        }
-    }
-
-    fn apply(&self, dst: &mut [f32], lhs: Option<&[f32]>) {
-        let r = self.r;
-        match (self.op, lhs) {
-            (ChainOp::Add, Some(l)) => dst
-                .iter_mut()
-                .zip(l.iter().zip(r))
-                .for_each(|(d, (&a, &b))| *d = a + b),
-            (ChainOp::Add, None) => dst.iter_mut().zip(r).for_each(|(d, &b)| *d += b),
-            (ChainOp::Mul, Some(l)) => dst
-                .iter_mut()
-                .zip(l.iter().zip(r))
-                .for_each(|(d, (&a, &b))| *d = a * b),
-            (ChainOp::Mul, None) => dst.iter_mut().zip(r).for_each(|(d, &b)| *d *= b),
-            (ChainOp::Scale(f), Some(l)) => dst.iter_mut().zip(l).for_each(|(d, &a)| *d = a * f),
-            (ChainOp::Scale(f), None) => dst.iter_mut().for_each(|d| *d *= f),
-            (ChainOp::Act(a), l) => {
-                if let Some(l) = l {
-                    dst.copy_from_slice(l);
-                }
-                act::apply_slice(*a, dst);
-            }
-            (ChainOp::BiasAdd(bias), l) => {
-                let nb = bias.len();
-                let start = self.start;
-                match l {
-                    Some(l) => dst
-                        .iter_mut()
-                        .zip(l)
-                        .enumerate()
-                        .for_each(|(e, (d, &v))| *d = v + bias[(start + e) % nb]),
-                    None => dst
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(e, d)| *d += bias[(start + e) % nb]),
-                }
-            }
-            (ChainOp::Load(_), _) => {}
-        }
-    }
 }
 
 /// Pixels per pointwise GEMM when its output only feeds a global average pool:
@@ -699,7 +506,10 @@ pub(crate) struct LoweredExecutable {
     /// Per conv / depthwise step, one sample's input in its split layout. Only the
     /// image is written per run: the padding stays zero from the allocation.
     splits: Vec<Vec<f32>>,
-    chain_stack: Vec<f32>,
+    /// Per step, its elementwise chain compiled (chain steps only).
+    chain_plans: Vec<Option<ChainPlan>>,
+    /// The chains' slots, one block each (sized for the largest).
+    chain_scratch: Vec<f32>,
     /// Bytes above which a chain's output is stored past the caches: the
     /// last-level cache's size.
     stream_above: usize,
@@ -729,10 +539,12 @@ impl LoweredExecutable {
         });
         let mut pool_scratch_len = 0;
         let mut pool_partial_len = 0;
-        let mut stack = 0;
+        let mut chain_scratch = 0;
+        let mut chain_plans = Vec::with_capacity(lowered.steps.len());
         for (si, step) in lowered.steps.iter().enumerate() {
             let mut p = None;
             let mut plan = None;
+            let mut chain_plan = None;
             match (&step.kind, step_engine(engine, &step_tiles, si)) {
                 (StepKind::Dense { k, n, weight, .. }, Engine::Tiled { tile, .. }) => {
                     p = Some(PackedB::pack(
@@ -775,28 +587,24 @@ impl LoweredExecutable {
                         tile.nr,
                     )?);
                 }
-                (
-                    StepKind::Chain {
-                        stack_depth,
-                        inputs,
-                        ..
-                    },
-                    _,
-                ) => {
-                    if *stack_depth > MAX_CHAIN_DEPTH || inputs.len() > MAX_CHAIN_INPUTS {
-                        return Err(KernelError::Unsupported {
+                (StepKind::Chain { program, .. }, step_engine) => {
+                    let simd = match step_engine {
+                        Engine::Tiled { simd, .. } => simd,
+                        Engine::Simple => crate::simd::detect(),
+                    };
+                    let chain =
+                        ChainPlan::new(program, simd).map_err(|what| KernelError::Unsupported {
                             backend: kind.name().into(),
-                            what: format!(
-                                "elementwise chains deeper than {MAX_CHAIN_DEPTH} or with more than {MAX_CHAIN_INPUTS} inputs"
-                            ),
-                        });
-                    }
-                    stack = stack.max(*stack_depth);
+                            what,
+                        })?;
+                    chain_scratch = chain_scratch.max(chain.scratch_len());
+                    chain_plan = Some(chain);
                 }
                 _ => {}
             }
             packed.push(p);
             conv_plans.push(plan);
+            chain_plans.push(chain_plan);
         }
         let steps = lowered.steps.len();
         let readers = sole_readers(&lowered);
@@ -902,7 +710,8 @@ impl LoweredExecutable {
             batch: 0,
             ws: GemmWorkspace::new(),
             splits,
-            chain_stack: vec![0.0; stack.max(1) * CHAIN_BLOCK],
+            chain_plans,
+            chain_scratch: vec![0.0; chain_scratch],
             stream_above: stream::last_level_cache_bytes(),
         };
         exe.sample_major = exe.sample_major_runs();
@@ -1605,39 +1414,22 @@ impl LoweredExecutable {
                     }
                 }
             }
-            (
-                StepKind::Chain {
-                    inputs,
-                    program,
-                    len,
-                    stack_depth,
-                },
-                _,
-            ) => {
-                let stack = &mut self.chain_stack[..(*stack_depth).max(1) * CHAIN_BLOCK];
+            (StepKind::Chain { inputs, len, .. }, _) => {
+                let chain = self.chain_plans[si].as_ref().ok_or_else(|| {
+                    KernelError::Gemm(format!("step {si}: a chain without its compiled plan"))
+                })?;
                 // An output larger than the last-level cache goes to memory
                 // whatever the store: stored past the caches, it is not read first.
                 let streamed = len * batch * std::mem::size_of::<f32>() > self.stream_above;
-                // One op over inputs needs no stack: one pass in one block.
-                let block = if single_op_over_inputs(program) {
-                    *len
-                } else {
-                    CHAIN_BLOCK
-                };
+                let mut ins: [&[f32]; MAX_CHAIN_INPUTS] = [&[]; MAX_CHAIN_INPUTS];
                 for s in 0..batch {
-                    let ins: [&[f32]; MAX_CHAIN_INPUTS] =
-                        std::array::from_fn(|i| inputs.get(i).map_or(&[][..], |&b| sample(b, s)));
-                    let os = &mut out[s * len..(s + 1) * len];
-                    let mut start = 0;
-                    while start < *len {
-                        let blen = block.min(len - start);
-                        for input in &ins[..inputs.len()] {
-                            stream::prefetch(input, start + CHAIN_PREFETCH_BLOCKS * block, blen);
-                        }
-                        let dst = &mut os[start..start + blen];
-                        run_chain_block(program, &ins, (start, blen), stack, dst, streamed);
-                        start += blen;
+                    for (slot, &b) in ins.iter_mut().zip(inputs) {
+                        *slot = sample(b, s);
                     }
+                    let os = out.get_mut(s * len..(s + 1) * len).ok_or_else(short)?;
+                    chain
+                        .run(&ins, os, &mut self.chain_scratch, streamed)
+                        .map_err(|e| KernelError::Gemm(format!("step {si}: {e}")))?;
                 }
                 if streamed {
                     stream::fence();

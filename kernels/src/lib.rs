@@ -9,6 +9,7 @@ pub mod autotune;
 pub mod backend;
 pub mod backends;
 pub mod builders;
+pub(crate) mod chain;
 pub(crate) mod conv;
 pub mod cost;
 pub mod error;
