@@ -520,10 +520,20 @@ fn unary_in_place(kind: &Kind, dst: &mut [f32], start: usize) {
     match kind {
         Kind::Act(a) => act::apply_slice(*a, dst),
         Kind::BiasAdd(bias) => {
-            let nb = bias.len().max(1);
-            dst.iter_mut()
-                .enumerate()
-                .for_each(|(e, d)| *d += bias.get((start + e) % nb).copied().unwrap_or(0.0));
+            if bias.is_empty() {
+                return;
+            }
+            // Row by row from where `start` falls in the bias (a remainder per
+            // element cost a division each: the op-by-op MLP's bias passes).
+            let mut from = start % bias.len();
+            let mut rest = dst;
+            while !rest.is_empty() {
+                let row = &bias[from..];
+                let (now, later) = rest.split_at_mut(row.len().min(rest.len()));
+                now.iter_mut().zip(row).for_each(|(d, &b)| *d += b);
+                rest = later;
+                from = 0;
+            }
         }
         Kind::Scale(f) => dst.iter_mut().for_each(|d| *d *= f),
         Kind::Add | Kind::Mul | Kind::AddScaled(_) | Kind::Copy => {}
