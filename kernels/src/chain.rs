@@ -192,6 +192,9 @@ impl ChainPlan {
         if !instrs.last().is_some_and(|i| i.to_out) {
             return Err("an elementwise chain that ends in a load".into());
         }
+        if stack.len() != 1 {
+            return Err("an elementwise chain that leaves more than one value".into());
+        }
         let instrs = last_two_into_one(scales_into_adds(instrs));
         let slots = instrs
             .iter()
@@ -714,6 +717,7 @@ mod tests {
             vec![Load(0), Mul],
             vec![Load(0), Load(1)],
             vec![Load(MAX_CHAIN_INPUTS)],
+            vec![Load(0), Load(1), Load(2), Add],
             (0..=MAX_CHAIN_DEPTH)
                 .map(|_| Load(0))
                 .chain([Add])
