@@ -219,6 +219,41 @@ impl ChainPlan {
         })
     }
 
+    /// How the chain runs, for the lowered form: its passes and what the
+    /// peepholes folded (nothing for a single op over inputs).
+    pub(crate) fn describe(&self) -> Option<String> {
+        let mut folds = Vec::new();
+        if self
+            .instrs
+            .iter()
+            .any(|i| matches!(i.kind, Kind::AddScaled(_)))
+        {
+            folds.push("a scale folded into the add after it");
+        }
+        if self.instrs.iter().any(|i| i.then != ThenOp::Nothing) {
+            folds.push("the last op applied as the one before stores");
+        }
+        let loops = match self.simd {
+            SimdLevel::Portable => "portable",
+            SimdLevel::Avx2Fma => "8-wide AVX2",
+            SimdLevel::Avx512 => "16-wide AVX-512",
+        };
+        let folded = if folds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", folds.join("; "))
+        };
+        match self.instrs.len() {
+            1 if folds.is_empty() => None,
+            1 => Some(format!("runs as one pass, {loops} loops{folded}")),
+            n => Some(format!(
+                "runs {n} passes over each {CHAIN_BLOCK}-float block, {} slot(s) in L1, \
+                 {loops} loops{folded}",
+                self.slots
+            )),
+        }
+    }
+
     /// Floats of scratch [`run`](Self::run) needs.
     pub(crate) fn scratch_len(&self) -> usize {
         self.slots * CHAIN_BLOCK
@@ -735,6 +770,28 @@ mod tests {
         );
         let stacked = [Load(0), Load(1), Load(2), Mul, Add];
         assert_eq!(compiled(&stacked).0.len(), 2);
+    }
+
+    /// The lowered form says how a chain runs: one pass when folded, the
+    /// passes per block otherwise, nothing for a single op.
+    #[test]
+    fn a_chain_says_how_it_runs() {
+        use ChainOp::*;
+        let say = |program: &[ChainOp]| {
+            ChainPlan::new(program, SimdLevel::Portable)
+                .expect("plan")
+                .describe()
+        };
+        let classic = say(&[Load(0), Load(1), Scale(0.5), Add, Load(2), Mul]).expect("a note");
+        assert!(classic.starts_with("runs as one pass"), "{classic}");
+        assert!(classic.contains("scale folded") && classic.contains("as the one before stores"));
+        let relu_last =
+            say(&[Load(0), Load(1), Load(2), Mul, Add, Act(Activation::Relu)]).expect("a note");
+        assert!(
+            relu_last.starts_with("runs 3 passes over each 128-float block, 2 slot(s)"),
+            "{relu_last}"
+        );
+        assert_eq!(say(&[Load(0), Load(1), Add]), None);
     }
 
     #[test]

@@ -1671,6 +1671,9 @@ impl LoweredExecutable {
                     step.name
                 ));
             }
+            if let Some(note) = self.chain_plans[si].as_ref().and_then(ChainPlan::describe) {
+                text.push_str(&format!("\n  # {} {note}", step.name));
+            }
         }
         text
     }
