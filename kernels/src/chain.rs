@@ -160,6 +160,9 @@ impl ChainPlan {
                 ChainOp::Mul => Kind::Mul,
                 ChainOp::Scale(f) => Kind::Scale(*f),
                 ChainOp::Act(a) => Kind::Act(*a),
+                ChainOp::BiasAdd(b) if b.is_empty() => {
+                    return Err("an elementwise bias add with an empty bias".into())
+                }
                 ChainOp::BiasAdd(b) => Kind::BiasAdd(b.clone()),
             };
             let right = if matches!(kind, Kind::Add | Kind::Mul) {
@@ -476,11 +479,12 @@ impl Blocks<'_> {
                 (Some(what), _) if !self.streamed => expr_into(out, what),
                 (Some(what), Width::Portable) => stream::write(out, what),
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: this width is compiled only into a function that
-                // requires AVX2 (`run_avx2`).
+                // SAFETY: only `run_avx2` passes `Width::Avx2`, and `run`
+                // calls it only where the CPU has AVX2 (`new` keeps a level
+                // only if it is supported); AVX2 implies the AVX this needs.
                 (Some(what), Width::Avx2) => unsafe { stream::write_avx2(out, what) },
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above, for AVX-512F (`run_avx512`).
+                // SAFETY: as above: only `run_avx512` passes `Width::Avx512`.
                 (Some(what), Width::Avx512) => unsafe { stream::write_avx512(out, what) },
                 // Unary ops and copies (never folded: `then` is Nothing).
                 (None, _) => unary_into(&instr.kind, left, out, start),
@@ -804,6 +808,7 @@ mod tests {
             vec![Load(0), Load(1)],
             vec![Load(MAX_CHAIN_INPUTS)],
             vec![Load(0), Load(1), Load(2), Add],
+            vec![Load(0), BiasAdd(Arc::from(Vec::new()))],
             (0..=MAX_CHAIN_DEPTH)
                 .map(|_| Load(0))
                 .chain([Add])

@@ -730,6 +730,9 @@ mod tests {
         while helpers_reachable() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Else the run below would post to the helper, wake none either way,
+        // and the check would hold whatever the flag did.
+        assert_eq!(helpers_reachable(), 0, "a helper still polling after 10 s");
         let woken = || WOKEN_BY_THIS_THREAD.with(std::cell::Cell::get);
         let woken_before = woken();
         let chunks_run = AtomicUsize::new(0);
