@@ -517,16 +517,37 @@ impl Blocks<'_> {
     }
 }
 
-/// `dst[i] = what at i`, ordinary stores: the first op, then the second in
-/// place (the block is in L1 by then).
+/// `dst[i] = what at i`, ordinary stores, in one loop where the second op
+/// takes a slice (a second pass over an output that fits no cache but the
+/// last level would go there and back again).
 #[inline(always)]
 fn expr_into(dst: &mut [f32], what: Expr<'_>) {
-    lanes_into(dst, what.first);
     match what.then {
-        Then::Nothing => {}
-        Then::Add(z) => dst.iter_mut().zip(z).for_each(|(d, &b)| *d += b),
-        Then::Mul(z) => dst.iter_mut().zip(z).for_each(|(d, &b)| *d *= b),
-        Then::Scale(f) => dst.iter_mut().for_each(|d| *d *= f),
+        Then::Nothing => lanes_into(dst, what.first),
+        Then::Add(z) => lanes_then(dst, what.first, z, |v, c| v + c),
+        Then::Mul(z) => lanes_then(dst, what.first, z, |v, c| v * c),
+        Then::Scale(f) => {
+            lanes_into(dst, what.first);
+            dst.iter_mut().for_each(|d| *d *= f);
+        }
+    }
+}
+
+/// `dst[i] = then(first at i, z[i])`.
+#[inline(always)]
+fn lanes_then(dst: &mut [f32], first: Lanes<'_>, z: &[f32], then: impl Fn(f32, f32) -> f32) {
+    let pairs = dst.iter_mut().zip(z);
+    match first {
+        Lanes::Add(l, r) => pairs
+            .zip(l.iter().zip(r))
+            .for_each(|((d, &c), (&a, &b))| *d = then(a + b, c)),
+        Lanes::Mul(l, r) => pairs
+            .zip(l.iter().zip(r))
+            .for_each(|((d, &c), (&a, &b))| *d = then(a * b, c)),
+        Lanes::Scale(l, f) => pairs.zip(l).for_each(|((d, &c), &a)| *d = then(a * f, c)),
+        Lanes::AddScaled(l, r, f) => pairs
+            .zip(l.iter().zip(r))
+            .for_each(|((d, &c), (&a, &b))| *d = then(a + b * f, c)),
     }
 }
 
