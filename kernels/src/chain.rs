@@ -66,6 +66,21 @@ enum Kind {
     Copy,
 }
 
+impl Kind {
+    /// The two-operand ops (and a scale) as lanes over `left` and `right`;
+    /// None for the one-operand ops and copies.
+    #[inline(always)]
+    fn lanes<'a>(&self, left: &'a [f32], right: &'a [f32]) -> Option<Lanes<'a>> {
+        match *self {
+            Kind::Add => Some(Lanes::Add(left, right)),
+            Kind::Mul => Some(Lanes::Mul(left, right)),
+            Kind::Scale(f) => Some(Lanes::Scale(left, f)),
+            Kind::AddScaled(f) => Some(Lanes::AddScaled(left, right, f)),
+            Kind::Act(_) | Kind::BiasAdd(_) | Kind::Copy => None,
+        }
+    }
+}
+
 /// The left operand: an input, or the instruction's own slot (computed in place).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Left {
@@ -462,13 +477,7 @@ impl Blocks<'_> {
                 Right::Input(j) => input(j),
                 Right::Above => &scratch[at + CHAIN_BLOCK..at + CHAIN_BLOCK + blen],
             };
-            let first = match instr.kind {
-                Kind::Add => Some(Lanes::Add(left, right)),
-                Kind::Mul => Some(Lanes::Mul(left, right)),
-                Kind::Scale(f) => Some(Lanes::Scale(left, f)),
-                Kind::AddScaled(f) => Some(Lanes::AddScaled(left, right, f)),
-                _ => None,
-            };
+            let first = instr.kind.lanes(left, right);
             let then = match instr.then {
                 ThenOp::Nothing => Then::Nothing,
                 ThenOp::Add(j) => Then::Add(input(j)),
@@ -498,21 +507,18 @@ impl Blocks<'_> {
             Right::Input(j) => input(j),
             Right::Above => &above[..blen],
         };
-        match (&instr.kind, instr.left) {
-            (Kind::Add, Left::Input(i)) => lanes_into(dst, Lanes::Add(input(i), right)),
-            (Kind::Mul, Left::Input(i)) => lanes_into(dst, Lanes::Mul(input(i), right)),
-            (Kind::Scale(f), Left::Input(i)) => lanes_into(dst, Lanes::Scale(input(i), *f)),
-            (Kind::AddScaled(f), Left::Input(i)) => {
-                lanes_into(dst, Lanes::AddScaled(input(i), right, *f))
-            }
-            (Kind::AddScaled(f), Left::Slot) => {
+        let kind = &instr.kind;
+        match (instr.left, kind) {
+            (Left::Input(i), _) => match kind.lanes(input(i), right) {
+                Some(lanes) => lanes_into(dst, lanes),
+                None => unary_into(kind, input(i), dst, start),
+            },
+            (Left::Slot, Kind::AddScaled(f)) => {
                 dst.iter_mut().zip(right).for_each(|(d, &b)| *d += b * f)
             }
-            (Kind::Add, Left::Slot) => dst.iter_mut().zip(right).for_each(|(d, &b)| *d += b),
-            (Kind::Mul, Left::Slot) => dst.iter_mut().zip(right).for_each(|(d, &b)| *d *= b),
-            (Kind::Scale(f), Left::Slot) => dst.iter_mut().for_each(|d| *d *= f),
-            (kind, Left::Input(i)) => unary_into(kind, input(i), dst, start),
-            (kind, Left::Slot) => unary_in_place(kind, dst, start),
+            (Left::Slot, Kind::Add) => dst.iter_mut().zip(right).for_each(|(d, &b)| *d += b),
+            (Left::Slot, Kind::Mul) => dst.iter_mut().zip(right).for_each(|(d, &b)| *d *= b),
+            (Left::Slot, _) => unary_in_place(kind, dst, start),
         }
     }
 }

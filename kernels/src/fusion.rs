@@ -91,7 +91,6 @@ pub enum StepKind {
         inputs: Vec<BufId>,
         program: Vec<ChainOp>,
         len: usize,
-        stack_depth: usize,
     },
     Softmax {
         x: BufId,
@@ -604,12 +603,10 @@ impl<'g> Lowerer<'g> {
                     self.chain_expr_single(op, &mut program)?;
                     covered.push(i);
                 }
-                let stack_depth = chain_stack_depth(&program);
                 let kind = StepKind::Chain {
                     inputs,
                     program,
                     len: node.numel(),
-                    stack_depth,
                 };
                 self.emit(&covered, kind, i);
             }
@@ -695,19 +692,6 @@ impl<'g> Lowerer<'g> {
         });
         Ok(())
     }
-}
-
-fn chain_stack_depth(program: &[ChainOp]) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    for op in program {
-        match op {
-            ChainOp::Load(_) => depth += 1,
-            ChainOp::Add | ChainOp::Mul => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        max = max.max(depth);
-    }
-    max
 }
 
 /// Lower `graph` with all fusions.
