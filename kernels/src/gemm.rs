@@ -264,6 +264,8 @@ struct PackBuffers {
     /// current GEMM call only: a thread taking several column chunks of one
     /// GEMM packs each A block once while it stays the current one.
     a_block: Option<(usize, usize)>,
+    /// The zero-skipping kernel's partial sums.
+    sparse_partial: Vec<f32>,
 }
 
 /// Reusable packing buffers: after the first call with given blocking, GEMM allocates nothing.
@@ -271,6 +273,8 @@ struct PackBuffers {
 pub struct GemmWorkspace {
     threads: Vec<PackBuffers>,
     chunks: pool::ChunkRecord,
+    /// A's nonzeros, when the zero-skipping kernel reads them gathered.
+    gathered: sparse::Gathered,
 }
 
 impl GemmWorkspace {
@@ -1416,6 +1420,10 @@ pub fn sgemm_with(
         }
         _ => None,
     };
+    if sparse_b.is_some() && sparse::gathers(simd) {
+        sparse::gather(simd, a, m, k, &mut ws.gathered);
+    }
+    let gathered = &ws.gathered;
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
     let helpers = helpers_worth(params.threads, flops);
@@ -1433,7 +1441,19 @@ pub fn sgemm_with(
         if let Some(packed) = sparse_b {
             // SAFETY: as below; A is row-major and B packed in one K slice, all finite.
             return unsafe {
-                sparse::gemm_block(simd, a, k, packed, cptr.0, ldc, rows, cols, epilogue)
+                sparse::gemm_block(
+                    simd,
+                    a,
+                    k,
+                    packed,
+                    cptr.0,
+                    ldc,
+                    rows,
+                    cols,
+                    epilogue,
+                    gathered,
+                    &mut buf.sparse_partial,
+                )
             };
         }
         // SAFETY: arguments validated above (C covers (m-1)*ldc + n elements),
@@ -1454,7 +1474,10 @@ pub fn sgemm_with(
     // row-block order, so a thread packs each A block once for all the blocks
     // it takes in that row. A B that is not pre-packed would be packed again
     // for every row block: then blocks span all rows.
-    let block_rows = if matches!(b, BOperand::Packed(_)) {
+    let block_rows = if sparse_b.is_some() && sparse::gathers(simd) {
+        // Row blocks as the gather's chunks.
+        sparse::ROW_CHUNK
+    } else if matches!(b, BOperand::Packed(_)) {
         row_block_size(m, params)
     } else {
         m

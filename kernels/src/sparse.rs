@@ -11,10 +11,12 @@
 //!
 //! Blocking: a pass covers 128 columns of C (8 AVX-512 accumulators per row,
 //! two rows at a time; AVX2: 64 columns, 8 ymm accumulators, one row) and 64
-//! rows of B (32 KiB, kept in L1 while every row of A goes by); the partial
-//! sums wait in C between passes. Skipping is done with the bits of a 64-wide
-//! comparison against zero, one loop per row and pass. The portable path has
-//! no such kernel: it computes every product.
+//! rows of B (32 KiB, AVX2 16 KiB, kept in L1 while the rows of A go by).
+//! AVX-512 compares each row's 64 entries against zero in every pass and
+//! keeps partial sums in C; AVX2 gathers A's nonzeros once per call (bits and
+//! packed values, in the order the passes read them) and keeps partial sums
+//! in a buffer of its own. The portable path has no such kernel: it computes
+//! every product.
 
 use crate::error::KernelError;
 use crate::gemm::{Epilogue, MatRef, PackedB};
@@ -24,14 +26,16 @@ use std::ops::Range;
 /// Whether skipping pays on `simd` for an `m`-row A with `nonzero_fraction`
 /// of its entries nonzero. Each kept product loads its row of B for one row
 /// of A alone (the dense kernel shares a loaded row of B across 12 or 6 rows
-/// of A), so a kept product costs about 1.2-1.25 dense ones, plus a fixed
-/// cost per row and pass (`examples/zeros_ab.rs`, 64x1024x1024, AVX-512:
-/// 0.80x of dense at 50% nonzero, 0.92x at 60%, 1.04x at 70%; AVX2, with
-/// half as wide passes: 0.76x at 40%, 0.87x at 50%, 1.00x at 60%, and inside
-/// `mlp-1024` at batch 8 and 64 (50% nonzero) 1.01-1.03x). Under 8 rows the dense
-/// GEMM streams B at memory speed, and skipping saves only the rows of B that
-/// no row of A needs: at 50% nonzero, 1 row takes 0.71x (AVX2 0.58x), 2 rows
-/// 0.98x (0.79x), 4 rows 1.01x.
+/// of A), so a kept product costs about 1.2-1.5 dense ones, plus a fixed
+/// cost per row and pass (`examples/zeros_ab.rs`, 64x1024x1024: AVX-512
+/// 0.80x of dense at 50% nonzero, 0.92x at 60%, 1.04x at 70%; AVX2, one run
+/// of each against the other in turn, 0.71x at 45%, 0.72-0.78x at 55%,
+/// 0.86-0.93x at 65%, and at 50% with 8 / 16 / 256 rows 0.66-0.78x /
+/// 0.71-0.82x / 0.72-0.75x; but while the host ran the dense GEMM 20% slower,
+/// 0.74x at 40%, 0.87-0.91x at 50%, 1.01-1.04x at 60%). Under 8 rows the
+/// dense GEMM streams B at memory speed, and skipping saves only the rows of
+/// B that no row of A needs: at 50% nonzero, 1 row takes 0.71x (AVX2
+/// 0.61-0.70x), 2 rows 0.98x (1.0x), 4 rows 1.01x.
 pub fn worth_skipping(simd: SimdLevel, m: usize, nonzero_fraction: f64) -> bool {
     if m < 8 {
         // Fraction of B's rows some row of A needs, if zeros fall at random.
@@ -40,7 +44,10 @@ pub fn worth_skipping(simd: SimdLevel, m: usize, nonzero_fraction: f64) -> bool 
     } else if simd == SimdLevel::Avx512 {
         nonzero_fraction <= 0.60
     } else {
-        nonzero_fraction <= 0.40
+        // Short of the 60-70% where AVX2 breaks even when the core is to
+        // itself: with a busy sibling thread its loads suffer first (1.03x of
+        // dense at 60%).
+        nonzero_fraction <= 0.55
     }
 }
 
@@ -108,6 +115,48 @@ fn count_nonzero(simd: SimdLevel, row: &[f32]) -> usize {
     row.iter().filter(|&&x| x != 0.0 || x.is_nan()).count()
 }
 
+/// A's nonzeros for the AVX2 kernel, gathered once per GEMM call and read by
+/// every thread and column pass (with no comparison left for them to do).
+/// Kept by the caller so that repeated calls allocate nothing.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Gathered {
+    /// Blocks of `PASS_DEPTH` entries of K per row.
+    blocks: usize,
+    /// Per chunk of `ROW_CHUNK` rows, block and row, in that order: bit t
+    /// set when entry t of the block is not 0.0 (or is NaN).
+    bits: Vec<u64>,
+    /// Per chunk and block: where its rows' values start in `values`.
+    starts: Vec<usize>,
+    /// The nonzero values in the order of `bits`, each row's in K order: a
+    /// pass reads them front to back.
+    values: Vec<f32>,
+}
+
+/// Whether `gemm_block` on `simd` reads A's nonzeros from `gather`; its row
+/// blocks must then start at multiples of `ROW_CHUNK`.
+pub(crate) fn gathers(simd: SimdLevel) -> bool {
+    simd == SimdLevel::Avx2Fma && supported(simd)
+}
+
+/// Rows of A the AVX2 kernel takes through each block of K before the next:
+/// their partial sums (32 x 64 floats, 8 KiB) stay in L1 beside the block of
+/// B (64 x 64 floats, 16 KiB) however many rows there are. A's nonzeros are
+/// gathered chunk by chunk, so a pass reads them in order (a row-major
+/// gather, rows' values 2 KB apart, ran the kernel 10-15% slower).
+pub(crate) const ROW_CHUNK: usize = 32;
+
+/// Fills `gathered` from the `m x k` row-major A, for `gemm_block` on a
+/// `simd` that `gathers`; does nothing on others.
+pub(crate) fn gather(simd: SimdLevel, a: MatRef<'_>, m: usize, k: usize, gathered: &mut Gathered) {
+    #[cfg(target_arch = "x86_64")]
+    if gathers(simd) && a.cs == 1 && a.data.len() >= (m.max(1) - 1) * a.rs + k {
+        // SAFETY: AVX2 is there, and A holds m rows of k entries `rs` apart
+        // (checked just above).
+        unsafe { x86::avx2::gather(a.data.as_ptr(), a.rs, m, k, gathered) };
+    }
+    let _ = (simd, a, m, k, gathered);
+}
+
 /// `C[rows, cols] = epilogue(A[rows, ..k] . B[..k, cols])`, skipping A's zeros.
 /// `cols.start` must be a multiple of the packing's `nr`.
 ///
@@ -116,7 +165,9 @@ fn count_nonzero(simd: SimdLevel, row: &[f32]) -> usize {
 /// `k x n` packed in one K slice (`k <= kc`) with finite entries; `c` must be
 /// writable at `i * ldc + j` for `i` in `rows`, `j` in `cols` (`cols.end <= n`);
 /// the epilogue's bias must cover `n` columns or `m` rows; no other thread may
-/// touch that part of C meanwhile. `supported(simd)` must hold.
+/// touch that part of C meanwhile. `supported(simd)` must hold, and when
+/// `gathers(simd)`, `gathered` must come from `gather` of this A (all m rows)
+/// and `rows.start` be a multiple of `ROW_CHUNK`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_block(
     simd: SimdLevel,
@@ -128,14 +179,28 @@ pub(crate) unsafe fn gemm_block(
     rows: Range<usize>,
     cols: Range<usize>,
     epilogue: &Epilogue<'_>,
+    gathered: &Gathered,
+    partial: &mut Vec<f32>,
 ) -> Result<(), KernelError> {
+    if gathers(simd) && !rows.start.is_multiple_of(ROW_CHUNK) {
+        return Err(KernelError::Gemm(format!(
+            "internal: zero-skipping row block starts at row {}, not a multiple of {ROW_CHUNK}",
+            rows.start
+        )));
+    }
     #[cfg(target_arch = "x86_64")]
     if supported(simd) {
         // SAFETY: the caller's guarantees, and the instruction set is there.
-        unsafe { x86::gemm_block(simd, a, k, packed, c, ldc, rows, cols, epilogue) };
+        unsafe {
+            x86::gemm_block(
+                simd, a, k, packed, c, ldc, rows, cols, epilogue, gathered, partial,
+            )
+        };
         return Ok(());
     }
-    let _ = (a, k, packed, c, ldc, rows, cols, epilogue);
+    let _ = (
+        a, k, packed, c, ldc, rows, cols, epilogue, gathered, partial,
+    );
     Err(KernelError::Gemm(format!(
         "internal: no zero-skipping GEMM kernel for {simd}"
     )))
@@ -164,6 +229,7 @@ macro_rules! by_vectors {
 mod x86 {
     use crate::gemm::{Bias, Epilogue, MatRef, PackedB};
     use crate::simd::SimdLevel;
+    use crate::sparse::Gathered;
     use crate::spec::Activation;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -188,56 +254,65 @@ mod x86 {
         rows: Range<usize>,
         cols: Range<usize>,
         epilogue: &Epilogue<'_>,
+        gathered: &Gathered,
+        partial: &mut Vec<f32>,
     ) {
         let nr = packed.nr();
         let relu = epilogue.activation == Some(Activation::Relu);
         let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);
-        let wide = simd == SimdLevel::Avx512;
-        let pass_columns = if wide { 128 } else { 64 };
-        let mut j = cols.start;
-        while j < cols.end {
-            let width = pass_columns.min(cols.end - j);
-            let bias_col = match epilogue.bias {
-                Bias::PerColumn(bias) => bias[j..].as_ptr(),
-                _ => std::ptr::null(),
-            };
-            let bias_row = match epilogue.bias {
-                Bias::PerRow(bias) => bias[rows.start..].as_ptr(),
-                _ => std::ptr::null(),
-            };
-            let p = Pass {
-                a: a.data[rows.start * a.rs..].as_ptr(),
-                lda: a.rs,
-                rows: rows.len(),
-                k,
-                b: packed.data()[(j / nr) * k * nr..].as_ptr(),
-                nr,
-                // SAFETY: (rows.start, j) is inside C (caller's guarantee).
-                c: unsafe { c.add(rows.start * ldc + j) },
-                ldc,
-                width,
-                bias_col,
-                bias_row,
-                relu,
-            };
-            // SAFETY: the pass covers rows x width inside the caller's block of C,
-            // A's rows, and width <= 128 (64) columns of B's packed slivers
-            // (padded to nr); the caller checked the instruction set.
-            unsafe {
-                if wide {
-                    pass(&p)
-                } else {
-                    avx2::pass(&p)
-                }
-            };
-            if let Some(act) = post_activation {
-                for i in rows.clone() {
-                    // SAFETY: row i, columns j..j + width are inside the caller's block.
-                    let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc + j), width) };
-                    crate::act::apply_slice(act, row);
-                }
+        let bias_col = |j: usize| match epilogue.bias {
+            Bias::PerColumn(bias) => bias[j..].as_ptr(),
+            _ => std::ptr::null(),
+        };
+        let bias_row = match epilogue.bias {
+            Bias::PerRow(bias) => bias[rows.start..].as_ptr(),
+            _ => std::ptr::null(),
+        };
+        let pass_at = |j: usize, width: usize| Pass {
+            a: a.data[rows.start * a.rs..].as_ptr(),
+            lda: a.rs,
+            rows: rows.len(),
+            k,
+            b: packed.data()[(j / nr) * k * nr..].as_ptr(),
+            nr,
+            // SAFETY: (rows.start, j) is inside C (caller's guarantee).
+            c: unsafe { c.add(rows.start * ldc + j) },
+            ldc,
+            width,
+            bias_col: bias_col(j),
+            bias_row,
+            relu,
+        };
+        if simd == SimdLevel::Avx512 {
+            let mut j = cols.start;
+            while j < cols.end {
+                let width = 128.min(cols.end - j);
+                // SAFETY: the pass covers rows x width inside the caller's block
+                // of C, A's rows, and width <= 128 columns of B's packed slivers
+                // (padded to nr); the caller checked the instruction set.
+                unsafe { pass(&pass_at(j, width)) };
+                j += width;
             }
-            j += width;
+        } else {
+            // SAFETY: as above, the whole block in passes of 64 columns; the
+            // caller gathered all of A's rows.
+            unsafe {
+                avx2::gemm_block(
+                    &pass_at(cols.start, cols.len()),
+                    rows.start,
+                    gathered,
+                    partial,
+                )
+            };
+        }
+        if let Some(act) = post_activation {
+            for i in rows.clone() {
+                // SAFETY: row i, columns `cols` are inside the caller's block.
+                let row = unsafe {
+                    std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len())
+                };
+                crate::act::apply_slice(act, row);
+            }
         }
     }
 
@@ -474,8 +549,14 @@ mod x86 {
 
     /// The AVX2+FMA kernel: passes of 64 columns (8 ymm accumulators per row,
     /// one row at a time: 16 ymm registers hold no more), 64 rows of B deep.
-    pub(super) mod avx2 {
+    ///
+    /// A's nonzeros are gathered once per GEMM call (`Gathered`), so the
+    /// passes do no comparison, and partial sums wait in a small buffer of the
+    /// thread's instead of C, whose rows are a power of two apart in the usual
+    /// shapes.
+    pub(in crate::sparse) mod avx2 {
         use super::{Pass, PASS_DEPTH};
+        use crate::sparse::{Gathered, ROW_CHUNK};
         use std::arch::x86_64::*;
 
         /// Nonzero (or NaN) entries of `row`.
@@ -505,114 +586,247 @@ mod x86 {
             _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lanes)
         }
 
-        /// The pass in 8-column vectors (see `by_vectors`).
+        /// For each 8-bit mask, the lanes whose bit is set, lowest first (the
+        /// rest 0): one permutation packs a vector's nonzeros to its front.
+        const PACK_LEFT: [[i32; 8]; 256] = {
+            let mut table = [[0i32; 8]; 256];
+            let mut mask = 0;
+            while mask < 256 {
+                let (mut lane, mut out) = (0, 0);
+                while lane < 8 {
+                    if mask & (1 << lane) != 0 {
+                        table[mask][out] = lane;
+                        out += 1;
+                    }
+                    lane += 1;
+                }
+                mask += 1;
+            }
+            table
+        };
+
+        /// Fills `gathered` for rows `0..rows` of A: chunk by chunk of
+        /// `ROW_CHUNK` rows, block by block of `PASS_DEPTH` entries of K, each
+        /// row's bits (bit t: entry t of the block is not 0.0, or is NaN) and
+        /// its nonzero values in K order.
         ///
         /// # Safety
-        /// CPU must support AVX2 and FMA; `p` must describe memory as
-        /// `super::super::gemm_block` requires, with `width <= 64`.
-        #[target_feature(enable = "avx2,fma")]
-        pub(in crate::sparse::x86) unsafe fn pass(p: &Pass) {
-            // SAFETY: the caller's guarantees; NV vectors cover the pass's width.
-            unsafe { by_vectors!(p.width, 8, pass_nv, p) }
+        /// CPU must support AVX2; A holds `rows` rows of `k` entries, `lda` apart.
+        #[target_feature(enable = "avx2")]
+        pub(in crate::sparse) unsafe fn gather(
+            a: *const f32,
+            lda: usize,
+            rows: usize,
+            k: usize,
+            gathered: &mut Gathered,
+        ) {
+            let blocks = k.div_ceil(PASS_DEPTH);
+            gathered.blocks = blocks;
+            gathered.bits.clear();
+            gathered.starts.clear();
+            gathered.values.clear();
+            // Room for every entry plus a whole vector's spill past the last.
+            gathered.values.resize(rows * k + 8, 0.0);
+            let zero = _mm256_setzero_ps();
+            let values = gathered.values.as_mut_ptr();
+            let mut len = 0usize;
+            for chunk_start in (0..rows).step_by(ROW_CHUNK) {
+                for block in 0..blocks {
+                    gathered.starts.push(len);
+                    let k0 = block * PASS_DEPTH;
+                    let depth = PASS_DEPTH.min(k - k0);
+                    for i in chunk_start..rows.min(chunk_start + ROW_CHUNK) {
+                        // SAFETY: row i < rows of A.
+                        let row = unsafe { a.add(i * lda + k0) };
+                        let mut bits = 0u64;
+                        for h in 0..depth.div_ceil(8) {
+                            let lanes = (depth - 8 * h).min(8);
+                            // SAFETY: entries k0 + 8 h .. + lanes of the row (masked).
+                            let x = unsafe {
+                                if lanes == 8 {
+                                    _mm256_loadu_ps(row.add(8 * h))
+                                } else {
+                                    _mm256_maskload_ps(row.add(8 * h), first_lanes(lanes))
+                                }
+                            };
+                            // Lanes past `lanes` loaded 0.0: their bits are clear.
+                            let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(x, zero);
+                            let mask = _mm256_movemask_ps(nonzero) as u8 as usize;
+                            // SAFETY: 8 lane numbers.
+                            let order =
+                                unsafe { _mm256_loadu_si256(PACK_LEFT[mask].as_ptr().cast()) };
+                            // SAFETY: len counts the entries gathered so far, fewer
+                            // than rows * k, and the buffer has 8 floats past that.
+                            unsafe {
+                                _mm256_storeu_ps(
+                                    values.add(len),
+                                    _mm256_permutevar8x32_ps(x, order),
+                                )
+                            };
+                            len += mask.count_ones() as usize;
+                            bits |= (mask as u64) << (8 * h);
+                        }
+                        gathered.bits.push(bits);
+                    }
+                }
+            }
+            gathered.values.truncate(len);
         }
 
+        /// `super::super::gemm_block` for AVX2, `p` covering the caller's
+        /// whole block, whose first row is row `first_row` of A: passes of 64
+        /// columns.
+        ///
         /// # Safety
-        /// As `pass`, with `8 * (NV - 1) < width <= 8 * NV`.
+        /// As `super::super::gemm_block`, with AVX2 and FMA present and
+        /// `gathered` from all of A's rows.
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn pass_nv<const NV: usize>(p: &Pass) {
+        pub(in crate::sparse::x86) unsafe fn gemm_block(
+            p: &Pass,
+            first_row: usize,
+            gathered: &Gathered,
+            partial: &mut Vec<f32>,
+        ) {
+            partial.clear();
+            if p.k > PASS_DEPTH {
+                partial.resize(ROW_CHUNK * 64, 0.0);
+            }
+            let mut j = 0;
+            while j < p.width {
+                let width = 64.min(p.width - j);
+                // SAFETY: the caller's guarantees; NV vectors cover the pass's width.
+                unsafe {
+                    by_vectors!(
+                        width,
+                        8,
+                        pass_nv,
+                        (p, first_row, gathered, partial.as_mut_slice(), j, width)
+                    )
+                };
+                j += width;
+            }
+        }
+
+        /// Columns `j..j + width` of the block `p`.
+        ///
+        /// # Safety
+        /// As `gemm_block`, with `8 * (NV - 1) < width <= 8 * NV`, `j` a
+        /// multiple of 64, and `partial` holding `ROW_CHUNK * 64` floats when
+        /// K spans more than one block.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn pass_nv<const NV: usize>(
+            (p, first_row, gathered, partial, j, width): (
+                &Pass,
+                usize,
+                &Gathered,
+                &mut [f32],
+                usize,
+                usize,
+            ),
+        ) {
             let zero = _mm256_setzero_ps();
             let mut base = [p.b; NV];
             let mut masks = [_mm256_setzero_si256(); NV];
             let mut bias_col = [zero; NV];
             // Masked stores are slow on some CPUs (microcoded on AMD's): whole
             // vectors use plain loads and stores.
-            let full = p.width == 8 * NV;
+            let full = width == 8 * NV;
             for v in 0..NV {
-                // SAFETY: column 8 v < width lies in sliver 8 v / nr of the padded packing.
-                base[v] = unsafe { p.b.add((8 * v / p.nr) * p.k * p.nr + (8 * v) % p.nr) };
-                masks[v] = first_lanes(p.width.saturating_sub(8 * v).min(8));
+                let column = j + 8 * v;
+                // SAFETY: column < p.width lies in sliver column / nr of the
+                // padded packing, 8 floats within it (nr is a multiple of 8).
+                base[v] = unsafe { p.b.add((column / p.nr) * p.k * p.nr + column % p.nr) };
+                masks[v] = first_lanes(width.saturating_sub(8 * v).min(8));
                 if !p.bias_col.is_null() {
-                    // SAFETY: the bias covers the pass's columns (masked).
-                    bias_col[v] = unsafe { _mm256_maskload_ps(p.bias_col.add(8 * v), masks[v]) };
+                    // SAFETY: the bias covers the block's columns (masked).
+                    bias_col[v] = unsafe { _mm256_maskload_ps(p.bias_col.add(column), masks[v]) };
                 }
             }
-            let mut k0 = 0;
-            while k0 < p.k {
-                let depth = PASS_DEPTH.min(p.k - k0);
-                let last = k0 + depth == p.k;
-                for i in 0..p.rows {
-                    // SAFETY: row i of the pass's A and C.
-                    let (a_row, c_row) = unsafe { (p.a.add(i * p.lda), p.c.add(i * p.ldc)) };
-                    let mut acc = [zero; NV];
-                    if k0 > 0 {
-                        for v in 0..NV {
-                            // SAFETY: the partial sums stored by the previous pass (masked).
-                            acc[v] = unsafe {
-                                if full {
-                                    _mm256_loadu_ps(c_row.add(8 * v))
-                                } else {
-                                    _mm256_maskload_ps(c_row.add(8 * v), masks[v])
-                                }
-                            };
-                        }
+            // SAFETY: column j of the block's C.
+            let c = unsafe { p.c.add(j) };
+            let blocks = gathered.blocks;
+            let partial = partial.as_mut_ptr();
+            for chunk_start in (0..p.rows).step_by(ROW_CHUNK) {
+                let chunk_len = ROW_CHUNK.min(p.rows - chunk_start);
+                // The chunk's place in the gather (first_row is a multiple of ROW_CHUNK).
+                let chunk = (first_row + chunk_start) / ROW_CHUNK;
+                for block in 0..blocks {
+                    let (first, last) = (block == 0, block + 1 == blocks);
+                    let mut rows_of_b = base;
+                    for b in &mut rows_of_b {
+                        // SAFETY: row block * PASS_DEPTH < k of the slivers.
+                        *b = unsafe { b.add(block * PASS_DEPTH * p.nr) };
                     }
-                    // Bit t: entry k0 + t of the row is not 0.0 (or is NaN).
-                    let mut nonzero: u64 = 0;
-                    for h in 0..depth.div_ceil(8) {
-                        let lanes = (depth - 8 * h).min(8);
-                        // SAFETY: entries k0 + 8 h .. + lanes of the row (masked).
-                        let x = unsafe {
-                            if lanes == 8 {
-                                _mm256_loadu_ps(a_row.add(k0 + 8 * h))
-                            } else {
-                                _mm256_maskload_ps(a_row.add(k0 + 8 * h), first_lanes(lanes))
+                    let bits_at = chunk * ROW_CHUNK * blocks + block * chunk_len;
+                    let bits_of_rows = &gathered.bits[bits_at..bits_at + chunk_len];
+                    // SAFETY: the first of the chunk's values in this block; the
+                    // gather wrote one per set bit.
+                    let mut value = unsafe {
+                        gathered
+                            .values
+                            .as_ptr()
+                            .add(gathered.starts[chunk * blocks + block])
+                    };
+                    for (r, &bits) in bits_of_rows.iter().enumerate() {
+                        let i = chunk_start + r;
+                        let mut bits = bits;
+                        // SAFETY: the chunk's row has 64 partial sums (K spans blocks).
+                        let sums = unsafe { partial.add(r * 64) };
+                        let mut acc = [zero; NV];
+                        if !first {
+                            for (v, acc) in acc.iter_mut().enumerate() {
+                                // SAFETY: as above.
+                                *acc = unsafe { _mm256_loadu_ps(sums.add(8 * v)) };
                             }
-                        };
-                        let bits = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(x, zero));
-                        // Lanes past `lanes` loaded 0.0: their bits are clear.
-                        nonzero |= u64::from(bits as u8) << (8 * h);
-                    }
-                    while nonzero != 0 {
-                        let kk = k0 + nonzero.trailing_zeros() as usize;
-                        nonzero &= nonzero - 1;
-                        // SAFETY: entry kk < k of the row.
-                        let av = _mm256_set1_ps(unsafe { *a_row.add(kk) });
-                        for v in 0..NV {
-                            // SAFETY: row kk < k of the packed slivers, 8 floats
-                            // within the sliver (padded to nr).
-                            let bv = unsafe { _mm256_loadu_ps(base[v].add(kk * p.nr)) };
-                            acc[v] = _mm256_fmadd_ps(av, bv, acc[v]);
                         }
-                    }
-                    for v in 0..NV {
-                        let mut out = acc[v];
-                        if last {
+                        while bits != 0 {
+                            let t = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            // SAFETY: one value per set bit, in the order gathered.
+                            let av = unsafe { _mm256_broadcast_ss(&*value) };
+                            // SAFETY: as above.
+                            value = unsafe { value.add(1) };
+                            for v in 0..NV {
+                                // SAFETY: row block * PASS_DEPTH + t < k of the
+                                // packed slivers, 8 floats within the sliver.
+                                let bv = unsafe { _mm256_loadu_ps(rows_of_b[v].add(t * p.nr)) };
+                                acc[v] = _mm256_fmadd_ps(av, bv, acc[v]);
+                            }
+                        }
+                        if !last {
+                            for (v, acc) in acc.iter().enumerate() {
+                                // SAFETY: as above.
+                                unsafe { _mm256_storeu_ps(sums.add(8 * v), *acc) };
+                            }
+                            continue;
+                        }
+                        // SAFETY: row i of the block's C.
+                        let c_row = unsafe { c.add(i * p.ldc) };
+                        for v in 0..NV {
                             // The dense AVX2 kernel's epilogue, operation for operation.
+                            let mut out = acc[v];
                             if !p.bias_col.is_null() {
                                 out = _mm256_add_ps(out, bias_col[v]);
                             }
                             if !p.bias_row.is_null() {
-                                // SAFETY: the bias covers the pass's rows.
-                                out = _mm256_add_ps(
-                                    out,
-                                    _mm256_set1_ps(unsafe { *p.bias_row.add(i) }),
-                                );
+                                // SAFETY: the bias covers the block's rows.
+                                let bias = unsafe { *p.bias_row.add(i) };
+                                out = _mm256_add_ps(out, _mm256_set1_ps(bias));
                             }
                             if p.relu {
                                 out = _mm256_max_ps(out, zero);
                             }
-                        }
-                        // SAFETY: columns < width of row i (masked).
-                        unsafe {
-                            if full {
-                                _mm256_storeu_ps(c_row.add(8 * v), out);
-                            } else {
-                                _mm256_maskstore_ps(c_row.add(8 * v), masks[v], out);
+                            // SAFETY: columns < width of row i (masked).
+                            unsafe {
+                                if full {
+                                    _mm256_storeu_ps(c_row.add(8 * v), out);
+                                } else {
+                                    _mm256_maskstore_ps(c_row.add(8 * v), masks[v], out);
+                                }
                             }
                         }
                     }
                 }
-                k0 += depth;
             }
         }
     }
