@@ -1,10 +1,12 @@
 //! Every backend agrees with naive on every op and on the three model families,
 //! at odd shapes (1, 3, 7, 63, 65, 257) and batch sizes 1 to 64, on every SIMD path.
-//! Tolerance (f32): relative error of the output norm <= 1e-5.
+//! Tolerance (f32): relative error of the output norm <= 1e-5; random cases
+//! (proptest) measure it against an output RMS of at least 0.1
+//! (`common::model_err`), since random weights can make an output cancel.
 
 mod common;
 
-use common::check_against_naive;
+use common::{check_against_naive, check_against_naive_floored};
 use proptest::prelude::*;
 use workbench_kernels::{
     compile, Activation, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Graph, GraphBuilder,
@@ -557,7 +559,7 @@ proptest! {
     fn random_mlps_agree(input in 1usize..80, hidden in proptest::collection::vec(1usize..80, 0..3),
                          output in 1usize..20, act in 0usize..4, batch in 1usize..9) {
         let spec = ModelSpec::Mlp(MlpSpec { input, hidden, output, activation: ACTS[act] });
-        check_against_naive(&Graph::from_spec(&spec, 5).unwrap(), &[batch], TOL);
+        check_against_naive_floored(&Graph::from_spec(&spec, 5).unwrap(), &[batch], TOL);
     }
 
     #[test]
@@ -574,7 +576,7 @@ proptest! {
             ConvBlock::Standard { out_channels: oc, kernel, stride }
         };
         let spec = ModelSpec::Convnet(ConvnetSpec { height: h, width: w, channels: c, blocks: vec![block], classes: 3, activation: Activation::Relu });
-        check_against_naive(&Graph::from_spec(&spec, 5).unwrap(), &[2], TOL);
+        check_against_naive_floored(&Graph::from_spec(&spec, 5).unwrap(), &[2], TOL);
     }
 }
 

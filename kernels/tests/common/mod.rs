@@ -135,8 +135,26 @@ pub fn variants() -> Vec<(String, BackendKind, CompileOptions)> {
     v
 }
 
-/// Run `graph` on every variant at each batch size and compare with naive.
+/// Run `graph` on every variant at each batch size and compare with naive:
+/// `||got - want|| / ||want|| <= tol`, the measure, for cases chosen
+/// by hand.
 pub fn check_against_naive(graph: &Graph, batches: &[usize], tol: f64) {
+    check_with(graph, batches, tol, rel_err, "relative error");
+}
+
+/// As [`check_against_naive`] with [`model_err`]'s floor, for random cases
+/// (proptest), where an output can come out of near-total cancellation.
+pub fn check_against_naive_floored(graph: &Graph, batches: &[usize], tol: f64) {
+    check_with(graph, batches, tol, model_err, "error (cancellation floor)");
+}
+
+fn check_with(
+    graph: &Graph,
+    batches: &[usize],
+    tol: f64,
+    measure: fn(&[f32], &[f32]) -> f64,
+    what: &str,
+) {
     let mut naive = compile(graph, BackendKind::Naive, &CompileOptions::default()).unwrap();
     let variants = variants();
     let mut exes: Vec<_> = variants
@@ -154,10 +172,10 @@ pub fn check_against_naive(graph: &Graph, batches: &[usize], tol: f64) {
         );
         for (name, exe) in exes.iter_mut() {
             let got = exe.run(&x, batch).unwrap();
-            let err = model_err(got, &want);
+            let err = measure(got, &want);
             assert!(
                 err <= tol,
-                "{} batch {batch} on {name}: relative error {err:e} > {tol:e}\n{}",
+                "{} batch {batch} on {name}: {what} {err:e} > {tol:e}\n{}",
                 graph.name(),
                 exe.lowered()
             );
