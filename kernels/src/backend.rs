@@ -71,8 +71,9 @@ pub trait Backend: Send + Sync {
     ) -> Result<Box<dyn Executable>, KernelError>;
 }
 
-/// A compiled graph. Buffers are allocated on the first run with a given batch
-/// size and reused afterwards.
+/// A compiled graph. Buffers are allocated by the first run at the largest
+/// batch so far and reused by every later run at that batch or a smaller one
+/// (`tests/no_alloc.rs`, `tests/batch_changes.rs`).
 pub trait Executable: Send {
     /// Run on `batch` samples laid out one after another; returns `batch * output_len` values.
     fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError>;

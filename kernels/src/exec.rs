@@ -502,6 +502,8 @@ pub(crate) struct LoweredExecutable {
     chunks: pool::ChunkRecord,
     buffers: Vec<PageBuffer<f32>>,
     batch: usize,
+    /// The batch the buffers were allocated for: the largest run so far.
+    capacity_batch: usize,
     ws: GemmWorkspace,
     /// Per conv / depthwise step, one sample's input in its split layout. Only the
     /// image is written per run: the padding stays zero from the allocation.
@@ -708,6 +710,7 @@ impl LoweredExecutable {
             chunks: pool::ChunkRecord::default(),
             buffers: Vec::new(),
             batch: 0,
+            capacity_batch: 0,
             ws: GemmWorkspace::new(),
             splits,
             chain_plans,
@@ -772,16 +775,44 @@ impl LoweredExecutable {
         &self.lowered
     }
 
+    /// Sizes the buffers for `batch`. They only grow: a batch no larger than
+    /// the largest run so far reuses their allocations (so runs alternating
+    /// batch sizes allocate nothing), which keeps the padding the steps never
+    /// write at zero, since every sample's padding sits at the same place
+    /// whatever the batch.
     fn prepare(&mut self, batch: usize) {
         if self.batch == batch && self.buffers.len() == self.lowered.buffers.len() {
             return;
         }
         // Outputs of pointwise steps with pooling fused, and of depthwise steps run in bands
         // with them, are never written: no memory for them.
-        let unwritten: Vec<BufId> = (0..self.lowered.steps.len())
-            .filter(|&si| self.pool_fused[si] || self.depthwise_pooled[si])
-            .map(|si| self.lowered.steps[si].out)
-            .collect();
+        let steps = &self.lowered.steps;
+        let (pool_fused, depthwise_pooled) = (&self.pool_fused, &self.depthwise_pooled);
+        let unwritten = |id: BufId| {
+            (0..steps.len())
+                .any(|si| (pool_fused[si] || depthwise_pooled[si]) && steps[si].out == id)
+        };
+        let len_of = |id: BufId| {
+            if unwritten(id) {
+                0
+            } else if self.sample_local[id] {
+                self.sample_len[id]
+            } else {
+                self.sample_len[id] * batch
+            }
+        };
+        if batch <= self.capacity_batch && self.buffers.len() == self.lowered.buffers.len() {
+            let mut fits = true;
+            for (id, buf) in self.buffers.iter_mut().enumerate() {
+                if self.lowered.buffers[id].constant.is_none() {
+                    fits &= buf.set_len_within(len_of(id));
+                }
+            }
+            if fits {
+                self.batch = batch;
+                return;
+            }
+        }
         self.buffers = self
             .lowered
             .buffers
@@ -789,12 +820,11 @@ impl LoweredExecutable {
             .enumerate()
             .map(|(id, b)| match &b.constant {
                 Some(data) => PageBuffer::copied(data),
-                None if unwritten.contains(&id) => PageBuffer::default(),
-                None if self.sample_local[id] => PageBuffer::zeroed(self.sample_len[id]),
-                None => PageBuffer::zeroed(self.sample_len[id] * batch),
+                None => PageBuffer::zeroed(len_of(id)),
             })
             .collect();
         self.batch = batch;
+        self.capacity_batch = batch;
     }
 
     pub(crate) fn run_impl(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {

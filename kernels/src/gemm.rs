@@ -1420,16 +1420,27 @@ pub fn sgemm_with(
         }
         _ => None,
     };
-    if sparse_b.is_some() && sparse::gathers(simd) {
-        sparse::gather(simd, a, m, k, &mut ws.gathered);
-    }
-    let gathered = &ws.gathered;
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
     let helpers = helpers_worth(params.threads, flops);
     if ws.threads.len() < helpers + 1 {
         ws.threads.resize(helpers + 1, PackBuffers::default());
     }
+    let may_gather = matches!(b, BOperand::Packed(p) if params.skip_zeros && p.zeros_skippable())
+        && a.cs == 1
+        && sparse::gathers(simd);
+    if may_gather {
+        // Sized whether or not this input skips, so that the next one never
+        // has to allocate.
+        ws.gathered.reserve(m, k);
+        for buffers in &mut ws.threads {
+            sparse::reserve_partial(&mut buffers.sparse_partial);
+        }
+    }
+    if sparse_b.is_some() && sparse::gathers(simd) {
+        sparse::gather(simd, a, m, k, &mut ws.gathered);
+    }
+    let gathered = &ws.gathered;
     for buffers in &mut ws.threads {
         buffers.a_block = None;
     }

@@ -34,6 +34,9 @@ pub struct PageBuffer<T> {
     buf: Vec<T>,
     start: usize,
     len: usize,
+    /// Elements from `start` initialized: `len` may shrink below it and grow
+    /// back up to it without touching the allocation.
+    initialized: usize,
 }
 
 impl<T: Copy + Default> PageBuffer<T> {
@@ -45,6 +48,7 @@ impl<T: Copy + Default> PageBuffer<T> {
                 buf: vec![T::default(); len],
                 start: 0,
                 len,
+                initialized: len,
             };
         }
         // Room to start the data on the next huge-page boundary.
@@ -54,6 +58,7 @@ impl<T: Copy + Default> PageBuffer<T> {
                 buf: vec![T::default(); len],
                 start: 0,
                 len,
+                initialized: len,
             };
         };
         // Not touched yet: a fresh allocation this size is mapped, not written.
@@ -68,7 +73,25 @@ impl<T: Copy + Default> PageBuffer<T> {
         for slot in &mut buf.spare_capacity_mut()[start..start + len] {
             slot.write(T::default());
         }
-        PageBuffer { buf, start, len }
+        PageBuffer {
+            buf,
+            start,
+            len,
+            initialized: len,
+        }
+    }
+}
+
+impl<T> PageBuffer<T> {
+    /// Makes the buffer `len` long if its allocation already holds that many
+    /// initialized elements (whatever values they last had); returns whether
+    /// it did. Never allocates.
+    pub fn set_len_within(&mut self, len: usize) -> bool {
+        if len > self.initialized {
+            return false;
+        }
+        self.len = len;
+        true
     }
 }
 
@@ -88,6 +111,7 @@ impl<T> Default for PageBuffer<T> {
             buf: Vec::new(),
             start: 0,
             len: 0,
+            initialized: 0,
         }
     }
 }

@@ -132,6 +132,27 @@ pub(crate) struct Gathered {
     values: Vec<f32>,
 }
 
+impl Gathered {
+    /// Room for the nonzeros of any `m x k` A, so that whether a call skips
+    /// zeros (which depends on its input) never decides whether it allocates.
+    pub(crate) fn reserve(&mut self, m: usize, k: usize) {
+        let blocks = k.div_ceil(PASS_DEPTH);
+        reserve_total(&mut self.bits, m * blocks);
+        reserve_total(&mut self.starts, m.div_ceil(ROW_CHUNK) * blocks);
+        reserve_total(&mut self.values, m * k + 8);
+    }
+}
+
+/// Room for one thread's partial sums in `gemm_block`.
+pub(crate) fn reserve_partial(partial: &mut Vec<f32>) {
+    reserve_total(partial, ROW_CHUNK * 64);
+}
+
+/// `v.reserve` to a total capacity of `total`.
+fn reserve_total<T>(v: &mut Vec<T>, total: usize) {
+    v.reserve(total.saturating_sub(v.len()));
+}
+
 /// Whether `gemm_block` on `simd` reads A's nonzeros from `gather`; its row
 /// blocks must then start at multiples of `ROW_CHUNK`.
 pub(crate) fn gathers(simd: SimdLevel) -> bool {
@@ -144,6 +165,10 @@ pub(crate) fn gathers(simd: SimdLevel) -> bool {
 /// gathered chunk by chunk, so a pass reads them in order (a row-major
 /// gather, rows' values 2 KB apart, ran the kernel 10-15% slower).
 pub(crate) const ROW_CHUNK: usize = 32;
+
+/// Rows of B one pass keeps in L1: 64 x 128 floats = 32 KiB (AVX-512),
+/// 64 x 64 (AVX2).
+const PASS_DEPTH: usize = 64;
 
 /// Fills `gathered` from the `m x k` row-major A, for `gemm_block` on a
 /// `simd` that `gathers`; does nothing on others.
@@ -234,9 +259,7 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    /// Rows of B one pass keeps in L1: 64 x 128 floats = 32 KiB (AVX-512),
-    /// 64 x 64 (AVX2).
-    const PASS_DEPTH: usize = 64;
+    use crate::sparse::PASS_DEPTH;
 
     /// `super::gemm_block` in passes of up to 128 columns (AVX-512: 8 zmm
     /// accumulators per row) or 64 (AVX2: 8 ymm).

@@ -59,8 +59,23 @@ pub(crate) fn conv_geom(
 }
 
 impl NaiveExecutable {
+    /// Sizes the buffers for `batch`, within their allocations when a larger
+    /// batch ran before (every op writes all of its output).
     fn prepare(&mut self, batch: usize) {
         if self.batch == batch && self.buffers.len() == self.graph.nodes.len() {
+            return;
+        }
+        if self.buffers.len() == self.graph.nodes.len()
+            && self.graph.nodes.iter().zip(&self.buffers).all(|(n, buf)| {
+                matches!(n.op, Op::Constant(_)) || buf.capacity() >= n.numel() * batch
+            })
+        {
+            for (n, buf) in self.graph.nodes.iter().zip(&mut self.buffers) {
+                if !matches!(n.op, Op::Constant(_)) {
+                    buf.resize(n.numel() * batch, 0.0);
+                }
+            }
+            self.batch = batch;
             return;
         }
         self.buffers = self

@@ -1277,11 +1277,37 @@ impl QuantizedExecutable {
         }
     }
 
+    /// Sizes the buffers for `batch`, within their allocations when a larger
+    /// batch ran before (every op writes all of its output, and a quantized
+    /// row's padding bytes sit at the same place whatever the batch).
     fn prepare(&mut self, batch: usize) {
         if self.batch == batch && self.buffers.len() == self.graph.nodes.len() {
             return;
         }
         let nodes = &self.graph.nodes;
+        let u8_len = |i: usize| match self.gemms.get(&i) {
+            Some(g) if g.input_u8 => {
+                let first = nodes[i].inputs.first().copied().unwrap_or(0);
+                batch * nodes[first].numel() / g.k.max(1) * k_padded(g.k)
+            }
+            _ => 0,
+        };
+        let fits = self.buffers.len() == nodes.len()
+            && self.u8_inputs.len() == nodes.len()
+            && nodes.iter().enumerate().all(|(i, n)| {
+                (matches!(n.op, Op::Constant(_)) || self.buffers[i].capacity() >= n.numel() * batch)
+                    && self.u8_inputs[i].capacity() >= u8_len(i)
+            });
+        if fits {
+            for (i, n) in nodes.iter().enumerate() {
+                if !matches!(n.op, Op::Constant(_)) {
+                    self.buffers[i].resize(n.numel() * batch, 0.0);
+                }
+                self.u8_inputs[i].resize(u8_len(i), 0);
+            }
+            self.batch = batch;
+            return;
+        }
         self.buffers = nodes
             .iter()
             .map(|n| match &n.op {
@@ -1289,16 +1315,7 @@ impl QuantizedExecutable {
                 _ => vec![0.0; n.numel() * batch],
             })
             .collect();
-        self.u8_inputs = (0..nodes.len())
-            .map(|i| match self.gemms.get(&i) {
-                Some(g) if g.input_u8 => {
-                    let first = nodes[i].inputs.first().copied().unwrap_or(0);
-                    let rows = batch * nodes[first].numel() / g.k.max(1);
-                    vec![0u8; rows * k_padded(g.k)]
-                }
-                _ => Vec::new(),
-            })
-            .collect();
+        self.u8_inputs = (0..nodes.len()).map(|i| vec![0u8; u8_len(i)]).collect();
         self.batch = batch;
     }
 
