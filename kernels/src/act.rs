@@ -12,6 +12,8 @@
 //! `expm1f` per element of the FFN's GELU). Within 2e-7 of the reference
 //! (tested over the whole useful range).
 
+#[cfg(target_arch = "x86_64")]
+use crate::simd::SimdLevel;
 use crate::spec::Activation;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -35,12 +37,12 @@ pub fn apply_slice(act: Activation, xs: &mut [f32]) {
     }
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is available (checked just above).
-        done = unsafe { x86::apply_avx512(act, xs) };
-    } else if x86::has_avx2_fma() {
-        // SAFETY: AVX2 and FMA are available (checked just above).
-        done = unsafe { x86::apply_avx2(act, xs) };
+    match crate::simd::shared_helpers_level() {
+        // SAFETY: the level is capped at what this CPU has (`simd::detect`).
+        SimdLevel::Avx512 => done = unsafe { x86::apply_avx512(act, xs) },
+        // SAFETY: as above: AVX2 and FMA are there.
+        SimdLevel::Avx2Fma => done = unsafe { x86::apply_avx2(act, xs) },
+        SimdLevel::Portable => {}
     }
     xs[done..].iter_mut().for_each(|x| *x = fast(act, *x));
 }
@@ -49,12 +51,12 @@ pub fn apply_slice(act: Activation, xs: &mut [f32]) {
 pub(crate) fn exp_slice(xs: &mut [f32]) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is available (checked just above).
-        done = unsafe { x86::exp_avx512(xs) };
-    } else if x86::has_avx2_fma() {
-        // SAFETY: AVX2 and FMA are available (checked just above).
-        done = unsafe { x86::exp_avx2(xs) };
+    match crate::simd::shared_helpers_level() {
+        // SAFETY: the level is capped at what this CPU has (`simd::detect`).
+        SimdLevel::Avx512 => done = unsafe { x86::exp_avx512(xs) },
+        // SAFETY: as above: AVX2 and FMA are there.
+        SimdLevel::Avx2Fma => done = unsafe { x86::exp_avx2(xs) },
+        SimdLevel::Portable => {}
     }
     xs[done..].iter_mut().for_each(|x| *x = exp_fast(*x));
 }
@@ -255,6 +257,7 @@ mod x86 {
     }
 
     /// Whether the AVX2 + FMA path can run.
+    #[cfg(test)]
     pub(super) fn has_avx2_fma() -> bool {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }

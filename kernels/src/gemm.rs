@@ -490,8 +490,8 @@ fn copy_floats(dst: &mut [f32], src: &[f32]) {
 fn pack_b(b: MatRef<'_>, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
     // The same copies either way; with AVX-512 they move whole 64-byte rows.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is available (checked just above).
+    if crate::simd::shared_helpers_level() == SimdLevel::Avx512 {
+        // SAFETY: the level is capped at what this CPU has (`simd::detect`).
         return unsafe { pack_x86::pack_b_avx512(b, p0, kc, j0, cols, nr, dst) };
     }
     pack_b_body(b, p0, kc, j0, cols, nr, dst)
@@ -550,8 +550,8 @@ fn pack_b_gathered(
     dst: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is available (checked just above).
+    if crate::simd::shared_helpers_level() == SimdLevel::Avx512 {
+        // SAFETY: the level is capped at what this CPU has (`simd::detect`).
         return unsafe { pack_x86::pack_b_gathered_avx512(b, p0, kc, j0, cols, nr, dst) };
     }
     pack_b_gathered_body(b, p0, kc, j0, cols, nr, dst)

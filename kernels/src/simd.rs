@@ -84,6 +84,16 @@ pub fn detect() -> SimdLevel {
     }
 }
 
+/// The level of the helpers every kernel shares (activations, `exp`, packing
+/// B): `detect()` read once, at their first use in the process, so that
+/// `WORKBENCH_SIMD` forces them as it forces the kernels an executable is
+/// compiled with. Their paths give the same bits (tested against each other
+/// in `act` and `gemm`), so only speed depends on it.
+pub fn shared_helpers_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(detect)
+}
+
 /// CPU features relevant to the kernels, as reported by run-time detection.
 pub fn cpu_features() -> Vec<&'static str> {
     let mut features = Vec::new();
