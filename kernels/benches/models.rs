@@ -13,9 +13,10 @@ use workbench_kernels::backends::tiled::TiledBackend;
 use workbench_kernels::fusion::FusionOptions;
 use workbench_kernels::{compile, models, Backend, BackendKind, CompileOptions, Executable, Graph};
 
-/// `naive_max_batch` / `simple_max_batch` cap the slow backends (naive, and the
-/// simple kernels of fused/unfused) so one run stays within a few minutes.
-fn bench_model(c: &mut Criterion, graph: &Graph, naive_max_batch: usize, simple_max_batch: usize) {
+/// Every variant at batch 1, 8 and 64. The slow ones (naive at batch 64 takes
+/// seconds a run) get criterion's minimum of 10 samples all the same, so the
+/// whole bench takes several minutes.
+fn bench_model(c: &mut Criterion, graph: &Graph) {
     let mut g = c.benchmark_group(graph.name().to_string());
     g.sample_size(10)
         .measurement_time(Duration::from_secs(2))
@@ -29,15 +30,7 @@ fn bench_model(c: &mut Criterion, graph: &Graph, naive_max_batch: usize, simple_
         // Each variant is compiled just before it is timed and dropped after, so
         // one copy of the weights is live, as when a model is served (several
         // copies would crowd the caches and the TLB and slow all of them).
-        let mut variants: Vec<&str> = Vec::new();
-        if batch <= naive_max_batch {
-            variants.push("naive");
-        }
-        if batch <= simple_max_batch {
-            variants.extend(["unfused", "fused"]);
-        }
-        variants.extend(["tiled-unfused", "tiled"]);
-        for name in variants {
+        for name in ["naive", "unfused", "fused", "tiled-unfused", "tiled"] {
             let id = BenchmarkId::new(name, batch);
             let mut exe = compile_variant(graph, name, &opts);
             g.bench_with_input(id, &batch, |b, &batch| {
@@ -67,9 +60,9 @@ fn compile_variant(graph: &Graph, name: &str, opts: &CompileOptions) -> Box<dyn 
 }
 
 fn all(c: &mut Criterion) {
-    bench_model(c, &models::mlp_1024(1).expect("model"), 64, 64);
-    bench_model(c, &models::convnet_224(1).expect("model"), 1, 8);
-    bench_model(c, &models::transformer_block(1).expect("model"), 1, 8);
+    bench_model(c, &models::mlp_1024(1).expect("model"));
+    bench_model(c, &models::convnet_224(1).expect("model"));
+    bench_model(c, &models::transformer_block(1).expect("model"));
 }
 
 criterion_group!(benches, all);
