@@ -2,7 +2,9 @@
 //! and `convnet-224`, and a transformer encoder block. "unfused" is the fused
 //! backend's kernels run op by op (fusion switched off); "tiled-unfused" is the
 //! tiled backend run op by op (the same GEMM, bias and activation as separate
-//! passes), the baseline for what fusion buys there. Throughput is in FLOPs.
+//! passes), the baseline for what fusion buys there; "tiled-2-threads" is the
+//! tiled backend on two threads (never slower than one is the aim; the other
+//! variants run on one). Throughput is in FLOPs.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -30,7 +32,14 @@ fn bench_model(c: &mut Criterion, graph: &Graph) {
         // Each variant is compiled just before it is timed and dropped after, so
         // one copy of the weights is live, as when a model is served (several
         // copies would crowd the caches and the TLB and slow all of them).
-        for name in ["naive", "unfused", "fused", "tiled-unfused", "tiled"] {
+        for name in [
+            "naive",
+            "unfused",
+            "fused",
+            "tiled-unfused",
+            "tiled",
+            "tiled-2-threads",
+        ] {
             let id = BenchmarkId::new(name, batch);
             let mut exe = compile_variant(graph, name, &opts);
             g.bench_with_input(id, &batch, |b, &batch| {
@@ -54,6 +63,14 @@ fn compile_variant(graph: &Graph, name: &str, opts: &CompileOptions) -> Box<dyn 
             fusion: FusionOptions::NONE,
         }
         .compile(graph, opts),
+        "tiled-2-threads" => compile(
+            graph,
+            BackendKind::Tiled,
+            &CompileOptions {
+                threads: 2,
+                ..opts.clone()
+            },
+        ),
         _ => compile(graph, BackendKind::Tiled, opts),
     };
     compiled.expect("compile")
