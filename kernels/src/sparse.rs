@@ -571,7 +571,9 @@ mod x86 {
     }
 
     /// The AVX2+FMA kernel: passes of 64 columns (8 ymm accumulators per row,
-    /// one row at a time: 16 ymm registers hold no more), 64 rows of B deep.
+    /// one row at a time), 64 rows of B deep. Passes of 96 columns (12
+    /// accumulators, for more independent FMA chains) ran `mlp-1024` batch 64
+    /// at 1.30-1.33x the dense time against 0.92x (`examples/zeros_pairs.rs`).
     ///
     /// A's nonzeros are gathered once per GEMM call (`Gathered`), so the
     /// passes do no comparison, and partial sums wait in a small buffer of the
