@@ -1437,7 +1437,9 @@ pub fn sgemm_with(
             sparse::reserve_partial(&mut buffers.sparse_partial);
         }
     }
-    if sparse_b.is_some() && sparse::gathers(simd) {
+    // The AVX2 zero-skipping kernel reads A's nonzeros gathered once here.
+    let gathering = sparse_b.is_some() && sparse::gathers(simd);
+    if gathering {
         sparse::gather(simd, a, m, k, &mut ws.gathered);
     }
     let gathered = &ws.gathered;
@@ -1485,7 +1487,7 @@ pub fn sgemm_with(
     // row-block order, so a thread packs each A block once for all the blocks
     // it takes in that row. A B that is not pre-packed would be packed again
     // for every row block: then blocks span all rows.
-    let block_rows = if sparse_b.is_some() && sparse::gathers(simd) {
+    let block_rows = if gathering {
         // Row blocks as the gather's chunks.
         sparse::ROW_CHUNK
     } else if matches!(b, BOperand::Packed(_)) {
