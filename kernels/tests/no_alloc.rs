@@ -1,4 +1,5 @@
-//! `run` allocates nothing after the first run at the largest batch so far,
+//! `run` (naive, fused, tiled, and quantized at int8 / f16 / bf16) allocates
+//! nothing after the first run at the largest batch so far,
 //! whatever the batch (no larger) and the input of later runs, on every SIMD
 //! level this CPU has (checked with a counting global allocator; one test per
 //! binary so no other test thread allocates meanwhile); nor does a GEMM whose
@@ -13,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use workbench_kernels::{
     compile, models, sgemm_with, Activation, BOperand, BackendKind, Bias, CompileOptions, Epilogue,
-    GemmWorkspace, Graph, MatRef, ModelSpec, PackedB, SimdLevel, TileParams, TransformerSpec,
+    GemmWorkspace, Graph, MatRef, ModelSpec, PackedB, Precision, SimdLevel, TileParams,
+    TransformerSpec,
 };
 
 struct Counting;
@@ -91,10 +93,19 @@ fn second_run_allocates_nothing() {
                 .collect(),
             vec![0.0; g.input_len() * largest],
         ];
-        for kind in [BackendKind::Naive, BackendKind::Fused, BackendKind::Tiled] {
+        let kinds = [
+            (BackendKind::Naive, Precision::F32),
+            (BackendKind::Fused, Precision::F32),
+            (BackendKind::Tiled, Precision::F32),
+            (BackendKind::Quantized, Precision::Int8),
+            (BackendKind::Quantized, Precision::F16),
+            (BackendKind::Quantized, Precision::Bf16),
+        ];
+        for (kind, precision) in kinds {
             for &simd in &levels {
                 let options = CompileOptions {
                     simd: Some(simd),
+                    precision,
                     ..CompileOptions::default()
                 };
                 let mut exe = compile(g, kind, &options).unwrap();
@@ -107,7 +118,7 @@ fn second_run_allocates_nothing() {
                     assert_eq!(
                         after - before,
                         0,
-                        "{} on {kind} ({simd}) allocated in run {run} at batch {batch}",
+                        "{} on {kind} {precision:?} ({simd}) allocated in run {run} at batch {batch}",
                         g.name()
                     );
                 }
