@@ -715,7 +715,9 @@ impl Graph {
                 let out = n.numel() as f64;
                 let in_elems: f64 = n.inputs.iter().map(|&i| self.nodes[i].numel() as f64).sum();
                 let params: f64 = n.op.params().iter().map(|t| t.numel() as f64).sum();
-                // Constants are read like weights; reshape is free.
+                // A constant operand is charged to its reader once per sample,
+                // as the elementwise kernels read it again for each sample
+                // (weights, by contrast, once per call); reshape is free.
                 let (bytes, weight_bytes) = match &n.op {
                     Op::Input | Op::Reshape(_) | Op::Constant(_) => (0.0, 0.0),
                     _ => (4.0 * (b * (in_elems + out) + params), 4.0 * params),
