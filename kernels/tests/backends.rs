@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{check_against_naive, check_against_naive_floored};
+use common::{check_against_naive, check_against_naive_floored, ACTS};
 use proptest::prelude::*;
 use workbench_kernels::fusion::{lower, StepKind};
 use workbench_kernels::{
@@ -15,12 +15,6 @@ use workbench_kernels::{
 };
 
 const TOL: f64 = 1e-5;
-const ACTS: [Activation; 4] = [
-    Activation::Relu,
-    Activation::Gelu,
-    Activation::Sigmoid,
-    Activation::Tanh,
-];
 /// The odd sizes.
 const ODD: [usize; 6] = [1, 3, 7, 63, 65, 257];
 

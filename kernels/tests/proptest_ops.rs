@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::check_against_naive_floored;
+use common::{check_against_naive_floored, ACTS};
 use proptest::prelude::*;
 use workbench_kernels::{
     spec::conv_output_size, Activation, ConvBlock, ConvnetSpec, Graph, GraphBuilder, ModelSpec,
@@ -15,12 +15,6 @@ use workbench_kernels::{
 };
 
 const TOL: f64 = 1e-5;
-const ACTS: [Activation; 4] = [
-    Activation::Relu,
-    Activation::Gelu,
-    Activation::Sigmoid,
-    Activation::Tanh,
-];
 
 /// Values in [-scale, scale).
 fn tensor(shape: Vec<usize>, seed: u64, scale: f32) -> Tensor {

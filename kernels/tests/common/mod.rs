@@ -2,7 +2,17 @@
 #![allow(dead_code)]
 
 use workbench_kernels::tile::LoopOrder;
-use workbench_kernels::{compile, BackendKind, CompileOptions, Graph, SimdLevel, TileParams};
+use workbench_kernels::{
+    compile, Activation, BackendKind, CompileOptions, Graph, SimdLevel, TileParams,
+};
+
+/// Every activation the IR has.
+pub const ACTS: [Activation; 4] = [
+    Activation::Relu,
+    Activation::Gelu,
+    Activation::Sigmoid,
+    Activation::Tanh,
+];
 
 /// Deterministic input in [-1, 1).
 pub fn input(len: usize, seed: u64) -> Vec<f32> {
