@@ -16,9 +16,9 @@
 //! line between two threads: this host at times runs the two vCPUs on
 //! different dies (about 350 ns instead of 65-80 ns), and then threads that
 //! hand data to each other gain much less; and with the smoothed time a
-//! sleeping helper takes to start once woken, against which each run decides
-//! whether to wake one (`--cold` runs shorter than 1.5 times it stay on one
-//! thread).
+//! sleeping helper takes to start once woken. With `--cold`, each executable
+//! learns whether waking a helper made its runs faster (`pool::RunHistory`)
+//! and mostly does what was.
 
 use std::hint::black_box;
 

@@ -234,6 +234,13 @@ struct Worker {
     band_total: pool::OwnLines,
 }
 
+impl pool::GrowLike for Worker {
+    /// Only the GEMM workspace grows; the other buffers are sized at compile time.
+    fn grow_like(&mut self, other: &Worker) {
+        self.ws.grow_like(&other.ws);
+    }
+}
+
 /// A pointwise conv whose output only feeds a global average pool, run as per-channel
 /// sums (tiled engine).
 struct PoolPointwise<'a> {
@@ -492,9 +499,9 @@ pub(crate) struct LoweredExecutable {
     /// Per thread the steps split across threads may use (the first also runs
     /// pooled pointwise steps on their own).
     workers: Vec<Worker>,
-    /// Batch and wall time of the last run: how long the next one at that
-    /// batch will take, for deciding whether to wake a helper thread.
-    last_run: Option<(usize, std::time::Duration)>,
+    /// How runs went with and without waking a helper thread
+    /// (`pool::begin_run`).
+    run_history: pool::RunHistory,
     /// Per band of one sample, the pooled pointwise sums, `[band][oc]`: added up
     /// in band order, so the result does not depend on which thread took which.
     band_sums: Vec<f32>,
@@ -705,7 +712,7 @@ impl LoweredExecutable {
             depthwise_pooled,
             stem_in_bands,
             workers,
-            last_run: None,
+            run_history: pool::RunHistory::default(),
             band_sums: vec![0.0; band_sums_len],
             chunks: pool::ChunkRecord::default(),
             buffers: Vec::new(),
@@ -831,12 +838,9 @@ impl LoweredExecutable {
         let input_buf = self.lowered.input;
         check_input(input, batch, self.lowered.buffers[input_buf].numel)?;
         self.prepare(batch);
-        let expected = self
-            .last_run
-            .filter(|(b, _)| *b == batch)
-            .map(|(_, took)| took);
-        let _helpers = pool::begin_run(self.workers.len(), expected);
+        // Timed from before a wake-up, which the caller pays for.
         let started = std::time::Instant::now();
+        let helpers = pool::begin_run(self.workers.len(), &self.run_history, batch);
         let mut si = 0;
         while si < self.lowered.steps.len() {
             // Consecutive steps that each work sample by sample (convolutions, pooling)
@@ -857,7 +861,9 @@ impl LoweredExecutable {
                 _ => si = self.run_group(si, batch, 0..batch, input)?,
             }
         }
-        self.last_run = Some((batch, started.elapsed()));
+        self.run_history
+            .record(batch, helpers.plan(), started.elapsed());
+        drop(helpers);
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
         if out == input_buf {
@@ -1143,6 +1149,7 @@ impl LoweredExecutable {
                 *p = (0..bands).map(|b| sums[b * oc + c]).sum::<f32>() * inv;
             }
         }
+        pool::equalize(&mut self.workers);
         Ok(())
     }
 
@@ -1762,6 +1769,7 @@ pub(crate) fn direct_conv_in_rows(
     let flops = 2.0 * (conv.out_c * conv.oh * conv.ow * conv.offsets.len()) as f64;
     let helpers = helpers_worth(threads, flops);
     if helpers == 0 {
+        record.prepare();
         return conv::conv_direct(simd, conv, out);
     }
     let rows_per_block = conv
@@ -1929,13 +1937,15 @@ fn run_heads(
 ) -> Result<(), KernelError> {
     let flops = 2.0 * (batch * heads * seq * seq * dh) as f64;
     let helpers = helpers_worth(threads, flops).min(workers.len().saturating_sub(1));
-    let workers = pool::PerParticipant::new(workers);
-    pool::try_run_chunks(record, helpers, batch * heads, &|participant, chunk| {
+    let participants = pool::PerParticipant::new(workers);
+    let done = pool::try_run_chunks(record, helpers, batch * heads, &|participant, chunk| {
         // SAFETY: `participant` is the number `run_chunks` gave this thread.
-        let worker = unsafe { workers.get(participant) }
+        let worker = unsafe { participants.get(participant) }
             .ok_or_else(|| KernelError::Gemm("attention: no worker".into()))?;
         one_head(worker, chunk / heads, chunk % heads)
-    })
+    });
+    pool::equalize(workers);
+    done
 }
 
 /// The buffer slice of sample `s` holding a view, and the view relative to it.

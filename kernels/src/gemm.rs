@@ -283,6 +283,28 @@ impl GemmWorkspace {
     }
 }
 
+impl pool::GrowLike for PackBuffers {
+    fn grow_like(&mut self, other: &PackBuffers) {
+        pool::reserve_like(&mut self.a, &other.a);
+        pool::reserve_like(&mut self.b, &other.b);
+        pool::reserve_like(&mut self.sparse_partial, &other.sparse_partial);
+    }
+}
+
+impl pool::GrowLike for GemmWorkspace {
+    /// For workspaces of different threads (each running serial GEMMs).
+    fn grow_like(&mut self, other: &GemmWorkspace) {
+        if self.threads.len() < other.threads.len() {
+            self.threads
+                .resize(other.threads.len(), PackBuffers::default());
+        }
+        for (mine, theirs) in self.threads.iter_mut().zip(&other.threads) {
+            mine.grow_like(theirs);
+        }
+        self.gathered.grow_like(&other.gathered);
+    }
+}
+
 fn grow(v: &mut Vec<f32>, len: usize) {
     if v.len() < len {
         v.resize(len, 0.0);
@@ -1261,11 +1283,14 @@ pub fn helper_threads_started() -> bool {
 }
 
 /// How long a sleeping helper thread has been taking to start once woken
-/// (smoothed), if one was woken yet. A model run expected to end sooner than
-/// 1.5 times this wakes none (`pool::begin_run`).
+/// (smoothed), if one was woken yet. Until a model run has timed runs both
+/// with and without a woken helper, one expected to end sooner than 1.5
+/// times this wakes none (`pool::begin_run`).
 pub fn helper_wake_latency() -> Option<std::time::Duration> {
     pool::wake_latency()
 }
+
+pub use crate::pool::{set_chunk_takers, ChunkTakers};
 
 static SPLIT_SMALL_WORK: AtomicBool = AtomicBool::new(false);
 
@@ -1423,8 +1448,16 @@ pub fn sgemm_with(
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let slivers = n.div_ceil(params.nr);
     let helpers = helpers_worth(params.threads, flops);
-    if ws.threads.len() < helpers + 1 {
-        ws.threads.resize(helpers + 1, PackBuffers::default());
+    // Buffers for every helper this GEMM could ever have, not only this
+    // call's: a later call with more helpers then allocates nothing.
+    let possible = if params.threads > 1 {
+        pool::helpers_for(params.threads)
+    } else {
+        0
+    };
+    if ws.threads.len() < possible.max(helpers) + 1 {
+        ws.threads
+            .resize(possible.max(helpers) + 1, PackBuffers::default());
     }
     let may_gather = matches!(b, BOperand::Packed(p) if params.skip_zeros && p.zeros_skippable())
         && a.cs == 1
@@ -1479,7 +1512,10 @@ pub fn sgemm_with(
         Ok(())
     };
     if helpers == 0 {
-        return block(&mut ws.threads[0], 0..m, 0..n);
+        ws.chunks.prepare();
+        let done = block(&mut ws.threads[0], 0..m, 0..n);
+        pool::equalize(&mut ws.threads);
+        return done;
     }
     // Blocks of C handed out one at a time, so a thread that starts late or
     // runs slow (a busy vCPU) takes fewer of them and nobody waits long for
@@ -1512,7 +1548,9 @@ pub fn sgemm_with(
         block(buf, rows, cols)
     };
     let chunks = row_blocks * col_blocks;
-    pool::try_run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk)
+    let done = pool::try_run_chunks(&mut ws.chunks, helpers, chunks, &take_chunk);
+    pool::equalize(&mut ws.threads);
+    done
 }
 
 /// `sums[j] += sum_i epilogue(A . B)[i, j]`: the column sums of the product

@@ -19,15 +19,23 @@
 //! So the GEMMs of one model run, a few microseconds apart, share one wake-up.
 //!
 //! A model run decides at its start (`begin_run`): with a helper polling, it
-//! uses it; otherwise it wakes one right away if the run is expected to last
-//! 1.5 times the measured wake-up latency, else it stays on its thread. After
-//! a millisecond asleep a helper takes 1-3 ms to start here, longer than many
-//! runs: waking one for them only cost the caller.
+//! uses it; otherwise it wakes one right away or stays on its thread,
+//! whichever made its runs faster so far (`RunHistory`; until both were
+//! timed, it wakes if the run is expected to last 1.5 times the measured
+//! wake-up latency). After a millisecond asleep a helper takes 0.1-3 ms to
+//! start here, longer than many runs: waking one for them only cost the
+//! caller.
+//!
+//! Helper threads sleep in `park` and are woken by `unpark` (a futex), and a
+//! call reaches them through the mailbox, whose room is reserved when the
+//! pool starts: no step of a parallel call allocates once its caller's
+//! records exist (`ChunkRecord`) and its participants' buffers have grown
+//! alike (`equalize`).
 
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,12 +56,38 @@ static WAKING: AtomicUsize = AtomicUsize::new(0);
 /// measured yet). On this host 20-30 us after a short sleep, 1-3 ms after a
 /// millisecond or more: the hypervisor parks an idle vCPU.
 static WAKE_LATENCY_NS: AtomicU64 = AtomicU64::new(0);
-/// Model runs in a row that chose to stay on their thread (see `begin_run`).
-static SERIAL_RUNS: AtomicU32 = AtomicU32::new(0);
-
-/// Every this many model runs that stay on their thread, one wakes a helper
-/// anyway, so the latency estimate follows the host.
+/// Every this many model runs that take one arm (wake a helper, or stay on
+/// their thread), one takes the other, so the choice follows the host.
 const PROBE_EVERY: u32 = 16;
+
+/// Which threads take the chunks of parallel calls, from now on in this
+/// process: for tests of what each thread's buffers must hold, whoever ran
+/// a chunk before. Results are the same bits whichever it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkTakers {
+    /// As they come: the caller from the front, helpers from the back.
+    Any,
+    /// The caller alone, as if no helper could come.
+    CallerOnly,
+    /// Helpers take what they can; the caller starts only once every chunk
+    /// is taken or 100 ms have passed (a helper that never came).
+    HelpersFirst,
+}
+
+static TAKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// See [`ChunkTakers`].
+pub fn set_chunk_takers(takers: ChunkTakers) {
+    TAKERS.store(takers as usize, Ordering::Relaxed);
+}
+
+fn chunk_takers() -> ChunkTakers {
+    match TAKERS.load(Ordering::Relaxed) {
+        1 => ChunkTakers::CallerOnly,
+        2 => ChunkTakers::HelpersFirst,
+        _ => ChunkTakers::Any,
+    }
+}
 
 /// Set in `Shared::state` once the caller stops admitting helpers.
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -248,33 +282,182 @@ pub(crate) enum RunPlan {
     UsePolling,
     /// Wake a helper now, at the start, so it arrives as early as it can.
     WakeNow,
-    /// The run would be over before a woken helper started: wake none.
+    /// Wake none: the run is over before a woken helper would help.
     StaySerial,
 }
 
-/// The plan for a run expected to take `expected` (its last run at this
-/// batch, if any) when a woken helper starts `wake_latency` later. A helper
+/// What one executable's runs at one batch took when they found every helper
+/// asleep, by what they did: woke one, or stayed on their thread. Whether a
+/// woken helper pays depends on the host more than on any model (here it
+/// started 0.1-2 ms after the wake, and a run it joined late could end up
+/// slower than one it never joined), so a run does what was faster.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunHistory {
+    batch: usize,
+    woke: RecentRuns,
+    serial: RecentRuns,
+    /// The arm the last recorded runs took, and how many in a row.
+    last: Option<RunPlan>,
+    streak: u32,
+}
+
+/// The last few run times of one arm: their median shrugs off one run the
+/// host slowed down, which would sway a smoothed mean for many runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct RecentRuns {
+    times: [Duration; RecentRuns::KEPT],
+    count: usize,
+}
+
+impl RecentRuns {
+    const KEPT: usize = 4;
+
+    fn push(&mut self, took: Duration) {
+        self.times[self.count % Self::KEPT] = took;
+        self.count += 1;
+    }
+
+    /// Runs an arm needs before its time counts against the other's.
+    const ENOUGH: usize = 3;
+
+    /// The median of the kept times (of the middle two for an even count).
+    fn median(&self) -> Option<Duration> {
+        let n = self.count.min(Self::KEPT);
+        if n == 0 {
+            return None;
+        }
+        let mut sorted = self.times;
+        sorted[..n].sort_unstable();
+        Some(if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        })
+    }
+
+    fn enough(&self) -> bool {
+        self.count >= Self::ENOUGH
+    }
+}
+
+impl RunHistory {
+    /// Fold in a run at `batch` that followed `plan` and took `took`. A run
+    /// at another batch starts the history again, and is not counted: the
+    /// first run at a batch also sets up its buffers.
+    pub(crate) fn record(&mut self, batch: usize, plan: Option<RunPlan>, took: Duration) {
+        let arm = match plan {
+            Some(arm @ (RunPlan::WakeNow | RunPlan::StaySerial)) => arm,
+            // Helpers polling (or no helpers at all): nothing to learn.
+            _ => return,
+        };
+        if batch != self.batch {
+            *self = RunHistory {
+                batch,
+                ..RunHistory::default()
+            };
+            return;
+        }
+        if arm == RunPlan::WakeNow {
+            self.woke.push(took);
+        } else {
+            self.serial.push(took);
+        }
+        if self.last == Some(arm) {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.last = Some(arm);
+            self.streak = 1;
+        }
+    }
+
+    /// Median recent times (woke, serial) of runs at `batch`.
+    fn times(&self, batch: usize) -> (Option<Duration>, Option<Duration>) {
+        if batch == self.batch {
+            (self.woke.median(), self.serial.median())
+        } else {
+            (None, None)
+        }
+    }
+
+    /// The recent runs (woke, serial) at `batch`.
+    fn runs(&self, batch: usize) -> (RecentRuns, RecentRuns) {
+        if batch == self.batch {
+            (self.woke, self.serial)
+        } else {
+            (RecentRuns::default(), RecentRuns::default())
+        }
+    }
+
+    /// Whether the arm other than the one taken lately is due for a try,
+    /// so the choice follows the host.
+    fn probe_due(&self) -> bool {
+        self.streak + 1 >= PROBE_EVERY
+    }
+
+    /// The arm not taken lately.
+    fn other_arm(&self) -> RunPlan {
+        match self.last {
+            Some(RunPlan::WakeNow) => RunPlan::StaySerial,
+            _ => RunPlan::WakeNow,
+        }
+    }
+}
+
+/// The plan for a run at `batch` when a woken helper starts `wake_latency`
+/// after the wake. With helpers polling, use them. Then a model: a helper
 /// arriving at time L into a run of T saves about (T - L) / 2 on two threads,
 /// and waking costs the caller a few microseconds plus finer chunks of work
-/// while it waits: wake when T >= 1.5 L, or when either is unknown.
-/// `probe_due`: wake anyway, to measure the latency again.
+/// while it waits, so a run shorter than 1.5 L stays serial (every
+/// `PROBE_EVERY` runs one wakes a helper, to measure the latency again).
+/// Otherwise measurements decide: once runs that woke a helper and runs that
+/// did not were each timed `RecentRuns::ENOUGH` times, take the faster, and
+/// every `PROBE_EVERY` runs the other; until then, time the arm with fewer
+/// runs (one wake-up that took milliseconds must not settle it). (Letting measurements
+/// decide short runs too would follow noise: a wake-up a run ends before
+/// costs a few microseconds, well within the host's jitter.)
 pub(crate) fn plan_run(
     polling: bool,
-    expected: Option<Duration>,
+    history: &RunHistory,
+    batch: usize,
     wake_latency: Option<Duration>,
-    probe_due: bool,
 ) -> RunPlan {
     if polling {
         return RunPlan::UsePolling;
     }
-    match (expected, wake_latency) {
-        (Some(run), Some(latency)) if 2 * run.as_nanos() < 3 * latency.as_nanos() => {
-            if probe_due {
+    let (woke, serial) = history.times(batch);
+    let too_short = match (serial.or(woke), wake_latency) {
+        (Some(run), Some(latency)) => 2 * run.as_nanos() < 3 * latency.as_nanos(),
+        _ => false,
+    };
+    if too_short {
+        return if history.last == Some(RunPlan::StaySerial) && history.probe_due() {
+            RunPlan::WakeNow
+        } else {
+            RunPlan::StaySerial
+        };
+    }
+    let (woke_runs, serial_runs) = history.runs(batch);
+    if !(woke_runs.enough() && serial_runs.enough()) {
+        return if serial_runs.count < woke_runs.count {
+            RunPlan::StaySerial
+        } else {
+            RunPlan::WakeNow
+        };
+    }
+    match (woke, serial) {
+        (Some(woke), Some(serial)) => {
+            let faster = if woke < serial {
                 RunPlan::WakeNow
             } else {
                 RunPlan::StaySerial
+            };
+            if history.last == Some(faster) && history.probe_due() {
+                history.other_arm()
+            } else {
+                faster
             }
         }
+        (Some(_), None) => RunPlan::StaySerial,
         _ => RunPlan::WakeNow,
     }
 }
@@ -283,6 +466,14 @@ pub(crate) fn plan_run(
 pub(crate) struct RunHelpers {
     /// `NO_WAKE` as it was before the run, when this run set it.
     restore: Option<bool>,
+    plan: Option<RunPlan>,
+}
+
+impl RunHelpers {
+    /// What this run does about helpers (`None`: one thread, no choice).
+    pub(crate) fn plan(&self) -> Option<RunPlan> {
+        self.plan
+    }
 }
 
 impl Drop for RunHelpers {
@@ -293,37 +484,38 @@ impl Drop for RunHelpers {
     }
 }
 
-/// Start a model run on up to `threads` threads that is expected to take
-/// `expected`: per `plan_run`, use a polling helper, wake one now, or keep
+/// Start a model run at `batch` on up to `threads` threads: per `plan_run`
+/// and what `history` learned, use a polling helper, wake one now, or keep
 /// the whole run on this thread. A run between sparse requests is often
-/// shorter than a sleeping helper's wake-up here (1-3 ms): waking one then
-/// only costs the caller, and finer chunks of work for a helper that never
-/// comes. Steps inside a run that stays serial split only for helpers that
-/// are already polling.
-pub(crate) fn begin_run(threads: usize, expected: Option<Duration>) -> RunHelpers {
-    let mut run = RunHelpers { restore: None };
+/// shorter than a sleeping helper's wake-up here (up to 1-3 ms): waking one
+/// then only costs the caller, and finer chunks of work for a helper that
+/// never comes. Steps inside a run that stays serial split only for helpers
+/// that are already polling. Record the run's time in `history` with the
+/// returned plan.
+pub(crate) fn begin_run(threads: usize, history: &RunHistory, batch: usize) -> RunHelpers {
+    let mut run = RunHelpers {
+        restore: None,
+        plan: None,
+    };
     if threads < 2 || IN_CHUNKS.with(std::cell::Cell::get) {
         return run;
     }
     let Some(pool) = helper_pool() else {
         return run;
     };
-    let probe_due = SERIAL_RUNS.load(Ordering::Relaxed) + 1 >= PROBE_EVERY;
-    match plan_run(helper_polling(), expected, wake_latency(), probe_due) {
+    let plan = plan_run(helper_polling(), history, batch, wake_latency());
+    match plan {
         RunPlan::UsePolling => {}
         RunPlan::WakeNow => {
-            SERIAL_RUNS.store(0, Ordering::Relaxed);
             if WAKING.load(Ordering::Acquire) == 0 {
-                WAKING.fetch_add(1, Ordering::AcqRel);
-                let woken_at = Instant::now();
-                pool.spawn(move || helper_job(None, woken_at));
+                wake_one(pool);
             }
         }
         RunPlan::StaySerial => {
-            SERIAL_RUNS.fetch_add(1, Ordering::Relaxed);
             run.restore = Some(NO_WAKE.with(|no_wake| no_wake.replace(true)));
         }
     }
+    run.plan = Some(plan);
     run
 }
 
@@ -334,15 +526,14 @@ fn mailbox() -> std::sync::MutexGuard<'static, Vec<Arc<Shared>>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A pool thread's job, woken at `woken_at`: help with `first` (if any), then
-/// poll the mailbox for further calls until `LINGER` passes without one.
-fn helper_job(first: Option<Arc<Shared>>, woken_at: Instant) {
+/// A pool thread's turn after a wake-up at `woken_at`: poll the mailbox for
+/// calls, helping with each, until `LINGER` passes without one.
+fn helper_job(woken_at: Instant) {
     record_wake_latency(woken_at.elapsed());
-    WAKING.fetch_sub(1, Ordering::AcqRel);
-    if let Some(first) = first {
-        first.help();
-    }
     LINGERING.fetch_add(1, Ordering::AcqRel);
+    // Counted as lingering before it stops counting as waking, so a call in
+    // between still sees a helper it can reach.
+    WAKING.fetch_sub(1, Ordering::AcqRel);
     let mut deadline = Instant::now() + LINGER;
     loop {
         if POSTED.load(Ordering::Acquire) > 0 {
@@ -377,25 +568,109 @@ pub(crate) fn started() -> bool {
     POOL.get().is_some()
 }
 
-static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+static POOL: OnceLock<Option<Pool>> = OnceLock::new();
+
+/// The helper threads. Each sleeps in `park` until a call or a run wakes it
+/// (`wake_one`): a futex wake that allocates nothing, unlike queueing a job
+/// on a general-purpose pool, so a run that wakes a helper allocates nothing
+/// either.
+struct Pool {
+    helpers: Vec<Arc<Sleeper>>,
+    /// The origin of `Sleeper::woken_at_ns`.
+    epoch: Instant,
+}
+
+/// One helper thread's bed.
+struct Sleeper {
+    thread: std::thread::Thread,
+    /// Asleep, or about to be: a waker may claim it (and clears this).
+    asleep: AtomicBool,
+    /// Set by the waker that claimed it; the thread sleeps until it sees it.
+    woken: AtomicBool,
+    /// When it was woken, in ns since `Pool::epoch`.
+    woken_at_ns: AtomicU64,
+}
 
 /// Helper threads shared by every parallel kernel: one fewer than the
 /// machine's cores, as the calling thread works too. Started on first use;
 /// `None` on one core (a helper could only take turns with the caller) or if
 /// the system refuses threads: kernels then run serially.
-fn helper_pool() -> Option<&'static rayon::ThreadPool> {
+fn helper_pool() -> Option<&'static Pool> {
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < 2 {
-            return None;
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(cores - 1)
-            .thread_name(|i| format!("workbench-kernels-{i}"))
-            .build()
-            .ok()
+        let epoch = Instant::now();
+        let helpers: Vec<Arc<Sleeper>> = (0..cores.saturating_sub(1))
+            .map_while(|i| start_helper(i, epoch))
+            .collect();
+        // Room for every helper's entry of a few calls at once: posting
+        // then allocates nothing.
+        mailbox().reserve(4 * helpers.len());
+        (!helpers.is_empty()).then_some(Pool { helpers, epoch })
     })
     .as_ref()
+}
+
+/// Start helper thread `index`, asleep; `None` if the system refuses.
+fn start_helper(index: usize, epoch: Instant) -> Option<Arc<Sleeper>> {
+    // The thread learns its bed once it exists, and says when it runs: the
+    // pool is ready only then, so a thread's own start-up (which allocates)
+    // never lands in a later kernel call.
+    let (send_bed, receive_bed) = std::sync::mpsc::sync_channel::<Arc<Sleeper>>(1);
+    let (send_running, receive_running) = std::sync::mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new()
+        .name(format!("workbench-kernels-{index}"))
+        .spawn(move || {
+            if let Ok(bed) = receive_bed.recv() {
+                if send_running.send(()).is_ok() {
+                    helper_thread(&bed, epoch);
+                }
+            }
+        })
+        .ok()?;
+    let bed = Arc::new(Sleeper {
+        thread: handle.thread().clone(),
+        asleep: AtomicBool::new(true),
+        woken: AtomicBool::new(false),
+        woken_at_ns: AtomicU64::new(0),
+    });
+    send_bed.send(Arc::clone(&bed)).ok()?;
+    receive_running.recv().ok()?;
+    Some(bed)
+}
+
+/// A helper thread's life: sleep until woken, help and poll, sleep again.
+fn helper_thread(bed: &Sleeper, epoch: Instant) {
+    loop {
+        // `park` may return without an unpark: only the flag counts.
+        while !bed.woken.swap(false, Ordering::AcqRel) {
+            std::thread::park();
+        }
+        let woken_at = epoch + Duration::from_nanos(bed.woken_at_ns.load(Ordering::Acquire));
+        helper_job(woken_at);
+        // A waker that claims the bed from here on sets `woken` and unparks;
+        // the `swap` above sees it whether or not `park` was reached.
+        bed.asleep.store(true, Ordering::Release);
+    }
+}
+
+/// Wake one sleeping helper, if any is asleep; counted in `WAKING` until it
+/// runs. Returns whether one was woken.
+fn wake_one(pool: &Pool) -> bool {
+    for bed in &pool.helpers {
+        if bed
+            .asleep
+            .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            WAKING.fetch_add(1, Ordering::AcqRel);
+            let since_epoch = u64::try_from(pool.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            bed.woken_at_ns.store(since_epoch, Ordering::Release);
+            bed.woken.store(true, Ordering::Release);
+            bed.thread.unpark();
+            return true;
+        }
+    }
+    false
 }
 
 /// How many helpers a call asking for `threads` threads in total can have.
@@ -404,30 +679,67 @@ pub(crate) fn helpers_for(threads: usize) -> usize {
     if threads < 2 || IN_CHUNKS.with(std::cell::Cell::get) {
         return 0;
     }
-    let available = helper_pool().map_or(0, rayon::ThreadPool::current_num_threads);
+    let available = helper_pool().map_or(0, |pool| pool.helpers.len());
     (threads - 1).min(available)
 }
 
-/// A caller's record of its last `run_chunks` call, reused by the next call
-/// once no helper holds it any more: a parallel run whose helpers are polling
-/// then allocates nothing (waking a sleeping helper still costs the pool's job).
+/// A caller's records for its `run_chunks` calls, reused once no helper
+/// holds one any more. A helper holds a record from taking the call from the
+/// mailbox until it has left (a few microseconds past the call's end if it
+/// came late), and holds one at a time: so with one record per helper and one
+/// more, made at the first parallel call, one is always free and later calls
+/// allocate nothing.
 #[derive(Default)]
-pub(crate) struct ChunkRecord(Option<Arc<Shared>>);
+pub(crate) struct ChunkRecord(Vec<Arc<Shared>>);
 
 impl Clone for ChunkRecord {
-    /// A clone starts with no record of its own.
+    /// A clone starts with no records of its own.
     fn clone(&self) -> ChunkRecord {
-        ChunkRecord(None)
+        ChunkRecord::default()
     }
 }
 
 impl std::fmt::Debug for ChunkRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "ChunkRecord(kept)"
-        } else {
-            "ChunkRecord(none)"
-        })
+        write!(f, "ChunkRecord({} kept)", self.0.len())
+    }
+}
+
+impl ChunkRecord {
+    /// Make the records once the helper threads run, so that a call site
+    /// whose first calls stay serial (too little work, no helper awake)
+    /// allocates nothing when a later call splits. Serial paths that never
+    /// reach `run_chunks` call this themselves. (Work inside a chunk never
+    /// splits: it needs none.)
+    pub(crate) fn prepare(&mut self) {
+        if self.0.is_empty() && !IN_CHUNKS.with(std::cell::Cell::get) {
+            if let Some(Some(pool)) = POOL.get() {
+                let no_work: *const (dyn Fn(usize, usize) + Sync + 'static) = &|_, _| {};
+                self.0 = (0..=pool.helpers.len())
+                    .map(|_| Arc::new(Shared::new(0, no_work)))
+                    .collect();
+            }
+        }
+    }
+
+    /// A record no helper holds, set up for `chunks` and `work`.
+    fn take(
+        &mut self,
+        chunks: usize,
+        work: *const (dyn Fn(usize, usize) + Sync + 'static),
+    ) -> Arc<Shared> {
+        self.prepare();
+        for record in &mut self.0 {
+            if let Some(idle) = Arc::get_mut(record) {
+                *idle = Shared::new(chunks, work);
+                return Arc::clone(record);
+            }
+        }
+        // Not reached while each helper holds one record at most; kept, so
+        // that it is not made again.
+        let record = Arc::new(Shared::new(chunks, work));
+        self.0.push(Arc::clone(&record));
+        record
     }
 }
 
@@ -448,7 +760,23 @@ pub(crate) fn run_chunks(
         helpers.min(chunks.saturating_sub(1))
     };
     let pool = if helpers > 0 { helper_pool() } else { None };
-    let Some(pool) = pool else {
+    record.prepare();
+    // Polling (or already woken) helpers get the call through the mailbox,
+    // and sleeping ones are woken to take it from there, unless this run
+    // chose to wake none.
+    let takers = chunk_takers();
+    let helpers = if takers == ChunkTakers::CallerOnly {
+        0
+    } else {
+        helpers
+    };
+    let reachable = helpers_reachable();
+    let to_post = if waking_not_worth() && takers == ChunkTakers::Any {
+        helpers.min(reachable)
+    } else {
+        helpers
+    };
+    let (Some(pool), true) = (pool, to_post > 0) else {
         (0..chunks).for_each(|chunk| work(0, chunk));
         return;
     };
@@ -461,32 +789,25 @@ pub(crate) fn run_chunks(
             *const (dyn Fn(usize, usize) + Sync + 'static),
         >(work)
     };
-    // The last call's record if no helper still holds it (one that never
-    // joined drops it when it gets to run), else a new one.
-    let mut shared = record
-        .0
-        .take()
-        .unwrap_or_else(|| Arc::new(Shared::new(chunks, erased)));
-    match Arc::get_mut(&mut shared) {
-        Some(idle) => *idle = Shared::new(chunks, erased),
-        None => shared = Arc::new(Shared::new(chunks, erased)),
-    }
-    // Polling (or already woken) helpers get the call through the mailbox;
-    // sleeping ones are woken, unless this run chose to wake none.
-    let to_post = helpers.min(helpers_reachable());
-    let helpers = if waking_not_worth() { to_post } else { helpers };
-    if to_post > 0 {
+    let shared = record.take(chunks, erased);
+    {
         let mut posted = mailbox();
         posted.extend((0..to_post).map(|_| Arc::clone(&shared)));
         POSTED.store(posted.len(), Ordering::Release);
     }
-    for _ in to_post..helpers {
-        let shared = Arc::clone(&shared);
+    for _ in reachable.min(to_post)..to_post {
+        if !wake_one(pool) {
+            // Every helper is busy: one that finishes polls the mailbox.
+            break;
+        }
         #[cfg(test)]
         WOKEN_BY_THIS_THREAD.with(|woken| woken.set(woken.get() + 1));
-        WAKING.fetch_add(1, Ordering::AcqRel);
-        let woken_at = Instant::now();
-        pool.spawn(move || helper_job(Some(shared), woken_at));
+    }
+    if takers == ChunkTakers::HelpersFirst {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while !shared.all_taken() && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
     }
     // If the caller's own work panics, still close and wait before unwinding,
     // so no helper is left reading a dead closure.
@@ -504,8 +825,8 @@ pub(crate) fn run_chunks(
             std::thread::yield_now();
         }
     }
-    if to_post > 0 {
-        // Entries no helper took (it stopped polling meanwhile) are dropped here.
+    {
+        // Entries no helper took (none came in time) are dropped here.
         let mut posted = mailbox();
         posted.retain(|job| !Arc::ptr_eq(job, &shared));
         POSTED.store(posted.len(), Ordering::Release);
@@ -514,7 +835,6 @@ pub(crate) fn run_chunks(
         std::panic::resume_unwind(payload);
     }
     let helper_panicked = shared.helper_panicked.load(Ordering::Acquire);
-    record.0 = Some(shared);
     assert!(!helper_panicked, "a kernel helper thread panicked");
 }
 
@@ -537,6 +857,31 @@ pub(crate) fn try_run_chunks<E: Send>(
     match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// A participant's buffers that grow when its chunks first need them.
+pub(crate) trait GrowLike {
+    /// Grow this one's buffers to hold at least what `other`'s hold.
+    fn grow_like(&mut self, other: &Self);
+}
+
+/// After a parallel call: grow every participant's buffers to the largest
+/// any of them has. Which thread takes which chunk changes from call to
+/// call, so without this a helper taking a chunk it never took before would
+/// allocate in a later run.
+pub(crate) fn equalize<T: GrowLike>(participants: &mut [T]) {
+    if let Some((first, rest)) = participants.split_first_mut() {
+        rest.iter().for_each(|other| first.grow_like(other));
+        rest.iter_mut().for_each(|other| other.grow_like(first));
+    }
+}
+
+/// Room in `v` for at least as many items as `other` has room for. Exact:
+/// `reserve`'s doubling would have two buffers outgrow each other in turn.
+pub(crate) fn reserve_like<T, U>(v: &mut Vec<T>, other: &Vec<U>) {
+    if v.capacity() < other.capacity() {
+        v.reserve_exact(other.capacity() - v.len());
     }
 }
 
@@ -655,46 +1000,107 @@ mod tests {
     /// These tests share the one pool and one of them occupies it: one at a time.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+    /// A history of `runs` runs at `batch` that followed `plan` and took `took`.
+    fn history_of(batch: usize, runs: &[(RunPlan, Duration)]) -> RunHistory {
+        let mut history = RunHistory::default();
+        // The first run at a batch is not counted.
+        history.record(batch, Some(RunPlan::WakeNow), Duration::from_secs(1));
+        assert_eq!(history.times(batch), (None, None));
+        for &(plan, took) in runs {
+            history.record(batch, Some(plan), took);
+        }
+        history
+    }
+
     #[test]
-    fn a_run_wakes_a_helper_only_if_it_would_arrive_in_time() {
+    fn until_both_ways_are_timed_a_run_wakes_a_helper_if_it_would_arrive_in_time() {
         let ms = Duration::from_millis;
-        // A polling helper is used whatever the estimates.
-        assert_eq!(
-            plan_run(true, Some(ms(1)), Some(ms(3)), false),
-            RunPlan::UsePolling
-        );
-        // Nothing known yet: wake, and learn.
-        assert_eq!(plan_run(false, None, None, false), RunPlan::WakeNow);
-        assert_eq!(plan_run(false, Some(ms(1)), None, false), RunPlan::WakeNow);
-        assert_eq!(plan_run(false, None, Some(ms(3)), false), RunPlan::WakeNow);
-        // A 0.3 ms run against a 3 ms wake-up stays serial, except when probing.
-        assert_eq!(
-            plan_run(false, Some(ms(1) / 3), Some(ms(3)), false),
-            RunPlan::StaySerial
-        );
-        assert_eq!(
-            plan_run(false, Some(ms(1) / 3), Some(ms(3)), true),
-            RunPlan::WakeNow
-        );
-        // A 9 ms run against a 3 ms wake-up, or a 0.3 ms run against 25 us: wake.
-        assert_eq!(
-            plan_run(false, Some(ms(9)), Some(ms(3)), false),
-            RunPlan::WakeNow
-        );
         let us = Duration::from_micros;
-        assert_eq!(
-            plan_run(false, Some(us(300)), Some(us(25)), false),
-            RunPlan::WakeNow
-        );
+        let (wake, serial) = (RunPlan::WakeNow, RunPlan::StaySerial);
+        let none = RunHistory::default();
+        // A polling helper is used whatever is known.
+        let short = history_of(8, &[(serial, us(300))]);
+        assert_eq!(plan_run(true, &short, 8, Some(ms(3))), RunPlan::UsePolling);
+        // Nothing known yet: wake, and learn.
+        assert_eq!(plan_run(false, &none, 8, None), wake);
+        assert_eq!(plan_run(false, &none, 8, Some(ms(3))), wake);
+        assert_eq!(plan_run(false, &short, 8, None), wake);
+        // A 0.3 ms run against a 3 ms wake-up stays serial; at another
+        // batch nothing is known.
+        assert_eq!(plan_run(false, &short, 8, Some(ms(3))), serial);
+        assert_eq!(plan_run(false, &short, 1, Some(ms(3))), wake);
+        // ... except every PROBE_EVERY runs, to measure the latency again.
+        let runs = vec![(serial, us(300)); PROBE_EVERY as usize - 1];
+        assert_eq!(plan_run(false, &history_of(8, &runs), 8, Some(ms(3))), wake);
+        // A 9 ms run against a 3 ms wake-up, or a 0.3 ms run against 25 us: wake.
+        let long = history_of(8, &[(serial, ms(9))]);
+        assert_eq!(plan_run(false, &long, 8, Some(ms(3))), wake);
+        assert_eq!(plan_run(false, &short, 8, Some(us(25))), wake);
         // The boundary: 1.5 wake-ups.
-        assert_eq!(
-            plan_run(false, Some(us(149)), Some(us(100)), false),
-            RunPlan::StaySerial
-        );
-        assert_eq!(
-            plan_run(false, Some(us(150)), Some(us(100)), false),
-            RunPlan::WakeNow
-        );
+        let at = |run| history_of(8, &[(serial, run)]);
+        assert_eq!(plan_run(false, &at(us(149)), 8, Some(us(100))), serial);
+        assert_eq!(plan_run(false, &at(us(150)), 8, Some(us(100))), wake);
+        // Only runs that woke a helper timed: time a serial one next.
+        let woke_only = history_of(8, &[(wake, ms(2))]);
+        assert_eq!(plan_run(false, &woke_only, 8, Some(us(100))), serial);
+    }
+
+    #[test]
+    fn once_both_ways_are_timed_a_run_takes_the_faster_and_now_and_then_the_other() {
+        let ms = Duration::from_millis;
+        let (wake, serial) = (RunPlan::WakeNow, RunPlan::StaySerial);
+        // Woken helpers made runs slower (as they did here for `convnet-224`
+        // at batch 1 with a 0.5 ms wake-up): stay serial, whatever the model says.
+        let (fast, slow) = (ms(16) / 10, ms(19) / 10);
+        let timed = [(serial, fast), (wake, slow)].repeat(RecentRuns::ENOUGH);
+        // Until each way has run that often, the one with fewer runs goes next.
+        let partly = history_of(1, &timed[..3]);
+        assert_eq!(plan_run(false, &partly, 1, Some(ms(1) / 2)), wake);
+        let partly = history_of(1, &timed[..4]);
+        assert_eq!(plan_run(false, &partly, 1, Some(ms(1) / 2)), wake);
+        let partly = history_of(1, &timed[1..4]);
+        assert_eq!(plan_run(false, &partly, 1, Some(ms(1) / 2)), serial);
+        let mut history = history_of(1, &timed);
+        let latency = Some(ms(1) / 2);
+        let mut plans = Vec::new();
+        for _ in 0..2 * PROBE_EVERY {
+            let plan = plan_run(false, &history, 1, latency);
+            plans.push(plan);
+            let took = if plan == wake { ms(19) } else { ms(16) } / 10;
+            history.record(1, Some(plan), took);
+        }
+        let woke = plans.iter().filter(|&&p| p == wake).count();
+        assert_eq!(woke, 2, "one probe per PROBE_EVERY runs: {plans:?}");
+        assert_eq!(plans[0], serial);
+        // A run too short for a woken helper to arrive in stays serial,
+        // whatever the noise made of the two times.
+        let us = Duration::from_micros;
+        let tiny = history_of(1, &[(serial, us(25)), (wake, us(22))]);
+        assert_eq!(plan_run(false, &tiny, 1, Some(us(45))), serial);
+        // And the other way round.
+        let timed = [(serial, ms(3)), (wake, ms(2))].repeat(RecentRuns::ENOUGH);
+        let history = history_of(1, &timed);
+        assert_eq!(plan_run(false, &history, 1, Some(ms(1))), wake);
+        // The times are the median of the last four: one slow run does not
+        // sway them, and they follow the host.
+        let mut history = history_of(1, &[(serial, ms(4)), (serial, ms(6))]);
+        assert_eq!(history.times(1), (None, Some(ms(5))));
+        history.record(1, Some(serial), ms(40));
+        assert_eq!(history.times(1), (None, Some(ms(6))));
+        for _ in 0..3 {
+            history.record(1, Some(serial), ms(2));
+        }
+        assert_eq!(history.times(1), (None, Some(ms(2))));
+        // Runs with a polling helper teach nothing; another batch starts over,
+        // its first run not counted.
+        history.record(1, Some(RunPlan::UsePolling), ms(1));
+        history.record(1, None, ms(1));
+        assert_eq!(history.times(1), (None, Some(ms(2))));
+        history.record(2, Some(wake), ms(70));
+        assert_eq!(history.times(2), (None, None));
+        assert_eq!(history.times(1), (None, None));
+        history.record(2, Some(wake), ms(7));
+        assert_eq!(history.times(2), (Some(ms(7)), None));
     }
 
     #[test]
@@ -719,6 +1125,7 @@ mod tests {
         assert!(!waking_not_worth());
         let serial = RunHelpers {
             restore: Some(NO_WAKE.with(|no_wake| no_wake.replace(true))),
+            plan: Some(RunPlan::StaySerial),
         };
         assert!(waking_not_worth());
         // Once no helper is polling or on its way (a test before may have
@@ -746,7 +1153,9 @@ mod tests {
         drop(serial);
         assert!(!waking_not_worth());
         // One thread's runs never touch the flag.
-        drop(begin_run(1, Some(Duration::from_nanos(1))));
+        let one_thread = begin_run(1, &RunHistory::default(), 1);
+        assert_eq!(one_thread.plan(), None);
+        drop(one_thread);
         assert!(!waking_not_worth());
     }
 
@@ -766,20 +1175,64 @@ mod tests {
     #[test]
     fn a_record_no_helper_holds_is_reused() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        if helpers_for(2) == 0 {
+        let Some(pool) = helper_pool() else {
             return;
-        }
+        };
         let mut record = ChunkRecord::default();
+        let kept = |record: &ChunkRecord| -> Vec<*const Shared> {
+            record.0.iter().map(Arc::as_ptr).collect()
+        };
         run_chunks(&mut record, 1, 4, &|_, _| {});
-        let first = record.0.as_ref().map(Arc::as_ptr).expect("a record");
-        // Wait for the helper to let go of it (it may still be on its way in).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while record.0.as_ref().is_some_and(|r| Arc::strong_count(r) > 1) {
-            assert!(Instant::now() < deadline, "the helper kept the record");
-            std::thread::sleep(Duration::from_millis(1));
+        // One per helper and one more.
+        let first = kept(&record);
+        assert_eq!(first.len(), pool.helpers.len() + 1);
+        for _ in 0..50 {
+            run_chunks(&mut record, 1, 4, &|_, _| {});
+            assert_eq!(kept(&record), first, "a record was made again");
         }
+        // Every record held (as no helper does): one more is made, and kept.
+        let held: Vec<Arc<Shared>> = record.0.clone();
         run_chunks(&mut record, 1, 4, &|_, _| {});
-        assert_eq!(record.0.as_ref().map(Arc::as_ptr), Some(first));
+        assert_eq!(kept(&record).len(), first.len() + 1);
+        assert_eq!(kept(&record)[..first.len()], first[..]);
+        drop(held);
+        run_chunks(&mut record, 1, 4, &|_, _| {});
+        assert_eq!(kept(&record).len(), first.len() + 1);
+    }
+
+    struct Buffers(Vec<f32>, Vec<u8>);
+
+    impl GrowLike for Buffers {
+        fn grow_like(&mut self, other: &Buffers) {
+            reserve_like(&mut self.0, &other.0);
+            reserve_like(&mut self.1, &other.1);
+        }
+    }
+
+    #[test]
+    fn equalized_buffers_hold_the_largest_and_stop_growing() {
+        let mut participants = vec![
+            Buffers(Vec::with_capacity(100), Vec::new()),
+            Buffers(vec![1.0; 150], Vec::with_capacity(7)),
+            Buffers(Vec::with_capacity(3), Vec::with_capacity(40)),
+        ];
+        equalize(&mut participants);
+        let capacities = |ps: &[Buffers]| -> Vec<(usize, usize)> {
+            ps.iter()
+                .map(|b| (b.0.capacity(), b.1.capacity()))
+                .collect()
+        };
+        let after = capacities(&participants);
+        assert!(after.iter().all(|&(f, u)| f >= 150 && u >= 40), "{after:?}");
+        // Contents are left alone.
+        assert_eq!(participants[1].0, vec![1.0; 150]);
+        assert!(participants[0].0.is_empty());
+        // Equal already: nothing grows any more (doubling reserves would
+        // have each outgrow the other, call after call).
+        for _ in 0..10 {
+            equalize(&mut participants);
+        }
+        assert_eq!(capacities(&participants), after);
     }
 
     #[test]
@@ -849,28 +1302,40 @@ mod tests {
     #[test]
     fn a_late_helper_is_not_waited_for() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        if helpers_for(2) == 0 {
+        let helpers = helpers_for(usize::MAX);
+        if helpers == 0 {
             return;
         }
-        // Keep the only pool thread busy, so the helper of the next call
-        // cannot start: the call must still return once its chunks are done.
+        // Keep every helper busy inside a call on another thread (its own
+        // chunk waits until they have all joined, theirs until released), so
+        // no helper can start on the next call: that call must still return
+        // once its chunks are done.
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-        let pool = helper_pool().expect("pool");
-        let busy_threads = pool.current_num_threads();
-        let release_rx = Arc::new(Mutex::new(release_rx));
-        for _ in 0..busy_threads {
-            let rx = Arc::clone(&release_rx);
-            let started = started_tx.clone();
-            pool.spawn(move || {
-                let _ = started.send(());
-                let _ = rx.lock().expect("lock").recv();
-            });
-        }
-        for _ in 0..busy_threads {
-            started_rx.recv().expect("pool thread started");
-        }
-        // On another thread, so a call that waited for the helper fails the
+        let release_rx = Mutex::new(release_rx);
+        let (occupied_tx, occupied_rx) = std::sync::mpsc::channel::<bool>();
+        let occupier = std::thread::spawn(move || {
+            let joined = AtomicUsize::new(0);
+            run_chunks(
+                &mut ChunkRecord::default(),
+                helpers,
+                helpers + 1,
+                &|participant, _| {
+                    if participant == 0 {
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while joined.load(Ordering::Acquire) < helpers && Instant::now() < deadline
+                        {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        let _ = occupied_tx.send(joined.load(Ordering::Acquire) == helpers);
+                    } else {
+                        joined.fetch_add(1, Ordering::AcqRel);
+                        let _ = release_rx.lock().expect("lock").recv();
+                    }
+                },
+            );
+        });
+        let occupied = occupied_rx.recv().expect("the occupying call reports");
+        // On another thread, so a call that waited for a helper fails the
         // test after a timeout instead of hanging it.
         let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
         std::thread::spawn(move || {
@@ -884,10 +1349,14 @@ mod tests {
                 let _ = done_tx.send(done.load(Ordering::Relaxed));
             }
         });
-        let chunks_done = done_rx.recv_timeout(std::time::Duration::from_secs(10));
-        for _ in 0..busy_threads {
+        let chunks_done = done_rx.recv_timeout(Duration::from_secs(10));
+        for _ in 0..helpers {
             let _ = release_tx.send(());
         }
+        occupier
+            .join()
+            .expect("the occupying call returns once released");
+        assert!(occupied, "the helpers did not all join within 10 s");
         assert_eq!(
             chunks_done,
             Ok(4),

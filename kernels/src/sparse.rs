@@ -132,6 +132,14 @@ pub(crate) struct Gathered {
     values: Vec<f32>,
 }
 
+impl crate::pool::GrowLike for Gathered {
+    fn grow_like(&mut self, other: &Gathered) {
+        crate::pool::reserve_like(&mut self.bits, &other.bits);
+        crate::pool::reserve_like(&mut self.starts, &other.starts);
+        crate::pool::reserve_like(&mut self.values, &other.values);
+    }
+}
+
 impl Gathered {
     /// Room for the nonzeros of any `m x k` A, so that whether a call skips
     /// zeros (which depends on its input) never decides whether it allocates.

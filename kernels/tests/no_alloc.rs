@@ -4,10 +4,7 @@
 //! level this CPU has (checked with a counting global allocator; one test per
 //! binary so no other test thread allocates meanwhile); nor does a GEMM whose
 //! input decides whether it skips zeros; and single-threaded kernels never
-//! start the helper threads. With threads, a parallel step reuses its record while
-//! helpers poll (`pool` unit tests); waking a helper that went to sleep costs
-//! the pool's job and a record, which a loaded machine makes frequent, so
-//! no count is asserted for it here.
+//! start the helper threads. With threads, see `no_alloc_threads.rs`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

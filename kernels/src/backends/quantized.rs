@@ -187,7 +187,7 @@ impl Backend for QuantizedBackend {
             chunks: ChunkRecord::default(),
             bands: vec![BandScratch::default(); tile.threads.max(1)],
             band_sums: Vec::new(),
-            last_run: None,
+            run_history: pool::RunHistory::default(),
         };
         // Activation parameters for int8: run the f32 model on seeded inputs
         // and observe the input of every GEMM node.
@@ -825,6 +825,7 @@ fn split_in_bands(
     record: &mut ChunkRecord,
 ) -> Result<(), KernelError> {
     if helpers == 0 {
+        record.prepare();
         conv::split_interior(simd, x, g, lay, split);
         return Ok(());
     }
@@ -873,6 +874,7 @@ fn depthwise_in_bands(
     let flops = 2.0 * (g.out_c * g.oh * g.ow * taps) as f64;
     let helpers = crate::gemm::helpers_worth(threads, flops);
     if helpers == 0 {
+        record.prepare();
         conv::depthwise(simd, q, lay, offsets, g, weight, bias, relu, out);
         return Ok(());
     }
@@ -934,9 +936,9 @@ pub struct QuantizedExecutable {
     bands: Vec<BandScratch>,
     /// Per band of a pooled conv GEMM: its column sums (`n` each).
     band_sums: Vec<f32>,
-    /// The last run's batch and duration: whether the next is long enough to
-    /// wake a helper thread for (`pool::begin_run`).
-    last_run: Option<(usize, std::time::Duration)>,
+    /// How runs went with and without waking a helper thread
+    /// (`pool::begin_run`).
+    run_history: pool::RunHistory,
 }
 
 /// A GEMM's threads per `tile` (its `threads`, its A-block budget), through
@@ -971,9 +973,15 @@ fn quantize_rows(
     let helpers = threads
         .as_ref()
         .map_or(0, |t| crate::gemm::helpers_worth(t.threads, flops));
-    let (Some(t), true) = (threads, helpers > 0) else {
-        quantize(&x[..rows * k], &mut dst[..rows * lda]);
-        return;
+    let t = match threads {
+        Some(t) if helpers > 0 => t,
+        serial => {
+            if let Some(t) = serial {
+                t.record.prepare();
+            }
+            quantize(&x[..rows * k], &mut dst[..rows * lda]);
+            return;
+        }
     };
     let per_block = rows
         .div_ceil((helpers + 1) * crate::gemm::CHUNKS_PER_THREAD)
@@ -1708,6 +1716,17 @@ struct BandScratch {
     t_t: Vec<f32>,
 }
 
+impl pool::GrowLike for BandScratch {
+    fn grow_like(&mut self, other: &BandScratch) {
+        pool::reserve_like(&mut self.gather, &other.gather);
+        pool::reserve_like(&mut self.cols, &other.cols);
+        pool::reserve_like(&mut self.a_u8, &other.a_u8);
+        pool::reserve_like(&mut self.q_t, &other.q_t);
+        pool::reserve_like(&mut self.t, &other.t);
+        pool::reserve_like(&mut self.t_t, &other.t_t);
+    }
+}
+
 /// One sample of a conv or pointwise conv GEMM node.
 struct ConvGemm<'a> {
     simd: SimdLevel,
@@ -1750,10 +1769,10 @@ impl ConvGemm<'_> {
         }
         let sums = pool::SharedOut::new(&mut band_sums[..]);
         let out = pool::SharedOut::new(dst.out.get_mut(dst.offset..).ok_or_else(internal)?);
-        let workers = pool::PerParticipant::new(workers);
+        let participants = pool::PerParticipant::new(workers);
         let run_band = |participant: usize, b: usize| -> Result<(), KernelError> {
             // SAFETY: `participant` is the number `run_chunks` gave this thread.
-            let w = unsafe { workers.get(participant) }.ok_or_else(internal)?;
+            let w = unsafe { participants.get(participant) }.ok_or_else(internal)?;
             let p0 = b * band;
             let len = band.min(hw - p0);
             w.t.resize(len * n, 0.0);
@@ -1807,7 +1826,9 @@ impl ConvGemm<'_> {
             }
             Ok(())
         };
-        pool::try_run_chunks(record, helpers, bands, &run_band)?;
+        let done = pool::try_run_chunks(record, helpers, bands, &run_band);
+        pool::equalize(workers);
+        done?;
         if dst.pooled {
             let means = dst
                 .out
@@ -1826,14 +1847,13 @@ impl Executable for QuantizedExecutable {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
         // As the tiled engine does: a run too short for a sleeping helper to
         // arrive in time wakes none.
-        let expected = self
-            .last_run
-            .filter(|(b, _)| *b == batch)
-            .map(|(_, took)| took);
-        let _helpers = pool::begin_run(self.tile.threads, expected);
+        // Timed from before a wake-up, which the caller pays for.
         let started = std::time::Instant::now();
+        let helpers = pool::begin_run(self.tile.threads, &self.run_history, batch);
         self.run_nodes(input, batch, None)?;
-        self.last_run = Some((batch, started.elapsed()));
+        self.run_history
+            .record(batch, helpers.plan(), started.elapsed());
+        drop(helpers);
         let out_len = self.graph.output_len() * batch;
         Ok(&self.buffers[self.graph.output][..out_len])
     }

@@ -145,6 +145,7 @@ pub(crate) fn run_split<E: Send>(
     block: &(dyn Fn(Range<usize>, Range<usize>) -> Result<(), E> + Sync),
 ) -> Result<(), E> {
     if helpers == 0 || m == 0 || panels == 0 {
+        record.prepare();
         return block(0..m, 0..panels);
     }
     let split = BlockSplit::new(m, panels, mr, a_row_bytes, a_block_bytes, helpers);
