@@ -1455,9 +1455,9 @@ pub fn sgemm_with(
     } else {
         0
     };
-    if ws.threads.len() < possible.max(helpers) + 1 {
-        ws.threads
-            .resize(possible.max(helpers) + 1, PackBuffers::default());
+    let participants = possible.max(helpers) + 1;
+    if ws.threads.len() < participants {
+        ws.threads.resize(participants, PackBuffers::default());
     }
     let may_gather = matches!(b, BOperand::Packed(p) if params.skip_zeros && p.zeros_skippable())
         && a.cs == 1

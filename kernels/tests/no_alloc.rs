@@ -6,39 +6,13 @@
 //! input decides whether it skips zeros; and single-threaded kernels never
 //! start the helper threads. With threads, see `no_alloc_threads.rs`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting_alloc;
 
 use workbench_kernels::{
     compile, models, sgemm_with, Activation, BOperand, BackendKind, Bias, CompileOptions, Epilogue,
     GemmWorkspace, Graph, MatRef, ModelSpec, PackedB, Precision, SimdLevel, TileParams,
     TransformerSpec,
 };
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn second_run_allocates_nothing() {
@@ -107,11 +81,11 @@ fn second_run_allocates_nothing() {
                 };
                 let mut exe = compile(g, kind, &options).unwrap();
                 exe.run(&inputs[0], largest).unwrap();
-                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                let before = counting_alloc::allocations();
                 for (run, batch) in [1usize, 3, 1, 2, 3, 1].into_iter().enumerate() {
                     let x = &inputs[run % inputs.len()][..g.input_len() * batch];
                     exe.run(x, batch).unwrap();
-                    let after = ALLOCATIONS.load(Ordering::SeqCst);
+                    let after = counting_alloc::allocations();
                     assert_eq!(
                         after - before,
                         0,
@@ -164,12 +138,12 @@ fn second_run_allocates_nothing() {
             .unwrap();
         };
         gemm(&dense_a, &mut c);
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = counting_alloc::allocations();
         for a in [&sparse_a, &dense_a, &sparse_a] {
             gemm(a, &mut c);
         }
         assert_eq!(
-            ALLOCATIONS.load(Ordering::SeqCst) - before,
+            counting_alloc::allocations() - before,
             0,
             "{simd}: a GEMM allocated when its input's zeros changed"
         );

@@ -10,8 +10,8 @@
 //! they can (`set_chunk_takers`): each thread then meets chunks it never ran,
 //! whatever the timing; then runs go as they come.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting_alloc;
+
 use std::time::Duration;
 
 use workbench_kernels::gemm::{set_chunk_takers, ChunkTakers};
@@ -20,31 +20,6 @@ use workbench_kernels::{
     ConvBlock, ConvnetSpec, Epilogue, GemmWorkspace, Graph, MatRef, ModelSpec, PackedB, Precision,
     TileParams, TransformerSpec,
 };
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Longer than a helper polls for work after its last call (500 us): the
 /// next parallel step finds it asleep and wakes it.
@@ -115,7 +90,7 @@ fn threaded_runs_allocate_nothing_after_the_first() {
             let mut exe = compile(g, kind, &options).unwrap();
             set_chunk_takers(ChunkTakers::CallerOnly);
             exe.run(&inputs[0], largest).unwrap();
-            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            let before = counting_alloc::allocations();
             for (run, batch) in [4usize, 1, 3, 4, 2, 4, 1, 4].into_iter().enumerate() {
                 set_chunk_takers(if run < 4 {
                     ChunkTakers::HelpersFirst
@@ -128,7 +103,7 @@ fn threaded_runs_allocate_nothing_after_the_first() {
                 let x = &inputs[run % inputs.len()][..g.input_len() * batch];
                 exe.run(x, batch).unwrap();
                 assert_eq!(
-                    ALLOCATIONS.load(Ordering::SeqCst) - before,
+                    counting_alloc::allocations() - before,
                     0,
                     "{} on {kind} {precision:?} with 2 threads allocated in run {run} at batch {batch}",
                     g.name()
@@ -175,7 +150,7 @@ fn threaded_runs_allocate_nothing_after_the_first() {
     set_chunk_takers(ChunkTakers::CallerOnly);
     gemm(BOperand::Packed(&packed), &mut c);
     gemm(BOperand::Mat(MatRef::row_major(&weights, n)), &mut c);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     for call in 0..20 {
         set_chunk_takers(if call < 10 {
             ChunkTakers::HelpersFirst
@@ -192,7 +167,7 @@ fn threaded_runs_allocate_nothing_after_the_first() {
         }
     }
     assert_eq!(
-        ALLOCATIONS.load(Ordering::SeqCst) - before,
+        counting_alloc::allocations() - before,
         0,
         "a two-thread GEMM allocated after its first calls"
     );

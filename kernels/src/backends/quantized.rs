@@ -1845,9 +1845,9 @@ impl ConvGemm<'_> {
 
 impl Executable for QuantizedExecutable {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
-        // As the tiled engine does: a run too short for a sleeping helper to
-        // arrive in time wakes none.
-        // Timed from before a wake-up, which the caller pays for.
+        // As the tiled engine does: wake a sleeping helper only when that
+        // pays (`pool::begin_run`), timed from before the wake-up, which
+        // the caller pays for.
         let started = std::time::Instant::now();
         let helpers = pool::begin_run(self.tile.threads, &self.run_history, batch);
         self.run_nodes(input, batch, None)?;
