@@ -97,7 +97,7 @@ impl SplitLayout {
 /// layout, padding included (the engine keeps padding zero once; tests check both).
 #[cfg(test)]
 pub(crate) fn pad_split(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32]) {
-    split_image(x, g, lay, q, true);
+    split_image::<COPY_PORTABLE>(x, g, lay, q, true);
 }
 
 /// As `pad_split`, but only the pixels of the image are written: for a buffer that
@@ -122,33 +122,80 @@ pub(crate) fn split_interior(
             SimdLevel::Portable => {}
         }
     }
-    split_image(x, g, lay, q, false);
+    split_image::<COPY_PORTABLE>(x, g, lay, q, false);
+}
+
+/// Which row copy `split_image` uses: `copy_from_slice`, or whole and masked
+/// vector moves (only from the functions compiled for that level).
+const COPY_PORTABLE: u8 = 0;
+const COPY_AVX2: u8 = 1;
+const COPY_AVX512: u8 = 2;
+
+/// `dst = src[..dst.len()]`. Stride-1 rows are often a few floats wide
+/// (keyword-spotting inputs are 5-10 columns): a `memcpy` call per row cost more
+/// than the copy, so the SIMD builds move them with masked vector moves.
+#[inline(always)]
+fn copy_row<const COPY: u8>(dst: &mut [f32], src: &[f32]) {
+    let src = &src[..dst.len()];
+    #[cfg(target_arch = "x86_64")]
+    match COPY {
+        // SAFETY: COPY_AVX512 is passed only by `split_interior_avx512`, which
+        // runs where AVX-512F is available.
+        COPY_AVX512 => return unsafe { x86::copy_floats_avx512(dst, src) },
+        // SAFETY: COPY_AVX2 is passed only by `split_interior_avx2`, which runs
+        // where AVX2 is available.
+        COPY_AVX2 => return unsafe { x86::copy_floats_avx2(dst, src) },
+        _ => {}
+    }
+    dst.copy_from_slice(src);
 }
 
 #[inline(always)]
-fn split_image(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32], zero_padding: bool) {
+fn split_image<const COPY: u8>(
+    x: &[f32],
+    g: &ConvGeom,
+    lay: &SplitLayout,
+    q: &mut [f32],
+    zero_padding: bool,
+) {
     let s = lay.stride;
-    for c in 0..g.in_c {
-        for py in 0..lay.ph {
-            let iy = py.checked_sub(g.pad).filter(|&iy| iy < g.h);
-            let start = (c * lay.ph + py) * s * lay.qw;
-            let phases = &mut q[start..start + s * lay.qw];
-            let Some(iy) = iy else {
-                if zero_padding {
-                    phases.fill(0.0);
+    if s == 2 {
+        for c in 0..g.in_c {
+            for py in 0..lay.ph {
+                let start = (c * lay.ph + py) * 2 * lay.qw;
+                let (even, odd) = q[start..start + 2 * lay.qw].split_at_mut(lay.qw);
+                match py.checked_sub(g.pad).filter(|&iy| iy < g.h) {
+                    Some(iy) => {
+                        let src = &x[(c * g.h + iy) * g.w..(c * g.h + iy + 1) * g.w];
+                        deinterleave_row(src, g.pad, even, odd, zero_padding);
+                    }
+                    None if zero_padding => {
+                        even.fill(0.0);
+                        odd.fill(0.0);
+                    }
+                    None => {}
                 }
-                continue;
-            };
-            let src = &x[(c * g.h + iy) * g.w..(c * g.h + iy + 1) * g.w];
-            if s == 2 {
-                let (even, odd) = phases.split_at_mut(lay.qw);
-                deinterleave_row(src, g.pad, even, odd, zero_padding);
-                continue;
             }
-            for (phase, dst) in phases.chunks_exact_mut(lay.qw).enumerate() {
-                // t is inside the image when 0 <= t*s + phase - pad < w.
-                let hi = (g.w + g.pad).saturating_sub(phase).div_ceil(s).min(lay.qw);
-                let lo = g.pad.saturating_sub(phase).div_ceil(s).min(hi);
+        }
+        return;
+    }
+    for phase in 0..s {
+        // Columns [lo, hi) of this phase's rows lie inside the image: t is when
+        // 0 <= t*s + phase - pad < w. The same in every row, so worked out once
+        // (images a few columns wide spent more on these divisions than on copying).
+        let hi = (g.w + g.pad).saturating_sub(phase).div_ceil(s).min(lay.qw);
+        let lo = g.pad.saturating_sub(phase).div_ceil(s).min(hi);
+        let first = (lo * s + phase).saturating_sub(g.pad);
+        for c in 0..g.in_c {
+            for py in 0..lay.ph {
+                let start = ((c * lay.ph + py) * s + phase) * lay.qw;
+                let dst = &mut q[start..start + lay.qw];
+                let Some(iy) = py.checked_sub(g.pad).filter(|&iy| iy < g.h) else {
+                    if zero_padding {
+                        dst.fill(0.0);
+                    }
+                    continue;
+                };
                 if zero_padding {
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
@@ -156,13 +203,13 @@ fn split_image(x: &[f32], g: &ConvGeom, lay: &SplitLayout, q: &mut [f32], zero_p
                 if lo == hi {
                     continue;
                 }
-                let first = lo * s + phase - g.pad;
+                let src = &x[(c * g.h + iy) * g.w + first..];
                 if s == 1 {
-                    dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    copy_row::<COPY>(&mut dst[lo..hi], src);
                 } else {
                     dst[lo..hi]
                         .iter_mut()
-                        .zip(src[first..].iter().step_by(s))
+                        .zip(src.iter().step_by(s))
                         .for_each(|(d, &v)| *d = v);
                 }
             }
@@ -449,7 +496,59 @@ mod x86 {
         lay: &super::SplitLayout,
         q: &mut [f32],
     ) {
-        split_image(x, g, lay, q, false)
+        split_image::<{ super::COPY_AVX512 }>(x, g, lay, q, false)
+    }
+
+    /// `dst = src` (equal lengths) in 16-float moves, the last one masked.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn copy_floats_avx512(dst: &mut [f32], src: &[f32]) {
+        let n = dst.len().min(src.len());
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 <= n, within both slices.
+            unsafe { _mm512_storeu_ps(d.add(i), _mm512_loadu_ps(s.add(i))) };
+            i += 16;
+        }
+        if i < n {
+            // 1..=15 lanes; masked-off lanes are neither read nor written.
+            let k: __mmask16 = (1u16 << (n - i)) - 1;
+            // SAFETY: the masked lanes are i..n, within both slices.
+            unsafe { _mm512_mask_storeu_ps(d.add(i), k, _mm512_maskz_loadu_ps(k, s.add(i))) };
+        }
+    }
+
+    /// `dst = src` (equal lengths) in 8-float moves, the last one masked.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn copy_floats_avx2(dst: &mut [f32], src: &[f32]) {
+        let n = dst.len().min(src.len());
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n, within both slices.
+            unsafe { _mm256_storeu_ps(d.add(i), _mm256_loadu_ps(s.add(i))) };
+            i += 8;
+        }
+        if i < n {
+            // 1..=7 lanes: lane j is on when j < n - i (the mask's sign bits).
+            let left = (n - i) as i32;
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+            // SAFETY: the masked lanes are i..n, within both slices; maskload
+            // and maskstore touch no masked-off lane.
+            unsafe {
+                let v = _mm256_maskload_ps(s.add(i), mask);
+                _mm256_maskstore_ps(d.add(i), mask, v);
+            }
+        }
     }
 
     /// # Safety
@@ -881,7 +980,7 @@ mod x86 {
         lay: &super::SplitLayout,
         q: &mut [f32],
     ) {
-        split_image(x, g, lay, q, false)
+        split_image::<{ super::COPY_AVX2 }>(x, g, lay, q, false)
     }
 
     /// # Safety
@@ -1366,7 +1465,8 @@ mod tests {
 
     #[test]
     fn split_layouts_hold_the_padded_input_at_every_tap() {
-        for (h, w) in [(1, 1), (5, 7), (8, 9), (11, 16)] {
+        // Widths below, at and past a vector's 8 or 16 lanes, with a masked tail.
+        for (h, w) in [(1, 1), (5, 7), (8, 9), (11, 16), (3, 37)] {
             for (k, stride, pad) in [
                 (3, 1, 1),
                 (3, 2, 1),
@@ -1393,10 +1493,12 @@ mod tests {
                 let y: Vec<f32> = x.iter().map(|v| -v).collect();
                 split_interior(SimdLevel::Portable, &y, &g, &lay, &mut q);
                 check_layout(&g, &lay, &q, &y);
-                // The vector build of the same copies, where the CPU has it.
-                let mut q = vec![0.0; lay.len()];
-                split_interior(crate::simd::best_available(), &y, &g, &lay, &mut q);
-                check_layout(&g, &lay, &q, &y);
+                // Each vector build of the same copies the CPU has.
+                for simd in SimdLevel::ALL.into_iter().filter(|l| l.is_supported()) {
+                    let mut q = vec![0.0; lay.len()];
+                    split_interior(simd, &y, &g, &lay, &mut q);
+                    check_layout(&g, &lay, &q, &y);
+                }
             }
         }
     }
