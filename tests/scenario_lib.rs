@@ -97,6 +97,21 @@ fn convnet_blocks_and_defaults() {
     );
 }
 
+/// The kernels' `ds-cnn-small` (what `tile_ab` times for narrow feature maps)
+/// is the wake-word scenario's model, so its figures speak for that scenario.
+#[test]
+fn the_kernels_ds_cnn_small_is_the_wake_word_model() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/wake-word.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let variant = s
+        .model
+        .variants
+        .iter()
+        .find(|v| v.name == "ds-cnn-small")
+        .expect("wake-word has ds-cnn-small");
+    assert_eq!(variant.spec, workbench_kernels::models::ds_cnn_small_spec());
+}
+
 #[test]
 fn catalog_entries_are_overridden_field_by_field() {
     let text = BASE.replace(

@@ -87,6 +87,7 @@ fn main() {
     let mlp = models::mlp_1024(1).expect("mlp-1024");
     let convnet = models::convnet_224(1).expect("convnet-224");
     let transformer = models::transformer_block(1).expect("transformer");
+    let kws = models::ds_cnn_small(1).expect("ds-cnn-small");
     let sgemm = |n: usize| models::sgemm_graph(n, n, n, 1).expect("sgemm");
     let work: Vec<(String, &Graph, usize)> = vec![
         ("mlp-1024 b1".into(), &mlp, 1),
@@ -94,6 +95,7 @@ fn main() {
         ("mlp-1024 b64".into(), &mlp, 64),
         ("convnet-224 b1".into(), &convnet, 1),
         ("convnet-224 b8".into(), &convnet, 8),
+        ("ds-cnn-small b1".into(), &kws, 1),
         ("transformer b1".into(), &transformer, 1),
         ("transformer b8".into(), &transformer, 8),
     ];

@@ -47,6 +47,36 @@ pub fn convnet_224_spec() -> ModelSpec {
     })
 }
 
+/// `ds-cnn-small`, the keyword-spotting DS-CNN of Zhang et al. ("Hello Edge",
+/// 2017) as the wake-word scenario has it: 49 frames x 10 MFCCs -> conv 3x3/64
+/// stride 2 + ReLU -> three depthwise-separable blocks of 64 channels -> global
+/// average pool -> dense 12. Its 25x5 feature maps are the narrow case the
+/// convolution kernels must not spend on per-row overheads.
+pub fn ds_cnn_small_spec() -> ModelSpec {
+    let separable = ConvBlock::DepthwiseSeparable {
+        out_channels: 64,
+        kernel: 3,
+        stride: 1,
+    };
+    ModelSpec::Convnet(ConvnetSpec {
+        height: 49,
+        width: 10,
+        channels: 1,
+        blocks: vec![
+            ConvBlock::Standard {
+                out_channels: 64,
+                kernel: 3,
+                stride: 2,
+            },
+            separable,
+            separable,
+            separable,
+        ],
+        classes: 12,
+        activation: Activation::Relu,
+    })
+}
+
 /// A small transformer encoder block used by the benches (seq 64, d 256, 4 heads, ffn 1024).
 pub fn transformer_block_spec() -> ModelSpec {
     ModelSpec::Transformer(TransformerSpec {
@@ -68,6 +98,12 @@ pub fn mlp_1024(seed: u64) -> Result<Graph, KernelError> {
 pub fn convnet_224(seed: u64) -> Result<Graph, KernelError> {
     let mut g = Graph::from_spec(&convnet_224_spec(), seed)?;
     g.name = "convnet-224".into();
+    Ok(g)
+}
+
+pub fn ds_cnn_small(seed: u64) -> Result<Graph, KernelError> {
+    let mut g = Graph::from_spec(&ds_cnn_small_spec(), seed)?;
+    g.name = "ds-cnn-small".into();
     Ok(g)
 }
 
