@@ -162,3 +162,72 @@ fn the_power_limit_is_checked_on_average_traffic() {
         );
     }
 }
+
+/// A board kept awake for the model draws its idle power between inputs:
+/// the wake-word speaker's Raspberry Pi 4 (3 W idle) cannot listen within the
+/// 0.5 W always-on budget however fast it infers, so the microcontroller,
+/// which sleeps between windows, is recommended. Stated as idle 0, the Pi
+/// counts only its busy draw again and is within budget.
+#[test]
+fn a_device_kept_awake_counts_its_idle_power() {
+    let s = load("wake-word");
+    let pi_idle = s
+        .targets
+        .edge
+        .iter()
+        .find(|t| t.spec.name == "raspberry-pi-4")
+        .expect("wake-word has the Pi")
+        .spec
+        .idle_power_watts;
+    assert_eq!(pi_idle, 3.0);
+    let out = plan_quickly(&s, 1.0);
+    let best = out.recommended().expect("a feasible plan");
+    assert_eq!(best.plan.target, "mcu-cortex-m7", "{:?}", out.rationale);
+    let pi_plans: Vec<_> = edge_plans(&out)
+        .into_values()
+        .filter(|e| e.plan.target == "raspberry-pi-4")
+        .collect();
+    assert!(!pi_plans.is_empty());
+    for e in &pi_plans {
+        let average = e.device_power_w.expect("an edge power");
+        // 3 W idle plus a sliver of the 6.4 W busy draw
+        assert!((3.0..3.5).contains(&average), "{average} W");
+        assert!(
+            e.rejected
+                .iter()
+                .any(|r| r.contains("on average") && r.contains("3.00 W awake between inputs")),
+            "{:?}",
+            e.rejected
+        );
+    }
+    // The monthly energy follows the average draw: 100,000 Pis at >= 3 W.
+    let energy_usd: f64 = pi_plans[0]
+        .plan
+        .cost_breakdown
+        .iter()
+        .filter(|l| l.item.starts_with("edge energy"))
+        .map(|l| l.usd_per_month)
+        .sum();
+    let kwh = 100_000.0 * 3.0 * 730.0 / 1000.0;
+    let usd_per_kwh = workbench::plan::evaluate::ENERGY_USD_PER_KWH;
+    assert!(
+        energy_usd >= kwh * usd_per_kwh * 0.99,
+        "${energy_usd} for at least {kwh} kWh"
+    );
+
+    let mut asleep = s.clone();
+    for t in &mut asleep.targets.edge {
+        t.spec.idle_power_watts = 0.0;
+    }
+    let out = plan_quickly(&asleep, 1.0);
+    let pi = edge_plans(&out)
+        .into_values()
+        .find(|e| e.plan.target == "raspberry-pi-4")
+        .expect("a Pi plan");
+    assert!(pi.device_power_w.expect("an edge power") < 0.5);
+    assert!(
+        !pi.rejected.iter().any(|r| r.contains("on average")),
+        "{:?}",
+        pi.rejected
+    );
+}

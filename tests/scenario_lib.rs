@@ -673,3 +673,40 @@ fn a_batch_schedule_sets_the_freshness_or_is_refused_with_the_reason() {
     assert_eq!(windowed.inputs.batch_window_s, Some(3_600.0));
     assert_eq!(windowed.inputs.refresh_every_s, None);
 }
+
+/// `idle_power_watts` comes from the catalog (a Raspberry Pi 4 idles at 3 W,
+/// a phone counts 0), a scenario may state its own, and one above the draw
+/// under load is refused with the key and what is accepted.
+#[test]
+fn idle_power_comes_from_the_catalog_and_may_not_exceed_the_busy_draw() {
+    let edge = |extra: &str| {
+        BASE.replace(
+            "catalog = \"aws-c7i.large\"",
+            &format!("catalog = \"aws-c7i.large\"\n\n[[targets.edge]]\ncatalog = \"raspberry-pi-4\"\n{extra}"),
+        )
+    };
+    let s = parse(&edge("")).expect("valid");
+    assert_eq!(s.targets.edge[0].spec.idle_power_watts, 3.0);
+    assert_eq!(s.targets.cloud[0].spec.idle_power_watts, 0.0);
+    assert_eq!(
+        catalog::find("phone-midrange")
+            .expect("entry")
+            .idle_power_watts,
+        0.0
+    );
+    let s = parse(&edge("idle_power_watts = 0.5")).expect("valid");
+    assert_eq!(s.targets.edge[0].spec.idle_power_watts, 0.5);
+    let errs = errors(&edge("idle_power_watts = 7"));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("targets.edge[0].idle_power_watts")
+                && e.contains("above power_watts 6.4 W")
+                && e.contains("accepted is 0 up to power_watts")),
+        "{errs:?}"
+    );
+    let errs = errors(&edge("idle_power_watts = -1"));
+    assert!(
+        errs.iter().any(|e| e.contains("idle_power_watts")),
+        "{errs:?}"
+    );
+}

@@ -60,6 +60,7 @@ fn cloud(
         cold_start_ms: 45_000.0,
         // Share of the socket's power (TDP / vCPUs), used only for energy reports.
         power_watts: 4.0 * f64::from(cores),
+        idle_power_watts: 0.0,
         parallel_overhead_us: DEFAULT_PARALLEL_OVERHEAD_US,
         fastest_core_speedup: None,
         source: source.to_string(),
@@ -94,6 +95,7 @@ fn edge(
         usd_per_hour: 0.0,
         cold_start_ms,
         power_watts,
+        idle_power_watts: 0.0,
         parallel_overhead_us: DEFAULT_PARALLEL_OVERHEAD_US,
         fastest_core_speedup: None,
         source: source.to_string(),
@@ -278,7 +280,14 @@ pub fn entries() -> Vec<TargetSpec> {
         // Raspberry Pi 5: BCM2712, 4 Cortex-A76 @2.4 GHz (16 FLOP/cycle, SDOT),
         // LPDDR4X-4267 32-bit (17 GB/s peak, ~10 measured), 8 GB, ~7 W under
         // full CPU load (raspberrypi.com product brief). Cache: 4 x 512 KB L2 + 2 MB L3.
-        edge(
+        // Awake and idle it draws its "typical bare-board active current",
+        // 800 mA at 5 V (raspberrypi.com documentation, power supply): 4 W
+        // counted whenever it is kept awake for the model. Phones, watches and
+        // laptops are on anyway and a microcontroller sleeps between inputs:
+        // they count only their busy draw (idle 0).
+        TargetSpec {
+            idle_power_watts: 4.0,
+            ..edge(
             "raspberry-pi-5",
             4,
             8 * GB,
@@ -289,12 +298,17 @@ pub fn entries() -> Vec<TargetSpec> {
             &[F32, F16, Int8],
             200.0,
             7.0,
-            "Raspberry Pi 5 product brief: 4x A76 @2.4 GHz, 8 GB LPDDR4X-4267",
-        ),
+            "Raspberry Pi 5 product brief: 4x A76 @2.4 GHz, 8 GB LPDDR4X-4267; idle 800 mA at 5 V (raspberrypi.com documentation)",
+        )
+        },
         // Raspberry Pi 4: BCM2711, 4 Cortex-A72 @1.8 GHz (16 FLOP/cycle peak,
         // no SDOT: int8 not accelerated), LPDDR4-3200 (12.8 GB/s peak, ~4
-        // measured), 4 GB, ~6.4 W under load. Cache: 1 MB shared L2.
-        edge(
+        // measured), 4 GB, ~6.4 W under load. Cache: 1 MB shared L2. Awake
+        // and idle: 600 mA at 5 V, 3 W (raspberrypi.com documentation, typical
+        // bare-board active current).
+        TargetSpec {
+            idle_power_watts: 3.0,
+            ..edge(
             "raspberry-pi-4",
             4,
             4 * GB,
@@ -305,8 +319,9 @@ pub fn entries() -> Vec<TargetSpec> {
             &[F32, Int8],
             300.0,
             6.4,
-            "Raspberry Pi 4 Model B datasheet: 4x A72 @1.8 GHz, 4 GB LPDDR4-3200",
-        ),
+            "Raspberry Pi 4 Model B datasheet: 4x A72 @1.8 GHz, 4 GB LPDDR4-3200; idle 600 mA at 5 V (raspberrypi.com documentation)",
+        )
+        },
         // Jetson Orin Nano 8GB, CPU only: 6 Cortex-A78AE @1.5 GHz
         // (16 FLOP/cycle, SDOT), LPDDR5 68 GB/s peak (~30 for the CPU),
         // 15 W power mode (NVIDIA Jetson Orin Nano series datasheet).

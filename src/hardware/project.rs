@@ -795,6 +795,7 @@ mod tests {
             usd_per_hour: 0.0,
             cold_start_ms: 0.0,
             power_watts: 5.0,
+            idle_power_watts: 0.0,
             parallel_overhead_us: 0.0,
             fastest_core_speedup: None,
             source: "test".into(),

@@ -303,6 +303,7 @@ impl Roofline {
             usd_per_hour: 0.0,
             cold_start_ms: 0.0,
             power_watts: 0.0,
+            idle_power_watts: 0.0,
             // One core: nothing runs in parallel.
             parallel_overhead_us: 0.0,
             fastest_core_speedup: None,

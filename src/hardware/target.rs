@@ -79,6 +79,14 @@ pub struct TargetSpec {
     pub cold_start_ms: f64,
     /// Power draw under load (edge energy per prediction).
     pub power_watts: f64,
+    /// Power draw between inputs, counted against the model where the device
+    /// stays awake for it (a board kept on to listen for a wake word): a
+    /// device's average power is this plus its busy share of
+    /// `power_watts - idle_power_watts`, and its energy bill follows. 0: the
+    /// device sleeps between inputs, or is on anyway (a phone), so only the
+    /// model's busy draw counts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub idle_power_watts: f64,
     /// Cost of one parallel op on this target: handing its work to the other
     /// cores and waiting for the last (fork and join, load imbalance), in µs.
     /// An op whose compute would save less than this by using every core is
@@ -95,6 +103,10 @@ pub struct TargetSpec {
     pub fastest_core_speedup: Option<f64>,
     /// Where the figures come from (datasheet, benchmark), shown in reports.
     pub source: String,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 #[cfg(test)]

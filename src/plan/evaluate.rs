@@ -6,6 +6,7 @@
 
 use workbench_kernels::Precision;
 
+use crate::hardware::TargetSpec;
 pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd, watts as fmt_watts};
 use crate::report::{self, CostLine, FigureSource, LatencyPercentiles};
 use crate::scenario::{self, InputSpace, Mode, Placement, Scenario, Target};
@@ -903,9 +904,9 @@ pub struct SimPlan {
     pub rejected: Vec<String>,
     /// Share of the scenario's traffic simulated (edge fleets simulate a sample of devices).
     pub arrival_share: f64,
-    /// Edge: the device's power while running the model (the average it draws is
-    /// checked against the scenario's power limit).
-    pub device_power_w: Option<f64>,
+    /// Edge: the device's power (the average it draws is checked against the
+    /// scenario's power limit).
+    pub device_power: Option<DevicePower>,
 }
 
 /// Usage the simulation outcome does not capture.
@@ -1077,9 +1078,9 @@ pub fn simulate_candidate(
     let slo_latency_ms = slo.ms();
     row.slo_latency_ci_ms = slo_latency_ms.and_then(|ms| slo_interval_ms(&outcome, ms));
     rejected.extend(check(ctx, &row, slo, &outcome, plan.capacity_rps));
-    let device_power_w = plan.device_power_w.map(|busy_w| {
+    let device_power_w = plan.device_power.map(|power| {
         let job = plan.usage.device_job_busy_share;
-        device_power(ctx, busy_w, &outcome, mean_rate, job, &mut rejected)
+        device_power(ctx, power, &outcome, mean_rate, job, &mut rejected)
     });
     let cdf = outcome
         .latency
@@ -1480,7 +1481,7 @@ pub struct DeviceClass {
     /// Share of all requests this class's devices serve: 1 for a plan on one
     /// class, its users' share for a class of a fleet.
     pub traffic_share: f64,
-    pub busy_power_w: f64,
+    pub power: DevicePower,
     /// Devices of the class (reported on a fleet's plan).
     pub devices: u64,
     /// What its devices run (reported on a fleet's plan).
@@ -1739,7 +1740,7 @@ pub fn simulate_devices(
         let mut why = Vec::new();
         let watts = device_power(
             ctx,
-            class.busy_power_w,
+            class.power,
             e,
             ctx.mean_rate(class.arrival_share),
             0.0,
@@ -2210,7 +2211,7 @@ fn mixture_interval_ms(
 /// each device busy, besides what the simulation saw.
 fn device_power(
     ctx: &Context<'_>,
-    busy_w: f64,
+    power: DevicePower,
     outcome: &SimOutcome,
     mean_rate: f64,
     job_busy_share: f64,
@@ -2220,25 +2221,53 @@ fn device_power(
         .edge
         .as_ref()
         .map_or(0.0, |x| outcome.busy_share_at(x, mean_rate));
-    check_device_power(ctx, busy_w, simulated + job_busy_share.max(0.0), rejected)
+    check_device_power(ctx, power, simulated + job_busy_share.max(0.0), rejected)
 }
 
-/// The average power of a device busy `busy_share` of its time at `busy_w`,
-/// checked against the scenario's limit (a reason pushed on `rejected` if over).
+/// What an edge device draws: running the model, and between inputs when it
+/// stays awake for it ([`TargetSpec::idle_power_watts`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DevicePower {
+    pub busy_w: f64,
+    pub idle_w: f64,
+}
+
+impl DevicePower {
+    pub fn of(spec: &TargetSpec) -> DevicePower {
+        DevicePower {
+            busy_w: spec.power_watts,
+            idle_w: spec.idle_power_watts,
+        }
+    }
+
+    /// The average draw of a device busy `busy_share` of its time.
+    pub fn average(self, busy_share: f64) -> f64 {
+        let share = busy_share.clamp(0.0, 1.0);
+        self.idle_w + (self.busy_w.max(self.idle_w) - self.idle_w) * share
+    }
+}
+
+/// The average power of a device busy `busy_share` of its time, checked
+/// against the scenario's limit (a reason pushed on `rejected` if over).
 pub fn check_device_power(
     ctx: &Context<'_>,
-    busy_w: f64,
+    power: DevicePower,
     busy_share: f64,
     rejected: &mut Vec<String>,
 ) -> f64 {
     let busy_share = busy_share.min(1.0);
-    let average = busy_w * busy_share;
+    let average = power.average(busy_share);
     if let Some(limit) = ctx.scenario.constraints.max_device_power_watts {
         if average > limit {
+            let awake = if power.idle_w > 0.0 {
+                format!(", {} awake between inputs", fmt_watts(power.idle_w))
+            } else {
+                String::new()
+            };
             rejected.push(format!(
-                "draws {} on average ({} busy {}% of the time), limit {}",
+                "draws {} on average ({} busy {}% of the time{awake}), limit {}",
                 fmt_watts(average),
-                fmt_watts(busy_w),
+                fmt_watts(power.busy_w),
                 fmt_small_pct(busy_share),
                 fmt_watts(limit)
             ));
@@ -2493,7 +2522,7 @@ pub fn edge_devices(
             service: ServiceTime::Profile(profile.points.clone()),
             queue_capacity: QUEUE_CAPACITY,
             busy_power_w: device.spec.power_watts,
-            idle_power_w: 0.0,
+            idle_power_w: device.spec.idle_power_watts,
             throttling: None,
         },
         simulated as f64 / fleet as f64,

@@ -13,8 +13,8 @@ use super::candidate::{Candidate, ClassBuild, FallbackModel};
 use super::evaluate::{
     batch_job, check_device_power, device_memory_limit, device_memory_needed, edge_devices,
     finite_inputs, lookup_path, online_path, pruned, rates, simulate_candidate, simulate_devices,
-    static_checks, with_instance_cost, CloudFallback, Context, DeviceClass, DevicesPlan,
-    Evaluation, SearchBudget, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
+    static_checks, with_instance_cost, CloudFallback, Context, DeviceClass, DevicePower,
+    DevicesPlan, Evaluation, SearchBudget, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -602,7 +602,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut 
                         capacity_rps: capacity * f64::from(r),
                         rejected: Vec::new(),
                         arrival_share: 1.0,
-                        device_power_w: None,
+                        device_power: None,
                     };
                     Some(simulate_candidate(ctx, c, plan, budget))
                 });
@@ -674,7 +674,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
                 arrival_share: 1.0,
-                device_power_w: None,
+                device_power: None,
             };
             out.push(simulate_candidate(ctx, c, plan, budget));
         }
@@ -837,7 +837,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
                             capacity_rps: capacity * f64::from(r) / (1.0 - hit).max(1e-9),
                             rejected: Vec::new(),
                             arrival_share: 1.0,
-                            device_power_w: None,
+                            device_power: None,
                         };
                         Some(simulate_candidate(ctx, c, plan, budget))
                     });
@@ -876,7 +876,7 @@ impl DeviceGroup<'_> {
                     arrival_share: arrival_share * share,
                     devices_per_simulated_device: scale,
                     traffic_share: *share,
-                    busy_power_w: device.spec.power_watts,
+                    power: DevicePower::of(&device.spec),
                     devices: device.devices(),
                     build: ClassBuildFigures {
                         model_variant: profile.variant.clone(),
@@ -1100,7 +1100,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
                     capacity_rps,
                     rejected: Vec::new(),
                     arrival_share: share,
-                    device_power_w: Some(device.spec.power_watts),
+                    device_power: Some(DevicePower::of(&device.spec)),
                 };
                 out.push(simulate_candidate(ctx, c, plan, budget));
                 continue;
@@ -1336,8 +1336,9 @@ fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation
                 .iter()
                 .zip(&busy)
                 .map(|((device, _), share)| {
+                    // Awake all month where it stays awake for the model.
                     let devices = device.devices() as f64;
-                    share * month_s * device.spec.power_watts * devices
+                    month_s * DevicePower::of(&device.spec).average(*share) * devices
                 })
                 .sum();
             let single = group.classes.len() == 1;
@@ -1356,7 +1357,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation
                 capacity_rps: f64::INFINITY,
                 rejected: Vec::new(),
                 arrival_share: 1.0,
-                device_power_w: single.then(|| group.classes[0].0.spec.power_watts),
+                device_power: single.then(|| DevicePower::of(&group.classes[0].0.spec)),
             };
             let c_backend = c.backend;
             // The simulation serves lookups, not the job: the energy per
@@ -1376,8 +1377,12 @@ fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation
                 // every class's users read the same stored answers.
                 for ((device, traffic_share), busy_share) in group.classes.iter().zip(&busy) {
                     let mut why = Vec::new();
-                    let watts =
-                        check_device_power(ctx, device.spec.power_watts, *busy_share, &mut why);
+                    let watts = check_device_power(
+                        ctx,
+                        DevicePower::of(&device.spec),
+                        *busy_share,
+                        &mut why,
+                    );
                     e.rejected.extend(
                         why.into_iter()
                             .map(|r| format!("{}: {r}", device.spec.name)),

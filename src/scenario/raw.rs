@@ -149,6 +149,7 @@ pub(crate) struct RawTarget {
     pub usd_per_hour: Opt<f64>,
     pub cold_start_ms: Opt<f64>,
     pub power_watts: Opt<f64>,
+    pub idle_power_watts: Opt<f64>,
     pub parallel_overhead_us: Opt<f64>,
     // cloud only: CPU a replica spends per request besides the model
     pub request_cpu_us: Opt<f64>,

@@ -2838,6 +2838,15 @@ impl Validator<'_> {
             (0.0, MAX_POWER_WATTS),
             None,
         );
+        let idle_power = num(
+            self,
+            &t.idle_power_watts,
+            "idle_power_watts",
+            "power draw between inputs in watts, counted when the device stays awake for the model (0: it sleeps, or is on anyway)",
+            false,
+            (0.0, MAX_POWER_WATTS),
+            None,
+        );
         let cache_mb = num(
             self,
             &t.cache_mb,
@@ -2998,6 +3007,7 @@ impl Validator<'_> {
             usd_per_hour: pick(price, |b| b.usd_per_hour),
             cold_start_ms: pick(cold, |b| b.cold_start_ms),
             power_watts: pick(power, |b| b.power_watts),
+            idle_power_watts: pick(idle_power, |b| b.idle_power_watts),
             parallel_overhead_us: parallel_overhead
                 .or_else(|| b.as_ref().map(|b| b.parallel_overhead_us))
                 .unwrap_or(DEFAULT_PARALLEL_OVERHEAD_US),
@@ -3012,6 +3022,23 @@ impl Validator<'_> {
                 (None, None) => "scenario file".to_string(),
             },
         };
+        // Idle above the draw under load would make a busier device cheaper.
+        if spec.idle_power_watts > spec.power_watts {
+            let at = t
+                .idle_power_watts
+                .as_ref()
+                .or(t.power_watts.as_ref())
+                .map_or(span.clone(), |v| v.span());
+            self.err(
+                at,
+                &join(key, "idle_power_watts"),
+                format!(
+                    "idle_power_watts {} W is above power_watts {} W, the draw under load: accepted is 0 up to power_watts",
+                    spec.idle_power_watts, spec.power_watts
+                ),
+            );
+            return None;
+        }
         Some(Target {
             spec,
             catalog: t.catalog.as_ref().map(|c| c.get_ref().clone()),
@@ -3462,6 +3489,7 @@ impl RawTarget {
             || self.usd_per_hour.is_some()
             || self.cold_start_ms.is_some()
             || self.power_watts.is_some()
+            || self.idle_power_watts.is_some()
             || self.parallel_overhead_us.is_some()
     }
 }

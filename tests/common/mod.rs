@@ -180,6 +180,7 @@ pub fn edge_target(name: &str, memory_bytes: u64, gflops: f64) -> workbench::har
         usd_per_hour: 0.0,
         cold_start_ms: 0.0,
         power_watts: 2.0,
+        idle_power_watts: 0.0,
         parallel_overhead_us: 5.0,
         fastest_core_speedup: None,
         source: "test".into(),
