@@ -694,6 +694,12 @@ fn idle_power_comes_from_the_catalog_and_may_not_exceed_the_busy_draw() {
             .idle_power_watts,
         0.0
     );
+    // The summary states both draws of a device counted awake.
+    assert!(
+        s.summary().contains("6.4 W busy / 3 W awake idle"),
+        "{}",
+        s.summary()
+    );
     let s = parse(&edge("idle_power_watts = 0.5")).expect("valid");
     assert_eq!(s.targets.edge[0].spec.idle_power_watts, 0.5);
     let errs = errors(&edge("idle_power_watts = 7"));

@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use workbench_kernels::{ConvBlock, ModelSpec, Precision};
 
+use crate::hardware::TargetKind;
+
 use super::*;
 
 fn architecture(spec: &ModelSpec) -> String {
@@ -244,6 +246,15 @@ pub(super) fn render(s: &Scenario) -> String {
         }
         if spec.usd_per_hour > 0.0 {
             let _ = write!(line, ", ${}/h", spec.usd_per_hour);
+        }
+        // What the power limit is checked on, where there is one to check.
+        let power_matters =
+            s.constraints.max_device_power_watts.is_some() || spec.idle_power_watts > 0.0;
+        if spec.kind == TargetKind::Edge && power_matters {
+            let _ = write!(line, ", {} W busy", spec.power_watts);
+            if spec.idle_power_watts > 0.0 {
+                let _ = write!(line, " / {} W awake idle", spec.idle_power_watts);
+            }
         }
         if let Some(n) = target.fleet_size {
             let _ = write!(line, ", fleet {}", format_count(n as f64));
