@@ -288,18 +288,18 @@ pub fn entries() -> Vec<TargetSpec> {
         TargetSpec {
             idle_power_watts: 4.0,
             ..edge(
-            "raspberry-pi-5",
-            4,
-            8 * GB,
-            153.6,
-            614.4,
-            10.0,
-            4 * MIB,
-            &[F32, F16, Int8],
-            200.0,
-            7.0,
-            "Raspberry Pi 5 product brief: 4x A76 @2.4 GHz, 8 GB LPDDR4X-4267; idle 800 mA at 5 V (raspberrypi.com documentation)",
-        )
+                "raspberry-pi-5",
+                4,
+                8 * GB,
+                153.6,
+                614.4,
+                10.0,
+                4 * MIB,
+                &[F32, F16, Int8],
+                200.0,
+                7.0,
+                "Raspberry Pi 5 product brief: 4x A76 @2.4 GHz, 8 GB LPDDR4X-4267; idle 800 mA at 5 V (raspberrypi.com documentation)",
+            )
         },
         // Raspberry Pi 4: BCM2711, 4 Cortex-A72 @1.8 GHz (16 FLOP/cycle peak,
         // no SDOT: int8 not accelerated), LPDDR4-3200 (12.8 GB/s peak, ~4
@@ -309,18 +309,18 @@ pub fn entries() -> Vec<TargetSpec> {
         TargetSpec {
             idle_power_watts: 3.0,
             ..edge(
-            "raspberry-pi-4",
-            4,
-            4 * GB,
-            115.2,
-            0.0,
-            4.0,
-            MIB,
-            &[F32, Int8],
-            300.0,
-            6.4,
-            "Raspberry Pi 4 Model B datasheet: 4x A72 @1.8 GHz, 4 GB LPDDR4-3200; idle 600 mA at 5 V (raspberrypi.com documentation)",
-        )
+                "raspberry-pi-4",
+                4,
+                4 * GB,
+                115.2,
+                0.0,
+                4.0,
+                MIB,
+                &[F32, Int8],
+                300.0,
+                6.4,
+                "Raspberry Pi 4 Model B datasheet: 4x A72 @1.8 GHz, 4 GB LPDDR4-3200; idle 600 mA at 5 V (raspberrypi.com documentation)",
+            )
         },
         // Jetson Orin Nano 8GB, CPU only: 6 Cortex-A78AE @1.5 GHz
         // (16 FLOP/cycle, SDOT), LPDDR5 68 GB/s peak (~30 for the CPU),
