@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{load, plan_quickly, synthetic_profiles_with};
+use common::{edge_energy_usd, load, plan_quickly, synthetic_profiles_with};
 use workbench::hardware::project::Infeasible;
 use workbench::plan::{self, Evaluation, PlanOptions, PlanOutcome, WhatIf};
 use workbench::scenario::{self, Mode, Placement, Scenario, ScenarioError};
@@ -862,13 +862,7 @@ fn an_on_device_batch_job_reports_its_energy_per_prediction() {
         .find(|e| e.candidate.mode == Mode::Batch && e.simulated)
         .expect("an on-device batch plan");
     let mj = job.plan.energy_mj_per_prediction.expect("the job's energy");
-    let energy_usd: f64 = job
-        .plan
-        .cost_breakdown
-        .iter()
-        .filter(|l| l.item.starts_with("edge energy"))
-        .map(|l| l.usd_per_month)
-        .sum();
+    let energy_usd = edge_energy_usd(&job.plan);
     let joules = energy_usd / plan::evaluate::ENERGY_USD_PER_KWH * 3.6e6;
     let month_s = workbench::sim::cost::HOURS_PER_MONTH * 3600.0;
     // the mean staleness is (period + duration) / 2, and the job lasts

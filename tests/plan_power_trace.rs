@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{load, plan_quickly, synthetic_profiles_with, with_trace};
+use common::{edge_energy_usd, load, plan_quickly, synthetic_profiles_with, with_trace};
 use workbench::plan::evaluate::Context;
 use workbench::plan::{self, Evaluation};
 use workbench::scenario::{ArrivalProcess, Placement};
@@ -201,14 +201,8 @@ fn a_device_kept_awake_counts_its_idle_power() {
         );
     }
     // The monthly energy follows the average draw: 100,000 Pis at >= 3 W.
-    let energy_usd: f64 = pi_plans[0]
-        .plan
-        .cost_breakdown
-        .iter()
-        .filter(|l| l.item.starts_with("edge energy"))
-        .map(|l| l.usd_per_month)
-        .sum();
-    let kwh = 100_000.0 * 3.0 * 730.0 / 1000.0;
+    let energy_usd = edge_energy_usd(&pi_plans[0].plan);
+    let kwh = 100_000.0 * 3.0 * workbench::sim::cost::HOURS_PER_MONTH / 1000.0;
     let usd_per_kwh = workbench::plan::evaluate::ENERGY_USD_PER_KWH;
     assert!(
         energy_usd >= kwh * usd_per_kwh * 0.99,

@@ -12,6 +12,16 @@ use workbench::scenario::{self, ArrivalProcess, Scenario};
 use workbench::sim::ProfilePoint;
 use workbench_kernels::{BackendKind, Precision};
 
+/// A plan's monthly edge energy bill in USD (its "edge energy" cost lines).
+#[allow(dead_code)]
+pub fn edge_energy_usd(plan: &workbench::report::Plan) -> f64 {
+    plan.cost_breakdown
+        .iter()
+        .filter(|l| l.item.starts_with("edge energy"))
+        .map(|l| l.usd_per_month)
+        .sum()
+}
+
 /// A shipped scenario by name.
 #[allow(dead_code)]
 pub fn load(name: &str) -> Scenario {
