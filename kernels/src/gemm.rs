@@ -1692,10 +1692,7 @@ unsafe fn gemm_serial(
     }
     let n_padded = n.div_ceil(nr) * nr;
     // What the micro-kernel cannot do in registers: activations other than ReLU.
-    let post_activation = Epilogue {
-        bias: Bias::None,
-        activation: epilogue.activation.filter(|a| *a != Activation::Relu),
-    };
+    let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);
     let mut jc = cols.start;
     while jc < cols.end {
         let nc_eff = nc.min(cols.end - jc);
@@ -1792,14 +1789,10 @@ unsafe fn gemm_serial(
                             pc > 0,
                             tile_epi,
                         );
-                        if last_slice && post_activation.activation.is_some() {
-                            // Row by row: a slice spanning rows would cover other
-                            // threads' columns in between.
-                            for r in 0..mr_eff {
-                                let tile_row =
-                                    std::slice::from_raw_parts_mut(cp.add(r * ldc), nr_eff);
-                                post_activation.apply(tile_row, nr_eff, row + r, col, 1, nr_eff);
-                            }
+                        if let Some(act) = post_activation.filter(|_| last_slice) {
+                            // The tile just stored, in one call (not a slice: the
+                            // columns between its rows may be another thread's).
+                            act::apply_rows(act, cp, ldc, mr_eff, nr_eff);
                         }
                     }
                 };

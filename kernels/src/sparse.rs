@@ -337,13 +337,16 @@ mod x86 {
             };
         }
         if let Some(act) = post_activation {
-            for i in rows.clone() {
-                // SAFETY: row i, columns `cols` are inside the caller's block.
-                let row = unsafe {
-                    std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len())
-                };
-                crate::act::apply_slice(act, row);
-            }
+            // SAFETY: rows x cols of C, `ldc` apart, are the caller's block.
+            unsafe {
+                crate::act::apply_rows(
+                    act,
+                    c.add(rows.start * ldc + cols.start),
+                    ldc,
+                    rows.len(),
+                    cols.len(),
+                )
+            };
         }
     }
 
