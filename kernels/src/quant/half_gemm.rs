@@ -391,6 +391,30 @@ mod x86 {
     use super::{MR, PANEL};
     use std::arch::x86_64::*;
 
+    /// How far ahead of the row being read the f16 and bf16 kernels ask for
+    /// their weight stream. Left to the hardware prefetchers, one core of the
+    /// Xeon host read 8192x8192 f16 weights from DRAM at 10 GB/s against 15
+    /// GB/s for f32 (1.36x instead of 2x); 8 KiB ahead took that GEMV from
+    /// 11.90 to 8.63 ms (AVX2 path: 19.26 to 9.94 ms), bf16 from 12.94 to 9.49
+    /// ms. 2 KiB gained about two thirds of that, 16 KiB no more; f32 weights
+    /// gained nothing (AVX2: 10% slower), so they are not prefetched.
+    const PREFETCH_AHEAD_BYTES: usize = 8192;
+
+    /// Ask for every cache line of the weight row `PREFETCH_AHEAD_BYTES`
+    /// past `wk` (a row of the panel, or of the next panel: panels are
+    /// stored one after another).
+    #[inline(always)]
+    fn prefetch_ahead<T>(wk: *const T) {
+        let ahead = wk.cast::<i8>().wrapping_add(PREFETCH_AHEAD_BYTES);
+        let mut offset = 0;
+        while offset < PANEL * std::mem::size_of::<T>() {
+            // SAFETY: a prefetch is a hint: it reads nothing into the program
+            // and does not fault, wherever the address points.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(offset)) };
+            offset += 64;
+        }
+    }
+
     /// Loads 16 weights at `w` as f32. KIND: 0 = f32, 1 = f16, 2 = bf16.
     ///
     /// # Safety
@@ -448,6 +472,9 @@ mod x86 {
         unsafe {
             for kk in 0..k {
                 let wk = w.add(kk * PANEL);
+                if KIND != 0 {
+                    prefetch_ahead(wk);
+                }
                 let w0 = load16::<KIND, T>(wk);
                 let w1 = load16::<KIND, T>(wk.add(16));
                 let w2 = load16::<KIND, T>(wk.add(32));
@@ -537,6 +564,9 @@ mod x86 {
         unsafe {
             for kk in 0..k {
                 let wk = w.add(kk * PANEL);
+                if KIND != 0 {
+                    prefetch_ahead(wk);
+                }
                 let w0 = load8::<KIND, T>(wk);
                 let w1 = load8::<KIND, T>(wk.add(8));
                 let w2 = load8::<KIND, T>(wk.add(16));
