@@ -179,6 +179,18 @@ mod x86 {
     const SIGMOID: u8 = 2;
     const TANH: u8 = 3;
 
+    /// `$rows::<CODE>(args)` for the activation's code.
+    macro_rules! by_activation {
+        ($act:expr, $rows:ident($($arg:expr),*)) => {
+            match $act {
+                Activation::Relu => $rows::<RELU>($($arg),*),
+                Activation::Gelu => $rows::<GELU>($($arg),*),
+                Activation::Sigmoid => $rows::<SIGMOID>($($arg),*),
+                Activation::Tanh => $rows::<TANH>($($arg),*),
+            }
+        };
+    }
+
     /// `apply_rows` with 16 lanes, the tail of each row masked.
     ///
     /// # Safety
@@ -192,14 +204,7 @@ mod x86 {
         cols: usize,
     ) {
         // SAFETY: the caller's guarantees.
-        unsafe {
-            match act {
-                Activation::Relu => rows16::<RELU>(p, ld, rows, cols),
-                Activation::Gelu => rows16::<GELU>(p, ld, rows, cols),
-                Activation::Sigmoid => rows16::<SIGMOID>(p, ld, rows, cols),
-                Activation::Tanh => rows16::<TANH>(p, ld, rows, cols),
-            }
-        }
+        unsafe { by_activation!(act, rows16(p, ld, rows, cols)) }
     }
 
     /// # Safety
@@ -347,27 +352,22 @@ mod x86 {
         cols: usize,
     ) {
         // SAFETY: the caller's guarantees.
-        unsafe {
-            match act {
-                Activation::Relu => rows8::<RELU>(p, ld, rows, cols),
-                Activation::Gelu => rows8::<GELU>(p, ld, rows, cols),
-                Activation::Sigmoid => rows8::<SIGMOID>(p, ld, rows, cols),
-                Activation::Tanh => rows8::<TANH>(p, ld, rows, cols),
-            }
-        }
+        unsafe { by_activation!(act, rows8(act, p, ld, rows, cols)) }
     }
 
+    /// `act` is the activation ACT codes, for the scalar tail.
+    ///
     /// # Safety
     /// As `apply_rows_avx2`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn rows8<const ACT: u8>(p: *mut f32, ld: usize, rows: usize, cols: usize) {
-        let act = match ACT {
-            RELU => Activation::Relu,
-            GELU => Activation::Gelu,
-            SIGMOID => Activation::Sigmoid,
-            _ => Activation::Tanh,
-        };
+    unsafe fn rows8<const ACT: u8>(
+        act: Activation,
+        p: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+    ) {
         let whole = cols / 8 * 8;
         for r in 0..rows {
             // SAFETY: row r holds `cols` floats (the caller's guarantee).
