@@ -622,12 +622,16 @@ mod tests {
             for act in ALL {
                 for (row0, col0, rows, cols) in [
                     (0, 0, 13, 53),
-                    (2, 3, 12, 32),
+                    (1, 3, 12, 32),
                     (5, 1, 7, 17),
                     (1, 40, 3, 7),
                     (4, 4, 0, 9),
                     (4, 4, 2, 0),
                 ] {
+                    assert!(
+                        row0 + rows <= 13 && col0 + cols <= ld,
+                        "block outside the matrix"
+                    );
                     let mut got = matrix.clone();
                     // SAFETY: the block lies inside `got` (row0 + rows <= 13, col0 + cols <= ld);
                     // `paths` holds only what this CPU runs.
