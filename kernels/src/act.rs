@@ -338,8 +338,7 @@ mod x86 {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
 
-    /// `apply_rows` with 8 lanes, each row's tail by the scalar twin compiled
-    /// here (with the FMA instruction, not the library's `fmaf`).
+    /// `apply_rows` with 8 lanes, the tail of each row masked.
     ///
     /// # Safety
     /// AVX2 and FMA available; the block as `apply_rows`.
@@ -352,25 +351,23 @@ mod x86 {
         cols: usize,
     ) {
         // SAFETY: the caller's guarantees.
-        unsafe { by_activation!(act, rows8(act, p, ld, rows, cols)) }
+        unsafe { by_activation!(act, rows8(p, ld, rows, cols)) }
     }
 
-    /// `act` is the activation ACT codes, for the scalar tail.
-    ///
     /// # Safety
     /// As `apply_rows_avx2`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn rows8<const ACT: u8>(
-        act: Activation,
-        p: *mut f32,
-        ld: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    unsafe fn rows8<const ACT: u8>(p: *mut f32, ld: usize, rows: usize, cols: usize) {
         let whole = cols / 8 * 8;
+        // All bits set in the lanes below the tail's length.
+        let tail = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32((cols - whole) as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
         for r in 0..rows {
-            // SAFETY: row r holds `cols` floats (the caller's guarantee).
+            // SAFETY: row r holds `cols` floats (the caller's guarantee); the tail's
+            // loads and stores are masked to its `cols - whole` floats.
             unsafe {
                 let row = p.add(r * ld);
                 let mut j = 0;
@@ -379,8 +376,9 @@ mod x86 {
                     _mm256_storeu_ps(row.add(j), act8::<ACT>(x));
                     j += 8;
                 }
-                for jj in whole..cols {
-                    *row.add(jj) = fast(act, *row.add(jj));
+                if whole < cols {
+                    let x = _mm256_maskload_ps(row.add(whole), tail);
+                    _mm256_maskstore_ps(row.add(whole), tail, act8::<ACT>(x));
                 }
             }
         }
@@ -616,8 +614,8 @@ mod tests {
                 paths.push(("avx512", x86::apply_rows_avx512));
             }
         }
-        let ld = 53;
-        let matrix: Vec<f32> = samples().into_iter().step_by(7).take(ld * 13).collect();
+        let (height, ld) = (13, 53);
+        let matrix: Vec<f32> = samples().into_iter().step_by(7).take(height * ld).collect();
         for (path, apply) in paths {
             for act in ALL {
                 for (row0, col0, rows, cols) in [
@@ -629,11 +627,11 @@ mod tests {
                     (4, 4, 2, 0),
                 ] {
                     assert!(
-                        row0 + rows <= 13 && col0 + cols <= ld,
+                        row0 + rows <= height && col0 + cols <= ld,
                         "block outside the matrix"
                     );
                     let mut got = matrix.clone();
-                    // SAFETY: the block lies inside `got` (row0 + rows <= 13, col0 + cols <= ld);
+                    // SAFETY: the block lies inside `got` (asserted just above);
                     // `paths` holds only what this CPU runs.
                     unsafe { apply(act, got.as_mut_ptr().add(row0 * ld + col0), ld, rows, cols) };
                     for (i, (&x, &g)) in matrix.iter().zip(&got).enumerate() {
