@@ -17,7 +17,10 @@
 //! int8 activation ranges are calibrated at compile time on seeded sample
 //! inputs (percentile 99.99 by default, min-max on request). Convolutions go
 //! through a patch-major im2col so the output channels are the GEMM columns
-//! the weight scales belong to.
+//! the weight scales belong to. On the VNNI path a pointwise conv runs
+//! [`crate::quant::pointwise`]'s kernel instead: pixels in the vector lanes,
+//! channel planes in and out (or channel sums into a pool), no transposes,
+//! the GEMM's epilogue bits.
 //!
 //! What int8 does with inputs unlike the calibration samples (uniform in
 //! [-1, 1), as the benchmark inputs are): values outside a layer's calibrated
@@ -57,6 +60,7 @@ use crate::graph::{Graph, Op};
 use crate::pool::{self, ChunkRecord};
 use crate::quant::calibrate::{calibration_batch, dense_f32};
 use crate::quant::int8::{gemm_u8s8_f32_on, gemm_u8s8_u8_on, k_padded};
+use crate::quant::pointwise::{pointwise_conv_u8s8, PixelQuads, PlanesOut};
 use crate::quant::split::GemmThreads;
 use crate::quant::{
     quantize_weights_per_channel, ActivationQuant, CalibrationMethod, Calibrator, HalfPath,
@@ -1699,6 +1703,25 @@ fn band_pixels(k: usize, n: usize, hw: usize) -> usize {
         .min(hw.max(1))
 }
 
+/// A band's channel planes (`planes[c * len + p]`) to pixels `p0..p0 + len`
+/// of every channel plane of `out` (`hw` pixels each). The band must be the
+/// caller's alone: no other thread writes those pixels meanwhile.
+fn copy_band_planes(
+    planes: &[f32],
+    len: usize,
+    out: &pool::SharedOut<'_, f32>,
+    hw: usize,
+    p0: usize,
+) -> Option<()> {
+    for (c, row) in planes.chunks_exact(len.max(1)).enumerate() {
+        let at = c * hw + p0;
+        // SAFETY: the band's pixels of every channel are this thread's (the
+        // caller's contract).
+        unsafe { out.slice(at..at + len) }?.copy_from_slice(row);
+    }
+    Some(())
+}
+
 /// One thread's buffers for the bands of a conv GEMM.
 #[derive(Debug, Clone, Default)]
 struct BandScratch {
@@ -1711,6 +1734,8 @@ struct BandScratch {
     /// A pointwise conv's input channels over the band's pixels quantized,
     /// `[k x band]` (int8).
     q_t: Vec<u8>,
+    /// A pointwise conv's input over the band's pixels as pixel quads (int8 VNNI).
+    quads: PixelQuads,
     /// The GEMM's output, `[band x n]`, and transposed, `[n x band]`.
     t: Vec<f32>,
     t_t: Vec<f32>,
@@ -1722,6 +1747,7 @@ impl pool::GrowLike for BandScratch {
         pool::reserve_like(&mut self.cols, &other.cols);
         pool::reserve_like(&mut self.a_u8, &other.a_u8);
         pool::reserve_like(&mut self.q_t, &other.q_t);
+        self.quads.grow_like(&other.quads);
         pool::reserve_like(&mut self.t, &other.t);
         pool::reserve_like(&mut self.t_t, &other.t_t);
     }
@@ -1781,6 +1807,40 @@ impl ConvGemm<'_> {
                 relu: dst.relu,
             };
             match (self.geom, &g.weights) {
+                (
+                    None,
+                    GemmWeights::Int8 {
+                        packed,
+                        scales,
+                        act,
+                    },
+                ) if packed.path() == Int8Path::Vnni512 => {
+                    // Pixels in the lanes: channel planes in, channel planes
+                    // (or sums) out, no transposes.
+                    w.quads.fill(x, hw, p0..p0 + len, k, *act).map_err(qerr)?;
+                    let ep = Int8Epilogue {
+                        act: *act,
+                        weight_scales: scales,
+                        bias: g.bias.as_deref(),
+                        relu: dst.relu,
+                    };
+                    if dst.pooled {
+                        // SAFETY: each band runs once and owns its row of sums.
+                        let sums =
+                            unsafe { sums.slice(b * n..(b + 1) * n) }.ok_or_else(internal)?;
+                        pointwise_conv_u8s8(&w.quads, packed, ep, PlanesOut::ChannelSums(sums))
+                            .map_err(qerr)?;
+                    } else {
+                        w.t_t.resize(n * len, 0.0);
+                        let planes = PlanesOut::Planes {
+                            out: &mut w.t_t,
+                            ldo: len,
+                        };
+                        pointwise_conv_u8s8(&w.quads, packed, ep, planes).map_err(qerr)?;
+                        copy_band_planes(&w.t_t, len, &out, hw, p0).ok_or_else(internal)?;
+                    }
+                    return Ok(());
+                }
                 (None, GemmWeights::Int8 { act, .. }) => {
                     // Each channel's pixels quantized where they lie, then the
                     // bytes transposed into patch rows: a quarter of the data
@@ -1817,12 +1877,7 @@ impl ConvGemm<'_> {
             } else {
                 w.t_t.resize(n * len, 0.0);
                 transpose(simd, &w.t, len, n, &mut w.t_t);
-                for (c, row) in w.t_t.chunks_exact(len).enumerate() {
-                    let at = c * hw + p0;
-                    // SAFETY: each band runs once and owns its pixels of every channel.
-                    let o = unsafe { out.slice(at..at + len) }.ok_or_else(internal)?;
-                    o.copy_from_slice(row);
-                }
+                copy_band_planes(&w.t_t, len, &out, hw, p0).ok_or_else(internal)?;
             }
             Ok(())
         };
@@ -1868,8 +1923,15 @@ impl Executable for QuantizedExecutable {
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let how = match self.gemms.get(&i) {
                 Some(g) => match &g.weights {
-                    GemmWeights::Int8 { act, .. } => {
+                    GemmWeights::Int8 { act, packed, .. } => {
                         let relu = if g.relu_into.is_some() { " + relu" } else { "" };
+                        let lanes = match node.op {
+                            // `ConvGemm::run`'s kernel choice.
+                            Op::PointwiseConv { .. } if packed.path() == Int8Path::Vnni512 => {
+                                "pixels in the vector lanes, "
+                            }
+                            _ => "",
+                        };
                         let out = match g.chain_to {
                             Some((l, _)) => {
                                 format!(", requantized u8 to {}", self.graph.nodes[l].name)
@@ -1877,7 +1939,7 @@ impl Executable for QuantizedExecutable {
                             None => String::new(),
                         };
                         format!(
-                            "int8 gemm{relu} (u8 act scale {:.3e} zp {}, s8 per-channel weights{out})",
+                            "int8 gemm{relu} ({lanes}u8 act scale {:.3e} zp {}, s8 per-channel weights{out})",
                             act.scale, act.zero_point
                         )
                     }

@@ -39,6 +39,8 @@ pub const MAX_K: usize = (i32::MAX as usize) / (255 * 127);
 /// the usual batch sizes (64: no short row tile), and 3 weight loads per 8
 /// broadcasts keep the panel stream from L2 lighter than 4 per 6.
 const VNNI_NR: usize = 48;
+/// Columns of one VNNI weight panel, for kernels that read the packing.
+pub(crate) const VNNI_PANEL_COLS: usize = VNNI_NR;
 const VNNI_MR: usize = 8;
 const AVX2_NR: usize = 16;
 const AVX2_MR: usize = 4;
@@ -234,6 +236,13 @@ impl PackedWeightsS8 {
     pub fn col_sums(&self) -> &[i32] {
         &self.col_sums
     }
+    /// The VNNI path's packed panels (`[panel][kp / 4][48][4]`), if this is it.
+    pub(crate) fn vnni_panels(&self) -> Option<&[i8]> {
+        match &self.data {
+            PackedData::Vnni(d) => Some(d),
+            _ => None,
+        }
+    }
     /// Bytes of packed weight storage.
     pub fn bytes(&self) -> usize {
         match &self.data {
@@ -286,7 +295,7 @@ pub struct Int8Epilogue<'a> {
 }
 
 impl Int8Epilogue<'_> {
-    fn check(&self, n: usize) -> Result<(), QuantError> {
+    pub(super) fn check(&self, n: usize) -> Result<(), QuantError> {
         if self.weight_scales.len() < n {
             return Err(QuantError::Mismatch(format!(
                 "{} weight scales for {n} columns",

@@ -6,6 +6,8 @@
 //!   weight scales, requantize/dequantize.
 //! - [`int8`]: the u8 x s8 -> i32 GEMM with zero-point compensation
 //!   (AVX-512 VNNI, AVX2 widening `vpmaddwd`, portable), weights pre-packed.
+//! - [`pointwise`]: the int8 pointwise conv with pixels in the vector lanes
+//!   (VNNI), reading and writing channel planes without transposes.
 //! - [`half_gemm`]: GEMV/GEMM over f16/bf16 (or f32) weight panels converted
 //!   on the fly, for memory-bound batch-1 work.
 
@@ -13,6 +15,7 @@ pub mod accuracy;
 pub mod calibrate;
 pub mod half_gemm;
 pub mod int8;
+pub mod pointwise;
 pub(crate) mod split;
 
 pub use calibrate::{
