@@ -3,8 +3,9 @@
 //! on-CPU time (`/proc/thread-self/schedstat`, so time spent descheduled on a
 //! loaded machine does not count). With `f32` as third argument the tiled f32
 //! model runs the same way afterwards, for a ratio measured in one process.
+//! A leading `convnet` or `ds-cnn` runs `convnet-224` or `ds-cnn-small` instead.
 //!
-//! `cargo run --release -p workbench-kernels --example int8_profile [batch] [seconds] [f32]`
+//! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn] [batch] [seconds] [f32]`
 //! `cargo run --release -p workbench-kernels --example int8_profile gemm [n] [seconds]`
 //! (the int8 u8 x s8 -> i32 GEMM alone, n x n x n, on the detected path)
 //! `perf record -g target/release/examples/int8_profile 64 10 && perf report --no-children`
@@ -13,7 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use workbench_kernels::backends::quantized::seeded_inputs;
-use workbench_kernels::models::mlp_1024;
+use workbench_kernels::models::{convnet_224, ds_cnn_small, mlp_1024};
 use workbench_kernels::{compile, BackendKind, CompileOptions, Graph, Precision};
 
 /// Nanoseconds this thread has spent on a CPU.
@@ -24,7 +25,13 @@ fn on_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn run(graph: &Graph, kind: BackendKind, precision: Precision, batch: usize, seconds: f64) {
+fn run(
+    (label, graph): (&str, &Graph),
+    kind: BackendKind,
+    precision: Precision,
+    batch: usize,
+    seconds: f64,
+) {
     let x = seeded_inputs(graph.input_len(), batch, 3);
     let opts = CompileOptions {
         precision,
@@ -54,7 +61,7 @@ fn run(graph: &Graph, kind: BackendKind, precision: Precision, batch: usize, sec
         .unwrap_or(Duration::ZERO);
     let fastest = times.first().copied().unwrap_or(Duration::ZERO);
     println!(
-        "mlp-1024 {kind:?} {precision} batch {batch}: {} runs, fastest {fastest:?}, \
+        "{label} {kind:?} {precision} batch {batch}: {} runs, fastest {fastest:?}, \
          median {median:?}, mean on-CPU {on_cpu:?}",
         times.len()
     );
@@ -107,21 +114,30 @@ fn main() {
         gemm(n, seconds);
         return;
     }
+    let (label, graph) = match args.peek().map(String::as_str) {
+        Some("convnet") => ("convnet-224", convnet_224(1)),
+        Some("ds-cnn") => ("ds-cnn-small", ds_cnn_small(1)),
+        _ => ("mlp-1024", mlp_1024(1)),
+    };
+    if label != "mlp-1024" {
+        args.next();
+    }
     let batch: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(64);
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let with_f32 = args.next().is_some_and(|s| s == "f32");
-    let graph = match mlp_1024(1) {
+    let graph = match graph {
         Ok(g) => g,
-        Err(e) => panic!("mlp-1024: {e}"),
+        Err(e) => panic!("{label}: {e}"),
     };
+    let model = (label, &graph);
     run(
-        &graph,
+        model,
         BackendKind::Quantized,
         Precision::Int8,
         batch,
         seconds,
     );
     if with_f32 {
-        run(&graph, BackendKind::Tiled, Precision::F32, batch, seconds);
+        run(model, BackendKind::Tiled, Precision::F32, batch, seconds);
     }
 }
