@@ -713,7 +713,8 @@ mod x86 {
 
     /// Stride-1 3x3 depthwise: per channel the nine weights stay in registers, and
     /// output rows go in blocks of four (six input rows loaded once for all four:
-    /// half a load per FMA), 32 columns at a time, the last columns masked.
+    /// half a load per FMA), 32 columns at a time, the last columns masked; rows
+    /// narrower than a vector as one flat run of positions instead.
     ///
     /// # Safety
     /// AVX-512F; `a.lay` is the stride-1 split layout of `a.g` (kh = kw = 3) and `a.q`
@@ -721,14 +722,102 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn depthwise3x3_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
         let g = a.g;
-        let (plane_q, step) = (a.lay.plane(), a.lay.row_step());
-        let plane_o = g.oh * g.ow;
+        let step = a.lay.row_step();
         if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
             return;
         }
         if !a.fits_3x3(out.len()) {
             return depthwise_body::<true>(a, out);
         }
+        if g.ow < 16 && g.oh * step <= 16 * FLAT_MAX_VECTORS {
+            // SAFETY: as this function's contract; `fits_3x3` checked above.
+            return unsafe { depthwise3x3_flat_avx512(a, out) };
+        }
+        // SAFETY: as above.
+        unsafe { depthwise3x3_rows_avx512(a, out) }
+    }
+
+    /// Most vectors of one channel's flat output positions (`oh * step`) the
+    /// narrow-row kernel takes: its lane masks live in a stack table.
+    const FLAT_MAX_VECTORS: usize = 128;
+
+    /// Stride-1 3x3 depthwise over rows narrower than a vector: a channel's
+    /// output positions taken as one flat run of the padded rows (position
+    /// `i = oy * step + ox`, its taps at `q[i + ky * step + kx]`), 16 at a
+    /// time, so a vector holds parts of several rows; lanes in the padding
+    /// columns are neither loaded nor kept, and the rest are packed together
+    /// (`vcompressps`) into the dense output. Rows of 5 (`ds-cnn-small`'s
+    /// 25x5 maps) filled 5 lanes of 16 a row in the row kernel, 5 of 7 here.
+    /// Each output takes its nine taps in the row kernel's order: the same bits.
+    ///
+    /// # Safety
+    /// As `depthwise3x3_avx512`, with `a.fits_3x3(out.len())`, `ow < 16` and
+    /// `oh * step <= 16 * FLAT_MAX_VECTORS`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn depthwise3x3_flat_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
+        let g = a.g;
+        let (plane_q, step) = (a.lay.plane(), a.lay.row_step());
+        let (plane_o, positions) = (g.oh * g.ow, g.oh * step);
+        let vectors = positions.div_ceil(16);
+        // The output lanes of each vector: inside the rows, left of the padding.
+        let mut masks = [0 as __mmask16; FLAT_MAX_VECTORS];
+        for (v, m) in masks.iter_mut().enumerate().take(vectors) {
+            *m = (0..16)
+                .filter(|j| {
+                    let i = 16 * v + j;
+                    i < positions && i % step < g.ow
+                })
+                .fold(0, |m, j| m | (1 << j));
+        }
+        // Every output once (`fits_3x3` checked step >= ow + 2): the packed
+        // stores fill exactly one channel's plane.
+        debug_assert_eq!(
+            masks[..vectors]
+                .iter()
+                .map(|m| m.count_ones() as usize)
+                .sum::<usize>(),
+            plane_o
+        );
+        let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
+        for c in 0..g.in_c {
+            let w: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(a.weight[c * 9 + t]));
+            let bias = _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c]));
+            // SAFETY: a masked lane is output (oy, ox) of channel c, whose taps
+            // `fits_3x3` checked inside `q`; the packed lanes of each vector
+            // follow the ones before, `plane_o` in all, inside `out`.
+            unsafe {
+                let q = a.q.as_ptr().add(c * plane_q);
+                let mut o = out.as_mut_ptr().add(c * plane_o);
+                for (v, &m) in masks.iter().enumerate().take(vectors) {
+                    let at = q.add(16 * v);
+                    let mut acc = bias;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let x = _mm512_maskz_loadu_ps(m, at.add(ky * step + kx));
+                            acc = _mm512_fmadd_ps(w[ky * 3 + kx], x, acc);
+                        }
+                    }
+                    let y = _mm512_mask_max_ps(acc, relu_lanes, acc, zero);
+                    let kept = m.count_ones() as usize;
+                    let packed = _mm512_maskz_compress_ps(m, y);
+                    _mm512_mask_storeu_ps(o, ((1u32 << kept) - 1) as __mmask16, packed);
+                    o = o.add(kept);
+                }
+            }
+        }
+    }
+
+    /// `depthwise3x3_avx512` by rows: per channel the nine weights stay in
+    /// registers, output rows in blocks of four.
+    ///
+    /// # Safety
+    /// As `depthwise3x3_avx512`, with `a.fits_3x3(out.len())`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn depthwise3x3_rows_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
+        let g = a.g;
+        let (plane_q, step) = (a.lay.plane(), a.lay.row_step());
+        let plane_o = g.oh * g.ow;
         let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
         for c in 0..g.in_c {
             let mut w = [_mm512_setzero_ps(); 9];
@@ -1632,6 +1721,67 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The narrow-row depthwise kernel (flat runs of positions, lanes packed
+    /// by `vcompressps`) against the row kernel: every output written, with
+    /// the same bits, whatever the width below a vector.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn narrow_rows_depthwise_gives_the_row_kernels_bits() {
+        if !SimdLevel::Avx512.is_supported() {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        for (c, h, w) in [
+            (1, 1, 1),
+            (3, 25, 5),
+            (2, 2, 15),
+            (4, 49, 10),
+            (2, 7, 3),
+            (3, 64, 14),
+        ] {
+            let g = geom(c, h, w, 3, 1, 1);
+            let lay = SplitLayout::new(&g);
+            assert!(
+                g.oh * lay.row_step() <= 16 * 128,
+                "{g:?} within the flat kernel's table"
+            );
+            let x: Vec<f32> = (0..c * h * w)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect();
+            let weight: Vec<f32> = (0..c * 9)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 7.0)
+                .collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.3 - 0.35).collect();
+            let mut q = vec![0.0; lay.len()];
+            pad_split(&x, &g, &lay, &mut q);
+            let offsets = lay.depthwise_offsets(&g);
+            for (relu, bias) in [(true, Some(&bias[..])), (false, None)] {
+                let args = DwArgs {
+                    q: &q,
+                    lay: &lay,
+                    offsets: &offsets,
+                    g: &g,
+                    weight: &weight,
+                    bias,
+                    relu,
+                };
+                assert!(args.fits_3x3(c * g.oh * g.ow));
+                let mut rows = vec![f32::NAN; c * g.oh * g.ow];
+                let mut flat = vec![f32::NAN; c * g.oh * g.ow + 1];
+                // SAFETY: AVX-512F checked above; the layout holds the padded
+                // input and `fits_3x3` the reads and writes.
+                unsafe {
+                    super::x86::depthwise3x3_rows_avx512(&args, &mut rows);
+                    super::x86::depthwise3x3_flat_avx512(&args, &mut flat);
+                }
+                for (i, (a, b)) in flat.iter().zip(&rows).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{g:?} relu {relu} output {i}");
+                }
+                assert!(flat[rows.len()].is_nan(), "{g:?}: wrote past the output");
             }
         }
     }
