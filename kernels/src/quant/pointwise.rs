@@ -252,11 +252,12 @@ pub fn pointwise_conv_u8s8(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Int8Epilogue, PackedWeightsS8, PixelQuads, PlanesOut, CHANNELS, PIXEL_BLOCK};
+    // Columns of one packed VNNI weight panel (`int8`'s layout:
+    // `[panel][kp / 4][48][4]`).
+    use crate::quant::int8::VNNI_PANEL_COLS as PANEL_COLS;
     use std::arch::x86_64::*;
 
-    /// Columns of one packed VNNI weight panel (`int8`'s layout:
-    /// `[panel][kp / 4][48][4]`).
-    const PANEL_COLS: usize = 48;
+    // A channel group never straddles two of the packing's weight panels.
     const _: () = assert!(PANEL_COLS.is_multiple_of(CHANNELS));
     /// Vectors of 16 pixels per block.
     const VECTORS: usize = PIXEL_BLOCK / 16;
@@ -420,7 +421,7 @@ mod x86 {
                 let row = lanes.add(q * stride);
                 let x: [__m512i; VECTORS] =
                     std::array::from_fn(|v| _mm512_loadu_si512(row.add(16 * v) as *const __m512i));
-                let wq = w.add(q * 4 * super::super::int8::VNNI_PANEL_COLS);
+                let wq = w.add(q * 4 * PANEL_COLS);
                 for (i, acc_i) in acc.iter_mut().enumerate() {
                     let quad = (wq.add(4 * i) as *const i32).read_unaligned();
                     let wb = _mm512_set1_epi32(quad);
