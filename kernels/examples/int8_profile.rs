@@ -3,9 +3,11 @@
 //! on-CPU time (`/proc/thread-self/schedstat`, so time spent descheduled on a
 //! loaded machine does not count). With `f32` as third argument the tiled f32
 //! model runs the same way afterwards, for a ratio measured in one process.
-//! A leading `convnet` or `ds-cnn` runs `convnet-224` or `ds-cnn-small` instead.
+//! A leading `convnet`, `ds-cnn` or `face` runs `convnet-224`, `ds-cnn-small`
+//! or the face-unlock scenario's convnet (64x64x1, a stride-2 conv and three
+//! stride-2 depthwise-separable blocks) instead.
 //!
-//! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn] [batch] [seconds] [f32]`
+//! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn|face] [batch] [seconds] [f32]`
 //! `cargo run --release -p workbench-kernels --example int8_profile gemm [n] [seconds]`
 //! (the int8 u8 x s8 -> i32 GEMM alone, n x n x n, on the detected path)
 //! `perf record -g target/release/examples/int8_profile 64 10 && perf report --no-children`
@@ -105,6 +107,34 @@ fn gemm(n: usize, seconds: f64) {
     );
 }
 
+/// `scenarios/face-unlock.toml`'s model.
+fn face_unlock_convnet() -> Result<Graph, workbench_kernels::KernelError> {
+    use workbench_kernels::spec::{Activation, ConvBlock, ConvnetSpec, ModelSpec};
+    let separable = |out_channels| ConvBlock::DepthwiseSeparable {
+        out_channels,
+        kernel: 3,
+        stride: 2,
+    };
+    let spec = ModelSpec::Convnet(ConvnetSpec {
+        height: 64,
+        width: 64,
+        channels: 1,
+        blocks: vec![
+            ConvBlock::Standard {
+                out_channels: 16,
+                kernel: 3,
+                stride: 2,
+            },
+            separable(32),
+            separable(64),
+            separable(128),
+        ],
+        classes: 128,
+        activation: Activation::Relu,
+    });
+    Graph::from_spec(&spec, 1)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().is_some_and(|s| s == "gemm") {
@@ -117,6 +147,7 @@ fn main() {
     let (label, graph) = match args.peek().map(String::as_str) {
         Some("convnet") => ("convnet-224", convnet_224(1)),
         Some("ds-cnn") => ("ds-cnn-small", ds_cnn_small(1)),
+        Some("face") => ("face-unlock convnet", face_unlock_convnet()),
         _ => ("mlp-1024", mlp_1024(1)),
     };
     if label != "mlp-1024" {

@@ -317,6 +317,27 @@ impl DwArgs<'_> {
     /// (whole vectors up to column ow + 1, the rest masked): the last read is at
     /// (in_c - 1) * plane + (oh + 1) * step + ow + 1. `q` may start some rows into
     /// the layout (a band), so it is checked against that, not the plane.
+    /// Whether the strided 3x3 kernel applies (stride > 1, a 3x3 kernel, its
+    /// nine tap offsets) and its reads and writes stay inside `q`, the weights
+    /// and an output of `out_len` floats: output (oy, ox) of channel c reads
+    /// c * plane + offset + oy * step + ox for ox < ow only.
+    fn fits_strided_3x3(&self, out_len: usize) -> bool {
+        let g = self.g;
+        if self.lay.stride < 2 || g.kh != 3 || g.kw != 3 || self.offsets.len() != 9 {
+            return false;
+        }
+        if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
+            return true;
+        }
+        let reach = self.offsets.iter().max().copied().unwrap_or(0);
+        let last_read =
+            (g.in_c - 1) * self.lay.plane() + reach + (g.oh - 1) * self.lay.row_step() + g.ow - 1;
+        self.q.len() > last_read
+            && out_len >= g.in_c * g.oh * g.ow
+            && self.weight.len() >= g.in_c * 9
+            && self.bias.is_none_or(|b| b.len() >= g.in_c)
+    }
+
     fn fits_3x3(&self, out_len: usize) -> bool {
         let g = self.g;
         if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
@@ -497,7 +518,8 @@ mod x86 {
         q: &mut [f32],
     ) {
         // SAFETY: AVX-512F is available (the caller's guarantee).
-        if unsafe { split_narrow_avx512(x, g, lay, q) } {
+        if unsafe { split_narrow_avx512(x, g, lay, q) || split_narrow_stride2_avx512(x, g, lay, q) }
+        {
             return;
         }
         split_image::<{ super::COPY_AVX512 }>(x, g, lay, q, false)
@@ -582,6 +604,76 @@ mod x86 {
         true
     }
 
+    /// The stride-2 split of an image at most 32 columns wide: each image row
+    /// loaded whole (two vectors), its even and odd columns gathered by two
+    /// `vpermt2ps` and stored into their phase rows, as `deinterleave_row`
+    /// places them. Row by row that loop spent longer on its bookkeeping than
+    /// on the 16 or fewer floats of each phase. Returns false, having written
+    /// nothing, where it does not apply.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split_narrow_stride2_avx512(
+        x: &[f32],
+        g: &ConvGeom,
+        lay: &super::SplitLayout,
+        q: &mut [f32],
+    ) -> bool {
+        let qw = lay.qw;
+        let applies = lay.stride == 2
+            && g.w > 0
+            && g.w <= 32
+            && g.h > 0
+            && g.pad + g.h <= lay.ph
+            && q.len() >= lay.len()
+            && x.len() >= g.in_c * g.h * g.w;
+        if !applies {
+            return false;
+        }
+        // Where even and odd image columns land (`deinterleave_row`): padded
+        // column e + pad is phase (e + pad) % 2, position (e + pad) / 2.
+        let half = g.pad / 2;
+        let (even_phase, even_at, odd_at) = if g.pad.is_multiple_of(2) {
+            (0, half, half)
+        } else {
+            (1, half, half + 1)
+        };
+        let (even_at, odd_at) = (even_at.min(qw), odd_at.min(qw));
+        let evens = g.w.div_ceil(2).min(qw - even_at);
+        let odds = (g.w / 2).min(qw - odd_at);
+        let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
+        let (load_lo, load_hi) = (lanes(g.w), lanes(g.w.saturating_sub(16)));
+        let (store_even, store_odd) = (lanes(evens), lanes(odds));
+        let even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for c in 0..g.in_c {
+            for iy in 0..g.h {
+                let src = x[(c * g.h + iy) * g.w..].as_ptr();
+                // Padded row iy + pad: its phase rows, even phase first.
+                let row = ((c * lay.ph + iy + g.pad) * 2) * qw;
+                let (even_row, odd_row) = if even_phase == 0 {
+                    (row, row + qw)
+                } else {
+                    (row + qw, row)
+                };
+                // SAFETY: the loads take the row's w floats (inside x, checked
+                // above); the stores write `evens` and `odds` floats from
+                // even_at and odd_at of phase rows of qw floats, inside q.
+                unsafe {
+                    let lo = _mm512_maskz_loadu_ps(load_lo, src);
+                    let hi = _mm512_maskz_loadu_ps(load_hi, src.add(16));
+                    let even = _mm512_permutex2var_ps(lo, even_idx, hi);
+                    let odd = _mm512_permutex2var_ps(lo, odd_idx, hi);
+                    let dst = q.as_mut_ptr();
+                    _mm512_mask_storeu_ps(dst.add(even_row + even_at), store_even, even);
+                    _mm512_mask_storeu_ps(dst.add(odd_row + odd_at), store_odd, odd);
+                }
+            }
+        }
+        true
+    }
+
     /// `dst = src` (equal lengths) in 16-float moves, the last one masked.
     ///
     /// # Safety
@@ -653,6 +745,10 @@ mod x86 {
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn depthwise_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
         if a.lay.stride != 1 {
+            if a.fits_strided_3x3(out.len()) {
+                // SAFETY: AVX-512F is enabled here; the reads and writes were checked.
+                return unsafe { depthwise3x3_strided_avx512(a, out) };
+            }
             return depthwise_body::<true>(a, out);
         }
         if a.g.kh == 3 && a.g.kw == 3 {
@@ -735,6 +831,50 @@ mod x86 {
         }
         // SAFETY: as above.
         unsafe { depthwise3x3_rows_avx512(a, out) }
+    }
+
+    /// Strided 3x3 depthwise (the split layout makes each tap's inputs along
+    /// an output row contiguous): per channel the nine weights broadcast once,
+    /// then each output row 16 columns at a time, the last ones masked. The
+    /// generic kernel it replaces spent most of its time per row on the rows
+    /// of 4 to 16 outputs of small models' stride-2 blocks.
+    ///
+    /// # Safety
+    /// AVX-512F; `a.fits_strided_3x3(out.len())`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn depthwise3x3_strided_avx512(a: &DwArgs<'_>, out: &mut [f32]) {
+        let g = a.g;
+        let (plane_q, step, plane_o) = (a.lay.plane(), a.lay.row_step(), g.oh * g.ow);
+        let offsets: [usize; 9] = std::array::from_fn(|t| a.offsets[t]);
+        let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
+        let zero = _mm512_setzero_ps();
+        for c in 0..g.in_c {
+            let w: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(a.weight[c * 9 + t]));
+            let bias = _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c]));
+            // SAFETY: lane ox of output row oy reads tap t at c * plane +
+            // offsets[t] + oy * step + ox and writes c * plane_o + oy * ow +
+            // ox, for ox < ow: inside `q` and `out` (`fits_strided_3x3`).
+            unsafe {
+                let q = a.q.as_ptr().add(c * plane_q);
+                let o = out.as_mut_ptr().add(c * plane_o);
+                for oy in 0..g.oh {
+                    let row = q.add(oy * step);
+                    let mut ox = 0;
+                    while ox < g.ow {
+                        let m = ((1u32 << (g.ow - ox).min(16)) - 1) as __mmask16;
+                        // The generic kernel's order: bias, then the taps in turn.
+                        let mut acc = bias;
+                        for (wt, &off) in w.iter().zip(&offsets) {
+                            let x = _mm512_maskz_loadu_ps(m, row.add(off + ox));
+                            acc = _mm512_fmadd_ps(*wt, x, acc);
+                        }
+                        let y = _mm512_mask_max_ps(acc, relu_lanes, acc, zero);
+                        _mm512_mask_storeu_ps(o.add(oy * g.ow + ox), m, y);
+                        ox += 16;
+                    }
+                }
+            }
+        }
     }
 
     /// Most vectors of one channel's flat output positions (`oh * step`) the
@@ -1638,7 +1778,17 @@ mod tests {
     #[test]
     fn split_layouts_hold_the_padded_input_at_every_tap() {
         // Widths below, at and past a vector's 8 or 16 lanes, with a masked tail.
-        for (h, w) in [(1, 1), (5, 7), (8, 9), (11, 16), (3, 37)] {
+        // 31 and 32: the stride-2 narrow split's widest rows (two vectors).
+        for (h, w) in [
+            (1, 1),
+            (5, 7),
+            (8, 9),
+            (11, 16),
+            (4, 17),
+            (3, 31),
+            (2, 32),
+            (3, 37),
+        ] {
             for (k, stride, pad) in [
                 (3, 1, 1),
                 (3, 2, 1),
@@ -1782,6 +1932,60 @@ mod tests {
                     assert_eq!(a.to_bits(), b.to_bits(), "{g:?} relu {relu} output {i}");
                 }
                 assert!(flat[rows.len()].is_nan(), "{g:?}: wrote past the output");
+            }
+        }
+    }
+
+    /// The strided 3x3 depthwise kernel against the generic one it replaces
+    /// on AVX-512: the same bits, at strides 2 and 3, outputs from 1 to 19
+    /// columns (a masked vector, a whole one, one and a tail).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn strided_depthwise_gives_the_generic_kernels_bits() {
+        if !SimdLevel::Avx512.is_supported() {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        for (c, h, w, stride) in [
+            (2, 1, 1, 2),
+            (3, 9, 7, 2),
+            (2, 32, 32, 2),
+            (4, 5, 37, 2),
+            (3, 11, 16, 3),
+        ] {
+            let g = geom(c, h, w, 3, stride, 1);
+            let lay = SplitLayout::new(&g);
+            let x: Vec<f32> = (0..c * h * w)
+                .map(|i| ((i * 37 % 101) as f32 - 50.5) / 25.0)
+                .collect();
+            let weight: Vec<f32> = (0..c * 9)
+                .map(|i| ((i * 13 % 17) as f32 - 8.5) / 7.0)
+                .collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.3 - 0.35).collect();
+            let mut q = vec![0.0; lay.len()];
+            pad_split(&x, &g, &lay, &mut q);
+            let offsets = lay.depthwise_offsets(&g);
+            for (relu, bias) in [(true, Some(&bias[..])), (false, None)] {
+                let args = DwArgs {
+                    q: &q,
+                    lay: &lay,
+                    offsets: &offsets,
+                    g: &g,
+                    weight: &weight,
+                    bias,
+                    relu,
+                };
+                let len = c * g.oh * g.ow;
+                assert!(args.fits_strided_3x3(len), "{g:?}");
+                let mut generic = vec![f32::NAN; len];
+                depthwise_body::<true>(&args, &mut generic);
+                let mut strided = vec![f32::NAN; len + 1];
+                // SAFETY: AVX-512F checked above; `fits_strided_3x3` the reads and writes.
+                unsafe { super::x86::depthwise3x3_strided_avx512(&args, &mut strided) };
+                for (i, (a, b)) in strided.iter().zip(&generic).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{g:?} relu {relu} output {i}");
+                }
+                assert!(strided[len].is_nan(), "{g:?}: wrote past the output");
             }
         }
     }
