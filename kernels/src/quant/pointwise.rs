@@ -12,6 +12,8 @@
 //! which is what `vpdpbusd` multiplies together. Each output channel's four
 //! weights are broadcast, and the output comes out in channel planes (or as
 //! channel sums, for a global average pool) with no transpose on either side.
+//! Blocks are 64 pixels x 4 channels, narrower and taller for bands of 32
+//! pixels or fewer.
 //! AVX-512 VNNI only: the other int8 paths run the GEMM.
 //!
 //! The epilogue is [`super::int8`]'s, operation for operation, so a plane
@@ -23,8 +25,9 @@ use super::calibrate::ActivationQuant;
 use super::int8::{Int8Epilogue, Int8Path, PackedWeightsS8};
 use super::QuantError;
 
-/// Pixels per kernel block; a quad row is padded to a multiple of it, so
-/// the kernel always reads whole blocks (the padding's results are dropped).
+/// Pixels of the kernel's largest block; a quad row is padded to a multiple
+/// of it, so the kernel always reads whole blocks (the padding's results
+/// are dropped).
 pub const PIXEL_BLOCK: usize = 64;
 
 /// `k` channels of `len` pixels quantized into pixel quads: lane `p` of quad
@@ -163,10 +166,6 @@ pub enum PlanesOut<'a> {
     ChannelSums(&'a mut [f32]),
 }
 
-/// Output channels per kernel pass: four broadcasts of weights a reduction
-/// step against four vectors of pixels, 16 accumulators.
-const CHANNELS: usize = 4;
-
 /// The pointwise conv of `quads` (quantized with `ep.act`) by `packed`
 /// (k x n, packed for the VNNI path): `y = (acc - za * colsum) * sa * ws +
 /// bias`, then ReLU if `ep.relu`, as [`super::gemm_u8s8_f32`] computes it.
@@ -251,16 +250,11 @@ pub fn pointwise_conv_u8s8(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Int8Epilogue, PackedWeightsS8, PixelQuads, PlanesOut, CHANNELS, PIXEL_BLOCK};
+    use super::{Int8Epilogue, PackedWeightsS8, PixelQuads, PlanesOut, PIXEL_BLOCK};
     // Columns of one packed VNNI weight panel (`int8`'s layout:
     // `[panel][kp / 4][48][4]`).
     use crate::quant::int8::VNNI_PANEL_COLS as PANEL_COLS;
     use std::arch::x86_64::*;
-
-    // A channel group never straddles two of the packing's weight panels.
-    const _: () = assert!(PANEL_COLS.is_multiple_of(CHANNELS));
-    /// Vectors of 16 pixels per block.
-    const VECTORS: usize = PIXEL_BLOCK / 16;
 
     /// [`PixelQuads::fill`] of one quad row: four channel planes (`None`
     /// past k: the zero point) quantized 16 pixels at a time with
@@ -311,7 +305,11 @@ mod x86 {
         }
     }
 
-    /// Every channel group against every block of pixels.
+    /// Every channel group against every block of pixels, in blocks of the
+    /// shape the band's pixels fill: 64 pixels x 4 channels, or for bands
+    /// of at most 32 or 16 pixels (a small model's last blocks: 4x4 maps),
+    /// 32 x 8 or 16 x 16, so no accumulators are spent on lanes past the
+    /// band. Always 16 accumulators.
     ///
     /// # Safety
     /// The CPU supports avx512f/bw/vnni; `panels` holds `packed`'s
@@ -324,40 +322,67 @@ mod x86 {
         panels: &[i8],
         packed: &PackedWeightsS8,
         ep: &Int8Epilogue<'_>,
+        out: PlanesOut<'_>,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match quads.len {
+                0..=16 => drive_blocks::<1, 16>(quads, panels, packed, ep, out),
+                17..=32 => drive_blocks::<2, 8>(quads, panels, packed, ep, out),
+                _ => drive_blocks::<4, 4>(quads, panels, packed, ep, out),
+            }
+        }
+    }
+
+    /// [`drive`] in blocks of `16 * V` pixels x `C` channels.
+    ///
+    /// # Safety
+    /// As [`drive`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn drive_blocks<const V: usize, const C: usize>(
+        quads: &PixelQuads,
+        panels: &[i8],
+        packed: &PackedWeightsS8,
+        ep: &Int8Epilogue<'_>,
         mut out: PlanesOut<'_>,
     ) {
+        // A channel group never straddles two of the packing's weight panels,
+        // and a block never reads past a quad row's padding.
+        const { assert!(PANEL_COLS.is_multiple_of(C) && PIXEL_BLOCK.is_multiple_of(16 * V)) };
         let (len, stride) = (quads.len, quads.stride);
         let (kp, n, col_sums) = (packed.k_padded(), packed.n(), packed.col_sums());
         let (rows, za, relu) = (kp / 4, i32::from(ep.act.zero_point), ep.relu);
         let zero = _mm512_setzero_ps();
-        for c0 in (0..n).step_by(CHANNELS) {
-            let channels = (n - c0).min(CHANNELS);
-            // The group lies in one panel (48 is a multiple of the group),
-            // whose columns past n are zero weights: all four are readable.
+        for c0 in (0..n).step_by(C) {
+            let channels = (n - c0).min(C);
+            // The group lies in one panel, whose columns past n are zero
+            // weights: all C are readable.
             let at = (c0 / PANEL_COLS) * kp * PANEL_COLS + (c0 % PANEL_COLS) * 4;
             let w = panels[at..].as_ptr();
             // Per channel, `PanelEpilogue`'s constants: `za * colsum` (the
             // accumulators start at its negation: the same i32, wrapping),
             // `sa * ws` and the bias; 0 past n.
             let of = |i: usize| (c0 + i < n).then_some(c0 + i);
-            let init: [__m512i; CHANNELS] = std::array::from_fn(|i| {
+            let init: [__m512i; C] = std::array::from_fn(|i| {
                 let zsum = of(i).map_or(0, |c| za.wrapping_mul(col_sums[c]));
                 _mm512_set1_epi32(zsum.wrapping_neg())
             });
-            let mul: [__m512; CHANNELS] = std::array::from_fn(|i| {
+            let mul: [__m512; C] = std::array::from_fn(|i| {
                 _mm512_set1_ps(of(i).map_or(0.0, |c| ep.act.scale * ep.weight_scales[c]))
             });
-            let bias: Option<[__m512; CHANNELS]> = ep
+            let bias: Option<[__m512; C]> = ep
                 .bias
                 .map(|b| std::array::from_fn(|i| _mm512_set1_ps(of(i).map_or(0.0, |c| b[c]))));
-            let mut pooled = [zero; CHANNELS];
-            for p0 in (0..len).step_by(PIXEL_BLOCK) {
-                // SAFETY: rows `0..kp / 4` of the quads hold `stride` lanes
-                // and p0 + 64 <= stride; the group's weights are inside its
-                // panel (the caller's contract).
-                let acc = unsafe { block(quads.lanes.as_ptr().add(p0), stride, rows, w, &init) };
+            let mut pooled = [zero; C];
+            for p0 in (0..len).step_by(16 * V) {
+                // SAFETY: rows `0..kp / 4` of the quads hold `stride` lanes, a
+                // multiple of 64 (so of 16 * V) above p0; the group's weights
+                // are inside its panel (the caller's contract).
+                let acc =
+                    unsafe { block::<V, C>(quads.lanes.as_ptr().add(p0), stride, rows, w, &init) };
                 // Lanes of each vector inside the band (none past its end).
-                let masks: [__mmask16; VECTORS] = std::array::from_fn(|v| {
+                let masks: [__mmask16; V] = std::array::from_fn(|v| {
                     let inside = len.saturating_sub(p0 + 16 * v).min(16);
                     ((1u32 << inside) - 1) as __mmask16
                 });
@@ -398,28 +423,28 @@ mod x86 {
         }
     }
 
-    /// Sums of one block of 64 pixels for four output channels over the
-    /// whole reduction: per quad row, four pixel vectors, four broadcast
-    /// weight quads and 16 `vpdpbusd`.
+    /// Sums of one block of `16 * V` pixels for `C` output channels over the
+    /// whole reduction: per quad row, V pixel vectors, C broadcast weight
+    /// quads and V * C `vpdpbusd`.
     ///
     /// # Safety
     /// The CPU supports avx512f/vnni; `lanes + q * stride` is readable for
-    /// 64 u32 and `w + q * 192` for 16 bytes, for every q < rows.
+    /// `16 * V` u32 and `w + q * 192` for `4 * C` bytes, for every q < rows.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn block(
+    unsafe fn block<const V: usize, const C: usize>(
         lanes: *const u32,
         stride: usize,
         rows: usize,
         w: *const i8,
-        init: &[__m512i; CHANNELS],
-    ) -> [[__m512i; VECTORS]; CHANNELS] {
-        let mut acc: [[__m512i; VECTORS]; CHANNELS] = std::array::from_fn(|i| [init[i]; VECTORS]);
+        init: &[__m512i; C],
+    ) -> [[__m512i; V]; C] {
+        let mut acc: [[__m512i; V]; C] = std::array::from_fn(|i| [init[i]; V]);
         for q in 0..rows {
             // SAFETY: the caller's contract.
             unsafe {
                 let row = lanes.add(q * stride);
-                let x: [__m512i; VECTORS] =
+                let x: [__m512i; V] =
                     std::array::from_fn(|v| _mm512_loadu_si512(row.add(16 * v) as *const __m512i));
                 let wq = w.add(q * 4 * PANEL_COLS);
                 for (i, acc_i) in acc.iter_mut().enumerate() {
