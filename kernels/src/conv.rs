@@ -1893,47 +1893,70 @@ mod tests {
             (2, 7, 3),
             (3, 64, 14),
         ] {
-            let g = geom(c, h, w, 3, 1, 1);
-            let lay = SplitLayout::new(&g);
-            assert!(
-                g.oh * lay.row_step() <= 16 * 128,
-                "{g:?} within the flat kernel's table"
-            );
-            let x: Vec<f32> = (0..c * h * w)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect();
-            let weight: Vec<f32> = (0..c * 9)
-                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 7.0)
-                .collect();
-            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.3 - 0.35).collect();
-            let mut q = vec![0.0; lay.len()];
-            pad_split(&x, &g, &lay, &mut q);
-            let offsets = lay.depthwise_offsets(&g);
-            for (relu, bias) in [(true, Some(&bias[..])), (false, None)] {
-                let args = DwArgs {
-                    q: &q,
-                    lay: &lay,
-                    offsets: &offsets,
-                    g: &g,
-                    weight: &weight,
-                    bias,
-                    relu,
-                };
-                assert!(args.fits_3x3(c * g.oh * g.ow));
-                let mut rows = vec![f32::NAN; c * g.oh * g.ow];
-                let mut flat = vec![f32::NAN; c * g.oh * g.ow + 1];
+            with_depthwise_case(c, h, w, 1, |args| {
+                let g = args.g;
+                assert!(
+                    g.oh * args.lay.row_step() <= 16 * 128,
+                    "{g:?} within the flat kernel's table"
+                );
+                let len = c * g.oh * g.ow;
+                assert!(args.fits_3x3(len));
+                let mut rows = vec![f32::NAN; len];
+                let mut flat = vec![f32::NAN; len + 1];
                 // SAFETY: AVX-512F checked above; the layout holds the padded
                 // input and `fits_3x3` the reads and writes.
                 unsafe {
-                    super::x86::depthwise3x3_rows_avx512(&args, &mut rows);
-                    super::x86::depthwise3x3_flat_avx512(&args, &mut flat);
+                    super::x86::depthwise3x3_rows_avx512(args, &mut rows);
+                    super::x86::depthwise3x3_flat_avx512(args, &mut flat);
                 }
-                for (i, (a, b)) in flat.iter().zip(&rows).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "{g:?} relu {relu} output {i}");
-                }
-                assert!(flat[rows.len()].is_nan(), "{g:?}: wrote past the output");
-            }
+                assert_same_bits(&flat, &rows, &format!("{g:?} relu {}", args.relu));
+            });
         }
+    }
+
+    /// A seeded 3x3 depthwise case (`c` channels of `h x w`, `stride`, pad 1)
+    /// in split layout, handed to `check` with bias and ReLU, then without.
+    #[cfg(target_arch = "x86_64")]
+    fn with_depthwise_case(
+        c: usize,
+        h: usize,
+        w: usize,
+        stride: usize,
+        check: impl Fn(&DwArgs<'_>),
+    ) {
+        let g = geom(c, h, w, 3, stride, 1);
+        let lay = SplitLayout::new(&g);
+        // Half-integer offsets: no product or sum lands on an exact zero.
+        let x: Vec<f32> = (0..c * h * w)
+            .map(|i| ((i * 37 % 101) as f32 - 50.5) / 25.0)
+            .collect();
+        let weight: Vec<f32> = (0..c * 9)
+            .map(|i| ((i * 13 % 17) as f32 - 8.5) / 7.0)
+            .collect();
+        let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.3 - 0.35).collect();
+        let mut q = vec![0.0; lay.len()];
+        pad_split(&x, &g, &lay, &mut q);
+        let offsets = lay.depthwise_offsets(&g);
+        for (relu, bias) in [(true, Some(&bias[..])), (false, None)] {
+            check(&DwArgs {
+                q: &q,
+                lay: &lay,
+                offsets: &offsets,
+                g: &g,
+                weight: &weight,
+                bias,
+                relu,
+            });
+        }
+    }
+
+    /// `got`, one longer than `want`, holds `want`'s bits and nothing past them.
+    #[cfg(target_arch = "x86_64")]
+    fn assert_same_bits(got: &[f32], want: &[f32], what: &str) {
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "{what}: output {i}");
+        }
+        assert!(got[want.len()].is_nan(), "{what}: wrote past the output");
     }
 
     /// The strided 3x3 depthwise kernel against the generic one it replaces
@@ -1953,40 +1976,17 @@ mod tests {
             (4, 5, 37, 2),
             (3, 11, 16, 3),
         ] {
-            let g = geom(c, h, w, 3, stride, 1);
-            let lay = SplitLayout::new(&g);
-            let x: Vec<f32> = (0..c * h * w)
-                .map(|i| ((i * 37 % 101) as f32 - 50.5) / 25.0)
-                .collect();
-            let weight: Vec<f32> = (0..c * 9)
-                .map(|i| ((i * 13 % 17) as f32 - 8.5) / 7.0)
-                .collect();
-            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.3 - 0.35).collect();
-            let mut q = vec![0.0; lay.len()];
-            pad_split(&x, &g, &lay, &mut q);
-            let offsets = lay.depthwise_offsets(&g);
-            for (relu, bias) in [(true, Some(&bias[..])), (false, None)] {
-                let args = DwArgs {
-                    q: &q,
-                    lay: &lay,
-                    offsets: &offsets,
-                    g: &g,
-                    weight: &weight,
-                    bias,
-                    relu,
-                };
+            with_depthwise_case(c, h, w, stride, |args| {
+                let g = args.g;
                 let len = c * g.oh * g.ow;
                 assert!(args.fits_strided_3x3(len), "{g:?}");
                 let mut generic = vec![f32::NAN; len];
-                depthwise_body::<true>(&args, &mut generic);
+                depthwise_body::<true>(args, &mut generic);
                 let mut strided = vec![f32::NAN; len + 1];
                 // SAFETY: AVX-512F checked above; `fits_strided_3x3` the reads and writes.
-                unsafe { super::x86::depthwise3x3_strided_avx512(&args, &mut strided) };
-                for (i, (a, b)) in strided.iter().zip(&generic).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "{g:?} relu {relu} output {i}");
-                }
-                assert!(strided[len].is_nan(), "{g:?}: wrote past the output");
-            }
+                unsafe { super::x86::depthwise3x3_strided_avx512(args, &mut strided) };
+                assert_same_bits(&strided, &generic, &format!("{g:?} relu {}", args.relu));
+            });
         }
     }
 
