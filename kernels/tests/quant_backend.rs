@@ -160,6 +160,67 @@ fn every_int8_path_gives_identical_outputs() {
     }
 }
 
+/// A pointwise conv whose output is not pooled and spans several bands of
+/// pixels (1440 pixels, bands of 816 at 16 -> 64 channels): each band's
+/// planes must land at its own pixels on every int8 path (the VNNI path
+/// writes them from its pixels-in-lanes kernel, the others transpose GEMM
+/// rows). The last block pools, which the VNNI kernel sums in another
+/// order, so the paths are held to a tight tolerance rather than bits.
+#[test]
+fn pointwise_planes_in_several_bands_land_in_place_on_every_int8_path() {
+    let separable = |out_channels| ConvBlock::DepthwiseSeparable {
+        out_channels,
+        kernel: 3,
+        stride: 1,
+    };
+    let g = Graph::from_spec(
+        &ModelSpec::Convnet(ConvnetSpec {
+            height: 36,
+            width: 40,
+            channels: 3,
+            blocks: vec![
+                ConvBlock::Standard {
+                    out_channels: 16,
+                    kernel: 3,
+                    stride: 1,
+                },
+                separable(64),
+                separable(32),
+            ],
+            classes: 10,
+            activation: Activation::Relu,
+        }),
+        5,
+    )
+    .expect("convnet");
+    let x = seeded_inputs(g.input_len(), 2, 4);
+    let mut outs = Vec::new();
+    for path in Int8Path::supported() {
+        let backend = QuantizedBackend {
+            int8_path: Some(path),
+            ..QuantizedBackend::default()
+        };
+        let mut exe = backend
+            .compile(&g, &opts(Precision::Int8))
+            .expect("compile");
+        outs.push((path, exe.run(&x, 2).expect("run").to_vec()));
+    }
+    let (first, want) = &outs[0];
+    let norm = want.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
+    for (path, got) in &outs[1..] {
+        let diff = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt();
+        assert!(
+            diff <= 1e-4 * norm,
+            "{path} against {first}: {diff} of {norm}"
+        );
+    }
+}
+
 #[test]
 fn fused_half_relu_gives_the_same_outputs_as_the_separate_op() {
     let g = mlp();

@@ -1830,6 +1830,16 @@ impl ConvGemm<'_> {
                             unsafe { sums.slice(b * n..(b + 1) * n) }.ok_or_else(internal)?;
                         pointwise_conv_u8s8(&w.quads, packed, ep, PlanesOut::ChannelSums(sums))
                             .map_err(qerr)?;
+                    } else if len == hw {
+                        // The only band: every channel's plane is its own, so
+                        // the planes go straight into the output.
+                        // SAFETY: this band (all pixels) runs once, alone.
+                        let planes = unsafe { out.slice(0..n * hw) }.ok_or_else(internal)?;
+                        let planes = PlanesOut::Planes {
+                            out: planes,
+                            ldo: hw,
+                        };
+                        pointwise_conv_u8s8(&w.quads, packed, ep, planes).map_err(qerr)?;
                     } else {
                         w.t_t.resize(n * len, 0.0);
                         let planes = PlanesOut::Planes {
