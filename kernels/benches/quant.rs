@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use workbench_kernels::backends::quantized::seeded_inputs;
-use workbench_kernels::models::{convnet_224, mlp_1024, transformer_block};
+use workbench_kernels::models::{convnet_224, ds_cnn_small, mlp_1024, transformer_block};
 use workbench_kernels::quant::int8::k_padded;
 use workbench_kernels::quant::{
     gemm_u8s8_i32, HalfPath, Int8Path, PackedPanelWeights, PackedWeightsS8, WeightStorage,
@@ -114,14 +114,21 @@ fn mlp(c: &mut Criterion) {
     }
 }
 
-/// The reference convnet per precision (the quantized backend runs its convs
-/// as im2col + GEMM and its depthwise convs on the f32 SIMD kernel).
+/// The convnets per precision: the reference `convnet-224` and the
+/// wake-word scenario's `ds-cnn-small` (25x5 maps). The quantized backend
+/// keeps the stem and the depthwise convs in f32 on the SIMD kernels; its
+/// pointwise convs run int8 (pixels in the vector lanes on VNNI).
 fn convnet(c: &mut Criterion) {
-    let graph = match convnet_224(1) {
-        Ok(g) => g,
-        Err(e) => panic!("convnet-224: {e}"),
-    };
-    precisions_side_by_side(c, &graph, "convnet-224", 1);
+    for (label, graph) in [
+        ("convnet-224", convnet_224(1)),
+        ("ds-cnn-small", ds_cnn_small(1)),
+    ] {
+        let graph = match graph {
+            Ok(g) => g,
+            Err(e) => panic!("{label}: {e}"),
+        };
+        precisions_side_by_side(c, &graph, label, 1);
+    }
 }
 
 /// The transformer block per precision (attention, softmax and layer norm in
