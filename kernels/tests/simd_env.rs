@@ -6,6 +6,8 @@ use workbench_kernels::{compile, models, BackendKind, CompileOptions, SimdLevel}
 
 #[test]
 fn env_var_forces_a_path_capped_at_the_cpu() {
+    // Unset first: the suite may run under a forced level itself.
+    std::env::remove_var("WORKBENCH_SIMD");
     let best = best_available();
     assert_eq!(detect(), best);
     // The helpers every kernel shares (activations, exp, packing) read the
