@@ -833,6 +833,19 @@ mod x86 {
         unsafe { depthwise3x3_rows_avx512(a, out) }
     }
 
+    /// Channel `c`'s nine 3x3 weights and its bias (0 without one), each
+    /// broadcast to a vector: what every 3x3 depthwise kernel here keeps in
+    /// registers for a channel.
+    ///
+    /// # Safety
+    /// AVX-512F; `a.weight` holds channel c's nine weights (and `a.bias` c's).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn channel_3x3(a: &DwArgs<'_>, c: usize) -> ([__m512; 9], __m512) {
+        let w = std::array::from_fn(|t| _mm512_set1_ps(a.weight[c * 9 + t]));
+        (w, _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c])))
+    }
+
     /// Strided 3x3 depthwise (the split layout makes each tap's inputs along
     /// an output row contiguous): per channel the nine weights broadcast once,
     /// then each output row 16 columns at a time, the last ones masked. The
@@ -849,8 +862,8 @@ mod x86 {
         let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
         for c in 0..g.in_c {
-            let w: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(a.weight[c * 9 + t]));
-            let bias = _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c]));
+            // SAFETY: AVX-512F; the weights (and bias) cover every channel.
+            let (w, bias) = unsafe { channel_3x3(a, c) };
             // SAFETY: lane ox of output row oy reads tap t at c * plane +
             // offsets[t] + oy * step + ox and writes c * plane_o + oy * ow +
             // ox, for ox < ow: inside `q` and `out` (`fits_strided_3x3`).
@@ -921,8 +934,8 @@ mod x86 {
         let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
         let zero = _mm512_setzero_ps();
         for c in 0..g.in_c {
-            let w: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(a.weight[c * 9 + t]));
-            let bias = _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c]));
+            // SAFETY: AVX-512F; the weights (and bias) cover every channel.
+            let (w, bias) = unsafe { channel_3x3(a, c) };
             // SAFETY: a masked lane is output (oy, ox) of channel c, whose taps
             // `fits_3x3` checked inside `q`; the packed lanes of each vector
             // follow the ones before, `plane_o` in all, inside `out`.
@@ -960,11 +973,8 @@ mod x86 {
         let plane_o = g.oh * g.ow;
         let relu_lanes: __mmask16 = if a.relu { 0xffff } else { 0 };
         for c in 0..g.in_c {
-            let mut w = [_mm512_setzero_ps(); 9];
-            for (t, v) in w.iter_mut().enumerate() {
-                *v = _mm512_set1_ps(a.weight[c * 9 + t]);
-            }
-            let bias = _mm512_set1_ps(a.bias.map_or(0.0, |b| b[c]));
+            // SAFETY: AVX-512F; the weights (and bias) cover every channel.
+            let (w, bias) = unsafe { channel_3x3(a, c) };
             let k = Dw3 {
                 w,
                 bias,

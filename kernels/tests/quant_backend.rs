@@ -135,22 +135,31 @@ fn transformer_runs_quantized_with_bounded_error() {
     }
 }
 
-#[test]
-fn every_int8_path_gives_identical_outputs() {
-    for g in [mlp(), convnet()] {
-        let x = seeded_inputs(g.input_len(), 5, 9);
-        let mut outs = Vec::new();
-        for path in Int8Path::supported() {
+/// `g`'s int8 outputs on `batch` seeded inputs, compiled for each int8 path
+/// this CPU has (each lowering names its path).
+fn int8_outputs_per_path(g: &Graph, batch: usize, seed: u64) -> Vec<(Int8Path, Vec<f32>)> {
+    let x = seeded_inputs(g.input_len(), batch, seed);
+    Int8Path::supported()
+        .into_iter()
+        .map(|path| {
             let backend = QuantizedBackend {
                 int8_path: Some(path),
                 ..QuantizedBackend::default()
             };
-            let mut exe = backend
-                .compile(&g, &opts(Precision::Int8))
-                .expect("compile");
+            let mut exe = backend.compile(g, &opts(Precision::Int8)).expect("compile");
             assert!(exe.lowered().contains(path.name()));
-            outs.push(exe.run(&x, 5).expect("run").to_vec());
-        }
+            (path, exe.run(&x, batch).expect("run").to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn every_int8_path_gives_identical_outputs() {
+    for g in [mlp(), convnet()] {
+        let outs: Vec<Vec<f32>> = int8_outputs_per_path(&g, 5, 9)
+            .into_iter()
+            .map(|(_, out)| out)
+            .collect();
         // Integer GEMMs are exact and every path's epilogue does the same
         // float operations, so every path must agree bit for bit. (The VNNI
         // pointwise kernel adds a pool's sums in another order; the pooled
@@ -193,18 +202,7 @@ fn pointwise_planes_in_several_bands_land_in_place_on_every_int8_path() {
         5,
     )
     .expect("convnet");
-    let x = seeded_inputs(g.input_len(), 2, 4);
-    let mut outs = Vec::new();
-    for path in Int8Path::supported() {
-        let backend = QuantizedBackend {
-            int8_path: Some(path),
-            ..QuantizedBackend::default()
-        };
-        let mut exe = backend
-            .compile(&g, &opts(Precision::Int8))
-            .expect("compile");
-        outs.push((path, exe.run(&x, 2).expect("run").to_vec()));
-    }
+    let outs = int8_outputs_per_path(&g, 2, 4);
     let (first, want) = &outs[0];
     let norm = want.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
     for (path, got) in &outs[1..] {
