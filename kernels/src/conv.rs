@@ -311,12 +311,6 @@ struct DwArgs<'a> {
 }
 
 impl DwArgs<'_> {
-    /// Whether the stride-1 3x3 kernels' reads and writes stay inside `q`, the
-    /// weights and an output of `out_len` floats (some channels, rows and columns).
-    /// Output (oy, ox) of channel c reads c * plane + (oy + ky) * step + ox + kx
-    /// (whole vectors up to column ow + 1, the rest masked): the last read is at
-    /// (in_c - 1) * plane + (oh + 1) * step + ow + 1. `q` may start some rows into
-    /// the layout (a band), so it is checked against that, not the plane.
     /// Whether the strided 3x3 kernel applies (stride > 1, a 3x3 kernel, its
     /// nine tap offsets) and its reads and writes stay inside `q`, the weights
     /// and an output of `out_len` floats: output (oy, ox) of channel c reads
@@ -338,6 +332,12 @@ impl DwArgs<'_> {
             && self.bias.is_none_or(|b| b.len() >= g.in_c)
     }
 
+    /// Whether the stride-1 3x3 kernels' reads and writes stay inside `q`, the
+    /// weights and an output of `out_len` floats (some channels, rows and columns).
+    /// Output (oy, ox) of channel c reads c * plane + (oy + ky) * step + ox + kx
+    /// (whole vectors up to column ow + 1, the rest masked): the last read is at
+    /// (in_c - 1) * plane + (oh + 1) * step + ow + 1. `q` may start some rows into
+    /// the layout (a band), so it is checked against that, not the plane.
     fn fits_3x3(&self, out_len: usize) -> bool {
         let g = self.g;
         if g.in_c == 0 || g.oh == 0 || g.ow == 0 {
@@ -892,7 +892,7 @@ mod x86 {
 
     /// Most vectors of one channel's flat output positions (`oh * step`) the
     /// narrow-row kernel takes: its lane masks live in a stack table.
-    const FLAT_MAX_VECTORS: usize = 128;
+    pub(super) const FLAT_MAX_VECTORS: usize = 128;
 
     /// Stride-1 3x3 depthwise over rows narrower than a vector: a channel's
     /// output positions taken as one flat run of the padded rows (position
@@ -1906,7 +1906,7 @@ mod tests {
             with_depthwise_case(c, h, w, 1, |args| {
                 let g = args.g;
                 assert!(
-                    g.oh * args.lay.row_step() <= 16 * 128,
+                    g.oh * args.lay.row_step() <= 16 * super::x86::FLAT_MAX_VECTORS,
                     "{g:?} within the flat kernel's table"
                 );
                 let len = c * g.oh * g.ow;

@@ -1801,20 +1801,16 @@ impl ConvGemm<'_> {
             let w = unsafe { participants.get(participant) }.ok_or_else(internal)?;
             let p0 = b * band;
             let len = band.min(hw - p0);
-            w.t.resize(len * n, 0.0);
-            let t_out = GemmOut::F32 {
-                out: &mut w.t,
-                relu: dst.relu,
-            };
-            match (self.geom, &g.weights) {
-                (
-                    None,
-                    GemmWeights::Int8 {
-                        packed,
-                        scales,
-                        act,
-                    },
-                ) if packed.path() == Int8Path::Vnni512 => {
+            if let (
+                None,
+                GemmWeights::Int8 {
+                    packed,
+                    scales,
+                    act,
+                },
+            ) = (self.geom, &g.weights)
+            {
+                if packed.path() == Int8Path::Vnni512 {
                     // Pixels in the lanes: channel planes in, channel planes
                     // (or sums) out, no transposes.
                     w.quads.fill(x, hw, p0..p0 + len, k, *act).map_err(qerr)?;
@@ -1851,6 +1847,13 @@ impl ConvGemm<'_> {
                     }
                     return Ok(());
                 }
+            }
+            w.t.resize(len * n, 0.0);
+            let t_out = GemmOut::F32 {
+                out: &mut w.t,
+                relu: dst.relu,
+            };
+            match (self.geom, &g.weights) {
                 (None, GemmWeights::Int8 { act, .. }) => {
                     // Each channel's pixels quantized where they lie, then the
                     // bytes transposed into patch rows: a quarter of the data
