@@ -827,6 +827,7 @@ fn advance_bar<'a>(
             p @ (MeasureProgress::Compiling { .. }
             | MeasureProgress::Compiled { .. }
             | MeasureProgress::Checking { .. }
+            | MeasureProgress::SecondWindow { .. }
             | MeasureProgress::Tuning { .. }),
         ) => {
             if let Some(text) = p.compile_text() {

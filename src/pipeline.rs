@@ -1651,6 +1651,8 @@ mod tests {
             compile_ms: 0.0,
             budget_ms: 0.0,
             tuning_cut_short: false,
+            windows: 1,
+            other_window_median_ns: None,
             gflops: 1.0,
             fraction_of_peak: None,
             hardware_fingerprint: "test".to_string(),

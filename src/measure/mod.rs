@@ -184,7 +184,8 @@ pub struct KernelMeasurement {
     /// Fewer samples than the harness minimum: one call is slow for the budget.
     #[serde(default)]
     pub reduced: bool,
-    /// Wall time the measurement took (ms, warm-up included). A run that reuses
+    /// Wall time the measurement took (ms, warm-up included; a second
+    /// window counts as the time it was given). A run that reuses
     /// it from the cache charges it to the budget again, so that it makes the
     /// same decisions as the run that timed it.
     #[serde(default)]
@@ -201,6 +202,14 @@ pub struct KernelMeasurement {
     /// with a larger budget compiles (resuming the search) and times it again.
     #[serde(default)]
     pub tuning_cut_short: bool,
+    /// Timing windows taken (see [`HarnessConfig::windows`]); the figures
+    /// are the quieter window's.
+    #[serde(default = "first_window_only")]
+    pub windows: u32,
+    /// The median of the window not kept, when two were taken: how much the
+    /// host's load moved this figure during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_window_median_ns: Option<f64>,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
     /// `gflops` over this machine's single-core peak at the precision, when a roofline was given.
@@ -217,6 +226,10 @@ pub struct KernelMeasurement {
 
 fn recorded_before_grades() -> bool {
     true
+}
+
+fn first_window_only() -> u32 {
+    1
 }
 
 /// Shortest call a cache entry is believed to record: a twentieth of a cycle
@@ -239,6 +252,28 @@ impl KernelMeasurement {
 
     pub fn median_ns(&self) -> f64 {
         self.stats.median_ns
+    }
+
+    /// Keeps the quieter of this window and `second` (the lower median: a
+    /// busy host only slows calls); the time spent is this window's and the
+    /// `reserve` the second was given.
+    fn take_quieter(&mut self, second: KernelMeasurement, reserve: Duration) {
+        let spent_ms = self.spent_ms + reserve.as_secs_f64() * 1e3;
+        if second.stats.median_ns < self.stats.median_ns {
+            let first_median = self.stats.median_ns;
+            *self = KernelMeasurement {
+                spent_ms,
+                compile_ms: self.compile_ms,
+                tuning_cut_short: self.tuning_cut_short,
+                windows: 2,
+                other_window_median_ns: Some(first_median),
+                ..second
+            };
+        } else {
+            self.spent_ms = spent_ms;
+            self.windows = 2;
+            self.other_window_median_ns = Some(second.stats.median_ns);
+        }
     }
 
     /// Samples per second at the median latency.
@@ -310,6 +345,14 @@ pub enum MeasureProgress {
         median_ns: f64,
         from_cache: bool,
     },
+    /// Job `index` is timed again, after every job's first window.
+    SecondWindow {
+        index: usize,
+        total: usize,
+        backend: BackendKind,
+        precision: Precision,
+        batch: usize,
+    },
     /// Compiling a configuration started (once, before its first batch not in the cache).
     Compiling {
         backend: BackendKind,
@@ -354,9 +397,10 @@ pub enum MeasureProgress {
 pub const SLOW_COMPILE: Duration = Duration::from_secs(1);
 
 impl MeasureProgress {
-    /// What a compile or agreement-check event says: `compiling tiled f32`,
-    /// `compiled tiled f32 in 1.23 s`, `checking agreement: tiled f32, input 17 of 256`
-    /// (the stages between timings that can take a while on a large model).
+    /// What a compile, agreement-check or second-window event says: `compiling
+    /// tiled f32`, `compiled tiled f32 in 1.23 s`, `checking agreement: tiled
+    /// f32, input 17 of 256` (the stages between timings that can take a
+    /// while on a large model).
     pub fn compile_text(&self) -> Option<String> {
         match self {
             MeasureProgress::Checking {
@@ -371,6 +415,15 @@ impl MeasureProgress {
             MeasureProgress::Compiling { backend, precision } => {
                 Some(format!("compiling {backend} {precision}"))
             }
+            MeasureProgress::SecondWindow {
+                index,
+                total,
+                backend,
+                precision,
+                batch,
+            } => Some(format!(
+                "timing {index} of {total} again, later in the run: {backend} {precision} batch {batch}"
+            )),
             MeasureProgress::Tuning {
                 shape,
                 trials,
@@ -550,10 +603,20 @@ pub fn measure_jobs(
     let mut cheapest_refused: Option<(BackendKind, Precision, usize, budget::Estimate, Duration)> =
         None;
     let mut position = 0;
+    // Jobs timed in a first window, whose second comes after every job's first.
+    let mut second_looks: Vec<SecondLook> = Vec::new();
+    // Compiled workloads kept for their jobs' second windows, by configuration.
+    let mut kept: Vec<(usize, Box<dyn Workload + '_>)> = Vec::new();
+    let keep_at_most = if opts.harness.windows >= 2 {
+        (KEPT_WEIGHT_BYTES / subject.weight_bytes.max(1.0)).floor() as usize
+    } else {
+        0
+    };
     for ci in order {
         let (backend, precision) = configs[ci];
         let row = std::mem::take(&mut cached[ci]);
         let mut workload: Option<Box<dyn Workload + '_>> = None;
+        let keep_alive = kept.len() < keep_at_most;
         // (batch, median ns) of this configuration so far, for the next estimate.
         let mut known: Option<(usize, f64)> = None;
         let mut over_budget: Option<(Vec<usize>, String)> = None;
@@ -566,6 +629,8 @@ pub fn measure_jobs(
             // Jobs in the order they run (skipped ones count), so a gauge only moves forward.
             position += 1;
             let index = position;
+            // The time kept for this job's second window, when it gets one.
+            let mut second_window = None;
             let m = match hit {
                 Some(m) => {
                     remaining = remaining.saturating_sub(1);
@@ -704,15 +769,31 @@ pub fn measure_jobs(
                         precision,
                         batch,
                     });
+                    // Two windows when a full measurement fits half the share:
+                    // the host's load moves for seconds at a time, so one
+                    // window can be slowed throughout, and the same job
+                    // timed later in the run is likely not.
+                    let split = keep_alive
+                        && estimate.as_ref().is_some_and(|e| {
+                            e.call_ns * (1 + opts.harness.min_samples) as f64
+                                <= share.as_nanos() as f64 / 2.0
+                        });
+                    let window = if split { share / 2 } else { share };
                     let timing = time_workload(
                         w.as_mut(),
                         batch,
-                        share,
+                        window,
                         &opts.harness,
                         opts.cancel.as_deref(),
                     )?;
                     remaining = remaining.saturating_sub(1);
                     spent += charge(timing.spent_ms);
+                    if split {
+                        // Charged now, so the jobs after it share what is left.
+                        let reserve = share.saturating_sub(window);
+                        spent += reserve;
+                        second_window = Some(reserve);
+                    }
                     let mut m = measurement(subject, backend, precision, batch, timing, opts);
                     m.compile_ms = std::mem::take(&mut pending_compile_ms);
                     m.tuning_cut_short = w.tuning_cut_short();
@@ -734,6 +815,14 @@ pub fn measure_jobs(
             });
             known = Some((batch, m.stats.median_ns));
             measured.push((ci, bi, m));
+            if let Some(reserve) = second_window {
+                second_looks.push(SecondLook {
+                    at: measured.len() - 1,
+                    ci,
+                    index,
+                    reserve,
+                });
+            }
         }
         if let Some((batches, reason)) = over_budget {
             skip(
@@ -749,10 +838,51 @@ pub fn measure_jobs(
             );
         }
         // The compiled workload (the model's weights, packed) is dropped here,
-        // before the next configuration is compiled.
+        // before the next configuration is compiled, unless its jobs have
+        // second windows to come.
         if let Some(mut w) = workload.take() {
-            w.finish()?;
+            if second_looks.iter().any(|look| look.ci == ci) {
+                kept.push((ci, w));
+            } else {
+                w.finish()?;
+            }
         }
+    }
+    // Second windows in the reverse order, so a job's two windows lie apart.
+    for look in second_looks.iter().rev() {
+        if opts.cancelled() {
+            return Err(MeasureError::Cancelled);
+        }
+        let Some((_, w)) = kept.iter_mut().find(|(ci, _)| *ci == look.ci) else {
+            continue;
+        };
+        let (_, _, first) = &mut measured[look.at];
+        let (backend, precision, batch) = (first.backend, first.precision, first.batch);
+        progress(MeasureProgress::SecondWindow {
+            index: look.index,
+            total,
+            backend,
+            precision,
+            batch,
+        });
+        let timing = time_workload(
+            w.as_mut(),
+            batch,
+            look.reserve,
+            &opts.harness,
+            opts.cancel.as_deref(),
+        )?;
+        // The window stays charged at its reserve (already in `spent`, and
+        // in what the measurement records), so that a rerun from the cache
+        // charges each job as this run did and makes the same decisions.
+        first.take_quieter(
+            measurement(subject, backend, precision, batch, timing, opts),
+            look.reserve,
+        );
+        cache::write_json_atomic(&cache_path(opts, subject, backend, precision, batch), first)?;
+    }
+    for (_, mut w) in kept {
+        w.finish()?;
     }
     if measured.is_empty() {
         if let Some((backend, precision, batch, e, allowed)) = cheapest_refused {
@@ -776,6 +906,22 @@ pub fn measure_jobs(
         skipped: skipped.into_iter().map(|(_, s)| s).collect(),
         budget_used: spent,
     })
+}
+
+/// Most f32 weight bytes of the compiled configurations kept alive for their
+/// jobs' second windows (a large model's configurations get one window each).
+const KEPT_WEIGHT_BYTES: f64 = 256.0 * 1024.0 * 1024.0;
+
+/// A job whose second window is still to come.
+struct SecondLook {
+    /// Its measurement in `measured`.
+    at: usize,
+    /// Its configuration.
+    ci: usize,
+    /// Its place in the run (for progress).
+    index: usize,
+    /// The part of its share kept for the window.
+    reserve: Duration,
 }
 
 /// What a job may take: the first job all that is left of the budget, the
@@ -927,6 +1073,8 @@ fn measurement(
         compile_ms: 0.0,
         budget_ms: opts.budget.as_secs_f64() * 1e3,
         tuning_cut_short: false,
+        windows: 1,
+        other_window_median_ns: None,
         gflops,
         fraction_of_peak,
         hardware_fingerprint: subject.hardware_fingerprint.clone(),
