@@ -76,8 +76,12 @@ impl KernelProgress {
 
     /// Reports `p` through `progress`.
     pub fn report(&mut self, p: &MeasureProgress, progress: &dyn Fn(Progress)) {
-        // What is compiling (a large model's compile can take seconds).
-        if let Some(text) = p.compile_text() {
+        // What is compiling (a large model's compile can take seconds); a
+        // second window is numbered among every variant's kernels below.
+        if let Some(text) = p
+            .compile_text()
+            .filter(|_| !matches!(p, MeasureProgress::SecondWindow { .. }))
+        {
             progress(Progress::Stage(text));
         }
         match *p {
@@ -118,6 +122,18 @@ impl KernelProgress {
                     total: 1,
                 });
             }
+            MeasureProgress::SecondWindow {
+                index,
+                backend,
+                precision,
+                batch,
+                ..
+            } => progress(Progress::Stage(format!(
+                "timing {} of {} again, later in the run: {}",
+                self.done_before + index,
+                self.grand_total(),
+                self.key(backend.name(), precision.name(), batch)
+            ))),
             MeasureProgress::Finished {
                 backend,
                 precision,
@@ -245,13 +261,13 @@ mod tests {
     use workbench_kernels::{BackendKind, Precision};
 
     /// Two variants of two kernels each: four bars, named after their
-    /// variant, and a count that runs 1 to 4 over both.
+    /// variant, and a count that runs 1 to 4 over both, second windows too.
     #[test]
     fn kernels_of_several_variants_have_bars_and_a_count_of_their_own() {
         let mut kernels = KernelProgress::new(vec!["teacher".into(), "student".into()]);
         let seen = RefCell::new(Vec::new());
         let record = |p: Progress| seen.borrow_mut().push(p);
-        for _variant in 0..2 {
+        for variant in 0..2 {
             kernels.report(
                 &MeasureProgress::Planned {
                     total: 2,
@@ -284,6 +300,18 @@ mod tests {
                     &record,
                 );
             }
+            if variant == 1 {
+                kernels.report(
+                    &MeasureProgress::SecondWindow {
+                        index: 1,
+                        total: 2,
+                        backend: BackendKind::Tiled,
+                        precision: Precision::F32,
+                        batch: 1,
+                    },
+                    &record,
+                );
+            }
         }
         let seen = seen.into_inner();
         let stages: Vec<&str> = seen
@@ -303,6 +331,7 @@ mod tests {
                 "timing 2 of 4: teacher tiled f32 b8",
                 "timing 3 of 4: student tiled f32 b1",
                 "timing 4 of 4: student tiled f32 b8",
+                "timing 3 of 4 again, later in the run: student tiled f32 b1",
             ]
         );
         let bars: std::collections::BTreeSet<&str> = seen
