@@ -1653,6 +1653,7 @@ mod tests {
             tuning_cut_short: false,
             windows: 1,
             other_window_median_ns: None,
+            first_window_median_ns: None,
             gflops: 1.0,
             fraction_of_peak: None,
             hardware_fingerprint: "test".to_string(),

@@ -202,3 +202,31 @@ fn a_large_model_is_not_kept_compiled_for_a_second_window() {
         .iter()
         .any(|e| matches!(e, MeasureProgress::SecondWindow { .. })));
 }
+
+#[test]
+fn a_rerun_from_the_cache_sees_the_first_windows_figures_as_the_timed_run_did() {
+    // The timed run estimated each next batch from a job's first window (its
+    // second came later); a rerun must too, or it can refuse or start other
+    // jobs than the run it replays.
+    let (mut opts, _cleanup) = options("rerun", Duration::from_millis(800), 2);
+    let seen = Seen::default();
+    let finished = |events: &[MeasureProgress]| -> Vec<f64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                MeasureProgress::Finished { median_ns, .. } => Some(*median_ns),
+                _ => None,
+            })
+            .collect()
+    };
+    let (measured, timed, _) = run(&opts, &subject(1e6), 80, &seen);
+    opts.fresh = false;
+    let (cached, replayed, _) = run(&opts, &subject(1e6), 80, &seen);
+    assert!(cached.iter().all(|m| m.from_cache), "{cached:?}");
+    // The busy first window is what both runs report as each job finishes...
+    assert!(finished(&timed)[0] > 300_000.0, "{timed:?}");
+    assert_eq!(finished(&timed), finished(&replayed));
+    // ...while the figure kept, in both, is the quiet one.
+    assert_eq!(measured[0].stats.median_ns, cached[0].stats.median_ns);
+    assert!(cached[0].stats.median_ns < 300_000.0, "{cached:?}");
+}

@@ -210,6 +210,10 @@ pub struct KernelMeasurement {
     /// host's load moved this figure during the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_window_median_ns: Option<f64>,
+    /// The first window's median, when two were taken (the run that timed
+    /// them estimated the next batch from it, and so does a rerun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_window_median_ns: Option<f64>,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
     /// `gflops` over this machine's single-core peak at the precision, when a roofline was given.
@@ -259,21 +263,29 @@ impl KernelMeasurement {
     /// `reserve` the second was given.
     fn take_quieter(&mut self, second: KernelMeasurement, reserve: Duration) {
         let spent_ms = self.spent_ms + reserve.as_secs_f64() * 1e3;
-        if second.stats.median_ns < self.stats.median_ns {
-            let first_median = self.stats.median_ns;
+        let first_median = self.stats.median_ns;
+        if second.stats.median_ns < first_median {
             *self = KernelMeasurement {
                 spent_ms,
                 compile_ms: self.compile_ms,
                 tuning_cut_short: self.tuning_cut_short,
                 windows: 2,
                 other_window_median_ns: Some(first_median),
+                first_window_median_ns: Some(first_median),
                 ..second
             };
         } else {
             self.spent_ms = spent_ms;
             self.windows = 2;
             self.other_window_median_ns = Some(second.stats.median_ns);
+            self.first_window_median_ns = Some(first_median);
         }
+    }
+
+    /// The median of the first window: the figure the measuring run had
+    /// before any second window.
+    pub fn first_window_median_ns(&self) -> f64 {
+        self.first_window_median_ns.unwrap_or(self.stats.median_ns)
     }
 
     /// Samples per second at the median latency.
@@ -810,10 +822,12 @@ pub fn measure_jobs(
                 backend,
                 precision,
                 batch,
-                median_ns: m.stats.median_ns,
+                median_ns: m.first_window_median_ns(),
                 from_cache: m.from_cache,
             });
-            known = Some((batch, m.stats.median_ns));
+            // The first window's figure, which is all the run that timed it
+            // had at this point: a rerun from the cache estimates as it did.
+            known = Some((batch, m.first_window_median_ns()));
             measured.push((ci, bi, m));
             if let Some(reserve) = second_window {
                 second_looks.push(SecondLook {
@@ -1075,6 +1089,7 @@ fn measurement(
         tuning_cut_short: false,
         windows: 1,
         other_window_median_ns: None,
+        first_window_median_ns: None,
         gflops,
         fraction_of_peak,
         hardware_fingerprint: subject.hardware_fingerprint.clone(),
