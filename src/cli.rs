@@ -824,10 +824,20 @@ fn advance_bar<'a>(
         }
         (
             Some(bar),
+            MeasureProgress::SecondWindow {
+                backend,
+                precision,
+                batch,
+                ..
+            },
+        ) => bar.set_message(format!(
+            "{label}{backend} {precision} batch {batch}, timed again later in the run"
+        )),
+        (
+            Some(bar),
             p @ (MeasureProgress::Compiling { .. }
             | MeasureProgress::Compiled { .. }
             | MeasureProgress::Checking { .. }
-            | MeasureProgress::SecondWindow { .. }
             | MeasureProgress::Tuning { .. }),
         ) => {
             if let Some(text) = p.compile_text() {

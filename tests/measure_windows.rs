@@ -140,11 +140,11 @@ fn a_window_slowed_throughout_is_replaced_by_the_quieter_second_one() {
     let (measured, events, used) = run(&opts, &subject(1e6), 80, &seen);
     let first = &measured[0];
     assert_eq!(first.backend, BackendKind::Tiled);
-    assert_eq!(first.windows, 2, "{first:?}");
+    assert_eq!(first.windows(), 2, "{first:?}");
     // The busy window's calls took twice as long; the kept figure is the quiet one.
     assert!(first.stats.median_ns < 300_000.0, "{first:?}");
     let busy_median = first
-        .other_window_median_ns
+        .other_window_median_ns()
         .expect("the other window's median");
     assert!(busy_median > 300_000.0, "{first:?}");
     // Both windows' time is charged, and the run stays near its budget.
@@ -171,7 +171,7 @@ fn a_window_slowed_throughout_is_replaced_by_the_quieter_second_one() {
     )
     .expect("json");
     assert_eq!(cached.stats.median_ns, first.stats.median_ns);
-    assert_eq!(cached.windows, 2);
+    assert_eq!(cached.windows(), 2);
 }
 
 #[test]
@@ -181,9 +181,9 @@ fn one_window_keeps_the_busy_figure() {
     let seen = Seen::default();
     let (measured, events, _) = run(&opts, &subject(1e6), 80, &seen);
     let first = &measured[0];
-    assert_eq!(first.windows, 1);
+    assert_eq!(first.windows(), 1);
     assert!(first.stats.median_ns > 300_000.0, "{first:?}");
-    assert!(first.other_window_median_ns.is_none());
+    assert!(first.other_window_median_ns().is_none());
     assert!(!events
         .iter()
         .any(|e| matches!(e, MeasureProgress::SecondWindow { .. })));
@@ -196,7 +196,7 @@ fn a_large_model_is_not_kept_compiled_for_a_second_window() {
     let (opts, _cleanup) = options("large", Duration::from_millis(400), 2);
     let seen = Seen::default();
     let (measured, events, _) = run(&opts, &subject(1e9), 0, &seen);
-    assert!(measured.iter().all(|m| m.windows == 1), "{measured:?}");
+    assert!(measured.iter().all(|m| m.windows() == 1), "{measured:?}");
     assert_eq!((seen.built.get(), seen.finished.get()), (2, 2));
     assert!(!events
         .iter()

@@ -202,18 +202,12 @@ pub struct KernelMeasurement {
     /// with a larger budget compiles (resuming the search) and times it again.
     #[serde(default)]
     pub tuning_cut_short: bool,
-    /// Timing windows taken (see [`HarnessConfig::windows`]); the figures
-    /// are the quieter window's.
-    #[serde(default = "first_window_only")]
-    pub windows: u32,
-    /// The median of the window not kept, when two were taken: how much the
-    /// host's load moved this figure during the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other_window_median_ns: Option<f64>,
-    /// The first window's median, when two were taken (the run that timed
-    /// them estimated the next batch from it, and so does a rerun).
+    /// The medians of the two timing windows, when two were taken (see
+    /// [`HarnessConfig::windows`]); the other figures are the quieter one's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_window_median_ns: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_window_median_ns: Option<f64>,
     /// Achieved GFLOP/s at the median.
     pub gflops: f64,
     /// `gflops` over this machine's single-core peak at the precision, when a roofline was given.
@@ -230,10 +224,6 @@ pub struct KernelMeasurement {
 
 fn recorded_before_grades() -> bool {
     true
-}
-
-fn first_window_only() -> u32 {
-    1
 }
 
 /// Shortest call a cache entry is believed to record: a twentieth of a cycle
@@ -263,28 +253,38 @@ impl KernelMeasurement {
     /// `reserve` the second was given.
     fn take_quieter(&mut self, second: KernelMeasurement, reserve: Duration) {
         let spent_ms = self.spent_ms + reserve.as_secs_f64() * 1e3;
-        let first_median = self.stats.median_ns;
-        if second.stats.median_ns < first_median {
+        let medians = (self.stats.median_ns, second.stats.median_ns);
+        if medians.1 < medians.0 {
             *self = KernelMeasurement {
-                spent_ms,
                 compile_ms: self.compile_ms,
                 tuning_cut_short: self.tuning_cut_short,
-                windows: 2,
-                other_window_median_ns: Some(first_median),
-                first_window_median_ns: Some(first_median),
                 ..second
             };
-        } else {
-            self.spent_ms = spent_ms;
-            self.windows = 2;
-            self.other_window_median_ns = Some(second.stats.median_ns);
-            self.first_window_median_ns = Some(first_median);
+        }
+        self.spent_ms = spent_ms;
+        self.first_window_median_ns = Some(medians.0);
+        self.second_window_median_ns = Some(medians.1);
+    }
+
+    /// Timing windows taken: 2 when both medians are recorded, else 1.
+    pub fn windows(&self) -> u32 {
+        match (self.first_window_median_ns, self.second_window_median_ns) {
+            (Some(_), Some(_)) => 2,
+            _ => 1,
         }
     }
 
+    /// The median of the window not kept, when two were taken: how much the
+    /// host's load moved this figure during the run.
+    pub fn other_window_median_ns(&self) -> Option<f64> {
+        let (first, second) = (self.first_window_median_ns?, self.second_window_median_ns?);
+        Some(if second < first { first } else { second })
+    }
+
     /// The median of the first window: the figure the measuring run had
-    /// before any second window.
-    pub fn first_window_median_ns(&self) -> f64 {
+    /// before any second window (it estimated the next batch from it, and
+    /// so does a rerun from the cache).
+    pub fn first_window_median(&self) -> f64 {
         self.first_window_median_ns.unwrap_or(self.stats.median_ns)
     }
 
@@ -409,10 +409,9 @@ pub enum MeasureProgress {
 pub const SLOW_COMPILE: Duration = Duration::from_secs(1);
 
 impl MeasureProgress {
-    /// What a compile, agreement-check or second-window event says: `compiling
-    /// tiled f32`, `compiled tiled f32 in 1.23 s`, `checking agreement: tiled
-    /// f32, input 17 of 256` (the stages between timings that can take a
-    /// while on a large model).
+    /// What a compile or agreement-check event says: `compiling tiled f32`,
+    /// `compiled tiled f32 in 1.23 s`, `checking agreement: tiled f32, input 17 of 256`
+    /// (the stages between timings that can take a while on a large model).
     pub fn compile_text(&self) -> Option<String> {
         match self {
             MeasureProgress::Checking {
@@ -427,15 +426,6 @@ impl MeasureProgress {
             MeasureProgress::Compiling { backend, precision } => {
                 Some(format!("compiling {backend} {precision}"))
             }
-            MeasureProgress::SecondWindow {
-                index,
-                total,
-                backend,
-                precision,
-                batch,
-            } => Some(format!(
-                "timing {index} of {total} again, later in the run: {backend} {precision} batch {batch}"
-            )),
             MeasureProgress::Tuning {
                 shape,
                 trials,
@@ -629,6 +619,8 @@ pub fn measure_jobs(
         let row = std::mem::take(&mut cached[ci]);
         let mut workload: Option<Box<dyn Workload + '_>> = None;
         let keep_alive = kept.len() < keep_at_most;
+        // Whether a job of this configuration has a second window to come.
+        let mut has_second_window = false;
         // (batch, median ns) of this configuration so far, for the next estimate.
         let mut known: Option<(usize, f64)> = None;
         let mut over_budget: Option<(Vec<usize>, String)> = None;
@@ -805,6 +797,7 @@ pub fn measure_jobs(
                         let reserve = share.saturating_sub(window);
                         spent += reserve;
                         second_window = Some(reserve);
+                        has_second_window = true;
                     }
                     let mut m = measurement(subject, backend, precision, batch, timing, opts);
                     m.compile_ms = std::mem::take(&mut pending_compile_ms);
@@ -822,12 +815,12 @@ pub fn measure_jobs(
                 backend,
                 precision,
                 batch,
-                median_ns: m.first_window_median_ns(),
+                median_ns: m.first_window_median(),
                 from_cache: m.from_cache,
             });
             // The first window's figure, which is all the run that timed it
             // had at this point: a rerun from the cache estimates as it did.
-            known = Some((batch, m.first_window_median_ns()));
+            known = Some((batch, m.first_window_median()));
             measured.push((ci, bi, m));
             if let Some(reserve) = second_window {
                 second_looks.push(SecondLook {
@@ -855,7 +848,7 @@ pub fn measure_jobs(
         // before the next configuration is compiled, unless its jobs have
         // second windows to come.
         if let Some(mut w) = workload.take() {
-            if second_looks.iter().any(|look| look.ci == ci) {
+            if has_second_window {
                 kept.push((ci, w));
             } else {
                 w.finish()?;
@@ -1087,9 +1080,8 @@ fn measurement(
         compile_ms: 0.0,
         budget_ms: opts.budget.as_secs_f64() * 1e3,
         tuning_cut_short: false,
-        windows: 1,
-        other_window_median_ns: None,
         first_window_median_ns: None,
+        second_window_median_ns: None,
         gflops,
         fraction_of_peak,
         hardware_fingerprint: subject.hardware_fingerprint.clone(),

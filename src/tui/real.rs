@@ -76,12 +76,8 @@ impl KernelProgress {
 
     /// Reports `p` through `progress`.
     pub fn report(&mut self, p: &MeasureProgress, progress: &dyn Fn(Progress)) {
-        // What is compiling (a large model's compile can take seconds); a
-        // second window is numbered among every variant's kernels below.
-        if let Some(text) = p
-            .compile_text()
-            .filter(|_| !matches!(p, MeasureProgress::SecondWindow { .. }))
-        {
+        // What is compiling (a large model's compile can take seconds).
+        if let Some(text) = p.compile_text() {
             progress(Progress::Stage(text));
         }
         match *p {
