@@ -71,25 +71,28 @@ const CONFIGS: [(BackendKind, Precision); 2] = [
     (BackendKind::Quantized, Precision::Int8),
 ];
 
-/// What the workloads saw: how many were built and finished.
+/// What the workloads saw: how many were built and finished, and whether
+/// the second windows have started.
 #[derive(Default)]
 struct Seen {
     built: Cell<u32>,
     finished: Cell<u32>,
+    second_windows: Cell<bool>,
 }
 
-/// A workload that takes 200 us a call, and twice that for its first
-/// `busy_calls` calls: a host busy while its first window is timed.
+/// A workload that takes 200 us a call; when `busy`, twice that until the
+/// second windows start: a host busy while every configuration's first
+/// window is timed and quiet for the second ones, however many calls the
+/// harness makes a window (it sizes them by time, which a loaded test
+/// machine stretches).
 struct Busy<'a> {
-    busy_calls: u64,
-    calls: u64,
+    busy: bool,
     seen: &'a Seen,
 }
 
 impl Workload for Busy<'_> {
     fn run(&mut self, _batch: usize) -> Result<(), MeasureError> {
-        let slow = self.calls < self.busy_calls;
-        self.calls += 1;
+        let slow = self.busy && !self.seen.second_windows.get();
         spin(Duration::from_micros(if slow { 400 } else { 200 }));
         Ok(())
     }
@@ -100,14 +103,12 @@ impl Workload for Busy<'_> {
     }
 }
 
-/// Both configurations at batch 1 within `budget`, each slow for its first
-/// `busy_calls` calls. A window here is about 66 calls (a warm-up of about
-/// 3, 3 to size the samples, 20 samples of 3), so 80 slow calls cover a
-/// configuration's first window and few of its second.
+/// Both configurations at batch 1 within `budget`; when `busy`, every first
+/// window is slow throughout and every second one quiet (see [`Busy`]).
 fn run(
     opts: &MeasureOptions,
     subject: &MeasureSubject,
-    busy_calls: u64,
+    busy: bool,
     seen: &Seen,
 ) -> (Vec<KernelMeasurement>, Vec<MeasureProgress>, Duration) {
     let mut factory = |_b: BackendKind,
@@ -115,14 +116,13 @@ fn run(
                        _allowance: Duration|
      -> Result<Result<Box<dyn Workload + '_>, String>, MeasureError> {
         seen.built.set(seen.built.get() + 1);
-        Ok(Ok(Box::new(Busy {
-            busy_calls,
-            calls: 0,
-            seen,
-        })))
+        Ok(Ok(Box::new(Busy { busy, seen })))
     };
     let events = RefCell::new(Vec::new());
     let outcome = measure_jobs(subject, &CONFIGS, &[1], opts, &mut factory, &mut |e| {
+        if matches!(e, MeasureProgress::SecondWindow { .. }) {
+            seen.second_windows.set(true);
+        }
         events.borrow_mut().push(e)
     })
     .expect("measured");
@@ -137,7 +137,7 @@ fn run(
 fn a_window_slowed_throughout_is_replaced_by_the_quieter_second_one() {
     let (opts, _cleanup) = options("quieter", Duration::from_millis(800), 2);
     let seen = Seen::default();
-    let (measured, events, used) = run(&opts, &subject(1e6), 80, &seen);
+    let (measured, events, used) = run(&opts, &subject(1e6), true, &seen);
     let first = &measured[0];
     assert_eq!(first.backend, BackendKind::Tiled);
     assert_eq!(first.windows(), 2, "{first:?}");
@@ -179,7 +179,7 @@ fn one_window_keeps_the_busy_figure() {
     // The same run with one window: what the second window is there to fix.
     let (opts, _cleanup) = options("one", Duration::from_millis(800), 1);
     let seen = Seen::default();
-    let (measured, events, _) = run(&opts, &subject(1e6), 80, &seen);
+    let (measured, events, _) = run(&opts, &subject(1e6), true, &seen);
     let first = &measured[0];
     assert_eq!(first.windows(), 1);
     assert!(first.stats.median_ns > 300_000.0, "{first:?}");
@@ -195,7 +195,7 @@ fn a_large_model_is_not_kept_compiled_for_a_second_window() {
     // window, before the next one is compiled, as with one window.
     let (opts, _cleanup) = options("large", Duration::from_millis(400), 2);
     let seen = Seen::default();
-    let (measured, events, _) = run(&opts, &subject(1e9), 0, &seen);
+    let (measured, events, _) = run(&opts, &subject(1e9), false, &seen);
     assert!(measured.iter().all(|m| m.windows() == 1), "{measured:?}");
     assert_eq!((seen.built.get(), seen.finished.get()), (2, 2));
     assert!(!events
@@ -219,9 +219,9 @@ fn a_rerun_from_the_cache_sees_the_first_windows_figures_as_the_timed_run_did() 
             })
             .collect()
     };
-    let (measured, timed, _) = run(&opts, &subject(1e6), 80, &seen);
+    let (measured, timed, _) = run(&opts, &subject(1e6), true, &seen);
     opts.fresh = false;
-    let (cached, replayed, _) = run(&opts, &subject(1e6), 80, &seen);
+    let (cached, replayed, _) = run(&opts, &subject(1e6), true, &seen);
     assert!(cached.iter().all(|m| m.from_cache), "{cached:?}");
     // The busy first window is what both runs report as each job finishes...
     assert!(finished(&timed)[0] > 300_000.0, "{timed:?}");
