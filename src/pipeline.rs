@@ -433,11 +433,6 @@ pub fn measure_scenario(
                 continue;
             }
             ms.sort_by_key(|m| m.batch);
-            if let Some(noise) = ms.iter().filter_map(|m| m.window_spread()).reduce(f64::max) {
-                profiles
-                    .timing_noise
-                    .insert((variant.name.clone(), backend, precision), noise);
-            }
             let program = executed_program(&graph, backend, precision);
             for m in &ms {
                 kernels.push(report::KernelMeasurement {

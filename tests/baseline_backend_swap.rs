@@ -95,8 +95,7 @@ fn recommended_backend(report: &Report) -> BackendKind {
         .expect("a feasible plan")
 }
 
-/// Run 1 (tiled 1% faster: a tie, and tiled is preferred anyway) written to
-/// plan.json and read back.
+/// Run 1 (tiled 1% faster) written to plan.json and read back.
 fn baseline(s: &Scenario) -> workbench::report::PlanFile {
     let first = run(
         s,
@@ -114,17 +113,15 @@ fn failing(findings: &[Regression]) -> Vec<String> {
         .collect()
 }
 
-/// The reviewer's runs: tiled once, autotuned another time, the two within
-/// 5% of each other (more than the planner's 2% backend tie on a quiet run,
-/// whose windows recorded no noise; within the gate's tolerance). A rerun
-/// against run 1 passes and lists the swap.
+/// The reviewer's four runs: tiled once, autotuned the other times, the two
+/// within 1% of each other. A rerun against run 1 passes and lists the swap.
 #[test]
 fn a_backend_swap_within_the_noise_is_listed_without_failing() {
     let s = common::load("card-fraud-stream");
     let baseline = baseline(&s);
     let rerun = run(
         &s,
-        &[(BackendKind::Tiled, 1.05), (BackendKind::Autotuned, 1.0)],
+        &[(BackendKind::Tiled, 1.01), (BackendKind::Autotuned, 1.0)],
     );
     assert_eq!(recommended_backend(&rerun), BackendKind::Autotuned);
     // The planner kept autotuned only: tiled was not evaluated.
@@ -155,7 +152,7 @@ fn a_backend_swap_within_the_noise_is_listed_without_failing() {
         "{swap}"
     );
     // Says why: the planner keeps the fastest, both times, within the noise.
-    for words in ["fastest backend", "1.05x", "within"] {
+    for words in ["fastest backend", "1.01x", "within"] {
         assert!(swap.contains(words), "{words:?} not in {swap}");
     }
 }

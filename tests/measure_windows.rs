@@ -147,13 +147,6 @@ fn a_window_slowed_throughout_is_replaced_by_the_quieter_second_one() {
         .other_window_median_ns()
         .expect("the other window's median");
     assert!(busy_median > 300_000.0, "{first:?}");
-    // The spread the planner weighs near-equal options with: the busy
-    // window's calls were twice as slow.
-    let spread = first.window_spread().expect("two windows have a spread");
-    assert!(
-        (spread - (busy_median / first.stats.median_ns - 1.0)).abs() < 1e-12 && spread > 0.5,
-        "{spread} {first:?}"
-    );
     // Both windows' time is charged, and the run stays near its budget.
     assert!(first.spent_ms >= 30.0, "{first:?}");
     assert!(used <= opts.budget.mul_f64(1.5), "{used:?}");
@@ -191,7 +184,6 @@ fn one_window_keeps_the_busy_figure() {
     assert_eq!(first.windows(), 1);
     assert!(first.stats.median_ns > 300_000.0, "{first:?}");
     assert!(first.other_window_median_ns().is_none());
-    assert!(first.window_spread().is_none());
     assert!(!events
         .iter()
         .any(|e| matches!(e, MeasureProgress::SecondWindow { .. })));

@@ -281,16 +281,6 @@ impl KernelMeasurement {
         Some(if second < first { first } else { second })
     }
 
-    /// How much slower the window not kept ran than the kept one, as a
-    /// fraction of the kept median (0.08: 8% slower); `None` with one window.
-    /// The run's own measure of how far the host's load can move this
-    /// figure, which the planner weighs near-equal options with.
-    pub fn window_spread(&self) -> Option<f64> {
-        let other = self.other_window_median_ns()?;
-        let kept = self.stats.median_ns;
-        (kept > 0.0 && other.is_finite()).then(|| (other - kept).max(0.0) / kept)
-    }
-
     /// The median of the first window: the figure the measuring run had
     /// before any second window (it estimated the next batch from it, and
     /// so does a rerun from the cache).

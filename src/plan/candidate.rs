@@ -187,28 +187,6 @@ impl Candidate {
             })
     }
 
-    /// Every (variant, backend, precision) the plan runs, sorted: its one
-    /// build or each class's, and its cloud fallback's. Two plans with the
-    /// same ones rest on the same kernel timings.
-    pub fn compiled_builds(&self) -> Vec<(String, BackendKind, Precision)> {
-        let mut builds: Vec<(String, BackendKind, Precision)> = if self.class_builds.is_empty() {
-            vec![(self.variant.clone(), self.backend, self.precision)]
-        } else {
-            self.class_builds
-                .iter()
-                .map(|b| (b.variant.clone(), b.backend, b.precision))
-                .collect()
-        };
-        builds.extend(
-            self.fallback_model
-                .iter()
-                .map(|f| (f.variant.clone(), f.backend, f.precision)),
-        );
-        builds.sort();
-        builds.dedup();
-        builds
-    }
-
     /// Dynamic batching in words: "unbatched", "batches of up to 8 (wait up to 5 ms)".
     pub fn batching(&self) -> String {
         if self.max_batch <= 1 {

@@ -234,10 +234,6 @@ pub struct Evaluation {
     /// alone are more than the SLO percentile allows (more replicas bring no
     /// device online), so a search for the replicas that pass can stop.
     pub offline_bound: bool,
-    /// How far the host's load moved the timings of the builds this plan
-    /// runs, as a fraction ([`ProfileSet::candidate_noise`]): the ranking
-    /// calls plans on other builds within it a tie. 0 when pruned.
-    pub timing_noise: f64,
 }
 
 impl Evaluation {
@@ -877,7 +873,6 @@ pub fn pruned(
         slo_latency_ms: Some(ms),
         device_power_w: None,
         offline_bound: false,
-        timing_noise: 0.0,
     }
 }
 
@@ -1040,7 +1035,6 @@ pub fn simulate_candidate(
                 slo_latency_ms: None,
                 device_power_w: None,
                 offline_bound: false,
-                timing_noise: 0.0,
             };
         }
     };
@@ -1098,7 +1092,6 @@ pub fn simulate_candidate(
         })
         .collect();
     row.simulated = true;
-    let timing_noise = ctx.profiles.candidate_noise(&c);
     Evaluation {
         candidate: c,
         plan: row,
@@ -1109,7 +1102,6 @@ pub fn simulate_candidate(
         slo_latency_ms,
         device_power_w,
         offline_bound: offline_alone_fails(&outcome, ctx.scenario.objectives.latency_percentile),
-        timing_noise,
     }
 }
 
@@ -1805,7 +1797,6 @@ pub fn simulate_devices(
         })
         .collect();
     row.simulated = true;
-    let timing_noise = ctx.profiles.candidate_noise(&c);
     Evaluation {
         candidate: c,
         plan: row,
@@ -1817,7 +1808,6 @@ pub fn simulate_devices(
         device_power_w,
         // offline, the device's own answer stands: no request fails for it
         offline_bound: false,
-        timing_noise,
     }
 }
 

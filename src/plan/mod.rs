@@ -24,9 +24,8 @@ pub use whatif::WhatIf;
 use crate::report::{ConstraintCheck, SensitivityLine};
 use crate::scenario::{Placement, Scenario};
 use evaluate::Context;
-use profile::NOISE_CAP;
 use sensitivity::{confirm_factor, stable_factor, StableRange};
-use workbench_kernels::{BackendKind, Precision};
+use workbench_kernels::Precision;
 
 /// How hard the planner works.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -342,25 +341,22 @@ impl Scorer {
     /// scores within [`TIE_FRACTION`], or cost and p99 both within what
     /// nobody would act on (1% or $1 a month; 1% of the p99 or of the SLO).
     /// Relative scores alone would call 0.04 ms against 0.05 ms under a 150 ms
-    /// SLO a 25% gain. A plan on other builds than the best's rests on other
-    /// kernel timings: the fraction is widened by the larger of the two
-    /// plans' timing noise, since the host's load moved them that much.
+    /// SLO a 25% gain.
     fn ties(&self, e: &Evaluation, best: &Reference) -> bool {
         if !e.feasible() {
             return false;
         }
-        let fraction = TIE_FRACTION + noise_between(e, best);
-        if self.score(e) <= best.score * (1.0 + fraction) {
+        if self.score(e) <= best.score * (1.0 + TIE_FRACTION) {
             return true;
         }
         let (cost, p99) = (e.plan.cost_usd_per_month, e.plan.latency_ms.p99);
-        let cost_close = (cost - best.cost).abs() <= (best.cost * fraction).max(1.0);
+        let cost_close = (cost - best.cost).abs() <= (best.cost * TIE_FRACTION).max(1.0);
         let slo = if self.slo_ms.is_finite() {
             self.slo_ms
         } else {
             0.0
         };
-        let p99_close = (p99 - best.p99).abs() <= best.p99.max(slo) * fraction;
+        let p99_close = (p99 - best.p99).abs() <= best.p99.max(slo) * TIE_FRACTION;
         cost_close && p99_close
     }
 
@@ -369,8 +365,6 @@ impl Scorer {
             score: self.score(best),
             cost: best.plan.cost_usd_per_month,
             p99: best.plan.latency_ms.p99,
-            builds: best.candidate.compiled_builds(),
-            timing_noise: best.timing_noise,
         }
     }
 }
@@ -380,19 +374,6 @@ struct Reference {
     score: f64,
     cost: f64,
     p99: f64,
-    builds: Vec<(String, BackendKind, Precision)>,
-    timing_noise: f64,
-}
-
-/// How much of a difference between `e` and the best plan the host's load
-/// could have made: none when both run the same builds (their kernel
-/// timings are the same figures), else the larger timing noise of the two.
-fn noise_between(e: &Evaluation, best: &Reference) -> f64 {
-    if e.candidate.compiled_builds() == best.builds {
-        0.0
-    } else {
-        e.timing_noise.max(best.timing_noise).clamp(0.0, NOISE_CAP)
-    }
 }
 
 /// How far a plan's latency at the SLO percentile is over the SLO, as a
@@ -872,52 +853,5 @@ mod tests {
             .map(|e| (e.candidate.replicas, e.plan.on_pareto_front))
             .collect();
         assert_eq!(front, [(3, true), (2, true), (4, false)]);
-    }
-
-    /// An int8 plan 6% cheaper and faster than the f32 one wins on a quiet
-    /// run; where the host's load moved the kernel timings 8% during the run
-    /// the difference is within the noise, a tie, and f32 is kept. Plans on
-    /// the same build rest on the same timings: noise never ties them.
-    #[test]
-    fn plans_on_other_builds_tie_within_the_timing_noise() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hotel-ranking.toml");
-        let s = crate::scenario::load(&path).expect("shipped scenario");
-        let first_after_ranking = |noise: f64| {
-            let mut evaluations = vec![
-                plan_with(Precision::Int8, 3, 94.0, 9.4),
-                plan_with(Precision::F32, 3, 100.0, 10.0),
-            ];
-            for e in &mut evaluations {
-                e.timing_noise = noise;
-            }
-            rank(&s, &mut evaluations);
-            evaluations[0].candidate.precision
-        };
-        assert_eq!(first_after_ranking(0.0), Precision::Int8);
-        assert_eq!(first_after_ranking(0.03), Precision::Int8);
-        assert_eq!(first_after_ranking(0.08), Precision::F32);
-        // Capped: a run whose windows moved 50% does not tie a 30% gain.
-        let mut evaluations = vec![
-            plan_with(Precision::F32, 3, 100.0, 10.0),
-            plan_with(Precision::Int8, 2, 70.0, 7.0),
-        ];
-        for e in &mut evaluations {
-            e.timing_noise = 0.5;
-        }
-        rank(&s, &mut evaluations);
-        assert_eq!(evaluations[0].candidate.precision, Precision::Int8);
-        // The same build: 6% apart is not a tie whatever the noise.
-        let mut evaluations = vec![
-            plan_with(Precision::F32, 4, 100.0, 10.0),
-            plan_with(Precision::F32, 3, 94.0, 9.4),
-        ];
-        for e in &mut evaluations {
-            e.timing_noise = 0.08;
-        }
-        rank(&s, &mut evaluations);
-        assert_eq!(evaluations[0].candidate.replicas, 3);
-        let ties = tie_test(&s, &evaluations);
-        assert!(!ties(&evaluations[1]));
     }
 }

@@ -177,35 +177,6 @@ pub struct ProfileSet {
     pub accuracy: BTreeMap<(String, Precision), f64>,
     /// Seeded inputs each agreement was measured on (absent: not measured here).
     pub agreement_inputs: BTreeMap<(String, Precision), usize>,
-    /// How far the host's load moved each configuration's timing during the
-    /// run, by (variant, backend, precision): the largest
-    /// [`window_spread`](crate::measure::KernelMeasurement::window_spread)
-    /// of its batch sizes (absent: timed in one window, or not here).
-    pub timing_noise: BTreeMap<(String, BackendKind, Precision), f64>,
-}
-
-/// Backends whose times differ by less than this fraction (or by less than
-/// the run's timing noise, up to [`NOISE_CAP`]) are tied at that batch size.
-pub const BACKEND_TIE_FRACTION: f64 = 0.02;
-
-/// The most timing noise a run's windows are taken to show: a host so busy
-/// that the windows differ by more calls for a quieter run, not for calling
-/// every option a tie.
-pub const NOISE_CAP: f64 = 0.15;
-
-/// Which of several backends timed alike is kept, most preferred first:
-/// tiled (blocking derived from the target's caches, nothing to tune there),
-/// the quantized kernels, fused, then autotuned (its tiles were searched for
-/// this machine, and a tuning run on the target is one more step to deploy:
-/// it has to win by more than the noise), and the naive reference last.
-pub fn backend_preference(b: BackendKind) -> u8 {
-    match b {
-        BackendKind::Tiled => 0,
-        BackendKind::Quantized => 1,
-        BackendKind::Fused => 2,
-        BackendKind::Autotuned => 3,
-        BackendKind::Naive => 4,
-    }
 }
 
 impl ProfileSet {
@@ -224,46 +195,8 @@ impl ProfileSet {
         })
     }
 
-    /// The run's timing noise of one configuration (0 when unknown), capped
-    /// at [`NOISE_CAP`].
-    pub fn noise_of(&self, variant: &str, backend: BackendKind, precision: Precision) -> f64 {
-        self.timing_noise
-            .get(&(variant.to_string(), backend, precision))
-            .copied()
-            .filter(|n| n.is_finite())
-            .unwrap_or(0.0)
-            .clamp(0.0, NOISE_CAP)
-    }
-
-    /// The largest timing noise of the builds a plan runs (see
-    /// [`noise_of`](Self::noise_of)).
-    pub fn candidate_noise(&self, c: &super::candidate::Candidate) -> f64 {
-        c.compiled_builds()
-            .iter()
-            .map(|(variant, backend, precision)| self.noise_of(variant, *backend, *precision))
-            .fold(0.0, f64::max)
-    }
-
-    /// The fraction two backends' times must differ by before the faster
-    /// one is called faster: [`BACKEND_TIE_FRACTION`], or the larger of
-    /// their timing noises.
-    pub fn backend_margin(
-        &self,
-        variant: &str,
-        precision: Precision,
-        a: BackendKind,
-        b: BackendKind,
-    ) -> f64 {
-        BACKEND_TIE_FRACTION
-            .max(self.noise_of(variant, a, precision))
-            .max(self.noise_of(variant, b, precision))
-    }
-
-    /// The fastest feasible backend for a variant and precision on a target:
-    /// the one faster than every other at the most batch sizes, where faster
-    /// means by more than [`backend_margin`](Self::backend_margin) (within
-    /// it, both count as fastest). Ties go to [`backend_preference`], so two
-    /// backends timed alike are not picked between by the host's noise.
+    /// The fastest feasible backend for a variant and precision on a target: the one
+    /// with the lowest median at the most batch sizes (ties: lower at batch 1).
     /// Other backends are dominated for planning purposes.
     pub fn best_backend(
         &self,
@@ -272,50 +205,8 @@ impl ProfileSet {
         target: &str,
         allowed: &[BackendKind],
     ) -> Option<&ComputeProfile> {
-        let options = self.backend_options(variant, precision, target, allowed);
-        let wins = |p: &ComputeProfile| -> usize {
-            p.points
-                .iter()
-                .filter(|pt| {
-                    options.iter().all(|o| {
-                        let margin = self.backend_margin(variant, precision, p.backend, o.backend);
-                        o.median_s(pt.batch_size) * (1.0 + margin) >= pt.median_s
-                    })
-                })
-                .count()
-        };
-        options
-            .iter()
-            .map(|p| (*p, wins(p)))
-            .max_by(|(a, wa), (b, wb)| {
-                // Even on wins: the clearly faster at batch 1 (online
-                // serving's usual batch), then the preferred.
-                let margin = self.backend_margin(variant, precision, a.backend, b.backend);
-                let (ta, tb) = (a.median_s(1), b.median_s(1));
-                let at_batch_one = if tb > ta * (1.0 + margin) {
-                    std::cmp::Ordering::Greater
-                } else if ta > tb * (1.0 + margin) {
-                    std::cmp::Ordering::Less
-                } else {
-                    std::cmp::Ordering::Equal
-                };
-                wa.cmp(wb)
-                    .then(at_batch_one)
-                    .then(backend_preference(b.backend).cmp(&backend_preference(a.backend)))
-            })
-            .map(|(p, _)| p)
-    }
-
-    /// The allowed backends' profiles of a variant and precision on a target
-    /// (feasible or not), those with any figures.
-    pub fn backend_options(
-        &self,
-        variant: &str,
-        precision: Precision,
-        target: &str,
-        allowed: &[BackendKind],
-    ) -> Vec<&ComputeProfile> {
-        self.profiles
+        let options: Vec<&ComputeProfile> = self
+            .profiles
             .iter()
             .filter(|p| {
                 p.variant == variant
@@ -324,7 +215,29 @@ impl ProfileSet {
                     && allowed.contains(&p.backend)
                     && !p.points.is_empty()
             })
-            .collect()
+            .collect();
+        let score = |p: &ComputeProfile| -> (usize, f64) {
+            let wins = p
+                .points
+                .iter()
+                .filter(|pt| {
+                    options
+                        .iter()
+                        .all(|o| o.median_s(pt.batch_size) >= pt.median_s)
+                })
+                .count();
+            (wins, -p.median_s(1))
+        };
+        let scored: Vec<(&ComputeProfile, (usize, f64))> =
+            options.iter().map(|p| (*p, score(p))).collect();
+        scored
+            .into_iter()
+            .max_by(|(a, (wa, ta)), (b, (wb, tb))| {
+                wa.cmp(wb)
+                    .then(ta.total_cmp(tb))
+                    .then(b.backend.cmp(&a.backend))
+            })
+            .map(|(p, _)| p)
     }
 
     pub fn accuracy_of(&self, variant: &str, precision: Precision) -> Option<f64> {
@@ -393,7 +306,8 @@ mod tests {
                 profile(BackendKind::Tiled, &[(1, 0.2), (8, 0.5)]),
                 profile(BackendKind::Fused, &[(1, 0.1), (8, 0.9)]),
             ],
-            ..ProfileSet::default()
+            accuracy: BTreeMap::new(),
+            agreement_inputs: BTreeMap::new(),
         };
         let all = BackendKind::ALL;
         let best = set.best_backend("base", Precision::F32, "t", &all);
@@ -409,42 +323,6 @@ mod tests {
         assert!(set
             .best_backend("other", Precision::F32, "t", &all)
             .is_none());
-    }
-
-    /// Two backends timed within the run's noise of each other are a tie,
-    /// kept by preference: the host's load does not pick between them. Beyond
-    /// the noise, the faster one wins.
-    #[test]
-    fn backends_timed_within_the_noise_are_a_tie_kept_by_preference() {
-        let with = |autotuned_speedup: f64, noise: Option<f64>| {
-            let mut set = ProfileSet {
-                profiles: vec![
-                    profile(BackendKind::Tiled, &[(1, 1.0), (8, 4.0)]),
-                    profile(
-                        BackendKind::Autotuned,
-                        &[(1, 1.0 / autotuned_speedup), (8, 4.0 / autotuned_speedup)],
-                    ),
-                    profile(BackendKind::Naive, &[(1, 10.0), (8, 80.0)]),
-                ],
-                ..ProfileSet::default()
-            };
-            if let Some(n) = noise {
-                set.timing_noise
-                    .insert(("base".into(), BackendKind::Autotuned, Precision::F32), n);
-            }
-            set.best_backend("base", Precision::F32, "t", &BackendKind::ALL)
-                .map(|p| p.backend)
-        };
-        // Within the 2% floor: a tie, whichever timed faster.
-        assert_eq!(with(1.01, None), Some(BackendKind::Tiled));
-        assert_eq!(with(0.99, None), Some(BackendKind::Tiled));
-        // 6% faster on a quiet run wins; within a run whose windows moved 10%, not.
-        assert_eq!(with(1.06, None), Some(BackendKind::Autotuned));
-        assert_eq!(with(1.06, Some(0.10)), Some(BackendKind::Tiled));
-        // The noise taken is capped: 20% faster wins even when the windows moved 50%.
-        assert_eq!(with(1.20, Some(0.50)), Some(BackendKind::Autotuned));
-        // Preference decides only ties: autotuned clearly slower is not kept either way.
-        assert_eq!(with(0.90, None), Some(BackendKind::Tiled));
     }
 
     #[test]

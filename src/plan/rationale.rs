@@ -112,10 +112,9 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         .find(|(_, parts, _)| !parts.is_empty())
     {
         out.push(format!(
-            "{} would be {}: too little to give up {what}{}, so it is kept.",
+            "{} would be {}: too little to give up {what}, so it is kept.",
             lower.candidate.describe(),
             parts.join(" and "),
-            within_noise(best, lower),
         ));
     }
     if !c.class_builds.is_empty() {
@@ -183,37 +182,6 @@ pub fn explain(scenario: &Scenario, profiles: &ProfileSet, ranked: &[Evaluation]
         out.push(line);
     }
     out
-}
-
-/// When `other` is more than a plain tie ([`TIE_FRACTION`](super::TIE_FRACTION))
-/// cheaper or faster than `best` and tied only because the host's load moved
-/// their kernel timings that much during the run: says so. Else empty.
-fn within_noise(best: &Evaluation, other: &Evaluation) -> String {
-    let (p, o) = (&best.plan, &other.plan);
-    let relative = |ours: f64, theirs: f64| {
-        if ours > 0.0 {
-            (ours - theirs) / ours
-        } else {
-            0.0
-        }
-    };
-    let gain = relative(p.cost_usd_per_month, o.cost_usd_per_month)
-        .max(relative(p.latency_ms.p99, o.latency_ms.p99));
-    let noise = best
-        .timing_noise
-        .max(other.timing_noise)
-        .min(super::profile::NOISE_CAP);
-    if gain > super::TIE_FRACTION
-        && noise > 0.0
-        && best.candidate.compiled_builds() != other.candidate.compiled_builds()
-    {
-        format!(
-            " (within the {} the host's load moved their kernel timings during this run)",
-            crate::report::format::percent(noise, 0)
-        )
-    } else {
-        String::new()
-    }
 }
 
 /// Why a feasible tiered fleet plan that agrees more with the reference
@@ -730,7 +698,6 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
             build.precision,
             (device_batch, fan_out),
             target,
-            &scenario.search.backends,
         )?;
         // A tiered plan's classes run different models: each sentence says which.
         Some(if c.class_builds.is_empty() {
@@ -762,49 +729,11 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
             f.precision,
             (c.max_batch.max(1), fan_out),
             cloud,
-            &scenario.search.backends,
         ) {
             s.push_str(&format!(" In the cloud fallback, {} {fallback}", f.variant));
         }
     }
     Some(s)
-}
-
-/// When another allowed backend timed faster than `chosen` at the plan's
-/// batch, by less than the run's noise: ", autotuned timed 3% faster, within
-/// this run's timing noise (8%), so tiled is kept" (see
-/// [`ProfileSet::best_backend`]). `None` when `chosen` is the fastest.
-fn faster_within_noise(
-    profiles: &ProfileSet,
-    chosen: &super::profile::ComputeProfile,
-    allowed: &[BackendKind],
-    time_of: &dyn Fn(&super::profile::ComputeProfile) -> f64,
-    target: &str,
-) -> Option<String> {
-    let t = time_of(chosen);
-    let (fastest, tf) = profiles
-        .backend_options(&chosen.variant, chosen.precision, target, allowed)
-        .into_iter()
-        .filter(|o| o.backend != chosen.backend && o.infeasible.is_none())
-        .map(|o| (o, time_of(o)))
-        .filter(|(_, to)| *to > 0.0 && *to < t)
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
-    let margin = profiles.backend_margin(
-        &chosen.variant,
-        chosen.precision,
-        chosen.backend,
-        fastest.backend,
-    );
-    let gain = t / tf - 1.0;
-    (gain <= margin).then(|| {
-        format!(
-            "; {} timed {} faster, within this run's timing noise ({}), so {} is kept",
-            fastest.backend.name(),
-            crate::report::format::percent(gain, 1),
-            crate::report::format::percent(margin, 0),
-            chosen.backend.name()
-        )
-    })
 }
 
 /// For a plan on one of several edge device classes: the others are not
@@ -983,7 +912,6 @@ fn run_sentence(
     precision: Precision,
     (batch, fan_out): (u32, u64),
     target: &str,
-    allowed: &[BackendKind],
 ) -> Option<String> {
     let chosen = profiles.find(variant, backend, precision, target)?;
     let predictions = u64::from(batch).saturating_mul(fan_out.max(1));
@@ -1035,9 +963,6 @@ fn run_sentence(
                 fmt_ms(tn * 1000.0)
             ));
         }
-    }
-    if let Some(note) = faster_within_noise(profiles, chosen, allowed, &time_of, target) {
-        s.push_str(&note);
     }
     s.push('.');
     Some(s)

@@ -928,9 +928,7 @@ fn device_groups<'a>(ctx: &'a Context<'_>) -> Vec<DeviceGroup<'a>> {
 /// The profiles a group runs `variant` at `precision` with, one per class:
 /// on one class its best backend; on a fleet one build for every class, the
 /// backend whose slowest class is fastest by `cost` (lower is better, given
-/// the profile, the class and its share of the requests) by more than the
-/// run's timing noise: within it, the preferred backend
-/// ([`backend_preference`](super::profile::backend_preference)) is kept.
+/// the profile, the class and its share of the requests).
 fn group_profiles(
     ctx: &Context<'_>,
     group: &DeviceGroup<'_>,
@@ -941,10 +939,8 @@ fn group_profiles(
     if let [(device, _)] = group.classes[..] {
         return best(ctx, variant, precision, &device.spec.name).map(|p| vec![p.clone()]);
     }
-    let mut chosen: Option<(f64, BackendKind, Vec<ComputeProfile>)> = None;
-    let mut backends = ctx.scenario.search.backends.clone();
-    backends.sort_by_key(|b| super::profile::backend_preference(*b));
-    for backend in backends {
+    let mut chosen: Option<(f64, Vec<ComputeProfile>)> = None;
+    for &backend in &ctx.scenario.search.backends {
         if !backend_allows(backend, precision) {
             continue;
         }
@@ -967,17 +963,11 @@ fn group_profiles(
             .zip(&profiles)
             .map(|((device, share), p)| cost(p, device, *share))
             .fold(f64::NEG_INFINITY, f64::max);
-        let faster = |(best, best_backend, _): &(f64, BackendKind, Vec<ComputeProfile>)| {
-            let margin = ctx
-                .profiles
-                .backend_margin(variant, precision, *best_backend, backend);
-            slowest * (1.0 + margin) < *best
-        };
-        if chosen.as_ref().is_none_or(faster) {
-            chosen = Some((slowest, backend, profiles));
+        if chosen.as_ref().is_none_or(|(best, _)| slowest < *best) {
+            chosen = Some((slowest, profiles));
         }
     }
-    chosen.map(|(_, _, profiles)| profiles)
+    chosen.map(|(_, profiles)| profiles)
 }
 
 /// A fleet's plan of `variant` at `precision` that no one build can serve
