@@ -1686,10 +1686,14 @@ unsafe fn gemm_serial(
     // Equal K slices (1024 deep in slices of 384 would end with one of 256).
     let kc = balanced(k, kc);
     let mc = row_block_size(m, params);
-    grow(&mut buf.a, mc * kc);
+    // Packed panels start on a cache line, wherever the allocator put the
+    // buffer: the micro-kernel's vector loads then never split a line.
+    grow(&mut buf.a, mc * kc + pool::LINE_FLOATS);
+    let a_start = pool::line_offset(&buf.a);
     if !matches!(b, BOperand::Packed(_)) {
-        grow(&mut buf.b, nc * kc);
+        grow(&mut buf.b, nc * kc + pool::LINE_FLOATS);
     }
+    let b_start = pool::line_offset(&buf.b);
     let n_padded = n.div_ceil(nr) * nr;
     // What the micro-kernel cannot do in registers: activations other than ReLU.
     let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);
@@ -1707,17 +1711,25 @@ unsafe fn gemm_serial(
                 BOperand::Mat(bm) if b_in_place => {
                     let done = full_slivers * nr;
                     if done < nc_eff {
-                        pack_b(bm, pc, kc_eff, jc + done, nc_eff - done, nr, &mut buf.b);
+                        pack_b(
+                            bm,
+                            pc,
+                            kc_eff,
+                            jc + done,
+                            nc_eff - done,
+                            nr,
+                            &mut buf.b[b_start..],
+                        );
                     }
-                    &buf.b
+                    &buf.b[b_start..]
                 }
                 BOperand::Mat(bm) => {
-                    pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
-                    &buf.b
+                    pack_b(bm, pc, kc_eff, jc, nc_eff, nr, &mut buf.b[b_start..]);
+                    &buf.b[b_start..]
                 }
                 BOperand::Gathered(g) => {
-                    pack_b_gathered(&g, pc, kc_eff, jc, nc_eff, nr, &mut buf.b);
-                    &buf.b
+                    pack_b_gathered(&g, pc, kc_eff, jc, nc_eff, nr, &mut buf.b[b_start..]);
+                    &buf.b[b_start..]
                 }
                 BOperand::Packed(p) => {
                     let start = pc * n_padded + (jc / nr) * kc_eff * nr;
@@ -1730,7 +1742,7 @@ unsafe fn gemm_serial(
                 // Equal register tiles too (64 rows as 11+11+11+11+11+9, not 12 x 5 + 4).
                 let mr = balanced(mc_eff, mr);
                 if !a_in_place && !a_by_rows && buf.a_block != Some((ic, pc)) {
-                    pack_a(simd, a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a);
+                    pack_a(simd, a, ic, mc_eff, pc, kc_eff, mr, &mut buf.a[a_start..]);
                     buf.a_block = Some((ic, pc));
                 }
                 // One mr x nr register tile at (ir, jr) of the block.
@@ -1749,7 +1761,7 @@ unsafe fn gemm_serial(
                         (a.data[(ic + ir) * a.rs + pc..].as_ptr(), a.rs)
                     } else {
                         // Packed slivers are compact: the last, partial one steps by its own rows.
-                        (buf.a[(ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
+                        (buf.a[a_start + (ir / mr) * mr * kc_eff..].as_ptr(), mr_eff)
                     };
                     let (row, col) = (ic + ir, jc + jr);
                     // Bias and ReLU are applied in registers; other activations after the store.

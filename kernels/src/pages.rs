@@ -15,7 +15,12 @@
 //! faster; `mlp-1024` (8 MiB, within the TLB's reach) 1.02x at batch 1, 1.00x
 //! at batch 64. A packing buffer on huge pages measured no gain (it is written,
 //! then read from cache), so only data streamed on every run uses this.
-//! An executable's buffers (small ones stay ordinary vectors): the 16M-element
+//! Smaller buffers are ordinary vectors started on a cache line: the
+//! allocator aligns to 16 bytes, so where in a line they started depended on
+//! the process's earlier allocations (2026-12-02, Xeon host 2: the
+//! hotel-ranking MLP, 192 -> 384 -> 192 -> 16, tiled at batch 1 ran 6.3-7.5 us
+//! from one process to the next, and 4.5-4.7 us started on lines). An
+//! executable's large buffers: the 16M-element
 //! chain, three inputs and an output of 64 MiB, fused 28 ms on huge pages
 //! against 35 ms on 4 KiB pages (`examples/chain_ab.rs` with
 //! `WORKBENCH_HUGE_PAGES=0` for the second, medians of six runs of each,
@@ -44,12 +49,7 @@ impl<T: Copy + Default> PageBuffer<T> {
         let size = std::mem::size_of::<T>().max(1);
         let bytes = len.saturating_mul(size);
         if bytes < HUGE_PAGE || !huge_pages_wanted() {
-            return PageBuffer {
-                buf: vec![T::default(); len],
-                start: 0,
-                len,
-                initialized: len,
-            };
+            return PageBuffer::on_own_lines(len);
         }
         // Room to start the data on the next huge-page boundary.
         let pad = HUGE_PAGE.div_ceil(size) + 1;
@@ -81,6 +81,31 @@ impl<T: Copy + Default> PageBuffer<T> {
         }
     }
 }
+
+impl<T: Copy + Default> PageBuffer<T> {
+    /// A plain allocation whose data starts on a cache line: the allocator
+    /// aligns to 16 bytes only, and where in a line a buffer starts then
+    /// depends on what the process allocated before, so a kernel's 64-byte
+    /// loads and stores could split lines in one process and not the next.
+    fn on_own_lines(len: usize) -> PageBuffer<T> {
+        let size = std::mem::size_of::<T>().max(1);
+        let pad = CACHE_LINE.div_ceil(size);
+        let buf = vec![T::default(); len.saturating_add(pad)];
+        let base = buf.as_ptr() as usize;
+        // Within the pad: `base` is a multiple of `align_of::<T>()`, and a
+        // line holds whole elements of the numeric types stored here.
+        let start = (base.next_multiple_of(CACHE_LINE) - base) / size;
+        PageBuffer {
+            buf,
+            start: start.min(pad),
+            len,
+            initialized: len,
+        }
+    }
+}
+
+/// Bytes in a cache line.
+const CACHE_LINE: usize = 64;
 
 impl<T> PageBuffer<T> {
     /// Makes the buffer `len` long if its allocation already holds that many
@@ -199,6 +224,10 @@ mod tests {
             if len * 4 >= HUGE_PAGE && huge_pages_wanted() {
                 // The data starts on a huge-page boundary.
                 assert_eq!(b.as_ptr() as usize % HUGE_PAGE, 0);
+            } else {
+                // And a smaller buffer on a cache line, as its copy.
+                assert_eq!(b.as_ptr() as usize % CACHE_LINE, 0, "{len}");
+                assert_eq!(c.as_ptr() as usize % CACHE_LINE, 0, "{len}");
             }
         }
         // Byte-sized elements too (int8 weights).

@@ -896,14 +896,20 @@ pub(crate) struct OwnLines {
 }
 
 /// Floats per 64-byte cache line.
-const LINE_FLOATS: usize = 16;
+pub(crate) const LINE_FLOATS: usize = 16;
+
+/// Where in `v` its first whole cache line starts, in floats (under
+/// [`LINE_FLOATS`]).
+pub(crate) fn line_offset(v: &[f32]) -> usize {
+    let misaligned = (v.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE_FLOATS;
+    (LINE_FLOATS - misaligned) % LINE_FLOATS
+}
 
 impl OwnLines {
     pub(crate) fn new(len: usize) -> OwnLines {
         // Up to a line before the start to align it, and the end rounded up to a line.
         let buf = vec![0.0f32; len.div_ceil(LINE_FLOATS) * LINE_FLOATS + LINE_FLOATS];
-        let misaligned = (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE_FLOATS;
-        let start = (LINE_FLOATS - misaligned) % LINE_FLOATS;
+        let start = line_offset(&buf);
         OwnLines { buf, start, len }
     }
 
@@ -995,6 +1001,21 @@ impl<'a, T> SharedOut<'a, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// From wherever a buffer starts, the offset lands on a cache line
+    /// within the first line's worth of floats.
+    #[test]
+    fn line_offset_reaches_the_next_cache_line() {
+        let v = vec![0.0f32; 64];
+        for skip in 0..LINE_FLOATS {
+            let s = &v[skip..];
+            let off = line_offset(s);
+            assert!(off < LINE_FLOATS);
+            assert_eq!(s[off..].as_ptr() as usize % 64, 0, "skip {skip}");
+        }
+        let lines = OwnLines::new(5);
+        assert_eq!(lines.buf[lines.start..].as_ptr() as usize % 64, 0);
+    }
     use std::sync::Mutex;
 
     /// These tests share the one pool and one of them occupies it: one at a time.
