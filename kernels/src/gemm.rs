@@ -13,7 +13,7 @@
 
 use crate::act;
 use crate::error::KernelError;
-use crate::pages::PageBuffer;
+use crate::pages::{self, PageBuffer};
 use crate::pool;
 use crate::simd::SimdLevel;
 use crate::sparse;
@@ -1689,11 +1689,11 @@ unsafe fn gemm_serial(
     // Packed panels start on a cache line, wherever the allocator put the
     // buffer: the micro-kernel's vector loads then never split a line.
     grow(&mut buf.a, mc * kc + pool::LINE_FLOATS);
-    let a_start = pool::line_offset(&buf.a);
+    let a_start = pages::line_offset(&buf.a);
     if !matches!(b, BOperand::Packed(_)) {
         grow(&mut buf.b, nc * kc + pool::LINE_FLOATS);
     }
-    let b_start = pool::line_offset(&buf.b);
+    let b_start = pages::line_offset(&buf.b);
     let n_padded = n.div_ceil(nr) * nr;
     // What the micro-kernel cannot do in registers: activations other than ReLU.
     let post_activation = epilogue.activation.filter(|a| *a != Activation::Relu);

@@ -54,12 +54,7 @@ impl<T: Copy + Default> PageBuffer<T> {
         // Room to start the data on the next huge-page boundary.
         let pad = HUGE_PAGE.div_ceil(size) + 1;
         let Some(capacity) = len.checked_add(pad) else {
-            return PageBuffer {
-                buf: vec![T::default(); len],
-                start: 0,
-                len,
-                initialized: len,
-            };
+            return PageBuffer::on_own_lines(len);
         };
         // Not touched yet: a fresh allocation this size is mapped, not written.
         let mut buf: Vec<T> = Vec::with_capacity(capacity);
@@ -80,24 +75,18 @@ impl<T: Copy + Default> PageBuffer<T> {
             initialized: len,
         }
     }
-}
 
-impl<T: Copy + Default> PageBuffer<T> {
     /// A plain allocation whose data starts on a cache line: the allocator
     /// aligns to 16 bytes only, and where in a line a buffer starts then
     /// depends on what the process allocated before, so a kernel's 64-byte
     /// loads and stores could split lines in one process and not the next.
     fn on_own_lines(len: usize) -> PageBuffer<T> {
-        let size = std::mem::size_of::<T>().max(1);
-        let pad = CACHE_LINE.div_ceil(size);
+        let pad = CACHE_LINE.div_ceil(std::mem::size_of::<T>().max(1));
         let buf = vec![T::default(); len.saturating_add(pad)];
-        let base = buf.as_ptr() as usize;
-        // Within the pad: `base` is a multiple of `align_of::<T>()`, and a
-        // line holds whole elements of the numeric types stored here.
-        let start = (base.next_multiple_of(CACHE_LINE) - base) / size;
+        let start = line_offset(&buf).min(pad);
         PageBuffer {
             buf,
-            start: start.min(pad),
+            start,
             len,
             initialized: len,
         }
@@ -105,7 +94,14 @@ impl<T: Copy + Default> PageBuffer<T> {
 }
 
 /// Bytes in a cache line.
-const CACHE_LINE: usize = 64;
+pub(crate) const CACHE_LINE: usize = 64;
+
+/// How many elements into `v` its first cache line starts (fewer than a
+/// line holds; exact for the numeric types, whose size divides a line).
+pub(crate) fn line_offset<T>(v: &[T]) -> usize {
+    let base = v.as_ptr() as usize;
+    (base.next_multiple_of(CACHE_LINE) - base) / std::mem::size_of::<T>().max(1)
+}
 
 impl<T> PageBuffer<T> {
     /// Makes the buffer `len` long if its allocation already holds that many
@@ -201,6 +197,26 @@ fn advise_huge(_aligned: usize, _bytes: usize) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// From wherever a slice starts, the offset lands on a cache line
+    /// within the first line's worth of elements.
+    #[test]
+    fn line_offset_reaches_the_next_cache_line() {
+        let floats = vec![0.0f32; 64];
+        for skip in 0..CACHE_LINE / 4 {
+            let s = &floats[skip..];
+            let off = line_offset(s);
+            assert!(off < CACHE_LINE / 4);
+            assert_eq!(s[off..].as_ptr() as usize % CACHE_LINE, 0, "skip {skip}");
+        }
+        let bytes = vec![0i8; 256];
+        for skip in 0..CACHE_LINE {
+            let s = &bytes[skip..];
+            let off = line_offset(s);
+            assert!(off < CACHE_LINE);
+            assert_eq!(s[off..].as_ptr() as usize % CACHE_LINE, 0, "skip {skip}");
+        }
+    }
 
     #[test]
     fn zeroed_and_writable_at_every_size() {

@@ -32,6 +32,7 @@
 //! records exist (`ChunkRecord`) and its participants' buffers have grown
 //! alike (`equalize`).
 
+use crate::pages;
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -895,21 +896,14 @@ pub(crate) struct OwnLines {
     len: usize,
 }
 
-/// Floats per 64-byte cache line.
-pub(crate) const LINE_FLOATS: usize = 16;
-
-/// Where in `v` its first whole cache line starts, in floats (under
-/// [`LINE_FLOATS`]).
-pub(crate) fn line_offset(v: &[f32]) -> usize {
-    let misaligned = (v.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE_FLOATS;
-    (LINE_FLOATS - misaligned) % LINE_FLOATS
-}
+/// Floats per cache line.
+pub(crate) const LINE_FLOATS: usize = pages::CACHE_LINE / std::mem::size_of::<f32>();
 
 impl OwnLines {
     pub(crate) fn new(len: usize) -> OwnLines {
         // Up to a line before the start to align it, and the end rounded up to a line.
         let buf = vec![0.0f32; len.div_ceil(LINE_FLOATS) * LINE_FLOATS + LINE_FLOATS];
-        let start = line_offset(&buf);
+        let start = pages::line_offset(&buf);
         OwnLines { buf, start, len }
     }
 
@@ -1001,22 +995,17 @@ impl<'a, T> SharedOut<'a, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// From wherever a buffer starts, the offset lands on a cache line
-    /// within the first line's worth of floats.
-    #[test]
-    fn line_offset_reaches_the_next_cache_line() {
-        let v = vec![0.0f32; 64];
-        for skip in 0..LINE_FLOATS {
-            let s = &v[skip..];
-            let off = line_offset(s);
-            assert!(off < LINE_FLOATS);
-            assert_eq!(s[off..].as_ptr() as usize % 64, 0, "skip {skip}");
-        }
-        let lines = OwnLines::new(5);
-        assert_eq!(lines.buf[lines.start..].as_ptr() as usize % 64, 0);
-    }
     use std::sync::Mutex;
+
+    /// A thread's scratch starts on a cache line of its own.
+    #[test]
+    fn own_lines_start_on_a_cache_line() {
+        let mut lines = OwnLines::new(5);
+        assert_eq!(
+            lines.as_mut_slice().as_ptr() as usize % pages::CACHE_LINE,
+            0
+        );
+    }
 
     /// These tests share the one pool and one of them occupies it: one at a time.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
