@@ -7,6 +7,9 @@
 
 use super::QuantError;
 
+#[cfg(target_arch = "x86_64")]
+mod dense_x86;
+
 /// How calibration turns observed activations into a range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CalibrationMethod {
@@ -132,22 +135,65 @@ impl Calibrator {
     }
 
     pub fn observe(&mut self, xs: &[f32]) {
+        if !all_finite(xs) {
+            self.observe_each(xs);
+            return;
+        }
+        // Every value counts: the range in lanes the compiler vectorises,
+        // and only the kept positions visited (a large model's calibration
+        // observes hundreds of millions of values).
+        let (lo, hi) = finite_range(xs);
+        self.min = self.min.min(lo);
+        self.max = self.max.max(hi);
+        if !matches!(self.method, CalibrationMethod::Percentile(_)) {
+            return;
+        }
+        let mut i = next_kept(self.seen, self.stride);
+        while i < xs.len() {
+            // Every stride-th value from i, as many as fit under the cap.
+            let stride = self.stride;
+            let room = self.cap.saturating_sub(self.values.len()).max(1);
+            let take = room.min((xs.len() - i).div_ceil(stride));
+            self.values
+                .extend(xs[i..].iter().step_by(stride).take(take));
+            let last = i + (take - 1) * stride;
+            if self.values.len() >= self.cap {
+                self.halve();
+                i = last + 1 + next_kept(self.seen + last + 1, self.stride);
+            } else {
+                i = last + stride;
+            }
+        }
+        self.seen += xs.len();
+    }
+
+    /// [`Calibrator::observe`] value by value, skipping the non-finite ones.
+    fn observe_each(&mut self, xs: &[f32]) {
         for &x in xs.iter().filter(|x| x.is_finite()) {
             self.min = self.min.min(x);
             self.max = self.max.max(x);
             if matches!(self.method, CalibrationMethod::Percentile(_)) {
                 if self.seen.is_multiple_of(self.stride) {
-                    self.values.push(x);
-                    if self.values.len() >= self.cap {
-                        // Keep every other value and halve the sampling rate.
-                        let kept: Vec<f32> = self.values.iter().step_by(2).copied().collect();
-                        self.values = kept;
-                        self.stride *= 2;
-                    }
+                    self.keep(x);
                 }
                 self.seen += 1;
             }
         }
+    }
+
+    /// Keeps `x` for the percentiles (see [`Calibrator::halve`]).
+    fn keep(&mut self, x: f32) {
+        self.values.push(x);
+        if self.values.len() >= self.cap {
+            self.halve();
+        }
+    }
+
+    /// At the cap: keeps every other value and halves the sampling rate.
+    fn halve(&mut self) {
+        let kept: Vec<f32> = self.values.iter().step_by(2).copied().collect();
+        self.values = kept;
+        self.stride *= 2;
     }
 
     /// The observed range after the method's clipping.
@@ -177,6 +223,41 @@ impl Calibrator {
         let (lo, hi) = self.range()?;
         Ok(ActivationQuant::from_range(lo, hi))
     }
+}
+
+/// How many values after the `seen`-th (counting from 0) the next kept one
+/// is, keeping every `stride`-th.
+fn next_kept(seen: usize, stride: usize) -> usize {
+    (stride - seen % stride) % stride
+}
+
+/// Whether every value is finite (no early exit, so it vectorises).
+fn all_finite(xs: &[f32]) -> bool {
+    xs.iter().fold(true, |all, x| all & x.is_finite())
+}
+
+/// The least and greatest of finite, non-empty-or-not `xs` (infinities
+/// when empty), in 16 lanes.
+fn finite_range(xs: &[f32]) -> (f32, f32) {
+    let mut lo = [f32::INFINITY; 16];
+    let mut hi = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk) {
+            *l = if x < *l { x } else { *l };
+            *h = if x > *h { x } else { *h };
+        }
+    }
+    for (l, &x) in lo.iter_mut().zip(tail) {
+        *l = l.min(x);
+    }
+    for (h, &x) in hi.iter_mut().zip(tail) {
+        *h = h.max(x);
+    }
+    let lo = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+    let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    (lo, hi)
 }
 
 /// Most activation bytes calibration holds at once: samples are run together
@@ -216,23 +297,22 @@ pub fn dense_f32(
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports the features the copy is compiled for.
-        unsafe { dense_avx512(x, rows, k, n, w, bias, out) };
+        // SAFETY: the CPU supports avx512f.
+        unsafe { dense_x86::dense_avx512(x, rows, k, n, w, bias, out) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports the features the copy is compiled for.
-        unsafe { dense_avx2(x, rows, k, n, w, bias, out) };
+        // SAFETY: the CPU supports avx2.
+        unsafe { dense_x86::dense_avx2(x, rows, k, n, w, bias, out) };
         return;
     }
     dense_rows(x, rows, k, n, w, bias, out);
 }
 
-/// The body of [`dense_f32`]: separate multiplies and adds, whatever the
-/// target (Rust contracts none into a fused multiply-add), so each copy gives the same bits.
+/// The portable copy of [`dense_f32`]: separate multiplies and adds (Rust
+/// contracts none into a fused multiply-add), so it gives the x86 copies' bits.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
 fn dense_rows(
     x: &[f32],
     rows: usize,
@@ -269,40 +349,6 @@ fn dense_rows(
             }
         }
     }
-}
-
-/// # Safety
-/// The CPU supports avx512f.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn dense_avx512(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    dense_rows(x, rows, k, n, w, bias, out);
-}
-
-/// # Safety
-/// The CPU supports avx2.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2")]
-unsafe fn dense_avx2(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    dense_rows(x, rows, k, n, w, bias, out);
 }
 
 /// s8 weights with one symmetric scale per output channel (column of a k x n matrix).
@@ -458,6 +504,71 @@ mod tests {
         }
     }
 
+    type DenseFn = fn(&[f32], usize, usize, usize, &[f32], Option<&[f32]>, &mut [f32]);
+
+    /// Every copy of `dense_f32` this CPU can run, by name.
+    fn dense_copies() -> Vec<(&'static str, DenseFn)> {
+        let mut copies: Vec<(&'static str, DenseFn)> = vec![("portable", dense_rows)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                copies.push(("avx2", |x, r, k, n, w, b, o| {
+                    // SAFETY: avx2 was detected.
+                    unsafe { dense_x86::dense_avx2(x, r, k, n, w, b, o) }
+                }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                copies.push(("avx512", |x, r, k, n, w, b, o| {
+                    // SAFETY: avx512f was detected.
+                    unsafe { dense_x86::dense_avx512(x, r, k, n, w, b, o) }
+                }));
+            }
+        }
+        copies
+    }
+
+    #[test]
+    fn every_dense_copy_is_bit_identical_to_the_reference() {
+        // Rows: each register tile height, and both sides of packing the weights.
+        let rows_list = [1, 2, 3, 4, 5, 7, 8, 9, 13];
+        // Columns: within, at and past the 16-lane vectors and the 64-column strips.
+        let shapes = [
+            (1, 1),
+            (7, 15),
+            (64, 16),
+            (3, 17),
+            (33, 63),
+            (65, 64),
+            (9, 65),
+            (130, 130),
+        ];
+        for (name, dense) in dense_copies() {
+            for &rows in &rows_list {
+                for &(k, n) in &shapes {
+                    let x = values(rows * k, 5);
+                    let w = values(k * n, 6);
+                    let b = values(n, 7);
+                    for bias in [None, Some(&b[..])] {
+                        let mut want = vec![f32::NAN; rows * n];
+                        crate::reference::dense(&x, rows, k, n, &w, bias, &mut want);
+                        // Room past the output: nothing there may be written.
+                        let mut got = vec![f32::NAN; rows * n + 17];
+                        dense(&x, rows, k, n, &w, bias, &mut got);
+                        let same = want
+                            .iter()
+                            .zip(&got)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{name}: {rows}x{k}x{n} bias {}", bias.is_some());
+                        assert!(
+                            got[rows * n..].iter().all(|v| v.is_nan()),
+                            "{name}: wrote past the output"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn per_channel_quantization_rounds_alike_in_every_copy() {
         // Ties, near-ties, signs, zeros, a column of zeros, and non-finite values.
@@ -483,6 +594,47 @@ mod tests {
         assert_eq!(q.scales[2], 1.0, "an all-zero column keeps scale 1");
         // 0.5 steps over a column whose largest is 16 (scale 16/127): ties round away from zero.
         assert!(q.values.iter().step_by(n).any(|&v| v == 127));
+    }
+
+    /// A calibrator with a small cap, so that tests reach its halvings.
+    fn small_calibrator(method: CalibrationMethod, cap: usize) -> Calibrator {
+        let mut c = Calibrator::new(method).expect("valid method");
+        c.cap = cap;
+        c
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn observing_slices_keeps_what_observing_each_value_keeps(
+            lens in proptest::collection::vec(0usize..300, 1..12),
+            cap in 2usize..64,
+            salt in 0u32..1000,
+            nonfinite_every in proptest::option::of(3usize..50),
+            minmax in proptest::bool::ANY,
+        ) {
+            let method = if minmax {
+                CalibrationMethod::MinMax
+            } else {
+                CalibrationMethod::Percentile(99.0)
+            };
+            let mut fast = small_calibrator(method, cap);
+            let mut each = small_calibrator(method, cap);
+            for (call, &len) in lens.iter().enumerate() {
+                let mut xs = values(len, salt + call as u32);
+                if let Some(every) = nonfinite_every {
+                    for (i, x) in xs.iter_mut().enumerate().filter(|(i, _)| i % every == 1) {
+                        *x = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][i % 3];
+                    }
+                }
+                fast.observe(&xs);
+                each.observe_each(&xs);
+                proptest::prop_assert_eq!(&fast.values, &each.values, "call {}", call);
+                proptest::prop_assert_eq!(
+                    (fast.min.to_bits(), fast.max.to_bits(), fast.stride, fast.seen),
+                    (each.min.to_bits(), each.max.to_bits(), each.stride, each.seen)
+                );
+            }
+        }
     }
 
     #[test]
