@@ -358,11 +358,17 @@ pub fn compile_time(
     let mut calibration_ns = 0.0;
     if (backend, precision) == (BackendKind::Quantized, Precision::Int8) {
         let samples = QuantizedBackend::default().calibration_samples.max(1) as f64;
-        let rate = roofline.peak_gflops_f32 * CALIBRATION_FRACTION_OF_PEAK;
+        let cores = roofline.cores.max(1);
+        let rate = roofline.peak_gflops_f32 * CALIBRATION_FRACTION_OF_PEAK * cores as f64;
         if rate > 0.0 {
             calibration_ns = samples * subject.flops_per_sample / rate;
+            let on_cores = if cores > 1 {
+                format!(" on each of its {cores} cores")
+            } else {
+                String::new()
+            };
             basis.push_str(&format!(
-                ", and int8 calibration: the f32 model on {samples} samples ({} FLOPs at {} GFLOP/s, 1/{} of this machine's f32 peak)",
+                ", and int8 calibration: the f32 model on {samples} samples ({} FLOPs at {} GFLOP/s, 1/{} of this machine's f32 peak{on_cores})",
                 count(samples * subject.flops_per_sample),
                 sig(rate),
                 (1.0 / CALIBRATION_FRACTION_OF_PEAK).round()
@@ -390,14 +396,15 @@ pub fn compile_time(
     })
 }
 
-/// How far below this machine's f32 peak the int8 compile's calibration pass
-/// runs the f32 model (its dense and conv layers through `dense_f32`,
-/// register-blocked, separate multiplies and adds: at most half the FMA
-/// rate). Whole compiles measured at 1/4.9 of the peak on the review's
-/// 5.1 GFLOP convnet (45.8 of 224 GFLOP/s, `compile_scaling calibration`)
-/// and 1/3.9 on a BERT-base encoder, on the Xeon host 2; 1/3 keeps the
-/// estimate on the short side.
-const CALIBRATION_FRACTION_OF_PEAK: f64 = 1.0 / 3.0;
+/// The most of one core's f32 peak the int8 compile's calibration pass can
+/// run the f32 model at: its dense and conv layers go through `dense_f32`,
+/// whose separate multiplies and adds (the reference's roundings) take two
+/// instructions where a fused multiply-add takes one, on every core (a
+/// large layer's rows are split over them). So the estimate is a lower
+/// bound (the roofline's `cores`); measured on the Xeon host 2 (2 cores, 224 GFLOP/s a core), whole
+/// int8 compiles ran at 1/2.6 of one core's peak on a BERT-base encoder and
+/// 1/5 on the review's 5.1 GFLOP convnet (`compile_scaling calibration`).
+const CALIBRATION_FRACTION_OF_PEAK: f64 = 1.0 / 2.0;
 
 /// One call at `batch` from the same configuration timed at the smaller
 /// `known_batch` (median `known_ns`): in proportion for a per-sample backend;

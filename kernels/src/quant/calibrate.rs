@@ -281,12 +281,52 @@ const DENSE_COLUMN_PANEL: usize = 1024;
 
 /// `out[r] = bias + x[r] . w` for `rows` rows of `x` (k wide) and a k x n
 /// row-major `w`, each sum in the reference kernel's order (the bias, then
-/// p = 0..k, no fused multiply-add), so bit-identical to it. The loops are
-/// turned so that the weights stream row by row, shared by a block of rows:
-/// the reference reads them a column at a time, which made the f32 pass of
-/// int8 calibration most of a large model's compile.
+/// p = 0..k, no fused multiply-add), so bit-identical to it: the f32 pass of
+/// int8 calibration, most of a large model's compile. The reference reads
+/// the weights a column at a time; the copies here keep tiles of outputs in
+/// registers, and split a large layer's rows over the cores.
 #[allow(clippy::too_many_arguments)]
 pub fn dense_f32(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    n: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    // Compiling has the machine to itself: a large layer's rows are split
+    // over its cores (each row's sums are the same on any of them).
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let work = rows.saturating_mul(k).saturating_mul(n);
+    let parts = if work < SPLIT_MIN_PRODUCTS {
+        1
+    } else {
+        cores.min(rows / SPLIT_MIN_ROWS).max(1)
+    };
+    if parts == 1 {
+        dense_one_thread(x, rows, k, n, w, bias, out);
+        return;
+    }
+    let part_rows = rows.div_ceil(parts);
+    std::thread::scope(|scope| {
+        let xs = x[..rows * k].chunks(part_rows * k.max(1));
+        let outs = out[..rows * n].chunks_mut(part_rows * n);
+        for (x_part, out_part) in xs.zip(outs) {
+            let part = out_part.len() / n;
+            scope.spawn(move || dense_one_thread(x_part, part, k, n, w, bias, out_part));
+        }
+    });
+}
+
+/// Rows and multiply-adds below which [`dense_f32`] stays on one thread:
+/// starting one costs tens of microseconds.
+const SPLIT_MIN_ROWS: usize = 16;
+const SPLIT_MIN_PRODUCTS: usize = 1 << 22;
+
+/// [`dense_f32`] on the calling thread, the copy this CPU runs best.
+#[allow(clippy::too_many_arguments)]
+fn dense_one_thread(
     x: &[f32],
     rows: usize,
     k: usize,
@@ -486,6 +526,9 @@ mod tests {
             (1, 257, 257),
             // Wider than a column panel, more rows than a block.
             (19, 9, 2100),
+            // Large enough to be split over the cores (on a machine with
+            // more than one), into parts of 19 and 18 rows on two.
+            (37, 300, 400),
         ] {
             let x = values(rows * k, 1);
             let w = values(k * n, 2);
