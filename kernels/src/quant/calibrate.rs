@@ -304,8 +304,9 @@ pub fn dense_f32(
     } else {
         cores.min(rows / SPLIT_MIN_ROWS).max(1)
     };
+    let layer = DenseLayer { k, n, w, bias };
     if parts == 1 {
-        dense_one_thread(x, rows, k, n, w, bias, out);
+        dense_one_thread(layer, x, rows, out);
         return;
     }
     let part_rows = rows.div_ceil(parts);
@@ -314,9 +315,18 @@ pub fn dense_f32(
         let outs = out[..rows * n].chunks_mut(part_rows * n);
         for (x_part, out_part) in xs.zip(outs) {
             let part = out_part.len() / n;
-            scope.spawn(move || dense_one_thread(x_part, part, k, n, w, bias, out_part));
+            scope.spawn(move || dense_one_thread(layer, x_part, part, out_part));
         }
     });
+}
+
+/// A dense layer's weights: `w` is k x n row-major, `bias` n wide.
+#[derive(Debug, Clone, Copy)]
+struct DenseLayer<'a> {
+    k: usize,
+    n: usize,
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
 }
 
 /// Rows and multiply-adds below which [`dense_f32`] stays on one thread:
@@ -325,43 +335,26 @@ const SPLIT_MIN_ROWS: usize = 16;
 const SPLIT_MIN_PRODUCTS: usize = 1 << 22;
 
 /// [`dense_f32`] on the calling thread, the copy this CPU runs best.
-#[allow(clippy::too_many_arguments)]
-fn dense_one_thread(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+fn dense_one_thread(layer: DenseLayer<'_>, x: &[f32], rows: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports avx512f.
-        unsafe { dense_x86::dense_avx512(x, rows, k, n, w, bias, out) };
+        unsafe { dense_x86::dense_avx512(layer, x, rows, out) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports avx2.
-        unsafe { dense_x86::dense_avx2(x, rows, k, n, w, bias, out) };
+        unsafe { dense_x86::dense_avx2(layer, x, rows, out) };
         return;
     }
-    dense_rows(x, rows, k, n, w, bias, out);
+    dense_rows(layer, x, rows, out);
 }
 
 /// The portable copy of [`dense_f32`]: separate multiplies and adds (Rust
 /// contracts none into a fused multiply-add), so it gives the x86 copies' bits.
-#[allow(clippy::too_many_arguments)]
-fn dense_rows(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+fn dense_rows(layer: DenseLayer<'_>, x: &[f32], rows: usize, out: &mut [f32]) {
+    let DenseLayer { k, n, w, bias } = layer;
     if n == 0 {
         return;
     }
@@ -547,7 +540,7 @@ mod tests {
         }
     }
 
-    type DenseFn = fn(&[f32], usize, usize, usize, &[f32], Option<&[f32]>, &mut [f32]);
+    type DenseFn = fn(DenseLayer<'_>, &[f32], usize, &mut [f32]);
 
     /// Every copy of `dense_f32` this CPU can run, by name.
     fn dense_copies() -> Vec<(&'static str, DenseFn)> {
@@ -555,15 +548,15 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
-                copies.push(("avx2", |x, r, k, n, w, b, o| {
+                copies.push(("avx2", |layer, x, rows, out| {
                     // SAFETY: avx2 was detected.
-                    unsafe { dense_x86::dense_avx2(x, r, k, n, w, b, o) }
+                    unsafe { dense_x86::dense_avx2(layer, x, rows, out) }
                 }));
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
-                copies.push(("avx512", |x, r, k, n, w, b, o| {
+                copies.push(("avx512", |layer, x, rows, out| {
                     // SAFETY: avx512f was detected.
-                    unsafe { dense_x86::dense_avx512(x, r, k, n, w, b, o) }
+                    unsafe { dense_x86::dense_avx512(layer, x, rows, out) }
                 }));
             }
         }
@@ -596,7 +589,7 @@ mod tests {
                         crate::reference::dense(&x, rows, k, n, &w, bias, &mut want);
                         // Room past the output: nothing there may be written.
                         let mut got = vec![f32::NAN; rows * n + 17];
-                        dense(&x, rows, k, n, &w, bias, &mut got);
+                        dense(DenseLayer { k, n, w: &w, bias }, &x, rows, &mut got);
                         let same = want
                             .iter()
                             .zip(&got)

@@ -12,6 +12,8 @@
 
 use std::arch::x86_64::*;
 
+use super::DenseLayer;
+
 /// Rows per register tile.
 const ROWS: usize = 4;
 /// Up to this many rows the weights are read in place, not packed.
@@ -19,37 +21,19 @@ const PACK_ABOVE_ROWS: usize = 2 * ROWS;
 
 /// # Safety
 /// The CPU supports avx512f.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn dense_avx512(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+pub(super) unsafe fn dense_avx512(layer: DenseLayer<'_>, x: &[f32], rows: usize, out: &mut [f32]) {
     // 4 x 4 accumulators of 16 lanes: 64 columns a strip.
-    dense::<Avx512, 4>(x, rows, k, n, w, bias, out);
+    dense::<Avx512, 4>(layer, x, rows, out);
 }
 
 /// # Safety
 /// The CPU supports avx2.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn dense_avx2(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+pub(super) unsafe fn dense_avx2(layer: DenseLayer<'_>, x: &[f32], rows: usize, out: &mut [f32]) {
     // 4 x 2 accumulators of 8 lanes (16 columns a strip): with the weights,
     // a broadcast and a product, within AVX2's 16 registers.
-    dense::<Avx2, 2>(x, rows, k, n, w, bias, out);
+    dense::<Avx2, 2>(layer, x, rows, out);
 }
 
 /// One vector width's loads, stores and arithmetic.
@@ -138,17 +122,14 @@ impl Lanes for Avx2 {
 ///
 /// # Safety
 /// The CPU supports what `L`'s intrinsics need.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn dense<L: Lanes, const V: usize>(
+    layer: DenseLayer<'_>,
     x: &[f32],
     rows: usize,
-    k: usize,
-    n: usize,
-    w: &[f32],
-    bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    let DenseLayer { k, n, w, bias } = layer;
     if n == 0 || rows == 0 {
         return;
     }
