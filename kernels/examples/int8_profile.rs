@@ -5,9 +5,10 @@
 //! model runs the same way afterwards, for a ratio measured in one process.
 //! A leading `convnet`, `ds-cnn` or `face` runs `convnet-224`, `ds-cnn-small`
 //! or the face-unlock scenario's convnet (64x64x1, a stride-2 conv and three
-//! stride-2 depthwise-separable blocks) instead.
+//! stride-2 depthwise-separable blocks) instead; `bert` a BERT-base encoder
+//! (seq 128, d 768, 12 heads, FFN 3072, 12 layers), with its compile time.
 //!
-//! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn|face] [batch] [seconds] [f32]`
+//! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn|face|bert] [batch] [seconds] [f32]`
 //! `cargo run --release -p workbench-kernels --example int8_profile gemm [n] [seconds]`
 //! (the int8 u8 x s8 -> i32 GEMM alone, n x n x n, on the detected path)
 //! `perf record -g target/release/examples/int8_profile 64 10 && perf report --no-children`
@@ -41,10 +42,15 @@ fn run(
         simd: Some(workbench_kernels::simd::detect()),
         tile: None,
     };
+    let compiling = Instant::now();
     let mut exe = match compile(graph, kind, &opts) {
         Ok(e) => e,
         Err(e) => panic!("compile {kind:?} {precision}: {e}"),
     };
+    println!(
+        "{label} {kind:?} {precision}: compiled in {:?}",
+        compiling.elapsed()
+    );
     // One run outside the timing sizes the buffers.
     black_box(exe.run(&x, batch).is_ok());
     let mut times = Vec::new();
@@ -107,6 +113,20 @@ fn gemm(n: usize, seconds: f64) {
     );
 }
 
+/// A BERT-base encoder: seq 128, d 768, 12 heads, FFN 3072, 12 layers.
+fn bert_base() -> Result<Graph, workbench_kernels::KernelError> {
+    use workbench_kernels::spec::{ModelSpec, TransformerSpec};
+    let spec = ModelSpec::Transformer(TransformerSpec {
+        seq_len: 128,
+        d_model: 768,
+        heads: 12,
+        ffn: 3072,
+        layers: 12,
+        classes: 2,
+    });
+    Graph::from_spec(&spec, 1)
+}
+
 /// `scenarios/face-unlock.toml`'s model.
 fn face_unlock_convnet() -> Result<Graph, workbench_kernels::KernelError> {
     use workbench_kernels::spec::{Activation, ConvBlock, ConvnetSpec, ModelSpec};
@@ -148,6 +168,7 @@ fn main() {
         Some("convnet") => ("convnet-224", convnet_224(1)),
         Some("ds-cnn") => ("ds-cnn-small", ds_cnn_small(1)),
         Some("face") => ("face-unlock convnet", face_unlock_convnet()),
+        Some("bert") => ("bert-base encoder", bert_base()),
         _ => ("mlp-1024", mlp_1024(1)),
     };
     if label != "mlp-1024" {

@@ -1609,12 +1609,21 @@ impl QuantizedExecutable {
                 }
                 continue;
             }
+            // A residual add: one vectorised pass over the batch.
+            if matches!(node.op, Op::Add)
+                && in_const == [false, false]
+                && in_len == [out_len, out_len]
+            {
+                let n = out_len * batch;
+                let (a, b) = (buffer(node.inputs[0]), buffer(node.inputs[1]));
+                crate::rowops::add(&a[..n], &b[..n], &mut rest[0][..n]);
+                continue;
+            }
             if let Op::Activation(a) = node.op {
                 // The compiled backends' vectorised activations (the reference
                 // loop calls the library's tanh / exp per element).
                 let n = out_len * batch;
-                rest[0][..n].copy_from_slice(&buffer(first)[..n]);
-                crate::act::apply_slice(a, &mut rest[0][..n]);
+                crate::act::apply_into(a, &buffer(first)[..n], &mut rest[0][..n]);
                 continue;
             }
             for s in 0..batch {
