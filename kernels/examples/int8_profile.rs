@@ -9,8 +9,8 @@
 //! (seq 128, d 768, 12 heads, FFN 3072, 12 layers), with its compile time.
 //!
 //! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn|face|bert] [batch] [seconds] [f32]`
-//! `cargo run --release -p workbench-kernels --example int8_profile gemm [n] [seconds]`
-//! (the int8 u8 x s8 -> i32 GEMM alone, n x n x n, on the detected path)
+//! `cargo run --release -p workbench-kernels --example int8_profile gemm [n | m,k,n] [seconds]`
+//! (the int8 u8 x s8 -> i32 GEMM alone, n x n x n or m x k x n, on the detected path)
 //! `perf record -g target/release/examples/int8_profile 64 10 && perf report --no-children`
 
 use std::hint::black_box;
@@ -75,18 +75,18 @@ fn run(
     );
 }
 
-/// Fastest and median wall time and mean on-CPU time of `gemm_u8s8_i32` at n x n x n.
-fn gemm(n: usize, seconds: f64) {
+/// Fastest and median wall time and mean on-CPU time of `gemm_u8s8_i32` at m x k x n.
+fn gemm((m, k, n): (usize, usize, usize), seconds: f64) {
     use rand::{Rng, SeedableRng};
     use workbench_kernels::quant::int8::k_padded;
     use workbench_kernels::quant::{gemm_u8s8_i32, Int8Path, PackedWeightsS8};
     let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
-    let kp = k_padded(n);
-    let a: Vec<u8> = (0..n * kp).map(|_| rng.random()).collect();
-    let b: Vec<i8> = (0..n * n).map(|_| rng.random()).collect();
-    let mut c = vec![0i32; n * n];
+    let kp = k_padded(k);
+    let a: Vec<u8> = (0..m * kp).map(|_| rng.random()).collect();
+    let b: Vec<i8> = (0..k * n).map(|_| rng.random()).collect();
+    let mut c = vec![0i32; m * n];
     let path = Int8Path::detect();
-    let packed = match PackedWeightsS8::pack(path, n, n, &b, n) {
+    let packed = match PackedWeightsS8::pack(path, k, n, &b, n) {
         Ok(p) => p,
         Err(e) => panic!("pack: {e}"),
     };
@@ -95,7 +95,7 @@ fn gemm(n: usize, seconds: f64) {
     let cpu0 = on_cpu_ns();
     while start.elapsed().as_secs_f64() < seconds {
         let t = Instant::now();
-        black_box(gemm_u8s8_i32(black_box(&a), kp, n, 3, &packed, &mut c, n).is_ok());
+        black_box(gemm_u8s8_i32(black_box(&a), kp, m, 3, &packed, &mut c, n).is_ok());
         times.push(t.elapsed());
     }
     let on_cpu = Duration::from_nanos((on_cpu_ns() - cpu0) / times.len().max(1) as u64);
@@ -105,9 +105,9 @@ fn gemm(n: usize, seconds: f64) {
         .copied()
         .unwrap_or(Duration::ZERO);
     let fastest = times.first().copied().unwrap_or(Duration::ZERO);
-    let gops = 2.0 * (n * n * n) as f64 / fastest.as_secs_f64() / 1e9;
+    let gops = 2.0 * (m * k * n) as f64 / fastest.as_secs_f64() / 1e9;
     println!(
-        "int8 gemm n={n} ({path}): {} runs, fastest {fastest:?} ({gops:.0} G ops/s), \
+        "int8 gemm {m}x{k}x{n} ({path}): {} runs, fastest {fastest:?} ({gops:.0} G ops/s), \
          median {median:?}, mean on-CPU {on_cpu:?}",
         times.len()
     );
@@ -159,9 +159,17 @@ fn main() {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().is_some_and(|s| s == "gemm") {
         args.next();
-        let n = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
+        let dims: Vec<usize> = args
+            .next()
+            .map(|s| s.split(',').filter_map(|d| d.parse().ok()).collect())
+            .unwrap_or_default();
+        let shape = match dims[..] {
+            [m, k, n] => (m, k, n),
+            [n] => (n, n, n),
+            _ => (1024, 1024, 1024),
+        };
         let seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
-        gemm(n, seconds);
+        gemm(shape, seconds);
         return;
     }
     let (label, graph) = match args.peek().map(String::as_str) {
