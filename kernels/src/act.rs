@@ -38,7 +38,7 @@ pub fn apply_into(act: Activation, src: &[f32], dst: &mut [f32]) {
     let n = src.len().min(dst.len());
     // SAFETY: one row of `n` floats, read from `src` and written to `dst`
     // (distinct: one is borrowed shared, the other exclusively).
-    unsafe { map_rows(act, src.as_ptr(), dst.as_mut_ptr(), n, 1, n) }
+    unsafe { map_rows(act, Block::row(src.as_ptr(), dst.as_mut_ptr(), n)) }
 }
 
 /// Apply `act` in place to every element.
@@ -62,8 +62,39 @@ pub fn apply_slice(act: Activation, xs: &mut [f32]) {
 /// `p` must be valid for reads and writes of `cols` floats at each `r * ld`,
 /// `r < rows`, none of them touched by anyone else meanwhile.
 pub(crate) unsafe fn apply_rows(act: Activation, p: *mut f32, ld: usize, rows: usize, cols: usize) {
+    let block = Block {
+        src: p,
+        dst: p,
+        ld,
+        rows,
+        cols,
+    };
     // SAFETY: the caller's guarantee, read and written in place.
-    unsafe { map_rows(act, p, p, ld, rows, cols) }
+    unsafe { map_rows(act, block) }
+}
+
+/// A `rows x cols` block read at `src` and written at `dst`, rows `ld`
+/// floats apart in both.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    src: *const f32,
+    dst: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl Block {
+    /// One row of `cols` floats.
+    fn row(src: *const f32, dst: *mut f32, cols: usize) -> Block {
+        Block {
+            src,
+            dst,
+            ld: cols,
+            rows: 1,
+            cols,
+        }
+    }
 }
 
 /// `act` of a `rows x cols` block at `src` into the same block at `dst`
@@ -73,39 +104,32 @@ pub(crate) unsafe fn apply_rows(act: Activation, p: *mut f32, ld: usize, rows: u
 /// `src` valid for reads and `dst` for writes of `cols` floats at each
 /// `r * ld`, `r < rows`; the two blocks the same or not overlapping; none
 /// of it touched by anyone else meanwhile.
-unsafe fn map_rows(
-    act: Activation,
-    src: *const f32,
-    dst: *mut f32,
-    ld: usize,
-    rows: usize,
-    cols: usize,
-) {
+unsafe fn map_rows(act: Activation, block: Block) {
     #[cfg(target_arch = "x86_64")]
     match crate::simd::shared_helpers_level() {
         // SAFETY: the level is capped at what this CPU has (`simd::detect`);
         // the blocks are the caller's guarantee.
-        SimdLevel::Avx512 => return unsafe { x86::map_rows_avx512(act, src, dst, ld, rows, cols) },
+        SimdLevel::Avx512 => return unsafe { x86::map_rows_avx512(act, block) },
         // SAFETY: as above: AVX2 and FMA are there.
-        SimdLevel::Avx2Fma => return unsafe { x86::map_rows_avx2(act, src, dst, ld, rows, cols) },
+        SimdLevel::Avx2Fma => return unsafe { x86::map_rows_avx2(act, block) },
         SimdLevel::Portable => {}
     }
     // SAFETY: the caller's guarantee.
-    unsafe { map_rows_portable(act, src, dst, ld, rows, cols) }
+    unsafe { map_rows_portable(act, block) }
 }
 
 /// `map_rows` one element at a time.
 ///
 /// # Safety
 /// As `map_rows`.
-unsafe fn map_rows_portable(
-    act: Activation,
-    src: *const f32,
-    dst: *mut f32,
-    ld: usize,
-    rows: usize,
-    cols: usize,
-) {
+unsafe fn map_rows_portable(act: Activation, block: Block) {
+    let Block {
+        src,
+        dst,
+        ld,
+        rows,
+        cols,
+    } = block;
     for r in 0..rows {
         // Slices, so that the loops vectorise: one when in place, else two
         // that do not overlap (the caller's guarantee).
@@ -252,29 +276,23 @@ mod x86 {
     /// # Safety
     /// AVX-512F available; the blocks as `map_rows`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn map_rows_avx512(
-        act: Activation,
-        src: *const f32,
-        dst: *mut f32,
-        ld: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub(super) unsafe fn map_rows_avx512(act: Activation, block: Block) {
         // SAFETY: the caller's guarantees.
-        unsafe { by_activation!(act, rows16(src, dst, ld, rows, cols)) }
+        unsafe { by_activation!(act, rows16(block)) }
     }
 
     /// # Safety
     /// As `map_rows_avx512`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn rows16<const ACT: u8>(
-        src: *const f32,
-        dst: *mut f32,
-        ld: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    unsafe fn rows16<const ACT: u8>(block: Block) {
+        let Block {
+            src,
+            dst,
+            ld,
+            rows,
+            cols,
+        } = block;
         let whole = cols / 16 * 16;
         let tail = ((1u32 << (cols - whole)) - 1) as __mmask16;
         for r in 0..rows {
@@ -406,29 +424,23 @@ mod x86 {
     /// # Safety
     /// AVX2 and FMA available; the blocks as `map_rows`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn map_rows_avx2(
-        act: Activation,
-        src: *const f32,
-        dst: *mut f32,
-        ld: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub(super) unsafe fn map_rows_avx2(act: Activation, block: Block) {
         // SAFETY: the caller's guarantees.
-        unsafe { by_activation!(act, rows8(src, dst, ld, rows, cols)) }
+        unsafe { by_activation!(act, rows8(block)) }
     }
 
     /// # Safety
     /// As `map_rows_avx2`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn rows8<const ACT: u8>(
-        src: *const f32,
-        dst: *mut f32,
-        ld: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    unsafe fn rows8<const ACT: u8>(block: Block) {
+        let Block {
+            src,
+            dst,
+            ld,
+            rows,
+            cols,
+        } = block;
         let whole = cols / 8 * 8;
         // All bits set in the lanes below the tail's length.
         let tail = _mm256_cmpgt_epi32(
@@ -647,7 +659,7 @@ mod tests {
             let mut got = xs.clone();
             let n = got.len();
             // SAFETY: AVX2 and FMA are available (checked above); one row of `got`.
-            unsafe { x86::map_rows_avx2(act, got.as_ptr(), got.as_mut_ptr(), n, 1, n) };
+            unsafe { x86::map_rows_avx2(act, Block::row(got.as_ptr(), got.as_mut_ptr(), n)) };
             for (x, g) in xs.iter().zip(&got) {
                 let want = fast(act, *x);
                 assert!(
@@ -668,7 +680,7 @@ mod tests {
         }
     }
 
-    type MapPath = unsafe fn(Activation, *const f32, *mut f32, usize, usize, usize);
+    type MapPath = unsafe fn(Activation, Block);
 
     /// Every copy of `map_rows` this CPU can run, by name.
     fn map_paths() -> Vec<(&'static str, MapPath)> {
@@ -703,7 +715,19 @@ mod tests {
                     let mut dst = vec![f32::NAN; height * ld];
                     // SAFETY: the block lies in both buffers (rows <= 9, cols <= 41);
                     // `map_paths` holds only what this CPU runs.
-                    unsafe { map(act, src.as_ptr(), dst.as_mut_ptr(), ld, rows, cols) };
+                    unsafe {
+                        let (src, dst) = (src.as_ptr(), dst.as_mut_ptr());
+                        map(
+                            act,
+                            Block {
+                                src,
+                                dst,
+                                ld,
+                                rows,
+                                cols,
+                            },
+                        )
+                    };
                     assert!(src
                         .iter()
                         .zip(&source)
@@ -781,7 +805,16 @@ mod tests {
                     // `paths` holds only what this CPU runs.
                     unsafe {
                         let at = got.as_mut_ptr().add(row0 * ld + col0);
-                        apply(act, at, at, ld, rows, cols)
+                        apply(
+                            act,
+                            Block {
+                                src: at,
+                                dst: at,
+                                ld,
+                                rows,
+                                cols,
+                            },
+                        )
                     };
                     for (i, (&x, &g)) in matrix.iter().zip(&got).enumerate() {
                         let (r, c) = (i / ld, i % ld);
