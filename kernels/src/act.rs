@@ -85,6 +85,15 @@ struct Block {
 }
 
 impl Block {
+    /// Where each row starts, to read and to write (the pointers are only
+    /// computed here; the callers' SAFETY covers reading through them).
+    fn row_starts(self) -> impl Iterator<Item = (*const f32, *mut f32)> {
+        (0..self.rows).map(move |r| {
+            let at = r * self.ld;
+            (self.src.wrapping_add(at), self.dst.wrapping_add(at))
+        })
+    }
+
     /// One row of `cols` floats.
     fn row(src: *const f32, dst: *mut f32, cols: usize) -> Block {
         Block {
@@ -123,26 +132,20 @@ unsafe fn map_rows(act: Activation, block: Block) {
 /// # Safety
 /// As `map_rows`.
 unsafe fn map_rows_portable(act: Activation, block: Block) {
-    let Block {
-        src,
-        dst,
-        ld,
-        rows,
-        cols,
-    } = block;
-    for r in 0..rows {
+    let cols = block.cols;
+    for (from, to) in block.row_starts() {
         // Slices, so that the loops vectorise: one when in place, else two
         // that do not overlap (the caller's guarantee).
-        if std::ptr::eq(src, dst) {
-            // SAFETY: row r's `cols` floats are the caller's to change.
-            let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * ld), cols) };
+        if std::ptr::eq(from, to) {
+            // SAFETY: the row's `cols` floats are the caller's to change.
+            let row = unsafe { std::slice::from_raw_parts_mut(to, cols) };
             row.iter_mut().for_each(|x| *x = fast(act, *x));
         } else {
             // SAFETY: as above; the rows do not overlap.
             let (from, to) = unsafe {
                 (
-                    std::slice::from_raw_parts(src.add(r * ld), cols),
-                    std::slice::from_raw_parts_mut(dst.add(r * ld), cols),
+                    std::slice::from_raw_parts(from, cols),
+                    std::slice::from_raw_parts_mut(to, cols),
                 )
             };
             to.iter_mut()
@@ -286,20 +289,13 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn rows16<const ACT: u8>(block: Block) {
-        let Block {
-            src,
-            dst,
-            ld,
-            rows,
-            cols,
-        } = block;
+        let cols = block.cols;
         let whole = cols / 16 * 16;
         let tail = ((1u32 << (cols - whole)) - 1) as __mmask16;
-        for r in 0..rows {
-            // SAFETY: row r holds `cols` floats (the caller's guarantee); the tail's
+        for (from, to) in block.row_starts() {
+            // SAFETY: each row holds `cols` floats (the caller's guarantee); the tail's
             // loads and stores are masked to its `cols - whole` floats.
             unsafe {
-                let (from, to) = (src.add(r * ld), dst.add(r * ld));
                 let mut j = 0;
                 while j < whole {
                     let x = _mm512_loadu_ps(from.add(j));
@@ -434,24 +430,17 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn rows8<const ACT: u8>(block: Block) {
-        let Block {
-            src,
-            dst,
-            ld,
-            rows,
-            cols,
-        } = block;
+        let cols = block.cols;
         let whole = cols / 8 * 8;
         // All bits set in the lanes below the tail's length.
         let tail = _mm256_cmpgt_epi32(
             _mm256_set1_epi32((cols - whole) as i32),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         );
-        for r in 0..rows {
-            // SAFETY: row r holds `cols` floats (the caller's guarantee); the tail's
+        for (from, to) in block.row_starts() {
+            // SAFETY: each row holds `cols` floats (the caller's guarantee); the tail's
             // loads and stores are masked to its `cols - whole` floats.
             unsafe {
-                let (from, to) = (src.add(r * ld), dst.add(r * ld));
                 let mut j = 0;
                 while j < whole {
                     let x = _mm256_loadu_ps(from.add(j));
