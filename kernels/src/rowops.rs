@@ -14,9 +14,9 @@ use crate::act;
 #[cfg(target_arch = "x86_64")]
 use crate::simd::SimdLevel;
 
-/// `$body(args)` compiled for the best path this CPU has ([`crate::simd::shared_helpers_level`]).
+/// `body(args...)` compiled for the best path this CPU has ([`crate::simd::shared_helpers_level`]).
 macro_rules! on_best_path {
-    ($body:ident($($arg:expr),*)) => {{
+    ($body:path, $($arg:expr),*) => {{
         #[cfg(target_arch = "x86_64")]
         match crate::simd::shared_helpers_level() {
             // SAFETY: the level is capped at what this CPU has (`simd::detect`).
@@ -65,7 +65,7 @@ fn max(xs: &[f32]) -> f32 {
 
 /// Softmax over rows of length `d`.
 pub(crate) fn softmax(x: &[f32], d: usize, out: &mut [f32]) {
-    on_best_path!(softmax_rows(x, d, out))
+    on_best_path!(softmax_rows, x, d, out)
 }
 
 #[inline(always)]
@@ -84,7 +84,7 @@ fn softmax_rows(x: &[f32], d: usize, out: &mut [f32]) {
 ///
 /// [`reference::layer_norm`]: crate::reference::layer_norm
 pub(crate) fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
-    on_best_path!(layer_norm_rows(x, gamma, beta, eps, out))
+    on_best_path!(layer_norm_rows, x, gamma, beta, eps, out)
 }
 
 #[inline(always)]
@@ -105,16 +105,10 @@ fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [
     }
 }
 
-/// `out[i] = a[i] + b[i]` over the shortest of the three (a residual add).
+/// `out[i] = a[i] + b[i]` over the shortest of the three (a residual add):
+/// the reference loop, compiled for the wider paths.
 pub(crate) fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
-    on_best_path!(add_elements(a, b, out))
-}
-
-#[inline(always)]
-fn add_elements(a: &[f32], b: &[f32], out: &mut [f32]) {
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = x + y;
-    }
+    on_best_path!(crate::reference::add, a, b, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -197,7 +191,7 @@ mod tests {
                 let mut ops = || {
                     softmax_rows(&x, d, &mut soft);
                     layer_norm_rows(&x, &gamma, &beta, 1e-5, &mut norm);
-                    add_elements(&x, &y, &mut sum);
+                    crate::reference::add(&x, &y, &mut sum);
                 };
                 match path {
                     // SAFETY: only paths this CPU has are listed.
