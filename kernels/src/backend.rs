@@ -81,6 +81,11 @@ pub trait Executable: Send {
     fn lowered(&self) -> String;
     fn backend(&self) -> BackendKind;
     fn precision(&self) -> Precision;
+    /// Bytes of activation buffers held after the last run (weights,
+    /// constants and kernel workspaces excluded): what running the model
+    /// takes beyond its weights, to compare with
+    /// `Graph::peak_activation_bytes`.
+    fn activation_bytes(&self) -> usize;
     /// The autotuner's time budget cut its search short, so a compile with
     /// more time may find faster tiles (a measurement of this is provisional).
     fn tuning_cut_short(&self) -> bool {

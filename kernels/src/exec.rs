@@ -13,6 +13,7 @@ use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
 use crate::gemm::{
     helpers_worth, sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB,
 };
+use crate::liveness::{self, Placement, SlotPlan};
 use crate::pages::PageBuffer;
 use crate::pool;
 use crate::pooled;
@@ -507,6 +508,14 @@ pub(crate) struct LoweredExecutable {
     band_sums: Vec<f32>,
     /// Reused by each parallel convolution step.
     chunks: pool::ChunkRecord,
+    /// Buffers no step writes (`unwritten_buffers`).
+    unwritten: Vec<bool>,
+    /// Which of `buffers` each lowered buffer lives in: buffers never live
+    /// at once share one (`plan_slots`).
+    slots: SlotPlan,
+    /// Each slot's length at `batch` (kept to be refilled without allocating).
+    slot_lens: Vec<usize>,
+    /// One allocation per slot.
     buffers: Vec<PageBuffer<f32>>,
     batch: usize,
     /// The batch the buffers were allocated for: the largest run so far.
@@ -715,6 +724,9 @@ impl LoweredExecutable {
             run_history: pool::RunHistory::default(),
             band_sums: vec![0.0; band_sums_len],
             chunks: pool::ChunkRecord::default(),
+            unwritten: Vec::new(),
+            slots: SlotPlan::one_each(0),
+            slot_lens: Vec::new(),
             buffers: Vec::new(),
             batch: 0,
             capacity_batch: 0,
@@ -726,6 +738,8 @@ impl LoweredExecutable {
         };
         exe.sample_major = exe.sample_major_runs();
         exe.sample_local = exe.sample_local_buffers();
+        exe.unwritten = exe.unwritten_buffers();
+        exe.slots = exe.plan_slots();
         Ok(exe)
     }
 
@@ -782,56 +796,157 @@ impl LoweredExecutable {
         &self.lowered
     }
 
-    /// Sizes the buffers for `batch`. They only grow: a batch no larger than
+    /// Per buffer: whether it is the output of a pointwise step with pooling
+    /// fused, or of a depthwise step run in bands with one: never written, no memory.
+    fn unwritten_buffers(&self) -> Vec<bool> {
+        let mut unwritten = vec![false; self.lowered.buffers.len()];
+        for (si, step) in self.lowered.steps.iter().enumerate() {
+            if self.pool_fused[si] || self.depthwise_pooled[si] {
+                unwritten[step.out] = true;
+            }
+        }
+        unwritten
+    }
+
+    /// Floats buffer `id` holds at `batch`.
+    fn len_at(&self, id: BufId, batch: usize) -> usize {
+        let info = &self.lowered.buffers[id];
+        if let Some(data) = &info.constant {
+            data.len()
+        } else if self.sample_local[id] {
+            self.sample_len[id]
+        } else {
+            self.sample_len[id] * batch
+        }
+    }
+
+    /// Slots for the buffers by liveness. A buffer is live over the steps
+    /// reading or writing it, widened to the steps run together with them (a
+    /// fused group, a stem run in its depthwise step's bands, a sample-major
+    /// run, whose steps interleave sample by sample); the output stays live
+    /// past the last step. Constants, the caller's input (read in place),
+    /// never-written outputs and padded layouts (whose padding is only zeroed
+    /// by the allocation) keep slots of their own.
+    fn plan_slots(&self) -> SlotPlan {
+        let steps = &self.lowered.steps;
+        let n = steps.len();
+        let mut span: Vec<(usize, usize)> = (0..n).map(|si| (si, si)).collect();
+        let widen = |span: &mut [(usize, usize)], range: Range<usize>| {
+            for sj in range.clone() {
+                let s = &mut span[sj];
+                *s = (s.0.min(range.start), s.1.max(range.end - 1));
+            }
+        };
+        for si in 0..n {
+            let group_end = si + 1 + self.fused_after(si);
+            let end = if self.stem_in_bands[si] {
+                (group_end + 1 + self.fused_after(group_end)).min(n)
+            } else {
+                group_end.min(n)
+            };
+            widen(&mut span, si..end);
+        }
+        // A one-sample buffer lives inside its run, whose steps run in order
+        // for each sample: it keeps its group's span (one-sample buffers of
+        // a run share slots among themselves, and with no other buffer, whose
+        // spans cover the whole run).
+        let group_span = span.clone();
+        for run in &self.sample_major {
+            widen(&mut span, run.clone());
+        }
+        let mut live: Vec<Option<(usize, usize)>> = vec![None; self.lowered.buffers.len()];
+        for (sj, st) in steps.iter().enumerate() {
+            for b in st.kind.inputs().into_iter().chain([st.out]) {
+                let local = self.sample_local.get(b).copied().unwrap_or(false);
+                let (lo, hi) = if local { group_span[sj] } else { span[sj] };
+                if let Some(l) = live.get_mut(b) {
+                    *l = Some(l.map_or((lo, hi), |(f, e)| (f.min(lo), e.max(hi))));
+                }
+            }
+        }
+        let placements: Vec<Placement> = (0..self.lowered.buffers.len())
+            .map(|id| {
+                let info = &self.lowered.buffers[id];
+                let own = info.constant.is_some()
+                    || id == self.lowered.input
+                    || self.sample_len[id] != info.numel
+                    || self.unwritten[id];
+                match live[id] {
+                    Some((first, last)) if !own => Placement::Shared {
+                        first,
+                        last: if id == self.lowered.output { n } else { last },
+                        size: info.numel,
+                    },
+                    _ => Placement::Own,
+                }
+            })
+            .collect();
+        liveness::plan(&placements)
+    }
+
+    /// Sizes the slots for `batch`. They only grow: a batch no larger than
     /// the largest run so far reuses their allocations (so runs alternating
     /// batch sizes allocate nothing), which keeps the padding the steps never
     /// write at zero, since every sample's padding sits at the same place
     /// whatever the batch.
     fn prepare(&mut self, batch: usize) {
-        if self.batch == batch && self.buffers.len() == self.lowered.buffers.len() {
+        if self.batch == batch && self.buffers.len() == self.slots.slots {
             return;
         }
-        // Outputs of pointwise steps with pooling fused, and of depthwise steps run in bands
-        // with them, are never written: no memory for them.
-        let steps = &self.lowered.steps;
-        let (pool_fused, depthwise_pooled) = (&self.pool_fused, &self.depthwise_pooled);
-        let unwritten = |id: BufId| {
-            (0..steps.len())
-                .any(|si| (pool_fused[si] || depthwise_pooled[si]) && steps[si].out == id)
-        };
+        let mut lens = std::mem::take(&mut self.slot_lens);
+        let input = self.lowered.input;
         let len_of = |id: BufId| {
-            if unwritten(id) {
+            // The input is read from the caller; it is only copied into its
+            // buffer when it is also the output.
+            if self.unwritten[id] || (id == input && id != self.lowered.output) {
                 0
-            } else if self.sample_local[id] {
-                self.sample_len[id]
             } else {
-                self.sample_len[id] * batch
+                self.len_at(id, batch)
             }
         };
-        if batch <= self.capacity_batch && self.buffers.len() == self.lowered.buffers.len() {
-            let mut fits = true;
-            for (id, buf) in self.buffers.iter_mut().enumerate() {
-                if self.lowered.buffers[id].constant.is_none() {
-                    fits &= buf.set_len_within(len_of(id));
-                }
-            }
-            if fits {
-                self.batch = batch;
-                return;
+        lens.resize(self.slots.slots, 0);
+        self.slots.fill_slot_lens(&mut lens, len_of);
+        let within = batch <= self.capacity_batch && self.buffers.len() == self.slots.slots;
+        if within
+            && (self.buffers.iter_mut())
+                .zip(&lens)
+                .all(|(buf, &len)| buf.set_len_within(len))
+        {
+            self.slot_lens = lens;
+            self.batch = batch;
+            return;
+        }
+        // A constant's slot holds the constant (its own slot, never shared).
+        let mut constants = vec![None; self.slots.slots];
+        for (info, &slot) in self.lowered.buffers.iter().zip(&self.slots.slot_of) {
+            if let Some(data) = &info.constant {
+                constants[slot] = Some(data);
             }
         }
-        self.buffers = self
-            .lowered
-            .buffers
-            .iter()
-            .enumerate()
-            .map(|(id, b)| match &b.constant {
+        self.buffers = (0..self.slots.slots)
+            .map(|slot| match constants[slot] {
                 Some(data) => PageBuffer::copied(data),
-                None => PageBuffer::zeroed(len_of(id)),
+                None => PageBuffer::zeroed(lens[slot]),
             })
             .collect();
+        self.slot_lens = lens;
         self.batch = batch;
         self.capacity_batch = batch;
+    }
+
+    /// Bytes of the activation slots at the batch of the last run (constants
+    /// excluded): what this executable holds beyond its weights.
+    pub(crate) fn activation_bytes(&self) -> usize {
+        let constant_slots: Vec<usize> = (0..self.lowered.buffers.len())
+            .filter(|&id| self.lowered.buffers[id].constant.is_some())
+            .map(|id| self.slots.slot_of[id])
+            .collect();
+        self.buffers
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| !constant_slots.contains(slot))
+            .map(|(_, b)| std::mem::size_of_val(&b[..]))
+            .sum()
     }
 
     pub(crate) fn run_impl(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
@@ -866,11 +981,12 @@ impl LoweredExecutable {
         drop(helpers);
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
+        let slot = self.slots.slot_of[out];
         if out == input_buf {
             // Identity graph (e.g. only a reshape): the output is the input.
-            self.buffers[out][..len].copy_from_slice(input);
+            self.buffers[slot][..len].copy_from_slice(input);
         }
-        Ok(&self.buffers[out][..len])
+        Ok(&self.buffers[slot][..len])
     }
 
     /// Steps run together with step `si` (skipped after it): a pointwise step with
@@ -906,14 +1022,19 @@ impl LoweredExecutable {
         }
         let fused = self.fused_after(si);
         let out_id = self.lowered.steps[si + fused].out;
-        // Take the output buffer out so inputs can be borrowed alongside (no allocation).
-        let mut out = std::mem::take(&mut self.buffers[out_id]);
-        let result = if fused == 2 {
-            self.run_depthwise_pooled(si, samples, input, &mut out)
-        } else {
-            self.run_step(si, batch, samples, input, &mut out)
+        // Take the output's slot out so inputs can be borrowed alongside (no
+        // allocation; no input shares it, being live at the same step).
+        let slot = self.slots.slot_of[out_id];
+        let out_len = self.len_at(out_id, batch);
+        let mut out = std::mem::take(&mut self.buffers[slot]);
+        let result = match out.get_mut(..out_len) {
+            Some(out) if fused == 2 => self.run_depthwise_pooled(si, samples, input, out),
+            Some(out) => self.run_step(si, batch, samples, input, out),
+            None => Err(KernelError::Gemm(format!(
+                "step {si}: its output's slot is shorter than the output"
+            ))),
         };
-        self.buffers[out_id] = out;
+        self.buffers[slot] = out;
         result?;
         Ok(si + 1 + fused)
     }
@@ -936,14 +1057,14 @@ impl LoweredExecutable {
         };
         // The stem's output (this step's input) and its split input, taken out
         // to be written between bands, then put back.
-        let stem_out = self.lowered.steps[stem_si].out;
+        let stem_slot = self.slots.slot_of[self.lowered.steps[stem_si].out];
         let mut stem = StemInBands {
             si: stem_si,
-            out: std::mem::take(&mut self.buffers[stem_out]),
+            out: std::mem::take(&mut self.buffers[stem_slot]),
             split: std::mem::take(&mut self.splits[stem_si]),
         };
         let result = self.depthwise_pooled_bands(si, samples, input, out, Some(&mut stem));
-        self.buffers[stem_out] = stem.out;
+        self.buffers[stem_slot] = stem.out;
         self.splits[stem_si] = stem.split;
         result
     }
@@ -1001,6 +1122,8 @@ impl LoweredExecutable {
             input,
             input_id: self.lowered.input,
             buffers: &self.buffers,
+            slot_of: &self.slots.slot_of,
+            batch: self.batch,
             infos: &self.lowered.buffers,
             sample_len: &self.sample_len,
             local: &self.sample_local,
@@ -1169,6 +1292,8 @@ impl LoweredExecutable {
             input,
             input_id: self.lowered.input,
             buffers: &self.buffers,
+            slot_of: &self.slots.slot_of,
+            batch: self.batch,
             infos,
             sample_len: &self.sample_len,
             local,
@@ -1721,20 +1846,31 @@ struct BufferViews<'a> {
     /// The caller's input, read in place (no copy).
     input: &'a [f32],
     input_id: BufId,
+    /// The slots, and which one each buffer lives in.
     buffers: &'a [PageBuffer<f32>],
+    slot_of: &'a [usize],
+    /// The batch the slots are sized for.
+    batch: usize,
     infos: &'a [crate::fusion::BufferInfo],
     sample_len: &'a [usize],
     local: &'a [bool],
 }
 
 impl<'a> BufferViews<'a> {
-    /// All of buffer `id`.
+    /// All of buffer `id` (its slot may be longer, holding larger buffers at
+    /// other steps).
     fn whole(&self, id: BufId) -> &'a [f32] {
         if id == self.input_id {
-            self.input
-        } else {
-            &self.buffers[id]
+            return self.input;
         }
+        let n = self.sample_len[id];
+        let len = if self.infos[id].constant.is_some() || self.local[id] {
+            n
+        } else {
+            n * self.batch
+        };
+        let slot = &self.buffers[self.slot_of[id]];
+        &slot[..len.min(slot.len())]
     }
 
     /// Sample `s` of buffer `id`: a constant is the same for every sample, and a

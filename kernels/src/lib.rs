@@ -17,6 +17,7 @@ pub(crate) mod exec;
 pub mod fusion;
 pub mod gemm;
 pub mod graph;
+pub(crate) mod liveness;
 pub mod models;
 pub mod pages;
 pub(crate) mod pool;

@@ -625,6 +625,9 @@ impl Executable for AutotunedExecutable {
         BackendKind::Autotuned
     }
 
+    fn activation_bytes(&self) -> usize {
+        self.inner.activation_bytes()
+    }
     fn precision(&self) -> Precision {
         Precision::F32
     }

@@ -53,6 +53,9 @@ impl Executable for FusedExecutable {
     fn backend(&self) -> BackendKind {
         self.0.kind()
     }
+    fn activation_bytes(&self) -> usize {
+        self.0.activation_bytes()
+    }
     fn precision(&self) -> Precision {
         self.0.precision()
     }

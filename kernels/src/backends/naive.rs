@@ -245,6 +245,16 @@ impl Executable for NaiveExecutable {
         BackendKind::Naive
     }
 
+    fn activation_bytes(&self) -> usize {
+        let nodes = &self.graph.nodes;
+        nodes
+            .iter()
+            .zip(&self.buffers)
+            .filter(|(n, _)| !matches!(n.op, Op::Constant(_)))
+            .map(|(_, b)| std::mem::size_of_val(&b[..]))
+            .sum()
+    }
+
     fn precision(&self) -> Precision {
         Precision::F32
     }

@@ -57,6 +57,7 @@ use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::gemm::GemmWorkspace;
 use crate::graph::{Graph, Op};
+use crate::liveness::{self, Placement, SlotPlan};
 use crate::pages::PageBuffer;
 use crate::pool::{self, ChunkRecord};
 use crate::quant::calibrate::{calibration_batch, dense_f32};
@@ -183,6 +184,10 @@ impl Backend for QuantizedBackend {
             precision: opts.precision,
             gemms: BTreeMap::new(),
             fused_away: vec![false; graph.nodes.len()],
+            writes: Vec::new(),
+            held: Vec::new(),
+            slots: SlotPlan::one_each(0),
+            slot_lens: Vec::new(),
             buffers: Vec::new(),
             u8_inputs: Vec::new(),
             batch: 0,
@@ -194,6 +199,7 @@ impl Backend for QuantizedBackend {
             band_sums: Vec::new(),
             run_history: pool::RunHistory::default(),
         };
+        exe.plan_buffers();
         // Activation parameters for int8: run the f32 model on seeded inputs
         // and observe the input of every GEMM node.
         let mut acts: BTreeMap<usize, ActivationQuant> = BTreeMap::new();
@@ -263,8 +269,7 @@ impl Backend for QuantizedBackend {
         let f32_nodes: BTreeSet<usize> = exe.f32_convs.keys().copied().collect();
         let fusions = self.fusions(graph, &gemm_nodes, &f32_nodes, storage.is_none());
         exe.apply(fusions);
-        exe.buffers.clear();
-        exe.batch = 0;
+        exe.plan_buffers();
         Ok(Box::new(exe))
     }
 }
@@ -928,6 +933,15 @@ pub struct QuantizedExecutable {
     gemms: BTreeMap<usize, GemmNode>,
     /// Nodes whose work a GEMM epilogue does (fused ReLUs): skipped at run time.
     fused_away: Vec<bool>,
+    /// Per node, the node whose buffer it writes (`destination`).
+    writes: Vec<Option<usize>>,
+    /// Per node, whether its buffer holds a value some node reads or writes.
+    held: Vec<bool>,
+    /// Which of `buffers` each node's buffer lives in (`plan_buffers`).
+    slots: SlotPlan,
+    /// Each slot's length at `batch` (kept to be refilled without allocating).
+    slot_lens: Vec<usize>,
+    /// One allocation per slot.
     buffers: Vec<PageBuffer<f32>>,
     /// Per node: the requantized u8 input of a chained int8 GEMM (empty otherwise).
     u8_inputs: Vec<Vec<u8>>,
@@ -1294,7 +1308,8 @@ impl QuantizedExecutable {
     /// batch ran before (every op writes all of its output, and a quantized
     /// row's padding bytes sit at the same place whatever the batch).
     fn prepare(&mut self, batch: usize) {
-        if self.batch == batch && self.buffers.len() == self.graph.nodes.len() {
+        let slots = self.slots.slots;
+        if self.batch == batch && self.buffers.len() == slots {
             return;
         }
         let nodes = &self.graph.nodes;
@@ -1305,35 +1320,125 @@ impl QuantizedExecutable {
             }
             _ => 0,
         };
+        let mut lens = std::mem::take(&mut self.slot_lens);
+        lens.resize(slots, 0);
+        let (held, output) = (&self.held, self.graph.output);
+        // Node 0, the input, is read from the caller: it only needs memory
+        // when it is also the output.
+        self.slots.fill_slot_lens(&mut lens, |i| match nodes[i].op {
+            Op::Constant(_) => nodes[i].numel(),
+            _ if i == output || (held[i] && i > 0) => nodes[i].numel() * batch,
+            _ => 0,
+        });
         let u8_fits = self.u8_inputs.len() == nodes.len()
             && (0..nodes.len()).all(|i| self.u8_inputs[i].capacity() >= u8_len(i));
-        if u8_fits && self.buffers.len() == nodes.len() {
-            let mut fits = true;
-            for (buf, n) in self.buffers.iter_mut().zip(nodes) {
-                if !matches!(n.op, Op::Constant(_)) {
-                    fits &= buf.set_len_within(n.numel() * batch);
-                }
+        if u8_fits
+            && self.buffers.len() == slots
+            && (self.buffers.iter_mut())
+                .zip(&lens)
+                .all(|(buf, &len)| buf.set_len_within(len))
+        {
+            for (i, u8s) in self.u8_inputs.iter_mut().enumerate() {
+                u8s.resize(u8_len(i), 0);
             }
-            if fits {
-                for (i, u8s) in self.u8_inputs.iter_mut().enumerate() {
-                    u8s.resize(u8_len(i), 0);
-                }
-                self.batch = batch;
-                return;
-            }
+            self.slot_lens = lens;
+            self.batch = batch;
+            return;
         }
         // On cache lines (huge pages from 2 MiB): a GEMM's 64-byte stores
         // into a buffer the allocator had started 16 bytes into a line split
         // lines (an int8 128x768x3072 GEMM 7-11% slower, medians).
-        self.buffers = nodes
-            .iter()
-            .map(|n| match &n.op {
-                Op::Constant(t) => PageBuffer::copied(&t.data),
-                _ => PageBuffer::zeroed(n.numel() * batch),
+        let mut constants = vec![None; slots];
+        for (node, &slot) in nodes.iter().zip(&self.slots.slot_of) {
+            if let Op::Constant(t) = &node.op {
+                constants[slot] = Some(&t.data);
+            }
+        }
+        self.buffers = (0..slots)
+            .map(|slot| match constants[slot] {
+                Some(data) => PageBuffer::copied(data),
+                None => PageBuffer::zeroed(lens[slot]),
             })
             .collect();
         self.u8_inputs = (0..nodes.len()).map(|i| vec![0u8; u8_len(i)]).collect();
+        self.slot_lens = lens;
         self.batch = batch;
+    }
+
+    /// The node whose buffer running node `i` writes: its own, or that of
+    /// the last node fused into it (a ReLU, a pool, a depthwise conv fed
+    /// straight from it); `None` when it is skipped (a constant, fused into
+    /// the node before) or writes only a u8 input of the next GEMM.
+    fn destination(&self, i: usize) -> Option<usize> {
+        let node = &self.graph.nodes[i];
+        if i == 0 || matches!(node.op, Op::Constant(_)) || self.fused_away[i] {
+            return None;
+        }
+        if let Some(plan) = self.f32_convs.get(&i) {
+            if plan.fed {
+                return None;
+            }
+            return match plan.feeds {
+                Some(next) => Some(self.f32_convs.get(&next)?.relu_into.unwrap_or(next)),
+                None => Some(plan.relu_into.unwrap_or(i)),
+            };
+        }
+        match self.gemms.get(&i) {
+            Some(g) if matches!(node.op, Op::Dense { .. }) && g.chain_to.is_some() => None,
+            Some(g) => Some(g.pool_into.or(g.relu_into).unwrap_or(i)),
+            None => Some(i),
+        }
+    }
+
+    /// Which buffer each node writes, which buffers hold values, and slots by
+    /// liveness (`liveness::plan`): nodes run in order, so a buffer is live
+    /// from the node writing it to the last node reading it (the output to
+    /// the end). Constants and the caller's input keep slots of their own;
+    /// buffers nobody writes (a conv's, when its ReLU writes for it) get no
+    /// memory. Called again after fusion changes what runs.
+    fn plan_buffers(&mut self) {
+        let n = self.graph.nodes.len();
+        self.writes = (0..n).map(|i| self.destination(i)).collect();
+        let mut live: Vec<Option<(usize, usize)>> = vec![None; n];
+        let mut touch = |b: usize, t: usize| {
+            if let Some(l) = live.get_mut(b) {
+                *l = Some(l.map_or((t, t), |(f, e)| (f.min(t), e.max(t))));
+            }
+        };
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let runs = i > 0
+                && !matches!(node.op, Op::Constant(_))
+                && !self.fused_away[i]
+                && !self.f32_convs.get(&i).is_some_and(|p| p.fed);
+            if !runs {
+                continue;
+            }
+            for &j in &node.inputs {
+                touch(j, i);
+            }
+            if let Some(d) = self.writes[i] {
+                touch(d, i);
+            }
+        }
+        self.held = live.iter().map(Option::is_some).collect();
+        let output = self.graph.output;
+        let placements: Vec<Placement> = (0..n)
+            .map(|i| match live[i] {
+                Some((first, last))
+                    if i > 0 && !matches!(self.graph.nodes[i].op, Op::Constant(_)) =>
+                {
+                    Placement::Shared {
+                        first,
+                        last: if i == output { n } else { last },
+                        size: self.graph.nodes[i].numel(),
+                    }
+                }
+                _ => Placement::Own,
+            })
+            .collect();
+        self.slots = liveness::plan(&placements);
+        self.buffers.clear();
+        self.batch = 0;
     }
 
     /// Runs every node; GEMM nodes without a compiled kernel run in f32 and,
@@ -1350,300 +1455,313 @@ impl QuantizedExecutable {
         // cost ~1% of the int8 mlp-1024 at batch 64. Only a graph whose output
         // is its input needs it copied.
         if self.graph.output == 0 {
-            self.buffers[0].copy_from_slice(input);
+            let slot = self.slots.slot_of[0];
+            self.buffers[slot].copy_from_slice(input);
         }
-        let nodes = &self.graph.nodes;
-        for (i, node) in nodes.iter().enumerate().skip(1) {
-            if matches!(node.op, Op::Constant(_)) {
-                continue;
-            }
-            if self.fused_away[i] {
-                continue;
-            }
-            let (before, rest) = self.buffers.split_at_mut(i);
-            let buffer = |j: usize| -> &[f32] {
-                if j == 0 {
-                    input
-                } else {
-                    &before[j]
-                }
+        for i in 1..self.graph.nodes.len() {
+            // The slot node `i` writes, taken out so that the inputs can be
+            // read alongside (no input shares it: they are live at once).
+            let dst = self.writes[i];
+            let slot = dst.map(|d| self.slots.slot_of[d]);
+            let mut out = slot.map_or_else(PageBuffer::default, |s| {
+                std::mem::take(&mut self.buffers[s])
+            });
+            let len = dst.map_or(0, |d| self.graph.nodes[d].numel() * batch);
+            let result = match out.get_mut(..len) {
+                Some(out) => self.run_node(i, input, batch, observe.as_deref_mut(), out),
+                None => Err(KernelError::Gemm(format!(
+                    "quantized: node {i}'s slot is shorter than its output"
+                ))),
             };
-            let out_len = node.numel();
-            // At most two inputs per op: fixed arrays, no allocation per run.
-            let mut in_len = [0usize; 2];
-            let mut in_const = [false; 2];
-            for (slot, &j) in node.inputs.iter().enumerate().take(2) {
-                in_len[slot] = nodes[j].numel();
-                in_const[slot] = matches!(nodes[j].op, Op::Constant(_));
+            if let Some(s) = slot {
+                self.buffers[s] = out;
             }
-            let first = node.inputs.first().copied().unwrap_or(0);
-            let in_shape = &nodes[first].shape;
-            if let Some(obs) = observe.as_deref_mut().and_then(|o| o.get_mut(&i)) {
-                obs.observe(&buffer(first)[..in_len[0] * batch]);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Node `i` (with the nodes fused into it), writing `out`: the buffer of
+    /// node `self.writes[i]`, at `batch`.
+    fn run_node(
+        &mut self,
+        i: usize,
+        input: &[f32],
+        batch: usize,
+        observe: Option<&mut BTreeMap<usize, Calibrator>>,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let nodes = &self.graph.nodes;
+        let node = &nodes[i];
+        if matches!(node.op, Op::Constant(_)) || self.fused_away[i] {
+            return Ok(());
+        }
+        let (buffers, slot_of) = (&self.buffers, &self.slots.slot_of);
+        let buffer = |j: usize| -> &[f32] {
+            if j == 0 {
+                return input;
             }
-            if let Some(plan) = self.f32_convs.get(&i) {
-                if plan.fed {
-                    // Ran with the direct conv before it, which writes its input.
-                    continue;
-                }
-                let Some((weight, bias)) = conv_params(&node.op) else {
-                    continue;
+            let len = match nodes[j].op {
+                Op::Constant(_) => nodes[j].numel(),
+                _ => nodes[j].numel() * batch,
+            };
+            let buf = &buffers[slot_of[j]];
+            &buf[..len.min(buf.len())]
+        };
+        let out_len = node.numel();
+        // At most two inputs per op: fixed arrays, no allocation per run.
+        let mut in_len = [0usize; 2];
+        let mut in_const = [false; 2];
+        for (slot, &j) in node.inputs.iter().enumerate().take(2) {
+            in_len[slot] = nodes[j].numel();
+            in_const[slot] = matches!(nodes[j].op, Op::Constant(_));
+        }
+        let first = node.inputs.first().copied().unwrap_or(0);
+        let in_shape = &nodes[first].shape;
+        if let Some(obs) = observe.and_then(|o| o.get_mut(&i)) {
+            obs.observe(&buffer(first)[..in_len[0] * batch]);
+        }
+        if let Some(plan) = self.f32_convs.get(&i) {
+            if plan.fed {
+                // Ran with the direct conv before it, which writes its input.
+                return Ok(());
+            }
+            let Some((weight, bias)) = conv_params(&node.op) else {
+                return Ok(());
+            };
+            if let Some(next) = plan.feeds {
+                let (next_weight, next_bias) = conv_params(&nodes[next].op)
+                    .ok_or_else(|| KernelError::Gemm("quantized: fed node is no conv".into()))?;
+                let relu = plan.relu_into.is_some();
+                let mut pair = self.f32_convs.range_mut(i..=next);
+                let (Some((_, producer)), Some((_, dw))) = (pair.next(), pair.next_back()) else {
+                    return Err(KernelError::Gemm("quantized: fed conv missing".into()));
                 };
-                if let Some(next) = plan.feeds {
-                    let (next_weight, next_bias) =
-                        conv_params(&nodes[next].op).ok_or_else(|| {
-                            KernelError::Gemm("quantized: fed node is no conv".into())
-                        })?;
-                    let relu = plan.relu_into.is_some();
-                    let mut pair = self.f32_convs.range_mut(i..=next);
-                    let (Some((_, producer)), Some((_, dw))) = (pair.next(), pair.next_back())
-                    else {
-                        return Err(KernelError::Gemm("quantized: fed conv missing".into()));
-                    };
-                    let (dw_last, dw_relu) = match dw.relu_into {
-                        Some(j) => (j, true),
-                        None => (next, false),
-                    };
-                    let dw_len = nodes[next].numel();
-                    let place = dw.padded_input_placement();
-                    let plain = dw.plain_placement();
-                    let (simd, threads) = (self.simd, self.tile.threads);
-                    for s in 0..batch {
-                        let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                        producer.split_input(simd, x, (threads, &mut self.chunks))?;
-                        let into = (&mut dw.split[..], place);
-                        let split = (threads, &mut self.chunks);
-                        producer.run_on_split(simd, weight, bias, relu, into, split)?;
-                        let out = &mut rest[dw_last - i][s * dw_len..(s + 1) * dw_len];
-                        let split = (threads, &mut self.chunks);
-                        dw.run_on_split(
-                            simd,
-                            next_weight,
-                            next_bias,
-                            dw_relu,
-                            (out, plain),
-                            split,
-                        )?;
-                    }
-                    continue;
-                }
-                let Some(plan) = self.f32_convs.get_mut(&i) else {
-                    continue;
-                };
-                let (dst, relu) = match plan.relu_into {
-                    Some(j) => (&mut rest[j - i], true),
-                    None => (&mut rest[0], false),
-                };
+                let dw_relu = dw.relu_into.is_some();
+                let dw_len = nodes[next].numel();
+                let place = dw.padded_input_placement();
+                let plain = dw.plain_placement();
+                let (simd, threads) = (self.simd, self.tile.threads);
                 for s in 0..batch {
                     let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                    let out = &mut dst[s * out_len..(s + 1) * out_len];
-                    let threads = (self.tile.threads, &mut self.chunks);
-                    plan.run(self.simd, x, weight, bias, relu, out, threads)?;
+                    producer.split_input(simd, x, (threads, &mut self.chunks))?;
+                    let into = (&mut dw.split[..], place);
+                    let split = (threads, &mut self.chunks);
+                    producer.run_on_split(simd, weight, bias, relu, into, split)?;
+                    let out = &mut out[s * dw_len..(s + 1) * dw_len];
+                    let split = (threads, &mut self.chunks);
+                    dw.run_on_split(simd, next_weight, next_bias, dw_relu, (out, plain), split)?;
                 }
-                continue;
+                return Ok(());
             }
-            if let Some(g) = self.gemms.get(&i) {
-                match &node.op {
-                    Op::Dense { .. } => {
-                        let rows = batch * in_len[0] / g.k;
-                        let (cur_u8, later_u8) = self.u8_inputs[i..].split_at_mut(1);
-                        let a = if g.input_u8 {
-                            GemmIn::U8(&cur_u8[0])
-                        } else {
-                            GemmIn::F32(buffer(first))
-                        };
-                        let out = match (g.chain_to, g.relu_into) {
-                            (Some((l, quant)), _) => GemmOut::U8 {
-                                out: &mut later_u8[l - i - 1],
-                                quant,
-                            },
-                            (None, Some(j)) => GemmOut::F32 {
-                                out: &mut rest[j - i],
-                                relu: true,
-                            },
-                            (None, None) => GemmOut::F32 {
-                                out: &mut rest[0],
-                                relu: false,
-                            },
-                        };
-                        let threads = gemm_threads(&self.tile, &mut self.chunks);
-                        g.run(
-                            a,
-                            rows,
-                            out,
-                            &mut self.scratch.a_u8,
-                            self.half_path,
-                            threads,
-                        )?;
-                    }
-                    Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
-                        // Patch rows [hw, k] per sample: im2col for a conv, a
-                        // transpose of [ic, hw] for a pointwise conv.
-                        let geom = patch_geometry(&node.op, in_shape, &node.shape);
-                        let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
-                        // A ReLU after the conv runs in the GEMM's epilogue; the
-                        // result lands in the last fused node's buffer.
-                        let relu = g.relu_into.is_some();
-                        for s in 0..batch {
-                            let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                            let (dst, offset, pooled) = match (g.pool_into, g.relu_into) {
-                                (Some(p), _) => (&mut rest[p - i], s * g.n, true),
-                                (None, Some(j)) => (&mut rest[j - i], s * out_len, false),
-                                (None, None) => (&mut rest[0], s * out_len, false),
-                            };
-                            let conv = ConvGemm {
-                                simd: self.simd,
-                                half_path: self.half_path,
-                                g,
-                                geom: geom.as_ref(),
-                                hw,
-                            };
-                            let dst = ConvOut {
-                                out: dst,
-                                offset,
-                                relu,
-                                pooled,
-                            };
-                            let threads = (self.tile.threads, &mut self.chunks);
-                            conv.run(x, dst, &mut self.bands, &mut self.band_sums, threads)?;
-                        }
-                    }
-                    _ => {}
-                }
-                continue;
+            let Some(plan) = self.f32_convs.get_mut(&i) else {
+                return Ok(());
+            };
+            // With a ReLU fused, `out` is the ReLU's buffer.
+            let (dst, relu) = (&mut *out, plan.relu_into.is_some());
+            for s in 0..batch {
+                let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
+                let out = &mut dst[s * out_len..(s + 1) * out_len];
+                let threads = (self.tile.threads, &mut self.chunks);
+                plan.run(self.simd, x, weight, bias, relu, out, threads)?;
             }
-            // Attention, softmax and layer norm on the tiled engine's kernels
-            // (f32: none of them has weights to quantize).
-            let dims = |q: &[usize]| (q[0], q[1]);
+            return Ok(());
+        }
+        if let Some(g) = self.gemms.get(&i) {
             match &node.op {
-                Op::AttentionScores { heads } => {
-                    let (seq, d) = dims(in_shape);
-                    let view = RowView { offset: 0, ld: d };
-                    let (qa, ka) = (node.inputs[0], node.inputs[1]);
+                Op::Dense { .. } => {
+                    let rows = batch * in_len[0] / g.k;
+                    let (cur_u8, later_u8) = self.u8_inputs[i..].split_at_mut(1);
+                    let a = if g.input_u8 {
+                        GemmIn::U8(&cur_u8[0])
+                    } else {
+                        GemmIn::F32(buffer(first))
+                    };
+                    let out = match g.chain_to {
+                        Some((l, quant)) => GemmOut::U8 {
+                            out: &mut later_u8[l - i - 1],
+                            quant,
+                        },
+                        None => GemmOut::F32 {
+                            out: &mut *out,
+                            relu: g.relu_into.is_some(),
+                        },
+                    };
+                    let threads = gemm_threads(&self.tile, &mut self.chunks);
+                    g.run(
+                        a,
+                        rows,
+                        out,
+                        &mut self.scratch.a_u8,
+                        self.half_path,
+                        threads,
+                    )?;
+                }
+                Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
+                    // Patch rows [hw, k] per sample: im2col for a conv, a
+                    // transpose of [ic, hw] for a pointwise conv.
+                    let geom = patch_geometry(&node.op, in_shape, &node.shape);
+                    let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
+                    // A ReLU after the conv runs in the GEMM's epilogue; the
+                    // result lands in the last fused node's buffer.
+                    let relu = g.relu_into.is_some();
                     for s in 0..batch {
-                        let q = &buffer(qa)[s * in_len[0]..(s + 1) * in_len[0]];
-                        let k = &buffer(ka)[s * in_len[1]..(s + 1) * in_len[1]];
-                        let out = &mut rest[0][s * out_len..(s + 1) * out_len];
-                        crate::exec::attention_scores(
-                            &mut self.ws,
-                            (self.simd, &self.tile),
-                            (q, view),
-                            (k, view),
-                            (seq, d, *heads),
-                            out,
-                        )?;
+                        let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
+                        // `out` is the pool's or the ReLU's buffer when fused.
+                        let pooled = g.pool_into.is_some();
+                        let offset = if pooled { s * g.n } else { s * out_len };
+                        let dst = &mut *out;
+                        let conv = ConvGemm {
+                            simd: self.simd,
+                            half_path: self.half_path,
+                            g,
+                            geom: geom.as_ref(),
+                            hw,
+                        };
+                        let dst = ConvOut {
+                            out: dst,
+                            offset,
+                            relu,
+                            pooled,
+                        };
+                        let threads = (self.tile.threads, &mut self.chunks);
+                        conv.run(x, dst, &mut self.bands, &mut self.band_sums, threads)?;
                     }
-                    continue;
-                }
-                Op::AttentionContext { heads } => {
-                    let (seq, d) = dims(&node.shape);
-                    let view = RowView { offset: 0, ld: d };
-                    let (pa, va) = (node.inputs[0], node.inputs[1]);
-                    for s in 0..batch {
-                        let p = &buffer(pa)[s * in_len[0]..(s + 1) * in_len[0]];
-                        let v = &buffer(va)[s * in_len[1]..(s + 1) * in_len[1]];
-                        let out = &mut rest[0][s * out_len..(s + 1) * out_len];
-                        crate::exec::attention_context(
-                            &mut self.ws,
-                            (self.simd, &self.tile),
-                            p,
-                            (v, view),
-                            (seq, d, *heads),
-                            out,
-                        )?;
-                    }
-                    continue;
-                }
-                Op::Softmax => {
-                    let n = out_len * batch;
-                    let d = node.shape[node.shape.len() - 1];
-                    crate::rowops::softmax(&buffer(first)[..n], d, &mut rest[0][..n]);
-                    continue;
-                }
-                Op::LayerNorm { gamma, beta, eps } => {
-                    let n = out_len * batch;
-                    crate::rowops::layer_norm(
-                        &buffer(first)[..n],
-                        &gamma.data,
-                        &beta.data,
-                        *eps,
-                        &mut rest[0][..n],
-                    );
-                    continue;
                 }
                 _ => {}
             }
-            // A dense layer without its GEMM yet (calibration): the reference sums, streamed.
-            if let Op::Dense { weight, bias } = &node.op {
-                let (k, n) = (weight.shape[0], weight.shape[1]);
-                let b = bias.as_ref().map(|b| &b.data[..]);
-                let x = buffer(first);
-                dense_f32(
-                    x,
-                    batch * in_len[0] / k.max(1),
-                    k,
-                    n,
-                    &weight.data,
-                    b,
-                    &mut rest[0],
-                );
-                continue;
-            }
-            // A conv or pointwise conv without its GEMM yet (calibration): the
-            // reference sums as patch rows times the weights, streamed.
-            if let (Op::Conv2d { .. } | Op::PointwiseConv { .. }, Some((wt, k, n, bias))) =
-                (&node.op, gemm_weights(&node.op))
-            {
-                let geom = patch_geometry(&node.op, in_shape, &node.shape);
-                let hw = out_len / n.max(1);
-                let scratch = self.bands.first_mut().ok_or_else(|| {
-                    KernelError::Gemm("quantized: no scratch for calibration".into())
-                })?;
+            return Ok(());
+        }
+        // Attention, softmax and layer norm on the tiled engine's kernels
+        // (f32: none of them has weights to quantize).
+        let dims = |q: &[usize]| (q[0], q[1]);
+        match &node.op {
+            Op::AttentionScores { heads } => {
+                let (seq, d) = dims(in_shape);
+                let view = RowView { offset: 0, ld: d };
+                let (qa, ka) = (node.inputs[0], node.inputs[1]);
                 for s in 0..batch {
-                    let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                    let out = &mut rest[0][s * out_len..(s + 1) * out_len];
-                    let shape = (k, n, hw);
-                    conv_f32_streamed(
-                        x,
-                        geom.as_ref(),
-                        shape,
-                        (&wt, bias.as_deref()),
-                        scratch,
+                    let q = &buffer(qa)[s * in_len[0]..(s + 1) * in_len[0]];
+                    let k = &buffer(ka)[s * in_len[1]..(s + 1) * in_len[1]];
+                    let out = &mut out[s * out_len..(s + 1) * out_len];
+                    crate::exec::attention_scores(
+                        &mut self.ws,
+                        (self.simd, &self.tile),
+                        (q, view),
+                        (k, view),
+                        (seq, d, *heads),
                         out,
-                    );
+                    )?;
                 }
-                continue;
+                return Ok(());
             }
-            // A residual add: one vectorised pass over the batch.
-            if matches!(node.op, Op::Add)
-                && in_const == [false, false]
-                && in_len == [out_len, out_len]
-            {
+            Op::AttentionContext { heads } => {
+                let (seq, d) = dims(&node.shape);
+                let view = RowView { offset: 0, ld: d };
+                let (pa, va) = (node.inputs[0], node.inputs[1]);
+                for s in 0..batch {
+                    let p = &buffer(pa)[s * in_len[0]..(s + 1) * in_len[0]];
+                    let v = &buffer(va)[s * in_len[1]..(s + 1) * in_len[1]];
+                    let out = &mut out[s * out_len..(s + 1) * out_len];
+                    crate::exec::attention_context(
+                        &mut self.ws,
+                        (self.simd, &self.tile),
+                        p,
+                        (v, view),
+                        (seq, d, *heads),
+                        out,
+                    )?;
+                }
+                return Ok(());
+            }
+            Op::Softmax => {
                 let n = out_len * batch;
-                let (a, b) = (buffer(node.inputs[0]), buffer(node.inputs[1]));
-                crate::rowops::add(&a[..n], &b[..n], &mut rest[0][..n]);
-                continue;
+                let d = node.shape[node.shape.len() - 1];
+                crate::rowops::softmax(&buffer(first)[..n], d, &mut out[..n]);
+                return Ok(());
             }
-            if let Op::Activation(a) = node.op {
-                // The compiled backends' vectorised activations (the reference
-                // loop calls the library's tanh / exp per element).
+            Op::LayerNorm { gamma, beta, eps } => {
                 let n = out_len * batch;
-                crate::act::apply_into(a, &buffer(first)[..n], &mut rest[0][..n]);
-                continue;
+                crate::rowops::layer_norm(
+                    &buffer(first)[..n],
+                    &gamma.data,
+                    &beta.data,
+                    *eps,
+                    &mut out[..n],
+                );
+                return Ok(());
             }
+            _ => {}
+        }
+        // A dense layer without its GEMM yet (calibration): the reference sums, streamed.
+        if let Op::Dense { weight, bias } = &node.op {
+            let (k, n) = (weight.shape[0], weight.shape[1]);
+            let b = bias.as_ref().map(|b| &b.data[..]);
+            let x = buffer(first);
+            dense_f32(
+                x,
+                batch * in_len[0] / k.max(1),
+                k,
+                n,
+                &weight.data,
+                b,
+                &mut *out,
+            );
+            return Ok(());
+        }
+        // A conv or pointwise conv without its GEMM yet (calibration): the
+        // reference sums as patch rows times the weights, streamed.
+        if let (Op::Conv2d { .. } | Op::PointwiseConv { .. }, Some((wt, k, n, bias))) =
+            (&node.op, gemm_weights(&node.op))
+        {
+            let geom = patch_geometry(&node.op, in_shape, &node.shape);
+            let hw = out_len / n.max(1);
+            let scratch = self
+                .bands
+                .first_mut()
+                .ok_or_else(|| KernelError::Gemm("quantized: no scratch for calibration".into()))?;
             for s in 0..batch {
-                let x = |slot: usize| {
-                    let len = in_len[slot];
-                    let buf = buffer(node.inputs[slot]);
-                    if in_const[slot] {
-                        &buf[..len]
-                    } else {
-                        &buf[s * len..(s + 1) * len]
-                    }
-                };
-                let out = &mut rest[0][s * out_len..(s + 1) * out_len];
-                reference_op(&node.op, in_shape, &node.shape, &in_len, x, out);
+                let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
+                let out = &mut out[s * out_len..(s + 1) * out_len];
+                let shape = (k, n, hw);
+                conv_f32_streamed(
+                    x,
+                    geom.as_ref(),
+                    shape,
+                    (&wt, bias.as_deref()),
+                    scratch,
+                    out,
+                );
             }
+            return Ok(());
+        }
+        // A residual add: one vectorised pass over the batch.
+        if matches!(node.op, Op::Add) && in_const == [false, false] && in_len == [out_len, out_len]
+        {
+            let n = out_len * batch;
+            let (a, b) = (buffer(node.inputs[0]), buffer(node.inputs[1]));
+            crate::rowops::add(&a[..n], &b[..n], &mut out[..n]);
+            return Ok(());
+        }
+        if let Op::Activation(a) = node.op {
+            // The compiled backends' vectorised activations (the reference
+            // loop calls the library's tanh / exp per element).
+            let n = out_len * batch;
+            crate::act::apply_into(a, &buffer(first)[..n], &mut out[..n]);
+            return Ok(());
+        }
+        for s in 0..batch {
+            let x = |slot: usize| {
+                let len = in_len[slot];
+                let buf = buffer(node.inputs[slot]);
+                if in_const[slot] {
+                    &buf[..len]
+                } else {
+                    &buf[s * len..(s + 1) * len]
+                }
+            };
+            let out = &mut out[s * out_len..(s + 1) * out_len];
+            reference_op(&node.op, in_shape, &node.shape, &in_len, x, out);
         }
         Ok(())
     }
@@ -1937,7 +2055,7 @@ impl Executable for QuantizedExecutable {
             .record(batch, helpers.plan(), started.elapsed());
         drop(helpers);
         let out_len = self.graph.output_len() * batch;
-        Ok(&self.buffers[self.graph.output][..out_len])
+        Ok(&self.buffers[self.slots.slot_of[self.graph.output]][..out_len])
     }
 
     fn lowered(&self) -> String {
@@ -2022,6 +2140,20 @@ impl Executable for QuantizedExecutable {
 
     fn precision(&self) -> Precision {
         self.precision
+    }
+
+    fn activation_bytes(&self) -> usize {
+        let mut constant = vec![false; self.buffers.len()];
+        for (node, &slot) in self.graph.nodes.iter().zip(&self.slots.slot_of) {
+            if let (Op::Constant(_), Some(c)) = (&node.op, constant.get_mut(slot)) {
+                *c = true;
+            }
+        }
+        let f32s: usize = (self.buffers.iter().zip(&constant))
+            .filter(|(_, &c)| !c)
+            .map(|(b, _)| std::mem::size_of_val(&b[..]))
+            .sum();
+        f32s + self.u8_inputs.iter().map(Vec::len).sum::<usize>()
     }
 }
 

@@ -1,0 +1,144 @@
+//! Compiled executables hold only the activations live at once: buffers
+//! whose lifetimes do not overlap share memory (`liveness`), so what a run
+//! takes beyond its weights is what `Graph::peak_activation_bytes` (the
+//! planner's device-memory figure) says, not every node's output.
+
+use workbench_kernels::{
+    compile, models, Activation, BackendKind, CompileOptions, ConvBlock, ConvnetSpec, Graph,
+    ModelSpec, Precision, TransformerSpec,
+};
+
+fn encoder(layers: usize) -> Graph {
+    Graph::from_spec(
+        &ModelSpec::Transformer(TransformerSpec {
+            seq_len: 32,
+            d_model: 64,
+            heads: 4,
+            ffn: 256,
+            layers,
+            classes: 3,
+        }),
+        5,
+    )
+    .unwrap()
+}
+
+fn convnet() -> Graph {
+    Graph::from_spec(
+        &ModelSpec::Convnet(ConvnetSpec {
+            height: 32,
+            width: 32,
+            channels: 3,
+            blocks: vec![
+                ConvBlock::Standard {
+                    out_channels: 16,
+                    kernel: 3,
+                    stride: 1,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 32,
+                    kernel: 3,
+                    stride: 2,
+                },
+                ConvBlock::DepthwiseSeparable {
+                    out_channels: 32,
+                    kernel: 3,
+                    stride: 1,
+                },
+            ],
+            classes: 4,
+            activation: Activation::Relu,
+        }),
+        5,
+    )
+    .unwrap()
+}
+
+fn held(graph: &Graph, kind: BackendKind, batch: usize) -> usize {
+    held_at(graph, kind, Precision::F32, batch)
+}
+
+fn held_at(graph: &Graph, kind: BackendKind, precision: Precision, batch: usize) -> usize {
+    let options = CompileOptions {
+        precision,
+        ..CompileOptions::default()
+    };
+    let mut exe = compile(graph, kind, &options).unwrap();
+    let x = models::reference_input(graph, batch);
+    exe.run(&x, batch).unwrap();
+    exe.activation_bytes()
+}
+
+#[test]
+fn fused_and_tiled_hold_about_the_peak_of_live_activations() {
+    let graphs = [encoder(6), convnet(), models::mlp_1024(3).unwrap()];
+    for graph in &graphs {
+        for kind in [BackendKind::Fused, BackendKind::Tiled] {
+            for batch in [1, 4] {
+                let peak = graph.peak_activation_bytes(batch) as f64;
+                let bytes = held(graph, kind, batch) as f64;
+                // Slots take the size of their largest tenant, so a little over
+                // the exact peak; every node's output would be several times it.
+                assert!(
+                    bytes <= 1.25 * peak,
+                    "{} on {kind} at batch {batch}: {bytes} bytes held, peak of live activations {peak}",
+                    graph.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_quantized_backend_holds_about_the_peak_of_live_activations() {
+    // It runs node by node (a softmax, a bias-free GELU, each a buffer), so
+    // its slots are less tightly packed than the fused steps'; the u8 inputs
+    // of int8 GEMMs count too.
+    let graphs = [encoder(6), convnet(), models::mlp_1024(3).unwrap()];
+    for graph in &graphs {
+        for precision in [Precision::Int8, Precision::F16] {
+            for batch in [1, 4] {
+                let peak = graph.peak_activation_bytes(batch) as f64;
+                let bytes = held_at(graph, BackendKind::Quantized, precision, batch) as f64;
+                assert!(
+                    bytes <= 1.5 * peak,
+                    "{} quantized {precision:?} at batch {batch}: {bytes} bytes held, peak of live activations {peak}",
+                    graph.name()
+                );
+            }
+        }
+    }
+    let (two, eight) = (
+        held_at(&encoder(2), BackendKind::Quantized, Precision::Int8, 2),
+        held_at(&encoder(8), BackendKind::Quantized, Precision::Int8, 2),
+    );
+    assert_eq!(
+        two, eight,
+        "int8: 2 layers hold {two} bytes, 8 layers {eight}"
+    );
+}
+
+#[test]
+fn deeper_models_take_no_more_activation_memory() {
+    // Each layer's buffers are free once the next layer has read them.
+    for kind in [BackendKind::Fused, BackendKind::Tiled] {
+        let (two, eight) = (held(&encoder(2), kind, 2), held(&encoder(8), kind, 2));
+        assert_eq!(
+            two, eight,
+            "{kind}: 2 layers hold {two} bytes, 8 layers {eight}"
+        );
+    }
+}
+
+#[test]
+fn the_naive_reference_keeps_every_output() {
+    // The reference stays op by op: its figure is the sum of every node's output.
+    let graph = encoder(2);
+    let all: usize = graph
+        .nodes()
+        .iter()
+        .filter(|n| !matches!(n.op, workbench_kernels::Op::Constant(_)))
+        .map(|n| n.numel() * 4 * 3)
+        .sum();
+    assert_eq!(held(&graph, BackendKind::Naive, 3), all);
+}
