@@ -13,7 +13,7 @@ use crate::fusion::{BufId, ChainOp, Lowered, StepKind, View};
 use crate::gemm::{
     helpers_worth, sgemm_with, BOperand, Bias, Epilogue, GatherB, GemmWorkspace, MatRef, PackedB,
 };
-use crate::liveness::{self, Placement, SlotPlan};
+use crate::liveness::{self, Placement, SlotBuffers, SlotPlan};
 use crate::pages::PageBuffer;
 use crate::pool;
 use crate::pooled;
@@ -510,15 +510,10 @@ pub(crate) struct LoweredExecutable {
     chunks: pool::ChunkRecord,
     /// Buffers no step writes (`unwritten_buffers`).
     unwritten: Vec<bool>,
-    /// Which of `buffers` each lowered buffer lives in: buffers never live
-    /// at once share one (`plan_slots`).
-    slots: SlotPlan,
-    /// Each slot's length at `batch` (kept to be refilled without allocating).
-    slot_lens: Vec<usize>,
-    /// One allocation per slot.
-    buffers: Vec<PageBuffer<f32>>,
+    /// The buffers, in slots: buffers never live at once share one (`plan_slots`).
+    buffers: SlotBuffers,
     batch: usize,
-    /// The batch the buffers were allocated for: the largest run so far.
+    /// The batch the slots were allocated for: the largest run so far.
     capacity_batch: usize,
     ws: GemmWorkspace,
     /// Per conv / depthwise step, one sample's input in its split layout. Only the
@@ -725,9 +720,7 @@ impl LoweredExecutable {
             band_sums: vec![0.0; band_sums_len],
             chunks: pool::ChunkRecord::default(),
             unwritten: Vec::new(),
-            slots: SlotPlan::one_each(0),
-            slot_lens: Vec::new(),
-            buffers: Vec::new(),
+            buffers: SlotBuffers::new(SlotPlan::one_each(0)),
             batch: 0,
             capacity_batch: 0,
             ws: GemmWorkspace::new(),
@@ -739,7 +732,7 @@ impl LoweredExecutable {
         exe.sample_major = exe.sample_major_runs();
         exe.sample_local = exe.sample_local_buffers();
         exe.unwritten = exe.unwritten_buffers();
-        exe.slots = exe.plan_slots();
+        exe.buffers = SlotBuffers::new(exe.plan_slots());
         Ok(exe)
     }
 
@@ -810,14 +803,8 @@ impl LoweredExecutable {
 
     /// Floats buffer `id` holds at `batch`.
     fn len_at(&self, id: BufId, batch: usize) -> usize {
-        let info = &self.lowered.buffers[id];
-        if let Some(data) = &info.constant {
-            data.len()
-        } else if self.sample_local[id] {
-            self.sample_len[id]
-        } else {
-            self.sample_len[id] * batch
-        }
+        let (infos, local) = (&self.lowered.buffers, &self.sample_local);
+        buffer_len(infos, &self.sample_len, local, id, batch)
     }
 
     /// Slots for the buffers by liveness. A buffer is live over the steps
@@ -890,63 +877,36 @@ impl LoweredExecutable {
     /// write at zero, since every sample's padding sits at the same place
     /// whatever the batch.
     fn prepare(&mut self, batch: usize) {
-        if self.batch == batch && self.buffers.len() == self.slots.slots {
+        if self.batch == batch && self.buffers.is_allocated() {
             return;
         }
-        let mut lens = std::mem::take(&mut self.slot_lens);
-        let input = self.lowered.input;
+        let (input, output) = (self.lowered.input, self.lowered.output);
+        let (infos, sample_len, local) =
+            (&self.lowered.buffers, &self.sample_len, &self.sample_local);
+        let unwritten = &self.unwritten;
         let len_of = |id: BufId| {
             // The input is read from the caller; it is only copied into its
             // buffer when it is also the output.
-            if self.unwritten[id] || (id == input && id != self.lowered.output) {
+            if unwritten[id] || (id == input && id != output) {
                 0
             } else {
-                self.len_at(id, batch)
+                buffer_len(infos, sample_len, local, id, batch)
             }
         };
-        lens.resize(self.slots.slots, 0);
-        self.slots.fill_slot_lens(&mut lens, len_of);
-        let within = batch <= self.capacity_batch && self.buffers.len() == self.slots.slots;
-        if within
-            && (self.buffers.iter_mut())
-                .zip(&lens)
-                .all(|(buf, &len)| buf.set_len_within(len))
-        {
-            self.slot_lens = lens;
-            self.batch = batch;
-            return;
+        let constant = |id: BufId| infos[id].constant.as_deref();
+        let reuse = batch <= self.capacity_batch;
+        if self.buffers.size(len_of, constant, reuse) {
+            self.capacity_batch = batch;
         }
-        // A constant's slot holds the constant (its own slot, never shared).
-        let mut constants = vec![None; self.slots.slots];
-        for (info, &slot) in self.lowered.buffers.iter().zip(&self.slots.slot_of) {
-            if let Some(data) = &info.constant {
-                constants[slot] = Some(data);
-            }
-        }
-        self.buffers = (0..self.slots.slots)
-            .map(|slot| match constants[slot] {
-                Some(data) => PageBuffer::copied(data),
-                None => PageBuffer::zeroed(lens[slot]),
-            })
-            .collect();
-        self.slot_lens = lens;
         self.batch = batch;
-        self.capacity_batch = batch;
     }
 
     /// Bytes of the activation slots at the batch of the last run (constants
     /// excluded): what this executable holds beyond its weights.
     pub(crate) fn activation_bytes(&self) -> usize {
-        let constant_slots: Vec<usize> = (0..self.lowered.buffers.len())
-            .filter(|&id| self.lowered.buffers[id].constant.is_some())
-            .map(|id| self.slots.slot_of[id])
-            .collect();
+        let infos = &self.lowered.buffers;
         self.buffers
-            .iter()
-            .enumerate()
-            .filter(|(slot, _)| !constant_slots.contains(slot))
-            .map(|(_, b)| std::mem::size_of_val(&b[..]))
-            .sum()
+            .bytes_without(|id| infos[id].constant.is_some())
     }
 
     pub(crate) fn run_impl(&mut self, input: &[f32], batch: usize) -> Result<&[f32], KernelError> {
@@ -981,12 +941,11 @@ impl LoweredExecutable {
         drop(helpers);
         let out = self.lowered.output;
         let len = self.lowered.buffers[out].numel * batch;
-        let slot = self.slots.slot_of[out];
         if out == input_buf {
             // Identity graph (e.g. only a reshape): the output is the input.
-            self.buffers[slot][..len].copy_from_slice(input);
+            self.buffers.slot_mut(out)[..len].copy_from_slice(input);
         }
-        Ok(&self.buffers[slot][..len])
+        Ok(&self.buffers.buffer(out, len)[..len])
     }
 
     /// Steps run together with step `si` (skipped after it): a pointwise step with
@@ -1024,9 +983,8 @@ impl LoweredExecutable {
         let out_id = self.lowered.steps[si + fused].out;
         // Take the output's slot out so inputs can be borrowed alongside (no
         // allocation; no input shares it, being live at the same step).
-        let slot = self.slots.slot_of[out_id];
         let out_len = self.len_at(out_id, batch);
-        let mut out = std::mem::take(&mut self.buffers[slot]);
+        let (slot, mut out) = self.buffers.take(out_id);
         let result = match out.get_mut(..out_len) {
             Some(out) if fused == 2 => self.run_depthwise_pooled(si, samples, input, out),
             Some(out) => self.run_step(si, batch, samples, input, out),
@@ -1034,7 +992,7 @@ impl LoweredExecutable {
                 "step {si}: its output's slot is shorter than the output"
             ))),
         };
-        self.buffers[slot] = out;
+        self.buffers.put_back((slot, out));
         result?;
         Ok(si + 1 + fused)
     }
@@ -1057,14 +1015,14 @@ impl LoweredExecutable {
         };
         // The stem's output (this step's input) and its split input, taken out
         // to be written between bands, then put back.
-        let stem_slot = self.slots.slot_of[self.lowered.steps[stem_si].out];
+        let (stem_slot, stem_out) = self.buffers.take(self.lowered.steps[stem_si].out);
         let mut stem = StemInBands {
             si: stem_si,
-            out: std::mem::take(&mut self.buffers[stem_slot]),
+            out: stem_out,
             split: std::mem::take(&mut self.splits[stem_si]),
         };
         let result = self.depthwise_pooled_bands(si, samples, input, out, Some(&mut stem));
-        self.buffers[stem_slot] = stem.out;
+        self.buffers.put_back((stem_slot, stem.out));
         self.splits[stem_si] = stem.split;
         result
     }
@@ -1122,7 +1080,6 @@ impl LoweredExecutable {
             input,
             input_id: self.lowered.input,
             buffers: &self.buffers,
-            slot_of: &self.slots.slot_of,
             batch: self.batch,
             infos: &self.lowered.buffers,
             sample_len: &self.sample_len,
@@ -1292,7 +1249,6 @@ impl LoweredExecutable {
             input,
             input_id: self.lowered.input,
             buffers: &self.buffers,
-            slot_of: &self.slots.slot_of,
             batch: self.batch,
             infos,
             sample_len: &self.sample_len,
@@ -1841,14 +1797,28 @@ impl LoweredExecutable {
     }
 }
 
+/// Floats buffer `id` holds at `batch`: a constant's or a one-sample buffer's
+/// one sample, any other's `batch` samples.
+fn buffer_len(
+    infos: &[crate::fusion::BufferInfo],
+    sample_len: &[usize],
+    local: &[bool],
+    id: BufId,
+    batch: usize,
+) -> usize {
+    if infos[id].constant.is_some() || local[id] {
+        sample_len[id]
+    } else {
+        sample_len[id] * batch
+    }
+}
+
 /// Read access to a run's buffers while one step's output is taken out.
 struct BufferViews<'a> {
     /// The caller's input, read in place (no copy).
     input: &'a [f32],
     input_id: BufId,
-    /// The slots, and which one each buffer lives in.
-    buffers: &'a [PageBuffer<f32>],
-    slot_of: &'a [usize],
+    buffers: &'a SlotBuffers,
     /// The batch the slots are sized for.
     batch: usize,
     infos: &'a [crate::fusion::BufferInfo],
@@ -1863,14 +1833,8 @@ impl<'a> BufferViews<'a> {
         if id == self.input_id {
             return self.input;
         }
-        let n = self.sample_len[id];
-        let len = if self.infos[id].constant.is_some() || self.local[id] {
-            n
-        } else {
-            n * self.batch
-        };
-        let slot = &self.buffers[self.slot_of[id]];
-        &slot[..len.min(slot.len())]
+        let len = buffer_len(self.infos, self.sample_len, self.local, id, self.batch);
+        self.buffers.buffer(id, len)
     }
 
     /// Sample `s` of buffer `id`: a constant is the same for every sample, and a

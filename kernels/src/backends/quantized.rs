@@ -57,8 +57,7 @@ use crate::conv::{self, SplitLayout};
 use crate::error::KernelError;
 use crate::gemm::GemmWorkspace;
 use crate::graph::{Graph, Op};
-use crate::liveness::{self, Placement, SlotPlan};
-use crate::pages::PageBuffer;
+use crate::liveness::{self, Placement, SlotBuffers, SlotPlan};
 use crate::pool::{self, ChunkRecord};
 use crate::quant::calibrate::{calibration_batch, dense_f32};
 use crate::quant::int8::{gemm_u8s8_f32_on, gemm_u8s8_u8_on, k_padded};
@@ -186,9 +185,7 @@ impl Backend for QuantizedBackend {
             fused_away: vec![false; graph.nodes.len()],
             writes: Vec::new(),
             held: Vec::new(),
-            slots: SlotPlan::one_each(0),
-            slot_lens: Vec::new(),
-            buffers: Vec::new(),
+            buffers: SlotBuffers::new(SlotPlan::one_each(0)),
             u8_inputs: Vec::new(),
             batch: 0,
             int8_path,
@@ -937,12 +934,8 @@ pub struct QuantizedExecutable {
     writes: Vec<Option<usize>>,
     /// Per node, whether its buffer holds a value some node reads or writes.
     held: Vec<bool>,
-    /// Which of `buffers` each node's buffer lives in (`plan_buffers`).
-    slots: SlotPlan,
-    /// Each slot's length at `batch` (kept to be refilled without allocating).
-    slot_lens: Vec<usize>,
-    /// One allocation per slot.
-    buffers: Vec<PageBuffer<f32>>,
+    /// The nodes' buffers, in slots by liveness (`plan_buffers`).
+    buffers: SlotBuffers,
     /// Per node: the requantized u8 input of a chained int8 GEMM (empty otherwise).
     u8_inputs: Vec<Vec<u8>>,
     batch: usize,
@@ -958,6 +951,15 @@ pub struct QuantizedExecutable {
     /// How runs went with and without waking a helper thread
     /// (`pool::begin_run`).
     run_history: pool::RunHistory,
+}
+
+/// Floats node `i`'s buffer holds at `batch`: a constant's one copy, any
+/// other's `batch` samples.
+fn node_len(nodes: &[crate::graph::Node], i: usize, batch: usize) -> usize {
+    match nodes[i].op {
+        Op::Constant(_) => nodes[i].numel(),
+        _ => nodes[i].numel() * batch,
+    }
 }
 
 /// A GEMM's threads per `tile` (its `threads`, its A-block budget), through
@@ -1308,8 +1310,7 @@ impl QuantizedExecutable {
     /// batch ran before (every op writes all of its output, and a quantized
     /// row's padding bytes sit at the same place whatever the batch).
     fn prepare(&mut self, batch: usize) {
-        let slots = self.slots.slots;
-        if self.batch == batch && self.buffers.len() == slots {
+        if self.batch == batch && self.buffers.is_allocated() {
             return;
         }
         let nodes = &self.graph.nodes;
@@ -1320,48 +1321,31 @@ impl QuantizedExecutable {
             }
             _ => 0,
         };
-        let mut lens = std::mem::take(&mut self.slot_lens);
-        lens.resize(slots, 0);
+        let u8_fits = self.u8_inputs.len() == nodes.len()
+            && (0..nodes.len()).all(|i| self.u8_inputs[i].capacity() >= u8_len(i));
         let (held, output) = (&self.held, self.graph.output);
         // Node 0, the input, is read from the caller: it only needs memory
         // when it is also the output.
-        self.slots.fill_slot_lens(&mut lens, |i| match nodes[i].op {
-            Op::Constant(_) => nodes[i].numel(),
-            _ if i == output || (held[i] && i > 0) => nodes[i].numel() * batch,
-            _ => 0,
-        });
-        let u8_fits = self.u8_inputs.len() == nodes.len()
-            && (0..nodes.len()).all(|i| self.u8_inputs[i].capacity() >= u8_len(i));
-        if u8_fits
-            && self.buffers.len() == slots
-            && (self.buffers.iter_mut())
-                .zip(&lens)
-                .all(|(buf, &len)| buf.set_len_within(len))
-        {
+        let len = |i: usize| {
+            let needed =
+                matches!(nodes[i].op, Op::Constant(_)) || i == output || (held[i] && i > 0);
+            if needed {
+                node_len(nodes, i, batch)
+            } else {
+                0
+            }
+        };
+        let constant = |i: usize| match &nodes[i].op {
+            Op::Constant(t) => Some(&t.data[..]),
+            _ => None,
+        };
+        if self.buffers.size(len, constant, u8_fits) {
+            self.u8_inputs = (0..nodes.len()).map(|i| vec![0u8; u8_len(i)]).collect();
+        } else {
             for (i, u8s) in self.u8_inputs.iter_mut().enumerate() {
                 u8s.resize(u8_len(i), 0);
             }
-            self.slot_lens = lens;
-            self.batch = batch;
-            return;
         }
-        // On cache lines (huge pages from 2 MiB): a GEMM's 64-byte stores
-        // into a buffer the allocator had started 16 bytes into a line split
-        // lines (an int8 128x768x3072 GEMM 7-11% slower, medians).
-        let mut constants = vec![None; slots];
-        for (node, &slot) in nodes.iter().zip(&self.slots.slot_of) {
-            if let Op::Constant(t) = &node.op {
-                constants[slot] = Some(&t.data);
-            }
-        }
-        self.buffers = (0..slots)
-            .map(|slot| match constants[slot] {
-                Some(data) => PageBuffer::copied(data),
-                None => PageBuffer::zeroed(lens[slot]),
-            })
-            .collect();
-        self.u8_inputs = (0..nodes.len()).map(|i| vec![0u8; u8_len(i)]).collect();
-        self.slot_lens = lens;
         self.batch = batch;
     }
 
@@ -1370,14 +1354,11 @@ impl QuantizedExecutable {
     /// straight from it); `None` when it is skipped (a constant, fused into
     /// the node before) or writes only a u8 input of the next GEMM.
     fn destination(&self, i: usize) -> Option<usize> {
-        let node = &self.graph.nodes[i];
-        if i == 0 || matches!(node.op, Op::Constant(_)) || self.fused_away[i] {
+        if !self.runs(i) {
             return None;
         }
+        let node = &self.graph.nodes[i];
         if let Some(plan) = self.f32_convs.get(&i) {
-            if plan.fed {
-                return None;
-            }
             return match plan.feeds {
                 Some(next) => Some(self.f32_convs.get(&next)?.relu_into.unwrap_or(next)),
                 None => Some(plan.relu_into.unwrap_or(i)),
@@ -1388,6 +1369,16 @@ impl QuantizedExecutable {
             Some(g) => Some(g.pool_into.or(g.relu_into).unwrap_or(i)),
             None => Some(i),
         }
+    }
+
+    /// Whether node `i` runs: not the input, a constant, a node fused into
+    /// the one before (a ReLU, a pool), or a depthwise conv fed by the conv
+    /// before it (which runs it, writing its input).
+    fn runs(&self, i: usize) -> bool {
+        i > 0
+            && !matches!(self.graph.nodes[i].op, Op::Constant(_))
+            && !self.fused_away[i]
+            && !self.f32_convs.get(&i).is_some_and(|p| p.fed)
     }
 
     /// Which buffer each node writes, which buffers hold values, and slots by
@@ -1406,11 +1397,7 @@ impl QuantizedExecutable {
             }
         };
         for (i, node) in self.graph.nodes.iter().enumerate() {
-            let runs = i > 0
-                && !matches!(node.op, Op::Constant(_))
-                && !self.fused_away[i]
-                && !self.f32_convs.get(&i).is_some_and(|p| p.fed);
-            if !runs {
+            if !self.runs(i) {
                 continue;
             }
             for &j in &node.inputs {
@@ -1436,8 +1423,7 @@ impl QuantizedExecutable {
                 _ => Placement::Own,
             })
             .collect();
-        self.slots = liveness::plan(&placements);
-        self.buffers.clear();
+        self.buffers = SlotBuffers::new(liveness::plan(&placements));
         self.batch = 0;
     }
 
@@ -1455,34 +1441,37 @@ impl QuantizedExecutable {
         // cost ~1% of the int8 mlp-1024 at batch 64. Only a graph whose output
         // is its input needs it copied.
         if self.graph.output == 0 {
-            let slot = self.slots.slot_of[0];
-            self.buffers[slot].copy_from_slice(input);
+            self.buffers.slot_mut(0)[..input.len()].copy_from_slice(input);
         }
         for i in 1..self.graph.nodes.len() {
+            if !self.runs(i) {
+                continue;
+            }
             // The slot node `i` writes, taken out so that the inputs can be
             // read alongside (no input shares it: they are live at once).
             let dst = self.writes[i];
-            let slot = dst.map(|d| self.slots.slot_of[d]);
-            let mut out = slot.map_or_else(PageBuffer::default, |s| {
-                std::mem::take(&mut self.buffers[s])
-            });
-            let len = dst.map_or(0, |d| self.graph.nodes[d].numel() * batch);
-            let result = match out.get_mut(..len) {
+            let mut taken = dst.map(|d| self.buffers.take(d));
+            let len = dst.map_or(0, |d| node_len(&self.graph.nodes, d, batch));
+            let out = match &mut taken {
+                Some((_, buf)) => buf.get_mut(..len),
+                None => Some(&mut [][..]),
+            };
+            let result = match out {
                 Some(out) => self.run_node(i, input, batch, observe.as_deref_mut(), out),
                 None => Err(KernelError::Gemm(format!(
                     "quantized: node {i}'s slot is shorter than its output"
                 ))),
             };
-            if let Some(s) = slot {
-                self.buffers[s] = out;
+            if let Some(taken) = taken {
+                self.buffers.put_back(taken);
             }
             result?;
         }
         Ok(())
     }
 
-    /// Node `i` (with the nodes fused into it), writing `out`: the buffer of
-    /// node `self.writes[i]`, at `batch`.
+    /// Node `i`, one that `runs` (with the nodes fused into it), writing
+    /// `out`: the buffer of node `self.writes[i]`, at `batch`.
     fn run_node(
         &mut self,
         i: usize,
@@ -1493,20 +1482,13 @@ impl QuantizedExecutable {
     ) -> Result<(), KernelError> {
         let nodes = &self.graph.nodes;
         let node = &nodes[i];
-        if matches!(node.op, Op::Constant(_)) || self.fused_away[i] {
-            return Ok(());
-        }
-        let (buffers, slot_of) = (&self.buffers, &self.slots.slot_of);
+        let buffers = &self.buffers;
         let buffer = |j: usize| -> &[f32] {
             if j == 0 {
-                return input;
+                input
+            } else {
+                buffers.buffer(j, node_len(nodes, j, batch))
             }
-            let len = match nodes[j].op {
-                Op::Constant(_) => nodes[j].numel(),
-                _ => nodes[j].numel() * batch,
-            };
-            let buf = &buffers[slot_of[j]];
-            &buf[..len.min(buf.len())]
         };
         let out_len = node.numel();
         // At most two inputs per op: fixed arrays, no allocation per run.
@@ -1522,10 +1504,6 @@ impl QuantizedExecutable {
             obs.observe(&buffer(first)[..in_len[0] * batch]);
         }
         if let Some(plan) = self.f32_convs.get(&i) {
-            if plan.fed {
-                // Ran with the direct conv before it, which writes its input.
-                return Ok(());
-            }
             let Some((weight, bias)) = conv_params(&node.op) else {
                 return Ok(());
             };
@@ -1602,15 +1580,12 @@ impl QuantizedExecutable {
                     // transpose of [ic, hw] for a pointwise conv.
                     let geom = patch_geometry(&node.op, in_shape, &node.shape);
                     let hw = geom.map_or(in_len[0] / g.k, |geom| geom.oh * geom.ow);
-                    // A ReLU after the conv runs in the GEMM's epilogue; the
-                    // result lands in the last fused node's buffer.
-                    let relu = g.relu_into.is_some();
+                    // A ReLU (and a pool) after the conv runs in the GEMM's
+                    // epilogue: `out` is then the last fused node's buffer.
+                    let (relu, pooled) = (g.relu_into.is_some(), g.pool_into.is_some());
                     for s in 0..batch {
                         let x = &buffer(first)[s * in_len[0]..(s + 1) * in_len[0]];
-                        // `out` is the pool's or the ReLU's buffer when fused.
-                        let pooled = g.pool_into.is_some();
                         let offset = if pooled { s * g.n } else { s * out_len };
-                        let dst = &mut *out;
                         let conv = ConvGemm {
                             simd: self.simd,
                             half_path: self.half_path,
@@ -1619,7 +1594,7 @@ impl QuantizedExecutable {
                             hw,
                         };
                         let dst = ConvOut {
-                            out: dst,
+                            out: &mut *out,
                             offset,
                             relu,
                             pooled,
@@ -2055,7 +2030,7 @@ impl Executable for QuantizedExecutable {
             .record(batch, helpers.plan(), started.elapsed());
         drop(helpers);
         let out_len = self.graph.output_len() * batch;
-        Ok(&self.buffers[self.slots.slot_of[self.graph.output]][..out_len])
+        Ok(&self.buffers.buffer(self.graph.output, out_len)[..out_len])
     }
 
     fn lowered(&self) -> String {
@@ -2143,16 +2118,8 @@ impl Executable for QuantizedExecutable {
     }
 
     fn activation_bytes(&self) -> usize {
-        let mut constant = vec![false; self.buffers.len()];
-        for (node, &slot) in self.graph.nodes.iter().zip(&self.slots.slot_of) {
-            if let (Op::Constant(_), Some(c)) = (&node.op, constant.get_mut(slot)) {
-                *c = true;
-            }
-        }
-        let f32s: usize = (self.buffers.iter().zip(&constant))
-            .filter(|(_, &c)| !c)
-            .map(|(b, _)| std::mem::size_of_val(&b[..]))
-            .sum();
+        let nodes = &self.graph.nodes;
+        let f32s = (self.buffers).bytes_without(|i| matches!(nodes[i].op, Op::Constant(_)));
         f32s + self.u8_inputs.iter().map(Vec::len).sum::<usize>()
     }
 }
