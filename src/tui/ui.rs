@@ -269,7 +269,14 @@ fn render_scenarios(app: &App, frame: &mut Frame, area: Rect) {
         Style::new().fg(Color::DarkGray),
     )];
     if entry.is_valid() {
-        lines.extend(entry.summary.iter().map(|l| Line::raw(l.clone())));
+        // Wrapped here rather than by the paragraph, so that a long value
+        // continues under its own column instead of under the label.
+        let inner = usize::from(detail_area.width.saturating_sub(2));
+        lines.extend(
+            (entry.summary.iter())
+                .flat_map(|l| hanging_wrap(l, inner))
+                .map(Line::raw),
+        );
         lines.push(Line::raw(""));
         lines.push(Line::styled(
             "Enter: measure and plan this scenario",
@@ -1881,6 +1888,65 @@ fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len())
 }
 
+/// Where a summary line's value starts, at most `max` in: after its label,
+/// the text up to the last gap of two or more spaces ending by `max`
+/// (`model       mlp ...`, `  edge  phone-midrange     2 cores ...`), or
+/// after the leading spaces of a line without one (a line continuing a
+/// value, or prose); 0 when those are past `max` too.
+fn value_column(line: &str, max: usize) -> usize {
+    let chars: Vec<char> = line.trim_end().chars().collect();
+    let leading = chars.iter().take_while(|c| **c == ' ').count();
+    let mut column = leading;
+    let mut i = leading;
+    while i < chars.len() {
+        let gap = chars[i..].iter().take_while(|c| **c == ' ').count();
+        if gap >= 2 && i + gap < chars.len() && i + gap <= max {
+            column = i + gap;
+        }
+        i += gap.max(1);
+    }
+    if column <= max {
+        column
+    } else {
+        0
+    }
+}
+
+/// `line` broken at spaces into rows of at most `width` characters, rows
+/// after the first indented to its value column (a hanging indent, within
+/// the first half of the row). A word longer than a row is cut.
+fn hanging_wrap(line: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let chars: Vec<char> = line.trim_end().chars().collect();
+    let indent = value_column(line, width / 2);
+    let mut rows = Vec::new();
+    let mut start = 0;
+    let mut prefix = 0;
+    loop {
+        let room = width - prefix;
+        let rest = &chars[start..];
+        if rest.len() <= room {
+            rows.push(" ".repeat(prefix) + &rest.iter().collect::<String>());
+            return rows;
+        }
+        // The last space within the row, else a cut; the first row never
+        // breaks before its value column (a label alone on a row).
+        let floor = if prefix == 0 { indent } else { 0 };
+        let row_end = (floor + 1..=room)
+            .rev()
+            .find(|&i| rest[i] == ' ')
+            .unwrap_or(room);
+        let row: String = rest[..row_end].iter().collect();
+        rows.push(" ".repeat(prefix) + row.trim_end());
+        start += row_end;
+        start += chars[start..].iter().take_while(|c| **c == ' ').count();
+        prefix = indent;
+        if start >= chars.len() {
+            return rows;
+        }
+    }
+}
+
 /// `text` cut to `max` characters, ending in "…" when cut.
 fn short(text: &str, max: usize) -> String {
     elide(text, max, |room| room)
@@ -1889,6 +1955,48 @@ fn short(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_lines_wrap_under_their_value_column() {
+        let line = "model       convnet 40x98x1 -> 256 classes, 62.5 k params";
+        let rows = hanging_wrap(line, 30);
+        assert_eq!(
+            rows,
+            [
+                "model       convnet 40x98x1 ->",
+                "            256 classes, 62.5",
+                "            k params",
+            ]
+        );
+        assert!(rows.iter().all(|r| r.chars().count() <= 30), "{rows:?}");
+        // A line continuing a value keeps its own indent.
+        assert_eq!(
+            hanging_wrap("      62.5 k params; 5.3 M FLOPs", 20),
+            ["      62.5 k params;", "      5.3 M FLOPs"]
+        );
+        // No label column: rows start at the left; a long word is cut.
+        assert_eq!(
+            hanging_wrap("model: abcdefghij xy", 8),
+            ["model:", "abcdefgh", "ij xy"]
+        );
+        assert_eq!(hanging_wrap("short", 80), ["short"]);
+        // An indented label.
+        assert_eq!(
+            hanging_wrap("  edge  phone 2 cores, 1.0 GB", 20),
+            ["  edge  phone 2", "        cores, 1.0", "        GB"]
+        );
+        // Of two gaps, the last within half the row: the value after a
+        // two-part label.
+        assert_eq!(
+            hanging_wrap("  edge  phone  2 cores, 1.0 GB, 70 GFLOP/s", 30),
+            [
+                "  edge  phone  2 cores, 1.0",
+                "               GB, 70 GFLOP/s"
+            ]
+        );
+        // An indent past half the width is dropped rather than leaving a sliver.
+        assert_eq!(hanging_wrap("a          bbbb cccc", 12), ["a", "bbbb cccc"]);
+    }
 
     /// A what-if that changes the original plan's replica count: the row of
     /// the same plan at the new count is marked as the original.
