@@ -3,9 +3,10 @@
 //! on-CPU time (`/proc/thread-self/schedstat`, so time spent descheduled on a
 //! loaded machine does not count). With `f32` as third argument the tiled f32
 //! model runs the same way afterwards, for a ratio measured in one process.
-//! A leading `convnet`, `ds-cnn` or `face` runs `convnet-224`, `ds-cnn-small`
-//! or the face-unlock scenario's convnet (64x64x1, a stride-2 conv and three
-//! stride-2 depthwise-separable blocks) instead; `bert` a BERT-base encoder
+//! A leading `convnet`, `ds-cnn`, `face` or `speech` runs `convnet-224`,
+//! `ds-cnn-small`, the face-unlock scenario's convnet (64x64x1, a stride-2
+//! conv and three stride-2 depthwise-separable blocks) or the
+//! assistant-speech scenario's (40x98x1 log-mel features) instead; `bert` a BERT-base encoder
 //! (seq 128, d 768, 12 heads, FFN 3072, 12 layers), with its compile time.
 //!
 //! `cargo run --release -p workbench-kernels --example int8_profile [convnet|ds-cnn|face|bert] [batch] [seconds] [f32]`
@@ -127,6 +128,35 @@ fn bert_base() -> Result<Graph, workbench_kernels::KernelError> {
     Graph::from_spec(&spec, 1)
 }
 
+/// `scenarios/assistant-speech.toml`'s model: log-mel features 40x98x1, a
+/// stride-2 conv and three depthwise-separable blocks, 256 classes.
+fn speech_convnet() -> Result<Graph, workbench_kernels::KernelError> {
+    use workbench_kernels::spec::{Activation, ConvBlock, ConvnetSpec, ModelSpec};
+    let separable = |out_channels, stride| ConvBlock::DepthwiseSeparable {
+        out_channels,
+        kernel: 3,
+        stride,
+    };
+    let spec = ModelSpec::Convnet(ConvnetSpec {
+        height: 40,
+        width: 98,
+        channels: 1,
+        blocks: vec![
+            ConvBlock::Standard {
+                out_channels: 32,
+                kernel: 3,
+                stride: 2,
+            },
+            separable(64, 2),
+            separable(128, 2),
+            separable(128, 1),
+        ],
+        classes: 256,
+        activation: Activation::Relu,
+    });
+    Graph::from_spec(&spec, 1)
+}
+
 /// `scenarios/face-unlock.toml`'s model.
 fn face_unlock_convnet() -> Result<Graph, workbench_kernels::KernelError> {
     use workbench_kernels::spec::{Activation, ConvBlock, ConvnetSpec, ModelSpec};
@@ -176,6 +206,7 @@ fn main() {
         Some("convnet") => ("convnet-224", convnet_224(1)),
         Some("ds-cnn") => ("ds-cnn-small", ds_cnn_small(1)),
         Some("face") => ("face-unlock convnet", face_unlock_convnet()),
+        Some("speech") => ("assistant-speech convnet", speech_convnet()),
         Some("bert") => ("bert-base encoder", bert_base()),
         _ => ("mlp-1024", mlp_1024(1)),
     };

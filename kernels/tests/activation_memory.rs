@@ -109,6 +109,21 @@ fn deeper_models_take_no_more_activation_memory() {
 }
 
 #[test]
+fn a_convnet_batch_goes_through_its_convolutions_a_sample_at_a_time() {
+    // Runs of per-sample steps take one sample at a time: the buffers inside
+    // them hold one sample whatever the batch, so a batch of 16 holds little
+    // more than one sample does (node by node over the batch: 16 times).
+    let graph = convnet();
+    for (variant, _) in COMPILED {
+        let (one, sixteen) = (held(&graph, variant, 1), held(&graph, variant, 16));
+        assert!(
+            sixteen < 2 * one,
+            "{variant:?}: batch 1 holds {one} bytes, batch 16 {sixteen}"
+        );
+    }
+}
+
+#[test]
 fn the_naive_reference_keeps_every_output() {
     // The reference stays op by op: its figure is the sum of every node's output.
     let graph = encoder(2);

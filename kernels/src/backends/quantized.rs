@@ -22,6 +22,13 @@
 //! channel planes in and out (or channel sums into a pool), no transposes,
 //! the GEMM's epilogue bits.
 //!
+//! A batch goes through consecutive per-sample nodes (convolutions,
+//! activations, pooling, residual adds) one sample at a time, as the tiled
+//! engine's sample-major runs do: a sample's activations stay in cache from
+//! node to node, and the buffers inside such a run hold one sample. Dense
+//! layers and attention take the whole batch at once (a dense GEMM's rows are
+//! the batch).
+//!
 //! What int8 does with inputs unlike the calibration samples (uniform in
 //! [-1, 1), as the benchmark inputs are): values outside a layer's calibrated
 //! range saturate at its ends (an input of 1e6 reads as the range's top), and
@@ -185,6 +192,8 @@ impl Backend for QuantizedBackend {
             fused_away: vec![false; graph.nodes.len()],
             writes: Vec::new(),
             held: Vec::new(),
+            sample_major: Vec::new(),
+            sample_local: vec![false; graph.nodes.len()],
             buffers: SlotBuffers::new(SlotPlan::one_each(0)),
             u8_inputs: Vec::new(),
             batch: 0,
@@ -196,7 +205,8 @@ impl Backend for QuantizedBackend {
             band_sums: Vec::new(),
             run_history: pool::RunHistory::default(),
         };
-        exe.plan_buffers();
+        // Calibration runs the whole batch node by node.
+        exe.plan_buffers(false);
         // Activation parameters for int8: run the f32 model on seeded inputs
         // and observe the input of every GEMM node.
         let mut acts: BTreeMap<usize, ActivationQuant> = BTreeMap::new();
@@ -266,7 +276,7 @@ impl Backend for QuantizedBackend {
         let f32_nodes: BTreeSet<usize> = exe.f32_convs.keys().copied().collect();
         let fusions = self.fusions(graph, &gemm_nodes, &f32_nodes, storage.is_none());
         exe.apply(fusions);
-        exe.plan_buffers();
+        exe.plan_buffers(true);
         Ok(Box::new(exe))
     }
 }
@@ -934,6 +944,12 @@ pub struct QuantizedExecutable {
     writes: Vec<Option<usize>>,
     /// Per node, whether its buffer holds a value some node reads or writes.
     held: Vec<bool>,
+    /// Runs of nodes (index ranges) that a batch goes through one sample at
+    /// a time (`sample_major_runs`).
+    sample_major: Vec<Range<usize>>,
+    /// Per node: whether its buffer is written and read only inside one
+    /// sample-major run, so holds one sample.
+    sample_local: Vec<bool>,
     /// The nodes' buffers, in slots by liveness (`plan_buffers`).
     buffers: SlotBuffers,
     /// Per node: the requantized u8 input of a chained int8 GEMM (empty otherwise).
@@ -953,13 +969,30 @@ pub struct QuantizedExecutable {
     run_history: pool::RunHistory,
 }
 
-/// Floats node `i`'s buffer holds at `batch`: a constant's one copy, any
-/// other's `batch` samples.
-fn node_len(nodes: &[crate::graph::Node], i: usize, batch: usize) -> usize {
-    match nodes[i].op {
-        Op::Constant(_) => nodes[i].numel(),
-        _ => nodes[i].numel() * batch,
+/// Floats node `i`'s buffer holds at `batch`: a constant's one copy, a
+/// one-sample buffer's (`local[i]`) one sample, any other's `batch` samples.
+fn node_len(nodes: &[crate::graph::Node], local: &[bool], i: usize, batch: usize) -> usize {
+    if matches!(nodes[i].op, Op::Constant(_)) || local.get(i).copied().unwrap_or(false) {
+        nodes[i].numel()
+    } else {
+        nodes[i].numel() * batch
     }
+}
+
+/// Whether `op` works sample by sample with all of its work inside the
+/// sample (a conv's GEMM has a sample's pixels as rows), so a batch can go
+/// through it one sample at a time at no cost. Not a dense layer, whose GEMM
+/// takes the batch as its rows, nor attention, whose samples are large.
+fn works_per_sample(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv2d { .. }
+            | Op::PointwiseConv { .. }
+            | Op::DepthwiseConv2d { .. }
+            | Op::Activation(_)
+            | Op::GlobalAvgPool
+            | Op::Add
+    )
 }
 
 /// A GEMM's threads per `tile` (its `threads`, its A-block budget), through
@@ -1323,14 +1356,14 @@ impl QuantizedExecutable {
         };
         let u8_fits = self.u8_inputs.len() == nodes.len()
             && (0..nodes.len()).all(|i| self.u8_inputs[i].capacity() >= u8_len(i));
-        let (held, output) = (&self.held, self.graph.output);
+        let (held, output, local) = (&self.held, self.graph.output, &self.sample_local);
         // Node 0, the input, is read from the caller: it only needs memory
         // when it is also the output.
         let len = |i: usize| {
             let needed =
                 matches!(nodes[i].op, Op::Constant(_)) || i == output || (held[i] && i > 0);
             if needed {
-                node_len(nodes, i, batch)
+                node_len(nodes, local, i, batch)
             } else {
                 0
             }
@@ -1381,15 +1414,50 @@ impl QuantizedExecutable {
             && !self.f32_convs.get(&i).is_some_and(|p| p.fed)
     }
 
+    /// Runs of two or more running nodes that each work per sample
+    /// (`works_per_sample`; nodes that do not run may sit between them), as
+    /// node ranges: a batch goes through one a sample at a time, so each
+    /// sample's activations stay in cache from node to node instead of the
+    /// whole batch's going out to memory between nodes.
+    fn sample_major_runs(&self) -> Vec<Range<usize>> {
+        let nodes = &self.graph.nodes;
+        let mut runs = Vec::new();
+        // The current run's first and last running node, and how many run.
+        let mut current: Option<(usize, usize, usize)> = None;
+        for i in 1..=nodes.len() {
+            let running = i < nodes.len() && self.runs(i);
+            if running && works_per_sample(&nodes[i].op) {
+                let (first, _, count) = current.unwrap_or((i, i, 0));
+                current = Some((first, i, count + 1));
+            } else if running || i == nodes.len() {
+                if let Some((first, last, count)) = current.take() {
+                    if count >= 2 {
+                        runs.push(first..last + 1);
+                    }
+                }
+            }
+        }
+        runs
+    }
+
     /// Which buffer each node writes, which buffers hold values, and slots by
     /// liveness (`liveness::plan`): nodes run in order, so a buffer is live
     /// from the node writing it to the last node reading it (the output to
     /// the end). Constants and the caller's input keep slots of their own;
     /// buffers nobody writes (a conv's, when its ReLU writes for it) get no
-    /// memory. Called again after fusion changes what runs.
-    fn plan_buffers(&mut self) {
+    /// memory. Called again after fusion changes what runs, then with
+    /// `per_sample` (calibration runs the batch node by node): runs of
+    /// per-sample nodes go sample by sample (`sample_major_runs`), a buffer
+    /// living inside one holding one sample, any other buffer the run touches
+    /// live over all of it (every sample passes through every step).
+    fn plan_buffers(&mut self, per_sample: bool) {
         let n = self.graph.nodes.len();
         self.writes = (0..n).map(|i| self.destination(i)).collect();
+        self.sample_major = if per_sample {
+            self.sample_major_runs()
+        } else {
+            Vec::new()
+        };
         let mut live: Vec<Option<(usize, usize)>> = vec![None; n];
         let mut touch = |b: usize, t: usize| {
             if let Some(l) = live.get_mut(b) {
@@ -1409,6 +1477,32 @@ impl QuantizedExecutable {
         }
         self.held = live.iter().map(Option::is_some).collect();
         let output = self.graph.output;
+        let nodes = &self.graph.nodes;
+        self.sample_local = (0..n)
+            .map(|i| {
+                let inside = |(first, last): (usize, usize)| {
+                    (self.sample_major.iter()).any(|r| r.contains(&first) && r.contains(&last))
+                };
+                i > 0
+                    && i != output
+                    && !matches!(nodes[i].op, Op::Constant(_))
+                    && live[i].is_some_and(inside)
+            })
+            .collect();
+        for (i, span) in live.iter_mut().enumerate() {
+            let Some((first, last)) = span.as_mut() else {
+                continue;
+            };
+            if self.sample_local[i] {
+                continue;
+            }
+            for run in &self.sample_major {
+                if *first < run.end && *last >= run.start {
+                    *first = (*first).min(run.start);
+                    *last = (*last).max(run.end - 1);
+                }
+            }
+        }
         let placements: Vec<Placement> = (0..n)
             .map(|i| match live[i] {
                 Some((first, last))
@@ -1417,7 +1511,7 @@ impl QuantizedExecutable {
                     Placement::Shared {
                         first,
                         last: if i == output { n } else { last },
-                        size: self.graph.nodes[i].numel(),
+                        size: nodes[i].numel(),
                     }
                 }
                 _ => Placement::Own,
@@ -1443,53 +1537,98 @@ impl QuantizedExecutable {
         if self.graph.output == 0 {
             self.buffers.slot_mut(0)[..input.len()].copy_from_slice(input);
         }
-        for i in 1..self.graph.nodes.len() {
-            if !self.runs(i) {
-                continue;
+        let n = self.graph.nodes.len();
+        let mut i = 1;
+        while i < n {
+            let run = (self.sample_major.iter().find(|r| r.start == i))
+                .filter(|_| batch > 1 && observe.is_none())
+                .cloned();
+            if let Some(run) = run {
+                for s in 0..batch {
+                    for j in run.clone() {
+                        if self.runs(j) {
+                            self.run_writing(j, input, (batch, Some(s)), None)?;
+                        }
+                    }
+                }
+                i = run.end;
+            } else {
+                if self.runs(i) {
+                    self.run_writing(i, input, (batch, None), observe.as_deref_mut())?;
+                }
+                i += 1;
             }
-            // The slot node `i` writes, taken out so that the inputs can be
-            // read alongside (no input shares it: they are live at once).
-            let dst = self.writes[i];
-            let mut taken = dst.map(|d| self.buffers.take(d));
-            let len = dst.map_or(0, |d| node_len(&self.graph.nodes, d, batch));
-            let out = match &mut taken {
-                Some((_, buf)) => buf.get_mut(..len),
-                None => Some(&mut [][..]),
-            };
-            let result = match out {
-                Some(out) => self.run_node(i, input, batch, observe.as_deref_mut(), out),
-                None => Err(KernelError::Gemm(format!(
-                    "quantized: node {i}'s slot is shorter than its output"
-                ))),
-            };
-            if let Some(taken) = taken {
-                self.buffers.put_back(taken);
-            }
-            result?;
         }
         Ok(())
     }
 
+    /// Node `i` with the slot it writes taken out, so that its inputs can be
+    /// read alongside (no input shares it: they are live at once): all of the
+    /// batch, or only `sample` of it.
+    fn run_writing(
+        &mut self,
+        i: usize,
+        input: &[f32],
+        (batch, sample): (usize, Option<usize>),
+        observe: Option<&mut BTreeMap<usize, Calibrator>>,
+    ) -> Result<(), KernelError> {
+        let dst = self.writes[i];
+        let mut taken = dst.map(|d| self.buffers.take(d));
+        let range = dst.map_or(0..0, |d| {
+            let len = self.graph.nodes[d].numel();
+            match sample {
+                Some(_) if self.sample_local[d] => 0..len,
+                Some(s) => s * len..(s + 1) * len,
+                None => 0..node_len(&self.graph.nodes, &self.sample_local, d, batch),
+            }
+        });
+        let out = match &mut taken {
+            Some((_, buf)) => buf.get_mut(range),
+            None => Some(&mut [][..]),
+        };
+        let result = match out {
+            Some(out) => self.run_node(i, input, (batch, sample), observe, out),
+            None => Err(KernelError::Gemm(format!(
+                "quantized: node {i}'s slot is shorter than its output"
+            ))),
+        };
+        if let Some(taken) = taken {
+            self.buffers.put_back(taken);
+        }
+        result
+    }
+
     /// Node `i`, one that `runs` (with the nodes fused into it), writing
-    /// `out`: the buffer of node `self.writes[i]`, at `batch`.
+    /// `out`: the buffer of node `self.writes[i]`, at `batch`; with `sample`,
+    /// that sample alone (its inputs' and `out`'s share of the batch).
     fn run_node(
         &mut self,
         i: usize,
         input: &[f32],
-        batch: usize,
+        (batch, sample): (usize, Option<usize>),
         observe: Option<&mut BTreeMap<usize, Calibrator>>,
         out: &mut [f32],
     ) -> Result<(), KernelError> {
         let nodes = &self.graph.nodes;
         let node = &nodes[i];
-        let buffers = &self.buffers;
+        let (buffers, local) = (&self.buffers, &self.sample_local);
         let buffer = |j: usize| -> &[f32] {
-            if j == 0 {
+            let whole = if j == 0 {
                 input
             } else {
-                buffers.buffer(j, node_len(nodes, j, batch))
+                buffers.buffer(j, node_len(nodes, local, j, batch))
+            };
+            let one_copy = local[j] || matches!(nodes[j].op, Op::Constant(_));
+            match sample {
+                Some(s) if !one_copy => {
+                    let len = nodes[j].numel();
+                    whole.get(s * len..(s + 1) * len).unwrap_or_default()
+                }
+                _ => whole,
             }
         };
+        // From here on, the samples this call runs.
+        let batch = if sample.is_some() { 1 } else { batch };
         let out_len = node.numel();
         // At most two inputs per op: fixed arrays, no allocation per run.
         let mut in_len = [0usize; 2];
