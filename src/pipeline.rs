@@ -449,6 +449,7 @@ pub fn measure_scenario(
                     target: local_name.clone(),
                     reduced: m.reduced,
                     high_variance: m.high_variance,
+                    activation_bytes: m.activation_bytes,
                 });
                 if m.batch == 1 || Some(&m.batch) == batches.last() {
                     let label = report::kernel_label(
@@ -1014,6 +1015,7 @@ fn project_onto(
             target: spec.name.clone(),
             reduced: m.reduced,
             high_variance: m.high_variance,
+            activation_bytes: m.activation_bytes,
         });
     }
     ComputeProfile::never_slower_than_a_larger_batch(&mut points);
@@ -1658,6 +1660,7 @@ mod tests {
             hardware_fingerprint: "test".to_string(),
             graph_fingerprint: 0,
             from_cache: false,
+            activation_bytes: None,
             quick: true,
         };
         let mut rows = Vec::new();

@@ -80,6 +80,7 @@ fn run(s: &Scenario, backends: &[(BackendKind, f64)]) -> Report {
                     target: "local".to_string(),
                     reduced: false,
                     high_variance: false,
+                    activation_bytes: None,
                 });
             }
         }

@@ -409,3 +409,77 @@ fn a_corrupted_roofline_in_the_cache_is_probed_again() {
     assert!(!absurd_level.is_plausible(), "a level at 1e12 GB/s");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Each measurement records what the compiled model held in activations at
+/// its batch (what a freshly compiled executable holds after a run at that
+/// batch), and a second run reads the same figures back from the cache.
+#[test]
+fn activation_memory_is_recorded_per_batch_and_cached() {
+    use workbench_kernels::{compile, models, CompileOptions, Graph};
+    let dir = std::env::temp_dir().join(format!("workbench-activations-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = workbench_kernels::ModelSpec::Convnet(workbench_kernels::ConvnetSpec {
+        height: 16,
+        width: 16,
+        channels: 3,
+        blocks: vec![
+            workbench_kernels::ConvBlock::Standard {
+                out_channels: 8,
+                kernel: 3,
+                stride: 1,
+            },
+            workbench_kernels::ConvBlock::DepthwiseSeparable {
+                out_channels: 16,
+                kernel: 3,
+                stride: 2,
+            },
+        ],
+        classes: 4,
+        activation: workbench_kernels::Activation::Relu,
+    });
+    let graph = Graph::from_spec(&spec, 3).unwrap();
+    let configs = [
+        (BackendKind::Naive, Precision::F32),
+        (BackendKind::Tiled, Precision::F32),
+        (BackendKind::Quantized, Precision::Int8),
+    ];
+    let opts = options(&dir);
+    let measure = || {
+        workbench::measure::measure_model(&graph, &configs, &[1, 4], &opts, &mut |_| {}).unwrap()
+    };
+    let first = measure();
+    let again = measure();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(first.measurements.len(), 6, "{:?}", first.skipped);
+    for m in &first.measurements {
+        let options = CompileOptions {
+            precision: m.precision,
+            ..CompileOptions::default()
+        };
+        let mut exe = compile(&graph, m.backend, &options).unwrap();
+        exe.run(&models::reference_input(&graph, m.batch), m.batch)
+            .unwrap();
+        let held = exe.activation_bytes() as u64;
+        assert_eq!(m.activation_bytes, Some(held), "{m:?}");
+        let cached = again
+            .measurements
+            .iter()
+            .find(|c| (c.backend, c.precision, c.batch) == (m.backend, m.precision, m.batch))
+            .unwrap();
+        assert!(cached.from_cache);
+        assert_eq!(cached.activation_bytes, Some(held));
+    }
+    // The reference keeps every output, so its batch of 4 holds 4 times one
+    // sample's; the compiled tiled model holds less.
+    let bytes = |backend, batch| {
+        (first.measurements.iter())
+            .find(|m| m.backend == backend && m.batch == batch)
+            .and_then(|m| m.activation_bytes)
+            .unwrap()
+    };
+    assert_eq!(
+        bytes(BackendKind::Naive, 4),
+        4 * bytes(BackendKind::Naive, 1)
+    );
+    assert!(bytes(BackendKind::Tiled, 4) < bytes(BackendKind::Naive, 4));
+}

@@ -135,6 +135,11 @@ pub struct KernelRecord {
     /// also when they were reused from the log); `null` for other backends.
     #[serde(default)]
     pub trials: Option<usize>,
+    /// Bytes of activations the compiled model held at this batch (weights
+    /// excluded); `null` for the sgemm and chain kernels, and for
+    /// measurements cached before it was recorded.
+    #[serde(default)]
+    pub activation_bytes: Option<u64>,
 }
 
 /// The projected latency of a scenario measurement on one target.
@@ -590,6 +595,7 @@ pub fn run(
                 from_cache: m.from_cache,
                 provenance: Provenance::Measured,
                 trials: trials.filter(|_| m.backend == BackendKind::Autotuned),
+                activation_bytes: m.activation_bytes,
             });
         }
         if let (Some(s), true) = (&opts.scenario, Some(index) == scenario_index) {

@@ -25,6 +25,12 @@ pub trait Workload {
     fn tuning_cut_short(&self) -> bool {
         false
     }
+
+    /// Bytes of activations it holds after its last run (weights excluded),
+    /// when it knows (`Executable::activation_bytes`).
+    fn activation_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<F: FnMut(usize) -> Result<(), MeasureError>> Workload for F {

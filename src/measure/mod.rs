@@ -216,6 +216,11 @@ pub struct KernelMeasurement {
     pub graph_fingerprint: u64,
     /// Loaded from the on-disk cache rather than timed in this run.
     pub from_cache: bool,
+    /// Bytes of activations the compiled model held at this batch (weights
+    /// excluded; `Executable::activation_bytes`); `None` when cached before
+    /// it was recorded, or for a workload that is not a compiled model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_bytes: Option<u64>,
     /// Timed by a quick run (shorter warm-up, fewer samples). Entries cached
     /// before this was recorded count as quick: a full run times them again.
     #[serde(default = "recorded_before_grades")]
@@ -258,6 +263,7 @@ impl KernelMeasurement {
             *self = KernelMeasurement {
                 compile_ms: self.compile_ms,
                 tuning_cut_short: self.tuning_cut_short,
+                activation_bytes: self.activation_bytes,
                 ..second
             };
         }
@@ -802,6 +808,7 @@ pub fn measure_jobs(
                     let mut m = measurement(subject, backend, precision, batch, timing, opts);
                     m.compile_ms = std::mem::take(&mut pending_compile_ms);
                     m.tuning_cut_short = w.tuning_cut_short();
+                    m.activation_bytes = w.activation_bytes();
                     cache::write_json_atomic(
                         &cache_path(opts, subject, backend, precision, batch),
                         &m,
@@ -1087,6 +1094,7 @@ fn measurement(
         hardware_fingerprint: subject.hardware_fingerprint.clone(),
         graph_fingerprint: subject.graph_fingerprint,
         from_cache: false,
+        activation_bytes: None,
         quick: opts.quick,
     }
 }

@@ -52,6 +52,10 @@ impl Workload for ExecutableWorkload<'_, '_> {
     fn tuning_cut_short(&self) -> bool {
         self.exe.tuning_cut_short()
     }
+
+    fn activation_bytes(&self) -> Option<u64> {
+        Some(self.exe.activation_bytes() as u64)
+    }
 }
 
 /// Inputs in [-1, 1] from a fixed formula: same data every run, no RNG state needed.

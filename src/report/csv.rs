@@ -231,6 +231,13 @@ pub fn kernels_csv(report: &Report) -> Result<String, ReportError> {
             "reduced",
             k.iter().map(|m| m.reduced).collect::<Vec<bool>>(),
         ),
+        // Empty when not recorded (a measurement cached before it was).
+        column(
+            "activation_bytes",
+            k.iter()
+                .map(|m| m.activation_bytes)
+                .collect::<Vec<Option<u64>>>(),
+        ),
     ];
     write_csv("kernels.csv", k.len(), columns)
 }

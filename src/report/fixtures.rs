@@ -127,6 +127,8 @@ fn kernel(
         target: "local (AMD EPYC 9R14)".to_string(),
         reduced: false,
         high_variance: false,
+        // The model's widest layer in and out, per sample.
+        activation_bytes: Some(u64::from(batch) * (512 + 512) * 4),
     }
 }
 

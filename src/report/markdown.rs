@@ -798,6 +798,10 @@ fn section_kernels(out: &mut String, report: &Report) {
                 format::duration_ns(k.p99_ns),
                 rate(k.gflops, k.precision),
                 of_peak(k.fraction_of_peak),
+                k.activation_bytes.map_or_else(
+                    || "-".to_string(),
+                    |b| crate::scenario::format_bytes(b as f64),
+                ),
                 format!(
                     "{} {} {}",
                     k.source,
@@ -821,11 +825,19 @@ fn section_kernels(out: &mut String, report: &Report) {
             ("p99", Align::Right),
             ("Achieved", Align::Right),
             ("Of peak", Align::Right),
+            ("Activations", Align::Right),
             ("Figure", Align::Left),
         ],
         &rows,
     ));
     out.push('\n');
+    if report.kernels.iter().any(|k| k.activation_bytes.is_some()) {
+        out.push_str(
+            "Activations: the memory the compiled model held for its activations at \
+             that batch, measured after its timed runs (weights not included; buffers \
+             never live at once share memory), the same on any target it runs on.\n\n",
+        );
+    }
     if report.kernels.iter().any(|k| k.reduced) {
         out.push_str(&format!(
             "{REDUCED_MARK} Measured with fewer samples than usual (one call is slow for the measurement budget), or projected from such a measurement: treat with care.\n\n"

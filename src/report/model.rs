@@ -384,6 +384,11 @@ pub struct KernelMeasurement {
     /// carry their measurement's flag.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub high_variance: bool,
+    /// Bytes of activations the compiled model held at this batch on this
+    /// machine (weights excluded); the same executable holds the same on a
+    /// target. `None` when not recorded (a measurement cached before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_bytes: Option<u64>,
 }
 
 /// A memory or cache bandwidth roof.

@@ -584,6 +584,7 @@ fn fake_report(
             target: "this machine".to_string(),
             reduced: false,
             high_variance: false,
+            activation_bytes: None,
         })
         .collect();
     let roofline = Roofline {
