@@ -415,27 +415,29 @@ fn a_corrupted_roofline_in_the_cache_is_probed_again() {
 /// batch), and a second run reads the same figures back from the cache.
 #[test]
 fn activation_memory_is_recorded_per_batch_and_cached() {
-    use workbench_kernels::{compile, models, CompileOptions, Graph};
+    use workbench_kernels::{
+        compile, models, Activation, CompileOptions, ConvBlock, ConvnetSpec, Graph, ModelSpec,
+    };
     let dir = std::env::temp_dir().join(format!("workbench-activations-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let spec = workbench_kernels::ModelSpec::Convnet(workbench_kernels::ConvnetSpec {
+    let spec = ModelSpec::Convnet(ConvnetSpec {
         height: 16,
         width: 16,
         channels: 3,
         blocks: vec![
-            workbench_kernels::ConvBlock::Standard {
+            ConvBlock::Standard {
                 out_channels: 8,
                 kernel: 3,
                 stride: 1,
             },
-            workbench_kernels::ConvBlock::DepthwiseSeparable {
+            ConvBlock::DepthwiseSeparable {
                 out_channels: 16,
                 kernel: 3,
                 stride: 2,
             },
         ],
         classes: 4,
-        activation: workbench_kernels::Activation::Relu,
+        activation: Activation::Relu,
     });
     let graph = Graph::from_spec(&spec, 3).unwrap();
     let configs = [
