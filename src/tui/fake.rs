@@ -204,6 +204,10 @@ impl Pipeline for FakePipeline {
                         gflops,
                         fraction_of_peak: gflops / peak,
                         arithmetic_intensity: 0.5 * f64::from(batch).powf(0.8) * speedup,
+                        // The reference keeps every output; the others a few buffers.
+                        activation_bytes: Some(
+                            u64::from(batch) * if backend == "naive" { 96_000 } else { 24_000 },
+                        ),
                     });
                 }
             }

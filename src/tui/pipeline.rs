@@ -76,6 +76,9 @@ pub struct KernelRow {
     pub fraction_of_peak: f64,
     /// FLOP per byte moved (roofline x axis).
     pub arithmetic_intensity: f64,
+    /// Bytes of activations the compiled model held at this batch (`None`:
+    /// not recorded).
+    pub activation_bytes: Option<u64>,
 }
 
 impl KernelRow {
@@ -113,6 +116,7 @@ impl KernelRow {
             gflops: kernel.gflops,
             fraction_of_peak: kernel.fraction_of_peak,
             arithmetic_intensity: 0.0,
+            activation_bytes: kernel.activation_bytes,
         };
         let label = row.key();
         row.arithmetic_intensity = roofline

@@ -354,8 +354,8 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
         );
     }
 
-    let header =
-        Row::new(["kernel", "latency", "pred/s", "GFLOP/s", "peak"]).style(Style::new().bold());
+    let header = Row::new(["kernel", "latency", "pred/s", "GFLOP/s", "peak", "memory"])
+        .style(Style::new().bold());
     let rows = measurements.kernels.iter().map(|k| {
         Row::new([
             Cell::from(k.key()),
@@ -364,6 +364,11 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
             Cell::from(fmt_count(k.throughput_per_s)),
             Cell::from(format!("{:.1}", k.gflops)),
             Cell::from(format!("{:.0}%", k.fraction_of_peak * 100.0)),
+            // The activations it held (the report's "Activations").
+            Cell::from(k.activation_bytes.map_or_else(
+                || "-".to_string(),
+                |b| crate::scenario::format_bytes(b as f64),
+            )),
         ])
     });
     let mut title = format!(" Kernels: {} measured ", measurements.kernels.len());
@@ -381,6 +386,7 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
             Constraint::Length(9),
             Constraint::Length(8),
             Constraint::Length(5),
+            Constraint::Length(8),
         ],
     )
     .header(header)
@@ -2283,6 +2289,7 @@ mod tests {
             gflops,
             fraction_of_peak: 0.01,
             arithmetic_intensity: intensity,
+            activation_bytes: None,
         };
         let measurements = Measurements {
             kernels: vec![kernel("f32", 0.05, 0.5), kernel("int8", 300.0, 200.0)],
