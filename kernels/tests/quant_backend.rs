@@ -334,22 +334,27 @@ fn second_run_allocates_nothing_at_every_precision() {
     }
 }
 
+/// A batch gives each sample the bits it gets alone, at every precision
+/// (the convolutions go sample by sample either way; the batch only decides
+/// whether a run of them takes one sample at a time).
 #[test]
 fn batched_run_equals_per_sample_runs() {
     let g = convnet();
-    let mut exe = compile(&g, BackendKind::Quantized, &opts(Precision::Int8)).expect("compile");
-    assert_eq!(exe.backend(), BackendKind::Quantized);
-    assert_eq!(exe.precision(), Precision::Int8);
-    let (len, b) = (g.input_len(), 4);
-    let x = seeded_inputs(len, b, 5);
-    let all = exe.run(&x, b).expect("run").to_vec();
-    let out = g.output_len();
-    for s in 0..b {
-        let one = exe
-            .run(&x[s * len..(s + 1) * len], 1)
-            .expect("run")
-            .to_vec();
-        assert_eq!(&all[s * out..(s + 1) * out], &one[..]);
+    for p in [Precision::Int8, Precision::F16, Precision::Bf16] {
+        let mut exe = compile(&g, BackendKind::Quantized, &opts(p)).expect("compile");
+        assert_eq!(exe.backend(), BackendKind::Quantized);
+        assert_eq!(exe.precision(), p);
+        let (len, b) = (g.input_len(), 4);
+        let x = seeded_inputs(len, b, 5);
+        let all = exe.run(&x, b).expect("run").to_vec();
+        let out = g.output_len();
+        for s in 0..b {
+            let one = exe
+                .run(&x[s * len..(s + 1) * len], 1)
+                .expect("run")
+                .to_vec();
+            assert_eq!(&all[s * out..(s + 1) * out], &one[..], "{p}, sample {s}");
+        }
     }
 }
 

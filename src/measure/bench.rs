@@ -752,7 +752,7 @@ impl BenchReport {
         );
         let _ = writeln!(
             out,
-            "  {:<13} {:<18} {:<9} {:<5} {:>5} {:>11} {:>12} {:>9} {:>6}",
+            "  {:<13} {:<18} {:<9} {:<5} {:>5} {:>11} {:>12} {:>9} {:>6} {:>11}",
             "workload",
             "shape",
             "backend",
@@ -761,7 +761,8 @@ impl BenchReport {
             "median",
             "samples/s",
             "GFLOP/s",
-            "peak"
+            "peak",
+            "activations"
         );
         for k in &self.kernels {
             let flags = format!(
@@ -773,7 +774,7 @@ impl BenchReport {
             );
             let _ = writeln!(
                 out,
-                "  {:<13} {:<18} {:<9} {:<5} {:>5} {:>11} {:>12.1} {:>9.2} {:>5.1}% {}",
+                "  {:<13} {:<18} {:<9} {:<5} {:>5} {:>11} {:>12.1} {:>9.2} {:>5.1}% {:>11} {}",
                 k.workload,
                 k.shape,
                 k.backend.name(),
@@ -783,6 +784,10 @@ impl BenchReport {
                 k.throughput_per_s,
                 k.gflops,
                 k.fraction_of_peak.unwrap_or(0.0) * 100.0,
+                k.activation_bytes.map_or_else(
+                    || "-".to_string(),
+                    |b| crate::scenario::format_bytes(b as f64)
+                ),
                 flags
             );
         }
