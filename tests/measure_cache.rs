@@ -415,31 +415,11 @@ fn a_corrupted_roofline_in_the_cache_is_probed_again() {
 /// batch), and a second run reads the same figures back from the cache.
 #[test]
 fn activation_memory_is_recorded_per_batch_and_cached() {
-    use workbench_kernels::{
-        compile, models, Activation, CompileOptions, ConvBlock, ConvnetSpec, Graph, ModelSpec,
-    };
+    use workbench_kernels::{compile, models, CompileOptions};
     let dir = std::env::temp_dir().join(format!("workbench-activations-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let spec = ModelSpec::Convnet(ConvnetSpec {
-        height: 16,
-        width: 16,
-        channels: 3,
-        blocks: vec![
-            ConvBlock::Standard {
-                out_channels: 8,
-                kernel: 3,
-                stride: 1,
-            },
-            ConvBlock::DepthwiseSeparable {
-                out_channels: 16,
-                kernel: 3,
-                stride: 2,
-            },
-        ],
-        classes: 4,
-        activation: Activation::Relu,
-    });
-    let graph = Graph::from_spec(&spec, 3).unwrap();
+    // A keyword-spotting DS-CNN: a conv and depthwise-separable blocks.
+    let graph = models::ds_cnn_small(3).unwrap();
     let configs = [
         (BackendKind::Naive, Precision::F32),
         (BackendKind::Tiled, Precision::F32),
