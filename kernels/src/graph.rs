@@ -637,6 +637,19 @@ impl Graph {
         self.output
     }
 
+    /// Of node `i`'s first two inputs (no op has more): each one's elements
+    /// per sample, and whether it is a constant (the same for every sample).
+    /// Fixed arrays, so executors read them without allocating per run.
+    pub(crate) fn input_sizes(&self, i: NodeId) -> ([usize; 2], [bool; 2]) {
+        let mut len = [0usize; 2];
+        let mut constant = [false; 2];
+        for (slot, &j) in self.nodes[i].inputs.iter().enumerate().take(2) {
+            len[slot] = self.nodes[j].numel();
+            constant[slot] = matches!(self.nodes[j].op, Op::Constant(_));
+        }
+        (len, constant)
+    }
+
     /// Per node: the only node reading it, when exactly one node does, that
     /// node reads nothing else, and the node is not the graph's output (what
     /// a kernel may fuse into the node's own). One pass over the edges, so

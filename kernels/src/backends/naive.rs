@@ -217,13 +217,7 @@ impl Executable for NaiveExecutable {
             let (before, rest) = self.buffers.split_at_mut(i);
             let out_all = &mut rest[0];
             let out_len = node.numel();
-            // At most two inputs per op: fixed arrays, no allocation per run.
-            let mut in_len = [0usize; 2];
-            let mut in_const = [false; 2];
-            for (slot, &j) in node.inputs.iter().enumerate().take(2) {
-                in_len[slot] = nodes[j].numel();
-                in_const[slot] = matches!(nodes[j].op, Op::Constant(_));
-            }
+            let (in_len, in_const) = self.graph.input_sizes(i);
             for s in 0..batch {
                 let x = |slot: usize| {
                     sample(&before[node.inputs[slot]], in_const[slot], s, in_len[slot])

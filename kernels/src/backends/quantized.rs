@@ -1630,13 +1630,7 @@ impl QuantizedExecutable {
         // From here on, the samples this call runs.
         let batch = if sample.is_some() { 1 } else { batch };
         let out_len = node.numel();
-        // At most two inputs per op: fixed arrays, no allocation per run.
-        let mut in_len = [0usize; 2];
-        let mut in_const = [false; 2];
-        for (slot, &j) in node.inputs.iter().enumerate().take(2) {
-            in_len[slot] = nodes[j].numel();
-            in_const[slot] = matches!(nodes[j].op, Op::Constant(_));
-        }
+        let (in_len, in_const) = self.graph.input_sizes(i);
         let first = node.inputs.first().copied().unwrap_or(0);
         let in_shape = &nodes[first].shape;
         if let Some(obs) = observe.and_then(|o| o.get_mut(&i)) {
