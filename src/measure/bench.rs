@@ -136,8 +136,8 @@ pub struct KernelRecord {
     #[serde(default)]
     pub trials: Option<usize>,
     /// Bytes of activations the compiled model held at this batch (weights
-    /// excluded); `null` for the sgemm and chain kernels, and for
-    /// measurements cached before it was recorded.
+    /// excluded; for sgemm and chain, their output and any intermediates
+    /// naive keeps); `null` for measurements cached before it was recorded.
     #[serde(default)]
     pub activation_bytes: Option<u64>,
 }
@@ -784,10 +784,7 @@ impl BenchReport {
                 k.throughput_per_s,
                 k.gflops,
                 k.fraction_of_peak.unwrap_or(0.0) * 100.0,
-                k.activation_bytes.map_or_else(
-                    || "-".to_string(),
-                    |b| crate::scenario::format_bytes(b as f64)
-                ),
+                crate::report::format::recorded_bytes(k.activation_bytes),
                 flags
             );
         }

@@ -245,6 +245,14 @@ pub fn gflops(value: f64) -> String {
     }
 }
 
+/// A measured byte count, "-" when none was recorded.
+pub fn recorded_bytes(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "-".to_string(),
+        |b| crate::scenario::format_bytes(b as f64),
+    )
+}
+
 /// Seconds as the largest sensible unit: "45 s", "12.0 min", "12.0 h", "2.5 d";
 /// under 10 s with a decimal ("1.6 s", not "2 s"), under 1 s in milliseconds.
 pub fn age_s(seconds: f64) -> String {

@@ -798,10 +798,7 @@ fn section_kernels(out: &mut String, report: &Report) {
                 format::duration_ns(k.p99_ns),
                 rate(k.gflops, k.precision),
                 of_peak(k.fraction_of_peak),
-                k.activation_bytes.map_or_else(
-                    || "-".to_string(),
-                    |b| crate::scenario::format_bytes(b as f64),
-                ),
+                format::recorded_bytes(k.activation_bytes),
                 format!(
                     "{} {} {}",
                     k.source,

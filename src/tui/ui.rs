@@ -365,10 +365,7 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
             Cell::from(format!("{:.1}", k.gflops)),
             Cell::from(format!("{:.0}%", k.fraction_of_peak * 100.0)),
             // The activations it held (the report's "Activations").
-            Cell::from(k.activation_bytes.map_or_else(
-                || "-".to_string(),
-                |b| crate::scenario::format_bytes(b as f64),
-            )),
+            Cell::from(crate::report::format::recorded_bytes(k.activation_bytes)),
         ])
     });
     let mut title = format!(" Kernels: {} measured ", measurements.kernels.len());
