@@ -433,6 +433,15 @@ pub fn measure_scenario(
                 continue;
             }
             ms.sort_by_key(|m| m.batch);
+            let held: Vec<(u32, u64)> = ms
+                .iter()
+                .filter_map(|m| Some((u32::try_from(m.batch).ok()?, m.activation_bytes?)))
+                .collect();
+            if !held.is_empty() {
+                profiles
+                    .activations
+                    .insert((variant.name.clone(), backend, precision), held);
+            }
             let program = executed_program(&graph, backend, precision);
             for m in &ms {
                 kernels.push(report::KernelMeasurement {
@@ -947,16 +956,19 @@ fn project_onto(
     Vec<ProjectionRecord>,
 ) {
     let spec = &target.spec;
+    // One input's activations: what this build held when timed at its
+    // smallest batch (sorted), else what the graph holds live at once.
+    let activations = measured
+        .first()
+        .and_then(|m| m.activation_bytes)
+        .unwrap_or_else(|| graph.peak_activation_bytes(1));
     // A speed factor stands in for the peak figures (docs/scenarios.md): a
     // target given one needs none.
-    let infeasible = check_feasible(
-        graph.weight_bytes(precision),
-        graph.peak_activation_bytes(1),
-        precision,
-        spec,
-    )
-    .err()
-    .filter(|e| !(target.speed_factor.is_some() && matches!(e, Infeasible::MissingFigures { .. })));
+    let infeasible = check_feasible(graph.weight_bytes(precision), activations, precision, spec)
+        .err()
+        .filter(|e| {
+            !(target.speed_factor.is_some() && matches!(e, Infeasible::MissingFigures { .. }))
+        });
     let mut points = Vec::new();
     let mut rows = Vec::new();
     let mut breakdowns = Vec::new();
@@ -1621,6 +1633,82 @@ mod tests {
         Roofline::flat("slow", 1.0, 4.0, 0.1)
     }
 
+    /// A measurement of `config` at batch 1 with `stats`, holding `activation_bytes`.
+    fn measurement(
+        config: (BackendKind, Precision),
+        stats: measure::stats::SampleStats,
+        activation_bytes: Option<u64>,
+    ) -> measure::KernelMeasurement {
+        measure::KernelMeasurement {
+            backend: config.0,
+            precision: config.1,
+            workload: "test".to_string(),
+            batch: 1,
+            stats,
+            iters_per_sample: 1,
+            remeasures: 0,
+            high_variance: false,
+            reduced: false,
+            spent_ms: 0.0,
+            compile_ms: 0.0,
+            budget_ms: 0.0,
+            tuning_cut_short: false,
+            first_window_median_ns: None,
+            second_window_median_ns: None,
+            gflops: 1.0,
+            fraction_of_peak: None,
+            hardware_fingerprint: "test".to_string(),
+            graph_fingerprint: 0,
+            from_cache: false,
+            activation_bytes,
+            quick: true,
+        }
+    }
+
+    /// A target judged on the memory the build held when timed: one with
+    /// room for the weights and that, though not for everything the graph
+    /// holds live at once, runs it; without a measured figure, the graph's
+    /// count stands and the target is refused.
+    #[test]
+    fn a_target_fits_what_the_build_held_when_timed() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join("card-fraud-stream.toml");
+        let scenario = crate::scenario::load(&path).unwrap();
+        let graph = Graph::from_spec(&scenario.model.variants[0].spec, MODEL_SEED).unwrap();
+        let config = (BackendKind::Tiled, Precision::F32);
+        let program = executed_program(&graph, config.0, config.1);
+        let stats = measure::stats::summarize(&[1e5; 10], 1).unwrap();
+        let weights = graph.weight_bytes(Precision::F32);
+        let live = graph.peak_activation_bytes(1);
+        let mut target = scenario.targets.cloud[0].clone();
+        target.spec.memory_bytes = weights + live / 2;
+        let project = |held: Option<u64>| {
+            let m = measurement(config, stats.clone(), held);
+            project_onto(
+                &graph,
+                &program,
+                &[&m],
+                &slow_machine(),
+                config,
+                &target,
+                "t",
+            )
+            .0
+        };
+        let fits = project(Some(live / 4));
+        assert_eq!(fits.infeasible, None);
+        assert!(!fits.points.is_empty());
+        let refused = project(None);
+        assert!(
+            matches!(refused.infeasible, Some(Infeasible::DoesNotFit { needed_bytes, .. }) if needed_bytes == weights + live),
+            "{:?}",
+            refused.infeasible
+        );
+        // More than the graph's count, when that is what it held, is refused too.
+        assert!(project(Some(live)).infeasible.is_some());
+    }
+
     /// The reviewer's case: a measurement whose sample p90 is an interruption
     /// of this host (ten times the median) while its quartiles, from which the
     /// p99 is fitted, are tight. Every projected row keeps median <= p90 <= p99,
@@ -1640,28 +1728,8 @@ mod tests {
         let stats = measure::stats::summarize(&calls, 1).unwrap();
         assert!(stats.p90_ns > 5.0 * stats.median_ns, "{stats:?}");
         let measured = measure::KernelMeasurement {
-            backend: config.0,
-            precision: config.1,
-            workload: "test".to_string(),
-            batch: 1,
-            stats,
-            iters_per_sample: 1,
-            remeasures: 0,
             high_variance: true,
-            reduced: false,
-            spent_ms: 0.0,
-            compile_ms: 0.0,
-            budget_ms: 0.0,
-            tuning_cut_short: false,
-            first_window_median_ns: None,
-            second_window_median_ns: None,
-            gflops: 1.0,
-            fraction_of_peak: None,
-            hardware_fingerprint: "test".to_string(),
-            graph_fingerprint: 0,
-            from_cache: false,
-            activation_bytes: None,
-            quick: true,
+            ..measurement(config, stats, None)
         };
         let mut rows = Vec::new();
         for target in scenario.targets.cloud.iter().chain(&scenario.targets.edge) {

@@ -196,27 +196,35 @@ fn onprem_batch() -> scenario::Scenario {
 #[test]
 fn an_on_device_batch_job_runs_the_largest_batch_its_memory_holds() {
     let s = onprem_batch();
-    let out = planned(&s);
+    let profiles = synthetic_profiles_with(&s, 0.6, 0.995);
+    let out = plan::plan(&s, &profiles, &WhatIf::default(), &quick());
     let best = out.recommended().expect("a feasible plan");
-    assert_eq!(
-        (best.candidate.mode, best.candidate.placement),
-        (Mode::Batch, Placement::Edge)
-    );
+    let c = &best.candidate;
+    assert_eq!((c.mode, c.placement), (Mode::Batch, Placement::Edge));
     let limit = 32_000_000;
-    let needs =
-        |b: u32| plan::evaluate::device_memory_needed(&s, "full", best.candidate.precision, b);
+    let needs = |b: u32| {
+        plan::evaluate::device_memory_needed(&s, &profiles, ("full", c.backend, c.precision), b)
+    };
+    assert!(!needs(4).measured);
     assert!(
-        needs(8) > limit && needs(4) <= limit,
-        "{} {}",
+        needs(8).total() > limit && needs(4).total() <= limit,
+        "{:?} {:?}",
         needs(8),
         needs(4)
     );
-    assert_eq!(best.candidate.max_batch, 4, "{}", best.plan.id);
-    let row = plan::rationale::constraint_checks(&s, Some(best))
+    assert_eq!(c.max_batch, 4, "{}", best.plan.id);
+    let row = plan::rationale::constraint_checks(&s, &profiles, Some(best))
         .into_iter()
         .find(|c| c.name == "device memory")
         .expect("a device memory row");
-    assert_eq!(row.achieved, scenario::format_bytes(needs(4) as f64));
+    assert!(
+        row.achieved.starts_with(&format!(
+            "{} (",
+            scenario::format_bytes(needs(4).total() as f64)
+        )),
+        "{}",
+        row.achieved
+    );
 }
 
 /// Its average power counts the job: each device is busy for the job's
@@ -239,10 +247,11 @@ fn an_on_device_batch_jobs_power_is_checked() {
     );
     let average = edge_batch.device_power_w.expect("its average power");
     assert!(average > 0.0001, "{average}");
-    let row = plan::rationale::constraint_checks(&s, Some(edge_batch))
-        .into_iter()
-        .find(|c| c.name == "device power (average)")
-        .expect("a power row");
+    let row =
+        plan::rationale::constraint_checks(&s, &plan::ProfileSet::default(), Some(edge_batch))
+            .into_iter()
+            .find(|c| c.name == "device power (average)")
+            .expect("a power row");
     assert!(!row.ok && row.required == "<= 100 µW", "{row:?}");
 }
 

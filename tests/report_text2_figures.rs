@@ -145,7 +145,7 @@ fn profiles(variants: &[&str]) -> ProfileSet {
 fn the_throughput_row_counts_predictions_as_the_floor_does() {
     let s = feed_ranking(POISSON);
     let e = feasible(candidate("ranker", 1), 1.0, 9.0, 257.0, 3_513.0);
-    let checks = constraint_checks(&s, Some(&e));
+    let checks = constraint_checks(&s, &workbench::plan::ProfileSet::default(), Some(&e));
     let throughput = row(&checks, "throughput capacity");
     assert_eq!(throughput.required, ">= 80,000 predictions/s");
     assert_eq!(
@@ -155,7 +155,7 @@ fn the_throughput_row_counts_predictions_as_the_floor_does() {
     assert!(throughput.ok && throughput.checked, "{throughput:?}");
     // 399 requests/s of 200 are 79,800 predictions/s: short of the floor.
     let short = feasible(candidate("ranker", 1), 1.0, 9.0, 257.0, 399.0);
-    let checks = constraint_checks(&s, Some(&short));
+    let checks = constraint_checks(&s, &workbench::plan::ProfileSet::default(), Some(&short));
     assert!(!row(&checks, "throughput capacity").ok);
 }
 
@@ -215,7 +215,7 @@ fn an_unknown_agreement_reads_unknown_in_the_report() {
     let s = feed_ranking(POISSON);
     let mut unknown = feasible(candidate("ranker", 1), 0.0, 9.0, 257.0, 3_513.0);
     unknown.rejected = vec!["agreement unknown".into()];
-    let checks = constraint_checks(&s, Some(&unknown));
+    let checks = constraint_checks(&s, &workbench::plan::ProfileSet::default(), Some(&unknown));
     let accuracy = row(&checks, "accuracy agreement");
     assert_eq!(accuracy.achieved, "unknown");
     assert!(!accuracy.ok);

@@ -606,9 +606,13 @@ pub fn run(
                     .or_insert_with(|| executed_program(&job.graph, m.backend, m.precision))
                     .costs(m.batch);
                 for target in &s.targets {
+                    // What the build held at this batch, where recorded.
+                    let activations = m
+                        .activation_bytes
+                        .unwrap_or_else(|| job.graph.peak_activation_bytes(m.batch));
                     let fit = check_feasible(
                         job.graph.weight_bytes(m.precision),
-                        job.graph.peak_activation_bytes(m.batch),
+                        activations,
                         m.precision,
                         target,
                     );

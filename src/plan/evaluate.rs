@@ -4,7 +4,7 @@
 //! broker, pool, edge devices, lookup path), simulated with the scenario's seed,
 //! priced, and checked against every constraint and objective.
 
-use workbench_kernels::Precision;
+use workbench_kernels::{BackendKind, Precision};
 
 use crate::hardware::TargetSpec;
 pub use crate::report::format::{ms as fmt_ms, usd as fmt_usd, watts as fmt_watts};
@@ -773,10 +773,20 @@ impl Context<'_> {
         })
     }
 
-    /// Model bytes on a device at a precision, answering one input at a
-    /// time (see [`device_memory_needed`]).
-    pub fn model_bytes(&self, variant: &str, precision: Precision) -> u64 {
-        device_memory_needed(self.scenario, variant, precision, 1)
+    /// What a device holds running `profile`'s build on `batch` inputs at
+    /// once (see [`device_memory_needed`]).
+    pub fn device_memory(&self, profile: &ComputeProfile, batch: u32) -> DeviceMemory {
+        device_memory_needed(
+            self.scenario,
+            self.profiles,
+            (&profile.variant, profile.backend, profile.precision),
+            batch,
+        )
+    }
+
+    /// Whether `profile`'s build fits `device`'s memory on `batch` inputs at once.
+    pub fn fits(&self, profile: &ComputeProfile, device: &Target, batch: u32) -> bool {
+        self.device_memory(profile, batch).total() <= device_memory_limit(self.scenario, device)
     }
 }
 
@@ -2287,27 +2297,75 @@ pub fn fmt_small_pct(fraction: f64) -> String {
     format!("{pct:.decimals$}")
 }
 
-/// Memory a device needs to run a variant at a precision on `batch` inputs
-/// at once: its weights and, for each input, the input and output of its
-/// largest op (f32), both live while it runs (as the measurement's memory
-/// guard counts them).
+/// What a device holds running one build (variant, backend, precision) on
+/// `batch` inputs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// The variant's weights at the precision.
+    pub weight_bytes: u64,
+    /// Its activation buffers at the batch.
+    pub activation_bytes: u64,
+    /// `activation_bytes` is what this build held when timed here
+    /// ([`ProfileSet::activation_bytes`]); else the estimate: for each
+    /// input, the input and output of the model's largest op in f32.
+    pub measured: bool,
+}
+
+impl DeviceMemory {
+    pub fn total(&self) -> u64 {
+        self.weight_bytes.saturating_add(self.activation_bytes)
+    }
+
+    /// "2.1 MB weights at int8 + 310.0 kB activations at batch 1, as
+    /// measured": what the total is made of.
+    pub fn describe(&self, precision: Precision, batch: u32) -> String {
+        format!(
+            "{} weights at {precision} + {} activations at batch {batch}, {}",
+            scenario::format_bytes(self.weight_bytes as f64),
+            scenario::format_bytes(self.activation_bytes as f64),
+            if self.measured {
+                "as measured"
+            } else {
+                "estimated (not measured)"
+            }
+        )
+    }
+}
+
+/// Memory a device needs to run `variant` compiled by `backend` at
+/// `precision` on `batch` inputs at once: its weights, and the activation
+/// buffers that build held when timed here at that batch. A compiled build
+/// reuses buffers and takes a convnet's batch a sample at a time, so this is
+/// far below what a model's largest op alone suggests (`convnet-224` at
+/// batch 8: 1.6-4.8 MB, not 26 MB), and the naive reference, keeping every
+/// layer's output, above it. A build with no measured figure is counted, for
+/// each input, the input and output of its largest op (f32).
 pub fn device_memory_needed(
     scenario: &Scenario,
-    variant: &str,
-    precision: Precision,
+    profiles: &ProfileSet,
+    (variant, backend, precision): (&str, BackendKind, Precision),
     batch: u32,
-) -> u64 {
-    scenario
+) -> DeviceMemory {
+    let counts = scenario
         .model
         .variants
         .iter()
         .find(|v| v.name == variant)
-        .map_or(0, |v| {
-            let c = v.counts();
-            let per_input = c.max_activation_elems.saturating_mul(2 * 4);
-            c.weight_bytes(precision)
-                .saturating_add(per_input.saturating_mul(u64::from(batch.max(1))))
+        .map(|v| v.counts());
+    let weight_bytes = counts.as_ref().map_or(0, |c| c.weight_bytes(precision));
+    let measured = profiles.activation_bytes(variant, backend, precision, batch.max(1));
+    let estimate = || {
+        counts.as_ref().map_or(0, |c| {
+            c.max_activation_elems
+                .saturating_mul(2 * 4)
+                .saturating_mul(u64::from(batch.max(1)))
         })
+    };
+    DeviceMemory {
+        weight_bytes,
+        activation_bytes: measured.unwrap_or_else(estimate),
+        measured: measured.is_some(),
+    }
 }
 
 /// The memory a model may use on `device`: the device's, or the scenario's
@@ -2326,14 +2384,12 @@ pub const DATA_STAYS_ON_DEVICE: &str = "data may not leave the device";
 /// The end of the reason given for a batch job the scenario's inputs rule out.
 pub const CANNOT_PRECOMPUTE: &str = "cannot precompute";
 
-/// Checks that need no simulation: privacy, accuracy, memory, power, precision.
+/// Checks of the plan that need no simulation: privacy and accuracy (a
+/// device's memory is [`memory_check`]'s, for the build it runs).
 pub fn static_checks(
     ctx: &Context<'_>,
     placement_uses_cloud: bool,
-    variant: &str,
-    precision: workbench_kernels::Precision,
     accuracy: &Agreement,
-    device: Option<&Target>,
 ) -> Vec<String> {
     let s = ctx.scenario;
     let mut reasons = Vec::new();
@@ -2341,18 +2397,37 @@ pub fn static_checks(
         reasons.push(DATA_STAYS_ON_DEVICE.to_string());
     }
     reasons.extend(accuracy.below_floor(s.objectives.accuracy_floor));
-    if let Some(device) = device {
-        let needs = ctx.model_bytes(variant, precision);
-        let limit = device_memory_limit(s, device);
-        if needs > limit {
-            reasons.push(format!(
-                "needs {}, device has {}",
-                scenario::format_bytes(needs as f64),
-                scenario::format_bytes(limit as f64)
-            ));
-        }
-    }
     reasons
+}
+
+/// Inputs a device holds at once running `inputs` with `profile`'s build
+/// (a request's predictions, say): one run of them all up to the largest
+/// batch timed, beyond it runs of at most that batch (see
+/// [`ComputeProfile::samples`]).
+pub fn inputs_at_once(profile: &ComputeProfile, inputs: u64) -> u32 {
+    let largest = u64::from(profile.largest_batch().max(1));
+    u32::try_from(inputs.clamp(1, largest)).unwrap_or(1)
+}
+
+/// Why `profile`'s build does not fit `device` on `batch` inputs at once:
+/// "needs 5.3 MB, device has 4.0 MB (...)", the parenthesis saying what the
+/// figure is made of; `None` when it fits.
+pub fn memory_check(
+    ctx: &Context<'_>,
+    device: &Target,
+    profile: &ComputeProfile,
+    batch: u32,
+) -> Option<String> {
+    let needs = ctx.device_memory(profile, batch);
+    let limit = device_memory_limit(ctx.scenario, device);
+    (needs.total() > limit).then(|| {
+        format!(
+            "needs {}, device has {} ({})",
+            scenario::format_bytes(needs.total() as f64),
+            scenario::format_bytes(limit as f64),
+            needs.describe(profile.precision, batch)
+        )
+    })
 }
 
 /// "p99", "p99.9", "p99.99999999": as many decimals as `q` has (up to 12),

@@ -143,7 +143,7 @@ fn plan_unless(
     } else {
         rationale::closest(&evaluations)
     };
-    let constraints = rationale::constraint_checks(&scenario, checked);
+    let constraints = rationale::constraint_checks(&scenario, profiles, checked);
     PlanOutcome {
         evaluations,
         feasible,
@@ -173,7 +173,7 @@ fn ranked_evaluations(
     };
     let mut all = search::evaluate_all(&ctx, &screening);
     all.retain(|e| ctx.allows(&e.candidate));
-    rank(scenario, &mut all);
+    rank(scenario, profiles, &mut all);
     if options.finalists == 0 || options.final_requests <= options.screening_requests {
         return all;
     }
@@ -213,7 +213,7 @@ fn ranked_evaluations(
         all[i] = resimulate(&ctx, all[i].clone(), &final_budget(&all[i].plan.id));
     }
     if !near_misses.is_empty() {
-        rank(scenario, &mut all);
+        rank(scenario, profiles, &mut all);
     }
     let limit = done.len() + options.finalists + MAX_TIED_FINALISTS;
     while done.len() < limit {
@@ -235,7 +235,7 @@ fn ranked_evaluations(
             done.insert(all[i].plan.id.clone());
             all[i] = resimulate(&ctx, all[i].clone(), &final_budget(&all[i].plan.id));
         }
-        rank(scenario, &mut all);
+        rank(scenario, profiles, &mut all);
     }
     // More plans tied than the loop re-simulates: one only screened can be
     // on top, its short run's noise beating the finalists' longer ones (by
@@ -248,7 +248,7 @@ fn ranked_evaluations(
         let id = top.plan.id.clone();
         all[0] = resimulate(&ctx, all[0].clone(), &final_budget(&id));
         done.insert(id);
-        rank(scenario, &mut all);
+        rank(scenario, profiles, &mut all);
     }
     all
 }
@@ -415,16 +415,18 @@ pub fn tie_test<'a>(
 /// Feasible plans first, by the scenario's cost/latency trade-off; then rejected
 /// plans (simulated before pruned, fewest reasons first, nearest the SLO
 /// first, cheapest first, then the smallest model on its device).
-pub fn rank(scenario: &Scenario, evaluations: &mut [Evaluation]) {
+pub fn rank(scenario: &Scenario, profiles: &ProfileSet, evaluations: &mut [Evaluation]) {
     let scorer = Scorer::of(scenario, evaluations);
     let score = |e: &Evaluation| scorer.score(e);
     let slo_miss = |e: &Evaluation| slo_miss_of(e, scenario.objectives.latency_ms);
     // Of plans that miss alike at the same cost (devices' plans rejected
-    // before simulation cost nothing), the smaller model on its device is
+    // before simulation cost nothing), the smaller build on its device is
     // closer: too large for a 16 MB device at int8 is nearer than at f32.
     let device_bytes = |e: &Evaluation| match e.candidate.placement {
         Placement::Edge | Placement::Hybrid => {
-            evaluate::device_memory_needed(scenario, &e.candidate.variant, e.candidate.precision, 1)
+            let c = &e.candidate;
+            let build = (c.variant.as_str(), c.backend, c.precision);
+            evaluate::device_memory_needed(scenario, profiles, build, 1).total()
         }
         Placement::Cloud => 0,
     };
@@ -845,7 +847,7 @@ mod tests {
             plan_with(Precision::F32, 3, 100.0, 10.0),
             plan_with(Precision::F32, 4, 200.0, 20.0),
         ];
-        rank(&s, &mut evaluations);
+        rank(&s, &ProfileSet::default(), &mut evaluations);
         assert_eq!(evaluations[0].candidate.precision, Precision::F32);
         mark_pareto(&s, &mut evaluations);
         let front: Vec<(u32, bool)> = evaluations

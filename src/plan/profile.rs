@@ -177,6 +177,11 @@ pub struct ProfileSet {
     pub accuracy: BTreeMap<(String, Precision), f64>,
     /// Seeded inputs each agreement was measured on (absent: not measured here).
     pub agreement_inputs: BTreeMap<(String, Precision), usize>,
+    /// Activation bytes each build held when timed here, by (variant,
+    /// backend, precision): `(batch, bytes)` sorted by batch. The same build
+    /// runs on every target, so it holds the same there. Absent: timed by a
+    /// build that did not record it (an older cache entry).
+    pub activations: BTreeMap<(String, BackendKind, Precision), Vec<(u32, u64)>>,
 }
 
 impl ProfileSet {
@@ -205,6 +210,19 @@ impl ProfileSet {
         target: &str,
         allowed: &[BackendKind],
     ) -> Option<&ComputeProfile> {
+        self.best_backend_where(variant, precision, target, allowed, |_| true)
+    }
+
+    /// [`Self::best_backend`] among the profiles `keep` accepts (those whose
+    /// build fits a device's memory, say).
+    pub fn best_backend_where(
+        &self,
+        variant: &str,
+        precision: Precision,
+        target: &str,
+        allowed: &[BackendKind],
+        keep: impl Fn(&ComputeProfile) -> bool,
+    ) -> Option<&ComputeProfile> {
         let options: Vec<&ComputeProfile> = self
             .profiles
             .iter()
@@ -214,6 +232,7 @@ impl ProfileSet {
                     && p.target == target
                     && allowed.contains(&p.backend)
                     && !p.points.is_empty()
+                    && keep(p)
             })
             .collect();
         let score = |p: &ComputeProfile| -> (usize, f64) {
@@ -238,6 +257,41 @@ impl ProfileSet {
                     .then(b.backend.cmp(&a.backend))
             })
             .map(|(p, _)| p)
+    }
+
+    /// Activation bytes a build holds running `batch` inputs at once, from
+    /// what it held when timed: the figure at a timed batch; between two,
+    /// the straight line through them (buffers grow with the batch by a
+    /// fixed amount per input, over a part that does not grow); below the
+    /// smallest, the smallest's; beyond the largest, the largest's scaled
+    /// in proportion to the batch (never below the line, as the part that
+    /// does not grow is scaled too). `None` when the build recorded none.
+    pub fn activation_bytes(
+        &self,
+        variant: &str,
+        backend: BackendKind,
+        precision: Precision,
+        batch: u32,
+    ) -> Option<u64> {
+        let measured = self
+            .activations
+            .get(&(variant.to_string(), backend, precision))?;
+        let after = measured.partition_point(|&(b, _)| b < batch);
+        match (
+            after.checked_sub(1).map(|i| measured[i]),
+            measured.get(after),
+        ) {
+            (_, Some(&(b, bytes))) if b == batch => Some(bytes),
+            (None, Some(&(_, bytes))) => Some(bytes),
+            (Some((b0, y0)), Some(&(b1, y1))) => {
+                let t = f64::from(batch - b0) / f64::from(b1 - b0);
+                Some((y0 as f64 + t * (y1 as f64 - y0 as f64)).round() as u64)
+            }
+            (Some((b, bytes)), None) => {
+                Some((bytes as f64 * f64::from(batch) / f64::from(b.max(1))).round() as u64)
+            }
+            (None, None) => None,
+        }
     }
 
     pub fn accuracy_of(&self, variant: &str, precision: Precision) -> Option<f64> {
@@ -306,8 +360,7 @@ mod tests {
                 profile(BackendKind::Tiled, &[(1, 0.2), (8, 0.5)]),
                 profile(BackendKind::Fused, &[(1, 0.1), (8, 0.9)]),
             ],
-            accuracy: BTreeMap::new(),
-            agreement_inputs: BTreeMap::new(),
+            ..ProfileSet::default()
         };
         let all = BackendKind::ALL;
         let best = set.best_backend("base", Precision::F32, "t", &all);
@@ -323,6 +376,57 @@ mod tests {
         assert!(set
             .best_backend("other", Precision::F32, "t", &all)
             .is_none());
+    }
+
+    /// Only the builds `keep` accepts compete: the fastest that fits, not
+    /// the fastest.
+    #[test]
+    fn best_backend_where_chooses_among_the_kept_builds() {
+        let set = ProfileSet {
+            profiles: vec![
+                profile(BackendKind::Naive, &[(1, 1.0)]),
+                profile(BackendKind::Tiled, &[(1, 0.2)]),
+                profile(BackendKind::Fused, &[(1, 0.5)]),
+            ],
+            ..ProfileSet::default()
+        };
+        let all = BackendKind::ALL;
+        let best = |keep: &dyn Fn(&ComputeProfile) -> bool| {
+            set.best_backend_where("base", Precision::F32, "t", &all, keep)
+                .map(|p| p.backend)
+        };
+        assert_eq!(best(&|_| true), Some(BackendKind::Tiled));
+        assert_eq!(
+            best(&|p| p.backend != BackendKind::Tiled),
+            Some(BackendKind::Fused)
+        );
+        assert_eq!(best(&|_| false), None);
+    }
+
+    /// A build's activations at a timed batch are what it held there;
+    /// between timed batches on the line through them; outside, never less
+    /// than the nearest timed figure says.
+    #[test]
+    fn activations_come_from_the_timed_batches() {
+        let key = ("base".to_string(), BackendKind::Tiled, Precision::F32);
+        let mut set = ProfileSet::default();
+        set.activations
+            .insert(key.clone(), vec![(2, 1_000), (8, 1_600), (64, 7_200)]);
+        let at = |b: u32| set.activation_bytes("base", BackendKind::Tiled, Precision::F32, b);
+        assert_eq!(at(8), Some(1_600));
+        assert_eq!(at(64), Some(7_200));
+        // 100 bytes per input from 2 to 8, over a fixed 800.
+        assert_eq!(at(5), Some(1_300));
+        assert_eq!(at(1), Some(1_000));
+        assert_eq!(at(128), Some(14_400));
+        assert_eq!(
+            set.activation_bytes("base", BackendKind::Naive, Precision::F32, 8),
+            None
+        );
+        assert_eq!(
+            set.activation_bytes("other", BackendKind::Tiled, Precision::F32, 8),
+            None
+        );
     }
 
     #[test]

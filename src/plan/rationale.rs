@@ -689,9 +689,9 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
     } else {
         scenario.inputs.predictions_per_request
     };
-    let run_on = |target: &str| {
+    let run_on = |target: &str, device: Option<&crate::scenario::Target>| {
         let build = c.build_on(target);
-        let s = run_sentence(
+        let mut s = run_sentence(
             profiles,
             &build.variant,
             build.backend,
@@ -699,6 +699,10 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
             (device_batch, fan_out),
             target,
         )?;
+        if let Some(why) = device.and_then(|d| faster_build_too_large(scenario, profiles, c, d)) {
+            s.push(' ');
+            s.push_str(&why);
+        }
         // A tiered plan's classes run different models: each sentence says which.
         Some(if c.class_builds.is_empty() {
             s
@@ -715,11 +719,11 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
     let mut s = if classes.len() > 1 {
         let each: Vec<String> = classes
             .iter()
-            .filter_map(|(t, _)| run_on(&t.spec.name))
+            .filter_map(|(t, _)| run_on(&t.spec.name, Some(t)))
             .collect();
         (!each.is_empty()).then(|| each.join(" "))?
     } else {
-        run_on(&c.target)?
+        run_on(&c.target, classes.first().map(|(t, _)| *t))?
     };
     if let (Some(f), Some(cloud)) = (&c.fallback_model, &c.fallback_target) {
         if let Some(fallback) = run_sentence(
@@ -734,6 +738,49 @@ fn backend_sentence(scenario: &Scenario, profiles: &ProfileSet, c: &Candidate) -
         }
     }
     Some(s)
+}
+
+/// Why a device runs a slower build than the fastest of its variant and
+/// precision there: the fastest does not fit its memory ("tiled f32 is
+/// faster there but needs 40.0 MB, more than the 32.0 MB the device may
+/// use."). `None` when the plan runs the fastest, or the fastest fits.
+fn faster_build_too_large(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    c: &Candidate,
+    device: &crate::scenario::Target,
+) -> Option<String> {
+    let name = &device.spec.name;
+    let build = c.build_on(name);
+    let allowed = &scenario.search.backends;
+    let fastest = profiles.best_backend(&build.variant, build.precision, name, allowed)?;
+    if fastest.backend == build.backend {
+        return None;
+    }
+    // As the search judged it: a batch job one input at a time, a request
+    // its predictions at once.
+    let inputs = if c.mode == Mode::Batch {
+        1
+    } else {
+        scenario.inputs.predictions_per_request
+    };
+    let batch = super::evaluate::inputs_at_once(fastest, inputs);
+    let needs = super::evaluate::device_memory_needed(
+        scenario,
+        profiles,
+        (&build.variant, fastest.backend, build.precision),
+        batch,
+    );
+    let limit = super::evaluate::device_memory_limit(scenario, device);
+    (needs.total() > limit).then(|| {
+        format!(
+            "{} {} is faster there but needs {} at batch {batch}, more than the {} the device may use.",
+            fastest.backend.name(),
+            build.precision.name(),
+            crate::scenario::format_bytes(needs.total() as f64),
+            crate::scenario::format_bytes(limit as f64)
+        )
+    })
 }
 
 /// For a plan on one of several edge device classes: the others are not
@@ -1041,7 +1088,11 @@ fn explain_infeasible(ranked: &[Evaluation]) -> Vec<String> {
 }
 
 /// The scenario's constraints checked against a plan.
-pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<ConstraintCheck> {
+pub fn constraint_checks(
+    scenario: &Scenario,
+    profiles: &ProfileSet,
+    plan: Option<&Evaluation>,
+) -> Vec<ConstraintCheck> {
     let Some(e) = plan else {
         return Vec::new();
     };
@@ -1143,35 +1194,43 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
         scenario.targets.device_classes(&e.candidate.target)
     };
     // A batch job on the device runs its batches there; online, and the
-    // device half of a fallback, answer one input at a time.
-    let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
-        e.candidate.max_batch
-    } else {
-        1
-    };
-    let memory: Vec<(&str, u64, u64)> = classes
+    // device half of a fallback, run one request's predictions at once.
+    let memory: Vec<(&str, u64, u64, String)> = classes
         .iter()
         .map(|(t, _)| {
             let build = e.candidate.build_on(&t.spec.name);
+            let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
+                e.candidate.max_batch
+            } else {
+                let fan_out = scenario.inputs.predictions_per_request;
+                profiles
+                    .find(&build.variant, build.backend, build.precision, &t.spec.name)
+                    .map_or(1, |profile| {
+                        super::evaluate::inputs_at_once(profile, fan_out)
+                    })
+            };
             let needs = super::evaluate::device_memory_needed(
                 scenario,
-                &build.variant,
-                build.precision,
+                profiles,
+                (&build.variant, build.backend, build.precision),
                 batch,
             );
             let limit = super::evaluate::device_memory_limit(scenario, t);
-            (t.spec.name.as_str(), needs, limit)
+            let made_of = needs.describe(build.precision, batch);
+            (t.spec.name.as_str(), needs.total(), limit, made_of)
         })
         .collect();
     let binding = memory.iter().max_by(|a, b| {
-        let room = |(_, needs, limit): &&(&str, u64, u64)| *needs as f64 / (*limit).max(1) as f64;
+        let room = |(_, needs, limit, _): &&(&str, u64, u64, String)| {
+            *needs as f64 / (*limit).max(1) as f64
+        };
         room(a).total_cmp(&room(b)).then(b.2.cmp(&a.2))
     });
-    if let (Some(_), Some(&(name, needs, limit))) =
+    if let (Some(_), Some((name, needs, limit, made_of))) =
         (scenario.constraints.max_device_memory_bytes, binding)
     {
         // On a fleet, name the class that binds, when the classes differ.
-        let differ = memory.iter().any(|&(_, n, l)| (n, l) != (needs, limit));
+        let differ = memory.iter().any(|(_, n, l, _)| (n, l) != (needs, limit));
         let on = if differ {
             format!(" (on {name})")
         } else {
@@ -1179,8 +1238,11 @@ pub fn constraint_checks(scenario: &Scenario, plan: Option<&Evaluation>) -> Vec<
         };
         checks.push(ConstraintCheck {
             name: "device memory".to_string(),
-            required: format!("<= {}{on}", crate::scenario::format_bytes(limit as f64)),
-            achieved: crate::scenario::format_bytes(needs as f64),
+            required: format!("<= {}{on}", crate::scenario::format_bytes(*limit as f64)),
+            achieved: format!(
+                "{} ({made_of})",
+                crate::scenario::format_bytes(*needs as f64)
+            ),
             ok: needs <= limit,
             checked: true,
         });
@@ -1289,6 +1351,7 @@ mod tests {
     use super::{commonest_reason, constraint_checks, explain_infeasible, speed_against};
     use crate::plan::candidate::Candidate;
     use crate::plan::evaluate::pruned;
+    use crate::plan::ProfileSet;
     use crate::report::{ConstraintCheck, FigureSource};
     use crate::scenario::{Mode, Placement};
     use workbench_kernels::{BackendKind, Precision};
@@ -1342,7 +1405,7 @@ mod tests {
             "device memory".into(),
         );
         e.plan.cost_usd_per_month = instances_usd;
-        constraint_checks(&scenario, Some(&e))
+        constraint_checks(&scenario, &ProfileSet::default(), Some(&e))
     }
 
     /// A card-fraud candidate rejected for `why`.
@@ -1552,7 +1615,7 @@ mod tests {
             on_device(BackendKind::Quantized, Precision::F16),
             on_device(BackendKind::Quantized, Precision::Int8),
         ];
-        crate::plan::rank(&scenario, &mut plans);
+        crate::plan::rank(&scenario, &ProfileSet::default(), &mut plans);
         let order: Vec<Precision> = plans.iter().map(|e| e.candidate.precision).collect();
         assert_eq!(order, [Precision::Int8, Precision::F16, Precision::F32]);
         let text = explain_infeasible(&plans).join("\n");
@@ -1696,7 +1759,7 @@ mod tests {
         let mut e = rejected(Mode::OnlineHttp, 1, "p95 256 ms > SLO 150 ms");
         e.simulated = true;
         let offline_row = |e: &crate::plan::Evaluation| {
-            let checks = constraint_checks(&scenario, Some(e));
+            let checks = constraint_checks(&scenario, &ProfileSet::default(), Some(e));
             row(&checks, "works offline").ok
         };
         assert!(offline_row(&e));

@@ -11,10 +11,10 @@ use crate::sim::cost::HOURS_PER_MONTH;
 
 use super::candidate::{Candidate, ClassBuild, FallbackModel};
 use super::evaluate::{
-    batch_job, check_device_power, device_memory_limit, device_memory_needed, edge_devices,
-    finite_inputs, lookup_path, online_path, pruned, rates, simulate_candidate, simulate_devices,
-    static_checks, with_instance_cost, CloudFallback, Context, DeviceClass, DevicePower,
-    DevicesPlan, Evaluation, SearchBudget, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
+    batch_job, check_device_power, edge_devices, finite_inputs, inputs_at_once, lookup_path,
+    memory_check, online_path, pruned, rates, simulate_candidate, simulate_devices, static_checks,
+    with_instance_cost, CloudFallback, Context, DeviceClass, DevicePower, DevicesPlan, Evaluation,
+    SearchBudget, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -526,8 +526,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut 
             let profile = &online;
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
-            let mut static_reasons =
-                static_checks(ctx, true, &variant, precision, &agreement, None);
+            let mut static_reasons = static_checks(ctx, true, &agreement);
             if let Some(why) = &profile.infeasible {
                 static_reasons.push(why.to_string());
             }
@@ -626,7 +625,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
             let accuracy = agreement.shown();
             let mut c = base.candidate(&target.spec.name, profile);
             c.max_batch = profile.most_efficient_batch(|_| true);
-            let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
+            let mut reasons = static_checks(ctx, true, &agreement);
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.to_string());
             }
@@ -741,7 +740,7 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
             );
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
-            let mut reasons = static_checks(ctx, true, &variant, precision, &agreement, None);
+            let mut reasons = static_checks(ctx, true, &agreement);
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.to_string());
             }
@@ -928,18 +927,32 @@ fn device_groups<'a>(ctx: &'a Context<'_>) -> Vec<DeviceGroup<'a>> {
 /// The profiles a group runs `variant` at `precision` with, one per class:
 /// on one class its best backend; on a fleet one build for every class, the
 /// backend whose slowest class is fastest by `cost` (lower is better, given
-/// the profile, the class and its share of the requests).
+/// the profile, the class and its share of the requests). A build every
+/// class's memory holds running `inputs_per_run` (see [`inputs_at_once`]) comes
+/// before one that does not, whatever its speed (a backend that reuses its
+/// buffers fits where a faster one may not); when none does, the plan is
+/// judged on the fastest and rejected for its memory.
 fn group_profiles(
     ctx: &Context<'_>,
     group: &DeviceGroup<'_>,
-    variant: &str,
-    precision: Precision,
+    (variant, precision): (&str, Precision),
+    inputs_per_run: u64,
     cost: impl Fn(&ComputeProfile, &Target, f64) -> f64,
 ) -> Option<Vec<ComputeProfile>> {
+    let fits = |p: &ComputeProfile, device: &Target| {
+        ctx.fits(p, device, inputs_at_once(p, inputs_per_run))
+    };
     if let [(device, _)] = group.classes[..] {
-        return best(ctx, variant, precision, &device.spec.name).map(|p| vec![p.clone()]);
+        let target = &device.spec.name;
+        let allowed = &ctx.scenario.search.backends;
+        return ctx
+            .profiles
+            .best_backend_where(variant, precision, target, allowed, |p| fits(p, device))
+            .or_else(|| best(ctx, variant, precision, target))
+            .map(|p| vec![p.clone()]);
     }
-    let mut chosen: Option<(f64, Vec<ComputeProfile>)> = None;
+    // (does not fit somewhere, slowest class's cost): lower is better.
+    let mut chosen: Option<((bool, f64), Vec<ComputeProfile>)> = None;
     for &backend in &ctx.scenario.search.backends {
         if !backend_allows(backend, precision) {
             continue;
@@ -963,8 +976,17 @@ fn group_profiles(
             .zip(&profiles)
             .map(|((device, share), p)| cost(p, device, *share))
             .fold(f64::NEG_INFINITY, f64::max);
-        if chosen.as_ref().is_none_or(|(best, _)| slowest < *best) {
-            chosen = Some((slowest, profiles));
+        let misfit = !group
+            .classes
+            .iter()
+            .zip(&profiles)
+            .all(|((device, _), p)| fits(p, device));
+        let key = (misfit, slowest);
+        let better = chosen
+            .as_ref()
+            .is_none_or(|(best, _)| key.0.cmp(&best.0).then(key.1.total_cmp(&best.1)).is_lt());
+        if better {
+            chosen = Some((key, profiles));
         }
     }
     chosen.map(|(_, profiles)| profiles)
@@ -1012,35 +1034,29 @@ fn no_fleet_build(
 }
 
 /// Why a group's devices cannot run the plan: the plan's own checks (privacy,
-/// accuracy) once, then each class's (its memory, its profile's limits),
-/// named by class on a fleet.
+/// accuracy) once, then each class's (its memory for its build running
+/// `inputs_per_run`, its profile's limits), named by class on a fleet.
 fn group_checks(
     ctx: &Context<'_>,
     group: &DeviceGroup<'_>,
     profiles: &[ComputeProfile],
     uses_cloud: bool,
-    variant: &str,
-    precision: Precision,
     agreement: &super::evaluate::Agreement,
+    inputs_per_run: u64,
 ) -> Vec<String> {
-    let mut reasons = static_checks(ctx, uses_cloud, variant, precision, agreement, None);
-    let shared = reasons.clone();
+    let mut reasons = static_checks(ctx, uses_cloud, agreement);
     let several = group.classes.len() > 1;
     for ((device, _), profile) in group.classes.iter().zip(profiles) {
-        let own: Vec<String> =
-            static_checks(ctx, uses_cloud, variant, precision, agreement, Some(device))
-                .into_iter()
-                .filter(|r| !shared.contains(r))
-                .collect();
-        // The class's own checks are its memory: the profile's "does not
-        // fit" says the same again (against the device alone).
+        let batch = inputs_at_once(profile, inputs_per_run);
+        let memory = memory_check(ctx, device, profile, batch);
+        // The class's memory check says what the profile's "does not fit"
+        // would say again (against the device alone).
         let projection = profile
             .infeasible
             .as_ref()
-            .filter(|i| own.is_empty() || !matches!(i, Infeasible::DoesNotFit { .. }))
+            .filter(|i| memory.is_none() || !matches!(i, Infeasible::DoesNotFit { .. }))
             .map(|i| i.to_string());
-        let own = own.into_iter().chain(projection);
-        for why in own {
+        for why in memory.into_iter().chain(projection) {
             reasons.push(if several {
                 format!("{}: {why}", device.spec.name)
             } else {
@@ -1066,7 +1082,8 @@ fn edge_online(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
         for (variant, precision) in model_configs(ctx) {
             let request_s =
                 |p: &ComputeProfile, _: &Target, _: f64| p.per_request(fan_out).median_s(1);
-            let Some(profiles) = group_profiles(ctx, &group, &variant, precision, request_s) else {
+            let config = (variant.as_str(), precision);
+            let Some(profiles) = group_profiles(ctx, &group, config, fan_out, request_s) else {
                 no_fleet_build(ctx, &group, &base, &variant, precision, out);
                 continue;
             };
@@ -1076,9 +1093,7 @@ fn edge_online(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
             let mut c = base.candidate(&group.name, &profiles[0]);
-            let reasons = group_checks(
-                ctx, &group, &profiles, false, &variant, precision, &agreement,
-            );
+            let reasons = group_checks(ctx, &group, &profiles, false, &agreement, fan_out);
             if !reasons.is_empty() {
                 let floor = slowest_request_s(&profiles);
                 out.push(pruned(c, source, accuracy, floor, reasons.join("; ")));
@@ -1137,8 +1152,7 @@ fn tiered_builds(ctx: &Context<'_>, group: &DeviceGroup<'_>) -> Option<Vec<Compu
         let mut best: Option<(f64, u8, f64, ComputeProfile)> = None;
         for (variant, precision) in model_configs(ctx) {
             let agreement = ctx.agreement(&variant, precision);
-            if !static_checks(ctx, false, &variant, precision, &agreement, Some(device)).is_empty()
-            {
+            if !static_checks(ctx, false, &agreement).is_empty() {
                 continue;
             }
             for &backend in &ctx.scenario.search.backends {
@@ -1149,6 +1163,7 @@ fn tiered_builds(ctx: &Context<'_>, group: &DeviceGroup<'_>) -> Option<Vec<Compu
                     .profiles
                     .find(&variant, backend, precision, &device.spec.name)
                     .filter(|p| !p.points.is_empty() && p.infeasible.is_none())
+                    .filter(|p| ctx.fits(p, device, inputs_at_once(p, fan_out)))
                 else {
                     continue;
                 };
@@ -1249,22 +1264,23 @@ fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation
         for (variant, precision) in model_configs(ctx) {
             // Activations grow with the batch: the job runs the measured
             // batch with the most inputs per second among those every
-            // class's memory holds (one input at a time is what
-            // static_checks holds it to).
-            let fits = |b: u32| {
-                group.classes.iter().all(|(device, _)| {
-                    device_memory_needed(s, &variant, precision, b)
-                        <= device_memory_limit(s, device)
-                })
-            };
-            // A class's time for its share of the keys, per key.
+            // class's memory holds for its build (one input at a time is
+            // what group_checks holds it to). A class's time for its share
+            // of the keys, per key:
             let job_s = |p: &ComputeProfile, device: &Target, share: f64| {
-                let b = p.most_efficient_batch(fits);
+                let b = p.most_efficient_batch(|b| ctx.fits(p, device, b));
                 share / (inputs_per_s(ctx, p, b) * device.devices() as f64)
             };
-            let Some(profiles) = group_profiles(ctx, &keys, &variant, precision, job_s) else {
+            let config = (variant.as_str(), precision);
+            let Some(profiles) = group_profiles(ctx, &keys, config, 1, job_s) else {
                 no_fleet_build(ctx, &group, &base, &variant, precision, out);
                 continue;
+            };
+            let fits = |b: u32| {
+                keys.classes
+                    .iter()
+                    .zip(&profiles)
+                    .all(|((device, _), p)| ctx.fits(p, device, b))
             };
             let source = source_of(&profiles[0]);
             let agreement = ctx.agreement(&variant, precision);
@@ -1283,9 +1299,7 @@ fn edge_batch(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluation
                 .filter(|(rate, _)| rate.is_finite())
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
                 .map_or(1, |(_, b)| b);
-            let mut reasons = group_checks(
-                ctx, &group, &profiles, false, &variant, precision, &agreement,
-            );
+            let mut reasons = group_checks(ctx, &group, &profiles, false, &agreement, 1);
             let items = match finite_inputs(s) {
                 Ok(n) => n,
                 Err(why) => {
@@ -1436,7 +1450,8 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
             }
             let request_s =
                 |p: &ComputeProfile, _: &Target, _: f64| p.per_request(fan_out).median_s(1);
-            let Some(edge_profiles) = group_profiles(ctx, &group, &variant, precision, request_s)
+            let config = (variant.as_str(), precision);
+            let Some(edge_profiles) = group_profiles(ctx, &group, config, fan_out, request_s)
             else {
                 continue;
             };
@@ -1484,15 +1499,8 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                     backend: cloud_profile.backend,
                     precision: cloud_profile.precision,
                 });
-                let mut reasons = group_checks(
-                    ctx,
-                    &group,
-                    &edge_profiles,
-                    true,
-                    &variant,
-                    precision,
-                    &agreement,
-                );
+                let mut reasons =
+                    group_checks(ctx, &group, &edge_profiles, true, &agreement, fan_out);
                 reasons.extend(cloud_profile.infeasible.as_ref().map(|i| i.to_string()));
                 if !reasons.is_empty() {
                     out.push(with_instance_cost(
