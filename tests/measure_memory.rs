@@ -304,3 +304,54 @@ fn cancelling_during_the_agreement_check_returns_at_the_next_call() {
         "stopped {after:?} after the cancel"
     );
 }
+
+/// The planner gets each build's activation memory as it was measured: the
+/// profile set holds, per (variant, backend, precision), the figure every
+/// timed batch recorded (the kernel table's "Activations"), which the
+/// planner judges a device's memory on.
+#[test]
+fn the_planner_gets_the_activation_memory_each_build_held() {
+    use workbench::pipeline::{measure_scenario, PipelineOptions};
+    use workbench::report::FigureSource;
+
+    let text = HEAVY
+        .replace(
+            "family = \"transformer\"\nseq_len = 512\nd_model = 1024\nheads = 16\nffn = 4096\nlayers = 12\nclasses = 256",
+            "family = \"mlp\"\ninput = 64\nhidden = [128, 128]\noutput = 8",
+        )
+        .replace(
+            "batch_sizes = [1]",
+            "batch_sizes = [1, 8]\nbackends = [\"naive\", \"tiled\"]\nprecisions = [\"f32\"]",
+        );
+    let s = match parse(&text) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let dir = std::env::temp_dir().join(format!("workbench-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = PipelineOptions {
+        quick: true,
+        fresh: true,
+        cache_dir: dir.clone(),
+        ..PipelineOptions::default()
+    };
+    let measured = measure_scenario(&s, &options, &mut |_| {});
+    let _ = std::fs::remove_dir_all(&dir);
+    let measured = match measured {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    for backend in [BackendKind::Naive, BackendKind::Tiled] {
+        let recorded: Vec<(u32, u64)> = measured
+            .kernels
+            .iter()
+            .filter(|k| k.source == FigureSource::Measured && k.backend == backend)
+            .map(|k| (k.batch, k.activation_bytes.expect("recorded")))
+            .collect();
+        assert_eq!(recorded.len(), 2, "{backend:?}: {recorded:?}");
+        let key = ("big".to_string(), backend, Precision::F32);
+        assert_eq!(measured.profiles.activations.get(&key), Some(&recorded));
+        // Eight inputs hold more than one.
+        assert!(recorded[1].1 > recorded[0].1, "{backend:?}: {recorded:?}");
+    }
+}
