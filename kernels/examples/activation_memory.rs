@@ -24,6 +24,7 @@ fn main() -> Result<(), KernelError> {
     let graphs = vec![
         ("mlp-1024", models::mlp_1024(1)?),
         ("convnet-224", models::convnet_224(1)?),
+        ("ds-cnn-small", models::ds_cnn_small(1)?),
         ("block", models::transformer_block(1)?),
         ("bert12", bert(12)?),
     ];
