@@ -1665,12 +1665,9 @@ mod tests {
         }
     }
 
-    /// A target judged on the memory the build held when timed: one with
-    /// room for the weights and that, though not for everything the graph
-    /// holds live at once, runs it; without a measured figure, the graph's
-    /// count stands and the target is refused.
-    #[test]
-    fn a_target_fits_what_the_build_held_when_timed() {
+    /// The card-fraud-stream scenario, its model's graph, and the program its
+    /// tiled f32 build runs.
+    fn card_fraud_tiled() -> (Scenario, Graph, ExecutedProgram, (BackendKind, Precision)) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("scenarios")
             .join("card-fraud-stream.toml");
@@ -1678,6 +1675,16 @@ mod tests {
         let graph = Graph::from_spec(&scenario.model.variants[0].spec, MODEL_SEED).unwrap();
         let config = (BackendKind::Tiled, Precision::F32);
         let program = executed_program(&graph, config.0, config.1);
+        (scenario, graph, program, config)
+    }
+
+    /// A target judged on the memory the build held when timed: one with
+    /// room for the weights and that, though not for everything the graph
+    /// holds live at once, runs it; without a measured figure, the graph's
+    /// count stands and the target is refused.
+    #[test]
+    fn a_target_fits_what_the_build_held_when_timed() {
+        let (scenario, graph, program, config) = card_fraud_tiled();
         let stats = measure::stats::summarize(&[1e5; 10], 1).unwrap();
         let weights = graph.weight_bytes(Precision::F32);
         let live = graph.peak_activation_bytes(1);
@@ -1715,13 +1722,7 @@ mod tests {
     /// on the roofline and by a speed factor.
     #[test]
     fn projected_percentiles_are_ordered_when_the_sample_p90_is_an_interruption() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios")
-            .join("card-fraud-stream.toml");
-        let scenario = crate::scenario::load(&path).unwrap();
-        let graph = Graph::from_spec(&scenario.model.variants[0].spec, MODEL_SEED).unwrap();
-        let config = (BackendKind::Tiled, Precision::F32);
-        let program = executed_program(&graph, config.0, config.1);
+        let (scenario, graph, program, config) = card_fraud_tiled();
         // Eight calls of 0.1 ms and two interrupted ones of 1 ms.
         let mut calls = vec![1e5; 8];
         calls.extend([1e6, 1e6]);
