@@ -94,6 +94,8 @@ fn a_batch_job_runs_the_batch_its_builds_measured_memory_holds() {
         "{}",
         row.achieved
     );
+    // plan.json carries the figure.
+    assert_eq!(best.plan.device_memory_bytes, Some(needs.total()));
     // Without the measured figure, the estimate's batch of 4.
     let estimated = planned(&s, &synthetic_profiles_with(&s, 0.6, 0.995));
     let best = estimated.recommended().expect("a feasible plan");

@@ -24,6 +24,20 @@ fn a_kernel_above_peak_is_explained_in_the_markdown() {
     assert!(text.contains("103.0%"), "{text}");
 }
 
+/// An edge plan's table says what one device holds for it; a cloud plan's
+/// has no such row.
+#[test]
+fn the_plan_table_shows_the_memory_on_the_device() {
+    let row = "| Memory on the device (weights + activations) | 294.3 kB";
+    let mut report = sample_report();
+    assert!(!markdown(&report).contains("Memory on the device"));
+    if let Some(plan) = report.recommended.as_mut() {
+        plan.device_memory_bytes = Some(294_300);
+    }
+    let md = markdown(&report);
+    assert!(md.contains(row), "{md}");
+}
+
 /// The sample report with a compute-bound int8 kernel on the roofline:
 /// 261 G int8 ops/s on a machine of 165 GFLOP/s (f32) and, as the sample's
 /// measured int8 row says, 630 G int8 ops/s.

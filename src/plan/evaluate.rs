@@ -849,6 +849,7 @@ fn blank_plan(c: &Candidate, source: FigureSource, accuracy: f64) -> report::Pla
         batch_job: None,
         consumer_lag: None,
         device_classes: Vec::new(),
+        device_memory_bytes: None,
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: false,
@@ -2366,6 +2367,73 @@ pub fn device_memory_needed(
         activation_bytes: measured.unwrap_or_else(estimate),
         measured: measured.is_some(),
     }
+}
+
+/// What one device class of a plan holds for the build it runs.
+#[derive(Debug, Clone)]
+pub struct ClassMemory<'a> {
+    pub device: &'a Target,
+    pub precision: Precision,
+    /// Inputs it runs at once.
+    pub batch: u32,
+    pub needs: DeviceMemory,
+    /// What it may use ([`device_memory_limit`]).
+    pub limit: u64,
+}
+
+impl ClassMemory<'_> {
+    /// Its share of the limit it uses (above 1: it does not fit).
+    pub fn room_used(&self) -> f64 {
+        self.needs.total() as f64 / self.limit.max(1) as f64
+    }
+
+    /// "294.3 kB weights at f32 + ... , as measured" (see [`DeviceMemory::describe`]).
+    pub fn describe(&self) -> String {
+        self.needs.describe(self.precision, self.batch)
+    }
+}
+
+/// What each device class a plan runs on holds for its build, at the batch
+/// it runs there: an on-device batch job its batch; online, and the device
+/// half of a fallback, one request's predictions at once (see
+/// [`inputs_at_once`]). Empty for a plan in the cloud.
+pub fn plan_device_memory<'a>(
+    scenario: &'a Scenario,
+    profiles: &ProfileSet,
+    c: &Candidate,
+) -> Vec<ClassMemory<'a>> {
+    if c.placement == Placement::Cloud {
+        return Vec::new();
+    }
+    scenario
+        .targets
+        .device_classes(&c.target)
+        .into_iter()
+        .map(|(device, _)| {
+            let build = c.build_on(&device.spec.name);
+            let batch = if c.placement == Placement::Edge && c.mode == Mode::Batch {
+                c.max_batch.max(1)
+            } else {
+                let fan_out = scenario.inputs.predictions_per_request;
+                profiles
+                    .find(
+                        &build.variant,
+                        build.backend,
+                        build.precision,
+                        &device.spec.name,
+                    )
+                    .map_or(1, |profile| inputs_at_once(profile, fan_out))
+            };
+            let config = (build.variant.as_str(), build.backend, build.precision);
+            ClassMemory {
+                device,
+                precision: build.precision,
+                batch,
+                needs: device_memory_needed(scenario, profiles, config, batch),
+                limit: device_memory_limit(scenario, device),
+            }
+        })
+        .collect()
 }
 
 /// The memory a model may use on `device`: the device's, or the scenario's

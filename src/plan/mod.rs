@@ -121,6 +121,11 @@ fn plan_unless(
     let scenario = what_if.apply(scenario);
     let mut evaluations = ranked_evaluations(&scenario, profiles, options, None, cancel);
     for e in &mut evaluations {
+        e.plan.device_memory_bytes =
+            evaluate::plan_device_memory(&scenario, profiles, &e.candidate)
+                .iter()
+                .map(|m| m.needs.total())
+                .max();
         e.plan.slo_latency_ms = e.slo_latency_ms.filter(|_| e.simulated);
         if e.plan.slo_latency_ms.is_none() {
             e.plan.slo_latency_ci_ms = None;

@@ -1188,60 +1188,28 @@ pub fn constraint_checks(
     // The devices the plan runs on, if any (edge, or the device half of a
     // fallback); on a fleet, the class whose memory binds most: the least
     // memory, or on a tiered plan the least room for its own build.
-    let classes = if p.placement == Placement::Cloud {
-        Vec::new()
-    } else {
-        scenario.targets.device_classes(&e.candidate.target)
-    };
-    // A batch job on the device runs its batches there; online, and the
-    // device half of a fallback, run one request's predictions at once.
-    let memory: Vec<(&str, u64, u64, String)> = classes
+    let memory = super::evaluate::plan_device_memory(scenario, profiles, &e.candidate);
+    let binding = memory
         .iter()
-        .map(|(t, _)| {
-            let build = e.candidate.build_on(&t.spec.name);
-            let batch = if p.placement == Placement::Edge && e.candidate.mode == Mode::Batch {
-                e.candidate.max_batch
-            } else {
-                let fan_out = scenario.inputs.predictions_per_request;
-                profiles
-                    .find(&build.variant, build.backend, build.precision, &t.spec.name)
-                    .map_or(1, |profile| {
-                        super::evaluate::inputs_at_once(profile, fan_out)
-                    })
-            };
-            let needs = super::evaluate::device_memory_needed(
-                scenario,
-                profiles,
-                (&build.variant, build.backend, build.precision),
-                batch,
-            );
-            let limit = super::evaluate::device_memory_limit(scenario, t);
-            let made_of = needs.describe(build.precision, batch);
-            (t.spec.name.as_str(), needs.total(), limit, made_of)
-        })
-        .collect();
-    let binding = memory.iter().max_by(|a, b| {
-        let room = |(_, needs, limit, _): &&(&str, u64, u64, String)| {
-            *needs as f64 / (*limit).max(1) as f64
-        };
-        room(a).total_cmp(&room(b)).then(b.2.cmp(&a.2))
-    });
-    if let (Some(_), Some((name, needs, limit, made_of))) =
-        (scenario.constraints.max_device_memory_bytes, binding)
-    {
+        .max_by(|a, b| (a.room_used().total_cmp(&b.room_used())).then(b.limit.cmp(&a.limit)));
+    if let (Some(_), Some(binding)) = (scenario.constraints.max_device_memory_bytes, binding) {
+        let (needs, limit) = (binding.needs.total(), binding.limit);
         // On a fleet, name the class that binds, when the classes differ.
-        let differ = memory.iter().any(|(_, n, l, _)| (n, l) != (needs, limit));
+        let differ = memory
+            .iter()
+            .any(|m| (m.needs.total(), m.limit) != (needs, limit));
         let on = if differ {
-            format!(" (on {name})")
+            format!(" (on {})", binding.device.spec.name)
         } else {
             String::new()
         };
         checks.push(ConstraintCheck {
             name: "device memory".to_string(),
-            required: format!("<= {}{on}", crate::scenario::format_bytes(*limit as f64)),
+            required: format!("<= {}{on}", crate::scenario::format_bytes(limit as f64)),
             achieved: format!(
-                "{} ({made_of})",
-                crate::scenario::format_bytes(*needs as f64)
+                "{} ({})",
+                crate::scenario::format_bytes(needs as f64),
+                binding.describe()
             ),
             ok: needs <= limit,
             checked: true,

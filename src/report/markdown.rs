@@ -526,6 +526,12 @@ fn section_recommended(
             format!("{energy:.2} mJ"),
         ]);
     }
+    if let Some(bytes) = plan.device_memory_bytes {
+        rows.push(vec![
+            "Memory on the device (weights + activations)".to_string(),
+            crate::scenario::format_bytes(bytes as f64),
+        ]);
+    }
     out.push_str(&table(&[("", Align::Left), ("", Align::Left)], &rows));
     out.push('\n');
     device_classes_table(out, plan, slo);

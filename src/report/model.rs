@@ -135,6 +135,13 @@ pub struct Plan {
     /// see. Empty for plans on one class or in the cloud.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_classes: Vec<DeviceClassFigures>,
+    /// Edge and hybrid plans: the most memory one device holds for the
+    /// plan's build, bytes: its weights at the precision and the activations
+    /// at the batch the device runs (a batch job's batch; online, one
+    /// request's predictions), as measured when timed. On a fleet, the class
+    /// holding the most. `None` for plans in the cloud and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory_bytes: Option<u64>,
 }
 
 /// A plan's latency where its SLO is judged, with its name ("p95 132 ms"

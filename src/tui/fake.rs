@@ -720,6 +720,7 @@ fn plan(
         batch_job: None,
         consumer_lag: None,
         device_classes: Vec::new(),
+        device_memory_bytes: None,
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: true,
