@@ -107,6 +107,12 @@ pub struct QuantizedBackend {
     /// column sums of its output. Off only to check that fusing changes no
     /// result (beyond the pool's summation order).
     pub fuse_conv_epilogue: bool,
+    /// Run an activation other than ReLU (GELU, sigmoid, tanh) after a dense
+    /// layer in place over that GEMM's output, written straight into the
+    /// activation's buffer, instead of into a buffer of its own: a
+    /// transformer's FFN then holds one hidden activation, not two. Off only
+    /// to check that it changes no result.
+    pub activation_in_place: bool,
 }
 
 impl Default for QuantizedBackend {
@@ -120,6 +126,7 @@ impl Default for QuantizedBackend {
             chain_int8: true,
             fuse_half_relu: true,
             fuse_conv_epilogue: true,
+            activation_in_place: true,
         }
     }
 }
@@ -269,6 +276,7 @@ impl Backend for QuantizedBackend {
                     relu_into: None,
                     pool_into: None,
                     chain_to: None,
+                    activation_in_place: None,
                 },
             );
         }
@@ -390,6 +398,9 @@ struct Fusions {
     pool_into: Vec<Option<usize>>,
     /// Per int8 dense node: the int8 dense node its output goes to, requantized u8.
     chain_to: Vec<Option<usize>>,
+    /// Per dense GEMM node: the activation after it other than a ReLU,
+    /// applied in place over the GEMM's output, which lands in its buffer.
+    activation_in_place: Vec<Option<(usize, Activation)>>,
     /// Nodes whose work another node's kernel does: skipped at run time.
     fused_away: Vec<bool>,
 }
@@ -416,6 +427,7 @@ impl QuantizedBackend {
             relu_into: vec![None; n],
             pool_into: vec![None; n],
             chain_to: vec![None; n],
+            activation_in_place: vec![None; n],
             fused_away: vec![false; n],
         };
         for i in 0..n {
@@ -439,9 +451,19 @@ impl QuantizedBackend {
             } else if f32_convs.contains(&i) && self.fuse_conv_epilogue {
                 f.relu_into[i] = relu_after(i);
             }
+            if dense(i) && self.activation_in_place && f.relu_into[i].is_none() {
+                f.activation_in_place[i] = sole_consumer(i).and_then(|j| match graph.nodes[j].op {
+                    Op::Activation(a) if a != Activation::Relu => Some((j, a)),
+                    _ => None,
+                });
+            }
         }
         for i in 0..n {
-            for j in [f.relu_into[i], f.pool_into[i]].into_iter().flatten() {
+            let in_place = f.activation_in_place[i].map(|(j, _)| j);
+            for j in [f.relu_into[i], f.pool_into[i], in_place]
+                .into_iter()
+                .flatten()
+            {
                 f.fused_away[j] = true;
             }
         }
@@ -488,7 +510,13 @@ impl QuantizedBackend {
             let mut group = vec![i];
             group.extend(fusions.relu_into[i]);
             group.extend(fusions.pool_into[i]);
+            let in_place = fusions.activation_in_place[i].map(|(j, _)| j);
+            group.extend(in_place);
             let (mut activations, mut weights) = (0.0, 0.0);
+            // An activation in place reads and writes the GEMM's output again.
+            if let Some(j) = in_place {
+                activations += 2.0 * graph.nodes[j].numel() as f64;
+            }
             for &j in &node.inputs {
                 let elements = graph.nodes[j].numel() as f64;
                 match graph.nodes[j].op {
@@ -607,6 +635,19 @@ struct GemmNode {
     /// The int8 dense node this GEMM feeds and its input quantization: the
     /// output is requantized into that node's u8 input.
     chain_to: Option<(usize, ActivationQuant)>,
+    /// The activation node after this dense GEMM (not a ReLU) and its
+    /// function: the GEMM writes that node's buffer, then applies it there.
+    activation_in_place: Option<(usize, Activation)>,
+}
+
+/// What a GEMM node does after its product, as its lowered line says it:
+/// " + relu", " + gelu in place", "".
+fn epilogue_name(g: &GemmNode) -> String {
+    match (g.relu_into, g.activation_in_place) {
+        (Some(_), _) => " + relu".to_string(),
+        (None, Some((_, a))) => format!(" + {} in place", crate::act::name(a)),
+        (None, None) => String::new(),
+    }
 }
 
 /// The A operand of a GEMM node.
@@ -1292,6 +1333,7 @@ impl QuantizedExecutable {
         for (&i, g) in self.gemms.iter_mut() {
             g.relu_into = fusions.relu_into[i];
             g.pool_into = fusions.pool_into[i];
+            g.activation_in_place = fusions.activation_in_place[i];
         }
         for (i, next) in fusions.chain_to.iter().enumerate() {
             let Some(l) = *next else { continue };
@@ -1399,7 +1441,11 @@ impl QuantizedExecutable {
         }
         match self.gemms.get(&i) {
             Some(g) if matches!(node.op, Op::Dense { .. }) && g.chain_to.is_some() => None,
-            Some(g) => Some(g.pool_into.or(g.relu_into).unwrap_or(i)),
+            Some(g) => Some(
+                (g.pool_into.or(g.relu_into))
+                    .or(g.activation_in_place.map(|(j, _)| j))
+                    .unwrap_or(i),
+            ),
             None => Some(i),
         }
     }
@@ -1688,7 +1734,7 @@ impl QuantizedExecutable {
                     } else {
                         GemmIn::F32(buffer(first))
                     };
-                    let out = match g.chain_to {
+                    let gemm_out = match g.chain_to {
                         Some((l, quant)) => GemmOut::U8 {
                             out: &mut later_u8[l - i - 1],
                             quant,
@@ -1699,14 +1745,25 @@ impl QuantizedExecutable {
                         },
                     };
                     let threads = gemm_threads(&self.tile, &mut self.chunks);
+                    let written = rows * g.n;
+                    let in_place = g.activation_in_place.map(|(_, a)| a);
                     g.run(
                         a,
                         rows,
-                        out,
+                        gemm_out,
                         &mut self.scratch.a_u8,
                         self.half_path,
                         threads,
                     )?;
+                    if let Some(a) = in_place {
+                        let dst = out.get_mut(..written).ok_or_else(|| {
+                            KernelError::Gemm(format!(
+                                "quantized: {}'s buffer holds fewer than the {written} values its GEMM wrote",
+                                node.name
+                            ))
+                        })?;
+                        crate::act::apply_slice(a, dst);
+                    }
                 }
                 Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
                     // Patch rows [hw, k] per sample: im2col for a conv, a
@@ -2177,7 +2234,7 @@ impl Executable for QuantizedExecutable {
             let how = match self.gemms.get(&i) {
                 Some(g) => match &g.weights {
                     GemmWeights::Int8 { act, packed, .. } => {
-                        let relu = if g.relu_into.is_some() { " + relu" } else { "" };
+                        let relu = epilogue_name(g);
                         let lanes = match node.op {
                             // `ConvGemm::run`'s kernel choice.
                             Op::PointwiseConv { .. } if packed.path() == Int8Path::Vnni512 => {
@@ -2197,7 +2254,7 @@ impl Executable for QuantizedExecutable {
                         )
                     }
                     GemmWeights::Half(w) => {
-                        let relu = if g.relu_into.is_some() { " + relu" } else { "" };
+                        let relu = epilogue_name(g);
                         format!("{:?}-weight gemm{relu}, f32 accumulate", w.storage())
                     }
                 },
