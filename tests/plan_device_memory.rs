@@ -1,12 +1,13 @@
 //! A device's memory is judged on what each build held when timed here (its
 //! activation buffers by batch), not on one count for every backend: a
 //! compiled build that reuses its buffers fits where the naive reference
-//! does not, and the other way round.
+//! does not, and the other way round. A cloud instance's too: a replica
+//! holds a whole batch of requests.
 
 use std::path::Path;
 mod common;
 
-use common::synthetic_profiles_with;
+use common::{load, synthetic_profiles_with};
 use workbench::plan::{self, PlanOptions, ProfileSet, WhatIf};
 use workbench::scenario::{self, Mode, Placement, Scenario};
 use workbench_kernels::{BackendKind, Precision};
@@ -201,4 +202,70 @@ fn a_request_of_many_predictions_holds_them_all_at_once() {
         .expect("an on-device batch job");
     assert_eq!(job.candidate.max_batch, 8, "{}", job.plan.id);
     assert!(line(16) > LIMIT && line(8) <= LIMIT);
+}
+
+/// A cloud instance holds a replica's whole batch: with 1 MB of activations
+/// an input and room for 4 MB beside the weights, plans batching 16 or 64
+/// requests are rejected for the instance's memory (and say so), unbatched
+/// ones are simulated, and the batch job runs the largest batch that fits.
+#[test]
+fn a_cloud_replica_holds_its_whole_batch() {
+    let mut s = load("card-fraud-stream");
+    let reference = s
+        .model
+        .reference_variant()
+        .expect("a reference")
+        .name
+        .clone();
+    s.model.variants.retain(|v| v.name == reference);
+    s.model.reference = 0;
+    s.search.precisions = vec![Precision::F32];
+    let mut profiles = synthetic_profiles_with(&s, 0.6, 0.995);
+    let per_input = 1_000_000;
+    for backend in [BackendKind::Naive, BackendKind::Tiled] {
+        profiles.activations.insert(
+            (reference.clone(), backend, Precision::F32),
+            vec![(1, per_input), (64, 64 * per_input)],
+        );
+    }
+    let weights = s.model.variants[0].counts().weight_bytes(Precision::F32);
+    for target in &mut s.targets.cloud {
+        target.spec.memory_bytes = weights + 4 * per_input;
+    }
+    let out = planned(&s, &profiles);
+    let online: Vec<&plan::Evaluation> = out
+        .evaluations
+        .iter()
+        .filter(|e| e.candidate.mode != Mode::Batch && e.candidate.precompute_fraction.is_none())
+        .collect();
+    assert!(online
+        .iter()
+        .any(|e| e.candidate.max_batch == 1 && e.simulated));
+    let batched: Vec<&&plan::Evaluation> = online
+        .iter()
+        .filter(|e| e.candidate.max_batch > 1)
+        .collect();
+    assert!(!batched.is_empty());
+    for e in batched {
+        let why = e.reason().unwrap_or_default();
+        let at = format!(
+            "activations at batch {}, as measured",
+            e.candidate.max_batch
+        );
+        assert!(
+            !e.simulated && why.contains("instance has 4.") && why.contains(&at),
+            "{}: {why}",
+            e.plan.id
+        );
+    }
+    let jobs: Vec<&plan::Evaluation> = out
+        .evaluations
+        .iter()
+        .filter(|e| e.candidate.mode == Mode::Batch)
+        .collect();
+    assert!(!jobs.is_empty());
+    for job in jobs {
+        // Of the timed batches 1, 4, 8, ...: 4 is the largest that fits.
+        assert_eq!(job.candidate.max_batch, 4, "{}", job.plan.id);
+    }
 }

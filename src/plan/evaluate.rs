@@ -2486,11 +2486,52 @@ pub fn memory_check(
     profile: &ComputeProfile,
     batch: u32,
 ) -> Option<String> {
-    let needs = ctx.device_memory(profile, batch);
     let limit = device_memory_limit(ctx.scenario, device);
+    memory_reason(
+        ctx.device_memory(profile, batch),
+        limit,
+        "device",
+        profile,
+        batch,
+    )
+}
+
+/// Why a cloud instance of `target` cannot serve `inputs` at once (a batch
+/// of requests, each of the scenario's predictions) with `profile`'s build:
+/// its memory does not hold the weights and that batch's activations
+/// ("needs 9.1 GB, instance has 8.0 GB (...)"). `None` when it does.
+pub fn instance_memory_check(
+    ctx: &Context<'_>,
+    target: &Target,
+    profile: &ComputeProfile,
+    inputs: u64,
+) -> Option<String> {
+    let batch = inputs_at_once(profile, inputs);
+    let needs = ctx.device_memory(profile, batch);
+    memory_reason(needs, target.spec.memory_bytes, "instance", profile, batch)
+}
+
+/// Whether a cloud instance of `target` holds `profile`'s build running
+/// `batch` inputs at once.
+pub fn fits_instance(
+    ctx: &Context<'_>,
+    target: &Target,
+    profile: &ComputeProfile,
+    batch: u32,
+) -> bool {
+    ctx.device_memory(profile, batch).total() <= target.spec.memory_bytes
+}
+
+fn memory_reason(
+    needs: DeviceMemory,
+    limit: u64,
+    holder: &str,
+    profile: &ComputeProfile,
+    batch: u32,
+) -> Option<String> {
     (needs.total() > limit).then(|| {
         format!(
-            "needs {}, device has {} ({})",
+            "needs {}, {holder} has {} ({})",
             scenario::format_bytes(needs.total() as f64),
             scenario::format_bytes(limit as f64),
             needs.describe(profile.precision, batch)

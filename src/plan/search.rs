@@ -11,10 +11,11 @@ use crate::sim::cost::HOURS_PER_MONTH;
 
 use super::candidate::{Candidate, ClassBuild, FallbackModel};
 use super::evaluate::{
-    batch_job, check_device_power, edge_devices, finite_inputs, inputs_at_once, lookup_path,
-    memory_check, online_path, pruned, rates, simulate_candidate, simulate_devices, static_checks,
-    with_instance_cost, CloudFallback, Context, DeviceClass, DevicePower, DevicesPlan, Evaluation,
-    SearchBudget, SimBudget, SimPlan, UsageExtras, TARGET_UTILISATION,
+    batch_job, check_device_power, edge_devices, finite_inputs, fits_instance, inputs_at_once,
+    instance_memory_check, lookup_path, memory_check, online_path, pruned, rates,
+    simulate_candidate, simulate_devices, static_checks, with_instance_cost, CloudFallback,
+    Context, DeviceClass, DevicePower, DevicesPlan, Evaluation, SearchBudget, SimBudget, SimPlan,
+    UsageExtras, TARGET_UTILISATION,
 };
 use super::profile::ComputeProfile;
 
@@ -536,11 +537,17 @@ fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut 
             if stream || bridged(ctx) {
                 static_reasons.extend(partitions_too_few(ctx, peak));
             }
+            let fan_out = s.inputs.predictions_per_request;
             for (max_batch, delay) in batchings(ctx) {
                 let mut c = base.candidate(&target.spec.name, profile);
                 c.max_batch = max_batch;
                 c.max_delay_ms = delay;
-                if !static_reasons.is_empty() {
+                // A replica holds a full batch of requests' activations.
+                let inputs = u64::from(max_batch).saturating_mul(fan_out);
+                let memory = instance_memory_check(ctx, target, profile, inputs);
+                if !static_reasons.is_empty() || memory.is_some() {
+                    let reasons: Vec<String> =
+                        static_reasons.iter().cloned().chain(memory).collect();
                     out.push(with_instance_cost(
                         ctx,
                         pruned(
@@ -548,7 +555,7 @@ fn online_cloud(ctx: &Context<'_>, budget: &SearchBudget, mode: Mode, out: &mut 
                             source_of(profile),
                             accuracy,
                             profile.median_s(1),
-                            static_reasons.join("; "),
+                            reasons.join("; "),
                         ),
                         target.spec.usd_per_hour,
                     ));
@@ -624,7 +631,7 @@ fn batch_cloud(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Evaluatio
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
             let mut c = base.candidate(&target.spec.name, profile);
-            c.max_batch = profile.most_efficient_batch(|_| true);
+            c.max_batch = profile.most_efficient_batch(|b| fits_instance(ctx, target, profile, b));
             let mut reasons = static_checks(ctx, true, &agreement);
             if let Some(why) = &profile.infeasible {
                 reasons.push(why.to_string());
@@ -727,17 +734,15 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
         placement: Placement::Cloud,
     };
     let batchings = batchings(ctx);
+    let fan_out = s.inputs.predictions_per_request;
     for target in targets(ctx, false) {
         for (variant, precision) in model_configs(ctx) {
             let Some(profile) = best(ctx, &variant, precision, &target.spec.name) else {
                 continue;
             };
             // Misses are served online, each needing the scenario's fan-out of predictions.
-            let online_profile = with_request_handling(
-                profile.per_request(s.inputs.predictions_per_request),
-                target,
-                request_cpu_s(target),
-            );
+            let online_profile =
+                with_request_handling(profile.per_request(fan_out), target, request_cpu_s(target));
             let agreement = ctx.agreement(&variant, precision);
             let accuracy = agreement.shown();
             let mut reasons = static_checks(ctx, true, &agreement);
@@ -762,7 +767,11 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
                     ctx,
                     reasons.clone(),
                     cached,
-                    inputs_per_s(ctx, profile, profile.most_efficient_batch(|_| true)),
+                    inputs_per_s(
+                        ctx,
+                        profile,
+                        profile.most_efficient_batch(|b| fits_instance(ctx, target, profile, b)),
+                    ),
                     s.search.max_replicas,
                     target.spec.cold_start_ms / 1000.0,
                 ) {
@@ -794,17 +803,23 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
                     c.max_batch = max_batch;
                     c.max_delay_ms = delay;
                     let capacity = online_profile.capacity_per_s(max_batch);
-                    let replicas = match replica_range(ctx, 1.0 - hit, capacity, None) {
-                        Ok(r) => r,
-                        Err(why) => {
-                            out.push(with_instance_cost(
-                                ctx,
-                                pruned(c, source_of(profile), accuracy, 0.0, why),
-                                target.spec.usd_per_hour,
-                            ));
-                            continue;
-                        }
+                    let inputs = u64::from(max_batch).saturating_mul(fan_out);
+                    let fits = match instance_memory_check(ctx, target, &online_profile, inputs) {
+                        Some(why) => Err(why),
+                        None => Ok(()),
                     };
+                    let replicas =
+                        match fits.and_then(|()| replica_range(ctx, 1.0 - hit, capacity, None)) {
+                            Ok(r) => r,
+                            Err(why) => {
+                                out.push(with_instance_cost(
+                                    ctx,
+                                    pruned(c, source_of(profile), accuracy, 0.0, why),
+                                    target.spec.usd_per_hour,
+                                ));
+                                continue;
+                            }
+                        };
                     let storage_price = s
                         .targets
                         .storage
@@ -1521,17 +1536,23 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                     c.max_batch = max_batch;
                     c.max_delay_ms = delay;
                     let capacity = cloud_profile.capacity_per_s(max_batch);
-                    let replicas = match replica_range(ctx, cloud_share, capacity, None) {
-                        Ok(r) => r,
-                        Err(why) => {
-                            out.push(with_instance_cost(
-                                ctx,
-                                pruned(c, source_of(edge_profile), accuracy, 0.0, why),
-                                cloud.spec.usd_per_hour,
-                            ));
-                            continue;
-                        }
+                    let inputs = u64::from(max_batch).saturating_mul(fan_out);
+                    let fits = match instance_memory_check(ctx, cloud, cloud_profile, inputs) {
+                        Some(why) => Err(why),
+                        None => Ok(()),
                     };
+                    let replicas =
+                        match fits.and_then(|()| replica_range(ctx, cloud_share, capacity, None)) {
+                            Ok(r) => r,
+                            Err(why) => {
+                                out.push(with_instance_cost(
+                                    ctx,
+                                    pruned(c, source_of(edge_profile), accuracy, 0.0, why),
+                                    cloud.spec.usd_per_hour,
+                                ));
+                                continue;
+                            }
+                        };
                     try_replicas(replicas, out, |r| {
                         let mut c = c.clone();
                         c.replicas = r;
