@@ -720,7 +720,14 @@ fn plan(
         batch_job: None,
         consumer_lag: None,
         device_classes: Vec::new(),
-        device_memory_bytes: None,
+        // What a phone holds for a small model's weights and activations.
+        device_memory_bytes: (placement != Placement::Cloud).then_some(
+            if precision == Precision::Int8 {
+                620_000
+            } else {
+                2_400_000
+            },
+        ),
         energy_mj_per_prediction: None,
         on_pareto_front: false,
         simulated: true,

@@ -37,6 +37,9 @@ pub struct CandidateRow {
     pub pareto: bool,
     /// `false`: rejected before simulation (latencies are a lower bound, no cost).
     pub simulated: bool,
+    /// Edge and hybrid plans: what one device holds for the plan's build
+    /// (weights and activations, bytes; [`Plan::device_memory_bytes`]).
+    pub device_memory_bytes: Option<u64>,
 }
 
 impl CandidateRow {
@@ -247,6 +250,7 @@ impl CandidateRow {
             rejected_because,
             pareto: plan.on_pareto_front,
             simulated: plan.simulated,
+            device_memory_bytes: plan.device_memory_bytes,
         }
     }
 }

@@ -932,8 +932,15 @@ fn recommendation_lines(app: &App, plan: &PlanView) -> Vec<Line<'static>> {
             // the CLI's summary line and the report lead with.
             let latency_name = plan.latency_name();
             let at_slo = |c: &CandidateRow| c.at_slo_ms.map_or_else(|| "-".to_string(), fmt_ms);
+            // On devices, what one of them holds for the model.
+            let on_device = best.device_memory_bytes.map_or_else(String::new, |b| {
+                format!(
+                    " · {} on the device",
+                    crate::scenario::format_bytes(b as f64)
+                )
+            });
             let mut figures = vec![Span::raw(format!(
-                "{latency_name} {} · {} · {}/month",
+                "{latency_name} {} · {} · {}/month{on_device}",
                 at_slo(best),
                 format_args!("{} req/s", fmt_count(best.throughput_rps)),
                 fmt_usd(best.cost_usd_per_month)
@@ -2252,6 +2259,21 @@ mod tests {
         let text = screen(&app, 120, 34);
         assert!(text.contains("quick run"), "{text}");
         assert!(screen(&app, 80, 24).contains("quick run"));
+    }
+
+    /// The recommendation's figures say what a device holds for an edge
+    /// plan; a cloud plan's say nothing of it.
+    #[test]
+    fn an_edge_plan_says_what_the_device_holds() {
+        let mut report = crate::report::fixtures::sample_report();
+        let app = showing(&report, View::Plan);
+        assert!(!screen(&app, 120, 34).contains("on the device"));
+        if let Some(plan) = report.recommended.as_mut() {
+            plan.device_memory_bytes = Some(294_300);
+        }
+        let app = showing(&report, View::Plan);
+        let text = screen(&app, 120, 34);
+        assert!(text.contains("/month · 294.3 kB on the device"), "{text}");
     }
 
     /// A rationale longer than the summary box says there is more, and `w`
