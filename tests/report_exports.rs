@@ -150,7 +150,8 @@ fn candidates_csv_has_one_row_per_plan_with_reasons() {
     assert!(lines[0].ends_with(
         "on_pareto_front,feasible,rejected_because,slo_latency_ms,\
          consumer_lag_mean_messages,consumer_lag_max_messages,consumer_lag_mean_wait_ms,\
-         slo_latency_ci_low_ms,slo_latency_ci_high_ms,job_every_s,job_run_s,job_instances"
+         slo_latency_ci_low_ms,slo_latency_ci_high_ms,job_every_s,job_run_s,job_instances,\
+         device_memory_bytes"
     ));
     assert!(lines[1].contains(",true,online-http,cloud,c7i.large,2,"));
     assert!(text.contains("p99 212 ms > SLO 50 ms"));

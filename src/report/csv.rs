@@ -183,6 +183,13 @@ pub fn candidates_csv(report: &Report) -> Result<String, ReportError> {
                 .map(|r| r.0.batch_job.map(|j| j.instances))
                 .collect::<Vec<Option<u32>>>(),
         ),
+        // Edge and hybrid plans (empty in the cloud); after the older columns.
+        column(
+            "device_memory_bytes",
+            rows.iter()
+                .map(|r| r.0.device_memory_bytes)
+                .collect::<Vec<Option<u64>>>(),
+        ),
     ];
     write_csv("candidates.csv", rows.len(), columns)
 }
@@ -275,12 +282,13 @@ mod tests {
 
     /// The SLO figure's interval fills its two columns where it was
     /// estimated, and leaves them empty where not; the batch job's schedule
-    /// follows, last.
+    /// follows, then a device's memory, last.
     #[test]
-    fn the_slo_interval_and_the_job_schedule_are_the_last_columns() {
+    fn the_slo_interval_the_job_schedule_and_the_device_memory_are_the_last_columns() {
         let mut report = sample_report();
         if let Some(plan) = report.recommended.as_mut() {
             plan.slo_latency_ci_ms = Some([27.5, 29.25]);
+            plan.device_memory_bytes = Some(294_300);
             plan.batch_job = Some(BatchJob {
                 every_s: 86_400.0,
                 run_s: 1_800.0,
@@ -292,13 +300,14 @@ mod tests {
         let text = candidates_csv(&report).expect("csv");
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with(
-            ",slo_latency_ci_low_ms,slo_latency_ci_high_ms,job_every_s,job_run_s,job_instances"
+            ",slo_latency_ci_low_ms,slo_latency_ci_high_ms,job_every_s,job_run_s,job_instances,\
+             device_memory_bytes"
         ));
         assert!(
-            lines[1].ends_with(",27.5,29.25,86400.0,1800.0,3"),
+            lines[1].ends_with(",27.5,29.25,86400.0,1800.0,3,294300"),
             "{}",
             lines[1]
         );
-        assert!(lines[2].ends_with(",,,,,"), "{}", lines[2]);
+        assert!(lines[2].ends_with(",,,,,,"), "{}", lines[2]);
     }
 }
