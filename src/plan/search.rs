@@ -804,10 +804,9 @@ fn precompute_hybrid(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Eva
                     c.max_delay_ms = delay;
                     let capacity = online_profile.capacity_per_s(max_batch);
                     let inputs = u64::from(max_batch).saturating_mul(fan_out);
-                    let fits = match instance_memory_check(ctx, target, &online_profile, inputs) {
-                        Some(why) => Err(why),
-                        None => Ok(()),
-                    };
+                    // A replica that cannot hold the batch rules the batching out.
+                    let fits = instance_memory_check(ctx, target, &online_profile, inputs)
+                        .map_or(Ok(()), Err);
                     let replicas =
                         match fits.and_then(|()| replica_range(ctx, 1.0 - hit, capacity, None)) {
                             Ok(r) => r,
@@ -1537,10 +1536,9 @@ fn edge_with_fallback(ctx: &Context<'_>, budget: &SearchBudget, out: &mut Vec<Ev
                     c.max_delay_ms = delay;
                     let capacity = cloud_profile.capacity_per_s(max_batch);
                     let inputs = u64::from(max_batch).saturating_mul(fan_out);
-                    let fits = match instance_memory_check(ctx, cloud, cloud_profile, inputs) {
-                        Some(why) => Err(why),
-                        None => Ok(()),
-                    };
+                    // A replica that cannot hold the batch rules the batching out.
+                    let fits = instance_memory_check(ctx, cloud, cloud_profile, inputs)
+                        .map_or(Ok(()), Err);
                     let replicas =
                         match fits.and_then(|()| replica_range(ctx, cloud_share, capacity, None)) {
                             Ok(r) => r,
