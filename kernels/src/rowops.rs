@@ -79,6 +79,23 @@ fn softmax_rows(x: &[f32], d: usize, out: &mut [f32]) {
     }
 }
 
+/// [`softmax`] over rows of length `d` of `xs`, in place: the same
+/// operations in the same order, so the same bits.
+pub(crate) fn softmax_in_place(xs: &mut [f32], d: usize) {
+    on_best_path!(softmax_rows_in_place, xs, d)
+}
+
+#[inline(always)]
+fn softmax_rows_in_place(xs: &mut [f32], d: usize) {
+    for o in xs.chunks_exact_mut(d.max(1)) {
+        let m = max(o);
+        o.iter_mut().for_each(|v| *v -= m);
+        act::exp_slice(o);
+        let inv = 1.0 / sum(o);
+        o.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
 /// Layer norm over rows of length `gamma.len()` (biased variance), each row
 /// shifted by its first element first, as [`reference::layer_norm`] says why.
 ///
@@ -232,6 +249,10 @@ mod tests {
             for row in got.chunks_exact(d) {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             }
+            // In place: the same bits.
+            let mut in_place = x.clone();
+            softmax_in_place(&mut in_place, d);
+            assert_eq!(in_place, got, "softmax in place d={d}");
             let gamma = data(d, 1);
             let beta = data(d, 2);
             let mut got = vec![f32::NAN; rows * d];

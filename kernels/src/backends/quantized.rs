@@ -113,6 +113,11 @@ pub struct QuantizedBackend {
     /// transformer's FFN then holds one hidden activation, not two. Off only
     /// to check that it changes no result.
     pub activation_in_place: bool,
+    /// Write attention scores straight into the softmax's buffer and run the
+    /// softmax there in place, a sample at a time while its scores are in
+    /// cache: one heads x seq x seq buffer, not two. Off only to check that
+    /// it changes no result.
+    pub softmax_in_place: bool,
 }
 
 impl Default for QuantizedBackend {
@@ -127,6 +132,7 @@ impl Default for QuantizedBackend {
             fuse_half_relu: true,
             fuse_conv_epilogue: true,
             activation_in_place: true,
+            softmax_in_place: true,
         }
     }
 }
@@ -197,6 +203,7 @@ impl Backend for QuantizedBackend {
             precision: opts.precision,
             gemms: BTreeMap::new(),
             fused_away: vec![false; graph.nodes.len()],
+            softmax_into: vec![None; graph.nodes.len()],
             writes: Vec::new(),
             held: Vec::new(),
             sample_major: Vec::new(),
@@ -401,6 +408,9 @@ struct Fusions {
     /// Per dense GEMM node: the activation after it other than a ReLU,
     /// applied in place over the GEMM's output, which lands in its buffer.
     activation_in_place: Vec<Option<(usize, Activation)>>,
+    /// Per attention-scores node: the softmax after it, run in place over
+    /// the scores, which land in its buffer.
+    softmax_into: Vec<Option<usize>>,
     /// Nodes whose work another node's kernel does: skipped at run time.
     fused_away: Vec<bool>,
 }
@@ -428,6 +438,7 @@ impl QuantizedBackend {
             pool_into: vec![None; n],
             chain_to: vec![None; n],
             activation_in_place: vec![None; n],
+            softmax_into: vec![None; n],
             fused_away: vec![false; n],
         };
         for i in 0..n {
@@ -457,13 +468,15 @@ impl QuantizedBackend {
                     _ => None,
                 });
             }
+            if self.softmax_in_place && matches!(graph.nodes[i].op, Op::AttentionScores { .. }) {
+                f.softmax_into[i] =
+                    sole_consumer(i).filter(|&j| matches!(graph.nodes[j].op, Op::Softmax));
+            }
         }
         for i in 0..n {
             let in_place = f.activation_in_place[i].map(|(j, _)| j);
-            for j in [f.relu_into[i], f.pool_into[i], in_place]
-                .into_iter()
-                .flatten()
-            {
+            let fused = [f.relu_into[i], f.pool_into[i], in_place, f.softmax_into[i]];
+            for j in fused.into_iter().flatten() {
                 f.fused_away[j] = true;
             }
         }
@@ -511,9 +524,10 @@ impl QuantizedBackend {
             group.extend(fusions.relu_into[i]);
             group.extend(fusions.pool_into[i]);
             let in_place = fusions.activation_in_place[i].map(|(j, _)| j);
+            let in_place = in_place.or(fusions.softmax_into[i]);
             group.extend(in_place);
             let (mut activations, mut weights) = (0.0, 0.0);
-            // An activation in place reads and writes the GEMM's output again.
+            // An activation or softmax in place reads and writes the output again.
             if let Some(j) = in_place {
                 activations += 2.0 * graph.nodes[j].numel() as f64;
             }
@@ -981,6 +995,8 @@ pub struct QuantizedExecutable {
     gemms: BTreeMap<usize, GemmNode>,
     /// Nodes whose work a GEMM epilogue does (fused ReLUs): skipped at run time.
     fused_away: Vec<bool>,
+    /// Per attention-scores node: the softmax it writes and runs in place.
+    softmax_into: Vec<Option<usize>>,
     /// Per node, the node whose buffer it writes (`destination`).
     writes: Vec<Option<usize>>,
     /// Per node, whether its buffer holds a value some node reads or writes.
@@ -1354,6 +1370,7 @@ impl QuantizedExecutable {
         for (&i, plan) in self.f32_convs.iter_mut() {
             plan.relu_into = fusions.relu_into[i];
         }
+        self.softmax_into = fusions.softmax_into;
         self.fused_away = fusions.fused_away;
         let convs = self
             .f32_convs
@@ -1433,6 +1450,9 @@ impl QuantizedExecutable {
             return None;
         }
         let node = &self.graph.nodes[i];
+        if let Some(softmax) = self.softmax_into.get(i).copied().flatten() {
+            return Some(softmax);
+        }
         if let Some(plan) = self.f32_convs.get(&i) {
             return match plan.feeds {
                 Some(next) => Some(self.f32_convs.get(&next)?.relu_into.unwrap_or(next)),
@@ -1817,6 +1837,10 @@ impl QuantizedExecutable {
                         (seq, d, *heads),
                         out,
                     )?;
+                    // The softmax's rows, this sample's scores still in cache.
+                    if self.softmax_into.get(i).is_some_and(Option::is_some) {
+                        crate::rowops::softmax_in_place(out, seq);
+                    }
                 }
                 return Ok(());
             }
@@ -2280,6 +2304,9 @@ impl Executable for QuantizedExecutable {
                             what.push_str(", its input written in place by the conv before");
                         }
                         format!("{what}{relu} ({})", self.simd.name())
+                    }
+                    None if self.softmax_into.get(i).is_some_and(Option::is_some) => {
+                        "f32 + softmax in place".to_string()
                     }
                     None => "f32".to_string(),
                 },
