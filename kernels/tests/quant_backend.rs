@@ -219,6 +219,19 @@ fn pointwise_planes_in_several_bands_land_in_place_on_every_int8_path() {
     }
 }
 
+/// `g` compiled by `backend` at `precision` and run on the 3 samples `x`:
+/// its lowered form, its outputs and the activation bytes it then holds.
+fn lowered_run(
+    backend: QuantizedBackend,
+    g: &Graph,
+    x: &[f32],
+    precision: Precision,
+) -> (String, Vec<f32>, usize) {
+    let mut exe = backend.compile(g, &opts(precision)).expect("compile");
+    let out = exe.run(x, 3).expect("run").to_vec();
+    (exe.lowered(), out, exe.activation_bytes())
+}
+
 #[test]
 fn fused_half_relu_gives_the_same_outputs_as_the_separate_op() {
     let g = mlp();
@@ -230,11 +243,10 @@ fn fused_half_relu_gives_the_same_outputs_as_the_separate_op() {
                 fuse_half_relu,
                 ..QuantizedBackend::default()
             };
-            let mut exe = backend.compile(&g, &opts(precision)).expect("compile");
-            let lowered = exe.lowered();
+            let (lowered, out, _) = lowered_run(backend, &g, &x, precision);
             let fused = lowered.matches("gemm + relu").count();
             assert_eq!(fused, if fuse_half_relu { 2 } else { 0 }, "{lowered}");
-            outs.push(exe.run(&x, 3).expect("run").to_vec());
+            outs.push(out);
         }
         assert_eq!(
             outs[0], outs[1],
@@ -291,12 +303,10 @@ fn an_activation_in_place_gives_the_same_outputs_and_holds_less() {
                 activation_in_place,
                 ..QuantizedBackend::default()
             };
-            let mut exe = backend.compile(&g, &opts(precision)).expect("compile");
-            let lowered = exe.lowered();
+            let (lowered, out, bytes) = lowered_run(backend, &g, &x, precision);
             let in_place = lowered.matches("gemm + gelu in place").count();
             assert_eq!(in_place, usize::from(activation_in_place), "{lowered}");
-            let out = exe.run(&x, 3).expect("run").to_vec();
-            runs.push((out, exe.activation_bytes()));
+            runs.push((out, bytes));
         }
         let ((fused, fused_bytes), (separate, separate_bytes)) = (&runs[0], &runs[1]);
         assert_eq!(fused, separate, "{precision}: in place changed the outputs");
@@ -308,30 +318,28 @@ fn an_activation_in_place_gives_the_same_outputs_and_holds_less() {
 }
 
 /// Attention scores written into the softmax's buffer, the softmax run
-/// there in place, give the bits of the two ops apart, and the model holds
-/// less (one heads x seq x seq buffer, not two: a BERT-base encoder at
-/// batch 1 3.54 MB, not 3.93 MB).
+/// there in place, give the bits of the two ops apart and never hold more
+/// (one heads x seq x seq buffer, not two: a BERT-base encoder at batch 1
+/// holds 3.54 MB, not 3.93 MB; here the FFN's peak is the larger).
 #[test]
 fn a_softmax_in_place_gives_the_same_outputs() {
     let g = transformer();
     let x = seeded_inputs(g.input_len(), 3, 31);
     for precision in [Precision::Int8, Precision::F16] {
-        let mut outs = Vec::new();
+        let mut runs = Vec::new();
         for softmax_in_place in [true, false] {
             let backend = QuantizedBackend {
                 softmax_in_place,
                 ..QuantizedBackend::default()
             };
-            let mut exe = backend.compile(&g, &opts(precision)).expect("compile");
-            let lowered = exe.lowered();
+            let (lowered, out, bytes) = lowered_run(backend, &g, &x, precision);
             let fused = lowered.matches("f32 + softmax in place").count();
             assert_eq!(fused, usize::from(softmax_in_place), "{lowered}");
-            outs.push(exe.run(&x, 3).expect("run").to_vec());
+            runs.push((out, bytes));
         }
-        assert_eq!(
-            outs[0], outs[1],
-            "{precision}: in place changed the outputs"
-        );
+        let ((fused, fused_bytes), (separate, separate_bytes)) = (&runs[0], &runs[1]);
+        assert_eq!(fused, separate, "{precision}: in place changed the outputs");
+        assert!(fused_bytes <= separate_bytes, "{precision}");
     }
 }
 
