@@ -203,7 +203,7 @@ impl Backend for QuantizedBackend {
             precision: opts.precision,
             gemms: BTreeMap::new(),
             fused_away: vec![false; graph.nodes.len()],
-            softmax_into: vec![None; graph.nodes.len()],
+            in_place: vec![None; graph.nodes.len()],
             writes: Vec::new(),
             held: Vec::new(),
             sample_major: Vec::new(),
@@ -283,7 +283,6 @@ impl Backend for QuantizedBackend {
                     relu_into: None,
                     pool_into: None,
                     chain_to: None,
-                    activation_in_place: None,
                 },
             );
         }
@@ -405,12 +404,10 @@ struct Fusions {
     pool_into: Vec<Option<usize>>,
     /// Per int8 dense node: the int8 dense node its output goes to, requantized u8.
     chain_to: Vec<Option<usize>>,
-    /// Per dense GEMM node: the activation after it other than a ReLU,
-    /// applied in place over the GEMM's output, which lands in its buffer.
-    activation_in_place: Vec<Option<(usize, Activation)>>,
-    /// Per attention-scores node: the softmax after it, run in place over
-    /// the scores, which land in its buffer.
-    softmax_into: Vec<Option<usize>>,
+    /// Per node: the node after it run in place over its output, which
+    /// lands in that node's buffer (`run_in_place`): an activation other than
+    /// a ReLU after a dense GEMM, the softmax after attention scores.
+    in_place: Vec<Option<usize>>,
     /// Nodes whose work another node's kernel does: skipped at run time.
     fused_away: Vec<bool>,
 }
@@ -437,8 +434,7 @@ impl QuantizedBackend {
             relu_into: vec![None; n],
             pool_into: vec![None; n],
             chain_to: vec![None; n],
-            activation_in_place: vec![None; n],
-            softmax_into: vec![None; n],
+            in_place: vec![None; n],
             fused_away: vec![false; n],
         };
         for i in 0..n {
@@ -462,21 +458,23 @@ impl QuantizedBackend {
             } else if f32_convs.contains(&i) && self.fuse_conv_epilogue {
                 f.relu_into[i] = relu_after(i);
             }
-            if dense(i) && self.activation_in_place && f.relu_into[i].is_none() {
-                f.activation_in_place[i] = sole_consumer(i).and_then(|j| match graph.nodes[j].op {
-                    Op::Activation(a) if a != Activation::Relu => Some((j, a)),
-                    _ => None,
-                });
-            }
-            if self.softmax_in_place && matches!(graph.nodes[i].op, Op::AttentionScores { .. }) {
-                f.softmax_into[i] =
-                    sole_consumer(i).filter(|&j| matches!(graph.nodes[j].op, Op::Softmax));
+            // An activation other than ReLU after a dense GEMM, or the
+            // softmax after attention scores, runs in place over the output.
+            let scores = matches!(graph.nodes[i].op, Op::AttentionScores { .. });
+            let runs_in_place = |op: &Op| match op {
+                Op::Activation(a) => dense(i) && self.activation_in_place && *a != Activation::Relu,
+                Op::Softmax => scores && self.softmax_in_place,
+                _ => false,
+            };
+            if f.relu_into[i].is_none() {
+                f.in_place[i] = sole_consumer(i).filter(|&j| runs_in_place(&graph.nodes[j].op));
             }
         }
         for i in 0..n {
-            let in_place = f.activation_in_place[i].map(|(j, _)| j);
-            let fused = [f.relu_into[i], f.pool_into[i], in_place, f.softmax_into[i]];
-            for j in fused.into_iter().flatten() {
+            for j in [f.relu_into[i], f.pool_into[i], f.in_place[i]]
+                .into_iter()
+                .flatten()
+            {
                 f.fused_away[j] = true;
             }
         }
@@ -523,12 +521,10 @@ impl QuantizedBackend {
             let mut group = vec![i];
             group.extend(fusions.relu_into[i]);
             group.extend(fusions.pool_into[i]);
-            let in_place = fusions.activation_in_place[i].map(|(j, _)| j);
-            let in_place = in_place.or(fusions.softmax_into[i]);
-            group.extend(in_place);
+            group.extend(fusions.in_place[i]);
             let (mut activations, mut weights) = (0.0, 0.0);
             // An activation or softmax in place reads and writes the output again.
-            if let Some(j) = in_place {
+            if let Some(j) = fusions.in_place[i] {
                 activations += 2.0 * graph.nodes[j].numel() as f64;
             }
             for &j in &node.inputs {
@@ -649,18 +645,26 @@ struct GemmNode {
     /// The int8 dense node this GEMM feeds and its input quantization: the
     /// output is requantized into that node's u8 input.
     chain_to: Option<(usize, ActivationQuant)>,
-    /// The activation node after this dense GEMM (not a ReLU) and its
-    /// function: the GEMM writes that node's buffer, then applies it there.
-    activation_in_place: Option<(usize, Activation)>,
 }
 
-/// What a GEMM node does after its product, as its lowered line says it:
-/// " + relu", " + gelu in place", "".
-fn epilogue_name(g: &GemmNode) -> String {
-    match (g.relu_into, g.activation_in_place) {
-        (Some(_), _) => " + relu".to_string(),
-        (None, Some((_, a))) => format!(" + {} in place", crate::act::name(a)),
-        (None, None) => String::new(),
+/// What a node does after its own work, as its lowered line says it:
+/// " + relu" (a GEMM's epilogue), " + gelu in place" (`in_place`), "".
+fn epilogue_name(relu: bool, in_place: Option<&crate::graph::Node>) -> String {
+    match (relu, in_place) {
+        (true, _) => " + relu".to_string(),
+        (false, Some(next)) => format!(" + {} in place", next.op.kind()),
+        (false, None) => String::new(),
+    }
+}
+
+/// Node `next`, one that `Fusions::in_place` runs after the node before
+/// it, over that node's output `xs`, in place.
+fn run_in_place(next: &crate::graph::Node, xs: &mut [f32]) {
+    match next.op {
+        Op::Activation(a) => crate::act::apply_slice(a, xs),
+        Op::Softmax => crate::rowops::softmax_in_place(xs, next.shape.last().copied().unwrap_or(1)),
+        // `Fusions` plans nothing else in place.
+        _ => {}
     }
 }
 
@@ -995,8 +999,9 @@ pub struct QuantizedExecutable {
     gemms: BTreeMap<usize, GemmNode>,
     /// Nodes whose work a GEMM epilogue does (fused ReLUs): skipped at run time.
     fused_away: Vec<bool>,
-    /// Per attention-scores node: the softmax it writes and runs in place.
-    softmax_into: Vec<Option<usize>>,
+    /// Per node: the node it writes and runs in place after its own work
+    /// (`Fusions::in_place`).
+    in_place: Vec<Option<usize>>,
     /// Per node, the node whose buffer it writes (`destination`).
     writes: Vec<Option<usize>>,
     /// Per node, whether its buffer holds a value some node reads or writes.
@@ -1349,7 +1354,6 @@ impl QuantizedExecutable {
         for (&i, g) in self.gemms.iter_mut() {
             g.relu_into = fusions.relu_into[i];
             g.pool_into = fusions.pool_into[i];
-            g.activation_in_place = fusions.activation_in_place[i];
         }
         for (i, next) in fusions.chain_to.iter().enumerate() {
             let Some(l) = *next else { continue };
@@ -1370,7 +1374,7 @@ impl QuantizedExecutable {
         for (&i, plan) in self.f32_convs.iter_mut() {
             plan.relu_into = fusions.relu_into[i];
         }
-        self.softmax_into = fusions.softmax_into;
+        self.in_place = fusions.in_place;
         self.fused_away = fusions.fused_away;
         let convs = self
             .f32_convs
@@ -1450,8 +1454,8 @@ impl QuantizedExecutable {
             return None;
         }
         let node = &self.graph.nodes[i];
-        if let Some(softmax) = self.softmax_into.get(i).copied().flatten() {
-            return Some(softmax);
+        if let Some(next) = self.in_place.get(i).copied().flatten() {
+            return Some(next);
         }
         if let Some(plan) = self.f32_convs.get(&i) {
             return match plan.feeds {
@@ -1461,11 +1465,7 @@ impl QuantizedExecutable {
         }
         match self.gemms.get(&i) {
             Some(g) if matches!(node.op, Op::Dense { .. }) && g.chain_to.is_some() => None,
-            Some(g) => Some(
-                (g.pool_into.or(g.relu_into))
-                    .or(g.activation_in_place.map(|(j, _)| j))
-                    .unwrap_or(i),
-            ),
+            Some(g) => Some(g.pool_into.or(g.relu_into).unwrap_or(i)),
             None => Some(i),
         }
     }
@@ -1766,7 +1766,6 @@ impl QuantizedExecutable {
                     };
                     let threads = gemm_threads(&self.tile, &mut self.chunks);
                     let written = rows * g.n;
-                    let in_place = g.activation_in_place.map(|(_, a)| a);
                     g.run(
                         a,
                         rows,
@@ -1775,14 +1774,14 @@ impl QuantizedExecutable {
                         self.half_path,
                         threads,
                     )?;
-                    if let Some(a) = in_place {
+                    if let Some(next) = self.in_place.get(i).copied().flatten() {
                         let dst = out.get_mut(..written).ok_or_else(|| {
                             KernelError::Gemm(format!(
                                 "quantized: {}'s buffer holds fewer than the {written} values its GEMM wrote",
                                 node.name
                             ))
                         })?;
-                        crate::act::apply_slice(a, dst);
+                        run_in_place(&nodes[next], dst);
                     }
                 }
                 Op::Conv2d { .. } | Op::PointwiseConv { .. } => {
@@ -1838,8 +1837,8 @@ impl QuantizedExecutable {
                         out,
                     )?;
                     // The softmax's rows, this sample's scores still in cache.
-                    if self.softmax_into.get(i).is_some_and(Option::is_some) {
-                        crate::rowops::softmax_in_place(out, seq);
+                    if let Some(next) = self.in_place.get(i).copied().flatten() {
+                        run_in_place(&nodes[next], out);
                     }
                 }
                 return Ok(());
@@ -2255,10 +2254,11 @@ impl Executable for QuantizedExecutable {
             self.half_path.name()
         );
         for (i, node) in self.graph.nodes.iter().enumerate() {
+            let in_place = self.in_place[i].map(|j| &self.graph.nodes[j]);
             let how = match self.gemms.get(&i) {
                 Some(g) => match &g.weights {
                     GemmWeights::Int8 { act, packed, .. } => {
-                        let relu = epilogue_name(g);
+                        let relu = epilogue_name(g.relu_into.is_some(), in_place);
                         let lanes = match node.op {
                             // `ConvGemm::run`'s kernel choice.
                             Op::PointwiseConv { .. } if packed.path() == Int8Path::Vnni512 => {
@@ -2278,7 +2278,7 @@ impl Executable for QuantizedExecutable {
                         )
                     }
                     GemmWeights::Half(w) => {
-                        let relu = epilogue_name(g);
+                        let relu = epilogue_name(g.relu_into.is_some(), in_place);
                         format!("{:?}-weight gemm{relu}, f32 accumulate", w.storage())
                     }
                 },
@@ -2305,10 +2305,7 @@ impl Executable for QuantizedExecutable {
                         }
                         format!("{what}{relu} ({})", self.simd.name())
                     }
-                    None if self.softmax_into.get(i).is_some_and(Option::is_some) => {
-                        "f32 + softmax in place".to_string()
-                    }
-                    None => "f32".to_string(),
+                    None => format!("f32{}", epilogue_name(false, in_place)),
                 },
             };
             let split = match self.split_of(i) {
