@@ -48,11 +48,19 @@ fn holding(s: &Scenario, held: &[(BackendKind, Vec<(u32, u64)>)]) -> ProfileSet 
     profiles
 }
 
-fn device_plans(out: &plan::PlanOutcome) -> Vec<&plan::Evaluation> {
+/// The plans `keep` accepts.
+fn plans(
+    out: &plan::PlanOutcome,
+    keep: impl Fn(&plan::Candidate) -> bool,
+) -> Vec<&plan::Evaluation> {
     out.evaluations
         .iter()
-        .filter(|e| e.candidate.placement == Placement::Edge)
+        .filter(|e| keep(&e.candidate))
         .collect()
+}
+
+fn device_plans(out: &plan::PlanOutcome) -> Vec<&plan::Evaluation> {
+    plans(out, |c| c.placement == Placement::Edge)
 }
 
 /// Measured at 200 kB plus 50 kB an input (a build that takes the batch a
@@ -183,10 +191,9 @@ fn a_request_of_many_predictions_holds_them_all_at_once() {
         &[(BackendKind::Tiled, vec![(1, line(1)), (64, line(64))])],
     );
     let out = planned(&s, &profiles);
-    let online: Vec<&plan::Evaluation> = device_plans(&out)
-        .into_iter()
-        .filter(|e| e.candidate.mode != Mode::Batch)
-        .collect();
+    let online = plans(&out, |c| {
+        c.placement == Placement::Edge && c.mode != Mode::Batch
+    });
     assert!(!online.is_empty());
     for e in online {
         let why = e.reason().unwrap_or_default();
@@ -233,11 +240,9 @@ fn a_cloud_replica_holds_its_whole_batch() {
         target.spec.memory_bytes = weights + 4 * per_input;
     }
     let out = planned(&s, &profiles);
-    let online: Vec<&plan::Evaluation> = out
-        .evaluations
-        .iter()
-        .filter(|e| e.candidate.mode != Mode::Batch && e.candidate.precompute_fraction.is_none())
-        .collect();
+    let online = plans(&out, |c| {
+        c.mode != Mode::Batch && c.precompute_fraction.is_none()
+    });
     assert!(online
         .iter()
         .any(|e| e.candidate.max_batch == 1 && e.simulated));
@@ -258,11 +263,7 @@ fn a_cloud_replica_holds_its_whole_batch() {
             e.plan.id
         );
     }
-    let jobs: Vec<&plan::Evaluation> = out
-        .evaluations
-        .iter()
-        .filter(|e| e.candidate.mode == Mode::Batch)
-        .collect();
+    let jobs = plans(&out, |c| c.mode == Mode::Batch);
     assert!(!jobs.is_empty());
     for job in jobs {
         // Of the timed batches 1, 4, 8, ...: 4 is the largest that fits.

@@ -784,9 +784,10 @@ impl Context<'_> {
         )
     }
 
-    /// Whether `profile`'s build fits `device`'s memory on `batch` inputs at once.
+    /// Whether `profile`'s build fits `device`'s memory on `batch` inputs at
+    /// once ([`memory_check`] finds no reason).
     pub fn fits(&self, profile: &ComputeProfile, device: &Target, batch: u32) -> bool {
-        self.device_memory(profile, batch).total() <= device_memory_limit(self.scenario, device)
+        memory_check(self, device, profile, batch).is_none()
     }
 }
 
@@ -2512,16 +2513,18 @@ pub fn instance_memory_check(
 }
 
 /// Whether a cloud instance of `target` holds `profile`'s build running
-/// `batch` inputs at once.
+/// `batch` inputs at once ([`instance_memory_check`] finds no reason).
 pub fn fits_instance(
     ctx: &Context<'_>,
     target: &Target,
     profile: &ComputeProfile,
     batch: u32,
 ) -> bool {
-    ctx.device_memory(profile, batch).total() <= target.spec.memory_bytes
+    instance_memory_check(ctx, target, profile, u64::from(batch)).is_none()
 }
 
+/// The one comparison of what a build needs with what holds it, worded for
+/// a `holder` ("device", "instance"); `None` when it fits.
 fn memory_reason(
     needs: DeviceMemory,
     limit: u64,
