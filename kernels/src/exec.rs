@@ -1592,6 +1592,7 @@ impl LoweredExecutable {
                     s: seq,
                     d,
                     heads,
+                    softmax,
                 },
                 Engine::Simple,
             ) => {
@@ -1601,6 +1602,9 @@ impl LoweredExecutable {
                     let (kb, kv) = view_sample(bufs(k.buf), infos, *k, s);
                     let os = &mut out[s * per..(s + 1) * per];
                     r::attention_scores(qb, qv, kb, kv, *seq, *d, *heads, os);
+                    if *softmax {
+                        r::softmax_in_place(os, *seq);
+                    }
                 }
             }
             (
@@ -1628,6 +1632,7 @@ impl LoweredExecutable {
                     s: seq,
                     d,
                     heads,
+                    softmax,
                 },
                 Engine::Tiled { simd, tile },
             ) => {
@@ -1650,7 +1655,12 @@ impl LoweredExecutable {
                         (kb, kv),
                         dims,
                         os,
-                    )
+                    )?;
+                    // While this head's scores are still in cache.
+                    if *softmax {
+                        rowops::softmax_in_place(os, seq);
+                    }
+                    Ok(())
                 };
                 let split = (batch, heads, seq, dh, tile.threads);
                 run_heads(&mut self.workers, &mut self.chunks, split, &one_head)?;

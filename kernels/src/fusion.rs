@@ -5,6 +5,8 @@
 //!   one loop (`R = (A + s*B) * C` reads A, B, C once and writes R once);
 //! - dense ops sharing an input whose results only feed attention (Q/K/V) become
 //!   one wider matmul; attention reads its operands as column views of the result;
+//! - the softmax over attention scores runs in the scores' step, over each
+//!   head's scores while they are in cache: no scores buffer of its own;
 //! - reshape is free (the buffer is reused).
 //!
 //! `Display` prints the lowered program so a user can see what was fused.
@@ -112,12 +114,15 @@ pub enum StepKind {
         s: usize,
         d: usize,
     },
+    /// `q . k^T / sqrt(d / heads)` per head; with `softmax`, the row softmax
+    /// too, over each head's scores right after they are computed.
     AttnScores {
         q: View,
         k: View,
         s: usize,
         d: usize,
         heads: usize,
+        softmax: bool,
     },
     AttnContext {
         p: BufId,
@@ -645,14 +650,22 @@ impl<'g> Lowerer<'g> {
             }
             Op::AttentionScores { heads } => {
                 let (q, k) = (self.view(node.inputs[0])?, self.view(node.inputs[1])?);
+                // The softmax as the scores' epilogue: it reads nothing else.
+                let softmax = self
+                    .single_consumer(i)
+                    .filter(|&c| self.opts.epilogues && matches!(g.nodes[c].op, Op::Softmax));
                 let kind = StepKind::AttnScores {
                     q,
                     k,
                     s: in_shape[0],
                     d: in_shape[1],
                     heads: *heads,
+                    softmax: softmax.is_some(),
                 };
-                self.emit(&[i], kind, i);
+                let ids: Vec<NodeId> = std::iter::once(i).chain(softmax).collect();
+                let last = softmax.unwrap_or(i);
+                self.emit(&ids, kind, last);
+                self.mark_absorbed(&ids, last);
             }
             Op::AttentionContext { heads } => {
                 let p = self.buf(node.inputs[0])?;
@@ -892,11 +905,19 @@ impl fmt::Display for Lowered {
                 }
                 StepKind::GlobalAvgPool { x, c, hw } => format!("global_avg_pool(%{x}) {c} x {hw}"),
                 StepKind::MeanPool { x, s, d } => format!("mean_pool(%{x}) {s} x {d}"),
-                StepKind::AttnScores { q, k, s, heads, .. } => {
+                StepKind::AttnScores {
+                    q,
+                    k,
+                    s,
+                    heads,
+                    softmax,
+                    ..
+                } => {
                     format!(
-                        "attention_scores({}, {}) {heads} heads, seq {s}",
+                        "attention_scores({}, {}) {heads} heads, seq {s}{}",
                         view(q),
-                        view(k)
+                        view(k),
+                        if *softmax { " +softmax" } else { "" }
                     )
                 }
                 StepKind::AttnContext { p, v, s, heads, .. } => {

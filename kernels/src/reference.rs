@@ -73,6 +73,21 @@ pub fn softmax(x: &[f32], d: usize, out: &mut [f32]) {
     }
 }
 
+/// [`softmax`] over rows of length `d` of `xs`, in place: the same
+/// operations in the same order, so the same bits.
+pub fn softmax_in_place(xs: &mut [f32], d: usize) {
+    for o in xs.chunks_exact_mut(d.max(1)) {
+        let max = o.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in o.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        o.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
 /// Layer norm over rows of length `d` (biased variance).
 ///
 /// The row is shifted by its first element before the mean is taken: a row

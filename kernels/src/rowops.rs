@@ -253,6 +253,9 @@ mod tests {
             let mut in_place = x.clone();
             softmax_in_place(&mut in_place, d);
             assert_eq!(in_place, got, "softmax in place d={d}");
+            let mut in_place = x.clone();
+            reference::softmax_in_place(&mut in_place, d);
+            assert_eq!(in_place, want, "reference softmax in place d={d}");
             let gamma = data(d, 1);
             let beta = data(d, 2);
             let mut got = vec![f32::NAN; rows * d];

@@ -486,7 +486,8 @@ fn kind(kind: &StepKind) -> &'static str {
         StepKind::LayerNorm { .. } => "layer_norm",
         StepKind::GlobalAvgPool { .. } => "global_avg_pool",
         StepKind::MeanPool { .. } => "mean_pool",
-        StepKind::AttnScores { .. } => "attention_scores",
+        StepKind::AttnScores { softmax: false, .. } => "attention_scores",
+        StepKind::AttnScores { softmax: true, .. } => "attention_scores+softmax",
         StepKind::AttnContext { .. } => "attention_context",
     }
 }
@@ -772,8 +773,14 @@ mod tests {
             qkv.bytes,
             4.0 * (b * (s * d + 3.0 * s * d) + 3.0 * (d * d + d))
         );
-        let scores = named(&costs, "layer0.scores");
+        // The softmax runs over each head's scores in their call: the
+        // probabilities are written once and never read back to be normalised.
+        let scores = named(&costs, "layer0.scores+layer0.softmax");
+        assert_eq!(scores.kind, "attention_scores+softmax");
         assert_eq!(scores.bytes, 4.0 * b * (2.0 * s * d + 4.0 * s * s));
+        let graphs = graph.op_costs(4);
+        let both = named(&graphs, "layer0.scores").flops + named(&graphs, "layer0.softmax").flops;
+        assert_eq!(scores.flops, both);
         let context = named(&costs, "layer0.context");
         assert_eq!(context.bytes, 4.0 * b * (4.0 * s * s + 2.0 * s * d));
     }
@@ -1197,8 +1204,7 @@ mod tests {
         let costs = executed_costs(&graph, BackendKind::Tiled, Precision::F32, 8).expect("costs");
         for (name, expected) in [
             ("layer0.q|layer0.k|layer0.v", Parallelism::PerCall),
-            ("layer0.scores", Parallelism::PerCall),
-            ("layer0.softmax", Parallelism::Serial),
+            ("layer0.scores+layer0.softmax", Parallelism::PerCall),
             ("layer0.context", Parallelism::PerCall),
             ("layer0.norm1", Parallelism::Serial),
         ] {

@@ -97,6 +97,35 @@ fn compiled_backends_hold_about_the_peak_of_live_activations() {
 }
 
 #[test]
+fn attention_holds_its_scores_once_not_beside_their_softmax() {
+    // A long sequence on a narrow model: the heads x seq x seq scores are
+    // nearly everything. The softmax runs over the scores where they lie,
+    // so a run holds one such matrix (the probabilities), not the scores
+    // and the probabilities side by side.
+    let graph = Graph::from_spec(
+        &ModelSpec::Transformer(TransformerSpec {
+            seq_len: 128,
+            d_model: 32,
+            heads: 4,
+            ffn: 32,
+            layers: 1,
+            classes: 3,
+        }),
+        5,
+    )
+    .unwrap();
+    let batch = 2;
+    let one_matrix = 4 * 128 * 128 * 4 * batch;
+    for (variant, _) in COMPILED {
+        let bytes = held(&graph, variant, batch);
+        assert!(
+            bytes < 2 * one_matrix,
+            "{variant:?}: {bytes} bytes held, one score matrix is {one_matrix}"
+        );
+    }
+}
+
+#[test]
 fn deeper_models_take_no_more_activation_memory() {
     // Each layer's buffers are free once the next layer has read them.
     for (variant, _) in COMPILED {

@@ -125,3 +125,36 @@ fn every_fusion_subset_matches_naive() {
         .fold(0.0, f32::max);
     assert!(err < 1e-4, "max abs error {err}");
 }
+
+#[test]
+fn the_softmax_runs_over_the_attention_scores_in_their_step() {
+    let g = models::transformer_block(1).unwrap();
+    let l = lower(&g).unwrap();
+    let text = l.to_string();
+    assert!(
+        text.contains("4 heads, seq 64 +softmax  # layer0.scores+layer0.softmax"),
+        "{text}"
+    );
+    let standalone = |l: &workbench_kernels::fusion::Lowered| {
+        l.steps
+            .iter()
+            .filter(|s| matches!(s.kind, StepKind::Softmax { .. }))
+            .count()
+    };
+    assert_eq!(standalone(&l), 0, "{text}");
+    // The context reads the probabilities straight from the scores' step.
+    let scores = l
+        .steps
+        .iter()
+        .find(|s| s.name == "layer0.scores+layer0.softmax")
+        .unwrap();
+    let reads_probabilities = l
+        .steps
+        .iter()
+        .any(|s| matches!(s.kind, StepKind::AttnContext { p, .. } if p == scores.out));
+    assert!(reads_probabilities, "{text}");
+    // Without epilogues the softmax is a step of its own.
+    let unfused = lower_with(&g, FusionOptions::NONE).unwrap();
+    assert_eq!(standalone(&unfused), 1, "{unfused}");
+    assert!(!unfused.to_string().contains("+softmax"), "{unfused}");
+}
