@@ -153,6 +153,9 @@ pub struct Measured {
     /// Every roofline projection behind the profiles, op by op, so the report
     /// can show how the recommended plan's figure came about.
     pub projections: Vec<ProjectionRecord>,
+    /// What the compiler made of each measured build (timed before programs
+    /// were kept: none).
+    pub programs: Vec<report::CompiledProgram>,
 }
 
 /// One measurement projected onto one target.
@@ -246,6 +249,7 @@ pub fn measure_scenario(
     let mut skipped = Vec::new();
     let mut reduced = Vec::new();
     let mut projections = Vec::new();
+    let mut programs = Vec::new();
     let mut timed = 0;
     let mut budget_used = std::time::Duration::ZERO;
     let variant_count = scenario.model.variants.len();
@@ -442,6 +446,15 @@ pub fn measure_scenario(
                     .activations
                     .insert((variant.name.clone(), backend, precision), held);
             }
+            // One compile serves every batch of a build.
+            if let Some(text) = ms.iter().rev().find_map(|m| m.program.clone()) {
+                programs.push(report::CompiledProgram {
+                    model_variant: variant.name.clone(),
+                    backend,
+                    precision,
+                    text,
+                });
+            }
             let program = executed_program(&graph, backend, precision);
             for m in &ms {
                 kernels.push(report::KernelMeasurement {
@@ -502,6 +515,7 @@ pub fn measure_scenario(
         reduced,
         timed,
         projections,
+        programs,
     })
 }
 
@@ -1234,6 +1248,37 @@ pub fn plan_scenario_cancellable(
     ))
 }
 
+/// The compiled programs of the builds `plan` runs: its own, each device
+/// class's, its fallback's (each once, in that order).
+fn plan_programs(
+    plan: &report::Plan,
+    programs: &[report::CompiledProgram],
+) -> Vec<report::CompiledProgram> {
+    let builds = std::iter::once((plan.model_variant.as_str(), plan.backend, plan.precision))
+        .chain(plan.device_classes.iter().filter_map(|class| {
+            let b = class.build.as_ref()?;
+            Some((b.model_variant.as_str(), b.backend, b.precision))
+        }))
+        .chain(
+            plan.fallback
+                .iter()
+                .map(|f| (f.model_variant.as_str(), f.backend, f.precision)),
+        );
+    let mut out: Vec<report::CompiledProgram> = Vec::new();
+    for (variant, backend, precision) in builds {
+        if out.iter().any(|p| p.is_build(variant, backend, precision)) {
+            continue;
+        }
+        if let Some(p) = programs
+            .iter()
+            .find(|p| p.is_build(variant, backend, precision))
+        {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
 /// The report of a plan's outcome.
 fn report_of(
     scenario: &Scenario,
@@ -1317,6 +1362,10 @@ fn report_of(
     let projection = recommended
         .as_ref()
         .and_then(|plan| projection_breakdown(plan, &measured.projections));
+    let programs = recommended
+        .as_ref()
+        .map(|plan| plan_programs(plan, &measured.programs))
+        .unwrap_or_default();
     Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -1336,6 +1385,7 @@ fn report_of(
             latency_ms: planned_for.objectives.latency_ms,
         }),
         predictions_per_request: Some(planned_for.inputs.predictions_per_request),
+        programs,
         assumptions: Assumptions {
             hardware_fingerprint: measured.hardware.fingerprint.clone(),
             cpu: measured.hardware.cpu_brand.clone(),
@@ -1628,6 +1678,67 @@ mod tests {
         );
     }
 
+    /// A plan's programs: its own build's, each device class's and its
+    /// fallback's, each once; a build without a recorded program is left out.
+    #[test]
+    fn a_plan_shows_the_program_of_every_build_it_runs_once() {
+        use report::{ClassBuildFigures, CompiledProgram, DeviceClassFigures, Fallback};
+        let program = |variant: &str, backend, precision| CompiledProgram {
+            model_variant: variant.to_string(),
+            backend,
+            precision,
+            text: format!("{variant} {backend} {precision}"),
+        };
+        let programs = [
+            program("full", BackendKind::Tiled, Precision::F32),
+            program("distilled", BackendKind::Quantized, Precision::Int8),
+            program("full", BackendKind::Fused, Precision::F32),
+            program("full", BackendKind::Autotuned, Precision::F32),
+        ];
+        let mut plan = report::fixtures::sample_report()
+            .recommended
+            .expect("a plan");
+        plan.model_variant = "full".to_string();
+        (plan.backend, plan.precision) = (BackendKind::Tiled, Precision::F32);
+        let class = |variant: &str, backend, precision| DeviceClassFigures {
+            target: "device".to_string(),
+            devices: 10,
+            traffic_share: 0.5,
+            latency_ms: Default::default(),
+            average_power_w: 0.1,
+            slo_latency_ms: None,
+            build: Some(ClassBuildFigures {
+                model_variant: variant.to_string(),
+                backend,
+                precision,
+            }),
+        };
+        plan.device_classes = vec![
+            class("full", BackendKind::Tiled, Precision::F32),
+            class("distilled", BackendKind::Quantized, Precision::Int8),
+            // Timed before programs were kept.
+            class("distilled", BackendKind::Tiled, Precision::F32),
+        ];
+        plan.fallback = Some(Fallback {
+            target: "cloud".to_string(),
+            model_variant: "full".to_string(),
+            backend: BackendKind::Fused,
+            precision: Precision::F32,
+        });
+        let texts: Vec<String> = plan_programs(&plan, &programs)
+            .into_iter()
+            .map(|p| p.text)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "full tiled f32",
+                "distilled quantized int8",
+                "full fused f32"
+            ]
+        );
+    }
+
     /// A slow machine: 1 GFLOP/s, 4 G int8 ops/s, 0.1 GB/s.
     fn slow_machine() -> Roofline {
         Roofline::flat("slow", 1.0, 4.0, 0.1)
@@ -1661,6 +1772,7 @@ mod tests {
             graph_fingerprint: 0,
             from_cache: false,
             activation_bytes,
+            program: None,
             quick: true,
         }
     }

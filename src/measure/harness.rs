@@ -31,6 +31,12 @@ pub trait Workload {
     fn activation_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// What the compiler made of the model, as the backend prints it
+    /// (`Executable::lowered`), when it is a compiled model.
+    fn program(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<F: FnMut(usize) -> Result<(), MeasureError>> Workload for F {

@@ -221,6 +221,11 @@ pub struct KernelMeasurement {
     /// it was recorded, or for a workload that is not a compiled model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_bytes: Option<u64>,
+    /// What the compiler made of the model (the backend's printed lowered
+    /// form: fused steps, tiles, int8 scales); `None` when cached before it
+    /// was recorded, or for a workload that is not a compiled model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
     /// Timed by a quick run (shorter warm-up, fewer samples). Entries cached
     /// before this was recorded count as quick: a full run times them again.
     #[serde(default = "recorded_before_grades")]
@@ -264,6 +269,7 @@ impl KernelMeasurement {
                 compile_ms: self.compile_ms,
                 tuning_cut_short: self.tuning_cut_short,
                 activation_bytes: self.activation_bytes,
+                program: self.program.take(),
                 ..second
             };
         }
@@ -809,6 +815,7 @@ pub fn measure_jobs(
                     m.compile_ms = std::mem::take(&mut pending_compile_ms);
                     m.tuning_cut_short = w.tuning_cut_short();
                     m.activation_bytes = w.activation_bytes();
+                    m.program = w.program();
                     cache::write_json_atomic(
                         &cache_path(opts, subject, backend, precision, batch),
                         &m,
@@ -1095,6 +1102,7 @@ fn measurement(
         graph_fingerprint: subject.graph_fingerprint,
         from_cache: false,
         activation_bytes: None,
+        program: None,
         quick: opts.quick,
     }
 }

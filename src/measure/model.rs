@@ -56,6 +56,10 @@ impl Workload for ExecutableWorkload<'_, '_> {
     fn activation_bytes(&self) -> Option<u64> {
         Some(self.exe.activation_bytes() as u64)
     }
+
+    fn program(&self) -> Option<String> {
+        Some(self.exe.lowered())
+    }
 }
 
 /// Inputs in [-1, 1] from a fixed formula: same data every run, no RNG state needed.

@@ -429,5 +429,18 @@ pub fn sample_report() -> Report {
             latency_ms: 50.0,
         }),
         predictions_per_request: None,
+        programs: vec![CompiledProgram {
+            model_variant: "base".to_string(),
+            backend: Tiled,
+            precision: Int8,
+            text: "tiled (tiled kernels, avx512, mc 120 nc 2048 kc 1024 mr 12 nr 32, 1 thread)
+lowered mlp: 5 graph ops -> 3 steps
+  %0 = input [64]
+  %1 = matmul(%0) 1x64 . 64x128 +bias +relu  # dense0+act0
+  %2 = matmul(%1) 1x128 . 128x128 +bias +relu  # dense1+act1
+  %3 = matmul(%2) 1x128 . 128x2 +bias  # dense2
+  output %3"
+                .to_string(),
+        }],
     }
 }

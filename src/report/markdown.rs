@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use super::format::{self, table, Align};
 use super::model::{
-    ConstraintCheck, Fallback, FigureSource, LatencySlo, Placement, Plan, Report, RooflinePoint,
-    ServingMode,
+    CompiledProgram, ConstraintCheck, Fallback, FigureSource, LatencySlo, Placement, Plan, Report,
+    RooflinePoint, ServingMode,
 };
 use super::{CDF_SVG, PARETO_SVG, ROOFLINE_SVG};
 use crate::scenario::format_bytes;
@@ -956,6 +956,97 @@ fn section_projection(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
+/// What the compiler made of the recommended plan's builds, each folded
+/// under its name (a 12-layer encoder prints some 200 lines).
+fn section_programs(out: &mut String, report: &Report) {
+    let Some(plan) = &report.recommended else {
+        return;
+    };
+    out.push_str("## Compiled program\n\n");
+    if report.programs.is_empty() {
+        let _ = writeln!(
+            out,
+            "The program of `{}` {} {} was not recorded: its timings were cached before \
+             programs were kept (`workbench run --fresh` compiles and times it again).\n",
+            plan.model_variant, plan.backend, plan.precision
+        );
+        return;
+    }
+    out.push_str(
+        "What the compiler made of the model, as compiled on this machine when it was \
+         timed. In a fused, tiled or autotuned program each line is one step: `+` joins \
+         the graph ops it computes in one pass (a bias and activation in a matmul's \
+         epilogue, an elementwise chain in one loop, the softmax in the attention \
+         scores' step), `|` the matmuls sharing an input run as one wider one, `%n` is a \
+         buffer (buffers never live at once share memory). The naive reference lists \
+         the graph's ops one by one, the quantized backend each op and how it runs \
+         (int8, f16 or bf16, its scales, what it is fused into).\n\n",
+    );
+    for program in &report.programs {
+        let steps = program
+            .steps_summary()
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code> {} {}{}{steps}</summary>\n",
+            html_text(&program.model_variant),
+            program.backend,
+            program.precision,
+            html_text(&runs_on(plan, program)),
+        );
+        let fence = "`".repeat(longest_backtick_run(&program.text).max(2) + 1);
+        let _ = writeln!(out, "{fence}text\n{}\n{fence}\n", program.text.trim_end());
+        out.push_str("</details>\n\n");
+    }
+}
+
+/// Where `plan` runs `program`'s build: ", on <target>" (its fallback's
+/// "<target> (fallback)"), every place in turn.
+fn runs_on(plan: &Plan, program: &CompiledProgram) -> String {
+    let is = |variant: &str, backend, precision| program.is_build(variant, backend, precision);
+    let mut places: Vec<String> = Vec::new();
+    let mut add = |place: String| {
+        if !places.contains(&place) {
+            places.push(place);
+        }
+    };
+    if plan.device_classes.iter().all(|c| c.build.is_none())
+        && is(&plan.model_variant, plan.backend, plan.precision)
+    {
+        add(plan.target.clone());
+    }
+    for class in &plan.device_classes {
+        if let Some(b) = &class.build {
+            if is(&b.model_variant, b.backend, b.precision) {
+                add(class.target.clone());
+            }
+        }
+    }
+    if let Some(f) = &plan.fallback {
+        if is(&f.model_variant, f.backend, f.precision) {
+            add(format!("{} (fallback)", f.target));
+        }
+    }
+    if places.is_empty() {
+        String::new()
+    } else {
+        format!(", on {}", places.join(", "))
+    }
+}
+
+/// `text` safe inside HTML.
+fn html_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The longest run of backticks in `text`: a code fence must be longer.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
 fn section_roofline(out: &mut String, report: &Report) {
     let roof = &report.roofline;
     out.push_str("## Roofline\n\n");
@@ -1139,6 +1230,7 @@ pub fn markdown(report: &Report) -> String {
     section_latency(&mut out, report);
     section_kernels(&mut out, report);
     section_projection(&mut out, report);
+    section_programs(&mut out, report);
     section_roofline(&mut out, report);
     section_assumptions(&mut out, report);
     out
@@ -1239,6 +1331,80 @@ mod tests {
             .unwrap_or_else(|| panic!("no consumer lag row in\n{md}"));
         assert!(row.contains("3 waiting on average (at most 41)"), "{row}");
         assert!(row.contains("1.25 ms"), "{row}");
+    }
+
+    /// The section `## title` of `md`, up to the next section.
+    fn section<'a>(md: &'a str, title: &str) -> Option<&'a str> {
+        let start = md.find(&format!("## {title}\n"))?;
+        let rest = &md[start..];
+        Some(rest[3..].find("\n## ").map_or(rest, |end| &rest[..end + 3]))
+    }
+
+    /// The recommended build's program is shown folded under its name and
+    /// step count, whole and verbatim; a report whose build was timed before
+    /// programs were kept says so; no recommendation, no section.
+    #[test]
+    fn the_recommended_builds_compiled_program_is_shown() {
+        let mut report = sample_report();
+        let md = markdown(&report);
+        let text = &report.programs[0].text;
+        let programs = section(&md, "Compiled program").unwrap_or_else(|| panic!("{md}"));
+        assert!(
+            programs.contains(
+                "<details><summary><code>base</code> tiled int8, on c7i.large: 5 graph ops -> 3 steps</summary>"
+            ),
+            "{programs}"
+        );
+        assert!(
+            programs.contains(&format!("```text\n{text}\n```")),
+            "{programs}"
+        );
+        // After the projection, before the roofline.
+        let at = |title: &str| md.find(&format!("## {title}\n"));
+        assert!(at("Kernel measurements") < at("Compiled program"));
+        assert!(at("Compiled program") < at("Roofline"));
+
+        // A fallback's build says it is the fallback's.
+        let mut with_fallback = report.clone();
+        if let Some(plan) = with_fallback.recommended.as_mut() {
+            plan.fallback = Some(Fallback {
+                target: "m7i.large".to_string(),
+                model_variant: "base".to_string(),
+                backend: workbench_kernels::BackendKind::Fused,
+                precision: Precision::F32,
+            });
+        }
+        with_fallback.programs.push(CompiledProgram {
+            backend: workbench_kernels::BackendKind::Fused,
+            precision: Precision::F32,
+            ..report.programs[0].clone()
+        });
+        let md = markdown(&with_fallback);
+        assert!(
+            md.contains("<code>base</code> fused f32, on m7i.large (fallback): 5 graph ops"),
+            "{md}"
+        );
+
+        // A fence no line of the program can close.
+        report.programs[0].text = "a ``` b\n````".to_string();
+        let md = markdown(&report);
+        let programs = section(&md, "Compiled program").unwrap_or_default();
+        assert!(
+            programs.contains("`````text\na ``` b\n````\n`````"),
+            "{programs}"
+        );
+
+        report.programs.clear();
+        let md = markdown(&report);
+        let programs = section(&md, "Compiled program").unwrap_or_default();
+        assert!(
+            programs.contains("The program of `base` tiled int8 was not recorded"),
+            "{programs}"
+        );
+        assert!(!programs.contains("<details>"), "{programs}");
+
+        report.recommended = None;
+        assert_eq!(section(&markdown(&report), "Compiled program"), None);
     }
 
     /// A kernel timed while the machine was busy is marked, with the note

@@ -362,6 +362,36 @@ fn yes() -> bool {
     true
 }
 
+/// What the compiler made of one build of a model variant: the backend's
+/// printed lowered form (fused steps and their buffers, tiles, int8 scales),
+/// as compiled when it was timed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompiledProgram {
+    pub model_variant: String,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    pub text: String,
+}
+
+impl CompiledProgram {
+    /// Is this the program of `(variant, backend, precision)`?
+    pub fn is_build(&self, variant: &str, backend: BackendKind, precision: Precision) -> bool {
+        self.model_variant == variant && self.backend == backend && self.precision == precision
+    }
+
+    /// "5 graph ops -> 3 steps", from the line of a fused program that says
+    /// so ("lowered mlp: 5 graph ops -> 3 steps"); `None` for the naive and
+    /// quantized backends' op-by-op listings.
+    pub fn steps_summary(&self) -> Option<&str> {
+        self.text
+            .lines()
+            .find_map(|line| {
+                Some(line.split_once(": ")?.1).filter(|s| s.contains(" graph ops -> "))
+            })
+            .map(str::trim)
+    }
+}
+
 /// One timed (or projected) kernel run: a compiled model at one batch size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelMeasurement {
@@ -706,6 +736,11 @@ pub struct Report {
     /// `None` in reports written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predictions_per_request: Option<u64>,
+    /// What the compiler made of each build the recommended plan runs (its
+    /// own, its fallback's, each device class's), as compiled when timed;
+    /// a build timed before programs were kept has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<CompiledProgram>,
 }
 
 impl Report {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::keys::help_line_count;
 use super::model::{sorted_indices, PlanView, SortKey};
 use super::pipeline::{Measurements, Progress, ScenarioEntry, WhatIf};
-use super::ui::help_last_start;
+use super::ui::{help_last_start, program_last_start, program_page_rows};
 use super::worker::{Job, JobId, JobKind, JobTag, WorkerEvent};
 use crate::plan::whatif::{format_factor, FactorRange, WhatIfLimits};
 use crate::report::Report;
@@ -88,10 +88,17 @@ pub enum Action {
     PrevView,
     ShowView(View),
     ToggleHelp,
-    /// Esc: close the help, or cancel the running job.
+    /// Esc: close the help, or the compiled program shown, or cancel the
+    /// running job.
     Cancel,
     Up,
     Down,
+    /// A page up or down the compiled program shown (PgUp, PgDn).
+    PageUp,
+    PageDown,
+    /// The Kernels view: the selected build's compiled program in place of
+    /// the roofline, or the roofline again (Enter, p).
+    ToggleProgram,
     /// Measure and plan the selected scenario.
     Run,
     /// List the scenario files again (files added, removed or edited since).
@@ -136,6 +143,14 @@ pub struct TuningStatus {
     pub best_config: String,
 }
 
+/// The Kernels view's pane showing the selected build's compiled program.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramPane {
+    /// First row shown (rows are the program's lines, wrapped to the pane);
+    /// kept where the last row still shows at the bottom.
+    pub scroll: usize,
+}
+
 /// The whole state of the TUI.
 #[derive(Debug)]
 pub struct App {
@@ -146,6 +161,9 @@ pub struct App {
     /// The terminal's height as last told by the event loop (`None` before):
     /// scrolling the help stops where its last line shows.
     pub terminal_rows: Option<u16>,
+    /// The terminal's width as last told (`None` before): the compiled
+    /// program wraps to it, so its scrolling stops where its last row shows.
+    pub terminal_cols: Option<u16>,
     pub should_quit: bool,
     pub scenarios: Vec<ScenarioEntry>,
     /// What the list was loaded from (empty: the default `scenarios/`): a
@@ -197,17 +215,35 @@ pub struct App {
     pub plan_cursor: usize,
     /// Cursor in the Kernels table.
     pub kernel_cursor: usize,
+    /// The selected build's compiled program, open in the Kernels view
+    /// (`None`: the roofline is shown). It stays open across views.
+    pub program_pane: Option<ProgramPane>,
     pub exported: Vec<PathBuf>,
     pub message: Option<Message>,
 }
 
 impl App {
-    /// The terminal is `rows` high now (at start and on each resize); a help
-    /// scrolled further than fits the new height comes back to its end.
-    pub fn set_terminal_rows(&mut self, rows: u16) {
+    /// The terminal is `width` x `rows` now (at start and on each resize); a
+    /// help or program scrolled further than fits the new size comes back to
+    /// its end.
+    pub fn set_terminal_size(&mut self, width: u16, rows: u16) {
+        self.terminal_cols = Some(width);
         self.terminal_rows = Some(rows);
         let last = u16::try_from(help_last_start(rows)).unwrap_or(u16::MAX);
         self.help_scroll = self.help_scroll.min(last);
+        let last = program_last_start(self);
+        if let Some(pane) = &mut self.program_pane {
+            pane.scroll = pane.scroll.min(last);
+        }
+    }
+
+    /// The compiled program pane is on screen (its keys apply): open, in
+    /// the Kernels view, over a table of measurements, no help over it.
+    pub fn program_shown(&self) -> bool {
+        self.program_pane.is_some()
+            && self.view == View::Kernels
+            && self.measurements.is_some()
+            && !self.show_help
     }
 
     pub fn new(scenarios: Vec<ScenarioEntry>, out_dir: PathBuf) -> App {
@@ -223,6 +259,7 @@ impl App {
             show_help: false,
             help_scroll: 0,
             terminal_rows: None,
+            terminal_cols: None,
             should_quit: false,
             scenarios,
             scenario_paths: Vec::new(),
@@ -255,6 +292,7 @@ impl App {
             plan_details: false,
             plan_cursor: 0,
             kernel_cursor: 0,
+            program_pane: None,
             exported: Vec::new(),
             message,
         }
@@ -346,6 +384,9 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
         Action::Cancel => {
             if app.show_help {
                 app.show_help = false;
+            } else if app.program_shown() {
+                // What is on screen closes first; a running job's Esc is the next one.
+                app.program_pane = None;
             } else if let Some(job) = app.job.take() {
                 job.cancel.store(true, Ordering::Relaxed);
                 // A re-plan cannot stop inside the planner, but nothing waits
@@ -382,6 +423,18 @@ pub fn update(app: &mut App, action: Action) -> Option<Job> {
         }
         Action::Down => {
             move_cursor(app, 1);
+            None
+        }
+        Action::PageUp => {
+            scroll_program(app, -page_step(app));
+            None
+        }
+        Action::PageDown => {
+            scroll_program(app, page_step(app));
+            None
+        }
+        Action::ToggleProgram => {
+            toggle_program(app);
             None
         }
         Action::Run => run_selected(app),
@@ -473,6 +526,10 @@ fn move_cursor(app: &mut App, by: isize) {
         };
         return;
     }
+    if app.program_shown() {
+        scroll_program(app, by);
+        return;
+    }
     let step = |cursor: usize, len: usize| -> usize {
         if len == 0 {
             0
@@ -492,6 +549,45 @@ fn move_cursor(app: &mut App, by: isize) {
         }
         View::Simulation | View::Export => {}
     }
+}
+
+/// Opens the selected build's compiled program, or closes it.
+fn toggle_program(app: &mut App) {
+    if app.program_pane.take().is_some() {
+        return;
+    }
+    if app
+        .measurements
+        .as_ref()
+        .is_some_and(|m| !m.kernels.is_empty())
+    {
+        app.program_pane = Some(ProgramPane::default());
+    } else {
+        app.message = Some(Message::Info(
+            "no kernels measured yet: run a scenario (Enter on Scenarios), then see what the \
+             compiler made of each build"
+                .to_string(),
+        ));
+    }
+}
+
+/// Scrolls the compiled program shown `by` rows, stopping at its top and
+/// where its last row shows.
+fn scroll_program(app: &mut App, by: isize) {
+    if !app.program_shown() {
+        return;
+    }
+    let last = program_last_start(app);
+    if let Some(pane) = &mut app.program_pane {
+        pane.scroll = pane.scroll.saturating_add_signed(by).min(last);
+    }
+}
+
+/// A page of the compiled program: the rows it shows but one, so a row of
+/// the last page stays in sight.
+fn page_step(app: &App) -> isize {
+    let rows = program_page_rows(app).saturating_sub(1).max(1);
+    isize::try_from(rows).unwrap_or(isize::MAX)
 }
 
 fn run_selected(app: &mut App) -> Option<Job> {
@@ -529,6 +625,7 @@ fn run_selected(app: &mut App) -> Option<Job> {
     app.exported.clear();
     app.plan_cursor = 0;
     app.kernel_cursor = 0;
+    app.program_pane = None;
     app.message = Some(Message::Info(format!("running {}", scenario.name)));
     app.view = View::Kernels;
     Some(app.start_job(JobKind::Run { scenario }))
@@ -798,6 +895,7 @@ fn on_worker_event(app: &mut App, event: WorkerEvent) -> Option<Job> {
         WorkerEvent::Measured { result, .. } => match result {
             Ok(measurements) => {
                 app.kernel_cursor = 0;
+                app.program_pane = None;
                 app.measurements = Some(measurements);
             }
             Err(error) => {

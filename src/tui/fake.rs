@@ -12,9 +12,9 @@ use super::pipeline::{
 };
 use super::scenarios::scenario_entries;
 use crate::report::{
-    Alternative, Assumptions, BandwidthRoof, CdfPoint, ConstraintCheck, CostLine, FigureSource,
-    KernelMeasurement, LatencyCdf, LatencyPercentiles, LatencySlo, Placement, Plan, Report,
-    Roofline, RooflinePoint, ServingMode,
+    Alternative, Assumptions, BandwidthRoof, CdfPoint, CompiledProgram, ConstraintCheck, CostLine,
+    FigureSource, KernelMeasurement, LatencyCdf, LatencyPercentiles, LatencySlo, Placement, Plan,
+    Report, Roofline, RooflinePoint, ServingMode,
 };
 use workbench_kernels::{BackendKind, Precision};
 
@@ -52,6 +52,110 @@ impl FakePipeline {
             std::thread::sleep(self.step_delay);
         }
     }
+}
+
+/// The fake model's only variant (kernels and plans are builds of it).
+const FAKE_VARIANT: &str = "base";
+
+/// The backend this fake build has no program of, as if its timings had
+/// been cached before programs were kept (the Kernels view says so).
+const FAKE_UNRECORDED: (&str, &str) = ("naive", "int8");
+
+/// A program per fake build (one compile serves every batch), but
+/// [`FAKE_UNRECORDED`]'s: what the backend would print for a small MLP.
+fn fake_programs(kernels: &[KernelRow]) -> Vec<CompiledProgram> {
+    let mut programs: Vec<CompiledProgram> = Vec::new();
+    for k in kernels {
+        if (k.backend.as_str(), k.precision.as_str()) == FAKE_UNRECORDED
+            || programs.iter().any(|p| k.is_build_of(p))
+        {
+            continue;
+        }
+        let (Some(backend), Some(precision)) = (
+            BackendKind::parse(&k.backend),
+            Precision::parse(&k.precision),
+        ) else {
+            continue;
+        };
+        programs.push(CompiledProgram {
+            model_variant: k.model_variant.clone(),
+            backend,
+            precision,
+            text: fake_program_text(backend, precision),
+        });
+    }
+    programs
+}
+
+/// A lowered MLP 64-128-128-2 as each backend prints one (the tiled
+/// backend's header and steps as `Executable::lowered` writes them).
+fn fake_program_text(backend: BackendKind, precision: Precision) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    match (backend, precision) {
+        (BackendKind::Naive, _) => {
+            lines.push("naive (op by op, no fusion)".to_string());
+            lines.push("mlp: 5 graph ops".to_string());
+            lines.push("  %0 = input [64]".to_string());
+            for (i, (k, n)) in [(64, 128), (128, 128), (128, 2)].into_iter().enumerate() {
+                let input = if i == 0 { 0 } else { 2 * i };
+                lines.push(format!(
+                    "  %{} = dense{i}(%{input}) {k}x{n} +bias",
+                    2 * i + 1
+                ));
+                if i < 2 {
+                    lines.push(format!("  %{} = relu(%{})  # act{i}", 2 * i + 2, 2 * i + 1));
+                }
+            }
+            lines.push("  output %5".to_string());
+        }
+        (_, Precision::Int8) => {
+            lines.push(format!(
+                "{backend} int8: quantized (int8 path vnni512, half path f16c)"
+            ));
+            lines.push("lowered mlp: 5 graph ops -> 3 steps".to_string());
+            for (i, scale) in ["7.843e-3", "1.214e-2", "9.977e-3"].into_iter().enumerate() {
+                let relu = if i < 2 { " + relu" } else { "" };
+                lines.push(format!(
+                    "  dense{i}: int8 gemm{relu} (u8 act scale {scale} zp 128, s8 per-channel weights)"
+                ));
+                if i < 2 {
+                    lines.push(format!("  act{i}: fused into the op before"));
+                }
+            }
+            lines.push("  output: dequantized to f32 (scale 3.1e-3)".to_string());
+        }
+        (BackendKind::Autotuned, _) => {
+            lines.push(
+                "autotuned: a tile per GEMM shape (8 trials run, 8 logged; default mc 120 nc 2048 kc 1024 mr 12 nr 32)"
+                    .to_string(),
+            );
+            for (k, n) in [(64, 128), (128, 128), (128, 2)] {
+                lines.push(format!(
+                    "  gemm 1x{n}x{k}: mc 64 nc 256 kc 256 mr 8 nr 32 threads 1 MNK k_split 1, 310 ns, 8 trials"
+                ));
+            }
+            lines.extend(fake_tiled_steps());
+        }
+        (_, _) => {
+            lines.push(format!(
+                "{backend} ({backend} kernels, avx512, mc 120 nc 2048 kc 1024 mr 12 nr 32, 1 thread)"
+            ));
+            lines.extend(fake_tiled_steps());
+        }
+    }
+    lines.join("\n")
+}
+
+/// The fused steps of the fake MLP: each dense layer with its bias and ReLU.
+fn fake_tiled_steps() -> Vec<String> {
+    vec![
+        "lowered mlp: 5 graph ops -> 3 steps".to_string(),
+        "  %0 = input [64]".to_string(),
+        "  %1 = matmul(%0) 1x64 . 64x128 +bias +relu  # dense0+act0".to_string(),
+        "  %2 = matmul(%1) 1x128 . 128x128 +bias +relu  # dense1+act1".to_string(),
+        "  %3 = matmul(%2) 1x128 . 128x2 +bias  # dense2".to_string(),
+        "  output %3".to_string(),
+    ]
 }
 
 /// The built-in scenarios' devices are offline this share of the time.
@@ -196,6 +300,7 @@ impl Pipeline for FakePipeline {
                     let latency_ms = flops_per_sample * f64::from(batch) / (gflops * 1e9) * 1e3;
                     kernels.push(KernelRow {
                         variant: None,
+                        model_variant: FAKE_VARIANT.to_string(),
                         backend: backend.to_string(),
                         precision: precision.to_string(),
                         batch,
@@ -223,6 +328,7 @@ impl Pipeline for FakePipeline {
             service_ms_f32: best_ms("f32"),
             service_ms_int8: best_ms("int8"),
         };
+        let programs = fake_programs(&kernels);
         Ok(Measurements {
             kernels,
             peak_gflops: PEAK_F32,
@@ -231,6 +337,7 @@ impl Pipeline for FakePipeline {
             bandwidth_roofs: vec![("DRAM".to_string(), BANDWIDTH)],
             tuned: Some("tile 64x32x256".to_string()),
             not_measured: Vec::new(),
+            programs,
             cache: Arc::new(cache),
         })
     }
@@ -571,6 +678,17 @@ fn fake_report(
             points: cdf_points(plan.latency_ms.p50, plan.latency_ms.p99),
         })
         .collect();
+    // As the real report: the recommended plan's build only.
+    let programs = recommended
+        .iter()
+        .flat_map(|plan| {
+            measurements
+                .programs
+                .iter()
+                .filter(|p| p.is_build(&plan.model_variant, plan.backend, plan.precision))
+        })
+        .cloned()
+        .collect();
     let kernels = measurements
         .kernels
         .iter()
@@ -638,6 +756,7 @@ fn fake_report(
             latency_ms: slo,
         }),
         predictions_per_request: Some(1),
+        programs,
         assumptions: Assumptions {
             hardware_fingerprint: "fake".to_string(),
             cpu: "fake".to_string(),
@@ -684,7 +803,7 @@ fn plan(
         placement,
         target: target.to_string(),
         replicas,
-        model_variant: "base".to_string(),
+        model_variant: FAKE_VARIANT.to_string(),
         backend,
         precision,
         max_batch,

@@ -63,7 +63,12 @@ pub fn action_for_key(app: &App, key: KeyEvent) -> Option<Action> {
             KeyCode::Char(c) => what_if_key(c).map(|(knob, up)| Action::Nudge { knob, up }),
             _ => None,
         },
-        View::Kernels => None,
+        View::Kernels => match key.code {
+            KeyCode::Enter | KeyCode::Char('p') => Some(Action::ToggleProgram),
+            KeyCode::PageUp if app.program_shown() => Some(Action::PageUp),
+            KeyCode::PageDown if app.program_shown() => Some(Action::PageDown),
+            _ => None,
+        },
     }
 }
 
@@ -93,6 +98,15 @@ pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
         return vec![("Esc/?", "close help"), ("↑↓", "scroll"), ("q", "quit")];
     }
     let mut hints = Vec::new();
+    if app.program_shown() {
+        // Esc closes the program first (a running job's Esc is the next one).
+        hints.push(("↑↓/PgUp/PgDn", "scroll"));
+        hints.push(("Enter/p/Esc", "close program"));
+        hints.push(("Tab/1-5", "view"));
+        hints.push(("?", "help"));
+        hints.push(("q", "quit"));
+        return hints;
+    }
     if app.busy() {
         hints.push(("Esc", "cancel"));
     }
@@ -103,7 +117,10 @@ pub fn status_hints(app: &App) -> Vec<(&'static str, &'static str)> {
             hints.push(("r", "reload"));
         }
         View::Kernels => {
-            hints.push(("↑↓", "scroll"));
+            hints.push(("↑↓", "row"));
+            if app.measurements.is_some() {
+                hints.push(("Enter/p", "program"));
+            }
             // Timings cached by an earlier run are reused: nothing is re-timed.
             hints.push(("m", "run again (cached timings)"));
         }
@@ -156,6 +173,14 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Enter", "measure + plan the selected scenario"),
             ("r", "reload the list (new and edited files)"),
+        ],
+    ),
+    (
+        "Kernels",
+        &[
+            ("Enter, p", "the selected build's compiled program"),
+            ("↑/↓, j/k, PgUp/PgDn", "move through the program while open"),
+            ("Enter, p, Esc", "close it (the roofline again)"),
         ],
     ),
     (

@@ -474,7 +474,7 @@ pub fn handle_event(app: &mut App, worker: &Worker, event: Event) -> Result<(), 
                 dispatch(app, worker, action)?;
             }
         }
-        Event::Resize(_, rows) => app.set_terminal_rows(rows),
+        Event::Resize(width, rows) => app.set_terminal_size(width, rows),
         _ => {}
     }
     Ok(())
@@ -490,7 +490,7 @@ pub fn run_loop<B: Backend, E: EventSource>(
     let size = terminal
         .size()
         .map_err(|e| TuiError::Terminal(e.to_string()))?;
-    app.set_terminal_rows(size.height);
+    app.set_terminal_size(size.width, size.height);
     loop {
         // Worker events first: if the worker died (a panic in the pipeline; the
         // panic hook has already restored the terminal) stop before drawing again.

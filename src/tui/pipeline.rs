@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::report::{KernelMeasurement, Report, Roofline};
+use crate::report::{CompiledProgram, KernelMeasurement, Report, Roofline};
 
 /// One scenario file as listed in the Scenarios view. A file that fails to
 /// parse is still listed, with its errors, so a bad file never crashes the TUI.
@@ -64,6 +64,9 @@ pub enum Progress {
 pub struct KernelRow {
     /// Model variant, when the scenario has several (`None`: the only one).
     pub variant: Option<String>,
+    /// The model variant this kernel is a build of, named or not in `variant`:
+    /// with the backend and precision, it finds the build's compiled program.
+    pub model_variant: String,
     pub backend: String,
     pub precision: String,
     pub batch: u32,
@@ -93,6 +96,19 @@ impl KernelRow {
         )
     }
 
+    /// The build this kernel times, any batch: "base tiled f32" (the variant
+    /// always named: the program pane's title stands apart from the table).
+    pub fn build_label(&self) -> String {
+        format!("{} {} {}", self.model_variant, self.backend, self.precision)
+    }
+
+    /// Is `program` the compiled program of this kernel's build?
+    pub fn is_build_of(&self, program: &CompiledProgram) -> bool {
+        program.model_variant == self.model_variant
+            && program.backend.name() == self.backend
+            && program.precision.name() == self.precision
+    }
+
     /// The row for one report kernel; the arithmetic intensity comes from the
     /// roofline point with the same label, 0 (not plotted) if none.
     /// `name_variant`: the scenario has several variants, so rows say which.
@@ -104,6 +120,7 @@ impl KernelRow {
         let latency_ms = kernel.median_ns / 1e6;
         let mut row = KernelRow {
             variant: name_variant.then(|| kernel.workload.clone()),
+            model_variant: kernel.workload.clone(),
             backend: kernel.backend.name().to_string(),
             precision: kernel.precision.name().to_string(),
             batch: kernel.batch,
@@ -162,8 +179,16 @@ impl Measurements {
                 .collect(),
             tuned,
             not_measured: Vec::new(),
+            programs: Vec::new(),
             cache,
         }
+    }
+
+    /// The compiled program of `kernel`'s build (one compile serves every
+    /// batch, and a projected kernel is its measurement's build); `None`
+    /// when it was timed before programs were kept.
+    pub fn program_of(&self, kernel: &KernelRow) -> Option<&CompiledProgram> {
+        self.programs.iter().find(|p| kernel.is_build_of(p))
     }
 }
 
@@ -185,6 +210,10 @@ pub struct Measurements {
     /// Kernels that could not be measured, each with why, as `workbench run`
     /// lists them ("student tiled f32 batch 64: compiling it would take ...").
     pub not_measured: Vec<String>,
+    /// What the compiler made of each measured build (variant x backend x
+    /// precision); a build whose timings were cached before programs were
+    /// kept has none.
+    pub programs: Vec<CompiledProgram>,
     /// The pipeline's own typed data (latency profiles...), handed back to
     /// [`Pipeline::plan`] so a what-if re-plans without re-measuring.
     pub cache: Arc<dyn Any + Send + Sync>,
@@ -200,6 +229,7 @@ impl std::fmt::Debug for Measurements {
             .field("bandwidth_roofs", &self.bandwidth_roofs)
             .field("tuned", &self.tuned)
             .field("not_measured", &self.not_measured)
+            .field("programs", &self.programs)
             .finish_non_exhaustive()
     }
 }
@@ -246,4 +276,52 @@ pub trait Pipeline: Send + Sync {
         report: &Report,
         out_dir: &Path,
     ) -> Result<Vec<PathBuf>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::FigureSource;
+    use workbench_kernels::{BackendKind, Precision};
+
+    /// Every batch of a build, and its projection onto a target, is the one
+    /// compile: each row finds the build's program; another build's row
+    /// (or variant's) does not.
+    #[test]
+    fn rows_of_one_build_share_its_program() {
+        let report = crate::report::fixtures::sample_report();
+        let measured = |variant: &str, backend, precision, batch| KernelMeasurement {
+            workload: variant.to_string(),
+            backend,
+            precision,
+            batch,
+            ..report.kernels[0].clone()
+        };
+        let projected = KernelMeasurement {
+            source: FigureSource::Projected,
+            target: "phone-midrange".to_string(),
+            ..measured("base", BackendKind::Tiled, Precision::Int8, 8)
+        };
+        let kernels = [
+            measured("base", BackendKind::Tiled, Precision::Int8, 1),
+            projected,
+            measured("base", BackendKind::Tiled, Precision::F32, 1),
+            measured("distilled", BackendKind::Tiled, Precision::Int8, 1),
+        ];
+        let mut m = Measurements::from_report_parts(&kernels, &report.roofline, None, Arc::new(()));
+        m.programs = vec![CompiledProgram {
+            model_variant: "base".to_string(),
+            backend: BackendKind::Tiled,
+            precision: Precision::Int8,
+            text: "tiled int8".to_string(),
+        }];
+        let found: Vec<bool> = m
+            .kernels
+            .iter()
+            .map(|k| m.program_of(k).is_some())
+            .collect();
+        assert_eq!(found, [true, true, false, false]);
+        assert_eq!(m.kernels[1].build_label(), "base tiled int8");
+        assert_eq!(m.kernels[3].variant.as_deref(), Some("distilled"));
+    }
 }

@@ -205,6 +205,7 @@ impl Pipeline for RealPipeline {
             .collect();
         let roofline = pipeline::roofline_report(&measured);
         let not_measured = measured.skipped.clone();
+        let programs = measured.programs.clone();
         let mut measurements = Measurements::from_report_parts(
             &local,
             &roofline,
@@ -212,6 +213,7 @@ impl Pipeline for RealPipeline {
             Arc::new(Cached { scenario, measured }),
         );
         measurements.not_measured = not_measured;
+        measurements.programs = programs;
         Ok(measurements)
     }
 

@@ -14,6 +14,7 @@ use ratatui::Frame;
 use super::app::{App, Message, View};
 use super::keys::{help_line_count, status_hints, HELP};
 use super::model::{changed_fields, CandidateRow, PlanView};
+use super::pipeline::Measurements;
 use super::worker::JobTag;
 
 /// Widths at or above this get side-by-side layouts.
@@ -320,27 +321,8 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    // Kernels that could not be measured get a box of their own under the
-    // table, with why (as `workbench run` lists them).
     let not_measured = &measurements.not_measured;
-    let notes_rows = if not_measured.is_empty() {
-        0
-    } else {
-        let wanted = 2 + 2 * u16::try_from(not_measured.len()).unwrap_or(u16::MAX / 4);
-        wanted.min(area.height / 4).max(3)
-    };
-    let (table_area, chart_area) = if area.width >= WIDE {
-        let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-            .areas(area);
-        (a, b)
-    } else {
-        let table_rows = (measurements.kernels.len() as u16 + 3).min(area.height / 2) + notes_rows;
-        let [a, b] =
-            Layout::vertical([Constraint::Length(table_rows), Constraint::Min(0)]).areas(area);
-        (a, b)
-    };
-    let [table_area, notes_area] =
-        Layout::vertical([Constraint::Min(0), Constraint::Length(notes_rows)]).areas(table_area);
+    let [table_area, notes_area, chart_area] = kernels_layout(area, measurements);
     if !not_measured.is_empty() {
         let lines: Vec<Line> = not_measured
             .iter()
@@ -392,7 +374,203 @@ fn render_kernels(app: &App, frame: &mut Frame, area: Rect) {
     let mut state = TableState::default().with_selected(Some(app.kernel_cursor));
     frame.render_stateful_widget(table, table_area, &mut state);
 
-    render_roofline(app, frame, chart_area);
+    match &app.program_pane {
+        Some(pane) => render_program(app, pane.scroll, frame, chart_area),
+        None => render_roofline(app, frame, chart_area),
+    }
+}
+
+/// The Kernels view's areas: the table, the box of kernels not measured
+/// under it, and the roofline (or compiled program) beside or under them.
+/// One place, so that scrolling the program knows the rows render shows.
+fn kernels_layout(area: Rect, measurements: &Measurements) -> [Rect; 3] {
+    // Kernels that could not be measured get a box of their own under the
+    // table, with why (as `workbench run` lists them).
+    let not_measured = &measurements.not_measured;
+    let notes_rows = if not_measured.is_empty() {
+        0
+    } else {
+        let wanted = 2 + 2 * u16::try_from(not_measured.len()).unwrap_or(u16::MAX / 4);
+        wanted.min(area.height / 4).max(3)
+    };
+    let (table_area, chart_area) = if area.width >= WIDE {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(area);
+        (a, b)
+    } else {
+        let kernel_rows = u16::try_from(measurements.kernels.len()).unwrap_or(u16::MAX);
+        let table_rows = kernel_rows.saturating_add(3).min(area.height / 2) + notes_rows;
+        let [a, b] =
+            Layout::vertical([Constraint::Length(table_rows), Constraint::Min(0)]).areas(area);
+        (a, b)
+    };
+    let [table_area, notes_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(notes_rows)]).areas(table_area);
+    [table_area, notes_area, chart_area]
+}
+
+/// Where the compiled program's rows go (inside its box) on a `width` x
+/// `height` screen; `None` when the Kernels view draws no table there (no
+/// measurements, or a screen too small for the view).
+fn program_text_area(app: &App, width: u16, height: u16) -> Option<Rect> {
+    let measurements = app.measurements.as_ref()?;
+    if width < MIN_WIDTH || height < MIN_HEIGHT {
+        return None;
+    }
+    let body = body_area(Rect::new(0, 0, width, height));
+    let [_, _, pane] = kernels_layout(body, measurements);
+    Some(Block::bordered().inner(pane))
+}
+
+/// The rows of the compiled program of the selected kernel's build, each
+/// line of it wrapped to `width`; or why there is none. With the title.
+fn program_rows(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
+    let Some(m) = &app.measurements else {
+        return (String::new(), Vec::new());
+    };
+    let Some(kernel) = m.kernels.get(app.kernel_cursor) else {
+        return (
+            "Compiled program".to_string(),
+            vec![Line::raw("no kernel selected")],
+        );
+    };
+    let mut title = format!("Compiled program: {}", kernel.build_label());
+    let Some(program) = m.program_of(kernel) else {
+        let file = app
+            .active
+            .as_ref()
+            .map_or("<file>".to_string(), |s| s.path.display().to_string());
+        let why = format!(
+            "not recorded: timed before programs were kept (`workbench run --fresh {file}` \
+             times it again)"
+        );
+        let rows = program_line_rows(&why, width)
+            .into_iter()
+            .map(|row| Line::styled(row, Style::new().fg(Color::Yellow)))
+            .collect();
+        return (title, rows);
+    };
+    if let Some(steps) = program.steps_summary() {
+        title.push_str(&format!(" ({steps})"));
+    }
+    let text = program.text.trim_end();
+    if text.is_empty() {
+        return (
+            title,
+            vec![Line::styled("(the backend printed nothing)", REJECTED)],
+        );
+    }
+    let rows = text
+        .lines()
+        .flat_map(|line| program_line_rows(line, width))
+        .map(Line::raw)
+        .collect();
+    (title, rows)
+}
+
+/// One line of a program broken at spaces into rows at most `width` wide;
+/// rows after the first are indented under the line's own indent and 4
+/// more (at most half a row), so a step's continuation reads as such. A
+/// word longer than a row is cut over rows.
+fn program_line_rows(line: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    // A tab would throw the columns out: one space each.
+    let chars: Vec<char> = line
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let lead = chars.iter().take_while(|c| **c == ' ').count();
+    let indent = (lead + 4).min(width / 2);
+    let mut rows = Vec::new();
+    let mut start = 0;
+    let mut prefix = 0;
+    loop {
+        let room = width - prefix;
+        let rest = &chars[start..];
+        if rest.len() <= room {
+            rows.push(" ".repeat(prefix) + &rest.iter().collect::<String>());
+            return rows;
+        }
+        // The last space within the row, past the line's indent; else a cut.
+        let floor = if prefix == 0 { lead } else { 0 };
+        let mut end = (floor + 1..=room)
+            .rev()
+            .find(|&i| rest[i] == ' ')
+            .unwrap_or(room);
+        // A comment's `#` goes with its text, not alone at the row's end.
+        if let Some(hash) = rest[..end].iter().rposition(|c| *c != ' ') {
+            if rest[hash] == '#' && hash > floor && rest[hash - 1] == ' ' {
+                end = hash;
+            }
+        }
+        let row: String = rest[..end].iter().collect();
+        rows.push(" ".repeat(prefix) + row.trim_end());
+        start += end;
+        start += chars[start..].iter().take_while(|c| **c == ' ').count();
+        prefix = indent;
+        if start >= chars.len() {
+            return rows;
+        }
+    }
+}
+
+/// The rows the compiled program shows at once (0 when it is not drawn),
+/// on the terminal as last told.
+pub fn program_page_rows(app: &App) -> usize {
+    match (app.terminal_cols, app.terminal_rows) {
+        (Some(width), Some(height)) => {
+            program_text_area(app, width, height).map_or(0, |area| usize::from(area.height))
+        }
+        _ => 0,
+    }
+}
+
+/// The last row the compiled program can start from: its last row at the
+/// bottom of the pane (0 when it all shows), on the terminal as last told.
+/// Before the terminal's size is known, its last row at the top (render
+/// never scrolls past the end).
+pub fn program_last_start(app: &App) -> usize {
+    let area = match (app.terminal_cols, app.terminal_rows) {
+        (Some(width), Some(height)) => program_text_area(app, width, height),
+        _ => None,
+    };
+    match area {
+        Some(area) => {
+            let (_, rows) = program_rows(app, usize::from(area.width));
+            rows.len().saturating_sub(usize::from(area.height))
+        }
+        None => program_rows(app, usize::MAX).1.len().saturating_sub(1),
+    }
+}
+
+/// The compiled program of the selected kernel's build, from row `scroll`
+/// (kept within the program here, never written back).
+fn render_program(app: &App, scroll: usize, frame: &mut Frame, area: Rect) {
+    let inner = Block::bordered().inner(area);
+    let (title, rows) = program_rows(app, usize::from(inner.width));
+    let last_start = rows.len().saturating_sub(usize::from(inner.height));
+    let first = scroll.min(last_start);
+    let shown_to = (first + usize::from(inner.height)).min(rows.len());
+    let room = usize::from(area.width.saturating_sub(4));
+    // A narrow pane keeps the build and its steps before the word "Compiled".
+    let title = if title.chars().count() > room {
+        title.replacen("Compiled program", "Program", 1)
+    } else {
+        title
+    };
+    let mut block = Block::bordered()
+        .title(format!(" {} ", short(&title, room)))
+        .border_style(Style::new().fg(ACCENT));
+    if first > 0 || shown_to < rows.len() {
+        let mut place = format!(" rows {}-{shown_to} of {} ", first + 1, rows.len());
+        if shown_to < rows.len() {
+            place.push_str("↓ more ");
+        }
+        block = block.title_bottom(Line::from(short(&place, room)).right_aligned());
+    }
+    let visible: Vec<Line> = rows.into_iter().skip(first).collect();
+    frame.render_widget(Paragraph::new(visible).block(block), area);
 }
 
 fn render_kernel_progress(app: &App, frame: &mut Frame, area: Rect) {
@@ -2300,6 +2478,7 @@ mod tests {
         use crate::tui::pipeline::{KernelRow, Measurements};
         let kernel = |precision: &str, gflops: f64, intensity: f64| KernelRow {
             variant: None,
+            model_variant: "base".into(),
             backend: "naive".into(),
             precision: precision.into(),
             batch: 1,
@@ -2322,6 +2501,7 @@ mod tests {
             ],
             tuned: None,
             not_measured: Vec::new(),
+            programs: Vec::new(),
             cache: std::sync::Arc::new(()),
         };
         let roofs = roofline_roofs(&measurements, -1.0, 3.0);
@@ -2423,5 +2603,431 @@ mod tests {
         assert_eq!(elide_middle("abcdefghij", 1), "…");
         assert_eq!(elide_middle("abcdefghij", 0), "");
         assert_eq!(elide_middle("añbcdéfghij", 5).chars().count(), 5);
+    }
+
+    /// The Kernels view's compiled program (Enter / p), driven by keys as a
+    /// person presses them, over the fake pipeline's measurements.
+    mod program_pane {
+        use super::*;
+        use crate::tui::app::{update, Action, ProgramPane, WhatIfKnob};
+        use crate::tui::fake::{builtin_scenarios, FakePipeline};
+        use crate::tui::keys::{action_for_key, status_hints};
+        use crate::tui::pipeline::Pipeline;
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+
+        /// The fake's rows, in order: naive, tiled, autotuned x f32, int8 x b1, b32.
+        const NAIVE_F32: usize = 0;
+        const NAIVE_INT8: usize = 2;
+        const TILED_F32_B1: usize = 4;
+        const TILED_F32_B32: usize = 5;
+
+        /// The Kernels view of a measured fake scenario on a `width` x `height` terminal.
+        fn measured(width: u16, height: u16) -> App {
+            let scenario = builtin_scenarios().remove(0);
+            let measurements = FakePipeline::new()
+                .measure(&scenario, &|_| {}, &Arc::new(AtomicBool::new(false)))
+                .expect("fake measurements");
+            let mut app = App::new(builtin_scenarios(), "unused".into());
+            app.active = Some(scenario);
+            app.measurements = Some(measurements);
+            app.view = View::Kernels;
+            app.set_terminal_size(width, height);
+            app
+        }
+
+        /// Presses `code` as the event loop would: key, action, update.
+        fn press(app: &mut App, code: KeyCode) {
+            let key = KeyEvent::new(code, KeyModifiers::NONE);
+            if let Some(action) = action_for_key(app, key) {
+                assert!(update(app, action).is_none(), "{code:?} started a job");
+            }
+        }
+
+        fn select(app: &mut App, row: usize) {
+            while app.kernel_cursor > row {
+                press(app, KeyCode::Up);
+            }
+            while app.kernel_cursor < row {
+                press(app, KeyCode::Down);
+            }
+            assert_eq!(app.kernel_cursor, row);
+        }
+
+        fn now(app: &App) -> String {
+            let (width, height) = (
+                app.terminal_cols.expect("size"),
+                app.terminal_rows.expect("size"),
+            );
+            screen(app, width, height)
+        }
+
+        /// A program of `lines` numbered lines for the tiled f32 build.
+        fn with_long_tiled_program(app: &mut App, lines: usize) {
+            let m = app.measurements.as_mut().expect("measured");
+            let program = m
+                .programs
+                .iter_mut()
+                .find(|p| p.backend.name() == "tiled" && p.precision.name() == "f32")
+                .expect("the tiled f32 program");
+            program.text = (1..=lines)
+                .map(|i| format!("step {i:02}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+
+        fn scroll(app: &App) -> usize {
+            app.program_pane.expect("open").scroll
+        }
+
+        #[test]
+        fn enter_shows_the_selected_builds_program_and_p_closes_it() {
+            for (width, height) in [(80, 24), (160, 48)] {
+                let mut app = measured(width, height);
+                select(&mut app, TILED_F32_B1);
+                assert!(now(&app).contains("Roofline"));
+                press(&mut app, KeyCode::Enter);
+                let text = now(&app);
+                assert!(
+                    text.contains("Compiled program: base tiled f32 (5 graph ops -> 3 steps)"),
+                    "{text}"
+                );
+                assert!(
+                    text.contains("%1 = matmul(%0) 1x64 . 64x128 +bias +relu  # dense0+act0"),
+                    "{text}"
+                );
+                assert!(!text.contains("Roofline"), "{text}");
+                // The table stays, its row selected, and the keys say how to close.
+                assert!(text.contains("tiled f32 b1"), "{text}");
+                assert!(text.contains("close program"), "{text}");
+                press(&mut app, KeyCode::Char('p'));
+                let text = now(&app);
+                assert!(text.contains("Roofline"), "{text}");
+                assert!(!text.contains("Compiled program"), "{text}");
+            }
+        }
+
+        #[test]
+        fn another_row_shows_its_own_builds_program() {
+            let mut app = measured(80, 24);
+            select(&mut app, NAIVE_F32);
+            press(&mut app, KeyCode::Char('p'));
+            let naive = now(&app);
+            assert!(
+                naive.contains("Compiled program: base naive f32"),
+                "{naive}"
+            );
+            assert!(naive.contains("%2 = relu(%1)  # act0"), "{naive}");
+            assert!(!naive.contains("matmul(%0)"), "{naive}");
+            // While open the arrows scroll the program, not the table.
+            press(&mut app, KeyCode::Down);
+            assert_eq!(app.kernel_cursor, NAIVE_F32);
+            press(&mut app, KeyCode::Esc);
+            select(&mut app, TILED_F32_B1);
+            press(&mut app, KeyCode::Enter);
+            let tiled = now(&app);
+            assert!(
+                tiled.contains("Compiled program: base tiled f32"),
+                "{tiled}"
+            );
+            assert!(tiled.contains("matmul(%0) 1x64"), "{tiled}");
+            assert!(!tiled.contains("relu(%1)"), "{tiled}");
+            // Another batch of the same build: one compile, the same program.
+            press(&mut app, KeyCode::Enter);
+            select(&mut app, TILED_F32_B32);
+            press(&mut app, KeyCode::Enter);
+            assert_eq!(program_rows(&app, 70), {
+                let mut b1 = measured(80, 24);
+                b1.kernel_cursor = TILED_F32_B1;
+                program_rows(&b1, 70)
+            });
+        }
+
+        #[test]
+        fn the_program_scrolls_by_row_and_page_and_stops_at_its_end() {
+            // 80x24: the pane under the table shows 9 rows of 40.
+            let mut app = measured(80, 24);
+            with_long_tiled_program(&mut app, 40);
+            select(&mut app, TILED_F32_B1);
+            press(&mut app, KeyCode::Enter);
+            assert_eq!(program_page_rows(&app), 9);
+            let text = now(&app);
+            assert!(
+                text.contains("step 01") && text.contains("step 09"),
+                "{text}"
+            );
+            assert!(!text.contains("step 10"), "{text}");
+            assert!(text.contains("rows 1-9 of 40 ↓ more"), "{text}");
+            press(&mut app, KeyCode::Char('j'));
+            let text = now(&app);
+            assert!(
+                !text.contains("step 01") && text.contains("step 10"),
+                "{text}"
+            );
+            // A page keeps one row of the last in sight.
+            press(&mut app, KeyCode::PageDown);
+            assert_eq!(scroll(&app), 9);
+            assert!(now(&app).contains("step 10 "), "the last page's row");
+            for _ in 0..10 {
+                press(&mut app, KeyCode::PageDown);
+            }
+            // The end: the last row at the bottom, and no further.
+            assert_eq!(scroll(&app), 40 - 9);
+            let text = now(&app);
+            assert!(
+                text.contains("step 40") && text.contains("step 32"),
+                "{text}"
+            );
+            assert!(!text.contains("step 31"), "{text}");
+            assert!(text.contains("rows 32-40 of 40"), "{text}");
+            assert!(!text.contains("↓ more"), "{text}");
+            press(&mut app, KeyCode::Down);
+            assert_eq!(scroll(&app), 40 - 9);
+            press(&mut app, KeyCode::PageUp);
+            assert_eq!(scroll(&app), 40 - 9 - 8);
+            press(&mut app, KeyCode::Char('k'));
+            assert_eq!(scroll(&app), 40 - 9 - 9);
+            for _ in 0..10 {
+                press(&mut app, KeyCode::PageUp);
+            }
+            assert_eq!(scroll(&app), 0);
+            // A larger terminal shows it all: nothing to scroll.
+            app.set_terminal_size(160, 48);
+            press(&mut app, KeyCode::PageDown);
+            assert_eq!(scroll(&app), 0);
+            let text = now(&app);
+            assert!(
+                text.contains("step 01") && text.contains("step 40"),
+                "{text}"
+            );
+        }
+
+        #[test]
+        fn a_resize_brings_a_scrolled_program_back_to_its_end() {
+            let mut app = measured(80, 24);
+            with_long_tiled_program(&mut app, 40);
+            select(&mut app, TILED_F32_B1);
+            press(&mut app, KeyCode::Enter);
+            for _ in 0..40 {
+                press(&mut app, KeyCode::Down);
+            }
+            assert_eq!(scroll(&app), 31);
+            app.set_terminal_size(80, 40);
+            let rows = program_page_rows(&app);
+            assert!(rows > 9, "{rows}");
+            assert_eq!(scroll(&app), 40 - rows);
+            // The first key up shows a row more at once.
+            press(&mut app, KeyCode::Up);
+            assert_eq!(scroll(&app), 40 - rows - 1);
+        }
+
+        #[test]
+        fn a_build_timed_before_programs_were_kept_says_so() {
+            for (width, height) in [(80, 24), (160, 48)] {
+                let mut app = measured(width, height);
+                select(&mut app, NAIVE_INT8);
+                press(&mut app, KeyCode::Enter);
+                let text = now(&app);
+                assert!(text.contains("Compiled program: base naive int8"), "{text}");
+                assert!(
+                    text.contains("not recorded: timed before programs were kept"),
+                    "{text}"
+                );
+                assert!(text.contains("--fresh"), "{text}");
+                assert!(text.contains("scenarios/recsys-online.toml"), "{text}");
+            }
+        }
+
+        #[test]
+        fn an_empty_program_says_the_backend_printed_nothing() {
+            let mut app = measured(80, 24);
+            with_long_tiled_program(&mut app, 0);
+            select(&mut app, TILED_F32_B1);
+            press(&mut app, KeyCode::Enter);
+            let text = now(&app);
+            assert!(text.contains("Compiled program: base tiled f32 "), "{text}");
+            assert!(text.contains("(the backend printed nothing)"), "{text}");
+        }
+
+        /// Esc closes the program first; with it closed, Esc cancels the
+        /// running job as ever (in any view the program is not shown in).
+        #[test]
+        fn esc_closes_the_program_before_it_cancels_a_job() {
+            let mut app = measured(80, 24);
+            app.view = View::Plan;
+            let replan = update(
+                &mut app,
+                Action::Nudge {
+                    knob: WhatIfKnob::Traffic,
+                    up: true,
+                },
+            );
+            assert!(replan.is_some() && app.busy());
+            app.view = View::Kernels;
+            press(&mut app, KeyCode::Enter);
+            assert!(app.program_shown());
+            assert!(status_hints(&app).contains(&("Enter/p/Esc", "close program")));
+            assert!(!status_hints(&app).contains(&("Esc", "cancel")));
+            press(&mut app, KeyCode::Esc);
+            assert!(app.program_pane.is_none());
+            assert!(app.busy(), "the job runs on");
+            assert!(now(&app).contains("Roofline"));
+            assert!(status_hints(&app).contains(&("Esc", "cancel")));
+            press(&mut app, KeyCode::Esc);
+            assert!(!app.busy(), "the second Esc cancels it");
+
+            // Open, then another view: Esc there is the job's, as before.
+            press(&mut app, KeyCode::Enter);
+            app.view = View::Plan;
+            update(
+                &mut app,
+                Action::Nudge {
+                    knob: WhatIfKnob::Traffic,
+                    up: true,
+                },
+            );
+            assert!(app.busy());
+            press(&mut app, KeyCode::Esc);
+            assert!(!app.busy());
+            assert!(app.program_pane.is_some(), "still open in the Kernels view");
+        }
+
+        /// The program's keys take nothing from the other views: `p` is the
+        /// price what-if in the Plan view, Enter runs on Scenarios.
+        #[test]
+        fn the_program_keys_are_the_kernels_views_only() {
+            let app = measured(80, 24);
+            let key =
+                |app: &App, code| action_for_key(app, KeyEvent::new(code, KeyModifiers::NONE));
+            assert!(matches!(
+                key(&app, KeyCode::Enter),
+                Some(Action::ToggleProgram)
+            ));
+            assert!(matches!(
+                key(&app, KeyCode::Char('p')),
+                Some(Action::ToggleProgram)
+            ));
+            // Closed, the pages mean nothing (the arrows move the cursor).
+            assert!(key(&app, KeyCode::PageDown).is_none());
+            let mut plan = measured(80, 24);
+            plan.view = View::Plan;
+            assert!(matches!(
+                key(&plan, KeyCode::Char('p')),
+                Some(Action::Nudge {
+                    knob: WhatIfKnob::Price,
+                    up: true
+                })
+            ));
+            plan.view = View::Scenarios;
+            assert!(matches!(key(&plan, KeyCode::Enter), Some(Action::Run)));
+            // The key line and the help name the key.
+            assert!(status_hints(&app).contains(&("Enter/p", "program")));
+            let help: Vec<&str> = crate::tui::keys::HELP
+                .iter()
+                .flat_map(|(_, bindings)| bindings.iter().map(|(_, what)| *what))
+                .collect();
+            assert!(help.contains(&"the selected build's compiled program"));
+            // Nothing measured: the key says so and opens nothing.
+            let mut empty = App::new(builtin_scenarios(), "unused".into());
+            empty.view = View::Kernels;
+            press(&mut empty, KeyCode::Enter);
+            assert!(empty.program_pane.is_none());
+            assert!(
+                matches!(&empty.message, Some(Message::Info(m)) if m.contains("no kernels measured"))
+            );
+        }
+
+        /// Any size, any scroll, any text: drawing never panics, and at a
+        /// size too small for the view it says so instead.
+        #[test]
+        fn small_terminals_and_odd_programs_never_panic() {
+            let odd = [
+                String::new(),
+                "x".repeat(300),
+                "\t%1 = matmul\t(%0)\r\n\n\n   ".to_string(),
+                "  ".repeat(200) + "deep",
+                "é中".repeat(100),
+            ];
+            for text in odd {
+                for (width, height) in [(40, 12), (60, 16), (61, 17), (80, 24), (1, 1), (200, 5)] {
+                    let mut app = measured(width, height);
+                    let m = app.measurements.as_mut().expect("measured");
+                    for p in &mut m.programs {
+                        p.text = text.clone();
+                    }
+                    select(&mut app, TILED_F32_B1);
+                    press(&mut app, KeyCode::Enter);
+                    for code in [
+                        KeyCode::PageDown,
+                        KeyCode::Down,
+                        KeyCode::PageUp,
+                        KeyCode::Up,
+                    ] {
+                        press(&mut app, code);
+                    }
+                    let text = screen(&app, width, height);
+                    if width >= MIN_WIDTH && height >= MIN_HEIGHT {
+                        assert!(text.contains("Compiled program"), "{text}");
+                    } else if width >= 40 && height >= 12 {
+                        assert!(text.contains("Enlarge the terminal"), "{text}");
+                    }
+                    // A scroll beyond the end (set by hand) is drawn at the end.
+                    app.program_pane = Some(ProgramPane { scroll: usize::MAX });
+                    screen(&app, width, height);
+                }
+            }
+        }
+
+        #[test]
+        fn long_program_lines_wrap_under_their_indent() {
+            let line = "  gemm 1x128x64: mc 64 nc 256 kc 256 mr 8 nr 32 threads 1";
+            let rows = program_line_rows(line, 30);
+            assert_eq!(
+                rows,
+                [
+                    "  gemm 1x128x64: mc 64 nc 256",
+                    "      kc 256 mr 8 nr 32",
+                    "      threads 1",
+                ]
+            );
+            assert!(rows.iter().all(|r| r.chars().count() <= 30));
+            // A comment's `#` starts the row its text is on.
+            let rows = program_line_rows("  %1 = conv2d(%0) +bias +relu  # block0.conv", 34);
+            assert_eq!(
+                rows,
+                ["  %1 = conv2d(%0) +bias +relu", "      # block0.conv"]
+            );
+            // A word longer than a row is cut over rows, nothing lost.
+            let rows = program_line_rows(&"y".repeat(25), 10);
+            assert_eq!(rows.concat().replace(' ', ""), "y".repeat(25));
+            assert!(rows.iter().all(|r| r.chars().count() <= 10), "{rows:?}");
+            assert_eq!(program_line_rows("", 10), [""]);
+        }
+
+        /// A title too long for a narrow pane gives up "Compiled" before
+        /// the build or its steps.
+        #[test]
+        fn a_narrow_pane_keeps_the_build_in_its_title() {
+            let mut app = measured(60, 16);
+            select(&mut app, 8);
+            press(&mut app, KeyCode::Enter);
+            let text = now(&app);
+            assert!(
+                text.contains(" Program: base autotuned f32 (5 graph ops -> 3 steps) "),
+                "{text}"
+            );
+        }
+
+        /// The pane as a person sees it, with the key line under it.
+        #[test]
+        fn snapshot_of_the_program_pane() {
+            for (width, height) in [(80, 24), (160, 48)] {
+                let mut app = measured(width, height);
+                select(&mut app, 8);
+                press(&mut app, KeyCode::Enter);
+                insta::assert_snapshot!(format!("program_pane_{width}x{height}"), now(&app));
+            }
+        }
     }
 }

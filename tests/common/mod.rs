@@ -163,6 +163,7 @@ pub fn report_under(
         reduced: Vec::new(),
         timed: 0,
         projections: Vec::new(),
+        programs: Vec::new(),
     };
     let options = PlanOptions {
         sensitivity: false,
