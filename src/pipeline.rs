@@ -1682,7 +1682,8 @@ mod tests {
     /// fallback's, each once; a build without a recorded program is left out.
     #[test]
     fn a_plan_shows_the_program_of_every_build_it_runs_once() {
-        use report::{ClassBuildFigures, CompiledProgram, DeviceClassFigures, Fallback};
+        use report::fixtures::device_class as class;
+        use report::{CompiledProgram, Fallback};
         let program = |variant: &str, backend, precision| CompiledProgram {
             model_variant: variant.to_string(),
             backend,
@@ -1700,24 +1701,16 @@ mod tests {
             .expect("a plan");
         plan.model_variant = "full".to_string();
         (plan.backend, plan.precision) = (BackendKind::Tiled, Precision::F32);
-        let class = |variant: &str, backend, precision| DeviceClassFigures {
-            target: "device".to_string(),
-            devices: 10,
-            traffic_share: 0.5,
-            latency_ms: Default::default(),
-            average_power_w: 0.1,
-            slo_latency_ms: None,
-            build: Some(ClassBuildFigures {
-                model_variant: variant.to_string(),
-                backend,
-                precision,
-            }),
-        };
         plan.device_classes = vec![
-            class("full", BackendKind::Tiled, Precision::F32),
-            class("distilled", BackendKind::Quantized, Precision::Int8),
+            class("phone", "full", BackendKind::Tiled, Precision::F32),
+            class(
+                "watch",
+                "distilled",
+                BackendKind::Quantized,
+                Precision::Int8,
+            ),
             // Timed before programs were kept.
-            class("distilled", BackendKind::Tiled, Precision::F32),
+            class("band", "distilled", BackendKind::Tiled, Precision::F32),
         ];
         plan.fallback = Some(Fallback {
             target: "cloud".to_string(),

@@ -135,6 +135,29 @@ fn kernel(
 
 /// A fraud-scoring scenario: online HTTP in the cloud wins; a batch plan,
 /// an edge plan and an over-budget plan are rejected with reasons.
+/// One device class of a fleet plan, ten devices serving half the
+/// requests, running `variant` `backend` `precision`.
+pub fn device_class(
+    target: &str,
+    variant: &str,
+    backend: BackendKind,
+    precision: Precision,
+) -> DeviceClassFigures {
+    DeviceClassFigures {
+        target: target.into(),
+        devices: 10,
+        traffic_share: 0.5,
+        latency_ms: Default::default(),
+        average_power_w: 0.1,
+        slo_latency_ms: None,
+        build: Some(ClassBuildFigures {
+            model_variant: variant.into(),
+            backend,
+            precision,
+        }),
+    }
+}
+
 pub fn sample_report() -> Report {
     use BackendKind::*;
     use Placement::*;

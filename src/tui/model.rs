@@ -339,23 +339,12 @@ impl PlanView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ClassBuildFigures, DeviceClassFigures};
+    use crate::report::fixtures::device_class;
+    use crate::report::DeviceClassFigures;
     use workbench_kernels::{BackendKind, Precision};
 
     fn class(target: &str, variant: &str, precision: Precision) -> DeviceClassFigures {
-        DeviceClassFigures {
-            target: target.into(),
-            devices: 10,
-            traffic_share: 0.5,
-            latency_ms: Default::default(),
-            average_power_w: 0.1,
-            slo_latency_ms: None,
-            build: Some(ClassBuildFigures {
-                model_variant: variant.into(),
-                backend: BackendKind::Autotuned,
-                precision,
-            }),
-        }
+        device_class(target, variant, BackendKind::Autotuned, precision)
     }
 
     /// A tiered plan's row names each class's backend and precision, once

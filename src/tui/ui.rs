@@ -481,38 +481,12 @@ fn program_line_rows(line: &str, width: usize) -> Vec<String> {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let lead = chars.iter().take_while(|c| **c == ' ').count();
-    let indent = (lead + 4).min(width / 2);
-    let mut rows = Vec::new();
-    let mut start = 0;
-    let mut prefix = 0;
-    loop {
-        let room = width - prefix;
-        let rest = &chars[start..];
-        if rest.len() <= room {
-            rows.push(" ".repeat(prefix) + &rest.iter().collect::<String>());
-            return rows;
-        }
-        // The last space within the row, past the line's indent; else a cut.
-        let floor = if prefix == 0 { lead } else { 0 };
-        let mut end = (floor + 1..=room)
-            .rev()
-            .find(|&i| rest[i] == ' ')
-            .unwrap_or(room);
-        // A comment's `#` goes with its text, not alone at the row's end.
-        if let Some(hash) = rest[..end].iter().rposition(|c| *c != ' ') {
-            if rest[hash] == '#' && hash > floor && rest[hash - 1] == ' ' {
-                end = hash;
-            }
-        }
-        let row: String = rest[..end].iter().collect();
-        rows.push(" ".repeat(prefix) + row.trim_end());
-        start += end;
-        start += chars[start..].iter().take_while(|c| **c == ' ').count();
-        prefix = indent;
-        if start >= chars.len() {
-            return rows;
-        }
-    }
+    let wrap = LineWrap {
+        first_floor: lead,
+        indent: (lead + 4).min(width / 2),
+        comment_with_text: true,
+    };
+    wrap_rows(&chars, width, wrap)
 }
 
 /// The rows the compiled program shows at once (0 when it is not drawn),
@@ -2107,28 +2081,56 @@ fn hanging_wrap(line: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let chars: Vec<char> = line.trim_end().chars().collect();
     let indent = value_column(line, width / 2);
+    // The first row never breaks before its value column (a label alone on a row).
+    let wrap = LineWrap {
+        first_floor: indent,
+        indent,
+        comment_with_text: false,
+    };
+    wrap_rows(&chars, width, wrap)
+}
+
+/// How [`wrap_rows`] breaks a line.
+struct LineWrap {
+    /// The first row breaks only after this column.
+    first_floor: usize,
+    /// Rows after the first start this far in.
+    indent: usize,
+    /// A `#` that starts a comment goes to the next row with its text, not
+    /// alone at the end of a row.
+    comment_with_text: bool,
+}
+
+/// `chars` broken at spaces into rows of at most `width` (at least 1)
+/// characters: at the last space within the row, else cut there.
+fn wrap_rows(chars: &[char], width: usize, wrap: LineWrap) -> Vec<String> {
     let mut rows = Vec::new();
     let mut start = 0;
     let mut prefix = 0;
     loop {
-        let room = width - prefix;
+        let room = width.saturating_sub(prefix).max(1);
         let rest = &chars[start..];
         if rest.len() <= room {
             rows.push(" ".repeat(prefix) + &rest.iter().collect::<String>());
             return rows;
         }
-        // The last space within the row, else a cut; the first row never
-        // breaks before its value column (a label alone on a row).
-        let floor = if prefix == 0 { indent } else { 0 };
-        let row_end = (floor + 1..=room)
+        let floor = if prefix == 0 { wrap.first_floor } else { 0 };
+        let mut end = (floor + 1..=room)
             .rev()
             .find(|&i| rest[i] == ' ')
             .unwrap_or(room);
-        let row: String = rest[..row_end].iter().collect();
+        if wrap.comment_with_text {
+            if let Some(hash) = rest[..end].iter().rposition(|c| *c != ' ') {
+                if rest[hash] == '#' && hash > floor && rest[hash - 1] == ' ' {
+                    end = hash;
+                }
+            }
+        }
+        let row: String = rest[..end].iter().collect();
         rows.push(" ".repeat(prefix) + row.trim_end());
-        start += row_end;
+        start += end;
         start += chars[start..].iter().take_while(|c| **c == ' ').count();
-        prefix = indent;
+        prefix = wrap.indent;
         if start >= chars.len() {
             return rows;
         }
