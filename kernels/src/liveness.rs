@@ -19,8 +19,7 @@ pub(crate) enum Placement {
         last: usize,
         size: usize,
     },
-    /// A slot of its own: constants, the caller's input, buffers whose
-    /// never-written padding must stay zero.
+    /// A slot of its own: constants, the caller's input, buffers no step writes.
     Own,
 }
 
@@ -38,6 +37,13 @@ impl SlotPlan {
             slot_of: (0..buffers).collect(),
             slots: buffers,
         }
+    }
+
+    /// Whether buffer `id` shares its slot with another buffer (whose values
+    /// it then finds there when its step begins).
+    pub fn shares_slot(&self, id: usize) -> bool {
+        let slot = self.slot_of.get(id);
+        self.slot_of.iter().filter(|&s| Some(s) == slot).count() > 1
     }
 
     /// Each slot's length into `lens` (one per slot; no allocation, so runs
@@ -241,6 +247,8 @@ mod tests {
         assert_eq!(plan.slot_of[1], plan.slot_of[3]);
         let own = [plan.slot_of[0], plan.slot_of[2]];
         assert!(own.iter().all(|s| *s != plan.slot_of[1]) && own[0] != own[1]);
+        let sharing: Vec<bool> = (0..4).map(|b| plan.shares_slot(b)).collect();
+        assert_eq!(sharing, [false, true, false, true]);
     }
 
     #[test]

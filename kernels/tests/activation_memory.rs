@@ -126,6 +126,31 @@ fn attention_holds_its_scores_once_not_beside_their_softmax() {
 }
 
 #[test]
+fn a_padded_depthwise_input_shares_its_slot_and_is_padded_anew() {
+    // The tiled stem writes straight into the first depthwise conv's
+    // zero-padded input (64 x 27 x 7 for the keyword-spotting DS-CNN). That
+    // image shares its slot with later feature maps, so it costs no more
+    // than its padding over the fused backend's plain maps; its writer zeroes
+    // the padding each run, so a run after another input gives the same bits.
+    let graph = models::ds_cnn_small(1).unwrap();
+    let padded_image = 64 * 27 * 7 * 4;
+    for batch in [1, 4] {
+        let fused = held(&graph, (BackendKind::Fused, Precision::F32), batch);
+        let tiled = held(&graph, (BackendKind::Tiled, Precision::F32), batch);
+        assert!(
+            tiled < fused + padded_image,
+            "batch {batch}: tiled holds {tiled} bytes, fused {fused}"
+        );
+        let mut exe = compile(&graph, BackendKind::Tiled, &CompileOptions::default()).unwrap();
+        let x = models::reference_input(&graph, batch);
+        let first = exe.run(&x, batch).unwrap().to_vec();
+        let other: Vec<f32> = x.iter().map(|v| 1.0 - 3.0 * v).collect();
+        exe.run(&other, batch).unwrap();
+        assert_eq!(exe.run(&x, batch).unwrap(), &first[..], "batch {batch}");
+    }
+}
+
+#[test]
 fn deeper_models_take_no_more_activation_memory() {
     // Each layer's buffers are free once the next layer has read them.
     for (variant, _) in COMPILED {
